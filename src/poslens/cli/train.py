@@ -1,0 +1,48 @@
+"""`poslens train`: train a GPT-2-architecture model on text files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..train import TrainConfig, train
+
+D = TrainConfig()
+
+
+@click.command("train")
+@click.option("--corpus", "-c", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="Plain-text file(s) to train on (repeat the option).")
+@click.option("--out", "-o", default=D.out, show_default=True, help="Run directory (state, logs, exported model/).")
+@click.option("--tokenizer", type=click.Choice(["bpe", "gpt2"]), default=D.tokenizer, show_default=True,
+              help="bpe: byte-level BPE trained on the corpus; gpt2: GPT-2's own 50,257 tokens.")
+@click.option("--vocab-size", default=D.vocab_size, show_default=True, help="Vocabulary of the trained BPE.")
+@click.option("--n-layers", default=D.n_layers, show_default=True)
+@click.option("--n-heads", default=D.n_heads, show_default=True)
+@click.option("--d-model", default=D.d_model, show_default=True)
+@click.option("--n-ctx", default=D.n_ctx, show_default=True)
+@click.option("--batch-size", default=D.batch_size, show_default=True)
+@click.option("--lr", default=D.lr, show_default=True, help="Peak learning rate (AdamW, cosine decay).")
+@click.option("--min-lr", default=D.min_lr, show_default=True)
+@click.option("--warmup-steps", default=D.warmup_steps, show_default=True)
+@click.option("--max-steps", default=D.max_steps, show_default=True)
+@click.option("--wpe-init-scale", default=D.wpe_init_scale, show_default=True,
+              help="W_pos init std as a multiple of GPT-2's 0.02.")
+@click.option("--repeat-frac", default=D.repeat_frac, show_default=True,
+              help="Share of sequences in which a span of natural text occurs twice.")
+@click.option("--val-frac", default=D.val_frac, show_default=True, help="Held-out share of each file (its end).")
+@click.option("--eval-every", default=D.eval_every, show_default=True)
+@click.option("--ckpt-every", default=D.ckpt_every, show_default=True)
+@click.option("--seed", default=D.seed, show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default=D.dtype, show_default=True,
+              help="Autocast dtype (float32 is faster on CPUs without bf16 attention kernels).")
+@click.option("--device", default=D.device, show_default=True)
+def train_cmd(corpus, out, **opts):
+    """Train a GPT-2 (learned positions, pre-LN, gelu_new, tied unembedding); resumes from OUT if interrupted.
+
+    Example: poslens train -c kjv.txt -c shakespeare.txt --out runs/mine --max-steps 2000
+    """
+    cfg = TrainConfig(corpus=[str(c) for c in corpus], out=str(out), **opts)
+    model_dir = train(cfg)
+    click.echo(f"model written to {model_dir}")

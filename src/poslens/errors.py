@@ -1,0 +1,66 @@
+"""User-facing errors.
+
+Every error a user can cause is a :class:`PoslensError`; its message says what was wrong
+and what to do. The CLI prints it on one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class PoslensError(Exception):
+    """Base class for errors caused by user input or the environment."""
+
+    exit_code = 2
+
+
+class UnknownModelError(PoslensError):
+    pass
+
+
+class UnsupportedArchitectureError(PoslensError):
+    pass
+
+
+class MissingTensorError(PoslensError):
+    """A tensor an analysis needs is not in the checkpoint."""
+
+    def __init__(self, tensor: str, needed_for: str | None, source: str):
+        self.tensor = tensor
+        self.needed_for = needed_for
+        self.source = source
+        why = f" (needed for {needed_for})" if needed_for else ""
+        super().__init__(
+            f"tensor '{tensor}' is not in checkpoint {source}{why}; "
+            "use a complete checkpoint or skip the analysis that needs it"
+        )
+
+
+class CorruptCheckpointError(PoslensError):
+    pass
+
+
+class OfflineError(PoslensError):
+    pass
+
+
+class InvalidInputError(PoslensError):
+    """Bad tokens, lengths, layer or head indices, options."""
+
+
+class UnknownHookError(InvalidInputError):
+    pass
+
+
+class CorpusError(InvalidInputError):
+    pass
+
+
+def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:
+    """A ' (did you mean ...?)' suffix naming the closest choices, or ''."""
+    close = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)
+    if not close:
+        return ""
+    return " (did you mean " + ", ".join(repr(c) for c in close) + "?)"

@@ -1,0 +1,210 @@
+"""Lazy access to a GPT-2 checkpoint: the config and only the tensors asked for.
+
+Tensors are read one at a time: from ``model.safetensors`` through a memory map, from a
+sharded safetensors index, or from ``pytorch_model.bin`` via ``torch.load(mmap=True)``.
+Names are normalised to the hub's bare style (``wpe.weight``, ``h.0.attn.c_attn.weight``),
+so both ``wpe.weight`` and ``transformer.wpe.weight`` checkpoints read the same way.
+
+>>> ckpt = Checkpoint.from_dir("../shared/data/gpt2-small-partial")   # doctest: +SKIP
+>>> ckpt.get("wpe.weight").shape                                      # doctest: +SKIP
+torch.Size([1024, 768])
+>>> ckpt.reads                                                        # doctest: +SKIP
+['wpe.weight']
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import CorruptCheckpointError, MissingTensorError
+from .config import ModelConfig
+
+PREFIX = "transformer."
+# Buffers some checkpoints carry that are not parameters of the model.
+_IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+def normalise_name(name: str) -> str:
+    return name[len(PREFIX):] if name.startswith(PREFIX) else name
+
+
+def _is_parameter(name: str) -> bool:
+    return not name.endswith(_IGNORED_SUFFIXES) and name != "lm_head.weight"
+
+
+class _SafetensorsFile:
+    """One safetensors file, opened lazily; maps normalised names to stored names."""
+
+    def __init__(self, path: Path):
+        from safetensors import safe_open
+
+        self.path = path
+        try:
+            self._handle = safe_open(str(path), framework="pt")
+            stored = list(self._handle.keys())
+        except Exception as exc:  # safetensors raises its own error types for bad headers
+            raise CorruptCheckpointError(
+                f"{path} is not a readable safetensors file ({exc}); re-download or re-save the checkpoint"
+            ) from exc
+        self.names = {normalise_name(n): n for n in stored if _is_parameter(normalise_name(n))}
+
+    def get(self, name: str) -> torch.Tensor:
+        try:
+            return self._handle.get_tensor(self.names[name])
+        except Exception as exc:
+            raise CorruptCheckpointError(
+                f"tensor '{name}' in {self.path} cannot be read ({exc}); the file may be truncated"
+            ) from exc
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self._handle.get_slice(self.names[name]).get_shape())
+
+
+class _TorchBinFile:
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            sd = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:
+            # Legacy (non-zip) pickles cannot be memory-mapped.
+            try:
+                sd = torch.load(str(path), map_location="cpu", weights_only=True)
+            except Exception as exc:
+                raise CorruptCheckpointError(f"{path} cannot be read as a PyTorch state dict ({exc})") from exc
+        except Exception as exc:
+            raise CorruptCheckpointError(f"{path} cannot be read as a PyTorch state dict ({exc})") from exc
+        self._sd = {normalise_name(k): v for k, v in sd.items() if _is_parameter(normalise_name(k))}
+        self.names = {k: k for k in self._sd}
+
+    def get(self, name: str) -> torch.Tensor:
+        return self._sd[name]
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self._sd[name].shape)
+
+
+@dataclass
+class Checkpoint:
+    """A GPT-2 checkpoint on disk, read lazily.
+
+    ``reads`` lists every tensor read so far, in order, so callers (and tests) can check
+    that an analysis touched only what it needed.
+    """
+
+    path: Path
+    config: ModelConfig
+    label: str
+    revision: str | None = None
+    _files: list = field(default_factory=list, repr=False)
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
+    reads: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dir(cls, path: str | Path, label: str | None = None, revision: str | None = None) -> Checkpoint:
+        from ..errors import UnknownModelError
+
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise UnknownModelError(f"{path} has no config.json; point --model at a GPT-2 checkpoint directory")
+        config = ModelConfig.from_file(path / "config.json")
+        ckpt = cls(path=path, config=config, label=label or str(path), revision=revision)
+        ckpt._open_weights()
+        return ckpt
+
+    def _open_weights(self) -> None:
+        p = self.path
+        if (p / "model.safetensors").is_file():
+            self._files = [_SafetensorsFile(p / "model.safetensors")]
+        elif (p / "model.safetensors.index.json").is_file():
+            try:
+                index = json.loads((p / "model.safetensors.index.json").read_text())["weight_map"]
+            except (json.JSONDecodeError, KeyError) as exc:
+                raise CorruptCheckpointError(f"{p / 'model.safetensors.index.json'} is malformed ({exc})") from exc
+            self._files = [_SafetensorsFile(p / f) for f in sorted(set(index.values()))]
+        elif (p / "pytorch_model.bin").is_file():
+            self._files = [_TorchBinFile(p / "pytorch_model.bin")]
+        else:
+            raise CorruptCheckpointError(
+                f"{p} has config.json but no weights ({', '.join(WEIGHT_FILES)}); copy the weights beside it"
+            )
+        for i, f in enumerate(self._files):
+            for n in f.names:
+                self._index.setdefault(n, i)
+
+    # ---- queries --------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        """Normalised names of every tensor stored."""
+        return sorted(self._index)
+
+    def has(self, name: str) -> bool:
+        return name in self._index
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        if name not in self._index:
+            raise MissingTensorError(name, None, self.label)
+        return self._files[self._index[name]].shape(name)
+
+    def get(self, name: str, needed_for: str | None = None) -> torch.Tensor:
+        """Read one tensor (float32 on the CPU). Raises MissingTensorError naming what needed it."""
+        if name not in self._index:
+            raise MissingTensorError(name, needed_for, self.label)
+        t = self._files[self._index[name]].get(name)
+        self.reads.append(name)
+        return t.to(torch.float32) if t.is_floating_point() else t
+
+    def missing(self) -> list[str]:
+        """Names a complete GPT-2 checkpoint of this shape has that this one lacks."""
+        return [n for n in expected_names(self.config) if n not in self._index]
+
+    def tokenizer_files(self) -> dict[str, Path]:
+        out = {}
+        for name in ("tokenizer.json", "vocab.json", "merges.txt"):
+            if (self.path / name).is_file():
+                out[name] = self.path / name
+        return out
+
+
+def expected_names(cfg: ModelConfig) -> list[str]:
+    names = ["wte.weight", "wpe.weight"]
+    for l in range(cfg.n_layers):
+        for part in ("ln_1", "ln_2"):
+            names += [f"h.{l}.{part}.weight", f"h.{l}.{part}.bias"]
+        for part in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
+            names += [f"h.{l}.{part}.weight", f"h.{l}.{part}.bias"]
+    names += ["ln_f.weight", "ln_f.bias"]
+    return names
+
+
+class StateDictCheckpoint(Checkpoint):
+    """A checkpoint backed by an in-memory state dict (e.g. from a loaded HF model)."""
+
+    @classmethod
+    def from_state_dict(
+        cls, state_dict: dict[str, torch.Tensor], config: ModelConfig, label: str = "<state dict>"
+    ) -> StateDictCheckpoint:
+        ckpt = cls(path=Path("."), config=config, label=label)
+        sd = {normalise_name(k): v.detach() for k, v in state_dict.items() if _is_parameter(normalise_name(k))}
+        ckpt._sd = sd
+        ckpt._index = {k: 0 for k in sd}
+        return ckpt
+
+    def get(self, name: str, needed_for: str | None = None) -> torch.Tensor:
+        if name not in self._index:
+            raise MissingTensorError(name, needed_for, self.label)
+        self.reads.append(name)
+        t = self._sd[name]
+        return t.to("cpu", torch.float32) if t.is_floating_point() else t
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        if name not in self._index:
+            raise MissingTensorError(name, None, self.label)
+        return tuple(self._sd[name].shape)
+
+
+ReadHook = Callable[[str], None]

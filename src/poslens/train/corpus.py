@@ -1,0 +1,116 @@
+"""Corpus reading, tokenizer training and the train/validation split."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CorpusError
+from ..models.tokenizer import BOS, Tokenizer
+
+
+def read_texts(paths: list[str]) -> list[str]:
+    if not paths:
+        raise CorpusError("no corpus files given; pass --corpus FILE (any plain-text file)")
+    texts = []
+    for p in paths:
+        path = Path(p)
+        if not path.is_file():
+            raise CorpusError(f"corpus file {p} does not exist")
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if not text.strip():
+            raise CorpusError(f"corpus file {p} is empty")
+        texts.append(text)
+    return texts
+
+
+def train_bpe(texts: list[str], vocab_size: int) -> Tokenizer:
+    """A byte-level BPE (GPT-2's scheme) trained on ``texts``, with <|endoftext|> as token 0."""
+    from tokenizers import Tokenizer as TK
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    if vocab_size < 300:
+        raise CorpusError(f"vocab_size {vocab_size} is too small for a byte-level BPE (needs > 257)")
+    tk = TK(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=[BOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tk.train_from_iterator(texts, trainer=trainer)
+    return Tokenizer(tk, source=f"byte-level BPE {vocab_size} trained on the corpus")
+
+
+def tokenize_split(texts: list[str], tok: Tokenizer, val_frac: float) -> tuple[np.ndarray, np.ndarray]:
+    """Tokenise each file; its last ``val_frac`` (by characters, cut at a line) is held out.
+
+    Files are joined by <|endoftext|>, as GPT-2's training documents were.
+    """
+    sep = [tok.bos_token_id] if tok.bos_token_id is not None else []
+    train_ids: list[int] = []
+    val_ids: list[int] = []
+    for text in texts:
+        cut = text.rfind("\n", 0, int(len(text) * (1 - val_frac)))
+        cut = cut if cut > 0 else int(len(text) * (1 - val_frac))
+        for part, dest in ((text[:cut], train_ids), (text[cut:], val_ids)):
+            lines = part.splitlines(keepends=True)
+            chunk = 2000
+            for i in range(0, len(lines), chunk):
+                for ids in tok._tk.encode_batch(["".join(lines[i:i + chunk])], add_special_tokens=False):
+                    dest.extend(ids.ids)
+            dest.extend(sep)
+    dt = np.uint16 if tok.vocab_size < 65536 else np.int32
+    return np.asarray(train_ids, dtype=dt), np.asarray(val_ids, dtype=dt)
+
+
+def unigram_entropy(ids: np.ndarray) -> float:
+    """Entropy (nats/token) of the token distribution of ``ids``: the loss of a model that ignores context."""
+    counts = np.asarray(list(Counter(ids.tolist()).values()), dtype=np.float64)
+    p = counts / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def unigram_cross_entropy(train: np.ndarray, val: np.ndarray, vocab: int) -> float:
+    """Cross-entropy (nats/token) on ``val`` of train's add-one-smoothed unigram distribution."""
+    counts = np.bincount(train.astype(np.int64), minlength=vocab).astype(np.float64) + 1.0
+    logp = np.log(counts / counts.sum())
+    return float(-logp[val.astype(np.int64)].mean())
+
+
+def check_size(train: np.ndarray, val: np.ndarray, n_ctx: int) -> None:
+    if len(train) <= n_ctx + 1:
+        raise CorpusError(
+            f"the corpus has {len(train)} training tokens, fewer than one context window ({n_ctx + 1}); "
+            "give more text or a smaller --n-ctx"
+        )
+    if len(val) <= n_ctx + 1:
+        raise CorpusError(
+            f"the held-out part has {len(val)} tokens, fewer than one context window ({n_ctx + 1}); "
+            "give more text or raise --val-frac"
+        )
+
+
+def batch(ids: np.ndarray, rng: np.random.Generator, batch_size: int, n_ctx: int, repeat_frac: float = 0.0):
+    """Random windows of n_ctx + 1 tokens; a ``repeat_frac`` share repeat a span of themselves.
+
+    A repeated sequence copies tokens [a, a+L) of its own window to [a+L+g, a+2L+g), so
+    the model sees natural text occur twice at a varying distance, the situation
+    duplicate-token and induction heads serve.
+    """
+    starts = rng.integers(0, len(ids) - n_ctx - 1, size=batch_size)
+    x = np.stack([ids[s:s + n_ctx + 1] for s in starts]).astype(np.int64)
+    n_rep = int(round(repeat_frac * batch_size))
+    for r in range(n_rep):
+        L = int(rng.integers(8, n_ctx // 3))
+        gap = int(rng.integers(0, n_ctx + 1 - 2 * L))
+        a = int(rng.integers(0, n_ctx + 1 - 2 * L - gap + 1))
+        x[r, a + L + gap:a + 2 * L + gap] = x[r, a:a + L]
+    return x
+
+
+def nats_to_bits(x: float) -> float:
+    return x / math.log(2)

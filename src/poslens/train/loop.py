@@ -1,0 +1,198 @@
+"""The training loop: deterministic batches, resumable checkpoints, held-out loss.
+
+Batches are a pure function of (seed, step), so a resumed run sees exactly the batches an
+uninterrupted one would have. The whole state (model, optimiser, step, log) is written
+atomically every ``ckpt_every`` steps to ``OUT/train_state.pt``; the exported model
+(config.json, model.safetensors, tokenizer.json, training_log.json) goes to ``OUT/model``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InvalidInputError
+from ..io import atomic_write_text, atomic_torch_save
+from ..models.config import ModelConfig
+from ..models.tokenizer import Tokenizer
+from . import corpus as C
+from .config import TrainConfig
+from .model import TrainableGPT2
+
+STATE = "train_state.pt"
+
+
+def _lr(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def _prepare_data(cfg: TrainConfig, out: Path):
+    texts = C.read_texts(cfg.corpus)
+    tok_path = out / "tokenizer.json"
+    if tok_path.is_file():
+        tok = Tokenizer.from_file(tok_path)
+    elif cfg.tokenizer == "gpt2":
+        tok = Tokenizer.gpt2()
+    elif cfg.tokenizer == "bpe":
+        tok = C.train_bpe(texts, cfg.vocab_size)
+    else:
+        raise InvalidInputError(f"unknown tokenizer '{cfg.tokenizer}'; use 'bpe' or 'gpt2'")
+    train_ids, val_ids = C.tokenize_split(texts, tok, cfg.val_frac)
+    C.check_size(train_ids, val_ids, cfg.n_ctx)
+    return tok, train_ids, val_ids
+
+
+def model_config(cfg: TrainConfig, tok: Tokenizer) -> ModelConfig:
+    if cfg.n_ctx < 2:
+        raise InvalidInputError("n_ctx must be at least 2")
+    if cfg.n_ctx > 65536:
+        raise InvalidInputError(f"n_ctx={cfg.n_ctx} is larger than poslens's trainer supports (65536)")
+    return ModelConfig(
+        n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_model=cfg.d_model, n_ctx=cfg.n_ctx,
+        d_vocab=tok.vocab_size, bos_token_id=tok.bos_token_id,
+    )
+
+
+@torch.no_grad()
+def evaluate(model: TrainableGPT2, ids: np.ndarray, cfg: TrainConfig, device) -> float:
+    rng = np.random.default_rng(12345)  # the same held-out windows at every evaluation
+    losses = []
+    model.eval()
+    for _ in range(cfg.eval_batches):
+        b = torch.from_numpy(C.batch(ids, rng, cfg.batch_size, cfg.n_ctx)).to(device)
+        with _autocast(cfg):
+            losses.append(float(model.loss(b)))
+    model.train()
+    return float(np.mean(losses))
+
+
+def _autocast(cfg: TrainConfig):
+    dev = "cuda" if cfg.device.startswith("cuda") else "cpu"
+    if cfg.dtype == "float32":
+        return torch.autocast(dev, enabled=False)
+    return torch.autocast(dev, dtype=getattr(torch, cfg.dtype))
+
+
+def export(model: TrainableGPT2, tok: Tokenizer, dest: Path, log: dict) -> None:
+    """Write a checkpoint directory that poslens and transformers.GPT2LMHeadModel load."""
+    from safetensors.torch import save_file
+
+    dest.mkdir(parents=True, exist_ok=True)
+    tmp = dest / "model.safetensors.tmp"
+    sd = model.hf_state_dict()
+    save_file({k: v.cpu() for k, v in sd.items()}, str(tmp), metadata={"format": "pt"})
+    tmp.replace(dest / "model.safetensors")
+    atomic_write_text(dest / "config.json", json.dumps(model.cfg.to_hf_dict(), indent=2))
+    tok.save(dest)
+    atomic_write_text(dest / "training_log.json", json.dumps(log, indent=2))
+
+
+def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None) -> Path:
+    """Train (or resume) and export; returns the exported model directory.
+
+    ``stop_after`` ends the run early after that many steps in this call (for tests of
+    resuming), checkpointing first.
+    """
+    out = Path(cfg.out)
+    state_path = out / STATE
+    state = None
+    if state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        old = TrainConfig.from_dict(state["config"])
+        diff = [k for k in TrainConfig.SHAPE_KEYS if getattr(old, k) != getattr(cfg, k)]
+        if diff:
+            raise InvalidInputError(
+                f"{state_path} holds a run with different {', '.join(diff)} "
+                f"({', '.join(f'{k}={getattr(old, k)}' for k in diff)}); use another --out or the same shape"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    tok, train_ids, val_ids = _prepare_data(cfg, out)
+    if not (out / "tokenizer.json").is_file():
+        tok.save(out)
+    mcfg = model_config(cfg, tok)
+    device = torch.device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = TrainableGPT2(mcfg, cfg.wpe_init_scale)
+    model.init_weights(torch.Generator().manual_seed(cfg.seed))
+    model.to(device)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(0.9, 0.95),
+    )
+    log = {
+        "config": cfg.to_dict(), "model": mcfg.to_dict(), "tokenizer": tok.source,
+        "train_tokens": int(len(train_ids)), "val_tokens": int(len(val_ids)),
+        "unigram_entropy_val": C.unigram_entropy(val_ids),
+        "unigram_cross_entropy_val": C.unigram_cross_entropy(train_ids, val_ids, tok.vocab_size),
+        "history": [], "step": 0, "tokens_seen": 0, "wall_seconds": 0.0,
+    }
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        log = state["log"]
+        log["config"] = cfg.to_dict()
+    step = log["step"]
+    tokens_per_step = cfg.batch_size * cfg.n_ctx
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
+    t_last, steps_run = time.time(), 0
+
+    def checkpoint():
+        nonlocal t_last
+        now = time.time()
+        log["wall_seconds"] += now - t_last
+        t_last = now
+        atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "config": cfg.to_dict(),
+                           "log": log}, state_path)
+
+    while step < cfg.max_steps:
+        rng = np.random.default_rng([cfg.seed, step])
+        b = torch.from_numpy(C.batch(train_ids, rng, cfg.batch_size, cfg.n_ctx, cfg.repeat_frac)).to(device)
+        for g in opt.param_groups:
+            g["lr"] = _lr(cfg, step)
+        t0 = time.time()
+        with _autocast(cfg):
+            loss = model.loss(b)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        step += 1
+        steps_run += 1
+        log["step"] = step
+        log["tokens_seen"] += tokens_per_step
+        entry = {"step": step, "loss": float(loss)}
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            entry["val_loss"] = evaluate(model, val_ids, cfg, device)
+        log["history"].append(entry)
+        if bar is not None:
+            bar.update(1)
+            post = {"loss": f"{float(loss):.3f}", "tok/s": f"{tokens_per_step / max(time.time() - t0, 1e-9):.0f}"}
+            if "val_loss" in entry:
+                post["val"] = f"{entry['val_loss']:.3f}"
+            bar.set_postfix(post)
+        if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
+            checkpoint()
+            export(model, tok, out / "model", log)
+        if stop_after is not None and steps_run >= stop_after:
+            checkpoint()
+            break
+    if bar is not None:
+        bar.close()
+    if step >= cfg.max_steps:
+        checkpoint()
+        export(model, tok, out / "model", log)
+    return out / "model"
