@@ -1,0 +1,64 @@
+"""`poslens report`: every analysis of a model in one self-contained HTML page."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .common import DEFAULT_MODEL, device_option, dtype_option, model_option, out_option
+
+
+@click.command("report")
+@model_option(multiple=True)
+@out_option
+@device_option
+@dtype_option
+@click.option("--only", multiple=True, metavar="STAGES", help="Run only these stages (comma list or repeated).")
+@click.option("--skip", multiple=True, metavar="STAGES", help="Leave these stages out (comma list or repeated).")
+@click.option("--quick", "size", flag_value="quick", help="Small sizes for a first look (fastest).")
+@click.option("--full", "size", flag_value="full", help="The seeds' full sizes (slowest).")
+@click.option("--set", "sets", multiple=True, metavar="STAGE.OPTION=VALUE",
+              help="Override one stage option, e.g. --set helix.n_components=5 (value parsed as JSON).")
+@click.option("--list", "list_stages", is_flag=True, help="List the stages and what each needs, then exit.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first failing stage instead of reporting it in the page.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def report_cmd(model, out, device, dtype, only, skip, size, sets, list_stages, fail_fast, no_progress):
+    """Run every analysis the model supports and write one self-contained HTML page.
+
+    \b
+    poslens report                                  # the embedded tiny model
+    poslens report --model gpt2 --out gpt2-report   # GPT-2 small
+    poslens report -m tiny -m gpt2                  # several models: index.html + one page each
+    poslens report --quick --only helix,spectra     # a first look at two analyses
+
+    Finished sections are cached in OUT/cache: run the same command again to resume an
+    interrupted report; a changed option recomputes only the sections it affects.
+    """
+    from ..report import build_report, default_stages
+
+    if list_stages:
+        for st in default_stages():
+            click.echo(f"{st.name:<16} {st.title}  (needs: {', '.join(st.needs) or 'nothing'})")
+        return
+    models = list(model) or [DEFAULT_MODEL]
+    out = Path(out) if out is not None else Path("poslens-out") / "report"
+    page, reports = build_report(
+        models, out, only=only, skip=skip, size=size or "default", sets=sets, device=device, dtype=dtype,
+        progress=not no_progress, fail_fast=fail_fast,
+    )
+    failed = 0
+    for r in reports:
+        counts = {}
+        for o in r.outcomes:
+            counts[o.status] = counts.get(o.status, 0) + 1
+        click.echo(f"{r.model}: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f" in {r.seconds:.1f} s")
+        for o in r.outcomes:
+            if o.status in ("skipped", "failed"):
+                click.echo(f"  {o.status} {o.name}: {o.reason}")
+        failed += len(r.failed)
+    click.echo(f"wrote {page}")
+    if failed:
+        click.echo(f"poslens: {failed} stage(s) failed; their errors are in the page", err=True)
+        sys.exit(1)

@@ -1,0 +1,534 @@
+"""Run every analysis a checkpoint supports, once, in cached and resumable stages.
+
+A report is a list of :class:`Stage` s. Each stage names what it needs from the checkpoint
+(``needs``: tensors or capabilities such as ``"W_E"`` or ``"mlp"``), the options that key its
+cache, the forward passes it wants (:class:`Harvest`), and a ``run(ctx, options) -> Result``.
+:func:`run_model` opens the model once into a :class:`Context` (one lazy ``Weights``, one
+``Runner``, one tokenizer), skips the stages the checkpoint cannot support and says why,
+runs the forward passes the remaining stages share once per input set (the union of their
+hooks), and stores each finished stage in ``OUT/cache/<stage>-<key>.json`` (written
+atomically, checksummed), so an interrupted report resumes where it stopped and a changed
+option recomputes only the stages whose key it changes.
+
+>>> from poslens.report import run_model, default_stages        # doctest: +SKIP
+>>> rep = run_model("tiny", "poslens-out/report", default_stages(), size="quick")  # doctest: +SKIP
+>>> [(o.name, o.status) for o in rep.outcomes]                  # doctest: +SKIP
+[('helix', 'done'), ...]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError, PoslensError, suggest
+from ..io import atomic_write_text
+from ..results import Result, to_jsonable
+
+CACHE_FORMAT = "poslens-report-cache"
+CACHE_VERSION = 1
+SIZES = ("quick", "default", "full")
+
+
+# ---- stages ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Harvest:
+    """One forward pass a stage wants: an input set (named by ``dataset``) and hooks.
+
+    Stages naming the same ``dataset`` share one pass whose hooks are the union of theirs;
+    ``make_input(ctx)`` returns the keyword arguments of :meth:`Runner.run` (``tokens=`` or
+    ``embed=``, optionally ``batch_size=``), so it must be the same for every stage that
+    names the dataset (put the sizes in the name: ``"repeats:n=64:len=50"``).
+    """
+
+    dataset: str
+    make_input: Callable[[Context], dict]
+    hooks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One analysis in the report.
+
+    ``run(ctx, options)`` returns a :class:`~poslens.results.Result`; ``options(ctx)`` the
+    options it runs with for ``ctx.size`` (they key the cache and are shown on the page);
+    ``needs`` capabilities (see :data:`CAPABILITIES`) or TransformerLens tensor names;
+    ``supports(ctx)`` an extra reason to skip (or None); ``harvests(ctx, options)`` the
+    forward passes it reads through ``ctx.activations(dataset)``; ``code`` the modules
+    whose source is part of the cache key (an analysis that changes is recomputed).
+    """
+
+    name: str
+    title: str
+    run: Callable[[Context, dict], Result]
+    needs: tuple[str, ...] = ()
+    options: Callable[[Context], dict] | None = None
+    harvests: Callable[[Context, dict], list[Harvest]] | None = None
+    figures: Callable[[Result, Path], list[Path]] | None = None
+    summarize: Callable[[Result], list[str]] | None = None
+    supports: Callable[[Context], str | None] | None = None
+    code: tuple[str, ...] = ()
+    about: str = ""
+    seed: str = ""
+
+    def options_for(self, ctx: Context, overrides: dict | None = None) -> dict:
+        opts = dict(self.options(ctx) if self.options else {})
+        for k, v in (overrides or {}).items():
+            if k not in opts:
+                raise InvalidInputError(
+                    f"stage '{self.name}' has no option '{k}'{suggest(k, opts)}; "
+                    f"its options are: {', '.join(sorted(opts)) or 'none'}"
+                )
+            opts[k] = v
+        return opts
+
+
+# Capability -> (what it is called on the page, TL tensor names that must all be present).
+def _cap_tensors(cap: str, n_layers: int) -> tuple[str, list[str]]:
+    L = range(n_layers)
+    attn = ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O")
+    table = {
+        "W_pos": ("the positional embedding W_pos (wpe.weight)", ["pos_embed.W_pos"]),
+        "W_E": ("the token embedding W_E (wte.weight)", ["embed.W_E"]),
+        "W_U": ("the unembedding W_U (wte.weight, tied) and ln_f",
+                ["unembed.W_U", "ln_final.w", "ln_final.b"]),
+        "attn": ("every layer's attention and LayerNorm-1 weights",
+                 [f"blocks.{l}.{p}" for l in L for p in ("ln1.w", "ln1.b", *(f"attn.{a}" for a in attn))]),
+        "attn0": ("layer 0's attention and LayerNorm-1 weights",
+                  [f"blocks.0.{p}" for p in ("ln1.w", "ln1.b", *(f"attn.{a}" for a in attn))]),
+        "mlp": ("every layer's MLP weights (mlp.c_fc, mlp.c_proj) and LayerNorm-2",
+                [f"blocks.{l}.{p}" for l in L for p in ("ln2.w", "ln2.b", "mlp.W_in", "mlp.b_in", "mlp.W_out", "mlp.b_out")]),
+        "mlp0": ("layer 0's MLP weights (mlp.c_fc, mlp.c_proj)",
+                 ["blocks.0.ln2.w", "blocks.0.ln2.b", "blocks.0.mlp.W_in", "blocks.0.mlp.b_in",
+                  "blocks.0.mlp.W_out", "blocks.0.mlp.b_out"]),
+    }
+    if cap in table:
+        return table[cap]
+    if cap == "tokens":  # token inputs through the whole model: W_E plus every layer
+        d1, t1 = table["W_E"]
+        return "the token embedding and every layer", t1 + table["attn"][1] + table["mlp"][1]
+    return cap, [cap]
+
+
+CAPABILITIES = ("W_pos", "W_E", "W_U", "attn", "attn0", "mlp", "mlp0", "tokens", "tokenizer")
+
+
+# ---- the context shared by the stages of one model ---------------------------------------
+
+
+class Context:
+    """One model opened once: lazy Weights, a Runner, the tokenizer, shared activations.
+
+    ``memo(key, fn)`` shares any intermediate between stages (processed weights, prompt
+    sets); ``activations(dataset)`` runs the planned forward pass for ``dataset`` on first
+    use, with the union of every planned stage's hooks, and frees it after its last reader.
+    """
+
+    def __init__(self, spec: str, *, device: str = "cpu", dtype: str = "float32", size: str = "default", seed: int = 0):
+        from ..models import Weights, open_checkpoint
+
+        if size not in SIZES:
+            raise InvalidInputError(f"unknown size '{size}'; use one of {', '.join(SIZES)}")
+        self.spec = str(spec)
+        self.ckpt = open_checkpoint(spec)
+        self.weights = Weights.from_checkpoint(self.ckpt)
+        self.cfg = self.weights.cfg
+        self.label = self.ckpt.label
+        self.device, self.dtype, self.size, self.seed = device, dtype, size, seed
+        self._runner = None
+        self._tokenizer = None
+        self._tokenizer_error: str | None = None
+        self._memo: dict[Any, Any] = {}
+        self._plan: dict[str, tuple[Callable, set[str], int]] = {}
+        self._acts: dict[str, Any] = {}
+        self.passes: list[dict] = []  # forward passes actually run (for the page and tests)
+
+    @property
+    def quick(self) -> bool:
+        return self.size == "quick"
+
+    def pick(self, quick, default, full=None):
+        """The value for this report's size: ``ctx.pick(64, 256, 1024)``."""
+        return {"quick": quick, "default": default, "full": default if full is None else full}[self.size]
+
+    @property
+    def runner(self):
+        if self._runner is None:
+            from ..models import Runner
+
+            self._runner = Runner(self.weights, self.device, self.dtype)
+        return self._runner
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from ..models.tokenizer import Tokenizer
+
+            self._tokenizer = Tokenizer.for_checkpoint(self.ckpt)
+        return self._tokenizer
+
+    def memo(self, key, fn: Callable[[], Any]):
+        if key not in self._memo:
+            self._memo[key] = fn()
+        return self._memo[key]
+
+    # -- capability checks
+    def missing(self, needs: Iterable[str]) -> str | None:
+        """Why this model cannot serve ``needs`` (one sentence), or None."""
+        for cap in needs:
+            if cap == "tokenizer":
+                if self._tokenizer_error is None:
+                    try:
+                        self.tokenizer
+                    except PoslensError as exc:
+                        self._tokenizer_error = str(exc)
+                    else:
+                        self._tokenizer_error = ""
+                if self._tokenizer_error:
+                    return f"needs the model's tokenizer: {self._tokenizer_error}"
+                continue
+            what, names = _cap_tensors(cap, self.cfg.n_layers)
+            lacking = [n for n in names if not self.weights.has(n)]
+            if lacking:
+                hf = sorted({self.weights._hf_source(n) or n for n in lacking})
+                shown = ", ".join(hf[:3]) + (f" and {len(hf) - 3} more" if len(hf) > 3 else "")
+                return f"needs {what}, which {self.label} does not have (missing {shown})"
+        return None
+
+    # -- shared forward passes
+    def plan(self, harvests: Iterable[Harvest]) -> None:
+        for h in harvests:
+            make, hooks, readers = self._plan.get(h.dataset, (h.make_input, set(), 0))
+            self._plan[h.dataset] = (make, hooks | set(h.hooks), readers + 1)
+
+    def activations(self, dataset: str):
+        """The activations of the planned pass ``dataset`` (every planned hook)."""
+        if dataset not in self._acts:
+            if dataset not in self._plan:
+                raise KeyError(f"no forward pass planned for '{dataset}' (declare it in the stage's harvests)")
+            make, hooks, _ = self._plan[dataset]
+            kwargs = dict(make(self))
+            t0 = time.perf_counter()
+            order = {n: i for i, n in enumerate(self.runner.hook_names())}
+            self._acts[dataset] = self.runner.run(hooks=sorted(hooks, key=lambda n: order.get(n, -1)), **kwargs)
+            self.passes.append({"dataset": dataset, "hooks": len(hooks), "seconds": round(time.perf_counter() - t0, 3)})
+        return self._acts[dataset]
+
+    def release(self, datasets: Iterable[str]) -> None:
+        """A reader of each of ``datasets`` is done; free a pass once it has no readers left."""
+        for d in datasets:
+            if d in self._plan:
+                make, hooks, readers = self._plan[d]
+                self._plan[d] = (make, hooks, readers - 1)
+                if readers - 1 <= 0:
+                    self._acts.pop(d, None)
+
+
+# ---- fingerprints and cache ------------------------------------------------------------
+
+
+def model_fingerprint(ckpt) -> str:
+    """Changes when the checkpoint's config or any of its files change (size or mtime)."""
+    h = hashlib.sha256()
+    h.update(json.dumps(ckpt.config.to_hf_dict(), sort_keys=True).encode())
+    path = Path(ckpt.path)
+    if path.is_dir():
+        for f in sorted(path.iterdir()):
+            if f.is_file() and not f.name.startswith("."):
+                st = f.stat()
+                h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def code_fingerprint(modules: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for m in modules:
+        try:
+            src = inspect.getsource(importlib.import_module(m))
+        except (ImportError, OSError, TypeError):
+            src = "<unavailable>"
+        h.update(m.encode() + b"\0" + src.encode())
+    return h.hexdigest()[:16]
+
+
+def _canon(obj) -> str:
+    return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class CacheCorrupt(Exception):
+    pass
+
+
+def cache_key(stage: Stage, options: dict, ctx: Context) -> tuple[str, dict]:
+    material = {
+        "stage": stage.name,
+        "options": to_jsonable(options),
+        "model": model_fingerprint(ctx.ckpt),
+        "code": code_fingerprint(stage.code),
+        "device": str(ctx.device),
+        "dtype": ctx.dtype,
+        "version": CACHE_VERSION,
+    }
+    return _sha(_canon(material).encode())[:16], material
+
+
+def read_cache(path: Path, out: Path) -> dict:
+    """A verified cache entry; raises CacheCorrupt saying what is wrong with it."""
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CacheCorrupt(f"unreadable ({type(exc).__name__}: {exc})") from None
+    if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT or "body" not in entry:
+        raise CacheCorrupt("not a poslens report cache entry")
+    body = entry["body"]
+    try:
+        ok = entry.get("sha256") == _sha(_canon(body).encode())
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise CacheCorrupt("checksum mismatch (the file was edited or damaged)")
+    for fig in body.get("figures", []):
+        f = out / fig["path"]
+        if not f.is_file() or _sha(f.read_bytes()) != fig["sha256"]:
+            raise CacheCorrupt(f"figure {fig['path']} is missing or changed")
+    return body
+
+
+def write_cache(path: Path, body: dict) -> None:
+    body = json.loads(_canon(body))
+    atomic_write_text(path, json.dumps({"format": CACHE_FORMAT, "sha256": _sha(_canon(body).encode()), "body": body}) + "\n")
+
+
+# ---- running ---------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What happened to one stage: done, cached, skipped (with reason) or failed (with error)."""
+
+    name: str
+    title: str
+    status: str
+    reason: str = ""
+    options: dict = field(default_factory=dict)
+    result: dict | None = None
+    summary: list[str] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)  # paths relative to the output dir
+    seconds: float = 0.0
+    key: str = ""
+    about: str = ""
+    seed: str = ""
+
+    def to_dict(self) -> dict:
+        return to_jsonable(self.__dict__)
+
+
+@dataclass
+class ModelReport:
+    model: str
+    spec: str
+    fingerprint: str
+    config: dict
+    size: str
+    outcomes: list[Outcome]
+    seconds: float
+    passes: list[dict]
+    out: Path
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model, "spec": self.spec, "fingerprint": self.fingerprint, "config": self.config,
+            "size": self.size, "seconds": round(self.seconds, 2), "forward_passes": self.passes,
+            "stages": {o.name: o.to_dict() for o in self.outcomes},
+        }
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+def select_stages(stages: Sequence[Stage], only: Iterable[str] = (), skip: Iterable[str] = ()) -> list[Stage]:
+    """The stages left after ``--only`` / ``--skip`` (comma lists allowed); unknown names raise."""
+    names = [s.name for s in stages]
+
+    def parse(xs):
+        out = [p.strip() for x in xs for p in str(x).split(",") if p.strip()]
+        for n in out:
+            if n not in names:
+                raise InvalidInputError(f"no report stage named '{n}'{suggest(n, names)}; stages: {', '.join(names)}")
+        return set(out)
+
+    only_s, skip_s = parse(only), parse(skip)
+    return [s for s in stages if (not only_s or s.name in only_s) and s.name not in skip_s]
+
+
+def parse_overrides(items: Iterable[str], stages: Sequence[Stage]) -> dict[str, dict]:
+    """``["helix.n_components=5"]`` -> ``{"helix": {"n_components": 5}}`` (values parsed as JSON if they can be)."""
+    names = [s.name for s in stages]
+    out: dict[str, dict] = {}
+    for item in items:
+        lhs, eq, rhs = item.partition("=")
+        stage, dot, key = lhs.strip().partition(".")
+        if not eq or not dot or not key:
+            raise InvalidInputError(f"--set '{item}' is not STAGE.OPTION=VALUE (e.g. helix.n_components=5)")
+        if stage not in names:
+            raise InvalidInputError(f"--set '{item}': no stage '{stage}'{suggest(stage, names)}")
+        try:
+            val = json.loads(rhs)
+        except json.JSONDecodeError:
+            val = rhs
+        out.setdefault(stage, {})[key.strip()] = val
+    return out
+
+
+def prepare_out(out: str | Path) -> Path:
+    """Create ``out`` (and ``out/cache``) and check it is writable; InvalidInputError if not."""
+    d = Path(out)
+    try:
+        (d / "cache").mkdir(parents=True, exist_ok=True)
+        probe = d / ".poslens-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot write the report to {d} ({exc.strerror or exc}); choose another --out"
+        ) from None
+    return d
+
+
+def _stderr(msg: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(msg, file=sys.stderr)
+
+
+def run_model(
+    spec: str,
+    out: str | Path,
+    stages: Sequence[Stage],
+    *,
+    size: str = "default",
+    overrides: dict[str, dict] | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    progress: bool = True,
+    fail_fast: bool = False,
+) -> ModelReport:
+    """Run ``stages`` on one model, reusing finished stages cached in ``out/cache``.
+
+    Stages whose needs the checkpoint lacks are skipped with a reason; a stage that raises
+    is recorded as failed (its error shown on the page) unless ``fail_fast``. Raises
+    InvalidInputError when the model supports none of ``stages``.
+    """
+    from tqdm.auto import tqdm
+
+    out = prepare_out(out)
+    t_start = time.perf_counter()
+    ctx = Context(spec, device=device, dtype=dtype, size=size)
+    overrides = overrides or {}
+    fp = model_fingerprint(ctx.ckpt)
+
+    outcomes: dict[str, Outcome] = {}
+    pending: list[tuple[Stage, dict, str, dict]] = []
+    for st in stages:
+        opts = st.options_for(ctx, overrides.get(st.name))
+        base = dict(name=st.name, title=st.title, options=opts, about=st.about, seed=st.seed)
+        why = ctx.missing(st.needs) or (st.supports(ctx) if st.supports else None)
+        if why:
+            outcomes[st.name] = Outcome(status="skipped", reason=why, **base)
+            continue
+        key, _ = cache_key(st, opts, ctx)
+        path = out / "cache" / f"{st.name}-{key}.json"
+        if path.exists():
+            try:
+                body = read_cache(path, out)
+                outcomes[st.name] = Outcome(
+                    status="cached", result=body["result"], summary=body["summary"],
+                    figures=[f["path"] for f in body["figures"]], seconds=body["seconds"], key=key, **base,
+                )
+                continue
+            except CacheCorrupt as exc:
+                _stderr(f"poslens: cache entry {path} is corrupt ({exc}); recomputing {st.name}")
+                path.unlink(missing_ok=True)
+        pending.append((st, opts, key, base))
+
+    if not pending and not any(o.status == "cached" for o in outcomes.values()):
+        reasons = "; ".join(f"{o.name}: {o.reason}" for o in outcomes.values()) or "no stages selected"
+        raise InvalidInputError(f"{ctx.label} supports none of the report's analyses ({reasons}); nothing to report")
+
+    # Weight-only stages first; then stages grouped by the pass they read, so each pass is
+    # run once and freed as soon as its last reader is done.
+    harvests = {st.name: (st.harvests(ctx, opts) if st.harvests else []) for st, opts, _, _ in pending}
+    for hs in harvests.values():
+        ctx.plan(hs)
+    pending.sort(key=lambda p: (bool(harvests[p[0].name]), sorted(h.dataset for h in harvests[p[0].name])))
+
+    for st, opts, key, base in pending:
+        bar = tqdm(total=3, desc=f"{st.name:<14}", unit="step", leave=True, disable=not progress, file=sys.stderr,
+                   bar_format="{desc} {bar:20} {n_fmt}/{total_fmt} {postfix} [{elapsed}]")
+        t0 = time.perf_counter()
+        try:
+            bar.set_postfix_str("compute")
+            result = st.run(ctx, opts)
+            bar.update(1)
+            bar.set_postfix_str("figures")
+            fig_dir = out / "figures" / f"{st.name}-{key}"
+            fig_dir.mkdir(parents=True, exist_ok=True)
+            figs = [Path(p) for p in (st.figures(result, fig_dir) if st.figures else [])]
+            bar.update(1)
+            bar.set_postfix_str("summary")
+            summary = [str(s) for s in (st.summarize(result) if st.summarize else [])]
+            bar.update(1)
+        except KeyboardInterrupt:
+            bar.close()
+            raise
+        except Exception as exc:  # one broken analysis must not sink the whole report
+            bar.set_postfix_str("failed")
+            bar.close()
+            if fail_fast:
+                raise
+            msg = str(exc) if isinstance(exc, PoslensError) else f"{type(exc).__name__}: {exc}"
+            _stderr(f"poslens: stage {st.name} failed: {msg}")
+            if not isinstance(exc, PoslensError):
+                _stderr("".join(traceback.format_exception(exc)[-3:]).rstrip())
+            outcomes[st.name] = Outcome(status="failed", reason=msg, seconds=time.perf_counter() - t0, key=key, **base)
+            ctx.release(h.dataset for h in harvests[st.name])
+            continue
+        ctx.release(h.dataset for h in harvests[st.name])
+        seconds = time.perf_counter() - t0
+        # Paths relative to the output dir, so the page and the cache survive moving it.
+        rel = [Path(os.path.relpath(Path(f).resolve(), out.resolve())).as_posix() for f in figs]
+        rel = [r for r in rel if (out / r).is_file()]
+        result_d = result.to_dict() if isinstance(result, Result) else to_jsonable(result)
+        body = {
+            "stage": st.name, "key": key, "options": opts, "result": result_d, "summary": summary,
+            "figures": [{"path": r, "sha256": _sha((out / r).read_bytes())} for r in rel],
+            "seconds": round(seconds, 3),
+        }
+        write_cache(out / "cache" / f"{st.name}-{key}.json", body)
+        bar.set_postfix_str(f"done in {seconds:.1f}s")
+        bar.close()
+        outcomes[st.name] = Outcome(status="done", result=json.loads(_canon(result_d)), summary=summary,
+                                    figures=rel, seconds=seconds, key=key, **base)
+
+    return ModelReport(
+        model=ctx.label, spec=str(spec), fingerprint=fp, config=ctx.cfg.to_hf_dict(), size=size,
+        outcomes=[outcomes[s.name] for s in stages], seconds=time.perf_counter() - t_start,
+        passes=ctx.passes, out=out,
+    )

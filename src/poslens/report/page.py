@@ -1,0 +1,308 @@
+"""The report page: one self-contained HTML file per model, plus an index for several.
+
+Plotly's JavaScript is inlined once in the page head; each analysis's interactive figures
+(the HTML files its ``figures()`` wrote) are embedded as plotly divs, and PNGs without an
+interactive twin as base64 ``<img>``; so the page works offline and can be mailed as one
+file. Figure files stay beside it in ``figures/`` for anyone who wants them separately.
+
+>>> html = render_model_page(report)          # a ModelReport from run_model  # doctest: +SKIP
+>>> write_pages([report], "poslens-out/report")  # report.html + report.json  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html as _html
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..io import atomic_write_text
+from ..results import to_jsonable
+
+_STATUS = {
+    "done": ("computed", "#1a7f37"),
+    "cached": ("from cache", "#0969da"),
+    "skipped": ("skipped", "#6e7781"),
+    "failed": ("failed", "#cf222e"),
+}
+
+_CSS = """
+body{font:15px/1.5 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1f2328;background:#f6f8fa}
+main{max-width:1180px;margin:0 auto;padding:24px 28px 60px;background:#fff;min-height:100vh}
+h1{font-size:26px;margin:0 0 4px} h2{font-size:21px;margin:36px 0 8px;padding-top:8px;border-top:1px solid #d0d7de}
+h3{font-size:16px;margin:18px 0 6px} .meta{color:#57606a;font-size:13px}
+.badge{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;color:#fff;vertical-align:middle;margin-left:6px}
+.summary{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:10px 18px;margin:14px 0}
+.summary li{margin:3px 0} .skip{color:#57606a} .err{color:#cf222e;white-space:pre-wrap}
+table{border-collapse:collapse;margin:8px 0;font-size:13px} td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f6f8fa} td.num{font-variant-numeric:tabular-nums;text-align:right}
+.yes{color:#1a7f37;font-weight:600} .no{color:#cf222e;font-weight:600}
+.figs{display:flex;flex-wrap:wrap;gap:14px} .fig{flex:1 1 520px;min-width:420px;border:1px solid #d0d7de;border-radius:6px;padding:6px}
+.fig .plot{height:520px} .fig img{max-width:100%} .fig .cap{font-size:12px;color:#57606a}
+details{margin:8px 0} summary{cursor:pointer;color:#0969da}
+nav a{margin-right:12px} .about{color:#424a53} .side{display:flex;gap:14px;flex-wrap:wrap}
+.side>div{flex:1 1 420px} .pub{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:8px 12px}
+"""
+
+
+def esc(x) -> str:
+    return _html.escape(str(x), quote=True)
+
+
+def fmt(v) -> str:
+    if isinstance(v, bool) or v is None:
+        return esc(v)
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, list) and len(v) <= 8 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        return "[" + ", ".join(fmt(x) for x in v) + "]"
+    s = json.dumps(v) if not isinstance(v, str) else v
+    return esc(s if len(s) <= 160 else s[:157] + "...")
+
+
+def slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_") or "model"
+
+
+# ---- figures ---------------------------------------------------------------------------
+
+_DIV = re.compile(r'<div id="([^"]+)" class="plotly-graph-div"[^>]*></div>', re.S)
+_SCRIPT = re.compile(r"<script[^>]*>(.*?)</script>", re.S)
+
+
+def plotly_fragment(path: Path) -> str | None:
+    """The plotly div and its ``Plotly.newPlot`` script from a figure HTML file, without
+    the ``<script src=plotly.min.js>`` (the page inlines plotly once); None if not plotly."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    parts = []
+    for m in _DIV.finditer(text):
+        div_id = m.group(1)
+        script = next((s for s in _SCRIPT.findall(text[m.end():]) if "Plotly.newPlot" in s and div_id in s), None)
+        if script is None:
+            continue
+        parts.append(f'<div id="{div_id}" class="plotly-graph-div" style="height:100%;width:100%"></div>'
+                     f'<script type="text/javascript">{script}</script>')
+    return "\n".join(parts) or None
+
+
+def _caption(rel: str) -> str:
+    return Path(rel).stem.replace("_", " ").replace("-", " ")
+
+
+def figures_html(out: Path, rels: Sequence[str]) -> str:
+    """Interactive figures embedded; PNGs embedded only when no interactive twin exists."""
+    htmls = {Path(r).with_suffix("").as_posix() for r in rels if r.endswith(".html")}
+    blocks, links = [], []
+    for r in rels:
+        p = out / r
+        if r.endswith(".html"):
+            frag = plotly_fragment(p)
+            if frag:
+                blocks.append(f'<div class="fig"><div class="plot">{frag}</div>'
+                              f'<div class="cap">{esc(_caption(r))} · <a href="{esc(r)}">open alone</a></div></div>')
+            else:
+                links.append(r)
+        elif r.lower().endswith((".png", ".jpg", ".jpeg", ".svg")):
+            if Path(r).with_suffix("").as_posix() in htmls:
+                links.append(r)
+                continue
+            mime = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "svg": "image/svg+xml"}[r.rsplit(".", 1)[1].lower()]
+            data = base64.b64encode(p.read_bytes()).decode()
+            blocks.append(f'<div class="fig"><img alt="{esc(_caption(r))}" src="data:{mime};base64,{data}">'
+                          f'<div class="cap">{esc(_caption(r))}</div></div>')
+        else:
+            links.append(r)
+    s = f'<div class="figs">{"".join(blocks)}</div>' if blocks else ""
+    if links:
+        s += '<p class="meta">Files: ' + " · ".join(f'<a href="{esc(r)}">{esc(Path(r).name)}</a>' for r in links) + "</p>"
+    return s
+
+
+# ---- tables ----------------------------------------------------------------------------
+
+_SKIP_KEYS = {"kind", "model", "processing", "options", "checks"}
+
+
+def key_numbers(result: dict | None) -> list[tuple[str, object]]:
+    """Scalar fields of a result (and short numeric lists): the numbers worth a table."""
+    if not result:
+        return []
+    rows = []
+    for k, v in result.items():
+        if k in _SKIP_KEYS:
+            continue
+        if isinstance(v, (int, float, bool, str)) and (not isinstance(v, str) or len(v) <= 80):
+            rows.append((k, v))
+        elif isinstance(v, list) and 0 < len(v) <= 8 and all(isinstance(x, (int, float)) for x in v):
+            rows.append((k, v))
+    return rows
+
+
+def checks_table(checks: list) -> str:
+    if not checks:
+        return ""
+    rows = []
+    for c in checks:
+        if not isinstance(c, dict):
+            continue
+        rep = c.get("reproduced")
+        mark = ('<span class="yes">reproduced</span>' if rep is True else
+                '<span class="no">not reproduced</span>' if rep is False else esc(rep))
+        rows.append(f"<tr><td>{esc(c.get('what', ''))}</td><td>{fmt(c.get('published'))}</td>"
+                    f"<td>{fmt(c.get('ours'))}</td><td>{mark}</td><td>{esc(c.get('note', '') or '')}</td></tr>")
+    return ("<table><tr><th>claim</th><th>published</th><th>ours</th><th>verdict</th><th>note</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _table(rows, head=("", "")) -> str:
+    if not rows:
+        return ""
+    return (f"<table><tr><th>{esc(head[0])}</th><th>{esc(head[1])}</th></tr>"
+            + "".join(f"<tr><td>{esc(k)}</td><td class='num'>{fmt(v)}</td></tr>" for k, v in rows) + "</table>")
+
+
+def is_seed_model(config: dict) -> bool:
+    """GPT-2 small's shape: the model the seeds measured (gpt2 and the partial checkpoint)."""
+    return (config.get("n_layer"), config.get("n_embd"), config.get("n_positions"), config.get("vocab_size")) == (12, 768, 1024, 50257)
+
+
+# ---- pages -----------------------------------------------------------------------------
+
+
+def _head(title: str, plotly: bool) -> str:
+    js = ""
+    if plotly:
+        from plotly.offline import get_plotlyjs
+
+        js = ("<script type=\"text/javascript\">window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
+              f'<script type="text/javascript">{get_plotlyjs()}</script>')
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{_CSS}</style>{js}</head><body><main>')
+
+
+def _badge(status: str) -> str:
+    label, color = _STATUS.get(status, (status, "#6e7781"))
+    return f'<span class="badge" style="background:{color}">{esc(label)}</span>'
+
+
+def render_model_page(rep, index_href: str | None = None) -> str:
+    """The whole page for one :class:`~poslens.report.orchestrate.ModelReport`."""
+    import poslens
+
+    out = Path(rep.out)
+    cfg = rep.config
+    ran = [o for o in rep.outcomes if o.status in ("done", "cached")]
+    seed_model = is_seed_model(cfg)
+    shape = (f"{cfg.get('n_layer')} layers × {cfg.get('n_head')} heads, d_model {cfg.get('n_embd')}, "
+             f"n_ctx {cfg.get('n_positions')}, vocab {cfg.get('vocab_size')}")
+    h = [_head(f"poslens report: {rep.model}", plotly=True)]
+    if index_href:
+        h.append(f'<p class="meta"><a href="{esc(index_href)}">← all models</a></p>')
+    h.append(f"<h1>Positional mechanisms in {esc(rep.model)}</h1>")
+    h.append(f'<p class="meta">{esc(shape)} · size <b>{esc(rep.size)}</b> · model fingerprint {esc(rep.fingerprint)} · '
+             f"{len(ran)} of {len(rep.outcomes)} analyses · report took {rep.seconds:.1f} s · poslens "
+             f"{esc(getattr(poslens, '__version__', ''))} · {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>")
+    h.append("<nav>" + "".join(f'<a href="#{esc(o.name)}">{esc(o.title)}</a>' for o in ran) + "</nav>")
+
+    h.append('<h2 id="summary">Summary of findings</h2><div class="summary"><ul>')
+    for o in rep.outcomes:
+        if o.status in ("done", "cached"):
+            lines = o.summary or ["(no summary lines)"]
+            checks = [c for c in (o.result or {}).get("checks", []) or [] if isinstance(c, dict)]
+            n_ok = sum(1 for c in checks if c.get("reproduced") is True)
+            verdict = f" <span class='meta'>· {n_ok}/{len(checks)} published claims reproduced</span>" if checks else ""
+            h.append(f'<li><a href="#{esc(o.name)}"><b>{esc(o.title)}</b></a>{verdict}<ul>'
+                     + "".join(f"<li>{esc(s)}</li>" for s in lines) + "</ul></li>")
+    h.append("</ul>")
+    not_run = [o for o in rep.outcomes if o.status in ("skipped", "failed")]
+    if not_run:
+        h.append('<p><b>Not in this report:</b></p><ul>')
+        for o in not_run:
+            cls = "err" if o.status == "failed" else "skip"
+            h.append(f'<li class="{cls}"><b>{esc(o.title)}</b> {_badge(o.status)}: {esc(o.reason)}</li>')
+        h.append("</ul>")
+    h.append("</div>")
+
+    for o in ran:
+        res = o.result or {}
+        h.append(f'<h2 id="{esc(o.name)}">{esc(o.title)} {_badge(o.status)}</h2>')
+        if o.about:
+            h.append(f'<p class="about">{esc(o.about)}</p>')
+        if o.summary:
+            h.append("<ul>" + "".join(f"<li>{esc(s)}</li>" for s in o.summary) + "</ul>")
+        checks = res.get("checks") or []
+        if checks:
+            who = ("the seed's published figure for GPT-2 small" if seed_model else
+                   "the seed's published GPT-2 small values (this model is not GPT-2 small, so differences are expected)")
+            h.append(f"<h3>Published vs ours</h3><p class='meta'>Compared with {esc(who)}"
+                     f"{(' — ' + esc(o.seed)) if o.seed else ''}.</p>{checks_table(checks)}")
+        h.append(figures_html(out, o.figures))
+        h.append('<div class="side">')
+        h.append(f"<div><h3>Key numbers</h3>{_table(key_numbers(res), ('field', 'value')) or '<p class=meta>none</p>'}</div>")
+        h.append(f"<div><h3>Options used</h3>{_table(sorted(o.options.items()), ('option', 'value')) or '<p class=meta>none</p>'}"
+                 f"<p class='meta'>weight processing: {esc(', '.join(res.get('processing') or []) or 'none')} · "
+                 f"{o.seconds:.1f} s · cache key {esc(o.key)}</p></div>")
+        h.append("</div>")
+    h.append('<p class="meta">All results: <a href="report.json">report.json</a>. '
+             "Re-run the same command to reuse finished sections from <code>cache/</code>.</p>")
+    h.append("</main></body></html>\n")
+    return "\n".join(h)
+
+
+def render_index(reports: Sequence, pages: Sequence[str]) -> str:
+    """An index of several models' pages with side-by-side tables of their findings."""
+    h = [_head("poslens report: " + ", ".join(r.model for r in reports), plotly=False)]
+    h.append(f"<h1>Positional mechanisms in {len(reports)} models</h1>")
+    h.append("<table><tr><th>model</th><th>shape</th><th>analyses</th><th>time</th></tr>")
+    for r, p in zip(reports, pages):
+        c = r.config
+        n = sum(o.status in ("done", "cached") for o in r.outcomes)
+        h.append(f"<tr><td><a href='{esc(p)}'>{esc(r.model)}</a></td><td>{c.get('n_layer')}L × {c.get('n_head')}H, "
+                 f"d {c.get('n_embd')}</td><td class='num'>{n}/{len(r.outcomes)}</td><td class='num'>{r.seconds:.1f} s</td></tr>")
+    h.append("</table>")
+    names = list(dict.fromkeys(o.name for r in reports for o in r.outcomes))
+    for name in names:
+        outs = [next((o for o in r.outcomes if o.name == name), None) for r in reports]
+        title = next(o.title for o in outs if o)
+        h.append(f"<h2>{esc(title)}</h2><table><tr><th></th>" + "".join(f"<th>{esc(r.model)}</th>" for r in reports) + "</tr>")
+        h.append("<tr><td>findings</td>" + "".join(
+            "<td>" + ("<br>".join(esc(s) for s in o.summary) if o and o.status in ("done", "cached")
+                      else f"<span class='skip'>{esc(o.status + ': ' + o.reason) if o else 'not run'}</span>") + "</td>"
+            for o in outs) + "</tr>")
+        keys = list(dict.fromkeys(k for o in outs if o for k, _ in key_numbers(o.result)))
+        for k in keys:
+            vals = [dict(key_numbers(o.result)).get(k, "") if o else "" for o in outs]
+            h.append(f"<tr><td>{esc(k)}</td>" + "".join(f"<td class='num'>{fmt(v)}</td>" for v in vals) + "</tr>")
+        h.append("</table>")
+    h.append("</main></body></html>\n")
+    return "\n".join(h)
+
+
+def write_pages(reports: Sequence, out: str | Path) -> Path:
+    """Write each model's ``report.html`` + ``report.json`` (atomically) and, for several
+    models, ``index.html`` + ``report.json`` in ``out``. Returns the page to open."""
+    out = Path(out)
+    if len(reports) == 1:
+        r = reports[0]
+        atomic_write_text(r.out / "report.json", json.dumps(to_jsonable(r.to_dict()), indent=1) + "\n")
+        atomic_write_text(r.out / "report.html", render_model_page(r))
+        return r.out / "report.html"
+    pages = []
+    for r in reports:
+        rel = Path(r.out).resolve().relative_to(out.resolve())
+        atomic_write_text(r.out / "report.json", json.dumps(to_jsonable(r.to_dict()), indent=1) + "\n")
+        back = "/".join([".."] * len(rel.parts)) + "/index.html"
+        atomic_write_text(r.out / "report.html", render_model_page(r, index_href=back))
+        pages.append((rel / "report.html").as_posix())
+    bundle = {"models": [to_jsonable(r.to_dict()) for r in reports]}
+    atomic_write_text(out / "report.json", json.dumps(bundle, indent=1) + "\n")
+    atomic_write_text(out / "index.html", render_index(reports, pages))
+    return out / "index.html"

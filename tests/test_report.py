@@ -1,0 +1,296 @@
+"""poslens report: orchestration, caching, resumability, the page, bad input.
+
+The orchestration is tested with small fake stages (so these tests do not depend on the
+analyses), and the real stage registry on a synthetic checkpoint and the real partial
+GPT-2 small checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from poslens.cli import cli
+from poslens.errors import InvalidInputError
+from poslens.report import Harvest, Stage, build_report, default_stages
+from poslens.report.page import plotly_fragment
+from poslens.results import Result
+from poslens.testing import random_state_dict, small_config, write_checkpoint
+
+PARTIAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "gpt2-small-partial"
+
+
+@dataclass(frozen=True)
+class FakeResult(Result):
+    kind = "fake"
+    value: float = 0.0
+    top: list = field(default_factory=list)
+    checks: list = field(default_factory=list)
+
+
+CALLS: list[str] = []
+
+
+def _pca_run(ctx, opts):
+    CALLS.append("pca")
+    W = ctx.weights.W_pos[opts["skip_first"]:128]  # a slice keeps the SVD cheap on a busy machine
+    W = W - W.mean(0)
+    s = torch.linalg.svdvals(W) ** 2
+    frac = (s / s.sum())[: opts["k"]]
+    return FakeResult(model=ctx.label, options=opts, value=float(frac.sum()), top=frac.tolist(),
+                      checks=[{"what": "top-k variance", "published": 0.9, "ours": float(frac.sum()),
+                               "reproduced": bool(frac.sum() > 0.9), "note": "fake"}])
+
+
+def _pca_figures(result, out_dir):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+
+    t = torch.linspace(0, 6, 50)
+    fig = go.Figure(go.Scatter3d(x=torch.cos(t).tolist(), y=torch.sin(t).tolist(), z=t.tolist(), mode="lines+markers"))
+    html = Path(out_dir) / "helix_3d.html"
+    fig.write_html(html, include_plotlyjs="directory")
+    f, ax = plt.subplots(figsize=(3, 2))
+    ax.plot(result.top)
+    png = Path(out_dir) / "variance.png"
+    f.savefig(png)
+    plt.close(f)
+    return [html, png]
+
+
+def _pattern_harvest(ctx, opts):
+    P = opts["positions"]
+    return [Harvest(f"zeros:{P}", lambda c: {"embed": torch.zeros(2, P, c.cfg.d_model)}, (opts["hook"],))]
+
+
+def _pattern_run(name):
+    def run(ctx, opts):
+        CALLS.append(name)
+        acts = ctx.activations(f"zeros:{opts['positions']}")
+        return FakeResult(model=ctx.label, options=opts, value=float(acts[opts["hook"]].mean()))
+    return run
+
+
+def _boom(ctx, opts):
+    CALLS.append("boom")
+    raise RuntimeError("planted failure")
+
+
+def fake_stages(boom=False):
+    st = [
+        Stage("pca", "W_pos PCA", _pca_run, needs=("W_pos",),
+              options=lambda ctx: {"k": ctx.pick(2, 3), "skip_first": 0},
+              figures=_pca_figures, summarize=lambda r: [f"top components explain {r.value:.0%}"],
+              about="Principal components of the positional embedding."),
+        Stage("embed", "Token embedding norm", lambda ctx, o: (CALLS.append("embed"),
+              FakeResult(model=ctx.label, value=float(ctx.weights.W_E.norm())))[1], needs=("W_E",)),
+        Stage("pattern", "Layer-0 patterns", _pattern_run("pattern"), needs=("attn0",),
+              options=lambda ctx: {"positions": 16, "hook": "blocks.0.attn.hook_pattern"}, harvests=_pattern_harvest,
+              summarize=lambda r: [f"mean attention {r.value:.3f}"]),
+        Stage("scores", "Layer-0 scores", _pattern_run("scores"), needs=("attn0",),
+              options=lambda ctx: {"positions": 16, "hook": "blocks.0.attn.hook_attn_scores"}, harvests=_pattern_harvest),
+        Stage("mlp", "MLP neurons", _pattern_run("mlp"), needs=("mlp",),
+              options=lambda ctx: {"positions": 16, "hook": "blocks.0.mlp.hook_post"}, harvests=_pattern_harvest),
+    ]
+    if boom:
+        st.append(Stage("boom", "Broken analysis", _boom))
+    return st
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpts")
+    cfg = small_config(n_layers=2, d_model=32, n_heads=4, n_ctx=64, d_vocab=300)
+    sd = random_state_dict(cfg, seed=1)
+    full = write_checkpoint(root / "full", cfg, sd)
+    mlp = [k for k in sd if ".mlp." in k]
+    partial = write_checkpoint(root / "partial", cfg, sd, drop=("wte.weight", *mlp))
+    return {"full": full, "partial": partial, "cfg": cfg}
+
+
+def run(model, out, **kw):
+    kw.setdefault("stages", fake_stages())
+    kw.setdefault("progress", False)
+    return build_report([str(model)], out, **kw)
+
+
+def test_page_bundle_and_shared_forward_pass(ckpts, tmp_path):
+    CALLS.clear()
+    page, (rep,) = run(ckpts["full"], tmp_path / "r", size="quick")
+    assert page == tmp_path / "r" / "report.html"
+    status = {o.name: o.status for o in rep.outcomes}
+    assert status == {"pca": "done", "embed": "done", "pattern": "done", "scores": "done", "mlp": "done"}
+    # three stages read one input set: one forward pass with the union of their hooks
+    assert [p["dataset"] for p in rep.passes] == ["zeros:16"] and rep.passes[0]["hooks"] == 3
+    # weight-only stages run before stages that need activations
+    assert CALLS.index("pca") < CALLS.index("pattern") and CALLS.index("embed") < CALLS.index("pattern")
+    html = page.read_text()
+    assert html.count("window.PlotlyConfig") == 1  # plotly inlined exactly once
+    assert "<script src=" not in html and "cdn" not in html.lower().split("</head>")[1]
+    assert html.count("Plotly.newPlot") == 1  # the 3D figure, embedded
+    assert "data:image/png;base64," in html  # the PNG had no interactive twin
+    assert html.index("Summary of findings") < html.index('id="pca"')
+    assert "top components explain" in html and "not reproduced" in html or "reproduced" in html
+    bundle = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert bundle["stages"]["pca"]["result"]["kind"] == "fake"
+    assert bundle["stages"]["pca"]["options"] == {"k": 2, "skip_first": 0}
+
+
+def test_resume_uses_cache_and_changed_option_recomputes_only_its_stage(ckpts, tmp_path):
+    out = tmp_path / "r"
+    run(ckpts["full"], out)
+    CALLS.clear()
+    _, (rep,) = run(ckpts["full"], out)
+    assert CALLS == [] and {o.status for o in rep.outcomes} == {"cached"}
+    assert rep.passes == []  # nothing recomputed, so no forward pass either
+    CALLS.clear()
+    _, (rep,) = run(ckpts["full"], out, sets=["pca.k=5"])
+    assert CALLS == ["pca"]
+    assert {o.name: o.status for o in rep.outcomes}["pca"] == "done"
+    assert rep.outcomes[0].options["k"] == 5
+    # a different size changes pca's options (k) but not the others'
+    CALLS.clear()
+    run(ckpts["full"], out, size="quick")
+    assert CALLS == ["pca"]
+
+
+def test_corrupted_cache_entry_is_recomputed_not_trusted(ckpts, tmp_path, capsys):
+    out = tmp_path / "r"
+    _, (rep,) = run(ckpts["full"], out, only=["pca", "embed"])
+    pca = next(out.glob("cache/pca-*.json"))
+    # a still-valid JSON file with a tampered number must not be trusted
+    pca.write_text(re.sub(r'"value": ?[0-9.e-]+', '"value": 123.0', pca.read_text()))
+    emb = next(out.glob("cache/embed-*.json"))
+    emb.write_text(emb.read_text()[:40])  # truncated
+    CALLS.clear()
+    _, (rep2,) = run(ckpts["full"], out, only=["pca", "embed"])
+    assert sorted(CALLS) == ["embed", "pca"]
+    assert rep2.outcomes[0].result["value"] == rep.outcomes[0].result["value"] != 123.0
+    err = capsys.readouterr().err
+    assert "corrupt" in err and "checksum" in err and "recomputing pca" in err
+    # a deleted figure file also invalidates its stage's entry
+    for f in out.glob("figures/pca-*/variance.png"):
+        f.unlink()
+    CALLS.clear()
+    run(ckpts["full"], out, only=["pca", "embed"])
+    assert CALLS == ["pca"]
+
+
+def test_interrupted_run_resumes_and_leaves_no_page(ckpts, tmp_path):
+    out = tmp_path / "r"
+    stages = fake_stages()
+
+    def interrupt(ctx, opts):
+        raise KeyboardInterrupt
+
+    broken = [stages[0], Stage("pattern", "Layer-0 patterns", interrupt, needs=("attn0",))]
+    with pytest.raises(KeyboardInterrupt):
+        run(ckpts["full"], out, stages=broken)
+    assert not (out / "report.html").exists() and not (out / "report.json").exists()
+    CALLS.clear()
+    _, (rep,) = run(ckpts["full"], out, stages=[stages[0], stages[2]])
+    assert CALLS == ["pattern"]  # pca came from the cache
+    assert [o.status for o in rep.outcomes] == ["cached", "done"]
+
+
+def test_missing_tensors_are_skipped_with_reasons(ckpts, tmp_path):
+    page, (rep,) = run(ckpts["partial"], tmp_path / "r")
+    st = {o.name: o for o in rep.outcomes}
+    assert st["embed"].status == "skipped" and "wte.weight" in st["embed"].reason
+    assert st["mlp"].status == "skipped" and "mlp.c_fc" in st["mlp"].reason
+    assert st["pca"].status == "done" and st["pattern"].status == "done"
+    html = page.read_text()
+    assert "Not in this report" in html and "wte.weight" in html
+
+
+def test_failed_stage_is_reported_not_fatal(ckpts, tmp_path, capsys):
+    _, (rep,) = run(ckpts["full"], tmp_path / "r", stages=fake_stages(boom=True), only=["pca", "boom"])
+    assert [o.status for o in rep.outcomes] == ["done", "failed"]
+    assert "planted failure" in rep.outcomes[1].reason
+    assert "planted failure" in (tmp_path / "r" / "report.html").read_text()
+    with pytest.raises(RuntimeError):
+        run(ckpts["full"], tmp_path / "r2", stages=fake_stages(boom=True), only=["boom"], fail_fast=True)
+
+
+def test_model_supporting_nothing_is_a_clear_error(ckpts, tmp_path):
+    with pytest.raises(InvalidInputError, match="supports none of the report's analyses.*wte.weight"):
+        run(ckpts["partial"], tmp_path / "r", only=["embed"])
+    assert not (tmp_path / "r" / "report.html").exists()
+
+
+def test_bad_options(ckpts, tmp_path):
+    with pytest.raises(InvalidInputError, match="no report stage named 'pcaa'.*did you mean 'pca'"):
+        run(ckpts["full"], tmp_path / "r", only=["pcaa"])
+    with pytest.raises(InvalidInputError, match="no option 'kk'"):
+        run(ckpts["full"], tmp_path / "r", sets=["pca.kk=1"])
+    with pytest.raises(InvalidInputError, match="STAGE.OPTION=VALUE"):
+        run(ckpts["full"], tmp_path / "r", sets=["pca"])
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(InvalidInputError, match="cannot write the report to"):
+        run(ckpts["full"], blocker / "out")
+
+
+def test_several_models_get_an_index(ckpts, tmp_path):
+    page, reps = build_report([str(ckpts["full"]), str(ckpts["partial"])], tmp_path / "r",
+                              stages=fake_stages(), progress=False, only=["pca", "embed"])
+    assert page.name == "index.html" and len(reps) == 2
+    html = page.read_text()
+    assert html.count("report.html") >= 2 and "skipped" in html and "top components explain" in html
+    for r in reps:
+        assert (r.out / "report.html").is_file() and "all models" in (r.out / "report.html").read_text()
+    assert len(json.loads((tmp_path / "r" / "report.json").read_text())["models"]) == 2
+
+
+def test_plotly_fragment_extracts_div_and_script(tmp_path):
+    import plotly.graph_objects as go
+
+    p = tmp_path / "f.html"
+    go.Figure(go.Scatter(y=[1, 2])).write_html(p, include_plotlyjs="directory")
+    frag = plotly_fragment(p)
+    assert "Plotly.newPlot" in frag and "plotly.min.js" not in frag and 'class="plotly-graph-div"' in frag
+    (tmp_path / "g.html").write_text("<html><body>no plot</body></html>")
+    assert plotly_fragment(tmp_path / "g.html") is None
+
+
+def test_cli(ckpts, tmp_path, monkeypatch):
+    import poslens.report.stages as stages_mod
+
+    monkeypatch.setattr(stages_mod, "STAGES", fake_stages())
+    r = CliRunner().invoke(cli, ["report", "-m", str(ckpts["partial"]), "-o", str(tmp_path / "r"), "--quick",
+                                 "--skip", "mlp", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "skipped embed" in r.output and "wrote" in r.output and (tmp_path / "r" / "report.html").is_file()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    r = CliRunner().invoke(cli, ["report", "-m", str(ckpts["full"]), "-o", str(blocker / "x")])
+    assert r.exit_code == 2 and "cannot write the report" in r.output
+    r = CliRunner().invoke(cli, ["report", "-m", str(ckpts["partial"]), "-o", str(tmp_path / "n"), "--only", "embed"])
+    assert r.exit_code == 2 and "supports none" in r.output
+    r = CliRunner().invoke(cli, ["report", "--list"])
+    assert r.exit_code == 0 and "pca" in r.output
+
+
+@pytest.mark.skipif(not PARTIAL.is_dir(), reason="needs ../shared/data/gpt2-small-partial")
+def test_partial_gpt2_checkpoint_skips_what_it_lacks(tmp_path):
+    """The real partial checkpoint: no wte, no MLP -> those stages skipped with reasons, the rest run."""
+    page, (rep,) = build_report([str(PARTIAL)], tmp_path / "r", stages=fake_stages(), size="quick", progress=False, skip=["pattern", "scores"])
+    st = {o.name: o for o in rep.outcomes}
+    assert st["embed"].status == "skipped" and "wte.weight" in st["embed"].reason
+    assert st["mlp"].status == "skipped"
+    assert st["pca"].status == "done" and st["pca"].result["top"][0] > 0
+    assert "Published vs ours" in page.read_text() and "published figure for GPT-2 small" in page.read_text()
+
+
+def test_default_registry_names_are_unique():
+    names = [s.name for s in default_stages()]
+    assert len(names) == len(set(names))
