@@ -17,6 +17,7 @@ from ..errors import PoslensError
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "models": ("models", "inspect"),
     "train": ("train",),
+    "report": ("report",),
 }
 
 
