@@ -119,8 +119,9 @@ class ModelConfig:
             "resid_pdrop": 0.0,
             "tie_word_embeddings": True,
         }
-        if self.bos_token_id is not None:
-            hf["bos_token_id"] = hf["eos_token_id"] = self.bos_token_id
+        # Explicit nulls: left out, transformers' GPT2Config defaults them to 50256, which is
+        # outside a small vocabulary and makes it warn.
+        hf["bos_token_id"] = hf["eos_token_id"] = self.bos_token_id
         if self.normalization != "LN":
             hf["poslens_normalization"] = self.normalization
         return hf

@@ -174,13 +174,13 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
         steps_run += 1
         log["step"] = step
         log["tokens_seen"] += tokens_per_step
-        entry = {"step": step, "loss": float(loss)}
+        entry = {"step": step, "loss": float(loss.detach())}
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             entry["val_loss"] = evaluate(model, val_ids, cfg, device)
         log["history"].append(entry)
         if bar is not None:
             bar.update(1)
-            post = {"loss": f"{float(loss):.3f}", "tok/s": f"{tokens_per_step / max(time.time() - t0, 1e-9):.0f}"}
+            post = {"loss": f"{entry['loss']:.3f}", "tok/s": f"{tokens_per_step / max(time.time() - t0, 1e-9):.0f}"}
             if "val_loss" in entry:
                 post["val"] = f"{entry['val_loss']:.3f}"
             bar.set_postfix(post)
