@@ -1,0 +1,213 @@
+"""Runner: parity with Hugging Face, positional inputs on the real partial checkpoint,
+editing hooks, batching, bfloat16, lazy reading and input errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from poslens.errors import InvalidInputError, MissingTensorError, PoslensError, UnknownHookError
+from poslens.models import Runner, load_weights
+from poslens.testing import gpt2_small_config, random_checkpoint, small_config
+
+TOL = 1e-4
+
+PARITY_SHAPES = {
+    # gpt2-small's exact shape (12 layers, 12 heads, d_model 768, vocab 50257, n_ctx 1024)
+    "gpt2-small": gpt2_small_config(),
+    "small": small_config(),
+    "wide-heads": small_config(n_layers=3, n_heads=2, d_model=96, n_ctx=64, d_vocab=300),
+    "stanford-crfm": small_config(n_layers=3, scale_attn_by_inverse_layer_idx=True),
+    "n_inner": small_config(d_mlp=80, n_heads=8),
+}
+
+
+def _hf(path):
+    transformers = pytest.importorskip("transformers")
+    return transformers.GPT2LMHeadModel.from_pretrained(path, attn_implementation="eager").eval()
+
+
+@pytest.mark.parametrize("shape", list(PARITY_SHAPES))
+def test_parity_with_huggingface(tmp_path, shape):
+    cfg = PARITY_SHAPES[shape]
+    path = random_checkpoint(tmp_path / shape, cfg, seed=3)
+    hf = _hf(path)
+    tokens = torch.randint(0, cfg.d_vocab, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = hf(tokens, output_hidden_states=True, output_attentions=True)
+    L = cfg.n_layers
+    # HF's hidden_states: [embed + pos, after block 0, ..., after block L-2, ln_f(after block L-1)]
+    ours = {"blocks.0.hook_resid_pre": 0, "ln_final.hook_normalized": L}
+    ours.update({f"blocks.{l}.hook_resid_post": l + 1 for l in range(L - 1)})
+    patterns = [f"blocks.{l}.attn.hook_pattern" for l in range(L)]
+    acts = Runner(load_weights(str(path))).run(tokens, hooks=[*ours, *patterns], logits=True)
+    for name, i in ours.items():
+        diff = (acts[name] - out.hidden_states[i]).abs().max().item()
+        assert diff <= TOL, f"{shape}: {name} vs hidden_states[{i}] differ by {diff}"
+    assert (acts["logits"] - out.logits).abs().max().item() <= TOL
+    for l, name in enumerate(patterns):
+        assert (acts[name] - out.attentions[l]).abs().max().item() <= TOL, name
+    if cfg.scale_attn_by_inverse_layer_idx:
+        # Same seed and shape without the flag: the weights are identical, so layer l's scores
+        # must be exactly (l + 1) times larger; HF agreeing above proves it divides too.
+        plain = random_checkpoint(tmp_path / "plain", small_config(n_layers=3), seed=3)
+        resid = torch.randn(2, 16, cfg.d_model, generator=torch.Generator().manual_seed(1))
+        causal = torch.ones(16, 16, dtype=torch.bool).tril()
+        for l in range(L):
+            name = f"blocks.{l}.attn.hook_attn_scores"
+            scaled = Runner(load_weights(str(path))).run(resid=resid, start_at_layer=l, hooks=[name])[name]
+            unscaled = Runner(load_weights(str(plain))).run(resid=resid, start_at_layer=l, hooks=[name])[name]
+            assert torch.allclose(scaled[..., causal] * (l + 1), unscaled[..., causal], atol=1e-5)
+
+
+def test_resid_post_of_last_layer_feeds_ln_final(small_ckpt, small_cfg):
+    r = Runner(load_weights(str(small_ckpt)))
+    tokens = torch.arange(12)[None]
+    acts = r.run(tokens, hooks=["blocks.1.hook_resid_post", "ln_final.hook_normalized"])
+    w = r.weights
+    ref = torch.nn.functional.layer_norm(acts["blocks.1.hook_resid_post"], (small_cfg.d_model,),
+                                         w.get("ln_final.w"), w.get("ln_final.b"), small_cfg.eps)
+    assert torch.allclose(ref, acts["ln_final.hook_normalized"], atol=1e-5)
+
+
+# ---- the real partial checkpoint, positional inputs alone --------------------------------------
+def test_partial_checkpoint_positional_attention(partial_ckpt):
+    w = load_weights(str(partial_ckpt))
+    P = 64
+    acts = Runner(w).run(embed=torch.zeros(1, P, w.cfg.d_model), hooks=["blocks.0.attn.hook_pattern"])
+    pat = acts["blocks.0.attn.hook_pattern"]
+    assert pat.shape == (1, 12, P, P)
+    assert torch.allclose(pat.sum(-1), torch.ones(1, 12, P), atol=1e-5)
+    assert pat.triu(1).abs().max().item() == 0.0  # causal: no weight on later keys
+    assert pat.std().item() > 1e-3  # real weights, not a uniform pattern
+    assert "wte.weight" not in w.source.reads
+    assert not any(".mlp." in n for n in w.source.reads)
+
+
+def test_partial_checkpoint_past_layer0_names_missing_mlp(partial_ckpt):
+    w = load_weights(str(partial_ckpt))
+    with pytest.raises(MissingTensorError) as e:
+        Runner(w).run(embed=torch.zeros(1, 8, 768), hooks=["blocks.1.attn.hook_pattern"])
+    assert e.value.tensor == "h.0.mlp.c_fc.weight"
+    assert "h.0.mlp.c_fc.weight" in str(e.value) and "MLP in layer 0" in str(e.value)
+
+
+# ---- lazy reading --------------------------------------------------------------------------------
+def test_layer0_pattern_reads_only_layer0_attention(small_ckpt, small_cfg):
+    w = load_weights(str(small_ckpt))
+    Runner(w).run(embed=torch.zeros(2, 10, small_cfg.d_model), hooks=["blocks.0.attn.hook_pattern"])
+    assert sorted(w.source.reads) == sorted(
+        ["wpe.weight", "h.0.ln_1.weight", "h.0.ln_1.bias", "h.0.attn.c_attn.weight", "h.0.attn.c_attn.bias"]
+    )
+
+
+def test_resid_post_reads_no_later_layer_and_no_unembedding(tmp_path):
+    cfg = small_config(n_layers=4)
+    w = load_weights(str(random_checkpoint(tmp_path / "m", cfg)))
+    Runner(w).run(torch.arange(10)[None], hooks=["blocks.1.hook_resid_post"])
+    reads = w.source.reads
+    assert reads.count("wte.weight") == 1  # as the embedding only
+    assert all(not n.startswith(("h.2.", "h.3.", "ln_f.")) for n in reads), reads
+    assert {n for n in reads if n.startswith("h.")} == {
+        f"h.{l}.{p}.{k}" for l in (0, 1) for p in ("ln_1", "ln_2", "attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+        for k in ("weight", "bias")
+    }
+
+
+# ---- editing hooks -------------------------------------------------------------------------------
+def test_zeroing_head_z_removes_exactly_its_result(small_ckpt):
+    r = Runner(load_weights(str(small_ckpt)))
+    tokens = torch.randint(0, 512, (2, 12), generator=torch.Generator().manual_seed(1))
+    head = 2
+    base = r.run(tokens, hooks=["blocks.1.attn.hook_result", "blocks.1.hook_attn_out"], logits=True)
+
+    def zero_head(z, hook):
+        assert hook.name == "blocks.1.attn.hook_z" and hook.layer == 1
+        z[:, :, head] = 0  # in place, return None
+
+    edited = r.run(tokens, hooks=["blocks.1.hook_attn_out"], edits={"blocks.1.attn.hook_z": zero_head}, logits=True)
+    removed = base["blocks.1.hook_attn_out"] - edited["blocks.1.hook_attn_out"]
+    assert torch.allclose(removed, base["blocks.1.attn.hook_result"][:, :, head], atol=1e-5)
+    assert (edited.logits - base.logits).abs().max().item() > 1e-4
+    # The same edit written as a returned replacement gives the same output.
+    mask = torch.ones(r.cfg.n_heads, 1)
+    mask[head] = 0
+    replaced = r.run(tokens, edits={"blocks.1.attn.hook_z": lambda z, hook: z * mask}, logits=True)
+    assert torch.allclose(replaced.logits, edited.logits, atol=1e-5)
+
+
+def test_edit_with_wrong_shape_raises(small_ckpt):
+    r = Runner(load_weights(str(small_ckpt)))
+    with pytest.raises(InvalidInputError, match="returned shape"):
+        r.run(torch.arange(8)[None], edits={"blocks.0.hook_resid_mid": lambda x, hook: x[:, :1]}, logits=True)
+
+
+def test_edit_before_the_last_hook_only_changes_downstream(small_ckpt):
+    r = Runner(load_weights(str(small_ckpt)))
+    tokens = torch.arange(8)[None]
+    hooks = ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"]
+    base = r.run(tokens, hooks=hooks)
+    edited = r.run(tokens, hooks=hooks, edits={"blocks.0.hook_attn_out": lambda x, hook: torch.zeros_like(x)})
+    assert torch.equal(base["blocks.0.hook_resid_pre"], edited["blocks.0.hook_resid_pre"])
+    assert not torch.allclose(base["blocks.1.hook_resid_pre"], edited["blocks.1.hook_resid_pre"])
+
+
+# ---- batching and dtype --------------------------------------------------------------------------
+def test_batched_run_equals_unbatched(small_ckpt):
+    r = Runner(load_weights(str(small_ckpt)))
+    tokens = torch.randint(0, 512, (5, 20), generator=torch.Generator().manual_seed(2))
+    hooks = ["blocks.0.attn.hook_pattern", "blocks.1.hook_resid_post"]
+    whole = r.run(tokens, hooks=hooks, logits=True)
+    batched = r.run(tokens, hooks=hooks, logits=True, batch_size=2, progress=False)
+    for n in whole:
+        assert batched[n].shape == whole[n].shape
+        assert torch.allclose(batched[n], whole[n], atol=1e-5), n
+
+
+# bfloat16 keeps 8 mantissa bits (relative precision 2^-8 = 0.4%). Stated tolerance: over two
+# layers and the unembedding, the max abs error stays within 2% of the largest |activation|
+# and the RMS error within 1% of the RMS activation (measured: ~0.6% and ~0.6%).
+BF16_MAX_REL = 0.02
+BF16_RMS_REL = 0.01
+
+
+def test_bfloat16_close_to_float32(small_ckpt):
+    w = load_weights(str(small_ckpt))
+    tokens = torch.randint(0, 512, (2, 32), generator=torch.Generator().manual_seed(3))
+    f32 = Runner(w).run(tokens, hooks=["blocks.1.hook_resid_post"], logits=True)
+    bf16 = Runner(w, dtype="bfloat16").run(tokens, hooks=["blocks.1.hook_resid_post"], logits=True)
+    for n in f32:
+        assert bf16[n].dtype == torch.float32  # activations come back as float32
+        err = bf16[n] - f32[n]
+        assert err.abs().max() <= BF16_MAX_REL * f32[n].abs().max(), n
+        assert err.pow(2).mean().sqrt() <= BF16_RMS_REL * f32[n].pow(2).mean().sqrt(), n
+        assert err.abs().max() > 0  # it really ran in bfloat16
+
+
+# ---- input errors --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        (dict(tokens=torch.tensor([[1, 2, 512]]), hooks=["logits"]), InvalidInputError, "token id 512"),
+        (dict(tokens=torch.zeros(1, 129, dtype=torch.long), hooks=["logits"]), InvalidInputError, "n_ctx=128"),
+        (dict(tokens=torch.tensor([[1, 2]]), hooks=["blocks.2.hook_resid_post"]), InvalidInputError, "layers 0..1"),
+        (dict(tokens=torch.tensor([[1, 2]]), hooks=["blocks.0.attn.hook_patern"]), UnknownHookError,
+         "blocks.0.attn.hook_pattern"),
+        (dict(tokens=torch.tensor([[1, 2]]), hooks=[]), InvalidInputError, "nothing to compute"),
+        (dict(tokens=torch.tensor([[1.0, 2.0]]), hooks=["logits"]), InvalidInputError, "integer ids"),
+        (dict(embed=torch.zeros(1, 4, 7), hooks=["logits"]), InvalidInputError, "[batch, pos, 64]"),
+    ],
+)
+def test_bad_input_raises_clear_error(small_ckpt, kwargs, error, words):
+    r = Runner(load_weights(str(small_ckpt)))
+    with pytest.raises(error) as e:
+        r.run(**kwargs)
+    assert isinstance(e.value, PoslensError)
+    assert words in str(e.value)
+
+
+def test_bad_input_reads_nothing(small_ckpt):
+    w = load_weights(str(small_ckpt))
+    with pytest.raises(InvalidInputError):
+        Runner(w).run(torch.zeros(1, 500, dtype=torch.long), hooks=["blocks.0.hook_resid_post"])
+    assert w.source.reads == []

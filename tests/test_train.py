@@ -1,0 +1,103 @@
+"""The trainer: loss falls, resume is exact, output loads in transformers, bad input is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from poslens.errors import CorpusError, InvalidInputError
+from poslens.models import Runner, load_weights
+from poslens.models.tokenizer import Tokenizer
+from poslens.train import TrainConfig, train
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> str:
+    text = (SHARED / "data/corpora/kjv.txt").read_text()[:120_000]
+    p = tmp_path_factory.mktemp("corpus") / "kjv_part.txt"
+    p.write_text(text)
+    return str(p)
+
+
+def cfg(corpus: str, out: Path, **kw) -> TrainConfig:
+    base = dict(
+        corpus=[corpus], out=str(out), tokenizer="bpe", vocab_size=320, n_layers=1, n_heads=2, d_model=32,
+        n_ctx=32, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_steps=5, max_steps=40, eval_every=40,
+        eval_batches=2, ckpt_every=1000, seed=3, dtype="float32", repeat_frac=0.25,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_loss_goes_down_and_export_loads(corpus, tmp_path):
+    model_dir = train(cfg(corpus, tmp_path / "run"), progress=False)
+    import json
+
+    log = json.loads((model_dir / "training_log.json").read_text())
+    hist = log["history"]
+    first = sum(h["loss"] for h in hist[:5]) / 5
+    last = sum(h["loss"] for h in hist[-5:]) / 5
+    assert last < first - 0.5, (first, last)
+    assert hist[-1]["val_loss"] < log["unigram_cross_entropy_val"] + 0.5
+    # The exported directory is a normal checkpoint with the model's own tokenizer.
+    w = load_weights(str(model_dir))
+    tok = Tokenizer.for_checkpoint(w.source)
+    assert tok.vocab_size == w.cfg.d_vocab == 320
+    ids = torch.tensor([tok.encode("In the beginning God created the heaven")])
+    ours = Runner(w).run(ids, logits=True).logits
+    from transformers import GPT2LMHeadModel
+
+    hf = GPT2LMHeadModel.from_pretrained(model_dir, attn_implementation="eager").eval()
+    with torch.no_grad():
+        theirs = hf(ids).logits
+    assert (ours - theirs).abs().max() < 1e-4
+
+
+def test_resume_continues_exactly(corpus, tmp_path):
+    straight = train(cfg(corpus, tmp_path / "a", max_steps=16), progress=False)
+    c = cfg(corpus, tmp_path / "b", max_steps=16)
+    train(c, progress=False, stop_after=7)
+    state = torch.load(tmp_path / "b" / "train_state.pt", weights_only=False)
+    assert state["log"]["step"] == 7
+    resumed = train(c, progress=False)
+    a = load_weights(str(straight)).state_dict()
+    b = load_weights(str(resumed)).state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_with_other_shape_is_refused_and_nothing_overwritten(corpus, tmp_path):
+    c = cfg(corpus, tmp_path / "run", max_steps=4)
+    train(c, progress=False)
+    before = (tmp_path / "run" / "train_state.pt").read_bytes()
+    with pytest.raises(InvalidInputError, match="d_model"):
+        train(cfg(corpus, tmp_path / "run", max_steps=8, d_model=48), progress=False)
+    assert (tmp_path / "run" / "train_state.pt").read_bytes() == before
+
+
+def test_bad_corpora(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n")
+    with pytest.raises(CorpusError, match="empty"):
+        train(cfg(str(empty), tmp_path / "r1"), progress=False)
+    with pytest.raises(CorpusError, match="does not exist"):
+        train(cfg(str(tmp_path / "nope.txt"), tmp_path / "r2"), progress=False)
+    small = tmp_path / "small.txt"
+    small.write_text("a few words only, far fewer than one context window of tokens\n" * 3)
+    with pytest.raises(CorpusError, match="context window"):
+        train(cfg(str(small), tmp_path / "r3", n_ctx=256, vocab_size=300), progress=False)
+    assert not (tmp_path / "r3" / "model").exists()
+
+
+def test_cli_train_error_exit_code(tmp_path):
+    from click.testing import CliRunner
+
+    from poslens.cli import cli
+
+    r = CliRunner().invoke(cli, ["train", "-c", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    assert "does not exist" in r.output and "Traceback" not in r.output
