@@ -1,0 +1,177 @@
+"""Token sequences for activation analyses: repeated random tokens, sampled tokens, corpus windows.
+
+Every generator is deterministic in its ``seed`` and returns a ``torch.long`` tensor
+``[n_seq, seq_len]``; generators that take ``bos`` put that id in column 0.
+
+>>> t = repeated_tokens(2, 9, vocab=100, seed=0, bos=0)
+>>> t.shape, bool((t[:, 1:5] == t[:, 5:9]).all())
+(torch.Size([2, 9]), True)
+>>> sampled_tokens(1, 6, vocab=range(10, 20), seed=1, n_distinct=3).unique().numel() <= 3
+True
+>>> from poslens.models.tokenizer import Tokenizer
+>>> tok = Tokenizer.gpt2()
+>>> text_tokens("Hello world", tok).tolist()
+[[15496, 995]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+
+from ..errors import CorpusError, InvalidInputError
+
+__all__ = [
+    "corpus_sequences",
+    "read_corpus",
+    "repeated_tokens",
+    "sampled_tokens",
+    "text_tokens",
+    "token_pool",
+]
+
+
+def token_pool(vocab: int | Sequence[int] | range, exclude: Iterable[int] = ()) -> torch.Tensor:
+    """The ids to draw from: ``range(vocab)`` (or the given ids) minus ``exclude``."""
+    ids = torch.arange(vocab) if isinstance(vocab, int) else torch.as_tensor(list(vocab), dtype=torch.long)
+    ex = torch.as_tensor(sorted(set(int(e) for e in exclude if e is not None)), dtype=torch.long)
+    if ex.numel():
+        ids = ids[~torch.isin(ids, ex)]
+    if ids.numel() == 0:
+        raise InvalidInputError("no token ids left to draw from after exclusions; widen the vocabulary")
+    return ids
+
+
+def _prefix(body: torch.Tensor, bos: int | None) -> torch.Tensor:
+    if bos is None:
+        return body
+    return torch.cat([torch.full((body.shape[0], 1), int(bos), dtype=torch.long), body], 1)
+
+
+def repeated_tokens(
+    n_seq: int,
+    seq_len: int,
+    vocab: int | Sequence[int] | range,
+    seed: int = 0,
+    exclude: Iterable[int] = (),
+    bos: int | None = None,
+) -> torch.Tensor:
+    """Random tokens followed by the same tokens again: ``[bos] t_1..t_h t_1..t_{L-h}``.
+
+    The first half holds distinct tokens (drawn without replacement), so every query in
+    the second half has exactly one earlier copy, ``h`` positions back, and no query in
+    the first half has one. ``seq_len`` counts the BOS column when ``bos`` is given.
+    """
+    if n_seq < 1 or seq_len < 2 + (bos is not None):
+        raise InvalidInputError(f"need n_seq >= 1 and seq_len >= {2 + (bos is not None)}; got {n_seq}, {seq_len}")
+    pool = token_pool(vocab, [*exclude, bos])
+    L = seq_len - (bos is not None)
+    h = (L + 1) // 2
+    if pool.numel() < h:
+        raise InvalidInputError(f"{h} distinct tokens needed per half but only {pool.numel()} are available")
+    g = torch.Generator().manual_seed(int(seed))
+    firsts = torch.stack([pool[torch.randperm(pool.numel(), generator=g)[:h]] for _ in range(n_seq)])
+    body = torch.cat([firsts, firsts[:, : L - h]], 1)
+    return _prefix(body, bos)
+
+
+def sampled_tokens(
+    n_seq: int,
+    seq_len: int,
+    vocab: int | Sequence[int] | range,
+    seed: int = 0,
+    exclude: Iterable[int] = (),
+    bos: int | None = None,
+    n_distinct: int | None = None,
+) -> torch.Tensor:
+    """Tokens drawn independently from ``n_distinct`` ids chosen per sequence.
+
+    With few distinct ids most queries have several earlier copies at spread-out
+    distances (geometric with mean ``n_distinct``), which is what a decay profile needs.
+    """
+    if n_seq < 1 or seq_len < 2 + (bos is not None):
+        raise InvalidInputError(f"need n_seq >= 1 and seq_len >= {2 + (bos is not None)}; got {n_seq}, {seq_len}")
+    pool = token_pool(vocab, [*exclude, bos])
+    k = min(int(n_distinct or pool.numel()), pool.numel())
+    if k < 1:
+        raise InvalidInputError("n_distinct must be >= 1")
+    g = torch.Generator().manual_seed(int(seed))
+    L = seq_len - (bos is not None)
+    rows = []
+    for _ in range(n_seq):
+        ids = pool[torch.randperm(pool.numel(), generator=g)[:k]]
+        rows.append(ids[torch.randint(0, k, (L,), generator=g)])
+    return _prefix(torch.stack(rows), bos)
+
+
+def read_corpus(path: str | Path) -> str:
+    """The text of a corpus file, with a clear error when it is missing or empty."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise CorpusError(f"corpus file {p} does not exist; pass a path to a UTF-8 text file")
+    try:
+        text = p.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise CorpusError(f"cannot read corpus {p} ({exc.strerror})") from exc
+    if not text.strip():
+        raise CorpusError(f"corpus {p} is empty; give a file with text in it")
+    return text
+
+
+def text_tokens(text: str, tokenizer, prepend_bos: bool = False, max_len: int | None = None) -> torch.Tensor:
+    """One text as ``[1, n_tokens]`` ids (truncated to ``max_len``); at least two tokens are required."""
+    ids = tokenizer.encode(text, prepend_bos=prepend_bos)
+    if max_len is not None:
+        ids = ids[:max_len]
+    if len(ids) - int(prepend_bos) < 2:
+        raise InvalidInputError(
+            f"the text has {len(ids) - int(prepend_bos)} token(s); at least two are needed to look for earlier copies"
+        )
+    return torch.tensor([ids], dtype=torch.long)
+
+
+def corpus_sequences(
+    path: str | Path,
+    tokenizer,
+    seq_len: int,
+    n_seq: int,
+    seed: int = 0,
+    prepend_bos: bool = False,
+) -> torch.Tensor:
+    """``n_seq`` windows of exactly ``seq_len`` tokens from random places in a text file.
+
+    Windows start at line beginnings chosen with ``seed``; only the text around each start
+    is tokenised, so a 5 MB corpus costs milliseconds. A corpus too short for a window
+    raises :class:`~poslens.errors.CorpusError`; a short one yields fewer windows.
+    """
+    if seq_len < 2 or n_seq < 1:
+        raise InvalidInputError(f"need seq_len >= 2 and n_seq >= 1; got {seq_len}, {n_seq}")
+    text = read_corpus(path)
+    body = seq_len - int(prepend_bos)
+    starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n" and i + 1 < len(text)] if len(text) < 200_000 else None
+    g = torch.Generator().manual_seed(int(seed))
+    if starts is None:
+        # Large corpus: random character offsets snapped forward to the next line start.
+        offs = torch.randint(0, max(1, len(text) - 1), (n_seq * 3,), generator=g).tolist()
+        starts = sorted({(text.find("\n", o) + 1) if text.find("\n", o) >= 0 else 0 for o in offs})
+    order = torch.randperm(len(starts), generator=g).tolist()
+    rows: list[list[int]] = []
+    chars = max(64, body * 8)
+    for j in order:
+        if len(rows) == n_seq:
+            break
+        s = starts[j]
+        n = chars
+        while True:
+            ids = tokenizer.encode(text[s : s + n])
+            if len(ids) > body or s + n >= len(text):
+                break
+            n *= 2
+        if len(ids) < body:
+            continue
+        rows.append(([tokenizer.bos_token_id] if prepend_bos else []) + ids[:body])
+    if not rows:
+        raise CorpusError(f"corpus {path} holds fewer than {body} tokens after any line start; use a longer text or a shorter --seq-len")
+    return torch.tensor(rows, dtype=torch.long)
