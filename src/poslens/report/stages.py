@@ -1,13 +1,31 @@
-"""The report's stages: one adapter per analysis module.
+"""The report's stages: one adapter module per analysis, ``poslens.report.stage_<name>``.
 
-Each adapter says what the analysis needs from the checkpoint, which options it runs with
-at each report size (``quick`` for a first look, ``default``, ``full`` = the seeds'
-sizes), and how to call the analysis's compute, ``figures`` and ``summarize`` functions.
-Analysis modules are imported inside the adapters, so ``poslens report --help`` stays fast.
+Each adapter module defines ``STAGES`` (a list of :class:`~poslens.report.orchestrate.Stage`):
+what the analysis needs from the checkpoint, the options it runs with at each report size
+(``quick`` for a first look, ``default``, ``full`` = the seeds' sizes), the forward passes it
+shares (:class:`~poslens.report.orchestrate.Harvest`), and how to call the analysis's
+compute, ``figures`` and ``summarize`` functions. Analysis modules are imported inside the
+adapters' functions, so ``poslens report --help`` stays fast.
+
+>>> [s.name for s in all_stages()]          # doctest: +SKIP
+['helix', 'dup_heads', ...]
 """
 
 from __future__ import annotations
 
+import importlib
+
 from .orchestrate import Stage
 
-STAGES: list[Stage] = []
+# Adapter modules, in the order their sections appear on the page.
+ADAPTERS: tuple[str, ...] = ()
+
+
+def all_stages() -> list[Stage]:
+    stages: list[Stage] = []
+    for name in ADAPTERS:
+        stages += importlib.import_module(f"poslens.report.stage_{name}").STAGES
+    return stages
+
+
+STAGES: list[Stage] = all_stages()

@@ -16,9 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _plotly(fig, path: Path) -> Path:
-    fig.write_html(str(path), include_plotlyjs="directory")
-    return path
+from .common import save_plotly as _plotly  # noqa: E402
 
 
 def dup_heads_figures(result, out: Path) -> list[Path]:
