@@ -12,6 +12,10 @@ from typing import Any
 def _tmp_beside(path: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    # mkstemp creates 0600; give the finished file the permissions a plain open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
     return Path(name)
 
 
