@@ -60,7 +60,13 @@ class CorpusError(InvalidInputError):
 
 def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:
     """A ' (did you mean ...?)' suffix naming the closest choices, or ''."""
-    close = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)
+    choices = list(choices)
+    by_lower: dict[str, list[str]] = {}
+    for c in choices:
+        by_lower.setdefault(c.lower(), []).append(c)
+    # Case-insensitive first: 'W_q' should suggest 'W_Q' before 'W_V'.
+    close = [c for low in difflib.get_close_matches(name.lower(), list(by_lower), n=n, cutoff=0.5) for c in by_lower[low]]
+    close = close[:n]
     if not close:
         return ""
     return " (did you mean " + ", ".join(repr(c) for c in close) + "?)"

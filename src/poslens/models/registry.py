@@ -151,12 +151,15 @@ def family(name: str) -> tuple[str, ...]:
     return FAMILIES[name]
 
 
-def download(source: ModelSource, filenames: tuple[str, ...] = ("config.json",)) -> Path:
+def download(source: ModelSource) -> Path:
     """Fetch (or find in the HF cache) a hub model's config, weights and tokenizer; return its folder.
 
-    Honours ``HF_HUB_OFFLINE``: then only the cache is read, and a clear error says how to
-    fix a miss.
+    Weights are ``model.safetensors``, a sharded ``model.safetensors.index.json`` with its
+    shards, or ``pytorch_model.bin``, whichever the repository has first. Honours
+    ``HF_HUB_OFFLINE``: then only the cache is read, and a miss says how to fix it.
     """
+    import json
+
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -167,14 +170,30 @@ def download(source: ModelSource, filenames: tuple[str, ...] = ("config.json",))
 
     assert source.repo_id is not None
     where = f"{source.repo_id}" + (f" (revision {source.revision})" if source.revision else "")
-    folder: Path | None = None
+    missing_locally: list[str] = []
+
+    def offline_error() -> OfflineError:
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+        why = "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache" if offline else (
+            "it is not in the Hugging Face cache and the hub cannot be reached"
+        )
+        return OfflineError(
+            f"cannot load {where}: {why}; on a machine with internet run "
+            f"`hf download {source.repo_id}` (then copy ~/.cache/huggingface here), "
+            "or pass --model a local checkpoint directory"
+        )
 
     def fetch(fn: str, required: bool) -> Path | None:
         try:
             return Path(hf_hub_download(source.repo_id, fn, revision=source.revision))
-        except (EntryNotFoundError, RevisionNotFoundError) as exc:
-            if isinstance(exc, RevisionNotFoundError):
-                raise UnknownModelError(f"{where}: no such revision on the hub") from exc
+        except LocalEntryNotFoundError as exc:  # before EntryNotFoundError, which it subclasses
+            if required:
+                raise offline_error() from exc
+            missing_locally.append(fn)
+            return None
+        except RevisionNotFoundError as exc:
+            raise UnknownModelError(f"{where}: no such revision on the hub") from exc
+        except EntryNotFoundError as exc:
             if required:
                 raise UnknownModelError(f"{where} has no {fn} on the hub") from exc
             return None
@@ -183,24 +202,17 @@ def download(source: ModelSource, filenames: tuple[str, ...] = ("config.json",))
                 f"'{source.repo_id}' is not a model on the Hugging Face hub (or it is private); "
                 "run `poslens models` for the known names"
             ) from exc
-        except LocalEntryNotFoundError as exc:
-            offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-            why = "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache" if offline else (
-                "it is not in the Hugging Face cache and the hub cannot be reached"
-            )
-            raise OfflineError(
-                f"cannot load {where}: {why}; on a machine with internet run "
-                f"`huggingface-cli download {source.repo_id}` (then copy ~/.cache/huggingface), "
-                "or pass --model a local checkpoint directory"
-            ) from exc
 
-    cfg = fetch("config.json", required=True)
-    folder = cfg.parent
-    for fn in ("model.safetensors", "pytorch_model.bin"):
-        if fetch(fn, required=False) is not None:
-            break
-    else:
-        raise UnknownModelError(f"{where} has neither model.safetensors nor pytorch_model.bin")
+    folder = fetch("config.json", required=True).parent
+    if fetch("model.safetensors", required=False) is None:
+        index = fetch("model.safetensors.index.json", required=False)
+        if index is not None:
+            for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
+                fetch(shard, required=True)
+        elif fetch("pytorch_model.bin", required=False) is None:
+            if missing_locally:
+                raise offline_error()
+            raise UnknownModelError(f"{where} has neither model.safetensors nor pytorch_model.bin")
     for fn in ("tokenizer.json", "vocab.json", "merges.txt"):
         fetch(fn, required=False)
     return folder

@@ -1,0 +1,65 @@
+"""The CLI core: help everywhere, `models`, `inspect`, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from poslens.cli import COMMAND_MODULES, cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_help_everywhere():
+    r = run("--help")
+    assert r.exit_code == 0
+    names = sorted(c for cmds in COMMAND_MODULES.values() for c in cmds)
+    for name in names:
+        assert name in r.output
+        sub = run(name, "--help")
+        assert sub.exit_code == 0, (name, sub.output)
+        assert "Usage:" in sub.output
+
+
+def test_models_lists_every_registered_name():
+    r = run("models")
+    assert r.exit_code == 0
+    for name in ("tiny", "gpt2", "gpt2-xl", "distilgpt2", "battlestar", "eowyn"):
+        assert name in r.output
+    data = json.loads(run("models", "--json").output)
+    assert len(data["models"]) == 16 and "gpt2" in data["families"]
+
+
+def test_inspect_partial_checkpoint(partial_ckpt):
+    r = run("inspect", str(partial_ckpt), "--json")
+    assert r.exit_code == 0
+    info = json.loads(r.output)
+    assert info["complete"] is False and "wte.weight" in info["tensors_missing"]
+    assert info["config"]["n_layers"] == 12 and info["n_params"] == 124439808
+    text = run("inspect", str(partial_ckpt)).output
+    assert "missing: wte.weight" in text and "12 layers" in text
+
+
+def test_inspect_tiny_offline():
+    r = run("inspect", "tiny")
+    assert r.exit_code == 0 and "tokenizer.json" in r.output
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("inspect", "gpt2-smal"), "did you mean 'gpt2-small'"),
+        (("inspect", "./does/not/exist"), "does not exist"),
+        (("inspect", "battlestar@7"), "no checkpoint at step 7"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(args, words):
+    r = run(*args)
+    assert r.exit_code == 2
+    err = r.output.strip()
+    assert err.startswith("poslens: error:") and words in err
+    assert "\n" not in err and "Traceback" not in err

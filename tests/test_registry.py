@@ -1,0 +1,105 @@
+"""Model names resolve to the right sources; unknown names get close suggestions."""
+
+from __future__ import annotations
+
+import pytest
+
+from poslens.errors import OfflineError, UnknownModelError
+from poslens.models import registry
+from poslens.models.registry import FAMILIES, STANFORD_CHECKPOINTS, family, resolve
+
+
+@pytest.mark.parametrize(
+    "name, repo",
+    [
+        ("gpt2", "openai-community/gpt2"),
+        ("gpt2-small", "openai-community/gpt2"),
+        ("GPT2-Medium", "openai-community/gpt2-medium"),
+        ("gpt2-large", "openai-community/gpt2-large"),
+        ("gpt2-xl", "openai-community/gpt2-xl"),
+        ("distilgpt2", "distilbert/distilgpt2"),
+        ("alias", "stanford-crfm/alias-gpt2-small-x21"),
+        ("battlestar", "stanford-crfm/battlestar-gpt2-small-x49"),
+        ("caprica", "stanford-crfm/caprica-gpt2-small-x81"),
+        ("darkmatter", "stanford-crfm/darkmatter-gpt2-small-x343"),
+        ("expanse", "stanford-crfm/expanse-gpt2-small-x777"),
+        ("arwen", "stanford-crfm/arwen-gpt2-medium-x21"),
+        ("beren", "stanford-crfm/beren-gpt2-medium-x49"),
+        ("celebrimbor", "stanford-crfm/celebrimbor-gpt2-medium-x81"),
+        ("durin", "stanford-crfm/durin-gpt2-medium-x343"),
+        ("eowyn", "stanford-crfm/eowyn-gpt2-medium-x777"),
+        ("stanford-gpt2-small-a", "stanford-crfm/alias-gpt2-small-x21"),
+        ("openai-community/gpt2-xl", "openai-community/gpt2-xl"),
+        ("someone/my-gpt2", "someone/my-gpt2"),  # any hub id passes through
+    ],
+)
+def test_names_resolve_to_hub_repos(name, repo):
+    src = resolve(name)
+    assert src.repo_id == repo and src.local_dir is None
+
+
+def test_stanford_revisions():
+    assert len(STANFORD_CHECKPOINTS) == 609  # as published: 609 checkpoints per run
+    assert STANFORD_CHECKPOINTS[0] == 0 and STANFORD_CHECKPOINTS[-1] == 400000
+    src = resolve("battlestar@1000")
+    assert src.revision == "checkpoint-1000" and src.label == "battlestar@checkpoint-1000"
+    assert resolve("alias", revision="main").revision == "main"
+    with pytest.raises(UnknownModelError, match="nearest is 1050"):
+        resolve("battlestar@1049")
+
+
+def test_local_directory_and_embedded(small_ckpt):
+    src = resolve(str(small_ckpt))
+    assert src.local_dir == small_ckpt and src.repo_id is None
+    tiny = resolve("poslens-tiny")
+    assert tiny.local_dir == registry.EMBEDDED_DIR / "tiny"
+
+
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("gpt2-smal", "did you mean 'gpt2-small'"),
+        ("batlestar", "did you mean 'battlestar'"),
+        ("./no/such/dir", "does not exist"),
+        ("", "empty model name"),
+    ],
+)
+def test_unknown_names_say_what_to_do(name, words):
+    with pytest.raises(UnknownModelError, match=words):
+        resolve(name)
+
+
+def test_families():
+    assert family("gpt2") == FAMILIES["gpt2"] and len(family("gpt2")) == 9
+    with pytest.raises(UnknownModelError, match="did you mean 'gpt2'"):
+        family("gtp2")
+
+
+def test_offline_without_cache_says_how_to_fix(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(OfflineError) as e:
+        registry.open_checkpoint("gpt2-medium")
+    msg = str(e.value)
+    assert "HF_HUB_OFFLINE" in msg and "hf download openai-community/gpt2-medium" in msg and "--model" in msg
+
+
+def test_hub_cache_is_read_offline(tmp_path, monkeypatch, small_ckpt):
+    """A model in the Hugging Face cache loads with HF_HUB_OFFLINE=1 (the layout users have)."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    snap = cache / "models--someone--tiny-gpt2" / "snapshots" / ("a" * 40)
+    snap.mkdir(parents=True)
+    for f in small_ckpt.iterdir():
+        (snap / f.name).write_bytes(f.read_bytes())
+    (cache / "models--someone--tiny-gpt2" / "refs").mkdir()
+    (cache / "models--someone--tiny-gpt2" / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    ckpt = registry.open_checkpoint("someone/tiny-gpt2")
+    assert ckpt.config.n_layers == 2 and ckpt.get("wpe.weight").shape == (128, 64)
