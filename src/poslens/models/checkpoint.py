@@ -117,6 +117,18 @@ class Checkpoint:
         ckpt._open_weights()
         return ckpt
 
+    @classmethod
+    def from_remote(cls, folder: str | Path, url: str, cache_dir: Path, label: str,
+                    revision: str | None = None) -> Checkpoint:
+        """Config (and tokenizer) from ``folder``; tensors read one by one from the hub file at ``url``."""
+        from .remote import RemoteSafetensorsFile
+
+        folder = Path(folder)
+        ckpt = cls(path=folder, config=ModelConfig.from_file(folder / "config.json"), label=label, revision=revision)
+        ckpt._files = [RemoteSafetensorsFile(url, cache_dir, normalise=normalise_name, keep=_is_parameter)]
+        ckpt._index = {n: 0 for n in ckpt._files[0].names}
+        return ckpt
+
     def _open_weights(self) -> None:
         p = self.path
         if (p / "model.safetensors").is_file():

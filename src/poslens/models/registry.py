@@ -151,8 +151,20 @@ def family(name: str) -> tuple[str, ...]:
     return FAMILIES[name]
 
 
-def download(source: ModelSource) -> Path:
-    """Fetch (or find in the HF cache) a hub model's config, weights and tokenizer; return its folder.
+def _offline_error(where: str, repo_id: str) -> OfflineError:
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    why = "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache" if offline else (
+        "it is not in the Hugging Face cache and the hub cannot be reached"
+    )
+    return OfflineError(
+        f"cannot load {where}: {why}; on a machine with internet run `hf download {repo_id}` "
+        "(then copy ~/.cache/huggingface here), or pass --model a local checkpoint directory"
+    )
+
+
+def download(source: ModelSource, weights: bool = True) -> Path:
+    """Fetch (or find in the HF cache) a hub model's config, tokenizer and, if ``weights``,
+    its weights; return its snapshot folder.
 
     Weights are ``model.safetensors``, a sharded ``model.safetensors.index.json`` with its
     shards, or ``pytorch_model.bin``, whichever the repository has first. Honours
@@ -172,23 +184,12 @@ def download(source: ModelSource) -> Path:
     where = f"{source.repo_id}" + (f" (revision {source.revision})" if source.revision else "")
     missing_locally: list[str] = []
 
-    def offline_error() -> OfflineError:
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-        why = "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache" if offline else (
-            "it is not in the Hugging Face cache and the hub cannot be reached"
-        )
-        return OfflineError(
-            f"cannot load {where}: {why}; on a machine with internet run "
-            f"`hf download {source.repo_id}` (then copy ~/.cache/huggingface here), "
-            "or pass --model a local checkpoint directory"
-        )
-
     def fetch(fn: str, required: bool) -> Path | None:
         try:
             return Path(hf_hub_download(source.repo_id, fn, revision=source.revision))
         except LocalEntryNotFoundError as exc:  # before EntryNotFoundError, which it subclasses
             if required:
-                raise offline_error() from exc
+                raise _offline_error(where, source.repo_id) from exc
             missing_locally.append(fn)
             return None
         except RevisionNotFoundError as exc:
@@ -204,6 +205,10 @@ def download(source: ModelSource) -> Path:
             ) from exc
 
     folder = fetch("config.json", required=True).parent
+    for fn in ("tokenizer.json", "vocab.json", "merges.txt"):
+        fetch(fn, required=False)
+    if not weights:
+        return folder
     if fetch("model.safetensors", required=False) is None:
         index = fetch("model.safetensors.index.json", required=False)
         if index is not None:
@@ -211,11 +216,37 @@ def download(source: ModelSource) -> Path:
                 fetch(shard, required=True)
         elif fetch("pytorch_model.bin", required=False) is None:
             if missing_locally:
-                raise offline_error()
+                raise _offline_error(where, source.repo_id)
             raise UnknownModelError(f"{where} has neither model.safetensors nor pytorch_model.bin")
-    for fn in ("tokenizer.json", "vocab.json", "merges.txt"):
-        fetch(fn, required=False)
     return folder
+
+
+def _cached(source: ModelSource, filename: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(source.repo_id, filename, revision=source.revision), str)
+
+
+def _remote_checkpoint(source: ModelSource):
+    """A checkpoint whose tensors are range-read from the hub's model.safetensors, or None
+    when reading that way is not possible (offline, cached already, no such file)."""
+    from huggingface_hub import constants, hf_hub_url
+    from huggingface_hub.errors import EntryNotFoundError
+
+    from .checkpoint import Checkpoint
+    from .remote import cache_root
+
+    if constants.HF_HUB_OFFLINE or os.environ.get("POSLENS_FULL_DOWNLOAD"):
+        return None
+    if any(_cached(source, f) for f in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")):
+        return None
+    folder = download(source, weights=False)
+    url = hf_hub_url(source.repo_id, "model.safetensors", revision=source.revision)
+    try:
+        return Checkpoint.from_remote(folder, url, cache_root() / source.repo_id / folder.name / "model.safetensors",
+                                      label=source.label, revision=source.revision)
+    except EntryNotFoundError:  # sharded or .bin-only repositories are downloaded whole
+        return None
 
 
 def open_checkpoint(spec: str, revision: str | None = None):
@@ -228,5 +259,9 @@ def open_checkpoint(spec: str, revision: str | None = None):
     from .checkpoint import Checkpoint
 
     source = resolve(spec, revision)
-    folder = source.local_dir if source.local_dir is not None else download(source)
-    return Checkpoint.from_dir(folder, label=source.label, revision=source.revision)
+    if source.local_dir is not None:
+        return Checkpoint.from_dir(source.local_dir, label=source.label, revision=source.revision)
+    remote = _remote_checkpoint(source)
+    if remote is not None:
+        return remote
+    return Checkpoint.from_dir(download(source), label=source.label, revision=source.revision)
