@@ -185,7 +185,7 @@ def _head(title: str, plotly: bool) -> str:
         js = ("<script type=\"text/javascript\">window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
               f'<script type="text/javascript">{get_plotlyjs()}</script>')
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{_CSS}</style>{js}</head><body><main>')
+            f'<meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,"><style>{_CSS}</style>{js}</head><body><main>')
 
 
 def _badge(status: str) -> str:
