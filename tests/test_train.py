@@ -60,7 +60,9 @@ def test_loss_goes_down_and_export_loads(corpus, tmp_path):
 def test_resume_continues_exactly(corpus, tmp_path):
     straight = train(cfg(corpus, tmp_path / "a", max_steps=16), progress=False)
     c = cfg(corpus, tmp_path / "b", max_steps=16)
-    train(c, progress=False, stop_after=7)
+    train(c, progress=False, stop_at=4)  # in stages: to step 4, then 3 more steps, then the rest
+    assert torch.load(tmp_path / "b" / "train_state.pt", weights_only=False)["log"]["step"] == 4
+    train(c, progress=False, stop_after=3)
     state = torch.load(tmp_path / "b" / "train_state.pt", weights_only=False)
     assert state["log"]["step"] == 7
     resumed = train(c, progress=False)
@@ -91,6 +93,15 @@ def test_bad_corpora(tmp_path):
     with pytest.raises(CorpusError, match="context window"):
         train(cfg(str(small), tmp_path / "r3", n_ctx=256, vocab_size=300), progress=False)
     assert not (tmp_path / "r3" / "model").exists()
+    with pytest.raises(InvalidInputError, match="n_ctx=70000"):
+        train(cfg(corpus_big(tmp_path), tmp_path / "r4", n_ctx=70000), progress=False)
+    assert not (tmp_path / "r4" / "model").exists()
+
+
+def corpus_big(tmp_path) -> str:
+    p = tmp_path / "big.txt"
+    p.write_text((SHARED / "data/corpora/kjv.txt").read_text()[:20_000])
+    return str(p)
 
 
 def test_cli_train_error_exit_code(tmp_path):

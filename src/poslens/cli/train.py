@@ -38,11 +38,13 @@ D = TrainConfig()
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default=D.dtype, show_default=True,
               help="Autocast dtype (float32 is faster on CPUs without bf16 attention kernels).")
 @click.option("--device", default=D.device, show_default=True)
-def train_cmd(corpus, out, **opts):
+@click.option("--stop-at", type=int, default=None,
+              help="Checkpoint and stop once the run reaches this step (run again to continue).")
+def train_cmd(corpus, out, stop_at, **opts):
     """Train a GPT-2 (learned positions, pre-LN, gelu_new, tied unembedding); resumes from OUT if interrupted.
 
     Example: poslens train -c kjv.txt -c shakespeare.txt --out runs/mine --max-steps 2000
     """
     cfg = TrainConfig(corpus=[str(c) for c in corpus], out=str(out), **opts)
-    model_dir = train(cfg)
+    model_dir = train(cfg, stop_at=stop_at)
     click.echo(f"model written to {model_dir}")

@@ -50,11 +50,17 @@ def _prepare_data(cfg: TrainConfig, out: Path):
     return tok, train_ids, val_ids
 
 
-def model_config(cfg: TrainConfig, tok: Tokenizer) -> ModelConfig:
+def check_options(cfg: TrainConfig) -> None:
+    """Refuse impossible options before any data is read or anything is written."""
     if cfg.n_ctx < 2:
         raise InvalidInputError("n_ctx must be at least 2")
     if cfg.n_ctx > 65536:
         raise InvalidInputError(f"n_ctx={cfg.n_ctx} is larger than poslens's trainer supports (65536)")
+    if cfg.d_model % cfg.n_heads:
+        raise InvalidInputError(f"d_model={cfg.d_model} is not divisible by n_heads={cfg.n_heads}")
+
+
+def model_config(cfg: TrainConfig, tok: Tokenizer) -> ModelConfig:
     return ModelConfig(
         n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_model=cfg.d_model, n_ctx=cfg.n_ctx,
         d_vocab=tok.vocab_size, bos_token_id=tok.bos_token_id,
@@ -95,12 +101,14 @@ def export(model: TrainableGPT2, tok: Tokenizer, dest: Path, log: dict) -> None:
     atomic_write_text(dest / "training_log.json", json.dumps(log, indent=2))
 
 
-def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None) -> Path:
+def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None, stop_at: int | None = None) -> Path:
     """Train (or resume) and export; returns the exported model directory.
 
     ``stop_after`` ends the run early after that many steps in this call (for tests of
-    resuming), checkpointing first.
+    resuming); ``stop_at`` once the run reaches that step (to train in stages with
+    different options, exactly reproducibly). Both checkpoint and export first.
     """
+    check_options(cfg)
     out = Path(cfg.out)
     state_path = out / STATE
     state = None
@@ -187,8 +195,9 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
         if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
             checkpoint()
             export(model, tok, out / "model", log)
-        if stop_after is not None and steps_run >= stop_after:
+        if (stop_after is not None and steps_run >= stop_after) or (stop_at is not None and step >= stop_at):
             checkpoint()
+            export(model, tok, out / "model", log)
             break
     if bar is not None:
         bar.close()
