@@ -3,10 +3,18 @@
 Scores are pooled: a head's duplicate score is the attention it pays to earlier copies of
 the current token, summed over every query position that *has* an earlier copy in every
 sequence, divided by the number of such positions. (The mean of per-sequence means is
-kept too, as ``score_seqmean``; the two differ when sequences have different numbers of
+kept too, as ``score_*_seqmean``; the two differ when sequences have different numbers of
 duplicate positions.) Patterns are read through a non-editing hook on
 ``blocks.{l}.attn.hook_pattern``: nothing is stored and nothing is written back, and the
 forward pass stops after the last layer asked for.
+
+Two pitfalls of TransformerLens's ``head_detector`` are avoided on purpose (and tested):
+given several sequences it scored each one separately and in some versions forgot the
+caller's options on the way, and with ``exclude_bos``/``exclude_current_token`` it
+zeroed entries of the cached pattern in place. Here every sequence is scored in one
+batched pass with the same options, and the pattern is only read. TransformerLens also
+divides by all the attention of every query, so queries without an earlier copy dilute
+the score; here they are left out of numerator and denominator alike.
 
 >>> from poslens.models import load_weights
 >>> from poslens.analyses.duplicate_heads import duplicate_heads
@@ -25,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InvalidInputError, MissingTensorError
+from ..errors import CorpusError, InvalidInputError, MissingTensorError, PoslensError
 from ..models.runner import Runner
 from ..models.weights import Weights
 from ..results import Result
@@ -34,7 +42,11 @@ from ..results import Result
 
 
 def duplicate_mask(tokens: torch.Tensor, ignore: tuple[int, ...] = ()) -> torch.Tensor:
-    """``[batch, query, key]`` bool: key < query holds the same token as the query (ignored ids never count)."""
+    """``[batch, query, key]`` bool: key < query holds the same token as the query (ignored ids never count).
+
+    >>> duplicate_mask(torch.tensor([[5, 6, 5]]))[0, 2].tolist()
+    [True, False, False]
+    """
     t = torch.as_tensor(tokens)
     same = t[:, :, None] == t[:, None, :]
     P = t.shape[1]
@@ -47,6 +59,12 @@ def duplicate_mask(tokens: torch.Tensor, ignore: tuple[int, ...] = ()) -> torch.
 
 
 def check_heads(weights: Weights, heads: list[tuple[int, int]] | None) -> None:
+    """Raise InvalidInputError for a (layer, head) the model does not have.
+
+    >>> check_heads(load_weights("tiny"), [(0, 99)])   # doctest: +SKIP
+    Traceback (most recent call last):
+    poslens.errors.InvalidInputError: head 0.99 does not exist: ...
+    """
     cfg = weights.cfg
     for l, h in heads or []:
         if not (0 <= l < cfg.n_layers and 0 <= h < cfg.n_heads):
@@ -57,6 +75,7 @@ def check_heads(weights: Weights, heads: list[tuple[int, int]] | None) -> None:
 
 
 def check_layers(weights: Weights, layers: list[int] | None) -> list[int]:
+    """The sorted layers asked for (all when None); InvalidInputError for one out of range."""
     n = weights.cfg.n_layers
     layers = list(range(n)) if not layers else sorted(set(int(l) for l in layers))
     for l in layers:
@@ -99,7 +118,14 @@ def pattern_stats(
     batch_size: int = 8,
     ignore: tuple[int, ...] = (),
 ) -> PatternStats:
-    """Duplicate and previous-token attention sums for every head in ``layers``, without storing patterns."""
+    """Duplicate and previous-token attention sums for every head in ``layers``, without storing patterns.
+
+    ``ignore``: token ids whose queries never count as duplicates (BOS). The same options
+    apply to every sequence of the batch.
+
+    >>> st = pattern_stats(Runner(w), repeated_tokens(16, 64, w.cfg.d_vocab), [0])  # doctest: +SKIP
+    >>> st.pooled()[0]          # [head] pooled duplicate score of layer 0            # doctest: +SKIP
+    """
     tokens = torch.as_tensor(tokens, dtype=torch.long)
     if tokens.dim() == 1:
         tokens = tokens[None]
@@ -171,6 +197,11 @@ def decay_profile(qid: np.ndarray, dist: np.ndarray, att: np.ndarray, max_distan
 
     Verdict: ``decaying`` when the within-query half-distance is below
     ``uniform_half_distance`` tokens, else ``uniform``.
+
+    >>> qid = np.repeat(np.arange(50), 3); dist = np.tile([1, 5, 9], 50).astype(float)
+    >>> att = np.exp(-0.1 * dist) / 3
+    >>> round(decay_profile(qid, dist, att, min_pairs=1)["rate"], 6)
+    0.1
     """
     from scipy import optimize, stats
 
@@ -214,7 +245,8 @@ def decay_profile(qid: np.ndarray, dist: np.ndarray, att: np.ndarray, max_distan
     if len(x) >= 3 and (y > 0).all():
         lr = stats.linregress(x, np.log(y))
         try:
-            popt, _ = optimize.curve_fit(lambda d, a, r: a * np.exp(-r * d), x, y, p0=(float(np.exp(lr.intercept)), float(-lr.slope)), maxfev=5000)
+            p0 = (float(np.exp(lr.intercept)), float(-lr.slope))
+            popt, _ = optimize.curve_fit(lambda d, a, r: a * np.exp(-r * d), x, y, p0=p0, maxfev=5000)
             pred = popt[0] * np.exp(-popt[1] * x)
             ss = float(((y - y.mean()) ** 2).sum())
             mf = dict(amplitude=float(popt[0]), rate=float(popt[1]),
@@ -248,6 +280,10 @@ def token_classes(
     ``matrix[a][b]``: mean over queries holding token a (with b somewhere earlier) of the
     attention to all earlier occurrences of b. ``affinity[a][b] = matrix[a][b] / matrix[a][a]``;
     tokens are grouped (connected components) where both directions exceed ``group_threshold``.
+
+    >>> tc = token_classes(Runner(w), text_windows, [(0, 5)], tokenizer)   # doctest: +SKIP
+    >>> tc["heads"]["0.5"]["groups"]                                       # doctest: +SKIP
+    [["'.'", "','", "' and'"]]
     """
     from scipy.sparse.csgraph import connected_components
 
@@ -257,6 +293,9 @@ def token_classes(
     vals, counts = vals[keep], counts[keep]
     top = vals[counts.argsort(descending=True)[:n_frequent]]
     K = len(top)
+    if K < 2:
+        return {"tokens": [], "token_ids": [], "heads": {},
+                "reason": f"the text has {K} distinct token(s) besides the ignored ones; token classes need two"}
     onehot = (t[..., None] == top).float()  # [B, P, K]
     P = t.shape[1]
     # earlier[b, q, k_tok] occurrence count of token k earlier than q
@@ -294,53 +333,126 @@ def token_classes(
     return out
 
 
-# ----------------------------------------------------------------------------- positional inputs alone
+# ----------------------------------------------------------------------------- attention spread
+
+
+def pattern_spread(
+    pattern: torch.Tensor,
+    min_query: int = 100,
+    local_window: int = 30,
+    uniform_entropy: float = 0.85,
+    exclude_first: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """How far back each head looks: ``pattern`` is ``[head, query, key]`` of one sequence.
+
+    Per head, averaged over queries ``q >= min_query``:
+
+    * ``span50`` / ``span90``: the median (over queries) of the smallest window of the
+      last positions (the query included) that holds 50% / 90% of the attention;
+    * ``share_last_window``: attention within the last ``local_window`` positions;
+    * ``mean_distance``: attention-weighted distance ``q - k``;
+    * ``attention_to_first``: attention on position 0, which many heads use as a sink;
+    * ``entropy_ratio``: entropy of the pattern over uniform entropy; with
+      ``exclude_first`` over keys ``1..q`` after renormalising, so a sink on position 0
+      does not hide an otherwise uniform spread.
+
+    Kind: ``local`` when half the attention lies within the last ``local_window``
+    positions (``span50 <= local_window``); else ``uniform`` when ``entropy_ratio >=
+    uniform_entropy``; else ``mixed``.
+
+    >>> p = torch.tril(torch.ones(1, 200, 200)); p = p / p.sum(-1, keepdim=True)
+    >>> pattern_spread(p, min_query=100)["0"]["kind"]
+    'uniform'
+    """
+    pat = torch.as_tensor(pattern)
+    H, Q, K = pat.shape
+    mq = min(min_query, Q - 1)
+    q = torch.arange(mq, Q)
+    dist = (q[:, None] - torch.arange(K)[None, :]).double()  # [q, k]
+    valid = dist >= 0
+    local = valid & (dist < local_window)
+    # Row j of `back` is the key j positions behind the query (masked where j > q).
+    back_idx = (q[:, None] - torch.arange(K)[None, :]).clamp(min=0)
+    n_keys = (q if exclude_first else q + 1).double()
+    out: dict[str, dict[str, Any]] = {}
+    for h in range(H):  # one head at a time keeps memory at [q, k] for n_ctx 1024
+        p = pat[h, mq:].double()
+        cum = (torch.gather(p, 1, back_idx) * valid).cumsum(-1)
+        keys = p[:, 1:] if exclude_first else p
+        keys = keys / keys.sum(-1, keepdim=True).clamp(min=1e-300)
+        ent = -(keys * keys.clamp(min=1e-300).log()).sum(-1)
+        ratio = torch.where(n_keys > 1, ent / n_keys.clamp(min=2).log(), torch.ones_like(ent))
+        d = dict(
+            span50=float(((cum < 0.5).sum(-1) + 1).double().median()),
+            span90=float(((cum < 0.9).sum(-1) + 1).double().median()),
+            share_last_window=float((p * local).sum(-1).mean()),
+            mean_distance=float((p * dist.clamp(min=0)).sum(-1).mean()),
+            attention_to_first=float(p[:, 0].mean()),
+            entropy_ratio=float(ratio.mean()),
+        )
+        uniform = d["entropy_ratio"] >= uniform_entropy
+        d["kind"] = "local" if d["span50"] <= local_window else ("uniform" if uniform else "mixed")
+        out[str(h)] = d
+    return out
 
 
 def positional_attention(
     runner: Runner,
-    layers: list[int] = (0,),
+    layers: list[int] | tuple[int, ...] = (0,),
     seq_len: int | None = None,
     local_window: int = 30,
     min_query: int = 100,
-    local_share: float = 0.8,
-    uniform_entropy: float = 0.9,
+    uniform_entropy: float = 0.85,
+    exclude_first: bool = True,
 ) -> dict[str, Any]:
-    """Attention of each head when the input is positional embeddings alone (token embedding zero).
+    """Attention of each head when the input is the positional embeddings alone (token embedding zero).
 
-    Per head, over queries ``q >= min_query``: share of attention within the last
-    ``local_window`` positions (including q), mean attended distance, and the entropy of
-    the pattern divided by that of uniform attention over q+1 keys. Kind: ``local`` (share
-    >= ``local_share``), ``uniform`` (entropy ratio >= ``uniform_entropy``), else ``mixed``.
-    Needs only W_pos, layer-0 LayerNorm and attention weights (deeper layers need the MLPs).
+    Needs only W_pos and the attention and LayerNorm-1 weights of ``layers`` (deeper
+    layers also need the MLPs before them), so it runs on checkpoints without W_E. Per
+    head the numbers of :func:`pattern_spread` over ``seq_len`` (default n_ctx) positions.
+
+    >>> r = positional_attention(Runner(load_weights("../shared/data/gpt2-small-partial")))  # doctest: +SKIP
+    >>> r["local"], r["uniform"]                                                            # doctest: +SKIP
     """
     cfg = runner.cfg
     P = min(seq_len or cfg.n_ctx, cfg.n_ctx)
+    if P < 2:
+        raise InvalidInputError(f"positional attention needs at least 2 positions; got {P}")
     mq = min(min_query, P // 2)
-    out: dict[str, Any] = {}
+    layers = list(layers)
     pats = runner.run(embed=torch.zeros(1, P, cfg.d_model), hooks=[f"blocks.{l}.attn.hook_pattern" for l in layers])
-    q = torch.arange(P)
-    dist = (q[:, None] - q[None, :]).clamp(min=0).float()
-    local = ((q[:, None] - q[None, :]) < local_window) & ((q[:, None] - q[None, :]) >= 0)
+    heads: dict[str, Any] = {}
     for l in layers:
-        pat = pats[f"blocks.{l}.attn.hook_pattern"][0].double()  # [H, Q, K]
-        for h in range(cfg.n_heads):
-            p = pat[h, mq:]
-            share = float((p * local[mq:]).sum(-1).mean())
-            md = float((p * dist[mq:]).sum(-1).mean())
-            ent = -(p.clamp(min=1e-30).log() * p).sum(-1)
-            ratio = float((ent / torch.log(q[mq:].double() + 1)).mean())
-            kind = "local" if share >= local_share else ("uniform" if ratio >= uniform_entropy else "mixed")
-            out[f"{l}.{h}"] = {"share_last_window": share, "mean_distance": md, "entropy_ratio": ratio, "kind": kind}
+        spread = pattern_spread(pats[f"blocks.{l}.attn.hook_pattern"][0], mq, local_window, uniform_entropy, exclude_first)
+        heads.update({f"{l}.{h}": v for h, v in spread.items()})
     return {
-        "seq_len": P, "local_window": local_window, "min_query": mq, "heads": out,
-        "local": [k for k, v in out.items() if v["kind"] == "local"],
-        "uniform": [k for k, v in out.items() if v["kind"] == "uniform"],
-        "mixed": [k for k, v in out.items() if v["kind"] == "mixed"],
+        "seq_len": P, "local_window": local_window, "min_query": mq, "uniform_entropy": uniform_entropy,
+        "exclude_first": exclude_first, "heads": heads,
+        # What a perfectly uniform head would show, to read mean_distance against.
+        "uniform_mean_distance": float(torch.arange(mq, P).double().mul(0.5).mean()),
+        "local": [k for k, v in heads.items() if v["kind"] == "local"],
+        "uniform": [k for k, v in heads.items() if v["kind"] == "uniform"],
+        "mixed": [k for k, v in heads.items() if v["kind"] == "mixed"],
     }
 
 
 # ----------------------------------------------------------------------------- result
+
+
+def text_windows(text: str, tokenizer, seq_len: int, n_max: int, bos: int | None = None) -> torch.Tensor:
+    """Consecutive windows of ``seq_len`` tokens (BOS first when ``bos`` is given) of one text,
+    at most ``n_max``; a text shorter than a window gives one window of its own length.
+
+    >>> text_windows("a b a b a b", word_tok, 3, 4).tolist()    # doctest: +SKIP
+    [[1, 2, 1], [2, 1, 2]]
+    """
+    from ..data.sequences import text_tokens
+
+    ids = text_tokens(text, tokenizer)[0].tolist()  # raises for a text under two tokens
+    body = seq_len - (bos is not None)
+    chunks = [ids[i:i + body] for i in range(0, len(ids) - body + 1, body)][:n_max] or [ids[:body]]
+    return torch.tensor([([bos] if bos is not None else []) + c for c in chunks], dtype=torch.long)
+
 
 
 @dataclass(frozen=True)
@@ -371,6 +483,7 @@ def duplicate_heads(
     threshold: float = 0.2,
     corpus: str | Path | None = None,
     n_text_seq: int = 32,
+    text: str | None = None,
     rank_by: str = "repeated",
     profile_heads: list[tuple[int, int]] | None = None,
     profile_distinct: int | None = None,
@@ -384,14 +497,17 @@ def duplicate_heads(
     device: str = "cpu",
     dtype: str = "float32",
     tokenizer=None,
+    runner: Runner | None = None,
 ) -> DupHeadsResult:
     """Score every head in ``layers`` for duplicate-token attention and describe the duplicate heads.
 
     Sequences: ``n_seq`` repeated random-token sequences (``repeated_tokens``), ``n_text_seq``
-    windows of ``corpus`` (if given), and for the decay profiles sampled-token sequences
+    windows of ``corpus`` (if given; else consecutive windows of ``text``, if given), and
+    for the decay profiles sampled-token sequences
     with ``profile_distinct`` distinct ids (default ``seq_len // 8``) so copies occur at many
     distances. ``threshold`` marks duplicate-token heads by their ``rank_by`` score
-    (``repeated`` or ``text``).
+    (``repeated`` or ``text``). ``runner`` (default: a new one on ``weights``) lets a caller
+    share one runner's prepared weights.
     """
     from ..data.sequences import corpus_sequences, repeated_tokens, sampled_tokens
     from ..models.tokenizer import Tokenizer
@@ -401,42 +517,66 @@ def duplicate_heads(
     check_heads(weights, profile_heads)
     if rank_by not in ("repeated", "text"):
         raise InvalidInputError(f"rank_by must be 'repeated' or 'text'; got {rank_by!r}")
-    if rank_by == "text" and corpus is None:
-        raise InvalidInputError("rank_by='text' needs a corpus file (--corpus)")
+    if rank_by == "text" and corpus is None and text is None:
+        raise InvalidInputError("rank_by='text' needs natural text: a corpus file (--corpus) or a text")
+    if n_seq < 1 or n_text_seq < 1 or batch_size < 1:
+        raise InvalidInputError(f"n_seq, n_text_seq and batch_size must be >= 1; got {n_seq}, {n_text_seq}, {batch_size}")
+    if not 0 < threshold <= 1:
+        raise InvalidInputError(f"threshold is a share of attention in (0, 1]; got {threshold}")
     P = min(seq_len or 256, cfg.n_ctx)
-    options = dict(layers=layers, n_seq=n_seq, seq_len=P, seed=seed, threshold=threshold, corpus=str(corpus) if corpus else None,
+    options = dict(layers=layers, n_seq=n_seq, seq_len=P, seed=seed, threshold=threshold,
+                   corpus=str(corpus) if corpus else None,
+                   text=None if text is None else ("given" if corpus is None else "ignored: corpus given"),
                    n_text_seq=n_text_seq, rank_by=rank_by, profile_distinct=profile_distinct or max(2, P // 8),
                    uniform_half_distance=uniform_half_distance, n_frequent=n_frequent, group_threshold=group_threshold,
                    prepend_bos=prepend_bos, average="pooled over query positions with an earlier copy",
                    batch_size=batch_size, dtype=dtype, positional_only=positional_only)
-    runner = Runner(weights, device=device, dtype=dtype)
+    if not positional_only and not weights.has("embed.W_E"):
+        raise MissingTensorError("wte.weight", "duplicate-token head scores on token sequences; "
+                                 "pass --positional-only to run just the positional-attention part", weights.label)
+    runner = runner if runner is not None else Runner(weights, device=device, dtype=dtype)
     notes: list[str] = []
     pos = positional_attention(runner, [0]) if (positional or positional_only) else {}
     if positional_only:
         return DupHeadsResult(model=weights.label, processing=weights.processing, options=options, positional=pos,
-                              notes=["positional inputs only: token scores were not computed"])
-    if not weights.has("embed.W_E"):
-        raise MissingTensorError("wte.weight", "duplicate-token head scores on token sequences; "
-                                 "pass --positional-only to run just the positional-attention part", weights.label)
-    if tokenizer is None and (corpus is not None or prepend_bos):
+                              notes=["positional inputs only: token scores were not computed"],
+                              checks=_checks(weights, {}, {}, pos))
+    if tokenizer is None and (corpus is not None or text is not None):
         tokenizer = Tokenizer.for_checkpoint(weights.source)
+    elif tokenizer is None and prepend_bos:
+        # Random-token scores need no tokenizer; only its BOS id. A model without usable
+        # tokenizer files (a bare synthetic checkpoint) is scored without BOS.
+        try:
+            tokenizer = Tokenizer.for_checkpoint(weights.source)
+        except PoslensError as exc:
+            notes.append(f"no tokenizer ({exc}); sequences start without BOS")
     bos = tokenizer.bos_token_id if (prepend_bos and tokenizer is not None) else None
-    if prepend_bos and bos is None:
+    if prepend_bos and tokenizer is not None and bos is None:
         notes.append("the tokenizer has no BOS token; sequences start without one")
+    options["bos_token_id"] = bos
     ignore = tuple(x for x in (bos,) if x is not None)
+    # Text first: a bad corpus or text fails before any forward pass.
+    text_tokens = None
+    if corpus is not None:
+        text_tokens = corpus_sequences(corpus, tokenizer, P, n_text_seq, seed=seed, prepend_bos=bos is not None)
+    elif text is not None:
+        text_tokens = text_windows(text, tokenizer, P, n_text_seq, bos)
     rep = repeated_tokens(n_seq, P, cfg.d_vocab, seed=seed, exclude=ignore, bos=bos)
     st = pattern_stats(runner, rep, layers, batch_size, ignore)
     rep_score, rep_seq, prev = st.pooled(), st.seqmean(), st.prev()
     text_score = text_seq = None
-    text_tokens = None
     data: dict[str, Any] = {"repeated": {"n_seq": n_seq, "seq_len": P, "n_dup_queries": int(st.dup_count.sum())}}
-    if corpus is not None:
-        text_tokens = corpus_sequences(corpus, tokenizer, P, n_text_seq, seed=seed, prepend_bos=bos is not None)
+    if text_tokens is not None:
         tst = pattern_stats(runner, text_tokens, layers, batch_size, ignore)
         data["text"] = {"n_seq": int(text_tokens.shape[0]), "seq_len": int(text_tokens.shape[1]),
                         "n_dup_queries": int(tst.dup_count.sum())}
         if tst.dup_count.sum() == 0:
-            data["text"]["empty_reason"] = "no token in the corpus sequences has an earlier copy; text scores are undefined"
+            where = f"corpus window(s) of {corpus}" if corpus is not None else "window(s) of the text"
+            why = f"no token in the {data['text']['n_seq']} {where} has an earlier copy"
+            if rank_by == "text":
+                raise CorpusError(f"{why}, so there is nothing to rank heads by; use a longer or more natural text, "
+                                  "or --rank-by repeated")
+            data["text"]["empty_reason"] = why + "; text scores are undefined"
             notes.append(data["text"]["empty_reason"])
         else:
             text_score, text_seq = tst.pooled(), tst.seqmean()
@@ -445,7 +585,8 @@ def duplicate_heads(
         for h in range(cfg.n_heads):
             heads[f"{l}.{h}"] = {
                 "layer": l, "head": h,
-                "score": float(rep_score[i, h]) if rank_by == "repeated" else (None if text_score is None else float(text_score[i, h])),
+                "score": float(rep_score[i, h]) if rank_by == "repeated" else (
+                    None if text_score is None else float(text_score[i, h])),
                 "score_repeated": float(rep_score[i, h]), "score_repeated_seqmean": float(rep_seq[i, h]),
                 "score_text": None if text_score is None else float(text_score[i, h]),
                 "score_text_seqmean": None if text_seq is None else float(text_seq[i, h]),
@@ -461,17 +602,22 @@ def duplicate_heads(
     dups = [k for k in ranking if heads[k]["is_duplicate"]]
     if not dups:
         notes.append(f"no head scored >= {threshold} ({rank_by}); best is {ranking[0]} at {heads[ranking[0]]['score']:.3f}")
+    if profile_heads is None and not dups:
+        notes.append("no decay profiles: no duplicate-token head (pass --profile-heads to profile chosen heads)")
     # decay profiles
     phs = profile_heads or [(heads[k]["layer"], heads[k]["head"]) for k in dups]
     profiles: dict[str, Any] = {}
     if phs:
-        smp = sampled_tokens(n_seq, P, cfg.d_vocab, seed=seed + 1, exclude=ignore, bos=bos, n_distinct=options["profile_distinct"])
+        smp = sampled_tokens(n_seq, P, cfg.d_vocab, seed=seed + 1, exclude=ignore, bos=bos,
+                             n_distinct=options["profile_distinct"])
         qid, dist, att = _pairs(runner, smp, phs, batch_size)
         for hk in phs:
             profiles[f"{hk[0]}.{hk[1]}"] = decay_profile(qid, dist, att[hk], uniform_half_distance=uniform_half_distance)
     tc: dict[str, Any] = {}
     if phs and text_tokens is not None:
         tc = token_classes(runner, text_tokens, phs, tokenizer, n_frequent, group_threshold, batch_size, ignore)
+        if tc.get("reason"):
+            notes.append(f"no token classes: {tc['reason']}")
     return DupHeadsResult(
         model=weights.label, processing=weights.processing, options=options, heads=heads, ranking=ranking,
         duplicate_heads=dups, profiles=profiles, token_classes=tc, positional=pos, data=data, notes=notes,
@@ -480,26 +626,47 @@ def duplicate_heads(
 
 
 def _checks(weights: Weights, heads, profiles, pos) -> list[dict[str, Any]]:
-    """The seed's GPT-2 small claims, compared where the model is GPT-2 small shaped."""
+    """The seed's GPT-2 small claims, compared where the model has GPT-2 small's shape."""
     cfg = weights.cfg
-    if (cfg.n_layers, cfg.n_heads, cfg.d_model) != (12, 12, 768):
+    if (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.n_ctx) != (12, 12, 768, 1024):
         return []
     out = []
     if pos:
-        kinds = {k: v["kind"] for k, v in pos["heads"].items()}
-        out.append(dict(what="layer-0 heads on positional inputs: 0.11 nearly uniform", published="uniform",
-                        ours=kinds.get("0.11"), reproduced=kinds.get("0.11") == "uniform"))
-        n_local = sum(v == "local" for v in kinds.values())
-        out.append(dict(what="most layer-0 heads attend within the previous ~30 positions", published=">6 of 12",
-                        ours=f"{n_local} of 12", reproduced=n_local > 6))
+        hs = pos["heads"]
+        kinds = {k: v["kind"] for k, v in hs.items()}
+        where = (f"measured on positional inputs alone (token embedding zero), queries {pos['min_query']}.."
+                 f"{pos['seq_len'] - 1}; the seed's statement is about text")
+        v11 = hs.get("0.11", {})
+        out.append(dict(
+            what="layer-0 head 0.11 attends nearly uniformly", published="uniform", ours=kinds.get("0.11"),
+            reproduced=kinds.get("0.11") == "uniform",
+            note=f"entropy ratio {v11.get('entropy_ratio', float('nan')):.3f} (uniform threshold {pos['uniform_entropy']}); "
+                 f"mean distance {v11.get('mean_distance', float('nan')):.0f} against {pos['uniform_mean_distance']:.0f} for "
+                 f"exactly uniform attention; {where}"))
+        broad = sorted((k for k, v in kinds.items() if v != "local"), key=lambda k: int(k.split(".")[1]))
+        local = [k for k in hs if kinds[k] == "local"]
+        spans = [hs[k]["span50"] for k in local]
+        span90 = [hs[k]["span90"] for k in local]
+        out.append(dict(
+            what="most layer-0 heads attend to the previous ~30 tokens; the exceptions are 0.5 and 0.11",
+            published="all but 0.5 and 0.11 local", ours=f"{len(local)} of 12 local; not local: {', '.join(broad) or 'none'}",
+            reproduced=set(broad) == {"0.5", "0.11"},
+            note=(f"local = half the attention within the last {pos['local_window']} positions; the local heads' "
+                  f"span50 is {min(spans):.0f}-{max(spans):.0f} and span90 {min(span90):.0f}-{max(span90):.0f} positions; "
+                  + where) if local else where))
     if heads:
         for name, want in (("0.1", "decaying"), ("0.10", "decaying"), ("0.5", "uniform")):
             if name in heads:
-                out.append(dict(what=f"{name} is a duplicate-token head", published=True,
-                                ours=heads[name]["is_duplicate"], reproduced=heads[name]["is_duplicate"]))
+                h = heads[name]
+                out.append(dict(what=f"{name} is a duplicate-token head", published=True, ours=h["is_duplicate"],
+                                reproduced=h["is_duplicate"],
+                                note=f"score {h['score']:.3f}, rank {h['rank']}" if h.get("score") is not None else ""))
             if name in profiles:
                 v = profiles[name].get("verdict")
-                out.append(dict(what=f"{name} decay", published=want, ours=v, reproduced=v == want))
+                hd = profiles[name].get("half_distance")
+                out.append(dict(what=f"{name} attention decays with distance ({want})", published=want, ours=v,
+                                reproduced=v == want,
+                                note=f"half-distance {hd:.1f} tokens" if isinstance(hd, (int, float)) else ""))
     return out
 
 
@@ -507,6 +674,7 @@ def _checks(weights: Weights, heads, profiles, pos) -> list[dict[str, Any]]:
 
 
 def summarize(result: DupHeadsResult) -> list[str]:
+    """Short lines for the terminal and the report page."""
     lines = []
     if result.ranking:
         top = result.ranking[:3]
@@ -518,7 +686,8 @@ def summarize(result: DupHeadsResult) -> list[str]:
         tx = [k for k in result.ranking if result.heads[k].get("score_text") is not None]
         if tx:
             best = max(tx, key=lambda k: result.heads[k]["score_text"])
-            lines.append(f"on natural text the strongest is {best} ({result.heads[best]['score_text']:.3f} of attention at repeated tokens)")
+            lines.append(f"on natural text the strongest is {best} ({result.heads[best]['score_text']:.3f} of attention "
+                         "at repeated tokens)")
         pv = max(result.heads, key=lambda k: result.heads[k]["prev_token_score"])
         lines.append(f"strongest previous-token head {pv} ({result.heads[pv]['prev_token_score']:.3f})")
     for k, p in result.profiles.items():
@@ -531,13 +700,17 @@ def summarize(result: DupHeadsResult) -> list[str]:
             lines.append(f"{k} treats as one group: " + "; ".join(" ".join(repr(t) for t in g) for g in v["groups"]))
     if result.positional:
         p = result.positional
-        lines.append(f"positional inputs alone ({p['seq_len']} positions): local (last {p['local_window']}) "
-                     f"{', '.join(p['local']) or 'none'}; uniform {', '.join(p['uniform']) or 'none'}; mixed {', '.join(p['mixed']) or 'none'}")
+        lines.append(f"positional inputs alone ({p['seq_len']} positions): half the attention within the last "
+                     f"{p['local_window']} positions for {', '.join(p['local']) or 'none'}; nearly uniform "
+                     f"{', '.join(p['uniform']) or 'none'}; mixed {', '.join(p['mixed']) or 'none'}")
+    for c in result.checks:
+        lines.append(f"seed: {c['what']}: {'reproduced' if c['reproduced'] else 'NOT reproduced'} (ours: {c['ours']})")
     lines += result.notes
     return lines
 
 
 def figures(result: DupHeadsResult, out_dir: str | Path) -> list[Path]:
+    """Score grids, decay profiles, token classes and positional spread (PNG + HTML) into ``out_dir``."""
     from ..viz.duplicate import dup_heads_figures
 
     return dup_heads_figures(result, Path(out_dir))

@@ -24,6 +24,7 @@ import torch
 from ..errors import CorpusError, InvalidInputError
 
 __all__ = [
+    "SAMPLE_TEXT",
     "corpus_sequences",
     "read_corpus",
     "repeated_tokens",
@@ -31,6 +32,20 @@ __all__ = [
     "text_tokens",
     "token_pool",
 ]
+
+
+# A passage written for poslens (no copyright concerns), used where an analysis needs one
+# natural text and the user gave none. Its key words ("lighthouse", "keeper", "Mara",
+# "lamp", "harbour", "storm") come back at distances from a few to a few hundred tokens,
+# and its function words repeat every few tokens: what duplicate-token neurons feed on.
+SAMPLE_TEXT = """\
+The lighthouse stood on a black rock at the mouth of the harbour, and for forty years the same keeper had climbed its stairs every evening to light the lamp. His name was Tobias Wren. He was a quiet man who kept a logbook of every ship that passed, every storm that broke against the rock, and every night the lamp failed.
+In the autumn of the year the old keeper fell ill, his granddaughter Mara came from the city to help him. She had never lived by the sea. The first night she climbed the stairs she counted them: one hundred and twelve. The lamp was heavier than she expected, and the glass around it was cold and salted from the wind.
+Tobias taught her how to trim the wick, how to wind the clockwork that turned the lens, and how to read the sky for a coming storm. Mara wrote everything down in a second logbook, because she did not trust her memory. Each morning she read her notes aloud to him, and each morning he corrected one small thing.
+The harbour master came out in his boat once a week with oil for the lamp and bread for the keeper. He told Mara that the ships trusted the lighthouse more than any chart, and that a dark night on the rock could cost a crew their lives. Mara did not sleep well after that.
+In December a storm came out of the north. The wind tore a shutter from the lighthouse and the rain ran down the stairs like a stream. Tobias could not leave his bed. Mara climbed the one hundred and twelve stairs alone, wound the clockwork, and lit the lamp. Through the night she watched the beam sweep the water, and twice she saw the lights of a ship turn away from the rock and toward the safe channel.
+When the storm passed, the harbour master came out with oil and bread and a letter from the captain of the second ship. The captain thanked the keeper of the lighthouse for the light. Tobias asked Mara to read the letter aloud, and then he asked her to read it again. He said nothing for a long time. Then he opened his old logbook, found the page for December, and wrote her name in it, under his own, as the keeper of the lamp.
+"""
 
 
 def token_pool(vocab: int | Sequence[int] | range, exclude: Iterable[int] = ()) -> torch.Tensor:

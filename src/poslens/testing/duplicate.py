@@ -8,12 +8,18 @@ head's QK circuit then realises, exactly,
 
 which inside the causal softmax is the same as ``match - rate * (q - k)`` for an earlier
 copy: attention among the copies of the current token falls by ``exp(-rate)`` per token
-of distance. Its OV circuit writes a fixed multiple of the attended positional embedding
-onto one MLP neuron's input (``neuron``), so that neuron's PVO is linear in position with
-slope ``pvo_slope``.
+of distance. With ``rate=0`` and ``self_penalty=0`` the head attends uniformly to the
+current position and all its earlier copies, the seed's model of head 0.5. ``groups``
+makes tokens of one group match each other in the QK circuit (a head that treats '.',
+',' and ' and' alike). Its OV circuit writes ``value_scale`` times the attended position
+index onto a direction ``u`` that only neuron ``neuron`` of layer 0's MLP reads, so that
+neuron's PVO (with the LayerNorm multiplier, MLP scale 1) is ``pvo_slope * position``
+and every other neuron's PVO for the head is zero.
 
->>> path = planted_duplicate_checkpoint(tmp_path / "dup", rate=0.12)   # doctest: +SKIP
->>> from poslens.analyses.duplicate import head_scores                 # doctest: +SKIP
+>>> planted = planted_duplicate_checkpoint(tmp_path / "dup", rate=0.12)   # doctest: +SKIP
+>>> from poslens.analyses.duplicate import duplicate_heads                # doctest: +SKIP
+>>> duplicate_heads(load_weights(planted.path)).ranking[0]                # doctest: +SKIP
+'0.1'
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ class PlantedDuplicate:
     neuron: int
     pvo_slope: float
     n_tokens: int  # real word tokens, ids 1..n_tokens (0 is BOS)
+    groups: tuple[tuple[int, ...], ...] = ()
+    self_penalty: float = 0.0
+    value_scale: float = 1.0
 
 
 def word_tokenizer(n_words: int) -> Tokenizer:
@@ -64,9 +73,16 @@ def planted_duplicate_checkpoint(
     n_ctx: int = 64,
     n_words: int = 55,
     seed: int = 0,
+    groups: tuple[tuple[int, ...], ...] = (),
+    value_scale: float = 0.05,
+    n_layers: int = 2,
 ) -> PlantedDuplicate:
-    """Write the planted model (2 layers, 2 heads of d_head 128, d_model 256) and return what was planted."""
-    n_layers, n_heads, d_model = 2, 2, 256
+    """Write the planted model (``n_layers`` layers, 2 heads of d_head 128, d_model 256) and return what was planted.
+
+    ``value_scale`` keeps the head's output small next to the embeddings, so layer 0's
+    MLP LayerNorm scale stays near 1 (the seed's "stable around 1.2").
+    """
+    n_heads, d_model = 2, 256
     d_head = d_model // n_heads
     d_vocab = n_words + 1
     if d_vocab + n_ctx + 1 > d_head:
@@ -94,8 +110,14 @@ def planted_duplicate_checkpoint(
     W_K = torch.zeros(d_model, d_head, dtype=torch.float64)
     b_Q = torch.zeros(d_head, dtype=torch.float64)
     c_tok = math.sqrt(match * scale) / x_unit
-    W_Q[:, :d_vocab] = E.T * c_tok
-    W_K[:, :d_vocab] = E.T * c_tok
+    # Token t's QK direction is that of its group's first member: group members match.
+    group_of = torch.arange(d_vocab)
+    for g_ in groups:
+        for t in g_:
+            group_of[int(t)] = int(g_[0])
+    G = torch.nn.functional.one_hot(group_of, d_vocab).to(torch.float64)  # [d_vocab, d_vocab]
+    W_Q[:, :d_vocab] = E.T @ G * c_tok
+    W_K[:, :d_vocab] = E.T @ G * c_tok
     c_pos = math.sqrt(self_penalty * scale) / x_unit
     W_Q[:, d_vocab : d_vocab + n_ctx] = P.T * c_pos
     W_K[:, d_vocab : d_vocab + n_ctx] = -P.T * c_pos
@@ -113,7 +135,7 @@ def planted_duplicate_checkpoint(
     c_attn_b[2 * d_model + head * d_head : 2 * d_model + (head + 1) * d_head] = 0.0
     # OV: value dim 0 reads the position index (linear), W_O writes it onto direction u; neuron reads u.
     W_V = torch.zeros(d_model, d_head, dtype=torch.float64)
-    W_V[:, 0] = (P.T * torch.arange(n_ctx, dtype=torch.float64)).sum(1) / x_unit
+    W_V[:, 0] = (P.T * torch.arange(n_ctx, dtype=torch.float64)).sum(1) / x_unit * value_scale
     c_attn_w[:, 2 * d_model + head * d_head : 2 * d_model + (head + 1) * d_head] = W_V.float()
     u = Q[:, -1]  # orthogonal to every token and position vector and to the all-ones direction
     c_proj = sd["h.0.attn.c_proj.weight"].clone()  # [d_model(in, heads concat), d_model(out)]
@@ -124,8 +146,11 @@ def planted_duplicate_checkpoint(
     sd["h.0.attn.c_proj.weight"] = c_proj
     sd["h.0.ln_2.weight"] = torch.ones(d_model)
     sd["h.0.ln_2.bias"] = torch.zeros(d_model)
-    c_fc = sd["h.0.mlp.c_fc.weight"].clone()
-    c_fc[:, neuron] = (u * pvo_slope).float()
+    c_fc = sd["h.0.mlp.c_fc.weight"].clone().double()
+    c_fc -= u[:, None] * (u @ c_fc)[None, :]  # no other neuron reads u
+    c_fc[:, neuron] = u * pvo_slope / value_scale
+    c_fc = c_fc.float()
     sd["h.0.mlp.c_fc.weight"] = c_fc
     path = write_checkpoint(path, cfg, sd, tokenizer=word_tokenizer(n_words))
-    return PlantedDuplicate(Path(path), 0, head, rate, neuron, pvo_slope, n_words)
+    return PlantedDuplicate(Path(path), 0, head, rate, neuron, pvo_slope, n_words,
+                            tuple(tuple(int(t) for t in g_) for g_ in groups), self_penalty, value_scale)

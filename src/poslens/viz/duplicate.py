@@ -1,7 +1,10 @@
 """Figures for duplicate-token heads and neurons: PNG (matplotlib) and offline HTML (plotly).
 
->>> from poslens.viz.duplicate import dup_heads_figures   # doctest: +SKIP
->>> dup_heads_figures(result, Path("out"))                 # doctest: +SKIP
+Made from results (:class:`~poslens.analyses.duplicate_heads.DupHeadsResult`,
+:class:`~poslens.analyses.duplicate_neurons.DupNeuronsResult`), never inside a computation.
+
+>>> from poslens.viz.duplicate import dup_heads_figures, neuron_figures   # doctest: +SKIP
+>>> dup_heads_figures(result, Path("out"))                                # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -15,20 +18,23 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .common import save_plotly, save_png  # noqa: E402
 
-from .common import save_plotly as _plotly  # noqa: E402
+_HEAD_SCORES = (("score_repeated", "repeated random tokens"), ("score_text", "natural text"),
+                ("prev_token_score", "previous-token attention"))
 
 
 def dup_heads_figures(result, out: Path) -> list[Path]:
+    """Score grids (layer x head), decay profiles, token-class matrices, positional spread."""
     import plotly.graph_objects as go
 
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     if result.heads:
         layers = sorted({v["layer"] for v in result.heads.values()})
         H = max(v["head"] for v in result.heads.values()) + 1
-        for key, label in (("score_repeated", "repeated random tokens"), ("score_text", "natural text"),
-                           ("prev_token_score", "previous-token attention")):
+        for key, label in _HEAD_SCORES:
             grid = np.full((len(layers), H), np.nan)
             for v in result.heads.values():
                 if v.get(key) is not None:
@@ -43,86 +49,88 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
             ax.set_ylabel("layer")
             ax.set_title(f"{key.replace('_', ' ')} ({label})")
             fig.colorbar(im, ax=ax)
-            fig.tight_layout()
-            p = out / f"dup_{key}.png"
-            fig.savefig(p, dpi=110)
-            plt.close(fig)
-            paths.append(p)
-            hf = go.Figure(go.Heatmap(z=grid, x=list(range(H)), y=[str(l) for l in layers], zmin=0, zmax=1))
+            paths.append(save_png(fig, out / f"dup_{key}.png"))
+            hf = go.Figure(go.Heatmap(z=grid, x=list(range(H)), y=[str(l) for l in layers], zmin=0, zmax=1,
+                                      hovertemplate="head %{y}.%{x}: %{z:.3f}<extra></extra>"))
             hf.update_layout(title=f"{key} ({label})", xaxis_title="head", yaxis_title="layer")
-            paths.append(_plotly(hf, out / f"dup_{key}.html"))
-    if result.profiles:
+            paths.append(save_plotly(hf, out / f"dup_{key}.html"))
+    profiles = {k: p for k, p in (result.profiles or {}).items() if p.get("distances")}
+    if profiles:
         fig, ax = plt.subplots(figsize=(6, 4))
         pf = go.Figure()
-        for k, p in result.profiles.items():
-            if not p.get("distances"):
-                continue
-            d, m = np.array(p["distances"]), np.array(p["mean_attention"])
+        for k, p in profiles.items():
+            d, m = np.array(p["distances"], dtype=float), np.array(p["mean_attention"], dtype=float)
             ax.plot(d, m, ".", label=f"{k} ({p['verdict']})")
-            pf.add_scatter(x=d, y=m, mode="markers", name=k)
+            pf.add_scatter(x=d, y=m, mode="markers", name=f"{k} ({p['verdict']})")
             mf = p.get("mean_fit") or {}
             if "rate" in mf:
                 ax.plot(d, mf["amplitude"] * np.exp(-mf["rate"] * d), "-", lw=1)
+                pf.add_scatter(x=d, y=mf["amplitude"] * np.exp(-mf["rate"] * d), mode="lines", name=f"{k} fit")
         ax.set_xlabel("distance to the earlier copy (tokens)")
         ax.set_ylabel("mean attention to that copy")
         ax.set_title("duplicate attention vs distance")
         ax.legend()
-        fig.tight_layout()
-        paths.append(out / "dup_decay.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        paths.append(save_png(fig, out / "dup_decay.png"))
         pf.update_layout(xaxis_title="distance", yaxis_title="mean attention to the copy")
-        paths.append(_plotly(pf, out / "dup_decay.html"))
+        paths.append(save_plotly(pf, out / "dup_decay.html"))
     tc = result.token_classes or {}
     for k, v in (tc.get("heads") or {}).items():
         m = np.array(v["matrix"], dtype=float)
+        if m.size == 0 or np.isnan(m).all():
+            continue
+        names = [repr(t) for t in tc["tokens"]]
         fig, ax = plt.subplots(figsize=(6, 5))
         im = ax.imshow(m, cmap="magma")
-        names = [repr(t) for t in tc["tokens"]]
         ax.set_xticks(range(len(names)), names, rotation=90)
         ax.set_yticks(range(len(names)), names)
         ax.set_xlabel("earlier token b")
         ax.set_ylabel("current token a")
         ax.set_title(f"head {k}: attention from a to earlier b")
         fig.colorbar(im, ax=ax)
-        fig.tight_layout()
-        paths.append(out / f"dup_token_classes_{k}.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        paths.append(save_png(fig, out / f"dup_token_classes_{k}.png"))
     if result.positional:
         pos = result.positional["heads"]
         names = list(pos)
-        fig, ax = plt.subplots(figsize=(6, 4))
-        x = [pos[k]["mean_distance"] for k in names]
+        x = [pos[k]["span50"] for k in names]
         y = [pos[k]["entropy_ratio"] for k in names]
-        ax.scatter(x, y)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        colours = {"local": "tab:blue", "uniform": "tab:red", "mixed": "tab:gray"}
+        ax.scatter(x, y, c=[colours[pos[k]["kind"]] for k in names])
         for k, a, b in zip(names, x, y):
             ax.annotate(k, (a, b), fontsize=8)
-        ax.set_xlabel("mean attended distance (positional inputs only)")
+        ax.set_xscale("log")
+        ax.axvline(result.positional["local_window"], color="k", lw=0.5, ls="--")
+        ax.set_xlabel("span holding half the attention (positions, log)")
         ax.set_ylabel("entropy / uniform entropy")
-        fig.tight_layout()
-        paths.append(out / "dup_positional.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        ax.set_ylim(0, 1.05)
+        ax.set_title("attention on positional inputs alone")
+        paths.append(save_png(fig, out / "dup_positional.png"))
+        pf = go.Figure(go.Scatter(x=x, y=y, mode="markers+text", text=names, textposition="top center"))
+        pf.update_layout(xaxis_type="log", xaxis_title="span50 (positions)", yaxis_title="entropy ratio",
+                         title="attention on positional inputs alone")
+        paths.append(save_plotly(pf, out / "dup_positional.html"))
     return paths
 
 
 def neuron_figures(result, out: Path) -> list[Path]:
+    """PVO norm grid, PVO curves, decomposition, approximations, extra vs distance, top examples page."""
     import plotly.graph_objects as go
 
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     if result.grid:
         g = np.array(result.grid, dtype=float)
-        fig, ax = plt.subplots(figsize=(8, 6))
-        im = ax.imshow(g, cmap="viridis")
-        ax.set_title(f"|PVO| per neuron, head {result.head} ({g.shape[0]}x{g.shape[1]} grid, row-major)")
+        rows, cols = g.shape
+        fig, ax = plt.subplots(figsize=(8, 1.5 + 6 * rows / cols))
+        im = ax.imshow(g, cmap="viridis", aspect="auto")
+        ax.set_title(f"|W_pos·VO {result.head}·W_in| per neuron ({rows}x{cols}, neuron = row*{cols} + column)")
         fig.colorbar(im, ax=ax)
-        fig.tight_layout()
-        paths.append(out / "pvo_norm_grid.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
-        paths.append(_plotly(go.Figure(go.Heatmap(z=g)), out / "pvo_norm_grid.html"))
+        paths.append(save_png(fig, out / "pvo_norm_grid.png"))
+        idx = np.arange(rows * cols).reshape(rows, cols)
+        hf = go.Figure(go.Heatmap(z=g, customdata=idx, hovertemplate="neuron %{customdata}: %{z:.2f}<extra></extra>"))
+        hf.update_layout(title=f"PVO norm per neuron, head {result.head}", yaxis_autorange="reversed")
+        paths.append(save_plotly(hf, out / "pvo_norm_grid.html"))
     if result.curves:
         fig, ax = plt.subplots(figsize=(7, 4))
         pf = go.Figure()
@@ -131,41 +139,75 @@ def neuron_figures(result, out: Path) -> list[Path]:
             pf.add_scatter(y=c, mode="lines", name=f"neuron {n}")
         ax.axhline(0, color="k", lw=0.5)
         ax.set_xlabel("position")
-        ax.set_ylabel("PVO contribution")
+        ax.set_ylabel(f"PVO contribution of head {result.head}")
         if len(result.curves) <= 10:
             ax.legend(fontsize=7)
-        fig.tight_layout()
-        paths.append(out / "pvo_curves.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
-        paths.append(_plotly(pf, out / "pvo_curves.html"))
+        paths.append(save_png(fig, out / "pvo_curves.png"))
+        pf.update_layout(xaxis_title="position", yaxis_title="PVO contribution")
+        paths.append(save_plotly(pf, out / "pvo_curves.html"))
     dec = result.decomposition or {}
-    if dec.get("components"):
+    for key, title, fname in (("components", "contribution to the pre-activation", "neuron_decomposition"),
+                              ("positional", "positional contribution (exact)", "neuron_positional")):
+        comps = dec.get(key) or {}
+        if not comps:
+            continue
         fig, ax = plt.subplots(figsize=(8, 4.5))
         pf = go.Figure()
-        for k, v in dec["components"].items():
+        for k, v in comps.items():
             ax.plot(v, lw=1, label=k)
             pf.add_scatter(y=v, mode="lines", name=k)
+        if key == "components":
+            ax.plot(dec["measured"], "k--", lw=1, label="measured pre-activation")
+            pf.add_scatter(y=dec["measured"], mode="lines", name="measured pre-activation", line={"dash": "dash"})
         ax.set_xlabel("position in text")
-        ax.set_ylabel(f"contribution to neuron {result.neuron} pre-activation")
-        ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
-        paths.append(out / "neuron_decomposition.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
-        paths.append(_plotly(pf, out / "neuron_decomposition.html"))
+        ax.set_ylabel(f"neuron {result.neuron}: {title}")
+        ax.legend(fontsize=6, ncol=2)
+        paths.append(save_png(fig, out / f"{fname}.png"))
+        pf.update_layout(xaxis_title="position in text", yaxis_title=title)
+        paths.append(save_plotly(pf, out / f"{fname}.html"))
+    tp = (dec.get("approximations") or {}).get("total_positional")
+    if tp:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        for k, style in (("exact", "k-"), ("attention_rule", "b-"), ("seed", "r-")):
+            ax.plot(tp[k], style, lw=1, label={"exact": "exact", "attention_rule": "seed's rules, exact scales",
+                                               "seed": "seed's rules and scales"}[k])
+        ax.set_xlabel("position in text")
+        ax.set_ylabel("total positional contribution")
+        ax.legend(fontsize=8)
+        paths.append(save_png(fig, out / "neuron_approximations.png"))
+    cp = result.combined_positional or {}
+    if cp.get("curve"):
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.plot(cp["curve"], lw=1)
+        ax.axhline(cp["mean_from"], color="r", lw=0.8, ls="--",
+                   label=f"mean after {cp['from_position']}: {cp['mean_from']:.3g}")
+        ax.set_xlabel("position")
+        ax.set_ylabel("combined positional contribution")
+        ax.legend(fontsize=8)
+        paths.append(save_png(fig, out / "neuron_combined_positional.png"))
     ex = dec.get("extra_vs_distance") or {}
     if ex.get("mean_distance"):
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.scatter(ex["mean_distance"], ex["measured"], s=8, label="measured (exact)")
-        ax.scatter(ex["mean_distance"], ex["predicted"], s=8, label="predicted (PVO, w_j = 1/n)")
-        ax.set_xlabel("mean distance to the copies of the current token")
-        ax.set_ylabel("extra activation from the duplicate head")
+        ax.scatter(ex["mean_distance"], ex["predicted"], s=8, label="predicted (seed: w_j = 1/n)")
+        ax.set_xlabel("mean distance to the earlier copies of the current token")
+        ax.set_ylabel("extra from the duplicate head")
         ax.legend()
-        fig.tight_layout()
-        paths.append(out / "neuron_extra_vs_distance.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        paths.append(save_png(fig, out / "neuron_extra_vs_distance.png"))
+        pf = go.Figure()
+        pf.add_scatter(x=ex["mean_distance"], y=ex["measured"], mode="markers", name="measured")
+        pf.add_scatter(x=ex["mean_distance"], y=ex["predicted"], mode="markers", name="predicted")
+        pf.update_layout(xaxis_title="mean distance to earlier copies", yaxis_title="extra from the duplicate head")
+        paths.append(save_plotly(pf, out / "neuron_extra_vs_distance.html"))
+    st = result.ln_scale or {}
+    if st.get("exact_by_position"):
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.plot(st["exact_by_position"], lw=1, label="exact (mean over tokens)")
+        ax.plot(st["approx_by_position"], lw=1, label="seed's approximation")
+        ax.set_xlabel("position")
+        ax.set_ylabel("layer-0 LayerNorm multiplier")
+        ax.legend(fontsize=8)
+        paths.append(save_png(fig, out / "ln_scale.png"))
     if result.top_examples:
         paths.append(top_examples_html(result, out / "top_examples.html"))
     return paths
@@ -176,7 +218,8 @@ def top_examples_html(result, path: Path) -> Path:
     from ..io import atomic_write_text
 
     ex = result.top_examples
-    amax = max((max(e["activations"]) for e in ex), default=1.0) or 1.0
+    amax = max((max(e["activations"]) for e in ex), default=1.0)
+    amax = amax if amax > 0 else 1.0
     rows = []
     for i, e in enumerate(ex):
         spans = []
@@ -185,11 +228,17 @@ def top_examples_html(result, path: Path) -> Path:
             border = "border-bottom:2px solid #000;" if j == e["center"] else ""
             spans.append(f'<span title="{a:.3f}" style="background:rgba(255,80,0,{alpha:.3f});{border}">'
                          f"{html.escape(t).replace(chr(10), '⏎')}</span>")
-        rows.append(f"<tr><td>{i + 1}</td><td>{e['activation']:.3f}</td><td class=t>{''.join(spans)}</td></tr>")
+        copy = (f"{e['n_earlier_copies']} earlier, mean {e['mean_copy_distance']:.0f} back"
+                if e.get("n_earlier_copies") else "none")
+        rows.append(f"<tr><td>{i + 1}</td><td>{e['activation']:.3f}</td><td>{html.escape(copy)}</td>"
+                    f"<td class=t>{''.join(spans)}</td></tr>")
     title = html.escape(f"{result.model}: neuron {result.layer}.{result.neuron}, top activations")
+    s = result.top_examples_summary or {}
+    src = html.escape(str(s.get("source", "")))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif}} td.t{{font-family:monospace;white-space:pre-wrap}} td{{padding:2px 6px;vertical-align:top}}</style>
-</head><body><h2>{title}</h2><p>Shading: activation / max activation ({amax:.3f}); the underlined token is the maximum.</p>
-<table><tr><th>#</th><th>act</th><th>context</th></tr>{''.join(rows)}</table></body></html>"""
+</head><body><h2>{title}</h2><p>Over {src}. Shading: activation / max activation ({amax:.3f}); the underlined
+token is the peak. "copies": earlier copies of the peak token within the model's context.</p>
+<table><tr><th>#</th><th>act</th><th>copies</th><th>context</th></tr>{''.join(rows)}</table></body></html>"""
     atomic_write_text(path, page)
     return path

@@ -1,0 +1,134 @@
+"""Report stages: duplicate-token heads and the neurons that read them (seed 002).
+
+Both analyses reduce attention patterns and MLP activations on the fly (read-only edits
+of the runner), so they run their own passes rather than harvesting full patterns
+([batch, head, query, key] for every layer) into a shared one.
+
+>>> from poslens.report.stage_duplicate import STAGES   # doctest: +SKIP
+>>> [s.name for s in STAGES]                            # doctest: +SKIP
+['dup_heads', 'dup_neurons']
+"""
+
+from __future__ import annotations
+
+from .orchestrate import Stage
+
+SEED = "002_bf197c7ec2271146.txt"
+CODE = ("poslens.analyses.duplicate_heads", "poslens.analyses.duplicate_neurons", "poslens.data.sequences",
+        "poslens.viz.duplicate")
+
+
+def _heads_options(ctx) -> dict:
+    return {
+        "n_seq": ctx.pick(8, 32, 64),
+        "seq_len": min(ctx.pick(64, 128, 256), ctx.cfg.n_ctx),
+        "n_text_seq": ctx.pick(4, 16, 32),
+        "corpus": None,  # None: the built-in sample passage (--set dup_heads.corpus=PATH for a corpus)
+        "threshold": 0.2,
+        "n_frequent": 12,
+        "seed": ctx.seed,
+    }
+
+
+def _run_heads(ctx, opts):
+    from ..analyses.duplicate_heads import duplicate_heads
+    from ..data.sequences import SAMPLE_TEXT
+
+    positional_only = ctx.missing(("tokens",)) is not None
+    text = None
+    if opts["corpus"] is None and not positional_only and not ctx.missing(("tokenizer",)):
+        text = SAMPLE_TEXT
+    return duplicate_heads(
+        ctx.weights, n_seq=opts["n_seq"], seq_len=opts["seq_len"], n_text_seq=opts["n_text_seq"],
+        corpus=opts["corpus"], text=text, threshold=opts["threshold"], n_frequent=opts["n_frequent"],
+        seed=opts["seed"], positional_only=positional_only, device=ctx.device, dtype=ctx.dtype,
+        tokenizer=None if ctx.missing(("tokenizer",)) else ctx.tokenizer, runner=ctx.runner,
+    )
+
+
+def _neurons_options(ctx) -> dict:
+    return {
+        "threshold": 30.0,
+        "top_k": 8,
+        "ln_scale": "approx",
+        "corpus": None,  # None: top examples and the decomposition on the built-in sample passage
+        "n_seq": ctx.pick(8, 32, 64),
+        "seq_len": min(ctx.pick(128, 256, 1024), ctx.cfg.n_ctx),
+        "k_examples": ctx.pick(10, 20, 20),
+        "n_scale_tokens": ctx.pick(256, 1024, 4096),
+        "seed": ctx.seed,
+    }
+
+
+def _run_neurons(ctx, opts):
+    from ..analyses.duplicate_neurons import duplicate_neurons
+
+    return duplicate_neurons(
+        ctx.weights, threshold=opts["threshold"], top_k=opts["top_k"], ln_scale=opts["ln_scale"],
+        corpus=opts["corpus"], n_seq=opts["n_seq"], seq_len=opts["seq_len"], k_examples=opts["k_examples"],
+        n_scale_tokens=opts["n_scale_tokens"], seed=opts["seed"], device=ctx.device, dtype=ctx.dtype,
+        tokenizer=None if ctx.missing(("tokenizer",)) else ctx.tokenizer,
+    )
+
+
+def _lazy(module: str, name: str):
+    """``module.name``, imported on first call (``poslens report --help`` stays fast)."""
+
+    def call(*args):
+        import importlib
+
+        return getattr(importlib.import_module(f"poslens.analyses.{module}"), name)(*args)
+
+    return call
+
+
+STAGES = [
+    Stage(
+        name="dup_heads",
+        title="Duplicate-token heads: attention to earlier copies of the current token",
+        run=_run_heads,
+        needs=("W_pos", "attn0"),
+        options=_heads_options,
+        figures=_lazy("duplicate_heads", "figures"),
+        summarize=_lazy("duplicate_heads", "summarize"),
+        code=CODE,
+        about=(
+            "A head's duplicate score is the share of its attention that goes to earlier copies of the current token, "
+            "pooled over every query that has an earlier copy in every sequence: on repeated random-token sequences "
+            "(each token of the second half has one copy, half a sequence back) and on natural text (a corpus, or "
+            "poslens's sample passage). Heads at or above the threshold are duplicate-token heads; for each, the decay "
+            "profile gives attention to a copy against its distance on sequences with many copies, with the decay "
+            "rate fitted within queries (softmax normalisation cancels, so the fitted slope of log attention is the "
+            "rate) and the half-distance that decides 'decaying' against 'uniform'. Token classes show which frequent "
+            "tokens a head treats as copies of each other. Positional inputs alone (token embedding zero) show how "
+            "far back each layer-0 head looks: span50 is the window of last positions holding half its attention; "
+            "'local' heads keep half within 30 positions, 'uniform' ones spread with near-maximal entropy. Checkpoints "
+            "without W_E (the partial GPT-2 small) run only this positional part."
+        ),
+        seed=SEED,
+    ),
+    Stage(
+        name="dup_neurons",
+        title="Duplicate-token neurons: the positional signal of a duplicate head in the MLP (PVO)",
+        run=_run_neurons,
+        needs=("W_pos", "W_E", "attn0", "mlp0"),
+        options=_neurons_options,
+        figures=_lazy("duplicate_neurons", "figures"),
+        summarize=_lazy("duplicate_neurons", "summarize"),
+        code=CODE,
+        about=(
+            "The head is layer 0's strongest duplicate-token head. Its PVO contribution W_pos·W_V·W_O·W_in (LayerNorm "
+            "folded, W_E and W_pos centred) says how each MLP neuron reads the positions the head attends to; the grid "
+            "shows every neuron's norm over positions, and neurons above the threshold get a PVO curve (with the "
+            "seed's LayerNorm multiplier, over the measured MLP LayerNorm scale) and a linear fit: a decreasing curve "
+            "means a token whose copies lie far back gets a higher activation than a fresh one at the same position. "
+            "The top neuron's pre-activation is decomposed exactly over a text into each head, the direct path and "
+            "the biases; the seed's approximations (other heads read their current position, a uniform head the mean "
+            "of earlier positions, the duplicate head the mean over copies, one constant MLP LayerNorm scale) are "
+            "compared with that exact split. The extra activation of repeated tokens is plotted against the mean "
+            "distance to their copies, predicted and measured, and the top activating positions are listed with "
+            "whether their token appeared earlier."
+        ),
+        seed=SEED,
+    ),
+]
