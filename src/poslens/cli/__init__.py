@@ -18,6 +18,8 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "models": ("models", "inspect"),
     "train": ("train",),
     "report": ("report",),
+    "frog": ("spectra", "subspaces", "lens"),
+    "duplicate": ("dup-heads", "dup-neurons"),
 }
 
 

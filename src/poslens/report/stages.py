@@ -18,7 +18,7 @@ import importlib
 from .orchestrate import Stage
 
 # Adapter modules, in the order their sections appear on the page.
-ADAPTERS: tuple[str, ...] = ()
+ADAPTERS: tuple[str, ...] = ("duplicate", "frog")
 
 
 def all_stages() -> list[Stage]:

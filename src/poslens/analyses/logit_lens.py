@@ -1,0 +1,231 @@
+"""The logit lens and greedy generation ("Dissecting the Frog", seed 004, part 5).
+
+Every probing point (0 = embeddings, i = output of block i-1) is read as if it were the
+last: ``softmax(ln_final(resid) @ W_U + b_U)``. Per point: the entropy (nats) of that
+next-token distribution at every position, at the last token and averaged over tokens,
+the top-k tokens at the last position, the top-1 token at every position, the KL
+divergence from the model's own (last-point) distribution and the rank of the model's
+final top-1 token. At the last point the lens *is* the model's output. Greedy generation
+records the top-k logits of every step.
+
+The lens needs the unembedding W_U, which GPT-2 ties to the token embedding ``wte``; a
+checkpoint without ``wte`` cannot run it and says so (MissingTensorError).
+
+>>> from poslens.models import load_weights, open_checkpoint
+>>> from poslens.models.tokenizer import Tokenizer
+>>> tok = Tokenizer.for_checkpoint(open_checkpoint("tiny"))          # doctest: +SKIP
+>>> r = logit_lens(load_weights("tiny"), SLIDE_PROMPT, tok)           # doctest: +SKIP
+>>> r.last_entropy[-1], r.top_k[-1][0]["token"]                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InvalidInputError
+from ..models.runner import Runner
+from ..models.weights import Weights
+from ..results import Result
+from .subspaces import probe_hooks, probe_labels, prompt_tokens, require_forward
+
+SLIDE_PROMPT = "Einstein is best known for the theory of"
+# The slides' printout for GPT-2 small on SLIDE_PROMPT, last layer through ln_f.
+PUBLISHED = {"last_entropy": 2.5861, "mean_entropy": 5.3889}
+
+
+@dataclass(frozen=True)
+class LensResult(Result):
+    """``entropy[point][position]`` (nats), ``last_entropy``/``mean_entropy`` per point,
+    ``top_k[point]`` at the last position, ``top1[point][position]``, ``kl_to_final`` and
+    ``final_rank`` per point, and ``generation`` (greedy steps with their top-k)."""
+
+    kind = "logit_lens"
+    prompt: str = ""
+    tokens: list = field(default_factory=list)
+    str_tokens: list = field(default_factory=list)
+    points: list = field(default_factory=list)
+    entropy: list = field(default_factory=list)
+    last_entropy: list = field(default_factory=list)
+    mean_entropy: list = field(default_factory=list)
+    top_k: list = field(default_factory=list)
+    top1: list = field(default_factory=list)
+    kl_to_final: list = field(default_factory=list)
+    final_rank: list = field(default_factory=list)
+    generation: dict = field(default_factory=dict)
+    checks: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+def _entropy(logp: torch.Tensor) -> torch.Tensor:
+    return -(logp.exp() * logp).sum(-1)
+
+
+def lens_logits(weights: Weights, resid: torch.Tensor) -> torch.Tensor:
+    """``ln_final(resid) @ W_U + b_U`` in float32 ([..., d_vocab]).
+
+    >>> lens_logits(w, acts["blocks.3.hook_resid_post"])   # doctest: +SKIP
+    """
+    cfg = weights.cfg
+    why = "the logit lens (the unembedding W_U is tied to wte)"
+    W_U = weights.get("unembed.W_U", needed_for=why).float()
+    b_U = weights.get("unembed.b_U", needed_for=why).float()
+    x = resid.float()
+    if cfg.normalization == "LN":
+        x = F.layer_norm(x, (cfg.d_model,), weights.get("ln_final.w").float(), weights.get("ln_final.b").float(), cfg.eps)
+    return x @ W_U + b_U
+
+
+def greedy_generate(runner: Runner, ids: list[int], n_new: int, top_k: int, tokenizer=None) -> dict[str, Any]:
+    """Greedy decoding for ``n_new`` steps; each step keeps the top-k logits (id, token, logit, prob).
+
+    No KV cache: each step reruns the prefix, which is fine for the few steps the lens shows.
+    """
+    n_ctx = runner.cfg.n_ctx
+    if len(ids) + n_new > n_ctx:
+        raise InvalidInputError(f"the prompt ({len(ids)} tokens) plus {n_new} generated tokens exceeds the model's "
+                                f"context n_ctx={n_ctx}; shorten the prompt or generate fewer tokens")
+    seq = list(ids)
+    steps = []
+    for _ in range(n_new):
+        logits = runner.run(torch.tensor([seq]), logits=True)["logits"][0, -1].float()
+        lp = torch.log_softmax(logits, -1)
+        vals, idx = logits.topk(min(top_k, logits.numel()))
+        cands = [{"id": int(i), "token": tokenizer.decode([int(i)]) if tokenizer else str(int(i)),
+                  "logit": float(v), "prob": float(lp[i].exp())} for v, i in zip(vals, idx)]
+        steps.append({"chosen": cands[0], "top_k": cands, "entropy": float(_entropy(lp))})
+        seq.append(cands[0]["id"])
+    new = seq[len(ids):]
+    return {"n_new": n_new, "ids": new, "text": tokenizer.decode(new) if tokenizer else None, "steps": steps}
+
+
+def logit_lens(
+    weights: Weights,
+    prompt: str | list[int] | None = None,
+    tokenizer=None,
+    *,
+    top_k: int = 10,
+    n_generate: int = 10,
+    prepend_bos: bool = False,
+    final_ln: bool = True,
+    device: str = "cpu",
+    dtype: str = "float32",
+    states: dict[str, torch.Tensor] | None = None,
+) -> LensResult:
+    """Each layer's next-token distribution for ``prompt`` (text with ``tokenizer``, or ids).
+
+    ``final_ln=True`` reads every point through ln_final (the slides' "[LN]" lens);
+    ``False`` applies W_U to the raw residual stream. ``states`` (probe hook -> [1, N, D])
+    skips the forward pass (the report shares it).
+
+    >>> r = logit_lens(load_weights("tiny"), "The lamp was", tok, n_generate=5)   # doctest: +SKIP
+    """
+    cfg = weights.cfg
+    if top_k < 1:
+        raise InvalidInputError(f"top_k must be at least 1; got {top_k}")
+    if n_generate < 0:
+        raise InvalidInputError(f"n_generate must be 0 or more; got {n_generate}")
+    require_forward(weights, "the logit lens (unembedding W_U, tied to wte, and every layer)", unembed=True)
+    if prompt is None:
+        prompt = SLIDE_PROMPT
+    if isinstance(prompt, str):
+        if tokenizer is None:
+            raise InvalidInputError("a text prompt needs the model's tokenizer")
+        ids = prompt_tokens(tokenizer, prompt, prepend_bos)
+    else:
+        ids = [int(i) for i in prompt]
+        if not ids:
+            raise InvalidInputError("the prompt is empty; give at least one token")
+    if len(ids) > cfg.n_ctx:
+        raise InvalidInputError(f"the prompt has {len(ids)} tokens, longer than the model's context n_ctx={cfg.n_ctx}; "
+                                "shorten it")
+    runner = Runner(weights, device, dtype)
+    # Raw residuals at every point; ln_final is applied by the lens itself.
+    hooks = probe_hooks(cfg.n_layers, final_ln=False)
+    acts = states if states is not None else runner.run(torch.tensor([ids]), hooks=hooks)
+    points = [p.replace(" +ln_f", "") for p in probe_labels(cfg.n_layers, final_ln=False)]
+    dec = (lambda i: tokenizer.decode([int(i)])) if tokenizer else (lambda i: str(int(i)))
+
+    final_lp = None
+    per_point: list[dict[str, Any]] = []
+    for h in reversed(hooks):  # the last point first: KL and ranks refer to it
+        resid = acts[h][0]
+        logits = lens_logits(weights, resid) if final_ln else resid.float() @ weights.get("unembed.W_U").float()
+        lp = torch.log_softmax(logits, -1)  # [N, V]
+        ent = _entropy(lp)
+        if final_lp is None:
+            final_lp = lp
+        kl = (final_lp.exp() * (final_lp - lp)).sum(-1)
+        target = int(final_lp[-1].argmax())
+        rank = int((logits[-1] > logits[-1, target]).sum())
+        vals, idx = lp[-1].topk(min(top_k, lp.shape[-1]))
+        per_point.append({
+            "entropy": ent.tolist(),
+            "top_k": [{"id": int(i), "token": dec(i), "prob": float(v.exp()), "logit": float(logits[-1, i])}
+                      for v, i in zip(vals, idx)],
+            "top1": [dec(i) for i in lp.argmax(-1).tolist()],
+            "kl": float(kl.mean()), "rank": rank,
+        })
+    per_point.reverse()
+    gen = greedy_generate(runner, ids, n_generate, top_k, tokenizer) if n_generate else {}
+    options = dict(top_k=top_k, n_generate=n_generate, prepend_bos=prepend_bos, final_ln=final_ln,
+                   entropy="nats", kl="KL(final || point), mean over positions",
+                   final_rank="rank at point of the model's own top-1 next token, last position (0 = top)")
+    notes = []
+    checks = _checks(weights, prompt, prepend_bos, final_ln, per_point)
+    if not checks and (cfg.n_layers, cfg.d_model) == (12, 768):
+        notes.append(f"the slides' entropies ({PUBLISHED}) are for the prompt {SLIDE_PROMPT!r} without BOS, read through ln_f")
+    return LensResult(
+        model=weights.label, processing=weights.processing, options=options,
+        prompt=prompt if isinstance(prompt, str) else (tokenizer.decode(ids) if tokenizer else ""),
+        tokens=ids, str_tokens=[dec(i) for i in ids], points=points,
+        entropy=[p["entropy"] for p in per_point],
+        last_entropy=[p["entropy"][-1] for p in per_point],
+        mean_entropy=[float(np.mean(p["entropy"])) for p in per_point],
+        top_k=[p["top_k"] for p in per_point], top1=[p["top1"] for p in per_point],
+        kl_to_final=[p["kl"] for p in per_point], final_rank=[p["rank"] for p in per_point],
+        generation=gen, checks=checks, notes=notes,
+    )
+
+
+def _checks(weights: Weights, prompt, prepend_bos: bool, final_ln: bool, per_point) -> list[dict[str, Any]]:
+    cfg = weights.cfg
+    if (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_vocab) != (12, 12, 768, 50257):
+        return []
+    if prompt != SLIDE_PROMPT or prepend_bos or not final_ln:
+        return []
+    last = per_point[-1]
+    ours = {"last_entropy": last["entropy"][-1], "mean_entropy": float(np.mean(last["entropy"]))}
+    out = []
+    for k, pub in PUBLISHED.items():
+        ok = abs(ours[k] - pub) <= 0.5 * 10 ** (math.floor(math.log10(abs(pub))) - 3)
+        out.append(dict(what=f"layer-12 {k.replace('_', ' ')} for {SLIDE_PROMPT!r}", published=pub, ours=ours[k],
+                        reproduced=ok, note="GPT-2 small, no BOS, through ln_f (nats)"))
+    return out
+
+
+def summarize(result: LensResult) -> list[str]:
+    lines = [f"prompt: {result.prompt!r} ({len(result.tokens)} tokens)"]
+    for p, le, me, tk, kl in zip(result.points, result.last_entropy, result.mean_entropy, result.top_k,
+                                 result.kl_to_final):
+        top = ", ".join(f"{t['token']!r} {t['prob']:.3f}" for t in tk[:3])
+        lines.append(f"{p}: last-token entropy {le:.4f}, mean {me:.4f} nats, KL to output {kl:.3f}; top: {top}")
+    if result.generation:
+        lines.append(f"greedy continuation: {result.generation['text']!r}")
+    for c in result.checks:
+        lines.append(f"{c['what']}: published {c['published']}, ours {c['ours']:.4f} "
+                     f"({'reproduced' if c['reproduced'] else 'NOT reproduced'})")
+    lines += result.notes
+    return lines
+
+
+def figures(result: LensResult, out_dir: str | Path) -> list[Path]:
+    from ..viz.logit_lens import lens_figures
+
+    return lens_figures(result, Path(out_dir))

@@ -1,0 +1,208 @@
+"""Do positional "spheres" around token embeddings overlap? ("Dissecting the Frog", backup slides.)
+
+Adding a positional vector P to a token embedding T moves it somewhere on a sphere of
+radius |P| around T. For random tokens T_i (each at its own position, P_i), a pair
+overlaps when ``|P_i| + |P_j| > |T_i - T_j|``; for overlapping pairs the slides measure
+the shared volume of two equal balls (radius r, centres d apart) in R^D as a fraction of
+one ball, ``I_{1 - (d / 2r)^2}((D + 1) / 2, 1 / 2)`` (``scipy.special.betainc``), with r the
+mean of the two radii (the slides' formula assumes equal radii). Repeated over trials.
+
+The norms of the token and positional embeddings (the slides' other printout) come with
+it; the positional part needs only W_pos, so a checkpoint without ``wte`` still gets it,
+and the overlap part says why it was skipped.
+
+>>> from poslens.models import load_weights
+>>> r = sphere_overlap(load_weights("tiny"), n_tokens=500, n_trials=5)   # doctest: +SKIP
+>>> r.mean_share, r.mean_volume_fraction                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InvalidInputError, MissingTensorError
+from ..models.weights import Weights
+from ..results import Result
+
+# The slides' printouts for GPT-2 small.
+PUBLISHED_POS_NORMS = {"mean": 3.3901, "std": 0.2620, "max": 9.8756, "min": 0.1179}
+PUBLISHED_TOKEN_NORMS = {"mean": 3.9585, "std": 0.4337, "max": 6.3155, "min": 2.4537}
+PUBLISHED_OVERLAP = {"mean_share_percent": 100.0, "mean_volume_fraction": 0.00096}
+POSITIONS = ("sequence", "random")
+
+
+def overlap_volume_fraction(d: np.ndarray, r: np.ndarray, dim: int) -> np.ndarray:
+    """Intersection volume of two radius-r balls with centres d apart in R^dim, over one ball's volume.
+
+    >>> float(overlap_volume_fraction(np.array([0.0]), np.array([1.0]), 3)[0])
+    1.0
+    >>> float(overlap_volume_fraction(np.array([2.0]), np.array([1.0]), 3)[0])
+    0.0
+    """
+    from scipy.special import betainc
+
+    d, r = np.asarray(d, dtype=np.float64), np.asarray(r, dtype=np.float64)
+    x = np.clip(1.0 - (d / (2.0 * r)) ** 2, 0.0, 1.0)
+    return np.where(d < 2 * r, betainc((dim + 1) / 2.0, 0.5, x), 0.0)
+
+
+def norm_stats(norms: torch.Tensor | np.ndarray) -> dict[str, float]:
+    """Mean, population std, max and min of a vector of norms (the slides' printout)."""
+    n = np.asarray(norms, dtype=np.float64)
+    return {"mean": float(n.mean()), "std": float(n.std()), "max": float(n.max()), "min": float(n.min()),
+            "argmax": int(n.argmax()), "argmin": int(n.argmin())}
+
+
+@dataclass(frozen=True)
+class SphereOverlapResult(Result):
+    """``trials`` (share of overlapping pairs, mean volume fraction), their mean/std, the
+    token and positional norm statistics, and a histogram of ``r_i + r_j - d_ij``."""
+
+    kind = "sphere_overlap"
+    positional_norms: dict = field(default_factory=dict)
+    token_norms: dict = field(default_factory=dict)
+    trials: list = field(default_factory=list)
+    mean_share: float | None = None
+    std_share: float | None = None
+    mean_volume_fraction: float | None = None
+    std_volume_fraction: float | None = None
+    margin_histogram: dict = field(default_factory=dict)
+    missing: list = field(default_factory=list)
+    checks: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+def sphere_overlap(
+    weights: Weights,
+    *,
+    n_tokens: int = 1000,
+    n_trials: int = 20,
+    positions: str = "sequence",
+    seed: int = 0,
+    bins: int = 60,
+) -> SphereOverlapResult:
+    """Share of random token pairs whose positional spheres overlap, and their overlap volume.
+
+    ``positions="sequence"``: the i-th sampled token sits at position ``i mod n_ctx`` (the
+    slides' 1000 tokens as one sequence); ``"random"``: positions drawn uniformly.
+
+    >>> r = sphere_overlap(load_weights("tiny"), n_tokens=200, n_trials=2)   # doctest: +SKIP
+    """
+    cfg = weights.cfg
+    if n_tokens < 2:
+        raise InvalidInputError(f"n_tokens must be at least 2; got {n_tokens}")
+    if n_trials < 1:
+        raise InvalidInputError(f"n_trials must be at least 1; got {n_trials}")
+    if positions not in POSITIONS:
+        raise InvalidInputError(f"positions must be one of {', '.join(POSITIONS)}; got '{positions}'")
+    if not weights.has("pos_embed.W_pos"):
+        raise MissingTensorError("wpe.weight", "positional sphere overlap", weights.label)
+    W_pos = weights.get("pos_embed.W_pos", needed_for="positional norms").double()
+    pos_norms = W_pos.norm(dim=-1)
+    options = dict(n_tokens=n_tokens, n_trials=n_trials, positions=positions, seed=seed,
+                   radius="mean of the two positional norms", volume="betainc((D+1)/2, 1/2, 1-(d/2r)^2)")
+    pstats = norm_stats(pos_norms)
+    checks = _norm_checks(cfg, "positional", pstats, PUBLISHED_POS_NORMS)
+    if not weights.has("embed.W_E"):
+        return SphereOverlapResult(
+            model=weights.label, processing=weights.processing, options=options, positional_norms=pstats,
+            missing=["wte.weight (token embeddings): the overlap of token spheres cannot be measured"],
+            checks=checks, notes=["positional norms only: the checkpoint has no token embedding wte"])
+    W_E = weights.get("embed.W_E", needed_for="positional sphere overlap").double()
+    tstats = norm_stats(W_E.norm(dim=-1))
+    checks += _norm_checks(cfg, "token", tstats, PUBLISHED_TOKEN_NORMS)
+    n = min(n_tokens, cfg.d_vocab)
+    rng = np.random.default_rng(seed)
+    iu = np.triu_indices(n, 1)
+    trials = []
+    margins_all = []
+    for _ in range(n_trials):
+        tok = torch.as_tensor(rng.choice(cfg.d_vocab, size=n, replace=False))
+        pos = torch.arange(n) % cfg.n_ctx if positions == "sequence" else torch.as_tensor(rng.integers(0, cfg.n_ctx, n))
+        T = W_E[tok]
+        r = pos_norms[pos].numpy()
+        d = torch.cdist(T, T).numpy()[iu]
+        ri, rj = r[iu[0]], r[iu[1]]
+        margin = ri + rj - d
+        frac = overlap_volume_fraction(d, (ri + rj) / 2, cfg.d_model)
+        trials.append({"share": float((margin > 0).mean()), "mean_volume_fraction": float(frac.mean()),
+                       "mean_volume_fraction_overlapping": float(frac[margin > 0].mean()) if (margin > 0).any() else 0.0})
+        margins_all.append(margin)
+    shares = np.array([t["share"] for t in trials])
+    fracs = np.array([t["mean_volume_fraction"] for t in trials])
+    margins = np.concatenate(margins_all)
+    counts, edges = np.histogram(margins, bins=bins)
+    hist = {"edges": edges.tolist(), "counts": counts.tolist(), "trials": n_trials}
+    notes = []
+    if n < n_tokens:
+        notes.append(f"n_tokens capped at the vocabulary size {cfg.d_vocab}")
+    checks += _overlap_checks(cfg, float(shares.mean()), float(fracs.mean()))
+    return SphereOverlapResult(
+        model=weights.label, processing=weights.processing, options=options, positional_norms=pstats,
+        token_norms=tstats, trials=trials, mean_share=float(shares.mean()), std_share=float(shares.std()),
+        mean_volume_fraction=float(fracs.mean()), std_volume_fraction=float(fracs.std()),
+        margin_histogram=hist, checks=checks, notes=notes)
+
+
+def _gpt2_small(cfg) -> bool:
+    return (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.n_ctx) == (12, 12, 768, 1024)
+
+
+def _norm_checks(cfg, what: str, ours: dict, published: dict) -> list[dict[str, Any]]:
+    if not _gpt2_small(cfg):
+        return []
+    out = []
+    for k, pub in published.items():
+        ok = abs(ours[k] - pub) <= 0.5 * 10 ** (math.floor(math.log10(abs(pub))) - 3)
+        out.append(dict(what=f"{what} embedding norms: {k}", published=pub, ours=ours[k], reproduced=ok,
+                        note="row norms of " + ("wpe" if what == "positional" else "wte") + "; std over rows (population)"))
+    return out
+
+
+def _overlap_checks(cfg, share: float, frac: float) -> list[dict[str, Any]]:
+    if not _gpt2_small(cfg):
+        return []
+    from scipy.optimize import brentq
+    from scipy.special import betainc
+
+    D = cfg.d_model
+    x = brentq(lambda x: betainc((D + 1) / 2, 0.5, x) - PUBLISHED_OVERLAP["mean_volume_fraction"], 1e-9, 1 - 1e-12)
+    return [
+        dict(what="share of overlapping token pairs (%)", published=100.0, ours=100 * share,
+             reproduced=abs(100 * share - 100.0) < 0.005, note="1000 tokens, 20 trials"),
+        dict(what="mean overlap volume fraction", published=0.00096, ours=frac,
+             reproduced=abs(frac - 0.00096) <= 5e-6,
+             note=f"in D = {D} dimensions the fraction is 0.00096 only at d/2r = {math.sqrt(1 - x):.3f} "
+                  "(centres nearly coincide); pairs at typical token distances share a vanishing volume"),
+    ]
+
+
+def summarize(result: SphereOverlapResult) -> list[str]:
+    p = result.positional_norms
+    lines = [f"positional norms: mean {p['mean']:.4f}, std {p['std']:.4f}, max {p['max']:.4f} (position "
+             f"{p['argmax']}), min {p['min']:.4f} (position {p['argmin']})"]
+    if result.token_norms:
+        t = result.token_norms
+        lines.append(f"token norms: mean {t['mean']:.4f}, std {t['std']:.4f}, max {t['max']:.4f}, min {t['min']:.4f}")
+    if result.mean_share is not None:
+        lines.append(f"overlapping pairs: {100 * result.mean_share:.2f}% ± {100 * result.std_share:.2f} over "
+                     f"{len(result.trials)} trials; mean overlap volume fraction {result.mean_volume_fraction:.3g} "
+                     f"± {result.std_volume_fraction:.2g}")
+    for c in result.checks:
+        lines.append(f"{c['what']}: published {c['published']}, ours {c['ours']:.5g} "
+                     f"({'reproduced' if c['reproduced'] else 'NOT reproduced'})")
+    lines += [f"missing: {m}" for m in result.missing]
+    lines += result.notes
+    return lines
+
+
+def figures(result: SphereOverlapResult, out_dir: str | Path) -> list[Path]:
+    from ..viz.spectra import sphere_figures
+
+    return sphere_figures(result, Path(out_dir))

@@ -1,0 +1,572 @@
+"""Hidden-state geometry across layers ("Dissecting the Frog", seed 004, parts 3-4).
+
+For a prompt, at every probing point (0 = token + position embeddings, i = output of
+block i-1; the last point goes through ``ln_final`` by default, as Hugging Face's
+``hidden_states`` do), the hidden states ``X [N tokens, D]`` are centred over tokens and
+
+* the Gram matrix ``G = Xc Xc^T`` is diagonalised (through the SVD of ``Xc``); its
+  eigenvalues divided by ``N - 1`` are the covariance spectrum ``lambda``;
+* the signal subspace is the eigen-directions above the Marchenko-Pastur edge
+  ``sigma^2 (1 + sqrt(1/M))^2`` with ``M = (N - 1) / D`` samples per feature, the noise
+  variance ``sigma^2`` estimated iteratively from the eigenvalues below the edge
+  (``noise="iterative"``), from all of them (``"total"``), or given;
+  or (``subspace="gap"``) the directions before the largest spectral-gap ratio
+  ``Q_i = (lambda_i - lambda_{i+1}) / (lambda_{i+1} - lambda_{i+2})``;
+* consecutive points' subspaces are compared by principal angles (``scipy.linalg.
+  subspace_angles``), their sum (the slides' PA) and the overlap: the share of angles
+  with ``cos > threshold``;
+* effective dimensionality (participation ratio ``(sum lambda)^2 / sum lambda^2`` and
+  the Roy-Vetterli effective rank of ``lambda``), the rank of the union of every point's
+  subspace, and an MDS map of the points by Grassmann distance ``sqrt(sum theta^2)``.
+
+Subspaces live in feature space (R^D, the right singular vectors of ``Xc``) by default,
+which is where the slides' union rank ("19 (2.47%)" of 768) is measured; ``space="tokens"``
+uses the Gram eigenvectors in R^N, as the slides' ``U_d(i) U_d(i+1)^T`` is written.
+Prompts of several lengths are prefixes of one text, so one causal forward pass of the
+longest gives every shorter one exactly.
+
+>>> from poslens.models import load_weights
+>>> r = hidden_subspaces(load_weights("tiny"))                   # doctest: +SKIP
+>>> r.prompts["short"]["union_rank"], r.prompts["long"]["dims"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InvalidInputError, MissingTensorError
+from ..models.weights import Weights
+from ..results import Result
+
+DEFAULT_LENGTHS = {"short": 15, "medium": 150, "long": 500}
+SUBSPACES = ("mp", "gap")
+SPACES = ("features", "tokens")
+
+# An original passage (written for poslens, public domain) long enough for the slides'
+# 500-token prompt under GPT-2's tokenizer.
+DEFAULT_TEXT = (
+    "The lighthouse at the end of the northern pier was built in the spring of a dry year, when the river ran "
+    "low and the fishermen had little to do but watch the masons work. It took four months to raise the tower. "
+    "The stones came by cart from a quarry two days inland, and every evening the carters stopped at the inn by "
+    "the bridge, where they told the same stories about wolves, floods and the old king who had once slept in "
+    "the barn. When the lamp was lit for the first time, the whole town walked out along the pier to see it. "
+    "Children ran ahead of their parents, dogs barked at the waves, and the mayor gave a speech that nobody "
+    "could hear over the wind. The keeper was a quiet man named Thomas, who had served on merchant ships for "
+    "twenty years and knew every rock on that coast by its shape in the dark. He lived in a small room at the "
+    "foot of the tower with a table, a bed, a shelf of books and a clock that he wound every morning at six. "
+    "Each night he climbed the narrow stairs, trimmed the wick, cleaned the glass and wrote in his log the "
+    "weather, the ships he had seen and the hour the lamp was lit. In winter the storms came from the east, and "
+    "for days the spray rose higher than the gallery. Once a fishing boat lost its rudder in the fog and drifted "
+    "toward the rocks below the harbour wall. Thomas rang the bell until his arms ached, and the crew, hearing it, "
+    "dropped their anchor just in time. The next morning they brought him a basket of bread, cheese and smoked "
+    "fish, and the youngest of them stayed to learn how the lamp worked. Over the years the town grew. A railway "
+    "reached the valley, a school was built near the church, and the market moved from the square to a long hall "
+    "beside the station. Steamships replaced the sailing boats, and the harbour was deepened so that larger "
+    "vessels could unload coal, timber and grain. The lighthouse was painted white with a red band, and its old "
+    "oil lamp was replaced by a brighter one that turned on a bed of mercury. Thomas grew old, but he still wrote "
+    "in his log each night. When he finally retired, the young fisherman who had learned the lamp from him took "
+    "his place, and the town held a dinner in the market hall. There were songs, long speeches and a cake shaped "
+    "like the tower. Thomas said only a few words. He thanked the masons, the carters and the sailors, and he "
+    "reminded everyone that a light is only useful if someone keeps it burning through the worst nights of the "
+    "year. Then he walked home along the pier, stopped for a while to watch the beam sweep across the water, and "
+    "went to bed early, as he always had. People in the town still tell the story of the night of the fog, and "
+    "the old log books are kept in a glass case in the library, open at the page where he wrote that the sea was "
+    "calm, the wind was from the west and every ship had come safely home."
+)
+
+
+# ----------------------------------------------------------------------------- spectra
+
+
+def centred_svd(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``U, s, Vt`` of the token-centred hidden states ``X [N, D]`` (float64, thin SVD).
+
+    The Gram matrix ``G = Xc Xc^T`` has eigenvectors ``U`` and eigenvalues ``s**2``.
+
+    >>> U, s, Vt = centred_svd(np.random.default_rng(0).normal(size=(5, 3)))
+    >>> U.shape, s.shape, Vt.shape
+    ((5, 3), (3,), (3, 3))
+    """
+    X = np.asarray(X, dtype=np.float64)
+    Xc = X - X.mean(0, keepdims=True)
+    U, s, Vt = np.linalg.svd(Xc, full_matrices=False)
+    return U, s, Vt
+
+
+def mp_edge(noise_var: float, n_samples: int, n_features: int) -> float:
+    """The Marchenko-Pastur upper edge ``sigma^2 (1 + sqrt(1/M))^2``, ``M = n_samples / n_features``.
+
+    >>> mp_edge(1.0, 400, 100)
+    2.25
+    """
+    return float(noise_var) * (1.0 + math.sqrt(n_features / n_samples)) ** 2
+
+
+def mp_rank(lam: np.ndarray, n_samples: int, n_features: int, noise: str | float = "iterative",
+            max_iter: int = 100) -> dict[str, Any]:
+    """How many covariance eigenvalues ``lam`` (descending) exceed the Marchenko-Pastur edge.
+
+    ``noise``: ``"iterative"`` (sigma^2 from the eigenvalues left after removing the k
+    signal ones, taken as an (n - k) x (D - k) noise block whose trace is
+    sigma^2 (n - k)(D - k) / n; repeated until k is stable), ``"total"`` (sigma^2 = sum(lam) / n_features: everything counted as noise, which
+    overestimates sigma^2 when the signal is strong), or a number (a known sigma^2).
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(400, 50)); X[:, :3] += 6 * rng.normal(size=(400, 3))
+    >>> s = centred_svd(X)[1]; mp_rank(s**2 / 399, 399, 50)["k"]
+    3
+    """
+    lam = np.sort(np.asarray(lam, dtype=np.float64))[::-1]
+    n, D = int(n_samples), int(n_features)
+    r = min(n, D, lam.size)
+    lam = lam[:r]
+    if isinstance(noise, (int, float)) and not isinstance(noise, bool):
+        if not noise > 0:
+            raise InvalidInputError(f"noise variance must be positive; got {noise}")
+        sigma2 = float(noise)
+        method = "given"
+    elif noise == "total":
+        sigma2 = float(lam.sum()) / D
+        method = "total"
+    elif noise == "iterative":
+        method = "iterative"
+
+        def estimate(k: int) -> float:
+            return float(lam[k:].sum()) * n / ((n - k) * (D - k))
+
+        k, sigma2 = 0, estimate(0)
+        for _ in range(max_iter):
+            k_new = min(int((lam > mp_edge(sigma2, n, D)).sum()), r - 1)
+            if k_new == k:
+                break
+            k = k_new
+            sigma2 = estimate(k)
+    else:
+        raise InvalidInputError(f"noise must be 'iterative', 'total' or a positive number; got {noise!r}")
+    edge = mp_edge(sigma2, n, D)
+    return {"k": int((lam > edge).sum()), "noise_var": sigma2, "edge": edge, "noise": method}
+
+
+def gap_rank(lam: np.ndarray, rel_tol: float = 1e-10) -> dict[str, Any]:
+    """The number of eigenvalues before the largest spectral-gap ratio
+    ``Q_i = (l_i - l_{i+1}) / (l_{i+1} - l_{i+2})`` (1-based i; eigenvalues at rounding
+    level, ``< rel_tol * l_1``, are left out so the centred rank deficit is no gap).
+
+    >>> gap_rank(np.array([100.0, 90.0, 2.0, 1.9, 1.8, 1.7]))["k"]
+    2
+    """
+    lam = np.sort(np.asarray(lam, dtype=np.float64))[::-1]
+    if lam.size == 0 or lam[0] <= 0:
+        return {"k": 0, "Q": None}
+    lam = lam[lam > rel_tol * lam[0]]
+    if lam.size < 3:
+        return {"k": int(lam.size), "Q": None}
+    num = lam[:-2] - lam[1:-1]
+    den = lam[1:-1] - lam[2:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Q = np.where(den > 0, num / np.where(den > 0, den, 1), np.inf)
+    i = int(np.argmax(Q))
+    return {"k": i + 1, "Q": float(Q[i])}
+
+
+def participation_ratio(lam: np.ndarray) -> float:
+    """``(sum lam)^2 / sum lam^2``: 1 for one direction, n for n equal ones.
+
+    >>> participation_ratio(np.ones(4))
+    4.0
+    """
+    lam = np.asarray(lam, dtype=np.float64)
+    s2 = float((lam**2).sum())
+    return float(lam.sum() ** 2 / s2) if s2 > 0 else 0.0
+
+
+def effective_rank(values: np.ndarray) -> float:
+    """Roy & Vetterli: ``exp`` of the entropy of ``values / sum(values)``.
+
+    >>> round(effective_rank(np.array([1.0, 1.0, 0.0])), 6)
+    2.0
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[v > 0]
+    if v.size == 0:
+        return 0.0
+    p = v / v.sum()
+    return float(math.exp(-(p * np.log(p)).sum()))
+
+
+# ----------------------------------------------------------------------------- subspaces
+
+
+def principal_angles(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Principal angles (radians, ascending) between the column spaces of ``A`` and ``B``.
+
+    >>> e = np.eye(3)
+    >>> np.degrees(principal_angles(e[:, :2], e[:, 1:])).round(6).tolist()
+    [0.0, 90.0]
+    """
+    from scipy.linalg import subspace_angles
+
+    if A.shape[1] == 0 or B.shape[1] == 0:
+        return np.zeros(0)
+    return np.sort(subspace_angles(A, B))
+
+
+def union_rank(bases: Sequence[np.ndarray], threshold: float) -> int:
+    """Dimension of the union of subspaces, counting a direction as new only when it is
+    not shared with the span so far (``cos`` of its principal angle ``<= threshold``, the
+    overlap criterion).
+
+    >>> e = np.eye(4)
+    >>> union_rank([e[:, :2], e[:, 1:3], e[:, :2]], 0.9)
+    3
+    """
+    Q = np.zeros((bases[0].shape[0] if bases else 0, 0))
+    for B in bases:
+        if B.shape[1] == 0:
+            continue
+        B, _ = np.linalg.qr(B)
+        if Q.shape[1] == 0:
+            Q = B
+            continue
+        Y, cos, Zt = np.linalg.svd(Q.T @ B, full_matrices=True)
+        cos = np.concatenate([cos, np.zeros(B.shape[1] - cos.size)])
+        new = B @ Zt.T[:, cos <= threshold]  # principal vectors of B far from span(Q)
+        new = new - Q @ (Q.T @ new)
+        if new.shape[1]:
+            new, _ = np.linalg.qr(new)
+            Q = np.concatenate([Q, new], 1)
+    return int(Q.shape[1])
+
+
+def _mds(dist: np.ndarray, seed: int) -> tuple[np.ndarray, float | None]:
+    """2-D metric MDS of a precomputed distance matrix (scikit-learn), with its stress."""
+    from sklearn.manifold import MDS
+
+    n = dist.shape[0]
+    if n < 3 or not np.isfinite(dist).all():
+        return np.zeros((n, 2)), None
+    params = inspect.signature(MDS).parameters
+    kw: dict[str, Any] = {"n_components": 2, "random_state": seed}
+    if "metric_mds" in params:  # scikit-learn >= 1.8 renamed the options
+        kw.update(metric="precomputed", init="classical_mds", metric_mds=True)
+    else:
+        kw.update(dissimilarity="precomputed", n_init=4)
+    if "normalized_stress" in params:
+        kw["normalized_stress"] = "auto"
+    m = MDS(**kw)
+    Y = m.fit_transform(dist)
+    return Y, float(m.stress_)
+
+
+def hidden_geometry(
+    states: Sequence[np.ndarray],
+    labels: Sequence[str] | None = None,
+    *,
+    subspace: str = "mp",
+    space: str = "features",
+    threshold: float = 0.9,
+    noise: str | float = "iterative",
+    seed: int = 0,
+    keep_eigenvalues: bool = True,
+) -> dict[str, Any]:
+    """Gram spectra, signal subspaces and their relations for hidden states ``[N, D]`` per point.
+
+    Pure: works on any list of arrays (one per layer), so planted data test it directly.
+
+    >>> rng = np.random.default_rng(0)
+    >>> S = rng.normal(size=(200, 4)) * 5 @ rng.normal(size=(4, 64))
+    >>> g = hidden_geometry([S + rng.normal(size=S.shape) for _ in range(3)])
+    >>> g["dims"]
+    [4, 4, 4]
+    """
+    check_threshold(threshold)
+    if subspace not in SUBSPACES:
+        raise InvalidInputError(f"subspace must be one of {', '.join(SUBSPACES)}; got '{subspace}'")
+    if space not in SPACES:
+        raise InvalidInputError(f"space must be one of {', '.join(SPACES)}; got '{space}'")
+    if not states:
+        raise InvalidInputError("no hidden states given")
+    labels = list(labels) if labels is not None else [str(i) for i in range(len(states))]
+    N, D = states[0].shape
+    if N < 3:
+        raise InvalidInputError(f"a prompt of {N} token(s) has no subspace to measure; give at least 3 tokens")
+    n = N - 1  # centring removes one degree of freedom
+    out: dict[str, Any] = {"n_tokens": int(N), "d_model": int(D), "points": labels, "mp": [], "gap": [],
+                           "dims": [], "participation_ratio": [], "effective_rank": [], "signal_variance_share": []}
+    if keep_eigenvalues:
+        out["eigenvalues"] = []
+    bases = []
+    for X in states:
+        U, s, Vt = centred_svd(X)
+        lam = s**2 / n
+        mp = mp_rank(lam, n, D, noise)
+        gp = gap_rank(lam)
+        k = mp["k"] if subspace == "mp" else gp["k"]
+        out["mp"].append(mp)
+        out["gap"].append(gp)
+        out["dims"].append(int(k))
+        out["participation_ratio"].append(participation_ratio(lam))
+        out["effective_rank"].append(effective_rank(lam))
+        out["signal_variance_share"].append(float(lam[:k].sum() / lam.sum()) if lam.sum() > 0 else 0.0)
+        if keep_eigenvalues:
+            out["eigenvalues"].append([float(f"{x:.7g}") for x in lam[: min(n, D)]])
+        bases.append(Vt[:k].T if space == "features" else U[:, :k])
+
+    P = len(states)
+    sums = np.full((P, P), np.nan)
+    overl = np.full((P, P), np.nan)
+    grass = np.full((P, P), np.nan)
+    angles: dict[tuple[int, int], np.ndarray] = {}
+    for i in range(P):
+        for j in range(i, P):
+            th = principal_angles(bases[i], bases[j])
+            angles[(i, j)] = th
+            if th.size:
+                sums[i, j] = sums[j, i] = float(np.degrees(th).sum())
+                overl[i, j] = overl[j, i] = float((np.cos(th) > threshold).mean())
+                grass[i, j] = grass[j, i] = float(np.sqrt((th**2).sum()))
+    out["consecutive"] = []
+    for i in range(P - 1):
+        th = angles[(i, i + 1)]
+        deg = np.degrees(th)
+        out["consecutive"].append({
+            "pair": [labels[i], labels[i + 1]], "angles_deg": [float(f"{a:.6g}") for a in deg],
+            "sum_deg": float(deg.sum()) if th.size else None, "mean_deg": float(deg.mean()) if th.size else None,
+            "overlap": float((np.cos(th) > threshold).mean()) if th.size else None,
+        })
+    iu = np.triu_indices(P, 1)
+    pair_sums = sums[iu]
+    pair_means = np.array([np.degrees(angles[(i, j)]).mean() if angles[(i, j)].size else np.nan for i, j in zip(*iu)])
+    ok = np.isfinite(pair_sums)
+    out["pairwise_sum_deg"] = sums
+    out["overlap_matrix"] = overl
+    out["grassmann"] = grass
+    out["mean_pairwise_sum_deg"] = float(pair_sums[ok].mean()) if ok.any() else None
+    out["max_pairwise_sum_deg"] = float(pair_sums[ok].max()) if ok.any() else None
+    out["min_pairwise_sum_deg"] = float(pair_sums[ok].min()) if ok.any() else None
+    out["dispersion"] = float((pair_means[ok] / 90.0).mean()) if ok.any() else None
+    out["mean_overlap"] = float(overl[iu][ok].mean()) if ok.any() else None
+    amb = D if space == "features" else N
+    ur = union_rank(bases, threshold)
+    out["union_rank"] = ur
+    out["union_share"] = ur / amb
+    out["ambient_dim"] = int(amb)
+    keep = [i for i in range(P) if bases[i].shape[1] > 0]
+    out["mds_points"] = [labels[i] for i in keep]
+    Y, stress = _mds(grass[np.ix_(keep, keep)], seed) if len(keep) >= 3 else (np.zeros((len(keep), 2)), None)
+    out["mds"] = Y
+    out["mds_stress"] = stress
+    notes = []
+    empty = [labels[i] for i in range(P) if bases[i].shape[1] == 0]
+    if empty:
+        notes.append(f"no eigenvalue above the {'Marchenko-Pastur edge' if subspace == 'mp' else 'gap'} at "
+                     f"{', '.join(empty)}: those points have no signal subspace and are left out of angles and MDS")
+    out["notes"] = notes
+    return out
+
+
+def check_threshold(threshold: float) -> None:
+    """The overlap threshold is a cosine strictly between 0 and 1."""
+    try:
+        t = float(threshold)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"threshold must be a number in (0, 1); got {threshold!r}") from None
+    if not 0.0 < t < 1.0 or math.isnan(t):
+        raise InvalidInputError(f"threshold must be strictly between 0 and 1 (a cosine); got {threshold}")
+
+
+# ----------------------------------------------------------------------------- the model part
+
+
+def probe_hooks(n_layers: int, final_ln: bool = True) -> list[str]:
+    """Hook names of the n_layers + 1 probing points (Hugging Face's ``hidden_states``)."""
+    hooks = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(n_layers)]
+    if final_ln:
+        hooks[-1] = "ln_final.hook_normalized"
+    return hooks
+
+
+def probe_labels(n_layers: int, final_ln: bool = True) -> list[str]:
+    return ["embed"] + [f"block {l}" for l in range(n_layers - 1)] + [f"block {n_layers - 1}" + (" +ln_f" if final_ln else "")]
+
+
+def require_forward(weights: Weights, needed_for: str, unembed: bool = False) -> None:
+    """MissingTensorError naming the first tensor a full token forward pass would lack."""
+    cfg = weights.cfg
+    names = ["embed.W_E", "pos_embed.W_pos"]
+    for l in range(cfg.n_layers):
+        p = f"blocks.{l}."
+        names += [p + x for x in ("ln1.w", "ln1.b", "attn.W_Q", "attn.W_K", "attn.W_V", "attn.W_O", "attn.b_Q",
+                                  "attn.b_K", "attn.b_V", "attn.b_O", "ln2.w", "ln2.b", "mlp.W_in", "mlp.b_in",
+                                  "mlp.W_out", "mlp.b_out")]
+    names += ["ln_final.w", "ln_final.b"]
+    if unembed:
+        names.append("unembed.W_U")
+    for nm in names:
+        if not weights.has(nm):
+            raise MissingTensorError(weights._hf_source(nm) or nm, needed_for, weights.label)
+
+
+def prompt_tokens(tokenizer, text: str, prepend_bos: bool = False) -> list[int]:
+    """Token ids of ``text``; InvalidInputError for an empty text."""
+    if text is None or not str(text).strip():
+        raise InvalidInputError("the prompt is empty; give some text (or @FILE)")
+    ids = tokenizer.encode(text, prepend_bos=prepend_bos)
+    if len(ids) - int(prepend_bos) == 0:
+        raise InvalidInputError("the prompt encodes to no tokens; give some text")
+    return ids
+
+
+def plan_lengths(n_available: int, n_ctx: int, lengths: dict[str, int]) -> tuple[dict[str, int], list[str]]:
+    """Requested prompt lengths capped at n_ctx and at the text's length, with notes."""
+    out, notes = {}, []
+    for name, L in lengths.items():
+        L = int(L)
+        if L < 3:
+            raise InvalidInputError(f"prompt length {name}={L} is too short; a subspace needs at least 3 tokens")
+        cap = min(L, n_ctx, n_available)
+        if cap < L:
+            why = f"n_ctx={n_ctx}" if cap == n_ctx and n_ctx < n_available else f"the text has {n_available} tokens"
+            notes.append(f"{name} prompt capped at {cap} tokens (asked {L}; {why})")
+        if cap < 3:
+            raise InvalidInputError(f"the text has only {n_available} token(s); a subspace needs at least 3")
+        out[name] = cap
+    return out, notes
+
+
+@dataclass(frozen=True)
+class SubspaceResult(Result):
+    """Per prompt (``prompts["short"|"medium"|"long"]``): spectra, MP and gap subspaces,
+    principal angles, overlap, effective dimensionality, union rank and the MDS map."""
+
+    kind = "subspaces"
+    prompts: dict = field(default_factory=dict)
+    reference: dict = field(default_factory=dict)
+    checks: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+# The slides' figures for GPT-2 small on prompts the slides do not give (so: reference, not checks).
+PUBLISHED = {
+    "short (~15 tokens)": {"mean_pairwise_sum_deg": 108.63, "max": 272.95, "min": 25.68, "dispersion": 0.326,
+                           "union_rank": 19, "union_share": 0.02474},
+    "medium (~150 tokens)": {"mean_pairwise_sum_deg": 250.83, "max": 607.89, "min": 72.76, "dispersion": 0.302},
+    "very long (~1000 tokens)": {"mean_pairwise_sum_deg": 338.82, "max": 1824.05, "min": 48.79, "dispersion": 0.260,
+                                 "union_rank": 277, "union_share": 0.3607},
+}
+
+
+def hidden_subspaces(
+    weights: Weights,
+    tokens: Sequence[int] | torch.Tensor | None = None,
+    *,
+    text: str | None = None,
+    tokenizer=None,
+    lengths: dict[str, int] | None = None,
+    whole: bool = False,
+    prepend_bos: bool = False,
+    final_ln: bool = True,
+    subspace: str = "mp",
+    space: str = "features",
+    threshold: float = 0.9,
+    noise: str | float = "iterative",
+    seed: int = 0,
+    states: dict[str, torch.Tensor] | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+) -> SubspaceResult:
+    """Hidden-state geometry of prompts of several lengths (prefixes of one text).
+
+    Give ``tokens`` (ids) or ``text`` (+ ``tokenizer``; default: a built-in passage).
+    ``lengths`` maps names to token counts (default short 15, medium 150, long 500),
+    capped at n_ctx and the text's length with a note; ``whole=True`` uses the whole text
+    as one prompt (an error if it is longer than n_ctx). ``states`` (probe hook -> [1, N, D])
+    skips the forward pass (the report shares it).
+
+    >>> r = hidden_subspaces(load_weights("tiny"), lengths={"short": 15})   # doctest: +SKIP
+    """
+    from ..models.runner import Runner
+
+    cfg = weights.cfg
+    check_threshold(threshold)
+    if subspace not in SUBSPACES:
+        raise InvalidInputError(f"subspace must be one of {', '.join(SUBSPACES)}; got '{subspace}'")
+    if space not in SPACES:
+        raise InvalidInputError(f"space must be one of {', '.join(SPACES)}; got '{space}'")
+    if tokens is None:
+        if tokenizer is None:
+            raise InvalidInputError("give tokens, or text with a tokenizer")
+        src = DEFAULT_TEXT if text is None else text
+        ids = prompt_tokens(tokenizer, src, prepend_bos)
+    else:
+        ids = [int(i) for i in torch.as_tensor(tokens).reshape(-1).tolist()]
+        if not ids:
+            raise InvalidInputError("the prompt is empty; give at least 3 tokens")
+    notes: list[str] = []
+    if whole:
+        if len(ids) > cfg.n_ctx:
+            raise InvalidInputError(f"the prompt has {len(ids)} tokens, longer than the model's context "
+                                    f"n_ctx={cfg.n_ctx}; shorten it or use lengths")
+        plan = {"whole": len(ids)}
+        if len(ids) < 3:
+            raise InvalidInputError(f"the prompt has {len(ids)} token(s); a subspace needs at least 3")
+    else:
+        plan, notes = plan_lengths(len(ids), cfg.n_ctx, lengths or DEFAULT_LENGTHS)
+    hooks = probe_hooks(cfg.n_layers, final_ln)
+    labels = probe_labels(cfg.n_layers, final_ln)
+    Lmax = max(plan.values())
+    if states is None:
+        require_forward(weights, "hidden-state subspaces (a token forward pass through every layer)")
+        acts = Runner(weights, device, dtype).run(torch.tensor([ids[:Lmax]]), hooks=hooks)
+    else:
+        acts = states
+    full = [acts[h][0].double().numpy() for h in hooks]
+    prompts: dict[str, Any] = {}
+    for name, L in plan.items():
+        g = hidden_geometry([x[:L] for x in full], labels, subspace=subspace, space=space, threshold=threshold,
+                            noise=noise, seed=seed)
+        if tokenizer is not None:
+            g["text"] = tokenizer.decode(ids[:L])
+        prompts[name] = g
+    options = dict(lengths=plan, whole=whole, prepend_bos=prepend_bos, final_ln=final_ln, subspace=subspace,
+                   space=space, threshold=threshold, noise=noise, seed=seed,
+                   text=("default passage" if tokens is None and text in (None, DEFAULT_TEXT)
+                         else "given text" if tokens is None else "given tokens"),
+                   n_samples="N - 1 (token-centred)", union="directions with cos <= threshold to the span so far",
+                   grassmann="sqrt(sum theta^2) over min(k_i, k_j) angles", dispersion="mean over pairs of mean angle / 90 deg")
+    notes.append("the slides' figures are for GPT-2 small on prompts they do not give, so they are kept as a "
+                 "reference, not checked; the real partial checkpoint has no wte and cannot run a token forward pass")
+    return SubspaceResult(model=weights.label, processing=weights.processing, options=options, prompts=prompts,
+                          reference=PUBLISHED, checks=[], notes=notes)
+
+
+# ----------------------------------------------------------------------------- summary, figures
+
+
+def summarize(result: SubspaceResult) -> list[str]:
+    lines = []
+    for name, g in result.prompts.items():
+        dims = g["dims"]
+        cons = [c["sum_deg"] for c in g["consecutive"] if c["sum_deg"] is not None]
+        lines.append(
+            f"{name} ({g['n_tokens']} tokens): signal dims per point {dims}; consecutive principal-angle sums "
+            f"{min(cons) if cons else float('nan'):.1f}-{max(cons) if cons else float('nan'):.1f} deg; "
+            f"mean pairwise {g['mean_pairwise_sum_deg'] if g['mean_pairwise_sum_deg'] is not None else float('nan'):.1f} deg, "
+            f"dispersion {g['dispersion'] if g['dispersion'] is not None else float('nan'):.3f}; "
+            f"union rank {g['union_rank']} ({100 * g['union_share']:.2f}% of {g['ambient_dim']})")
+    lines += result.notes
+    return lines
+
+
+def figures(result: SubspaceResult, out_dir: str | Path) -> list[Path]:
+    from ..viz.subspaces import subspace_figures
+
+    return subspace_figures(result, Path(out_dir))

@@ -1,0 +1,170 @@
+"""`poslens spectra`, `poslens subspaces` and `poslens lens` ("Dissecting the Frog", seed 004)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from ..errors import InvalidInputError
+from .common import common, emit, out_dir, seed_option
+
+
+def _csv_ints(spec: str | None, what: str) -> list[int] | None:
+    if not spec:
+        return None
+    try:
+        return [int(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        raise InvalidInputError(f"{what} '{spec}' is not a comma-separated list of integers (e.g. 0,5)") from None
+
+
+def _text(value: str | None, what: str) -> str | None:
+    """A literal text, or @FILE for a file's contents."""
+    if value is None:
+        return None
+    if value.startswith("@"):
+        p = Path(value[1:]).expanduser()
+        if not p.is_file():
+            raise InvalidInputError(f"{what} file {p} does not exist")
+        return p.read_text(encoding="utf-8", errors="replace")
+    return value
+
+
+def _lengths(spec: str) -> dict[str, int]:
+    """'15,150,500' -> short/medium/long; 'a=20,b=40' -> named lengths."""
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if not parts:
+        raise InvalidInputError("--lengths is empty; give token counts such as 15,150,500")
+    names = ["short", "medium", "long"] if len(parts) == 3 else [f"len{i}" for i in range(len(parts))]
+    out = {}
+    for name, p in zip(names, parts):
+        if "=" in p:
+            name, p = (x.strip() for x in p.split("=", 1))
+        try:
+            out[name] = int(p)
+        except ValueError:
+            raise InvalidInputError(f"--lengths '{spec}': '{p}' is not a whole number of tokens") from None
+    return out
+
+
+def _noise(spec: str):
+    if spec in ("iterative", "total"):
+        return spec
+    try:
+        return float(spec)
+    except ValueError:
+        raise InvalidInputError(f"--noise '{spec}' is not 'iterative', 'total' or a number (the noise variance)") from None
+
+
+@click.command("spectra")
+@common
+@click.option("--layers", default=None, help="Comma-separated layers (default: all).")
+@click.option("--matrices", default="W_Q,W_K,W_V,W_O,W_in,W_out", show_default=True, help="Matrices to decompose.")
+@click.option("--no-per-head", is_flag=True, help="Skip the per-head blocks of W_Q/W_K/W_V/W_O.")
+@click.option("--no-qk", is_flag=True, help="Skip the QK distances of M_h = W_Q^h W_K^hT.")
+@click.option("--include-bias", is_flag=True, help="Append each bias as an input row (homogeneous coordinates).")
+@click.option("--fold-ln", is_flag=True, help="Scale reading matrices by their LayerNorm weight first.")
+@click.option("--no-singular-values", is_flag=True, help="Keep only the metrics in result.json, not the spectra.")
+@click.option("--no-sphere", is_flag=True, help="Skip the positional sphere overlap (and embedding norms).")
+@click.option("--sphere-tokens", default=1000, show_default=True, help="Random tokens per sphere-overlap trial.")
+@click.option("--sphere-trials", default=20, show_default=True, help="Sphere-overlap trials.")
+@click.option("--sphere-positions", type=click.Choice(["sequence", "random"]), default="sequence", show_default=True,
+              help="Token i at position i, or at a random position.")
+@seed_option
+def spectra_cmd(model, out, device, dtype, as_json, layers, matrices, no_per_head, no_qk, include_bias, fold_ln,
+                no_singular_values, no_sphere, sphere_tokens, sphere_trials, sphere_positions, seed):
+    """Singular-value spectra of every weight matrix (whole and per head), QK structure, sphere overlap.
+
+    SVDs run in float64 (--dtype does not apply). On GPT-2 small it checks the slides'
+    layer-5 figures.
+    """
+    from ..analyses import spectra as S
+    from ..analyses import sphere_overlap as O
+    from ..models import load_weights
+
+    w = load_weights(model)
+    mats = tuple(m.strip() for m in matrices.split(",") if m.strip())
+    r = S.weight_spectra(w, layers=_csv_ints(layers, "--layers"), matrices=mats, per_head=not no_per_head,
+                         qk=not no_qk, include_bias=include_bias, fold_ln=fold_ln, keep_spectra=not no_singular_values,
+                         device=device)
+    sphere = None
+    if not no_sphere and w.has("pos_embed.W_pos"):
+        sphere = O.sphere_overlap(w, n_tokens=sphere_tokens, n_trials=sphere_trials, positions=sphere_positions,
+                                  seed=seed)
+        r = dataclasses.replace(r, sphere_overlap=sphere.to_dict(), checks=r.checks + sphere.checks)
+    d = out_dir(out, "spectra")
+    figs = S.figures(r, d) + (O.figures(sphere, d) if sphere else [])
+    lines = S.summarize(r)
+    if sphere:
+        lines += [x for x in O.summarize(sphere) if not any(x.startswith(c["what"]) for c in sphere.checks)]
+    emit(r, d, as_json, "\n".join(lines), figs)
+
+
+@click.command("subspaces")
+@common
+@click.option("--text", default=None, help="Prompt text, or @FILE (default: a built-in ~600-token passage).")
+@click.option("--lengths", default="15,150,500", show_default=True,
+              help="Prompt lengths in tokens (prefixes of the text), capped at n_ctx; NAME=N allowed.")
+@click.option("--whole", is_flag=True, help="Use the whole text as one prompt (an error if longer than n_ctx).")
+@click.option("--threshold", default=0.9, show_default=True, type=float,
+              help="Overlap: a principal angle is shared when its cosine exceeds this (0 < t < 1).")
+@click.option("--subspace", type=click.Choice(["mp", "gap"]), default="mp", show_default=True,
+              help="Signal subspace by the Marchenko-Pastur edge or the largest spectral-gap ratio.")
+@click.option("--space", type=click.Choice(["features", "tokens"]), default="features", show_default=True,
+              help="Subspaces in R^d_model (right singular vectors) or R^N (Gram eigenvectors).")
+@click.option("--noise", default="iterative", show_default=True,
+              help="MP noise variance: iterative, total, or a number.")
+@click.option("--no-final-ln", is_flag=True, help="Last point without ln_f (default: with, like HF hidden_states).")
+@click.option("--bos", is_flag=True, help="Prepend the BOS token.")
+@seed_option
+def subspaces_cmd(model, out, device, dtype, as_json, text, lengths, whole, threshold, subspace, space, noise,
+                  no_final_ln, bos, seed):
+    """Hidden-state Gram spectra, signal subspaces, principal angles, overlap, union rank and MDS per layer."""
+    from ..analyses import subspaces as S
+    from ..analyses.subspaces import check_threshold
+    from ..models import Weights, open_checkpoint
+    from ..models.tokenizer import Tokenizer
+
+    check_threshold(threshold)
+    txt = _text(text, "--text")
+    if txt is not None and not txt.strip():
+        raise InvalidInputError("the prompt is empty; give some text (or @FILE)")
+    plan = _lengths(lengths)
+    ckpt = open_checkpoint(model)
+    w = Weights.from_checkpoint(ckpt)
+    S.require_forward(w, "hidden-state subspaces (a token forward pass through every layer)")
+    tok = Tokenizer.for_checkpoint(ckpt)
+    r = S.hidden_subspaces(w, text=txt, tokenizer=tok, lengths=plan, whole=whole, prepend_bos=bos,
+                           final_ln=not no_final_ln, subspace=subspace, space=space, threshold=threshold,
+                           noise=_noise(noise), seed=seed, device=device, dtype=dtype)
+    d = out_dir(out, "subspaces")
+    emit(r, d, as_json, "\n".join(S.summarize(r)), S.figures(r, d))
+
+
+@click.command("lens")
+@common
+@click.option("--prompt", default=None, help="Prompt text, or @FILE (default: the slides' 'Einstein is best known for the theory of').")
+@click.option("--top-k", default=10, show_default=True, help="Tokens listed per layer and per generation step.")
+@click.option("--generate", "n_generate", default=10, show_default=True, help="Greedy tokens to generate (0: none).")
+@click.option("--no-final-ln", is_flag=True, help="Apply W_U to the raw residual stream (no ln_f).")
+@click.option("--bos", is_flag=True, help="Prepend the BOS token.")
+def lens_cmd(model, out, device, dtype, as_json, prompt, top_k, n_generate, no_final_ln, bos):
+    """Logit lens: each layer's next-token distribution, its entropy and top-k; greedy generation."""
+    from ..analyses import logit_lens as L
+    from ..analyses.subspaces import require_forward
+    from ..models import Weights, open_checkpoint
+    from ..models.tokenizer import Tokenizer
+
+    p = _text(prompt, "--prompt")
+    if p is not None and not p.strip():
+        raise InvalidInputError("the prompt is empty; give some text (or @FILE)")
+    ckpt = open_checkpoint(model)
+    w = Weights.from_checkpoint(ckpt)
+    require_forward(w, "the logit lens (unembedding W_U, tied to wte, and every layer)", unembed=True)
+    tok = Tokenizer.for_checkpoint(ckpt)
+    r = L.logit_lens(w, p, tok, top_k=top_k, n_generate=n_generate, prepend_bos=bos, final_ln=not no_final_ln,
+                     device=device, dtype=dtype)
+    d = out_dir(out, "lens")
+    emit(r, d, as_json, "\n".join(L.summarize(r)), L.figures(r, d))

@@ -1,0 +1,206 @@
+"""Report stages for "Dissecting the Frog" (seed 004): one per analysis, so a checkpoint
+runs whichever its tensors support (the partial GPT-2 small: spectra and positional norms).
+
+>>> from poslens.report import build_report
+>>> from poslens.report.stage_frog import STAGES
+>>> build_report(["tiny"], "out", stages=STAGES, size="quick", progress=False)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from .orchestrate import Context, Harvest, Stage
+
+SEED = "004_c2ec2d93dce11b05.txt"
+
+
+# ---- weight spectra -------------------------------------------------------------------------
+
+
+def _spectra_options(ctx: Context) -> dict:
+    return {"per_head": ctx.pick(False, True), "qk": True, "include_bias": False, "fold_ln": False,
+            "keep_spectra": True}
+
+
+def _spectra_run(ctx: Context, opts: dict):
+    from ..analyses.spectra import weight_spectra
+
+    return weight_spectra(ctx.weights, device=ctx.device, **opts)
+
+
+def _spectra_figures(result, out):
+    from ..analyses.spectra import figures
+
+    return figures(result, out)
+
+
+def _spectra_summary(result):
+    from ..analyses.spectra import summarize
+
+    return summarize(result)
+
+
+# ---- sphere overlap and embedding norms -------------------------------------------------------
+
+
+def _sphere_options(ctx: Context) -> dict:
+    return {"n_tokens": ctx.pick(300, 1000), "n_trials": ctx.pick(3, 20), "positions": "sequence", "seed": ctx.seed}
+
+
+def _sphere_run(ctx: Context, opts: dict):
+    from ..analyses.sphere_overlap import sphere_overlap
+
+    return sphere_overlap(ctx.weights, **opts)
+
+
+def _sphere_figures(result, out):
+    from ..analyses.sphere_overlap import figures
+
+    return figures(result, out)
+
+
+def _sphere_summary(result):
+    from ..analyses.sphere_overlap import summarize
+
+    return summarize(result)
+
+
+# ---- hidden-state subspaces -------------------------------------------------------------------
+
+
+def _sub_options(ctx: Context) -> dict:
+    lengths = ctx.pick({"short": 15, "medium": 150}, {"short": 15, "medium": 150, "long": 500})
+    return {"lengths": lengths, "threshold": 0.9, "subspace": "mp", "space": "features", "noise": "iterative",
+            "final_ln": True, "prepend_bos": False}
+
+
+def _sub_tokens(ctx: Context, opts: dict) -> list[int]:
+    """The default passage's first tokens, as many as the longest (capped) prompt."""
+    from ..analyses.subspaces import DEFAULT_TEXT, plan_lengths, prompt_tokens
+
+    ids = ctx.memo(("frog-text", opts["prepend_bos"]), lambda: prompt_tokens(ctx.tokenizer, DEFAULT_TEXT, opts["prepend_bos"]))
+    plan, _ = plan_lengths(len(ids), ctx.cfg.n_ctx, opts["lengths"])
+    return ids[: max(plan.values())]
+
+
+def _sub_dataset(ctx: Context, opts: dict) -> str:
+    return f"frog-text:len={len(_sub_tokens(ctx, opts))}:bos={int(opts['prepend_bos'])}"
+
+
+def _sub_harvests(ctx: Context, opts: dict) -> list[Harvest]:
+    import torch
+
+    from ..analyses.subspaces import probe_hooks
+
+    ids = _sub_tokens(ctx, opts)
+    return [Harvest(_sub_dataset(ctx, opts), lambda c: {"tokens": torch.tensor([ids])},
+                    tuple(probe_hooks(ctx.cfg.n_layers, opts["final_ln"])))]
+
+
+def _sub_run(ctx: Context, opts: dict):
+    from ..analyses.subspaces import hidden_subspaces
+
+    # The analysis tokenises the same passage; the shared pass holds its longest prefix.
+    return hidden_subspaces(ctx.weights, tokenizer=ctx.tokenizer, states=ctx.activations(_sub_dataset(ctx, opts)),
+                            **opts)
+
+
+def _sub_figures(result, out):
+    from ..analyses.subspaces import figures
+
+    return figures(result, out)
+
+
+def _sub_summary(result):
+    from ..analyses.subspaces import summarize
+
+    return summarize(result)
+
+
+# ---- logit lens -------------------------------------------------------------------------------
+
+
+def _lens_options(ctx: Context) -> dict:
+    from ..analyses.logit_lens import SLIDE_PROMPT
+
+    return {"prompt": SLIDE_PROMPT, "top_k": ctx.pick(5, 10), "n_generate": ctx.pick(5, 10), "final_ln": True,
+            "prepend_bos": False}
+
+
+def _lens_ids(ctx: Context, opts: dict) -> list[int]:
+    from ..analyses.subspaces import prompt_tokens
+
+    return prompt_tokens(ctx.tokenizer, opts["prompt"], opts["prepend_bos"])
+
+
+def _lens_harvests(ctx: Context, opts: dict) -> list[Harvest]:
+    import torch
+
+    from ..analyses.subspaces import probe_hooks
+
+    ids = _lens_ids(ctx, opts)
+    return [Harvest(f"frog-lens:{opts['prompt']}:bos={int(opts['prepend_bos'])}",
+                    lambda c: {"tokens": torch.tensor([ids])}, tuple(probe_hooks(ctx.cfg.n_layers, final_ln=False)))]
+
+
+def _lens_run(ctx: Context, opts: dict):
+    from ..analyses.logit_lens import logit_lens
+
+    acts = ctx.activations(f"frog-lens:{opts['prompt']}:bos={int(opts['prepend_bos'])}")
+    return logit_lens(ctx.weights, opts["prompt"], ctx.tokenizer, top_k=opts["top_k"], n_generate=opts["n_generate"],
+                      prepend_bos=opts["prepend_bos"], final_ln=opts["final_ln"], device=ctx.device, dtype=ctx.dtype,
+                      states=acts)
+
+
+def _lens_figures(result, out):
+    from ..analyses.logit_lens import figures
+
+    return figures(result, out)
+
+
+def _lens_summary(result):
+    from ..analyses.logit_lens import summarize
+
+    return summarize(result)
+
+
+STAGES = [
+    Stage(
+        "frog_spectra", "Weight spectra and QK structure", _spectra_run, needs=("attn",), options=_spectra_options,
+        figures=_spectra_figures, summarize=_spectra_summary, code=("poslens.analyses.spectra",), seed=SEED,
+        about=("Singular values of every layer's W_Q, W_K, W_V, W_O (whole d_model x d_model and per head), W_in and "
+               "W_out. Condition number sigma_max/sigma_min and log-volume sum(log sigma) measure anisotropy; the "
+               "effective rank exp(H) (H the entropy of sigma/sum sigma) counts the directions a matrix really uses, "
+               "out of min(shape). QK: d(A,B) = |A-B|/(|A|+|B|+|A-B|) between M_h = W_Q^h W_K^hT and M_h^T (0: the "
+               "head's bilinear form is symmetric, 0.5: antisymmetric) and between M_h, rescaled to the identity's "
+               "norm, and the identity (0: attention would be a plain dot product). On GPT-2 small the slides' "
+               "layer-5 printout is checked."),
+    ),
+    Stage(
+        "frog_sphere", "Positional spheres: overlap and embedding norms", _sphere_run, needs=("W_pos",),
+        options=_sphere_options, figures=_sphere_figures, summarize=_sphere_summary,
+        code=("poslens.analyses.sphere_overlap",), seed=SEED,
+        about=("Adding a positional vector moves a token embedding T onto a sphere of radius |P| around it. For "
+               "random tokens, each at its own position, a pair 'overlaps' when |P_i|+|P_j| exceeds |T_i-T_j|; the "
+               "volume fraction is the shared volume of two balls of the mean radius over one ball "
+               "(regularised incomplete beta, D dimensions). Row-norm statistics of W_pos (and W_E) come with it; "
+               "without W_E only the positional norms are computed."),
+    ),
+    Stage(
+        "frog_subspaces", "Hidden-state subspaces across layers", _sub_run, needs=("tokens", "tokenizer"),
+        options=_sub_options, harvests=_sub_harvests, figures=_sub_figures, summarize=_sub_summary,
+        code=("poslens.analyses.subspaces",), seed=SEED,
+        about=("For prompts of about 15, 150 and 500 tokens (prefixes of one passage), the centred hidden states at "
+               "every layer: Gram spectrum, signal dimensions above the Marchenko-Pastur edge, principal angles "
+               "between consecutive layers' signal subspaces (their sum in degrees; overlap = share of angles with "
+               "cos > 0.9), effective dimensionality (participation ratio), the rank of the union of all layers' "
+               "subspaces (share of d_model explored) and an MDS map of the layers by Grassmann distance."),
+    ),
+    Stage(
+        "frog_lens", "Logit lens", _lens_run, needs=("tokens", "W_U", "tokenizer"), options=_lens_options,
+        harvests=_lens_harvests, figures=_lens_figures, summarize=_lens_summary,
+        code=("poslens.analyses.logit_lens",), seed=SEED,
+        about=("Each layer's residual stream read through ln_final and the unembedding as a next-token "
+               "distribution: its entropy in nats at the last token and averaged over tokens, the top tokens, the "
+               "KL divergence from the model's output and greedy generation with the top-k logits of each step."),
+    ),
+]

@@ -1,0 +1,141 @@
+"""Figures for weight spectra and QK structure: PNG (matplotlib) and offline HTML (plotly).
+
+>>> from poslens.viz.spectra import spectra_figures      # doctest: +SKIP
+>>> spectra_figures(result, Path("out"))                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .common import save_plotly, save_png  # noqa: E402
+
+# (metric, title, transform of a matrix's metrics dict to the plotted value)
+_PANELS = (
+    ("effective_rank", "effective rank / full rank", lambda d: d["effective_rank"] / min(d["shape"])),
+    ("condition", "log10 condition number", lambda d: math.log10(d["condition"]) if d["condition"] and math.isfinite(d["condition"]) else np.nan),
+    ("log_volume", "log-volume / full rank (mean log sigma)", lambda d: d["log_volume"] / min(d["shape"]) if d["log_volume"] is not None and math.isfinite(d["log_volume"]) else np.nan),
+)
+
+
+def _grid(result, fn) -> tuple[np.ndarray, list[str], list[int]]:
+    mats = list(result.matrices)
+    layers = sorted({int(l) for v in result.matrices.values() for l in v})
+    g = np.full((len(layers), len(mats)), np.nan)
+    for j, m in enumerate(mats):
+        for l, d in result.matrices[m].items():
+            g[layers.index(int(l)), j] = fn(d)
+    return g, mats, layers
+
+
+def spectra_figures(result, out: Path) -> list[Path]:
+    """Heat-maps over layers x matrices, singular-value spectra, QK distances per head."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    if result.matrices:
+        fig, axes = plt.subplots(1, len(_PANELS), figsize=(4.2 * len(_PANELS), 1.5 + 0.32 * len(result.layers)))
+        pf = make_subplots(rows=1, cols=len(_PANELS), subplot_titles=[t for _, t, _ in _PANELS])
+        for i, (ax, (_, title, fn)) in enumerate(zip(np.atleast_1d(axes), _PANELS)):
+            g, mats, layers = _grid(result, fn)
+            im = ax.imshow(g, aspect="auto", cmap="viridis")
+            ax.set_xticks(range(len(mats)), mats)
+            ax.set_yticks(range(len(layers)), [str(l) for l in layers])
+            ax.set_ylabel("layer")
+            ax.set_title(title, fontsize=9)
+            fig.colorbar(im, ax=ax)
+            pf.add_trace(go.Heatmap(z=g, x=mats, y=[str(l) for l in layers], colorscale="Viridis",
+                                    colorbar=dict(x=(i + 1) / len(_PANELS) - 0.02, len=0.9), name=title),
+                         row=1, col=i + 1)
+        fig.suptitle(f"{result.model}: weight anisotropy")
+        paths.append(save_png(fig, out / "spectra_heatmap.png"))
+        pf.update_layout(title=f"{result.model}: weight anisotropy over layers and matrices")
+        paths.append(save_plotly(pf, out / "spectra_heatmap.html"))
+
+        with_sv = {m: v for m, v in result.matrices.items() if any("singular_values" in d for d in v.values())}
+        if with_sv:
+            n = len(with_sv)
+            fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.2), squeeze=False)
+            pf = make_subplots(rows=1, cols=n, subplot_titles=list(with_sv))
+            cmap = plt.get_cmap("viridis")
+            for j, (m, by_layer) in enumerate(with_sv.items()):
+                ax = axes[0, j]
+                L = max(1, len(by_layer) - 1)
+                for i, (l, d) in enumerate(sorted(by_layer.items(), key=lambda kv: int(kv[0]))):
+                    sv = np.asarray(d.get("singular_values") or [], dtype=float)
+                    if not sv.size:
+                        continue
+                    # log10 on a linear axis: six log-scaled axes cost seconds of tick layout
+                    ax.plot(np.log10(np.maximum(sv, 1e-300)), color=cmap(i / L), lw=1, label=f"layer {l}")
+                    pf.add_scatter(y=sv, mode="lines", name=f"{m} layer {l}", legendgroup=m, row=1, col=j + 1,
+                                   line=dict(width=1))
+                ax.set_title(m)
+                ax.set_xlabel("index")
+                if j == 0:
+                    ax.set_ylabel("log10 singular value")
+            axes[0, -1].legend(fontsize=6, ncol=2)
+            paths.append(save_png(fig, out / "spectra_singular_values.png"))
+            pf.update_yaxes(type="log")
+            pf.update_layout(title=f"{result.model}: singular values (colour: layer)")
+            paths.append(save_plotly(pf, out / "spectra_singular_values.html"))
+
+    if result.qk:
+        keys = list(result.qk)
+        layers = sorted({int(k.split(".")[0]) for k in keys})
+        H = max(int(k.split(".")[1]) for k in keys) + 1
+        panels = (("symmetry", "d(M_h, M_h^T)"), ("identity_scaled", "d(M_h scaled to |I|, I)"), ("identity", "d(M_h, I)"))
+        fig, axes = plt.subplots(1, 3, figsize=(4 + 0.9 * H, 1.5 + 0.32 * len(layers)))
+        pf = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels])
+        for i, (ax, (key, title)) in enumerate(zip(axes, panels)):
+            g = np.full((len(layers), H), np.nan)
+            for k, v in result.qk.items():
+                l, h = map(int, k.split("."))
+                g[layers.index(l), h] = v[key]
+            im = ax.imshow(g, aspect="auto", cmap="magma")
+            ax.set_xticks(range(H))
+            ax.set_yticks(range(len(layers)), [str(l) for l in layers])
+            ax.set_xlabel("head")
+            ax.set_ylabel("layer")
+            ax.set_title(title, fontsize=9)
+            fig.colorbar(im, ax=ax)
+            pf.add_trace(go.Heatmap(z=g, x=list(range(H)), y=[str(l) for l in layers], colorscale="Magma",
+                                    colorbar=dict(x=(i + 1) / 3 - 0.02, len=0.9)), row=1, col=i + 1)
+        fig.suptitle(f"{result.model}: QK structure M_h = W_Q^h W_K^hT")
+        paths.append(save_png(fig, out / "qk_distances.png"))
+        pf.update_layout(title=f"{result.model}: QK distances per head")
+        paths.append(save_plotly(pf, out / "qk_distances.html"))
+    return paths
+
+
+def sphere_figures(result, out: Path) -> list[Path]:
+    """Histogram of ``r_i + r_j - d_ij`` (overlap when positive) and the positional norms summary."""
+    import plotly.graph_objects as go
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    h = result.margin_histogram
+    if h and h.get("counts"):
+        edges = np.asarray(h["edges"], dtype=float)
+        counts = np.asarray(h["counts"], dtype=float)
+        mids = (edges[:-1] + edges[1:]) / 2
+        fig, ax = plt.subplots(figsize=(6, 3.8))
+        ax.bar(mids, counts, width=np.diff(edges), color=np.where(mids > 0, "tab:orange", "tab:blue"))
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_xlabel("sum of positional radii - distance between token embeddings")
+        ax.set_ylabel(f"pairs ({h['trials']} trials)")
+        ax.set_title(f"{result.model}: {100 * result.mean_share:.2f}% of pairs overlap")
+        paths.append(save_png(fig, out / "sphere_overlap.png"))
+        pf = go.Figure(go.Bar(x=mids, y=counts, marker_color=["orange" if m > 0 else "steelblue" for m in mids]))
+        pf.update_layout(title=f"{result.model}: r_i + r_j - d_ij (overlap when > 0)", xaxis_title="margin",
+                         yaxis_title="pairs")
+        paths.append(save_plotly(pf, out / "sphere_overlap.html"))
+    return paths
