@@ -1,0 +1,204 @@
+"""The twisted-pair distance mechanism of seed 000: built as real weights, verified, and sought in GPT-2.
+
+**The derivation.** Points x_i = f(i/n) lie on a C^2 curve f: [0, 1] -> R^d; given x_i and
+x_j with |i - j| <= k << n, estimate j - i. With M + 1 sentries s_m = m / M and s the
+sentry nearest to i/n (|i/n - s| <= 1/(2M)),
+
+    x_j - x_i = (j - i)/n f'(s) + int_{i/n}^{j/n} (f'(t) - f'(s)) dt,
+    |int ...| <= L (1/(2M) + |i - j|/n) |i - j|/n,        L = Lipschitz constant of f',
+
+so n (x_j - x_i) . f'(s) / |f'(s)|^2 estimates j - i with error at most
+n L (1/(2M) + |i - j|/n) |i - j|/n / |f'(s)| (positions). A one-layer transformer computes it:
+two heads put x_j - x_i in a subspace orthogonal to x_i; per sentry a pair of ReLU
+neurons N+-_m = ReLU(gate_m(x_i) +- b3_m (x_j - x_i) . f'(s_m)) whose gate is positive only
+on the sentry's cell; the pair's difference N+ - N- = 2 b3_m (x_j - x_i) . f'(s_m) carries
+the signal while anything common to both (the gate and its noise) cancels, like twisted
+pair cabling. Output weights C_m / (2 b3_m) with C_m = n / |f'(s_m)|^2 give the estimate.
+The helix variant gates on y_i = A x_i + c ~ f'(i/n) instead: f' of a helix is periodic,
+so one period's sentries serve every turn. See :mod:`.twisted_pair_build` for the weights.
+
+**Readings of an ambiguous text** (recorded in every result as ``readings``): see
+:data:`READINGS`.
+
+Modules: ``twisted_pair_curves`` (curves and their checks), ``twisted_pair_gates``
+(sentry cells and their gates), ``twisted_pair_build`` (the weights), ``twisted_pair_verify`` (runner vs bound, sweeps, grid), ``twisted_pair_claims``
+(noise cancellation, near self-intersection, helix reuse), ``twisted_pair_gpt2`` (the
+GPT-2 part), ``twisted_pair_report`` (checks, findings, summary). This module runs them
+together into one :class:`TwistedPairResult`.
+
+>>> r = twisted_pair(n=128, M=8, k=4, sweep_M=(), sweep_n=(), sweep_k=(), grid_spec=None, claims=False)
+>>> r.verification["within_bound"], r.construction["n_neurons"]
+(True, 18)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..models.weights import Weights
+from ..results import Result
+from .twisted_pair_build import build, check_sizes
+from .twisted_pair_claims import helix_reuse, near_intersection, noise_cancellation
+from .twisted_pair_curves import curve_stats, make_curve
+from .twisted_pair_report import checks_and_findings, summary_lines
+from .twisted_pair_verify import DEFAULT_GRID_CURVES, grid, sweep, verify
+
+READINGS = [
+    "Sentries: M + 1 points s_m = m/M (the text's list {0, 1/(M+1), ..., 1} has M + 2 points and contradicts "
+    "'M + 1 sentries' and '2M + 2 neurons'); the bound's 1/(2M) is then half the spacing, and the second form's "
+    "1/(2M + 2) is read as the same 1/(2M).",
+    "Bound in positions: the post bounds |(x_j - x_i).f'(s)/|f'(s)|^2 - (j - i)/n| by L(1/(2M) + |i-j|/n)|i-j|/n / "
+    "|f'(s)|; multiplied by n it bounds the estimate of j - i. L = sup |f''| on a fine grid.",
+    "Readout weight C_m / (2 b_m3) per neuron (+ for N+, - for N-), so a pair outputs C_m (x_j - x_i).f'(s_m) as the "
+    "text states; its 'C_m b_m3 (N+ - N-)' would scale the output by 2 b_m3^2.",
+    "Gates: the text's b_m1 f(s_m).x_i + b_m2 can only isolate a cell where f(s_m).f(t) peaks at t = s_m (|f| "
+    "constant, e.g. a circle); gate='fit' (default) also tunes the direction (the text's otherwise unused W_m) by a "
+    "max-margin linear program on the samples; gate='dot' keeps f(s_m). Inactive gates are held <= -1 and active "
+    ">= +1 with the signal term < signal_fraction (0.5): the text's 'gate < 0 otherwise' would let the signal switch "
+    "an inactive neuron on.",
+    "Helix variant: the text's second neuron repeats '+ b_m3'; read as '- b_m3' (otherwise nothing cancels). M "
+    "sentries on one period of f', reused on every turn; y_i = A x_i + c from helix.fit_linear_ode on the samples, "
+    "written by a third head. Its bound uses the spacing T/M and adds |f'(s_eff) - f'(s_m)| |i-j|/n for an f' that is "
+    "not exactly periodic.",
+    "Input: the sequence [x_j, x_i] (token ids = curve indices, W_E = the samples, W_pos = two slot flags); the "
+    "estimate is signed, j - i, read at x_i's position; |i - j| is its absolute value.",
+    "Noise 'on the f(s_m).x_i term': Gaussian noise on the subspace the gates read, at the readout position; the "
+    "single-neuron readout subtracts the neuron's noise-free activation at j = i (the best a one-neuron reader can do).",
+    "GPT-2: W_pos from position 1 (row 0 is an outlier), top 6 principal components, Savitzky-Golay derivatives "
+    "(window 51): raw central differences are dominated by row-to-row jitter (their R^2 is reported too).",
+]
+
+
+@dataclass(frozen=True)
+class TwistedPairResult(Result):
+    """The construction, its verification, the post's claims tested, and the model part."""
+
+    kind = "twisted_pair"
+    construction: dict = field(default_factory=dict)
+    verification: dict = field(default_factory=dict)
+    float32: dict = field(default_factory=dict)
+    sweeps: dict = field(default_factory=dict)
+    grid: list = field(default_factory=list)
+    noise: dict = field(default_factory=dict)
+    near_intersection: dict = field(default_factory=dict)
+    helix_reuse: dict = field(default_factory=dict)
+    gpt2: dict = field(default_factory=dict)
+    checks: list = field(default_factory=list)
+    findings: list = field(default_factory=list)
+    readings: list = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+
+
+def twisted_pair(
+    weights: Weights | None = None,
+    *,
+    curve="helix",
+    curve_params: dict | None = None,
+    n: int = 512,
+    M: int = 32,
+    k: int = 8,
+    variant: str = "plain",
+    gate: str = "fit",
+    signal_fraction: float = 0.5,
+    period: float | None = None,
+    sweep_M: Sequence[int] = (4, 8, 16, 32, 64),
+    sweep_n: Sequence[int] = (128, 256, 512, 1024),
+    sweep_k: Sequence[int] = (1, 2, 4, 8, 16),
+    grid_spec: dict | None = None,
+    claims: bool = True,
+    noise_sigmas: Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6),
+    gaps: Sequence[float] = (0.1, 1e-2, 1e-3, 1e-4, 1e-5),
+    reuse_ns: Sequence[int] = (64, 128, 192, 256, 512, 1024),
+    reuse_Ms: Sequence[int] = (4, 8, 16, 32, 64, 128, 256),
+    gpt2_options: dict | None = None,
+    atol: float = 1e-3,
+    dtype: str = "float64",
+    device: str = "cpu",
+    seed: int = 0,
+) -> TwistedPairResult:
+    """Build, verify and test the construction; look for the mechanism in ``weights`` (if given).
+
+    ``grid_spec``: ``{"ns": [...], "ks": [...], "Ms": [...]}`` for the grid over the built-in
+    curves (None: no grid); empty sweep tuples skip those sweeps; ``claims=False`` skips the
+    three claim experiments. ``dtype`` is the Runner's dtype for the construction (float64,
+    so rounding stays far below the bound; the main construction is also checked in float32).
+
+    >>> r = twisted_pair(curve="circle-drift", n=64, M=4, k=2, sweep_M=(), sweep_n=(), sweep_k=(), claims=False)
+    >>> r.construction["curve"]["name"], r.verification["assumptions_hold"]
+    ('circle-drift', True)
+    """
+    secs: dict[str, float] = {}
+    t0 = time.perf_counter()
+    check_sizes(n, M, k, variant)
+    cv = make_curve(curve, **(curve_params or {}))
+    stats = curve_stats(cv, n)
+    con = build(cv, n, M, k, variant=variant, gate=gate, signal_fraction=signal_fraction, period=period, stats=stats)
+    ver = verify(con, dtype=dtype, device=device, atol=atol, seed=seed)
+    v32 = verify(con, dtype="float32", device=device, atol=atol, detail=False)
+    secs["construction"] = time.perf_counter() - t0
+    opts = {"curve": cv.name, "curve_params": dict(cv.params), "n": n, "M": M, "k": k, "variant": variant,
+            "gate": gate, "signal_fraction": signal_fraction, "period": period, "sweep_M": list(sweep_M),
+            "sweep_n": list(sweep_n), "sweep_k": list(sweep_k), "grid": grid_spec, "claims": claims,
+            "noise_sigmas": list(noise_sigmas), "gaps": list(gaps), "reuse_ns": list(reuse_ns), "reuse_Ms": list(reuse_Ms),
+            "gpt2_options": dict(gpt2_options or {}), "atol": atol, "dtype": dtype, "seed": seed}
+
+    t0 = time.perf_counter()
+    sweeps = {}
+    for name, vals in (("M", sweep_M), ("n", sweep_n), ("k", sweep_k)):
+        if vals:
+            sweeps[name] = sweep(cv, n=n, M=M, k=k, over=name, values=vals, variant=variant, gate=gate,
+                                 dtype=dtype, device=device, atol=atol, signal_fraction=signal_fraction, period=period)
+    secs["sweeps"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rows = grid(DEFAULT_GRID_CURVES, gate=gate, dtype=dtype, device=device, atol=atol, **grid_spec) if grid_spec else []
+    secs["grid"] = time.perf_counter() - t0
+
+    noise = near = reuse = {}
+    if claims:
+        t0 = time.perf_counter()
+        noise = noise_cancellation(con, noise_sigmas, seed=seed, dtype=dtype, device=device)
+        secs["noise"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        near = near_intersection(gaps, n=n, M=M, k=k, seed=seed, dtype=dtype, device=device) if gaps else {}
+        secs["near_intersection"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        reuse = helix_reuse(reuse_ns, k=k, Ms_plain=reuse_Ms, dtype=dtype, device=device) if reuse_ns else {}
+        secs["helix_reuse"] = time.perf_counter() - t0
+
+    g = {}
+    if weights is not None:
+        from .twisted_pair_gpt2 import gpt2_part
+
+        t0 = time.perf_counter()
+        g = gpt2_part(weights, seed=seed, **(gpt2_options or {}))
+        secs["model"] = time.perf_counter() - t0
+
+    ver32 = {key: v32[key] for key in ("within_bound", "max_error", "runner_vs_exact", "n_outside_bound")}
+    res = TwistedPairResult(
+        model=weights.label if weights is not None else "", processing=tuple(weights.processing) if weights else (),
+        options=opts, construction=con.summary(), verification=ver, float32=ver32, sweeps=sweeps, grid=rows,
+        noise=noise, near_intersection=near, helix_reuse=reuse, gpt2=g, readings=list(READINGS),
+        seconds={key: round(v, 3) for key, v in secs.items()},
+    )
+    checks, findings = checks_and_findings(res)
+    return dataclasses.replace(res, checks=checks, findings=findings)
+
+
+def figures(result: TwistedPairResult, out: str | Path) -> list[Path]:
+    """PNG and interactive HTML figures of a result (see :mod:`poslens.viz.twisted_pair`)."""
+    from ..viz.twisted_pair import twisted_pair_figures
+
+    return twisted_pair_figures(result, Path(out))
+
+
+def summarize(result: TwistedPairResult) -> list[str]:
+    """A few lines for the terminal and the report page."""
+    return summary_lines(result)
+
+
+__all__ = ["READINGS", "TwistedPairResult", "build", "curve_stats", "figures", "make_curve", "summarize",
+           "twisted_pair", "verify"]

@@ -1,0 +1,160 @@
+"""Run a twisted-pair construction through the project's Runner and check it against the post's bound.
+
+Every pair (i, j) with |i - j| <= k is fed as the token sequence ``[j, i]``; the estimate
+of j - i is ``blocks.0.hook_mlp_out[:, 1, v]``. Each estimate is compared with the truth,
+with the construction's value in exact arithmetic (so rounding in the runner is measured
+separately from the mathematics) and with the post's bound (see
+:meth:`~poslens.analyses.twisted_pair_build.Construction.bound`). Sweeps rebuild the
+construction over M, n or k; the grid runs every (curve, n, k, M) combination.
+
+>>> from poslens.analyses.twisted_pair_curves import make_curve
+>>> from poslens.analyses.twisted_pair_build import build
+>>> v = verify(build(make_curve("helix"), n=128, M=8, k=4))
+>>> v["within_bound"], v["n_pairs"]
+(True, 1141)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..models.runner import Runner
+from .twisted_pair_build import Construction, build
+from .twisted_pair_curves import curve_stats, make_curve
+
+READOUT = "blocks.0.hook_mlp_out"
+
+
+def run_estimates(con: Construction, tokens: torch.Tensor, *, runner: Runner | None = None, dtype: str = "float64",
+                  device: str = "cpu", edits: dict[str, Callable] | None = None, hooks: Sequence[str] = (),
+                  batch_size: int = 8192) -> tuple[np.ndarray, dict]:
+    """The construction's estimates of j - i for token sequences ``[j, i]``, and any extra hooks asked for."""
+    runner = runner or Runner(con.weights, device=device, dtype=dtype)
+    acts = runner.run(tokens, hooks=[READOUT, *hooks], edits=edits, batch_size=batch_size)
+    est = acts[READOUT][:, 1, con.layout["v"][0]].double().numpy()
+    return est, acts
+
+
+def verify(con: Construction, *, k: int | None = None, dtype: str = "float64", device: str = "cpu",
+           atol: float = 1e-3, n_sample: int = 1500, seed: int = 0, detail: bool = True) -> dict:
+    """Estimates for every pair with |i - j| <= k against the truth and the bound.
+
+    ``atol`` (positions) absorbs rounding: a pair is inside the bound when
+    |estimate - (j - i)| <= bound + atol. ``detail`` adds per-distance and per-position
+    profiles, a sample of pairs for plots and the worst pairs.
+    """
+    tokens, i, j = con.pair_tokens(k)
+    est, _ = run_estimates(con, tokens, dtype=dtype, device=device)
+    truth = (j - i).astype(np.float64)
+    err = np.abs(est - truth)
+    bnd = con.bound(i, j)
+    exact = con.ideal(i, j)
+    inside = err <= bnd + atol
+    moving = j != i
+    ratio = np.where(moving, err / np.where(bnd > 0, bnd, np.inf), 0.0)
+    out = {
+        "n_pairs": int(len(i)), "k": int(con.k if k is None else k), "dtype": dtype, "atol": atol,
+        "assumptions_hold": bool(con.feasible), "gates_failed": int((~con.gate_ok).sum()),
+        "within_bound": bool(inside.all()), "n_outside_bound": int((~inside).sum()),
+        "max_error": float(err.max()), "mean_error": float(err.mean()), "max_bound": float(bnd.max()),
+        "mean_bound": float(bnd.mean()), "worst_ratio": float(ratio.max()),
+        "runner_vs_exact": float(np.abs(est - exact).max()),
+        "exact_max_error": float(np.abs(exact - truth).max()),
+        "rounds_correctly": float(np.mean(np.rint(est) == truth)),
+    }
+    if not detail:
+        return out
+    ds = np.abs(j - i)
+    out["per_distance"] = [
+        {"distance": int(dd), "max_error": float(err[ds == dd].max()), "mean_error": float(err[ds == dd].mean()),
+         "max_bound": float(bnd[ds == dd].max()), "min_bound": float(bnd[ds == dd].min())}
+        for dd in np.unique(ds)
+    ]
+    n1 = con.n + 1
+    pos_err, pos_bnd = np.zeros(n1), np.zeros(n1)
+    np.maximum.at(pos_err, i, err)
+    np.maximum.at(pos_bnd, i, bnd)
+    out["per_position"] = {"max_error": pos_err.tolist(), "max_bound": pos_bnd.tolist()}
+    rng = np.random.default_rng(seed)
+    order = np.argsort(-np.where(moving, ratio, -1))
+    worst = order[:10]
+    pick = rng.choice(len(i), size=min(n_sample, len(i)), replace=False)
+    pick = np.unique(np.r_[pick, worst])
+    out["sample"] = {"i": i[pick].tolist(), "j": j[pick].tolist(), "estimate": est[pick].tolist(),
+                     "bound": bnd[pick].tolist()}
+    out["worst"] = [{"i": int(i[p]), "j": int(j[p]), "estimate": float(est[p]), "error": float(err[p]),
+                     "bound": float(bnd[p]), "t": float(i[p] / con.n)} for p in worst]
+    bad = np.flatnonzero(~inside)
+    out["outside"] = [{"i": int(i[p]), "j": int(j[p]), "t": float(i[p] / con.n), "error": float(err[p]),
+                       "bound": float(bnd[p])} for p in bad[np.argsort(-err[bad])][:20]]
+    return out
+
+
+def _row(con: Construction | None, v: dict | None, **keys) -> dict:
+    row = dict(keys)
+    if con is None:
+        return row
+    row.update({"assumptions_hold": bool(con.feasible), "gates_failed": int((~con.gate_ok).sum()),
+                "n_neurons": int(con.cfg.d_mlp), "min_gate_margin": float(con.gate_margin.min())})
+    if v is not None:
+        row.update({k: v[k] for k in ("within_bound", "n_outside_bound", "max_error", "max_bound", "worst_ratio",
+                                      "runner_vs_exact", "rounds_correctly", "n_pairs")})
+    return row
+
+
+def sweep(curve, *, n: int, M: int, k: int, over: str, values: Sequence[int], variant: str = "plain",
+          gate: str = "fit", dtype: str = "float64", device: str = "cpu", atol: float = 1e-3, **build_kw) -> list[dict]:
+    """Rebuild and verify with one of M, n, k varied over ``values`` (the others fixed)."""
+    rows = []
+    stats_cache: dict[int, object] = {}
+    for val in values:
+        p = {"n": n, "M": M, "k": k, over: int(val)}
+        if p["k"] >= p["n"] or (variant == "plain" and p["M"] + 1 >= p["n"]):
+            rows.append({**p, "assumptions_hold": False, "reason": "sizes break k < n or M + 1 < n"})
+            continue
+        if p["n"] not in stats_cache:
+            stats_cache[p["n"]] = curve_stats(curve, p["n"])
+        con = build(curve, p["n"], p["M"], p["k"], variant=variant, gate=gate, strict=False,
+                    stats=stats_cache[p["n"]], **build_kw)
+        v = verify(con, dtype=dtype, device=device, atol=atol, detail=False)
+        rows.append(_row(con, v, **p))
+    return rows
+
+
+DEFAULT_GRID_CURVES = (
+    ("helix", {"turns": 1.0}, "plain"),
+    ("circle-drift", {}, "plain"),
+    ("random", {"dim": 6, "seed": 0}, "plain"),
+    ("loop", {"gap": 0.3}, "plain"),
+    ("helix", {"turns": 4.0, "drift": 4.0}, "helix"),
+)
+
+
+def grid(curves=DEFAULT_GRID_CURVES, ns: Sequence[int] = (128, 512), ks: Sequence[int] = (2, 8),
+         Ms: Sequence[int] = (8, 32), *, gate: str = "fit", dtype: str = "float64", device: str = "cpu",
+         atol: float = 1e-3) -> list[dict]:
+    """Every (curve, n, k, M): does the construction stay inside the bound where its assumptions hold?
+
+    ``curves``: (name or Curve, params, variant) triples. For the helix variant M counts
+    sentries per period of f' (it is capped so every sentry has points).
+    """
+    rows = []
+    for spec, params, variant in curves:
+        curve = make_curve(spec, **params)
+        for n in ns:
+            stats = curve_stats(curve, n)
+            for k in ks:
+                for M in Ms:
+                    key = {"curve": curve.name, "params": dict(curve.params), "variant": variant, "n": n, "k": k, "M": M}
+                    if k >= n or (variant == "plain" and M + 1 >= n):
+                        rows.append({**key, "assumptions_hold": False, "reason": "sizes break k < n or M + 1 < n"})
+                        continue
+                    if variant == "helix" and (curve.period or 1.0) * n / M < 1:
+                        rows.append({**key, "assumptions_hold": False, "reason": "more sentries than points per period"})
+                        continue
+                    con = build(curve, n, M, k, variant=variant, gate=gate, strict=False, stats=stats)
+                    rows.append(_row(con, verify(con, dtype=dtype, device=device, atol=atol, detail=False), **key))
+    return rows
