@@ -21,10 +21,18 @@ from ..errors import InvalidInputError
 
 FORMULA = "PE[n, 2i] = sin(n / base**(2i/d_model)); PE[n, 2i+1] = cos(n / base**(2i/d_model))"
 DEFAULT_BASE = 10000.0
+LAYOUTS = ("interleaved", "halves")
 
 
-def sinusoidal_encoding(n_ctx: int, d_model: int, base: float = DEFAULT_BASE) -> np.ndarray:
-    """``[n_ctx, d_model]`` float64 sinusoidal encoding (interleaved sin/cos, as in the paper)."""
+def sinusoidal_encoding(n_ctx: int, d_model: int, base: float = DEFAULT_BASE, layout: str = "interleaved") -> np.ndarray:
+    """``[n_ctx, d_model]`` float64 sinusoidal encoding.
+
+    ``layout``: "interleaved" (even dims sin, odd dims cos, as in the paper) or "halves"
+    (all sines, then all cosines, as some implementations store it); the two differ by a
+    permutation of dimensions, so every rotation-invariant metric agrees.
+    """
+    if layout not in LAYOUTS:
+        raise InvalidInputError(f"unknown sinusoidal layout '{layout}'; use one of {', '.join(LAYOUTS)}")
     if n_ctx < 1 or d_model < 2 or d_model % 2:
         raise InvalidInputError(
             f"a sinusoidal encoding needs n_ctx >= 1 and an even d_model >= 2 (got n_ctx={n_ctx}, d_model={d_model})"
@@ -34,19 +42,21 @@ def sinusoidal_encoding(n_ctx: int, d_model: int, base: float = DEFAULT_BASE) ->
     n = np.arange(n_ctx, dtype=np.float64)[:, None]
     i = np.arange(d_model // 2, dtype=np.float64)[None, :]
     angle = n / base ** (2 * i / d_model)
+    if layout == "halves":
+        return np.concatenate([np.sin(angle), np.cos(angle)], axis=1)
     pe = np.empty((n_ctx, d_model))
     pe[:, 0::2] = np.sin(angle)
     pe[:, 1::2] = np.cos(angle)
     return pe
 
 
-def describe(n_ctx: int, d_model: int, base: float = DEFAULT_BASE) -> dict:
+def describe(n_ctx: int, d_model: int, base: float = DEFAULT_BASE, layout: str = "interleaved") -> dict:
     """The formula and constants, for a result to record what it compared against."""
     return {
         "formula": FORMULA,
         "base": base,
         "n_ctx": n_ctx,
         "d_model": d_model,
-        "layout": "interleaved (even dims sin, odd dims cos)",
+        "layout": "interleaved (even dims sin, odd dims cos)" if layout == "interleaved" else "halves (sines, then cosines)",
         "expected_row_norm": float(np.sqrt(d_model / 2)),
     }

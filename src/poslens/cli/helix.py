@@ -1,0 +1,99 @@
+"""`poslens helix`: the geometry of W_pos for one model, several models, or a run's checkpoints."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import InvalidInputError
+from .common import emit, json_option, model_option, out_dir, out_option
+
+
+def _range(spec: str | None) -> tuple[int | None, int | None]:
+    """'1:1024' -> (1, 1024); either side may be empty ('100:' or ':100')."""
+    if not spec:
+        return None, None
+    lo, colon, hi = spec.partition(":")
+    try:
+        if not colon:
+            raise ValueError
+        return (int(lo) if lo.strip() else None), (int(hi) if hi.strip() else None)
+    except ValueError:
+        raise InvalidInputError(f"--positions '{spec}' is not START:STOP (e.g. 1:1024, 100: or :100)") from None
+
+
+def _steps(spec: str | None) -> list[int] | None:
+    if not spec:
+        return None
+    try:
+        return [int(s) for s in spec.split(",") if s.strip()]
+    except ValueError:
+        raise InvalidInputError(
+            f"--steps '{spec}' is not a comma-separated list of training steps (e.g. 0,1000,10000)"
+        ) from None
+
+
+@click.command("helix")
+@model_option(multiple=True)
+@click.option("--family", default=None,
+              help="A model family from `poslens models` (e.g. gpt2: the nine GPT-2s of seed 001).")
+@click.option("--sweep", is_flag=True, help="Treat the models as checkpoints of one run: a table and plot across training.")
+@click.option("--steps", default=None, help="Sweep these published training steps of --model (e.g. 0,1000,10000,400000).")
+@click.option("--every", default=None, type=int, help="Sweep every N-th published checkpoint of --model.")
+@click.option("--positions", "positions", default=None, help="Positions START:STOP for the PCA (default 1:n_ctx).")
+@click.option("--keep-first", is_flag=True, help="Keep position 0 (the BOS slot) in the PCA.")
+@click.option("--no-center", is_flag=True, help="PCA on raw rows instead of rows minus their mean.")
+@click.option("--n-components", default=10, show_default=True, help="Components whose variance shares are reported.")
+@click.option("--fit-components", default=3, show_default=True, help="Top components the helix and ODE fits use.")
+@click.option("--no-truncations", is_flag=True, help="Skip the PCAs of positions >= --truncate-at and below it.")
+@click.option("--truncate-at", default=100, show_default=True, help="Where seed 001's two truncations cut.")
+@click.option("--ode-window", default=51, show_default=True, help="Savitzky-Golay window of the smoothed ODE fit.")
+@click.option("--traces", "n_traces", default=6, show_default=True, help="Highest-variance dimensions to trace.")
+@click.option("--cosine-size", default=64, show_default=True, help="Rows of the stored (subsampled) cosine matrix.")
+@click.option("--outlier-threshold", default=10.0, show_default=True,
+              help="Flag positions whose nearest-neighbour distance exceeds this many times the median.")
+@click.option("--no-sinusoidal", is_flag=True, help="Skip the sinusoidal-encoding comparison.")
+@click.option("--sinusoidal-base", default=10000.0, show_default=True, help="Base of the sinusoidal encoding.")
+@click.option("--tokens/--no-tokens", default=None,
+              help="Compare with W_E (default: when the checkpoint has it; never for several models or sweeps).")
+@click.option("--allow-fixed", is_flag=True, help="Analyse a W_pos that is the fixed sinusoidal table anyway.")
+@click.option("--no-figures", is_flag=True, help="Write result.json only.")
+@out_option
+@json_option
+def helix_cmd(model, family, sweep, steps, every, positions, keep_first, no_center, n_components, fit_components,
+              no_truncations, truncate_at, ode_window, n_traces, cosine_size, outlier_threshold, no_sinusoidal,
+              sinusoidal_base, tokens, allow_fixed, no_figures, out, as_json):
+    """PCA of W_pos (the helix), its fits, norms, cosine structure, and the sinusoidal comparison.
+
+    One --model: every metric and figure. Several --model values or --family: the same for
+    each, plus a grid of their helices. --sweep (or --steps/--every on one model): the
+    metrics across a run's checkpoints.
+    """
+    from ..analyses import helix as H
+    from ..models import registry
+
+    start, stop = _range(positions)
+    options = dict(
+        start=start, stop=stop, keep_first=keep_first, center=not no_center, n_components=n_components,
+        fit_components=fit_components, truncations=not no_truncations, truncate_at=truncate_at, ode_window=ode_window,
+        n_traces=n_traces, cosine_size=cosine_size, outlier_threshold=outlier_threshold, sinusoidal=not no_sinusoidal,
+        sinusoidal_base=sinusoidal_base, allow_fixed=allow_fixed,
+    )
+    specs = list(model) + (list(registry.family(family)) if family else [])
+    step_list = _steps(steps)
+    if step_list is not None or every is not None:
+        if len(specs) != 1:
+            raise InvalidInputError("--steps/--every sweep one run: give exactly one --model (e.g. --model alias)")
+        specs, sweep = H.sweep_specs(specs[0], step_list, every), True
+    if not specs:
+        specs = ["tiny"]
+    if tokens and (sweep or len(specs) > 1):
+        options["tokens"] = True
+    if sweep:
+        result = H.helix_sweep(specs, progress=not as_json, **options)
+    elif len(specs) > 1:
+        result = H.helix_models(specs, progress=not as_json, **options)
+    else:
+        result = H.helix(specs[0], tokens=tokens, **options)
+    d = out_dir(out, "helix")
+    figs = [] if no_figures else H.figures(result, d)
+    emit(result, d, as_json, "\n".join(H.summarize(result)), figs)

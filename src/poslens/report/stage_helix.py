@@ -1,0 +1,81 @@
+"""Report stage: the geometry of W_pos (seeds 001, 004 and 000's helix claim).
+
+Weight-only: it reads ``wpe.weight`` (and ``wte.weight`` when the checkpoint has it, for
+the token/position comparisons) and runs no forward pass.
+
+>>> from poslens.report.stage_helix import STAGES   # doctest: +SKIP
+>>> [s.name for s in STAGES]                        # doctest: +SKIP
+['helix']
+"""
+
+from __future__ import annotations
+
+from .orchestrate import Stage
+
+SEED = "001_1ac3bdd80bd4d08e.txt, 004_c2ec2d93dce11b05.txt, 000_e05090cf2b818071.txt"
+CODE = ("poslens.analyses.helix", "poslens.analyses.sinusoidal", "poslens.viz.helix")
+
+
+def _options(ctx) -> dict:
+    return {
+        "keep_first": False,
+        "center": True,
+        "n_components": 10,
+        "fit_components": 3,
+        "truncations": True,
+        "truncate_at": 100,
+        "ode_window": 51,
+        "n_traces": ctx.pick(4, 6, 6),
+        "cosine_size": ctx.pick(32, 64, 128),
+        "outlier_threshold": 10.0,
+        "sinusoidal": True,
+        "sinusoidal_base": 10000.0,
+        "token_sample": ctx.pick(256, 1024, 4096),
+        "seed": ctx.seed,
+    }
+
+
+def _run(ctx, opts):
+    from ..analyses.helix import helix
+
+    return helix(ctx.weights, **opts)
+
+
+def _figures(result, out):
+    from ..analyses.helix import figures
+
+    return figures(result, out)
+
+
+def _summary(result):
+    from ..analyses.helix import summarize
+
+    return summarize(result)
+
+
+STAGES = [
+    Stage(
+        "helix",
+        "Positional geometry: the helix of W_pos",
+        _run,
+        needs=("W_pos",),
+        options=_options,
+        figures=_figures,
+        summarize=_summary,
+        code=CODE,
+        seed=SEED,
+        about=(
+            "PCA of the learned positional embedding W_pos over positions 1..n_ctx-1 (position 0, the BOS slot, "
+            "left out as in seed 001), centred: the variance share of each component and how many reach 90%, "
+            "for all positions and for seed 001's two truncations (from position 100; below it). A helix "
+            "c + a t + u cos(wt) + v sin(wt) is fitted to the top-3 coordinates (period in positions, radius, pitch = "
+            "rise per turn, R²), and a linear ODE f'(t) = A f(t) + c by least squares on finite differences "
+            "(central; and Savitzky-Golay-smoothed), whose R² tests seed 000's claim that a helix lets an attention "
+            "head compute f' linearly; A's imaginary eigenvalues give the rotation periods. Row norms (the slides' "
+            "mean/std/min/max), cosine similarity between rows by offset, isolated positions, the early positions' "
+            "'fraying' out of the late subspace, W_E's share inside W_pos's top-3 subspace, and the same metrics for "
+            "the sinusoidal encoding of the same shape complete the picture. 'Published vs ours' compares GPT-2 "
+            "small's published figures where the model has its shape."
+        ),
+    )
+]

@@ -1,0 +1,373 @@
+"""Figures for the positional-geometry analysis: PNG (matplotlib) and rotatable offline HTML (plotly).
+
+Every function takes a result (or its ``to_dict()``) and an output folder, and returns the
+paths it wrote. Points are coloured by position from blue (first) to red (last), as in
+seed 001's plots.
+
+>>> from poslens.viz.helix import helix_figures      # doctest: +SKIP
+>>> helix_figures(result, Path("out"))                # doctest: +SKIP
+[PosixPath('out/helix_3d.html'), PosixPath('out/helix_3d.png'), ...]
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .common import plt, save_plotly, save_png
+
+CMAP = "jet"  # blue -> red along the positions, like the seed's figures
+PLOTLY_SCALE = "Jet"
+
+
+def _dict(result) -> dict:
+    return result if isinstance(result, dict) else result.to_dict()
+
+
+def _short(label: str) -> str:
+    """A model's label fit for a panel title: a directory's last part (two if the last is generic)."""
+    parts = Path(str(label)).parts
+    if len(parts) <= 1:
+        return str(label)
+    return "/".join(parts[-2:]) if parts[-1] in ("model", "checkpoint", "export") else parts[-1]
+
+
+def _range_positions(block: dict) -> np.ndarray:
+    lo, hi = block["range"]
+    return np.arange(lo, hi)
+
+
+def _panels(d: dict) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(title, coords [n, 3], positions) for the main PCA and each truncation present."""
+    out = [(f"positions {d['positions'][0]}-{d['positions'][-1]}", np.asarray(d["coords"]), np.asarray(d["positions"]))]
+    for name, label in (("late", "from {lo}"), ("early", "{lo}-{hi_}")):
+        t = (d.get("truncations") or {}).get(name)
+        if t:
+            lo, hi = t["range"]
+            out.append((f"positions {label.format(lo=lo, hi_=hi - 1)}", np.asarray(t["coords"]), np.arange(lo, hi)))
+    return out
+
+
+def _share(coords_block: dict | None, k: int = 3) -> str:
+    if not coords_block:
+        return ""
+    cum = coords_block.get("cumulative") or []
+    return f"{cum[min(k, len(cum)) - 1]:.1%} in {min(k, len(cum))} PCs" if cum else ""
+
+
+def _save_3d(fig, path: Path, dpi: int = 100) -> Path:
+    """Save a figure of 3-D axes without tight_layout, which costs seconds per 3-D panel."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.subplots_adjust(left=0.0, right=0.97, bottom=0.03, top=0.86, wspace=0.05, hspace=0.15)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def _scatter3d_mpl(ax, coords: np.ndarray, positions: np.ndarray, title: str, size: float = 4) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    c = np.asarray(coords)
+    if c.shape[1] < 3:
+        c = np.c_[c, np.zeros((len(c), 3 - c.shape[1]))]
+    ax.scatter(c[:, 0], c[:, 1], c[:, 2], c=positions, cmap=CMAP, s=size, depthshade=False)
+    ax.plot(c[:, 0], c[:, 1], c[:, 2], color="0.6", lw=0.4)
+    ax.set_title(title, fontsize=8)
+    ax.set_xlabel("PC1", fontsize=7)
+    ax.set_ylabel("PC2", fontsize=7)
+    ax.set_zlabel("PC3", fontsize=7)
+    ax.tick_params(labelsize=5, pad=0)
+    for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+        axis.set_major_locator(MaxNLocator(4))
+
+
+def _scatter3d_plotly(coords: np.ndarray, positions: np.ndarray, name: str, showscale: bool = True):
+    import plotly.graph_objects as go
+
+    c = np.asarray(coords)
+    if c.shape[1] < 3:
+        c = np.c_[c, np.zeros((len(c), 3 - c.shape[1]))]
+    return go.Scatter3d(
+        x=c[:, 0], y=c[:, 1], z=c[:, 2], mode="markers+lines", name=name,
+        marker=dict(size=2.5, color=positions, colorscale=PLOTLY_SCALE, showscale=showscale,
+                    colorbar=dict(title="position") if showscale else None),
+        line=dict(color="rgba(120,120,120,0.35)", width=1),
+        text=[f"position {int(p)}" for p in positions], hovertemplate="%{text}<extra></extra>",
+    )
+
+
+def _grid_shape(n: int) -> tuple[int, int]:
+    cols = min(3, n) if n <= 9 else math.ceil(math.sqrt(n))
+    return math.ceil(n / cols), cols
+
+
+# ----------------------------------------------------------------------------- one model
+
+
+def helix_3d(d: dict, out: Path) -> list[Path]:
+    """The top-3 principal components coloured by position: rotatable HTML (one scene per
+    PCA: all positions and the two truncations) and a PNG with the same panels."""
+    from plotly.subplots import make_subplots
+
+    panels = _panels(d)
+    blocks = [d, *(d.get("truncations") or {}).values()]
+    fig = make_subplots(rows=1, cols=len(panels), specs=[[{"type": "scene"}] * len(panels)],
+                        subplot_titles=[f"{t} ({_share(b)})" for (t, _, _), b in zip(panels, blocks)])
+    for i, (title, c, p) in enumerate(panels):
+        fig.add_trace(_scatter3d_plotly(c, p, title, showscale=i == 0), row=1, col=i + 1)
+    fig.update_layout(title=f"W_pos of {_short(d['model'])}: top-3 principal components", height=520,
+                      width=max(560, 480 * len(panels)), showlegend=False, margin=dict(l=0, r=0, t=60, b=0))
+    paths = [save_plotly(fig, out / "helix_3d.html")]
+    f = plt.figure(figsize=(4.2 * len(panels), 4))
+    for i, ((title, c, p), b) in enumerate(zip(panels, blocks)):
+        ax = f.add_subplot(1, len(panels), i + 1, projection="3d")
+        _scatter3d_mpl(ax, c, p, f"{title}\n{_share(b)}")
+    f.suptitle(f"W_pos of {_short(d['model'])}", fontsize=10)
+    paths.append(_save_3d(f, out / "helix_3d.png"))
+    return paths
+
+
+def variance_plot(d: dict, out: Path) -> list[Path]:
+    """Variance share per component and cumulative, W_pos against the sinusoidal encoding."""
+    f, ax = plt.subplots(figsize=(6.5, 3.6))
+    ve = np.asarray(d["variance_explained"])
+    k = np.arange(1, len(ve) + 1)
+    sin = d.get("sinusoidal")
+    width = 0.4 if sin else 0.8
+    ax.bar(k - (width / 2 if sin else 0), ve, width=width, label=f"W_pos ({d['components_for_90']} PCs for 90%)")
+    ax.plot(k, np.cumsum(ve), "o-", ms=3, label="W_pos cumulative")
+    if sin:
+        sv = np.asarray(sin["variance_explained"])
+        ax.bar(k[:len(sv)] + width / 2, sv, width=width, color="tab:gray",
+               label=f"sinusoidal ({sin['components_for_90']} PCs for 90%)")
+        ax.plot(k[:len(sv)], np.cumsum(sv), "s--", ms=3, color="tab:gray", label="sinusoidal cumulative")
+    ax.axhline(0.9, color="k", lw=0.6, ls=":")
+    ax.set_xlabel("principal component")
+    ax.set_ylabel("share of variance")
+    ax.set_xticks(k)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"{_short(d['model'])}: PCA of W_pos, positions {d['positions'][0]}-{d['positions'][-1]}"
+                 + (" (centred)" if d.get("centred") else " (raw)"), fontsize=9)
+    ax.legend(fontsize=7)
+    return [save_png(f, out / "variance.png")]
+
+
+def cosine_plot(d: dict, out: Path) -> list[Path]:
+    """Cosine similarity between W_pos rows (heatmap; sinusoidal beside it) and its mean by offset."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    mats = [("W_pos", d["cosine"])]
+    if d.get("sinusoidal"):
+        mats.append(("sinusoidal", d["sinusoidal"]["cosine"]))
+    f, axes = plt.subplots(1, len(mats) + 1, figsize=(4.2 * (len(mats) + 1), 3.8))
+    for ax, (name, c) in zip(axes, mats):
+        pos = np.asarray(c["matrix_positions"])
+        ext = [pos[0], pos[-1], pos[-1], pos[0]]
+        im = ax.imshow(np.asarray(c["matrix"]), cmap="RdBu_r", vmin=-1, vmax=1, extent=ext)
+        ax.set_title(f"{name}: cos(P_i, P_j)", fontsize=9)
+        ax.set_xlabel("position j")
+        ax.set_ylabel("position i")
+    f.colorbar(im, ax=axes[:len(mats)].tolist(), shrink=0.8)
+    ax = axes[-1]
+    for name, c in mats:
+        ax.plot(c["by_offset"], label=name + (f" (period {c['period']})" if c.get("period") else ""))
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xlabel("offset k")
+    ax.set_ylabel("mean cos(P_i, P_i+k)")
+    ax.set_title("by offset", fontsize=9)
+    ax.legend(fontsize=7)
+    f.suptitle(_short(d["model"]), fontsize=10)
+    f.subplots_adjust(wspace=0.35)
+    png = out / "cosine.png"
+    f.savefig(png, dpi=110, bbox_inches="tight")
+    plt.close(f)
+    fig = make_subplots(rows=1, cols=len(mats), subplot_titles=[f"{n}: cos(P_i, P_j)" for n, _ in mats])
+    for i, (name, c) in enumerate(mats):
+        pos = c["matrix_positions"]
+        fig.add_trace(go.Heatmap(z=c["matrix"], x=pos, y=pos, zmin=-1, zmax=1, colorscale="RdBu_r",
+                                 showscale=i == 0), row=1, col=i + 1)
+        fig.update_yaxes(autorange="reversed", row=1, col=i + 1)
+    fig.update_layout(title=f"{_short(d['model'])}: cosine similarity of positional embeddings", height=480,
+                      width=460 * len(mats))
+    return [png, save_plotly(fig, out / "cosine.html")]
+
+
+def traces_plot(d: dict, out: Path) -> list[Path]:
+    """The strongest dimensions of W_pos against position (seed 001: 'they look like sine waves')."""
+    tr = d.get("traces") or {}
+    if not tr.get("dims"):
+        return []
+    pos = np.asarray(d["positions"])
+    f, ax = plt.subplots(figsize=(7, 3.6))
+    for dim, vals, per in zip(tr["dims"], tr["values"], tr["periods"]):
+        ax.plot(pos, vals, lw=0.9, label=f"dim {dim} (period ~{per:.0f})" if per < 4 * len(pos) else f"dim {dim}")
+    ax.set_xlabel("position")
+    ax.set_ylabel("W_pos[position, dim]")
+    ax.set_title(f"{_short(d['model'])}: the {len(tr['dims'])} highest-variance dimensions of W_pos", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    return [save_png(f, out / "traces.png")]
+
+
+def norms_plot(d: dict, out: Path) -> list[Path]:
+    """Row norms by position (outliers marked), W_E's mean norm, and the early positions' fraying."""
+    n = d["norms"]
+    fr = d.get("fray")
+    f, axes = plt.subplots(1, 2 if fr else 1, figsize=(11 if fr else 6, 3.6), squeeze=False)
+    ax = axes[0, 0]
+    by = np.asarray(n["by_position"])
+    ax.plot(by, lw=0.9, label=f"W_pos (mean {n['W_pos']['mean']:.3f}, std {n['W_pos']['std']:.3f})")
+    for o in d["outliers"]["flagged"][:8]:
+        ax.plot(o["position"], o["norm"], "o", color="tab:red", ms=4)
+        ax.annotate(str(o["position"]), (o["position"], o["norm"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if "W_E" in n:
+        ax.axhline(n["W_E"]["mean"], color="tab:green", ls="--", lw=0.8, label=f"W_E mean {n['W_E']['mean']:.3f}")
+    if d.get("sinusoidal"):
+        ax.axhline(d["sinusoidal"]["norms"]["mean"], color="tab:gray", ls=":", lw=0.8,
+                   label=f"sinusoidal {d['sinusoidal']['norms']['mean']:.2f}")
+        ax.set_yscale("log")
+    ax.set_xlabel("position")
+    ax.set_ylabel("row norm")
+    ax.set_title(f"{_short(d['model'])}: norms (isolated positions in red)", fontsize=9)
+    ax.legend(fontsize=7)
+    if fr:
+        ax = axes[0, 1]
+        ax.plot(fr["residual"], lw=0.8)
+        ax.axhline(fr["threshold"], color="k", ls=":", lw=0.7, label="threshold")
+        if fr["fray_end"] is not None:
+            ax.axvline(fr["fray_end"], color="tab:red", lw=0.8, label=f"fray ends ~{fr['fray_end']}")
+        ax.set_xlabel("position")
+        ax.set_ylabel(f"share outside the late top-{fr['k']} subspace")
+        ax.set_title(f"fraying: positions < {fr['cut']} leave the late subspace", fontsize=9)
+        ax.legend(fontsize=7)
+    return [save_png(f, out / "norms.png")]
+
+
+def helix_fit_plot(d: dict, out: Path) -> list[Path]:
+    """Top components against position with the fitted helix, and the ODE's predicted derivative."""
+    h = d.get("helix")
+    if not h:
+        return []
+    pos = np.asarray(d["positions"], dtype=float)
+    C = np.asarray(d["coords"])
+    k = min(C.shape[1], len(h["cos"]))
+    w, t0 = h["omega"], h["t0"]
+    fit = (np.asarray(h["offset"])[None, :k] + np.outer(pos - t0, h["slope"][:k])
+           + np.outer(np.cos(w * pos), h["cos"][:k]) + np.outer(np.sin(w * pos), h["sin"][:k]))
+    ode = d.get("ode")
+    show_ode = ode is not None and len(ode["A"]) == k
+    f, axes = plt.subplots(1, 2 if show_ode else 1, figsize=(11 if show_ode else 6, 3.6), squeeze=False)
+    ax = axes[0, 0]
+    for j in range(k):
+        ax.plot(pos, C[:, j], lw=0.8, label=f"PC{j + 1}")
+        ax.plot(pos, fit[:, j], "k--", lw=0.6)
+    ax.set_xlabel("position")
+    ax.set_ylabel("coordinate")
+    ax.set_title(f"helix fit: period {h['period']:.1f}, radius {h['radius']:.3g}, pitch {h['pitch']:.3g}, "
+                 f"R² {h['r2']:.3f}", fontsize=9)
+    ax.legend(fontsize=7)
+    if show_ode:
+        ax = axes[0, 1]
+        A, c = np.asarray(ode["A"]), np.asarray(ode["c"])
+        D = (C[2:] - C[:-2]) / 2
+        pred = C[1:-1] @ A.T + c
+        for j in range(k):
+            ax.plot(pos[1:-1], D[:, j], lw=0.5, alpha=0.6, label=f"dPC{j + 1}/dt (central)")
+            ax.plot(pos[1:-1], pred[:, j], "k--", lw=0.7)
+        sm = d.get("ode_smoothed")
+        ax.set_title(f"f' ≈ A f + c: R² {ode['r2']:.3f} (central)"
+                     + (f", {sm['r2']:.3f} (smoothed)" if sm else ""), fontsize=9)
+        ax.set_xlabel("position")
+        ax.legend(fontsize=6)
+    return [save_png(f, out / "helix_fit.png")]
+
+
+def helix_figures(result, out: str | Path) -> list[Path]:
+    """Every figure of one :class:`~poslens.analyses.helix.HelixResult`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    d = _dict(result)
+    paths: list[Path] = []
+    for fn in (helix_3d, variance_plot, cosine_plot, traces_plot, norms_plot, helix_fit_plot):
+        paths += fn(d, out)
+    return paths
+
+
+# ----------------------------------------------------------------------------- several models, sweeps
+
+
+def _grid(items: list[tuple[str, np.ndarray, np.ndarray]], title: str, out: Path, stem: str) -> list[Path]:
+    """A grid of 3-D helices (PNG) and the same grid as rotatable scenes (HTML)."""
+    from plotly.subplots import make_subplots
+
+    rows, cols = _grid_shape(len(items))
+    f = plt.figure(figsize=(3.6 * cols, 3.4 * rows))
+    for i, (name, c, p) in enumerate(items):
+        ax = f.add_subplot(rows, cols, i + 1, projection="3d")
+        _scatter3d_mpl(ax, c, p, name, size=2)
+    f.suptitle(title, fontsize=10)
+    paths = [_save_3d(f, out / f"{stem}.png")]
+    fig = make_subplots(rows=rows, cols=cols, specs=[[{"type": "scene"}] * cols for _ in range(rows)],
+                        subplot_titles=[n for n, _, _ in items])
+    for i, (name, c, p) in enumerate(items):
+        fig.add_trace(_scatter3d_plotly(c, p, name, showscale=i == 0), row=i // cols + 1, col=i % cols + 1)
+    fig.update_layout(title=title, height=380 * rows, width=420 * cols, showlegend=False,
+                      margin=dict(l=0, r=0, t=60, b=0))
+    paths.append(save_plotly(fig, out / f"{stem}.html"))
+    return paths
+
+
+def family_figures(result, out: str | Path) -> list[Path]:
+    """Seed 001's grid: every model's helix in one figure, for all positions and each truncation."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    d = _dict(result)
+    rs = d["results"]
+    paths: list[Path] = []
+    for key, suffix, label in ((None, "", "main range"), ("late", "_late", "late positions"),
+                               ("early", "_early", "early positions")):
+        items = []
+        for r in rs:
+            if key is None:
+                items.append((f"{_short(r['model'])}\n{_share(r)}", np.asarray(r["coords"]), np.asarray(r["positions"])))
+            elif (r.get("truncations") or {}).get(key):
+                t = r["truncations"][key]
+                items.append((f"{_short(r['model'])}\n{_share(t)}", np.asarray(t["coords"]), _range_positions(t)))
+        if items:
+            paths += _grid(items, f"W_pos top-3 principal components ({label})", out, f"helix_grid{suffix}")
+    return paths
+
+
+def sweep_figures(result, out: str | Path) -> list[Path]:
+    """Helix metrics against training step, and the helix at each checkpoint."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    d = _dict(result)
+    rows = d["table"]
+    steps = [r["step"] for r in rows]
+    known = all(s is not None for s in steps)
+    x = np.asarray(steps if known else range(len(rows)), dtype=float)
+    metrics = [("share_3", "variance in 3 PCs"), ("late_share_3", "variance in 3 PCs (late)"),
+               ("components_for_90", "PCs for 90%"), ("helix_r2", "helix fit R²"),
+               ("ode_r2_smoothed", "ODE R² (smoothed)"), ("overlap_final", "overlap with final top-3"),
+               ("norm_mean", "mean row norm"), ("helix_period", "helix period")]
+    f, axes = plt.subplots(2, 4, figsize=(13, 5.5))
+    for ax, (key, label) in zip(axes.ravel(), metrics):
+        y = np.array([np.nan if r.get(key) is None else r[key] for r in rows], dtype=float)
+        ax.plot(x, y, "o-", ms=3)
+        ax.set_title(label, fontsize=9)
+        if known and x.min() >= 0 and x.max() > 100 * max(1, np.sort(x)[1] if len(x) > 1 else 1):
+            ax.set_xscale("symlog", linthresh=max(1.0, float(np.sort(x)[1]) if len(x) > 1 else 1.0))
+        ax.set_xlabel("training step" if known else "checkpoint")
+        ax.tick_params(labelsize=7)
+    f.suptitle(f"helix across checkpoints of {_short(d['model'])}", fontsize=10)
+    paths = [save_png(f, out / "sweep.png")]
+    items = []
+    for r, c, (lo, hi) in zip(rows, d["coords"], d["ranges"]):
+        name = f"step {r['step']}" if r["step"] is not None else _short(r["spec"])
+        share = f"{r['share_3']:.1%} in 3 PCs" if r.get("share_3") is not None else ""
+        items.append((f"{name}\n{share}", np.asarray(c), np.arange(lo, hi)))
+    paths += _grid(items, f"W_pos of {_short(d['model'])} during training", out, "sweep_grid")
+    return paths
