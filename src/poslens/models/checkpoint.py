@@ -218,5 +218,8 @@ class StateDictCheckpoint(Checkpoint):
             raise MissingTensorError(name, None, self.label)
         return tuple(self._sd[name].shape)
 
+    def tokenizer_files(self) -> dict[str, Path]:
+        return {}  # an in-memory model has no files beside it (its path is a placeholder)
+
 
 ReadHook = Callable[[str], None]

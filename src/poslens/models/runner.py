@@ -310,7 +310,8 @@ class Runner:
             scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * scale
             mask = torch.ones(P, P, dtype=torch.bool, device=scores.device).triu(1)
             scores = point(pre + "attn.hook_attn_scores", scores.masked_fill(mask, float("-inf")), l)
-            pattern = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+            # Half-precision scores are soft-maxed in float32; float64 runs stay float64 throughout.
+            pattern = torch.softmax(scores if scores.dtype == torch.float64 else scores.float(), dim=-1).to(q.dtype)
             pattern = point(pre + "attn.hook_pattern", pattern, l)
             z = torch.einsum("bhqk,bkhd->bqhd", pattern, v)
         else:

@@ -20,11 +20,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def save_png(fig, path: str | Path, dpi: int = 110) -> Path:
-    """Write a matplotlib figure as PNG (tight layout) and close it."""
+def save_png(fig, path: str | Path, dpi: int = 110, tight: bool = True) -> Path:
+    """Write a matplotlib figure as PNG and close it; ``tight=False`` skips ``tight_layout``,
+    which costs seconds on 3-D axes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
