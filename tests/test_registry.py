@@ -103,3 +103,18 @@ def test_hub_cache_is_read_offline(tmp_path, monkeypatch, small_ckpt):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     ckpt = registry.open_checkpoint("someone/tiny-gpt2")
     assert ckpt.config.n_layers == 2 and ckpt.get("wpe.weight").shape == (128, 64)
+
+
+def test_unreachable_hub_fails_fast_from_the_cache(tmp_path, monkeypatch):
+    """No internet (and no HF_HUB_OFFLINE): the cache is read at once, no minute of retries."""
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(registry, "hub_reachable", lambda: False)
+    t0 = time.perf_counter()
+    with pytest.raises(OfflineError, match="cannot be reached"):
+        registry.open_checkpoint("gpt2-large")
+    assert time.perf_counter() - t0 < 5

@@ -39,6 +39,7 @@ def test_w_pos_costs_two_small_requests_and_is_cached(hub, monkeypatch):
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(registry, "_cached", lambda source, fn: False)
+    monkeypatch.setattr(registry, "hub_reachable", lambda: True)
     monkeypatch.setattr(registry, "download", lambda source, weights=True: hub["snapshot"])
     w = load_weights("someone/remote-gpt2")
     assert w.cfg.n_layers == hub["cfg"].n_layers

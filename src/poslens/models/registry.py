@@ -162,6 +162,33 @@ def _offline_error(where: str, repo_id: str) -> OfflineError:
     )
 
 
+_REACHABLE: dict[str, bool] = {}
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub's host answers a TCP connection (checked once per process).
+
+    Without this, huggingface_hub retries an unreachable hub for most of a minute before
+    falling back to the cache; with it, a machine without internet reads the cache at once.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    if host not in _REACHABLE:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            _REACHABLE[host] = True
+        except OSError:
+            _REACHABLE[host] = False
+    return _REACHABLE[host]
+
+
 def download(source: ModelSource, weights: bool = True) -> Path:
     """Fetch (or find in the HF cache) a hub model's config, tokenizer and, if ``weights``,
     its weights; return its snapshot folder.
@@ -183,10 +210,11 @@ def download(source: ModelSource, weights: bool = True) -> Path:
     assert source.repo_id is not None
     where = f"{source.repo_id}" + (f" (revision {source.revision})" if source.revision else "")
     missing_locally: list[str] = []
+    local_only = not hub_reachable()
 
     def fetch(fn: str, required: bool) -> Path | None:
         try:
-            return Path(hf_hub_download(source.repo_id, fn, revision=source.revision))
+            return Path(hf_hub_download(source.repo_id, fn, revision=source.revision, local_files_only=local_only))
         except LocalEntryNotFoundError as exc:  # before EntryNotFoundError, which it subclasses
             if required:
                 raise _offline_error(where, source.repo_id) from exc
@@ -236,7 +264,7 @@ def _remote_checkpoint(source: ModelSource):
     from .checkpoint import Checkpoint
     from .remote import cache_root
 
-    if constants.HF_HUB_OFFLINE or os.environ.get("POSLENS_FULL_DOWNLOAD"):
+    if constants.HF_HUB_OFFLINE or os.environ.get("POSLENS_FULL_DOWNLOAD") or not hub_reachable():
         return None
     if any(_cached(source, f) for f in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")):
         return None
