@@ -18,6 +18,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "models": ("models", "inspect"),
     "train": ("train",),
     "report": ("report",),
+    "causal": ("ablate", "patch"),
     "helix": ("helix",),
     "twisted_pair": ("twisted-pair",),
     "frog": ("spectra", "subspaces", "lens"),

@@ -1,0 +1,112 @@
+"""Random baselines, so an ablation's effect size means something.
+
+An effect is compared with the same ablation applied to random targets of the same size:
+random heads of the same layer (never the ablated ones), random neurons of the same
+layer, random subspaces of the same dimension (uniform on the Grassmannian: QR of a
+Gaussian matrix). :func:`compare` reports the baseline's mean, spread and draws, the
+z-score of the effect against it, and the share of draws at least as large.
+
+>>> compare(-2.0, [0.1, -0.2, 0.05])["z"] < -5
+True
+>>> sets = random_head_sets(8, 2, exclude=[1, 5], n_draws=3, seed=0)
+>>> len(sets), any(1 in s or 5 in s for s in sets)
+(3, False)
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...errors import InvalidInputError
+
+
+def spread(values: Iterable[float]) -> dict[str, Any]:
+    """Mean, sample standard deviation, extremes and the draws themselves."""
+    v = np.asarray(list(values), dtype=float)
+    if v.size == 0:
+        return {"n": 0, "mean": float("nan"), "std": float("nan"), "min": float("nan"), "max": float("nan"), "draws": []}
+    return {"n": int(v.size), "mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+            "min": float(v.min()), "max": float(v.max()), "draws": v.tolist()}
+
+
+def compare(effect: float, draws: Iterable[float]) -> dict[str, Any]:
+    """An effect against baseline draws: ``z = (effect - mean) / std``, ``ratio = effect / |mean|``,
+    ``share_as_large`` = fraction of draws with ``|draw| >= |effect|``."""
+    b = spread(draws)
+    effect = float(effect)
+    z = float("nan")
+    if b["n"] > 1 and b["std"] > 0:
+        z = (effect - b["mean"]) / b["std"]
+    elif b["n"] >= 1 and b["std"] == 0:
+        z = 0.0 if effect == b["mean"] else math.copysign(float("inf"), effect - b["mean"])
+    ratio = effect / abs(b["mean"]) if b["n"] and b["mean"] != 0 else float("nan")
+    share = float(np.mean(np.abs(b["draws"]) >= abs(effect))) if b["n"] else float("nan")
+    return {"effect": effect, "baseline": b, "z": z, "ratio": ratio, "share_as_large": share}
+
+
+def _draw_subsets(pool: Sequence[int], size: int, n_draws: int, rng: np.random.Generator) -> list[list[int]]:
+    """Distinct ``size``-subsets of ``pool`` (all of them if there are at most ``n_draws``)."""
+    pool = list(pool)
+    if size > len(pool):
+        raise InvalidInputError(f"cannot draw {size} random targets from only {len(pool)} candidates")
+    n_all = math.comb(len(pool), size)
+    if n_all <= max(n_draws, 1) * 4 and n_all <= 100_000:
+        combos = list(itertools.combinations(pool, size))
+        pick = rng.permutation(len(combos))[: min(n_draws, n_all)]
+        return [sorted(combos[i]) for i in pick]
+    seen: set[tuple[int, ...]] = set()
+    out = []
+    while len(out) < n_draws:
+        s = tuple(sorted(rng.choice(pool, size, replace=False).tolist()))
+        if s not in seen:
+            seen.add(s)
+            out.append(list(s))
+    return out
+
+
+def random_head_sets(n_heads: int, size: int, exclude: Iterable[int] = (), n_draws: int = 10, seed: int = 0) -> list[list[int]]:
+    """Random sets of ``size`` heads from one layer, never containing an excluded head.
+
+    When too few heads are left outside ``exclude``, draws come from the whole layer (the
+    caller records this in the result as the baseline's pool).
+    """
+    ex = set(int(e) for e in exclude)
+    pool = [h for h in range(n_heads) if h not in ex]
+    if len(pool) < size:
+        pool = list(range(n_heads))
+    return _draw_subsets(pool, size, n_draws, np.random.default_rng(seed))
+
+
+def head_pool(n_heads: int, size: int, exclude: Iterable[int]) -> list[int]:
+    ex = set(int(e) for e in exclude)
+    pool = [h for h in range(n_heads) if h not in ex]
+    return pool if len(pool) >= size else list(range(n_heads))
+
+
+def random_neurons(d_mlp: int, size: int, exclude: Iterable[int] = (), n_draws: int = 10, seed: int = 0) -> list[list[int]]:
+    """Random sets of ``size`` neurons of one layer, none of them excluded."""
+    ex = set(int(e) for e in exclude)
+    return _draw_subsets([n for n in range(d_mlp) if n not in ex], size, n_draws, np.random.default_rng(seed))
+
+
+def random_subspace(d: int, k: int, seed: int) -> torch.Tensor:
+    """An orthonormal basis ``[k, d]`` of a uniformly random k-dimensional subspace (QR of a Gaussian)."""
+    if not 1 <= k <= d:
+        raise InvalidInputError(f"a random subspace needs 1 <= k <= d; got k={k}, d={d}")
+    g = torch.Generator().manual_seed(int(seed))
+    q, r = torch.linalg.qr(torch.randn(d, k, generator=g, dtype=torch.float64))
+    return (q * torch.sign(r.diagonal())).T.contiguous()
+
+
+def captured_variance(X: torch.Tensor, basis: torch.Tensor, center: bool = True) -> float:
+    """Sum of squares of the (centred) rows of ``X`` inside span(``basis``) (orthonormal rows)."""
+    X = torch.as_tensor(X, dtype=torch.float64)
+    if center:
+        X = X - X.mean(0)
+    return float(((X @ basis.T.to(torch.float64)) ** 2).sum())

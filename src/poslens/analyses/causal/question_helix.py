@@ -1,0 +1,268 @@
+"""Does the model use W_pos's helix? Project out its top principal subspace at the embedding and see.
+
+The helix seed (001) shows that the top 3 principal components of ``W_pos`` carry most of
+its variance. The causal question (issue 10): remove that subspace from the positional
+embedding (``hook_pos_embed``) and measure what breaks, the next-token loss and each
+head's attention to the previous token, against two random controls:
+
+* ``random``: uniformly random subspaces of the same dimension, projected out the same way
+  (they remove only a small share of W_pos's variance);
+* ``matched``: the same random subspaces, but the removal scaled (``gain``) so that the
+  perturbation has the same total variance over positions as the helix removal, i.e. a
+  change of the same size in a direction that is not the helix.
+
+Every variant runs in one batched pass. Without the token embedding or the MLPs (the
+partial GPT-2 checkpoint) the loss cannot be computed: the input is then the positional
+embedding alone (token embedding zero) and only layer 0's attention is measured.
+
+>>> r = helix_ablation(load_weights("tiny"), n_seq=8, n_random=5)          # doctest: +SKIP
+>>> r.loss["helix"]["effect"], r.loss["matched"]["z"]                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...errors import InvalidInputError
+from ...models.runner import Runner
+from ...models.weights import Weights
+from ...results import Result
+from .baselines import compare, random_subspace, spread
+from .inputs import text_windows
+from .interventions import ablate_direction, run_variants
+from .metrics import MetricStore, next_token_loss, previous_token_attention
+
+MAX_PATTERN_ELEMENTS = 6e7  # rows x heads x P^2 per chunk when patterns are read
+
+
+@dataclass(frozen=True)
+class HelixAblationResult(Result):
+    """Loss and previous-token attention with W_pos's top-k subspace removed, against random subspaces.
+
+    ``loss[variant]`` and ``prev_attention[variant]`` for variant ``helix``, ``random``,
+    ``matched``: ``effect`` (ablated - clean; for ``random``/``matched`` the baseline's
+    mean), baseline draws, z-scores of the helix effect against each control.
+    """
+
+    kind = "causal_helix"
+    k: int = 3
+    variance_share: dict[str, Any] = field(default_factory=dict)
+    input: dict[str, Any] = field(default_factory=dict)
+    clean_loss: float | None = None
+    loss: dict[str, Any] = field(default_factory=dict)
+    prev_heads: list[str] = field(default_factory=list)
+    clean_prev: dict[str, float] = field(default_factory=dict)
+    prev_attention: dict[str, Any] = field(default_factory=dict)
+    per_head: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gains: list[float] = field(default_factory=list)
+    interventions: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def _can_run_tokens(w: Weights) -> str | None:
+    cfg = w.cfg
+    need = ["embed.W_E", "unembed.W_U", "ln_final.w"]
+    for l in range(cfg.n_layers):
+        need += [f"blocks.{l}.mlp.W_in", f"blocks.{l}.mlp.W_out", f"blocks.{l}.attn.W_Q"]
+    missing = [n for n in need if not w.has(n)]
+    return None if not missing else ", ".join(sorted({w._hf_source(n) or n for n in missing})[:3])
+
+
+def helix_ablation(
+    weights: Weights,
+    *,
+    k: int = 3,
+    skip_first: bool = True,
+    center: bool = True,
+    kind: str = "zero",
+    corpus: str | Path | None = None,
+    text: str | None = None,
+    n_seq: int = 16,
+    seq_len: int = 128,
+    n_random: int = 10,
+    prev_threshold: float = 0.3,
+    positional_only: bool | None = None,
+    prepend_bos: bool = True,
+    seed: int = 0,
+    batch_size: int | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    tokenizer=None,
+    runner: Runner | None = None,
+) -> HelixAblationResult:
+    """Remove W_pos's top-``k`` principal subspace at ``hook_pos_embed``; loss and previous-token attention.
+
+    PCA (:func:`poslens.analyses.helix.pca`) runs on positions ``1..n_ctx-1`` (``skip_first``,
+    as seed 001) after centring (``center``). ``kind``: ``zero`` projects the subspace out,
+    ``mean`` replaces the coordinates in it by their mean over positions. Text: windows of
+    ``corpus`` (else ``text``, else the built-in sample passage). Heads whose clean
+    previous-token attention is at least ``prev_threshold`` (else the top 3) are the
+    previous-token heads the summary follows. ``runner`` reuses an existing runner of ``weights``.
+    """
+    from ...data.sequences import SAMPLE_TEXT, corpus_sequences
+    from ...models.tokenizer import Tokenizer
+    from ..helix import pca
+
+    t0 = time.perf_counter()
+    cfg = weights.cfg
+    if kind not in ("zero", "mean"):
+        raise InvalidInputError(f"kind must be 'zero' (project out) or 'mean' (keep the mean); got '{kind}'")
+    if not 1 <= k < cfg.d_model:
+        raise InvalidInputError(f"k must be between 1 and d_model - 1 = {cfg.d_model - 1}; got {k}")
+    if n_random < 2:
+        raise InvalidInputError(f"n_random must be at least 2 (a baseline needs a spread); got {n_random}")
+    W = weights.get("pos_embed.W_pos", needed_for="the helix ablation").double()
+    lo = 1 if skip_first else 0
+    fit = pca(W[lo:].numpy(), n_components=k, center=center)
+    U = torch.from_numpy(fit.components)  # [k, d]
+    notes: list[str] = []
+    missing = _can_run_tokens(weights)
+    if positional_only is None:
+        positional_only = missing is not None
+    if positional_only and missing:
+        notes.append(f"{weights.label} lacks {missing}: the input is W_pos alone (token embedding zero) and only "
+                     "layer 0's attention is measured; no loss")
+    runner = runner or Runner(weights, device=device, dtype=dtype)
+    if positional_only:
+        P = min(seq_len, cfg.n_ctx)
+        kw = {"embed": torch.zeros(1, P, cfg.d_model)}
+        layers = [0]
+        input_info = {"kind": "positional embedding alone (token embedding zero)", "n_seq": 1, "seq_len": P}
+        tokens = None
+    else:
+        if tokenizer is None:
+            tokenizer = Tokenizer.for_checkpoint(weights.source)
+        bos = tokenizer.bos_token_id if prepend_bos else None
+        P = min(seq_len, cfg.n_ctx)
+        if corpus is not None:
+            tokens = corpus_sequences(corpus, tokenizer, P, n_seq, seed=seed, prepend_bos=bos is not None)
+            src = f"{len(tokens)} windows of {corpus}"
+        else:
+            tokens = text_windows(tokenizer, text or SAMPLE_TEXT, P, n_seq, bos)
+            src = f"{len(tokens)} consecutive windows of {'the given text' if text else 'the built-in sample passage'}"
+        kw = {"tokens": tokens}
+        layers = list(range(cfg.n_layers))
+        input_info = {"kind": src, "n_seq": int(tokens.shape[0]), "seq_len": int(tokens.shape[1]),
+                      "bos": bos is not None}
+    # The variants: clean, helix, n random, n variance-matched random.
+    Wrun = W[:P]
+    mean_over = "all"
+    helix_iv = ablate_direction("hook_pos_embed", U, kind, mean_over=mean_over, label=f"W_pos top-{k} PCA subspace",
+                                source=f"poslens.analyses.helix.pca of W_pos[{lo}:] ({'centred' if center else 'uncentred'})")
+    e_helix = _removed_energy(Wrun, U, kind)
+    rand, matched, gains = [], [], []
+    for i in range(n_random):
+        R = random_subspace(cfg.d_model, k, seed=seed * 7919 + i)
+        src_r = f"uniform random {k}-d subspace (QR of a Gaussian), seed {seed * 7919 + i}"
+        rand.append(ablate_direction("hook_pos_embed", R, kind, mean_over=mean_over, label=f"random {k}-d subspace #{i}",
+                                     source=src_r))
+        g = math.sqrt(e_helix / max(_removed_energy(Wrun, R, kind), 1e-30))
+        gains.append(g)
+        matched.append(ablate_direction("hook_pos_embed", R, kind, mean_over=mean_over, gain=g,
+                                        label=f"variance-matched random {k}-d subspace #{i}", source=src_r))
+    variants = [[], [helix_iv], *[[r] for r in rand], *[[m] for m in matched]]
+    metrics = [previous_token_attention(l, cfg.n_heads, min_query=1) for l in layers]
+    if tokens is not None:
+        metrics.append(next_token_loss(tokens, skip_first=0))
+    B = int(kw[next(iter(kw))].shape[0])
+    store = MetricStore(metrics, len(variants) * B, B)
+    bs = batch_size or max(1, int(MAX_PATTERN_ELEMENTS // (cfg.n_heads * P * P)))
+    run_variants(runner, kw, variants, store.readers(), batch_size=bs)
+    vals = store.by_variant(len(variants))
+    nv = 1 + 1 + n_random
+    idx = {"helix": [1], "random": list(range(2, nv)), "matched": list(range(nv, nv + n_random))}
+
+    # Previous-token attention: every head, then the previous-token heads together.
+    prev = np.concatenate([np.nanmean(vals[m.name], 1) for m in metrics if m.name.startswith("prev")], 1)  # [V, L*H]
+    names = [f"{l}.{h}" for l in layers for h in range(cfg.n_heads)]
+    clean_prev = dict(zip(names, prev[0].tolist()))
+    chosen = [n for n in names if clean_prev[n] >= prev_threshold] or sorted(names, key=lambda n: -clean_prev[n])[:3]
+    sel = [names.index(n) for n in chosen]
+    d_prev = prev[:, sel].mean(1) - prev[0, sel].mean()
+    prev_eff = _variant_effects(d_prev, idx)
+    per_head = {}
+    for j, n in enumerate(names):
+        d = prev[:, j] - prev[0, j]
+        per_head[n] = {"clean": float(prev[0, j]), "helix": float(d[1]),
+                       "random": spread(d[idx["random"]]), "matched": spread(d[idx["matched"]])}
+    loss_eff, clean_loss = {}, None
+    if tokens is not None:
+        lv = np.nanmean(vals["loss"], 1)
+        clean_loss = float(lv[0])
+        loss_eff = _variant_effects(lv - lv[0], idx)
+    total = float(((Wrun - Wrun.mean(0)) ** 2).sum())
+    share = {"helix_pca": float(fit.cumulative[-1]), "removed_helix": e_helix / total if total else float("nan"),
+             "removed_random": spread([_removed_energy(Wrun, torch.tensor(r.basis, dtype=torch.float64), kind) / total for r in rand]),
+             "note": "shares of the (centred) variance of W_pos over the positions run; helix_pca is the PCA's own "
+                     "share over the positions it was fitted on"}
+    opts = dict(k=k, skip_first=skip_first, center=center, kind=kind, corpus=str(corpus) if corpus else None,
+                text="given" if text else None, n_seq=n_seq, seq_len=P, n_random=n_random, prev_threshold=prev_threshold,
+                positional_only=positional_only, prepend_bos=prepend_bos, seed=seed, dtype=dtype, hook="hook_pos_embed",
+                mean_over=mean_over)
+    return HelixAblationResult(
+        model=weights.label, processing=tuple(weights.processing), options=opts, k=k, variance_share=share,
+        input=input_info, clean_loss=clean_loss, loss=loss_eff, prev_heads=chosen,
+        clean_prev={n: clean_prev[n] for n in chosen}, prev_attention=prev_eff, per_head=per_head, gains=gains,
+        interventions={"helix": helix_iv.describe(), "random": [r.describe(full=False) for r in rand],
+                       "matched": [m.describe(full=False) for m in matched]},
+        seconds=round(time.perf_counter() - t0, 3), notes=notes,
+    )
+
+
+def _removed_energy(W: torch.Tensor, basis, kind: str) -> float:
+    """Total squared change of W_pos's rows under the ablation (gain 1)."""
+    B = torch.as_tensor(basis, dtype=torch.float64)
+    Q, _ = torch.linalg.qr(B.T)
+    X = W.double()
+    if kind == "mean":
+        X = X - X.mean(0)
+    return float(((X @ Q) ** 2).sum())
+
+
+def _variant_effects(delta: np.ndarray, idx: dict[str, list[int]]) -> dict[str, Any]:
+    """The helix effect against the random and the variance-matched controls."""
+    h = float(delta[idx["helix"][0]])
+    out = {"helix": {"effect": h}}
+    for name in ("random", "matched"):
+        c = compare(h, delta[idx[name]])
+        out[name] = {"effect": c["baseline"]["mean"], "baseline": c["baseline"], "helix_z": c["z"],
+                     "helix_ratio": c["ratio"], "share_as_large": c["share_as_large"]}
+    return out
+
+
+def summarize(r: HelixAblationResult) -> list[str]:
+    lines = [f"W_pos top-{r.k} PCA subspace ({r.variance_share.get('helix_pca', float('nan')):.0%} of W_pos variance) "
+             f"{'projected out' if r.options.get('kind') == 'zero' else 'mean-ablated'} at hook_pos_embed; input: "
+             f"{r.input.get('kind')}"]
+    if r.loss:
+        L = r.loss
+        lines.append(f"loss {r.clean_loss:.3f} → helix {L['helix']['effect']:+.3f}; random {k_sub(r)} "
+                     f"{L['random']['effect']:+.3f} ± {L['random']['baseline']['std']:.3f} (z {L['random']['helix_z']:.1f}); "
+                     f"variance-matched {L['matched']['effect']:+.3f} ± {L['matched']['baseline']['std']:.3f} "
+                     f"(z {L['matched']['helix_z']:.1f})")
+    if r.prev_attention:
+        P = r.prev_attention
+        lines.append(f"previous-token attention of {', '.join(r.prev_heads)} (clean "
+                     f"{np.mean(list(r.clean_prev.values())):.3f}): helix {P['helix']['effect']:+.3f}; random "
+                     f"{P['random']['effect']:+.3f} ± {P['random']['baseline']['std']:.3f} (z {P['random']['helix_z']:.1f}); "
+                     f"variance-matched {P['matched']['effect']:+.3f} ± {P['matched']['baseline']['std']:.3f} "
+                     f"(z {P['matched']['helix_z']:.1f})")
+    return lines + list(r.notes)
+
+
+def k_sub(r: HelixAblationResult) -> str:
+    return f"{r.k}-d"
+
+
+def figures(result: HelixAblationResult, out_dir) -> list:
+    from ...viz.causal import helix_figures
+
+    return helix_figures(result, Path(out_dir))

@@ -1,0 +1,124 @@
+"""Report stages: the seeds' causal questions (issue 10), at report sizes.
+
+Two of the three questions run in the report: removing W_pos's top-3 PCA subspace (seed
+001's helix) and ablating the duplicate-token heads while watching the duplicate neurons
+(seed 002). Both run every variant (clean, ablated, random baselines) as copies of the
+input in one batched pass of their own; they read reductions (losses, attention to the
+previous token, masked neuron means) through read-only edits, not shared harvests.
+
+>>> from poslens.report.stage_causal import STAGES   # doctest: +SKIP
+>>> [s.name for s in STAGES]                        # doctest: +SKIP
+['causal_helix', 'causal_dup_neurons']
+"""
+
+from __future__ import annotations
+
+from .orchestrate import Stage
+from .stage_duplicate import _lazy  # imports poslens.analyses.<module> on first call
+
+CODE = ("poslens.analyses.causal.interventions", "poslens.analyses.causal.metrics", "poslens.analyses.causal.baselines",
+        "poslens.analyses.causal.inputs", "poslens.viz.causal")
+
+
+def _helix_options(ctx) -> dict:
+    positional = ctx.missing(("tokens", "W_U", "tokenizer")) is not None
+    return {
+        "k": 3,
+        "kind": "zero",
+        "n_seq": ctx.pick(4, 8, 32),
+        # W_pos alone (no W_E): one sequence, so it can be long
+        "seq_len": min(ctx.pick(256, 512, 1024) if positional else ctx.pick(64, 128, 256), ctx.cfg.n_ctx),
+        "n_random": ctx.pick(4, 8, 20),
+        "prev_threshold": 0.3,
+        "positional_only": positional,
+        "seed": ctx.seed,
+    }
+
+
+def _run_helix(ctx, opts):
+    from ..analyses.causal.question_helix import helix_ablation
+
+    return helix_ablation(
+        ctx.weights, k=opts["k"], kind=opts["kind"], n_seq=opts["n_seq"], seq_len=opts["seq_len"],
+        n_random=opts["n_random"], prev_threshold=opts["prev_threshold"], positional_only=opts["positional_only"],
+        seed=opts["seed"], device=ctx.device, dtype=ctx.dtype,
+        tokenizer=None if opts["positional_only"] else ctx.tokenizer, runner=ctx.runner,
+    )
+
+
+def _dup_options(ctx) -> dict:
+    return {
+        "layer": 0,
+        "threshold": 0.2,
+        "select": "pvo",
+        "n_neurons": 8,
+        "kind": "mean",
+        "reference": "distinct",
+        "n_seq": ctx.pick(8, 16, 64),
+        "seq_len": min(ctx.pick(64, 128, 256), ctx.cfg.n_ctx),
+        "n_random": ctx.pick(5, 8, 20),
+        "seed": ctx.seed,
+    }
+
+
+def _run_dup(ctx, opts):
+    from ..analyses.causal.question_duplicate import duplicate_neuron_ablation
+
+    return duplicate_neuron_ablation(
+        ctx.weights, layer=opts["layer"], threshold=opts["threshold"], select=opts["select"],
+        n_neurons=opts["n_neurons"], kind=opts["kind"], reference=opts["reference"], n_seq=opts["n_seq"],
+        seq_len=opts["seq_len"], n_random=opts["n_random"], seed=opts["seed"], device=ctx.device, dtype=ctx.dtype,
+        prepend_bos=not ctx.missing(("tokenizer",)), tokenizer=None if ctx.missing(("tokenizer",)) else ctx.tokenizer,
+        runner=ctx.runner,
+    )
+
+
+STAGES = [
+    Stage(
+        name="causal_helix",
+        title="Causal check: projecting W_pos's top-3 PCA subspace out of the embedding",
+        run=_run_helix,
+        needs=("W_pos", "attn0"),
+        options=_helix_options,
+        figures=_lazy("causal.question_helix", "figures"),
+        summarize=_lazy("causal.question_helix", "summarize"),
+        code=CODE + ("poslens.analyses.causal.question_helix", "poslens.analyses.helix"),
+        about=(
+            "The top 3 principal components of W_pos (positions 1.., centred; seed 001's helix) are projected out of "
+            "the positional embedding at hook_pos_embed, and the model is run again. 'effect' is ablated minus clean: "
+            "the change in next-token loss on text, and the change in attention to the previous token of the heads "
+            "that attend there most (clean attention >= 0.3, else the top 3). Two controls, each several draws: "
+            "uniformly random 3-d subspaces projected out the same way (they remove little of W_pos's variance), and "
+            "the same random subspaces with the removal scaled so the perturbation has the same total variance as "
+            "the helix removal ('variance-matched'); z is the helix effect in standard deviations of a control. "
+            "Checkpoints without W_E or MLPs (the partial GPT-2 small) run W_pos alone through layer 0 (token "
+            "embedding zero) and report attention only."
+        ),
+        seed="001_1ac3bdd80bd4d08e.txt",
+    ),
+    Stage(
+        name="causal_dup_neurons",
+        title="Causal check: do the duplicate-token heads drive the duplicate-token neurons?",
+        run=_run_dup,
+        needs=("W_pos", "W_E", "attn0", "mlp0"),
+        options=_dup_options,
+        figures=_lazy("causal.question_duplicate", "figures"),
+        summarize=_lazy("causal.question_duplicate", "summarize"),
+        code=CODE + ("poslens.analyses.causal.question_duplicate", "poslens.analyses.duplicate_heads",
+                     "poslens.analyses.duplicate_neurons"),
+        about=(
+            "Layer 0's duplicate-token heads (duplicate score >= 0.2 on repeated random tokens, else the best head) "
+            "are mean-ablated: each head's output is replaced, per position, by its mean over sequences of distinct "
+            "tokens (what it writes when there is no copy to find). Separately, the layer's other heads are ablated "
+            "the same way. The neurons watched are the 8 of layer 0's MLP with the largest PVO norm for the "
+            "strongest duplicate head (the duplicate-neuron analysis's ranking). A neuron's gap is its mean activation "
+            "on repeated tokens minus non-repeated ones at the same positions (second halves of repeated vs "
+            "distinct-token sequences); '|gap|' is its size averaged over the neurons, 'effect' the change of that "
+            "size under the ablation (negative: the neurons tell repeated from new tokens less) and 'relative' that "
+            "change over the clean |gap|. Baselines: the same ablation on random head sets of the same "
+            "size, and the duplicate-head ablation read on random neuron sets; z is the effect in their standard "
+            "deviations."
+        ),
+        seed="002_bf197c7ec2271146.txt",
+    ),
+]
