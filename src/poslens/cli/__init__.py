@@ -18,11 +18,12 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "models": ("models", "inspect"),
     "train": ("train",),
     "report": ("report",),
-    "causal": ("ablate", "patch"),
     "helix": ("helix",),
-    "twisted_pair": ("twisted-pair",),
     "frog": ("spectra", "subspaces", "lens"),
+    "probe": ("probe",),
     "duplicate": ("dup-heads", "dup-neurons"),
+    "twisted_pair": ("twisted-pair",),
+    "causal": ("ablate", "patch"),
 }
 
 

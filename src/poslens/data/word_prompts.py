@@ -3,13 +3,22 @@
 The default reproduces the "emergent positional embeddings" experiment: a fixed prefix,
 then seven random lowercase common English words of 1 to 3 tokens each, *under the
 model's own tokenizer* (a 4,096-token BPE splits words very differently from GPT-2's).
-The token length is drawn uniformly first, then a word of that length, with replacement.
-The dictionary (``wordfreq``'s frequency-ranked English list, lowercase alphabetic words)
-is split per token length into disjoint train and validation words, so validation prompts
-contain no word seen in training.
+The token length is drawn uniformly first, then a word of that length, with replacement
+(as in the post: no filtering of repeats or of sense). The dictionary (``wordfreq``'s
+frequency-ranked English list, cleaned of clitic fragments and vowel-less abbreviations)
+is split per token length into disjoint train and validation words, so validation
+prompts contain no word seen in training.
 
 Each prompt records, for every unit, the span ``(first, last)`` of its token positions;
 a probe label is the unit's index at its last (or first) token.
+
+Schemes (``SCHEMES``): ``word`` (the post), ``list`` (comma-separated single words after
+"Shopping list:"), ``sentence`` (2-5 dictionary words, capitalised, ending in "."; the
+unit includes its full stop) and ``code`` (one Python statement per line built from
+dictionary words; the unit excludes the newline before it). Token lengths are controlled
+only where a unit is one space-prefixed word (``word``, ``list``); in ``sentence`` and
+``code`` the words are drawn the same way but their tokenisation in context differs
+(capitalised, or without a leading space).
 
 >>> from poslens.models.tokenizer import Tokenizer
 >>> tok = Tokenizer.gpt2()
@@ -23,6 +32,7 @@ a probe label is the unit's index at its last (or first) token.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -57,6 +67,12 @@ _CODE_TEMPLATES = (
     "{a}_{b} = {c}",
 )
 
+# wordfreq splits contractions ("don't" -> "don", "t"), so its list holds fragments that
+# are not words; single letters other than these two are such fragments or initials.
+_ONE_LETTER_WORDS = {"a", "i"}
+_VOWEL = re.compile("[aeiouy]")
+_MAX_REDRAWS = 20
+
 
 @dataclass(frozen=True)
 class WordDictionary:
@@ -79,13 +95,23 @@ class WordDictionary:
         return {s: {k: len(v) for k, v in self.words(s).items()} for s in ("train", "val")}
 
 
-def common_words(size: int) -> list[str]:
-    """The ``size`` most frequent English words (``wordfreq``), kept if lowercase ASCII letters."""
+def common_words(size: int, clean: bool = True) -> list[str]:
+    """The ``size`` most frequent English words (``wordfreq``) that are lowercase ASCII letters.
+
+    ``clean`` also drops single letters other than "a"/"i" (contraction fragments such as
+    "s", "t", "d") and words without a vowel ("mr", "bbc", "nypd").
+
+    >>> common_words(8)
+    ['the', 'to', 'and', 'of', 'a', 'in', 'i', 'is']
+    """
     import wordfreq
 
     if size < 1:
         raise InvalidInputError(f"dictionary size must be positive, got {size}")
-    return [w for w in wordfreq.top_n_list("en", size) if w.isascii() and w.isalpha() and w.islower()]
+    out = [w for w in wordfreq.top_n_list("en", size) if w.isascii() and w.isalpha() and w.islower()]
+    if clean:
+        out = [w for w in out if (len(w) > 1 or w in _ONE_LETTER_WORDS) and _VOWEL.search(w)]
+    return out
 
 
 def word_dictionary(
@@ -97,17 +123,28 @@ def word_dictionary(
     min_words: int = 5,
     words: Sequence[str] | None = None,
 ) -> WordDictionary:
-    """Bucket common words by token length (as ``" word"``) and split each bucket train/val.
+    """Bucket words by token length (as ``" word"``) and split each bucket train/val.
 
-    Raises :class:`InvalidInputError` naming the token length that has fewer than
-    ``min_words`` words in either split.
+    ``words`` replaces the ``wordfreq`` list (each is lowercased and deduplicated, so a
+    word can never land in both splits). Raises :class:`InvalidInputError` naming the
+    token length that has fewer than ``min_words`` words in either split.
+
+    >>> d = word_dictionary(Tokenizer.gpt2(), size=3000)           # doctest: +SKIP
+    >>> d.counts()["val"]                                          # doctest: +SKIP
+    {1: 505, 2: 64, 3: 7}
     """
     lengths = tuple(sorted(set(int(x) for x in lengths)))
     if not lengths or min(lengths) < 1:
         raise InvalidInputError(f"token lengths must be positive integers, got {list(lengths)}")
     if not 0.0 < train_fraction < 1.0:
         raise InvalidInputError(f"train fraction must be between 0 and 1, got {train_fraction}")
-    cand = list(words) if words is not None else common_words(size)
+    if words is not None:
+        cand = list(dict.fromkeys(w.strip().lower() for w in words if w.strip()))
+        bad = [w for w in cand if any(c.isspace() for c in w)]
+        if bad:
+            raise InvalidInputError(f"dictionary entry {bad[0]!r} contains whitespace; give one word per entry")
+    else:
+        cand = common_words(size)
     buckets: dict[int, list[str]] = {k: [] for k in lengths}
     for w in cand:
         n = len(tokenizer.encode(" " + w))
@@ -121,14 +158,16 @@ def word_dictionary(
         n_train = int(round(train_fraction * len(ws)))
         train[k] = tuple(ws[i] for i in order[:n_train])
         val[k] = tuple(ws[i] for i in order[n_train:])
-        short = min(len(train[k]), len(val[k]))
-        if short < min_words:
+        if min(len(train[k]), len(val[k])) < min_words:
+            fix = (f"give more words of that length" if words is not None
+                   else f"raise the dictionary size (now {size})")
             raise InvalidInputError(
                 f"the dictionary has only {len(ws)} words of {k} token{'s' if k > 1 else ''} under tokenizer "
                 f"{tokenizer.source} ({len(train[k])} train / {len(val[k])} validation; need {min_words} in each); "
-                f"raise the dictionary size (now {size}) or drop length {k} from the token lengths"
+                f"{fix} or drop length {k} from the token lengths"
             )
-    return WordDictionary(train, val, size, len(cand), train_fraction, tokenizer.source)
+    return WordDictionary(train, val, size if words is None else len(cand), len(cand), train_fraction,
+                          tokenizer.source)
 
 
 @dataclass(frozen=True)
@@ -157,13 +196,15 @@ class PromptSet:
 
     def points(self, label_token: str = "last") -> dict[str, np.ndarray]:
         """One row per unit per prompt: ``prompt``, ``pos`` (absolute position of the
-        labelled token), ``label`` (unit index), ``first``/``last`` (the unit's span)."""
+        labelled token), ``label`` (unit index), ``first``/``last`` (the unit's span),
+        ``token`` (the id at ``pos``)."""
         if label_token not in ("last", "first"):
             raise InvalidInputError(f"label token must be 'last' or 'first', not '{label_token}'")
         rows = [(i, s[1] if label_token == "last" else s[0], u, s[0], s[1])
                 for i, spans in enumerate(self.spans) for u, s in enumerate(spans)]
         a = np.asarray(rows, dtype=np.int64).reshape(-1, 5)
-        return {"prompt": a[:, 0], "pos": a[:, 1], "label": a[:, 2], "first": a[:, 3], "last": a[:, 4]}
+        tok = np.asarray([self.tokens[i][p] for i, p in zip(a[:, 0], a[:, 1])], dtype=np.int64)
+        return {"prompt": a[:, 0], "pos": a[:, 1], "label": a[:, 2], "first": a[:, 3], "last": a[:, 4], "token": tok}
 
 
 def _unit_text(scheme: str, rng: np.random.Generator, words: dict[int, tuple[str, ...]],
@@ -175,10 +216,8 @@ def _unit_text(scheme: str, rng: np.random.Generator, words: dict[int, tuple[str
         pool = words[k]
         return pool[rng.integers(len(pool))]
 
-    if scheme == "word":
+    if scheme in ("word", "list"):  # the list's comma is put between items by the caller
         return "", " " + word()
-    if scheme == "list":
-        return "", " " + word()  # the comma is appended by the caller between items
     if scheme == "sentence":
         n = int(rng.integers(sentence_words[0], sentence_words[1] + 1))
         ws = [word() for _ in range(n)]
@@ -190,14 +229,31 @@ def _unit_text(scheme: str, rng: np.random.Generator, words: dict[int, tuple[str
 
 
 def max_prompt_tokens(tokenizer, scheme: str, prefix: str, n_units: int, lengths: Sequence[int],
-                      prepend_bos: bool, sentence_words: tuple[int, int] = (2, 5)) -> int | None:
-    """Worst-case prompt length for schemes whose units have a bounded token count (word, list)."""
+                      prepend_bos: bool) -> int | None:
+    """Worst-case prompt length for schemes whose units have a bounded token count (word,
+    list); None for sentence and code, whose lengths are checked prompt by prompt."""
     p = len(tokenizer.encode(prefix)) + int(prepend_bos)
+    sep = len(tokenizer.encode(","))
     if scheme == "word":
         return p + n_units * max(lengths)
     if scheme == "list":
-        return p + n_units * max(lengths) + n_units - 1
+        return p + n_units * max(lengths) + (n_units - 1) * sep
     return None
+
+
+def _check_fits(tokenizer, scheme, prefix, prefix_ids, n_units, lengths, prepend_bos, n_ctx) -> None:
+    if len(prefix_ids) + n_units > n_ctx:
+        raise InvalidInputError(
+            f"the prefix is {len(prefix_ids)} tokens{' with BOS' if prepend_bos else ''}, which leaves no room for "
+            f"{n_units} units in the model's context n_ctx={n_ctx}; shorten the prefix"
+        )
+    worst = max_prompt_tokens(tokenizer, scheme, prefix, n_units, lengths, prepend_bos)
+    if worst is not None and worst > n_ctx:
+        raise InvalidInputError(
+            f"the prefix is {len(prefix_ids)} tokens; with {n_units} {SCHEME_UNITS[scheme]}s of up to {max(lengths)} "
+            f"tokens a prompt can reach {worst} tokens but the model's context is n_ctx={n_ctx}; "
+            "shorten the prefix or use fewer units"
+        )
 
 
 def make_prompts(
@@ -218,8 +274,11 @@ def make_prompts(
     """``n_prompts`` prompts of ``n_units`` units each, drawing words from ``dictionary``'s ``split``.
 
     Token ids are the concatenation of the pieces' ids, checked against tokenising the
-    whole text, so a unit's span is exact. ``n_ctx`` makes prompts that would not fit an
-    error.
+    whole text, so a unit's span is exact; a draw whose tokens merge across a unit
+    boundary is redrawn (a prefix that merges with the first unit is an error). ``n_ctx``
+    makes prompts that would not fit an error.
+
+    >>> ps = make_prompts(tok, d, "list", split="val", n_prompts=4, n_units=5)   # doctest: +SKIP
     """
     if scheme not in SCHEMES:
         raise InvalidInputError(f"unknown scheme '{scheme}'; use one of {', '.join(SCHEMES)}")
@@ -242,20 +301,12 @@ def make_prompts(
         raise InvalidInputError("the prefix is empty; give at least one token of text before the units")
     prefix_ids = tokenizer.encode(prefix, prepend_bos=prepend_bos)
     if n_ctx is not None:
-        worst = max_prompt_tokens(tokenizer, scheme, prefix, n_units, lengths, prepend_bos, sentence_words)
-        if len(prefix_ids) >= n_ctx or (worst is not None and worst > n_ctx):
-            raise InvalidInputError(
-                f"the prefix is {len(prefix_ids)} tokens; with {n_units} units of up to {max(lengths)} tokens a prompt "
-                f"can reach {worst if worst is not None else 'more than'} tokens but the model's context is n_ctx={n_ctx}; "
-                "shorten the prefix or use fewer units"
-            )
+        _check_fits(tokenizer, scheme, prefix, prefix_ids, n_units, lengths, prepend_bos, n_ctx)
     rng = np.random.default_rng([seed, 0 if split == "train" else 1, SCHEMES.index(scheme)])
     sep_ids = {"": [], "\n": tokenizer.encode("\n"), ",": tokenizer.encode(",")}
-    tokens, spans, units, texts = [], [], [], []
-    for _ in range(n_prompts):
-        ids = list(prefix_ids)
-        text = prefix
-        sp, us = [], []
+
+    def draw() -> tuple[list[int], list[tuple[int, int]], list[str], str]:
+        ids, text, sp, us = list(prefix_ids), prefix, [], []
         for u in range(n_units):
             sep, body = _unit_text(scheme, rng, words, lengths, sentence_words)
             if scheme == "list" and u > 0:
@@ -266,11 +317,24 @@ def make_prompts(
             ids += body_ids
             text += sep + body
             us.append(body)
-        whole = tokenizer.encode(text, prepend_bos=prepend_bos)
-        if whole != ids:
+        return ids, sp, us, text
+
+    tokens, spans, units, texts = [], [], [], []
+    for _ in range(n_prompts):
+        for _attempt in range(_MAX_REDRAWS):
+            ids, sp, us, text = draw()
+            whole = tokenizer.encode(text, prepend_bos=prepend_bos)
+            if whole == ids:
+                break
+            if whole[: len(prefix_ids)] != prefix_ids:
+                raise InvalidInputError(
+                    f"tokenizer {tokenizer.source} merges the end of the prefix {prefix[-30:]!r} with the first unit; "
+                    "end the prefix where a token ends (e.g. not with a space)"
+                )
+        else:
             raise InvalidInputError(
-                f"tokenizer {tokenizer.source} merges tokens across a unit boundary in {text[-80:]!r}; "
-                "the prefix must end where a token ends (e.g. not with a space)"
+                f"tokenizer {tokenizer.source} merged tokens across a unit boundary in {_MAX_REDRAWS} draws in a row "
+                f"(last: {text[-80:]!r}); this scheme cannot be tokenised unit by unit with it"
             )
         if n_ctx is not None and len(ids) > n_ctx:
             raise InvalidInputError(
@@ -301,18 +365,21 @@ def make_dataset(
     min_words: int = 5,
     seed: int = 0,
     words: Sequence[str] | None = None,
+    dictionary: WordDictionary | None = None,
 ) -> tuple[PromptSet, PromptSet, WordDictionary]:
     """Train and validation prompt sets on disjoint words, as in the post.
 
     ``n_train`` counts labelled tokens (the post's 10,000 training points), so there are
     ``ceil(n_train / n_units)`` training prompts; ``n_val_prompts`` prompts (the post's
-    2,560) give ``n_units`` validation points each.
+    2,560) give ``n_units`` validation points each. ``dictionary`` reuses a built one.
+
+    >>> train, val, d = make_dataset(Tokenizer.gpt2(), n_train=700, n_val_prompts=50)   # doctest: +SKIP
     """
     if n_units < 2:
         raise InvalidInputError(f"need at least 2 units per prompt to tell them apart, got N={n_units}")
     if n_train < 1 or n_val_prompts < 1:
         raise InvalidInputError(f"need positive train points and validation prompts, got {n_train} and {n_val_prompts}")
-    d = word_dictionary(tokenizer, dictionary_size, lengths, train_fraction, seed, min_words, words)
+    d = dictionary or word_dictionary(tokenizer, dictionary_size, lengths, train_fraction, seed, min_words, words)
     kw = dict(n_units=n_units, lengths=lengths, prefix=prefix, prepend_bos=prepend_bos,
               sentence_words=sentence_words, n_ctx=n_ctx, seed=seed)
     train = make_prompts(tokenizer, d, scheme, split="train", n_prompts=math.ceil(n_train / n_units), **kw)

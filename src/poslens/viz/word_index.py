@@ -1,0 +1,187 @@
+"""Figures for word-index probes: the key plot, accuracy by layer against baselines, schemes compared.
+
+The key plot follows the seed's: one row per true word index, x the absolute position of
+the labelled token, and at each (index, position) cell a stacked bar of the probe's
+predicted indices on the validation set (colours in numeric order, unlike the post's).
+
+>>> from poslens.viz.word_index import word_index_figures   # doctest: +SKIP
+>>> word_index_figures(result, Path("out"))                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .common import save_plotly, save_png  # noqa: E402
+
+_BASE_STYLE = {"position": ("tab:gray", "--"), "space": ("tab:brown", ":"), "both": ("black", "-.")}
+
+
+def _colors(n: int) -> list:
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _hex(c) -> str:
+    return matplotlib.colors.to_hex(c)
+
+
+def key_plot(result, scheme: str, label_token: str, layer: int, out: Path, min_count: int = 1) -> list[Path]:
+    """Stacked bars of predicted indices for each (true index, position) cell at ``layer``."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    r = result.schemes[scheme]["labels"][label_token]
+    i = result.layers.index(layer)
+    conf = np.asarray(r["probes"][i]["confusion"], dtype=float)  # [true, pos, pred]
+    positions = np.asarray(r["positions"])
+    n = conf.shape[0]
+    cols = _colors(n)
+    unit = result.schemes[scheme]["dataset"]["unit"]
+    tot = conf.sum(-1)
+    frac = np.where(tot[..., None] > 0, conf / np.maximum(tot[..., None], 1), 0.0)
+    shown = tot >= min_count
+    title = (f"{result.model}: {scheme}, {label_token} token, residual point {layer} — predicted {unit} index "
+             f"(accuracy {r['probes'][i]['accuracy']:.3f})")
+    fig, axes = plt.subplots(n, 1, figsize=(max(6.0, 0.28 * len(positions) + 2), 1.1 * n + 1), sharex=True, squeeze=False)
+    for u in range(n):
+        ax = axes[u, 0]
+        bottom = np.zeros(len(positions))
+        for k in range(n):
+            h = np.where(shown[u], frac[u, :, k], 0)
+            ax.bar(positions, h, bottom=bottom, color=cols[k], width=0.85, label=str(k) if u == 0 else None)
+            bottom += h
+        ax.set_ylim(0, 1)
+        ax.set_yticks([])
+        ax.set_ylabel(f"{u}", rotation=0, labelpad=10, va="center")
+    axes[0, 0].legend(title="predicted", ncol=n, fontsize=7, title_fontsize=7, loc="lower left",
+                      bbox_to_anchor=(0, 1.02), frameon=False)
+    axes[-1, 0].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes[-1, 0].set_xlabel("absolute position of the labelled token")
+    fig.supylabel(f"true {unit} index")
+    fig.suptitle(title, fontsize=9)
+    stem = f"word_index_key_{scheme}_{label_token}_L{layer}"
+    paths = [save_png(fig, out / f"{stem}.png")]
+
+    pf = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=0.01,
+                       row_titles=[f"true {u}" for u in range(n)])
+    for u in range(n):
+        for k in range(n):
+            pf.add_bar(x=positions, y=np.where(shown[u], frac[u, :, k], 0), name=f"predicted {k}",
+                       marker_color=_hex(cols[k]), legendgroup=str(k), showlegend=u == 0, row=u + 1, col=1,
+                       customdata=tot[u], hovertemplate="position %{x}<br>share %{y:.2f}<br>n=%{customdata:.0f}")
+        pf.update_yaxes(range=[0, 1], showticklabels=False, row=u + 1, col=1)
+    pf.update_layout(barmode="stack", title=title, height=110 * n + 120, bargap=0.1)
+    pf.update_xaxes(title_text="absolute position", row=n, col=1)
+    paths.append(save_plotly(pf, out / f"{stem}.html"))
+    return paths
+
+
+def accuracy_by_layer(result, scheme: str, out: Path) -> list[Path]:
+    """Probe accuracy per residual point (both label tokens), position-balanced accuracy, baselines."""
+    import plotly.graph_objects as go
+
+    rep = result.schemes[scheme]
+    x = result.layers
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    pf = go.Figure()
+    for lt, r in rep["labels"].items():
+        style = "-" if lt == "last" else (0, (4, 2))
+        acc = [m["accuracy"] for m in r["probes"]]
+        bal = [m["balanced_accuracy"] for m in r["probes"]]
+        ax.plot(x, acc, "o", ls=style, color="tab:blue", label=f"probe, {lt} token")
+        ax.plot(x, bal, "s", ls=style, color="tab:orange", ms=4, label=f"probe, position-balanced ({lt})")
+        pf.add_scatter(x=x, y=acc, mode="lines+markers", name=f"probe, {lt} token")
+        pf.add_scatter(x=x, y=bal, mode="lines+markers", name=f"position-balanced, {lt} token")
+        if "combined" in r:
+            comb = [m["accuracy"] for m in r["combined"]]
+            ax.plot(x, comb, "^", ls=style, color="tab:green", ms=4, label=f"residual + position + space ({lt})")
+            pf.add_scatter(x=x, y=comb, mode="lines+markers", name=f"residual + position + space, {lt} token")
+        if lt == "last" or len(rep["labels"]) == 1:
+            for name, b in r["baselines"].items():
+                c, ls = _BASE_STYLE[name]
+                ax.axhline(b["accuracy"], color=c, ls=ls, lw=1, label=f"baseline: {name} only" if name != "both" else "baseline: position + space")
+                pf.add_hline(y=b["accuracy"], line_dash="dash", annotation_text=f"{name} baseline ({lt})")
+            ax.axhline(r["balanced"]["chance"], color="tab:orange", lw=0.8, ls=":", label="balanced chance")
+            ax.axhline(1 / rep["dataset"]["n_units"], color="tab:red", lw=0.8, ls=":", label="uniform chance")
+    ax.set_xticks(x)
+    ax.set_xlabel("residual point (0 = embeddings; L = entering block L)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"{result.model}: which {rep['dataset']['unit']} is this token in? ({scheme})", fontsize=10)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    paths = [save_png(fig, out / f"word_index_accuracy_{scheme}.png")]
+    pf.update_layout(xaxis_title="residual point", yaxis_title="validation accuracy", yaxis_range=[0, 1.02],
+                     title=f"{result.model}: {scheme}")
+    paths.append(save_plotly(pf, out / f"word_index_accuracy_{scheme}.html"))
+    return paths
+
+
+def per_index(result, scheme: str, label_token: str, out: Path) -> list[Path]:
+    """Accuracy per true index (columns) and residual point (rows), with the position baseline's row."""
+    r = result.schemes[scheme]["labels"][label_token]
+    rows = [m["per_index"] for m in r["probes"]] + [r["baselines"]["position"]["per_index"]]
+    names = [str(l) for l in result.layers] + ["pos. baseline"]
+    g = np.asarray(rows, dtype=float)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * g.shape[1], 1 + 0.4 * g.shape[0]))
+    im = ax.imshow(g, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    for (a, b), v in np.ndenumerate(g):
+        ax.text(b, a, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
+    ax.set_xticks(range(g.shape[1]))
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel(f"true {result.schemes[scheme]['dataset']['unit']} index")
+    ax.set_ylabel("residual point")
+    ax.set_title(f"accuracy per index ({scheme}, {label_token} token)", fontsize=9)
+    fig.colorbar(im, ax=ax)
+    return [save_png(fig, out / f"word_index_per_index_{scheme}_{label_token}.png")]
+
+
+def schemes_compared(result, out: Path) -> list[Path]:
+    """Gain of each scheme's probe over its best baseline, and balanced accuracy above chance, per point."""
+    import plotly.graph_objects as go
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    pf = go.Figure()
+    for s, rep in result.schemes.items():
+        lt = "last" if "last" in rep["labels"] else next(iter(rep["labels"]))
+        r = rep["labels"][lt]
+        above = [m["balanced_accuracy"] - r["balanced"]["chance"] for m in r["probes"]]
+        axes[0].plot(result.layers, r["gain"], "o-", label=s)
+        axes[1].plot(result.layers, above, "o-", label=s)
+        pf.add_scatter(x=result.layers, y=r["gain"], mode="lines+markers", name=f"{s}: gain over best baseline")
+        pf.add_scatter(x=result.layers, y=above, mode="lines+markers", name=f"{s}: balanced minus chance")
+    for ax, t in zip(axes, ("probe minus best baseline", "position-balanced accuracy minus chance")):
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_xticks(result.layers)
+        ax.set_xlabel("residual point")
+        ax.set_title(t, fontsize=9)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{result.model}: reference schemes compared", fontsize=10)
+    paths = [save_png(fig, out / "word_index_schemes.png")]
+    pf.update_layout(xaxis_title="residual point", yaxis_title="accuracy difference")
+    paths.append(save_plotly(pf, out / "word_index_schemes.html"))
+    return paths
+
+
+def word_index_figures(result, out: Path, layer: int | None = None) -> list[Path]:
+    """Every figure of a word-index result; the key plot at ``layer`` (default the result's key layer)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    layer = result.key_layer if layer is None else layer
+    paths: list[Path] = []
+    for s, rep in result.schemes.items():
+        paths += accuracy_by_layer(result, s, out)
+        for lt in rep["labels"]:
+            paths += key_plot(result, s, lt, layer, out)
+        lt = "last" if "last" in rep["labels"] else next(iter(rep["labels"]))
+        paths += per_index(result, s, lt, out)
+    if len(result.schemes) > 1:
+        paths += schemes_compared(result, out)
+    return paths
