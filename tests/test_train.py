@@ -112,3 +112,24 @@ def test_cli_train_error_exit_code(tmp_path):
     r = CliRunner().invoke(cli, ["train", "-c", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2
     assert "does not exist" in r.output and "Traceback" not in r.output
+
+
+def test_repeated_spans_in_batches():
+    """Natural and random repeats: each row holds a span twice; random spans avoid BOS; deterministic."""
+    import numpy as np
+
+    from poslens.train.corpus import batch
+
+    ids = (np.arange(50_000) * 7919 % 4000 + 1).astype(np.int64)  # no BOS in the text
+    x = batch(ids, np.random.default_rng(5), 8, 64, repeat_frac=0.25, random_repeat_frac=0.5, vocab=4096, exclude=0)
+    assert np.array_equal(x, batch(ids, np.random.default_rng(5), 8, 64, 0.25, 0.5, 4096, 0))
+    for r in range(6):  # 2 natural + 4 random repeats
+        row = x[r]
+        found = any(np.array_equal(row[a:a + L], row[b:b + L])
+                    for L in range(8, 22) for a in range(0, 65 - 2 * L + 1) for b in range(a + L, 65 - L + 1))
+        assert found, r
+    assert (x[2:6] != 0).all()
+    plain = batch(ids, np.random.default_rng(5), 8, 64)  # no repeats asked: contiguous windows of the text
+    for row in plain:
+        starts = np.flatnonzero(ids[: len(ids) - 64] == row[0])
+        assert any(np.array_equal(ids[s:s + 65], row) for s in starts)

@@ -31,6 +31,8 @@ D = TrainConfig()
               help="W_pos init std as a multiple of GPT-2's 0.02.")
 @click.option("--repeat-frac", default=D.repeat_frac, show_default=True,
               help="Share of sequences in which a span of natural text occurs twice.")
+@click.option("--random-repeat-frac", default=D.random_repeat_frac, show_default=True,
+              help="Share of sequences in which a span of random tokens occurs twice (forms induction heads early).")
 @click.option("--val-frac", default=D.val_frac, show_default=True, help="Held-out share of each file (its end).")
 @click.option("--eval-every", default=D.eval_every, show_default=True)
 @click.option("--ckpt-every", default=D.ckpt_every, show_default=True)

@@ -23,7 +23,8 @@ class TrainConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     wpe_init_scale: float = 0.1  # x GPT-2's 0.02 init: a small W_pos lets positional structure form cleanly
-    repeat_frac: float = 0.0  # share of sequences whose second half repeats a span of the first
+    repeat_frac: float = 0.0  # share of sequences in which a span of natural text occurs twice
+    random_repeat_frac: float = 0.0  # share of sequences in which a span of random tokens occurs twice
     val_frac: float = 0.05
     eval_every: int = 500
     eval_batches: int = 20

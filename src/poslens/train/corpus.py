@@ -94,20 +94,33 @@ def check_size(train: np.ndarray, val: np.ndarray, n_ctx: int) -> None:
         )
 
 
-def batch(ids: np.ndarray, rng: np.random.Generator, batch_size: int, n_ctx: int, repeat_frac: float = 0.0):
-    """Random windows of n_ctx + 1 tokens; a ``repeat_frac`` share repeat a span of themselves.
+def batch(ids: np.ndarray, rng: np.random.Generator, batch_size: int, n_ctx: int, repeat_frac: float = 0.0,
+          random_repeat_frac: float = 0.0, vocab: int | None = None, exclude: int | None = None):
+    """Random windows of n_ctx + 1 tokens; a ``repeat_frac`` share repeat a span of themselves,
+    and a further ``random_repeat_frac`` share a span of random tokens, twice.
 
-    A repeated sequence copies tokens [a, a+L) of its own window to [a+L+g, a+2L+g), so
-    the model sees natural text occur twice at a varying distance, the situation
-    duplicate-token and induction heads serve.
+    A repeated sequence copies tokens [a, a+L) of its own window to [a+L+g, a+2L+g), so the
+    model sees text occur twice at a varying distance, the situation duplicate-token and
+    induction heads serve. In a random repeat the span is first overwritten with tokens
+    drawn uniformly from ``vocab`` (never ``exclude``, the BOS id): nothing but the earlier
+    copy predicts its second occurrence, which is what forms those heads within a small
+    training budget (and what poslens scores them on).
     """
     starts = rng.integers(0, len(ids) - n_ctx - 1, size=batch_size)
     x = np.stack([ids[s:s + n_ctx + 1] for s in starts]).astype(np.int64)
     n_rep = int(round(repeat_frac * batch_size))
-    for r in range(n_rep):
+    n_rand = int(round(random_repeat_frac * batch_size))
+    if n_rand and vocab is None:
+        raise ValueError("random repeats need the vocabulary size")
+    for r in range(min(batch_size, n_rep + n_rand)):
         L = int(rng.integers(8, n_ctx // 3))
         gap = int(rng.integers(0, n_ctx + 1 - 2 * L))
         a = int(rng.integers(0, n_ctx + 1 - 2 * L - gap + 1))
+        if r >= n_rep:
+            span = rng.integers(0, vocab, size=L)
+            if exclude is not None:
+                span[span == exclude] = (exclude + 1) % vocab
+            x[r, a:a + L] = span
         x[r, a + L + gap:a + 2 * L + gap] = x[r, a:a + L]
     return x
 

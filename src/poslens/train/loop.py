@@ -168,7 +168,8 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
 
     while step < cfg.max_steps:
         rng = np.random.default_rng([cfg.seed, step])
-        b = torch.from_numpy(C.batch(train_ids, rng, cfg.batch_size, cfg.n_ctx, cfg.repeat_frac)).to(device)
+        b = torch.from_numpy(C.batch(train_ids, rng, cfg.batch_size, cfg.n_ctx, cfg.repeat_frac, cfg.random_repeat_frac,
+                                     tok.vocab_size, tok.bos_token_id)).to(device)
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)
         t0 = time.time()
