@@ -22,6 +22,8 @@ from pathlib import Path
 from ..io import atomic_write_text
 from ..results import to_jsonable
 
+SUMMARY_LINES = 3  # per analysis in the page's summary of findings
+
 _STATUS = {
     "done": ("computed", "#1a7f37"),
     "cached": ("from cache", "#0969da"),
@@ -219,8 +221,11 @@ def render_model_page(rep, index_href: str | None = None) -> str:
             checks = [c for c in (o.result or {}).get("checks", []) or [] if isinstance(c, dict)]
             n_ok = sum(1 for c in checks if c.get("reproduced") is True)
             verdict = f" <span class='meta'>· {n_ok}/{len(checks)} published claims reproduced</span>" if checks else ""
+            # The headline lines only (each stage puts its most telling first); the section has them all.
+            more = (f"<li class='meta'><a href='#{esc(o.name)}'>{len(lines) - SUMMARY_LINES} more in the section</a></li>"
+                    if len(lines) > SUMMARY_LINES else "")
             h.append(f'<li><a href="#{esc(o.name)}"><b>{esc(o.title)}</b></a>{verdict}<ul>'
-                     + "".join(f"<li>{esc(s)}</li>" for s in lines) + "</ul></li>")
+                     + "".join(f"<li>{esc(s)}</li>" for s in lines[:SUMMARY_LINES]) + more + "</ul></li>")
     h.append("</ul>")
     not_run = [o for o in rep.outcomes if o.status in ("skipped", "failed")]
     if not_run:
