@@ -133,3 +133,18 @@ def test_repeated_spans_in_batches():
     for row in plain:
         starts = np.flatnonzero(ids[: len(ids) - 64] == row[0])
         assert any(np.array_equal(ids[s:s + 65], row) for s in starts)
+
+
+def test_stages_record_changed_options(corpus, tmp_path):
+    import json
+
+    c = cfg(corpus, tmp_path / "run", max_steps=8, repeat_frac=0.0)
+    train(c, progress=False, stop_at=4)
+    train(c, progress=False, stop_at=5)  # same options: the same stage
+    out = train(cfg(corpus, tmp_path / "run", max_steps=8, repeat_frac=0.0, random_repeat_frac=0.5, weight_decay=0.01),
+                progress=False)
+    stages = json.loads((out / "training_log.json").read_text())["stages"]
+    assert [s["from_step"] for s in stages] == [0, 5]
+    assert stages[1]["options"]["random_repeat_frac"] == 0.5 and stages[1]["options"]["weight_decay"] == 0.01
+    state = torch.load(tmp_path / "run" / "train_state.pt", weights_only=False)
+    assert state["optimizer"]["param_groups"][0]["weight_decay"] == 0.01

@@ -25,6 +25,7 @@ D = TrainConfig()
 @click.option("--batch-size", default=D.batch_size, show_default=True)
 @click.option("--lr", default=D.lr, show_default=True, help="Peak learning rate (AdamW, cosine decay).")
 @click.option("--min-lr", default=D.min_lr, show_default=True)
+@click.option("--weight-decay", default=D.weight_decay, show_default=True, help="AdamW weight decay of the matrices.")
 @click.option("--warmup-steps", default=D.warmup_steps, show_default=True)
 @click.option("--max-steps", default=D.max_steps, show_default=True)
 @click.option("--wpe-init-scale", default=D.wpe_init_scale, show_default=True,

@@ -50,6 +50,10 @@ def _prepare_data(cfg: TrainConfig, out: Path):
     return tok, train_ids, val_ids
 
 
+def _stage_options(cfg: TrainConfig) -> dict:
+    return {k: v for k, v in cfg.to_dict().items() if k not in ("out", "device")}
+
+
 def check_options(cfg: TrainConfig) -> None:
     """Refuse impossible options before any data is read or anything is written."""
     if cfg.n_ctx < 2:
@@ -147,8 +151,15 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        # A resumed run may change the decay (train in stages): the options win over the saved state.
+        opt.param_groups[0]["weight_decay"] = cfg.weight_decay
         log = state["log"]
         log["config"] = cfg.to_dict()
+    # Each change of options while resuming starts a stage, so a model card can say exactly how
+    # the weights were made.
+    stages = log.setdefault("stages", [])
+    if not stages or stages[-1]["options"] != _stage_options(cfg):
+        stages.append({"from_step": log["step"], "options": _stage_options(cfg)})
     step = log["step"]
     tokens_per_step = cfg.batch_size * cfg.n_ctx
     bar = None

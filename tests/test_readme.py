@@ -1,0 +1,40 @@
+"""The README is the front door: its Python example runs, and every command it names exists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from poslens.cli import COMMAND_MODULES, cli
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_python_api_example_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = re.search(r"## Python API\n\n```python\n(.*?)```", README, re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["logits"].shape[-1] == scope["w"].cfg.d_vocab
+
+
+def test_every_command_in_the_readme_exists():
+    named = set(re.findall(r"`poslens ([a-z][a-z-]*)", README))
+    known = {c for cmds in COMMAND_MODULES.values() for c in cmds}
+    assert named <= known, named - known
+    assert known <= named, f"commands the README does not mention: {known - named}"
+    for name in sorted(named):
+        assert CliRunner().invoke(cli, [name, "--help"]).exit_code == 0, name
+
+
+def test_quickstart_is_two_commands_and_ci_runs_them():
+    quick = README.split("## Quickstart", 1)[1].split("## Commands", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", quick, re.S)
+    assert [b.strip() for b in blocks] == [
+        'pip install torch==2.13.0 && pip install -e ".[test]" && poslens report',
+        "python -m pytest",
+    ]
+    ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
+    assert "pip install torch==2.13.0" in ci and 'pip install -e ".[test]"' in ci and "python -m pytest" in ci
