@@ -148,3 +148,11 @@ def test_stages_record_changed_options(corpus, tmp_path):
     assert stages[1]["options"]["random_repeat_frac"] == 0.5 and stages[1]["options"]["weight_decay"] == 0.01
     state = torch.load(tmp_path / "run" / "train_state.pt", weights_only=False)
     assert state["optimizer"]["param_groups"][0]["weight_decay"] == 0.01
+    # the model card renders one command per stage, measured with poslens's own analyses
+    from poslens.train.card import write_card
+
+    card = write_card(out).read_text()
+    cmds = [l for l in card.splitlines() if l.startswith("poslens train")]
+    assert len(cmds) == 2 and cmds[0].endswith("--stop-at 5") and "--stop-at" not in cmds[1]
+    assert "--random-repeat-frac 0.5" in cmds[1] and "--weight-decay 0.01" in cmds[1]
+    assert "nats/token" in card and "top 3 principal components hold" in card and "| 0 |" in card
