@@ -153,6 +153,6 @@ def test_stages_record_changed_options(corpus, tmp_path):
 
     card = write_card(out).read_text()
     cmds = [l for l in card.splitlines() if l.startswith("poslens train")]
-    assert len(cmds) == 2 and cmds[0].endswith("--stop-at 5") and "--stop-at" not in cmds[1]
+    assert len(cmds) == 2 and cmds[0].endswith("--stop-at 5") and "-c $CORPORA/kjv_part.txt" in cmds[0] and "--stop-at" not in cmds[1]
     assert "--random-repeat-frac 0.5" in cmds[1] and "--weight-decay 0.01" in cmds[1]
     assert "nats/token" in card and "top 3 principal components hold" in card and "| 0 |" in card

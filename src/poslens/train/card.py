@@ -30,7 +30,7 @@ def _command(options: dict, out: str, stop_at: int | None) -> str:
     from .config import TrainConfig
 
     default = TrainConfig().to_dict()
-    parts = ["poslens train"] + [f"-c {c}" for c in options["corpus"]] + [f"--out {out}"]
+    parts = ["poslens train"] + [f"-c $CORPORA/{Path(c).name}" for c in options["corpus"]] + [f"--out {out}"]
     for k, v in options.items():
         if k in _NOT_OPTIONS or k not in default or (v == default[k] and k != "max_steps"):
             continue
@@ -43,7 +43,7 @@ def _command(options: dict, out: str, stop_at: int | None) -> str:
 def commands(log: dict, out: str = "runs/tiny") -> list[str]:
     """The ``poslens train`` commands, one per stage, that reproduce the run (up to float nondeterminism)."""
     stages = log.get("stages") or [{"from_step": 0, "options": log["config"]}]
-    cmds = []
+    cmds = [f"CORPORA={Path(stages[0]['options']['corpus'][0]).parent}   # where the text files are"]
     for i, st in enumerate(stages):
         nxt = stages[i + 1]["from_step"] if i + 1 < len(stages) else None
         cmds.append(_command(st["options"], out, nxt))
