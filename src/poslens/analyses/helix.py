@@ -4,602 +4,49 @@ Seeds: 001 ("GPT-2's positional embedding matrix is a helix"), the positional sl
 ("Dissecting the Frog") and the GPT-2 claim of 000 (a helix lets f' = W f + c, so an
 attention head can compute the tangent of the position curve linearly).
 
-Shared building blocks other analyses import:
+This module holds the single-model analysis (:func:`helix`, :class:`HelixResult`), the
+seeds' published figures it is checked against, and its summary and figures. Its pieces
+live beside it and are re-exported here, so ``from poslens.analyses.helix import pca``
+keeps working: :mod:`~poslens.analyses.helix_pca` (PCA, linear ODE fits),
+:mod:`~poslens.analyses.helix_fit` (sinusoid and helix fits, dominant periods),
+:mod:`~poslens.analyses.helix_structure` (cosines, outliers, fraying, norms, tokens) and
+:mod:`~poslens.analyses.helix_family` (several models, training sweeps).
 
->>> fit = pca(np.random.default_rng(0).normal(size=(50, 8)), n_components=3)
->>> fit.components.shape, fit.projected.shape
-((3, 8), (50, 3))
->>> t = np.arange(200.0)
->>> X = np.c_[np.cos(2 * np.pi * t / 40), np.sin(2 * np.pi * t / 40), 0.01 * t]
->>> ode = fit_linear_ode(X)
->>> round(ode["r2"], 6), round(ode["periods"][0], 3)
-(1.0, 40.0)
+>>> r = helix("../shared/data/gpt2-small-partial")                  # doctest: +SKIP
+>>> r.cumulative[2], r.components_for_90, r.helix["period"] > 0      # doctest: +SKIP
+(0.9106, 3, True)
+>>> from poslens.analyses.helix import pca   # re-exported from helix_pca
+>>> pca(np.eye(4), 2).variance_ratio.round(3).tolist()
+[0.333, 0.333]
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import scipy.linalg
 
 from ..errors import InvalidInputError, MissingTensorError
 from ..results import Result
-
-# ----------------------------------------------------------------------------- PCA
-
-
-@dataclass(frozen=True)
-class PCAFit:
-    """A principal component analysis of the rows of a matrix.
-
-    ``components [k, d]`` are unit rows (sign fixed so each one's largest loading is
-    positive); ``projected [n, k]`` the rows' coordinates on them (after subtracting
-    ``mean``); ``variance_ratio [k]`` each component's share of the total variance;
-    ``spectrum`` the share of *every* component (computed on first use, so
-    ``components_for`` can look past ``k``).
-    """
-
-    components: np.ndarray
-    mean: np.ndarray
-    variance_ratio: np.ndarray
-    projected: np.ndarray
-    singular_values: np.ndarray
-    total_variance: float
-    center: bool
-    gram: np.ndarray = field(repr=False, compare=False, default=None)  # the centred Gram matrix decomposed
-
-    @property
-    def cumulative(self) -> np.ndarray:
-        return np.cumsum(self.variance_ratio)
-
-    @cached_property
-    def spectrum(self) -> np.ndarray:
-        # All eigenvalues cost a second decomposition; most callers need only the top k.
-        return np.clip(scipy.linalg.eigvalsh(self.gram)[::-1], 0.0, None) / self.total_variance
-
-    def components_for(self, fraction: float = 0.9) -> int:
-        """The fewest components whose variance shares add up to at least ``fraction``."""
-        if self.cumulative[-1] >= fraction - 1e-12:
-            return components_for(self.variance_ratio, fraction)
-        return components_for(self.spectrum, fraction)
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """Coordinates of other rows (same ``d``) on these components."""
-        return (np.asarray(X, dtype=np.float64) - self.mean) @ self.components.T
-
-
-def _prepare(W: np.ndarray, center: bool, gram: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(centred rows, mean, the smaller Gram matrix) after validating W.
-
-    ``gram`` (W @ W.T, already computed by the caller) is double-centred instead of
-    recomputed when the rows are the smaller side.
-    """
-    X = np.asarray(W, dtype=np.float64)
-    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        raise InvalidInputError(f"PCA needs a non-empty 2-D matrix (rows x features); got shape {X.shape}")
-    if not np.isfinite(X).all():
-        raise InvalidInputError("the matrix holds NaN or infinite values; PCA is undefined")
-    mean = X.mean(0) if center else np.zeros(X.shape[1])
-    Xc = X - mean
-    n, d = X.shape
-    if n <= d and gram is not None:
-        G = np.asarray(gram, dtype=np.float64)
-        if center:  # (X - 1m)(X - 1m)^T from X X^T
-            r = G.mean(0)
-            G = G - r[:, None] - r[None, :] + r.mean()
-        return Xc, mean, G
-    return Xc, mean, (Xc @ Xc.T if n <= d else Xc.T @ Xc)
-
-
-def variance_spectrum(W: np.ndarray, center: bool = True) -> np.ndarray:
-    """Every principal component's share of the variance of W's rows, largest first (no components).
-
-    >>> s = variance_spectrum(np.eye(4))
-    >>> s.round(3).tolist()
-    [0.333, 0.333, 0.333, 0.0]
-    """
-    _, _, G = _prepare(W, center)
-    evals = np.clip(scipy.linalg.eigvalsh(G)[::-1], 0.0, None)
-    total = evals.sum()
-    if total <= 0:
-        raise InvalidInputError("the rows are all identical (zero variance); PCA is undefined")
-    return evals / total
-
-
-def components_for(spectrum: np.ndarray, fraction: float = 0.9) -> int:
-    """The fewest leading components whose variance shares (``spectrum``, largest first) reach ``fraction``."""
-    cum = np.cumsum(spectrum)
-    # a hair of slack so 0.9 of an exactly 90% spectrum is not lost to rounding
-    return int(min(np.searchsorted(cum, fraction - 1e-12) + 1, len(cum)))
-
-
-def pca(W: np.ndarray, n_components: int = 10, center: bool = True, gram: np.ndarray | None = None) -> PCAFit:
-    """PCA of the rows of ``W [n, d]``: the top ``n_components`` directions and their variance shares.
-
-    Works on the smaller of the two Gram matrices (``n x n`` or ``d x d``), in float64:
-    the top-k eigenvectors, and the trace for the total variance (every eigenvalue only
-    when ``spectrum`` is asked for), which is several times faster than an SVD for a
-    gpt2-xl ``W_pos`` (1024 x 1600) and exact to float64 rounding for the leading
-    components. ``center`` subtracts the mean row first (the usual PCA; without it the
-    first component is mostly the mean direction). ``gram``: ``W @ W.T`` if the caller
-    has it already (it is reused, not recomputed).
-
-    >>> W = np.random.default_rng(0).normal(size=(100, 16))
-    >>> f = pca(W, 4)
-    >>> bool(np.allclose(f.projected @ f.components + f.mean, W, atol=10)), f.components_for(1.0) <= 16
-    (True, True)
-    """
-    shape = np.shape(W)
-    k = int(n_components)
-    if k < 1:
-        raise InvalidInputError(f"n_components must be at least 1 (got {n_components})")
-    if len(shape) == 2 and k > min(shape):
-        raise InvalidInputError(
-            f"{k} components need at least {k} rows and {k} columns, but the matrix is {shape[0]} x {shape[1]}; "
-            "use more positions or fewer components"
-        )
-    Xc, mean, G = _prepare(W, center, gram)
-    n, d = Xc.shape
-    small_is_rows = n <= d
-    m = G.shape[0]
-    total = float(np.trace(G))
-    # identical rows leave only rounding after centring: relative to the rows' own size
-    if total <= 1e-20 * max(n * float(mean @ mean), 1e-280):
-        raise InvalidInputError(
-            "the rows are all identical (zero variance" + (" after centring" if center else "") + "); PCA is undefined"
-        )
-    top_vals, top_vecs = scipy.linalg.eigh(G, subset_by_index=[m - k, m - 1])
-    top_vals, top_vecs = np.clip(top_vals[::-1], 0.0, None), top_vecs[:, ::-1]
-    sv = np.sqrt(top_vals)
-    if small_is_rows:
-        # G = Xc Xc^T = U S^2 U^T, so the components are Xc^T U / S.
-        safe = np.where(sv > 0, sv, 1.0)
-        comps = (top_vecs.T @ Xc) / safe[:, None]
-    else:
-        comps = top_vecs.T
-    flip = np.sign(comps[np.arange(k), np.abs(comps).argmax(1)])
-    comps = comps * np.where(flip == 0, 1.0, flip)[:, None]
-    return PCAFit(
-        components=comps,
-        mean=mean,
-        variance_ratio=top_vals / total,
-        projected=Xc @ comps.T,
-        singular_values=sv,
-        total_variance=total,
-        center=bool(center),
-        gram=G,
-    )
-
-
-# ----------------------------------------------------------------------------- linear ODE
-
-ODE_SCHEMES = ("central", "forward", "savgol")
-
-
-def _finite_difference(X: np.ndarray, dt: float, scheme: str, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """(f at the sample points used, df/dt there) for ``scheme``."""
-    if scheme == "central":
-        return X[1:-1], (X[2:] - X[:-2]) / (2 * dt)
-    if scheme == "forward":
-        return X[:-1], (X[1:] - X[:-1]) / dt
-    from scipy.signal import savgol_filter
-
-    f = savgol_filter(X, window, 3, axis=0)
-    df = savgol_filter(X, window, 3, deriv=1, delta=dt, axis=0)
-    h = window // 2  # the ends are polynomial extrapolations; leave them out
-    return f[h:len(X) - h], df[h:len(X) - h]
-
-
-def _continuous_generator(A: np.ndarray, dt: float, scheme: str) -> tuple[np.ndarray | None, np.ndarray]:
-    """The generator of the flow that ``A`` (a finite-difference fit) was sampled from.
-
-    For samples of an exact solution of f' = M f + c, central differences give
-    ``A = sinh(M dt) / dt`` and forward differences ``A = (exp(M dt) - I) / dt``; inverting
-    these removes the discretisation bias (a rotation of period T shows up as frequency
-    ``sin(2 pi dt / T) / dt`` in a central-difference fit). Returns (M or None when A is not
-    diagonalisable, the eigenvalues of M).
-    """
-    lam, V = np.linalg.eig(A)
-    if scheme == "central":
-        mu = np.arcsinh(lam.astype(complex) * dt) / dt
-    elif scheme == "forward":
-        mu = np.log(1 + lam.astype(complex) * dt) / dt
-    else:
-        mu = lam.astype(complex)
-    try:
-        if np.linalg.cond(V) > 1e8:
-            return None, mu
-        M = (V * mu) @ np.linalg.inv(V)
-    except np.linalg.LinAlgError:
-        return None, mu
-    return np.real_if_close(M, tol=1e6).real, mu
-
-
-def fit_linear_ode(X: np.ndarray, dt: float = 1.0, scheme: str = "central", window: int = 51) -> dict:
-    """Least-squares fit of dX/dt ~ X A^T + c along a sampled curve ``X [n, k]`` (rows = time steps).
-
-    ``scheme``: "central" differences (x[t+1] - x[t-1]) / 2dt at t = 1..n-2 (default),
-    "forward" (x[t+1] - x[t]) / dt, or "savgol": a Savitzky-Golay derivative (cubic, odd
-    ``window``) of the curve and the smoothed curve as regressor, for noisy curves such as
-    a trained W_pos whose position-to-position jitter swamps raw differences.
-
-    Returns ``A`` (k x k), ``c`` (k), ``r2`` (share of the derivative's variance the fit
-    explains, pooled over dimensions), ``r2_per_dim``, ``eigenvalues`` of A as [re, im]
-    pairs, ``A_continuous`` and ``eigenvalues_continuous`` (A with the scheme's
-    discretisation bias removed; equal to A for savgol), ``frequencies`` (radians per unit
-    time, one per rotating pair, largest first) and the implied ``periods`` = 2 pi / frequency.
-
-    >>> t = np.arange(300.0)
-    >>> round(fit_linear_ode(np.c_[np.cos(t / 10), np.sin(t / 10)], scheme="forward")["periods"][0], 4)
-    62.8319
-    """
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim == 1:
-        X = X[:, None]
-    if X.ndim != 2:
-        raise InvalidInputError(f"fit_linear_ode needs a [time, dims] array; got shape {X.shape}")
-    if scheme not in ODE_SCHEMES:
-        raise InvalidInputError(f"unknown finite-difference scheme '{scheme}'; use one of {', '.join(ODE_SCHEMES)}")
-    if not dt > 0:
-        raise InvalidInputError(f"dt must be positive (got {dt})")
-    n, k = X.shape
-    if scheme == "savgol":
-        window = int(window)
-        if window < 5 or window % 2 == 0:
-            raise InvalidInputError(f"the Savitzky-Golay window must be odd and at least 5 (got {window})")
-    need = {"central": 3, "forward": 2, "savgol": window}[scheme] + k + 1
-    if n < need:
-        raise InvalidInputError(
-            f"a linear ODE in {k} dimensions needs at least {need} samples with the {scheme} scheme; got {n}"
-        )
-    F, D = _finite_difference(X, float(dt), scheme, window)
-    design = np.c_[F, np.ones(len(F))]
-    coef, *_ = np.linalg.lstsq(design, D, rcond=None)
-    A, c = coef[:k].T, coef[k]
-    resid = D - design @ coef
-    ss_tot = ((D - D.mean(0)) ** 2).sum(0)
-    ss_res = (resid**2).sum(0)
-    r2 = float(1 - ss_res.sum() / ss_tot.sum()) if ss_tot.sum() > 0 else float("nan")
-    r2_dim = [float(1 - r) if t > 0 else float("nan") for r, t in zip(ss_res / np.where(ss_tot > 0, ss_tot, 1), ss_tot)]
-    lam = np.linalg.eigvals(A)
-    M, mu = _continuous_generator(A, float(dt), scheme)
-    freqs = sorted({round(abs(float(z.imag)), 12) for z in mu if abs(z.imag) > 1e-12}, reverse=True)
-    return {
-        "scheme": scheme,
-        "dt": float(dt),
-        "window": window if scheme == "savgol" else None,
-        "n_samples": int(len(F)),
-        "A": A.tolist(),
-        "c": c.tolist(),
-        "r2": r2,
-        "r2_per_dim": r2_dim,
-        "eigenvalues": [[float(z.real), float(z.imag)] for z in lam],
-        "A_continuous": None if M is None else M.tolist(),
-        "eigenvalues_continuous": [[float(z.real), float(z.imag)] for z in mu],
-        "frequencies": freqs,
-        "periods": [float(2 * np.pi / w) for w in freqs],
-    }
-
-
-# ----------------------------------------------------------------------------- periods and the helix fit
-
-
-def _detrend(Y: np.ndarray, t: np.ndarray) -> np.ndarray:
-    design = np.c_[np.ones_like(t), t - t.mean()]
-    coef, *_ = np.linalg.lstsq(design, Y, rcond=None)
-    return Y - design @ coef
-
-
-def _periodogram(Y: np.ndarray, t: np.ndarray, pad: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """(angular frequency per position, power pooled over columns) of the linearly detrended columns."""
-    Z = _detrend(Y, t)
-    n = len(t)
-    m = max(n * pad, 2)
-    power = (np.abs(np.fft.rfft(Z, n=m, axis=0)) ** 2).sum(1)
-    omega = 2 * np.pi * np.fft.rfftfreq(m)
-    return omega[1:], power[1:]
-
-
-def _sinusoid_design(t: np.ndarray, omega: float, t0: float) -> np.ndarray:
-    return np.c_[np.ones_like(t), t - t0, np.cos(omega * t), np.sin(omega * t)]
-
-
-def _sinusoid_residual(omega: float, Y: np.ndarray, t: np.ndarray, t0: float) -> float:
-    design = _sinusoid_design(t, omega, t0)
-    coef, *_ = np.linalg.lstsq(design, Y, rcond=None)
-    return float(((Y - design @ coef) ** 2).sum())
-
-
-def fit_sinusoid(Y: np.ndarray, t: np.ndarray | None = None) -> dict:
-    """Fit ``Y(t) ~ offset + slope (t - t0) + u cos(w t) + v sin(w t)`` (one frequency shared by every column).
-
-    The frequency starts at the peak of the zero-padded periodogram of the linearly
-    detrended columns and is refined by a bounded 1-D least-squares search (the model is
-    linear in everything else), so a period is recovered to far better than one FFT bin.
-    Returns ``omega``, ``period``, ``t0``, ``offset``, ``slope``, ``cos``, ``sin`` (one value
-    per column) and ``r2`` (share of Y's variance explained).
-
-    >>> t = np.arange(1.0, 500.0)
-    >>> round(fit_sinusoid(np.sin(2 * np.pi * t / 37.3) + 0.01 * t, t)["period"], 6)
-    37.3
-    """
-    from scipy.optimize import minimize_scalar
-
-    Y = np.asarray(Y, dtype=np.float64)
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    t = np.arange(len(Y), dtype=np.float64) if t is None else np.asarray(t, dtype=np.float64)
-    n = len(t)
-    if n < 6:
-        raise InvalidInputError(f"fitting a sinusoid needs at least 6 positions; got {n}")
-    t0 = float(t.mean())
-    omega, power = _periodogram(Y, t, pad=8)
-    w0 = float(omega[int(np.argmax(power))])
-    step = 2 * np.pi / n  # one bin of the unpadded transform
-    lo, hi = max(w0 - step, 1e-6 * step), min(w0 + step, np.pi)
-    best = minimize_scalar(_sinusoid_residual, bounds=(lo, hi), args=(Y, t, t0), method="bounded",
-                           options={"xatol": 1e-12 * max(w0, 1e-3)})
-    w = float(best.x)
-    design = _sinusoid_design(t, w, t0)
-    coef, *_ = np.linalg.lstsq(design, Y, rcond=None)
-    ss_tot = float(((Y - Y.mean(0)) ** 2).sum())
-    ss_res = float(((Y - design @ coef) ** 2).sum())
-    return {
-        "omega": w,
-        "period": float(2 * np.pi / w),
-        "t0": t0,
-        "offset": coef[0].tolist(),
-        "slope": coef[1].tolist(),
-        "cos": coef[2].tolist(),
-        "sin": coef[3].tolist(),
-        "r2": 1 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
-    }
-
-
-def fit_helix(Y: np.ndarray, t: np.ndarray | None = None) -> dict:
-    """Fit a helix ``c + a (t - t0) + u cos(w t) + v sin(w t)`` to a curve ``Y [n, k]`` (k >= 2).
-
-    Geometry from the fit: ``period`` (positions per turn), ``radius`` (RMS of the two
-    semi-axes of the ellipse spanned by u and v; the radius for a circular helix),
-    ``semi_axes``, ``ellipticity`` (minor / major), ``rise_per_position`` (|a| orthogonal to
-    the circle's plane), ``pitch`` (rise per turn = rise per position x period),
-    ``in_plane_drift`` (the part of a inside the plane, 0 for a true helix),
-    ``axis_tilt_deg``, ``turns`` over the span of t, and ``r2`` (share of the curve's
-    variance the helix explains).
-
-    >>> t = np.arange(1.0, 1000.0); w = 2 * np.pi / 250
-    >>> h = fit_helix(np.c_[3 * np.cos(w * t), 3 * np.sin(w * t), 0.004 * t], t)
-    >>> round(h["radius"], 6), round(h["period"], 6), round(h["pitch"], 6)
-    (3.0, 250.0, 1.0)
-    """
-    Y = np.asarray(Y, dtype=np.float64)
-    if Y.ndim != 2 or Y.shape[1] < 2:
-        raise InvalidInputError(f"a helix fit needs a curve with at least 2 coordinates; got shape {Y.shape}")
-    t = np.arange(len(Y), dtype=np.float64) if t is None else np.asarray(t, dtype=np.float64)
-    s = fit_sinusoid(Y, t)
-    a, u, v = np.array(s["slope"]), np.array(s["cos"]), np.array(s["sin"])
-    plane = np.c_[u, v]
-    U, sv, _ = np.linalg.svd(plane, full_matrices=False)
-    basis = U[:, sv > 1e-12 * max(sv.max(), 1e-300)]
-    a_par = basis @ (basis.T @ a)
-    a_perp = a - a_par
-    rise = float(np.linalg.norm(a_perp))
-    speed = float(np.linalg.norm(a))
-    span = float(t.max() - t.min())
-    return {
-        **s,
-        "radius": float(np.sqrt((sv**2).sum() / 2)),
-        "semi_axes": sv.tolist(),
-        "ellipticity": float(sv[1] / sv[0]) if sv[0] > 0 else float("nan"),
-        "rise_per_position": rise,
-        "pitch": rise * s["period"],
-        "in_plane_drift": float(np.linalg.norm(a_par)),
-        "axis_tilt_deg": float(np.degrees(np.arccos(min(1.0, rise / speed)))) if speed > 0 else float("nan"),
-        "axis": (a_perp / rise).tolist() if rise > 0 else None,
-        "turns": span / s["period"],
-    }
-
-
-def dominant_periods(Y: np.ndarray, t: np.ndarray, n_peaks: int = 3) -> dict:
-    """Periods (in positions) of a curve's strongest oscillations.
-
-    ``pooled``: the ``n_peaks`` highest local maxima of the periodogram pooled over the
-    columns (each with its ``share`` of the detrended power); ``by_column``: each column's
-    own best single-sinusoid period, refined by least squares, with its ``r2``.
-    """
-    Y = np.asarray(Y, dtype=np.float64)
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    omega, power = _periodogram(Y, t)
-    total = float(power.sum())
-    is_peak = np.r_[power[0] > power[1] if len(power) > 1 else True,
-                    (power[1:-1] > power[:-2]) & (power[1:-1] >= power[2:]),
-                    power[-1] > power[-2] if len(power) > 1 else False]
-    idx = np.flatnonzero(is_peak)
-    idx = idx[np.argsort(power[idx])[::-1]][:n_peaks]
-    pooled = [{"period": float(2 * np.pi / omega[i]), "share": float(power[i] / total) if total > 0 else float("nan")}
-              for i in idx]
-    by_col = []
-    for j in range(Y.shape[1]):
-        f = fit_sinusoid(Y[:, j], t)
-        span = float(t.max() - t.min())
-        # a period longer than the range is an extrapolation from less than one cycle
-        by_col.append({"column": j, "period": f["period"], "cycles": span / f["period"], "r2": f["r2"]})
-    return {"pooled": pooled, "by_column": by_col}
-
-
-# ----------------------------------------------------------------------------- cosines, outliers, norms
-
-
-def _unit_rows(M: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(M, axis=1, keepdims=True)
-    return M / np.where(n > 0, n, 1.0)
-
-
-def cosine_structure(W: np.ndarray, positions: np.ndarray, size: int = 64, gram: np.ndarray | None = None) -> dict:
-    """Cosine similarity between the rows of ``W [n, d]`` (one row per entry of ``positions``).
-
-    ``by_offset[k]``: the mean cosine between positions k apart (the periodic pattern of
-    a helix shows as a dip and a rise); ``adjacent``: cos(P_i, P_i+1) for each i;
-    ``matrix``: the full matrix subsampled every ``stride`` positions to at most ``size``
-    rows (for the heatmap); ``min_offset``/``min_value``: the first clear dip of
-    ``by_offset`` (prominence 0.05); ``period``: the offset of the first clear rise after
-    it (None when it never rises again).
-    """
-    G = np.asarray(W, dtype=np.float64) @ np.asarray(W, dtype=np.float64).T if gram is None else gram
-    nrm = np.sqrt(np.clip(np.diagonal(G), 0, None))
-    nrm = np.where(nrm > 0, nrm, 1.0)
-    C = G / nrm[:, None] / nrm[None, :]
-    n = len(C)
-    by_offset = np.array([np.diagonal(C, k).mean() for k in range(n)])
-    # The first clear dip, then the first clear rise after it; only where enough pairs
-    # remain to average (k <= 3n/4).
-    from scipy.signal import find_peaks
-
-    lim = max(3, (3 * n) // 4)
-    curve = by_offset[:lim]
-    dips, _ = find_peaks(-curve, prominence=0.05)
-    k_min = int(dips[0]) if len(dips) else int(np.argmin(curve))
-    rises, _ = find_peaks(curve, prominence=0.05)
-    rises = rises[rises > k_min]
-    period = int(rises[0]) if len(dips) and len(rises) else None
-    stride = max(1, -(-n // max(1, size)))
-    adj = np.diagonal(C, 1)
-    return {
-        "by_offset": np.round(by_offset, 6).tolist(),
-        "adjacent": np.round(adj, 6).tolist(),
-        "adjacent_mean": float(adj.mean()) if len(adj) else float("nan"),
-        "adjacent_std": float(adj.std()) if len(adj) else float("nan"),
-        "min_offset": k_min,
-        "min_value": float(by_offset[k_min]),
-        "period": period,
-        "stride": stride,
-        "matrix_positions": np.asarray(positions)[::stride].tolist(),
-        "matrix": np.round(C[::stride, ::stride], 4).tolist(),
-    }
-
-
-def outlier_positions(W: np.ndarray, threshold: float = 10.0, gram: np.ndarray | None = None) -> dict:
-    """Positions whose embedding stands apart from every other one.
-
-    A position's ``isolation`` is its distance to the nearest other row of ``W`` divided by
-    the median of that nearest-neighbour distance over all rows; rows above ``threshold``
-    are ``flagged`` (in order of isolation). On GPT-2 small, position 0 (the BOS slot) and
-    the last position stand out, as seed 001 sees. ``gram``: ``W @ W.T`` if already computed.
-    """
-    X = np.asarray(W, dtype=np.float64)
-    G = X @ X.T if gram is None else gram
-    sq = np.diagonal(G).copy()
-    D2 = sq[:, None] + sq[None, :] - 2 * G
-    np.fill_diagonal(D2, np.inf)
-    nn = np.sqrt(np.clip(D2.min(1), 0, None))
-    med = float(np.median(nn))
-    iso = nn / med if med > 0 else np.full_like(nn, np.inf)
-    norms = np.sqrt(sq)
-    order = np.argsort(-iso)
-    flagged = [{"position": int(i), "isolation": float(iso[i]), "nearest_distance": float(nn[i]), "norm": float(norms[i])}
-               for i in order if iso[i] > threshold]
-    return {
-        "threshold": float(threshold),
-        "median_nearest_distance": med,
-        "flagged": flagged,
-        "isolation": np.round(iso, 4).tolist(),
-    }
-
-
-def fray(W: np.ndarray, late: PCAFit, k: int, cut: int, window: int = 11) -> dict:
-    """How far the early positions leave the subspace the later ones live in (seed 001's "fraying").
-
-    ``residual[i]``: the share of row i's deviation from the late positions' mean that lies
-    outside their top-``k`` principal subspace. ``baseline`` is its median over positions
-    >= ``cut``; ``fray_end`` the first position from which the running median (``window``)
-    stays below ``threshold`` = max(2 x baseline, 0.02) for the next ``cut`` positions (None
-    if never; the floor keeps float32 rounding of an exact planted helix from counting).
-    """
-    from scipy.ndimage import median_filter
-
-    X = np.asarray(W, dtype=np.float64) - late.mean
-    total = (X**2).sum(1)
-    inside = ((X @ late.components[:k].T) ** 2).sum(1)
-    res = np.where(total > 0, 1 - inside / np.where(total > 0, total, 1), 0.0)
-    base = float(np.median(res[cut:])) if cut < len(res) else float("nan")
-    smooth = median_filter(res, size=window, mode="nearest")
-    threshold = max(2 * base, 0.02) if np.isfinite(base) else 0.02
-    ok = smooth <= threshold
-    end = None
-    for p in range(len(res)):
-        if ok[p:p + cut].all():
-            end = p
-            break
-    return {
-        "k": k,
-        "cut": cut,
-        "residual": np.round(res, 5).tolist(),
-        "baseline": base,
-        "threshold": threshold,
-        "mean_before_cut": float(res[:cut].mean()),
-        "mean_after_cut": float(res[cut:].mean()) if cut < len(res) else float("nan"),
-        "fray_end": end,
-    }
-
-
-def _stats(n: np.ndarray) -> dict:
-    return {"mean": float(n.mean()), "std": float(n.std()), "min": float(n.min()), "max": float(n.max()),
-            "argmin": int(n.argmin()), "argmax": int(n.argmax())}
-
-
-def norm_stats(M: np.ndarray) -> dict:
-    """Mean, std (population), min, max, argmin and argmax of the row norms of ``M`` (as the slides report them)."""
-    return _stats(np.linalg.norm(np.asarray(M, dtype=np.float64), axis=1))
-
-
-def token_position(W_E, W_pos: np.ndarray, fit: PCAFit, k: int = 3, sample: int = 1024, seed: int = 0) -> tuple[dict, dict]:
-    """How token embeddings sit relative to positional ones (the seed comments' "direct sum" question).
-
-    Returns (W_E's norm statistics, the comparison). The comparison: ``mean_cosine``, the
-    mean of cos(e, p) over every token-position pair (exact, from the means of the unit
-    rows); ``mean_abs_cosine``, the mean |cos| over ``sample`` random tokens x every
-    position; ``subspace_share``, the share of W_E's variance (centred over tokens) inside
-    the top-``k`` principal subspace of W_pos; ``subspace_share_uncentred``, the same for
-    W_E's squared norms (the "magnitude" the comment asks about); ``chance``, k / d_model,
-    what an isotropic W_E would put there. W_E (50k x d for GPT-2) stays float32 and is
-    read in a few matrix-vector passes; nothing of its size is copied.
-    """
-    import torch
-
-    E = torch.as_tensor(W_E).float()
-    N, d = E.shape
-    P = _unit_rows(np.asarray(W_pos, dtype=np.float64))
-    e_norm = torch.linalg.vector_norm(E, dim=1).double().numpy()
-    mu = (torch.ones(N) @ E).double() / N  # a BLAS matvec: a dtype-converting mean is ~20x slower
-    e_dot_mu = (E @ mu.float()).double().numpy()
-    centred = np.sqrt(np.clip(e_norm**2 - 2 * e_dot_mu + float(mu @ mu), 0, None))
-    # mean over all pairs of cos(e_i, p_j) = (mean of unit e) . (mean of unit p)
-    inv = torch.from_numpy(np.where(e_norm > 0, 1 / np.where(e_norm > 0, e_norm, 1), 0.0)).float()
-    mean_unit_e = (E.T @ inv).double().numpy() / N
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(N, size=min(sample, N), replace=False))
-    sample_rows = torch.from_numpy(_unit_rows(E[torch.from_numpy(idx)].double().numpy())).float()
-    abs_cos = float((sample_rows @ torch.from_numpy(P.T).float()).abs().mean())
-    V = fit.components[:k]
-    inside_unc = float(((E @ torch.from_numpy(V.T).float()).double().numpy() ** 2).sum())
-    mu_proj = mu.numpy() @ V.T
-    ss_unc = float((e_norm**2).sum())
-    ss_cen = ss_unc - N * float(mu @ mu)
-    inside_cen = inside_unc - N * float(mu_proj @ mu_proj)
-    norms = {**_stats(e_norm), "centred": _stats(centred)}
-    return norms, {
-        "k": k,
-        "mean_cosine": float(mean_unit_e @ P.mean(0)),
-        "mean_abs_cosine": abs_cos,
-        "abs_cosine_tokens": int(len(idx)),
-        "subspace_share": inside_cen / ss_cen if ss_cen > 0 else float("nan"),
-        "subspace_share_uncentred": inside_unc / ss_unc if ss_unc > 0 else float("nan"),
-        "chance": k / d,
-    }
+from .helix_family import (HelixFamilyResult, HelixSweepResult, family_summary, helix_models, helix_sweep,
+                           summary_row, sweep_specs)
+from .helix_fit import dominant_periods, fit_helix, fit_sinusoid
+from .helix_pca import ODE_SCHEMES, PCAFit, components_for, fit_linear_ode, pca, variance_spectrum
+from .helix_structure import cosine_structure, fray, norm_stats, outlier_positions, token_position
+
+__all__ = [
+    # this module
+    "HelixResult", "NOT_LEARNED", "SLIDES_LEARNED_COMPONENTS_90", "SLIDES_POS_NORMS", "SLIDES_SINUSOIDAL_COMPONENTS_90",
+    "SLIDES_TOKEN_NORMS", "check_options", "default_options", "figures", "geometry", "helix", "helix_with_fit",
+    "ode_fits", "pca_summary", "summarize",
+    # re-exported from helix_pca, helix_fit, helix_structure, helix_family
+    "ODE_SCHEMES", "PCAFit", "components_for", "fit_linear_ode", "pca", "variance_spectrum",
+    "dominant_periods", "fit_helix", "fit_sinusoid",
+    "cosine_structure", "fray", "norm_stats", "outlier_positions", "token_position",
+    "HelixFamilyResult", "HelixSweepResult", "family_summary", "helix_models", "helix_sweep", "summary_row",
+    "sweep_specs",
+]
 
 
 # ----------------------------------------------------------------------------- one matrix
@@ -850,19 +297,43 @@ def helix(
     return _helix(weights, **options)[0]
 
 
-def _defaults() -> dict:
+def default_options() -> dict:
+    """Every option of :func:`helix` with its default value.
+
+    >>> default_options()["truncate_at"]
+    100
+    """
     import inspect
 
     return {k: p.default for k, p in inspect.signature(helix).parameters.items() if k != "weights"}
 
 
-def _check_options(options: dict) -> None:
+def check_options(options: dict) -> None:
+    """Raise :class:`~poslens.errors.InvalidInputError` for the first key of ``options`` that :func:`helix` does not take.
+
+    >>> check_options({"n_components": 5})
+    >>> check_options({"n_component": 5})   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    poslens.errors.InvalidInputError: helix has no option 'n_component'...
+    """
     from ..errors import suggest
 
-    known = _defaults()
+    known = default_options()
     for k in options:
         if k not in known:
             raise InvalidInputError(f"helix has no option '{k}'{suggest(k, known)}; its options are: {', '.join(known)}")
+
+
+def helix_with_fit(weights, **options) -> tuple[HelixResult, PCAFit]:
+    """:func:`helix` (same options and defaults), also returning the main PCA fit; sweeps compare its components.
+
+    >>> r, fit = helix_with_fit("../shared/data/gpt2-small-partial", tokens=False)   # doctest: +SKIP
+    >>> fit.components.shape                                                     # doctest: +SKIP
+    (10, 768)
+    """
+    check_options(options)
+    return _helix(weights, **{**default_options(), **options})
 
 
 def _helix(
@@ -887,7 +358,7 @@ def _helix(
     allow_fixed,
     seed,
 ) -> tuple[HelixResult, PCAFit]:
-    """:func:`helix`, also returning the main PCA fit (for sweeps)."""
+    """:func:`helix` with every option given, also returning the main PCA fit."""
     w = _as_weights(weights)
     label = w.label
     if not w.has("pos_embed.W_pos"):
@@ -1139,244 +610,13 @@ def _checks(r: dict, w, base: float) -> list[dict]:
     return out
 
 
-# ----------------------------------------------------------------------------- several models, sweeps
-
-
-def summary_row(r) -> dict:
-    """The headline numbers of one :class:`HelixResult` (or its dict), for tables across models or checkpoints."""
-    d = r if isinstance(r, dict) else r.to_dict()
-    h, od, sm = d.get("helix") or {}, d.get("ode") or {}, d.get("ode_smoothed") or {}
-    late = (d.get("truncations") or {}).get("late") or {}
-    cum = d.get("cumulative") or []
-    return {
-        "model": d.get("model"),
-        "n_ctx": d.get("n_ctx"),
-        "d_model": d.get("d_model"),
-        "share_3": cum[2] if len(cum) > 2 else None,
-        "components_for_90": d.get("components_for_90"),
-        "late_share_3": late["cumulative"][2] if len(late.get("cumulative", [])) > 2 else None,
-        "helix_period": h.get("period"),
-        "helix_radius": h.get("radius"),
-        "helix_turns": h.get("turns"),
-        "helix_r2": h.get("r2"),
-        "ode_r2": od.get("r2"),
-        "ode_r2_smoothed": sm.get("r2"),
-        "norm_mean": d["norms"]["W_pos"]["mean"],
-        "norm_std": d["norms"]["W_pos"]["std"],
-        "adjacent_cosine": (d.get("cosine") or {}).get("adjacent_mean"),
-        "cosine_period": (d.get("cosine") or {}).get("period"),
-    }
-
-
-@dataclass(frozen=True)
-class HelixFamilyResult(Result):
-    """:class:`HelixResult` s of several models (``results``, in the order given) and a
-    ``table`` of their headline numbers (:func:`summary_row`)."""
-
-    kind = "helix_family"
-    results: list = field(default_factory=list)
-    table: list = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class HelixSweepResult(Result):
-    """The helix metrics across a run's checkpoints, in training order.
-
-    ``table`` has one row per checkpoint (``step`` when known) with :func:`summary_row`'s
-    numbers plus ``overlap_final`` / ``overlap_previous``: the mean squared cosine of the
-    principal angles between this checkpoint's top-3 subspace and the final (previous)
-    one's (1 = the same subspace). ``coords`` holds each checkpoint's top-3 coordinates
-    for the small-multiples figure; ``positions`` the positions they are for.
-    """
-
-    kind = "helix_sweep"
-    table: list = field(default_factory=list)
-    coords: list = field(default_factory=list)
-    ranges: list = field(default_factory=list)
-    notes: list = field(default_factory=list)
-
-
-def _open(spec):
-    """(Weights, checkpoint or None) for a spec, a directory or ready Weights."""
-    from ..models.registry import open_checkpoint
-    from ..models.weights import Weights
-
-    if isinstance(spec, Weights):
-        return spec, getattr(spec, "source", None)
-    ckpt = open_checkpoint(str(spec))
-    return Weights.from_checkpoint(ckpt), ckpt
-
-
-def helix_models(specs, *, progress: bool = False, **options) -> HelixFamilyResult:
-    """:func:`helix` on each of several models (names, ``NAME@REV``, directories or Weights); reads W_pos from each.
-
-    Token comparisons are off unless ``tokens=True`` is passed, so only ``wpe.weight`` is read.
-
-    >>> fam = helix_models(["gpt2", "gpt2-medium"])              # doctest: +SKIP
-    >>> [row["share_3"] for row in fam.table]                    # doctest: +SKIP
-    """
-    from tqdm.auto import tqdm
-
-    specs = list(specs)
-    if not specs:
-        raise InvalidInputError("no model given; pass one or more --model values or --family")
-    _check_options(options)
-    options.setdefault("tokens", False)
-    results = []
-    for spec in tqdm(specs, desc="helix", disable=not progress, leave=False):
-        w, _ = _open(spec)
-        results.append(helix(w, **options))
-    opts = {**results[0].options, "models": [r.model for r in results]}
-    return HelixFamilyResult(model=", ".join(r.model for r in results), processing=results[0].processing, options=opts,
-                             results=results, table=[summary_row(r) for r in results])
-
-
-def _step_of(ckpt) -> int | None:
-    """The training step a checkpoint was saved at: its revision, its training_log.json, or its directory name."""
-    import json
-    import re
-
-    if ckpt is None:
-        return None
-    rev = getattr(ckpt, "revision", None)
-    if rev:
-        m = re.search(r"(\d+)$", str(rev))
-        if m:
-            return int(m.group(1))
-    path = Path(getattr(ckpt, "path", "."))
-    log = path / "training_log.json"
-    if log.is_file():
-        try:
-            step = json.loads(log.read_text()).get("step")
-            if isinstance(step, int):
-                return step
-        except (OSError, ValueError, AttributeError):
-            pass
-    m = re.search(r"(?:checkpoint|step|ckpt)[-_]?(\d+)$", path.name)
-    return int(m.group(1)) if m else None
-
-
-def sweep_specs(model: str, steps=None, every: int | None = None) -> list[str]:
-    """``NAME@STEP`` specs for a run with published checkpoints (the Stanford CRFM runs).
-
-    ``steps``: explicit steps; ``every``: every N-th published checkpoint (always ending
-    with the last). Each step is checked against the published list.
-
-    >>> sweep_specs("alias", [0, 1000])
-    ['alias@0', 'alias@1000']
-    >>> len(sweep_specs("alias", every=100))
-    8
-    """
-    from ..models.registry import resolve
-
-    name, _, _ = str(model).partition("@")
-    info = resolve(name).info
-    if info is None or not info.checkpoints:
-        raise InvalidInputError(
-            f"{name} has no published training checkpoints to sweep (the Stanford CRFM runs do: alias, battlestar ...); "
-            "for your own checkpoints pass each directory with --model and add --sweep"
-        )
-    if steps is None and every is None:
-        raise InvalidInputError("give the steps to sweep (e.g. 0,1000,10000) or every=N")
-    if every is not None:
-        if every < 1:
-            raise InvalidInputError(f"every must be a positive number of checkpoints (got {every})")
-        chosen = list(info.checkpoints[::every])
-        if chosen[-1] != info.checkpoints[-1]:
-            chosen.append(info.checkpoints[-1])
-    else:
-        chosen = [int(s) for s in steps]
-    specs = [f"{info.name}@{s}" for s in chosen]
-    for s in specs:
-        resolve(s)  # a step that was never published raises, naming the nearest one
-    return specs
-
-
-def _overlap(A: np.ndarray, B: np.ndarray) -> float:
-    """Mean squared cosine of the principal angles between the row spaces of orthonormal A and B."""
-    return float(((A @ B.T) ** 2).sum() / min(len(A), len(B)))
-
-
-def _run_name(labels: list[str]) -> str:
-    """What the checkpoints of a sweep have in common: ``alias`` for ``alias@...``, else their common folder."""
-    import os
-
-    names = {str(x).split("@")[0] for x in labels}
-    if len(names) == 1:
-        return names.pop()
-    try:
-        return os.path.commonpath([str(x) for x in labels]) or ", ".join(labels)
-    except ValueError:
-        return ", ".join(labels)
-
-
-def helix_sweep(specs, *, progress: bool = False, **options) -> HelixSweepResult:
-    """The helix metrics across a training run's checkpoints, to watch the helix form.
-
-    ``specs``: the checkpoints (``NAME@STEP``, directories, or Weights), in any order;
-    they are sorted by training step when every step is known (revision, the directory's
-    ``training_log.json``, or a ``checkpoint-N`` name), else kept in the order given. Only
-    ``wpe.weight`` is read from each. ``options`` go to :func:`helix` (truncations on,
-    sinusoidal comparison and tokens off, small cosine matrices, unless overridden).
-
-    >>> sw = helix_sweep(sweep_specs("alias", [0, 10000, 400000]))   # doctest: +SKIP
-    >>> [(r["step"], round(r["share_3"], 3)) for r in sw.table]        # doctest: +SKIP
-    """
-    from tqdm.auto import tqdm
-
-    specs = list(specs)
-    if len(specs) < 2:
-        raise InvalidInputError("a sweep needs at least two checkpoints; pass several --model values or --steps")
-    _check_options(options)
-    opts = {**_defaults(), "tokens": False, "sinusoidal": False, "cosine_size": 16, "n_traces": 0, **options}
-    rows, fits = [], []
-    for spec in tqdm(specs, desc="helix sweep", disable=not progress, leave=False):
-        w, ckpt = _open(spec)
-        r, fit = _helix(w, **opts)
-        fits.append((r, fit.components[:3], _step_of(ckpt), str(spec)))
-    notes = []
-    if all(f[2] is not None for f in fits):
-        fits.sort(key=lambda f: f[2])
-    else:
-        notes.append("training steps unknown for some checkpoints; kept in the order given")
-    final = fits[-1][1]
-    for i, (r, comps, step, spec) in enumerate(fits):
-        same = comps.shape == final.shape
-        prev = fits[i - 1][1] if i else None
-        rows.append({
-            "spec": spec, "step": step, **summary_row(r),
-            "overlap_final": _overlap(comps, final) if same else None,
-            "overlap_previous": _overlap(comps, prev) if prev is not None and prev.shape == comps.shape else None,
-        })
-    first = fits[0][0]
-    return HelixSweepResult(
-        model=_run_name([f[0].model for f in fits]), processing=first.processing,
-        options={**first.options, "checkpoints": [f[3] for f in fits]},
-        table=rows, coords=[f[0].coords for f in fits], ranges=[[f[0].positions[0], f[0].positions[-1] + 1] for f in fits],
-        notes=notes,
-    )
-
-
 # ----------------------------------------------------------------------------- summary and figures
-
-
-def _fmt_period(p) -> str:
-    return "none" if p is None else f"{p:.1f}"
 
 
 def summarize(result) -> list[str]:
     """A few lines saying what the numbers mean (for the CLI and the report page)."""
     if isinstance(result, (HelixFamilyResult, HelixSweepResult)):
-        sweep = isinstance(result, HelixSweepResult)
-        lines = [f"{len(result.table)} checkpoints of {result.model}:" if sweep else f"{len(result.table)} models:"]
-        for row in result.table:
-            share = "n/a" if row["share_3"] is None else f"{row['share_3']:.3f}"
-            name = (row["step"] if row["step"] is not None else row["spec"]) if sweep else row["model"]
-            ov = row.get("overlap_final")
-            lines.append(f"  {name}: {share} of the variance in 3 PCs, {row['components_for_90']} PCs for 90%, "
-                         f"helix period {_fmt_period(row['helix_period'])} (R² {row['helix_r2']:.3f})"
-                         + (f", overlap with the final top-3 {ov:.3f}" if ov is not None else ""))
-        return lines + list(getattr(result, "notes", []))
+        return family_summary(result)
     r = result
     p0, p1 = r.positions[0], r.positions[-1]
     k3 = min(3, len(r.cumulative))

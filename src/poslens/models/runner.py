@@ -128,6 +128,51 @@ class Runner:
         return W, b
 
     # ---- public API ----------------------------------------------------------------------
+    def prepared(self, name: str, needed_for: str | None = None) -> torch.Tensor:
+        """The weight ``name`` (TransformerLens name) on the runner's device and dtype, converted once and kept.
+
+        ``needed_for`` is what a :class:`~poslens.errors.MissingTensorError` names as wanting it.
+        Code that re-runs part of the forward pass (e.g. suffix-only patching) uses this to
+        compute with exactly the runner's tensors.
+
+        >>> runner.prepared("blocks.0.attn.W_O", "my sweep").shape   # [n_heads, d_head, d_model]   # doctest: +SKIP
+        """
+        return self._w(name, needed_for)
+
+    def qkv_weights(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer ``layer``'s fused query/key/value projection ``(W, b)``, as the runner's attention uses it.
+
+        ``W [d_model, 3 * n_heads * d_head]``, ``b [3 * n_heads * d_head]``: ``x @ W + b`` viewed
+        as ``[..., 3, n_heads, d_head]`` gives q, k and v.
+
+        >>> W, b = runner.qkv_weights(0)                                              # doctest: +SKIP
+        >>> q, k, v = torch.addmm(b, x, W).view(len(x), 3, cfg.n_heads, cfg.d_head).unbind(1)  # doctest: +SKIP
+        """
+        return self._qkv(layer)
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        """The MLP's activation function (``cfg.act_fn``) applied to ``x``, as in the runner's MLP.
+
+        >>> runner.activation(torch.zeros(3))   # doctest: +SKIP
+        tensor([0., 0., 0.])
+        """
+        return self._act(x)
+
+    def attention_scale(self, layer: int) -> float:
+        """The factor layer ``layer``'s attention scores are multiplied by.
+
+        1/sqrt(d_head) if the model scales its scores (1 otherwise), divided by ``layer + 1``
+        for models that scale by the inverse layer index (the Stanford CRFM runs).
+
+        >>> runner.attention_scale(0) == 1 / math.sqrt(runner.cfg.d_head)   # GPT-2  # doctest: +SKIP
+        True
+        """
+        cfg = self.cfg
+        scale = 1.0 / math.sqrt(cfg.d_head) if cfg.scale_attn_weights else 1.0
+        if cfg.scale_attn_by_inverse_layer_idx:
+            scale /= layer + 1
+        return scale
+
     def hook_names(self) -> list[str]:
         return list(self._hook_names)
 
@@ -303,9 +348,7 @@ class Runner:
             k = point(pre + "attn.hook_k", k, l)
         if needs(pre + "attn.hook_v"):
             v = point(pre + "attn.hook_v", v, l)
-        scale = 1.0 / math.sqrt(dh) if cfg.scale_attn_weights else 1.0
-        if cfg.scale_attn_by_inverse_layer_idx:
-            scale /= l + 1
+        scale = self.attention_scale(l)
         if needs(pre + "attn.hook_attn_scores") or needs(pre + "attn.hook_pattern"):
             scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * scale
             mask = torch.ones(P, P, dtype=torch.bool, device=scores.device).triu(1)

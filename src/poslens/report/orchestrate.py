@@ -95,6 +95,22 @@ class Stage:
         return opts
 
 
+def lazy(module: str, name: str) -> Callable:
+    """``poslens.analyses.<module>.<name>``, imported on its first call, for a stage's ``figures`` and ``summarize``.
+
+    Stage modules are imported whenever the report's stages are listed; importing an
+    analysis (and its plotting) only when the stage runs keeps ``poslens report --help`` fast.
+
+    >>> Stage("dup_heads", "Duplicate-token heads", run, figures=lazy("duplicate_heads", "figures"),   # doctest: +SKIP
+    ...       summarize=lazy("duplicate_heads", "summarize"))
+    """
+
+    def call(*args):
+        return getattr(importlib.import_module(f"poslens.analyses.{module}"), name)(*args)
+
+    return call
+
+
 # Capability -> (what it is called on the page, TL tensor names that must all be present).
 def _cap_tensors(cap: str, n_layers: int) -> tuple[str, list[str]]:
     L = range(n_layers)

@@ -13,8 +13,7 @@ previous token, masked neuron means) through read-only edits, not shared harvest
 
 from __future__ import annotations
 
-from .orchestrate import Stage
-from .stage_duplicate import _lazy  # imports poslens.analyses.<module> on first call
+from .orchestrate import Stage, lazy
 
 CODE = ("poslens.analyses.causal.interventions", "poslens.analyses.causal.metrics", "poslens.analyses.causal.baselines",
         "poslens.analyses.causal.inputs", "poslens.viz.causal")
@@ -80,9 +79,9 @@ STAGES = [
         run=_run_helix,
         needs=("W_pos", "attn0"),
         options=_helix_options,
-        figures=_lazy("causal.question_helix", "figures"),
-        summarize=_lazy("causal.question_helix", "summarize"),
-        code=CODE + ("poslens.analyses.causal.question_helix", "poslens.analyses.helix"),
+        figures=lazy("causal.question_helix", "figures"),
+        summarize=lazy("causal.question_helix", "summarize"),
+        code=CODE + ("poslens.analyses.causal.question_helix", "poslens.analyses.helix", "poslens.analyses.helix_pca"),
         about=(
             "The top 3 principal components of W_pos (positions 1.., centred; seed 001's helix) are projected out of "
             "the positional embedding at hook_pos_embed, and the model is run again. 'effect' is ablated minus clean: "
@@ -102,8 +101,8 @@ STAGES = [
         run=_run_dup,
         needs=("W_pos", "W_E", "attn0", "mlp0"),
         options=_dup_options,
-        figures=_lazy("causal.question_duplicate", "figures"),
-        summarize=_lazy("causal.question_duplicate", "summarize"),
+        figures=lazy("causal.question_duplicate", "figures"),
+        summarize=lazy("causal.question_duplicate", "summarize"),
         code=CODE + ("poslens.analyses.causal.question_duplicate", "poslens.analyses.duplicate_heads",
                      "poslens.analyses.duplicate_neurons"),
         about=(

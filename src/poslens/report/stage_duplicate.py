@@ -11,7 +11,7 @@ of the runner), so they run their own passes rather than harvesting full pattern
 
 from __future__ import annotations
 
-from .orchestrate import Stage
+from .orchestrate import Stage, lazy
 
 SEED = "002_bf197c7ec2271146.txt"
 CODE = ("poslens.analyses.duplicate_heads", "poslens.analyses.duplicate_neurons", "poslens.data.sequences",
@@ -71,17 +71,6 @@ def _run_neurons(ctx, opts):
     )
 
 
-def _lazy(module: str, name: str):
-    """``module.name``, imported on first call (``poslens report --help`` stays fast)."""
-
-    def call(*args):
-        import importlib
-
-        return getattr(importlib.import_module(f"poslens.analyses.{module}"), name)(*args)
-
-    return call
-
-
 STAGES = [
     Stage(
         name="dup_heads",
@@ -89,8 +78,8 @@ STAGES = [
         run=_run_heads,
         needs=("W_pos", "attn0"),
         options=_heads_options,
-        figures=_lazy("duplicate_heads", "figures"),
-        summarize=_lazy("duplicate_heads", "summarize"),
+        figures=lazy("duplicate_heads", "figures"),
+        summarize=lazy("duplicate_heads", "summarize"),
         code=CODE,
         about=(
             "A head's duplicate score is the share of its attention that goes to earlier copies of the current token, "
@@ -113,8 +102,8 @@ STAGES = [
         run=_run_neurons,
         needs=("W_pos", "W_E", "attn0", "mlp0"),
         options=_neurons_options,
-        figures=_lazy("duplicate_neurons", "figures"),
-        summarize=_lazy("duplicate_neurons", "summarize"),
+        figures=lazy("duplicate_neurons", "figures"),
+        summarize=lazy("duplicate_neurons", "summarize"),
         code=CODE,
         about=(
             "The head is layer 0's strongest duplicate-token head. Its PVO contribution W_pos·W_V·W_O·W_in (LayerNorm "

@@ -10,10 +10,11 @@ the token/position comparisons) and runs no forward pass.
 
 from __future__ import annotations
 
-from .orchestrate import Stage
+from .orchestrate import Stage, lazy
 
 SEED = "001_1ac3bdd80bd4d08e.txt, 004_c2ec2d93dce11b05.txt, 000_e05090cf2b818071.txt"
-CODE = ("poslens.analyses.helix", "poslens.analyses.sinusoidal", "poslens.viz.helix")
+CODE = tuple(f"poslens.analyses.helix{s}" for s in ("", "_pca", "_fit", "_structure", "_family")) + (
+    "poslens.analyses.sinusoidal", "poslens.viz.helix")
 
 
 def _options(ctx) -> dict:
@@ -41,18 +42,6 @@ def _run(ctx, opts):
     return helix(ctx.weights, **opts)
 
 
-def _figures(result, out):
-    from ..analyses.helix import figures
-
-    return figures(result, out)
-
-
-def _summary(result):
-    from ..analyses.helix import summarize
-
-    return summarize(result)
-
-
 STAGES = [
     Stage(
         "helix",
@@ -60,8 +49,8 @@ STAGES = [
         _run,
         needs=("W_pos",),
         options=_options,
-        figures=_figures,
-        summarize=_summary,
+        figures=lazy("helix", "figures"),
+        summarize=lazy("helix", "summarize"),
         code=CODE,
         seed=SEED,
         about=(

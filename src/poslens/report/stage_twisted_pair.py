@@ -13,12 +13,12 @@ inputs.
 
 from __future__ import annotations
 
-from .orchestrate import Stage
+from .orchestrate import Stage, lazy
 
 SEED = "000_e05090cf2b818071.txt"
 CODE = tuple(f"poslens.analyses.twisted_pair{s}" for s in
              ("", "_curves", "_gates", "_build", "_verify", "_claims", "_gpt2", "_report")) + (
-    "poslens.analyses.helix", "poslens.viz.twisted_pair")
+    "poslens.analyses.helix", "poslens.analyses.helix_pca", "poslens.viz.twisted_pair")
 
 
 def _options(ctx) -> dict:
@@ -56,22 +56,11 @@ def _run(ctx, o):
     )
 
 
-def _figures(result, out):
-    from ..analyses.twisted_pair import figures
-
-    return figures(result, out)
-
-
-def _summarize(result):
-    from ..analyses.twisted_pair import summarize
-
-    return summarize(result)
-
-
 STAGES = [
     Stage(
         "twisted_pair", "Twisted-pair distance mechanism", _run, needs=("W_pos", "attn"), options=_options,
-        figures=_figures, summarize=_summarize, code=CODE, seed=SEED,
+        figures=lazy("twisted_pair", "figures"), summarize=lazy("twisted_pair", "summarize"), code=CODE,
+        seed=SEED,
         about=(
             "A hand-built one-layer transformer (two heads copy x_j - x_i beside x_i; 2M + 2 ReLU neurons in pairs "
             "around M + 1 sentries) estimates j - i for points x_i = f(i/n) on a curve; it is run by the project's "

@@ -18,7 +18,6 @@ and the tests check both give the same numbers.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,10 +107,10 @@ def sweep_position(
             rows = base_rows.repeat(len(order))
             x = _block(runner, l, x, p, rows, cache, patch, metric, keep if l == last else None)
         rows = base_rows.repeat(len(order))
-        h = F.layer_norm(x, (cfg.d_model,), runner._w("ln_final.w", "a LayerNorm"), runner._w("ln_final.b", "a LayerNorm"),
-                         cfg.eps) if cfg.normalization == "LN" else x
+        h = F.layer_norm(x, (cfg.d_model,), runner.prepared("ln_final.w", "a LayerNorm"),
+                         runner.prepared("ln_final.b", "a LayerNorm"), cfg.eps) if cfg.normalization == "LN" else x
         if metric.hook == "logits":
-            h = h @ runner._w("unembed.W_U", "logits") + runner._w("unembed.b_U", "logits")
+            h = h @ runner.prepared("unembed.W_U", "logits") + runner.prepared("unembed.b_U", "logits")
         _read(metric, metric.hook, h, p, rows, cache)
     except _Done as done:
         vals = done.values.reshape(len(order), n)
@@ -185,12 +184,12 @@ def _block(runner: Runner, l: int, x: torch.Tensor, p: int, rows: torch.Tensor, 
     def ln(t, which):
         if cfg.normalization != "LN":
             return t
-        return F.layer_norm(t, (d,), runner._w(f"{pre}{which}.w", "a LayerNorm"), runner._w(f"{pre}{which}.b", "a LayerNorm"),
-                            cfg.eps)
+        return F.layer_norm(t, (d,), runner.prepared(f"{pre}{which}.w", "a LayerNorm"),
+                            runner.prepared(f"{pre}{which}.b", "a LayerNorm"), cfg.eps)
 
     x = at("hook_resid_pre", x, pruned=False)
     xn = ln(x, "ln1")
-    W_qkv, b_qkv = runner._qkv(l)
+    W_qkv, b_qkv = runner.qkv_weights(l)
     q, k, v = torch.addmm(b_qkv, xn.reshape(R * S, d), W_qkv).view(R, S, 3, H, dh).unbind(2)
     kf = torch.cat([cache[f"{pre}attn.hook_k"][rows, :p].to(dev, dt), k], 1)
     vf = torch.cat([cache[f"{pre}attn.hook_v"][rows, :p].to(dev, dt), v], 1)
@@ -200,20 +199,17 @@ def _block(runner: Runner, l: int, x: torch.Tensor, p: int, rows: torch.Tensor, 
     if sub:
         q, x = q[:, keep], x[:, keep]
     Sk = q.shape[1]
-    scale = 1.0 / math.sqrt(dh) if cfg.scale_attn_weights else 1.0
-    if cfg.scale_attn_by_inverse_layer_idx:
-        scale /= l + 1
     z = F.scaled_dot_product_attention(q.transpose(1, 2), kf.transpose(1, 2), vf.transpose(1, 2), attn_mask=mask,
-                                       scale=scale).transpose(1, 2)
+                                       scale=runner.attention_scale(l)).transpose(1, 2)
     why = f"the runner's attention in layer {l}"
-    W_O, b_O = runner._w(pre + "attn.W_O", why), runner._w(pre + "attn.b_O", why)
+    W_O, b_O = runner.prepared(pre + "attn.W_O", why), runner.prepared(pre + "attn.b_O", why)
     attn_out = at("hook_attn_out", torch.addmm(b_O, z.reshape(R * Sk, H * dh), W_O.reshape(H * dh, d)).view(R, Sk, d))
     x = at("hook_resid_mid", x + attn_out)
     xn = ln(x, "ln2")
     why = f"the runner's MLP in layer {l}"
-    W_in, b_in = runner._w(pre + "mlp.W_in", why), runner._w(pre + "mlp.b_in", why)
-    W_out, b_out = runner._w(pre + "mlp.W_out", why), runner._w(pre + "mlp.b_out", why)
+    W_in, b_in = runner.prepared(pre + "mlp.W_in", why), runner.prepared(pre + "mlp.b_in", why)
+    W_out, b_out = runner.prepared(pre + "mlp.W_out", why), runner.prepared(pre + "mlp.b_out", why)
     h = at("mlp.hook_pre", torch.addmm(b_in, xn.reshape(R * Sk, d), W_in).view(R, Sk, -1))
-    h = at("mlp.hook_post", runner._act(h))
+    h = at("mlp.hook_post", runner.activation(h))
     mlp_out = at("hook_mlp_out", torch.addmm(b_out, h.reshape(R * Sk, -1), W_out).view(R, Sk, d))
     return full(at("hook_resid_post", x + mlp_out))
