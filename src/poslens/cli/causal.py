@@ -7,16 +7,11 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidInputError
-from .common import common, emit, out_dir, parse_heads
+from .common import common, emit, out_dir, parse_heads, parse_ints
 
 
 def _ints(spec: str | None, what: str) -> list[int] | None:
-    if not spec:
-        return None
-    try:
-        return [int(x) for x in spec.split(",") if x.strip()]
-    except ValueError:
-        raise InvalidInputError(f"{what} '{spec}' is not a comma-separated list of integers (e.g. 0,5,-1)") from None
+    return parse_ints(spec, what, example="0,5,-1")  # positions may count from the end
 
 
 def _text(value: str, what: str) -> str:

@@ -81,5 +81,22 @@ def parse_heads(spec: str | None) -> list[tuple[int, int]] | None:
     return out
 
 
+def parse_ints(spec: str | None, what: str, example: str = "0,5", items: str = "integers") -> list[int] | None:
+    """'0,5,-1' -> [0, 5, -1]; None when ``spec`` is empty or None (blank entries are skipped).
+
+    ``what`` (the option, e.g. "--layers"), ``example`` and ``items`` word the error:
+    "--layers 'a,b' is not a comma-separated list of integers (e.g. 0,5)".
+
+    >>> parse_ints("0, 5,,-1", "--layers")
+    [0, 5, -1]
+    """
+    if not spec:
+        return None
+    try:
+        return [int(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        raise InvalidInputError(f"{what} '{spec}' is not a comma-separated list of {items} (e.g. {example})") from None
+
+
 def dumps(obj) -> str:
     return json.dumps(obj, indent=2)

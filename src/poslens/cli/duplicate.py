@@ -12,16 +12,7 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidInputError
-from .common import common, emit, out_dir, parse_heads
-
-
-def _layers(spec: str | None) -> list[int] | None:
-    if not spec:
-        return None
-    try:
-        return [int(x) for x in spec.split(",") if x.strip()]
-    except ValueError:
-        raise InvalidInputError(f"--layers '{spec}' is not a comma-separated list of integers (e.g. 0,1)") from None
+from .common import common, emit, out_dir, parse_heads, parse_ints
 
 
 def _text(spec: str | None) -> str | None:
@@ -70,9 +61,9 @@ def dup_heads_cmd(model, out, device, dtype, as_json, layers, n_seq, seq_len, co
 
     w = load_weights(model)
     r = D.duplicate_heads(
-        w, layers=_layers(layers), n_seq=n_seq, seq_len=seq_len, seed=seed, threshold=threshold, corpus=corpus,
-        n_text_seq=n_text_seq, text=_text(text), rank_by=rank_by, profile_heads=parse_heads(profile_heads),
-        profile_distinct=profile_distinct,
+        w, layers=parse_ints(layers, "--layers", example="0,1"), n_seq=n_seq, seq_len=seq_len, seed=seed,
+        threshold=threshold, corpus=corpus, n_text_seq=n_text_seq, text=_text(text), rank_by=rank_by,
+        profile_heads=parse_heads(profile_heads), profile_distinct=profile_distinct,
         uniform_half_distance=uniform_half_distance, prepend_bos=not no_bos, positional_only=positional_only,
         batch_size=batch_size, device=device, dtype=dtype,
     )

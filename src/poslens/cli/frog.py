@@ -8,16 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidInputError
-from .common import common, emit, out_dir, seed_option
-
-
-def _csv_ints(spec: str | None, what: str) -> list[int] | None:
-    if not spec:
-        return None
-    try:
-        return [int(x) for x in spec.split(",") if x.strip()]
-    except ValueError:
-        raise InvalidInputError(f"{what} '{spec}' is not a comma-separated list of integers (e.g. 0,5)") from None
+from .common import common, emit, out_dir, parse_ints, seed_option
 
 
 def _text(value: str | None, what: str) -> str | None:
@@ -86,7 +77,7 @@ def spectra_cmd(model, out, device, dtype, as_json, layers, matrices, no_per_hea
 
     w = load_weights(model)
     mats = tuple(m.strip() for m in matrices.split(",") if m.strip())
-    r = S.weight_spectra(w, layers=_csv_ints(layers, "--layers"), matrices=mats, per_head=not no_per_head,
+    r = S.weight_spectra(w, layers=parse_ints(layers, "--layers"), matrices=mats, per_head=not no_per_head,
                          qk=not no_qk, include_bias=include_bias, fold_ln=fold_ln, keep_spectra=not no_singular_values,
                          device=device)
     sphere = None

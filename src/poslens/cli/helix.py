@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import InvalidInputError
-from .common import emit, json_option, model_option, out_dir, out_option
+from .common import emit, json_option, model_option, out_dir, out_option, parse_ints
 
 
 def _range(spec: str | None) -> tuple[int | None, int | None]:
@@ -19,17 +19,6 @@ def _range(spec: str | None) -> tuple[int | None, int | None]:
         return (int(lo) if lo.strip() else None), (int(hi) if hi.strip() else None)
     except ValueError:
         raise InvalidInputError(f"--positions '{spec}' is not START:STOP (e.g. 1:1024, 100: or :100)") from None
-
-
-def _steps(spec: str | None) -> list[int] | None:
-    if not spec:
-        return None
-    try:
-        return [int(s) for s in spec.split(",") if s.strip()]
-    except ValueError:
-        raise InvalidInputError(
-            f"--steps '{spec}' is not a comma-separated list of training steps (e.g. 0,1000,10000)"
-        ) from None
 
 
 @click.command("helix")
@@ -79,7 +68,7 @@ def helix_cmd(model, family, sweep, steps, every, positions, keep_first, no_cent
         sinusoidal_base=sinusoidal_base, allow_fixed=allow_fixed,
     )
     specs = list(model) + (list(registry.family(family)) if family else [])
-    step_list = _steps(steps)
+    step_list = parse_ints(steps, "--steps", example="0,1000,10000", items="training steps")
     if step_list is not None or every is not None:
         if len(specs) != 1:
             raise InvalidInputError("--steps/--every sweep one run: give exactly one --model (e.g. --model alias)")

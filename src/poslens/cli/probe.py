@@ -7,16 +7,12 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidInputError
-from .common import common, emit, out_dir
+from .common import common, emit, out_dir, parse_ints
 
 
 def _ints(spec: str | None, what: str) -> list[int] | None:
-    if spec is None or not spec.strip():
-        return None
-    try:
-        return [int(x) for x in spec.split(",") if x.strip()]
-    except ValueError:
-        raise InvalidInputError(f"{what} '{spec}' is not a comma-separated list of integers (e.g. 1,2,3)") from None
+    """None for a missing or blank spec (a blank --layers means every layer)."""
+    return parse_ints(spec, what, example="1,2,3") if spec is not None and spec.strip() else None
 
 
 def _schemes(spec: str) -> list[str]:

@@ -7,14 +7,11 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidInputError
-from .common import DEFAULT_MODEL, device_option, emit, json_option, out_dir, out_option
+from .common import DEFAULT_MODEL, device_option, emit, json_option, out_dir, out_option, parse_ints
 
 
 def _ints(spec: str, what: str) -> list[int]:
-    try:
-        return [int(x) for x in spec.split(",") if x.strip()]
-    except ValueError:
-        raise InvalidInputError(f"{what} '{spec}' is not a comma-separated list of integers (e.g. 4,8,16)") from None
+    return parse_ints(spec, what, example="4,8,16") or []  # '' skips a sweep: an empty list, not None
 
 
 def _floats(spec: str, what: str) -> list[float]:
