@@ -39,7 +39,8 @@ class _Attn(nn.Module):
     def forward(self, x):
         B, P, _ = x.shape
         q, k, v = self.c_attn(x).view(B, P, 3, self.cfg.n_heads, self.cfg.d_head).permute(2, 0, 3, 1, 4)
-        scale = 1 / math.sqrt(self.cfg.d_head) / ((self.layer + 1) if self.cfg.scale_attn_by_inverse_layer_idx else 1)
+        scale = (1 / math.sqrt(self.cfg.d_head) if self.cfg.scale_attn_weights else 1.0) / (
+            (self.layer + 1) if self.cfg.scale_attn_by_inverse_layer_idx else 1)
         z = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
         return self.c_proj(z.transpose(1, 2).reshape(B, P, -1))
 
