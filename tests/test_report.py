@@ -57,8 +57,9 @@ def _pca_figures(result, out_dir):
 
     t = torch.linspace(0, 6, 50)
     fig = go.Figure(go.Scatter3d(x=torch.cos(t).tolist(), y=torch.sin(t).tolist(), z=t.tolist(), mode="lines+markers"))
-    html = Path(out_dir) / "helix_3d.html"
-    fig.write_html(html, include_plotlyjs="directory")
+    from poslens.viz.common import save_plotly
+
+    html = save_plotly(fig, Path(out_dir) / "helix_3d.html")
     f, ax = plt.subplots(figsize=(3, 2))
     ax.plot(result.top)
     png = Path(out_dir) / "variance.png"
@@ -138,6 +139,11 @@ def test_page_bundle_and_shared_forward_pass(ckpts, tmp_path):
     assert "<script src=" not in html and "cdn" not in html.lower().split("</head>")[1]
     assert html.count("Plotly.newPlot") == 1  # the 3D figure, embedded
     assert "data:image/png;base64," in html  # the PNG had no interactive twin
+    # the stand-alone figure files share one plotly bundle instead of a copy per stage
+    out = tmp_path / "r"
+    assert [p.relative_to(out).as_posix() for p in out.rglob("plotly.min.js")] == ["figures/plotly.min.js"]
+    (fig_html,) = out.glob("figures/pca-*/helix_3d.html")
+    assert 'src="../plotly.min.js"' in fig_html.read_text()
     assert html.index("Summary of findings") < html.index('id="pca"')
     assert "top components explain" in html and "not reproduced" in html or "reproduced" in html
     bundle = json.loads((tmp_path / "r" / "report.json").read_text())

@@ -87,7 +87,7 @@ def browser(tmp_path_factory):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=opts)
-    driver.set_page_load_timeout(60)
+    driver.set_page_load_timeout(300)  # a busy 2-core CI machine renders 30+ figures slowly
     yield driver
     driver.quit()
 
@@ -106,7 +106,7 @@ return Array.from(document.querySelectorAll('.plotly-graph-div')).map(function (
 """
 
 
-def _wait(driver, js, timeout=30):
+def _wait(driver, js, timeout=180):
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, timeout, poll_frequency=0.25).until(lambda d: d.execute_script(js))

@@ -506,7 +506,10 @@ def run_model(
             bar.set_postfix_str("figures")
             fig_dir = out / "figures" / f"{st.name}-{key}"
             fig_dir.mkdir(parents=True, exist_ok=True)
-            figs = [Path(p) for p in (st.figures(result, fig_dir) if st.figures else [])]
+            from ..viz.common import shared_plotly
+
+            with shared_plotly(out / "figures" / "plotly.min.js", "../plotly.min.js"):
+                figs = [Path(p) for p in (st.figures(result, fig_dir) if st.figures else [])]
             bar.update(1)
             bar.set_postfix_str("summary")
             summary = [str(s) for s in (st.summarize(result) if st.summarize else [])]
