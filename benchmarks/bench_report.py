@@ -1,0 +1,64 @@
+"""``poslens report`` end to end: the embedded ``tiny`` and a gpt2-small-shaped model.
+
+Targets (issue 9): the report on ``tiny`` in under 2 minutes on 2 cores; on a
+gpt2-small-shaped model in under 10 minutes. The gpt2-small-shaped checkpoint has random
+weights (12 layers, 12 heads, d_model 768, GPT-2's tokenizer) written to a temporary
+directory, so every stage runs at full size; its findings mean nothing, its times do.
+Each run starts from an empty output directory (no cache), at the default size unless
+``--size`` says otherwise, and the wall time includes loading and writing the page.
+
+    python benchmarks/bench_report.py                 # both models
+    python benchmarks/bench_report.py --only tiny     # just the embedded model
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import environment  # noqa: E402
+
+TARGETS = {"tiny": 120.0, "gpt2-small-shaped": 600.0}
+
+
+def gpt2_small_shaped(path: Path) -> Path:
+    from poslens.models.tokenizer import Tokenizer
+    from poslens.testing import gpt2_small_config, random_state_dict, write_checkpoint
+
+    cfg = gpt2_small_config()
+    return write_checkpoint(path, cfg, random_state_dict(cfg, seed=0), tokenizer=Tokenizer.gpt2())
+
+
+def run(label: str, spec: str, out: Path, size: str) -> None:
+    from poslens.report import build_report
+
+    t0 = time.perf_counter()
+    _, (rep,) = build_report([spec], out, size=size, progress=False)
+    wall = time.perf_counter() - t0
+    print(f"{label}: {wall:6.1f} s wall ({rep.seconds:.1f} s in stages), target < {TARGETS[label]:.0f} s "
+          f"-> {'met' if wall < TARGETS[label] else 'MISSED'}")
+    for o in rep.outcomes:
+        extra = f"  ({o.reason[:90]})" if o.status != "done" else ""
+        print(f"    {o.name:14s} {o.status:8s} {o.seconds:7.1f} s{extra}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=sorted(TARGETS), help="run one model only")
+    ap.add_argument("--size", default="default", choices=["quick", "default", "full"])
+    args = ap.parse_args()
+    print(f"# {environment()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if args.only in (None, "tiny"):
+            run("tiny", "tiny", tmp / "tiny", args.size)
+        if args.only in (None, "gpt2-small-shaped"):
+            run("gpt2-small-shaped", str(gpt2_small_shaped(tmp / "g2s")), tmp / "g2s-report", args.size)
+
+
+if __name__ == "__main__":
+    main()
