@@ -399,6 +399,13 @@ def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw,
             start += n
     n_units = train.n_units
     out: dict[str, Any] = {}
+    bar = None
+    n_fits = len(label_tokens) * (3 + len(layers) * (2 if combined else 1))
+    # the fits, not the harvest, are most of a probe run's time: a bar unless told not to
+    if progress or (progress is None and n_fits * len(train) > 20_000):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_fits, desc=f"probes ({scheme})", unit="fit", leave=False)
     for lt in label_tokens:
         tr, va = pts["train"][lt], pts["val"][lt]
         positions_v = np.unique(va["pos"]).tolist()
@@ -417,6 +424,8 @@ def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw,
             m.update(train_accuracy=float((p.predict(Xtr) == tr["label"]).mean()), C=p.C, selection=p.selection,
                      n_iter=p.n_iter, converged=p.converged)
             baselines[name] = m
+            if bar is not None:
+                bar.update(1)
         both_tr, both_va = one_hot(feats["both"][0], feats["both"][0]), one_hot(feats["both"][1], feats["both"][0])
         probes, combined_probes = [], []
         for i, layer in enumerate(layers):
@@ -430,6 +439,8 @@ def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw,
                 m.update(layer=layer, train_accuracy=float((p.predict(A) == tr["label"]).mean()), C=p.C,
                          selection=p.selection, n_iter=p.n_iter, converged=p.converged)
                 dest.append(m)
+                if bar is not None:
+                    bar.update(1)
         best_base = max(b["accuracy"] for b in baselines.values())
         out[lt] = {
             "positions": positions_v, "balanced": binfo, "baselines": baselines, "probes": probes,
@@ -439,6 +450,8 @@ def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw,
         if combined:
             out[lt]["combined"] = combined_probes
             out[lt]["combined_gain"] = [m["accuracy"] - baselines["both"]["accuracy"] for m in combined_probes]
+    if bar is not None:
+        bar.close()
     timings[f"{scheme}_probe_s"] = round(time.perf_counter() - t0, 3)
     return out
 
