@@ -156,3 +156,25 @@ def test_stages_record_changed_options(corpus, tmp_path):
     assert len(cmds) == 2 and cmds[0].endswith("--stop-at 5") and "-c $CORPORA/kjv_part.txt" in cmds[0] and "--stop-at" not in cmds[1]
     assert "--random-repeat-frac 0.5" in cmds[1] and "--weight-decay 0.01" in cmds[1]
     assert "nats/token" in card and "top 3 principal components hold" in card and "| 0 |" in card
+
+
+def test_sinusoidal_wpe_init_is_the_rescaled_table_and_is_recorded(corpus, tmp_path):
+    import numpy as np
+
+    from poslens.analyses.sinusoidal import sinusoidal_encoding
+    from poslens.train.model import TrainableGPT2
+    from poslens.testing import small_config
+
+    mcfg = small_config()
+    m = TrainableGPT2(mcfg, wpe_init_scale=0.5, wpe_init="sinusoidal")
+    m.init_weights(torch.Generator().manual_seed(0))
+    W = m.wpe.weight.detach().double().numpy()
+    pe = sinusoidal_encoding(mcfg.n_ctx, mcfg.d_model)
+    assert abs(W.std() - 0.01) < 1e-6  # GPT-2's 0.02 times the scale
+    assert np.allclose(W / W.std(), pe / pe.std(), atol=1e-5)
+    # a run records the choice in its training log, and a sinusoidal W_pos trains like any other
+    model_dir = train(cfg(corpus, tmp_path / "s", wpe_init="sinusoidal", wpe_init_scale=1.0, max_steps=10), progress=False)
+    import json
+
+    log = json.loads((model_dir / "training_log.json").read_text())
+    assert log["stages"][0]["options"]["wpe_init"] == "sinusoidal"

@@ -30,6 +30,8 @@ D = TrainConfig()
 @click.option("--max-steps", default=D.max_steps, show_default=True)
 @click.option("--wpe-init-scale", default=D.wpe_init_scale, show_default=True,
               help="W_pos init std as a multiple of GPT-2's 0.02.")
+@click.option("--wpe-init", type=click.Choice(["normal", "sinusoidal"]), default=D.wpe_init, show_default=True,
+              help="W_pos init: GPT-2's normal, or the transformer's sinusoidal table at the same std (then learned).")
 @click.option("--repeat-frac", default=D.repeat_frac, show_default=True,
               help="Share of sequences in which a span of natural text occurs twice.")
 @click.option("--random-repeat-frac", default=D.random_repeat_frac, show_default=True,

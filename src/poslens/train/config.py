@@ -23,6 +23,9 @@ class TrainConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     wpe_init_scale: float = 0.1  # x GPT-2's 0.02 init: a small W_pos lets positional structure form cleanly
+    # "normal" (GPT-2's) or "sinusoidal": the transformer's fixed table, rescaled to the same entry
+    # std and then learned, so neighbouring positions are separable by a linear map from step 0
+    wpe_init: str = "normal"
     repeat_frac: float = 0.0  # share of sequences in which a span of natural text occurs twice
     random_repeat_frac: float = 0.0  # share of sequences in which a span of random tokens occurs twice
     val_frac: float = 0.05

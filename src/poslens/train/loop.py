@@ -132,7 +132,7 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
     mcfg = model_config(cfg, tok)
     device = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)
-    model = TrainableGPT2(mcfg, cfg.wpe_init_scale)
+    model = TrainableGPT2(mcfg, cfg.wpe_init_scale, cfg.wpe_init)
     model.init_weights(torch.Generator().manual_seed(cfg.seed))
     model.to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]

@@ -70,7 +70,7 @@ class _Block(nn.Module):
 
 
 class TrainableGPT2(nn.Module):
-    def __init__(self, cfg: ModelConfig, wpe_init_scale: float = 1.0):
+    def __init__(self, cfg: ModelConfig, wpe_init_scale: float = 1.0, wpe_init: str = "normal"):
         super().__init__()
         self.cfg = cfg
         self.wte = nn.Embedding(cfg.d_vocab, cfg.d_model)
@@ -78,9 +78,11 @@ class TrainableGPT2(nn.Module):
         self.h = nn.ModuleList([_Block(cfg, l) for l in range(cfg.n_layers)])
         self.ln_f = nn.LayerNorm(cfg.d_model, eps=cfg.eps)
         self.wpe_init_scale = wpe_init_scale
+        self.wpe_init = wpe_init
 
     def init_weights(self, generator: torch.Generator) -> None:
-        """GPT-2's initialisation (N(0, 0.02); residual projections / sqrt(2 n_layers)), W_pos scaled."""
+        """GPT-2's initialisation (N(0, 0.02); residual projections / sqrt(2 n_layers)); W_pos
+        normal or sinusoidal, at ``wpe_init_scale`` times that std."""
         std = 0.02
         with torch.no_grad():
             for name, p in self.named_parameters():
@@ -88,6 +90,11 @@ class TrainableGPT2(nn.Module):
                     p.fill_(1.0)
                 elif name.endswith(".bias"):
                     p.zero_()
+                elif name == "wpe.weight" and self.wpe_init == "sinusoidal":
+                    from ..analyses.sinusoidal import sinusoidal_encoding
+
+                    pe = torch.from_numpy(sinusoidal_encoding(self.cfg.n_ctx, self.cfg.d_model)).to(p.dtype)
+                    p.copy_(pe / pe.std() * std * self.wpe_init_scale)
                 elif name == "wpe.weight":
                     p.normal_(0, std * self.wpe_init_scale, generator=generator)
                 elif name.endswith("c_proj.weight"):
