@@ -19,6 +19,7 @@ from poslens.analyses.duplicate_heads import (
     decay_profile,
     duplicate_heads,
     duplicate_mask,
+    induction_mask,
     pattern_spread,
     pattern_stats,
     positional_attention,
@@ -153,6 +154,30 @@ def test_pooled_scores_match_a_hand_computation_with_the_options_applied_to_ever
 def test_duplicate_mask_by_hand():
     m = duplicate_mask(torch.tensor([[3, 4, 3, 3, 9]]), ignore=(9,))
     assert m[0].nonzero().tolist() == [[2, 0], [3, 0], [3, 2]]
+
+
+def test_induction_mask_by_hand():
+    # 3 at 2 has a copy at 0 -> looks at 1; 3 at 3 has copies at 0 and 2 -> looks at 1 (3 is itself: excluded)
+    m = induction_mask(duplicate_mask(torch.tensor([[3, 4, 3, 3, 9]]), ignore=(9,)))
+    assert m[0].nonzero().tolist() == [[2, 1], [3, 1]]
+
+
+def test_induction_score_matches_a_hand_computation(small_ckpt):
+    w = load_weights(str(small_ckpt))
+    runner = Runner(w)
+    g = torch.Generator().manual_seed(1)
+    tokens = torch.stack([torch.randint(0, k, (24,), generator=g) for k in (5, 50, 400)])
+    pats = runner.run(tokens, hooks=["blocks.1.attn.hook_pattern"])["blocks.1.attn.hook_pattern"]
+    num, den = np.zeros(w.cfg.n_heads), 0
+    for b in range(len(tokens)):
+        for q in range(len(tokens[b])):
+            ks = sorted({k + 1 for k in range(q) if tokens[b, k] == tokens[b, q] and k + 1 < q})
+            if ks:
+                den += 1
+                num += pats[b, :, q, ks].sum(-1).double().numpy()
+    st = pattern_stats(runner, tokens, [1], batch_size=2)
+    np.testing.assert_allclose(st.induction()[0], num / den, rtol=1e-5)
+    assert st.ind_count.sum() == den > 0
 
 
 def test_scoring_reads_patterns_without_editing_them(planted_groups, tmp_path):

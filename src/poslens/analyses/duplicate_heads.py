@@ -96,6 +96,10 @@ class PatternStats:
     dup_count: np.ndarray  # [seq] number of queries with an earlier copy
     prev_sum: np.ndarray  # [seq, layer, head] attention to the previous position, summed over queries >= 1
     prev_count: np.ndarray  # [seq]
+    # attention to the token after an earlier copy (the induction target), summed over the
+    # queries that have one
+    ind_sum: np.ndarray | None = None
+    ind_count: np.ndarray | None = None
 
     def pooled(self) -> np.ndarray:
         n = self.dup_count.sum()
@@ -110,6 +114,23 @@ class PatternStats:
     def prev(self) -> np.ndarray:
         return self.prev_sum.sum(0) / max(1, self.prev_count.sum())
 
+    def induction(self) -> np.ndarray:
+        n = 0 if self.ind_count is None else self.ind_count.sum()
+        return self.ind_sum.sum(0) / n if n else np.full(self.dup_sum.shape[1:], np.nan)
+
+
+def induction_mask(dup: torch.Tensor) -> torch.Tensor:
+    """``[batch, query, key]`` bool: key is the position just after an earlier copy of the
+    query's token (where an induction head looks), and before the query.
+
+    >>> induction_mask(duplicate_mask(torch.tensor([[5, 6, 7, 5]])))[0, 3].tolist()
+    [False, True, False, False]
+    """
+    m = torch.zeros_like(dup)
+    m[:, :, 1:] = dup[:, :, :-1]
+    P = dup.shape[1]
+    return m & torch.ones(P, P, dtype=torch.bool).tril(-1)
+
 
 def pattern_stats(
     runner: Runner,
@@ -118,7 +139,8 @@ def pattern_stats(
     batch_size: int = 8,
     ignore: tuple[int, ...] = (),
 ) -> PatternStats:
-    """Duplicate and previous-token attention sums for every head in ``layers``, without storing patterns.
+    """Duplicate, previous-token and induction attention sums for every head in ``layers``,
+    without storing patterns.
 
     ``ignore``: token ids whose queries never count as duplicates (BOS). The same options
     apply to every sequence of the batch.
@@ -133,8 +155,11 @@ def pattern_stats(
     H = runner.cfg.n_heads
     mask = duplicate_mask(tokens, ignore)
     has = mask.any(-1)  # [B, Q]
+    imask = induction_mask(mask)
+    ihas = imask.any(-1)
     dup_sum = np.zeros((B, len(layers), H))
     prev_sum = np.zeros((B, len(layers), H))
+    ind_sum = np.zeros((B, len(layers), H))
     row = {l: i for i, l in enumerate(layers)}
 
     def reader(pattern: torch.Tensor, hook) -> None:
@@ -145,6 +170,9 @@ def pattern_stats(
         dup_sum[hook.batch, row[hook.layer]] = s.double().cpu().numpy()
         prev = pattern.diagonal(offset=-1, dim1=-2, dim2=-1).sum(-1)
         prev_sum[hook.batch, row[hook.layer]] = prev.double().cpu().numpy()
+        im = imask[hook.batch].to(pattern.device, pattern.dtype)
+        to_ind = torch.einsum("bhqk,bqk->bhq", pattern, im)
+        ind_sum[hook.batch, row[hook.layer]] = to_ind.sum(-1).double().cpu().numpy()
         return None
 
     edits = {f"blocks.{l}.attn.hook_pattern": reader for l in layers}
@@ -155,6 +183,8 @@ def pattern_stats(
         dup_count=has.sum(-1).numpy().astype(float),
         prev_sum=prev_sum,
         prev_count=np.full(B, P - 1, dtype=float),
+        ind_sum=ind_sum,
+        ind_count=ihas.sum(-1).numpy().astype(float),
     )
 
 
@@ -563,7 +593,7 @@ def duplicate_heads(
         text_tokens = text_windows(text, tokenizer, P, n_text_seq, bos)
     rep = repeated_tokens(n_seq, P, cfg.d_vocab, seed=seed, exclude=ignore, bos=bos)
     st = pattern_stats(runner, rep, layers, batch_size, ignore)
-    rep_score, rep_seq, prev = st.pooled(), st.seqmean(), st.prev()
+    rep_score, rep_seq, prev, ind = st.pooled(), st.seqmean(), st.prev(), st.induction()
     text_score = text_seq = None
     data: dict[str, Any] = {"repeated": {"n_seq": n_seq, "seq_len": P, "n_dup_queries": int(st.dup_count.sum())}}
     if text_tokens is not None:
@@ -591,6 +621,7 @@ def duplicate_heads(
                 "score_text": None if text_score is None else float(text_score[i, h]),
                 "score_text_seqmean": None if text_seq is None else float(text_seq[i, h]),
                 "prev_token_score": float(prev[i, h]),
+                "induction_score": float(ind[i, h]),
             }
     key = (lambda k: -(heads[k]["score"] if heads[k]["score"] is not None and not math.isnan(heads[k]["score"]) else -1))
     ranking = sorted(heads, key=key)
@@ -690,6 +721,10 @@ def summarize(result: DupHeadsResult) -> list[str]:
                          "at repeated tokens)")
         pv = max(result.heads, key=lambda k: result.heads[k]["prev_token_score"])
         lines.append(f"strongest previous-token head {pv} ({result.heads[pv]['prev_token_score']:.3f})")
+        iv = max(result.heads, key=lambda k: result.heads[k].get("induction_score") or 0.0)
+        if result.heads[iv].get("induction_score") is not None:
+            lines.append(f"strongest induction head {iv} ({result.heads[iv]['induction_score']:.3f} of attention to "
+                         "the token after the earlier copy)")
     for k, p in result.profiles.items():
         hd = p.get("half_distance")
         if hd is not None:

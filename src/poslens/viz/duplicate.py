@@ -21,7 +21,8 @@ import numpy as np  # noqa: E402
 from .common import save_plotly, save_png  # noqa: E402
 
 _HEAD_SCORES = (("score_repeated", "repeated random tokens"), ("score_text", "natural text"),
-                ("prev_token_score", "previous-token attention"))
+                ("prev_token_score", "previous-token attention"),
+                ("induction_score", "attention to the token after the earlier copy"))
 
 
 def dup_heads_figures(result, out: Path) -> list[Path]:
