@@ -178,3 +178,41 @@ def test_sinusoidal_wpe_init_is_the_rescaled_table_and_is_recorded(corpus, tmp_p
 
     log = json.loads((model_dir / "training_log.json").read_text())
     assert log["stages"][0]["options"]["wpe_init"] == "sinusoidal"
+
+
+def test_synthetic_batch_rows_are_repeats_and_lag_two_copies():
+    import numpy as np
+
+    from poslens.train.corpus import synthetic_batch
+
+    x = synthetic_batch(np.random.default_rng(2), 16, 64, 50, exclude=0)
+    assert x.shape == (16, 65) and (x != 0).all() and (x < 50).all()
+    assert np.array_equal(x, synthetic_batch(np.random.default_rng(2), 16, 64, 50, exclude=0))
+    periods = [next(L for L in range(8, 33) if np.array_equal(row[L:], row[:-L])) for row in x[0::2]]
+    assert len(set(periods)) > 1  # span lengths vary between windows
+    for row in x[1::2]:  # about half the tokens repeat the one two places back; not periodic
+        lag2 = (row[2:] == row[:-2]).mean()
+        assert 0.3 < lag2 < 0.75, lag2
+        assert not np.array_equal(row[2:], row[:-2])
+
+
+def test_synthetic_steps_come_first_and_are_recorded(corpus, tmp_path, monkeypatch):
+    import json
+
+    import poslens.train.corpus as C
+
+    calls = []
+    real_syn, real_batch = C.synthetic_batch, C.batch
+    monkeypatch.setattr(C, "synthetic_batch", lambda *a, **k: calls.append("syn") or real_syn(*a, **k))
+    monkeypatch.setattr(C, "batch", lambda ids, *a, **k: calls.append("text" if len(ids) > 5000 else "val")
+                        or real_batch(ids, *a, **k))
+    out = train(cfg(corpus, tmp_path / "run", max_steps=6, synthetic_steps=3), progress=False)
+    assert [c for c in calls if c != "val"] == ["syn"] * 3 + ["text"] * 3
+    log = json.loads((out / "training_log.json").read_text())
+    assert log["stages"][0]["options"]["synthetic_steps"] == 3
+    from poslens.train.card import commands
+
+    assert "--synthetic-steps 3" in commands(log)[1]
+    with pytest.raises(InvalidInputError, match="synthetic_steps"):
+        train(cfg(corpus, tmp_path / "bad", max_steps=6, synthetic_steps=7), progress=False)
+    assert not (tmp_path / "bad").exists()

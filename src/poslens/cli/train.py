@@ -36,6 +36,9 @@ D = TrainConfig()
               help="Share of sequences in which a span of natural text occurs twice.")
 @click.option("--random-repeat-frac", default=D.random_repeat_frac, show_default=True,
               help="Share of sequences in which a span of random tokens occurs twice (forms induction heads early).")
+@click.option("--synthetic-steps", default=D.synthetic_steps, show_default=True,
+              help="First steps on synthetic random-token windows only, no text: repeated spans and "
+                   "lag-2 copies (forms a previous-token head and the induction circuit).")
 @click.option("--val-frac", default=D.val_frac, show_default=True, help="Held-out share of each file (its end).")
 @click.option("--eval-every", default=D.eval_every, show_default=True)
 @click.option("--ckpt-every", default=D.ckpt_every, show_default=True)

@@ -73,13 +73,16 @@ def measure(model_dir: str | Path, n_seq: int = 32, n_new: int = 40) -> dict[str
     vals = [h for h in log["history"] if "val_loss" in h]
     heads = dup.heads
     by_prev = sorted(heads, key=lambda k: -heads[k]["prev_token_score"])
+    by_ind = sorted(heads, key=lambda k: -heads[k]["induction_score"])
     return {
         "model_dir": str(model_dir), "config": w.cfg.to_dict(), "n_params": w.cfg.n_params, "log": log,
         "commands": commands(log), "val": vals,
         "helix": {"variance_explained": hx.variance_explained, "components_for_90": hx.components_for_90,
                   "fit": hx.helix, "ode": hx.ode},
-        "heads": {k: {"dup": heads[k]["score_repeated"], "prev": heads[k]["prev_token_score"]} for k in heads},
-        "top_dup": dup.ranking[:3], "top_prev": by_prev[:3], "dup_threshold": dup.options["threshold"],
+        "heads": {k: {"dup": heads[k]["score_repeated"], "prev": heads[k]["prev_token_score"],
+                      "ind": heads[k]["induction_score"]} for k in heads},
+        "top_dup": dup.ranking[:3], "top_prev": by_prev[:3], "top_ind": by_ind[:3],
+        "dup_threshold": dup.options["threshold"],
         "duplicate_heads": dup.duplicate_heads, "samples": samples,
     }
 
@@ -89,14 +92,26 @@ def _f(x, nd=3) -> str:
 
 
 def _grid(heads: dict, n_layers: int, n_heads: int) -> list[str]:
-    """Layers x heads, each cell 'duplicate / previous'."""
+    """Layers x heads, each cell 'duplicate / previous / induction'."""
     rows = ["| layer \\ head | " + " | ".join(str(h) for h in range(n_heads)) + " |",
             "| --- | " + " | ".join("---" for _ in range(n_heads)) + " |"]
     for l in range(n_layers):
-        cells = [f"{heads[f'{l}.{h}']['dup']:.2f} / {heads[f'{l}.{h}']['prev']:.2f}" if f"{l}.{h}" in heads else ""
-                 for h in range(n_heads)]
+        cells = [" / ".join(f"{heads[f'{l}.{h}'][s]:.2f}" for s in ("dup", "prev", "ind") if s in heads[f"{l}.{h}"])
+                 if f"{l}.{h}" in heads else "" for h in range(n_heads)]
         rows.append(f"| {l} | " + " | ".join(cells) + " |")
-    return ["Each cell: duplicate-token score / previous-token score.", "", *rows]
+    return ["Each cell: duplicate-token score / previous-token score / induction score.", "", *rows]
+
+
+def _synthetic_lines(log: dict) -> list[str]:
+    n = max([st["options"].get("synthetic_steps", 0) for st in log.get("stages") or []]
+            + [log["config"].get("synthetic_steps", 0)])
+    if not n:
+        return []
+    return [f"The first {n:,} steps saw no text: synthetic windows of random tokens, half of them a span repeated "
+            "to fill the window (only an induction circuit predicts it), half lag-2 copies (a token repeats the one "
+            "two places back with probability 1/2; only a previous-token head predicts it). Heads found below "
+            "may have been formed by that curriculum rather than by English; the card measures what is there now.",
+            ""]
 
 
 def render(m: dict) -> str:
@@ -129,6 +144,7 @@ def render(m: dict) -> str:
         f"(the last {log['config']['val_frac']:.0%} of each file). Wall time: {log['wall_seconds'] / 3600:.2f} h on "
         "a shared 2-core CPU (bfloat16 autocast).",
         "",
+        *_synthetic_lines(log),
         "## Is it a language model?",
         "",
         f"Held-out cross-entropy **{_f(last.get('val_loss'))} nats/token** at step {last.get('step')}, against "
@@ -154,11 +170,13 @@ def render(m: dict) -> str:
         f"- Linear ODE f′ ≈ A f + c on the top components: R² {_f((hx.get('ode') or {}).get('r2'))}.",
         f"- Heads on repeated random tokens ({c['n_ctx']} tokens, a random half then the same half again): "
         "duplicate-token score = attention to the earlier copy of the current token; previous-token score = "
-        "attention to the position before.",
+        "attention to the position before; induction score = attention to the token after the earlier copy "
+        "(uniform attention over the earlier positions would give about 0.005).",
         "  - strongest duplicate-token heads: " + ", ".join(f"{k} ({m['heads'][k]['dup']:.3f})" for k in m["top_dup"])
         + (f"; {len(m['duplicate_heads'])} at or above {m['dup_threshold']}" if m["duplicate_heads"]
            else f"; none at or above {m['dup_threshold']}"),
         "  - strongest previous-token heads: " + ", ".join(f"{k} ({m['heads'][k]['prev']:.3f})" for k in m["top_prev"]),
+        "  - strongest induction heads: " + ", ".join(f"{k} ({m['heads'][k]['ind']:.3f})" for k in m.get("top_ind", [])),
         "",
         *_grid(m["heads"], c["n_layers"], c["n_heads"]),
         "",

@@ -125,5 +125,37 @@ def batch(ids: np.ndarray, rng: np.random.Generator, batch_size: int, n_ctx: int
     return x
 
 
+def synthetic_batch(rng: np.random.Generator, batch_size: int, n_ctx: int, vocab: int,
+                    exclude: int | None = None, lag_copy_p: float = 0.5) -> np.ndarray:
+    """Windows of n_ctx + 1 random tokens that only attention can predict, no text.
+
+    Even rows: a span (length 8 .. n_ctx // 2, drawn per window) repeated until the window is
+    full; after its first copy each token is predictable only by an induction circuit.
+    Odd rows: lag-2 copies; each token from the third on repeats the token two places back
+    with probability ``lag_copy_p`` (else it is fresh), so the position just before the
+    current one predicts the next token: what a previous-token head reads. The induction
+    circuit needs a previous-token head, and without one it did not form within 1,000 steps.
+
+    >>> x = synthetic_batch(np.random.default_rng(0), 2, 64, 100)
+    >>> x.shape
+    (2, 65)
+    """
+    x = np.empty((batch_size, n_ctx + 1), dtype=np.int64)
+    for r in range(batch_size):
+        if r % 2 == 0:
+            L = int(rng.integers(8, max(9, n_ctx // 2 + 1)))
+            x[r] = np.resize(rng.integers(0, vocab, size=L), n_ctx + 1)
+        else:
+            row = rng.integers(0, vocab, size=n_ctx + 1)
+            copy = rng.random(n_ctx + 1) < lag_copy_p
+            for t in range(2, n_ctx + 1):
+                if copy[t]:
+                    row[t] = row[t - 2]
+            x[r] = row
+    if exclude is not None:
+        x[x == exclude] = (exclude + 1) % vocab
+    return x
+
+
 def nats_to_bits(x: float) -> float:
     return x / math.log(2)

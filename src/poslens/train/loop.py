@@ -60,6 +60,8 @@ def check_options(cfg: TrainConfig) -> None:
         raise InvalidInputError("n_ctx must be at least 2")
     if cfg.n_ctx > 65536:
         raise InvalidInputError(f"n_ctx={cfg.n_ctx} is larger than poslens's trainer supports (65536)")
+    if not 0 <= cfg.synthetic_steps <= cfg.max_steps:
+        raise InvalidInputError(f"synthetic_steps={cfg.synthetic_steps} must be between 0 and max_steps={cfg.max_steps}")
     if cfg.d_model % cfg.n_heads:
         raise InvalidInputError(f"d_model={cfg.d_model} is not divisible by n_heads={cfg.n_heads}")
 
@@ -179,8 +181,12 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
 
     while step < cfg.max_steps:
         rng = np.random.default_rng([cfg.seed, step])
-        b = torch.from_numpy(C.batch(train_ids, rng, cfg.batch_size, cfg.n_ctx, cfg.repeat_frac, cfg.random_repeat_frac,
-                                     tok.vocab_size, tok.bos_token_id)).to(device)
+        if step < cfg.synthetic_steps:
+            x = C.synthetic_batch(rng, cfg.batch_size, cfg.n_ctx, tok.vocab_size, tok.bos_token_id)
+        else:
+            x = C.batch(train_ids, rng, cfg.batch_size, cfg.n_ctx, cfg.repeat_frac, cfg.random_repeat_frac,
+                        tok.vocab_size, tok.bos_token_id)
+        b = torch.from_numpy(x).to(device)
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)
         t0 = time.time()
