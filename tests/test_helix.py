@@ -258,6 +258,32 @@ def test_cli_bad_input(tmp_path, planted, case):
 # ----------------------------------------------------------------------------- real GPT-2 small
 
 
+def test_short_period_share_by_hand_and_on_planted_matrices(planted_result, tmp_path):
+    from poslens.analyses.helix_fit import short_period_share
+
+    t = np.arange(257)[:, None]
+    slow = np.hstack([3 * np.cos(2 * np.pi * t / 128), 3 * np.sin(2 * np.pi * t / 128)])  # variances 4.5, 4.5
+    parity = np.cos(np.pi * t)  # period 2, variance 1
+    assert short_period_share(np.hstack([slow, parity]))["share"] == pytest.approx(0.1, abs=0.005)
+    assert short_period_share(np.hstack([slow, parity]), short=1.5)["share"] < 1e-12
+    assert short_period_share(slow)["share"] < 1e-3
+    # an exact helix has none; the result reports it, and the summary says it
+    r, _ = planted_result
+    assert r.short_period["period"] == 4.0 and r.short_period["share"] < 1e-3
+    assert any("periods of at most 4 positions" in line for line in H.summarize(r))
+    # a W_pos whose rows alternate along one direction: the share is that direction's variance share
+    sd = random_state_dict(small_config(n_ctx=128, d_model=16), seed=0)
+    W = helix_matrix(128, 16, radius=2.0, pitch=0.0, period=64.0)[0].astype(np.float32)
+    alt = 2.0 * np.cos(np.pi * np.arange(128))
+    W[:, 5] += alt
+    sd["transformer.wpe.weight"] = torch.from_numpy(W)
+    path = write_checkpoint(tmp_path / "alt", small_config(n_ctx=128, d_model=16), sd)
+    Wc = W[1:] - W[1:].mean(0)  # the analysis leaves out position 0
+    want = ((alt[1:] - alt[1:].mean()) ** 2).sum() / (Wc ** 2).sum()
+    got = H.helix(str(path), sinusoidal=False, tokens=False).short_period["share"]
+    assert got == pytest.approx(want, rel=0.02)
+
+
 def test_real_gpt2_small_published_figures(partial_ckpt):
     ckpt = open_checkpoint(str(partial_ckpt))
     r = H.helix(Weights.from_checkpoint(ckpt))
@@ -276,6 +302,7 @@ def test_real_gpt2_small_published_figures(partial_ckpt):
     assert "L = 1000 gives 153" in failed[0]["note"] and failed[0]["ours"] == r.sinusoidal["components_for_90"]
     assert len(checks) >= 10
     assert r.ode_smoothed["r2"] > 0.8 and r.truncations["late"]["ode"]["r2"] > 0.85
+    assert r.short_period["share"] < 0.005  # a smooth helix: neighbours are not told apart by W_pos
 
 
 # ----------------------------------------------------------------------------- several models, sweeps, CLI, report

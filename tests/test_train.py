@@ -216,17 +216,3 @@ def test_synthetic_steps_come_first_and_are_recorded(corpus, tmp_path, monkeypat
     with pytest.raises(InvalidInputError, match="synthetic_steps"):
         train(cfg(corpus, tmp_path / "bad", max_steps=6, synthetic_steps=7), progress=False)
     assert not (tmp_path / "bad").exists()
-
-
-def test_wpos_spectrum_finds_planted_periods_and_the_short_period_share():
-    import numpy as np
-
-    from poslens.train.card import wpos_spectrum
-
-    t = np.arange(257)[:, None]
-    slow = np.hstack([3 * np.cos(2 * np.pi * t / 128), 3 * np.sin(2 * np.pi * t / 128)])
-    fast = np.cos(np.pi * t)  # parity: period 2
-    s = wpos_spectrum(np.hstack([slow, fast]))
-    assert [round(p) for p in s["periods"]] == [128, 128, 2]
-    assert s["short_share"] == pytest.approx(0.1, abs=0.01)  # variances 4.5, 4.5, 1
-    assert wpos_spectrum(slow)["short_share"] < 1e-3

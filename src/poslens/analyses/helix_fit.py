@@ -3,7 +3,7 @@
 :func:`fit_sinusoid` fits one frequency shared by every column (periodogram peak, then a
 bounded least-squares refinement); :func:`fit_helix` reads a helix's radius, pitch, tilt
 and turns from that fit; :func:`dominant_periods` lists the strongest periods, pooled and
-per column.
+per column; :func:`short_period_share` how much variance lies at the shortest periods.
 
 >>> t = np.arange(1.0, 1000.0); w = 2 * np.pi / 250
 >>> h = fit_helix(np.c_[3 * np.cos(w * t), 3 * np.sin(w * t), 0.004 * t], t)
@@ -132,6 +132,31 @@ def fit_helix(Y: np.ndarray, t: np.ndarray | None = None) -> dict:
         "axis": (a_perp / rise).tolist() if rise > 0 else None,
         "turns": span / s["period"],
     }
+
+
+def short_period_share(W: np.ndarray, short: float = 4.0) -> dict:
+    """Share of the variance of the rows ``W [n, d]`` (consecutive positions) that lies at
+    periods of at most ``short`` positions: what lets attention tell neighbours apart. A
+    smooth helix has almost none (GPT-2 small's W_pos: 0.15%).
+
+    >>> t = np.arange(256)[:, None]
+    >>> W = np.hstack([2 * np.cos(2 * np.pi * t / 128), np.cos(np.pi * t)])  # variances 2 and 1
+    >>> round(short_period_share(W)["share"], 2)
+    0.33
+    """
+    W = np.asarray(W, dtype=np.float64)
+    W = W - W.mean(0)
+    n = len(W)
+    # the spectrum of the linearly detrended rows: a trend (a helix's pitch) is a long period,
+    # and left in it would leak into every bin through the jump between the last row and the first
+    Z = _detrend(W, np.arange(n, dtype=np.float64))
+    power = np.abs(np.fft.rfft(Z, axis=0)) ** 2
+    k = np.arange(power.shape[0])
+    # one-sided spectrum: every bin but DC and (for even n) Nyquist stands for two frequencies
+    power[(k > 0) & (2 * k != n)] *= 2
+    total = n * float((W ** 2).sum())  # Parseval: the variance of the rows themselves, trend included
+    short_bins = (k > 0) & (n <= short * k)
+    return {"period": float(short), "share": float(power[short_bins].sum() / total) if total > 0 else float("nan")}
 
 
 def dominant_periods(Y: np.ndarray, t: np.ndarray, n_peaks: int = 3) -> dict:

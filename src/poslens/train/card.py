@@ -50,38 +50,6 @@ def commands(log: dict, out: str = "runs/tiny") -> list[str]:
     return cmds
 
 
-def wpos_spectrum(W_pos, n_components: int = 3, short: float = 4.0) -> dict[str, Any]:
-    """Where W_pos's variance lies along the position axis: the dominant period (in positions)
-    of each top principal component, and the share of all variance at periods of at most
-    ``short`` positions (what lets a head tell neighbours apart; a smooth helix has ~none).
-
-    >>> import numpy as np
-    >>> t = np.arange(256)[:, None]
-    >>> s = wpos_spectrum(np.hstack([2 * np.cos(2 * np.pi * t / 128), np.cos(np.pi * t)]))
-    >>> [round(p) for p in s["periods"]], round(s["short_share"], 2)
-    ([128, 2], 0.33)
-    """
-    import numpy as np
-
-    W = np.asarray(W_pos, dtype=np.float64)[1:]
-    W = W - W.mean(0)
-    U, S, _ = np.linalg.svd(W, full_matrices=False)
-    n = len(W)
-
-    def period(u):
-        f = np.abs(np.fft.rfft(u))
-        return float(n / (int(np.argmax(f[1:])) + 1))
-
-    power = np.abs(np.fft.rfft(W, axis=0)) ** 2
-    k = np.arange(power.shape[0])
-    # a one-sided spectrum: every bin but DC and (even n) Nyquist stands for two frequencies
-    power[(k > 0) & (2 * k != n)] *= 2
-    with np.errstate(divide="ignore"):
-        per = np.where(k > 0, n / np.maximum(k, 1), np.inf)
-    return {"periods": [period(U[:, i]) for i in range(min(n_components, U.shape[1]))],
-            "short_period": short, "short_share": float(power[per <= short].sum() / power[1:].sum())}
-
-
 def measure(model_dir: str | Path, n_seq: int = 32, n_new: int = 40) -> dict[str, Any]:
     """Everything the card reports, measured on the exported checkpoint in ``model_dir``."""
     from ..analyses.duplicate_heads import duplicate_heads
@@ -95,7 +63,6 @@ def measure(model_dir: str | Path, n_seq: int = 32, n_new: int = 40) -> dict[str
     w = load_weights(str(model_dir))
     tok = Tokenizer.for_checkpoint(w.source)
     hx = helix(w)
-    spectrum = wpos_spectrum(w.W_pos.float().numpy())
     dup = duplicate_heads(w, n_seq=n_seq, seq_len=min(256, w.cfg.n_ctx), positional=False, tokenizer=tok)
     runner = Runner(w)
     samples = []
@@ -112,7 +79,8 @@ def measure(model_dir: str | Path, n_seq: int = 32, n_new: int = 40) -> dict[str
         "commands": commands(log), "val": vals,
         "helix": {"variance_explained": hx.variance_explained, "components_for_90": hx.components_for_90,
                   "fit": hx.helix, "ode": hx.ode},
-        "spectrum": spectrum,
+        "spectrum": {"periods": [c["period"] for c in hx.periods.get("by_column", [])[:3]],
+                     "short_period": hx.short_period.get("period"), "short_share": hx.short_period.get("share")},
         "heads": {k: {"dup": heads[k]["score_repeated"], "prev": heads[k]["prev_token_score"],
                       "ind": heads[k]["induction_score"]} for k in heads},
         "top_dup": dup.ranking[:3], "top_prev": by_prev[:3], "top_ind": by_ind[:3],
@@ -206,7 +174,7 @@ def render(m: dict) -> str:
            + ", ".join(f"{p:.1f}" for p in m["spectrum"]["periods"]) + " positions; "
            f"{m['spectrum']['short_share']:.1%} of W_pos's variance lies at periods of at most "
            f"{m['spectrum']['short_period']:g} positions (what separates neighbours; a smooth helix has almost none)."]
-          if m.get("spectrum") else []),
+          if m.get("spectrum", {}).get("short_share") is not None else []),
         f"- Heads on repeated random tokens ({c['n_ctx']} tokens, a random half then the same half again): "
         "duplicate-token score = attention to the earlier copy of the current token; previous-token score = "
         "attention to the position before; induction score = attention to the token after the earlier copy "
