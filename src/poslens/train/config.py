@@ -30,7 +30,7 @@ class TrainConfig:
     random_repeat_frac: float = 0.0  # share of sequences in which a span of random tokens occurs twice
     # The first steps train on synthetic random-token windows, no text (train.corpus.synthetic_batch):
     # in a model that sees text from step 0 the induction circuit (previous-token head + induction
-    # head) did not form within 6,000 steps even with random repeats in 3/4 of the sequences.
+    # head) did not form within 6,000 steps with random repeats in 1/4 of the windows (nor 1,000 with 3/4).
     synthetic_steps: int = 0
     val_frac: float = 0.05
     eval_every: int = 500

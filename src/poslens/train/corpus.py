@@ -134,7 +134,7 @@ def synthetic_batch(rng: np.random.Generator, batch_size: int, n_ctx: int, vocab
     Odd rows: lag-2 copies; each token from the third on repeats the token two places back
     with probability ``lag_copy_p`` (else it is fresh), so the position just before the
     current one predicts the next token: what a previous-token head reads. The induction
-    circuit needs a previous-token head, and without one it did not form within 1,000 steps.
+    circuit needs a previous-token head, and on repeats alone it did not form within 900 steps.
 
     >>> x = synthetic_batch(np.random.default_rng(0), 2, 64, 100)
     >>> x.shape
