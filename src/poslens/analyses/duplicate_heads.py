@@ -96,10 +96,8 @@ class PatternStats:
     dup_count: np.ndarray  # [seq] number of queries with an earlier copy
     prev_sum: np.ndarray  # [seq, layer, head] attention to the previous position, summed over queries >= 1
     prev_count: np.ndarray  # [seq]
-    # attention to the token after an earlier copy (the induction target), summed over the
-    # queries that have one
-    ind_sum: np.ndarray | None = None
-    ind_count: np.ndarray | None = None
+    ind_sum: np.ndarray  # [seq, layer, head] attention to the token after an earlier copy, over queries with one
+    ind_count: np.ndarray  # [seq]
 
     def pooled(self) -> np.ndarray:
         n = self.dup_count.sum()
@@ -115,8 +113,8 @@ class PatternStats:
         return self.prev_sum.sum(0) / max(1, self.prev_count.sum())
 
     def induction(self) -> np.ndarray:
-        n = 0 if self.ind_count is None else self.ind_count.sum()
-        return self.ind_sum.sum(0) / n if n else np.full(self.dup_sum.shape[1:], np.nan)
+        n = self.ind_count.sum()
+        return self.ind_sum.sum(0) / n if n else np.full(self.ind_sum.shape[1:], np.nan)
 
 
 def induction_mask(dup: torch.Tensor) -> torch.Tensor:

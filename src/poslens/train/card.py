@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..io import atomic_write_text
 
 SAMPLE_PROMPTS = ("And God said unto Moses,", "ROMEO. O", "In the beginning")
@@ -63,7 +65,8 @@ def measure(model_dir: str | Path, n_seq: int = 32, n_new: int = 40) -> dict[str
     w = load_weights(str(model_dir))
     tok = Tokenizer.for_checkpoint(w.source)
     hx = helix(w)
-    dup = duplicate_heads(w, n_seq=n_seq, seq_len=min(256, w.cfg.n_ctx), positional=False, tokenizer=tok)
+    P = min(256, w.cfg.n_ctx)
+    dup = duplicate_heads(w, n_seq=n_seq, seq_len=P, positional=False, tokenizer=tok)
     runner = Runner(w)
     samples = []
     for p in SAMPLE_PROMPTS:
@@ -84,6 +87,8 @@ def measure(model_dir: str | Path, n_seq: int = 32, n_new: int = 40) -> dict[str
         "heads": {k: {"dup": heads[k]["score_repeated"], "prev": heads[k]["prev_token_score"],
                       "ind": heads[k]["induction_score"]} for k in heads},
         "top_dup": dup.ranking[:3], "top_prev": by_prev[:3], "top_ind": by_ind[:3],
+        # mean over the second copy's queries of 1 / (number of keys a causal query sees)
+        "uniform_induction": float(np.mean(1.0 / (np.arange(P // 2, P) + 1))),
         "dup_threshold": dup.options["threshold"],
         "duplicate_heads": dup.duplicate_heads, "samples": samples,
     }
@@ -98,7 +103,7 @@ def _grid(heads: dict, n_layers: int, n_heads: int) -> list[str]:
     rows = ["| layer \\ head | " + " | ".join(str(h) for h in range(n_heads)) + " |",
             "| --- | " + " | ".join("---" for _ in range(n_heads)) + " |"]
     for l in range(n_layers):
-        cells = [" / ".join(f"{heads[f'{l}.{h}'][s]:.2f}" for s in ("dup", "prev", "ind") if s in heads[f"{l}.{h}"])
+        cells = [" / ".join(f"{heads[f'{l}.{h}'][s]:.2f}" for s in ("dup", "prev", "ind"))
                  if f"{l}.{h}" in heads else "" for h in range(n_heads)]
         rows.append(f"| {l} | " + " | ".join(cells) + " |")
     return ["Each cell: duplicate-token score / previous-token score / induction score.", "", *rows]
@@ -174,16 +179,16 @@ def render(m: dict) -> str:
            + ", ".join(f"{p:.1f}" for p in m["spectrum"]["periods"]) + " positions; "
            f"{m['spectrum']['short_share']:.1%} of W_pos's variance lies at periods of at most "
            f"{m['spectrum']['short_period']:g} positions (what separates neighbours; a smooth helix has almost none)."]
-          if m.get("spectrum", {}).get("short_share") is not None else []),
+          if m["spectrum"]["short_share"] is not None else []),
         f"- Heads on repeated random tokens ({c['n_ctx']} tokens, a random half then the same half again): "
         "duplicate-token score = attention to the earlier copy of the current token; previous-token score = "
         "attention to the position before; induction score = attention to the token after the earlier copy "
-        "(uniform attention over the earlier positions would give about 0.005).",
+        f"(uniform attention over the earlier positions would give about {m['uniform_induction']:.3f}).",
         "  - strongest duplicate-token heads: " + ", ".join(f"{k} ({m['heads'][k]['dup']:.3f})" for k in m["top_dup"])
         + (f"; {len(m['duplicate_heads'])} at or above {m['dup_threshold']}" if m["duplicate_heads"]
            else f"; none at or above {m['dup_threshold']}"),
         "  - strongest previous-token heads: " + ", ".join(f"{k} ({m['heads'][k]['prev']:.3f})" for k in m["top_prev"]),
-        "  - strongest induction heads: " + ", ".join(f"{k} ({m['heads'][k]['ind']:.3f})" for k in m.get("top_ind", [])),
+        "  - strongest induction heads: " + ", ".join(f"{k} ({m['heads'][k]['ind']:.3f})" for k in m["top_ind"]),
         "",
         *_grid(m["heads"], c["n_layers"], c["n_heads"]),
         "",
