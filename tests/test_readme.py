@@ -33,8 +33,27 @@ def test_quickstart_is_two_commands_and_ci_runs_them():
     quick = README.split("## Quickstart", 1)[1].split("## Commands", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", quick, re.S)
     assert [b.strip() for b in blocks] == [
-        'pip install torch==2.13.0 && pip install -e ".[test]" && poslens report',
+        'pip install torch==2.13.0 && pip install -c requirements.lock -e ".[test]" && poslens report',
         "python -m pytest",
     ]
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
-    assert "pip install torch==2.13.0" in ci and 'pip install -e ".[test]"' in ci and "python -m pytest" in ci
+    assert "pip install torch==2.13.0" in ci and 'pip install -c requirements.lock -e ".[test]"' in ci
+    assert "python -m pytest" in ci
+
+
+def test_the_lock_pins_every_dependency_and_leaves_torch_to_the_cpu_install():
+    root = Path(__file__).resolve().parents[1]
+    pins = {
+        line.split("==")[0].lower().replace("_", "-")
+        for line in (root / "requirements.lock").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    import tomllib
+
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    declared = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        declared += extra
+    names = {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower().replace("_", "-") for d in declared}
+    assert names - {"torch"} <= pins, f"not in requirements.lock (run scripts/relock): {names - {'torch'} - pins}"
+    assert "torch" not in pins and not any(p.startswith("nvidia-") for p in pins)
