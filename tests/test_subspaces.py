@@ -234,3 +234,42 @@ def _tiny_tok():
     from poslens.models.tokenizer import Tokenizer
 
     return Tokenizer.for_checkpoint(open_checkpoint("tiny"))
+
+
+def test_mds_is_finite_and_deterministic_on_non_euclidean_distances():
+    rng = np.random.default_rng(7)
+    non_euclidean = 0
+    for n in (3, 4, 5, 9, 16):
+        for _ in range(25):
+            A = rng.uniform(0.1, 3.0, size=(n, n))
+            D = (A + A.T) / 2
+            np.fill_diagonal(D, 0.0)
+            J = np.eye(n) - 1.0 / n
+            non_euclidean += np.linalg.eigvalsh(-0.5 * J @ D**2 @ J).min() < -1e-9
+            Y, stress = S._mds(D, seed=0)
+            assert np.isfinite(Y).all() and stress is not None and np.isfinite(stress)
+            Y2, _ = S._mds(D, seed=0)
+            assert np.array_equal(Y, Y2)
+    assert non_euclidean >= 90  # most of the 125 matrices have negative Gram eigenvalues
+
+
+def test_classical_mds_drops_negative_eigenvalues_and_recovers_euclidean_points():
+    rng = np.random.default_rng(3)
+    P = rng.normal(size=(6, 2))
+    D = np.linalg.norm(P[:, None] - P[None], axis=-1)
+    Y = S.classical_mds(D)
+    assert np.linalg.norm(Y[:, None] - Y[None], axis=-1) == pytest.approx(D, abs=1e-9)
+    assert S.kruskal_stress(D, Y) == pytest.approx(0.0, abs=1e-9)
+    # a metric no plane can hold (a 4-star): only the positive part of the spectrum is embedded
+    star = np.array([[0, 1, 1, 1], [1, 0, 2, 2], [1, 2, 0, 2], [1, 2, 2, 0.0]])
+    Y = S.classical_mds(star)
+    assert np.isfinite(Y).all() and S.kruskal_stress(star, Y) > 0
+
+
+def test_two_layer_model_maps_its_layers_without_nan(model):
+    from poslens.models.tokenizer import Tokenizer
+
+    path, _ = model
+    r = S.hidden_subspaces(load_weights(path), tokenizer=Tokenizer.gpt2(), lengths={"short": 15, "long": 500})
+    for g in r.prompts.values():
+        assert len(g["mds"]) == len(g["mds_points"]) and np.isfinite(np.asarray(g["mds"], dtype=float)).all()
