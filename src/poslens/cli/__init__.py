@@ -6,12 +6,14 @@ Each command lives in its own module under ``poslens.cli`` and is registered in
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 
 import click
 
 from ..errors import PoslensError
+from .common import bound_numeric_options, guard_device_options, output_candidates, remove_new_outputs
 
 # module name -> command names it defines (imported lazily so `poslens --help` stays fast)
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
@@ -28,6 +30,13 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
 
 
 class LazyGroup(click.Group):
+    """Commands imported on first use; every mistake a user can make ends in one line, exit 2.
+
+    Each command is prepared once: its numeric options get ranges and its ``--device`` a
+    check (both while parsing, before any work), and a command that fails removes the
+    output directories it created, so nothing half-written is left behind.
+    """
+
     def list_commands(self, ctx):
         return sorted(c for cmds in COMMAND_MODULES.values() for c in cmds)
 
@@ -35,18 +44,65 @@ class LazyGroup(click.Group):
         for mod, cmds in COMMAND_MODULES.items():
             if name in cmds:
                 module = importlib.import_module(f"poslens.cli.{mod}")
-                return getattr(module, name.replace("-", "_") + "_cmd")
+                return _prepared(getattr(module, name.replace("-", "_") + "_cmd"))
         return None
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            _fail(exc.format_message().rstrip(".") + where, 2)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            _fail("aborted", 1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except PoslensError as exc:
-            click.echo(f"poslens: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             click.echo("poslens: interrupted; finished work is kept, run the same command to resume", err=True)
             sys.exit(130)
+
+
+def _fail(message: str, code: int):
+    click.echo("poslens: error: " + " ".join(str(message).split()), err=True)
+    sys.exit(code)
+
+
+def _prepared(cmd: click.Command) -> click.Command:
+    if getattr(cmd, "_poslens_prepared", False):
+        return cmd
+    bound_numeric_options(cmd)
+    guard_device_options(cmd)
+    _clean_up_on_error(cmd)
+    cmd._poslens_prepared = True
+    return cmd
+
+
+def _clean_up_on_error(cmd: click.Command) -> None:
+    for sub in getattr(cmd, "commands", {}).values():
+        _clean_up_on_error(sub)
+    if cmd.callback is None or isinstance(cmd, click.Group):
+        return
+    callback = cmd.callback
+
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        before = {p: p.exists() for p in output_candidates(cmd.name, kwargs)}
+        try:
+            return callback(*args, **kwargs)
+        except (PoslensError, click.ClickException):
+            remove_new_outputs(before)
+            raise
+
+    cmd.callback = run
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -100,3 +100,111 @@ def parse_ints(spec: str | None, what: str, example: str = "0,5", items: str = "
 
 def dumps(obj) -> str:
     return json.dumps(obj, indent=2)
+
+
+# ---- option ranges ---------------------------------------------------------------------------
+
+# Integer options where 0 is meaningful (no warm-up, no text windows, position 0, ...); every
+# other plain integer option with a positive default is a size or a count and must be >= 1.
+ZERO_ALLOWED = frozenset({
+    "--seed", "--warmup-steps", "--synthetic-steps", "--first-position", "--generate", "--n-text-seq",
+    "--traces", "--layer", "--neuron", "--key-layer", "--patch-point", "--pos-pcs", "--truncate-at",
+})
+FRACTION_WORDS = ("threshold", "frac", "fraction", "share")
+
+
+def bound_numeric_options(cmd: click.Command) -> click.Command:
+    """Give every plain INT/FLOAT option of ``cmd`` (and its sub-commands) a range, so a zero,
+    negative or out-of-range size is refused while parsing, before any work starts.
+
+    Sizes and counts (an integer option with a positive default, or no default) must be
+    >= 1, the options in :data:`ZERO_ALLOWED` >= 0; an option with a negative default (a
+    position counted from the end) is left free. A float option named like a threshold or
+    fraction with a default in [0, 1] must lie in [0, 1]; other floats with a positive
+    default must be >= 0. Options declared with their own range keep it.
+
+    >>> cmd = bound_numeric_options(click.Command("x", params=[click.Option(["--n"], default=3, type=int)]))
+    >>> cmd.params[0].type
+    <IntRange x>=1>
+    """
+    for p in cmd.params:
+        if not isinstance(p, click.Option) or p.type not in (click.INT, click.FLOAT) or p.multiple:
+            continue
+        name = max(p.opts, key=len)
+        default = p.default if not callable(p.default) else None
+        if p.type is click.INT:
+            if isinstance(default, int) and default < 0:
+                continue
+            p.type = click.IntRange(min=0 if name in ZERO_ALLOWED else 1)
+        elif any(w in name for w in FRACTION_WORDS) and isinstance(default, (int, float)) and 0 <= default <= 1:
+            p.type = click.FloatRange(0.0, 1.0)
+        elif default is None or (isinstance(default, (int, float)) and default > 0):
+            p.type = click.FloatRange(min=0.0)
+    for sub in getattr(cmd, "commands", {}).values():
+        bound_numeric_options(sub)
+    return cmd
+
+
+# ---- devices ---------------------------------------------------------------------------------
+
+
+def check_device(device: str) -> str:
+    """``device`` if torch can use it here, else InvalidInputError saying what is available.
+
+    >>> check_device("cpu")
+    'cpu'
+    """
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InvalidInputError(f"--device '{device}' is not a torch device; use cpu, cuda or cuda:N") from None
+    if dev.type == "cpu":
+        return device
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvalidInputError(f"--device {device}: this torch has no usable CUDA device; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InvalidInputError(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here (cuda:0 ..); choose one of them"
+            )
+        return device
+    if dev.type == "mps" and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return device
+    raise InvalidInputError(f"--device {device}: not available here; use cpu" +
+                            (" or cuda" if torch.cuda.is_available() else ""))
+
+
+def _device_callback(ctx, param, value):
+    return check_device(value) if value is not None else value
+
+
+def guard_device_options(cmd: click.Command) -> click.Command:
+    """Every ``--device`` option of ``cmd`` (and sub-commands) is checked while parsing."""
+    for p in cmd.params:
+        if isinstance(p, click.Option) and "--device" in p.opts and p.callback is None:
+            p.callback = _device_callback
+    for sub in getattr(cmd, "commands", {}).values():
+        guard_device_options(sub)
+    return cmd
+
+
+# ---- outputs left by a failed command ----------------------------------------------------------
+
+
+def output_candidates(command: str, params: dict) -> list[Path]:
+    """Directories a command may create: its ``--out`` or, without one, poslens-out/COMMAND."""
+    out = params.get("out")
+    if out:
+        return [Path(out)]
+    return [Path("poslens-out"), Path("poslens-out") / command]
+
+
+def remove_new_outputs(before: dict[Path, bool]) -> None:
+    """Delete the candidate directories that did not exist before a command failed."""
+    import shutil
+
+    for path, existed in sorted(before.items(), key=lambda kv: len(kv[0].parts), reverse=True):
+        if not existed and path.exists():
+            shutil.rmtree(path, ignore_errors=True)

@@ -117,10 +117,18 @@ def resolve(spec: str, revision: str | None = None) -> ModelSource:
     rev = revision or rev
     path = Path(name).expanduser()
     if path.is_dir():
+        if rev is not None:
+            raise UnknownModelError(
+                f"'{spec}': a local directory has no revisions; point --model at the checkpoint directory itself"
+            )
         return ModelSource(label=str(path), local_dir=path, revision=rev)
     info = _BY_NAME.get(name.lower())
     if info is not None:
         if info.repo_id is None:
+            if rev is not None:
+                raise UnknownModelError(
+                    f"'{spec}': the embedded model '{info.name}' has no revisions; use --model {info.name}"
+                )
             d = info.embedded_dir
             if not (d / "config.json").is_file():
                 raise UnknownModelError(

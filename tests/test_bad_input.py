@@ -1,0 +1,178 @@
+"""Every mistake a user can make: exit 2, one line on stderr, no traceback, nothing written.
+
+The table covers every registered command; a command that is not in it fails
+``test_every_command_is_in_the_table`` until rows for it are added. Each row runs the real
+entry point (``poslens.cli.main`` with ``standalone_mode``) in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from poslens.cli import COMMAND_MODULES, cli
+from poslens.testing import random_checkpoint, small_config
+
+# Placeholders filled by the `paths` fixture: {out} is the --out directory (must stay absent),
+# {ckpt} a good small checkpoint, {partial} the real partial GPT-2 small, {wpe} / {qkv} a
+# checkpoint whose wpe.weight / c_attn.weight disagrees with config.json, {bert} a config of
+# another architecture, {corrupt} a truncated safetensors file, {empty} an empty text file,
+# {file} an existing file (not a directory), {missing} a path that does not exist.
+CASES: list[tuple[str, list[str], str]] = [
+    # --- unknown or damaged models, for several commands
+    ("inspect", ["inspect", "gpt2-smal"], "did you mean"),
+    ("inspect", ["inspect", "{missing}"], "does not exist"),
+    ("inspect", ["inspect", "tiny@v1"], "revision"),
+    ("inspect", ["inspect", "battlestar@7"], "no checkpoint at step 7"),
+    ("inspect", ["inspect", "{bert}"], "bert"),
+    ("inspect", ["inspect", "{corrupt}"], "safetensors"),
+    ("models", ["models", "extra-argument"], "unexpected extra argument"),
+    ("helix", ["helix", "-m", "nosuchmodel", "-o", "{out}"], "unknown model"),
+    ("helix", ["helix", "-m", "{wpe}", "-o", "{out}"], "wpe.weight"),
+    ("spectra", ["spectra", "-m", "{qkv}", "-o", "{out}"], "c_attn"),
+    ("helix", ["helix", "--n-components", "0", "-o", "{out}"], "n-components"),
+    ("helix", ["helix", "--positions", "10:5", "-o", "{out}"], "position range"),
+    ("helix", ["helix", "--positions", "abc", "-o", "{out}"], "positions"),
+    ("helix", ["helix", "--family", "nope", "-o", "{out}"], "family"),
+    ("helix", ["helix", "-m", "battlestar", "--steps", "abc", "-o", "{out}"], "steps"),
+    ("helix", ["helix", "--bogus-flag"], "no such option"),
+    ("helix", ["helix", "-o", "{file}"], "file"),
+    # --- geometry
+    ("spectra", ["spectra", "--layers", "99", "-o", "{out}"], "layer"),
+    ("spectra", ["spectra", "--layers", "x", "-o", "{out}"], "layer"),
+    ("spectra", ["spectra", "--device", "cuda", "-o", "{out}"], "cuda"),
+    ("spectra", ["spectra", "--dtype", "float16", "-o", "{out}"], "float16"),
+    ("subspaces", ["subspaces", "--lengths", "0", "-o", "{out}"], "length"),
+    ("subspaces", ["subspaces", "--threshold", "1.5", "-o", "{out}"], "threshold"),
+    ("subspaces", ["subspaces", "--text", "   ", "-o", "{out}"], "empty"),
+    ("lens", ["lens", "--device", "cuda", "-o", "{out}"], "cuda"),
+    ("lens", ["lens", "--device", "tpu", "-o", "{out}"], "device"),
+    ("lens", ["lens", "--top-k", "0", "-o", "{out}"], "top-k"),
+    ("lens", ["lens", "-m", "{partial}", "-o", "{out}"], "wte"),
+    # --- probes
+    ("probe", ["probe", "--n-units", "1", "-o", "{out}"], "at least 2 units"),
+    ("probe", ["probe", "--layers", "99", "-o", "{out}"], "layer"),
+    ("probe", ["probe", "--words", "{missing}", "-o", "{out}"], "does not exist"),
+    ("probe", ["probe", "--train-fraction", "1.5", "-o", "{out}"], "train-fraction"),
+    ("probe", ["probe", "--schemes", "nope", "-o", "{out}"], "scheme"),
+    # --- heads and neurons
+    ("dup-heads", ["dup-heads", "--seq-len", "0", "-o", "{out}"], "seq-len"),
+    ("dup-heads", ["dup-heads", "--n-seq", "0", "-o", "{out}"], "n-seq"),
+    ("dup-heads", ["dup-heads", "--threshold", "2", "-o", "{out}"], "threshold"),
+    ("dup-heads", ["dup-heads", "--device", "cuda", "-o", "{out}"], "cuda"),
+    ("dup-heads", ["dup-heads", "--profile-heads", "9.9", "-o", "{out}"], "9.9"),
+    ("dup-heads", ["dup-heads", "--corpus", "{missing}", "-o", "{out}"], "does not exist"),
+    ("dup-heads", ["dup-heads", "--corpus", "{empty}", "-o", "{out}"], "empty"),
+    ("dup-neurons", ["dup-neurons", "--head", "0.99", "-o", "{out}"], "head"),
+    ("dup-neurons", ["dup-neurons", "--neuron", "999999", "-o", "{out}"], "neuron"),
+    ("dup-neurons", ["dup-neurons", "--head", "zero", "-o", "{out}"], "LAYER.HEAD"),
+    # --- twisted pair
+    ("twisted-pair", ["twisted-pair", "--M", "0", "--no-model", "-o", "{out}"], "M"),
+    ("twisted-pair", ["twisted-pair", "--curve", "nope", "--no-model", "-o", "{out}"], "curve"),
+    ("twisted-pair", ["twisted-pair", "--n", "0", "--no-model", "-o", "{out}"], "n"),
+    # --- causal
+    ("ablate", ["ablate", "run", "--head", "9.9", "-o", "{out}"], "out of range"),
+    ("ablate", ["ablate", "run", "--kind", "nope", "-o", "{out}"], "kind"),
+    ("ablate", ["ablate", "nope"], "no such command"),
+    ("patch", ["patch", "--clean", "And God said", "--corrupted", "And God said unto", "--metric",
+               "logit-diff: God| Moses", "-o", "{out}"], "token"),
+    ("patch", ["patch", "--clean", "And God said", "--corrupted", "And Moses said", "--metric", "garbage",
+               "-o", "{out}"], "metric"),
+    ("patch", ["patch", "-o", "{out}"], "--clean"),
+    # --- the report
+    ("report", ["report", "--only", "nope", "-o", "{out}"], "no report stage"),
+    ("report", ["report", "--quick", "--full", "-o", "{out}"], "--quick"),
+    ("report", ["report", "--set", "helix.n_components=abc", "-o", "{out}"], "n_components"),
+    ("report", ["report", "--set", "helix.n_components=0", "-o", "{out}"], "n_components"),
+    ("report", ["report", "--set", "helix.nope=1", "-o", "{out}"], "no option"),
+    ("report", ["report", "--set", "nope", "-o", "{out}"], "STAGE.OPTION=VALUE"),
+    ("report", ["report", "-m", "nosuchmodel", "-o", "{out}"], "unknown model"),
+    ("report", ["report", "--device", "cuda", "-o", "{out}"], "cuda"),
+    # --- training
+    ("train", ["train", "-c", "{missing}", "--out", "{out}"], "does not exist"),
+    ("train", ["train", "-c", "{empty}", "--out", "{out}"], "empty"),
+    ("train", ["train", "-c", "{corpus}", "--n-layers", "0", "--out", "{out}"], "n-layers"),
+    ("train", ["train", "-c", "{corpus}", "--d-model", "30", "--n-heads", "4", "--out", "{out}"], "divisible"),
+    ("train", ["train", "-c", "{corpus}", "--max-steps", "-5", "--out", "{out}"], "max-steps"),
+    ("train", ["train", "-c", "{corpus}", "--device", "cuda", "--out", "{out}"], "cuda"),
+    # --- the group itself
+    ("", ["nosuchcommand"], "no such command"),
+]
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory, shared_dir):
+    root = tmp_path_factory.mktemp("bad")
+    cfg = small_config()
+    good = random_checkpoint(root / "good", cfg, seed=0)
+
+    def variant(name: str, tensor: str, shape: tuple[int, ...]) -> Path:
+        from safetensors.torch import load_file, save_file
+
+        d = root / name
+        shutil.copytree(good, d)
+        sd = load_file(d / "model.safetensors")
+        import torch
+
+        sd[tensor] = torch.randn(shape, generator=torch.Generator().manual_seed(0)) * 0.02
+        save_file(sd, d / "model.safetensors", metadata={"format": "pt"})
+        return d
+
+    wpe = variant("wpe", "wpe.weight", (cfg.n_ctx, cfg.d_model + 3))
+    qkv = variant("qkv", "h.0.attn.c_attn.weight", (cfg.d_model, 2 * cfg.d_model))
+    bert = root / "bert"
+    bert.mkdir()
+    (bert / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
+    corrupt = root / "corrupt"
+    shutil.copytree(good, corrupt)
+    data = (corrupt / "model.safetensors").read_bytes()
+    (corrupt / "model.safetensors").write_bytes(data[: len(data) // 3])
+    empty = root / "empty.txt"
+    empty.write_text("")
+    corpus = root / "corpus.txt"
+    corpus.write_text("In the beginning God created the heaven and the earth. " * 400)
+    a_file = root / "a_file"
+    a_file.write_text("x")
+    return {
+        "ckpt": good, "wpe": wpe, "qkv": qkv, "bert": bert, "corrupt": corrupt, "empty": empty,
+        "corpus": corpus, "file": a_file, "missing": root / "does" / "not" / "exist",
+        "partial": shared_dir / "data" / "gpt2-small-partial",
+    }
+
+
+def _fill(args: list[str], paths: dict, out: Path) -> list[str]:
+    return [a.format(out=out, **paths) for a in args]
+
+
+def test_every_command_is_in_the_table():
+    known = {c for cmds in COMMAND_MODULES.values() for c in cmds}
+    covered = {c for c, _, _ in CASES}
+    assert known <= covered, f"commands with no bad-input row: {sorted(known - covered)}"
+
+
+@pytest.mark.parametrize("command, args, words", CASES, ids=[" ".join(a)[:60] for _, a, _ in CASES])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(command, args, words, paths, tmp_path, monkeypatch):
+    if "{partial}" in " ".join(args) and not (paths["partial"] / "config.json").is_file():
+        pytest.skip("the real partial GPT-2 small checkpoint is not in ../shared")
+    monkeypatch.chdir(tmp_path)  # a command that ignored --out would write under poslens-out/ here
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, _fill(args, paths, out), catch_exceptions=True)
+    err = r.stderr.strip()
+    assert r.exit_code == 2, (r.exit_code, r.output, repr(r.exception))
+    assert "Traceback" not in r.output
+    assert len(err.splitlines()) == 1, err
+    assert words.lower() in err.lower(), err
+    assert err.startswith("poslens: error: "), err
+    assert not out.exists(), sorted(p.name for p in out.rglob("*"))
+    assert not (tmp_path / "poslens-out").exists()
+
+
+def test_the_table_is_big_enough(capsys):
+    with capsys.disabled():
+        print(f"\nbad-input table: {len(CASES)} cases over "
+              f"{len({c for c, _, _ in CASES if c})} commands")
+    assert len(CASES) >= 40
