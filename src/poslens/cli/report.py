@@ -17,26 +17,32 @@ from .common import DEFAULT_MODEL, device_option, dtype_option, model_option, ou
 @dtype_option
 @click.option("--only", multiple=True, metavar="STAGES", help="Run only these stages (comma list or repeated).")
 @click.option("--skip", multiple=True, metavar="STAGES", help="Leave these stages out (comma list or repeated).")
-@click.option("--quick", "size", flag_value="quick", help="Small sizes for a first look (fastest).")
-@click.option("--full", "size", flag_value="full", help="The seeds' full sizes (slowest).")
+@click.option("--quick", is_flag=True, help="Small sizes for a first look (fastest).")
+@click.option("--full", is_flag=True, help="The source studies' full sizes (slowest).")
 @click.option("--set", "sets", multiple=True, metavar="STAGE.OPTION=VALUE",
               help="Override one stage option, e.g. --set helix.n_components=5 (value parsed as JSON).")
 @click.option("--list", "list_stages", is_flag=True, help="List the stages and what each needs, then exit.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failing stage instead of reporting it in the page.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def report_cmd(model, out, device, dtype, only, skip, size, sets, list_stages, fail_fast, no_progress):
+def report_cmd(model, out, device, dtype, only, skip, quick, full, sets, list_stages, fail_fast, no_progress):
     """Run every analysis the model supports and write one self-contained HTML page.
 
     \b
     poslens report                                  # the embedded tiny model
     poslens report --model gpt2 --out gpt2-report   # GPT-2 small
     poslens report -m tiny -m gpt2                  # several models: index.html + one page each
-    poslens report --quick --only helix,spectra     # a first look at two analyses
+    poslens report --quick --only helix,dup_heads   # a first look at two analyses (--list names them)
 
     Finished sections are cached in OUT/cache: run the same command again to resume an
-    interrupted report; a changed option recomputes only the sections it affects.
+    interrupted report; a changed option recomputes only the sections it affects; --only
+    into an existing report recomputes those sections and keeps the others.
     """
+    from ..errors import InvalidInputError
     from ..report import build_report, default_stages
+
+    if quick and full:
+        raise InvalidInputError("--quick and --full contradict each other; give one of them")
+    size = "quick" if quick else "full" if full else "default"
 
     if list_stages:
         for st in default_stages():
@@ -45,11 +51,15 @@ def report_cmd(model, out, device, dtype, only, skip, size, sets, list_stages, f
     models = list(model) or [DEFAULT_MODEL]
     out = Path(out) if out is not None else Path("poslens-out") / "report"
     page, reports = build_report(
-        models, out, only=only, skip=skip, size=size or "default", sets=sets, device=device, dtype=dtype,
+        models, out, only=only, skip=skip, size=size, sets=sets, device=device, dtype=dtype,
         progress=not no_progress, fail_fast=fail_fast,
     )
     failed = 0
+    lost = [r for r in reports if r.error is not None]
     for r in reports:
+        if r.error is not None:
+            click.echo(f"{r.model}: not analysed: {r.error}")
+            continue
         counts = {}
         for o in r.outcomes:
             counts[o.status] = counts.get(o.status, 0) + 1
@@ -57,8 +67,14 @@ def report_cmd(model, out, device, dtype, only, skip, size, sets, list_stages, f
         for o in r.outcomes:
             if o.status in ("skipped", "failed"):
                 click.echo(f"  {o.status} {o.name}: {o.reason}")
+        if only or skip:
+            done = [o.name for o in r.outcomes if o.status == "done"]
+            kept = [o.name for o in r.outcomes if o.status == "cached"]
+            click.echo(f"  recomputed: {', '.join(done) or 'none'}; kept from the cache: {', '.join(kept) or 'none'}")
         failed += len(r.failed)
     click.echo(f"wrote {page}")
-    if failed:
-        click.echo(f"poslens: {failed} stage(s) failed; their errors are in the page", err=True)
+    if failed or lost:
+        parts = ([f"{failed} stage(s) failed; their errors are in the page"] if failed else []) + (
+            [f"{len(lost)} model(s) could not be analysed: {', '.join(r.model for r in lost)}"] if lost else [])
+        click.echo("poslens: " + "; ".join(parts), err=True)
         sys.exit(1)

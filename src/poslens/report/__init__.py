@@ -11,11 +11,13 @@ caching in :mod:`poslens.report.orchestrate`; the page in :mod:`poslens.report.p
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, PoslensError
 from .orchestrate import (
+    SIZES,
     Context,
     Harvest,
     ModelReport,
@@ -35,6 +37,28 @@ def default_stages() -> list[Stage]:
     return list(STAGES)
 
 
+def model_folder(spec: str, taken: set[str]) -> str:
+    """A visible, filesystem-safe folder name for one model of a multi-model report:
+    the directory's own name for a path, the name (``@`` as ``-``) otherwise; made unique.
+
+    >>> model_folder("../shared/data/gpt2-small-partial", set())
+    'gpt2-small-partial'
+    >>> model_folder("battlestar@1000", {"battlestar-1000"})
+    'battlestar-1000-2'
+    """
+    spec = str(spec).rstrip("/\\")
+    p = Path(spec)
+    path_like = spec.startswith((".", "/", "~")) or p.exists()
+    name = p.name if path_like else spec.replace("@", "-").replace("/", "--")
+    base = slug(name).lstrip("._-") or "model"
+    folder, n = base, 1
+    while folder in taken:
+        n += 1
+        folder = f"{base}-{n}"
+    taken.add(folder)
+    return folder
+
+
 def build_report(
     models: Sequence[str],
     out: str | Path,
@@ -52,23 +76,63 @@ def build_report(
     """Run the report for each of ``models`` and write the page(s); returns (page, reports).
 
     One model: ``OUT/report.html`` and ``OUT/report.json``. Several: one sub-directory per
-    model and ``OUT/index.html`` with side-by-side tables. Finished stages are cached in
-    each model's ``cache/`` and reused on the next run with the same options.
+    model and ``OUT/index.html`` with side-by-side tables; a model that cannot be opened
+    or analysed is listed on the index with the reason and the others are kept (its
+    ``ModelReport.error`` says why). Every model is opened and every ``--set`` value
+    checked against its stage's options before any work starts. Finished stages are cached
+    in each model's ``cache/`` and reused on the next run with the same options; with
+    ``only``/``skip``, the other stages' cached sections stay on the page.
     """
-    models = list(dict.fromkeys(models))
+    models = list(dict.fromkeys(str(m) for m in models))
     if not models:
         raise InvalidInputError("no model given; pass --model NAME (e.g. tiny)")
+    if size not in SIZES:
+        raise InvalidInputError(f"unknown size '{size}'; use one of {', '.join(SIZES)}")
     all_stages = list(stages) if stages is not None else default_stages()
     chosen = select_stages(all_stages, only, skip)
     if not chosen:
         raise InvalidInputError("--only/--skip leave no analysis to run")
+    compute = {s.name for s in chosen} if (list(only) or list(skip)) else None
     overrides = parse_overrides(sets, all_stages)
-    out = prepare_out(out)
-    reports = []
+
+    contexts: dict[str, Context | None] = {}
+    errors: dict[str, str] = {}
     for spec in models:
-        d = out if len(models) == 1 else prepare_out(out / slug(str(spec)))
-        reports.append(run_model(spec, d, chosen, size=size, overrides=overrides, device=device, dtype=dtype,
-                                 progress=progress, fail_fast=fail_fast))
+        try:
+            ctx = Context(spec, device=device, dtype=dtype, size=size)
+        except PoslensError as exc:
+            if len(models) == 1:
+                raise
+            errors[spec] = str(exc)
+            continue
+        for st in all_stages:  # a bad --set fails here, before anything is computed or written
+            st.options_for(ctx, overrides.get(st.name))
+        contexts[spec] = ctx
+    if not contexts:
+        raise InvalidInputError("no model could be opened: " + "; ".join(f"{m}: {e}" for m, e in errors.items()))
+
+    out_existed = Path(out).exists()
+    out = prepare_out(out)
+    taken: set[str] = set()
+    reports: list[ModelReport] = []
+    for spec in models:
+        d = out if len(models) == 1 else out / model_folder(spec, taken)
+        if spec in errors:
+            reports.append(ModelReport.failed_to_open(spec, d, size, errors[spec]))
+            continue
+        existed = d.exists()
+        try:
+            reports.append(run_model(spec, d, all_stages, size=size, overrides=overrides, device=device, dtype=dtype,
+                                     progress=progress, fail_fast=fail_fast, ctx=contexts.pop(spec),
+                                     compute=compute))
+        except PoslensError as exc:
+            if len(models) == 1:
+                if not out_existed:
+                    shutil.rmtree(out, ignore_errors=True)
+                raise
+            if not existed:
+                shutil.rmtree(d, ignore_errors=True)
+            reports.append(ModelReport.failed_to_open(spec, d, size, str(exc)))
     return write_pages(reports, out), reports
 
 

@@ -18,9 +18,11 @@ option recomputes only the stages whose key it changes.
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import importlib
-import inspect
+import importlib.util
 import json
 import os
 import sys
@@ -91,8 +93,58 @@ class Stage:
                     f"stage '{self.name}' has no option '{k}'{suggest(k, opts)}; "
                     f"its options are: {', '.join(sorted(opts)) or 'none'}"
                 )
-            opts[k] = v
+            opts[k] = check_option(self.name, k, opts[k], v)
         return opts
+
+
+_FRACTION_WORDS = ("threshold", "frac", "fraction", "share", "quantile")
+
+
+def check_option(stage: str, key: str, default, value):
+    """``value`` for ``stage.key`` if it has the default's type and a sensible range, else
+    InvalidInputError: an int where the default is an int (>= 1 when the default is
+    positive, >= 0 when it is 0), a number where it is a float (in [0, 1] for thresholds and
+    fractions), a bool for a bool, a string for a string, a list of such for a list.
+
+    >>> check_option("helix", "n_components", 10, 5)
+    5
+    """
+    where = f"--set {stage}.{key}={json.dumps(value) if not isinstance(value, str) else value}"
+
+    def bad(what: str):
+        return InvalidInputError(f"{where}: {what} (the default is {json.dumps(to_jsonable(default))})")
+
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad("expected true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("expected an integer")
+        if value < (1 if default > 0 else 0) and default >= 0:
+            raise bad(f"must be >= {1 if default > 0 else 0}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise bad("expected a number")
+        if any(w in key for w in _FRACTION_WORDS) and 0 <= default <= 1 and not 0 <= value <= 1:
+            raise bad("must lie in [0, 1]")
+        if default > 0 and value < 0:
+            raise bad("must be >= 0")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise bad("expected a string")
+        return value
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, list):
+            raise bad("expected a JSON list, e.g. [1,2]")
+        if default:
+            return [check_option(stage, key, default[0], x) for x in value]
+        return value
+    return value
 
 
 def lazy(module: str, name: str) -> Callable:
@@ -268,14 +320,72 @@ def model_fingerprint(ckpt) -> str:
     return h.hexdigest()[:16]
 
 
+def _module_file(name: str) -> Path | None:
+    try:  # `from pkg.module import name` lists names that are not modules: those have no spec
+        spec = importlib.util.find_spec(name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    return Path(spec.origin) if spec is not None and spec.origin and spec.origin.endswith(".py") else None
+
+
+def _imports_of(name: str, path: Path) -> set[str]:
+    """poslens modules ``name`` imports anywhere in its source (function-local imports and
+    :func:`lazy` stage references included)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{a.name}" for a in node.names)  # `from pkg import module`
+        elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy" and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            found.add(f"poslens.analyses.{node.args[0].value}")
+    return {m for m in found if m == "poslens" or m.startswith("poslens.")}
+
+
+@functools.lru_cache(maxsize=None)
+def source_closure(roots: tuple[str, ...]) -> tuple[str, ...]:
+    """Every poslens module reachable by imports from ``roots`` (sorted), parents included.
+
+    >>> "poslens.models.runner" in source_closure(("poslens.report.stage_helix",))   # doctest: +SKIP
+    True
+    """
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        path = _module_file(name)
+        if path is None:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
+        todo += sorted(_imports_of(name, path) - seen)
+    return tuple(sorted(seen))
+
+
 def code_fingerprint(modules: Iterable[str]) -> str:
-    h = hashlib.sha256()
-    for m in modules:
-        try:
-            src = inspect.getsource(importlib.import_module(m))
-        except (ImportError, OSError, TypeError):
-            src = "<unavailable>"
-        h.update(m.encode() + b"\0" + src.encode())
+    """A hash of the package version and the source of every poslens module ``modules``
+    import, directly or not: a change anywhere below a stage (the Runner included)
+    recomputes it, while a change elsewhere keeps its cache."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("poslens")
+    except PackageNotFoundError:
+        v = "unknown"
+    h = hashlib.sha256(f"poslens {v}".encode())
+    for m in source_closure(tuple(sorted(set(modules)))):
+        h.update(m.encode() + b"\0" + _module_file(m).read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -296,7 +406,7 @@ def cache_key(stage: Stage, options: dict, ctx: Context) -> tuple[str, dict]:
         "stage": stage.name,
         "options": to_jsonable(options),
         "model": model_fingerprint(ctx.ckpt),
-        "code": code_fingerprint(stage.code),
+        "code": code_fingerprint((*stage.code, stage.run.__module__)),
         "device": str(ctx.device),
         "dtype": ctx.dtype,
         "version": CACHE_VERSION,
@@ -366,13 +476,22 @@ class ModelReport:
     seconds: float
     passes: list[dict]
     out: Path
+    error: str | None = None  # why the model could not be opened or analysed at all
+
+    @classmethod
+    def failed_to_open(cls, spec: str, out: Path, size: str, error: str) -> ModelReport:
+        return cls(model=str(spec), spec=str(spec), fingerprint="", config={}, size=size, outcomes=[], seconds=0.0,
+                   passes=[], out=out, error=error)
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "model": self.model, "spec": self.spec, "fingerprint": self.fingerprint, "config": self.config,
             "size": self.size, "seconds": round(self.seconds, 2), "forward_passes": self.passes,
             "stages": {o.name: o.to_dict() for o in self.outcomes},
         }
+        if self.error is not None:
+            d["error"] = self.error
+        return d
 
     @property
     def failed(self) -> list[Outcome]:
@@ -414,10 +533,11 @@ def parse_overrides(items: Iterable[str], stages: Sequence[Stage]) -> dict[str, 
 
 
 def prepare_out(out: str | Path) -> Path:
-    """Create ``out`` (and ``out/cache``) and check it is writable; InvalidInputError if not."""
+    """Create ``out`` and check it is writable; InvalidInputError if not. (``out/cache`` is
+    made by the first cache entry, so a report that fails early leaves no empty folder.)"""
     d = Path(out)
     try:
-        (d / "cache").mkdir(parents=True, exist_ok=True)
+        d.mkdir(parents=True, exist_ok=True)
         probe = d / ".poslens-write-test"
         probe.write_text("")
         probe.unlink()
@@ -445,18 +565,24 @@ def run_model(
     dtype: str = "float32",
     progress: bool = True,
     fail_fast: bool = False,
+    ctx: Context | None = None,
+    compute: Iterable[str] | None = None,
 ) -> ModelReport:
     """Run ``stages`` on one model, reusing finished stages cached in ``out/cache``.
 
     Stages whose needs the checkpoint lacks are skipped with a reason; a stage that raises
     is recorded as failed (its error shown on the page) unless ``fail_fast``. Raises
-    InvalidInputError when the model supports none of ``stages``.
+    InvalidInputError when the model supports none of ``stages``. With ``compute`` (the
+    names ``--only``/``--skip`` selected) only those stages run; the others appear only
+    if their cache entry for the same options is there, so ``--only`` into an existing
+    report keeps its other sections. ``ctx`` is a model already opened.
     """
     from tqdm.auto import tqdm
 
     out = prepare_out(out)
     t_start = time.perf_counter()
-    ctx = Context(spec, device=device, dtype=dtype, size=size)
+    ctx = ctx or Context(spec, device=device, dtype=dtype, size=size)
+    selected = set(compute) if compute is not None else {st.name for st in stages}
     overrides = overrides or {}
     fp = model_fingerprint(ctx.ckpt)
 
@@ -467,7 +593,8 @@ def run_model(
         base = dict(name=st.name, title=st.title, options=opts, about=st.about, seed=st.seed)
         why = ctx.missing(st.needs) or (st.supports(ctx) if st.supports else None)
         if why:
-            outcomes[st.name] = Outcome(status="skipped", reason=why, **base)
+            if st.name in selected:
+                outcomes[st.name] = Outcome(status="skipped", reason=why, **base)
             continue
         key, _ = cache_key(st, opts, ctx)
         path = out / "cache" / f"{st.name}-{key}.json"
@@ -482,7 +609,8 @@ def run_model(
             except CacheCorrupt as exc:
                 _stderr(f"poslens: cache entry {path} is corrupt ({exc}); recomputing {st.name}")
                 path.unlink(missing_ok=True)
-        pending.append((st, opts, key, base))
+        if st.name in selected:
+            pending.append((st, opts, key, base))
 
     if not pending and not any(o.status == "cached" for o in outcomes.values()):
         reasons = "; ".join(f"{o.name}: {o.reason}" for o in outcomes.values()) or "no stages selected"
@@ -548,6 +676,6 @@ def run_model(
 
     return ModelReport(
         model=ctx.label, spec=str(spec), fingerprint=fp, config=ctx.cfg.to_hf_dict(), size=size,
-        outcomes=[outcomes[s.name] for s in stages], seconds=time.perf_counter() - t_start,
+        outcomes=[outcomes[s.name] for s in stages if s.name in outcomes], seconds=time.perf_counter() - t_start,
         passes=ctx.passes, out=out,
     )

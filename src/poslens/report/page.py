@@ -268,12 +268,17 @@ def render_index(reports: Sequence, pages: Sequence[str]) -> str:
     h.append(f"<h1>Positional mechanisms in {len(reports)} models</h1>")
     h.append("<table><tr><th>model</th><th>shape</th><th>analyses</th><th>time</th></tr>")
     for r, p in zip(reports, pages):
+        if r.error is not None:
+            h.append(f"<tr><td>{esc(r.model)}</td><td colspan='3'><span class='skip'>not analysed: "
+                     f"{esc(r.error)}</span></td></tr>")
+            continue
         c = r.config
         n = sum(o.status in ("done", "cached") for o in r.outcomes)
         h.append(f"<tr><td><a href='{esc(p)}'>{esc(r.model)}</a></td><td>{c.get('n_layer')}L × {c.get('n_head')}H, "
                  f"d {c.get('n_embd')}</td><td class='num'>{n}/{len(r.outcomes)}</td><td class='num'>{r.seconds:.1f} s</td></tr>")
     h.append("</table>")
     names = list(dict.fromkeys(o.name for r in reports for o in r.outcomes))
+    reports = [r for r in reports if r.error is None]
     for name in names:
         outs = [next((o for o in r.outcomes if o.name == name), None) for r in reports]
         title = next(o.title for o in outs if o)
@@ -302,6 +307,9 @@ def write_pages(reports: Sequence, out: str | Path) -> Path:
         return r.out / "report.html"
     pages = []
     for r in reports:
+        if r.error is not None:  # listed on the index with the reason; no page of its own
+            pages.append("")
+            continue
         rel = Path(r.out).resolve().relative_to(out.resolve())
         atomic_write_text(r.out / "report.json", json.dumps(to_jsonable(r.to_dict()), indent=1) + "\n")
         back = "/".join([".."] * len(rel.parts)) + "/index.html"

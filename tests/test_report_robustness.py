@@ -1,0 +1,100 @@
+"""The report survives what users do: a model that fails among several, --only into an
+existing report, a failed run, code that changed under the cache."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from poslens.cli import cli
+from poslens.report import build_report, default_stages, model_folder
+from poslens.report import orchestrate as O
+from poslens.testing import random_checkpoint, small_config
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    a = random_checkpoint(root / "data" / "model-a", small_config(), seed=1)
+    b = random_checkpoint(root / "other" / "model-b", small_config(), seed=2)
+    return a, b
+
+
+def test_one_failing_model_does_not_lose_the_others(two_models, tmp_path):
+    a, _ = two_models
+    out = tmp_path / "rep"
+    r = CliRunner().invoke(cli, ["report", "-m", str(a), "-m", "nosuchmodel", "--quick", "--only", "helix",
+                                 "--no-progress", "-o", str(out)])
+    assert r.exit_code == 1, r.output
+    assert "nosuchmodel: not analysed" in r.output and "could not be analysed: nosuchmodel" in r.stderr
+    index = (out / "index.html").read_text()
+    assert "nosuchmodel" in index and "not analysed" in index and "unknown model" in index
+    assert (out / "model-a" / "report.html").is_file()
+    bundle = json.loads((out / "report.json").read_text())
+    errors = [m.get("error") for m in bundle["models"]]
+    assert errors[0] is None and "unknown model" in errors[1]
+    assert not (out / "nosuchmodel").exists()
+
+
+def test_model_folders_are_visible_safe_and_unique(two_models, tmp_path):
+    a, b = two_models
+    assert model_folder(str(a), set()) == "model-a"
+    assert model_folder("../shared/data/gpt2-small-partial", set()) == "gpt2-small-partial"
+    assert model_folder("battlestar@1000", set()) == "battlestar-1000"
+    assert model_folder("openai-community/gpt2", set()) == "openai-community--gpt2"
+    taken: set[str] = set()
+    assert [model_folder(s, taken) for s in ("tiny", "tiny@x", "./tiny")] == ["tiny", "tiny-x", "tiny-2"]
+    page, _ = build_report([str(a), str(b)], tmp_path / "two", only=["helix"], size="quick", progress=False)
+    assert sorted(p.name for p in (tmp_path / "two").iterdir() if p.is_dir()) == ["model-a", "model-b"]
+
+
+def test_only_into_an_existing_report_keeps_its_sections(two_models, tmp_path):
+    a, _ = two_models
+    out = tmp_path / "rep"
+    args = ["report", "-m", str(a), "--quick", "--no-progress", "-o", str(out)]
+    assert CliRunner().invoke(cli, args + ["--only", "helix"]).exit_code == 0
+    r = CliRunner().invoke(cli, args + ["--only", "dup_heads"])
+    assert r.exit_code == 0, r.output
+    assert "recomputed: dup_heads; kept from the cache: helix" in r.output
+    stages = json.loads((out / "report.json").read_text())["stages"]
+    assert stages["helix"]["status"] == "cached" and stages["dup_heads"]["status"] == "done"
+    # a changed option is not the same section: it is left out rather than shown stale
+    r = CliRunner().invoke(cli, args + ["--only", "dup_heads", "--set", "helix.n_components=4"])
+    assert set(json.loads((out / "report.json").read_text())["stages"]) == {"dup_heads"}
+
+
+def test_a_failed_report_leaves_nothing_behind(tmp_path):
+    # a checkpoint with W_pos only: no stage but the weight-only ones can run; ask for one that needs tokens
+    from safetensors.torch import load_file, save_file
+
+    path = random_checkpoint(tmp_path / "m", small_config(), seed=0)
+    sd = load_file(path / "model.safetensors")
+    save_file({"wpe.weight": sd["wpe.weight"]}, path / "model.safetensors", metadata={"format": "pt"})
+    out = tmp_path / "rep"
+    r = CliRunner().invoke(cli, ["report", "-m", str(path), "--only", "dup_heads", "--no-progress", "-o", str(out)])
+    assert r.exit_code == 2 and "supports none" in r.stderr
+    assert not out.exists()
+
+
+def test_set_values_are_typed_before_any_work(two_models, tmp_path):
+    a, _ = two_models
+    for bad, words in [("helix.n_components=abc", "expected an integer"), ("helix.n_components=-1", ">= 1"),
+                       ("dup_heads.threshold=1.5", "[0, 1]"), ("helix.keep_first=3", "true or false")]:
+        with pytest.raises(O.InvalidInputError, match=words.replace("[", r"\[").replace("]", r"\]")):
+            build_report([str(a)], tmp_path / "x", sets=[bad], progress=False)
+        assert not (tmp_path / "x").exists()
+
+
+def test_cache_key_covers_every_module_a_stage_imports_and_the_version(monkeypatch):
+    for st in default_stages():
+        closure = O.source_closure((*st.code, st.run.__module__))
+        assert {"poslens.models.runner", "poslens.models.weights", "poslens.results"} <= set(closure), st.name
+        assert all(O._module_file(m) is not None for m in closure)
+    st = default_stages()[0]
+    key = O.code_fingerprint((st.run.__module__,))
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "999.0")
+    assert O.code_fingerprint((st.run.__module__,)) != key
