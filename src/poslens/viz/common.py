@@ -65,3 +65,24 @@ def save_plotly(fig, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.write_html(str(path), include_plotlyjs=_SHARED_PLOTLY or "directory")
     return path
+
+
+_CHARMAP: set[int] | None = None
+
+
+def glyph_safe(text: str) -> str:
+    """``text`` with every character matplotlib's font cannot draw written as ``\\U0001f600``
+    (emoji in a prompt would otherwise print a missing-glyph warning per character and
+    draw an empty box).
+
+    >>> glyph_safe("ok \\U0001f600")
+    'ok \\\\U0001f600'
+    """
+    global _CHARMAP
+    if _CHARMAP is None:
+        from matplotlib import font_manager
+        from matplotlib.ft2font import FT2Font
+
+        font = font_manager.findfont(font_manager.FontProperties(family=matplotlib.rcParams["font.family"]))
+        _CHARMAP = set(FT2Font(font).get_charmap())
+    return "".join(c if ord(c) in _CHARMAP or c in "\n\t" else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .common import save_plotly, save_png  # noqa: E402
+from .common import glyph_safe, save_plotly, save_png  # noqa: E402
 
 
 def lens_figures(result, out: Path) -> list[Path]:
@@ -36,7 +36,7 @@ def lens_figures(result, out: Path) -> list[Path]:
         ax.set_xticks(range(N), toks, rotation=60, ha="right", fontsize=7)
         for i in range(P):
             for j in range(N):
-                ax.text(j, i, repr(result.top1[i][j])[1:-1][:8], ha="center", va="center", fontsize=5,
+                ax.text(j, i, glyph_safe(repr(result.top1[i][j])[1:-1][:8]), ha="center", va="center", fontsize=5,
                         color="w" if E[i, j] > np.nanmean(E) else "k")
     else:
         ax.set_xlabel("position")
@@ -55,7 +55,7 @@ def lens_figures(result, out: Path) -> list[Path]:
     ax.plot(x, result.mean_entropy, "-s", ms=3, label="mean over tokens")
     for i, tk in enumerate(result.top_k):
         if tk:
-            ax.annotate(repr(tk[0]["token"])[1:-1][:10], (i, result.last_entropy[i]), fontsize=6, rotation=30,
+            ax.annotate(glyph_safe(repr(tk[0]["token"])[1:-1][:10]), (i, result.last_entropy[i]), fontsize=6, rotation=30,
                         xytext=(2, 4), textcoords="offset points")
     ax.set_xticks(x, result.points, rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("entropy (nats)")
