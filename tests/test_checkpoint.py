@@ -127,10 +127,19 @@ def test_bad_directories(tmp_path, sd_cfg):
         Checkpoint.from_dir(nowt)
 
 
-@pytest.mark.parametrize("model_type, arch", [("llama", "LlamaForCausalLM"), ("gpt_neox", "GPTNeoXForCausalLM")])
-def test_non_gpt2_architecture_is_refused(tmp_path, model_type, arch):
+@pytest.mark.parametrize("model_type, arch", [("bloom", "BloomForCausalLM"), ("t5", "T5ForConditionalGeneration")])
+def test_unsupported_family_names_the_supported_ones(tmp_path, model_type, arch):
     d = tmp_path / model_type
     d.mkdir()
     (d / "config.json").write_text(json.dumps({"model_type": model_type, "architectures": [arch]}))
-    with pytest.raises(UnsupportedArchitectureError, match=f"'{model_type}' model .*GPT-2"):
+    with pytest.raises(UnsupportedArchitectureError, match=f"'{model_type}' model .*gpt2.*gpt_neo.*opt.*gpt_neox.*llama"):
+        Checkpoint.from_dir(d)
+
+
+@pytest.mark.parametrize("model_type", ["llama", "gpt_neox"])
+def test_supported_family_with_missing_fields_says_which(tmp_path, model_type):
+    d = tmp_path / model_type
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"model_type": model_type}))
+    with pytest.raises(CorruptCheckpointError, match="lacks the .* field 'hidden_size'"):
         Checkpoint.from_dir(d)
