@@ -143,3 +143,26 @@ def test_supported_family_with_missing_fields_says_which(tmp_path, model_type):
     (d / "config.json").write_text(json.dumps({"model_type": model_type}))
     with pytest.raises(CorruptCheckpointError, match="lacks the .* field 'hidden_size'"):
         Checkpoint.from_dir(d)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "bin"])
+@pytest.mark.parametrize("tensor, shape", [("wpe.weight", (100, 64)), ("h.1.attn.c_attn.weight", (64, 96))])
+def test_wrong_tensor_shape_is_one_clear_error_before_any_work(tmp_path, sd_cfg, tensor, shape, fmt):
+    from click.testing import CliRunner
+
+    from poslens.cli import cli
+
+    sd, cfg = sd_cfg
+    bad = dict(sd, **{tensor: torch.zeros(shape)})
+    path = write_checkpoint(tmp_path / "m", cfg, bad, fmt=fmt)
+    with pytest.raises(CorruptCheckpointError) as exc:
+        open_checkpoint(str(path))
+    msg = str(exc.value)
+    assert f"'{tensor}' has shape {list(shape)}" in msg
+    expected = {"wpe.weight": [128, 64], "h.1.attn.c_attn.weight": [64, 192]}[tensor]
+    assert f"implies {expected}" in msg
+    r = CliRunner().invoke(cli, ["helix", "-m", str(path), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 2, r.output
+    err = r.output.strip()
+    assert err.startswith("poslens: error:") and f"'{tensor}' has shape" in err and "\n" not in err
+    assert "mat1 and mat2" not in err and not (tmp_path / "out").exists()

@@ -43,4 +43,30 @@ def family_of(cfg) -> Family:
     return FAMILIES[cfg.family]
 
 
-__all__ = ["FAMILIES", "MODEL_TYPES", "Family", "Src", "adapter_for", "family_of", "supported"]
+
+
+def check_shapes(ckpt) -> None:
+    """Check every stored tensor's shape (from the file headers; no tensor data is read)
+    against what the checkpoint's config.json implies for its family.
+
+    Raises one :class:`~poslens.errors.CorruptCheckpointError` naming the first tensor whose
+    shape is wrong, its shape and the expected one.
+    """
+    from ...errors import CorruptCheckpointError
+
+    cfg = ckpt.config
+    fam = family_of(cfg)
+    for name, expected in fam.shapes(cfg).items():
+        stored = fam.stored(name, ckpt.has)
+        if not ckpt.has(stored):
+            continue
+        shape = tuple(ckpt.shape(stored))
+        if shape != tuple(expected):
+            raise CorruptCheckpointError(
+                f"{ckpt.label}: tensor '{stored}' has shape {list(shape)} but its config.json implies "
+                f"{list(expected)} ({fam.name}: n_layers={cfg.n_layers}, n_heads={cfg.n_heads}, d_model={cfg.d_model}, "
+                f"d_mlp={cfg.d_mlp}, n_ctx={cfg.n_ctx}, d_vocab={cfg.d_vocab}); the weights and config.json "
+                "do not belong together: fix config.json or re-download the checkpoint")
+
+
+__all__ = ["FAMILIES", "MODEL_TYPES", "Family", "Src", "adapter_for", "check_shapes", "family_of", "supported"]
