@@ -109,3 +109,58 @@ def test_storage_formats_read_the_same(tmp_path, fmt):
             sd = {k.removeprefix("model."): v for k, v in sd.items()}
         torch.save(sd, path / "pytorch_model.bin")
     assert max(max_errors(model, path).values()) <= TOL
+
+
+PREFIX_HOOKS = ("hook_resid_pre", "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_pattern", "attn.hook_z",
+                "hook_resid_mid", "mlp.hook_post", "hook_resid_post")
+
+
+@pytest.mark.parametrize("key", [("mistral", "sliding-window"), ("gpt_neox", "partial-rotary-parallel"),
+                                 ("gpt_neo", "global-local"), ("opt", "post-ln-projected")],
+                         ids=lambda k: "/".join(k))
+def test_cached_prefix_gives_the_full_run_on_suffix_positions(tmp_path, key):
+    model, path = build(tmp_path, key)
+    runner = Runner(load_weights(str(path)))
+    cfg = runner.cfg
+    g = torch.Generator().manual_seed(4)
+    P0, S = 7, 6  # the prefix is longer than the windows, so the window crosses the boundary
+    prefix_ids = torch.randint(0, cfg.d_vocab, (P0,), generator=g)
+    suffixes = torch.randint(0, cfg.d_vocab, (3, S), generator=g)
+    hooks = [f"blocks.{l}.{h}" for l in range(cfg.n_layers) for h in PREFIX_HOOKS]
+    if cfg.positional == "rotary":
+        hooks += [f"blocks.{l}.attn.hook_rot_k" for l in range(cfg.n_layers)]
+    full = runner.run(torch.cat([prefix_ids.expand(3, P0), suffixes], 1), hooks=hooks, logits=True)
+    prefix = runner.prefix(prefix_ids)
+    part = runner.run(suffixes, prefix=prefix, hooks=hooks, logits=True, batch_size=2)
+    for name in [*hooks, "logits"]:
+        want = full[name][:, :, P0:] if name.endswith("hook_pattern") else full[name][:, P0:]
+        assert part[name].shape == want.shape, name
+        assert (part[name] - want).abs().max().item() <= 1e-5, name
+
+
+def test_grouped_keys_are_expanded_per_query_head_in_hooks_and_weights(tmp_path):
+    model, path = build(tmp_path, ("llama", "gqa"))
+    w = load_weights(str(path))
+    H, G, dh = w.cfg.n_heads, w.cfg.n_key_value_heads, w.cfg.d_head
+    assert (H, G) == (4, 2) and w.W_K.shape == (2, H, w.cfg.d_model, dh)
+    k_proj = model.model.layers[1].self_attn.k_proj.weight.detach()
+    for h in range(H):  # query head h reads key head h // (H / G)
+        assert torch.equal(w.get("blocks.1.attn.W_K")[h], k_proj[(h // 2) * dh:(h // 2 + 1) * dh].T)
+    tokens = torch.randint(0, w.cfg.d_vocab, (1, 5))
+    acts = Runner(w).run(tokens, hooks=["blocks.0.attn.hook_k", "blocks.0.attn.hook_rot_q", "blocks.0.attn.hook_q"])
+    assert acts["blocks.0.attn.hook_k"].shape == (1, 5, H, dh)
+    assert torch.equal(acts["blocks.0.attn.hook_k"][:, :, 0], acts["blocks.0.attn.hook_k"][:, :, 1])
+    # rotary leaves position 0 alone and turns the rest
+    q, rq = acts["blocks.0.attn.hook_q"], acts["blocks.0.attn.hook_rot_q"]
+    assert torch.allclose(q[:, 0], rq[:, 0]) and not torch.allclose(q[:, 3], rq[:, 3])
+    names = Runner(w).hook_names()
+    assert "hook_pos_embed" not in names and "blocks.0.mlp.hook_pre_linear" in names
+
+
+def test_opt_position_rows_are_read_without_the_offset(tmp_path):
+    model, path = build(tmp_path, ("opt", "pre-ln"))
+    w = load_weights(str(path))
+    table = model.model.decoder.embed_positions.weight.detach()
+    assert w.W_pos.shape == (w.cfg.n_ctx, w.cfg.d_model) and torch.equal(w.W_pos[5], table[5 + 2])
+    acts = Runner(w).run(torch.zeros(1, 4, dtype=torch.long), hooks=["hook_pos_embed"])
+    assert torch.equal(acts["hook_pos_embed"][0], table[2:6])
