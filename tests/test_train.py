@@ -252,6 +252,16 @@ def test_snapshots_are_log_spaced_float16_checkpoints_with_a_manifest(corpus, tm
     log = json.loads((out / "training_log.json").read_text())
     assert log["config"]["snapshots"] == 5
     assert (tmp_path / "run" / "tokens.npz").is_file()  # the tokenised corpus a resume reuses
+    # `poslens helix --sweep -m MODEL` on one trained model sweeps its history
+    from click.testing import CliRunner
+
+    from poslens.cli import cli
+
+    r = CliRunner().invoke(cli, ["helix", "--sweep", "-m", str(out), "--no-figures", "-o", str(tmp_path / "hx")])
+    assert r.exit_code == 0, r.output
+    table = json.loads((tmp_path / "hx" / "result.json").read_text())["table"]
+    assert [row["step"] for row in table] == want
+    assert json.loads((dirs[2][1] / "training_log.json").read_text())["tokens_seen"] == want[2] * 8 * 32
 
 
 def test_wpe_freeze_and_lr_scale(corpus, tmp_path):
@@ -277,9 +287,15 @@ def test_synthetic_frac_keeps_synthetic_rows_after_the_start(corpus, tmp_path, m
 
     sizes = []
     real_syn = C.synthetic_batch
-    monkeypatch.setattr(C, "synthetic_batch", lambda rng, n, *a, **k: sizes.append(n) or real_syn(rng, n, *a, **k))
+    monkeypatch.setattr(C, "synthetic_batch",
+                        lambda rng, n, ctx, *a, **k: sizes.append((n, ctx)) or real_syn(rng, n, ctx, *a, **k))
     train(cfg(corpus, tmp_path / "run", max_steps=5, synthetic_steps=2, synthetic_frac=0.25), progress=False)
-    assert sizes == [8, 8, 2, 2, 2]
+    assert sizes == [(8, 32)] * 2 + [(2, 32)] * 3
+    sizes.clear()  # a short-window start: the same tokens per step in more rows
+    train(cfg(corpus, tmp_path / "short", max_steps=3, synthetic_steps=2, synthetic_len=16), progress=False)
+    assert sizes == [(16, 16)] * 2
+    with pytest.raises(InvalidInputError, match="synthetic_len"):
+        train(cfg(corpus, tmp_path / "bad", synthetic_len=64), progress=False)
     with pytest.raises(InvalidInputError, match="synthetic_frac"):
         train(cfg(corpus, tmp_path / "bad", synthetic_frac=1.5), progress=False)
 

@@ -41,6 +41,8 @@ D = TrainConfig()
                    "lag-2 copies (forms a previous-token head and the induction circuit).")
 @click.option("--synthetic-frac", default=D.synthetic_frac, show_default=True,
               help="After the synthetic start, this share of each batch stays synthetic (keeps those circuits trained).")
+@click.option("--synthetic-len", default=D.synthetic_len, show_default=True,
+              help="Window length of the synthetic start (0: n-ctx); the same tokens per step in more, shorter rows.")
 @click.option("--wpe-lr-scale", default=D.wpe_lr_scale, show_default=True,
               help="W_pos learning rate as a multiple of the others'.")
 @click.option("--wpe-freeze-steps", default=D.wpe_freeze_steps, show_default=True,

@@ -35,6 +35,9 @@ class TrainConfig:
     # After the synthetic start, this share of every batch's rows stays synthetic, so the circuits the
     # start rewards keep a gradient while text trains the language model.
     synthetic_frac: float = 0.0
+    # Window length of the synthetic start (0: n_ctx), same tokens per step. In short windows attention
+    # is spread over few keys, so copying pays off at once and the previous-token head forms sooner.
+    synthetic_len: int = 0
     # W_pos learning rate as a multiple of the others', and steps during which W_pos is not updated at
     # all: a previous-token head formed against a fixed (e.g. sinusoidal) table cannot rewrite it.
     wpe_lr_scale: float = 1.0

@@ -10,6 +10,7 @@ goes through :func:`read_manifest` / :func:`snapshot_dirs`)::
                                      "snapshots": [{"step", "tokens_seen", "dir", "val_loss"}, ...]}
         step-000000/                step 0 = the initialisation
           config.json  model.safetensors (float16)  tokenizer.json
+          training_log.json         {"step", "tokens_seen", "val_loss", "snapshot": true}
         step-000001/ ... step-NNNNNN/   (the last one is the final step)
 
 Each ``step-N`` folder is an ordinary checkpoint directory (any poslens command loads it
@@ -98,6 +99,9 @@ def write_snapshot(model, tok, model_dir: Path, step: int, tokens_seen: int, val
     save_file(sd, str(tmp / "model.safetensors"), metadata={"format": "pt", "step": str(step)})
     (tmp / "config.json").write_text(json.dumps(model.cfg.to_hf_dict(), indent=2))
     tok.save(tmp)
+    # Readers that take a checkpoint folder's step and tokens from its training log (helix sweeps, `poslens sweep`).
+    (tmp / "training_log.json").write_text(json.dumps(
+        {"step": step, "tokens_seen": tokens_seen, "val_loss": val_loss, "snapshot": True, "dtype": "float16"}, indent=2))
     dest = h / name
     if dest.exists():
         shutil.rmtree(dest)

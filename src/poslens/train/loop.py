@@ -93,6 +93,8 @@ def check_options(cfg: TrainConfig) -> None:
         raise InvalidInputError(f"synthetic_steps={cfg.synthetic_steps} must be between 0 and max_steps={cfg.max_steps}")
     if not 0 <= cfg.synthetic_frac <= 1:
         raise InvalidInputError(f"synthetic_frac={cfg.synthetic_frac} is a share of each batch; give 0..1")
+    if cfg.synthetic_len and not 8 <= cfg.synthetic_len <= cfg.n_ctx:
+        raise InvalidInputError(f"synthetic_len={cfg.synthetic_len} must be between 8 and n_ctx={cfg.n_ctx} (0: n_ctx)")
     if cfg.wpe_lr_scale < 0 or cfg.wpe_freeze_steps < 0 or cfg.snapshots < 0:
         raise InvalidInputError("wpe_lr_scale, wpe_freeze_steps and snapshots cannot be negative")
     if cfg.d_model % cfg.n_heads:
@@ -142,6 +144,9 @@ def export(model: TrainableGPT2, tok: Tokenizer, dest: Path, log: dict) -> None:
 
 def _batch(cfg: TrainConfig, rng: np.random.Generator, step: int, train_ids: np.ndarray, tok: Tokenizer):
     """The batch of ``step``: synthetic during the start, else text with a ``synthetic_frac`` share of synthetic rows."""
+    if step < cfg.synthetic_steps and cfg.synthetic_len and cfg.synthetic_len < cfg.n_ctx:
+        rows = cfg.batch_size * cfg.n_ctx // cfg.synthetic_len
+        return C.synthetic_batch(rng, rows, cfg.synthetic_len, tok.vocab_size, tok.bos_token_id)
     syn = cfg.batch_size if step < cfg.synthetic_steps else int(round(cfg.synthetic_frac * cfg.batch_size))
     parts = []
     if syn < cfg.batch_size:
