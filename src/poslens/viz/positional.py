@@ -81,6 +81,7 @@ def probe_figures(r: ProbeResult, out: Path) -> list[Path]:
     pts = [p.point for p in r.points]
     ax[0].plot(pts, [p.mae for p in r.points], "o-", label="ridge probe")
     ax[0].plot(pts, [p.baseline_mae for p in r.points], "--", color="grey", label="predict the mean position")
+    ax[0].set_xticks(pts)
     ax[0].set_xlabel("residual point (0 = embeddings)")
     ax[0].set_ylabel("mean absolute error (positions)")
     ax[0].set_title(f"absolute position from the residual stream ({r.inputs})", fontsize=9)
