@@ -315,3 +315,23 @@ def test_incontext_gain_and_history_scores(corpus, tmp_path):
     rows = [{"step": s, "prev": v} for s, v in [(0, 0.1), (1, 0.85), (2, 0.7), (3, 0.9), (4, 0.95)]]
     f = M.formation(rows, "prev")
     assert f["formed_at"] == 3 and f["largest_jump"] == {"from_step": 0, "to_step": 1, "change": pytest.approx(0.75)}
+
+
+def test_synthetic_dup_rows_mark_every_repeated_token():
+    import numpy as np
+
+    from poslens.train.corpus import synthetic_batch
+
+    x = synthetic_batch(np.random.default_rng(4), 6, 128, 500, exclude=0, kinds=("dup", "lag2", "repeat"))
+    assert x.shape == (6, 129) and (x != 0).all()
+    for row in x[0::3]:
+        marker, seen, n_marked = 499, set(), 0
+        for i, t in enumerate(row[:-1].tolist()):
+            if t == marker:
+                continue
+            assert (row[i + 1] == marker) == (t in seen), i
+            n_marked += t in seen
+            seen.add(t)
+        assert n_marked > 5
+    with pytest.raises(ValueError, match="kinds"):
+        synthetic_batch(np.random.default_rng(0), 2, 16, 50, kinds=("nope",))

@@ -43,6 +43,9 @@ D = TrainConfig()
               help="After the synthetic start, this share of each batch stays synthetic (keeps those circuits trained).")
 @click.option("--synthetic-len", default=D.synthetic_len, show_default=True,
               help="Window length of the synthetic start (0: n-ctx); the same tokens per step in more, shorter rows.")
+@click.option("--synthetic-kinds", default=D.synthetic_kinds, show_default=True,
+              help="Row kinds of the synthetic windows, in turn: repeat (induction), lag2 (previous-token), "
+                   "dup (a marker after each repeated token: duplicate-token).")
 @click.option("--wpe-lr-scale", default=D.wpe_lr_scale, show_default=True,
               help="W_pos learning rate as a multiple of the others'.")
 @click.option("--wpe-freeze-steps", default=D.wpe_freeze_steps, show_default=True,

@@ -38,6 +38,8 @@ class TrainConfig:
     # Window length of the synthetic start (0: n_ctx), same tokens per step. In short windows attention
     # is spread over few keys, so copying pays off at once and the previous-token head forms sooner.
     synthetic_len: int = 0
+    # Row kinds of the synthetic windows, in turn (train.corpus.synthetic_batch): repeat, lag2, dup.
+    synthetic_kinds: str = "repeat,lag2"
     # W_pos learning rate as a multiple of the others', and steps during which W_pos is not updated at
     # all: a previous-token head formed against a fixed (e.g. sinusoidal) table cannot rewrite it.
     wpe_lr_scale: float = 1.0

@@ -95,6 +95,10 @@ def check_options(cfg: TrainConfig) -> None:
         raise InvalidInputError(f"synthetic_frac={cfg.synthetic_frac} is a share of each batch; give 0..1")
     if cfg.synthetic_len and not 8 <= cfg.synthetic_len <= cfg.n_ctx:
         raise InvalidInputError(f"synthetic_len={cfg.synthetic_len} must be between 8 and n_ctx={cfg.n_ctx} (0: n_ctx)")
+    bad = [k for k in _kinds(cfg) if k not in C.SYNTHETIC_KINDS]
+    if bad or not _kinds(cfg):
+        raise InvalidInputError(f"synthetic_kinds={cfg.synthetic_kinds!r}: give a comma-separated list of "
+                                f"{', '.join(C.SYNTHETIC_KINDS)}")
     if cfg.wpe_lr_scale < 0 or cfg.wpe_freeze_steps < 0 or cfg.snapshots < 0:
         raise InvalidInputError("wpe_lr_scale, wpe_freeze_steps and snapshots cannot be negative")
     if cfg.d_model % cfg.n_heads:
@@ -142,18 +146,22 @@ def export(model: TrainableGPT2, tok: Tokenizer, dest: Path, log: dict) -> None:
     atomic_write_text(dest / "training_log.json", json.dumps(log, indent=2))
 
 
+def _kinds(cfg: TrainConfig) -> tuple[str, ...]:
+    return tuple(k.strip() for k in cfg.synthetic_kinds.split(",") if k.strip())
+
+
 def _batch(cfg: TrainConfig, rng: np.random.Generator, step: int, train_ids: np.ndarray, tok: Tokenizer):
     """The batch of ``step``: synthetic during the start, else text with a ``synthetic_frac`` share of synthetic rows."""
     if step < cfg.synthetic_steps and cfg.synthetic_len and cfg.synthetic_len < cfg.n_ctx:
         rows = cfg.batch_size * cfg.n_ctx // cfg.synthetic_len
-        return C.synthetic_batch(rng, rows, cfg.synthetic_len, tok.vocab_size, tok.bos_token_id)
+        return C.synthetic_batch(rng, rows, cfg.synthetic_len, tok.vocab_size, tok.bos_token_id, kinds=_kinds(cfg))
     syn = cfg.batch_size if step < cfg.synthetic_steps else int(round(cfg.synthetic_frac * cfg.batch_size))
     parts = []
     if syn < cfg.batch_size:
         parts.append(C.batch(train_ids, rng, cfg.batch_size - syn, cfg.n_ctx, cfg.repeat_frac, cfg.random_repeat_frac,
                              tok.vocab_size, tok.bos_token_id))
     if syn:
-        parts.append(C.synthetic_batch(rng, syn, cfg.n_ctx, tok.vocab_size, tok.bos_token_id))
+        parts.append(C.synthetic_batch(rng, syn, cfg.n_ctx, tok.vocab_size, tok.bos_token_id, kinds=_kinds(cfg)))
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
