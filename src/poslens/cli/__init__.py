@@ -24,6 +24,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "duplicate": ("dup-heads", "dup-neurons"),
     "twisted_pair": ("twisted-pair",),
     "causal": ("ablate", "patch"),
+    "sweep": ("sweep",),
     "positional": ("sinks", "position-probe", "rotary"),
 }
 
