@@ -212,6 +212,32 @@ def test_head_on_highest_frequency_ranks_first_and_attends_diagonally(planted_ro
     assert torch.allclose(ablated[:, planted_rotary.head], pattern[:, planted_rotary.head], atol=1e-5)
 
 
+@pytest.mark.parametrize("family", ["gpt_neox", "llama"])
+def test_apply_rotary_matches_the_runners_scores(tmp_path, family):
+    """Our rotation of pre-rotation hook_q / hook_k reproduces the Runner's attention scores (partial rotary too)."""
+    transformers = pytest.importorskip("transformers")
+    if family == "gpt_neox":
+        cfg = transformers.GPTNeoXConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                                         max_position_embeddings=32, vocab_size=50, rotary_pct=0.25, rotary_emb_base=500)
+    else:
+        cfg = transformers.LlamaConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
+                                       intermediate_size=32, max_position_embeddings=32, vocab_size=50)
+    torch.manual_seed(0)
+    transformers.AutoModelForCausalLM.from_config(cfg).save_pretrained(tmp_path / family)
+    runner = Runner(load_weights(str(tmp_path / family)))
+    spec = R.rotary_spec(runner.cfg)
+    assert spec.rotary_dim == (4 if family == "gpt_neox" else 8)
+    tokens = torch.randint(0, 50, (2, 12), generator=torch.Generator().manual_seed(0))
+    acts = runner.run(tokens, hooks=["blocks.0.attn.hook_q", "blocks.0.attn.hook_k", "blocks.0.attn.hook_attn_scores"])
+    q, k = R.apply_rotary(acts["blocks.0.attn.hook_q"], spec), R.apply_rotary(acts["blocks.0.attn.hook_k"], spec)
+    if k.shape[2] != q.shape[2]:
+        k = k.repeat_interleave(q.shape[2] // k.shape[2], dim=2)
+    ours = torch.einsum("bqhd,bkhd->bhqk", q, k) * runner.cfg.attention_scale(0)
+    theirs = acts["blocks.0.attn.hook_attn_scores"]
+    mask = torch.isfinite(theirs)
+    assert torch.allclose(ours[mask], theirs[mask], atol=1e-4)
+
+
 def test_sinks_on_a_rotary_model_skip_positional_inputs(planted_rotary):
     r = S.attention_sinks(Runner(load_weights(str(planted_rotary.path))), S.Options(n_seq=4))
     assert [run.inputs for run in r.runs] == ["random_tokens", "repeated_token"]

@@ -77,7 +77,12 @@ def position_probe(runner, opts: Options = Options(), tokenizer=None) -> ProbeRe
     hooks = [resid_hook(p, cfg.n_layers) for p in points]
     mode = "embed" if kind == "positional" else "tokens"
     parts = []
-    for i in range(0, len(x), opts.batch_size):
+    starts = range(0, len(x), opts.batch_size)
+    if len(starts) > 4:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="position probe: residual stream", unit="batch", leave=False)
+    for i in starts:
         acts = runner.run(**{mode: x[i : i + opts.batch_size]}, hooks=hooks)
         parts.append(torch.stack([acts[h] for h in hooks]))
     resid = torch.cat(parts, 1)

@@ -60,10 +60,19 @@ def _short(stopped: str) -> str:
     return stopped.split("; use a complete checkpoint")[0]
 
 
+def kind_label(kind: str, x: torch.Tensor) -> str:
+    return f"{len(x)} x {x.shape[1]} {'positional' if kind == 'embed' else 'token'} inputs"
+
+
 def _collect(runner, x: torch.Tensor, kind: str, layers, batch_size: int, rotate) -> list[LayerStats]:
     hooks = [f"blocks.{l}.attn.{h}" for l in layers for h in ("hook_pattern", "hook_q", "hook_k")]
     parts: list[list[LayerStats]] = [[] for _ in layers]
-    for i in range(0, len(x), batch_size):
+    starts = range(0, len(x), batch_size)
+    if len(starts) > 4:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=f"sinks: {kind_label(kind, x)}", unit="batch", leave=False)
+    for i in starts:
         acts = runner.run(**{kind: x[i : i + batch_size]}, hooks=hooks)
         for j, l in enumerate(layers):
             parts[j].append(reduce_layer(acts[f"blocks.{l}.attn.hook_pattern"], rotate(acts[f"blocks.{l}.attn.hook_q"]),
