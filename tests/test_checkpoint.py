@@ -127,10 +127,42 @@ def test_bad_directories(tmp_path, sd_cfg):
         Checkpoint.from_dir(nowt)
 
 
-@pytest.mark.parametrize("model_type, arch", [("llama", "LlamaForCausalLM"), ("gpt_neox", "GPTNeoXForCausalLM")])
-def test_non_gpt2_architecture_is_refused(tmp_path, model_type, arch):
+@pytest.mark.parametrize("model_type, arch", [("bloom", "BloomForCausalLM"), ("t5", "T5ForConditionalGeneration")])
+def test_unsupported_family_names_the_supported_ones(tmp_path, model_type, arch):
     d = tmp_path / model_type
     d.mkdir()
     (d / "config.json").write_text(json.dumps({"model_type": model_type, "architectures": [arch]}))
-    with pytest.raises(UnsupportedArchitectureError, match=f"'{model_type}' model .*GPT-2"):
+    with pytest.raises(UnsupportedArchitectureError, match=f"'{model_type}' model .*gpt2.*gpt_neo.*opt.*gpt_neox.*llama"):
         Checkpoint.from_dir(d)
+
+
+@pytest.mark.parametrize("model_type", ["llama", "gpt_neox"])
+def test_supported_family_with_missing_fields_says_which(tmp_path, model_type):
+    d = tmp_path / model_type
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"model_type": model_type}))
+    with pytest.raises(CorruptCheckpointError, match="lacks the .* field 'hidden_size'"):
+        Checkpoint.from_dir(d)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "bin"])
+@pytest.mark.parametrize("tensor, shape", [("wpe.weight", (100, 64)), ("h.1.attn.c_attn.weight", (64, 96))])
+def test_wrong_tensor_shape_is_one_clear_error_before_any_work(tmp_path, sd_cfg, tensor, shape, fmt):
+    from click.testing import CliRunner
+
+    from poslens.cli import cli
+
+    sd, cfg = sd_cfg
+    bad = dict(sd, **{tensor: torch.zeros(shape)})
+    path = write_checkpoint(tmp_path / "m", cfg, bad, fmt=fmt)
+    with pytest.raises(CorruptCheckpointError) as exc:
+        open_checkpoint(str(path))
+    msg = str(exc.value)
+    assert f"'{tensor}' has shape {list(shape)}" in msg
+    expected = {"wpe.weight": [128, 64], "h.1.attn.c_attn.weight": [64, 192]}[tensor]
+    assert f"implies {expected}" in msg
+    r = CliRunner().invoke(cli, ["helix", "-m", str(path), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 2, r.output
+    err = r.output.strip()
+    assert err.startswith("poslens: error:") and f"'{tensor}' has shape" in err and "\n" not in err
+    assert "mat1 and mat2" not in err and not (tmp_path / "out").exists()

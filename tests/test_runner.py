@@ -230,3 +230,27 @@ def test_in_memory_weights_read_no_tokenizer_from_the_working_directory(small_ck
     monkeypatch.chdir(tmp_path)
     w = Weights.from_state_dict(load_weights(str(small_ckpt)).to_hf_state_dict(), load_weights(str(small_ckpt)).cfg)
     assert w.source.tokenizer_files() == {}
+
+
+def test_cached_prefix_matches_the_full_run_and_accepts_edits(small_ckpt, small_cfg):
+    runner = Runner(load_weights(str(small_ckpt)))
+    g = torch.Generator().manual_seed(5)
+    prefix_ids = torch.randint(0, small_cfg.d_vocab, (2, 9), generator=g)  # one prefix row per suffix row
+    suffixes = torch.randint(0, small_cfg.d_vocab, (2, 5), generator=g)
+    hooks = ["hook_pos_embed", "blocks.0.attn.hook_pattern", "blocks.1.attn.hook_result", "blocks.1.hook_resid_post"]
+    zero = {"blocks.0.attn.hook_z": lambda z, hook: z.index_fill(2, torch.tensor([1]), 0)}
+    full = runner.run(torch.cat([prefix_ids, suffixes], 1), hooks=hooks, logits=True)
+    prefix = runner.prefix(prefix_ids)
+    part = runner.run(suffixes, prefix=prefix, hooks=hooks, logits=True)
+    for name in [*hooks, "logits"]:
+        want = full[name][:, :, 9:] if name.endswith("pattern") else full[name][:, 9:]
+        assert (part[name] - want).abs().max().item() <= 1e-5, name
+    # an edit on the suffix positions only changes what follows them
+    edited = runner.run(suffixes, prefix=prefix, hooks=["logits"], edits=zero)
+    assert not torch.allclose(edited["logits"], part["logits"])
+    with pytest.raises(InvalidInputError, match="another Runner"):
+        Runner(load_weights(str(small_ckpt))).run(suffixes, prefix=prefix, logits=True)
+    with pytest.raises(InvalidInputError, match="prefix has 2 rows and the suffix 3"):
+        runner.run(torch.zeros(3, 2, dtype=torch.long), prefix=prefix, logits=True)
+    with pytest.raises(InvalidInputError, match="9 prefix \\+ 120 positions is longer"):
+        runner.run(torch.zeros(2, 120, dtype=torch.long), prefix=prefix, logits=True)

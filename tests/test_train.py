@@ -216,3 +216,122 @@ def test_synthetic_steps_come_first_and_are_recorded(corpus, tmp_path, monkeypat
     with pytest.raises(InvalidInputError, match="synthetic_steps"):
         train(cfg(corpus, tmp_path / "bad", max_steps=6, synthetic_steps=7), progress=False)
     assert not (tmp_path / "bad").exists()
+
+
+def test_snapshots_are_log_spaced_float16_checkpoints_with_a_manifest(corpus, tmp_path):
+    """--snapshots writes step 0 and log-spaced steps as loadable float16 folders; a resume adds none twice."""
+    import json
+
+    from safetensors import safe_open
+
+    from poslens.analyses.helix import helix_sweep
+    from poslens.train.history import read_manifest, snapshot_dirs, snapshot_steps
+
+    c = cfg(corpus, tmp_path / "run", max_steps=12, snapshots=5)
+    train(c, progress=False, stop_at=5)
+    out = train(c, progress=False)
+    want = snapshot_steps(5, 12)
+    assert want[0] == 0 and want[-1] == 12 and len(set(want)) == 6
+    man = read_manifest(out)
+    assert [s["step"] for s in man["snapshots"]] == want and man["dtype"] == "float16"
+    assert [s["tokens_seen"] for s in man["snapshots"]] == [s * 8 * 32 for s in want]
+    assert all(s["val_loss"] > 0 for s in man["snapshots"])
+    dirs = snapshot_dirs(out)
+    with safe_open(str(dirs[-1][1] / "model.safetensors"), "pt") as f:
+        assert all(f.get_tensor(k).dtype == torch.float16 for k in f.keys())
+    # the last snapshot is the final model, rounded to half precision
+    final = load_weights(str(out)).state_dict()
+    last = load_weights(str(dirs[-1][1])).state_dict()
+    for k in final:
+        assert torch.allclose(final[k], last[k].float(), atol=1e-3, rtol=1e-3), k
+    first = load_weights(str(dirs[0][1])).state_dict()
+    assert not torch.allclose(first["embed.W_E"].float(), final["embed.W_E"], atol=1e-3)  # step 0 is the initialisation
+    # a helix sweep reads the steps from the folder names, whatever order it is given
+    sw = helix_sweep([str(d) for _, d in reversed(dirs)])
+    assert [r["step"] for r in sw.table] == want
+    log = json.loads((out / "training_log.json").read_text())
+    assert log["config"]["snapshots"] == 5
+    assert (tmp_path / "run" / "tokens.npz").is_file()  # the tokenised corpus a resume reuses
+    # `poslens helix --sweep -m MODEL` on one trained model sweeps its history
+    from click.testing import CliRunner
+
+    from poslens.cli import cli
+
+    r = CliRunner().invoke(cli, ["helix", "--sweep", "-m", str(out), "--no-figures", "-o", str(tmp_path / "hx")])
+    assert r.exit_code == 0, r.output
+    table = json.loads((tmp_path / "hx" / "result.json").read_text())["table"]
+    assert [row["step"] for row in table] == want
+    assert json.loads((dirs[2][1] / "training_log.json").read_text())["tokens_seen"] == want[2] * 8 * 32
+
+
+def test_wpe_freeze_and_lr_scale(corpus, tmp_path):
+    """W_pos stays at its initialisation while frozen (the rest trains), then moves; scale 0 keeps it for good."""
+    c = cfg(corpus, tmp_path / "f", max_steps=8, wpe_freeze_steps=4, wpe_init="sinusoidal", wpe_init_scale=1.0)
+    init = load_weights(str(train(c, progress=False, stop_at=0 + 1))).state_dict()
+    at4 = load_weights(str(train(c, progress=False, stop_at=4))).state_dict()
+    end = load_weights(str(train(c, progress=False))).state_dict()
+    assert torch.equal(init["pos_embed.W_pos"], at4["pos_embed.W_pos"]) and not torch.equal(init["embed.W_E"], at4["embed.W_E"])
+    assert not torch.equal(at4["pos_embed.W_pos"], end["pos_embed.W_pos"])
+    still = load_weights(str(train(cfg(corpus, tmp_path / "z", max_steps=6, wpe_lr_scale=0.0), progress=False)))
+    from poslens.train.model import TrainableGPT2
+    from poslens.train.loop import model_config
+
+    m = TrainableGPT2(model_config(cfg(corpus, tmp_path / "z"), Tokenizer.from_file(tmp_path / "z" / "tokenizer.json")),
+                      0.1, "normal")
+    m.init_weights(torch.Generator().manual_seed(3))
+    assert torch.equal(still.state_dict()["pos_embed.W_pos"], m.wpe.weight.detach())
+
+
+def test_synthetic_frac_keeps_synthetic_rows_after_the_start(corpus, tmp_path, monkeypatch):
+    import poslens.train.corpus as C
+
+    sizes = []
+    real_syn = C.synthetic_batch
+    monkeypatch.setattr(C, "synthetic_batch",
+                        lambda rng, n, ctx, *a, **k: sizes.append((n, ctx)) or real_syn(rng, n, ctx, *a, **k))
+    train(cfg(corpus, tmp_path / "run", max_steps=5, synthetic_steps=2, synthetic_frac=0.25), progress=False)
+    assert sizes == [(8, 32)] * 2 + [(2, 32)] * 3
+    sizes.clear()  # a short-window start: the same tokens per step in more rows
+    train(cfg(corpus, tmp_path / "short", max_steps=3, synthetic_steps=2, synthetic_len=16), progress=False)
+    assert sizes == [(16, 16)] * 2
+    with pytest.raises(InvalidInputError, match="synthetic_len"):
+        train(cfg(corpus, tmp_path / "bad", synthetic_len=64), progress=False)
+    with pytest.raises(InvalidInputError, match="synthetic_frac"):
+        train(cfg(corpus, tmp_path / "bad", synthetic_frac=1.5), progress=False)
+
+
+def test_incontext_gain_and_history_scores(corpus, tmp_path):
+    """The copy losses average each copy's tokens 2..; a random model gains nothing; history scores every snapshot."""
+    from poslens.testing import random_checkpoint
+    from poslens.train import measures as M
+
+    g = M.incontext_gain(random_checkpoint(tmp_path / "rand"), n_seq=4, seq_len=64)
+    assert abs(g["gain"]) < 0.1 and abs(g["first"] - g["uniform"]) < 1.0
+    out = train(cfg(corpus, tmp_path / "run", max_steps=6, snapshots=3), progress=False)
+    h = M.history_scores(out, n_seq=2)
+    assert [r["step"] for r in h["rows"]] == [0, 1, 2, 6]
+    assert set(h["formation"]) == set(M.TARGETS)
+    assert all(0 <= r["prev"] <= 1 and 0 <= r["wpe_top3"] <= 1 for r in h["rows"])
+    rows = [{"step": s, "prev": v} for s, v in [(0, 0.1), (1, 0.85), (2, 0.7), (3, 0.9), (4, 0.95)]]
+    f = M.formation(rows, "prev")
+    assert f["formed_at"] == 3 and f["largest_jump"] == {"from_step": 0, "to_step": 1, "change": pytest.approx(0.75)}
+
+
+def test_synthetic_dup_rows_mark_every_repeated_token():
+    import numpy as np
+
+    from poslens.train.corpus import synthetic_batch
+
+    x = synthetic_batch(np.random.default_rng(4), 6, 128, 500, exclude=0, kinds=("dup", "lag2", "repeat"))
+    assert x.shape == (6, 129) and (x != 0).all()
+    for row in x[0::3]:
+        marker, seen, n_marked = 499, set(), 0
+        for i, t in enumerate(row[:-1].tolist()):
+            if t == marker:
+                continue
+            assert (row[i + 1] == marker) == (t in seen), i
+            n_marked += t in seen
+            seen.add(t)
+        assert n_marked > 5
+    with pytest.raises(ValueError, match="kinds"):
+        synthetic_batch(np.random.default_rng(0), 2, 16, 50, kinds=("nope",))

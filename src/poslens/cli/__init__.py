@@ -26,6 +26,8 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "duplicate": ("dup-heads", "dup-neurons"),
     "twisted_pair": ("twisted-pair",),
     "causal": ("ablate", "patch"),
+    "sweep": ("sweep",),
+    "positional": ("sinks", "position-probe", "rotary"),
 }
 
 

@@ -75,6 +75,10 @@ def helix_cmd(model, family, sweep, steps, every, positions, keep_first, no_cent
         specs, sweep = H.sweep_specs(specs[0], step_list, every), True
     if not specs:
         specs = ["tiny"]
+    if sweep and len(specs) == 1:  # one trained model: sweep the snapshots of its training history
+        from ..train.history import snapshot_dirs
+
+        specs = [str(d) for _, d in snapshot_dirs(registry.resolve(specs[0]).local_dir or specs[0])]
     if tokens and (sweep or len(specs) > 1):
         options["tokens"] = True
     if sweep:

@@ -39,8 +39,22 @@ D = TrainConfig()
 @click.option("--synthetic-steps", default=D.synthetic_steps, show_default=True,
               help="First steps on synthetic random-token windows only, no text: repeated spans and "
                    "lag-2 copies (forms a previous-token head and the induction circuit).")
+@click.option("--synthetic-frac", default=D.synthetic_frac, show_default=True,
+              help="After the synthetic start, this share of each batch stays synthetic (keeps those circuits trained).")
+@click.option("--synthetic-len", default=D.synthetic_len, show_default=True,
+              help="Window length of the synthetic start (0: n-ctx); the same tokens per step in more, shorter rows.")
+@click.option("--synthetic-kinds", default=D.synthetic_kinds, show_default=True,
+              help="Row kinds of the synthetic windows, in turn: repeat (induction), lag2 (previous-token), "
+                   "dup (a marker after each repeated token: duplicate-token).")
+@click.option("--wpe-lr-scale", default=D.wpe_lr_scale, show_default=True,
+              help="W_pos learning rate as a multiple of the others'.")
+@click.option("--wpe-freeze-steps", default=D.wpe_freeze_steps, show_default=True,
+              help="Steps at the start during which W_pos is not updated.")
+@click.option("--snapshots", default=D.snapshots, show_default=True,
+              help="Log-spaced float16 snapshots of the model in OUT/model/history (plus step 0).")
 @click.option("--val-frac", default=D.val_frac, show_default=True, help="Held-out share of each file (its end).")
 @click.option("--eval-every", default=D.eval_every, show_default=True)
+@click.option("--eval-batches", default=D.eval_batches, show_default=True, help="Held-out batches per evaluation.")
 @click.option("--ckpt-every", default=D.ckpt_every, show_default=True)
 @click.option("--seed", default=D.seed, show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default=D.dtype, show_default=True,

@@ -35,7 +35,7 @@ def normalise_name(name: str) -> str:
 
 
 def _is_parameter(name: str) -> bool:
-    return not name.endswith(_IGNORED_SUFFIXES) and name != "lm_head.weight"
+    return not name.endswith(_IGNORED_SUFFIXES)
 
 
 class _SafetensorsFile:
@@ -104,6 +104,9 @@ class Checkpoint:
     _files: list = field(default_factory=list, repr=False)
     _index: dict[str, int] = field(default_factory=dict, repr=False)
     reads: list[str] = field(default_factory=list)
+    # name -> sha256 of the tensor's stored bytes, for every tensor read while ``fingerprint`` is on
+    fingerprint: bool = False
+    fingerprints: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dir(cls, path: str | Path, label: str | None = None, revision: str | None = None) -> Checkpoint:
@@ -120,13 +123,28 @@ class Checkpoint:
     @classmethod
     def from_remote(cls, folder: str | Path, url: str, cache_dir: Path, label: str,
                     revision: str | None = None) -> Checkpoint:
-        """Config (and tokenizer) from ``folder``; tensors read one by one from the hub file at ``url``."""
-        from .remote import RemoteSafetensorsFile
+        """Config (and tokenizer) from ``folder``; tensors read one by one from the hub file at ``url``.
+
+        ``url`` names a ``model.safetensors``; when the repository has none, its
+        ``pytorch_model.bin`` beside it is range-read instead (the Stanford CRFM runs publish
+        only that), cached beside ``cache_dir``.
+        """
+        from huggingface_hub.errors import EntryNotFoundError
+
+        from .remote import RemoteSafetensorsFile, RemoteTorchBinFile
 
         folder = Path(folder)
         ckpt = cls(path=folder, config=ModelConfig.from_file(folder / "config.json"), label=label, revision=revision)
-        ckpt._files = [RemoteSafetensorsFile(url, cache_dir, normalise=normalise_name, keep=_is_parameter)]
-        ckpt._index = {n: 0 for n in ckpt._files[0].names}
+        try:
+            f = RemoteSafetensorsFile(url, cache_dir, normalise=normalise_name, keep=_is_parameter)
+        except EntryNotFoundError:
+            if not str(url).endswith("model.safetensors"):
+                raise
+            f = RemoteTorchBinFile(str(url)[: -len("model.safetensors")] + "pytorch_model.bin",
+                                   Path(cache_dir).parent / "pytorch_model.bin", normalise=normalise_name,
+                                   keep=_is_parameter)
+        ckpt._files = [f]
+        ckpt._index = {n: 0 for n in f.names}
         return ckpt
 
     def _open_weights(self) -> None:
@@ -151,8 +169,8 @@ class Checkpoint:
 
     # ---- queries --------------------------------------------------------------------------
     def names(self) -> list[str]:
-        """Normalised names of every tensor stored."""
-        return sorted(self._index)
+        """Normalised names of every tensor stored (a tied ``lm_head.weight`` copy is not a parameter)."""
+        return sorted(n for n in self._index if n != "lm_head.weight" or not self.config.tied_embeddings)
 
     def has(self, name: str) -> bool:
         return name in self._index
@@ -168,6 +186,8 @@ class Checkpoint:
             raise MissingTensorError(name, needed_for, self.label)
         t = self._files[self._index[name]].get(name)
         self.reads.append(name)
+        if self.fingerprint:
+            self.fingerprints[name] = tensor_sha256(t)
         return t.to(torch.float32) if t.is_floating_point() else t
 
     def missing(self) -> list[str]:
@@ -182,15 +202,26 @@ class Checkpoint:
         return out
 
 
+def tensor_sha256(t: torch.Tensor) -> str:
+    """sha256 of a tensor's dtype, shape and bytes as stored (before any conversion): two
+    checkpoints hold bit-identical tensors exactly when these agree.
+
+    >>> tensor_sha256(torch.zeros(2)) == tensor_sha256(torch.zeros(2)), tensor_sha256(torch.zeros(2)) == tensor_sha256(torch.zeros(3))
+    (True, False)
+    """
+    import hashlib
+
+    t = t.detach().to("cpu").contiguous()
+    h = hashlib.sha256(f"{t.dtype}:{tuple(t.shape)}:".encode())
+    if t.numel():
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def expected_names(cfg: ModelConfig) -> list[str]:
-    names = ["wte.weight", "wpe.weight"]
-    for l in range(cfg.n_layers):
-        for part in ("ln_1", "ln_2"):
-            names += [f"h.{l}.{part}.weight", f"h.{l}.{part}.bias"]
-        for part in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
-            names += [f"h.{l}.{part}.weight", f"h.{l}.{part}.bias"]
-    names += ["ln_f.weight", "ln_f.bias"]
-    return names
+    from .families import family_of
+
+    return list(family_of(cfg).shapes(cfg))
 
 
 class StateDictCheckpoint(Checkpoint):
@@ -211,6 +242,8 @@ class StateDictCheckpoint(Checkpoint):
             raise MissingTensorError(name, needed_for, self.label)
         self.reads.append(name)
         t = self._sd[name]
+        if self.fingerprint:
+            self.fingerprints[name] = tensor_sha256(t)
         return t.to("cpu", torch.float32) if t.is_floating_point() else t
 
     def shape(self, name: str) -> tuple[int, ...]:

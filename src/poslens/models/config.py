@@ -1,25 +1,40 @@
-"""The shape and options of a GPT-2-family model, read from a Hugging Face config.json."""
+"""The shape and options of a decoder-only transformer, under TransformerLens names.
+
+One :class:`ModelConfig` describes every family poslens runs (GPT-2, GPT-Neo, OPT,
+GPT-NeoX/Pythia, Llama-style); :meth:`ModelConfig.from_hf_dict` reads a Hugging Face
+``config.json`` through the family adapter named by its ``model_type``
+(:mod:`poslens.models.families`).
+
+Positional contract other code reads: ``positional`` is ``"learned"`` (a W_pos table) or
+``"rotary"``; rotary models rotate the first ``rotary_dim`` dimensions of each query and key
+head, pairing dimension ``i`` with ``i + rotary_dim // 2`` for ``i < rotary_dim // 2`` (the
+rotate-half convention of GPT-NeoX and Llama) at frequency ``rotary_base ** (-2i / rotary_dim)``.
+``window`` is the local / sliding attention window (a query at ``i`` sees keys ``j`` with
+``0 <= i - j < window``) on the layers in ``local_layers`` (every layer when that is None).
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import CorruptCheckpointError, UnsupportedArchitectureError
 
 # gelu_new is GPT-2's tanh approximation; torch calls it gelu(approximate="tanh").
-SUPPORTED_ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "relu")
+SUPPORTED_ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu", "relu", "silu", "swish", "quick_gelu")
+NORMALIZATIONS = ("LN", "RMS", "none")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """GPT-2 hyper-parameters under TransformerLens names.
+    """Hyper-parameters under TransformerLens names (GPT-2 defaults).
 
     >>> cfg = ModelConfig(n_layers=2, n_heads=4, d_model=64, n_ctx=128, d_vocab=1000)
-    >>> cfg.d_head, cfg.d_mlp
-    (16, 256)
+    >>> cfg.d_head, cfg.d_mlp, cfg.attention_scale(0)
+    (16, 256, 0.25)
     """
 
     n_layers: int
@@ -32,15 +47,39 @@ class ModelConfig:
     eps: float = 1e-5
     # Stanford CRFM's runs divide attention scores by (layer + 1) as well.
     scale_attn_by_inverse_layer_idx: bool = False
+    # False: scores are not divided by sqrt(d_head) (GPT-Neo).
     scale_attn_weights: bool = True
-    # poslens extension for hand-built models (twisted pair): "LN" or "none".
+    # "LN", "RMS" (Llama) or "none" (hand-built models such as the twisted pair).
     normalization: str = "LN"
     bos_token_id: int | None = None
+    family: str = "gpt2"
+    positional: str = "learned"
+    rotary_dim: int = 0
+    rotary_base: float = 10000.0
+    n_key_value_heads: int | None = None
+    window: int | None = None
+    local_layers: tuple[int, ...] | None = None
+    head_dim: int | None = None  # when d_head is not d_model // n_heads (some Llama-style models)
+    pre_norm: bool = True  # False: OPT-350m's post-LayerNorm blocks
+    final_norm: bool = True
+    parallel_attn_mlp: bool = False  # GPT-NeoX: x + attn(ln1(x)) + mlp(ln2(x))
+    gated_mlp: bool = False  # Llama's SwiGLU: W_out(act(x W_gate) * (x W_in))
+    tied_embeddings: bool = True
+    qkv_bias: bool = True
+    out_bias: bool = True
+    mlp_bias: bool = True
+    # The config.json this came from (kept for the report and fingerprints of non-GPT-2 models).
+    hf_config: dict | None = field(default=None, compare=False, hash=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.d_mlp is None:
             object.__setattr__(self, "d_mlp", 4 * self.d_model)
-        if self.d_model % self.n_heads:
+        if self.n_key_value_heads is None:
+            object.__setattr__(self, "n_key_value_heads", self.n_heads)
+        if self.local_layers is not None:
+            object.__setattr__(self, "local_layers", tuple(self.local_layers))
+        where = f"{self.family} config"
+        if self.head_dim is None and self.d_model % self.n_heads:
             raise UnsupportedArchitectureError(
                 f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}"
             )
@@ -48,47 +87,67 @@ class ModelConfig:
             raise UnsupportedArchitectureError(
                 f"activation '{self.act_fn}' is not supported; use one of {', '.join(SUPPORTED_ACTIVATIONS)}"
             )
+        if self.normalization not in NORMALIZATIONS:
+            raise UnsupportedArchitectureError(
+                f"normalization '{self.normalization}' is not supported; use one of {', '.join(NORMALIZATIONS)}")
+        if self.n_heads % self.n_key_value_heads:
+            raise UnsupportedArchitectureError(
+                f"{where}: n_heads={self.n_heads} is not a multiple of n_key_value_heads={self.n_key_value_heads}")
+        if self.positional == "rotary":
+            if not 0 < self.rotary_dim <= self.d_head or self.rotary_dim % 2:
+                raise UnsupportedArchitectureError(
+                    f"{where}: the rotary fraction leaves {self.rotary_dim} rotary dimensions of a {self.d_head}-"
+                    "dimension head; it must give an even number between 2 and d_head (check rotary_pct / "
+                    "partial_rotary_factor)")
+        elif self.positional == "learned":
+            if self.rotary_dim:
+                raise UnsupportedArchitectureError(f"{where}: learned positions with rotary_dim={self.rotary_dim}")
+        else:
+            raise UnsupportedArchitectureError(f"positional '{self.positional}' is not 'learned' or 'rotary'")
+        if self.window is not None and not 0 < self.window <= self.n_ctx:
+            raise UnsupportedArchitectureError(
+                f"{where}: attention window {self.window} is {'larger than' if self.window > 0 else 'outside'} "
+                f"the context n_ctx={self.n_ctx}; fix the window (sliding_window / window_size) in config.json")
 
     @property
     def d_head(self) -> int:
-        return self.d_model // self.n_heads
+        return self.head_dim or self.d_model // self.n_heads
+
+    def attention_scale(self, layer: int) -> float:
+        """The factor layer ``layer``'s attention scores are multiplied by: 1/sqrt(d_head) if
+        the model scales its scores (1 otherwise), divided by ``layer + 1`` for models that
+        scale by the inverse layer index (the Stanford CRFM runs)."""
+        scale = 1.0 / math.sqrt(self.d_head) if self.scale_attn_weights else 1.0
+        if self.scale_attn_by_inverse_layer_idx:
+            scale /= layer + 1
+        return scale
+
+    def window_at(self, layer: int) -> int | None:
+        """The attention window of layer ``layer`` (None: full causal attention)."""
+        if self.window is None or (self.local_layers is not None and layer not in self.local_layers):
+            return None
+        return self.window
 
     @property
     def n_params(self) -> int:
-        """Parameters of the model, counting the tied unembedding once."""
-        d, m = self.d_model, self.d_mlp
-        per_layer = 4 * d  # two LayerNorms
-        per_layer += 3 * d * d + 3 * d + d * d + d  # attention
-        per_layer += d * m + m + m * d + d  # MLP
-        return self.d_vocab * d + self.n_ctx * d + self.n_layers * per_layer + 2 * d
+        """Parameters of the model, counting a tied unembedding once."""
+        d, m, dh = self.d_model, self.d_mlp, self.d_head
+        qkv = d * (self.n_heads + 2 * self.n_key_value_heads) * dh
+        per_layer = 4 * d  # two norms
+        per_layer += qkv + (self.n_heads + 2 * self.n_key_value_heads) * dh * self.qkv_bias
+        per_layer += self.n_heads * dh * d + d * self.out_bias
+        per_layer += (3 if self.gated_mlp else 2) * d * m + (m + d) * self.mlp_bias
+        pos = self.n_ctx * d if self.positional == "learned" else 0
+        unembed = 0 if self.tied_embeddings else self.d_vocab * d
+        return self.d_vocab * d + unembed + pos + self.n_layers * per_layer + 2 * d
 
     # ---- Hugging Face config.json -------------------------------------------------------
     @classmethod
     def from_hf_dict(cls, hf: dict[str, Any], source: str = "config.json") -> ModelConfig:
-        model_type = hf.get("model_type")
-        archs = hf.get("architectures") or []
-        if model_type != "gpt2":
-            raise UnsupportedArchitectureError(
-                f"{source} describes a '{model_type}' model ({', '.join(archs) or 'no architecture'}); "
-                "poslens reads GPT-2-architecture checkpoints (model_type 'gpt2') only"
-            )
-        try:
-            return cls(
-                n_layers=int(hf["n_layer"]),
-                n_heads=int(hf["n_head"]),
-                d_model=int(hf["n_embd"]),
-                n_ctx=int(hf.get("n_positions", hf.get("n_ctx"))),
-                d_vocab=int(hf["vocab_size"]),
-                d_mlp=int(hf["n_inner"]) if hf.get("n_inner") else None,
-                act_fn=hf.get("activation_function", "gelu_new"),
-                eps=float(hf.get("layer_norm_epsilon", 1e-5)),
-                scale_attn_by_inverse_layer_idx=bool(hf.get("scale_attn_by_inverse_layer_idx", False)),
-                scale_attn_weights=bool(hf.get("scale_attn_weights", True)),
-                normalization=hf.get("poslens_normalization", "LN"),
-                bos_token_id=hf.get("bos_token_id"),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CorruptCheckpointError(f"{source} lacks or mangles GPT-2 field {exc}; is it a GPT-2 config?") from exc
+        """Read a Hugging Face config of any supported family (see :mod:`poslens.models.families`)."""
+        from .families import adapter_for
+
+        return adapter_for(hf, source).config(hf, source)
 
     @classmethod
     def from_file(cls, path: Path) -> ModelConfig:
@@ -99,7 +158,11 @@ class ModelConfig:
         return cls.from_hf_dict(hf, source=str(path))
 
     def to_hf_dict(self) -> dict[str, Any]:
-        """A config.json that ``transformers.GPT2LMHeadModel`` accepts."""
+        """A config.json for this model (GPT-2: one ``transformers.GPT2LMHeadModel`` accepts)."""
+        if self.family != "gpt2":
+            if self.hf_config is None:
+                raise UnsupportedArchitectureError(f"a {self.family} config built in memory has no config.json")
+            return dict(self.hf_config)
         hf = {
             "architectures": ["GPT2LMHeadModel"],
             "model_type": "gpt2",
@@ -128,5 +191,8 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("hf_config", None)
         d["d_head"] = self.d_head
+        if d["local_layers"] is not None:
+            d["local_layers"] = list(d["local_layers"])
         return d

@@ -286,18 +286,21 @@ def _remote_checkpoint(source: ModelSource):
 
 
 def open_checkpoint(spec: str, revision: str | None = None):
-    """Resolve ``spec`` and return a lazy :class:`~poslens.models.checkpoint.Checkpoint`.
+    """Resolve ``spec`` and return a lazy :class:`~poslens.models.checkpoint.Checkpoint`, its
+    tensors' stored shapes checked against its config.json (headers only).
 
     >>> ckpt = open_checkpoint("tiny")         # doctest: +SKIP
     >>> ckpt.config.n_layers                   # doctest: +SKIP
     4
     """
     from .checkpoint import Checkpoint
+    from .families import check_shapes
 
     source = resolve(spec, revision)
     if source.local_dir is not None:
-        return Checkpoint.from_dir(source.local_dir, label=source.label, revision=source.revision)
-    remote = _remote_checkpoint(source)
-    if remote is not None:
-        return remote
-    return Checkpoint.from_dir(download(source), label=source.label, revision=source.revision)
+        ckpt = Checkpoint.from_dir(source.local_dir, label=source.label, revision=source.revision)
+    else:
+        ckpt = _remote_checkpoint(source) or Checkpoint.from_dir(download(source), label=source.label,
+                                                                 revision=source.revision)
+    check_shapes(ckpt)  # before any work: a mismatch is one clear error, not a matmul failure later
+    return ckpt

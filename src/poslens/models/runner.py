@@ -1,4 +1,5 @@
-"""A hooked GPT-2 forward pass written from :class:`~poslens.models.weights.Weights`.
+"""A hooked forward pass over :class:`~poslens.models.weights.Weights` of any family, built
+on the one block in :mod:`poslens.models.block`.
 
 ``Runner.run`` returns only the activations asked for, under TransformerLens hook names,
 and stops as soon as the last of them (or of the edits) has been computed: asking for
@@ -20,20 +21,44 @@ where it is. Ablation and activation patching stand on this.
 >>> # zero-ablate head 0.5 and read the logits:
 >>> def zero_head(z, hook): z[:, :, 5] = 0                                 # doctest: +SKIP
 >>> runner.run(tokens, edits={"blocks.0.attn.hook_z": zero_head}, logits=True)  # doctest: +SKIP
+
+Every family has the same hook names: ``hook_embed``; ``hook_pos_embed`` only where a
+learned table exists; per block ``hook_resid_pre|mid|post``, ``ln1|ln2.hook_scale|
+hook_normalized``, ``attn.hook_q|hook_k|hook_v`` ([batch, pos, head, d_head], before rotary;
+keys and values of grouped-query models are expanded to one per query head),
+``attn.hook_rot_q|hook_rot_k`` (after rotary, rotary models only), ``attn.hook_attn_scores|
+hook_pattern`` ([batch, head, query, key]), ``attn.hook_z``, ``attn.hook_result`` ([batch, pos,
+head, d_model]), ``hook_attn_out``, ``mlp.hook_pre`` (the gate, for gated MLPs),
+``mlp.hook_pre_linear`` (gated MLPs), ``mlp.hook_post``, ``hook_mlp_out``; then
+``ln_final.hook_scale|hook_normalized`` and ``logits``. In GPT-NeoX's parallel blocks
+``hook_resid_mid`` is resid_pre + attn_out, which the MLP does not read.
+
+**A shared prompt prefix, computed once.** ``prefix = runner.prefix(tokens)`` runs a prefix
+([pos] or [batch, pos] ids) through every layer and keeps its keys and values;
+``runner.run(suffix_tokens, prefix=prefix, hooks=...)`` then runs only the suffix, at
+positions ``len(prefix) ..``, attending to the cached keys and values, and gives the same
+activations on the suffix positions as running prefix + suffix in full (to float
+rounding). Hooks and edits see suffix positions only (patterns are [batch, head, suffix,
+prefix + suffix]); a one-row prefix serves any batch of suffixes, or give one prefix row per
+suffix row. The prefix is computed without edits.
+
+>>> prefix = runner.prefix(tok.encode("The words are:", prepend_bos=True))   # doctest: +SKIP
+>>> acts = runner.run(suffix_batch, prefix=prefix, hooks=["blocks.3.hook_resid_post"])  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import InvalidInputError, UnknownHookError, suggest
+from .block import act_fn, block_forward, layer_hook_names, norm, rotary_tables
+from .config import ModelConfig
 from .weights import Weights
 
+# GPT-2's hook points per layer (other families: block.layer_hook_names).
 LAYER_HOOKS = (
     "hook_resid_pre",
     "ln1.hook_scale", "ln1.hook_normalized",
@@ -49,12 +74,20 @@ FINAL_HOOKS = ("ln_final.hook_scale", "ln_final.hook_normalized", "logits")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 
 
-def hook_names(n_layers: int) -> list[str]:
-    """Every hook point, in the order the forward pass reaches them."""
-    names = ["hook_embed", "hook_pos_embed"]
-    for l in range(n_layers):
-        names += [f"blocks.{l}.{h}" for h in LAYER_HOOKS]
-    return names + list(FINAL_HOOKS)
+def hook_names(model: int | ModelConfig) -> list[str]:
+    """Every hook point, in the order the forward pass reaches them (an int: a GPT-2 of that many layers)."""
+    if isinstance(model, int):
+        names = ["hook_embed", "hook_pos_embed"]
+        for l in range(model):
+            names += [f"blocks.{l}.{h}" for h in LAYER_HOOKS]
+        return names + list(FINAL_HOOKS)
+    cfg = model
+    names = ["hook_embed"] + (["hook_pos_embed"] if cfg.positional == "learned" else [])
+    layer = layer_hook_names(cfg)
+    for l in range(cfg.n_layers):
+        names += [f"blocks.{l}.{h}" for h in layer]
+    final = ["ln_final.hook_scale", "ln_final.hook_normalized"] if cfg.final_norm and cfg.normalization != "none" else []
+    return names + final + ["logits"]
 
 
 @dataclass(frozen=True)
@@ -79,12 +112,51 @@ class Activations(dict):
         return torch.stack([self[n] for n in names])
 
 
-def act_fn(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    if name in ("gelu_new", "gelu_pytorch_tanh"):
-        return lambda x: F.gelu(x, approximate="tanh")
-    if name == "gelu":
-        return F.gelu
-    return F.relu
+@dataclass(frozen=True)
+class Prefix:
+    """A prompt prefix's keys and values in every layer (see :meth:`Runner.prefix`)."""
+
+    tokens: torch.Tensor  # [batch, pos]
+    kv: tuple  # per layer (k, v) [batch, pos, n_kv, d_head], keys rotated
+    owner: int  # id of the Runner that computed it
+
+    def __len__(self) -> int:
+        return self.tokens.shape[1]
+
+
+class _Hooks:
+    """The block's hooks for layer ``layer``: full names, edits, the early stop."""
+
+    __slots__ = ("point", "wanted", "layer", "pre")
+
+    def __init__(self, point, wanted, layer: int):
+        self.point, self.wanted, self.layer, self.pre = point, wanted, layer, f"blocks.{layer}."
+
+    def __call__(self, name: str, t: torch.Tensor) -> torch.Tensor:
+        return self.point(self.pre + name, t, self.layer)
+
+    def needs(self, name: str) -> bool:
+        return self.wanted(self.pre + name)
+
+
+class _LayerParams:
+    """One layer's tensors in the block's layout, prepared on first use (so a checkpoint
+    without MLP matrices still runs attention)."""
+
+    def __init__(self, runner: Runner, layer: int):
+        self._runner, self._layer = runner, layer
+
+    def __getattr__(self, name: str) -> torch.Tensor:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        value = self._runner._layer_tensor(self._layer, name)
+        setattr(self, name, value)
+        return value
+
+
+_BLOCK_NAMES = {"ln1_w": "ln1.w", "ln1_b": "ln1.b", "ln2_w": "ln2.w", "ln2_b": "ln2.b", "b_O": "attn.b_O",
+                "W_in": "mlp.W_in", "b_in": "mlp.b_in", "W_gate": "mlp.W_gate", "b_gate": "mlp.b_gate",
+                "W_out": "mlp.W_out", "b_out": "mlp.b_out"}
 
 
 class Runner:
@@ -104,7 +176,9 @@ class Runner:
             dtype = DTYPES[dtype]
         self.dtype = dtype
         self._prepared: dict[str, torch.Tensor] = {}
-        self._hook_names = hook_names(self.cfg.n_layers)
+        self._layers = [_LayerParams(self, l) for l in range(self.cfg.n_layers)]
+        self._rope: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._hook_names = hook_names(self.cfg)
         self._hook_index = {n: i for i, n in enumerate(self._hook_names)}
         self._act = act_fn(self.cfg.act_fn)
 
@@ -119,36 +193,77 @@ class Runner:
     def _w(self, name: str, why: str) -> torch.Tensor:
         return self._p(name, lambda: self.weights.get(name, needed_for=why))
 
-    def _qkv(self, l: int) -> tuple[torch.Tensor, torch.Tensor]:
-        why = f"the runner's attention in layer {l}"
-        g = lambda k: self.weights.get(f"blocks.{l}.attn.{k}", needed_for=why)  # noqa: E731
-        d = self.cfg.d_model
-        W = self._p(f"{l}.W_qkv", lambda: torch.cat([g(f"W_{x}").permute(1, 0, 2).reshape(d, -1) for x in "QKV"], 1))
-        b = self._p(f"{l}.b_qkv", lambda: torch.cat([g(f"b_{x}").reshape(-1) for x in "QKV"]))
-        return W, b
+    def _qkv(self, l: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Fused [W_Q | W_K | W_V] with keys/values once per key/value head when the weights'
+        per-query-head copies are still identical (grouped-query attention), else per query head."""
+        if f"{l}.W_qkv" not in self._prepared:
+            why = f"the runner's attention in layer {l}"
+            g = lambda k: self.weights.get(f"blocks.{l}.attn.{k}", needed_for=why)  # noqa: E731
+            cfg = self.cfg
+            d, H, G = cfg.d_model, cfg.n_heads, cfg.n_key_value_heads
+            Ws, bs = [g(f"W_{x}") for x in "QKV"], [g(f"b_{x}") for x in "QKV"]
+            if G != H:
+                grp = H // G
+                shared = all(torch.equal(t.view(G, grp, *t.shape[1:]), t[::grp, None].expand(G, grp, *t.shape[1:]))
+                             for t in (*Ws[1:], *bs[1:]))
+                if shared:
+                    Ws[1:], bs[1:] = [t[::grp] for t in Ws[1:]], [t[::grp] for t in bs[1:]]
+                else:
+                    G = H
+            self._p(f"{l}.W_qkv", lambda: torch.cat([W.permute(1, 0, 2).reshape(d, -1) for W in Ws], 1))
+            self._p(f"{l}.b_qkv", lambda: torch.cat([b.reshape(-1) for b in bs]))
+            self._prepared[f"{l}.n_kv"] = G
+        return self._prepared[f"{l}.W_qkv"], self._prepared[f"{l}.b_qkv"], self._prepared[f"{l}.n_kv"]
+
+    def _layer_tensor(self, l: int, name: str):
+        pre = f"blocks.{l}."
+        if name in ("W_qkv", "b_qkv", "n_kv"):
+            return self._qkv(l)[("W_qkv", "b_qkv", "n_kv").index(name)]
+        if name == "W_O":
+            why = f"the runner's attention in layer {l}"
+            return self._p(f"{l}.W_O", lambda: self.weights.get(pre + "attn.W_O", needed_for=why).reshape(-1, self.cfg.d_model))
+        if name in _BLOCK_NAMES:
+            tl = _BLOCK_NAMES[name]
+            why = {"ln": "a LayerNorm", "at": f"the runner's attention in layer {l}"}.get(tl[:2], f"the runner's MLP in layer {l}")
+            return self._w(pre + tl, why)
+        raise AttributeError(name)
+
+    def _rotary(self, start: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._rope is None or self._rope[0].shape[0] < start + n:
+            size = min(self.cfg.n_ctx, max(start + n, 256))
+            pos = torch.arange(size, device=self.device)
+            self._rope = rotary_tables(self.cfg, pos, self.dtype)
+        cos, sin = self._rope
+        return cos[start:start + n], sin[start:start + n]
 
     # ---- public API ----------------------------------------------------------------------
     def prepared(self, name: str, needed_for: str | None = None) -> torch.Tensor:
         """The weight ``name`` (TransformerLens name) on the runner's device and dtype, converted once and kept.
 
         ``needed_for`` is what a :class:`~poslens.errors.MissingTensorError` names as wanting it.
-        Code that re-runs part of the forward pass (e.g. suffix-only patching) uses this to
-        compute with exactly the runner's tensors.
 
         >>> runner.prepared("blocks.0.attn.W_O", "my sweep").shape   # [n_heads, d_head, d_model]   # doctest: +SKIP
         """
         return self._w(name, needed_for)
 
+    def layer(self, l: int) -> _LayerParams:
+        """Layer ``l``'s tensors in the layout of :mod:`poslens.models.block` (prepared on first use).
+
+        >>> from poslens.models.block import block_forward                         # doctest: +SKIP
+        >>> resid, kv = block_forward(runner.cfg, 0, runner.layer(0), x)           # doctest: +SKIP
+        """
+        return self._layers[l]
+
     def qkv_weights(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer ``layer``'s fused query/key/value projection ``(W, b)``, as the runner's attention uses it.
 
-        ``W [d_model, 3 * n_heads * d_head]``, ``b [3 * n_heads * d_head]``: ``x @ W + b`` viewed
-        as ``[..., 3, n_heads, d_head]`` gives q, k and v.
+        ``W [d_model, (n_heads + 2 * n_kv) * d_head]``: queries, keys, values, heads contiguous
+        (``n_kv`` = ``runner.layer(l).n_kv``; n_heads unless the model groups its keys).
 
         >>> W, b = runner.qkv_weights(0)                                              # doctest: +SKIP
-        >>> q, k, v = torch.addmm(b, x, W).view(len(x), 3, cfg.n_heads, cfg.d_head).unbind(1)  # doctest: +SKIP
         """
-        return self._qkv(layer)
+        W, b, _ = self._qkv(layer)
+        return W, b
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
         """The MLP's activation function (``cfg.act_fn``) applied to ``x``, as in the runner's MLP.
@@ -159,19 +274,12 @@ class Runner:
         return self._act(x)
 
     def attention_scale(self, layer: int) -> float:
-        """The factor layer ``layer``'s attention scores are multiplied by.
+        """The factor layer ``layer``'s attention scores are multiplied by (``cfg.attention_scale``)."""
+        return self.cfg.attention_scale(layer)
 
-        1/sqrt(d_head) if the model scales its scores (1 otherwise), divided by ``layer + 1``
-        for models that scale by the inverse layer index (the Stanford CRFM runs).
-
-        >>> runner.attention_scale(0) == 1 / math.sqrt(runner.cfg.d_head)   # GPT-2  # doctest: +SKIP
-        True
-        """
-        cfg = self.cfg
-        scale = 1.0 / math.sqrt(cfg.d_head) if cfg.scale_attn_weights else 1.0
-        if cfg.scale_attn_by_inverse_layer_idx:
-            scale /= layer + 1
-        return scale
+    def rotary(self, start: int, n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """cos, sin [n, rotary_dim] for positions ``start..start+n-1`` (None for learned positions)."""
+        return self._rotary(start, n) if self.cfg.positional == "rotary" else None
 
     def hook_names(self) -> list[str]:
         return list(self._hook_names)
@@ -187,6 +295,25 @@ class Runner:
                 )
             raise UnknownHookError(f"no hook named '{name}'{suggest(name, self._hook_names)}")
 
+    def prefix(self, tokens: torch.Tensor | Sequence) -> Prefix:
+        """Run a shared prompt prefix once and keep its keys and values for :meth:`run` (``prefix=``).
+
+        >>> prefix = runner.prefix([50256, 464, 2456, 389, 25])                      # doctest: +SKIP
+        >>> runner.run(suffixes, prefix=prefix, hooks=["blocks.2.hook_resid_post"])   # doctest: +SKIP
+        """
+        x, _ = self._check_input(tokens, None, None, 0, 0)
+        kv: list = []
+        with torch.inference_mode():
+            resid = self._embed(x, "tokens", 0, lambda n, t, l=None: t)
+            rope = self.rotary(0, x.shape[1])
+            hooks = _Hooks(lambda n, t, l: t, lambda n: False, 0)
+            for l in range(self.cfg.n_layers):
+                hooks.layer, hooks.pre = l, f"blocks.{l}."
+                resid, (k, v) = block_forward(self.cfg, l, self._layers[l], resid, act=self._act, rope=rope,
+                                              hooks=hooks)
+                kv.append((k, v))
+        return Prefix(tokens=x.cpu(), kv=tuple(kv), owner=id(self))
+
     def run(
         self,
         tokens: torch.Tensor | Sequence | None = None,
@@ -199,12 +326,14 @@ class Runner:
         logits: bool = False,
         batch_size: int | None = None,
         progress: bool | None = None,
+        prefix: Prefix | None = None,
     ) -> Activations:
         """Run the model and return the requested activations.
 
         Exactly one input: ``tokens`` [batch, pos] (ids), ``embed`` [batch, pos, d_model]
-        (replaces the token embedding; W_pos is still added), or ``resid`` [batch, pos,
-        d_model] (the residual stream entering ``start_at_layer``).
+        (replaces the token embedding; learned positions are still added), or ``resid``
+        [batch, pos, d_model] (the residual stream entering ``start_at_layer``). With
+        ``prefix`` (:meth:`prefix`), the input is the suffix that follows it.
         """
         hooks = list(dict.fromkeys(hooks))
         edits = dict(edits or {})
@@ -214,7 +343,15 @@ class Runner:
             self.check_hook(n)
         if not hooks and not edits:
             raise InvalidInputError("nothing to compute: ask for at least one hook or logits=True")
-        x, kind = self._check_input(tokens, embed, resid, start_at_layer)
+        start = 0
+        if prefix is not None:
+            if prefix.owner != id(self):
+                raise InvalidInputError("this prefix was computed by another Runner; compute it with runner.prefix()")
+            start = len(prefix)
+        x, kind = self._check_input(tokens, embed, resid, start_at_layer, start)
+        if prefix is not None and prefix.tokens.shape[0] not in (1, x.shape[0]):
+            raise InvalidInputError(
+                f"the prefix has {prefix.tokens.shape[0]} rows and the suffix {x.shape[0]}; give one prefix row, or one per suffix row")
         wanted = set(hooks)
         last = max(self._hook_index[n] for n in [*hooks, *edits])
         n = x.shape[0]
@@ -232,7 +369,7 @@ class Runner:
             for sl in it:
                 store: dict[str, torch.Tensor] = {}
                 try:
-                    self._forward(x[sl], kind, start_at_layer, wanted, edits, last, store, sl)
+                    self._forward(x[sl], kind, start_at_layer, wanted, edits, last, store, sl, prefix)
                 except _Stop:
                     pass
                 parts.append(store)
@@ -243,7 +380,7 @@ class Runner:
         return out
 
     # ---- internals ---------------------------------------------------------------------
-    def _check_input(self, tokens, embed, resid, start_at_layer):
+    def _check_input(self, tokens, embed, resid, start_at_layer, start=0):
         cfg = self.cfg
         given = [t is not None for t in (tokens, embed, resid)]
         if sum(given) != 1:
@@ -272,13 +409,25 @@ class Runner:
             if x.dim() != 3 or x.shape[-1] != cfg.d_model:
                 raise InvalidInputError(f"{kind} must have shape [batch, pos, {cfg.d_model}]; got {tuple(x.shape)}")
             x = x.to(self.device, self.dtype)
-        if x.shape[1] > cfg.n_ctx:
-            raise InvalidInputError(
-                f"sequence of {x.shape[1]} positions is longer than the model's context n_ctx={cfg.n_ctx}; shorten it"
-            )
+        if start + x.shape[1] > cfg.n_ctx:
+            what = f"{start} prefix + {x.shape[1]} positions" if start else f"sequence of {x.shape[1]} positions"
+            raise InvalidInputError(f"{what} is longer than the model's context n_ctx={cfg.n_ctx}; shorten it")
         return x, kind
 
-    def _forward(self, x, kind, start, wanted, edits, last, store, sl):
+    def _embed(self, x, kind, start, point):
+        if kind == "tokens":
+            emb = self._w("embed.W_E", "the token embedding of the runner")[x]
+        else:
+            emb = x
+        emb = point("hook_embed", emb)
+        if self.cfg.positional != "learned":
+            return emb
+        p = x.shape[1]
+        W_pos = self._w("pos_embed.W_pos", "the positional embedding of the runner")
+        pos = point("hook_pos_embed", W_pos[start:start + p].expand(x.shape[0], p, self.cfg.d_model))
+        return emb + pos
+
+    def _forward(self, x, kind, start_layer, wanted, edits, last, store, sl, prefix):
         cfg = self.cfg
         idx = self._hook_index
 
@@ -299,84 +448,25 @@ class Runner:
         def needs(name: str) -> bool:
             return name in wanted or name in edits
 
-        if kind == "resid":
-            resid = x
+        start = len(prefix) if prefix is not None else 0
+        resid = x if kind == "resid" else self._embed(x, kind, start, point)
+        rope = self.rotary(start, x.shape[1])
+        for l in range(start_layer, cfg.n_layers):
+            past = None
+            if prefix is not None:
+                k, v = prefix.kv[l]
+                rows = slice(None) if k.shape[0] == 1 else sl
+                past = (k[rows].expand(x.shape[0], *k.shape[1:]), v[rows].expand(x.shape[0], *v.shape[1:]))
+            resid, _ = block_forward(cfg, l, self._layers[l], resid, act=self._act, rope=rope, past=past,
+                                     start=start, hooks=_Hooks(point, needs, l))
+        if cfg.final_norm and cfg.normalization != "none":
+            fin = _Hooks(point, needs, 0)
+            fin.pre = ""
+            fin.layer = None
+            h = norm(cfg, resid, self._w("ln_final.w", "a LayerNorm"), self._w("ln_final.b", "a LayerNorm"), fin,
+                     "ln_final")
         else:
-            if kind == "tokens":
-                W_E = self._w("embed.W_E", "the token embedding of the runner")
-                emb = W_E[x]
-            else:
-                emb = x
-            emb = point("hook_embed", emb)
-            p = x.shape[1]
-            W_pos = self._w("pos_embed.W_pos", "the positional embedding of the runner")
-            pos = point("hook_pos_embed", W_pos[:p].expand(x.shape[0], p, cfg.d_model))
-            resid = emb + pos
-        for l in range(start, cfg.n_layers):
-            resid = self._block(l, resid, point, needs)
-        h = self._ln(resid, "ln_final", point, needs, None)
+            h = resid
         W_U = self._w("unembed.W_U", "logits")
         b_U = self._w("unembed.b_U", "logits")
         point("logits", h @ W_U + b_U)
-
-    def _ln(self, x, prefix: str, point, needs, layer):
-        cfg = self.cfg
-        if cfg.normalization != "LN":
-            return x
-        key = prefix if layer is None else f"blocks.{layer}.{prefix}"
-        w = self._w(key + ".w", "a LayerNorm")
-        b = self._w(key + ".b", "a LayerNorm")
-        if needs(key + ".hook_scale") or needs(key + ".hook_normalized"):
-            xc = x - x.mean(-1, keepdim=True)
-            scale = point(key + ".hook_scale", (xc.pow(2).mean(-1, keepdim=True) + cfg.eps).sqrt(), layer)
-            return point(key + ".hook_normalized", xc / scale * w + b, layer)
-        return F.layer_norm(x, (cfg.d_model,), w, b, cfg.eps)
-
-    def _block(self, l: int, resid, point, needs):
-        cfg = self.cfg
-        B, P, _ = resid.shape
-        H, dh = cfg.n_heads, cfg.d_head
-        pre = f"blocks.{l}."
-        resid = point(pre + "hook_resid_pre", resid, l)
-        xn = self._ln(resid, "ln1", point, needs, l)
-        W_qkv, b_qkv = self._qkv(l)
-        qkv = torch.addmm(b_qkv, xn.reshape(B * P, -1), W_qkv).view(B, P, 3, H, dh)
-        q, k, v = qkv.unbind(2)
-        if needs(pre + "attn.hook_q"):
-            q = point(pre + "attn.hook_q", q, l)
-        if needs(pre + "attn.hook_k"):
-            k = point(pre + "attn.hook_k", k, l)
-        if needs(pre + "attn.hook_v"):
-            v = point(pre + "attn.hook_v", v, l)
-        scale = self.attention_scale(l)
-        if needs(pre + "attn.hook_attn_scores") or needs(pre + "attn.hook_pattern"):
-            scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * scale
-            mask = torch.ones(P, P, dtype=torch.bool, device=scores.device).triu(1)
-            scores = point(pre + "attn.hook_attn_scores", scores.masked_fill(mask, float("-inf")), l)
-            # Half-precision scores are soft-maxed in float32; float64 runs stay float64 throughout.
-            pattern = torch.softmax(scores if scores.dtype == torch.float64 else scores.float(), dim=-1).to(q.dtype)
-            pattern = point(pre + "attn.hook_pattern", pattern, l)
-            z = torch.einsum("bhqk,bkhd->bqhd", pattern, v)
-        else:
-            z = F.scaled_dot_product_attention(
-                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, scale=scale
-            ).transpose(1, 2)
-        if needs(pre + "attn.hook_z"):
-            z = point(pre + "attn.hook_z", z.contiguous(), l)
-        W_O = self._w(pre + "attn.W_O", f"the runner's attention in layer {l}")
-        b_O = self._w(pre + "attn.b_O", f"the runner's attention in layer {l}")
-        if needs(pre + "attn.hook_result"):
-            result = point(pre + "attn.hook_result", torch.einsum("bqhd,hdm->bqhm", z, W_O), l)
-            attn_out = result.sum(2) + b_O
-        else:
-            attn_out = torch.addmm(b_O, z.reshape(B * P, H * dh), W_O.reshape(H * dh, -1)).view(B, P, -1)
-        attn_out = point(pre + "hook_attn_out", attn_out, l)
-        resid = point(pre + "hook_resid_mid", resid + attn_out, l)
-        xn = self._ln(resid, "ln2", point, needs, l)
-        why = f"the runner's MLP in layer {l}"
-        W_in, b_in = self._w(pre + "mlp.W_in", why), self._w(pre + "mlp.b_in", why)
-        W_out, b_out = self._w(pre + "mlp.W_out", why), self._w(pre + "mlp.b_out", why)
-        h = point(pre + "mlp.hook_pre", torch.addmm(b_in, xn.reshape(B * P, -1), W_in).view(B, P, -1), l)
-        h = point(pre + "mlp.hook_post", self._act(h), l)
-        mlp_out = point(pre + "hook_mlp_out", torch.addmm(b_out, h.reshape(B * P, -1), W_out).view(B, P, -1), l)
-        return point(pre + "hook_resid_post", resid + mlp_out, l)

@@ -74,6 +74,19 @@ def measure(model_dir: str | Path, n_seq: int = 32, n_new: int = 40) -> dict[str
         gen = greedy_generate(runner, ids, max(0, min(n_new, w.cfg.n_ctx - len(ids))), top_k=1, tokenizer=tok)
         samples.append({"prompt": p, "continuation": gen["text"]})
     vals = [h for h in log["history"] if "val_loss" in h]
+    from . import measures as M
+    from .history import history_dir, snapshot_dirs
+
+    gain = M.incontext_gain(w, n_seq=n_seq, seq_len=P)
+    hist = None
+    if (history_dir(model_dir) / "manifest.json").is_file():
+        hist = M.history_scores(model_dir, n_seq=min(n_seq, 16), progress=True)
+        dirs = [d for _, d in snapshot_dirs(model_dir)]
+        if len(dirs) >= 2:
+            from ..analyses.helix import helix_sweep
+
+            sw = helix_sweep([str(d) for d in dirs])
+            hist["wpe_overlap_final"] = {r["step"]: r["overlap_final"] for r in sw.table}
     heads = dup.heads
     by_prev = sorted(heads, key=lambda k: -heads[k]["prev_token_score"])
     by_ind = sorted(heads, key=lambda k: -heads[k]["induction_score"])
@@ -90,7 +103,7 @@ def measure(model_dir: str | Path, n_seq: int = 32, n_new: int = 40) -> dict[str
         # mean over the second copy's queries of 1 / (number of keys a causal query sees)
         "uniform_induction": float(np.mean(1.0 / (np.arange(P // 2, P) + 1))),
         "dup_threshold": dup.options["threshold"],
-        "duplicate_heads": dup.duplicate_heads, "samples": samples,
+        "duplicate_heads": dup.duplicate_heads, "samples": samples, "incontext": gain, "history": hist,
     }
 
 
@@ -119,6 +132,36 @@ def _synthetic_lines(log: dict) -> list[str]:
             "two places back with probability 1/2; only a previous-token head predicts it). Heads found below "
             "may have been formed by that curriculum rather than by English; the card measures what is there now.",
             ""]
+
+
+def _history_lines(hist: dict | None) -> list[str]:
+    """The training-history section: every score at every snapshot, and when each mechanism formed."""
+    from . import measures as M
+
+    if not hist:
+        return []
+    rows = hist["rows"]
+    lines = ["## When each mechanism formed (the shipped training history)", "",
+             f"{len(rows)} float16 snapshots, log-spaced in steps from the initialisation (step 0) to the end, ship in "
+             "`history/` beside the weights (`history/manifest.json` lists them); every score below is measured on "
+             f"them with the same analyses ({hist['n_seq']} repeated random-token sequences per snapshot), so "
+             "`poslens helix --sweep -m DIR` and the card's command recompute it.", ""]
+    lines += M.as_table(rows)
+    lines += ["", "A mechanism counts as formed at the first snapshot from which it stays at its target (previous-token "
+              "≥ 0.8, duplicate-token ≥ 0.3, induction ≥ 0.3, in-context gain ≥ 0.3 nats, W_pos top-3 share ≥ 0.6, "
+              "short-period share ≤ 5%); the largest rise between two snapshots is where it changed most.", ""]
+    for k, f in hist["formation"].items():
+        j = f["largest_jump"]
+        when = f"formed at step {f['formed_at']:,}" if f["formed_at"] is not None else "never reaches its target"
+        jump = (f"; largest change {j['change']:+.3f} between steps {j['from_step']:,} and {j['to_step']:,}"
+                if j else "")
+        lines.append(f"- {M.LABELS[k]}: {when}{jump}.")
+    ov = hist.get("wpe_overlap_final")
+    if ov:
+        lines += ["", "Overlap of each snapshot's W_pos top-3 subspace with the final one (mean squared cosine of the "
+                  "principal angles; 1 = the same subspace): " + ", ".join(
+                      f"{s:,}: {v:.2f}" for s, v in ov.items() if v is not None) + "."]
+    return lines + [""]
 
 
 def render(m: dict) -> str:
@@ -189,9 +232,14 @@ def render(m: dict) -> str:
            else f"; none at or above {m['dup_threshold']}"),
         "  - strongest previous-token heads: " + ", ".join(f"{k} ({m['heads'][k]['prev']:.3f})" for k in m["top_prev"]),
         "  - strongest induction heads: " + ", ".join(f"{k} ({m['heads'][k]['ind']:.3f})" for k in m["top_ind"]),
+        f"- In-context learning on the same kind of sequences: next-token loss **{m['incontext']['first']:.3f}** nats on "
+        f"the first copy and **{m['incontext']['second']:.3f}** on the second, a gain of **{m['incontext']['gain']:.3f}** "
+        f"nats (uniform guessing: {m['incontext']['uniform']:.3f}); only a circuit that reads the earlier copy lowers "
+        "the second.",
         "",
         *_grid(m["heads"], c["n_layers"], c["n_heads"]),
         "",
+        *_history_lines(m.get("history")),
         "Rerun: `poslens helix -m tiny`, `poslens dup-heads -m tiny`, `python -m poslens.train.card DIR`.",
         "",
     ]

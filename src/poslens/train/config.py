@@ -32,6 +32,20 @@ class TrainConfig:
     # in a model that sees text from step 0 the induction circuit (previous-token head + induction
     # head) did not form within 6,000 steps with random repeats in 1/4 of the windows (nor 1,000 with 3/4).
     synthetic_steps: int = 0
+    # After the synthetic start, this share of every batch's rows stays synthetic, so the circuits the
+    # start rewards keep a gradient while text trains the language model.
+    synthetic_frac: float = 0.0
+    # Window length of the synthetic start (0: n_ctx), same tokens per step. In short windows attention
+    # is spread over few keys, so copying pays off at once and the previous-token head forms sooner.
+    synthetic_len: int = 0
+    # Row kinds of the synthetic windows, in turn (train.corpus.synthetic_batch): repeat, lag2, dup.
+    synthetic_kinds: str = "repeat,lag2"
+    # W_pos learning rate as a multiple of the others', and steps during which W_pos is not updated at
+    # all: a previous-token head formed against a fixed (e.g. sinusoidal) table cannot rewrite it.
+    wpe_lr_scale: float = 1.0
+    wpe_freeze_steps: int = 0
+    # Log-spaced snapshots of the whole model (float16, ``model/history/``), step 0 and the last included.
+    snapshots: int = 0
     val_frac: float = 0.05
     eval_every: int = 500
     eval_batches: int = 20

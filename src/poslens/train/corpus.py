@@ -125,24 +125,56 @@ def batch(ids: np.ndarray, rng: np.random.Generator, batch_size: int, n_ctx: int
     return x
 
 
+SYNTHETIC_KINDS = ("repeat", "lag2", "dup")
+
+
+def _dup_row(rng: np.random.Generator, n: int, vocab: int) -> np.ndarray:
+    """Random tokens from a per-row pool; each token seen before in the row is followed by the marker
+    ``vocab - 1``, so predicting the marker means finding an earlier copy of the current token."""
+    marker = vocab - 1
+    pool = rng.choice(marker, size=int(rng.integers(max(2, n // 8), n + 1)), replace=False)
+    draws = pool[rng.integers(0, len(pool), size=n)]
+    out, seen = [], set()
+    for t in draws.tolist():
+        out.append(t)
+        if t in seen:
+            out.append(marker)
+        seen.add(t)
+        if len(out) >= n:
+            break
+    return np.asarray(out[:n], dtype=np.int64)
+
+
 def synthetic_batch(rng: np.random.Generator, batch_size: int, n_ctx: int, vocab: int,
-                    exclude: int | None = None, lag_copy_p: float = 0.5) -> np.ndarray:
+                    exclude: int | None = None, lag_copy_p: float = 0.5,
+                    kinds: tuple[str, ...] = ("repeat", "lag2")) -> np.ndarray:
     """Windows of n_ctx + 1 random tokens that only attention can predict, no text.
 
-    Even rows: a span (length 8 .. n_ctx // 2, drawn per window) repeated until the window is
-    full; after its first copy each token is predictable only by an induction circuit.
-    Odd rows: lag-2 copies; each token from the third on repeats the token two places back
-    with probability ``lag_copy_p`` (else it is fresh), so the position just before the
-    current one predicts the next token: what a previous-token head reads. The induction
-    circuit needs a previous-token head, and on repeats alone it did not form within 900 steps.
+    Row r is of kind ``kinds[r % len(kinds)]``:
+
+    - ``repeat``: a span (length 8 .. n_ctx // 2, drawn per window) repeated until the window is
+      full; after its first copy each token is predictable only by an induction circuit.
+    - ``lag2``: each token from the third on repeats the token two places back with probability
+      ``lag_copy_p`` (else it is fresh), so the position just before the current one predicts
+      the next token: what a previous-token head reads. The induction circuit needs a
+      previous-token head, and on repeats alone it did not form within 900 steps.
+    - ``dup``: tokens from a random pool (n_ctx / 8 .. n_ctx of them); after every token that
+      already occurred in the window comes the marker ``vocab - 1``, which only attention to
+      an earlier copy of the current token (a duplicate-token head) predicts.
 
     >>> x = synthetic_batch(np.random.default_rng(0), 2, 64, 100)
     >>> x.shape
     (2, 65)
     """
+    bad = [k for k in kinds if k not in SYNTHETIC_KINDS]
+    if bad or not kinds:
+        raise ValueError(f"synthetic kinds must be among {SYNTHETIC_KINDS}; got {kinds}")
     x = np.empty((batch_size, n_ctx + 1), dtype=np.int64)
     for r in range(batch_size):
-        if r % 2 == 0:
+        kind = kinds[r % len(kinds)]
+        if kind == "dup":
+            x[r] = _dup_row(rng, n_ctx + 1, vocab)
+        elif kind == "repeat":
             L = int(rng.integers(8, max(9, n_ctx // 2 + 1)))
             x[r] = np.resize(rng.integers(0, vocab, size=L), n_ctx + 1)
         else:

@@ -21,10 +21,12 @@ from ..io import atomic_write_text, atomic_torch_save
 from ..models.config import ModelConfig
 from ..models.tokenizer import Tokenizer
 from . import corpus as C
+from . import history as H
 from .config import TrainConfig
 from .model import TrainableGPT2
 
 STATE = "train_state.pt"
+TOKENS = "tokens.npz"  # the tokenised corpus, reused on resume
 
 
 def _lr(cfg: TrainConfig, step: int) -> float:
@@ -45,9 +47,36 @@ def _prepare_data(cfg: TrainConfig, out: Path):
         tok = C.train_bpe(texts, cfg.vocab_size)
     else:
         raise InvalidInputError(f"unknown tokenizer '{cfg.tokenizer}'; use 'bpe' or 'gpt2'")
-    train_ids, val_ids = C.tokenize_split(texts, tok, cfg.val_frac)
+    # Tokenising the corpus takes minutes on a busy CPU; a resumed run reads the ids it saved.
+    key = _data_key(cfg, tok)
+    cache = out / TOKENS
+    train_ids = val_ids = None
+    if cache.is_file():
+        with np.load(cache) as z:
+            if str(z["key"]) == key:
+                train_ids, val_ids = z["train"], z["val"]
+    fresh = train_ids is None
+    if fresh:
+        train_ids, val_ids = C.tokenize_split(texts, tok, cfg.val_frac)
     C.check_size(train_ids, val_ids, cfg.n_ctx)
+    if fresh:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / (TOKENS + ".tmp.npz")
+        np.savez(tmp, key=np.array(key), train=train_ids, val=val_ids)
+        tmp.replace(cache)
     return tok, train_ids, val_ids
+
+
+def _data_key(cfg: TrainConfig, tok: Tokenizer) -> str:
+    """What the tokenised corpus depends on: the files' contents, the tokenizer and the held-out share."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for c in cfg.corpus:
+        h.update(Path(c).read_bytes())
+    h.update(tok._tk.to_str().encode())
+    h.update(repr(cfg.val_frac).encode())
+    return h.hexdigest()
 
 
 def _stage_options(cfg: TrainConfig) -> dict:
@@ -62,6 +91,16 @@ def check_options(cfg: TrainConfig) -> None:
         raise InvalidInputError(f"n_ctx={cfg.n_ctx} is larger than poslens's trainer supports (65536)")
     if not 0 <= cfg.synthetic_steps <= cfg.max_steps:
         raise InvalidInputError(f"synthetic_steps={cfg.synthetic_steps} must be between 0 and max_steps={cfg.max_steps}")
+    if not 0 <= cfg.synthetic_frac <= 1:
+        raise InvalidInputError(f"synthetic_frac={cfg.synthetic_frac} is a share of each batch; give 0..1")
+    if cfg.synthetic_len and not 8 <= cfg.synthetic_len <= cfg.n_ctx:
+        raise InvalidInputError(f"synthetic_len={cfg.synthetic_len} must be between 8 and n_ctx={cfg.n_ctx} (0: n_ctx)")
+    bad = [k for k in _kinds(cfg) if k not in C.SYNTHETIC_KINDS]
+    if bad or not _kinds(cfg):
+        raise InvalidInputError(f"synthetic_kinds={cfg.synthetic_kinds!r}: give a comma-separated list of "
+                                f"{', '.join(C.SYNTHETIC_KINDS)}")
+    if cfg.wpe_lr_scale < 0 or cfg.wpe_freeze_steps < 0 or cfg.snapshots < 0:
+        raise InvalidInputError("wpe_lr_scale, wpe_freeze_steps and snapshots cannot be negative")
     if cfg.d_model % cfg.n_heads:
         raise InvalidInputError(f"d_model={cfg.d_model} is not divisible by n_heads={cfg.n_heads}")
 
@@ -107,6 +146,25 @@ def export(model: TrainableGPT2, tok: Tokenizer, dest: Path, log: dict) -> None:
     atomic_write_text(dest / "training_log.json", json.dumps(log, indent=2))
 
 
+def _kinds(cfg: TrainConfig) -> tuple[str, ...]:
+    return tuple(k.strip() for k in cfg.synthetic_kinds.split(",") if k.strip())
+
+
+def _batch(cfg: TrainConfig, rng: np.random.Generator, step: int, train_ids: np.ndarray, tok: Tokenizer):
+    """The batch of ``step``: synthetic during the start, else text with a ``synthetic_frac`` share of synthetic rows."""
+    if step < cfg.synthetic_steps and cfg.synthetic_len and cfg.synthetic_len < cfg.n_ctx:
+        rows = cfg.batch_size * cfg.n_ctx // cfg.synthetic_len
+        return C.synthetic_batch(rng, rows, cfg.synthetic_len, tok.vocab_size, tok.bos_token_id, kinds=_kinds(cfg))
+    syn = cfg.batch_size if step < cfg.synthetic_steps else int(round(cfg.synthetic_frac * cfg.batch_size))
+    parts = []
+    if syn < cfg.batch_size:
+        parts.append(C.batch(train_ids, rng, cfg.batch_size - syn, cfg.n_ctx, cfg.repeat_frac, cfg.random_repeat_frac,
+                             tok.vocab_size, tok.bos_token_id))
+    if syn:
+        parts.append(C.synthetic_batch(rng, syn, cfg.n_ctx, tok.vocab_size, tok.bos_token_id, kinds=_kinds(cfg)))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None, stop_at: int | None = None) -> Path:
     """Train (or resume) and export; returns the exported model directory.
 
@@ -137,10 +195,12 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
     model = TrainableGPT2(mcfg, cfg.wpe_init_scale, cfg.wpe_init)
     model.init_weights(torch.Generator().manual_seed(cfg.seed))
     model.to(device)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    # W_pos has a group of its own so its learning rate can be scaled or held at zero.
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and n != "wpe.weight"]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0},
+         {"params": [model.wpe.weight], "weight_decay": cfg.weight_decay}],
         lr=cfg.lr, betas=(0.9, 0.95),
     )
     log = {
@@ -155,6 +215,7 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
         opt.load_state_dict(state["optimizer"])
         # A resumed run may change the decay (train in stages): the options win over the saved state.
         opt.param_groups[0]["weight_decay"] = cfg.weight_decay
+        opt.param_groups[2]["weight_decay"] = cfg.weight_decay
         log = state["log"]
         log["config"] = cfg.to_dict()
     # Each change of options while resuming starts a stage, so a model card can say exactly how
@@ -170,6 +231,17 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
 
         bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
     t_last, steps_run = time.time(), 0
+    snaps = set(H.snapshot_steps(cfg.snapshots, cfg.max_steps))
+
+    def snapshot():
+        if step in snaps and not H.has_snapshot(out / "model", step):
+            val = entry.get("val_loss") if step else None
+            if val is None:
+                val = evaluate(model, val_ids, cfg, device)
+            H.write_snapshot(model, tok, out / "model", step, log["tokens_seen"], val)
+
+    entry: dict = {}
+    snapshot()  # the initialisation, when asked for
 
     def checkpoint():
         nonlocal t_last
@@ -181,14 +253,11 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
 
     while step < cfg.max_steps:
         rng = np.random.default_rng([cfg.seed, step])
-        if step < cfg.synthetic_steps:
-            x = C.synthetic_batch(rng, cfg.batch_size, cfg.n_ctx, tok.vocab_size, tok.bos_token_id)
-        else:
-            x = C.batch(train_ids, rng, cfg.batch_size, cfg.n_ctx, cfg.repeat_frac, cfg.random_repeat_frac,
-                        tok.vocab_size, tok.bos_token_id)
+        x = _batch(cfg, rng, step, train_ids, tok)
         b = torch.from_numpy(x).to(device)
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)
+        opt.param_groups[2]["lr"] = 0.0 if step < cfg.wpe_freeze_steps else _lr(cfg, step) * cfg.wpe_lr_scale
         t0 = time.time()
         with _autocast(cfg):
             loss = model.loss(b)
@@ -210,6 +279,7 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
             if "val_loss" in entry:
                 post["val"] = f"{entry['val_loss']:.3f}"
             bar.set_postfix(post)
+        snapshot()
         if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
             checkpoint()
             export(model, tok, out / "model", log)

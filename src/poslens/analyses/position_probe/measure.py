@@ -1,0 +1,190 @@
+"""How well a linear probe reads absolute position from the residual stream, layer by layer.
+
+Haviv et al. 2022 ("Transformer Language Models without Positional Encodings Still Learn
+Positional Information") probe each layer of a model for the absolute position of every
+token and report the mean absolute error in positions; models without positional encodings
+still learn it, through the causal mask. Here the probe is a ridge regression, fitted in
+closed form (one eigendecomposition per fit gives every ridge strength at once) on standardised
+features of training sequences, its strength chosen on held-out training sequences, and
+scored on test sequences it never saw. The baseline predicts the training mean position: a
+probe at the baseline reads no position at all.
+
+>>> resid = torch.stack([acts[h] for h in hooks])          # [points, batch, pos, d_model]   # doctest: +SKIP
+>>> measure(resid, points=(0, 1, 2), opts=Options()).points[0].mae                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ...errors import InvalidInputError
+from ...results import Result
+
+INPUT_KINDS = ("text", "random_tokens", "positional")
+TARGETS = ("position", "log_position")
+
+
+@dataclass(frozen=True)
+class Options:
+    n_seq: int = field(default=64, metadata={"help": "sequences (split into training and test sequences)"})
+    seq_len: int = field(default=128, metadata={"help": "tokens per sequence (capped at n_ctx)"})
+    inputs: str = field(default="auto", metadata={
+        "help": "text, random_tokens or positional; auto: text where the model has a tokenizer, else random tokens, "
+                "else positional inputs alone"})
+    corpus: str = field(default="", metadata={"help": "text file for text inputs (default: the built-in passage)"})
+    target: str = field(default="position", metadata={
+        "help": "what the probe regresses: position p, or log(p + 1) (mapped back to positions for the error)"})
+    test_frac: float = field(default=0.25, metadata={"help": "share of sequences held out for the test"})
+    val_frac: float = field(default=0.2, metadata={"help": "share of training sequences used to pick the ridge strength"})
+    alphas: str = field(default="1e-4,1e-3,1e-2,1e-1,1,10,100", metadata={
+        "help": "ridge strengths tried, per training token (comma list)"})
+    prepend_bos: bool = field(default=False, metadata={"help": "put BOS at the first position of token inputs"})
+    n_bins: int = field(default=8, metadata={"help": "position bins of the error profile"})
+    batch_size: int = field(default=16, metadata={"help": "sequences per forward pass"})
+    seed: int = field(default=0, metadata={"help": "random seed (inputs and the train/test split)"})
+
+    def __post_init__(self) -> None:
+        if self.inputs not in ("auto", *INPUT_KINDS):
+            raise InvalidInputError(f"unknown inputs '{self.inputs}'; use auto, {', '.join(INPUT_KINDS)}")
+        if self.target not in TARGETS:
+            raise InvalidInputError(f"unknown target '{self.target}'; use {' or '.join(TARGETS)}")
+        if not (0 < self.test_frac < 1 and 0 < self.val_frac < 1):
+            raise InvalidInputError(f"test_frac and val_frac must lie in (0, 1); got {self.test_frac}, {self.val_frac}")
+        if self.seq_len < 2 or self.n_bins < 1 or self.batch_size < 1:
+            raise InvalidInputError("need seq_len >= 2, n_bins >= 1, batch_size >= 1")
+        self.alpha_grid()
+
+    def alpha_grid(self) -> list[float]:
+        try:
+            a = [float(x) for x in str(self.alphas).split(",") if x.strip()]
+        except ValueError:
+            raise InvalidInputError(f"alphas '{self.alphas}' is not a comma list of numbers (e.g. 0.01,1,100)") from None
+        if not a or min(a) < 0:
+            raise InvalidInputError(f"alphas '{self.alphas}' must be non-negative numbers")
+        return a
+
+
+@dataclass(frozen=True)
+class PointProbe:
+    point: int  # residual point: 0 = the embeddings, L = entering block L, n_layers = after the last block
+    mae: float  # mean |predicted - true| position on test sequences
+    baseline_mae: float  # the same for predicting the training mean position
+    relative: float  # mae / baseline_mae (1: no positional information; 0: exact)
+    r2: float  # of the predicted position on test tokens
+    alpha: float  # ridge strength chosen (per training token)
+    mae_by_position: tuple[float, ...]  # test MAE in equal position bins
+
+
+@dataclass(frozen=True)
+class ProbeResult(Result):
+    inputs: str = ""
+    description: str = ""
+    seq_len: int = 0
+    n_train_seq: int = 0
+    n_test_seq: int = 0
+    target: str = "position"
+    bin_edges: tuple[int, ...] = ()
+    points: tuple[PointProbe, ...] = ()
+    best_point: int = 0
+    best_relative: float = 1.0  # error of the best point over the baseline
+    emerges_at: int | None = None  # first point whose error is under half the baseline
+    limits: str = ""
+
+    kind = "position_probe"
+
+
+def _split(n: int, frac: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    perm = torch.randperm(n, generator=g)
+    k = min(n - 1, max(1, round(n * frac)))
+    return perm[k:], perm[:k]
+
+
+def _ridge_all(X: torch.Tensor, y: torch.Tensor, alphas: Sequence[float]):
+    """Centred ridge solutions for every alpha from one eigendecomposition of the d x d Gram matrix:
+    (mean_x, mean_y, [n_alpha, d] weights). Cheaper than an SVD of the tall token matrix."""
+    mx, my = X.mean(0), y.mean()
+    Xc = X - mx
+    G = Xc.T @ Xc
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a d x d eigh is small: LAPACK threads only contend (25x slower on a busy 2-core box)
+    try:
+        evals, V = torch.linalg.eigh(G)
+    finally:
+        torch.set_num_threads(threads)
+    Vty = V.T @ (Xc.T @ (y - my))
+    n = len(X)
+    W = torch.stack([V @ (Vty / (evals.clamp_min(0) + a * n)) for a in alphas])
+    return mx, my, W
+
+
+def _to_pos(pred: torch.Tensor, target: str) -> torch.Tensor:
+    return torch.expm1(pred.clamp(max=30.0)) if target == "log_position" else pred
+
+
+def probe_point(X: torch.Tensor, train: torch.Tensor, test: torch.Tensor, opts: Options, g_seed: int,
+                point: int, edges: torch.Tensor) -> PointProbe:
+    """One residual point: ``X [seq, pos, d]``; ``train`` / ``test`` sequence indices."""
+    B, P, d = X.shape
+    X = X.double()
+    pos = torch.arange(P, dtype=torch.float64)
+    tgt = torch.log1p(pos) if opts.target == "log_position" else pos
+    g = torch.Generator().manual_seed(g_seed)
+    fit, val = _split(len(train), opts.val_frac, g)
+    fit, val = train[fit], train[val]
+
+    def flat(idx):
+        return X[idx].reshape(-1, d), tgt.repeat(len(idx)), pos.repeat(len(idx))
+
+    Xf, yf, _ = flat(fit)
+    mu, sd = Xf.mean(0), Xf.std(0)
+    sd = torch.where(sd > 1e-8 * (sd.max() + 1e-30), sd, torch.ones_like(sd))  # constant features carry nothing
+    alphas = opts.alpha_grid()
+    mx, my, W = _ridge_all((Xf - mu) / sd, yf, alphas)
+    Xv, _, pv = flat(val)
+    pred_v = ((Xv - mu) / sd - mx) @ W.T + my  # [n, n_alpha]
+    val_mae = (_to_pos(pred_v, opts.target) - pv[:, None]).abs().mean(0)
+    best = int(val_mae.argmin())
+    Xt, yt, _ = flat(train)
+    mu, sd = Xt.mean(0), Xt.std(0)
+    sd = torch.where(sd > 1e-8 * (sd.max() + 1e-30), sd, torch.ones_like(sd))
+    mx, my, W = _ridge_all((Xt - mu) / sd, yt, [alphas[best]])
+    Xs, _, ps = flat(test)
+    pred = _to_pos(((Xs - mu) / sd - mx) @ W[0] + my, opts.target)
+    err = (pred - ps).abs()
+    base = (ps - pos.mean()).abs().mean()  # every sequence covers positions 0..P-1: the train mean is pos.mean()
+    ss_res, ss_tot = ((pred - ps) ** 2).sum(), ((ps - ps.mean()) ** 2).sum()
+    bins = torch.bucketize(ps, edges[1:-1], right=True)
+    by_bin = [float(err[bins == b].mean()) if (bins == b).any() else math.nan for b in range(len(edges) - 1)]
+    return PointProbe(point=point, mae=float(err.mean()), baseline_mae=float(base), relative=float(err.mean() / base),
+                      r2=float(1 - ss_res / ss_tot), alpha=alphas[best], mae_by_position=tuple(by_bin))
+
+
+def measure(resid: torch.Tensor, points: Sequence[int], opts: Options = Options(), *, inputs: str = "",
+            description: str = "", limits: str = "") -> ProbeResult:
+    """Probe every residual point: ``resid [n_points, n_seq, pos, d_model]``, ``points`` their indices.
+
+    Sequences are split once (the same test sequences for every point) with ``opts.seed``.
+    """
+    if resid.dim() != 4 or resid.shape[0] != len(points):
+        raise InvalidInputError(f"resid must be [n_points={len(points)}, seq, pos, d_model]; got {tuple(resid.shape)}")
+    n_seq, P = resid.shape[1], resid.shape[2]
+    if n_seq < 3:
+        raise InvalidInputError(f"the probe needs at least 3 sequences (train, validation, test); got {n_seq}")
+    g = torch.Generator().manual_seed(opts.seed)
+    train, test = _split(n_seq, opts.test_frac, g)
+    if len(train) < 2:
+        raise InvalidInputError(f"{n_seq} sequences leave fewer than 2 for training; use more sequences")
+    edges = torch.linspace(0, P, opts.n_bins + 1).round()
+    probes = tuple(probe_point(resid[i], train, test, opts, opts.seed + 1, int(p), edges) for i, p in enumerate(points))
+    best = min(probes, key=lambda pp: pp.mae)
+    emerges = next((pp.point for pp in probes if pp.relative < 0.5), None)
+    return ProbeResult(
+        options={}, inputs=inputs, description=description, seq_len=P, n_train_seq=len(train), n_test_seq=len(test),
+        target=opts.target, bin_edges=tuple(int(e) for e in edges), points=probes, best_point=best.point,
+        best_relative=best.relative,
+        emerges_at=emerges, limits=limits,
+    )

@@ -1,0 +1,55 @@
+"""How far a checkpoint can be run: which layers' attention and which residual points a forward pass reaches.
+
+A partial checkpoint (GPT-2 small without ``wte`` and MLP matrices) runs layer 0's
+attention on positional inputs and stops at its MLP. Rather than list tensor names per
+family, one two-token pass with read-only edits records what was reached before the first
+missing tensor, so the answer holds for every family the Runner supports.
+
+>>> r = reach(Runner(load_weights("../shared/data/gpt2-small-partial")), "embed")   # doctest: +SKIP
+>>> r.attention_layers, r.resid_points
+((0,), (0,))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import MissingTensorError
+
+
+@dataclass(frozen=True)
+class Reach:
+    inputs: str  # "tokens" or "embed" (positional inputs alone)
+    attention_layers: tuple[int, ...]  # layers whose attention pattern can be computed
+    resid_points: tuple[int, ...]  # residual points 0..n_layers (point L enters block L; n_layers is after the last)
+    stopped: str = ""  # why the pass stopped early ("" when it ran through)
+
+    @property
+    def complete(self) -> bool:
+        return not self.stopped
+
+
+def reach(runner, inputs: str = "tokens") -> Reach:
+    """Run two positions of ``inputs`` ("tokens" or "embed") as far as the checkpoint allows."""
+    cfg = runner.cfg
+    L = cfg.n_layers
+    seen: list[str] = []
+
+    def note(x, hook):
+        seen.append(hook.name)
+
+    names = [f"blocks.{l}.{h}" for l in range(L) for h in ("hook_resid_pre", "attn.hook_pattern")]
+    names.append(f"blocks.{L - 1}.hook_resid_post")
+    x = {"tokens": torch.zeros(1, 2, dtype=torch.long)} if inputs == "tokens" else {"embed": torch.zeros(1, 2, cfg.d_model)}
+    stopped = ""
+    try:
+        runner.run(**x, edits={n: note for n in names})
+    except MissingTensorError as exc:
+        stopped = str(exc)
+    attn = tuple(l for l in range(L) if f"blocks.{l}.attn.hook_pattern" in seen)
+    points = [l for l in range(L) if f"blocks.{l}.hook_resid_pre" in seen]
+    if f"blocks.{L - 1}.hook_resid_post" in seen:
+        points.append(L)
+    return Reach(inputs, attn, tuple(points), stopped)

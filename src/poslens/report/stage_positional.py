@@ -1,0 +1,150 @@
+"""Report stages: attention sinks, the absolute-position probe and rotary frequency usage.
+
+Each stage's options are its analysis's ``Options`` at the report's size (``full`` is the
+studies' own size); the page shows the study's claims beside our figures.
+
+>>> from poslens.report.stage_positional import STAGES   # doctest: +SKIP
+>>> [s.name for s in STAGES]                             # doctest: +SKIP
+['sinks', 'position_probe', 'rotary']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .orchestrate import Stage
+
+CODE = ("poslens.analyses.sinks.measure", "poslens.analyses.sinks.harvest", "poslens.analyses.position_probe.measure",
+        "poslens.analyses.position_probe.harvest", "poslens.analyses.rotary.measure", "poslens.analyses.rotary.harvest",
+        "poslens.analyses.rotary.chunks", "poslens.analyses.reach", "poslens.viz.positional", "poslens.claims")
+
+
+def _figures(result, out):
+    from ..viz.positional import figures
+
+    return figures(result, out)
+
+
+def _summary(module: str, claims_module: str):
+    def call(result):
+        import importlib
+
+        from .. import claims as C
+
+        lines = importlib.import_module(f"poslens.analyses.{module}").summarize(result)
+        claims = importlib.import_module(f"poslens.claims.{claims_module}").CLAIMS
+        cfg = _CFG.get(result.model)
+        return lines + (C.lines(C.check(claims, result, C.model_kind(cfg, result.model))) if cfg is not None else [])
+
+    return call
+
+
+# The model config behind each result label, for the claims' model classes (set when a stage runs).
+_CFG: dict = {}
+
+
+def _sinks_options(ctx) -> dict:
+    from ..analyses.sinks.measure import Options
+
+    return dataclasses.asdict(Options(n_seq=ctx.pick(10, 25, 100), seq_len=min(64, ctx.cfg.n_ctx), seed=ctx.seed))
+
+
+def _run_sinks(ctx, opts):
+    from ..analyses.sinks import Options, attention_sinks
+
+    _CFG[ctx.label] = ctx.cfg
+    tok = None if ctx.missing(("tokenizer",)) else ctx.tokenizer
+    return attention_sinks(ctx.runner, Options(**opts), tokenizer=tok)
+
+
+def _probe_options(ctx) -> dict:
+    from ..analyses.position_probe.measure import Options
+
+    return dataclasses.asdict(Options(n_seq=ctx.pick(16, 32, 64), seq_len=min(ctx.pick(64, 128, 128), ctx.cfg.n_ctx),
+                                      seed=ctx.seed))
+
+
+def _run_probe(ctx, opts):
+    from ..analyses.position_probe import Options, position_probe
+
+    _CFG[ctx.label] = ctx.cfg
+    tok = None if ctx.missing(("tokenizer",)) else ctx.tokenizer
+    return position_probe(ctx.runner, Options(**opts), tokenizer=tok)
+
+
+def _rotary_options(ctx) -> dict:
+    from ..analyses.rotary.measure import Options
+
+    return dataclasses.asdict(Options(n_seq=ctx.pick(4, 8, 16), seq_len=min(128, ctx.cfg.n_ctx), seed=ctx.seed))
+
+
+def _rotary_supports(ctx) -> str | None:
+    from ..analyses.rotary.chunks import not_rotary_reason
+
+    why = not_rotary_reason(ctx.cfg, ctx.label)
+    return f"not applicable: {why}" if why else None
+
+
+def _run_rotary(ctx, opts):
+    from ..analyses.rotary import Options, rotary_usage
+
+    _CFG[ctx.label] = ctx.cfg
+    tok = None if ctx.missing(("tokenizer",)) else ctx.tokenizer
+    return rotary_usage(ctx.runner, Options(**opts), tokenizer=tok)
+
+
+STAGES = [
+    Stage(
+        name="sinks",
+        title="Attention sinks: how much attention the first position absorbs",
+        run=_run_sinks,
+        options=_sinks_options,
+        figures=_figures,
+        summarize=_summary("sinks", "sinks_gu2024"),
+        code=CODE,
+        about=(
+            "Gu et al. (2024) score the first position of each head by the mean attention it receives from every query, "
+            "alpha(0), and call it a sink when alpha(0) exceeds epsilon (0.3); the sink share is the share of (sequence, "
+            "layer, head) triples that are sinks. A head attending uniformly over 64 tokens gives alpha(0) = 0.074. We "
+            "measure it on random tokens, one token repeated, text, and positional inputs alone (the token embedding "
+            "replaced by zeros, which is all a checkpoint without W_E such as the partial GPT-2 small allows; there only "
+            "the layers before the first missing MLP can run). Beside it, per head, the first key's norm against the "
+            "others' and the query-key cosine towards the first key against the others: the study finds the sink comes "
+            "from the angle (a key bias), not from a large first key."
+        ),
+    ),
+    Stage(
+        name="position_probe",
+        title="Absolute position in the residual stream: a probe per layer",
+        run=_run_probe,
+        options=_probe_options,
+        figures=_figures,
+        summarize=_summary("position_probe", "position_probe_haviv2022"),
+        code=CODE,
+        about=(
+            "Haviv et al. (2022) show that language models, even without positional encodings, carry absolute position "
+            "through the network. A ridge regression (closed form, standardised features, strength chosen on held-out "
+            "training sequences) reads each token's position from each residual point (0 = the embeddings, n_layers = "
+            "after the last block); its mean absolute error on test sequences it never saw is set against predicting "
+            "the mean position, which carries no information. On text the windows start at random offsets, so a "
+            "token's identity does not give its position away."
+        ),
+    ),
+    Stage(
+        name="rotary",
+        title="Rotary frequency usage: positional and semantic channels",
+        run=_run_rotary,
+        options=_rotary_options,
+        supports=_rotary_supports,
+        figures=_figures,
+        summarize=_summary("rotary", "rotary_barbero2024"),
+        code=CODE,
+        about=(
+            "Barbero et al. (2024) find that rotary models build positional heads (diagonal, previous-token) on the "
+            "highest frequencies and use the lowest ones, which barely turn over a context, as semantic channels. For "
+            "every layer, head and rotary pair we take the mean norm of the query's and the key's 2-D chunk on text "
+            "(rotation keeps each chunk's norm); their product bounds what the pair can add to a score, and its share "
+            "over the pairs says where the head's dot products live. Learned-position models have no rotary pairs."
+        ),
+    ),
+]

@@ -1,0 +1,244 @@
+"""What one sweep cell measures: emergence metrics of one checkpoint, from the existing analyses.
+
+Each analysis here calls poslens's own analyses and keeps a few scalars of their results:
+
+- ``helix``: W_pos's top-k variance share, the helix fit's turns, period and R², and the
+  share of W_pos's variance at periods of at most 4 positions
+  (:func:`poslens.analyses.helix.helix_with_fit`). Reads ``wpe.weight`` only.
+- ``heads``: the best previous-token, duplicate-token and induction scores over every head
+  on repeated random tokens, and which head holds each
+  (:func:`poslens.analyses.duplicate_heads.pattern_stats`, pooled as ``duplicate_heads`` pools them).
+- ``icl``: the in-context loss gain on repeated random tokens: the mean next-token loss
+  on the first copy minus that on the second (Olsson et al. 2022, "In-context learning
+  and induction heads"; their score contrasts late and early tokens, here the copy
+  structure makes the contrast exact).
+- ``sinks``: the attention-sink share on random tokens (Gu et al. 2024, "When Attention
+  Sink Emerges in Language Models"), when :mod:`poslens.analyses.sinks` is installed.
+
+A checkpoint without what an analysis needs (no ``wte``: no token inputs) gives a
+not-applicable cell with the reason. Cells run single-threaded, so a cell's numbers are
+the same bit for bit whichever executor (and whichever machine of one build) ran it.
+
+>>> body, info = compute_cell({"spec": "tiny", "analysis": "helix", "options": {"k": 3}})   # doctest: +SKIP
+>>> body["metrics"]["wpos_top_k_share"]                                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..errors import InvalidInputError, MissingTensorError, PoslensError
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A sweep analysis: its metrics (name -> what it means), default options, the modules its
+    code runs (for the code version), the tensor it cannot do without, and the function."""
+
+    name: str
+    metrics: dict[str, str]
+    defaults: dict
+    modules: tuple[str, ...]
+    fn: Callable
+    needs: tuple[str, ...] = ()
+    needs_why: str = ""
+    cpus: float = 1.0
+    memory_mb: int = 1024
+    extra: dict = field(default_factory=dict)
+
+
+def _helix(w, opts: dict) -> dict:
+    from ..analyses.helix import helix_with_fit
+
+    k = int(opts["k"])
+    r, _ = helix_with_fit(w, tokens=False, sinusoidal=False, truncations=False, cosine_size=8, n_traces=0,
+                          n_components=max(k, 3))
+    h = r.helix or {}
+    return {
+        "wpos_top_k_share": r.cumulative[k - 1],
+        "helix_turns": h.get("turns"),
+        "helix_period": h.get("period"),
+        "helix_r2": h.get("r2"),
+        "short_period_share": (r.short_period or {}).get("share"),
+    }
+
+
+def _bos(w):
+    """The config's BOS id (sequences start with it, as the model saw in training), or None."""
+    b = w.cfg.bos_token_id
+    return b if b is not None and 0 <= b < w.cfg.d_vocab else None
+
+
+def _repeated(w, opts: dict):
+    from ..data.sequences import repeated_tokens
+
+    bos = _bos(w)
+    seq_len = min(int(opts["seq_len"]), w.cfg.n_ctx)
+    return repeated_tokens(int(opts["n_seq"]), seq_len, w.cfg.d_vocab, seed=int(opts["seed"]),
+                           exclude=[b for b in (bos,) if b is not None], bos=bos), bos
+
+
+def _heads(w, opts: dict) -> dict:
+    from ..analyses.duplicate_heads import pattern_stats
+    from ..models.runner import Runner
+
+    tokens, bos = _repeated(w, opts)
+    runner = Runner(w, dtype="float32")
+    layers = list(range(w.cfg.n_layers))
+    st = pattern_stats(runner, tokens, layers, batch_size=int(opts["batch_size"]),
+                       ignore=tuple(x for x in (bos,) if x is not None))
+    out = {}
+    for metric, grid in (("prev_token", st.prev()), ("duplicate", st.pooled()), ("induction", st.induction())):
+        i, h = divmod(int(grid.argmax()), grid.shape[1])
+        out[f"best_{metric}_score"] = float(grid[i, h])
+        out[f"best_{metric}_head"] = f"{layers[i]}.{h}"
+    return out
+
+
+def _icl(w, opts: dict) -> dict:
+    import torch.nn.functional as F
+
+    from ..models.runner import Runner
+
+    tokens, bos = _repeated(w, opts)
+    runner = Runner(w, dtype="float32")
+    logits = runner.run(tokens, logits=True, batch_size=int(opts["batch_size"])).logits
+    # loss of predicting token t+1 from position t
+    loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten(), reduction="none")
+    loss = loss.view(tokens.shape[0], -1).double()
+    start = 1 if bos is not None else 0  # the first copy starts after BOS
+    half = (tokens.shape[1] - start + 1) // 2  # repeated_tokens' first copy holds ceil(L / 2) tokens
+    # targets start+1 .. start+half-1 are the first copy (its first token has no context to predict it from);
+    # targets from start+half on are the second copy, which a model with induction predicts
+    first = loss[:, start: start + half - 1]
+    second = loss[:, start + half - 1:]
+    lf, ls = float(first.mean()), float(second.mean())
+    return {"loss_first_copy": lf, "loss_second_copy": ls, "icl_gain": lf - ls}
+
+
+def _sinks(w, opts: dict) -> dict:
+    from ..analyses.sinks import Options, attention_sinks
+    from ..models.runner import Runner
+
+    r = attention_sinks(Runner(w, dtype="float32"), Options(
+        inputs="random_tokens", n_seq=int(opts["n_seq"]), seq_len=int(opts["seq_len"]), seed=int(opts["seed"]),
+        epsilon=float(opts["epsilon"])))
+    run = r.run("random_tokens")
+    return {"sink_share": run.sink_share, "sink_head_share": run.head_share}
+
+
+_TOKENS = dict(n_seq=16, seq_len=128, seed=0, batch_size=8)
+
+ANALYSES: dict[str, Analysis] = {
+    "helix": Analysis(
+        "helix",
+        {"wpos_top_k_share": "share of W_pos's variance in its top-k principal components (k: option k)",
+         "helix_turns": "turns of the helix fitted to W_pos's top-3 coordinates",
+         "helix_period": "positions per turn of that helix",
+         "helix_r2": "R² of the helix fit",
+         "short_period_share": "share of W_pos's variance at periods of at most 4 positions"},
+        {"k": 3}, ("poslens.sweep.cells", "poslens.analyses.helix"), _helix,
+        needs=("pos_embed.W_pos",), needs_why="a learned positional embedding (wpe)"),
+    "heads": Analysis(
+        "heads",
+        {"best_prev_token_score": "the highest previous-token attention of any head",
+         "best_duplicate_score": "the highest attention to earlier copies of the current token",
+         "best_induction_score": "the highest attention to the token after an earlier copy"},
+        dict(_TOKENS), ("poslens.sweep.cells", "poslens.analyses.duplicate_heads"), _heads,
+        needs=("embed.W_E",), needs_why="token inputs (wte)"),
+    "icl": Analysis(
+        "icl",
+        {"icl_gain": "in-context loss gain: loss on the first copy minus loss on the second (nats)",
+         "loss_first_copy": "mean next-token loss on the first copy of the random tokens (nats)",
+         "loss_second_copy": "mean next-token loss on the second copy (nats)"},
+        dict(_TOKENS), ("poslens.sweep.cells", "poslens.models.runner"), _icl,
+        needs=("embed.W_E",), needs_why="token inputs and the unembedding (wte)"),
+}
+if importlib.util.find_spec("poslens.analyses.sinks") is not None:
+    ANALYSES["sinks"] = Analysis(
+        "sinks",
+        {"sink_share": "share of (sequence, layer, head) putting more than epsilon of its attention on position 0",
+         "sink_head_share": "share of heads whose mean attention on position 0 exceeds epsilon"},
+        dict(n_seq=16, seq_len=64, seed=0, epsilon=0.3), ("poslens.sweep.cells", "poslens.analyses.sinks"), _sinks,
+        needs=("embed.W_E",), needs_why="token inputs (wte)")
+
+DEFAULT_ANALYSES = ("helix", "heads", "icl")
+
+
+def parse_analyses(spec: str | None) -> list[str]:
+    from ..errors import suggest
+
+    names = [a.strip() for a in (spec or ",".join(DEFAULT_ANALYSES)).split(",") if a.strip()]
+    if names == ["all"]:
+        return list(ANALYSES)
+    for a in names:
+        if a not in ANALYSES:
+            raise InvalidInputError(f"unknown analysis '{a}'{suggest(a, ANALYSES)}; known: {', '.join(ANALYSES)}")
+    return list(dict.fromkeys(names))
+
+
+def options_for(analysis: str, overrides: dict | None) -> dict:
+    """The analysis's defaults with ``overrides`` applied, each checked and cast to the default's type."""
+    a = ANALYSES[analysis]
+    out = dict(a.defaults)
+    for k, v in (overrides or {}).items():
+        if k not in out:
+            from ..errors import suggest
+
+            raise InvalidInputError(f"analysis '{analysis}' has no option '{k}'{suggest(k, out)}; "
+                                    f"its options: {', '.join(out) or 'none'}")
+        try:
+            out[k] = type(out[k])(v)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"{analysis}.{k}={v!r} is not a {type(out[k]).__name__}") from None
+    if analysis == "helix" and out["k"] < 1:
+        raise InvalidInputError(f"helix.k must be at least 1 (got {out['k']})")
+    return out
+
+
+def compute_cell(task: dict) -> tuple[dict, dict]:
+    """Run one cell: ``task`` has ``spec`` (what opens the checkpoint), ``analysis``, ``options``.
+
+    Returns ``(body, info)``: ``body`` (stored, deterministic) has ``status`` ok /
+    not_applicable, ``metrics`` or ``reason``, and ``fingerprints`` (sha256 of every tensor
+    read); ``info`` (not stored) has the worker's pid, seconds and bytes fetched remotely.
+    A :class:`PoslensError` becomes a ``failed`` body, which the driver does not store.
+    """
+    import torch
+
+    from ..models import remote
+    from ..models.registry import open_checkpoint
+    from ..models.weights import Weights
+
+    t0, fetched0 = time.perf_counter(), remote.BYTES_FETCHED
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    a = ANALYSES[task["analysis"]]
+    ckpt = None
+    try:
+        ckpt = open_checkpoint(task["spec"])
+        ckpt.fingerprint = True
+        w = Weights.from_checkpoint(ckpt)
+        missing = [n for n in a.needs if not w.has(n)]
+        if missing:
+            body = {"status": "not_applicable",
+                    "reason": f"the checkpoint has no {w._hf_source(missing[0]) or missing[0]}, which {a.name} needs "
+                              f"for {a.needs_why}"}
+        else:
+            with torch.no_grad():
+                metrics = a.fn(w, task["options"])
+            body = {"status": "ok", "metrics": metrics}
+    except MissingTensorError as exc:
+        body = {"status": "not_applicable", "reason": str(exc)}
+    except PoslensError as exc:
+        body = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+    finally:
+        torch.set_num_threads(threads)
+    body["fingerprints"] = dict(sorted((ckpt.fingerprints if ckpt is not None else {}).items()))
+    info = {"pid": os.getpid(), "seconds": time.perf_counter() - t0,
+            "bytes_fetched": remote.BYTES_FETCHED - fetched0}
+    return body, info

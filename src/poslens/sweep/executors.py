@@ -1,0 +1,163 @@
+"""Where cells run: in this process, on a local process pool, or as Ray tasks.
+
+Every executor takes the cells still to compute and calls ``done(task, body, info)`` in the
+driver as each finishes; only the driver writes the store, so a worker that dies loses at
+most the cell it was computing, and that cell is run again.
+
+- ``serial``: one after another, in this process.
+- ``local`` (default): a pool of ``jobs`` processes (spawned, one thread each); a pool
+  broken by a dead worker is replaced and its unfinished cells resubmitted.
+- ``ray``: each cell is a Ray task declaring ``num_cpus`` and ``memory``, retried by Ray
+  when its worker dies (``max_retries``). ``address``: ``auto`` (the cluster this machine
+  belongs to), ``HOST:PORT`` of a running cluster's head, or ``local`` (start one here).
+  Install with ``pip install "poslens[ray]"``; every node needs poslens installed.
+
+>>> run_cells(tasks, done, executor="local", jobs=2)     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+
+from ..errors import InvalidInputError, PoslensError
+
+EXECUTORS = ("local", "serial", "ray")
+Done = Callable[[dict, dict, dict], None]
+
+
+class RayUnavailableError(PoslensError):
+    pass
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _run_one(task: dict):
+    from .cells import compute_cell
+
+    body, info = compute_cell(task)
+    return task["key"], body, info
+
+
+def run_serial(tasks: list[dict], done: Done) -> None:
+    for t in tasks:
+        _, body, info = _run_one(t)
+        done(t, body, info)
+
+
+def run_local(tasks: list[dict], done: Done, jobs: int, max_restarts: int = 3) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    todo = {t["key"]: t for t in tasks}
+    restarts = 0
+    while todo:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+        try:
+            futures = {pool.submit(_run_one, t): k for k, t in todo.items()}
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    try:
+                        key, body, info = f.result()
+                    except BrokenProcessPool:
+                        continue  # a worker died: resubmitted below with a fresh pool
+                    done(todo.pop(key), body, info)
+        except BrokenProcessPool:
+            pass
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if todo:
+            restarts += 1
+            if restarts > max_restarts:
+                raise PoslensError(f"the local pool lost a worker {restarts} times; {len(todo)} cells were not "
+                                   "computed (out of memory? try --jobs 1); rerun to resume")
+
+
+def check_ray_address(address: str, timeout: float = 5.0) -> None:
+    """Raise at once, in one line, when ``HOST:PORT`` does not answer (Ray itself retries for minutes)."""
+    if address in ("auto", "local", ""):
+        return
+    host, _, port = address.rpartition(":")
+    host = host.removeprefix("ray://")
+    if not host or not port.isdigit():
+        raise InvalidInputError(f"--address '{address}' is not auto, local or HOST:PORT (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise RayUnavailableError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
+                                  "`ray start --head` or check the address") from None
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailableError('the ray executor needs Ray: pip install "poslens[ray]"') from None
+    return ray
+
+
+def connect_ray(address: str, cpus: int | None = None):
+    """The ``ray`` module, connected to ``address`` (reusing a connection this process already has)."""
+    check_ray_address(address)  # before importing Ray: a dead address answers in seconds
+    ray = _ray()
+    if ray.is_initialized():
+        return ray
+    kw = dict(log_to_driver=False, configure_logging=False)
+    try:
+        if address == "local":
+            ray.init(address="local", num_cpus=cpus, include_dashboard=False, **kw)
+        else:
+            ray.init(address=address, **kw)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RayUnavailableError(f"cannot connect to Ray at '{address}' ({msg}); start a cluster with "
+                                  "`ray start --head`, or use --executor local") from None
+    return ray
+
+
+def run_ray(tasks: list[dict], done: Done, address: str = "auto", cpus: float = 1.0, memory_mb: int = 1024,
+            max_retries: int = 3) -> None:
+    ray = connect_ray(address)
+    remote = ray.remote(num_cpus=cpus, memory=int(memory_mb) * 2 ** 20, max_retries=max_retries,
+                        retry_exceptions=False)(_run_one)
+    refs = {remote.remote(t): t for t in tasks}
+    pending = list(refs)
+    lost = []
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        for r in ready:
+            try:
+                key, body, info = ray.get(r)
+            except ray.exceptions.RayError as exc:  # retries exhausted
+                lost.append(f"{refs[r]['spec']} {refs[r]['analysis']}: {type(exc).__name__}")
+                continue
+            done(refs[r], body, info)
+    if lost:
+        raise PoslensError(f"{len(lost)} cells failed on Ray after {max_retries} retries (first: {lost[0]}); "
+                           "finished cells are stored: rerun to resume")
+
+
+def run_cells(tasks: list[dict], done: Done, *, executor: str = "local", jobs: int | None = None,
+              address: str = "auto", cpus: float = 1.0, memory_mb: int = 1024) -> None:
+    if executor not in EXECUTORS:
+        from ..errors import suggest
+
+        raise InvalidInputError(f"unknown executor '{executor}'{suggest(executor, EXECUTORS)}; use local, serial or ray")
+    if not tasks:
+        return
+    if executor == "serial":
+        return run_serial(tasks, done)
+    if executor == "local":
+        jobs = max(1, int(jobs or os.cpu_count() or 1))
+        if jobs == 1 or len(tasks) == 1:
+            return run_serial(tasks, done)
+        return run_local(tasks, done, min(jobs, len(tasks)))
+    return run_ray(tasks, done, address=address, cpus=cpus, memory_mb=memory_mb)

@@ -1,0 +1,166 @@
+"""What a model card measures on a trained model and on every snapshot of its history.
+
+- :func:`incontext_gain`: on repeated random tokens (``[bos] t_1..t_h t_1..t_h``, the
+  sequences ``poslens dup-heads`` scores heads on), the mean next-token loss on the first
+  copy minus that on the second. Only something that reads the earlier copy (an induction
+  circuit) lowers the second; ~0 without one.
+- :func:`mechanism_scores`: the best previous-token, duplicate-token and induction head
+  (from :func:`poslens.analyses.duplicate_heads.duplicate_heads`), W_pos's top-3 variance
+  share and short-period share (from :func:`poslens.analyses.helix.helix`), and the gain.
+- :func:`history_scores`: those scores at every snapshot of ``model/history`` and, per
+  mechanism, the step where it formed (:func:`formation`).
+
+>>> s = mechanism_scores("tiny")                         # doctest: +SKIP
+>>> s["prev"], s["induction"], s["incontext_gain"]       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+# Targets of the model organism; a mechanism "formed" at the first snapshot from which it stays past its target.
+TARGETS: dict[str, tuple[str, float]] = {
+    "prev": (">=", 0.8), "dup": (">=", 0.3), "induction": (">=", 0.3), "incontext_gain": (">=", 0.3),
+    "wpe_top3": (">=", 0.6), "wpe_short": ("<=", 0.05),
+}
+LABELS = {
+    "prev": "previous-token head", "dup": "duplicate-token head", "induction": "induction head",
+    "incontext_gain": "in-context loss gain (nats)", "wpe_top3": "W_pos top-3 share",
+    "wpe_short": "W_pos short-period share", "val_loss": "held-out loss (nats)",
+}
+
+
+def _weights(model):
+    from ..models import load_weights
+    from ..models.weights import Weights
+
+    return model if isinstance(model, Weights) else load_weights(str(model))
+
+
+@torch.no_grad()
+def incontext_gain(model, n_seq: int = 32, seq_len: int = 256, seed: int = 0) -> dict[str, float]:
+    """Loss on the first copy, on the second copy, and their difference, on repeated random tokens.
+
+    Each sequence is BOS then ``h`` distinct random tokens then the same ``h`` again
+    (``poslens.data.sequences.repeated_tokens``). The first copy's loss counts the
+    predictions of its tokens 2..h (token 1 follows BOS); the second's, of its tokens 2..h,
+    so both average over the same token positions within their copy.
+    """
+    from ..data.sequences import repeated_tokens
+    from ..models import Runner
+
+    w = _weights(model)
+    bos = w.cfg.bos_token_id
+    P = min(seq_len, w.cfg.n_ctx)
+    toks = repeated_tokens(n_seq, P, w.cfg.d_vocab, seed=seed, exclude=(), bos=bos)
+    logits = Runner(w, dtype="float32").run(toks, logits=True).logits.float()
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), toks[:, 1:].reshape(-1),
+                                            reduction="none").view(toks.shape[0], -1)
+    first, second = copy_losses(nll, bos is not None)
+    return {"first": first, "second": second, "gain": first - second, "uniform": math.log(w.cfg.d_vocab)}
+
+
+def copy_losses(nll: torch.Tensor, bos: bool) -> tuple[float, float]:
+    """Mean of ``nll`` (``[seq, P - 1]``, entry j = the loss of predicting token j + 1) over each copy's tokens 2..
+
+    The first copy sits at positions off..off+h-1 and the second at off+h..P-1 (off = 1 after a
+    BOS, h = the first copy's length, as in ``repeated_tokens``).
+
+    >>> copy_losses(torch.arange(8.0)[None], bos=True)    # P = 9: copies at 1..4 and 5..8
+    (2.0, 6.0)
+    """
+    off = 1 if bos else 0
+    P = nll.shape[1] + 1
+    h = (P - off + 1) // 2
+    return float(nll[:, off: off + h - 1].mean()), float(nll[:, off + h: P - 1].mean())
+
+
+def mechanism_scores(model, n_seq: int = 32, seq_len: int = 256) -> dict[str, Any]:
+    """The organism's headline numbers for one checkpoint (directory, name or Weights)."""
+    from ..analyses.duplicate_heads import duplicate_heads
+    from ..analyses.helix import helix
+
+    w = _weights(model)
+    P = min(seq_len, w.cfg.n_ctx)
+    dup = duplicate_heads(w, n_seq=n_seq, seq_len=P, positional=False)
+    heads = dup.heads
+
+    def best(key):
+        k = max(heads, key=lambda k: heads[k][key])
+        return k, float(heads[k][key])
+
+    hx = helix(w, tokens=False, sinusoidal=False, truncations=False)
+    pk, pv = best("prev_token_score")
+    dk, dv = best("score_repeated")
+    ik, iv = best("induction_score")
+    g = incontext_gain(w, n_seq=n_seq, seq_len=P)
+    return {
+        "prev": pv, "prev_head": pk, "dup": dv, "dup_head": dk, "induction": iv, "induction_head": ik,
+        "incontext_gain": g["gain"], "loss_first_copy": g["first"], "loss_second_copy": g["second"],
+        "wpe_top3": float(sum(hx.variance_explained[:3])), "wpe_short": hx.short_period.get("share"),
+        "helix_turns": (hx.helix or {}).get("turns"), "helix_r2": (hx.helix or {}).get("r2"),
+    }
+
+
+def meets(key: str, value) -> bool:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return False
+    op, t = TARGETS[key]
+    return value >= t if op == ">=" else value <= t
+
+
+def formation(rows: list[dict], key: str) -> dict[str, Any]:
+    """When ``key`` formed over ``rows`` (step order): the first step from which it meets its target
+    for good (None if it never does), and the snapshot interval with the largest rise toward it."""
+    steps = [r["step"] for r in rows]
+    vals = [r.get(key) for r in rows]
+    formed = None
+    for i in range(len(rows)):
+        if all(meets(key, v) for v in vals[i:]):
+            formed = steps[i]
+            break
+    sign = 1.0 if TARGETS[key][0] == ">=" else -1.0
+    jumps = [(sign * (vals[i] - vals[i - 1]), i) for i in range(1, len(rows))
+             if vals[i] is not None and vals[i - 1] is not None]
+    big = max(jumps) if jumps else None
+    return {"formed_at": formed,
+            "largest_jump": None if big is None else {"from_step": steps[big[1] - 1], "to_step": steps[big[1]],
+                                                      "change": sign * big[0]}}
+
+
+def history_scores(model_dir: str | Path, n_seq: int = 16, progress: bool = False) -> dict[str, Any]:
+    """:func:`mechanism_scores` at every snapshot of ``model_dir/history`` and when each mechanism formed."""
+    from tqdm.auto import tqdm
+
+    from .history import read_manifest, snapshot_dirs
+
+    man = read_manifest(model_dir)
+    by_step = {s["step"]: s for s in man["snapshots"]}
+    rows = []
+    for step, d in tqdm(snapshot_dirs(model_dir), desc="history", disable=not progress, leave=False):
+        s = mechanism_scores(d, n_seq=n_seq)
+        rows.append({"step": step, "tokens_seen": by_step[step]["tokens_seen"], "val_loss": by_step[step].get("val_loss"),
+                     **s})
+    return {"rows": rows, "formation": {k: formation(rows, k) for k in TARGETS}, "n_seq": n_seq}
+
+
+def as_table(rows: list[dict], keys=("val_loss", "prev", "dup", "induction", "incontext_gain", "wpe_top3", "wpe_short")) -> list[str]:
+    """Markdown table: a row per snapshot, a column per score."""
+    head = "| step | tokens | " + " | ".join(LABELS[k] for k in keys) + " |"
+    out = [head, "| " + " | ".join("---" for _ in range(len(keys) + 2)) + " |"]
+    for r in rows:
+        cells = []
+        for k in keys:
+            v = r.get(k)
+            cells.append("n/a" if v is None else (f"{v:.1%}" if k == "wpe_short" else f"{v:.3f}"))
+        out.append(f"| {r['step']:,} | {r['tokens_seen']:,} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _np(x):  # keep numpy scalars out of JSON
+    return x.item() if isinstance(x, np.generic) else x

@@ -1,0 +1,166 @@
+"""Every family against Hugging Face transformers (eager attention, float32): hidden states,
+attention patterns and logits of randomly initialised models, saved as local HF directories."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from poslens.errors import PoslensError
+from poslens.models import Runner, load_weights
+
+transformers = pytest.importorskip("transformers")
+
+TOL = 1e-4
+SEQ = 12
+
+# family, shape -> (config class, kwargs); tiny shapes, each family twice, covering grouped-query
+# attention, partial rotary, local / sliding windows, post-LayerNorm, project_in/out, biases.
+SHAPES = {
+    ("gpt_neo", "global-local"): ("GPTNeoConfig", dict(
+        hidden_size=32, num_layers=2, num_heads=4, max_position_embeddings=64, vocab_size=101,
+        attention_types=[[["global", "local"], 1]], window_size=4)),
+    ("gpt_neo", "local-first-wide-mlp"): ("GPTNeoConfig", dict(
+        hidden_size=48, num_layers=3, num_heads=2, max_position_embeddings=32, vocab_size=77, intermediate_size=80,
+        attention_types=[[["local", "global", "local"], 1]], window_size=5)),
+    ("opt", "pre-ln"): ("OPTConfig", dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, ffn_dim=64, max_position_embeddings=64,
+        vocab_size=101, word_embed_proj_dim=32)),
+    ("opt", "post-ln-projected"): ("OPTConfig", dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, ffn_dim=48, max_position_embeddings=40,
+        vocab_size=90, word_embed_proj_dim=16, do_layer_norm_before=False)),
+    ("gpt_neox", "partial-rotary-parallel"): ("GPTNeoXConfig", dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=64, vocab_size=101, rotary_pct=0.25)),
+    ("gpt_neox", "half-rotary-sequential"): ("GPTNeoXConfig", dict(
+        hidden_size=48, num_hidden_layers=3, num_attention_heads=4, intermediate_size=96,
+        max_position_embeddings=64, vocab_size=80, rotary_pct=0.5, rotary_emb_base=500,
+        use_parallel_residual=False)),
+    ("llama", "gqa"): ("LlamaConfig", dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=48,
+        max_position_embeddings=64, vocab_size=101)),
+    ("llama", "smollm-tied-one-kv-head"): ("LlamaConfig", dict(
+        hidden_size=48, num_hidden_layers=2, num_attention_heads=6, num_key_value_heads=1, intermediate_size=64,
+        max_position_embeddings=64, vocab_size=90, tie_word_embeddings=True, rope_theta=100.0)),
+    ("mistral", "sliding-window"): ("MistralConfig", dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=48,
+        max_position_embeddings=64, vocab_size=101, sliding_window=5)),
+    ("qwen2", "qkv-bias-sliding-upper-layer"): ("Qwen2Config", dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=48,
+        max_position_embeddings=64, vocab_size=101, use_sliding_window=True, sliding_window=4, max_window_layers=1)),
+}
+
+
+def build(tmp_path, key, seed=0):
+    cls_name, kw = SHAPES[key]
+    cfg = getattr(transformers, cls_name)(**kw)
+    torch.manual_seed(seed)
+    model = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").eval()
+    with torch.no_grad():  # move every parameter off its init (LayerNorm 1/0, zero biases)
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    path = tmp_path / "-".join(key)
+    model.save_pretrained(path)
+    return model, path
+
+
+def max_errors(model, path) -> dict[str, float]:
+    """Largest |poslens - transformers| over hidden states, patterns and logits."""
+    cfg_hf = model.config
+    tokens = torch.randint(0, cfg_hf.vocab_size, (2, SEQ), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = model(tokens, output_hidden_states=True, output_attentions=True)
+    w = load_weights(str(path))
+    L = w.cfg.n_layers
+    hooks = [f"blocks.{l}.hook_resid_pre" for l in range(L)] + [f"blocks.{l}.attn.hook_pattern" for l in range(L)]
+    final = "ln_final.hook_normalized" if w.cfg.final_norm else f"blocks.{L - 1}.hook_resid_post"
+    acts = Runner(w).run(tokens, hooks=[*hooks, final], logits=True)
+    err = {"hidden": 0.0, "pattern": 0.0}
+    for l in range(L):
+        err["hidden"] = max(err["hidden"], (acts[f"blocks.{l}.hook_resid_pre"] - out.hidden_states[l]).abs().max().item())
+        err["pattern"] = max(err["pattern"], (acts[f"blocks.{l}.attn.hook_pattern"] - out.attentions[l]).abs().max().item())
+    if out.hidden_states[L].shape[-1] == w.cfg.d_model:  # OPT with project_out: the last is projected
+        err["hidden"] = max(err["hidden"], (acts[final] - out.hidden_states[L]).abs().max().item())
+    err["logits"] = (acts["logits"] - out.logits).abs().max().item()
+    return err
+
+
+@pytest.mark.parametrize("key", list(SHAPES), ids=["/".join(k) for k in SHAPES])
+def test_parity_with_transformers(tmp_path, key):
+    model, path = build(tmp_path, key)
+    err = max_errors(model, path)
+    assert max(err.values()) <= TOL, f"{key}: {err}"
+
+
+@pytest.mark.parametrize("fmt", ["sharded", "bin", "base-model-names"])
+def test_storage_formats_read_the_same(tmp_path, fmt):
+    """A sharded safetensors index, a pytorch_model.bin, and names without the causal-LM prefix."""
+    model, path = build(tmp_path, ("llama", "gqa"))
+    if fmt == "sharded":
+        (path / "model.safetensors").unlink()
+        model.save_pretrained(path, max_shard_size="20KB")
+        assert (path / "model.safetensors.index.json").is_file() and not (path / "model.safetensors").exists()
+    else:
+        (path / "model.safetensors").unlink()
+        sd = model.state_dict()
+        if fmt == "base-model-names":  # as LlamaModel saves them: "layers.0..." not "model.layers.0..."
+            sd = {k.removeprefix("model."): v for k, v in sd.items()}
+        torch.save(sd, path / "pytorch_model.bin")
+    assert max(max_errors(model, path).values()) <= TOL
+
+
+PREFIX_HOOKS = ("hook_resid_pre", "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_pattern", "attn.hook_z",
+                "hook_resid_mid", "mlp.hook_post", "hook_resid_post")
+
+
+@pytest.mark.parametrize("key", [("mistral", "sliding-window"), ("gpt_neox", "partial-rotary-parallel"),
+                                 ("gpt_neo", "global-local"), ("opt", "post-ln-projected")],
+                         ids=lambda k: "/".join(k))
+def test_cached_prefix_gives_the_full_run_on_suffix_positions(tmp_path, key):
+    model, path = build(tmp_path, key)
+    runner = Runner(load_weights(str(path)))
+    cfg = runner.cfg
+    g = torch.Generator().manual_seed(4)
+    P0, S = 7, 6  # the prefix is longer than the windows, so the window crosses the boundary
+    prefix_ids = torch.randint(0, cfg.d_vocab, (P0,), generator=g)
+    suffixes = torch.randint(0, cfg.d_vocab, (3, S), generator=g)
+    hooks = [f"blocks.{l}.{h}" for l in range(cfg.n_layers) for h in PREFIX_HOOKS]
+    if cfg.positional == "rotary":
+        hooks += [f"blocks.{l}.attn.hook_rot_k" for l in range(cfg.n_layers)]
+    full = runner.run(torch.cat([prefix_ids.expand(3, P0), suffixes], 1), hooks=hooks, logits=True)
+    prefix = runner.prefix(prefix_ids)
+    part = runner.run(suffixes, prefix=prefix, hooks=hooks, logits=True, batch_size=2)
+    for name in [*hooks, "logits"]:
+        want = full[name][:, :, P0:] if name.endswith("hook_pattern") else full[name][:, P0:]
+        assert part[name].shape == want.shape, name
+        assert (part[name] - want).abs().max().item() <= 1e-5, name
+
+
+def test_grouped_keys_are_expanded_per_query_head_in_hooks_and_weights(tmp_path):
+    model, path = build(tmp_path, ("llama", "gqa"))
+    w = load_weights(str(path))
+    H, G, dh = w.cfg.n_heads, w.cfg.n_key_value_heads, w.cfg.d_head
+    assert (H, G) == (4, 2) and w.W_K.shape == (2, H, w.cfg.d_model, dh)
+    k_proj = model.model.layers[1].self_attn.k_proj.weight.detach()
+    for h in range(H):  # query head h reads key head h // (H / G)
+        assert torch.equal(w.get("blocks.1.attn.W_K")[h], k_proj[(h // 2) * dh:(h // 2 + 1) * dh].T)
+    tokens = torch.randint(0, w.cfg.d_vocab, (1, 5))
+    acts = Runner(w).run(tokens, hooks=["blocks.0.attn.hook_k", "blocks.0.attn.hook_rot_q", "blocks.0.attn.hook_q"])
+    assert acts["blocks.0.attn.hook_k"].shape == (1, 5, H, dh)
+    assert torch.equal(acts["blocks.0.attn.hook_k"][:, :, 0], acts["blocks.0.attn.hook_k"][:, :, 1])
+    # rotary leaves position 0 alone and turns the rest
+    q, rq = acts["blocks.0.attn.hook_q"], acts["blocks.0.attn.hook_rot_q"]
+    assert torch.allclose(q[:, 0], rq[:, 0]) and not torch.allclose(q[:, 3], rq[:, 3])
+    names = Runner(w).hook_names()
+    assert "hook_pos_embed" not in names and "blocks.0.mlp.hook_pre_linear" in names
+
+
+def test_opt_position_rows_are_read_without_the_offset(tmp_path):
+    model, path = build(tmp_path, ("opt", "pre-ln"))
+    w = load_weights(str(path))
+    table = model.model.decoder.embed_positions.weight.detach()
+    assert w.W_pos.shape == (w.cfg.n_ctx, w.cfg.d_model) and torch.equal(w.W_pos[5], table[5 + 2])
+    acts = Runner(w).run(torch.zeros(1, 4, dtype=torch.long), hooks=["hook_pos_embed"])
+    assert torch.equal(acts["hook_pos_embed"][0], table[2:6])

@@ -1,0 +1,224 @@
+"""`poslens sweep`: revision choice, the content-addressed store, change points, integrity flags,
+executors giving byte-identical results, and remote checkpoints read by range requests."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from poslens.errors import UnknownModelError
+from poslens.sweep import Revision, Store, choose, jumps, revisions, spikes, sweep
+from poslens.sweep.store import code_version
+from poslens.testing import random_state_dict, small_config, write_checkpoint
+
+STEPS = [0, 10, 20, 40, 80, 160, 320, 640, 1280, 2560]
+JUMP_AT = 320  # W_pos snaps to a helix between steps 160 and 320
+
+
+def _wpos(cfg, step: int, seed: int = 0) -> torch.Tensor:
+    """Random rows blended with an exact helix: a slow drift towards it, then a jump at JUMP_AT."""
+    g = torch.Generator().manual_seed(seed)
+    R = torch.randn(cfg.n_ctx, cfg.d_model, generator=g) * 0.02
+    p = torch.arange(cfg.n_ctx, dtype=torch.float32)
+    H = torch.zeros(cfg.n_ctx, cfg.d_model)
+    H[:, 0], H[:, 1], H[:, 2] = torch.cos(2 * math.pi * p / 64), torch.sin(2 * math.pi * p / 64), p / cfg.n_ctx
+    i = STEPS.index(step)
+    a = 0.004 * i + (0.8 if step >= JUMP_AT else 0.0)
+    return (1 - a) * R + a * 0.02 * H
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A training run in the hub's .bin layout: checkpoint-STEP folders; checkpoint-2561 is a byte copy of 2560."""
+    cfg = small_config()
+    root = tmp_path_factory.mktemp("run") / "run"
+    for s in STEPS:
+        sd = random_state_dict(cfg, seed=s)
+        sd["wpe.weight"] = _wpos(cfg, s)
+        write_checkpoint(root / f"checkpoint-{s}", cfg, sd, fmt="bin", prefix=True)
+    shutil.copytree(root / "checkpoint-2560", root / "checkpoint-2561")
+    return root
+
+
+# ----------------------------------------------------------------------------- change points
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_planted_jump_is_found_at_its_step(seed):
+    rng = np.random.default_rng(seed)
+    n = 30
+    k = int(rng.integers(5, 25))
+    t = np.arange(n)
+    x = 0.2 * np.log1p(t) + 0.5 * (t >= k) + rng.normal(0, 0.02, n)
+    found = jumps(x)["jumps"]
+    assert len(found) == 1 and abs(found[0]["index"] - k) <= 1, (k, found)
+    assert found[0]["size"] > 0.3
+
+
+@pytest.mark.parametrize("curve", ["log", "saturating", "linear", "slow-sigmoid"])
+def test_no_jump_in_a_smooth_series(curve):
+    rng = np.random.default_rng(1)
+    t = np.arange(30.0)
+    x = {"log": np.log1p(t), "saturating": 1 - np.exp(-t / 6), "linear": 0.1 * t,
+         "slow-sigmoid": 1 / (1 + np.exp(-(t - 15) / 5))}[curve]
+    x = x + rng.normal(0, 0.005 * np.ptp(x), len(t))
+    assert jumps(x)["jumps"] == [] and spikes(x) == []
+
+
+def test_a_single_odd_checkpoint_is_a_spike_not_a_smooth_series():
+    x = list(np.linspace(0, 1, 20))
+    x[9] += 0.6
+    assert [s["index"] for s in spikes(x)] == [9]
+
+
+# ----------------------------------------------------------------------------- revisions
+
+
+def test_revision_choice_explicit_every_log():
+    rs = [Revision("m", f"step-{s}", f"d/step-{s}", s) for s in (0, 1, 2, 4, 8, 16, 32, 64, 128)]
+    assert [r.step for r in choose(rs, log=4)] == [0, 1, 8, 128]
+    assert [r.step for r in choose(rs, every=4)] == [0, 8, 128]
+    assert [r.step for r in choose(rs, steps=["4", "step-64"])] == [4, 64]
+    with pytest.raises(UnknownModelError, match=r"no revision '5' \(nearest: step-4, step-8"):
+        choose(rs, steps=["5"])
+    with pytest.raises(Exception, match="one way"):
+        choose(rs, every=2, log=3)
+
+
+def test_unknown_published_step_names_the_nearest():
+    with pytest.raises(UnknownModelError, match="nearest is 1000"):
+        revisions("alias", steps=["1001"])
+    assert [r.tokens for r in revisions("alias", steps=["0", "1000"])] == [0, 1000 * 512 * 1024]
+
+
+def test_local_run_revisions_in_step_order(run_dir):
+    revs = revisions(str(run_dir))
+    assert [r.step for r in revs] == STEPS + [2561]
+    assert revs[0].revision == "checkpoint-0" and revs[0].spec.endswith("checkpoint-0")
+
+
+# ----------------------------------------------------------------------------- the sweep
+
+
+def test_sweep_flags_jump_and_identical_revision_and_resumes(run_dir, tmp_path):
+    out = tmp_path / "sw"
+    res = sweep([str(run_dir)], out=out, analyses=["helix"], executor="serial", progress=False)
+    share = res["metrics"]["wpos_top_k_share"]
+    values = [r["value"] for r in share["rows"]]
+    assert all(v is not None for v in values)
+    (j,) = share["jumps"][str(run_dir)]
+    assert j["revision"] == f"checkpoint-{JUMP_AT}" and j["size"] > 0
+    flags = res["flags"][str(run_dir)]
+    assert flags["checkpoint-2561"] == ["tensors bit-identical to checkpoint-2560"]
+    assert set(flags) == {"checkpoint-2561"}
+    row = next(r for r in share["rows"] if r["revision"] == "checkpoint-2561")
+    assert "tensors bit-identical to checkpoint-2560" in row["flags"]
+    cells = res["cells"]
+    assert all(c["status"] == "ok" for c in cells) and len(cells) == len(STEPS) + 1
+    fp = res["fingerprints"][str(run_dir)]
+    assert set(fp["checkpoint-0"]) == {"wpe.weight"}  # the helix cell reads W_pos only
+    csv = (out / "tables" / "wpos_top_k_share.csv").read_text().splitlines()
+    assert csv[0].startswith("model,revision,step,tokens,value") and len(csv) == len(STEPS) + 2
+    assert (out / "sweep.html").read_text().count("Plotly.newPlot") == 1
+    first = {p.name: p.read_bytes() for p in (out / "tables").iterdir()}
+    # resume: nothing recomputed, the same bytes
+    again = sweep([str(run_dir)], out=out, analyses=["helix"], executor="serial", progress=False, page=False)
+    assert again["run"]["computed"] == 0 and again["run"]["cached"] == len(STEPS) + 1
+    assert {p.name: p.read_bytes() for p in (out / "tables").iterdir()} == first
+    # a damaged entry and an entry written from other material are recomputed, never trusted
+    entries = sorted((out / "store").rglob("*.json"))
+    entries[0].write_text(entries[0].read_text()[:-40])
+    doc = json.loads(entries[1].read_text())
+    doc["material"]["code"]["package"] = "0.0.1"
+    entries[1].write_text(json.dumps(doc))
+    third = sweep([str(run_dir)], out=out, analyses=["helix"], executor="serial", progress=False, page=False)
+    assert third["run"]["computed"] == 2
+    assert {p.name: p.read_bytes() for p in (out / "tables").iterdir()} == first
+
+
+def test_code_version_covers_the_analysis_imports():
+    v = code_version(("poslens.sweep.cells", "poslens.analyses.helix"))
+    assert {"poslens/analyses/helix.py", "poslens/analyses/helix_fit.py", "poslens/results.py"} <= set(v["files"])
+    assert len(v["source_sha256"]) == 64
+
+
+def test_checkpoint_without_wte_is_not_applicable(tmp_path):
+    cfg = small_config()
+    d = write_checkpoint(tmp_path / "partial", cfg, random_state_dict(cfg), drop=("wte.weight",))
+    res = sweep([str(d)], out=tmp_path / "o", analyses=["heads", "helix"], executor="serial", progress=False,
+                page=False)
+    by = {c["analysis"]: c for c in res["cells"]}
+    assert by["helix"]["status"] == "ok"
+    assert by["heads"]["status"] == "not_applicable" and "wte.weight" in by["heads"]["reason"]
+    assert res["metrics"]["best_induction_score"]["rows"][0]["value"] is None
+
+
+def test_local_pool_is_byte_identical_to_serial(run_dir, tmp_path):
+    kw = dict(steps=["0", "2560"], analyses=["helix", "icl"], progress=False, page=False)
+    sweep([str(run_dir)], out=tmp_path / "serial", executor="serial", **kw)
+    sweep([str(run_dir)], out=tmp_path / "pool", executor="local", jobs=2, **kw)
+    for name in ["sweep.json"] + [f"tables/{m}.{e}" for m in ("icl_gain", "wpos_top_k_share") for e in ("csv", "json")]:
+        assert (tmp_path / "serial" / name).read_bytes() == (tmp_path / "pool" / name).read_bytes(), name
+    s = sorted(p.relative_to(tmp_path / "serial").as_posix() for p in (tmp_path / "serial" / "store").rglob("*.json"))
+    p = sorted(p.relative_to(tmp_path / "pool").as_posix() for p in (tmp_path / "pool" / "store").rglob("*.json"))
+    assert s == p and all((tmp_path / "serial" / f).read_bytes() == (tmp_path / "pool" / f).read_bytes() for f in s)
+
+
+def test_sweep_of_a_hub_run_reads_only_w_pos(tmp_path, monkeypatch):
+    """A .bin-only hub run over loopback: each helix cell fetches W_pos, not the checkpoint."""
+    from huggingface_hub import constants
+
+    from poslens.models import registry
+    from poslens.testing.hub import FakeHub
+
+    cfg = small_config()
+    for s in (0, 100, 200):
+        write_checkpoint(tmp_path / "hub" / "o" / "run" / f"checkpoint-{s}", cfg, random_state_dict(cfg, seed=s),
+                         fmt="bin", prefix=True)
+    whole = sum(f.stat().st_size for f in (tmp_path / "hub").rglob("pytorch_model.bin"))
+    with FakeHub(tmp_path / "hub") as hub:
+        monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(registry, "_REACHABLE", {})
+        monkeypatch.setenv("POSLENS_CACHE", str(tmp_path / "pc"))
+        res = sweep(["o/run"], steps=["checkpoint-0", "checkpoint-100", "checkpoint-200"], out=tmp_path / "o",
+                    analyses=["helix"], executor="serial", progress=False, page=False)
+        bin_bytes = hub.bytes_sent
+    assert [c["status"] for c in res["cells"]] == ["ok"] * 3
+    assert [r["step"] for r in res["revisions"]["o/run"]] == [0, 100, 200]
+    w_pos = 3 * cfg.n_ctx * cfg.d_model * 4
+    assert w_pos < bin_bytes < w_pos + 3 * 16_000 and bin_bytes < 0.3 * whole
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def _cli(*args, timeout=60):
+    return subprocess.run([sys.executable, "-c", "from poslens.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_bad_revision_and_unreachable_ray_are_one_line(run_dir, tmp_path):
+    r = _cli("sweep", "-m", str(run_dir), "--revisions", "300", "-o", str(tmp_path / "o"))
+    assert r.returncode == 2, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "nearest: checkpoint-160, checkpoint-320" in lines[0]
+    t = time.perf_counter()
+    _cli("--version")  # what starting poslens costs on this machine now (torch's import; slow on a busy one)
+    start = time.perf_counter() - t
+    t = time.perf_counter()
+    r = _cli("sweep", "-m", str(run_dir), "--executor", "ray", "--address", "127.0.0.1:9", "-o", str(tmp_path / "o"))
+    assert time.perf_counter() - t < 10 + start and r.returncode == 2
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "127.0.0.1:9" in lines[0], r.stderr
+    assert not (tmp_path / "o" / "sweep.json").exists()
