@@ -99,6 +99,19 @@ CASES: list[tuple[str, list[str], str]] = [
     ("train", ["train", "-c", "{corpus}", "--d-model", "30", "--n-heads", "4", "--out", "{out}"], "divisible"),
     ("train", ["train", "-c", "{corpus}", "--max-steps", "-5", "--out", "{out}"], "max-steps"),
     ("train", ["train", "-c", "{corpus}", "--device", "cuda", "--out", "{out}"], "cuda"),
+    # --- positional analyses
+    ("sinks", ["sinks", "--epsilon", "1.5", "-o", "{out}"], "epsilon"),
+    ("sinks", ["sinks", "--inputs", "nope", "-o", "{out}"], "nope"),
+    ("sinks", ["sinks", "--seq-len", "0", "-o", "{out}"], "seq-len"),
+    ("position-probe", ["position-probe", "--test-frac", "2", "-o", "{out}"], "test-frac"),
+    ("position-probe", ["position-probe", "--n-seq", "0", "-o", "{out}"], "n-seq"),
+    ("rotary", ["rotary", "-o", "{out}"], "rotary"),
+    ("rotary", ["rotary", "--ablate-frac", "7", "-o", "{out}"], "ablate-frac"),
+    # --- sweeps
+    ("sweep", ["sweep", "-m", "tiny", "-a", "nope", "-o", "{out}"], "nope"),
+    ("sweep", ["sweep", "-m", "battlestar", "--revisions", "7", "--list", "-o", "{out}"], "nearest"),
+    ("sweep", ["sweep", "-m", "tiny", "--executor", "ray", "--address", "127.0.0.1:9", "-o", "{out}"], "ray"),
+    ("sweep", ["sweep", "-m", "tiny", "--every", "0", "-o", "{out}"], "every"),
     # --- the group itself
     ("", ["nosuchcommand"], "no such command"),
 ]

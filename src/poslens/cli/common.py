@@ -118,7 +118,7 @@ def bound_numeric_options(cmd: click.Command) -> click.Command:
     negative or out-of-range size is refused while parsing, before any work starts.
 
     Sizes and counts (an integer option with a positive default, or no default) must be
-    >= 1, the options in :data:`ZERO_ALLOWED` >= 0; an option with a negative default (a
+    >= 1; the options in :data:`ZERO_ALLOWED` and those whose default is 0, >= 0; an option with a negative default (a
     position counted from the end) is left free. A float option named like a threshold or
     fraction with a default in [0, 1] must lie in [0, 1]; other floats with a positive
     default must be >= 0. Options declared with their own range keep it.
@@ -135,7 +135,7 @@ def bound_numeric_options(cmd: click.Command) -> click.Command:
         if p.type is click.INT:
             if isinstance(default, int) and default < 0:
                 continue
-            p.type = click.IntRange(min=0 if name in ZERO_ALLOWED else 1)
+            p.type = click.IntRange(min=0 if name in ZERO_ALLOWED or default == 0 else 1)
         elif any(w in name for w in FRACTION_WORDS) and isinstance(default, (int, float)) and 0 <= default <= 1:
             p.type = click.FloatRange(0.0, 1.0)
         elif default is None or (isinstance(default, (int, float)) and default > 0):
