@@ -66,7 +66,18 @@ def _local_revision(model: str, d: Path) -> Revision:
 
 
 def _local_history(model: str, root: Path) -> list[Revision]:
-    """The checkpoint folders under ``root`` (or ``root/checkpoints``, ``root/history``), in step order."""
+    """The checkpoint folders under ``root`` (or ``root/checkpoints``, ``root/history``), in step order.
+
+    A ``poslens train --snapshots`` history is read through its manifest (step and tokens
+    seen of each snapshot).
+    """
+    if (root / "history" / "manifest.json").is_file():
+        from ..train.history import read_manifest
+
+        h = root / "history"
+        snaps = sorted(read_manifest(root)["snapshots"], key=lambda x: x["step"])
+        return [Revision(model=model, revision=x["dir"], spec=str(h / x["dir"]), step=int(x["step"]),
+                         tokens=x.get("tokens_seen")) for x in snaps]
     found: list[Path] = []
     for base in (root, *(root / h for h in _HISTORY_DIRS)):
         if base.is_dir():
