@@ -238,6 +238,41 @@ def test_apply_rotary_matches_the_runners_scores(tmp_path, family):
     assert torch.allclose(ours[mask], theirs[mask], atol=1e-4)
 
 
+FAMILY_CONFIGS = {
+    "gpt_neo": ("GPTNeoConfig", dict(hidden_size=32, num_layers=2, num_heads=4, max_position_embeddings=32, vocab_size=60,
+                                     attention_types=[[["global", "local"], 1]], window_size=4)),
+    "opt": ("OPTConfig", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, ffn_dim=64,
+                              max_position_embeddings=32, vocab_size=60, word_embed_proj_dim=32)),
+    "gpt_neox": ("GPTNeoXConfig", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                                       max_position_embeddings=32, vocab_size=60, rotary_pct=0.25)),
+    "mistral": ("MistralConfig", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                      intermediate_size=48, max_position_embeddings=32, vocab_size=60, sliding_window=5)),
+}
+
+
+@pytest.mark.parametrize("family", list(FAMILY_CONFIGS))
+def test_sinks_and_probe_run_on_every_family(tmp_path, family):
+    transformers = pytest.importorskip("transformers")
+    cls, kw = FAMILY_CONFIGS[family]
+    torch.manual_seed(0)
+    transformers.AutoModelForCausalLM.from_config(getattr(transformers, cls)(**kw)).save_pretrained(tmp_path / family)
+    runner = Runner(load_weights(str(tmp_path / family)))
+    r = S.attention_sinks(runner, S.Options(n_seq=3, seq_len=16))
+    learned = runner.cfg.positional == "learned"
+    assert [x.inputs for x in r.runs] == ["random_tokens", "repeated_token"] + (["positional"] if learned else [])
+    for run in r.runs:
+        assert run.layers == (0, 1) and len(run.heads) == 8 and 0 <= run.sink_share <= 1
+    p = PP.position_probe(runner, PP.Options(inputs="random_tokens", n_seq=6, seq_len=16))
+    assert [x.point for x in p.points] == [0, 1, 2] and all(math.isfinite(x.mae) for x in p.points)
+    if learned:  # positional inputs alone: W_pos's rows, read back by the probe
+        pos = PP.position_probe(runner, PP.Options(inputs="positional", n_seq=4, seq_len=16))
+        assert pos.points[0].mae < 0.5
+        with pytest.raises(R.NotApplicableError):
+            R.rotary_usage(runner)
+    else:
+        assert len(R.rotary_usage(runner, R.Options(n_seq=2, seq_len=16)).heads) == 8
+
+
 def test_sinks_on_a_rotary_model_skip_positional_inputs(planted_rotary):
     r = S.attention_sinks(Runner(load_weights(str(planted_rotary.path))), S.Options(n_seq=4))
     assert [run.inputs for run in r.runs] == ["random_tokens", "repeated_token"]
