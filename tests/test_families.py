@@ -3,8 +3,7 @@ attention patterns and logits of randomly initialised models, saved as local HF 
 
 from __future__ import annotations
 
-import json
-
+import numpy as np
 import pytest
 import torch
 
@@ -164,3 +163,20 @@ def test_opt_position_rows_are_read_without_the_offset(tmp_path):
     assert w.W_pos.shape == (w.cfg.n_ctx, w.cfg.d_model) and torch.equal(w.W_pos[5], table[5 + 2])
     acts = Runner(w).run(torch.zeros(1, 4, dtype=torch.long), hooks=["hook_pos_embed"])
     assert torch.equal(acts["hook_pos_embed"][0], table[2:6])
+
+
+@pytest.mark.parametrize("key", [("mistral", "sliding-window"), ("gpt_neox", "partial-rotary-parallel"),
+                                 ("opt", "post-ln-projected")], ids=lambda k: "/".join(k))
+def test_suffix_patching_equals_full_runs(tmp_path, key):
+    from poslens.analyses.causal import logit_diff, patch_sweep
+
+    model, path = build(tmp_path, key)
+    w = load_weights(str(path))
+    runner = Runner(w, dtype="float64")
+    toks = torch.randint(0, w.cfg.d_vocab, (2, 10), generator=torch.Generator().manual_seed(6))
+    for hook in ("resid_pre", "resid_mid", "mlp_out"):
+        a = patch_sweep(runner, toks, toks.flip(0), logit_diff(w, good=3, bad=7), hook=hook, method="suffix",
+                        positions=[0, 3, 8, 9])
+        b = patch_sweep(runner, toks, toks.flip(0), logit_diff(w, good=3, bad=7), hook=hook, method="full",
+                        positions=[0, 3, 8, 9])
+        assert np.allclose(a.raw, b.raw, atol=1e-9), (hook, a.raw, b.raw)
