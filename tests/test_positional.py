@@ -177,6 +177,12 @@ def test_rotary_measure_on_planted_activations():
     assert heads["0.0"].q_norm[0] == pytest.approx(3.0) and heads["0.0"].k_norm[0] == pytest.approx(2.0)
     assert heads["0.2"].usage == pytest.approx((1 / 8,) * 8) and heads["0.0"].peak_pair == 0
     assert r.frequencies[0] == 1.0 and r.wavelengths[0] == pytest.approx(2 * math.pi)
+    # low pairs carry 1 (head 1) + 1/4 (head 2) + 0 (head 0) of 3 heads' usage, against a uniform 2/8
+    assert r.low_preference == pytest.approx((1 + 0.25) / 3 / 0.25)
+    from poslens.claims import rotary_barbero2024
+
+    (check,) = C.check(rotary_barbero2024.CLAIMS, r, ("any", "rotary"))
+    assert check.ours == pytest.approx(r.low_preference) and check.holds
 
 
 def test_low_pair_edits_zero_both_dims_of_each_pair():
