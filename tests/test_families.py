@@ -3,6 +3,8 @@ attention patterns and logits of randomly initialised models, saved as local HF 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -180,3 +182,50 @@ def test_suffix_patching_equals_full_runs(tmp_path, key):
         b = patch_sweep(runner, toks, toks.flip(0), logit_diff(w, good=3, bad=7), hook=hook, method="full",
                         positions=[0, 3, 8, 9])
         assert np.allclose(a.raw, b.raw, atol=1e-9), (hook, a.raw, b.raw)
+
+
+def _config_dir(tmp_path, key, **edit):
+    model, path = build(tmp_path, key)
+    cfg = json.loads((path / "config.json").read_text())
+    for k, v in edit.items():
+        if v is None:
+            cfg.pop(k, None)
+        else:
+            cfg[k] = v
+    (path / "config.json").write_text(json.dumps(cfg))
+    return path
+
+
+@pytest.mark.parametrize("key, edit, words", [
+    (("gpt_neox", "partial-rotary-parallel"), dict(rotary_pct=0.25, partial_rotary_factor=0.5),
+     "rotary fraction inconsistently \\(rotary_pct=0.25, partial_rotary_factor=0.5"),
+    (("gpt_neox", "partial-rotary-parallel"), dict(rotary_emb_base=500, rope_theta=10000),
+     "rotary base inconsistently"),
+    (("gpt_neox", "partial-rotary-parallel"),
+     dict(rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.1}),
+     "leaves 0 rotary dimensions of a 8-dimension head"),
+    (("mistral", "sliding-window"), dict(sliding_window=100), "attention window 100 is larger than the context n_ctx=64"),
+    (("gpt_neo", "global-local"), dict(window_size=65), "attention window 65 is larger than the context"),
+    (("llama", "gqa"), dict(rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0}), "rotary scaling 'llama3'"),
+    (("llama", "gqa"), dict(model_type="falcon"), "'falcon' model .* gpt2, gpt_neo, opt, gpt_neox, llama"),
+])
+def test_bad_configs_are_one_line_exit_2(tmp_path, key, edit, words):
+    from click.testing import CliRunner
+
+    from poslens.cli import cli
+
+    path = _config_dir(tmp_path, key, **edit)
+    with pytest.raises(PoslensError, match=words):
+        load_weights(str(path))
+    r = CliRunner().invoke(cli, ["inspect", str(path)])
+    err = r.output.strip()
+    assert r.exit_code == 2 and err.startswith("poslens: error:") and "\n" not in err, r.output
+
+
+def test_both_config_spellings_read_the_same(tmp_path):
+    old = _config_dir(tmp_path / "old", ("gpt_neox", "half-rotary-sequential"), rope_parameters=None,
+                      rotary_pct=0.5, rotary_emb_base=500)
+    new = _config_dir(tmp_path / "new", ("gpt_neox", "half-rotary-sequential"))
+    a, b = load_weights(str(old)).cfg, load_weights(str(new)).cfg
+    assert (a.rotary_dim, a.rotary_base) == (b.rotary_dim, b.rotary_base) == (6, 500.0)
+    assert a.positional == "rotary" and a.window is None and a.parallel_attn_mlp is False
