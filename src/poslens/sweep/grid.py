@@ -9,7 +9,7 @@ or, for any other model, just itself. A hub id takes explicit revisions (branch 
 >>> [r.revision for r in revisions("alias", steps=["0", "1000"])]
 ['checkpoint-0', 'checkpoint-1000']
 >>> [r.step for r in revisions("alias", log=5)]
-[0, 10, 350, 13800, 400000]
+[0, 10, 350, 11700, 400000]
 """
 
 from __future__ import annotations
