@@ -229,3 +229,28 @@ def test_both_config_spellings_read_the_same(tmp_path):
     a, b = load_weights(str(old)).cfg, load_weights(str(new)).cfg
     assert (a.rotary_dim, a.rotary_base) == (b.rotary_dim, b.rotary_base) == (6, 500.0)
     assert a.positional == "rotary" and a.window is None and a.parallel_attn_mlp is False
+
+
+@pytest.mark.parametrize("key", [("gpt_neox", "partial-rotary-parallel"), ("opt", "post-ln-projected"),
+                                 ("llama", "gqa"), ("gpt_neo", "global-local")], ids=lambda k: "/".join(k))
+def test_processing_leaves_every_family_s_outputs_unchanged(tmp_path, key):
+    from poslens.models import processing as P
+
+    model, path = build(tmp_path, key)
+    w = load_weights(str(path))
+    tokens = torch.randint(0, w.cfg.d_vocab, (2, SEQ), generator=torch.Generator().manual_seed(3))
+    before = Runner(w, dtype="float64").run(tokens, logits=True).logits
+    processed = P.process(w)
+    after = Runner(processed, dtype="float64").run(tokens, logits=True).logits
+    shift = (after - before) - (after - before).mean(-1, keepdim=True)  # center_unembed shifts by a constant
+    assert shift.abs().max().item() <= 1e-5, processed.processing  # float32 weights, processed in float32
+
+
+def test_a_rotary_model_has_no_position_table_and_says_so(tmp_path):
+    from poslens.errors import MissingTensorError
+
+    model, path = build(tmp_path, ("gpt_neox", "partial-rotary-parallel"))
+    w = load_weights(str(path))
+    assert not w.has("pos_embed.W_pos") and not w.has("blocks.0.mlp.W_gate") and "pos_embed.W_pos" not in w.names()
+    with pytest.raises(MissingTensorError, match="needed for helix; a gpt_neox model has rotary positions"):
+        w.get("pos_embed.W_pos", needed_for="helix")
