@@ -189,6 +189,10 @@ def test_sweep_of_a_hub_run_reads_only_w_pos(tmp_path, monkeypatch):
         monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
         monkeypatch.setattr(registry, "_REACHABLE", {})
         monkeypatch.setenv("POSLENS_CACHE", str(tmp_path / "pc"))
+        assert [r.revision for r in revisions("o/run", log=2)] == ["checkpoint-0", "checkpoint-200"]  # its branches
+        with pytest.raises(UnknownModelError, match=r"nearest: checkpoint-100, checkpoint-200"):
+            revisions("o/run", steps=["150"])
+        hub.reset_counts()
         res = sweep(["o/run"], steps=["checkpoint-0", "checkpoint-100", "checkpoint-200"], out=tmp_path / "o",
                     analyses=["helix"], executor="serial", progress=False, page=False)
         bin_bytes = hub.bytes_sent
