@@ -143,8 +143,11 @@ def test_sweep_flags_jump_and_identical_revision_and_resumes(run_dir, tmp_path):
 
 
 def test_code_version_covers_the_analysis_imports():
+    from poslens.analyses.helix import fit_helix
+
     v = code_version(("poslens.sweep.cells", "poslens.analyses.helix"))
-    assert {"poslens/analyses/helix/__init__.py", "poslens/analyses/helix/fits.py", "poslens/results.py"} <= set(v["files"])
+    fits = fit_helix.__module__.replace(".", "/") + ".py"  # wherever the helix fit lives, it is covered
+    assert {"poslens/sweep/cells.py", "poslens/results.py", fits} <= set(v["files"])
     assert len(v["source_sha256"]) == 64
 
 
