@@ -31,7 +31,14 @@ def test_models_lists_every_registered_name():
     for name in ("tiny", "gpt2", "gpt2-xl", "distilgpt2", "battlestar", "eowyn"):
         assert name in r.output
     data = json.loads(run("models", "--json").output)
-    assert len(data["models"]) == 16 and "gpt2" in data["families"]
+    assert len(data["models"]) == 43 and "gpt2" in data["families"] and "pythia" in data["families"]
+    assert set(data["architectures"]) == {"gpt2", "gpt_neo", "opt", "gpt_neox", "llama"}
+    only = run("models", "--family", "pythia-deduped").output
+    rows = [line.split()[0] for line in only.splitlines() if line and not line.startswith(("Families", "Architectures", "Also"))]
+    assert rows == [f"pythia-{s}-deduped" for s in ("70m", "160m", "410m", "1b", "1.4b", "2.8b", "6.9b", "12b")]
+    assert "154 training checkpoints" in only
+    bad = run("models", "--family", "bert")
+    assert bad.exit_code == 2 and "unknown family 'bert'" in bad.output
 
 
 def test_inspect_partial_checkpoint(partial_ckpt):

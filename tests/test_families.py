@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -164,3 +165,92 @@ def test_opt_position_rows_are_read_without_the_offset(tmp_path):
     assert w.W_pos.shape == (w.cfg.n_ctx, w.cfg.d_model) and torch.equal(w.W_pos[5], table[5 + 2])
     acts = Runner(w).run(torch.zeros(1, 4, dtype=torch.long), hooks=["hook_pos_embed"])
     assert torch.equal(acts["hook_pos_embed"][0], table[2:6])
+
+
+@pytest.mark.parametrize("key", [("mistral", "sliding-window"), ("gpt_neox", "partial-rotary-parallel"),
+                                 ("opt", "post-ln-projected")], ids=lambda k: "/".join(k))
+def test_suffix_patching_equals_full_runs(tmp_path, key):
+    from poslens.analyses.causal import logit_diff, patch_sweep
+
+    model, path = build(tmp_path, key)
+    w = load_weights(str(path))
+    runner = Runner(w, dtype="float64")
+    toks = torch.randint(0, w.cfg.d_vocab, (2, 10), generator=torch.Generator().manual_seed(6))
+    for hook in ("resid_pre", "resid_mid", "mlp_out"):
+        a = patch_sweep(runner, toks, toks.flip(0), logit_diff(w, good=3, bad=7), hook=hook, method="suffix",
+                        positions=[0, 3, 8, 9])
+        b = patch_sweep(runner, toks, toks.flip(0), logit_diff(w, good=3, bad=7), hook=hook, method="full",
+                        positions=[0, 3, 8, 9])
+        assert np.allclose(a.raw, b.raw, atol=1e-9), (hook, a.raw, b.raw)
+
+
+def _config_dir(tmp_path, key, **edit):
+    model, path = build(tmp_path, key)
+    cfg = json.loads((path / "config.json").read_text())
+    for k, v in edit.items():
+        if v is None:
+            cfg.pop(k, None)
+        else:
+            cfg[k] = v
+    (path / "config.json").write_text(json.dumps(cfg))
+    return path
+
+
+@pytest.mark.parametrize("key, edit, words", [
+    (("gpt_neox", "partial-rotary-parallel"), dict(rotary_pct=0.25, partial_rotary_factor=0.5),
+     "rotary fraction inconsistently \\(rotary_pct=0.25, partial_rotary_factor=0.5"),
+    (("gpt_neox", "partial-rotary-parallel"), dict(rotary_emb_base=500, rope_theta=10000),
+     "rotary base inconsistently"),
+    (("gpt_neox", "partial-rotary-parallel"),
+     dict(rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.1}),
+     "leaves 0 rotary dimensions of a 8-dimension head"),
+    (("mistral", "sliding-window"), dict(sliding_window=100), "attention window 100 is larger than the context n_ctx=64"),
+    (("gpt_neo", "global-local"), dict(window_size=65), "attention window 65 is larger than the context"),
+    (("llama", "gqa"), dict(rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0}), "rotary scaling 'llama3'"),
+    (("llama", "gqa"), dict(model_type="falcon"), "'falcon' model .* gpt2, gpt_neo, opt, gpt_neox, llama"),
+])
+def test_bad_configs_are_one_line_exit_2(tmp_path, key, edit, words):
+    from click.testing import CliRunner
+
+    from poslens.cli import cli
+
+    path = _config_dir(tmp_path, key, **edit)
+    with pytest.raises(PoslensError, match=words):
+        load_weights(str(path))
+    r = CliRunner().invoke(cli, ["inspect", str(path)])
+    err = r.output.strip()
+    assert r.exit_code == 2 and err.startswith("poslens: error:") and "\n" not in err, r.output
+
+
+def test_both_config_spellings_read_the_same(tmp_path):
+    old = _config_dir(tmp_path / "old", ("gpt_neox", "half-rotary-sequential"), rope_parameters=None,
+                      rotary_pct=0.5, rotary_emb_base=500)
+    new = _config_dir(tmp_path / "new", ("gpt_neox", "half-rotary-sequential"))
+    a, b = load_weights(str(old)).cfg, load_weights(str(new)).cfg
+    assert (a.rotary_dim, a.rotary_base) == (b.rotary_dim, b.rotary_base) == (6, 500.0)
+    assert a.positional == "rotary" and a.window is None and a.parallel_attn_mlp is False
+
+
+@pytest.mark.parametrize("key", [("gpt_neox", "partial-rotary-parallel"), ("opt", "post-ln-projected"),
+                                 ("llama", "gqa"), ("gpt_neo", "global-local")], ids=lambda k: "/".join(k))
+def test_processing_leaves_every_family_s_outputs_unchanged(tmp_path, key):
+    from poslens.models import processing as P
+
+    model, path = build(tmp_path, key)
+    w = load_weights(str(path))
+    tokens = torch.randint(0, w.cfg.d_vocab, (2, SEQ), generator=torch.Generator().manual_seed(3))
+    before = Runner(w, dtype="float64").run(tokens, logits=True).logits
+    processed = P.process(w)
+    after = Runner(processed, dtype="float64").run(tokens, logits=True).logits
+    shift = (after - before) - (after - before).mean(-1, keepdim=True)  # center_unembed shifts by a constant
+    assert shift.abs().max().item() <= 1e-5, processed.processing  # float32 weights, processed in float32
+
+
+def test_a_rotary_model_has_no_position_table_and_says_so(tmp_path):
+    from poslens.errors import MissingTensorError
+
+    model, path = build(tmp_path, ("gpt_neox", "partial-rotary-parallel"))
+    w = load_weights(str(path))
+    assert not w.has("pos_embed.W_pos") and not w.has("blocks.0.mlp.W_gate") and "pos_embed.W_pos" not in w.names()
+    with pytest.raises(MissingTensorError, match="needed for helix; a gpt_neox model has rotary positions"):
+        w.get("pos_embed.W_pos", needed_for="helix")

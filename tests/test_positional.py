@@ -177,6 +177,12 @@ def test_rotary_measure_on_planted_activations():
     assert heads["0.0"].q_norm[0] == pytest.approx(3.0) and heads["0.0"].k_norm[0] == pytest.approx(2.0)
     assert heads["0.2"].usage == pytest.approx((1 / 8,) * 8) and heads["0.0"].peak_pair == 0
     assert r.frequencies[0] == 1.0 and r.wavelengths[0] == pytest.approx(2 * math.pi)
+    # low pairs carry 1 (head 1) + 1/4 (head 2) + 0 (head 0) of 3 heads' usage, against a uniform 2/8
+    assert r.low_preference == pytest.approx((1 + 0.25) / 3 / 0.25)
+    from poslens.claims import rotary_barbero2024
+
+    (check,) = C.check(rotary_barbero2024.CLAIMS, r, ("any", "rotary"))
+    assert check.ours == pytest.approx(r.low_preference) and check.holds
 
 
 def test_low_pair_edits_zero_both_dims_of_each_pair():
@@ -238,6 +244,41 @@ def test_apply_rotary_matches_the_runners_scores(tmp_path, family):
     assert torch.allclose(ours[mask], theirs[mask], atol=1e-4)
 
 
+FAMILY_CONFIGS = {
+    "gpt_neo": ("GPTNeoConfig", dict(hidden_size=32, num_layers=2, num_heads=4, max_position_embeddings=32, vocab_size=60,
+                                     attention_types=[[["global", "local"], 1]], window_size=4)),
+    "opt": ("OPTConfig", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, ffn_dim=64,
+                              max_position_embeddings=32, vocab_size=60, word_embed_proj_dim=32)),
+    "gpt_neox": ("GPTNeoXConfig", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                                       max_position_embeddings=32, vocab_size=60, rotary_pct=0.25)),
+    "mistral": ("MistralConfig", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                      intermediate_size=48, max_position_embeddings=32, vocab_size=60, sliding_window=5)),
+}
+
+
+@pytest.mark.parametrize("family", list(FAMILY_CONFIGS))
+def test_sinks_and_probe_run_on_every_family(tmp_path, family):
+    transformers = pytest.importorskip("transformers")
+    cls, kw = FAMILY_CONFIGS[family]
+    torch.manual_seed(0)
+    transformers.AutoModelForCausalLM.from_config(getattr(transformers, cls)(**kw)).save_pretrained(tmp_path / family)
+    runner = Runner(load_weights(str(tmp_path / family)))
+    r = S.attention_sinks(runner, S.Options(n_seq=3, seq_len=16))
+    learned = runner.cfg.positional == "learned"
+    assert [x.inputs for x in r.runs] == ["random_tokens", "repeated_token"] + (["positional"] if learned else [])
+    for run in r.runs:
+        assert run.layers == (0, 1) and len(run.heads) == 8 and 0 <= run.sink_share <= 1
+    p = PP.position_probe(runner, PP.Options(inputs="random_tokens", n_seq=6, seq_len=16))
+    assert [x.point for x in p.points] == [0, 1, 2] and all(math.isfinite(x.mae) for x in p.points)
+    if learned:  # positional inputs alone: W_pos's rows, read back by the probe
+        pos = PP.position_probe(runner, PP.Options(inputs="positional", n_seq=4, seq_len=16))
+        assert pos.points[0].mae < 0.5
+        with pytest.raises(R.NotApplicableError):
+            R.rotary_usage(runner)
+    else:
+        assert len(R.rotary_usage(runner, R.Options(n_seq=2, seq_len=16)).heads) == 8
+
+
 def test_sinks_on_a_rotary_model_skip_positional_inputs(planted_rotary):
     r = S.attention_sinks(Runner(load_weights(str(planted_rotary.path))), S.Options(n_seq=4))
     assert [run.inputs for run in r.runs] == ["random_tokens", "repeated_token"]
@@ -288,6 +329,8 @@ def test_report_stages_on_tiny_and_partial(tmp_path, partial_ckpt):
     assert st["sinks"].status == "done" and st["position_probe"].status == "done"
     assert st["rotary"].status == "skipped" and "not applicable" in st["rotary"].reason
     assert any("Gu et al." in line for line in st["sinks"].summary) and st["sinks"].figures
-    rep = run_model(str(partial_ckpt), tmp_path / "gpt2", STAGES, size="quick", progress=False, fail_fast=True)
-    st = {o.name: o for o in rep.outcomes}
-    assert st["sinks"].status == "done" and st["sinks"].result["runs"][0]["inputs"] == "positional"
+    sinks_only = [s for s in STAGES if s.name == "sinks"]
+    rep = run_model(str(partial_ckpt), tmp_path / "gpt2", sinks_only, size="quick", progress=False, fail_fast=True)
+    out = rep.outcomes[0]
+    assert out.status == "done" and out.result["runs"][0]["inputs"] == "positional"
+    assert any("not measured: random_tokens" in line for line in out.summary)

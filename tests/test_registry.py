@@ -118,3 +118,21 @@ def test_unreachable_hub_fails_fast_from_the_cache(tmp_path, monkeypatch):
     with pytest.raises(OfflineError, match="cannot be reached"):
         registry.open_checkpoint("gpt2-large")
     assert time.perf_counter() - t0 < 5
+
+
+def test_pythia_suite_and_its_revisions():
+    from poslens.models.registry import PYTHIA_CHECKPOINTS
+
+    assert len(PYTHIA_CHECKPOINTS) == 154  # as published: step0, 1, 2, 4, ..., 512, 1000, 2000, ..., 143000
+    assert PYTHIA_CHECKPOINTS[:12] == (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000)
+    assert PYTHIA_CHECKPOINTS[-1] == 143000
+    for size in ("70m", "160m", "410m", "1b", "1.4b", "2.8b", "6.9b", "12b"):
+        for suffix in ("", "-deduped"):
+            src = resolve(f"pythia-{size}{suffix}@64")
+            assert src.repo_id == f"EleutherAI/pythia-{size}{suffix}" and src.revision == "step64"
+    assert resolve("EleutherAI/pythia-160m@step143000").revision == "step143000"
+    assert resolve("pythia-1b@main").revision == "main"  # a branch name passes through
+    with pytest.raises(UnknownModelError, match="no checkpoint at step 1500; the nearest is 1000"):
+        resolve("pythia-410m@step1500")
+    assert FAMILIES["pythia"][0] == "pythia-70m" and len(FAMILIES["pythia-deduped"]) == 8
+    assert {"gpt-neo", "opt", "llama-style"} <= set(FAMILIES)

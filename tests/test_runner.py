@@ -254,3 +254,21 @@ def test_cached_prefix_matches_the_full_run_and_accepts_edits(small_ckpt, small_
         runner.run(torch.zeros(3, 2, dtype=torch.long), prefix=prefix, logits=True)
     with pytest.raises(InvalidInputError, match="9 prefix \\+ 120 positions is longer"):
         runner.run(torch.zeros(2, 120, dtype=torch.long), prefix=prefix, logits=True)
+
+
+def test_trainer_and_runner_compute_the_same_function():
+    from poslens.models import Weights
+    from poslens.train.model import TrainableGPT2
+
+    cfg = small_config(n_layers=3, scale_attn_by_inverse_layer_idx=True)
+    model = TrainableGPT2(cfg)
+    model.init_weights(torch.Generator().manual_seed(0))
+    with torch.no_grad():  # LayerNorms and biases off their init, so every parameter matters
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.05)
+    tokens = torch.randint(0, cfg.d_vocab, (2, 24), generator=torch.Generator().manual_seed(1))
+    ours = Runner(Weights.from_state_dict(model.hf_state_dict(), cfg)).run(tokens, logits=True).logits
+    trained = model(tokens)
+    assert (trained.detach() - ours).abs().max().item() <= 1e-5
+    trained.sum().backward()  # the shared block is differentiable through the module's parameters
+    assert model.h[0].attn.c_attn.weight.grad is not None and model.wpe.weight.grad.abs().sum() > 0

@@ -135,3 +135,19 @@ def test_processing_a_partial_checkpoint_records_what_was_kept(partial_ckpt):
     assert step.startswith("fold_layer_norm[") and "ln2 of layer 0 kept" in step and "ln_final kept" in step
     assert torch.equal(w.get("blocks.0.ln1.w"), torch.ones(768))  # ln1 folded: attention weights are there
     assert "wte.weight" not in w.source.reads
+
+
+def test_save_writes_a_checkpoint_that_loads_back_identically(model, tmp_path):
+    from poslens.models.save import save_checkpoint, save_weights
+
+    path, cfg, sd = model
+    w = load_weights(str(path))
+    out = save_weights(w, tmp_path / "copy")
+    back = load_weights(str(out)).to_hf_state_dict()
+    assert all(torch.equal(back[k], sd[k]) for k in sd)
+    half = save_checkpoint(tmp_path / "half", cfg, sd, fmt="bin", dtype=torch.float16, drop=("wte.weight",))
+    w16 = load_weights(str(half))
+    assert not w16.has("embed.W_E") and torch.equal(w16.W_pos, sd["wpe.weight"].half().float())
+    assert not list(tmp_path.glob("*/*.tmp"))  # nothing half-written left beside the files
+    with pytest.raises(InvalidInputError, match="unknown checkpoint format"):
+        save_checkpoint(tmp_path / "x", cfg, sd, fmt="npz")

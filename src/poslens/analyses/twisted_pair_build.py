@@ -175,10 +175,10 @@ class Construction:
         """Write the model as a checkpoint directory (config.json, model.safetensors) plus
         ``twisted_pair.json`` saying how to read it (token ids = curve indices, sequence
         ``[j, i]``, estimate of j - i = blocks.0.hook_mlp_out[:, 1, v])."""
-        from ..testing.checkpoints import write_checkpoint
+        from ..models.save import save_checkpoint
 
         path = Path(path)
-        write_checkpoint(path, self.cfg, self._hf_state_dict)
+        save_checkpoint(path, self.cfg, self._hf_state_dict)
         meta = {"readout": {"tokens": "[j, i] (token id = curve index)", "hook": "blocks.0.hook_mlp_out",
                             "position": 1, "direction": self.layout["v"][0], "estimates": "j - i"},
                 **self.summary()}

@@ -76,9 +76,11 @@ def helix_cmd(model, family, sweep, steps, every, positions, keep_first, no_cent
     if not specs:
         specs = ["tiny"]
     if sweep and len(specs) == 1:  # one trained model: sweep the snapshots of its training history
-        from ..train.history import snapshot_dirs
+        from ..train.history import history_dir, snapshot_dirs
 
-        specs = [str(d) for _, d in snapshot_dirs(registry.resolve(specs[0]).local_dir or specs[0])]
+        local = registry.resolve(specs[0]).local_dir
+        if local is not None and history_dir(local).is_dir():
+            specs = [str(d) for _, d in snapshot_dirs(local)]
     if tokens and (sweep or len(specs) > 1):
         options["tokens"] = True
     if sweep:

@@ -12,16 +12,23 @@ from ..models.checkpoint import Checkpoint
 
 @click.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
-def models_cmd(as_json: bool):
-    """List the models poslens knows by name (any GPT-2 hub id or directory works too)."""
+@click.option("--family", "family_name", default=None, help="Only this family's models (e.g. pythia, gpt2).")
+def models_cmd(as_json: bool, family_name: str | None):
+    """List the models poslens knows by name (any hub id or directory of a supported architecture works too)."""
+    from ..models.families import FAMILIES as ARCHITECTURES
+
+    keep = set(registry.family(family_name)) if family_name else None
     rows = []
     for m in registry.MODELS:
+        if keep is not None and m.name not in keep:
+            continue
         rows.append({
             "name": m.name, "aliases": list(m.aliases), "source": m.repo_id or "embedded (offline)",
             "family": m.family, "description": m.description, "checkpoints": len(m.checkpoints),
         })
     if as_json:
-        click.echo(json.dumps({"models": rows, "families": {k: list(v) for k, v in registry.FAMILIES.items()}}, indent=2))
+        click.echo(json.dumps({"models": rows, "families": {k: list(v) for k, v in registry.FAMILIES.items()},
+                               "architectures": {k: f.description for k, f in ARCHITECTURES.items()}}, indent=2))
         return
     w = max(len(r["name"]) for r in rows)
     for r in rows:
@@ -29,7 +36,8 @@ def models_cmd(as_json: bool):
         ck = f"; revisions NAME@STEP for {r['checkpoints']} training checkpoints" if r["checkpoints"] else ""
         click.echo(f"{r['name']:<{w}}  {r['source']:<42} {r['description']}{alias}{ck}")
     click.echo("\nFamilies (--family): " + "; ".join(f"{k}: {', '.join(v)}" for k, v in registry.FAMILIES.items()))
-    click.echo("Also: any GPT-2-architecture hub id (owner/name) or a directory with config.json + model.safetensors.")
+    click.echo("Architectures: " + "; ".join(f.description for f in ARCHITECTURES.values()))
+    click.echo("Also: any hub id (owner/name) of these architectures, or a directory with config.json + weights.")
 
 
 def describe(ckpt: Checkpoint) -> dict:
@@ -70,7 +78,7 @@ def inspect_cmd(model: str, as_json: bool):
     c = info["config"]
     click.echo(f"{info['model']}  ({info['path']})")
     click.echo(
-        f"  GPT-2: {c['n_layers']} layers, {c['n_heads']} heads, d_model {c['d_model']}, d_head {c['d_head']}, "
+        f"  {c['family']}: {c['n_layers']} layers, {c['n_heads']} heads, d_model {c['d_model']}, d_head {c['d_head']}, "
         f"d_mlp {c['d_mlp']}, n_ctx {c['n_ctx']}, vocab {c['d_vocab']}, act {c['act_fn']}"
     )
     click.echo(f"  parameters: {info['n_params']:,} (stored: {info['n_params_stored']:,})")

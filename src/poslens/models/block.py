@@ -138,16 +138,21 @@ def attend(cfg: ModelConfig, layer: int, q, k, v, start: int = 0, hooks=NO_HOOKS
         return torch.einsum("bhqk,bkhd->bqhd", pattern, v)
     plain = window is None or window >= K
     causal = plain and K == S and int(q_pos[0]) == 0 and S > 1
-    mask = None if causal or (S == 1 and plain) else allowed(q_pos, torch.arange(K, device=q.device), window)
+    last_only = S == 1 and plain and int(q_pos[0]) == K - 1  # one query, the last position: sees every key
+    mask = None if causal or last_only else allowed(q_pos, torch.arange(K, device=q.device), window)
     z = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask,
                                        is_causal=causal, scale=scale, enable_gqa=k.shape[2] != H)
     return z.transpose(1, 2)
 
 
 def attention(cfg: ModelConfig, layer: int, p, x: torch.Tensor, *, rope=None, past=None, start: int = 0,
-              hooks=NO_HOOKS) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-    """The attention sublayer: its output [B, S, d_model] and this segment's (k, v) for a cache."""
-    B, S, _ = x.shape
+              hooks=NO_HOOKS, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """The attention sublayer: its output [B, S, d_model] and this segment's (k, v) for a cache.
+
+    ``keep`` (indices into the segment): compute only those queries (every key and value is
+    still computed); the output then has ``len(keep)`` positions.
+    """
+    B, _, _ = x.shape
     H, dh = cfg.n_heads, cfg.d_head
     q, k, v = qkv(cfg, p, x)
     if hooks.needs("attn.hook_q"):
@@ -167,7 +172,11 @@ def attention(cfg: ModelConfig, layer: int, p, x: torch.Tensor, *, rope=None, pa
         if pk.shape[2] != k.shape[2]:
             pk, pv, k, v = expand_kv(pk, H), expand_kv(pv, H), expand_kv(k, H), expand_kv(v, H)
         k, v = torch.cat([pk, k], 1), torch.cat([pv, v], 1)
-    z = attend(cfg, layer, q, k, v, start, hooks)
+    q_pos = None
+    if keep is not None:
+        q, q_pos = q[:, keep], start + keep
+    S = q.shape[1]
+    z = attend(cfg, layer, q, k, v, start, hooks, q_pos)
     if hooks.needs("attn.hook_z"):
         z = hooks("attn.hook_z", z.contiguous())
     if hooks.needs("attn.hook_result"):
@@ -192,13 +201,16 @@ def mlp(cfg: ModelConfig, p, x: torch.Tensor, act: Callable, hooks=NO_HOOKS) -> 
 
 # ---- the block ---------------------------------------------------------------------------
 def block_forward(cfg: ModelConfig, layer: int, p, resid: torch.Tensor, *, act: Callable | None = None,
-                  rope=None, past=None, start: int = 0, hooks=NO_HOOKS):
+                  rope=None, past=None, start: int = 0, hooks=NO_HOOKS, keep: torch.Tensor | None = None):
     """One layer: ``(resid_post, (k, v))``. Pre-norm (GPT-2, Llama), post-norm (OPT-350m) or
-    parallel attention and MLP (GPT-NeoX), by ``cfg``."""
+    parallel attention and MLP (GPT-NeoX), by ``cfg``. ``keep``: after the keys and values,
+    compute only these positions (suffix patching's last layer)."""
     act = act or act_fn(cfg.act_fn)
     resid = hooks("hook_resid_pre", resid)
     x = norm(cfg, resid, p.ln1_w, p.ln1_b, hooks, "ln1") if cfg.pre_norm else resid
-    attn_out, kv = attention(cfg, layer, p, x, rope=rope, past=past, start=start, hooks=hooks)
+    attn_out, kv = attention(cfg, layer, p, x, rope=rope, past=past, start=start, hooks=hooks, keep=keep)
+    if keep is not None:
+        resid = resid[:, keep]
     attn_out = hooks("hook_attn_out", attn_out)
     if cfg.parallel_attn_mlp:  # the MLP reads the block's input, not resid_mid
         mid = hooks("hook_resid_mid", resid + attn_out)

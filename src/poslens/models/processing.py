@@ -40,6 +40,8 @@ def fold_layer_norm(w: Weights, center_reading: bool = True) -> Weights:
     cfg = w.cfg
     if cfg.normalization != "LN":
         return w.replace({}, "fold_layer_norm[no LayerNorm]")
+    if not cfg.pre_norm:  # post-LN (OPT-350m): the LayerNorms read block outputs, not the matrices' inputs
+        return w.replace({}, "fold_layer_norm[skipped: post-LayerNorm blocks]")
     up: dict[str, torch.Tensor] = {}
     notes: list[str] = []
 
@@ -87,7 +89,9 @@ def center_writing_weights(w: Weights) -> Weights:
     cfg = w.cfg
     if cfg.normalization != "LN":
         return w.replace({}, "center_writing_weights[skipped: no LayerNorm]")
-    writers = ["embed.W_E", "pos_embed.W_pos"]
+    if not (cfg.pre_norm and cfg.final_norm):  # some reader of the residual stream is not a LayerNorm
+        return w.replace({}, "center_writing_weights[skipped: post-LayerNorm blocks]")
+    writers = ["embed.W_E"] + (["pos_embed.W_pos"] if cfg.positional == "learned" else [])
     for l in range(cfg.n_layers):
         writers += [f"blocks.{l}.attn.W_O", f"blocks.{l}.attn.b_O", f"blocks.{l}.mlp.W_out", f"blocks.{l}.mlp.b_out"]
     up, skipped = {}, []

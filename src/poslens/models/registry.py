@@ -1,14 +1,18 @@
 """Model names → checkpoint sources.
 
 A name is one of: a registered short name or alias (``gpt2``, ``gpt2-small``, ``alias``,
-``stanford-gpt2-small-a``, ``tiny``), a local directory holding ``config.json`` plus weights,
-or any Hugging Face hub id of GPT-2 architecture. A revision is given as ``NAME@REV``;
-for the Stanford CRFM runs a bare step number means ``checkpoint-STEP``.
+``stanford-gpt2-small-a``, ``pythia-160m``, ``tiny``), a local directory holding
+``config.json`` plus weights, or any Hugging Face hub id of a supported architecture
+(GPT-2, GPT-Neo, OPT, GPT-NeoX/Pythia, Llama/Mistral/Qwen2). A revision is given as
+``NAME@REV``; for a model with a published training history a bare step number names its
+checkpoint (``checkpoint-STEP`` for the Stanford CRFM runs, ``stepSTEP`` for Pythia).
 
 >>> resolve("gpt2-small").repo_id
 'openai-community/gpt2'
 >>> resolve("battlestar@1000").revision
 'checkpoint-1000'
+>>> resolve("pythia-70m-deduped@512").revision
+'step512'
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ STANFORD_CHECKPOINTS: tuple[int, ...] = tuple(
     + list(range(20000, 400000 + 1, 1000))
 )
 
+# Pythia's 154 checkpoints per model (branches stepSTEP): log-spaced to 512, then every 1000.
+PYTHIA_CHECKPOINTS: tuple[int, ...] = (0,) + tuple(2 ** i for i in range(10)) + tuple(range(1000, 143000 + 1, 1000))
+PYTHIA_SIZES = ("70m", "160m", "410m", "1b", "1.4b", "2.8b", "6.9b", "12b")
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -36,6 +44,7 @@ class ModelInfo:
     family: str
     description: str
     checkpoints: tuple[int, ...] = ()
+    revision_format: str = "checkpoint-{}"  # the branch of training step N
 
     @property
     def embedded_dir(self) -> Path | None:
@@ -51,6 +60,18 @@ def _stanford(name: str, size: str, letter: str, seed: int) -> ModelInfo:
         description=f"Stanford CRFM Mistral GPT-2 {size}, seed {seed}, 609 training checkpoints",
         checkpoints=STANFORD_CHECKPOINTS,
     )
+
+
+def _pythia(size: str, deduped: bool) -> ModelInfo:
+    name = f"pythia-{size}" + ("-deduped" if deduped else "")
+    data = "the deduplicated Pile" if deduped else "the Pile"
+    return ModelInfo(name, f"EleutherAI/{name}", (), "pythia" + ("-deduped" if deduped else ""),
+                     f"EleutherAI Pythia {size} (GPT-NeoX, partial rotary) on {data}",
+                     PYTHIA_CHECKPOINTS, "step{}")
+
+
+def _hub(name: str, repo: str, family: str, description: str) -> ModelInfo:
+    return ModelInfo(name, repo, (), family, description)
 
 
 MODELS: tuple[ModelInfo, ...] = (
@@ -70,6 +91,18 @@ MODELS: tuple[ModelInfo, ...] = (
     _stanford("celebrimbor", "medium", "c", 81),
     _stanford("durin", "medium", "d", 343),
     _stanford("eowyn", "medium", "e", 777),
+    *(_pythia(size, deduped) for deduped in (False, True) for size in PYTHIA_SIZES),
+    _hub("gpt-neo-125m", "EleutherAI/gpt-neo-125m", "gpt-neo", "EleutherAI GPT-Neo 125M (learned positions, local attention)"),
+    _hub("gpt-neo-1.3b", "EleutherAI/gpt-neo-1.3B", "gpt-neo", "EleutherAI GPT-Neo 1.3B"),
+    _hub("gpt-neo-2.7b", "EleutherAI/gpt-neo-2.7B", "gpt-neo", "EleutherAI GPT-Neo 2.7B"),
+    _hub("opt-125m", "facebook/opt-125m", "opt", "Meta OPT 125M (learned positions, offset 2)"),
+    _hub("opt-350m", "facebook/opt-350m", "opt", "Meta OPT 350M (post-LayerNorm, project_in/out)"),
+    _hub("opt-1.3b", "facebook/opt-1.3b", "opt", "Meta OPT 1.3B"),
+    _hub("smollm2-135m", "HuggingFaceTB/SmolLM2-135M", "llama-style", "SmolLM2 135M (Llama-style, grouped-query)"),
+    _hub("smollm2-360m", "HuggingFaceTB/SmolLM2-360M", "llama-style", "SmolLM2 360M (Llama-style, grouped-query)"),
+    _hub("qwen2-0.5b", "Qwen/Qwen2-0.5B", "llama-style", "Qwen2 0.5B (QKV biases, grouped-query)"),
+    _hub("qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B", "llama-style", "Qwen2.5 0.5B (QKV biases, grouped-query)"),
+    _hub("mistral-7b", "mistralai/Mistral-7B-v0.1", "llama-style", "Mistral 7B v0.1 (sliding window 4096)"),
 )
 
 # Families a user can ask for at once (--family). "gpt2" is the nine models the helix seed plots.
@@ -78,6 +111,11 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "openai": ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"),
     "stanford-small": ("alias", "battlestar", "caprica", "darkmatter", "expanse"),
     "stanford-medium": ("arwen", "beren", "celebrimbor", "durin", "eowyn"),
+    "pythia": tuple(f"pythia-{s}" for s in PYTHIA_SIZES),
+    "pythia-deduped": tuple(f"pythia-{s}-deduped" for s in PYTHIA_SIZES),
+    "gpt-neo": ("gpt-neo-125m", "gpt-neo-1.3b", "gpt-neo-2.7b"),
+    "opt": ("opt-125m", "opt-350m", "opt-1.3b"),
+    "llama-style": ("smollm2-135m", "smollm2-360m", "qwen2-0.5b", "qwen2.5-0.5b", "mistral-7b"),
 }
 
 _BY_NAME: dict[str, ModelInfo] = {}
@@ -135,11 +173,13 @@ def resolve(spec: str, revision: str | None = None) -> ModelSource:
                     f"the embedded model '{info.name}' is not installed in {d}; reinstall poslens"
                 )
             return ModelSource(label=info.name, local_dir=d, info=info)
-        if rev is not None and rev.isdigit() and info.checkpoints:
-            if int(rev) not in info.checkpoints:
-                near = min(info.checkpoints, key=lambda s: abs(s - int(rev)))
-                raise UnknownModelError(f"{info.name} has no checkpoint at step {rev}; the nearest is {near}")
-            rev = f"checkpoint-{rev}"
+        if rev is not None and info.checkpoints:
+            step = _step_of(rev, info)
+            if step is not None:
+                if step not in info.checkpoints:
+                    near = min(info.checkpoints, key=lambda s: abs(s - step))
+                    raise UnknownModelError(f"{info.name} has no checkpoint at step {step}; the nearest is {near}")
+                rev = info.revision_format.format(step)
         label = info.name + (f"@{rev}" if rev else "")
         return ModelSource(label=label, repo_id=info.repo_id, revision=rev, info=info)
     looks_like_path = name.startswith((".", "/", "~")) or os.sep in name and name.count("/") != 1
@@ -151,6 +191,16 @@ def resolve(spec: str, revision: str | None = None) -> ModelSource:
         f"unknown model '{name}'{suggest(name.lower(), _BY_NAME)}; run `poslens models` for the list, "
         "or give a hub id (owner/name) or a checkpoint directory"
     )
+
+
+def _step_of(rev: str, info: ModelInfo) -> int | None:
+    """The training step a revision names ("1000", "step1000", "checkpoint-1000"), or None for a branch/commit."""
+    if rev.isdigit():
+        return int(rev)
+    head = info.revision_format.split("{}")[0]
+    if rev.startswith(head) and rev[len(head):].isdigit():
+        return int(rev[len(head):])
+    return None
 
 
 def family(name: str) -> tuple[str, ...]:

@@ -86,8 +86,8 @@ def hook_names(model: int | ModelConfig) -> list[str]:
     layer = layer_hook_names(cfg)
     for l in range(cfg.n_layers):
         names += [f"blocks.{l}.{h}" for h in layer]
-    final = ["ln_final.hook_scale", "ln_final.hook_normalized"] if cfg.final_norm and cfg.normalization != "none" else []
-    return names + final + ["logits"]
+    # Models without a final norm still have ln_final.hook_normalized: what the unembedding reads.
+    return names + list(FINAL_HOOKS)
 
 
 @dataclass(frozen=True)
@@ -465,8 +465,9 @@ class Runner:
             fin.layer = None
             h = norm(cfg, resid, self._w("ln_final.w", "a LayerNorm"), self._w("ln_final.b", "a LayerNorm"), fin,
                      "ln_final")
-        else:
-            h = resid
+        else:  # no final norm: the hooks see a unit scale and the residual itself
+            point("ln_final.hook_scale", torch.ones_like(resid[..., :1]))
+            h = point("ln_final.hook_normalized", resid)
         W_U = self._w("unembed.W_U", "logits")
         b_U = self._w("unembed.b_U", "logits")
         point("logits", h @ W_U + b_U)

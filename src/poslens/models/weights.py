@@ -109,8 +109,16 @@ class Weights:
         except KeyError:
             raise InvalidInputError(f"no weight named '{name}'{suggest(name, self.names())}") from None
 
+    def _other_family(self, name: str) -> bool:
+        """A name other families have and this one lacks (a learned W_pos in a rotary model, a gate)."""
+        return name not in self._map and name not in self._overrides and (
+            name == "pos_embed.W_pos" or bool(re.match(r"^blocks\.\d+\.mlp\.[Wb]_gate$", name)))
+
     def has(self, name: str) -> bool:
-        """Whether ``name`` can be loaded, without loading it."""
+        """Whether ``name`` can be loaded, without loading it (False for a tensor this family lacks,
+        e.g. ``pos_embed.W_pos`` of a rotary model)."""
+        if self._other_family(name):
+            return False
         self._check_name(name)
         if name in self._overrides or name in self._cache:
             return True
@@ -128,6 +136,10 @@ class Weights:
             return self._overrides[name]
         if name in self._cache:
             return self._cache[name]
+        if self._other_family(name):
+            what = "rotary positions, no learned position table" if "pos" in name else "no gated MLP"
+            why = f"{needed_for or name}; a {self.cfg.family} model has {what}"
+            raise MissingTensorError(name, why, self.label)
         self._check_name(name)
         t = self._load(name, needed_for or name)
         self._cache[name] = t

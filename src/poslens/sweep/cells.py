@@ -217,6 +217,8 @@ def compute_cell(task: dict) -> tuple[dict, dict]:
     t0, fetched0 = time.perf_counter(), remote.BYTES_FETCHED
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    quiet = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"  # the analyses' own progress bars; the sweep shows one over cells
     a = ANALYSES[task["analysis"]]
     ckpt = None
     try:
@@ -238,6 +240,10 @@ def compute_cell(task: dict) -> tuple[dict, dict]:
         body = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
     finally:
         torch.set_num_threads(threads)
+        if quiet is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = quiet
     body["fingerprints"] = dict(sorted((ckpt.fingerprints if ckpt is not None else {}).items()))
     info = {"pid": os.getpid(), "seconds": time.perf_counter() - t0,
             "bytes_fetched": remote.BYTES_FETCHED - fetched0}

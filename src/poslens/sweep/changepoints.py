@@ -8,15 +8,16 @@ least ``min_size`` checkpoints. The penalty is ``beta * sigma^2 * log(n)`` (BIC-
 standard deviation of i.i.d. noise seen through second differences), floored at
 ``floor`` times the series' range so a noise-free curve is not cut at every bend. A
 breakpoint is reported as a **jump** only when the series is discontinuous there: the two
-segments' fitted lines, extrapolated to the boundary, differ by more than ``kappa *
-sigma`` and by more than ``min_jump`` of the range, and the data themselves step that
-way across the boundary by at least half as much. A rise spread over one short segment
-(at most ``min_size`` checkpoints, between two longer ones) counts as one jump, at its
-middle. A bend of a smooth curve is not a jump.
+segments' fitted lines, extrapolated to the boundary, differ by more than ``kappa``
+standard errors of that difference (from sigma and each line's fit) and by more than
+``min_jump`` of the range, and the data themselves step that way across the boundary by
+at least half as much (extrapolating two lines across a bend can open a gap of the wrong
+sign). A rise spread over one short segment (at most ``min_size`` checkpoints) counts as
+one jump, placed at its largest single step. A bend of a smooth curve is not a jump.
 
-**Spikes**. A checkpoint whose value departs from the median of its neighbours (two on
-each side) by more than ``spike_kappa`` robust standard deviations of those departures,
-and by more than ``min_jump`` of the range: a single odd checkpoint rather than a change.
+**Spikes**. A checkpoint that departs from both neighbours in the same direction by more
+than ``spike_kappa`` sigma and ``min_jump`` of the range: a single odd checkpoint (a bad
+save, a mislabelled branch) rather than a change.
 
 >>> import numpy as np
 >>> x = np.r_[np.linspace(0, 0.2, 12), np.linspace(0.9, 1.0, 12)]
@@ -45,8 +46,7 @@ def describe(params: dict | None = None) -> dict:
         "sigma": f"1.4826 * MAD(second differences) / sqrt(6), at least {p['floor']} x the series' range",
         "jump": f"the fitted segments differ at the boundary by > {p['kappa']} standard errors (from sigma) "
                 f"and > {p['min_jump']} x range",
-        "spike": f"|value - median of 2 neighbours each side| > {p['spike_kappa']} robust sd of those departures "
-                 f"and > {p['min_jump']} x range",
+        "spike": f"off both neighbours the same way by > {p['spike_kappa']} sigma and > {p['min_jump']} x range",
         **p,
     }
 

@@ -4,12 +4,13 @@ A model's revisions are its published training checkpoints (the Stanford CRFM ru
 each, step known), the checkpoint folders of a local run (``DIR/checkpoint-N``,
 ``DIR/step-N`` or any sub-folder with a ``config.json``, also under ``DIR/checkpoints`` or
 ``DIR/history``; step and tokens seen from its ``training_log.json`` or the folder name),
-or, for any other model, just itself. A hub id takes explicit revisions (branch names).
+a hub repository's branches named by step (Pythia's ``step1000``), or, for any other
+model, just itself.
 
 >>> [r.revision for r in revisions("alias", steps=["0", "1000"])]
 ['checkpoint-0', 'checkpoint-1000']
 >>> [r.step for r in revisions("alias", log=5)]
-[0, 10, 350, 13800, 400000]
+[0, 10, 350, 11700, 400000]
 """
 
 from __future__ import annotations
@@ -66,7 +67,18 @@ def _local_revision(model: str, d: Path) -> Revision:
 
 
 def _local_history(model: str, root: Path) -> list[Revision]:
-    """The checkpoint folders under ``root`` (or ``root/checkpoints``, ``root/history``), in step order."""
+    """The checkpoint folders under ``root`` (or ``root/checkpoints``, ``root/history``), in step order.
+
+    A ``poslens train --snapshots`` history is read through its manifest (step and tokens
+    seen of each snapshot).
+    """
+    if (root / "history" / "manifest.json").is_file():
+        from ..train.history import read_manifest
+
+        h = root / "history"
+        snaps = sorted(read_manifest(root)["snapshots"], key=lambda x: x["step"])
+        return [Revision(model=model, revision=x["dir"], spec=str(h / x["dir"]), step=int(x["step"]),
+                         tokens=x.get("tokens_seen")) for x in snaps]
     found: list[Path] = []
     for base in (root, *(root / h for h in _HISTORY_DIRS)):
         if base.is_dir():
@@ -99,7 +111,28 @@ def available(model: str) -> list[Revision]:
         if hist:
             return hist
         return [_local_revision(model, Path(source.local_dir))]
-    return [Revision(model=model, revision="main", spec=model)]
+    hub = _hub_branches(source.repo_id) if source.repo_id else None
+    return hub or [Revision(model=model, revision="main", spec=model)]
+
+
+def _hub_branches(repo_id: str) -> list[Revision] | None:
+    """A hub repository's training checkpoints: its branches named by step (Pythia's
+    ``step1000``, ``checkpoint-1000``), in step order; None when it has none or the hub
+    cannot be asked (offline)."""
+    from ..models.registry import hub_reachable
+
+    if not hub_reachable():
+        return None
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        refs = HfApi().list_repo_refs(repo_id)
+    except (HfHubHTTPError, OSError, ValueError):
+        return None
+    revs = [Revision(model=repo_id, revision=b.name, spec=f"{repo_id}@{b.name}", step=_step_from_name(b.name))
+            for b in refs.branches if b.name != "main" and _step_from_name(b.name) is not None]
+    return sorted(revs, key=lambda r: (r.step, r.revision)) or None
 
 
 def _explicit_one(model: str, name: str, rev: str, source) -> Revision:
@@ -186,6 +219,9 @@ def revisions(model: str, *, steps=None, every: int | None = None, log: int | No
             s = str(s).strip()
             resolve(f"{info.name}@{s.removeprefix('checkpoint-')}")  # raises naming the nearest step
     if steps is not None and info is None and resolve(name).local_dir is None:
-        # a hub id: its revisions are whatever branches it has; the hub answers for them
-        return [_explicit_one(model, name, str(s).strip(), None) for s in steps]
+        # a hub id: checked against its branches when the hub lists them, else the hub answers for each
+        listed = _hub_branches(name)
+        if listed is None:
+            return [_explicit_one(model, name, str(s).strip(), None) for s in steps]
+        return choose(listed, steps=steps)
     return choose(available(model), steps=steps, every=every, log=log)

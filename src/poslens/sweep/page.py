@@ -25,7 +25,7 @@ def _x(rows: list[dict]) -> tuple[list, str, bool]:
     else:
         return list(range(len(rows))), "checkpoint (training step unknown)", False
     pos = [x for x in xs if x > 0]
-    log = len(pos) >= 3 and max(pos) / min(pos) >= 100
+    log = len(pos) >= 3 and max(pos) / min(pos) >= 20
     if log:  # a log axis cannot show 0: step 0 sits half a decade left of the first positive step
         zero = min(pos) / math.sqrt(10)
         xs = [x if x > 0 else zero for x in xs]

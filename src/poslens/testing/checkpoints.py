@@ -9,12 +9,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from ..models.config import ModelConfig
+from ..models.save import save_checkpoint
 from ..models.tokenizer import Tokenizer
 
 
@@ -66,26 +66,12 @@ def write_checkpoint(
     drop: tuple[str, ...] = (),
     tokenizer: Tokenizer | None = None,
 ) -> Path:
-    """Write ``state_dict`` (HF names) as a checkpoint directory.
+    """Write ``state_dict`` (HF names) as a checkpoint directory, through :func:`poslens.models.save.save_checkpoint`.
 
     ``fmt``: "safetensors" or "bin" (``pytorch_model.bin``); ``prefix`` adds HF's
     ``transformer.`` prefix; ``drop`` leaves tensors out (a partial checkpoint).
     """
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    sd = {(("transformer." if prefix else "") + k): v.contiguous() for k, v in state_dict.items() if k not in drop}
-    (path / "config.json").write_text(json.dumps(cfg.to_hf_dict(), indent=2))
-    if fmt == "safetensors":
-        from safetensors.torch import save_file
-
-        save_file(sd, str(path / "model.safetensors"), metadata={"format": "pt"})
-    elif fmt == "bin":
-        torch.save(sd, path / "pytorch_model.bin")
-    else:
-        raise ValueError(f"unknown format {fmt}")
-    if tokenizer is not None:
-        tokenizer.save(path)
-    return path
+    return save_checkpoint(path, cfg, state_dict, fmt=fmt, prefix=prefix, drop=drop, tokenizer=tokenizer)
 
 
 def random_checkpoint(path: str | Path, cfg: ModelConfig | None = None, seed: int = 0, **kw) -> Path:

@@ -2,8 +2,8 @@
 
 Serves ``ROOT/OWNER/NAME/REVISION/FILE`` at ``/OWNER/NAME/resolve/REVISION/FILE`` the way
 the hub does for ``huggingface_hub``: HEAD with the commit and ETag headers, GET with byte
-ranges (including suffix ranges), and the hub's error codes for a missing repository,
-revision or file. It counts every request and every body byte it sends, so a test can
+ranges (including suffix ranges), the hub's error codes for a missing repository,
+revision or file, and ``/api/models/OWNER/NAME/refs`` listing the revisions as branches. It counts every request and every body byte it sends, so a test can
 check what a reader fetched.
 
 >>> with FakeHub(root) as hub:                      # doctest: +SKIP
@@ -14,12 +14,14 @@ check what a reader fetched.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 _PATH = re.compile(r"^/([^/]+)/([^/]+)/resolve/([^/]+)/(.+)$")
+_REFS = re.compile(r"^/api/models/([^/]+)/([^/]+)/refs$")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -46,7 +48,26 @@ class FakeHub:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
+            def _refs(self, owner: str, name: str) -> None:
+                repo = hub.root / owner / name
+                if not repo.is_dir():
+                    return self._error(404, "RepoNotFound")
+                branches = [{"name": d.name, "ref": f"refs/heads/{d.name}",
+                             "targetCommit": hashlib.sha1(f"{owner}/{name}@{d.name}".encode()).hexdigest()}
+                            for d in sorted(repo.iterdir()) if d.is_dir()]
+                data = json.dumps({"branches": branches, "converts": [], "tags": []}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def _serve(self, body: bool) -> None:
+                r = _REFS.match(self.path.split("?", 1)[0])
+                if r and self.command == "GET":
+                    with hub._lock:
+                        hub.requests.append((self.command, self.path, None))
+                    return self._refs(*r.groups())
                 m = _PATH.match(self.path.split("?", 1)[0])
                 rng = self.headers.get("Range")
                 with hub._lock:

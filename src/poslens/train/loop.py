@@ -134,15 +134,9 @@ def _autocast(cfg: TrainConfig):
 
 def export(model: TrainableGPT2, tok: Tokenizer, dest: Path, log: dict) -> None:
     """Write a checkpoint directory that poslens and transformers.GPT2LMHeadModel load."""
-    from safetensors.torch import save_file
+    from ..models.save import save_checkpoint
 
-    dest.mkdir(parents=True, exist_ok=True)
-    tmp = dest / "model.safetensors.tmp"
-    sd = model.hf_state_dict()
-    save_file({k: v.cpu() for k, v in sd.items()}, str(tmp), metadata={"format": "pt"})
-    tmp.replace(dest / "model.safetensors")
-    atomic_write_text(dest / "config.json", json.dumps(model.cfg.to_hf_dict(), indent=2))
-    tok.save(dest)
+    save_checkpoint(dest, model.cfg, model.hf_state_dict(), tokenizer=tok)
     atomic_write_text(dest / "training_log.json", json.dumps(log, indent=2))
 
 

@@ -1,8 +1,9 @@
 """A trainable GPT-2 whose parameter names and layouts are Hugging Face's, so its state
 dict saves straight to a checkpoint that poslens and ``transformers`` both load.
 
-The forward pass here is the training one (dropout-free, fused attention); analyses use
-:class:`poslens.models.Runner`, and a test checks the two agree.
+Each layer runs :func:`poslens.models.block.block_forward`, the forward block the Runner
+uses, on the module's own parameters (GPT-2's Conv1D layout is the block's layout), so
+training and analysis compute the same function; a test checks them against each other.
 """
 
 from __future__ import annotations
@@ -13,36 +14,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models.block import act_fn, block_forward
 from ..models.config import ModelConfig
-from ..models.runner import act_fn
 
 
 class Conv1D(nn.Module):
-    """GPT-2's linear layer: weight stored as [in, out]."""
+    """GPT-2's linear layer: weight stored as [in, out] (what the block reads)."""
 
     def __init__(self, n_in: int, n_out: int):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_in, n_out))
         self.bias = nn.Parameter(torch.zeros(n_out))
 
-    def forward(self, x):
-        return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).view(*x.shape[:-1], -1)
-
 
 class _Attn(nn.Module):
-    def __init__(self, cfg: ModelConfig, layer: int):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.cfg, self.layer = cfg, layer
         self.c_attn = Conv1D(cfg.d_model, 3 * cfg.d_model)
         self.c_proj = Conv1D(cfg.d_model, cfg.d_model)
-
-    def forward(self, x):
-        B, P, _ = x.shape
-        q, k, v = self.c_attn(x).view(B, P, 3, self.cfg.n_heads, self.cfg.d_head).permute(2, 0, 3, 1, 4)
-        scale = (1 / math.sqrt(self.cfg.d_head) if self.cfg.scale_attn_weights else 1.0) / (
-            (self.layer + 1) if self.cfg.scale_attn_by_inverse_layer_idx else 1)
-        z = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
-        return self.c_proj(z.transpose(1, 2).reshape(B, P, -1))
 
 
 class _MLP(nn.Module):
@@ -50,23 +39,36 @@ class _MLP(nn.Module):
         super().__init__()
         self.c_fc = Conv1D(cfg.d_model, cfg.d_mlp)
         self.c_proj = Conv1D(cfg.d_mlp, cfg.d_model)
-        self.act = act_fn(cfg.act_fn)
-
-    def forward(self, x):
-        return self.c_proj(self.act(self.c_fc(x)))
 
 
 class _Block(nn.Module):
+    """One layer's parameters under Hugging Face names, viewed by the block under its own."""
+
     def __init__(self, cfg: ModelConfig, layer: int):
         super().__init__()
+        self.cfg, self.layer = cfg, layer
         self.ln_1 = nn.LayerNorm(cfg.d_model, eps=cfg.eps)
-        self.attn = _Attn(cfg, layer)
+        self.attn = _Attn(cfg)
         self.ln_2 = nn.LayerNorm(cfg.d_model, eps=cfg.eps)
         self.mlp = _MLP(cfg)
+        self.n_kv = cfg.n_heads
+        self.act = act_fn(cfg.act_fn)
+
+    ln1_w = property(lambda self: self.ln_1.weight)
+    ln1_b = property(lambda self: self.ln_1.bias)
+    W_qkv = property(lambda self: self.attn.c_attn.weight)
+    b_qkv = property(lambda self: self.attn.c_attn.bias)
+    W_O = property(lambda self: self.attn.c_proj.weight)
+    b_O = property(lambda self: self.attn.c_proj.bias)
+    ln2_w = property(lambda self: self.ln_2.weight)
+    ln2_b = property(lambda self: self.ln_2.bias)
+    W_in = property(lambda self: self.mlp.c_fc.weight)
+    b_in = property(lambda self: self.mlp.c_fc.bias)
+    W_out = property(lambda self: self.mlp.c_proj.weight)
+    b_out = property(lambda self: self.mlp.c_proj.bias)
 
     def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+        return block_forward(self.cfg, self.layer, self, x, act=self.act)[0]
 
 
 class TrainableGPT2(nn.Module):

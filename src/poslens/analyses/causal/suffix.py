@@ -4,9 +4,9 @@ Patching position ``p`` at layer ``L`` leaves every layer below ``L`` and, becau
 attention is causal, every position before ``p`` exactly as in the base run. So a cell
 starts at layer ``L`` from the base run's residual stream, computes only positions
 ``p..P-1``, and lets them attend to the base run's cached keys and values for positions
-``0..p-1``. That is the same forward pass as :class:`~poslens.models.runner.Runner`
-(same prepared weights, same LayerNorm, attention scale and activation), on fewer
-positions: a 12-layer x 128-position sweep costs about a quarter of running every cell in
+``0..p-1`` (the block's key/value prefix). Each layer is
+:func:`poslens.models.block.block_forward` on the Runner's prepared tensors, the very
+block the Runner runs, on fewer positions, in every family: a 12-layer x 128-position sweep costs about a quarter of running every cell in
 full. All cells of one position (one per layer) share one batch: the batch grows by one
 cell as each layer is reached.
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from ...models.block import block_forward, norm
 from ...models.runner import Runner
 from .interventions import resolve_positions
 from .metrics import Metric
@@ -53,8 +53,9 @@ def cache_hooks(runner: Runner, first_layer: int, metric: Metric) -> list[str]:
     """Hooks the base run must keep for :func:`sweep_position`."""
     last = min(metric_layer(runner, metric), runner.cfg.n_layers - 1)
     hooks = []
+    key = "attn.hook_rot_k" if runner.cfg.positional == "rotary" else "attn.hook_k"
     for l in range(first_layer, last + 1):
-        hooks += [f"blocks.{l}.hook_resid_pre", f"blocks.{l}.attn.hook_k", f"blocks.{l}.attn.hook_v"]
+        hooks += [f"blocks.{l}.hook_resid_pre", f"blocks.{l}.{key}", f"blocks.{l}.attn.hook_v"]
     return [*hooks, metric.hook]
 
 
@@ -107,8 +108,8 @@ def sweep_position(
             rows = base_rows.repeat(len(order))
             x = _block(runner, l, x, p, rows, cache, patch, metric, keep if l == last else None)
         rows = base_rows.repeat(len(order))
-        h = F.layer_norm(x, (cfg.d_model,), runner.prepared("ln_final.w", "a LayerNorm"),
-                         runner.prepared("ln_final.b", "a LayerNorm"), cfg.eps) if cfg.normalization == "LN" else x
+        h = norm(cfg, x, runner.prepared("ln_final.w", "a LayerNorm"),
+                 runner.prepared("ln_final.b", "a LayerNorm")) if cfg.final_norm else x
         if metric.hook == "logits":
             h = h @ runner.prepared("unembed.W_U", "logits") + runner.prepared("unembed.b_U", "logits")
         _read(metric, metric.hook, h, p, rows, cache)
@@ -146,6 +147,40 @@ def _read(metric: Metric, name: str, t: torch.Tensor, p: int, rows: torch.Tensor
     raise _Done(metric.fn(full, rows).detach().double().cpu().numpy())
 
 
+class _SuffixHooks:
+    """The block's hooks in a suffix cell: apply the patch, read the metric (pruned positions as NaN)."""
+
+    def __init__(self, pre, patch, metric, p, rows, cache, keep, S):
+        self.pre, self.patch, self.metric, self.p, self.rows, self.cache = pre, patch, metric, p, rows, cache
+        self.keep, self.S = keep, S
+
+    def needs(self, name: str) -> bool:
+        return False
+
+    def full(self, t: torch.Tensor) -> torch.Tensor:
+        if self.keep is None:
+            return t
+        out = torch.full((t.shape[0], self.S, *t.shape[2:]), float("nan"), device=t.device, dtype=t.dtype)
+        out[:, self.keep] = t
+        return out
+
+    def __call__(self, name: str, t: torch.Tensor) -> torch.Tensor:
+        pruned = self.keep is not None and name != "hook_resid_pre"  # after attention only kept rows exist
+        name = self.pre + name
+        patch = self.patch
+        if patch is not None and patch.hook == name:
+            i = 0
+            if pruned:
+                hit = (self.keep == 0).nonzero()
+                i = int(hit[0]) if len(hit) else None  # position p is not computed: its patch cannot matter
+            if i is not None:
+                t = t.clone()
+                t[patch.rows, i] = patch.value
+        if self.metric.hook == name:
+            _read(self.metric, name, self.full(t) if pruned else t, self.p, self.rows, self.cache)
+        return t
+
+
 def _block(runner: Runner, l: int, x: torch.Tensor, p: int, rows: torch.Tensor, cache, patch: _Patch | None,
            metric: Metric, keep: torch.Tensor | None = None) -> torch.Tensor:
     """One block on suffix positions ``p..P-1`` of ``x`` [R, S, d], attending to the cached prefix.
@@ -154,62 +189,12 @@ def _block(runner: Runner, l: int, x: torch.Tensor, p: int, rows: torch.Tensor, 
     positions (the last layer, when the metric reads only them); the others come back NaN.
     """
     cfg = runner.cfg
-    R, S, d = x.shape
-    H, dh = cfg.n_heads, cfg.d_head
-    pre = f"blocks.{l}."
+    S = x.shape[1]
     dev, dt = runner.device, runner.dtype
-    sub = keep is not None and len(keep) < S
-
-    def full(t: torch.Tensor) -> torch.Tensor:
-        if not sub:
-            return t
-        out = torch.full((R, S, *t.shape[2:]), float("nan"), device=t.device, dtype=t.dtype)
-        out[:, keep] = t
-        return out
-
-    def at(name: str, t: torch.Tensor, pruned: bool = True) -> torch.Tensor:
-        name = pre + name
-        if patch is not None and patch.hook == name:
-            i = 0
-            if pruned and sub:
-                hit = (keep == 0).nonzero()
-                i = int(hit[0]) if len(hit) else None  # position p is not computed: its patch cannot matter
-            if i is not None:
-                t = t.clone()
-                t[patch.rows, i] = patch.value
-        if metric.hook == name:
-            _read(metric, name, full(t) if pruned else t, p, rows, cache)
-        return t
-
-    def ln(t, which):
-        if cfg.normalization != "LN":
-            return t
-        return F.layer_norm(t, (d,), runner.prepared(f"{pre}{which}.w", "a LayerNorm"),
-                            runner.prepared(f"{pre}{which}.b", "a LayerNorm"), cfg.eps)
-
-    x = at("hook_resid_pre", x, pruned=False)
-    xn = ln(x, "ln1")
-    W_qkv, b_qkv = runner.qkv_weights(l)
-    q, k, v = torch.addmm(b_qkv, xn.reshape(R * S, d), W_qkv).view(R, S, 3, H, dh).unbind(2)
-    kf = torch.cat([cache[f"{pre}attn.hook_k"][rows, :p].to(dev, dt), k], 1)
-    vf = torch.cat([cache[f"{pre}attn.hook_v"][rows, :p].to(dev, dt), v], 1)
-    P = p + S
-    qpos = p + (keep.to(dev) if sub else torch.arange(S, device=dev))
-    mask = torch.arange(P, device=dev)[None, :] <= qpos[:, None]
-    if sub:
-        q, x = q[:, keep], x[:, keep]
-    Sk = q.shape[1]
-    z = F.scaled_dot_product_attention(q.transpose(1, 2), kf.transpose(1, 2), vf.transpose(1, 2), attn_mask=mask,
-                                       scale=runner.attention_scale(l)).transpose(1, 2)
-    why = f"the runner's attention in layer {l}"
-    W_O, b_O = runner.prepared(pre + "attn.W_O", why), runner.prepared(pre + "attn.b_O", why)
-    attn_out = at("hook_attn_out", torch.addmm(b_O, z.reshape(R * Sk, H * dh), W_O.reshape(H * dh, d)).view(R, Sk, d))
-    x = at("hook_resid_mid", x + attn_out)
-    xn = ln(x, "ln2")
-    why = f"the runner's MLP in layer {l}"
-    W_in, b_in = runner.prepared(pre + "mlp.W_in", why), runner.prepared(pre + "mlp.b_in", why)
-    W_out, b_out = runner.prepared(pre + "mlp.W_out", why), runner.prepared(pre + "mlp.b_out", why)
-    h = at("mlp.hook_pre", torch.addmm(b_in, xn.reshape(R * Sk, d), W_in).view(R, Sk, -1))
-    h = at("mlp.hook_post", runner.activation(h))
-    mlp_out = at("hook_mlp_out", torch.addmm(b_out, h.reshape(R * Sk, -1), W_out).view(R, Sk, d))
-    return full(at("hook_resid_post", x + mlp_out))
+    keep = keep.to(dev) if keep is not None and len(keep) < S else None
+    key = "attn.hook_rot_k" if cfg.positional == "rotary" else "attn.hook_k"
+    past = (cache[f"blocks.{l}.{key}"][rows, :p].to(dev, dt), cache[f"blocks.{l}.attn.hook_v"][rows, :p].to(dev, dt))
+    hooks = _SuffixHooks(f"blocks.{l}.", patch, metric, p, rows, cache, keep, S)
+    out, _ = block_forward(cfg, l, runner.layer(l), x, act=runner.activation, rope=runner.rotary(p, S), past=past,
+                           start=p, hooks=hooks, keep=keep)
+    return hooks.full(out)

@@ -93,6 +93,7 @@ class RotaryResult(Result):
     layer_profile: tuple[tuple[float, ...], ...] = ()  # [layer][pair] mean usage over heads
     mean_low_share: float = 0.0  # over heads; uniform usage gives low_frac
     mean_high_share: float = 0.0
+    low_preference: float = 0.0  # mean_low_share over the uniform share len(low_pairs) / n_pairs (> 1: low pairs preferred)
     ablation: Ablation | None = None
 
     kind = "rotary"
@@ -147,5 +148,6 @@ def measure(acts: Mapping[str, torch.Tensor], layers: Sequence[int], spec: Rotar
         positional_heads=tuple(h.head for h in by_high if h.high_share >= th),
         semantic_heads=tuple(h.head for h in by_low if h.low_share >= th),
         layer_profile=tuple(profile), mean_low_share=float(sum(h.low_share for h in heads) / len(heads)),
-        mean_high_share=float(sum(h.high_share for h in heads) / len(heads)), ablation=ablation,
+        mean_high_share=float(sum(h.high_share for h in heads) / len(heads)),
+        low_preference=float(sum(h.low_share for h in heads) / len(heads) / (len(low) / n)), ablation=ablation,
     )

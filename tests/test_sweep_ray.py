@@ -1,0 +1,83 @@
+"""The Ray executor on a real local Ray cluster (2 CPUs, loopback): the same store and the same
+bytes as a serial run, and a worker killed mid-sweep loses no finished cell."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from poslens.sweep import Store, merge, plan, sweep, write_tables
+from poslens.sweep.executors import run_ray
+from poslens.testing import random_state_dict, small_config, write_checkpoint
+
+ray = pytest.importorskip("ray", reason="the Ray executor is an optional extra: pip install 'poslens[ray]'")
+
+STEPS = (0, 10, 20, 40)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local cluster for the module, on the loopback address: its start-up (~15 s on 2 idle
+    cores) is the bulk of these tests. Ray maps 127.0.0.1 to the machine's address unless told it
+    is not part of a cluster (the switch it uses on laptops)."""
+    from ray._private import ray_constants
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # read by the processes the cluster starts
+    mp.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+             log_to_driver=False, configure_logging=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    cfg = small_config()
+    root = tmp_path_factory.mktemp("ray") / "run"
+    for s in STEPS:
+        write_checkpoint(root / f"checkpoint-{s}", cfg, random_state_dict(cfg, seed=s), fmt="bin", prefix=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def serial(run_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("serial")
+    sweep([str(run_dir)], out=out, analyses=["helix", "icl"], executor="serial", progress=False, page=False)
+    return out
+
+
+def _files(out):
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != "runs.jsonl"}
+
+
+def test_ray_store_and_tables_are_byte_identical_to_serial(cluster, run_dir, serial, tmp_path):
+    host, _, port = cluster.rpartition(":")
+    assert host == "127.0.0.1"
+    sweep([str(run_dir)], out=tmp_path, analyses=["helix", "icl"], executor="ray", address=cluster, progress=False,
+          page=False)
+    assert _files(tmp_path) == _files(serial)
+
+
+def test_killed_worker_loses_no_finished_cell(cluster, run_dir, serial, tmp_path):
+    tasks = plan([str(run_dir)], analyses=["helix", "icl"])
+    store = Store(tmp_path / "store")
+    finished, killed = [], []
+
+    def done(task, body, info):
+        store.put(task["key"], task["material"], body)
+        finished.append(task["key"])
+        if not killed:  # the worker that just finished has taken the next cell: kill it mid-cell
+            os.kill(info["pid"], signal.SIGKILL)
+            killed.append(info["pid"])
+
+    run_ray(tasks, done, address=cluster)
+    assert killed and sorted(finished) == sorted(t["key"] for t in tasks)
+    write_tables(merge(tasks, store), tmp_path)
+    assert _files(tmp_path) == _files(serial)
