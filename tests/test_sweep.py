@@ -227,3 +227,17 @@ def test_cli_bad_revision_and_unreachable_ray_are_one_line(run_dir, tmp_path):
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no Ray cluster answers at 127.0.0.1:9" in lines[0], r.stderr
     assert not (tmp_path / "o" / "sweep.json").exists()
+
+
+def test_real_gpt2_small_partial_checkpoint(partial_ckpt, tmp_path):
+    """Real GPT-2 small weights (no wte): the helix cell reproduces the top-3 share, the head
+    cells are not applicable, and the W_pos fingerprint matches the published one."""
+    res = sweep([str(partial_ckpt)], out=tmp_path, analyses=["helix", "heads"], executor="serial", progress=False,
+                page=False)
+    by = {c["analysis"]: c for c in res["cells"]}
+    assert by["helix"]["status"] == "ok" and abs(by["helix"]["metrics"]["wpos_top_k_share"] - 0.9106) < 0.002
+    assert by["heads"]["status"] == "not_applicable" and "wte" in by["heads"]["reason"]
+    published = dict(line.split("\t")[::2] for line in
+                     (partial_ckpt / "gpt2-small-sha256.tsv").read_text().splitlines()[1:] if line.strip())
+    (fp,) = res["fingerprints"].values()
+    assert fp[partial_ckpt.name]["wpe.weight"] == published["transformer.wpe.weight"]
