@@ -95,6 +95,8 @@ def test_unknown_published_step_names_the_nearest():
     with pytest.raises(UnknownModelError, match="nearest is 1000"):
         revisions("alias", steps=["1001"])
     assert [r.tokens for r in revisions("alias", steps=["0", "1000"])] == [0, 1000 * 512 * 1024]
+    pythia = revisions("pythia-70m", steps=["1000"])  # the registry names the branch; 1,024 x 2,048 tokens a step
+    assert [(r.revision, r.tokens) for r in pythia] == [("step1000", 1000 * 1024 * 2048)]
 
 
 def test_local_run_revisions_in_step_order(run_dir):
