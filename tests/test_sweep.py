@@ -243,3 +243,14 @@ def test_real_gpt2_small_partial_checkpoint(partial_ckpt, tmp_path):
                      (partial_ckpt / "gpt2-small-sha256.tsv").read_text().splitlines()[1:] if line.strip())
     (fp,) = res["fingerprints"].values()
     assert fp[partial_ckpt.name]["wpe.weight"] == published["transformer.wpe.weight"]
+
+
+def test_rotary_model_has_no_helix_cell(tmp_path):
+    """A GPT-NeoX (rotary) checkpoint: helix is not applicable, with the reason; its head cells run."""
+    from poslens.testing.families import family_checkpoint
+
+    d = family_checkpoint(tmp_path / "neox", "gpt_neox")
+    res = sweep([str(d)], out=tmp_path / "o", analyses=["helix", "icl"], executor="serial", progress=False, page=False)
+    by = {c["analysis"]: c for c in res["cells"]}
+    assert by["helix"]["status"] == "not_applicable" and "learned positional embedding" in by["helix"]["reason"]
+    assert by["icl"]["status"] == "ok" and by["icl"]["metrics"]["icl_gain"] is not None
