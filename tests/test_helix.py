@@ -1,4 +1,4 @@
-"""Positional geometry (issue 4): PCA, helix and linear-ODE fits, norms, comparisons, sweeps, CLI, report stage.
+"""Positional geometry: PCA, helix and linear-ODE fits, norms, comparisons, sweeps, CLI, report stage.
 
 Truth comes from planted helices (``poslens.testing.helix``: exact radius, pitch, period,
 and a W_E with a known share inside the helix subspace), hand-computed expectations

@@ -1,4 +1,4 @@
-"""The twisted-pair construction (seed 000): real weights run by the Runner, the post's bound,
+"""The twisted-pair construction (after the twisted-pair post): real weights run by the Runner, the post's bound,
 its claims, bad input, the GPT-2 part on the partial checkpoint, planted truth, CLI and report stage."""
 
 from __future__ import annotations

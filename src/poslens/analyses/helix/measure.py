@@ -32,7 +32,7 @@ class HelixResult(Result):
     ``short_period`` (the share of variance at periods of at most 4 positions),
     ``traces``, ``cosine``, ``outliers``, ``fray``; ``norms`` of W_pos (and W_E);
     ``token_position`` the W_E / W_pos comparison; ``sinusoidal`` the same metrics for the
-    sinusoidal encoding of the same shape; ``checks`` the seeds' published figures against ours.
+    sinusoidal encoding of the same shape; ``checks`` the studies' published figures against ours (from poslens.claims).
     """
 
     kind = "helix"

@@ -140,7 +140,7 @@ def norm_stats(M: np.ndarray) -> dict:
 
 
 def token_position(W_E, W_pos: np.ndarray, fit: PCAFit, k: int = 3, sample: int = 1024, seed: int = 0) -> tuple[dict, dict]:
-    """How token embeddings sit relative to positional ones (the seed comments' "direct sum" question).
+    """How token embeddings sit relative to positional ones (the helix post's comments: the "direct sum" question).
 
     Returns (W_E's norm statistics, the comparison). The comparison: ``mean_cosine``, the
     mean of cos(e, p) over every token-position pair (exact, from the means of the unit

@@ -193,19 +193,6 @@ def _findings(schemes: dict, layers: list[int], key_layer: int, model_label: str
     return out
 
 
-def _checks(findings: list[dict], cfg, has_word: bool) -> list[dict]:
-    """Published-vs-ours rows, only for GPT-2 small's shape (the post's model) and the word scheme."""
-    if (cfg.n_layers, cfg.n_heads, cfg.d_model) != (12, 12, 768) or not has_word:
-        return []
-    published = {0: "well above the position-only baseline (read off the key plot; no accuracy given)",
-                 1: "much worse for later words, still well above chance"}
-    rows = [f for f in findings if f["scheme"] == "word"]
-    return [dict(what=f["what"].replace("word: ", "GPT-2 small, layer 3 (point 4): "), published=published[j],
-                 ours=f["ours"], reproduced=f["holds"],
-                 note="the post probed the last token at layer 3 with sklearn defaults on unstandardised features")
-            for j, f in enumerate(rows)]
-
-
 def word_index(
     weights: Weights,
     *,
@@ -251,6 +238,7 @@ def word_index(
     >>> r = word_index(load_weights("tiny"), schemes=("word", "list"))   # doctest: +SKIP
     >>> r.schemes["word"]["labels"]["last"]["probes"][1]["accuracy"]     # doctest: +SKIP
     """
+    from ...claims.emergent_positional_embeddings import word_index_rows  # the post's figures: claims package
     from ...models.tokenizer import Tokenizer
 
     cfg = weights.cfg
@@ -317,7 +305,7 @@ def word_index(
     return WordIndexResult(
         model=weights.label, processing=weights.processing, options=options, layers=layers,
         hooks=[resid_hook(cfg.n_layers, l) for l in layers], key_layer=key_layer, schemes=out,
-        findings=findings, checks=_checks(findings, cfg, "word" in out), notes=notes, timings=timings,
+        findings=findings, checks=word_index_rows(findings, cfg, weights.label), notes=notes, timings=timings,
     )
 
 
