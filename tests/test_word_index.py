@@ -237,6 +237,26 @@ def test_batched_probes_match_scikit_learn(planted):
     assert auto[1].selection[f"{auto[1].C:g}"] == max(auto[1].selection.values())
 
 
+def test_harvest_through_the_shared_prefix_matches_full_forward(planted, monkeypatch):
+    """When every block runs, the prompts' common prefix runs once (key/value prefix) with the same activations."""
+    w = load_weights(str(planted.path))
+    tok = Tokenizer.for_checkpoint(w.source)
+    ps = wp.make_prompts(tok, wp.word_dictionary(tok, size=20000), "word", n_prompts=10, seed=6)
+    pts = ps.points("first")
+    runner, calls = Runner(w), []
+    real = runner.prefix
+    monkeypatch.setattr(runner, "prefix", lambda t: calls.append(len(t)) or real(t))
+    points = [0, 1, 2]
+    X = WI.harvest(runner, ps.tokens, pts["prompt"], pts["pos"], points, batch_size=3)
+    assert calls == [len(tok.encode(wp.POST_PREFIX, prepend_bos=True))]  # once, the whole shared prefix
+    hooks = [WI.resid_hook(2, p) for p in points]
+    for i in (0, 9):
+        acts = Runner(w).run(torch.tensor([ps.tokens[i]]), hooks=hooks)
+        rows = np.flatnonzero(pts["prompt"] == i)
+        for j, hook in enumerate(hooks):
+            np.testing.assert_allclose(X[j, rows], acts[hook][0, pts["pos"][rows]].numpy(), atol=1e-4)
+
+
 # ----------------------------------------------------------------------------- planted truth
 
 
