@@ -18,7 +18,7 @@ from .common import DEFAULT_MODEL, device_option, dtype_option, model_option, ou
 @click.option("--only", multiple=True, metavar="STAGES", help="Run only these stages (comma list or repeated).")
 @click.option("--skip", multiple=True, metavar="STAGES", help="Leave these stages out (comma list or repeated).")
 @click.option("--quick", "size", flag_value="quick", help="Small sizes for a first look (fastest).")
-@click.option("--full", "size", flag_value="full", help="The seeds' full sizes (slowest).")
+@click.option("--full", "size", flag_value="full", help="The source studies' full sizes (slowest).")
 @click.option("--set", "sets", multiple=True, metavar="STAGE.OPTION=VALUE",
               help="Override one stage option, e.g. --set helix.n_components=5 (value parsed as JSON).")
 @click.option("--list", "list_stages", is_flag=True, help="List the stages and what each needs, then exit.")
@@ -31,7 +31,7 @@ def report_cmd(model, out, device, dtype, only, skip, size, sets, list_stages, f
     poslens report                                  # the embedded tiny model
     poslens report --model gpt2 --out gpt2-report   # GPT-2 small
     poslens report -m tiny -m gpt2                  # several models: index.html + one page each
-    poslens report --quick --only helix,spectra     # a first look at two analyses
+    poslens report --quick --only helix,geometry_spectra,verdicts   # a first look (--list names the stages)
 
     Finished sections are cached in OUT/cache: run the same command again to resume an
     interrupted report; a changed option recomputes only the sections it affects.
