@@ -254,3 +254,19 @@ def test_a_rotary_model_has_no_position_table_and_says_so(tmp_path):
     assert not w.has("pos_embed.W_pos") and not w.has("blocks.0.mlp.W_gate") and "pos_embed.W_pos" not in w.names()
     with pytest.raises(MissingTensorError, match="needed for helix; a gpt_neox model has rotary positions"):
         w.get("pos_embed.W_pos", needed_for="helix")
+
+
+def test_the_tokenizer_prepends_the_family_s_own_bos(tmp_path):
+    from tokenizers import Tokenizer as TK
+    from tokenizers import models, pre_tokenizers
+
+    from poslens.models import open_checkpoint
+    from poslens.models.tokenizer import Tokenizer
+
+    path = _config_dir(tmp_path, ("llama", "gqa"), bos_token_id=5)
+    vocab = {w: i for i, w in enumerate(["<unk>", "the", "a", "word", "is", "<s>"])}
+    tk = TK(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tk.save(str(path / "tokenizer.json"))
+    tok = Tokenizer.for_checkpoint(open_checkpoint(str(path)))
+    assert tok.encode("the word", prepend_bos=True) == [5, 1, 3]  # config.json's bos ("<s>"), not GPT-2's

@@ -1,4 +1,4 @@
-"""Positional geometry (issue 4): PCA, helix and linear-ODE fits, norms, comparisons, sweeps, CLI, report stage.
+"""Positional geometry: PCA, helix and linear-ODE fits, norms, comparisons, sweeps, CLI, report stage.
 
 Truth comes from planted helices (``poslens.testing.helix``: exact radius, pitch, period,
 and a W_E with a known share inside the helix subspace), hand-computed expectations
@@ -259,7 +259,7 @@ def test_cli_bad_input(tmp_path, planted, case):
 
 
 def test_short_period_share_by_hand_and_on_planted_matrices(planted_result, tmp_path):
-    from poslens.analyses.helix_fit import short_period_share
+    from poslens.analyses.helix.fits import short_period_share
 
     t = np.arange(257)[:, None]
     slow = np.hstack([3 * np.cos(2 * np.pi * t / 128), 3 * np.sin(2 * np.pi * t / 128)])  # variances 4.5, 4.5

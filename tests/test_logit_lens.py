@@ -135,9 +135,9 @@ def test_cli_lens_partial_checkpoint(partial_ckpt, tmp_path):
 
 def test_report_stage_on_tiny(tmp_path):
     from poslens.report import build_report
-    from poslens.report.stage_frog import STAGES
+    from poslens.report.stage_geometry import STAGES
 
-    stages = [s for s in STAGES if s.name == "frog_lens"]
+    stages = [s for s in STAGES if s.name == "geometry_lens"]
     page, (rep,) = build_report(["tiny"], tmp_path / "r", stages=stages, size="quick", progress=False)
     o = rep.outcomes[0]
     assert o.status == "done", o.reason

@@ -294,9 +294,131 @@ def test_partial_gpt2_checkpoint_skips_what_it_lacks(tmp_path):
     assert st["embed"].status == "skipped" and "wte.weight" in st["embed"].reason
     assert st["mlp"].status == "skipped"
     assert st["pca"].status == "done" and st["pca"].result["top"][0] > 0
-    assert "Published vs ours" in page.read_text() and "published figure for GPT-2 small" in page.read_text()
+    assert "Published vs ours" in page.read_text() and "published figures for GPT-2 small" in page.read_text()
 
 
 def test_default_registry_names_are_unique():
     names = [s.name for s in default_stages()]
     assert len(names) == len(set(names))
+
+
+# ----------------------------------------------------------------------------- the page a researcher reads
+
+
+def _grade(value, threshold, weak_fraction):
+    return "present" if value >= threshold else "weak" if value >= weak_fraction * threshold else "absent"
+
+
+def _verdicts_agree(rep) -> dict:
+    """Every verdict row's number is the number in its section, and its verdict follows from its threshold."""
+    res = {o.name: o.result for o in rep.outcomes if o.status in ("done", "cached")}
+    st = {o.name: o for o in rep.outcomes}
+    v = res["verdicts"]
+    rows = {r["mechanism"]: r for r in v["rows"]}
+    assert list(rows) == ["helix", "previous_token", "duplicate_token", "induction", "positional_neurons",
+                          "twisted_pair", "word_index", "sink"]
+    wf = v["options"]["weak_fraction"]
+    for r in rows.values():
+        assert r["verdict"] in ("present", "weak", "absent", "not testable here") and r["reason"], r
+        if r["verdict"] != "not testable here" and r["mechanism"] not in ("helix", "twisted_pair"):
+            capped = "at most weak" in r["reason"] and r["verdict"] == "weak"  # a sink on positional inputs alone
+            assert capped or r["verdict"] == _grade(r["value"], r["threshold"], wf), r
+    h = rows["helix"]
+    assert h["value"] == res["helix"]["helix"]["r2"] and h["threshold"] == v["options"]["helix_r2"]
+    prof, dup = res["profile"], res.get("dup_heads") or {}
+    for role, field in (("previous_token", "prev_token_score"), ("duplicate_token", "score_repeated"),
+                        ("induction", "induction_score")):
+        r = rows[role]
+        assert r["threshold"] == prof["thresholds"][role]
+        if not dup.get("heads"):  # no token inputs: nothing to read
+            assert r["verdict"] == "not testable here" and r["value"] is None
+            continue
+        # the profile and the duplicate-head section are one measurement: the same best head and score
+        best = max(dup["heads"], key=lambda k: dup["heads"][k][field])
+        assert (r["head"], r["value"]) == (best, dup["heads"][best][field]) == (
+            best, prof["heads"][best][field])
+    tp = res["twisted_pair"]["gpt2"]["ode"]
+    assert rows["twisted_pair"]["value"] == tp["r2"]
+    sink = rows["sink"]
+    if "sinks" in res:  # the attention-sink section's strongest head on its most natural inputs
+        heads = [h for run in res["sinks"]["runs"] for h in run["heads"] if run["inputs"] == sink["reason"].split(":")[0][3:].replace(" ", "_")]
+        assert sink["value"] == max(h["first_attention"] for h in heads) and sink["threshold"] == res["sinks"]["epsilon"]
+    elif prof.get("best", {}).get("sink"):
+        assert sink["value"] == prof["best"]["sink"]["score"]
+    if "word_index" in res:
+        wi = res["word_index"]
+        gains = [g for s in wi["schemes"].values() for lt in s["labels"].values() for g in lt["gain"]]
+        assert rows["word_index"]["value"] == max(gains)
+    else:
+        assert rows["word_index"]["verdict"] == "not testable here"
+        assert rows["word_index"]["reason"] == st["word_index"].reason
+    return rows
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    from report_builds import tiny_report
+
+    return tiny_report(tmp_path_factory)
+
+
+def test_verdicts_agree_with_sections_on_tiny(tiny_report):
+    page, rep = tiny_report
+    rows = _verdicts_agree(rep)
+    # What tiny's model card says it has and lacks.
+    assert rows["helix"]["verdict"] == "absent"
+    assert rows["previous_token"]["verdict"] == "present" and rows["previous_token"]["head"] == "0.5"
+    assert rows["duplicate_token"]["verdict"] == "absent" and rows["induction"]["verdict"] == "absent"
+    # No duplicate-token head: the sections built on one say so instead of studying noise.
+    st = {o.name: o for o in rep.outcomes}
+    for name in ("dup_neurons", "causal_dup_neurons"):
+        assert st[name].status == "skipped" and st[name].reason.startswith("premise absent"), st[name].reason
+    assert rows["positional_neurons"]["verdict"] == "not testable here"
+    assert "premise absent" in rows["positional_neurons"]["reason"]
+    data = json.loads((page.parent / "report.json").read_text())
+    assert next(iter(data)) == "verdicts" and data["verdicts"]["rows"][0]["mechanism"] == "helix"
+
+
+@pytest.mark.skipif(not PARTIAL.is_dir(), reason="needs ../shared/data/gpt2-small-partial")
+def test_verdicts_agree_with_sections_on_gpt2_partial(tmp_path_factory):
+    from report_builds import gpt2_partial_report
+
+    _, rep = gpt2_partial_report(tmp_path_factory)
+    rows = _verdicts_agree(rep)
+    assert rows["helix"]["verdict"] == "present" and rows["helix"]["value"] > 0.9
+    for role in ("previous_token", "duplicate_token", "induction", "word_index", "positional_neurons"):
+        assert rows[role]["verdict"] == "not testable here", rows[role]
+
+
+def test_page_reads_as_one_story(tiny_report):
+    page, rep = tiny_report
+    html = page.read_text()
+    text = re.sub(r"<script.*?</script>", "", html, flags=re.S)
+    # the verdict table comes first, with its thresholds stated
+    assert text.index('class="verdicts"') < text.index('id="summary"') < text.index('id="helix"')
+    assert "weak_fraction" in text and "helix_r2" in text
+    # the studies by title, never by file name or number
+    from poslens.report.studies import STUDIES
+
+    for s in STUDIES.values():
+        assert s.title in _html_unescape(text)
+    assert not re.search(r"seed 00\d|\b00\d_[0-9a-f]{16}\.txt|frog_", text), re.findall(r".{40}seed 00\d.{40}", text)
+    # a premise-absent section is one line, not figures
+    sec = text[text.index('id="dup_neurons"'):]
+    sec = sec[: sec.index("</p>")]
+    assert "premise absent" in _html_unescape(sec).lower() and "<div class=\"fig" not in sec
+    # no z against a baseline without spread
+    assert not re.search(r"z -?(inf|nan)\b", text)
+
+
+def _html_unescape(s: str) -> str:
+    import html
+
+    return html.unescape(s)
+
+
+def test_report_help_gives_a_valid_only_example():
+    r = CliRunner().invoke(cli, ["report", "--help"])
+    m = re.search(r"--only ([\w,]+)", r.output)
+    names = {s.name for s in default_stages()}
+    assert m and set(m.group(1).split(",")) <= names, r.output

@@ -1,9 +1,14 @@
 """The report page in a real browser: headless Chromium (Debian's ``chromium`` +
 ``chromium-driver``) through Selenium, the page served from localhost.
 
-Checks: no console errors, every figure rendered (plotly SVG/canvas with non-zero size,
-images decoded), the 3D helix turns when dragged (its camera eye changes), and a
-screenshot is written (to ``$POSLENS_SCREENSHOT_DIR`` if set, else the test's tmp dir).
+Checks, on a synthetic checkpoint with a planted helix and on the real reports of ``tiny``
+and the partial GPT-2 small (quick size): no console errors, every figure rendered (plotly
+SVG/canvas with non-zero size, images decoded), the 3D helix turns when dragged, and the
+layout holds at 1280 and 1920 px: every figure lies inside its card, no two figures
+overlap, and no title, subplot title, colour bar or legend intersects another (or a colour
+bar a plot area), measured from the DOM/SVG boxes. Screenshots of both widths (and the
+first screen at 1280 x 800) are written to ``$POSLENS_SCREENSHOT_DIR`` if set, else beside
+the page.
 
 Skips only when Chromium or its driver is not installed (``apt-get install chromium
 chromium-driver``; ``.ci/run`` does that).
@@ -151,7 +156,124 @@ def test_helix_turns_when_dragged(browser, server):
     before = browser.execute_script(eye_js)
     el = browser.find_element("id", gid)
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", el)
-    ActionChains(browser).move_to_element(el).click_and_hold().move_by_offset(120, 40).move_by_offset(60, 20) \
-        .release().perform()
+    # Grab the first scene (a figure may hold several side by side): offset from the div's centre.
+    dx, dy = browser.execute_script(
+        f"var gd = document.getElementById('{gid}'), d = gd._fullLayout.scene.domain, r = gd.getBoundingClientRect();"
+        "return [r.width * ((d.x[0] + d.x[1]) / 2 - 0.5), r.height * (0.5 - (d.y[0] + d.y[1]) / 2)];")
+    ActionChains(browser).move_to_element_with_offset(el, int(dx), int(dy)).click_and_hold().move_by_offset(60, 20) \
+        .move_by_offset(30, 10).release().perform()
     after = _wait(browser, eye_js.replace("return ", "var e = ") + f" return e !== {before!r} ? e : null;", timeout=10)
     assert after != before
+
+
+# ----------------------------------------------------------------------------- layout
+
+LAYOUT = """
+function box(el) { var r = el.getBoundingClientRect();
+  return {x0: r.left, y0: r.top, x1: r.right, y1: r.bottom, w: r.width, h: r.height}; }
+function meets(a, b) { return Math.min(a.x1, b.x1) - Math.max(a.x0, b.x0) > 1 && Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0) > 1; }
+function inside(a, b) { return a.x0 >= b.x0 - 1 && a.y0 >= b.y0 - 1 && a.x1 <= b.x1 + 1 && a.y1 <= b.y1 + 1; }
+var bad = [], figs = [], n = 0;
+document.querySelectorAll('.fig').forEach(function (card, i) {
+  var name = ((card.querySelector('.cap') || {}).textContent || 'card ' + i).split(' · ')[0];
+  var cb = box(card), el = card.querySelector('.plotly-graph-div') || card.querySelector('img');
+  if (!el) return;
+  n += 1;
+  var svg = card.querySelector('svg.main-svg'), fb = svg ? box(svg) : box(el);
+  figs.push([name, fb]);
+  if (!inside(box(el), cb) || !inside(fb, cb)) bad.push(name + ': figure ' + JSON.stringify(fb) + ' outside its card ' + JSON.stringify(cb));
+  if (!svg) return;
+  var parts = [];
+  function add(kind, sel) { card.querySelectorAll(sel).forEach(function (e) {
+    var b = box(e); if (b.w > 0 && b.h > 0) parts.push([kind, b, (e.textContent || '').slice(0, 40)]); }); }
+  add('title', '.g-gtitle .gtitle'); add('subplot title', 'g.annotation'); add('colour bar', 'g.colorbar');
+  add('legend', 'g.legend');
+  parts.forEach(function (p) { if (!inside(p[1], fb)) bad.push(name + ': ' + p[0] + ' "' + p[2] + '" cut off'); });
+  for (var a = 0; a < parts.length; a++) for (var b = a + 1; b < parts.length; b++) {
+    var A = parts[a], B = parts[b];
+    if (A[0] === 'subplot title' && B[0] === 'subplot title') continue;  // annotations may be labels side by side
+    if (meets(A[1], B[1])) bad.push(name + ': ' + A[0] + ' "' + A[2] + '" overlaps ' + B[0] + ' "' + B[2] + '"');
+  }
+  var areas = Array.from(card.querySelectorAll('.draglayer .nsewdrag')).map(box);
+  card.querySelectorAll('g.colorbar').forEach(function (e) { var c = box(e);
+    areas.forEach(function (p) { if (meets(c, p)) bad.push(name + ': colour bar over a plot area'); }); });
+});
+for (var a = 0; a < figs.length; a++) for (var b = a + 1; b < figs.length; b++)
+  if (meets(figs[a][1], figs[b][1])) bad.push(figs[a][0] + ' overlaps ' + figs[b][0]);
+return {figures: n, violations: bad};
+"""
+
+
+def _serve(directory: Path):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+
+    class Quiet(handler.func):
+        def log_message(self, *a):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(directory)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+def _layout_at(browser, url: str, n_plotly: int, width: int) -> dict:
+    browser.set_window_size(width, 1000)
+    browser.get(url)
+    _wait(browser, "return document.readyState === 'complete'")
+    _wait(browser, f"return document.querySelectorAll('.plotly-graph-div .main-svg').length >= {n_plotly}")
+    # Responsive figures resize on the next animation frame after the window does.
+    browser.execute_script("window.dispatchEvent(new Event('resize'));")
+    _wait(browser, "return new Promise(function (r) { requestAnimationFrame(function () { setTimeout(function () { r(true); }, 300); }); })")
+    return browser.execute_script(LAYOUT)
+
+
+def _shots(page: Path) -> Path:
+    d = Path(os.environ.get("POSLENS_SCREENSHOT_DIR") or page.parent)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _check_layout(browser, page: Path, label: str):
+    httpd = _serve(page.parent)
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/{page.name}"
+        n_plotly = page.read_text().count("Plotly.newPlot")
+        shots = _shots(page)
+        for width in (1280, 1920):
+            r = _layout_at(browser, url, n_plotly, width)
+            assert r["figures"] >= n_plotly, r
+            assert not r["violations"], f"{label} at {width} px:\n" + "\n".join(r["violations"])
+            h = browser.execute_script("return document.documentElement.scrollHeight")
+            browser.set_window_size(width, min(int(h), 16000))
+            assert browser.save_screenshot(str(shots / f"report-{label}-{width}.png"))
+        browser.set_window_size(1280, 800)  # then grow the window so the viewport itself is 1280 x 800
+        inner = browser.execute_script("return [window.innerWidth, window.innerHeight]")
+        browser.set_window_size(1280 + 1280 - inner[0], 800 + 800 - inner[1])
+        browser.execute_script("window.scrollTo(0, 0)")
+        first = shots / f"report-{label}-first-screen.png"
+        assert browser.save_screenshot(str(first)) and first.stat().st_size > 10_000
+        # The first screen answers "what does this model have?": the verdict table is on it.
+        top = browser.execute_script(
+            "var t = document.querySelector('table.verdicts'); return t ? t.getBoundingClientRect().top : null;")
+        assert top is not None and top < 800, top
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_synthetic_report_layout_fits(browser, page):
+    _check_layout(browser, page, "synthetic")
+
+
+def test_tiny_report_layout_fits(browser, tmp_path_factory):
+    from report_builds import tiny_report
+
+    page, _ = tiny_report(tmp_path_factory)
+    _check_layout(browser, page, "tiny")
+
+
+def test_gpt2_partial_report_layout_fits(browser, tmp_path_factory):
+    from report_builds import gpt2_partial_report
+
+    page, _ = gpt2_partial_report(tmp_path_factory)
+    _check_layout(browser, page, "gpt2-partial")

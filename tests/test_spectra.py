@@ -247,7 +247,7 @@ def test_cli_spectra_bad_input(planted, tmp_path, args, words):
 
 def test_report_stages_on_partial_checkpoint(tmp_path):
     from poslens.report import build_report
-    from poslens.report.stage_frog import STAGES
+    from poslens.report.stage_geometry import STAGES
 
     cfg = small_config(n_layers=2, d_model=32, n_heads=4, n_ctx=64, d_vocab=300)
     sd = random_state_dict(cfg, seed=1)
@@ -255,10 +255,10 @@ def test_report_stages_on_partial_checkpoint(tmp_path):
     part = write_checkpoint(tmp_path / "partial", cfg, sd, drop=drop)
     page, (rep,) = build_report([str(part)], tmp_path / "r", stages=STAGES, size="quick", progress=False)
     st = {o.name: o for o in rep.outcomes}
-    assert st["frog_spectra"].status == "done" and st["frog_sphere"].status == "done"
-    assert st["frog_subspaces"].status == "skipped" and "does not have" in st["frog_subspaces"].reason
-    assert st["frog_lens"].status == "skipped"
-    assert any("missing: W_in" in s for s in st["frog_spectra"].summary)
+    assert st["geometry_spectra"].status == "done" and st["geometry_sphere"].status == "done"
+    assert st["geometry_subspaces"].status == "skipped" and "does not have" in st["geometry_subspaces"].reason
+    assert st["geometry_lens"].status == "skipped"
+    assert any("missing: W_in" in s for s in st["geometry_spectra"].summary)
     assert page.is_file()
 
 

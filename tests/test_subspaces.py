@@ -216,17 +216,17 @@ def test_cli_partial_checkpoint_one_line_error(partial_ckpt, tmp_path):
 
 def test_tiny_runs_and_report_stage(tmp_path):
     from poslens.report import build_report
-    from poslens.report.stage_frog import STAGES
+    from poslens.report.stage_geometry import STAGES
 
     w = load_weights("tiny")
     r = S.hidden_subspaces(w, tokenizer=_tiny_tok(), lengths={"short": 15, "medium": 60})
     g = r.prompts["medium"]
     assert len(g["points"]) == w.cfg.n_layers + 1 and all(k >= 1 for k in g["dims"])
     assert 0 < g["union_share"] <= 1 and len(g["consecutive"]) == w.cfg.n_layers
-    stages = [s for s in STAGES if s.name == "frog_subspaces"]
+    stages = [s for s in STAGES if s.name == "geometry_subspaces"]
     page, (rep,) = build_report(["tiny"], tmp_path / "r", stages=stages, size="quick", progress=False)
     o = rep.outcomes[0]
-    assert o.status == "done" and o.figures and rep.passes[0]["dataset"].startswith("frog-text")
+    assert o.status == "done" and o.figures and rep.passes[0]["dataset"].startswith("geometry-text")
 
 
 def _tiny_tok():

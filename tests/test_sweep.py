@@ -95,6 +95,8 @@ def test_unknown_published_step_names_the_nearest():
     with pytest.raises(UnknownModelError, match="nearest is 1000"):
         revisions("alias", steps=["1001"])
     assert [r.tokens for r in revisions("alias", steps=["0", "1000"])] == [0, 1000 * 512 * 1024]
+    pythia = revisions("pythia-70m", steps=["1000"])  # the registry names the branch; 1,024 x 2,048 tokens a step
+    assert [(r.revision, r.tokens) for r in pythia] == [("step1000", 1000 * 1024 * 2048)]
 
 
 def test_local_run_revisions_in_step_order(run_dir):
@@ -227,3 +229,28 @@ def test_cli_bad_revision_and_unreachable_ray_are_one_line(run_dir, tmp_path):
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no Ray cluster answers at 127.0.0.1:9" in lines[0], r.stderr
     assert not (tmp_path / "o" / "sweep.json").exists()
+
+
+def test_real_gpt2_small_partial_checkpoint(partial_ckpt, tmp_path):
+    """Real GPT-2 small weights (no wte): the helix cell reproduces the top-3 share, the head
+    cells are not applicable, and the W_pos fingerprint matches the published one."""
+    res = sweep([str(partial_ckpt)], out=tmp_path, analyses=["helix", "heads"], executor="serial", progress=False,
+                page=False)
+    by = {c["analysis"]: c for c in res["cells"]}
+    assert by["helix"]["status"] == "ok" and abs(by["helix"]["metrics"]["wpos_top_k_share"] - 0.9106) < 0.002
+    assert by["heads"]["status"] == "not_applicable" and "wte" in by["heads"]["reason"]
+    published = dict(line.split("\t")[::2] for line in
+                     (partial_ckpt / "gpt2-small-sha256.tsv").read_text().splitlines()[1:] if line.strip())
+    (fp,) = res["fingerprints"].values()
+    assert fp[partial_ckpt.name]["wpe.weight"] == published["transformer.wpe.weight"]
+
+
+def test_rotary_model_has_no_helix_cell(tmp_path):
+    """A GPT-NeoX (rotary) checkpoint: helix is not applicable, with the reason; its head cells run."""
+    from poslens.testing.families import family_checkpoint
+
+    d = family_checkpoint(tmp_path / "neox", "gpt_neox")
+    res = sweep([str(d)], out=tmp_path / "o", analyses=["helix", "icl"], executor="serial", progress=False, page=False)
+    by = {c["analysis"]: c for c in res["cells"]}
+    assert by["helix"]["status"] == "not_applicable" and "learned positional embedding" in by["helix"]["reason"]
+    assert by["icl"]["status"] == "ok" and by["icl"]["metrics"]["icl_gain"] is not None

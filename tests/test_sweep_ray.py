@@ -77,7 +77,7 @@ def test_killed_worker_loses_no_finished_cell(cluster, run_dir, serial, tmp_path
             os.kill(info["pid"], signal.SIGKILL)
             killed.append(info["pid"])
 
-    run_ray(tasks, done, address=cluster)
+    run_ray(tasks, done, address=cluster, stall_timeout=120)  # a hung cluster fails the test instead of hanging it
     assert killed and sorted(finished) == sorted(t["key"] for t in tasks)
     write_tables(merge(tasks, store), tmp_path)
     assert _files(tmp_path) == _files(serial)

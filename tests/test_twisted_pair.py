@@ -1,4 +1,4 @@
-"""The twisted-pair construction (seed 000): real weights run by the Runner, the post's bound,
+"""The twisted-pair construction (after the twisted-pair post): real weights run by the Runner, the post's bound,
 its claims, bad input, the GPT-2 part on the partial checkpoint, planted truth, CLI and report stage."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from poslens.analyses.twisted_pair import twisted_pair
-from poslens.analyses.twisted_pair_build import build
-from poslens.analyses.twisted_pair_claims import helix_reuse, near_intersection, noise_cancellation
-from poslens.analyses.twisted_pair_curves import curve_stats, make_curve
-from poslens.analyses.twisted_pair_gpt2 import fit_curve, gpt2_part, neuron_pairs
-from poslens.analyses.twisted_pair_verify import run_estimates, verify
+from poslens.analyses.twisted_pair.build import build
+from poslens.analyses.twisted_pair.experiments import helix_reuse, near_intersection, noise_cancellation
+from poslens.analyses.twisted_pair.curves import curve_stats, make_curve
+from poslens.analyses.twisted_pair.gpt2 import fit_curve, gpt2_part, neuron_pairs
+from poslens.analyses.twisted_pair.verify import run_estimates, verify
 from poslens.cli import cli
 from poslens.errors import InvalidInputError
 from poslens.models import Runner, load_weights

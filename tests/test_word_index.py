@@ -1,5 +1,6 @@
-"""Word-index probes (seed 003): the prompt generator's invariants, the harvest, the probe
-and its baselines against a planted word counter, the CLI, the report stage, bad input."""
+"""Word-index probes (after the post "Emergent positional embeddings"): the prompt generator's
+invariants, the harvest, the batched probes against scikit-learn, the probe and its baselines
+against a planted word counter, the CLI, the report stage, bad input."""
 
 from __future__ import annotations
 
@@ -196,6 +197,64 @@ def test_harvest_matches_full_forward_and_stops_at_deepest_point(planted):
         rows = np.flatnonzero(pts["prompt"] == i)
         for j, hook in enumerate(("blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre")):
             np.testing.assert_allclose(X[j, rows], acts[hook][0, pts["pos"][rows]].numpy(), atol=1e-5)
+
+
+def test_batched_probes_match_scikit_learn(planted):
+    """Every point and C fitted in one torch batch gives scikit-learn's accuracy (to 0.005) at the same C."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    w = load_weights(str(planted.path))
+    tok = Tokenizer.for_checkpoint(w.source)
+    train, val, _ = wp.make_dataset(tok, n_train=700, n_val_prompts=100, n_ctx=w.cfg.n_ctx, seed=2)
+    tp, vp = train.points("last"), val.points("last")
+    runner = Runner(w)
+    Xt = WI.harvest(runner, train.tokens, tp["prompt"], tp["pos"], [0, 1])
+    Xv = WI.harvest(runner, val.tokens, vp["prompt"], vp["pos"], [0, 1])
+    for C in (0.05, 1.0):
+        ours = WI.fit_probes(Xt, tp["label"], tp["prompt"], C=C)
+        for i, p in enumerate(ours):
+            sc = StandardScaler().fit(Xt[i])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                ref = LogisticRegression(C=C, max_iter=1000).fit(sc.transform(Xt[i]), tp["label"])
+            a = (p.predict(Xv[i]) == vp["label"]).mean()
+            b = (ref.predict(sc.transform(Xv[i])) == vp["label"]).mean()
+            assert p.converged and abs(a - b) <= 0.005, (C, i, a, b)
+            np.testing.assert_allclose(p.scaler.scale_, sc.scale_, rtol=1e-5)
+            # the same optimum: decision values agree up to the intercepts' common shift
+            ours_dec = sc.transform(Xv[i]) @ p.model.coef_.T + p.model.intercept_
+            ref_dec = ref.decision_function(sc.transform(Xv[i]))
+            diff = (ours_dec - ours_dec.mean(1, keepdims=True)) - (ref_dec - ref_dec.mean(1, keepdims=True))
+            assert np.abs(diff).max() < 0.05 * np.abs(ref_dec).max(), (C, i, np.abs(diff).max())
+    # C chosen on held-out prompts: the best one tried, and the same set of probes as one at a time
+    auto = WI.fit_probes(Xt, tp["label"], tp["prompt"], Cs=(0.01, 1.0))
+    single = WI.fit_probe(Xt[1], tp["label"], tp["prompt"], Cs=(0.01, 1.0))
+    assert auto[1].C == single.C and auto[1].selection == single.selection
+    assert auto[1].selection[f"{auto[1].C:g}"] == max(auto[1].selection.values())
+
+
+def test_harvest_through_the_shared_prefix_matches_full_forward(planted, monkeypatch):
+    """When every block runs, the prompts' common prefix runs once (key/value prefix) with the same activations."""
+    w = load_weights(str(planted.path))
+    tok = Tokenizer.for_checkpoint(w.source)
+    ps = wp.make_prompts(tok, wp.word_dictionary(tok, size=20000), "word", n_prompts=10, seed=6)
+    pts = ps.points("first")
+    runner, calls = Runner(w), []
+    real = runner.prefix
+    monkeypatch.setattr(runner, "prefix", lambda t: calls.append(len(t)) or real(t))
+    points = [0, 1, 2]
+    X = WI.harvest(runner, ps.tokens, pts["prompt"], pts["pos"], points, batch_size=3)
+    assert calls == [len(tok.encode(wp.POST_PREFIX, prepend_bos=True))]  # once, the whole shared prefix
+    hooks = [WI.resid_hook(2, p) for p in points]
+    for i in (0, 9):
+        acts = Runner(w).run(torch.tensor([ps.tokens[i]]), hooks=hooks)
+        rows = np.flatnonzero(pts["prompt"] == i)
+        for j, hook in enumerate(hooks):
+            np.testing.assert_allclose(X[j, rows], acts[hook][0, pts["pos"][rows]].numpy(), atol=1e-4)
 
 
 # ----------------------------------------------------------------------------- planted truth

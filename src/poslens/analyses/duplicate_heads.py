@@ -537,6 +537,7 @@ def duplicate_heads(
     (``repeated`` or ``text``). ``runner`` (default: a new one on ``weights``) lets a caller
     share one runner's prepared weights.
     """
+    from ..claims.duplicate_heads_post import duplicate_heads_rows  # the post's figures: claims package
     from ..data.sequences import corpus_sequences, repeated_tokens, sampled_tokens
     from ..models.tokenizer import Tokenizer
 
@@ -568,7 +569,7 @@ def duplicate_heads(
     if positional_only:
         return DupHeadsResult(model=weights.label, processing=weights.processing, options=options, positional=pos,
                               notes=["positional inputs only: token scores were not computed"],
-                              checks=_checks(weights, {}, {}, pos))
+                              checks=duplicate_heads_rows(weights.cfg, weights.label, {}, {}, pos))
     if tokenizer is None and (corpus is not None or text is not None):
         tokenizer = Tokenizer.for_checkpoint(weights.source)
     elif tokenizer is None and prepend_bos:
@@ -650,53 +651,8 @@ def duplicate_heads(
     return DupHeadsResult(
         model=weights.label, processing=weights.processing, options=options, heads=heads, ranking=ranking,
         duplicate_heads=dups, profiles=profiles, token_classes=tc, positional=pos, data=data, notes=notes,
-        checks=_checks(weights, heads, profiles, pos),
+        checks=duplicate_heads_rows(weights.cfg, weights.label, heads, profiles, pos),
     )
-
-
-def _checks(weights: Weights, heads, profiles, pos) -> list[dict[str, Any]]:
-    """The seed's GPT-2 small claims, compared where the model has GPT-2 small's shape."""
-    cfg = weights.cfg
-    if (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.n_ctx) != (12, 12, 768, 1024):
-        return []
-    out = []
-    if pos:
-        hs = pos["heads"]
-        kinds = {k: v["kind"] for k, v in hs.items()}
-        where = (f"measured on positional inputs alone (token embedding zero), queries {pos['min_query']}.."
-                 f"{pos['seq_len'] - 1}; the seed's statement is about text")
-        v11 = hs.get("0.11", {})
-        out.append(dict(
-            what="layer-0 head 0.11 attends nearly uniformly", published="uniform", ours=kinds.get("0.11"),
-            reproduced=kinds.get("0.11") == "uniform",
-            note=f"entropy ratio {v11.get('entropy_ratio', float('nan')):.3f} (uniform threshold {pos['uniform_entropy']}); "
-                 f"mean distance {v11.get('mean_distance', float('nan')):.0f} against {pos['uniform_mean_distance']:.0f} for "
-                 f"exactly uniform attention; {where}"))
-        broad = sorted((k for k, v in kinds.items() if v != "local"), key=lambda k: int(k.split(".")[1]))
-        local = [k for k in hs if kinds[k] == "local"]
-        spans = [hs[k]["span50"] for k in local]
-        span90 = [hs[k]["span90"] for k in local]
-        out.append(dict(
-            what="most layer-0 heads attend to the previous ~30 tokens; the exceptions are 0.5 and 0.11",
-            published="all but 0.5 and 0.11 local", ours=f"{len(local)} of 12 local; not local: {', '.join(broad) or 'none'}",
-            reproduced=set(broad) == {"0.5", "0.11"},
-            note=(f"local = half the attention within the last {pos['local_window']} positions; the local heads' "
-                  f"span50 is {min(spans):.0f}-{max(spans):.0f} and span90 {min(span90):.0f}-{max(span90):.0f} positions; "
-                  + where) if local else where))
-    if heads:
-        for name, want in (("0.1", "decaying"), ("0.10", "decaying"), ("0.5", "uniform")):
-            if name in heads:
-                h = heads[name]
-                out.append(dict(what=f"{name} is a duplicate-token head", published=True, ours=h["is_duplicate"],
-                                reproduced=h["is_duplicate"],
-                                note=f"score {h['score']:.3f}, rank {h['rank']}" if h.get("score") is not None else ""))
-            if name in profiles:
-                v = profiles[name].get("verdict")
-                hd = profiles[name].get("half_distance")
-                out.append(dict(what=f"{name} attention decays with distance ({want})", published=want, ours=v,
-                                reproduced=v == want,
-                                note=f"half-distance {hd:.1f} tokens" if isinstance(hd, (int, float)) else ""))
-    return out
 
 
 # ----------------------------------------------------------------------------- summary

@@ -21,13 +21,13 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "train": ("train",),
     "report": ("report",),
     "helix": ("helix",),
-    "frog": ("spectra", "subspaces", "lens"),
+    "geometry": ("spectra", "subspaces", "lens"),
     "probe": ("probe",),
     "duplicate": ("dup-heads", "dup-neurons"),
     "twisted_pair": ("twisted-pair",),
     "causal": ("ablate", "patch"),
-    "sweep": ("sweep",),
     "positional": ("sinks", "position-probe", "rotary"),
+    "sweep": ("sweep",),
 }
 
 

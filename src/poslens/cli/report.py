@@ -31,7 +31,7 @@ def report_cmd(model, out, device, dtype, only, skip, quick, full, sets, list_st
     poslens report                                  # the embedded tiny model
     poslens report --model gpt2 --out gpt2-report   # GPT-2 small
     poslens report -m tiny -m gpt2                  # several models: index.html + one page each
-    poslens report --quick --only helix,dup_heads   # a first look at two analyses (--list names them)
+    poslens report --quick --only helix,geometry_spectra,verdicts   # a first look (--list names the stages)
 
     Finished sections are cached in OUT/cache: run the same command again to resume an
     interrupted report; a changed option recomputes only the sections it affects; --only

@@ -89,7 +89,7 @@ def twisted_pair_cmd(curve, params, n, M, k, variant, gate, signal_fraction, per
     """Build the twisted-pair construction of seed 000 as real weights, check it against the post's error
     bound, test the post's claims, and look for the mechanism in --model."""
     from ..analyses import twisted_pair as T
-    from ..analyses.twisted_pair_build import build, check_sizes
+    from ..analyses.twisted_pair import build, check_sizes
 
     check_sizes(n, M, k, variant)
     weights = None

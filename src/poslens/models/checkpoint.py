@@ -203,8 +203,9 @@ class Checkpoint:
 
 
 def tensor_sha256(t: torch.Tensor) -> str:
-    """sha256 of a tensor's dtype, shape and bytes as stored (before any conversion): two
-    checkpoints hold bit-identical tensors exactly when these agree.
+    """sha256 of a tensor's raw little-endian bytes as stored (before any conversion), the
+    convention of published fingerprint lists (``gpt2-small-sha256.tsv``): two checkpoints
+    hold bit-identical tensors exactly when these agree.
 
     >>> tensor_sha256(torch.zeros(2)) == tensor_sha256(torch.zeros(2)), tensor_sha256(torch.zeros(2)) == tensor_sha256(torch.zeros(3))
     (True, False)
@@ -212,10 +213,7 @@ def tensor_sha256(t: torch.Tensor) -> str:
     import hashlib
 
     t = t.detach().to("cpu").contiguous()
-    h = hashlib.sha256(f"{t.dtype}:{tuple(t.shape)}:".encode())
-    if t.numel():
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+    return hashlib.sha256(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"").hexdigest()
 
 
 def expected_names(cfg: ModelConfig) -> list[str]:

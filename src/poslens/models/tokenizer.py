@@ -68,6 +68,9 @@ class Tokenizer:
             tok = cls.from_bpe_files(files["vocab.json"], files["merges.txt"])
         else:
             tok = cls.gpt2()
+        bos = ckpt.config.bos_token_id
+        if ckpt.config.family != "gpt2" and isinstance(bos, int) and 0 <= bos < tok.vocab_size:
+            tok.bos_token_id = bos  # "<s>" (Llama), "</s>" (OPT): the config names the family's own
         if tok.vocab_size > ckpt.config.d_vocab:
             raise InvalidInputError(
                 f"tokenizer {tok.source} has {tok.vocab_size} tokens but {ckpt.label} has d_vocab={ckpt.config.d_vocab}; "

@@ -84,6 +84,7 @@ class Stage:
     code: tuple[str, ...] = ()
     about: str = ""
     seed: str = ""
+    final: bool = False  # runs after every other stage (reads their results through ctx.finished)
 
     def options_for(self, ctx: Context, overrides: dict | None = None) -> dict:
         opts = dict(self.options(ctx) if self.options else {})
@@ -222,6 +223,11 @@ class Context:
         self._plan: dict[str, tuple[Callable, set[str], int]] = {}
         self._acts: dict[str, Any] = {}
         self.passes: list[dict] = []  # forward passes actually run (for the page and tests)
+        # Read by stages that depend on others (the model profile): --set overrides of every
+        # stage, finished stages' results (computed or cached), and whether to show progress.
+        self.overrides: dict[str, dict] = {}
+        self.finished: dict[str, dict] = {}
+        self.progress = False
 
     @property
     def quick(self) -> bool:
@@ -584,6 +590,7 @@ def run_model(
     ctx = ctx or Context(spec, device=device, dtype=dtype, size=size)
     selected = set(compute) if compute is not None else {st.name for st in stages}
     overrides = overrides or {}
+    ctx.overrides, ctx.progress = overrides, progress
     fp = model_fingerprint(ctx.ckpt)
 
     outcomes: dict[str, Outcome] = {}
@@ -605,6 +612,7 @@ def run_model(
                     status="cached", result=body["result"], summary=body["summary"],
                     figures=[f["path"] for f in body["figures"]], seconds=body["seconds"], key=key, **base,
                 )
+                ctx.finished[st.name] = body["result"]
                 continue
             except CacheCorrupt as exc:
                 _stderr(f"poslens: cache entry {path} is corrupt ({exc}); recomputing {st.name}")
@@ -621,7 +629,7 @@ def run_model(
     harvests = {st.name: (st.harvests(ctx, opts) if st.harvests else []) for st, opts, _, _ in pending}
     for hs in harvests.values():
         ctx.plan(hs)
-    pending.sort(key=lambda p: (bool(harvests[p[0].name]), sorted(h.dataset for h in harvests[p[0].name])))
+    pending.sort(key=lambda p: (p[0].final, bool(harvests[p[0].name]), sorted(h.dataset for h in harvests[p[0].name])))
 
     for st, opts, key, base in pending:
         bar = tqdm(total=3, desc=f"{st.name:<14}", unit="step", leave=True, disable=not progress, file=sys.stderr,
@@ -673,6 +681,7 @@ def run_model(
         bar.close()
         outcomes[st.name] = Outcome(status="done", result=json.loads(_canon(result_d)), summary=summary,
                                     figures=rel, seconds=seconds, key=key, **base)
+        ctx.finished[st.name] = outcomes[st.name].result
 
     return ModelReport(
         model=ctx.label, spec=str(spec), fingerprint=fp, config=ctx.cfg.to_hf_dict(), size=size,

@@ -42,8 +42,11 @@ h3{font-size:16px;margin:18px 0 6px} .meta{color:#57606a;font-size:13px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px} td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f6f8fa} td.num{font-variant-numeric:tabular-nums;text-align:right}
 .yes{color:#1a7f37;font-weight:600} .no{color:#cf222e;font-weight:600}
-.figs{display:flex;flex-wrap:wrap;gap:14px} .fig{flex:1 1 520px;min-width:420px;border:1px solid #d0d7de;border-radius:6px;padding:6px}
-.fig .plot{height:520px} .fig img{max-width:100%} .fig .cap{font-size:12px;color:#57606a}
+.figs{display:flex;flex-wrap:wrap;gap:14px} .fig{flex:1 1 440px;min-width:0;max-width:100%;box-sizing:border-box;border:1px solid #d0d7de;border-radius:6px;padding:6px;overflow:hidden}
+.fig.wide{flex-basis:100%} .fig .plot{height:480px;width:100%} .fig img{max-width:100%;height:auto} .fig .cap{font-size:12px;color:#57606a}
+table.verdicts{font-size:14px;width:100%} table.verdicts td{vertical-align:middle} .v{font-weight:600;white-space:nowrap}
+.v-present{color:#1a7f37} .v-weak{color:#9a6700} .v-absent{color:#cf222e} .v-untestable{color:#6e7781}
+.premise{color:#57606a;border-left:3px solid #d0d7de;padding:2px 10px}
 details{margin:8px 0} summary{cursor:pointer;color:#0969da}
 nav a{margin-right:12px} .about{color:#424a53} .side{display:flex;gap:14px;flex-wrap:wrap}
 .side>div{flex:1 1 420px} .pub{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:8px 12px}
@@ -73,26 +76,44 @@ def slug(s: str) -> str:
 
 # ---- figures ---------------------------------------------------------------------------
 
-_DIV = re.compile(r'<div id="([^"]+)" class="plotly-graph-div"[^>]*></div>', re.S)
+_DIV = re.compile(r'<div id="([^"]+)" class="plotly-graph-div"([^>]*)></div>', re.S)
+_HEIGHT = re.compile(r"height:\s*(\d+(?:\.\d+)?)px")
+_NATURAL = re.compile(r'"poslens_natural_width":\s*(\d+)')
+_META_HEIGHT = re.compile(r'"poslens_height":\s*(\d+)')
+WIDE = 640  # figures drawn wider than this get a card the full width of the page
 _SCRIPT = re.compile(r"<script[^>]*>(.*?)</script>", re.S)
 
 
 def plotly_fragment(path: Path) -> str | None:
     """The plotly div and its ``Plotly.newPlot`` script from a figure HTML file, without
     the ``<script src=plotly.min.js>`` (the page inlines plotly once); None if not plotly."""
+    frag = _plotly_parts(path)
+    return frag[0] if frag else None
+
+
+def _plotly_parts(path: Path) -> tuple[str, int | None, int | None] | None:
+    """(fragment, height in px, natural width in px) of a plotly figure file, or None.
+
+    Figures are embedded at the card's width (``autosize``, ``responsive``) and the height
+    they were drawn for; one drawn wider than :data:`WIDE` gets a full-width card.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-    parts = []
+    parts, height, natural = [], None, None
     for m in _DIV.finditer(text):
         div_id = m.group(1)
         script = next((s for s in _SCRIPT.findall(text[m.end():]) if "Plotly.newPlot" in s and div_id in s), None)
         if script is None:
             continue
+        hm = _META_HEIGHT.search(script) or _HEIGHT.search(m.group(2))
+        height = int(float(hm.group(1))) if hm else height
+        nm = _NATURAL.search(script)
+        natural = int(nm.group(1)) if nm else natural
         parts.append(f'<div id="{div_id}" class="plotly-graph-div" style="height:100%;width:100%"></div>'
                      f'<script type="text/javascript">{script}</script>')
-    return "\n".join(parts) or None
+    return ("\n".join(parts), height, natural) if parts else None
 
 
 def _caption(rel: str) -> str:
@@ -106,9 +127,12 @@ def figures_html(out: Path, rels: Sequence[str]) -> str:
     for r in rels:
         p = out / r
         if r.endswith(".html"):
-            frag = plotly_fragment(p)
-            if frag:
-                blocks.append(f'<div class="fig"><div class="plot">{frag}</div>'
+            parts = _plotly_parts(p)
+            if parts:
+                frag, height, natural = parts
+                wide = " wide" if (natural or 0) > WIDE else ""
+                style = f' style="height:{height}px"' if height else ""
+                blocks.append(f'<div class="fig{wide}"><div class="plot"{style}>{frag}</div>'
                               f'<div class="cap">{esc(_caption(r))} · <a href="{esc(r)}">open alone</a></div></div>')
             else:
                 links.append(r)
@@ -195,6 +219,50 @@ def _badge(status: str) -> str:
     return f'<span class="badge" style="background:{color}">{esc(label)}</span>'
 
 
+_VCLASS = {"present": "v-present", "weak": "v-weak", "absent": "v-absent", "not testable here": "v-untestable"}
+
+
+def verdicts_of(rep) -> dict | None:
+    """The verdict stage's result of a report (rows and the thresholds used), or None."""
+    o = next((o for o in rep.outcomes if o.name == "verdicts" and o.status in ("done", "cached")), None)
+    return o.result if o else None
+
+
+def verdict_table(v: dict, sections: set[str]) -> str:
+    """The verdict table: mechanism, verdict, deciding number, threshold, reason, a link to its section."""
+    rows = []
+    for r in v["rows"]:
+        val = r.get("value")
+        num = (f"{esc(r['number'])} <b>{val:.3g}</b>" + (f" (head {esc(r['head'])})" if r.get("head") else "")
+               if isinstance(val, (int, float)) else "—")
+        link = (f'<a href="#{esc(r["section"])}">{esc(r["name"])}</a>' if r["section"] in sections
+                else esc(r["name"]))
+        rows.append(f"<tr><td>{link}</td><td class='v {_VCLASS.get(r['verdict'], '')}'>{esc(r['verdict'])}</td>"
+                    f"<td>{num}</td><td class='num'>{fmt(r['threshold']) if r.get('threshold') is not None else '—'}</td>"
+                    f"<td>{esc(r['reason'])}</td></tr>")
+    o = v.get("options") or {}
+    th = ", ".join(f"{k} {fmt(x)}" for k, x in o.items() if k != "inputs")
+    return ('<table class="verdicts"><tr><th>mechanism</th><th>verdict</th><th>deciding number</th><th>threshold</th>'
+            "<th>why</th></tr>" + "".join(rows) + "</table>"
+            f"<p class='meta'>present: the deciding number reaches its threshold; weak: it reaches weak_fraction × "
+            f"the threshold; absent: below that; not testable here: the checkpoint lacks what the measurement needs. "
+            f"Thresholds are options (<code>--set verdicts.NAME=VALUE</code>; the head-role thresholds are the model "
+            f"profile's, <code>--set profile.NAME=VALUE</code>): {esc(th)}.</p>")
+
+
+def introduction(seed_model: bool) -> str:
+    """What the five source studies claimed, in plain words, and how this page checks them."""
+    from .studies import STUDIES
+
+    items = "".join(f"<li><b>“{esc(s.title)}”</b> ({esc(s.kind)}): {esc(s.claim)}</li>" for s in STUDIES.values())
+    whose = ("This model has GPT-2 small's shape, so each section compares its numbers with the published ones."
+             if seed_model else "This model is not GPT-2 small, so the published numbers are shown for reference, "
+             "and differences are expected.")
+    return ("<details class='intro'><summary>What this report checks, and where the ideas come from</summary>"
+            "<p>poslens measures how a transformer knows where each token is. The sections test the claims of five "
+            f"studies of GPT-2 small, on this model; {esc(whose)}</p><ul>{items}</ul></details>")
+
+
 def render_model_page(rep, index_href: str | None = None) -> str:
     """The whole page for one :class:`~poslens.report.orchestrate.ModelReport`."""
     import poslens
@@ -212,11 +280,18 @@ def render_model_page(rep, index_href: str | None = None) -> str:
     h.append(f'<p class="meta">{esc(shape)} · size <b>{esc(rep.size)}</b> · model fingerprint {esc(rep.fingerprint)} · '
              f"{len(ran)} of {len(rep.outcomes)} analyses · report took {rep.seconds:.1f} s · poslens "
              f"{esc(getattr(poslens, '__version__', ''))} · {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>")
+    v = verdicts_of(rep)
+    ran = [o for o in ran if o.name != "verdicts"]
+    premise = [o for o in rep.outcomes if o.status == "skipped" and o.reason.startswith("premise absent")]
+    sections = {o.name for o in ran} | {o.name for o in premise}
+    if v:
+        h.append('<h2 id="verdicts" style="border:0;margin-top:14px">What this model has</h2>' + verdict_table(v, sections))
+    h.append(introduction(seed_model))
     h.append("<nav>" + "".join(f'<a href="#{esc(o.name)}">{esc(o.title)}</a>' for o in ran) + "</nav>")
 
     h.append('<h2 id="summary">Summary of findings</h2><div class="summary"><ul>')
     for o in rep.outcomes:
-        if o.status in ("done", "cached"):
+        if o.status in ("done", "cached") and o.name != "verdicts":
             lines = o.summary or ["(no summary lines)"]
             checks = [c for c in (o.result or {}).get("checks", []) or [] if isinstance(c, dict)]
             n_ok = sum(1 for c in checks if c.get("reproduced") is True)
@@ -227,7 +302,7 @@ def render_model_page(rep, index_href: str | None = None) -> str:
             h.append(f'<li><a href="#{esc(o.name)}"><b>{esc(o.title)}</b></a>{verdict}<ul>'
                      + "".join(f"<li>{esc(s)}</li>" for s in lines[:SUMMARY_LINES]) + more + "</ul></li>")
     h.append("</ul>")
-    not_run = [o for o in rep.outcomes if o.status in ("skipped", "failed")]
+    not_run = [o for o in rep.outcomes if o.status in ("skipped", "failed") and o not in premise]
     if not_run:
         h.append('<p><b>Not in this report:</b></p><ul>')
         for o in not_run:
@@ -236,7 +311,13 @@ def render_model_page(rep, index_href: str | None = None) -> str:
         h.append("</ul>")
     h.append("</div>")
 
-    for o in ran:
+    for o in [o for o in rep.outcomes if o in ran or o in premise]:
+        if o in premise:
+            reason = o.reason.replace("; see the model profile for what was measured", "")
+            h.append(f'<h2 id="{esc(o.name)}">{esc(o.title)} {_badge(o.status)}</h2>'
+                     f'<p class="premise">{esc(reason[0].upper() + reason[1:])}. '
+                     '<a href="#profile">The model profile</a> shows what was measured instead.</p>')
+            continue
         res = o.result or {}
         h.append(f'<h2 id="{esc(o.name)}">{esc(o.title)} {_badge(o.status)}</h2>')
         if o.about:
@@ -245,10 +326,12 @@ def render_model_page(rep, index_href: str | None = None) -> str:
             h.append("<ul>" + "".join(f"<li>{esc(s)}</li>" for s in o.summary) + "</ul>")
         checks = res.get("checks") or []
         if checks:
-            who = ("the seed's published figure for GPT-2 small" if seed_model else
-                   "the seed's published GPT-2 small values (this model is not GPT-2 small, so differences are expected)")
+            from .studies import titles
+
+            who = ("the published figures for GPT-2 small" if seed_model else
+                   "the published GPT-2 small values (this model is not GPT-2 small, so differences are expected)")
             h.append(f"<h3>Published vs ours</h3><p class='meta'>Compared with {esc(who)}"
-                     f"{(' — ' + esc(o.seed)) if o.seed else ''}.</p>{checks_table(checks)}")
+                     f"{(' in ' + esc(titles(o.seed))) if o.seed else ''}.</p>{checks_table(checks)}")
         h.append(figures_html(out, o.figures))
         h.append('<div class="side">')
         h.append(f"<div><h3>Key numbers</h3>{_table(key_numbers(res), ('field', 'value')) or '<p class=meta>none</p>'}</div>")
@@ -258,8 +341,24 @@ def render_model_page(rep, index_href: str | None = None) -> str:
         h.append("</div>")
     h.append('<p class="meta">All results: <a href="report.json">report.json</a>. '
              "Re-run the same command to reuse finished sections from <code>cache/</code>.</p>")
+    h.append(_FIT_JS)
     h.append("</main></body></html>\n")
     return "\n".join(h)
+
+
+# Each figure is drawn as its card is parsed, when the card may still be alone on its row;
+# re-fit every figure whenever its card changes size (the next card arrives, the window resizes).
+_FIT_JS = """<script type="text/javascript">(function () {
+  function fit(gd) { if (gd && gd._fullLayout && window.Plotly) { window.Plotly.Plots.resize(gd); } }
+  var plots = document.querySelectorAll('.fig .plot');
+  if (window.ResizeObserver) {
+    var ro = new ResizeObserver(function (entries) {
+      entries.forEach(function (e) { fit(e.target.querySelector('.plotly-graph-div')); });
+    });
+    plots.forEach(function (p) { ro.observe(p); });
+  }
+  window.addEventListener('load', function () { plots.forEach(function (p) { fit(p.querySelector('.plotly-graph-div')); }); });
+})();</script>"""
 
 
 def render_index(reports: Sequence, pages: Sequence[str]) -> str:
@@ -296,13 +395,18 @@ def render_index(reports: Sequence, pages: Sequence[str]) -> str:
     return "\n".join(h)
 
 
+def report_dict(rep) -> dict:
+    """``report.json`` of one model: the verdict table first, then everything else."""
+    return {"verdicts": verdicts_of(rep), **to_jsonable(rep.to_dict())}
+
+
 def write_pages(reports: Sequence, out: str | Path) -> Path:
     """Write each model's ``report.html`` + ``report.json`` (atomically) and, for several
     models, ``index.html`` + ``report.json`` in ``out``. Returns the page to open."""
     out = Path(out)
     if len(reports) == 1:
         r = reports[0]
-        atomic_write_text(r.out / "report.json", json.dumps(to_jsonable(r.to_dict()), indent=1) + "\n")
+        atomic_write_text(r.out / "report.json", json.dumps(report_dict(r), indent=1) + "\n")
         atomic_write_text(r.out / "report.html", render_model_page(r))
         return r.out / "report.html"
     pages = []
@@ -311,11 +415,11 @@ def write_pages(reports: Sequence, out: str | Path) -> Path:
             pages.append("")
             continue
         rel = Path(r.out).resolve().relative_to(out.resolve())
-        atomic_write_text(r.out / "report.json", json.dumps(to_jsonable(r.to_dict()), indent=1) + "\n")
+        atomic_write_text(r.out / "report.json", json.dumps(report_dict(r), indent=1) + "\n")
         back = "/".join([".."] * len(rel.parts)) + "/index.html"
         atomic_write_text(r.out / "report.html", render_model_page(r, index_href=back))
         pages.append((rel / "report.html").as_posix())
-    bundle = {"models": [to_jsonable(r.to_dict()) for r in reports]}
+    bundle = {"models": [report_dict(r) for r in reports]}
     atomic_write_text(out / "report.json", json.dumps(bundle, indent=1) + "\n")
     atomic_write_text(out / "index.html", render_index(reports, pages))
     return out / "index.html"

@@ -1,8 +1,9 @@
-"""Report stages: the seeds' causal questions (issue 10), at report sizes.
+"""Report stages: the source studies' causal questions, at report sizes.
 
-Two of the three questions run in the report: removing W_pos's top-3 PCA subspace (seed
-001's helix) and ablating the duplicate-token heads while watching the duplicate neurons
-(seed 002). Both run every variant (clean, ablated, random baselines) as copies of the
+Two of the three questions run in the report: removing W_pos's top-3 PCA subspace (the
+helix study) and ablating the duplicate-token heads while watching the duplicate neurons
+(the duplicate-neuron study). The heads ablated are the model profile's duplicate-token
+heads; without one the second stage is skipped with that reason. Both run every variant (clean, ablated, random baselines) as copies of the
 input in one batched pass of their own; they read reductions (losses, attention to the
 previous token, masked neuron means) through read-only edits, not shared harvests.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 from .orchestrate import Stage, lazy
 
 CODE = ("poslens.analyses.causal.interventions", "poslens.analyses.causal.metrics", "poslens.analyses.causal.baselines",
-        "poslens.analyses.causal.inputs", "poslens.viz.causal")
+        "poslens.analyses.causal.inputs", "poslens.viz.causal", "poslens.viz.common")
 
 
 def _helix_options(ctx) -> dict:
@@ -46,9 +47,12 @@ def _run_helix(ctx, opts):
 
 
 def _dup_options(ctx) -> dict:
+    from .stage_profile import describe
+
     return {
         "layer": 0,
-        "threshold": 0.2,
+        "heads": "profile",  # or "L.H,L.H": ablate these heads instead of the profile's duplicate-token heads
+        "profile": describe(ctx),
         "select": "pvo",
         "n_neurons": 8,
         "kind": "mean",
@@ -60,11 +64,28 @@ def _dup_options(ctx) -> dict:
     }
 
 
+def _dup_heads(ctx, opts) -> list[int]:
+    from .stage_profile import profile_for
+
+    if opts["heads"] != "profile":
+        return [int(str(x).split(".")[-1]) for x in str(opts["heads"]).split(",") if str(x).strip()]
+    p = profile_for(ctx)
+    return [p["heads"][k]["head"] for k in p["duplicate_token_heads"] if p["heads"][k]["layer"] == opts["layer"]]
+
+
+def _dup_premise(ctx) -> str | None:
+    from .stage_duplicate import premise
+
+    if (getattr(ctx, "overrides", None) or {}).get("causal_dup_neurons", {}).get("heads", "profile") != "profile":
+        return None
+    return premise(ctx)
+
+
 def _run_dup(ctx, opts):
     from ..analyses.causal.question_duplicate import duplicate_neuron_ablation
 
     return duplicate_neuron_ablation(
-        ctx.weights, layer=opts["layer"], threshold=opts["threshold"], select=opts["select"],
+        ctx.weights, layer=opts["layer"], heads=_dup_heads(ctx, opts), select=opts["select"],
         n_neurons=opts["n_neurons"], kind=opts["kind"], reference=opts["reference"], n_seq=opts["n_seq"],
         seq_len=opts["seq_len"], n_random=opts["n_random"], seed=opts["seed"], device=ctx.device, dtype=ctx.dtype,
         prepend_bos=not ctx.missing(("tokenizer",)), tokenizer=None if ctx.missing(("tokenizer",)) else ctx.tokenizer,
@@ -81,9 +102,9 @@ STAGES = [
         options=_helix_options,
         figures=lazy("causal.question_helix", "figures"),
         summarize=lazy("causal.question_helix", "summarize"),
-        code=CODE + ("poslens.analyses.causal.question_helix", "poslens.analyses.helix", "poslens.analyses.helix_pca"),
+        code=CODE + ("poslens.analyses.causal.question_helix", "poslens.analyses.helix", "poslens.analyses.helix.pca"),
         about=(
-            "The top 3 principal components of W_pos (positions 1.., centred; seed 001's helix) are projected out of "
+            "The top 3 principal components of W_pos (positions 1.., centred; the helix of “GPT-2's positional embedding matrix is a helix”) are projected out of "
             "the positional embedding at hook_pos_embed, and the model is run again. 'effect' is ablated minus clean: "
             "the change in next-token loss on text, and the change in attention to the previous token of the heads "
             "that attend there most (clean attention >= 0.3, else the top 3). Two controls, each several draws: "
@@ -93,7 +114,7 @@ STAGES = [
             "Checkpoints without W_E or MLPs (the partial GPT-2 small) run W_pos alone through layer 0 (token "
             "embedding zero) and report attention only."
         ),
-        seed="001_1ac3bdd80bd4d08e.txt",
+        seed="helix",
     ),
     Stage(
         name="causal_dup_neurons",
@@ -101,13 +122,14 @@ STAGES = [
         run=_run_dup,
         needs=("W_pos", "W_E", "attn0", "mlp0"),
         options=_dup_options,
+        supports=_dup_premise,
         figures=lazy("causal.question_duplicate", "figures"),
         summarize=lazy("causal.question_duplicate", "summarize"),
         code=CODE + ("poslens.analyses.causal.question_duplicate", "poslens.analyses.duplicate_heads",
-                     "poslens.analyses.duplicate_neurons"),
+                     "poslens.analyses.duplicate_neurons", "poslens.analyses.profile"),
         about=(
-            "Layer 0's duplicate-token heads (duplicate score >= 0.2 on repeated random tokens, else the best head) "
-            "are mean-ablated: each head's output is replaced, per position, by its mean over sequences of distinct "
+            "Layer 0's duplicate-token heads, as the model profile lists them (duplicate score at or above its "
+            "threshold on repeated random tokens), are mean-ablated: each head's output is replaced, per position, by its mean over sequences of distinct "
             "tokens (what it writes when there is no copy to find). Separately, the layer's other heads are ablated "
             "the same way. The neurons watched are the 8 of layer 0's MLP with the largest PVO norm for the "
             "strongest duplicate head (the duplicate-neuron analysis's ranking). A neuron's gap is its mean activation "
@@ -118,6 +140,6 @@ STAGES = [
             "size, and the duplicate-head ablation read on random neuron sets; z is the effect in their standard "
             "deviations."
         ),
-        seed="002_bf197c7ec2271146.txt",
+        seed="duplicate",
     ),
 ]

@@ -1,4 +1,9 @@
-"""Report stages: duplicate-token heads and the neurons that read them (seed 002).
+"""Report stages: duplicate-token heads and the neurons that read them (after the post on duplicate
+token heads and neurons in GPT-2 small's first layer).
+
+The head the neuron stage studies comes from the model profile (``stage_profile``); where
+the profile finds no duplicate-token head in layer 0, the neuron stage is skipped with that
+reason instead of studying a head that does not do the job.
 
 Both analyses reduce attention patterns and MLP activations on the fly (read-only edits
 of the runner), so they run their own passes rather than harvesting full patterns
@@ -13,9 +18,9 @@ from __future__ import annotations
 
 from .orchestrate import Stage, lazy
 
-SEED = "002_bf197c7ec2271146.txt"
+SEED = "duplicate"
 CODE = ("poslens.analyses.duplicate_heads", "poslens.analyses.duplicate_neurons", "poslens.data.sequences",
-        "poslens.viz.duplicate")
+        "poslens.viz.duplicate", "poslens.viz.common", "poslens.analyses.profile")
 
 
 def _heads_options(ctx) -> dict:
@@ -31,6 +36,12 @@ def _heads_options(ctx) -> dict:
 
 
 def _run_heads(ctx, opts):
+    from .stage_profile import dup_heads_result
+
+    return dup_heads_result(ctx, opts)  # shared with the model profile
+
+
+def run_dup_heads(ctx, opts):
     from ..analyses.duplicate_heads import duplicate_heads
     from ..data.sequences import SAMPLE_TEXT
 
@@ -47,7 +58,11 @@ def _run_heads(ctx, opts):
 
 
 def _neurons_options(ctx) -> dict:
+    from .stage_profile import describe
+
     return {
+        "head": "profile",  # or "L.H": study this head instead of the profile's duplicate-token head
+        "profile": describe(ctx),
         "threshold": 30.0,
         "top_k": 8,
         "ln_scale": "approx",
@@ -60,11 +75,44 @@ def _neurons_options(ctx) -> dict:
     }
 
 
+def chosen_head(ctx, head) -> tuple[int, int] | None:
+    """``head`` ("L.H"), or the profile's layer-0 duplicate-token head for "profile" (None if it has none)."""
+    from .stage_profile import profile_for
+
+    if head in (None, "profile"):
+        head = profile_for(ctx).get("duplicate_head")
+        if head is None:
+            return None
+    layer, _, h = str(head).partition(".")
+    return int(layer), int(h)
+
+
+def premise(ctx) -> str | None:
+    """Why a duplicate-head section cannot run on this model (the profile has no such head), or None."""
+    from .stage_profile import profile_for
+
+    if (getattr(ctx, "overrides", None) or {}).get("dup_neurons", {}).get("head", "profile") != "profile":
+        return None
+    p = profile_for(ctx)
+    if p.get("duplicate_head") is not None:
+        return None
+    best = (p.get("best") or {}).get("duplicate_token")
+    th = (p.get("thresholds") or {}).get("duplicate_token")
+    if best is None:
+        return "premise absent: the model profile could not measure duplicate-token attention here"
+    if p.get("duplicate_token_heads"):
+        return (f"premise absent: the model profile's duplicate-token heads ({', '.join(p['duplicate_token_heads'])}) "
+                "are not in layer 0, whose MLP this section reads")
+    return (f"premise absent: the model profile finds no duplicate-token head (the strongest, {best['head']}, "
+            f"puts {best['score']:.3f} of its attention on earlier copies; threshold {th}); see the model profile "
+            "for what was measured")
+
+
 def _run_neurons(ctx, opts):
     from ..analyses.duplicate_neurons import duplicate_neurons
 
     return duplicate_neurons(
-        ctx.weights, threshold=opts["threshold"], top_k=opts["top_k"], ln_scale=opts["ln_scale"],
+        ctx.weights, head=chosen_head(ctx, opts["head"]), threshold=opts["threshold"], top_k=opts["top_k"], ln_scale=opts["ln_scale"],
         corpus=opts["corpus"], n_seq=opts["n_seq"], seq_len=opts["seq_len"], k_examples=opts["k_examples"],
         n_scale_tokens=opts["n_scale_tokens"], seed=opts["seed"], device=ctx.device, dtype=ctx.dtype,
         tokenizer=None if ctx.missing(("tokenizer",)) else ctx.tokenizer,
@@ -76,7 +124,7 @@ STAGES = [
         name="dup_heads",
         title="Duplicate-token heads: attention to earlier copies of the current token",
         run=_run_heads,
-        needs=("W_pos", "attn0"),
+        needs=("inputs", "attn0"),
         options=_heads_options,
         figures=lazy("duplicate_heads", "figures"),
         summarize=lazy("duplicate_heads", "summarize"),
@@ -102,17 +150,19 @@ STAGES = [
         run=_run_neurons,
         needs=("W_pos", "W_E", "attn0", "mlp0"),
         options=_neurons_options,
+        supports=premise,
         figures=lazy("duplicate_neurons", "figures"),
         summarize=lazy("duplicate_neurons", "summarize"),
         code=CODE,
         about=(
-            "The head is layer 0's strongest duplicate-token head. Its PVO contribution W_pos·W_V·W_O·W_in (LayerNorm "
+            "The head is the model profile's duplicate-token head: layer 0's strongest at or above the profile's "
+            "threshold. Its PVO contribution W_pos·W_V·W_O·W_in (LayerNorm "
             "folded, W_E and W_pos centred) says how each MLP neuron reads the positions the head attends to; the grid "
             "shows every neuron's norm over positions, and neurons above the threshold get a PVO curve (with the "
-            "seed's LayerNorm multiplier, over the measured MLP LayerNorm scale) and a linear fit: a decreasing curve "
+            "study's LayerNorm multiplier, over the measured MLP LayerNorm scale) and a linear fit: a decreasing curve "
             "means a token whose copies lie far back gets a higher activation than a fresh one at the same position. "
             "The top neuron's pre-activation is decomposed exactly over a text into each head, the direct path and "
-            "the biases; the seed's approximations (other heads read their current position, a uniform head the mean "
+            "the biases; the study's approximations (other heads read their current position, a uniform head the mean "
             "of earlier positions, the duplicate head the mean over copies, one constant MLP LayerNorm scale) are "
             "compared with that exact split. The extra activation of repeated tokens is plotted against the mean "
             "distance to their copies, predicted and measured, and the top activating positions are listed with "

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from .orchestrate import Stage, lazy
 
-SEED = "001_1ac3bdd80bd4d08e.txt, 004_c2ec2d93dce11b05.txt, 000_e05090cf2b818071.txt"
-CODE = tuple(f"poslens.analyses.helix{s}" for s in ("", "_pca", "_fit", "_structure", "_family")) + (
-    "poslens.analyses.sinusoidal", "poslens.viz.helix")
+SEED = "helix,frog,twisted_pair"
+CODE = tuple(f"poslens.analyses.helix{s}" for s in ("", ".measure", ".pca", ".fits", ".structure", ".curve", ".family",
+                                                    ".summary")) + (
+    "poslens.claims.helix_post", "poslens.claims.dissecting_the_frog", "poslens.claims.twisted_pair_post",
+    "poslens.analyses.sinusoidal", "poslens.viz.helix", "poslens.viz.common")
 
 
 def _options(ctx) -> dict:
@@ -55,12 +57,12 @@ STAGES = [
         seed=SEED,
         about=(
             "PCA of the learned positional embedding W_pos over positions 1..n_ctx-1 (position 0, the BOS slot, "
-            "left out as in seed 001), centred: the variance share of each component and how many reach 90%, "
-            "for all positions and for seed 001's two truncations (from position 100; below it). A helix "
+            "left out as in “GPT-2's positional embedding matrix is a helix”), centred: the variance share of each component and how many reach 90%, "
+            "for all positions and for that post's two truncations (from position 100; below it). A helix "
             "c + a t + u cos(wt) + v sin(wt) is fitted to the top-3 coordinates (period in positions, radius, pitch = "
             "rise per turn, R²), and a linear ODE f'(t) = A f(t) + c by least squares on finite differences "
-            "(central; and Savitzky-Golay-smoothed), whose R² tests seed 000's claim that a helix lets an attention "
-            "head compute f' linearly; A's imaginary eigenvalues give the rotation periods. Row norms (the slides' "
+            "(central; and Savitzky-Golay-smoothed), whose R² tests the claim of “Twisted pair” that a helix lets an attention "
+            "head compute f' linearly; A's imaginary eigenvalues give the rotation periods. Row norms (the “Dissecting the Frog” slides' "
             "mean/std/min/max), cosine similarity between rows by offset, isolated positions, the early positions' "
             "'fraying' out of the late subspace, W_E's share inside W_pos's top-3 subspace, and the same metrics for "
             "the sinusoidal encoding of the same shape complete the picture. 'Published vs ours' compares GPT-2 "

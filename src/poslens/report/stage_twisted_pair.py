@@ -1,4 +1,4 @@
-"""Report stage: the twisted-pair distance mechanism (seed 000).
+"""Report stage: the twisted-pair distance mechanism (after the post “Twisted pair”).
 
 The construction part does not depend on the model (it is rebuilt from its options and
 cached like any stage); the model part reads W_pos and the attention weights (and layer
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from .orchestrate import Stage, lazy
 
-SEED = "000_e05090cf2b818071.txt"
+SEED = "twisted_pair"
 CODE = tuple(f"poslens.analyses.twisted_pair{s}" for s in
-             ("", "_curves", "_gates", "_build", "_verify", "_claims", "_gpt2", "_report")) + (
-    "poslens.analyses.helix", "poslens.analyses.helix_pca", "poslens.viz.twisted_pair")
+             ("", ".measure", ".curves", ".gates", ".build", ".verify", ".experiments", ".gpt2", ".report")) + (
+    "poslens.analyses.helix", "poslens.analyses.helix.pca", "poslens.viz.twisted_pair", "poslens.viz.common")
 
 
 def _options(ctx) -> dict:
@@ -64,7 +64,7 @@ STAGES = [
         about=(
             "A hand-built one-layer transformer (two heads copy x_j - x_i beside x_i; 2M + 2 ReLU neurons in pairs "
             "around M + 1 sentries) estimates j - i for points x_i = f(i/n) on a curve; it is run by the project's "
-            "Runner and every estimate is compared with the post's error bound n L (1/(2M) + |i-j|/n) |i-j|/n / |f'(s)| "
+            "Runner and every estimate is compared with the post's (“Twisted pair”) error bound n L (1/(2M) + |i-j|/n) |i-j|/n / |f'(s)| "
             "(positions; L = sup |f''|). The noise rows compare the pair readout N+ - N- with one neuron under the same "
             "common-mode gate noise; the loop rows show the gate margin collapsing where a curve nearly meets itself; "
             "the reuse rows count the sentries a growing helix needs without and with the helix variant. The model "

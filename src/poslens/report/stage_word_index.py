@@ -1,4 +1,4 @@
-"""Report stage: word-index probes (emergent positional embeddings), seed 003.
+"""Report stage: word-index probes (after the post “Emergent positional embeddings”).
 
 The prompts are generated with the model's own tokenizer and read at the labelled tokens
 only, so the stage runs its own grouped-by-length pass instead of sharing a padded one.
@@ -30,14 +30,14 @@ def _options(ctx) -> dict:
 
 def _supports(ctx) -> str | None:
     if ctx.cfg.n_ctx < 32:
-        return f"the model's context (n_ctx={ctx.cfg.n_ctx}) is too short for the post's prefix and seven words"
+        return f"the model's context (n_ctx={ctx.cfg.n_ctx}) is too short for the prompts' prefix and seven words"
     return None
 
 
 def _run(ctx, opts):
     from ..analyses.word_index import word_index
 
-    return word_index(ctx.weights, tokenizer=ctx.tokenizer, runner=ctx.runner, progress=False,
+    return word_index(ctx.weights, tokenizer=ctx.tokenizer, runner=ctx.runner, progress=getattr(ctx, "progress", False),
                       device=ctx.device, dtype=ctx.dtype, **opts)
 
 
@@ -63,7 +63,7 @@ STAGES = [
         figures=_figures,
         summarize=_summarize,
         supports=_supports,
-        code=("poslens.analyses.word_index", "poslens.data.word_prompts", "poslens.viz.word_index"),
+        code=("poslens.analyses.word_index", "poslens.data.word_prompts", "poslens.viz.word_index", "poslens.viz.common"),
         about=(
             "Prompts are a fixed prefix and then seven random common English words of 1-3 tokens (under the model's "
             "own tokenizer). A logistic-regression probe reads the residual stream at the last token of each word, at "
@@ -73,9 +73,9 @@ STAGES = [
             "word index that position does not explain. The position-balanced accuracy is measured where every index "
             "present at a position is equally frequent, so a position-only reader scores the stated chance level. The "
             "key plot shows, for each true index (row) and absolute position (x), the distribution of predicted "
-            "indices. The seed's model (full GPT-2 small) needs its token embedding, which the partial checkpoint "
+            "indices. The post's model (full GPT-2 small) needs its token embedding, which the partial checkpoint "
             "lacks, so the published figure is checked only where a complete GPT-2 small is given."
         ),
-        seed="003_aaa9cbf16afe6ba9.txt",
+        seed="word_index",
     )
 ]

@@ -18,7 +18,7 @@ import importlib
 from .orchestrate import Stage
 
 # Adapter modules, in the order their sections appear on the page.
-ADAPTERS: tuple[str, ...] = ("helix", "duplicate", "word_index", "frog", "twisted_pair", "causal", "positional")
+ADAPTERS: tuple[str, ...] = ("profile", "helix", "duplicate", "word_index", "geometry", "twisted_pair", "causal", "positional", "verdicts")
 
 
 def all_stages() -> list[Stage]:

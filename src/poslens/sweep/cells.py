@@ -132,6 +132,8 @@ def _sinks(w, opts: dict) -> dict:
 
 
 _TOKENS = dict(n_seq=16, seq_len=128, seed=0, batch_size=8)
+_TENSORS = {"pos_embed.W_pos": "learned positional embedding (wpe.weight)",
+            "embed.W_E": "token embedding (wte.weight)"}
 
 ANALYSES: dict[str, Analysis] = {
     "helix": Analysis(
@@ -142,21 +144,22 @@ ANALYSES: dict[str, Analysis] = {
          "helix_r2": "R² of the helix fit",
          "short_period_share": "share of W_pos's variance at periods of at most 4 positions"},
         {"k": 3}, ("poslens.sweep.cells", "poslens.analyses.helix"), _helix,
-        needs=("pos_embed.W_pos",), needs_why="a learned positional embedding (wpe)"),
+        needs=("pos_embed.W_pos",),
+        needs_why="the geometry of learned positions (rotary and fixed-position models have none)"),
     "heads": Analysis(
         "heads",
         {"best_prev_token_score": "the highest previous-token attention of any head",
          "best_duplicate_score": "the highest attention to earlier copies of the current token",
          "best_induction_score": "the highest attention to the token after an earlier copy"},
         dict(_TOKENS), ("poslens.sweep.cells", "poslens.analyses.duplicate_heads"), _heads,
-        needs=("embed.W_E",), needs_why="token inputs (wte)"),
+        needs=("embed.W_E",), needs_why="token inputs"),
     "icl": Analysis(
         "icl",
         {"icl_gain": "in-context loss gain: loss on the first copy minus loss on the second (nats)",
          "loss_first_copy": "mean next-token loss on the first copy of the random tokens (nats)",
          "loss_second_copy": "mean next-token loss on the second copy (nats)"},
         dict(_TOKENS), ("poslens.sweep.cells", "poslens.models.runner"), _icl,
-        needs=("embed.W_E",), needs_why="token inputs and the unembedding (wte)"),
+        needs=("embed.W_E",), needs_why="token inputs and the unembedding"),
 }
 if importlib.util.find_spec("poslens.analyses.sinks") is not None:
     ANALYSES["sinks"] = Analysis(
@@ -164,7 +167,7 @@ if importlib.util.find_spec("poslens.analyses.sinks") is not None:
         {"sink_share": "share of (sequence, layer, head) putting more than epsilon of its attention on position 0",
          "sink_head_share": "share of heads whose mean attention on position 0 exceeds epsilon"},
         dict(n_seq=16, seq_len=64, seed=0, epsilon=0.3), ("poslens.sweep.cells", "poslens.analyses.sinks"), _sinks,
-        needs=("embed.W_E",), needs_why="token inputs (wte)")
+        needs=("embed.W_E",), needs_why="token inputs")
 
 DEFAULT_ANALYSES = ("helix", "heads", "icl")
 
@@ -228,7 +231,7 @@ def compute_cell(task: dict) -> tuple[dict, dict]:
         missing = [n for n in a.needs if not w.has(n)]
         if missing:
             body = {"status": "not_applicable",
-                    "reason": f"the checkpoint has no {w._hf_source(missing[0]) or missing[0]}, which {a.name} needs "
+                    "reason": f"the checkpoint has no {_TENSORS.get(missing[0], missing[0])}, which {a.name} needs "
                               f"for {a.needs_why}"}
         else:
             with torch.no_grad():
@@ -238,6 +241,8 @@ def compute_cell(task: dict) -> tuple[dict, dict]:
         body = {"status": "not_applicable", "reason": str(exc)}
     except PoslensError as exc:
         body = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+    except Exception as exc:  # noqa: BLE001 - one broken checkpoint must not end a 600-cell sweep
+        body = {"status": "failed", "reason": f"unexpected {type(exc).__name__}: {exc}"}
     finally:
         torch.set_num_threads(threads)
         if quiet is None:

@@ -124,7 +124,8 @@ def connect_ray(address: str, cpus: int | None = None):
 
 
 def run_ray(tasks: list[dict], done: Done, address: str = "auto", cpus: float = 1.0, memory_mb: int = 1024,
-            max_retries: int = 3) -> None:
+            max_retries: int = 3, stall_timeout: float | None = None) -> None:
+    """Cells as Ray tasks; ``stall_timeout``: give up (finished cells kept) when no cell finishes for that long."""
     ray = connect_ray(address)
     remote = ray.remote(num_cpus=cpus, memory=int(memory_mb) * 2 ** 20, max_retries=max_retries,
                         retry_exceptions=False)(_run_one)
@@ -132,7 +133,12 @@ def run_ray(tasks: list[dict], done: Done, address: str = "auto", cpus: float = 
     pending = list(refs)
     lost = []
     while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
+        ready, pending = ray.wait(pending, num_returns=1, timeout=stall_timeout)
+        if not ready:
+            for r in pending:
+                ray.cancel(r, force=True)
+            raise PoslensError(f"no cell finished on Ray for {stall_timeout:.0f} s; {len(pending)} cells were not "
+                               "computed (are the cluster's workers busy or gone?); rerun to resume")
         for r in ready:
             try:
                 key, body, info = ray.get(r)

@@ -25,7 +25,11 @@ from ..errors import InvalidInputError, UnknownModelError, suggest
 
 # Tokens per optimizer step where a run's batch is known: the Stanford CRFM (Mistral)
 # GPT-2 runs train with 512 sequences of 1,024 tokens per step.
-TOKENS_PER_STEP = {"stanford-gpt2-small": 512 * 1024, "stanford-gpt2-medium": 512 * 1024}
+TOKENS_PER_STEP = {"stanford-gpt2-small": 512 * 1024, "stanford-gpt2-medium": 512 * 1024,
+                   "pythia": 1024 * 2048}
+# Hub runs by repository prefix: Pythia trains every size with 1,024 sequences of 2,048 tokens
+# per step (Biderman et al. 2023, "Pythia: A Suite for Analyzing Large Language Models").
+HUB_TOKENS_PER_STEP = {"EleutherAI/pythia-": 1024 * 2048}
 _STEP_NAME = re.compile(r"(?:checkpoint|step|ckpt|global_step)?[-_]?(\d+)$")
 _HISTORY_DIRS = ("checkpoints", "history")
 
@@ -104,8 +108,10 @@ def available(model: str) -> list[Revision]:
         return [_explicit_one(model, name, rev, source)]
     if info is not None and info.checkpoints:
         per = TOKENS_PER_STEP.get(info.family)
-        return [Revision(model=info.name, revision=f"checkpoint-{s}", spec=f"{info.name}@{s}", step=s,
-                         tokens=None if per is None else s * per) for s in info.checkpoints]
+        # the branch names are the registry's (checkpoint-STEP for Stanford, stepSTEP for Pythia)
+        return [Revision(model=info.name, revision=resolve(f"{info.name}@{s}").revision or str(s),
+                         spec=f"{info.name}@{s}", step=s, tokens=None if per is None else s * per)
+                for s in info.checkpoints]
     if source.local_dir is not None:
         hist = _local_history(model, Path(source.local_dir))
         if hist:
@@ -130,8 +136,13 @@ def _hub_branches(repo_id: str) -> list[Revision] | None:
         refs = HfApi().list_repo_refs(repo_id)
     except (HfHubHTTPError, OSError, ValueError):
         return None
-    revs = [Revision(model=repo_id, revision=b.name, spec=f"{repo_id}@{b.name}", step=_step_from_name(b.name))
-            for b in refs.branches if b.name != "main" and _step_from_name(b.name) is not None]
+    per = next((n for prefix, n in HUB_TOKENS_PER_STEP.items() if repo_id.startswith(prefix)), None)
+    revs = []
+    for b in refs.branches:
+        step = _step_from_name(b.name)
+        if b.name != "main" and step is not None:
+            revs.append(Revision(model=repo_id, revision=b.name, spec=f"{repo_id}@{b.name}", step=step,
+                                 tokens=None if per is None else step * per))
     return sorted(revs, key=lambda r: (r.step, r.revision)) or None
 
 

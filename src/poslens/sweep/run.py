@@ -203,7 +203,8 @@ def write_tables(merged: dict, out: Path) -> list[Path]:
         p = out / "tables" / f"{name}.csv"
         atomic_write_text(p, _csv(m["rows"]))
         q = out / "tables" / f"{name}.json"
-        atomic_write_text(q, json.dumps(json.loads(canonical({"metric": name, **m})), indent=1, sort_keys=True) + "\n")
+        atomic_write_text(q, json.dumps(json.loads(canonical({"metric": name, **m, "change_points": merged["change_points"]})),
+                                        indent=1, sort_keys=True) + "\n")
         paths += [p, q]
     p = out / "sweep.json"
     atomic_write_text(p, json.dumps(json.loads(canonical(merged)), indent=1, sort_keys=True) + "\n")

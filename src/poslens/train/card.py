@@ -122,16 +122,35 @@ def _grid(heads: dict, n_layers: int, n_heads: int) -> list[str]:
     return ["Each cell: duplicate-token score / previous-token score / induction score.", "", *rows]
 
 
+_KIND_TEXT = {
+    "repeat": "a span repeated to fill the window (only an induction circuit predicts it)",
+    "lag2": "lag-2 copies (a token repeats the one two places back with probability 1/2; only a previous-token "
+            "head predicts it)",
+    "dup": "tokens from a small pool with a marker after every token seen before in the window (only a "
+           "duplicate-token head predicts it)",
+}
+
+
 def _synthetic_lines(log: dict) -> list[str]:
-    n = max([st["options"].get("synthetic_steps", 0) for st in log.get("stages") or []]
-            + [log["config"].get("synthetic_steps", 0)])
+    opts = [st["options"] for st in log.get("stages") or []] or [log["config"]]
+    n = max(o.get("synthetic_steps", 0) for o in opts)
     if not n:
         return []
-    return [f"The first {n:,} steps saw no text: synthetic windows of random tokens, half of them a span repeated "
-            "to fill the window (only an induction circuit predicts it), half lag-2 copies (a token repeats the one "
-            "two places back with probability 1/2; only a previous-token head predicts it). Heads found below "
-            "may have been formed by that curriculum rather than by English; the card measures what is there now.",
-            ""]
+    last = opts[-1]
+    kinds = [k for k in str(last.get("synthetic_kinds", "repeat,lag2")).split(",") if k]
+    share = f"1/{len(kinds)}" if len(kinds) > 1 else "all"
+    lens = sorted({o.get("synthetic_len") or o.get("n_ctx") for o in opts})
+    lines = [f"The first {n:,} steps saw no text: synthetic windows of random tokens"
+             + (f" ({' then '.join(str(x) for x in lens)} tokens long, by stage)" if len(lens) > 1 else "")
+             + ", " + "; ".join(f"{share} {_KIND_TEXT[k]}" for k in kinds) + "."]
+    frac = last.get("synthetic_frac", 0.0)
+    if frac:
+        lines.append(f"After them a {frac:.0%} share of every batch stayed synthetic, so those circuits kept a gradient.")
+    if last.get("wpe_freeze_steps") or last.get("wpe_lr_scale", 1.0) != 1.0:
+        lines.append(f"W_pos was not updated for the first {last.get('wpe_freeze_steps', 0):,} steps and then learned "
+                     f"at {last.get('wpe_lr_scale', 1.0):g} times the others' learning rate.")
+    return [" ".join(lines) + " Heads found below may have been formed by that curriculum rather than by English; "
+            "the card measures what is there now.", ""]
 
 
 def _history_lines(hist: dict | None) -> list[str]:

@@ -59,11 +59,26 @@ def shared_plotly(js_file: str | Path, src: str):
         _SHARED_PLOTLY = previous
 
 
+DEFAULT_HEIGHT = 450
+
+
 def save_plotly(fig, path: str | Path) -> Path:
-    """Write a plotly figure as an offline HTML file (plotly.min.js beside it, or the shared one)."""
+    """Write a plotly figure as an offline HTML file (plotly.min.js beside it, or the shared one).
+
+    The figure is made responsive: it takes the width of whatever holds it (a report card,
+    a browser window) and keeps the height it was drawn with. The width it was drawn for is
+    kept as ``layout.meta.poslens_natural_width`` (and its height as ``poslens_height``), so
+    the report can give a wide figure a wide card of the right height.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(str(path), include_plotlyjs=_SHARED_PLOTLY or "directory")
+    natural = fig.layout.width or 0
+    height = int(fig.layout.height or DEFAULT_HEIGHT)
+    meta = fig.layout.meta if isinstance(fig.layout.meta, dict) else {}
+    fig.update_layout(width=None, autosize=True, height=height, meta={**meta, "poslens_natural_width": int(natural),
+                                                                 "poslens_height": height})
+    fig.write_html(str(path), include_plotlyjs=_SHARED_PLOTLY or "directory", config={"responsive": True},
+                   default_width="100%", default_height=f"{height}px")
     return path
 
 
@@ -86,3 +101,20 @@ def glyph_safe(text: str) -> str:
         font = font_manager.findfont(font_manager.FontProperties(family=matplotlib.rcParams["font.family"]))
         _CHARMAP = set(FT2Font(font).get_charmap())
     return "".join(c if ord(c) in _CHARMAP or c in "\n\t" else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def subplot_colorbar(fig, row: int, col: int, title: str | None = None) -> dict:
+    """A colour bar just right of subplot (row, col), as tall as it: give each panel of a
+    ``make_subplots`` figure its own bar without covering its neighbour or its title
+    (leave ``horizontal_spacing`` of about 0.1 for the bar and its tick labels).
+
+    >>> fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12)            # doctest: +SKIP
+    >>> fig.add_trace(go.Heatmap(z=z, colorbar=subplot_colorbar(fig, 1, 1)), row=1, col=1)   # doctest: +SKIP
+    """
+    sub = fig.get_subplot(row, col)
+    (x0, x1), (y0, y1) = sub.xaxis.domain, sub.yaxis.domain
+    bar = dict(x=x1 + 0.005, xanchor="left", xref="paper", y=(y0 + y1) / 2, yanchor="middle", yref="paper",
+               len=(y1 - y0), lenmode="fraction", thickness=10, outlinewidth=0)
+    if title:
+        bar["title"] = dict(text=title, side="right")
+    return bar

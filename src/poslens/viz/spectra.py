@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .common import save_plotly, save_png  # noqa: E402
+from .common import save_plotly, save_png, subplot_colorbar  # noqa: E402
 
 # (metric, title, transform of a matrix's metrics dict to the plotted value)
 _PANELS = (
@@ -44,7 +44,8 @@ def spectra_figures(result, out: Path) -> list[Path]:
     paths: list[Path] = []
     if result.matrices:
         fig, axes = plt.subplots(1, len(_PANELS), figsize=(4.2 * len(_PANELS), 1.5 + 0.32 * len(result.layers)))
-        pf = make_subplots(rows=1, cols=len(_PANELS), subplot_titles=[t for _, t, _ in _PANELS])
+        pf = make_subplots(rows=1, cols=len(_PANELS), subplot_titles=[t for _, t, _ in _PANELS],
+                           horizontal_spacing=0.1)
         for i, (ax, (_, title, fn)) in enumerate(zip(np.atleast_1d(axes), _PANELS)):
             g, mats, layers = _grid(result, fn)
             im = ax.imshow(g, aspect="auto", cmap="viridis")
@@ -54,11 +55,12 @@ def spectra_figures(result, out: Path) -> list[Path]:
             ax.set_title(title, fontsize=9)
             fig.colorbar(im, ax=ax)
             pf.add_trace(go.Heatmap(z=g, x=mats, y=[str(l) for l in layers], colorscale="Viridis",
-                                    colorbar=dict(x=(i + 1) / len(_PANELS) - 0.02, len=0.9), name=title),
+                                    colorbar=subplot_colorbar(pf, 1, i + 1), name=title),
                          row=1, col=i + 1)
         fig.suptitle(f"{result.model}: weight anisotropy")
         paths.append(save_png(fig, out / "spectra_heatmap.png"))
-        pf.update_layout(title=f"{result.model}: weight anisotropy over layers and matrices")
+        pf.update_layout(title=f"{result.model}: weight anisotropy over layers and matrices",
+                         width=300 * len(_PANELS), margin=dict(r=50))
         paths.append(save_plotly(pf, out / "spectra_heatmap.html"))
 
         with_sv = {m: v for m, v in result.matrices.items() if any("singular_values" in d for d in v.values())}
@@ -85,7 +87,8 @@ def spectra_figures(result, out: Path) -> list[Path]:
             axes[0, -1].legend(fontsize=6, ncol=2)
             paths.append(save_png(fig, out / "spectra_singular_values.png"))
             pf.update_yaxes(type="log")
-            pf.update_layout(title=f"{result.model}: singular values (colour: layer)")
+            pf.update_layout(title=f"{result.model}: singular values (hover for the layer)", width=max(700, 260 * n),
+                             showlegend=False)
             paths.append(save_plotly(pf, out / "spectra_singular_values.html"))
 
     if result.qk:
@@ -94,7 +97,7 @@ def spectra_figures(result, out: Path) -> list[Path]:
         H = max(int(k.split(".")[1]) for k in keys) + 1
         panels = (("symmetry", "d(M_h, M_h^T)"), ("identity_scaled", "d(M_h scaled to |I|, I)"), ("identity", "d(M_h, I)"))
         fig, axes = plt.subplots(1, 3, figsize=(4 + 0.9 * H, 1.5 + 0.32 * len(layers)))
-        pf = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels])
+        pf = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels], horizontal_spacing=0.1)
         for i, (ax, (key, title)) in enumerate(zip(axes, panels)):
             g = np.full((len(layers), H), np.nan)
             for k, v in result.qk.items():
@@ -108,10 +111,10 @@ def spectra_figures(result, out: Path) -> list[Path]:
             ax.set_title(title, fontsize=9)
             fig.colorbar(im, ax=ax)
             pf.add_trace(go.Heatmap(z=g, x=list(range(H)), y=[str(l) for l in layers], colorscale="Magma",
-                                    colorbar=dict(x=(i + 1) / 3 - 0.02, len=0.9)), row=1, col=i + 1)
+                                    colorbar=subplot_colorbar(pf, 1, i + 1)), row=1, col=i + 1)
         fig.suptitle(f"{result.model}: QK structure M_h = W_Q^h W_K^hT")
         paths.append(save_png(fig, out / "qk_distances.png"))
-        pf.update_layout(title=f"{result.model}: QK distances per head")
+        pf.update_layout(title=f"{result.model}: QK distances per head", width=1000, margin=dict(r=50))
         paths.append(save_plotly(pf, out / "qk_distances.html"))
     return paths
 

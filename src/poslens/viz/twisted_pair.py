@@ -41,7 +41,8 @@ def _estimate(r, out: Path) -> list[Path]:
                                                                          "colorbar": {"title": "err/bound"}},
                                text=[f"i={a:.0f} j={b:.0f}" for a, b in zip(i, j)]))
     g.add_trace(go.Scatter(x=lim, y=lim, mode="lines", line={"dash": "dash", "color": "black"}, name="y = x"))
-    g.update_layout(xaxis_title="true j - i", yaxis_title="estimate", title="Twisted-pair estimate vs truth")
+    g.update_layout(xaxis_title="true j - i", yaxis_title="estimate", title="Twisted-pair estimate vs truth",
+                    showlegend=False)
     paths.append(save_plotly(g, out / "tp_estimate.html"))
     return paths
 

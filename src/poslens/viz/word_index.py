@@ -78,7 +78,12 @@ def key_plot(result, scheme: str, label_token: str, layer: int, out: Path, min_c
                        marker_color=_hex(cols[k]), legendgroup=str(k), showlegend=u == 0, row=u + 1, col=1,
                        customdata=tot[u], hovertemplate="position %{x}<br>share %{y:.2f}<br>n=%{customdata:.0f}")
         pf.update_yaxes(range=[0, 1], showticklabels=False, row=u + 1, col=1)
-    pf.update_layout(barmode="stack", title=title, height=110 * n + 120, bargap=0.1)
+    short = (f"{result.model}: {scheme}, {label_token} token, residual point {layer}<br>predicted {unit} index "
+             f"(accuracy {r['probes'][i]['accuracy']:.3f})")
+    pf.update_layout(barmode="stack", height=110 * n + 160, bargap=0.1, width=900,
+                     title=dict(text=short, y=0.97, yanchor="top", yref="container"),
+                     legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom", font=dict(size=10)),
+                     margin=dict(t=120, r=70))
     pf.update_xaxes(title_text="absolute position", row=n, col=1)
     paths.append(save_plotly(pf, out / f"{stem}.html"))
     return paths

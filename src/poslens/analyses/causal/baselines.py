@@ -50,6 +50,24 @@ def compare(effect: float, draws: Iterable[float]) -> dict[str, Any]:
     return {"effect": effect, "baseline": b, "z": z, "ratio": ratio, "share_as_large": share}
 
 
+def against(c: dict[str, Any], what: str = "baseline", z_key: str = "z") -> str:
+    """``c`` (from :func:`compare`) in words: the baseline's n, mean and spread, then z, or
+    the plain fact that the baseline has no spread (a z against zero spread means nothing).
+
+    >>> against(compare(-2.0, [0.1, -0.2, 0.05]), "random heads")
+    'random heads -0.017 ± 0.161 (n 3; z -12.3)'
+    >>> against(compare(-2.0, [0.0, 0.0]), "random heads")
+    'random heads +0.000 (n 2, all draws equal: no spread, so no z)'
+    """
+    b = c["baseline"]
+    if not b["n"]:
+        return f"{what}: no draws"
+    if b["n"] < 2 or not b["std"] > 0:
+        return f"{what} {b['mean']:+.3f} (n {b['n']}, " + ("all draws equal: no spread, so no z)" if b["n"] > 1
+                                                          else "one draw: no spread, so no z)")
+    return f"{what} {b['mean']:+.3f} ± {b['std']:.3f} (n {b['n']}; z {c[z_key]:.1f})"
+
+
 def _draw_subsets(pool: Sequence[int], size: int, n_draws: int, rng: np.random.Generator) -> list[list[int]]:
     """Distinct ``size``-subsets of ``pool`` (all of them if there are at most ``n_draws``)."""
     pool = list(pool)

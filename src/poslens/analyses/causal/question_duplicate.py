@@ -41,7 +41,7 @@ from ...models import processing as proc
 from ...models.runner import Runner
 from ...models.weights import Weights, require
 from ...results import Result
-from .baselines import compare, head_pool, random_head_sets, random_neurons
+from .baselines import against, compare, head_pool, random_head_sets, random_neurons
 from .inputs import distinct_tokens
 from .interventions import ablate_head, run_variants
 from .metrics import MetricStore, masked_neuron_means
@@ -320,16 +320,15 @@ def summarize(r: DupNeuronAblationResult) -> list[str]:
              + ("..." if len(r.selected) > 8 else "") + f" ({r.selection.split(' (')[0]})",
              f"clean: repeated {r.clean['repeated']:.3f}, non-repeated {r.clean['non_repeated']:.3f}, mean |gap| "
              f"{r.clean['gap_size']:.3f} (random neurons' {r.random_neuron_clean_gap['baseline']['mean']:.3f} ± "
-             f"{r.random_neuron_clean_gap['baseline']['std']:.3f})"]
+             f"{r.random_neuron_clean_gap['baseline']['std']:.3f}, n {r.random_neuron_clean_gap['baseline']['n']})"]
     names = {"duplicate": f"{r.options.get('kind')}-ablating the duplicate heads",
              "others": f"{r.options.get('kind')}-ablating the other {len(r.other_heads)} heads"}
     for g, e in r.effects.items():
         x = e["gap"]
-        lines.append(f"{names[g]}: |gap| {x['effect']:+.3f} ({x['relative']:+.0%} of the clean |gap|); random heads "
-                     f"{x['vs_random_heads']['baseline']['mean']:+.3f} ± {x['vs_random_heads']['baseline']['std']:.3f} "
-                     f"(z {x['vs_random_heads']['z']:.1f}); same ablation on random neurons "
-                     f"{x['vs_random_neurons']['baseline']['mean']:+.3f} ± {x['vs_random_neurons']['baseline']['std']:.3f} "
-                     f"(z {x['vs_random_neurons']['z']:.1f})")
+        lines.append(f"{names[g]}: change of the gap in its clean direction {x['effect']:+.3f} "
+                     f"({x['relative']:+.0%} of the clean gap; below -100% the gap flips sign); "
+                     f"{against(x['vs_random_heads'], 'random heads')}; "
+                     f"{against(x['vs_random_neurons'], 'same ablation on random neurons')}")
     return lines + list(r.notes)
 
 

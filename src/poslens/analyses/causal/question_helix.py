@@ -34,7 +34,7 @@ from ...errors import InvalidInputError
 from ...models.runner import Runner
 from ...models.weights import Weights
 from ...results import Result
-from .baselines import compare, random_subspace, spread
+from .baselines import against, compare, random_subspace, spread
 from .inputs import text_windows
 from .interventions import ablate_direction, run_variants
 from .metrics import MetricStore, next_token_loss, previous_token_attention
@@ -244,17 +244,16 @@ def summarize(r: HelixAblationResult) -> list[str]:
              f"{r.input.get('kind')}"]
     if r.loss:
         L = r.loss
-        lines.append(f"loss {r.clean_loss:.3f} → helix {L['helix']['effect']:+.3f}; random {k_sub(r)} "
-                     f"{L['random']['effect']:+.3f} ± {L['random']['baseline']['std']:.3f} (z {L['random']['helix_z']:.1f}); "
-                     f"variance-matched {L['matched']['effect']:+.3f} ± {L['matched']['baseline']['std']:.3f} "
-                     f"(z {L['matched']['helix_z']:.1f})")
+        lines.append(f"loss {r.clean_loss:.3f}, change: helix {L['helix']['effect']:+.3f}; "
+                     f"{against(L['random'], f'random {k_sub(r)}', 'helix_z')}; "
+                     f"{against(L['matched'], 'variance-matched', 'helix_z')}")
     if r.prev_attention:
         P = r.prev_attention
-        lines.append(f"previous-token attention of {', '.join(r.prev_heads)} (clean "
-                     f"{np.mean(list(r.clean_prev.values())):.3f}): helix {P['helix']['effect']:+.3f}; random "
-                     f"{P['random']['effect']:+.3f} ± {P['random']['baseline']['std']:.3f} (z {P['random']['helix_z']:.1f}); "
-                     f"variance-matched {P['matched']['effect']:+.3f} ± {P['matched']['baseline']['std']:.3f} "
-                     f"(z {P['matched']['helix_z']:.1f})")
+        on = (r.input or {}).get("kind") or "this section's input"
+        lines.append(f"previous-token attention on {on}, mean over heads {', '.join(r.prev_heads)} (clean "
+                     f"{np.mean(list(r.clean_prev.values())):.3f}; not the model profile's previous-token score, "
+                     f"which is per head on repeated random tokens), change: helix {P['helix']['effect']:+.3f}; "
+                     f"{against(P['random'], 'random', 'helix_z')}; {against(P['matched'], 'variance-matched', 'helix_z')}")
     return lines + list(r.notes)
 
 

@@ -1,4 +1,4 @@
-"""`poslens spectra`, `poslens subspaces` and `poslens lens` ("Dissecting the Frog", seed 004)."""
+"""`poslens spectra`, `poslens subspaces` and `poslens lens`: the geometry of weights and hidden states, and the logit lens (after the slides "Dissecting the Frog: a hands-on study of the GPT2 transformer")."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from functools import cached_property
 import numpy as np
 import scipy.linalg
 
-from ..errors import InvalidInputError
+from ...errors import InvalidInputError
 
 
 # ----------------------------------------------------------------------------- PCA

@@ -1,8 +1,8 @@
-"""Report stages for "Dissecting the Frog" (seed 004): one per analysis, so a checkpoint
+"""Report stages for the geometry of weights and hidden states, after the slides "Dissecting the Frog": one per analysis, so a checkpoint
 runs whichever its tensors support (the partial GPT-2 small: spectra and positional norms).
 
 >>> from poslens.report import build_report
->>> from poslens.report.stage_frog import STAGES
+>>> from poslens.report.stage_geometry import STAGES
 >>> build_report(["tiny"], "out", stages=STAGES, size="quick", progress=False)   # doctest: +SKIP
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .orchestrate import Context, Harvest, Stage
 
-SEED = "004_c2ec2d93dce11b05.txt"
+SEED = "frog"
 
 
 # ---- weight spectra -------------------------------------------------------------------------
@@ -77,13 +77,13 @@ def _sub_tokens(ctx: Context, opts: dict) -> list[int]:
     """The default passage's first tokens, as many as the longest (capped) prompt."""
     from ..analyses.subspaces import DEFAULT_TEXT, plan_lengths, prompt_tokens
 
-    ids = ctx.memo(("frog-text", opts["prepend_bos"]), lambda: prompt_tokens(ctx.tokenizer, DEFAULT_TEXT, opts["prepend_bos"]))
+    ids = ctx.memo(("geometry-text", opts["prepend_bos"]), lambda: prompt_tokens(ctx.tokenizer, DEFAULT_TEXT, opts["prepend_bos"]))
     plan, _ = plan_lengths(len(ids), ctx.cfg.n_ctx, opts["lengths"])
     return ids[: max(plan.values())]
 
 
 def _sub_dataset(ctx: Context, opts: dict) -> str:
-    return f"frog-text:len={len(_sub_tokens(ctx, opts))}:bos={int(opts['prepend_bos'])}"
+    return f"geometry-text:len={len(_sub_tokens(ctx, opts))}:bos={int(opts['prepend_bos'])}"
 
 
 def _sub_harvests(ctx: Context, opts: dict) -> list[Harvest]:
@@ -138,14 +138,14 @@ def _lens_harvests(ctx: Context, opts: dict) -> list[Harvest]:
     from ..analyses.subspaces import probe_hooks
 
     ids = _lens_ids(ctx, opts)
-    return [Harvest(f"frog-lens:{opts['prompt']}:bos={int(opts['prepend_bos'])}",
+    return [Harvest(f"geometry-lens:{opts['prompt']}:bos={int(opts['prepend_bos'])}",
                     lambda c: {"tokens": torch.tensor([ids])}, tuple(probe_hooks(ctx.cfg.n_layers, final_ln=False)))]
 
 
 def _lens_run(ctx: Context, opts: dict):
     from ..analyses.logit_lens import logit_lens
 
-    acts = ctx.activations(f"frog-lens:{opts['prompt']}:bos={int(opts['prepend_bos'])}")
+    acts = ctx.activations(f"geometry-lens:{opts['prompt']}:bos={int(opts['prepend_bos'])}")
     return logit_lens(ctx.weights, opts["prompt"], ctx.tokenizer, top_k=opts["top_k"], n_generate=opts["n_generate"],
                       prepend_bos=opts["prepend_bos"], final_ln=opts["final_ln"], device=ctx.device, dtype=ctx.dtype,
                       states=acts)
@@ -165,20 +165,20 @@ def _lens_summary(result):
 
 STAGES = [
     Stage(
-        "frog_spectra", "Weight spectra and QK structure", _spectra_run, needs=("attn",), options=_spectra_options,
-        figures=_spectra_figures, summarize=_spectra_summary, code=("poslens.analyses.spectra",), seed=SEED,
+        "geometry_spectra", "Weight spectra and QK structure", _spectra_run, needs=("attn",), options=_spectra_options,
+        figures=_spectra_figures, summarize=_spectra_summary, code=("poslens.analyses.spectra", "poslens.viz.spectra", "poslens.viz.common"), seed=SEED,
         about=("Singular values of every layer's W_Q, W_K, W_V, W_O (whole d_model x d_model and per head), W_in and "
                "W_out. Condition number sigma_max/sigma_min and log-volume sum(log sigma) measure anisotropy; the "
                "effective rank exp(H) (H the entropy of sigma/sum sigma) counts the directions a matrix really uses, "
                "out of min(shape). QK: d(A,B) = |A-B|/(|A|+|B|+|A-B|) between M_h = W_Q^h W_K^hT and M_h^T (0: the "
                "head's bilinear form is symmetric, 0.5: antisymmetric) and between M_h, rescaled to the identity's "
-               "norm, and the identity (0: attention would be a plain dot product). On GPT-2 small the slides' "
+               "norm, and the identity (0: attention would be a plain dot product). On GPT-2 small the slides' (“Dissecting the Frog”) "
                "layer-5 printout is checked."),
     ),
     Stage(
-        "frog_sphere", "Positional spheres: overlap and embedding norms", _sphere_run, needs=("W_pos",),
+        "geometry_sphere", "Positional spheres: overlap and embedding norms", _sphere_run, needs=("W_pos",),
         options=_sphere_options, figures=_sphere_figures, summarize=_sphere_summary,
-        code=("poslens.analyses.sphere_overlap",), seed=SEED,
+        code=("poslens.analyses.sphere_overlap", "poslens.viz.common"), seed=SEED,
         about=("Adding a positional vector moves a token embedding T onto a sphere of radius |P| around it. For "
                "random tokens, each at its own position, a pair 'overlaps' when |P_i|+|P_j| exceeds |T_i-T_j|; the "
                "volume fraction is the shared volume of two balls of the mean radius over one ball "
@@ -186,9 +186,9 @@ STAGES = [
                "without W_E only the positional norms are computed."),
     ),
     Stage(
-        "frog_subspaces", "Hidden-state subspaces across layers", _sub_run, needs=("tokens", "tokenizer"),
+        "geometry_subspaces", "Hidden-state subspaces across layers", _sub_run, needs=("tokens", "tokenizer"),
         options=_sub_options, harvests=_sub_harvests, figures=_sub_figures, summarize=_sub_summary,
-        code=("poslens.analyses.subspaces",), seed=SEED,
+        code=("poslens.analyses.subspaces", "poslens.viz.subspaces", "poslens.viz.common"), seed=SEED,
         about=("For prompts of about 15, 150 and 500 tokens (prefixes of one passage), the centred hidden states at "
                "every layer: Gram spectrum, signal dimensions above the Marchenko-Pastur edge, principal angles "
                "between consecutive layers' signal subspaces (their sum in degrees; overlap = share of angles with "
@@ -196,9 +196,9 @@ STAGES = [
                "subspaces (share of d_model explored) and an MDS map of the layers by Grassmann distance."),
     ),
     Stage(
-        "frog_lens", "Logit lens", _lens_run, needs=("tokens", "W_U", "tokenizer"), options=_lens_options,
+        "geometry_lens", "Logit lens", _lens_run, needs=("tokens", "W_U", "tokenizer"), options=_lens_options,
         harvests=_lens_harvests, figures=_lens_figures, summarize=_lens_summary,
-        code=("poslens.analyses.logit_lens",), seed=SEED,
+        code=("poslens.analyses.logit_lens", "poslens.viz.logit_lens", "poslens.viz.common"), seed=SEED,
         about=("Each layer's residual stream read through ln_final and the unembedding as a next-token "
                "distribution: its entropy in nats at the last token and averaged over tokens, the top tokens, the "
                "KL divergence from the model's output and greedy generation with the top-k logits of each step."),

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from ..results import Result
+from ...errors import InvalidInputError
+from ...results import Result
+from .measure import check_options, helix, helix_with_fit
 
 
 def summary_row(r) -> dict:
@@ -78,8 +79,8 @@ class HelixSweepResult(Result):
 
 def _open(spec):
     """(Weights, checkpoint or None) for a spec, a directory or ready Weights."""
-    from ..models.registry import open_checkpoint
-    from ..models.weights import Weights
+    from ...models.registry import open_checkpoint
+    from ...models.weights import Weights
 
     if isinstance(spec, Weights):
         return spec, getattr(spec, "source", None)
@@ -98,7 +99,6 @@ def helix_models(specs, *, progress: bool = False, **options) -> HelixFamilyResu
     """
     from tqdm.auto import tqdm
 
-    from .helix import check_options, helix
 
     specs = list(specs)
     if not specs:
@@ -150,7 +150,7 @@ def sweep_specs(model: str, steps=None, every: int | None = None) -> list[str]:
     >>> len(sweep_specs("alias", every=100))
     8
     """
-    from ..models.registry import resolve
+    from ...models.registry import resolve
 
     name, _, _ = str(model).partition("@")
     info = resolve(name).info
@@ -207,7 +207,6 @@ def helix_sweep(specs, *, progress: bool = False, **options) -> HelixSweepResult
     """
     from tqdm.auto import tqdm
 
-    from .helix import check_options, helix_with_fit
 
     specs = list(specs)
     if len(specs) < 2:

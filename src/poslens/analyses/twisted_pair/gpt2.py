@@ -34,9 +34,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import InvalidInputError, MissingTensorError
-from ..models.weights import Weights, require
-from .helix import fit_linear_ode, pca
+from ...errors import InvalidInputError, MissingTensorError
+from ...models.weights import Weights, require
+from ..helix import fit_linear_ode, pca
 
 CURVE_SOURCES = ("W_pos", "W_E")
 
@@ -181,7 +181,7 @@ def derivative_heads(weights: Weights, cf: CurveFit, *, layers: list[int] | None
     ideal = float(_cos_rows((Y - Y.mean(0))[sl], Dc[sl]).mean())
     actual = []
     if runner_layer0 and cf.source == "W_pos" and 0 in layers:
-        from ..models.runner import Runner
+        from ...models.runner import Runner
 
         n_pos = int(cf.positions[-1]) + 1
         acts = Runner(weights, device, dtype).run(embed=torch.zeros(1, n_pos, cfg.d_model),
@@ -205,7 +205,7 @@ def neuron_pairs(weights: Weights, cf: CurveFit, *, layer: int = 0, diff_rank: i
     pass the thresholds (cos_in >= 0.5, cos_out <= -0.5, frac_diff >= 5x chance or >= 0.9). The
     subspace is as wide as 99% of the moves' energy needs, at most ``diff_rank``.
     """
-    from ..models.processing import fold_layer_norm
+    from ...models.processing import fold_layer_norm
 
     cfg = weights.cfg
     if not 0 <= layer < cfg.n_layers:

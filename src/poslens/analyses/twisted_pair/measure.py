@@ -1,30 +1,4 @@
-"""The twisted-pair distance mechanism of seed 000: built as real weights, verified, and sought in GPT-2.
-
-**The derivation.** Points x_i = f(i/n) lie on a C^2 curve f: [0, 1] -> R^d; given x_i and
-x_j with |i - j| <= k << n, estimate j - i. With M + 1 sentries s_m = m / M and s the
-sentry nearest to i/n (|i/n - s| <= 1/(2M)),
-
-    x_j - x_i = (j - i)/n f'(s) + int_{i/n}^{j/n} (f'(t) - f'(s)) dt,
-    |int ...| <= L (1/(2M) + |i - j|/n) |i - j|/n,        L = Lipschitz constant of f',
-
-so n (x_j - x_i) . f'(s) / |f'(s)|^2 estimates j - i with error at most
-n L (1/(2M) + |i - j|/n) |i - j|/n / |f'(s)| (positions). A one-layer transformer computes it:
-two heads put x_j - x_i in a subspace orthogonal to x_i; per sentry a pair of ReLU
-neurons N+-_m = ReLU(gate_m(x_i) +- b3_m (x_j - x_i) . f'(s_m)) whose gate is positive only
-on the sentry's cell; the pair's difference N+ - N- = 2 b3_m (x_j - x_i) . f'(s_m) carries
-the signal while anything common to both (the gate and its noise) cancels, like twisted
-pair cabling. Output weights C_m / (2 b3_m) with C_m = n / |f'(s_m)|^2 give the estimate.
-The helix variant gates on y_i = A x_i + c ~ f'(i/n) instead: f' of a helix is periodic,
-so one period's sentries serve every turn. See :mod:`.twisted_pair_build` for the weights.
-
-**Readings of an ambiguous text** (recorded in every result as ``readings``): see
-:data:`READINGS`.
-
-Modules: ``twisted_pair_curves`` (curves and their checks), ``twisted_pair_gates``
-(sentry cells and their gates), ``twisted_pair_build`` (the weights), ``twisted_pair_verify`` (runner vs bound, sweeps, grid), ``twisted_pair_claims``
-(noise cancellation, near self-intersection, helix reuse), ``twisted_pair_gpt2`` (the
-GPT-2 part), ``twisted_pair_report`` (checks, findings, summary). This module runs them
-together into one :class:`TwistedPairResult`.
+"""The twisted-pair analysis run end to end: :func:`twisted_pair` and :class:`TwistedPairResult`.
 
 >>> r = twisted_pair(n=128, M=8, k=4, sweep_M=(), sweep_n=(), sweep_k=(), grid_spec=None, claims=False)
 >>> r.verification["within_bound"], r.construction["n_neurons"]
@@ -39,13 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..models.weights import Weights
-from ..results import Result
-from .twisted_pair_build import build, check_sizes
-from .twisted_pair_claims import helix_reuse, near_intersection, noise_cancellation
-from .twisted_pair_curves import curve_stats, make_curve
-from .twisted_pair_report import checks_and_findings, summary_lines
-from .twisted_pair_verify import DEFAULT_GRID_CURVES, grid, sweep, verify
+from ...models.weights import Weights
+from ...results import Result
+from .build import build, check_sizes
+from .experiments import helix_reuse, near_intersection, noise_cancellation
+from .curves import curve_stats, make_curve
+from .report import result_findings, summary_lines
+from .verify import DEFAULT_GRID_CURVES, grid, sweep, verify
 
 READINGS = [
     "Sentries: M + 1 points s_m = m/M (the text's list {0, 1/(M+1), ..., 1} has M + 2 points and contradicts "
@@ -171,7 +145,7 @@ def twisted_pair(
 
     g = {}
     if weights is not None:
-        from .twisted_pair_gpt2 import gpt2_part
+        from .gpt2 import gpt2_part
 
         t0 = time.perf_counter()
         g = gpt2_part(weights, seed=seed, **(gpt2_options or {}))
@@ -184,13 +158,14 @@ def twisted_pair(
         noise=noise, near_intersection=near, helix_reuse=reuse, gpt2=g, readings=list(READINGS),
         seconds={key: round(v, 3) for key, v in secs.items()},
     )
-    checks, findings = checks_and_findings(res)
-    return dataclasses.replace(res, checks=checks, findings=findings)
+    from ...claims.twisted_pair_post import twisted_pair_rows  # the post's claims live in the claims package
+
+    return dataclasses.replace(res, checks=twisted_pair_rows(res), findings=result_findings(res))
 
 
 def figures(result: TwistedPairResult, out: str | Path) -> list[Path]:
     """PNG and interactive HTML figures of a result (see :mod:`poslens.viz.twisted_pair`)."""
-    from ..viz.twisted_pair import twisted_pair_figures
+    from ...viz.twisted_pair import twisted_pair_figures
 
     return twisted_pair_figures(result, Path(out))
 
@@ -198,7 +173,3 @@ def figures(result: TwistedPairResult, out: str | Path) -> list[Path]:
 def summarize(result: TwistedPairResult) -> list[str]:
     """A few lines for the terminal and the report page."""
     return summary_lines(result)
-
-
-__all__ = ["READINGS", "TwistedPairResult", "build", "curve_stats", "figures", "make_curve", "summarize",
-           "twisted_pair", "verify"]

@@ -1,6 +1,6 @@
 """Smooth curves f: [0, 1] -> R^d for the twisted-pair construction, and the checks it relies on.
 
-The construction of seed 000 needs f to be C^2 (its error bound uses L, the Lipschitz
+The construction of the twisted-pair post needs f to be C^2 (its error bound uses L, the Lipschitz
 constant of f'), to have a non-vanishing derivative (the readout divides by |f'(s_m)|^2)
 and to be injective (a sentry gate reads "how close is x_i to f(s_m)", which is ambiguous
 where the curve meets itself). :func:`curve_stats` measures all three numerically and
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ...errors import InvalidInputError
 
 CURVES = ("helix", "circle-drift", "random", "loop")
 

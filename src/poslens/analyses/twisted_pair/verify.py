@@ -4,11 +4,11 @@ Every pair (i, j) with |i - j| <= k is fed as the token sequence ``[j, i]``; the
 of j - i is ``blocks.0.hook_mlp_out[:, 1, v]``. Each estimate is compared with the truth,
 with the construction's value in exact arithmetic (so rounding in the runner is measured
 separately from the mathematics) and with the post's bound (see
-:meth:`~poslens.analyses.twisted_pair_build.Construction.bound`). Sweeps rebuild the
+:meth:`~poslens.analyses.twisted_pair.build.Construction.bound`). Sweeps rebuild the
 construction over M, n or k; the grid runs every (curve, n, k, M) combination.
 
->>> from poslens.analyses.twisted_pair_curves import make_curve
->>> from poslens.analyses.twisted_pair_build import build
+>>> from poslens.analyses.twisted_pair.curves import make_curve
+>>> from poslens.analyses.twisted_pair.build import build
 >>> v = verify(build(make_curve("helix"), n=128, M=8, k=4))
 >>> v["within_bound"], v["n_pairs"]
 (True, 1141)
@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from ..models.runner import Runner
-from .twisted_pair_build import Construction, build
-from .twisted_pair_curves import curve_stats, make_curve
+from ...models.runner import Runner
+from .build import Construction, build
+from .curves import curve_stats, make_curve
 
 READOUT = "blocks.0.hook_mlp_out"
 

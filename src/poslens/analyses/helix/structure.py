@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .helix_pca import PCAFit
+from .pca import PCAFit
 
 
 def _unit_rows(M: np.ndarray) -> np.ndarray:
@@ -71,7 +71,7 @@ def outlier_positions(W: np.ndarray, threshold: float = 10.0, gram: np.ndarray |
     A position's ``isolation`` is its distance to the nearest other row of ``W`` divided by
     the median of that nearest-neighbour distance over all rows; rows above ``threshold``
     are ``flagged`` (in order of isolation). On GPT-2 small, position 0 (the BOS slot) and
-    the last position stand out, as seed 001 sees. ``gram``: ``W @ W.T`` if already computed.
+    the last position stand out, as the helix post sees. ``gram``: ``W @ W.T`` if already computed.
     """
     X = np.asarray(W, dtype=np.float64)
     G = X @ X.T if gram is None else gram
@@ -94,7 +94,7 @@ def outlier_positions(W: np.ndarray, threshold: float = 10.0, gram: np.ndarray |
 
 
 def fray(W: np.ndarray, late: PCAFit, k: int, cut: int, window: int = 11) -> dict:
-    """How far the early positions leave the subspace the later ones live in (seed 001's "fraying").
+    """How far the early positions leave the subspace the later ones live in (the helix post's "fraying").
 
     ``residual[i]``: the share of row i's deviation from the late positions' mean that lies
     outside their top-``k`` principal subspace. ``baseline`` is its median over positions
@@ -140,7 +140,7 @@ def norm_stats(M: np.ndarray) -> dict:
 
 
 def token_position(W_E, W_pos: np.ndarray, fit: PCAFit, k: int = 3, sample: int = 1024, seed: int = 0) -> tuple[dict, dict]:
-    """How token embeddings sit relative to positional ones (the seed comments' "direct sum" question).
+    """How token embeddings sit relative to positional ones (the helix post's comments: the "direct sum" question).
 
     Returns (W_E's norm statistics, the comparison). The comparison: ``mean_cosine``, the
     mean of cos(e, p) over every token-position pair (exact, from the means of the unit

@@ -1,4 +1,4 @@
-"""The twisted-pair construction of seed 000 as real GPT-2-shaped weights.
+"""The twisted-pair construction of the twisted-pair post as real GPT-2-shaped weights.
 
 A one-layer model (no LayerNorm, ReLU MLP) that reads two tokens ``[x_j, x_i]`` and writes
 an estimate of ``j - i`` onto one residual direction ``v`` at the second position:
@@ -28,7 +28,7 @@ the curve; where they are not (the curve comes back near itself, or a point of a
 multi-turn helix lies between its neighbours one turn up and down), the build says which
 sentry fails and where (``strict=True``) or records it (``strict=False``).
 
->>> from poslens.analyses.twisted_pair_curves import make_curve
+>>> from poslens.analyses.twisted_pair.curves import make_curve
 >>> con = build(make_curve("helix"), n=128, M=8, k=4)
 >>> con.cfg.d_mlp, con.layout["v"]
 (18, [8])
@@ -44,12 +44,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InvalidInputError
-from ..io import atomic_write_text
-from ..models.config import ModelConfig
-from ..models.weights import Weights
-from .twisted_pair_curves import Curve, curve_stats, derivative
-from .twisted_pair_gates import fit_gate, sentry_layout
+from ...errors import InvalidInputError
+from ...io import atomic_write_text
+from ...models.config import ModelConfig
+from ...models.weights import Weights
+from .curves import Curve, curve_stats, derivative
+from .gates import fit_gate, sentry_layout
 
 VARIANTS = ("plain", "helix")
 GATES = ("fit", "dot")
@@ -175,7 +175,7 @@ class Construction:
         """Write the model as a checkpoint directory (config.json, model.safetensors) plus
         ``twisted_pair.json`` saying how to read it (token ids = curve indices, sequence
         ``[j, i]``, estimate of j - i = blocks.0.hook_mlp_out[:, 1, v])."""
-        from ..models.save import save_checkpoint
+        from ...models.save import save_checkpoint
 
         path = Path(path)
         save_checkpoint(path, self.cfg, self._hf_state_dict)
@@ -218,7 +218,7 @@ def build(curve: Curve, n: int, M: int, k: int, *, variant: str = "plain", gate:
     raises where a gate cannot separate its cell; otherwise the failure is recorded in
     ``gate_ok`` and the model is built anyway (to show what goes wrong).
 
-    >>> from poslens.analyses.twisted_pair_curves import make_curve
+    >>> from poslens.analyses.twisted_pair.curves import make_curve
     >>> con = build(make_curve("circle-drift"), n=64, M=4, k=3)
     >>> con.feasible, con.cfg.n_heads
     (True, 2)
@@ -234,7 +234,7 @@ def build(curve: Curve, n: int, M: int, k: int, *, variant: str = "plain", gate:
     d = X.shape[1]
     ode, Y = None, None
     if variant == "helix":
-        from .helix import fit_linear_ode
+        from ..helix import fit_linear_ode
 
         ode = fit_linear_ode(X, dt=1.0 / n)
         A, c = np.asarray(ode["A"]), np.asarray(ode["c"])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ...errors import InvalidInputError
 
 
 def _detrend(Y: np.ndarray, t: np.ndarray) -> np.ndarray:

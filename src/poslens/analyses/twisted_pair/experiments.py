@@ -15,8 +15,8 @@
    between its neighbours), while the helix variant (gates on f' = A f + c, which is
    periodic) reuses one period's sentries at every n.
 
->>> from poslens.analyses.twisted_pair_curves import make_curve
->>> from poslens.analyses.twisted_pair_build import build
+>>> from poslens.analyses.twisted_pair.curves import make_curve
+>>> from poslens.analyses.twisted_pair.build import build
 >>> r = noise_cancellation(build(make_curve("helix"), n=128, M=8, k=4), sigmas=(0.2,))
 >>> r["rows"][0]["pair_rms"] < 1e-3 < r["rows"][0]["single_rms"]
 True
@@ -29,10 +29,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..errors import InvalidInputError
-from .twisted_pair_build import Construction, build
-from .twisted_pair_curves import curve_stats, make_curve
-from .twisted_pair_verify import run_estimates, verify
+from ...errors import InvalidInputError
+from .build import Construction, build
+from .curves import curve_stats, make_curve
+from .verify import run_estimates, verify
 
 
 def _gate_dims(con: Construction) -> list[int]:
@@ -65,7 +65,7 @@ def noise_cancellation(con: Construction, sigmas: Sequence[float] = (0.0, 0.05, 
     distance a gate input may move before its gate can flip); 1 means typical noise of
     that size. Errors are "excess" errors: estimate minus the noise-free estimate.
     """
-    from ..models.runner import Runner
+    from ...models.runner import Runner
 
     runner = Runner(con.weights, device=device, dtype=dtype)
     tokens, i, j = _pair_subset(con, max_pairs, seed)

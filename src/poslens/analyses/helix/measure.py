@@ -1,0 +1,375 @@
+"""The single-model helix analysis: :func:`helix` and :class:`HelixResult`, its options.
+
+>>> r = helix("../shared/data/gpt2-small-partial")                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import InvalidInputError, MissingTensorError, NotApplicableError
+from ...results import Result
+from .curve import _rounded, geometry, ode_fits, pca_summary
+from .fits import fit_helix
+from .pca import ODE_SCHEMES, PCAFit, pca
+from .structure import fray, norm_stats, outlier_positions, token_position
+
+
+@dataclass(frozen=True)
+class HelixResult(Result):
+    """The geometry of one model's ``W_pos``.
+
+    ``positions`` are the positions the main PCA ran on (``[start, stop)``; position 0 left
+    out by default, the helix post's reading); ``variance_explained`` the first
+    ``n_components`` variance shares (``centred`` says whether the mean row was removed);
+    ``components_for_90`` how many components reach 90%; ``coords`` the positions' top-3
+    coordinates; ``truncations`` the same PCA on positions >= ``truncate_at`` ("late") and
+    below it ("early"); ``helix``, ``ode`` (central differences), ``ode_smoothed``
+    (Savitzky-Golay) and ``ode_by_k`` the fits of the top components; ``periods``,
+    ``short_period`` (the share of variance at periods of at most 4 positions),
+    ``traces``, ``cosine``, ``outliers``, ``fray``; ``norms`` of W_pos (and W_E);
+    ``token_position`` the W_E / W_pos comparison; ``sinusoidal`` the same metrics for the
+    sinusoidal encoding of the same shape; ``checks`` the studies' published figures against ours (from poslens.claims).
+    """
+
+    kind = "helix"
+    n_ctx: int = 0
+    d_model: int = 0
+    positions: list = field(default_factory=list)
+    centred: bool = True
+    variance_explained: list = field(default_factory=list)
+    cumulative: list = field(default_factory=list)
+    components_for_90: int = 0
+    components_for: dict = field(default_factory=dict)
+    coords: list = field(default_factory=list)
+    truncations: dict = field(default_factory=dict)
+    helix: dict | None = None
+    ode: dict | None = None
+    ode_smoothed: dict | None = None
+    ode_by_k: list = field(default_factory=list)
+    periods: dict = field(default_factory=dict)
+    short_period: dict = field(default_factory=dict)
+    traces: dict = field(default_factory=dict)
+    cosine: dict = field(default_factory=dict)
+    outliers: dict = field(default_factory=dict)
+    fray: dict | None = None
+    norms: dict = field(default_factory=dict)
+    token_position: dict | None = None
+    sinusoidal: dict | None = None
+    checks: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- the analysis
+
+NOT_LEARNED = ("the helix analysis of learned positional embeddings; models with rotary or fixed sinusoidal "
+               "positions have no learned W_pos to analyse")
+
+
+def _as_weights(weights):
+    from ...models.weights import Weights, load_weights
+
+    if isinstance(weights, Weights):
+        return weights
+    if isinstance(weights, (str, Path)):
+        return load_weights(str(weights))
+    raise InvalidInputError(f"expected Weights or a model name/directory, got {type(weights).__name__}")
+
+
+def _check_learned(W: np.ndarray, label: str, allow_fixed: bool) -> None:
+    """Refuse a W_pos that carries no learned position: constant rows, or the fixed sinusoidal table."""
+    from ..sinusoidal import sinusoidal_encoding
+
+    if np.ptp(W, axis=0).max() == 0:
+        raise InvalidInputError(
+            f"W_pos of {label} is the same vector at every position (all zeros?): the model has no learned "
+            "positional embedding to analyse"
+        )
+    n, d = W.shape
+    if allow_fixed or d % 2:
+        return
+    scale = np.abs(W).max()
+    head = min(n, 16)  # a learned W_pos differs from the table within its first rows; only a match is checked in full
+    for layout in ("interleaved", "halves"):
+        if np.abs(W[:head] - sinusoidal_encoding(head, d, layout=layout)).max() > 1e-4 * max(scale, 1.0):
+            continue
+        if np.abs(W - sinusoidal_encoding(n, d, layout=layout)).max() <= 1e-4 * max(scale, 1.0):
+            raise InvalidInputError(
+                f"W_pos of {label} is the fixed sinusoidal encoding ({layout} layout), not a learned one; "
+                "the helix analysis compares learned embeddings against it "
+                "(pass allow_fixed=True / --allow-fixed to analyse it anyway)"
+            )
+
+
+def _end_skip(pos: np.ndarray, flagged: set) -> tuple[int, int]:
+    """How many flagged positions sit at each end of ``pos`` (kept to leave at least 8 rows)."""
+    a = 0
+    while a < len(pos) and int(pos[a]) in flagged:
+        a += 1
+    b = 0
+    while b < len(pos) - a and int(pos[len(pos) - 1 - b]) in flagged:
+        b += 1
+    return (a, b) if len(pos) - a - b >= 8 else (0, 0)
+
+
+def _positions(n_ctx: int, start: int | None, stop: int | None, keep_first: bool) -> np.ndarray:
+    start = (0 if keep_first else 1) if start is None else int(start)
+    stop = n_ctx if stop is None else int(stop)
+    if start < 0 or stop > n_ctx:
+        raise InvalidInputError(
+            f"positions {start}:{stop} are outside the model's context: positions run 0..{n_ctx - 1} (n_ctx {n_ctx})"
+        )
+    if start >= stop:
+        raise InvalidInputError(f"the position range {start}:{stop} is empty; give START < STOP (e.g. 1:{n_ctx})")
+    return np.arange(start, stop)
+
+
+def helix(
+    weights,
+    *,
+    start: int | None = None,
+    stop: int | None = None,
+    keep_first: bool = False,
+    center: bool = True,
+    n_components: int = 10,
+    fit_components: int = 3,
+    truncations: bool = True,
+    truncate_at: int = 100,
+    ode_window: int = 51,
+    n_traces: int = 6,
+    cosine_size: int = 64,
+    outlier_threshold: float = 10.0,
+    sinusoidal: bool = True,
+    sinusoidal_base: float = 10000.0,
+    tokens: bool | None = None,
+    token_sample: int = 1024,
+    allow_fixed: bool = False,
+    seed: int = 0,
+) -> HelixResult:
+    """The geometry of a model's learned positional embedding ``W_pos``: PCA, helix, ODE, norms, comparisons.
+
+    Reads ``wpe.weight`` and, for the token/position comparisons, ``wte.weight`` (only when
+    present, or when ``tokens=True``; ``tokens=False`` never reads it). The main PCA runs
+    on positions ``[start, stop)`` (default ``[1, n_ctx)``: position 0, the BOS slot, is
+    left out as in the helix post; ``keep_first=True`` starts at 0), centred over those
+    positions unless ``center=False``. ``truncations`` adds the helix post's two cuts (positions
+    >= ``truncate_at`` and below it) in the same call. The helix and linear-ODE fits use
+    the top ``fit_components`` components; ``ode_window`` is the Savitzky-Golay window of
+    the smoothed ODE fit. ``sinusoidal`` computes the same metrics for the sinusoidal
+    encoding of the same shape (``sinusoidal_base``).
+
+    >>> r = helix("../shared/data/gpt2-small-partial")                  # doctest: +SKIP
+    >>> r.cumulative[2], r.components_for_90, r.norms["W_pos"]["mean"]   # doctest: +SKIP
+    (0.9106, 3, 3.3901)
+    """
+    options = dict(locals())
+    del options["weights"]
+    return _helix(weights, **options)[0]
+
+
+def default_options() -> dict:
+    """Every option of :func:`helix` with its default value.
+
+    >>> default_options()["truncate_at"]
+    100
+    """
+    import inspect
+
+    return {k: p.default for k, p in inspect.signature(helix).parameters.items() if k != "weights"}
+
+
+def check_options(options: dict) -> None:
+    """Raise :class:`~poslens.errors.InvalidInputError` for the first key of ``options`` that :func:`helix` does not take.
+
+    >>> check_options({"n_components": 5})
+    >>> check_options({"n_component": 5})   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    poslens.errors.InvalidInputError: helix has no option 'n_component'...
+    """
+    from ...errors import suggest
+
+    known = default_options()
+    for k in options:
+        if k not in known:
+            raise InvalidInputError(f"helix has no option '{k}'{suggest(k, known)}; its options are: {', '.join(known)}")
+
+
+def helix_with_fit(weights, **options) -> tuple[HelixResult, PCAFit]:
+    """:func:`helix` (same options and defaults), also returning the main PCA fit; sweeps compare its components.
+
+    >>> r, fit = helix_with_fit("../shared/data/gpt2-small-partial", tokens=False)   # doctest: +SKIP
+    >>> fit.components.shape                                                     # doctest: +SKIP
+    (10, 768)
+    """
+    check_options(options)
+    return _helix(weights, **{**default_options(), **options})
+
+
+def _helix(
+    weights,
+    *,
+    start,
+    stop,
+    keep_first,
+    center,
+    n_components,
+    fit_components,
+    truncations,
+    truncate_at,
+    ode_window,
+    n_traces,
+    cosine_size,
+    outlier_threshold,
+    sinusoidal,
+    sinusoidal_base,
+    tokens,
+    token_sample,
+    allow_fixed,
+    seed,
+) -> tuple[HelixResult, PCAFit]:
+    """:func:`helix` with every option given, also returning the main PCA fit."""
+    w = _as_weights(weights)
+    label = w.label
+    if w.cfg.positional != "learned":
+        raise NotApplicableError(f"{label} has {w.cfg.positional} positions, no learned W_pos: {NOT_LEARNED}")
+    if not w.has("pos_embed.W_pos"):
+        raise MissingTensorError("wpe.weight", NOT_LEARNED, label)
+    n_components, fit_components = int(n_components), int(fit_components)
+    if n_components < 1:
+        raise InvalidInputError(f"n_components must be at least 1 (got {n_components})")
+    if not 2 <= fit_components <= n_components:
+        raise InvalidInputError(
+            f"fit_components must be between 2 and n_components ({n_components}); got {fit_components}"
+        )
+    if truncate_at < 1:
+        raise InvalidInputError(f"truncate_at must be a positive position (got {truncate_at})")
+    if tokens and not w.has("embed.W_E"):
+        raise MissingTensorError("wte.weight", "the token/position comparisons (pass tokens=False to skip them)", label)
+    W_full = w.W_pos.detach().double().cpu().numpy()
+    n_ctx, d_model = W_full.shape
+    _check_learned(W_full, label, allow_fixed)
+    pos = _positions(n_ctx, start, stop, keep_first)
+    if len(pos) < n_components:
+        raise InvalidInputError(
+            f"positions {pos[0]}:{pos[-1] + 1} are {len(pos)} rows, fewer than the {n_components} components asked for; "
+            "widen the range or ask for fewer components"
+        )
+    if n_components > d_model:
+        raise InvalidInputError(f"{n_components} components exceed d_model ({d_model}); ask for at most {d_model}")
+    if len(pos) < 8:
+        raise InvalidInputError(f"positions {pos[0]}:{pos[-1] + 1} are {len(pos)} rows; the fits need at least 8")
+    use_tokens = w.has("embed.W_E") if tokens is None else bool(tokens)
+    options = dict(
+        start=int(pos[0]), stop=int(pos[-1]) + 1, keep_first=bool(keep_first), center=bool(center),
+        centring="mean row over the analysed positions subtracted" if center else "none (raw rows)",
+        n_components=n_components, fit_components=fit_components, truncations=bool(truncations),
+        truncate_at=int(truncate_at),
+        ode_scheme="central differences (x[t+1]-x[t-1])/2; smoothed: Savitzky-Golay cubic derivative; "
+                   "isolated end positions left out",
+        ode_window=int(ode_window), n_traces=int(n_traces), cosine_size=int(cosine_size),
+        outlier_threshold=float(outlier_threshold), sinusoidal=bool(sinusoidal), sinusoidal_base=float(sinusoidal_base),
+        tokens=use_tokens, token_sample=int(token_sample), allow_fixed=bool(allow_fixed), seed=int(seed),
+    )
+    notes: list[str] = []
+    if pos[0] == 1:
+        notes.append("position 0 (the BOS slot) is left out of the PCA, as in the helix post; keep_first=True keeps it")
+    G_full = W_full @ W_full.T  # every Gram matrix below (outliers, cosines, PCAs) is a block of this one
+    outl = outlier_positions(W_full, outlier_threshold, gram=G_full)
+    flagged = {o["position"] for o in outl["flagged"]}
+    skip = _end_skip(pos, flagged)
+    if any(skip):
+        left = sorted(set(pos[:skip[0]].tolist()) | set(pos[len(pos) - skip[1]:].tolist()))
+        notes.append(f"isolated end positions {left} are left out of the ODE fits (a finite difference across them "
+                     "is one jump that would swamp the fit)")
+    main, fit = geometry(W_full[pos], pos, center=center, n_components=n_components, fit_components=fit_components,
+                         ode_window=ode_window, n_traces=n_traces, cosine_size=cosine_size, ode_skip=skip,
+                         gram=G_full[np.ix_(pos, pos)])
+    truncs: dict = {}
+    late_fit = None
+    if truncations:
+        cut = int(truncate_at)
+        first, end = int(pos[0]), int(pos[-1]) + 1
+        for name, lo, hi in (("late", max(first, cut), end), ("early", first, min(cut, end))):
+            p = np.arange(lo, hi)
+            k = min(n_components, len(p))
+            if len(p) < max(fit_components, 8):
+                notes.append(
+                    f"the {name} truncation (positions {lo}:{hi}) has {len(p)} positions, too few for a PCA; skipped"
+                    if len(p) else f"the {name} truncation is empty: positions {first}:{end} "
+                    f"{'do not reach' if name == 'late' else 'start after'} position {cut}; skipped")
+                continue
+            f = pca(W_full[p], k, center, gram=G_full[np.ix_(p, p)])
+            odes = ode_fits(f.projected, p, min(fit_components, k), 0, ode_window, _end_skip(p, flagged))
+            truncs[name] = {**pca_summary(f, p), "helix": fit_helix(f.projected[:, :fit_components], p.astype(float)),
+                            "ode": odes["ode"], "ode_smoothed": odes["ode_smoothed"]}
+            if name == "late":
+                late_fit = f
+    fr = fray(W_full, late_fit, min(3, late_fit.components.shape[0]), int(truncate_at)) if late_fit is not None else None
+    norms = _norms(W_full, int(truncate_at))
+    tp = None
+    if use_tokens:
+        e_norms, tp = token_position(w.W_E.detach().cpu(), W_full[pos], fit, k=min(3, n_components),
+                                     sample=token_sample, seed=seed)
+        norms["W_E_centred"] = e_norms.pop("centred")
+        norms["W_E"] = e_norms
+        norms["token_to_position_mean_ratio"] = norms["W_E"]["mean"] / norms["W_pos"]["mean"]
+    else:
+        notes.append("W_E not read: token/position comparisons skipped" + ("" if w.has("embed.W_E") else
+                                                                          f" ({label} has no wte.weight)"))
+    sin = None
+    if sinusoidal:
+        sin = _sinusoidal(n_ctx, d_model, pos, sinusoidal_base, center, n_components, fit_components, ode_window,
+                          n_traces, cosine_size, notes)
+    result_kw = dict(
+        model=label, processing=tuple(w.processing), options=options, n_ctx=n_ctx, d_model=d_model,
+        positions=pos.tolist(), centred=bool(center), variance_explained=main["variance_explained"],
+        cumulative=main["cumulative"], components_for_90=main["components_for_90"],
+        components_for=main["components_for"], coords=main["coords"], truncations=truncs, helix=main["helix"],
+        ode=main["ode"], ode_smoothed=main["ode_smoothed"], ode_by_k=main["ode_by_k"], periods=main["periods"],
+        short_period=main["short_period"],
+        traces=main["traces"], cosine=main["cosine"], outliers=outl, fray=fr, norms=norms, token_position=tp,
+        sinusoidal=sin, notes=notes,
+    )
+    from ...claims.helix_post import helix_rows  # published figures are the claims package's, not this module's
+
+    result_kw["checks"] = helix_rows(result_kw, w, sinusoidal_base)
+    return HelixResult(**result_kw), fit
+
+
+def _norms(W: np.ndarray, cut: int) -> dict:
+    """Row-norm statistics of W_pos over every position, as the slides compute them, plus the late mean."""
+    centred = W - W.mean(0)
+    above = W[cut + 1:] if cut + 1 < len(W) else W[:0]
+    out = {
+        "W_pos": norm_stats(W),
+        "W_pos_centred": norm_stats(centred),
+        "by_position": _rounded(np.linalg.norm(W, axis=1), 5),
+        "centring": "W_pos_centred subtracts the mean row over all positions; "
+                    "above.mean_centred_d_model subtracts each row's mean over d_model (what LayerNorm removes)",
+    }
+    if len(above):
+        out["above"] = {
+            "positions": f">{cut}",
+            "mean": float(np.linalg.norm(above, axis=1).mean()),
+            "mean_centred": float(np.linalg.norm(centred[cut + 1:], axis=1).mean()),
+            "mean_centred_d_model": float(np.linalg.norm(above - above.mean(1, keepdims=True), axis=1).mean()),
+        }
+    return out
+
+
+def _sinusoidal(n_ctx, d_model, pos, base, center, n_components, fit_components, ode_window, n_traces, cosine_size,
+                notes) -> dict | None:
+    from .. import sinusoidal as S
+
+    if d_model % 2:
+        notes.append(f"sinusoidal comparison skipped: d_model {d_model} is odd")
+        return None
+    pe = S.sinusoidal_encoding(n_ctx, d_model, base)
+    g, _ = geometry(pe[pos], pos, center=center, n_components=n_components, fit_components=fit_components,
+                    ode_window=ode_window, n_traces=n_traces, cosine_size=cosine_size)
+    g.pop("traces")
+    return {"encoding": S.describe(n_ctx, d_model, base), **g, "norms": norm_stats(pe)}

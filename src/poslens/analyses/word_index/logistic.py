@@ -1,0 +1,185 @@
+"""Multinomial logistic regression, many problems at once, in torch.
+
+A word-index run fits one probe per residual point and candidate C on the same labels;
+scikit-learn fits them one after another, which was most of a probe run's time. Here
+every (point, C) problem is one slice of a batch: the logits of all of them are one
+batched matmul, and a per-problem L-BFGS (its own history, step and stopping test) runs
+them to scikit-learn's optimum. The objective is scikit-learn's for ``lbfgs``:
+
+    mean_i CE(softmax(x_i W + b), y_i) + ||W||^2 / (2 C n)      (intercept not penalised)
+
+stopped, as scikit-learn's L-BFGS-B is, when every gradient entry is at most ``tol``.
+Computed in float64, so the stopping test is not lost in rounding.
+
+>>> X = torch.randn(3, 200, 5, dtype=torch.float64)     # 3 feature sets, 200 rows, 5 features
+>>> y = torch.randint(0, 4, (200,))
+>>> fit = fit_softmax(X, y, 4, C=torch.tensor([[0.1, 1.0]]).expand(3, 2))
+>>> fit.W.shape, fit.converged.all().item()
+(torch.Size([3, 2, 6, 4]), True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+HISTORY = 10  # L-BFGS memory, scipy's default
+ARMIJO = 1e-4
+MAX_HALVINGS = 40
+SMALL_WORK = 2**25  # feature entries x problems x classes below which one thread is faster
+
+
+@dataclass
+class SoftmaxFit:
+    """``W [G, m, d + 1, K]`` (last row: intercepts), ``n_iter`` and ``converged`` ``[G, m]``."""
+
+    W: torch.Tensor
+    n_iter: torch.Tensor
+    converged: torch.Tensor
+
+
+def with_bias(X: torch.Tensor) -> torch.Tensor:
+    """``[..., n, d] -> [..., n, d + 1]``: a constant column for the intercept."""
+    return torch.cat([X, X.new_ones(*X.shape[:-1], 1)], -1)
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).sum((-2, -1))
+
+
+def fit_softmax(X: torch.Tensor, y: torch.Tensor, n_classes: int, C: torch.Tensor, W0: torch.Tensor | None = None,
+                max_iter: int = 1000, tol: float = 1e-4) -> SoftmaxFit:
+    """Fit ``G x m`` problems: group ``g`` reads features ``X[g]`` (``[G, n, d]``, no intercept
+    column) with labels ``y`` (``[n]``, 0..n_classes-1, shared), problem ``(g, j)`` has inverse
+    regularisation ``C[g, j]``. ``W0`` (``[G, m, d + 1, K]``) warm-starts.
+
+    >>> fit_softmax(X, y, 4, torch.ones(1, 1)).W[0, 0, -1]   # intercepts   # doctest: +SKIP
+    """
+    threads = torch.get_num_threads()
+    # a small batch spends its time in per-iteration overhead, where threads only contend
+    small = X.numel() * C.shape[1] * n_classes < SMALL_WORK
+    if small:
+        torch.set_num_threads(1)
+    try:
+        return _fit(X, y, n_classes, C, W0, max_iter, tol)
+    finally:
+        if small:
+            torch.set_num_threads(threads)
+
+
+def _fit(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    C: torch.Tensor,
+    W0: torch.Tensor | None = None,
+    max_iter: int = 1000,
+    tol: float = 1e-4,
+) -> SoftmaxFit:
+    X = X.to(torch.float64)
+    G, n, d = X.shape
+    d1, m, K = d + 1, C.shape[1], n_classes
+    # Work on the features' principal axes: a rotation leaves the objective (and the L2
+    # penalty) unchanged, and there the loss's curvature is close to diagonal, so the
+    # diagonal c * variance + penalty is a good first guess at the Hessian (L-BFGS's H0).
+    var, Q = torch.linalg.eigh(X.transpose(1, 2) @ X / n)
+    var = torch.cat([var.clamp_min(0), var.new_ones(G, 1)], 1)[:, None, :, None]  # [G, 1, d1, 1]
+    X1 = with_bias(X @ Q)
+    Y = torch.nn.functional.one_hot(y.long(), K).to(torch.float64)  # [n, K]
+    lam = (1.0 / (C.to(torch.float64) * n))[:, :, None, None]  # [G, m, 1, 1]
+    mask = torch.ones(d1, 1, dtype=torch.float64)
+    mask[-1] = 0.0  # the intercept is not penalised
+
+    def rotate(W: torch.Tensor, back: bool) -> torch.Tensor:
+        R = Q[:, None] if back else Q.transpose(1, 2)[:, None]
+        return torch.cat([R @ W[:, :, :d], W[:, :, d:]], 2)
+
+    def fg(W: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        j = W.shape[1]
+        Z = (X1 @ W.permute(0, 2, 1, 3).reshape(G, d1, j * K)).view(G, n, j, K)
+        lsm = torch.log_softmax(Z, -1)
+        f = -(lsm * Y[None, :, None, :]).sum(-1).mean(1)
+        R = (lsm.exp_() - Y[None, :, None, :]) / n
+        g = (X1.transpose(1, 2) @ R.reshape(G, n, j * K)).view(G, d1, j, K).permute(0, 2, 1, 3)
+        Wm = W * mask
+        return f + 0.5 * lam[..., 0, 0] * _dot(Wm, Wm), g + lam * Wm
+
+    def fg_active(W: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # only the columns (C values) that some group still iterates on: the rest are done
+        if bool(cols.all()):
+            return fg(W, lam)
+        f, g = torch.zeros(G, m, dtype=W.dtype), torch.zeros_like(W)
+        f[:, cols], g[:, cols] = fg(W[:, cols], lam[:, cols])
+        return f, g
+
+    def gradient_max(g: torch.Tensor) -> torch.Tensor:  # scikit-learn's test, in the original coordinates
+        return rotate(g, back=True).abs().amax((-2, -1))
+
+    W = torch.zeros(G, m, d1, K, dtype=torch.float64) if W0 is None else rotate(W0.to(torch.float64), back=False)
+    f, g = fg(W, lam)
+    n_iter = torch.zeros(G, m, dtype=torch.long)
+    active = gradient_max(g) > tol
+    stalled = torch.zeros_like(active)
+    # H0 = gamma * P, P the diagonal curvature at uniform p (p(1 - p) ~ 1/K) plus the penalty
+    P = 1.0 / (var / K + lam * mask)  # [G, m, d1, 1]
+    gamma = torch.ones(G, m, dtype=torch.float64)
+    S: list[torch.Tensor] = []
+    Yh: list[torch.Tensor] = []
+    rho: list[torch.Tensor] = []
+    for _ in range(max_iter):
+        if not active.any():
+            break
+        # two-loop recursion, per problem (pairs that failed the curvature test have rho = 0)
+        q = g.clone()
+        alphas = []
+        for s, yv, r in zip(reversed(S), reversed(Yh), reversed(rho)):
+            a = r * _dot(s, q)
+            q -= a[..., None, None] * yv
+            alphas.append(a)
+        q *= gamma[..., None, None] * P
+        for s, yv, r, a in zip(S, Yh, rho, reversed(alphas)):
+            b = r * _dot(yv, q)
+            q += (a - b)[..., None, None] * s
+        step = -q
+        gd = _dot(g, step)
+        bad = gd >= 0  # not a descent direction: fall back to steepest descent
+        if bad.any():
+            step = torch.where(bad[..., None, None], -g, step)
+            gd = torch.where(bad, -_dot(g, g), gd)
+        step = step * active[..., None, None]
+        # backtracking Armijo line search, each problem with its own step length
+        t = torch.ones(G, m, dtype=torch.float64)
+        done = ~active
+        Wn, fn_, gn_ = W.clone(), f.clone(), g.clone()
+        for _ in range(MAX_HALVINGS):
+            Wt = W + t[..., None, None] * step
+            ft, gt = fg_active(Wt, (~done).any(0))
+            ok = ~done & (ft <= f + ARMIJO * t * gd)
+            Wn[ok], fn_[ok], gn_[ok] = Wt[ok], ft[ok], gt[ok]
+            done |= ok
+            if done.all():
+                break
+            # minimiser of the quadratic through f, the slope gd and ft, kept within [t/10, t/2]
+            tq = -gd * t * t / (2 * (ft - f - gd * t)).clamp_min(1e-300)
+            t = torch.where(done, t, torch.minimum(torch.maximum(tq, 0.1 * t), 0.5 * t))
+        stalled |= ~done & active  # no decrease found: the iterate is as good as rounding allows
+        s, yv = Wn - W, gn_ - g
+        sy = _dot(s, yv)
+        good = active & (sy > 1e-10 * _dot(s, s).sqrt() * _dot(yv, yv).sqrt() + 1e-300)
+        S.append(s)
+        Yh.append(yv)
+        rho.append(torch.where(good, 1.0 / sy.clamp_min(1e-300), torch.zeros_like(sy)))
+        if len(S) > HISTORY:
+            S.pop(0), Yh.pop(0), rho.pop(0)
+        # scale H0 to the newest pair, as preconditioned L-BFGS does: gamma = s'y / y'Py
+        gamma = torch.where(good, sy / _dot(yv * P, yv).clamp_min(1e-300), gamma)
+        n_iter += active.long()
+        W, f, g = Wn, fn_, gn_
+        active = (gradient_max(g) > tol) & ~stalled
+    return SoftmaxFit(rotate(W, back=True), n_iter, gradient_max(g) <= tol)
+
+
+def predict(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """Class indices: ``X [..., n, d]`` with ``W [..., d + 1, K]``; ties go to the lower class."""
+    return (with_bias(X.to(W.dtype)) @ W).argmax(-1)

@@ -1,0 +1,346 @@
+"""The word-index measurement: datasets per scheme, one harvest, every probe and baseline, findings.
+
+>>> r = word_index(load_weights("tiny"), schemes=("word", "list"))   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...data import word_prompts as wp
+from ...errors import InvalidInputError
+from ...models.runner import Runner
+from ...models.weights import Weights, forward_tensors, require
+from ...results import Result
+from .evaluate import evaluate, one_hot, position_balanced
+from .harvest import check_layers, harvest, resid_hook
+from .probes import DEFAULT_CS, fit_probe, fit_probes
+
+LABEL_TOKENS = ("last", "first")
+BASELINES = ("position", "space", "both")
+
+
+@dataclass(frozen=True)
+class WordIndexResult(Result):
+    """Probe accuracy for "which unit is this token in", per residual point and scheme.
+
+    ``schemes[s]["labels"][label_token]`` holds ``positions`` (validation positions, the
+    x axis of ``per_position`` and the key plot), ``balanced`` (the position-balanced
+    subset), ``baselines`` (``position``/``space``/``both`` metrics), ``probes`` (one
+    metrics dict per entry of ``layers``) and ``gain`` (probe accuracy minus the best
+    baseline's, per layer); with ``combined``, ``combined`` (probes on the residual plus the
+    one-hot position and space features) and ``combined_gain`` (their accuracy minus the
+    "both" baseline's).
+    """
+
+    kind = "word_index"
+    layers: list[int] = field(default_factory=list)
+    hooks: list[str] = field(default_factory=list)
+    key_layer: int = 0
+    schemes: dict[str, dict] = field(default_factory=dict)
+    findings: list[dict] = field(default_factory=list)
+    checks: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _space_flags(tokenizer, ids: np.ndarray) -> np.ndarray:
+    uniq = np.unique(ids)
+    flag = {int(i): tokenizer.decode([int(i)]).startswith(" ") for i in uniq}
+    return np.array([flag[int(i)] for i in ids], dtype=np.int64)
+
+
+def _dataset_info(train: wp.PromptSet, val: wp.PromptSet, d: wp.WordDictionary, tokenizer) -> dict[str, Any]:
+    lens = np.array([len(t) for t in train.tokens + val.tokens])
+    prefix_len = len(tokenizer.encode(train.prefix, prepend_bos=train.prepend_bos))
+    unit_len = np.array([b - a + 1 for sp in train.spans + val.spans for a, b in sp])
+    return {
+        "unit": wp.SCHEME_UNITS[train.scheme], "prefix": train.prefix, "prefix_tokens": prefix_len,
+        "prepend_bos": train.prepend_bos, "n_units": train.n_units,
+        "n_train_prompts": len(train), "n_val_prompts": len(val),
+        "n_train_points": len(train) * train.n_units, "n_val_points": len(val) * val.n_units,
+        "prompt_tokens": {"min": int(lens.min()), "mean": float(lens.mean()), "max": int(lens.max())},
+        "unit_tokens": {str(int(k)): int(v) for k, v in zip(*np.unique(unit_len, return_counts=True))},
+        "dictionary": {"tokenizer": d.tokenizer, "size": d.size, "n_candidates": d.n_candidates,
+                       "train_fraction": d.train_fraction, "words_per_length": d.counts()},
+        "examples": [val.texts[i][len(val.prefix):] for i in range(min(3, len(val)))],
+    }
+
+
+def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw, balance_min, batch_size, seed,
+                  progress, timings, scheme, combined) -> dict[str, Any]:
+    pts = {s: {lt: ps.points(lt) for lt in label_tokens} for s, ps in (("train", train), ("val", val))}
+    # One pass over train + val prompts, reading every position any label needs (once each).
+    n_tr = len(train)
+    prompts, positions = [], []
+    for s, off in (("train", 0), ("val", n_tr)):
+        for lt in label_tokens:
+            prompts.append(pts[s][lt]["prompt"] + off)
+            positions.append(pts[s][lt]["pos"])
+    allp, allq = np.concatenate(prompts), np.concatenate(positions)
+    width = int(allq.max()) + 1
+    uniq, inverse = np.unique(allp * width + allq, return_inverse=True)
+    t0 = time.perf_counter()
+    X = harvest(runner, train.tokens + val.tokens, uniq // width, uniq % width, layers, batch_size, progress)
+    timings[f"{scheme}_harvest_s"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    rows, start = {}, 0
+    for s in ("train", "val"):
+        for lt in label_tokens:
+            n = len(pts[s][lt]["prompt"])
+            rows[s, lt] = inverse[start:start + n]
+            start += n
+    n_units = train.n_units
+    out: dict[str, Any] = {}
+    bar = None
+    n_fits = len(label_tokens) * (4 + combined)
+    # the fits, not the harvest, were most of a probe run's time: a bar unless told not to
+    if progress or (progress is None and len(layers) * len(train) * train.n_units > 200_000):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_fits, desc=f"probes ({scheme})", unit="fit", leave=False)
+
+    def scored(p, A, B, tr, va, positions_v, bal, confusion=False, **extra) -> dict[str, Any]:
+        m = evaluate(p.predict(B), va["label"], va["pos"], n_units, positions_v, bal, confusion=confusion)
+        m.update(**extra, train_accuracy=float((p.predict(A) == tr["label"]).mean()), C=p.C, selection=p.selection,
+                 n_iter=p.n_iter, converged=p.converged)
+        return m
+
+    for lt in label_tokens:
+        tr, va = pts["train"][lt], pts["val"][lt]
+        positions_v = np.unique(va["pos"]).tolist()
+        bal, binfo = position_balanced(va["pos"], va["label"], balance_min, seed)
+        sp_tr, sp_va = _space_flags(tokenizer, tr["token"]), _space_flags(tokenizer, va["token"])
+        feats = {
+            "position": ([tr["pos"]], [va["pos"]]),
+            "space": ([sp_tr], [sp_va]),
+            "both": ([tr["pos"], sp_tr], [va["pos"], sp_va]),
+        }
+        baselines = {}
+        for name, (ftr, fva) in feats.items():
+            Xtr, Xva = one_hot(ftr, ftr), one_hot(fva, ftr)
+            p = fit_probe(Xtr, tr["label"], tr["prompt"], seed=seed, **probe_kw)
+            baselines[name] = scored(p, Xtr, Xva, tr, va, positions_v, bal)
+            if bar is not None:
+                bar.update(1)
+        both_tr, both_va = one_hot(feats["both"][0], feats["both"][0]), one_hot(feats["both"][1], feats["both"][0])
+        Xtr, Xva = X[:, rows["train", lt]], X[:, rows["val", lt]]
+        # every point at once: one batch of fits per feature kind
+        fitted = fit_probes(Xtr, tr["label"], tr["prompt"], seed=seed, **probe_kw)
+        probes = [scored(p, Xtr[i], Xva[i], tr, va, positions_v, bal, confusion=True, layer=layer)
+                  for i, (p, layer) in enumerate(zip(fitted, layers))]
+        if bar is not None:
+            bar.update(1)
+        if combined:  # the residual beside the baselines' own features: what it adds to them
+            ctr = np.concatenate([Xtr, np.broadcast_to(both_tr, (len(layers), *both_tr.shape))], -1)
+            cva = np.concatenate([Xva, np.broadcast_to(both_va, (len(layers), *both_va.shape))], -1)
+            fitted = fit_probes(ctr, tr["label"], tr["prompt"], seed=seed, **probe_kw)
+            combined_probes = [scored(p, ctr[i], cva[i], tr, va, positions_v, bal, layer=layer)
+                               for i, (p, layer) in enumerate(zip(fitted, layers))]
+            if bar is not None:
+                bar.update(1)
+        best_base = max(b["accuracy"] for b in baselines.values())
+        out[lt] = {
+            "positions": positions_v, "balanced": binfo, "baselines": baselines, "probes": probes,
+            "gain": [m["accuracy"] - best_base for m in probes],
+            "majority": float(np.bincount(va["label"]).max() / len(va["label"])),
+        }
+        if combined:
+            out[lt]["combined"] = combined_probes
+            out[lt]["combined_gain"] = [m["accuracy"] - baselines["both"]["accuracy"] for m in combined_probes]
+    if bar is not None:
+        bar.close()
+    timings[f"{scheme}_probe_s"] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def _findings(schemes: dict, layers: list[int], key_layer: int, model_label: str) -> list[dict]:
+    """The post's two qualitative claims, measured at ``key_layer`` on each scheme's last-token labels."""
+    out = []
+    i = layers.index(key_layer)
+    for s, rep in schemes.items():
+        labs = rep["labels"]
+        lt = "last" if "last" in labs else next(iter(labs))
+        r = labs[lt]
+        pr = r["probes"][i]
+        pos_base = r["baselines"]["position"]["accuracy"]
+        best = max(r["baselines"].values(), key=lambda b: b["accuracy"])
+        bal, chance = pr["balanced_accuracy"], r["balanced"]["chance"]
+        above = (pr["accuracy"] - pos_base >= 0.1) and (bal - chance >= 0.1 if not math.isnan(bal) else False)
+        out.append(dict(
+            scheme=s, label_token=lt, layer=key_layer,
+            what=f"{s}: probe at residual point {key_layer} is well above the position-only baseline",
+            ours=(f"probe {pr['accuracy']:.3f} vs position-only {pos_base:.3f} (best baseline {best['accuracy']:.3f}); "
+                  f"position-balanced {bal:.3f} vs chance {chance:.3f}"),
+            holds=bool(above),
+        ))
+        per = np.array(pr["per_index"], dtype=float)
+        h = len(per) // 2
+        early, late = float(np.nanmean(per[:h])), float(np.nanmean(per[len(per) - h:]))
+        out.append(dict(
+            scheme=s, label_token=lt, layer=key_layer,
+            what=f"{s}: the probe is worse for later {rep['dataset']['unit']}s",
+            ours=f"mean accuracy on indices 0-{h - 1}: {early:.3f}; on the last {h}: {late:.3f}",
+            holds=bool(late < early),
+        ))
+    return out
+
+
+def word_index(
+    weights: Weights,
+    *,
+    layers: Sequence[int] | None = None,
+    schemes: Sequence[str] = ("word",),
+    n_units: int = 7,
+    lengths: Sequence[int] = (1, 2, 3),
+    dictionary_size: int = 20000,
+    train_fraction: float = 0.8,
+    n_train: int = 10000,
+    n_val_prompts: int = 2560,
+    prefix: str | dict[str, str] | None = None,
+    prepend_bos: bool = True,
+    label_tokens: Sequence[str] = ("last", "first"),
+    C: float | str = "auto",
+    Cs: Sequence[float] = DEFAULT_CS,
+    max_iter: int = 1000,
+    balance_min: int = 10,
+    combined: bool = False,
+    key_layer: int | None = None,
+    words: Sequence[str] | None = None,
+    tokenizer=None,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str = "cpu",
+    dtype: str = "float32",
+    progress: bool | None = None,
+    runner: Runner | None = None,
+) -> WordIndexResult:
+    """Probe every requested residual point for the index of the unit each token is in.
+
+    Defaults are the post's: seven words of 1-3 tokens after its prefix, 10,000 training
+    points (last tokens), 2,560 validation prompts on held-out words. ``layers`` are
+    residual points 0..n_layers (all by default); ``schemes`` any of word, sentence, list,
+    code; ``prefix`` one string for every scheme or a dict per scheme (default: each
+    scheme's own); ``label_tokens`` "last" and/or "first"; ``C`` a float or "auto"
+    (chosen from ``Cs`` per probe on held-out training prompts); ``combined`` adds, per
+    point, a probe on the residual *and* the one-hot (position, space) features, whose gain
+    over the "both" baseline is what the residual adds to them even where a linear read-out
+    of position from the residual is worse than a one-hot one; ``key_layer`` the point the
+    findings are read at (default: a third of the way through, the post's choice).
+
+    >>> r = word_index(load_weights("tiny"), schemes=("word", "list"))   # doctest: +SKIP
+    >>> r.schemes["word"]["labels"]["last"]["probes"][1]["accuracy"]     # doctest: +SKIP
+    """
+    from ...claims.emergent_positional_embeddings import word_index_rows  # the post's figures: claims package
+    from ...models.tokenizer import Tokenizer
+
+    cfg = weights.cfg
+    layers = check_layers(cfg.n_layers, layers, weights.label)
+    schemes = list(dict.fromkeys(schemes))
+    if not schemes:
+        raise InvalidInputError(f"no scheme given; use any of {', '.join(wp.SCHEMES)}")
+    for s in schemes:
+        if s not in wp.SCHEMES:
+            raise InvalidInputError(f"unknown scheme '{s}'; use any of {', '.join(wp.SCHEMES)}")
+    label_tokens = list(dict.fromkeys(label_tokens))
+    if not label_tokens or any(lt not in LABEL_TOKENS for lt in label_tokens):
+        raise InvalidInputError(f"label tokens must be 'last' and/or 'first', got {list(label_tokens)}")
+    if isinstance(C, str) and C != "auto":
+        try:
+            C = float(C)
+        except ValueError:
+            raise InvalidInputError(f"the probe's C must be a positive number or 'auto', got '{C}'") from None
+    if not isinstance(C, str) and not C > 0:
+        raise InvalidInputError(f"the probe's C must be a positive number or 'auto', got {C}")
+    if not Cs or any(not c > 0 for c in Cs):
+        raise InvalidInputError(f"the candidate Cs must be positive numbers, got {list(Cs)}")
+    if n_units < 2:
+        raise InvalidInputError(f"need at least 2 units per prompt to tell them apart, got N={n_units}")
+    if batch_size < 1:
+        raise InvalidInputError(f"batch size must be positive, got {batch_size}")
+    if key_layer is None:
+        key_layer = min(layers, key=lambda l: (abs(l - max(1, round(cfg.n_layers / 3))), l))
+    elif key_layer not in layers:
+        raise InvalidInputError(f"key layer {key_layer} is not among the probed layers {layers}")
+    require(weights, forward_tensors(weights, max(layers)), "word-index probes (token inputs through the model)")
+    tokenizer = tokenizer or Tokenizer.for_checkpoint(weights.source)
+    runner = runner or Runner(weights, device, dtype)
+    prefixes = prefix if isinstance(prefix, dict) else {s: prefix for s in schemes}
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    d = wp.word_dictionary(tokenizer, dictionary_size, lengths, train_fraction, seed, words=words)
+    timings["dictionary_s"] = round(time.perf_counter() - t_start, 3)
+    probe_kw = dict(C=C, Cs=tuple(Cs), max_iter=max_iter)
+    out: dict[str, dict] = {}
+    for s in schemes:
+        train, val, _ = wp.make_dataset(
+            tokenizer, s, n_units=n_units, lengths=lengths, n_train=n_train, n_val_prompts=n_val_prompts,
+            prefix=prefixes.get(s), prepend_bos=prepend_bos, n_ctx=cfg.n_ctx, seed=seed, dictionary=d,
+        )
+        out[s] = {"dataset": _dataset_info(train, val, d, tokenizer)}
+        out[s]["labels"] = _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw, balance_min,
+                                         batch_size, seed, progress, timings, s, combined)
+    timings["total_s"] = round(time.perf_counter() - t_start, 3)
+    findings = _findings(out, layers, key_layer, weights.label)
+    notes = []
+    if not any(m["converged"] for s in out.values() for r in s["labels"].values() for m in r["probes"]):
+        notes.append(f"no probe converged within max_iter={max_iter}; accuracies are those of the last iterate")
+    options = dict(
+        layers=layers, schemes=schemes, n_units=n_units, lengths=list(lengths), dictionary_size=dictionary_size,
+        dictionary="wordfreq en (cleaned)" if words is None else f"{d.n_candidates} given words",
+        train_fraction=train_fraction, n_train=n_train, n_val_prompts=n_val_prompts,
+        prefix={s: out[s]["dataset"]["prefix"] for s in schemes}, prepend_bos=prepend_bos,
+        label_tokens=label_tokens, C=C, Cs=list(Cs), max_iter=max_iter, standardize=True,
+        holdout="20% of training prompts" if C == "auto" else None, balance_min=balance_min, combined=combined,
+        key_layer=key_layer, tokenizer=tokenizer.source, batch_size=batch_size, seed=seed, device=str(device),
+        dtype=str(dtype),
+    )
+    return WordIndexResult(
+        model=weights.label, processing=weights.processing, options=options, layers=layers,
+        hooks=[resid_hook(cfg.n_layers, l) for l in layers], key_layer=key_layer, schemes=out,
+        findings=findings, checks=word_index_rows(findings, cfg, weights.label), notes=notes, timings=timings,
+    )
+
+
+# ----------------------------------------------------------------------------- summary / figures
+
+
+def summarize(result: WordIndexResult) -> list[str]:
+    """A few lines: per scheme and label token, probe accuracy by layer against the baselines."""
+    lines = []
+    for s, rep in result.schemes.items():
+        ds = rep["dataset"]
+        lines.append(f"{s} ({ds['n_units']} {ds['unit']}s, {ds['n_train_points']} train / {ds['n_val_points']} "
+                     f"validation points, prompts {ds['prompt_tokens']['min']}-{ds['prompt_tokens']['max']} tokens):")
+        for lt, r in rep["labels"].items():
+            b = r["baselines"]
+            accs = " ".join(f"{l}:{m['accuracy']:.3f}" for l, m in zip(result.layers, r["probes"]))
+            lines.append(f"  {lt} token: probe by point {accs}")
+            lines.append(f"    baselines position {b['position']['accuracy']:.3f}, space {b['space']['accuracy']:.3f}, "
+                         f"both {b['both']['accuracy']:.3f}; majority {r['majority']:.3f}")
+            if "combined" in r:
+                comb = " ".join(f"{l}:{g:+.3f}" for l, g in zip(result.layers, r["combined_gain"]))
+                lines.append(f"    residual + position + space over the 'both' baseline: {comb}")
+            best = int(np.argmax(r["gain"]))
+            bal = " ".join(f"{l}:{m['balanced_accuracy']:.3f}" for l, m in zip(result.layers, r["probes"]))
+            lines.append(f"    best gain over baselines {r['gain'][best]:+.3f} at point {result.layers[best]}; "
+                         f"position-balanced ({r['balanced']['n_points']} points, chance "
+                         f"{r['balanced']['chance']:.3f}) {bal}")
+    for f in result.findings:
+        lines.append(f"{'holds' if f['holds'] else 'does not hold'}: {f['what']} ({f['ours']})")
+    lines += result.notes
+    return lines
+
+
+def figures(result: WordIndexResult, out_dir: str | Path) -> list[Path]:
+    """The key plot, accuracy by layer against the baselines, per-index accuracy, schemes compared."""
+    from ...viz.word_index import word_index_figures
+
+    return word_index_figures(result, Path(out_dir))

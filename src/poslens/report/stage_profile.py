@@ -1,0 +1,145 @@
+"""Report stage: the model profile, computed first; later sections read their heads from it.
+
+The profile is built from the duplicate-heads measurement with the ``dup_heads`` stage's
+options (the two stages share one computation through ``ctx.memo``), plus the attention
+to the first position on the same repeated sequences. :func:`profile_for` gives any
+stage the profile of its model: from this run, or recomputed when this stage is cached
+(its cached result is read through ``ctx.finished``) or not selected.
+
+>>> from poslens.report.stage_profile import STAGES   # doctest: +SKIP
+>>> [s.name for s in STAGES]                          # doctest: +SKIP
+['profile']
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .orchestrate import Stage
+
+CODE = ("poslens.analyses.profile", "poslens.analyses.duplicate_heads", "poslens.data.sequences",
+        "poslens.viz.profile", "poslens.viz.common")
+
+
+def _overrides(ctx, stage: str) -> dict:
+    return dict((getattr(ctx, "overrides", None) or {}).get(stage) or {})
+
+
+def dup_heads_options(ctx) -> dict:
+    """The ``dup_heads`` stage's options for this model, with the user's ``--set`` overrides."""
+    from .stage_duplicate import STAGES as DUP
+
+    st = next(s for s in DUP if s.name == "dup_heads")
+    return st.options_for(ctx, _overrides(ctx, "dup_heads"))
+
+
+def dup_heads_result(ctx, opts: dict | None = None):
+    """The duplicate-heads measurement for ``opts`` (default: the stage's), computed once per run."""
+    from .stage_duplicate import run_dup_heads
+
+    opts = dup_heads_options(ctx) if opts is None else opts
+    return ctx.memo(("dup_heads", json.dumps(opts, sort_keys=True, default=str)), lambda: run_dup_heads(ctx, opts))
+
+
+def _options(ctx) -> dict:
+    from ..analyses.profile import THRESHOLDS
+
+    m = dup_heads_options(ctx)
+    return {**{f"{k}_threshold": v for k, v in THRESHOLDS.items()},
+            "n_seq": m["n_seq"], "seq_len": m["seq_len"], "seed": m["seed"]}
+
+
+def describe(ctx) -> str:
+    """The profile's options in words: part of the options (and cache key) of every stage that reads it."""
+    o = {**_options(ctx), **_overrides(ctx, "profile")}
+    return (f"duplicate >= {o['duplicate_token_threshold']}, previous-token >= {o['previous_token_threshold']}, "
+            f"induction >= {o['induction_threshold']}, sink >= {o['sink_threshold']}; "
+            f"{o['n_seq']} x {o['seq_len']} repeated tokens, seed {o['seed']}")
+
+
+def _run(ctx, opts):
+    import torch
+
+    from ..analyses.profile import THRESHOLDS, first_position_attention, model_profile
+    from ..data.sequences import repeated_tokens
+
+    m = dup_heads_options(ctx)
+    for k in ("n_seq", "seq_len", "seed"):
+        m[k] = opts[k]
+    dup = dup_heads_result(ctx, m)
+    first = None
+    if dup.heads:
+        bos = dup.options.get("bos_token_id")
+        rep = repeated_tokens(m["n_seq"], dup.options["seq_len"], ctx.cfg.d_vocab, seed=m["seed"],
+                              exclude=tuple(x for x in (bos,) if x is not None), bos=bos)
+        with torch.no_grad():
+            first = first_position_attention(ctx.runner, rep, list(range(ctx.cfg.n_layers)))
+    th = {k: opts[f"{k}_threshold"] for k in THRESHOLDS}
+    return model_profile(dup, first, th)
+
+
+def _default_options(ctx) -> dict:
+    return {**_options(ctx), **_overrides(ctx, "profile")}
+
+
+def _computed(ctx, opts: dict | None = None):
+    """This run's ModelProfile, computed once whichever stage asks first."""
+    opts = _default_options(ctx) if opts is None else opts
+    if opts != _default_options(ctx):
+        return _run(ctx, opts)
+
+    def compute():
+        if getattr(ctx, "progress", False):
+            from tqdm.auto import tqdm
+
+            tqdm.write("profile        measuring every head's role (later sections read it) ...", file=sys.stderr)
+        return _run(ctx, opts)
+
+    return ctx.memo("model-profile", compute)
+
+
+def profile_for(ctx) -> dict:
+    """The model profile (as a dict) for any stage: this run's, the cached one, or computed now."""
+    done = (getattr(ctx, "finished", None) or {}).get("profile")
+    return done if done is not None else _computed(ctx).to_dict()
+
+
+def _figures(result, out):
+    from ..viz.profile import profile_figures
+
+    return profile_figures(result, out)
+
+
+def _summarize(result):
+    from ..analyses.profile import summarize
+
+    return summarize(result)
+
+
+def _run_shared(ctx, opts):
+    return _computed(ctx, opts)
+
+
+STAGES = [
+    Stage(
+        name="profile",
+        title="Model profile: the heads every section reads",
+        run=_run_shared,
+        needs=("inputs", "attn0"),
+        options=_options,
+        figures=_figures,
+        summarize=_summarize,
+        code=CODE,
+        about=(
+            "Every head's role scores, measured once: on repeated random-token sequences (each token of the second "
+            "half has one earlier copy, half a sequence back) the share of a head's attention on the position just "
+            "before (previous-token), on earlier copies of the current token (duplicate-token), on the token just "
+            "after an earlier copy (induction) and on the first position (attention sink); and for layer 0, where "
+            "its attention falls on positional inputs alone (local: half within the last 30 positions; uniform: "
+            "near-maximal entropy). A head with a score at or above the role's threshold has that role. Later "
+            "sections (duplicate-token neurons, the causal checks, the verdict table) read these heads instead "
+            "of choosing their own; a section whose premise is absent says so."
+        ),
+    )
+]
