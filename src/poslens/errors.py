@@ -50,6 +50,11 @@ class InvalidInputError(PoslensError):
     """Bad tokens, lengths, layer or head indices, options."""
 
 
+class NotApplicableError(InvalidInputError):
+    """The analysis's premise is absent from this model (a W_pos analysis on a rotary model);
+    the message says which premise and why."""
+
+
 class UnknownHookError(InvalidInputError):
     pass
 

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InvalidInputError, PoslensError
+from ..errors import InvalidInputError, NotApplicableError, PoslensError
 from ..models import processing as proc
 from ..models.checkpoint import StateDictCheckpoint
 from ..models.runner import Runner
@@ -283,6 +283,39 @@ def _err(approx: torch.Tensor, exact: torch.Tensor) -> dict[str, float]:
             "relative_rms": rms / sd if sd > 0 else None}
 
 
+def not_applicable_reason(cfg, label: str = "this model") -> str | None:
+    """Why the duplicate-neuron analysis does not apply to a model of ``cfg``'s family, or None.
+
+    PVO (``W_pos · W_V · W_O · W_in``) and the decomposition's positional part read a learned
+    position table. The exact per-head decomposition also rests on LayerNorm folding, which
+    is exact only before the sublayers that read it (pre-LayerNorm), and on the MLP reading
+    the attention's output (sequential blocks): in a parallel block (GPT-NeoX) the MLP reads
+    the block's input, so the same layer's heads contribute nothing to its neurons.
+    """
+    if cfg.positional != "learned":
+        return (f"{label} has {cfg.positional} positions, no learned position table W_pos: the PVO path "
+                "W_pos·W_V·W_O·W_in and the positional part of a neuron's input do not exist")
+    if cfg.normalization != "LN":
+        return (f"{label} uses {cfg.normalization} normalization; the exact decomposition folds LayerNorm "
+                "weights into the matrices that read them, written for LayerNorm")
+    if not cfg.pre_norm:
+        return (f"{label} has post-LayerNorm blocks: the LayerNorm after attention rescales the residual stream "
+                "itself, so it cannot be folded into the MLP's input weights and no exact per-head "
+                "decomposition of a neuron exists")
+    if cfg.parallel_attn_mlp:
+        return (f"{label} runs attention and MLP in parallel: the MLP reads the block's input, so the same "
+                "layer's duplicate head cannot drive its neurons")
+    return None
+
+
+def _neuron_read(weights: Weights, layer: int, neuron: int) -> tuple[torch.Tensor, float]:
+    """The input weights and bias of the pre-activation ``mlp.hook_pre`` reports: the gate's
+    (``W_gate``) in a gated MLP, whose non-linearity decides whether the neuron fires, else W_in's."""
+    m = "gate" if weights.cfg.gated_mlp else "in"
+    return (weights.get(f"blocks.{layer}.mlp.W_{m}")[:, neuron].double(),
+            float(weights.get(f"blocks.{layer}.mlp.b_{m}")[neuron]))
+
+
 def decompose_neuron(
     weights: Weights,
     head: tuple[int, int],
@@ -314,6 +347,9 @@ def decompose_neuron(
     True
     """
     cfg = weights.cfg
+    why = not_applicable_reason(cfg, weights.label)
+    if why:
+        raise NotApplicableError(f"the exact per-head decomposition of a neuron does not apply: {why}")
     L, hd = head
     tokens = torch.as_tensor(tokens, dtype=torch.long).reshape(-1)
     P = len(tokens)
@@ -331,8 +367,7 @@ def decompose_neuron(
     measured = acts[pre + "mlp.hook_pre"][0, :, neuron].double()
 
     pos = weights.W_pos[:P].double()
-    w_in = weights.get(pre + "mlp.W_in")[:, neuron].double()
-    b_in = float(weights.get(pre + "mlp.b_in")[neuron])
+    w_in, b_in = _neuron_read(weights, L, neuron)
     b_O = weights.get(pre + "attn.b_O").double()
     W_V, W_O = weights.get(pre + "attn.W_V").double(), weights.get(pre + "attn.W_O").double()
     b_V = weights.get(pre + "attn.b_V").double()
@@ -653,6 +688,9 @@ def duplicate_neurons(
     L = head[0] if head is not None else 0
     if uniform_heads is not None and any(l != L for l, _ in uniform_heads):
         raise InvalidInputError(f"--uniform-heads must be heads of layer {L}, the layer of the duplicate head")
+    why = not_applicable_reason(cfg, weights.label)
+    if why:
+        raise NotApplicableError(f"the duplicate-neuron analysis does not apply: {why}")
     # Check everything the pipeline reads before the first expensive step.
     require(weights, ["pos_embed.W_pos", *_layer_names(L, ("ln1.w", "ln1.b", "attn.W_V", "attn.W_O", "ln2.w", "ln2.b",
                                                             "mlp.W_in"))],

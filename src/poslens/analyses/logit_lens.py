@@ -68,7 +68,8 @@ def _entropy(logp: torch.Tensor) -> torch.Tensor:
 
 
 def lens_logits(weights: Weights, resid: torch.Tensor) -> torch.Tensor:
-    """``ln_final(resid) @ W_U + b_U`` in float32 ([..., d_vocab]).
+    """``ln_final(resid) @ W_U + b_U`` in float32 ([..., d_vocab]): the model's own final norm
+    (LayerNorm, RMSNorm, or none for models whose unembedding reads the residual directly).
 
     >>> lens_logits(w, acts["blocks.3.hook_resid_post"])   # doctest: +SKIP
     """
@@ -77,8 +78,10 @@ def lens_logits(weights: Weights, resid: torch.Tensor) -> torch.Tensor:
     W_U = weights.get("unembed.W_U", needed_for=why).float()
     b_U = weights.get("unembed.b_U", needed_for=why).float()
     x = resid.float()
-    if cfg.normalization == "LN":
+    if cfg.final_norm and cfg.normalization == "LN":
         x = F.layer_norm(x, (cfg.d_model,), weights.get("ln_final.w").float(), weights.get("ln_final.b").float(), cfg.eps)
+    elif cfg.final_norm and cfg.normalization == "RMS":
+        x = F.rms_norm(x, (cfg.d_model,), weights.get("ln_final.w").float(), cfg.eps)
     return x @ W_U + b_U
 
 

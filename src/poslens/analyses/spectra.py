@@ -44,11 +44,14 @@ from ..models.weights import Weights
 from ..results import Result
 
 MATRICES = ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_out")
+# A gated MLP (SwiGLU) reads the residual stream twice: W_gate beside W_in. Its spectrum is
+# added wherever W_in's is asked for; "W_gate" may also be named alone.
+GATED = "W_gate"
 HEAD_MATRICES = ("W_Q", "W_K", "W_V", "W_O")
 _TL = {"W_Q": "attn.W_Q", "W_K": "attn.W_K", "W_V": "attn.W_V", "W_O": "attn.W_O",
-       "W_in": "mlp.W_in", "W_out": "mlp.W_out"}
+       "W_in": "mlp.W_in", "W_out": "mlp.W_out", "W_gate": "mlp.W_gate"}
 _BIAS = {"W_Q": "attn.b_Q", "W_K": "attn.b_K", "W_V": "attn.b_V", "W_O": "attn.b_O",
-         "W_in": "mlp.b_in", "W_out": "mlp.b_out"}
+         "W_in": "mlp.b_in", "W_out": "mlp.b_out", "W_gate": "mlp.b_gate"}
 METRICS = ("condition", "log_volume", "entropy", "effective_rank", "numerical_rank")
 _MEAN_METRICS = ("condition", "log_volume", "entropy", "effective_rank")
 
@@ -174,14 +177,26 @@ def whole_matrix(w: Weights, matrix: str, layer: int, include_bias: bool = False
     """
     p = f"blocks.{layer}."
     W = w.get(p + _TL[matrix], needed_for=f"the {matrix} spectrum")
+    kv = _kv_heads(w, matrix)
+    W = W[kv] if kv is not None else W
     if matrix in ("W_Q", "W_K", "W_V"):
         W = W.permute(1, 0, 2).reshape(W.shape[1], -1)  # [d_model, n_heads * d_head]
     elif matrix == "W_O":
         W = W.reshape(-1, W.shape[-1])  # [n_heads * d_head, d_model]
     if include_bias:
-        b = w.get(p + _BIAS[matrix], needed_for=f"the {matrix} spectrum with bias").reshape(1, -1)
+        b = w.get(p + _BIAS[matrix], needed_for=f"the {matrix} spectrum with bias")
+        b = (b[kv] if kv is not None else b).reshape(1, -1)
         W = torch.cat([W, b], 0)
     return W
+
+
+def _kv_heads(w: Weights, matrix: str) -> torch.Tensor | None:
+    """Grouped-query models store one key/value head per group of query heads; Weights expands
+    them over the query heads, so the stored matrix is every group's first copy (None: no grouping)."""
+    cfg = w.cfg
+    if matrix not in ("W_K", "W_V") or cfg.n_key_value_heads == cfg.n_heads:
+        return None
+    return torch.arange(0, cfg.n_heads, cfg.n_heads // cfg.n_key_value_heads)
 
 
 def head_matrices(w: Weights, matrix: str, layer: int, include_bias: bool = False) -> torch.Tensor:
@@ -200,8 +215,8 @@ def _tensors_for(matrix: str, layer: int, include_bias: bool, fold_ln: bool) -> 
     names = [p + _TL[matrix]]
     if include_bias:
         names.append(p + _BIAS[matrix])
-    if fold_ln and matrix in ("W_Q", "W_K", "W_V", "W_in"):
-        ln = "ln1" if matrix != "W_in" else "ln2"
+    if fold_ln and matrix in ("W_Q", "W_K", "W_V", "W_in", GATED):
+        ln = "ln1" if matrix not in ("W_in", GATED) else "ln2"
         names += [p + f"{ln}.w", p + f"{ln}.b"]
     return names
 
@@ -259,8 +274,13 @@ def weight_spectra(
     cfg = weights.cfg
     layers = _check_layers(weights, layers)
     for m in matrices:
-        if m not in MATRICES:
-            raise InvalidInputError(f"unknown matrix '{m}'; choose from {', '.join(MATRICES)}")
+        if m not in (*MATRICES, GATED):
+            raise InvalidInputError(f"unknown matrix '{m}'; choose from {', '.join((*MATRICES, GATED))}")
+    if GATED in matrices and not cfg.gated_mlp:
+        raise InvalidInputError(f"{weights.label} has no gated MLP, so no {GATED}; choose from {', '.join(MATRICES)}")
+    if cfg.gated_mlp and "W_in" in matrices and GATED not in matrices:
+        i = list(matrices).index("W_in")
+        matrices = (*matrices[:i + 1], GATED, *matrices[i + 1:])
     # Which (matrix, layer) pairs the checkpoint supports.
     avail: dict[str, list[int]] = {}
     missing: list[str] = []
@@ -320,6 +340,11 @@ def weight_spectra(
         "whole": "W_Q/W_K/W_V: [d_model, n_heads*d_head] (c_attn thirds); W_O: [n_heads*d_head, d_model] (c_proj); "
                  "W_in/W_out: mlp.c_fc/c_proj",
         "per_head": "W_Q^h/W_K^h/W_V^h: [d_model, d_head]; W_O^h: [d_head, d_model]",
+        **({"grouped_query": f"{cfg.n_key_value_heads} key/value heads for {cfg.n_heads} query heads: whole W_K/W_V are "
+                             f"the stored [d_model, {cfg.n_key_value_heads}*d_head] matrices; per-head W_K^h/W_V^h "
+                             "are the key/value head query head h reads (shared within a group)"}
+           if cfg.n_key_value_heads != cfg.n_heads else {}),
+        **({"gated_mlp": "W_gate: [d_model, d_mlp], the gate of act(x W_gate) * (x W_in)"} if cfg.gated_mlp else {}),
         "condition": "sigma_max / sigma_min",
         "log_volume": "sum(log sigma)",
         "entropy": "-sum(p log p), p = sigma / sum(sigma), natural log (the slides print sum(p log p) = -entropy)",

@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InvalidInputError, MissingTensorError
-from ..models.weights import Weights
+from ..errors import InvalidInputError
+from ..models.weights import Weights, forward_tensors, require
 from ..results import Result
 
 DEFAULT_LENGTHS = {"short": 15, "medium": 150, "long": 500}
@@ -435,20 +435,9 @@ def probe_labels(n_layers: int, final_ln: bool = True) -> list[str]:
 
 
 def require_forward(weights: Weights, needed_for: str, unembed: bool = False) -> None:
-    """MissingTensorError naming the first tensor a full token forward pass would lack."""
-    cfg = weights.cfg
-    names = ["embed.W_E", "pos_embed.W_pos"]
-    for l in range(cfg.n_layers):
-        p = f"blocks.{l}."
-        names += [p + x for x in ("ln1.w", "ln1.b", "attn.W_Q", "attn.W_K", "attn.W_V", "attn.W_O", "attn.b_Q",
-                                  "attn.b_K", "attn.b_V", "attn.b_O", "ln2.w", "ln2.b", "mlp.W_in", "mlp.b_in",
-                                  "mlp.W_out", "mlp.b_out")]
-    names += ["ln_final.w", "ln_final.b"]
-    if unembed:
-        names.append("unembed.W_U")
-    for nm in names:
-        if not weights.has(nm):
-            raise MissingTensorError(weights._hf_source(nm) or nm, needed_for, weights.label)
+    """MissingTensorError naming the first tensor a full token forward pass would lack
+    (in the model's own family: no W_pos for rotary models, the gate of gated MLPs)."""
+    require(weights, forward_tensors(weights, unembed=unembed), needed_for)
 
 
 def prompt_tokens(tokenizer, text: str, prepend_bos: bool = False) -> list[int]:

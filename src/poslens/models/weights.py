@@ -210,9 +210,31 @@ def load_weights(spec: str, revision: str | None = None) -> Weights:
 
 
 def require(weights: Weights, names: Iterable[str], needed_for: str) -> None:
-    """Raise MissingTensorError for the first of ``names`` the checkpoint lacks."""
+    """Raise MissingTensorError for the first of ``names`` the checkpoint lacks (a tensor its
+    family does not have at all, such as a rotary model's W_pos, says so)."""
     for n in names:
         if not weights.has(n):
+            if n not in weights._map:
+                weights.get(n, needed_for)  # raises, naming what the family has instead
             hf = weights._hf_source(n)
             raise MissingTensorError(hf or n, needed_for, weights.label)
+
+
+def forward_tensors(weights: Weights, n_layers: int | None = None, unembed: bool = False) -> list[str]:
+    """The tensors a token forward pass through the first ``n_layers`` blocks reads, in this
+    family's names (W_pos only for learned positions, a gate only for gated MLPs, ln_final
+    only where the model has one); ``unembed`` adds the final norm and W_U.
+
+    >>> require(w, forward_tensors(w, 3), "a probe after layer 2")   # doctest: +SKIP
+    """
+    L = weights.cfg.n_layers if n_layers is None else min(int(n_layers), weights.cfg.n_layers)
+    out = []
+    for n in weights.names():
+        m = _LAYER.match(n)
+        if m:
+            if int(m.group(1)) < L:
+                out.append(n)
+        elif n.startswith(("embed.", "pos_embed.")) or (unembed and n.startswith(("ln_final.", "unembed."))):
+            out.append(n)
+    return out
 

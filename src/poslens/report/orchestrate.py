@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInputError, PoslensError, suggest
+from ..errors import InvalidInputError, NotApplicableError, PoslensError, suggest
 from ..io import atomic_write_text
 from ..results import Result, to_jsonable
 
@@ -191,7 +191,9 @@ def _cap_tensors(cap: str, n_layers: int) -> tuple[str, list[str]]:
     return cap, [cap]
 
 
-CAPABILITIES = ("W_pos", "W_E", "W_U", "attn", "attn0", "mlp", "mlp0", "tokens", "tokenizer")
+# "W_pos" is a learned position table: on a rotary model a stage needing it is not applicable.
+# "inputs": token inputs or positional inputs alone, whichever the checkpoint allows.
+CAPABILITIES = ("W_pos", "W_E", "W_U", "attn", "attn0", "mlp", "mlp0", "tokens", "tokenizer", "inputs")
 
 
 # ---- the context shared by the stages of one model ---------------------------------------
@@ -273,8 +275,23 @@ class Context:
                 if self._tokenizer_error:
                     return f"needs the model's tokenizer: {self._tokenizer_error}"
                 continue
+            if cap == "inputs":  # token inputs, or positional inputs alone from a learned table
+                if self.weights.has("embed.W_E") or self.weights.has("pos_embed.W_pos"):
+                    continue
+                return (f"needs token inputs (the token embedding W_E) or positional inputs (a learned W_pos); "
+                        f"{self.label} has neither")
+            if cap == "W_pos" and self.cfg.positional != "learned":
+                return (f"not applicable: {self.label} has {self.cfg.positional} positions ({self.cfg.family}), "
+                        "no learned position table W_pos")
             what, names = _cap_tensors(cap, self.cfg.n_layers)
-            lacking = [n for n in names if not self.weights.has(n)]
+            if cap == "tokens":
+                from ..models.weights import forward_tensors
+
+                names = forward_tensors(self.weights)
+            # A tensor the family does not have at all (a bias-free or final-norm-free design)
+            # is not needed by it; only tensors the family has and the checkpoint lacks are.
+            family = set(self.weights.names())
+            lacking = [n for n in names if n in family and not self.weights.has(n)]
             if lacking:
                 hf = sorted({self.weights._hf_source(n) or n for n in lacking})
                 shown = ", ".join(hf[:3]) + (f" and {len(hf) - 3} more" if len(hf) > 3 else "")
@@ -653,6 +670,12 @@ def run_model(
         except KeyboardInterrupt:
             bar.close()
             raise
+        except NotApplicableError as exc:  # a premise only the analysis itself can check
+            bar.set_postfix_str("not applicable")
+            bar.close()
+            outcomes[st.name] = Outcome(status="skipped", reason=f"not applicable: {exc}", **base)
+            ctx.release(h.dataset for h in harvests[st.name])
+            continue
         except Exception as exc:  # one broken analysis must not sink the whole report
             bar.set_postfix_str("failed")
             bar.close()

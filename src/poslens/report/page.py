@@ -376,8 +376,25 @@ def render_index(reports: Sequence, pages: Sequence[str]) -> str:
         h.append(f"<tr><td><a href='{esc(p)}'>{esc(r.model)}</a></td><td>{c.get('n_layer')}L × {c.get('n_head')}H, "
                  f"d {c.get('n_embd')}</td><td class='num'>{n}/{len(r.outcomes)}</td><td class='num'>{r.seconds:.1f} s</td></tr>")
     h.append("</table>")
-    names = list(dict.fromkeys(o.name for r in reports for o in r.outcomes))
     reports = [r for r in reports if r.error is None]
+    verdicts = [verdicts_of(r) for r in reports]
+    if any(verdicts):
+        rows = next(v for v in verdicts if v)["rows"]
+        h.append("<h2>What each model has</h2><table class='verdicts'><tr><th>mechanism</th>"
+                 + "".join(f"<th>{esc(r.model)}</th>" for r in reports) + "</tr>")
+        for i, row in enumerate(rows):
+            cells = []
+            for v in verdicts:
+                x = v["rows"][i] if v and i < len(v["rows"]) else None
+                if x is None:
+                    cells.append("<td class='skip'>not run</td>")
+                    continue
+                num = f" ({x['value']:.3g})" if isinstance(x.get("value"), (int, float)) else ""
+                cells.append(f"<td title='{esc(x['reason'])}'><span class='v {_VCLASS.get(x['verdict'], '')}'>"
+                             f"{esc(x['verdict'])}</span>{esc(num)}</td>")
+            h.append(f"<tr><td>{esc(row['name'])}</td>{''.join(cells)}</tr>")
+        h.append("</table>")
+    names = list(dict.fromkeys(o.name for r in reports for o in r.outcomes if o.name != "verdicts"))
     for name in names:
         outs = [next((o for o in r.outcomes if o.name == name), None) for r in reports]
         title = next(o.title for o in outs if o)

@@ -63,7 +63,9 @@ STAGES = [
         figures=_figures,
         summarize=_summarize,
         supports=_supports,
-        code=("poslens.analyses.word_index", "poslens.data.word_prompts", "poslens.viz.word_index", "poslens.viz.common"),
+        code=tuple(f"poslens.analyses.word_index{s}" for s in ("", ".measure", ".harvest", ".probes", ".logistic", ".evaluate"))
+        + ("poslens.claims.emergent_positional_embeddings", "poslens.data.word_prompts", "poslens.viz.word_index",
+           "poslens.viz.common"),
         about=(
             "Prompts are a fixed prefix and then seven random common English words of 1-3 tokens (under the model's "
             "own tokenizer). A logistic-regression probe reads the residual stream at the last token of each word, at "

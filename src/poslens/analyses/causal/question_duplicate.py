@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...errors import InvalidInputError
+from ...errors import InvalidInputError, NotApplicableError
 from ...models import processing as proc
 from ...models.runner import Runner
 from ...models.weights import Weights, require
@@ -166,6 +166,9 @@ def duplicate_neuron_ablation(
         raise InvalidInputError(f"reference must be 'distinct' or 'input'; got '{reference}'")
     if n_random < 2 or n_seq < 2 or n_neurons < 1:
         raise InvalidInputError("n_random and n_seq must be at least 2 and n_neurons at least 1")
+    if cfg.positional != "learned":  # the neurons are chosen by PVO, which reads W_pos
+        raise NotApplicableError(f"the duplicate-neuron ablation does not apply: {weights.label} has "
+                                 f"{cfg.positional} positions, no learned position table W_pos to choose neurons by PVO")
     require(weights, ["embed.W_E", "pos_embed.W_pos"] + [f"blocks.{l}.mlp.W_in" for l in range(layer + 1)],
             f"token inputs through layer {layer}'s MLP (the duplicate-neuron ablation)")
     if neurons is not None:
