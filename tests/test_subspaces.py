@@ -185,7 +185,7 @@ def test_cli_subspaces(model, tmp_path):
 
 
 @pytest.mark.parametrize("args, words", [
-    (("--threshold", "1.2"), "threshold must be strictly between 0 and 1"),
+    (("--threshold", "1.2"), "'--threshold': 1.2 is not in the range 0.0<=x<=1.0"),
     (("--threshold", "0"), "threshold must be strictly between 0 and 1"),
     (("--text", ""), "prompt is empty"),
     (("--lengths", "15,x"), "not a whole number"),

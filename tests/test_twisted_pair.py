@@ -224,7 +224,7 @@ def test_cli_json_figures_and_saved_model(tmp_path):
 
 
 @pytest.mark.parametrize("args,match", [
-    (["--M", "0"], "M >= 1"),
+    (["--M", "0"], "'--M': 0 is not in the range x>=1"),
     (["--n", "64", "--k", "64"], "k=64 >= n=64"),
     (["--curve", "loop"], "not injective"),
     (["--curve", "no_such_module_xyz:f"], "cannot import curve module"),
