@@ -88,13 +88,17 @@ def test_set_values_are_typed_before_any_work(two_models, tmp_path):
 
 
 def test_cache_key_covers_every_module_a_stage_imports_and_the_version(monkeypatch):
+    from poslens import code_version as CV
+
     for st in default_stages():
-        closure = O.source_closure((*st.code, st.run.__module__))
+        closure = CV.source_closure((*st.code, st.run.__module__))
         assert {"poslens.models.runner", "poslens.models.weights", "poslens.results"} <= set(closure), st.name
-        assert all(O._module_file(m) is not None for m in closure)
+        assert all(CV.module_file(m) is not None for m in closure)
     st = default_stages()[0]
     key = O.code_fingerprint((st.run.__module__,))
-    import importlib.metadata
+    import poslens
 
-    monkeypatch.setattr(importlib.metadata, "version", lambda name: "999.0")
+    monkeypatch.setattr(poslens, "__version__", "999.0")
+    CV.code_version.cache_clear()
     assert O.code_fingerprint((st.run.__module__,)) != key
+    CV.code_version.cache_clear()

@@ -18,11 +18,8 @@ option recomputes only the stages whose key it changes.
 
 from __future__ import annotations
 
-import ast
-import functools
 import hashlib
 import importlib
-import importlib.util
 import json
 import os
 import sys
@@ -33,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..code_version import code_version
 from ..errors import InvalidInputError, NotApplicableError, PoslensError, suggest
 from ..io import atomic_write_text
 from ..results import Result, to_jsonable
@@ -343,73 +341,12 @@ def model_fingerprint(ckpt) -> str:
     return h.hexdigest()[:16]
 
 
-def _module_file(name: str) -> Path | None:
-    try:  # `from pkg.module import name` lists names that are not modules: those have no spec
-        spec = importlib.util.find_spec(name)
-    except (ImportError, AttributeError, ValueError):
-        return None
-    return Path(spec.origin) if spec is not None and spec.origin and spec.origin.endswith(".py") else None
-
-
-def _imports_of(name: str, path: Path) -> set[str]:
-    """poslens modules ``name`` imports anywhere in its source (function-local imports and
-    :func:`lazy` stage references included)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
-            found.add(base)
-            found.update(f"{base}.{a.name}" for a in node.names)  # `from pkg import module`
-        elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy" and node.args
-              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-            found.add(f"poslens.analyses.{node.args[0].value}")
-    return {m for m in found if m == "poslens" or m.startswith("poslens.")}
-
-
-@functools.lru_cache(maxsize=None)
-def source_closure(roots: tuple[str, ...]) -> tuple[str, ...]:
-    """Every poslens module reachable by imports from ``roots`` (sorted), parents included.
-
-    >>> "poslens.models.runner" in source_closure(("poslens.report.stage_helix",))   # doctest: +SKIP
-    True
-    """
-    seen: set[str] = set()
-    todo = list(roots)
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        path = _module_file(name)
-        if path is None:
-            continue
-        seen.add(name)
-        parts = name.split(".")
-        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
-        todo += sorted(_imports_of(name, path) - seen)
-    return tuple(sorted(seen))
-
-
 def code_fingerprint(modules: Iterable[str]) -> str:
     """A hash of the package version and the source of every poslens module ``modules``
-    import, directly or not: a change anywhere below a stage (the Runner included)
-    recomputes it, while a change elsewhere keeps its cache."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        v = version("poslens")
-    except PackageNotFoundError:
-        v = "unknown"
-    h = hashlib.sha256(f"poslens {v}".encode())
-    for m in source_closure(tuple(sorted(set(modules)))):
-        h.update(m.encode() + b"\0" + _module_file(m).read_bytes())
-    return h.hexdigest()[:16]
+    import, directly or not (:mod:`poslens.code_version`): a change anywhere below a stage
+    (the Runner included) recomputes it, while a change elsewhere keeps its cache."""
+    v = code_version(tuple(sorted(set(modules))))
+    return hashlib.sha256(f"poslens {v['package']} {v['source_sha256']}".encode()).hexdigest()[:16]
 
 
 def _canon(obj) -> str:

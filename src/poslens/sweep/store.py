@@ -14,12 +14,11 @@ reported as absent and recomputed, never trusted.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
-from functools import lru_cache
 from pathlib import Path
 
+from ..code_version import code_version  # noqa: F401  (part of this module's API: the cells' code version)
 from ..io import atomic_write_text
 from ..results import to_jsonable
 
@@ -33,66 +32,6 @@ def canonical(obj) -> str:
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _module_file(name: str) -> Path | None:
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
-    return Path(spec.origin) if spec is not None and spec.origin and spec.origin.endswith(".py") else None
-
-
-def _imports(path: Path, module: str) -> set[str]:
-    """poslens modules ``path`` (the source of ``module``) imports, relative imports resolved."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    out: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            out.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                root = ".".join(base + ([node.module] if node.module else []))
-            else:
-                root = node.module or ""
-            out.add(root)
-            out.update(f"{root}.{a.name}" for a in node.names)  # `from pkg import module`
-    return {m for m in out if m == "poslens" or m.startswith("poslens.")}
-
-
-@lru_cache(maxsize=None)
-def code_version(modules: tuple[str, ...]) -> dict:
-    """poslens's version and the sha256 of the source of ``modules`` and every poslens module
-    they import, transitively (the files a cell's code runs).
-
-    >>> v = code_version(("poslens.sweep.store",))
-    >>> v["package"] == __import__("poslens").__version__, "poslens/results.py" in v["files"]
-    (True, True)
-    """
-    import poslens
-
-    root = Path(poslens.__file__).parent
-    seen: dict[str, Path] = {}
-    todo = list(modules)
-    while todo:
-        m = todo.pop()
-        if m in seen:
-            continue
-        f = _module_file(m)
-        if f is None:
-            continue
-        seen[m] = f
-        todo.extend(_imports(f, m) - set(seen))
-    h = hashlib.sha256()
-    files = sorted({f.relative_to(root.parent).as_posix() for f in seen.values() if root in f.parents})
-    for rel in files:
-        h.update(rel.encode() + b"\0" + (root.parent / rel).read_bytes() + b"\0")
-    return {"package": poslens.__version__, "source_sha256": h.hexdigest(), "files": files}
 
 
 class Store:
