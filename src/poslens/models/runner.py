@@ -362,9 +362,9 @@ class Runner:
         parts: list[dict[str, torch.Tensor]] = []
         it = chunks
         if progress:
-            from tqdm.auto import tqdm
+            from ..progress import bar
 
-            it = tqdm(chunks, desc="forward", unit="batch", leave=False)
+            it = bar(chunks, desc="forward", unit="batch", leave=False)
         with torch.inference_mode():
             for sl in it:
                 store: dict[str, torch.Tensor] = {}

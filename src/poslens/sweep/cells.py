@@ -216,12 +216,11 @@ def compute_cell(task: dict) -> tuple[dict, dict]:
     from ..models import remote
     from ..models.registry import open_checkpoint
     from ..models.weights import Weights
+    from ..progress import quiet
 
     t0, fetched0 = time.perf_counter(), remote.BYTES_FETCHED
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    quiet = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"  # the analyses' own progress bars; the sweep shows one over cells
     a = ANALYSES[task["analysis"]]
     ckpt = None
     try:
@@ -234,7 +233,7 @@ def compute_cell(task: dict) -> tuple[dict, dict]:
                     "reason": f"the checkpoint has no {_TENSORS.get(missing[0], missing[0])}, which {a.name} needs "
                               f"for {a.needs_why}"}
         else:
-            with torch.no_grad():
+            with torch.no_grad(), quiet():  # the sweep shows one bar, over its cells
                 metrics = a.fn(w, task["options"])
             body = {"status": "ok", "metrics": metrics}
     except MissingTensorError as exc:
@@ -245,10 +244,6 @@ def compute_cell(task: dict) -> tuple[dict, dict]:
         body = {"status": "failed", "reason": f"unexpected {type(exc).__name__}: {exc}"}
     finally:
         torch.set_num_threads(threads)
-        if quiet is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = quiet
     body["fingerprints"] = dict(sorted((ckpt.fingerprints if ckpt is not None else {}).items()))
     info = {"pid": os.getpid(), "seconds": time.perf_counter() - t0,
             "bytes_fetched": remote.BYTES_FETCHED - fetched0}

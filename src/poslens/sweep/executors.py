@@ -44,6 +44,20 @@ def _run_one(task: dict):
     return task["key"], body, info
 
 
+def _pool_context(mp):
+    """Workers forked from a server that has imported torch and the cells once.
+
+    Spawning re-imports torch in every worker (seconds each, a large share of a short
+    sweep); forking the driver itself is unsafe once torch's thread pools have started.
+    Where there is no forkserver (Windows), spawn.
+    """
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "poslens.sweep.cells"])
+    return ctx
+
+
 def run_serial(tasks: list[dict], done: Done) -> None:
     for t in tasks:
         _, body, info = _run_one(t)
@@ -58,7 +72,7 @@ def run_local(tasks: list[dict], done: Done, jobs: int, max_restarts: int = 3) -
     todo = {t["key"]: t for t in tasks}
     restarts = 0
     while todo:
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context(mp), initializer=_init_worker)
         try:
             futures = {pool.submit(_run_one, t): k for k, t in todo.items()}
             pending = set(futures)

@@ -135,14 +135,14 @@ def formation(rows: list[dict], key: str) -> dict[str, Any]:
 
 def history_scores(model_dir: str | Path, n_seq: int = 16, progress: bool = False) -> dict[str, Any]:
     """:func:`mechanism_scores` at every snapshot of ``model_dir/history`` and when each mechanism formed."""
-    from tqdm.auto import tqdm
+    from ..progress import bar
 
     from .history import read_manifest, snapshot_dirs
 
     man = read_manifest(model_dir)
     by_step = {s["step"]: s for s in man["snapshots"]}
     rows = []
-    for step, d in tqdm(snapshot_dirs(model_dir), desc="history", disable=not progress, leave=False):
+    for step, d in bar(snapshot_dirs(model_dir), desc="history", disable=not progress, leave=False):
         s = mechanism_scores(d, n_seq=n_seq)
         rows.append({"step": step, "tokens_seen": by_step[step]["tokens_seen"], "val_loss": by_step[step].get("val_loss"),
                      **s})

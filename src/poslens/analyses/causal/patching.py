@@ -222,9 +222,9 @@ def patch_sweep(
     if progress is None:
         progress = n_cells > 256
     if progress:
-        from tqdm.auto import tqdm
+        from ...progress import bar
 
-        it = tqdm(it, desc="patching", unit="position" if use_suffix else "layer", leave=False)
+        it = bar(it, desc="patching", unit="position" if use_suffix else "layer", leave=False)
     if use_suffix:
         src_at = {l: src_acts[f"blocks.{l}.{hook_type}"] for l in run_layers}
         chunk = max(1, (batch_size or 64) // max(1, len(run_layers)))
@@ -307,9 +307,9 @@ def head_sweep(
     hidx = torch.tensor(heads)
     it = run_layers
     if progress:
-        from tqdm.auto import tqdm
+        from ...progress import bar
 
-        it = tqdm(it, desc="head patching", unit="layer", leave=False)
+        it = bar(it, desc="head patching", unit="layer", leave=False)
     for l in it:
         src = src_acts[f"blocks.{l}.attn.hook_{hook}"]
 

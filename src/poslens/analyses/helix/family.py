@@ -97,7 +97,7 @@ def helix_models(specs, *, progress: bool = False, **options) -> HelixFamilyResu
     >>> fam = helix_models(["gpt2", "gpt2-medium"])              # doctest: +SKIP
     >>> [row["share_3"] for row in fam.table]                    # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
+    from ...progress import bar
 
 
     specs = list(specs)
@@ -106,7 +106,7 @@ def helix_models(specs, *, progress: bool = False, **options) -> HelixFamilyResu
     check_options(options)
     options.setdefault("tokens", False)
     results = []
-    for spec in tqdm(specs, desc="helix", disable=not progress, leave=False):
+    for spec in bar(specs, desc="helix", disable=not progress, leave=False):
         w, _ = _open(spec)
         results.append(helix(w, **options))
     opts = {**results[0].options, "models": [r.model for r in results]}
@@ -205,7 +205,7 @@ def helix_sweep(specs, *, progress: bool = False, **options) -> HelixSweepResult
     >>> sw = helix_sweep(sweep_specs("alias", [0, 10000, 400000]))   # doctest: +SKIP
     >>> [(r["step"], round(r["share_3"], 3)) for r in sw.table]        # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
+    from ...progress import bar
 
 
     specs = list(specs)
@@ -214,7 +214,7 @@ def helix_sweep(specs, *, progress: bool = False, **options) -> HelixSweepResult
     check_options(options)
     opts = {"tokens": False, "sinusoidal": False, "cosine_size": 16, "n_traces": 0, **options}
     rows, fits = [], []
-    for spec in tqdm(specs, desc="helix sweep", disable=not progress, leave=False):
+    for spec in bar(specs, desc="helix sweep", disable=not progress, leave=False):
         w, ckpt = _open(spec)
         r, fit = helix_with_fit(w, **opts)
         fits.append((r, fit.components[:3], _step_of(ckpt), str(spec)))

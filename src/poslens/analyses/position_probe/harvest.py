@@ -79,9 +79,9 @@ def position_probe(runner, opts: Options = Options(), tokenizer=None) -> ProbeRe
     parts = []
     starts = range(0, len(x), opts.batch_size)
     if len(starts) > 4:
-        from tqdm.auto import tqdm
+        from ...progress import bar
 
-        starts = tqdm(starts, desc="position probe: residual stream", unit="batch", leave=False)
+        starts = bar(starts, desc="position probe: residual stream", unit="batch", leave=False)
     for i in starts:
         acts = runner.run(**{mode: x[i : i + opts.batch_size]}, hooks=hooks)
         parts.append(torch.stack([acts[h] for h in hooks]))

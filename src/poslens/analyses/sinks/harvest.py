@@ -69,9 +69,9 @@ def _collect(runner, x: torch.Tensor, kind: str, layers, batch_size: int, rotate
     parts: list[list[LayerStats]] = [[] for _ in layers]
     starts = range(0, len(x), batch_size)
     if len(starts) > 4:
-        from tqdm.auto import tqdm
+        from ...progress import bar
 
-        starts = tqdm(starts, desc=f"sinks: {kind_label(kind, x)}", unit="batch", leave=False)
+        starts = bar(starts, desc=f"sinks: {kind_label(kind, x)}", unit="batch", leave=False)
     for i in starts:
         acts = runner.run(**{kind: x[i : i + batch_size]}, hooks=hooks)
         for j, l in enumerate(layers):

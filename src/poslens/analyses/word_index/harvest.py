@@ -83,9 +83,9 @@ def harvest(
         progress = len(tokens) > 2000
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from ...progress import bar as progress_bar
 
-        bar = tqdm(total=len(tokens), desc="harvest", unit="prompt", leave=False)
+        bar = progress_bar(total=len(tokens), desc="harvest", unit="prompt", leave=False)
     shared = _shared_prefix(tokens) if max(layers, default=0) == cfg.n_layers and len(tokens) > 1 else 0
     shared = min(shared, int(pos.min()) if len(pos) else 0)  # every harvested row must lie after the prefix
     prefix = runner.prefix(list(tokens[0][:shared])) if shared >= 2 else None

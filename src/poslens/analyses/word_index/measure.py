@@ -103,9 +103,9 @@ def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw,
     n_fits = len(label_tokens) * (4 + combined)
     # the fits, not the harvest, were most of a probe run's time: a bar unless told not to
     if progress or (progress is None and len(layers) * len(train) * train.n_units > 200_000):
-        from tqdm.auto import tqdm
+        from ...progress import bar as progress_bar
 
-        bar = tqdm(total=n_fits, desc=f"probes ({scheme})", unit="fit", leave=False)
+        bar = progress_bar(total=n_fits, desc=f"probes ({scheme})", unit="fit", leave=False)
 
     def scored(p, A, B, tr, va, positions_v, bal, confusion=False, **extra) -> dict[str, Any]:
         m = evaluate(p.predict(B), va["label"], va["pos"], n_units, positions_v, bal, confusion=confusion)
