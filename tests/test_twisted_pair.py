@@ -258,4 +258,4 @@ def test_report_stage_runs_on_a_planted_checkpoint(tmp_path):
     (o,) = rep.outcomes
     assert o.status == "done", o.reason
     assert o.result["verification"]["within_bound"] and o.result["gpt2"]["neurons"]["n_twisted"] == 4
-    assert any(f.endswith("tp_estimate.png") for f in o.figures)
+    assert any(f.endswith("tp_estimate.html") for f in o.figures)  # the PNG twin only with --png

@@ -19,8 +19,18 @@ from functools import lru_cache
 from pathlib import Path
 
 
+_PACKAGE = Path(__file__).resolve().parent
+
+
+@lru_cache(maxsize=None)
 def module_file(name: str) -> Path | None:
     """The source file of module ``name``, or None (not a module, or not Python source)."""
+    if name == "poslens" or name.startswith("poslens."):  # found on disk: find_spec would import the parents
+        base = _PACKAGE.joinpath(*name.split(".")[1:])
+        for path in (base / "__init__.py", base.with_suffix(".py")):
+            if path.is_file():
+                return path
+        return None
     try:  # `from pkg.module import name` lists names that are not modules: those have no spec
         spec = importlib.util.find_spec(name)
     except (ImportError, AttributeError, ValueError):
@@ -30,6 +40,12 @@ def module_file(name: str) -> Path | None:
 
 def imports_of(name: str, path: Path) -> set[str]:
     """poslens modules that ``name`` (whose source is ``path``) imports anywhere."""
+    st = path.stat()  # parsed once per process and version of the file: a report asks for ~60 closures
+    return set(_imports_of(name, path, st.st_mtime_ns, st.st_size))
+
+
+@lru_cache(maxsize=None)
+def _imports_of(name: str, path: Path, mtime_ns: int, size: int) -> frozenset[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
@@ -46,7 +62,7 @@ def imports_of(name: str, path: Path) -> set[str]:
         elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy" and node.args
               and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
             found.add(f"poslens.analyses.{node.args[0].value}")
-    return {m for m in found if m == "poslens" or m.startswith("poslens.")}
+    return frozenset(m for m in found if m == "poslens" or m.startswith("poslens."))
 
 
 @lru_cache(maxsize=None)

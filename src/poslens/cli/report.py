@@ -23,8 +23,9 @@ from .common import DEFAULT_MODEL, device_option, dtype_option, model_option, ou
               help="Override one stage option, e.g. --set helix.n_components=5 (value parsed as JSON).")
 @click.option("--list", "list_stages", is_flag=True, help="List the stages and what each needs, then exit.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failing stage instead of reporting it in the page.")
+@click.option("--png", is_flag=True, help="Also draw a PNG of every interactive figure (for papers; slower).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def report_cmd(model, out, device, dtype, only, skip, quick, full, sets, list_stages, fail_fast, no_progress):
+def report_cmd(model, out, device, dtype, only, skip, quick, full, sets, list_stages, fail_fast, png, no_progress):
     """Run every analysis the model supports and write one self-contained HTML page.
 
     \b
@@ -52,7 +53,7 @@ def report_cmd(model, out, device, dtype, only, skip, quick, full, sets, list_st
     out = Path(out) if out is not None else Path("poslens-out") / "report"
     page, reports = build_report(
         models, out, only=only, skip=skip, size=size, sets=sets, device=device, dtype=dtype,
-        progress=not no_progress, fail_fast=fail_fast,
+        progress=not no_progress, fail_fast=fail_fast, png=png,
     )
     failed = 0
     lost = [r for r in reports if r.error is not None]

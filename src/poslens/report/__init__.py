@@ -72,6 +72,7 @@ def build_report(
     dtype: str = "float32",
     progress: bool = True,
     fail_fast: bool = False,
+    png: bool = False,
 ) -> tuple[Path, list[ModelReport]]:
     """Run the report for each of ``models`` and write the page(s); returns (page, reports).
 
@@ -81,7 +82,8 @@ def build_report(
     ``ModelReport.error`` says why). Every model is opened and every ``--set`` value
     checked against its stage's options before any work starts. Finished stages are cached
     in each model's ``cache/`` and reused on the next run with the same options; with
-    ``only``/``skip``, the other stages' cached sections stay on the page.
+    ``only``/``skip``, the other stages' cached sections stay on the page. ``png`` also draws a
+    PNG of every interactive figure (by default only figures with no interactive twin get one).
     """
     models = list(dict.fromkeys(str(m) for m in models))
     if not models:
@@ -124,7 +126,7 @@ def build_report(
         try:
             reports.append(run_model(spec, d, all_stages, size=size, overrides=overrides, device=device, dtype=dtype,
                                      progress=progress, fail_fast=fail_fast, ctx=contexts.pop(spec),
-                                     compute=compute))
+                                     compute=compute, png=png))
         except PoslensError as exc:
             if len(models) == 1:
                 if not out_existed:

@@ -228,6 +228,7 @@ class Context:
         self.overrides: dict[str, dict] = {}
         self.finished: dict[str, dict] = {}
         self.progress = False
+        self.png = False  # draw the PNG twin of every interactive figure too (see viz.common.deferred_png)
 
     @property
     def quick(self) -> bool:
@@ -369,6 +370,7 @@ def cache_key(stage: Stage, options: dict, ctx: Context) -> tuple[str, dict]:
         "code": code_fingerprint((*stage.code, stage.run.__module__)),
         "device": str(ctx.device),
         "dtype": ctx.dtype,
+        "png": ctx.png,
         "version": CACHE_VERSION,
     }
     return _sha(_canon(material).encode())[:16], material
@@ -527,6 +529,7 @@ def run_model(
     fail_fast: bool = False,
     ctx: Context | None = None,
     compute: Iterable[str] | None = None,
+    png: bool = False,
 ) -> ModelReport:
     """Run ``stages`` on one model, reusing finished stages cached in ``out/cache``.
 
@@ -535,7 +538,8 @@ def run_model(
     InvalidInputError when the model supports none of ``stages``. With ``compute`` (the
     names ``--only``/``--skip`` selected) only those stages run; the others appear only
     if their cache entry for the same options is there, so ``--only`` into an existing
-    report keeps its other sections. ``ctx`` is a model already opened.
+    report keeps its other sections. ``ctx`` is a model already opened. ``png`` draws a PNG
+    beside every interactive figure (otherwise only figures with no interactive twin get one).
     """
     from tqdm.auto import tqdm
 
@@ -544,7 +548,7 @@ def run_model(
     ctx = ctx or Context(spec, device=device, dtype=dtype, size=size)
     selected = set(compute) if compute is not None else {st.name for st in stages}
     overrides = overrides or {}
-    ctx.overrides, ctx.progress = overrides, progress
+    ctx.overrides, ctx.progress, ctx.png = overrides, progress, png
     fp = model_fingerprint(ctx.ckpt)
 
     outcomes: dict[str, Outcome] = {}
@@ -596,9 +600,9 @@ def run_model(
             bar.set_postfix_str("figures")
             fig_dir = out / "figures" / f"{st.name}-{key}"
             fig_dir.mkdir(parents=True, exist_ok=True)
-            from ..viz.common import shared_plotly
+            from ..viz.common import deferred_png, shared_plotly
 
-            with shared_plotly(out / "figures" / "plotly.min.js", "../plotly.min.js"):
+            with deferred_png(keep_twins=ctx.png), shared_plotly(out / "figures" / "plotly.min.js", "../plotly.min.js"):
                 figs = [Path(p) for p in (st.figures(result, fig_dir) if st.figures else [])]
             bar.update(1)
             bar.set_postfix_str("summary")

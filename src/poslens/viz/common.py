@@ -21,16 +21,49 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def save_png(fig, path: str | Path, dpi: int = 110, tight: bool = True) -> Path:
+_DEFERRED: list | None = None
+
+
+def save_png(fig, path: str | Path, dpi: int = 110, tight: bool = True, bbox: str | None = None) -> Path:
     """Write a matplotlib figure as PNG and close it; ``tight=False`` skips ``tight_layout``,
-    which costs seconds on 3-D axes."""
+    which costs seconds on 3-D axes; ``bbox="tight"`` crops to the drawn content instead.
+    Inside :func:`deferred_png` it is only queued."""
     path = Path(path)
+    if _DEFERRED is not None:
+        _DEFERRED.append((fig, path, dpi, tight, bbox))
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     if tight:
         fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(path, dpi=dpi, bbox_inches=bbox)
     plt.close(fig)
     return path
+
+
+@contextmanager
+def deferred_png(keep_twins: bool = False):
+    """Queue the PNGs drawn in this block; on leaving it, draw only those without an
+    interactive twin (``name.html`` among the HTML files written in the block) unless
+    ``keep_twins``. Drawing a PNG is most of a report's time (about 0.5 s each, 60 a
+    model), and the page shows the interactive twin and only links the PNG.
+
+    >>> with deferred_png() as skipped:                    # doctest: +SKIP
+    ...     paths = figures(result, out)                   # PNG + HTML pairs
+    >>> skipped                                            # the PNGs not drawn
+    """
+    global _DEFERRED
+    previous, _DEFERRED = _DEFERRED, []
+    queued, skipped = _DEFERRED, []
+    try:
+        yield skipped
+    finally:
+        _DEFERRED = previous
+    for fig, path, dpi, tight, bbox in queued:
+        if not keep_twins and path.with_suffix(".html").is_file():
+            plt.close(fig)
+            skipped.append(path)
+        else:
+            save_png(fig, path, dpi=dpi, tight=tight, bbox=bbox)
 
 
 _SHARED_PLOTLY: str | None = None

@@ -59,11 +59,8 @@ def _share(coords_block: dict | None, k: int = 3) -> str:
 
 def _save_3d(fig, path: Path, dpi: int = 100) -> Path:
     """Save a figure of 3-D axes without tight_layout, which costs seconds per 3-D panel."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.subplots_adjust(left=0.0, right=0.97, bottom=0.03, top=0.86, wspace=0.05, hspace=0.15)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=dpi, tight=False)
 
 
 def _scatter3d_mpl(ax, coords: np.ndarray, positions: np.ndarray, title: str, size: float = 4) -> None:
@@ -181,9 +178,7 @@ def cosine_plot(d: dict, out: Path) -> list[Path]:
     ax.legend(fontsize=7)
     f.suptitle(_short(d["model"]), fontsize=10)
     f.subplots_adjust(wspace=0.35)
-    png = out / "cosine.png"
-    f.savefig(png, dpi=110, bbox_inches="tight")
-    plt.close(f)
+    png = save_png(f, out / "cosine.png", tight=False, bbox="tight")
     fig = make_subplots(rows=1, cols=len(mats), subplot_titles=[f"{n}: cos(P_i, P_j)" for n, _ in mats])
     for i, (name, c) in enumerate(mats):
         pos = c["matrix_positions"]
