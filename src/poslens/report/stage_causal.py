@@ -125,8 +125,8 @@ STAGES = [
         supports=_dup_premise,
         figures=lazy("causal.question_duplicate", "figures"),
         summarize=lazy("causal.question_duplicate", "summarize"),
-        code=CODE + ("poslens.analyses.causal.question_duplicate", "poslens.analyses.duplicate_heads",
-                     "poslens.analyses.duplicate_neurons", "poslens.analyses.profile"),
+        code=CODE + ("poslens.analyses.causal.question_duplicate", "poslens.analyses.heads",
+                     "poslens.analyses.neurons", "poslens.analyses.profile"),
         about=(
             "Layer 0's duplicate-token heads, as the model profile lists them (duplicate score at or above its "
             "threshold on repeated random tokens), are mean-ablated: each head's output is replaced, per position, by its mean over sequences of distinct "
