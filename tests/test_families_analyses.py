@@ -116,10 +116,10 @@ def test_word_index_probe_on_every_family(fam):
 
 
 def test_spectra_read_each_familys_matrices(fam):
-    from poslens.analyses.spectra import weight_spectra
+    from poslens.analyses.geometry.spectra import weight_spectra
 
     name, w = fam
-    r = weight_spectra(w, check=False)
+    r = weight_spectra(w)
     d, dh, G = w.cfg.d_model, w.cfg.d_head, w.cfg.n_key_value_heads
     assert len(r.matrices["W_K"]["0"]["singular_values"]) == min(d, G * dh)
     assert ("W_gate" in r.matrices) == (name == "llama")
@@ -132,8 +132,8 @@ def test_spectra_read_each_familys_matrices(fam):
 
 
 def test_subspaces_and_lens_on_every_family(fam):
-    from poslens.analyses.logit_lens import lens_logits, logit_lens
-    from poslens.analyses.subspaces import hidden_subspaces
+    from poslens.analyses.geometry.logit_lens import lens_logits, logit_lens
+    from poslens.analyses.geometry.subspaces import hidden_subspaces
 
     name, w = fam
     tok = _tok(w)
