@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from .orchestrate import Stage, lazy
 
-CODE = ("poslens.analyses.causal.interventions", "poslens.analyses.causal.metrics", "poslens.analyses.causal.baselines",
-        "poslens.analyses.causal.inputs", "poslens.viz.causal", "poslens.viz.common")
+CODE = ("poslens.analyses.causal.intervention", "poslens.analyses.causal.run", "poslens.analyses.causal.metrics",
+        "poslens.analyses.causal.baselines", "poslens.analyses.causal.inputs", "poslens.viz.causal", "poslens.viz.common")
 
 
 def _helix_options(ctx) -> dict:

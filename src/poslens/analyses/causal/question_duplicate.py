@@ -43,8 +43,9 @@ from ...models.weights import Weights, require
 from ...results import Result
 from .baselines import against, compare, head_pool, random_head_sets, random_neurons
 from .inputs import distinct_tokens
-from .interventions import ablate_head, run_variants
+from .intervention import ablate_head
 from .metrics import MetricStore, masked_neuron_means
+from .run import run_variants
 
 SELECTORS = ("pvo", "activation")
 
