@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from poslens.analyses.duplicate_heads import pattern_stats
+from poslens.analyses.heads import pattern_stats
 from poslens.data.sequences import repeated_tokens
 from poslens.models.runner import Runner
 from poslens.models.weights import Weights

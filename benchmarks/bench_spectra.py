@@ -23,7 +23,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from poslens.analyses.spectra import MATRICES, weight_spectra, whole_matrix
+    from poslens.analyses.geometry.spectra import MATRICES, weight_spectra, whole_matrix
     from poslens.models import Weights
     from poslens.testing import gpt2_small_config, random_state_dict
 
@@ -52,7 +52,7 @@ def main() -> None:
             torch.linalg.svdvals(W.double())
         t_peer = time.perf_counter() - t0
         t0 = time.perf_counter()
-        weight_spectra(w, per_head=False, qk=False, check=False)
+        weight_spectra(w, per_head=False, qk=False)
         t_same = time.perf_counter() - t0
         print(f"peer torch.linalg.svdvals (float64), the same {len(mats)} whole matrices: {t_peer:.2f} s; "
               f"poslens on them: {t_same:.2f} s; ratio peer/poslens {t_peer / t_same:.2f}")

@@ -24,7 +24,7 @@ from poslens.analyses.causal import (
     run_with,
 )
 from poslens.analyses.causal.baselines import compare, random_head_sets, random_neurons, random_subspace, spread
-from poslens.analyses.causal.interventions import Intervention, orthonormal_basis
+from poslens.analyses.causal.intervention import Intervention, orthonormal_basis
 from poslens.analyses.causal.metrics import MetricStore, next_token_loss
 from poslens.errors import InvalidInputError, PoslensError, UnknownHookError
 from poslens.models import Runner, Weights, load_weights

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from poslens.analyses.causal import question_duplicate as QD
 from poslens.analyses.causal import question_helix as QH
-from poslens.analyses.causal.interventions import run_with
+from poslens.analyses.causal.run import run_with
 from poslens.cli import cli
 from poslens.models import Runner, load_weights
 from poslens.testing import random_checkpoint, small_config
@@ -71,7 +71,7 @@ def test_helix_question_variance_matched_control(pdup):
     runner = Runner(w)
     toks = torch.zeros(1, 40, dtype=torch.long)
     W = runner.run(toks, hooks=["hook_pos_embed"])["hook_pos_embed"][0].double()
-    from poslens.analyses.causal.interventions import Intervention
+    from poslens.analyses.causal.intervention import Intervention
 
     def moved(d):
         iv = Intervention(**{k: (tuple(tuple(x) for x in v) if k == "basis" else tuple(v) if isinstance(v, list) else v)

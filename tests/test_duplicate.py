@@ -14,8 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from poslens.analyses import duplicate as facade
-from poslens.analyses.duplicate_heads import (
+from poslens.analyses.heads import (
     decay_profile,
     duplicate_heads,
     duplicate_mask,
@@ -294,6 +293,21 @@ def test_bad_input_raises_clear_errors(planted, tmp_path):
         duplicate_heads(w, corpus=flat, seq_len=16, n_seq=4, rank_by="text")
 
 
+def test_options_are_validated_once_and_keywords_override_them(planted):
+    from poslens.analyses.heads import Options
+    from poslens.analyses.neurons import Options as NeuronOptions
+
+    with pytest.raises(InvalidInputError, match="share of attention"):
+        Options(threshold=0.0)
+    with pytest.raises(InvalidInputError, match="unknown --ln-scale"):
+        NeuronOptions(ln_scale="exact")
+    w = load_weights(str(planted.path))
+    opts = Options(layers=[0], n_seq=3, seq_len=24, positional=False, threshold=0.9)
+    a = duplicate_heads(w, opts, threshold=0.5)
+    b = duplicate_heads(w, layers=[0], n_seq=3, seq_len=24, positional=False, threshold=0.5)
+    assert a.options == b.options and a.options["threshold"] == 0.5 and a.heads == b.heads
+
+
 def _cli(args):
     res = CliRunner().invoke(cli, args, catch_exceptions=False)
     return res
@@ -332,6 +346,13 @@ def test_cli_json_keys_heads_by_name_and_writes_files(planted, tmp_path):
     assert (out / "dup_score_repeated.png").is_file() and (out / "dup_decay.html").is_file()
 
 
-def test_facade_exposes_both_halves():
-    assert facade.duplicate_heads is duplicate_heads
-    assert callable(facade.duplicate_neurons) and callable(facade.decompose_neuron)
+def test_heads_and_neurons_packages_plot_nothing_and_build_no_test_models():
+    # Analyses return measurements: figures are poslens.viz's, planted models poslens.testing's.
+    from poslens.analyses import heads, neurons
+    from poslens.code_version import source_closure
+
+    assert heads.duplicate_heads is duplicate_heads
+    assert callable(neurons.duplicate_neurons) and callable(neurons.decompose_neuron)
+    closure = source_closure(("poslens.analyses.heads", "poslens.analyses.neurons"))
+    assert "poslens.analyses.neurons.decompose" in closure and "poslens.claims.duplicate_heads_post" in closure
+    assert not [m for m in closure if m.startswith(("poslens.viz", "poslens.testing"))]

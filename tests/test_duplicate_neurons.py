@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from poslens.analyses.duplicate_neurons import (
+from poslens.analyses.neurons import (
     decompose_neuron,
     duplicate_neurons,
     first_layers,
@@ -223,9 +223,9 @@ def test_top_examples_are_the_largest_activations(planted, tmp_path):
             if a is not b and a["sequence"] == b["sequence"]:
                 assert abs(a["position"] - b["position"]) >= 24
     page = (tmp_path / "figs")
-    from poslens.analyses.duplicate_neurons import figures
+    from poslens.viz.duplicate import neuron_figures
 
-    paths = figures(r, page)
+    paths = neuron_figures(r, page)
     html = (page / "top_examples.html").read_text()
     assert ex[0]["token"] in html and "<table>" in html
     assert {p.name for p in paths} >= {"pvo_norm_grid.png", "pvo_curves.png", "neuron_decomposition.png",
@@ -315,7 +315,9 @@ def test_pipeline_runs_end_to_end_on_tiny(tmp_path):
         pytest.skip("no snapshot of the embedded model tiny is installed yet")
     snap = shutil.copytree(src, tmp_path / "tiny")  # the lead replaces snapshots while we run
     w = load_weights(str(snap))
-    from poslens.analyses.duplicate import duplicate_heads, head_figures, neuron_figures
+    from poslens.analyses.heads import duplicate_heads
+    from poslens.viz.duplicate import dup_heads_figures as head_figures
+    from poslens.viz.duplicate import neuron_figures
 
     h = duplicate_heads(w, n_seq=4, seq_len=64, n_text_seq=2, text=None)
     assert len(h.heads) == w.cfg.n_layers * w.cfg.n_heads and h.positional["heads"]

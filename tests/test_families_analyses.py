@@ -69,7 +69,7 @@ def test_helix_on_learned_tables_not_applicable_on_rotary(fam):
 
 
 def test_dup_heads_on_every_family(fam):
-    from poslens.analyses.duplicate_heads import duplicate_heads
+    from poslens.analyses.heads import duplicate_heads
 
     name, w = fam
     r = duplicate_heads(w, n_seq=2, seq_len=24, n_text_seq=2, tokenizer=_tok(w))
@@ -78,7 +78,7 @@ def test_dup_heads_on_every_family(fam):
 
 
 def test_dup_neurons_decomposition_exact_or_not_applicable(fam):
-    from poslens.analyses.duplicate_neurons import decompose_neuron, duplicate_neurons, not_applicable_reason
+    from poslens.analyses.neurons import decompose_neuron, duplicate_neurons, not_applicable_reason
     from poslens.models import processing as P
 
     name, w = fam
@@ -98,7 +98,7 @@ def test_dup_neurons_decomposition_exact_or_not_applicable(fam):
 def test_dup_neurons_refuses_clearly_where_no_exact_decomposition_exists(family_dirs):
     import dataclasses
 
-    from poslens.analyses.duplicate_neurons import not_applicable_reason
+    from poslens.analyses.neurons import not_applicable_reason
 
     cfg = load_weights(str(family_dirs["opt"])).cfg
     assert "post-LayerNorm" in not_applicable_reason(dataclasses.replace(cfg, pre_norm=False, final_norm=False))
@@ -116,10 +116,10 @@ def test_word_index_probe_on_every_family(fam):
 
 
 def test_spectra_read_each_familys_matrices(fam):
-    from poslens.analyses.spectra import weight_spectra
+    from poslens.analyses.geometry.spectra import weight_spectra
 
     name, w = fam
-    r = weight_spectra(w, check=False)
+    r = weight_spectra(w)
     d, dh, G = w.cfg.d_model, w.cfg.d_head, w.cfg.n_key_value_heads
     assert len(r.matrices["W_K"]["0"]["singular_values"]) == min(d, G * dh)
     assert ("W_gate" in r.matrices) == (name == "llama")
@@ -132,8 +132,8 @@ def test_spectra_read_each_familys_matrices(fam):
 
 
 def test_subspaces_and_lens_on_every_family(fam):
-    from poslens.analyses.logit_lens import lens_logits, logit_lens
-    from poslens.analyses.subspaces import hidden_subspaces
+    from poslens.analyses.geometry.logit_lens import lens_logits, logit_lens
+    from poslens.analyses.geometry.subspaces import hidden_subspaces
 
     name, w = fam
     tok = _tok(w)

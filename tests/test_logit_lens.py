@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from poslens.analyses import logit_lens as LL
+from poslens.analyses.geometry import logit_lens as LL
 from poslens.cli import cli
 from poslens.errors import InvalidInputError, MissingTensorError
 from poslens.models import Runner, load_weights
@@ -97,6 +97,20 @@ def test_without_wte_it_says_why(ckpts, partial_ckpt):
         LL.logit_lens(load_weights(ckpts["nowte"]), [1, 2, 3])
     with pytest.raises(MissingTensorError, match="wte.weight"):
         LL.logit_lens(load_weights(partial_ckpt), LL.SLIDE_PROMPT)
+
+
+def test_slides_entropies_are_claims_not_measurements(ckpts):
+    from dataclasses import replace
+
+    from poslens.claims.dissecting_the_frog.geometry import lens_rows, with_claims
+
+    w = load_weights(ckpts["full"])
+    r = LL.logit_lens(w, [1, 2, 3], n_generate=0)
+    assert r.checks == [] and with_claims(r, w).checks == []  # not GPT-2 small: nothing is compared
+    at = replace(r, last_entropy=r.last_entropy[:-1] + [2.5861], mean_entropy=r.mean_entropy[:-1] + [5.38894])
+    assert [c["reproduced"] for c in lens_rows(at)] == [True, True]  # to four significant digits
+    off = replace(at, last_entropy=r.last_entropy[:-1] + [2.5867])
+    assert [c["reproduced"] for c in lens_rows(off)] == [False, True]
 
 
 def test_cli_lens_on_tiny(tmp_path):

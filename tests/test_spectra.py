@@ -12,8 +12,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from poslens.analyses import spectra as S
-from poslens.analyses import sphere_overlap as O
+from poslens.analyses.geometry import spectra as S
+from poslens.analyses.geometry import spheres as O
+from poslens.claims.dissecting_the_frog.geometry import layer5_rows, with_claims
 from poslens.cli import cli
 from poslens.errors import InvalidInputError, MissingTensorError
 from poslens.models import Weights, load_weights
@@ -147,6 +148,8 @@ def test_missing_mlp_is_reported_and_no_weights_is_an_error(tmp_path):
 def test_published_layer5_figures_reproduce_on_real_gpt2(partial_ckpt):
     w = load_weights(partial_ckpt)
     r = S.weight_spectra(w, layers=[5], per_head=False, qk=False, matrices=("W_Q", "W_K", "W_V", "W_O"))
+    assert r.checks == []  # the analysis measures; the slides' figures are the claims package's
+    r = with_claims(r, w)
     assert len(r.checks) == 5 and all(c["reproduced"] for c in r.checks), r.checks
     ident = r.checks[-1]
     assert ident["ours"] == "W_Q whole, raw"
@@ -167,7 +170,7 @@ def test_published_check_says_so_when_nothing_matches(tmp_path):
           "h.5.attn.c_attn.bias": torch.zeros(2304), "h.5.attn.c_proj.bias": torch.zeros(768),
           "h.5.ln_1.weight": torch.ones(768), "h.5.ln_1.bias": torch.zeros(768)}
     w = Weights.from_state_dict(sd, cfg)
-    checks = S.published_check(w)
+    checks = layer5_rows(w)
     assert checks and not any(c["reproduced"] for c in checks)
     assert "no convention tried reproduces" in checks[-1]["note"] and "with bias row" in checks[-1]["note"]
     assert "LayerNorm weight folded" in checks[-1]["note"] and "c_attn whole" in checks[-1]["note"]
@@ -205,8 +208,10 @@ def test_sphere_overlap_planted(tmp_path):
 
 
 def test_sphere_on_partial_gets_positional_norms_only(partial_ckpt):
-    r = O.sphere_overlap(load_weights(partial_ckpt))
-    assert r.mean_share is None and "wte.weight" in r.missing[0]
+    w = load_weights(partial_ckpt)
+    r = O.sphere_overlap(w)
+    assert r.mean_share is None and "wte.weight" in r.missing[0] and r.checks == []
+    r = with_claims(r, w)
     assert len(r.checks) == 4 and all(c["reproduced"] for c in r.checks)  # mean 3.3901, std 0.2620, max, min
     assert r.positional_norms["argmin"] == 1023
 

@@ -12,7 +12,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from poslens.analyses import subspaces as S
+from poslens.analyses.geometry import hidden_states as H
+from poslens.analyses.geometry import subspaces as S
+from poslens.analyses.geometry.probe import probe_hooks
 from poslens.cli import cli
 from poslens.errors import InvalidInputError, MissingTensorError
 from poslens.models import Runner, load_weights
@@ -43,27 +45,27 @@ def test_marchenko_pastur_and_gap_recover_planted_k(N, D, k):
     # distinct signal strengths, all well above the MP edge sigma^2 (1 + sqrt(D/N))^2
     amps = np.linspace(4, 8, k) * (1 + math.sqrt(D / N))
     X = planted_states([B], N, signal_std=amps, noise_std=1.0, seed=k)[0]
-    s = S.centred_svd(X)[1]
+    s = H.centred_svd(X)[1]
     lam = s**2 / (N - 1)
-    mp = S.mp_rank(lam, N - 1, D)
+    mp = H.mp_rank(lam, N - 1, D)
     assert mp["k"] == k
     assert mp["noise_var"] == pytest.approx(1.0, rel=0.1)  # the iterative estimate finds sigma^2 = 1
-    assert S.mp_rank(lam, N - 1, D, noise=1.0)["k"] == k
-    assert S.gap_rank(lam)["k"] == k
+    assert H.mp_rank(lam, N - 1, D, noise=1.0)["k"] == k
+    assert H.gap_rank(lam)["k"] == k
     # 'total' counts the signal as noise and so sets the edge higher: it can only find fewer
-    assert S.mp_rank(lam, N - 1, D, noise="total")["k"] <= k
+    assert H.mp_rank(lam, N - 1, D, noise="total")["k"] <= k
 
 
 def test_mp_edge_formula_and_pure_noise():
-    assert S.mp_edge(2.0, 100, 25) == pytest.approx(2.0 * 1.5**2)
+    assert H.mp_edge(2.0, 100, 25) == pytest.approx(2.0 * 1.5**2)
     rng = np.random.default_rng(0)
-    found = np.array([S.mp_rank(S.centred_svd(rng.normal(size=(300, 60)))[1] ** 2 / 299, 299, 60)["k"]
+    found = np.array([H.mp_rank(H.centred_svd(rng.normal(size=(300, 60)))[1] ** 2 / 299, 299, 60)["k"]
                       for _ in range(40)])
     # pure noise: the top eigenvalue crosses the edge only by a Tracy-Widom excursion (~17% of draws)
     assert (found == 0).mean() >= 0.6 and found.max() <= 2
     # the noise estimate is unbiased on noise
-    s = S.centred_svd(rng.normal(size=(100, 400)) * 3.0)[1]
-    assert S.mp_rank(s**2 / 99, 99, 400)["noise_var"] == pytest.approx(9.0, rel=0.05)
+    s = H.centred_svd(rng.normal(size=(100, 400)) * 3.0)[1]
+    assert H.mp_rank(s**2 / 99, 99, 400)["noise_var"] == pytest.approx(9.0, rel=0.05)
 
 
 def test_angles_overlap_union_and_mds_from_planted_rotations():
@@ -72,7 +74,7 @@ def test_angles_overlap_union_and_mds_from_planted_rotations():
     bases = rotated_bases(64, 3, phis, seed=1)
     X = planted_states(bases, 400, signal_std=[30.0, 25.0, 20.0], noise_std=0.5, seed=2)
     # the gap picks the planted 3 exactly; the MP edge may add a Tracy-Widom noise excursion
-    g = S.hidden_geometry(X, ["a", "b", "c", "d"], threshold=0.9, subspace="gap")
+    g = H.hidden_geometry(X, ["a", "b", "c", "d"], threshold=0.9, subspace="gap")
     assert g["dims"] == [3, 3, 3, 3] and all(3 <= m["k"] <= 4 for m in g["mp"])
     for c, want in zip(g["consecutive"], (10.0, 10.0, 60.0)):
         assert c["angles_deg"] == pytest.approx([want] * 3, abs=1.5)
@@ -90,23 +92,23 @@ def test_angles_overlap_union_and_mds_from_planted_rotations():
     assert g["mean_pairwise_sum_deg"] == pytest.approx(3 * np.mean([10, 20, 80, 10, 70, 60]), abs=5)
     assert g["dispersion"] == pytest.approx(np.mean([10, 20, 80, 10, 70, 60]) / 90, abs=0.02)
     # the same geometry in token space: subspaces of R^N; union measured against N
-    gt = S.hidden_geometry(X, space="tokens", subspace="gap")
+    gt = H.hidden_geometry(X, space="tokens", subspace="gap")
     assert gt["ambient_dim"] == 400 and gt["dims"] == [3, 3, 3, 3]
 
 
 def test_union_rank_and_effective_dims_by_hand():
     e = np.eye(5)
-    assert S.union_rank([e[:, :2], e[:, 2:4], e[:, :1]], 0.9) == 4
-    assert S.union_rank([e[:, :2], np.zeros((5, 0))], 0.9) == 2
-    assert S.participation_ratio(np.array([1.0, 1.0, 0.0])) == pytest.approx(2.0)
-    assert S.effective_rank(np.array([3.0, 1.0])) == pytest.approx(math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25))))
-    assert np.degrees(S.principal_angles(e[:, :1], (e[:, :1] + e[:, 1:2]) / math.sqrt(2))) == pytest.approx([45.0])
+    assert H.union_rank([e[:, :2], e[:, 2:4], e[:, :1]], 0.9) == 4
+    assert H.union_rank([e[:, :2], np.zeros((5, 0))], 0.9) == 2
+    assert H.participation_ratio(np.array([1.0, 1.0, 0.0])) == pytest.approx(2.0)
+    assert H.effective_rank(np.array([3.0, 1.0])) == pytest.approx(math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25))))
+    assert np.degrees(H.principal_angles(e[:, :1], (e[:, :1] + e[:, 1:2]) / math.sqrt(2))) == pytest.approx([45.0])
 
 
 def test_points_without_signal_are_left_out_with_a_note():
     rng = np.random.default_rng(3)
     X = [rng.normal(size=(200, 20)) * 1e-3 for _ in range(3)]
-    g = S.hidden_geometry(X, noise=1.0)  # known noise far above the data: no signal anywhere
+    g = H.hidden_geometry(X, noise=1.0)  # known noise far above the data: no signal anywhere
     assert g["dims"] == [0, 0, 0] and g["union_rank"] == 0
     assert g["consecutive"][0]["sum_deg"] is None and "no eigenvalue above" in g["notes"][0]
 
@@ -114,7 +116,7 @@ def test_points_without_signal_are_left_out_with_a_note():
 @pytest.mark.parametrize("t", [0, 1, 1.5, -0.2, float("nan")])
 def test_threshold_outside_unit_interval(t):
     with pytest.raises(InvalidInputError, match="threshold"):
-        S.hidden_geometry([np.zeros((5, 4))], threshold=t)
+        H.hidden_geometry([np.zeros((5, 4))], threshold=t)
 
 
 # ----------------------------------------------------------------------------- through a model
@@ -127,8 +129,8 @@ def test_model_prefixes_match_separate_runs(model):
     r = S.hidden_subspaces(w, ids, lengths={"short": 10, "long": 60})
     assert r.prompts["short"]["points"] == ["embed", "block 0", "block 1 +ln_f"]
     # the short prompt is a prefix of the long one: one causal pass gives it exactly
-    acts = Runner(w).run(torch.tensor([ids[:10]]), hooks=S.probe_hooks(cfg.n_layers))
-    alone = S.hidden_geometry([acts[h][0].double().numpy() for h in S.probe_hooks(cfg.n_layers)],
+    acts = Runner(w).run(torch.tensor([ids[:10]]), hooks=probe_hooks(cfg.n_layers))
+    alone = H.hidden_geometry([acts[h][0].double().numpy() for h in probe_hooks(cfg.n_layers)],
                               r.prompts["short"]["points"])
     for a, b in zip(alone["eigenvalues"], r.prompts["short"]["eigenvalues"]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * max(b))
@@ -246,9 +248,9 @@ def test_mds_is_finite_and_deterministic_on_non_euclidean_distances():
             np.fill_diagonal(D, 0.0)
             J = np.eye(n) - 1.0 / n
             non_euclidean += np.linalg.eigvalsh(-0.5 * J @ D**2 @ J).min() < -1e-9
-            Y, stress = S._mds(D, seed=0)
+            Y, stress = H.mds_map(D, seed=0)
             assert np.isfinite(Y).all() and stress is not None and np.isfinite(stress)
-            Y2, _ = S._mds(D, seed=0)
+            Y2, _ = H.mds_map(D, seed=0)
             assert np.array_equal(Y, Y2)
     assert non_euclidean >= 90  # most of the 125 matrices have negative Gram eigenvalues
 
@@ -257,13 +259,13 @@ def test_classical_mds_drops_negative_eigenvalues_and_recovers_euclidean_points(
     rng = np.random.default_rng(3)
     P = rng.normal(size=(6, 2))
     D = np.linalg.norm(P[:, None] - P[None], axis=-1)
-    Y = S.classical_mds(D)
+    Y = H.classical_mds(D)
     assert np.linalg.norm(Y[:, None] - Y[None], axis=-1) == pytest.approx(D, abs=1e-9)
-    assert S.kruskal_stress(D, Y) == pytest.approx(0.0, abs=1e-9)
+    assert H.kruskal_stress(D, Y) == pytest.approx(0.0, abs=1e-9)
     # a metric no plane can hold (a 4-star): only the positive part of the spectrum is embedded
     star = np.array([[0, 1, 1, 1], [1, 0, 2, 2], [1, 2, 0, 2], [1, 2, 2, 0.0]])
-    Y = S.classical_mds(star)
-    assert np.isfinite(Y).all() and S.kruskal_stress(star, Y) > 0
+    Y = H.classical_mds(star)
+    assert np.isfinite(Y).all() and H.kruskal_stress(star, Y) > 0
 
 
 def test_two_layer_model_maps_its_layers_without_nan(model):

@@ -2,11 +2,11 @@
 
 Sections of the report that need "the duplicate-token head" or "the previous-token
 heads" read them from here instead of choosing their own. The scores come from the
-duplicate-head measurements (:func:`~poslens.analyses.duplicate_heads.duplicate_heads`:
+duplicate-head measurements (:func:`~poslens.analyses.heads.duplicate_heads`:
 repeated random tokens and layer-0 attention on positional inputs alone); the attention
 to the first position (attention sinks) is measured on the same repeated sequences.
 
->>> from poslens.analyses.duplicate_heads import duplicate_heads
+>>> from poslens.analyses.heads import duplicate_heads
 >>> from poslens.analyses.profile import model_profile
 >>> w = load_weights("tiny")                                     # doctest: +SKIP
 >>> p = model_profile(duplicate_heads(w, n_seq=8, seq_len=64))   # doctest: +SKIP

@@ -90,7 +90,7 @@ def ablate_run_cmd(model, out, device, dtype, as_json, heads, neurons, direction
 
     from ..analyses.causal import ablate as A
     from ..analyses.causal.inputs import make_inputs
-    from ..analyses.causal.interventions import ablate_direction, ablate_head, ablate_neuron
+    from ..analyses.causal.intervention import ablate_direction, ablate_head, ablate_neuron
     from ..analyses.causal.metrics import metric_from_spec
     from ..models import Runner, load_weights
 

@@ -56,8 +56,9 @@ def _one_head(spec: str | None):
 def dup_heads_cmd(model, out, device, dtype, as_json, layers, n_seq, seq_len, corpus, n_text_seq, text, threshold, rank_by,
                   profile_heads, profile_distinct, uniform_half_distance, no_bos, positional_only, batch_size, seed):
     """Score heads for attention to earlier copies of the current token; decay profiles of the duplicate heads."""
-    from ..analyses import duplicate_heads as D
+    from ..analyses import heads as D
     from ..models import load_weights
+    from ..viz.duplicate import dup_heads_figures
 
     w = load_weights(model)
     r = D.duplicate_heads(
@@ -68,7 +69,7 @@ def dup_heads_cmd(model, out, device, dtype, as_json, layers, n_seq, seq_len, co
         batch_size=batch_size, device=device, dtype=dtype,
     )
     d = out_dir(out, "dup-heads")
-    figs = D.figures(r, d)
+    figs = dup_heads_figures(r, d)
     emit(r, d, as_json, "\n".join(D.summarize(r)), figs)
 
 
@@ -99,8 +100,9 @@ def dup_heads_cmd(model, out, device, dtype, as_json, layers, n_seq, seq_len, co
 def dup_neurons_cmd(model, out, device, dtype, as_json, head, neuron, threshold, top_k, ln_scale, mlp_scale, no_fold_ln,
                     no_center, text, corpus, n_seq, seq_len, k_examples, uniform_heads, no_bos, seed):
     """PVO analysis of a duplicate head, per-head decomposition of one neuron, top activating examples."""
-    from ..analyses import duplicate_neurons as N
+    from ..analyses import neurons as N
     from ..models import load_weights
+    from ..viz.duplicate import neuron_figures
 
     text = _text(text)
     w = load_weights(model)
@@ -111,5 +113,5 @@ def dup_neurons_cmd(model, out, device, dtype, as_json, head, neuron, threshold,
         device=device, dtype=dtype,
     )
     d = out_dir(out, "dup-neurons")
-    figs = N.figures(r, d)
+    figs = neuron_figures(r, d)
     emit(r, d, as_json, "\n".join(N.summarize(r)), figs)

@@ -71,25 +71,26 @@ def spectra_cmd(model, out, device, dtype, as_json, layers, matrices, no_per_hea
     SVDs run in float64 (--dtype does not apply). On GPT-2 small it checks the slides'
     layer-5 figures.
     """
-    from ..analyses import spectra as S
-    from ..analyses import sphere_overlap as O
+    from ..analyses.geometry import spectra as S
+    from ..analyses.geometry import spheres as O
+    from ..claims.dissecting_the_frog.geometry import with_claims
     from ..models import load_weights
+    from ..viz.spectra import spectra_figures, sphere_figures
 
     w = load_weights(model)
     mats = tuple(m.strip() for m in matrices.split(",") if m.strip())
-    r = S.weight_spectra(w, layers=parse_ints(layers, "--layers"), matrices=mats, per_head=not no_per_head,
-                         qk=not no_qk, include_bias=include_bias, fold_ln=fold_ln, keep_spectra=not no_singular_values,
-                         device=device)
+    r = with_claims(S.weight_spectra(w, layers=parse_ints(layers, "--layers"), matrices=mats, per_head=not no_per_head,
+                                     qk=not no_qk, include_bias=include_bias, fold_ln=fold_ln,
+                                     keep_spectra=not no_singular_values, device=device), w)
     sphere = None
     if not no_sphere and w.has("pos_embed.W_pos"):
         sphere = O.sphere_overlap(w, n_tokens=sphere_tokens, n_trials=sphere_trials, positions=sphere_positions,
                                   seed=seed)
-        r = dataclasses.replace(r, sphere_overlap=sphere.to_dict(), checks=r.checks + sphere.checks)
+        checked = with_claims(sphere, w)
+        r = dataclasses.replace(r, sphere_overlap=checked.to_dict(), checks=r.checks + checked.checks)
     d = out_dir(out, "spectra")
-    figs = S.figures(r, d) + (O.figures(sphere, d) if sphere else [])
-    lines = S.summarize(r)
-    if sphere:
-        lines += [x for x in O.summarize(sphere) if not any(x.startswith(c["what"]) for c in sphere.checks)]
+    figs = spectra_figures(r, d) + (sphere_figures(sphere, d) if sphere else [])
+    lines = S.summarize(r) + (O.summarize(sphere) if sphere else [])  # the sphere's rows are in r.checks
     emit(r, d, as_json, "\n".join(lines), figs)
 
 
@@ -113,10 +114,13 @@ def spectra_cmd(model, out, device, dtype, as_json, layers, matrices, no_per_hea
 def subspaces_cmd(model, out, device, dtype, as_json, text, lengths, whole, threshold, subspace, space, noise,
                   no_final_ln, bos, seed):
     """Hidden-state Gram spectra, signal subspaces, principal angles, overlap, union rank and MDS per layer."""
-    from ..analyses import subspaces as S
-    from ..analyses.subspaces import check_threshold
+    from ..analyses.geometry import subspaces as S
+    from ..analyses.geometry.hidden_states import check_threshold
+    from ..analyses.geometry.probe import require_forward
+    from ..claims.dissecting_the_frog.geometry import with_claims
     from ..models import Weights, open_checkpoint
     from ..models.tokenizer import Tokenizer
+    from ..viz.subspaces import subspace_figures
 
     check_threshold(threshold)
     txt = _text(text, "--text")
@@ -125,13 +129,13 @@ def subspaces_cmd(model, out, device, dtype, as_json, text, lengths, whole, thre
     plan = _lengths(lengths)
     ckpt = open_checkpoint(model)
     w = Weights.from_checkpoint(ckpt)
-    S.require_forward(w, "hidden-state subspaces (a token forward pass through every layer)")
+    require_forward(w, "hidden-state subspaces (a token forward pass through every layer)")
     tok = Tokenizer.for_checkpoint(ckpt)
-    r = S.hidden_subspaces(w, text=txt, tokenizer=tok, lengths=plan, whole=whole, prepend_bos=bos,
-                           final_ln=not no_final_ln, subspace=subspace, space=space, threshold=threshold,
-                           noise=_noise(noise), seed=seed, device=device, dtype=dtype)
+    r = with_claims(S.hidden_subspaces(w, text=txt, tokenizer=tok, lengths=plan, whole=whole, prepend_bos=bos,
+                                       final_ln=not no_final_ln, subspace=subspace, space=space, threshold=threshold,
+                                       noise=_noise(noise), seed=seed, device=device, dtype=dtype), w)
     d = out_dir(out, "subspaces")
-    emit(r, d, as_json, "\n".join(S.summarize(r)), S.figures(r, d))
+    emit(r, d, as_json, "\n".join(S.summarize(r)), subspace_figures(r, d))
 
 
 @click.command("lens")
@@ -143,10 +147,12 @@ def subspaces_cmd(model, out, device, dtype, as_json, text, lengths, whole, thre
 @click.option("--bos", is_flag=True, help="Prepend the BOS token.")
 def lens_cmd(model, out, device, dtype, as_json, prompt, top_k, n_generate, no_final_ln, bos):
     """Logit lens: each layer's next-token distribution, its entropy and top-k; greedy generation."""
-    from ..analyses import logit_lens as L
-    from ..analyses.subspaces import require_forward
+    from ..analyses.geometry import logit_lens as L
+    from ..analyses.geometry.probe import require_forward
+    from ..claims.dissecting_the_frog.geometry import with_claims
     from ..models import Weights, open_checkpoint
     from ..models.tokenizer import Tokenizer
+    from ..viz.logit_lens import lens_figures
 
     p = _text(prompt, "--prompt")
     if p is not None and not p.strip():
@@ -155,7 +161,7 @@ def lens_cmd(model, out, device, dtype, as_json, prompt, top_k, n_generate, no_f
     w = Weights.from_checkpoint(ckpt)
     require_forward(w, "the logit lens (unembedding W_U, tied to wte, and every layer)", unembed=True)
     tok = Tokenizer.for_checkpoint(ckpt)
-    r = L.logit_lens(w, p, tok, top_k=top_k, n_generate=n_generate, prepend_bos=bos, final_ln=not no_final_ln,
-                     device=device, dtype=dtype)
+    r = with_claims(L.logit_lens(w, p, tok, top_k=top_k, n_generate=n_generate, prepend_bos=bos,
+                                 final_ln=not no_final_ln, device=device, dtype=dtype), w)
     d = out_dir(out, "lens")
-    emit(r, d, as_json, "\n".join(L.summarize(r)), L.figures(r, d))
+    emit(r, d, as_json, "\n".join(L.summarize(r)), lens_figures(r, d))

@@ -152,8 +152,7 @@ def lazy(module: str, name: str) -> Callable:
     Stage modules are imported whenever the report's stages are listed; importing an
     analysis (and its plotting) only when the stage runs keeps ``poslens report --help`` fast.
 
-    >>> Stage("dup_heads", "Duplicate-token heads", run, figures=lazy("duplicate_heads", "figures"),   # doctest: +SKIP
-    ...       summarize=lazy("duplicate_heads", "summarize"))
+    >>> Stage("dup_heads", "Duplicate-token heads", run, summarize=lazy("heads", "summarize"))   # doctest: +SKIP
     """
 
     def call(*args):

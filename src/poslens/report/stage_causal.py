@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from .orchestrate import Stage, lazy
 
-CODE = ("poslens.analyses.causal.interventions", "poslens.analyses.causal.metrics", "poslens.analyses.causal.baselines",
-        "poslens.analyses.causal.inputs", "poslens.viz.causal", "poslens.viz.common")
+CODE = ("poslens.analyses.causal.intervention", "poslens.analyses.causal.run", "poslens.analyses.causal.metrics",
+        "poslens.analyses.causal.baselines", "poslens.analyses.causal.inputs", "poslens.viz.causal", "poslens.viz.common")
 
 
 def _helix_options(ctx) -> dict:
@@ -125,8 +125,8 @@ STAGES = [
         supports=_dup_premise,
         figures=lazy("causal.question_duplicate", "figures"),
         summarize=lazy("causal.question_duplicate", "summarize"),
-        code=CODE + ("poslens.analyses.causal.question_duplicate", "poslens.analyses.duplicate_heads",
-                     "poslens.analyses.duplicate_neurons", "poslens.analyses.profile"),
+        code=CODE + ("poslens.analyses.causal.question_duplicate", "poslens.analyses.heads",
+                     "poslens.analyses.neurons", "poslens.analyses.profile"),
         about=(
             "Layer 0's duplicate-token heads, as the model profile lists them (duplicate score at or above its "
             "threshold on repeated random tokens), are mean-ablated: each head's output is replaced, per position, by its mean over sequences of distinct "

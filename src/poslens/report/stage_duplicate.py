@@ -19,8 +19,19 @@ from __future__ import annotations
 from .orchestrate import Stage, lazy
 
 SEED = "duplicate"
-CODE = ("poslens.analyses.duplicate_heads", "poslens.analyses.duplicate_neurons", "poslens.data.sequences",
+CODE = ("poslens.analyses.heads", "poslens.analyses.neurons", "poslens.data.sequences",
         "poslens.viz.duplicate", "poslens.viz.common", "poslens.analyses.profile")
+
+
+def _figures(name: str):
+    """``poslens.viz.duplicate.<name>``, imported on the first call (analyses do not plot)."""
+
+    def call(result, out_dir):
+        from ..viz import duplicate
+
+        return getattr(duplicate, name)(result, out_dir)
+
+    return call
 
 
 def _heads_options(ctx) -> dict:
@@ -42,7 +53,7 @@ def _run_heads(ctx, opts):
 
 
 def run_dup_heads(ctx, opts):
-    from ..analyses.duplicate_heads import duplicate_heads
+    from ..analyses.heads import duplicate_heads
     from ..data.sequences import SAMPLE_TEXT
 
     positional_only = ctx.missing(("tokens",)) is not None
@@ -109,7 +120,7 @@ def premise(ctx) -> str | None:
 
 
 def _run_neurons(ctx, opts):
-    from ..analyses.duplicate_neurons import duplicate_neurons
+    from ..analyses.neurons import duplicate_neurons
 
     return duplicate_neurons(
         ctx.weights, head=chosen_head(ctx, opts["head"]), threshold=opts["threshold"], top_k=opts["top_k"], ln_scale=opts["ln_scale"],
@@ -126,8 +137,8 @@ STAGES = [
         run=_run_heads,
         needs=("inputs", "attn0"),
         options=_heads_options,
-        figures=lazy("duplicate_heads", "figures"),
-        summarize=lazy("duplicate_heads", "summarize"),
+        figures=_figures("dup_heads_figures"),
+        summarize=lazy("heads", "summarize"),
         code=CODE,
         about=(
             "A head's duplicate score is the share of its attention that goes to earlier copies of the current token, "
@@ -151,8 +162,8 @@ STAGES = [
         needs=("W_pos", "W_E", "attn0", "mlp0"),
         options=_neurons_options,
         supports=premise,
-        figures=lazy("duplicate_neurons", "figures"),
-        summarize=lazy("duplicate_neurons", "summarize"),
+        figures=_figures("neuron_figures"),
+        summarize=lazy("neurons", "summarize"),
         code=CODE,
         about=(
             "The head is the model profile's duplicate-token head: layer 0's strongest at or above the profile's "

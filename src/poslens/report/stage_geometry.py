@@ -8,9 +8,25 @@ runs whichever its tensors support (the partial GPT-2 small: spectra and positio
 
 from __future__ import annotations
 
-from .orchestrate import Context, Harvest, Stage
+import importlib
+from pathlib import Path
+
+from .orchestrate import Context, Harvest, Stage, lazy
 
 SEED = "frog"
+CLAIMS = "poslens.claims.dissecting_the_frog.geometry"
+
+
+def _claimed(ctx: Context, result):
+    """The result with the slides' published-vs-ours rows (the analyses measure only)."""
+    from ..claims.dissecting_the_frog.geometry import with_claims
+
+    return with_claims(result, ctx.weights)
+
+
+def _viz(module: str, name: str):
+    """``poslens.viz.<module>.<name>``, imported when the figures are drawn (the stage's ``code`` names it)."""
+    return lambda result, out: getattr(importlib.import_module(f"poslens.viz.{module}"), name)(result, Path(out))
 
 
 # ---- weight spectra -------------------------------------------------------------------------
@@ -22,21 +38,9 @@ def _spectra_options(ctx: Context) -> dict:
 
 
 def _spectra_run(ctx: Context, opts: dict):
-    from ..analyses.spectra import weight_spectra
+    from ..analyses.geometry.spectra import weight_spectra
 
-    return weight_spectra(ctx.weights, device=ctx.device, **opts)
-
-
-def _spectra_figures(result, out):
-    from ..analyses.spectra import figures
-
-    return figures(result, out)
-
-
-def _spectra_summary(result):
-    from ..analyses.spectra import summarize
-
-    return summarize(result)
+    return _claimed(ctx, weight_spectra(ctx.weights, device=ctx.device, **opts))
 
 
 # ---- sphere overlap and embedding norms -------------------------------------------------------
@@ -47,21 +51,9 @@ def _sphere_options(ctx: Context) -> dict:
 
 
 def _sphere_run(ctx: Context, opts: dict):
-    from ..analyses.sphere_overlap import sphere_overlap
+    from ..analyses.geometry.spheres import sphere_overlap
 
-    return sphere_overlap(ctx.weights, **opts)
-
-
-def _sphere_figures(result, out):
-    from ..analyses.sphere_overlap import figures
-
-    return figures(result, out)
-
-
-def _sphere_summary(result):
-    from ..analyses.sphere_overlap import summarize
-
-    return summarize(result)
+    return _claimed(ctx, sphere_overlap(ctx.weights, **opts))
 
 
 # ---- hidden-state subspaces -------------------------------------------------------------------
@@ -75,7 +67,8 @@ def _sub_options(ctx: Context) -> dict:
 
 def _sub_tokens(ctx: Context, opts: dict) -> list[int]:
     """The default passage's first tokens, as many as the longest (capped) prompt."""
-    from ..analyses.subspaces import DEFAULT_TEXT, plan_lengths, prompt_tokens
+    from ..analyses.geometry.probe import prompt_tokens
+    from ..analyses.geometry.subspaces import DEFAULT_TEXT, plan_lengths
 
     ids = ctx.memo(("geometry-text", opts["prepend_bos"]), lambda: prompt_tokens(ctx.tokenizer, DEFAULT_TEXT, opts["prepend_bos"]))
     plan, _ = plan_lengths(len(ids), ctx.cfg.n_ctx, opts["lengths"])
@@ -89,7 +82,7 @@ def _sub_dataset(ctx: Context, opts: dict) -> str:
 def _sub_harvests(ctx: Context, opts: dict) -> list[Harvest]:
     import torch
 
-    from ..analyses.subspaces import probe_hooks
+    from ..analyses.geometry.probe import probe_hooks
 
     ids = _sub_tokens(ctx, opts)
     return [Harvest(_sub_dataset(ctx, opts), lambda c: {"tokens": torch.tensor([ids])},
@@ -97,76 +90,47 @@ def _sub_harvests(ctx: Context, opts: dict) -> list[Harvest]:
 
 
 def _sub_run(ctx: Context, opts: dict):
-    from ..analyses.subspaces import hidden_subspaces
+    from ..analyses.geometry.subspaces import hidden_subspaces
 
     # The analysis tokenises the same passage; the shared pass holds its longest prefix.
-    return hidden_subspaces(ctx.weights, tokenizer=ctx.tokenizer, states=ctx.activations(_sub_dataset(ctx, opts)),
-                            **opts)
-
-
-def _sub_figures(result, out):
-    from ..analyses.subspaces import figures
-
-    return figures(result, out)
-
-
-def _sub_summary(result):
-    from ..analyses.subspaces import summarize
-
-    return summarize(result)
+    return _claimed(ctx, hidden_subspaces(ctx.weights, tokenizer=ctx.tokenizer,
+                                          states=ctx.activations(_sub_dataset(ctx, opts)), **opts))
 
 
 # ---- logit lens -------------------------------------------------------------------------------
 
 
 def _lens_options(ctx: Context) -> dict:
-    from ..analyses.logit_lens import SLIDE_PROMPT
+    from ..analyses.geometry.logit_lens import SLIDE_PROMPT
 
     return {"prompt": SLIDE_PROMPT, "top_k": ctx.pick(5, 10), "n_generate": ctx.pick(5, 10), "final_ln": True,
             "prepend_bos": False}
 
 
-def _lens_ids(ctx: Context, opts: dict) -> list[int]:
-    from ..analyses.subspaces import prompt_tokens
-
-    return prompt_tokens(ctx.tokenizer, opts["prompt"], opts["prepend_bos"])
-
-
 def _lens_harvests(ctx: Context, opts: dict) -> list[Harvest]:
     import torch
 
-    from ..analyses.subspaces import probe_hooks
+    from ..analyses.geometry.probe import probe_hooks, prompt_tokens
 
-    ids = _lens_ids(ctx, opts)
+    ids = prompt_tokens(ctx.tokenizer, opts["prompt"], opts["prepend_bos"])
     return [Harvest(f"geometry-lens:{opts['prompt']}:bos={int(opts['prepend_bos'])}",
                     lambda c: {"tokens": torch.tensor([ids])}, tuple(probe_hooks(ctx.cfg.n_layers, final_ln=False)))]
 
 
 def _lens_run(ctx: Context, opts: dict):
-    from ..analyses.logit_lens import logit_lens
+    from ..analyses.geometry.logit_lens import logit_lens
 
     acts = ctx.activations(f"geometry-lens:{opts['prompt']}:bos={int(opts['prepend_bos'])}")
-    return logit_lens(ctx.weights, opts["prompt"], ctx.tokenizer, top_k=opts["top_k"], n_generate=opts["n_generate"],
-                      prepend_bos=opts["prepend_bos"], final_ln=opts["final_ln"], device=ctx.device, dtype=ctx.dtype,
-                      states=acts)
-
-
-def _lens_figures(result, out):
-    from ..analyses.logit_lens import figures
-
-    return figures(result, out)
-
-
-def _lens_summary(result):
-    from ..analyses.logit_lens import summarize
-
-    return summarize(result)
+    return _claimed(ctx, logit_lens(ctx.weights, opts["prompt"], ctx.tokenizer, top_k=opts["top_k"],
+                                    n_generate=opts["n_generate"], prepend_bos=opts["prepend_bos"],
+                                    final_ln=opts["final_ln"], device=ctx.device, dtype=ctx.dtype, states=acts))
 
 
 STAGES = [
     Stage(
         "geometry_spectra", "Weight spectra and QK structure", _spectra_run, needs=("attn",), options=_spectra_options,
-        figures=_spectra_figures, summarize=_spectra_summary, code=("poslens.analyses.spectra", "poslens.viz.spectra", "poslens.viz.common"), seed=SEED,
+        figures=_viz("spectra", "spectra_figures"), summarize=lazy("geometry.spectra", "summarize"),
+        code=("poslens.analyses.geometry.spectra", CLAIMS, "poslens.viz.spectra"), seed=SEED,
         about=("Singular values of every layer's W_Q, W_K, W_V, W_O (whole d_model x d_model and per head), W_in and "
                "W_out. Condition number sigma_max/sigma_min and log-volume sum(log sigma) measure anisotropy; the "
                "effective rank exp(H) (H the entropy of sigma/sum sigma) counts the directions a matrix really uses, "
@@ -177,8 +141,8 @@ STAGES = [
     ),
     Stage(
         "geometry_sphere", "Positional spheres: overlap and embedding norms", _sphere_run, needs=("W_pos",),
-        options=_sphere_options, figures=_sphere_figures, summarize=_sphere_summary,
-        code=("poslens.analyses.sphere_overlap", "poslens.viz.common"), seed=SEED,
+        options=_sphere_options, figures=_viz("spectra", "sphere_figures"), summarize=lazy("geometry.spheres", "summarize"),
+        code=("poslens.analyses.geometry.spheres", CLAIMS, "poslens.viz.spectra"), seed=SEED,
         about=("Adding a positional vector moves a token embedding T onto a sphere of radius |P| around it. For "
                "random tokens, each at its own position, a pair 'overlaps' when |P_i|+|P_j| exceeds |T_i-T_j|; the "
                "volume fraction is the shared volume of two balls of the mean radius over one ball "
@@ -187,8 +151,9 @@ STAGES = [
     ),
     Stage(
         "geometry_subspaces", "Hidden-state subspaces across layers", _sub_run, needs=("tokens", "tokenizer"),
-        options=_sub_options, harvests=_sub_harvests, figures=_sub_figures, summarize=_sub_summary,
-        code=("poslens.analyses.subspaces", "poslens.viz.subspaces", "poslens.viz.common"), seed=SEED,
+        options=_sub_options, harvests=_sub_harvests, figures=_viz("subspaces", "subspace_figures"),
+        summarize=lazy("geometry.subspaces", "summarize"),
+        code=("poslens.analyses.geometry.subspaces", CLAIMS, "poslens.viz.subspaces"), seed=SEED,
         about=("For prompts of about 15, 150 and 500 tokens (prefixes of one passage), the centred hidden states at "
                "every layer: Gram spectrum, signal dimensions above the Marchenko-Pastur edge, principal angles "
                "between consecutive layers' signal subspaces (their sum in degrees; overlap = share of angles with "
@@ -197,8 +162,8 @@ STAGES = [
     ),
     Stage(
         "geometry_lens", "Logit lens", _lens_run, needs=("tokens", "W_U", "tokenizer"), options=_lens_options,
-        harvests=_lens_harvests, figures=_lens_figures, summarize=_lens_summary,
-        code=("poslens.analyses.logit_lens", "poslens.viz.logit_lens", "poslens.viz.common"), seed=SEED,
+        harvests=_lens_harvests, figures=_viz("logit_lens", "lens_figures"), summarize=lazy("geometry.logit_lens", "summarize"),
+        code=("poslens.analyses.geometry.logit_lens", CLAIMS, "poslens.viz.logit_lens"), seed=SEED,
         about=("Each layer's residual stream read through ln_final and the unembedding as a next-token "
                "distribution: its entropy in nats at the last token and averaged over tokens, the top tokens, the "
                "KL divergence from the model's output and greedy generation with the top-k logits of each step."),

@@ -18,7 +18,7 @@ import sys
 
 from .orchestrate import Stage
 
-CODE = ("poslens.analyses.profile", "poslens.analyses.duplicate_heads", "poslens.data.sequences",
+CODE = ("poslens.analyses.profile", "poslens.analyses.heads", "poslens.data.sequences",
         "poslens.viz.profile", "poslens.viz.common")
 
 

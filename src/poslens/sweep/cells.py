@@ -7,7 +7,7 @@ Each analysis here calls poslens's own analyses and keeps a few scalars of their
   (:func:`poslens.analyses.helix.helix_with_fit`). Reads ``wpe.weight`` only.
 - ``heads``: the best previous-token, duplicate-token and induction scores over every head
   on repeated random tokens, and which head holds each
-  (:func:`poslens.analyses.duplicate_heads.pattern_stats`, pooled as ``duplicate_heads`` pools them).
+  (:func:`poslens.analyses.heads.pattern_stats`, pooled as ``duplicate_heads`` pools them).
 - ``icl``: the in-context loss gain on repeated random tokens: the mean next-token loss
   on the first copy minus that on the second (Olsson et al. 2022, "In-context learning
   and induction heads"; their score contrasts late and early tokens, here the copy
@@ -83,7 +83,7 @@ def _repeated(w, opts: dict):
 
 
 def _heads(w, opts: dict) -> dict:
-    from ..analyses.duplicate_heads import pattern_stats
+    from ..analyses.heads import pattern_stats
     from ..models.runner import Runner
 
     tokens, bos = _repeated(w, opts)
@@ -151,7 +151,7 @@ ANALYSES: dict[str, Analysis] = {
         {"best_prev_token_score": "the highest previous-token attention of any head",
          "best_duplicate_score": "the highest attention to earlier copies of the current token",
          "best_induction_score": "the highest attention to the token after an earlier copy"},
-        dict(_TOKENS), ("poslens.sweep.cells", "poslens.analyses.duplicate_heads"), _heads,
+        dict(_TOKENS), ("poslens.sweep.cells", "poslens.analyses.heads"), _heads,
         needs=("embed.W_E",), needs_why="token inputs"),
     "icl": Analysis(
         "icl",

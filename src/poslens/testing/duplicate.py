@@ -17,7 +17,7 @@ neuron's PVO (with the LayerNorm multiplier, MLP scale 1) is ``pvo_slope * posit
 and every other neuron's PVO for the head is zero.
 
 >>> planted = planted_duplicate_checkpoint(tmp_path / "dup", rate=0.12)   # doctest: +SKIP
->>> from poslens.analyses.duplicate import duplicate_heads                # doctest: +SKIP
+>>> from poslens.analyses.heads import duplicate_heads                # doctest: +SKIP
 >>> duplicate_heads(load_weights(planted.path)).ranking[0]                # doctest: +SKIP
 '0.1'
 """

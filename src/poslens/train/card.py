@@ -3,7 +3,7 @@
 Every figure on the card comes from a computation anyone can rerun: the commands that
 reproduce the weights are rendered from the training log's stages, the losses from its
 history, the positional structure from :func:`poslens.analyses.helix.helix` and
-:func:`poslens.analyses.duplicate_heads.duplicate_heads`, the samples from greedy decoding.
+:func:`poslens.analyses.heads.duplicate_heads`, the samples from greedy decoding.
 
     python -m poslens.train.card runs/mine/model          # writes runs/mine/model/MODEL.md
 
@@ -54,9 +54,9 @@ def commands(log: dict, out: str = "runs/tiny") -> list[str]:
 
 def measure(model_dir: str | Path, n_seq: int = 32, n_new: int = 40) -> dict[str, Any]:
     """Everything the card reports, measured on the exported checkpoint in ``model_dir``."""
-    from ..analyses.duplicate_heads import duplicate_heads
+    from ..analyses.heads import duplicate_heads
     from ..analyses.helix import helix
-    from ..analyses.logit_lens import greedy_generate
+    from ..analyses.geometry.logit_lens import greedy_generate
     from ..models import Runner, load_weights
     from ..models.tokenizer import Tokenizer
 

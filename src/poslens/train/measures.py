@@ -5,7 +5,7 @@
   copy minus that on the second. Only something that reads the earlier copy (an induction
   circuit) lowers the second; ~0 without one.
 - :func:`mechanism_scores`: the best previous-token, duplicate-token and induction head
-  (from :func:`poslens.analyses.duplicate_heads.duplicate_heads`), W_pos's top-3 variance
+  (from :func:`poslens.analyses.heads.duplicate_heads`), W_pos's top-3 variance
   share and short-period share (from :func:`poslens.analyses.helix.helix`), and the gain.
 - :func:`history_scores`: those scores at every snapshot of ``model/history`` and, per
   mechanism, the step where it formed (:func:`formation`).
@@ -82,7 +82,7 @@ def copy_losses(nll: torch.Tensor, bos: bool) -> tuple[float, float]:
 
 def mechanism_scores(model, n_seq: int = 32, seq_len: int = 256) -> dict[str, Any]:
     """The organism's headline numbers for one checkpoint (directory, name or Weights)."""
-    from ..analyses.duplicate_heads import duplicate_heads
+    from ..analyses.heads import duplicate_heads
     from ..analyses.helix import helix
 
     w = _weights(model)

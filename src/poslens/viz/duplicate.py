@@ -1,7 +1,7 @@
 """Figures for duplicate-token heads and neurons: PNG (matplotlib) and offline HTML (plotly).
 
-Made from results (:class:`~poslens.analyses.duplicate_heads.DupHeadsResult`,
-:class:`~poslens.analyses.duplicate_neurons.DupNeuronsResult`), never inside a computation.
+Made from results (:class:`~poslens.analyses.heads.DupHeadsResult`,
+:class:`~poslens.analyses.neurons.DupNeuronsResult`), never inside a computation.
 
 >>> from poslens.viz.duplicate import dup_heads_figures, neuron_figures   # doctest: +SKIP
 >>> dup_heads_figures(result, Path("out"))                                # doctest: +SKIP

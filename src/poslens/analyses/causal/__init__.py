@@ -1,9 +1,9 @@
 """Causal checks: ablation and activation patching of heads, neurons and residual directions.
 
-* :mod:`.interventions`: :class:`Intervention` (plain data: zero / mean / resample ablation of
+* :mod:`.intervention`: :class:`Intervention` (plain data: zero / mean / resample ablation of
   a head, a neuron or a direction, at chosen positions, against a named reference
-  dataset), compiled into the runner's editing hooks; several compose, and many variants
-  run as copies of the input in one batched pass.
+  dataset); :mod:`.run` compiles them into the runner's editing hooks and runs them:
+  several compose, and many variants run as copies of the input in one batched pass.
 * :mod:`.metrics`: what to measure during the pass (logit difference, a neuron's
   activation, a probe's logit, the loss, previous-token attention, any callable).
 * :mod:`.patching`: activation patching between a clean and a corrupted input, swept over
@@ -19,15 +19,7 @@
 """
 
 from .ablate import AblationResult, ablation_effect
-from .interventions import (
-    Intervention,
-    ablate_direction,
-    ablate_head,
-    ablate_neuron,
-    compile_interventions,
-    run_variants,
-    run_with,
-)
+from .intervention import Intervention, ablate_direction, ablate_head, ablate_neuron
 from .metrics import (
     Metric,
     custom,
@@ -39,6 +31,7 @@ from .metrics import (
     previous_token_attention,
 )
 from .patching import PatchResult, head_sweep, patch_sweep
+from .run import compile_interventions, run_variants, run_with
 
 __all__ = [
     "AblationResult", "Intervention", "Metric", "PatchResult", "ablate_direction", "ablate_head", "ablate_neuron",

@@ -25,8 +25,9 @@ from ...errors import InvalidInputError
 from ...models.runner import Runner
 from ...results import Result
 from .baselines import compare, head_pool, random_head_sets, random_neurons, random_subspace
-from .interventions import Intervention, _layer, input_shape, as_run_kwargs, run_variants
+from .intervention import Intervention, _layer
 from .metrics import Metric, MetricStore
+from .run import as_run_kwargs, input_shape, run_variants
 
 
 @dataclass(frozen=True)

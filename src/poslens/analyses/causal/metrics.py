@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ...errors import InvalidInputError
 from ...models.runner import HookContext
-from .interventions import resolve_positions
+from .intervention import resolve_positions
 
 
 @dataclass(frozen=True)

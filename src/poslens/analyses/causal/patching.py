@@ -34,12 +34,13 @@ import torch
 from ...errors import InvalidInputError
 from ...models.runner import Runner
 from ...results import Result
-from . import suffix
-from .interventions import as_run_kwargs, build_edits, input_shape, resolve_positions
+from .intervention import resolve_positions
 from .metrics import Metric, MetricStore
+from .run import as_run_kwargs, build_edits, input_shape
+from .suffix import PATCH_HOOKS, cache_hooks, supported, sweep_position
 
 MODES = ("denoise", "noise")
-RESID_HOOKS = suffix.PATCH_HOOKS
+RESID_HOOKS = PATCH_HOOKS
 HEAD_HOOKS = ("z", "q", "k", "v", "result")
 
 
@@ -195,8 +196,8 @@ def patch_sweep(
     if not pos:
         raise InvalidInputError("no positions to patch")
     base_kw, src_kw = (kx, kc) if mode == "denoise" else (kc, kx)
-    use_suffix = method == "suffix" or (method == "auto" and suffix.supported(runner, hook_type, metric))
-    if method == "suffix" and not suffix.supported(runner, hook_type, metric):
+    use_suffix = method == "suffix" or (method == "auto" and supported(runner, hook_type, metric))
+    if method == "suffix" and not supported(runner, hook_type, metric):
         raise InvalidInputError(f"the suffix method cannot read the metric at '{metric.hook}'; use method='full'")
 
     names = runner.hook_names()
@@ -207,7 +208,7 @@ def patch_sweep(
 
     src_hooks = [f"blocks.{l}.{hook_type}" for l in run_layers]
     if use_suffix and run_layers:
-        base_hooks = suffix.cache_hooks(runner, run_layers[0], metric)
+        base_hooks = cache_hooks(runner, run_layers[0], metric)
     else:
         base_hooks = [f"blocks.{l}.hook_resid_pre" for l in run_layers]
     src_vals, src_acts = _metric_runs(runner, src_kw, metric, src_hooks, batch_size)
@@ -237,7 +238,7 @@ def patch_sweep(
                 src_p = {l: src_at[l][:, p] for l in ls}
                 for b0 in range(0, B, chunk):
                     rows = torch.arange(b0, min(B, b0 + chunk))
-                    got = suffix.sweep_position(runner, base_acts, src_p, hook_type, p, ls, metric, rows)
+                    got = sweep_position(runner, base_acts, src_p, hook_type, p, ls, metric, rows)
                     for l, v in got.items():
                         raw[li[l], j, b0:b0 + len(rows)] = v
     else:

@@ -14,9 +14,9 @@ over a separate set of distinct-token sequences (``reference="distinct"``): what
 writes at that position when there is no copy to find (the seed's "mean ablation which
 preserves the position").
 
-Heads come from :func:`poslens.analyses.duplicate_heads.duplicate_heads`. Neurons: named
+Heads come from :func:`poslens.analyses.heads.duplicate_heads`. Neurons: named
 ones, or ``select="pvo"`` (the duplicate-neuron analysis's heuristic,
-:func:`poslens.analyses.duplicate_neurons.pvo_matrix`: largest norm of the strongest
+:func:`poslens.analyses.neurons.pvo_matrix`: largest norm of the strongest
 duplicate head's positional contribution to the MLP), or ``select="activation"`` (largest
 difference between repeated and non-repeated tokens, measured on a separate set of
 sequences). Baselines: the same ablation on random head sets of the same size, and the
@@ -43,8 +43,9 @@ from ...models.weights import Weights, require
 from ...results import Result
 from .baselines import against, compare, head_pool, random_head_sets, random_neurons
 from .inputs import distinct_tokens
-from .interventions import ablate_head, run_variants
+from .intervention import ablate_head
 from .metrics import MetricStore, masked_neuron_means
+from .run import run_variants
 
 SELECTORS = ("pvo", "activation")
 
@@ -84,7 +85,7 @@ class DupNeuronAblationResult(Result):
 def _data(n_seq: int, P: int, vocab: int, seed: int, bos: int | None):
     """Repeated + distinct sequences and their [batch, pos, 2] masks (repeated, non-repeated) on the second half."""
     from ...data.sequences import repeated_tokens
-    from ..duplicate_heads import duplicate_mask
+    from ..heads import duplicate_mask
 
     ignore = () if bos is None else (bos,)
     rep = repeated_tokens(n_seq, P, vocab, seed=seed, exclude=ignore, bos=bos)
@@ -98,13 +99,13 @@ def _data(n_seq: int, P: int, vocab: int, seed: int, bos: int | None):
 
 
 def _select_pvo(weights: Weights, layer: int, head: int, n: int) -> tuple[list[int], str]:
-    from ..duplicate_neurons import first_layers, pvo_matrix
+    from ..neurons import first_layers, pvo_matrix
 
     w = proc.center_writing_weights(proc.fold_layer_norm(first_layers(weights, layer + 1)))
     norms = pvo_matrix(w, layer, head).norm(dim=0)
     top = torch.argsort(norms, descending=True)[:n].tolist()
     return [int(i) for i in top], (f"top {n} neurons of layer {layer} by |PVO| of head {layer}.{head} "
-                                   f"(poslens.analyses.duplicate_neurons.pvo_matrix, folded LayerNorm, centred writers; "
+                                   f"(poslens.analyses.neurons.pvo_matrix, folded LayerNorm, centred writers; "
                                    f"norms {norms[top[0]]:.3g}..{norms[top[-1]]:.3g})")
 
 
@@ -146,13 +147,13 @@ def duplicate_neuron_ablation(
     """Ablate layer ``layer``'s duplicate-token heads (and separately its other heads); watch the MLP neurons.
 
     ``heads``: the duplicate heads (default: those scoring >= ``threshold`` in
-    :func:`~poslens.analyses.duplicate_heads.duplicate_heads`, else the best one).
+    :func:`~poslens.analyses.heads.duplicate_heads`, else the best one).
     ``kind``: zero, mean or resample ablation of each head's ``hook_z``; ``reference``:
     ``distinct`` (a separate set of distinct-token sequences) or ``input``. ``runner``
     reuses an existing runner of ``weights``.
     """
     from ...models.tokenizer import Tokenizer
-    from ..duplicate_heads import duplicate_heads
+    from ..heads import duplicate_heads
 
     t0 = time.perf_counter()
     cfg = weights.cfg

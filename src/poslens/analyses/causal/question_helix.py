@@ -36,8 +36,9 @@ from ...models.weights import Weights
 from ...results import Result
 from .baselines import against, compare, random_subspace, spread
 from .inputs import text_windows
-from .interventions import ablate_direction, run_variants
+from .intervention import ablate_direction
 from .metrics import MetricStore, next_token_loss, previous_token_attention
+from .run import run_variants
 
 MAX_PATTERN_ELEMENTS = 6e7  # rows x heads x P^2 per chunk when patterns are read
 

@@ -41,9 +41,10 @@ from ...models.runner import Runner
 from ...models.weights import Weights
 from ...results import Result
 from .baselines import compare, random_subspace, spread
-from .interventions import ablate_direction, run_variants
+from .intervention import ablate_direction
 from .metrics import MetricStore, direction_readout, next_token_loss
 from .patching import PatchResult, patch_sweep
+from .run import run_variants
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import torch
 
 from ...models.block import block_forward, norm
 from ...models.runner import Runner
-from .interventions import resolve_positions
+from .intervention import resolve_positions
 from .metrics import Metric
 
 PATCH_HOOKS = ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post")

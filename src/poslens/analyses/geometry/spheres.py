@@ -9,7 +9,8 @@ mean of the two radii (the slides' formula assumes equal radii). Repeated over t
 
 The norms of the token and positional embeddings (the slides' other printout) come with
 it; the positional part needs only W_pos, so a checkpoint without ``wte`` still gets it,
-and the overlap part says why it was skipped.
+and the overlap part says why it was skipped. The slides' printouts are compared in
+:mod:`poslens.claims.dissecting_the_frog.geometry`; this module measures only.
 
 >>> from poslens.models import load_weights
 >>> r = sphere_overlap(load_weights("tiny"), n_tokens=500, n_trials=5)   # doctest: +SKIP
@@ -18,22 +19,15 @@ and the overlap part says why it was skipped.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import InvalidInputError, MissingTensorError
-from ..models.weights import Weights
-from ..results import Result
+from ...errors import InvalidInputError, MissingTensorError
+from ...models.weights import Weights
+from ...results import Result
 
-# The slides' printouts for GPT-2 small.
-PUBLISHED_POS_NORMS = {"mean": 3.3901, "std": 0.2620, "max": 9.8756, "min": 0.1179}
-PUBLISHED_TOKEN_NORMS = {"mean": 3.9585, "std": 0.4337, "max": 6.3155, "min": 2.4537}
-PUBLISHED_OVERLAP = {"mean_share_percent": 100.0, "mean_volume_fraction": 0.00096}
 POSITIONS = ("sequence", "random")
 
 
@@ -108,15 +102,13 @@ def sphere_overlap(
     options = dict(n_tokens=n_tokens, n_trials=n_trials, positions=positions, seed=seed,
                    radius="mean of the two positional norms", volume="betainc((D+1)/2, 1/2, 1-(d/2r)^2)")
     pstats = norm_stats(pos_norms)
-    checks = _norm_checks(cfg, "positional", pstats, PUBLISHED_POS_NORMS)
     if not weights.has("embed.W_E"):
         return SphereOverlapResult(
             model=weights.label, processing=weights.processing, options=options, positional_norms=pstats,
             missing=["wte.weight (token embeddings): the overlap of token spheres cannot be measured"],
-            checks=checks, notes=["positional norms only: the checkpoint has no token embedding wte"])
+            notes=["positional norms only: the checkpoint has no token embedding wte"])
     W_E = weights.get("embed.W_E", needed_for="positional sphere overlap").double()
     tstats = norm_stats(W_E.norm(dim=-1))
-    checks += _norm_checks(cfg, "token", tstats, PUBLISHED_TOKEN_NORMS)
     n = min(n_tokens, cfg.d_vocab)
     rng = np.random.default_rng(seed)
     iu = np.triu_indices(n, 1)
@@ -142,45 +134,11 @@ def sphere_overlap(
     notes = []
     if n < n_tokens:
         notes.append(f"n_tokens capped at the vocabulary size {cfg.d_vocab}")
-    checks += _overlap_checks(cfg, float(shares.mean()), float(fracs.mean()))
     return SphereOverlapResult(
         model=weights.label, processing=weights.processing, options=options, positional_norms=pstats,
         token_norms=tstats, trials=trials, mean_share=float(shares.mean()), std_share=float(shares.std()),
         mean_volume_fraction=float(fracs.mean()), std_volume_fraction=float(fracs.std()),
-        margin_histogram=hist, checks=checks, notes=notes)
-
-
-def _gpt2_small(cfg) -> bool:
-    return (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.n_ctx) == (12, 12, 768, 1024)
-
-
-def _norm_checks(cfg, what: str, ours: dict, published: dict) -> list[dict[str, Any]]:
-    if not _gpt2_small(cfg):
-        return []
-    out = []
-    for k, pub in published.items():
-        ok = abs(ours[k] - pub) <= 0.5 * 10 ** (math.floor(math.log10(abs(pub))) - 3)
-        out.append(dict(what=f"{what} embedding norms: {k}", published=pub, ours=ours[k], reproduced=ok,
-                        note="row norms of " + ("wpe" if what == "positional" else "wte") + "; std over rows (population)"))
-    return out
-
-
-def _overlap_checks(cfg, share: float, frac: float) -> list[dict[str, Any]]:
-    if not _gpt2_small(cfg):
-        return []
-    from scipy.optimize import brentq
-    from scipy.special import betainc
-
-    D = cfg.d_model
-    x = brentq(lambda x: betainc((D + 1) / 2, 0.5, x) - PUBLISHED_OVERLAP["mean_volume_fraction"], 1e-9, 1 - 1e-12)
-    return [
-        dict(what="share of overlapping token pairs (%)", published=100.0, ours=100 * share,
-             reproduced=abs(100 * share - 100.0) < 0.005, note="1000 tokens, 20 trials"),
-        dict(what="mean overlap volume fraction", published=0.00096, ours=frac,
-             reproduced=abs(frac - 0.00096) <= 5e-6,
-             note=f"in D = {D} dimensions the fraction is 0.00096 only at d/2r = {math.sqrt(1 - x):.3f} "
-                  "(centres nearly coincide); pairs at typical token distances share a vanishing volume"),
-    ]
+        margin_histogram=hist, notes=notes)
 
 
 def summarize(result: SphereOverlapResult) -> list[str]:
@@ -200,9 +158,3 @@ def summarize(result: SphereOverlapResult) -> list[str]:
     lines += [f"missing: {m}" for m in result.missing]
     lines += result.notes
     return lines
-
-
-def figures(result: SphereOverlapResult, out_dir: str | Path) -> list[Path]:
-    from ..viz.spectra import sphere_figures
-
-    return sphere_figures(result, Path(out_dir))

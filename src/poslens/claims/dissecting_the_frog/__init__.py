@@ -1,5 +1,6 @@
 """Published figures of the slides "Dissecting the Frog" (GPT-2 small): W_pos's principal
-components against the sinusoidal encoding's, and the row norms of W_pos and W_E.
+components against the sinusoidal encoding's, and the row norms of W_pos and W_E (here,
+read by the helix result); the geometry of weights and hidden states is :mod:`.geometry`'s.
 
 >>> rows = helix_rows(result_dict, W_pos, base=10000.0)   # doctest: +SKIP
 """
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Claim
-from .rows import row
+from .. import Claim
+from ..rows import row
 
 STUDY = "Dissecting the Frog"
 
@@ -31,8 +32,8 @@ CLAIMS = (LEARNED_90, SINUSOIDAL_90, *POS_NORMS.values(), *TOKEN_NORMS.values(),
 
 def helix_rows(r: dict, W: np.ndarray, base: float) -> list[dict]:
     """The slides' W_pos rows for a helix result ``r`` of GPT-2 small's ``W`` (the caller decided it is)."""
-    from ..analyses.helix.pca import components_for, variance_spectrum
-    from ..analyses.sinusoidal import sinusoidal_encoding
+    from ...analyses.helix.pca import components_for, variance_spectrum
+    from ...analyses.sinusoidal import sinusoidal_encoding
 
     n = len(W)
     k90 = components_for(variance_spectrum(W))

@@ -1,7 +1,7 @@
-"""Weight spectra and QK structure ("Dissecting the Frog", seed 004, part 1).
+"""Weight spectra and QK structure ("Dissecting the Frog", part 1).
 
 For every layer's W_Q, W_K, W_V, W_O (whole d_model x d_model, and per head), W_in and
-W_out: the singular values and the slides' anisotropy metrics,
+W_out (and a gated MLP's W_gate): the singular values and the slides' anisotropy metrics,
 
 * condition number ``sigma_max / sigma_min`` (the slide's formula is written upside down;
   its printed 34819.75 is max/min),
@@ -14,8 +14,9 @@ W_out: the singular values and the slides' anisotropy metrics,
 
 Singular values are computed in float64 (a float32 SVD moves GPT-2's smallest singular
 values, hence the condition number, in the fourth digit). The whole matrices are the
-Hugging Face blocks (``c_attn``'s Q/K/V thirds, ``c_proj``), raw by default: that is the
-convention the slides' layer-5 figures reproduce with (``published_check``).
+Hugging Face blocks (``c_attn``'s Q/K/V thirds, ``c_proj``), raw by default: the convention
+the slides' layer-5 figures reproduce with; they are compared in
+:mod:`poslens.claims.dissecting_the_frog.geometry`, and this module measures only.
 
 QK structure, per head: ``M_h = W_Q^h W_K^hT`` (d_model x d_model) and the slides'
 distance ``d(A, B) = |A-B| / (|A| + |B| + |A-B|)`` (Frobenius) between M_h and M_h^T
@@ -33,35 +34,28 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import InvalidInputError, MissingTensorError
-from ..models.weights import Weights
-from ..results import Result
+from ...errors import InvalidInputError, MissingTensorError
+from ...models.weights import Weights
+from ...results import Result
 
 MATRICES = ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_out")
 # A gated MLP (SwiGLU) reads the residual stream twice: W_gate beside W_in. Its spectrum is
 # added wherever W_in's is asked for; "W_gate" may also be named alone.
 GATED = "W_gate"
 HEAD_MATRICES = ("W_Q", "W_K", "W_V", "W_O")
-_TL = {"W_Q": "attn.W_Q", "W_K": "attn.W_K", "W_V": "attn.W_V", "W_O": "attn.W_O",
-       "W_in": "mlp.W_in", "W_out": "mlp.W_out", "W_gate": "mlp.W_gate"}
-_BIAS = {"W_Q": "attn.b_Q", "W_K": "attn.b_K", "W_V": "attn.b_V", "W_O": "attn.b_O",
-         "W_in": "mlp.b_in", "W_out": "mlp.b_out", "W_gate": "mlp.b_gate"}
-METRICS = ("condition", "log_volume", "entropy", "effective_rank", "numerical_rank")
-_MEAN_METRICS = ("condition", "log_volume", "entropy", "effective_rank")
-
-# The slides' printout for "the W matrices at layer 5" of GPT-2 small.
-PUBLISHED_LAYER5 = {"log_volume": 393.94125, "condition": 34819.75, "neg_entropy": -6.2832427,
-                    "effective_rank": 535.5224}
+TENSOR = {"W_Q": "attn.W_Q", "W_K": "attn.W_K", "W_V": "attn.W_V", "W_O": "attn.W_O",
+          "W_in": "mlp.W_in", "W_out": "mlp.W_out", "W_gate": "mlp.W_gate"}
+BIAS = {"W_Q": "attn.b_Q", "W_K": "attn.b_K", "W_V": "attn.b_V", "W_O": "attn.b_O",
+        "W_in": "mlp.b_in", "W_out": "mlp.b_out", "W_gate": "mlp.b_gate"}
 _F32_EPS = float(np.finfo(np.float32).eps)
 
 
-# ----------------------------------------------------------------------------- metrics
+# ----------------------------------------------------------------------------- metrics and matrices
 
 
 def spectrum_metrics(sv: np.ndarray, shape: tuple[int, ...]) -> dict[str, Any]:
@@ -139,7 +133,7 @@ def qk_distances(W_Q: torch.Tensor, W_K: torch.Tensor) -> dict[str, float]:
 _GRAM_MIN_RATIO = 1e-4
 
 
-def _svdvals(batch: torch.Tensor, device: str | torch.device) -> np.ndarray:
+def svdvals(batch: torch.Tensor, device: str | torch.device) -> np.ndarray:
     """Singular values of ``[batch, m, n]`` in float64, descending.
 
     Small matrices (per-head blocks) go through one batched ``torch.linalg.svdvals``.
@@ -151,7 +145,7 @@ def _svdvals(batch: torch.Tensor, device: str | torch.device) -> np.ndarray:
     keeping every singular value to better than 1e-5 relative.
     """
     if torch.device(device).type == "cpu" and min(batch.shape[-2:]) > 256:
-        from scipy.linalg import eigvalsh, svdvals
+        from scipy.linalg import eigvalsh, svdvals as full_svd
 
         out = []
         for a in batch.detach().to(torch.float64).numpy():
@@ -159,13 +153,10 @@ def _svdvals(batch: torch.Tensor, device: str | torch.device) -> np.ndarray:
             ev = eigvalsh(b @ b.T, check_finite=False)[::-1]
             sv = np.sqrt(np.clip(ev, 0.0, None))
             if not sv[-1] >= _GRAM_MIN_RATIO * sv[0]:
-                sv = svdvals(a, check_finite=False)
+                sv = full_svd(a, check_finite=False)
             out.append(sv)
         return np.stack(out)
     return torch.linalg.svdvals(batch.to(device, torch.float64)).cpu().numpy()
-
-
-# ----------------------------------------------------------------------------- matrices
 
 
 def whole_matrix(w: Weights, matrix: str, layer: int, include_bias: bool = False) -> torch.Tensor:
@@ -176,7 +167,7 @@ def whole_matrix(w: Weights, matrix: str, layer: int, include_bias: bool = False
     torch.Size([768, 768])
     """
     p = f"blocks.{layer}."
-    W = w.get(p + _TL[matrix], needed_for=f"the {matrix} spectrum")
+    W = w.get(p + TENSOR[matrix], needed_for=f"the {matrix} spectrum")
     kv = _kv_heads(w, matrix)
     W = W[kv] if kv is not None else W
     if matrix in ("W_Q", "W_K", "W_V"):
@@ -184,7 +175,7 @@ def whole_matrix(w: Weights, matrix: str, layer: int, include_bias: bool = False
     elif matrix == "W_O":
         W = W.reshape(-1, W.shape[-1])  # [n_heads * d_head, d_model]
     if include_bias:
-        b = w.get(p + _BIAS[matrix], needed_for=f"the {matrix} spectrum with bias")
+        b = w.get(p + BIAS[matrix], needed_for=f"the {matrix} spectrum with bias")
         b = (b[kv] if kv is not None else b).reshape(1, -1)
         W = torch.cat([W, b], 0)
     return W
@@ -203,31 +194,29 @@ def head_matrices(w: Weights, matrix: str, layer: int, include_bias: bool = Fals
     """``[n_heads, rows, cols]``: each head's block of W_Q/W_K/W_V ([d_model(+1), d_head]) or
     W_O ([d_head, d_model]; b_O belongs to no head, so it is never appended)."""
     p = f"blocks.{layer}."
-    W = w.get(p + _TL[matrix], needed_for=f"per-head {matrix} spectra")
+    W = w.get(p + TENSOR[matrix], needed_for=f"per-head {matrix} spectra")
     if include_bias and matrix != "W_O":
-        b = w.get(p + _BIAS[matrix], needed_for=f"per-head {matrix} spectra with bias")  # [H, dh]
+        b = w.get(p + BIAS[matrix], needed_for=f"per-head {matrix} spectra with bias")  # [H, dh]
         W = torch.cat([W, b[:, None, :]], 1)
     return W
 
 
-def _tensors_for(matrix: str, layer: int, include_bias: bool, fold_ln: bool) -> list[str]:
+def tensors_for(matrix: str, layer: int, include_bias: bool, fold_ln: bool) -> list[str]:
     p = f"blocks.{layer}."
-    names = [p + _TL[matrix]]
+    names = [p + TENSOR[matrix]]
     if include_bias:
-        names.append(p + _BIAS[matrix])
+        names.append(p + BIAS[matrix])
     if fold_ln and matrix in ("W_Q", "W_K", "W_V", "W_in", GATED):
         ln = "ln1" if matrix not in ("W_in", GATED) else "ln2"
         names += [p + f"{ln}.w", p + f"{ln}.b"]
     return names
 
 
-# ----------------------------------------------------------------------------- result
-
-
 @dataclass(frozen=True)
 class SpectraResult(Result):
     """Weight spectra (``matrices[matrix][layer]``), per-head metrics (``heads[matrix]["L.H"]``)
-    and QK distances (``qk["L.H"]``); ``missing`` says what the checkpoint lacked."""
+    and QK distances (``qk["L.H"]``); ``missing`` says what the checkpoint lacked. ``checks`` is
+    empty here: :func:`poslens.claims.dissecting_the_frog.geometry.with_claims` adds the published rows."""
 
     kind = "spectra"
     layers: list = field(default_factory=list)
@@ -256,7 +245,6 @@ def weight_spectra(
     include_bias: bool = False,
     fold_ln: bool = False,
     keep_spectra: bool = True,
-    check: bool = True,
     device: str = "cpu",
 ) -> SpectraResult:
     """Singular-value metrics of every weight matrix, per head and whole, and QK distances.
@@ -269,7 +257,7 @@ def weight_spectra(
     >>> r = weight_spectra(load_weights("tiny"), per_head=False)   # doctest: +SKIP
     >>> r.matrices["W_in"]["0"]["condition"]                       # doctest: +SKIP
     """
-    from ..models.processing import fold_layer_norm
+    from ...models.processing import fold_layer_norm
 
     cfg = weights.cfg
     layers = _check_layers(weights, layers)
@@ -287,7 +275,7 @@ def weight_spectra(
     for m in matrices:
         ok, lacking = [], {}
         for l in layers:
-            gone = [n for n in _tensors_for(m, l, include_bias, fold_ln) if not weights.has(n)]
+            gone = [n for n in tensors_for(m, l, include_bias, fold_ln) if not weights.has(n)]
             if gone:
                 lacking[l] = gone[0]
             else:
@@ -299,14 +287,14 @@ def weight_spectra(
             missing.append(f"{m} of layer{'s' if len(lacking) > 1 else ''} {_span(sorted(lacking))} "
                            f"({', '.join(hf)} {'is' if len(hf) == 1 else 'are'} not in the checkpoint)")
     if not avail:
-        first = next(iter(_tensors_for(matrices[0], layers[0], include_bias, fold_ln)))
+        first = next(iter(tensors_for(matrices[0], layers[0], include_bias, fold_ln)))
         raise MissingTensorError(weights._hf_source(first) or first, "weight spectra", weights.label)
     w = fold_layer_norm(weights, center_reading=False) if fold_ln else weights
 
     out_m: dict[str, dict[str, Any]] = {}
     for m, ls in avail.items():
         mats = [whole_matrix(w, m, l, include_bias) for l in ls]
-        svs = _svdvals(torch.stack(mats), device)
+        svs = svdvals(torch.stack(mats), device)
         out_m[m] = {}
         for l, W, sv in zip(ls, mats, svs):
             d = spectrum_metrics(sv, tuple(W.shape))
@@ -319,7 +307,7 @@ def weight_spectra(
         for m in [x for x in HEAD_MATRICES if x in avail]:
             ls = avail[m]
             stack = torch.cat([head_matrices(w, m, l, include_bias) for l in ls])  # [L*H, r, c]
-            svs = _svdvals(stack, device)
+            svs = svdvals(stack, device)
             out_h[m] = {}
             for i, sv in enumerate(svs):
                 l, h = ls[i // cfg.n_heads], i % cfg.n_heads
@@ -357,11 +345,9 @@ def weight_spectra(
     }
     options = dict(layers=layers, matrices=list(matrices), per_head=per_head, qk=qk, include_bias=include_bias,
                    fold_ln=fold_ln, keep_spectra=keep_spectra)
-    known = {m: v["5"] for m, v in out_m.items() if "5" in v} if not (fold_ln or include_bias) else None
-    checks = published_check(weights, known) if check else []
     return SpectraResult(model=weights.label, processing=w.processing, options=options, layers=layers,
                          matrices=out_m, heads=out_h, qk=out_qk, missing=missing, conventions=conventions,
-                         checks=checks, notes=notes)
+                         notes=notes)
 
 
 def _check_layers(weights: Weights, layers) -> list[int]:
@@ -381,108 +367,9 @@ def _span(ls: list[int]) -> str:
     return ",".join(map(str, ls))
 
 
-# ----------------------------------------------------------------------------- published figures
 
 
-def _four_digits(ours: float, published: float) -> bool:
-    """Whether ``ours`` equals ``published`` to four significant digits (half a unit of the 4th)."""
-    if not (math.isfinite(ours) and math.isfinite(published)):
-        return False
-    unit = 10 ** (math.floor(math.log10(abs(published))) - 3)
-    return abs(ours - published) <= 0.5 * unit + 1e-12
-
-
-def candidate_layer5(weights: Weights, layer: int = 5, tier: str = "raw",
-                     known: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    """The layer's metrics under the conventions the slides could have used (only those the
-    checkpoint supports). ``tier="raw"``: each whole matrix as stored; ``tier="other"``:
-    with the bias row, with the LayerNorm weight folded, the whole ``c_attn`` block, and the
-    mean over heads of per-head metrics. ``known`` supplies raw metrics already computed."""
-    out: dict[str, dict[str, Any]] = {}
-
-    def add(name: str, W: torch.Tensor) -> None:
-        sv = _svdvals(W[None], "cpu")[0]
-        out[name] = spectrum_metrics(sv, tuple(W.shape))
-
-    for m in MATRICES:
-        if not weights.has(f"blocks.{layer}.{_TL[m]}"):
-            continue
-        if tier == "raw":
-            if known and m in known:
-                out[f"{m} whole, raw"] = known[m]
-            else:
-                add(f"{m} whole, raw", whole_matrix(weights, m, layer))
-            continue
-        if weights.has(f"blocks.{layer}.{_BIAS[m]}"):
-            add(f"{m} whole, with bias row", whole_matrix(weights, m, layer, include_bias=True))
-        if m not in ("W_O", "W_out") and all(weights.has(n) for n in _tensors_for(m, layer, False, True)):
-            # LayerNorm weight folded into this one matrix (rows are its input dimensions)
-            ln = weights.get(f"blocks.{layer}.{'ln2' if m == 'W_in' else 'ln1'}.w")
-            add(f"{m} whole, LayerNorm weight folded", whole_matrix(weights, m, layer) * ln[:, None])
-        if m in HEAD_MATRICES:
-            hs = head_matrices(weights, m, layer)
-            per = [spectrum_metrics(sv, tuple(hs.shape[1:])) for sv in _svdvals(hs, "cpu")]
-            out[f"{m} per head, mean over heads"] = {k: float(np.mean([p[k] for p in per])) for k in _MEAN_METRICS}
-    if tier != "raw" and all(weights.has(f"blocks.{layer}.attn.W_{x}") for x in "QKV"):
-        add("c_attn whole [d_model, 3*d_model]",
-            torch.cat([whole_matrix(weights, x, layer) for x in ("W_Q", "W_K", "W_V")], 1))
-    return out
-
-
-def published_check(weights: Weights, known: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Compare the slides' layer-5 printout with the candidate conventions (GPT-2 small shape only).
-
-    The raw whole matrices are tried first (``known``: their layer-5 metrics if already
-    computed); the other conventions only when none of those reproduces all four numbers.
-    Returns one check per published number for the best match, and one naming the matrix
-    with every convention tried in its note; an empty list for other shapes.
-
-    >>> [c["reproduced"] for c in published_check(load_weights("gpt2-small-partial"))]  # doctest: +SKIP
-    [True, True, True, True, True]
-    """
-    cfg = weights.cfg
-    if (cfg.n_layers, cfg.n_heads, cfg.d_model) != (12, 12, 768):
-        return []
-
-    def ours_of(c: dict) -> dict[str, float]:
-        return {"log_volume": c["log_volume"], "condition": c["condition"], "neg_entropy": -c["entropy"],
-                "effective_rank": c["effective_rank"]}
-
-    def score(c: dict) -> int:
-        o = ours_of(c)
-        return sum(_four_digits(o[k], v) for k, v in PUBLISHED_LAYER5.items())
-
-    cands = candidate_layer5(weights, 5, "raw", known)
-    if not cands or max(score(c) for c in cands.values()) < len(PUBLISHED_LAYER5):
-        cands.update(candidate_layer5(weights, 5, "other"))
-    if not cands:
-        return [dict(what="layer-5 weight metrics", published=PUBLISHED_LAYER5, ours=None, reproduced=False,
-                     note="no layer-5 weight matrix is in the checkpoint")]
-    best = max(cands, key=lambda n: (score(cands[n]),
-                                     -abs(cands[n]["effective_rank"] - PUBLISHED_LAYER5["effective_rank"])))
-    o = ours_of(cands[best])
-    tried = "; ".join(f"{n}: eff. rank {c['effective_rank']:.2f}, log-volume {c['log_volume']:.2f}, "
-                      f"condition {c['condition']:.6g}" for n, c in cands.items())
-    labels = {"log_volume": "log-volume sum(log sigma)", "condition": "condition number sigma_max/sigma_min",
-              "neg_entropy": "'entropy' as printed, sum(p log p)", "effective_rank": "effective rank exp(H)"}
-    checks = []
-    for k, pub in PUBLISHED_LAYER5.items():
-        note = f"layer 5, {best}"
-        if k == "condition":
-            note += ("; the last digits differ because the slides' smallest singular value (3.5645e-4) came "
-                     "from a float32 SVD; float64 gives 3.5641e-4")
-        checks.append(dict(what=f"layer-5 {labels[k]}", published=pub, ours=o[k],
-                           reproduced=_four_digits(o[k], pub), note=note))
-    full = score(cands[best]) == len(PUBLISHED_LAYER5)
-    checks.append(dict(
-        what="layer-5 matrix identified", published="'the W matrices at layer 5' (not named)", ours=best,
-        reproduced=full,
-        note=("reproduces all four to 4 significant digits; tried: " if full else
-              "no convention tried reproduces all four; tried: ") + tried))
-    return checks
-
-
-# ----------------------------------------------------------------------------- summary, figures
+# ----------------------------------------------------------------------------- summary
 
 
 def summarize(result: SpectraResult) -> list[str]:
@@ -509,9 +396,3 @@ def summarize(result: SpectraResult) -> list[str]:
     lines += [f"missing: {m}" for m in result.missing]
     lines += result.notes
     return lines
-
-
-def figures(result: SpectraResult, out_dir: str | Path) -> list[Path]:
-    from ..viz.spectra import spectra_figures
-
-    return spectra_figures(result, Path(out_dir))

@@ -1,4 +1,4 @@
-"""The logit lens and greedy generation ("Dissecting the Frog", seed 004, part 5).
+"""The logit lens and greedy generation ("Dissecting the Frog", part 5).
 
 Every probing point (0 = embeddings, i = output of block i-1) is read as if it were the
 last: ``softmax(ln_final(resid) @ W_U + b_U)``. Per point: the entropy (nats) of that
@@ -9,7 +9,8 @@ final top-1 token. At the last point the lens *is* the model's output. Greedy ge
 records the top-k logits of every step.
 
 The lens needs the unembedding W_U, which GPT-2 ties to the token embedding ``wte``; a
-checkpoint without ``wte`` cannot run it and says so (MissingTensorError).
+checkpoint without ``wte`` cannot run it and says so (MissingTensorError). The slides'
+entropies are compared in :mod:`poslens.claims.dissecting_the_frog.geometry`.
 
 >>> from poslens.models import load_weights, open_checkpoint
 >>> from poslens.models.tokenizer import Tokenizer
@@ -20,24 +21,21 @@ checkpoint without ``wte`` cannot run it and says so (MissingTensorError).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..errors import InvalidInputError
-from ..models.runner import Runner
-from ..models.weights import Weights
-from ..results import Result
-from .subspaces import probe_hooks, probe_labels, prompt_tokens, require_forward
+from ...errors import InvalidInputError
+from ...models.block import norm
+from ...models.runner import Runner
+from ...models.weights import Weights
+from ...results import Result
+from .probe import probe_hooks, probe_labels, prompt_ids, require_forward
 
+# The slides' prompt: the default one.
 SLIDE_PROMPT = "Einstein is best known for the theory of"
-# The slides' printout for GPT-2 small on SLIDE_PROMPT, last layer through ln_f.
-PUBLISHED = {"last_entropy": 2.5861, "mean_entropy": 5.3889}
 
 
 @dataclass(frozen=True)
@@ -78,10 +76,9 @@ def lens_logits(weights: Weights, resid: torch.Tensor) -> torch.Tensor:
     W_U = weights.get("unembed.W_U", needed_for=why).float()
     b_U = weights.get("unembed.b_U", needed_for=why).float()
     x = resid.float()
-    if cfg.final_norm and cfg.normalization == "LN":
-        x = F.layer_norm(x, (cfg.d_model,), weights.get("ln_final.w").float(), weights.get("ln_final.b").float(), cfg.eps)
-    elif cfg.final_norm and cfg.normalization == "RMS":
-        x = F.rms_norm(x, (cfg.d_model,), weights.get("ln_final.w").float(), cfg.eps)
+    if cfg.final_norm and cfg.normalization != "none":  # the forward block's own norm
+        b = weights.get("ln_final.b").float() if cfg.normalization == "LN" else None
+        x = norm(cfg, x, weights.get("ln_final.w").float(), b)
     return x @ W_U + b_U
 
 
@@ -135,16 +132,8 @@ def logit_lens(
     if n_generate < 0:
         raise InvalidInputError(f"n_generate must be 0 or more; got {n_generate}")
     require_forward(weights, "the logit lens (unembedding W_U, tied to wte, and every layer)", unembed=True)
-    if prompt is None:
-        prompt = SLIDE_PROMPT
-    if isinstance(prompt, str):
-        if tokenizer is None:
-            raise InvalidInputError("a text prompt needs the model's tokenizer")
-        ids = prompt_tokens(tokenizer, prompt, prepend_bos)
-    else:
-        ids = [int(i) for i in prompt]
-        if not ids:
-            raise InvalidInputError("the prompt is empty; give at least one token")
+    prompt = SLIDE_PROMPT if prompt is None else prompt
+    ids = prompt_ids(prompt, tokenizer, prepend_bos)
     if len(ids) > cfg.n_ctx:
         raise InvalidInputError(f"the prompt has {len(ids)} tokens, longer than the model's context n_ctx={cfg.n_ctx}; "
                                 "shorten it")
@@ -180,10 +169,6 @@ def logit_lens(
     options = dict(top_k=top_k, n_generate=n_generate, prepend_bos=prepend_bos, final_ln=final_ln,
                    entropy="nats", kl="KL(final || point), mean over positions",
                    final_rank="rank at point of the model's own top-1 next token, last position (0 = top)")
-    notes = []
-    checks = _checks(weights, prompt, prepend_bos, final_ln, per_point)
-    if not checks and (cfg.n_layers, cfg.d_model) == (12, 768):
-        notes.append(f"the slides' entropies ({PUBLISHED}) are for the prompt {SLIDE_PROMPT!r} without BOS, read through ln_f")
     return LensResult(
         model=weights.label, processing=weights.processing, options=options,
         prompt=prompt if isinstance(prompt, str) else (tokenizer.decode(ids) if tokenizer else ""),
@@ -193,24 +178,8 @@ def logit_lens(
         mean_entropy=[float(np.mean(p["entropy"])) for p in per_point],
         top_k=[p["top_k"] for p in per_point], top1=[p["top1"] for p in per_point],
         kl_to_final=[p["kl"] for p in per_point], final_rank=[p["rank"] for p in per_point],
-        generation=gen, checks=checks, notes=notes,
+        generation=gen,
     )
-
-
-def _checks(weights: Weights, prompt, prepend_bos: bool, final_ln: bool, per_point) -> list[dict[str, Any]]:
-    cfg = weights.cfg
-    if (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_vocab) != (12, 12, 768, 50257):
-        return []
-    if prompt != SLIDE_PROMPT or prepend_bos or not final_ln:
-        return []
-    last = per_point[-1]
-    ours = {"last_entropy": last["entropy"][-1], "mean_entropy": float(np.mean(last["entropy"]))}
-    out = []
-    for k, pub in PUBLISHED.items():
-        ok = abs(ours[k] - pub) <= 0.5 * 10 ** (math.floor(math.log10(abs(pub))) - 3)
-        out.append(dict(what=f"layer-12 {k.replace('_', ' ')} for {SLIDE_PROMPT!r}", published=pub, ours=ours[k],
-                        reproduced=ok, note="GPT-2 small, no BOS, through ln_f (nats)"))
-    return out
 
 
 def summarize(result: LensResult) -> list[str]:
@@ -226,9 +195,3 @@ def summarize(result: LensResult) -> list[str]:
                      f"({'reproduced' if c['reproduced'] else 'NOT reproduced'})")
     lines += result.notes
     return lines
-
-
-def figures(result: LensResult, out_dir: str | Path) -> list[Path]:
-    from ..viz.logit_lens import lens_figures
-
-    return lens_figures(result, Path(out_dir))

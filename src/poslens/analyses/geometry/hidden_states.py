@@ -1,0 +1,364 @@
+"""Measurements on hidden states, one ``[N, D]`` array per probing point: covariance spectra,
+the signal subspace's size (Marchenko-Pastur edge, spectral gap), principal angles between
+points, the union rank, and a 2-D map by Grassmann distance (classical MDS refined by
+scikit-learn's SMACOF where that lowers Kruskal's stress-1). Pure, so planted data test it
+directly; :mod:`.subspaces` runs it on a model's prompts.
+
+>>> gap_rank(np.array([100.0, 90.0, 2.0, 1.9, 1.8, 1.7]))["k"]
+2
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ...errors import InvalidInputError
+
+SUBSPACES = ("mp", "gap")
+SPACES = ("features", "tokens")
+
+
+# ----------------------------------------------------------------------------- spectra
+
+
+def centred_svd(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``U, s, Vt`` of the token-centred hidden states ``X [N, D]`` (float64, thin SVD).
+
+    The Gram matrix ``G = Xc Xc^T`` has eigenvectors ``U`` and eigenvalues ``s**2``.
+
+    >>> U, s, Vt = centred_svd(np.random.default_rng(0).normal(size=(5, 3)))
+    >>> U.shape, s.shape, Vt.shape
+    ((5, 3), (3,), (3, 3))
+    """
+    X = np.asarray(X, dtype=np.float64)
+    Xc = X - X.mean(0, keepdims=True)
+    U, s, Vt = np.linalg.svd(Xc, full_matrices=False)
+    return U, s, Vt
+
+
+def mp_edge(noise_var: float, n_samples: int, n_features: int) -> float:
+    """The Marchenko-Pastur upper edge ``sigma^2 (1 + sqrt(1/M))^2``, ``M = n_samples / n_features``.
+
+    >>> mp_edge(1.0, 400, 100)
+    2.25
+    """
+    return float(noise_var) * (1.0 + math.sqrt(n_features / n_samples)) ** 2
+
+
+def mp_rank(lam: np.ndarray, n_samples: int, n_features: int, noise: str | float = "iterative",
+            max_iter: int = 100) -> dict[str, Any]:
+    """How many covariance eigenvalues ``lam`` (descending) exceed the Marchenko-Pastur edge.
+
+    ``noise``: ``"iterative"`` (sigma^2 from the eigenvalues left after removing the k
+    signal ones, taken as an (n - k) x (D - k) noise block whose trace is
+    sigma^2 (n - k)(D - k) / n; repeated until k is stable), ``"total"`` (sigma^2 = sum(lam) / n_features: everything counted as noise, which
+    overestimates sigma^2 when the signal is strong), or a number (a known sigma^2).
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(400, 50)); X[:, :3] += 6 * rng.normal(size=(400, 3))
+    >>> s = centred_svd(X)[1]; mp_rank(s**2 / 399, 399, 50)["k"]
+    3
+    """
+    lam = np.sort(np.asarray(lam, dtype=np.float64))[::-1]
+    n, D = int(n_samples), int(n_features)
+    r = min(n, D, lam.size)
+    lam = lam[:r]
+    if isinstance(noise, (int, float)) and not isinstance(noise, bool):
+        if not noise > 0:
+            raise InvalidInputError(f"noise variance must be positive; got {noise}")
+        sigma2 = float(noise)
+        method = "given"
+    elif noise == "total":
+        sigma2 = float(lam.sum()) / D
+        method = "total"
+    elif noise == "iterative":
+        method = "iterative"
+
+        def estimate(k: int) -> float:
+            return float(lam[k:].sum()) * n / ((n - k) * (D - k))
+
+        k, sigma2 = 0, estimate(0)
+        for _ in range(max_iter):
+            k_new = min(int((lam > mp_edge(sigma2, n, D)).sum()), r - 1)
+            if k_new == k:
+                break
+            k = k_new
+            sigma2 = estimate(k)
+    else:
+        raise InvalidInputError(f"noise must be 'iterative', 'total' or a positive number; got {noise!r}")
+    edge = mp_edge(sigma2, n, D)
+    return {"k": int((lam > edge).sum()), "noise_var": sigma2, "edge": edge, "noise": method}
+
+
+def gap_rank(lam: np.ndarray, rel_tol: float = 1e-10) -> dict[str, Any]:
+    """The number of eigenvalues before the largest spectral-gap ratio
+    ``Q_i = (l_i - l_{i+1}) / (l_{i+1} - l_{i+2})`` (1-based i; eigenvalues at rounding
+    level, ``< rel_tol * l_1``, are left out so the centred rank deficit is no gap).
+
+    >>> gap_rank(np.array([100.0, 90.0, 2.0, 1.9, 1.8, 1.7]))["k"]
+    2
+    """
+    lam = np.sort(np.asarray(lam, dtype=np.float64))[::-1]
+    if lam.size == 0 or lam[0] <= 0:
+        return {"k": 0, "Q": None}
+    lam = lam[lam > rel_tol * lam[0]]
+    if lam.size < 3:
+        return {"k": int(lam.size), "Q": None}
+    num = lam[:-2] - lam[1:-1]
+    den = lam[1:-1] - lam[2:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Q = np.where(den > 0, num / np.where(den > 0, den, 1), np.inf)
+    i = int(np.argmax(Q))
+    return {"k": i + 1, "Q": float(Q[i])}
+
+
+def participation_ratio(lam: np.ndarray) -> float:
+    """``(sum lam)^2 / sum lam^2``: 1 for one direction, n for n equal ones.
+
+    >>> participation_ratio(np.ones(4))
+    4.0
+    """
+    lam = np.asarray(lam, dtype=np.float64)
+    s2 = float((lam**2).sum())
+    return float(lam.sum() ** 2 / s2) if s2 > 0 else 0.0
+
+
+def effective_rank(values: np.ndarray) -> float:
+    """Roy & Vetterli: ``exp`` of the entropy of ``values / sum(values)``.
+
+    >>> round(effective_rank(np.array([1.0, 1.0, 0.0])), 6)
+    2.0
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[v > 0]
+    if v.size == 0:
+        return 0.0
+    p = v / v.sum()
+    return float(math.exp(-(p * np.log(p)).sum()))
+
+
+# ----------------------------------------------------------------------------- subspaces
+
+
+def principal_angles(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Principal angles (radians, ascending) between the column spaces of ``A`` and ``B``.
+
+    >>> e = np.eye(3)
+    >>> np.degrees(principal_angles(e[:, :2], e[:, 1:])).round(6).tolist()
+    [0.0, 90.0]
+    """
+    from scipy.linalg import subspace_angles
+
+    if A.shape[1] == 0 or B.shape[1] == 0:
+        return np.zeros(0)
+    return np.sort(subspace_angles(A, B))
+
+
+def union_rank(bases: Sequence[np.ndarray], threshold: float) -> int:
+    """Dimension of the union of subspaces, counting a direction as new only when it is
+    not shared with the span so far (``cos`` of its principal angle ``<= threshold``, the
+    overlap criterion).
+
+    >>> e = np.eye(4)
+    >>> union_rank([e[:, :2], e[:, 1:3], e[:, :2]], 0.9)
+    3
+    """
+    Q = np.zeros((bases[0].shape[0] if bases else 0, 0))
+    for B in bases:
+        if B.shape[1] == 0:
+            continue
+        B, _ = np.linalg.qr(B)
+        if Q.shape[1] == 0:
+            Q = B
+            continue
+        Y, cos, Zt = np.linalg.svd(Q.T @ B, full_matrices=True)
+        cos = np.concatenate([cos, np.zeros(B.shape[1] - cos.size)])
+        new = B @ Zt.T[:, cos <= threshold]  # principal vectors of B far from span(Q)
+        new = new - Q @ (Q.T @ new)
+        if new.shape[1]:
+            new, _ = np.linalg.qr(new)
+            Q = np.concatenate([Q, new], 1)
+    return int(Q.shape[1])
+
+
+def classical_mds(dist: np.ndarray, k: int = 2) -> np.ndarray:
+    """Torgerson-Gower classical MDS of a distance matrix, defined for any symmetric input.
+
+    A non-Euclidean matrix (Grassmann distances are one) gives the double-centred Gram matrix
+    negative eigenvalues; as in Cox & Cox, *Multidimensional Scaling*, only the positive part
+    of the spectrum is embedded (negative eigenvalues are set to zero), so the map is always
+    finite. Signs are fixed (largest |coordinate| positive) so the result is deterministic.
+
+    >>> d = np.array([[0, 1, 2], [1, 0, 1], [2, 1, 0.0]])
+    >>> np.round(np.abs(classical_mds(d)[:, 0]), 6).tolist()
+    [1.0, 0.0, 1.0]
+    """
+    n = dist.shape[0]
+    d2 = np.square((dist + dist.T) / 2)
+    J = np.eye(n) - 1.0 / n
+    B = -0.5 * J @ d2 @ J
+    vals, vecs = np.linalg.eigh((B + B.T) / 2)
+    order = np.argsort(vals)[::-1][:k]
+    vals, vecs = np.clip(vals[order], 0.0, None), vecs[:, order]
+    Y = vecs * np.sqrt(vals)
+    flip = np.sign(Y[np.argmax(np.abs(Y), axis=0), np.arange(Y.shape[1])])
+    Y = Y * np.where(flip == 0, 1.0, flip)
+    if Y.shape[1] < k:
+        Y = np.concatenate([Y, np.zeros((n, k - Y.shape[1]))], 1)
+    return Y
+
+
+def kruskal_stress(dist: np.ndarray, Y: np.ndarray) -> float:
+    """Kruskal's stress-1 of an embedding: sqrt(sum (d - |yi - yj|)^2 / sum d^2)."""
+    fitted = np.linalg.norm(Y[:, None] - Y[None], axis=-1)
+    iu = np.triu_indices(dist.shape[0], 1)
+    den = float(np.sum(dist[iu] ** 2))
+    return float(np.sqrt(np.sum((dist[iu] - fitted[iu]) ** 2) / den)) if den > 0 else 0.0
+
+
+def mds_map(dist: np.ndarray, seed: int) -> tuple[np.ndarray, float | None]:
+    """2-D metric MDS of a precomputed distance matrix, with its Kruskal stress-1.
+
+    Classical MDS gives the start; scikit-learn's SMACOF refines it from there (one run,
+    so the map is deterministic and independent of scikit-learn's changing defaults). The
+    refinement is kept only where it lowers the stress and stays finite."""
+    from sklearn.manifold import smacof
+
+    n = dist.shape[0]
+    if n < 3 or not np.isfinite(dist).all():
+        return np.zeros((n, 2)), None
+    dist = (dist + dist.T) / 2
+    np.fill_diagonal(dist, 0.0)
+    Y = classical_mds(dist)
+    stress = kruskal_stress(dist, Y)
+    if stress > 0:
+        refined = smacof(dist, metric=True, n_components=2, init=Y.copy(), n_init=1, random_state=seed)[0]
+        if np.isfinite(refined).all() and kruskal_stress(dist, refined) < stress:
+            Y, stress = refined, kruskal_stress(dist, refined)
+    return Y, stress
+
+
+def hidden_geometry(
+    states: Sequence[np.ndarray],
+    labels: Sequence[str] | None = None,
+    *,
+    subspace: str = "mp",
+    space: str = "features",
+    threshold: float = 0.9,
+    noise: str | float = "iterative",
+    seed: int = 0,
+    keep_eigenvalues: bool = True,
+) -> dict[str, Any]:
+    """Gram spectra, signal subspaces and their relations for hidden states ``[N, D]`` per point.
+
+    Pure: works on any list of arrays (one per layer), so planted data test it directly.
+
+    >>> rng = np.random.default_rng(0)
+    >>> S = rng.normal(size=(200, 4)) * 5 @ rng.normal(size=(4, 64))
+    >>> g = hidden_geometry([S + rng.normal(size=S.shape) for _ in range(3)])
+    >>> g["dims"]
+    [4, 4, 4]
+    """
+    check_options(subspace, space, threshold)
+    if not states:
+        raise InvalidInputError("no hidden states given")
+    labels = list(labels) if labels is not None else [str(i) for i in range(len(states))]
+    N, D = states[0].shape
+    if N < 3:
+        raise InvalidInputError(f"a prompt of {N} token(s) has no subspace to measure; give at least 3 tokens")
+    n = N - 1  # centring removes one degree of freedom
+    out: dict[str, Any] = {"n_tokens": int(N), "d_model": int(D), "points": labels, "mp": [], "gap": [],
+                           "dims": [], "participation_ratio": [], "effective_rank": [], "signal_variance_share": []}
+    if keep_eigenvalues:
+        out["eigenvalues"] = []
+    bases = []
+    for X in states:
+        U, s, Vt = centred_svd(X)
+        lam = s**2 / n
+        mp = mp_rank(lam, n, D, noise)
+        gp = gap_rank(lam)
+        k = mp["k"] if subspace == "mp" else gp["k"]
+        out["mp"].append(mp)
+        out["gap"].append(gp)
+        out["dims"].append(int(k))
+        out["participation_ratio"].append(participation_ratio(lam))
+        out["effective_rank"].append(effective_rank(lam))
+        out["signal_variance_share"].append(float(lam[:k].sum() / lam.sum()) if lam.sum() > 0 else 0.0)
+        if keep_eigenvalues:
+            out["eigenvalues"].append([float(f"{x:.7g}") for x in lam[: min(n, D)]])
+        bases.append(Vt[:k].T if space == "features" else U[:, :k])
+
+    P = len(states)
+    sums = np.full((P, P), np.nan)
+    overl = np.full((P, P), np.nan)
+    grass = np.full((P, P), np.nan)
+    angles: dict[tuple[int, int], np.ndarray] = {}
+    for i in range(P):
+        for j in range(i, P):
+            th = principal_angles(bases[i], bases[j])
+            angles[(i, j)] = th
+            if th.size:
+                sums[i, j] = sums[j, i] = float(np.degrees(th).sum())
+                overl[i, j] = overl[j, i] = float((np.cos(th) > threshold).mean())
+                grass[i, j] = grass[j, i] = float(np.sqrt((th**2).sum()))
+    out["consecutive"] = []
+    for i in range(P - 1):
+        th = angles[(i, i + 1)]
+        deg = np.degrees(th)
+        out["consecutive"].append({
+            "pair": [labels[i], labels[i + 1]], "angles_deg": [float(f"{a:.6g}") for a in deg],
+            "sum_deg": float(deg.sum()) if th.size else None, "mean_deg": float(deg.mean()) if th.size else None,
+            "overlap": float((np.cos(th) > threshold).mean()) if th.size else None,
+        })
+    iu = np.triu_indices(P, 1)
+    pair_sums = sums[iu]
+    pair_means = np.array([np.degrees(angles[(i, j)]).mean() if angles[(i, j)].size else np.nan for i, j in zip(*iu)])
+    ok = np.isfinite(pair_sums)
+    out["pairwise_sum_deg"] = sums
+    out["overlap_matrix"] = overl
+    out["grassmann"] = grass
+    out["mean_pairwise_sum_deg"] = float(pair_sums[ok].mean()) if ok.any() else None
+    out["max_pairwise_sum_deg"] = float(pair_sums[ok].max()) if ok.any() else None
+    out["min_pairwise_sum_deg"] = float(pair_sums[ok].min()) if ok.any() else None
+    out["dispersion"] = float((pair_means[ok] / 90.0).mean()) if ok.any() else None
+    out["mean_overlap"] = float(overl[iu][ok].mean()) if ok.any() else None
+    amb = D if space == "features" else N
+    ur = union_rank(bases, threshold)
+    out["union_rank"] = ur
+    out["union_share"] = ur / amb
+    out["ambient_dim"] = int(amb)
+    keep = [i for i in range(P) if bases[i].shape[1] > 0]
+    out["mds_points"] = [labels[i] for i in keep]
+    Y, stress = mds_map(grass[np.ix_(keep, keep)], seed) if len(keep) >= 3 else (np.zeros((len(keep), 2)), None)
+    out["mds"] = Y
+    out["mds_stress"] = stress
+    notes = []
+    empty = [labels[i] for i in range(P) if bases[i].shape[1] == 0]
+    if empty:
+        notes.append(f"no eigenvalue above the {'Marchenko-Pastur edge' if subspace == 'mp' else 'gap'} at "
+                     f"{', '.join(empty)}: those points have no signal subspace and are left out of angles and MDS")
+    out["notes"] = notes
+    return out
+
+
+def check_options(subspace: str, space: str, threshold: float) -> None:
+    """InvalidInputError for an unknown subspace rule or space, or a threshold outside (0, 1)."""
+    check_threshold(threshold)
+    if subspace not in SUBSPACES:
+        raise InvalidInputError(f"subspace must be one of {', '.join(SUBSPACES)}; got '{subspace}'")
+    if space not in SPACES:
+        raise InvalidInputError(f"space must be one of {', '.join(SPACES)}; got '{space}'")
+
+
+def check_threshold(threshold: float) -> None:
+    """The overlap threshold is a cosine strictly between 0 and 1."""
+    try:
+        t = float(threshold)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"threshold must be a number in (0, 1); got {threshold!r}") from None
+    if not 0.0 < t < 1.0 or math.isnan(t):
+        raise InvalidInputError(f"threshold must be strictly between 0 and 1 (a cosine); got {threshold}")

@@ -1,0 +1,68 @@
+"""The duplicate-heads result (scores per head, decay profiles, token classes, positional spread)
+and its lines for the terminal and the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...results import Result
+
+
+@dataclass(frozen=True)
+class DupHeadsResult(Result):
+    """Duplicate-token head scores, decay profiles, token classes and positional spread.
+
+    ``heads`` maps ``"L.H"`` to that head's numbers, in rank order (by ``rank_by``).
+    """
+
+    kind = "dup_heads"
+    heads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ranking: list[str] = field(default_factory=list)
+    duplicate_heads: list[str] = field(default_factory=list)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    token_classes: dict[str, Any] = field(default_factory=dict)
+    positional: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def summarize(result: DupHeadsResult) -> list[str]:
+    """Short lines for the terminal and the report page."""
+    lines = []
+    if result.ranking:
+        top = result.ranking[:3]
+        lines.append("top duplicate-token scores (repeated random tokens): " + ", ".join(
+            f"{k} {result.heads[k]['score_repeated']:.3f}" for k in top))
+        if result.duplicate_heads:
+            lines.append(f"{len(result.duplicate_heads)} head(s) at or above {result.options.get('threshold')}: "
+                         + ", ".join(result.duplicate_heads))
+        tx = [k for k in result.ranking if result.heads[k].get("score_text") is not None]
+        if tx:
+            best = max(tx, key=lambda k: result.heads[k]["score_text"])
+            lines.append(f"on natural text the strongest is {best} ({result.heads[best]['score_text']:.3f} of attention "
+                         "at repeated tokens)")
+        pv = max(result.heads, key=lambda k: result.heads[k]["prev_token_score"])
+        lines.append(f"strongest previous-token head {pv} ({result.heads[pv]['prev_token_score']:.3f})")
+        iv = max(result.heads, key=lambda k: result.heads[k].get("induction_score") or 0.0)
+        if result.heads[iv].get("induction_score") is not None:
+            lines.append(f"strongest induction head {iv} ({result.heads[iv]['induction_score']:.3f} of attention to "
+                         "the token after the earlier copy)")
+    for k, p in result.profiles.items():
+        hd = p.get("half_distance")
+        if hd is not None:
+            lines.append(f"{k}: {p['verdict']}, attention among copies halves every {hd:.1f} tokens "
+                         f"(rate {p['rate']:.4f}/token, within-query R² {p['within_query'].get('r2', float('nan')):.2f})")
+    for k, v in (result.token_classes.get("heads") or {}).items():
+        if v["groups"]:
+            lines.append(f"{k} treats as one group: " + "; ".join(" ".join(repr(t) for t in g) for g in v["groups"]))
+    if result.positional:
+        p = result.positional
+        lines.append(f"positional inputs alone ({p['seq_len']} positions): half the attention within the last "
+                     f"{p['local_window']} positions for {', '.join(p['local']) or 'none'}; nearly uniform "
+                     f"{', '.join(p['uniform']) or 'none'}; mixed {', '.join(p['mixed']) or 'none'}")
+    for c in result.checks:
+        lines.append(f"seed: {c['what']}: {'reproduced' if c['reproduced'] else 'NOT reproduced'} (ours: {c['ours']})")
+    lines += result.notes
+    return lines
