@@ -17,6 +17,7 @@ of the runner), so they run their own passes rather than harvesting full pattern
 from __future__ import annotations
 
 from .orchestrate import Stage, lazy
+from .stage_profile import describe, dup_heads_result, heads_options, profile_for
 
 SEED = "duplicate"
 CODE = ("poslens.analyses.heads", "poslens.analyses.neurons", "poslens.data.sequences",
@@ -34,42 +35,11 @@ def _figures(name: str):
     return call
 
 
-def _heads_options(ctx) -> dict:
-    return {
-        "n_seq": ctx.pick(8, 32, 64),
-        "seq_len": min(ctx.pick(64, 128, 256), ctx.cfg.n_ctx),
-        "n_text_seq": ctx.pick(4, 16, 32),
-        "corpus": None,  # None: the built-in sample passage (--set dup_heads.corpus=PATH for a corpus)
-        "threshold": 0.2,
-        "n_frequent": 12,
-        "seed": ctx.seed,
-    }
-
-
 def _run_heads(ctx, opts):
-    from .stage_profile import dup_heads_result
-
     return dup_heads_result(ctx, opts)  # shared with the model profile
 
 
-def run_dup_heads(ctx, opts):
-    from ..analyses.heads import duplicate_heads
-    from ..data.sequences import SAMPLE_TEXT
-
-    positional_only = ctx.missing(("tokens",)) is not None
-    text = None
-    if opts["corpus"] is None and not positional_only and not ctx.missing(("tokenizer",)):
-        text = SAMPLE_TEXT
-    return duplicate_heads(
-        ctx.weights, n_seq=opts["n_seq"], seq_len=opts["seq_len"], n_text_seq=opts["n_text_seq"],
-        corpus=opts["corpus"], text=text, threshold=opts["threshold"], n_frequent=opts["n_frequent"],
-        seed=opts["seed"], positional_only=positional_only, device=ctx.device, dtype=ctx.dtype,
-        tokenizer=None if ctx.missing(("tokenizer",)) else ctx.tokenizer, runner=ctx.runner,
-    )
-
-
 def _neurons_options(ctx) -> dict:
-    from .stage_profile import describe
 
     return {
         "head": "profile",  # or "L.H": study this head instead of the profile's duplicate-token head
@@ -88,7 +58,6 @@ def _neurons_options(ctx) -> dict:
 
 def chosen_head(ctx, head) -> tuple[int, int] | None:
     """``head`` ("L.H"), or the profile's layer-0 duplicate-token head for "profile" (None if it has none)."""
-    from .stage_profile import profile_for
 
     if head in (None, "profile"):
         head = profile_for(ctx).get("duplicate_head")
@@ -100,7 +69,6 @@ def chosen_head(ctx, head) -> tuple[int, int] | None:
 
 def premise(ctx) -> str | None:
     """Why a duplicate-head section cannot run on this model (the profile has no such head), or None."""
-    from .stage_profile import profile_for
 
     if (getattr(ctx, "overrides", None) or {}).get("dup_neurons", {}).get("head", "profile") != "profile":
         return None
@@ -136,7 +104,7 @@ STAGES = [
         title="Duplicate-token heads: attention to earlier copies of the current token",
         run=_run_heads,
         needs=("inputs", "attn0"),
-        options=_heads_options,
+        options=heads_options,
         figures=_figures("dup_heads_figures"),
         summarize=lazy("heads", "summarize"),
         code=CODE,

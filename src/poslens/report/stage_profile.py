@@ -26,18 +26,42 @@ def _overrides(ctx, stage: str) -> dict:
     return dict((getattr(ctx, "overrides", None) or {}).get(stage) or {})
 
 
+def heads_options(ctx) -> dict:
+    """The ``dup_heads`` stage's defaults; the profile owns them, as it shares that measurement."""
+    return {
+        "n_seq": ctx.pick(8, 32, 64),
+        "seq_len": min(ctx.pick(64, 128, 256), ctx.cfg.n_ctx),
+        "n_text_seq": ctx.pick(4, 16, 32),
+        "corpus": None,  # None: the built-in sample passage (--set dup_heads.corpus=PATH for a corpus)
+        "threshold": 0.2,
+        "n_frequent": 12,
+        "seed": ctx.seed,
+    }
+
+
+def run_dup_heads(ctx, opts):
+    from ..analyses.heads import duplicate_heads
+    from ..data.sequences import SAMPLE_TEXT
+
+    positional_only = ctx.missing(("tokens",)) is not None
+    text = None
+    if opts["corpus"] is None and not positional_only and not ctx.missing(("tokenizer",)):
+        text = SAMPLE_TEXT
+    return duplicate_heads(
+        ctx.weights, n_seq=opts["n_seq"], seq_len=opts["seq_len"], n_text_seq=opts["n_text_seq"],
+        corpus=opts["corpus"], text=text, threshold=opts["threshold"], n_frequent=opts["n_frequent"],
+        seed=opts["seed"], positional_only=positional_only, device=ctx.device, dtype=ctx.dtype,
+        tokenizer=None if ctx.missing(("tokenizer",)) else ctx.tokenizer, runner=ctx.runner,
+    )
+
+
 def dup_heads_options(ctx) -> dict:
     """The ``dup_heads`` stage's options for this model, with the user's ``--set`` overrides."""
-    from .stage_duplicate import STAGES as DUP
-
-    st = next(s for s in DUP if s.name == "dup_heads")
-    return st.options_for(ctx, _overrides(ctx, "dup_heads"))
+    return Stage("dup_heads", "", run_dup_heads, options=heads_options).options_for(ctx, _overrides(ctx, "dup_heads"))
 
 
 def dup_heads_result(ctx, opts: dict | None = None):
     """The duplicate-heads measurement for ``opts`` (default: the stage's), computed once per run."""
-    from .stage_duplicate import run_dup_heads
-
     opts = dup_heads_options(ctx) if opts is None else opts
     return ctx.memo(("dup_heads", json.dumps(opts, sort_keys=True, default=str)), lambda: run_dup_heads(ctx, opts))
 
