@@ -58,7 +58,7 @@ D = TrainConfig()
 @click.option("--ckpt-every", default=D.ckpt_every, show_default=True)
 @click.option("--seed", default=D.seed, show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default=D.dtype, show_default=True,
-              help="Autocast dtype (float32 is faster on CPUs without bf16 attention kernels).")
+              help="Autocast dtype; bfloat16 is faster only on GPUs and CPUs with bf16 instructions (AVX512-BF16, AMX): on others it is emulated, several times slower.")
 @click.option("--device", default=D.device, show_default=True)
 @click.option("--stop-at", type=int, default=None,
               help="Checkpoint and stop once the run reaches this step (run again to continue).")

@@ -159,6 +159,26 @@ _BLOCK_NAMES = {"ln1_w": "ln1.w", "ln1_b": "ln1.b", "ln2_w": "ln2.w", "ln2_b": "
                 "W_out": "mlp.W_out", "b_out": "mlp.b_out"}
 
 
+_WARNED: set[torch.dtype] = set()
+
+
+def _warn_if_emulated(dtype: torch.dtype) -> None:
+    """Say once when this CPU has no instructions for ``dtype``'s matmuls: torch then emulates
+    them, and a bfloat16 forward measured 48x slower than float32 on an AVX2-only CPU."""
+    import warnings
+
+    try:
+        flags = set(open("/proc/cpuinfo", encoding="ascii", errors="replace").read().split())
+    except OSError:
+        return  # not Linux: we cannot tell, and say nothing
+    native = {"avx512_bf16", "amx_bf16"} if dtype == torch.bfloat16 else {"avx512_fp16", "amx_fp16"}
+    if dtype not in _WARNED and not flags & native:
+        _WARNED.add(dtype)
+        name = str(dtype).removeprefix("torch.")
+        warnings.warn(f"this CPU has no {name} matmul instructions ({' or '.join(sorted(native))}), so {name} runs "
+                      "emulated and slower than float32; use dtype='float32' here", stacklevel=3)
+
+
 class Runner:
     """Forward passes over a model's :class:`Weights`, on ``device`` in ``dtype``.
 
@@ -175,6 +195,8 @@ class Runner:
                 raise InvalidInputError(f"unknown dtype '{dtype}'; use one of {', '.join(DTYPES)}")
             dtype = DTYPES[dtype]
         self.dtype = dtype
+        if dtype in (torch.bfloat16, torch.float16) and self.device.type == "cpu":
+            _warn_if_emulated(dtype)
         self._prepared: dict[str, torch.Tensor] = {}
         self._layers = [_LayerParams(self, l) for l in range(self.cfg.n_layers)]
         self._rope: tuple[torch.Tensor, torch.Tensor] | None = None

@@ -51,7 +51,7 @@ class TrainConfig:
     eval_batches: int = 20
     ckpt_every: int = 250
     seed: int = 0
-    dtype: str = "bfloat16"  # autocast dtype; "float32" disables autocast
+    dtype: str = "float32"  # autocast dtype; "bfloat16" pays only where the hardware has bf16 matmuls (GPUs, AVX512-BF16/AMX CPUs)
     device: str = "cpu"
 
     # Options whose change makes an existing checkpoint unusable for resuming.
