@@ -326,7 +326,9 @@ def test_sweep_orders_by_step_and_tracks_the_helix(revisions, tmp_path):
     shares = [row["share_3"] for row in sw.table]
     assert shares[0] < shares[1] < shares[2] and shares[2] > 1 - 1e-6
     assert sw.table[-1]["overlap_final"] == pytest.approx(1.0) and sw.table[0]["overlap_previous"] is None
-    figs = H.figures(sw, tmp_path)
+    from poslens.viz.helix import figures
+
+    figs = figures(sw, tmp_path)
     assert {f.name for f in figs} >= {"sweep.png", "sweep_grid.png", "sweep_grid.html"}
 
 

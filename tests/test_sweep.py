@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from poslens.errors import UnknownModelError
-from poslens.sweep import Revision, Store, choose, jumps, revisions, spikes, sweep
+from poslens.sweep import Revision, choose, jumps, revisions, spikes, sweep
 from poslens.sweep.store import code_version
 from poslens.testing import random_state_dict, small_config, write_checkpoint
 

@@ -11,7 +11,6 @@ chose, so a row means the same thing every time.
 
 from __future__ import annotations
 
-import numpy as np
 
 from . import Claim
 from .rows import is_gpt2_small, row

@@ -45,7 +45,9 @@ def _neurons(spec: str | None) -> list[tuple[int, int]]:
 
 def _finish(r, module, out, command, as_json):
     d = out_dir(out, command)
-    figs = module.figures(r, d)
+    from ..viz.causal import figures
+
+    figs = figures(r, d)
     emit(r, d, as_json, "\n".join(module.summarize(r)), figs)
 
 

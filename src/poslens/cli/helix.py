@@ -90,5 +90,7 @@ def helix_cmd(model, family, sweep, steps, every, positions, keep_first, no_cent
     else:
         result = H.helix(specs[0], tokens=tokens, **options)
     d = out_dir(out, "helix")
-    figs = [] if no_figures else H.figures(result, d)
+    from ..viz.helix import figures
+
+    figs = [] if no_figures else figures(result, d)
     emit(result, d, as_json, "\n".join(H.summarize(result)), figs)

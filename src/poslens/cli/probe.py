@@ -86,5 +86,7 @@ def probe_cmd(model, out, device, dtype, as_json, layers, schemes, n_units, leng
         batch_size=batch_size, seed=seed, device=device, dtype=dtype,
     )
     d = out_dir(out, "probe")
-    figs = WI.figures(r, d)
+    from ..viz.word_index import word_index_figures
+
+    figs = word_index_figures(r, d)
     emit(r, d, as_json, "\n".join(WI.summarize(r)), figs)

@@ -110,7 +110,9 @@ def twisted_pair_cmd(curve, params, n, M, k, variant, gate, signal_fraction, per
         atol=atol, dtype=dtype, device=device, seed=seed,
     )
     d = out_dir(out, "twisted-pair")
-    figs = T.figures(r, d)
+    from ..viz.twisted_pair import twisted_pair_figures
+
+    figs = twisted_pair_figures(r, d)
     if save_model is not None:
         con = build(T.make_curve(curve, **_params(params)), n, M, k, variant=variant, gate=gate,
                     signal_fraction=signal_fraction, period=period)

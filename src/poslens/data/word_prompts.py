@@ -159,7 +159,7 @@ def word_dictionary(
         train[k] = tuple(ws[i] for i in order[:n_train])
         val[k] = tuple(ws[i] for i in order[n_train:])
         if min(len(train[k]), len(val[k])) < min_words:
-            fix = (f"give more words of that length" if words is not None
+            fix = ("give more words of that length" if words is not None
                    else f"raise the dictionary size (now {size})")
             raise InvalidInputError(
                 f"the dictionary has only {len(ws)} words of {k} token{'s' if k > 1 else ''} under tokenizer "

@@ -14,6 +14,8 @@ previous token, masked neuron means) through read-only edits, not shared harvest
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .orchestrate import Stage, lazy
 
 CODE = ("poslens.analyses.causal.intervention", "poslens.analyses.causal.run", "poslens.analyses.causal.metrics",
@@ -93,6 +95,12 @@ def _run_dup(ctx, opts):
     )
 
 
+def _figures(result, out):
+    from ..viz.causal import figures
+
+    return figures(result, Path(out))
+
+
 STAGES = [
     Stage(
         name="causal_helix",
@@ -100,7 +108,7 @@ STAGES = [
         run=_run_helix,
         needs=("W_pos", "attn0"),
         options=_helix_options,
-        figures=lazy("causal.question_helix", "figures"),
+        figures=_figures,
         summarize=lazy("causal.question_helix", "summarize"),
         code=CODE + ("poslens.analyses.causal.question_helix", "poslens.analyses.helix", "poslens.analyses.helix.pca"),
         about=(
@@ -123,7 +131,7 @@ STAGES = [
         needs=("W_pos", "W_E", "attn0", "mlp0"),
         options=_dup_options,
         supports=_dup_premise,
-        figures=lazy("causal.question_duplicate", "figures"),
+        figures=_figures,
         summarize=lazy("causal.question_duplicate", "summarize"),
         code=CODE + ("poslens.analyses.causal.question_duplicate", "poslens.analyses.heads",
                      "poslens.analyses.neurons", "poslens.analyses.profile"),

@@ -10,6 +10,8 @@ the token/position comparisons) and runs no forward pass.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .orchestrate import Stage, lazy
 
 SEED = "helix,frog,twisted_pair"
@@ -44,6 +46,12 @@ def _run(ctx, opts):
     return helix(ctx.weights, **opts)
 
 
+def _figures(result, out):
+    from ..viz.helix import figures
+
+    return figures(result, Path(out))
+
+
 STAGES = [
     Stage(
         "helix",
@@ -51,7 +59,7 @@ STAGES = [
         _run,
         needs=("W_pos",),
         options=_options,
-        figures=lazy("helix", "figures"),
+        figures=_figures,
         summarize=lazy("helix", "summarize"),
         code=CODE,
         seed=SEED,

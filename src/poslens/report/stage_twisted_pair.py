@@ -13,6 +13,8 @@ inputs.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .orchestrate import Stage, lazy
 
 SEED = "twisted_pair"
@@ -56,10 +58,16 @@ def _run(ctx, o):
     )
 
 
+def _figures(result, out):
+    from ..viz.twisted_pair import twisted_pair_figures
+
+    return twisted_pair_figures(result, Path(out))
+
+
 STAGES = [
     Stage(
         "twisted_pair", "Twisted-pair distance mechanism", _run, needs=("W_pos", "attn"), options=_options,
-        figures=lazy("twisted_pair", "figures"), summarize=lazy("twisted_pair", "summarize"), code=CODE,
+        figures=_figures, summarize=lazy("twisted_pair", "summarize"), code=CODE,
         seed=SEED,
         about=(
             "A hand-built one-layer transformer (two heads copy x_j - x_i beside x_i; 2M + 2 ReLU neurons in pairs "

@@ -8,6 +8,8 @@ only, so the stage runs its own grouped-by-length pass instead of sharing a padd
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .orchestrate import Stage
 
 
@@ -42,9 +44,9 @@ def _run(ctx, opts):
 
 
 def _figures(result, out):
-    from ..analyses.word_index import figures
+    from ..viz.word_index import word_index_figures
 
-    return figures(result, out)
+    return word_index_figures(result, Path(out))
 
 
 def _summarize(result):

@@ -237,7 +237,7 @@ def render(m: dict) -> str:
         f"turns over the context, R² {_f(fit.get('r2'))}"
         + (" — less than one turn: a curved arc, not (yet) a helix." if (fit.get("turns") or 0) < 1 else "."),
         f"- Linear ODE f′ ≈ A f + c on the top components: R² {_f((hx.get('ode') or {}).get('r2'))}.",
-        *([f"- Dominant period of the top components along the position axis: "
+        *(["- Dominant period of the top components along the position axis: "
            + ", ".join(f"{p:.1f}" for p in m["spectrum"]["periods"]) + " positions; "
            f"{m['spectrum']['short_share']:.1%} of W_pos's variance lies at periods of at most "
            f"{m['spectrum']['short_period']:g} positions (what separates neighbours; a smooth helix has almost none)."]

@@ -210,3 +210,18 @@ def word_index_figures(result, out: Path) -> list[Path]:
                               f"{p['pairs']['position']}", "change in the later probe's logit difference (A - B)",
                               out, "word_index_subspace_patch")
     return paths
+
+
+def figures(result, out) -> list[Path]:
+    """The figures of any causal result (ablation, patching, or one of the seeds' questions), by its type."""
+    from ..analyses.causal.ablate import AblationResult
+    from ..analyses.causal.patching import PatchResult
+    from ..analyses.causal.question_duplicate import DupNeuronAblationResult
+    from ..analyses.causal.question_helix import HelixAblationResult
+    from ..analyses.causal.question_word_index import WordIndexCausalResult
+
+    out = Path(out)
+    by_type = {AblationResult: ablation_figures, DupNeuronAblationResult: duplicate_figures,
+               HelixAblationResult: helix_figures, WordIndexCausalResult: word_index_figures,
+               PatchResult: lambda r, o: patch_heatmap(r, o, f"patching_{r.sweep}")}
+    return by_type[type(result)](result, out)

@@ -366,3 +366,14 @@ def sweep_figures(result, out: str | Path) -> list[Path]:
         items.append((f"{name}\n{share}", np.asarray(c), np.arange(lo, hi)))
     paths += _grid(items, f"W_pos of {_short(d['model'])} during training", out, "sweep_grid")
     return paths
+
+
+def figures(result, out_dir: str | Path) -> list[Path]:
+    """The figures of any helix result (one model, several models, or a sweep)."""
+    from ..analyses.helix import HelixFamilyResult, HelixSweepResult
+
+    if isinstance(result, HelixFamilyResult):
+        return family_figures(result, Path(out_dir))
+    if isinstance(result, HelixSweepResult):
+        return sweep_figures(result, Path(out_dir))
+    return helix_figures(result, Path(out_dir))

@@ -35,7 +35,6 @@ def _hex(c) -> str:
 
 def key_plot(result, scheme: str, label_token: str, layer: int, out: Path, min_count: int = 1) -> list[Path]:
     """Stacked bars of predicted indices for each (true index, position) cell at ``layer``."""
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     r = result.schemes[scheme]["labels"][label_token]

@@ -174,11 +174,3 @@ def summarize(result: AblationResult) -> list[str]:
             lines.append(f"{name}{' ' + lab if lab else ''}: effect {x['effect']:+.4g} vs random "
                          f"{b['mean']:+.4g} ± {b['std']:.3g} (n={b['n']}), z = {x['z']:.2f}")
     return lines + list(result.notes)
-
-
-def figures(result: AblationResult, out_dir) -> list:
-    from pathlib import Path
-
-    from ...viz.causal import ablation_figures
-
-    return ablation_figures(result, Path(out_dir))

@@ -379,11 +379,3 @@ def summarize(r: PatchResult) -> list[str]:
         lines.append("largest normalised effects: " + ", ".join(
             f"L{t['layer']} {what} {t[what]}: {t['normalized']:+.3f}" for t in r.top[:5]))
     return lines + list(r.notes)
-
-
-def figures(result: PatchResult, out_dir) -> list:
-    from pathlib import Path
-
-    from ...viz.causal import patch_heatmap
-
-    return patch_heatmap(result, Path(out_dir), f"patching_{result.sweep}")

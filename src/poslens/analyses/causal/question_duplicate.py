@@ -334,11 +334,3 @@ def summarize(r: DupNeuronAblationResult) -> list[str]:
                      f"{against(x['vs_random_heads'], 'random heads')}; "
                      f"{against(x['vs_random_neurons'], 'same ablation on random neurons')}")
     return lines + list(r.notes)
-
-
-def figures(result: DupNeuronAblationResult, out_dir) -> list:
-    from pathlib import Path
-
-    from ...viz.causal import duplicate_figures
-
-    return duplicate_figures(result, Path(out_dir))

@@ -260,9 +260,3 @@ def summarize(r: HelixAblationResult) -> list[str]:
 
 def k_sub(r: HelixAblationResult) -> str:
     return f"{r.k}-d"
-
-
-def figures(result: HelixAblationResult, out_dir) -> list:
-    from ...viz.causal import helix_figures
-
-    return helix_figures(result, Path(out_dir))

@@ -360,11 +360,3 @@ def summarize(r: WordIndexCausalResult) -> list[str]:
                      f"{p['b_run']['follow_a']:.0%}; random {r.subspace_rank}-d subspaces "
                      f"{s['random_follow_a']['mean']:.0%} ± {s['random_follow_a']['std']:.0%})")
     return lines + list(r.notes)
-
-
-def figures(result: WordIndexCausalResult, out_dir) -> list:
-    from pathlib import Path
-
-    from ...viz.causal import word_index_figures
-
-    return word_index_figures(result, Path(out_dir))

@@ -30,10 +30,10 @@ from .fits import dominant_periods, fit_helix, fit_sinusoid, short_period_share
 from .measure import NOT_LEARNED, HelixResult, check_options, default_options, helix, helix_with_fit
 from .pca import ODE_SCHEMES, PCAFit, components_for, fit_linear_ode, pca, variance_spectrum
 from .structure import cosine_structure, fray, norm_stats, outlier_positions, token_position
-from .summary import figures, summarize
+from .summary import summarize
 
 __all__ = [
-    "HelixResult", "NOT_LEARNED", "check_options", "default_options", "figures", "geometry", "helix", "helix_with_fit",
+    "HelixResult", "NOT_LEARNED", "check_options", "default_options", "geometry", "helix", "helix_with_fit",
     "ode_fits", "pca_summary", "summarize",
     "ODE_SCHEMES", "PCAFit", "components_for", "fit_linear_ode", "pca", "variance_spectrum",
     "dominant_periods", "fit_helix", "fit_sinusoid", "short_period_share",

@@ -14,7 +14,7 @@ from ...errors import InvalidInputError, MissingTensorError, NotApplicableError
 from ...results import Result
 from .curve import _rounded, geometry, ode_fits, pca_summary
 from .fits import fit_helix
-from .pca import ODE_SCHEMES, PCAFit, pca
+from .pca import PCAFit, pca
 from .structure import fray, norm_stats, outlier_positions, token_position
 
 

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from .family import HelixFamilyResult, HelixSweepResult, family_summary
 
@@ -73,14 +72,3 @@ def summarize(result) -> list[str]:
                      + ("; not: " + "; ".join(f"{c['what']} (published {c['published']}, ours {c['ours']})"
                                                for c in bad) if bad else ""))
     return lines + [x for x in r.notes if not x.startswith("position 0")]
-
-
-def figures(result, out_dir: str | Path) -> list[Path]:
-    """The figures of any helix result (one model, several models, or a sweep)."""
-    from ...viz import helix as V
-
-    if isinstance(result, HelixFamilyResult):
-        return V.family_figures(result, Path(out_dir))
-    if isinstance(result, HelixSweepResult):
-        return V.sweep_figures(result, Path(out_dir))
-    return V.helix_figures(result, Path(out_dir))

@@ -36,8 +36,8 @@ from __future__ import annotations
 
 from .build import build, check_sizes
 from .curves import curve_stats, make_curve
-from .measure import READINGS, TwistedPairResult, figures, summarize, twisted_pair
+from .measure import READINGS, TwistedPairResult, summarize, twisted_pair
 from .verify import verify
 
-__all__ = ["READINGS", "TwistedPairResult", "build", "check_sizes", "curve_stats", "figures", "make_curve",
+__all__ = ["READINGS", "TwistedPairResult", "build", "check_sizes", "curve_stats", "make_curve",
            "summarize", "twisted_pair", "verify"]

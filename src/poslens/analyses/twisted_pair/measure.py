@@ -11,7 +11,6 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ...models.weights import Weights
 from ...results import Result
@@ -161,15 +160,6 @@ def twisted_pair(
     from ...claims.twisted_pair_post import twisted_pair_rows  # the post's claims live in the claims package
 
     return dataclasses.replace(res, checks=twisted_pair_rows(res), findings=result_findings(res))
-
-
-def figures(result: TwistedPairResult, out: str | Path) -> list[Path]:
-    """PNG and interactive HTML figures of a result (see :mod:`poslens.viz.twisted_pair`)."""
-    from ...viz.twisted_pair import twisted_pair_figures
-
-    return twisted_pair_figures(result, Path(out))
-
-
 def summarize(result: TwistedPairResult) -> list[str]:
     """A few lines for the terminal and the report page."""
     return summary_lines(result)

@@ -33,9 +33,9 @@ What the post could not rule out is measured beside every probe:
 
 from .evaluate import evaluate, one_hot, position_balanced
 from .harvest import check_layers, harvest, resid_hook
-from .measure import BASELINES, LABEL_TOKENS, WordIndexResult, figures, summarize, word_index
+from .measure import BASELINES, LABEL_TOKENS, WordIndexResult, summarize, word_index
 from .probes import DEFAULT_CS, Probe, fit_probe, fit_probes
 
 __all__ = ["BASELINES", "DEFAULT_CS", "LABEL_TOKENS", "Probe", "WordIndexResult", "check_layers", "evaluate",
-           "figures", "fit_probe", "fit_probes", "harvest", "one_hot", "position_balanced", "resid_hook",
+           "fit_probe", "fit_probes", "harvest", "one_hot", "position_balanced", "resid_hook",
            "summarize", "word_index"]

@@ -9,7 +9,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -337,10 +336,3 @@ def summarize(result: WordIndexResult) -> list[str]:
         lines.append(f"{'holds' if f['holds'] else 'does not hold'}: {f['what']} ({f['ours']})")
     lines += result.notes
     return lines
-
-
-def figures(result: WordIndexResult, out_dir: str | Path) -> list[Path]:
-    """The key plot, accuracy by layer against the baselines, per-index accuracy, schemes compared."""
-    from ...viz.word_index import word_index_figures
-
-    return word_index_figures(result, Path(out_dir))
