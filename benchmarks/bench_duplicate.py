@@ -1,6 +1,6 @@
 """Benchmark: duplicate-token scores of all 144 heads of a GPT-2-small-shaped model.
 
-Issue 5's target: 64 sequences of 256 tokens, every head of 12 layers x 12 heads, under
+Target: 64 sequences of 256 tokens, every head of 12 layers x 12 heads, under
 60 seconds on 2 cores. The model has random weights of GPT-2 small's shape (the cost does
 not depend on the values); the sequences are repeated random tokens, as ``dup-heads``
 scores them. Patterns are reduced on the fly by read-only hooks, never stored.

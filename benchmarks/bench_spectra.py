@@ -1,6 +1,6 @@
 """Benchmark: spectra of every weight matrix of a GPT-2-small-shaped random model.
 
-Target (issue 8): under 30 s on 2 cores for every layer's W_Q, W_K, W_V, W_O (whole and
+Target: under 30 s on 2 cores for every layer's W_Q, W_K, W_V, W_O (whole and
 per head), W_in, W_out, plus the QK distances of every head. With ``--peer`` it also times
 the obvious alternative, ``torch.linalg.svdvals`` in float64 on the same whole and MLP
 matrices, in the same run.

@@ -1,4 +1,4 @@
-"""Duplicate-token heads (issue 5): planted truth, pooled scoring, read-only patterns,
+"""Duplicate-token heads: planted truth, pooled scoring, read-only patterns,
 token classes, positional spread on the real partial GPT-2 small, bad input, the CLI
 and the report stages.
 """

@@ -1,4 +1,4 @@
-"""Duplicate-token neurons (issue 5): PVO planted truth, LayerNorm-scale approximations,
+"""Duplicate-token neurons: PVO planted truth, LayerNorm-scale approximations,
 the exact per-head decomposition and the error of the seed's approximations, top
 examples, the partial checkpoint, bad input, the CLI, the report stages and `tiny`.
 """

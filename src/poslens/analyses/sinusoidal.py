@@ -1,6 +1,6 @@
 """The standard sinusoidal positional encoding, as a matrix shaped like a learned ``W_pos``.
 
-Vaswani et al. (2017), in the slides' notation (seed 004, "Dissecting the Frog")::
+Vaswani et al. (2017), in the slides' notation (the Dissecting the Frog slides, "Dissecting the Frog")::
 
     PE[n, 2i]   = sin(n / base ** (2i / d_model))
     PE[n, 2i+1] = cos(n / base ** (2i / d_model))      base = 10000

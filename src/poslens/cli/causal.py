@@ -159,7 +159,7 @@ def ablate_run_cmd(model, out, device, dtype, as_json, heads, neurons, direction
 @click.option("--seed", default=0, show_default=True)
 def ablate_dup_cmd(model, out, device, dtype, as_json, layer, heads, threshold, neurons, select, n_neurons, kind, reference,
                    n_seq, seq_len, n_random, no_bos, batch_size, seed):
-    """Ablate the duplicate-token heads (and separately the other heads); watch the duplicate neurons (seed 002)."""
+    """Ablate the duplicate-token heads (and separately the other heads); watch the duplicate neurons (the duplicate-token post)."""
     from ..analyses.causal import question_duplicate as Q
     from ..models import load_weights
 
@@ -174,7 +174,7 @@ def ablate_dup_cmd(model, out, device, dtype, as_json, layer, heads, threshold, 
 @ablate_cmd.command("helix")
 @common
 @click.option("--k", "k", default=3, show_default=True, help="Top principal components of W_pos to remove.")
-@click.option("--keep-first", is_flag=True, help="Keep position 0 in the PCA (seed 001 leaves it out).")
+@click.option("--keep-first", is_flag=True, help="Keep position 0 in the PCA (the helix post leaves it out).")
 @click.option("--no-center", is_flag=True)
 @click.option("--kind", type=click.Choice(["zero", "mean"]), default="zero", show_default=True,
               help="zero: project the subspace out; mean: replace it by its mean over positions.")
@@ -220,7 +220,7 @@ def ablate_helix_cmd(model, out, device, dtype, as_json, k, keep_first, no_cente
 @click.option("--seed", default=0, show_default=True)
 def ablate_word_index_cmd(model, out, device, dtype, as_json, layer, later, patch_point, kind, n_train, n_val_prompts, n_units,
                           lengths_a, lengths_b, n_pairs, n_random, C, no_bos, batch_size, seed):
-    """Resample-ablate the word-index probe subspace; patch the signal between 3|1 and 1|2|1 prompts (seed 003)."""
+    """Resample-ablate the word-index probe subspace; patch the signal between 3|1 and 1|2|1 prompts (the emergent-positional-embeddings post)."""
     from ..analyses.causal import question_word_index as Q
     from ..models import load_weights
 

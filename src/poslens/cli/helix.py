@@ -24,7 +24,7 @@ def _range(spec: str | None) -> tuple[int | None, int | None]:
 @click.command("helix")
 @model_option(multiple=True)
 @click.option("--family", default=None,
-              help="A model family from `poslens models` (e.g. gpt2: the nine GPT-2s of seed 001).")
+              help="A model family from `poslens models` (e.g. gpt2: the nine GPT-2s of the helix post).")
 @click.option("--sweep", is_flag=True, help="Treat the models as checkpoints of one run: a table and plot across training.")
 @click.option("--steps", default=None, help="Sweep these published training steps of --model (e.g. 0,1000,10000,400000).")
 @click.option("--every", default=None, type=int, help="Sweep every N-th published checkpoint of --model.")
@@ -34,7 +34,7 @@ def _range(spec: str | None) -> tuple[int | None, int | None]:
 @click.option("--n-components", default=10, show_default=True, help="Components whose variance shares are reported.")
 @click.option("--fit-components", default=3, show_default=True, help="Top components the helix and ODE fits use.")
 @click.option("--no-truncations", is_flag=True, help="Skip the PCAs of positions >= --truncate-at and below it.")
-@click.option("--truncate-at", default=100, show_default=True, help="Where seed 001's two truncations cut.")
+@click.option("--truncate-at", default=100, show_default=True, help="Where the helix post's two truncations cut.")
 @click.option("--ode-window", default=51, show_default=True, help="Savitzky-Golay window of the smoothed ODE fit.")
 @click.option("--traces", "n_traces", default=6, show_default=True, help="Highest-variance dimensions to trace.")
 @click.option("--cosine-size", default=64, show_default=True, help="Rows of the stored (subsampled) cosine matrix.")

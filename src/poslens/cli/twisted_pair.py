@@ -86,7 +86,7 @@ def _params(items: tuple[str, ...]) -> dict:
 def twisted_pair_cmd(curve, params, n, M, k, variant, gate, signal_fraction, period, sweep_M, sweep_n, sweep_k, grid,
                      grid_n, grid_k, grid_M, claims, noise, gaps, reuse_n, model, no_model, first_position, components,
                      scheme, window, save_model, atol, dtype, device, out, as_json, seed):
-    """Build the twisted-pair construction of seed 000 as real weights, check it against the post's error
+    """Build the twisted-pair post's construction as real weights, check it against the post's error
     bound, test the post's claims, and look for the mechanism in --model."""
     from ..analyses import twisted_pair as T
     from ..analyses.twisted_pair import build, check_sizes

@@ -2,7 +2,7 @@
 
 Every function takes a result (or its ``to_dict()``) and an output folder, and returns the
 paths it wrote. Points are coloured by position from blue (first) to red (last), as in
-seed 001's plots.
+the helix post's plots.
 
 >>> from poslens.viz.helix import helix_figures      # doctest: +SKIP
 >>> helix_figures(result, Path("out"))                # doctest: +SKIP
@@ -191,7 +191,7 @@ def cosine_plot(d: dict, out: Path) -> list[Path]:
 
 
 def traces_plot(d: dict, out: Path) -> list[Path]:
-    """The strongest dimensions of W_pos against position (seed 001: 'they look like sine waves')."""
+    """The strongest dimensions of W_pos against position (the helix post: 'they look like sine waves')."""
     tr = d.get("traces") or {}
     if not tr.get("dims"):
         return []
@@ -315,7 +315,7 @@ def _grid(items: list[tuple[str, np.ndarray, np.ndarray]], title: str, out: Path
 
 
 def family_figures(result, out: str | Path) -> list[Path]:
-    """Seed 001's grid: every model's helix in one figure, for all positions and each truncation."""
+    """The helix post's grid: every model's helix in one figure, for all positions and each truncation."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     d = _dict(result)

@@ -1,8 +1,8 @@
 """Do the duplicate-token heads drive the duplicate-token neurons? Ablate them and watch the neurons.
 
-Seed 002 reads the circuit off the weights: duplicate-token heads of layer 0 carry the
+The duplicate-token post reads the circuit off the weights: duplicate-token heads of layer 0 carry the
 positions of earlier copies of the current token into layer 0's MLP, where neurons such
-as GPT-2's 1168 respond to repeated tokens. The causal test (issue 10): mean-ablate the
+as GPT-2's 1168 respond to repeated tokens. The causal test: mean-ablate the
 duplicate-token heads, and separately the other heads of the layer, and measure how each
 selected neuron's activation on repeated tokens and on non-repeated tokens changes.
 
@@ -305,7 +305,7 @@ def duplicate_neuron_ablation(
 
 
 def _with_checks(r: DupNeuronAblationResult, cfg) -> DupNeuronAblationResult:
-    """Seed 002's reading, where the model is GPT-2 small shaped: heads 0.5 (and 0.1) drive the neurons."""
+    """The duplicate-token post's reading, where the model is GPT-2 small shaped: heads 0.5 (and 0.1) drive the neurons."""
     from dataclasses import replace
 
     if (cfg.n_layers, cfg.n_heads, cfg.d_model) != (12, 12, 768) or "others" not in r.effects:
@@ -313,7 +313,7 @@ def _with_checks(r: DupNeuronAblationResult, cfg) -> DupNeuronAblationResult:
     d, o = abs(r.effects["duplicate"]["gap"]["effect"]), abs(r.effects["others"]["gap"]["effect"])
     return replace(r, checks=[{
         "what": "the duplicate-token heads are the main contributors to the neurons' duplicate response",
-        "published": "heads 0.5 (and 0.1) are the main contributors (seed 002, from weights)",
+        "published": "heads 0.5 (and 0.1) are the main contributors (the duplicate-token post, from weights)",
         "ours": f"|gap change| duplicate heads {d:.3g} vs other heads {o:.3g}", "reproduced": bool(d > o),
         "note": "causal version of the seed's weight-based reading"}])
 

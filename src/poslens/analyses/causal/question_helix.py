@@ -1,7 +1,7 @@
 """Does the model use W_pos's helix? Project out its top principal subspace at the embedding and see.
 
 The helix seed (001) shows that the top 3 principal components of ``W_pos`` carry most of
-its variance. The causal question (issue 10): remove that subspace from the positional
+its variance. The causal question: remove that subspace from the positional
 embedding (``hook_pos_embed``) and measure what breaks, the next-token loss and each
 head's attention to the previous token, against two random controls:
 
@@ -102,7 +102,7 @@ def helix_ablation(
     """Remove W_pos's top-``k`` principal subspace at ``hook_pos_embed``; loss and previous-token attention.
 
     PCA (:func:`poslens.analyses.helix.pca`) runs on positions ``1..n_ctx-1`` (``skip_first``,
-    as seed 001) after centring (``center``). ``kind``: ``zero`` projects the subspace out,
+    as the helix post) after centring (``center``). ``kind``: ``zero`` projects the subspace out,
     ``mean`` replaces the coordinates in it by their mean over positions. Text: windows of
     ``corpus`` (else ``text``, else the built-in sample passage). Heads whose clean
     previous-token attention is at least ``prev_threshold`` (else the top 3) are the

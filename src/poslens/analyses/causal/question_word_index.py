@@ -1,7 +1,7 @@
 """Are the word-index probe directions used? Resample-ablate them, and patch the signal between prompts.
 
-Seed 003 probes the residual stream for "which word is this token in" but could not say
-whether the model uses what the probe finds. Two causal tests (issue 10):
+The emergent-positional-embeddings post probes the residual stream for "which word is this token in" but could not say
+whether the model uses what the probe finds. Two causal tests:
 
 1. **Ablation.** Fit word-index probes (:func:`poslens.analyses.word_index.fit_probe` on
    :func:`~poslens.analyses.word_index.harvest`-ed activations of

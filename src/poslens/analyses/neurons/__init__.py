@@ -1,4 +1,4 @@
-"""MLP neurons that read the positional signal of a duplicate-token head (seed 002).
+"""MLP neurons that read the positional signal of a duplicate-token head (the duplicate-token post).
 
 A duplicate-token head at position q averages the residual stream over the earlier copies
 of the current token, so besides the token it carries the *positions* of those copies.

@@ -1,6 +1,6 @@
 """Looking for the twisted-pair mechanism in a trained GPT-2-family model.
 
-Seed 000 claims that GPT-2's positional embeddings lie near a helix, so that their
+The twisted-pair post claims that GPT-2's positional embeddings lie near a helix, so that their
 derivative is (nearly) linear in them, f' = W f + c, and an attention head can compute
 y_i = W x_i + c; and that layer-0 MLP neurons come in pairs whose common input (the gate)
 cancels. Three measurements, each on whatever the checkpoint holds:
