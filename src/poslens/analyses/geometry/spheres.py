@@ -41,9 +41,11 @@ def overlap_volume_fraction(d: np.ndarray, r: np.ndarray, dim: int) -> np.ndarra
     """
     from scipy.special import betainc
 
-    d, r = np.asarray(d, dtype=np.float64), np.asarray(r, dtype=np.float64)
-    x = np.clip(1.0 - (d / (2.0 * r)) ** 2, 0.0, 1.0)
-    return np.where(d < 2 * r, betainc((dim + 1) / 2.0, 0.5, x), 0.0)
+    d, r = np.broadcast_arrays(np.asarray(d, dtype=np.float64), np.asarray(r, dtype=np.float64))
+    out = np.zeros(d.shape)
+    near = d < 2 * r  # the incomplete beta function only where the balls meet: most pairs do not
+    out[near] = betainc((dim + 1) / 2.0, 0.5, np.clip(1.0 - (d[near] / (2.0 * r[near])) ** 2, 0.0, 1.0))
+    return out
 
 
 def norm_stats(norms: torch.Tensor | np.ndarray) -> dict[str, float]:
