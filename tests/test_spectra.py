@@ -189,6 +189,17 @@ def test_overlap_volume_fraction_by_hand():
     assert O.overlap_volume_fraction(np.array([2.5]), np.array([1.0]), 3)[0] == 0.0
 
 
+@pytest.mark.parametrize("dim", [2, 64, 768, 4096])
+def test_overlap_volume_fraction_interpolation_matches_betainc(dim):
+    from scipy.special import betainc
+
+    rng = np.random.default_rng(dim)
+    d, r = rng.uniform(0, 2.2, 20000), rng.uniform(0.5, 1.5, 20000)
+    u = d / (2 * r)
+    exact = np.where(u < 1, betainc((dim + 1) / 2, 0.5, np.clip(1 - u**2, 0, 1)), 0.0)
+    assert np.abs(O.overlap_volume_fraction(d, r, dim) - exact).max() < 2e-6
+
+
 def test_sphere_overlap_planted(tmp_path):
     cfg = small_config(n_layers=1, d_model=16, n_heads=2, d_vocab=40, n_ctx=20)
     sd = random_state_dict(cfg, seed=0)

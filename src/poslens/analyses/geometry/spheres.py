@@ -20,6 +20,7 @@ and the overlap part says why it was skipped. The slides' printouts are compared
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -31,21 +32,35 @@ from ...results import Result
 POSITIONS = ("sequence", "random")
 
 
+GRID = 2**16  # intervals of the tabulated overlap curve: linear interpolation within ~1e-6 up to dim 4096
+
+
+@lru_cache(maxsize=8)
+def _overlap_curve(dim: int) -> np.ndarray:
+    from scipy.special import betainc
+
+    u = np.linspace(0.0, 1.0, GRID + 1)
+    return np.concatenate([betainc((dim + 1) / 2.0, 0.5, 1.0 - u**2), [0.0, 0.0]])
+
+
 def overlap_volume_fraction(d: np.ndarray, r: np.ndarray, dim: int) -> np.ndarray:
     """Intersection volume of two radius-r balls with centres d apart in R^dim, over one ball's volume.
+
+    The fraction depends only on ``u = d / 2r``: it is tabulated once per ``dim`` with
+    ``betainc`` on 65,537 points of [0, 1] and read by linear interpolation (the millions of
+    pairs of a run cost one ``betainc`` each otherwise, seconds of a report).
 
     >>> float(overlap_volume_fraction(np.array([0.0]), np.array([1.0]), 3)[0])
     1.0
     >>> float(overlap_volume_fraction(np.array([2.0]), np.array([1.0]), 3)[0])
     0.0
     """
-    from scipy.special import betainc
-
     d, r = np.broadcast_arrays(np.asarray(d, dtype=np.float64), np.asarray(r, dtype=np.float64))
-    out = np.zeros(d.shape)
-    near = d < 2 * r  # the incomplete beta function only where the balls meet: most pairs do not
-    out[near] = betainc((dim + 1) / 2.0, 0.5, np.clip(1.0 - (d[near] / (2.0 * r[near])) ** 2, 0.0, 1.0))
-    return out
+    x = np.divide(d, 2.0 * r, out=np.full(d.shape, 2.0), where=r > 0) * GRID
+    x = np.minimum(x, GRID + 1.0)  # past u = 1 the balls do not meet: the curve's padded zero
+    i = x.astype(np.int64)  # a uniform grid: the interval is found by flooring, not searching
+    curve = _overlap_curve(int(dim))
+    return curve[i] + (x - i) * (curve[i + 1] - curve[i])
 
 
 def norm_stats(norms: torch.Tensor | np.ndarray) -> dict[str, float]:
