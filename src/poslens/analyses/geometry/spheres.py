@@ -28,6 +28,7 @@ import torch
 from ...errors import InvalidInputError, MissingTensorError
 from ...models.weights import Weights
 from ...results import Result
+from ..helix.structure import norm_stats
 
 POSITIONS = ("sequence", "random")
 
@@ -61,13 +62,6 @@ def overlap_volume_fraction(d: np.ndarray, r: np.ndarray, dim: int) -> np.ndarra
     i = x.astype(np.int64)  # a uniform grid: the interval is found by flooring, not searching
     curve = _overlap_curve(int(dim))
     return curve[i] + (x - i) * (curve[i + 1] - curve[i])
-
-
-def norm_stats(norms: torch.Tensor | np.ndarray) -> dict[str, float]:
-    """Mean, population std, max and min of a vector of norms (the slides' printout)."""
-    n = np.asarray(norms, dtype=np.float64)
-    return {"mean": float(n.mean()), "std": float(n.std()), "max": float(n.max()), "min": float(n.min()),
-            "argmax": int(n.argmax()), "argmin": int(n.argmin())}
 
 
 @dataclass(frozen=True)
@@ -118,14 +112,14 @@ def sphere_overlap(
     pos_norms = W_pos.norm(dim=-1)
     options = dict(n_tokens=n_tokens, n_trials=n_trials, positions=positions, seed=seed,
                    radius="mean of the two positional norms", volume="betainc((D+1)/2, 1/2, 1-(d/2r)^2)")
-    pstats = norm_stats(pos_norms)
+    pstats = norm_stats(W_pos.numpy())
     if not weights.has("embed.W_E"):
         return SphereOverlapResult(
             model=weights.label, processing=weights.processing, options=options, positional_norms=pstats,
             missing=["wte.weight (token embeddings): the overlap of token spheres cannot be measured"],
             notes=["positional norms only: the checkpoint has no token embedding wte"])
     W_E = weights.get("embed.W_E", needed_for="positional sphere overlap").double()
-    tstats = norm_stats(W_E.norm(dim=-1))
+    tstats = norm_stats(W_E.numpy())
     n = min(n_tokens, cfg.d_vocab)
     rng = np.random.default_rng(seed)
     iu = np.triu_indices(n, 1)
