@@ -7,6 +7,7 @@ reason where it is absent.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,13 @@ import pytest
 from poslens.testing import random_checkpoint, small_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One torch thread per xdist worker: on 2 cores two workers of two threads each only contend.
+    import torch
+
+    torch.set_num_threads(1)
+
 
 
 @pytest.fixture(scope="session")
