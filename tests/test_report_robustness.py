@@ -25,8 +25,8 @@ def two_models(tmp_path_factory):
 def test_one_failing_model_does_not_lose_the_others(two_models, tmp_path):
     a, _ = two_models
     out = tmp_path / "rep"
-    r = CliRunner().invoke(cli, ["report", "-m", str(a), "-m", "nosuchmodel", "--quick", "--only", "helix",
-                                 "--no-progress", "-o", str(out)])
+    r = CliRunner().invoke(cli, ["report", "-m", str(a), "-m", "nosuchmodel", "--quick", "--only",
+                                 "geometry_sphere", "--no-progress", "-o", str(out)])
     assert r.exit_code == 1, r.output
     assert "nosuchmodel: not analysed" in r.output and "could not be analysed: nosuchmodel" in r.stderr
     index = (out / "index.html").read_text()
@@ -46,7 +46,8 @@ def test_model_folders_are_visible_safe_and_unique(two_models, tmp_path):
     assert model_folder("openai-community/gpt2", set()) == "openai-community--gpt2"
     taken: set[str] = set()
     assert [model_folder(s, taken) for s in ("tiny", "tiny@x", "./tiny")] == ["tiny", "tiny-x", "tiny-2"]
-    page, _ = build_report([str(a), str(b)], tmp_path / "two", only=["helix"], size="quick", progress=False)
+    page, _ = build_report([str(a), str(b)], tmp_path / "two", only=["geometry_sphere"], size="quick",
+                           progress=False)
     assert sorted(p.name for p in (tmp_path / "two").iterdir() if p.is_dir()) == ["model-a", "model-b"]
 
 
@@ -54,14 +55,15 @@ def test_only_into_an_existing_report_keeps_its_sections(two_models, tmp_path):
     a, _ = two_models
     out = tmp_path / "rep"
     args = ["report", "-m", str(a), "--quick", "--no-progress", "-o", str(out)]
-    assert CliRunner().invoke(cli, args + ["--only", "helix"]).exit_code == 0
+    # a cheap weight-only section (the sphere overlap) stands for any section here
+    assert CliRunner().invoke(cli, args + ["--only", "geometry_sphere"]).exit_code == 0
     r = CliRunner().invoke(cli, args + ["--only", "dup_heads"])
     assert r.exit_code == 0, r.output
-    assert "recomputed: dup_heads; kept from the cache: helix" in r.output
+    assert "recomputed: dup_heads; kept from the cache: geometry_sphere" in r.output
     stages = json.loads((out / "report.json").read_text())["stages"]
-    assert stages["helix"]["status"] == "cached" and stages["dup_heads"]["status"] == "done"
+    assert stages["geometry_sphere"]["status"] == "cached" and stages["dup_heads"]["status"] == "done"
     # a changed option is not the same section: it is left out rather than shown stale
-    r = CliRunner().invoke(cli, args + ["--only", "dup_heads", "--set", "helix.n_components=4"])
+    r = CliRunner().invoke(cli, args + ["--only", "dup_heads", "--set", "geometry_sphere.n_trials=2"])
     assert set(json.loads((out / "report.json").read_text())["stages"]) == {"dup_heads"}
 
 
