@@ -335,3 +335,24 @@ def test_synthetic_dup_rows_mark_every_repeated_token():
         assert n_marked > 5
     with pytest.raises(ValueError, match="kinds"):
         synthetic_batch(np.random.default_rng(0), 2, 16, 50, kinds=("nope",))
+
+
+def test_induction_gain_separates_order_from_a_bag_of_seen_tokens(tmp_path):
+    """A model that only favours tokens already in the context (uniform attention copying each
+    token's embedding out) lowers the second copy's loss without reading order: the gain is
+    large, its order-dependent part ~0."""
+    from poslens.testing import random_state_dict, small_config, write_checkpoint
+    from poslens.train import measures as M
+
+    cfg = small_config(n_layers=1, n_heads=1, d_model=64, d_vocab=200, n_ctx=64)
+    sd = {k: torch.zeros_like(v) if k.startswith(("h.0.", "wpe")) else v for k, v in random_state_dict(cfg, seed=0).items()}
+    E = torch.nn.functional.normalize(torch.randn(cfg.d_vocab, cfg.d_model), dim=-1) * 4.0
+    sd["wte.weight"] = E
+    for name in ("ln_1", "ln_2"):
+        sd[f"h.0.{name}.weight"] = torch.ones(cfg.d_model)
+    eye = torch.eye(cfg.d_model)
+    sd["h.0.attn.c_attn.weight"] = torch.cat([0 * eye, 0 * eye, eye], 1)  # Q = K = 0: uniform attention; V = x
+    sd["h.0.attn.c_proj.weight"] = 8.0 * eye  # the context bag outweighs the token itself
+    g = M.incontext_gain(write_checkpoint(tmp_path / "bag", cfg, sd), n_seq=8, seq_len=64)
+    assert g["gain"] > 0.3, g
+    assert abs(g["induction_gain"]) < 0.1 * g["gain"], g

@@ -253,8 +253,9 @@ def render(m: dict) -> str:
         "  - strongest induction heads: " + ", ".join(f"{k} ({m['heads'][k]['ind']:.3f})" for k in m["top_ind"]),
         f"- In-context learning on the same kind of sequences: next-token loss **{m['incontext']['first']:.3f}** nats on "
         f"the first copy and **{m['incontext']['second']:.3f}** on the second, a gain of **{m['incontext']['gain']:.3f}** "
-        f"nats (uniform guessing: {m['incontext']['uniform']:.3f}); only a circuit that reads the earlier copy lowers "
-        "the second.",
+        f"nats (uniform guessing: {m['incontext']['uniform']:.3f}). With the second copy shuffled the loss is "
+        f"**{_f(m['incontext'].get('second_shuffled'))}**: of the gain, **{_f(m['incontext'].get('induction_gain'))}** nats "
+        "need the earlier copy's order (induction); the rest a head that favours tokens seen before also gives.",
         "",
         *_grid(m["heads"], c["n_layers"], c["n_heads"]),
         "",

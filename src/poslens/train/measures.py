@@ -2,8 +2,12 @@
 
 - :func:`incontext_gain`: on repeated random tokens (``[bos] t_1..t_h t_1..t_h``, the
   sequences ``poslens dup-heads`` scores heads on), the mean next-token loss on the first
-  copy minus that on the second. Only something that reads the earlier copy (an induction
-  circuit) lowers the second; ~0 without one.
+  copy minus that on the second. It is not induction alone: a head that only raises the
+  tokens already seen in the context lowers the second copy's loss too (up to
+  ln(vocab / h) nats; 0.6-0.7 nats without any induction attention in small trials). So the
+  second copy is also shown in a shuffled order, which such a head predicts as well and an
+  induction circuit does not: ``induction_gain`` = loss on the shuffled second copy minus
+  loss on the exact one is the part that reads the order of the earlier copy.
 - :func:`mechanism_scores`: the best previous-token, duplicate-token and induction head
   (from :func:`poslens.analyses.heads.duplicate_heads`), W_pos's top-3 variance
   share and short-period share (from :func:`poslens.analyses.helix.helix`), and the gain.
@@ -30,7 +34,7 @@ TARGETS: dict[str, tuple[str, float]] = {
 }
 LABELS = {
     "prev": "previous-token head", "dup": "duplicate-token head", "induction": "induction head",
-    "incontext_gain": "in-context loss gain (nats)", "wpe_top3": "W_pos top-3 share",
+    "incontext_gain": "in-context loss gain (nats)", "induction_gain": "of it, order-dependent (nats)", "wpe_top3": "W_pos top-3 share",
     "wpe_short": "W_pos short-period share", "val_loss": "held-out loss (nats)",
 }
 
@@ -58,11 +62,21 @@ def incontext_gain(model, n_seq: int = 32, seq_len: int = 256, seed: int = 0) ->
     bos = w.cfg.bos_token_id
     P = min(seq_len, w.cfg.n_ctx)
     toks = repeated_tokens(n_seq, P, w.cfg.d_vocab, seed=seed, exclude=(), bos=bos)
-    logits = Runner(w, dtype="float32").run(toks, logits=True).logits.float()
-    nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), toks[:, 1:].reshape(-1),
-                                            reduction="none").view(toks.shape[0], -1)
-    first, second = copy_losses(nll, bos is not None)
-    return {"first": first, "second": second, "gain": first - second, "uniform": math.log(w.cfg.d_vocab)}
+    # the control: each second copy in its own random order (the same tokens, no order to follow)
+    off = 1 if bos is not None else 0
+    h = (P - off + 1) // 2
+    g = torch.Generator().manual_seed(int(seed) + 1)
+    shuffled = toks.clone()
+    for i in range(len(toks)):
+        shuffled[i, off + h:] = toks[i, off + h:][torch.randperm(P - off - h, generator=g)]
+    logits = Runner(w, dtype="float32").run(torch.cat([toks, shuffled]), logits=True).logits.float()
+    both = torch.cat([toks, shuffled])
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), both[:, 1:].reshape(-1),
+                                            reduction="none").view(both.shape[0], -1)
+    first, second = copy_losses(nll[: len(toks)], bos is not None)
+    _, second_shuffled = copy_losses(nll[len(toks):], bos is not None)
+    return {"first": first, "second": second, "gain": first - second, "second_shuffled": second_shuffled,
+            "induction_gain": second_shuffled - second, "uniform": math.log(w.cfg.d_vocab)}
 
 
 def copy_losses(nll: torch.Tensor, bos: bool) -> tuple[float, float]:
@@ -101,7 +115,8 @@ def mechanism_scores(model, n_seq: int = 32, seq_len: int = 256) -> dict[str, An
     g = incontext_gain(w, n_seq=n_seq, seq_len=P)
     return {
         "prev": pv, "prev_head": pk, "dup": dv, "dup_head": dk, "induction": iv, "induction_head": ik,
-        "incontext_gain": g["gain"], "loss_first_copy": g["first"], "loss_second_copy": g["second"],
+        "incontext_gain": g["gain"], "induction_gain": g["induction_gain"], "loss_first_copy": g["first"],
+        "loss_second_copy": g["second"], "loss_second_copy_shuffled": g["second_shuffled"],
         "wpe_top3": float(sum(hx.variance_explained[:3])), "wpe_short": hx.short_period.get("share"),
         "helix_turns": (hx.helix or {}).get("turns"), "helix_r2": (hx.helix or {}).get("r2"),
     }
@@ -149,7 +164,8 @@ def history_scores(model_dir: str | Path, n_seq: int = 16, progress: bool = Fals
     return {"rows": rows, "formation": {k: formation(rows, k) for k in TARGETS}, "n_seq": n_seq}
 
 
-def as_table(rows: list[dict], keys=("val_loss", "prev", "dup", "induction", "incontext_gain", "wpe_top3", "wpe_short")) -> list[str]:
+def as_table(rows: list[dict], keys=("val_loss", "prev", "dup", "induction", "incontext_gain", "induction_gain", "wpe_top3",
+                                    "wpe_short")) -> list[str]:
     """Markdown table: a row per snapshot, a column per score."""
     head = "| step | tokens | " + " | ".join(LABELS[k] for k in keys) + " |"
     out = [head, "| " + " | ".join("---" for _ in range(len(keys) + 2)) + " |"]
