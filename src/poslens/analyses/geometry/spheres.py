@@ -28,7 +28,7 @@ import torch
 from ...errors import InvalidInputError, MissingTensorError
 from ...models.weights import Weights
 from ...results import Result
-from ..helix.structure import norm_stats
+from ..norms import norm_stats
 
 POSITIONS = ("sequence", "random")
 

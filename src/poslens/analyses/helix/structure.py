@@ -2,8 +2,8 @@
 
 :func:`cosine_structure` (cosine between rows, by offset, and its periodic dip and rise),
 :func:`outlier_positions` (rows far from every other), :func:`fray` (early positions
-leaving the later ones' principal subspace), :func:`norm_stats` (row norms as the slides
-report them) and :func:`token_position` (where token embeddings lie relative to W_pos).
+leaving the later ones' principal subspace) and :func:`token_position` (where token
+embeddings lie relative to W_pos); row norms are :func:`poslens.analyses.norms.norm_stats`.
 
 >>> W = np.r_[np.random.default_rng(0).normal(size=(40, 8)), 50 * np.ones((1, 8))]
 >>> [o["position"] for o in outlier_positions(W)["flagged"]]
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..norms import vector_stats
 from .pca import PCAFit
 
 
@@ -129,16 +130,6 @@ def fray(W: np.ndarray, late: PCAFit, k: int, cut: int, window: int = 11) -> dic
     }
 
 
-def _stats(n: np.ndarray) -> dict:
-    return {"mean": float(n.mean()), "std": float(n.std()), "min": float(n.min()), "max": float(n.max()),
-            "argmin": int(n.argmin()), "argmax": int(n.argmax())}
-
-
-def norm_stats(M: np.ndarray) -> dict:
-    """Mean, std (population), min, max, argmin and argmax of the row norms of ``M`` (as the slides report them)."""
-    return _stats(np.linalg.norm(np.asarray(M, dtype=np.float64), axis=1))
-
-
 def token_position(W_E, W_pos: np.ndarray, fit: PCAFit, k: int = 3, sample: int = 1024, seed: int = 0) -> tuple[dict, dict]:
     """How token embeddings sit relative to positional ones (the helix post's comments: the "direct sum" question).
 
@@ -173,7 +164,7 @@ def token_position(W_E, W_pos: np.ndarray, fit: PCAFit, k: int = 3, sample: int 
     ss_unc = float((e_norm**2).sum())
     ss_cen = ss_unc - N * float(mu @ mu)
     inside_cen = inside_unc - N * float(mu_proj @ mu_proj)
-    norms = {**_stats(e_norm), "centred": _stats(centred)}
+    norms = {**vector_stats(e_norm), "centred": vector_stats(centred)}
     return norms, {
         "k": k,
         "mean_cosine": float(mean_unit_e @ P.mean(0)),
