@@ -25,32 +25,11 @@ import numpy as np  # noqa: F401  (the doctest above uses it)
 
 from ..norms import norm_stats
 from .curve import geometry, ode_fits, pca_summary
-from .family import (
-                     HelixFamilyResult,
-                     HelixSweepResult,
-                     family_summary,
-                     helix_models,
-                     helix_sweep,
-                     summary_row,
-                     sweep_specs,
-)
+from .family import (HelixFamilyResult, HelixSweepResult, family_summary, helix_models, helix_sweep, summary_row,
+                     sweep_specs)
 from .fits import dominant_periods, fit_helix, fit_sinusoid, short_period_share
-from .measure import (
-                     NOT_LEARNED,
-                     HelixResult,
-                     check_options,
-                     default_options,
-                     helix,
-                     helix_with_fit,
-)
-from .pca import (
-                     ODE_SCHEMES,
-                     PCAFit,
-                     components_for,
-                     fit_linear_ode,
-                     pca,
-                     variance_spectrum,
-)
+from .measure import NOT_LEARNED, HelixResult, check_options, default_options, helix, helix_with_fit
+from .pca import ODE_SCHEMES, PCAFit, components_for, fit_linear_ode, pca, variance_spectrum
 from .structure import cosine_structure, fray, outlier_positions, token_position
 from .summary import summarize
 

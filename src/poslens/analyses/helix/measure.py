@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..norms import norm_stats
 from ...errors import InvalidInputError, MissingTensorError, NotApplicableError
 from ...results import Result
-from ..norms import norm_stats
 from .curve import _rounded, geometry, ode_fits, pca_summary
 from .fits import fit_helix
 from .pca import PCAFit, pca
@@ -335,9 +335,7 @@ def _helix(
         traces=main["traces"], cosine=main["cosine"], outliers=outl, fray=fr, norms=norms, token_position=tp,
         sinusoidal=sin, notes=notes,
     )
-    from ...claims.helix_post import (
-        helix_rows,  # published figures are the claims package's, not this module's
-    )
+    from ...claims.helix_post import helix_rows  # published figures are the claims package's, not this module's
 
     result_kw["checks"] = helix_rows(result_kw, w, sinusoidal_base)
     return HelixResult(**result_kw), fit
