@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..norms import norm_stats
 from ...errors import InvalidInputError, MissingTensorError, NotApplicableError
 from ...results import Result
+from ..norms import norm_stats
 from .curve import _rounded, geometry, ode_fits, pca_summary
 from .fits import fit_helix
 from .pca import PCAFit, pca
