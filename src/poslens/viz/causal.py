@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .common import save_plotly, save_png  # noqa: E402
+from .common import png_wanted, save_plotly, save_png  # noqa: E402
 
 
 def _limit(z: np.ndarray) -> float:
@@ -51,17 +51,20 @@ def patch_heatmap(result, out: Path, stem: str = "patching") -> list[Path]:
              f"(clean {result.clean_metric:.3g}, corrupted {result.corrupted_metric:.3g}; normalised 0 = corrupted, "
              "1 = clean)")
     nx, ny = len(xlab), len(ylab)
-    fig, ax = plt.subplots(figsize=(min(22, 2.5 + 0.28 * nx), 1.8 + 0.35 * ny))
-    cmap = plt.get_cmap("RdBu").with_extremes(bad="#dddddd")
-    im = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
-    ax.set_yticks(range(ny), ylab)
-    step = max(1, nx // 48)
-    ax.set_xticks(range(0, nx, step), [xlab[i] for i in range(0, nx, step)], rotation=90, fontsize=7)
-    ax.set_xlabel(what)
-    ax.set_ylabel("layer")
-    ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=9)
-    fig.colorbar(im, ax=ax, label=label, fraction=0.03)
-    paths = [save_png(fig, out / f"{stem}.png")]
+    paths = []
+    if png_wanted():
+        fig, ax = plt.subplots(figsize=(min(22, 2.5 + 0.28 * nx), 1.8 + 0.35 * ny))
+        cmap = plt.get_cmap("RdBu").with_extremes(bad="#dddddd")
+        im = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, vmin=-lim, vmax=lim, aspect="auto",
+                       interpolation="nearest")
+        ax.set_yticks(range(ny), ylab)
+        step = max(1, nx // 48)
+        ax.set_xticks(range(0, nx, step), [xlab[i] for i in range(0, nx, step)], rotation=90, fontsize=7)
+        ax.set_xlabel(what)
+        ax.set_ylabel("layer")
+        ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=9)
+        fig.colorbar(im, ax=ax, label=label, fraction=0.03)
+        paths.append(save_png(fig, out / f"{stem}.png"))
     text = [[f"L{result.layers[i]} {xlab[j]}<br>normalised {z[i, j]:.4g}<br>raw {raw[i, j]:.4g}"
              + ("<br>(cannot affect the metric: not run)" if skipped[i, j] else "") for j in range(nx)] for i in range(ny)]
     hf = go.Figure(go.Heatmap(z=shown, x=xlab, y=ylab, zmin=-lim, zmax=lim, colorscale="RdBu", text=text,
@@ -76,27 +79,34 @@ def effect_strip(rows: list[tuple[str, float, list[float]]], title: str, xlabel:
     import plotly.graph_objects as go
 
     out = Path(out)
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.55 * len(rows)))
+    paths = []
+    if png_wanted():
+        fig, ax = plt.subplots(figsize=(8, 1.2 + 0.55 * len(rows)))
+        for i, (name, effect, draws) in enumerate(rows):
+            d = np.asarray(draws, dtype=float)
+            if d.size:
+                ax.scatter(d, np.full(d.size, i) + np.linspace(-0.12, 0.12, d.size), s=12, color="0.6", zorder=2,
+                           label="random baseline draws" if i == 0 else None)
+                ax.errorbar([d.mean()], [i], xerr=[d.std(ddof=1) if d.size > 1 else 0], fmt="|", color="0.3",
+                            capsize=4, zorder=3)
+            ax.scatter([effect], [i], marker="D", s=45, color="#c0392b", zorder=4, label="effect" if i == 0 else None)
+        ax.axvline(0, color="k", lw=0.6)
+        ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+        ax.set_xlabel(xlabel)
+        ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize=9)
+        ax.legend(fontsize=7, loc="best")
+        paths.append(save_png(fig, out / f"{stem}.png"))
     pf = go.Figure()
-    for i, (name, effect, draws) in enumerate(rows):
+    for name, effect, draws in rows:
         d = np.asarray(draws, dtype=float)
         if d.size:
-            ax.scatter(d, np.full(d.size, i) + np.linspace(-0.12, 0.12, d.size), s=12, color="0.6", zorder=2,
-                       label="random baseline draws" if i == 0 else None)
-            ax.errorbar([d.mean()], [i], xerr=[d.std(ddof=1) if d.size > 1 else 0], fmt="|", color="0.3", capsize=4,
-                        zorder=3)
             pf.add_trace(go.Scatter(x=d, y=[name] * d.size, mode="markers", marker={"color": "grey", "size": 6},
                                     name=f"{name}: random", showlegend=False))
-        ax.scatter([effect], [i], marker="D", s=45, color="#c0392b", zorder=4, label="effect" if i == 0 else None)
         pf.add_trace(go.Scatter(x=[effect], y=[name], mode="markers", marker={"color": "#c0392b", "size": 11,
                                 "symbol": "diamond"}, name=f"{name}: effect", showlegend=False))
-    ax.axvline(0, color="k", lw=0.6)
-    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
-    ax.set_xlabel(xlabel)
-    ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize=9)
-    ax.legend(fontsize=7, loc="best")
     pf.update_layout(title=title, xaxis_title=xlabel)
-    return [save_png(fig, out / f"{stem}.png"), save_plotly(pf, out / f"{stem}.html")]
+    paths.append(save_plotly(pf, out / f"{stem}.html"))
+    return paths
 
 
 def ablation_figures(result, out: Path) -> list[Path]:
@@ -133,17 +143,18 @@ def helix_figures(result, out: Path) -> list[Path]:
             l, h = (int(x) for x in n.split("."))
             grid[0, layers.index(l), h] = v["clean"]
             grid[1, layers.index(l), h] = v["helix"]
-        fig, axes = plt.subplots(1, 2, figsize=(2 + 0.9 * H, 1.5 + 0.45 * len(layers)))
-        for ax, g, t, cm in zip(axes, grid, ("clean previous-token attention", "change with the helix removed"),
-                                ("viridis", "RdBu")):
-            lim = np.nanmax(np.abs(g)) or 1.0
-            im = ax.imshow(g, cmap=cm, vmin=0 if cm == "viridis" else -lim, vmax=lim, aspect="auto")
-            ax.set_yticks(range(len(layers)), [f"L{l}" for l in layers])
-            ax.set_xticks(range(H))
-            ax.set_xlabel("head")
-            ax.set_title(t, fontsize=9)
-            fig.colorbar(im, ax=ax, fraction=0.05)
-        paths.append(save_png(fig, out / "helix_prev_attention.png"))
+        if png_wanted():
+            fig, axes = plt.subplots(1, 2, figsize=(2 + 0.9 * H, 1.5 + 0.45 * len(layers)))
+            for ax, g, t, cm in zip(axes, grid, ("clean previous-token attention", "change with the helix removed"),
+                                    ("viridis", "RdBu")):
+                lim = np.nanmax(np.abs(g)) or 1.0
+                im = ax.imshow(g, cmap=cm, vmin=0 if cm == "viridis" else -lim, vmax=lim, aspect="auto")
+                ax.set_yticks(range(len(layers)), [f"L{l}" for l in layers])
+                ax.set_xticks(range(H))
+                ax.set_xlabel("head")
+                ax.set_title(t, fontsize=9)
+                fig.colorbar(im, ax=ax, fraction=0.05)
+            paths.append(save_png(fig, out / "helix_prev_attention.png"))
         hf = go.Figure(go.Heatmap(z=grid[1], x=list(range(H)), y=[f"L{l}" for l in layers], colorscale="RdBu",
                                   zmid=0, colorbar={"title": "Δ prev attn"}))
         hf.update_layout(title="change in previous-token attention with the helix removed", xaxis_title="head",
@@ -168,20 +179,22 @@ def duplicate_figures(result, out: Path) -> list[Path]:
     if result.neurons:
         ns = list(result.neurons)
         keys = [("gap", "clean")] + [(f"{g}_gap_change", f"change: {g} heads ablated") for g in result.effects]
-        x = np.arange(len(ns))
-        fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(ns) + 2), 3.2))
+        values = [(lab, [result.neurons[n][k] for n in ns]) for k, lab in keys]
+        if png_wanted():
+            x = np.arange(len(ns))
+            fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(ns) + 2), 3.2))
+            wdt = 0.8 / len(keys)
+            for i, (lab, v) in enumerate(values):
+                ax.bar(x + i * wdt, v, wdt, label=lab)
+            ax.axhline(0, color="k", lw=0.6)
+            ax.set_xticks(x + 0.4 - wdt / 2, ns, rotation=90)
+            ax.set_xlabel(f"neuron of layer {result.neuron_layer}")
+            ax.set_ylabel("repeated - non-repeated activation")
+            ax.legend(fontsize=7)
+            paths.append(save_png(fig, out / "dup_neurons_gap.png"))
         pf = go.Figure()
-        wdt = 0.8 / len(keys)
-        for i, (k, lab) in enumerate(keys):
-            v = [result.neurons[n][k] for n in ns]
-            ax.bar(x + i * wdt, v, wdt, label=lab)
+        for lab, v in values:
             pf.add_trace(go.Bar(x=ns, y=v, name=lab))
-        ax.axhline(0, color="k", lw=0.6)
-        ax.set_xticks(x + 0.4 - wdt / 2, ns, rotation=90)
-        ax.set_xlabel(f"neuron of layer {result.neuron_layer}")
-        ax.set_ylabel("repeated - non-repeated activation")
-        ax.legend(fontsize=7)
-        paths.append(save_png(fig, out / "dup_neurons_gap.png"))
         pf.update_layout(barmode="group", title="repeated - non-repeated activation per neuron",
                          xaxis_title="neuron", xaxis_type="category")
         paths.append(save_plotly(pf, out / "dup_neurons_gap.html"))

@@ -22,6 +22,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 _DEFERRED: list | None = None
+_SKIP_TWINS = False  # inside deferred_png(keep_twins=False): PNGs with an HTML twin will not be drawn
+
+
+def png_wanted() -> bool:
+    """False inside :func:`deferred_png` without ``keep_twins``, where a PNG that gets an HTML
+    twin would be closed undrawn; True elsewhere (CLI commands, ``report --png``).
+
+    >>> png_wanted()
+    True
+    """
+    # Why: a report built ~25 twinned figures a model (3-4 s on tiny) only for deferred_png to close them.
+    return not _SKIP_TWINS
 
 
 def save_png(fig, path: str | Path, dpi: int = 110, tight: bool = True, bbox: str | None = None) -> Path:
@@ -45,19 +57,22 @@ def deferred_png(keep_twins: bool = False):
     """Queue the PNGs drawn in this block; on leaving it, draw only those without an
     interactive twin (``name.html`` among the HTML files written in the block) unless
     ``keep_twins``. Drawing a PNG is most of a report's time (about 0.5 s each, 60 a
-    model), and the page shows the interactive twin and only links the PNG.
+    model), and the page shows the interactive twin and only links the PNG. Figure functions
+    ask :func:`png_wanted` (False here unless ``keep_twins``) and skip building a PNG that
+    will get a twin; the twin check on leaving stays as a safety net for any that do not.
 
     >>> with deferred_png() as skipped:                    # doctest: +SKIP
     ...     paths = figures(result, out)                   # PNG + HTML pairs
     >>> skipped                                            # the PNGs not drawn
     """
-    global _DEFERRED
+    global _DEFERRED, _SKIP_TWINS
     previous, _DEFERRED = _DEFERRED, []
+    previous_skip, _SKIP_TWINS = _SKIP_TWINS, not keep_twins
     queued, skipped = _DEFERRED, []
     try:
         yield skipped
     finally:
-        _DEFERRED = previous
+        _DEFERRED, _SKIP_TWINS = previous, previous_skip
     for fig, path, dpi, tight, bbox in queued:
         if not keep_twins and path.with_suffix(".html").is_file():
             plt.close(fig)

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .common import save_plotly, save_png  # noqa: E402
+from .common import png_wanted, save_plotly, save_png  # noqa: E402
 
 _HEAD_SCORES = (("score_repeated", "repeated random tokens"), ("score_text", "natural text"),
                 ("prev_token_score", "previous-token attention"),
@@ -42,36 +42,44 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
                     grid[layers.index(v["layer"]), v["head"]] = v[key]
             if np.isnan(grid).all():
                 continue
-            fig, ax = plt.subplots(figsize=(1 + 0.5 * H, 1 + 0.45 * len(layers)))
-            im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-            ax.set_xticks(range(H))
-            ax.set_yticks(range(len(layers)), [str(l) for l in layers])
-            ax.set_xlabel("head")
-            ax.set_ylabel("layer")
-            ax.set_title(f"{key.replace('_', ' ')} ({label})")
-            fig.colorbar(im, ax=ax)
-            paths.append(save_png(fig, out / f"dup_{key}.png"))
+            if png_wanted():
+                fig, ax = plt.subplots(figsize=(1 + 0.5 * H, 1 + 0.45 * len(layers)))
+                im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+                ax.set_xticks(range(H))
+                ax.set_yticks(range(len(layers)), [str(l) for l in layers])
+                ax.set_xlabel("head")
+                ax.set_ylabel("layer")
+                ax.set_title(f"{key.replace('_', ' ')} ({label})")
+                fig.colorbar(im, ax=ax)
+                paths.append(save_png(fig, out / f"dup_{key}.png"))
             hf = go.Figure(go.Heatmap(z=grid, x=list(range(H)), y=[str(l) for l in layers], zmin=0, zmax=1,
                                       hovertemplate="head %{y}.%{x}: %{z:.3f}<extra></extra>"))
             hf.update_layout(title=f"{key} ({label})", xaxis_title="head", yaxis_title="layer")
             paths.append(save_plotly(hf, out / f"dup_{key}.html"))
     profiles = {k: p for k, p in (result.profiles or {}).items() if p.get("distances")}
     if profiles:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        pf = go.Figure()
+        curves = []  # (label, distances, mean attention, fitted curve or None)
         for k, p in profiles.items():
             d, m = np.array(p["distances"], dtype=float), np.array(p["mean_attention"], dtype=float)
-            ax.plot(d, m, ".", label=f"{k} ({p['verdict']})")
-            pf.add_scatter(x=d, y=m, mode="markers", name=f"{k} ({p['verdict']})")
             mf = p.get("mean_fit") or {}
-            if "rate" in mf:
-                ax.plot(d, mf["amplitude"] * np.exp(-mf["rate"] * d), "-", lw=1)
-                pf.add_scatter(x=d, y=mf["amplitude"] * np.exp(-mf["rate"] * d), mode="lines", name=f"{k} fit")
-        ax.set_xlabel("distance to the earlier copy (tokens)")
-        ax.set_ylabel("mean attention to that copy")
-        ax.set_title("duplicate attention vs distance")
-        ax.legend()
-        paths.append(save_png(fig, out / "dup_decay.png"))
+            curves.append((k, f"{k} ({p['verdict']})", d, m,
+                           mf["amplitude"] * np.exp(-mf["rate"] * d) if "rate" in mf else None))
+        if png_wanted():
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for _, lab, d, m, fit in curves:
+                ax.plot(d, m, ".", label=lab)
+                if fit is not None:
+                    ax.plot(d, fit, "-", lw=1)
+            ax.set_xlabel("distance to the earlier copy (tokens)")
+            ax.set_ylabel("mean attention to that copy")
+            ax.set_title("duplicate attention vs distance")
+            ax.legend()
+            paths.append(save_png(fig, out / "dup_decay.png"))
+        pf = go.Figure()
+        for k, lab, d, m, fit in curves:
+            pf.add_scatter(x=d, y=m, mode="markers", name=lab)
+            if fit is not None:
+                pf.add_scatter(x=d, y=fit, mode="lines", name=f"{k} fit")
         pf.update_layout(xaxis_title="distance", yaxis_title="mean attention to the copy")
         paths.append(save_plotly(pf, out / "dup_decay.html"))
     tc = result.token_classes or {}
@@ -94,18 +102,19 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
         names = list(pos)
         x = [pos[k]["span50"] for k in names]
         y = [pos[k]["entropy_ratio"] for k in names]
-        fig, ax = plt.subplots(figsize=(6, 4))
-        colours = {"local": "tab:blue", "uniform": "tab:red", "mixed": "tab:gray"}
-        ax.scatter(x, y, c=[colours[pos[k]["kind"]] for k in names])
-        for k, a, b in zip(names, x, y):
-            ax.annotate(k, (a, b), fontsize=8)
-        ax.set_xscale("log")
-        ax.axvline(result.positional["local_window"], color="k", lw=0.5, ls="--")
-        ax.set_xlabel("span holding half the attention (positions, log)")
-        ax.set_ylabel("entropy / uniform entropy")
-        ax.set_ylim(0, 1.05)
-        ax.set_title("attention on positional inputs alone")
-        paths.append(save_png(fig, out / "dup_positional.png"))
+        if png_wanted():
+            fig, ax = plt.subplots(figsize=(6, 4))
+            colours = {"local": "tab:blue", "uniform": "tab:red", "mixed": "tab:gray"}
+            ax.scatter(x, y, c=[colours[pos[k]["kind"]] for k in names])
+            for k, a, b in zip(names, x, y):
+                ax.annotate(k, (a, b), fontsize=8)
+            ax.set_xscale("log")
+            ax.axvline(result.positional["local_window"], color="k", lw=0.5, ls="--")
+            ax.set_xlabel("span holding half the attention (positions, log)")
+            ax.set_ylabel("entropy / uniform entropy")
+            ax.set_ylim(0, 1.05)
+            ax.set_title("attention on positional inputs alone")
+            paths.append(save_png(fig, out / "dup_positional.png"))
         pf = go.Figure(go.Scatter(x=x, y=y, mode="markers+text", text=names, textposition="top center"))
         pf.update_layout(xaxis_type="log", xaxis_title="span50 (positions)", yaxis_title="entropy ratio",
                          title="attention on positional inputs alone")
@@ -123,27 +132,30 @@ def neuron_figures(result, out: Path) -> list[Path]:
     if result.grid:
         g = np.array(result.grid, dtype=float)
         rows, cols = g.shape
-        fig, ax = plt.subplots(figsize=(8, 1.5 + 6 * rows / cols))
-        im = ax.imshow(g, cmap="viridis", aspect="auto")
-        ax.set_title(f"|W_pos·VO {result.head}·W_in| per neuron ({rows}x{cols}, neuron = row*{cols} + column)")
-        fig.colorbar(im, ax=ax)
-        paths.append(save_png(fig, out / "pvo_norm_grid.png"))
+        if png_wanted():
+            fig, ax = plt.subplots(figsize=(8, 1.5 + 6 * rows / cols))
+            im = ax.imshow(g, cmap="viridis", aspect="auto")
+            ax.set_title(f"|W_pos·VO {result.head}·W_in| per neuron ({rows}x{cols}, neuron = row*{cols} + column)")
+            fig.colorbar(im, ax=ax)
+            paths.append(save_png(fig, out / "pvo_norm_grid.png"))
         idx = np.arange(rows * cols).reshape(rows, cols)
         hf = go.Figure(go.Heatmap(z=g, customdata=idx, hovertemplate="neuron %{customdata}: %{z:.2f}<extra></extra>"))
         hf.update_layout(title=f"PVO norm per neuron, head {result.head}", yaxis_autorange="reversed")
         paths.append(save_plotly(hf, out / "pvo_norm_grid.html"))
     if result.curves:
-        fig, ax = plt.subplots(figsize=(7, 4))
+        if png_wanted():
+            fig, ax = plt.subplots(figsize=(7, 4))
+            for n, c in result.curves.items():
+                ax.plot(c, lw=1, label=f"neuron {n}")
+            ax.axhline(0, color="k", lw=0.5)
+            ax.set_xlabel("position")
+            ax.set_ylabel(f"PVO contribution of head {result.head}")
+            if len(result.curves) <= 10:
+                ax.legend(fontsize=7)
+            paths.append(save_png(fig, out / "pvo_curves.png"))
         pf = go.Figure()
         for n, c in result.curves.items():
-            ax.plot(c, lw=1, label=f"neuron {n}")
             pf.add_scatter(y=c, mode="lines", name=f"neuron {n}")
-        ax.axhline(0, color="k", lw=0.5)
-        ax.set_xlabel("position")
-        ax.set_ylabel(f"PVO contribution of head {result.head}")
-        if len(result.curves) <= 10:
-            ax.legend(fontsize=7)
-        paths.append(save_png(fig, out / "pvo_curves.png"))
         pf.update_layout(xaxis_title="position", yaxis_title="PVO contribution")
         paths.append(save_plotly(pf, out / "pvo_curves.html"))
     dec = result.decomposition or {}
@@ -152,18 +164,21 @@ def neuron_figures(result, out: Path) -> list[Path]:
         comps = dec.get(key) or {}
         if not comps:
             continue
-        fig, ax = plt.subplots(figsize=(8, 4.5))
+        if png_wanted():
+            fig, ax = plt.subplots(figsize=(8, 4.5))
+            for k, v in comps.items():
+                ax.plot(v, lw=1, label=k)
+            if key == "components":
+                ax.plot(dec["measured"], "k--", lw=1, label="measured pre-activation")
+            ax.set_xlabel("position in text")
+            ax.set_ylabel(f"neuron {result.neuron}: {title}")
+            ax.legend(fontsize=6, ncol=2)
+            paths.append(save_png(fig, out / f"{fname}.png"))
         pf = go.Figure()
         for k, v in comps.items():
-            ax.plot(v, lw=1, label=k)
             pf.add_scatter(y=v, mode="lines", name=k)
         if key == "components":
-            ax.plot(dec["measured"], "k--", lw=1, label="measured pre-activation")
             pf.add_scatter(y=dec["measured"], mode="lines", name="measured pre-activation", line={"dash": "dash"})
-        ax.set_xlabel("position in text")
-        ax.set_ylabel(f"neuron {result.neuron}: {title}")
-        ax.legend(fontsize=6, ncol=2)
-        paths.append(save_png(fig, out / f"{fname}.png"))
         pf.update_layout(xaxis_title="position in text", yaxis_title=title)
         paths.append(save_plotly(pf, out / f"{fname}.html"))
     tp = (dec.get("approximations") or {}).get("total_positional")
@@ -188,13 +203,14 @@ def neuron_figures(result, out: Path) -> list[Path]:
         paths.append(save_png(fig, out / "neuron_combined_positional.png"))
     ex = dec.get("extra_vs_distance") or {}
     if ex.get("mean_distance"):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.scatter(ex["mean_distance"], ex["measured"], s=8, label="measured (exact)")
-        ax.scatter(ex["mean_distance"], ex["predicted"], s=8, label="predicted (seed: w_j = 1/n)")
-        ax.set_xlabel("mean distance to the earlier copies of the current token")
-        ax.set_ylabel("extra from the duplicate head")
-        ax.legend()
-        paths.append(save_png(fig, out / "neuron_extra_vs_distance.png"))
+        if png_wanted():
+            fig, ax = plt.subplots(figsize=(6, 4))
+            ax.scatter(ex["mean_distance"], ex["measured"], s=8, label="measured (exact)")
+            ax.scatter(ex["mean_distance"], ex["predicted"], s=8, label="predicted (seed: w_j = 1/n)")
+            ax.set_xlabel("mean distance to the earlier copies of the current token")
+            ax.set_ylabel("extra from the duplicate head")
+            ax.legend()
+            paths.append(save_png(fig, out / "neuron_extra_vs_distance.png"))
         pf = go.Figure()
         pf.add_scatter(x=ex["mean_distance"], y=ex["measured"], mode="markers", name="measured")
         pf.add_scatter(x=ex["mean_distance"], y=ex["predicted"], mode="markers", name="predicted")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import plt, save_plotly, save_png
+from .common import plt, png_wanted, save_plotly, save_png
 
 CMAP = "jet"  # blue -> red along the positions, like the seed's figures
 PLOTLY_SCALE = "Jet"
@@ -117,12 +117,13 @@ def helix_3d(d: dict, out: Path) -> list[Path]:
     fig.update_layout(title=f"W_pos of {_short(d['model'])}: top-3 principal components", height=520,
                       width=max(560, 480 * len(panels)), showlegend=False, margin=dict(l=0, r=0, t=60, b=0))
     paths = [save_plotly(fig, out / "helix_3d.html")]
-    f = plt.figure(figsize=(4.2 * len(panels), 4))
-    for i, ((title, c, p), b) in enumerate(zip(panels, blocks)):
-        ax = f.add_subplot(1, len(panels), i + 1, projection="3d")
-        _scatter3d_mpl(ax, c, p, f"{title}\n{_share(b)}")
-    f.suptitle(f"W_pos of {_short(d['model'])}", fontsize=10)
-    paths.append(_save_3d(f, out / "helix_3d.png"))
+    if png_wanted():
+        f = plt.figure(figsize=(4.2 * len(panels), 4))
+        for i, ((title, c, p), b) in enumerate(zip(panels, blocks)):
+            ax = f.add_subplot(1, len(panels), i + 1, projection="3d")
+            _scatter3d_mpl(ax, c, p, f"{title}\n{_share(b)}")
+        f.suptitle(f"W_pos of {_short(d['model'])}", fontsize=10)
+        paths.append(_save_3d(f, out / "helix_3d.png"))
     return paths
 
 
@@ -159,26 +160,28 @@ def cosine_plot(d: dict, out: Path) -> list[Path]:
     mats = [("W_pos", d["cosine"])]
     if d.get("sinusoidal"):
         mats.append(("sinusoidal", d["sinusoidal"]["cosine"]))
-    f, axes = plt.subplots(1, len(mats) + 1, figsize=(4.2 * (len(mats) + 1), 3.8))
-    for ax, (name, c) in zip(axes, mats):
-        pos = np.asarray(c["matrix_positions"])
-        ext = [pos[0], pos[-1], pos[-1], pos[0]]
-        im = ax.imshow(np.asarray(c["matrix"]), cmap="RdBu_r", vmin=-1, vmax=1, extent=ext)
-        ax.set_title(f"{name}: cos(P_i, P_j)", fontsize=9)
-        ax.set_xlabel("position j")
-        ax.set_ylabel("position i")
-    f.colorbar(im, ax=axes[:len(mats)].tolist(), shrink=0.8)
-    ax = axes[-1]
-    for name, c in mats:
-        ax.plot(c["by_offset"], label=name + (f" (period {c['period']})" if c.get("period") else ""))
-    ax.axhline(0, color="k", lw=0.5)
-    ax.set_xlabel("offset k")
-    ax.set_ylabel("mean cos(P_i, P_i+k)")
-    ax.set_title("by offset", fontsize=9)
-    ax.legend(fontsize=7)
-    f.suptitle(_short(d["model"]), fontsize=10)
-    f.subplots_adjust(wspace=0.35)
-    png = save_png(f, out / "cosine.png", tight=False, bbox="tight")
+    paths = []
+    if png_wanted():
+        f, axes = plt.subplots(1, len(mats) + 1, figsize=(4.2 * (len(mats) + 1), 3.8))
+        for ax, (name, c) in zip(axes, mats):
+            pos = np.asarray(c["matrix_positions"])
+            ext = [pos[0], pos[-1], pos[-1], pos[0]]
+            im = ax.imshow(np.asarray(c["matrix"]), cmap="RdBu_r", vmin=-1, vmax=1, extent=ext)
+            ax.set_title(f"{name}: cos(P_i, P_j)", fontsize=9)
+            ax.set_xlabel("position j")
+            ax.set_ylabel("position i")
+        f.colorbar(im, ax=axes[:len(mats)].tolist(), shrink=0.8)
+        ax = axes[-1]
+        for name, c in mats:
+            ax.plot(c["by_offset"], label=name + (f" (period {c['period']})" if c.get("period") else ""))
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xlabel("offset k")
+        ax.set_ylabel("mean cos(P_i, P_i+k)")
+        ax.set_title("by offset", fontsize=9)
+        ax.legend(fontsize=7)
+        f.suptitle(_short(d["model"]), fontsize=10)
+        f.subplots_adjust(wspace=0.35)
+        paths.append(save_png(f, out / "cosine.png", tight=False, bbox="tight"))
     fig = make_subplots(rows=1, cols=len(mats), subplot_titles=[f"{n}: cos(P_i, P_j)" for n, _ in mats])
     for i, (name, c) in enumerate(mats):
         pos = c["matrix_positions"]
@@ -187,7 +190,8 @@ def cosine_plot(d: dict, out: Path) -> list[Path]:
         fig.update_yaxes(autorange="reversed", row=1, col=i + 1)
     fig.update_layout(title=f"{_short(d['model'])}: cosine similarity of positional embeddings", height=480,
                       width=460 * len(mats))
-    return [png, save_plotly(fig, out / "cosine.html")]
+    paths.append(save_plotly(fig, out / "cosine.html"))
+    return paths
 
 
 def traces_plot(d: dict, out: Path) -> list[Path]:
@@ -298,12 +302,14 @@ def _grid(items: list[tuple[str, np.ndarray, np.ndarray]], title: str, out: Path
     from plotly.subplots import make_subplots
 
     rows, cols = _grid_shape(len(items))
-    f = plt.figure(figsize=(3.6 * cols, 3.4 * rows))
-    for i, (name, c, p) in enumerate(items):
-        ax = f.add_subplot(rows, cols, i + 1, projection="3d")
-        _scatter3d_mpl(ax, c, p, name, size=2)
-    f.suptitle(title, fontsize=10)
-    paths = [_save_3d(f, out / f"{stem}.png")]
+    paths = []
+    if png_wanted():
+        f = plt.figure(figsize=(3.6 * cols, 3.4 * rows))
+        for i, (name, c, p) in enumerate(items):
+            ax = f.add_subplot(rows, cols, i + 1, projection="3d")
+            _scatter3d_mpl(ax, c, p, name, size=2)
+        f.suptitle(title, fontsize=10)
+        paths.append(_save_3d(f, out / f"{stem}.png"))
     fig = make_subplots(rows=rows, cols=cols, specs=[[{"type": "scene"}] * cols for _ in range(rows)],
                         subplot_titles=[n for n, _, _ in items])
     for i, (name, c, p) in enumerate(items):

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .common import glyph_safe, save_plotly, save_png  # noqa: E402
+from .common import glyph_safe, png_wanted, save_plotly, save_png  # noqa: E402
 
 
 def lens_figures(result, out: Path) -> list[Path]:
@@ -29,39 +29,41 @@ def lens_figures(result, out: Path) -> list[Path]:
     P, N = E.shape
     toks = [repr(t)[1:-1] for t in result.str_tokens]
     show = N <= 40
-    fig, ax = plt.subplots(figsize=(min(18, 2 + 0.55 * N) if show else 10, 1.2 + 0.42 * P))
-    im = ax.imshow(E, aspect="auto", cmap="magma_r")
-    ax.set_yticks(range(P), result.points, fontsize=7)
-    if show:
-        ax.set_xticks(range(N), toks, rotation=60, ha="right", fontsize=7)
-        for i in range(P):
-            for j in range(N):
-                ax.text(j, i, glyph_safe(repr(result.top1[i][j])[1:-1][:8]), ha="center", va="center", fontsize=5,
-                        color="w" if E[i, j] > np.nanmean(E) else "k")
-    else:
-        ax.set_xlabel("position")
-    ax.set_title(f"{result.model}: logit-lens entropy (nats); cells: top-1 next token")
-    fig.colorbar(im, ax=ax)
-    paths.append(save_png(fig, out / "lens_entropy.png"))
+    if png_wanted():
+        fig, ax = plt.subplots(figsize=(min(18, 2 + 0.55 * N) if show else 10, 1.2 + 0.42 * P))
+        im = ax.imshow(E, aspect="auto", cmap="magma_r")
+        ax.set_yticks(range(P), result.points, fontsize=7)
+        if show:
+            ax.set_xticks(range(N), toks, rotation=60, ha="right", fontsize=7)
+            for i in range(P):
+                for j in range(N):
+                    ax.text(j, i, glyph_safe(repr(result.top1[i][j])[1:-1][:8]), ha="center", va="center",
+                            fontsize=5, color="w" if E[i, j] > np.nanmean(E) else "k")
+        else:
+            ax.set_xlabel("position")
+        ax.set_title(f"{result.model}: logit-lens entropy (nats); cells: top-1 next token")
+        fig.colorbar(im, ax=ax)
+        paths.append(save_png(fig, out / "lens_entropy.png"))
     hover = [[f"next: {result.top1[i][j]!r}<br>entropy {E[i, j]:.3f}" for j in range(N)] for i in range(P)]
     pf = go.Figure(go.Heatmap(z=E, x=[f"{j}:{t}" for j, t in enumerate(toks)], y=result.points, text=hover,
                               hoverinfo="text", colorscale="Magma", reversescale=True))
     pf.update_layout(title=f"{result.model}: logit-lens entropy per layer and position")
     paths.append(save_plotly(pf, out / "lens_entropy.html"))
 
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    x = np.arange(P)
-    ax.plot(x, result.last_entropy, "-o", ms=3, label="last token")
-    ax.plot(x, result.mean_entropy, "-s", ms=3, label="mean over tokens")
-    for i, tk in enumerate(result.top_k):
-        if tk:
-            ax.annotate(glyph_safe(repr(tk[0]["token"])[1:-1][:10]), (i, result.last_entropy[i]), fontsize=6, rotation=30,
-                        xytext=(2, 4), textcoords="offset points")
-    ax.set_xticks(x, result.points, rotation=45, ha="right", fontsize=7)
-    ax.set_ylabel("entropy (nats)")
-    ax.set_title(f"{result.prompt[:60]!r}", fontsize=9)
-    ax.legend()
-    paths.append(save_png(fig, out / "lens_entropy_by_layer.png"))
+    if png_wanted():
+        fig, ax = plt.subplots(figsize=(6.5, 3.8))
+        x = np.arange(P)
+        ax.plot(x, result.last_entropy, "-o", ms=3, label="last token")
+        ax.plot(x, result.mean_entropy, "-s", ms=3, label="mean over tokens")
+        for i, tk in enumerate(result.top_k):
+            if tk:
+                ax.annotate(glyph_safe(repr(tk[0]["token"])[1:-1][:10]), (i, result.last_entropy[i]), fontsize=6,
+                            rotation=30, xytext=(2, 4), textcoords="offset points")
+        ax.set_xticks(x, result.points, rotation=45, ha="right", fontsize=7)
+        ax.set_ylabel("entropy (nats)")
+        ax.set_title(f"{result.prompt[:60]!r}", fontsize=9)
+        ax.legend()
+        paths.append(save_png(fig, out / "lens_entropy_by_layer.png"))
     pf = go.Figure()
     pf.add_scatter(x=result.points, y=result.last_entropy, name="last token",
                    text=[tk[0]["token"] if tk else "" for tk in result.top_k])

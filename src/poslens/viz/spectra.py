@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .common import save_plotly, save_png, subplot_colorbar  # noqa: E402
+from .common import png_wanted, save_plotly, save_png, subplot_colorbar  # noqa: E402
 
 # (metric, title, transform of a matrix's metrics dict to the plotted value)
 _PANELS = (
@@ -43,22 +43,24 @@ def spectra_figures(result, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     if result.matrices:
-        fig, axes = plt.subplots(1, len(_PANELS), figsize=(4.2 * len(_PANELS), 1.5 + 0.32 * len(result.layers)))
+        grids = [(title, *_grid(result, fn)) for _, title, fn in _PANELS]  # (title, grid, matrices, layers)
+        if png_wanted():
+            fig, axes = plt.subplots(1, len(_PANELS), figsize=(4.2 * len(_PANELS), 1.5 + 0.32 * len(result.layers)))
+            for ax, (title, g, mats, layers) in zip(np.atleast_1d(axes), grids):
+                im = ax.imshow(g, aspect="auto", cmap="viridis")
+                ax.set_xticks(range(len(mats)), mats)
+                ax.set_yticks(range(len(layers)), [str(l) for l in layers])
+                ax.set_ylabel("layer")
+                ax.set_title(title, fontsize=9)
+                fig.colorbar(im, ax=ax)
+            fig.suptitle(f"{result.model}: weight anisotropy")
+            paths.append(save_png(fig, out / "spectra_heatmap.png"))
         pf = make_subplots(rows=1, cols=len(_PANELS), subplot_titles=[t for _, t, _ in _PANELS],
                            horizontal_spacing=0.1)
-        for i, (ax, (_, title, fn)) in enumerate(zip(np.atleast_1d(axes), _PANELS)):
-            g, mats, layers = _grid(result, fn)
-            im = ax.imshow(g, aspect="auto", cmap="viridis")
-            ax.set_xticks(range(len(mats)), mats)
-            ax.set_yticks(range(len(layers)), [str(l) for l in layers])
-            ax.set_ylabel("layer")
-            ax.set_title(title, fontsize=9)
-            fig.colorbar(im, ax=ax)
+        for i, (title, g, mats, layers) in enumerate(grids):
             pf.add_trace(go.Heatmap(z=g, x=mats, y=[str(l) for l in layers], colorscale="Viridis",
                                     colorbar=subplot_colorbar(pf, 1, i + 1), name=title),
                          row=1, col=i + 1)
-        fig.suptitle(f"{result.model}: weight anisotropy")
-        paths.append(save_png(fig, out / "spectra_heatmap.png"))
         pf.update_layout(title=f"{result.model}: weight anisotropy over layers and matrices",
                          width=300 * len(_PANELS), margin=dict(r=50))
         paths.append(save_plotly(pf, out / "spectra_heatmap.html"))
@@ -66,26 +68,34 @@ def spectra_figures(result, out: Path) -> list[Path]:
         with_sv = {m: v for m, v in result.matrices.items() if any("singular_values" in d for d in v.values())}
         if with_sv:
             n = len(with_sv)
-            fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.2), squeeze=False)
-            pf = make_subplots(rows=1, cols=n, subplot_titles=list(with_sv))
-            cmap = plt.get_cmap("viridis")
-            for j, (m, by_layer) in enumerate(with_sv.items()):
-                ax = axes[0, j]
+            # per matrix: (position in the layer colour ramp, layer, singular values), empty spectra left out
+            spectra: dict[str, list] = {}
+            for m, by_layer in with_sv.items():
                 L = max(1, len(by_layer) - 1)
+                spectra[m] = []
                 for i, (l, d) in enumerate(sorted(by_layer.items(), key=lambda kv: int(kv[0]))):
                     sv = np.asarray(d.get("singular_values") or [], dtype=float)
-                    if not sv.size:
-                        continue
-                    # log10 on a linear axis: six log-scaled axes cost seconds of tick layout
-                    ax.plot(np.log10(np.maximum(sv, 1e-300)), color=cmap(i / L), lw=1, label=f"layer {l}")
+                    if sv.size:
+                        spectra[m].append((i / L, l, sv))
+            if png_wanted():
+                fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.2), squeeze=False)
+                cmap = plt.get_cmap("viridis")
+                for j, (m, curves) in enumerate(spectra.items()):
+                    ax = axes[0, j]
+                    for t, l, sv in curves:
+                        # log10 on a linear axis: six log-scaled axes cost seconds of tick layout
+                        ax.plot(np.log10(np.maximum(sv, 1e-300)), color=cmap(t), lw=1, label=f"layer {l}")
+                    ax.set_title(m)
+                    ax.set_xlabel("index")
+                    if j == 0:
+                        ax.set_ylabel("log10 singular value")
+                axes[0, -1].legend(fontsize=6, ncol=2)
+                paths.append(save_png(fig, out / "spectra_singular_values.png"))
+            pf = make_subplots(rows=1, cols=n, subplot_titles=list(with_sv))
+            for j, (m, curves) in enumerate(spectra.items()):
+                for _, l, sv in curves:
                     pf.add_scatter(y=sv, mode="lines", name=f"{m} layer {l}", legendgroup=m, row=1, col=j + 1,
                                    line=dict(width=1))
-                ax.set_title(m)
-                ax.set_xlabel("index")
-                if j == 0:
-                    ax.set_ylabel("log10 singular value")
-            axes[0, -1].legend(fontsize=6, ncol=2)
-            paths.append(save_png(fig, out / "spectra_singular_values.png"))
             pf.update_yaxes(type="log")
             pf.update_layout(title=f"{result.model}: singular values (hover for the layer)", width=max(700, 260 * n),
                              showlegend=False)
@@ -96,24 +106,29 @@ def spectra_figures(result, out: Path) -> list[Path]:
         layers = sorted({int(k.split(".")[0]) for k in keys})
         H = max(int(k.split(".")[1]) for k in keys) + 1
         panels = (("symmetry", "d(M_h, M_h^T)"), ("identity_scaled", "d(M_h scaled to |I|, I)"), ("identity", "d(M_h, I)"))
-        fig, axes = plt.subplots(1, 3, figsize=(4 + 0.9 * H, 1.5 + 0.32 * len(layers)))
-        pf = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels], horizontal_spacing=0.1)
-        for i, (ax, (key, title)) in enumerate(zip(axes, panels)):
+        grids = []
+        for key, title in panels:
             g = np.full((len(layers), H), np.nan)
             for k, v in result.qk.items():
                 l, h = map(int, k.split("."))
                 g[layers.index(l), h] = v[key]
-            im = ax.imshow(g, aspect="auto", cmap="magma")
-            ax.set_xticks(range(H))
-            ax.set_yticks(range(len(layers)), [str(l) for l in layers])
-            ax.set_xlabel("head")
-            ax.set_ylabel("layer")
-            ax.set_title(title, fontsize=9)
-            fig.colorbar(im, ax=ax)
+            grids.append(g)
+        if png_wanted():
+            fig, axes = plt.subplots(1, 3, figsize=(4 + 0.9 * H, 1.5 + 0.32 * len(layers)))
+            for ax, (key, title), g in zip(axes, panels, grids):
+                im = ax.imshow(g, aspect="auto", cmap="magma")
+                ax.set_xticks(range(H))
+                ax.set_yticks(range(len(layers)), [str(l) for l in layers])
+                ax.set_xlabel("head")
+                ax.set_ylabel("layer")
+                ax.set_title(title, fontsize=9)
+                fig.colorbar(im, ax=ax)
+            fig.suptitle(f"{result.model}: QK structure M_h = W_Q^h W_K^hT")
+            paths.append(save_png(fig, out / "qk_distances.png"))
+        pf = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels], horizontal_spacing=0.1)
+        for i, g in enumerate(grids):
             pf.add_trace(go.Heatmap(z=g, x=list(range(H)), y=[str(l) for l in layers], colorscale="Magma",
                                     colorbar=subplot_colorbar(pf, 1, i + 1)), row=1, col=i + 1)
-        fig.suptitle(f"{result.model}: QK structure M_h = W_Q^h W_K^hT")
-        paths.append(save_png(fig, out / "qk_distances.png"))
         pf.update_layout(title=f"{result.model}: QK distances per head", width=1000, margin=dict(r=50))
         paths.append(save_plotly(pf, out / "qk_distances.html"))
     return paths
@@ -130,13 +145,14 @@ def sphere_figures(result, out: Path) -> list[Path]:
         edges = np.asarray(h["edges"], dtype=float)
         counts = np.asarray(h["counts"], dtype=float)
         mids = (edges[:-1] + edges[1:]) / 2
-        fig, ax = plt.subplots(figsize=(6, 3.8))
-        ax.bar(mids, counts, width=np.diff(edges), color=np.where(mids > 0, "tab:orange", "tab:blue"))
-        ax.axvline(0, color="k", lw=0.8)
-        ax.set_xlabel("sum of positional radii - distance between token embeddings")
-        ax.set_ylabel(f"pairs ({h['trials']} trials)")
-        ax.set_title(f"{result.model}: {100 * result.mean_share:.2f}% of pairs overlap")
-        paths.append(save_png(fig, out / "sphere_overlap.png"))
+        if png_wanted():
+            fig, ax = plt.subplots(figsize=(6, 3.8))
+            ax.bar(mids, counts, width=np.diff(edges), color=np.where(mids > 0, "tab:orange", "tab:blue"))
+            ax.axvline(0, color="k", lw=0.8)
+            ax.set_xlabel("sum of positional radii - distance between token embeddings")
+            ax.set_ylabel(f"pairs ({h['trials']} trials)")
+            ax.set_title(f"{result.model}: {100 * result.mean_share:.2f}% of pairs overlap")
+            paths.append(save_png(fig, out / "sphere_overlap.png"))
         pf = go.Figure(go.Bar(x=mids, y=counts, marker_color=["orange" if m > 0 else "steelblue" for m in mids]))
         pf.update_layout(title=f"{result.model}: r_i + r_j - d_ij (overlap when > 0)", xaxis_title="margin",
                          yaxis_title="pairs")

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .common import save_plotly, save_png  # noqa: E402
+from .common import png_wanted, save_plotly, save_png  # noqa: E402
 
 
 def _short(label: str) -> str:
@@ -33,97 +33,108 @@ def subspace_figures(result, out: Path) -> list[Path]:
     if not names:
         return paths
     n = len(names)
-    cmap = plt.get_cmap("viridis")
 
     # 1. Gram spectra with the MP edge, one panel per prompt.
     if all("eigenvalues" in prompts[k] for k in names):
-        fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
+        arrays = {k: [np.asarray(ev, dtype=float) for ev in prompts[k]["eigenvalues"]] for k in names}
+        positive = {k: [ev[ev > 0] for ev in evs] for k, evs in arrays.items()}
+        if png_wanted():
+            cmap = plt.get_cmap("viridis")
+            fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
+            for j, k in enumerate(names):
+                g = prompts[k]
+                ax = axes[0, j]
+                P = len(g["points"])
+                for i, (lab, ev, mp) in enumerate(zip(g["points"], positive[k], g["mp"])):
+                    c = cmap(i / max(1, P - 1))
+                    ax.semilogy(np.arange(1, ev.size + 1), ev, color=c, lw=1, label=lab)
+                    ax.axhline(mp["edge"], color=c, lw=0.6, ls="--")
+                ax.set_title(f"{k}: {g['n_tokens']} tokens (dashed: MP edge)", fontsize=9)
+                ax.set_xlabel("eigenvalue index")
+                if j == 0:
+                    ax.set_ylabel("Gram eigenvalue / (N-1)")
+            axes[0, -1].legend(fontsize=6)
+            paths.append(save_png(fig, out / "subspace_spectra.png"))
         pf = make_subplots(rows=1, cols=n, subplot_titles=[f"{k} ({prompts[k]['n_tokens']} tokens)" for k in names])
         for j, k in enumerate(names):
-            g = prompts[k]
-            ax = axes[0, j]
-            P = len(g["points"])
-            for i, (lab, ev, mp) in enumerate(zip(g["points"], g["eigenvalues"], g["mp"])):
-                c = cmap(i / max(1, P - 1))
-                ev = np.asarray(ev, dtype=float)
-                ev = ev[ev > 0]
-                ax.semilogy(np.arange(1, ev.size + 1), ev, color=c, lw=1, label=lab)
-                ax.axhline(mp["edge"], color=c, lw=0.6, ls="--")
+            for lab, ev in zip(prompts[k]["points"], positive[k]):
                 pf.add_scatter(x=np.arange(1, ev.size + 1), y=ev, mode="lines", name=f"{k}: {lab}", legendgroup=k,
                                line=dict(width=1), row=1, col=j + 1)
-            ax.set_title(f"{k}: {g['n_tokens']} tokens (dashed: MP edge)", fontsize=9)
-            ax.set_xlabel("eigenvalue index")
-            if j == 0:
-                ax.set_ylabel("Gram eigenvalue / (N-1)")
-        axes[0, -1].legend(fontsize=6)
-        paths.append(save_png(fig, out / "subspace_spectra.png"))
         pf.update_yaxes(type="log")
         pf.update_layout(title=f"{result.model}: Gram spectra of centred hidden states")
         paths.append(save_plotly(pf, out / "subspace_spectra.html"))
 
     # 2. Signal dimension and effective dimensionality per point; principal-angle sums between consecutive points.
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    series = []  # per prompt: (name, points, MP dims, gap dims, consecutive pairs, their angle sums)
+    for k in names:
+        g = prompts[k]
+        series.append((k, [_short(p) for p in g["points"]], [m["k"] for m in g["mp"]], [q["k"] for q in g["gap"]],
+                       [f"{_short(c_['pair'][0])}-{_short(c_['pair'][1])}" for c_ in g["consecutive"]],
+                       [c_["sum_deg"] if c_["sum_deg"] is not None else np.nan for c_ in g["consecutive"]]))
+    if png_wanted():
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+        for j, (k, x, mp_dims, gap_dims, xs, ys) in enumerate(series):
+            g = prompts[k]
+            c = f"C{j}"
+            axes[0].plot(x, mp_dims, "-o", color=c, ms=3, label=f"{k} MP")
+            axes[0].plot(x, gap_dims, ":", color=c, label=f"{k} gap")
+            axes[1].plot(x, g["participation_ratio"], "-o", color=c, ms=3, label=f"{k} participation ratio")
+            axes[1].plot(x, g["effective_rank"], ":", color=c, label=f"{k} effective rank")
+            axes[2].plot(xs, ys, "-o", color=c, ms=3, label=k)
+        axes[0].set_ylabel("dimensions")
+        axes[0].set_xlabel("point (E = embeddings, i = after block i)")
+        for ax in axes:
+            ax.legend(fontsize=6)
+            ax.tick_params(axis="x", labelsize=7, rotation=45)
+        axes[2].set_ylabel("sum of principal angles (deg)")
+        paths.append(save_png(fig, out / "subspace_dims_angles.png"))
     pf = make_subplots(rows=1, cols=3, subplot_titles=["signal dimensions (MP / gap)", "effective dimensionality",
                                                        "principal-angle sum, consecutive points (deg)"])
-    for j, k in enumerate(names):
-        g = prompts[k]
-        x = [_short(p) for p in g["points"]]
-        c = f"C{j}"
-        axes[0].plot(x, [m["k"] for m in g["mp"]], "-o", color=c, ms=3, label=f"{k} MP")
-        axes[0].plot(x, [q["k"] for q in g["gap"]], ":", color=c, label=f"{k} gap")
-        axes[1].plot(x, g["participation_ratio"], "-o", color=c, ms=3, label=f"{k} participation ratio")
-        axes[1].plot(x, g["effective_rank"], ":", color=c, label=f"{k} effective rank")
-        xs = [f"{_short(c_['pair'][0])}-{_short(c_['pair'][1])}" for c_ in g["consecutive"]]
-        ys = [c_["sum_deg"] if c_["sum_deg"] is not None else np.nan for c_ in g["consecutive"]]
-        axes[2].plot(xs, ys, "-o", color=c, ms=3, label=k)
-        pf.add_scatter(x=x, y=[m["k"] for m in g["mp"]], name=f"{k} MP dims", row=1, col=1)
-        pf.add_scatter(x=x, y=[q["k"] for q in g["gap"]], name=f"{k} gap dims", line=dict(dash="dot"), row=1, col=1)
-        pf.add_scatter(x=x, y=g["participation_ratio"], name=f"{k} participation ratio", row=1, col=2)
+    for k, x, mp_dims, gap_dims, xs, ys in series:
+        pf.add_scatter(x=x, y=mp_dims, name=f"{k} MP dims", row=1, col=1)
+        pf.add_scatter(x=x, y=gap_dims, name=f"{k} gap dims", line=dict(dash="dot"), row=1, col=1)
+        pf.add_scatter(x=x, y=prompts[k]["participation_ratio"], name=f"{k} participation ratio", row=1, col=2)
         pf.add_scatter(x=xs, y=ys, name=f"{k} PA sum", row=1, col=3)
-    axes[0].set_ylabel("dimensions")
-    axes[0].set_xlabel("point (E = embeddings, i = after block i)")
-    for ax in axes:
-        ax.legend(fontsize=6)
-        ax.tick_params(axis="x", labelsize=7, rotation=45)
-    axes[2].set_ylabel("sum of principal angles (deg)")
-    paths.append(save_png(fig, out / "subspace_dims_angles.png"))
     pf.update_layout(title=f"{result.model}: signal subspaces across layers")
     paths.append(save_plotly(pf, out / "subspace_dims_angles.html"))
 
     # 3. Overlap matrices.
-    fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.4), squeeze=False)
+    overlaps = [(k, np.asarray(prompts[k]["overlap_matrix"], dtype=float), [_short(p) for p in prompts[k]["points"]])
+                for k in names]
+    if png_wanted():
+        fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.4), squeeze=False)
+        for j, (k, m, lab) in enumerate(overlaps):
+            im = axes[0, j].imshow(m, vmin=0, vmax=1, cmap="viridis")
+            axes[0, j].set_xticks(range(len(lab)), lab, fontsize=7)
+            axes[0, j].set_yticks(range(len(lab)), lab, fontsize=7)
+            axes[0, j].set_title(f"{k}: overlap (cos > {result.options.get('threshold')})", fontsize=9)
+            fig.colorbar(im, ax=axes[0, j])
+        paths.append(save_png(fig, out / "subspace_overlap.png"))
     pf = make_subplots(rows=1, cols=n, subplot_titles=names)
-    for j, k in enumerate(names):
-        g = prompts[k]
-        m = np.asarray(g["overlap_matrix"], dtype=float)
-        lab = [_short(p) for p in g["points"]]
-        im = axes[0, j].imshow(m, vmin=0, vmax=1, cmap="viridis")
-        axes[0, j].set_xticks(range(len(lab)), lab, fontsize=7)
-        axes[0, j].set_yticks(range(len(lab)), lab, fontsize=7)
-        axes[0, j].set_title(f"{k}: overlap (cos > {result.options.get('threshold')})", fontsize=9)
-        fig.colorbar(im, ax=axes[0, j])
+    for j, (k, m, lab) in enumerate(overlaps):
         pf.add_trace(go.Heatmap(z=m, x=lab, y=lab, zmin=0, zmax=1, showscale=j == n - 1), row=1, col=j + 1)
-    paths.append(save_png(fig, out / "subspace_overlap.png"))
     pf.update_layout(title=f"{result.model}: share of shared signal directions between points")
     paths.append(save_plotly(pf, out / "subspace_overlap.html"))
 
     # 4. MDS of the subspaces by Grassmann distance.
-    fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.6), squeeze=False)
+    maps = [(k, np.asarray(prompts[k]["mds"], dtype=float).reshape(-1, 2), [_short(p) for p in prompts[k]["mds_points"]])
+            for k in names]
+    if png_wanted():
+        fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.6), squeeze=False)
+        for j, (k, Y, lab) in enumerate(maps):
+            ax = axes[0, j]
+            if len(Y):
+                ax.plot(Y[:, 0], Y[:, 1], "-", color="0.7", lw=0.8)
+                ax.scatter(Y[:, 0], Y[:, 1], c=np.arange(len(Y)), cmap="viridis", zorder=3)
+                for (a, b), t in zip(Y, lab):
+                    ax.annotate(t, (a, b), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax.set_title(f"{k}: MDS by Grassmann distance", fontsize=9)
+            ax.set_aspect("equal", adjustable="datalim")
+        paths.append(save_png(fig, out / "subspace_mds.png"))
     pf = make_subplots(rows=1, cols=n, subplot_titles=names)
-    for j, k in enumerate(names):
-        g = prompts[k]
-        Y = np.asarray(g["mds"], dtype=float).reshape(-1, 2)
-        lab = [_short(p) for p in g["mds_points"]]
-        ax = axes[0, j]
+    for j, (k, Y, lab) in enumerate(maps):
         if len(Y):
-            ax.plot(Y[:, 0], Y[:, 1], "-", color="0.7", lw=0.8)
-            ax.scatter(Y[:, 0], Y[:, 1], c=np.arange(len(Y)), cmap="viridis", zorder=3)
-            for (a, b), t in zip(Y, lab):
-                ax.annotate(t, (a, b), fontsize=7, xytext=(3, 3), textcoords="offset points")
             pf.add_scatter(x=Y[:, 0], y=Y[:, 1], mode="lines+markers+text", text=lab, name=k, row=1, col=j + 1)
-        ax.set_title(f"{k}: MDS by Grassmann distance", fontsize=9)
-        ax.set_aspect("equal", adjustable="datalim")
-    paths.append(save_png(fig, out / "subspace_mds.png"))
     pf.update_layout(title=f"{result.model}: layers' signal subspaces, MDS by Grassmann distance")
     paths.append(save_plotly(pf, out / "subspace_mds.html"))
     return paths

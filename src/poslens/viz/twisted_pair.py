@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .common import save_plotly, save_png  # noqa: E402
+from .common import png_wanted, save_plotly, save_png  # noqa: E402
 
 _FLOOR = 1e-16  # log axes: exact zeros are drawn at this floor
 
@@ -26,17 +26,19 @@ def _estimate(r, out: Path) -> list[Path]:
     i, j, est, bnd = (np.asarray(s[key], float) for key in ("i", "j", "estimate", "bound"))
     truth = j - i
     ratio = np.abs(est - truth) / np.where(bnd > 0, bnd, np.inf)
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    sc = ax.scatter(truth + np.random.default_rng(0).uniform(-0.15, 0.15, len(truth)), est, c=ratio, s=6,
-                    cmap="viridis", vmin=0, vmax=max(1.0, float(ratio.max())))
     lim = [truth.min() - 0.5, truth.max() + 0.5]
-    ax.plot(lim, lim, "k--", lw=0.8)
-    ax.set_xlabel("true j - i (jittered)")
-    ax.set_ylabel("estimate (Runner, hook_mlp_out . v)")
-    c = r.construction
-    ax.set_title(f"{c['curve']['name']} ({c['variant']}), n={c['n']}, M={c['M']}, k={c['k']}")
-    fig.colorbar(sc, ax=ax, label="|error| / bound")
-    paths = [save_png(fig, out / "tp_estimate.png")]
+    paths = []
+    if png_wanted():
+        fig, ax = plt.subplots(figsize=(5.5, 4.5))
+        sc = ax.scatter(truth + np.random.default_rng(0).uniform(-0.15, 0.15, len(truth)), est, c=ratio, s=6,
+                        cmap="viridis", vmin=0, vmax=max(1.0, float(ratio.max())))
+        ax.plot(lim, lim, "k--", lw=0.8)
+        ax.set_xlabel("true j - i (jittered)")
+        ax.set_ylabel("estimate (Runner, hook_mlp_out . v)")
+        c = r.construction
+        ax.set_title(f"{c['curve']['name']} ({c['variant']}), n={c['n']}, M={c['M']}, k={c['k']}")
+        fig.colorbar(sc, ax=ax, label="|error| / bound")
+        paths.append(save_png(fig, out / "tp_estimate.png"))
     g = go.Figure(go.Scattergl(x=truth, y=est, mode="markers", marker={"color": ratio, "size": 4, "colorscale": "Viridis",
                                                                          "colorbar": {"title": "err/bound"}},
                                text=[f"i={a:.0f} j={b:.0f}" for a, b in zip(i, j)]))
@@ -52,27 +54,29 @@ def _error_bound(r, out: Path) -> list[Path]:
 
     pd = r.verification["per_distance"]
     d = np.array([x["distance"] for x in pd])
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    a1.semilogy(d, np.maximum([x["max_error"] for x in pd], _FLOOR), "o-", label="max |error|")
-    a1.semilogy(d, np.maximum([x["mean_error"] for x in pd], _FLOOR), ".-", label="mean |error|")
-    a1.semilogy(d, np.maximum([x["max_bound"] for x in pd], _FLOOR), "k--", label="bound (max over i)")
-    a1.semilogy(d, np.maximum([x["min_bound"] for x in pd], _FLOOR), "k:", label="bound (min over i)")
-    a1.set_xlabel("|i - j|")
-    a1.set_ylabel("positions")
-    a1.legend(fontsize=8)
-    a1.set_title("error and the post's bound by distance")
-    pp = r.verification["per_position"]
-    n = len(pp["max_error"]) - 1
-    t = np.arange(n + 1) / n
-    a2.semilogy(t, np.maximum(pp["max_error"], _FLOOR), lw=0.8, label="max |error| over j")
-    a2.semilogy(t, np.maximum(pp["max_bound"], _FLOOR), "k", lw=0.8, alpha=0.6, label="bound")
-    for s in r.construction["t_sentries"]:
-        if 0 <= s <= 1:
-            a2.axvline(s, color="tab:red", lw=0.3, alpha=0.5)
-    a2.set_xlabel("t = i / n (red: sentries)")
-    a2.legend(fontsize=8)
-    a2.set_title("along the curve")
-    paths = [save_png(fig, out / "tp_error_bound.png")]
+    paths = []
+    if png_wanted():
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+        a1.semilogy(d, np.maximum([x["max_error"] for x in pd], _FLOOR), "o-", label="max |error|")
+        a1.semilogy(d, np.maximum([x["mean_error"] for x in pd], _FLOOR), ".-", label="mean |error|")
+        a1.semilogy(d, np.maximum([x["max_bound"] for x in pd], _FLOOR), "k--", label="bound (max over i)")
+        a1.semilogy(d, np.maximum([x["min_bound"] for x in pd], _FLOOR), "k:", label="bound (min over i)")
+        a1.set_xlabel("|i - j|")
+        a1.set_ylabel("positions")
+        a1.legend(fontsize=8)
+        a1.set_title("error and the post's bound by distance")
+        pp = r.verification["per_position"]
+        n = len(pp["max_error"]) - 1
+        t = np.arange(n + 1) / n
+        a2.semilogy(t, np.maximum(pp["max_error"], _FLOOR), lw=0.8, label="max |error| over j")
+        a2.semilogy(t, np.maximum(pp["max_bound"], _FLOOR), "k", lw=0.8, alpha=0.6, label="bound")
+        for s in r.construction["t_sentries"]:
+            if 0 <= s <= 1:
+                a2.axvline(s, color="tab:red", lw=0.3, alpha=0.5)
+        a2.set_xlabel("t = i / n (red: sentries)")
+        a2.legend(fontsize=8)
+        a2.set_title("along the curve")
+        paths.append(save_png(fig, out / "tp_error_bound.png"))
     g = go.Figure()
     for key, name in (("max_error", "max |error|"), ("max_bound", "max bound"), ("min_bound", "min bound")):
         g.add_trace(go.Scatter(x=d, y=[max(x[key], _FLOOR) for x in pd], mode="lines+markers", name=name))
@@ -88,26 +92,34 @@ def _sweeps(r, out: Path) -> list[Path]:
     names = [k for k in ("M", "n", "k") if r.sweeps.get(k)]
     if not names:
         return []
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.8), squeeze=False)
+    fields = (("max_error", "o-"), ("max_bound", "k--"))
+    sweeps = {key: [x for x in r.sweeps[key] if "max_error" in x] for key in names}
+    paths = []
+    if png_wanted():
+        fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.8), squeeze=False)
+        for ax, key in zip(axes[0], names):
+            rows = sweeps[key]
+            x = [row[key] for row in rows]
+            for field, style in fields:
+                ax.loglog(x, [max(row[field], _FLOOR) for row in rows], style, label=field.replace("_", " "))
+            bad = [row[key] for row in rows if not row["within_bound"]]
+            if bad:
+                ax.plot(bad, [1] * len(bad), "rx", label="outside bound")
+            ax.set_xticks(x, [str(v) for v in x])
+            ax.minorticks_off()
+            ax.set_xlabel(key)
+            ax.set_ylabel("positions")
+            ax.legend(fontsize=8)
+        paths.append(save_png(fig, out / "tp_sweeps.png"))
     g = make_subplots(rows=1, cols=len(names), subplot_titles=[f"sweep over {k}" for k in names])
-    for col, (ax, key) in enumerate(zip(axes[0], names), 1):
-        rows = [x for x in r.sweeps[key] if "max_error" in x]
+    for col, key in enumerate(names, 1):
+        rows = sweeps[key]
         x = [row[key] for row in rows]
-        for field, style in (("max_error", "o-"), ("max_bound", "k--")):
-            y = [max(row[field], _FLOOR) for row in rows]
-            ax.loglog(x, y, style, label=field.replace("_", " "))
-            g.add_trace(go.Scatter(x=x, y=y, name=f"{key}: {field}", mode="lines+markers"), row=1, col=col)
-        bad = [row[key] for row in rows if not row["within_bound"]]
-        if bad:
-            ax.plot(bad, [1] * len(bad), "rx", label="outside bound")
-        ax.set_xticks(x, [str(v) for v in x])
-        ax.minorticks_off()
-        ax.set_xlabel(key)
-        ax.set_ylabel("positions")
-        ax.legend(fontsize=8)
+        for field, _ in fields:
+            g.add_trace(go.Scatter(x=x, y=[max(row[field], _FLOOR) for row in rows], name=f"{key}: {field}",
+                                   mode="lines+markers"), row=1, col=col)
         g.update_xaxes(type="log", title_text=key, row=1, col=col)
         g.update_yaxes(type="log", row=1, col=col)
-    paths = [save_png(fig, out / "tp_sweeps.png")]
     paths.append(save_plotly(g, out / "tp_sweeps.html"))
     return paths
 
@@ -119,22 +131,28 @@ def _noise(r, out: Path) -> list[Path]:
     if not rows:
         return []
     s = [x["sigma"] for x in rows]
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    curves = [(label, [max(x[key], _FLOOR) for x in rows]) for key, label in (
+        ("pair_rms", "pair N+ - N- (common-mode noise)"), ("single_rms", "single neuron N+"),
+        ("differential_rms", "pair, independent noise"))]
+    paths = []
+    if png_wanted():
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for label, y in curves:
+            ax.loglog(s, y, "o-", label=label)
+        flips = [x["sigma"] for x in rows if x["gate_flips"] > 0]
+        if flips:
+            ax.axvline(flips[0], color="grey", ls=":", label="gates start to flip")
+        ax.set_xlabel(f"noise sigma ({r.noise['sigma_unit']})")
+        ax.set_ylabel("rms excess error (positions)")
+        ax.legend(fontsize=8)
+        ax.set_title("common-mode noise cancels in the pair")
+        paths.append(save_png(fig, out / "tp_noise.png"))
     g = go.Figure()
-    for key, label in (("pair_rms", "pair N+ - N- (common-mode noise)"), ("single_rms", "single neuron N+"),
-                       ("differential_rms", "pair, independent noise")):
-        y = [max(x[key], _FLOOR) for x in rows]
-        ax.loglog(s, y, "o-", label=label)
+    for label, y in curves:
         g.add_trace(go.Scatter(x=s, y=y, name=label, mode="lines+markers"))
-    flips = [x["sigma"] for x in rows if x["gate_flips"] > 0]
-    if flips:
-        ax.axvline(flips[0], color="grey", ls=":", label="gates start to flip")
-    ax.set_xlabel(f"noise sigma ({r.noise['sigma_unit']})")
-    ax.set_ylabel("rms excess error (positions)")
-    ax.legend(fontsize=8)
-    ax.set_title("common-mode noise cancels in the pair")
     g.update_layout(xaxis_type="log", yaxis_type="log", xaxis_title="sigma", yaxis_title="rms excess error")
-    return [save_png(fig, out / "tp_noise.png"), save_plotly(g, out / "tp_noise.html")]
+    paths.append(save_plotly(g, out / "tp_noise.html"))
+    return paths
 
 
 def _near(r, out: Path) -> list[Path]:
@@ -206,13 +224,15 @@ def _gpt2(r, out: Path) -> list[Path]:
     grid = np.full((L, H), np.nan)
     for h in heads:
         grid[h["layer"], h["index"]] = h["mean_cos"]
-    fig, ax = plt.subplots(figsize=(1.5 + 0.45 * H, 1.2 + 0.35 * L))
-    im = ax.imshow(grid, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
-    ax.set_xlabel("head")
-    ax.set_ylabel("layer")
-    ax.set_title(f"mean cos(OV LN(x_i), f'(i)); the fitted map: {r.gpt2['ideal_cos']:.2f}")
-    fig.colorbar(im, ax=ax)
-    paths = [save_png(fig, out / "tp_gpt2_heads.png")]
+    paths = []
+    if png_wanted():
+        fig, ax = plt.subplots(figsize=(1.5 + 0.45 * H, 1.2 + 0.35 * L))
+        im = ax.imshow(grid, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+        ax.set_xlabel("head")
+        ax.set_ylabel("layer")
+        ax.set_title(f"mean cos(OV LN(x_i), f'(i)); the fitted map: {r.gpt2['ideal_cos']:.2f}")
+        fig.colorbar(im, ax=ax)
+        paths.append(save_png(fig, out / "tp_gpt2_heads.png"))
     g = go.Figure(go.Heatmap(z=grid, zmin=-1, zmax=1, colorscale="RdBu", reversescale=True))
     g.update_layout(title="OV image of x_i vs the derivative direction (mean cosine)", xaxis_title="head",
                     yaxis_title="layer")

@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .common import save_plotly, save_png  # noqa: E402
+from .common import png_wanted, save_plotly, save_png  # noqa: E402
 
 _BASE_STYLE = {"position": ("tab:gray", "--"), "space": ("tab:brown", ":"), "both": ("black", "-.")}
 
@@ -49,25 +49,28 @@ def key_plot(result, scheme: str, label_token: str, layer: int, out: Path, min_c
     shown = tot >= min_count
     title = (f"{result.model}: {scheme}, {label_token} token, residual point {layer} — predicted {unit} index "
              f"(accuracy {r['probes'][i]['accuracy']:.3f})")
-    fig, axes = plt.subplots(n, 1, figsize=(max(6.0, 0.28 * len(positions) + 2), 1.1 * n + 1), sharex=True, squeeze=False)
-    for u in range(n):
-        ax = axes[u, 0]
-        bottom = np.zeros(len(positions))
-        for k in range(n):
-            h = np.where(shown[u], frac[u, :, k], 0)
-            ax.bar(positions, h, bottom=bottom, color=cols[k], width=0.85, label=str(k) if u == 0 else None)
-            bottom += h
-        ax.set_ylim(0, 1)
-        ax.set_yticks([])
-        ax.set_ylabel(f"{u}", rotation=0, labelpad=10, va="center")
-    axes[0, 0].legend(title="predicted", ncol=n, fontsize=7, title_fontsize=7, loc="lower left",
-                      bbox_to_anchor=(0, 1.02), frameon=False)
-    axes[-1, 0].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    axes[-1, 0].set_xlabel("absolute position of the labelled token")
-    fig.supylabel(f"true {unit} index")
-    fig.suptitle(title, fontsize=9)
     stem = f"word_index_key_{scheme}_{label_token}_L{layer}"
-    paths = [save_png(fig, out / f"{stem}.png")]
+    paths = []
+    if png_wanted():
+        fig, axes = plt.subplots(n, 1, figsize=(max(6.0, 0.28 * len(positions) + 2), 1.1 * n + 1), sharex=True,
+                                 squeeze=False)
+        for u in range(n):
+            ax = axes[u, 0]
+            bottom = np.zeros(len(positions))
+            for k in range(n):
+                h = np.where(shown[u], frac[u, :, k], 0)
+                ax.bar(positions, h, bottom=bottom, color=cols[k], width=0.85, label=str(k) if u == 0 else None)
+                bottom += h
+            ax.set_ylim(0, 1)
+            ax.set_yticks([])
+            ax.set_ylabel(f"{u}", rotation=0, labelpad=10, va="center")
+        axes[0, 0].legend(title="predicted", ncol=n, fontsize=7, title_fontsize=7, loc="lower left",
+                          bbox_to_anchor=(0, 1.02), frameon=False)
+        axes[-1, 0].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        axes[-1, 0].set_xlabel("absolute position of the labelled token")
+        fig.supylabel(f"true {unit} index")
+        fig.suptitle(title, fontsize=9)
+        paths.append(save_png(fig, out / f"{stem}.png"))
 
     pf = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=0.01,
                        row_titles=[f"true {u}" for u in range(n)])
@@ -94,34 +97,42 @@ def accuracy_by_layer(result, scheme: str, out: Path) -> list[Path]:
 
     rep = result.schemes[scheme]
     x = result.layers
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    # per label token: (token, its report, accuracy, balanced accuracy, combined-probe accuracy or None, baselines shown)
+    series = [(lt, r, [m["accuracy"] for m in r["probes"]], [m["balanced_accuracy"] for m in r["probes"]],
+               [m["accuracy"] for m in r["combined"]] if "combined" in r else None,
+               lt == "last" or len(rep["labels"]) == 1) for lt, r in rep["labels"].items()]
+    paths = []
+    if png_wanted():
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for lt, r, acc, bal, comb, base in series:
+            style = "-" if lt == "last" else (0, (4, 2))
+            ax.plot(x, acc, "o", ls=style, color="tab:blue", label=f"probe, {lt} token")
+            ax.plot(x, bal, "s", ls=style, color="tab:orange", ms=4, label=f"probe, position-balanced ({lt})")
+            if comb is not None:
+                ax.plot(x, comb, "^", ls=style, color="tab:green", ms=4, label=f"residual + position + space ({lt})")
+            if base:
+                for name, b in r["baselines"].items():
+                    c, ls = _BASE_STYLE[name]
+                    ax.axhline(b["accuracy"], color=c, ls=ls, lw=1,
+                               label=f"baseline: {name} only" if name != "both" else "baseline: position + space")
+                ax.axhline(r["balanced"]["chance"], color="tab:orange", lw=0.8, ls=":", label="balanced chance")
+                ax.axhline(1 / rep["dataset"]["n_units"], color="tab:red", lw=0.8, ls=":", label="uniform chance")
+        ax.set_xticks(x)
+        ax.set_xlabel("residual point (0 = embeddings; L = entering block L)")
+        ax.set_ylabel("validation accuracy")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"{result.model}: which {rep['dataset']['unit']} is this token in? ({scheme})", fontsize=10)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        paths.append(save_png(fig, out / f"word_index_accuracy_{scheme}.png"))
     pf = go.Figure()
-    for lt, r in rep["labels"].items():
-        style = "-" if lt == "last" else (0, (4, 2))
-        acc = [m["accuracy"] for m in r["probes"]]
-        bal = [m["balanced_accuracy"] for m in r["probes"]]
-        ax.plot(x, acc, "o", ls=style, color="tab:blue", label=f"probe, {lt} token")
-        ax.plot(x, bal, "s", ls=style, color="tab:orange", ms=4, label=f"probe, position-balanced ({lt})")
+    for lt, r, acc, bal, comb, base in series:
         pf.add_scatter(x=x, y=acc, mode="lines+markers", name=f"probe, {lt} token")
         pf.add_scatter(x=x, y=bal, mode="lines+markers", name=f"position-balanced, {lt} token")
-        if "combined" in r:
-            comb = [m["accuracy"] for m in r["combined"]]
-            ax.plot(x, comb, "^", ls=style, color="tab:green", ms=4, label=f"residual + position + space ({lt})")
+        if comb is not None:
             pf.add_scatter(x=x, y=comb, mode="lines+markers", name=f"residual + position + space, {lt} token")
-        if lt == "last" or len(rep["labels"]) == 1:
+        if base:
             for name, b in r["baselines"].items():
-                c, ls = _BASE_STYLE[name]
-                ax.axhline(b["accuracy"], color=c, ls=ls, lw=1, label=f"baseline: {name} only" if name != "both" else "baseline: position + space")
                 pf.add_hline(y=b["accuracy"], line_dash="dash", annotation_text=f"{name} baseline ({lt})")
-            ax.axhline(r["balanced"]["chance"], color="tab:orange", lw=0.8, ls=":", label="balanced chance")
-            ax.axhline(1 / rep["dataset"]["n_units"], color="tab:red", lw=0.8, ls=":", label="uniform chance")
-    ax.set_xticks(x)
-    ax.set_xlabel("residual point (0 = embeddings; L = entering block L)")
-    ax.set_ylabel("validation accuracy")
-    ax.set_ylim(0, 1.02)
-    ax.set_title(f"{result.model}: which {rep['dataset']['unit']} is this token in? ({scheme})", fontsize=10)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    paths = [save_png(fig, out / f"word_index_accuracy_{scheme}.png")]
     pf.update_layout(xaxis_title="residual point", yaxis_title="validation accuracy", yaxis_range=[0, 1.02],
                      title=f"{result.model}: {scheme}")
     paths.append(save_plotly(pf, out / f"word_index_accuracy_{scheme}.html"))
@@ -151,24 +162,29 @@ def schemes_compared(result, out: Path) -> list[Path]:
     """Gain of each scheme's probe over its best baseline, and balanced accuracy above chance, per point."""
     import plotly.graph_objects as go
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    pf = go.Figure()
+    series = []  # per scheme: (scheme, gain over the best baseline, balanced accuracy minus chance)
     for s, rep in result.schemes.items():
         lt = "last" if "last" in rep["labels"] else next(iter(rep["labels"]))
         r = rep["labels"][lt]
-        above = [m["balanced_accuracy"] - r["balanced"]["chance"] for m in r["probes"]]
-        axes[0].plot(result.layers, r["gain"], "o-", label=s)
-        axes[1].plot(result.layers, above, "o-", label=s)
-        pf.add_scatter(x=result.layers, y=r["gain"], mode="lines+markers", name=f"{s}: gain over best baseline")
+        series.append((s, r["gain"], [m["balanced_accuracy"] - r["balanced"]["chance"] for m in r["probes"]]))
+    paths = []
+    if png_wanted():
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        for s, gain, above in series:
+            axes[0].plot(result.layers, gain, "o-", label=s)
+            axes[1].plot(result.layers, above, "o-", label=s)
+        for ax, t in zip(axes, ("probe minus best baseline", "position-balanced accuracy minus chance")):
+            ax.axhline(0, color="k", lw=0.6)
+            ax.set_xticks(result.layers)
+            ax.set_xlabel("residual point")
+            ax.set_title(t, fontsize=9)
+            ax.legend(fontsize=8)
+        fig.suptitle(f"{result.model}: reference schemes compared", fontsize=10)
+        paths.append(save_png(fig, out / "word_index_schemes.png"))
+    pf = go.Figure()
+    for s, gain, above in series:
+        pf.add_scatter(x=result.layers, y=gain, mode="lines+markers", name=f"{s}: gain over best baseline")
         pf.add_scatter(x=result.layers, y=above, mode="lines+markers", name=f"{s}: balanced minus chance")
-    for ax, t in zip(axes, ("probe minus best baseline", "position-balanced accuracy minus chance")):
-        ax.axhline(0, color="k", lw=0.6)
-        ax.set_xticks(result.layers)
-        ax.set_xlabel("residual point")
-        ax.set_title(t, fontsize=9)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"{result.model}: reference schemes compared", fontsize=10)
-    paths = [save_png(fig, out / "word_index_schemes.png")]
     pf.update_layout(xaxis_title="residual point", yaxis_title="accuracy difference")
     paths.append(save_plotly(pf, out / "word_index_schemes.html"))
     return paths

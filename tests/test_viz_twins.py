@@ -1,0 +1,43 @@
+"""png_wanted: a PNG with an interactive twin is not even built inside deferred_png(keep_twins=False)."""
+
+from types import SimpleNamespace
+
+from poslens.viz.common import deferred_png, plt, png_wanted
+from poslens.viz.spectra import sphere_figures
+
+
+def _sphere():
+    return SimpleNamespace(model="m", mean_share=0.25,
+                           margin_histogram={"edges": [-1.0, 0.0, 1.0], "counts": [3, 1], "trials": 4})
+
+
+def test_png_wanted_follows_deferred_png():
+    assert png_wanted()
+    with deferred_png():
+        assert not png_wanted()
+        with deferred_png(keep_twins=True):
+            assert png_wanted()
+        assert not png_wanted()
+    assert png_wanted()
+    with deferred_png(keep_twins=True):
+        assert png_wanted()
+
+
+def test_twin_png_not_built_in_report_mode(tmp_path, monkeypatch):
+    plt.close("all")
+    made = []
+    subplots = plt.subplots
+    monkeypatch.setattr(plt, "subplots", lambda *a, **k: made.append(1) or subplots(*a, **k))
+    with deferred_png() as skipped:
+        paths = sphere_figures(_sphere(), tmp_path / "a")
+    assert [p.name for p in paths] == ["sphere_overlap.html"] and not made and not skipped
+    assert not (tmp_path / "a" / "sphere_overlap.png").exists() and not plt.get_fignums()
+
+    with deferred_png(keep_twins=True):  # report --png
+        paths = sphere_figures(_sphere(), tmp_path / "b")
+    assert [p.name for p in paths] == ["sphere_overlap.png", "sphere_overlap.html"]
+    assert all(p.is_file() for p in paths)
+
+    paths = sphere_figures(_sphere(), tmp_path / "c")  # CLI: no deferred_png
+    assert [p.name for p in paths] == ["sphere_overlap.png", "sphere_overlap.html"]
+    assert all(p.is_file() for p in paths) and not plt.get_fignums()
