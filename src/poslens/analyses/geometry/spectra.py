@@ -137,12 +137,13 @@ def svdvals(batch: torch.Tensor, device: str | torch.device) -> np.ndarray:
     """Singular values of ``[batch, m, n]`` in float64, descending.
 
     Small matrices (per-head blocks) go through one batched ``torch.linalg.svdvals``.
-    On the CPU, large near-square ones (GPT-2's 768 x 768 Q/K/V/O) go straight to LAPACK's
-    SVD, and large rectangular ones through the eigenvalues of the smaller Gram matrix
-    (``scipy.linalg.eigvalsh`` of ``A A^T``: 2-4x faster than an SVD for 768 x 3072); its relative error on sigma_i is about
-    ``eps * n * (sigma_max / sigma_i)^2``, so whenever ``sigma_min / sigma_max <
-    _GRAM_MIN_RATIO`` the matrix is redone with LAPACK's divide-and-conquer SVD (gesdd),
-    keeping every singular value to better than 1e-5 relative.
+    On the CPU, large near-square ones go straight to LAPACK's SVD (trained GPT-2 Q/K/V/O have
+    sigma_min / sigma_max ~ 1e-5, which the Gram route below would redo anyway); large
+    rectangular ones (768 x 3072) through the eigenvalues of the smaller Gram matrix
+    (``scipy.linalg.eigvalsh`` of ``A A^T``, 2-4x faster than an SVD), whose relative error on
+    sigma_i is about ``eps * n * (sigma_max / sigma_i)^2``: whenever ``sigma_min / sigma_max <
+    _GRAM_MIN_RATIO`` the matrix is redone with LAPACK's SVD, keeping every singular value to
+    better than 1e-5 relative.
     """
     if torch.device(device).type == "cpu" and min(batch.shape[-2:]) > 256:
         from scipy.linalg import eigvalsh, svdvals as full_svd
@@ -150,14 +151,9 @@ def svdvals(batch: torch.Tensor, device: str | torch.device) -> np.ndarray:
         out = []
         for a in batch.detach().to(torch.float64).numpy():
             b = a if a.shape[0] <= a.shape[1] else a.T
-            if b.shape[1] < 2 * b.shape[0]:  # near square: the SVD costs little more than the Gram eigh,
-                out.append(full_svd(a, check_finite=False))  # which trained Q/K/V/O (sigma ratio ~1e-5) redo anyway
-                continue
-            ev = eigvalsh(b @ b.T, check_finite=False)[::-1]
-            sv = np.sqrt(np.clip(ev, 0.0, None))
-            if not sv[-1] >= _GRAM_MIN_RATIO * sv[0]:
-                sv = full_svd(a, check_finite=False)
-            out.append(sv)
+            sv = np.sqrt(np.clip(eigvalsh(b @ b.T, check_finite=False)[::-1], 0.0, None)) \
+                if b.shape[1] >= 2 * b.shape[0] else None
+            out.append(sv if sv is not None and sv[-1] >= _GRAM_MIN_RATIO * sv[0] else full_svd(a, check_finite=False))
         return np.stack(out)
     return torch.linalg.svdvals(batch.to(device, torch.float64)).cpu().numpy()
 
