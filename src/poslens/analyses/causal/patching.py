@@ -217,7 +217,6 @@ def patch_sweep(
 
     raw = np.repeat(base_vals[None, None, :], len(layers), 0).repeat(len(pos), 1)  # [L, p, B]
     li = {l: i for i, l in enumerate(layers)}
-    pj = {p: j for j, p in enumerate(pos)}
     n_cells = int(run_cell.sum())
     it = range(len(pos)) if use_suffix else run_layers
     if progress is None:
