@@ -11,8 +11,10 @@ from pathlib import Path
 
 import click
 
+from ..analyses.heads.options import Options as HeadsOptions
 from ..errors import InvalidInputError
 from .common import common, emit, out_dir, parse_heads, parse_ints
+from .options import build_options, options_flags
 
 
 def _text(spec: str | None) -> str | None:
@@ -37,37 +39,24 @@ def _one_head(spec: str | None):
 @click.command("dup-heads")
 @common
 @click.option("--layers", default=None, help="Comma-separated layers to score (default: all).")
-@click.option("--n-seq", default=64, show_default=True, help="Repeated random-token sequences.")
-@click.option("--seq-len", default=256, show_default=True, help="Tokens per sequence (capped at n_ctx).")
 @click.option("--corpus", type=click.Path(dir_okay=False), default=None,
               help="Text file for natural-text scores and token classes.")
-@click.option("--n-text-seq", default=32, show_default=True, help="Windows drawn from --corpus.")
 @click.option("--text", default=None, help="Natural text (or @file) scored instead of a corpus, in consecutive windows.")
-@click.option("--threshold", default=0.2, show_default=True, help="Score at or above which a head is a duplicate-token head.")
-@click.option("--rank-by", type=click.Choice(["repeated", "text"]), default="repeated", show_default=True)
+@click.option("--rank-by", type=click.Choice(["repeated", "text"]), default=HeadsOptions.rank_by, show_default=True,
+              help="Score that ranks heads and marks duplicate-token heads.")
 @click.option("--profile-heads", default=None, help="Heads for decay profiles, e.g. 0.1,0.5 (default: the duplicate heads).")
-@click.option("--profile-distinct", default=None, type=int, help="Distinct tokens per profile sequence (default seq_len/8).")
-@click.option("--uniform-half-distance", default=200.0, show_default=True,
-              help="Half-distance above which a head is 'uniform'.")
 @click.option("--no-bos", is_flag=True, help="Do not prepend BOS to sequences.")
-@click.option("--positional-only", is_flag=True, help="Only layer-0 attention on positional inputs (works without W_E).")
-@click.option("--batch-size", default=8, show_default=True)
-@click.option("--seed", default=0, show_default=True)
-def dup_heads_cmd(model, out, device, dtype, as_json, layers, n_seq, seq_len, corpus, n_text_seq, text, threshold, rank_by,
-                  profile_heads, profile_distinct, uniform_half_distance, no_bos, positional_only, batch_size, seed):
+@options_flags(HeadsOptions, skip=("layers", "corpus", "text", "rank_by", "profile_heads", "prepend_bos"))
+def dup_heads_cmd(model, out, device, dtype, as_json, layers, corpus, text, rank_by, profile_heads, no_bos, **kw):
     """Score heads for attention to earlier copies of the current token; decay profiles of the duplicate heads."""
     from ..analyses import heads as D
     from ..models import load_weights
     from ..viz.duplicate import dup_heads_figures
 
-    w = load_weights(model)
-    r = D.duplicate_heads(
-        w, layers=parse_ints(layers, "--layers", example="0,1"), n_seq=n_seq, seq_len=seq_len, seed=seed,
-        threshold=threshold, corpus=corpus, n_text_seq=n_text_seq, text=_text(text), rank_by=rank_by,
-        profile_heads=parse_heads(profile_heads), profile_distinct=profile_distinct,
-        uniform_half_distance=uniform_half_distance, prepend_bos=not no_bos, positional_only=positional_only,
-        batch_size=batch_size, device=device, dtype=dtype,
-    )
+    opts = build_options(HeadsOptions, {
+        **kw, "layers": parse_ints(layers, "--layers", example="0,1"), "corpus": corpus, "text": _text(text),
+        "rank_by": rank_by, "profile_heads": parse_heads(profile_heads), "prepend_bos": not no_bos})
+    r = D.duplicate_heads(load_weights(model), opts, device=device, dtype=dtype)
     d = out_dir(out, "dup-heads")
     figs = dup_heads_figures(r, d)
     emit(r, d, as_json, "\n".join(D.summarize(r)), figs)
