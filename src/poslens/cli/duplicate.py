@@ -12,6 +12,8 @@ from pathlib import Path
 import click
 
 from ..analyses.heads.options import Options as HeadsOptions
+from ..analyses.neurons.layernorm import LN_SCALES
+from ..analyses.neurons.options import Options as NeuronOptions
 from ..errors import InvalidInputError
 from .common import common, emit, out_dir, parse_heads, parse_ints
 from .options import build_options, options_flags
@@ -66,41 +68,26 @@ def dup_heads_cmd(model, out, device, dtype, as_json, layers, corpus, text, rank
 @common
 @click.option("--head", default=None,
               help="Head whose positional signal to follow, e.g. 0.5 (default: best layer-0 duplicate head).")
-@click.option("--neuron", default=None, type=int,
-              help="Neuron of the same layer's MLP to decompose (default: the top selected neuron).")
-@click.option("--threshold", default=30.0, show_default=True, help="|PVO| norm above which a neuron is selected.")
-@click.option("--top-k", default=8, show_default=True, help="Neurons to take when none passes --threshold.")
-@click.option("--ln-scale", type=click.Choice(["approx", "approx-const", "exact-mean", "none"]), default="approx",
-              show_default=True, help="Layer-0 LayerNorm multiplier applied to W_pos in PVO curves: the seed's formula, "
-              "the same with the mean |W_pos|, the exact one (mean over tokens), or none (raw PVO).")
-@click.option("--mlp-scale", default=None, type=float, help="MLP LayerNorm scale divisor (default: measured on the text).")
-@click.option("--no-fold-ln", is_flag=True, help="PVO from unfolded weights (LayerNorm weights left out).")
-@click.option("--no-center", is_flag=True, help="Do not centre W_E and W_pos (and the other writers) over d_model.")
+@click.option("--ln-scale", type=click.Choice(list(LN_SCALES)), default=NeuronOptions.ln_scale, show_default=True,
+              help="Layer-0 LayerNorm multiplier applied to W_pos in PVO curves: the study's formula, the same with "
+              "the mean |W_pos|, the exact one (mean over tokens), or none (raw PVO).")
 @click.option("--text", default=None,
               help="Text (or @file) for the per-head decomposition (default: a window of --corpus, else a built-in passage).")
 @click.option("--corpus", type=click.Path(dir_okay=False), default=None, help="Text file for top activating examples.")
-@click.option("--n-seq", default=32, show_default=True, help="Corpus windows searched for top examples.")
-@click.option("--seq-len", default=256, show_default=True)
-@click.option("--k-examples", default=20, show_default=True)
 @click.option("--uniform-heads", default=None,
-              help="Heads the seed approximates by the mean over earlier positions (default: detected on the text).")
+              help="Heads approximated by the mean over earlier positions, e.g. 0.1,0.3 (default: detected on the text).")
 @click.option("--no-bos", is_flag=True, help="Do not prepend BOS to the text and corpus windows.")
-@click.option("--seed", default=0, show_default=True)
-def dup_neurons_cmd(model, out, device, dtype, as_json, head, neuron, threshold, top_k, ln_scale, mlp_scale, no_fold_ln,
-                    no_center, text, corpus, n_seq, seq_len, k_examples, uniform_heads, no_bos, seed):
+@options_flags(NeuronOptions, skip=("head", "ln_scale", "text", "corpus", "uniform_heads", "prepend_bos"))
+def dup_neurons_cmd(model, out, device, dtype, as_json, head, ln_scale, text, corpus, uniform_heads, no_bos, **kw):
     """PVO analysis of a duplicate head, per-head decomposition of one neuron, top activating examples."""
     from ..analyses import neurons as N
     from ..models import load_weights
     from ..viz.duplicate import neuron_figures
 
-    text = _text(text)
-    w = load_weights(model)
-    r = N.duplicate_neurons(
-        w, head=_one_head(head), neuron=neuron, threshold=threshold, top_k=top_k, ln_scale=ln_scale, mlp_scale=mlp_scale,
-        fold_ln=not no_fold_ln, center=not no_center, text=text, corpus=corpus, n_seq=n_seq, seq_len=seq_len,
-        k_examples=k_examples, uniform_heads=parse_heads(uniform_heads), prepend_bos=not no_bos, seed=seed,
-        device=device, dtype=dtype,
-    )
+    opts = build_options(NeuronOptions, {
+        **kw, "head": _one_head(head), "ln_scale": ln_scale, "text": _text(text), "corpus": corpus,
+        "uniform_heads": parse_heads(uniform_heads), "prepend_bos": not no_bos})
+    r = N.duplicate_neurons(load_weights(model), opts, device=device, dtype=dtype)
     d = out_dir(out, "dup-neurons")
     figs = neuron_figures(r, d)
     emit(r, d, as_json, "\n".join(N.summarize(r)), figs)

@@ -31,9 +31,9 @@ class Options:
     seq_len: int = field(default=256, metadata={"help": "tokens per window (capped at n_ctx)"})
     k_examples: int = field(default=20, metadata={"help": "top activating examples kept"})
     uniform_heads: list[tuple[int, int]] | None = field(default=None, metadata={
-        "help": "heads the seed approximates by the mean over earlier positions (default: detected)"})
+        "help": "heads the study approximates by the mean over earlier positions (default: detected)"})
     seed: int = field(default=0, metadata={"help": "random seed of token samples and windows"})
-    pos_norm_from: int = field(default=100, metadata={"help": "position beyond which |W_pos| is averaged (the seed's 3.35)"})
+    pos_norm_from: int = field(default=100, metadata={"help": "position beyond which |W_pos| is averaged (the study's 3.35)"})
     n_scale_tokens: int = field(default=2048, metadata={"help": "tokens sampled for the LayerNorm-scale study"})
     fit_from: int = field(default=1, metadata={"help": "first position of the linear PVO fits"})
     combined_from: int = field(default=200, metadata={"help": "position after which the combined curve is averaged"})
