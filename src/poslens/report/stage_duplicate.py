@@ -40,13 +40,14 @@ def _run_heads(ctx, opts):
 
 
 def _neurons_options(ctx) -> dict:
+    from ..analyses.neurons.options import Options as NeuronOptions  # the defaults, declared once
 
     return {
         "head": "profile",  # or "L.H": study this head instead of the profile's duplicate-token head
         "profile": describe(ctx),
-        "threshold": 30.0,
-        "top_k": 8,
-        "ln_scale": "approx",
+        "threshold": NeuronOptions.threshold,
+        "top_k": NeuronOptions.top_k,
+        "ln_scale": NeuronOptions.ln_scale,
         "corpus": None,  # None: top examples and the decomposition on the built-in sample passage
         "n_seq": ctx.pick(8, 32, 64),
         "seq_len": min(ctx.pick(128, 256, 1024), ctx.cfg.n_ctx),
