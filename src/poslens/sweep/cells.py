@@ -11,7 +11,8 @@ Each analysis here calls poslens's own analyses and keeps a few scalars of their
 - ``icl``: the in-context loss gain on repeated random tokens: the mean next-token loss
   on the first copy minus that on the second (Olsson et al. 2022, "In-context learning
   and induction heads"; their score contrasts late and early tokens, here the copy
-  structure makes the contrast exact).
+  structure makes the contrast exact), and its order-dependent part, the induction gain
+  (:mod:`poslens.analyses.incontext`: the second copy shuffled as control).
 - ``sinks``: the attention-sink share on random tokens (Gu et al. 2024, "When Attention
   Sink Emerges in Language Models"), when :mod:`poslens.analyses.sinks` is installed.
 
@@ -100,24 +101,14 @@ def _heads(w, opts: dict) -> dict:
 
 
 def _icl(w, opts: dict) -> dict:
-    import torch.nn.functional as F
-
+    from ..analyses.incontext import copy_gain
     from ..models.runner import Runner
 
     tokens, bos = _repeated(w, opts)
-    runner = Runner(w, dtype="float32")
-    logits = runner.run(tokens, logits=True, batch_size=int(opts["batch_size"])).logits
-    # loss of predicting token t+1 from position t
-    loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten(), reduction="none")
-    loss = loss.view(tokens.shape[0], -1).double()
-    start = 1 if bos is not None else 0  # the first copy starts after BOS
-    half = (tokens.shape[1] - start + 1) // 2  # repeated_tokens' first copy holds ceil(L / 2) tokens
-    # targets start+1 .. start+half-1 are the first copy (its first token has no context to predict it from);
-    # targets from start+half on are the second copy, which a model with induction predicts
-    first = loss[:, start: start + half - 1]
-    second = loss[:, start + half - 1:]
-    lf, ls = float(first.mean()), float(second.mean())
-    return {"loss_first_copy": lf, "loss_second_copy": ls, "icl_gain": lf - ls}
+    g = copy_gain(Runner(w, dtype="float32"), tokens, bos is not None, seed=int(opts["seed"]),
+                  batch_size=int(opts["batch_size"]))
+    return {"loss_first_copy": g["first"], "loss_second_copy": g["second"], "icl_gain": g["gain"],
+            "loss_second_copy_shuffled": g["second_shuffled"], "icl_induction_gain": g["induction_gain"]}
 
 
 def _sinks(w, opts: dict) -> dict:
@@ -157,8 +148,11 @@ ANALYSES: dict[str, Analysis] = {
         "icl",
         {"icl_gain": "in-context loss gain: loss on the first copy minus loss on the second (nats)",
          "loss_first_copy": "mean next-token loss on the first copy of the random tokens (nats)",
-         "loss_second_copy": "mean next-token loss on the second copy (nats)"},
-        dict(_TOKENS), ("poslens.sweep.cells", "poslens.models.runner"), _icl,
+         "loss_second_copy": "mean next-token loss on the second copy (nats)",
+         "icl_induction_gain": "of the gain, the part that needs the earlier copy's order: loss on the second copy "
+                               "shuffled minus loss on it in order (nats)",
+         "loss_second_copy_shuffled": "mean next-token loss on the second copy in a random order (nats)"},
+        dict(_TOKENS), ("poslens.sweep.cells", "poslens.analyses.incontext", "poslens.models.runner"), _icl,
         needs=("embed.W_E",), needs_why="token inputs and the unembedding"),
 }
 if importlib.util.find_spec("poslens.analyses.sinks") is not None:

@@ -1,13 +1,8 @@
 """What a model card measures on a trained model and on every snapshot of its history.
 
-- :func:`incontext_gain`: on repeated random tokens (``[bos] t_1..t_h t_1..t_h``, the
-  sequences ``poslens dup-heads`` scores heads on), the mean next-token loss on the first
-  copy minus that on the second. It is not induction alone: a head that only raises the
-  tokens already seen in the context lowers the second copy's loss too (up to
-  ln(vocab / h) nats; 0.6-0.7 nats without any induction attention in small trials). So the
-  second copy is also shown in a shuffled order, which such a head predicts as well and an
-  induction circuit does not: ``induction_gain`` = loss on the shuffled second copy minus
-  loss on the exact one is the part that reads the order of the earlier copy.
+- :func:`incontext_gain`: on repeated random tokens, the loss on the first copy minus that on
+  the second, and ``induction_gain``, the part that needs the earlier copy's order (the
+  second copy shuffled as control; :mod:`poslens.analyses.incontext` says why).
 - :func:`mechanism_scores`: the best previous-token, duplicate-token and induction head
   (from :func:`poslens.analyses.heads.duplicate_heads`), W_pos's top-3 variance
   share and short-period share (from :func:`poslens.analyses.helix.helix`), and the gain.
@@ -46,52 +41,17 @@ def _weights(model):
     return model if isinstance(model, Weights) else load_weights(str(model))
 
 
-@torch.no_grad()
 def incontext_gain(model, n_seq: int = 32, seq_len: int = 256, seed: int = 0) -> dict[str, float]:
-    """Loss on the first copy, on the second copy, and their difference, on repeated random tokens.
-
-    Each sequence is BOS then ``h`` distinct random tokens then the same ``h`` again
-    (``poslens.data.sequences.repeated_tokens``). The first copy's loss counts the
-    predictions of its tokens 2..h (token 1 follows BOS); the second's, of its tokens 2..h,
-    so both average over the same token positions within their copy.
-    """
+    """:func:`poslens.analyses.incontext.copy_gain` on ``n_seq`` sequences of BOS, ``h`` distinct
+    random tokens and the same ``h`` again; with the uniform loss ln(vocab) for scale."""
+    from ..analyses.incontext import copy_gain
     from ..data.sequences import repeated_tokens
     from ..models import Runner
 
     w = _weights(model)
     bos = w.cfg.bos_token_id
-    P = min(seq_len, w.cfg.n_ctx)
-    toks = repeated_tokens(n_seq, P, w.cfg.d_vocab, seed=seed, exclude=(), bos=bos)
-    # the control: each second copy in its own random order (the same tokens, no order to follow)
-    off = 1 if bos is not None else 0
-    h = (P - off + 1) // 2
-    g = torch.Generator().manual_seed(int(seed) + 1)
-    shuffled = toks.clone()
-    for i in range(len(toks)):
-        shuffled[i, off + h:] = toks[i, off + h:][torch.randperm(P - off - h, generator=g)]
-    logits = Runner(w, dtype="float32").run(torch.cat([toks, shuffled]), logits=True).logits.float()
-    both = torch.cat([toks, shuffled])
-    nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), both[:, 1:].reshape(-1),
-                                            reduction="none").view(both.shape[0], -1)
-    first, second = copy_losses(nll[: len(toks)], bos is not None)
-    _, second_shuffled = copy_losses(nll[len(toks):], bos is not None)
-    return {"first": first, "second": second, "gain": first - second, "second_shuffled": second_shuffled,
-            "induction_gain": second_shuffled - second, "uniform": math.log(w.cfg.d_vocab)}
-
-
-def copy_losses(nll: torch.Tensor, bos: bool) -> tuple[float, float]:
-    """Mean of ``nll`` (``[seq, P - 1]``, entry j = the loss of predicting token j + 1) over each copy's tokens 2..
-
-    The first copy sits at positions off..off+h-1 and the second at off+h..P-1 (off = 1 after a
-    BOS, h = the first copy's length, as in ``repeated_tokens``).
-
-    >>> copy_losses(torch.arange(8.0)[None], bos=True)    # P = 9: copies at 1..4 and 5..8
-    (2.0, 6.0)
-    """
-    off = 1 if bos else 0
-    P = nll.shape[1] + 1
-    h = (P - off + 1) // 2
-    return float(nll[:, off: off + h - 1].mean()), float(nll[:, off + h: P - 1].mean())
+    toks = repeated_tokens(n_seq, min(seq_len, w.cfg.n_ctx), w.cfg.d_vocab, seed=seed, exclude=(), bos=bos)
+    return {**copy_gain(Runner(w, dtype="float32"), toks, bos is not None, seed=seed), "uniform": math.log(w.cfg.d_vocab)}
 
 
 def mechanism_scores(model, n_seq: int = 32, seq_len: int = 256) -> dict[str, Any]:
