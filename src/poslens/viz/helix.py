@@ -129,27 +129,50 @@ def helix_3d(d: dict, out: Path) -> list[Path]:
 
 def variance_plot(d: dict, out: Path) -> list[Path]:
     """Variance share per component and cumulative, W_pos against the sinusoidal encoding."""
-    f, ax = plt.subplots(figsize=(6.5, 3.6))
+    import plotly.graph_objects as go
+
     ve = np.asarray(d["variance_explained"])
     k = np.arange(1, len(ve) + 1)
     sin = d.get("sinusoidal")
-    width = 0.4 if sin else 0.8
-    ax.bar(k - (width / 2 if sin else 0), ve, width=width, label=f"W_pos ({d['components_for_90']} PCs for 90%)")
-    ax.plot(k, np.cumsum(ve), "o-", ms=3, label="W_pos cumulative")
+    title = (f"{_short(d['model'])}: PCA of W_pos, positions {d['positions'][0]}-{d['positions'][-1]}"
+             + (" (centred)" if d.get("centred") else " (raw)"))
+    paths = []
+    if png_wanted():
+        f, ax = plt.subplots(figsize=(6.5, 3.6))
+        width = 0.4 if sin else 0.8
+        ax.bar(k - (width / 2 if sin else 0), ve, width=width, label=f"W_pos ({d['components_for_90']} PCs for 90%)")
+        ax.plot(k, np.cumsum(ve), "o-", ms=3, label="W_pos cumulative")
+        if sin:
+            sv = np.asarray(sin["variance_explained"])
+            ax.bar(k[:len(sv)] + width / 2, sv, width=width, color="tab:gray",
+                   label=f"sinusoidal ({sin['components_for_90']} PCs for 90%)")
+            ax.plot(k[:len(sv)], np.cumsum(sv), "s--", ms=3, color="tab:gray", label="sinusoidal cumulative")
+        ax.axhline(0.9, color="k", lw=0.6, ls=":")
+        ax.set_xlabel("principal component")
+        ax.set_ylabel("share of variance")
+        ax.set_xticks(k)
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"{_short(d['model'])}: PCA of W_pos, positions {d['positions'][0]}-{d['positions'][-1]}"
+                     + (" (centred)" if d.get("centred") else " (raw)"), fontsize=9)
+        ax.legend(fontsize=7)
+        paths.append(save_png(f, out / "variance.png"))
+    fig = go.Figure()
+    fig.add_bar(x=k, y=ve, name=f"W_pos ({d['components_for_90']} PCs for 90%)", marker_color="#1f77b4")
     if sin:
         sv = np.asarray(sin["variance_explained"])
-        ax.bar(k[:len(sv)] + width / 2, sv, width=width, color="tab:gray",
-               label=f"sinusoidal ({sin['components_for_90']} PCs for 90%)")
-        ax.plot(k[:len(sv)], np.cumsum(sv), "s--", ms=3, color="tab:gray", label="sinusoidal cumulative")
-    ax.axhline(0.9, color="k", lw=0.6, ls=":")
-    ax.set_xlabel("principal component")
-    ax.set_ylabel("share of variance")
-    ax.set_xticks(k)
-    ax.set_ylim(0, 1.02)
-    ax.set_title(f"{_short(d['model'])}: PCA of W_pos, positions {d['positions'][0]}-{d['positions'][-1]}"
-                 + (" (centred)" if d.get("centred") else " (raw)"), fontsize=9)
-    ax.legend(fontsize=7)
-    return [save_png(f, out / "variance.png")]
+        fig.add_bar(x=k[:len(sv)], y=sv, name=f"sinusoidal ({sin['components_for_90']} PCs for 90%)",
+                    marker_color="#7f7f7f")
+    fig.add_scatter(x=k, y=np.cumsum(ve), mode="lines+markers", name="W_pos cumulative", marker=dict(size=5),
+                    line=dict(color="#ff7f0e"))
+    if sin:
+        fig.add_scatter(x=k[:len(sv)], y=np.cumsum(sv), mode="lines+markers", name="sinusoidal cumulative",
+                        marker=dict(size=5, symbol="square"), line=dict(color="#7f7f7f", dash="dash"))
+    fig.add_hline(y=0.9, line=dict(color="black", width=0.8, dash="dot"))
+    fig.update_xaxes(title_text="principal component", tickmode="array", tickvals=k)
+    fig.update_yaxes(title_text="share of variance", range=[0, 1.02])
+    fig.update_layout(title=title, barmode="group", height=420, width=720)
+    paths.append(save_plotly(fig, out / "variance.html"))
+    return paths
 
 
 def cosine_plot(d: dict, out: Path) -> list[Path]:
@@ -196,56 +219,124 @@ def cosine_plot(d: dict, out: Path) -> list[Path]:
 
 def traces_plot(d: dict, out: Path) -> list[Path]:
     """The strongest dimensions of W_pos against position (the helix post: 'they look like sine waves')."""
+    import plotly.graph_objects as go
+
     tr = d.get("traces") or {}
     if not tr.get("dims"):
         return []
     pos = np.asarray(d["positions"])
-    f, ax = plt.subplots(figsize=(7, 3.6))
+    title = f"{_short(d['model'])}: the {len(tr['dims'])} highest-variance dimensions of W_pos"
+    paths = []
+    if png_wanted():
+        f, ax = plt.subplots(figsize=(7, 3.6))
+        for dim, vals, per in zip(tr["dims"], tr["values"], tr["periods"]):
+            ax.plot(pos, vals, lw=0.9, label=f"dim {dim} (period ~{per:.0f})" if per < 4 * len(pos) else f"dim {dim}")
+        ax.set_xlabel("position")
+        ax.set_ylabel("W_pos[position, dim]")
+        ax.set_title(f"{_short(d['model'])}: the {len(tr['dims'])} highest-variance dimensions of W_pos", fontsize=9)
+        ax.legend(fontsize=7, ncol=2)
+        paths.append(save_png(f, out / "traces.png"))
+    fig = go.Figure()
     for dim, vals, per in zip(tr["dims"], tr["values"], tr["periods"]):
-        ax.plot(pos, vals, lw=0.9, label=f"dim {dim} (period ~{per:.0f})" if per < 4 * len(pos) else f"dim {dim}")
-    ax.set_xlabel("position")
-    ax.set_ylabel("W_pos[position, dim]")
-    ax.set_title(f"{_short(d['model'])}: the {len(tr['dims'])} highest-variance dimensions of W_pos", fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
-    return [save_png(f, out / "traces.png")]
+        fig.add_scatter(x=pos, y=vals, mode="lines", line=dict(width=1.2),
+                        name=f"dim {dim} (period ~{per:.0f})" if per < 4 * len(pos) else f"dim {dim}")
+    fig.update_xaxes(title_text="position")
+    fig.update_yaxes(title_text="W_pos[position, dim]")
+    fig.update_layout(title=title, height=420, width=760)
+    paths.append(save_plotly(fig, out / "traces.html"))
+    return paths
+
+
+def _hline_trace(x0: float, x1: float, y: float, name: str, color: str, dash: str, showlegend: bool = True):
+    """A horizontal (or, with x0 == x1 and y a pair, vertical) line as a trace, so it gets a legend entry."""
+    import plotly.graph_objects as go
+
+    ys = list(y) if isinstance(y, (list, tuple)) else [y, y]
+    return go.Scatter(x=[x0, x1], y=ys, mode="lines", name=name, showlegend=showlegend, hoverinfo="name",
+                      line=dict(color=color, dash=dash, width=1.2))
 
 
 def norms_plot(d: dict, out: Path) -> list[Path]:
     """Row norms by position (outliers marked), W_E's mean norm, and the early positions' fraying."""
+    from plotly.subplots import make_subplots
+
     n = d["norms"]
     fr = d.get("fray")
-    f, axes = plt.subplots(1, 2 if fr else 1, figsize=(11 if fr else 6, 3.6), squeeze=False)
-    ax = axes[0, 0]
     by = np.asarray(n["by_position"])
-    ax.plot(by, lw=0.9, label=f"W_pos (mean {n['W_pos']['mean']:.3f}, std {n['W_pos']['std']:.3f})")
-    for o in d["outliers"]["flagged"][:8]:
-        ax.plot(o["position"], o["norm"], "o", color="tab:red", ms=4)
-        ax.annotate(str(o["position"]), (o["position"], o["norm"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    if "W_E" in n:
-        ax.axhline(n["W_E"]["mean"], color="tab:green", ls="--", lw=0.8, label=f"W_E mean {n['W_E']['mean']:.3f}")
-    if d.get("sinusoidal"):
-        ax.axhline(d["sinusoidal"]["norms"]["mean"], color="tab:gray", ls=":", lw=0.8,
-                   label=f"sinusoidal {d['sinusoidal']['norms']['mean']:.2f}")
-        ax.set_yscale("log")
-    ax.set_xlabel("position")
-    ax.set_ylabel("row norm")
-    ax.set_title(f"{_short(d['model'])}: norms (isolated positions in red)", fontsize=9)
-    ax.legend(fontsize=7)
+    titles = [f"{_short(d['model'])}: norms (isolated positions in red)"]
     if fr:
-        ax = axes[0, 1]
-        ax.plot(fr["residual"], lw=0.8)
-        ax.axhline(fr["threshold"], color="k", ls=":", lw=0.7, label="threshold")
-        if fr["fray_end"] is not None:
-            ax.axvline(fr["fray_end"], color="tab:red", lw=0.8, label=f"fray ends ~{fr['fray_end']}")
+        titles.append(f"fraying: positions < {fr['cut']} leave the late subspace")
+    paths = []
+    if png_wanted():
+        f, axes = plt.subplots(1, 2 if fr else 1, figsize=(11 if fr else 6, 3.6), squeeze=False)
+        ax = axes[0, 0]
+        ax.plot(by, lw=0.9, label=f"W_pos (mean {n['W_pos']['mean']:.3f}, std {n['W_pos']['std']:.3f})")
+        for o in d["outliers"]["flagged"][:8]:
+            ax.plot(o["position"], o["norm"], "o", color="tab:red", ms=4)
+            ax.annotate(str(o["position"]), (o["position"], o["norm"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        if "W_E" in n:
+            ax.axhline(n["W_E"]["mean"], color="tab:green", ls="--", lw=0.8, label=f"W_E mean {n['W_E']['mean']:.3f}")
+        if d.get("sinusoidal"):
+            ax.axhline(d["sinusoidal"]["norms"]["mean"], color="tab:gray", ls=":", lw=0.8,
+                       label=f"sinusoidal {d['sinusoidal']['norms']['mean']:.2f}")
+            ax.set_yscale("log")
         ax.set_xlabel("position")
-        ax.set_ylabel(f"share outside the late top-{fr['k']} subspace")
-        ax.set_title(f"fraying: positions < {fr['cut']} leave the late subspace", fontsize=9)
+        ax.set_ylabel("row norm")
+        ax.set_title(f"{_short(d['model'])}: norms (isolated positions in red)", fontsize=9)
         ax.legend(fontsize=7)
-    return [save_png(f, out / "norms.png")]
+        if fr:
+            ax = axes[0, 1]
+            ax.plot(fr["residual"], lw=0.8)
+            ax.axhline(fr["threshold"], color="k", ls=":", lw=0.7, label="threshold")
+            if fr["fray_end"] is not None:
+                ax.axvline(fr["fray_end"], color="tab:red", lw=0.8, label=f"fray ends ~{fr['fray_end']}")
+            ax.set_xlabel("position")
+            ax.set_ylabel(f"share outside the late top-{fr['k']} subspace")
+            ax.set_title(f"fraying: positions < {fr['cut']} leave the late subspace", fontsize=9)
+            ax.legend(fontsize=7)
+        paths.append(save_png(f, out / "norms.png"))
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles)
+    x1 = max(len(by) - 1, 0)
+    fig.add_scatter(x=np.arange(len(by)), y=by, mode="lines", line=dict(width=1.2, color="#1f77b4"),
+                    name=f"W_pos (mean {n['W_pos']['mean']:.3f}, std {n['W_pos']['std']:.3f})", row=1, col=1)
+    flagged = d["outliers"]["flagged"][:8]
+    if flagged:
+        fig.add_scatter(x=[o["position"] for o in flagged], y=[o["norm"] for o in flagged], mode="markers+text",
+                        text=[str(o["position"]) for o in flagged], textposition="top right",
+                        textfont=dict(size=10), marker=dict(color="#d62728", size=7), name="isolated positions",
+                        row=1, col=1)
+    if "W_E" in n:
+        fig.add_trace(_hline_trace(0, x1, n["W_E"]["mean"], f"W_E mean {n['W_E']['mean']:.3f}", "#2ca02c", "dash"),
+                      row=1, col=1)
+    if d.get("sinusoidal"):
+        fig.add_trace(_hline_trace(0, x1, d["sinusoidal"]["norms"]["mean"],
+                                   f"sinusoidal {d['sinusoidal']['norms']['mean']:.2f}", "#7f7f7f", "dot"),
+                      row=1, col=1)
+        fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_xaxes(title_text="position")
+    fig.update_yaxes(title_text="row norm", row=1, col=1)
+    if fr:
+        res = np.asarray(fr["residual"], dtype=float)
+        fig.add_scatter(x=np.arange(len(res)), y=res, mode="lines", line=dict(width=1.2, color="#9467bd"),
+                        name="share outside (fraying)", row=1, col=2)
+        fig.add_trace(_hline_trace(0, max(len(res) - 1, 0), fr["threshold"], "threshold", "black", "dot"), row=1, col=2)
+        if fr["fray_end"] is not None:
+            finite = res[np.isfinite(res)]
+            lo = float(min(finite.min(), fr["threshold"])) if finite.size else 0.0
+            hi = float(max(finite.max(), fr["threshold"])) if finite.size else 1.0
+            fig.add_trace(_hline_trace(fr["fray_end"], fr["fray_end"], [lo, hi], f"fray ends ~{fr['fray_end']}",
+                                       "#d62728", "solid"), row=1, col=2)
+        fig.update_yaxes(title_text=f"share outside the late top-{fr['k']} subspace", row=1, col=2)
+    fig.update_annotations(font_size=13)
+    fig.update_layout(title=f"{_short(d['model'])}: row norms of W_pos", height=450, width=1100 if fr else 720)
+    paths.append(save_plotly(fig, out / "norms.html"))
+    return paths
 
 
 def helix_fit_plot(d: dict, out: Path) -> list[Path]:
     """Top components against position with the fitted helix, and the ODE's predicted derivative."""
+    from plotly.subplots import make_subplots
+
     h = d.get("helix")
     if not h:
         return []
@@ -257,30 +348,62 @@ def helix_fit_plot(d: dict, out: Path) -> list[Path]:
            + np.outer(np.cos(w * pos), h["cos"][:k]) + np.outer(np.sin(w * pos), h["sin"][:k]))
     ode = d.get("ode")
     show_ode = ode is not None and len(ode["A"]) == k
-    f, axes = plt.subplots(1, 2 if show_ode else 1, figsize=(11 if show_ode else 6, 3.6), squeeze=False)
-    ax = axes[0, 0]
-    for j in range(k):
-        ax.plot(pos, C[:, j], lw=0.8, label=f"PC{j + 1}")
-        ax.plot(pos, fit[:, j], "k--", lw=0.6)
-    ax.set_xlabel("position")
-    ax.set_ylabel("coordinate")
-    ax.set_title(f"helix fit: period {h['period']:.1f}, radius {h['radius']:.3g}, pitch {h['pitch']:.3g}, "
-                 f"R² {h['r2']:.3f}", fontsize=9)
-    ax.legend(fontsize=7)
+    sm = d.get("ode_smoothed")
+    titles = [f"helix fit: period {h['period']:.1f}, radius {h['radius']:.3g}, pitch {h['pitch']:.3g}, R² {h['r2']:.3f}"]
     if show_ode:
-        ax = axes[0, 1]
+        titles.append(f"f' ≈ A f + c: R² {ode['r2']:.3f} (central)" + (f", {sm['r2']:.3f} (smoothed)" if sm else ""))
+    paths = []
+    if png_wanted():
+        f, axes = plt.subplots(1, 2 if show_ode else 1, figsize=(11 if show_ode else 6, 3.6), squeeze=False)
+        ax = axes[0, 0]
+        for j in range(k):
+            ax.plot(pos, C[:, j], lw=0.8, label=f"PC{j + 1}")
+            ax.plot(pos, fit[:, j], "k--", lw=0.6)
+        ax.set_xlabel("position")
+        ax.set_ylabel("coordinate")
+        ax.set_title(f"helix fit: period {h['period']:.1f}, radius {h['radius']:.3g}, pitch {h['pitch']:.3g}, "
+                     f"R² {h['r2']:.3f}", fontsize=9)
+        ax.legend(fontsize=7)
+        if show_ode:
+            ax = axes[0, 1]
+            A, c = np.asarray(ode["A"]), np.asarray(ode["c"])
+            D = (C[2:] - C[:-2]) / 2
+            pred = C[1:-1] @ A.T + c
+            for j in range(k):
+                ax.plot(pos[1:-1], D[:, j], lw=0.5, alpha=0.6, label=f"dPC{j + 1}/dt (central)")
+                ax.plot(pos[1:-1], pred[:, j], "k--", lw=0.7)
+            sm = d.get("ode_smoothed")
+            ax.set_title(f"f' ≈ A f + c: R² {ode['r2']:.3f} (central)"
+                         + (f", {sm['r2']:.3f} (smoothed)" if sm else ""), fontsize=9)
+            ax.set_xlabel("position")
+            ax.legend(fontsize=6)
+        paths.append(save_png(f, out / "helix_fit.png"))
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+               "#17becf"]
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles)
+    for j in range(k):
+        col = palette[j % len(palette)]
+        fig.add_scatter(x=pos, y=C[:, j], mode="lines", line=dict(width=1.2, color=col), name=f"PC{j + 1}",
+                        legendgroup=f"PC{j + 1}", row=1, col=1)
+        fig.add_scatter(x=pos, y=fit[:, j], mode="lines", line=dict(width=1, color="black", dash="dash"),
+                        name=f"PC{j + 1} helix fit", legendgroup=f"PC{j + 1}", showlegend=False, row=1, col=1)
+    fig.update_yaxes(title_text="coordinate", row=1, col=1)
+    if show_ode:
         A, c = np.asarray(ode["A"]), np.asarray(ode["c"])
         D = (C[2:] - C[:-2]) / 2
         pred = C[1:-1] @ A.T + c
         for j in range(k):
-            ax.plot(pos[1:-1], D[:, j], lw=0.5, alpha=0.6, label=f"dPC{j + 1}/dt (central)")
-            ax.plot(pos[1:-1], pred[:, j], "k--", lw=0.7)
-        sm = d.get("ode_smoothed")
-        ax.set_title(f"f' ≈ A f + c: R² {ode['r2']:.3f} (central)"
-                     + (f", {sm['r2']:.3f} (smoothed)" if sm else ""), fontsize=9)
-        ax.set_xlabel("position")
-        ax.legend(fontsize=6)
-    return [save_png(f, out / "helix_fit.png")]
+            col = palette[j % len(palette)]
+            fig.add_scatter(x=pos[1:-1], y=D[:, j], mode="lines", opacity=0.6, line=dict(width=1, color=col),
+                            name=f"dPC{j + 1}/dt (central)", legendgroup=f"dPC{j + 1}", row=1, col=2)
+            fig.add_scatter(x=pos[1:-1], y=pred[:, j], mode="lines", line=dict(width=1, color="black", dash="dash"),
+                            name=f"dPC{j + 1}/dt (A f + c)", legendgroup=f"dPC{j + 1}", showlegend=False, row=1, col=2)
+    fig.update_xaxes(title_text="position")
+    fig.update_annotations(font_size=13)
+    fig.update_layout(title=f"{_short(d['model'])}: helix fit of the top principal components (dashed: fit)",
+                      height=450, width=1100 if show_ode else 720)
+    paths.append(save_plotly(fig, out / "helix_fit.html"))
+    return paths
 
 
 def helix_figures(result, out: str | Path) -> list[Path]:
