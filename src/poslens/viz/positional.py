@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from ..analyses.position_probe.measure import ProbeResult  # noqa: E402
 from ..analyses.rotary.measure import RotaryResult  # noqa: E402
 from ..analyses.sinks.measure import SinkResult  # noqa: E402
-from .common import save_png  # noqa: E402
+from .common import png_wanted, save_plotly, save_png  # noqa: E402
 
 
 def _grid(heads, layers, n_heads, key):
@@ -31,69 +31,145 @@ def _grid(heads, layers, n_heads, key):
     return g
 
 
+_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
 def sink_figures(r: SinkResult, out: Path) -> list[Path]:
     """Per input kind: alpha(0) per layer x head (sinks outlined), and alpha by key position."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
     out = Path(out)
     paths = []
     n = len(r.runs)
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 1, 0.35 * max(len(x.layers) for x in r.runs) + 2.2), squeeze=False)
-    for ax, run in zip(axes[0], r.runs):
-        g = _grid(run.heads, run.layers, r.n_heads, "first_attention")
-        im = ax.imshow(g, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    grids = [_grid(run.heads, run.layers, r.n_heads, "first_attention") for run in r.runs]
+    if png_wanted():
+        fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 1, 0.35 * max(len(x.layers) for x in r.runs) + 2.2),
+                                 squeeze=False)
+        for ax, run, g in zip(axes[0], r.runs, grids):
+            im = ax.imshow(g, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+            for i in range(g.shape[0]):
+                for j in range(g.shape[1]):
+                    if g[i, j] > r.epsilon:
+                        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=1.2))
+            ax.set_yticks(range(len(run.layers)), [str(l) for l in run.layers])
+            ax.set_xlabel("head")
+            ax.set_ylabel("layer")
+            ax.set_title(f"{run.inputs}\nsink share {run.sink_share:.1%}", fontsize=9)
+        fig.colorbar(im, ax=axes[0].tolist(), label="mean attention to the first position, alpha(0)")
+        fig.suptitle(f"Attention sinks (red: alpha(0) > {r.epsilon:g}) — {r.model}", fontsize=10, y=0.99)
+        fig.subplots_adjust(top=0.78, bottom=0.16)
+        paths.append(save_png(fig, out / "sinks_first_attention.png", tight=False))
+    n_layers = max(len(x.layers) for x in r.runs)
+    pf = make_subplots(rows=1, cols=n, horizontal_spacing=0.08 if n > 1 else 0.02,
+                       subplot_titles=[f"{run.inputs}<br>sink share {run.sink_share:.1%}" for run in r.runs])
+    for c, (run, g) in enumerate(zip(r.runs, grids), 1):
+        pf.add_trace(go.Heatmap(z=g, x=list(range(g.shape[1])), y=[str(l) for l in run.layers], coloraxis="coloraxis",
+                                name=run.inputs, hovertemplate="layer %{y}, head %{x}<br>alpha(0) %{z:.3f}<extra></extra>"),
+                     row=1, col=c)
+        sub = pf.get_subplot(1, c)
+        xref, yref = sub.xaxis.plotly_name.replace("axis", ""), sub.yaxis.plotly_name.replace("axis", "")
         for i in range(g.shape[0]):
             for j in range(g.shape[1]):
                 if g[i, j] > r.epsilon:
-                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=1.2))
-        ax.set_yticks(range(len(run.layers)), [str(l) for l in run.layers])
-        ax.set_xlabel("head")
-        ax.set_ylabel("layer")
-        ax.set_title(f"{run.inputs}\nsink share {run.sink_share:.1%}", fontsize=9)
-    fig.colorbar(im, ax=axes[0].tolist(), label="mean attention to the first position, alpha(0)")
-    fig.suptitle(f"Attention sinks (red: alpha(0) > {r.epsilon:g}) — {r.model}", fontsize=10, y=0.99)
-    fig.subplots_adjust(top=0.78, bottom=0.16)
-    paths.append(save_png(fig, out / "sinks_first_attention.png", tight=False))
+                    pf.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5, xref=xref, yref=yref,
+                                 line=dict(color="red", width=1.5))
+        pf.update_xaxes(title_text="head", row=1, col=c)
+        pf.update_yaxes(title_text="layer" if c == 1 else None, autorange="reversed", type="category", row=1, col=c)
+    pf.update_layout(coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1,
+                                    colorbar=dict(title=dict(text="mean attention to the<br>first position, alpha(0)",
+                                                             side="right"), thickness=12, outlinewidth=0)),
+                     title=dict(text=f"Attention sinks (red: alpha(0) > {r.epsilon:g}) — {r.model}", y=0.97,
+                                yanchor="top", yref="container"),
+                     width=max(520, 300 * n + 160), height=max(380, 22 * n_layers + 220), margin=dict(t=110))
+    paths.append(save_plotly(pf, out / "sinks_first_attention.html"))
 
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    ratios = {}
     for run in r.runs:
-        ax[0].plot(range(len(run.key_profile)), run.key_profile, label=run.inputs)
-        ratios = [h.key_norm_ratio for h in run.heads if h.key_norm_ratio is not None]
-        firsts = [h.qk_cos_first for h in run.heads]
-        others = [h.qk_cos_other for h in run.heads]
-        ax[1].scatter(others, firsts, s=12, label=f"{run.inputs} (median key-norm ratio "
-                      f"{np.median(ratios) if ratios else float('nan'):.2f})")
-    ax[0].set_yscale("log")
-    ax[0].set_xlabel("key position k")
-    ax[0].set_ylabel("alpha(k), mean over layers and heads")
-    ax[0].legend(fontsize=7)
-    lim = [-1, 1]
-    ax[1].plot(lim, lim, color="grey", lw=0.8)
-    ax[1].set_xlabel("cos(q, k_j), j >= 1")
-    ax[1].set_ylabel("cos(q, k_0)")
-    ax[1].set_title("per head: query-key cosine, first key vs others", fontsize=9)
-    ax[1].legend(fontsize=7)
-    paths.append(save_png(fig, out / "sinks_keys.png"))
+        rs = [h.key_norm_ratio for h in run.heads if h.key_norm_ratio is not None]
+        ratios[run.inputs] = np.median(rs) if rs else float("nan")
+    if png_wanted():
+        fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+        for run in r.runs:
+            ax[0].plot(range(len(run.key_profile)), run.key_profile, label=run.inputs)
+            firsts = [h.qk_cos_first for h in run.heads]
+            others = [h.qk_cos_other for h in run.heads]
+            ax[1].scatter(others, firsts, s=12, label=f"{run.inputs} (median key-norm ratio "
+                          f"{ratios[run.inputs]:.2f})")
+        ax[0].set_yscale("log")
+        ax[0].set_xlabel("key position k")
+        ax[0].set_ylabel("alpha(k), mean over layers and heads")
+        ax[0].legend(fontsize=7)
+        lim = [-1, 1]
+        ax[1].plot(lim, lim, color="grey", lw=0.8)
+        ax[1].set_xlabel("cos(q, k_j), j >= 1")
+        ax[1].set_ylabel("cos(q, k_0)")
+        ax[1].set_title("per head: query-key cosine, first key vs others", fontsize=9)
+        ax[1].legend(fontsize=7)
+        paths.append(save_png(fig, out / "sinks_keys.png"))
+    pf = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                       subplot_titles=["attention by key position", "per head: query-key cosine, first key vs others"])
+    for c, run in enumerate(r.runs):
+        color = _COLORS[c % len(_COLORS)]
+        pf.add_scatter(x=list(range(len(run.key_profile))), y=list(run.key_profile), mode="lines", name=run.inputs,
+                       line=dict(color=color), row=1, col=1)
+        pf.add_scatter(x=[h.qk_cos_other for h in run.heads], y=[h.qk_cos_first for h in run.heads], mode="markers",
+                       marker=dict(color=color, size=6), text=[h.head for h in run.heads],
+                       name=f"{run.inputs} (median key-norm ratio {ratios[run.inputs]:.2f})", row=1, col=2)
+    pf.add_scatter(x=[-1, 1], y=[-1, 1], mode="lines", line=dict(color="grey", width=1), name="y = x",
+                   showlegend=False, hoverinfo="skip", row=1, col=2)
+    pf.update_xaxes(title_text="key position k", row=1, col=1)
+    pf.update_yaxes(title_text="alpha(k), mean over layers and heads", type="log", row=1, col=1)
+    pf.update_xaxes(title_text="cos(q, k_j), j >= 1", row=1, col=2)
+    pf.update_yaxes(title_text="cos(q, k_0)", row=1, col=2)
+    pf.update_layout(title=dict(text=f"Attention sinks: keys — {r.model}", y=0.97, yanchor="top", yref="container"),
+                     legend=dict(orientation="h", x=0, y=-0.25, yanchor="top", font=dict(size=10)),
+                     width=1000, height=480, margin=dict(t=90, b=130))
+    paths.append(save_plotly(pf, out / "sinks_keys.html"))
     return paths
 
 
 def probe_figures(r: ProbeResult, out: Path) -> list[Path]:
+    from plotly.subplots import make_subplots
+
     out = Path(out)
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    paths = []
     pts = [p.point for p in r.points]
-    ax[0].plot(pts, [p.mae for p in r.points], "o-", label="ridge probe")
-    ax[0].plot(pts, [p.baseline_mae for p in r.points], "--", color="grey", label="predict the mean position")
-    ax[0].set_xticks(pts)
-    ax[0].set_xlabel("residual point (0 = embeddings)")
-    ax[0].set_ylabel("mean absolute error (positions)")
-    ax[0].set_title(f"absolute position from the residual stream ({r.inputs})", fontsize=9)
-    ax[0].legend(fontsize=8)
     centres = [(a + b) / 2 for a, b in zip(r.bin_edges[:-1], r.bin_edges[1:])]
-    for p in r.points:
-        ax[1].plot(centres, p.mae_by_position, marker=".", label=f"point {p.point}")
-    ax[1].set_xlabel("true position")
-    ax[1].set_ylabel("test error (positions)")
-    ax[1].legend(fontsize=7, ncol=2)
-    fig.suptitle(r.model, fontsize=9)
-    return [save_png(fig, out / "position_probe.png")]
+    left = f"absolute position from the residual stream ({r.inputs})"
+    if png_wanted():
+        fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+        ax[0].plot(pts, [p.mae for p in r.points], "o-", label="ridge probe")
+        ax[0].plot(pts, [p.baseline_mae for p in r.points], "--", color="grey", label="predict the mean position")
+        ax[0].set_xticks(pts)
+        ax[0].set_xlabel("residual point (0 = embeddings)")
+        ax[0].set_ylabel("mean absolute error (positions)")
+        ax[0].set_title(left, fontsize=9)
+        ax[0].legend(fontsize=8)
+        for p in r.points:
+            ax[1].plot(centres, p.mae_by_position, marker=".", label=f"point {p.point}")
+        ax[1].set_xlabel("true position")
+        ax[1].set_ylabel("test error (positions)")
+        ax[1].legend(fontsize=7, ncol=2)
+        fig.suptitle(r.model, fontsize=9)
+        paths.append(save_png(fig, out / "position_probe.png"))
+    pf = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=[left, "test error by true position"])
+    pf.add_scatter(x=pts, y=[p.mae for p in r.points], mode="lines+markers", name="ridge probe",
+                   line=dict(color=_COLORS[0]), legendgroup="probe", row=1, col=1)
+    pf.add_scatter(x=pts, y=[p.baseline_mae for p in r.points], mode="lines", name="predict the mean position",
+                   line=dict(color="grey", dash="dash"), legendgroup="probe", row=1, col=1)
+    for c, p in enumerate(r.points):
+        pf.add_scatter(x=centres, y=list(p.mae_by_position), mode="lines+markers", name=f"point {p.point}",
+                       marker=dict(size=4), line=dict(color=_COLORS[c % len(_COLORS)]), legendgroup="points",
+                       row=1, col=2)
+    pf.update_xaxes(title_text="residual point (0 = embeddings)", tickvals=pts, row=1, col=1)
+    pf.update_yaxes(title_text="mean absolute error (positions)", row=1, col=1)
+    pf.update_xaxes(title_text="true position", row=1, col=2)
+    pf.update_yaxes(title_text="test error (positions)", row=1, col=2)
+    pf.update_layout(title=dict(text=r.model, y=0.97, yanchor="top", yref="container"), width=1000, height=450,
+                     margin=dict(t=90))
+    paths.append(save_plotly(pf, out / "position_probe.html"))
+    return paths
 
 
 def rotary_figures(r: RotaryResult, out: Path) -> list[Path]:

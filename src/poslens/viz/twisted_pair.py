@@ -156,46 +156,97 @@ def _noise(r, out: Path) -> list[Path]:
 
 
 def _near(r, out: Path) -> list[Path]:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
     rows = r.near_intersection.get("rows", [])
     if not rows:
         return []
     gap = [x["gap"] for x in rows]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    a1.loglog(gap, [x["crossing_margin"] for x in rows], "o-", label="gate margin at the crossing")
-    a1.loglog(gap, [x["other_margin_min"] for x in rows], "s--", label="smallest margin elsewhere")
-    a1.axhline(rows[0]["noise_input_units"], color="grey", ls=":", label="noise sigma")
-    a1.set_xlabel("gap (the branches pass 2 gap apart)")
-    a1.set_ylabel("margin (input units)")
-    a1.legend(fontsize=8)
-    a1.set_title("loop curve: margins")
-    for y, x in enumerate(rows):
-        a2.plot(x["failure_positions"], [y] * len(x["failure_positions"]), "r|", ms=10)
-    a2.axvline(rows[-1]["t1"], color="k", lw=0.6)
-    a2.axvline(rows[-1]["t2"], color="k", lw=0.6)
-    a2.set_yticks(range(len(rows)), [f"{g:g}" for g in gap])
-    a2.set_xlim(0, 1)
-    a2.set_xlabel("t = i / n of pairs outside the bound under noise (lines: crossing)")
-    a2.set_ylabel("gap")
-    return [save_png(fig, out / "tp_near_intersection.png")]
+    margins = (("crossing_margin", "gate margin at the crossing", "circle", "solid"),
+               ("other_margin_min", "smallest margin elsewhere", "square", "dash"))
+    xlabel = "t = i / n of pairs outside the bound under noise (lines: crossing)"
+    paths = []
+    if png_wanted():
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+        a1.loglog(gap, [x["crossing_margin"] for x in rows], "o-", label="gate margin at the crossing")
+        a1.loglog(gap, [x["other_margin_min"] for x in rows], "s--", label="smallest margin elsewhere")
+        a1.axhline(rows[0]["noise_input_units"], color="grey", ls=":", label="noise sigma")
+        a1.set_xlabel("gap (the branches pass 2 gap apart)")
+        a1.set_ylabel("margin (input units)")
+        a1.legend(fontsize=8)
+        a1.set_title("loop curve: margins")
+        for y, x in enumerate(rows):
+            a2.plot(x["failure_positions"], [y] * len(x["failure_positions"]), "r|", ms=10)
+        a2.axvline(rows[-1]["t1"], color="k", lw=0.6)
+        a2.axvline(rows[-1]["t2"], color="k", lw=0.6)
+        a2.set_yticks(range(len(rows)), [f"{g:g}" for g in gap])
+        a2.set_xlim(0, 1)
+        a2.set_xlabel(xlabel)
+        a2.set_ylabel("gap")
+        paths.append(save_png(fig, out / "tp_near_intersection.png"))
+    g = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                      subplot_titles=["loop curve: margins", "pairs outside the bound under noise"])
+    for key, label, symbol, dash in margins:
+        g.add_trace(go.Scatter(x=gap, y=[x[key] for x in rows], mode="lines+markers", name=label,
+                               marker={"symbol": symbol}, line={"dash": dash}), row=1, col=1)
+    noise = rows[0]["noise_input_units"]
+    g.add_trace(go.Scatter(x=[min(gap), max(gap)], y=[noise, noise], mode="lines", name="noise sigma",
+                           line={"color": "grey", "dash": "dot"}), row=1, col=1)
+    fx = [t for x in rows for t in x["failure_positions"]]
+    fy = [y for y, x in enumerate(rows) for _ in x["failure_positions"]]
+    g.add_trace(go.Scatter(x=fx, y=fy, mode="markers", name="outside the bound",
+                           marker={"symbol": "line-ns-open", "size": 12, "color": "red", "line": {"width": 1.5}},
+                           showlegend=False, hovertemplate="t=%{x:.3f}<extra></extra>"), row=1, col=2)
+    for t in (rows[-1]["t1"], rows[-1]["t2"]):
+        g.add_vline(x=t, line={"color": "black", "width": 1}, row=1, col=2)
+    g.update_xaxes(type="log", title_text="gap (the branches pass 2 gap apart)", row=1, col=1)
+    g.update_yaxes(type="log", title_text="margin (input units)", row=1, col=1)
+    g.update_xaxes(range=[0, 1], title_text=xlabel, row=1, col=2)
+    g.update_yaxes(tickvals=list(range(len(rows))), ticktext=[f"{v:g}" for v in gap], range=[-0.5, len(rows) - 0.5],
+                   title_text="gap", row=1, col=2)
+    g.update_layout(title="Near an intersection", width=1000,
+                    legend={"orientation": "h", "x": 0, "y": -0.25, "yanchor": "top"}, margin={"b": 120})
+    paths.append(save_plotly(g, out / "tp_near_intersection.html"))
+    return paths
 
 
 def _reuse(r, out: Path) -> list[Path]:
+    import plotly.graph_objects as go
+
     rows = r.helix_reuse.get("rows", [])
     if not rows:
         return []
     ns = [x["n"] for x in rows]
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for key, label, mk in (("plain", "plain (sentries on [0, 1])", "o-"), ("helix", "helix variant (per period)", "s-")):
-        y = [x[key]["needed"]["n_sentries"] if x[key]["needed"] else np.nan for x in rows]
-        ax.plot(ns, y, mk, label=label)
-        none = [n for n, x in zip(ns, rows) if not x[key]["needed"]]
+    variants = (("plain", "plain (sentries on [0, 1])", "o-", "circle"), ("helix", "helix variant (per period)", "s-",
+                                                                          "square"))
+    xlabel = f"n (helix of period {r.helix_reuse['period_points']} positions)"
+    ylabel = f"sentries needed for |error| < {r.helix_reuse['tol']}"
+    series = [(key, label, mk, sym, [x[key]["needed"]["n_sentries"] if x[key]["needed"] else np.nan for x in rows],
+               [n for n, x in zip(ns, rows) if not x[key]["needed"]]) for key, label, mk, sym in variants]
+    paths = []
+    if png_wanted():
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for key, label, mk, _, y, none in series:
+            ax.plot(ns, y, mk, label=label)
+            if none:
+                ax.plot(none, [1] * len(none), "rx", label=f"{key}: no M works")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+        paths.append(save_png(fig, out / "tp_helix_reuse.png"))
+    g = go.Figure()
+    for key, label, _, sym, y, none in series:
+        g.add_trace(go.Scatter(x=ns, y=[None if np.isnan(v) else v for v in y], mode="lines+markers", name=label,
+                               marker={"symbol": sym}))
         if none:
-            ax.plot(none, [1] * len(none), "rx", label=f"{key}: no M works")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel(f"n (helix of period {r.helix_reuse['period_points']} positions)")
-    ax.set_ylabel(f"sentries needed for |error| < {r.helix_reuse['tol']}")
-    ax.legend(fontsize=8)
-    return [save_png(fig, out / "tp_helix_reuse.png")]
+            g.add_trace(go.Scatter(x=none, y=[1] * len(none), mode="markers", name=f"{key}: no M works",
+                                   marker={"symbol": "x", "color": "red", "size": 9}))
+    g.update_xaxes(type="log", tickvals=ns, ticktext=[str(n) for n in ns], title_text=xlabel)
+    g.update_layout(yaxis_title=ylabel, title="Sentries needed: plain curve vs helix variant")
+    paths.append(save_plotly(g, out / "tp_helix_reuse.html"))
+    return paths
 
 
 def _curve(r, out: Path) -> list[Path]:

@@ -141,21 +141,38 @@ def accuracy_by_layer(result, scheme: str, out: Path) -> list[Path]:
 
 def per_index(result, scheme: str, label_token: str, out: Path) -> list[Path]:
     """Accuracy per true index (columns) and residual point (rows), with the position baseline's row."""
+    import plotly.graph_objects as go
+
     r = result.schemes[scheme]["labels"][label_token]
     rows = [m["per_index"] for m in r["probes"]] + [r["baselines"]["position"]["per_index"]]
     names = [str(l) for l in result.layers] + ["pos. baseline"]
     g = np.asarray(rows, dtype=float)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * g.shape[1], 1 + 0.4 * g.shape[0]))
-    im = ax.imshow(g, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    for (a, b), v in np.ndenumerate(g):
-        ax.text(b, a, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
-    ax.set_xticks(range(g.shape[1]))
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel(f"true {result.schemes[scheme]['dataset']['unit']} index")
-    ax.set_ylabel("residual point")
-    ax.set_title(f"accuracy per index ({scheme}, {label_token} token)", fontsize=9)
-    fig.colorbar(im, ax=ax)
-    return [save_png(fig, out / f"word_index_per_index_{scheme}_{label_token}.png")]
+    xlabel = f"true {result.schemes[scheme]['dataset']['unit']} index"
+    title = f"accuracy per index ({scheme}, {label_token} token)"
+    stem = f"word_index_per_index_{scheme}_{label_token}"
+    paths = []
+    if png_wanted():
+        fig, ax = plt.subplots(figsize=(1.2 + 0.6 * g.shape[1], 1 + 0.4 * g.shape[0]))
+        im = ax.imshow(g, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        for (a, b), v in np.ndenumerate(g):
+            ax.text(b, a, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
+        ax.set_xticks(range(g.shape[1]))
+        ax.set_yticks(range(len(names)), names)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("residual point")
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(im, ax=ax)
+        paths.append(save_png(fig, out / f"{stem}.png"))
+    pf = go.Figure(go.Heatmap(z=g, x=list(range(g.shape[1])), y=names, zmin=0, zmax=1, colorscale="Viridis",
+                              texttemplate="%{z:.2f}", textfont=dict(size=10),
+                              colorbar=dict(title=dict(text="accuracy", side="right"), thickness=12, outlinewidth=0),
+                              hovertemplate="point %{y}, index %{x}<br>accuracy %{z:.3f}<extra></extra>"))
+    pf.update_xaxes(title_text=xlabel, tickvals=list(range(g.shape[1])))
+    pf.update_yaxes(title_text="residual point", type="category", autorange="reversed")
+    pf.update_layout(title=f"{result.model}: {title}", width=max(500, 60 * g.shape[1] + 300),
+                     height=max(350, 28 * g.shape[0] + 180))
+    paths.append(save_plotly(pf, out / f"{stem}.html"))
+    return paths
 
 
 def schemes_compared(result, out: Path) -> list[Path]:
