@@ -378,8 +378,9 @@ def helix_fit_plot(d: dict, out: Path) -> list[Path]:
             ax.set_xlabel("position")
             ax.legend(fontsize=6)
         paths.append(save_png(f, out / "helix_fit.png"))
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-               "#17becf"]
+    from plotly.colors import qualitative
+
+    palette = qualitative.D3  # matplotlib's default cycle, so the HTML matches the PNG
     fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles)
     for j in range(k):
         col = palette[j % len(palette)]

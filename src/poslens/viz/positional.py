@@ -18,6 +18,8 @@ import numpy as np  # noqa: E402
 from ..analyses.position_probe.measure import ProbeResult  # noqa: E402
 from ..analyses.rotary.measure import RotaryResult  # noqa: E402
 from ..analyses.sinks.measure import SinkResult  # noqa: E402
+from plotly.colors import qualitative  # noqa: E402
+
 from .common import png_wanted, save_plotly, save_png  # noqa: E402
 
 
@@ -31,7 +33,7 @@ def _grid(heads, layers, n_heads, key):
     return g
 
 
-_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+_COLORS = qualitative.D3  # matplotlib's default cycle, so the HTML matches the PNG
 
 
 def sink_figures(r: SinkResult, out: Path) -> list[Path]:
