@@ -5,9 +5,22 @@
 >>> acts = Runner(w).run(tokens, hooks=["blocks.0.attn.hook_pattern"])  # doctest: +SKIP
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .errors import PoslensError
-from .models import Checkpoint, ModelConfig, Runner, Weights, load_weights, open_checkpoint
-from .models.tokenizer import Tokenizer
+from .lazy import exports
+
+if TYPE_CHECKING:
+    from .models import Checkpoint, ModelConfig, Runner, Weights, load_weights, open_checkpoint
+    from .models.tokenizer import Tokenizer
+
+# torch loads on first use, so `poslens --help` and a mistyped flag answer at once
+__getattr__ = exports(__name__, {
+    ".models": ("Checkpoint", "ModelConfig", "Runner", "Weights", "load_weights", "open_checkpoint"),
+    ".models.tokenizer": ("Tokenizer",),
+})
 
 __version__ = "0.1.0"
 __all__ = ["Checkpoint", "ModelConfig", "PoslensError", "Runner", "Tokenizer", "Weights", "load_weights", "open_checkpoint"]

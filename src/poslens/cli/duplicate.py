@@ -12,8 +12,7 @@ from pathlib import Path
 import click
 
 from ..analyses.heads.options import Options as HeadsOptions
-from ..analyses.neurons.layernorm import LN_SCALES
-from ..analyses.neurons.options import Options as NeuronOptions
+from ..analyses.neurons.options import LN_SCALES, Options as NeuronOptions
 from ..errors import InvalidInputError
 from .common import common, emit, out_dir, parse_heads, parse_ints
 from .options import build_options, options_flags

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from ..models import registry
-from ..models.checkpoint import Checkpoint
+
+if TYPE_CHECKING:
+    from ..models.checkpoint import Checkpoint
 
 
 @click.command("models")

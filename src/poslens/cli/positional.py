@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import click
 
-from ..analyses.position_probe.measure import Options as ProbeOptions
-from ..analyses.rotary.measure import Options as RotaryOptions
-from ..analyses.sinks.measure import Options as SinkOptions
+from ..analyses.position_probe.options import Options as ProbeOptions
+from ..analyses.rotary.options import Options as RotaryOptions
+from ..analyses.sinks.options import Options as SinkOptions
 from .common import common, emit, out_dir
 from .options import build_options, options_flags
 

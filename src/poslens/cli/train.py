@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..train import TrainConfig, train
+from ..train.config import TrainConfig
 
 D = TrainConfig()
 
@@ -68,5 +68,7 @@ def train_cmd(corpus, out, stop_at, **opts):
     Example: poslens train -c kjv.txt -c shakespeare.txt --out runs/mine --max-steps 2000
     """
     cfg = TrainConfig(corpus=[str(c) for c in corpus], out=str(out), **opts)
+    from ..train.loop import train
+
     model_dir = train(cfg, stop_at=stop_at)
     click.echo(f"model written to {model_dir}")

@@ -31,11 +31,24 @@ its summary lines). The post's GPT-2 small figures are in
 
 from __future__ import annotations
 
-from .analysis import duplicate_heads
-from .harvest import PatternStats, copy_pairs, pattern_stats, positional_attention, text_windows, token_classes
-from .measure import class_groups, decay_profile, duplicate_mask, induction_mask, pattern_spread
-from .options import Options, check_heads, check_layers
-from .result import DupHeadsResult, summarize
+from typing import TYPE_CHECKING
+
+from ...lazy import exports
+
+if TYPE_CHECKING:
+    from .analysis import duplicate_heads
+    from .harvest import PatternStats, copy_pairs, pattern_stats, positional_attention, text_windows, token_classes
+    from .measure import class_groups, decay_profile, duplicate_mask, induction_mask, pattern_spread
+    from .options import Options, check_heads, check_layers
+    from .result import DupHeadsResult, summarize
+
+__getattr__ = exports(__name__, {
+    ".analysis": ("duplicate_heads",),
+    ".harvest": ("PatternStats", "copy_pairs", "pattern_stats", "positional_attention", "text_windows", "token_classes"),
+    ".measure": ("class_groups", "decay_profile", "duplicate_mask", "induction_mask", "pattern_spread"),
+    ".options": ("Options", "check_heads", "check_layers"),
+    ".result": ("DupHeadsResult", "summarize"),
+})
 
 __all__ = [
     "DupHeadsResult", "Options", "PatternStats", "check_heads", "check_layers", "class_groups", "copy_pairs",

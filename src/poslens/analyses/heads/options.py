@@ -11,9 +11,12 @@ poslens.errors.InvalidInputError: rank_by='text' needs natural text: a corpus fi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ...errors import InvalidInputError
-from ...models.weights import Weights
+
+if TYPE_CHECKING:
+    from ...models.weights import Weights
 
 
 @dataclass(frozen=True)

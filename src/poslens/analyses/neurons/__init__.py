@@ -44,14 +44,30 @@ GPT-2 small figures are in :mod:`poslens.claims.duplicate_heads_post`; figures i
 
 from __future__ import annotations
 
-from .analysis import duplicate_neurons
-from .decompose import decompose_neuron
-from .examples import top_activating_examples
-from .layernorm import LN_SCALES, layernorm_scale_study, ln1_multiplier_curve, pos_norm_const, rel_error
-from .options import Options
-from .premise import first_layers, layer_names, neuron_read, not_applicable_reason, token_path_names
-from .pvo import combined_positional, grid_shape, linear_fit, neuron_ov, pvo_matrix
-from .result import DupNeuronsResult, summarize
+from typing import TYPE_CHECKING
+
+from ...lazy import exports
+
+if TYPE_CHECKING:
+    from .analysis import duplicate_neurons
+    from .decompose import decompose_neuron
+    from .examples import top_activating_examples
+    from .layernorm import LN_SCALES, layernorm_scale_study, ln1_multiplier_curve, pos_norm_const, rel_error
+    from .options import Options
+    from .premise import first_layers, layer_names, neuron_read, not_applicable_reason, token_path_names
+    from .pvo import combined_positional, grid_shape, linear_fit, neuron_ov, pvo_matrix
+    from .result import DupNeuronsResult, summarize
+
+__getattr__ = exports(__name__, {
+    ".analysis": ("duplicate_neurons",),
+    ".decompose": ("decompose_neuron",),
+    ".examples": ("top_activating_examples",),
+    ".layernorm": ("LN_SCALES", "layernorm_scale_study", "ln1_multiplier_curve", "pos_norm_const", "rel_error"),
+    ".options": ("Options",),
+    ".premise": ("first_layers", "layer_names", "neuron_read", "not_applicable_reason", "token_path_names"),
+    ".pvo": ("combined_positional", "grid_shape", "linear_fit", "neuron_ov", "pvo_matrix"),
+    ".result": ("DupNeuronsResult", "summarize"),
+})
 
 __all__ = [
     "DupNeuronsResult", "LN_SCALES", "Options", "combined_positional", "decompose_neuron", "duplicate_neurons",

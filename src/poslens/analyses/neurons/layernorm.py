@@ -10,8 +10,8 @@ import torch
 
 from ...errors import InvalidInputError
 from ...models.weights import Weights, require
+from .options import LN_SCALES
 
-LN_SCALES = ("approx", "approx-const", "exact-mean", "none")
 
 
 def _token_sample(d_vocab: int, n_tokens: int, seed: int) -> torch.Tensor:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...errors import InvalidInputError
-from .layernorm import LN_SCALES
+
+LN_SCALES = ("approx", "approx-const", "exact-mean", "none")  # how the layer-0 LayerNorm scale is modelled
 
 
 @dataclass(frozen=True)
