@@ -379,3 +379,41 @@ def test_report_stage(planted, tmp_path):
     nowpe = write_checkpoint(tmp_path / "nowpe", cfg, random_state_dict(cfg), drop=("wpe.weight",))
     with pytest.raises(InvalidInputError, match="supports none"):
         build_report([str(nowpe)], tmp_path / "rep2", stages=STAGES, size="quick", progress=False)
+
+
+def test_options_declared_once_reach_cli_and_report(planted, tmp_path):
+    import dataclasses
+
+    from poslens.analyses.helix.options import Options
+    from poslens.cli.helix import helix_cmd
+    from poslens.report.stage_helix import STAGES
+
+    fields = {f.name: f for f in dataclasses.fields(Options)}
+    flags = {p.name for p in helix_cmd.params}
+    assert set(fields) - {"start", "stop"} <= flags  # start/stop come in as --positions START:STOP
+    for p in helix_cmd.params:
+        if p.name in fields and p.name != "tokens":
+            assert p.default == fields[p.name].default, p.name
+    with pytest.raises(InvalidInputError, match="fit_components"):
+        Options(fit_components=1)
+    with pytest.raises(InvalidInputError, match="did you mean 'n_components'"):
+        H.helix(str(planted.path), n_component=4)
+    a = H.helix(str(planted.path), Options(n_components=6, sinusoidal=False), n_traces=2)
+    b = H.helix(str(planted.path), n_components=6, sinusoidal=False, n_traces=2)
+    assert a.options == b.options and a.options["n_traces"] == 2 and a.variance_explained == b.variance_explained
+    # old spellings still parse, and a flag reaches the analysis
+    res = _cli(["helix", "-m", str(planted.path), "-o", str(tmp_path / "o"), "--json", "--no-figures", "--traces", "3",
+                "--no-center", "--no-sinusoidal", "--n-components", "5", "--token-sample", "64"])
+    assert res.exit_code == 0, res.output
+    o = json.loads(res.stdout)["options"]
+    assert (o["n_traces"], o["center"], o["sinusoidal"], o["n_components"]) == (3, False, False, 5)
+
+    class Ctx:
+        seed, size = 0, "default"
+
+        @staticmethod
+        def pick(q, d, f):
+            return d
+
+    stage_opts = STAGES[0].options(Ctx())
+    assert set(stage_opts) <= set(fields) and stage_opts["truncate_at"] == Options.truncate_at

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
+from ..analyses.helix.options import Options
 from ..errors import InvalidInputError
 from .common import emit, json_option, model_option, out_dir, out_option, parse_ints
+from .options import build_options, options_flags
 
 
 def _range(spec: str | None) -> tuple[int | None, int | None]:
@@ -29,28 +33,11 @@ def _range(spec: str | None) -> tuple[int | None, int | None]:
 @click.option("--steps", default=None, help="Sweep these published training steps of --model (e.g. 0,1000,10000,400000).")
 @click.option("--every", default=None, type=int, help="Sweep every N-th published checkpoint of --model.")
 @click.option("--positions", "positions", default=None, help="Positions START:STOP for the PCA (default 1:n_ctx).")
-@click.option("--keep-first", is_flag=True, help="Keep position 0 (the BOS slot) in the PCA.")
-@click.option("--no-center", is_flag=True, help="PCA on raw rows instead of rows minus their mean.")
-@click.option("--n-components", default=10, show_default=True, help="Components whose variance shares are reported.")
-@click.option("--fit-components", default=3, show_default=True, help="Top components the helix and ODE fits use.")
-@click.option("--no-truncations", is_flag=True, help="Skip the PCAs of positions >= --truncate-at and below it.")
-@click.option("--truncate-at", default=100, show_default=True, help="Where the helix post's two truncations cut.")
-@click.option("--ode-window", default=51, show_default=True, help="Savitzky-Golay window of the smoothed ODE fit.")
-@click.option("--traces", "n_traces", default=6, show_default=True, help="Highest-variance dimensions to trace.")
-@click.option("--cosine-size", default=64, show_default=True, help="Rows of the stored (subsampled) cosine matrix.")
-@click.option("--outlier-threshold", default=10.0, show_default=True,
-              help="Flag positions whose nearest-neighbour distance exceeds this many times the median.")
-@click.option("--no-sinusoidal", is_flag=True, help="Skip the sinusoidal-encoding comparison.")
-@click.option("--sinusoidal-base", default=10000.0, show_default=True, help="Base of the sinusoidal encoding.")
-@click.option("--tokens/--no-tokens", default=None,
-              help="Compare with W_E (default: when the checkpoint has it; never for several models or sweeps).")
-@click.option("--allow-fixed", is_flag=True, help="Analyse a W_pos that is the fixed sinusoidal table anyway.")
+@options_flags(Options, skip=("start", "stop"), aliases={"n_traces": "--traces"})
 @click.option("--no-figures", is_flag=True, help="Write result.json only.")
 @out_option
 @json_option
-def helix_cmd(model, family, sweep, steps, every, positions, keep_first, no_center, n_components, fit_components,
-              no_truncations, truncate_at, ode_window, n_traces, cosine_size, outlier_threshold, no_sinusoidal,
-              sinusoidal_base, tokens, allow_fixed, no_figures, out, as_json):
+def helix_cmd(model, family, sweep, steps, every, positions, no_figures, out, as_json, **kw):
     """PCA of W_pos (the helix), its fits, norms, cosine structure, and the sinusoidal comparison.
 
     One --model: every metric and figure. Several --model values or --family: the same for
@@ -61,12 +48,9 @@ def helix_cmd(model, family, sweep, steps, every, positions, keep_first, no_cent
     from ..models import registry
 
     start, stop = _range(positions)
-    options = dict(
-        start=start, stop=stop, keep_first=keep_first, center=not no_center, n_components=n_components,
-        fit_components=fit_components, truncations=not no_truncations, truncate_at=truncate_at, ode_window=ode_window,
-        n_traces=n_traces, cosine_size=cosine_size, outlier_threshold=outlier_threshold, sinusoidal=not no_sinusoidal,
-        sinusoidal_base=sinusoidal_base, allow_fixed=allow_fixed,
-    )
+    tokens = kw.pop("tokens")
+    options = dataclasses.asdict(build_options(Options, {**kw, "start": start, "stop": stop}))
+    del options["tokens"]
     specs = list(model) + (list(registry.family(family)) if family else [])
     step_list = parse_ints(steps, "--steps", example="0,1000,10000", items="training steps")
     if step_list is not None or every is not None:

@@ -21,8 +21,9 @@ def _type(f: dataclasses.Field):
     return _TYPES.get(t.split("|")[0].strip(), str)
 
 
-def options_flags(cls, skip: tuple[str, ...] = ()):
-    """Decorator adding ``--field-name`` for every field of ``cls`` (booleans as ``--x/--no-x``)."""
+def options_flags(cls, skip: tuple[str, ...] = (), aliases: dict[str, str] | None = None):
+    """Decorator adding ``--field-name`` for every field of ``cls`` (booleans as ``--x/--no-x``);
+    ``aliases`` gives a field one more spelling (an older flag that keeps working)."""
 
     def deco(fn):
         for f in reversed(dataclasses.fields(cls)):
@@ -33,7 +34,8 @@ def options_flags(cls, skip: tuple[str, ...] = ()):
             if _type(f) is bool:
                 fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=f.default, show_default=True, help=help_)(fn)
             else:
-                fn = click.option(flag, f.name, type=_type(f), default=f.default, show_default=True, help=help_)(fn)
+                names = [flag] + ([aliases[f.name]] if aliases and f.name in aliases else [])
+                fn = click.option(*names, f.name, type=_type(f), default=f.default, show_default=True, help=help_)(fn)
         return fn
 
     return deco

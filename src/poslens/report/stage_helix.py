@@ -10,34 +10,26 @@ the token/position comparisons) and runs no forward pass.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from .orchestrate import Stage, lazy
 
 SEED = "helix,frog,twisted_pair"
-CODE = tuple(f"poslens.analyses.helix{s}" for s in ("", ".measure", ".pca", ".fits", ".structure", ".curve", ".family",
+CODE = tuple(f"poslens.analyses.helix{s}" for s in ("", ".options", ".measure", ".pca", ".fits", ".structure", ".curve", ".family",
                                                     ".summary")) + (
     "poslens.claims.helix_post", "poslens.claims.dissecting_the_frog", "poslens.claims.twisted_pair_post",
     "poslens.analyses.sinusoidal", "poslens.viz.helix", "poslens.viz.common")
 
 
 def _options(ctx) -> dict:
-    return {
-        "keep_first": False,
-        "center": True,
-        "n_components": 10,
-        "fit_components": 3,
-        "truncations": True,
-        "truncate_at": 100,
-        "ode_window": 51,
-        "n_traces": ctx.pick(4, 6, 6),
-        "cosine_size": ctx.pick(32, 64, 128),
-        "outlier_threshold": 10.0,
-        "sinusoidal": True,
-        "sinusoidal_base": 10000.0,
-        "token_sample": ctx.pick(256, 1024, 4096),
-        "seed": ctx.seed,
-    }
+    from ..analyses.helix.options import Options  # the defaults, declared once
+
+    opts = dataclasses.asdict(Options(seed=ctx.seed))
+    for k in ("start", "stop", "tokens", "allow_fixed"):  # the report analyses every position, W_E when present
+        del opts[k]
+    return {**opts, "n_traces": ctx.pick(4, 6, 6), "cosine_size": ctx.pick(32, 64, 128),
+            "token_sample": ctx.pick(256, 1024, 4096)}
 
 
 def _run(ctx, opts):

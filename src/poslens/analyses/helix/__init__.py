@@ -14,6 +14,7 @@ periods), :mod:`.structure` (cosines, outliers, fraying, norms, tokens), :mod:`.
 >>> r = helix("../shared/data/gpt2-small-partial")                  # doctest: +SKIP
 >>> r.cumulative[2], r.components_for_90, r.helix["period"] > 0      # doctest: +SKIP
 (0.9106, 3, True)
+>>> import numpy as np
 >>> from poslens.analyses.helix import pca
 >>> pca(np.eye(4), 2).variance_ratio.round(3).tolist()
 [0.333, 0.333]
@@ -21,20 +22,37 @@ periods), :mod:`.structure` (cosines, outliers, fraying, norms, tokens), :mod:`.
 
 from __future__ import annotations
 
-import numpy as np  # noqa: F401  (the doctest above uses it)
+from typing import TYPE_CHECKING
 
-from ..norms import norm_stats
-from .curve import geometry, ode_fits, pca_summary
-from .family import (HelixFamilyResult, HelixSweepResult, family_summary, helix_models, helix_sweep, summary_row,
-                     sweep_specs)
-from .fits import dominant_periods, fit_helix, fit_sinusoid, short_period_share
-from .measure import NOT_LEARNED, HelixResult, check_options, default_options, helix, helix_with_fit
-from .pca import ODE_SCHEMES, PCAFit, components_for, fit_linear_ode, pca, variance_spectrum
-from .structure import cosine_structure, fray, outlier_positions, token_position
-from .summary import summarize
+from ...lazy import exports
+
+if TYPE_CHECKING:
+    from ..norms import norm_stats
+    from .curve import geometry, ode_fits, pca_summary
+    from .family import (HelixFamilyResult, HelixSweepResult, family_summary, helix_models, helix_sweep, summary_row,
+                         sweep_specs)
+    from .fits import dominant_periods, fit_helix, fit_sinusoid, short_period_share
+    from .measure import NOT_LEARNED, HelixResult, check_options, default_options, helix, helix_with_fit
+    from .options import Options
+    from .pca import ODE_SCHEMES, PCAFit, components_for, fit_linear_ode, pca, variance_spectrum
+    from .structure import cosine_structure, fray, outlier_positions, token_position
+    from .summary import summarize
+
+__getattr__ = exports(__name__, {
+    "..norms": ("norm_stats",),
+    ".curve": ("geometry", "ode_fits", "pca_summary"),
+    ".family": ("HelixFamilyResult", "HelixSweepResult", "family_summary", "helix_models", "helix_sweep", "summary_row",
+                "sweep_specs"),
+    ".fits": ("dominant_periods", "fit_helix", "fit_sinusoid", "short_period_share"),
+    ".measure": ("NOT_LEARNED", "HelixResult", "check_options", "default_options", "helix", "helix_with_fit"),
+    ".options": ("Options",),
+    ".pca": ("ODE_SCHEMES", "PCAFit", "components_for", "fit_linear_ode", "pca", "variance_spectrum"),
+    ".structure": ("cosine_structure", "fray", "outlier_positions", "token_position"),
+    ".summary": ("summarize",),
+})
 
 __all__ = [
-    "HelixResult", "NOT_LEARNED", "check_options", "default_options", "geometry", "helix", "helix_with_fit",
+    "HelixResult", "Options", "NOT_LEARNED", "check_options", "default_options", "geometry", "helix", "helix_with_fit",
     "ode_fits", "pca_summary", "summarize",
     "ODE_SCHEMES", "PCAFit", "components_for", "fit_linear_ode", "pca", "variance_spectrum",
     "dominant_periods", "fit_helix", "fit_sinusoid", "short_period_share",

@@ -5,16 +5,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import InvalidInputError, MissingTensorError, NotApplicableError
+from ...options import resolve
 from ...results import Result
 from ..norms import norm_stats
 from .curve import _rounded, geometry, ode_fits, pca_summary
 from .fits import fit_helix
+from .options import Options
 from .pca import PCAFit, pca
 from .structure import fray, outlier_positions, token_position
 
@@ -128,31 +131,11 @@ def _positions(n_ctx: int, start: int | None, stop: int | None, keep_first: bool
     return np.arange(start, stop)
 
 
-def helix(
-    weights,
-    *,
-    start: int | None = None,
-    stop: int | None = None,
-    keep_first: bool = False,
-    center: bool = True,
-    n_components: int = 10,
-    fit_components: int = 3,
-    truncations: bool = True,
-    truncate_at: int = 100,
-    ode_window: int = 51,
-    n_traces: int = 6,
-    cosine_size: int = 64,
-    outlier_threshold: float = 10.0,
-    sinusoidal: bool = True,
-    sinusoidal_base: float = 10000.0,
-    tokens: bool | None = None,
-    token_sample: int = 1024,
-    allow_fixed: bool = False,
-    seed: int = 0,
-) -> HelixResult:
+def helix(weights, options: Options | None = None, **overrides) -> HelixResult:
     """The geometry of a model's learned positional embedding ``W_pos``: PCA, helix, ODE, norms, comparisons.
 
-    Reads ``wpe.weight`` and, for the token/position comparisons, ``wte.weight`` (only when
+    ``options`` (:class:`~poslens.analyses.helix.options.Options`; keywords replace its
+    fields). Reads ``wpe.weight`` and, for the token/position comparisons, ``wte.weight`` (only when
     present, or when ``tokens=True``; ``tokens=False`` never reads it). The main PCA runs
     on positions ``[start, stop)`` (default ``[1, n_ctx)``: position 0, the BOS slot, is
     left out as in the helix post; ``keep_first=True`` starts at 0), centred over those
@@ -166,9 +149,7 @@ def helix(
     >>> r.cumulative[2], r.components_for_90, r.norms["W_pos"]["mean"]   # doctest: +SKIP
     (0.9106, 3, 3.3901)
     """
-    options = dict(locals())
-    del options["weights"]
-    return _helix(weights, **options)[0]
+    return _helix(weights, resolve(Options, options, overrides, "helix"))[0]
 
 
 def default_options() -> dict:
@@ -177,9 +158,7 @@ def default_options() -> dict:
     >>> default_options()["truncate_at"]
     100
     """
-    import inspect
-
-    return {k: p.default for k, p in inspect.signature(helix).parameters.items() if k != "weights"}
+    return dataclasses.asdict(Options())
 
 
 def check_options(options: dict) -> None:
@@ -191,12 +170,7 @@ def check_options(options: dict) -> None:
     ...
     poslens.errors.InvalidInputError: helix has no option 'n_component'...
     """
-    from ...errors import suggest
-
-    known = default_options()
-    for k in options:
-        if k not in known:
-            raise InvalidInputError(f"helix has no option '{k}'{suggest(k, known)}; its options are: {', '.join(known)}")
+    resolve(Options, None, dict(options), "helix")
 
 
 def helix_with_fit(weights, **options) -> tuple[HelixResult, PCAFit]:
@@ -206,48 +180,22 @@ def helix_with_fit(weights, **options) -> tuple[HelixResult, PCAFit]:
     >>> fit.components.shape                                                     # doctest: +SKIP
     (10, 768)
     """
-    check_options(options)
-    return _helix(weights, **{**default_options(), **options})
+    return _helix(weights, resolve(Options, None, options, "helix"))
 
 
-def _helix(
-    weights,
-    *,
-    start,
-    stop,
-    keep_first,
-    center,
-    n_components,
-    fit_components,
-    truncations,
-    truncate_at,
-    ode_window,
-    n_traces,
-    cosine_size,
-    outlier_threshold,
-    sinusoidal,
-    sinusoidal_base,
-    tokens,
-    token_sample,
-    allow_fixed,
-    seed,
-) -> tuple[HelixResult, PCAFit]:
-    """:func:`helix` with every option given, also returning the main PCA fit."""
+def _helix(weights, o: Options) -> tuple[HelixResult, PCAFit]:
+    """:func:`helix` with its options resolved, also returning the main PCA fit."""
+    start, stop, keep_first, center = o.start, o.stop, o.keep_first, o.center
+    n_components, fit_components, truncations, truncate_at = o.n_components, o.fit_components, o.truncations, o.truncate_at
+    ode_window, n_traces, cosine_size, outlier_threshold = o.ode_window, o.n_traces, o.cosine_size, o.outlier_threshold
+    sinusoidal, sinusoidal_base, tokens, token_sample = o.sinusoidal, o.sinusoidal_base, o.tokens, o.token_sample
+    allow_fixed, seed = o.allow_fixed, o.seed
     w = _as_weights(weights)
     label = w.label
     if w.cfg.positional != "learned":
         raise NotApplicableError(f"{label} has {w.cfg.positional} positions, no learned W_pos: {NOT_LEARNED}")
     if not w.has("pos_embed.W_pos"):
         raise MissingTensorError("wpe.weight", NOT_LEARNED, label)
-    n_components, fit_components = int(n_components), int(fit_components)
-    if n_components < 1:
-        raise InvalidInputError(f"n_components must be at least 1 (got {n_components})")
-    if not 2 <= fit_components <= n_components:
-        raise InvalidInputError(
-            f"fit_components must be between 2 and n_components ({n_components}); got {fit_components}"
-        )
-    if truncate_at < 1:
-        raise InvalidInputError(f"truncate_at must be a positive position (got {truncate_at})")
     if tokens and not w.has("embed.W_E"):
         raise MissingTensorError("wte.weight", "the token/position comparisons (pass tokens=False to skip them)", label)
     W_full = w.W_pos.detach().double().cpu().numpy()
