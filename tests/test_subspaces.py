@@ -105,6 +105,27 @@ def test_union_rank_and_effective_dims_by_hand():
     assert np.degrees(H.principal_angles(e[:, :1], (e[:, :1] + e[:, 1:2]) / math.sqrt(2))) == pytest.approx([45.0])
 
 
+@pytest.mark.parametrize("D, ka, kb, eps", [(96, 30, 20, 1e-6), (96, 12, 40, 1e-3), (40, 8, 8, 0.0), (20, 5, 9, 1.0)])
+def test_principal_angles_match_scipy_and_keep_small_angles(D, ka, kb, eps):
+    from scipy.linalg import subspace_angles
+
+    rng = np.random.default_rng(D + ka)
+    A = np.linalg.qr(rng.normal(size=(D, ka)))[0]
+    shared = min(ka, kb) // 2
+    B = np.linalg.svd(np.c_[A[:, :shared] + eps * rng.normal(size=(D, shared)),
+                            rng.normal(size=(D, kb - shared))], full_matrices=False)[0]
+    ref = np.sort(subspace_angles(A, B))
+    for th in (H.principal_angles(A, B, orthonormal=True), H.principal_angles(A * 3.0, B @ np.diag(np.arange(1, kb + 1)))):
+        assert th.shape == (min(ka, kb),)
+        # scipy's own small angles are only good to ~3e-8 where a direction is shared exactly
+        np.testing.assert_allclose(th, ref, atol=5e-8)
+    th = H.principal_angles(A, B, orthonormal=True)
+    if eps == 0.0:
+        assert th[:shared].max() < 1e-12  # a shared direction is at angle 0, not arccos's ~1e-8
+    elif eps < 1e-3:
+        assert th[:shared].min() > 0.1 * eps  # tiny angles are resolved, not rounded to zero
+
+
 def test_points_without_signal_are_left_out_with_a_note():
     rng = np.random.default_rng(3)
     X = [rng.normal(size=(200, 20)) * 1e-3 for _ in range(3)]
