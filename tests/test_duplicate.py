@@ -177,6 +177,11 @@ def test_induction_score_matches_a_hand_computation(small_ckpt):
     st = pattern_stats(runner, tokens, [1], batch_size=2)
     np.testing.assert_allclose(st.induction()[0], num / den, rtol=1e-5)
     assert st.ind_count.sum() == den > 0
+    # the same pass measures attention to position 0 from every later query (the profile's sink score)
+    first = pats[:, :, 1:, 0].double().mean((0, 2)).numpy()
+    np.testing.assert_allclose(st.first()[0], first, rtol=1e-5)
+    r = duplicate_heads(w, layers=[1], n_seq=3, seq_len=24, positional=False, prepend_bos=False)
+    assert all(0.0 <= h["first_position_score"] <= 1.0 for h in r.heads.values())
 
 
 def test_scoring_reads_patterns_without_editing_them(planted_groups, tmp_path):

@@ -77,38 +77,14 @@ def check_thresholds(thresholds: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def first_position_attention(runner, tokens: torch.Tensor, layers: list[int], batch_size: int = 8) -> torch.Tensor:
-    """[layer, head] mean attention to position 0 over queries 1.. (every sequence, pooled).
-
-    Reduces each pattern inside a read-only edit, so no [batch, head, query, key] tensor
-    is kept for more than one layer at a time.
-    """
-    n_heads = runner.weights.cfg.n_heads
-    total = torch.zeros(len(layers), n_heads, dtype=torch.float64)
-    count = 0
-    idx = {l: i for i, l in enumerate(layers)}
-
-    def reader(layer):
-        def edit(pattern, hook=None):
-            total[idx[layer]] += pattern[:, :, 1:, 0].double().sum(dim=(0, 2)).cpu()
-            return None
-        return edit
-
-    edits = {f"blocks.{l}.attn.hook_pattern": reader(l) for l in layers}
-    for i in range(0, tokens.shape[0], batch_size):
-        chunk = tokens[i:i + batch_size]
-        runner.run(chunk, edits=edits)
-        count += chunk.shape[0] * (chunk.shape[1] - 1)
-    return (total / max(count, 1)).float()
-
-
 def model_profile(dup: Any, first_position: torch.Tensor | None = None, thresholds: dict[str, float] | None = None,
                   ) -> ModelProfile:
     """The profile from a duplicate-heads result (a ``DupHeadsResult`` or its dict).
 
-    ``first_position``: [layer, head] attention to position 0 (from
-    :func:`first_position_attention` on the same sequences), or None where it was not
-    measured. ``thresholds``: overrides of :data:`THRESHOLDS`.
+    ``first_position``: [layer, head] attention to position 0 on the same sequences; by
+    default each head's ``first_position_score`` from the same pass as its other scores
+    (absent in results from before that score existed: then no sink heads).
+    ``thresholds``: overrides of :data:`THRESHOLDS`.
     """
     d = dup.to_dict() if hasattr(dup, "to_dict") else dict(dup)
     th = check_thresholds(thresholds or {})
@@ -122,6 +98,8 @@ def model_profile(dup: Any, first_position: torch.Tensor | None = None, threshol
                     "score_text": h.get("score_text")}
         if first_position is not None:
             heads[k]["first_position_score"] = float(first_position[h["layer"], h["head"]])
+        elif h.get("first_position_score") is not None:
+            heads[k]["first_position_score"] = float(h["first_position_score"])
     pos = d.get("positional") or {}
     for k, v in (pos.get("heads") or {}).items():
         e = heads.setdefault(k, {"layer": int(k.split(".")[0]), "head": int(k.split(".")[1])})

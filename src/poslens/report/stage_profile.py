@@ -83,24 +83,14 @@ def describe(ctx) -> str:
 
 
 def _run(ctx, opts):
-    import torch
-
-    from ..analyses.profile import THRESHOLDS, first_position_attention, model_profile
-    from ..data.sequences import repeated_tokens
+    from ..analyses.profile import THRESHOLDS, model_profile
 
     m = dup_heads_options(ctx)
     for k in ("n_seq", "seq_len", "seed"):
         m[k] = opts[k]
-    dup = dup_heads_result(ctx, m)
-    first = None
-    if dup.heads:
-        bos = dup.options.get("bos_token_id")
-        rep = repeated_tokens(m["n_seq"], dup.options["seq_len"], ctx.cfg.d_vocab, seed=m["seed"],
-                              exclude=tuple(x for x in (bos,) if x is not None), bos=bos)
-        with torch.no_grad():
-            first = first_position_attention(ctx.runner, rep, list(range(ctx.cfg.n_layers)))
+    dup = dup_heads_result(ctx, m)  # its pass also measured each head's attention to position 0
     th = {k: opts[f"{k}_threshold"] for k in THRESHOLDS}
-    return model_profile(dup, first, th)
+    return model_profile(dup, thresholds=th)
 
 
 def _default_options(ctx) -> dict:

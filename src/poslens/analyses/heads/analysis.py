@@ -82,7 +82,7 @@ def duplicate_heads(
         text_tokens = text_windows(o.text, tokenizer, P, o.n_text_seq, bos)
     rep = repeated_tokens(o.n_seq, P, cfg.d_vocab, seed=o.seed, exclude=ignore, bos=bos)
     st = pattern_stats(runner, rep, layers, o.batch_size, ignore)
-    rep_score, rep_seq, prev, ind = st.pooled(), st.seqmean(), st.prev(), st.induction()
+    rep_score, rep_seq, prev, ind, first = st.pooled(), st.seqmean(), st.prev(), st.induction(), st.first()
     text_score = text_seq = None
     data: dict[str, Any] = {"repeated": {"n_seq": o.n_seq, "seq_len": P, "n_dup_queries": int(st.dup_count.sum())}}
     if text_tokens is not None:
@@ -111,6 +111,7 @@ def duplicate_heads(
                 "score_text_seqmean": None if text_seq is None else float(text_seq[i, h]),
                 "prev_token_score": float(prev[i, h]),
                 "induction_score": float(ind[i, h]),
+                "first_position_score": float(first[i, h]),
             }
     key = (lambda k: -(heads[k]["score"] if heads[k]["score"] is not None and not math.isnan(heads[k]["score"]) else -1))
     ranking = sorted(heads, key=key)

@@ -26,6 +26,7 @@ class PatternStats:
     prev_count: np.ndarray  # [seq]
     ind_sum: np.ndarray  # [seq, layer, head] attention to the token after an earlier copy, over queries with one
     ind_count: np.ndarray  # [seq]
+    first_sum: np.ndarray  # [seq, layer, head] attention to position 0, summed over queries >= 1 (prev_count)
 
     def pooled(self) -> np.ndarray:
         n = self.dup_count.sum()
@@ -44,6 +45,9 @@ class PatternStats:
         n = self.ind_count.sum()
         return self.ind_sum.sum(0) / n if n else np.full(self.ind_sum.shape[1:], np.nan)
 
+    def first(self) -> np.ndarray:
+        return self.first_sum.sum(0) / max(1, self.prev_count.sum())
+
 
 def pattern_stats(
     runner: Runner,
@@ -52,8 +56,8 @@ def pattern_stats(
     batch_size: int = 8,
     ignore: tuple[int, ...] = (),
 ) -> PatternStats:
-    """Duplicate, previous-token and induction attention sums for every head in ``layers``,
-    without storing patterns.
+    """Duplicate, previous-token, induction and first-position attention sums for every head in
+    ``layers``, without storing patterns.
 
     ``ignore``: token ids whose queries never count as duplicates (BOS). The same options
     apply to every sequence of the batch.
@@ -73,6 +77,7 @@ def pattern_stats(
     dup_sum = np.zeros((B, len(layers), H))
     prev_sum = np.zeros((B, len(layers), H))
     ind_sum = np.zeros((B, len(layers), H))
+    first_sum = np.zeros((B, len(layers), H))
     row = {l: i for i, l in enumerate(layers)}
 
     def reader(pattern: torch.Tensor, hook) -> None:
@@ -86,6 +91,7 @@ def pattern_stats(
         im = imask[hook.batch].to(pattern.device, pattern.dtype)
         to_ind = torch.einsum("bhqk,bqk->bhq", pattern, im)
         ind_sum[hook.batch, row[hook.layer]] = to_ind.sum(-1).double().cpu().numpy()
+        first_sum[hook.batch, row[hook.layer]] = pattern[:, :, 1:, 0].sum(-1).double().cpu().numpy()
         return None
 
     edits = {f"blocks.{l}.attn.hook_pattern": reader for l in layers}
@@ -98,6 +104,7 @@ def pattern_stats(
         prev_count=np.full(B, P - 1, dtype=float),
         ind_sum=ind_sum,
         ind_count=ihas.sum(-1).numpy().astype(float),
+        first_sum=first_sum,
     )
 
 
