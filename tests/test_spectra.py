@@ -246,10 +246,39 @@ def test_cli_spectra_writes_result_and_figures(planted, tmp_path):
     assert d["layers"] == [1] and d["heads"] == {} and d["sphere_overlap"] == {}
 
 
+def test_spectra_and_sphere_options_declared_once(planted, tmp_path):
+    import dataclasses
+
+    from poslens.analyses.geometry.options import SphereOptions, SpectraOptions
+    from poslens.cli.geometry import spectra_cmd
+
+    params = {p.name: p for p in spectra_cmd.params}
+    for f in dataclasses.fields(SpectraOptions):
+        assert f.name in params and (f.name in ("layers", "matrices") or params[f.name].default == f.default), f.name
+    for f in dataclasses.fields(SphereOptions):
+        assert f.name == "seed" or params["sphere_" + f.name].default == f.default, f.name
+    path, _, _ = planted
+    w = load_weights(path)
+    a = S.weight_spectra(w, SpectraOptions(per_head=False, qk=False), matrices=("W_Q",))
+    b = S.weight_spectra(w, per_head=False, qk=False, matrices=("W_Q",))
+    assert a.options == b.options and a.matrices == b.matrices
+    with pytest.raises(InvalidInputError, match="did you mean 'n_trials'"):
+        O.sphere_overlap(w, n_trial=3)
+    # old spellings keep working and reach the analyses
+    res = run("spectra", "-m", path, "-o", tmp_path / "j", "--json", "--no-singular-values", "--sphere-tokens", 40,
+              "--sphere-n-trials", 2, "--sphere-positions", "random", "--seed", 3)
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["options"]["keep_spectra"] is False
+    assert {k: d["sphere_overlap"]["options"][k] for k in ("n_tokens", "n_trials", "positions", "seed")} == {
+        "n_tokens": 40, "n_trials": 2, "positions": "random", "seed": 3}
+
+
 @pytest.mark.parametrize("args, words", [
     (("--layers", "9"), "layer 9 does not exist"),
     (("--layers", "a,b"), "not a comma-separated list"),
     (("--matrices", "W_Z"), "unknown matrix"),
+    (("--sphere-positions", "everywhere"), "positions must be one of"),
 ])
 def test_cli_spectra_bad_input(planted, tmp_path, args, words):
     path, _, _ = planted

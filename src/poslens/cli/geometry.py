@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
+from ..analyses.geometry.options import SphereOptions, SpectraOptions
 from ..errors import InvalidInputError
 from .common import common, emit, out_dir, parse_ints, seed_option
+from .options import build_options, options_flags
 
 
 def _text(value: str | None, what: str) -> str | None:
@@ -52,20 +54,15 @@ def _noise(spec: str):
 @click.command("spectra")
 @common
 @click.option("--layers", default=None, help="Comma-separated layers (default: all).")
-@click.option("--matrices", default="W_Q,W_K,W_V,W_O,W_in,W_out", show_default=True, help="Matrices to decompose.")
-@click.option("--no-per-head", is_flag=True, help="Skip the per-head blocks of W_Q/W_K/W_V/W_O.")
-@click.option("--no-qk", is_flag=True, help="Skip the QK distances of M_h = W_Q^h W_K^hT.")
-@click.option("--include-bias", is_flag=True, help="Append each bias as an input row (homogeneous coordinates).")
-@click.option("--fold-ln", is_flag=True, help="Scale reading matrices by their LayerNorm weight first.")
-@click.option("--no-singular-values", is_flag=True, help="Keep only the metrics in result.json, not the spectra.")
-@click.option("--no-sphere", is_flag=True, help="Skip the positional sphere overlap (and embedding norms).")
-@click.option("--sphere-tokens", default=1000, show_default=True, help="Random tokens per sphere-overlap trial.")
-@click.option("--sphere-trials", default=20, show_default=True, help="Sphere-overlap trials.")
-@click.option("--sphere-positions", type=click.Choice(["sequence", "random"]), default="sequence", show_default=True,
-              help="Token i at position i, or at a random position.")
+@click.option("--matrices", default=",".join(SpectraOptions.matrices), show_default=True,
+              help="Matrices to decompose (comma-separated; W_gate too on a gated MLP).")
+@options_flags(SpectraOptions, skip=("layers", "matrices"), aliases={"keep_spectra": " /--no-singular-values"})
+@click.option("--sphere/--no-sphere", default=True, show_default=True,
+              help="The positional sphere overlap (and embedding norms).")
+@options_flags(SphereOptions, skip=("seed",), prefix="sphere-",
+               aliases={"n_tokens": "--sphere-tokens", "n_trials": "--sphere-trials"})
 @seed_option
-def spectra_cmd(model, out, device, dtype, as_json, layers, matrices, no_per_head, no_qk, include_bias, fold_ln,
-                no_singular_values, no_sphere, sphere_tokens, sphere_trials, sphere_positions, seed):
+def spectra_cmd(model, out, device, dtype, as_json, layers, matrices, sphere, seed, **kw):
     """Singular-value spectra of every weight matrix (whole and per head), QK structure, sphere overlap.
 
     SVDs run in float64 (--dtype does not apply). On GPT-2 small it checks the slides'
@@ -77,20 +74,19 @@ def spectra_cmd(model, out, device, dtype, as_json, layers, matrices, no_per_hea
     from ..models import load_weights
     from ..viz.spectra import spectra_figures, sphere_figures
 
+    sphere_opts = build_options(SphereOptions, kw, prefix="sphere-", seed=seed)
+    opts = build_options(SpectraOptions, kw, layers=parse_ints(layers, "--layers"),
+                         matrices=tuple(m.strip() for m in matrices.split(",") if m.strip()))
     w = load_weights(model)
-    mats = tuple(m.strip() for m in matrices.split(",") if m.strip())
-    r = with_claims(S.weight_spectra(w, layers=parse_ints(layers, "--layers"), matrices=mats, per_head=not no_per_head,
-                                     qk=not no_qk, include_bias=include_bias, fold_ln=fold_ln,
-                                     keep_spectra=not no_singular_values, device=device), w)
-    sphere = None
-    if not no_sphere and w.has("pos_embed.W_pos"):
-        sphere = O.sphere_overlap(w, n_tokens=sphere_tokens, n_trials=sphere_trials, positions=sphere_positions,
-                                  seed=seed)
-        checked = with_claims(sphere, w)
+    r = with_claims(S.weight_spectra(w, opts, device=device), w)
+    result = None
+    if sphere and w.has("pos_embed.W_pos"):
+        result = O.sphere_overlap(w, sphere_opts)
+        checked = with_claims(result, w)
         r = dataclasses.replace(r, sphere_overlap=checked.to_dict(), checks=r.checks + checked.checks)
     d = out_dir(out, "spectra")
-    figs = spectra_figures(r, d) + (sphere_figures(sphere, d) if sphere else [])
-    lines = S.summarize(r) + (O.summarize(sphere) if sphere else [])  # the sphere's rows are in r.checks
+    figs = spectra_figures(r, d) + (sphere_figures(result, d) if result else [])
+    lines = S.summarize(r) + (O.summarize(result) if result else [])  # the sphere's rows are in r.checks
     emit(r, d, as_json, "\n".join(lines), figs)
 
 

@@ -8,6 +8,8 @@ runs whichever its tensors support (the partial GPT-2 small: spectra and positio
 
 from __future__ import annotations
 
+import dataclasses
+
 import importlib
 from pathlib import Path
 
@@ -33,8 +35,10 @@ def _viz(module: str, name: str):
 
 
 def _spectra_options(ctx: Context) -> dict:
-    return {"per_head": ctx.pick(False, True), "qk": True, "include_bias": False, "fold_ln": False,
-            "keep_spectra": True}
+    from ..analyses.geometry.options import SpectraOptions  # the defaults, declared once
+
+    return {**dataclasses.asdict(SpectraOptions()), "matrices": list(SpectraOptions.matrices),
+            "per_head": ctx.pick(False, True)}
 
 
 def _spectra_run(ctx: Context, opts: dict):
@@ -47,7 +51,10 @@ def _spectra_run(ctx: Context, opts: dict):
 
 
 def _sphere_options(ctx: Context) -> dict:
-    return {"n_tokens": ctx.pick(300, 1000), "n_trials": ctx.pick(3, 20), "positions": "sequence", "seed": ctx.seed}
+    from ..analyses.geometry.options import SphereOptions
+
+    return {**dataclasses.asdict(SphereOptions(seed=ctx.seed)), "n_tokens": ctx.pick(300, 1000),
+            "n_trials": ctx.pick(3, 20)}
 
 
 def _sphere_run(ctx: Context, opts: dict):

@@ -41,12 +41,12 @@ import torch
 
 from ...errors import InvalidInputError, MissingTensorError
 from ...models.weights import Weights
+from ...options import resolve
 from ...results import Result
+from .options import GATED, MATRICES, SpectraOptions
 
-MATRICES = ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_out")
 # A gated MLP (SwiGLU) reads the residual stream twice: W_gate beside W_in. Its spectrum is
 # added wherever W_in's is asked for; "W_gate" may also be named alone.
-GATED = "W_gate"
 HEAD_MATRICES = ("W_Q", "W_K", "W_V", "W_O")
 TENSOR = {"W_Q": "attn.W_Q", "W_K": "attn.W_K", "W_V": "attn.W_V", "W_O": "attn.W_O",
           "W_in": "mlp.W_in", "W_out": "mlp.W_out", "W_gate": "mlp.W_gate"}
@@ -234,20 +234,11 @@ def _round_sv(sv: np.ndarray) -> list[float]:
     return [float(f"{x:.7g}") for x in sv]
 
 
-def weight_spectra(
-    weights: Weights,
-    *,
-    layers: list[int] | None = None,
-    matrices: tuple[str, ...] = MATRICES,
-    per_head: bool = True,
-    qk: bool = True,
-    include_bias: bool = False,
-    fold_ln: bool = False,
-    keep_spectra: bool = True,
-    device: str = "cpu",
-) -> SpectraResult:
+def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, device: str = "cpu",
+                   **overrides) -> SpectraResult:
     """Singular-value metrics of every weight matrix, per head and whole, and QK distances.
 
+    ``options`` (:class:`SpectraOptions`; keywords replace its fields).
     ``fold_ln`` scales the reading matrices by their LayerNorm weight first (no centring,
     which would make them singular); ``include_bias`` appends each bias as an input row.
     Only the tensors needed are read; matrices the checkpoint lacks are listed in
@@ -258,11 +249,11 @@ def weight_spectra(
     """
     from ...models.processing import fold_layer_norm
 
+    o = resolve(SpectraOptions, options, overrides, "weight_spectra")
+    matrices, per_head, qk, include_bias, fold_ln, keep_spectra = (
+        tuple(o.matrices), o.per_head, o.qk, o.include_bias, o.fold_ln, o.keep_spectra)
     cfg = weights.cfg
-    layers = _check_layers(weights, layers)
-    for m in matrices:
-        if m not in (*MATRICES, GATED):
-            raise InvalidInputError(f"unknown matrix '{m}'; choose from {', '.join((*MATRICES, GATED))}")
+    layers = _check_layers(weights, o.layers)
     if GATED in matrices and not cfg.gated_mlp:
         raise InvalidInputError(f"{weights.label} has no gated MLP, so no {GATED}; choose from {', '.join(MATRICES)}")
     if cfg.gated_mlp and "W_in" in matrices and GATED not in matrices:

@@ -25,12 +25,13 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ...errors import InvalidInputError, MissingTensorError
+from ...errors import MissingTensorError
 from ...models.weights import Weights
+from ...options import resolve
 from ...results import Result
+from .options import SphereOptions
 from ..norms import norm_stats
 
-POSITIONS = ("sequence", "random")
 
 
 GRID = 2**16  # intervals of the tabulated overlap curve: linear interpolation within ~1e-6 up to dim 4096
@@ -83,15 +84,7 @@ class SphereOverlapResult(Result):
     notes: list = field(default_factory=list)
 
 
-def sphere_overlap(
-    weights: Weights,
-    *,
-    n_tokens: int = 1000,
-    n_trials: int = 20,
-    positions: str = "sequence",
-    seed: int = 0,
-    bins: int = 60,
-) -> SphereOverlapResult:
+def sphere_overlap(weights: Weights, options: SphereOptions | None = None, **overrides) -> SphereOverlapResult:
     """Share of random token pairs whose positional spheres overlap, and their overlap volume.
 
     ``positions="sequence"``: the i-th sampled token sits at position ``i mod n_ctx`` (the
@@ -99,13 +92,9 @@ def sphere_overlap(
 
     >>> r = sphere_overlap(load_weights("tiny"), n_tokens=200, n_trials=2)   # doctest: +SKIP
     """
+    o = resolve(SphereOptions, options, overrides, "sphere_overlap")
+    n_tokens, n_trials, positions, seed, bins = o.n_tokens, o.n_trials, o.positions, o.seed, o.bins
     cfg = weights.cfg
-    if n_tokens < 2:
-        raise InvalidInputError(f"n_tokens must be at least 2; got {n_tokens}")
-    if n_trials < 1:
-        raise InvalidInputError(f"n_trials must be at least 1; got {n_trials}")
-    if positions not in POSITIONS:
-        raise InvalidInputError(f"positions must be one of {', '.join(POSITIONS)}; got '{positions}'")
     if not weights.has("pos_embed.W_pos"):
         raise MissingTensorError("wpe.weight", "positional sphere overlap", weights.label)
     W_pos = weights.get("pos_embed.W_pos", needed_for="positional norms").double()
