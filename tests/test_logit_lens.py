@@ -126,6 +126,10 @@ def test_cli_lens_on_tiny(tmp_path):
     assert all(0 <= e <= np.log(tiny.d_vocab) + 1e-6 for e in d["last_entropy"])
     for f in ("result.json", "lens_entropy.png", "lens_entropy.html", "lens_entropy_by_layer.png"):
         assert (out / f).is_file(), f
+    res = run("lens", "-o", tmp_path / "z", "--generate", 0, "--n-generate", 0, "--bos", "--json")
+    assert res.exit_code == 0, res.output  # 0 tokens to generate is allowed under either spelling
+    d = json.loads(res.output)
+    assert d["options"]["n_generate"] == 0 and d["options"]["prepend_bos"] is True
 
 
 @pytest.mark.parametrize("args, words", [

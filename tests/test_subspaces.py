@@ -196,6 +196,32 @@ def test_partial_checkpoint_says_what_is_missing(partial_ckpt):
 # ----------------------------------------------------------------------------- CLI, tiny, report
 
 
+def test_subspaces_and_lens_options_declared_once(model, tmp_path):
+    import dataclasses
+
+    from poslens.analyses.geometry.options import LensOptions, SubspacesOptions
+    from poslens.cli.geometry import lens_cmd, subspaces_cmd
+
+    for cmd, cls in ((subspaces_cmd, SubspacesOptions), (lens_cmd, LensOptions)):
+        params = {p.name: p for p in cmd.params}
+        for f in dataclasses.fields(cls):
+            assert f.name in params, f.name
+            assert f.name in ("lengths", "seed", "noise") or params[f.name].default == f.default, f.name
+    path, _ = model
+    w = load_weights(path)
+    a = S.hidden_subspaces(w, list(range(40)), SubspacesOptions(lengths={"a": 20}, space="tokens"), subspace="gap")
+    b = S.hidden_subspaces(w, list(range(40)), lengths={"a": 20}, space="tokens", subspace="gap")
+    assert a.options == b.options and a.prompts["a"]["dims"] == b.prompts["a"]["dims"]
+    with pytest.raises(InvalidInputError, match="did you mean 'threshold'"):
+        S.hidden_subspaces(w, list(range(40)), treshold=0.5)
+    # the older spellings --bos and --no-final-ln reach the analysis
+    res = run("subspaces", "-m", path, "-o", tmp_path / "o", "--lengths", "12", "--bos", "--no-final-ln",
+              "--noise", "0.5", "--json")
+    assert res.exit_code == 0, res.output
+    o = json.loads(res.output)["options"]
+    assert (o["prepend_bos"], o["final_ln"], o["noise"]) == (True, False, 0.5)
+
+
 def test_cli_subspaces(model, tmp_path):
     path, _ = model
     out = tmp_path / "o"
@@ -213,6 +239,8 @@ def test_cli_subspaces(model, tmp_path):
     (("--text", ""), "prompt is empty"),
     (("--lengths", "15,x"), "not a whole number"),
     (("--noise", "loud"), "--noise"),
+    (("--subspace", "pca"), "subspace must be one of mp, gap"),
+    (("--space", "rows"), "space must be one of features, tokens"),
 ])
 def test_cli_subspaces_bad_input(model, tmp_path, args, words):
     path, _ = model

@@ -135,7 +135,8 @@ def bound_numeric_options(cmd: click.Command) -> click.Command:
         if p.type is click.INT:
             if isinstance(default, int) and default < 0:
                 continue
-            p.type = click.IntRange(min=0 if name in ZERO_ALLOWED or default == 0 else 1)
+            zero = default == 0 or any(o in ZERO_ALLOWED for o in p.opts)  # under any of its spellings
+            p.type = click.IntRange(min=0 if zero else 1)
         elif any(w in name for w in FRACTION_WORDS) and isinstance(default, (int, float)) and 0 <= default <= 1:
             p.type = click.FloatRange(0.0, 1.0)
         elif default is None or (isinstance(default, (int, float)) and default > 0):

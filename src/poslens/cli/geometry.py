@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..analyses.geometry.options import SphereOptions, SpectraOptions
+from ..analyses.geometry.options import DEFAULT_LENGTHS, LensOptions, SphereOptions, SpectraOptions, SubspacesOptions
 from ..errors import InvalidInputError
 from .common import common, emit, out_dir, parse_ints, seed_option
 from .options import build_options, options_flags
@@ -93,55 +93,38 @@ def spectra_cmd(model, out, device, dtype, as_json, layers, matrices, sphere, se
 @click.command("subspaces")
 @common
 @click.option("--text", default=None, help="Prompt text, or @FILE (default: a built-in ~600-token passage).")
-@click.option("--lengths", default="15,150,500", show_default=True,
+@click.option("--lengths", default=",".join(map(str, DEFAULT_LENGTHS.values())), show_default=True,
               help="Prompt lengths in tokens (prefixes of the text), capped at n_ctx; NAME=N allowed.")
-@click.option("--whole", is_flag=True, help="Use the whole text as one prompt (an error if longer than n_ctx).")
-@click.option("--threshold", default=0.9, show_default=True, type=float,
-              help="Overlap: a principal angle is shared when its cosine exceeds this (0 < t < 1).")
-@click.option("--subspace", type=click.Choice(["mp", "gap"]), default="mp", show_default=True,
-              help="Signal subspace by the Marchenko-Pastur edge or the largest spectral-gap ratio.")
-@click.option("--space", type=click.Choice(["features", "tokens"]), default="features", show_default=True,
-              help="Subspaces in R^d_model (right singular vectors) or R^N (Gram eigenvectors).")
-@click.option("--noise", default="iterative", show_default=True,
-              help="MP noise variance: iterative, total, or a number.")
-@click.option("--no-final-ln", is_flag=True, help="Last point without ln_f (default: with, like HF hidden_states).")
-@click.option("--bos", is_flag=True, help="Prepend the BOS token.")
+@options_flags(SubspacesOptions, skip=("lengths", "seed"), aliases={"prepend_bos": "--bos"})
 @seed_option
-def subspaces_cmd(model, out, device, dtype, as_json, text, lengths, whole, threshold, subspace, space, noise,
-                  no_final_ln, bos, seed):
+def subspaces_cmd(model, out, device, dtype, as_json, text, lengths, seed, **kw):
     """Hidden-state Gram spectra, signal subspaces, principal angles, overlap, union rank and MDS per layer."""
     from ..analyses.geometry import subspaces as S
-    from ..analyses.geometry.hidden_states import check_threshold
     from ..analyses.geometry.probe import require_forward
     from ..claims.dissecting_the_frog.geometry import with_claims
     from ..models import Weights, open_checkpoint
     from ..models.tokenizer import Tokenizer
     from ..viz.subspaces import subspace_figures
 
-    check_threshold(threshold)
+    opts = build_options(SubspacesOptions, {**kw, "noise": _noise(kw["noise"])}, seed=seed, lengths=_lengths(lengths))
     txt = _text(text, "--text")
     if txt is not None and not txt.strip():
         raise InvalidInputError("the prompt is empty; give some text (or @FILE)")
-    plan = _lengths(lengths)
     ckpt = open_checkpoint(model)
     w = Weights.from_checkpoint(ckpt)
     require_forward(w, "hidden-state subspaces (a token forward pass through every layer)")
     tok = Tokenizer.for_checkpoint(ckpt)
-    r = with_claims(S.hidden_subspaces(w, text=txt, tokenizer=tok, lengths=plan, whole=whole, prepend_bos=bos,
-                                       final_ln=not no_final_ln, subspace=subspace, space=space, threshold=threshold,
-                                       noise=_noise(noise), seed=seed, device=device, dtype=dtype), w)
+    r = with_claims(S.hidden_subspaces(w, None, opts, text=txt, tokenizer=tok, device=device, dtype=dtype), w)
     d = out_dir(out, "subspaces")
     emit(r, d, as_json, "\n".join(S.summarize(r)), subspace_figures(r, d))
 
 
 @click.command("lens")
 @common
-@click.option("--prompt", default=None, help="Prompt text, or @FILE (default: the slides' 'Einstein is best known for the theory of').")
-@click.option("--top-k", default=10, show_default=True, help="Tokens listed per layer and per generation step.")
-@click.option("--generate", "n_generate", default=10, show_default=True, help="Greedy tokens to generate (0: none).")
-@click.option("--no-final-ln", is_flag=True, help="Apply W_U to the raw residual stream (no ln_f).")
-@click.option("--bos", is_flag=True, help="Prepend the BOS token.")
-def lens_cmd(model, out, device, dtype, as_json, prompt, top_k, n_generate, no_final_ln, bos):
+@click.option("--prompt", default=None,
+              help="Prompt text, or @FILE (default: the slides' 'Einstein is best known for the theory of').")
+@options_flags(LensOptions, aliases={"n_generate": "--generate", "prepend_bos": "--bos"})
+def lens_cmd(model, out, device, dtype, as_json, prompt, **kw):
     """Logit lens: each layer's next-token distribution, its entropy and top-k; greedy generation."""
     from ..analyses.geometry import logit_lens as L
     from ..analyses.geometry.probe import require_forward
@@ -150,6 +133,7 @@ def lens_cmd(model, out, device, dtype, as_json, prompt, top_k, n_generate, no_f
     from ..models.tokenizer import Tokenizer
     from ..viz.logit_lens import lens_figures
 
+    opts = build_options(LensOptions, kw)
     p = _text(prompt, "--prompt")
     if p is not None and not p.strip():
         raise InvalidInputError("the prompt is empty; give some text (or @FILE)")
@@ -157,7 +141,6 @@ def lens_cmd(model, out, device, dtype, as_json, prompt, top_k, n_generate, no_f
     w = Weights.from_checkpoint(ckpt)
     require_forward(w, "the logit lens (unembedding W_U, tied to wte, and every layer)", unembed=True)
     tok = Tokenizer.for_checkpoint(ckpt)
-    r = with_claims(L.logit_lens(w, p, tok, top_k=top_k, n_generate=n_generate, prepend_bos=bos,
-                                 final_ln=not no_final_ln, device=device, dtype=dtype), w)
+    r = with_claims(L.logit_lens(w, p, tok, opts, device=device, dtype=dtype), w)
     d = out_dir(out, "lens")
     emit(r, d, as_json, "\n".join(L.summarize(r)), lens_figures(r, d))

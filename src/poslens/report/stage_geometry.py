@@ -67,9 +67,11 @@ def _sphere_run(ctx: Context, opts: dict):
 
 
 def _sub_options(ctx: Context) -> dict:
-    lengths = ctx.pick({"short": 15, "medium": 150}, {"short": 15, "medium": 150, "long": 500})
-    return {"lengths": lengths, "threshold": 0.9, "subspace": "mp", "space": "features", "noise": "iterative",
-            "final_ln": True, "prepend_bos": False}
+    from ..analyses.geometry.options import DEFAULT_LENGTHS, SubspacesOptions
+
+    opts = dataclasses.asdict(SubspacesOptions(seed=ctx.seed))
+    del opts["whole"]  # the shared pass holds prefixes of the default passage
+    return {**opts, "lengths": ctx.pick({k: DEFAULT_LENGTHS[k] for k in ("short", "medium")}, dict(DEFAULT_LENGTHS))}
 
 
 def _sub_tokens(ctx: Context, opts: dict) -> list[int]:
@@ -109,9 +111,10 @@ def _sub_run(ctx: Context, opts: dict):
 
 def _lens_options(ctx: Context) -> dict:
     from ..analyses.geometry.logit_lens import SLIDE_PROMPT
+    from ..analyses.geometry.options import LensOptions
 
-    return {"prompt": SLIDE_PROMPT, "top_k": ctx.pick(5, 10), "n_generate": ctx.pick(5, 10), "final_ln": True,
-            "prepend_bos": False}
+    return {"prompt": SLIDE_PROMPT, **dataclasses.asdict(LensOptions()), "top_k": ctx.pick(5, 10),
+            "n_generate": ctx.pick(5, 10)}
 
 
 def _lens_harvests(ctx: Context, opts: dict) -> list[Harvest]:
@@ -128,9 +131,9 @@ def _lens_run(ctx: Context, opts: dict):
     from ..analyses.geometry.logit_lens import logit_lens
 
     acts = ctx.activations(f"geometry-lens:{opts['prompt']}:bos={int(opts['prepend_bos'])}")
-    return _claimed(ctx, logit_lens(ctx.weights, opts["prompt"], ctx.tokenizer, top_k=opts["top_k"],
-                                    n_generate=opts["n_generate"], prepend_bos=opts["prepend_bos"],
-                                    final_ln=opts["final_ln"], device=ctx.device, dtype=ctx.dtype, states=acts))
+    lens = {k: v for k, v in opts.items() if k != "prompt"}
+    return _claimed(ctx, logit_lens(ctx.weights, opts["prompt"], ctx.tokenizer, device=ctx.device, dtype=ctx.dtype,
+                                    states=acts, **lens))
 
 
 STAGES = [

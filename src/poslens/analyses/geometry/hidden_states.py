@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 
 from ...errors import InvalidInputError
+from .options import SPACES, SUBSPACES, check_options, check_threshold  # noqa: F401  (re-exported)
 
-SUBSPACES = ("mp", "gap")
-SPACES = ("features", "tokens")
 
 
 # ----------------------------------------------------------------------------- spectra
@@ -362,22 +361,3 @@ def hidden_geometry(
                      f"{', '.join(empty)}: those points have no signal subspace and are left out of angles and MDS")
     out["notes"] = notes
     return out
-
-
-def check_options(subspace: str, space: str, threshold: float) -> None:
-    """InvalidInputError for an unknown subspace rule or space, or a threshold outside (0, 1)."""
-    check_threshold(threshold)
-    if subspace not in SUBSPACES:
-        raise InvalidInputError(f"subspace must be one of {', '.join(SUBSPACES)}; got '{subspace}'")
-    if space not in SPACES:
-        raise InvalidInputError(f"space must be one of {', '.join(SPACES)}; got '{space}'")
-
-
-def check_threshold(threshold: float) -> None:
-    """The overlap threshold is a cosine strictly between 0 and 1."""
-    try:
-        t = float(threshold)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"threshold must be a number in (0, 1); got {threshold!r}") from None
-    if not 0.0 < t < 1.0 or math.isnan(t):
-        raise InvalidInputError(f"threshold must be strictly between 0 and 1 (a cosine); got {threshold}")

@@ -31,7 +31,9 @@ from ...errors import InvalidInputError
 from ...models.block import norm
 from ...models.runner import Runner
 from ...models.weights import Weights
+from ...options import resolve
 from ...results import Result
+from .options import LensOptions
 from .probe import probe_hooks, probe_labels, prompt_ids, require_forward
 
 # The slides' prompt: the default one.
@@ -109,14 +111,12 @@ def logit_lens(
     weights: Weights,
     prompt: str | list[int] | None = None,
     tokenizer=None,
+    options: LensOptions | None = None,
     *,
-    top_k: int = 10,
-    n_generate: int = 10,
-    prepend_bos: bool = False,
-    final_ln: bool = True,
     device: str = "cpu",
     dtype: str = "float32",
     states: dict[str, torch.Tensor] | None = None,
+    **overrides,
 ) -> LensResult:
     """Each layer's next-token distribution for ``prompt`` (text with ``tokenizer``, or ids).
 
@@ -126,11 +126,9 @@ def logit_lens(
 
     >>> r = logit_lens(load_weights("tiny"), "The lamp was", tok, n_generate=5)   # doctest: +SKIP
     """
+    o = resolve(LensOptions, options, overrides, "logit_lens")
+    top_k, n_generate, prepend_bos, final_ln = o.top_k, o.n_generate, o.prepend_bos, o.final_ln
     cfg = weights.cfg
-    if top_k < 1:
-        raise InvalidInputError(f"top_k must be at least 1; got {top_k}")
-    if n_generate < 0:
-        raise InvalidInputError(f"n_generate must be 0 or more; got {n_generate}")
     require_forward(weights, "the logit lens (unembedding W_U, tied to wte, and every layer)", unembed=True)
     prompt = SLIDE_PROMPT if prompt is None else prompt
     ids = prompt_ids(prompt, tokenizer, prepend_bos)

@@ -10,6 +10,7 @@ poslens.errors.InvalidInputError: positions must be one of sequence, random; got
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ...errors import InvalidInputError
@@ -17,6 +18,9 @@ from ...errors import InvalidInputError
 MATRICES = ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_out")
 GATED = "W_gate"  # the gate of a gated (SwiGLU) MLP, decomposed beside W_in
 POSITIONS = ("sequence", "random")
+SUBSPACES = ("mp", "gap")
+SPACES = ("features", "tokens")
+DEFAULT_LENGTHS = {"short": 15, "medium": 150, "long": 500}
 
 
 @dataclass(frozen=True)
@@ -52,3 +56,60 @@ class SphereOptions:
             raise InvalidInputError(f"n_trials must be at least 1; got {self.n_trials}")
         if self.positions not in POSITIONS:
             raise InvalidInputError(f"positions must be one of {', '.join(POSITIONS)}; got '{self.positions}'")
+
+
+def check_threshold(threshold: float) -> None:
+    """The overlap threshold is a cosine strictly between 0 and 1."""
+    try:
+        t = float(threshold)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"threshold must be a number in (0, 1); got {threshold!r}") from None
+    if not 0.0 < t < 1.0 or math.isnan(t):
+        raise InvalidInputError(f"threshold must be strictly between 0 and 1 (a cosine); got {threshold}")
+
+
+def check_options(subspace: str, space: str, threshold: float) -> None:
+    """InvalidInputError for an unknown subspace rule or space, or a threshold outside (0, 1)."""
+    check_threshold(threshold)
+    if subspace not in SUBSPACES:
+        raise InvalidInputError(f"subspace must be one of {', '.join(SUBSPACES)}; got '{subspace}'")
+    if space not in SPACES:
+        raise InvalidInputError(f"space must be one of {', '.join(SPACES)}; got '{space}'")
+
+
+@dataclass(frozen=True)
+class SubspacesOptions:
+    lengths: dict[str, int] | None = field(default=None, metadata={
+        "help": "prompt lengths in tokens, NAME -> N (default short 15, medium 150, long 500)"})
+    whole: bool = field(default=False, metadata={"help": "use the whole text as one prompt (at most n_ctx tokens)"})
+    prepend_bos: bool = field(default=False, metadata={"help": "prepend the BOS token"})
+    final_ln: bool = field(default=True, metadata={"help": "last point through ln_f, like HF hidden_states"})
+    subspace: str = field(default="mp", metadata={
+        "help": "signal subspace by the Marchenko-Pastur edge (mp) or the largest spectral-gap ratio (gap)"})
+    space: str = field(default="features", metadata={
+        "help": "subspaces in R^d_model (features: right singular vectors) or R^N (tokens: Gram eigenvectors)"})
+    threshold: float = field(default=0.9, metadata={
+        "help": "overlap: a principal angle is shared when its cosine exceeds this (0 < t < 1)"})
+    noise: str | float = field(default="iterative", metadata={
+        "help": "Marchenko-Pastur noise variance: iterative, total, or a number"})
+    seed: int = field(default=0, metadata={"help": "seed of the MDS refinement"})
+
+    def __post_init__(self) -> None:
+        check_options(self.subspace, self.space, self.threshold)
+        if isinstance(self.noise, str) and self.noise not in ("iterative", "total"):
+            raise InvalidInputError(f"noise must be 'iterative', 'total' or a number (the noise variance); "
+                                    f"got '{self.noise}'")
+
+
+@dataclass(frozen=True)
+class LensOptions:
+    top_k: int = field(default=10, metadata={"help": "tokens listed per layer and per generation step"})
+    n_generate: int = field(default=10, metadata={"help": "greedy tokens to generate (0: none)"})
+    prepend_bos: bool = field(default=False, metadata={"help": "prepend the BOS token"})
+    final_ln: bool = field(default=True, metadata={"help": "read every point through ln_f (off: raw residual)"})
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1:
+            raise InvalidInputError(f"top_k must be at least 1; got {self.top_k}")
+        if self.n_generate < 0:
+            raise InvalidInputError(f"n_generate must be 0 or more; got {self.n_generate}")

@@ -43,11 +43,12 @@ import torch
 
 from ...errors import InvalidInputError
 from ...models.weights import Weights
+from ...options import resolve
 from ...results import Result
-from .hidden_states import check_options, hidden_geometry
+from .hidden_states import hidden_geometry
+from .options import DEFAULT_LENGTHS, SubspacesOptions
 from .probe import probe_hooks, probe_labels, prompt_ids, require_forward
 
-DEFAULT_LENGTHS = {"short": 15, "medium": 150, "long": 500}
 
 # An original passage (written for poslens, public domain) long enough for the slides'
 # 500-token prompt under GPT-2's tokenizer.
@@ -115,25 +116,19 @@ class SubspaceResult(Result):
 def hidden_subspaces(
     weights: Weights,
     tokens: Sequence[int] | torch.Tensor | None = None,
+    options: SubspacesOptions | None = None,
     *,
     text: str | None = None,
     tokenizer=None,
-    lengths: dict[str, int] | None = None,
-    whole: bool = False,
-    prepend_bos: bool = False,
-    final_ln: bool = True,
-    subspace: str = "mp",
-    space: str = "features",
-    threshold: float = 0.9,
-    noise: str | float = "iterative",
-    seed: int = 0,
     states: dict[str, torch.Tensor] | None = None,
     device: str = "cpu",
     dtype: str = "float32",
+    **overrides,
 ) -> SubspaceResult:
     """Hidden-state geometry of prompts of several lengths (prefixes of one text).
 
-    Give ``tokens`` (ids) or ``text`` (+ ``tokenizer``; default: a built-in passage).
+    Give ``tokens`` (ids) or ``text`` (+ ``tokenizer``; default: a built-in passage);
+    ``options`` (:class:`SubspacesOptions`; keywords replace its fields).
     ``lengths`` maps names to token counts (default short 15, medium 150, long 500),
     capped at n_ctx and the text's length with a note; ``whole=True`` uses the whole text
     as one prompt (an error if it is longer than n_ctx). ``states`` (probe hook -> [1, N, D])
@@ -143,8 +138,10 @@ def hidden_subspaces(
     """
     from ...models.runner import Runner
 
+    o = resolve(SubspacesOptions, options, overrides, "hidden_subspaces")
+    lengths, whole, prepend_bos, final_ln = o.lengths, o.whole, o.prepend_bos, o.final_ln
+    subspace, space, threshold, noise, seed = o.subspace, o.space, o.threshold, o.noise, o.seed
     cfg = weights.cfg
-    check_options(subspace, space, threshold)
     ids = prompt_ids((DEFAULT_TEXT if text is None else text) if tokens is None else tokens, tokenizer, prepend_bos)
     notes: list[str] = []
     if whole:
