@@ -329,6 +329,8 @@ def test_bad_input_library(planted, gpt2_tok, partial_ckpt):
     (["--dictionary-size", "2000"], "only 14 words of 3 tokens"),
     (["--layers", "a,b"], "comma-separated list of integers"),
     (["--C", "strong"], "C must be"),
+    (["--Cs", "0.1,-1"], "candidate Cs must be positive"),
+    (["--lengths", ","], "no token lengths"),
 ])
 def test_bad_input_cli(planted, tmp_path, args, message):
     out = tmp_path / "out"
@@ -339,6 +341,30 @@ def test_bad_input_cli(planted, tmp_path, args, message):
 
 
 # ----------------------------------------------------------------------------- CLI and report
+
+
+def test_options_declared_once_reach_cli_and_report(planted, tmp_path):
+    import dataclasses
+
+    from poslens.analyses.word_index.options import Options
+    from poslens.cli.probe import probe_cmd
+
+    params = {p.name: p for p in probe_cmd.params}
+    for f in dataclasses.fields(Options):
+        assert f.name in params or f.name == "label_tokens", f.name  # --label-token last|first|both
+        if f.name in params and f.name not in ("schemes", "prefix"):
+            want = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+            assert params[f.name].default == want, f.name
+    with pytest.raises(InvalidInputError, match="did you mean 'n_train'"):
+        WI.word_index(load_weights(str(planted.path)), n_trian=5)
+    out = tmp_path / "o"
+    r = CliRunner().invoke(cli, ["probe", "-m", str(planted.path), "-o", str(out), "--layers", "1", "-n", "5",
+                                 "--no-bos", "--lengths", "1,2", "--Cs", "0.5,5", "--n-train", "300",
+                                 "--n-val-prompts", "30", "--label-token", "first", "--json"])
+    assert r.exit_code == 0, r.output
+    o = json.loads(r.stdout[r.stdout.index("{"):])["options"]
+    assert (o["n_units"], o["prepend_bos"], o["lengths"], o["Cs"], o["label_tokens"]) == (
+        5, False, [1, 2], [0.5, 5.0], ["first"])
 
 
 def test_cli_writes_result_and_figures(planted, tmp_path):

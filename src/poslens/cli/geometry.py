@@ -74,7 +74,7 @@ def spectra_cmd(model, out, device, dtype, as_json, layers, matrices, sphere, se
     from ..models import load_weights
     from ..viz.spectra import spectra_figures, sphere_figures
 
-    sphere_opts = build_options(SphereOptions, kw, prefix="sphere-", seed=seed)
+    sphere_opts = build_options(SphereOptions, kw, flag_prefix="sphere-", seed=seed)
     opts = build_options(SpectraOptions, kw, layers=parse_ints(layers, "--layers"),
                          matrices=tuple(m.strip() for m in matrices.split(",") if m.strip()))
     w = load_weights(model)

@@ -14,11 +14,35 @@ import dataclasses
 import click
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+_WORDS = {int: ("integers", "1,2,3"), float: ("numbers", "0.1,1,10"), str: ("names", "a,b")}
+
+
+class CommaList(click.ParamType):
+    """``1,2,3`` -> ``(1, 2, 3)`` for a ``tuple[int, ...]`` field (floats and names alike); blank -> None."""
+
+    def __init__(self, item: type):
+        self.item = item
+        self.name = _WORDS[item][0]
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, (tuple, list)):
+            return None if value is None else tuple(value)
+        parts = [p.strip() for p in str(value).split(",") if p.strip()]
+        if not parts:
+            return None
+        try:
+            return tuple(self.item(p) for p in parts)
+        except ValueError:
+            words, example = _WORDS[self.item]
+            self.fail(f"'{value}' is not a comma-separated list of {words} (e.g. {example})", param, ctx)
 
 
 def _type(f: dataclasses.Field):
     t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    return _TYPES.get(t.split("|")[0].strip(), str)
+    head = t.split("|")[0].strip()
+    if head.startswith("tuple[") and head.endswith(", ...]"):
+        return CommaList(_TYPES[head[6:-6].strip()])
+    return _TYPES.get(head, str)
 
 
 def options_flags(cls, skip: tuple[str, ...] = (), aliases: dict[str, str] | None = None, prefix: str = ""):
@@ -42,17 +66,18 @@ def options_flags(cls, skip: tuple[str, ...] = (), aliases: dict[str, str] | Non
                 fn = click.option(f"{flag}/--no-{flag[2:]}", *extra, dest + f.name, default=f.default, show_default=True,
                                   help=help_)(fn)
             else:
-                fn = click.option(flag, *extra, dest + f.name, type=_type(f), default=f.default, show_default=True,
+                default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+                fn = click.option(flag, *extra, dest + f.name, type=_type(f), default=default, show_default=True,
                                   help=help_)(fn)
         return fn
 
     return deco
 
 
-def build_options(cls, kwargs: dict, prefix: str = "", **given):
+def build_options(cls, kwargs: dict, flag_prefix: str = "", **given):
     """``cls`` from the matching entries of ``kwargs`` (removed from it) and ``given``;
-    ``__post_init__`` validates them."""
-    dest = prefix.replace("-", "_")
+    ``__post_init__`` validates them. ``flag_prefix`` is the ``prefix`` the flags were made with."""
+    dest = flag_prefix.replace("-", "_")
     names = {f.name for f in dataclasses.fields(cls)}
     picked = {k[len(dest):]: kwargs.pop(k) for k in list(kwargs) if k.startswith(dest) and k[len(dest):] in names}
     return cls(**picked, **given)

@@ -8,26 +8,21 @@ only, so the stage runs its own grouped-by-length pass instead of sharing a padd
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from .orchestrate import Stage
 
 
 def _options(ctx) -> dict:
-    return {
-        "layers": list(range(ctx.cfg.n_layers + 1)),
-        "schemes": ctx.pick(["word"], ["word"], ["word", "sentence", "list", "code"]),
-        "n_units": 7,
-        "lengths": [1, 2, 3],
-        "dictionary_size": 20000,
-        "n_train": ctx.pick(700, 2100, 10000),
-        "n_val_prompts": ctx.pick(100, 300, 2560),
-        "label_tokens": ctx.pick(["last"], ["last"], ["last", "first"]),
-        "combined": ctx.pick(False, False, True),
-        "C": "auto",
-        "Cs": ctx.pick([0.1, 1.0, 10.0], [0.01, 0.1, 1.0, 10.0], [0.001, 0.01, 0.1, 1.0, 10.0]),
-        "seed": ctx.seed,
-    }
+    from ..analyses.word_index.options import Options  # the defaults (the post's), declared once
+
+    opts = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(Options(seed=ctx.seed)).items()}
+    return {**opts, "layers": list(range(ctx.cfg.n_layers + 1)),
+            "schemes": ctx.pick(["word"], ["word"], ["word", "sentence", "list", "code"]),
+            "n_train": ctx.pick(700, 2100, 10000), "n_val_prompts": ctx.pick(100, 300, 2560),
+            "label_tokens": ctx.pick(["last"], ["last"], ["last", "first"]), "combined": ctx.pick(False, False, True),
+            "Cs": ctx.pick([0.1, 1.0, 10.0], [0.01, 0.1, 1.0, 10.0], list(Options.Cs))}
 
 
 def _supports(ctx) -> str | None:
@@ -65,7 +60,7 @@ STAGES = [
         figures=_figures,
         summarize=_summarize,
         supports=_supports,
-        code=tuple(f"poslens.analyses.word_index{s}" for s in ("", ".measure", ".harvest", ".probes", ".logistic", ".evaluate"))
+        code=tuple(f"poslens.analyses.word_index{s}" for s in ("", ".options", ".measure", ".harvest", ".probes", ".logistic", ".evaluate"))
         + ("poslens.claims.emergent_positional_embeddings", "poslens.data.word_prompts", "poslens.viz.word_index",
            "poslens.viz.common"),
         about=(

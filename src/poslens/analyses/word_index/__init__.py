@@ -31,11 +31,27 @@ What the post could not rule out is measured beside every probe:
 >>> print("\\n".join(summarize(r)))                                          # doctest: +SKIP
 """
 
-from .evaluate import evaluate, one_hot, position_balanced
-from .harvest import check_layers, harvest, resid_hook
-from .measure import BASELINES, LABEL_TOKENS, WordIndexResult, summarize, word_index
-from .probes import DEFAULT_CS, Probe, fit_probe, fit_probes
+from __future__ import annotations
 
-__all__ = ["BASELINES", "DEFAULT_CS", "LABEL_TOKENS", "Probe", "WordIndexResult", "check_layers", "evaluate",
+from typing import TYPE_CHECKING
+
+from ...lazy import exports
+
+if TYPE_CHECKING:
+    from .evaluate import evaluate, one_hot, position_balanced
+    from .harvest import check_layers, harvest, resid_hook
+    from .measure import BASELINES, WordIndexResult, summarize, word_index
+    from .options import DEFAULT_CS, LABEL_TOKENS, Options
+    from .probes import Probe, fit_probe, fit_probes
+
+__getattr__ = exports(__name__, {
+    ".evaluate": ("evaluate", "one_hot", "position_balanced"),
+    ".harvest": ("check_layers", "harvest", "resid_hook"),
+    ".measure": ("BASELINES", "WordIndexResult", "summarize", "word_index"),
+    ".options": ("DEFAULT_CS", "LABEL_TOKENS", "Options"),
+    ".probes": ("Probe", "fit_probe", "fit_probes"),
+})
+
+__all__ = ["BASELINES", "DEFAULT_CS", "LABEL_TOKENS", "Options", "Probe", "WordIndexResult", "check_layers", "evaluate",
            "fit_probe", "fit_probes", "harvest", "one_hot", "position_balanced", "resid_hook",
            "summarize", "word_index"]

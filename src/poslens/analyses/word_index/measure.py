@@ -17,12 +17,13 @@ from ...data import word_prompts as wp
 from ...errors import InvalidInputError
 from ...models.runner import Runner
 from ...models.weights import Weights, forward_tensors, require
+from ...options import resolve
 from ...results import Result
 from .evaluate import evaluate, one_hot, position_balanced
 from .harvest import check_layers, harvest, resid_hook
-from .probes import DEFAULT_CS, fit_probe, fit_probes
+from .options import Options
+from .probes import fit_probe, fit_probes
 
-LABEL_TOKENS = ("last", "first")
 BASELINES = ("position", "space", "both")
 
 
@@ -194,36 +195,20 @@ def _findings(schemes: dict, layers: list[int], key_layer: int, model_label: str
 
 def word_index(
     weights: Weights,
+    options: Options | None = None,
     *,
-    layers: Sequence[int] | None = None,
-    schemes: Sequence[str] = ("word",),
-    n_units: int = 7,
-    lengths: Sequence[int] = (1, 2, 3),
-    dictionary_size: int = 20000,
-    train_fraction: float = 0.8,
-    n_train: int = 10000,
-    n_val_prompts: int = 2560,
-    prefix: str | dict[str, str] | None = None,
-    prepend_bos: bool = True,
-    label_tokens: Sequence[str] = ("last", "first"),
-    C: float | str = "auto",
-    Cs: Sequence[float] = DEFAULT_CS,
-    max_iter: int = 1000,
-    balance_min: int = 10,
-    combined: bool = False,
-    key_layer: int | None = None,
     words: Sequence[str] | None = None,
     tokenizer=None,
-    batch_size: int = 64,
-    seed: int = 0,
     device: str = "cpu",
     dtype: str = "float32",
     progress: bool | None = None,
     runner: Runner | None = None,
+    **overrides,
 ) -> WordIndexResult:
     """Probe every requested residual point for the index of the unit each token is in.
 
-    Defaults are the post's: seven words of 1-3 tokens after its prefix, 10,000 training
+    ``options`` (:class:`~poslens.analyses.word_index.options.Options`; keywords replace its
+    fields); ``words`` replaces wordfreq's list. Defaults are the post's: seven words of 1-3 tokens after its prefix, 10,000 training
     points (last tokens), 2,560 validation prompts on held-out words. ``layers`` are
     residual points 0..n_layers (all by default); ``schemes`` any of word, sentence, list,
     code; ``prefix`` one string for every scheme or a dict per scheme (default: each
@@ -240,30 +225,16 @@ def word_index(
     from ...claims.emergent_positional_embeddings import word_index_rows  # the post's figures: claims package
     from ...models.tokenizer import Tokenizer
 
+    o = resolve(Options, options, overrides, "word_index")
+    n_units, lengths, dictionary_size = o.n_units, tuple(o.lengths), o.dictionary_size
+    train_fraction = o.train_fraction
+    n_train, n_val_prompts, prefix, prepend_bos = o.n_train, o.n_val_prompts, o.prefix, o.prepend_bos
+    C, Cs, max_iter, balance_min, combined = o.C, tuple(o.Cs), o.max_iter, o.balance_min, o.combined
+    key_layer, batch_size, seed = o.key_layer, o.batch_size, o.seed
     cfg = weights.cfg
-    layers = check_layers(cfg.n_layers, layers, weights.label)
-    schemes = list(dict.fromkeys(schemes))
-    if not schemes:
-        raise InvalidInputError(f"no scheme given; use any of {', '.join(wp.SCHEMES)}")
-    for s in schemes:
-        if s not in wp.SCHEMES:
-            raise InvalidInputError(f"unknown scheme '{s}'; use any of {', '.join(wp.SCHEMES)}")
-    label_tokens = list(dict.fromkeys(label_tokens))
-    if not label_tokens or any(lt not in LABEL_TOKENS for lt in label_tokens):
-        raise InvalidInputError(f"label tokens must be 'last' and/or 'first', got {list(label_tokens)}")
-    if isinstance(C, str) and C != "auto":
-        try:
-            C = float(C)
-        except ValueError:
-            raise InvalidInputError(f"the probe's C must be a positive number or 'auto', got '{C}'") from None
-    if not isinstance(C, str) and not C > 0:
-        raise InvalidInputError(f"the probe's C must be a positive number or 'auto', got {C}")
-    if not Cs or any(not c > 0 for c in Cs):
-        raise InvalidInputError(f"the candidate Cs must be positive numbers, got {list(Cs)}")
-    if n_units < 2:
-        raise InvalidInputError(f"need at least 2 units per prompt to tell them apart, got N={n_units}")
-    if batch_size < 1:
-        raise InvalidInputError(f"batch size must be positive, got {batch_size}")
+    layers = check_layers(cfg.n_layers, o.layers, weights.label)
+    schemes = list(dict.fromkeys(o.schemes))
+    label_tokens = list(dict.fromkeys(o.label_tokens))
     if key_layer is None:
         key_layer = min(layers, key=lambda l: (abs(l - max(1, round(cfg.n_layers / 3))), l))
     elif key_layer not in layers:

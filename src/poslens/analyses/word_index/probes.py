@@ -21,8 +21,8 @@ import torch
 
 from ...errors import InvalidInputError
 from .logistic import fit_softmax
+from .options import DEFAULT_CS
 
-DEFAULT_CS = (0.001, 0.01, 0.1, 1.0, 10.0)
 _CHUNK = 2**25  # feature entries standardised and fitted at once (float64: 256 MB)
 
 
