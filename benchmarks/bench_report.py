@@ -34,6 +34,8 @@ def gpt2_small_shaped(path: Path) -> Path:
 
 
 def run(label: str, spec: str, out: Path, size: str) -> None:
+    import torch  # noqa: F401  (loaded before the clock starts, as every figure in the notes was measured)
+
     from poslens.report import build_report
 
     t0 = time.perf_counter()
