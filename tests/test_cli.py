@@ -70,3 +70,20 @@ def test_user_errors_are_one_line_and_exit_2(args, words):
     err = r.output.strip()
     assert err.startswith("poslens: error:") and words in err
     assert "\n" not in err and "Traceback" not in err
+
+
+def test_help_loads_no_torch():
+    # `poslens --help` and every command's --help answer without loading torch (seconds on a cold start)
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom poslens.cli import cli, COMMAND_MODULES\n"
+            "for cmds in COMMAND_MODULES.values():\n"
+            "    for c in cmds:\n"
+            "        try:\n"
+            "            cli.main([c, '--help'], prog_name='poslens')\n"
+            "        except SystemExit:\n"
+            "            pass\n"
+            "print('torch' in sys.modules, 'scipy' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False False"
