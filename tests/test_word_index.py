@@ -359,8 +359,9 @@ def test_options_declared_once_reach_cli_and_report(planted, tmp_path):
         WI.word_index(load_weights(str(planted.path)), n_trian=5)
     out = tmp_path / "o"
     r = CliRunner().invoke(cli, ["probe", "-m", str(planted.path), "-o", str(out), "--layers", "1", "-n", "5",
-                                 "--no-bos", "--lengths", "1,2", "--Cs", "0.5,5", "--n-train", "300",
-                                 "--n-val-prompts", "30", "--label-token", "first", "--json"])
+                                 "--no-bos", "--lengths", "1,2", "--Cs", "0.5,5", "--n-train", "200",
+                                 "--n-val-prompts", "20", "--dictionary-size", "3000", "--label-token", "first",
+                                 "--json"])
     assert r.exit_code == 0, r.output
     o = json.loads(r.stdout[r.stdout.index("{"):])["options"]
     assert (o["n_units"], o["prepend_bos"], o["lengths"], o["Cs"], o["label_tokens"]) == (
