@@ -200,7 +200,7 @@ def test_the_construction_is_planted_truth_for_the_neuron_search():
 
 def test_result_records_options_readings_and_checks():
     r = twisted_pair(n=64, M=4, k=2, sweep_M=(2, 4), sweep_n=(), sweep_k=(1, 2), claims=False,
-                     grid_spec={"ns": [64], "ks": [2], "Ms": [4]})
+                     grid_n=(64,), grid_k=(2,), grid_M=(4,))
     d = json.loads(r.to_json())
     assert d["kind"] == "twisted_pair" and d["options"]["M"] == 4 and len(d["readings"]) >= 5
     assert [row["M"] for row in d["sweeps"]["M"]] == [2, 4] and len(d["grid"]) == 5
@@ -259,3 +259,39 @@ def test_report_stage_runs_on_a_planted_checkpoint(tmp_path):
     assert o.status == "done", o.reason
     assert o.result["verification"]["within_bound"] and o.result["gpt2"]["neurons"]["n_twisted"] == 4
     assert any(f.endswith("tp_estimate.html") for f in o.figures)  # the PNG twin only with --png
+
+
+def test_options_declared_once_reach_cli_and_report(tmp_path):
+    import dataclasses
+
+    from poslens.analyses.twisted_pair.options import Options
+    from poslens.cli.twisted_pair import twisted_pair_cmd
+    from poslens.report.stage_twisted_pair import STAGES
+
+    params = {p.name: p for p in twisted_pair_cmd.params}
+    for f in dataclasses.fields(Options):
+        if f.name == "curve_params":  # --param KEY=VALUE, repeatable
+            continue
+        want = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+        assert params[f.name].default == want, f.name
+    res = _cli(["--n", "64", "--M", "4", "--k", "2", "--sweep-M", "", "--sweep-n", "", "--sweep-k", "", "--no-grid",
+                "--noise", "0,0.2", "--gaps", "", "--reuse-n", "", "--no-model", "--json"], tmp_path)
+    assert res.exit_code == 0, res.output
+    o = json.loads(res.stdout)["options"]
+    assert o["noise_sigmas"] == [0.0, 0.2] and o["reuse_ns"] == [] and o["grid"] is None and o["sweep_M"] == []
+    bad = _cli(["--gate", "lp", "--no-model"], tmp_path)
+    assert bad.exit_code == 2 and "unknown gate 'lp'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+    class Ctx:
+        seed = 0
+
+        class cfg:
+            d_model = 4
+
+        @staticmethod
+        def pick(*v):
+            return v[1]
+
+    opts = STAGES[0].options(Ctx())
+    assert set(opts) == {f.name for f in dataclasses.fields(Options)} and opts["n_components"] == 4
+    Options(**{k: tuple(v) if isinstance(v, list) else v for k, v in opts.items()})  # the report's options are valid

@@ -13,49 +13,39 @@ inputs.
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 from .orchestrate import Stage, lazy
 
 SEED = "twisted_pair"
 CODE = tuple(f"poslens.analyses.twisted_pair{s}" for s in
-             ("", ".measure", ".curves", ".gates", ".build", ".verify", ".experiments", ".gpt2", ".report")) + (
+             ("", ".options", ".measure", ".curves", ".gates", ".build", ".verify", ".experiments", ".gpt2", ".report")) + (
     "poslens.analyses.helix", "poslens.analyses.helix.pca", "poslens.viz.twisted_pair", "poslens.viz.common")
 
 
 def _options(ctx) -> dict:
-    return {
-        "curve": "helix",
-        "n": ctx.pick(128, 256, 512),
-        "M": ctx.pick(8, 16, 32),
-        "k": ctx.pick(4, 8, 8),
-        "sweep_M": ctx.pick([], [4, 16, 64], [4, 8, 16, 32, 64]),
-        "sweep_n": ctx.pick([], [128, 512], [128, 256, 512, 1024]),
-        "sweep_k": ctx.pick([], [2, 8], [1, 2, 4, 8, 16]),
-        "grid": ctx.pick(None, None, {"ns": [128, 512], "ks": [2, 8], "Ms": [8, 32]}),
-        "noise_sigmas": ctx.pick([0.0, 0.1, 1.6], [0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6]),
-        "gaps": ctx.pick([0.1, 1e-4], [0.1, 1e-3, 1e-5], [0.1, 1e-2, 1e-3, 1e-4, 1e-5]),
-        "reuse_ns": ctx.pick([128, 256], [128, 256], [64, 128, 192, 256, 512, 1024]),
-        "reuse_Ms": ctx.pick([8, 32], [8, 16, 32, 64], [4, 8, 16, 32, 64, 128, 256]),
-        "layers": ctx.pick([0], None, None),  # None: every layer's heads
-        "first_position": 1,
-        "n_components": min(6, ctx.cfg.d_model),
-        "scheme": "savgol",
-        "window": 51,
-        "seed": ctx.seed,
-    }
+    from ..analyses.twisted_pair.options import Options  # the defaults, declared once
+
+    o = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(Options(seed=ctx.seed)).items()}
+    return {**o, "n": ctx.pick(128, 256, 512), "M": ctx.pick(8, 16, 32), "k": ctx.pick(4, 8, 8),
+            "sweep_M": ctx.pick([], [4, 16, 64], list(Options.sweep_M)),
+            "sweep_n": ctx.pick([], [128, 512], list(Options.sweep_n)),
+            "sweep_k": ctx.pick([], [2, 8], list(Options.sweep_k)),
+            "grid": ctx.pick(False, False, True),
+            "noise_sigmas": ctx.pick([0.0, 0.1, 1.6], list(Options.noise_sigmas)),
+            "gaps": ctx.pick([0.1, 1e-4], [0.1, 1e-3, 1e-5], list(Options.gaps)),
+            "reuse_ns": ctx.pick([128, 256], [128, 256], list(Options.reuse_ns)),
+            "reuse_Ms": ctx.pick([8, 32], [8, 16, 32, 64], list(Options.reuse_Ms)),
+            "layers": ctx.pick([0], None, None),  # None: every layer's heads
+            "n_components": min(Options.n_components, ctx.cfg.d_model)}
 
 
 def _run(ctx, o):
     from ..analyses.twisted_pair import twisted_pair
 
-    return twisted_pair(
-        ctx.weights, curve=o["curve"], n=o["n"], M=o["M"], k=o["k"], sweep_M=o["sweep_M"], sweep_n=o["sweep_n"],
-        sweep_k=o["sweep_k"], grid_spec=o["grid"], noise_sigmas=o["noise_sigmas"], gaps=o["gaps"],
-        reuse_ns=o["reuse_ns"], reuse_Ms=o["reuse_Ms"], seed=o["seed"],
-        gpt2_options={"layers": o["layers"], "first_position": o["first_position"], "n_components": o["n_components"],
-                      "scheme": o["scheme"], "window": o["window"], "device": ctx.device, "dtype": ctx.dtype},
-    )
+    return twisted_pair(ctx.weights, device=ctx.device, model_dtype=ctx.dtype, **o)
 
 
 def _figures(result, out):

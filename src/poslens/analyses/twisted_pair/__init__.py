@@ -27,17 +27,31 @@ their gates), :mod:`.build` (the weights), :mod:`.verify` (runner vs bound, swee
 together into one :class:`TwistedPairResult`. The post's published claims are checked in
 :mod:`poslens.claims.twisted_pair_post`.
 
->>> r = twisted_pair(n=128, M=8, k=4, sweep_M=(), sweep_n=(), sweep_k=(), grid_spec=None, claims=False)
+>>> r = twisted_pair(n=128, M=8, k=4, sweep_M=(), sweep_n=(), sweep_k=(), grid=False, claims=False)
 >>> r.verification["within_bound"], r.construction["n_neurons"]
 (True, 18)
 """
 
 from __future__ import annotations
 
-from .build import build, check_sizes
-from .curves import curve_stats, make_curve
-from .measure import READINGS, TwistedPairResult, summarize, twisted_pair
-from .verify import verify
+from typing import TYPE_CHECKING
 
-__all__ = ["READINGS", "TwistedPairResult", "build", "check_sizes", "curve_stats", "make_curve",
+from ...lazy import exports
+
+if TYPE_CHECKING:
+    from .build import build, check_sizes
+    from .curves import curve_stats, make_curve
+    from .measure import READINGS, TwistedPairResult, summarize, twisted_pair
+    from .options import Options
+    from .verify import verify
+
+__getattr__ = exports(__name__, {
+    ".build": ("build", "check_sizes"),
+    ".curves": ("curve_stats", "make_curve"),
+    ".measure": ("READINGS", "TwistedPairResult", "summarize", "twisted_pair"),
+    ".options": ("Options",),
+    ".verify": ("verify",),
+})
+
+__all__ = ["Options", "READINGS", "TwistedPairResult", "build", "check_sizes", "curve_stats", "make_curve",
            "summarize", "twisted_pair", "verify"]

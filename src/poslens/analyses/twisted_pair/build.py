@@ -50,9 +50,9 @@ from ...models.config import ModelConfig
 from ...models.weights import Weights
 from .curves import Curve, curve_stats, derivative
 from .gates import fit_gate, sentry_layout
+from .options import GATES
 
 VARIANTS = ("plain", "helix")
-GATES = ("fit", "dot")
 
 
 def check_sizes(n: int, M: int, k: int, variant: str = "plain") -> None:

@@ -1,6 +1,6 @@
 """The twisted-pair analysis run end to end: :func:`twisted_pair` and :class:`TwistedPairResult`.
 
->>> r = twisted_pair(n=128, M=8, k=4, sweep_M=(), sweep_n=(), sweep_k=(), grid_spec=None, claims=False)
+>>> r = twisted_pair(n=128, M=8, k=4, sweep_M=(), sweep_n=(), sweep_k=(), grid=False, claims=False)
 >>> r.verification["within_bound"], r.construction["n_neurons"]
 (True, 18)
 """
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ...models.weights import Weights
+from ...options import resolve
 from ...results import Result
 from .build import build, check_sizes
 from .experiments import helix_reuse, near_intersection, noise_cancellation
+from .options import Options
 from .curves import curve_stats, make_curve
 from .report import result_findings, summary_lines
 from .verify import DEFAULT_GRID_CURVES, grid, sweep, verify
@@ -66,44 +67,31 @@ class TwistedPairResult(Result):
     seconds: dict = field(default_factory=dict)
 
 
-def twisted_pair(
-    weights: Weights | None = None,
-    *,
-    curve="helix",
-    curve_params: dict | None = None,
-    n: int = 512,
-    M: int = 32,
-    k: int = 8,
-    variant: str = "plain",
-    gate: str = "fit",
-    signal_fraction: float = 0.5,
-    period: float | None = None,
-    sweep_M: Sequence[int] = (4, 8, 16, 32, 64),
-    sweep_n: Sequence[int] = (128, 256, 512, 1024),
-    sweep_k: Sequence[int] = (1, 2, 4, 8, 16),
-    grid_spec: dict | None = None,
-    claims: bool = True,
-    noise_sigmas: Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6),
-    gaps: Sequence[float] = (0.1, 1e-2, 1e-3, 1e-4, 1e-5),
-    reuse_ns: Sequence[int] = (64, 128, 192, 256, 512, 1024),
-    reuse_Ms: Sequence[int] = (4, 8, 16, 32, 64, 128, 256),
-    gpt2_options: dict | None = None,
-    atol: float = 1e-3,
-    dtype: str = "float64",
-    device: str = "cpu",
-    seed: int = 0,
-) -> TwistedPairResult:
+def twisted_pair(weights: Weights | None = None, options: Options | None = None, *, device: str = "cpu",
+                 model_dtype: str = "float32", **overrides) -> TwistedPairResult:
     """Build, verify and test the construction; look for the mechanism in ``weights`` (if given).
 
-    ``grid_spec``: ``{"ns": [...], "ks": [...], "Ms": [...]}`` for the grid over the built-in
-    curves (None: no grid); empty sweep tuples skip those sweeps; ``claims=False`` skips the
-    three claim experiments. ``dtype`` is the Runner's dtype for the construction (float64,
-    so rounding stays far below the bound; the main construction is also checked in float32).
+    ``options`` (:class:`~poslens.analyses.twisted_pair.options.Options`; keywords replace its
+    fields): ``grid`` runs the grid ``grid_n x grid_k x grid_M`` over the built-in curves;
+    empty sweep tuples skip those sweeps; ``claims=False`` skips the three claim experiments.
+    ``dtype`` is the Runner's dtype for the construction (float64, so rounding stays far
+    below the bound; the main construction is also checked in float32); ``model_dtype`` the
+    one ``weights`` run in.
 
-    >>> r = twisted_pair(curve="circle-drift", n=64, M=4, k=2, sweep_M=(), sweep_n=(), sweep_k=(), claims=False)
+    >>> r = twisted_pair(curve="circle-drift", n=64, M=4, k=2, sweep_M=(), sweep_n=(), sweep_k=(), grid=False,
+    ...                  claims=False)
     >>> r.construction["curve"]["name"], r.verification["assumptions_hold"]
     ('circle-drift', True)
     """
+    o = resolve(Options, options, overrides, "twisted_pair")
+    curve, curve_params, n, M, k, variant = o.curve, o.curve_params, o.n, o.M, o.k, o.variant
+    gate, signal_fraction, period, claims, atol, dtype = o.gate, o.signal_fraction, o.period, o.claims, o.atol, o.dtype
+    sweep_M, sweep_n, sweep_k, seed = o.sweep_M, o.sweep_n, o.sweep_k, o.seed
+    noise_sigmas, gaps, reuse_ns, reuse_Ms = o.noise_sigmas, o.gaps, o.reuse_ns, o.reuse_Ms
+    grid_spec = {"ns": list(o.grid_n), "ks": list(o.grid_k), "Ms": list(o.grid_M)} if o.grid else None
+    gpt2_options = {"layers": None if o.layers is None else list(o.layers), "first_position": o.first_position,
+                    "n_components": o.n_components, "scheme": o.scheme, "window": o.window, "device": device,
+                    "dtype": model_dtype}
     secs: dict[str, float] = {}
     t0 = time.perf_counter()
     check_sizes(n, M, k, variant)
@@ -117,7 +105,7 @@ def twisted_pair(
             "gate": gate, "signal_fraction": signal_fraction, "period": period, "sweep_M": list(sweep_M),
             "sweep_n": list(sweep_n), "sweep_k": list(sweep_k), "grid": grid_spec, "claims": claims,
             "noise_sigmas": list(noise_sigmas), "gaps": list(gaps), "reuse_ns": list(reuse_ns), "reuse_Ms": list(reuse_Ms),
-            "gpt2_options": dict(gpt2_options or {}), "atol": atol, "dtype": dtype, "seed": seed}
+            "gpt2_options": gpt2_options, "atol": atol, "dtype": dtype, "seed": seed}
 
     t0 = time.perf_counter()
     sweeps = {}
@@ -147,7 +135,7 @@ def twisted_pair(
         from .gpt2 import gpt2_part
 
         t0 = time.perf_counter()
-        g = gpt2_part(weights, seed=seed, **(gpt2_options or {}))
+        g = gpt2_part(weights, seed=seed, **gpt2_options)
         secs["model"] = time.perf_counter() - t0
 
     ver32 = {key: v32[key] for key in ("within_bound", "max_error", "runner_vs_exact", "n_outside_bound")}
