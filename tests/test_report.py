@@ -422,3 +422,19 @@ def test_report_help_gives_a_valid_only_example():
     m = re.search(r"--only ([\w,]+)", r.output)
     names = {s.name for s in default_stages()}
     assert m and set(m.group(1).split(",")) <= names, r.output
+
+
+def test_work_a_stage_owns_is_booked_to_it_whoever_asks_first():
+    # the model profile is computed by whichever stage (or skip check) asks first; its seconds
+    # belong to the profile stage, not to the asker or to nobody
+    import time
+
+    from poslens.report.orchestrate import Context
+
+    ctx = Context("tiny", size="quick")
+    ctx.running = "word_index"
+    assert ctx.memo("k", lambda: time.sleep(0.05) or 1, stage="profile") == 1
+    assert ctx.memo("k", lambda: 2, stage="profile") == 1  # computed once
+    ctx.running = "profile"
+    ctx.memo("j", lambda: time.sleep(0.05), stage="profile")  # inside its own run: already timed there
+    assert 0.05 <= ctx.booked.pop("profile") < 0.1 and not ctx.booked

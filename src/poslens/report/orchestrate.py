@@ -219,6 +219,8 @@ class Context:
         self._tokenizer = None
         self._tokenizer_error: str | None = None
         self._memo: dict[Any, Any] = {}
+        self.running: str | None = None  # the stage whose run is in progress
+        self.booked: dict[str, float] = {}  # seconds of a stage's work done before it ran (see memo)
         self._plan: dict[str, tuple[Callable, set[str], int]] = {}
         self._acts: dict[str, Any] = {}
         self.passes: list[dict] = []  # forward passes actually run (for the page and tests)
@@ -253,9 +255,14 @@ class Context:
             self._tokenizer = Tokenizer.for_checkpoint(self.ckpt)
         return self._tokenizer
 
-    def memo(self, key, fn: Callable[[], Any]):
+    def memo(self, key, fn: Callable[[], Any], stage: str | None = None):
+        """``fn()`` once per ``key``. ``stage`` owns the work: computed while another stage (or
+        the skip checks before any) asked first, its seconds are booked to ``stage`` anyway."""
         if key not in self._memo:
+            t0 = time.perf_counter()
             self._memo[key] = fn()
+            if stage is not None and stage != self.running:
+                self.booked[stage] = self.booked.get(stage, 0.0) + time.perf_counter() - t0
         return self._memo[key]
 
     # -- capability checks
@@ -592,6 +599,7 @@ def run_model(
         bar = tqdm(total=3, desc=f"{st.name:<14}", unit="step", leave=True, disable=not progress, file=sys.stderr,
                    bar_format="{desc} {bar:20} {n_fmt}/{total_fmt} {postfix} [{elapsed}]")
         t0 = time.perf_counter()
+        ctx.running = st.name
         try:
             bar.set_postfix_str("compute")
             result = st.run(ctx, opts)
@@ -629,7 +637,8 @@ def run_model(
             ctx.release(h.dataset for h in harvests[st.name])
             continue
         ctx.release(h.dataset for h in harvests[st.name])
-        seconds = time.perf_counter() - t0
+        ctx.running = None
+        seconds = time.perf_counter() - t0 + ctx.booked.pop(st.name, 0.0)
         # Paths relative to the output dir, so the page and the cache survive moving it.
         rel = [Path(os.path.relpath(Path(f).resolve(), out.resolve())).as_posix() for f in figs]
         rel = [r for r in rel if (out / r).is_file()]

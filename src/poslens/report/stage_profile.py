@@ -110,7 +110,7 @@ def _computed(ctx, opts: dict | None = None):
             tqdm.write("profile        measuring every head's role (later sections read it) ...", file=sys.stderr)
         return _run(ctx, opts)
 
-    return ctx.memo("model-profile", compute)
+    return ctx.memo("model-profile", compute, stage="profile")
 
 
 def profile_for(ctx) -> dict:
