@@ -90,6 +90,26 @@ def test_helix_question_positional_only_on_a_random_model(small):
     assert len(r.per_head) == 4 and r.input["n_seq"] == 1
 
 
+def test_helix_question_options_declared_once(small, tmp_path):
+    import dataclasses
+
+    from poslens.analyses.causal.options import HelixAblationOptions
+    from poslens.cli.causal import ablate_helix_cmd
+    from poslens.errors import InvalidInputError
+
+    params = {p.name: p for p in ablate_helix_cmd.params}
+    for f in dataclasses.fields(HelixAblationOptions):
+        assert params[f.name].default == f.default, f.name
+    with pytest.raises(InvalidInputError, match="did you mean 'n_random'"):
+        QH.helix_ablation(load_weights(str(small)), n_randoms=3)
+    # the older spellings --keep-first and --no-bos still parse and reach the analysis
+    res = CliRunner().invoke(cli, ["ablate", "helix", "-m", str(small), "-o", str(tmp_path / "o"), "--keep-first",
+                                   "--no-bos", "--positional-only", "--n-random", "3", "--seq-len", "32", "--json"])
+    assert res.exit_code == 0, res.output
+    o = json.loads(res.stdout)["options"]
+    assert (o["skip_first"], o["prepend_bos"], o["n_random"]) == (False, False, 3)
+
+
 def test_helix_on_real_gpt2_positional_inputs(partial_ckpt):
     """Real GPT-2 small, W_pos alone through layer 0: the helix subspace carries the previous-token attention."""
     r = QH.helix_ablation(load_weights(str(partial_ckpt)), n_random=3, seq_len=256)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
+from ..analyses.causal.options import HelixAblationOptions
 from ..errors import InvalidInputError
 from .common import common, emit, out_dir, parse_heads, parse_ints
+from .options import build_options, options_flags
 
 
 def _ints(spec: str | None, what: str) -> list[int] | None:
@@ -173,31 +175,17 @@ def ablate_dup_cmd(model, out, device, dtype, as_json, layer, heads, threshold, 
 
 @ablate_cmd.command("helix")
 @common
-@click.option("--k", "k", default=3, show_default=True, help="Top principal components of W_pos to remove.")
-@click.option("--keep-first", is_flag=True, help="Keep position 0 in the PCA (the helix post leaves it out).")
-@click.option("--no-center", is_flag=True)
-@click.option("--kind", type=click.Choice(["zero", "mean"]), default="zero", show_default=True,
-              help="zero: project the subspace out; mean: replace it by its mean over positions.")
-@click.option("--corpus", type=click.Path(dir_okay=False), default=None, help="Text file for the loss (default: sample passage).")
-@click.option("--n-seq", default=16, show_default=True)
-@click.option("--seq-len", default=128, show_default=True)
-@click.option("--n-random", default=10, show_default=True)
-@click.option("--prev-threshold", default=0.3, show_default=True, help="Clean previous-token attention of the heads followed.")
-@click.option("--positional-only", is_flag=True, help="Input = W_pos alone; layer 0's attention only (no W_E needed).")
-@click.option("--no-bos", is_flag=True)
-@click.option("--batch-size", default=None, type=int)
+@options_flags(HelixAblationOptions, skip=("seed",),
+               aliases={"skip_first": " /--keep-first", "prepend_bos": " /--no-bos"})
 @click.option("--seed", default=0, show_default=True)
-def ablate_helix_cmd(model, out, device, dtype, as_json, k, keep_first, no_center, kind, corpus, n_seq, seq_len, n_random,
-                     prev_threshold, positional_only, no_bos, batch_size, seed):
+def ablate_helix_cmd(model, out, device, dtype, as_json, seed, **kw):
     """Project W_pos's top-k PCA subspace out at the embedding: loss and previous-token attention vs random subspaces."""
     from ..analyses.causal import question_helix as Q
     from ..models import load_weights
 
+    opts = build_options(HelixAblationOptions, kw, seed=seed)
     w = load_weights(model)
-    r = Q.helix_ablation(w, k=k, skip_first=not keep_first, center=not no_center, kind=kind, corpus=corpus, n_seq=n_seq,
-                         seq_len=seq_len, n_random=n_random, prev_threshold=prev_threshold,
-                         positional_only=True if positional_only else None, prepend_bos=not no_bos, seed=seed,
-                         batch_size=batch_size, device=device, dtype=dtype)
+    r = Q.helix_ablation(w, opts, device=device, dtype=dtype)
     _finish(r, Q, out, "ablate-helix", as_json)
 
 

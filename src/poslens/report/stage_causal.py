@@ -14,6 +14,8 @@ previous token, masked neuron means) through read-only edits, not shared harvest
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 from .orchestrate import Stage, lazy
@@ -23,29 +25,20 @@ CODE = ("poslens.analyses.causal.intervention", "poslens.analyses.causal.run", "
 
 
 def _helix_options(ctx) -> dict:
+    from ..analyses.causal.options import HelixAblationOptions  # the defaults, declared once
+
     positional = ctx.missing(("tokens", "W_U", "tokenizer")) is not None
-    return {
-        "k": 3,
-        "kind": "zero",
-        "n_seq": ctx.pick(4, 8, 32),
-        # W_pos alone (no W_E): one sequence, so it can be long
-        "seq_len": min(ctx.pick(256, 512, 1024) if positional else ctx.pick(64, 128, 256), ctx.cfg.n_ctx),
-        "n_random": ctx.pick(4, 8, 20),
-        "prev_threshold": 0.3,
-        "positional_only": positional,
-        "seed": ctx.seed,
-    }
+    opts = dataclasses.asdict(HelixAblationOptions(seed=ctx.seed, positional_only=positional))
+    return {**opts, "n_seq": ctx.pick(4, 8, 32), "n_random": ctx.pick(4, 8, 20),
+            # W_pos alone (no W_E): one sequence, so it can be long
+            "seq_len": min(ctx.pick(256, 512, 1024) if positional else ctx.pick(64, 128, 256), ctx.cfg.n_ctx)}
 
 
 def _run_helix(ctx, opts):
     from ..analyses.causal.question_helix import helix_ablation
 
-    return helix_ablation(
-        ctx.weights, k=opts["k"], kind=opts["kind"], n_seq=opts["n_seq"], seq_len=opts["seq_len"],
-        n_random=opts["n_random"], prev_threshold=opts["prev_threshold"], positional_only=opts["positional_only"],
-        seed=opts["seed"], device=ctx.device, dtype=ctx.dtype,
-        tokenizer=None if opts["positional_only"] else ctx.tokenizer, runner=ctx.runner,
-    )
+    return helix_ablation(ctx.weights, device=ctx.device, dtype=ctx.dtype, runner=ctx.runner,
+                          tokenizer=None if opts["positional_only"] else ctx.tokenizer, **opts)
 
 
 def _dup_options(ctx) -> dict:

@@ -18,24 +18,34 @@
 >>> from poslens.analyses.causal import ablate_head, run_with, patch_sweep, logit_diff   # doctest: +SKIP
 """
 
-from .ablate import AblationResult, ablation_effect
-from .intervention import Intervention, ablate_direction, ablate_head, ablate_neuron
-from .metrics import (
-    Metric,
-    custom,
-    direction_readout,
-    logit_diff,
-    masked_neuron_means,
-    neuron_activation,
-    next_token_loss,
-    previous_token_attention,
-)
-from .patching import PatchResult, head_sweep, patch_sweep
-from .run import compile_interventions, run_variants, run_with
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ...lazy import exports
+
+if TYPE_CHECKING:
+    from .ablate import AblationResult, ablation_effect
+    from .intervention import Intervention, ablate_direction, ablate_head, ablate_neuron
+    from .metrics import (Metric, custom, direction_readout, logit_diff, masked_neuron_means, neuron_activation,
+                          next_token_loss, previous_token_attention)
+    from .options import HelixAblationOptions
+    from .patching import PatchResult, head_sweep, patch_sweep
+    from .run import compile_interventions, run_variants, run_with
+
+__getattr__ = exports(__name__, {
+    ".ablate": ("AblationResult", "ablation_effect"),
+    ".intervention": ("Intervention", "ablate_direction", "ablate_head", "ablate_neuron"),
+    ".metrics": ("Metric", "custom", "direction_readout", "logit_diff", "masked_neuron_means", "neuron_activation",
+                 "next_token_loss", "previous_token_attention"),
+    ".options": ("HelixAblationOptions",),
+    ".patching": ("PatchResult", "head_sweep", "patch_sweep"),
+    ".run": ("compile_interventions", "run_variants", "run_with"),
+})
 
 __all__ = [
-    "AblationResult", "Intervention", "Metric", "PatchResult", "ablate_direction", "ablate_head", "ablate_neuron",
-    "ablation_effect", "compile_interventions", "custom", "direction_readout", "head_sweep", "logit_diff",
+    "AblationResult", "HelixAblationOptions", "Intervention", "Metric", "PatchResult", "ablate_direction",
+    "ablate_head", "ablate_neuron", "ablation_effect", "compile_interventions", "custom", "direction_readout", "head_sweep", "logit_diff",
     "masked_neuron_means", "neuron_activation", "next_token_loss", "patch_sweep", "previous_token_attention",
     "run_variants", "run_with",
 ]

@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,11 +32,13 @@ import torch
 from ...errors import InvalidInputError
 from ...models.runner import Runner
 from ...models.weights import Weights
+from ...options import resolve
 from ...results import Result
 from .baselines import against, compare, random_subspace, spread
 from .inputs import text_windows
 from .intervention import ablate_direction
 from .metrics import MetricStore, next_token_loss, previous_token_attention
+from .options import HelixAblationOptions
 from .run import run_variants
 
 MAX_PATTERN_ELEMENTS = 6e7  # rows x heads x P^2 per chunk when patterns are read
@@ -79,29 +80,19 @@ def _can_run_tokens(w: Weights) -> str | None:
 
 def helix_ablation(
     weights: Weights,
+    options: HelixAblationOptions | None = None,
     *,
-    k: int = 3,
-    skip_first: bool = True,
-    center: bool = True,
-    kind: str = "zero",
-    corpus: str | Path | None = None,
     text: str | None = None,
-    n_seq: int = 16,
-    seq_len: int = 128,
-    n_random: int = 10,
-    prev_threshold: float = 0.3,
-    positional_only: bool | None = None,
-    prepend_bos: bool = True,
-    seed: int = 0,
-    batch_size: int | None = None,
     device: str = "cpu",
     dtype: str = "float32",
     tokenizer=None,
     runner: Runner | None = None,
+    **overrides,
 ) -> HelixAblationResult:
     """Remove W_pos's top-``k`` principal subspace at ``hook_pos_embed``; loss and previous-token attention.
 
-    PCA (:func:`poslens.analyses.helix.pca`) runs on positions ``1..n_ctx-1`` (``skip_first``,
+    ``options`` (:class:`~poslens.analyses.causal.options.HelixAblationOptions`; keywords
+    replace its fields). PCA (:func:`poslens.analyses.helix.pca`) runs on positions ``1..n_ctx-1`` (``skip_first``,
     as the helix post) after centring (``center``). ``kind``: ``zero`` projects the subspace out,
     ``mean`` replaces the coordinates in it by their mean over positions. Text: windows of
     ``corpus`` (else ``text``, else the built-in sample passage). Heads whose clean
@@ -112,14 +103,14 @@ def helix_ablation(
     from ...models.tokenizer import Tokenizer
     from ..helix import pca
 
+    o = resolve(HelixAblationOptions, options, overrides, "helix_ablation")
+    k, skip_first, center, kind, corpus, n_seq = o.k, o.skip_first, o.center, o.kind, o.corpus, o.n_seq
+    seq_len, n_random, prev_threshold, positional_only = o.seq_len, o.n_random, o.prev_threshold, o.positional_only
+    prepend_bos, seed, batch_size = o.prepend_bos, o.seed, o.batch_size
     t0 = time.perf_counter()
     cfg = weights.cfg
-    if kind not in ("zero", "mean"):
-        raise InvalidInputError(f"kind must be 'zero' (project out) or 'mean' (keep the mean); got '{kind}'")
     if not 1 <= k < cfg.d_model:
         raise InvalidInputError(f"k must be between 1 and d_model - 1 = {cfg.d_model - 1}; got {k}")
-    if n_random < 2:
-        raise InvalidInputError(f"n_random must be at least 2 (a baseline needs a spread); got {n_random}")
     W = weights.get("pos_embed.W_pos", needed_for="the helix ablation").double()
     lo = 1 if skip_first else 0
     fit = pca(W[lo:].numpy(), n_components=k, center=center)
