@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..analyses.geometry.options import DEFAULT_LENGTHS, LensOptions, SphereOptions, SpectraOptions, SubspacesOptions
+from ..analyses.geometry.options import DEFAULT_LENGTHS, LensOptions, SpectraOptions, SphereOptions, SubspacesOptions
 from ..errors import InvalidInputError
 from .common import common, emit, out_dir, parse_ints, seed_option
 from .options import build_options, options_flags

@@ -15,7 +15,6 @@ previous token, masked neuron means) through read-only edits, not shared harvest
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 
 from .orchestrate import Stage, lazy

@@ -9,7 +9,6 @@ runs whichever its tensors support (the partial GPT-2 small: spectra and positio
 from __future__ import annotations
 
 import dataclasses
-
 import importlib
 from pathlib import Path
 

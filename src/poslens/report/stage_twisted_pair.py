@@ -14,7 +14,6 @@ inputs.
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 
 from .orchestrate import Stage, lazy
