@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 # Targets of the model organism; a mechanism "formed" at the first snapshot from which it stays past its target.
 TARGETS: dict[str, tuple[str, float]] = {

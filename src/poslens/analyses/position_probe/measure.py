@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from ...errors import InvalidInputError
 from ...results import Result
-from .options import INPUT_KINDS, Options, TARGETS
+from .options import Options
+
 
 @dataclass(frozen=True)
 class PointProbe:

@@ -17,7 +17,7 @@ so pre-rotation queries and keys suffice.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 

@@ -17,13 +17,14 @@ from the angle, not the norm).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from ...errors import InvalidInputError
 from ...results import Result
-from .options import INPUT_HELP, INPUT_KINDS, Options
+from .options import INPUT_HELP, Options
+
 
 @dataclass(frozen=True)
 class HeadSink:
