@@ -13,6 +13,7 @@ from poslens.analyses.causal import question_duplicate as QD
 from poslens.analyses.causal import question_helix as QH
 from poslens.analyses.causal.run import run_with
 from poslens.cli import cli
+from poslens.errors import InvalidInputError
 from poslens.models import Runner, load_weights
 from poslens.testing import random_checkpoint, small_config
 from poslens.testing.duplicate import planted_duplicate_checkpoint
@@ -58,7 +59,7 @@ def test_duplicate_question_neuron_choices_and_errors(pdup):
 
     with pytest.raises(InvalidInputError, match="neuron 99999 does not exist"):
         QD.duplicate_neuron_ablation(w, neurons=[99999])
-    with pytest.raises(InvalidInputError, match="unknown neuron selection"):
+    with pytest.raises(InvalidInputError, match="select must be one of pvo, activation"):
         QD.duplicate_neuron_ablation(w, select="magic")
 
 
@@ -167,6 +168,45 @@ def test_cli_bad_input(pdup, tmp_path, args, msg):
     lines = [x for x in res.output.strip().splitlines() if x]
     assert len(lines) == 1 and lines[0].startswith("poslens: error:") and msg in lines[0] and "Traceback" not in res.output
     assert not out.exists()
+
+
+def test_causal_command_options_declared_once(pdup, tmp_path):
+    """Every flag of ablate run / dup-neurons / word-index and patch is its Options field, default and
+    choices included; the older spellings parse and reach the result's options."""
+    import dataclasses
+
+    from poslens.analyses.causal import options as O
+    from poslens.cli.causal import ablate_dup_cmd, ablate_run_cmd, ablate_word_index_cmd, patch_cmd
+
+    for cmd, cls in [(ablate_run_cmd, O.AblationOptions), (ablate_dup_cmd, O.DupNeuronAblationOptions),
+                     (ablate_word_index_cmd, O.WordIndexAblationOptions), (patch_cmd, O.PatchOptions)]:
+        params = {p.name: p for p in cmd.params}
+        for f in dataclasses.fields(cls):
+            default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+            assert params[f.name].default == default, (cmd.name, f.name)
+            if "choices" in f.metadata:
+                assert tuple(params[f.name].type.choices) == f.metadata["choices"], (cmd.name, f.name)
+    m = ["-m", str(pdup.path), "--json"]
+    res = _run(["ablate", "dup-neurons", *m, "--heads", f"{pdup.head}", "--neurons", f"{pdup.neuron},3", "--no-bos",
+                "--n-seq", "4", "--seq-len", "24", "--n-random", "2", "--kind", "zero", "-o", str(tmp_path / "d")])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["selected"] == [pdup.neuron, 3] and d["duplicate_heads"] == [f"0.{pdup.head}"]
+    assert (d["options"]["prepend_bos"], d["options"]["kind"]) == (False, "zero")
+    res = _run(["ablate", "run", *m, "--head", "0.1", "--positions", "-1", "--no-bos", "--data", "repeated",
+                "--n-seq", "3", "--seq-len", "16", "--n-baseline", "2", "-o", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["interventions"][0]["positions"] == [-1]
+    res = _run(["patch", *m, "--clean", "w1 w2 w3 w1", "--corrupted", "w4 w2 w3 w1", "--metric", "neuron:0.7",
+                "--no-bos", "--layers", "1", "--positions", "0,3", "-o", str(tmp_path / "p")])
+    assert res.exit_code == 0, res.output
+    assert np.array(json.loads(res.stdout)["normalized"]).shape == (1, 2)
+    for bad, msg in [(dict(kind="noise"), "kind must be one of zero, mean, resample"),
+                     (dict(select="magic"), "select must be one of pvo, activation")]:
+        with pytest.raises(InvalidInputError, match=msg):
+            O.DupNeuronAblationOptions(**bad)
+    with pytest.raises(InvalidInputError, match="C must be a positive number or auto"):
+        O.WordIndexAblationOptions(C="-1")
 
 
 # ----------------------------------------------------------------------------- report stage

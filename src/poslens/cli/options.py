@@ -46,7 +46,8 @@ def _type(f: dataclasses.Field):
 
 
 def options_flags(cls, skip: tuple[str, ...] = (), aliases: dict[str, str] | None = None, prefix: str = ""):
-    """Decorator adding ``--field-name`` for every field of ``cls`` (booleans as ``--x/--no-x``).
+    """Decorator adding ``--field-name`` for every field of ``cls`` (booleans as ``--x/--no-x``; a
+    field with ``metadata["choices"]`` as a ``click.Choice``).
 
     ``aliases`` gives a field one more spelling, an older flag that keeps working (for a
     boolean, click's form: ``"--bos"`` adds an "on" flag, ``" /--no-spectra"`` an "off" one).
@@ -67,7 +68,9 @@ def options_flags(cls, skip: tuple[str, ...] = (), aliases: dict[str, str] | Non
                                   help=help_)(fn)
             else:
                 default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
-                fn = click.option(flag, *extra, dest + f.name, type=_type(f), default=default, show_default=True,
+                choices = f.metadata.get("choices")
+                kind = click.Choice(choices) if choices else _type(f)
+                fn = click.option(flag, *extra, dest + f.name, type=kind, default=default, show_default=True,
                                   help=help_)(fn)
         return fn
 

@@ -41,21 +41,14 @@ def _run_helix(ctx, opts):
 
 
 def _dup_options(ctx) -> dict:
+    from ..analyses.causal.options import DupNeuronAblationOptions  # the defaults, declared once
     from .stage_profile import describe
 
-    return {
-        "layer": 0,
-        "heads": "profile",  # or "L.H,L.H": ablate these heads instead of the profile's duplicate-token heads
-        "profile": describe(ctx),
-        "select": "pvo",
-        "n_neurons": 8,
-        "kind": "mean",
-        "reference": "distinct",
-        "n_seq": ctx.pick(8, 16, 64),
-        "seq_len": min(ctx.pick(64, 128, 256), ctx.cfg.n_ctx),
-        "n_random": ctx.pick(5, 8, 20),
-        "seed": ctx.seed,
-    }
+    opts = dataclasses.asdict(DupNeuronAblationOptions(seed=ctx.seed))
+    del opts["threshold"], opts["prepend_bos"]  # the profile decides the heads; BOS follows the tokenizer
+    return {**opts, "heads": "profile",  # or "L.H,L.H": ablate these heads instead of the profile's duplicate-token heads
+            "profile": describe(ctx), "n_seq": ctx.pick(8, 16, 64), "seq_len": min(ctx.pick(64, 128, 256), ctx.cfg.n_ctx),
+            "n_random": ctx.pick(5, 8, 20)}
 
 
 def _dup_heads(ctx, opts) -> list[int]:
@@ -78,13 +71,13 @@ def _dup_premise(ctx) -> str | None:
 def _run_dup(ctx, opts):
     from ..analyses.causal.question_duplicate import duplicate_neuron_ablation
 
-    return duplicate_neuron_ablation(
-        ctx.weights, layer=opts["layer"], heads=_dup_heads(ctx, opts), select=opts["select"],
-        n_neurons=opts["n_neurons"], kind=opts["kind"], reference=opts["reference"], n_seq=opts["n_seq"],
-        seq_len=opts["seq_len"], n_random=opts["n_random"], seed=opts["seed"], device=ctx.device, dtype=ctx.dtype,
-        prepend_bos=not ctx.missing(("tokenizer",)), tokenizer=None if ctx.missing(("tokenizer",)) else ctx.tokenizer,
-        runner=ctx.runner,
-    )
+    given = {k: v for k, v in opts.items() if k not in ("heads", "profile")}
+    if given.get("neurons") is not None:
+        given["neurons"] = tuple(given["neurons"])
+    no_tokenizer = ctx.missing(("tokenizer",))
+    return duplicate_neuron_ablation(ctx.weights, heads=tuple(_dup_heads(ctx, opts)), prepend_bos=not no_tokenizer,
+                                     tokenizer=None if no_tokenizer else ctx.tokenizer, device=ctx.device,
+                                     dtype=ctx.dtype, runner=ctx.runner, **given)
 
 
 def _figures(result, out):

@@ -28,8 +28,8 @@ duplicate-head ablation read on random neuron sets of the same size.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,14 +40,14 @@ from ...errors import InvalidInputError, NotApplicableError
 from ...models import processing as proc
 from ...models.runner import Runner
 from ...models.weights import Weights, require
+from ...options import resolve
 from ...results import Result
 from .baselines import against, compare, head_pool, random_head_sets, random_neurons
 from .inputs import distinct_tokens
 from .intervention import ablate_head
 from .metrics import MetricStore, masked_neuron_means
+from .options import DupNeuronAblationOptions
 from .run import run_variants
-
-SELECTORS = ("pvo", "activation")
 
 
 @dataclass(frozen=True)
@@ -124,29 +124,18 @@ def _select_activation(runner: Runner, layer: int, n: int, n_seq: int, P: int, v
 
 def duplicate_neuron_ablation(
     weights: Weights,
+    options: DupNeuronAblationOptions | None = None,
     *,
-    layer: int = 0,
-    heads: Sequence[int] | None = None,
-    threshold: float = 0.2,
-    neurons: Sequence[int] | None = None,
-    select: str = "pvo",
-    n_neurons: int = 8,
-    kind: str = "mean",
-    reference: str = "distinct",
-    n_seq: int = 32,
-    seq_len: int = 128,
-    n_random: int = 10,
-    prepend_bos: bool = True,
-    seed: int = 0,
-    batch_size: int | None = None,
     device: str = "cpu",
     dtype: str = "float32",
     tokenizer=None,
     runner: Runner | None = None,
+    **overrides,
 ) -> DupNeuronAblationResult:
     """Ablate layer ``layer``'s duplicate-token heads (and separately its other heads); watch the MLP neurons.
 
-    ``heads``: the duplicate heads (default: those scoring >= ``threshold`` in
+    ``options`` (:class:`~poslens.analyses.causal.options.DupNeuronAblationOptions`; keywords
+    replace its fields). ``heads``: the duplicate heads (default: those scoring >= ``threshold`` in
     :func:`~poslens.analyses.heads.duplicate_heads`, else the best one).
     ``kind``: zero, mean or resample ablation of each head's ``hook_z``; ``reference``:
     ``distinct`` (a separate set of distinct-token sequences) or ``input``. ``runner``
@@ -156,17 +145,13 @@ def duplicate_neuron_ablation(
     from ..heads import duplicate_heads
 
     t0 = time.perf_counter()
+    o = resolve(DupNeuronAblationOptions, options, overrides, "duplicate_neuron_ablation")
+    layer, heads, threshold, neurons, select, n_neurons = o.layer, o.heads, o.threshold, o.neurons, o.select, o.n_neurons
+    kind, reference, n_seq, seq_len, n_random = o.kind, o.reference, o.n_seq, o.seq_len, o.n_random
+    prepend_bos, seed, batch_size = o.prepend_bos, o.seed, o.batch_size
     cfg = weights.cfg
     if not 0 <= layer < cfg.n_layers:
         raise InvalidInputError(f"layer {layer} does not exist: {weights.label} has layers 0..{cfg.n_layers - 1}")
-    if select not in SELECTORS:
-        raise InvalidInputError(f"unknown neuron selection '{select}'; use one of {', '.join(SELECTORS)} or name neurons")
-    if kind not in ("zero", "mean", "resample"):
-        raise InvalidInputError(f"unknown ablation kind '{kind}'; use zero, mean or resample")
-    if reference not in ("distinct", "input"):
-        raise InvalidInputError(f"reference must be 'distinct' or 'input'; got '{reference}'")
-    if n_random < 2 or n_seq < 2 or n_neurons < 1:
-        raise InvalidInputError("n_random and n_seq must be at least 2 and n_neurons at least 1")
     if cfg.positional != "learned":  # the neurons are chosen by PVO, which reads W_pos
         raise NotApplicableError(f"the duplicate-neuron ablation does not apply: {weights.label} has "
                                  f"{cfg.positional} positions, no learned position table W_pos to choose neurons by PVO")
@@ -176,8 +161,6 @@ def duplicate_neuron_ablation(
         bad = [n for n in neurons if not 0 <= int(n) < cfg.d_mlp]
         if bad:
             raise InvalidInputError(f"neuron {bad[0]} does not exist: layer {layer}'s MLP has neurons 0..{cfg.d_mlp - 1}")
-        if not neurons:
-            raise InvalidInputError("the neuron list is empty; name at least one neuron or leave it out")
     if heads is not None:
         bad = [h for h in heads if not 0 <= int(h) < cfg.n_heads]
         if bad:
@@ -258,10 +241,10 @@ def duplicate_neuron_ablation(
     size = gap * np.sign(gap[0])
     q = {"gap": size, "repeated": rep, "non_repeated": non}
     sel_cols = [col[n] for n in selected]
-    o = 3 if iv_oth else 2
-    groups = {"duplicate": (1, list(range(o, o + len(rh_dup))))}
+    first = 3 if iv_oth else 2
+    groups = {"duplicate": (1, list(range(first, first + len(rh_dup))))}
     if iv_oth:
-        groups["others"] = (2, list(range(o + len(rh_dup), o + len(rh_dup) + len(rh_oth))))
+        groups["others"] = (2, list(range(first + len(rh_dup), first + len(rh_dup) + len(rh_oth))))
     clean_gap_sel = float(size[0, sel_cols].mean())
     effects: dict[str, dict[str, Any]] = {}
     for gname, (vi, rnd) in groups.items():
@@ -281,10 +264,8 @@ def duplicate_neuron_ablation(
         per_neuron[str(n)] = {"repeated": float(rep[0, c]), "non_repeated": float(non[0, c]), "gap": float(gap[0, c]),
                               **{f"{g}_gap_change": float(gap[vi, c] - gap[0, c]) for g, (vi, _) in groups.items()}}
     rand_gap = [float(size[0, [col[n] for n in s]].mean()) for s in rsets]
-    opts = dict(layer=layer, heads=None if heads is None else list(dup), threshold=threshold, select=select,
-                n_neurons=n_neurons, kind=kind, reference=reference, n_seq=n_seq, seq_len=P, n_random=n_random,
-                prepend_bos=prepend_bos, seed=seed, dtype=dtype, hook=f"blocks.{layer}.attn.hook_z",
-                mean_over="sequences (per position)")
+    opts = {**dataclasses.asdict(o), "heads": None if heads is None else list(dup), "seq_len": P, "dtype": dtype,
+            "hook": f"blocks.{layer}.attn.hook_z", "mean_over": "sequences (per position)"}
     res = DupNeuronAblationResult(
         model=weights.label, processing=tuple(weights.processing), options=opts, layer=layer, neuron_layer=layer,
         duplicate_heads=[f"{layer}.{h}" for h in dup], other_heads=[f"{layer}.{h}" for h in others],

@@ -28,6 +28,7 @@ entering block ``L`` and point ``n_layers`` the stream after the last block.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,10 +40,12 @@ import torch
 from ...errors import InvalidInputError
 from ...models.runner import Runner
 from ...models.weights import Weights
+from ...options import resolve
 from ...results import Result
 from .baselines import compare, random_subspace, spread
 from .intervention import ablate_direction
 from .metrics import MetricStore, direction_readout, next_token_loss
+from .options import WordIndexAblationOptions
 from .patching import PatchResult, patch_sweep
 from .run import run_variants
 
@@ -128,40 +131,30 @@ def word_pairs(tokenizer, dictionary, lengths_a: Sequence[int], lengths_b: Seque
 
 def word_index_ablation(
     weights: Weights,
+    options: WordIndexAblationOptions | None = None,
     *,
-    layer: int | None = None,
-    later: Sequence[int] | None = None,
-    n_train: int = 3000,
-    n_val_prompts: int = 300,
-    n_units: int = 7,
-    dictionary_size: int = 20000,
-    kind: str = "resample",
-    n_random: int = 10,
-    C: float | str = "auto",
-    lengths_a: Sequence[int] = (3, 1),
-    lengths_b: Sequence[int] = (1, 2, 1),
-    n_pairs: int = 64,
-    patch_point: int | None = None,
-    prepend_bos: bool = True,
-    seed: int = 0,
-    batch_size: int = 64,
     device: str = "cpu",
     dtype: str = "float32",
     tokenizer=None,
     runner: Runner | None = None,
+    **overrides,
 ) -> WordIndexCausalResult:
     """Ablate the point-``layer`` word-index probe subspace; patch the signal between A/B word-length prompts.
 
     ``layer``: residual point of the ablated probe (default: a third of the way, as
     :func:`~poslens.analyses.word_index.word_index`); ``later``: points whose probes are
     read (default every later point); ``patch_point``: the later point whose probe is
-    the patching metric (default ``layer + 1``). ``kind``: resample or mean.
+    the patching metric (default ``layer + 1``). ``kind``: resample or mean. ``options``:
+    :class:`~poslens.analyses.causal.options.WordIndexAblationOptions` (keywords replace its fields).
     """
     from ...data import word_prompts as wp
     from ...models.tokenizer import Tokenizer
     from ..word_index import fit_probe, harvest, resid_hook
 
     t0 = time.perf_counter()
+    o = resolve(WordIndexAblationOptions, options, overrides, "word_index_ablation")
+    layer, later, patch_point, kind, n_random, seed = o.layer, o.later, o.patch_point, o.kind, o.n_random, o.seed
+    lengths_a, lengths_b, n_pairs, prepend_bos, batch_size = o.lengths_a, o.lengths_b, o.n_pairs, o.prepend_bos, o.batch_size
     cfg = weights.cfg
     n = cfg.n_layers
     if layer is None:
@@ -174,15 +167,6 @@ def word_index_ablation(
     patch_point = later[0] if patch_point is None else int(patch_point)
     if patch_point not in later:
         raise InvalidInputError(f"the patching probe point {patch_point} must be one of the later points {later}")
-    if kind not in ("resample", "mean"):
-        raise InvalidInputError(f"kind must be resample or mean; got '{kind}'")
-    if n_random < 2:
-        raise InvalidInputError("n_random must be at least 2")
-    if not lengths_a or not lengths_b or min(*lengths_a, *lengths_b) < 1:
-        raise InvalidInputError("word token lengths must be positive integers, e.g. 3,1 and 1,2,1")
-    if sum(lengths_a) != sum(lengths_b) or len(lengths_a) == len(lengths_b):
-        raise InvalidInputError(f"word lengths {list(lengths_a)} and {list(lengths_b)} must cover the same number of "
-                                "tokens (so positions align) in a different number of words (so the word index differs)")
     tokenizer = tokenizer or Tokenizer.for_checkpoint(weights.source)
     runner = runner or Runner(weights, device=device, dtype=dtype)
     notes: list[str] = []
@@ -190,15 +174,15 @@ def word_index_ablation(
     hooks = {str(p): resid_hook(n, p) for p in points}
 
     # 1. Dataset and probes (the word-index analysis's functions).
-    d = wp.word_dictionary(tokenizer, dictionary_size, sorted({1, 2, 3, *lengths_a, *lengths_b}), seed=seed)
-    train, val, _ = wp.make_dataset(tokenizer, "word", n_units=n_units, n_train=n_train, n_val_prompts=n_val_prompts,
+    d = wp.word_dictionary(tokenizer, o.dictionary_size, sorted({1, 2, 3, *lengths_a, *lengths_b}), seed=seed)
+    train, val, _ = wp.make_dataset(tokenizer, "word", n_units=o.n_units, n_train=o.n_train, n_val_prompts=o.n_val_prompts,
                                     prepend_bos=prepend_bos, n_ctx=cfg.n_ctx, seed=seed, dictionary=d)
     tp, vp = train.points("last"), val.points("last")
     Xt = harvest(runner, train.tokens, tp["prompt"], tp["pos"], points, batch_size=batch_size)
     Xv = harvest(runner, val.tokens, vp["prompt"], vp["pos"], points, batch_size=batch_size)
     probes, probe_info = {}, {}
     for i, p in enumerate(points):
-        pr = fit_probe(Xt[i], tp["label"], tp["prompt"], C=C, seed=seed)
+        pr = fit_probe(Xt[i], tp["label"], tp["prompt"], C=o.inverse_regularisation, seed=seed)
         probes[p] = pr
         probe_info[str(p)] = {"accuracy": float((pr.predict(Xv[i]) == vp["label"]).mean()), "C": pr.C,
                               "converged": pr.converged, "hook": hooks[str(p)]}
@@ -266,10 +250,9 @@ def word_index_ablation(
     # 3. Patching between A (3|1) and B (1|2|1) prompts.
     patching = _patching(runner, tokenizer, d, probes, hooks, layer, patch_point, U, lengths_a, lengths_b, n_pairs,
                          train.prefix, prepend_bos, seed, n_random, notes)
-    opts = dict(layer=layer, later=later, n_train=n_train, n_val_prompts=n_val_prompts, n_units=n_units,
-                dictionary_size=dictionary_size, kind=kind, n_random=n_random, C=C, lengths_a=list(lengths_a),
-                lengths_b=list(lengths_b), n_pairs=n_pairs, patch_point=patch_point, prepend_bos=prepend_bos, seed=seed,
-                dtype=dtype, positions="all (the prefix is the same in every prompt)", label_token="last")
+    opts = {**dataclasses.asdict(o), "layer": layer, "later": later, "patch_point": patch_point, "dtype": dtype,
+            "C": o.inverse_regularisation, "positions": "all (the prefix is the same in every prompt)",
+            "label_token": "last"}
     return WordIndexCausalResult(
         model=weights.label, processing=tuple(weights.processing), options=opts, layer=layer, later=later, hooks=hooks,
         subspace_rank=r, probes=probe_info,

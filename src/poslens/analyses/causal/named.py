@@ -1,0 +1,136 @@
+"""Ablate what the user names, or patch between two prompts the user writes: what `poslens ablate
+run` and `poslens patch` compute, callable from Python with the same options.
+
+>>> from poslens.models import load_weights
+>>> w = load_weights("tiny")                                                            # doctest: +SKIP
+>>> r = ablate_named(w, heads=[(0, 5)], metrics=["loss"], kind="mean", n_baseline=5)    # doctest: +SKIP
+>>> r.effect["loss"], r.vs_baseline["loss"]["z"]                                         # doctest: +SKIP
+>>> p = patch_prompts(w, "The cat sat", "The dog sat", "logit-diff: on| in", sweep="heads")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ...errors import InvalidInputError, PoslensError
+from ...models import Runner
+from ...models.tokenizer import Tokenizer
+from ...models.weights import Weights
+from ...options import resolve
+from .ablate import AblationResult, ablation_effect
+from .inputs import make_inputs
+from .intervention import ablate_direction, ablate_head, ablate_neuron
+from .metrics import metric_from_spec
+from .options import AblationOptions, PatchOptions
+from .patching import PatchResult, head_sweep, patch_sweep
+
+
+def _tokenizer(w: Weights, required: bool):
+    try:
+        return Tokenizer.for_checkpoint(w.source)
+    except PoslensError:
+        if required:
+            raise
+        return None
+
+
+def _by_layer(pairs: Sequence[tuple[int, int]]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for layer, i in pairs:
+        out.setdefault(int(layer), []).append(int(i))
+    return out
+
+
+def ablate_named(
+    weights: Weights,
+    options: AblationOptions | None = None,
+    *,
+    heads: Sequence[tuple[int, int]] = (),
+    neurons: Sequence[tuple[int, int]] = (),
+    direction: np.ndarray | str | None = None,
+    hook: str | None = None,
+    pos_pcs: int | None = None,
+    metrics: Sequence[str] = ("loss",),
+    device: str = "cpu",
+    dtype: str = "float32",
+    **overrides,
+) -> AblationResult:
+    """Ablate ``heads`` ((layer, head) pairs), ``neurons`` ((layer, neuron) pairs), a ``direction``
+    (array or .npy path, [d_model] or [k, d_model]) at ``hook`` and W_pos's top ``pos_pcs``
+    principal components, all at once, and measure ``metrics`` (specs as
+    :func:`~poslens.analyses.causal.metrics.metric_from_spec` reads them) against
+    ``n_baseline`` random ablations of the same size. ``options``:
+    :class:`~poslens.analyses.causal.options.AblationOptions` (keywords replace its fields).
+    """
+    o = resolve(AblationOptions, options, overrides, "ablate_named")
+    tok = _tokenizer(weights, required=False)
+    bos = tok.bos_token_id if (o.prepend_bos and tok is not None) else None
+    common = dict(positions=None if o.positions is None else list(o.positions),
+                  reference="input" if o.reference == "input" else "ref", mean_over=o.mean_over, seed=o.seed)
+    ivs = [ablate_head(l, hs, o.kind, **common) for l, hs in _by_layer(heads).items()]
+    ivs += [ablate_neuron(l, ns, o.kind, **common) for l, ns in _by_layer(neurons).items()]
+    if direction is not None:
+        if not hook:
+            raise InvalidInputError("a direction needs a hook (where to ablate it, e.g. blocks.2.hook_resid_post)")
+        source = str(direction) if isinstance(direction, str) else "given array"
+        if isinstance(direction, str):
+            try:
+                direction = np.load(direction)
+            except (OSError, ValueError) as exc:
+                raise InvalidInputError(f"cannot read {source} ({exc}); give a .npy file") from None
+        ivs.append(ablate_direction(hook, direction, o.kind, source=source, **common))
+    if pos_pcs:
+        from ..helix import pca
+
+        fit = pca(weights.W_pos[1:].double().numpy(), n_components=pos_pcs)
+        ivs.append(ablate_direction("hook_pos_embed", fit.components, o.kind,
+                                    source=f"W_pos[1:] top-{pos_pcs} PCA (poslens.analyses.helix.pca)", **common))
+    if not ivs:
+        raise InvalidInputError("nothing to ablate: give --head, --neuron, --direction or --pos-pcs")
+    P = min(o.seq_len, weights.cfg.n_ctx)
+    V = weights.cfg.d_vocab
+    tokens = make_inputs(o.data, d_vocab=V, tokenizer=tok, n_seq=o.n_seq, seq_len=P, seed=o.seed, bos=bos)
+    refs, info = {}, {"input": f"{o.data}: {tokens.shape[0]} x {tokens.shape[1]} tokens"}
+    if o.reference != "input":
+        refs["ref"] = make_inputs(o.reference, d_vocab=V, tokenizer=tok, n_seq=o.n_seq, seq_len=P, seed=o.seed + 1, bos=bos)
+        info["ref"] = f"{o.reference}: {refs['ref'].shape[0]} x {refs['ref'].shape[1]} tokens"
+    ms = [metric_from_spec(s, weights, tokenizer=tok, tokens=tokens, position=o.position) for s in (metrics or ("loss",))]
+    return ablation_effect(Runner(weights, device=device, dtype=dtype), tokens, ivs, ms, references=refs,
+                           reference_info=info, n_baseline=o.n_baseline, seed=o.seed, batch_size=o.batch_size)
+
+
+def patch_prompts(
+    weights: Weights,
+    clean: str,
+    corrupted: str,
+    metric: str,
+    options: PatchOptions | None = None,
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    **overrides,
+) -> PatchResult:
+    """Tokenise ``clean`` and ``corrupted`` (same token count), read ``metric`` (a spec such as
+    ``"logit-diff: Mary| John"``) and patch activations between them, swept over layers x
+    positions (``sweep="resid"``) or heads. ``options``:
+    :class:`~poslens.analyses.causal.options.PatchOptions` (keywords replace its fields).
+    """
+    import torch
+
+    o = resolve(PatchOptions, options, overrides, "patch_prompts")
+    tok = _tokenizer(weights, required=True)
+    c, x = (torch.tensor([tok.encode(s, prepend_bos=o.prepend_bos)]) for s in (clean, corrupted))
+    if c.shape[1] > weights.cfg.n_ctx:
+        raise InvalidInputError(f"the prompts have {c.shape[1]} tokens but the model's context is "
+                                f"{weights.cfg.n_ctx}; shorten them")
+    m = metric_from_spec(metric, weights, tokenizer=tok, tokens=c, position=o.position)
+    runner = Runner(weights, device=device, dtype=dtype)
+    layers = None if o.layers is None else list(o.layers)
+    positions = None if o.positions is None else list(o.positions)
+    if o.sweep == "resid":
+        return patch_sweep(runner, c, x, m, hook=o.hook or "resid_pre", layers=layers, positions=positions,
+                           mode=o.mode, method=o.method, batch_size=o.batch_size, tokenizer=tok)
+    return head_sweep(runner, c, x, m, hook=o.hook or "z", layers=layers, positions=positions, mode=o.mode,
+                      batch_size=o.batch_size, tokenizer=tok)
