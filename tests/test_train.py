@@ -190,10 +190,12 @@ def test_synthetic_batch_rows_are_repeats_and_lag_two_copies():
     assert np.array_equal(x, synthetic_batch(np.random.default_rng(2), 16, 64, 50, exclude=0))
     periods = [next(L for L in range(8, 33) if np.array_equal(row[L:], row[:-L])) for row in x[0::2]]
     assert len(set(periods)) > 1  # span lengths vary between windows
-    for row in x[1::2]:  # about half the tokens repeat the one two places back; not periodic
-        lag2 = (row[2:] == row[:-2]).mean()
-        assert 0.3 < lag2 < 0.75, lag2
+    for row in x[1::2]:  # ~0.7 / 1.7 of the tokens repeat the one two places back; not periodic
+        copy = row[2:] == row[:-2]
+        assert 0.3 < copy.mean() < 0.55, copy.mean()
         assert not np.array_equal(row[2:], row[:-2])
+        # copies do not chain (chains let three-back heads build a shifted copying circuit); a coincidence can
+        assert (copy[2:] & copy[:-2]).mean() < 0.05
 
 
 def test_synthetic_steps_come_first_and_are_recorded(corpus, tmp_path, monkeypatch):

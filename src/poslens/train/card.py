@@ -124,8 +124,8 @@ def _grid(heads: dict, n_layers: int, n_heads: int) -> list[str]:
 
 _KIND_TEXT = {
     "repeat": "a span repeated to fill the window (only an induction circuit predicts it)",
-    "lag2": "lag-2 copies (a token repeats the one two places back with probability 1/2; only a previous-token "
-            "head predicts it)",
+    "lag2": "lag-2 copies (a fresh token is repeated two places later with probability 0.7, never a copy of a "
+            "copy; only a previous-token head predicts it)",
     "dup": "tokens from a small pool with a marker after every token seen before in the window (only a "
            "duplicate-token head predicts it)",
 }

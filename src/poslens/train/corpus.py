@@ -146,7 +146,7 @@ def _dup_row(rng: np.random.Generator, n: int, vocab: int) -> np.ndarray:
 
 
 def synthetic_batch(rng: np.random.Generator, batch_size: int, n_ctx: int, vocab: int,
-                    exclude: int | None = None, lag_copy_p: float = 0.5,
+                    exclude: int | None = None, lag_copy_p: float = 0.7,
                     kinds: tuple[str, ...] = ("repeat", "lag2")) -> np.ndarray:
     """Windows of n_ctx + 1 random tokens that only attention can predict, no text.
 
@@ -154,10 +154,13 @@ def synthetic_batch(rng: np.random.Generator, batch_size: int, n_ctx: int, vocab
 
     - ``repeat``: a span (length 8 .. n_ctx // 2, drawn per window) repeated until the window is
       full; after its first copy each token is predictable only by an induction circuit.
-    - ``lag2``: each token from the third on repeats the token two places back with probability
-      ``lag_copy_p`` (else it is fresh), so the position just before the current one predicts
-      the next token: what a previous-token head reads. The induction circuit needs a
-      previous-token head, and on repeats alone it did not form within 900 steps.
+    - ``lag2``: a token two places back that is itself fresh is repeated with probability
+      ``lag_copy_p`` (else the token is fresh), so the position just before the current one
+      predicts the next token: what a previous-token head reads. The induction circuit needs
+      a previous-token head, and on repeats alone it did not form within 900 steps. Copies
+      never chain: with chains the token three back predicted the next one too, layer 0
+      grew three-back heads, and a copying circuit shifted by one position (attending one
+      past the induction target) formed instead of an induction head.
     - ``dup``: tokens from a random pool (n_ctx / 8 .. n_ctx of them); after every token that
       already occurred in the window comes the marker ``vocab - 1``, which only attention to
       an earlier copy of the current token (a duplicate-token head) predicts.
@@ -179,10 +182,11 @@ def synthetic_batch(rng: np.random.Generator, batch_size: int, n_ctx: int, vocab
             x[r] = np.resize(rng.integers(0, vocab, size=L), n_ctx + 1)
         else:
             row = rng.integers(0, vocab, size=n_ctx + 1)
-            copy = rng.random(n_ctx + 1) < lag_copy_p
+            coin = rng.random(n_ctx + 1) < lag_copy_p
+            copied = np.zeros(n_ctx + 1, dtype=bool)
             for t in range(2, n_ctx + 1):
-                if copy[t]:
-                    row[t] = row[t - 2]
+                if coin[t] and not copied[t - 2]:
+                    row[t], copied[t] = row[t - 2], True
             x[r] = row
     if exclude is not None:
         x[x == exclude] = (exclude + 1) % vocab
