@@ -2,7 +2,8 @@
 small's layer 0: which heads are duplicate-token heads (0.1, 0.10, 0.5), how their attention
 decays with distance, and which layer-0 heads attend locally on positional inputs
 (:func:`duplicate_heads_rows`); the positional norm and LayerNorm scales it assumes, the PVO
-of head 0.5 into the MLP and neuron 1168 (:func:`duplicate_neurons_rows`).
+of head 0.5 into the MLP and neuron 1168 (:func:`duplicate_neurons_rows`); whether ablating
+the duplicate heads moves the neurons most (:func:`duplicate_ablation_rows`).
 
 Each row names the claim (head, published reading) and the result part it reads
 (``heads[L.H].is_duplicate``, ``profiles[L.H].verdict``, ``positional.heads[L.H].kind``).
@@ -114,6 +115,19 @@ def duplicate_neurons_rows(cfg, label: str, r) -> list[dict[str, Any]]:
                                  f"{r.decomposition.get('text_source')} ({ex['n']} repeated tokens); the seed's "
                                  f"prediction by its own rule: {ex['predicted_at_100']:.2f}; 0.5-1.5 counts as reproduced"))
     return out
+
+
+def duplicate_ablation_rows(cfg, label: str, r) -> list[dict[str, Any]]:
+    """The post's reading (heads 0.5 and 0.1 are the main contributors to the duplicate neurons, read
+    from weights) against the causal duplicate-neuron ablation (``DupNeuronAblationResult``), on
+    GPT-2 small only and when the layer's other heads were ablated too."""
+    if not is_gpt2_small(cfg, label) or "others" not in r.effects:
+        return []
+    d, o = abs(r.effects["duplicate"]["gap"]["effect"]), abs(r.effects["others"]["gap"]["effect"])
+    return [_row(what="the duplicate-token heads are the main contributors to the neurons' duplicate response",
+                 published="heads 0.5 (and 0.1) are the main contributors (from weights)",
+                 ours=f"|gap change| duplicate heads {d:.3g} vs other heads {o:.3g}", reproduced=bool(d > o),
+                 note="causal version of the post's weight-based reading")]
 
 
 def _row(**kw) -> dict:

@@ -282,21 +282,9 @@ def duplicate_neuron_ablation(
               "n_non_repeated_positions": int(masks[..., 1].sum())},
         seconds=round(time.perf_counter() - t0, 3), notes=notes + list(dh.notes),
     )
-    return _with_checks(res, cfg)
+    from ...claims.duplicate_heads_post import duplicate_ablation_rows  # published readings live in claims
 
-
-def _with_checks(r: DupNeuronAblationResult, cfg) -> DupNeuronAblationResult:
-    """The duplicate-token post's reading, where the model is GPT-2 small shaped: heads 0.5 (and 0.1) drive the neurons."""
-    from dataclasses import replace
-
-    if (cfg.n_layers, cfg.n_heads, cfg.d_model) != (12, 12, 768) or "others" not in r.effects:
-        return r
-    d, o = abs(r.effects["duplicate"]["gap"]["effect"]), abs(r.effects["others"]["gap"]["effect"])
-    return replace(r, checks=[{
-        "what": "the duplicate-token heads are the main contributors to the neurons' duplicate response",
-        "published": "heads 0.5 (and 0.1) are the main contributors (the duplicate-token post, from weights)",
-        "ours": f"|gap change| duplicate heads {d:.3g} vs other heads {o:.3g}", "reproduced": bool(d > o),
-        "note": "causal version of the seed's weight-based reading"}])
+    return dataclasses.replace(res, checks=duplicate_ablation_rows(cfg, weights.label, res))
 
 
 def summarize(r: DupNeuronAblationResult) -> list[str]:
