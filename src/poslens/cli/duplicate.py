@@ -14,7 +14,7 @@ import click
 from ..analyses.heads.options import Options as HeadsOptions
 from ..analyses.neurons.options import LN_SCALES, Options as NeuronOptions
 from ..errors import InvalidInputError
-from .common import common, emit, out_dir, parse_heads, parse_ints
+from .common import common, emit, out_dir, parse_heads
 from .options import build_options, options_flags
 
 
@@ -39,24 +39,21 @@ def _one_head(spec: str | None):
 
 @click.command("dup-heads")
 @common
-@click.option("--layers", default=None, help="Comma-separated layers to score (default: all).")
 @click.option("--corpus", type=click.Path(dir_okay=False), default=None,
               help="Text file for natural-text scores and token classes.")
 @click.option("--text", default=None, help="Natural text (or @file) scored instead of a corpus, in consecutive windows.")
-@click.option("--rank-by", type=click.Choice(["repeated", "text"]), default=HeadsOptions.rank_by, show_default=True,
-              help="Score that ranks heads and marks duplicate-token heads.")
 @click.option("--profile-heads", default=None, help="Heads for decay profiles, e.g. 0.1,0.5 (default: the duplicate heads).")
 @click.option("--no-bos", is_flag=True, help="Do not prepend BOS to sequences.")
-@options_flags(HeadsOptions, skip=("layers", "corpus", "text", "rank_by", "profile_heads", "prepend_bos"))
-def dup_heads_cmd(model, out, device, dtype, as_json, layers, corpus, text, rank_by, profile_heads, no_bos, **kw):
+@options_flags(HeadsOptions, skip=("corpus", "text", "profile_heads", "prepend_bos"))
+def dup_heads_cmd(model, out, device, dtype, as_json, corpus, text, profile_heads, no_bos, **kw):
     """Score heads for attention to earlier copies of the current token; decay profiles of the duplicate heads."""
     from ..analyses import heads as D
     from ..models import load_weights
     from ..viz.duplicate import dup_heads_figures
 
     opts = build_options(HeadsOptions, {
-        **kw, "layers": parse_ints(layers, "--layers", example="0,1"), "corpus": corpus, "text": _text(text),
-        "rank_by": rank_by, "profile_heads": parse_heads(profile_heads), "prepend_bos": not no_bos})
+        **kw, "corpus": corpus, "text": _text(text), "profile_heads": parse_heads(profile_heads),
+        "prepend_bos": not no_bos})
     r = D.duplicate_heads(load_weights(model), opts, device=device, dtype=dtype)
     d = out_dir(out, "dup-heads")
     figs = dup_heads_figures(r, d)

@@ -9,7 +9,7 @@ import click
 
 from ..analyses.geometry.options import DEFAULT_LENGTHS, LensOptions, SpectraOptions, SphereOptions, SubspacesOptions
 from ..errors import InvalidInputError
-from .common import common, emit, out_dir, parse_ints, seed_option
+from .common import common, emit, out_dir, seed_option
 from .options import build_options, options_flags
 
 
@@ -53,16 +53,13 @@ def _noise(spec: str):
 
 @click.command("spectra")
 @common
-@click.option("--layers", default=None, help="Comma-separated layers (default: all).")
-@click.option("--matrices", default=",".join(SpectraOptions.matrices), show_default=True,
-              help="Matrices to decompose (comma-separated; W_gate too on a gated MLP).")
-@options_flags(SpectraOptions, skip=("layers", "matrices"), aliases={"keep_spectra": " /--no-singular-values"})
+@options_flags(SpectraOptions, aliases={"keep_spectra": " /--no-singular-values"})
 @click.option("--sphere/--no-sphere", default=True, show_default=True,
               help="The positional sphere overlap (and embedding norms).")
 @options_flags(SphereOptions, skip=("seed",), prefix="sphere-",
                aliases={"n_tokens": "--sphere-tokens", "n_trials": "--sphere-trials"})
 @seed_option
-def spectra_cmd(model, out, device, dtype, as_json, layers, matrices, sphere, seed, **kw):
+def spectra_cmd(model, out, device, dtype, as_json, sphere, seed, **kw):
     """Singular-value spectra of every weight matrix (whole and per head), QK structure, sphere overlap.
 
     SVDs run in float64 (--dtype does not apply). On GPT-2 small it checks the slides'
@@ -75,8 +72,7 @@ def spectra_cmd(model, out, device, dtype, as_json, layers, matrices, sphere, se
     from ..viz.spectra import spectra_figures, sphere_figures
 
     sphere_opts = build_options(SphereOptions, kw, flag_prefix="sphere-", seed=seed)
-    opts = build_options(SpectraOptions, kw, layers=parse_ints(layers, "--layers"),
-                         matrices=tuple(m.strip() for m in matrices.split(",") if m.strip()))
+    opts = build_options(SpectraOptions, kw)
     w = load_weights(model)
     r = with_claims(S.weight_spectra(w, opts, device=device), w)
     result = None

@@ -25,7 +25,7 @@ DEFAULT_LENGTHS = {"short": 15, "medium": 150, "long": 500}
 
 @dataclass(frozen=True)
 class SpectraOptions:
-    layers: list[int] | None = field(default=None, metadata={"help": "layers to decompose (default: all)"})
+    layers: tuple[int, ...] | None = field(default=None, metadata={"help": "layers to decompose, e.g. 0,5 (default: all)"})
     matrices: tuple[str, ...] = field(default=MATRICES, metadata={
         "help": "matrices to decompose: " + ", ".join((*MATRICES, GATED))})
     per_head: bool = field(default=True, metadata={"help": "also the per-head blocks of W_Q/W_K/W_V/W_O"})

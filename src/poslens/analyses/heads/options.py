@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Options:
-    layers: list[int] | None = field(default=None, metadata={"help": "layers to score (default: all)"})
+    layers: tuple[int, ...] | None = field(default=None, metadata={"help": "layers to score, e.g. 0,1 (default: all)"})
     n_seq: int = field(default=64, metadata={"help": "repeated random-token sequences"})
     seq_len: int | None = field(default=None, metadata={"help": "tokens per sequence (default 256, capped at n_ctx)"})
     seed: int = field(default=0, metadata={"help": "random seed of the sequences"})
@@ -29,7 +29,8 @@ class Options:
     corpus: str | None = field(default=None, metadata={"help": "text file for natural-text scores and token classes"})
     n_text_seq: int = field(default=32, metadata={"help": "windows drawn from the corpus (or the text)"})
     text: str | None = field(default=None, metadata={"help": "natural text scored in consecutive windows (no corpus)"})
-    rank_by: str = field(default="repeated", metadata={"help": "score that ranks heads: repeated or text"})
+    rank_by: str = field(default="repeated", metadata={"help": "score that ranks heads and marks duplicate-token heads",
+                                                       "choices": ("repeated", "text")})
     profile_heads: list[tuple[int, int]] | None = field(
         default=None, metadata={"help": "heads for decay profiles (default: the duplicate heads)"})
     profile_distinct: int | None = field(
