@@ -88,7 +88,8 @@ def ablate_named(
         ivs.append(ablate_direction("hook_pos_embed", fit.components, o.kind,
                                     source=f"W_pos[1:] top-{pos_pcs} PCA (poslens.analyses.helix.pca)", **common))
     if not ivs:
-        raise InvalidInputError("nothing to ablate: give --head, --neuron, --direction or --pos-pcs")
+        raise InvalidInputError("nothing to ablate: name heads, neurons, a direction or W_pos PCs "
+                                "(--head, --neuron, --direction, --pos-pcs; in Python heads=, neurons=, direction=, pos_pcs=)")
     P = min(o.seq_len, weights.cfg.n_ctx)
     V = weights.cfg.d_vocab
     tokens = make_inputs(o.data, d_vocab=V, tokenizer=tok, n_seq=o.n_seq, seq_len=P, seed=o.seed, bos=bos)
