@@ -220,6 +220,34 @@ def test_synthetic_steps_come_first_and_are_recorded(corpus, tmp_path, monkeypat
     assert not (tmp_path / "bad").exists()
 
 
+def test_synthetic_vocab_draws_rows_from_the_most_frequent_tokens(corpus, tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+
+    import poslens.train.loop as L
+
+    seen = []
+    real = L._batch
+    monkeypatch.setattr(L, "_batch", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+    out = train(cfg(corpus, tmp_path / "run", max_steps=3, synthetic_steps=3, synthetic_vocab=20), progress=False)
+    ids = np.load(tmp_path / "run" / "tokens.npz")["train"]
+    tok = Tokenizer.from_file(tmp_path / "run" / "tokenizer.json")
+    counts = np.bincount(ids, minlength=tok.vocab_size)
+    used = np.unique(np.concatenate([x.ravel() for x in seen]))
+    assert len(used) <= 20 and tok.bos_token_id not in used
+    # every token used is at least as frequent in the text as the 20th most frequent non-BOS token
+    ranked = np.sort(np.delete(counts, tok.bos_token_id))[::-1]
+    assert counts[used].min() >= ranked[19]
+    log = json.loads((out / "training_log.json").read_text())
+    from poslens.train.card import _synthetic_lines
+
+    assert "20 most frequent tokens" in _synthetic_lines(log)[0]
+    with pytest.raises(InvalidInputError, match="synthetic_vocab=5"):
+        train(cfg(corpus, tmp_path / "bad", max_steps=3, synthetic_vocab=5), progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_snapshots_are_log_spaced_float16_checkpoints_with_a_manifest(corpus, tmp_path):
     """--snapshots writes step 0 and log-spaced steps as loadable float16 folders; a resume adds none twice."""
     import json

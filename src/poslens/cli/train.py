@@ -46,6 +46,9 @@ D = TrainConfig()
 @click.option("--synthetic-kinds", default=D.synthetic_kinds, show_default=True,
               help="Row kinds of the synthetic windows, in turn: repeat (induction), lag2 (previous-token), "
                    "dup (a marker after each repeated token: duplicate-token).")
+@click.option("--synthetic-vocab", default=D.synthetic_vocab, show_default=True,
+              help="Synthetic rows draw from the text's this-many most frequent tokens (0: all); a small "
+                   "alphabet (e.g. 256) makes each token recur often enough for the induction circuit to form.")
 @click.option("--wpe-lr-scale", default=D.wpe_lr_scale, show_default=True,
               help="W_pos learning rate as a multiple of the others'.")
 @click.option("--wpe-freeze-steps", default=D.wpe_freeze_steps, show_default=True,

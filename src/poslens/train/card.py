@@ -140,7 +140,9 @@ def _synthetic_lines(log: dict) -> list[str]:
     kinds = [k for k in str(last.get("synthetic_kinds", "repeat,lag2")).split(",") if k]
     share = f"1/{len(kinds)}" if len(kinds) > 1 else "all"
     lens = sorted({o.get("synthetic_len") or o.get("n_ctx") for o in opts})
+    alpha = last.get("synthetic_vocab", 0)
     lines = [f"The first {n:,} steps saw no text: synthetic windows of random tokens"
+             + (f" drawn from the text's {alpha:,} most frequent tokens" if alpha else "")
              + (f" ({' then '.join(str(x) for x in lens)} tokens long, by stage)" if len(lens) > 1 else "")
              + ", " + "; ".join(f"{share} {_KIND_TEXT[k]}" for k in kinds) + "."]
     frac = last.get("synthetic_frac", 0.0)

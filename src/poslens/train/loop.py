@@ -95,6 +95,9 @@ def check_options(cfg: TrainConfig) -> None:
         raise InvalidInputError(f"synthetic_frac={cfg.synthetic_frac} is a share of each batch; give 0..1")
     if cfg.synthetic_len and not 8 <= cfg.synthetic_len <= cfg.n_ctx:
         raise InvalidInputError(f"synthetic_len={cfg.synthetic_len} must be between 8 and n_ctx={cfg.n_ctx} (0: n_ctx)")
+    if cfg.synthetic_vocab and cfg.synthetic_vocab < 16:
+        raise InvalidInputError(f"synthetic_vocab={cfg.synthetic_vocab} is too small an alphabet; give at least 16 "
+                                "(0: the whole vocabulary)")
     bad = [k for k in _kinds(cfg) if k not in C.SYNTHETIC_KINDS]
     if bad or not _kinds(cfg):
         raise InvalidInputError(f"synthetic_kinds={cfg.synthetic_kinds!r}: give a comma-separated list of "
@@ -144,18 +147,37 @@ def _kinds(cfg: TrainConfig) -> tuple[str, ...]:
     return tuple(k.strip() for k in cfg.synthetic_kinds.split(",") if k.strip())
 
 
-def _batch(cfg: TrainConfig, rng: np.random.Generator, step: int, train_ids: np.ndarray, tok: Tokenizer):
+def synthetic_alphabet(cfg: TrainConfig, train_ids: np.ndarray, tok: Tokenizer) -> np.ndarray | None:
+    """The ids synthetic rows draw from: the text's ``synthetic_vocab`` most frequent tokens but BOS
+    (ties broken by id), or None for the whole vocabulary."""
+    if not cfg.synthetic_vocab or cfg.synthetic_vocab >= tok.vocab_size - 1:
+        return None
+    counts = np.bincount(train_ids, minlength=tok.vocab_size).astype(np.int64)
+    if tok.bos_token_id is not None:
+        counts[tok.bos_token_id] = -1
+    return np.sort(np.argsort(-counts, kind="stable")[: cfg.synthetic_vocab])
+
+
+def _synthetic(cfg: TrainConfig, rng: np.random.Generator, rows: int, n_ctx: int, tok: Tokenizer,
+               alphabet: np.ndarray | None) -> np.ndarray:
+    if alphabet is None:
+        return C.synthetic_batch(rng, rows, n_ctx, tok.vocab_size, tok.bos_token_id, kinds=_kinds(cfg))
+    return alphabet[C.synthetic_batch(rng, rows, n_ctx, len(alphabet), kinds=_kinds(cfg))]
+
+
+def _batch(cfg: TrainConfig, rng: np.random.Generator, step: int, train_ids: np.ndarray, tok: Tokenizer,
+           alphabet: np.ndarray | None = None):
     """The batch of ``step``: synthetic during the start, else text with a ``synthetic_frac`` share of synthetic rows."""
     if step < cfg.synthetic_steps and cfg.synthetic_len and cfg.synthetic_len < cfg.n_ctx:
         rows = cfg.batch_size * cfg.n_ctx // cfg.synthetic_len
-        return C.synthetic_batch(rng, rows, cfg.synthetic_len, tok.vocab_size, tok.bos_token_id, kinds=_kinds(cfg))
+        return _synthetic(cfg, rng, rows, cfg.synthetic_len, tok, alphabet)
     syn = cfg.batch_size if step < cfg.synthetic_steps else int(round(cfg.synthetic_frac * cfg.batch_size))
     parts = []
     if syn < cfg.batch_size:
         parts.append(C.batch(train_ids, rng, cfg.batch_size - syn, cfg.n_ctx, cfg.repeat_frac, cfg.random_repeat_frac,
                              tok.vocab_size, tok.bos_token_id))
     if syn:
-        parts.append(C.synthetic_batch(rng, syn, cfg.n_ctx, tok.vocab_size, tok.bos_token_id, kinds=_kinds(cfg)))
+        parts.append(_synthetic(cfg, rng, syn, cfg.n_ctx, tok, alphabet))
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
@@ -181,6 +203,7 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
             )
     out.mkdir(parents=True, exist_ok=True)
     tok, train_ids, val_ids = _prepare_data(cfg, out)
+    alphabet = synthetic_alphabet(cfg, train_ids, tok)
     if not (out / "tokenizer.json").is_file():
         tok.save(out)
     mcfg = model_config(cfg, tok)
@@ -247,7 +270,7 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
 
     while step < cfg.max_steps:
         rng = np.random.default_rng([cfg.seed, step])
-        x = _batch(cfg, rng, step, train_ids, tok)
+        x = _batch(cfg, rng, step, train_ids, tok, alphabet)
         b = torch.from_numpy(x).to(device)
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)
