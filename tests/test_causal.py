@@ -243,8 +243,8 @@ def test_planted_ablation_effect_against_random_heads(planted):
     r = ablation_effect(runner, toks, [ablate_head(0, planted.head)], [m], n_baseline=3)
     clean = planted.metric_value(toks).mean()
     e = r.effects[m.name]
-    assert abs(r.clean[m.name] - clean) < 1e-9 and abs(e["effect"] + clean) < 1e-9  # zero ablation removes it all
-    assert max(abs(x) for x in e["baseline"]["draws"]) < 1e-9 and e["baseline"]["n"] == 3
+    assert abs(r.clean[m.name] - clean) < 1e-9 and abs(e.effect + clean) < 1e-9  # zero ablation removes it all
+    assert max(abs(x) for x in e.baseline.draws) < 1e-9 and e.baseline.n == 3
     assert all(planted.head not in d[0]["index"] for d in r.baseline["draws"])
     # mean ablation against a reference: the head's output becomes its reference mean at the last position
     rm = ablation_effect(runner, toks, [ablate_head(0, planted.head, "mean", reference="ref")], [m],
@@ -288,8 +288,8 @@ def test_skipped_cells_cannot_move_the_metric(runner, toks):
 
 def test_baseline_helpers():
     c = compare(-1.0, [0.0, 0.2, -0.2])
-    assert c["baseline"]["mean"] == pytest.approx(0.0) and c["z"] == pytest.approx(-1.0 / 0.2)
-    assert c["share_as_large"] == 0.0 and spread([])["n"] == 0
+    assert c.baseline.mean == pytest.approx(0.0) and c.z == pytest.approx(-1.0 / 0.2)
+    assert c.share_as_large == 0.0 and spread([]).n == 0
     sets = random_head_sets(8, 2, exclude=[1, 5], n_draws=6, seed=0)
     assert len({tuple(s) for s in sets}) == 6 and all(not {1, 5} & set(s) for s in sets)
     assert sets == random_head_sets(8, 2, exclude=[1, 5], n_draws=6, seed=0)
@@ -304,9 +304,9 @@ def test_ablation_effect_reports_baseline_for_vector_metrics(runner, toks):
     m = neuron_activation(0, [1, 2])
     r = ablation_effect(runner, toks, [ablate_neuron(0, [1])], [m, next_token_loss(toks)], n_baseline=4, seed=1)
     e = r.effects[m.name]
-    assert set(e) == {"0.1", "0.2"} and e["0.2"]["effect"] == pytest.approx(0.0, abs=1e-12)
-    assert e["0.1"]["effect"] == pytest.approx(-r.clean[m.name][0], abs=1e-12)
-    assert r.effects["loss"]["baseline"]["n"] == 4
+    assert set(e) == {"0.1", "0.2"} and e["0.2"].effect == pytest.approx(0.0, abs=1e-12)
+    assert e["0.1"].effect == pytest.approx(-r.clean[m.name][0], abs=1e-12)
+    assert r.effects["loss"].baseline.n == 4
     json.loads(r.to_json())
 
 

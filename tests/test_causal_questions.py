@@ -40,7 +40,7 @@ def test_duplicate_question_finds_the_planted_path(pdup):
     assert n["gap"] < 0 and abs(n["duplicate_gap_change"] + n["gap"]) < 0.2 * abs(n["gap"])
     assert abs(n["others_gap_change"]) < 0.1 * abs(n["gap"])
     e = r.effects["duplicate"]["gap"]
-    assert e["effect"] < 0 and e["vs_random_neurons"]["z"] < -10 and e["vs_random_neurons"]["baseline"]["n"] == 5
+    assert e.effect < 0 and e.vs_random_neurons.z < -10 and e.vs_random_neurons.baseline.n == 5
     assert any("distinct random head set" in x for x in r.notes)  # 2 heads: one possible random set
     d = json.loads(r.to_json())
     assert d["interventions"]["duplicate"]["kind"] == "mean" and d["interventions"]["duplicate"]["reference"] == "distinct"
@@ -53,8 +53,8 @@ def test_duplicate_question_neuron_choices_and_errors(pdup):
     assert r.selected == [pdup.neuron, 3] and r.selection == "given"
     a = QD.duplicate_neuron_ablation(w, n_seq=6, seq_len=40, n_random=3, n_neurons=2, select="activation")
     # chosen on a separate set of sequences, the neurons' gap holds up on the measured ones, unlike random neurons'
-    b = a.random_neuron_clean_gap["baseline"]
-    assert a.clean["gap_size"] > b["mean"] + 2 * b["std"] and "separate selection set" in a.selection
+    b = a.random_neuron_clean_gap.baseline
+    assert a.clean.gap_size > b.mean + 2 * b.std and "separate selection set" in a.selection
     from poslens.errors import InvalidInputError
 
     with pytest.raises(InvalidInputError, match="neuron 99999 does not exist"):
@@ -66,8 +66,8 @@ def test_duplicate_question_neuron_choices_and_errors(pdup):
 def test_helix_question_variance_matched_control(pdup):
     w = load_weights(str(pdup.path))
     r = QH.helix_ablation(w, text=WORDS, n_seq=4, seq_len=40, n_random=3, prev_threshold=0.5)
-    assert r.clean_loss is not None and set(r.loss) == {"helix", "random", "matched"}
-    assert r.loss["random"]["baseline"]["n"] == 3 and len(r.gains) == 3
+    assert r.clean_loss is not None and r.loss is not None
+    assert r.loss.random.baseline.n == r.loss.matched.baseline.n == 3 and len(r.gains) == 3
     # the matched control's perturbation of W_pos has the same total variance as the helix removal
     runner = Runner(w)
     toks = torch.zeros(1, 40, dtype=torch.long)
@@ -82,12 +82,12 @@ def test_helix_question_variance_matched_control(pdup):
     helix = moved(r.interventions["helix"])
     assert helix > 0
     assert r.interventions["matched"][0]["basis"] is None  # baseline draws are recorded compactly
-    assert r.variance_share["removed_helix"] > r.variance_share["removed_random"]["mean"]
+    assert r.variance_share.removed_helix > r.variance_share.removed_random.mean
 
 
 def test_helix_question_positional_only_on_a_random_model(small):
     r = QH.helix_ablation(load_weights(str(small)), n_random=3, seq_len=64, positional_only=True)
-    assert r.clean_loss is None and not r.loss and set(r.prev_attention) == {"helix", "random", "matched"}
+    assert r.clean_loss is None and r.loss is None and r.prev_attention.random.baseline.n == 3
     assert len(r.per_head) == 4 and r.input["n_seq"] == 1
 
 
@@ -114,10 +114,10 @@ def test_helix_question_options_declared_once(small, tmp_path):
 def test_helix_on_real_gpt2_positional_inputs(partial_ckpt):
     """Real GPT-2 small, W_pos alone through layer 0: the helix subspace carries the previous-token attention."""
     r = QH.helix_ablation(load_weights(str(partial_ckpt)), n_random=3, seq_len=256)
-    assert "no loss" in r.notes[0] and r.variance_share["helix_pca"] > 0.8
+    assert "no loss" in r.notes[0] and r.variance_share.helix_pca > 0.8
     P = r.prev_attention
-    assert P["helix"]["effect"] < P["matched"]["effect"] - 3 * P["matched"]["baseline"]["std"]
-    assert P["helix"]["effect"] < -0.5 * np.mean(list(r.clean_prev.values()))
+    assert P.helix.effect < P.matched.effect - 3 * P.matched.baseline.std
+    assert P.helix.effect < -0.5 * np.mean(list(r.clean_prev.values()))
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -237,8 +237,8 @@ def test_word_index_question_runs_end_to_end_on_tiny():
     r = QW.word_index_ablation(w, layer=1, n_train=700, n_val_prompts=60, n_random=2, n_pairs=8, dictionary_size=5000,
                                C=1.0)
     assert r.later == list(range(2, w.cfg.n_layers + 1)) and 1 <= r.subspace_rank <= 7
-    for p, a in r.ablation["accuracy"].items():
-        assert 0 <= a["clean"] <= 1 and a["baseline"]["n"] == 2 and a["effect"] == pytest.approx(a["ablated"] - a["clean"])
+    for p, a in r.ablation.accuracy.items():
+        assert 0 <= a.clean <= 1 and a.baseline.n == 2 and a.effect == pytest.approx(a.ablated - a.clean)
     sw = r.patching["sweep"]
     t = r.patching["pairs"]["position"]
     assert np.array(sw["normalized"]).shape == (r.options["patch_point"], t + 1)

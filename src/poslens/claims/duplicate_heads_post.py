@@ -123,7 +123,7 @@ def duplicate_ablation_rows(cfg, label: str, r) -> list[dict[str, Any]]:
     GPT-2 small only and when the layer's other heads were ablated too."""
     if not is_gpt2_small(cfg, label) or "others" not in r.effects:
         return []
-    d, o = abs(r.effects["duplicate"]["gap"]["effect"]), abs(r.effects["others"]["gap"]["effect"])
+    d, o = abs(r.effects["duplicate"]["gap"].effect), abs(r.effects["others"]["gap"].effect)
     return [_row(what="the duplicate-token heads are the main contributors to the neurons' duplicate response",
                  published="heads 0.5 (and 0.1) are the main contributors (from weights)",
                  ours=f"|gap change| duplicate heads {d:.3g} vs other heads {o:.3g}", reproduced=bool(d > o),

@@ -111,11 +111,12 @@ def effect_strip(rows: list[tuple[str, float, list[float]]], title: str, xlabel:
 
 def ablation_figures(result, out: Path) -> list[Path]:
     """Effect of the ablation on each metric (component) against its random-target baseline."""
+    from ..analyses.causal.baselines import Comparison
+
     rows = []
     for name, e in result.effects.items():
-        items = [("", e)] if "effect" in e else list(e.items())
-        for lab, x in items:
-            rows.append((f"{name} {lab}".strip(), x["effect"], x["baseline"]["draws"]))
+        for lab, x in ([("", e)] if isinstance(e, Comparison) else e.items()):
+            rows.append((f"{name} {lab}".strip(), x.effect, x.baseline.draws))
     title = "; ".join(iv["name"] for iv in result.interventions)[:120]
     return effect_strip(rows, title, "ablated - clean", out, "ablation_effects")
 
@@ -128,7 +129,7 @@ def helix_figures(result, out: Path) -> list[Path]:
             continue
         for ctl in ("random", "matched"):
             rows.append((f"{what}: helix vs {'variance-matched ' if ctl == 'matched' else ''}random",
-                         block["helix"]["effect"], block[ctl]["baseline"]["draws"]))
+                         block.helix.effect, getattr(block, ctl).baseline.draws))
     if rows:
         paths += effect_strip(rows, f"removing W_pos's top-{result.k} PCA subspace at hook_pos_embed", "ablated - clean",
                               out, "helix_ablation")
@@ -141,8 +142,8 @@ def helix_figures(result, out: Path) -> list[Path]:
         grid = np.full((2, len(layers), H), np.nan)
         for n, v in result.per_head.items():
             l, h = (int(x) for x in n.split("."))
-            grid[0, layers.index(l), h] = v["clean"]
-            grid[1, layers.index(l), h] = v["helix"]
+            grid[0, layers.index(l), h] = v.clean
+            grid[1, layers.index(l), h] = v.helix
         if png_wanted():
             fig, axes = plt.subplots(1, 2, figsize=(2 + 0.9 * H, 1.5 + 0.45 * len(layers)))
             for ax, g, t, cm in zip(axes, grid, ("clean previous-token attention", "change with the helix removed"),
@@ -171,8 +172,8 @@ def duplicate_figures(result, out: Path) -> list[Path]:
     for g, e in result.effects.items():
         who = "duplicate heads" if g == "duplicate" else "other heads"
         x = e["gap"]
-        rows.append((f"{who} vs random heads", x["effect"], x["vs_random_heads"]["baseline"]["draws"]))
-        rows.append((f"{who} vs random neurons", x["effect"], x["vs_random_neurons"]["baseline"]["draws"]))
+        rows.append((f"{who} vs random heads", x.effect, x.vs_random_heads.baseline.draws))
+        rows.append((f"{who} vs random neurons", x.effect, x.vs_random_neurons.baseline.draws))
     if rows:
         paths += effect_strip(rows, "change in the size of the neurons' repeated - non-repeated gap when heads are "
                                     "ablated", "|gap| change (mean over neurons)", out, "dup_ablation_effects")
@@ -208,8 +209,8 @@ def word_index_figures(result, out: Path) -> list[Path]:
     paths = []
     a = result.ablation
     if a:
-        rows = [(f"point {p} probe accuracy", x["effect"], x["baseline"]["draws"]) for p, x in a["accuracy"].items()]
-        rows.append(("loss on the words", a["loss"]["effect"], a["loss"]["baseline"]["draws"]))
+        rows = [(f"point {p} probe accuracy", x.effect, x.baseline.draws) for p, x in a.accuracy.items()]
+        rows.append(("loss on the words", a.loss.effect, a.loss.baseline.draws))
         paths += effect_strip(rows, f"{result.options.get('kind')}-ablating the point-{result.layer} word-index probe "
                                     f"subspace (rank {result.subspace_rank}) vs random subspaces", "ablated - clean",
                               out, "word_index_ablation")
@@ -217,8 +218,8 @@ def word_index_figures(result, out: Path) -> list[Path]:
     if p and p.get("sweep"):
         paths += patch_heatmap(SimpleNamespace(**p["sweep"]), out, "word_index_patching")
         s = p["subspace"]
-        paths += effect_strip([("probe-subspace patch: logit diff change", s["vs_random"]["effect"],
-                                s["vs_random"]["baseline"]["draws"])],
+        paths += effect_strip([("probe-subspace patch: logit diff change", s.vs_random.effect,
+                                s.vs_random.baseline.draws)],
                               f"patching the point-{result.layer} probe subspace from A into B at position "
                               f"{p['pairs']['position']}", "change in the later probe's logit difference (A - B)",
                               out, "word_index_subspace_patch")

@@ -9,7 +9,7 @@ baseline's mean, spread and draws, and a z-score.
 
 >>> r = ablation_effect(runner, tokens, [ablate_head(0, [1, 5], "mean")],           # doctest: +SKIP
 ...                     [next_token_loss(tokens)], n_baseline=10)
->>> r.effects["loss"]["effect"], r.effects["loss"]["z"]                               # doctest: +SKIP
+>>> r.effects["loss"].effect, r.effects["loss"].z                                     # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from ...errors import InvalidInputError
 from ...models.runner import Runner
 from ...results import Result
-from .baselines import compare, head_pool, random_head_sets, random_neurons, random_subspace
+from .baselines import Comparison, compare, head_pool, random_head_sets, random_neurons, random_subspace
 from .intervention import Intervention, _layer
 from .metrics import Metric, MetricStore
 from .run import as_run_kwargs, input_shape, run_variants
@@ -34,9 +34,10 @@ from .run import as_run_kwargs, input_shape, run_variants
 class AblationResult(Result):
     """Clean and ablated metric values and the effect against random ablations of the same size.
 
-    ``effects[metric]`` (or ``effects[metric][label]`` for vector metrics) holds ``effect``
-    (ablated - clean), ``baseline`` (mean, std, draws of the random ablations' effects),
-    ``z`` and ``share_as_large``.
+    ``effects[metric]`` (or ``effects[metric][label]`` for vector metrics) is a
+    :class:`~poslens.analyses.causal.baselines.Comparison`: ``effect`` (ablated - clean),
+    ``baseline`` (n, mean, std, draws of the random ablations' effects), ``z`` and
+    ``share_as_large``.
     """
 
     kind = "ablation"
@@ -45,7 +46,7 @@ class AblationResult(Result):
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     clean: dict[str, Any] = field(default_factory=dict)
     ablated: dict[str, Any] = field(default_factory=dict)
-    effects: dict[str, Any] = field(default_factory=dict)
+    effects: dict[str, Comparison | dict[str, Comparison]] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)
     n_sequences: int = 0
     seconds: float = 0.0
@@ -168,9 +169,8 @@ INPUT_NAME = "input"
 def summarize(result: AblationResult) -> list[str]:
     lines = ["ablated: " + "; ".join(iv["name"] for iv in result.interventions) + f" on {result.n_sequences} sequences"]
     for name, e in result.effects.items():
-        items = e.items() if "effect" not in e else [("", e)]
-        for lab, x in items:
-            b = x["baseline"]
-            lines.append(f"{name}{' ' + lab if lab else ''}: effect {x['effect']:+.4g} vs random "
-                         f"{b['mean']:+.4g} ± {b['std']:.3g} (n={b['n']}), z = {x['z']:.2f}")
+        for lab, x in ([("", e)] if isinstance(e, Comparison) else e.items()):
+            b = x.baseline
+            lines.append(f"{name}{' ' + lab if lab else ''}: effect {x.effect:+.4g} vs random "
+                         f"{b.mean:+.4g} ± {b.std:.3g} (n={b.n}), z = {x.z:.2f}")
     return lines + list(result.notes)

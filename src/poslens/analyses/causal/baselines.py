@@ -6,7 +6,7 @@ layer, random subspaces of the same dimension (uniform on the Grassmannian: QR o
 Gaussian matrix). :func:`compare` reports the baseline's mean, spread and draws, the
 z-score of the effect against it, and the share of draws at least as large.
 
->>> compare(-2.0, [0.1, -0.2, 0.05])["z"] < -5
+>>> compare(-2.0, [0.1, -0.2, 0.05]).z < -5
 True
 >>> sets = random_head_sets(8, 2, exclude=[1, 5], n_draws=3, seed=0)
 >>> len(sets), any(1 in s or 5 in s for s in sets)
@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,46 +26,86 @@ import torch
 from ...errors import InvalidInputError
 
 
-def spread(values: Iterable[float]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Spread:
+    """Baseline draws: their number, mean, sample standard deviation, extremes and the draws themselves."""
+
+    n: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    draws: list[float]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """An effect against baseline draws: ``z = (effect - mean) / std``, ``ratio = effect / |mean|``,
+    ``share_as_large`` = fraction of draws with ``|draw| >= |effect|``."""
+
+    effect: float
+    baseline: Spread
+    z: float
+    ratio: float
+    share_as_large: float
+
+
+@dataclass(frozen=True)
+class ArmComparison(Comparison):
+    """A :class:`Comparison` of ablated - clean that keeps both arms' values."""
+
+    clean: float
+    ablated: float
+
+
+def spread(values: Iterable[float]) -> Spread:
     """Mean, sample standard deviation, extremes and the draws themselves."""
     v = np.asarray(list(values), dtype=float)
     if v.size == 0:
-        return {"n": 0, "mean": float("nan"), "std": float("nan"), "min": float("nan"), "max": float("nan"), "draws": []}
-    return {"n": int(v.size), "mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
-            "min": float(v.min()), "max": float(v.max()), "draws": v.tolist()}
+        nan = float("nan")
+        return Spread(0, nan, nan, nan, nan, [])
+    return Spread(int(v.size), float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0, float(v.min()),
+                  float(v.max()), v.tolist())
 
 
-def compare(effect: float, draws: Iterable[float]) -> dict[str, Any]:
-    """An effect against baseline draws: ``z = (effect - mean) / std``, ``ratio = effect / |mean|``,
-    ``share_as_large`` = fraction of draws with ``|draw| >= |effect|``."""
+def compare(effect: float, draws: Iterable[float]) -> Comparison:
+    """``effect`` against the baseline ``draws`` (a :class:`Comparison`)."""
     b = spread(draws)
     effect = float(effect)
     z = float("nan")
-    if b["n"] > 1 and b["std"] > 0:
-        z = (effect - b["mean"]) / b["std"]
-    elif b["n"] >= 1 and b["std"] == 0:
-        z = 0.0 if effect == b["mean"] else math.copysign(float("inf"), effect - b["mean"])
-    ratio = effect / abs(b["mean"]) if b["n"] and b["mean"] != 0 else float("nan")
-    share = float(np.mean(np.abs(b["draws"]) >= abs(effect))) if b["n"] else float("nan")
-    return {"effect": effect, "baseline": b, "z": z, "ratio": ratio, "share_as_large": share}
+    if b.n > 1 and b.std > 0:
+        z = (effect - b.mean) / b.std
+    elif b.n >= 1 and b.std == 0:
+        z = 0.0 if effect == b.mean else math.copysign(float("inf"), effect - b.mean)
+    ratio = effect / abs(b.mean) if b.n and b.mean != 0 else float("nan")
+    share = float(np.mean(np.abs(b.draws) >= abs(effect))) if b.n else float("nan")
+    return Comparison(effect, b, z, ratio, share)
 
 
-def against(c: dict[str, Any], what: str = "baseline", z_key: str = "z") -> str:
-    """``c`` (from :func:`compare`) in words: the baseline's n, mean and spread, then z, or
-    the plain fact that the baseline has no spread (a z against zero spread means nothing).
+def compare_arms(clean: float, ablated: float, draws: Iterable[float]) -> ArmComparison:
+    """``ablated - clean`` against ``draws`` (each a random ablation's ablated - clean), both arms kept."""
+    c = compare(float(ablated) - float(clean), draws)
+    return ArmComparison(c.effect, c.baseline, c.z, c.ratio, c.share_as_large, float(clean), float(ablated))
 
-    >>> against(compare(-2.0, [0.1, -0.2, 0.05]), "random heads")
+
+def against(b: Spread, z: float, what: str = "baseline") -> str:
+    """A baseline ``b`` and an effect's ``z`` against it in words: the baseline's n, mean and
+    spread, then z, or the plain fact that the baseline has no spread (a z against zero spread
+    means nothing).
+
+    >>> c = compare(-2.0, [0.1, -0.2, 0.05])
+    >>> against(c.baseline, c.z, "random heads")
     'random heads -0.017 ± 0.161 (n 3; z -12.3)'
-    >>> against(compare(-2.0, [0.0, 0.0]), "random heads")
+    >>> c = compare(-2.0, [0.0, 0.0])
+    >>> against(c.baseline, c.z, "random heads")
     'random heads +0.000 (n 2, all draws equal: no spread, so no z)'
     """
-    b = c["baseline"]
-    if not b["n"]:
+    if not b.n:
         return f"{what}: no draws"
-    if b["n"] < 2 or not b["std"] > 0:
-        return f"{what} {b['mean']:+.3f} (n {b['n']}, " + ("all draws equal: no spread, so no z)" if b["n"] > 1
-                                                          else "one draw: no spread, so no z)")
-    return f"{what} {b['mean']:+.3f} ± {b['std']:.3f} (n {b['n']}; z {c[z_key]:.1f})"
+    if b.n < 2 or not b.std > 0:
+        return f"{what} {b.mean:+.3f} (n {b.n}, " + ("all draws equal: no spread, so no z)" if b.n > 1
+                                                     else "one draw: no spread, so no z)")
+    return f"{what} {b.mean:+.3f} ± {b.std:.3f} (n {b.n}; z {z:.1f})"
 
 
 def _draw_subsets(pool: Sequence[int], size: int, n_draws: int, rng: np.random.Generator) -> list[list[int]]:

@@ -4,7 +4,7 @@ run` and `poslens patch` compute, callable from Python with the same options.
 >>> from poslens.models import load_weights
 >>> w = load_weights("tiny")                                                            # doctest: +SKIP
 >>> r = ablate_named(w, heads=[(0, 5)], metrics=["loss"], kind="mean", n_baseline=5)    # doctest: +SKIP
->>> r.effect["loss"], r.vs_baseline["loss"]["z"]                                         # doctest: +SKIP
+>>> r.effects["loss"].effect, r.effects["loss"].z                                       # doctest: +SKIP
 >>> p = patch_prompts(w, "The cat sat", "The dog sat", "logit-diff: on| in", sweep="heads")  # doctest: +SKIP
 """
 

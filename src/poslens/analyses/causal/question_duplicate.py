@@ -23,7 +23,7 @@ sequences). Baselines: the same ablation on random head sets of the same size, a
 duplicate-head ablation read on random neuron sets of the same size.
 
 >>> r = duplicate_neuron_ablation(load_weights("tiny"), n_seq=16)          # doctest: +SKIP
->>> r.effects["duplicate"]["gap"]["effect"], r.effects["duplicate"]["gap"]["vs_random_heads"]["z"]  # doctest: +SKIP
+>>> r.effects["duplicate"]["gap"].effect, r.effects["duplicate"]["gap"].vs_random_heads.z  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -42,12 +42,34 @@ from ...models.runner import Runner
 from ...models.weights import Weights, require
 from ...options import resolve
 from ...results import Result
-from .baselines import against, compare, head_pool, random_head_sets, random_neurons
+from .baselines import Comparison, against, compare, head_pool, random_head_sets, random_neurons
 from .inputs import distinct_tokens
 from .intervention import ablate_head
 from .metrics import MetricStore, masked_neuron_means
 from .options import DupNeuronAblationOptions
 from .run import run_variants
+
+
+@dataclass(frozen=True)
+class HeadsEffect:
+    """One quantity's change (mean over the selected neurons) when a head group is ablated."""
+
+    effect: float  # ablated - clean
+    clean: float
+    relative: float  # effect over the clean mean |gap|
+    vs_random_heads: Comparison  # the same ablation on random head sets of the group's size
+    vs_random_neurons: Comparison  # this ablation read on random neuron sets of the selection's size
+
+
+@dataclass(frozen=True)
+class CleanGap:
+    """The selected neurons' clean means: activation on repeated and non-repeated tokens, the signed
+    gap and its size (each neuron's |gap|)."""
+
+    repeated: float
+    non_repeated: float
+    gap_size: float
+    gap: float
 
 
 @dataclass(frozen=True)
@@ -59,8 +81,7 @@ class DupNeuronAblationResult(Result):
     ``duplicate`` or ``others``; each the mean over the selected neurons): ``gap`` is the
     size of each neuron's gap (its gap times the sign of its clean gap, so the clean value
     is the mean |gap| and a negative effect means the gaps shrink), ``repeated`` and
-    ``non_repeated`` the plain activations; each has ``effect`` (ablated - clean),
-    ``relative`` (over the clean mean |gap|), ``vs_random_heads`` and ``vs_random_neurons``.
+    ``non_repeated`` the plain activations; each a :class:`HeadsEffect`.
     """
 
     kind = "causal_dup_neurons"
@@ -71,10 +92,10 @@ class DupNeuronAblationResult(Result):
     head_scores: dict[str, float] = field(default_factory=dict)
     selected: list[int] = field(default_factory=list)
     selection: str = ""
-    clean: dict[str, float] = field(default_factory=dict)
-    random_neuron_clean_gap: dict[str, Any] = field(default_factory=dict)
+    clean: CleanGap | None = None
+    random_neuron_clean_gap: Comparison | None = None
     neurons: dict[str, dict[str, Any]] = field(default_factory=dict)
-    effects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    effects: dict[str, dict[str, HeadsEffect]] = field(default_factory=dict)
     interventions: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
@@ -246,7 +267,7 @@ def duplicate_neuron_ablation(
     if iv_oth:
         groups["others"] = (2, list(range(first + len(rh_dup), first + len(rh_dup) + len(rh_oth))))
     clean_gap_sel = float(size[0, sel_cols].mean())
-    effects: dict[str, dict[str, Any]] = {}
+    effects: dict[str, dict[str, HeadsEffect]] = {}
     for gname, (vi, rnd) in groups.items():
         effects[gname] = {}
         for qname, arr in q.items():
@@ -254,10 +275,10 @@ def duplicate_neuron_ablation(
             e = float(d[vi, sel_cols].mean())
             heads_draws = [float(d[r, sel_cols].mean()) for r in rnd]
             neuron_draws = [float(d[vi, [col[n] for n in s]].mean()) for s in rsets]
-            effects[gname][qname] = {
-                "effect": e, "clean": float(arr[0, sel_cols].mean()),
-                "relative": e / abs(clean_gap_sel) if clean_gap_sel else float("nan"),
-                "vs_random_heads": compare(e, heads_draws), "vs_random_neurons": compare(e, neuron_draws)}
+            effects[gname][qname] = HeadsEffect(
+                effect=e, clean=float(arr[0, sel_cols].mean()),
+                relative=e / abs(clean_gap_sel) if clean_gap_sel else float("nan"),
+                vs_random_heads=compare(e, heads_draws), vs_random_neurons=compare(e, neuron_draws))
     per_neuron = {}
     for n in selected:
         c = col[n]
@@ -270,8 +291,8 @@ def duplicate_neuron_ablation(
         model=weights.label, processing=tuple(weights.processing), options=opts, layer=layer, neuron_layer=layer,
         duplicate_heads=[f"{layer}.{h}" for h in dup], other_heads=[f"{layer}.{h}" for h in others],
         head_scores=scores, selected=selected, selection=selection,
-        clean={"repeated": float(rep[0, sel_cols].mean()), "non_repeated": float(non[0, sel_cols].mean()),
-               "gap_size": clean_gap_sel, "gap": float(gap[0, sel_cols].mean())},
+        clean=CleanGap(repeated=float(rep[0, sel_cols].mean()), non_repeated=float(non[0, sel_cols].mean()),
+                       gap_size=clean_gap_sel, gap=float(gap[0, sel_cols].mean())),
         random_neuron_clean_gap=compare(clean_gap_sel, rand_gap), neurons=per_neuron, effects=effects,
         interventions={"duplicate": iv_dup.describe(), "others": iv_oth.describe() if iv_oth else None,
                        "random_heads_duplicate": rh_dup, "random_heads_others": rh_oth, "random_neurons": rsets,
@@ -291,15 +312,15 @@ def summarize(r: DupNeuronAblationResult) -> list[str]:
     lines = [f"layer {r.layer}: duplicate-token heads {', '.join(r.duplicate_heads)} (scores "
              + ", ".join(f"{r.head_scores[h]:.2f}" for h in r.duplicate_heads) + f"); neurons {r.selected[:8]}"
              + ("..." if len(r.selected) > 8 else "") + f" ({r.selection.split(' (')[0]})",
-             f"clean: repeated {r.clean['repeated']:.3f}, non-repeated {r.clean['non_repeated']:.3f}, mean |gap| "
-             f"{r.clean['gap_size']:.3f} (random neurons' {r.random_neuron_clean_gap['baseline']['mean']:.3f} ± "
-             f"{r.random_neuron_clean_gap['baseline']['std']:.3f}, n {r.random_neuron_clean_gap['baseline']['n']})"]
+             f"clean: repeated {r.clean.repeated:.3f}, non-repeated {r.clean.non_repeated:.3f}, mean |gap| "
+             f"{r.clean.gap_size:.3f} (random neurons' {r.random_neuron_clean_gap.baseline.mean:.3f} ± "
+             f"{r.random_neuron_clean_gap.baseline.std:.3f}, n {r.random_neuron_clean_gap.baseline.n})"]
     names = {"duplicate": f"{r.options.get('kind')}-ablating the duplicate heads",
              "others": f"{r.options.get('kind')}-ablating the other {len(r.other_heads)} heads"}
     for g, e in r.effects.items():
         x = e["gap"]
-        lines.append(f"{names[g]}: change of the gap in its clean direction {x['effect']:+.3f} "
-                     f"({x['relative']:+.0%} of the clean gap; below -100% the gap flips sign); "
-                     f"{against(x['vs_random_heads'], 'random heads')}; "
-                     f"{against(x['vs_random_neurons'], 'same ablation on random neurons')}")
+        lines.append(f"{names[g]}: change of the gap in its clean direction {x.effect:+.3f} "
+                     f"({x.relative:+.0%} of the clean gap; below -100% the gap flips sign); "
+                     f"{against(x.vs_random_heads.baseline, x.vs_random_heads.z, 'random heads')}; "
+                     f"{against(x.vs_random_neurons.baseline, x.vs_random_neurons.z, 'same ablation on random neurons')}")
     return lines + list(r.notes)

@@ -16,7 +16,7 @@ partial GPT-2 checkpoint) the loss cannot be computed: the input is then the pos
 embedding alone (token embedding zero) and only layer 0's attention is measured.
 
 >>> r = helix_ablation(load_weights("tiny"), n_seq=8, n_random=5)          # doctest: +SKIP
->>> r.loss["helix"]["effect"], r.loss["matched"]["z"]                      # doctest: +SKIP
+>>> r.loss.helix.effect, r.loss.matched.helix_z                      # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from ...models.runner import Runner
 from ...models.weights import Weights
 from ...options import resolve
 from ...results import Result
-from .baselines import against, compare, random_subspace, spread
+from .baselines import Spread, against, compare, random_subspace, spread
 from .inputs import text_windows
 from .intervention import ablate_direction
 from .metrics import MetricStore, next_token_loss, previous_token_attention
@@ -45,24 +45,67 @@ MAX_PATTERN_ELEMENTS = 6e7  # rows x heads x P^2 per chunk when patterns are rea
 
 
 @dataclass(frozen=True)
+class HelixEffect:
+    effect: float  # ablated - clean with the helix subspace removed
+
+
+@dataclass(frozen=True)
+class Control:
+    """A control's draws (random or variance-matched subspaces) and the helix effect against them."""
+
+    effect: float  # the control's mean effect (ablated - clean)
+    baseline: Spread
+    helix_z: float  # (helix effect - control mean) / control std
+    helix_ratio: float  # helix effect / |control mean|
+    share_as_large: float  # share of control draws at least as large as the helix effect
+
+
+@dataclass(frozen=True)
+class HelixVsControls:
+    helix: HelixEffect
+    random: Control
+    matched: Control
+
+
+@dataclass(frozen=True)
+class HeadChange:
+    """One head's previous-token attention: clean, and its change under each ablation."""
+
+    clean: float
+    helix: float
+    random: Spread
+    matched: Spread
+
+
+@dataclass(frozen=True)
+class VarianceShare:
+    """Shares of the (centred) variance of W_pos over the positions run that each ablation removes;
+    ``helix_pca`` is the PCA's own share over the positions it was fitted on."""
+
+    helix_pca: float
+    removed_helix: float
+    removed_random: Spread
+
+
+@dataclass(frozen=True)
 class HelixAblationResult(Result):
     """Loss and previous-token attention with W_pos's top-k subspace removed, against random subspaces.
 
-    ``loss[variant]`` and ``prev_attention[variant]`` for variant ``helix``, ``random``,
-    ``matched``: ``effect`` (ablated - clean; for ``random``/``matched`` the baseline's
-    mean), baseline draws, z-scores of the helix effect against each control.
+    ``loss`` and ``prev_attention`` (:class:`HelixVsControls`; ``loss`` is None without token
+    inputs): the helix effect (ablated - clean) and, for the ``random`` and ``matched``
+    controls, their mean effect, draws and the z-score of the helix effect against them.
     """
 
     kind = "causal_helix"
     k: int = 3
-    variance_share: dict[str, Any] = field(default_factory=dict)
+    variance_share: VarianceShare | None = None
     input: dict[str, Any] = field(default_factory=dict)
     clean_loss: float | None = None
-    loss: dict[str, Any] = field(default_factory=dict)
+    loss: HelixVsControls | None = None
     prev_heads: list[str] = field(default_factory=list)
     clean_prev: dict[str, float] = field(default_factory=dict)
-    prev_attention: dict[str, Any] = field(default_factory=dict)
-    per_head: dict[str, dict[str, Any]] = field(default_factory=dict)
+    prev_attention: HelixVsControls | None = None
+    per_head: dict[str, HeadChange] = field(default_factory=dict)
     gains: list[float] = field(default_factory=list)
     interventions: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
@@ -183,18 +226,18 @@ def helix_ablation(
     per_head = {}
     for j, n in enumerate(names):
         d = prev[:, j] - prev[0, j]
-        per_head[n] = {"clean": float(prev[0, j]), "helix": float(d[1]),
-                       "random": spread(d[idx["random"]]), "matched": spread(d[idx["matched"]])}
-    loss_eff, clean_loss = {}, None
+        per_head[n] = HeadChange(clean=float(prev[0, j]), helix=float(d[1]), random=spread(d[idx["random"]]),
+                                 matched=spread(d[idx["matched"]]))
+    loss_eff, clean_loss = None, None
     if tokens is not None:
         lv = np.nanmean(vals["loss"], 1)
         clean_loss = float(lv[0])
         loss_eff = _variant_effects(lv - lv[0], idx)
     total = float(((Wrun - Wrun.mean(0)) ** 2).sum())
-    share = {"helix_pca": float(fit.cumulative[-1]), "removed_helix": e_helix / total if total else float("nan"),
-             "removed_random": spread([_removed_energy(Wrun, torch.tensor(r.basis, dtype=torch.float64), kind) / total for r in rand]),
-             "note": "shares of the (centred) variance of W_pos over the positions run; helix_pca is the PCA's own "
-                     "share over the positions it was fitted on"}
+    share = VarianceShare(
+        helix_pca=float(fit.cumulative[-1]), removed_helix=e_helix / total if total else float("nan"),
+        removed_random=spread([_removed_energy(Wrun, torch.tensor(r.basis, dtype=torch.float64), kind) / total
+                               for r in rand]))
     opts = dict(k=k, skip_first=skip_first, center=center, kind=kind, corpus=str(corpus) if corpus else None,
                 text="given" if text else None, n_seq=n_seq, seq_len=P, n_random=n_random, prev_threshold=prev_threshold,
                 positional_only=positional_only, prepend_bos=prepend_bos, seed=seed, dtype=dtype, hook="hook_pos_embed",
@@ -219,33 +262,35 @@ def _removed_energy(W: torch.Tensor, basis, kind: str) -> float:
     return float(((X @ Q) ** 2).sum())
 
 
-def _variant_effects(delta: np.ndarray, idx: dict[str, list[int]]) -> dict[str, Any]:
+def _variant_effects(delta: np.ndarray, idx: dict[str, list[int]]) -> HelixVsControls:
     """The helix effect against the random and the variance-matched controls."""
     h = float(delta[idx["helix"][0]])
-    out = {"helix": {"effect": h}}
-    for name in ("random", "matched"):
+
+    def control(name: str) -> Control:
         c = compare(h, delta[idx[name]])
-        out[name] = {"effect": c["baseline"]["mean"], "baseline": c["baseline"], "helix_z": c["z"],
-                     "helix_ratio": c["ratio"], "share_as_large": c["share_as_large"]}
-    return out
+        return Control(effect=c.baseline.mean, baseline=c.baseline, helix_z=c.z, helix_ratio=c.ratio,
+                       share_as_large=c.share_as_large)
+
+    return HelixVsControls(helix=HelixEffect(h), random=control("random"), matched=control("matched"))
 
 
 def summarize(r: HelixAblationResult) -> list[str]:
-    lines = [f"W_pos top-{r.k} PCA subspace ({r.variance_share.get('helix_pca', float('nan')):.0%} of W_pos variance) "
+    lines = [f"W_pos top-{r.k} PCA subspace ({r.variance_share.helix_pca:.0%} of W_pos variance) "
              f"{'projected out' if r.options.get('kind') == 'zero' else 'mean-ablated'} at hook_pos_embed; input: "
              f"{r.input.get('kind')}"]
     if r.loss:
         L = r.loss
-        lines.append(f"loss {r.clean_loss:.3f}, change: helix {L['helix']['effect']:+.3f}; "
-                     f"{against(L['random'], f'random {k_sub(r)}', 'helix_z')}; "
-                     f"{against(L['matched'], 'variance-matched', 'helix_z')}")
+        lines.append(f"loss {r.clean_loss:.3f}, change: helix {L.helix.effect:+.3f}; "
+                     f"{against(L.random.baseline, L.random.helix_z, f'random {k_sub(r)}')}; "
+                     f"{against(L.matched.baseline, L.matched.helix_z, 'variance-matched')}")
     if r.prev_attention:
         P = r.prev_attention
         on = (r.input or {}).get("kind") or "this section's input"
         lines.append(f"previous-token attention on {on}, mean over heads {', '.join(r.prev_heads)} (clean "
                      f"{np.mean(list(r.clean_prev.values())):.3f}; not the model profile's previous-token score, "
-                     f"which is per head on repeated random tokens), change: helix {P['helix']['effect']:+.3f}; "
-                     f"{against(P['random'], 'random', 'helix_z')}; {against(P['matched'], 'variance-matched', 'helix_z')}")
+                     f"which is per head on repeated random tokens), change: helix {P.helix.effect:+.3f}; "
+                     f"{against(P.random.baseline, P.random.helix_z, 'random')}; "
+                     f"{against(P.matched.baseline, P.matched.helix_z, 'variance-matched')}")
     return lines + list(r.notes)
 
 

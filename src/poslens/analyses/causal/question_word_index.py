@@ -23,7 +23,7 @@ Residual points follow :mod:`poslens.analyses.word_index`: point ``L`` is the st
 entering block ``L`` and point ``n_layers`` the stream after the last block.
 
 >>> r = word_index_ablation(load_weights("tiny"), layer=1, n_train=1400, n_val_prompts=120)   # doctest: +SKIP
->>> r.ablation["accuracy"]["2"]["effect"], r.patching["subspace"]["follow_a"]              # doctest: +SKIP
+>>> r.ablation.accuracy["2"].effect, r.patching["subspace"].follow_a              # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from ...models.runner import Runner
 from ...models.weights import Weights
 from ...options import resolve
 from ...results import Result
-from .baselines import compare, random_subspace, spread
+from .baselines import ArmComparison, Comparison, Spread, compare, compare_arms, random_subspace, spread
 from .intervention import ablate_direction
 from .metrics import MetricStore, direction_readout, next_token_loss
 from .options import WordIndexAblationOptions
@@ -51,12 +51,40 @@ from .run import run_variants
 
 
 @dataclass(frozen=True)
+class ProbeAblation:
+    """The probe subspace ablated on the validation prompts: each later point's probe accuracy and the
+    loss on the word tokens, clean vs ablated, against random subspaces of the same rank."""
+
+    intervention: dict[str, Any]
+    random: list[dict[str, Any]]
+    accuracy: dict[str, ArmComparison]  # by residual point
+    loss: ArmComparison
+    n_prompts: int
+    n_points: int
+    loss_over: str
+
+
+@dataclass(frozen=True)
+class SubspacePatch:
+    """Only the probe subspace patched from A into B at the last position: how often the later probe
+    then predicts A's word index, and its logit difference, against random subspaces."""
+
+    follow_a: float
+    stay_b: float
+    logit_diff: float
+    random_follow_a: Spread
+    random_logit_diff: Spread
+    vs_random: Comparison  # logit-difference change (patched - unpatched) against random subspaces
+
+
+@dataclass(frozen=True)
 class WordIndexCausalResult(Result):
     """Probe-direction ablation and word-index patching.
 
-    ``probes[point]``: clean validation accuracy; ``ablation``: accuracy per later point
-    and loss, each ``effect`` (ablated - clean) against random subspaces; ``patching``:
-    the residual sweep (a :class:`PatchResult` as a dict) and the subspace patch.
+    ``probes[point]``: clean validation accuracy; ``ablation`` (:class:`ProbeAblation`):
+    accuracy per later point and loss, each ablated - clean against random subspaces;
+    ``patching``: the pairs, the residual sweep (a :class:`PatchResult` as a dict) and the
+    subspace patch (:class:`SubspacePatch`).
     """
 
     kind = "causal_word_index"
@@ -65,7 +93,7 @@ class WordIndexCausalResult(Result):
     hooks: dict[str, str] = field(default_factory=dict)
     subspace_rank: int = 0
     probes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    ablation: dict[str, Any] = field(default_factory=dict)
+    ablation: ProbeAblation | None = None
     patching: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
@@ -243,9 +271,9 @@ def word_index_ablation(
     for p in points:
         h = hooks[str(p)]
         a = np.array([(probes[p].predict(feats[h][v, ok]) == y).mean() for v in range(V)])
-        acc[str(p)] = {**compare(float(a[1] - a[0]), a[2:] - a[0]), "clean": float(a[0]), "ablated": float(a[1])}
+        acc[str(p)] = compare_arms(a[0], a[1], a[2:] - a[0])
     loss = loss_sum / max(loss_n, 1)
-    loss_eff = {**compare(float(loss[1] - loss[0]), loss[2:] - loss[0]), "clean": float(loss[0]), "ablated": float(loss[1])}
+    loss_eff = compare_arms(loss[0], loss[1], loss[2:] - loss[0])
 
     # 3. Patching between A (3|1) and B (1|2|1) prompts.
     patching = _patching(runner, tokenizer, d, probes, hooks, layer, patch_point, U, lengths_a, lengths_b, n_pairs,
@@ -256,9 +284,10 @@ def word_index_ablation(
     return WordIndexCausalResult(
         model=weights.label, processing=tuple(weights.processing), options=opts, layer=layer, later=later, hooks=hooks,
         subspace_rank=r, probes=probe_info,
-        ablation={"intervention": iv.describe(full=False), "random": [x.describe(full=False) for x in rand],
-                  "accuracy": acc, "loss": loss_eff, "n_prompts": int(used), "n_points": int(ok.sum()),
-                  "loss_over": f"next-token predictions of the word tokens (after the {prefix_len}-token prefix)"},
+        ablation=ProbeAblation(
+            intervention=iv.describe(full=False), random=[x.describe(full=False) for x in rand], accuracy=acc,
+            loss=loss_eff, n_prompts=int(used), n_points=int(ok.sum()),
+            loss_over=f"next-token predictions of the word tokens (after the {prefix_len}-token prefix)"),
         patching=patching,
         data={"train_prompts": len(train), "val_prompts": len(val), "prefix": train.prefix, "prefix_tokens": prefix_len,
               "dictionary": d.counts()},
@@ -302,9 +331,9 @@ def _patching(runner, tokenizer, d, probes, hooks, layer, point, U, la, lb, n_pa
     run_variants(runner, B, variants, {ph: [read]}, references={"A": A})
     follow = (preds == ia).mean(1)
     stay = (preds == ib).mean(1)
-    sub = {"follow_a": float(follow[2]), "stay_b": float(stay[2]), "logit_diff": float(ld[2].mean()),
-           "random_follow_a": spread(follow[3:]), "random_logit_diff": spread(ld[3:].mean(1)),
-           "vs_random": compare(float(ld[2].mean() - ld[0].mean()), ld[3:].mean(1) - ld[0].mean())}
+    sub = SubspacePatch(follow_a=float(follow[2]), stay_b=float(stay[2]), logit_diff=float(ld[2].mean()),
+                        random_follow_a=spread(follow[3:]), random_logit_diff=spread(ld[3:].mean(1)),
+                        vs_random=compare(float(ld[2].mean() - ld[0].mean()), ld[3:].mean(1) - ld[0].mean()))
     return {
         "pairs": {"a_lengths": list(la), "b_lengths": list(lb), "n": int(len(A)), "position": int(t),
                   "a_index": ia, "b_index": ib, "example_a": tokenizer.to_str_tokens(A[0].tolist()),
@@ -323,13 +352,13 @@ def summarize(r: WordIndexCausalResult) -> list[str]:
     a = r.ablation
     if a:
         lines.append(f"{r.options.get('kind')}-ablating the point-{r.layer} probe subspace (rank {r.subspace_rank}) on "
-                     f"{a['n_prompts']} prompts: " + "; ".join(
-                         f"point {p} accuracy {a['accuracy'][p]['clean']:.3f} → {a['accuracy'][p]['effect']:+.3f} (random "
-                         f"{a['accuracy'][p]['baseline']['mean']:+.3f} ± {a['accuracy'][p]['baseline']['std']:.3f}, "
-                         f"z {a['accuracy'][p]['z']:.1f})" for p in [str(x) for x in [r.layer, *r.later]]))
-        L = a["loss"]
-        lines.append(f"loss on the words {L['clean']:.3f} → {L['effect']:+.4f} (random {L['baseline']['mean']:+.4f} ± "
-                     f"{L['baseline']['std']:.4f}, z {L['z']:.1f})")
+                     f"{a.n_prompts} prompts: " + "; ".join(
+                         f"point {p} accuracy {x.clean:.3f} → {x.effect:+.3f} (random {x.baseline.mean:+.3f} ± "
+                         f"{x.baseline.std:.3f}, z {x.z:.1f})"
+                         for p, x in ((str(q), a.accuracy[str(q)]) for q in [r.layer, *r.later])))
+        L = a.loss
+        lines.append(f"loss on the words {L.clean:.3f} → {L.effect:+.4f} (random {L.baseline.mean:+.4f} ± "
+                     f"{L.baseline.std:.4f}, z {L.z:.1f})")
     p = r.patching
     if p:
         pr = p["pairs"]
@@ -339,7 +368,7 @@ def summarize(r: WordIndexCausalResult) -> list[str]:
                      f"logit diff clean {sw['clean_metric']:.2f}, corrupted {sw['corrupted_metric']:.2f}")
         s = p["subspace"]
         lines.append(f"patching only the probe subspace at point {r.layer}: the later probe predicts A's index for "
-                     f"{s['follow_a']:.0%} of pairs (whole stream {p['full_patch']['follow_a']:.0%}, unpatched "
+                     f"{s.follow_a:.0%} of pairs (whole stream {p['full_patch']['follow_a']:.0%}, unpatched "
                      f"{p['b_run']['follow_a']:.0%}; random {r.subspace_rank}-d subspaces "
-                     f"{s['random_follow_a']['mean']:.0%} ± {s['random_follow_a']['std']:.0%})")
+                     f"{s.random_follow_a.mean:.0%} ± {s.random_follow_a.std:.0%})")
     return lines + list(r.notes)
