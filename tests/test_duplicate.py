@@ -85,6 +85,23 @@ def test_planted_head_ranks_first_and_its_decay_rate_is_recovered(fixture, reque
     assert prof["half_distance"] == pytest.approx(math.log(2) / prof["rate"])
 
 
+def test_model_profile_names_the_planted_head_and_survives_its_json(planted):
+    """The profile built on a duplicate-heads result names the planted head; read back from its JSON
+    (a cached report section) it is the same typed profile."""
+    import json
+
+    from poslens.analyses.profile import HeadRoles, ModelProfile, model_profile
+
+    r = duplicate_heads(load_weights(str(planted.path)), n_seq=16, seq_len=64)
+    p = model_profile(r)
+    name = f"{planted.layer}.{planted.head}"
+    assert p.duplicate_token_heads[0] == name and p.best["duplicate_token"].head == name
+    assert isinstance(p.heads[name], HeadRoles) and p.heads[name].score("duplicate_token") > 0.9
+    assert p.duplicate_head == (name if planted.layer == 0 else None)
+    back = ModelProfile.from_dict(json.loads(p.to_json()))
+    assert back == p
+
+
 def test_uniform_planted_head_is_called_uniform(planted_groups):
     r = duplicate_heads(load_weights(str(planted_groups.path)), n_seq=8, seq_len=64, layers=[0])
     prof = r.profiles["0.1"]

@@ -16,6 +16,7 @@ to the first position (attention sinks) is measured on the same repeated sequenc
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,27 +36,56 @@ ROLES = ("previous_token", "duplicate_token", "induction", "sink")
 SCORE_FIELD = {"previous_token": "prev_token_score", "duplicate_token": "score_repeated",
                "induction": "induction_score", "sink": "first_position_score"}
 
+
+@dataclass(frozen=True)
+class HeadRoles:
+    """One head's role scores (shares of its attention; None where not measured)."""
+
+    layer: int
+    head: int
+    prev_token_score: float | None = None
+    score_repeated: float | None = None  # duplicate-token
+    induction_score: float | None = None
+    score_text: float | None = None  # duplicate-token on natural text, when measured
+    first_position_score: float | None = None  # sink
+    positional_kind: str | None = None  # layer 0 on positional inputs alone: local / uniform / mixed
+    span50: float | None = None
+
+    def score(self, role: str) -> float | None:
+        return getattr(self, SCORE_FIELD[role])
+
+
+@dataclass(frozen=True)
+class RoleBest:
+    """The strongest head of a role, whether or not it reaches the threshold."""
+
+    head: str
+    score: float
+    threshold: float
+    present: bool
+
+
 @dataclass(frozen=True)
 class ModelProfile(Result):
     """Every head's role scores and the heads at or above each threshold.
 
-    ``heads["L.H"]``: ``prev_token_score``, ``score_repeated`` (duplicate), ``induction_score``,
-    ``first_position_score`` (sink) and, for layer 0, ``positional_kind`` (local / uniform /
-    mixed on positional inputs alone) and ``span50``. ``best[role]``: the strongest head and
-    its score, present or not. ``duplicate_head``: layer 0's strongest duplicate-token head
+    ``heads["L.H"]`` (:class:`HeadRoles`): ``prev_token_score``, ``score_repeated``
+    (duplicate), ``induction_score``, ``first_position_score`` (sink) and, for layer 0,
+    ``positional_kind`` (local / uniform / mixed on positional inputs alone) and ``span50``.
+    ``best[role]`` (:class:`RoleBest`): the strongest head and its score, present or not. ``duplicate_head``: layer 0's strongest duplicate-token head
     at or above the threshold (what the duplicate-neuron sections study), or None.
     """
 
     kind = "model_profile"
     thresholds: dict[str, float] = field(default_factory=dict)
     measured_on: dict[str, Any] = field(default_factory=dict)
-    heads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    heads: dict[str, HeadRoles] = field(default_factory=dict)
     previous_token_heads: list[str] = field(default_factory=list)
     duplicate_token_heads: list[str] = field(default_factory=list)
     induction_heads: list[str] = field(default_factory=list)
     sink_heads: list[str] = field(default_factory=list)
     positional_heads: dict[str, list[str]] = field(default_factory=dict)
-    best: dict[str, dict[str, Any]] = field(default_factory=dict)
+    best: dict[str, RoleBest] = field(default_factory=dict)
     duplicate_head: str | None = None
     uniform_reference: dict[str, float] = field(default_factory=dict)
     token_inputs: bool = True
@@ -64,6 +94,16 @@ class ModelProfile(Result):
     def heads_for(self, role: str) -> list[str]:
         return {"previous_token": self.previous_token_heads, "duplicate_token": self.duplicate_token_heads,
                 "induction": self.induction_heads, "sink": self.sink_heads}[role]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelProfile:
+        """The profile back from its JSON (a cached report section)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["processing"] = tuple(kw.get("processing") or ())
+        kw["heads"] = {k: HeadRoles(**v) for k, v in (d.get("heads") or {}).items()}
+        kw["best"] = {k: RoleBest(**v) for k, v in (d.get("best") or {}).items()}
+        return cls(**kw)
 
 
 def check_thresholds(thresholds: dict[str, float]) -> dict[str, float]:
@@ -91,36 +131,35 @@ def model_profile(dup: Any, first_position: torch.Tensor | None = None, threshol
     opts = d.get("options", {})
     src = d.get("heads") or {}
     token_inputs = bool(src)
-    heads: dict[str, dict[str, Any]] = {}
+    raw: dict[str, dict[str, Any]] = {}
     for k, h in src.items():
-        heads[k] = {"layer": h["layer"], "head": h["head"], "prev_token_score": h.get("prev_token_score"),
-                    "score_repeated": h.get("score_repeated"), "induction_score": h.get("induction_score"),
-                    "score_text": h.get("score_text")}
+        raw[k] = {"layer": h["layer"], "head": h["head"], "prev_token_score": h.get("prev_token_score"),
+                  "score_repeated": h.get("score_repeated"), "induction_score": h.get("induction_score"),
+                  "score_text": h.get("score_text")}
         if first_position is not None:
-            heads[k]["first_position_score"] = float(first_position[h["layer"], h["head"]])
+            raw[k]["first_position_score"] = float(first_position[h["layer"], h["head"]])
         elif h.get("first_position_score") is not None:
-            heads[k]["first_position_score"] = float(h["first_position_score"])
+            raw[k]["first_position_score"] = float(h["first_position_score"])
     pos = d.get("positional") or {}
     for k, v in (pos.get("heads") or {}).items():
-        e = heads.setdefault(k, {"layer": int(k.split(".")[0]), "head": int(k.split(".")[1])})
+        e = raw.setdefault(k, {"layer": int(k.split(".")[0]), "head": int(k.split(".")[1])})
         e["positional_kind"] = v.get("kind")
         e["span50"] = v.get("span50")
-    heads = dict(sorted(heads.items(), key=lambda kv: (kv[1]["layer"], kv[1]["head"])))
+    heads = {k: HeadRoles(**v) for k, v in sorted(raw.items(), key=lambda kv: (kv[1]["layer"], kv[1]["head"]))}
 
     def role_heads(role):
-        f = SCORE_FIELD[role]
-        have = [k for k, h in heads.items() if h.get(f) is not None]
-        return sorted((k for k in have if heads[k][f] >= th[role]), key=lambda k: -heads[k][f]), have
+        have = [k for k, h in heads.items() if h.score(role) is not None]
+        return sorted((k for k in have if heads[k].score(role) >= th[role]), key=lambda k: -heads[k].score(role)), have
 
     lists, best = {}, {}
     for role in ROLES:
         lists[role], have = role_heads(role)
         if have:
-            k = max(have, key=lambda k: heads[k][SCORE_FIELD[role]])
-            best[role] = {"head": k, "score": heads[k][SCORE_FIELD[role]], "threshold": th[role],
-                          "present": heads[k][SCORE_FIELD[role]] >= th[role]}
-    layer0_dups = [k for k in lists["duplicate_token"] if heads[k]["layer"] == 0]
-    positional = {kind: [k for k, h in heads.items() if h.get("positional_kind") == kind]
+            k = max(have, key=lambda k: heads[k].score(role))
+            best[role] = RoleBest(head=k, score=heads[k].score(role), threshold=th[role],
+                                  present=heads[k].score(role) >= th[role])
+    layer0_dups = [k for k in lists["duplicate_token"] if heads[k].layer == 0]
+    positional = {kind: [k for k, h in heads.items() if h.positional_kind == kind]
                   for kind in ("local", "uniform", "mixed")} if pos else {}
     P = int(opts.get("seq_len") or 0)
     ref = {}
@@ -158,9 +197,9 @@ def summarize(p: ModelProfile) -> list[str]:
         found = p.heads_for(role)
         if found:
             lines.append(f"{name}s (score ≥ {p.thresholds[role]}): " + ", ".join(
-                f"{k} {p.heads[k][SCORE_FIELD[role]]:.3f}" for k in found[:6]) + (" ..." if len(found) > 6 else ""))
+                f"{k} {p.heads[k].score(role):.3f}" for k in found[:6]) + (" ..." if len(found) > 6 else ""))
         else:
-            lines.append(f"no {name}: the strongest, {b['head']}, scores {b['score']:.3f} < {p.thresholds[role]}")
+            lines.append(f"no {name}: the strongest, {b.head}, scores {b.score:.3f} < {p.thresholds[role]}")
     if p.positional_heads:
         lines.append("layer 0 on positional inputs alone: local " + (", ".join(p.positional_heads["local"]) or "none")
                      + "; nearly uniform " + (", ".join(p.positional_heads["uniform"]) or "none"))

@@ -57,7 +57,7 @@ def _dup_heads(ctx, opts) -> list[int]:
     if opts["heads"] != "profile":
         return [int(str(x).split(".")[-1]) for x in str(opts["heads"]).split(",") if str(x).strip()]
     p = profile_for(ctx)
-    return [p["heads"][k]["head"] for k in p["duplicate_token_heads"] if p["heads"][k]["layer"] == opts["layer"]]
+    return [p.heads[k].head for k in p.duplicate_token_heads if p.heads[k].layer == opts["layer"]]
 
 
 def _dup_premise(ctx) -> str | None:

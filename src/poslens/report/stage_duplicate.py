@@ -61,7 +61,7 @@ def chosen_head(ctx, head) -> tuple[int, int] | None:
     """``head`` ("L.H"), or the profile's layer-0 duplicate-token head for "profile" (None if it has none)."""
 
     if head in (None, "profile"):
-        head = profile_for(ctx).get("duplicate_head")
+        head = profile_for(ctx).duplicate_head
         if head is None:
             return None
     layer, _, h = str(head).partition(".")
@@ -74,17 +74,17 @@ def premise(ctx) -> str | None:
     if (getattr(ctx, "overrides", None) or {}).get("dup_neurons", {}).get("head", "profile") != "profile":
         return None
     p = profile_for(ctx)
-    if p.get("duplicate_head") is not None:
+    if p.duplicate_head is not None:
         return None
-    best = (p.get("best") or {}).get("duplicate_token")
-    th = (p.get("thresholds") or {}).get("duplicate_token")
+    best = p.best.get("duplicate_token")
+    th = p.thresholds.get("duplicate_token")
     if best is None:
         return "premise absent: the model profile could not measure duplicate-token attention here"
-    if p.get("duplicate_token_heads"):
-        return (f"premise absent: the model profile's duplicate-token heads ({', '.join(p['duplicate_token_heads'])}) "
+    if p.duplicate_token_heads:
+        return (f"premise absent: the model profile's duplicate-token heads ({', '.join(p.duplicate_token_heads)}) "
                 "are not in layer 0, whose MLP this section reads")
-    return (f"premise absent: the model profile finds no duplicate-token head (the strongest, {best['head']}, "
-            f"puts {best['score']:.3f} of its attention on earlier copies; threshold {th}); see the model profile "
+    return (f"premise absent: the model profile finds no duplicate-token head (the strongest, {best.head}, "
+            f"puts {best.score:.3f} of its attention on earlier copies; threshold {th}); see the model profile "
             "for what was measured")
 
 

@@ -113,10 +113,13 @@ def _computed(ctx, opts: dict | None = None):
     return ctx.memo("model-profile", compute, stage="profile")
 
 
-def profile_for(ctx) -> dict:
-    """The model profile (as a dict) for any stage: this run's, the cached one, or computed now."""
+def profile_for(ctx):
+    """The model profile (a :class:`~poslens.analyses.profile.ModelProfile`) for any stage: this
+    run's, the cached one, or computed now."""
+    from ..analyses.profile import ModelProfile
+
     done = (getattr(ctx, "finished", None) or {}).get("profile")
-    return done if done is not None else _computed(ctx).to_dict()
+    return ModelProfile.from_dict(done) if done is not None else _computed(ctx)
 
 
 def _figures(result, out):

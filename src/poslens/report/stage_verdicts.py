@@ -223,7 +223,7 @@ def _run(ctx, opts):
     if "profile" not in results and not ctx.missing(("W_pos", "attn0")):
         from .stage_profile import profile_for
 
-        results["profile"] = profile_for(ctx)
+        results["profile"] = profile_for(ctx).to_dict()  # the verdicts read every section as its JSON
     return {"kind": "verdicts", "model": ctx.label, "options": opts, "rows": verdict_rows(ctx, results, opts)}
 
 

@@ -26,11 +26,11 @@ def profile_figures(p, out: Path) -> list[Path]:
 
     out = Path(out)
     heads = p.heads
-    roles = [r for r in _ROLES if any(h.get(r[0]) is not None for h in heads.values())]
+    roles = [r for r in _ROLES if any(getattr(h, r[0]) is not None for h in heads.values())]
     if not roles:
         return []
-    layers = sorted({h["layer"] for h in heads.values()})
-    H = max(h["head"] for h in heads.values()) + 1
+    layers = sorted({h.layer for h in heads.values()})
+    H = max(h.head for h in heads.values()) + 1
     cols = min(2, len(roles))
     rows = -(-len(roles) // cols)
     fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.1, vertical_spacing=0.22 if rows > 1 else 0.1,
@@ -38,8 +38,8 @@ def profile_figures(p, out: Path) -> list[Path]:
     for i, (field, label, role) in enumerate(roles):
         grid = np.full((len(layers), H), np.nan)
         for h in heads.values():
-            if h.get(field) is not None:
-                grid[layers.index(h["layer"]), h["head"]] = h[field]
+            if getattr(h, field) is not None:
+                grid[layers.index(h.layer), h.head] = getattr(h, field)
         text = np.where(grid >= p.thresholds[role], np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(grid)), "")
         fig.add_trace(go.Heatmap(z=grid, x=list(range(H)), y=[str(l) for l in layers], coloraxis="coloraxis",
                                  text=text, texttemplate="%{text}", name=label,
