@@ -156,6 +156,7 @@ def test_stages_record_changed_options(corpus, tmp_path):
     assert len(cmds) == 2 and cmds[0].endswith("--stop-at 5") and "-c $CORPORA/kjv_part.txt" in cmds[0] and "--stop-at" not in cmds[1]
     assert "--random-repeat-frac 0.5" in cmds[1] and "--weight-decay 0.01" in cmds[1]
     assert "nats/token" in card and "top 3 principal components hold" in card and "| 0 |" in card
+    assert "(float32, no autocast)" in card and "bfloat16" not in card  # the card names how it computed
 
 
 def test_sinusoidal_wpe_init_is_the_rescaled_table_and_is_recorded(corpus, tmp_path):

@@ -131,6 +131,12 @@ _KIND_TEXT = {
 }
 
 
+def _precision(config: dict) -> str:
+    """How the run computed (the trainer's default was bfloat16 autocast before the option existed)."""
+    dtype = config.get("dtype", "bfloat16")
+    return "bfloat16 autocast" if dtype == "bfloat16" else f"{dtype}, no autocast"
+
+
 def _synthetic_lines(log: dict) -> list[str]:
     opts = [st["options"] for st in log.get("stages") or []] or [log["config"]]
     n = max(o.get("synthetic_steps", 0) for o in opts)
@@ -213,7 +219,7 @@ def render(m: dict) -> str:
         f"Tokens seen: {log['tokens_seen']:,} ({log['step']:,} steps of {log['config']['batch_size']} x "
         f"{log['config']['n_ctx']}); training corpus {log['train_tokens']:,} tokens, held out {log['val_tokens']:,} "
         f"(the last {log['config']['val_frac']:.0%} of each file). Wall time: {log['wall_seconds'] / 3600:.2f} h on "
-        "a shared 2-core CPU (bfloat16 autocast).",
+        f"a shared 2-core CPU ({_precision(log['config'])}).",
         "",
         *_synthetic_lines(log),
         "## Is it a language model?",
