@@ -249,6 +249,20 @@ def test_synthetic_vocab_draws_rows_from_the_most_frequent_tokens(corpus, tmp_pa
     assert not (tmp_path / "bad").exists()
 
 
+def test_attn_only_holds_every_mlp_at_zero_and_exports_gpt2(corpus, tmp_path):
+    out = train(cfg(corpus, tmp_path / "run", max_steps=4, n_layers=2, attn_only=True), progress=False)
+    w = load_weights(str(out))
+    for l in range(2):
+        for name in ("mlp.W_in", "mlp.W_out", "mlp.b_in", "mlp.b_out"):
+            assert not w.get(f"blocks.{l}.{name}").any(), name
+    assert not torch.equal(w.get("blocks.0.attn.W_Q"), load_weights(str(train(
+        cfg(corpus, tmp_path / "zero", max_steps=1, n_layers=2, attn_only=True), progress=False))).get("blocks.0.attn.W_Q"))
+    toks = torch.randint(0, w.cfg.d_vocab, (1, 16))
+    assert not Runner(w).run(toks, hooks=["blocks.1.hook_mlp_out"])["blocks.1.hook_mlp_out"].any()
+    with pytest.raises(InvalidInputError, match="attn_only"):  # a resume cannot change the architecture
+        train(cfg(corpus, tmp_path / "run", max_steps=6, n_layers=2, attn_only=False), progress=False)
+
+
 def test_snapshots_are_log_spaced_float16_checkpoints_with_a_manifest(corpus, tmp_path):
     """--snapshots writes step 0 and log-spaced steps as loadable float16 folders; a resume adds none twice."""
     import json

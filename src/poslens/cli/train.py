@@ -46,6 +46,8 @@ D = TrainConfig()
 @click.option("--synthetic-kinds", default=D.synthetic_kinds, show_default=True,
               help="Row kinds of the synthetic windows, in turn: repeat (induction), lag2 (previous-token), "
                    "dup (a marker after each repeated token: duplicate-token).")
+@click.option("--attn-only/--no-attn-only", default=D.attn_only, show_default=True,
+              help="Attention-only model: every MLP held at zero (exports as a GPT-2 checkpoint all the same).")
 @click.option("--synthetic-vocab", default=D.synthetic_vocab, show_default=True,
               help="Synthetic rows draw from the text's this-many most frequent tokens (0: all); a small "
                    "alphabet (e.g. 256) makes each token recur often enough for the induction circuit to form.")

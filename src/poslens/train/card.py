@@ -208,7 +208,9 @@ def render(m: dict) -> str:
         "## How it was made",
         "",
         f"GPT-2 architecture exactly: learned absolute positions, pre-LayerNorm, {c['act_fn']}, tied unembedding. "
-        f"{c['n_layers']} layers, {c['n_heads']} heads of {c['d_head']}, d_model {c['d_model']}, d_mlp {c['d_mlp']}, "
+        + ("Attention-only: every MLP was held at zero throughout training (its weights ship as zeros). "
+           if log["config"].get("attn_only") else "")
+        + f"{c['n_layers']} layers, {c['n_heads']} heads of {c['d_head']}, d_model {c['d_model']}, d_mlp {c['d_mlp']}, "
         f"n_ctx {c['n_ctx']}, tokenizer: {log['tokenizer']}; "
         f"{m['n_params']:,} parameters. Reproduce it (each stage resumes the last; `--stop-at` ends a stage):",
         "",

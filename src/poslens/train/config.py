@@ -44,6 +44,11 @@ class TrainConfig:
     # vocabulary). In 2-layer pilots a standard induction head formed in ~1,000 steps at a 256-token
     # alphabet and not within 1,250 at 2,048, where each token recurs 8x less often per row.
     synthetic_vocab: int = 0
+    # An attention-only model (the circuits literature's toy models): every MLP's weights and biases
+    # are held at zero, so each block adds its attention output only; it still exports as a GPT-2
+    # checkpoint. In 2-layer pilots an MLP delayed the induction circuit (a duplicate-token route
+    # formed first): no induction head by step 2,000 with one, 0.76 at 1,250-1,750 without.
+    attn_only: bool = False
     # W_pos learning rate as a multiple of the others', and steps during which W_pos is not updated at
     # all: a previous-token head formed against a fixed (e.g. sinusoidal) table cannot rewrite it.
     wpe_lr_scale: float = 1.0
@@ -59,7 +64,7 @@ class TrainConfig:
     device: str = "cpu"
 
     # Options whose change makes an existing checkpoint unusable for resuming.
-    SHAPE_KEYS = ("tokenizer", "vocab_size", "n_layers", "n_heads", "d_model", "n_ctx")
+    SHAPE_KEYS = ("tokenizer", "vocab_size", "n_layers", "n_heads", "d_model", "n_ctx", "attn_only")
 
     def to_dict(self) -> dict:
         return asdict(self)

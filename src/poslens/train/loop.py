@@ -211,10 +211,13 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
     torch.manual_seed(cfg.seed)
     model = TrainableGPT2(mcfg, cfg.wpe_init_scale, cfg.wpe_init)
     model.init_weights(torch.Generator().manual_seed(cfg.seed))
+    if cfg.attn_only:
+        model.zero_mlps()
     model.to(device)
     # W_pos has a group of its own so its learning rate can be scaled or held at zero.
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and n != "wpe.weight"]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trained if p.dim() >= 2 and n != "wpe.weight"]
+    no_decay = [p for n, p in trained if p.dim() < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0},
          {"params": [model.wpe.weight], "weight_decay": cfg.weight_decay}],

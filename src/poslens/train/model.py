@@ -104,6 +104,15 @@ class TrainableGPT2(nn.Module):
                 else:
                     p.normal_(0, std, generator=generator)
 
+    def zero_mlps(self) -> None:
+        """Hold every MLP at zero (an attention-only model): zero weights and biases, no gradient."""
+        for block in self.h:
+            for p in block.mlp.parameters():
+                p.requires_grad_(False)
+                p.data.zero_()
+            for p in block.ln_2.parameters():  # reads only into the zeroed MLP
+                p.requires_grad_(False)
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         P = tokens.shape[1]
         x = self.wte(tokens) + self.wpe.weight[:P]
