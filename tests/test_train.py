@@ -259,8 +259,32 @@ def test_attn_only_holds_every_mlp_at_zero_and_exports_gpt2(corpus, tmp_path):
         cfg(corpus, tmp_path / "zero", max_steps=1, n_layers=2, attn_only=True), progress=False))).get("blocks.0.attn.W_Q"))
     toks = torch.randint(0, w.cfg.d_vocab, (1, 16))
     assert not Runner(w).run(toks, hooks=["blocks.1.hook_mlp_out"])["blocks.1.hook_mlp_out"].any()
+    import json
+
+    from poslens.train.card import commands
+
+    cmd = commands(json.loads((out / "training_log.json").read_text()))[1]
+    assert " --attn-only" in cmd and "True" not in cmd
     with pytest.raises(InvalidInputError, match="attn_only"):  # a resume cannot change the architecture
         train(cfg(corpus, tmp_path / "run", max_steps=6, n_layers=2, attn_only=False), progress=False)
+
+
+def test_init_std_scales_the_attention_and_mlp_matrices_only():
+    from poslens.testing import small_config
+    from poslens.train.model import TrainableGPT2
+
+    mcfg = small_config(n_layers=2, d_model=64)
+    stds = {}
+    for init in (0.02, 0.08):
+        m = TrainableGPT2(mcfg, init_std=init)
+        m.init_weights(torch.Generator().manual_seed(0))
+        stds[init] = {n: float(p.detach().std()) for n, p in m.named_parameters() if p.dim() == 2}
+    for name, s in stds[0.08].items():
+        ratio = s / stds[0.02][name]
+        if name.startswith("h."):
+            assert ratio == pytest.approx(4.0, rel=0.1), name  # c_attn, c_fc and the residual projections
+        else:
+            assert ratio == pytest.approx(1.0), name  # wte, wpe keep GPT-2's std
 
 
 def test_snapshots_are_log_spaced_float16_checkpoints_with_a_manifest(corpus, tmp_path):

@@ -32,6 +32,8 @@ D = TrainConfig()
               help="W_pos init std as a multiple of GPT-2's 0.02.")
 @click.option("--wpe-init", type=click.Choice(["normal", "sinusoidal"]), default=D.wpe_init, show_default=True,
               help="W_pos init: GPT-2's normal, or the transformer's sinusoidal table at the same std (then learned).")
+@click.option("--init-std", default=D.init_std, show_default=True,
+              help="Std of the attention and MLP matrices at init (GPT-2: 0.02); small models may need more.")
 @click.option("--repeat-frac", default=D.repeat_frac, show_default=True,
               help="Share of sequences in which a span of natural text occurs twice.")
 @click.option("--random-repeat-frac", default=D.random_repeat_frac, show_default=True,

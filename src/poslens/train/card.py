@@ -36,7 +36,8 @@ def _command(options: dict, out: str, stop_at: int | None) -> str:
     for k, v in options.items():
         if k in _NOT_OPTIONS or k not in default or (v == default[k] and k != "max_steps"):
             continue
-        parts.append(f"--{k.replace('_', '-')} {v}")
+        flag = k.replace("_", "-")
+        parts.append((f"--{flag}" if v else f"--no-{flag}") if isinstance(v, bool) else f"--{flag} {v}")
     if stop_at is not None:
         parts.append(f"--stop-at {stop_at}")
     return " ".join(parts)
@@ -210,6 +211,8 @@ def render(m: dict) -> str:
         f"GPT-2 architecture exactly: learned absolute positions, pre-LayerNorm, {c['act_fn']}, tied unembedding. "
         + ("Attention-only: every MLP was held at zero throughout training (its weights ship as zeros). "
            if log["config"].get("attn_only") else "")
+        + (f"Attention and MLP matrices initialised at std {log['config']['init_std']} (GPT-2: 0.02). "
+           if log["config"].get("init_std", 0.02) != 0.02 else "")
         + f"{c['n_layers']} layers, {c['n_heads']} heads of {c['d_head']}, d_model {c['d_model']}, d_mlp {c['d_mlp']}, "
         f"n_ctx {c['n_ctx']}, tokenizer: {log['tokenizer']}; "
         f"{m['n_params']:,} parameters. Reproduce it (each stage resumes the last; `--stop-at` ends a stage):",

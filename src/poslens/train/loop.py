@@ -95,6 +95,8 @@ def check_options(cfg: TrainConfig) -> None:
         raise InvalidInputError(f"synthetic_frac={cfg.synthetic_frac} is a share of each batch; give 0..1")
     if cfg.synthetic_len and not 8 <= cfg.synthetic_len <= cfg.n_ctx:
         raise InvalidInputError(f"synthetic_len={cfg.synthetic_len} must be between 8 and n_ctx={cfg.n_ctx} (0: n_ctx)")
+    if not cfg.init_std > 0:
+        raise InvalidInputError(f"init_std={cfg.init_std} must be positive (GPT-2's is 0.02)")
     if cfg.synthetic_vocab and cfg.synthetic_vocab < 16:
         raise InvalidInputError(f"synthetic_vocab={cfg.synthetic_vocab} is too small an alphabet; give at least 16 "
                                 "(0: the whole vocabulary)")
@@ -209,7 +211,7 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
     mcfg = model_config(cfg, tok)
     device = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)
-    model = TrainableGPT2(mcfg, cfg.wpe_init_scale, cfg.wpe_init)
+    model = TrainableGPT2(mcfg, cfg.wpe_init_scale, cfg.wpe_init, cfg.init_std)
     model.init_weights(torch.Generator().manual_seed(cfg.seed))
     if cfg.attn_only:
         model.zero_mlps()

@@ -72,7 +72,8 @@ class _Block(nn.Module):
 
 
 class TrainableGPT2(nn.Module):
-    def __init__(self, cfg: ModelConfig, wpe_init_scale: float = 1.0, wpe_init: str = "normal"):
+    def __init__(self, cfg: ModelConfig, wpe_init_scale: float = 1.0, wpe_init: str = "normal",
+                 init_std: float = 0.02):
         super().__init__()
         self.cfg = cfg
         self.wte = nn.Embedding(cfg.d_vocab, cfg.d_model)
@@ -81,10 +82,12 @@ class TrainableGPT2(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.d_model, eps=cfg.eps)
         self.wpe_init_scale = wpe_init_scale
         self.wpe_init = wpe_init
+        self.init_std = init_std
 
     def init_weights(self, generator: torch.Generator) -> None:
-        """GPT-2's initialisation (N(0, 0.02); residual projections / sqrt(2 n_layers)); W_pos
-        normal or sinusoidal, at ``wpe_init_scale`` times that std."""
+        """GPT-2's initialisation: embeddings N(0, 0.02); the attention and MLP matrices N(0,
+        ``init_std``) (GPT-2: 0.02), residual projections / sqrt(2 n_layers); W_pos normal or
+        sinusoidal, at ``wpe_init_scale`` times 0.02."""
         std = 0.02
         with torch.no_grad():
             for name, p in self.named_parameters():
@@ -100,7 +103,9 @@ class TrainableGPT2(nn.Module):
                 elif name == "wpe.weight":
                     p.normal_(0, std * self.wpe_init_scale, generator=generator)
                 elif name.endswith("c_proj.weight"):
-                    p.normal_(0, std / math.sqrt(2 * self.cfg.n_layers), generator=generator)
+                    p.normal_(0, self.init_std / math.sqrt(2 * self.cfg.n_layers), generator=generator)
+                elif name.startswith("h."):
+                    p.normal_(0, self.init_std, generator=generator)
                 else:
                     p.normal_(0, std, generator=generator)
 
