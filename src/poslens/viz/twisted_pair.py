@@ -284,9 +284,11 @@ def _gpt2(r, out: Path) -> list[Path]:
         ax.set_title(f"mean cos(OV LN(x_i), f'(i)); the fitted map: {r.gpt2['ideal_cos']:.2f}")
         fig.colorbar(im, ax=ax)
         paths.append(save_png(fig, out / "tp_gpt2_heads.png"))
-    g = go.Figure(go.Heatmap(z=grid, zmin=-1, zmax=1, colorscale="RdBu", reversescale=True))
+    g = go.Figure(go.Heatmap(z=grid, x=list(range(H)), y=[str(l) for l in range(L)], zmin=-1, zmax=1,
+                             colorscale="RdBu", reversescale=True))
+    # categorical axes: one layer or a few heads would otherwise get fractional ticks (-0.4 .. 0.4)
     g.update_layout(title="OV image of x_i vs the derivative direction (mean cosine)", xaxis_title="head",
-                    yaxis_title="layer")
+                    yaxis_title="layer", xaxis_type="category", yaxis_type="category", yaxis_autorange="reversed")
     paths.append(save_plotly(g, out / "tp_gpt2_heads.html"))
     return paths
 
