@@ -77,7 +77,7 @@ def test_planted_head_ranks_first_and_its_decay_rate_is_recovered(fixture, reque
     r = duplicate_heads(load_weights(str(pl.path)), n_seq=16, seq_len=64)
     name = f"{pl.layer}.{pl.head}"
     assert r.ranking[0] == name
-    assert r.heads[name]["score"] > 0.9 and r.duplicate_heads == [name]
+    assert r.heads[name].score > 0.9 and r.duplicate_heads == [name]
     prof = r.profiles[name]
     assert abs(prof["rate"] - pl.rate) / pl.rate < 0.05
     assert prof["verdict"] == "decaying"
@@ -198,7 +198,7 @@ def test_induction_score_matches_a_hand_computation(small_ckpt):
     first = pats[:, :, 1:, 0].double().mean((0, 2)).numpy()
     np.testing.assert_allclose(st.first()[0], first, rtol=1e-5)
     r = duplicate_heads(w, layers=[1], n_seq=3, seq_len=24, positional=False, prepend_bos=False)
-    assert all(0.0 <= h["first_position_score"] <= 1.0 for h in r.heads.values())
+    assert all(0.0 <= h.first_position_score <= 1.0 for h in r.heads.values())
 
 
 def test_scoring_reads_patterns_without_editing_them(planted_groups, tmp_path):
@@ -224,7 +224,7 @@ def test_token_classes_find_the_planted_group(planted_groups):
                         n_text_seq=6, profile_heads=[(0, 1)], n_frequent=7)
     groups = r.token_classes["heads"]["0.1"]["groups"]
     assert [sorted(g) for g in groups] == [["w1", "w2", "w3"]]
-    assert r.heads["0.1"]["score_text"] is not None and r.data["text"]["n_seq"] == 6
+    assert r.heads["0.1"].score_text is not None and r.data["text"]["n_seq"] == 6
 
 
 def test_text_windows_are_consecutive(planted_groups):
@@ -267,9 +267,9 @@ def test_partial_gpt2_positional_inputs(partial_ckpt):
         duplicate_heads(w)
     r = duplicate_heads(w, positional_only=True)
     assert not r.heads and r.positional["uniform"] == pos["uniform"]
-    checks = {c["what"]: c for c in r.checks}
-    assert all(c["reproduced"] for c in checks.values()) and len(checks) == 2
-    assert all(c["note"] for c in checks.values())
+    checks = {c.what: c for c in r.checks}
+    assert all(c.reproduced for c in checks.values()) and len(checks) == 2
+    assert all(c.note for c in checks.values())
 
 
 def _gpt2_cache_dir() -> Path | None:
@@ -309,7 +309,7 @@ def test_bad_input_raises_clear_errors(planted, tmp_path):
     flat = tmp_path / "distinct.txt"
     flat.write_text(" ".join(f"w{i}" for i in range(1, 41)))
     r = duplicate_heads(w, corpus=flat, seq_len=16, n_seq=4)
-    assert r.heads["0.1"]["score_text"] is None and "earlier copy" in r.data["text"]["empty_reason"]
+    assert r.heads["0.1"].score_text is None and "earlier copy" in r.data["text"]["empty_reason"]
     assert any("earlier copy" in n for n in r.notes)
     with pytest.raises(CorpusError, match="nothing to rank"):
         duplicate_heads(w, corpus=flat, seq_len=16, n_seq=4, rank_by="text")

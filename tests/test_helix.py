@@ -296,10 +296,10 @@ def test_real_gpt2_small_published_figures(partial_ckpt):
     assert (n["argmax"], n["argmin"]) == (0, 1023)
     flagged = [o["position"] for o in r.outliers["flagged"]]
     assert flagged[:2] == [0, 1023]
-    checks = {c["what"]: c for c in r.checks}
-    failed = [c for c in r.checks if not c["reproduced"]]
-    assert [c["published"] for c in failed] == [153]  # only the slides' sinusoidal count, with the reason
-    assert "L = 1000 gives 153" in failed[0]["note"] and failed[0]["ours"] == r.sinusoidal["components_for_90"]
+    checks = {c.what: c for c in r.checks}
+    failed = [c for c in r.checks if not c.reproduced]
+    assert [c.published for c in failed] == [153]  # only the slides' sinusoidal count, with the reason
+    assert "L = 1000 gives 153" in failed[0].note and failed[0].ours == r.sinusoidal["components_for_90"]
     assert len(checks) >= 10
     assert r.ode_smoothed["r2"] > 0.8 and r.truncations["late"]["ode"]["r2"] > 0.85
     assert r.short_period["share"] < 0.005  # a smooth helix: neighbours are not told apart by W_pos

@@ -108,9 +108,9 @@ def test_slides_entropies_are_claims_not_measurements(ckpts):
     r = LL.logit_lens(w, [1, 2, 3], n_generate=0)
     assert r.checks == [] and with_claims(r, w).checks == []  # not GPT-2 small: nothing is compared
     at = replace(r, last_entropy=r.last_entropy[:-1] + [2.5861], mean_entropy=r.mean_entropy[:-1] + [5.38894])
-    assert [c["reproduced"] for c in lens_rows(at)] == [True, True]  # to four significant digits
+    assert [c.reproduced for c in lens_rows(at)] == [True, True]  # to four significant digits
     off = replace(at, last_entropy=r.last_entropy[:-1] + [2.5867])
-    assert [c["reproduced"] for c in lens_rows(off)] == [False, True]
+    assert [c.reproduced for c in lens_rows(off)] == [False, True]
 
 
 def test_cli_lens_on_tiny(tmp_path):

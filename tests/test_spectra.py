@@ -150,9 +150,9 @@ def test_published_layer5_figures_reproduce_on_real_gpt2(partial_ckpt):
     r = S.weight_spectra(w, layers=[5], per_head=False, qk=False, matrices=("W_Q", "W_K", "W_V", "W_O"))
     assert r.checks == []  # the analysis measures; the slides' figures are the claims package's
     r = with_claims(r, w)
-    assert len(r.checks) == 5 and all(c["reproduced"] for c in r.checks), r.checks
+    assert len(r.checks) == 5 and all(c.reproduced for c in r.checks), r.checks
     ident = r.checks[-1]
-    assert ident["ours"] == "W_Q whole, raw"
+    assert ident.ours == "W_Q whole, raw"
     m = r.matrices["W_Q"]["5"]
     assert f"{m['log_volume']:.4g}" == f"{393.94125:.4g}" and f"{m['effective_rank']:.4g}" == "535.5"
     assert f"{-m['entropy']:.4g}" == "-6.283" and f"{m['condition']:.4g}" == "3.482e+04"
@@ -171,9 +171,9 @@ def test_published_check_says_so_when_nothing_matches(tmp_path):
           "h.5.ln_1.weight": torch.ones(768), "h.5.ln_1.bias": torch.zeros(768)}
     w = Weights.from_state_dict(sd, cfg)
     checks = layer5_rows(w)
-    assert checks and not any(c["reproduced"] for c in checks)
-    assert "no convention tried reproduces" in checks[-1]["note"] and "with bias row" in checks[-1]["note"]
-    assert "LayerNorm weight folded" in checks[-1]["note"] and "c_attn whole" in checks[-1]["note"]
+    assert checks and not any(c.reproduced for c in checks)
+    assert "no convention tried reproduces" in checks[-1].note and "with bias row" in checks[-1].note
+    assert "LayerNorm weight folded" in checks[-1].note and "c_attn whole" in checks[-1].note
 
 
 # ----------------------------------------------------------------------------- sphere overlap
@@ -223,7 +223,7 @@ def test_sphere_on_partial_gets_positional_norms_only(partial_ckpt):
     r = O.sphere_overlap(w)
     assert r.mean_share is None and "wte.weight" in r.missing[0] and r.checks == []
     r = with_claims(r, w)
-    assert len(r.checks) == 4 and all(c["reproduced"] for c in r.checks)  # mean 3.3901, std 0.2620, max, min
+    assert len(r.checks) == 4 and all(c.reproduced for c in r.checks)  # mean 3.3901, std 0.2620, max, min
     assert r.positional_norms["argmin"] == 1023
 
 

@@ -54,6 +54,23 @@ def to_jsonable(x: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class ClaimRow:
+    """One published figure against ours, as a result's ``checks`` carry it.
+
+    ``claim`` is the :class:`~poslens.claims.Claim` id where the row comes from a declared
+    claim; ``study`` names the source study where a module builds its rows directly.
+    """
+
+    what: str
+    published: Any
+    ours: Any
+    reproduced: bool
+    note: str = ""
+    claim: str | None = None
+    study: str | None = None
+
+
+@dataclass(frozen=True)
 class Result:
     """Fields every result carries; subclasses add their own (all with defaults)."""
 

@@ -13,16 +13,16 @@ Each row names the claim (head, published reading) and the result part it reads
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 
-from .rows import is_gpt2_small
+from ..analyses.heads.result import HeadScores
+from .rows import ClaimRow, is_gpt2_small
 
 STUDY = "the duplicate-token heads and neurons post"
 
 
-def duplicate_heads_rows(cfg, label: str, heads: dict, profiles: dict, pos: dict) -> list[dict[str, Any]]:
+def duplicate_heads_rows(cfg, label: str, heads: dict[str, HeadScores], profiles: dict, pos: dict) -> list[ClaimRow]:
     """The post's GPT-2 small claims against a duplicate-heads result's parts, on GPT-2 small only."""
     if not is_gpt2_small(cfg, label):
         return []
@@ -54,9 +54,9 @@ def duplicate_heads_rows(cfg, label: str, heads: dict, profiles: dict, pos: dict
         for name, want in (("0.1", "decaying"), ("0.10", "decaying"), ("0.5", "uniform")):
             if name in heads:
                 h = heads[name]
-                out.append(_row(what=f"{name} is a duplicate-token head", published=True, ours=h["is_duplicate"],
-                                reproduced=h["is_duplicate"],
-                                note=f"score {h['score']:.3f}, rank {h['rank']}" if h.get("score") is not None else ""))
+                out.append(_row(what=f"{name} is a duplicate-token head", published=True, ours=h.is_duplicate,
+                                reproduced=h.is_duplicate,
+                                note=f"score {h.score:.3f}, rank {h.rank}" if h.score is not None else ""))
             if name in profiles:
                 v = profiles[name].get("verdict")
                 hd = profiles[name].get("half_distance")
@@ -66,7 +66,7 @@ def duplicate_heads_rows(cfg, label: str, heads: dict, profiles: dict, pos: dict
     return out
 
 
-def duplicate_neurons_rows(cfg, label: str, r) -> list[dict[str, Any]]:
+def duplicate_neurons_rows(cfg, label: str, r) -> list[ClaimRow]:
     """The post's GPT-2 small numbers against a duplicate-neurons result (``DupNeuronsResult``),
     on GPT-2 small only; the PVO rows only where the head is 0.5 and the neuron rows for 1168."""
     if not is_gpt2_small(cfg, label) or len(r.pvo_norms) <= 1168:
@@ -117,7 +117,7 @@ def duplicate_neurons_rows(cfg, label: str, r) -> list[dict[str, Any]]:
     return out
 
 
-def duplicate_ablation_rows(cfg, label: str, r) -> list[dict[str, Any]]:
+def duplicate_ablation_rows(cfg, label: str, r) -> list[ClaimRow]:
     """The post's reading (heads 0.5 and 0.1 are the main contributors to the duplicate neurons, read
     from weights) against the causal duplicate-neuron ablation (``DupNeuronAblationResult``), on
     GPT-2 small only and when the layer's other heads were ablated too."""
@@ -130,5 +130,5 @@ def duplicate_ablation_rows(cfg, label: str, r) -> list[dict[str, Any]]:
                  note="causal version of the post's weight-based reading")]
 
 
-def _row(**kw) -> dict:
-    return {**kw, "study": STUDY}
+def _row(**kw) -> ClaimRow:
+    return ClaimRow(**{**kw, "reproduced": bool(kw["reproduced"])}, study=STUDY)

@@ -9,7 +9,7 @@ off the key plot), so the rows compare our measured findings with its statements
 from __future__ import annotations
 
 from . import Claim
-from .rows import is_gpt2_small, row
+from .rows import ClaimRow, is_gpt2_small, row
 
 STUDY = "Emergent positional embeddings"
 
@@ -23,7 +23,7 @@ PUBLISHED = {ABOVE_POSITION.id: "well above the position-only baseline (read off
 NOTE = "the post probed the last token at layer 3 with sklearn defaults on unstandardised features"
 
 
-def word_index_rows(findings: list[dict], cfg, label: str = "") -> list[dict]:
+def word_index_rows(findings: list[dict], cfg, label: str = "") -> list[ClaimRow]:
     """Rows for the word scheme's two findings, only on GPT-2 small (the post's model)."""
     words = [f for f in findings if f["scheme"] == "word"]
     if not is_gpt2_small(cfg, label) or not words:

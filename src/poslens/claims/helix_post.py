@@ -13,7 +13,7 @@ from __future__ import annotations
 
 
 from . import Claim
-from .rows import is_gpt2_small, row
+from .rows import ClaimRow, is_gpt2_small, row
 
 STUDY = "GPT-2's positional embedding matrix is a helix"
 
@@ -31,7 +31,7 @@ TOKENS_AWAY = Claim("helix.tokens_away", STUDY, "comments ('concentrated away')"
 CLAIMS = (TOP3, TRUNCATED, ENDS, TOKENS_AWAY)
 
 
-def helix_rows(r: dict, w, base: float) -> list[dict]:
+def helix_rows(r: dict, w, base: float) -> list[ClaimRow]:
     """Rows for a helix result ``r`` (its dict) of weights ``w``; none unless the model is GPT-2 small."""
     if not is_gpt2_small(w.cfg, w.label):
         return []

@@ -7,7 +7,7 @@ GPT-2 small's shape and context, no Stanford CRFM layer scaling) before comparin
 
 >>> from poslens.claims import Claim
 >>> c = Claim("x", "A study", "fig. 1", "a share", "cumulative.2", 0.9, tolerance=0.01, applies_to="gpt2-small")
->>> row(c, 0.905, True)["reproduced"]
+>>> row(c, 0.905, True).reproduced
 True
 """
 
@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..results import ClaimRow
 from . import Claim, model_kind
+
+__all__ = ["ClaimRow", "is_gpt2_small", "row"]
 
 
 def is_gpt2_small(cfg, label: str = "") -> bool:
@@ -24,9 +27,9 @@ def is_gpt2_small(cfg, label: str = "") -> bool:
 
 
 def row(claim: Claim, ours: Any, reproduced: bool, note: str = "", *, what: str | None = None,
-        published: Any = None) -> dict:
+        published: Any = None) -> ClaimRow:
     """One published-vs-ours row: ``what`` (the claim's statement and its study), ``published``
     (the claim's value unless a reading of it is given), ``ours``, ``reproduced``, ``note``."""
-    return {"what": what or f"{claim.statement} ({claim.study})",
-            "published": claim.published if published is None else published,
-            "ours": ours, "reproduced": bool(reproduced), "note": note, "claim": claim.id}
+    return ClaimRow(what=what or f"{claim.statement} ({claim.study})",
+                    published=claim.published if published is None else published,
+                    ours=ours, reproduced=bool(reproduced), note=note, claim=claim.id)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import Claim
-from .rows import row
+from .rows import ClaimRow, row
 
 STUDY = "the twisted-pair post"
 
@@ -26,16 +26,15 @@ LINEAR_ODE = Claim("twisted_pair.linear_ode", STUDY, "the GPT-2 remark", "f'(t) 
 CLAIMS = (LINEAR_ODE,)
 
 
-def _row(what, published, ours, reproduced, note="") -> dict:
-    return {"what": what, "published": published, "ours": ours, "reproduced": bool(reproduced), "note": note,
-            "study": STUDY}
+def _row(what, published, ours, reproduced, note="") -> ClaimRow:
+    return ClaimRow(what=what, published=published, ours=ours, reproduced=bool(reproduced), note=note, study=STUDY)
 
 
 ODE_R2_MIN = 0.9  # "W_pos lies near a helix, so f' ~ W f + c": the fit must explain 90% and beat chance
 HEAD_COS_MIN = 0.5  # a head "computes f'" when its OV output points along f'(i) with mean cosine >= 0.5
 
 
-def _bound_row(r) -> dict:
+def _bound_row(r) -> ClaimRow:
     v, c = r.verification, r.construction
     held = [g for g in r.grid if g.get("assumptions_hold") and "within_bound" in g]
     ok_grid = all(g["within_bound"] for g in held)
@@ -54,7 +53,7 @@ def _bound_row(r) -> dict:
                   ours, v["within_bound"] and v["assumptions_hold"] and ok_grid, note)
 
 
-def _noise_checks(r) -> list[dict]:
+def _noise_checks(r) -> list[ClaimRow]:
     rows = r.noise.get("rows", [])
     quiet = [x for x in rows if x["sigma"] > 0 and x["gate_flips"] == 0]
     out = []
@@ -81,7 +80,7 @@ def _noise_checks(r) -> list[dict]:
     return out
 
 
-def _near_row(r) -> dict | None:
+def _near_row(r) -> ClaimRow | None:
     rows = r.near_intersection.get("rows", [])
     if len(rows) < 2:
         return None
@@ -100,7 +99,7 @@ def _near_row(r) -> dict | None:
         ok, "exact arithmetic still works at any gap > 0; gap 0 is rejected as not injective")
 
 
-def _reuse_row(r) -> dict | None:
+def _reuse_row(r) -> ClaimRow | None:
     rows = r.helix_reuse.get("rows", [])
     if len(rows) < 2:
         return None
@@ -119,7 +118,7 @@ def _reuse_row(r) -> dict | None:
         "neighbours one turn up and down, so no linear gate isolates them")
 
 
-def _gpt2_checks(r) -> list[dict]:
+def _gpt2_checks(r) -> list[ClaimRow]:
     g = r.gpt2
     if not g:
         return []
@@ -158,14 +157,14 @@ def _gpt2_checks(r) -> list[dict]:
     return out
 
 
-def twisted_pair_rows(r) -> list[dict]:
+def twisted_pair_rows(r) -> list[ClaimRow]:
     """A twisted-pair result's rows: the bound, the noise, near self-intersection, helix reuse, GPT-2."""
     rows = [_bound_row(r), *_noise_checks(r)]
     rows += [c for c in (_near_row(r), _reuse_row(r)) if c]
     return rows + _gpt2_checks(r)
 
 
-def helix_rows(r: dict) -> list[dict]:
+def helix_rows(r: dict) -> list[ClaimRow]:
     """The linear-ODE row for a helix result ``r`` of GPT-2 small (the caller decided it is)."""
     from ..analyses.helix.pca import fit_linear_ode
 

@@ -64,8 +64,8 @@ def mechanism_scores(model, n_seq: int = 32, seq_len: int = 256) -> dict[str, An
     heads = dup.heads
 
     def best(key):
-        k = max(heads, key=lambda k: heads[k][key])
-        return k, float(heads[k][key])
+        k = max(heads, key=lambda k: getattr(heads[k], key))
+        return k, float(getattr(heads[k], key))
 
     hx = helix(w, tokens=False, sinusoidal=False, truncations=False)
     pk, pv = best("prev_token_score")

@@ -33,13 +33,13 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     if result.heads:
-        layers = sorted({v["layer"] for v in result.heads.values()})
-        H = max(v["head"] for v in result.heads.values()) + 1
+        layers = sorted({v.layer for v in result.heads.values()})
+        H = max(v.head for v in result.heads.values()) + 1
         for key, label in _HEAD_SCORES:
             grid = np.full((len(layers), H), np.nan)
             for v in result.heads.values():
-                if v.get(key) is not None:
-                    grid[layers.index(v["layer"]), v["head"]] = v[key]
+                if getattr(v, key) is not None:
+                    grid[layers.index(v.layer), v.head] = getattr(v, key)
             if np.isnan(grid).all():
                 continue
             if png_wanted():

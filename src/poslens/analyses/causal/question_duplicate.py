@@ -41,7 +41,7 @@ from ...models import processing as proc
 from ...models.runner import Runner
 from ...models.weights import Weights, require
 from ...options import resolve
-from ...results import Result
+from ...results import ClaimRow, Result
 from .baselines import Comparison, against, compare, head_pool, random_head_sets, random_neurons
 from .inputs import distinct_tokens
 from .intervention import ablate_head
@@ -100,7 +100,7 @@ class DupNeuronAblationResult(Result):
     data: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
-    checks: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[ClaimRow] = field(default_factory=list)
 
 
 def _data(n_seq: int, P: int, vocab: int, seed: int, bos: int | None):
@@ -201,7 +201,7 @@ def duplicate_neuron_ablation(
     dh = duplicate_heads(weights, layers=[layer], n_seq=min(n_seq, 16), seq_len=P, seed=seed, threshold=threshold,
                          positional=False, prepend_bos=prepend_bos, device=device, dtype=dtype, tokenizer=tokenizer,
                          runner=runner)
-    scores = {k: v["score_repeated"] for k, v in dh.heads.items()}
+    scores = {k: v.score_repeated for k, v in dh.heads.items()}
     if heads is None:
         dup = [int(k.split(".")[1]) for k in dh.duplicate_heads]
         if not dup:

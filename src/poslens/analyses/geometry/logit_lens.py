@@ -32,7 +32,7 @@ from ...models.block import norm
 from ...models.runner import Runner
 from ...models.weights import Weights
 from ...options import resolve
-from ...results import Result
+from ...results import ClaimRow, Result
 from .options import LensOptions
 from .probe import probe_hooks, probe_labels, prompt_ids, require_forward
 
@@ -59,7 +59,7 @@ class LensResult(Result):
     kl_to_final: list = field(default_factory=list)
     final_rank: list = field(default_factory=list)
     generation: dict = field(default_factory=dict)
-    checks: list = field(default_factory=list)
+    checks: list[ClaimRow] = field(default_factory=list)
     notes: list = field(default_factory=list)
 
 
@@ -189,7 +189,7 @@ def summarize(result: LensResult) -> list[str]:
     if result.generation:
         lines.append(f"greedy continuation: {result.generation['text']!r}")
     for c in result.checks:
-        lines.append(f"{c['what']}: published {c['published']}, ours {c['ours']:.4f} "
-                     f"({'reproduced' if c['reproduced'] else 'NOT reproduced'})")
+        lines.append(f"{c.what}: published {c.published}, ours {c.ours:.4f} "
+                     f"({'reproduced' if c.reproduced else 'NOT reproduced'})")
     lines += result.notes
     return lines

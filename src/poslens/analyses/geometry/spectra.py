@@ -42,7 +42,7 @@ import torch
 from ...errors import InvalidInputError, MissingTensorError
 from ...models.weights import Weights
 from ...options import resolve
-from ...results import Result
+from ...results import ClaimRow, Result
 from .options import GATED, MATRICES, SpectraOptions
 
 # A gated MLP (SwiGLU) reads the residual stream twice: W_gate beside W_in. Its spectrum is
@@ -225,7 +225,7 @@ class SpectraResult(Result):
     missing: list = field(default_factory=list)
     conventions: dict = field(default_factory=dict)
     sphere_overlap: dict = field(default_factory=dict)  # filled by `poslens spectra` (a SphereOverlapResult dict)
-    checks: list = field(default_factory=list)
+    checks: list[ClaimRow] = field(default_factory=list)
     notes: list = field(default_factory=list)
 
 
@@ -380,9 +380,9 @@ def summarize(result: SpectraResult) -> list[str]:
                      f"d(M_h scaled, I) {ids.min():.3f}-{ids.max():.3f} (a matrix with no symmetric part "
                      f"or no identity part sits at sqrt(2)/(2+sqrt(2)) = 0.414)")
     for c in result.checks:
-        mark = "reproduced" if c["reproduced"] else "NOT reproduced"
-        ours = c["ours"] if isinstance(c["ours"], str) else f"{c['ours']:.8g}" if c["ours"] is not None else "n/a"
-        lines.append(f"{c['what']}: published {c['published']}, ours {ours} ({mark})")
+        mark = "reproduced" if c.reproduced else "NOT reproduced"
+        ours = c.ours if isinstance(c.ours, str) else f"{c.ours:.8g}" if c.ours is not None else "n/a"
+        lines.append(f"{c.what}: published {c.published}, ours {ours} ({mark})")
     lines += [f"missing: {m}" for m in result.missing]
     lines += result.notes
     return lines

@@ -28,7 +28,7 @@ import torch
 from ...errors import MissingTensorError
 from ...models.weights import Weights
 from ...options import resolve
-from ...results import Result
+from ...results import ClaimRow, Result
 from .options import SphereOptions
 from ..norms import norm_stats
 
@@ -80,7 +80,7 @@ class SphereOverlapResult(Result):
     std_volume_fraction: float | None = None
     margin_histogram: dict = field(default_factory=dict)
     missing: list = field(default_factory=list)
-    checks: list = field(default_factory=list)
+    checks: list[ClaimRow] = field(default_factory=list)
     notes: list = field(default_factory=list)
 
 
@@ -153,8 +153,8 @@ def summarize(result: SphereOverlapResult) -> list[str]:
                      f"{len(result.trials)} trials; mean overlap volume fraction {result.mean_volume_fraction:.3g} "
                      f"± {result.std_volume_fraction:.2g}")
     for c in result.checks:
-        lines.append(f"{c['what']}: published {c['published']}, ours {c['ours']:.5g} "
-                     f"({'reproduced' if c['reproduced'] else 'NOT reproduced'})")
+        lines.append(f"{c.what}: published {c.published}, ours {c.ours:.5g} "
+                     f"({'reproduced' if c.reproduced else 'NOT reproduced'})")
     lines += [f"missing: {m}" for m in result.missing]
     lines += result.notes
     return lines

@@ -44,7 +44,7 @@ import torch
 from ...errors import InvalidInputError
 from ...models.weights import Weights
 from ...options import resolve
-from ...results import Result
+from ...results import ClaimRow, Result
 from .hidden_states import hidden_geometry
 from .options import DEFAULT_LENGTHS, SubspacesOptions
 from .probe import probe_hooks, probe_labels, prompt_ids, require_forward
@@ -109,7 +109,7 @@ class SubspaceResult(Result):
     kind = "subspaces"
     prompts: dict = field(default_factory=dict)
     reference: dict = field(default_factory=dict)
-    checks: list = field(default_factory=list)
+    checks: list[ClaimRow] = field(default_factory=list)
     notes: list = field(default_factory=list)
 
 

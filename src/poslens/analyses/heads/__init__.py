@@ -26,7 +26,7 @@ its summary lines). The post's GPT-2 small figures are in
 >>> from poslens.analyses.heads import duplicate_heads
 >>> w = load_weights("tiny")                                          # doctest: +SKIP
 >>> r = duplicate_heads(w, layers=[0], n_seq=32, seq_len=128)         # doctest: +SKIP
->>> r.ranking[:3], r.heads[r.ranking[0]]["score"]                     # doctest: +SKIP
+>>> r.ranking[:3], r.heads[r.ranking[0]].score                  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -40,18 +40,18 @@ if TYPE_CHECKING:
     from .harvest import PatternStats, copy_pairs, pattern_stats, positional_attention, text_windows, token_classes
     from .measure import class_groups, decay_profile, duplicate_mask, induction_mask, pattern_spread
     from .options import Options, check_heads, check_layers
-    from .result import DupHeadsResult, summarize
+    from .result import DupHeadsResult, HeadScores, summarize
 
 __getattr__ = exports(__name__, {
     ".analysis": ("duplicate_heads",),
     ".harvest": ("PatternStats", "copy_pairs", "pattern_stats", "positional_attention", "text_windows", "token_classes"),
     ".measure": ("class_groups", "decay_profile", "duplicate_mask", "induction_mask", "pattern_spread"),
     ".options": ("Options", "check_heads", "check_layers"),
-    ".result": ("DupHeadsResult", "summarize"),
+    ".result": ("DupHeadsResult", "HeadScores", "summarize"),
 })
 
 __all__ = [
-    "DupHeadsResult", "Options", "PatternStats", "check_heads", "check_layers", "class_groups", "copy_pairs",
+    "DupHeadsResult", "HeadScores", "Options", "PatternStats", "check_heads", "check_layers", "class_groups", "copy_pairs",
     "decay_profile", "duplicate_heads", "duplicate_mask", "induction_mask", "pattern_spread", "pattern_stats",
     "positional_attention", "summarize", "text_windows", "token_classes",
 ]

@@ -13,7 +13,7 @@ from ...models.weights import Weights
 from .harvest import copy_pairs, pattern_stats, positional_attention, text_windows, token_classes
 from .measure import decay_profile
 from .options import Options, check_heads, check_layers
-from .result import DupHeadsResult
+from .result import DupHeadsResult, HeadScores
 
 
 def duplicate_heads(
@@ -99,10 +99,10 @@ def duplicate_heads(
             notes.append(data["text"]["empty_reason"])
         else:
             text_score, text_seq = tst.pooled(), tst.seqmean()
-    heads: dict[str, dict[str, Any]] = {}
+    raw: dict[str, dict[str, Any]] = {}
     for i, l in enumerate(layers):
         for h in range(cfg.n_heads):
-            heads[f"{l}.{h}"] = {
+            raw[f"{l}.{h}"] = {
                 "layer": l, "head": h,
                 "score": float(rep_score[i, h]) if o.rank_by == "repeated" else (
                     None if text_score is None else float(text_score[i, h])),
@@ -113,20 +113,22 @@ def duplicate_heads(
                 "induction_score": float(ind[i, h]),
                 "first_position_score": float(first[i, h]),
             }
-    key = (lambda k: -(heads[k]["score"] if heads[k]["score"] is not None and not math.isnan(heads[k]["score"]) else -1))
-    ranking = sorted(heads, key=key)
-    for r, k in enumerate(ranking):
-        heads[k]["rank"] = r + 1
-        s = heads[k]["score"]
-        heads[k]["is_duplicate"] = bool(s is not None and s >= o.threshold)
-    heads = {k: heads[k] for k in ranking}
-    dups = [k for k in ranking if heads[k]["is_duplicate"]]
+
+    def ranked_by(k):
+        s = raw[k]["score"]
+        return -(s if s is not None and not math.isnan(s) else -1)
+
+    ranking = sorted(raw, key=ranked_by)
+    heads = {k: HeadScores(**raw[k], rank=r + 1, is_duplicate=bool(raw[k]["score"] is not None
+                                                                    and raw[k]["score"] >= o.threshold))
+             for r, k in enumerate(ranking)}
+    dups = [k for k in ranking if heads[k].is_duplicate]
     if not dups:
-        notes.append(f"no head scored >= {o.threshold} ({o.rank_by}); best is {ranking[0]} at {heads[ranking[0]]['score']:.3f}")
+        notes.append(f"no head scored >= {o.threshold} ({o.rank_by}); best is {ranking[0]} at {heads[ranking[0]].score:.3f}")
     if o.profile_heads is None and not dups:
         notes.append("no decay profiles: no duplicate-token head (pass --profile-heads to profile chosen heads)")
     # decay profiles
-    phs = o.profile_heads or [(heads[k]["layer"], heads[k]["head"]) for k in dups]
+    phs = o.profile_heads or [(heads[k].layer, heads[k].head) for k in dups]
     profiles: dict[str, Any] = {}
     if phs:
         smp = sampled_tokens(o.n_seq, P, cfg.d_vocab, seed=o.seed + 1, exclude=ignore, bos=bos,

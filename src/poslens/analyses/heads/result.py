@@ -6,18 +6,40 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...results import Result
+from ...results import ClaimRow, Result
+
+
+@dataclass(frozen=True)
+class HeadScores:
+    """One head's attention shares on the duplicate-heads inputs (None where not measured).
+
+    ``score`` is the one heads are ranked by (``score_repeated`` or ``score_text``, by the
+    options' ``rank_by``); ``*_seqmean`` average per sequence instead of over every query.
+    """
+
+    layer: int
+    head: int
+    score: float | None
+    score_repeated: float
+    score_repeated_seqmean: float
+    score_text: float | None
+    score_text_seqmean: float | None
+    prev_token_score: float
+    induction_score: float
+    first_position_score: float
+    rank: int = 0
+    is_duplicate: bool = False
 
 
 @dataclass(frozen=True)
 class DupHeadsResult(Result):
     """Duplicate-token head scores, decay profiles, token classes and positional spread.
 
-    ``heads`` maps ``"L.H"`` to that head's numbers, in rank order (by ``rank_by``).
+    ``heads`` maps ``"L.H"`` to that head's :class:`HeadScores`, in rank order (by ``rank_by``).
     """
 
     kind = "dup_heads"
-    heads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    heads: dict[str, HeadScores] = field(default_factory=dict)
     ranking: list[str] = field(default_factory=list)
     duplicate_heads: list[str] = field(default_factory=list)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -25,7 +47,7 @@ class DupHeadsResult(Result):
     positional: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    checks: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[ClaimRow] = field(default_factory=list)
 
 
 def summarize(result: DupHeadsResult) -> list[str]:
@@ -34,21 +56,20 @@ def summarize(result: DupHeadsResult) -> list[str]:
     if result.ranking:
         top = result.ranking[:3]
         lines.append("top duplicate-token scores (repeated random tokens): " + ", ".join(
-            f"{k} {result.heads[k]['score_repeated']:.3f}" for k in top))
+            f"{k} {result.heads[k].score_repeated:.3f}" for k in top))
         if result.duplicate_heads:
             lines.append(f"{len(result.duplicate_heads)} head(s) at or above {result.options.get('threshold')}: "
                          + ", ".join(result.duplicate_heads))
-        tx = [k for k in result.ranking if result.heads[k].get("score_text") is not None]
+        tx = [k for k in result.ranking if result.heads[k].score_text is not None]
         if tx:
-            best = max(tx, key=lambda k: result.heads[k]["score_text"])
-            lines.append(f"on natural text the strongest is {best} ({result.heads[best]['score_text']:.3f} of attention "
+            best = max(tx, key=lambda k: result.heads[k].score_text)
+            lines.append(f"on natural text the strongest is {best} ({result.heads[best].score_text:.3f} of attention "
                          "at repeated tokens)")
-        pv = max(result.heads, key=lambda k: result.heads[k]["prev_token_score"])
-        lines.append(f"strongest previous-token head {pv} ({result.heads[pv]['prev_token_score']:.3f})")
-        iv = max(result.heads, key=lambda k: result.heads[k].get("induction_score") or 0.0)
-        if result.heads[iv].get("induction_score") is not None:
-            lines.append(f"strongest induction head {iv} ({result.heads[iv]['induction_score']:.3f} of attention to "
-                         "the token after the earlier copy)")
+        pv = max(result.heads, key=lambda k: result.heads[k].prev_token_score)
+        lines.append(f"strongest previous-token head {pv} ({result.heads[pv].prev_token_score:.3f})")
+        iv = max(result.heads, key=lambda k: result.heads[k].induction_score)
+        lines.append(f"strongest induction head {iv} ({result.heads[iv].induction_score:.3f} of attention to "
+                     "the token after the earlier copy)")
     for k, p in result.profiles.items():
         hd = p.get("half_distance")
         if hd is not None:
@@ -63,6 +84,6 @@ def summarize(result: DupHeadsResult) -> list[str]:
                      f"{p['local_window']} positions for {', '.join(p['local']) or 'none'}; nearly uniform "
                      f"{', '.join(p['uniform']) or 'none'}; mixed {', '.join(p['mixed']) or 'none'}")
     for c in result.checks:
-        lines.append(f"seed: {c['what']}: {'reproduced' if c['reproduced'] else 'NOT reproduced'} (ours: {c['ours']})")
+        lines.append(f"seed: {c.what}: {'reproduced' if c.reproduced else 'NOT reproduced'} (ours: {c.ours})")
     lines += result.notes
     return lines

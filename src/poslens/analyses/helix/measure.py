@@ -13,7 +13,7 @@ import numpy as np
 
 from ...errors import InvalidInputError, MissingTensorError, NotApplicableError
 from ...options import resolve
-from ...results import Result
+from ...results import ClaimRow, Result
 from ..norms import norm_stats
 from .curve import _rounded, geometry, ode_fits, pca_summary
 from .fits import fit_helix
@@ -63,7 +63,7 @@ class HelixResult(Result):
     norms: dict = field(default_factory=dict)
     token_position: dict | None = None
     sinusoidal: dict | None = None
-    checks: list = field(default_factory=list)
+    checks: list[ClaimRow] = field(default_factory=list)
     notes: list = field(default_factory=list)
 
 

@@ -66,9 +66,9 @@ def summarize(result) -> list[str]:
         s = r.sinusoidal
         lines.append(f"sinusoidal encoding of the same shape: {s['cumulative'][k3 - 1]:.1%} in {k3} components, "
                      f"{s['components_for_90']} components for 90%, row norm {s['norms']['mean']:.4f}")
-    bad = [c for c in r.checks if not c["reproduced"]]
+    bad = [c for c in r.checks if not c.reproduced]
     if r.checks:
         lines.append(f"published figures: {len(r.checks) - len(bad)} of {len(r.checks)} reproduced"
-                     + ("; not: " + "; ".join(f"{c['what']} (published {c['published']}, ours {c['ours']})"
+                     + ("; not: " + "; ".join(f"{c.what} (published {c.published}, ours {c.ours})"
                                                for c in bad) if bad else ""))
     return lines + [x for x in r.notes if not x.startswith("position 0")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...results import Result
+from ...results import ClaimRow, Result
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class DupNeuronsResult(Result):
     top_examples_summary: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    checks: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[ClaimRow] = field(default_factory=list)
 
 
 def _f(x, fmt=".3g"):
@@ -84,6 +84,6 @@ def summarize(r: DupNeuronsResult) -> list[str]:
                      f"{s['share_with_earlier_copy']:.0%} on tokens with an earlier copy "
                      f"(all positions: {s['base_share_with_earlier_copy']:.0%})")
     for c in r.checks:
-        lines.append(f"seed: {c['what']}: {'reproduced' if c['reproduced'] else 'NOT reproduced'} (published "
-                     f"{c['published']}, ours {c['ours'] if not isinstance(c['ours'], float) else format(c['ours'], '.3g')})")
+        lines.append(f"seed: {c.what}: {'reproduced' if c.reproduced else 'NOT reproduced'} (published "
+                     f"{c.published}, ours {c.ours if not isinstance(c.ours, float) else format(c.ours, '.3g')})")
     return lines + list(r.notes)

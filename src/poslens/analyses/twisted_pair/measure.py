@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ...models.weights import Weights
 from ...options import resolve
-from ...results import Result
+from ...results import ClaimRow, Result
 from .build import build, check_sizes
 from .experiments import helix_reuse, near_intersection, noise_cancellation
 from .options import Options
@@ -61,7 +61,7 @@ class TwistedPairResult(Result):
     near_intersection: dict = field(default_factory=dict)
     helix_reuse: dict = field(default_factory=dict)
     gpt2: dict = field(default_factory=dict)
-    checks: list = field(default_factory=list)
+    checks: list[ClaimRow] = field(default_factory=list)
     findings: list = field(default_factory=list)
     readings: list = field(default_factory=list)
     seconds: dict = field(default_factory=dict)

@@ -3,7 +3,7 @@ checks are :mod:`poslens.claims.twisted_pair_post`'s).
 
 >>> from poslens.analyses.twisted_pair import twisted_pair
 >>> r = twisted_pair(n=64, M=4, k=2, sweep_M=(), sweep_n=(), sweep_k=(), claims=False)
->>> [c["reproduced"] for c in r.checks]
+>>> [c.reproduced for c in r.checks]
 [True]
 """
 
@@ -36,6 +36,6 @@ def summary_lines(r) -> list[str]:
         f"{v['max_bound']:.3g}; {'all inside the bound' if v['within_bound'] else str(v['n_outside_bound']) + ' outside'}",
     ]
     for ch in r.checks:
-        lines.append(f"[{'reproduced' if ch['reproduced'] else 'NOT reproduced'}] {ch['what']}: {ch['ours']}")
+        lines.append(f"[{'reproduced' if ch.reproduced else 'NOT reproduced'}] {ch.what}: {ch.ours}")
     lines += r.findings
     return lines

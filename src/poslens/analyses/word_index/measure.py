@@ -18,7 +18,7 @@ from ...errors import InvalidInputError
 from ...models.runner import Runner
 from ...models.weights import Weights, forward_tensors, require
 from ...options import resolve
-from ...results import Result
+from ...results import ClaimRow, Result
 from .evaluate import evaluate, one_hot, position_balanced
 from .harvest import check_layers, harvest, resid_hook
 from .options import Options
@@ -46,7 +46,7 @@ class WordIndexResult(Result):
     key_layer: int = 0
     schemes: dict[str, dict] = field(default_factory=dict)
     findings: list[dict] = field(default_factory=list)
-    checks: list[dict] = field(default_factory=list)
+    checks: list[ClaimRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 

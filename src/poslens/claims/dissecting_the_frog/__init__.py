@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import Claim
-from ..rows import row
+from ..rows import ClaimRow, row
 
 STUDY = "Dissecting the Frog"
 
@@ -30,7 +30,7 @@ SINUSOIDAL_NORM = Claim("frog.sinusoidal_norm", STUDY, "positional slides", "sin
 CLAIMS = (LEARNED_90, SINUSOIDAL_90, *POS_NORMS.values(), *TOKEN_NORMS.values(), SINUSOIDAL_NORM)
 
 
-def helix_rows(r: dict, W: np.ndarray, base: float) -> list[dict]:
+def helix_rows(r: dict, W: np.ndarray, base: float) -> list[ClaimRow]:
     """The slides' W_pos rows for a helix result ``r`` of GPT-2 small's ``W`` (the caller decided it is)."""
     from ...analyses.helix.pca import components_for, variance_spectrum
     from ...analyses.sinusoidal import sinusoidal_encoding

@@ -5,7 +5,7 @@ their prompts). :func:`with_claims` adds them to a geometry result, whose analys
 measures only.
 
 >>> r = with_claims(weight_spectra(w, layers=[5]), w)   # doctest: +SKIP
->>> [c["reproduced"] for c in r.checks]                  # doctest: +SKIP
+>>> [c.reproduced for c in r.checks]                     # doctest: +SKIP
 [True, True, True, True, True]
 """
 
@@ -21,7 +21,7 @@ import torch
 from ...analyses.geometry import spectra as S
 from ...analyses.geometry.logit_lens import SLIDE_PROMPT
 from .. import Claim
-from ..rows import is_gpt2_small, row
+from ..rows import ClaimRow, is_gpt2_small, row
 from . import POS_NORMS, STUDY, TOKEN_NORMS
 
 
@@ -126,7 +126,7 @@ def candidate_layer5(weights, layer: int = 5, tier: str = "raw",
     return out
 
 
-def layer5_rows(weights, known: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def layer5_rows(weights, known: dict[str, dict[str, Any]] | None = None) -> list[ClaimRow]:
     """Compare the slides' layer-5 printout with the candidate conventions (the caller decided the
     model is GPT-2 small).
 
@@ -135,7 +135,7 @@ def layer5_rows(weights, known: dict[str, dict[str, Any]] | None = None) -> list
     Returns one row per published number for the best match, and one naming the matrix
     with every convention tried in its note.
 
-    >>> [c["reproduced"] for c in layer5_rows(load_weights("gpt2-small-partial"))]  # doctest: +SKIP
+    >>> [c.reproduced for c in layer5_rows(load_weights("gpt2-small-partial"))]     # doctest: +SKIP
     [True, True, True, True, True]
     """
 
@@ -151,8 +151,8 @@ def layer5_rows(weights, known: dict[str, dict[str, Any]] | None = None) -> list
     if not cands or max(score(c) for c in cands.values()) < len(LAYER5):
         cands.update(candidate_layer5(weights, 5, "other"))
     if not cands:
-        return [dict(what="layer-5 weight metrics", published={k: c.published for k, c in LAYER5.items()}, ours=None,
-                     reproduced=False, note="no layer-5 weight matrix is in the checkpoint")]
+        return [ClaimRow(what="layer-5 weight metrics", published={k: c.published for k, c in LAYER5.items()}, ours=None,
+                         reproduced=False, note="no layer-5 weight matrix is in the checkpoint")]
     er = LAYER5["effective_rank"].published
     best = max(cands, key=lambda n: (score(cands[n]), -abs(cands[n]["effective_rank"] - er)))
     o = ours_of(cands[best])
@@ -166,7 +166,7 @@ def layer5_rows(weights, known: dict[str, dict[str, Any]] | None = None) -> list
                      "from a float32 SVD; float64 gives 3.5641e-4")
         checks.append(row(claim, o[k], _holds(claim, o[k]), note))
     full = score(cands[best]) == len(LAYER5)
-    checks.append(dict(
+    checks.append(ClaimRow(
         what="layer-5 matrix identified", published="'the W matrices at layer 5' (not named)", ours=best,
         reproduced=full,
         note=("reproduces all four to 4 significant digits; tried: " if full else
@@ -177,7 +177,7 @@ def layer5_rows(weights, known: dict[str, dict[str, Any]] | None = None) -> list
 # ----------------------------------------------------------------------------- spheres, lens
 
 
-def sphere_rows(result, d_model: int) -> list[dict[str, Any]]:
+def sphere_rows(result, d_model: int) -> list[ClaimRow]:
     """The embedding-norm and overlap rows for a sphere-overlap result of GPT-2 small."""
     out = []
     for stats, claims, src in ((result.positional_norms, POS_NORMS, "wpe"), (result.token_norms, TOKEN_NORMS, "wte")):
@@ -198,7 +198,7 @@ def sphere_rows(result, d_model: int) -> list[dict[str, Any]]:
     ]
 
 
-def lens_rows(result) -> list[dict[str, Any]]:
+def lens_rows(result) -> list[ClaimRow]:
     """The last layer's entropies for the slides' prompt (no BOS, through ln_f) on GPT-2 small."""
     ours = {"last_entropy": result.last_entropy[-1], "mean_entropy": result.mean_entropy[-1]}
     return [row(c, ours[k], _holds(c, ours[k]), "GPT-2 small, no BOS, through ln_f (nats)") for k, c in LENS.items()]
