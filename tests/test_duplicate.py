@@ -79,10 +79,10 @@ def test_planted_head_ranks_first_and_its_decay_rate_is_recovered(fixture, reque
     assert r.ranking[0] == name
     assert r.heads[name].score > 0.9 and r.duplicate_heads == [name]
     prof = r.profiles[name]
-    assert abs(prof["rate"] - pl.rate) / pl.rate < 0.05
-    assert prof["verdict"] == "decaying"
-    assert prof["within_query"]["r2"] > 0.99
-    assert prof["half_distance"] == pytest.approx(math.log(2) / prof["rate"])
+    assert abs(prof.rate - pl.rate) / pl.rate < 0.05
+    assert prof.verdict == "decaying"
+    assert prof.within_query.r2 > 0.99
+    assert prof.half_distance == pytest.approx(math.log(2) / prof.rate)
 
 
 def test_model_profile_names_the_planted_head_and_survives_its_json(planted):
@@ -105,7 +105,7 @@ def test_model_profile_names_the_planted_head_and_survives_its_json(planted):
 def test_uniform_planted_head_is_called_uniform(planted_groups):
     r = duplicate_heads(load_weights(str(planted_groups.path)), n_seq=8, seq_len=64, layers=[0])
     prof = r.profiles["0.1"]
-    assert abs(prof["rate"]) < 1e-3 and prof["verdict"] == "uniform"
+    assert abs(prof.rate) < 1e-3 and prof.verdict == "uniform"
 
 
 def test_decay_profile_fits_known_rates():
@@ -114,12 +114,12 @@ def test_decay_profile_fits_known_rates():
     dist = rng.integers(1, 60, size=800).astype(float)
     att = np.exp(-0.07 * dist) * 0.2
     p = decay_profile(qid, dist, att, min_pairs=1)
-    assert p["within_query"]["rate"] == pytest.approx(0.07, rel=1e-9)
-    assert p["verdict"] == "decaying"
+    assert p.within_query.rate == pytest.approx(0.07, rel=1e-9)
+    assert p.verdict == "decaying"
     flat = decay_profile(qid, dist, np.full(800, 0.25), min_pairs=1)
-    assert flat["verdict"] == "uniform"
+    assert flat.verdict == "uniform"
     none = decay_profile(np.array([]), np.array([]), np.array([]))
-    assert none["verdict"] == "no duplicates" and "reason" in none
+    assert none.verdict == "no duplicates" and none.reason
 
 
 # ---------------------------------------------------------------------------- pooled scoring

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..analyses.heads.measure import DecayProfile
 from ..analyses.heads.result import HeadScores
 from .rows import ClaimRow, is_gpt2_small
 
 STUDY = "the duplicate-token heads and neurons post"
 
 
-def duplicate_heads_rows(cfg, label: str, heads: dict[str, HeadScores], profiles: dict, pos: dict) -> list[ClaimRow]:
+def duplicate_heads_rows(cfg, label: str, heads: dict[str, HeadScores], profiles: dict[str, DecayProfile], pos: dict) -> list[ClaimRow]:
     """The post's GPT-2 small claims against a duplicate-heads result's parts, on GPT-2 small only."""
     if not is_gpt2_small(cfg, label):
         return []
@@ -58,8 +59,8 @@ def duplicate_heads_rows(cfg, label: str, heads: dict[str, HeadScores], profiles
                                 reproduced=h.is_duplicate,
                                 note=f"score {h.score:.3f}, rank {h.rank}" if h.score is not None else ""))
             if name in profiles:
-                v = profiles[name].get("verdict")
-                hd = profiles[name].get("half_distance")
+                v = profiles[name].verdict
+                hd = profiles[name].half_distance
                 out.append(_row(what=f"{name} attention decays with distance ({want})", published=want, ours=v,
                                 reproduced=v == want,
                                 note=f"half-distance {hd:.1f} tokens" if isinstance(hd, (int, float)) else ""))

@@ -56,14 +56,14 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
                                       hovertemplate="head %{y}.%{x}: %{z:.3f}<extra></extra>"))
             hf.update_layout(title=f"{key} ({label})", xaxis_title="head", yaxis_title="layer")
             paths.append(save_plotly(hf, out / f"dup_{key}.html"))
-    profiles = {k: p for k, p in (result.profiles or {}).items() if p.get("distances")}
+    profiles = {k: p for k, p in (result.profiles or {}).items() if p.distances}
     if profiles:
         curves = []  # (label, distances, mean attention, fitted curve or None)
         for k, p in profiles.items():
-            d, m = np.array(p["distances"], dtype=float), np.array(p["mean_attention"], dtype=float)
-            mf = p.get("mean_fit") or {}
-            curves.append((k, f"{k} ({p['verdict']})", d, m,
-                           mf["amplitude"] * np.exp(-mf["rate"] * d) if "rate" in mf else None))
+            d, m = np.array(p.distances, dtype=float), np.array(p.mean_attention, dtype=float)
+            mf = p.mean_fit
+            curves.append((k, f"{k} ({p.verdict})", d, m,
+                           mf.amplitude * np.exp(-mf.rate * d) if mf.rate is not None else None))
         if png_wanted():
             fig, ax = plt.subplots(figsize=(6, 4))
             for _, lab, d, m, fit in curves:

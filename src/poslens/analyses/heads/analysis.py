@@ -11,7 +11,7 @@ from ...errors import CorpusError, MissingTensorError, PoslensError
 from ...models.runner import Runner
 from ...models.weights import Weights
 from .harvest import copy_pairs, pattern_stats, positional_attention, text_windows, token_classes
-from .measure import decay_profile
+from .measure import DecayProfile, decay_profile
 from .options import Options, check_heads, check_layers
 from .result import DupHeadsResult, HeadScores
 
@@ -129,7 +129,7 @@ def duplicate_heads(
         notes.append("no decay profiles: no duplicate-token head (pass --profile-heads to profile chosen heads)")
     # decay profiles
     phs = o.profile_heads or [(heads[k].layer, heads[k].head) for k in dups]
-    profiles: dict[str, Any] = {}
+    profiles: dict[str, DecayProfile] = {}
     if phs:
         smp = sampled_tokens(o.n_seq, P, cfg.d_vocab, seed=o.seed + 1, exclude=ignore, bos=bos,
                              n_distinct=options["profile_distinct"])

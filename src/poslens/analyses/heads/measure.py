@@ -6,6 +6,7 @@ Nothing here runs a model; :mod:`.harvest` feeds these from a Runner's patterns.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,8 +43,43 @@ def induction_mask(dup: torch.Tensor) -> torch.Tensor:
     return m & torch.ones(P, P, dtype=torch.bool).tril(-1)
 
 
+@dataclass(frozen=True)
+class DecayFit:
+    """An exponential decay of attention with distance: ``rate`` per token, ``half_distance`` = ln 2 / rate
+    (inf when attention does not fall), ``r2`` of the fit; ``amplitude`` for the mean-profile fit only;
+    ``error`` where the fit did not converge."""
+
+    rate: float | None = None
+    half_distance: float | None = None
+    r2: float | None = None
+    amplitude: float | None = None
+    n_queries: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class DecayProfile:
+    """A head's attention to earlier copies of the current token against their distance.
+
+    ``distances`` / ``mean_attention`` / ``n_at_distance``: the mean profile (distances with
+    enough pairs); ``within_query`` and ``mean_fit``: the two fits (:func:`decay_profile`);
+    ``rate`` and ``half_distance``: the within-query fit's where it exists, else the mean fit's.
+    """
+
+    n_pairs: int
+    verdict: str
+    reason: str | None = None
+    distances: list[float] = field(default_factory=list)
+    mean_attention: list[float] = field(default_factory=list)
+    n_at_distance: list[int] = field(default_factory=list)
+    within_query: DecayFit = field(default_factory=DecayFit)
+    mean_fit: DecayFit = field(default_factory=DecayFit)
+    half_distance: float | None = None
+    rate: float | None = None
+
+
 def decay_profile(qid: np.ndarray, dist: np.ndarray, att: np.ndarray, max_distance: int | None = None,
-                  uniform_half_distance: float = 200.0, min_pairs: int = 5) -> dict[str, Any]:
+                  uniform_half_distance: float = 200.0, min_pairs: int = 5) -> DecayProfile:
     """Attention to a duplicate against its distance, with two exponential fits.
 
     * ``within_query``: log attention to each earlier copy regressed on distance after
@@ -53,12 +89,12 @@ def decay_profile(qid: np.ndarray, dist: np.ndarray, att: np.ndarray, max_distan
       attention a copy at distance d receives; what the seed's plots show, but it mixes
       the decay with how many competitors a query has.
 
-    Verdict: ``decaying`` when the within-query half-distance is below
-    ``uniform_half_distance`` tokens, else ``uniform``.
+    Verdict: ``decaying`` when the half-distance is below ``uniform_half_distance``
+    tokens, else ``uniform``.
 
     >>> qid = np.repeat(np.arange(50), 3); dist = np.tile([1, 5, 9], 50).astype(float)
     >>> att = np.exp(-0.1 * dist) / 3
-    >>> round(decay_profile(qid, dist, att, min_pairs=1)["rate"], 6)
+    >>> round(decay_profile(qid, dist, att, min_pairs=1).rate, 6)
     0.1
     """
     from scipy import optimize, stats
@@ -67,20 +103,15 @@ def decay_profile(qid: np.ndarray, dist: np.ndarray, att: np.ndarray, max_distan
     if max_distance:
         keep &= dist <= max_distance
     qid, dist, att = qid[keep], dist[keep], att[keep]
-    res: dict[str, Any] = {"n_pairs": int(len(att))}
     if len(att) == 0:
-        res.update(verdict="no duplicates", reason="no query had an earlier copy of its token")
-        return res
+        return DecayProfile(n_pairs=0, verdict="no duplicates", reason="no query had an earlier copy of its token")
     d_vals, inv, counts = np.unique(dist, return_inverse=True, return_counts=True)
     means = np.bincount(inv, weights=att) / counts
     ok = counts >= min_pairs
-    res["distances"] = d_vals[ok].tolist()
-    res["mean_attention"] = means[ok].tolist()
-    res["n_at_distance"] = counts[ok].tolist()
     # within-query fit
     uq, qinv, qcount = np.unique(qid, return_inverse=True, return_counts=True)
     multi = qcount[qinv] >= 2
-    wq: dict[str, Any] = {"n_queries": int((qcount >= 2).sum())}
+    wq = DecayFit(n_queries=int((qcount >= 2).sum()))
     if multi.sum() >= 3:
         la = np.log(att[multi])
         dd = dist[multi].astype(float)
@@ -94,11 +125,10 @@ def decay_profile(qid: np.ndarray, dist: np.ndarray, att: np.ndarray, max_distan
             resid = la_c - slope * dd_c
             tot = float((la_c**2).sum())
             rate = -slope
-            wq.update(rate=rate, r2=1 - float((resid**2).sum()) / tot if tot > 0 else 1.0,
-                      half_distance=math.log(2) / rate if rate > 0 else math.inf)
-    res["within_query"] = wq
+            wq = DecayFit(rate=rate, r2=1 - float((resid**2).sum()) / tot if tot > 0 else 1.0,
+                          half_distance=math.log(2) / rate if rate > 0 else math.inf, n_queries=wq.n_queries)
     # mean-profile fit
-    mf: dict[str, Any] = {}
+    mf = DecayFit()
     x, y = d_vals[ok].astype(float), means[ok]
     if len(x) >= 3 and (y > 0).all():
         lr = stats.linregress(x, np.log(y))
@@ -107,17 +137,17 @@ def decay_profile(qid: np.ndarray, dist: np.ndarray, att: np.ndarray, max_distan
             popt, _ = optimize.curve_fit(lambda d, a, r: a * np.exp(-r * d), x, y, p0=p0, maxfev=5000)
             pred = popt[0] * np.exp(-popt[1] * x)
             ss = float(((y - y.mean()) ** 2).sum())
-            mf = dict(amplitude=float(popt[0]), rate=float(popt[1]),
-                      half_distance=math.log(2) / popt[1] if popt[1] > 0 else math.inf,
-                      r2=1 - float(((y - pred) ** 2).sum()) / ss if ss > 0 else 1.0)
+            mf = DecayFit(amplitude=float(popt[0]), rate=float(popt[1]),
+                          half_distance=math.log(2) / popt[1] if popt[1] > 0 else math.inf,
+                          r2=1 - float(((y - pred) ** 2).sum()) / ss if ss > 0 else 1.0)
         except RuntimeError as exc:
-            mf = {"error": f"curve_fit did not converge: {exc}"}
-    res["mean_fit"] = mf
-    hd = wq.get("half_distance", mf.get("half_distance"))
-    res["half_distance"] = hd
-    res["rate"] = wq.get("rate", mf.get("rate"))
-    res["verdict"] = "unknown" if hd is None else ("decaying" if hd < uniform_half_distance else "uniform")
-    return res
+            mf = DecayFit(error=f"curve_fit did not converge: {exc}")
+    hd = wq.half_distance if wq.half_distance is not None else mf.half_distance
+    return DecayProfile(
+        n_pairs=int(len(att)), distances=d_vals[ok].tolist(), mean_attention=means[ok].tolist(),
+        n_at_distance=counts[ok].tolist(), within_query=wq, mean_fit=mf, half_distance=hd,
+        rate=wq.rate if wq.rate is not None else mf.rate,
+        verdict="unknown" if hd is None else ("decaying" if hd < uniform_half_distance else "uniform"))
 
 
 def pattern_spread(

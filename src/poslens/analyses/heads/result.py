@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...results import ClaimRow, Result
+from .measure import DecayProfile
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class DupHeadsResult(Result):
     heads: dict[str, HeadScores] = field(default_factory=dict)
     ranking: list[str] = field(default_factory=list)
     duplicate_heads: list[str] = field(default_factory=list)
-    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    profiles: dict[str, DecayProfile] = field(default_factory=dict)
     token_classes: dict[str, Any] = field(default_factory=dict)
     positional: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
@@ -71,10 +72,10 @@ def summarize(result: DupHeadsResult) -> list[str]:
         lines.append(f"strongest induction head {iv} ({result.heads[iv].induction_score:.3f} of attention to "
                      "the token after the earlier copy)")
     for k, p in result.profiles.items():
-        hd = p.get("half_distance")
-        if hd is not None:
-            lines.append(f"{k}: {p['verdict']}, attention among copies halves every {hd:.1f} tokens "
-                         f"(rate {p['rate']:.4f}/token, within-query R² {p['within_query'].get('r2', float('nan')):.2f})")
+        if p.half_distance is not None:
+            r2 = p.within_query.r2 if p.within_query.r2 is not None else float("nan")
+            lines.append(f"{k}: {p.verdict}, attention among copies halves every {p.half_distance:.1f} tokens "
+                         f"(rate {p.rate:.4f}/token, within-query R² {r2:.2f})")
     for k, v in (result.token_classes.get("heads") or {}).items():
         if v["groups"]:
             lines.append(f"{k} treats as one group: " + "; ".join(" ".join(repr(t) for t in g) for g in v["groups"]))
