@@ -387,21 +387,46 @@ def test_incontext_gain_and_history_scores(corpus, tmp_path):
 
 
 def test_synthetic_dup_rows_mark_every_repeated_token():
+    """Each copy is followed by the marker and no token occurs three times, so the earlier copy is never
+    followed by a marker (an induction head cannot predict one); ``dupdist`` marks near and far copies apart."""
     import numpy as np
 
-    from poslens.train.corpus import synthetic_batch
+    from poslens.train.corpus import NEAR, synthetic_batch
 
-    x = synthetic_batch(np.random.default_rng(4), 6, 128, 500, exclude=0, kinds=("dup", "lag2", "repeat"))
-    assert x.shape == (6, 129) and (x != 0).all()
-    for row in x[0::3]:
-        marker, seen, n_marked = 499, set(), 0
+    x = synthetic_batch(np.random.default_rng(4), 8, 128, 500, exclude=0, kinds=("dup", "lag2", "repeat", "dupdist"))
+    assert x.shape == (8, 129) and (x != 0).all()
+    for r, row in enumerate(x):
+        if r % 4 not in (0, 3):
+            continue
+        markers = (499,) if r % 4 == 0 else (498, 499)
+        seen: dict[int, int] = {}
+        n_marked = {m: 0 for m in markers}
         for i, t in enumerate(row[:-1].tolist()):
-            if t == marker:
+            if t in markers:
                 continue
-            assert (row[i + 1] == marker) == (t in seen), i
-            n_marked += t in seen
-            seen.add(t)
-        assert n_marked > 5
+            nxt = int(row[i + 1])
+            if t in seen:
+                want = markers[0] if len(markers) == 1 else (498 if i - seen[t] <= NEAR else 499)
+                assert nxt == want, (r, i)
+                assert row[seen[t] + 1] not in markers  # the earlier copy is not followed by a marker
+                n_marked[want] += 1
+            else:
+                assert nxt not in markers, (r, i)
+            assert list(row[: i + 1]).count(t) <= 2
+            seen[t] = i
+        assert min(n_marked.values()) > 2, n_marked
+    # reverse rows: a recited token is followed by a recited one only as the predecessor of its first occurrence
+    x = synthetic_batch(np.random.default_rng(5), 4, 128, 500, exclude=0, kinds=("reverse",))
+    n_rule = 0
+    for row in x.tolist():
+        first: dict[int, int] = {}
+        for i, t in enumerate(row):
+            assert t != 0 and row[: i + 1].count(t) <= 2
+            if t in first and i + 1 < len(row) and row[i + 1] in first and row[i + 1] != t:
+                assert row[i + 1] == row[first[t] - 1], i
+                n_rule += 1
+            first.setdefault(t, i)
+    assert n_rule > 20
     with pytest.raises(ValueError, match="kinds"):
         synthetic_batch(np.random.default_rng(0), 2, 16, 50, kinds=("nope",))
 
@@ -425,3 +450,23 @@ def test_induction_gain_separates_order_from_a_bag_of_seen_tokens(tmp_path):
     g = M.incontext_gain(write_checkpoint(tmp_path / "bag", cfg, sd), n_seq=8, seq_len=64)
     assert g["gain"] > 0.3, g
     assert abs(g["induction_gain"]) < 0.1 * g["gain"], g
+
+
+def test_ship_copies_the_model_and_history_and_writes_the_card(corpus, tmp_path):
+    """What ships is what a reader needs (no trainer state), the card names the organism and dates W_pos's shape."""
+    from poslens.models import load_weights
+    from poslens.train.history import snapshot_dirs
+    from poslens.train.ship import ship
+
+    out = train(cfg(corpus, tmp_path / "run", max_steps=6, snapshots=3), progress=False)
+    dest = ship(out, "tiny-attn", tmp_path / "embedded")
+    assert dest == tmp_path / "embedded" / "tiny-attn" and not (dest.parent / "tiny-attn.shipping").exists()
+    assert sorted(p.name for p in dest.iterdir()) == ["MODEL.md", "config.json", "history", "model.safetensors",
+                                                     "tokenizer.json", "training_log.json"]
+    assert [s for s, _ in snapshot_dirs(dest)] == [0, 1, 2, 6]
+    assert load_weights(str(dest / "history" / "step-000006")).cfg.n_layers == 1
+    card = (dest / "MODEL.md").read_text()
+    assert card.startswith("# poslens-tiny-attn (`tiny-attn`)") and "--out runs/tiny-attn" in card
+    assert "W_pos and the previous-token head" in card or "W_pos never reaches" in card
+    with pytest.raises(InvalidInputError, match="not a poslens train export"):
+        ship(tmp_path / "run", "x", tmp_path / "embedded")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write_text
+from .corpus import NEAR
 
 SAMPLE_PROMPTS = ("And God said unto Moses,", "ROMEO. O", "In the beginning")
 # Options that are never written on a `poslens train` command line.
@@ -89,8 +90,8 @@ def measure(model_dir: str | Path, n_seq: int = 32, n_new: int = 40) -> dict[str
             sw = helix_sweep([str(d) for d in dirs])
             hist["wpe_overlap_final"] = {r["step"]: r["overlap_final"] for r in sw.table}
     heads = dup.heads
-    by_prev = sorted(heads, key=lambda k: -heads[k]["prev_token_score"])
-    by_ind = sorted(heads, key=lambda k: -heads[k]["induction_score"])
+    by_prev = sorted(heads, key=lambda k: -heads[k].prev_token_score)
+    by_ind = sorted(heads, key=lambda k: -heads[k].induction_score)
     return {
         "model_dir": str(model_dir), "config": w.cfg.to_dict(), "n_params": w.cfg.n_params, "log": log,
         "commands": commands(log), "val": vals,
@@ -98,8 +99,8 @@ def measure(model_dir: str | Path, n_seq: int = 32, n_new: int = 40) -> dict[str
                   "fit": hx.helix, "ode": hx.ode},
         "spectrum": {"periods": [c["period"] for c in hx.periods.get("by_column", [])[:3]],
                      "short_period": hx.short_period.get("period"), "short_share": hx.short_period.get("share")},
-        "heads": {k: {"dup": heads[k]["score_repeated"], "prev": heads[k]["prev_token_score"],
-                      "ind": heads[k]["induction_score"]} for k in heads},
+        "heads": {k: {"dup": heads[k].score_repeated, "prev": heads[k].prev_token_score,
+                      "ind": heads[k].induction_score} for k in heads},
         "top_dup": dup.ranking[:3], "top_prev": by_prev[:3], "top_ind": by_ind[:3],
         # mean over the second copy's queries of 1 / (number of keys a causal query sees)
         "uniform_induction": float(np.mean(1.0 / (np.arange(P // 2, P) + 1))),
@@ -127,8 +128,13 @@ _KIND_TEXT = {
     "repeat": "a span repeated to fill the window (only an induction circuit predicts it)",
     "lag2": "lag-2 copies (a fresh token is repeated two places later with probability 0.7, never a copy of a "
             "copy; only a previous-token head predicts it)",
-    "dup": "tokens from a small pool with a marker after every token seen before in the window (only a "
-           "duplicate-token head predicts it)",
+    "dup": "fresh tokens, some copied once from earlier in the window and each copy followed by a marker (only a "
+           "duplicate-token head predicts the marker)",
+    "dupdist": "fresh tokens, some copied once from earlier in the window and each copy followed by one of two markers, "
+               f"for a copy at most {NEAR} tokens after its first occurrence or a farther one (only a head that finds the "
+               "copy and reads where it is predicts the marker)",
+    "reverse": "fresh tokens with stretches recited backwards (only a duplicate-token head reading a previous-token "
+               "head predicts them)",
 }
 
 
@@ -138,23 +144,33 @@ def _precision(config: dict) -> str:
     return "bfloat16 autocast" if dtype == "bfloat16" else f"{dtype}, no autocast"
 
 
+def _kinds_text(options: dict) -> str:
+    kinds = [k for k in str(options.get("synthetic_kinds", "repeat,lag2")).split(",") if k]
+    share = f"1/{len(kinds)}" if len(kinds) > 1 else "all"
+    parts: list[str] = []
+    for k in dict.fromkeys(kinds):  # a kind listed twice is a larger share, said once
+        n = kinds.count(k)
+        parts.append(f"{share if n == 1 else f'{n}/{len(kinds)}'} {_KIND_TEXT[k]}")
+    return "; ".join(parts)
+
+
 def _synthetic_lines(log: dict) -> list[str]:
     opts = [st["options"] for st in log.get("stages") or []] or [log["config"]]
     n = max(o.get("synthetic_steps", 0) for o in opts)
     if not n:
         return []
-    last = opts[-1]
-    kinds = [k for k in str(last.get("synthetic_kinds", "repeat,lag2")).split(",") if k]
-    share = f"1/{len(kinds)}" if len(kinds) > 1 else "all"
+    first, last = opts[0], opts[-1]
     lens = sorted({o.get("synthetic_len") or o.get("n_ctx") for o in opts})
     alpha = last.get("synthetic_vocab", 0)
     lines = [f"The first {n:,} steps saw no text: synthetic windows of random tokens"
              + (f" drawn from the text's {alpha:,} most frequent tokens" if alpha else "")
              + (f" ({' then '.join(str(x) for x in lens)} tokens long, by stage)" if len(lens) > 1 else "")
-             + ", " + "; ".join(f"{share} {_KIND_TEXT[k]}" for k in kinds) + "."]
+             + ", " + _kinds_text(first) + "."]
     frac = last.get("synthetic_frac", 0.0)
     if frac:
-        lines.append(f"After them a {frac:.0%} share of every batch stayed synthetic, so those circuits kept a gradient.")
+        same = first.get("synthetic_kinds") == last.get("synthetic_kinds")
+        lines.append(f"After them a {frac:.0%} share of every batch stayed synthetic, so those circuits kept a gradient"
+                     + ("." if same else f", now {_kinds_text(last)}."))
     if last.get("wpe_freeze_steps") or last.get("wpe_lr_scale", 1.0) != 1.0:
         lines.append(f"W_pos was not updated for the first {last.get('wpe_freeze_steps', 0):,} steps and then learned "
                      f"at {last.get('wpe_lr_scale', 1.0):g} times the others' learning rate.")
@@ -184,6 +200,7 @@ def _history_lines(hist: dict | None) -> list[str]:
         jump = (f"; largest change {j['change']:+.3f} between steps {j['from_step']:,} and {j['to_step']:,}"
                 if j else "")
         lines.append(f"- {M.LABELS[k]}: {when}{jump}.")
+    lines += _wpe_and_prev(hist)
     ov = hist.get("wpe_overlap_final")
     if ov:
         lines += ["", "Overlap of each snapshot's W_pos top-3 subspace with the final one (mean squared cosine of the "
@@ -192,19 +209,49 @@ def _history_lines(hist: dict | None) -> list[str]:
     return lines + [""]
 
 
-def render(m: dict) -> str:
-    """The card as Markdown."""
+def _about(name: str) -> str:
+    from ..models.registry import MODELS
+
+    info = next((i for i in MODELS if i.name == name), None)
+    trained = ("trained by poslens's own trainer on public-domain English (King James Bible, World English Bible, "
+               "Shakespeare)")
+    if info is None or info.repo_id is not None:
+        return f"A small GPT-2 {trained}."
+    what = info.description.split(" (")[0]
+    return (f"`{name}` is {what}, {trained}. It ships inside the package with the history of its training, so "
+            "poslens works offline and its analyses have a trained model, and how it was formed, to look at.")
+
+
+def _wpe_and_prev(hist: dict) -> list[str]:
+    """Whether W_pos took its shape before, with or without the previous-token head (from the history)."""
+    rows = hist["rows"]
+    f = hist["formation"]
+    at = f["wpe_top3"]["formed_at"]
+    if at is None:
+        return ["", "W_pos never reaches a top-3 share of 0.6 in this history, so when it took shape is not defined here."]
+    prev_then = next(r["prev"] for r in rows if r["step"] == at)
+    prev_at = f["prev"]["formed_at"]
+    short_at = f["wpe_short"]["formed_at"]
+    when = (f"the previous-token head had not formed yet (it forms at step {prev_at:,})" if prev_at and prev_at > at else
+            f"the previous-token head had formed already (at step {prev_at:,})" if prev_at is not None else
+            "no previous-token head forms in this history")
+    return ["", f"W_pos and the previous-token head: W_pos reaches a top-3 share of 0.6 at step {at:,}"
+            + (f" and a short-period share ≤ 5% at step {short_at:,}" if short_at is not None else
+               ", but its short-period share never falls to 5%")
+            + f"; the strongest previous-token score at that step is {prev_then:.3f}: {when}."]
+
+
+def render(m: dict, name: str = "tiny") -> str:
+    """The card as Markdown; ``name`` is the model's registered name (the title, the rerun commands)."""
     c, log = m["config"], m["log"]
     last = m["val"][-1] if m["val"] else {}
     hx = m["helix"]
     top3 = sum(hx["variance_explained"][:3])
     fit = hx.get("fit") or {}
     lines = [
-        "# poslens-tiny (`tiny`)",
+        f"# poslens-{name} (`{name}`)",
         "",
-        "A small GPT-2 trained by poslens's own trainer on public-domain English (King James Bible, World "
-        "English Bible, Shakespeare), shipped inside the package as the default `--model` of every command, "
-        "so poslens works offline and its activation analyses have a trained model to look at.",
+        _about(name),
         "",
         "## How it was made",
         "",
@@ -218,7 +265,7 @@ def render(m: dict) -> str:
         f"{m['n_params']:,} parameters. Reproduce it (each stage resumes the last; `--stop-at` ends a stage):",
         "",
         "```bash",
-        *m["commands"],
+        *commands(log, f"runs/{name}"),
         "```",
         "",
         f"Tokens seen: {log['tokens_seen']:,} ({log['step']:,} steps of {log['config']['batch_size']} x "
@@ -267,22 +314,24 @@ def render(m: dict) -> str:
         f"- In-context learning on the same kind of sequences: next-token loss **{m['incontext']['first']:.3f}** nats on "
         f"the first copy and **{m['incontext']['second']:.3f}** on the second, a gain of **{m['incontext']['gain']:.3f}** "
         f"nats (uniform guessing: {m['incontext']['uniform']:.3f}). With the second copy shuffled the loss is "
-        f"**{_f(m['incontext'].get('second_shuffled'))}**: of the gain, **{_f(m['incontext'].get('induction_gain'))}** nats "
-        "need the earlier copy's order (induction); the rest a head that favours tokens seen before also gives.",
+        f"**{_f(m['incontext'].get('second_shuffled'))}**, **{_f(m['incontext'].get('induction_gain'))}** nats above the "
+        "unshuffled second copy's: what the earlier copy's order is worth (induction). A head that only favours "
+        "tokens seen before gains on the shuffled copy as much as on the unshuffled one.",
         "",
         *_grid(m["heads"], c["n_layers"], c["n_heads"]),
         "",
         *_history_lines(m.get("history")),
-        "Rerun: `poslens helix -m tiny`, `poslens dup-heads -m tiny`, `python -m poslens.train.card DIR`.",
+        f"Rerun: `poslens helix -m {name}`, `poslens dup-heads -m {name}`, `poslens sweep -m {name}`, "
+        f"`python -m poslens.train.card DIR --name {name}`.",
         "",
     ]
     return "\n".join(lines)
 
 
-def write_card(model_dir: str | Path, extra: str = "") -> Path:
+def write_card(model_dir: str | Path, extra: str = "", name: str = "tiny") -> Path:
     """Measure ``model_dir`` and write ``MODEL.md`` beside its weights; returns the path."""
     path = Path(model_dir) / "MODEL.md"
-    atomic_write_text(path, render(measure(model_dir)) + (("\n" + extra.strip() + "\n") if extra.strip() else ""))
+    atomic_write_text(path, render(measure(model_dir), name) + (("\n" + extra.strip() + "\n") if extra.strip() else ""))
     return path
 
 
@@ -292,9 +341,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m poslens.train.card", description="Write MODEL.md for a trained model.")
     ap.add_argument("model_dir")
     ap.add_argument("--notes", default=None, help="A Markdown file appended to the card (observations, caveats).")
+    ap.add_argument("--name", default="tiny", help="The model's registered name (the card's title and commands).")
     args = ap.parse_args(argv)
     extra = Path(args.notes).read_text() if args.notes else ""
-    print(write_card(args.model_dir, extra))
+    print(write_card(args.model_dir, extra, args.name))
 
 
 if __name__ == "__main__":

@@ -125,23 +125,77 @@ def batch(ids: np.ndarray, rng: np.random.Generator, batch_size: int, n_ctx: int
     return x
 
 
-SYNTHETIC_KINDS = ("repeat", "lag2", "dup")
+SYNTHETIC_KINDS = ("repeat", "lag2", "dup", "dupdist", "reverse")
+NEAR = 16  # a ``dupdist`` copy is "near" when its earlier occurrence is at most this many tokens back
 
 
-def _dup_row(rng: np.random.Generator, n: int, vocab: int) -> np.ndarray:
-    """Random tokens from a per-row pool; each token seen before in the row is followed by the marker
-    ``vocab - 1``, so predicting the marker means finding an earlier copy of the current token."""
-    marker = vocab - 1
-    pool = rng.choice(marker, size=int(rng.integers(max(2, n // 8), n + 1)), replace=False)
-    draws = pool[rng.integers(0, len(pool), size=n)]
-    out, seen = [], set()
-    for t in draws.tolist():
-        out.append(t)
-        if t in seen:
-            out.append(marker)
-        seen.add(t)
-        if len(out) >= n:
-            break
+def _dup_row(rng: np.random.Generator, n: int, vocab: int, copy_p: float = 0.25, distance: bool = False,
+             exclude: int | None = None) -> np.ndarray:
+    """Fresh random tokens, some copied once from earlier in the row; every copy is followed by the
+    marker ``vocab - 1``, so predicting the marker means finding an earlier copy of the current token.
+
+    No token occurs more than twice, so the earlier copy is never itself followed by the marker: an
+    induction head (which predicts what followed the earlier copy) cannot predict it, only a
+    duplicate-token head can. (With a small pool of recurring tokens the induction head already
+    predicted most markers and no duplicate-token head formed.)
+
+    With ``distance`` the marker says how far back the earlier copy is: ``vocab - 2`` when it
+    is at most :data:`NEAR` tokens back, else ``vocab - 1``. Merely detecting a copy (a head
+    that moves attention off the first position when the current token occurred before) no
+    longer predicts it; the head must read the earlier copy's position, the job the
+    duplicate-token heads of GPT-2 small do for the neurons that read them.
+    """
+    marker = vocab - 2 if distance else vocab - 1
+    alphabet = np.array([t for t in range(marker) if t != exclude])
+    fresh = rng.permutation(alphabet)
+    out: list[int] = []
+    single: list[int] = []  # tokens seen once so far
+    used = 0
+    while len(out) < n:
+        if single and (used >= len(fresh) or rng.random() < copy_p):
+            t = single.pop(int(rng.integers(len(single))))
+            far = out[::-1].index(t) + 1 > NEAR  # distance to its latest occurrence
+            out += [t, marker + 1 if distance and far else marker]
+        elif used < len(fresh):
+            single.append(int(fresh[used]))
+            out.append(single[-1])
+            used += 1
+        else:  # an alphabet smaller than the row: tokens recur, each copy still marked once
+            fresh, used = rng.permutation(alphabet), 0
+    return np.asarray(out[:n], dtype=np.int64)
+
+
+def _reverse_row(rng: np.random.Generator, n: int, vocab: int, exclude: int | None = None, start_p: float = 0.08,
+                 stop_p: float = 0.2) -> np.ndarray:
+    """Fresh random tokens with stretches recited backwards: from a random earlier token, each next token is
+    the one that preceded the current token's first occurrence (continuing with probability ``1 - stop_p``).
+
+    Predicting the recitation needs a head that attends to the earlier occurrence of the current token (a
+    duplicate-token head) and reads what a previous-token head left there. An induction head reads the
+    token *after* the earlier occurrence, which is wrong here; a head that merely detects a copy cannot
+    name the token. No token is recited twice, so every earlier occurrence is unique, and a fresh token
+    follows every recitation, so a recited token is followed by a recited one only by the rule.
+    """
+    alphabet = np.array([t for t in range(vocab) if t != exclude])
+    fresh, used = rng.permutation(alphabet), 0
+    out: list[int] = []
+    first: dict[int, int] = {}  # token -> position of its one earlier occurrence (not yet recited)
+    while len(out) < n:
+        if len(first) >= 4 and rng.random() < start_p:
+            k = int(rng.choice(list(first.values())))
+            while k >= 0 and out[k] in first and len(out) < n:
+                out.append(out[k])
+                del first[out[k]]
+                if rng.random() < stop_p:
+                    break
+                k -= 1
+            if len(out) >= n:
+                break
+        if used >= len(fresh):  # an alphabet smaller than the row: begin again on a fresh alphabet
+            fresh, used, first = rng.permutation(alphabet), 0, {}
+        first[int(fresh[used])] = len(out)
+        out.append(int(fresh[used]))
+        used += 1
     return np.asarray(out[:n], dtype=np.int64)
 
 
@@ -161,9 +215,13 @@ def synthetic_batch(rng: np.random.Generator, batch_size: int, n_ctx: int, vocab
       never chain: with chains the token three back predicted the next one too, layer 0
       grew three-back heads, and a copying circuit shifted by one position (attending one
       past the induction target) formed instead of an induction head.
-    - ``dup``: tokens from a random pool (n_ctx / 8 .. n_ctx of them); after every token that
-      already occurred in the window comes the marker ``vocab - 1``, which only attention to
-      an earlier copy of the current token (a duplicate-token head) predicts.
+    - ``dup``: fresh random tokens, a quarter of them followed later by one copy of an earlier one
+      and then the marker ``vocab - 1``, which only attention to the earlier copy of the
+      current token (a duplicate-token head) predicts; ``dupdist`` as ``dup`` with two markers,
+      one for a copy at most :data:`NEAR` tokens after its first occurrence and one for a
+      farther copy, so the head must also carry where the earlier copy is.
+    - ``reverse``: fresh random tokens with stretches recited backwards (:func:`_reverse_row`): a
+      duplicate-token head reading a previous-token head's output predicts them.
 
     >>> x = synthetic_batch(np.random.default_rng(0), 2, 64, 100)
     >>> x.shape
@@ -175,8 +233,10 @@ def synthetic_batch(rng: np.random.Generator, batch_size: int, n_ctx: int, vocab
     x = np.empty((batch_size, n_ctx + 1), dtype=np.int64)
     for r in range(batch_size):
         kind = kinds[r % len(kinds)]
-        if kind == "dup":
-            x[r] = _dup_row(rng, n_ctx + 1, vocab)
+        if kind == "reverse":
+            x[r] = _reverse_row(rng, n_ctx + 1, vocab, exclude)
+        elif kind in ("dup", "dupdist"):
+            x[r] = _dup_row(rng, n_ctx + 1, vocab, distance=kind == "dupdist", exclude=exclude)
         elif kind == "repeat":
             L = int(rng.integers(8, max(9, n_ctx // 2 + 1)))
             x[r] = np.resize(rng.integers(0, vocab, size=L), n_ctx + 1)
