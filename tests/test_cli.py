@@ -28,10 +28,10 @@ def test_help_everywhere():
 def test_models_lists_every_registered_name():
     r = run("models")
     assert r.exit_code == 0
-    for name in ("tiny", "gpt2", "gpt2-xl", "distilgpt2", "battlestar", "eowyn"):
+    for name in ("tiny", "tiny-attn", "gpt2", "gpt2-xl", "distilgpt2", "battlestar", "eowyn"):
         assert name in r.output
     data = json.loads(run("models", "--json").output)
-    assert len(data["models"]) == 43 and "gpt2" in data["families"] and "pythia" in data["families"]
+    assert len(data["models"]) == 44 and "gpt2" in data["families"] and "pythia" in data["families"]
     assert set(data["architectures"]) == {"gpt2", "gpt_neo", "opt", "gpt_neox", "llama"}
     only = run("models", "--family", "pythia-deduped").output
     rows = [line.split()[0] for line in only.splitlines() if line and not line.startswith(("Families", "Architectures", "Also"))]

@@ -82,11 +82,12 @@ def test_reduce_layer_on_handmade_pattern():
 
 
 def test_sinks_on_tiny_every_input_kind():
-    r = S.attention_sinks(Runner(load_weights("tiny")), S.Options(n_seq=3))
+    w = load_weights("tiny")
+    r = S.attention_sinks(Runner(w), S.Options(n_seq=3))
     assert [run.inputs for run in r.runs] == ["random_tokens", "repeated_token", "text", "positional"]
     for run in r.runs:
-        assert run.layers == (0, 1, 2, 3) and 0.0 <= run.sink_share <= 1.0
-        assert len(run.heads) == 4 * 8 and len(run.key_profile) == 64
+        assert run.layers == tuple(range(w.cfg.n_layers)) and 0.0 <= run.sink_share <= 1.0
+        assert len(run.heads) == w.cfg.n_layers * w.cfg.n_heads and len(run.key_profile) == 64
     assert r.skipped_inputs == () and r.limits == ""
     assert S.summarize(r)
 
@@ -138,8 +139,9 @@ def test_probe_measure_exact_channel_and_noise():
 
 
 def test_probe_on_tiny_text_and_partial_gpt2(partial_ckpt):
-    r = PP.position_probe(Runner(load_weights("tiny")), PP.Options(n_seq=12, seq_len=64))
-    assert r.inputs == "text" and [p.point for p in r.points] == [0, 1, 2, 3, 4]
+    w = load_weights("tiny")
+    r = PP.position_probe(Runner(w), PP.Options(n_seq=12, seq_len=64))
+    assert r.inputs == "text" and [p.point for p in r.points] == list(range(w.cfg.n_layers + 1))
     assert r.best_relative < 0.5  # tiny's learned W_pos makes position readable
     p = PP.position_probe(Runner(load_weights(str(partial_ckpt))), PP.Options(n_seq=4, seq_len=64))
     assert p.inputs == "positional" and [q.point for q in p.points] == [0] and "mlp.c_fc.weight" in p.limits

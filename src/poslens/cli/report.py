@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import DEFAULT_MODEL, device_option, dtype_option, model_option, out_option
+from .common import device_option, dtype_option, model_option, out_option
 
 
 @click.command("report")
@@ -29,7 +29,7 @@ def report_cmd(model, out, device, dtype, only, skip, quick, full, sets, list_st
     """Run every analysis the model supports and write one self-contained HTML page.
 
     \b
-    poslens report                                  # the embedded tiny model
+    poslens report                                  # the shipped organisms, tiny and tiny-attn
     poslens report --model gpt2 --out gpt2-report   # GPT-2 small
     poslens report -m tiny -m gpt2                  # several models: index.html + one page each
     poslens report --quick --only helix,geometry_spectra,verdicts   # a first look (--list names the stages)
@@ -39,6 +39,7 @@ def report_cmd(model, out, device, dtype, only, skip, quick, full, sets, list_st
     into an existing report recomputes those sections and keeps the others.
     """
     from ..errors import InvalidInputError
+    from ..models.registry import ORGANISMS
     from ..report import build_report, default_stages
 
     if quick and full:
@@ -49,7 +50,7 @@ def report_cmd(model, out, device, dtype, only, skip, quick, full, sets, list_st
         for st in default_stages():
             click.echo(f"{st.name:<16} {st.title}  (needs: {', '.join(st.needs) or 'nothing'})")
         return
-    models = list(model) or [DEFAULT_MODEL]
+    models = list(model) or list(ORGANISMS)
     out = Path(out) if out is not None else Path("poslens-out") / "report"
     page, reports = build_report(
         models, out, only=only, skip=skip, size=size, sets=sets, device=device, dtype=dtype,

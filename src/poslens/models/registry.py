@@ -75,7 +75,12 @@ def _hub(name: str, repo: str, family: str, description: str) -> ModelInfo:
 
 
 MODELS: tuple[ModelInfo, ...] = (
-    ModelInfo("tiny", None, ("poslens-tiny",), "poslens", "poslens's own small GPT-2, shipped in the package (offline)"),
+    ModelInfo("tiny", None, ("poslens-tiny",), "poslens",
+              "poslens's positional organism: a 3-layer GPT-2 on English whose W_pos learned a smooth arc "
+              "(embedded, offline, with its training history)"),
+    ModelInfo("tiny-attn", None, ("poslens-tiny-attn",), "poslens",
+              "poslens's circuit organism: a 2-layer attention-only GPT-2 with previous-token and induction heads "
+              "(embedded, offline, with its training history)"),
     ModelInfo("gpt2", "openai-community/gpt2", ("gpt2-small",), "gpt2", "OpenAI GPT-2 small, 124M"),
     ModelInfo("gpt2-medium", "openai-community/gpt2-medium", (), "gpt2", "OpenAI GPT-2 medium, 355M"),
     ModelInfo("gpt2-large", "openai-community/gpt2-large", (), "gpt2", "OpenAI GPT-2 large, 774M"),
@@ -104,6 +109,9 @@ MODELS: tuple[ModelInfo, ...] = (
     _hub("qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B", "llama-style", "Qwen2.5 0.5B (QKV biases, grouped-query)"),
     _hub("mistral-7b", "mistralai/Mistral-7B-v0.1", "llama-style", "Mistral 7B v0.1 (sliding window 4096)"),
 )
+
+# The organisms shipped inside the package; `poslens report` with no --model covers them all.
+ORGANISMS: tuple[str, ...] = tuple(m.name for m in MODELS if m.repo_id is None)
 
 # Families a user can ask for at once (--family). "gpt2" is the nine models the helix seed plots.
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -163,15 +171,13 @@ def resolve(spec: str, revision: str | None = None) -> ModelSource:
     info = _BY_NAME.get(name.lower())
     if info is not None:
         if info.repo_id is None:
-            if rev is not None:
-                raise UnknownModelError(
-                    f"'{spec}': the embedded model '{info.name}' has no revisions; use --model {info.name}"
-                )
             d = info.embedded_dir
             if not (d / "config.json").is_file():
                 raise UnknownModelError(
                     f"the embedded model '{info.name}' is not installed in {d}; reinstall poslens"
                 )
+            if rev is not None:
+                return ModelSource(label=f"{info.name}@{rev}", local_dir=_snapshot(info, d, rev), info=info)
             return ModelSource(label=info.name, local_dir=d, info=info)
         if rev is not None and info.checkpoints:
             step = _step_of(rev, info)
@@ -191,6 +197,26 @@ def resolve(spec: str, revision: str | None = None) -> ModelSource:
         f"unknown model '{name}'{suggest(name.lower(), _BY_NAME)}; run `poslens models` for the list, "
         "or give a hub id (owner/name) or a checkpoint directory"
     )
+
+
+def _snapshot(info: ModelInfo, d: Path, rev: str) -> Path:
+    """The folder of an embedded model's training-history snapshot ``rev`` (a step: ``1449`` or ``step-1449``)."""
+    import json
+
+    manifest = d / "history" / "manifest.json"
+    snaps = {int(s["step"]): s["dir"] for s in json.loads(manifest.read_text())["snapshots"]} if manifest.is_file() else {}
+    if not snaps:
+        raise UnknownModelError(f"the embedded model '{info.name}' ships no training history; use --model {info.name}")
+    digits = rev.removeprefix("step-").removeprefix("step")
+    if not digits.isdigit():
+        raise UnknownModelError(f"'{info.name}@{rev}': a revision of an embedded model is a training step, one of "
+                                f"{', '.join(map(str, snaps))}")
+    step = int(digits)
+    if step not in snaps:
+        near = min(snaps, key=lambda s: abs(s - step))
+        raise UnknownModelError(f"{info.name} has no snapshot at step {step}; the nearest is {near} "
+                                f"(steps: {', '.join(map(str, snaps))})")
+    return d / "history" / snaps[step]
 
 
 def _step_of(rev: str, info: ModelInfo) -> int | None:
