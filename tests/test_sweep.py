@@ -77,6 +77,16 @@ def test_a_single_odd_checkpoint_is_a_spike_not_a_smooth_series():
     assert [s["index"] for s in spikes(x)] == [9]
 
 
+def test_a_share_of_attention_must_move_by_an_absolute_amount_to_jump():
+    """A head score that never leaves ~0.01 has a range-relative "jump" of a thousandth; the share floor drops it."""
+    x = np.r_[np.full(8, 0.0100), np.full(8, 0.0106)] + np.random.default_rng(0).normal(0, 1e-6, 16)
+    x[12] += 0.0008  # and an odd checkpoint of the same size
+    assert jumps(x)["jumps"] and spikes(x)
+    assert jumps(x, {"min_abs": 0.05})["jumps"] == [] and spikes(x, {"min_abs": 0.05}) == []
+    y = np.r_[np.full(8, 0.01), np.full(8, 0.6)]
+    assert [j["index"] for j in jumps(y, {"min_abs": 0.05})["jumps"]] == [8]
+
+
 # ----------------------------------------------------------------------------- revisions
 
 

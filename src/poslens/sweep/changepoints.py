@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-DEFAULTS = dict(beta=3.0, floor=0.01, kappa=5.0, min_jump=0.1, min_size=3, spike_kappa=6.0)
+DEFAULTS = dict(beta=3.0, floor=0.01, kappa=5.0, min_jump=0.1, min_size=3, spike_kappa=6.0, min_abs=0.0)
 
 
 def describe(params: dict | None = None) -> dict:
@@ -45,7 +45,8 @@ def describe(params: dict | None = None) -> dict:
         "penalty": f"beta * sigma^2 * log(n), beta = {p['beta']}",
         "sigma": f"1.4826 * MAD(second differences) / sqrt(6), at least {p['floor']} x the series' range",
         "jump": f"the fitted segments differ at the boundary by > {p['kappa']} standard errors (from sigma) "
-                f"and > {p['min_jump']} x range",
+                f"and > {p['min_jump']} x range"
+                + (f" (and, for a share of attention, by at least {p['min_abs']})" if p.get("min_abs") else ""),
         "spike": f"off both neighbours the same way by > {p['spike_kappa']} sigma and > {p['min_jump']} x range",
         **p,
     }
@@ -117,7 +118,8 @@ def jumps(values, params: dict | None = None) -> dict:
         if nxt == i + 2:
             span = left[1] - 1, segs[nxt][0]
         step = x[span[1]] - x[span[0]]
-        if abs(z) > p["kappa"] and abs(g) > p["min_jump"] * rng and step * g > 0 and abs(step) >= 0.5 * abs(g):
+        if (abs(z) > p["kappa"] and abs(g) > p["min_jump"] * rng and abs(g) >= p["min_abs"] and step * g > 0
+                and abs(step) >= 0.5 * abs(g)):
             d = np.diff(x[span[0]:span[1] + 1]) * np.sign(g)
             where = span[0] + 1 + int(np.argmax(d))  # the largest single step in the jump's direction
             found.append({"index": int(idx[where]), "size": float(g), "z": float(z)})
@@ -148,6 +150,6 @@ def spikes(values, params: dict | None = None) -> list[dict]:
     for i in range(1, n - 1):
         a, b = x[i] - x[i - 1], x[i] - x[i + 1]
         dev = math.copysign(min(abs(a), abs(b)), a)
-        if a * b > 0 and abs(dev) > p["spike_kappa"] * sigma and abs(dev) > p["min_jump"] * rng:
+        if a * b > 0 and abs(dev) > p["spike_kappa"] * sigma and abs(dev) > p["min_jump"] * rng and abs(dev) >= p["min_abs"]:
             out.append({"index": int(idx[i]), "deviation": float(dev), "z": float(dev / sigma)})
     return out

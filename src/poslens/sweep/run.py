@@ -19,6 +19,12 @@ from .grid import Revision, revisions
 from .store import Store, canonical, code_version
 
 SWEEP_FORMAT = "poslens-sweep/1"
+SHARE_MIN_JUMP = 0.05  # the smallest change in a head's share of attention flagged as a jump or a spike
+
+
+def _is_share(metric: str) -> bool:
+    """``best_*_score`` metrics are a head's share of attention, on an absolute 0..1 scale."""
+    return metric.startswith("best_") and metric.endswith("_score")
 
 
 def _source_stamp(rev: Revision) -> dict:
@@ -158,10 +164,13 @@ def merge(tasks: list[dict], store: Store, cp_params: dict | None = None, failed
                         row["head"] = head
                     series.append(row)
                 values = [row["value"] for row in series]
-                jumps = CP.jumps(values, cp_params)
+                # a head's share of attention moving by less than SHARE_MIN_JUMP is no mechanism forming,
+                # however flat the rest of its series is
+                params = {**(cp_params or {}), "min_abs": SHARE_MIN_JUMP} if _is_share(name) else cp_params
+                jumps = CP.jumps(values, params)
                 for j in jumps["jumps"]:
                     series[j["index"]]["flags"].append(f"jump {j['size']:+.4g} (z {j['z']:.1f})")
-                for s in CP.spikes(values, cp_params):
+                for s in CP.spikes(values, params):
                     series[s["index"]]["flags"].append(f"spike {s['deviation']:+.4g} off both neighbours")
                     flags[m].setdefault(series[s["index"]]["revision"], []).append(f"{name} spike")
                 for row in series:
@@ -177,7 +186,8 @@ def merge(tasks: list[dict], store: Store, cp_params: dict | None = None, failed
         "revisions": {m: [rev_info[(m, r)] for r in revs[m]] for m in models},
         "analyses": {a: {"options": next(t["options"] for t in tasks if t["analysis"] == a),
                          "metrics": ANALYSES[a].metrics} for a in analyses},
-        "change_points": CP.describe(cp_params),
+        "change_points": {**CP.describe(cp_params), "share_min_jump": f"a best_*_score (a head's share of attention) "
+                          f"must also move by at least {SHARE_MIN_JUMP} to count as a jump or a spike"},
         "metrics": metrics,
         "flags": {m: {r: v for r, v in f.items()} for m, f in flags.items()},
         "fingerprints": fingerprints,
