@@ -24,7 +24,7 @@ import numpy as np
 from ...errors import InvalidInputError
 from ...models.runner import Runner
 from ...results import Result
-from .baselines import Comparison, compare, head_pool, random_head_sets, random_neurons, random_subspace
+from .baselines import Comparison, against, compare, head_pool, random_head_sets, random_neurons, random_subspace
 from .intervention import Intervention, _layer
 from .metrics import Metric, MetricStore
 from .run import as_run_kwargs, input_shape, run_variants
@@ -170,7 +170,6 @@ def summarize(result: AblationResult) -> list[str]:
     lines = ["ablated: " + "; ".join(iv["name"] for iv in result.interventions) + f" on {result.n_sequences} sequences"]
     for name, e in result.effects.items():
         for lab, x in ([("", e)] if isinstance(e, Comparison) else e.items()):
-            b = x.baseline
-            lines.append(f"{name}{' ' + lab if lab else ''}: effect {x.effect:+.4g} vs random "
-                         f"{b.mean:+.4g} ± {b.std:.3g} (n={b.n}), z = {x.z:.2f}")
+            lines.append(f"{name}{' ' + lab if lab else ''}: effect {x.effect:+.4g} vs "
+                         + against(x.baseline, x.z, "random"))
     return lines + list(result.notes)

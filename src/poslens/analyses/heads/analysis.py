@@ -124,7 +124,7 @@ def duplicate_heads(
              for r, k in enumerate(ranking)}
     dups = [k for k in ranking if heads[k].is_duplicate]
     if not dups:
-        notes.append(f"no head scored >= {o.threshold} ({o.rank_by}); best is {ranking[0]} at {heads[ranking[0]].score:.3f}")
+        notes.append(f"no head scored >= {o.threshold} ({o.rank_by}); best is head {ranking[0]} at {heads[ranking[0]].score:.3f}")
     if o.profile_heads is None and not dups:
         notes.append("no decay profiles: no duplicate-token head (pass --profile-heads to profile chosen heads)")
     # decay profiles
