@@ -99,7 +99,8 @@ def verdict_rows(ctx, results: dict, o: dict) -> list[dict]:
             v = WEAK
         rows.append(_row("helix", name["helix"], "helix", v, "helix fit R²", r2, o["helix_r2"],
                          f"top-3 PCs hold {top3:.1%} of W_pos's variance (needs ≥ {o['helix_top3']:.0%}); "
-                         f"period {h['helix']['period']:.1f} positions, {h['helix']['turns']:.2f} turns"))
+                         f"period {h['helix']['period']:.1f} positions, {h['helix']['turns']:.2f} turns"
+                         + (" (under one turn: a smooth arc, not yet a helix)" if h["helix"]["turns"] < 1 else "")))
     # -- head roles, from the profile
     p = results.get("profile")
     roles = {"previous_token": "previous-token score", "duplicate_token": "duplicate-token score",

@@ -61,9 +61,14 @@ _F32_EPS = float(np.finfo(np.float32).eps)
 def spectrum_metrics(sv: np.ndarray, shape: tuple[int, ...]) -> dict[str, Any]:
     """The slides' anisotropy metrics of one matrix from its singular values.
 
+    A matrix of zeros (an attention-only model's MLP) has rank 0 and no condition number.
+
     >>> m = spectrum_metrics(np.array([2.0, 2.0, 0.0]), (3, 3))
     >>> m["effective_rank"], m["numerical_rank"], m["condition"]
     (2.0, 2, inf)
+    >>> m = spectrum_metrics(np.zeros(3), (3, 3))
+    >>> m["effective_rank"], m["numerical_rank"], m["condition"]
+    (0.0, 0, nan)
     """
     sv = np.sort(np.asarray(sv, dtype=np.float64))[::-1]
     smax = float(sv[0]) if sv.size else 0.0
@@ -74,15 +79,16 @@ def spectrum_metrics(sv: np.ndarray, shape: tuple[int, ...]) -> dict[str, Any]:
     H = float(-(nz * np.log(nz)).sum())
     with np.errstate(divide="ignore"):
         logs = np.log(sv)
+    zero = smax == 0.0
     return {
         "shape": list(shape),
         "sigma_max": smax,
         "sigma_min": smin,
-        "condition": smax / smin if smin > 0 else math.inf,
+        "condition": math.nan if zero else smax / smin if smin > 0 else math.inf,
         "log_volume": float(logs.sum()),
         "entropy": H,
-        "effective_rank": math.exp(H),
-        "numerical_rank": int((sv > smax * max(shape) * _F32_EPS).sum()),
+        "effective_rank": 0.0 if zero else math.exp(H),
+        "numerical_rank": 0 if zero else int((sv > smax * max(shape) * _F32_EPS).sum()),
         "frobenius": float(np.sqrt((sv**2).sum())),
     }
 
@@ -366,6 +372,13 @@ def summarize(result: SpectraResult) -> list[str]:
     """Short lines for the CLI and the report."""
     lines = []
     for m, by_layer in result.matrices.items():
+        zero = [k for k, v in by_layer.items() if v["sigma_max"] == 0]
+        if zero:
+            lines.append(f"{m}: all zero in layer{'s' if len(zero) > 1 else ''} {_span([int(k) for k in zero])} "
+                         "(no spectrum: an attention-only model's MLP, or a pruned matrix)")
+        by_layer = {k: v for k, v in by_layer.items() if k not in zero}
+        if not by_layer:
+            continue
         er = [v["effective_rank"] for v in by_layer.values()]
         full = min(next(iter(by_layer.values()))["shape"])
         cond = [v["condition"] for v in by_layer.values()]
