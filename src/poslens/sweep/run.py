@@ -187,7 +187,7 @@ def merge(tasks: list[dict], store: Store, cp_params: dict | None = None, failed
         "analyses": {a: {"options": next(t["options"] for t in tasks if t["analysis"] == a),
                          "metrics": ANALYSES[a].metrics} for a in analyses},
         "change_points": {**CP.describe(cp_params), "share_min_jump": f"a best_*_score (a head's share of attention) "
-                          f"must also move by at least {SHARE_MIN_JUMP} to count as a jump or a spike"},
+                          f"must move by at least {SHARE_MIN_JUMP} to count as a jump or a spike"},
         "metrics": metrics,
         "flags": {m: {r: v for r, v in f.items()} for m, f in flags.items()},
         "fingerprints": fingerprints,
