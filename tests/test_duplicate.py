@@ -248,10 +248,10 @@ def test_pattern_spread_by_hand():
     uni = torch.tril(torch.ones(1, P, P))
     s = pattern_spread(torch.cat([local, uni]) / torch.cat([local, uni]).sum(-1, keepdim=True), min_query=32,
                        local_window=8)
-    assert s["0"]["kind"] == "local" and s["0"]["span50"] == 2 and s["0"]["span90"] == 4
-    assert s["0"]["share_last_window"] == pytest.approx(1.0)
-    assert s["1"]["kind"] == "uniform" and s["1"]["entropy_ratio"] == pytest.approx(1.0)
-    assert s["1"]["mean_distance"] == pytest.approx(np.mean([q / 2 for q in range(32, P)]))
+    assert s["0"].kind == "local" and s["0"].span50 == 2 and s["0"].span90 == 4
+    assert s["0"].share_last_window == pytest.approx(1.0)
+    assert s["1"].kind == "uniform" and s["1"].entropy_ratio == pytest.approx(1.0)
+    assert s["1"].mean_distance == pytest.approx(np.mean([q / 2 for q in range(32, P)]))
 
 
 def test_partial_gpt2_positional_inputs(partial_ckpt):
@@ -259,14 +259,14 @@ def test_partial_gpt2_positional_inputs(partial_ckpt):
     pos = positional_attention(Runner(w), [0])
     # Real GPT-2 small weights: 0.5 and 0.11 spread over the whole context, the others keep half
     # their attention within the last 30 positions, as the seed says of text.
-    assert set(pos["uniform"]) == {"0.5", "0.11"}
-    assert len(pos["local"]) == 10 and not pos["mixed"]
-    assert all(pos["heads"][k]["span50"] <= 30 for k in pos["local"])
-    assert pos["heads"]["0.11"]["entropy_ratio"] > 0.85 and pos["heads"]["0.5"]["attention_to_first"] > 0.1
+    assert set(pos.uniform) == {"0.5", "0.11"}
+    assert len(pos.local) == 10 and not pos.mixed
+    assert all(pos.heads[k].span50 <= 30 for k in pos.local)
+    assert pos.heads["0.11"].entropy_ratio > 0.85 and pos.heads["0.5"].attention_to_first > 0.1
     with pytest.raises(MissingTensorError, match="wte.weight"):
         duplicate_heads(w)
     r = duplicate_heads(w, positional_only=True)
-    assert not r.heads and r.positional["uniform"] == pos["uniform"]
+    assert not r.heads and r.positional.uniform == pos.uniform
     checks = {c.what: c for c in r.checks}
     assert all(c.reproduced for c in checks.values()) and len(checks) == 2
     assert all(c.note for c in checks.values())

@@ -320,7 +320,7 @@ def test_pipeline_runs_end_to_end_on_tiny(tmp_path):
     from poslens.viz.duplicate import neuron_figures
 
     h = duplicate_heads(w, n_seq=4, seq_len=64, n_text_seq=2, text=None)
-    assert len(h.heads) == w.cfg.n_layers * w.cfg.n_heads and h.positional["heads"]
+    assert len(h.heads) == w.cfg.n_layers * w.cfg.n_heads and h.positional.heads
     n = duplicate_neurons(w, n_seq=2, seq_len=64, k_examples=4, n_scale_tokens=256)
     assert n.decomposition["reconstruction_error"] < 1e-6 and n.grid_shape[0] * n.grid_shape[1] == w.cfg.d_mlp
     assert n.top_examples and n.decomposition["text_source"] == "poslens sample text"

@@ -16,39 +16,41 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analyses.heads.measure import DecayProfile
+from ..analyses.heads.measure import DecayProfile, PositionalSpread
 from ..analyses.heads.result import HeadScores
 from .rows import ClaimRow, is_gpt2_small
 
 STUDY = "the duplicate-token heads and neurons post"
 
 
-def duplicate_heads_rows(cfg, label: str, heads: dict[str, HeadScores], profiles: dict[str, DecayProfile], pos: dict) -> list[ClaimRow]:
+def duplicate_heads_rows(cfg, label: str, heads: dict[str, HeadScores], profiles: dict[str, DecayProfile],
+                         pos: PositionalSpread | None) -> list[ClaimRow]:
     """The post's GPT-2 small claims against a duplicate-heads result's parts, on GPT-2 small only."""
     if not is_gpt2_small(cfg, label):
         return []
     out = []
     if pos:
-        hs = pos["heads"]
-        kinds = {k: v["kind"] for k, v in hs.items()}
-        where = (f"measured on positional inputs alone (token embedding zero), queries {pos['min_query']}.."
-                 f"{pos['seq_len'] - 1}; the post's statement is about text")
-        v11 = hs.get("0.11", {})
+        hs = pos.heads
+        kinds = {k: v.kind for k, v in hs.items()}
+        where = (f"measured on positional inputs alone (token embedding zero), queries {pos.min_query}.."
+                 f"{pos.seq_len - 1}; the post's statement is about text")
+        v11 = hs.get("0.11")
+        nan = float("nan")
         out.append(_row(
             what="layer-0 head 0.11 attends nearly uniformly", published="uniform", ours=kinds.get("0.11"),
             reproduced=kinds.get("0.11") == "uniform",
-            note=f"entropy ratio {v11.get('entropy_ratio', float('nan')):.3f} (uniform threshold {pos['uniform_entropy']}); "
-                 f"mean distance {v11.get('mean_distance', float('nan')):.0f} against {pos['uniform_mean_distance']:.0f} for "
+            note=f"entropy ratio {v11.entropy_ratio if v11 else nan:.3f} (uniform threshold {pos.uniform_entropy}); "
+                 f"mean distance {v11.mean_distance if v11 else nan:.0f} against {pos.uniform_mean_distance:.0f} for "
                  f"exactly uniform attention; {where}"))
         broad = sorted((k for k, v in kinds.items() if v != "local"), key=lambda k: int(k.split(".")[1]))
         local = [k for k in hs if kinds[k] == "local"]
-        spans = [hs[k]["span50"] for k in local]
-        span90 = [hs[k]["span90"] for k in local]
+        spans = [hs[k].span50 for k in local]
+        span90 = [hs[k].span90 for k in local]
         out.append(_row(
             what="most layer-0 heads attend to the previous ~30 tokens; the exceptions are 0.5 and 0.11",
             published="all but 0.5 and 0.11 local", ours=f"{len(local)} of 12 local; not local: {', '.join(broad) or 'none'}",
             reproduced=set(broad) == {"0.5", "0.11"},
-            note=(f"local = half the attention within the last {pos['local_window']} positions; the local heads' "
+            note=(f"local = half the attention within the last {pos.local_window} positions; the local heads' "
                   f"span50 is {min(spans):.0f}-{max(spans):.0f} and span90 {min(span90):.0f}-{max(span90):.0f} positions; "
                   + where) if local else where))
     if heads:

@@ -98,18 +98,18 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
         fig.colorbar(im, ax=ax)
         paths.append(save_png(fig, out / f"dup_token_classes_{k}.png"))
     if result.positional:
-        pos = result.positional["heads"]
+        pos = result.positional.heads
         names = list(pos)
-        x = [pos[k]["span50"] for k in names]
-        y = [pos[k]["entropy_ratio"] for k in names]
+        x = [pos[k].span50 for k in names]
+        y = [pos[k].entropy_ratio for k in names]
         if png_wanted():
             fig, ax = plt.subplots(figsize=(6, 4))
             colours = {"local": "tab:blue", "uniform": "tab:red", "mixed": "tab:gray"}
-            ax.scatter(x, y, c=[colours[pos[k]["kind"]] for k in names])
+            ax.scatter(x, y, c=[colours[pos[k].kind] for k in names])
             for k, a, b in zip(names, x, y):
                 ax.annotate(k, (a, b), fontsize=8)
             ax.set_xscale("log")
-            ax.axvline(result.positional["local_window"], color="k", lw=0.5, ls="--")
+            ax.axvline(result.positional.local_window, color="k", lw=0.5, ls="--")
             ax.set_xlabel("span holding half the attention (positions, log)")
             ax.set_ylabel("entropy / uniform entropy")
             ax.set_ylim(0, 1.05)

@@ -38,20 +38,23 @@ from ...lazy import exports
 if TYPE_CHECKING:
     from .analysis import duplicate_heads
     from .harvest import PatternStats, copy_pairs, pattern_stats, positional_attention, text_windows, token_classes
-    from .measure import DecayFit, DecayProfile, class_groups, decay_profile, duplicate_mask, induction_mask, pattern_spread
+    from .measure import (DecayFit, DecayProfile, HeadSpread, PositionalSpread, class_groups, decay_profile,
+                          duplicate_mask, induction_mask, pattern_spread)
     from .options import Options, check_heads, check_layers
     from .result import DupHeadsResult, HeadScores, summarize
 
 __getattr__ = exports(__name__, {
     ".analysis": ("duplicate_heads",),
     ".harvest": ("PatternStats", "copy_pairs", "pattern_stats", "positional_attention", "text_windows", "token_classes"),
-    ".measure": ("DecayFit", "DecayProfile", "class_groups", "decay_profile", "duplicate_mask", "induction_mask", "pattern_spread"),
+    ".measure": ("DecayFit", "DecayProfile", "HeadSpread", "PositionalSpread", "class_groups", "decay_profile",
+                 "duplicate_mask", "induction_mask", "pattern_spread"),
     ".options": ("Options", "check_heads", "check_layers"),
     ".result": ("DupHeadsResult", "HeadScores", "summarize"),
 })
 
 __all__ = [
     "DupHeadsResult", "HeadScores", "Options", "PatternStats", "check_heads", "check_layers", "class_groups", "copy_pairs",
-    "DecayFit", "DecayProfile", "decay_profile", "duplicate_heads", "duplicate_mask", "induction_mask", "pattern_spread", "pattern_stats",
+    "DecayFit", "DecayProfile", "HeadSpread", "PositionalSpread", "decay_profile", "duplicate_heads", "duplicate_mask",
+    "induction_mask", "pattern_spread", "pattern_stats",
     "positional_attention", "summarize", "text_windows", "token_classes",
 ]

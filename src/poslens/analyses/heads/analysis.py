@@ -55,7 +55,7 @@ def duplicate_heads(
                                  "pass --positional-only to run just the positional-attention part", weights.label)
     runner = runner if runner is not None else Runner(weights, device=device, dtype=dtype)
     notes: list[str] = []
-    pos = positional_attention(runner, [0]) if (o.positional or o.positional_only) else {}
+    pos = positional_attention(runner, [0]) if (o.positional or o.positional_only) else None
     if o.positional_only:
         return DupHeadsResult(model=weights.label, processing=weights.processing, options=options, positional=pos,
                               notes=["positional inputs only: token scores were not computed"],

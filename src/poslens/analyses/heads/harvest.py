@@ -12,7 +12,7 @@ import torch
 
 from ...errors import InvalidInputError
 from ...models.runner import Runner
-from .measure import class_groups, duplicate_mask, induction_mask, pattern_spread
+from .measure import HeadSpread, PositionalSpread, class_groups, duplicate_mask, induction_mask, pattern_spread
 
 
 @dataclass
@@ -197,7 +197,7 @@ def positional_attention(
     min_query: int = 100,
     uniform_entropy: float = 0.85,
     exclude_first: bool = True,
-) -> dict[str, Any]:
+) -> PositionalSpread:
     """Attention of each head when the input is the positional embeddings alone (token embedding zero).
 
     Needs only W_pos and the attention and LayerNorm-1 weights of ``layers`` (deeper
@@ -205,7 +205,7 @@ def positional_attention(
     head the numbers of :func:`pattern_spread` over ``seq_len`` (default n_ctx) positions.
 
     >>> r = positional_attention(Runner(load_weights("../shared/data/gpt2-small-partial")))  # doctest: +SKIP
-    >>> r["local"], r["uniform"]                                                            # doctest: +SKIP
+    >>> r.local, r.uniform                                                                  # doctest: +SKIP
     """
     cfg = runner.cfg
     P = min(seq_len or cfg.n_ctx, cfg.n_ctx)
@@ -214,19 +214,18 @@ def positional_attention(
     mq = min(min_query, P // 2)
     layers = list(layers)
     pats = runner.run(embed=torch.zeros(1, P, cfg.d_model), hooks=[f"blocks.{l}.attn.hook_pattern" for l in layers])
-    heads: dict[str, Any] = {}
+    heads: dict[str, HeadSpread] = {}
     for l in layers:
         spread = pattern_spread(pats[f"blocks.{l}.attn.hook_pattern"][0], mq, local_window, uniform_entropy, exclude_first)
         heads.update({f"{l}.{h}": v for h, v in spread.items()})
-    return {
-        "seq_len": P, "local_window": local_window, "min_query": mq, "uniform_entropy": uniform_entropy,
-        "exclude_first": exclude_first, "heads": heads,
-        # What a perfectly uniform head would show, to read mean_distance against.
-        "uniform_mean_distance": float(torch.arange(mq, P).double().mul(0.5).mean()),
-        "local": [k for k, v in heads.items() if v["kind"] == "local"],
-        "uniform": [k for k, v in heads.items() if v["kind"] == "uniform"],
-        "mixed": [k for k, v in heads.items() if v["kind"] == "mixed"],
-    }
+    return PositionalSpread(
+        seq_len=P, local_window=local_window, min_query=mq, uniform_entropy=uniform_entropy,
+        exclude_first=exclude_first, heads=heads,
+        uniform_mean_distance=float(torch.arange(mq, P).double().mul(0.5).mean()),
+        local=[k for k, v in heads.items() if v.kind == "local"],
+        uniform=[k for k, v in heads.items() if v.kind == "uniform"],
+        mixed=[k for k, v in heads.items() if v.kind == "mixed"],
+    )
 
 
 def text_windows(text: str, tokenizer, seq_len: int, n_max: int, bos: int | None = None) -> torch.Tensor:

@@ -150,13 +150,44 @@ def decay_profile(qid: np.ndarray, dist: np.ndarray, att: np.ndarray, max_distan
         verdict="unknown" if hd is None else ("decaying" if hd < uniform_half_distance else "uniform"))
 
 
+@dataclass(frozen=True)
+class HeadSpread:
+    """How far back one head looks (:func:`pattern_spread`): ``kind`` is local / uniform / mixed."""
+
+    span50: float
+    span90: float
+    share_last_window: float
+    mean_distance: float
+    attention_to_first: float
+    entropy_ratio: float
+    kind: str
+
+
+@dataclass(frozen=True)
+class PositionalSpread:
+    """Layer-0 (or chosen layers') attention on positional inputs alone (token embedding zero):
+    each head's :class:`HeadSpread` over queries ``min_query .. seq_len - 1``, the heads of each
+    kind, and ``uniform_mean_distance``, what exactly uniform attention would show."""
+
+    seq_len: int
+    local_window: int
+    min_query: int
+    uniform_entropy: float
+    exclude_first: bool
+    heads: dict[str, HeadSpread]
+    uniform_mean_distance: float
+    local: list[str]
+    uniform: list[str]
+    mixed: list[str]
+
+
 def pattern_spread(
     pattern: torch.Tensor,
     min_query: int = 100,
     local_window: int = 30,
     uniform_entropy: float = 0.85,
     exclude_first: bool = True,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, HeadSpread]:
     """How far back each head looks: ``pattern`` is ``[head, query, key]`` of one sequence.
 
     Per head, averaged over queries ``q >= min_query``:
@@ -175,7 +206,7 @@ def pattern_spread(
     uniform_entropy``; else ``mixed``.
 
     >>> p = torch.tril(torch.ones(1, 200, 200)); p = p / p.sum(-1, keepdim=True)
-    >>> pattern_spread(p, min_query=100)["0"]["kind"]
+    >>> pattern_spread(p, min_query=100)["0"].kind
     'uniform'
     """
     pat = torch.as_tensor(pattern)
@@ -188,7 +219,7 @@ def pattern_spread(
     # Row j of `back` is the key j positions behind the query (masked where j > q).
     back_idx = (q[:, None] - torch.arange(K)[None, :]).clamp(min=0)
     n_keys = (q if exclude_first else q + 1).double()
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, HeadSpread] = {}
     for h in range(H):  # one head at a time keeps memory at [q, k] for n_ctx 1024
         p = pat[h, mq:].double()
         cum = (torch.gather(p, 1, back_idx) * valid).cumsum(-1)
@@ -205,8 +236,7 @@ def pattern_spread(
             entropy_ratio=float(ratio.mean()),
         )
         uniform = d["entropy_ratio"] >= uniform_entropy
-        d["kind"] = "local" if d["span50"] <= local_window else ("uniform" if uniform else "mixed")
-        out[str(h)] = d
+        out[str(h)] = HeadSpread(**d, kind="local" if d["span50"] <= local_window else ("uniform" if uniform else "mixed"))
     return out
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...results import ClaimRow, Result
-from .measure import DecayProfile
+from .measure import DecayProfile, PositionalSpread
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class DupHeadsResult(Result):
     duplicate_heads: list[str] = field(default_factory=list)
     profiles: dict[str, DecayProfile] = field(default_factory=dict)
     token_classes: dict[str, Any] = field(default_factory=dict)
-    positional: dict[str, Any] = field(default_factory=dict)
+    positional: PositionalSpread | None = None
     data: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     checks: list[ClaimRow] = field(default_factory=list)
@@ -81,9 +81,9 @@ def summarize(result: DupHeadsResult) -> list[str]:
             lines.append(f"{k} treats as one group: " + "; ".join(" ".join(repr(t) for t in g) for g in v["groups"]))
     if result.positional:
         p = result.positional
-        lines.append(f"positional inputs alone ({p['seq_len']} positions): half the attention within the last "
-                     f"{p['local_window']} positions for {', '.join(p['local']) or 'none'}; nearly uniform "
-                     f"{', '.join(p['uniform']) or 'none'}; mixed {', '.join(p['mixed']) or 'none'}")
+        lines.append(f"positional inputs alone ({p.seq_len} positions): half the attention within the last "
+                     f"{p.local_window} positions for {', '.join(p.local) or 'none'}; nearly uniform "
+                     f"{', '.join(p.uniform) or 'none'}; mixed {', '.join(p.mixed) or 'none'}")
     for c in result.checks:
         lines.append(f"seed: {c.what}: {'reproduced' if c.reproduced else 'NOT reproduced'} (ours: {c.ours})")
     lines += result.notes

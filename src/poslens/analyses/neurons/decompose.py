@@ -114,7 +114,7 @@ def decompose_neuron(
     s_bar = float(mlp_scale) if mlp_scale is not None else float(s2[keep].mean() if keep.any() else s2.mean())
     spread = pattern_spread(A, min_query=max(1, P // 4), local_window=local_window, uniform_entropy=uniform_entropy)
     if uniform_heads is None:
-        uniform_heads = [h for h in range(cfg.n_heads) if h != hd and spread[str(h)]["kind"] == "uniform"]
+        uniform_heads = [h for h in range(cfg.n_heads) if h != hd and spread[str(h)].kind == "uniform"]
     roles = {h: "duplicate" if h == hd else ("uniform" if h in uniform_heads else "current") for h in range(cfg.n_heads)}
     copies = _copies(tokens, ignore)
     frm, c, _ = pos_norm_const(weights, pos_norm_from)
