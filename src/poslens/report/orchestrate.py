@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..code_version import code_version
+from ..harvest import Harvest, Harvester
 from ..errors import InvalidInputError, NotApplicableError, PoslensError, suggest
 from ..io import atomic_write_text
 from ..results import Result, to_jsonable
@@ -41,21 +42,6 @@ SIZES = ("quick", "default", "full")
 
 
 # ---- stages ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Harvest:
-    """One forward pass a stage wants: an input set (named by ``dataset``) and hooks.
-
-    Stages naming the same ``dataset`` share one pass whose hooks are the union of theirs;
-    ``make_input(ctx)`` returns the keyword arguments of :meth:`Runner.run` (``tokens=`` or
-    ``embed=``, optionally ``batch_size=``), so it must be the same for every stage that
-    names the dataset (put the sizes in the name: ``"repeats:n=64:len=50"``).
-    """
-
-    dataset: str
-    make_input: Callable[[Context], dict]
-    hooks: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -221,9 +207,7 @@ class Context:
         self._memo: dict[Any, Any] = {}
         self.running: str | None = None  # the stage whose run is in progress
         self.booked: dict[str, float] = {}  # seconds of a stage's work done before it ran (see memo)
-        self._plan: dict[str, tuple[Callable, set[str], int]] = {}
-        self._acts: dict[str, Any] = {}
-        self.passes: list[dict] = []  # forward passes actually run (for the page and tests)
+        self.harvester = Harvester(lambda: self.runner, owner=self)  # the shared forward passes
         # Read by stages that depend on others (the model profile): --set overrides of every
         # stage, finished stages' results (computed or cached), and whether to show progress.
         self.overrides: dict[str, dict] = {}
@@ -303,33 +287,22 @@ class Context:
                 return f"needs {what}, which {self.label} does not have (missing {shown})"
         return None
 
-    # -- shared forward passes
+    # -- shared forward passes (poslens.harvest)
     def plan(self, harvests: Iterable[Harvest]) -> None:
-        for h in harvests:
-            make, hooks, readers = self._plan.get(h.dataset, (h.make_input, set(), 0))
-            self._plan[h.dataset] = (make, hooks | set(h.hooks), readers + 1)
+        self.harvester.plan(harvests)
 
     def activations(self, dataset: str):
         """The activations of the planned pass ``dataset`` (every planned hook)."""
-        if dataset not in self._acts:
-            if dataset not in self._plan:
-                raise KeyError(f"no forward pass planned for '{dataset}' (declare it in the stage's harvests)")
-            make, hooks, _ = self._plan[dataset]
-            kwargs = dict(make(self))
-            t0 = time.perf_counter()
-            order = {n: i for i, n in enumerate(self.runner.hook_names())}
-            self._acts[dataset] = self.runner.run(hooks=sorted(hooks, key=lambda n: order.get(n, -1)), **kwargs)
-            self.passes.append({"dataset": dataset, "hooks": len(hooks), "seconds": round(time.perf_counter() - t0, 3)})
-        return self._acts[dataset]
+        return self.harvester.activations(dataset)
 
     def release(self, datasets: Iterable[str]) -> None:
         """A reader of each of ``datasets`` is done; free a pass once it has no readers left."""
-        for d in datasets:
-            if d in self._plan:
-                make, hooks, readers = self._plan[d]
-                self._plan[d] = (make, hooks, readers - 1)
-                if readers - 1 <= 0:
-                    self._acts.pop(d, None)
+        self.harvester.release(datasets)
+
+    @property
+    def passes(self) -> list[dict]:
+        """Forward passes actually run (for the page and tests)."""
+        return self.harvester.passes
 
 
 # ---- fingerprints and cache ------------------------------------------------------------
