@@ -63,7 +63,7 @@ def test_planted_neuron_is_the_only_one_with_its_slope(planted, words):
     norms = np.array(r.pvo_norms)
     assert np.delete(norms, planted.neuron).max() < 1e-4 * norms[planted.neuron]
     f = r.fits[str(planted.neuron)]
-    assert f["slope"] == pytest.approx(SLOPE, rel=1e-3) and f["r2"] > 0.9999 and abs(f["zero_crossing"]) < 0.5
+    assert f.slope == pytest.approx(SLOPE, rel=1e-3) and f.r2 > 0.9999 and abs(f.zero_crossing) < 0.5
     # |PVO| is the norm over every position of the raw product: |slope| * sqrt(sum i^2) (times sqrt(1 + eps))
     n_ctx = load_weights(str(planted.path)).cfg.n_ctx
     assert norms[planted.neuron] == pytest.approx(abs(SLOPE) * math.sqrt(sum(i * i for i in range(n_ctx))), rel=1e-4)

@@ -92,10 +92,10 @@ def duplicate_neurons_rows(cfg, label: str, r) -> list[ClaimRow]:
                          f"std {ms['std']:.3f}; within 15% and a coefficient of variation below 0.15 count as reproduced"))
     if r.head != "0.5":
         return out
-    sel = [r.fits[str(n)] for n in r.selected if r.fits.get(str(n), {}).get("zero_crossing") is not None]
+    sel = [r.fits[str(n)] for n in r.selected if str(n) in r.fits and r.fits[str(n)].zero_crossing is not None]
     if sel and r.selection.startswith("|PVO| >"):
-        zc = float(np.median([f["zero_crossing"] for f in sel]))
-        r2 = float(np.median([f["r2"] for f in sel]))
+        zc = float(np.median([f.zero_crossing for f in sel]))
+        r2 = float(np.median([f.r2 for f in sel]))
         out.append(_row(what="neurons with |PVO| > 30 have linear PVO crossing zero near position 500",
                         published="linear, zero at ~500", ours=f"{len(sel)} neurons; median zero crossing {zc:.0f}, "
                         f"median R² {r2:.2f}", reproduced=abs(zc - 500) <= 100 and r2 >= 0.9,

@@ -39,7 +39,7 @@ GPT-2 small figures are in :mod:`poslens.claims.duplicate_heads_post`; figures i
 >>> from poslens.models import load_weights
 >>> from poslens.analyses.neurons import duplicate_neurons
 >>> r = duplicate_neurons(load_weights("gpt2"), head=(0, 5), neuron=1168)    # doctest: +SKIP
->>> r.fits["1168"]["zero_crossing"], r.decomposition["extra_vs_distance"]["fit_measured"]  # doctest: +SKIP
+>>> r.fits["1168"].zero_crossing, r.decomposition["extra_vs_distance"]["fit_measured"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from .options import Options
     from .premise import first_layers, layer_names, neuron_read, not_applicable_reason, token_path_names
     from .pvo import combined_positional, grid_shape, linear_fit, neuron_ov, pvo_matrix
-    from .result import DupNeuronsResult, summarize
+    from .result import DupNeuronsResult, NeuronFit, summarize
 
 __getattr__ = exports(__name__, {
     ".analysis": ("duplicate_neurons",),
@@ -66,11 +66,11 @@ __getattr__ = exports(__name__, {
     ".options": ("Options",),
     ".premise": ("first_layers", "layer_names", "neuron_read", "not_applicable_reason", "token_path_names"),
     ".pvo": ("combined_positional", "grid_shape", "linear_fit", "neuron_ov", "pvo_matrix"),
-    ".result": ("DupNeuronsResult", "summarize"),
+    ".result": ("DupNeuronsResult", "NeuronFit", "summarize"),
 })
 
 __all__ = [
-    "DupNeuronsResult", "LN_SCALES", "Options", "combined_positional", "decompose_neuron", "duplicate_neurons",
+    "DupNeuronsResult", "LN_SCALES", "NeuronFit", "Options", "combined_positional", "decompose_neuron", "duplicate_neurons",
     "first_layers", "grid_shape", "layer_names", "layernorm_scale_study", "linear_fit", "ln1_multiplier_curve",
     "neuron_ov", "neuron_read", "not_applicable_reason", "pos_norm_const", "pvo_matrix", "rel_error", "summarize",
     "token_path_names", "top_activating_examples",

@@ -20,7 +20,7 @@ from .layernorm import layernorm_scale_study, ln1_multiplier_curve
 from .options import Options
 from .premise import first_layers, layer_names, not_applicable_reason, token_path_names
 from .pvo import combined_positional, grid_shape, linear_fit, pvo_matrix
-from .result import DupNeuronsResult
+from .result import DupNeuronsResult, NeuronFit
 
 
 def _default_head(weights: Weights, seq_len: int, seed: int) -> tuple[tuple[int, int], str]:
@@ -152,7 +152,8 @@ def duplicate_neurons(
     pos_idx = np.arange(cfg.n_ctx)
     ff = min(int(o.fit_from), cfg.n_ctx - 2)
     fit_neurons = list(dict.fromkeys([*selected, neuron]))
-    fits = {str(n): {**linear_fit(curves_all[ff:, n].numpy(), pos_idx[ff:]), "norm": float(norms[n])} for n in fit_neurons}
+    fits = {str(n): NeuronFit(**linear_fit(curves_all[ff:, n].numpy(), pos_idx[ff:]), norm=float(norms[n]))
+            for n in fit_neurons}
     curves = {str(n): curves_all[:, n].tolist() for n in list(dict.fromkeys([neuron, *selected]))[:o.max_curves]}
 
     # The seed's combined positional curve for the decomposed neuron (weights only).

@@ -9,6 +9,21 @@ from ...results import ClaimRow, Result
 
 
 @dataclass(frozen=True)
+class NeuronFit:
+    """A neuron's PVO against position (:func:`~poslens.analyses.neurons.pvo.linear_fit` over the
+    fitted positions): the line's ``slope`` (per position), ``intercept``, ``r2``, the position
+    where it crosses zero (None for a flat line), ``n`` positions, and ``norm`` = |PVO| over
+    every position."""
+
+    slope: float | None
+    intercept: float | None
+    r2: float | None
+    zero_crossing: float | None
+    n: int
+    norm: float
+
+
+@dataclass(frozen=True)
 class DupNeuronsResult(Result):
     """PVO analysis of one head, per-head decomposition of one neuron, top activating examples.
 
@@ -27,7 +42,7 @@ class DupNeuronsResult(Result):
     grid_shape: list[int] = field(default_factory=list)
     selected: list[int] = field(default_factory=list)
     selection: str = ""
-    fits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fits: dict[str, NeuronFit] = field(default_factory=dict)
     curves: dict[str, list[float]] = field(default_factory=dict)
     ln1_multiplier: list[float] = field(default_factory=list)
     mlp_scale: dict[str, Any] = field(default_factory=dict)
@@ -48,9 +63,10 @@ def summarize(r: DupNeuronsResult) -> list[str]:
     """Short lines for the terminal and the report."""
     lines = [f"head {r.head} ({r.head_choice}) into layer {r.layer}'s MLP: {len(r.selected)} neuron(s) selected by "
              f"{r.selection}: {', '.join(map(str, r.selected[:10]))}{' ...' if len(r.selected) > 10 else ''}"]
-    f = r.fits.get(str(r.neuron), {})
-    lines.append(f"neuron {r.neuron}: |PVO| {_f(f.get('norm'))}, PVO slope {_f(f.get('slope'))}/position, "
-                 f"zero at {_f(f.get('zero_crossing'), '.0f')}, R² {_f(f.get('r2'), '.3f')}")
+    f = r.fits.get(str(r.neuron))
+    if f is not None:
+        lines.append(f"neuron {r.neuron}: |PVO| {_f(f.norm)}, PVO slope {_f(f.slope)}/position, "
+                     f"zero at {_f(f.zero_crossing, '.0f')}, R² {_f(f.r2, '.3f')}")
     st = r.ln_scale
     if "approx_error" in st:
         lines.append(f"LayerNorm scale: seed's approximation off by {st['approx_error']['mean_abs']:.2%} on average "
