@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -65,7 +66,16 @@ def describe(ckpt: Checkpoint) -> dict:
         "tensors_missing": missing,
         "complete": not missing,
         "tokenizer_files": sorted(ckpt.tokenizer_files()),
+        "history_steps": _history_steps(ckpt.path),
     }
+
+
+def _history_steps(path) -> list[int]:
+    """The training steps of a `poslens train --snapshots` history beside the checkpoint (none: [])."""
+    manifest = Path(path) / "history" / "manifest.json" if path is not None else None
+    if manifest is None or not manifest.is_file():
+        return []
+    return sorted(int(s["step"]) for s in json.loads(manifest.read_text()).get("snapshots", []))
 
 
 @click.command("inspect")
@@ -97,3 +107,7 @@ def inspect_cmd(model: str, as_json: bool):
     else:
         tok = f"none: GPT-2's has 50257 tokens, more than this model's {c['d_vocab']}; analyses that need text will say so"
     click.echo(f"  tokenizer: {tok}")
+    if info["history_steps"]:
+        steps = info["history_steps"]
+        click.echo(f"  training history: {len(steps)} snapshots, steps {', '.join(map(str, steps))} "
+                   f"(load one as {model.split('@')[0]}@STEP; `poslens sweep -m {model.split('@')[0]}` measures them all)")
