@@ -259,6 +259,20 @@ def test_bad_input(planted, partial_ckpt):
         duplicate_neurons(w, head=(0, 1), uniform_heads=[(1, 0)])
 
 
+def test_an_attention_only_model_has_no_neuron_to_read_the_head(planted):
+    """All-zero MLPs (poslens train --attn-only): the analysis says it does not apply instead of fitting zeros."""
+    from safetensors.torch import load_file
+
+    from poslens.errors import NotApplicableError
+    from poslens.models.weights import Weights
+
+    w = load_weights(str(planted.path))
+    sd = {k: (torch.zeros_like(v) if ".mlp." in k else v) for k, v in load_file(str(planted.path / "model.safetensors")).items()}
+    zero = Weights.from_state_dict(sd, w.cfg, label="attn-only")
+    with pytest.raises(NotApplicableError, match="layer 0's MLP of attn-only is all zero"):
+        duplicate_neurons(zero, head=(0, 1))
+
+
 @pytest.mark.parametrize("args, message", [
     (["--neuron", "99999"], "neuron 99999 does not exist"),
     (["--head", "0.9"], "head 0.9 does not exist"),

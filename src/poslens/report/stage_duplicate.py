@@ -75,7 +75,10 @@ def premise(ctx) -> str | None:
         return None
     p = profile_for(ctx)
     if p.duplicate_head is not None:
-        return None
+        from ..analyses.neurons.premise import zero_mlp_reason
+
+        why = zero_mlp_reason(ctx.weights, 0)
+        return f"not applicable: {why}" if why else None
     best = p.best.get("duplicate_token")
     th = p.thresholds.get("duplicate_token")
     if best is None:

@@ -18,7 +18,7 @@ from .decompose import decompose_neuron
 from .examples import top_activating_examples
 from .layernorm import layernorm_scale_study, ln1_multiplier_curve
 from .options import Options
-from .premise import first_layers, layer_names, not_applicable_reason, token_path_names
+from .premise import first_layers, layer_names, not_applicable_reason, token_path_names, zero_mlp_reason
 from .pvo import combined_positional, grid_shape, linear_fit, pvo_matrix
 from .result import DupNeuronsResult, NeuronFit
 
@@ -85,6 +85,9 @@ def duplicate_neurons(
     if head is None:
         head, head_choice = _default_head(weights, o.seq_len, o.seed)
     L, hd = head
+    why = zero_mlp_reason(weights, L)
+    if why:
+        raise NotApplicableError(f"the duplicate-neuron analysis does not apply: {why}")
     if L > 0:
         notes.append(f"head {L}.{hd} is not in layer 0: PVO, its curves and the seed's LayerNorm formulas read W_pos "
                      "directly and ignore the layers before; the decomposition stays exact")

@@ -37,6 +37,15 @@ def not_applicable_reason(cfg, label: str = "this model") -> str | None:
     return None
 
 
+def zero_mlp_reason(weights: Weights, layer: int) -> str | None:
+    """Why no neuron of ``layer`` can read a head: its MLP is all zero (an attention-only model), or None."""
+    name = layer_names(layer, ("mlp.W_in",))[0]
+    if weights.has(name) and not bool(weights.get(name).any()):
+        return (f"layer {layer}'s MLP of {weights.label} is all zero (an attention-only model): no neuron reads "
+                "the head, so there is no PVO to measure")
+    return None
+
+
 def first_layers(weights: Weights, n_layers: int) -> Weights:
     """The model's first ``n_layers`` layers (plus embeddings and final LayerNorm) as a Weights
     of their own, so processing and forward passes touch nothing deeper.
