@@ -120,6 +120,8 @@ def test_decay_profile_fits_known_rates():
     assert flat.verdict == "uniform"
     none = decay_profile(np.array([]), np.array([]), np.array([]))
     assert none.verdict == "no duplicates" and none.reason
+    grow = decay_profile(qid, dist, np.exp(0.05 * dist) * 0.01, min_pairs=1)  # favours the earliest copy
+    assert grow.verdict == "growing" and grow.rate == pytest.approx(-0.05, rel=1e-9)
 
 
 # ---------------------------------------------------------------------------- pooled scoring

@@ -90,7 +90,8 @@ def decay_profile(qid: np.ndarray, dist: np.ndarray, att: np.ndarray, max_distan
       the decay with how many competitors a query has.
 
     Verdict: ``decaying`` when the half-distance is below ``uniform_half_distance``
-    tokens, else ``uniform``.
+    tokens, ``growing`` when attention instead doubles within that many tokens (the head
+    favours the earliest copy), else ``uniform``.
 
     >>> qid = np.repeat(np.arange(50), 3); dist = np.tile([1, 5, 9], 50).astype(float)
     >>> att = np.exp(-0.1 * dist) / 3
@@ -147,7 +148,19 @@ def decay_profile(qid: np.ndarray, dist: np.ndarray, att: np.ndarray, max_distan
         n_pairs=int(len(att)), distances=d_vals[ok].tolist(), mean_attention=means[ok].tolist(),
         n_at_distance=counts[ok].tolist(), within_query=wq, mean_fit=mf, half_distance=hd,
         rate=wq.rate if wq.rate is not None else mf.rate,
-        verdict="unknown" if hd is None else ("decaying" if hd < uniform_half_distance else "uniform"))
+        verdict=_decay_verdict(hd, wq.rate if wq.rate is not None else mf.rate, uniform_half_distance))
+
+
+def _decay_verdict(half_distance: float | None, rate: float | None, uniform_half_distance: float) -> str:
+    """decaying (halves within ``uniform_half_distance`` tokens), growing (doubles within it: the
+    earliest copy is favoured), else uniform."""
+    if half_distance is None:
+        return "unknown"
+    if half_distance < uniform_half_distance:
+        return "decaying"
+    if rate is not None and rate < 0 and math.log(2) / -rate < uniform_half_distance:
+        return "growing"
+    return "uniform"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ and its lines for the terminal and the report."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,8 +75,10 @@ def summarize(result: DupHeadsResult) -> list[str]:
     for k, p in result.profiles.items():
         if p.half_distance is not None:
             r2 = p.within_query.r2 if p.within_query.r2 is not None else float("nan")
-            lines.append(f"{k}: {p.verdict}, attention among copies halves every {p.half_distance:.1f} tokens "
-                         f"(rate {p.rate:.4f}/token, within-query R² {r2:.2f})")
+            how = (f"attention among copies doubles every {-math.log(2) / p.rate:.1f} tokens of distance (the earliest "
+                   "copy is favoured)" if p.verdict == "growing"
+                   else f"attention among copies halves every {p.half_distance:.1f} tokens")
+            lines.append(f"{k}: {p.verdict}, {how} (rate {p.rate:.4f}/token, within-query R² {r2:.2f})")
     for k, v in (result.token_classes.get("heads") or {}).items():
         if v["groups"]:
             lines.append(f"{k} treats as one group: " + "; ".join(" ".join(repr(t) for t in g) for g in v["groups"]))
