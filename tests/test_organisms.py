@@ -53,8 +53,9 @@ def test_tiny_has_the_smooth_w_pos_its_card_reports():
     assert sum(hx.variance_explained[:3]) >= 0.6 and hx.short_period["share"] <= 0.05
 
 
-def test_tiny_attn_has_an_induction_head_and_the_sweep_finds_when_it_formed(tmp_path):
+def test_tiny_attn_has_duplicate_token_and_induction_heads_and_the_sweep_finds_when_they_formed(tmp_path):
     s = M.mechanism_scores("tiny-attn", n_seq=8)
+    assert s["dup"] >= 0.3 and s["dup_head"].startswith("0."), s  # in layer 0, where the neuron sections look
     assert s["induction"] >= 0.3 and s["incontext_gain"] >= 0.3 and s["induction_gain"] >= 0.3, s
     r = CliRunner().invoke(cli, ["sweep", "-m", "tiny-attn", "-a", "heads", "--executor", "serial", "--no-page",
                                  "-o", str(tmp_path / "sw")])

@@ -155,20 +155,26 @@ def _kinds_text(options: dict) -> str:
 
 
 def _synthetic_lines(log: dict) -> list[str]:
-    opts = [st["options"] for st in log.get("stages") or []] or [log["config"]]
+    stages = log.get("stages") or [{"from_step": 0, "options": log["config"]}]
+    opts = [st["options"] for st in stages]
     n = max(o.get("synthetic_steps", 0) for o in opts)
     if not n:
         return []
-    first, last = opts[0], opts[-1]
+    last = opts[-1]
     lens = sorted({o.get("synthetic_len") or o.get("n_ctx") for o in opts})
     alpha = last.get("synthetic_vocab", 0)
-    lines = [f"The first {n:,} steps saw no text: synthetic windows of random tokens"
+    lines = [f"The first {n:,} steps saw no text, only synthetic windows of random tokens"
              + (f" drawn from the text's {alpha:,} most frequent tokens" if alpha else "")
-             + (f" ({' then '.join(str(x) for x in lens)} tokens long, by stage)" if len(lens) > 1 else "")
-             + ", " + _kinds_text(first) + "."]
+             + (f" ({' then '.join(str(x) for x in lens)} tokens long, by stage)" if len(lens) > 1 else "") + "."]
+    ends = [st["from_step"] for st in stages[1:]] + [log["step"]]
+    during = [(st["from_step"], min(end, n), st["options"]) for st, end in zip(stages, ends) if st["from_step"] < n]
+    if len(during) == 1:
+        lines.append(f"Their rows: {_kinds_text(during[0][2])}.")
+    else:
+        lines += [f"Steps {a:,}–{b:,}: {_kinds_text(o)}." for a, b, o in during]
     frac = last.get("synthetic_frac", 0.0)
     if frac:
-        same = first.get("synthetic_kinds") == last.get("synthetic_kinds")
+        same = during[-1][2].get("synthetic_kinds") == last.get("synthetic_kinds")
         lines.append(f"After them a {frac:.0%} share of every batch stayed synthetic, so those circuits kept a gradient"
                      + ("." if same else f", now {_kinds_text(last)}."))
     if last.get("wpe_freeze_steps") or last.get("wpe_lr_scale", 1.0) != 1.0:
