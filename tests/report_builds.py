@@ -1,6 +1,6 @@
-"""Real reports shared by the page tests: tiny and the partial GPT-2 small, at the quick size.
+"""Real reports shared by the page tests: the two organisms and the partial GPT-2 small, at the quick size.
 
-Both are built into a directory the whole session shares (under pytest-xdist, every
+Each is built into a directory the whole session shares (under pytest-xdist, every
 worker's base temporary directory has the same parent), one build at a time under a file
 lock, so the second test module or worker that asks for one reuses the first one's cache
 (a report reruns from cache in seconds).
@@ -48,6 +48,10 @@ def _locked(path: Path):
 
 def tiny_report(tmp_path_factory):
     return build(tmp_path_factory, "tiny", "tiny")
+
+
+def tiny_attn_report(tmp_path_factory):
+    return build(tmp_path_factory, "tiny-attn", "tiny-attn")
 
 
 def gpt2_partial_report(tmp_path_factory):

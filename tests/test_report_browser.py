@@ -282,6 +282,14 @@ def test_tiny_report_layout_fits(browser, tmp_path_factory):
     _check_layout(browser, page, "tiny")
 
 
+def test_tiny_attn_report_layout_fits(browser, tmp_path_factory):
+    """The second organism's page: the duplicate-token head's decay and token-class figures among them."""
+    from report_builds import tiny_attn_report
+
+    page, _ = tiny_attn_report(tmp_path_factory)
+    _check_layout(browser, page, "tiny-attn")
+
+
 def test_gpt2_partial_report_layout_fits(browser, tmp_path_factory):
     from report_builds import gpt2_partial_report
 
