@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -72,10 +71,11 @@ def describe(ckpt: Checkpoint) -> dict:
 
 def _history_steps(path) -> list[int]:
     """The training steps of a `poslens train --snapshots` history beside the checkpoint (none: [])."""
-    manifest = Path(path) / "history" / "manifest.json" if path is not None else None
-    if manifest is None or not manifest.is_file():
+    from ..train.history import MANIFEST, history_dir, snapshot_dirs
+
+    if path is None or not (history_dir(path) / MANIFEST).is_file():
         return []
-    return sorted(int(s["step"]) for s in json.loads(manifest.read_text()).get("snapshots", []))
+    return [step for step, _ in snapshot_dirs(path)]
 
 
 @click.command("inspect")
