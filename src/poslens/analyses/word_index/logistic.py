@@ -9,7 +9,7 @@ them to scikit-learn's optimum. The objective is scikit-learn's for ``lbfgs``:
     mean_i CE(softmax(x_i W + b), y_i) + ||W||^2 / (2 C n)      (intercept not penalised)
 
 stopped, as scikit-learn's L-BFGS-B is, when every gradient entry is at most ``tol``.
-Computed in float64, so the stopping test is not lost in rounding.
+Computed in float64 unless told otherwise, so the stopping test is not lost in rounding.
 
 >>> X = torch.randn(3, 200, 5, dtype=torch.float64)     # 3 feature sets, 200 rows, 5 features
 >>> y = torch.randint(0, 4, (200,))
@@ -46,14 +46,25 @@ def with_bias(X: torch.Tensor) -> torch.Tensor:
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a * b).sum((-2, -1))
+    return torch.einsum("...ij,...ij->...", a, b)  # no [.., d, K] temporary, unlike (a * b).sum
+
+
+def principal_axes(X: torch.Tensor) -> torch.Tensor:
+    """``Q [G, d, d]``: the eigenvectors of each ``X[g]``'s uncentred second moment, the basis
+    :func:`fit_softmax` works in; computed once, it serves every fit on (a subset of) those rows."""
+    return torch.linalg.eigh(X.transpose(1, 2) @ X / X.shape[1])[1]
 
 
 def fit_softmax(X: torch.Tensor, y: torch.Tensor, n_classes: int, C: torch.Tensor, W0: torch.Tensor | None = None,
-                max_iter: int = 1000, tol: float = 1e-4) -> SoftmaxFit:
+                max_iter: int = 1000, tol: float = 1e-4, dtype: torch.dtype = torch.float64,
+                axes: torch.Tensor | None = None) -> SoftmaxFit:
     """Fit ``G x m`` problems: group ``g`` reads features ``X[g]`` (``[G, n, d]``, no intercept
     column) with labels ``y`` (``[n]``, 0..n_classes-1, shared), problem ``(g, j)`` has inverse
-    regularisation ``C[g, j]``. ``W0`` (``[G, m, d + 1, K]``) warm-starts.
+    regularisation ``C[g, j]``. ``W0`` (``[G, m, d + 1, K]``) warm-starts. ``dtype`` float32
+    halves the time but near the optimum rounding can stop the line search before the
+    tolerance is met (such problems end with ``converged`` False): good enough to choose C by,
+    and a float64 fit started from it finishes in a few iterations. ``axes`` (from
+    :func:`principal_axes`, e.g. of all rows when fitting a subset) saves the eigendecomposition.
 
     >>> fit_softmax(X, y, 4, torch.ones(1, 1)).W[0, 0, -1]   # intercepts   # doctest: +SKIP
     """
@@ -63,7 +74,7 @@ def fit_softmax(X: torch.Tensor, y: torch.Tensor, n_classes: int, C: torch.Tenso
     if small:
         torch.set_num_threads(1)
     try:
-        return _fit(X, y, n_classes, C, W0, max_iter, tol)
+        return _fit(X, y, n_classes, C, W0, max_iter, tol, dtype, axes)
     finally:
         if small:
             torch.set_num_threads(threads)
@@ -77,19 +88,24 @@ def _fit(
     W0: torch.Tensor | None = None,
     max_iter: int = 1000,
     tol: float = 1e-4,
+    dtype: torch.dtype = torch.float64,
+    axes: torch.Tensor | None = None,
 ) -> SoftmaxFit:
-    X = X.to(torch.float64)
+    X = X.to(dtype)
+    tiny = torch.finfo(dtype).tiny
     G, n, d = X.shape
     d1, m, K = d + 1, C.shape[1], n_classes
     # Work on the features' principal axes: a rotation leaves the objective (and the L2
     # penalty) unchanged, and there the loss's curvature is close to diagonal, so the
     # diagonal c * variance + penalty is a good first guess at the Hessian (L-BFGS's H0).
-    var, Q = torch.linalg.eigh(X.transpose(1, 2) @ X / n)
-    var = torch.cat([var.clamp_min(0), var.new_ones(G, 1)], 1)[:, None, :, None]  # [G, 1, d1, 1]
-    X1 = with_bias(X @ Q)
-    Y = torch.nn.functional.one_hot(y.long(), K).to(torch.float64)  # [n, K]
-    lam = (1.0 / (C.to(torch.float64) * n))[:, :, None, None]  # [G, m, 1, 1]
-    mask = torch.ones(d1, 1, dtype=torch.float64)
+    Q = (principal_axes(X) if axes is None else axes).to(dtype)
+    XQ = X @ Q
+    var = XQ.square().mean(1)  # the eigenvalues, or the variances along axes fitted on other rows
+    var = torch.cat([var, var.new_ones(G, 1)], 1)[:, None, :, None]  # [G, 1, d1, 1]
+    X1 = with_bias(XQ)
+    Y = torch.nn.functional.one_hot(y.long(), K).to(dtype)  # [n, K]
+    lam = (1.0 / (C.to(dtype) * n))[:, :, None, None]  # [G, m, 1, 1]
+    mask = torch.ones(d1, 1, dtype=dtype)
     mask[-1] = 0.0  # the intercept is not penalised
 
     def rotate(W: torch.Tensor, back: bool) -> torch.Tensor:
@@ -125,18 +141,19 @@ def _fit(
         for gi in (~out).any(1).nonzero().flatten().tolist():
             cols = (~out[gi]).nonzero().flatten()
             gg = g[gi, cols]
-            back = torch.cat([Q[gi] @ gg[:, :d], gg[:, d:]], 1)
+            # one [d, d] x [d, cols * K] product: broadcasting Q over cols runs K-wide ones, 2-6x slower
+            back = torch.cat([torch.einsum("ij,cjk->cik", Q[gi], gg[:, :d]), gg[:, d:]], 1)
             out[gi, cols] = back.abs().amax((-2, -1)) > tol
         return out
 
-    W = torch.zeros(G, m, d1, K, dtype=torch.float64) if W0 is None else rotate(W0.to(torch.float64), back=False)
+    W = torch.zeros(G, m, d1, K, dtype=dtype) if W0 is None else rotate(W0.to(dtype), back=False)
     f, g = fg(W, lam)
     n_iter = torch.zeros(G, m, dtype=torch.long)
     active = above_tol(g)
     stalled = torch.zeros_like(active)
     # H0 = gamma * P, P the diagonal curvature at uniform p (p(1 - p) ~ 1/K) plus the penalty
     P = 1.0 / (var / K + lam * mask)  # [G, m, d1, 1]
-    gamma = torch.ones(G, m, dtype=torch.float64)
+    gamma = torch.ones(G, m, dtype=dtype)
     S: list[torch.Tensor] = []
     Yh: list[torch.Tensor] = []
     rho: list[torch.Tensor] = []
@@ -162,7 +179,7 @@ def _fit(
             gd = torch.where(bad, -_dot(g, g), gd)
         step = step * active[..., None, None]
         # backtracking Armijo line search, each problem with its own step length
-        t = torch.ones(G, m, dtype=torch.float64)
+        t = torch.ones(G, m, dtype=dtype)
         done = ~active
         Wn, fn_, gn_ = W.clone(), f.clone(), g.clone()
         for _ in range(MAX_HALVINGS):
@@ -174,19 +191,19 @@ def _fit(
             if done.all():
                 break
             # minimiser of the quadratic through f, the slope gd and ft, kept within [t/10, t/2]
-            tq = -gd * t * t / (2 * (ft - f - gd * t)).clamp_min(1e-300)
+            tq = -gd * t * t / (2 * (ft - f - gd * t)).clamp_min(tiny)
             t = torch.where(done, t, torch.minimum(torch.maximum(tq, 0.1 * t), 0.5 * t))
         stalled |= ~done & active  # no decrease found: the iterate is as good as rounding allows
         s, yv = Wn - W, gn_ - g
         sy = _dot(s, yv)
-        good = active & (sy > 1e-10 * _dot(s, s).sqrt() * _dot(yv, yv).sqrt() + 1e-300)
+        good = active & (sy > 1e-10 * _dot(s, s).sqrt() * _dot(yv, yv).sqrt() + tiny)
         S.append(s)
         Yh.append(yv)
-        rho.append(torch.where(good, 1.0 / sy.clamp_min(1e-300), torch.zeros_like(sy)))
+        rho.append(torch.where(good, 1.0 / sy.clamp_min(tiny), torch.zeros_like(sy)))
         if len(S) > HISTORY:
             S.pop(0), Yh.pop(0), rho.pop(0)
         # scale H0 to the newest pair, as preconditioned L-BFGS does: gamma = s'y / y'Py
-        gamma = torch.where(good, sy / _dot(yv * P, yv).clamp_min(1e-300), gamma)
+        gamma = torch.where(good, sy / _dot(yv * P, yv).clamp_min(tiny), gamma)
         n_iter += active.long()
         W, f, g = Wn, fn_, gn_
         active = above_tol(g) & ~stalled

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ...errors import InvalidInputError
-from .logistic import fit_softmax
+from .logistic import fit_softmax, principal_axes
 from .options import DEFAULT_CS
 
 _CHUNK = 2**25  # feature entries standardised and fitted at once (float64: 256 MB)
@@ -127,19 +127,23 @@ def _fit_chunk(X, yi, classes, Cs, mask, max_iter, tol) -> list[Probe]:
     selection: list[dict[str, float]] = [{} for _ in range(G)]
     chosen = np.zeros(G, dtype=np.int64)
     W0 = None
+    axes = principal_axes(Z)
     if mask is not None:
         m = torch.as_tensor(mask)
         grid = torch.tensor(Cs, dtype=torch.float64).expand(G, len(Cs))
-        fit = fit_softmax(Z[:, ~m], y[~m], K, grid, max_iter=max_iter, tol=tol)
+        # choosing C needs held-out accuracies, not the last digits: float32 (half the time); the
+        # refit below runs in float64 from the chosen fit, to scikit-learn's stopping rule
+        fit = fit_softmax(Z[:, ~m], y[~m], K, grid, max_iter=max_iter, tol=tol, dtype=torch.float32,
+                          axes=axes)
         Zh = torch.cat([Z[:, m], Z.new_ones(G, int(m.sum()), 1)], -1)
-        pred = torch.einsum("gnd,gjdk->gjnk", Zh, fit.W).argmax(-1)  # [G, C, held rows]
+        pred = torch.einsum("gnd,gjdk->gjnk", Zh, fit.W.double()).argmax(-1)  # [G, C, held rows]
         acc = (pred == y[m]).double().mean(-1).numpy()
         for g in range(G):
             selection[g] = {f"{c:g}": float(a) for c, a in zip(Cs, acc[g])}
             chosen[g] = int(np.argmax(acc[g]))  # first best: the stronger regularisation on ties
         W0 = fit.W[torch.arange(G), torch.as_tensor(chosen)][:, None]
     C = torch.tensor([Cs[j] for j in chosen], dtype=torch.float64)[:, None]
-    fit = fit_softmax(Z, y, K, C, W0=W0, max_iter=max_iter, tol=tol)
+    fit = fit_softmax(Z, y, K, C, W0=W0, max_iter=max_iter, tol=tol, axes=axes)
     out = []
     for g in range(G):
         W = fit.W[g, 0].numpy()
