@@ -333,7 +333,7 @@ def _verdicts_agree(rep) -> dict:
     h = rows["helix"]
     assert h["value"] == res["helix"]["helix"]["r2"] and h["threshold"] == v["options"]["helix_r2"]
     prof, dup = res["profile"], res.get("dup_heads") or {}
-    for role, field in (("previous_token", "prev_token_score"), ("duplicate_token", "score_repeated"),
+    for role, attr in (("previous_token", "prev_token_score"), ("duplicate_token", "score_repeated"),
                         ("induction", "induction_score")):
         r = rows[role]
         assert r["threshold"] == prof["thresholds"][role]
@@ -341,9 +341,9 @@ def _verdicts_agree(rep) -> dict:
             assert r["verdict"] == "not testable here" and r["value"] is None
             continue
         # the profile and the duplicate-head section are one measurement: the same best head and score
-        best = max(dup["heads"], key=lambda k: dup["heads"][k][field])
-        assert (r["head"], r["value"]) == (best, dup["heads"][best][field]) == (
-            best, prof["heads"][best][field])
+        best = max(dup["heads"], key=lambda k: dup["heads"][k][attr])
+        assert (r["head"], r["value"]) == (best, dup["heads"][best][attr]) == (
+            best, prof["heads"][best][attr])
     tp = res["twisted_pair"]["gpt2"]["ode"]
     assert rows["twisted_pair"]["value"] == tp["r2"]
     sink = rows["sink"]

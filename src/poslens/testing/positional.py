@@ -104,7 +104,7 @@ def planted_log_position_checkpoint(path: str | Path, layer: int = 1, n_layers: 
     cfg = ModelConfig(n_layers=n_layers, n_heads=2, d_model=d_model, n_ctx=n_ctx, d_vocab=d_vocab,
                       d_mlp=max(4 * d_model, n_ctx + 1), act_fn="relu", normalization="none", bos_token_id=0)
     sd = random_state_dict(cfg, seed=seed)
-    d, dh, T = d_model, cfg.d_head, n_ctx
+    d, T = d_model, n_ctx
     A, A2, B = 0, 1, 2  # BOS marker, 1/(p+1), log(p+1)
     g = torch.Generator().manual_seed(seed + 1)
     wte = torch.randn(d_vocab, d, generator=g)

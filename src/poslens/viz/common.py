@@ -160,7 +160,7 @@ def subplot_colorbar(fig, row: int, col: int, title: str | None = None) -> dict:
     >>> fig.add_trace(go.Heatmap(z=z, colorbar=subplot_colorbar(fig, 1, 1)), row=1, col=1)   # doctest: +SKIP
     """
     sub = fig.get_subplot(row, col)
-    (x0, x1), (y0, y1) = sub.xaxis.domain, sub.yaxis.domain
+    (_, x1), (y0, y1) = sub.xaxis.domain, sub.yaxis.domain
     bar = dict(x=x1 + 0.005, xanchor="left", xref="paper", y=(y0 + y1) / 2, yanchor="middle", yref="paper",
                len=(y1 - y0), lenmode="fraction", thickness=10, outlinewidth=0)
     if title:
