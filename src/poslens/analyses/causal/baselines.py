@@ -161,10 +161,3 @@ def random_subspace(d: int, k: int, seed: int) -> torch.Tensor:
     q, r = torch.linalg.qr(torch.randn(d, k, generator=g, dtype=torch.float64))
     return (q * torch.sign(r.diagonal())).T.contiguous()
 
-
-def captured_variance(X: torch.Tensor, basis: torch.Tensor, center: bool = True) -> float:
-    """Sum of squares of the (centred) rows of ``X`` inside span(``basis``) (orthonormal rows)."""
-    X = torch.as_tensor(X, dtype=torch.float64)
-    if center:
-        X = X - X.mean(0)
-    return float(((X @ basis.T.to(torch.float64)) ** 2).sum())

@@ -39,14 +39,6 @@ def check_layers(n_layers: int, layers: Sequence[int] | None, label: str = "the 
     return out
 
 
-def needed_tensors(n_layers: int, deepest: int) -> list[str]:
-    names = ["embed.W_E", "pos_embed.W_pos"]
-    for l in range(min(deepest, n_layers)):
-        names += [f"blocks.{l}.{p}" for p in ("ln1.w", "ln1.b", "attn.W_Q", "attn.W_O", "ln2.w", "ln2.b",
-                                               "mlp.W_in", "mlp.W_out")]
-    return names
-
-
 # ----------------------------------------------------------------------------- harvest
 
 
