@@ -49,7 +49,7 @@ def test_last_point_is_the_model_output(ckpts):
     assert r.last_entropy[-1] == pytest.approx(float(ent[-1]), abs=1e-4)
     assert r.mean_entropy[-1] == pytest.approx(float(ent.mean()), abs=1e-4)
     assert r.kl_to_final[-1] == pytest.approx(0.0, abs=1e-6) and r.final_rank[-1] == 0
-    assert [t["id"] for t in r.top_k[-1]] == logits[-1].topk(4).indices.tolist()
+    assert [t.id for t in r.top_k[-1]] == logits[-1].topk(4).indices.tolist()
     assert len(r.points) == 3 and r.points[0] == "embed"
     # entropies are bounded by log(vocab)
     assert max(max(e) for e in r.entropy) <= np.log(300) + 1e-6
@@ -68,15 +68,15 @@ def test_greedy_generation_follows_argmax(ckpts):
     r = LL.logit_lens(w, ids, top_k=3, n_generate=4)
     seq = list(ids)
     runner = Runner(w)
-    for step in r.generation["steps"]:
+    for step in r.generation.steps:
         logits = runner.run(torch.tensor([seq]), logits=True)["logits"][0, -1]
-        assert step["chosen"]["id"] == int(logits.argmax())
-        assert [c["id"] for c in step["top_k"]] == logits.topk(3).indices.tolist()
-        assert step["top_k"][0]["prob"] >= step["top_k"][1]["prob"]
-        seq.append(step["chosen"]["id"])
-    assert r.generation["ids"] == seq[3:]
+        assert step.chosen.id == int(logits.argmax())
+        assert [c.id for c in step.top_k] == logits.topk(3).indices.tolist()
+        assert step.top_k[0].prob >= step.top_k[1].prob
+        seq.append(step.chosen.id)
+    assert r.generation.ids == seq[3:]
     # the first generated token is the lens's last-layer top-1
-    assert r.generation["ids"][0] == r.top_k[-1][0]["id"]
+    assert r.generation.ids[0] == r.top_k[-1][0].id
 
 
 def test_bad_input(ckpts):

@@ -74,7 +74,7 @@ def measure(model_dir: str | Path, n_seq: int = 32, n_new: int = 40) -> dict[str
     for p in SAMPLE_PROMPTS:
         ids = tok.encode(p, prepend_bos=True)
         gen = greedy_generate(runner, ids, max(0, min(n_new, w.cfg.n_ctx - len(ids))), top_k=1, tokenizer=tok)
-        samples.append({"prompt": p, "continuation": gen["text"]})
+        samples.append({"prompt": p, "continuation": gen.text})
     vals = [h for h in log["history"] if "val_loss" in h]
     from . import measures as M
     from .history import history_dir, snapshot_dirs

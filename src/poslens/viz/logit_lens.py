@@ -57,7 +57,7 @@ def lens_figures(result, out: Path) -> list[Path]:
         ax.plot(x, result.mean_entropy, "-s", ms=3, label="mean over tokens")
         for i, tk in enumerate(result.top_k):
             if tk:
-                ax.annotate(glyph_safe(repr(tk[0]["token"])[1:-1][:10]), (i, result.last_entropy[i]), fontsize=6,
+                ax.annotate(glyph_safe(repr(tk[0].token)[1:-1][:10]), (i, result.last_entropy[i]), fontsize=6,
                             rotation=30, xytext=(2, 4), textcoords="offset points")
         ax.set_xticks(x, result.points, rotation=45, ha="right", fontsize=7)
         ax.set_ylabel("entropy (nats)")
@@ -66,7 +66,7 @@ def lens_figures(result, out: Path) -> list[Path]:
         paths.append(save_png(fig, out / "lens_entropy_by_layer.png"))
     pf = go.Figure()
     pf.add_scatter(x=result.points, y=result.last_entropy, name="last token",
-                   text=[tk[0]["token"] if tk else "" for tk in result.top_k])
+                   text=[tk[0].token if tk else "" for tk in result.top_k])
     pf.add_scatter(x=result.points, y=result.mean_entropy, name="mean over tokens")
     pf.update_layout(title="logit-lens entropy by layer", yaxis_title="nats")
     paths.append(save_plotly(pf, out / "lens_entropy_by_layer.html"))

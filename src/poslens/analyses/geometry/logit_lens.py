@@ -16,7 +16,7 @@ entropies are compared in :mod:`poslens.claims.dissecting_the_frog.geometry`.
 >>> from poslens.models.tokenizer import Tokenizer
 >>> tok = Tokenizer.for_checkpoint(open_checkpoint("tiny"))          # doctest: +SKIP
 >>> r = logit_lens(load_weights("tiny"), SLIDE_PROMPT, tok)           # doctest: +SKIP
->>> r.last_entropy[-1], r.top_k[-1][0]["token"]                       # doctest: +SKIP
+>>> r.last_entropy[-1], r.top_k[-1][0].token                       # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -41,6 +41,33 @@ SLIDE_PROMPT = "Einstein is best known for the theory of"
 
 
 @dataclass(frozen=True)
+class TopToken:
+    """One of the top-k next tokens: its id, text, probability and logit."""
+
+    id: int
+    token: str
+    prob: float
+    logit: float
+
+
+@dataclass(frozen=True)
+class GenerationStep:
+    chosen: TopToken  # the argmax, appended to the sequence
+    top_k: list[TopToken]
+    entropy: float  # nats
+
+
+@dataclass(frozen=True)
+class Generation:
+    """Greedy decoding: the ``n_new`` tokens appended (``ids``, ``text``) and each step's top-k."""
+
+    n_new: int
+    ids: list[int]
+    text: str | None
+    steps: list[GenerationStep]
+
+
+@dataclass(frozen=True)
 class LensResult(Result):
     """``entropy[point][position]`` (nats), ``last_entropy``/``mean_entropy`` per point,
     ``top_k[point]`` at the last position, ``top1[point][position]``, ``kl_to_final`` and
@@ -48,19 +75,19 @@ class LensResult(Result):
 
     kind = "logit_lens"
     prompt: str = ""
-    tokens: list = field(default_factory=list)
-    str_tokens: list = field(default_factory=list)
-    points: list = field(default_factory=list)
-    entropy: list = field(default_factory=list)
-    last_entropy: list = field(default_factory=list)
-    mean_entropy: list = field(default_factory=list)
-    top_k: list = field(default_factory=list)
-    top1: list = field(default_factory=list)
-    kl_to_final: list = field(default_factory=list)
-    final_rank: list = field(default_factory=list)
-    generation: dict = field(default_factory=dict)
+    tokens: list[int] = field(default_factory=list)
+    str_tokens: list[str] = field(default_factory=list)
+    points: list[str] = field(default_factory=list)
+    entropy: list[list[float]] = field(default_factory=list)
+    last_entropy: list[float] = field(default_factory=list)
+    mean_entropy: list[float] = field(default_factory=list)
+    top_k: list[list[TopToken]] = field(default_factory=list)
+    top1: list[list[str]] = field(default_factory=list)
+    kl_to_final: list[float] = field(default_factory=list)
+    final_rank: list[int] = field(default_factory=list)
+    generation: Generation | None = None
     checks: list[ClaimRow] = field(default_factory=list)
-    notes: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def _entropy(logp: torch.Tensor) -> torch.Tensor:
@@ -84,7 +111,7 @@ def lens_logits(weights: Weights, resid: torch.Tensor) -> torch.Tensor:
     return x @ W_U + b_U
 
 
-def greedy_generate(runner: Runner, ids: list[int], n_new: int, top_k: int, tokenizer=None) -> dict[str, Any]:
+def greedy_generate(runner: Runner, ids: list[int], n_new: int, top_k: int, tokenizer=None) -> Generation:
     """Greedy decoding for ``n_new`` steps; each step keeps the top-k logits (id, token, logit, prob).
 
     No KV cache: each step reruns the prefix, which is fine for the few steps the lens shows.
@@ -99,12 +126,12 @@ def greedy_generate(runner: Runner, ids: list[int], n_new: int, top_k: int, toke
         logits = runner.run(torch.tensor([seq]), logits=True)["logits"][0, -1].float()
         lp = torch.log_softmax(logits, -1)
         vals, idx = logits.topk(min(top_k, logits.numel()))
-        cands = [{"id": int(i), "token": tokenizer.decode([int(i)]) if tokenizer else str(int(i)),
-                  "logit": float(v), "prob": float(lp[i].exp())} for v, i in zip(vals, idx)]
-        steps.append({"chosen": cands[0], "top_k": cands, "entropy": float(_entropy(lp))})
-        seq.append(cands[0]["id"])
+        cands = [TopToken(int(i), tokenizer.decode([int(i)]) if tokenizer else str(int(i)), float(lp[i].exp()),
+                          float(v)) for v, i in zip(vals, idx)]
+        steps.append(GenerationStep(cands[0], cands, float(_entropy(lp))))
+        seq.append(cands[0].id)
     new = seq[len(ids):]
-    return {"n_new": n_new, "ids": new, "text": tokenizer.decode(new) if tokenizer else None, "steps": steps}
+    return Generation(n_new, new, tokenizer.decode(new) if tokenizer else None, steps)
 
 
 def logit_lens(
@@ -157,13 +184,12 @@ def logit_lens(
         vals, idx = lp[-1].topk(min(top_k, lp.shape[-1]))
         per_point.append({
             "entropy": ent.tolist(),
-            "top_k": [{"id": int(i), "token": dec(i), "prob": float(v.exp()), "logit": float(logits[-1, i])}
-                      for v, i in zip(vals, idx)],
+            "top_k": [TopToken(int(i), dec(i), float(v.exp()), float(logits[-1, i])) for v, i in zip(vals, idx)],
             "top1": [dec(i) for i in lp.argmax(-1).tolist()],
             "kl": float(kl.mean()), "rank": rank,
         })
     per_point.reverse()
-    gen = greedy_generate(runner, ids, n_generate, top_k, tokenizer) if n_generate else {}
+    gen = greedy_generate(runner, ids, n_generate, top_k, tokenizer) if n_generate else None
     options = dict(top_k=top_k, n_generate=n_generate, prepend_bos=prepend_bos, final_ln=final_ln,
                    entropy="nats", kl="KL(final || point), mean over positions",
                    final_rank="rank at point of the model's own top-1 next token, last position (0 = top)")
@@ -184,10 +210,10 @@ def summarize(result: LensResult) -> list[str]:
     lines = [f"prompt: {result.prompt!r} ({len(result.tokens)} tokens)"]
     for p, le, me, tk, kl in zip(result.points, result.last_entropy, result.mean_entropy, result.top_k,
                                  result.kl_to_final):
-        top = ", ".join(f"{t['token']!r} {t['prob']:.3f}" for t in tk[:3])
+        top = ", ".join(f"{t.token!r} {t.prob:.3f}" for t in tk[:3])
         lines.append(f"{p}: last-token entropy {le:.4f}, mean {me:.4f} nats, KL to output {kl:.3f}; top: {top}")
     if result.generation:
-        lines.append(f"greedy continuation: {result.generation['text']!r}")
+        lines.append(f"greedy continuation: {result.generation.text!r}")
     for c in result.checks:
         lines.append(f"{c.what}: published {c.published}, ours {c.ours:.4f} "
                      f"({'reproduced' if c.reproduced else 'NOT reproduced'})")
