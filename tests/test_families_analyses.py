@@ -121,14 +121,14 @@ def test_spectra_read_each_familys_matrices(fam):
     name, w = fam
     r = weight_spectra(w)
     d, dh, G = w.cfg.d_model, w.cfg.d_head, w.cfg.n_key_value_heads
-    assert len(r.matrices["W_K"]["0"]["singular_values"]) == min(d, G * dh)
+    assert len(r.matrices["W_K"]["0"].singular_values) == min(d, G * dh)
     assert ("W_gate" in r.matrices) == (name == "llama")
     if name == "llama":  # the stored grouped key matrix, not its expansion over query heads
         k_proj = w.source.get("model.layers.0.self_attn.k_proj.weight").double()
         want = torch.linalg.svdvals(k_proj).numpy()
-        assert np.allclose(r.matrices["W_K"]["0"]["singular_values"], want, rtol=1e-5)
+        assert np.allclose(r.matrices["W_K"]["0"].singular_values, want, rtol=1e-5)
         gate = torch.linalg.svdvals(w.source.get("model.layers.1.mlp.gate_proj.weight").double()).numpy()
-        assert np.allclose(r.matrices["W_gate"]["1"]["singular_values"], gate, rtol=1e-5)
+        assert np.allclose(r.matrices["W_gate"]["1"].singular_values, gate, rtol=1e-5)
 
 
 def test_subspaces_and_lens_on_every_family(fam):

@@ -42,15 +42,15 @@ def test_metrics_by_hand():
     m = S.spectrum_metrics(np.array([1.0, 3.0, 2.0]), (3, 3))
     p = np.array([3, 2, 1]) / 6
     H = -(p * np.log(p)).sum()
-    assert m["condition"] == pytest.approx(3.0)
-    assert m["log_volume"] == pytest.approx(math.log(6.0))
-    assert m["entropy"] == pytest.approx(H)
-    assert m["effective_rank"] == pytest.approx(math.exp(H))
-    assert m["numerical_rank"] == 3 and m["frobenius"] == pytest.approx(math.sqrt(14))
+    assert m.condition == pytest.approx(3.0)
+    assert m.log_volume == pytest.approx(math.log(6.0))
+    assert m.entropy == pytest.approx(H)
+    assert m.effective_rank == pytest.approx(math.exp(H))
+    assert m.numerical_rank == 3 and m.frobenius == pytest.approx(math.sqrt(14))
     # scaling a matrix by c shifts the log-volume by n log c and leaves the shape metrics alone
     s2 = S.spectrum_metrics(np.array([1.0, 3.0, 2.0]) * 7, (3, 3))
-    assert s2["log_volume"] == pytest.approx(m["log_volume"] + 3 * math.log(7))
-    assert s2["effective_rank"] == pytest.approx(m["effective_rank"]) and s2["condition"] == pytest.approx(3.0)
+    assert s2.log_volume == pytest.approx(m.log_volume + 3 * math.log(7))
+    assert s2.effective_rank == pytest.approx(m.effective_rank) and s2.condition == pytest.approx(3.0)
 
 
 def test_qk_distances_match_explicit_matrices():
@@ -60,16 +60,16 @@ def test_qk_distances_match_explicit_matrices():
         q, k = torch.randn(d, dh, generator=g), torch.randn(d, dh, generator=g)
         M = q.double() @ k.double().T
         r = S.qk_distances(q, k)
-        assert r["symmetry"] == pytest.approx(S.frobenius_distance(M, M.T), abs=1e-10)
-        assert r["identity"] == pytest.approx(S.frobenius_distance(M, torch.eye(d, dtype=torch.float64)), abs=1e-10)
+        assert r.symmetry == pytest.approx(S.frobenius_distance(M, M.T), abs=1e-10)
+        assert r.identity == pytest.approx(S.frobenius_distance(M, torch.eye(d, dtype=torch.float64)), abs=1e-10)
         Ms = M * math.sqrt(d) / torch.linalg.matrix_norm(M)
-        assert r["identity_scaled"] == pytest.approx(S.frobenius_distance(Ms, torch.eye(d, dtype=torch.float64)), abs=1e-10)
-        assert 0 <= r["symmetry"] <= 0.5 + 1e-12  # |M - M^T| <= 2|M|
+        assert r.identity_scaled == pytest.approx(S.frobenius_distance(Ms, torch.eye(d, dtype=torch.float64)), abs=1e-10)
+        assert 0 <= r.symmetry <= 0.5 + 1e-12  # |M - M^T| <= 2|M|
     # an antisymmetric M sits at the maximum 0.5; M = I at 0
     q = torch.randn(d, d, generator=g)
     a = q - q.T
-    assert S.qk_distances(a, torch.eye(d))["symmetry"] == pytest.approx(0.5)
-    assert S.qk_distances(torch.eye(d), torch.eye(d))["identity"] == pytest.approx(0.0, abs=1e-12)
+    assert S.qk_distances(a, torch.eye(d)).symmetry == pytest.approx(0.5)
+    assert S.qk_distances(torch.eye(d), torch.eye(d)).identity == pytest.approx(0.0, abs=1e-12)
 
 
 # ----------------------------------------------------------------------------- planted weights
@@ -82,17 +82,17 @@ def test_planted_low_rank_recovered(planted):
         for l in ("0", "1"):
             d = r.matrices[m][l]
             # equal planted singular values: effective rank = rank, up to the 1e-6 noise floor
-            assert d["effective_rank"] == pytest.approx(k, rel=0.01), (m, l)
-            assert d["condition"] > 1e3  # the noise directions are ~1e5 times weaker than the signal
-            sv = np.array(d["singular_values"])
+            assert d.effective_rank == pytest.approx(k, rel=0.01), (m, l)
+            assert d.condition > 1e3  # the noise directions are ~1e5 times weaker than the signal
+            sv = np.array(d.singular_values)
             assert int((sv > 0.5).sum()) == k
     # an unplanted random matrix is nearly full rank
-    assert r.matrices["W_K"]["0"]["effective_rank"] > 0.8 * cfg.d_model
+    assert r.matrices["W_K"]["0"].effective_rank > 0.8 * cfg.d_model
     # per-head blocks of the rank-8 W_Q: each head's block has rank <= 8
-    assert all(v["effective_rank"] <= 8.05 for k, v in r.heads["W_Q"].items())
+    assert all(v.effective_rank <= 8.05 for k, v in r.heads["W_Q"].items())
     # the planted symmetric head, and only it, has d(M, M^T) = 0
-    assert r.qk["1.2"]["symmetry"] == pytest.approx(0.0, abs=1e-6)
-    assert min(v["symmetry"] for k, v in r.qk.items() if k != "1.2") > 0.05
+    assert r.qk["1.2"].symmetry == pytest.approx(0.0, abs=1e-6)
+    assert min(v.symmetry for k, v in r.qk.items() if k != "1.2") > 0.05
 
 
 def test_identity_qk_head(tmp_path):
@@ -100,27 +100,27 @@ def test_identity_qk_head(tmp_path):
     sd = random_state_dict(cfg, seed=0)
     sd["h.0.attn.c_attn.weight"][:, :32] = torch.cat([torch.eye(16), torch.eye(16)], 1)
     r = S.weight_spectra(load_weights(write_checkpoint(tmp_path / "m", cfg, sd)), matrices=("W_Q", "W_K"))
-    assert r.qk["0.0"]["identity"] == pytest.approx(0.0, abs=1e-12)
-    assert r.qk["0.0"]["symmetry"] == pytest.approx(0.0, abs=1e-12)
-    assert r.matrices["W_Q"]["0"]["condition"] == pytest.approx(1.0)
-    assert r.matrices["W_Q"]["0"]["log_volume"] == pytest.approx(0.0, abs=1e-9)
+    assert r.qk["0.0"].identity == pytest.approx(0.0, abs=1e-12)
+    assert r.qk["0.0"].symmetry == pytest.approx(0.0, abs=1e-12)
+    assert r.matrices["W_Q"]["0"].condition == pytest.approx(1.0)
+    assert r.matrices["W_Q"]["0"].log_volume == pytest.approx(0.0, abs=1e-9)
 
 
 def test_bias_row_and_ln_folding(planted):
     path, cfg, _ = planted
     w = load_weights(path)
     r = S.weight_spectra(w, layers=[0], include_bias=True, per_head=True, qk=False)
-    assert r.matrices["W_Q"]["0"]["shape"] == [cfg.d_model + 1, cfg.d_model]
-    assert r.matrices["W_O"]["0"]["shape"] == [cfg.d_model + 1, cfg.d_model]
-    assert r.heads["W_Q"]["0.1"]["shape"] == [cfg.d_model + 1, cfg.d_head]
-    assert r.heads["W_O"]["0.1"]["shape"] == [cfg.d_head, cfg.d_model]  # b_O belongs to no head
+    assert r.matrices["W_Q"]["0"].shape == (cfg.d_model + 1, cfg.d_model)
+    assert r.matrices["W_O"]["0"].shape == (cfg.d_model + 1, cfg.d_model)
+    assert r.heads["W_Q"]["0.1"].shape == (cfg.d_model + 1, cfg.d_head)
+    assert r.heads["W_O"]["0.1"].shape == (cfg.d_head, cfg.d_model)  # b_O belongs to no head
     # folding a LayerNorm whose weight is all ones changes nothing
     sd = random_state_dict(small_config(n_layers=1, d_model=32, n_heads=4, d_vocab=50), seed=1)
     sd["h.0.ln_1.weight"] = torch.ones(32)
     w1 = Weights.from_state_dict(sd, small_config(n_layers=1, d_model=32, n_heads=4, d_vocab=50))
     a = S.weight_spectra(w1, matrices=("W_Q",), per_head=False, qk=False)
     b = S.weight_spectra(w1, matrices=("W_Q",), per_head=False, qk=False, fold_ln=True)
-    assert b.matrices["W_Q"]["0"]["singular_values"] == pytest.approx(a.matrices["W_Q"]["0"]["singular_values"], rel=1e-6)
+    assert b.matrices["W_Q"]["0"].singular_values == pytest.approx(a.matrices["W_Q"]["0"].singular_values, rel=1e-6)
     assert b.processing and b.processing[-1].startswith("fold_layer_norm")
 
 
@@ -154,10 +154,10 @@ def test_published_layer5_figures_reproduce_on_real_gpt2(partial_ckpt):
     ident = r.checks[-1]
     assert ident.ours == "W_Q whole, raw"
     m = r.matrices["W_Q"]["5"]
-    assert f"{m['log_volume']:.4g}" == f"{393.94125:.4g}" and f"{m['effective_rank']:.4g}" == "535.5"
-    assert f"{-m['entropy']:.4g}" == "-6.283" and f"{m['condition']:.4g}" == "3.482e+04"
+    assert f"{m.log_volume:.4g}" == f"{393.94125:.4g}" and f"{m.effective_rank:.4g}" == "535.5"
+    assert f"{-m.entropy:.4g}" == "-6.283" and f"{m.condition:.4g}" == "3.482e+04"
     # the other matrices are clearly not the published one
-    assert abs(r.matrices["W_K"]["5"]["effective_rank"] - 535.5224) > 5
+    assert abs(r.matrices["W_K"]["5"].effective_rank - 535.5224) > 5
     assert r.missing == []
 
 
@@ -243,7 +243,7 @@ def test_cli_spectra_writes_result_and_figures(planted, tmp_path):
     res = run("spectra", "-m", path, "-o", tmp_path / "j", "--json", "--no-sphere", "--no-per-head", "--layers", "1")
     assert res.exit_code == 0
     d = json.loads(res.output)
-    assert d["layers"] == [1] and d["heads"] == {} and d["sphere_overlap"] == {}
+    assert d["layers"] == [1] and d["heads"] == {} and d["sphere_overlap"] is None
 
 
 def test_spectra_and_sphere_options_declared_once(planted, tmp_path):

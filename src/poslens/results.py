@@ -34,7 +34,8 @@ def to_jsonable(x: Any) -> Any:
     except ImportError:  # pragma: no cover
         pass
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return {f.name: to_jsonable(getattr(x, f.name)) for f in dataclasses.fields(x)}
+        d = {f.name: to_jsonable(getattr(x, f.name)) for f in dataclasses.fields(x)}
+        return {"kind": x.kind, **d} if isinstance(x, Result) else d  # a result inside another keeps its kind
     if isinstance(x, dict):
         return {str(k): to_jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -81,8 +82,7 @@ class Result:
     kind = "result"  # subclasses name themselves ("helix", "dup_heads", ...)
 
     def to_dict(self) -> dict[str, Any]:
-        d = to_jsonable(self)
-        return {"kind": self.kind, **d}
+        return to_jsonable(self)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)

@@ -79,7 +79,7 @@ def spectra_cmd(model, out, device, dtype, as_json, sphere, seed, **kw):
     if sphere and w.has("pos_embed.W_pos"):
         result = O.sphere_overlap(w, sphere_opts)
         checked = with_claims(result, w)
-        r = dataclasses.replace(r, sphere_overlap=checked.to_dict(), checks=r.checks + checked.checks)
+        r = dataclasses.replace(r, sphere_overlap=checked, checks=r.checks + checked.checks)
     d = out_dir(out, "spectra")
     figs = spectra_figures(r, d) + (sphere_figures(result, d) if result else [])
     lines = S.summarize(r) + (O.summarize(result) if result else [])  # the sphere's rows are in r.checks

@@ -19,9 +19,9 @@ from .common import png_wanted, save_plotly, save_png, subplot_colorbar  # noqa:
 
 # (metric, title, transform of a matrix's metrics dict to the plotted value)
 _PANELS = (
-    ("effective_rank", "effective rank / full rank", lambda d: d["effective_rank"] / min(d["shape"])),
-    ("condition", "log10 condition number", lambda d: math.log10(d["condition"]) if d["condition"] and math.isfinite(d["condition"]) else np.nan),
-    ("log_volume", "log-volume / full rank (mean log sigma)", lambda d: d["log_volume"] / min(d["shape"]) if d["log_volume"] is not None and math.isfinite(d["log_volume"]) else np.nan),
+    ("effective_rank", "effective rank / full rank", lambda d: d.effective_rank / min(d.shape)),
+    ("condition", "log10 condition number", lambda d: math.log10(d.condition) if d.condition and math.isfinite(d.condition) else np.nan),
+    ("log_volume", "log-volume / full rank (mean log sigma)", lambda d: d.log_volume / min(d.shape) if d.log_volume is not None and math.isfinite(d.log_volume) else np.nan),
 )
 
 
@@ -65,7 +65,7 @@ def spectra_figures(result, out: Path) -> list[Path]:
                          width=300 * len(_PANELS), margin=dict(r=50))
         paths.append(save_plotly(pf, out / "spectra_heatmap.html"))
 
-        with_sv = {m: v for m, v in result.matrices.items() if any("singular_values" in d for d in v.values())}
+        with_sv = {m: v for m, v in result.matrices.items() if any(d.singular_values for d in v.values())}
         if with_sv:
             n = len(with_sv)
             # per matrix: (position in the layer colour ramp, layer, singular values), empty spectra left out
@@ -74,7 +74,7 @@ def spectra_figures(result, out: Path) -> list[Path]:
                 L = max(1, len(by_layer) - 1)
                 spectra[m] = []
                 for i, (l, d) in enumerate(sorted(by_layer.items(), key=lambda kv: int(kv[0]))):
-                    sv = np.asarray(d.get("singular_values") or [], dtype=float)
+                    sv = np.asarray(d.singular_values or [], dtype=float)
                     if sv.size:
                         spectra[m].append((i / L, l, sv))
             if png_wanted():
@@ -111,7 +111,7 @@ def spectra_figures(result, out: Path) -> list[Path]:
             g = np.full((len(layers), H), np.nan)
             for k, v in result.qk.items():
                 l, h = map(int, k.split("."))
-                g[layers.index(l), h] = v[key]
+                g[layers.index(l), h] = getattr(v, key)
             grids.append(g)
         if png_wanted():
             fig, axes = plt.subplots(1, 3, figsize=(4 + 0.9 * H, 1.5 + 0.32 * len(layers)))

@@ -25,7 +25,7 @@ computed from d_head x d_head products, so M_h is never formed.
 
 >>> from poslens.models import load_weights
 >>> r = weight_spectra(load_weights("../shared/data/gpt2-small-partial"), layers=[5])  # doctest: +SKIP
->>> round(r.matrices["W_Q"]["5"]["effective_rank"], 2), r.missing[:1]                 # doctest: +SKIP
+>>> round(r.matrices["W_Q"]["5"].effective_rank, 2), r.missing[:1]                 # doctest: +SKIP
 (535.52, ['mlp.W_in of layer 5 (mlp.c_fc.weight is not in the checkpoint)'])
 """
 
@@ -33,8 +33,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -44,6 +43,7 @@ from ...models.weights import Weights
 from ...options import resolve
 from ...results import ClaimRow, Result
 from .options import GATED, MATRICES, SpectraOptions
+from .spheres import SphereOverlapResult
 
 # A gated MLP (SwiGLU) reads the residual stream twice: W_gate beside W_in. Its spectrum is
 # added wherever W_in's is asked for; "W_gate" may also be named alone.
@@ -58,16 +58,45 @@ _F32_EPS = float(np.finfo(np.float32).eps)
 # ----------------------------------------------------------------------------- metrics and matrices
 
 
-def spectrum_metrics(sv: np.ndarray, shape: tuple[int, ...]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Spectrum:
+    """One matrix's anisotropy metrics (the slides'), from its singular values; see
+    :attr:`SpectraResult.conventions` for each definition."""
+
+    shape: tuple[int, ...]
+    sigma_max: float
+    sigma_min: float
+    condition: float  # sigma_max / sigma_min (inf when singular, nan for a zero matrix)
+    log_volume: float  # sum of log sigma
+    entropy: float  # of sigma / sum(sigma), nats
+    effective_rank: float  # exp(entropy)
+    numerical_rank: int
+    frobenius: float
+    singular_values: list[float] | None = None  # with keep_spectra
+
+
+@dataclass(frozen=True)
+class QKDistance:
+    """``M = W_Q^h W_K^hT`` against its transpose and the identity (the slides' distance, in [0, 1])."""
+
+    norm: float  # |M|_F
+    trace: float
+    symmetry: float  # d(M, M^T)
+    identity: float  # d(M, I)
+    identity_scaled: float  # d(M scaled to |I|, I)
+    cos_identity: float  # tr(M) / (|M| |I|)
+
+
+def spectrum_metrics(sv: np.ndarray, shape: tuple[int, ...]) -> Spectrum:
     """The slides' anisotropy metrics of one matrix from its singular values.
 
     A matrix of zeros (an attention-only model's MLP) has rank 0 and no condition number.
 
     >>> m = spectrum_metrics(np.array([2.0, 2.0, 0.0]), (3, 3))
-    >>> m["effective_rank"], m["numerical_rank"], m["condition"]
+    >>> m.effective_rank, m.numerical_rank, m.condition
     (2.0, 2, inf)
     >>> m = spectrum_metrics(np.zeros(3), (3, 3))
-    >>> m["effective_rank"], m["numerical_rank"], m["condition"]
+    >>> m.effective_rank, m.numerical_rank, m.condition
     (0.0, 0, nan)
     """
     sv = np.sort(np.asarray(sv, dtype=np.float64))[::-1]
@@ -80,17 +109,13 @@ def spectrum_metrics(sv: np.ndarray, shape: tuple[int, ...]) -> dict[str, Any]:
     with np.errstate(divide="ignore"):
         logs = np.log(sv)
     zero = smax == 0.0
-    return {
-        "shape": list(shape),
-        "sigma_max": smax,
-        "sigma_min": smin,
-        "condition": math.nan if zero else smax / smin if smin > 0 else math.inf,
-        "log_volume": float(logs.sum()),
-        "entropy": H,
-        "effective_rank": 0.0 if zero else math.exp(H),
-        "numerical_rank": 0 if zero else int((sv > smax * max(shape) * _F32_EPS).sum()),
-        "frobenius": float(np.sqrt((sv**2).sum())),
-    }
+    return Spectrum(
+        shape=tuple(shape), sigma_max=smax, sigma_min=smin,
+        condition=math.nan if zero else smax / smin if smin > 0 else math.inf,
+        log_volume=float(logs.sum()), entropy=H, effective_rank=0.0 if zero else math.exp(H),
+        numerical_rank=0 if zero else int((sv > smax * max(shape) * _F32_EPS).sum()),
+        frobenius=float(np.sqrt((sv**2).sum())),
+    )
 
 
 def frobenius_distance(A: torch.Tensor, B: torch.Tensor) -> float:
@@ -104,14 +129,14 @@ def frobenius_distance(A: torch.Tensor, B: torch.Tensor) -> float:
     return ab / den if den > 0 else 0.0
 
 
-def qk_distances(W_Q: torch.Tensor, W_K: torch.Tensor) -> dict[str, float]:
+def qk_distances(W_Q: torch.Tensor, W_K: torch.Tensor) -> QKDistance:
     """Distances of ``M = W_Q W_K^T`` ([d_model, d_head] each) to M^T and to the identity.
 
     Uses ``|M|^2 = tr(Wk'Wk Wq'Wq)``, ``tr(MM) = tr((Wk'Wq)^2)``, ``tr(M) = tr(Wk'Wq)``, all
     d_head x d_head. ``identity_scaled`` compares M rescaled to the identity's norm, so it
     measures shape only (``1 - cos`` between M and I enters it, not M's size).
 
-    >>> q = torch.randn(8, 8); qk_distances(q, q)["symmetry"] < 1e-12
+    >>> q = torch.randn(8, 8); qk_distances(q, q).symmetry < 1e-12
     True
     """
     q, k = W_Q.double(), W_K.double()
@@ -131,8 +156,8 @@ def qk_distances(W_Q: torch.Tensor, W_K: torch.Tensor) -> dict[str, float]:
     ident = dist(m, math.sqrt(d), m2 - 2 * tr + d)
     s = math.sqrt(d) / m if m > 0 else 0.0  # rescale M to |I|
     scaled = dist(math.sqrt(d), math.sqrt(d), s * s * m2 - 2 * s * tr + d)
-    return {"norm": m, "trace": tr, "symmetry": sym, "identity": ident, "identity_scaled": scaled,
-            "cos_identity": tr / (m * math.sqrt(d)) if m > 0 else 0.0}
+    return QKDistance(norm=m, trace=tr, symmetry=sym, identity=ident, identity_scaled=scaled,
+                      cos_identity=tr / (m * math.sqrt(d)) if m > 0 else 0.0)
 
 
 # Below this sigma_min / sigma_max the Gram route loses digits of sigma_min; use a full SVD.
@@ -224,15 +249,15 @@ class SpectraResult(Result):
     empty here: :func:`poslens.claims.dissecting_the_frog.geometry.with_claims` adds the published rows."""
 
     kind = "spectra"
-    layers: list = field(default_factory=list)
-    matrices: dict = field(default_factory=dict)
-    heads: dict = field(default_factory=dict)
-    qk: dict = field(default_factory=dict)
-    missing: list = field(default_factory=list)
-    conventions: dict = field(default_factory=dict)
-    sphere_overlap: dict = field(default_factory=dict)  # filled by `poslens spectra` (a SphereOverlapResult dict)
+    layers: list[int] = field(default_factory=list)
+    matrices: dict[str, dict[str, Spectrum]] = field(default_factory=dict)  # matrix -> layer ("5") -> metrics
+    heads: dict[str, dict[str, Spectrum]] = field(default_factory=dict)  # matrix -> head ("5.1") -> metrics
+    qk: dict[str, QKDistance] = field(default_factory=dict)  # head ("5.1") -> distances
+    missing: list[str] = field(default_factory=list)
+    conventions: dict[str, str] = field(default_factory=dict)
+    sphere_overlap: SphereOverlapResult | None = None  # filled by `poslens spectra`
     checks: list[ClaimRow] = field(default_factory=list)
-    notes: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def _round_sv(sv: np.ndarray) -> list[float]:
@@ -251,7 +276,7 @@ def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, d
     ``missing`` (MissingTensorError when none is available).
 
     >>> r = weight_spectra(load_weights("tiny"), per_head=False)   # doctest: +SKIP
-    >>> r.matrices["W_in"]["0"]["condition"]                       # doctest: +SKIP
+    >>> r.matrices["W_in"]["0"].condition                       # doctest: +SKIP
     """
     from ...models.processing import fold_layer_norm
 
@@ -287,18 +312,16 @@ def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, d
         raise MissingTensorError(weights._hf_source(first) or first, "weight spectra", weights.label)
     w = fold_layer_norm(weights, center_reading=False) if fold_ln else weights
 
-    out_m: dict[str, dict[str, Any]] = {}
+    out_m: dict[str, dict[str, Spectrum]] = {}
     for m, ls in avail.items():
         mats = [whole_matrix(w, m, l, include_bias) for l in ls]
         svs = svdvals(torch.stack(mats), device)
         out_m[m] = {}
         for l, W, sv in zip(ls, mats, svs):
             d = spectrum_metrics(sv, tuple(W.shape))
-            if keep_spectra:
-                d["singular_values"] = _round_sv(sv)
-            out_m[m][str(l)] = d
+            out_m[m][str(l)] = replace(d, singular_values=_round_sv(sv)) if keep_spectra else d
 
-    out_h: dict[str, dict[str, Any]] = {}
+    out_h: dict[str, dict[str, Spectrum]] = {}
     if per_head:
         for m in [x for x in HEAD_MATRICES if x in avail]:
             ls = avail[m]
@@ -309,7 +332,7 @@ def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, d
                 l, h = ls[i // cfg.n_heads], i % cfg.n_heads
                 out_h[m][f"{l}.{h}"] = spectrum_metrics(sv, tuple(stack.shape[1:]))
 
-    out_qk: dict[str, Any] = {}
+    out_qk: dict[str, QKDistance] = {}
     if qk and "W_Q" in avail and "W_K" in avail:
         for l in sorted(set(avail["W_Q"]) & set(avail["W_K"])):
             Q = w.get(f"blocks.{l}.attn.W_Q")
@@ -372,23 +395,23 @@ def summarize(result: SpectraResult) -> list[str]:
     """Short lines for the CLI and the report."""
     lines = []
     for m, by_layer in result.matrices.items():
-        zero = [k for k, v in by_layer.items() if v["sigma_max"] == 0]
+        zero = [k for k, v in by_layer.items() if v.sigma_max == 0]
         if zero:
             lines.append(f"{m}: all zero in layer{'s' if len(zero) > 1 else ''} {_span([int(k) for k in zero])} "
                          "(no spectrum: an attention-only model's MLP, or a pruned matrix)")
         by_layer = {k: v for k, v in by_layer.items() if k not in zero}
         if not by_layer:
             continue
-        er = [v["effective_rank"] for v in by_layer.values()]
-        full = min(next(iter(by_layer.values()))["shape"])
-        cond = [v["condition"] for v in by_layer.values()]
+        er = [v.effective_rank for v in by_layer.values()]
+        full = min(next(iter(by_layer.values())).shape)
+        cond = [v.condition for v in by_layer.values()]
         rng = (lambda xs, f: f"{min(xs):{f}}" if len(xs) == 1 else f"{min(xs):{f}}-{max(xs):{f}}")  # noqa: E731
         lines.append(f"{m}: effective rank {rng(er, '.1f')} of {full}; condition number {rng(cond, '.3g')}; "
                      f"layer{'s' if len(er) > 1 else ''} {_span([int(k) for k in by_layer])}")
     if result.qk:
-        sym = np.array([v["symmetry"] for v in result.qk.values()])
-        ids = np.array([v["identity_scaled"] for v in result.qk.values()])
-        most = min(result.qk, key=lambda k: result.qk[k]["symmetry"])
+        sym = np.array([v.symmetry for v in result.qk.values()])
+        ids = np.array([v.identity_scaled for v in result.qk.values()])
+        most = min(result.qk, key=lambda k: result.qk[k].symmetry)
         lines.append(f"QK: d(M_h, M_h^T) {sym.min():.3f}-{sym.max():.3f} (most symmetric {most}); "
                      f"d(M_h scaled, I) {ids.min():.3f}-{ids.max():.3f} (a matrix with no symmetric part "
                      f"or no identity part sits at sqrt(2)/(2+sqrt(2)) = 0.414)")

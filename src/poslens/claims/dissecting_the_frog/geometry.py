@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 import torch
@@ -91,12 +90,12 @@ def with_claims(result, weights):
 
 
 def candidate_layer5(weights, layer: int = 5, tier: str = "raw",
-                     known: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+                     known: dict[str, S.Spectrum] | None = None) -> dict[str, S.Spectrum]:
     """The layer's metrics under the conventions the slides could have used (only those the
     checkpoint supports). ``tier="raw"``: each whole matrix as stored; ``tier="other"``:
     with the bias row, with the LayerNorm weight folded, the whole ``c_attn`` block, and the
     mean over heads of per-head metrics. ``known`` supplies raw metrics already computed."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, S.Spectrum] = {}
 
     def add(name: str, W) -> None:
         out[name] = S.spectrum_metrics(S.svdvals(W[None], "cpu")[0], tuple(W.shape))
@@ -119,14 +118,15 @@ def candidate_layer5(weights, layer: int = 5, tier: str = "raw",
         if m in S.HEAD_MATRICES:
             hs = S.head_matrices(weights, m, layer)
             per = [S.spectrum_metrics(sv, tuple(hs.shape[1:])) for sv in S.svdvals(hs, "cpu")]
-            out[f"{m} per head, mean over heads"] = {k: float(np.mean([p[k] for p in per])) for k in _MEAN_METRICS}
+            out[f"{m} per head, mean over heads"] = replace(per[0], **{
+                k: float(np.mean([getattr(p, k) for p in per])) for k in _MEAN_METRICS})
     if tier != "raw" and all(weights.has(f"blocks.{layer}.attn.W_{x}") for x in "QKV"):
         add("c_attn whole [d_model, 3*d_model]",
             torch.cat([S.whole_matrix(weights, x, layer) for x in ("W_Q", "W_K", "W_V")], 1))
     return out
 
 
-def layer5_rows(weights, known: dict[str, dict[str, Any]] | None = None) -> list[ClaimRow]:
+def layer5_rows(weights, known: dict[str, S.Spectrum] | None = None) -> list[ClaimRow]:
     """Compare the slides' layer-5 printout with the candidate conventions (the caller decided the
     model is GPT-2 small).
 
@@ -139,11 +139,11 @@ def layer5_rows(weights, known: dict[str, dict[str, Any]] | None = None) -> list
     [True, True, True, True, True]
     """
 
-    def ours_of(c: dict) -> dict[str, float]:
-        return {"log_volume": c["log_volume"], "condition": c["condition"], "neg_entropy": -c["entropy"],
-                "effective_rank": c["effective_rank"]}
+    def ours_of(c: S.Spectrum) -> dict[str, float]:
+        return {"log_volume": c.log_volume, "condition": c.condition, "neg_entropy": -c.entropy,
+                "effective_rank": c.effective_rank}
 
-    def score(c: dict) -> int:
+    def score(c: S.Spectrum) -> int:
         o = ours_of(c)
         return sum(_holds(claim, o[k]) for k, claim in LAYER5.items())
 
@@ -154,10 +154,10 @@ def layer5_rows(weights, known: dict[str, dict[str, Any]] | None = None) -> list
         return [ClaimRow(what="layer-5 weight metrics", published={k: c.published for k, c in LAYER5.items()}, ours=None,
                          reproduced=False, note="no layer-5 weight matrix is in the checkpoint")]
     er = LAYER5["effective_rank"].published
-    best = max(cands, key=lambda n: (score(cands[n]), -abs(cands[n]["effective_rank"] - er)))
+    best = max(cands, key=lambda n: (score(cands[n]), -abs(cands[n].effective_rank - er)))
     o = ours_of(cands[best])
-    tried = "; ".join(f"{n}: eff. rank {c['effective_rank']:.2f}, log-volume {c['log_volume']:.2f}, "
-                      f"condition {c['condition']:.6g}" for n, c in cands.items())
+    tried = "; ".join(f"{n}: eff. rank {c.effective_rank:.2f}, log-volume {c.log_volume:.2f}, "
+                      f"condition {c.condition:.6g}" for n, c in cands.items())
     checks = []
     for k, claim in LAYER5.items():
         note = f"layer 5, {best}"
