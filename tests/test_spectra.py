@@ -213,7 +213,7 @@ def test_sphere_overlap_planted(tmp_path):
     same = 2 * math.comb(20, 2) / math.comb(40, 2)
     assert r.mean_share == pytest.approx(same)
     assert r.mean_volume_fraction == pytest.approx(same)
-    assert r.positional_norms["mean"] == pytest.approx(1.0) and r.token_norms["max"] == pytest.approx(10.0)
+    assert r.positional_norms.mean == pytest.approx(1.0) and r.token_norms.max == pytest.approx(10.0)
     with pytest.raises(InvalidInputError):
         O.sphere_overlap(w, positions="everywhere")
 
@@ -224,7 +224,7 @@ def test_sphere_on_partial_gets_positional_norms_only(partial_ckpt):
     assert r.mean_share is None and "wte.weight" in r.missing[0] and r.checks == []
     r = with_claims(r, w)
     assert len(r.checks) == 4 and all(c.reproduced for c in r.checks)  # mean 3.3901, std 0.2620, max, min
-    assert r.positional_norms["argmin"] == 1023
+    assert r.positional_norms.argmin == 1023
 
 
 # ----------------------------------------------------------------------------- CLI and report

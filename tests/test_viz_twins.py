@@ -2,13 +2,14 @@
 
 from types import SimpleNamespace
 
+from poslens.analyses.geometry.spheres import Histogram
 from poslens.viz.common import deferred_png, plt, png_wanted
 from poslens.viz.spectra import sphere_figures
 
 
 def _sphere():
     return SimpleNamespace(model="m", mean_share=0.25,
-                           margin_histogram={"edges": [-1.0, 0.0, 1.0], "counts": [3, 1], "trials": 4})
+                           margin_histogram=Histogram([-1.0, 0.0, 1.0], [3, 1], 4))
 
 
 def test_png_wanted_follows_deferred_png():

@@ -3,11 +3,31 @@ kept apart from both so neither section's cache key depends on the other's code)
 
 >>> norm_stats(np.eye(3))["mean"]
 1.0
+>>> NormStats.of(np.eye(3)).argmax
+0
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+
+@dataclass(frozen=True)
+class NormStats:
+    """Mean, population std, min, max, argmin and argmax of a matrix's row norms."""
+
+    mean: float
+    std: float
+    min: float
+    max: float
+    argmin: int
+    argmax: int
+
+    @classmethod
+    def of(cls, M: np.ndarray) -> NormStats:
+        return cls(**norm_stats(M))
 
 
 def vector_stats(n: np.ndarray) -> dict:

@@ -141,16 +141,16 @@ def sphere_figures(result, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     h = result.margin_histogram
-    if h and h.get("counts"):
-        edges = np.asarray(h["edges"], dtype=float)
-        counts = np.asarray(h["counts"], dtype=float)
+    if h and h.counts:
+        edges = np.asarray(h.edges, dtype=float)
+        counts = np.asarray(h.counts, dtype=float)
         mids = (edges[:-1] + edges[1:]) / 2
         if png_wanted():
             fig, ax = plt.subplots(figsize=(6, 3.8))
             ax.bar(mids, counts, width=np.diff(edges), color=np.where(mids > 0, "tab:orange", "tab:blue"))
             ax.axvline(0, color="k", lw=0.8)
             ax.set_xlabel("sum of positional radii - distance between token embeddings")
-            ax.set_ylabel(f"pairs ({h['trials']} trials)")
+            ax.set_ylabel(f"pairs ({h.trials} trials)")
             ax.set_title(f"{result.model}: {100 * result.mean_share:.2f}% of pairs overlap")
             paths.append(save_png(fig, out / "sphere_overlap.png"))
         pf = go.Figure(go.Bar(x=mids, y=counts, marker_color=["orange" if m > 0 else "steelblue" for m in mids]))

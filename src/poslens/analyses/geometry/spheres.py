@@ -30,7 +30,7 @@ from ...models.weights import Weights
 from ...options import resolve
 from ...results import ClaimRow, Result
 from .options import SphereOptions
-from ..norms import norm_stats
+from ..norms import NormStats
 
 
 
@@ -66,22 +66,36 @@ def overlap_volume_fraction(d: np.ndarray, r: np.ndarray, dim: int) -> np.ndarra
 
 
 @dataclass(frozen=True)
+class OverlapTrial:
+    share: float  # of token pairs whose spheres overlap
+    mean_volume_fraction: float  # of a sphere's volume shared, over all pairs
+    mean_volume_fraction_overlapping: float  # the same over overlapping pairs only
+
+
+@dataclass(frozen=True)
+class Histogram:
+    edges: list[float]
+    counts: list[int]
+    trials: int  # pooled over this many trials
+
+
+@dataclass(frozen=True)
 class SphereOverlapResult(Result):
     """``trials`` (share of overlapping pairs, mean volume fraction), their mean/std, the
     token and positional norm statistics, and a histogram of ``r_i + r_j - d_ij``."""
 
     kind = "sphere_overlap"
-    positional_norms: dict = field(default_factory=dict)
-    token_norms: dict = field(default_factory=dict)
-    trials: list = field(default_factory=list)
+    positional_norms: NormStats | None = None
+    token_norms: NormStats | None = None  # None without a token embedding
+    trials: list[OverlapTrial] = field(default_factory=list)
     mean_share: float | None = None
     std_share: float | None = None
     mean_volume_fraction: float | None = None
     std_volume_fraction: float | None = None
-    margin_histogram: dict = field(default_factory=dict)
-    missing: list = field(default_factory=list)
+    margin_histogram: Histogram | None = None  # of r_i + r_j - d_ij (> 0: the spheres overlap)
+    missing: list[str] = field(default_factory=list)
     checks: list[ClaimRow] = field(default_factory=list)
-    notes: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def sphere_overlap(weights: Weights, options: SphereOptions | None = None, **overrides) -> SphereOverlapResult:
@@ -101,14 +115,14 @@ def sphere_overlap(weights: Weights, options: SphereOptions | None = None, **ove
     pos_norms = W_pos.norm(dim=-1)
     options = dict(n_tokens=n_tokens, n_trials=n_trials, positions=positions, seed=seed,
                    radius="mean of the two positional norms", volume="betainc((D+1)/2, 1/2, 1-(d/2r)^2)")
-    pstats = norm_stats(W_pos.numpy())
+    pstats = NormStats.of(W_pos.numpy())
     if not weights.has("embed.W_E"):
         return SphereOverlapResult(
             model=weights.label, processing=weights.processing, options=options, positional_norms=pstats,
             missing=["wte.weight (token embeddings): the overlap of token spheres cannot be measured"],
             notes=["positional norms only: the checkpoint has no token embedding wte"])
     W_E = weights.get("embed.W_E", needed_for="positional sphere overlap").double()
-    tstats = norm_stats(W_E.numpy())
+    tstats = NormStats.of(W_E.numpy())
     n = min(n_tokens, cfg.d_vocab)
     rng = np.random.default_rng(seed)
     iu = np.triu_indices(n, 1)
@@ -123,14 +137,14 @@ def sphere_overlap(weights: Weights, options: SphereOptions | None = None, **ove
         ri, rj = r[iu[0]], r[iu[1]]
         margin = ri + rj - d
         frac = overlap_volume_fraction(d, (ri + rj) / 2, cfg.d_model)
-        trials.append({"share": float((margin > 0).mean()), "mean_volume_fraction": float(frac.mean()),
-                       "mean_volume_fraction_overlapping": float(frac[margin > 0].mean()) if (margin > 0).any() else 0.0})
+        trials.append(OverlapTrial(float((margin > 0).mean()), float(frac.mean()),
+                                   float(frac[margin > 0].mean()) if (margin > 0).any() else 0.0))
         margins_all.append(margin)
-    shares = np.array([t["share"] for t in trials])
-    fracs = np.array([t["mean_volume_fraction"] for t in trials])
+    shares = np.array([t.share for t in trials])
+    fracs = np.array([t.mean_volume_fraction for t in trials])
     margins = np.concatenate(margins_all)
     counts, edges = np.histogram(margins, bins=bins)
-    hist = {"edges": edges.tolist(), "counts": counts.tolist(), "trials": n_trials}
+    hist = Histogram(edges.tolist(), counts.tolist(), n_trials)
     notes = []
     if n < n_tokens:
         notes.append(f"n_tokens capped at the vocabulary size {cfg.d_vocab}")
@@ -143,11 +157,11 @@ def sphere_overlap(weights: Weights, options: SphereOptions | None = None, **ove
 
 def summarize(result: SphereOverlapResult) -> list[str]:
     p = result.positional_norms
-    lines = [f"positional norms: mean {p['mean']:.4f}, std {p['std']:.4f}, max {p['max']:.4f} (position "
-             f"{p['argmax']}), min {p['min']:.4f} (position {p['argmin']})"]
+    lines = [f"positional norms: mean {p.mean:.4f}, std {p.std:.4f}, max {p.max:.4f} (position "
+             f"{p.argmax}), min {p.min:.4f} (position {p.argmin})"]
     if result.token_norms:
         t = result.token_norms
-        lines.append(f"token norms: mean {t['mean']:.4f}, std {t['std']:.4f}, max {t['max']:.4f}, min {t['min']:.4f}")
+        lines.append(f"token norms: mean {t.mean:.4f}, std {t.std:.4f}, max {t.max:.4f}, min {t.min:.4f}")
     if result.mean_share is not None:
         lines.append(f"overlapping pairs: {100 * result.mean_share:.2f}% ± {100 * result.std_share:.2f} over "
                      f"{len(result.trials)} trials; mean overlap volume fraction {result.mean_volume_fraction:.3g} "

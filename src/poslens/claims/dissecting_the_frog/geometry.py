@@ -181,7 +181,7 @@ def sphere_rows(result, d_model: int) -> list[ClaimRow]:
     """The embedding-norm and overlap rows for a sphere-overlap result of GPT-2 small."""
     out = []
     for stats, claims, src in ((result.positional_norms, POS_NORMS, "wpe"), (result.token_norms, TOKEN_NORMS, "wte")):
-        out += [row(c, stats[k], _holds(c, stats[k]), f"row norms of {src}; std over rows (population)")
+        out += [row(c, getattr(stats, k), _holds(c, getattr(stats, k)), f"row norms of {src}; std over rows (population)")
                 for k, c in claims.items() if stats]
     if result.mean_share is None:
         return out
