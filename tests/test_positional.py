@@ -138,6 +138,19 @@ def test_probe_measure_exact_channel_and_noise():
         PP.measure(noise[:, :2], [0, 1])
 
 
+def test_ridge_refit_by_cholesky_equals_the_eigen_route():
+    from poslens.analyses.position_probe.measure import _ridge_all, _ridge_one
+
+    g = torch.Generator().manual_seed(1)
+    X, y = torch.randn(300, 20, generator=g, dtype=torch.float64), torch.randn(300, generator=g, dtype=torch.float64)
+    X[:, 19] = X[:, 18]  # rank-deficient: alpha 0 falls back to the eigen route
+    for a in (0.0, 1e-3, 10.0):
+        one, ref = _ridge_one(X, y, a), _ridge_all(X, y, [a])
+        if a > 0:
+            torch.testing.assert_close(one[2], ref[2], rtol=1e-8, atol=1e-10)
+        assert one[0].equal(ref[0]) and float(one[1]) == float(ref[1])
+
+
 def test_probe_on_tiny_text_and_partial_gpt2(partial_ckpt):
     w = load_weights("tiny")
     r = PP.position_probe(Runner(w), PP.Options(n_seq=12, seq_len=64))

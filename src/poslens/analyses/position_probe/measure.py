@@ -79,6 +79,18 @@ def _ridge_all(X: torch.Tensor, y: torch.Tensor, alphas: Sequence[float]):
     return mx, my, W
 
 
+def _ridge_one(X: torch.Tensor, y: torch.Tensor, alpha: float):
+    """As :func:`_ridge_all` for one alpha: a Cholesky solve, several times cheaper than the eigendecomposition."""
+    mx, my = X.mean(0), y.mean()
+    Xc = X - mx
+    A = Xc.T @ Xc
+    A.diagonal().add_(alpha * len(X))
+    L, info = torch.linalg.cholesky_ex(A)
+    if int(info):  # not positive definite (alpha 0 on rank-deficient features): the eigen route copes
+        return _ridge_all(X, y, [alpha])
+    return mx, my, torch.cholesky_solve((Xc.T @ (y - my))[:, None], L)[:, 0][None]
+
+
 def _to_pos(pred: torch.Tensor, target: str) -> torch.Tensor:
     return torch.expm1(pred.clamp(max=30.0)) if target == "log_position" else pred
 
@@ -109,7 +121,7 @@ def probe_point(X: torch.Tensor, train: torch.Tensor, test: torch.Tensor, opts: 
     Xt, yt, _ = flat(train)
     mu, sd = Xt.mean(0), Xt.std(0)
     sd = torch.where(sd > 1e-8 * (sd.max() + 1e-30), sd, torch.ones_like(sd))
-    mx, my, W = _ridge_all((Xt - mu) / sd, yt, [alphas[best]])
+    mx, my, W = _ridge_one((Xt - mu) / sd, yt, alphas[best])
     Xs, _, ps = flat(test)
     pred = _to_pos(((Xs - mu) / sd - mx) @ W[0] + my, opts.target)
     err = (pred - ps).abs()
