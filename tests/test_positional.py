@@ -138,17 +138,24 @@ def test_probe_measure_exact_channel_and_noise():
         PP.measure(noise[:, :2], [0, 1])
 
 
-def test_ridge_refit_by_cholesky_equals_the_eigen_route():
-    from poslens.analyses.position_probe.measure import _ridge_all, _ridge_one
+def test_ridge_moments_and_cholesky_refit_match_direct_computation():
+    from poslens.analyses.position_probe.measure import _Moments, _ridge_all, _ridge_one
 
     g = torch.Generator().manual_seed(1)
-    X, y = torch.randn(300, 20, generator=g, dtype=torch.float64), torch.randn(300, generator=g, dtype=torch.float64)
+    X = torch.randn(300, 20, generator=g, dtype=torch.float64) * 3 + 50  # a large mean: the centring must hold
+    y = torch.randn(300, generator=g, dtype=torch.float64)
     X[:, 19] = X[:, 18]  # rank-deficient: alpha 0 falls back to the eigen route
+    mu, sd, my, G, b = (_Moments.of(X[:100], y[:100]) + _Moments.of(X[100:], y[100:])).standardised()
+    Z = (X - X.mean(0)) / X.std(0)
+    torch.testing.assert_close(mu, X.mean(0)) and torch.testing.assert_close(sd, X.std(0))
+    torch.testing.assert_close(G, Z.T @ Z, rtol=1e-9, atol=1e-8)
+    torch.testing.assert_close(b, Z.T @ (y - y.mean()), rtol=1e-9, atol=1e-9)
     for a in (0.0, 1e-3, 10.0):
-        one, ref = _ridge_one(X, y, a), _ridge_all(X, y, [a])
+        one, ref = _ridge_one(G, b, 300, a), _ridge_all(G, b, 300, [a])
         if a > 0:
-            torch.testing.assert_close(one[2], ref[2], rtol=1e-8, atol=1e-10)
-        assert one[0].equal(ref[0]) and float(one[1]) == float(ref[1])
+            torch.testing.assert_close(one, ref, rtol=1e-8, atol=1e-10)
+            direct = torch.linalg.solve(Z.T @ Z + a * 300 * torch.eye(20, dtype=torch.float64), Z.T @ (y - y.mean()))
+            torch.testing.assert_close(one[0], direct, rtol=1e-7, atol=1e-9)
 
 
 def test_probe_on_tiny_text_and_partial_gpt2(partial_ckpt):

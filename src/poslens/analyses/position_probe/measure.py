@@ -61,34 +61,56 @@ def _split(n: int, frac: float, g: torch.Generator) -> tuple[torch.Tensor, torch
     return perm[k:], perm[:k]
 
 
-def _ridge_all(X: torch.Tensor, y: torch.Tensor, alphas: Sequence[float]):
-    """Centred ridge solutions for every alpha from one eigendecomposition of the d x d Gram matrix:
-    (mean_x, mean_y, [n_alpha, d] weights). Cheaper than an SVD of the tall token matrix."""
-    mx, my = X.mean(0), y.mean()
-    Xc = X - mx
-    G = Xc.T @ Xc
+@dataclass(frozen=True)
+class _Moments:
+    """Raw sums over rows (``n``, sum x, x'x, sum y, x'y): the fit and validation rows' sums add up
+    to the training rows', so each row enters one d x d product, not two."""
+
+    n: int
+    sx: torch.Tensor
+    sxx: torch.Tensor
+    sy: torch.Tensor
+    sxy: torch.Tensor
+
+    @classmethod
+    def of(cls, X: torch.Tensor, y: torch.Tensor) -> _Moments:
+        return cls(len(X), X.sum(0), X.T @ X, y.sum(), X.T @ y)
+
+    def __add__(self, o: _Moments) -> _Moments:
+        return _Moments(self.n + o.n, self.sx + o.sx, self.sxx + o.sxx, self.sy + o.sy, self.sxy + o.sxy)
+
+    def standardised(self):
+        """``(mu, sd, my, G, b)``: the rows' mean and std (unbiased; 1 for constant features), the mean
+        target, and the Gram matrix and X'y of the standardised, centred rows."""
+        n = self.n
+        mu, my = self.sx / n, self.sy / n
+        C = self.sxx - n * torch.outer(mu, mu)
+        sd = (C.diagonal().clamp_min(0) / max(n - 1, 1)).sqrt()
+        sd = torch.where(sd > 1e-8 * (sd.max() + 1e-30), sd, torch.ones_like(sd))  # constant features carry nothing
+        return mu, sd, my, C / torch.outer(sd, sd), (self.sxy - n * mu * my) / sd
+
+
+def _ridge_all(G: torch.Tensor, b: torch.Tensor, n: int, alphas: Sequence[float]) -> torch.Tensor:
+    """Centred ridge weights ``[n_alpha, d]`` for every alpha from one eigendecomposition of the Gram
+    matrix ``G`` (``b`` = X'y, ``n`` rows). Cheaper than an SVD of the tall token matrix."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a d x d eigh is small: LAPACK threads only contend (25x slower on a busy 2-core box)
     try:
         evals, V = torch.linalg.eigh(G)
     finally:
         torch.set_num_threads(threads)
-    Vty = V.T @ (Xc.T @ (y - my))
-    n = len(X)
-    W = torch.stack([V @ (Vty / (evals.clamp_min(0) + a * n)) for a in alphas])
-    return mx, my, W
+    Vty = V.T @ b
+    return torch.stack([V @ (Vty / (evals.clamp_min(0) + a * n)) for a in alphas])
 
 
-def _ridge_one(X: torch.Tensor, y: torch.Tensor, alpha: float):
+def _ridge_one(G: torch.Tensor, b: torch.Tensor, n: int, alpha: float) -> torch.Tensor:
     """As :func:`_ridge_all` for one alpha: a Cholesky solve, several times cheaper than the eigendecomposition."""
-    mx, my = X.mean(0), y.mean()
-    Xc = X - mx
-    A = Xc.T @ Xc
-    A.diagonal().add_(alpha * len(X))
+    A = G.clone()
+    A.diagonal().add_(alpha * n)
     L, info = torch.linalg.cholesky_ex(A)
     if int(info):  # not positive definite (alpha 0 on rank-deficient features): the eigen route copes
-        return _ridge_all(X, y, [alpha])
-    return mx, my, torch.cholesky_solve((Xc.T @ (y - my))[:, None], L)[:, 0][None]
+        return _ridge_all(G, b, n, [alpha])
+    return torch.cholesky_solve(b[:, None], L)[:, 0][None]
 
 
 def _to_pos(pred: torch.Tensor, target: str) -> torch.Tensor:
@@ -110,20 +132,19 @@ def probe_point(X: torch.Tensor, train: torch.Tensor, test: torch.Tensor, opts: 
         return X[idx].reshape(-1, d), tgt.repeat(len(idx)), pos.repeat(len(idx))
 
     Xf, yf, _ = flat(fit)
-    mu, sd = Xf.mean(0), Xf.std(0)
-    sd = torch.where(sd > 1e-8 * (sd.max() + 1e-30), sd, torch.ones_like(sd))  # constant features carry nothing
+    Xv, yv, pv = flat(val)
+    mf = _Moments.of(Xf, yf)
+    mu, sd, my, G, b = mf.standardised()
     alphas = opts.alpha_grid()
-    mx, my, W = _ridge_all((Xf - mu) / sd, yf, alphas)
-    Xv, _, pv = flat(val)
-    pred_v = ((Xv - mu) / sd - mx) @ W.T + my  # [n, n_alpha]
+    W = _ridge_all(G, b, mf.n, alphas)
+    pred_v = ((Xv - mu) / sd) @ W.T + my  # [n, n_alpha]
     val_mae = (_to_pos(pred_v, opts.target) - pv[:, None]).abs().mean(0)
     best = int(val_mae.argmin())
-    Xt, yt, _ = flat(train)
-    mu, sd = Xt.mean(0), Xt.std(0)
-    sd = torch.where(sd > 1e-8 * (sd.max() + 1e-30), sd, torch.ones_like(sd))
-    mx, my, W = _ridge_one((Xt - mu) / sd, yt, alphas[best])
+    mt = mf + _Moments.of(Xv, yv)  # the training rows: fit + validation
+    mu, sd, my, G, b = mt.standardised()
+    w = _ridge_one(G, b, mt.n, alphas[best])[0]
     Xs, _, ps = flat(test)
-    pred = _to_pos(((Xs - mu) / sd - mx) @ W[0] + my, opts.target)
+    pred = _to_pos(((Xs - mu) / sd) @ w + my, opts.target)
     err = (pred - ps).abs()
     base = (ps - pos.mean()).abs().mean()  # every sequence covers positions 0..P-1: the train mean is pos.mean()
     ss_res, ss_tot = ((pred - ps) ** 2).sum(), ((ps - ps.mean()) ** 2).sum()
