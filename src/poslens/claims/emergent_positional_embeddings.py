@@ -23,10 +23,11 @@ PUBLISHED = {ABOVE_POSITION.id: "well above the position-only baseline (read off
 NOTE = "the post probed the last token at layer 3 with sklearn defaults on unstandardised features"
 
 
-def word_index_rows(findings: list[dict], cfg, label: str = "") -> list[ClaimRow]:
-    """Rows for the word scheme's two findings, only on GPT-2 small (the post's model)."""
-    words = [f for f in findings if f["scheme"] == "word"]
+def word_index_rows(findings: list, cfg, label: str = "") -> list[ClaimRow]:
+    """Rows for the word scheme's two findings (:class:`~poslens.analyses.word_index.measure.Finding`), only
+    on GPT-2 small (the post's model)."""
+    words = [f for f in findings if f.scheme == "word"]
     if not is_gpt2_small(cfg, label) or not words:
         return []
-    return [row(c, f["ours"], f["holds"], NOTE, what=f["what"].replace("word: ", "GPT-2 small, layer 3 (point 4): "),
+    return [row(c, f.ours, f.holds, NOTE, what=f.what.replace("word: ", "GPT-2 small, layer 3 (point 4): "),
                 published=PUBLISHED[c.id]) for c, f in zip(CLAIMS, words)]

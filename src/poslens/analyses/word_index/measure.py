@@ -28,6 +28,18 @@ BASELINES = ("position", "space", "both")
 
 
 @dataclass(frozen=True)
+class Finding:
+    """One of the post's qualitative claims, measured on one scheme at the key residual point."""
+
+    scheme: str
+    label_token: str  # "last" or "first"
+    layer: int  # the residual point read
+    what: str
+    ours: str  # the numbers behind the verdict
+    holds: bool
+
+
+@dataclass(frozen=True)
 class WordIndexResult(Result):
     """Probe accuracy for "which unit is this token in", per residual point and scheme.
 
@@ -45,7 +57,7 @@ class WordIndexResult(Result):
     hooks: list[str] = field(default_factory=list)
     key_layer: int = 0
     schemes: dict[str, dict] = field(default_factory=dict)
-    findings: list[dict] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     checks: list[ClaimRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -161,7 +173,7 @@ def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw,
     return out
 
 
-def _findings(schemes: dict, layers: list[int], key_layer: int, model_label: str) -> list[dict]:
+def _findings(schemes: dict, layers: list[int], key_layer: int, model_label: str) -> list[Finding]:
     """The post's two qualitative claims, measured at ``key_layer`` on each scheme's last-token labels."""
     out = []
     i = layers.index(key_layer)
@@ -174,7 +186,7 @@ def _findings(schemes: dict, layers: list[int], key_layer: int, model_label: str
         best = max(r["baselines"].values(), key=lambda b: b["accuracy"])
         bal, chance = pr["balanced_accuracy"], r["balanced"]["chance"]
         above = (pr["accuracy"] - pos_base >= 0.1) and (bal - chance >= 0.1 if not math.isnan(bal) else False)
-        out.append(dict(
+        out.append(Finding(
             scheme=s, label_token=lt, layer=key_layer,
             what=f"{s}: probe at residual point {key_layer} is well above the position-only baseline",
             ours=(f"probe {pr['accuracy']:.3f} vs position-only {pos_base:.3f} (best baseline {best['accuracy']:.3f}); "
@@ -184,7 +196,7 @@ def _findings(schemes: dict, layers: list[int], key_layer: int, model_label: str
         per = np.array(pr["per_index"], dtype=float)
         h = len(per) // 2
         early, late = float(np.nanmean(per[:h])), float(np.nanmean(per[len(per) - h:]))
-        out.append(dict(
+        out.append(Finding(
             scheme=s, label_token=lt, layer=key_layer,
             what=f"{s}: the probe is worse for later {rep['dataset']['unit']}s",
             ours=f"mean accuracy on indices 0-{h - 1}: {early:.3f}; on the last {h}: {late:.3f}",
@@ -304,6 +316,6 @@ def summarize(result: WordIndexResult) -> list[str]:
                          f"position-balanced ({r['balanced']['n_points']} points, chance "
                          f"{r['balanced']['chance']:.3f}) {bal}")
     for f in result.findings:
-        lines.append(f"{'holds' if f['holds'] else 'does not hold'}: {f['what']} ({f['ours']})")
+        lines.append(f"{'holds' if f.holds else 'does not hold'}: {f.what} ({f.ours})")
     lines += result.notes
     return lines
