@@ -88,7 +88,7 @@ def test_helix_question_variance_matched_control(pdup):
 def test_helix_question_positional_only_on_a_random_model(small):
     r = QH.helix_ablation(load_weights(str(small)), n_random=3, seq_len=64, positional_only=True)
     assert r.clean_loss is None and r.loss is None and r.prev_attention.random.baseline.n == 3
-    assert len(r.per_head) == 4 and r.input["n_seq"] == 1
+    assert len(r.per_head) == 4 and r.input.n_seq == 1
 
 
 def test_helix_question_options_declared_once(small, tmp_path):

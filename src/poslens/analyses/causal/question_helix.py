@@ -88,6 +88,16 @@ class VarianceShare:
 
 
 @dataclass(frozen=True)
+class InputInfo:
+    """What the variants ran on: ``kind`` in words, its sequences and their length, and whether a BOS leads."""
+
+    kind: str
+    n_seq: int
+    seq_len: int
+    bos: bool | None = None  # None for positional inputs (no tokens)
+
+
+@dataclass(frozen=True)
 class HelixAblationResult(Result):
     """Loss and previous-token attention with W_pos's top-k subspace removed, against random subspaces.
 
@@ -99,7 +109,7 @@ class HelixAblationResult(Result):
     kind = "causal_helix"
     k: int = 3
     variance_share: VarianceShare | None = None
-    input: dict[str, Any] = field(default_factory=dict)
+    input: InputInfo | None = None
     clean_loss: float | None = None
     loss: HelixVsControls | None = None
     prev_heads: list[str] = field(default_factory=list)
@@ -170,7 +180,7 @@ def helix_ablation(
         P = min(seq_len, cfg.n_ctx)
         kw = {"embed": torch.zeros(1, P, cfg.d_model)}
         layers = [0]
-        input_info = {"kind": "positional embedding alone (token embedding zero)", "n_seq": 1, "seq_len": P}
+        input_info = InputInfo("positional embedding alone (token embedding zero)", 1, P)
         tokens = None
     else:
         if tokenizer is None:
@@ -185,8 +195,7 @@ def helix_ablation(
             src = f"{len(tokens)} consecutive windows of {'the given text' if text else 'the built-in sample passage'}"
         kw = {"tokens": tokens}
         layers = list(range(cfg.n_layers))
-        input_info = {"kind": src, "n_seq": int(tokens.shape[0]), "seq_len": int(tokens.shape[1]),
-                      "bos": bos is not None}
+        input_info = InputInfo(src, int(tokens.shape[0]), int(tokens.shape[1]), bos is not None)
     # The variants: clean, helix, n random, n variance-matched random.
     Wrun = W[:P]
     mean_over = "all"
@@ -277,7 +286,7 @@ def _variant_effects(delta: np.ndarray, idx: dict[str, list[int]]) -> HelixVsCon
 def summarize(r: HelixAblationResult) -> list[str]:
     lines = [f"W_pos top-{r.k} PCA subspace ({r.variance_share.helix_pca:.0%} of W_pos variance) "
              f"{'projected out' if r.options.get('kind') == 'zero' else 'mean-ablated'} at hook_pos_embed; input: "
-             f"{r.input.get('kind')}"]
+             f"{r.input.kind if r.input else 'none'}"]
     if r.loss:
         L = r.loss
         lines.append(f"loss {r.clean_loss:.3f}, change: helix {L.helix.effect:+.3f}; "
@@ -285,7 +294,7 @@ def summarize(r: HelixAblationResult) -> list[str]:
                      f"{against(L.matched.baseline, L.matched.helix_z, 'variance-matched')}")
     if r.prev_attention:
         P = r.prev_attention
-        on = (r.input or {}).get("kind") or "this section's input"
+        on = r.input.kind if r.input else "this section's input"
         lines.append(f"previous-token attention on {on}, mean over heads {', '.join(r.prev_heads)} (clean "
                      f"{np.mean(list(r.clean_prev.values())):.3f}; not the model profile's previous-token score, "
                      f"which is per head on repeated random tokens), change: helix {P.helix.effect:+.3f}; "
