@@ -61,7 +61,8 @@ def subspace_figures(result, out: Path) -> list[Path]:
                 pf.add_scatter(x=np.arange(1, ev.size + 1), y=ev, mode="lines", name=f"{k}: {lab}", legendgroup=k,
                                line=dict(width=1), row=1, col=j + 1)
         pf.update_yaxes(type="log")
-        pf.update_layout(title=f"{result.model}: Gram spectra of centred hidden states")
+        # a panel per prompt plus a legend: drawn wide, so the report gives it a full-width card
+        pf.update_layout(title=f"{result.model}: Gram spectra of centred hidden states", width=max(700, 320 * n))
         paths.append(save_plotly(pf, out / "subspace_spectra.html"))
 
     # 2. Signal dimension and effective dimensionality per point; principal-angle sums between consecutive points.
@@ -95,7 +96,7 @@ def subspace_figures(result, out: Path) -> list[Path]:
         pf.add_scatter(x=x, y=gap_dims, name=f"{k} gap dims", line=dict(dash="dot"), row=1, col=1)
         pf.add_scatter(x=x, y=prompts[k]["participation_ratio"], name=f"{k} participation ratio", row=1, col=2)
         pf.add_scatter(x=xs, y=ys, name=f"{k} PA sum", row=1, col=3)
-    pf.update_layout(title=f"{result.model}: signal subspaces across layers")
+    pf.update_layout(title=f"{result.model}: signal subspaces across layers", width=1000)
     paths.append(save_plotly(pf, out / "subspace_dims_angles.html"))
 
     # 3. Overlap matrices.
@@ -113,7 +114,7 @@ def subspace_figures(result, out: Path) -> list[Path]:
     pf = make_subplots(rows=1, cols=n, subplot_titles=names)
     for j, (k, m, lab) in enumerate(overlaps):
         pf.add_trace(go.Heatmap(z=m, x=lab, y=lab, zmin=0, zmax=1, showscale=j == n - 1), row=1, col=j + 1)
-    pf.update_layout(title=f"{result.model}: share of shared signal directions between points")
+    pf.update_layout(title=f"{result.model}: share of shared signal directions between points", width=max(700, 300 * n))
     paths.append(save_plotly(pf, out / "subspace_overlap.html"))
 
     # 4. MDS of the subspaces by Grassmann distance.
@@ -135,6 +136,6 @@ def subspace_figures(result, out: Path) -> list[Path]:
     for j, (k, Y, lab) in enumerate(maps):
         if len(Y):
             pf.add_scatter(x=Y[:, 0], y=Y[:, 1], mode="lines+markers+text", text=lab, name=k, row=1, col=j + 1)
-    pf.update_layout(title=f"{result.model}: layers' signal subspaces, MDS by Grassmann distance")
+    pf.update_layout(title=f"{result.model}: layers' signal subspaces, MDS by Grassmann distance", width=max(700, 300 * n))
     paths.append(save_plotly(pf, out / "subspace_mds.html"))
     return paths
