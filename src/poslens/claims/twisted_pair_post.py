@@ -153,7 +153,7 @@ def _gpt2_checks(r) -> list[ClaimRow]:
         out.append(_row(
             "layer-0 neurons form twisted pairs", "GPT-2 seems to use a similar mechanism (neuron pairs in the MLP)",
             f"{n['n_twisted']} of {n['n_candidates_scanned']} top pairs pass all three thresholds; {desc}",
-            n["n_twisted"] > 0, f"thresholds {n['thresholds']}"))
+            n["n_twisted"] > 0, "thresholds: " + ", ".join(f"{k} {v:.3g}" for k, v in n["thresholds"].items())))
     return out
 
 

@@ -120,6 +120,7 @@ def _sweeps(r, out: Path) -> list[Path]:
                                    mode="lines+markers"), row=1, col=col)
         g.update_xaxes(type="log", title_text=key, row=1, col=col)
         g.update_yaxes(type="log", row=1, col=col)
+    g.update_layout(width=max(700, 300 * len(names)))  # panels and a legend: a full-width card
     paths.append(save_plotly(g, out / "tp_sweeps.html"))
     return paths
 
