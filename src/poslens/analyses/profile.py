@@ -66,6 +66,17 @@ class RoleBest:
 
 
 @dataclass(frozen=True)
+class MeasuredOn:
+    """The sequences the profile's scores come from."""
+
+    data: str
+    n_seq: int | None = None
+    seq_len: int | None = None
+    seed: int | None = None
+    bos_token_id: int | None = None
+
+
+@dataclass(frozen=True)
 class ModelProfile(Result):
     """Every head's role scores and the heads at or above each threshold.
 
@@ -78,7 +89,7 @@ class ModelProfile(Result):
 
     kind = "model_profile"
     thresholds: dict[str, float] = field(default_factory=dict)
-    measured_on: dict[str, Any] = field(default_factory=dict)
+    measured_on: MeasuredOn | None = None
     heads: dict[str, HeadRoles] = field(default_factory=dict)
     previous_token_heads: list[str] = field(default_factory=list)
     duplicate_token_heads: list[str] = field(default_factory=list)
@@ -103,6 +114,7 @@ class ModelProfile(Result):
         kw["processing"] = tuple(kw.get("processing") or ())
         kw["heads"] = {k: HeadRoles(**v) for k, v in (d.get("heads") or {}).items()}
         kw["best"] = {k: RoleBest(**v) for k, v in (d.get("best") or {}).items()}
+        kw["measured_on"] = MeasuredOn(**d["measured_on"]) if d.get("measured_on") else None
         return cls(**kw)
 
 
@@ -172,10 +184,11 @@ def model_profile(dup: Any, first_position: torch.Tensor | None = None, threshol
     if not token_inputs:
         notes.append("token inputs unavailable (no W_E): previous-token, duplicate-token, induction and sink scores "
                      "were not measured; only layer-0 attention on positional inputs alone")
-    measured_on = {"n_seq": opts.get("n_seq"), "seq_len": opts.get("seq_len"), "seed": opts.get("seed"),
-                   "data": "repeated random tokens (the second half repeats the first)" if token_inputs else
-                           "positional inputs alone (token embedding zero), layer 0",
-                   "bos_token_id": opts.get("bos_token_id")}
+    measured_on = MeasuredOn(
+        data="repeated random tokens (the second half repeats the first)" if token_inputs else
+             "positional inputs alone (token embedding zero), layer 0",
+        n_seq=opts.get("n_seq"), seq_len=opts.get("seq_len"), seed=opts.get("seed"),
+        bos_token_id=opts.get("bos_token_id"))
     return ModelProfile(
         model=d.get("model", ""), processing=tuple(d.get("processing") or ()), options={"thresholds": th},
         thresholds=th, measured_on=measured_on, heads=heads, previous_token_heads=lists["previous_token"],
