@@ -224,7 +224,7 @@ def test_token_classes_find_the_planted_group(planted_groups):
     text = " ".join(f"w{i}" for i in words)
     r = duplicate_heads(load_weights(str(planted_groups.path)), layers=[0], n_seq=4, seq_len=64, text=text,
                         n_text_seq=6, profile_heads=[(0, 1)], n_frequent=7)
-    groups = r.token_classes["heads"]["0.1"]["groups"]
+    groups = r.token_classes.heads["0.1"].groups
     assert [sorted(g) for g in groups] == [["w1", "w2", "w3"]]
     assert r.heads["0.1"].score_text is not None and r.data["text"]["n_seq"] == 6
 

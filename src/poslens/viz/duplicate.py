@@ -82,12 +82,12 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
                 pf.add_scatter(x=d, y=fit, mode="lines", name=f"{k} fit")
         pf.update_layout(xaxis_title="distance", yaxis_title="mean attention to the copy")
         paths.append(save_plotly(pf, out / "dup_decay.html"))
-    tc = result.token_classes or {}
-    for k, v in (tc.get("heads") or {}).items():
-        m = np.array(v["matrix"], dtype=float)
+    tc = result.token_classes
+    for k, v in (tc.heads if tc else {}).items():
+        m = np.array(v.matrix, dtype=float)
         if m.size == 0 or np.isnan(m).all():
             continue
-        names = [repr(t) for t in tc["tokens"]]
+        names = [repr(t) for t in tc.tokens]
         fig, ax = plt.subplots(figsize=(6, 5))
         im = ax.imshow(m, cmap="magma")
         ax.set_xticks(range(len(names)), names, rotation=90)

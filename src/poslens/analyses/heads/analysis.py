@@ -136,11 +136,11 @@ def duplicate_heads(
         qid, dist, att = copy_pairs(runner, smp, phs, o.batch_size)
         for hk in phs:
             profiles[f"{hk[0]}.{hk[1]}"] = decay_profile(qid, dist, att[hk], uniform_half_distance=o.uniform_half_distance)
-    tc: dict[str, Any] = {}
+    tc = None
     if phs and text_tokens is not None:
         tc = token_classes(runner, text_tokens, phs, tokenizer, o.n_frequent, o.group_threshold, o.batch_size, ignore)
-        if tc.get("reason"):
-            notes.append(f"no token classes: {tc['reason']}")
+        if tc.reason:
+            notes.append(f"no token classes: {tc.reason}")
     return DupHeadsResult(
         model=weights.label, processing=weights.processing, options=options, heads=heads, ranking=ranking,
         duplicate_heads=dups, profiles=profiles, token_classes=tc, positional=pos, data=data, notes=notes,

@@ -5,14 +5,13 @@ patterns on positional inputs alone. Every edit only reads the pattern and passe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
 from ...errors import InvalidInputError
 from ...models.runner import Runner
-from .measure import HeadSpread, PositionalSpread, class_groups, duplicate_mask, induction_mask, pattern_spread
+from .measure import HeadSpread, PositionalSpread, TokenClasses, class_groups, duplicate_mask, induction_mask, pattern_spread
 
 
 @dataclass
@@ -143,7 +142,7 @@ def token_classes(
     group_threshold: float = 0.3,
     batch_size: int = 8,
     ignore: tuple[int, ...] = (),
-) -> dict[str, Any]:
+) -> TokenClasses:
     """How much each head attends from token a to earlier occurrences of token b, for frequent a, b.
 
     ``matrix[a][b]``: mean over queries holding token a (with b somewhere earlier) of the
@@ -151,7 +150,7 @@ def token_classes(
     tokens are grouped (connected components) where both directions exceed ``group_threshold``.
 
     >>> tc = token_classes(Runner(w), text_windows, [(0, 5)], tokenizer)   # doctest: +SKIP
-    >>> tc["heads"]["0.5"]["groups"]                                       # doctest: +SKIP
+    >>> tc.heads["0.5"].groups                                             # doctest: +SKIP
     [["'.'", "','", "' and'"]]
     """
     t = torch.as_tensor(tokens)
@@ -161,8 +160,7 @@ def token_classes(
     top = vals[counts.argsort(descending=True)[:n_frequent]]
     K = len(top)
     if K < 2:
-        return {"tokens": [], "token_ids": [], "heads": {},
-                "reason": f"the text has {K} distinct token(s) besides the ignored ones; token classes need two"}
+        return TokenClasses([], [], {}, f"the text has {K} distinct token(s) besides the ignored ones; token classes need two")
     onehot = (t[..., None] == top).float()  # [B, P, K]
     P = t.shape[1]
     # earlier[b, q, k_tok] occurrence count of token k earlier than q
@@ -185,8 +183,8 @@ def token_classes(
 
     runner.run(t, edits={f"blocks.{l}.attn.hook_pattern": reader for l in by_layer}, batch_size=batch_size)
     names = tokenizer.to_str_tokens(top.tolist()) if tokenizer is not None else [str(int(i)) for i in top]
-    return {"tokens": names, "token_ids": top.tolist(),
-            "heads": {f"{l}.{h}": class_groups(s, ns, names, group_threshold) for (l, h), s in sums.items()}}
+    return TokenClasses(names, top.tolist(),
+                        {f"{l}.{h}": class_groups(s, ns, names, group_threshold) for (l, h), s in sums.items()})
 
 
 def positional_attention(

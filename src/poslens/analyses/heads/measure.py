@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -253,13 +252,35 @@ def pattern_spread(
     return out
 
 
-def class_groups(sums: torch.Tensor, counts: torch.Tensor, names: list[str], group_threshold: float) -> dict[str, Any]:
+@dataclass(frozen=True)
+class HeadClasses:
+    """One head's token classes: ``matrix[a][b]`` the mean attention from token a to earlier
+    occurrences of b (nan where none), ``affinity`` each row over its diagonal, ``groups`` the
+    tokens it treats as one."""
+
+    matrix: list[list[float]]
+    affinity: list[list[float]]
+    groups: list[list[str]]
+
+
+@dataclass(frozen=True)
+class TokenClasses:
+    """The frequent tokens (``tokens``, ``token_ids``) and each profiled head's classes over them;
+    ``reason`` says why there are none."""
+
+    tokens: list[str]
+    token_ids: list[int]
+    heads: dict[str, HeadClasses]
+    reason: str | None = None
+
+
+def class_groups(sums: torch.Tensor, counts: torch.Tensor, names: list[str], group_threshold: float) -> HeadClasses:
     """One head's token classes from ``sums[a, b]`` (attention from queries holding token a to
     earlier b, summed) and ``counts[a, b]`` (such queries): ``matrix`` (the mean), ``affinity``
     (each row over its diagonal) and ``groups``, the connected components of tokens whose
     affinity exceeds ``group_threshold`` both ways.
 
-    >>> class_groups(torch.tensor([[2.0, 2.0], [2.0, 2.0]]), torch.ones(2, 2) * 4, ["a", "b"], 0.3)["groups"]
+    >>> class_groups(torch.tensor([[2.0, 2.0], [2.0, 2.0]]), torch.ones(2, 2) * 4, ["a", "b"], 0.3).groups
     [['a', 'b']]
     """
     from scipy.sparse.csgraph import connected_components
@@ -272,4 +293,4 @@ def class_groups(sums: torch.Tensor, counts: torch.Tensor, names: list[str], gro
     np.fill_diagonal(adj, False)
     n_comp, lab = connected_components(adj, directed=False)
     groups = [[names[i] for i in np.flatnonzero(lab == c)] for c in range(n_comp) if (lab == c).sum() > 1]
-    return {"matrix": m, "affinity": aff, "groups": groups}
+    return HeadClasses(m.tolist(), aff.tolist(), groups)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...results import ClaimRow, Result
-from .measure import DecayProfile, PositionalSpread
+from .measure import DecayProfile, PositionalSpread, TokenClasses
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class DupHeadsResult(Result):
     ranking: list[str] = field(default_factory=list)
     duplicate_heads: list[str] = field(default_factory=list)
     profiles: dict[str, DecayProfile] = field(default_factory=dict)
-    token_classes: dict[str, Any] = field(default_factory=dict)
+    token_classes: TokenClasses | None = None
     positional: PositionalSpread | None = None
     data: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -79,9 +79,9 @@ def summarize(result: DupHeadsResult) -> list[str]:
                    "copy is favoured)" if p.verdict == "growing"
                    else f"attention among copies halves every {p.half_distance:.1f} tokens")
             lines.append(f"{k}: {p.verdict}, {how} (rate {p.rate:.4f}/token, within-query R² {r2:.2f})")
-    for k, v in (result.token_classes.get("heads") or {}).items():
-        if v["groups"]:
-            lines.append(f"{k} treats as one group: " + "; ".join(" ".join(repr(t) for t in g) for g in v["groups"]))
+    for k, v in (result.token_classes.heads if result.token_classes else {}).items():
+        if v.groups:
+            lines.append(f"{k} treats as one group: " + "; ".join(" ".join(repr(t) for t in g) for g in v.groups))
     if result.positional:
         p = result.positional
         lines.append(f"positional inputs alone ({p.seq_len} positions): half the attention within the last "
