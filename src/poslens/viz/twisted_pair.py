@@ -120,7 +120,7 @@ def _sweeps(r, out: Path) -> list[Path]:
                                    mode="lines+markers"), row=1, col=col)
         g.update_xaxes(type="log", title_text=key, row=1, col=col)
         g.update_yaxes(type="log", row=1, col=col)
-    g.update_layout(width=max(700, 300 * len(names)))  # panels and a legend: a full-width card
+    g.update_layout(title="Error and bound as M, n and k vary", width=max(700, 300 * len(names)))  # panels and a legend: a full-width card
     paths.append(save_plotly(g, out / "tp_sweeps.html"))
     return paths
 
@@ -151,7 +151,8 @@ def _noise(r, out: Path) -> list[Path]:
     g = go.Figure()
     for label, y in curves:
         g.add_trace(go.Scatter(x=s, y=y, name=label, mode="lines+markers"))
-    g.update_layout(xaxis_type="log", yaxis_type="log", xaxis_title="sigma", yaxis_title="rms excess error")
+    g.update_layout(title="Common-mode noise cancels in the pair", xaxis_type="log", yaxis_type="log",
+                    xaxis_title="sigma", yaxis_title="rms excess error")
     paths.append(save_plotly(g, out / "tp_noise.html"))
     return paths
 
