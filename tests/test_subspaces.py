@@ -48,24 +48,24 @@ def test_marchenko_pastur_and_gap_recover_planted_k(N, D, k):
     s = H.centred_svd(X)[1]
     lam = s**2 / (N - 1)
     mp = H.mp_rank(lam, N - 1, D)
-    assert mp["k"] == k
-    assert mp["noise_var"] == pytest.approx(1.0, rel=0.1)  # the iterative estimate finds sigma^2 = 1
-    assert H.mp_rank(lam, N - 1, D, noise=1.0)["k"] == k
-    assert H.gap_rank(lam)["k"] == k
+    assert mp.k == k
+    assert mp.noise_var == pytest.approx(1.0, rel=0.1)  # the iterative estimate finds sigma^2 = 1
+    assert H.mp_rank(lam, N - 1, D, noise=1.0).k == k
+    assert H.gap_rank(lam).k == k
     # 'total' counts the signal as noise and so sets the edge higher: it can only find fewer
-    assert H.mp_rank(lam, N - 1, D, noise="total")["k"] <= k
+    assert H.mp_rank(lam, N - 1, D, noise="total").k <= k
 
 
 def test_mp_edge_formula_and_pure_noise():
     assert H.mp_edge(2.0, 100, 25) == pytest.approx(2.0 * 1.5**2)
     rng = np.random.default_rng(0)
-    found = np.array([H.mp_rank(H.centred_svd(rng.normal(size=(300, 60)))[1] ** 2 / 299, 299, 60)["k"]
+    found = np.array([H.mp_rank(H.centred_svd(rng.normal(size=(300, 60)))[1] ** 2 / 299, 299, 60).k
                       for _ in range(40)])
     # pure noise: the top eigenvalue crosses the edge only by a Tracy-Widom excursion (~17% of draws)
     assert (found == 0).mean() >= 0.6 and found.max() <= 2
     # the noise estimate is unbiased on noise
     s = H.centred_svd(rng.normal(size=(100, 400)) * 3.0)[1]
-    assert H.mp_rank(s**2 / 99, 99, 400)["noise_var"] == pytest.approx(9.0, rel=0.05)
+    assert H.mp_rank(s**2 / 99, 99, 400).noise_var == pytest.approx(9.0, rel=0.05)
 
 
 def test_angles_overlap_union_and_mds_from_planted_rotations():
@@ -75,25 +75,25 @@ def test_angles_overlap_union_and_mds_from_planted_rotations():
     X = planted_states(bases, 400, signal_std=[30.0, 25.0, 20.0], noise_std=0.5, seed=2)
     # the gap picks the planted 3 exactly; the MP edge may add a Tracy-Widom noise excursion
     g = H.hidden_geometry(X, ["a", "b", "c", "d"], threshold=0.9, subspace="gap")
-    assert g["dims"] == [3, 3, 3, 3] and all(3 <= m["k"] <= 4 for m in g["mp"])
-    for c, want in zip(g["consecutive"], (10.0, 10.0, 60.0)):
-        assert c["angles_deg"] == pytest.approx([want] * 3, abs=1.5)
-        assert c["sum_deg"] == pytest.approx(3 * want, abs=4)
+    assert g.dims == [3, 3, 3, 3] and all(3 <= m.k <= 4 for m in g.mp)
+    for c, want in zip(g.consecutive, (10.0, 10.0, 60.0)):
+        assert c.angles_deg == pytest.approx([want] * 3, abs=1.5)
+        assert c.sum_deg == pytest.approx(3 * want, abs=4)
     # cos 10 deg = 0.985 > 0.9 shared; cos 60 deg = 0.5 not shared
-    assert [c["overlap"] for c in g["consecutive"]] == [1.0, 1.0, 0.0]
+    assert [c.overlap for c in g.consecutive] == [1.0, 1.0, 0.0]
     # union: a..c share their 3 directions, d adds 3 new ones
-    assert g["union_rank"] == 6 and g["union_share"] == pytest.approx(6 / 64)
+    assert g.union_rank == 6 and g.union_share == pytest.approx(6 / 64)
     # the Grassmann distance is sqrt(3) |phi_i - phi_j| in radians, and MDS keeps it (points on a line)
-    G = np.asarray(g["grassmann"])
+    G = np.asarray(g.grassmann)
     assert G[0, 3] == pytest.approx(math.sqrt(3) * math.radians(80), rel=0.03)
-    Y = np.asarray(g["mds"])
+    Y = np.asarray(g.mds)
     dY = np.linalg.norm(Y[:, None] - Y[None], axis=-1)
     assert dY == pytest.approx(G, abs=0.05)
-    assert g["mean_pairwise_sum_deg"] == pytest.approx(3 * np.mean([10, 20, 80, 10, 70, 60]), abs=5)
-    assert g["dispersion"] == pytest.approx(np.mean([10, 20, 80, 10, 70, 60]) / 90, abs=0.02)
+    assert g.mean_pairwise_sum_deg == pytest.approx(3 * np.mean([10, 20, 80, 10, 70, 60]), abs=5)
+    assert g.dispersion == pytest.approx(np.mean([10, 20, 80, 10, 70, 60]) / 90, abs=0.02)
     # the same geometry in token space: subspaces of R^N; union measured against N
     gt = H.hidden_geometry(X, space="tokens", subspace="gap")
-    assert gt["ambient_dim"] == 400 and gt["dims"] == [3, 3, 3, 3]
+    assert gt.ambient_dim == 400 and gt.dims == [3, 3, 3, 3]
 
 
 def test_union_rank_and_effective_dims_by_hand():
@@ -130,8 +130,8 @@ def test_points_without_signal_are_left_out_with_a_note():
     rng = np.random.default_rng(3)
     X = [rng.normal(size=(200, 20)) * 1e-3 for _ in range(3)]
     g = H.hidden_geometry(X, noise=1.0)  # known noise far above the data: no signal anywhere
-    assert g["dims"] == [0, 0, 0] and g["union_rank"] == 0
-    assert g["consecutive"][0]["sum_deg"] is None and "no eigenvalue above" in g["notes"][0]
+    assert g.dims == [0, 0, 0] and g.union_rank == 0
+    assert g.consecutive[0].sum_deg is None and "no eigenvalue above" in g.notes[0]
 
 
 @pytest.mark.parametrize("t", [0, 1, 1.5, -0.2, float("nan")])
@@ -148,18 +148,18 @@ def test_model_prefixes_match_separate_runs(model):
     w = load_weights(path)
     ids = list(range(100, 160))
     r = S.hidden_subspaces(w, ids, lengths={"short": 10, "long": 60})
-    assert r.prompts["short"]["points"] == ["embed", "block 0", "block 1 +ln_f"]
+    assert r.prompts["short"].points == ["embed", "block 0", "block 1 +ln_f"]
     # the short prompt is a prefix of the long one: one causal pass gives it exactly
     acts = Runner(w).run(torch.tensor([ids[:10]]), hooks=probe_hooks(cfg.n_layers))
     alone = H.hidden_geometry([acts[h][0].double().numpy() for h in probe_hooks(cfg.n_layers)],
-                              r.prompts["short"]["points"])
-    for a, b in zip(alone["eigenvalues"], r.prompts["short"]["eigenvalues"]):
+                              r.prompts["short"].points)
+    for a, b in zip(alone.eigenvalues, r.prompts["short"].eigenvalues):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * max(b))
-    assert alone["dims"] == r.prompts["short"]["dims"]
+    assert alone.dims == r.prompts["short"].dims
     # without ln_f the last point is the raw residual stream
     raw = S.hidden_subspaces(w, ids, lengths={"long": 60}, final_ln=False)
-    assert raw.prompts["long"]["points"][-1] == "block 1"
-    np.testing.assert_allclose(raw.prompts["long"]["eigenvalues"][0], r.prompts["long"]["eigenvalues"][0], rtol=1e-4)
+    assert raw.prompts["long"].points[-1] == "block 1"
+    np.testing.assert_allclose(raw.prompts["long"].eigenvalues[0], r.prompts["long"].eigenvalues[0], rtol=1e-4)
 
 
 def test_lengths_capped_at_n_ctx_with_a_note(model):
@@ -167,9 +167,9 @@ def test_lengths_capped_at_n_ctx_with_a_note(model):
 
     path, cfg = model
     r = S.hidden_subspaces(load_weights(path), tokenizer=Tokenizer.gpt2(), lengths={"short": 15, "long": 500})
-    assert r.prompts["long"]["n_tokens"] == cfg.n_ctx
+    assert r.prompts["long"].n_tokens == cfg.n_ctx
     assert any("capped at 64" in n and "n_ctx=64" in n for n in r.notes)
-    assert r.options["text"] == "default passage" and r.prompts["short"]["text"]
+    assert r.options["text"] == "default passage" and r.prompts["short"].text
 
 
 def test_bad_prompts(model):
@@ -181,7 +181,7 @@ def test_bad_prompts(model):
         S.hidden_subspaces(w, text="   ", tokenizer=tok)
     with pytest.raises(InvalidInputError, match="longer than the model's context"):
         S.hidden_subspaces(w, list(range(cfg.n_ctx + 1)), whole=True)
-    assert S.hidden_subspaces(w, list(range(cfg.n_ctx)), whole=True).prompts["whole"]["n_tokens"] == cfg.n_ctx
+    assert S.hidden_subspaces(w, list(range(cfg.n_ctx)), whole=True).prompts["whole"].n_tokens == cfg.n_ctx
     with pytest.raises(InvalidInputError, match="at least 3"):
         S.hidden_subspaces(w, [1, 2, 3, 4], lengths={"tiny": 2})
     with pytest.raises(InvalidInputError, match="threshold"):
@@ -211,7 +211,7 @@ def test_subspaces_and_lens_options_declared_once(model, tmp_path):
     w = load_weights(path)
     a = S.hidden_subspaces(w, list(range(40)), SubspacesOptions(lengths={"a": 20}, space="tokens"), subspace="gap")
     b = S.hidden_subspaces(w, list(range(40)), lengths={"a": 20}, space="tokens", subspace="gap")
-    assert a.options == b.options and a.prompts["a"]["dims"] == b.prompts["a"]["dims"]
+    assert a.options == b.options and a.prompts["a"].dims == b.prompts["a"].dims
     with pytest.raises(InvalidInputError, match="did you mean 'threshold'"):
         S.hidden_subspaces(w, list(range(40)), treshold=0.5)
     # the older spellings --bos and --no-final-ln reach the analysis
@@ -272,8 +272,8 @@ def test_tiny_runs_and_report_stage(tmp_path):
     w = load_weights("tiny")
     r = S.hidden_subspaces(w, tokenizer=_tiny_tok(), lengths={"short": 15, "medium": 60})
     g = r.prompts["medium"]
-    assert len(g["points"]) == w.cfg.n_layers + 1 and all(k >= 1 for k in g["dims"])
-    assert 0 < g["union_share"] <= 1 and len(g["consecutive"]) == w.cfg.n_layers
+    assert len(g.points) == w.cfg.n_layers + 1 and all(k >= 1 for k in g.dims)
+    assert 0 < g.union_share <= 1 and len(g.consecutive) == w.cfg.n_layers
     stages = [s for s in STAGES if s.name == "geometry_subspaces"]
     page, (rep,) = build_report(["tiny"], tmp_path / "r", stages=stages, size="quick", progress=False)
     o = rep.outcomes[0]
@@ -323,4 +323,4 @@ def test_two_layer_model_maps_its_layers_without_nan(model):
     path, _ = model
     r = S.hidden_subspaces(load_weights(path), tokenizer=Tokenizer.gpt2(), lengths={"short": 15, "long": 500})
     for g in r.prompts.values():
-        assert len(g["mds"]) == len(g["mds_points"]) and np.isfinite(np.asarray(g["mds"], dtype=float)).all()
+        assert len(g.mds) == len(g.mds_points) and np.isfinite(np.asarray(g.mds, dtype=float)).all()

@@ -35,8 +35,8 @@ def subspace_figures(result, out: Path) -> list[Path]:
     n = len(names)
 
     # 1. Gram spectra with the MP edge, one panel per prompt.
-    if all("eigenvalues" in prompts[k] for k in names):
-        arrays = {k: [np.asarray(ev, dtype=float) for ev in prompts[k]["eigenvalues"]] for k in names}
+    if all(prompts[k].eigenvalues is not None for k in names):
+        arrays = {k: [np.asarray(ev, dtype=float) for ev in prompts[k].eigenvalues] for k in names}
         positive = {k: [ev[ev > 0] for ev in evs] for k, evs in arrays.items()}
         if png_wanted():
             cmap = plt.get_cmap("viridis")
@@ -44,20 +44,20 @@ def subspace_figures(result, out: Path) -> list[Path]:
             for j, k in enumerate(names):
                 g = prompts[k]
                 ax = axes[0, j]
-                P = len(g["points"])
-                for i, (lab, ev, mp) in enumerate(zip(g["points"], positive[k], g["mp"])):
+                P = len(g.points)
+                for i, (lab, ev, mp) in enumerate(zip(g.points, positive[k], g.mp)):
                     c = cmap(i / max(1, P - 1))
                     ax.semilogy(np.arange(1, ev.size + 1), ev, color=c, lw=1, label=lab)
-                    ax.axhline(mp["edge"], color=c, lw=0.6, ls="--")
-                ax.set_title(f"{k}: {g['n_tokens']} tokens (dashed: MP edge)", fontsize=9)
+                    ax.axhline(mp.edge, color=c, lw=0.6, ls="--")
+                ax.set_title(f"{k}: {g.n_tokens} tokens (dashed: MP edge)", fontsize=9)
                 ax.set_xlabel("eigenvalue index")
                 if j == 0:
                     ax.set_ylabel("Gram eigenvalue / (N-1)")
             axes[0, -1].legend(fontsize=6)
             paths.append(save_png(fig, out / "subspace_spectra.png"))
-        pf = make_subplots(rows=1, cols=n, subplot_titles=[f"{k} ({prompts[k]['n_tokens']} tokens)" for k in names])
+        pf = make_subplots(rows=1, cols=n, subplot_titles=[f"{k} ({prompts[k].n_tokens} tokens)" for k in names])
         for j, k in enumerate(names):
-            for lab, ev in zip(prompts[k]["points"], positive[k]):
+            for lab, ev in zip(prompts[k].points, positive[k]):
                 pf.add_scatter(x=np.arange(1, ev.size + 1), y=ev, mode="lines", name=f"{k}: {lab}", legendgroup=k,
                                line=dict(width=1), row=1, col=j + 1)
         pf.update_yaxes(type="log")
@@ -69,9 +69,9 @@ def subspace_figures(result, out: Path) -> list[Path]:
     series = []  # per prompt: (name, points, MP dims, gap dims, consecutive pairs, their angle sums)
     for k in names:
         g = prompts[k]
-        series.append((k, [_short(p) for p in g["points"]], [m["k"] for m in g["mp"]], [q["k"] for q in g["gap"]],
-                       [f"{_short(c_['pair'][0])}-{_short(c_['pair'][1])}" for c_ in g["consecutive"]],
-                       [c_["sum_deg"] if c_["sum_deg"] is not None else np.nan for c_ in g["consecutive"]]))
+        series.append((k, [_short(p) for p in g.points], [m.k for m in g.mp], [q.k for q in g.gap],
+                       [f"{_short(c_.pair[0])}-{_short(c_.pair[1])}" for c_ in g.consecutive],
+                       [c_.sum_deg if c_.sum_deg is not None else np.nan for c_ in g.consecutive]))
     if png_wanted():
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
         for j, (k, x, mp_dims, gap_dims, xs, ys) in enumerate(series):
@@ -79,8 +79,8 @@ def subspace_figures(result, out: Path) -> list[Path]:
             c = f"C{j}"
             axes[0].plot(x, mp_dims, "-o", color=c, ms=3, label=f"{k} MP")
             axes[0].plot(x, gap_dims, ":", color=c, label=f"{k} gap")
-            axes[1].plot(x, g["participation_ratio"], "-o", color=c, ms=3, label=f"{k} participation ratio")
-            axes[1].plot(x, g["effective_rank"], ":", color=c, label=f"{k} effective rank")
+            axes[1].plot(x, g.participation_ratio, "-o", color=c, ms=3, label=f"{k} participation ratio")
+            axes[1].plot(x, g.effective_rank, ":", color=c, label=f"{k} effective rank")
             axes[2].plot(xs, ys, "-o", color=c, ms=3, label=k)
         axes[0].set_ylabel("dimensions")
         axes[0].set_xlabel("point (E = embeddings, i = after block i)")
@@ -94,13 +94,13 @@ def subspace_figures(result, out: Path) -> list[Path]:
     for k, x, mp_dims, gap_dims, xs, ys in series:
         pf.add_scatter(x=x, y=mp_dims, name=f"{k} MP dims", row=1, col=1)
         pf.add_scatter(x=x, y=gap_dims, name=f"{k} gap dims", line=dict(dash="dot"), row=1, col=1)
-        pf.add_scatter(x=x, y=prompts[k]["participation_ratio"], name=f"{k} participation ratio", row=1, col=2)
+        pf.add_scatter(x=x, y=prompts[k].participation_ratio, name=f"{k} participation ratio", row=1, col=2)
         pf.add_scatter(x=xs, y=ys, name=f"{k} PA sum", row=1, col=3)
     pf.update_layout(title=f"{result.model}: signal subspaces across layers", width=1000)
     paths.append(save_plotly(pf, out / "subspace_dims_angles.html"))
 
     # 3. Overlap matrices.
-    overlaps = [(k, np.asarray(prompts[k]["overlap_matrix"], dtype=float), [_short(p) for p in prompts[k]["points"]])
+    overlaps = [(k, np.asarray(prompts[k].overlap_matrix, dtype=float), [_short(p) for p in prompts[k].points])
                 for k in names]
     if png_wanted():
         fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.4), squeeze=False)
@@ -118,7 +118,7 @@ def subspace_figures(result, out: Path) -> list[Path]:
     paths.append(save_plotly(pf, out / "subspace_overlap.html"))
 
     # 4. MDS of the subspaces by Grassmann distance.
-    maps = [(k, np.asarray(prompts[k]["mds"], dtype=float).reshape(-1, 2), [_short(p) for p in prompts[k]["mds_points"]])
+    maps = [(k, np.asarray(prompts[k].mds, dtype=float).reshape(-1, 2), [_short(p) for p in prompts[k].mds_points])
             for k in names]
     if png_wanted():
         fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.6), squeeze=False)

@@ -4,7 +4,7 @@ points, the union rank, and a 2-D map by Grassmann distance (classical MDS refin
 scikit-learn's SMACOF where that lowers Kruskal's stress-1). Pure, so planted data test it
 directly; :mod:`.subspaces` runs it on a model's prompts.
 
->>> gap_rank(np.array([100.0, 90.0, 2.0, 1.9, 1.8, 1.7]))["k"]
+>>> gap_rank(np.array([100.0, 90.0, 2.0, 1.9, 1.8, 1.7])).k
 2
 """
 
@@ -12,12 +12,82 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ...errors import InvalidInputError
 from .options import SPACES, SUBSPACES, check_options, check_threshold  # noqa: F401  (re-exported)
+
+
+@dataclass(frozen=True)
+class MPRank:
+    """``k`` eigenvalues above the Marchenko-Pastur ``edge`` of noise variance ``noise_var``
+    (``noise``: how that variance was had: "iterative", "total" or "given")."""
+
+    k: int
+    noise_var: float
+    edge: float
+    noise: str
+
+
+@dataclass(frozen=True)
+class GapRank:
+    """``k`` eigenvalues before the largest gap ratio ``Q`` (None: too few eigenvalues for a ratio)."""
+
+    k: int
+    Q: float | None = None
+
+
+@dataclass(frozen=True)
+class PointPair:
+    """Two consecutive points' subspaces: their principal angles (degrees), the angles' sum and
+    mean, and the overlap (share of angles with cos above the threshold); None without angles."""
+
+    pair: list[str]
+    angles_deg: list[float]
+    sum_deg: float | None
+    mean_deg: float | None
+    overlap: float | None
+
+
+@dataclass(frozen=True)
+class HiddenGeometry:
+    """One prompt's hidden-state geometry, a list entry per probing point (``points``) where
+    the field is per point; matrices are ``[points, points]`` (NaN where a point has no subspace).
+
+    ``dims``: the signal subspace's size (by ``mp`` or ``gap``, as asked); ``eigenvalues``:
+    the covariance spectrum (None when not kept); ``union_rank`` of ``ambient_dim`` (share
+    ``union_share``); ``mds``: a 2-D map of ``mds_points`` by Grassmann distance.
+    """
+
+    n_tokens: int
+    d_model: int
+    points: list[str]
+    mp: list[MPRank]
+    gap: list[GapRank]
+    dims: list[int]
+    participation_ratio: list[float]
+    effective_rank: list[float]
+    signal_variance_share: list[float]
+    eigenvalues: list[list[float]] | None
+    consecutive: list[PointPair]
+    pairwise_sum_deg: np.ndarray
+    overlap_matrix: np.ndarray
+    grassmann: np.ndarray
+    mean_pairwise_sum_deg: float | None
+    max_pairwise_sum_deg: float | None
+    min_pairwise_sum_deg: float | None
+    dispersion: float | None
+    mean_overlap: float | None
+    union_rank: int
+    union_share: float
+    ambient_dim: int
+    mds_points: list[str]
+    mds: np.ndarray
+    mds_stress: float | None
+    notes: list[str] = field(default_factory=list)
+    text: str | None = None  # the prompt, where a tokenizer decoded it
 
 
 
@@ -49,7 +119,7 @@ def mp_edge(noise_var: float, n_samples: int, n_features: int) -> float:
 
 
 def mp_rank(lam: np.ndarray, n_samples: int, n_features: int, noise: str | float = "iterative",
-            max_iter: int = 100) -> dict[str, Any]:
+            max_iter: int = 100) -> MPRank:
     """How many covariance eigenvalues ``lam`` (descending) exceed the Marchenko-Pastur edge.
 
     ``noise``: ``"iterative"`` (sigma^2 from the eigenvalues left after removing the k
@@ -59,7 +129,7 @@ def mp_rank(lam: np.ndarray, n_samples: int, n_features: int, noise: str | float
 
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(400, 50)); X[:, :3] += 6 * rng.normal(size=(400, 3))
-    >>> s = centred_svd(X)[1]; mp_rank(s**2 / 399, 399, 50)["k"]
+    >>> s = centred_svd(X)[1]; mp_rank(s**2 / 399, 399, 50).k
     3
     """
     lam = np.sort(np.asarray(lam, dtype=np.float64))[::-1]
@@ -90,29 +160,29 @@ def mp_rank(lam: np.ndarray, n_samples: int, n_features: int, noise: str | float
     else:
         raise InvalidInputError(f"noise must be 'iterative', 'total' or a positive number; got {noise!r}")
     edge = mp_edge(sigma2, n, D)
-    return {"k": int((lam > edge).sum()), "noise_var": sigma2, "edge": edge, "noise": method}
+    return MPRank(int((lam > edge).sum()), sigma2, edge, method)
 
 
-def gap_rank(lam: np.ndarray, rel_tol: float = 1e-10) -> dict[str, Any]:
+def gap_rank(lam: np.ndarray, rel_tol: float = 1e-10) -> GapRank:
     """The number of eigenvalues before the largest spectral-gap ratio
     ``Q_i = (l_i - l_{i+1}) / (l_{i+1} - l_{i+2})`` (1-based i; eigenvalues at rounding
     level, ``< rel_tol * l_1``, are left out so the centred rank deficit is no gap).
 
-    >>> gap_rank(np.array([100.0, 90.0, 2.0, 1.9, 1.8, 1.7]))["k"]
+    >>> gap_rank(np.array([100.0, 90.0, 2.0, 1.9, 1.8, 1.7])).k
     2
     """
     lam = np.sort(np.asarray(lam, dtype=np.float64))[::-1]
     if lam.size == 0 or lam[0] <= 0:
-        return {"k": 0, "Q": None}
+        return GapRank(0)
     lam = lam[lam > rel_tol * lam[0]]
     if lam.size < 3:
-        return {"k": int(lam.size), "Q": None}
+        return GapRank(int(lam.size))
     num = lam[:-2] - lam[1:-1]
     den = lam[1:-1] - lam[2:]
     with np.errstate(divide="ignore", invalid="ignore"):
         Q = np.where(den > 0, num / np.where(den > 0, den, 1), np.inf)
     i = int(np.argmax(Q))
-    return {"k": i + 1, "Q": float(Q[i])}
+    return GapRank(i + 1, float(Q[i]))
 
 
 def participation_ratio(lam: np.ndarray) -> float:
@@ -270,7 +340,7 @@ def hidden_geometry(
     noise: str | float = "iterative",
     seed: int = 0,
     keep_eigenvalues: bool = True,
-) -> dict[str, Any]:
+) -> HiddenGeometry:
     """Gram spectra, signal subspaces and their relations for hidden states ``[N, D]`` per point.
 
     Pure: works on any list of arrays (one per layer), so planted data test it directly.
@@ -278,7 +348,7 @@ def hidden_geometry(
     >>> rng = np.random.default_rng(0)
     >>> S = rng.normal(size=(200, 4)) * 5 @ rng.normal(size=(4, 64))
     >>> g = hidden_geometry([S + rng.normal(size=S.shape) for _ in range(3)])
-    >>> g["dims"]
+    >>> g.dims
     [4, 4, 4]
     """
     check_options(subspace, space, threshold)
@@ -289,25 +359,19 @@ def hidden_geometry(
     if N < 3:
         raise InvalidInputError(f"a prompt of {N} token(s) has no subspace to measure; give at least 3 tokens")
     n = N - 1  # centring removes one degree of freedom
-    out: dict[str, Any] = {"n_tokens": int(N), "d_model": int(D), "points": labels, "mp": [], "gap": [],
-                           "dims": [], "participation_ratio": [], "effective_rank": [], "signal_variance_share": []}
-    if keep_eigenvalues:
-        out["eigenvalues"] = []
-    bases = []
+    mps, gaps, dims, pr, er, share, eig, bases = [], [], [], [], [], [], [], []
     for X in states:
         U, s, Vt = centred_svd(X)
         lam = s**2 / n
-        mp = mp_rank(lam, n, D, noise)
-        gp = gap_rank(lam)
-        k = mp["k"] if subspace == "mp" else gp["k"]
-        out["mp"].append(mp)
-        out["gap"].append(gp)
-        out["dims"].append(int(k))
-        out["participation_ratio"].append(participation_ratio(lam))
-        out["effective_rank"].append(effective_rank(lam))
-        out["signal_variance_share"].append(float(lam[:k].sum() / lam.sum()) if lam.sum() > 0 else 0.0)
-        if keep_eigenvalues:
-            out["eigenvalues"].append([float(f"{x:.7g}") for x in lam[: min(n, D)]])
+        mp, gp = mp_rank(lam, n, D, noise), gap_rank(lam)
+        k = mp.k if subspace == "mp" else gp.k
+        mps.append(mp)
+        gaps.append(gp)
+        dims.append(int(k))
+        pr.append(participation_ratio(lam))
+        er.append(effective_rank(lam))
+        share.append(float(lam[:k].sum() / lam.sum()) if lam.sum() > 0 else 0.0)
+        eig.append([float(f"{x:.7g}") for x in lam[: min(n, D)]])
         bases.append(Vt[:k].T if space == "features" else U[:, :k])
 
     P = len(states)
@@ -323,41 +387,34 @@ def hidden_geometry(
                 sums[i, j] = sums[j, i] = float(np.degrees(th).sum())
                 overl[i, j] = overl[j, i] = float((np.cos(th) > threshold).mean())
                 grass[i, j] = grass[j, i] = float(np.sqrt((th**2).sum()))
-    out["consecutive"] = []
+    consecutive = []
     for i in range(P - 1):
         th = angles[(i, i + 1)]
         deg = np.degrees(th)
-        out["consecutive"].append({
-            "pair": [labels[i], labels[i + 1]], "angles_deg": [float(f"{a:.6g}") for a in deg],
-            "sum_deg": float(deg.sum()) if th.size else None, "mean_deg": float(deg.mean()) if th.size else None,
-            "overlap": float((np.cos(th) > threshold).mean()) if th.size else None,
-        })
+        consecutive.append(PointPair(
+            [labels[i], labels[i + 1]], [float(f"{a:.6g}") for a in deg], float(deg.sum()) if th.size else None,
+            float(deg.mean()) if th.size else None, float((np.cos(th) > threshold).mean()) if th.size else None))
     iu = np.triu_indices(P, 1)
     pair_sums = sums[iu]
     pair_means = np.array([np.degrees(angles[(i, j)]).mean() if angles[(i, j)].size else np.nan for i, j in zip(*iu)])
     ok = np.isfinite(pair_sums)
-    out["pairwise_sum_deg"] = sums
-    out["overlap_matrix"] = overl
-    out["grassmann"] = grass
-    out["mean_pairwise_sum_deg"] = float(pair_sums[ok].mean()) if ok.any() else None
-    out["max_pairwise_sum_deg"] = float(pair_sums[ok].max()) if ok.any() else None
-    out["min_pairwise_sum_deg"] = float(pair_sums[ok].min()) if ok.any() else None
-    out["dispersion"] = float((pair_means[ok] / 90.0).mean()) if ok.any() else None
-    out["mean_overlap"] = float(overl[iu][ok].mean()) if ok.any() else None
     amb = D if space == "features" else N
     ur = union_rank(bases, threshold)
-    out["union_rank"] = ur
-    out["union_share"] = ur / amb
-    out["ambient_dim"] = int(amb)
     keep = [i for i in range(P) if bases[i].shape[1] > 0]
-    out["mds_points"] = [labels[i] for i in keep]
     Y, stress = mds_map(grass[np.ix_(keep, keep)], seed) if len(keep) >= 3 else (np.zeros((len(keep), 2)), None)
-    out["mds"] = Y
-    out["mds_stress"] = stress
     notes = []
     empty = [labels[i] for i in range(P) if bases[i].shape[1] == 0]
     if empty:
         notes.append(f"no eigenvalue above the {'Marchenko-Pastur edge' if subspace == 'mp' else 'gap'} at "
                      f"{', '.join(empty)}: those points have no signal subspace and are left out of angles and MDS")
-    out["notes"] = notes
-    return out
+    return HiddenGeometry(
+        n_tokens=int(N), d_model=int(D), points=labels, mp=mps, gap=gaps, dims=dims, participation_ratio=pr,
+        effective_rank=er, signal_variance_share=share, eigenvalues=eig if keep_eigenvalues else None,
+        consecutive=consecutive, pairwise_sum_deg=sums, overlap_matrix=overl, grassmann=grass,
+        mean_pairwise_sum_deg=float(pair_sums[ok].mean()) if ok.any() else None,
+        max_pairwise_sum_deg=float(pair_sums[ok].max()) if ok.any() else None,
+        min_pairwise_sum_deg=float(pair_sums[ok].min()) if ok.any() else None,
+        dispersion=float((pair_means[ok] / 90.0).mean()) if ok.any() else None,
+        mean_overlap=float(overl[iu][ok].mean()) if ok.any() else None,
+        union_rank=ur, union_share=ur / amb, ambient_dim=int(amb), mds_points=[labels[i] for i in keep], mds=Y,
+        mds_stress=stress, notes=notes)

@@ -30,14 +30,13 @@ on the arrays are :mod:`.hidden_states`' (:func:`~.hidden_states.hidden_geometry
 
 >>> from poslens.models import load_weights
 >>> r = hidden_subspaces(load_weights("tiny"))                   # doctest: +SKIP
->>> r.prompts["short"]["union_rank"], r.prompts["long"]["dims"]  # doctest: +SKIP
+>>> r.prompts["short"].union_rank, r.prompts["long"].dims  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -45,7 +44,7 @@ from ...errors import InvalidInputError
 from ...models.weights import Weights
 from ...options import resolve
 from ...results import ClaimRow, Result
-from .hidden_states import hidden_geometry
+from .hidden_states import HiddenGeometry, hidden_geometry
 from .options import DEFAULT_LENGTHS, SubspacesOptions
 from .probe import probe_hooks, probe_labels, prompt_ids, require_forward
 
@@ -102,15 +101,16 @@ def plan_lengths(n_available: int, n_ctx: int, lengths: dict[str, int]) -> tuple
 
 @dataclass(frozen=True)
 class SubspaceResult(Result):
-    """Per prompt (``prompts["short"|"medium"|"long"]``): spectra, MP and gap subspaces,
-    principal angles, overlap, effective dimensionality, union rank and the MDS map. The slides'
-    figures (a ``reference``) come from :func:`poslens.claims.dissecting_the_frog.geometry.with_claims`."""
+    """Per prompt (``prompts["short"|"medium"|"long"]``, a :class:`~.hidden_states.HiddenGeometry`):
+    spectra, MP and gap subspaces, principal angles, overlap, effective dimensionality, union rank
+    and the MDS map. The slides' figures (``reference``: prompt -> figure -> value) come from
+    :func:`poslens.claims.dissecting_the_frog.geometry.with_claims`."""
 
     kind = "subspaces"
-    prompts: dict = field(default_factory=dict)
-    reference: dict = field(default_factory=dict)
+    prompts: dict[str, HiddenGeometry] = field(default_factory=dict)
+    reference: dict[str, dict[str, float]] = field(default_factory=dict)
     checks: list[ClaimRow] = field(default_factory=list)
-    notes: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def hidden_subspaces(
@@ -162,13 +162,11 @@ def hidden_subspaces(
     else:
         acts = states
     full = [acts[h][0].double().numpy() for h in hooks]
-    prompts: dict[str, Any] = {}
+    prompts: dict[str, HiddenGeometry] = {}
     for name, L in plan.items():
         g = hidden_geometry([x[:L] for x in full], labels, subspace=subspace, space=space, threshold=threshold,
                             noise=noise, seed=seed)
-        if tokenizer is not None:
-            g["text"] = tokenizer.decode(ids[:L])
-        prompts[name] = g
+        prompts[name] = replace(g, text=tokenizer.decode(ids[:L])) if tokenizer is not None else g
     options = dict(lengths=plan, whole=whole, prepend_bos=prepend_bos, final_ln=final_ln, subspace=subspace,
                    space=space, threshold=threshold, noise=noise, seed=seed,
                    text=("default passage" if tokens is None and text in (None, DEFAULT_TEXT)
@@ -182,13 +180,13 @@ def hidden_subspaces(
 def summarize(result: SubspaceResult) -> list[str]:
     lines = []
     for name, g in result.prompts.items():
-        dims = g["dims"]
-        cons = [c["sum_deg"] for c in g["consecutive"] if c["sum_deg"] is not None]
+        cons = [c.sum_deg for c in g.consecutive if c.sum_deg is not None]
+        nan = float("nan")
         lines.append(
-            f"{name} ({g['n_tokens']} tokens): signal dims per point {dims}; consecutive principal-angle sums "
-            f"{min(cons) if cons else float('nan'):.1f}-{max(cons) if cons else float('nan'):.1f} deg; "
-            f"mean pairwise {g['mean_pairwise_sum_deg'] if g['mean_pairwise_sum_deg'] is not None else float('nan'):.1f} deg, "
-            f"dispersion {g['dispersion'] if g['dispersion'] is not None else float('nan'):.3f}; "
-            f"union rank {g['union_rank']} ({100 * g['union_share']:.2f}% of {g['ambient_dim']})")
+            f"{name} ({g.n_tokens} tokens): signal dims per point {g.dims}; consecutive principal-angle sums "
+            f"{min(cons) if cons else nan:.1f}-{max(cons) if cons else nan:.1f} deg; "
+            f"mean pairwise {g.mean_pairwise_sum_deg if g.mean_pairwise_sum_deg is not None else nan:.1f} deg, "
+            f"dispersion {g.dispersion if g.dispersion is not None else nan:.3f}; "
+            f"union rank {g.union_rank} ({100 * g.union_share:.2f}% of {g.ambient_dim})")
     lines += result.notes
     return lines
