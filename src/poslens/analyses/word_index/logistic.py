@@ -103,7 +103,10 @@ def _fit(
     var = XQ.square().mean(1)  # the eigenvalues, or the variances along axes fitted on other rows
     var = torch.cat([var, var.new_ones(G, 1)], 1)[:, None, :, None]  # [G, 1, d1, 1]
     X1 = with_bias(XQ)
-    Y = torch.nn.functional.one_hot(y.long(), K).to(dtype)  # [n, K]
+    # The logits are computed as W^T X^T ([jK, d1] x [d1, n]) and the gradient as R^T X: with
+    # few classes these shapes run about twice as fast as X W and X^T R (both layouts are kept).
+    X1T = X1.transpose(1, 2).contiguous()
+    Yt = torch.nn.functional.one_hot(y.long(), K).to(dtype).T  # [K, n]
     lam = (1.0 / (C.to(dtype) * n))[:, :, None, None]  # [G, m, 1, 1]
     mask = torch.ones(d1, 1, dtype=dtype)
     mask[-1] = 0.0  # the intercept is not penalised
@@ -114,11 +117,11 @@ def _fit(
 
     def fg(W: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         j = W.shape[1]
-        Z = (X1 @ W.permute(0, 2, 1, 3).reshape(G, d1, j * K)).view(G, n, j, K)
-        lsm = torch.log_softmax(Z, -1)
-        f = -(lsm * Y[None, :, None, :]).sum(-1).mean(1)
-        R = (lsm.exp_() - Y[None, :, None, :]) / n
-        g = (X1.transpose(1, 2) @ R.reshape(G, n, j * K)).view(G, d1, j, K).permute(0, 2, 1, 3)
+        Z = (W.transpose(2, 3).reshape(G, j * K, d1) @ X1T).view(G, j, K, n)
+        lsm = torch.log_softmax(Z, 2)
+        f = -(lsm * Yt).sum(2).mean(-1)
+        R = (lsm.exp_() - Yt) / n
+        g = (R.view(G, j * K, n) @ X1).view(G, j, K, d1).transpose(2, 3).contiguous()
         Wm = W * mask
         return f + 0.5 * lam[..., 0, 0] * _dot(Wm, Wm), g + lam * Wm
 
