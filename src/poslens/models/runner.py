@@ -492,4 +492,5 @@ class Runner:
             h = point("ln_final.hook_normalized", resid)
         W_U = self._w("unembed.W_U", "logits")
         b_U = self._w("unembed.b_U", "logits")
-        point("logits", h @ W_U + b_U)
+        # one fused GEMM with the bias: a separate add is another pass over [batch, pos, vocab]
+        point("logits", torch.addmm(b_U, h.reshape(-1, h.shape[-1]), W_U).view(*h.shape[:-1], W_U.shape[-1]))
