@@ -167,7 +167,9 @@ _GRAM_MIN_RATIO = 1e-4
 def svdvals(batch: torch.Tensor, device: str | torch.device) -> np.ndarray:
     """Singular values of ``[batch, m, n]`` in float64, descending.
 
-    Small matrices (per-head blocks) go through one batched ``torch.linalg.svdvals``.
+    Small matrices (per-head blocks) go through one batched call: elongated ones (768 x 64)
+    through the eigenvalues of their small Gram matrices (5x faster than a batched SVD), with
+    the same guard as below, square ones through ``torch.linalg.svdvals``.
     On the CPU, large near-square ones go straight to LAPACK's SVD (trained GPT-2 Q/K/V/O have
     sigma_min / sigma_max ~ 1e-5, which the Gram route below would redo anyway); large
     rectangular ones (768 x 3072) through the eigenvalues of the smaller Gram matrix
@@ -195,7 +197,16 @@ def svdvals(batch: torch.Tensor, device: str | torch.device) -> np.ndarray:
         # LAPACK's SVD of a 768 x 768 matrix uses a second core poorly: one matrix per core is faster
         with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:
             return np.stack(list(pool.map(one, mats)))
-    return torch.linalg.svdvals(batch.to(device, torch.float64)).cpu().numpy()
+    b = batch.to(device, torch.float64)
+    if b.shape[-2] > b.shape[-1]:
+        b = b.transpose(-2, -1)
+    if b.shape[-1] < 2 * b.shape[-2]:
+        return torch.linalg.svdvals(b).cpu().numpy()
+    sv = torch.linalg.eigvalsh(b @ b.transpose(-2, -1)).flip(-1).clamp_min(0.0).sqrt()
+    redo = sv[..., -1] < _GRAM_MIN_RATIO * sv[..., 0]
+    if bool(redo.any()):
+        sv[redo] = torch.linalg.svdvals(b[redo])
+    return sv.cpu().numpy()
 
 
 def whole_matrix(w: Weights, matrix: str, layer: int, include_bias: bool = False) -> torch.Tensor:

@@ -96,9 +96,11 @@ def candidate_layer5(weights, layer: int = 5, tier: str = "raw",
     with the bias row, with the LayerNorm weight folded, the whole ``c_attn`` block, and the
     mean over heads of per-head metrics. ``known`` supplies raw metrics already computed."""
     out: dict[str, S.Spectrum] = {}
+    pending: dict[tuple[int, ...], list[tuple[str, torch.Tensor]]] = {}
 
     def add(name: str, W) -> None:
-        out[name] = S.spectrum_metrics(S.svdvals(W[None], "cpu")[0], tuple(W.shape))
+        out[name] = None  # keeps the order; same-shape matrices are decomposed together below
+        pending.setdefault(tuple(W.shape), []).append((name, W))
 
     for m in S.MATRICES:
         if not weights.has(f"blocks.{layer}.{S.TENSOR[m]}"):
@@ -123,6 +125,9 @@ def candidate_layer5(weights, layer: int = 5, tier: str = "raw",
     if tier != "raw" and all(weights.has(f"blocks.{layer}.attn.W_{x}") for x in "QKV"):
         add("c_attn whole [d_model, 3*d_model]",
             torch.cat([S.whole_matrix(weights, x, layer) for x in ("W_Q", "W_K", "W_V")], 1))
+    for shape, items in pending.items():  # one call per shape: large matrices then run one per core
+        for (name, _), sv in zip(items, S.svdvals(torch.stack([W for _, W in items]), "cpu")):
+            out[name] = S.spectrum_metrics(sv, shape)
     return out
 
 
