@@ -256,6 +256,24 @@ def test_cached_prefix_matches_the_full_run_and_accepts_edits(small_ckpt, small_
         runner.run(torch.zeros(2, 120, dtype=torch.long), prefix=prefix, logits=True)
 
 
+def test_a_prefix_extended_token_by_token_is_the_prefix_of_the_whole(small_ckpt, small_cfg):
+    runner = Runner(load_weights(str(small_ckpt)))
+    ids = torch.randint(0, small_cfg.d_vocab, (2, 12), generator=torch.Generator().manual_seed(7))
+    whole = runner.prefix(ids)
+    grown = runner.prefix(ids[:, :5], logits=True)
+    for t in range(5, 12):
+        grown = runner.prefix(ids[:, t:t + 1], after=grown, logits=True)
+    assert torch.equal(grown.tokens, whole.tokens)
+    for (k, v), (k2, v2) in zip(grown.kv, whole.kv):
+        assert (k - k2).abs().max().item() <= 1e-5 and (v - v2).abs().max().item() <= 1e-5
+    full = runner.run(ids, logits=True)["logits"][:, -1]
+    assert (grown.logits - full).abs().max().item() <= 1e-4
+    with pytest.raises(InvalidInputError, match="another Runner"):
+        Runner(load_weights(str(small_ckpt))).prefix(ids[:, :1], after=grown)
+    with pytest.raises(InvalidInputError, match="12 prefix \\+ 128 positions is longer"):
+        runner.prefix(torch.zeros(2, small_cfg.n_ctx, dtype=torch.long), after=grown)
+
+
 def test_trainer_and_runner_compute_the_same_function():
     from poslens.models import Weights
     from poslens.train.model import TrainableGPT2

@@ -119,6 +119,7 @@ class Prefix:
     tokens: torch.Tensor  # [batch, pos]
     kv: tuple  # per layer (k, v) [batch, pos, n_kv, d_head], keys rotated
     owner: int  # id of the Runner that computed it
+    logits: torch.Tensor | None = None  # [batch, d_vocab] at the last position, when asked for
 
     def __len__(self) -> int:
         return self.tokens.shape[1]
@@ -317,24 +318,49 @@ class Runner:
                 )
             raise UnknownHookError(f"no hook named '{name}'{suggest(name, self._hook_names)}")
 
-    def prefix(self, tokens: torch.Tensor | Sequence) -> Prefix:
+    def prefix(self, tokens: torch.Tensor | Sequence, after: Prefix | None = None, logits: bool = False) -> Prefix:
         """Run a shared prompt prefix once and keep its keys and values for :meth:`run` (``prefix=``).
+
+        ``after``: extend that prefix by ``tokens`` (its keys and values are reused); with
+        ``logits``, the result also holds the next-token logits at its last position: greedy
+        decoding is then one ``prefix([token], after=..., logits=True)`` per step.
 
         >>> prefix = runner.prefix([50256, 464, 2456, 389, 25])                      # doctest: +SKIP
         >>> runner.run(suffixes, prefix=prefix, hooks=["blocks.2.hook_resid_post"])   # doctest: +SKIP
+        >>> longer = runner.prefix([262], after=prefix)                              # doctest: +SKIP
         """
-        x, _ = self._check_input(tokens, None, None, 0, 0)
+        start = 0 if after is None else len(after)
+        x, _ = self._check_input(tokens, None, None, 0, start)
+        if after is not None:
+            if after.owner != id(self):
+                raise InvalidInputError("this prefix was computed by another Runner; compute it with runner.prefix()")
+            if after.tokens.shape[0] != x.shape[0]:
+                raise InvalidInputError(f"the prefix has {after.tokens.shape[0]} rows and the tokens {x.shape[0]}")
         kv: list = []
         with torch.inference_mode():
-            resid = self._embed(x, "tokens", 0, lambda n, t, l=None: t)
-            rope = self.rotary(0, x.shape[1])
+            resid = self._embed(x, "tokens", start, lambda n, t, l=None: t)
+            rope = self.rotary(start, x.shape[1])
             hooks = _Hooks(lambda n, t, l: t, lambda n: False, 0)
             for l in range(self.cfg.n_layers):
                 hooks.layer, hooks.pre = l, f"blocks.{l}."
+                past = None if after is None else after.kv[l]
                 resid, (k, v) = block_forward(self.cfg, l, self._layers[l], resid, act=self._act, rope=rope,
-                                              hooks=hooks)
-                kv.append((k, v))
-        return Prefix(tokens=x.cpu(), kv=tuple(kv), owner=id(self))
+                                              past=past, start=start, hooks=hooks)
+                kv.append((k, v) if past is None else (torch.cat([past[0], k], 1), torch.cat([past[1], v], 1)))
+            last = self._last_logits(resid[:, -1:]) if logits else None
+        toks = x.cpu() if after is None else torch.cat([after.tokens, x.cpu()], 1)
+        return Prefix(tokens=toks, kv=tuple(kv), owner=id(self), logits=last)
+
+    def _last_logits(self, resid: torch.Tensor) -> torch.Tensor:
+        """``[batch, d_vocab]`` logits of ``resid [batch, 1, d_model]`` (the final norm, then the unembedding)."""
+        cfg = self.cfg
+        h = resid
+        if cfg.final_norm and cfg.normalization != "none":
+            quiet = _Hooks(lambda n, t, l: t, lambda n: False, None)
+            quiet.pre = ""
+            h = norm(cfg, resid, self._w("ln_final.w", "a LayerNorm"), self._w("ln_final.b", "a LayerNorm"), quiet,
+                     "ln_final")
+        return torch.addmm(self._w("unembed.b_U", "logits"), h[:, -1], self._w("unembed.W_U", "logits"))
 
     def run(
         self,

@@ -114,7 +114,7 @@ def lens_logits(weights: Weights, resid: torch.Tensor) -> torch.Tensor:
 def greedy_generate(runner: Runner, ids: list[int], n_new: int, top_k: int, tokenizer=None) -> Generation:
     """Greedy decoding for ``n_new`` steps; each step keeps the top-k logits (id, token, logit, prob).
 
-    No KV cache: each step reruns the prefix, which is fine for the few steps the lens shows.
+    Each step runs only the newest token, on the cached keys and values of those before it.
     """
     n_ctx = runner.cfg.n_ctx
     if len(ids) + n_new > n_ctx:
@@ -122,8 +122,11 @@ def greedy_generate(runner: Runner, ids: list[int], n_new: int, top_k: int, toke
                                 f"context n_ctx={n_ctx}; shorten the prompt or generate fewer tokens")
     seq = list(ids)
     steps = []
-    for _ in range(n_new):
-        logits = runner.run(torch.tensor([seq]), logits=True)["logits"][0, -1].float()
+    cache = runner.prefix(seq, logits=True)
+    for i in range(n_new):
+        if i:
+            cache = runner.prefix(seq[-1:], after=cache, logits=True)
+        logits = cache.logits[0].float()
         lp = torch.log_softmax(logits, -1)
         vals, idx = logits.topk(min(top_k, logits.numel()))
         cands = [TopToken(int(i), tokenizer.decode([int(i)]) if tokenizer else str(int(i)), float(lp[i].exp()),
