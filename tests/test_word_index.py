@@ -280,24 +280,24 @@ def test_planted_word_index_is_recovered_where_planted(planted_result):
     assert r.layers == [0, 1] and r.hooks == ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"]
     assert not any(n.startswith("h.1.") for n in w.source.reads)
     for lt in ("last", "first"):
-        rep = r.schemes["word"]["labels"][lt]
-        base = rep["baselines"]
-        emb, counted = rep["probes"]
-        assert counted["accuracy"] > 0.97, (lt, counted["accuracy"])
-        assert counted["balanced_accuracy"] > 0.95
-        assert base["position"]["accuracy"] < 0.8 and base["both"]["accuracy"] < 0.8
-        assert rep["balanced"]["chance"] < 0.6
+        rep = r.schemes["word"].labels[lt]
+        base = rep.baselines
+        emb, counted = rep.probes
+        assert counted.accuracy > 0.97, (lt, counted.accuracy)
+        assert counted.balanced_accuracy > 0.95
+        assert base["position"].accuracy < 0.8 and base["both"].accuracy < 0.8
+        assert rep.balanced.chance < 0.6
         # point 0 holds only the token and its position: no better than the baselines
-        assert emb["accuracy"] < base["both"]["accuracy"] + 0.05
-        assert emb["balanced_accuracy"] < counted["balanced_accuracy"] - 0.3
-        assert rep["gain"][1] > 0.25
+        assert emb.accuracy < base["both"].accuracy + 0.05
+        assert emb.balanced_accuracy < counted.balanced_accuracy - 0.3
+        assert rep.gain[1] > 0.25
         # beside the baselines' own features, the embeddings add nothing and the counted stream nearly everything
-        assert abs(rep["combined_gain"][0]) < 0.05 and rep["combined_gain"][1] > 0.25
-        tried = [float(c) for c in counted["selection"]]
-        assert counted["C"] in tried and tried == sorted(r.options["Cs"])[: len(tried)]
-        assert counted["selection"][f"{counted['C']:g}"] == max(counted["selection"].values())
-        conf = np.array(counted["confusion"])
-        assert conf.sum() == 200 * 7 and conf.shape == (7, len(rep["positions"]), 7)
+        assert abs(rep.combined_gain[0]) < 0.05 and rep.combined_gain[1] > 0.25
+        tried = [float(c) for c in counted.selection]
+        assert counted.C in tried and tried == sorted(r.options["Cs"])[: len(tried)]
+        assert counted.selection[f"{counted.C:g}"] == max(counted.selection.values())
+        conf = np.array(counted.confusion)
+        assert conf.sum() == 200 * 7 and conf.shape == (7, len(rep.positions), 7)
     assert r.options["tokenizer"].endswith("tokenizer.json")  # the checkpoint's own tokenizer
     assert r.checks == []  # published figures are compared only on GPT-2 small's shape
     d = json.loads(r.to_json())

@@ -37,18 +37,18 @@ def key_plot(result, scheme: str, label_token: str, layer: int, out: Path, min_c
     """Stacked bars of predicted indices for each (true index, position) cell at ``layer``."""
     from plotly.subplots import make_subplots
 
-    r = result.schemes[scheme]["labels"][label_token]
+    r = result.schemes[scheme].labels[label_token]
     i = result.layers.index(layer)
-    conf = np.asarray(r["probes"][i]["confusion"], dtype=float)  # [true, pos, pred]
-    positions = np.asarray(r["positions"])
+    conf = np.asarray(r.probes[i].confusion, dtype=float)  # [true, pos, pred]
+    positions = np.asarray(r.positions)
     n = conf.shape[0]
     cols = _colors(n)
-    unit = result.schemes[scheme]["dataset"]["unit"]
+    unit = result.schemes[scheme].dataset.unit
     tot = conf.sum(-1)
     frac = np.where(tot[..., None] > 0, conf / np.maximum(tot[..., None], 1), 0.0)
     shown = tot >= min_count
     title = (f"{result.model}: {scheme}, {label_token} token, residual point {layer} — predicted {unit} index "
-             f"(accuracy {r['probes'][i]['accuracy']:.3f})")
+             f"(accuracy {r.probes[i].accuracy:.3f})")
     stem = f"word_index_key_{scheme}_{label_token}_L{layer}"
     paths = []
     if png_wanted():
@@ -81,7 +81,7 @@ def key_plot(result, scheme: str, label_token: str, layer: int, out: Path, min_c
                        customdata=tot[u], hovertemplate="position %{x}<br>share %{y:.2f}<br>n=%{customdata:.0f}")
         pf.update_yaxes(range=[0, 1], showticklabels=False, row=u + 1, col=1)
     short = (f"{result.model}: {scheme}, {label_token} token, residual point {layer}<br>predicted {unit} index "
-             f"(accuracy {r['probes'][i]['accuracy']:.3f})")
+             f"(accuracy {r.probes[i].accuracy:.3f})")
     pf.update_layout(barmode="stack", height=110 * n + 160, bargap=0.1, width=900,
                      title=dict(text=short, y=0.97, yanchor="top", yref="container"),
                      legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom", font=dict(size=10)),
@@ -98,9 +98,9 @@ def accuracy_by_layer(result, scheme: str, out: Path) -> list[Path]:
     rep = result.schemes[scheme]
     x = result.layers
     # per label token: (token, its report, accuracy, balanced accuracy, combined-probe accuracy or None, baselines shown)
-    series = [(lt, r, [m["accuracy"] for m in r["probes"]], [m["balanced_accuracy"] for m in r["probes"]],
-               [m["accuracy"] for m in r["combined"]] if "combined" in r else None,
-               lt == "last" or len(rep["labels"]) == 1) for lt, r in rep["labels"].items()]
+    series = [(lt, r, [m.accuracy for m in r.probes], [m.balanced_accuracy for m in r.probes],
+               [m.accuracy for m in r.combined] if r.combined is not None else None,
+               lt == "last" or len(rep.labels) == 1) for lt, r in rep.labels.items()]
     paths = []
     if png_wanted():
         fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -111,17 +111,17 @@ def accuracy_by_layer(result, scheme: str, out: Path) -> list[Path]:
             if comb is not None:
                 ax.plot(x, comb, "^", ls=style, color="tab:green", ms=4, label=f"residual + position + space ({lt})")
             if base:
-                for name, b in r["baselines"].items():
+                for name, b in r.baselines.items():
                     c, ls = _BASE_STYLE[name]
-                    ax.axhline(b["accuracy"], color=c, ls=ls, lw=1,
+                    ax.axhline(b.accuracy, color=c, ls=ls, lw=1,
                                label=f"baseline: {name} only" if name != "both" else "baseline: position + space")
-                ax.axhline(r["balanced"]["chance"], color="tab:orange", lw=0.8, ls=":", label="balanced chance")
-                ax.axhline(1 / rep["dataset"]["n_units"], color="tab:red", lw=0.8, ls=":", label="uniform chance")
+                ax.axhline(r.balanced.chance, color="tab:orange", lw=0.8, ls=":", label="balanced chance")
+                ax.axhline(1 / rep.dataset.n_units, color="tab:red", lw=0.8, ls=":", label="uniform chance")
         ax.set_xticks(x)
         ax.set_xlabel("residual point (0 = embeddings; L = entering block L)")
         ax.set_ylabel("validation accuracy")
         ax.set_ylim(0, 1.02)
-        ax.set_title(f"{result.model}: which {rep['dataset']['unit']} is this token in? ({scheme})", fontsize=10)
+        ax.set_title(f"{result.model}: which {rep.dataset.unit} is this token in? ({scheme})", fontsize=10)
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         paths.append(save_png(fig, out / f"word_index_accuracy_{scheme}.png"))
     pf = go.Figure()
@@ -131,8 +131,8 @@ def accuracy_by_layer(result, scheme: str, out: Path) -> list[Path]:
         if comb is not None:
             pf.add_scatter(x=x, y=comb, mode="lines+markers", name=f"residual + position + space, {lt} token")
         if base:
-            for name, b in r["baselines"].items():
-                pf.add_hline(y=b["accuracy"], line_dash="dash", annotation_text=f"{name} baseline ({lt})")
+            for name, b in r.baselines.items():
+                pf.add_hline(y=b.accuracy, line_dash="dash", annotation_text=f"{name} baseline ({lt})")
     pf.update_layout(xaxis_title="residual point", yaxis_title="validation accuracy", yaxis_range=[0, 1.02],
                      title=f"{result.model}: {scheme}")
     paths.append(save_plotly(pf, out / f"word_index_accuracy_{scheme}.html"))
@@ -143,11 +143,11 @@ def per_index(result, scheme: str, label_token: str, out: Path) -> list[Path]:
     """Accuracy per true index (columns) and residual point (rows), with the position baseline's row."""
     import plotly.graph_objects as go
 
-    r = result.schemes[scheme]["labels"][label_token]
-    rows = [m["per_index"] for m in r["probes"]] + [r["baselines"]["position"]["per_index"]]
+    r = result.schemes[scheme].labels[label_token]
+    rows = [m.per_index for m in r.probes] + [r.baselines["position"].per_index]
     names = [str(l) for l in result.layers] + ["pos. baseline"]
     g = np.asarray(rows, dtype=float)
-    xlabel = f"true {result.schemes[scheme]['dataset']['unit']} index"
+    xlabel = f"true {result.schemes[scheme].dataset.unit} index"
     title = f"accuracy per index ({scheme}, {label_token} token)"
     stem = f"word_index_per_index_{scheme}_{label_token}"
     paths = []
@@ -181,9 +181,9 @@ def schemes_compared(result, out: Path) -> list[Path]:
 
     series = []  # per scheme: (scheme, gain over the best baseline, balanced accuracy minus chance)
     for s, rep in result.schemes.items():
-        lt = "last" if "last" in rep["labels"] else next(iter(rep["labels"]))
-        r = rep["labels"][lt]
-        series.append((s, r["gain"], [m["balanced_accuracy"] - r["balanced"]["chance"] for m in r["probes"]]))
+        lt = "last" if "last" in rep.labels else next(iter(rep.labels))
+        r = rep.labels[lt]
+        series.append((s, r.gain, [m.balanced_accuracy - r.balanced.chance for m in r.probes]))
     paths = []
     if png_wanted():
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -215,9 +215,9 @@ def word_index_figures(result, out: Path, layer: int | None = None) -> list[Path
     paths: list[Path] = []
     for s, rep in result.schemes.items():
         paths += accuracy_by_layer(result, s, out)
-        for lt in rep["labels"]:
+        for lt in rep.labels:
             paths += key_plot(result, s, lt, layer, out)
-        lt = "last" if "last" in rep["labels"] else next(iter(rep["labels"]))
+        lt = "last" if "last" in rep.labels else next(iter(rep.labels))
         paths += per_index(result, s, lt, out)
     if len(result.schemes) > 1:
         paths += schemes_compared(result, out)

@@ -40,23 +40,96 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Scores:
+    """One probe (or baseline) on the validation points: accuracy overall, per unit index, per
+    absolute position (aligned with :attr:`LabelProbes.positions`) and on the position-balanced
+    subset; the training accuracy and how the fit went (C, the held-out accuracy of every
+    candidate C, L-BFGS iterations). Probes on the residual also carry their ``layer`` and the
+    key plot's counts ``confusion[true index][position][predicted index]``."""
+
+    accuracy: float
+    per_index: list[float]
+    per_position: list[float]
+    balanced_accuracy: float
+    train_accuracy: float
+    C: float
+    selection: dict[str, float]
+    n_iter: int
+    converged: bool
+    layer: int | None = None
+    confusion: list[list[list[int]]] | None = None
+
+
+@dataclass(frozen=True)
+class Balanced:
+    """The position-balanced validation subset: its size, positions, cell minimum and chance."""
+
+    n_points: int
+    positions: list[int]
+    min_per_cell: int
+    chance: float
+
+
+@dataclass(frozen=True)
+class LabelProbes:
+    """One label token's probes: ``probes`` (one per residual point), the ``position``/``space``/
+    ``both`` baselines, ``gain`` (probe accuracy minus the best baseline's, per point), the
+    majority-class share; with ``combined``, probes on the residual plus the baselines'
+    features and ``combined_gain`` (their accuracy minus the "both" baseline's)."""
+
+    positions: list[int]
+    balanced: Balanced
+    baselines: dict[str, Scores]
+    probes: list[Scores]
+    gain: list[float]
+    majority: float
+    combined: list[Scores] | None = None
+    combined_gain: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a scheme's probes ran on: its unit, prefix, prompt and point counts, token lengths
+    (``prompt_tokens`` min/mean/max; ``unit_tokens`` tokens per unit -> count), the word
+    dictionary and three validation examples."""
+
+    unit: str
+    prefix: str
+    prefix_tokens: int
+    prepend_bos: bool
+    n_units: int
+    n_train_prompts: int
+    n_val_prompts: int
+    n_train_points: int
+    n_val_points: int
+    prompt_tokens: dict[str, float]
+    unit_tokens: dict[str, int]
+    dictionary: dict[str, Any]
+    examples: list[str]
+
+
+@dataclass(frozen=True)
+class SchemeResult:
+    """One reference scheme: its dataset and, per label token ("last", "first"), the probes."""
+
+    dataset: DatasetInfo
+    labels: dict[str, LabelProbes]
+
+
+@dataclass(frozen=True)
 class WordIndexResult(Result):
     """Probe accuracy for "which unit is this token in", per residual point and scheme.
 
-    ``schemes[s]["labels"][label_token]`` holds ``positions`` (validation positions, the
-    x axis of ``per_position`` and the key plot), ``balanced`` (the position-balanced
-    subset), ``baselines`` (``position``/``space``/``both`` metrics), ``probes`` (one
-    metrics dict per entry of ``layers``) and ``gain`` (probe accuracy minus the best
-    baseline's, per layer); with ``combined``, ``combined`` (probes on the residual plus the
-    one-hot position and space features) and ``combined_gain`` (their accuracy minus the
-    "both" baseline's).
+    ``schemes[s]`` (:class:`SchemeResult`): the scheme's ``dataset`` and, per label token,
+    :class:`LabelProbes` (``schemes["word"].labels["last"].probes[i].accuracy`` is the probe
+    at ``layers[i]``).
     """
 
     kind = "word_index"
     layers: list[int] = field(default_factory=list)
     hooks: list[str] = field(default_factory=list)
     key_layer: int = 0
-    schemes: dict[str, dict] = field(default_factory=dict)
+    schemes: dict[str, SchemeResult] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     checks: list[ClaimRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -69,25 +142,25 @@ def _space_flags(tokenizer, ids: np.ndarray) -> np.ndarray:
     return np.array([flag[int(i)] for i in ids], dtype=np.int64)
 
 
-def _dataset_info(train: wp.PromptSet, val: wp.PromptSet, d: wp.WordDictionary, tokenizer) -> dict[str, Any]:
+def _dataset_info(train: wp.PromptSet, val: wp.PromptSet, d: wp.WordDictionary, tokenizer) -> DatasetInfo:
     lens = np.array([len(t) for t in train.tokens + val.tokens])
     prefix_len = len(tokenizer.encode(train.prefix, prepend_bos=train.prepend_bos))
     unit_len = np.array([b - a + 1 for sp in train.spans + val.spans for a, b in sp])
-    return {
-        "unit": wp.SCHEME_UNITS[train.scheme], "prefix": train.prefix, "prefix_tokens": prefix_len,
-        "prepend_bos": train.prepend_bos, "n_units": train.n_units,
-        "n_train_prompts": len(train), "n_val_prompts": len(val),
-        "n_train_points": len(train) * train.n_units, "n_val_points": len(val) * val.n_units,
-        "prompt_tokens": {"min": int(lens.min()), "mean": float(lens.mean()), "max": int(lens.max())},
-        "unit_tokens": {str(int(k)): int(v) for k, v in zip(*np.unique(unit_len, return_counts=True))},
-        "dictionary": {"tokenizer": d.tokenizer, "size": d.size, "n_candidates": d.n_candidates,
-                       "train_fraction": d.train_fraction, "words_per_length": d.counts()},
-        "examples": [val.texts[i][len(val.prefix):] for i in range(min(3, len(val)))],
-    }
+    return DatasetInfo(
+        unit=wp.SCHEME_UNITS[train.scheme], prefix=train.prefix, prefix_tokens=prefix_len,
+        prepend_bos=train.prepend_bos, n_units=train.n_units,
+        n_train_prompts=len(train), n_val_prompts=len(val),
+        n_train_points=len(train) * train.n_units, n_val_points=len(val) * val.n_units,
+        prompt_tokens={"min": int(lens.min()), "mean": float(lens.mean()), "max": int(lens.max())},
+        unit_tokens={str(int(k)): int(v) for k, v in zip(*np.unique(unit_len, return_counts=True))},
+        dictionary={"tokenizer": d.tokenizer, "size": d.size, "n_candidates": d.n_candidates,
+                    "train_fraction": d.train_fraction, "words_per_length": d.counts()},
+        examples=[val.texts[i][len(val.prefix):] for i in range(min(3, len(val)))],
+    )
 
 
 def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw, balance_min, batch_size, seed,
-                  progress, timings, scheme, combined) -> dict[str, Any]:
+                  progress, timings, scheme, combined) -> dict[str, LabelProbes]:
     pts = {s: {lt: ps.points(lt) for lt in label_tokens} for s, ps in (("train", train), ("val", val))}
     # One pass over train + val prompts, reading every position any label needs (once each).
     n_tr = len(train)
@@ -110,7 +183,7 @@ def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw,
             rows[s, lt] = inverse[start:start + n]
             start += n
     n_units = train.n_units
-    out: dict[str, Any] = {}
+    out: dict[str, LabelProbes] = {}
     bar = None
     n_fits = len(label_tokens) * (4 + combined)
     # the fits, not the harvest, were most of a probe run's time: a bar unless told not to
@@ -119,11 +192,10 @@ def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw,
 
         bar = progress_bar(total=n_fits, desc=f"probes ({scheme})", unit="fit", leave=False)
 
-    def scored(p, A, B, tr, va, positions_v, bal, confusion=False, **extra) -> dict[str, Any]:
+    def scored(p, A, B, tr, va, positions_v, bal, confusion=False, layer=None) -> Scores:
         m = evaluate(p.predict(B), va["label"], va["pos"], n_units, positions_v, bal, confusion=confusion)
-        m.update(**extra, train_accuracy=float((p.predict(A) == tr["label"]).mean()), C=p.C, selection=p.selection,
-                 n_iter=p.n_iter, converged=p.converged)
-        return m
+        return Scores(**m, train_accuracy=float((p.predict(A) == tr["label"]).mean()), C=p.C, selection=p.selection,
+                      n_iter=p.n_iter, converged=p.converged, layer=layer)
 
     for lt in label_tokens:
         tr, va = pts["train"][lt], pts["val"][lt]
@@ -158,47 +230,45 @@ def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw,
                                for i, (p, layer) in enumerate(zip(fitted, layers))]
             if bar is not None:
                 bar.update(1)
-        best_base = max(b["accuracy"] for b in baselines.values())
-        out[lt] = {
-            "positions": positions_v, "balanced": binfo, "baselines": baselines, "probes": probes,
-            "gain": [m["accuracy"] - best_base for m in probes],
-            "majority": float(np.bincount(va["label"]).max() / len(va["label"])),
-        }
-        if combined:
-            out[lt]["combined"] = combined_probes
-            out[lt]["combined_gain"] = [m["accuracy"] - baselines["both"]["accuracy"] for m in combined_probes]
+        best_base = max(b.accuracy for b in baselines.values())
+        out[lt] = LabelProbes(
+            positions=positions_v, balanced=Balanced(**binfo), baselines=baselines, probes=probes,
+            gain=[m.accuracy - best_base for m in probes],
+            majority=float(np.bincount(va["label"]).max() / len(va["label"])),
+            combined=combined_probes if combined else None,
+            combined_gain=[m.accuracy - baselines["both"].accuracy for m in combined_probes] if combined else None)
     if bar is not None:
         bar.close()
     timings[f"{scheme}_probe_s"] = round(time.perf_counter() - t0, 3)
     return out
 
 
-def _findings(schemes: dict, layers: list[int], key_layer: int, model_label: str) -> list[Finding]:
+def _findings(schemes: dict[str, SchemeResult], layers: list[int], key_layer: int, model_label: str) -> list[Finding]:
     """The post's two qualitative claims, measured at ``key_layer`` on each scheme's last-token labels."""
     out = []
     i = layers.index(key_layer)
     for s, rep in schemes.items():
-        labs = rep["labels"]
+        labs = rep.labels
         lt = "last" if "last" in labs else next(iter(labs))
         r = labs[lt]
-        pr = r["probes"][i]
-        pos_base = r["baselines"]["position"]["accuracy"]
-        best = max(r["baselines"].values(), key=lambda b: b["accuracy"])
-        bal, chance = pr["balanced_accuracy"], r["balanced"]["chance"]
-        above = (pr["accuracy"] - pos_base >= 0.1) and (bal - chance >= 0.1 if not math.isnan(bal) else False)
+        pr = r.probes[i]
+        pos_base = r.baselines["position"].accuracy
+        best = max(r.baselines.values(), key=lambda b: b.accuracy)
+        bal, chance = pr.balanced_accuracy, r.balanced.chance
+        above = (pr.accuracy - pos_base >= 0.1) and (bal - chance >= 0.1 if not math.isnan(bal) else False)
         out.append(Finding(
             scheme=s, label_token=lt, layer=key_layer,
             what=f"{s}: probe at residual point {key_layer} is well above the position-only baseline",
-            ours=(f"probe {pr['accuracy']:.3f} vs position-only {pos_base:.3f} (best baseline {best['accuracy']:.3f}); "
+            ours=(f"probe {pr.accuracy:.3f} vs position-only {pos_base:.3f} (best baseline {best.accuracy:.3f}); "
                   f"position-balanced {bal:.3f} vs chance {chance:.3f}"),
             holds=bool(above),
         ))
-        per = np.array(pr["per_index"], dtype=float)
+        per = np.array(pr.per_index, dtype=float)
         h = len(per) // 2
         early, late = float(np.nanmean(per[:h])), float(np.nanmean(per[len(per) - h:]))
         out.append(Finding(
             scheme=s, label_token=lt, layer=key_layer,
-            what=f"{s}: the probe is worse for later {rep['dataset']['unit']}s",
+            what=f"{s}: the probe is worse for later {rep.dataset.unit}s",
             ours=f"mean accuracy on indices 0-{h - 1}: {early:.3f}; on the last {h}: {late:.3f}",
             holds=bool(late < early),
         ))
@@ -232,7 +302,7 @@ def word_index(
     findings are read at (default: a third of the way through, the post's choice).
 
     >>> r = word_index(load_weights("tiny"), schemes=("word", "list"))   # doctest: +SKIP
-    >>> r.schemes["word"]["labels"]["last"]["probes"][1]["accuracy"]     # doctest: +SKIP
+    >>> r.schemes["word"].labels["last"].probes[1].accuracy     # doctest: +SKIP
     """
     from ...claims.emergent_positional_embeddings import word_index_rows  # the post's figures: claims package
     from ...models.tokenizer import Tokenizer
@@ -260,25 +330,25 @@ def word_index(
     d = wp.word_dictionary(tokenizer, dictionary_size, lengths, train_fraction, seed, words=words)
     timings["dictionary_s"] = round(time.perf_counter() - t_start, 3)
     probe_kw = dict(C=C, Cs=tuple(Cs), max_iter=max_iter)
-    out: dict[str, dict] = {}
+    out: dict[str, SchemeResult] = {}
     for s in schemes:
         train, val, _ = wp.make_dataset(
             tokenizer, s, n_units=n_units, lengths=lengths, n_train=n_train, n_val_prompts=n_val_prompts,
             prefix=prefixes.get(s), prepend_bos=prepend_bos, n_ctx=cfg.n_ctx, seed=seed, dictionary=d,
         )
-        out[s] = {"dataset": _dataset_info(train, val, d, tokenizer)}
-        out[s]["labels"] = _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw, balance_min,
-                                         batch_size, seed, progress, timings, s, combined)
+        out[s] = SchemeResult(_dataset_info(train, val, d, tokenizer), _probe_scheme(
+            runner, tokenizer, train, val, layers, label_tokens, probe_kw, balance_min, batch_size, seed, progress,
+            timings, s, combined))
     timings["total_s"] = round(time.perf_counter() - t_start, 3)
     findings = _findings(out, layers, key_layer, weights.label)
     notes = []
-    if not any(m["converged"] for s in out.values() for r in s["labels"].values() for m in r["probes"]):
+    if not any(m.converged for s in out.values() for r in s.labels.values() for m in r.probes):
         notes.append(f"no probe converged within max_iter={max_iter}; accuracies are those of the last iterate")
     options = dict(
         layers=layers, schemes=schemes, n_units=n_units, lengths=list(lengths), dictionary_size=dictionary_size,
         dictionary="wordfreq en (cleaned)" if words is None else f"{d.n_candidates} given words",
         train_fraction=train_fraction, n_train=n_train, n_val_prompts=n_val_prompts,
-        prefix={s: out[s]["dataset"]["prefix"] for s in schemes}, prepend_bos=prepend_bos,
+        prefix={s: out[s].dataset.prefix for s in schemes}, prepend_bos=prepend_bos,
         label_tokens=label_tokens, C=C, Cs=list(Cs), max_iter=max_iter, standardize=True,
         holdout="20% of training prompts" if C == "auto" else None, balance_min=balance_min, combined=combined,
         key_layer=key_layer, tokenizer=tokenizer.source, batch_size=batch_size, seed=seed, device=str(device),
@@ -298,23 +368,23 @@ def summarize(result: WordIndexResult) -> list[str]:
     """A few lines: per scheme and label token, probe accuracy by layer against the baselines."""
     lines = []
     for s, rep in result.schemes.items():
-        ds = rep["dataset"]
-        lines.append(f"{s} ({ds['n_units']} {ds['unit']}s, {ds['n_train_points']} train / {ds['n_val_points']} "
-                     f"validation points, prompts {ds['prompt_tokens']['min']}-{ds['prompt_tokens']['max']} tokens):")
-        for lt, r in rep["labels"].items():
-            b = r["baselines"]
-            accs = " ".join(f"{l}:{m['accuracy']:.3f}" for l, m in zip(result.layers, r["probes"]))
+        ds = rep.dataset
+        lines.append(f"{s} ({ds.n_units} {ds.unit}s, {ds.n_train_points} train / {ds.n_val_points} "
+                     f"validation points, prompts {ds.prompt_tokens['min']}-{ds.prompt_tokens['max']} tokens):")
+        for lt, r in rep.labels.items():
+            b = r.baselines
+            accs = " ".join(f"{l}:{m.accuracy:.3f}" for l, m in zip(result.layers, r.probes))
             lines.append(f"  {lt} token: probe by point {accs}")
-            lines.append(f"    baselines position {b['position']['accuracy']:.3f}, space {b['space']['accuracy']:.3f}, "
-                         f"both {b['both']['accuracy']:.3f}; majority {r['majority']:.3f}")
-            if "combined" in r:
-                comb = " ".join(f"{l}:{g:+.3f}" for l, g in zip(result.layers, r["combined_gain"]))
+            lines.append(f"    baselines position {b['position'].accuracy:.3f}, space {b['space'].accuracy:.3f}, "
+                         f"both {b['both'].accuracy:.3f}; majority {r.majority:.3f}")
+            if r.combined_gain is not None:
+                comb = " ".join(f"{l}:{g:+.3f}" for l, g in zip(result.layers, r.combined_gain))
                 lines.append(f"    residual + position + space over the 'both' baseline: {comb}")
-            best = int(np.argmax(r["gain"]))
-            bal = " ".join(f"{l}:{m['balanced_accuracy']:.3f}" for l, m in zip(result.layers, r["probes"]))
-            lines.append(f"    best gain over baselines {r['gain'][best]:+.3f} at point {result.layers[best]}; "
-                         f"position-balanced ({r['balanced']['n_points']} points, chance "
-                         f"{r['balanced']['chance']:.3f}) {bal}")
+            best = int(np.argmax(r.gain))
+            bal = " ".join(f"{l}:{m.balanced_accuracy:.3f}" for l, m in zip(result.layers, r.probes))
+            lines.append(f"    best gain over baselines {r.gain[best]:+.3f} at point {result.layers[best]}; "
+                         f"position-balanced ({r.balanced.n_points} points, chance "
+                         f"{r.balanced.chance:.3f}) {bal}")
     for f in result.findings:
         lines.append(f"{'holds' if f.holds else 'does not hold'}: {f.what} ({f.ours})")
     lines += result.notes
