@@ -143,14 +143,18 @@ def _fit_chunk(X, yi, classes, Cs, mask, max_iter, tol) -> list[Probe]:
             chosen[g] = int(np.argmax(acc[g]))  # first best: the stronger regularisation on ties
         W0 = fit.W[torch.arange(G), torch.as_tensor(chosen)][:, None]
     C = torch.tensor([Cs[j] for j in chosen], dtype=torch.float64)[:, None]
-    fit = fit_softmax(Z, y, K, C, W0=W0, max_iter=max_iter, tol=tol, axes=axes)
+    # float32 first (half the cost per iteration), then float64 from there to scikit-learn's stopping
+    # rule: where float32 already meets it, the float64 pass only checks (the same point within tol)
+    first = fit_softmax(Z, y, K, C, W0=W0, max_iter=max_iter, tol=tol, dtype=torch.float32, axes=axes)
+    fit = fit_softmax(Z, y, K, C, W0=first.W, max_iter=max_iter, tol=tol, axes=axes)
+    n_iter = first.n_iter + fit.n_iter
     out = []
     for g in range(G):
         W = fit.W[g, 0].numpy()
         out.append(Probe(
             scaler=Standardizer(mean[g, 0].numpy(), scale[g, 0].numpy()),
             model=LinearSoftmax(W[:-1].T.copy(), W[-1].copy(), classes),
-            C=float(Cs[chosen[g]]), selection=selection[g], n_iter=int(fit.n_iter[g, 0]),
+            C=float(Cs[chosen[g]]), selection=selection[g], n_iter=int(n_iter[g, 0]),
             converged=bool(fit.converged[g, 0]),
         ))
     return out
