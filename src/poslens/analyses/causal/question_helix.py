@@ -42,6 +42,7 @@ from .options import HelixAblationOptions
 from .run import run_variants
 
 MAX_PATTERN_ELEMENTS = 6e7  # rows x heads x P^2 per chunk when patterns are read
+MAX_LOGIT_ELEMENTS = 1e8  # rows x P x vocab per chunk for the loss: 54 x 128 x 50,257 at once was slower, and 1.4 GB
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,8 @@ def helix_ablation(
         metrics.append(next_token_loss(tokens, skip_first=0))
     B = int(kw[next(iter(kw))].shape[0])
     store = MetricStore(metrics, len(variants) * B, B)
-    bs = batch_size or max(1, int(MAX_PATTERN_ELEMENTS // (cfg.n_heads * P * P)))
+    bs = batch_size or max(1, int(min(MAX_PATTERN_ELEMENTS // (cfg.n_heads * P * P),
+                                      MAX_LOGIT_ELEMENTS // (P * cfg.d_vocab) if tokens is not None else math.inf)))
     run_variants(runner, kw, variants, store.readers(), batch_size=bs)
     vals = store.by_variant(len(variants))
     nv = 1 + 1 + n_random
