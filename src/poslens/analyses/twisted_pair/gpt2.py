@@ -141,8 +141,8 @@ def _linear_r2(out: np.ndarray, target: np.ndarray, k: int) -> float:
     """R^2 of the best linear read-out of ``target`` from the top-k principal directions of ``out``
     (pass the head's value vectors: W_O maps them linearly, so the read-out is the same and cheaper)."""
     oc = out - out.mean(0)
-    _, _, Vt = np.linalg.svd(oc, full_matrices=False)
-    Z = np.c_[oc @ Vt[:k].T, np.ones(len(oc))]
+    V = np.linalg.eigh(oc.T @ oc)[1][:, ::-1]  # the top principal directions; the read-out only needs their span
+    Z = np.c_[oc @ V[:, :k], np.ones(len(oc))]
     coef, *_ = np.linalg.lstsq(Z, target, rcond=None)
     res = target - Z @ coef
     tot = ((target - target.mean(0)) ** 2).sum()
