@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -349,6 +350,23 @@ def test_wpe_freeze_and_lr_scale(corpus, tmp_path):
                       0.1, "normal")
     m.init_weights(torch.Generator().manual_seed(3))
     assert torch.equal(still.state_dict()["pos_embed.W_pos"], m.wpe.weight.detach())
+
+
+def test_frozen_layers_keep_their_weights_for_a_stage(corpus, tmp_path):
+    """A stage with --freeze-layers 1 leaves block 1 exactly as it was while block 0 trains; the next stage
+    (no freeze, resumed with the optimizer state) moves it again."""
+    c = cfg(corpus, tmp_path / "fz", n_layers=2, max_steps=8)
+    before = load_weights(str(train(c, progress=False, stop_at=3))).state_dict()
+    frozen = load_weights(str(train(dataclasses.replace(c, freeze_layers="1"), progress=False, stop_at=6))).state_dict()
+    after = load_weights(str(train(c, progress=False))).state_dict()
+    b1 = [k for k in before if k.startswith("blocks.1.") and before[k].is_floating_point()]
+    assert b1 and all(torch.equal(before[k], frozen[k]) for k in b1)
+    assert not torch.equal(before["blocks.0.attn.W_Q"], frozen["blocks.0.attn.W_Q"])
+    assert not torch.equal(frozen["blocks.1.attn.W_Q"], after["blocks.1.attn.W_Q"])
+    with pytest.raises(InvalidInputError, match="layers are 0..1"):
+        train(dataclasses.replace(c, freeze_layers="2"), progress=False)
+    with pytest.raises(InvalidInputError, match="comma-separated layer indices"):
+        train(dataclasses.replace(c, freeze_layers="last"), progress=False)
 
 
 def test_synthetic_frac_keeps_synthetic_rows_after_the_start(corpus, tmp_path, monkeypatch):

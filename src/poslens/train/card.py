@@ -177,6 +177,9 @@ def _synthetic_lines(log: dict) -> list[str]:
         same = during[-1][2].get("synthetic_kinds") == last.get("synthetic_kinds")
         lines.append(f"After them a {frac:.0%} share of every batch stayed synthetic, so those circuits kept a gradient"
                      + ("." if same else f", now {_kinds_text(last)}."))
+    ends_all = [st["from_step"] for st in stages[1:]] + [log["step"]]
+    lines += [f"Steps {st['from_step']:,}–{end:,}: layer(s) {st['options']['freeze_layers']} held fixed."
+              for st, end in zip(stages, ends_all) if st["options"].get("freeze_layers")]
     if last.get("wpe_freeze_steps") or last.get("wpe_lr_scale", 1.0) != 1.0:
         lines.append(f"W_pos was not updated for the first {last.get('wpe_freeze_steps', 0):,} steps and then learned "
                      f"at {last.get('wpe_lr_scale', 1.0):g} times the others' learning rate.")

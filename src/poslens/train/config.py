@@ -58,6 +58,9 @@ class TrainConfig:
     # all: a previous-token head formed against a fixed (e.g. sinusoidal) table cannot rewrite it.
     wpe_lr_scale: float = 1.0
     wpe_freeze_steps: int = 0
+    # Blocks held fixed (comma-separated layer indices) for a stage of a curriculum: e.g. so that a
+    # task must be learned by the earlier layers' heads while the later ones keep what they do.
+    freeze_layers: str = ""
     # Log-spaced snapshots of the whole model (float16, ``model/history/``), step 0 and the last included.
     snapshots: int = 0
     val_frac: float = 0.05

@@ -106,6 +106,9 @@ def check_options(cfg: TrainConfig) -> None:
                                 f"{', '.join(C.SYNTHETIC_KINDS)}")
     if cfg.wpe_lr_scale < 0 or cfg.wpe_freeze_steps < 0 or cfg.snapshots < 0:
         raise InvalidInputError("wpe_lr_scale, wpe_freeze_steps and snapshots cannot be negative")
+    frozen = _frozen(cfg)
+    if any(not 0 <= l < cfg.n_layers for l in frozen):
+        raise InvalidInputError(f"freeze_layers={cfg.freeze_layers!r}: layers are 0..{cfg.n_layers - 1}")
     if cfg.d_model % cfg.n_heads:
         raise InvalidInputError(f"d_model={cfg.d_model} is not divisible by n_heads={cfg.n_heads}")
 
@@ -143,6 +146,13 @@ def export(model: TrainableGPT2, tok: Tokenizer, dest: Path, log: dict) -> None:
 
     save_checkpoint(dest, model.cfg, model.hf_state_dict(), tokenizer=tok)
     atomic_write_text(dest / "training_log.json", json.dumps(log, indent=2))
+
+
+def _frozen(cfg: TrainConfig) -> list[int]:
+    try:
+        return sorted({int(x) for x in str(cfg.freeze_layers).split(",") if x.strip()})
+    except ValueError:
+        raise InvalidInputError(f"freeze_layers={cfg.freeze_layers!r}: give comma-separated layer indices, e.g. 1 or 0,2") from None
 
 
 def _kinds(cfg: TrainConfig) -> tuple[str, ...]:
@@ -273,6 +283,7 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
         atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "config": cfg.to_dict(),
                            "log": log}, state_path)
 
+    frozen_params = [p for l in _frozen(cfg) for p in model.h[l].parameters()]
     while step < cfg.max_steps:
         rng = np.random.default_rng([cfg.seed, step])
         x = _batch(cfg, rng, step, train_ids, tok, alphabet)
@@ -285,6 +296,8 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
             loss = model.loss(b)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        for p in frozen_params:
+            p.grad = None  # AdamW skips a parameter without a gradient (no step, no decay); its state is kept
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         step += 1
