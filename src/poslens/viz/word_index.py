@@ -135,6 +135,7 @@ def accuracy_by_layer(result, scheme: str, out: Path) -> list[Path]:
                 pf.add_hline(y=b.accuracy, line_dash="dash", annotation_text=f"{name} baseline ({lt})")
     pf.update_layout(xaxis_title="residual point", yaxis_title="validation accuracy", yaxis_range=[0, 1.02],
                      title=f"{result.model}: {scheme}")
+    pf.update_xaxes(tickvals=x)  # residual points are integers
     paths.append(save_plotly(pf, out / f"word_index_accuracy_{scheme}.html"))
     return paths
 
@@ -203,6 +204,7 @@ def schemes_compared(result, out: Path) -> list[Path]:
         pf.add_scatter(x=result.layers, y=gain, mode="lines+markers", name=f"{s}: gain over best baseline")
         pf.add_scatter(x=result.layers, y=above, mode="lines+markers", name=f"{s}: balanced minus chance")
     pf.update_layout(xaxis_title="residual point", yaxis_title="accuracy difference")
+    pf.update_xaxes(tickvals=result.layers)
     paths.append(save_plotly(pf, out / "word_index_schemes.html"))
     return paths
 
