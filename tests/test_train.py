@@ -404,6 +404,20 @@ def test_incontext_gain_and_history_scores(corpus, tmp_path):
     assert f["formed_at"] == 3 and f["largest_jump"] == {"from_step": 0, "to_step": 1, "change": pytest.approx(0.75)}
 
 
+def test_lag2perm_rows_place_the_permuted_token_two_later():
+    import numpy as np
+
+    from poslens.train.corpus import lag2_permutation, synthetic_batch
+
+    perm = lag2_permutation(500)
+    assert sorted(perm.tolist()) == list(range(500)) and not (perm == np.arange(500)).any()
+    assert (lag2_permutation(500) == perm).all()  # fixed: the same in every run
+    x = synthetic_batch(np.random.default_rng(2), 16, 128, 500, exclude=0, kinds=("lag2perm",))
+    hit = (x[:, 2:] == perm[x[:, :-2]]).mean()
+    plain = (x[:, 2:] == x[:, :-2]).mean()
+    assert 0.3 < hit < 0.7 and plain < 0.02  # about half the positions (0.7, never a copy of a copy); no plain copies
+
+
 def test_synthetic_dup_rows_mark_every_repeated_token():
     """Each copy is followed by the marker and no token occurs three times, so the earlier copy is never
     followed by a marker (an induction head cannot predict one); ``dupdist`` marks near and far copies apart."""

@@ -47,6 +47,7 @@ D = TrainConfig()
               help="Window length of the synthetic start (0: n-ctx); the same tokens per step in more, shorter rows.")
 @click.option("--synthetic-kinds", default=D.synthetic_kinds, show_default=True,
               help="Row kinds of the synthetic windows, in turn: repeat (induction), lag2 (previous-token), "
+                   "lag2perm (previous-token, through a fixed permutation), "
                    "dup (a marker after each repeated token: duplicate-token).")
 @click.option("--attn-only/--no-attn-only", default=D.attn_only, show_default=True,
               help="Attention-only model: every MLP held at zero (exports as a GPT-2 checkpoint all the same).")

@@ -128,6 +128,8 @@ _KIND_TEXT = {
     "repeat": "a span repeated to fill the window (only an induction circuit predicts it)",
     "lag2": "lag-2 copies (a fresh token is repeated two places later with probability 0.7, never a copy of a "
             "copy; only a previous-token head predicts it)",
+    "lag2perm": "lag-2 copies through a fixed permutation of the vocabulary (a fresh token's image is placed two "
+                "places later with probability 0.7; only a previous-token head predicts it, and its output is no copy)",
     "dup": "fresh tokens, some copied once from earlier in the window and each copy followed by a marker (only a "
            "duplicate-token head predicts the marker)",
     "dupdist": "fresh tokens, some copied once from earlier in the window and each copy followed by one of two markers, "

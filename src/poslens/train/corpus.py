@@ -125,7 +125,7 @@ def batch(ids: np.ndarray, rng: np.random.Generator, batch_size: int, n_ctx: int
     return x
 
 
-SYNTHETIC_KINDS = ("repeat", "lag2", "dup", "dupdist", "reverse")
+SYNTHETIC_KINDS = ("repeat", "lag2", "lag2perm", "dup", "dupdist", "reverse")
 NEAR = 16  # a ``dupdist`` copy is "near" when its earlier occurrence is at most this many tokens back
 
 
@@ -199,6 +199,16 @@ def _reverse_row(rng: np.random.Generator, n: int, vocab: int, exclude: int | No
     return np.asarray(out[:n], dtype=np.int64)
 
 
+def lag2_permutation(vocab: int) -> np.ndarray:
+    """The fixed permutation of ``lag2perm`` rows: a derangement (no token maps to itself), from a fixed seed."""
+    p = np.random.default_rng(20261202).permutation(vocab)
+    fixed = np.flatnonzero(p == np.arange(vocab))
+    if len(fixed):  # rotate the fixed points among themselves (or with a neighbour when there is only one)
+        cyc = fixed if len(fixed) > 1 else np.array([fixed[0], (fixed[0] + 1) % vocab])
+        p[cyc] = p[np.roll(cyc, 1)]
+    return p
+
+
 def synthetic_batch(rng: np.random.Generator, batch_size: int, n_ctx: int, vocab: int,
                     exclude: int | None = None, lag_copy_p: float = 0.7,
                     kinds: tuple[str, ...] = ("repeat", "lag2")) -> np.ndarray:
@@ -215,6 +225,11 @@ def synthetic_batch(rng: np.random.Generator, batch_size: int, n_ctx: int, vocab
       never chain: with chains the token three back predicted the next one too, layer 0
       grew three-back heads, and a copying circuit shifted by one position (attending one
       past the induction target) formed instead of an induction head.
+    - ``lag2perm``: as ``lag2``, but the token two places back is replaced by its image under a
+      fixed permutation of the vocabulary (the same for every row and run), so a previous-token
+      head is still what predicts it, while its output names ``perm(x)``, not ``x``: no later head
+      can reuse it as a ready-made copy of the previous token (a copying circuit shifted by one
+      position formed on that in a 2-layer model).
     - ``dup``: fresh random tokens, a quarter of them followed later by one copy of an earlier one
       and then the marker ``vocab - 1``, which only attention to the earlier copy of the
       current token (a duplicate-token head) predicts; ``dupdist`` as ``dup`` with two markers,
@@ -244,9 +259,10 @@ def synthetic_batch(rng: np.random.Generator, batch_size: int, n_ctx: int, vocab
             row = rng.integers(0, vocab, size=n_ctx + 1)
             coin = rng.random(n_ctx + 1) < lag_copy_p
             copied = np.zeros(n_ctx + 1, dtype=bool)
+            image = lag2_permutation(vocab) if kind == "lag2perm" else np.arange(vocab)
             for t in range(2, n_ctx + 1):
                 if coin[t] and not copied[t - 2]:
-                    row[t], copied[t] = row[t - 2], True
+                    row[t], copied[t] = image[row[t - 2]], True
             x[r] = row
     if exclude is not None:
         x[x == exclude] = (exclude + 1) % vocab
