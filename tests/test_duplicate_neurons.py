@@ -204,8 +204,8 @@ def test_top_examples_are_the_largest_activations(planted, tmp_path):
     corpus.write_text("\n".join(" ".join(f"w{i}" for i in rng.integers(1, 30, 70)) for _ in range(8)))
     r = duplicate_neurons(w, head=(0, 1), threshold=1.0, corpus=corpus, n_seq=6, seq_len=48, k_examples=6)
     ex = r.top_examples
-    assert len(ex) == 6 and r.top_examples_summary["k"] == 6
-    acts = [e["activation"] for e in ex]
+    assert len(ex) == 6 and r.top_examples_summary.k == 6
+    acts = [e.activation for e in ex]
     assert acts == sorted(acts, reverse=True)
     from poslens.data.sequences import corpus_sequences
     from poslens.models.tokenizer import Tokenizer
@@ -214,20 +214,20 @@ def test_top_examples_are_the_largest_activations(planted, tmp_path):
     windows = corpus_sequences(corpus, tok, 48, 6, seed=0, prepend_bos=True)
     post = Runner(w).run(windows, hooks=["blocks.0.mlp.hook_post"])["blocks.0.mlp.hook_post"][..., planted.neuron]
     for e in ex:
-        assert e["activation"] == pytest.approx(float(post[e["sequence"], e["position"]]), abs=1e-5)
-        assert e["activations"][e["center"]] == e["activation"]
+        assert e.activation == pytest.approx(float(post[e.sequence, e.position]), abs=1e-5)
+        assert e.activations[e.center] == e.activation
     best = post[:, 1:].max()  # position 0 is BOS, left out
     assert acts[0] == pytest.approx(float(best), abs=1e-5)
     for a in ex:
         for b in ex:
-            if a is not b and a["sequence"] == b["sequence"]:
-                assert abs(a["position"] - b["position"]) >= 24
+            if a is not b and a.sequence == b.sequence:
+                assert abs(a.position - b.position) >= 24
     page = (tmp_path / "figs")
     from poslens.viz.duplicate import neuron_figures
 
     paths = neuron_figures(r, page)
     html = (page / "top_examples.html").read_text()
-    assert ex[0]["token"] in html and "<table>" in html
+    assert ex[0].token in html and "<table>" in html
     assert {p.name for p in paths} >= {"pvo_norm_grid.png", "pvo_curves.png", "neuron_decomposition.png",
                                        "neuron_extra_vs_distance.png", "top_examples.html"}
 
@@ -237,7 +237,7 @@ def test_top_activating_examples_skip_ignored_tokens(small_ckpt):
     toks = torch.randint(1, 100, (3, 30), generator=torch.Generator().manual_seed(0))
     toks[:, 0] = 0
     ex, summary = top_activating_examples(Runner(w), toks, 0, 5, k=50, before=4, ignore=(0,))
-    assert all(e["position"] > 0 for e in ex) and summary["n_positions"] == 87
+    assert all(e.position > 0 for e in ex) and summary.n_positions == 87
     assert 0 < len(ex) <= 50
 
 

@@ -235,23 +235,22 @@ def top_examples_html(result, path: Path) -> Path:
     from ..io import atomic_write_text
 
     ex = result.top_examples
-    amax = max((max(e["activations"]) for e in ex), default=1.0)
+    amax = max((max(e.activations) for e in ex), default=1.0)
     amax = amax if amax > 0 else 1.0
     rows = []
     for i, e in enumerate(ex):
         spans = []
-        for j, (t, a) in enumerate(zip(e["tokens"], e["activations"])):
+        for j, (t, a) in enumerate(zip(e.tokens, e.activations)):
             alpha = max(0.0, min(1.0, a / amax))
-            border = "border-bottom:2px solid #000;" if j == e["center"] else ""
+            border = "border-bottom:2px solid #000;" if j == e.center else ""
             spans.append(f'<span title="{a:.3f}" style="background:rgba(255,80,0,{alpha:.3f});{border}">'
                          f"{html.escape(t).replace(chr(10), '⏎')}</span>")
-        copy = (f"{e['n_earlier_copies']} earlier, mean {e['mean_copy_distance']:.0f} back"
-                if e.get("n_earlier_copies") else "none")
-        rows.append(f"<tr><td>{i + 1}</td><td>{e['activation']:.3f}</td><td>{html.escape(copy)}</td>"
+        copy = f"{e.n_earlier_copies} earlier, mean {e.mean_copy_distance:.0f} back" if e.n_earlier_copies else "none"
+        rows.append(f"<tr><td>{i + 1}</td><td>{e.activation:.3f}</td><td>{html.escape(copy)}</td>"
                     f"<td class=t>{''.join(spans)}</td></tr>")
     title = html.escape(f"{result.model}: neuron {result.layer}.{result.neuron}, top activations")
-    s = result.top_examples_summary or {}
-    src = html.escape(str(s.get("source", "")))
+    s = result.top_examples_summary
+    src = html.escape(s.source if s is not None else "")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif}} td.t{{font-family:monospace;white-space:pre-wrap}} td{{padding:2px 6px;vertical-align:top}}</style>
 </head><body><h2>{title}</h2><p>Over {src}. Shading: activation / max activation ({amax:.3f}); the underlined

@@ -168,7 +168,7 @@ def duplicate_neurons(
                 "uniform_heads": dec["approximations"]["uniform_heads"], "ln_scale": o.ln_scale, "mlp_scale": s_mlp}
 
     # Top activating examples.
-    examples, ex_summary = [], {}
+    examples, ex_summary = [], None
     if o.k_examples:
         runner = Runner(wt, device=device, dtype=dtype)
         if o.corpus is not None:
@@ -179,7 +179,7 @@ def duplicate_neurons(
             source = f"the decomposed text ({text_source}; pass --corpus to search a corpus)"
         examples, ex_summary = top_activating_examples(runner, windows, L, neuron, tok, o.k_examples, o.context_before,
                                                        o.context_after, ignore, o.batch_size)
-        ex_summary["source"] = source
+        ex_summary = ex_summary.with_source(source)
 
     options = {
         **dataclasses.asdict(o), "head": f"{L}.{hd}", "neuron": neuron, "text": text_source, "seq_len": P,

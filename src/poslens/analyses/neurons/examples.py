@@ -4,13 +4,50 @@ earlier copy in its context."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from ...models.runner import Runner
 from ..heads import duplicate_mask
+
+
+@dataclass(frozen=True)
+class TopExample:
+    """One peak: where (``sequence``, ``position``), its ``activation`` and ``token``; the context's
+    ``tokens`` and ``activations`` (the peak at index ``center``); the peak token's earlier copies
+    in its window (count, mean and nearest distance; None without one)."""
+
+    sequence: int
+    position: int
+    activation: float
+    token: str
+    tokens: list[str]
+    activations: list[float]
+    center: int
+    n_earlier_copies: int
+    mean_copy_distance: float | None
+    nearest_copy_distance: int | None
+
+
+@dataclass(frozen=True)
+class ExamplesSummary:
+    """The ``k`` peaks against all ``n_positions``: the largest and mean activation, the share of peaks
+    (and of all positions) whose token has an earlier copy, the peaks' mean copy distance; ``source``
+    names the windows searched."""
+
+    k: int
+    n_positions: int
+    max_activation: float | None
+    mean_activation: float | None
+    share_with_earlier_copy: float | None
+    base_share_with_earlier_copy: float
+    mean_copy_distance: float | None
+    source: str = ""
+
+    def with_source(self, source: str) -> ExamplesSummary:
+        return replace(self, source=source)
 
 
 def top_activating_examples(
@@ -24,7 +61,7 @@ def top_activating_examples(
     after: int = 4,
     ignore: tuple[int, ...] = (),
     batch_size: int = 8,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[list[TopExample], ExamplesSummary]:
     """The ``k`` positions of ``tokens [n_seq, seq_len]`` where the neuron's activation
     (``blocks.{layer}.mlp.hook_post``) is highest, each with its context (``before`` /
     ``after`` tokens) and per-token activations; peaks in one sequence are at least
@@ -69,22 +106,22 @@ def top_activating_examples(
         lo, hi = max(0, p - before), min(P, p + after + 1)
         ids = tokens[b, lo:hi].tolist()
         n, md, nearest = copy_stats(b, p)
-        examples.append({
-            "sequence": b, "position": p, "activation": float(acts[b, p]),
-            "token": tokenizer.decode([ids[p - lo]]) if tokenizer is not None else str(ids[p - lo]),
-            "tokens": tokenizer.to_str_tokens(ids) if tokenizer is not None else [str(i) for i in ids],
-            "activations": acts[b, lo:hi].tolist(), "center": p - lo,
-            "n_earlier_copies": n, "mean_copy_distance": md, "nearest_copy_distance": nearest,
-        })
+        examples.append(TopExample(
+            sequence=b, position=p, activation=float(acts[b, p]),
+            token=tokenizer.decode([ids[p - lo]]) if tokenizer is not None else str(ids[p - lo]),
+            tokens=tokenizer.to_str_tokens(ids) if tokenizer is not None else [str(i) for i in ids],
+            activations=acts[b, lo:hi].tolist(), center=p - lo,
+            n_earlier_copies=n, mean_copy_distance=md, nearest_copy_distance=nearest,
+        ))
     # Base rate: how often any (non-ignored) position has an earlier copy.
     has = duplicate_mask(tokens).any(-1) & ~bad
-    with_copy = [e for e in examples if e["n_earlier_copies"]]
-    summary = {
-        "k": len(examples), "n_positions": int((~bad).sum()),
-        "max_activation": float(acts.masked_fill(bad, -math.inf).max()) if (~bad).any() else None,
-        "mean_activation": float(acts[~bad].mean()) if (~bad).any() else None,
-        "share_with_earlier_copy": len(with_copy) / len(examples) if examples else None,
-        "base_share_with_earlier_copy": float(has.sum() / max(1, int((~bad).sum()))),
-        "mean_copy_distance": float(np.mean([e["mean_copy_distance"] for e in with_copy])) if with_copy else None,
-    }
+    with_copy = [e for e in examples if e.n_earlier_copies]
+    summary = ExamplesSummary(
+        k=len(examples), n_positions=int((~bad).sum()),
+        max_activation=float(acts.masked_fill(bad, -math.inf).max()) if (~bad).any() else None,
+        mean_activation=float(acts[~bad].mean()) if (~bad).any() else None,
+        share_with_earlier_copy=len(with_copy) / len(examples) if examples else None,
+        base_share_with_earlier_copy=float(has.sum() / max(1, int((~bad).sum()))),
+        mean_copy_distance=float(np.mean([e.mean_copy_distance for e in with_copy])) if with_copy else None,
+    )
     return examples, summary

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...results import ClaimRow, Result
+from .examples import ExamplesSummary, TopExample
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ class DupNeuronsResult(Result):
     mlp_scale: dict[str, Any] = field(default_factory=dict)
     decomposition: dict[str, Any] = field(default_factory=dict)
     combined_positional: dict[str, Any] = field(default_factory=dict)
-    top_examples: list[dict[str, Any]] = field(default_factory=list)
-    top_examples_summary: dict[str, Any] = field(default_factory=dict)
+    top_examples: list[TopExample] = field(default_factory=list)
+    top_examples_summary: ExamplesSummary | None = None  # None when no examples were asked for
     data: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     checks: list[ClaimRow] = field(default_factory=list)
@@ -95,10 +96,10 @@ def summarize(r: DupNeuronsResult) -> list[str]:
         lines.append(f"combined positional contribution by the seed's rules, mean after position {cp['from_position']}: "
                      f"{cp['mean_from']:.3g}")
     s = r.top_examples_summary
-    if s.get("k"):
-        lines.append(f"top {s['k']} activations (max {s['max_activation']:.3g}) over {s['source']}: "
-                     f"{s['share_with_earlier_copy']:.0%} on tokens with an earlier copy "
-                     f"(all positions: {s['base_share_with_earlier_copy']:.0%})")
+    if s is not None and s.k:
+        lines.append(f"top {s.k} activations (max {s.max_activation:.3g}) over {s.source}: "
+                     f"{s.share_with_earlier_copy:.0%} on tokens with an earlier copy "
+                     f"(all positions: {s.base_share_with_earlier_copy:.0%})")
     for c in r.checks:
         lines.append(f"seed: {c.what}: {'reproduced' if c.reproduced else 'NOT reproduced'} (published "
                      f"{c.published}, ours {c.ours if not isinstance(c.ours, float) else format(c.ours, '.3g')})")
