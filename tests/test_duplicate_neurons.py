@@ -113,12 +113,12 @@ def test_exact_layernorm_multiplier_matches_the_model(small_ckpt):
     E, Pm = w.W_E.double(), w.W_pos.double()
     approx = math.sqrt(cfg.d_model) / torch.sqrt((E**2).sum(-1)[:, None] + (Pm**2).sum(-1)[None, :])
     rel = approx * scale - 1
-    assert study["approx_error"]["mean_abs"] == pytest.approx(float(rel.abs().mean()), rel=1e-4)
-    assert study["approx_error"]["max_abs"] == pytest.approx(float(rel.abs().max()), rel=1e-4)
+    assert study.approx_error["mean_abs"] == pytest.approx(float(rel.abs().mean()), rel=1e-4)
+    assert study.approx_error["max_abs"] == pytest.approx(float(rel.abs().max()), rel=1e-4)
     c = float(Pm.norm(dim=-1)[cfg.n_ctx // 2:].mean())  # pos_norm_from 100 is clipped to n_ctx // 2
-    assert study["pos_norm_mean"] == pytest.approx(c) and study["pos_norm_from"] == cfg.n_ctx // 2
+    assert study.pos_norm_mean == pytest.approx(c) and study.pos_norm_from == cfg.n_ctx // 2
     cos = (E @ Pm.T) / (E.norm(dim=-1)[:, None] * Pm.norm(dim=-1)[None, :])
-    assert study["cos_abs_mean"] == pytest.approx(float(cos.abs().mean()), rel=1e-6)
+    assert study.cos_abs_mean == pytest.approx(float(cos.abs().mean()), rel=1e-6)
     assert torch.equal(ln1_multiplier_curve(w, "none"), torch.ones(cfg.n_ctx, dtype=torch.float64))
 
 
@@ -126,8 +126,8 @@ def test_partial_gpt2_positional_norm_and_missing_tensors(partial_ckpt):
     w = load_weights(str(partial_ckpt))
     study = layernorm_scale_study(w)
     # The seed: "for i > 100, |W_pos[i]| is about 3.35"
-    assert study["pos_norm_from"] == 100 and abs(study["pos_norm_mean"] - 3.35) / 3.35 < 0.03
-    assert "wte.weight" in study["note"] and "approx_error" not in study
+    assert study.pos_norm_from == 100 and abs(study.pos_norm_mean - 3.35) / 3.35 < 0.03
+    assert "wte.weight" in study.note and study.approx_error is None
     with pytest.raises(MissingTensorError, match=r"h\.0\.mlp\.c_fc\.weight"):
         duplicate_neurons(w, head=(0, 5))
     with pytest.raises(MissingTensorError, match="wte.weight"):

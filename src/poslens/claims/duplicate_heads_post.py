@@ -76,15 +76,15 @@ def duplicate_neurons_rows(cfg, label: str, r) -> list[ClaimRow]:
         return []
     out = []
     st = r.ln_scale
-    out.append(_row(what="|W_pos[i]| for i > 100", published=3.35, ours=st["pos_norm_mean"],
-                    reproduced=abs(st["pos_norm_mean"] - 3.35) / 3.35 < 0.03,
-                    note=f"mean over positions {st['pos_norm_from']}..{cfg.n_ctx - 1} (std {st['pos_norm_std']:.3f}); "
+    out.append(_row(what="|W_pos[i]| for i > 100", published=3.35, ours=st.pos_norm_mean,
+                    reproduced=abs(st.pos_norm_mean - 3.35) / 3.35 < 0.03,
+                    note=f"mean over positions {st.pos_norm_from}..{cfg.n_ctx - 1} (std {st.pos_norm_std:.3f}); "
                          "within 3% counts as reproduced"))
-    if "cos_abs_mean" in st:
+    if st.cos_abs_mean is not None:
         out.append(_row(what="cosine similarity of W_E[tok] and W_pos[i], on average", published=0.05,
-                        ours=st["cos_abs_mean"], reproduced=st["cos_abs_mean"] < 0.1,
-                        note=f"mean |cos| over {st['n_tokens']} sampled tokens x every position (signed mean "
-                             f"{st['cos_mean']:.3f}); below 0.1 counts as reproduced"))
+                        ours=st.cos_abs_mean, reproduced=st.cos_abs_mean < 0.1,
+                        note=f"mean |cos| over {st.n_tokens} sampled tokens x every position (signed mean "
+                             f"{st.cos_mean:.3f}); below 0.1 counts as reproduced"))
     ms = r.mlp_scale
     out.append(_row(what="MLP LayerNorm scale is stable around 1.2", published=1.2, ours=ms["mean"],
                     reproduced=abs(ms["mean"] - 1.2) / 1.2 < 0.15 and ms["std"] / ms["mean"] < 0.15,

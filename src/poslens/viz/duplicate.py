@@ -216,11 +216,11 @@ def neuron_figures(result, out: Path) -> list[Path]:
         pf.add_scatter(x=ex["mean_distance"], y=ex["predicted"], mode="markers", name="predicted")
         pf.update_layout(xaxis_title="mean distance to earlier copies", yaxis_title="extra from the duplicate head")
         paths.append(save_plotly(pf, out / "neuron_extra_vs_distance.html"))
-    st = result.ln_scale or {}
-    if st.get("exact_by_position"):
+    st = result.ln_scale
+    if st is not None and st.exact_by_position:
         fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.plot(st["exact_by_position"], lw=1, label="exact (mean over tokens)")
-        ax.plot(st["approx_by_position"], lw=1, label="seed's approximation")
+        ax.plot(st.exact_by_position, lw=1, label="exact (mean over tokens)")
+        ax.plot(st.approx_by_position, lw=1, label="seed's approximation")
         ax.set_xlabel("position")
         ax.set_ylabel("layer-0 LayerNorm multiplier")
         ax.legend(fontsize=8)

@@ -4,7 +4,7 @@ approximations (cross term dropped; |W_pos[i]| replaced by its mean beyond a pos
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 
@@ -49,6 +49,36 @@ def _multipliers(weights: Weights, tokens: torch.Tensor, c: float) -> dict[str, 
     }
 
 
+@dataclass(frozen=True)
+class LayerNormStudy:
+    """The seed's LayerNorm-scale approximations against the exact layer-0 multiplier.
+
+    Positional norms always (``pos_norm_mean`` beyond ``pos_norm_from``, its std, position 0's,
+    every position's); the comparison only with a token embedding (else None, and ``note`` says
+    why): ``n_tokens`` sampled tokens, their mean norm, the mean (and mean absolute) cosine of
+    W_E[t] and W_pos[i], the exact multiplier's mean and std, the relative errors
+    (:func:`rel_error`) of the approximation, of its constant-norm variant (also beyond
+    ``pos_norm_from``), and both multipliers by position (mean over tokens)."""
+
+    pos_norm_from: int
+    pos_norm_mean: float
+    pos_norm_std: float
+    pos_norm_first: float
+    pos_norms: list[float]
+    note: str | None = None
+    n_tokens: int | None = None
+    token_norm_mean: float | None = None
+    cos_mean: float | None = None
+    cos_abs_mean: float | None = None
+    exact_mean: float | None = None
+    exact_std: float | None = None
+    approx_error: dict[str, float] | None = None
+    approx_const_error: dict[str, float] | None = None
+    approx_const_error_from: dict[str, float] | None = None
+    exact_by_position: list[float] | None = None
+    approx_by_position: list[float] | None = None
+
+
 def rel_error(approx: torch.Tensor, exact: torch.Tensor) -> dict[str, float]:
     """Relative error of ``approx`` against ``exact``: mean absolute, rms, largest, signed mean."""
     r = approx / exact - 1
@@ -56,7 +86,7 @@ def rel_error(approx: torch.Tensor, exact: torch.Tensor) -> dict[str, float]:
             "mean": float(r.mean())}
 
 
-def layernorm_scale_study(weights: Weights, n_tokens: int = 2048, pos_norm_from: int = 100, seed: int = 0) -> dict[str, Any]:
+def layernorm_scale_study(weights: Weights, n_tokens: int = 2048, pos_norm_from: int = 100, seed: int = 0) -> LayerNormStudy:
     """How good the seed's LayerNorm-scale approximations are on ``weights`` (layer 0, no attention output).
 
     Over a sample of ``n_tokens`` tokens (seeded) and every position: the exact multiplier
@@ -66,21 +96,20 @@ def layernorm_scale_study(weights: Weights, n_tokens: int = 2048, pos_norm_from:
     Without W_E only the positional norms are reported (with a note).
 
     >>> s = layernorm_scale_study(load_weights("../shared/data/gpt2-small-partial"))   # doctest: +SKIP
-    >>> round(s["pos_norm_mean"], 2)                                                    # doctest: +SKIP
+    >>> round(s.pos_norm_mean, 2)                                                       # doctest: +SKIP
     3.37
     """
     cfg = weights.cfg
     frm, c, pn = pos_norm_const(weights, pos_norm_from)
-    out: dict[str, Any] = {
-        "pos_norm_from": frm, "pos_norm_mean": c, "pos_norm_std": float(pn[frm:].std()),
-        "pos_norm_first": float(pn[0]), "pos_norms": pn.tolist(),
-    }
+    norms = dict(pos_norm_from=frm, pos_norm_mean=c, pos_norm_std=float(pn[frm:].std()), pos_norm_first=float(pn[0]),
+                 pos_norms=pn.tolist())
     if not weights.has("embed.W_E"):
-        out["note"] = "the checkpoint has no token embedding (wte.weight): exact and approximate scales were not compared"
-        return out
+        return LayerNormStudy(**norms, note="the checkpoint has no token embedding (wte.weight): exact and approximate "
+                                            "scales were not compared")
     toks = _token_sample(cfg.d_vocab, n_tokens, seed)
     m = _multipliers(weights, toks, c)
-    out.update(
+    return LayerNormStudy(
+        **norms,
         n_tokens=int(len(toks)),
         token_norm_mean=float(weights.W_E[toks].double().norm(dim=-1).mean()),
         cos_mean=float(m["cos"].mean()), cos_abs_mean=float(m["cos"].abs().mean()),
@@ -91,7 +120,6 @@ def layernorm_scale_study(weights: Weights, n_tokens: int = 2048, pos_norm_from:
         exact_by_position=m["exact"].mean(0).tolist(),
         approx_by_position=m["approx"].mean(0).tolist(),
     )
-    return out
 
 
 def ln1_multiplier_curve(weights: Weights, mode: str, n_tokens: int = 2048, pos_norm_from: int = 100,

@@ -7,6 +7,7 @@ from typing import Any
 
 from ...results import ClaimRow, Result
 from .examples import ExamplesSummary, TopExample
+from .layernorm import LayerNormStudy
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class DupNeuronsResult(Result):
     neuron: int | None = None
     d_mlp: int = 0
     head_choice: str = ""
-    ln_scale: dict[str, Any] = field(default_factory=dict)
+    ln_scale: LayerNormStudy | None = None
     pvo_norms: list[float] = field(default_factory=list)
     grid: list[list[float]] = field(default_factory=list)
     grid_shape: list[int] = field(default_factory=list)
@@ -69,10 +70,10 @@ def summarize(r: DupNeuronsResult) -> list[str]:
         lines.append(f"neuron {r.neuron}: |PVO| {_f(f.norm)}, PVO slope {_f(f.slope)}/position, "
                      f"zero at {_f(f.zero_crossing, '.0f')}, R² {_f(f.r2, '.3f')}")
     st = r.ln_scale
-    if "approx_error" in st:
-        lines.append(f"LayerNorm scale: seed's approximation off by {st['approx_error']['mean_abs']:.2%} on average "
-                     f"(max {st['approx_error']['max_abs']:.2%}); with |W_pos| = {st['pos_norm_mean']:.3f} "
-                     f"{st['approx_const_error']['mean_abs']:.2%}; mean |cos(W_E, W_pos)| {st['cos_abs_mean']:.3f}")
+    if st is not None and st.approx_error is not None:
+        lines.append(f"LayerNorm scale: seed's approximation off by {st.approx_error['mean_abs']:.2%} on average "
+                     f"(max {st.approx_error['max_abs']:.2%}); with |W_pos| = {st.pos_norm_mean:.3f} "
+                     f"{st.approx_const_error['mean_abs']:.2%}; mean |cos(W_E, W_pos)| {st.cos_abs_mean:.3f}")
     d = r.decomposition
     if d:
         ms = d["mlp_scale"]
