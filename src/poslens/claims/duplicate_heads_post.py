@@ -86,10 +86,10 @@ def duplicate_neurons_rows(cfg, label: str, r) -> list[ClaimRow]:
                         note=f"mean |cos| over {st.n_tokens} sampled tokens x every position (signed mean "
                              f"{st.cos_mean:.3f}); below 0.1 counts as reproduced"))
     ms = r.mlp_scale
-    out.append(_row(what="MLP LayerNorm scale is stable around 1.2", published=1.2, ours=ms["mean"],
-                    reproduced=abs(ms["mean"] - 1.2) / 1.2 < 0.15 and ms["std"] / ms["mean"] < 0.15,
+    out.append(_row(what="MLP LayerNorm scale is stable around 1.2", published=1.2, ours=ms.mean,
+                    reproduced=abs(ms.mean - 1.2) / 1.2 < 0.15 and ms.std / ms.mean < 0.15,
                     note=f"ln2.hook_scale (the divisor, as TransformerLens caches it) on {r.decomposition.get('text_source')}; "
-                         f"std {ms['std']:.3f}; within 15% and a coefficient of variation below 0.15 count as reproduced"))
+                         f"std {ms.std:.3f}; within 15% and a coefficient of variation below 0.15 count as reproduced"))
     if r.head != "0.5":
         return out
     sel = [r.fits[str(n)] for n in r.selected if str(n) in r.fits and r.fits[str(n)].zero_crossing is not None]
@@ -108,7 +108,7 @@ def duplicate_neurons_rows(cfg, label: str, r) -> list[ClaimRow]:
     if r.neuron == 1168:
         cp = r.combined_positional
         out.append(_row(what="combined PVO contribution to 1168 after position 200", published=-0.2,
-                        ours=cp["mean_from"], reproduced=abs(cp["mean_from"] + 0.2) <= 0.1,
+                        ours=cp.mean_from, reproduced=abs(cp.mean_from + 0.2) <= 0.1,
                         note="within 0.1 counts as reproduced"))
         ex = r.decomposition.get("extra_vs_distance", {})
         if ex.get("measured_at_100") is not None:

@@ -191,12 +191,11 @@ def neuron_figures(result, out: Path) -> list[Path]:
         ax.set_ylabel("total positional contribution")
         ax.legend(fontsize=8)
         paths.append(save_png(fig, out / "neuron_approximations.png"))
-    cp = result.combined_positional or {}
-    if cp.get("curve"):
+    cp = result.combined_positional
+    if cp is not None and cp.curve:
         fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.plot(cp["curve"], lw=1)
-        ax.axhline(cp["mean_from"], color="r", lw=0.8, ls="--",
-                   label=f"mean after {cp['from_position']}: {cp['mean_from']:.3g}")
+        ax.plot(cp.curve, lw=1)
+        ax.axhline(cp.mean_from, color="r", lw=0.8, ls="--", label=f"mean after {cp.from_position}: {cp.mean_from:.3g}")
         ax.set_xlabel("position")
         ax.set_ylabel("combined positional contribution")
         ax.legend(fontsize=8)

@@ -20,7 +20,7 @@ from .layernorm import layernorm_scale_study, ln1_multiplier_curve
 from .options import Options
 from .premise import first_layers, layer_names, not_applicable_reason, token_path_names, zero_mlp_reason
 from .pvo import combined_positional, grid_shape, linear_fit, pvo_matrix
-from .result import DupNeuronsResult, NeuronFit
+from .result import CombinedPositional, DupNeuronsResult, MLPScale, NeuronFit
 
 
 def _default_head(weights: Weights, seq_len: int, seed: int) -> tuple[tuple[int, int], str]:
@@ -164,8 +164,9 @@ def duplicate_neurons(
     uni_heads = [int(n.split(".")[1]) for n in dec["approximations"]["uniform_heads"]]
     comb = combined_positional(wd, head, neuron, uni_heads, m1d, s_mlp)
     cf = min(int(o.combined_from), cfg.n_ctx // 2)
-    combined = {"curve": comb.tolist(), "from_position": cf, "mean_from": float(comb[cf:].mean()),
-                "uniform_heads": dec["approximations"]["uniform_heads"], "ln_scale": o.ln_scale, "mlp_scale": s_mlp}
+    combined = CombinedPositional(curve=comb.tolist(), from_position=cf, mean_from=float(comb[cf:].mean()),
+                                  uniform_heads=dec["approximations"]["uniform_heads"], ln_scale=o.ln_scale,
+                                  mlp_scale=s_mlp)
 
     # Top activating examples.
     examples, ex_summary = [], None
@@ -194,7 +195,7 @@ def duplicate_neurons(
         d_mlp=cfg.d_mlp, head_choice=head_choice, ln_scale=study, pvo_norms=norms.tolist(),
         grid=norms.reshape(rows, cols).tolist(), grid_shape=[rows, cols], selected=selected, selection=selection,
         fits=fits, curves=curves, ln1_multiplier=m1.tolist(),
-        mlp_scale={k: v for k, v in dec["mlp_scale"].items()}, decomposition=dec, combined_positional=combined,
+        mlp_scale=MLPScale(**dec["mlp_scale"]), decomposition=dec, combined_positional=combined,
         top_examples=examples, top_examples_summary=ex_summary, notes=notes,
     )
     return dataclasses.replace(res, checks=duplicate_neurons_rows(cfg, weights.label, res))

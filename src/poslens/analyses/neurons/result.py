@@ -26,6 +26,35 @@ class NeuronFit:
 
 
 @dataclass(frozen=True)
+class MLPScale:
+    """The MLP LayerNorm's scale (``ln2.hook_scale``) over the decomposed text: the value the
+    decomposition ``used`` (and its ``source``), its mean, std, range and value by position, and
+    the error (:func:`~poslens.analyses.neurons.decompose`'s rms/max/mean) of holding it constant."""
+
+    used: float
+    source: str
+    mean: float
+    std: float
+    min: float
+    max: float
+    by_position: list[float]
+    constant_scale_error: dict[str, float]
+
+
+@dataclass(frozen=True)
+class CombinedPositional:
+    """The neuron's combined positional contribution by the seed's rules, per position (``curve``), its
+    mean from ``from_position`` on, with the uniform heads, LayerNorm-scale mode and MLP scale used."""
+
+    curve: list[float]
+    from_position: int
+    mean_from: float
+    uniform_heads: list[str]
+    ln_scale: str
+    mlp_scale: float
+
+
+@dataclass(frozen=True)
 class DupNeuronsResult(Result):
     """PVO analysis of one head, per-head decomposition of one neuron, top activating examples.
 
@@ -47,9 +76,9 @@ class DupNeuronsResult(Result):
     fits: dict[str, NeuronFit] = field(default_factory=dict)
     curves: dict[str, list[float]] = field(default_factory=dict)
     ln1_multiplier: list[float] = field(default_factory=list)
-    mlp_scale: dict[str, Any] = field(default_factory=dict)
+    mlp_scale: MLPScale | None = None
     decomposition: dict[str, Any] = field(default_factory=dict)
-    combined_positional: dict[str, Any] = field(default_factory=dict)
+    combined_positional: CombinedPositional | None = None
     top_examples: list[TopExample] = field(default_factory=list)
     top_examples_summary: ExamplesSummary | None = None  # None when no examples were asked for
     data: dict[str, Any] = field(default_factory=dict)
@@ -93,9 +122,9 @@ def summarize(r: DupNeuronsResult) -> list[str]:
                          f"{_f(ex['measured_at_100'])} measured vs {_f(ex['predicted_at_100'])} predicted "
                          f"(rms {ex['rms_error']:.3g})")
     cp = r.combined_positional
-    if cp:
-        lines.append(f"combined positional contribution by the seed's rules, mean after position {cp['from_position']}: "
-                     f"{cp['mean_from']:.3g}")
+    if cp is not None:
+        lines.append(f"combined positional contribution by the seed's rules, mean after position {cp.from_position}: "
+                     f"{cp.mean_from:.3g}")
     s = r.top_examples_summary
     if s is not None and s.k:
         lines.append(f"top {s.k} activations (max {s.max_activation:.3g}) over {s.source}: "
