@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from poslens.analyses.geometry import spectra as S
+from poslens.analyses.geometry import spectrum as SP
 from poslens.analyses.geometry import spheres as O
 from poslens.claims.dissecting_the_frog.geometry import layer5_rows, with_claims
 from poslens.cli import cli
@@ -60,10 +61,10 @@ def test_qk_distances_match_explicit_matrices():
         q, k = torch.randn(d, dh, generator=g), torch.randn(d, dh, generator=g)
         M = q.double() @ k.double().T
         r = S.qk_distances(q, k)
-        assert r.symmetry == pytest.approx(S.frobenius_distance(M, M.T), abs=1e-10)
-        assert r.identity == pytest.approx(S.frobenius_distance(M, torch.eye(d, dtype=torch.float64)), abs=1e-10)
+        assert r.symmetry == pytest.approx(SP.frobenius_distance(M, M.T), abs=1e-10)
+        assert r.identity == pytest.approx(SP.frobenius_distance(M, torch.eye(d, dtype=torch.float64)), abs=1e-10)
         Ms = M * math.sqrt(d) / torch.linalg.matrix_norm(M)
-        assert r.identity_scaled == pytest.approx(S.frobenius_distance(Ms, torch.eye(d, dtype=torch.float64)), abs=1e-10)
+        assert r.identity_scaled == pytest.approx(SP.frobenius_distance(Ms, torch.eye(d, dtype=torch.float64)), abs=1e-10)
         assert 0 <= r.symmetry <= 0.5 + 1e-12  # |M - M^T| <= 2|M|
     # an antisymmetric M sits at the maximum 0.5; M = I at 0
     q = torch.randn(d, d, generator=g)
@@ -249,7 +250,7 @@ def test_cli_spectra_writes_result_and_figures(planted, tmp_path):
 def test_spectra_and_sphere_options_declared_once(planted, tmp_path):
     import dataclasses
 
-    from poslens.analyses.geometry.options import SphereOptions, SpectraOptions
+    from poslens.analyses.geometry.options import SpectraOptions, SphereOptions
     from poslens.cli.geometry import spectra_cmd
 
     params = {p.name: p for p in spectra_cmd.params}

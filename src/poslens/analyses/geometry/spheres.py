@@ -29,10 +29,8 @@ from ...errors import MissingTensorError
 from ...models.weights import Weights
 from ...options import resolve
 from ...results import ClaimRow, Result
-from .options import SphereOptions
 from ..norms import NormStats
-
-
+from .options import SphereOptions
 
 GRID = 2**16  # intervals of the tabulated overlap curve: linear interpolation within ~1e-6 up to dim 4096
 

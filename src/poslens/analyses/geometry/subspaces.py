@@ -48,7 +48,6 @@ from .hidden_states import HiddenGeometry, hidden_geometry
 from .options import DEFAULT_LENGTHS, SubspacesOptions
 from .probe import probe_hooks, probe_labels, prompt_ids, require_forward
 
-
 # An original passage (written for poslens, public domain) long enough for the slides'
 # 500-token prompt under GPT-2's tokenizer.
 DEFAULT_TEXT = (
