@@ -367,6 +367,10 @@ def test_frozen_layers_keep_their_weights_for_a_stage(corpus, tmp_path):
         train(dataclasses.replace(c, freeze_layers="2"), progress=False)
     with pytest.raises(InvalidInputError, match="comma-separated layer indices"):
         train(dataclasses.replace(c, freeze_layers="last"), progress=False)
+    held = load_weights(str(train(dataclasses.replace(c, max_steps=10, freeze_layers="1,unembed"), progress=False))).state_dict()
+    for k in ("embed.W_E", "ln_final.w", "ln_final.b", "blocks.1.attn.W_Q"):
+        assert torch.equal(after[k], held[k]), k
+    assert not torch.equal(after["blocks.0.attn.W_Q"], held["blocks.0.attn.W_Q"])
 
 
 def test_synthetic_frac_keeps_synthetic_rows_after_the_start(corpus, tmp_path, monkeypatch):

@@ -59,7 +59,8 @@ D = TrainConfig()
 @click.option("--wpe-freeze-steps", default=D.wpe_freeze_steps, show_default=True,
               help="Steps at the start during which W_pos is not updated.")
 @click.option("--freeze-layers", default=D.freeze_layers, show_default=True,
-              help="Comma-separated layer indices whose blocks are not updated (a curriculum stage).")
+              help="Comma-separated layer indices whose blocks are not updated (a curriculum stage); "
+                   "'unembed' also holds the token (un)embedding and the final LayerNorm.")
 @click.option("--snapshots", default=D.snapshots, show_default=True,
               help="Log-spaced float16 snapshots of the model in OUT/model/history (plus step 0).")
 @click.option("--val-frac", default=D.val_frac, show_default=True, help="Held-out share of each file (its end).")

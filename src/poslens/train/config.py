@@ -59,7 +59,9 @@ class TrainConfig:
     wpe_lr_scale: float = 1.0
     wpe_freeze_steps: int = 0
     # Blocks held fixed (comma-separated layer indices) for a stage of a curriculum: e.g. so that a
-    # task must be learned by the earlier layers' heads while the later ones keep what they do.
+    # task must be learned by the earlier layers' heads while the later ones keep what they do;
+    # ``unembed`` also holds the token (un)embedding and final LayerNorm, so a later layer's existing
+    # output cannot simply be re-read as the new task's answer.
     freeze_layers: str = ""
     # Log-spaced snapshots of the whole model (float16, ``model/history/``), step 0 and the last included.
     snapshots: int = 0

@@ -150,9 +150,19 @@ def export(model: TrainableGPT2, tok: Tokenizer, dest: Path, log: dict) -> None:
 
 def _frozen(cfg: TrainConfig) -> list[int]:
     try:
-        return sorted({int(x) for x in str(cfg.freeze_layers).split(",") if x.strip()})
+        return sorted({int(x) for x in str(cfg.freeze_layers).split(",") if x.strip() and x.strip() != "unembed"})
     except ValueError:
-        raise InvalidInputError(f"freeze_layers={cfg.freeze_layers!r}: give comma-separated layer indices, e.g. 1 or 0,2") from None
+        raise InvalidInputError(f"freeze_layers={cfg.freeze_layers!r}: give comma-separated layer indices and/or "
+                                "unembed, e.g. 1 or 0,2 or 1,unembed") from None
+
+
+def _frozen_params(cfg: TrainConfig, model: TrainableGPT2) -> list[torch.nn.Parameter]:
+    """The blocks named in ``freeze_layers``; ``unembed`` adds the token embedding (tied to the unembedding)
+    and the final LayerNorm, so what the residual stream must say for a token's logit stays where it was."""
+    params = [p for l in _frozen(cfg) for p in model.h[l].parameters()]
+    if "unembed" in {x.strip() for x in str(cfg.freeze_layers).split(",")}:
+        params += [*model.wte.parameters(), *model.ln_f.parameters()]
+    return params
 
 
 def _kinds(cfg: TrainConfig) -> tuple[str, ...]:
@@ -283,7 +293,7 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
         atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "config": cfg.to_dict(),
                            "log": log}, state_path)
 
-    frozen_params = [p for l in _frozen(cfg) for p in model.h[l].parameters()]
+    frozen_params = _frozen_params(cfg, model)
     while step < cfg.max_steps:
         rng = np.random.default_rng([cfg.seed, step])
         x = _batch(cfg, rng, step, train_ids, tok, alphabet)
