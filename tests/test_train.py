@@ -373,6 +373,28 @@ def test_frozen_layers_keep_their_weights_for_a_stage(corpus, tmp_path):
     assert not torch.equal(after["blocks.0.attn.W_Q"], held["blocks.0.attn.W_Q"])
 
 
+def test_reinit_heads_redraws_only_those_heads_once_per_stage(corpus, tmp_path):
+    """--reinit-heads draws the named heads afresh when the stage starts (their Q/K/V columns and
+    output rows change, nothing else does), and resuming that stage does not draw them again."""
+    c = cfg(corpus, tmp_path / "ri", n_layers=2, max_steps=6)
+    before = load_weights(str(train(c, progress=False, stop_at=3))).state_dict()
+    still = dataclasses.replace(c, reinit_heads="1.0", lr=0.0, min_lr=0.0)  # the stage's one step moves nothing
+    redrawn = load_weights(str(train(still, progress=False, stop_at=4))).state_dict()
+    dh = before["blocks.1.attn.W_Q"].shape[-1]
+    for name in ("W_Q", "W_K", "W_V", "W_O"):
+        b, r = before[f"blocks.1.attn.{name}"], redrawn[f"blocks.1.attn.{name}"]
+        assert not torch.equal(b[0], r[0]) and torch.equal(b[1:], r[1:]), name
+    same = [k for k in before if not k.startswith("blocks.1.attn.") and before[k].is_floating_point()]
+    assert all(torch.equal(before[k], redrawn[k]) for k in same)
+    assert redrawn["blocks.1.attn.W_Q"][0].std() == pytest.approx(c.init_std, rel=0.3) and dh
+    again = load_weights(str(train(still, progress=False, stop_at=5))).state_dict()
+    assert torch.equal(again["blocks.1.attn.W_Q"], redrawn["blocks.1.attn.W_Q"])
+    with pytest.raises(InvalidInputError, match="layer.head"):
+        train(dataclasses.replace(c, reinit_heads="1"), progress=False)
+    with pytest.raises(InvalidInputError, match="layer.head"):
+        train(dataclasses.replace(c, reinit_heads="0.9"), progress=False)
+
+
 def test_synthetic_frac_keeps_synthetic_rows_after_the_start(corpus, tmp_path, monkeypatch):
     import poslens.train.corpus as C
 

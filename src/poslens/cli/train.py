@@ -61,6 +61,8 @@ D = TrainConfig()
 @click.option("--freeze-layers", default=D.freeze_layers, show_default=True,
               help="Comma-separated layer indices whose blocks are not updated (a curriculum stage); "
                    "'unembed' also holds the token (un)embedding and the final LayerNorm.")
+@click.option("--reinit-heads", default=D.reinit_heads, show_default=True,
+              help="Comma-separated heads (layer.head, e.g. 0.1,0.3) drawn afresh when this stage starts.")
 @click.option("--snapshots", default=D.snapshots, show_default=True,
               help="Log-spaced float16 snapshots of the model in OUT/model/history (plus step 0).")
 @click.option("--val-frac", default=D.val_frac, show_default=True, help="Held-out share of each file (its end).")

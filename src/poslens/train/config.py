@@ -63,6 +63,10 @@ class TrainConfig:
     # ``unembed`` also holds the token (un)embedding and final LayerNorm, so a later layer's existing
     # output cannot simply be re-read as the new task's answer.
     freeze_layers: str = ""
+    # Heads ("layer.head", comma-separated) drawn afresh when a stage starts, with their optimizer
+    # moments cleared: a head whose attention has saturated (e.g. ~0.99 on the current token) has
+    # almost no query-key gradient left, so a later task cannot recruit it.
+    reinit_heads: str = ""
     # Log-spaced snapshots of the whole model (float16, ``model/history/``), step 0 and the last included.
     snapshots: int = 0
     val_frac: float = 0.05

@@ -106,6 +106,7 @@ def check_options(cfg: TrainConfig) -> None:
                                 f"{', '.join(C.SYNTHETIC_KINDS)}")
     if cfg.wpe_lr_scale < 0 or cfg.wpe_freeze_steps < 0 or cfg.snapshots < 0:
         raise InvalidInputError("wpe_lr_scale, wpe_freeze_steps and snapshots cannot be negative")
+    _reinit(cfg)
     frozen = _frozen(cfg)
     if any(not 0 <= l < cfg.n_layers for l in frozen):
         raise InvalidInputError(f"freeze_layers={cfg.freeze_layers!r}: layers are 0..{cfg.n_layers - 1}")
@@ -163,6 +164,39 @@ def _frozen_params(cfg: TrainConfig, model: TrainableGPT2) -> list[torch.nn.Para
     if "unembed" in {x.strip() for x in str(cfg.freeze_layers).split(",")}:
         params += [*model.wte.parameters(), *model.ln_f.parameters()]
     return params
+
+
+def _reinit(cfg: TrainConfig) -> list[tuple[int, int]]:
+    try:
+        heads = [tuple(int(v) for v in x.strip().split(".")) for x in str(cfg.reinit_heads).split(",") if x.strip()]
+    except ValueError:
+        heads = [()]
+    if any(len(h) != 2 or not 0 <= h[0] < cfg.n_layers or not 0 <= h[1] < cfg.n_heads for h in heads):
+        raise InvalidInputError(f"reinit_heads={cfg.reinit_heads!r}: give comma-separated layer.head pairs with layers "
+                                f"0..{cfg.n_layers - 1} and heads 0..{cfg.n_heads - 1}, e.g. 0.1,0.3")
+    return heads
+
+
+def reinit_heads(model: TrainableGPT2, opt: torch.optim.Optimizer, heads: list[tuple[int, int]],
+                 generator: torch.Generator) -> None:
+    """Draw each head's query, key, value and output weights afresh (the model's init; biases zero)
+    and clear their AdamW moments, so the old direction's momentum does not carry on."""
+    d, dh, n_layers = model.cfg.d_model, model.cfg.d_head, model.cfg.n_layers
+    with torch.no_grad():
+        for layer, h in heads:
+            attn = model.h[layer].attn
+            cols = [slice(j * d + h * dh, j * d + (h + 1) * dh) for j in range(3)]  # Q, K, V thirds of c_attn
+            rows = slice(h * dh, (h + 1) * dh)
+            for c in cols:
+                attn.c_attn.weight[:, c] = (torch.randn(d, dh, generator=generator) * model.init_std).to(attn.c_attn.weight)
+                attn.c_attn.bias[c] = 0.0
+            std_out = model.init_std / math.sqrt(2 * n_layers)
+            attn.c_proj.weight[rows] = (torch.randn(dh, d, generator=generator) * std_out).to(attn.c_proj.weight)
+            for p, index in [(attn.c_attn.weight, (slice(None), c)) for c in cols] + \
+                             [(attn.c_attn.bias, (c,)) for c in cols] + [(attn.c_proj.weight, (rows,))]:
+                for moment in ("exp_avg", "exp_avg_sq"):
+                    if moment in opt.state.get(p, {}):
+                        opt.state[p][moment][index] = 0.0
 
 
 def _kinds(cfg: TrainConfig) -> tuple[str, ...]:
@@ -265,6 +299,8 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
     stages = log.setdefault("stages", [])
     if not stages or stages[-1]["options"] != _stage_options(cfg):
         stages.append({"from_step": log["step"], "options": _stage_options(cfg)})
+        if _reinit(cfg):  # once, when the stage starts; a resumed stage keeps what it has learned since
+            reinit_heads(model, opt, _reinit(cfg), torch.Generator().manual_seed(cfg.seed + 1 + log["step"]))
     step = log["step"]
     tokens_per_step = cfg.batch_size * cfg.n_ctx
     bar = None
