@@ -50,12 +50,12 @@ def test_curve_stats_match_hand_computed_values():
 def test_construction_estimates_within_the_bound(spec, params, variant, n, M, k):
     con = build(make_curve(spec, **params), n, M, k, variant=variant)
     v = verify(con)
-    assert con.feasible and v["assumptions_hold"]
+    assert con.feasible and v.assumptions_hold
     assert con.cfg.d_mlp == 2 * con.n_sentries == (2 * M + 2 if variant == "plain" else 2 * M)
-    assert v["within_bound"], v["outside"][:3]
-    assert v["runner_vs_exact"] < 1e-4  # the Runner computes what the mathematics says
-    assert v["n_pairs"] == sum(min(n, i + k) - max(0, i - k) + 1 for i in range(n + 1))
-    assert v["max_error"] > 1e-3  # a real curve: the estimate is not trivially exact
+    assert v.within_bound, v.outside[:3]
+    assert v.runner_vs_exact < 1e-4  # the Runner computes what the mathematics says
+    assert v.n_pairs == sum(min(n, i + k) - max(0, i - k) + 1 for i in range(n + 1))
+    assert v.max_error > 1e-3  # a real curve: the estimate is not trivially exact
 
 
 def test_estimate_matches_the_closed_form_on_a_circle():

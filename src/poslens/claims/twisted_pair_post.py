@@ -39,18 +39,18 @@ def _bound_row(r) -> ClaimRow:
     held = [g for g in r.grid if g.get("assumptions_hold") and "within_bound" in g]
     ok_grid = all(g["within_bound"] for g in held)
     failed = [g for g in r.grid if "within_bound" in g and not g.get("assumptions_hold")]
-    ours = (f"{c['curve']['name']} n={c['n']} M={c['M']} k={c['k']}: max error {v['max_error']:.3g} vs bound up to "
-            f"{v['max_bound']:.3g} (worst error/bound {v['worst_ratio']:.2f}), {v['n_outside_bound']} of "
-            f"{v['n_pairs']} pairs outside")
+    ours = (f"{c['curve']['name']} n={c['n']} M={c['M']} k={c['k']}: max error {v.max_error:.3g} vs bound up to "
+            f"{v.max_bound:.3g} (worst error/bound {v.worst_ratio:.2f}), {v.n_outside_bound} of "
+            f"{v.n_pairs} pairs outside")
     if r.grid:
         ours += f"; grid: {sum(g['within_bound'] for g in held)} of {len(held)} (curve, n, k, M) inside"
-    note = (f"runner vs exact arithmetic {v['runner_vs_exact']:.1e} positions (float64), float32 max error "
-            f"{r.float32.get('max_error', float('nan')):.3g}")
+    note = (f"runner vs exact arithmetic {v.runner_vs_exact:.1e} positions (float64), float32 max error "
+            f"{r.float32.max_error if r.float32 else float('nan'):.3g}")
     if failed:
         note += f"; {len(failed)} grid combinations could not gate every sentry (assumptions fail) and are not counted"
     return _row("estimate of j - i within n L (1/(2M) + |i-j|/n) |i-j|/n / |f'(s)|",
                   "holds for every pair with |i - j| <= k when f is C^2 and the sentries can be gated",
-                  ours, v["within_bound"] and v["assumptions_hold"] and ok_grid, note)
+                  ours, v.within_bound and v.assumptions_hold and ok_grid, note)
 
 
 def _noise_checks(r) -> list[ClaimRow]:

@@ -63,7 +63,7 @@ def deferred_png(keep_twins: bool = False):
 
     >>> with deferred_png() as skipped:                    # doctest: +SKIP
     ...     paths = figures(result, out)                   # PNG + HTML pairs
-    >>> skipped                                            # the PNGs not drawn
+    >>> skipped                                            # doctest: +SKIP
     """
     global _DEFERRED, _SKIP_TWINS
     previous, _DEFERRED = _DEFERRED, []

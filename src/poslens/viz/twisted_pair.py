@@ -22,8 +22,8 @@ _FLOOR = 1e-16  # log axes: exact zeros are drawn at this floor
 def _estimate(r, out: Path) -> list[Path]:
     import plotly.graph_objects as go
 
-    s = r.verification["sample"]
-    i, j, est, bnd = (np.asarray(s[key], float) for key in ("i", "j", "estimate", "bound"))
+    s = r.verification.sample
+    i, j, est, bnd = (np.asarray(v, float) for v in (s.i, s.j, s.estimate, s.bound))
     truth = j - i
     ratio = np.abs(est - truth) / np.where(bnd > 0, bnd, np.inf)
     lim = [truth.min() - 0.5, truth.max() + 0.5]
@@ -52,24 +52,24 @@ def _estimate(r, out: Path) -> list[Path]:
 def _error_bound(r, out: Path) -> list[Path]:
     import plotly.graph_objects as go
 
-    pd = r.verification["per_distance"]
-    d = np.array([x["distance"] for x in pd])
+    pd = r.verification.per_distance
+    d = np.array([x.distance for x in pd])
     paths = []
     if png_wanted():
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-        a1.semilogy(d, np.maximum([x["max_error"] for x in pd], _FLOOR), "o-", label="max |error|")
-        a1.semilogy(d, np.maximum([x["mean_error"] for x in pd], _FLOOR), ".-", label="mean |error|")
-        a1.semilogy(d, np.maximum([x["max_bound"] for x in pd], _FLOOR), "k--", label="bound (max over i)")
-        a1.semilogy(d, np.maximum([x["min_bound"] for x in pd], _FLOOR), "k:", label="bound (min over i)")
+        a1.semilogy(d, np.maximum([x.max_error for x in pd], _FLOOR), "o-", label="max |error|")
+        a1.semilogy(d, np.maximum([x.mean_error for x in pd], _FLOOR), ".-", label="mean |error|")
+        a1.semilogy(d, np.maximum([x.max_bound for x in pd], _FLOOR), "k--", label="bound (max over i)")
+        a1.semilogy(d, np.maximum([x.min_bound for x in pd], _FLOOR), "k:", label="bound (min over i)")
         a1.set_xlabel("|i - j|")
         a1.set_ylabel("positions")
         a1.legend(fontsize=8)
         a1.set_title("error and the post's bound by distance")
-        pp = r.verification["per_position"]
-        n = len(pp["max_error"]) - 1
+        pp = r.verification.per_position
+        n = len(pp.max_error) - 1
         t = np.arange(n + 1) / n
-        a2.semilogy(t, np.maximum(pp["max_error"], _FLOOR), lw=0.8, label="max |error| over j")
-        a2.semilogy(t, np.maximum(pp["max_bound"], _FLOOR), "k", lw=0.8, alpha=0.6, label="bound")
+        a2.semilogy(t, np.maximum(pp.max_error, _FLOOR), lw=0.8, label="max |error| over j")
+        a2.semilogy(t, np.maximum(pp.max_bound, _FLOOR), "k", lw=0.8, alpha=0.6, label="bound")
         for s in r.construction["t_sentries"]:
             if 0 <= s <= 1:
                 a2.axvline(s, color="tab:red", lw=0.3, alpha=0.5)
@@ -79,7 +79,7 @@ def _error_bound(r, out: Path) -> list[Path]:
         paths.append(save_png(fig, out / "tp_error_bound.png"))
     g = go.Figure()
     for key, name in (("max_error", "max |error|"), ("max_bound", "max bound"), ("min_bound", "min bound")):
-        g.add_trace(go.Scatter(x=d, y=[max(x[key], _FLOOR) for x in pd], mode="lines+markers", name=name))
+        g.add_trace(go.Scatter(x=d, y=[max(getattr(x, key), _FLOOR) for x in pd], mode="lines+markers", name=name))
     g.update_layout(yaxis_type="log", xaxis_title="|i - j|", yaxis_title="positions", title="Error vs bound")
     paths.append(save_plotly(g, out / "tp_error_bound.html"))
     return paths
@@ -300,7 +300,7 @@ def twisted_pair_figures(result, out: Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
-    if result.verification.get("sample"):
+    if result.verification is not None and result.verification.sample is not None:
         paths += _estimate(result, out) + _error_bound(result, out)
     for fn in (_sweeps, _noise, _near, _reuse, _curve, _gpt2):
         paths += fn(result, out)

@@ -146,7 +146,7 @@ def near_intersection(gaps: Sequence[float] = (0.1, 1e-2, 1e-3, 1e-4, 1e-5), *, 
             "median_gate_margin": float(np.median(con.gate_margin)), "assumptions_hold": bool(con.feasible),
             "crossing_sentries": at_cross, "crossing_margin": float(con.gate_margin[at_cross].min()),
             "other_margin_median": float(np.median(others)), "other_margin_min": float(others.min()),
-            "clean_within_bound": v["within_bound"], "clean_max_error": v["max_error"],
+            "clean_within_bound": v.within_bound, "clean_max_error": v.max_error,
             "noise_input_units": sd, "noisy_outside_bound": float(bad.mean()),
             "failure_positions": [float(t) for t in t_bad[:200]],
             "failures_near_crossing": float(len(near) / len(t_bad)) if len(t_bad) else None,
@@ -180,14 +180,14 @@ def helix_reuse(ns: Sequence[int] = (64, 128, 192, 256, 512, 1024), *, period_po
                     continue
                 any_ok = True
                 v = verify(con, dtype=dtype, device=device, detail=False)
-                if v["max_error"] < tol:
+                if v.max_error < tol:
                     need = {"M": M, "n_sentries": con.n_sentries, "n_neurons": int(con.cfg.d_mlp),
-                            "max_error": v["max_error"], "max_bound": v["max_bound"]}
+                            "max_error": v.max_error, "max_bound": v.max_bound}
                     break
             row[variant] = {"needed": need, "any_feasible": any_ok}
         con = build(curve, n, M_helix, k, variant="helix", strict=False, stats=stats)
         v = verify(con, dtype=dtype, device=device, detail=False)
-        row["helix_fixed"] = {"M": M_helix, "feasible": bool(con.feasible), "max_error": v["max_error"],
-                              "max_bound": v["max_bound"], "within_bound": v["within_bound"]}
+        row["helix_fixed"] = {"M": M_helix, "feasible": bool(con.feasible), "max_error": v.max_error,
+                              "max_bound": v.max_bound, "within_bound": v.within_bound}
         rows.append(row)
     return {"period_points": period_points, "pitch": pitch, "k": k, "tol": tol, "M_helix": M_helix, "rows": rows}

@@ -1,7 +1,7 @@
 """The twisted-pair analysis run end to end: :func:`twisted_pair` and :class:`TwistedPairResult`.
 
 >>> r = twisted_pair(n=128, M=8, k=4, sweep_M=(), sweep_n=(), sweep_k=(), grid=False, claims=False)
->>> r.verification["within_bound"], r.construction["n_neurons"]
+>>> r.verification.within_bound, r.construction["n_neurons"]
 (True, 18)
 """
 
@@ -19,7 +19,7 @@ from .experiments import helix_reuse, near_intersection, noise_cancellation
 from .options import Options
 from .curves import curve_stats, make_curve
 from .report import result_findings, summary_lines
-from .verify import DEFAULT_GRID_CURVES, grid, sweep, verify
+from .verify import DEFAULT_GRID_CURVES, Verification, grid, sweep, verify
 
 READINGS = [
     "Sentries: M + 1 points s_m = m/M (the text's list {0, 1/(M+1), ..., 1} has M + 2 points and contradicts "
@@ -53,8 +53,8 @@ class TwistedPairResult(Result):
 
     kind = "twisted_pair"
     construction: dict = field(default_factory=dict)
-    verification: dict = field(default_factory=dict)
-    float32: dict = field(default_factory=dict)
+    verification: Verification | None = None
+    float32: Verification | None = None  # the same construction run in float32 (no profiles)
     sweeps: dict = field(default_factory=dict)
     grid: list = field(default_factory=list)
     noise: dict = field(default_factory=dict)
@@ -80,7 +80,7 @@ def twisted_pair(weights: Weights | None = None, options: Options | None = None,
 
     >>> r = twisted_pair(curve="circle-drift", n=64, M=4, k=2, sweep_M=(), sweep_n=(), sweep_k=(), grid=False,
     ...                  claims=False)
-    >>> r.construction["curve"]["name"], r.verification["assumptions_hold"]
+    >>> r.construction["curve"]["name"], r.verification.assumptions_hold
     ('circle-drift', True)
     """
     o = resolve(Options, options, overrides, "twisted_pair")
@@ -138,10 +138,9 @@ def twisted_pair(weights: Weights | None = None, options: Options | None = None,
         g = gpt2_part(weights, seed=seed, **gpt2_options)
         secs["model"] = time.perf_counter() - t0
 
-    ver32 = {key: v32[key] for key in ("within_bound", "max_error", "runner_vs_exact", "n_outside_bound")}
     res = TwistedPairResult(
         model=weights.label if weights is not None else "", processing=tuple(weights.processing) if weights else (),
-        options=opts, construction=con.summary(), verification=ver, float32=ver32, sweeps=sweeps, grid=rows,
+        options=opts, construction=con.summary(), verification=ver, float32=v32, sweeps=sweeps, grid=rows,
         noise=noise, near_intersection=near, helix_reuse=reuse, gpt2=g, readings=list(READINGS),
         seconds={key: round(v, 3) for key, v in secs.items()},
     )

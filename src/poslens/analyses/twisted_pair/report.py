@@ -32,8 +32,8 @@ def summary_lines(r) -> list[str]:
     v, c = r.verification, r.construction
     lines = [
         f"construction ({c['variant']}, {c['curve']['name']}, n={c['n']}, M={c['M']}, k={c['k']}): {c['n_neurons']} "
-        f"neurons, d_model {c['d_model']}; {v['n_pairs']} pairs, max |error| {v['max_error']:.3g} positions vs bound "
-        f"{v['max_bound']:.3g}; {'all inside the bound' if v['within_bound'] else str(v['n_outside_bound']) + ' outside'}",
+        f"neurons, d_model {c['d_model']}; {v.n_pairs} pairs, max |error| {v.max_error:.3g} positions vs bound "
+        f"{v.max_bound:.3g}; {'all inside the bound' if v.within_bound else str(v.n_outside_bound) + ' outside'}",
     ]
     for ch in r.checks:
         lines.append(f"[{'reproduced' if ch.reproduced else 'NOT reproduced'}] {ch.what}: {ch.ours}")

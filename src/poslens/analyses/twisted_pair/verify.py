@@ -10,13 +10,14 @@ construction over M, n or k; the grid runs every (curve, n, k, M) combination.
 >>> from poslens.analyses.twisted_pair.curves import make_curve
 >>> from poslens.analyses.twisted_pair.build import build
 >>> v = verify(build(make_curve("helix"), n=128, M=8, k=4))
->>> v["within_bound"], v["n_pairs"]
+>>> v.within_bound, v.n_pairs
 (True, 1141)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,6 +27,80 @@ from .build import Construction, build
 from .curves import curve_stats, make_curve
 
 READOUT = "blocks.0.hook_mlp_out"
+
+
+@dataclass(frozen=True)
+class DistanceError:
+    """Error and bound over the pairs ``|i - j| = distance`` (positions)."""
+
+    distance: int
+    max_error: float
+    mean_error: float
+    max_bound: float
+    min_bound: float
+
+
+@dataclass(frozen=True)
+class PositionProfile:
+    """Per position i (0..n): the largest error and bound over its partners j."""
+
+    max_error: list[float]
+    max_bound: list[float]
+
+
+@dataclass(frozen=True)
+class PairSample:
+    """A random sample of pairs (plus the worst ones), for plots."""
+
+    i: list[int]
+    j: list[int]
+    estimate: list[float]
+    bound: list[float]
+
+
+@dataclass(frozen=True)
+class PairError:
+    """One pair: its estimate of ``j - i``, error and bound, and ``t = i / n``."""
+
+    i: int
+    j: int
+    t: float
+    estimate: float
+    error: float
+    bound: float
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Every pair with ``|i - j| <= k`` through the Runner, against the truth and the post's bound.
+
+    ``within_bound``: every pair's error is at most its bound + ``atol``; ``runner_vs_exact`` the
+    Runner against the construction in exact arithmetic (rounding only); ``exact_max_error`` the
+    mathematics' own error; ``rounds_correctly`` the share of estimates that round to ``j - i``.
+    The profiles, the sample and the worst / outside pairs are there with ``detail=True``.
+    """
+
+    n_pairs: int
+    k: int
+    dtype: str
+    atol: float
+    assumptions_hold: bool
+    gates_failed: int
+    within_bound: bool
+    n_outside_bound: int
+    max_error: float
+    mean_error: float
+    max_bound: float
+    mean_bound: float
+    worst_ratio: float
+    runner_vs_exact: float
+    exact_max_error: float
+    rounds_correctly: float
+    per_distance: list[DistanceError] | None = None
+    per_position: PositionProfile | None = None
+    sample: PairSample | None = None
+    worst: list[PairError] | None = None
+    outside: list[PairError] | None = None
 
 
 def run_estimates(con: Construction, tokens: torch.Tensor, *, runner: Runner | None = None, dtype: str = "float64",
@@ -39,7 +114,7 @@ def run_estimates(con: Construction, tokens: torch.Tensor, *, runner: Runner | N
 
 
 def verify(con: Construction, *, k: int | None = None, dtype: str = "float64", device: str = "cpu",
-           atol: float = 1e-3, n_sample: int = 1500, seed: int = 0, detail: bool = True) -> dict:
+           atol: float = 1e-3, n_sample: int = 1500, seed: int = 0, detail: bool = True) -> Verification:
     """Estimates for every pair with |i - j| <= k against the truth and the bound.
 
     ``atol`` (positions) absorbs rounding: a pair is inside the bound when
@@ -55,52 +130,55 @@ def verify(con: Construction, *, k: int | None = None, dtype: str = "float64", d
     inside = err <= bnd + atol
     moving = j != i
     ratio = np.where(moving, err / np.where(bnd > 0, bnd, np.inf), 0.0)
-    out = {
-        "n_pairs": int(len(i)), "k": int(con.k if k is None else k), "dtype": dtype, "atol": atol,
-        "assumptions_hold": bool(con.feasible), "gates_failed": int((~con.gate_ok).sum()),
-        "within_bound": bool(inside.all()), "n_outside_bound": int((~inside).sum()),
-        "max_error": float(err.max()), "mean_error": float(err.mean()), "max_bound": float(bnd.max()),
-        "mean_bound": float(bnd.mean()), "worst_ratio": float(ratio.max()),
-        "runner_vs_exact": float(np.abs(est - exact).max()),
-        "exact_max_error": float(np.abs(exact - truth).max()),
-        "rounds_correctly": float(np.mean(np.rint(est) == truth)),
-    }
+    scalars = dict(
+        n_pairs=int(len(i)), k=int(con.k if k is None else k), dtype=dtype, atol=atol,
+        assumptions_hold=bool(con.feasible), gates_failed=int((~con.gate_ok).sum()),
+        within_bound=bool(inside.all()), n_outside_bound=int((~inside).sum()),
+        max_error=float(err.max()), mean_error=float(err.mean()), max_bound=float(bnd.max()),
+        mean_bound=float(bnd.mean()), worst_ratio=float(ratio.max()),
+        runner_vs_exact=float(np.abs(est - exact).max()),
+        exact_max_error=float(np.abs(exact - truth).max()),
+        rounds_correctly=float(np.mean(np.rint(est) == truth)),
+    )
     if not detail:
-        return out
+        return Verification(**scalars)
     ds = np.abs(j - i)
-    out["per_distance"] = [
-        {"distance": int(dd), "max_error": float(err[ds == dd].max()), "mean_error": float(err[ds == dd].mean()),
-         "max_bound": float(bnd[ds == dd].max()), "min_bound": float(bnd[ds == dd].min())}
+    per_distance = [
+        DistanceError(distance=int(dd), max_error=float(err[ds == dd].max()), mean_error=float(err[ds == dd].mean()),
+                      max_bound=float(bnd[ds == dd].max()), min_bound=float(bnd[ds == dd].min()))
         for dd in np.unique(ds)
     ]
     n1 = con.n + 1
     pos_err, pos_bnd = np.zeros(n1), np.zeros(n1)
     np.maximum.at(pos_err, i, err)
     np.maximum.at(pos_bnd, i, bnd)
-    out["per_position"] = {"max_error": pos_err.tolist(), "max_bound": pos_bnd.tolist()}
     rng = np.random.default_rng(seed)
     order = np.argsort(-np.where(moving, ratio, -1))
     worst = order[:10]
     pick = rng.choice(len(i), size=min(n_sample, len(i)), replace=False)
     pick = np.unique(np.r_[pick, worst])
-    out["sample"] = {"i": i[pick].tolist(), "j": j[pick].tolist(), "estimate": est[pick].tolist(),
-                     "bound": bnd[pick].tolist()}
-    out["worst"] = [{"i": int(i[p]), "j": int(j[p]), "estimate": float(est[p]), "error": float(err[p]),
-                     "bound": float(bnd[p]), "t": float(i[p] / con.n)} for p in worst]
+
+    def pair(p: int) -> PairError:
+        return PairError(i=int(i[p]), j=int(j[p]), t=float(i[p] / con.n), estimate=float(est[p]), error=float(err[p]),
+                         bound=float(bnd[p]))
+
     bad = np.flatnonzero(~inside)
-    out["outside"] = [{"i": int(i[p]), "j": int(j[p]), "t": float(i[p] / con.n), "error": float(err[p]),
-                       "bound": float(bnd[p])} for p in bad[np.argsort(-err[bad])][:20]]
-    return out
+    return Verification(
+        **scalars, per_distance=per_distance,
+        per_position=PositionProfile(max_error=pos_err.tolist(), max_bound=pos_bnd.tolist()),
+        sample=PairSample(i=i[pick].tolist(), j=j[pick].tolist(), estimate=est[pick].tolist(), bound=bnd[pick].tolist()),
+        worst=[pair(p) for p in worst], outside=[pair(p) for p in bad[np.argsort(-err[bad])][:20]],
+    )
 
 
-def _row(con: Construction | None, v: dict | None, **keys) -> dict:
+def _row(con: Construction | None, v: Verification | None, **keys) -> dict:
     row = dict(keys)
     if con is None:
         return row
     row.update({"assumptions_hold": bool(con.feasible), "gates_failed": int((~con.gate_ok).sum()),
                 "n_neurons": int(con.cfg.d_mlp), "min_gate_margin": float(con.gate_margin.min())})
     if v is not None:
-        row.update({k: v[k] for k in ("within_bound", "n_outside_bound", "max_error", "max_bound", "worst_ratio",
+        row.update({k: getattr(v, k) for k in ("within_bound", "n_outside_bound", "max_error", "max_bound", "worst_ratio",
                                       "runner_vs_exact", "rounds_correctly", "n_pairs")})
     return row
 
