@@ -89,33 +89,33 @@ def test_the_construction_is_a_real_checkpoint(tmp_path, helix_con):
 
 def test_common_mode_noise_cancels_in_the_pair_but_not_in_one_neuron(helix_con):
     r = noise_cancellation(helix_con, sigmas=(0.0, 0.1, 3.0), max_pairs=800)
-    clean, quiet, loud = r["rows"]
-    assert clean["pair_rms"] == 0 and clean["single_rms"] < 1e-6
-    assert quiet["gate_flips"] == 0
-    assert quiet["pair_rms"] < 1e-9 < 0.05 < quiet["single_rms"]
-    assert quiet["differential_rms"] > 0.05  # independent noise is not cancelled
-    assert loud["gate_flips"] > 0 and loud["pair_rms"] > 1e-3  # flipped gates break it
+    clean, quiet, loud = r.rows
+    assert clean.pair_rms == 0 and clean.single_rms < 1e-6
+    assert quiet.gate_flips == 0
+    assert quiet.pair_rms < 1e-9 < 0.05 < quiet.single_rms
+    assert quiet.differential_rms > 0.05  # independent noise is not cancelled
+    assert loud.gate_flips > 0 and loud.pair_rms > 1e-3  # flipped gates break it
 
 
 def test_failure_where_the_curve_nearly_meets_itself():
     r = near_intersection((0.1, 1e-5), n=256, M=16, k=4, max_pairs=3000)
-    wide, tight = r["rows"]
-    assert tight["crossing_margin"] < 1e-3 * wide["crossing_margin"]
-    assert tight["crossing_margin"] < tight["other_margin_min"]
-    assert wide["noisy_outside_bound"] == 0 < tight["noisy_outside_bound"]
-    assert tight["failures_near_crossing"] >= 0.9
-    assert tight["clean_within_bound"]  # exact arithmetic still works: the failure is fragility
+    wide, tight = r.rows
+    assert tight.crossing_margin < 1e-3 * wide.crossing_margin
+    assert tight.crossing_margin < tight.other_margin_min
+    assert wide.noisy_outside_bound == 0 < tight.noisy_outside_bound
+    assert tight.failures_near_crossing >= 0.9
+    assert tight.clean_within_bound  # exact arithmetic still works: the failure is fragility
 
 
 def test_plain_sentries_fail_on_a_multi_turn_helix_while_the_helix_variant_reuses_them():
     with pytest.raises(InvalidInputError, match="cannot be gated"):
         build(make_curve("helix", turns=3.0, drift=3.0), 192, 24, 4)
     r = helix_reuse((64, 128, 256), period_points=64, k=4, Ms_plain=(4, 8, 16, 32), M_helix=8)
-    plain = [row["plain"]["needed"] for row in r["rows"]]
-    helix = [row["helix"]["needed"]["M"] for row in r["rows"]]
+    plain = [row.plain.needed for row in r.rows]
+    helix = [row.helix.needed.M for row in r.rows]
     assert plain[0] is not None and plain[-1] is None  # 1 turn: fine; 4 turns: no M works
     assert len(set(helix)) == 1
-    assert all(row["helix_fixed"]["within_bound"] for row in r["rows"])
+    assert all(row.helix_fixed.within_bound for row in r.rows)
 
 
 # ----------------------------------------------------------------------------- bad input

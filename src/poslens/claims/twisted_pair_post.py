@@ -54,65 +54,65 @@ def _bound_row(r) -> ClaimRow:
 
 
 def _noise_checks(r) -> list[ClaimRow]:
-    rows = r.noise.get("rows", [])
-    quiet = [x for x in rows if x["sigma"] > 0 and x["gate_flips"] == 0]
+    rows = r.noise.rows if r.noise else []
+    quiet = [x for x in rows if x.sigma > 0 and x.gate_flips == 0]
     out = []
     if quiet:
         x = quiet[-1]
-        ok = x["pair_rms"] <= 1e-6 * max(1, r.construction["k"]) and x["single_rms"] >= 100 * max(x["pair_rms"], 1e-9)
+        ok = x.pair_rms <= 1e-6 * max(1, r.construction["k"]) and x.single_rms >= 100 * max(x.pair_rms, 1e-9)
         out.append(_row(
             "common-mode noise on the gate term cancels in N+ - N-",
             "the f(s_m).x_i term can be noisy; the common noise cancels, as in twisted-pair cabling",
-            f"noise sigma {x['sigma']} x median gate margin, no gate flipped: pair error rms {x['pair_rms']:.1e}, "
-            f"single-neuron readout {x['single_rms']:.3g}, same power as independent noise {x['differential_rms']:.3g} "
+            f"noise sigma {x.sigma} x median gate margin, no gate flipped: pair error rms {x.pair_rms:.1e}, "
+            f"single-neuron readout {x.single_rms:.3g}, same power as independent noise {x.differential_rms:.3g} "
             "positions", ok,
             "single readout = C_m/b_m3 (N+ - N+ at j = i, noise-free); the independent-noise control shows the "
             "cancellation is specific to common-mode noise"))
-    flips = [x for x in rows if x["gate_flips"] > 0]
+    flips = [x for x in rows if x.gate_flips > 0]
     if flips:
         x = flips[0]
         out.append(_row(
             "noise at the transitions between sentries still breaks the estimate",
             "there can still be issues caused by noise at the transitions between sentries",
-            f"from sigma {x['sigma']}: {100 * x['gate_flips']:.2g}% of pairs flip a gate, pair error rms "
-            f"{x['pair_rms']:.3g} (max {x['pair_max']:.3g}) positions", x["pair_rms"] > 1e-6,
+            f"from sigma {x.sigma}: {100 * x.gate_flips:.2g}% of pairs flip a gate, pair error rms "
+            f"{x.pair_rms:.3g} (max {x.pair_max:.3g}) positions", x.pair_rms > 1e-6,
             "a flipped gate switches a whole pair on or off, which no pairing cancels"))
     return out
 
 
 def _near_row(r) -> ClaimRow | None:
-    rows = r.near_intersection.get("rows", [])
+    rows = r.near_intersection.rows if r.near_intersection else []
     if len(rows) < 2:
         return None
     big, small = rows[0], rows[-1]
-    margins = [x["crossing_margin"] for x in rows]
+    margins = [x.crossing_margin for x in rows]
     mono = all(a >= b for a, b in zip(margins, margins[1:]))
-    near = small.get("failures_near_crossing")
-    ok = mono and small["crossing_margin"] < small["other_margin_min"] and (near or 0) >= 0.9
+    near = small.failures_near_crossing
+    ok = mono and small.crossing_margin < small.other_margin_min and (near or 0) >= 0.9
     return _row(
         "the construction is not robust to f (nearly) intersecting itself",
         "setting up the sentries relies on f not coming close to intersecting itself",
-        f"loop with gap {big['gap']:g} -> {small['gap']:g}: gate margin at the crossing {big['crossing_margin']:.2g} -> "
-        f"{small['crossing_margin']:.2g} (elsewhere >= {small['other_margin_min']:.2g}); under fixed gate noise "
-        f"{100 * small['noisy_outside_bound']:.2g}% of pairs leave the bound, "
-        f"{100 * (near or 0):.0f}% of them within 2/M of the crossing t = {small['t1']:.3f}, {small['t2']:.3f}",
+        f"loop with gap {big.gap:g} -> {small.gap:g}: gate margin at the crossing {big.crossing_margin:.2g} -> "
+        f"{small.crossing_margin:.2g} (elsewhere >= {small.other_margin_min:.2g}); under fixed gate noise "
+        f"{100 * small.noisy_outside_bound:.2g}% of pairs leave the bound, "
+        f"{100 * (near or 0):.0f}% of them within 2/M of the crossing t = {small.t1:.3f}, {small.t2:.3f}",
         ok, "exact arithmetic still works at any gap > 0; gap 0 is rejected as not injective")
 
 
 def _reuse_row(r) -> ClaimRow | None:
-    rows = r.helix_reuse.get("rows", [])
+    rows = r.helix_reuse.rows if r.helix_reuse else []
     if len(rows) < 2:
         return None
-    P = r.helix_reuse["period_points"]
-    plain = [x["plain"]["needed"]["M"] if x["plain"]["needed"] else None for x in rows]
-    helix = [x["helix"]["needed"]["M"] if x["helix"]["needed"] else None for x in rows if x["n"] >= P]
+    P = r.helix_reuse.period_points
+    plain = [x.plain.needed.M if x.plain.needed else None for x in rows]
+    helix = [x.helix.needed.M if x.helix.needed else None for x in rows if x.n >= P]
     grows = plain[-1] is None or (plain[0] is not None and plain[-1] > plain[0])
     steady = bool(helix) and None not in helix and len(set(helix)) == 1
-    show = ", ".join(f"n={x['n']}: {p if p is not None else 'none'}" for x, p in zip(rows, plain))
+    show = ", ".join(f"n={x.n}: {p if p is not None else 'none'}" for x, p in zip(rows, plain))
     return _row(
         "plain sentries must grow with n; the helix variant reuses them",
         "the number of sentries grows with n; on a helix f' is periodic, so sentries are reused across distant positions",
-        f"helix of period {P} positions, error < {r.helix_reuse['tol']}: plain M needed {show}; helix variant "
+        f"helix of period {P} positions, error < {r.helix_reuse.tol}: plain M needed {show}; helix variant "
         f"M = {helix[0] if helix else 'none'} per period at every n >= {P}", grows and steady,
         "plain 'none' = no M tried can gate every cell: from two turns on, a middle turn's points lie between their "
         "neighbours one turn up and down, so no linear gate isolates them")

@@ -128,11 +128,11 @@ def _sweeps(r, out: Path) -> list[Path]:
 def _noise(r, out: Path) -> list[Path]:
     import plotly.graph_objects as go
 
-    rows = [x for x in r.noise.get("rows", []) if x["sigma"] > 0]
+    rows = [x for x in (r.noise.rows if r.noise else []) if x.sigma > 0]
     if not rows:
         return []
-    s = [x["sigma"] for x in rows]
-    curves = [(label, [max(x[key], _FLOOR) for x in rows]) for key, label in (
+    s = [x.sigma for x in rows]
+    curves = [(label, [max(getattr(x, key), _FLOOR) for x in rows]) for key, label in (
         ("pair_rms", "pair N+ - N- (common-mode noise)"), ("single_rms", "single neuron N+"),
         ("differential_rms", "pair, independent noise"))]
     paths = []
@@ -140,10 +140,10 @@ def _noise(r, out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(5.5, 4))
         for label, y in curves:
             ax.loglog(s, y, "o-", label=label)
-        flips = [x["sigma"] for x in rows if x["gate_flips"] > 0]
+        flips = [x.sigma for x in rows if x.gate_flips > 0]
         if flips:
             ax.axvline(flips[0], color="grey", ls=":", label="gates start to flip")
-        ax.set_xlabel(f"noise sigma ({r.noise['sigma_unit']})")
+        ax.set_xlabel(f"noise sigma ({r.noise.sigma_unit})")
         ax.set_ylabel("rms excess error (positions)")
         ax.legend(fontsize=8)
         ax.set_title("common-mode noise cancels in the pair")
@@ -161,27 +161,27 @@ def _near(r, out: Path) -> list[Path]:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    rows = r.near_intersection.get("rows", [])
+    rows = r.near_intersection.rows if r.near_intersection else []
     if not rows:
         return []
-    gap = [x["gap"] for x in rows]
+    gap = [x.gap for x in rows]
     margins = (("crossing_margin", "gate margin at the crossing", "circle", "solid"),
                ("other_margin_min", "smallest margin elsewhere", "square", "dash"))
     xlabel = "t = i / n of pairs outside the bound under noise (lines: crossing)"
     paths = []
     if png_wanted():
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-        a1.loglog(gap, [x["crossing_margin"] for x in rows], "o-", label="gate margin at the crossing")
-        a1.loglog(gap, [x["other_margin_min"] for x in rows], "s--", label="smallest margin elsewhere")
-        a1.axhline(rows[0]["noise_input_units"], color="grey", ls=":", label="noise sigma")
+        a1.loglog(gap, [x.crossing_margin for x in rows], "o-", label="gate margin at the crossing")
+        a1.loglog(gap, [x.other_margin_min for x in rows], "s--", label="smallest margin elsewhere")
+        a1.axhline(rows[0].noise_input_units, color="grey", ls=":", label="noise sigma")
         a1.set_xlabel("gap (the branches pass 2 gap apart)")
         a1.set_ylabel("margin (input units)")
         a1.legend(fontsize=8)
         a1.set_title("loop curve: margins")
         for y, x in enumerate(rows):
-            a2.plot(x["failure_positions"], [y] * len(x["failure_positions"]), "r|", ms=10)
-        a2.axvline(rows[-1]["t1"], color="k", lw=0.6)
-        a2.axvline(rows[-1]["t2"], color="k", lw=0.6)
+            a2.plot(x.failure_positions, [y] * len(x.failure_positions), "r|", ms=10)
+        a2.axvline(rows[-1].t1, color="k", lw=0.6)
+        a2.axvline(rows[-1].t2, color="k", lw=0.6)
         a2.set_yticks(range(len(rows)), [f"{g:g}" for g in gap])
         a2.set_xlim(0, 1)
         a2.set_xlabel(xlabel)
@@ -190,17 +190,17 @@ def _near(r, out: Path) -> list[Path]:
     g = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                       subplot_titles=["loop curve: margins", "pairs outside the bound under noise"])
     for key, label, symbol, dash in margins:
-        g.add_trace(go.Scatter(x=gap, y=[x[key] for x in rows], mode="lines+markers", name=label,
+        g.add_trace(go.Scatter(x=gap, y=[getattr(x, key) for x in rows], mode="lines+markers", name=label,
                                marker={"symbol": symbol}, line={"dash": dash}), row=1, col=1)
-    noise = rows[0]["noise_input_units"]
+    noise = rows[0].noise_input_units
     g.add_trace(go.Scatter(x=[min(gap), max(gap)], y=[noise, noise], mode="lines", name="noise sigma",
                            line={"color": "grey", "dash": "dot"}), row=1, col=1)
-    fx = [t for x in rows for t in x["failure_positions"]]
-    fy = [y for y, x in enumerate(rows) for _ in x["failure_positions"]]
+    fx = [t for x in rows for t in x.failure_positions]
+    fy = [y for y, x in enumerate(rows) for _ in x.failure_positions]
     g.add_trace(go.Scatter(x=fx, y=fy, mode="markers", name="outside the bound",
                            marker={"symbol": "line-ns-open", "size": 12, "color": "red", "line": {"width": 1.5}},
                            showlegend=False, hovertemplate="t=%{x:.3f}<extra></extra>"), row=1, col=2)
-    for t in (rows[-1]["t1"], rows[-1]["t2"]):
+    for t in (rows[-1].t1, rows[-1].t2):
         g.add_vline(x=t, line={"color": "black", "width": 1}, row=1, col=2)
     g.update_xaxes(type="log", title_text="gap (the branches pass 2 gap apart)", row=1, col=1)
     g.update_yaxes(type="log", title_text="margin (input units)", row=1, col=1)
@@ -216,16 +216,16 @@ def _near(r, out: Path) -> list[Path]:
 def _reuse(r, out: Path) -> list[Path]:
     import plotly.graph_objects as go
 
-    rows = r.helix_reuse.get("rows", [])
+    rows = r.helix_reuse.rows if r.helix_reuse else []
     if not rows:
         return []
-    ns = [x["n"] for x in rows]
+    ns = [x.n for x in rows]
     variants = (("plain", "plain (sentries on [0, 1])", "o-", "circle"), ("helix", "helix variant (per period)", "s-",
                                                                           "square"))
-    xlabel = f"n (helix of period {r.helix_reuse['period_points']} positions)"
-    ylabel = f"sentries needed for |error| < {r.helix_reuse['tol']}"
-    series = [(key, label, mk, sym, [x[key]["needed"]["n_sentries"] if x[key]["needed"] else np.nan for x in rows],
-               [n for n, x in zip(ns, rows) if not x[key]["needed"]]) for key, label, mk, sym in variants]
+    xlabel = f"n (helix of period {r.helix_reuse.period_points} positions)"
+    ylabel = f"sentries needed for |error| < {r.helix_reuse.tol}"
+    series = [(key, label, mk, sym, [getattr(x, key).needed.n_sentries if getattr(x, key).needed else np.nan for x in rows],
+               [n for n, x in zip(ns, rows) if not getattr(x, key).needed]) for key, label, mk, sym in variants]
     paths = []
     if png_wanted():
         fig, ax = plt.subplots(figsize=(5.5, 4))

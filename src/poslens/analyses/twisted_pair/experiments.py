@@ -18,13 +18,14 @@
 >>> from poslens.analyses.twisted_pair.curves import make_curve
 >>> from poslens.analyses.twisted_pair.build import build
 >>> r = noise_cancellation(build(make_curve("helix"), n=128, M=8, k=4), sigmas=(0.2,))
->>> r["rows"][0]["pair_rms"] < 1e-3 < r["rows"][0]["single_rms"]
+>>> r.rows[0].pair_rms < 1e-3 < r.rows[0].single_rms
 True
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -33,6 +34,119 @@ from ...errors import InvalidInputError
 from .build import Construction, build
 from .curves import curve_stats, make_curve
 from .verify import run_estimates, verify
+
+
+@dataclass(frozen=True)
+class NoiseRow:
+    """One noise level: excess error (estimate minus the noise-free estimate, positions) of the pair
+    readout, a single-neuron readout and the pair under independent (differential) noise of the same
+    power; ``gate_flips`` the share of pairs where some gate switched."""
+
+    sigma: float
+    sigma_input_units: float
+    pair_rms: float
+    pair_max: float
+    single_rms: float
+    single_max: float
+    differential_rms: float
+    pair_error_vs_truth_max: float
+    gate_flips: float
+
+
+@dataclass(frozen=True)
+class NoiseCancellation:
+    """Common-mode noise on the gate inputs, ``sigma`` in units of ``sigma_unit``."""
+
+    sigma_unit: str
+    median_gate_margin: float
+    n_pairs: int
+    noise_subspace: str
+    rows: list[NoiseRow]
+
+
+@dataclass(frozen=True)
+class CrossingRow:
+    """The loop curve with its branches ``gap`` apart: the gate margins at the crossing against the
+    others, and where a fixed gate noise pushes estimates outside the bound (``failure_positions``,
+    t = i / n; ``failures_near_crossing`` the share within two sentry spacings of t1 or t2)."""
+
+    gap: float
+    closest_distance: float
+    t1: float
+    t2: float
+    min_gate_margin: float
+    min_margin_at: float
+    median_gate_margin: float
+    assumptions_hold: bool
+    crossing_sentries: list[int]
+    crossing_margin: float
+    other_margin_median: float
+    other_margin_min: float
+    clean_within_bound: bool
+    clean_max_error: float
+    noise_input_units: float
+    noisy_outside_bound: float
+    failure_positions: list[float]
+    failures_near_crossing: float | None
+
+
+@dataclass(frozen=True)
+class NearIntersection:
+    curve: str
+    n: int
+    M: int
+    k: int
+    noise_fraction_of_reference_margin: float
+    rows: list[CrossingRow]
+
+
+@dataclass(frozen=True)
+class SentryNeed:
+    """The fewest sentries that gate every cell and keep every error under the tolerance."""
+
+    M: int
+    n_sentries: int
+    n_neurons: int
+    max_error: float
+    max_bound: float
+
+
+@dataclass(frozen=True)
+class VariantNeed:
+    needed: SentryNeed | None  # None: no M tried was enough
+    any_feasible: bool
+
+
+@dataclass(frozen=True)
+class FixedHelix:
+    """The helix variant at its fixed per-period ``M``."""
+
+    M: int
+    feasible: bool
+    max_error: float
+    max_bound: float
+    within_bound: bool
+
+
+@dataclass(frozen=True)
+class ReuseRow:
+    n: int
+    turns: float
+    plain: VariantNeed
+    helix: VariantNeed
+    helix_fixed: FixedHelix
+
+
+@dataclass(frozen=True)
+class HelixReuse:
+    """Sentries needed as a helix of ``period_points`` positions per turn grows with n."""
+
+    period_points: int
+    pitch: float
+    k: int
+    tol: float
+    M_helix: int
+    rows: list[ReuseRow]
 
 
 def _gate_dims(con: Construction) -> list[int]:
@@ -58,7 +172,7 @@ def _gate_noise_edit(con: Construction, noise: torch.Tensor):
 
 
 def noise_cancellation(con: Construction, sigmas: Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6), *,
-                       max_pairs: int = 4000, seed: int = 0, dtype: str = "float64", device: str = "cpu") -> dict:
+                       max_pairs: int = 4000, seed: int = 0, dtype: str = "float64", device: str = "cpu") -> NoiseCancellation:
     """Pair readout vs single-neuron readout under the same common-mode noise on the gate inputs.
 
     ``sigmas`` are noise standard deviations in units of the median gate margin (the
@@ -98,22 +212,20 @@ def noise_cancellation(con: Construction, sigmas: Sequence[float] = (0.0, 0.05, 
             return pre
 
         diff, _ = run_estimates(con, tokens, runner=runner, edits={"blocks.0.mlp.hook_pre": diff_edit})
-        rows.append({
-            "sigma": float(s), "sigma_input_units": sd,
-            "pair_rms": float(np.sqrt(np.mean((est - clean) ** 2))), "pair_max": float(np.abs(est - clean).max()),
-            "single_rms": float(np.sqrt(np.mean((single - clean) ** 2))),
-            "single_max": float(np.abs(single - clean).max()),
-            "differential_rms": float(np.sqrt(np.mean((diff - clean) ** 2))),
-            "pair_error_vs_truth_max": float(np.abs(est - truth).max()),
-            "gate_flips": float(flips.any(1).double().mean()),
-        })
-    return {"sigma_unit": "median gate margin", "median_gate_margin": scale, "n_pairs": int(len(i)),
-            "noise_subspace": "S" if con.variant == "plain" else "Y", "rows": rows}
+        rows.append(NoiseRow(
+            sigma=float(s), sigma_input_units=sd,
+            pair_rms=float(np.sqrt(np.mean((est - clean) ** 2))), pair_max=float(np.abs(est - clean).max()),
+            single_rms=float(np.sqrt(np.mean((single - clean) ** 2))), single_max=float(np.abs(single - clean).max()),
+            differential_rms=float(np.sqrt(np.mean((diff - clean) ** 2))),
+            pair_error_vs_truth_max=float(np.abs(est - truth).max()), gate_flips=float(flips.any(1).double().mean()),
+        ))
+    return NoiseCancellation(sigma_unit="median gate margin", median_gate_margin=scale, n_pairs=int(len(i)),
+                             noise_subspace="S" if con.variant == "plain" else "Y", rows=rows)
 
 
 def near_intersection(gaps: Sequence[float] = (0.1, 1e-2, 1e-3, 1e-4, 1e-5), *, n: int = 512, M: int = 32,
                       k: int = 8, noise: float = 0.1, max_pairs: int = 6000, seed: int = 0, dtype: str = "float64",
-                      device: str = "cpu") -> dict:
+                      device: str = "cpu") -> NearIntersection:
     """The loop curve with its crossing lifted ``gap`` apart: margins, errors and where they happen.
 
     ``noise`` is a gate-input noise level (input units) fixed across gaps, given as a fraction
@@ -140,23 +252,23 @@ def near_intersection(gaps: Sequence[float] = (0.1, 1e-2, 1e-3, 1e-4, 1e-5), *, 
         others = np.delete(con.gate_margin, at_cross)
         t_bad = np.unique(i[bad]) / n
         near = [t for t in t_bad if min(abs(t - ca["t1"]), abs(t - ca["t2"])) <= 2.0 / M]
-        rows.append({
-            "gap": float(g), "closest_distance": ca["distance"], "t1": ca["t1"], "t2": ca["t2"],
-            "min_gate_margin": float(con.gate_margin.min()), "min_margin_at": float(con.t_sentries[m_lo]),
-            "median_gate_margin": float(np.median(con.gate_margin)), "assumptions_hold": bool(con.feasible),
-            "crossing_sentries": at_cross, "crossing_margin": float(con.gate_margin[at_cross].min()),
-            "other_margin_median": float(np.median(others)), "other_margin_min": float(others.min()),
-            "clean_within_bound": v.within_bound, "clean_max_error": v.max_error,
-            "noise_input_units": sd, "noisy_outside_bound": float(bad.mean()),
-            "failure_positions": [float(t) for t in t_bad[:200]],
-            "failures_near_crossing": float(len(near) / len(t_bad)) if len(t_bad) else None,
-        })
-    return {"curve": "loop", "n": n, "M": M, "k": k, "noise_fraction_of_reference_margin": noise, "rows": rows}
+        rows.append(CrossingRow(
+            gap=float(g), closest_distance=float(ca["distance"]), t1=float(ca["t1"]), t2=float(ca["t2"]),
+            min_gate_margin=float(con.gate_margin.min()), min_margin_at=float(con.t_sentries[m_lo]),
+            median_gate_margin=float(np.median(con.gate_margin)), assumptions_hold=bool(con.feasible),
+            crossing_sentries=at_cross, crossing_margin=float(con.gate_margin[at_cross].min()),
+            other_margin_median=float(np.median(others)), other_margin_min=float(others.min()),
+            clean_within_bound=v.within_bound, clean_max_error=v.max_error,
+            noise_input_units=sd, noisy_outside_bound=float(bad.mean()),
+            failure_positions=[float(t) for t in t_bad[:200]],
+            failures_near_crossing=float(len(near) / len(t_bad)) if len(t_bad) else None,
+        ))
+    return NearIntersection(curve="loop", n=n, M=M, k=k, noise_fraction_of_reference_margin=noise, rows=rows)
 
 
 def helix_reuse(ns: Sequence[int] = (64, 128, 192, 256, 512, 1024), *, period_points: int = 128, pitch: float = 1.0,
                 k: int = 8, M_helix: int = 8, Ms_plain: Sequence[int] = (4, 8, 16, 32, 64, 128, 256),
-                tol: float = 0.5, dtype: str = "float64", device: str = "cpu") -> dict:
+                tol: float = 0.5, dtype: str = "float64", device: str = "cpu") -> HelixReuse:
     """Sentries needed for |error| < ``tol`` as a helix of fixed period (in positions) grows with n.
 
     The curve is x_i = (cos 2 pi i / P, sin 2 pi i / P, pitch i / P): in t = i / n it is a helix
@@ -169,7 +281,7 @@ def helix_reuse(ns: Sequence[int] = (64, 128, 192, 256, 512, 1024), *, period_po
         turns = n / period_points
         curve = make_curve("helix", radius=1.0, turns=turns, drift=pitch * turns)
         stats = curve_stats(curve, n)
-        row = {"n": int(n), "turns": float(turns)}
+        need_by: dict[str, VariantNeed] = {}
         for variant, Ms in (("plain", [m for m in Ms_plain if m + 1 < n]),
                             ("helix", [m for m in sorted({*Ms_plain, M_helix}) if m <= period_points])):
             need, any_ok = None, False
@@ -181,13 +293,14 @@ def helix_reuse(ns: Sequence[int] = (64, 128, 192, 256, 512, 1024), *, period_po
                 any_ok = True
                 v = verify(con, dtype=dtype, device=device, detail=False)
                 if v.max_error < tol:
-                    need = {"M": M, "n_sentries": con.n_sentries, "n_neurons": int(con.cfg.d_mlp),
-                            "max_error": v.max_error, "max_bound": v.max_bound}
+                    need = SentryNeed(M=M, n_sentries=con.n_sentries, n_neurons=int(con.cfg.d_mlp),
+                                      max_error=v.max_error, max_bound=v.max_bound)
                     break
-            row[variant] = {"needed": need, "any_feasible": any_ok}
+            need_by[variant] = VariantNeed(needed=need, any_feasible=any_ok)
         con = build(curve, n, M_helix, k, variant="helix", strict=False, stats=stats)
         v = verify(con, dtype=dtype, device=device, detail=False)
-        row["helix_fixed"] = {"M": M_helix, "feasible": bool(con.feasible), "max_error": v.max_error,
-                              "max_bound": v.max_bound, "within_bound": v.within_bound}
-        rows.append(row)
-    return {"period_points": period_points, "pitch": pitch, "k": k, "tol": tol, "M_helix": M_helix, "rows": rows}
+        fixed = FixedHelix(M=M_helix, feasible=bool(con.feasible), max_error=v.max_error, max_bound=v.max_bound,
+                           within_bound=v.within_bound)
+        rows.append(ReuseRow(n=int(n), turns=float(turns), plain=need_by["plain"], helix=need_by["helix"],
+                             helix_fixed=fixed))
+    return HelixReuse(period_points=period_points, pitch=pitch, k=k, tol=tol, M_helix=M_helix, rows=rows)

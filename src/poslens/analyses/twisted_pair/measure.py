@@ -15,7 +15,7 @@ from ...models.weights import Weights
 from ...options import resolve
 from ...results import ClaimRow, Result
 from .build import build, check_sizes
-from .experiments import helix_reuse, near_intersection, noise_cancellation
+from .experiments import HelixReuse, NearIntersection, NoiseCancellation, helix_reuse, near_intersection, noise_cancellation
 from .options import Options
 from .curves import curve_stats, make_curve
 from .report import result_findings, summary_lines
@@ -57,9 +57,9 @@ class TwistedPairResult(Result):
     float32: Verification | None = None  # the same construction run in float32 (no profiles)
     sweeps: dict = field(default_factory=dict)
     grid: list = field(default_factory=list)
-    noise: dict = field(default_factory=dict)
-    near_intersection: dict = field(default_factory=dict)
-    helix_reuse: dict = field(default_factory=dict)
+    noise: NoiseCancellation | None = None
+    near_intersection: NearIntersection | None = None
+    helix_reuse: HelixReuse | None = None
     gpt2: dict = field(default_factory=dict)
     checks: list[ClaimRow] = field(default_factory=list)
     findings: list = field(default_factory=list)
@@ -118,16 +118,16 @@ def twisted_pair(weights: Weights | None = None, options: Options | None = None,
     rows = grid(DEFAULT_GRID_CURVES, gate=gate, dtype=dtype, device=device, atol=atol, **grid_spec) if grid_spec else []
     secs["grid"] = time.perf_counter() - t0
 
-    noise = near = reuse = {}
+    noise = near = reuse = None
     if claims:
         t0 = time.perf_counter()
         noise = noise_cancellation(con, noise_sigmas, seed=seed, dtype=dtype, device=device)
         secs["noise"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        near = near_intersection(gaps, n=n, M=M, k=k, seed=seed, dtype=dtype, device=device) if gaps else {}
+        near = near_intersection(gaps, n=n, M=M, k=k, seed=seed, dtype=dtype, device=device) if gaps else None
         secs["near_intersection"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        reuse = helix_reuse(reuse_ns, k=k, Ms_plain=reuse_Ms, dtype=dtype, device=device) if reuse_ns else {}
+        reuse = helix_reuse(reuse_ns, k=k, Ms_plain=reuse_Ms, dtype=dtype, device=device) if reuse_ns else None
         secs["helix_reuse"] = time.perf_counter() - t0
 
     g = {}
