@@ -346,6 +346,8 @@ def _verdicts_agree(rep) -> dict:
             best, prof["heads"][best][attr])
     tp = res["twisted_pair"]["gpt2"]["ode"]
     assert rows["twisted_pair"]["value"] == tp["r2"]
+    # a checkpoint without layer 0's MLP (GPT-2 small's partial copy) cannot be searched for neuron pairs
+    assert (rows["twisted_pair"]["verdict"] == "not testable here") == bool(res["twisted_pair"]["gpt2"]["neurons_skipped"])
     sink = rows["sink"]
     if "sinks" in res:  # the attention-sink section's strongest head on its most natural inputs
         heads = [h for run in res["sinks"]["runs"] for h in run["heads"] if run["inputs"] == sink["reason"].split(":")[0][3:].replace(" ", "_")]

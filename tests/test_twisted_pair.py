@@ -164,24 +164,24 @@ def test_a_raising_callable_is_reported():
 
 def test_gpt2_part_on_the_partial_checkpoint(partial_ckpt):
     g = gpt2_part(load_weights(str(partial_ckpt)), layers=[0], n_surrogates=2)
-    o = g["ode"]
-    assert o["r2"] > 0.9 > o["surrogate_r2_max"] and o["r2"] > o["r2_central"]  # helix: f' ~ W f + c
-    assert len(g["heads"]) == 12 and g["ideal_cos"] > 0.9
-    assert abs(g["heads"][0]["mean_cos"]) < 0.5  # no layer-0 head writes f' along its own direction
-    assert len(g["layer0_actual"]) == 12
-    assert "c_fc.weight" in g["neurons"]["skipped"]
+    o = g.ode
+    assert o.r2 > 0.9 > o.surrogate_r2_max and o.r2 > o.r2_central  # helix: f' ~ W f + c
+    assert len(g.heads) == 12 and g.ideal_cos > 0.9
+    assert abs(g.heads[0].mean_cos) < 0.5  # no layer-0 head writes f' along its own direction
+    assert len(g.layer0_actual) == 12
+    assert g.neurons is None and "c_fc.weight" in g.neurons_skipped
 
 
 def test_planted_derivative_head_and_twisted_pairs_are_recovered(tmp_path):
     p = planted_twisted_pair_checkpoint(tmp_path / "planted", n_pairs=4)
     g = gpt2_part(load_weights(str(p.path)), n_components=3, window=21, n_surrogates=2)
-    assert g["ode"]["r2"] > 0.99
-    best = g["heads"][0]
-    assert best["head"] == f"0.{p.deriv_head}" and best["mean_cos"] > 0.95
-    n = g["neurons"]
-    assert n["n_twisted"] == 4
-    assert {tuple(c["neurons"]) for c in n["candidates"][:4]} == set(p.pairs)
-    assert all(c["twisted"] and c["frac_diff"] > 0.9 for c in n["candidates"][:4])
+    assert g.ode.r2 > 0.99
+    best = g.heads[0]
+    assert best.head == f"0.{p.deriv_head}" and best.mean_cos > 0.95
+    n = g.neurons
+    assert n.n_twisted == 4
+    assert {tuple(c.neurons) for c in n.candidates[:4]} == set(p.pairs)
+    assert all(c.twisted and c.frac_diff > 0.9 for c in n.candidates[:4])
 
 
 def test_the_construction_is_planted_truth_for_the_neuron_search():
@@ -190,9 +190,9 @@ def test_the_construction_is_planted_truth_for_the_neuron_search():
     n = neuron_pairs(con.weights, cf, top=5)
     # every neuron writes along v, so a + of one sentry and a - of a neighbour can look twisted too; the
     # true pairs must rank first
-    assert n["n_twisted"] >= 5 and all(c["twisted"] for c in n["candidates"])
-    assert {tuple(c["neurons"]) for c in n["candidates"]} == {(2 * m, 2 * m + 1) for m in range(5)}
-    assert all(c["cos_out"] < -0.999 for c in n["candidates"])
+    assert n.n_twisted >= 5 and all(c.twisted for c in n.candidates)
+    assert {tuple(c.neurons) for c in n.candidates} == {(2 * m, 2 * m + 1) for m in range(5)}
+    assert all(c.cos_out < -0.999 for c in n.candidates)
 
 
 # ----------------------------------------------------------------------------- result, CLI, report

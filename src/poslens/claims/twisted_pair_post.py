@@ -122,38 +122,38 @@ def _gpt2_checks(r) -> list[ClaimRow]:
     g = r.gpt2
     if not g:
         return []
-    o = g["ode"]
+    o = g.ode
     out = [_row(
         "W_pos lies near a helix, so f' ~ W f + c",
         "GPT-2's positional embeddings lie on a helix (up to approximation), which gives f' = W f + c",
-        f"{r.model}: R^2 {o['r2']:.3f} ({o['scheme']}, top {o['n_components']} PCs, {100 * o['variance_explained']:.1f}% "
-        f"of variance; raw central differences {o['r2_central']:.3f}); phase-randomised surrogates up to "
-        f"{o['surrogate_r2_max']:.3f}", o["r2"] >= ODE_R2_MIN and o["r2"] > (o["surrogate_r2_max"] or 0),
+        f"{r.model}: R^2 {o.r2:.3f} ({o.scheme}, top {o.n_components} PCs, {100 * o.variance_explained:.1f}% "
+        f"of variance; raw central differences {o.r2_central:.3f}); phase-randomised surrogates up to "
+        f"{o.surrogate_r2_max:.3f}", o.r2 >= ODE_R2_MIN and o.r2 > (o.surrogate_r2_max or 0),
         f"reproduced = R^2 >= {ODE_R2_MIN} and above every surrogate (same power spectrum per component, coupling destroyed)")]
-    if g.get("heads"):
-        best = g["heads"][0]
-        l0 = [h for h in g["heads"] if h["layer"] == 0]
-        enc = np.mean([h["readout_r2"] >= 0.9 for h in g["heads"]])
+    if g.heads:
+        best = g.heads[0]
+        l0 = [h for h in g.heads if h.layer == 0]
+        enc = np.mean([h.readout_r2 >= 0.9 for h in g.heads])
         out.append(_row(
             "an attention head computes f'(i) = W x_i + c",
             "f'(i/n) = W x_i + c can be computed by an attention head applying a linear transformation",
-            f"best head {best['head']}: mean cos(OV x_i, f'(i)) {best['mean_cos']:.2f} (shuffled {best['shuffled_cos']:.2f})"
-            + (f", best in layer 0 {l0[0]['head']} {l0[0]['mean_cos']:.2f}" if l0 else "")
-            + f"; the fitted map itself reaches {g['ideal_cos']:.2f}",
-            abs(best["mean_cos"]) >= HEAD_COS_MIN,
+            f"best head {best.head}: mean cos(OV x_i, f'(i)) {best.mean_cos:.2f} (shuffled {best.shuffled_cos:.2f})"
+            + (f", best in layer 0 {l0[0].head} {l0[0].mean_cos:.2f}" if l0 else "")
+            + f"; the fitted map itself reaches {g.ideal_cos:.2f}",
+            abs(best.mean_cos) >= HEAD_COS_MIN,
             f"reproduced = some head's OV output points along f' with |mean cos| >= {HEAD_COS_MIN}. In any basis f' can "
             f"be read linearly from {100 * enc:.0f}% of heads' outputs (R^2 >= 0.9), so the weights alone do not single "
             "out a derivative head"))
-    n = g.get("neurons", {})
-    if "candidates" in n:
-        best = n["candidates"][0] if n["candidates"] else None
+    n = g.neurons
+    if n is not None:
+        best = n.candidates[0] if n.candidates else None
         desc = "none scanned" if best is None else (
-            f"best pair {best['neurons']}: cos(in) {best['cos_in']:.2f}, cos(out) {best['cos_out']:.2f}, input "
-            f"difference {best['frac_diff_vs_chance']:.1f}x chance in the x_j - x_i subspace")
+            f"best pair {best.neurons}: cos(in) {best.cos_in:.2f}, cos(out) {best.cos_out:.2f}, input "
+            f"difference {best.frac_diff_vs_chance:.1f}x chance in the x_j - x_i subspace")
         out.append(_row(
             "layer-0 neurons form twisted pairs", "GPT-2 seems to use a similar mechanism (neuron pairs in the MLP)",
-            f"{n['n_twisted']} of {n['n_candidates_scanned']} top pairs pass all three thresholds; {desc}",
-            n["n_twisted"] > 0, "thresholds: " + ", ".join(f"{k} {v:.3g}" for k, v in n["thresholds"].items())))
+            f"{n.n_twisted} of {n.n_candidates_scanned} top pairs pass all three thresholds; {desc}",
+            n.n_twisted > 0, "thresholds: " + ", ".join(f"{k} {v:.3g}" for k, v in n.thresholds.items())))
     return out
 
 

@@ -150,7 +150,7 @@ def verdict_rows(ctx, results: dict, o: dict) -> list[dict]:
         above = r2 is not None and (sur is None or r2 > sur)
         neurons = g.get("neurons") or {}
         pre = f"f' ≈ W f + c on W_pos: R² {r2:.3f} (surrogates up to {sur if sur is None else round(sur, 3)})"
-        if "skipped" in neurons:
+        if g.get("neurons_skipped") or "skipped" in neurons:  # the second: results cached before the typed part
             v = UNTESTABLE
             why = pre + "; the neuron pairs need layer 0's MLP, which this checkpoint lacks"
         else:

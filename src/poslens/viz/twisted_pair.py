@@ -269,21 +269,21 @@ def _curve(r, out: Path) -> list[Path]:
 def _gpt2(r, out: Path) -> list[Path]:
     import plotly.graph_objects as go
 
-    heads = r.gpt2.get("heads") if r.gpt2 else None
+    heads = r.gpt2.heads if r.gpt2 else None
     if not heads:
         return []
-    L = max(h["layer"] for h in heads) + 1
-    H = max(h["index"] for h in heads) + 1
+    L = max(h.layer for h in heads) + 1
+    H = max(h.index for h in heads) + 1
     grid = np.full((L, H), np.nan)
     for h in heads:
-        grid[h["layer"], h["index"]] = h["mean_cos"]
+        grid[h.layer, h.index] = h.mean_cos
     paths = []
     if png_wanted():
         fig, ax = plt.subplots(figsize=(1.5 + 0.45 * H, 1.2 + 0.35 * L))
         im = ax.imshow(grid, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
         ax.set_xlabel("head")
         ax.set_ylabel("layer")
-        ax.set_title(f"mean cos(OV LN(x_i), f'(i)); the fitted map: {r.gpt2['ideal_cos']:.2f}")
+        ax.set_title(f"mean cos(OV LN(x_i), f'(i)); the fitted map: {r.gpt2.ideal_cos:.2f}")
         fig.colorbar(im, ax=ax)
         paths.append(save_png(fig, out / "tp_gpt2_heads.png"))
     g = go.Figure(go.Heatmap(z=grid, x=list(range(H)), y=[str(l) for l in range(L)], zmin=-1, zmax=1,

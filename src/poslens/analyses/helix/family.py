@@ -19,7 +19,7 @@ import numpy as np
 
 from ...errors import InvalidInputError
 from ...results import Result
-from .measure import check_options, helix, helix_with_fit
+from .measure import HelixResult, check_options, helix, helix_with_fit
 
 
 def summary_row(r) -> dict:
@@ -55,7 +55,7 @@ class HelixFamilyResult(Result):
     ``table`` of their headline numbers (:func:`summary_row`)."""
 
     kind = "helix_family"
-    results: list = field(default_factory=list)
+    results: list[HelixResult] = field(default_factory=list)
     table: list = field(default_factory=list)
 
 
@@ -72,9 +72,9 @@ class HelixSweepResult(Result):
 
     kind = "helix_sweep"
     table: list = field(default_factory=list)
-    coords: list = field(default_factory=list)
-    ranges: list = field(default_factory=list)
-    notes: list = field(default_factory=list)
+    coords: list[list[list[float]]] = field(default_factory=list)  # checkpoint -> position -> top-3
+    ranges: list[list[int]] = field(default_factory=list)  # checkpoint -> [start, stop) of its positions
+    notes: list[str] = field(default_factory=list)
 
 
 def _open(spec):

@@ -42,13 +42,13 @@ class HelixResult(Result):
     kind = "helix"
     n_ctx: int = 0
     d_model: int = 0
-    positions: list = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
     centred: bool = True
-    variance_explained: list = field(default_factory=list)
-    cumulative: list = field(default_factory=list)
+    variance_explained: list[float] = field(default_factory=list)
+    cumulative: list[float] = field(default_factory=list)
     components_for_90: int = 0
     components_for: dict = field(default_factory=dict)
-    coords: list = field(default_factory=list)
+    coords: list[list[float]] = field(default_factory=list)
     truncations: dict = field(default_factory=dict)
     helix: dict | None = None
     ode: dict | None = None
@@ -64,7 +64,7 @@ class HelixResult(Result):
     token_position: dict | None = None
     sinusoidal: dict | None = None
     checks: list[ClaimRow] = field(default_factory=list)
-    notes: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- the analysis

@@ -23,12 +23,12 @@ cancels. Three measurements, each on whatever the checkpoint holds:
 
 >>> from poslens.models import load_weights
 >>> r = gpt2_part(load_weights("../shared/data/gpt2-small-partial"))   # doctest: +SKIP
->>> r["ode"]["r2"], r["heads"][0]["head"], r["neurons"]["skipped"]     # doctest: +SKIP
+>>> r.ode.r2, r.heads[0].head, r.neurons_skipped                         # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -39,6 +39,104 @@ from ...models.weights import Weights, require
 from ..helix import fit_linear_ode, pca
 
 CURVE_SOURCES = ("W_pos", "W_E")
+
+
+@dataclass(frozen=True)
+class CurveOde:
+    """The linear ODE f' ~ A f + c in the curve's top components: ``r2`` with the chosen derivative
+    ``scheme``, ``r2_central`` with raw central differences, and phase-randomised ``surrogate_r2``
+    (the chance level for a curve this smooth); ``eigenvalues`` of A as [re, im] pairs."""
+
+    source: str
+    first_position: int
+    n_positions: int
+    n_components: int
+    variance_explained: float
+    variance_ratio: list[float]
+    scheme: str
+    window: int | None
+    r2: float
+    r2_central: float
+    r2_per_dim: list[float]
+    periods: list[float]
+    eigenvalues: list[list[float]]
+    surrogate_r2: list[float]
+    surrogate_r2_max: float | None
+
+
+@dataclass(frozen=True)
+class DerivativeHead:
+    """One head's OV image of LN(x_i) against f'(i): mean cosine over positions (centred), with the
+    positions shuffled, and the R^2 of reading f' linearly from the output in any basis."""
+
+    head: str
+    layer: int
+    index: int
+    mean_cos: float
+    mean_abs_cos: float
+    shuffled_cos: float
+    readout_r2: float
+    output_norm: float
+
+
+@dataclass(frozen=True)
+class HeadCosine:
+    head: str
+    mean_cos: float
+
+
+@dataclass(frozen=True)
+class DerivativeHeads:
+    heads: list[DerivativeHead]  # strongest |mean_cos| first
+    ideal_cos: float  # the fitted map A x + c itself
+    layer0_actual: list[HeadCosine]  # layer 0 through the Runner, with its own attention
+    trim: int
+
+
+@dataclass(frozen=True)
+class NeuronPair:
+    neurons: list[int]
+    cos_in: float
+    cos_out: float
+    frac_diff: float  # share of |w_in_a - w_in_b|^2 in the x_j - x_i subspace
+    frac_diff_vs_chance: float
+    frac_common_in_curve: float
+    frac_common_vs_chance: float
+    prescore_percentile: float  # of cos_in * -cos_out among random pairs
+    score: float
+    twisted: bool
+
+
+@dataclass(frozen=True)
+class NeuronPairs:
+    layer: int
+    d_mlp: int
+    diff_rank: int
+    chance_frac_diff: float
+    chance_frac_common: float
+    thresholds: dict[str, float]
+    n_candidates_scanned: int
+    n_twisted: int
+    candidates: list[NeuronPair]
+    null_prescore_p99: float
+    null_cos_in_p99: float
+    processing: list[str]
+
+
+@dataclass(frozen=True)
+class ModelPart:
+    """The three measurements on one model; a part the checkpoint cannot support is None with the
+    reason in ``*_skipped``."""
+
+    model: str
+    ode: CurveOde
+    heads: list[DerivativeHead] = field(default_factory=list)
+    ideal_cos: float | None = None
+    layer0_actual: list[HeadCosine] = field(default_factory=list)
+    trim: int | None = None
+    heads_skipped: str | None = None
+    neurons: NeuronPairs | None = None
+    neurons_skipped: str | None = None
 
 
 @dataclass
@@ -81,7 +179,7 @@ def _curve_rows(weights: Weights, source: str, first_position: int) -> np.ndarra
 
 
 def fit_curve(weights: Weights, *, source: str = "W_pos", first_position: int = 1, n_components: int = 6,
-              scheme: str = "savgol", window: int = 51, n_surrogates: int = 5, seed: int = 0) -> tuple[CurveFit, dict]:
+              scheme: str = "savgol", window: int = 51, n_surrogates: int = 5, seed: int = 0) -> tuple[CurveFit, CurveOde]:
     """PCA + linear-ODE fit of the model's curve, with phase-randomised surrogates as a control."""
     if scheme not in ("savgol", "central"):
         raise InvalidInputError(f"unknown derivative scheme '{scheme}'; use savgol or central")
@@ -101,14 +199,14 @@ def fit_curve(weights: Weights, *, source: str = "W_pos", first_position: int = 
         phase[0] = np.angle(Fz[0])  # keep the mean
         Z = np.fft.irfft(np.abs(Fz) * np.exp(1j * phase), n=P, axis=0)
         sur.append(fit_linear_ode(Z, 1.0, scheme=scheme, window=win)["r2"])
-    summary = {
-        "source": source, "first_position": first_position, "n_positions": P, "n_components": k,
-        "variance_explained": float(fit.cumulative[-1]), "variance_ratio": fit.variance_ratio.tolist(),
-        "scheme": scheme, "window": win if scheme == "savgol" else None,
-        "r2": ode["r2"], "r2_central": central["r2"], "r2_per_dim": ode["r2_per_dim"],
-        "periods": ode["periods"], "eigenvalues": ode["eigenvalues"],
-        "surrogate_r2": sur, "surrogate_r2_max": float(max(sur)) if sur else None,
-    }
+    summary = CurveOde(
+        source=source, first_position=first_position, n_positions=P, n_components=k,
+        variance_explained=float(fit.cumulative[-1]), variance_ratio=fit.variance_ratio.tolist(),
+        scheme=scheme, window=win if scheme == "savgol" else None,
+        r2=ode["r2"], r2_central=central["r2"], r2_per_dim=list(ode["r2_per_dim"]),
+        periods=list(ode["periods"]), eigenvalues=[list(e) for e in ode["eigenvalues"]],
+        surrogate_r2=sur, surrogate_r2_max=float(max(sur)) if sur else None,
+    )
     return CurveFit(source, np.arange(first_position, first_position + P), X, fit, D, ode, scheme, win), summary
 
 
@@ -150,7 +248,8 @@ def _linear_r2(out: np.ndarray, target: np.ndarray, k: int) -> float:
 
 
 def derivative_heads(weights: Weights, cf: CurveFit, *, layers: list[int] | None = None, trim: int = 25,
-                     runner_layer0: bool = True, device: str = "cpu", dtype: str = "float32", seed: int = 0) -> dict:
+                     runner_layer0: bool = True, device: str = "cpu", dtype: str = "float32",
+                     seed: int = 0) -> DerivativeHeads:
     """How close each head's OV image of x_i comes to the derivative direction f'(i)."""
     cfg = weights.cfg
     layers = list(range(cfg.n_layers)) if layers is None else [int(l) for l in layers]
@@ -168,14 +267,13 @@ def derivative_heads(weights: Weights, cf: CurveFit, *, layers: list[int] | None
         for h in range(cfg.n_heads):
             oc = outs[h] - outs[h].mean(0)
             cos = _cos_rows(oc[sl], Dc[sl])
-            rows.append({
-                "head": f"{l}.{h}", "layer": l, "index": h, "mean_cos": float(cos.mean()),
-                "mean_abs_cos": float(np.abs(cos).mean()),
-                "shuffled_cos": float(_cos_rows(oc[sl], Dc[perm][sl]).mean()),
-                "readout_r2": _linear_r2(zs[h][sl], cf.D[sl] @ cf.fit.components.T, k),
-                "output_norm": float(np.linalg.norm(oc, axis=1).mean()),
-            })
-    rows.sort(key=lambda r: -abs(r["mean_cos"]))
+            rows.append(DerivativeHead(
+                head=f"{l}.{h}", layer=l, index=h, mean_cos=float(cos.mean()), mean_abs_cos=float(np.abs(cos).mean()),
+                shuffled_cos=float(_cos_rows(oc[sl], Dc[perm][sl]).mean()),
+                readout_r2=_linear_r2(zs[h][sl], cf.D[sl] @ cf.fit.components.T, k),
+                output_norm=float(np.linalg.norm(oc, axis=1).mean()),
+            ))
+    rows.sort(key=lambda r: -abs(r.mean_cos))
     A, c = np.asarray(cf.ode["A"]), np.asarray(cf.ode["c"])
     Y = (cf.fit.projected @ A.T + c) @ cf.fit.components
     ideal = float(_cos_rows((Y - Y.mean(0))[sl], Dc[sl]).mean())
@@ -189,14 +287,14 @@ def derivative_heads(weights: Weights, cf: CurveFit, *, layers: list[int] | None
         res = acts["blocks.0.attn.hook_result"][0, cf.positions].double().numpy()  # [P, H, d]
         for h in range(cfg.n_heads):
             oc = res[:, h] - res[:, h].mean(0)
-            actual.append({"head": f"0.{h}", "mean_cos": float(_cos_rows(oc[sl], Dc[sl]).mean())})
-        actual.sort(key=lambda r: -abs(r["mean_cos"]))
-    return {"heads": rows, "ideal_cos": ideal, "layer0_actual": actual, "trim": trim}
+            actual.append(HeadCosine(head=f"0.{h}", mean_cos=float(_cos_rows(oc[sl], Dc[sl]).mean())))
+        actual.sort(key=lambda r: -abs(r.mean_cos))
+    return DerivativeHeads(heads=rows, ideal_cos=ideal, layer0_actual=actual, trim=trim)
 
 
 def neuron_pairs(weights: Weights, cf: CurveFit, *, layer: int = 0, diff_rank: int = 8, n_candidates: int = 300,
                  top: int = 10, n_null: int = 20000, seed: int = 0, min_cos_in: float = 0.5,
-                 max_cos_out: float = -0.5, min_diff_ratio: float = 5.0) -> dict:
+                 max_cos_out: float = -0.5, min_diff_ratio: float = 5.0) -> NeuronPairs:
     """Search layer ``layer``'s MLP for twisted pairs; raises MissingTensorError without MLP weights.
 
     A pair (a, b) is scored by cos(w_in_a, w_in_b) * -cos(w_out_a, w_out_b) * frac_diff, where
@@ -252,42 +350,42 @@ def neuron_pairs(weights: Weights, cf: CurveFit, *, layer: int = 0, diff_rank: i
     for q in order[:top].tolist():
         a, b = int(A_[q]), int(B_[q])
         ci, co, fd = float(cin[a, b]), float(cout[a, b]), float(frac_d[q])
-        cands.append({
-            "neurons": [a, b], "cos_in": ci, "cos_out": co, "frac_diff": fd, "frac_diff_vs_chance": fd / chance_d,
-            "frac_common_in_curve": float(frac_c[q]), "frac_common_vs_chance": float(frac_c[q]) / chance_c,
-            "prescore_percentile": float((null_pre < max(ci, 0) * max(-co, 0)).mean() * 100), "score": float(score[q]),
-            "twisted": bool(ci >= min_cos_in and co <= max_cos_out and fd >= frac_min),
-        })
+        cands.append(NeuronPair(
+            neurons=[a, b], cos_in=ci, cos_out=co, frac_diff=fd, frac_diff_vs_chance=fd / chance_d,
+            frac_common_in_curve=float(frac_c[q]), frac_common_vs_chance=float(frac_c[q]) / chance_c,
+            prescore_percentile=float((null_pre < max(ci, 0) * max(-co, 0)).mean() * 100), score=float(score[q]),
+            twisted=bool(ci >= min_cos_in and co <= max_cos_out and fd >= frac_min),
+        ))
     n_tw = int(((cin[A_, B_] >= min_cos_in) & (cout[A_, B_] <= max_cos_out) & (frac_d >= frac_min)).sum())
-    return {
-        "layer": layer, "d_mlp": m, "diff_rank": r, "chance_frac_diff": chance_d, "chance_frac_common": chance_c,
-        "thresholds": {"cos_in": min_cos_in, "cos_out": max_cos_out, "frac_diff": frac_min},
-        "n_candidates_scanned": n_c, "n_twisted": n_tw, "candidates": cands,
-        "null_prescore_p99": float(np.percentile(null_pre, 99)), "null_cos_in_p99": float(np.percentile(
-            cin[na[keep], nb[keep]].numpy(), 99)),
-        "processing": list(w.processing),
-    }
+    return NeuronPairs(
+        layer=layer, d_mlp=m, diff_rank=r, chance_frac_diff=chance_d, chance_frac_common=chance_c,
+        thresholds={"cos_in": min_cos_in, "cos_out": max_cos_out, "frac_diff": frac_min},
+        n_candidates_scanned=n_c, n_twisted=n_tw, candidates=cands,
+        null_prescore_p99=float(np.percentile(null_pre, 99)),
+        null_cos_in_p99=float(np.percentile(cin[na[keep], nb[keep]].numpy(), 99)), processing=list(w.processing),
+    )
 
 
 def gpt2_part(weights: Weights, *, source: str = "W_pos", first_position: int = 1, n_components: int = 6,
               scheme: str = "savgol", window: int = 51, layers: list[int] | None = None, neuron_layer: int = 0,
               diff_rank: int = 8, top: int = 10, n_surrogates: int = 5, device: str = "cpu", dtype: str = "float32",
-              seed: int = 0) -> dict:
+              seed: int = 0) -> ModelPart:
     """All three measurements on one model; parts the checkpoint cannot support say why.
 
     >>> from poslens.models import load_weights
     >>> g = gpt2_part(load_weights("tiny"), n_components=4)          # doctest: +SKIP
-    >>> g["ode"]["r2"] > g["ode"]["surrogate_r2_max"]                  # doctest: +SKIP
+    >>> g.ode.r2 > g.ode.surrogate_r2_max                              # doctest: +SKIP
     """
     cf, ode = fit_curve(weights, source=source, first_position=first_position, n_components=n_components,
                         scheme=scheme, window=window, n_surrogates=n_surrogates, seed=seed)
-    out = {"model": weights.label, "ode": ode}
+    out: dict = {"model": weights.label, "ode": ode}
     try:
-        out.update(derivative_heads(weights, cf, layers=layers, device=device, dtype=dtype, seed=seed))
+        dh = derivative_heads(weights, cf, layers=layers, device=device, dtype=dtype, seed=seed)
+        out.update(heads=dh.heads, ideal_cos=dh.ideal_cos, layer0_actual=dh.layer0_actual, trim=dh.trim)
     except MissingTensorError as exc:
-        out.update({"heads": [], "heads_skipped": str(exc)})
+        out["heads_skipped"] = str(exc)
     try:
         out["neurons"] = neuron_pairs(weights, cf, layer=neuron_layer, diff_rank=diff_rank, top=top, seed=seed)
     except MissingTensorError as exc:
-        out["neurons"] = {"skipped": str(exc)}
-    return out
+        out["neurons_skipped"] = str(exc)
+    return ModelPart(**out)

@@ -15,6 +15,7 @@ from ...models.weights import Weights
 from ...options import resolve
 from ...results import ClaimRow, Result
 from .build import build, check_sizes
+from .gpt2 import ModelPart
 from .experiments import HelixReuse, NearIntersection, NoiseCancellation, helix_reuse, near_intersection, noise_cancellation
 from .options import Options
 from .curves import curve_stats, make_curve
@@ -60,11 +61,11 @@ class TwistedPairResult(Result):
     noise: NoiseCancellation | None = None
     near_intersection: NearIntersection | None = None
     helix_reuse: HelixReuse | None = None
-    gpt2: dict = field(default_factory=dict)
+    gpt2: ModelPart | None = None  # the model part (any learned-position model, GPT-2 small first)
     checks: list[ClaimRow] = field(default_factory=list)
-    findings: list = field(default_factory=list)
-    readings: list = field(default_factory=list)
-    seconds: dict = field(default_factory=dict)
+    findings: list[str] = field(default_factory=list)
+    readings: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def twisted_pair(weights: Weights | None = None, options: Options | None = None, *, device: str = "cpu",
@@ -130,7 +131,7 @@ def twisted_pair(weights: Weights | None = None, options: Options | None = None,
         reuse = helix_reuse(reuse_ns, k=k, Ms_plain=reuse_Ms, dtype=dtype, device=device) if reuse_ns else None
         secs["helix_reuse"] = time.perf_counter() - t0
 
-    g = {}
+    g = None
     if weights is not None:
         from .gpt2 import gpt2_part
 

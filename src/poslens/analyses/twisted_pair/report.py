@@ -19,11 +19,11 @@ def result_findings(r) -> list[str]:
         f"this {c['curve']['name']}; the tuned gates isolate {c['n_sentries'] - c['n_gates_failed']}.")
     g = r.gpt2
     if g:
-        n = g.get("neurons", {})
-        if "skipped" in n:
-            findings.append(f"Neuron-pair search not run on {r.model}: {n['skipped']}")
-        elif n.get("n_twisted") == 0:
-            findings.append(f"No twisted pair in layer {n['layer']} of {r.model} (negative result): no pair has "
+        n = g.neurons
+        if g.neurons_skipped:
+            findings.append(f"Neuron-pair search not run on {r.model}: {g.neurons_skipped}")
+        elif n is not None and n.n_twisted == 0:
+            findings.append(f"No twisted pair in layer {n.layer} of {r.model} (negative result): no pair has "
                             "near-identical inputs, opposite outputs and an input difference along x_j - x_i.")
     return findings
 
