@@ -36,14 +36,14 @@ HEAD_COS_MIN = 0.5  # a head "computes f'" when its OV output points along f'(i)
 
 def _bound_row(r) -> ClaimRow:
     v, c = r.verification, r.construction
-    held = [g for g in r.grid if g.get("assumptions_hold") and "within_bound" in g]
-    ok_grid = all(g["within_bound"] for g in held)
-    failed = [g for g in r.grid if "within_bound" in g and not g.get("assumptions_hold")]
+    held = [g for g in r.grid if g.assumptions_hold and g.within_bound is not None]
+    ok_grid = all(g.within_bound for g in held)
+    failed = [g for g in r.grid if g.within_bound is not None and not g.assumptions_hold]
     ours = (f"{c['curve']['name']} n={c['n']} M={c['M']} k={c['k']}: max error {v.max_error:.3g} vs bound up to "
             f"{v.max_bound:.3g} (worst error/bound {v.worst_ratio:.2f}), {v.n_outside_bound} of "
             f"{v.n_pairs} pairs outside")
     if r.grid:
-        ours += f"; grid: {sum(g['within_bound'] for g in held)} of {len(held)} (curve, n, k, M) inside"
+        ours += f"; grid: {sum(g.within_bound for g in held)} of {len(held)} (curve, n, k, M) inside"
     note = (f"runner vs exact arithmetic {v.runner_vs_exact:.1e} positions (float64), float32 max error "
             f"{r.float32.max_error if r.float32 else float('nan'):.3g}")
     if failed:

@@ -93,16 +93,16 @@ def _sweeps(r, out: Path) -> list[Path]:
     if not names:
         return []
     fields = (("max_error", "o-"), ("max_bound", "k--"))
-    sweeps = {key: [x for x in r.sweeps[key] if "max_error" in x] for key in names}
+    sweeps = {key: [x for x in r.sweeps[key] if x.max_error is not None] for key in names}
     paths = []
     if png_wanted():
         fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.8), squeeze=False)
         for ax, key in zip(axes[0], names):
             rows = sweeps[key]
-            x = [row[key] for row in rows]
+            x = [getattr(row, key) for row in rows]
             for field, style in fields:
-                ax.loglog(x, [max(row[field], _FLOOR) for row in rows], style, label=field.replace("_", " "))
-            bad = [row[key] for row in rows if not row["within_bound"]]
+                ax.loglog(x, [max(getattr(row, field), _FLOOR) for row in rows], style, label=field.replace("_", " "))
+            bad = [getattr(row, key) for row in rows if not row.within_bound]
             if bad:
                 ax.plot(bad, [1] * len(bad), "rx", label="outside bound")
             ax.set_xticks(x, [str(v) for v in x])
@@ -114,9 +114,9 @@ def _sweeps(r, out: Path) -> list[Path]:
     g = make_subplots(rows=1, cols=len(names), subplot_titles=[f"sweep over {k}" for k in names])
     for col, key in enumerate(names, 1):
         rows = sweeps[key]
-        x = [row[key] for row in rows]
+        x = [getattr(row, key) for row in rows]
         for field, _ in fields:
-            g.add_trace(go.Scatter(x=x, y=[max(row[field], _FLOOR) for row in rows], name=f"{key}: {field}",
+            g.add_trace(go.Scatter(x=x, y=[max(getattr(row, field), _FLOOR) for row in rows], name=f"{key}: {field}",
                                    mode="lines+markers"), row=1, col=col)
         g.update_xaxes(type="log", title_text=key, row=1, col=col)
         g.update_yaxes(type="log", row=1, col=col)

@@ -20,7 +20,7 @@ from .experiments import HelixReuse, NearIntersection, NoiseCancellation, helix_
 from .options import Options
 from .curves import curve_stats, make_curve
 from .report import result_findings, summary_lines
-from .verify import DEFAULT_GRID_CURVES, Verification, grid, sweep, verify
+from .verify import DEFAULT_GRID_CURVES, BoundRow, Verification, grid, sweep, verify
 
 READINGS = [
     "Sentries: M + 1 points s_m = m/M (the text's list {0, 1/(M+1), ..., 1} has M + 2 points and contradicts "
@@ -56,8 +56,8 @@ class TwistedPairResult(Result):
     construction: dict = field(default_factory=dict)
     verification: Verification | None = None
     float32: Verification | None = None  # the same construction run in float32 (no profiles)
-    sweeps: dict = field(default_factory=dict)
-    grid: list = field(default_factory=list)
+    sweeps: dict[str, list[BoundRow]] = field(default_factory=dict)  # "M" / "n" / "k" -> one row per value
+    grid: list[BoundRow] = field(default_factory=list)
     noise: NoiseCancellation | None = None
     near_intersection: NearIntersection | None = None
     helix_reuse: HelixReuse | None = None

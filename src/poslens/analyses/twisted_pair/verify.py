@@ -171,27 +171,49 @@ def verify(con: Construction, *, k: int | None = None, dtype: str = "float64", d
     )
 
 
-def _row(con: Construction | None, v: Verification | None, **keys) -> dict:
-    row = dict(keys)
-    if con is None:
-        return row
-    row.update({"assumptions_hold": bool(con.feasible), "gates_failed": int((~con.gate_ok).sum()),
-                "n_neurons": int(con.cfg.d_mlp), "min_gate_margin": float(con.gate_margin.min())})
-    if v is not None:
-        row.update({k: getattr(v, k) for k in ("within_bound", "n_outside_bound", "max_error", "max_bound", "worst_ratio",
-                                      "runner_vs_exact", "rounds_correctly", "n_pairs")})
-    return row
+@dataclass(frozen=True)
+class BoundRow:
+    """One (n, M, k) of a sweep, or one (curve, n, k, M) of the grid: built and verified, or not built
+    (``assumptions_hold`` False with the ``reason``, and no verification numbers)."""
+
+    n: int
+    M: int
+    k: int
+    assumptions_hold: bool
+    curve: str | None = None  # grid rows: which curve, its parameters and the variant
+    params: dict[str, float] | None = None
+    variant: str | None = None
+    reason: str | None = None
+    gates_failed: int | None = None
+    n_neurons: int | None = None
+    min_gate_margin: float | None = None
+    within_bound: bool | None = None  # None: not verified
+    n_outside_bound: int | None = None
+    max_error: float | None = None
+    max_bound: float | None = None
+    worst_ratio: float | None = None
+    runner_vs_exact: float | None = None
+    rounds_correctly: float | None = None
+    n_pairs: int | None = None
+
+
+def _row(con: Construction, v: Verification, **keys) -> BoundRow:
+    return BoundRow(**keys, assumptions_hold=bool(con.feasible), gates_failed=int((~con.gate_ok).sum()),
+                    n_neurons=int(con.cfg.d_mlp), min_gate_margin=float(con.gate_margin.min()),
+                    **{k: getattr(v, k) for k in ("within_bound", "n_outside_bound", "max_error", "max_bound",
+                                                  "worst_ratio", "runner_vs_exact", "rounds_correctly", "n_pairs")})
 
 
 def sweep(curve, *, n: int, M: int, k: int, over: str, values: Sequence[int], variant: str = "plain",
-          gate: str = "fit", dtype: str = "float64", device: str = "cpu", atol: float = 1e-3, **build_kw) -> list[dict]:
+          gate: str = "fit", dtype: str = "float64", device: str = "cpu", atol: float = 1e-3,
+          **build_kw) -> list[BoundRow]:
     """Rebuild and verify with one of M, n, k varied over ``values`` (the others fixed)."""
     rows = []
     stats_cache: dict[int, object] = {}
     for val in values:
         p = {"n": n, "M": M, "k": k, over: int(val)}
         if p["k"] >= p["n"] or (variant == "plain" and p["M"] + 1 >= p["n"]):
-            rows.append({**p, "assumptions_hold": False, "reason": "sizes break k < n or M + 1 < n"})
+            rows.append(BoundRow(**p, assumptions_hold=False, reason="sizes break k < n or M + 1 < n"))
             continue
         if p["n"] not in stats_cache:
             stats_cache[p["n"]] = curve_stats(curve, p["n"])
@@ -213,7 +235,7 @@ DEFAULT_GRID_CURVES = (
 
 def grid(curves=DEFAULT_GRID_CURVES, ns: Sequence[int] = (128, 512), ks: Sequence[int] = (2, 8),
          Ms: Sequence[int] = (8, 32), *, gate: str = "fit", dtype: str = "float64", device: str = "cpu",
-         atol: float = 1e-3) -> list[dict]:
+         atol: float = 1e-3) -> list[BoundRow]:
     """Every (curve, n, k, M): does the construction stay inside the bound where its assumptions hold?
 
     ``curves``: (name or Curve, params, variant) triples. For the helix variant M counts
@@ -228,10 +250,10 @@ def grid(curves=DEFAULT_GRID_CURVES, ns: Sequence[int] = (128, 512), ks: Sequenc
                 for M in Ms:
                     key = {"curve": curve.name, "params": dict(curve.params), "variant": variant, "n": n, "k": k, "M": M}
                     if k >= n or (variant == "plain" and M + 1 >= n):
-                        rows.append({**key, "assumptions_hold": False, "reason": "sizes break k < n or M + 1 < n"})
+                        rows.append(BoundRow(**key, assumptions_hold=False, reason="sizes break k < n or M + 1 < n"))
                         continue
                     if variant == "helix" and (curve.period or 1.0) * n / M < 1:
-                        rows.append({**key, "assumptions_hold": False, "reason": "more sentries than points per period"})
+                        rows.append(BoundRow(**key, assumptions_hold=False, reason="more sentries than points per period"))
                         continue
                     con = build(curve, n, M, k, variant=variant, gate=gate, strict=False, stats=stats)
                     rows.append(_row(con, verify(con, dtype=dtype, device=device, atol=atol, detail=False), **key))
