@@ -144,54 +144,54 @@ def test_decomposition_adds_up_to_the_model(small_ckpt, layer):
     toks[20:30] = toks[2:12]  # some repeats
     wd = P.center_writing_weights(P.fold_layer_norm(first_layers(w, layer + 1)))
     d = decompose_neuron(wd, (layer, 2), 17, toks)
-    assert d["reconstruction_error"] < 1e-9
+    assert d.reconstruction_error < 1e-9
     plain = Runner(w).run(toks[None], hooks=[f"blocks.{layer}.mlp.hook_pre"])[f"blocks.{layer}.mlp.hook_pre"][0, :, 17]
-    np.testing.assert_allclose(d["sum"], plain.numpy(), atol=1e-4)  # unprocessed float32 model
-    total = np.sum([v for v in d["components"].values()], axis=0)
-    np.testing.assert_allclose(total, d["measured"], atol=1e-9)
+    np.testing.assert_allclose(d.sum, plain.numpy(), atol=1e-4)  # unprocessed float32 model
+    total = np.sum([v for v in d.components.values()], axis=0)
+    np.testing.assert_allclose(total, d.measured, atol=1e-9)
     for name in (f"head {layer}.0", f"head {layer}.3"):
-        np.testing.assert_allclose(d["positional"][name] + np.array(d["non_positional"][name]) + d["value_bias"][name],
-                                   d["components"][name], atol=1e-12)
-    assert ("direct W_E" in d["components"]) == (layer == 0)
+        np.testing.assert_allclose(d.positional[name] + np.array(d.non_positional[name]) + d.value_bias[name],
+                                   d.components[name], atol=1e-12)
+    assert ("direct W_E" in d.components) == (layer == 0)
 
 
 def test_seed_approximations_and_their_errors(planted, result):
     d = result.decomposition
     eps = load_weights(str(planted.path)).cfg.eps
-    ap = d["approximations"]
-    dup = ap["per_head"]["0.1"]
-    assert dup["role"] == "duplicate"
+    ap = d.approximations
+    dup = ap.per_head["0.1"]
+    assert dup.role == "duplicate"
     # The planted head attends exactly uniformly over the copies: the seed's rule is exact
     # up to the e^-14 attention that leaks to other tokens.
-    assert dup["error_attention_rule"]["rms"] < 1e-4 * dup["error_attention_rule"]["exact_std"]
+    assert dup.error_attention_rule.rms < 1e-4 * dup.error_attention_rule.exact_std
     # error fields are what they say: recompute the total's from the curves the result carries
-    tp = ap["total_positional"]
-    e = np.array(tp["seed"]) - np.array(tp["exact"])
-    assert tp["error_seed"]["rms"] == pytest.approx(float(np.sqrt(np.mean(e**2))))
-    assert tp["error_seed"]["max_abs"] == pytest.approx(float(np.abs(e).max()))
+    tp = ap.total_positional
+    e = np.array(tp.seed) - np.array(tp.exact)
+    assert tp.error_seed.rms == pytest.approx(float(np.sqrt(np.mean(e**2))))
+    assert tp.error_seed.max_abs == pytest.approx(float(np.abs(e).max()))
     # constant MLP LayerNorm scale, by hand from the per-position scales
-    ms = d["mlp_scale"]
-    s2, meas, b = np.array(ms["by_position"]), np.array(d["measured"]), d["components"]["neuron bias b_in"][0]
-    const = (meas - b) * s2 / ms["used"] + b
-    assert ms["constant_scale_error"]["rms"] == pytest.approx(float(np.sqrt(np.mean((const - meas) ** 2))))
-    assert ms["used"] == pytest.approx(float(np.mean(s2[1:])))  # BOS left out of the mean
+    ms = d.mlp_scale
+    s2, meas, b = np.array(ms.by_position), np.array(d.measured), d.components["neuron bias b_in"][0]
+    const = (meas - b) * s2 / ms.used + b
+    assert ms.constant_scale_error.rms == pytest.approx(float(np.sqrt(np.mean((const - meas) ** 2))))
+    assert ms.used == pytest.approx(float(np.mean(s2[1:])))  # BOS left out of the mean
     # predicted extra = slope * (mean copy position - q) / s_bar, for every repeated token
-    ex = d["extra_vs_distance"]
-    toks = d["tokens"]
-    for q, pred in zip(ex["positions"], ex["predicted"]):
+    ex = d.extra_vs_distance
+    toks = d.tokens
+    for q, pred in zip(ex.positions, ex.predicted):
         cps = [k for k in range(q + 1) if toks[k] == toks[q]]
-        want = SLOPE * math.sqrt(1 + eps) * (np.mean(cps) - q) / ms["used"]
+        want = SLOPE * math.sqrt(1 + eps) * (np.mean(cps) - q) / ms.used
         assert pred == pytest.approx(want, rel=1e-5, abs=1e-9)  # float32 weights
-    assert ex["n"] > 10 and ex["correlation"] > 0.999
-    assert ex["rms_error"] < 0.05 * np.std(ex["measured"])
-    assert ex["fit_measured"]["slope"] > 0  # decreasing PVO: copies far back raise the neuron
+    assert ex.n > 10 and ex.correlation > 0.999
+    assert ex.rms_error < 0.05 * np.std(ex.measured)
+    assert ex.fit_measured["slope"] > 0  # decreasing PVO: copies far back raise the neuron
 
 
 def test_no_repeats_gives_an_empty_extra_with_a_reason(planted):
     r = duplicate_neurons(load_weights(str(planted.path)), head=(0, 1), threshold=1.0, text="w1 w2 w3 w4 w5",
                           k_examples=0)
-    assert r.decomposition["extra_vs_distance"]["n"] == 0
-    assert "earlier copy" in r.decomposition["extra_vs_distance"]["reason"]
+    assert r.decomposition.extra_vs_distance.n == 0
+    assert "earlier copy" in r.decomposition.extra_vs_distance.reason
 
 
 # ---------------------------------------------------------------------------- top examples
@@ -336,7 +336,7 @@ def test_pipeline_runs_end_to_end_on_tiny(tmp_path):
     h = duplicate_heads(w, n_seq=4, seq_len=64, n_text_seq=2, text=None)
     assert len(h.heads) == w.cfg.n_layers * w.cfg.n_heads and h.positional.heads
     n = duplicate_neurons(w, n_seq=2, seq_len=64, k_examples=4, n_scale_tokens=256)
-    assert n.decomposition["reconstruction_error"] < 1e-6 and n.grid_shape[0] * n.grid_shape[1] == w.cfg.d_mlp
-    assert n.top_examples and n.decomposition["text_source"] == "poslens sample text"
+    assert n.decomposition.reconstruction_error < 1e-6 and n.grid_shape[0] * n.grid_shape[1] == w.cfg.d_mlp
+    assert n.top_examples and n.decomposition.text_source == "poslens sample text"
     assert head_figures(h, tmp_path / "h") and neuron_figures(n, tmp_path / "n")
     json.loads(n.to_json())

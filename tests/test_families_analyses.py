@@ -88,11 +88,11 @@ def test_dup_neurons_decomposition_exact_or_not_applicable(fam):
             duplicate_neurons(w, head=(0, 1), n_seq=2, seq_len=16, k_examples=2)
         return
     r = duplicate_neurons(w, head=(0, 1), n_seq=2, seq_len=24, k_examples=2, tokenizer=_tok(w), n_scale_tokens=256)
-    assert r.decomposition["reconstruction_error"] < 1e-6
+    assert r.decomposition.reconstruction_error < 1e-6
     # ReLU (OPT) and GELU (GPT-Neo) MLPs: the per-head parts add up to the measured pre-activation
     toks = torch.tensor(_tok(w).encode("And the king said unto the king, the king is here"))
     d = decompose_neuron(P.center_writing_weights(P.fold_layer_norm(w)), (0, 2), 5, toks)
-    assert d["reconstruction_error"] < 1e-8
+    assert d.reconstruction_error < 1e-8
 
 
 def test_dup_neurons_refuses_clearly_where_no_exact_decomposition_exists(family_dirs):

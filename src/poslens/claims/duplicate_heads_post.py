@@ -88,7 +88,7 @@ def duplicate_neurons_rows(cfg, label: str, r) -> list[ClaimRow]:
     ms = r.mlp_scale
     out.append(_row(what="MLP LayerNorm scale is stable around 1.2", published=1.2, ours=ms.mean,
                     reproduced=abs(ms.mean - 1.2) / 1.2 < 0.15 and ms.std / ms.mean < 0.15,
-                    note=f"ln2.hook_scale (the divisor, as TransformerLens caches it) on {r.decomposition.get('text_source')}; "
+                    note=f"ln2.hook_scale (the divisor, as TransformerLens caches it) on {r.decomposition.text_source}; "
                          f"std {ms.std:.3f}; within 15% and a coefficient of variation below 0.15 count as reproduced"))
     if r.head != "0.5":
         return out
@@ -110,13 +110,13 @@ def duplicate_neurons_rows(cfg, label: str, r) -> list[ClaimRow]:
         out.append(_row(what="combined PVO contribution to 1168 after position 200", published=-0.2,
                         ours=cp.mean_from, reproduced=abs(cp.mean_from + 0.2) <= 0.1,
                         note="within 0.1 counts as reproduced"))
-        ex = r.decomposition.get("extra_vs_distance", {})
-        if ex.get("measured_at_100") is not None:
+        ex = r.decomposition.extra_vs_distance
+        if ex.measured_at_100 is not None:
             out.append(_row(what="extra activation of 1168 when copies are on average 100 tokens back", published=1.0,
-                            ours=ex["measured_at_100"], reproduced=0.5 <= ex["measured_at_100"] <= 1.5,
+                            ours=ex.measured_at_100, reproduced=0.5 <= ex.measured_at_100 <= 1.5,
                             note=f"linear fit of the measured extra against mean distance on "
-                                 f"{r.decomposition.get('text_source')} ({ex['n']} repeated tokens); the seed's "
-                                 f"prediction by its own rule: {ex['predicted_at_100']:.2f}; 0.5-1.5 counts as reproduced"))
+                                 f"{r.decomposition.text_source} ({ex.n} repeated tokens); the seed's "
+                                 f"prediction by its own rule: {ex.predicted_at_100:.2f}; 0.5-1.5 counts as reproduced"))
     return out
 
 

@@ -158,10 +158,10 @@ def neuron_figures(result, out: Path) -> list[Path]:
             pf.add_scatter(y=c, mode="lines", name=f"neuron {n}")
         pf.update_layout(xaxis_title="position", yaxis_title="PVO contribution")
         paths.append(save_plotly(pf, out / "pvo_curves.html"))
-    dec = result.decomposition or {}
+    dec = result.decomposition
     for key, title, fname in (("components", "contribution to the pre-activation", "neuron_decomposition"),
                               ("positional", "positional contribution (exact)", "neuron_positional")):
-        comps = dec.get(key) or {}
+        comps = getattr(dec, key) if dec is not None else {}
         if not comps:
             continue
         if png_wanted():
@@ -169,7 +169,7 @@ def neuron_figures(result, out: Path) -> list[Path]:
             for k, v in comps.items():
                 ax.plot(v, lw=1, label=k)
             if key == "components":
-                ax.plot(dec["measured"], "k--", lw=1, label="measured pre-activation")
+                ax.plot(dec.measured, "k--", lw=1, label="measured pre-activation")
             ax.set_xlabel("position in text")
             ax.set_ylabel(f"neuron {result.neuron}: {title}")
             ax.legend(fontsize=6, ncol=2)
@@ -178,14 +178,14 @@ def neuron_figures(result, out: Path) -> list[Path]:
         for k, v in comps.items():
             pf.add_scatter(y=v, mode="lines", name=k)
         if key == "components":
-            pf.add_scatter(y=dec["measured"], mode="lines", name="measured pre-activation", line={"dash": "dash"})
+            pf.add_scatter(y=dec.measured, mode="lines", name="measured pre-activation", line={"dash": "dash"})
         pf.update_layout(xaxis_title="position in text", yaxis_title=title)
         paths.append(save_plotly(pf, out / f"{fname}.html"))
-    tp = (dec.get("approximations") or {}).get("total_positional")
+    tp = dec.approximations.total_positional if dec is not None else None
     if tp:
         fig, ax = plt.subplots(figsize=(8, 4))
         for k, style in (("exact", "k-"), ("attention_rule", "b-"), ("seed", "r-")):
-            ax.plot(tp[k], style, lw=1, label={"exact": "exact", "attention_rule": "seed's rules, exact scales",
+            ax.plot(getattr(tp, k), style, lw=1, label={"exact": "exact", "attention_rule": "seed's rules, exact scales",
                                                "seed": "seed's rules and scales"}[k])
         ax.set_xlabel("position in text")
         ax.set_ylabel("total positional contribution")
@@ -200,19 +200,19 @@ def neuron_figures(result, out: Path) -> list[Path]:
         ax.set_ylabel("combined positional contribution")
         ax.legend(fontsize=8)
         paths.append(save_png(fig, out / "neuron_combined_positional.png"))
-    ex = dec.get("extra_vs_distance") or {}
-    if ex.get("mean_distance"):
+    ex = dec.extra_vs_distance if dec is not None else None
+    if ex is not None and ex.mean_distance:
         if png_wanted():
             fig, ax = plt.subplots(figsize=(6, 4))
-            ax.scatter(ex["mean_distance"], ex["measured"], s=8, label="measured (exact)")
-            ax.scatter(ex["mean_distance"], ex["predicted"], s=8, label="predicted (seed: w_j = 1/n)")
+            ax.scatter(ex.mean_distance, ex.measured, s=8, label="measured (exact)")
+            ax.scatter(ex.mean_distance, ex.predicted, s=8, label="predicted (seed: w_j = 1/n)")
             ax.set_xlabel("mean distance to the earlier copies of the current token")
             ax.set_ylabel("extra from the duplicate head")
             ax.legend()
             paths.append(save_png(fig, out / "neuron_extra_vs_distance.png"))
         pf = go.Figure()
-        pf.add_scatter(x=ex["mean_distance"], y=ex["measured"], mode="markers", name="measured")
-        pf.add_scatter(x=ex["mean_distance"], y=ex["predicted"], mode="markers", name="predicted")
+        pf.add_scatter(x=ex.mean_distance, y=ex.measured, mode="markers", name="measured")
+        pf.add_scatter(x=ex.mean_distance, y=ex.predicted, mode="markers", name="predicted")
         pf.update_layout(xaxis_title="mean distance to earlier copies", yaxis_title="extra from the duplicate head")
         paths.append(save_plotly(pf, out / "neuron_extra_vs_distance.html"))
     st = result.ln_scale

@@ -39,7 +39,7 @@ GPT-2 small figures are in :mod:`poslens.claims.duplicate_heads_post`; figures i
 >>> from poslens.models import load_weights
 >>> from poslens.analyses.neurons import duplicate_neurons
 >>> r = duplicate_neurons(load_weights("gpt2"), head=(0, 5), neuron=1168)    # doctest: +SKIP
->>> r.fits["1168"].zero_crossing, r.decomposition["extra_vs_distance"]["fit_measured"]  # doctest: +SKIP
+>>> r.fits["1168"].zero_crossing, r.decomposition.extra_vs_distance.fit_measured  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from .layernorm import layernorm_scale_study, ln1_multiplier_curve
 from .options import Options
 from .premise import first_layers, layer_names, not_applicable_reason, token_path_names, zero_mlp_reason
 from .pvo import combined_positional, grid_shape, linear_fit, pvo_matrix
-from .result import CombinedPositional, DupNeuronsResult, MLPScale, NeuronFit
+from .result import CombinedPositional, DupNeuronsResult, NeuronFit
 
 
 def _default_head(weights: Weights, seq_len: int, seed: int) -> tuple[tuple[int, int], str]:
@@ -140,14 +140,14 @@ def duplicate_neurons(
     if len(seq) > cfg.n_ctx:
         seq = seq[: cfg.n_ctx]
     uni = [h for _, h in uniform_heads] if uniform_heads is not None else None
-    dec = decompose_neuron(wd, head, neuron, seq, uni, o.mlp_scale, o.pos_norm_from, ignore)
-    dec["text_source"] = text_source
-    dec["token_strings"] = tok.to_str_tokens(seq.tolist()) if tok is not None else [str(i) for i in seq.tolist()]
-    s_mlp = dec["mlp_scale"]["used"]
-    if dec["reconstruction_error"] > 1e-6 * max(1.0, float(np.abs(dec["measured"]).max())):
-        notes.append(f"the decomposition misses the measured pre-activation by {dec['reconstruction_error']:.2e}")
-    if dec["extra_vs_distance"].get("n", 0) == 0:
-        notes.append(dec["extra_vs_distance"]["reason"])
+    dec = dataclasses.replace(
+        decompose_neuron(wd, head, neuron, seq, uni, o.mlp_scale, o.pos_norm_from, ignore), text_source=text_source,
+        token_strings=tok.to_str_tokens(seq.tolist()) if tok is not None else [str(i) for i in seq.tolist()])
+    s_mlp = dec.mlp_scale.used
+    if dec.reconstruction_error > 1e-6 * max(1.0, float(np.abs(dec.measured).max())):
+        notes.append(f"the decomposition misses the measured pre-activation by {dec.reconstruction_error:.2e}")
+    if dec.extra_vs_distance.n == 0:
+        notes.append(dec.extra_vs_distance.reason)
 
     # PVO curves and fits.
     m1 = ln1_multiplier_curve(wp, o.ln_scale, o.n_scale_tokens, o.pos_norm_from, o.seed)
@@ -161,11 +161,11 @@ def duplicate_neurons(
 
     # The seed's combined positional curve for the decomposed neuron (weights only).
     m1d = ln1_multiplier_curve(wd, o.ln_scale, o.n_scale_tokens, o.pos_norm_from, o.seed)
-    uni_heads = [int(n.split(".")[1]) for n in dec["approximations"]["uniform_heads"]]
+    uni_heads = [int(n.split(".")[1]) for n in dec.approximations.uniform_heads]
     comb = combined_positional(wd, head, neuron, uni_heads, m1d, s_mlp)
     cf = min(int(o.combined_from), cfg.n_ctx // 2)
     combined = CombinedPositional(curve=comb.tolist(), from_position=cf, mean_from=float(comb[cf:].mean()),
-                                  uniform_heads=dec["approximations"]["uniform_heads"], ln_scale=o.ln_scale,
+                                  uniform_heads=dec.approximations.uniform_heads, ln_scale=o.ln_scale,
                                   mlp_scale=s_mlp)
 
     # Top activating examples.
@@ -185,7 +185,7 @@ def duplicate_neurons(
     options = {
         **dataclasses.asdict(o), "head": f"{L}.{hd}", "neuron": neuron, "text": text_source, "seq_len": P,
         "center_axis": "d_model (each row's mean removed; exact under LayerNorm)", "fit_from": ff, "combined_from": cf,
-        "corpus": str(o.corpus) if o.corpus else None, "uniform_heads": dec["approximations"]["uniform_heads"],
+        "corpus": str(o.corpus) if o.corpus else None, "uniform_heads": dec.approximations.uniform_heads,
         "uniform_heads_source": "given" if uniform_heads else "detected", "prepend_bos": bos is not None, "dtype": dtype,
         "decomposition_weights": list(wd.processing), "decomposition_dtype": "float64",
         "pvo_norm": "L2 over all positions of the raw W_pos·W_V·W_O·W_in",
@@ -195,7 +195,7 @@ def duplicate_neurons(
         d_mlp=cfg.d_mlp, head_choice=head_choice, ln_scale=study, pvo_norms=norms.tolist(),
         grid=norms.reshape(rows, cols).tolist(), grid_shape=[rows, cols], selected=selected, selection=selection,
         fits=fits, curves=curves, ln1_multiplier=m1.tolist(),
-        mlp_scale=MLPScale(**dec["mlp_scale"]), decomposition=dec, combined_positional=combined,
+        mlp_scale=dec.mlp_scale, decomposition=dec, combined_positional=combined,
         top_examples=examples, top_examples_summary=ex_summary, notes=notes,
     )
     return dataclasses.replace(res, checks=duplicate_neurons_rows(cfg, weights.label, res))

@@ -4,7 +4,7 @@ seed's approximations against it (see :func:`decompose_neuron`)."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -13,9 +13,134 @@ from ...errors import InvalidInputError, NotApplicableError
 from ...models.runner import Runner
 from ...models.weights import Weights
 from ..heads import duplicate_mask, pattern_spread
+from ..heads.measure import HeadSpread
 from .layernorm import pos_norm_const, rel_error
 from .premise import neuron_read, not_applicable_reason
 from .pvo import linear_fit, neuron_ov
+
+
+@dataclass(frozen=True)
+class ApproxError:
+    """An approximation against the exact values: rms, largest and mean error, the exact values' std
+    and the rms relative to it (None when the exact values are constant)."""
+
+    rms: float
+    max_abs: float
+    mean: float
+    exact_std: float
+    relative_rms: float | None
+
+
+@dataclass(frozen=True)
+class RelativeError:
+    """``approx / exact - 1`` over the text: mean absolute, rms, largest and signed mean."""
+
+    mean_abs: float
+    rms: float
+    max_abs: float
+    mean: float
+
+
+@dataclass(frozen=True)
+class MLPScale:
+    """The MLP LayerNorm's scale (``ln2.hook_scale``) over the decomposed text: the value the
+    decomposition ``used`` (and its ``source``), its mean, std, range and value by position, and
+    the error of holding it constant."""
+
+    used: float
+    source: str
+    mean: float
+    std: float
+    min: float
+    max: float
+    by_position: list[float]
+    constant_scale_error: ApproxError
+
+
+@dataclass(frozen=True)
+class Ln1OnText:
+    """The seed's attention-LayerNorm multiplier (|W_pos| held at its mean beyond ``pos_norm_from``)
+    against the exact one on the text."""
+
+    pos_norm_const: float
+    pos_norm_from: int
+    seed_vs_exact: RelativeError
+
+
+@dataclass(frozen=True)
+class HeadApproximation:
+    """One head's role in the seed's rules (duplicate, uniform or current), its attention spread on the
+    text, and the error of its positional contribution by the attention rule alone (exact LayerNorm
+    scales) and by the seed's rules and scales."""
+
+    role: str
+    spread: HeadSpread
+    error_attention_rule: ApproxError
+    error_seed: ApproxError
+
+
+@dataclass(frozen=True)
+class TotalPositional:
+    exact: list[float]
+    attention_rule: list[float]
+    seed: list[float]
+    error_attention_rule: ApproxError
+    error_seed: ApproxError
+
+
+@dataclass(frozen=True)
+class Approximations:
+    uniform_heads: list[str]
+    per_head: dict[str, HeadApproximation]  # head ("0.5") -> its approximation
+    total_positional: TotalPositional
+
+
+@dataclass(frozen=True)
+class ExtraVsDistance:
+    """The duplicate head's extra contribution at repeated tokens against the mean distance to their
+    earlier copies: ``measured`` (exact) and ``predicted`` (the seed's rule), per repeated token, with
+    line fits and their values at distance 100; ``n`` 0 with a ``reason`` when nothing repeats."""
+
+    n: int
+    reason: str | None = None
+    positions: list[int] = field(default_factory=list)
+    n_copies: list[int] = field(default_factory=list)
+    mean_distance: list[float] = field(default_factory=list)
+    measured: list[float] = field(default_factory=list)
+    predicted: list[float] = field(default_factory=list)
+    rms_error: float | None = None
+    correlation: float | None = None
+    fit_measured: dict[str, float | None] | None = None  # pvo.linear_fit: slope, intercept, r2, zero_crossing, n
+    fit_predicted: dict[str, float | None] | None = None
+    measured_at_100: float | None = None
+    predicted_at_100: float | None = None
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    """One neuron's pre-activation over a text, split exactly by source (``components``: each head,
+    the attention bias, the direct W_pos and token paths, the neuron bias; they add up to
+    ``measured`` within ``reconstruction_error``), the heads' positional / non-positional / value-bias
+    parts, and the seed's approximations against them. Maps are keyed "head L.H" and by path name."""
+
+    layer: int
+    head: str
+    neuron: int
+    n_tokens: int
+    tokens: list[int]
+    measured: list[float]
+    sum: list[float]
+    reconstruction_error: float
+    components: dict[str, list[float]]
+    positional: dict[str, list[float]]
+    non_positional: dict[str, list[float]]
+    value_bias: dict[str, list[float]]
+    mlp_scale: MLPScale
+    ln1_scale_on_text: Ln1OnText
+    approximations: Approximations
+    extra_vs_distance: ExtraVsDistance
+    text_source: str = ""
+    token_strings: list[str] = field(default_factory=list)
 
 
 def _copies(tokens: torch.Tensor, ignore: tuple[int, ...]) -> torch.Tensor:
@@ -33,12 +158,12 @@ def _rule(v: torch.Tensor, rule: str, copies: torch.Tensor) -> torch.Tensor:
     return (m @ v) / m.sum(1)
 
 
-def _err(approx: torch.Tensor, exact: torch.Tensor) -> dict[str, float]:
+def _err(approx: torch.Tensor, exact: torch.Tensor) -> ApproxError:
     e = approx - exact
     sd = float(exact.std()) if len(exact) > 1 else 0.0
     rms = float(e.pow(2).mean().sqrt())
-    return {"rms": rms, "max_abs": float(e.abs().max()), "mean": float(e.mean()), "exact_std": sd,
-            "relative_rms": rms / sd if sd > 0 else None}
+    return ApproxError(rms=rms, max_abs=float(e.abs().max()), mean=float(e.mean()), exact_std=sd,
+                       relative_rms=rms / sd if sd > 0 else None)
 
 
 def decompose_neuron(
@@ -52,7 +177,7 @@ def decompose_neuron(
     ignore: tuple[int, ...] = (),
     uniform_entropy: float = 0.85,
     local_window: int = 30,
-) -> dict[str, Any]:
+) -> Decomposition:
     """Exact per-head decomposition of ``neuron``'s pre-activation over one text, and the seed's approximations.
 
     ``weights`` must have folded LayerNorms (``fold_layer_norm``): then, at every position q,
@@ -121,7 +246,7 @@ def decompose_neuron(
     m1_exact = 1.0 / s1
     m1_seed = math.sqrt(cfg.d_model) / torch.sqrt(((x - pos) ** 2).sum(-1) + c * c)
     seed_pos = (pos @ ov.T).T * m1_seed  # [H, k]: PVO with the seed's LayerNorm multiplier
-    per_head: dict[str, Any] = {}
+    per_head: dict[str, HeadApproximation] = {}
     attn_only_total = direct_pos.clone()
     seed_total = (pos @ w_in) / s_bar
     for h in range(cfg.n_heads):
@@ -130,41 +255,39 @@ def decompose_neuron(
         a_seed = _rule(seed_pos[h], rule, copies) / s_bar
         attn_only_total += a_only
         seed_total += a_seed
-        per_head[names[h]] = {"role": roles[h], "spread": spread[str(h)],
-                              "error_attention_rule": _err(a_only, head_pos[h]), "error_seed": _err(a_seed, head_pos[h])}
+        per_head[names[h]] = HeadApproximation(role=roles[h], spread=spread[str(h)],
+                                               error_attention_rule=_err(a_only, head_pos[h]),
+                                               error_seed=_err(a_seed, head_pos[h]))
     exact_total = head_pos.sum(0) + direct_pos
     const_pre = (measured - b_in) * s2 / s_bar + b_in
 
-    return {
-        "layer": L, "head": f"{L}.{hd}", "neuron": neuron, "n_tokens": P, "tokens": tokens.tolist(),
-        "measured": measured.tolist(), "sum": total.tolist(),
-        "reconstruction_error": float((total - measured).abs().max()),
-        "components": {**{f"head {n}": (head_pos[i] + head_rest[i] + head_bias[i]).tolist() for i, n in enumerate(names)},
-                       "attention bias b_O": attn_bias.tolist(), "direct W_pos": direct_pos.tolist(),
-                       f"direct {rest_name}": direct_rest.tolist(), "neuron bias b_in": [b_in] * P},
-        "positional": {**{f"head {n}": head_pos[i].tolist() for i, n in enumerate(names)},
-                       "direct W_pos": direct_pos.tolist()},
-        "non_positional": {f"head {n}": head_rest[i].tolist() for i, n in enumerate(names)},
-        "value_bias": {f"head {n}": head_bias[i].tolist() for i, n in enumerate(names)},
-        "mlp_scale": {"used": s_bar, "source": "given" if mlp_scale is not None else "mean over the text",
-                      "mean": float(s2.mean()), "std": float(s2.std()), "min": float(s2.min()), "max": float(s2.max()),
-                      "by_position": s2.tolist(),
-                      "constant_scale_error": _err(const_pre, measured)},
-        "ln1_scale_on_text": {"pos_norm_const": c, "pos_norm_from": frm,
-                              "seed_vs_exact": rel_error(m1_seed, m1_exact)},
-        "approximations": {
-            "uniform_heads": [names[h] for h in uniform_heads], "per_head": per_head,
-            "total_positional": {"exact": exact_total.tolist(), "attention_rule": attn_only_total.tolist(),
-                                 "seed": seed_total.tolist(),
-                                 "error_attention_rule": _err(attn_only_total, exact_total),
-                                 "error_seed": _err(seed_total, exact_total)},
-        },
-        "extra_vs_distance": _extra_vs_distance(tokens, copies, ignore, head_pos[hd], key_pos[hd] / s2,
-                                                seed_pos[hd] / s_bar),
-    }
+    return Decomposition(
+        layer=L, head=f"{L}.{hd}", neuron=neuron, n_tokens=P, tokens=tokens.tolist(),
+        measured=measured.tolist(), sum=total.tolist(), reconstruction_error=float((total - measured).abs().max()),
+        components={**{f"head {n}": (head_pos[i] + head_rest[i] + head_bias[i]).tolist() for i, n in enumerate(names)},
+                    "attention bias b_O": attn_bias.tolist(), "direct W_pos": direct_pos.tolist(),
+                    f"direct {rest_name}": direct_rest.tolist(), "neuron bias b_in": [b_in] * P},
+        positional={**{f"head {n}": head_pos[i].tolist() for i, n in enumerate(names)}, "direct W_pos": direct_pos.tolist()},
+        non_positional={f"head {n}": head_rest[i].tolist() for i, n in enumerate(names)},
+        value_bias={f"head {n}": head_bias[i].tolist() for i, n in enumerate(names)},
+        mlp_scale=MLPScale(used=s_bar, source="given" if mlp_scale is not None else "mean over the text",
+                           mean=float(s2.mean()), std=float(s2.std()), min=float(s2.min()), max=float(s2.max()),
+                           by_position=s2.tolist(), constant_scale_error=_err(const_pre, measured)),
+        ln1_scale_on_text=Ln1OnText(pos_norm_const=c, pos_norm_from=frm,
+                                    seed_vs_exact=RelativeError(**rel_error(m1_seed, m1_exact))),
+        approximations=Approximations(
+            uniform_heads=[names[h] for h in uniform_heads], per_head=per_head,
+            total_positional=TotalPositional(exact=exact_total.tolist(), attention_rule=attn_only_total.tolist(),
+                                             seed=seed_total.tolist(),
+                                             error_attention_rule=_err(attn_only_total, exact_total),
+                                             error_seed=_err(seed_total, exact_total)),
+        ),
+        extra_vs_distance=_extra_vs_distance(tokens, copies, ignore, head_pos[hd], key_pos[hd] / s2,
+                                             seed_pos[hd] / s_bar),
+    )
 
 
-def _extra_vs_distance(tokens, copies, ignore, dup_exact, dup_self, dup_seed) -> dict[str, Any]:
+def _extra_vs_distance(tokens, copies, ignore, dup_exact, dup_self, dup_seed) -> ExtraVsDistance:
     """Extra contribution of the duplicate head at repeated tokens against the mean distance to their copies.
 
     measured: the head's exact positional contribution minus what it would give attending
@@ -177,7 +300,7 @@ def _extra_vs_distance(tokens, copies, ignore, dup_exact, dup_self, dup_seed) ->
     n_earlier = earlier.sum(1)
     ok = n_earlier > 0
     if not ok.any():
-        return {"n": 0, "reason": "no token in the text has an earlier copy, so there is no duplicate to measure"}
+        return ExtraVsDistance(n=0, reason="no token in the text has an earlier copy, so there is no duplicate to measure")
     dist = (q_idx[:, None] - q_idx[None, :]).double() * earlier
     mean_d = dist.sum(1) / n_earlier.clamp(min=1)
     measured = dup_exact - dup_self
@@ -188,11 +311,10 @@ def _extra_vs_distance(tokens, copies, ignore, dup_exact, dup_self, dup_seed) ->
     def at(f, d):
         return None if f["slope"] is None else f["intercept"] + f["slope"] * d
 
-    return {
-        "n": int(ok.sum()), "positions": q_idx[ok].tolist(), "n_copies": (n_earlier[ok] + 1).tolist(),
-        "mean_distance": md.tolist(), "measured": ms.tolist(), "predicted": pr.tolist(),
-        "rms_error": float(np.sqrt(np.mean((pr - ms) ** 2))),
-        "correlation": float(np.corrcoef(pr, ms)[0, 1]) if len(ms) > 2 and np.std(pr) > 0 and np.std(ms) > 0 else None,
-        "fit_measured": fm, "fit_predicted": fp,
-        "measured_at_100": at(fm, 100.0), "predicted_at_100": at(fp, 100.0),
-    }
+    return ExtraVsDistance(
+        n=int(ok.sum()), positions=q_idx[ok].tolist(), n_copies=(n_earlier[ok] + 1).tolist(),
+        mean_distance=md.tolist(), measured=ms.tolist(), predicted=pr.tolist(),
+        rms_error=float(np.sqrt(np.mean((pr - ms) ** 2))),
+        correlation=float(np.corrcoef(pr, ms)[0, 1]) if len(ms) > 2 and np.std(pr) > 0 and np.std(ms) > 0 else None,
+        fit_measured=fm, fit_predicted=fp, measured_at_100=at(fm, 100.0), predicted_at_100=at(fp, 100.0),
+    )

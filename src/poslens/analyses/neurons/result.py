@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...results import ClaimRow, Result
+from .decompose import Decomposition, MLPScale
 from .examples import ExamplesSummary, TopExample
 from .layernorm import LayerNormStudy
 
@@ -23,22 +24,6 @@ class NeuronFit:
     zero_crossing: float | None
     n: int
     norm: float
-
-
-@dataclass(frozen=True)
-class MLPScale:
-    """The MLP LayerNorm's scale (``ln2.hook_scale``) over the decomposed text: the value the
-    decomposition ``used`` (and its ``source``), its mean, std, range and value by position, and
-    the error (:func:`~poslens.analyses.neurons.decompose`'s rms/max/mean) of holding it constant."""
-
-    used: float
-    source: str
-    mean: float
-    std: float
-    min: float
-    max: float
-    by_position: list[float]
-    constant_scale_error: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -77,7 +62,7 @@ class DupNeuronsResult(Result):
     curves: dict[str, list[float]] = field(default_factory=dict)
     ln1_multiplier: list[float] = field(default_factory=list)
     mlp_scale: MLPScale | None = None
-    decomposition: dict[str, Any] = field(default_factory=dict)
+    decomposition: Decomposition | None = None
     combined_positional: CombinedPositional | None = None
     top_examples: list[TopExample] = field(default_factory=list)
     top_examples_summary: ExamplesSummary | None = None  # None when no examples were asked for
@@ -104,23 +89,23 @@ def summarize(r: DupNeuronsResult) -> list[str]:
                      f"(max {st.approx_error['max_abs']:.2%}); with |W_pos| = {st.pos_norm_mean:.3f} "
                      f"{st.approx_const_error['mean_abs']:.2%}; mean |cos(W_E, W_pos)| {st.cos_abs_mean:.3f}")
     d = r.decomposition
-    if d:
-        ms = d["mlp_scale"]
-        lines.append(f"decomposition over {d['n_tokens']} tokens ({d.get('text_source')}): exact to "
-                     f"{d['reconstruction_error']:.1e}; MLP LayerNorm scale {ms['mean']:.3f} ± {ms['std']:.3f} "
-                     f"(constant-scale error rms {ms['constant_scale_error']['rms']:.3g})")
-        ap = d["approximations"]
-        tp = ap["total_positional"]
-        lines.append(f"seed's rules for the positional part (uniform heads: {', '.join(ap['uniform_heads']) or 'none'}): "
-                     f"rms error {tp['error_attention_rule']['rms']:.3g} with exact LayerNorm scales, "
-                     f"{tp['error_seed']['rms']:.3g} with the seed's scales (exact positional part varies by "
-                     f"{tp['error_seed']['exact_std']:.3g})")
-        ex = d["extra_vs_distance"]
-        if ex.get("n"):
-            lines.append(f"{ex['n']} repeated tokens: extra from the duplicate head {_f(ex['fit_measured']['slope'])}/token "
-                         f"of mean copy distance measured, {_f(ex['fit_predicted']['slope'])} predicted; at 100 tokens "
-                         f"{_f(ex['measured_at_100'])} measured vs {_f(ex['predicted_at_100'])} predicted "
-                         f"(rms {ex['rms_error']:.3g})")
+    if d is not None:
+        ms = d.mlp_scale
+        lines.append(f"decomposition over {d.n_tokens} tokens ({d.text_source}): exact to "
+                     f"{d.reconstruction_error:.1e}; MLP LayerNorm scale {ms.mean:.3f} ± {ms.std:.3f} "
+                     f"(constant-scale error rms {ms.constant_scale_error.rms:.3g})")
+        ap = d.approximations
+        tp = ap.total_positional
+        lines.append(f"seed's rules for the positional part (uniform heads: {', '.join(ap.uniform_heads) or 'none'}): "
+                     f"rms error {tp.error_attention_rule.rms:.3g} with exact LayerNorm scales, "
+                     f"{tp.error_seed.rms:.3g} with the seed's scales (exact positional part varies by "
+                     f"{tp.error_seed.exact_std:.3g})")
+        ex = d.extra_vs_distance
+        if ex.n:
+            lines.append(f"{ex.n} repeated tokens: extra from the duplicate head {_f(ex.fit_measured['slope'])}/token "
+                         f"of mean copy distance measured, {_f(ex.fit_predicted['slope'])} predicted; at 100 tokens "
+                         f"{_f(ex.measured_at_100)} measured vs {_f(ex.predicted_at_100)} predicted "
+                         f"(rms {ex.rms_error:.3g})")
     cp = r.combined_positional
     if cp is not None:
         lines.append(f"combined positional contribution by the seed's rules, mean after position {cp.from_position}: "
