@@ -126,13 +126,13 @@ def test_planted_helix_recovered(planted, planted_result):
     assert _rel(abs(c @ axis_pca), PITCH / PERIOD) < 0.01
     # Token/position comparisons against the planted W_E.
     tp = r.token_position
-    assert abs(tp["subspace_share"] - planted.token_share) < 1e-5
-    assert abs(tp["subspace_share_uncentred"] - planted.token_share_uncentred) < 1e-5
-    assert tp["chance"] == 3 / 64
+    assert abs(tp.subspace_share - planted.token_share) < 1e-5
+    assert abs(tp.subspace_share_uncentred - planted.token_share_uncentred) < 1e-5
+    assert tp.chance == 3 / 64
     # Periodic structure seen from every angle.
-    assert abs(r.cosine["period"] - PERIOD) <= 2
-    assert abs(r.periods["pooled"][0]["period"] - PERIOD) < 0.1 * PERIOD
-    assert r.outliers["flagged"] == []
+    assert abs(r.cosine.period - PERIOD) <= 2
+    assert abs(r.periods.pooled[0].period - PERIOD) < 0.1 * PERIOD
+    assert r.outliers.flagged == []
 
 
 def test_noisy_helix_still_recovered(tmp_path):
@@ -156,9 +156,9 @@ def test_outliers_and_fray_found(tmp_path):
     sd["wpe.weight"] = torch.tensor(W, dtype=torch.float32)
     path = write_checkpoint(tmp_path / "m", cfg, sd)
     r = H.helix(str(path), truncate_at=100, sinusoidal=False, tokens=False)
-    assert [o["position"] for o in r.outliers["flagged"]] == [0]
-    assert 40 <= r.fray["fray_end"] <= 70
-    assert r.fray["mean_before_cut"] > 5 * r.fray["mean_after_cut"]
+    assert [o.position for o in r.outliers.flagged] == [0]
+    assert 40 <= r.fray.fray_end <= 70
+    assert r.fray.mean_before_cut > 5 * r.fray.mean_after_cut
 
 
 def test_invariances(planted):
@@ -183,13 +183,13 @@ def test_sinusoidal_comparison_hand_computed(planted_result):
     r, _ = planted_result
     s = r.sinusoidal
     d = 64
-    assert abs(s["norms"]["mean"] - np.sqrt(d / 2)) < 1e-12 and s["norms"]["std"] < 1e-12
+    assert abs(s.norms.mean - np.sqrt(d / 2)) < 1e-12 and s.norms.std < 1e-12
     # cos(P_n, P_n+1) = sum_i cos(base^(-2i/d)) / (d/2), the same for every n
     expect = np.cos(10000.0 ** (-2 * np.arange(d // 2) / d)).sum() / (d / 2)
-    assert abs(s["cosine"]["adjacent_mean"] - expect) < 1e-5 and s["cosine"]["adjacent_std"] < 1e-5
+    assert abs(s.cosine.adjacent_mean - expect) < 1e-5 and s.cosine.adjacent_std < 1e-5
     pe = sinusoidal_encoding(512, d)[1:]
-    assert s["components_for_90"] == H.components_for(H.variance_spectrum(pe)) > 3
-    assert s["encoding"]["base"] == 10000.0 and "sin" in s["encoding"]["formula"]
+    assert s.components_for_90 == H.components_for(H.variance_spectrum(pe)) > 3
+    assert s.encoding["base"] == 10000.0 and "sin" in s.encoding["formula"]
 
 
 # ----------------------------------------------------------------------------- reads and bad input
@@ -219,7 +219,7 @@ def test_not_learned_refused(tmp_path):
         p = write_checkpoint(tmp_path / name, cfg, sd)
         with pytest.raises(InvalidInputError, match="same vector" if name == "zeros" else "fixed sinusoidal"):
             H.helix(str(p))
-    assert H.helix(str(tmp_path / "sinusoidal"), allow_fixed=True).sinusoidal["components_for_90"] > 0
+    assert H.helix(str(tmp_path / "sinusoidal"), allow_fixed=True).sinusoidal.components_for_90 > 0
 
 
 def test_bad_ranges(planted):
@@ -269,7 +269,7 @@ def test_short_period_share_by_hand_and_on_planted_matrices(planted_result, tmp_
     assert short_period_share(slow)["share"] < 1e-3
     # an exact helix has none; the result reports it, and the summary says it
     r, _ = planted_result
-    assert r.short_period["period"] == 4.0 and r.short_period["share"] < 1e-3
+    assert r.short_period.period == 4.0 and r.short_period.share < 1e-3
     assert any("periods of at most 4 positions" in line for line in H.summarize(r))
     # a W_pos whose rows alternate along one direction: the share is that direction's variance share
     sd = random_state_dict(small_config(n_ctx=128, d_model=16), seed=0)
@@ -280,7 +280,7 @@ def test_short_period_share_by_hand_and_on_planted_matrices(planted_result, tmp_
     path = write_checkpoint(tmp_path / "alt", small_config(n_ctx=128, d_model=16), sd)
     Wc = W[1:] - W[1:].mean(0)  # the analysis leaves out position 0
     want = ((alt[1:] - alt[1:].mean()) ** 2).sum() / (Wc ** 2).sum()
-    got = H.helix(str(path), sinusoidal=False, tokens=False).short_period["share"]
+    got = H.helix(str(path), sinusoidal=False, tokens=False).short_period.share
     assert got == pytest.approx(want, rel=0.02)
 
 
@@ -289,20 +289,20 @@ def test_real_gpt2_small_published_figures(partial_ckpt):
     r = H.helix(Weights.from_checkpoint(ckpt))
     assert ckpt.reads == ["wpe.weight"]  # the partial checkpoint has no wte; nothing else is touched
     assert 0.905 < r.cumulative[2] < 0.915 and r.components_for_90 == 3  # 001: 90% in 3D, '9%' outside
-    assert r.truncations["late"]["cumulative"][2] > r.cumulative[2] + 0.02  # 001: truncating helps
-    n = r.norms["W_pos"]  # 004's slides, to their 4 decimals
-    ours = tuple(round(n[k], 4) for k in ("mean", "std", "max", "min"))
+    assert r.truncations["late"].cumulative[2] > r.cumulative[2] + 0.02  # 001: truncating helps
+    n = r.norms.W_pos  # 004's slides, to their 4 decimals
+    ours = tuple(round(getattr(n, k), 4) for k in ("mean", "std", "max", "min"))
     assert ours == (3.3901, 0.2620, 9.8756, 0.1179)
-    assert (n["argmax"], n["argmin"]) == (0, 1023)
-    flagged = [o["position"] for o in r.outliers["flagged"]]
+    assert (n.argmax, n.argmin) == (0, 1023)
+    flagged = [o.position for o in r.outliers.flagged]
     assert flagged[:2] == [0, 1023]
     checks = {c.what: c for c in r.checks}
     failed = [c for c in r.checks if not c.reproduced]
     assert [c.published for c in failed] == [153]  # only the slides' sinusoidal count, with the reason
-    assert "L = 1000 gives 153" in failed[0].note and failed[0].ours == r.sinusoidal["components_for_90"]
+    assert "L = 1000 gives 153" in failed[0].note and failed[0].ours == r.sinusoidal.components_for_90
     assert len(checks) >= 10
-    assert r.ode_smoothed["r2"] > 0.8 and r.truncations["late"]["ode"]["r2"] > 0.85
-    assert r.short_period["share"] < 0.005  # a smooth helix: neighbours are not told apart by W_pos
+    assert r.ode_smoothed["r2"] > 0.8 and r.truncations["late"].ode["r2"] > 0.85
+    assert r.short_period.share < 0.005  # a smooth helix: neighbours are not told apart by W_pos
 
 
 # ----------------------------------------------------------------------------- several models, sweeps, CLI, report

@@ -50,7 +50,7 @@ def test_tiny_has_the_smooth_w_pos_its_card_reports():
     from poslens.analyses.helix import helix
 
     hx = helix(load_weights("tiny"), tokens=False, sinusoidal=False, truncations=False)
-    assert sum(hx.variance_explained[:3]) >= 0.6 and hx.short_period["share"] <= 0.05
+    assert sum(hx.variance_explained[:3]) >= 0.6 and hx.short_period.share <= 0.05
 
 
 def test_tiny_attn_has_duplicate_token_and_induction_heads_and_the_sweep_finds_when_they_formed(tmp_path):

@@ -64,7 +64,7 @@ def _helix(w, opts: dict) -> dict:
         "helix_turns": h.get("turns"),
         "helix_period": h.get("period"),
         "helix_r2": h.get("r2"),
-        "short_period_share": (r.short_period or {}).get("share"),
+        "short_period_share": r.short_period.share if r.short_period else None,
     }
 
 

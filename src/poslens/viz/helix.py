@@ -274,7 +274,7 @@ def norms_plot(d: dict, out: Path) -> list[Path]:
         for o in d["outliers"]["flagged"][:8]:
             ax.plot(o["position"], o["norm"], "o", color="tab:red", ms=4)
             ax.annotate(str(o["position"]), (o["position"], o["norm"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        if "W_E" in n:
+        if n.get("W_E"):
             ax.axhline(n["W_E"]["mean"], color="tab:green", ls="--", lw=0.8, label=f"W_E mean {n['W_E']['mean']:.3f}")
         if d.get("sinusoidal"):
             ax.axhline(d["sinusoidal"]["norms"]["mean"], color="tab:gray", ls=":", lw=0.8,
@@ -305,7 +305,7 @@ def norms_plot(d: dict, out: Path) -> list[Path]:
                         text=[str(o["position"]) for o in flagged], textposition="top right",
                         textfont=dict(size=10), marker=dict(color="#d62728", size=7), name="isolated positions",
                         row=1, col=1)
-    if "W_E" in n:
+    if n.get("W_E"):
         fig.add_trace(_hline_trace(0, x1, n["W_E"]["mean"], f"W_E mean {n['W_E']['mean']:.3f}", "#2ca02c", "dash"),
                       row=1, col=1)
     if d.get("sinusoidal"):

@@ -18,6 +18,8 @@ from ..norms import norm_stats
 from .curve import _rounded, geometry, ode_fits, pca_summary
 from .fits import fit_helix
 from .options import Options
+from .parts import (Cosine, Fray, Norms, OdeByK, Outliers, Periods, ShortPeriod, SinusoidalGeometry, TokenPosition,
+                    Traces, Truncation)
 from .pca import PCAFit, pca
 from .structure import fray, outlier_positions, token_position
 
@@ -47,22 +49,22 @@ class HelixResult(Result):
     variance_explained: list[float] = field(default_factory=list)
     cumulative: list[float] = field(default_factory=list)
     components_for_90: int = 0
-    components_for: dict = field(default_factory=dict)
+    components_for: dict[str, int] = field(default_factory=dict)  # "50" / "90" / "95" (% of variance) -> components
     coords: list[list[float]] = field(default_factory=list)
-    truncations: dict = field(default_factory=dict)
-    helix: dict | None = None
-    ode: dict | None = None
+    truncations: dict[str, Truncation] = field(default_factory=dict)  # "late" / "early"
+    helix: dict | None = None  # fit_helix's output
+    ode: dict | None = None  # fit_linear_ode's output
     ode_smoothed: dict | None = None
-    ode_by_k: list = field(default_factory=list)
-    periods: dict = field(default_factory=dict)
-    short_period: dict = field(default_factory=dict)
-    traces: dict = field(default_factory=dict)
-    cosine: dict = field(default_factory=dict)
-    outliers: dict = field(default_factory=dict)
-    fray: dict | None = None
-    norms: dict = field(default_factory=dict)
-    token_position: dict | None = None
-    sinusoidal: dict | None = None
+    ode_by_k: list[OdeByK] = field(default_factory=list)
+    periods: Periods | None = None
+    short_period: ShortPeriod | None = None
+    traces: Traces | None = None
+    cosine: Cosine | None = None
+    outliers: Outliers | None = None
+    fray: Fray | None = None
+    norms: Norms | None = None
+    token_position: TokenPosition | None = None
+    sinusoidal: SinusoidalGeometry | None = None
     checks: list[ClaimRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -146,7 +148,7 @@ def helix(weights, options: Options | None = None, **overrides) -> HelixResult:
     encoding of the same shape (``sinusoidal_base``).
 
     >>> r = helix("../shared/data/gpt2-small-partial")                  # doctest: +SKIP
-    >>> r.cumulative[2], r.components_for_90, r.norms["W_pos"]["mean"]   # doctest: +SKIP
+    >>> r.cumulative[2], r.components_for_90, r.norms.W_pos.mean         # doctest: +SKIP
     (0.9106, 3, 3.3901)
     """
     return _helix(weights, resolve(Options, options, overrides, "helix"))[0]
@@ -277,16 +279,18 @@ def _helix(weights, o: Options) -> tuple[HelixResult, PCAFit]:
         model=label, processing=tuple(w.processing), options=options, n_ctx=n_ctx, d_model=d_model,
         positions=pos.tolist(), centred=bool(center), variance_explained=main["variance_explained"],
         cumulative=main["cumulative"], components_for_90=main["components_for_90"],
-        components_for=main["components_for"], coords=main["coords"], truncations=truncs, helix=main["helix"],
-        ode=main["ode"], ode_smoothed=main["ode_smoothed"], ode_by_k=main["ode_by_k"], periods=main["periods"],
-        short_period=main["short_period"],
-        traces=main["traces"], cosine=main["cosine"], outliers=outl, fray=fr, norms=norms, token_position=tp,
-        sinusoidal=sin, notes=notes,
+        components_for=main["components_for"], coords=main["coords"],
+        truncations={k: Truncation.of(v) for k, v in truncs.items()}, helix=main["helix"],
+        ode=main["ode"], ode_smoothed=main["ode_smoothed"], ode_by_k=[OdeByK.of(x) for x in main["ode_by_k"]],
+        periods=Periods.of(main["periods"]), short_period=ShortPeriod.of(main["short_period"]),
+        traces=Traces.of(main["traces"]), cosine=Cosine.of(main["cosine"]), outliers=Outliers.of(outl),
+        fray=Fray.of(fr), norms=Norms.of(norms), token_position=TokenPosition.of(tp),
+        sinusoidal=SinusoidalGeometry.of(sin), notes=notes,
     )
     from ...claims.helix_post import helix_rows  # published figures are the claims package's, not this module's
 
-    result_kw["checks"] = helix_rows(result_kw, w, sinusoidal_base)
-    return HelixResult(**result_kw), fit
+    result = HelixResult(**result_kw)
+    return dataclasses.replace(result, checks=helix_rows(result.to_dict(), w, sinusoidal_base)), fit
 
 
 def _norms(W: np.ndarray, cut: int) -> dict:

@@ -24,9 +24,9 @@ def summarize(result) -> list[str]:
     for name, label in (("late", "from position {lo}"), ("early", "positions {lo}-{hi}")):
         t = r.truncations.get(name)
         if t:
-            lo, hi = t["range"]
-            kk = min(3, len(t["cumulative"]))
-            lines.append(f"  {label.format(lo=lo, hi=hi - 1)}: {t['cumulative'][kk - 1]:.1%} in {kk} components")
+            lo, hi = t.range
+            kk = min(3, len(t.cumulative))
+            lines.append(f"  {label.format(lo=lo, hi=hi - 1)}: {t.cumulative[kk - 1]:.1%} in {kk} components")
     if r.helix:
         h = r.helix
         lines.append(f"helix fit on the top {len(h['cos'])} components: period {h['period']:.1f} positions "
@@ -40,32 +40,32 @@ def summarize(result) -> list[str]:
                      + (f", {sm['r2']:.3f} (Savitzky-Golay, window {sm['window']})" if sm else "")
                      + (f"; implied period {r.ode['periods'][0]:.1f}" if r.ode["periods"] else ""))
     c = r.cosine
-    lines.append(f"cosine between rows: adjacent {c['adjacent_mean']:.3f}; by offset dips to {c['min_value']:.2f} at "
-                 f"{c['min_offset']} and rises again at {c['period']}" if c.get("period") is not None else
-                 f"cosine between rows: adjacent {c['adjacent_mean']:.3f}; no periodic rise by offset")
+    lines.append(f"cosine between rows: adjacent {c.adjacent_mean:.3f}; by offset dips to {c.min_value:.2f} at "
+                 f"{c.min_offset} and rises again at {c.period}" if c.period is not None else
+                 f"cosine between rows: adjacent {c.adjacent_mean:.3f}; no periodic rise by offset")
     if r.short_period:
-        lines.append(f"{r.short_period['share']:.1%} of the variance lies at periods of at most "
-                     f"{r.short_period['period']:g} positions (what separates neighbours; GPT-2 small: 0.15%)")
-    n = r.norms["W_pos"]
-    lines.append(f"W_pos row norms: mean {n['mean']:.4f}, std {n['std']:.4f}, min {n['min']:.4f} (position {n['argmin']}), "
-                 f"max {n['max']:.4f} (position {n['argmax']})")
-    if "W_E" in r.norms:
-        e = r.norms["W_E"]
-        lines.append(f"W_E row norms: mean {e['mean']:.4f}, std {e['std']:.4f}, min {e['min']:.4f}, max {e['max']:.4f}")
-    fl = r.outliers.get("flagged") or []
+        lines.append(f"{r.short_period.share:.1%} of the variance lies at periods of at most "
+                     f"{r.short_period.period:g} positions (what separates neighbours; GPT-2 small: 0.15%)")
+    n = r.norms.W_pos
+    lines.append(f"W_pos row norms: mean {n.mean:.4f}, std {n.std:.4f}, min {n.min:.4f} (position {n.argmin}), "
+                 f"max {n.max:.4f} (position {n.argmax})")
+    if r.norms.W_E is not None:
+        e = r.norms.W_E
+        lines.append(f"W_E row norms: mean {e.mean:.4f}, std {e.std:.4f}, min {e.min:.4f}, max {e.max:.4f}")
+    fl = r.outliers.flagged
     if fl:
-        lines.append("isolated positions: " + ", ".join(f"{o['position']} ({o['isolation']:.0f}x)" for o in fl[:6]))
-    if r.fray and r.fray.get("fray_end"):
-        lines.append(f"early positions leave the late top-3 subspace until about position {r.fray['fray_end']}")
+        lines.append("isolated positions: " + ", ".join(f"{o.position} ({o.isolation:.0f}x)" for o in fl[:6]))
+    if r.fray and r.fray.fray_end:
+        lines.append(f"early positions leave the late top-3 subspace until about position {r.fray.fray_end}")
     if r.token_position:
         tp = r.token_position
-        lines.append(f"W_E: {tp['subspace_share']:.4f} of its variance in W_pos's top-{tp['k']} subspace "
-                     f"(chance {tp['chance']:.4f}); "
-                     f"mean cos(token, position) {tp['mean_cosine']:.4f}, mean |cos| {tp['mean_abs_cosine']:.4f}")
+        lines.append(f"W_E: {tp.subspace_share:.4f} of its variance in W_pos's top-{tp.k} subspace "
+                     f"(chance {tp.chance:.4f}); "
+                     f"mean cos(token, position) {tp.mean_cosine:.4f}, mean |cos| {tp.mean_abs_cosine:.4f}")
     if r.sinusoidal:
         s = r.sinusoidal
-        lines.append(f"sinusoidal encoding of the same shape: {s['cumulative'][k3 - 1]:.1%} in {k3} components, "
-                     f"{s['components_for_90']} components for 90%, row norm {s['norms']['mean']:.4f}")
+        lines.append(f"sinusoidal encoding of the same shape: {s.cumulative[k3 - 1]:.1%} in {k3} components, "
+                     f"{s.components_for_90} components for 90%, row norm {s.norms.mean:.4f}")
     bad = [c for c in r.checks if not c.reproduced]
     if r.checks:
         lines.append(f"published figures: {len(r.checks) - len(bad)} of {len(r.checks)} reproduced"

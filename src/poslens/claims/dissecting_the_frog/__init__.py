@@ -49,7 +49,7 @@ def helix_rows(r: dict, W: np.ndarray, base: float) -> list[ClaimRow]:
                    what=f"{SINUSOIDAL_90.statement}, base {base:g} ({STUDY})"))
     st = r["norms"]["W_pos"]
     out += [row(c, round(st[k], 4), abs(st[k] - c.published) <= c.tolerance) for k, c in POS_NORMS.items()]
-    if "W_E" in r["norms"]:
+    if r["norms"].get("W_E"):
         et = r["norms"]["W_E"]
         out += [row(c, round(et[k], 4), abs(et[k] - c.published) <= c.tolerance) for k, c in TOKEN_NORMS.items()]
     sn = r["sinusoidal"]

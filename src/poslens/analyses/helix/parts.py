@@ -1,0 +1,230 @@
+"""The typed parts of a :class:`~poslens.analyses.helix.HelixResult`: spectra, structure, norms.
+
+Each part keeps the field names of the dict its producer returns (so a result's JSON is
+unchanged) and is built from it with ``of``; the producers stay plain functions.
+
+>>> ShortPeriod.of({"period": 4.0, "share": 0.0015}).share
+0.0015
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from ..norms import NormStats
+
+
+def _of(cls, d: dict | None):
+    return None if d is None else cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
+@dataclass(frozen=True)
+class PeriodShare:
+    period: float
+    share: float  # of the pooled power
+
+
+@dataclass(frozen=True)
+class ColumnPeriod:
+    column: int
+    period: float
+    cycles: float  # over the analysed positions
+    r2: float
+
+
+@dataclass(frozen=True)
+class Periods:
+    """The strongest periods of the top components: ``pooled`` over them (largest power first) and
+    the best single sinusoid of each ``by_column``."""
+
+    pooled: list[PeriodShare]
+    by_column: list[ColumnPeriod]
+
+    @classmethod
+    def of(cls, d: dict) -> Periods:
+        return cls(pooled=[PeriodShare(**p) for p in d["pooled"]], by_column=[ColumnPeriod(**c) for c in d["by_column"]])
+
+
+@dataclass(frozen=True)
+class ShortPeriod:
+    """The share of W_pos's variance at periods of at most ``period`` positions."""
+
+    period: float
+    share: float
+
+    of = classmethod(_of)
+
+
+@dataclass(frozen=True)
+class Traces:
+    """The highest-variance dimensions of W_pos along the positions, each with its best period."""
+
+    dims: list[int]
+    std: list[float]
+    values: list[list[float]]
+    periods: list[float]
+
+    of = classmethod(_of)
+
+
+@dataclass(frozen=True)
+class Cosine:
+    """Cosine similarity of W_pos rows by offset (``by_offset``), of neighbours (``adjacent``), the
+    offset where it is lowest, the period it implies (None without a clear one), and a strided
+    cosine ``matrix`` over ``matrix_positions``."""
+
+    by_offset: list[float]
+    adjacent: list[float]
+    adjacent_mean: float
+    adjacent_std: float
+    min_offset: int
+    min_value: float
+    period: float | None
+    stride: int
+    matrix_positions: list[int]
+    matrix: list[list[float]]
+
+    of = classmethod(_of)
+
+
+@dataclass(frozen=True)
+class Outlier:
+    position: int
+    isolation: float  # nearest-row distance over the median one
+    nearest_distance: float
+    norm: float
+
+
+@dataclass(frozen=True)
+class Outliers:
+    """Rows far from every other row (isolation >= ``threshold`` times the median nearest distance)."""
+
+    threshold: float
+    median_nearest_distance: float
+    flagged: list[Outlier]
+    isolation: list[float]
+
+    @classmethod
+    def of(cls, d: dict) -> Outliers:
+        return cls(threshold=d["threshold"], median_nearest_distance=d["median_nearest_distance"],
+                   flagged=[Outlier(**o) for o in d["flagged"]], isolation=d["isolation"])
+
+
+@dataclass(frozen=True)
+class LateNorms:
+    """Row norms beyond position ``positions`` (">100"): raw, centred over positions, centred over d_model."""
+
+    positions: str
+    mean: float
+    mean_centred: float
+    mean_centred_d_model: float
+
+    of = classmethod(_of)
+
+
+@dataclass(frozen=True)
+class Norms:
+    """Row-norm statistics of W_pos (raw and centred), per position, beyond the truncation, and of
+    W_E when it was read (with the token-to-position mean ratio)."""
+
+    W_pos: NormStats
+    W_pos_centred: NormStats
+    by_position: list[float]
+    centring: str
+    above: LateNorms | None = None
+    W_E: NormStats | None = None
+    W_E_centred: NormStats | None = None
+    token_to_position_mean_ratio: float | None = None
+
+    @classmethod
+    def of(cls, d: dict) -> Norms:
+        stats = {k: NormStats(**d[k]) for k in ("W_pos", "W_pos_centred", "W_E", "W_E_centred") if d.get(k)}
+        return cls(**stats, by_position=d["by_position"], centring=d["centring"], above=LateNorms.of(d.get("above")),
+                   token_to_position_mean_ratio=d.get("token_to_position_mean_ratio"))
+
+
+@dataclass(frozen=True)
+class Fray:
+    """How far early positions stay outside the late top-``k`` subspace: the ``residual`` share per
+    position, its late ``baseline``, and ``fray_end``, the first position back within ``threshold``."""
+
+    k: int
+    cut: int
+    residual: list[float]
+    baseline: float
+    threshold: float
+    mean_before_cut: float
+    mean_after_cut: float
+    fray_end: int | None
+
+    of = classmethod(_of)
+
+
+@dataclass(frozen=True)
+class TokenPosition:
+    """Where token embeddings lie relative to W_pos's top-``k`` subspace: mean (|)cosine with the
+    positions, and the share of W_E's variance inside the subspace against ``chance`` (k / d)."""
+
+    k: int
+    mean_cosine: float
+    mean_abs_cosine: float
+    abs_cosine_tokens: int
+    subspace_share: float
+    subspace_share_uncentred: float
+    chance: float
+
+    of = classmethod(_of)
+
+
+@dataclass(frozen=True)
+class OdeByK:
+    """The linear-ODE fit's R² (central differences and Savitzky-Golay) and its two longest periods
+    with ``k`` components."""
+
+    k: int
+    r2_central: float
+    r2_savgol: float | None
+    periods_central: list[float]
+    periods_savgol: list[float] | None
+
+    of = classmethod(_of)
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """The same PCA and fits on part of the positions (``range``, [start, stop)); ``helix``, ``ode``
+    and ``ode_smoothed`` are :func:`~poslens.analyses.helix.fit_helix` / ``fit_linear_ode`` output."""
+
+    range: list[int]
+    n_positions: int
+    variance_explained: list[float]
+    cumulative: list[float]
+    components_for_90: int
+    components_for: dict[str, int]  # "50" / "90" / "95" (% of variance) -> components
+    coords: list[list[float]]
+    helix: dict | None = None
+    ode: dict | None = None
+    ode_smoothed: dict | None = None
+
+    of = classmethod(_of)
+
+
+@dataclass(frozen=True)
+class SinusoidalGeometry(Truncation):
+    """The same metrics for the sinusoidal encoding of W_pos's shape (``encoding`` says which)."""
+
+    encoding: dict | None = None
+    periods: Periods | None = None
+    short_period: ShortPeriod | None = None
+    ode_by_k: list[OdeByK] | None = None
+    cosine: Cosine | None = None
+    norms: NormStats | None = None
+
+    @classmethod
+    def of(cls, d: dict | None) -> SinusoidalGeometry | None:
+        if d is None:
+            return None
+        base = {f.name: d[f.name] for f in fields(Truncation) if f.name in d}
+        return cls(**base, encoding=d["encoding"], periods=Periods.of(d["periods"]),
+                   short_period=ShortPeriod.of(d["short_period"]), ode_by_k=[OdeByK.of(x) for x in d["ode_by_k"]],
+                   cosine=Cosine.of(d["cosine"]), norms=NormStats(**d["norms"]))
