@@ -3,6 +3,7 @@ patching on a planted path (exact predictions), suffix == full sweeps, baselines
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -189,12 +190,11 @@ def test_variants_in_one_pass_equal_separate_runs(runner, toks, ref):
 
 def test_intervention_is_plain_serialisable_data():
     iv = ablate_direction("hook_pos_embed", torch.eye(8)[:2], "mean", positions=[-1], reference="ref", source="demo")
-    d = json.loads(json.dumps(iv.describe()))
+    d = json.loads(json.dumps(dataclasses.asdict(iv.describe())))
     assert d["kind"] == "mean" and d["target"] == "direction" and d["positions"] == [-1] and d["reference"] == "ref"
     assert d["basis_shape"] == [2, 8] and len(d["basis"]) == 2
-    assert Intervention(**{k: (tuple(tuple(r) for r in v) if k == "basis" else tuple(v) if isinstance(v, list) else v)
-                           for k, v in d.items() if k in Intervention.__dataclass_fields__}) == iv
-    assert iv.describe(full=False)["basis"] is None and iv.describe(full=False)["basis_sha256"]
+    assert iv.describe().intervention() == iv
+    assert iv.describe(full=False).basis is None and iv.describe(full=False).basis_sha256
 
 
 # ----------------------------------------------------------------------------- planted path: exact predictions
@@ -245,7 +245,7 @@ def test_planted_ablation_effect_against_random_heads(planted):
     e = r.effects[m.name]
     assert abs(r.clean[m.name] - clean) < 1e-9 and abs(e.effect + clean) < 1e-9  # zero ablation removes it all
     assert max(abs(x) for x in e.baseline.draws) < 1e-9 and e.baseline.n == 3
-    assert all(planted.head not in d[0]["index"] for d in r.baseline["draws"])
+    assert all(planted.head not in d[0].index for d in r.baseline.draws)
     # mean ablation against a reference: the head's output becomes its reference mean at the last position
     rm = ablation_effect(runner, toks, [ablate_head(0, planted.head, "mean", reference="ref")], [m],
                          references={"ref": ref}, n_baseline=2)

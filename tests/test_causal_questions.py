@@ -72,16 +72,15 @@ def test_helix_question_variance_matched_control(pdup):
     runner = Runner(w)
     toks = torch.zeros(1, 40, dtype=torch.long)
     W = runner.run(toks, hooks=["hook_pos_embed"])["hook_pos_embed"][0].double()
-    from poslens.analyses.causal.intervention import Intervention
-
-    def moved(d):
-        iv = Intervention(**{k: (tuple(tuple(x) for x in v) if k == "basis" else tuple(v) if isinstance(v, list) else v)
-                             for k, v in d.items() if k in Intervention.__dataclass_fields__})
+    def moved(record):
+        iv = record.intervention()
         return float(((run_with(runner, toks, [iv], hooks=["hook_pos_embed"])["hook_pos_embed"][0].double() - W) ** 2).sum())
 
-    helix = moved(r.interventions["helix"])
+    helix = moved(r.interventions.helix)
     assert helix > 0
-    assert r.interventions["matched"][0]["basis"] is None  # baseline draws are recorded compactly
+    assert r.interventions.matched[0].basis is None  # baseline draws are recorded compactly
+    with pytest.raises(InvalidInputError, match="cannot be redone"):
+        r.interventions.matched[0].intervention()
     assert r.variance_share.removed_helix > r.variance_share.removed_random.mean
 
 

@@ -117,7 +117,7 @@ def ablation_figures(result, out: Path) -> list[Path]:
     for name, e in result.effects.items():
         for lab, x in ([("", e)] if isinstance(e, Comparison) else e.items()):
             rows.append((f"{name} {lab}".strip(), x.effect, x.baseline.draws))
-    title = "; ".join(iv["name"] for iv in result.interventions)[:120]
+    title = "; ".join(iv.name for iv in result.interventions)[:120]
     return effect_strip(rows, title, "ablated - clean", out, "ablation_effects")
 
 

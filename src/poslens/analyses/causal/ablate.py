@@ -25,9 +25,18 @@ from ...errors import InvalidInputError
 from ...models.runner import Runner
 from ...results import Result
 from .baselines import Comparison, against, compare, head_pool, random_head_sets, random_neurons, random_subspace
-from .intervention import Intervention, _layer
+from .intervention import Intervention, InterventionRecord, _layer
 from .metrics import Metric, MetricStore
 from .run import as_run_kwargs, input_shape, run_variants
+
+
+@dataclass(frozen=True)
+class RandomBaseline:
+    """The random counterparts the effects are compared with: what they are, how many, and each draw."""
+
+    kind: str
+    n_draws: int
+    draws: list[list[InterventionRecord]]
 
 
 @dataclass(frozen=True)
@@ -41,13 +50,13 @@ class AblationResult(Result):
     """
 
     kind = "ablation"
-    interventions: list[dict[str, Any]] = field(default_factory=list)
+    interventions: list[InterventionRecord] = field(default_factory=list)
     references: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     clean: dict[str, Any] = field(default_factory=dict)
     ablated: dict[str, Any] = field(default_factory=dict)
     effects: dict[str, Comparison | dict[str, Comparison]] = field(default_factory=dict)
-    baseline: dict[str, Any] = field(default_factory=dict)
+    baseline: RandomBaseline | None = None
     n_sequences: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -156,9 +165,10 @@ def ablation_effect(
         interventions=[iv.describe() for iv in interventions],
         references={INPUT_NAME: "the sequences measured", **dict(reference_info or {})},
         metrics={m.name: m.describe() for m in metrics}, clean=clean, ablated=abl, effects=eff,
-        baseline={"kind": "same ablation on random targets of the same size (heads of the same layer, never the "
-                          "ablated ones; neurons of the same layer; uniformly random subspaces of the same dimension)",
-                  "n_draws": n_baseline, "draws": [[iv.describe(full=False) for iv in d] for d in draws]},
+        baseline=RandomBaseline(kind="same ablation on random targets of the same size (heads of the same layer, never "
+                                     "the ablated ones; neurons of the same layer; uniformly random subspaces of the same "
+                                     "dimension)",
+                                n_draws=n_baseline, draws=[[iv.describe(full=False) for iv in d] for d in draws]),
         n_sequences=B, seconds=round(time.perf_counter() - t0, 3), notes=notes,
     )
 
@@ -167,7 +177,7 @@ INPUT_NAME = "input"
 
 
 def summarize(result: AblationResult) -> list[str]:
-    lines = ["ablated: " + "; ".join(iv["name"] for iv in result.interventions) + f" on {result.n_sequences} sequences"]
+    lines = ["ablated: " + "; ".join(iv.name for iv in result.interventions) + f" on {result.n_sequences} sequences"]
     for name, e in result.effects.items():
         for lab, x in ([("", e)] if isinstance(e, Comparison) else e.items()):
             lines.append(f"{name}{' ' + lab if lab else ''}: effect {x.effect:+.4g} vs "

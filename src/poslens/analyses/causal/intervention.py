@@ -62,6 +62,39 @@ def d_model_hooks(runner: Runner) -> list[str]:
 
 
 @dataclass(frozen=True)
+class InterventionRecord:
+    """What an :class:`Intervention` did, as a result records it: its fields, its readable ``name``,
+    and for a direction the ``basis`` (None with ``full=False``), its shape and sha256."""
+
+    kind: str
+    target: str
+    hook: str
+    index: list[int]
+    basis: list[list[float]] | None
+    positions: list[int] | None
+    reference: str
+    mean_over: str
+    gain: float
+    seed: int
+    label: str
+    source: str
+    name: str
+    basis_shape: list[int] | None = None
+    basis_sha256: str | None = None
+
+    def intervention(self) -> Intervention:
+        """The :class:`Intervention` again, to redo it (a compact record without its basis cannot be redone)."""
+        if self.basis is None:
+            raise InvalidInputError(f"{self.name}: recorded without its basis (sha256 {self.basis_sha256}); "
+                                    "it cannot be redone from this record")
+        return Intervention(kind=self.kind, target=self.target, hook=self.hook, index=tuple(self.index),
+                            basis=tuple(tuple(r) for r in self.basis),
+                            positions=None if self.positions is None else tuple(self.positions),
+                            reference=self.reference, mean_over=self.mean_over, gain=self.gain, seed=self.seed,
+                            label=self.label, source=self.source)
+
+
+@dataclass(frozen=True)
 class Intervention:
     """One ablation, described by plain data (see the module docstring for the fields' meaning).
 
@@ -93,18 +126,18 @@ class Intervention:
             what = f"{len(self.basis)}-d subspace of {self.hook}"
         return f"{self.kind}-ablate {self.target} {what}"
 
-    def describe(self, full: bool = True) -> dict[str, Any]:
-        """A JSON-ready dict; ``full=False`` replaces a direction's numbers by their sha256 (and ``source``)."""
+    def describe(self, full: bool = True) -> InterventionRecord:
+        """The record a result keeps; ``full=False`` replaces a direction's numbers by their sha256 (and ``source``)."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["positions"] = None if self.positions is None else list(self.positions)
         d["index"] = list(self.index)
-        d["name"] = self.name
+        d["basis"] = []
         if self.basis:
             b = np.asarray(self.basis, dtype=np.float64)
             d["basis_shape"] = list(b.shape)
             d["basis_sha256"] = hashlib.sha256(b.tobytes()).hexdigest()[:16]
             d["basis"] = b.tolist() if full else None
-        return d
+        return InterventionRecord(**d, name=self.name)
 
 
 def _layer(hook: str) -> int | None:

@@ -44,7 +44,7 @@ from ...options import resolve
 from ...results import ClaimRow, Result
 from .baselines import Comparison, against, compare, head_pool, random_head_sets, random_neurons
 from .inputs import distinct_tokens
-from .intervention import ablate_head
+from .intervention import InterventionRecord, ablate_head
 from .metrics import MetricStore, masked_neuron_means
 from .options import DupNeuronAblationOptions
 from .run import run_variants
@@ -73,6 +73,19 @@ class CleanGap:
 
 
 @dataclass(frozen=True)
+class DupInterventions:
+    """The two head ablations (the duplicate-token heads, the layer's other heads) and the random draws
+    they are compared with, and the reference the mean ablation took its means from."""
+
+    duplicate: InterventionRecord
+    others: InterventionRecord | None
+    random_heads_duplicate: list[list[int]]
+    random_heads_others: list[list[int]]
+    random_neurons: list[list[int]]
+    reference: str
+
+
+@dataclass(frozen=True)
 class DupNeuronAblationResult(Result):
     """Selected neurons' activation on repeated vs non-repeated tokens, clean and with heads ablated.
 
@@ -96,7 +109,7 @@ class DupNeuronAblationResult(Result):
     random_neuron_clean_gap: Comparison | None = None
     neurons: dict[str, dict[str, Any]] = field(default_factory=dict)
     effects: dict[str, dict[str, HeadsEffect]] = field(default_factory=dict)
-    interventions: dict[str, Any] = field(default_factory=dict)
+    interventions: DupInterventions | None = None
     data: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -294,10 +307,12 @@ def duplicate_neuron_ablation(
         clean=CleanGap(repeated=float(rep[0, sel_cols].mean()), non_repeated=float(non[0, sel_cols].mean()),
                        gap_size=clean_gap_sel, gap=float(gap[0, sel_cols].mean())),
         random_neuron_clean_gap=compare(clean_gap_sel, rand_gap), neurons=per_neuron, effects=effects,
-        interventions={"duplicate": iv_dup.describe(), "others": iv_oth.describe() if iv_oth else None,
-                       "random_heads_duplicate": rh_dup, "random_heads_others": rh_oth, "random_neurons": rsets,
-                       "reference": ("a separate set of distinct-token sequences (no token repeats), "
-                                     f"{n_seq} x {P}, seed {seed + 3}") if ref_name == "distinct" else "the input"},
+        interventions=DupInterventions(
+            duplicate=iv_dup.describe(), others=iv_oth.describe() if iv_oth else None,
+            random_heads_duplicate=[list(x) for x in rh_dup], random_heads_others=[list(x) for x in rh_oth],
+            random_neurons=[list(x) for x in rsets],
+            reference=("a separate set of distinct-token sequences (no token repeats), "
+                       f"{n_seq} x {P}, seed {seed + 3}") if ref_name == "distinct" else "the input"),
         data={"repeated_sequences": n_seq, "distinct_sequences": n_seq, "seq_len": P, "measured_from": first,
               "bos": bos is not None, "n_repeated_positions": int(masks[..., 0].sum()),
               "n_non_repeated_positions": int(masks[..., 1].sum())},

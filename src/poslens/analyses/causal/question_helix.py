@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -36,7 +35,7 @@ from ...options import resolve
 from ...results import Result
 from .baselines import Spread, against, compare, random_subspace, spread
 from .inputs import text_windows
-from .intervention import ablate_direction
+from .intervention import InterventionRecord, ablate_direction
 from .metrics import MetricStore, next_token_loss, previous_token_attention
 from .options import HelixAblationOptions
 from .run import run_variants
@@ -99,6 +98,15 @@ class InputInfo:
 
 
 @dataclass(frozen=True)
+class HelixInterventions:
+    """The helix subspace ablation and its controls: random subspaces and variance-matched ones."""
+
+    helix: InterventionRecord
+    random: list[InterventionRecord]
+    matched: list[InterventionRecord]
+
+
+@dataclass(frozen=True)
 class HelixAblationResult(Result):
     """Loss and previous-token attention with W_pos's top-k subspace removed, against random subspaces.
 
@@ -118,7 +126,7 @@ class HelixAblationResult(Result):
     prev_attention: HelixVsControls | None = None
     per_head: dict[str, HeadChange] = field(default_factory=dict)
     gains: list[float] = field(default_factory=list)
-    interventions: dict[str, Any] = field(default_factory=dict)
+    interventions: HelixInterventions | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -257,8 +265,8 @@ def helix_ablation(
         model=weights.label, processing=tuple(weights.processing), options=opts, k=k, variance_share=share,
         input=input_info, clean_loss=clean_loss, loss=loss_eff, prev_heads=chosen,
         clean_prev={n: clean_prev[n] for n in chosen}, prev_attention=prev_eff, per_head=per_head, gains=gains,
-        interventions={"helix": helix_iv.describe(), "random": [r.describe(full=False) for r in rand],
-                       "matched": [m.describe(full=False) for m in matched]},
+        interventions=HelixInterventions(helix=helix_iv.describe(), random=[r.describe(full=False) for r in rand],
+                                         matched=[m.describe(full=False) for m in matched]),
         seconds=round(time.perf_counter() - t0, 3), notes=notes,
     )
 

@@ -43,7 +43,7 @@ from ...models.weights import Weights
 from ...options import resolve
 from ...results import Result
 from .baselines import ArmComparison, Comparison, Spread, compare, compare_arms, random_subspace, spread
-from .intervention import ablate_direction
+from .intervention import InterventionRecord, ablate_direction
 from .metrics import MetricStore, direction_readout, next_token_loss
 from .options import WordIndexAblationOptions
 from .patching import PatchResult, patch_sweep
@@ -55,8 +55,8 @@ class ProbeAblation:
     """The probe subspace ablated on the validation prompts: each later point's probe accuracy and the
     loss on the word tokens, clean vs ablated, against random subspaces of the same rank."""
 
-    intervention: dict[str, Any]
-    random: list[dict[str, Any]]
+    intervention: InterventionRecord
+    random: list[InterventionRecord]
     accuracy: dict[str, ArmComparison]  # by residual point
     loss: ArmComparison
     n_prompts: int
