@@ -226,7 +226,7 @@ def test_token_classes_find_the_planted_group(planted_groups):
                         n_text_seq=6, profile_heads=[(0, 1)], n_frequent=7)
     groups = r.token_classes.heads["0.1"].groups
     assert [sorted(g) for g in groups] == [["w1", "w2", "w3"]]
-    assert r.heads["0.1"].score_text is not None and r.data["text"]["n_seq"] == 6
+    assert r.heads["0.1"].score_text is not None and r.data.text.n_seq == 6
 
 
 def test_text_windows_are_consecutive(planted_groups):
@@ -311,7 +311,7 @@ def test_bad_input_raises_clear_errors(planted, tmp_path):
     flat = tmp_path / "distinct.txt"
     flat.write_text(" ".join(f"w{i}" for i in range(1, 41)))
     r = duplicate_heads(w, corpus=flat, seq_len=16, n_seq=4)
-    assert r.heads["0.1"].score_text is None and "earlier copy" in r.data["text"]["empty_reason"]
+    assert r.heads["0.1"].score_text is None and "earlier copy" in r.data.text.empty_reason
     assert any("earlier copy" in n for n in r.notes)
     with pytest.raises(CorpusError, match="nothing to rank"):
         duplicate_heads(w, corpus=flat, seq_len=16, n_seq=4, rank_by="text")

@@ -13,7 +13,7 @@ from ...models.weights import Weights
 from .harvest import copy_pairs, pattern_stats, positional_attention, text_windows, token_classes
 from .measure import DecayProfile, decay_profile
 from .options import Options, check_heads, check_layers
-from .result import DupHeadsResult, HeadScores
+from .result import DupHeadsResult, HeadScores, ScoredData, ScoredSequences
 
 
 def duplicate_heads(
@@ -84,19 +84,20 @@ def duplicate_heads(
     st = pattern_stats(runner, rep, layers, o.batch_size, ignore)
     rep_score, rep_seq, prev, ind, first = st.pooled(), st.seqmean(), st.prev(), st.induction(), st.first()
     text_score = text_seq = None
-    data: dict[str, Any] = {"repeated": {"n_seq": o.n_seq, "seq_len": P, "n_dup_queries": int(st.dup_count.sum())}}
+    repeated = ScoredSequences(n_seq=o.n_seq, seq_len=P, n_dup_queries=int(st.dup_count.sum()))
+    text_info = None
     if text_tokens is not None:
         tst = pattern_stats(runner, text_tokens, layers, o.batch_size, ignore)
-        data["text"] = {"n_seq": int(text_tokens.shape[0]), "seq_len": int(text_tokens.shape[1]),
-                        "n_dup_queries": int(tst.dup_count.sum())}
+        text_info = ScoredSequences(n_seq=int(text_tokens.shape[0]), seq_len=int(text_tokens.shape[1]),
+                                    n_dup_queries=int(tst.dup_count.sum()))
         if tst.dup_count.sum() == 0:
             where = f"corpus window(s) of {o.corpus}" if o.corpus is not None else "window(s) of the text"
-            why = f"no token in the {data['text']['n_seq']} {where} has an earlier copy"
+            why = f"no token in the {text_info.n_seq} {where} has an earlier copy"
             if o.rank_by == "text":
                 raise CorpusError(f"{why}, so there is nothing to rank heads by; use a longer or more natural text, "
                                   "or --rank-by repeated")
-            data["text"]["empty_reason"] = why + "; text scores are undefined"
-            notes.append(data["text"]["empty_reason"])
+            text_info = dataclasses.replace(text_info, empty_reason=why + "; text scores are undefined")
+            notes.append(text_info.empty_reason)
         else:
             text_score, text_seq = tst.pooled(), tst.seqmean()
     raw: dict[str, dict[str, Any]] = {}
@@ -143,6 +144,7 @@ def duplicate_heads(
             notes.append(f"no token classes: {tc.reason}")
     return DupHeadsResult(
         model=weights.label, processing=weights.processing, options=options, heads=heads, ranking=ranking,
-        duplicate_heads=dups, profiles=profiles, token_classes=tc, positional=pos, data=data, notes=notes,
+        duplicate_heads=dups, profiles=profiles, token_classes=tc, positional=pos,
+        data=ScoredData(repeated=repeated, text=text_info), notes=notes,
         checks=duplicate_heads_rows(weights.cfg, weights.label, heads, profiles, pos),
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 from ...results import ClaimRow, Result
 from .measure import DecayProfile, PositionalSpread, TokenClasses
@@ -34,6 +33,23 @@ class HeadScores:
 
 
 @dataclass(frozen=True)
+class ScoredSequences:
+    """The sequences heads were scored on: how many, how long, how many queries had an earlier copy of
+    their token (``empty_reason`` says why scores are undefined when none had)."""
+
+    n_seq: int
+    seq_len: int
+    n_dup_queries: int
+    empty_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoredData:
+    repeated: ScoredSequences  # a random half repeated
+    text: ScoredSequences | None = None  # corpus or text windows, when given
+
+
+@dataclass(frozen=True)
 class DupHeadsResult(Result):
     """Duplicate-token head scores, decay profiles, token classes and positional spread.
 
@@ -47,7 +63,7 @@ class DupHeadsResult(Result):
     profiles: dict[str, DecayProfile] = field(default_factory=dict)
     token_classes: TokenClasses | None = None
     positional: PositionalSpread | None = None
-    data: dict[str, Any] = field(default_factory=dict)
+    data: ScoredData | None = None
     notes: list[str] = field(default_factory=list)
     checks: list[ClaimRow] = field(default_factory=list)
 

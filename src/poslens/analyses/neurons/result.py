@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from ...results import ClaimRow, Result
 from .decompose import Decomposition, MLPScale
@@ -66,7 +65,6 @@ class DupNeuronsResult(Result):
     combined_positional: CombinedPositional | None = None
     top_examples: list[TopExample] = field(default_factory=list)
     top_examples_summary: ExamplesSummary | None = None  # None when no examples were asked for
-    data: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     checks: list[ClaimRow] = field(default_factory=list)
 
