@@ -39,7 +39,7 @@ def _bound_row(r) -> ClaimRow:
     held = [g for g in r.grid if g.assumptions_hold and g.within_bound is not None]
     ok_grid = all(g.within_bound for g in held)
     failed = [g for g in r.grid if g.within_bound is not None and not g.assumptions_hold]
-    ours = (f"{c['curve']['name']} n={c['n']} M={c['M']} k={c['k']}: max error {v.max_error:.3g} vs bound up to "
+    ours = (f"{c.curve['name']} n={c.n} M={c.M} k={c.k}: max error {v.max_error:.3g} vs bound up to "
             f"{v.max_bound:.3g} (worst error/bound {v.worst_ratio:.2f}), {v.n_outside_bound} of "
             f"{v.n_pairs} pairs outside")
     if r.grid:
@@ -59,7 +59,7 @@ def _noise_checks(r) -> list[ClaimRow]:
     out = []
     if quiet:
         x = quiet[-1]
-        ok = x.pair_rms <= 1e-6 * max(1, r.construction["k"]) and x.single_rms >= 100 * max(x.pair_rms, 1e-9)
+        ok = x.pair_rms <= 1e-6 * max(1, r.construction.k) and x.single_rms >= 100 * max(x.pair_rms, 1e-9)
         out.append(_row(
             "common-mode noise on the gate term cancels in N+ - N-",
             "the f(s_m).x_i term can be noisy; the common noise cancels, as in twisted-pair cabling",

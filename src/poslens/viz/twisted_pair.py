@@ -36,7 +36,7 @@ def _estimate(r, out: Path) -> list[Path]:
         ax.set_xlabel("true j - i (jittered)")
         ax.set_ylabel("estimate (Runner, hook_mlp_out . v)")
         c = r.construction
-        ax.set_title(f"{c['curve']['name']} ({c['variant']}), n={c['n']}, M={c['M']}, k={c['k']}")
+        ax.set_title(f"{c.curve['name']} ({c.variant}), n={c.n}, M={c.M}, k={c.k}")
         fig.colorbar(sc, ax=ax, label="|error| / bound")
         paths.append(save_png(fig, out / "tp_estimate.png"))
     g = go.Figure(go.Scattergl(x=truth, y=est, mode="markers", marker={"color": ratio, "size": 4, "colorscale": "Viridis",
@@ -70,7 +70,7 @@ def _error_bound(r, out: Path) -> list[Path]:
         t = np.arange(n + 1) / n
         a2.semilogy(t, np.maximum(pp.max_error, _FLOOR), lw=0.8, label="max |error| over j")
         a2.semilogy(t, np.maximum(pp.max_bound, _FLOOR), "k", lw=0.8, alpha=0.6, label="bound")
-        for s in r.construction["t_sentries"]:
+        for s in r.construction.t_sentries:
             if 0 <= s <= 1:
                 a2.axvline(s, color="tab:red", lw=0.3, alpha=0.5)
         a2.set_xlabel("t = i / n (red: sentries)")
@@ -254,15 +254,15 @@ def _reuse(r, out: Path) -> list[Path]:
 def _curve(r, out: Path) -> list[Path]:
     import plotly.graph_objects as go
 
-    s = r.construction.get("samples")
+    s = r.construction.samples if r.construction else None
     if not s:
         return []
-    X = np.asarray(s["x"])
+    X = np.asarray(s.x)
     X = np.c_[X, np.zeros((len(X), max(0, 3 - X.shape[1])))]
     g = go.Figure(go.Scatter3d(x=X[:, 0], y=X[:, 1], z=X[:, 2], mode="markers",
-                               marker={"size": 3, "color": s["cell"], "colorscale": "Turbo", "colorbar": {"title": "cell"}},
-                               text=[f"i={i}" for i in s["i"]]))
-    g.update_layout(title=f"{r.construction['curve']['name']}: points coloured by active sentry (first 3 coordinates)")
+                               marker={"size": 3, "color": s.cell, "colorscale": "Turbo", "colorbar": {"title": "cell"}},
+                               text=[f"i={i}" for i in s.i]))
+    g.update_layout(title=f"{r.construction.curve['name']}: points coloured by active sentry (first 3 coordinates)")
     return [save_plotly(g, out / "tp_curve.html")]
 
 

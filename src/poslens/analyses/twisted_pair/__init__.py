@@ -28,7 +28,7 @@ together into one :class:`TwistedPairResult`. The post's published claims are ch
 :mod:`poslens.claims.twisted_pair_post`.
 
 >>> r = twisted_pair(n=128, M=8, k=4, sweep_M=(), sweep_n=(), sweep_k=(), grid=False, claims=False)
->>> r.verification.within_bound, r.construction["n_neurons"]
+>>> r.verification.within_bound, r.construction.n_neurons
 (True, 18)
 """
 

@@ -36,6 +36,7 @@ sentry fails and where (``strict=True``) or records it (``strict=False``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -72,6 +73,51 @@ def check_sizes(n: int, M: int, k: int, variant: str = "plain") -> None:
 
 
 # ----------------------------------------------------------------------------- the construction
+
+
+@dataclass(frozen=True)
+class CurveSamples:
+    """Up to a few hundred sample points of the curve (index ``i``, coordinates ``x``) and their active
+    sentry cell, for figures."""
+
+    i: list[int]
+    x: list[list[float]]
+    cell: list[int]
+
+
+@dataclass(frozen=True)
+class ConstructionSummary:
+    """A construction's shape and gates, as a result records it: sizes, the residual-stream ``layout``
+    (which dimensions hold S, the slot flags, U and the readout v), the sentries' parameters ``t`` and
+    gate margins, which gates isolate their cell (``gate_ok``; ``dot_gate_ok`` counts the post's
+    literal f(s_m) gates that would), readout weights, the curve (name, parameters, Lipschitz and speed
+    statistics, closest approach) and the sample points."""
+
+    variant: str
+    gate: str
+    n: int
+    M: int
+    k: int
+    n_sentries: int
+    n_neurons: int
+    d: int
+    d_model: int
+    n_heads: int
+    d_head: int
+    layout: dict[str, list[int]]
+    sentry_spacing: float
+    period: float | None
+    t_sentries: list[float]
+    gate_margin: list[float]
+    gate_ok: list[bool]
+    n_gates_failed: int
+    dot_gate_ok: int
+    b3: list[float]
+    C: list[float]
+    curve: dict
+    ode_r2: float | None
+    options: dict
+    samples: CurveSamples
 
 
 @dataclass
@@ -150,26 +196,25 @@ class Construction:
             self._pm = np.linalg.norm(F_eff - self.fprime[self.cell], axis=1)
         return self._pm
 
-    def summary(self) -> dict:
+    def summary(self) -> ConstructionSummary:
         """The construction's shape and gates, for a result (no big arrays)."""
-        return {
-            "variant": self.variant, "gate": self.gate, "n": self.n, "M": self.M, "k": self.k,
-            "n_sentries": self.n_sentries, "n_neurons": int(self.cfg.d_mlp), "d": int(self.X.shape[1]),
-            "d_model": self.cfg.d_model, "n_heads": self.cfg.n_heads, "d_head": self.cfg.d_head,
-            "layout": self.layout, "sentry_spacing": self.spacing, "period": self.period,
-            "t_sentries": self.t_sentries.tolist(), "gate_margin": self.gate_margin.tolist(),
-            "gate_ok": self.gate_ok.tolist(), "n_gates_failed": int((~self.gate_ok).sum()),
-            "dot_gate_ok": int(self.dot_gate_ok.sum()), "b3": self.b3.tolist(), "C": self.C.tolist(),
-            "curve": {**self.curve.describe(), **self.stats.to_dict()},
-            "ode_r2": None if self.ode is None else self.ode["r2"], "options": self.options,
-            "samples": self._samples(),
-        }
+        return ConstructionSummary(
+            variant=self.variant, gate=self.gate, n=self.n, M=self.M, k=self.k,
+            n_sentries=self.n_sentries, n_neurons=int(self.cfg.d_mlp), d=int(self.X.shape[1]),
+            d_model=self.cfg.d_model, n_heads=self.cfg.n_heads, d_head=self.cfg.d_head,
+            layout={k: [int(x) for x in v] for k, v in self.layout.items()}, sentry_spacing=self.spacing,
+            period=self.period, t_sentries=self.t_sentries.tolist(), gate_margin=self.gate_margin.tolist(),
+            gate_ok=self.gate_ok.tolist(), n_gates_failed=int((~self.gate_ok).sum()),
+            dot_gate_ok=int(self.dot_gate_ok.sum()), b3=self.b3.tolist(), C=self.C.tolist(),
+            curve={**self.curve.describe(), **self.stats.to_dict()},
+            ode_r2=None if self.ode is None else self.ode["r2"], options=self.options, samples=self._samples(),
+        )
 
-    def _samples(self, most: int = 513) -> dict:
+    def _samples(self, most: int = 513) -> CurveSamples:
         """Up to ``most`` sample points and their cells, for figures."""
         step = max(1, (self.n + 1) // most)
         idx = np.arange(0, self.n + 1, step)
-        return {"i": idx.tolist(), "x": self.X[idx].tolist(), "cell": self.cell[idx].tolist()}
+        return CurveSamples(i=idx.tolist(), x=self.X[idx].tolist(), cell=self.cell[idx].tolist())
 
     def save(self, path: str | Path) -> Path:
         """Write the model as a checkpoint directory (config.json, model.safetensors) plus
@@ -181,7 +226,7 @@ class Construction:
         save_checkpoint(path, self.cfg, self._hf_state_dict)
         meta = {"readout": {"tokens": "[j, i] (token id = curve index)", "hook": "blocks.0.hook_mlp_out",
                             "position": 1, "direction": self.layout["v"][0], "estimates": "j - i"},
-                **self.summary()}
+                **dataclasses.asdict(self.summary())}
         atomic_write_text(path / "twisted_pair.json", json.dumps(meta, indent=2) + "\n")
         return path
 

@@ -1,7 +1,7 @@
 """The twisted-pair analysis run end to end: :func:`twisted_pair` and :class:`TwistedPairResult`.
 
 >>> r = twisted_pair(n=128, M=8, k=4, sweep_M=(), sweep_n=(), sweep_k=(), grid=False, claims=False)
->>> r.verification.within_bound, r.construction["n_neurons"]
+>>> r.verification.within_bound, r.construction.n_neurons
 (True, 18)
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ...models.weights import Weights
 from ...options import resolve
 from ...results import ClaimRow, Result
-from .build import build, check_sizes
+from .build import ConstructionSummary, build, check_sizes
 from .gpt2 import ModelPart
 from .experiments import HelixReuse, NearIntersection, NoiseCancellation, helix_reuse, near_intersection, noise_cancellation
 from .options import Options
@@ -53,7 +53,7 @@ class TwistedPairResult(Result):
     """The construction, its verification, the post's claims tested, and the model part."""
 
     kind = "twisted_pair"
-    construction: dict = field(default_factory=dict)
+    construction: ConstructionSummary | None = None
     verification: Verification | None = None
     float32: Verification | None = None  # the same construction run in float32 (no profiles)
     sweeps: dict[str, list[BoundRow]] = field(default_factory=dict)  # "M" / "n" / "k" -> one row per value
@@ -81,7 +81,7 @@ def twisted_pair(weights: Weights | None = None, options: Options | None = None,
 
     >>> r = twisted_pair(curve="circle-drift", n=64, M=4, k=2, sweep_M=(), sweep_n=(), sweep_k=(), grid=False,
     ...                  claims=False)
-    >>> r.construction["curve"]["name"], r.verification.assumptions_hold
+    >>> r.construction.curve["name"], r.verification.assumptions_hold
     ('circle-drift', True)
     """
     o = resolve(Options, options, overrides, "twisted_pair")

@@ -15,8 +15,8 @@ def result_findings(r) -> list[str]:
     findings = []
     c = r.construction
     findings.append(
-        f"The post's literal gate direction f(s_m) isolates {c['dot_gate_ok']} of {c['n_sentries']} sentry cells on "
-        f"this {c['curve']['name']}; the tuned gates isolate {c['n_sentries'] - c['n_gates_failed']}.")
+        f"The post's literal gate direction f(s_m) isolates {c.dot_gate_ok} of {c.n_sentries} sentry cells on "
+        f"this {c.curve['name']}; the tuned gates isolate {c.n_sentries - c.n_gates_failed}.")
     g = r.gpt2
     if g:
         n = g.neurons
@@ -31,8 +31,8 @@ def result_findings(r) -> list[str]:
 def summary_lines(r) -> list[str]:
     v, c = r.verification, r.construction
     lines = [
-        f"construction ({c['variant']}, {c['curve']['name']}, n={c['n']}, M={c['M']}, k={c['k']}): {c['n_neurons']} "
-        f"neurons, d_model {c['d_model']}; {v.n_pairs} pairs, max |error| {v.max_error:.3g} positions vs bound "
+        f"construction ({c.variant}, {c.curve['name']}, n={c.n}, M={c.M}, k={c.k}): {c.n_neurons} "
+        f"neurons, d_model {c.d_model}; {v.n_pairs} pairs, max |error| {v.max_error:.3g} positions vs bound "
         f"{v.max_bound:.3g}; {'all inside the bound' if v.within_bound else str(v.n_outside_bound) + ' outside'}",
     ]
     for ch in r.checks:
