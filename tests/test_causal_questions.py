@@ -37,8 +37,8 @@ def test_duplicate_question_finds_the_planted_path(pdup):
     assert r.duplicate_heads == [f"0.{pdup.head}"] and r.selected[0] == pdup.neuron
     n = r.neurons[str(pdup.neuron)]
     # the planted neuron reads only the duplicate head's positional output: ablating that head removes its gap
-    assert n["gap"] < 0 and abs(n["duplicate_gap_change"] + n["gap"]) < 0.2 * abs(n["gap"])
-    assert abs(n["others_gap_change"]) < 0.1 * abs(n["gap"])
+    assert n.gap < 0 and abs(n.duplicate_gap_change + n.gap) < 0.2 * abs(n.gap)
+    assert abs(n.others_gap_change) < 0.1 * abs(n.gap)
     e = r.effects["duplicate"]["gap"]
     assert e.effect < 0 and e.vs_random_neurons.z < -10 and e.vs_random_neurons.baseline.n == 5
     assert any("distinct random head set" in x for x in r.notes)  # 2 heads: one possible random set
@@ -238,11 +238,11 @@ def test_word_index_question_runs_end_to_end_on_tiny():
     assert r.later == list(range(2, w.cfg.n_layers + 1)) and 1 <= r.subspace_rank <= 7
     for p, a in r.ablation.accuracy.items():
         assert 0 <= a.clean <= 1 and a.baseline.n == 2 and a.effect == pytest.approx(a.ablated - a.clean)
-    sw = r.patching["sweep"]
-    t = r.patching["pairs"]["position"]
-    assert np.array(sw["normalized"]).shape == (r.options["patch_point"], t + 1)
-    assert r.patching["pairs"]["a_index"] == 1 and r.patching["pairs"]["b_index"] == 2
-    assert len(r.patching["pairs"]["example_a"]) == len(r.patching["pairs"]["example_b"]) == t + 1
+    sw = r.patching.sweep
+    t = r.patching.pairs.position
+    assert np.array(sw.normalized).shape == (r.options["patch_point"], t + 1)
+    assert r.patching.pairs.a_index == 1 and r.patching.pairs.b_index == 2
+    assert len(r.patching.pairs.example_a) == len(r.patching.pairs.example_b) == t + 1
     json.loads(r.to_json())
     with pytest.raises(InvalidInputError, match="same number of tokens"):
         QW.word_index_ablation(w, lengths_a=(2, 1), lengths_b=(1, 1))

@@ -180,7 +180,7 @@ def duplicate_figures(result, out: Path) -> list[Path]:
     if result.neurons:
         ns = list(result.neurons)
         keys = [("gap", "clean")] + [(f"{g}_gap_change", f"change: {g} heads ablated") for g in result.effects]
-        values = [(lab, [result.neurons[n][k] for n in ns]) for k, lab in keys]
+        values = [(lab, [getattr(result.neurons[n], k) for n in ns]) for k, lab in keys]
         if png_wanted():
             x = np.arange(len(ns))
             fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(ns) + 2), 3.2))
@@ -203,7 +203,6 @@ def duplicate_figures(result, out: Path) -> list[Path]:
 
 
 def word_index_figures(result, out: Path) -> list[Path]:
-    from types import SimpleNamespace
 
     out = Path(out)
     paths = []
@@ -215,13 +214,13 @@ def word_index_figures(result, out: Path) -> list[Path]:
                                     f"subspace (rank {result.subspace_rank}) vs random subspaces", "ablated - clean",
                               out, "word_index_ablation")
     p = result.patching
-    if p and p.get("sweep"):
-        paths += patch_heatmap(SimpleNamespace(**p["sweep"]), out, "word_index_patching")
-        s = p["subspace"]
+    if p is not None:
+        paths += patch_heatmap(p.sweep, out, "word_index_patching")
+        s = p.subspace
         paths += effect_strip([("probe-subspace patch: logit diff change", s.vs_random.effect,
                                 s.vs_random.baseline.draws)],
                               f"patching the point-{result.layer} probe subspace from A into B at position "
-                              f"{p['pairs']['position']}", "change in the later probe's logit difference (A - B)",
+                              f"{p.pairs.position}", "change in the later probe's logit difference (A - B)",
                               out, "word_index_subspace_patch")
     return paths
 

@@ -73,6 +73,18 @@ class CleanGap:
 
 
 @dataclass(frozen=True)
+class NeuronGap:
+    """One selected neuron: its clean mean activation on repeated and non-repeated tokens, the gap,
+    and the gap's change with each head group ablated (None where the layer has no other heads)."""
+
+    repeated: float
+    non_repeated: float
+    gap: float
+    duplicate_gap_change: float
+    others_gap_change: float | None = None
+
+
+@dataclass(frozen=True)
 class DupInterventions:
     """The two head ablations (the duplicate-token heads, the layer's other heads) and the random draws
     they are compared with, and the reference the mean ablation took its means from."""
@@ -107,7 +119,7 @@ class DupNeuronAblationResult(Result):
     selection: str = ""
     clean: CleanGap | None = None
     random_neuron_clean_gap: Comparison | None = None
-    neurons: dict[str, dict[str, Any]] = field(default_factory=dict)
+    neurons: dict[str, NeuronGap] = field(default_factory=dict)  # neuron index -> its gap
     effects: dict[str, dict[str, HeadsEffect]] = field(default_factory=dict)
     interventions: DupInterventions | None = None
     data: dict[str, Any] = field(default_factory=dict)
@@ -295,8 +307,8 @@ def duplicate_neuron_ablation(
     per_neuron = {}
     for n in selected:
         c = col[n]
-        per_neuron[str(n)] = {"repeated": float(rep[0, c]), "non_repeated": float(non[0, c]), "gap": float(gap[0, c]),
-                              **{f"{g}_gap_change": float(gap[vi, c] - gap[0, c]) for g, (vi, _) in groups.items()}}
+        per_neuron[str(n)] = NeuronGap(repeated=float(rep[0, c]), non_repeated=float(non[0, c]), gap=float(gap[0, c]),
+                                       **{f"{g}_gap_change": float(gap[vi, c] - gap[0, c]) for g, (vi, _) in groups.items()})
     rand_gap = [float(size[0, [col[n] for n in s]].mean()) for s in rsets]
     opts = {**dataclasses.asdict(o), "heads": None if heads is None else list(dup), "seq_len": P, "dtype": dtype,
             "hook": f"blocks.{layer}.attn.hook_z", "mean_over": "sequences (per position)"}

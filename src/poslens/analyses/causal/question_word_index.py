@@ -23,7 +23,7 @@ Residual points follow :mod:`poslens.analyses.word_index`: point ``L`` is the st
 entering block ``L`` and point ``n_layers`` the stream after the last block.
 
 >>> r = word_index_ablation(load_weights("tiny"), layer=1, n_train=1400, n_val_prompts=120)   # doctest: +SKIP
->>> r.ablation.accuracy["2"].effect, r.patching["subspace"].follow_a              # doctest: +SKIP
+>>> r.ablation.accuracy["2"].effect, r.patching.subspace.follow_a              # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -42,39 +41,14 @@ from ...models.runner import Runner
 from ...models.weights import Weights
 from ...options import resolve
 from ...results import Result
-from .baselines import ArmComparison, Comparison, Spread, compare, compare_arms, random_subspace, spread
-from .intervention import InterventionRecord, ablate_direction
+from .baselines import compare, compare_arms, random_subspace, spread
+from .intervention import ablate_direction
 from .metrics import MetricStore, direction_readout, next_token_loss
 from .options import WordIndexAblationOptions
 from .patching import PatchResult, patch_sweep
+from .word_index_records import (FollowStay, PatchPairs, PointProbe, ProbeAblation, SubspacePatch, WordIndexData,
+                                 WordIndexPatching)
 from .run import run_variants
-
-
-@dataclass(frozen=True)
-class ProbeAblation:
-    """The probe subspace ablated on the validation prompts: each later point's probe accuracy and the
-    loss on the word tokens, clean vs ablated, against random subspaces of the same rank."""
-
-    intervention: InterventionRecord
-    random: list[InterventionRecord]
-    accuracy: dict[str, ArmComparison]  # by residual point
-    loss: ArmComparison
-    n_prompts: int
-    n_points: int
-    loss_over: str
-
-
-@dataclass(frozen=True)
-class SubspacePatch:
-    """Only the probe subspace patched from A into B at the last position: how often the later probe
-    then predicts A's word index, and its logit difference, against random subspaces."""
-
-    follow_a: float
-    stay_b: float
-    logit_diff: float
-    random_follow_a: Spread
-    random_logit_diff: Spread
-    vs_random: Comparison  # logit-difference change (patched - unpatched) against random subspaces
 
 
 @dataclass(frozen=True)
@@ -92,10 +66,10 @@ class WordIndexCausalResult(Result):
     later: list[int] = field(default_factory=list)
     hooks: dict[str, str] = field(default_factory=dict)
     subspace_rank: int = 0
-    probes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    probes: dict[str, PointProbe] = field(default_factory=dict)  # residual point -> its probe
     ablation: ProbeAblation | None = None
-    patching: dict[str, Any] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)
+    patching: WordIndexPatching | None = None  # None: the pairs' word indices were never seen by the probe
+    data: WordIndexData | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -212,8 +186,8 @@ def word_index_ablation(
     for i, p in enumerate(points):
         pr = fit_probe(Xt[i], tp["label"], tp["prompt"], C=o.inverse_regularisation, seed=seed)
         probes[p] = pr
-        probe_info[str(p)] = {"accuracy": float((pr.predict(Xv[i]) == vp["label"]).mean()), "C": pr.C,
-                              "converged": pr.converged, "hook": hooks[str(p)]}
+        probe_info[str(p)] = PointProbe(accuracy=float((pr.predict(Xv[i]) == vp["label"]).mean()), C=pr.C,
+                                        converged=pr.converged, hook=hooks[str(p)])
     U = probe_subspace(probes[layer])
     r = U.shape[0]
 
@@ -289,8 +263,8 @@ def word_index_ablation(
             loss=loss_eff, n_prompts=int(used), n_points=int(ok.sum()),
             loss_over=f"next-token predictions of the word tokens (after the {prefix_len}-token prefix)"),
         patching=patching,
-        data={"train_prompts": len(train), "val_prompts": len(val), "prefix": train.prefix, "prefix_tokens": prefix_len,
-              "dictionary": d.counts()},
+        data=WordIndexData(train_prompts=len(train), val_prompts=len(val), prefix=train.prefix, prefix_tokens=prefix_len,
+                           dictionary=d.counts()),
         seconds=round(time.perf_counter() - t0, 3), notes=notes,
     )
 
@@ -302,7 +276,7 @@ def _patching(runner, tokenizer, d, probes, hooks, layer, point, U, la, lb, n_pa
     probe = probes[point]
     if ia not in probe.model.classes_ or ib not in probe.model.classes_:
         notes.append(f"the point-{point} probe never saw word index {ia} or {ib}; patching skipped")
-        return {}
+        return None
     w, c = probe_logit_direction(probe, ia, ib)
     metric = direction_readout(hooks[str(point)], w, positions=[t], bias=c,
                                name=f"probe@{point} logit[word {ia}] - logit[word {ib}]")
@@ -334,21 +308,20 @@ def _patching(runner, tokenizer, d, probes, hooks, layer, point, U, la, lb, n_pa
     sub = SubspacePatch(follow_a=float(follow[2]), stay_b=float(stay[2]), logit_diff=float(ld[2].mean()),
                         random_follow_a=spread(follow[3:]), random_logit_diff=spread(ld[3:].mean(1)),
                         vs_random=compare(float(ld[2].mean() - ld[0].mean()), ld[3:].mean(1) - ld[0].mean()))
-    return {
-        "pairs": {"a_lengths": list(la), "b_lengths": list(lb), "n": int(len(A)), "position": int(t),
-                  "a_index": ia, "b_index": ib, "example_a": tokenizer.to_str_tokens(A[0].tolist()),
-                  "example_b": tokenizer.to_str_tokens(B[0].tolist())},
-        "metric": metric.describe(),
-        "sweep": sweep.to_dict(),
-        "b_run": {"follow_a": float(follow[0]), "stay_b": float(stay[0]), "logit_diff": float(ld[0].mean())},
-        "full_patch": {"follow_a": float(follow[1]), "stay_b": float(stay[1]), "logit_diff": float(ld[1].mean())},
-        "subspace": sub,
-    }
+    return WordIndexPatching(
+        pairs=PatchPairs(a_lengths=list(la), b_lengths=list(lb), n=int(len(A)), position=int(t), a_index=ia, b_index=ib,
+                         example_a=tokenizer.to_str_tokens(A[0].tolist()),
+                         example_b=tokenizer.to_str_tokens(B[0].tolist())),
+        metric=metric.describe(), sweep=sweep,
+        b_run=FollowStay(follow_a=float(follow[0]), stay_b=float(stay[0]), logit_diff=float(ld[0].mean())),
+        full_patch=FollowStay(follow_a=float(follow[1]), stay_b=float(stay[1]), logit_diff=float(ld[1].mean())),
+        subspace=sub,
+    )
 
 
 def summarize(r: WordIndexCausalResult) -> list[str]:
-    lines = [f"word-index probes: point {r.layer} accuracy {r.probes[str(r.layer)]['accuracy']:.3f}; later "
-             + ", ".join(f"{p}: {r.probes[str(p)]['accuracy']:.3f}" for p in r.later)]
+    lines = [f"word-index probes: point {r.layer} accuracy {r.probes[str(r.layer)].accuracy:.3f}; later "
+             + ", ".join(f"{p}: {r.probes[str(p)].accuracy:.3f}" for p in r.later)]
     a = r.ablation
     if a:
         lines.append(f"{r.options.get('kind')}-ablating the point-{r.layer} probe subspace (rank {r.subspace_rank}) on "
@@ -361,14 +334,14 @@ def summarize(r: WordIndexCausalResult) -> list[str]:
                      f"{L.baseline.std:.4f}, z {L.z:.1f})")
     p = r.patching
     if p:
-        pr = p["pairs"]
-        sw = p["sweep"]
-        lines.append(f"patching {'|'.join(map(str, pr['a_lengths']))} into {'|'.join(map(str, pr['b_lengths']))} prompts at "
-                     f"position {pr['position']} (word {pr['a_index']} vs {pr['b_index']}): probe@{r.options.get('patch_point')} "
-                     f"logit diff clean {sw['clean_metric']:.2f}, corrupted {sw['corrupted_metric']:.2f}")
-        s = p["subspace"]
+        pr = p.pairs
+        sw = p.sweep
+        lines.append(f"patching {'|'.join(map(str, pr.a_lengths))} into {'|'.join(map(str, pr.b_lengths))} prompts at "
+                     f"position {pr.position} (word {pr.a_index} vs {pr.b_index}): probe@{r.options.get('patch_point')} "
+                     f"logit diff clean {sw.clean_metric:.2f}, corrupted {sw.corrupted_metric:.2f}")
+        s = p.subspace
         lines.append(f"patching only the probe subspace at point {r.layer}: the later probe predicts A's index for "
-                     f"{s.follow_a:.0%} of pairs (whole stream {p['full_patch']['follow_a']:.0%}, unpatched "
-                     f"{p['b_run']['follow_a']:.0%}; random {r.subspace_rank}-d subspaces "
+                     f"{s.follow_a:.0%} of pairs (whole stream {p.full_patch.follow_a:.0%}, unpatched "
+                     f"{p.b_run.follow_a:.0%}; random {r.subspace_rank}-d subspaces "
                      f"{s.random_follow_a.mean:.0%} ± {s.random_follow_a.std:.0%})")
     return lines + list(r.notes)
