@@ -22,7 +22,7 @@ only where a unit is one space-prefixed word (``word``, ``list``); in ``sentence
 
 >>> from poslens.models.tokenizer import Tokenizer
 >>> tok = Tokenizer.gpt2()
->>> d = word_dictionary(tok, size=3000, seed=0)
+>>> d = word_dictionary(tok, size=3000, lengths=(1, 2), seed=0)
 >>> ps = make_prompts(tok, d, "word", split="train", n_prompts=2, seed=0)
 >>> len(ps.spans[0])
 7
@@ -93,6 +93,23 @@ class WordDictionary:
 
     def counts(self) -> dict[str, dict[int, int]]:
         return {s: {k: len(v) for k, v in self.words(s).items()} for s in ("train", "val")}
+
+    def info(self) -> DictionaryInfo:
+        """What a result records of the dictionary (no word lists)."""
+        return DictionaryInfo(tokenizer=self.tokenizer, size=self.size, n_candidates=self.n_candidates,
+                              train_fraction=self.train_fraction, words_per_length=self.counts())
+
+
+@dataclass(frozen=True)
+class DictionaryInfo:
+    """A word dictionary as a result records it: tokenizer, size asked for, candidate words, the share
+    of words kept for training prompts, and words per token length in each split."""
+
+    tokenizer: str
+    size: int
+    n_candidates: int
+    train_fraction: float
+    words_per_length: dict[str, dict[int, int]]  # "train" / "val" -> token length -> words
 
 
 def common_words(size: int, clean: bool = True) -> list[str]:

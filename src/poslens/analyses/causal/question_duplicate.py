@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -85,6 +84,20 @@ class NeuronGap:
 
 
 @dataclass(frozen=True)
+class DupAblationData:
+    """The inputs: repeated-token and distinct-token sequences, their length, the first position
+    measured, whether a BOS leads them, and how many positions held a repeated / non-repeated token."""
+
+    repeated_sequences: int
+    distinct_sequences: int
+    seq_len: int
+    measured_from: int
+    bos: bool
+    n_repeated_positions: int
+    n_non_repeated_positions: int
+
+
+@dataclass(frozen=True)
 class DupInterventions:
     """The two head ablations (the duplicate-token heads, the layer's other heads) and the random draws
     they are compared with, and the reference the mean ablation took its means from."""
@@ -122,7 +135,7 @@ class DupNeuronAblationResult(Result):
     neurons: dict[str, NeuronGap] = field(default_factory=dict)  # neuron index -> its gap
     effects: dict[str, dict[str, HeadsEffect]] = field(default_factory=dict)
     interventions: DupInterventions | None = None
-    data: dict[str, Any] = field(default_factory=dict)
+    data: DupAblationData | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     checks: list[ClaimRow] = field(default_factory=list)
@@ -325,9 +338,9 @@ def duplicate_neuron_ablation(
             random_neurons=[list(x) for x in rsets],
             reference=("a separate set of distinct-token sequences (no token repeats), "
                        f"{n_seq} x {P}, seed {seed + 3}") if ref_name == "distinct" else "the input"),
-        data={"repeated_sequences": n_seq, "distinct_sequences": n_seq, "seq_len": P, "measured_from": first,
-              "bos": bos is not None, "n_repeated_positions": int(masks[..., 0].sum()),
-              "n_non_repeated_positions": int(masks[..., 1].sum())},
+        data=DupAblationData(repeated_sequences=n_seq, distinct_sequences=n_seq, seq_len=P, measured_from=first,
+                             bos=bos is not None, n_repeated_positions=int(masks[..., 0].sum()),
+                             n_non_repeated_positions=int(masks[..., 1].sum())),
         seconds=round(time.perf_counter() - t0, 3), notes=notes + list(dh.notes),
     )
     from ...claims.duplicate_heads_post import duplicate_ablation_rows  # published readings live in claims

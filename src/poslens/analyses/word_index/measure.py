@@ -9,7 +9,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -104,7 +103,7 @@ class DatasetInfo:
     n_val_points: int
     prompt_tokens: dict[str, float]
     unit_tokens: dict[str, int]
-    dictionary: dict[str, Any]
+    dictionary: wp.DictionaryInfo
     examples: list[str]
 
 
@@ -153,8 +152,7 @@ def _dataset_info(train: wp.PromptSet, val: wp.PromptSet, d: wp.WordDictionary, 
         n_train_points=len(train) * train.n_units, n_val_points=len(val) * val.n_units,
         prompt_tokens={"min": int(lens.min()), "mean": float(lens.mean()), "max": int(lens.max())},
         unit_tokens={str(int(k)): int(v) for k, v in zip(*np.unique(unit_len, return_counts=True))},
-        dictionary={"tokenizer": d.tokenizer, "size": d.size, "n_candidates": d.n_candidates,
-                    "train_fraction": d.train_fraction, "words_per_length": d.counts()},
+        dictionary=d.info(),
         examples=[val.texts[i][len(val.prefix):] for i in range(min(3, len(val)))],
     )
 
