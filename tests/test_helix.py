@@ -321,11 +321,11 @@ def revisions(tmp_path_factory):
 
 def test_sweep_orders_by_step_and_tracks_the_helix(revisions, tmp_path):
     sw = H.helix_sweep([str(p.path) for p in revisions])
-    steps = [row["step"] for row in sw.table]
+    steps = [row.step for row in sw.table]
     assert steps == [0, 300, 1000]
-    shares = [row["share_3"] for row in sw.table]
+    shares = [row.share_3 for row in sw.table]
     assert shares[0] < shares[1] < shares[2] and shares[2] > 1 - 1e-6
-    assert sw.table[-1]["overlap_final"] == pytest.approx(1.0) and sw.table[0]["overlap_previous"] is None
+    assert sw.table[-1].overlap_final == pytest.approx(1.0) and sw.table[0].overlap_previous is None
     from poslens.viz.helix import figures
 
     figs = figures(sw, tmp_path)

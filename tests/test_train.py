@@ -318,7 +318,7 @@ def test_snapshots_are_log_spaced_float16_checkpoints_with_a_manifest(corpus, tm
     assert not torch.allclose(first["embed.W_E"].float(), final["embed.W_E"], atol=1e-3)  # step 0 is the initialisation
     # a helix sweep reads the steps from the folder names, whatever order it is given
     sw = helix_sweep([str(d) for _, d in reversed(dirs)])
-    assert [r["step"] for r in sw.table] == want
+    assert [r.step for r in sw.table] == want
     log = json.loads((out / "training_log.json").read_text())
     assert log["config"]["snapshots"] == 5
     assert (tmp_path / "run" / "tokens.npz").is_file()  # the tokenised corpus a resume reuses

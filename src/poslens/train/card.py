@@ -88,7 +88,7 @@ def measure(model_dir: str | Path, n_seq: int = 32, n_new: int = 40) -> dict[str
             from ..analyses.helix import helix_sweep
 
             sw = helix_sweep([str(d) for d in dirs])
-            hist["wpe_overlap_final"] = {r["step"]: r["overlap_final"] for r in sw.table}
+            hist["wpe_overlap_final"] = {r.step: r.overlap_final for r in sw.table}
     heads = dup.heads
     by_prev = sorted(heads, key=lambda k: -heads[k].prev_token_score)
     by_ind = sorted(heads, key=lambda k: -heads[k].induction_score)

@@ -7,7 +7,7 @@ subspace is from the final one's; :func:`sweep_specs` names the published checkp
 the Stanford CRFM runs to sweep.
 
 >>> sw = helix_sweep(sweep_specs("alias", [0, 10000, 400000]))   # doctest: +SKIP
->>> [(r["step"], round(r["overlap_final"], 3)) for r in sw.table]  # doctest: +SKIP
+>>> [(r.step, round(r.overlap_final, 3)) for r in sw.table]  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,6 +20,39 @@ import numpy as np
 from ...errors import InvalidInputError
 from ...results import Result
 from .measure import HelixResult, check_options, helix, helix_with_fit
+
+
+@dataclass(frozen=True)
+class HelixRow:
+    """One model's (or checkpoint's) headline helix numbers, as :func:`summary_row` returns them."""
+
+    model: str | None
+    n_ctx: int | None
+    d_model: int | None
+    share_3: float | None  # of W_pos's variance in its top 3 components
+    components_for_90: int | None
+    late_share_3: float | None  # the same from the truncation on
+    helix_period: float | None
+    helix_radius: float | None
+    helix_turns: float | None
+    helix_r2: float | None
+    ode_r2: float | None
+    ode_r2_smoothed: float | None
+    norm_mean: float
+    norm_std: float
+    adjacent_cosine: float | None
+    cosine_period: float | None
+
+
+@dataclass(frozen=True)
+class SweepRow(HelixRow):
+    """A checkpoint's row: its spec and step, and the overlap of its top-3 subspace with the final
+    checkpoint's and the previous one's (mean squared cosine of the principal angles)."""
+
+    spec: str = ""
+    step: int | None = None
+    overlap_final: float | None = None
+    overlap_previous: float | None = None
 
 
 def summary_row(r) -> dict:
@@ -56,7 +89,7 @@ class HelixFamilyResult(Result):
 
     kind = "helix_family"
     results: list[HelixResult] = field(default_factory=list)
-    table: list = field(default_factory=list)
+    table: list[HelixRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -71,7 +104,7 @@ class HelixSweepResult(Result):
     """
 
     kind = "helix_sweep"
-    table: list = field(default_factory=list)
+    table: list[SweepRow] = field(default_factory=list)
     coords: list[list[list[float]]] = field(default_factory=list)  # checkpoint -> position -> top-3
     ranges: list[list[int]] = field(default_factory=list)  # checkpoint -> [start, stop) of its positions
     notes: list[str] = field(default_factory=list)
@@ -95,7 +128,7 @@ def helix_models(specs, *, progress: bool = False, **options) -> HelixFamilyResu
     Token comparisons are off unless ``tokens=True`` is passed, so only ``wpe.weight`` is read.
 
     >>> fam = helix_models(["gpt2", "gpt2-medium"])              # doctest: +SKIP
-    >>> [row["share_3"] for row in fam.table]                    # doctest: +SKIP
+    >>> [row.share_3 for row in fam.table]                       # doctest: +SKIP
     """
     from ...progress import bar
 
@@ -111,7 +144,7 @@ def helix_models(specs, *, progress: bool = False, **options) -> HelixFamilyResu
         results.append(helix(w, **options))
     opts = {**results[0].options, "models": [r.model for r in results]}
     return HelixFamilyResult(model=", ".join(r.model for r in results), processing=results[0].processing, options=opts,
-                             results=results, table=[summary_row(r) for r in results])
+                             results=results, table=[HelixRow(**summary_row(r)) for r in results])
 
 
 def _step_of(ckpt) -> int | None:
@@ -203,7 +236,7 @@ def helix_sweep(specs, *, progress: bool = False, **options) -> HelixSweepResult
     sinusoidal comparison and tokens off, small cosine matrices, unless overridden).
 
     >>> sw = helix_sweep(sweep_specs("alias", [0, 10000, 400000]))   # doctest: +SKIP
-    >>> [(r["step"], round(r["share_3"], 3)) for r in sw.table]        # doctest: +SKIP
+    >>> [(r.step, round(r.share_3, 3)) for r in sw.table]              # doctest: +SKIP
     """
     from ...progress import bar
 
@@ -227,11 +260,10 @@ def helix_sweep(specs, *, progress: bool = False, **options) -> HelixSweepResult
     for i, (r, comps, step, spec) in enumerate(fits):
         same = comps.shape == final.shape
         prev = fits[i - 1][1] if i else None
-        rows.append({
-            "spec": spec, "step": step, **summary_row(r),
-            "overlap_final": _overlap(comps, final) if same else None,
-            "overlap_previous": _overlap(comps, prev) if prev is not None and prev.shape == comps.shape else None,
-        })
+        rows.append(SweepRow(
+            **summary_row(r), spec=spec, step=step, overlap_final=_overlap(comps, final) if same else None,
+            overlap_previous=_overlap(comps, prev) if prev is not None and prev.shape == comps.shape else None,
+        ))
     first = fits[0][0]
     return HelixSweepResult(
         model=_run_name([f[0].model for f in fits]), processing=first.processing,
@@ -254,10 +286,10 @@ def family_summary(result) -> list[str]:
     sweep = isinstance(result, HelixSweepResult)
     lines = [f"{len(result.table)} checkpoints of {result.model}:" if sweep else f"{len(result.table)} models:"]
     for row in result.table:
-        share = "n/a" if row["share_3"] is None else f"{row['share_3']:.3f}"
-        name = (row["step"] if row["step"] is not None else row["spec"]) if sweep else row["model"]
-        ov = row.get("overlap_final")
-        lines.append(f"  {name}: {share} of the variance in 3 PCs, {row['components_for_90']} PCs for 90%, "
-                     f"helix period {_fmt_period(row['helix_period'])} (R² {row['helix_r2']:.3f})"
+        share = "n/a" if row.share_3 is None else f"{row.share_3:.3f}"
+        name = (row.step if row.step is not None else row.spec) if sweep else row.model
+        ov = getattr(row, "overlap_final", None)
+        lines.append(f"  {name}: {share} of the variance in 3 PCs, {row.components_for_90} PCs for 90%, "
+                     f"helix period {_fmt_period(row.helix_period)} (R² {row.helix_r2:.3f})"
                      + (f", overlap with the final top-3 {ov:.3f}" if ov is not None else ""))
     return lines + list(getattr(result, "notes", []))
