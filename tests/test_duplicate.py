@@ -178,6 +178,9 @@ def test_induction_mask_by_hand():
     # 3 at 2 has a copy at 0 -> looks at 1; 3 at 3 has copies at 0 and 2 -> looks at 1 (3 is itself: excluded)
     m = induction_mask(duplicate_mask(torch.tensor([[3, 4, 3, 3, 9]]), ignore=(9,)))
     assert m[0].nonzero().tolist() == [[2, 1], [3, 1]]
+    # two after the copy: 3 at 3 looks at 2 (from the copy at 0); 3 at 2 has nothing two after 0 before it
+    m = induction_mask(duplicate_mask(torch.tensor([[3, 4, 3, 3, 9]]), ignore=(9,)), offset=2)
+    assert m[0].nonzero().tolist() == [[3, 2]]
 
 
 def test_induction_score_matches_a_hand_computation(small_ckpt):
@@ -196,6 +199,16 @@ def test_induction_score_matches_a_hand_computation(small_ckpt):
     st = pattern_stats(runner, tokens, [1], batch_size=2)
     np.testing.assert_allclose(st.induction()[0], num / den, rtol=1e-5)
     assert st.ind_count.sum() == den > 0
+    # the shifted copying score: attention two after an earlier copy (still before the query)
+    num, den = np.zeros(w.cfg.n_heads), 0
+    for b in range(len(tokens)):
+        for q in range(len(tokens[b])):
+            ks = sorted({k + 2 for k in range(q) if tokens[b, k] == tokens[b, q] and k + 2 < q})
+            if ks:
+                den += 1
+                num += pats[b, :, q, ks].sum(-1).double().numpy()
+    np.testing.assert_allclose(st.shifted()[0], num / den, rtol=1e-5)
+    assert st.shift_count.sum() == den > 0
     # the same pass measures attention to position 0 from every later query (the profile's sink score)
     first = pats[:, :, 1:, 0].double().mean((0, 2)).numpy()
     np.testing.assert_allclose(st.first()[0], first, rtol=1e-5)

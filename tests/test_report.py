@@ -447,3 +447,25 @@ def test_work_a_stage_owns_is_booked_to_it_whoever_asks_first():
     ctx.running = "profile"
     ctx.memo("j", lambda: time.sleep(0.05), stage="profile")  # inside its own run: already timed there
     assert 0.05 <= ctx.booked.pop("profile") < 0.1 and not ctx.booked
+
+
+def test_induction_verdict_names_a_shifted_copying_head():
+    """A model whose copying head attends two past the earlier copy (reading a previous-token head's
+    output there) has no induction head by the score; the verdict says what it has instead."""
+    from poslens.report.stage_verdicts import verdict_rows
+
+    class Ctx:
+        def missing(self, needs):
+            return "not run in this test"
+
+    best = {"previous_token": {"head": "0.0", "score": 0.96}, "duplicate_token": {"head": "0.2", "score": 0.97},
+            "induction": {"head": "1.2", "score": 0.02}}
+    profile = {"best": best, "thresholds": {"previous_token": 0.4, "duplicate_token": 0.2, "induction": 0.3},
+               "previous_token_heads": ["0.0"], "duplicate_token_heads": ["0.2"], "induction_heads": [],
+               "heads": {"1.2": {"shifted_induction_score": 0.89}, "1.0": {"shifted_induction_score": 0.04}}}
+    rows = {r["mechanism"]: r for r in verdict_rows(Ctx(), {"profile": profile}, {"weak_fraction": 0.5})}
+    ind = rows["induction"]
+    assert ind["verdict"] == "absent" and "head 1.2 attends two past the earlier copy (0.89)" in ind["reason"]
+    profile["heads"]["1.2"]["shifted_induction_score"] = 0.1  # below the threshold: nothing to name
+    rows = {r["mechanism"]: r for r in verdict_rows(Ctx(), {"profile": profile}, {"weak_fraction": 0.5})}
+    assert "two past" not in rows["induction"]["reason"]

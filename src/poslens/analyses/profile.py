@@ -50,6 +50,7 @@ class HeadRoles:
     first_position_score: float | None = None  # sink
     positional_kind: str | None = None  # layer 0 on positional inputs alone: local / uniform / mixed
     span50: float | None = None
+    shifted_induction_score: float | None = None  # attention two after an earlier copy (a shifted copying head)
 
     def score(self, role: str) -> float | None:
         return getattr(self, SCORE_FIELD[role])
@@ -147,7 +148,7 @@ def model_profile(dup: Any, first_position: torch.Tensor | None = None, threshol
     for k, h in src.items():
         raw[k] = {"layer": h["layer"], "head": h["head"], "prev_token_score": h.get("prev_token_score"),
                   "score_repeated": h.get("score_repeated"), "induction_score": h.get("induction_score"),
-                  "score_text": h.get("score_text")}
+                  "score_text": h.get("score_text"), "shifted_induction_score": h.get("shifted_induction_score")}
         if first_position is not None:
             raw[k]["first_position_score"] = float(first_position[h["layer"], h["head"]])
         elif h.get("first_position_score") is not None:

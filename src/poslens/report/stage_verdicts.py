@@ -121,6 +121,11 @@ def verdict_rows(ctx, results: dict, o: dict) -> list[dict]:
         v = _grade(b["score"], th, wf)
         why = (f"{len(heads)} head(s) at or above the threshold: {', '.join(heads[:5])}" if heads else
                f"the strongest, {b['head']}, is below the threshold")
+        shifted = [(h.get("shifted_induction_score") or 0.0, k) for k, h in (p.get("heads") or {}).items()]
+        if role == "induction" and not heads and shifted and max(shifted)[0] >= th:
+            s, k = max(shifted)
+            why += (f"; but head {k} attends two past the earlier copy ({s:.2f}): a shifted copying head, reading "
+                    "there what a previous-token head wrote, which this score does not count")
         rows.append(_row(role, name[role], "profile", v, number, b["score"], th,
                          why + " (share of attention, on repeated random tokens)", head=b["head"]))
     # -- positional neurons

@@ -71,9 +71,11 @@ def mechanism_scores(model, n_seq: int = 32, seq_len: int = 256) -> dict[str, An
     pk, pv = best("prev_token_score")
     dk, dv = best("score_repeated")
     ik, iv = best("induction_score")
+    sk, sv = best("shifted_induction_score")
     g = incontext_gain(w, n_seq=n_seq, seq_len=P)
     return {
         "prev": pv, "prev_head": pk, "dup": dv, "dup_head": dk, "induction": iv, "induction_head": ik,
+        "shifted_induction": sv, "shifted_induction_head": sk,
         "incontext_gain": g["gain"], "induction_gain": g["induction_gain"], "loss_first_copy": g["first"],
         "loss_second_copy": g["second"], "loss_second_copy_shuffled": g["second_shuffled"],
         "wpe_top3": float(sum(hx.variance_explained[:3])), "wpe_short": hx.short_period.share,

@@ -83,6 +83,7 @@ def duplicate_heads(
     rep = repeated_tokens(o.n_seq, P, cfg.d_vocab, seed=o.seed, exclude=ignore, bos=bos)
     st = pattern_stats(runner, rep, layers, o.batch_size, ignore)
     rep_score, rep_seq, prev, ind, first = st.pooled(), st.seqmean(), st.prev(), st.induction(), st.first()
+    shifted = st.shifted()
     text_score = text_seq = None
     repeated = ScoredSequences(n_seq=o.n_seq, seq_len=P, n_dup_queries=int(st.dup_count.sum()))
     text_info = None
@@ -113,6 +114,7 @@ def duplicate_heads(
                 "prev_token_score": float(prev[i, h]),
                 "induction_score": float(ind[i, h]),
                 "first_position_score": float(first[i, h]),
+                "shifted_induction_score": float(shifted[i, h]),
             }
 
     def ranked_by(k):

@@ -25,6 +25,8 @@ class PatternStats:
     prev_count: np.ndarray  # [seq]
     ind_sum: np.ndarray  # [seq, layer, head] attention to the token after an earlier copy, over queries with one
     ind_count: np.ndarray  # [seq]
+    shift_sum: np.ndarray  # [seq, layer, head] attention to two after an earlier copy, over queries with one
+    shift_count: np.ndarray  # [seq]
     first_sum: np.ndarray  # [seq, layer, head] attention to position 0, summed over queries >= 1 (prev_count)
 
     def pooled(self) -> np.ndarray:
@@ -44,6 +46,10 @@ class PatternStats:
         n = self.ind_count.sum()
         return self.ind_sum.sum(0) / n if n else np.full(self.ind_sum.shape[1:], np.nan)
 
+    def shifted(self) -> np.ndarray:
+        n = self.shift_count.sum()
+        return self.shift_sum.sum(0) / n if n else np.full(self.shift_sum.shape[1:], np.nan)
+
     def first(self) -> np.ndarray:
         return self.first_sum.sum(0) / max(1, self.prev_count.sum())
 
@@ -55,8 +61,8 @@ def pattern_stats(
     batch_size: int = 8,
     ignore: tuple[int, ...] = (),
 ) -> PatternStats:
-    """Duplicate, previous-token, induction and first-position attention sums for every head in
-    ``layers``, without storing patterns.
+    """Duplicate, previous-token, induction (and shifted: two after the copy) and first-position
+    attention sums for every head in ``layers``, without storing patterns.
 
     ``ignore``: token ids whose queries never count as duplicates (BOS). The same options
     apply to every sequence of the batch.
@@ -73,9 +79,12 @@ def pattern_stats(
     has = mask.any(-1)  # [B, Q]
     imask = induction_mask(mask)
     ihas = imask.any(-1)
+    smask = induction_mask(mask, offset=2)
+    shas = smask.any(-1)
     dup_sum = np.zeros((B, len(layers), H))
     prev_sum = np.zeros((B, len(layers), H))
     ind_sum = np.zeros((B, len(layers), H))
+    shift_sum = np.zeros((B, len(layers), H))
     first_sum = np.zeros((B, len(layers), H))
     row = {l: i for i, l in enumerate(layers)}
 
@@ -90,6 +99,8 @@ def pattern_stats(
         im = imask[hook.batch].to(pattern.device, pattern.dtype)
         to_ind = torch.einsum("bhqk,bqk->bhq", pattern, im)
         ind_sum[hook.batch, row[hook.layer]] = to_ind.sum(-1).double().cpu().numpy()
+        sm = smask[hook.batch].to(pattern.device, pattern.dtype)
+        shift_sum[hook.batch, row[hook.layer]] = torch.einsum("bhqk,bqk->bh", pattern, sm).double().cpu().numpy()
         first_sum[hook.batch, row[hook.layer]] = pattern[:, :, 1:, 0].sum(-1).double().cpu().numpy()
         return None
 
@@ -103,6 +114,8 @@ def pattern_stats(
         prev_count=np.full(B, P - 1, dtype=float),
         ind_sum=ind_sum,
         ind_count=ihas.sum(-1).numpy().astype(float),
+        shift_sum=shift_sum,
+        shift_count=shas.sum(-1).numpy().astype(float),
         first_sum=first_sum,
     )
 

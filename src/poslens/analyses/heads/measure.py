@@ -29,15 +29,18 @@ def duplicate_mask(tokens: torch.Tensor, ignore: tuple[int, ...] = ()) -> torch.
     return m
 
 
-def induction_mask(dup: torch.Tensor) -> torch.Tensor:
+def induction_mask(dup: torch.Tensor, offset: int = 1) -> torch.Tensor:
     """``[batch, query, key]`` bool: key is the position just after an earlier copy of the
-    query's token (where an induction head looks), and before the query.
+    query's token (where an induction head looks), and before the query; ``offset=2``: two
+    after it (where a shifted copying head looks, reading what a previous-token head wrote there).
 
     >>> induction_mask(duplicate_mask(torch.tensor([[5, 6, 7, 5]])))[0, 3].tolist()
     [False, True, False, False]
+    >>> induction_mask(duplicate_mask(torch.tensor([[5, 6, 7, 5]])), offset=2)[0, 3].tolist()
+    [False, False, True, False]
     """
     m = torch.zeros_like(dup)
-    m[:, :, 1:] = dup[:, :, :-1]
+    m[:, :, offset:] = dup[:, :, :-offset]
     P = dup.shape[1]
     return m & torch.ones(P, P, dtype=torch.bool).tril(-1)
 

@@ -30,6 +30,9 @@ class HeadScores:
     first_position_score: float
     rank: int = 0
     is_duplicate: bool = False
+    # attention two after the earlier copy: a copying head that reads there what a previous-token head
+    # wrote (the token after the copy) instead of reading that token itself
+    shifted_induction_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,12 @@ def summarize(result: DupHeadsResult) -> list[str]:
         iv = max(result.heads, key=lambda k: result.heads[k].induction_score)
         lines.append(f"strongest induction head {iv} ({result.heads[iv].induction_score:.3f} of attention to "
                      "the token after the earlier copy)")
+        sh = [k for k in result.heads if result.heads[k].shifted_induction_score is not None]
+        sv = max(sh, key=lambda k: result.heads[k].shifted_induction_score) if sh else None
+        if sv is not None and result.heads[sv].shifted_induction_score >= max(0.3, result.heads[iv].induction_score):
+            lines.append(f"head {sv} attends two past the earlier copy ({result.heads[sv].shifted_induction_score:.3f}): "
+                         "a shifted copying head, which reads there what a previous-token head wrote (the token "
+                         "after the copy) — an induction circuit the induction score does not count")
     for k, p in result.profiles.items():
         if p.half_distance is not None:
             r2 = p.within_query.r2 if p.within_query.r2 is not None else float("nan")
