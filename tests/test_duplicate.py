@@ -189,25 +189,24 @@ def test_induction_score_matches_a_hand_computation(small_ckpt):
     g = torch.Generator().manual_seed(1)
     tokens = torch.stack([torch.randint(0, k, (24,), generator=g) for k in (5, 50, 400)])
     pats = runner.run(tokens, hooks=["blocks.1.attn.hook_pattern"])["blocks.1.attn.hook_pattern"]
-    num, den = np.zeros(w.cfg.n_heads), 0
-    for b in range(len(tokens)):
-        for q in range(len(tokens[b])):
-            ks = sorted({k + 1 for k in range(q) if tokens[b, k] == tokens[b, q] and k + 1 < q})
-            if ks:
-                den += 1
-                num += pats[b, :, q, ks].sum(-1).double().numpy()
+
+    def by_hand(offset):
+        """Mean attention of each head to the positions ``offset`` after an earlier copy (before the query)."""
+        num, den = np.zeros(w.cfg.n_heads), 0
+        for b in range(len(tokens)):
+            for q in range(len(tokens[b])):
+                ks = sorted({k + offset for k in range(q) if tokens[b, k] == tokens[b, q] and k + offset < q})
+                if ks:
+                    den += 1
+                    num += pats[b, :, q, ks].sum(-1).double().numpy()
+        return num / den, den
+
     st = pattern_stats(runner, tokens, [1], batch_size=2)
-    np.testing.assert_allclose(st.induction()[0], num / den, rtol=1e-5)
+    want, den = by_hand(1)
+    np.testing.assert_allclose(st.induction()[0], want, rtol=1e-5)
     assert st.ind_count.sum() == den > 0
-    # the shifted copying score: attention two after an earlier copy (still before the query)
-    num, den = np.zeros(w.cfg.n_heads), 0
-    for b in range(len(tokens)):
-        for q in range(len(tokens[b])):
-            ks = sorted({k + 2 for k in range(q) if tokens[b, k] == tokens[b, q] and k + 2 < q})
-            if ks:
-                den += 1
-                num += pats[b, :, q, ks].sum(-1).double().numpy()
-    np.testing.assert_allclose(st.shifted()[0], num / den, rtol=1e-5)
+    want, den = by_hand(2)  # the shifted copying score: two after an earlier copy
+    np.testing.assert_allclose(st.shifted()[0], want, rtol=1e-5)
     assert st.shift_count.sum() == den > 0
     # the same pass measures attention to position 0 from every later query (the profile's sink score)
     first = pats[:, :, 1:, 0].double().mean((0, 2)).numpy()
