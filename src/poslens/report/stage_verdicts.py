@@ -120,14 +120,13 @@ def verdict_rows(ctx, results: dict, o: dict) -> list[dict]:
                   "previous_token_heads" if role == "previous_token" else "induction_heads"]
         v = _grade(b["score"], th, wf)
         why = (f"{len(heads)} head(s) at or above the threshold: {', '.join(heads[:5])}" if heads else
-               f"the strongest, {b['head']}, is below the threshold")
+               f"the strongest, {b['head']}, is below the threshold") + " (share of attention, on repeated random tokens)"
         shifted = [(h.get("shifted_induction_score") or 0.0, k) for k, h in (p.get("heads") or {}).items()]
         if role == "induction" and not heads and shifted and max(shifted)[0] >= th:
             s, k = max(shifted)
             why += (f"; but head {k} attends two past the earlier copy ({s:.2f}): a shifted copying head, reading "
                     "there what a previous-token head wrote, which this score does not count")
-        rows.append(_row(role, name[role], "profile", v, number, b["score"], th,
-                         why + " (share of attention, on repeated random tokens)", head=b["head"]))
+        rows.append(_row(role, name[role], "profile", v, number, b["score"], th, why, head=b["head"]))
     # -- positional neurons
     n = results.get("dup_neurons")
     if n is None:
