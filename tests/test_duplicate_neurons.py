@@ -228,6 +228,9 @@ def test_top_examples_are_the_largest_activations(planted, tmp_path):
     paths = neuron_figures(r, page)
     html = (page / "top_examples.html").read_text()
     assert ex[0].token in html and "<table>" in html
+    # the strongest activation is fully shaded, whether or not the neuron's top activations are positive
+    assert "rgba(255,80,0,1.000)" in html
+    assert ("all are &lt;= 0" in html) == (max(acts) <= 0)
     assert {p.name for p in paths} >= {"pvo_norm_grid.png", "pvo_curves.png", "neuron_decomposition.png",
                                        "neuron_extra_vs_distance.png", "top_examples.html"}
 
@@ -340,3 +343,20 @@ def test_pipeline_runs_end_to_end_on_tiny(tmp_path):
     assert n.top_examples and n.decomposition.text_source == "poslens sample text"
     assert head_figures(h, tmp_path / "h") and neuron_figures(n, tmp_path / "n")
     json.loads(n.to_json())
+
+
+def test_top_examples_page_shades_a_neuron_whose_top_activations_are_negative(tmp_path):
+    """A neuron that never fires positive still has a strongest activation; the page shades within the
+    shown range (the old 'activation / max' left every token blank) and says so."""
+    from types import SimpleNamespace
+
+    from poslens.analyses.neurons.examples import TopExample
+    from poslens.viz.duplicate import top_examples_html
+
+    ex = [TopExample(sequence=0, position=5, activation=-0.02, token=" a", tokens=[" x", " a", " y"],
+                     activations=[-0.30, -0.02, -0.16], center=1, n_earlier_copies=0, mean_copy_distance=None,
+                     nearest_copy_distance=None)]
+    r = SimpleNamespace(top_examples=ex, top_examples_summary=None, model="m", layer=0, neuron=3)
+    page = top_examples_html(r, tmp_path / "p.html").read_text()
+    assert "rgba(255,80,0,1.000)" in page and "rgba(255,80,0,0.000)" in page and "rgba(255,80,0,0.500)" in page
+    assert "all are &lt;= 0" in page

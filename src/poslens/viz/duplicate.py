@@ -235,12 +235,17 @@ def top_examples_html(result, path: Path) -> Path:
 
     ex = result.top_examples
     amax = max((max(e.activations) for e in ex), default=1.0)
-    amax = amax if amax > 0 else 1.0
+    amin = min((min(e.activations) for e in ex), default=0.0)
+    if amax > 0:  # the usual reading: share of the largest activation, negatives unshaded
+        lo, span, how = 0.0, amax, f"activation / max activation ({amax:.3f})"
+    else:  # every activation shown is <= 0 (the "top" ones are the least negative): shade within their range
+        lo, span = amin, (amax - amin) or 1.0
+        how = f"position between the lowest ({amin:.3f}) and highest ({amax:.3f}) activation shown (all are <= 0)"
     rows = []
     for i, e in enumerate(ex):
         spans = []
         for j, (t, a) in enumerate(zip(e.tokens, e.activations)):
-            alpha = max(0.0, min(1.0, a / amax))
+            alpha = max(0.0, min(1.0, (a - lo) / span))
             border = "border-bottom:2px solid #000;" if j == e.center else ""
             spans.append(f'<span title="{a:.3f}" style="background:rgba(255,80,0,{alpha:.3f});{border}">'
                          f"{html.escape(t).replace(chr(10), '⏎')}</span>")
@@ -252,7 +257,7 @@ def top_examples_html(result, path: Path) -> Path:
     src = html.escape(s.source if s is not None else "")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif}} td.t{{font-family:monospace;white-space:pre-wrap}} td{{padding:2px 6px;vertical-align:top}}</style>
-</head><body><h2>{title}</h2><p>Over {src}. Shading: activation / max activation ({amax:.3f}); the underlined
+</head><body><h2>{title}</h2><p>Over {src}. Shading: {html.escape(how)}; the underlined
 token is the peak. "copies": earlier copies of the peak token within the model's context.</p>
 <table><tr><th>#</th><th>act</th><th>copies</th><th>context</th></tr>{''.join(rows)}</table></body></html>"""
     atomic_write_text(path, page)
