@@ -47,7 +47,7 @@ def patch_heatmap(result, out: Path, stem: str = "patching") -> list[Path]:
     ylab = [f"L{l}" for l in result.layers]
     xlab = result.column_labels or [str(c) for c in result.columns]
     what = "position" if result.sweep == "resid" else "head"
-    title = (f"{result.mode} patching of {result.hook} — metric: {result.metric.get('name', '')} "
+    title = (f"{result.mode} patching of {result.hook} — metric: {result.metric.name if result.metric else ''} "
              f"(clean {result.clean_metric:.3g}, corrupted {result.corrupted_metric:.3g}; normalised 0 = corrupted, "
              "1 = clean)")
     nx, ny = len(xlab), len(ylab)

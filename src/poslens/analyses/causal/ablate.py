@@ -26,7 +26,7 @@ from ...models.runner import Runner
 from ...results import Result
 from .baselines import Comparison, against, compare, head_pool, random_head_sets, random_neurons, random_subspace
 from .intervention import Intervention, InterventionRecord, _layer
-from .metrics import Metric, MetricStore
+from .metrics import Metric, MetricRecord, MetricStore
 from .run import as_run_kwargs, input_shape, run_variants
 
 
@@ -52,7 +52,7 @@ class AblationResult(Result):
     kind = "ablation"
     interventions: list[InterventionRecord] = field(default_factory=list)
     references: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, MetricRecord] = field(default_factory=dict)  # by metric name
     clean: dict[str, Any] = field(default_factory=dict)
     ablated: dict[str, Any] = field(default_factory=dict)
     effects: dict[str, Comparison | dict[str, Comparison]] = field(default_factory=dict)

@@ -27,6 +27,20 @@ from .intervention import resolve_positions
 
 
 @dataclass(frozen=True)
+class MetricRecord:
+    """A metric as a result records it: name, hook, positions read, shape and component labels, and
+    ``info``, the parameters of its kind (``info["kind"]``: "logit difference" with its good and bad
+    tokens, "neuron activation" with its layer and neurons, ...)."""
+
+    name: str
+    hook: str
+    positions: list[int] | None
+    shape: list[int]
+    labels: list[str]
+    info: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Metric:
     """What to measure: ``fn(act [rows, ...], base_rows [rows]) -> [rows, *shape]`` at ``hook``.
 
@@ -43,9 +57,10 @@ class Metric:
     labels: tuple[str, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
 
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "hook": self.hook, "positions": None if self.positions is None else list(self.positions),
-                "shape": list(self.shape), "labels": list(self.labels), **self.info}
+    def describe(self) -> MetricRecord:
+        return MetricRecord(name=self.name, hook=self.hook,
+                            positions=None if self.positions is None else list(self.positions),
+                            shape=list(self.shape), labels=list(self.labels), info=dict(self.info))
 
 
 class MetricStore:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -35,13 +34,25 @@ from ...errors import InvalidInputError
 from ...models.runner import Runner
 from ...results import Result
 from .intervention import resolve_positions
-from .metrics import Metric, MetricStore
+from .metrics import Metric, MetricRecord, MetricStore
 from .run import as_run_kwargs, build_edits, input_shape
 from .suffix import PATCH_HOOKS, cache_hooks, supported, sweep_position
 
 MODES = ("denoise", "noise")
 RESID_HOOKS = PATCH_HOOKS
 HEAD_HOOKS = ("z", "q", "k", "v", "result")
+
+
+@dataclass(frozen=True)
+class PatchCell:
+    """One cell of the sweep: its layer and position (residual sweep) or head (head sweep), and the
+    normalised and raw effect."""
+
+    layer: int
+    normalized: float
+    raw: float
+    position: int | None = None
+    head: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,13 +68,13 @@ class PatchResult(Result):
     columns: list[int] = field(default_factory=list)
     column_labels: list[str] = field(default_factory=list)
     positions: list[int] | None = None
-    metric: dict[str, Any] = field(default_factory=dict)
+    metric: MetricRecord | None = None
     clean_metric: float = float("nan")
     corrupted_metric: float = float("nan")
     raw: list[list[float]] = field(default_factory=list)
     normalized: list[list[float]] = field(default_factory=list)
     skipped: list[list[bool]] = field(default_factory=list)
-    top: list[dict[str, Any]] = field(default_factory=list)
+    top: list[PatchCell] = field(default_factory=list)  # the largest |normalised| effects, largest first
     n_pairs: int = 0
     clean_tokens: list[str] = field(default_factory=list)
     corrupted_tokens: list[str] = field(default_factory=list)
@@ -354,8 +365,8 @@ def _finish(runner, sweep, hook, mode, layers, cols, ppos, metric, raw_rows, ski
         i, j = divmod(int(k), norm.shape[1])
         if skipped[i, j]:
             continue
-        top.append({"layer": layers[i], ("position" if sweep == "resid" else "head"): cols[j],
-                    "normalized": float(norm[i, j]), "raw": float(raw[i, j])})
+        top.append(PatchCell(layer=layers[i], normalized=float(norm[i, j]), raw=float(raw[i, j]),
+                             **{"position" if sweep == "resid" else "head": int(cols[j])}))
     return PatchResult(
         model=runner.weights.label, processing=tuple(runner.weights.processing),
         options={"sweep": sweep, "hook": hook, "mode": mode, "method": method, "layers": list(layers),
@@ -372,9 +383,9 @@ def _finish(runner, sweep, hook, mode, layers, cols, ppos, metric, raw_rows, ski
 def summarize(r: PatchResult) -> list[str]:
     what = "position" if r.sweep == "resid" else "head"
     lines = [f"{r.mode} patching of {r.hook} over {len(r.layers)} layers x {len(r.columns)} {what}s "
-             f"({r.cells_run} cells run, {r.method} method, {r.seconds:.1f} s); metric {r.metric.get('name')}: "
+             f"({r.cells_run} cells run, {r.method} method, {r.seconds:.1f} s); metric {r.metric.name if r.metric else ''}: "
              f"clean {r.clean_metric:.4g}, corrupted {r.corrupted_metric:.4g} ({r.n_pairs} pair(s))"]
     if r.top:
         lines.append("largest normalised effects: " + ", ".join(
-            f"L{t['layer']} {what} {t[what]}: {t['normalized']:+.3f}" for t in r.top[:5]))
+            f"L{t.layer} {what} {getattr(t, what)}: {t.normalized:+.3f}" for t in r.top[:5]))
     return lines + list(r.notes)

@@ -7,10 +7,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from .baselines import ArmComparison, Comparison, Spread
 from .intervention import InterventionRecord
+from .metrics import MetricRecord
 from .patching import PatchResult
 
 
@@ -83,7 +83,7 @@ class WordIndexPatching:
     patched at the probe's point (``full_patch``) and only the probe subspace (``subspace``)."""
 
     pairs: PatchPairs
-    metric: dict[str, Any]  # the metric's description (Metric.describe)
+    metric: MetricRecord
     sweep: PatchResult
     b_run: FollowStay
     full_patch: FollowStay
