@@ -392,3 +392,22 @@ def test_heads_and_neurons_packages_plot_nothing_and_build_no_test_models():
     closure = source_closure(("poslens.analyses.heads", "poslens.analyses.neurons"))
     assert "poslens.analyses.neurons.decompose" in closure and "poslens.claims.duplicate_heads_post" in closure
     assert not [m for m in closure if m.startswith(("poslens.viz", "poslens.testing"))]
+
+
+def test_shifted_copying_grid_is_drawn_only_where_a_head_shows_it(tmp_path):
+    from types import SimpleNamespace
+
+    from poslens.analyses.heads.result import HeadScores
+    from poslens.viz.duplicate import dup_heads_figures
+
+    def result(shifted):
+        heads = {f"1.{h}": HeadScores(layer=1, head=h, score=0.0, score_repeated=0.0, score_repeated_seqmean=0.0,
+                                      score_text=None, score_text_seqmean=None, prev_token_score=0.1,
+                                      induction_score=0.02, first_position_score=0.1,
+                                      shifted_induction_score=shifted if h == 2 else 0.01) for h in range(4)}
+        return SimpleNamespace(heads=heads, profiles={}, token_classes=None, positional=None)
+
+    names = {p.name for p in dup_heads_figures(result(0.86), tmp_path / "a")}
+    assert "dup_shifted_induction_score.html" in names and "dup_induction_score.html" in names
+    names = {p.name for p in dup_heads_figures(result(0.1), tmp_path / "b")}
+    assert "dup_shifted_induction_score.html" not in names and "dup_induction_score.html" in names

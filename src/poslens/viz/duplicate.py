@@ -22,7 +22,9 @@ from .common import png_wanted, save_plotly, save_png  # noqa: E402
 
 _HEAD_SCORES = (("score_repeated", "repeated random tokens"), ("score_text", "natural text"),
                 ("prev_token_score", "previous-token attention"),
-                ("induction_score", "attention to the token after the earlier copy"))
+                ("induction_score", "attention to the token after the earlier copy"),
+                ("shifted_induction_score", "attention two past the earlier copy"))
+_ONLY_WHEN_STRONG = {"shifted_induction_score": 0.3}  # a variant most models lack: its grid only where a head shows it
 
 
 def dup_heads_figures(result, out: Path) -> list[Path]:
@@ -40,7 +42,7 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
             for v in result.heads.values():
                 if getattr(v, key) is not None:
                     grid[layers.index(v.layer), v.head] = getattr(v, key)
-            if np.isnan(grid).all():
+            if np.isnan(grid).all() or np.nanmax(grid) < _ONLY_WHEN_STRONG.get(key, -1.0):
                 continue
             if png_wanted():
                 fig, ax = plt.subplots(figsize=(1 + 0.5 * H, 1 + 0.45 * len(layers)))
