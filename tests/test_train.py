@@ -528,3 +528,15 @@ def test_ship_copies_the_model_and_history_and_writes_the_card(corpus, tmp_path)
     assert "W_pos and the previous-token head" in card or "W_pos never reaches" in card
     with pytest.raises(InvalidInputError, match="not a poslens train export"):
         ship(tmp_path / "run", "x", tmp_path / "embedded")
+
+
+def test_card_says_which_heads_were_redrawn_and_what_was_held():
+    from poslens.train.card import _synthetic_lines
+
+    base = {"synthetic_steps": 10, "synthetic_kinds": "dup", "n_ctx": 32, "synthetic_len": 0, "synthetic_frac": 0.0}
+    log = {"step": 10, "stages": [{"from_step": 0, "options": dict(base)},
+                                  {"from_step": 5, "options": {**base, "synthetic_kinds": "lag2perm",
+                                                               "reinit_heads": "0.1,0.3", "freeze_layers": "1,unembed"}}]}
+    text = " ".join(_synthetic_lines(log))
+    assert "At step 5 head(s) 0.1,0.3 were drawn afresh." in text
+    assert "Steps 5–10: layer(s) 1 and the token (un)embedding and final LayerNorm held fixed." in text

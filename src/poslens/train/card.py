@@ -156,6 +156,15 @@ def _kinds_text(options: dict) -> str:
     return "; ".join(parts)
 
 
+def _held(spec: str) -> str:
+    parts = [x.strip() for x in str(spec).split(",") if x.strip()]
+    layers = [x for x in parts if x != "unembed"]
+    what = [f"layer(s) {','.join(layers)}"] if layers else []
+    if "unembed" in parts:
+        what.append("the token (un)embedding and final LayerNorm")
+    return " and ".join(what)
+
+
 def _synthetic_lines(log: dict) -> list[str]:
     stages = log.get("stages") or [{"from_step": 0, "options": log["config"]}]
     opts = [st["options"] for st in stages]
@@ -180,8 +189,10 @@ def _synthetic_lines(log: dict) -> list[str]:
         lines.append(f"After them a {frac:.0%} share of every batch stayed synthetic, so those circuits kept a gradient"
                      + ("." if same else f", now {_kinds_text(last)}."))
     ends_all = [st["from_step"] for st in stages[1:]] + [log["step"]]
-    lines += [f"Steps {st['from_step']:,}–{end:,}: layer(s) {st['options']['freeze_layers']} held fixed."
+    lines += [f"Steps {st['from_step']:,}–{end:,}: {_held(st['options']['freeze_layers'])} held fixed."
               for st, end in zip(stages, ends_all) if st["options"].get("freeze_layers")]
+    lines += [f"At step {st['from_step']:,} head(s) {st['options']['reinit_heads']} were drawn afresh."
+              for st in stages if st["options"].get("reinit_heads")]
     if last.get("wpe_freeze_steps") or last.get("wpe_lr_scale", 1.0) != 1.0:
         lines.append(f"W_pos was not updated for the first {last.get('wpe_freeze_steps', 0):,} steps and then learned "
                      f"at {last.get('wpe_lr_scale', 1.0):g} times the others' learning rate.")
