@@ -539,4 +539,26 @@ def test_card_says_which_heads_were_redrawn_and_what_was_held():
                                                                "reinit_heads": "0.1,0.3", "freeze_layers": "1,unembed"}}]}
     text = " ".join(_synthetic_lines(log))
     assert "At step 5 head(s) 0.1,0.3 were drawn afresh." in text
-    assert "Steps 5–10: layer(s) 1 and the token (un)embedding and final LayerNorm held fixed." in text
+    assert "Layer(s) 1 and the token (un)embedding and final LayerNorm held fixed." in text
+
+
+def test_card_describes_each_stage_of_an_interleaved_curriculum():
+    from poslens.train.card import _synthetic_lines
+
+    base = {"synthetic_steps": 10, "synthetic_kinds": "repeat", "n_ctx": 32, "synthetic_frac": 0.0}
+    log = {"step": 40, "stages": [
+        {"from_step": 0, "options": dict(base)},
+        {"from_step": 10, "options": {**base, "synthetic_frac": 0.5, "synthetic_kinds": "lag2"}},
+        {"from_step": 20, "options": {**base, "synthetic_steps": 30, "synthetic_kinds": "reverse",
+                                      "freeze_layers": "0", "wpe_lr_scale": 0.0}},
+        {"from_step": 30, "options": {**base, "synthetic_steps": 30, "synthetic_frac": 0.0}}]}
+    lines = _synthetic_lines(log)
+    bullets = [x for x in lines if x.startswith("- ")]
+    assert len(bullets) == 4
+    assert bullets[0].startswith("- Steps 0–10: no text") and "a span repeated" in bullets[0]
+    assert bullets[1].startswith("- Steps 10–20: text, with a 50% share") and "lag-2" in bullets[1]
+    assert bullets[2].startswith("- Steps 20–30: no text") and "recited backwards" in bullets[2]
+    assert "Layer(s) 0 held fixed." in bullets[2] and "W_pos was not updated." in bullets[2]
+    assert bullets[3] == "- Steps 30–40: text only."
+    text_only = {"step": 5, "config": {"synthetic_steps": 0, "synthetic_frac": 0.0, "n_ctx": 32}}
+    assert _synthetic_lines(text_only) == []

@@ -165,39 +165,48 @@ def _held(spec: str) -> str:
     return " and ".join(what)
 
 
+def _stage_text(a: int, end: int, o: dict) -> str:
+    """What steps ``a``..``end`` of one stage trained on, and what they held fixed or drew afresh."""
+    syn = min(max(o.get("synthetic_steps", 0), a), end)  # synthetic-only until this step
+    alpha, length = o.get("synthetic_vocab", 0), o.get("synthetic_len") or o.get("n_ctx")
+    parts: list[str] = []
+    if syn > a:
+        parts.append(f"Steps {a:,}–{syn:,}: no text, only synthetic windows of random tokens"
+                     + (f" drawn from the text's {alpha:,} most frequent tokens" if alpha else "")
+                     + (f", {length} tokens long" if length and length != o.get("n_ctx") else "")
+                     + f": {_kinds_text(o)}.")
+    if end > syn:
+        frac = o.get("synthetic_frac", 0.0)
+        parts.append(f"Steps {syn:,}–{end:,}: text"
+                     + (f", with a {frac:.0%} share of every batch synthetic so those circuits kept a gradient: "
+                        f"{_kinds_text(o)}." if frac else " only."))
+    if o.get("freeze_layers"):
+        held = _held(o["freeze_layers"])
+        parts.append(f"{held[0].upper()}{held[1:]} held fixed.")
+    if o.get("reinit_heads"):
+        parts.append(f"At step {a:,} head(s) {o['reinit_heads']} were drawn afresh.")
+    scale, until = o.get("wpe_lr_scale", 1.0), o.get("wpe_freeze_steps", 0)
+    if scale == 0:
+        parts.append("W_pos was not updated.")
+    elif until > a or scale != 1.0:
+        parts.append((f"W_pos was not updated before step {until:,}; " if until > a else "")
+                     + f"W_pos learned at {scale:g} times the others' learning rate.")
+    return " ".join(parts)
+
+
 def _synthetic_lines(log: dict) -> list[str]:
+    """The curriculum, one line per stage (a run without synthetic rows or held parts gets none)."""
     stages = log.get("stages") or [{"from_step": 0, "options": log["config"]}]
-    opts = [st["options"] for st in stages]
-    n = max(o.get("synthetic_steps", 0) for o in opts)
-    if not n:
-        return []
-    last = opts[-1]
-    lens = sorted({o.get("synthetic_len") or o.get("n_ctx") for o in opts})
-    alpha = last.get("synthetic_vocab", 0)
-    lines = [f"The first {n:,} steps saw no text, only synthetic windows of random tokens"
-             + (f" drawn from the text's {alpha:,} most frequent tokens" if alpha else "")
-             + (f" ({' then '.join(str(x) for x in lens)} tokens long, by stage)" if len(lens) > 1 else "") + "."]
     ends = [st["from_step"] for st in stages[1:]] + [log["step"]]
-    during = [(st["from_step"], min(end, n), st["options"]) for st, end in zip(stages, ends) if st["from_step"] < n]
-    if len(during) == 1:
-        lines.append(f"Their rows: {_kinds_text(during[0][2])}.")
-    else:
-        lines += [f"Steps {a:,}–{b:,}: {_kinds_text(o)}." for a, b, o in during]
-    frac = last.get("synthetic_frac", 0.0)
-    if frac:
-        same = during[-1][2].get("synthetic_kinds") == last.get("synthetic_kinds")
-        lines.append(f"After them a {frac:.0%} share of every batch stayed synthetic, so those circuits kept a gradient"
-                     + ("." if same else f", now {_kinds_text(last)}."))
-    ends_all = [st["from_step"] for st in stages[1:]] + [log["step"]]
-    lines += [f"Steps {st['from_step']:,}–{end:,}: {_held(st['options']['freeze_layers'])} held fixed."
-              for st, end in zip(stages, ends_all) if st["options"].get("freeze_layers")]
-    lines += [f"At step {st['from_step']:,} head(s) {st['options']['reinit_heads']} were drawn afresh."
-              for st in stages if st["options"].get("reinit_heads")]
-    if last.get("wpe_freeze_steps") or last.get("wpe_lr_scale", 1.0) != 1.0:
-        lines.append(f"W_pos was not updated for the first {last.get('wpe_freeze_steps', 0):,} steps and then learned "
-                     f"at {last.get('wpe_lr_scale', 1.0):g} times the others' learning rate.")
-    return [" ".join(lines) + " Heads found below may have been formed by that curriculum rather than by English; "
-            "the card measures what is there now.", ""]
+    texts = [_stage_text(st["from_step"], end, st["options"]) for st, end in zip(stages, ends)
+             if end > st["from_step"]]
+    if all(t.endswith(" text only.") and t.count("Steps") == 1 for t in texts):
+        return []
+    closing = ("Heads found below may have been formed by that curriculum rather than by English; the card measures "
+               "what is there now.")
+    if len(texts) == 1:
+        return [f"{texts[0]} {closing}", ""]
+    return ["Stage by stage:", "", *(f"- {t}" for t in texts), "", closing, ""]
 
 
 def _history_lines(hist: dict | None) -> list[str]:
