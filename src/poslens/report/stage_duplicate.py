@@ -74,11 +74,14 @@ def premise(ctx) -> str | None:
     if (getattr(ctx, "overrides", None) or {}).get("dup_neurons", {}).get("head", "profile") != "profile":
         return None
     p = profile_for(ctx)
-    if p.duplicate_head is not None:
+    if p.duplicate_head is not None or p.duplicate_token_heads:
         from ..analyses.neurons.premise import zero_mlp_reason
 
-        why = zero_mlp_reason(ctx.weights, 0)
-        return f"not applicable: {why}" if why else None
+        why = zero_mlp_reason(ctx.weights, 0)  # an attention-only model: no neuron reads any head
+        if why:
+            return f"not applicable: {why}"
+        if p.duplicate_head is not None:
+            return None
     best = p.best.get("duplicate_token")
     th = p.thresholds.get("duplicate_token")
     if best is None:
