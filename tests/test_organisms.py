@@ -53,10 +53,11 @@ def test_tiny_has_the_smooth_w_pos_its_card_reports():
     assert sum(hx.variance_explained[:3]) >= 0.6 and hx.short_period.share <= 0.05
 
 
-def test_tiny_attn_has_duplicate_token_and_induction_heads_and_the_sweep_finds_when_they_formed(tmp_path):
+def test_tiny_attn_has_all_three_heads_and_the_sweep_finds_when_they_formed(tmp_path):
     s = M.mechanism_scores("tiny-attn", n_seq=8)
-    assert s["dup"] >= 0.3 and s["dup_head"].startswith("0."), s  # in layer 0, where the neuron sections look
-    assert s["induction"] >= 0.3 and s["incontext_gain"] >= 0.3 and s["induction_gain"] >= 0.3, s
+    assert s["prev"] >= 0.8 and s["prev_head"].startswith("0."), s  # the layer its induction heads compose with
+    assert s["dup"] >= 0.3 and s["induction"] >= 0.3 and s["incontext_gain"] >= 0.3 and s["induction_gain"] >= 0.3, s
+    assert len({s["prev_head"], s["dup_head"], s["induction_head"]}) == 3, s  # three heads, not one counted thrice
     r = CliRunner().invoke(cli, ["sweep", "-m", "tiny-attn", "-a", "heads", "--executor", "serial", "--no-page",
                                  "-o", str(tmp_path / "sw")])
     assert r.exit_code == 0, r.output
@@ -67,3 +68,16 @@ def test_tiny_attn_has_duplicate_token_and_induction_heads_and_the_sweep_finds_w
     steps = [s for s, _ in snapshot_dirs(resolve("tiny-attn").local_dir)]
     assert formed["formed_at"] is not None and jumps and jumps[0]["size"] >= 0.2, (formed, jumps)
     assert steps.index(jumps[0]["step"]) in (steps.index(formed["formed_at"]) - 1, steps.index(formed["formed_at"]))
+
+
+def test_the_report_says_why_tiny_attn_has_no_duplicate_neurons():
+    """Its duplicate-token head sits in layer 1 and every MLP is zero: the neuron sections are not
+    applicable (no neuron reads any head), which is a different statement from "no such head"."""
+    from poslens.report import default_stages
+    from poslens.report.orchestrate import Context
+
+    ctx = Context("tiny-attn", size="quick")
+    for st in default_stages():
+        if st.name in ("dup_neurons", "causal_dup_neurons"):
+            why = ctx.missing(st.needs) or (st.supports(ctx) if st.supports else None)
+            assert why and why.startswith("not applicable") and "attention-only" in why, (st.name, why)

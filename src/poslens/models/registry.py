@@ -79,7 +79,8 @@ MODELS: tuple[ModelInfo, ...] = (
               "poslens's positional organism: a 3-layer GPT-2 on English whose W_pos learned a smooth arc "
               "(embedded, offline, with its training history)"),
     ModelInfo("tiny-attn", None, ("poslens-tiny-attn",), "poslens",
-              "poslens's circuit organism: a 2-layer attention-only GPT-2 with duplicate-token and induction heads "
+              "poslens's circuit organism: a 2-layer attention-only GPT-2 with previous-token, duplicate-token and "
+              "induction heads "
               "(embedded, offline, with its training history)"),
     ModelInfo("gpt2", "openai-community/gpt2", ("gpt2-small",), "gpt2", "OpenAI GPT-2 small, 124M"),
     ModelInfo("gpt2-medium", "openai-community/gpt2-medium", (), "gpt2", "OpenAI GPT-2 medium, 355M"),
