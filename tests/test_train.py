@@ -526,6 +526,7 @@ def test_ship_copies_the_model_and_history_and_writes_the_card(corpus, tmp_path)
     card = (dest / "MODEL.md").read_text()
     assert card.startswith("# poslens-tiny-attn (`tiny-attn`)") and "--out runs/tiny-attn" in card
     assert "W_pos and the previous-token head" in card or "W_pos never reaches" in card
+    assert "with central-difference derivatives" in card and "Savitzky–Golay" in card  # both ODE fits, not one
     with pytest.raises(InvalidInputError, match="not a poslens train export"):
         ship(tmp_path / "run", "x", tmp_path / "embedded")
 

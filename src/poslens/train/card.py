@@ -96,7 +96,7 @@ def measure(model_dir: str | Path, n_seq: int = 32, n_new: int = 40) -> dict[str
         "model_dir": str(model_dir), "config": w.cfg.to_dict(), "n_params": w.cfg.n_params, "log": log,
         "commands": commands(log), "val": vals,
         "helix": {"variance_explained": hx.variance_explained, "components_for_90": hx.components_for_90,
-                  "fit": hx.helix, "ode": hx.ode},
+                  "fit": hx.helix, "ode": hx.ode, "ode_smoothed": hx.ode_smoothed},
         "spectrum": {"periods": [c.period for c in hx.periods.by_column[:3]],
                      "short_period": hx.short_period.period, "short_share": hx.short_period.share},
         "heads": {k: {"dup": heads[k].score_repeated, "prev": heads[k].prev_token_score,
@@ -327,7 +327,10 @@ def render(m: dict, name: str = "tiny") -> str:
         f"- Helix fit to the top-3 coordinates: period {_f(fit.get('period'), 1)} positions, {_f(fit.get('turns'), 2)} "
         f"turns over the context, R² {_f(fit.get('r2'))}"
         + (" — less than one turn: a curved arc, not (yet) a helix." if (fit.get("turns") or 0) < 1 else "."),
-        f"- Linear ODE f′ ≈ A f + c on the top components: R² {_f((hx.get('ode') or {}).get('r2'))}.",
+        f"- Linear ODE f′ ≈ A f + c on the top components: R² {_f((hx.get('ode') or {}).get('r2'))} with "
+        "central-difference derivatives"
+        + (f", {_f(hx['ode_smoothed'].get('r2'))} with Savitzky–Golay ones (what is left once position-to-position "
+           "jitter is smoothed out)" if hx.get("ode_smoothed") else "") + ".",
         *(["- Dominant period of the top components along the position axis: "
            + ", ".join(f"{p:.1f}" for p in m["spectrum"]["periods"]) + " positions; "
            f"{m['spectrum']['short_share']:.1%} of W_pos's variance lies at periods of at most "
