@@ -24,6 +24,7 @@ from poslens.analyses.heads import (
     positional_attention,
     text_windows,
 )
+from poslens.claims.attach import with_published
 from poslens.cli import cli
 from poslens.errors import CorpusError, InvalidInputError, MissingTensorError
 from poslens.models import load_weights
@@ -280,8 +281,8 @@ def test_partial_gpt2_positional_inputs(partial_ckpt):
     with pytest.raises(MissingTensorError, match="wte.weight"):
         duplicate_heads(w)
     r = duplicate_heads(w, positional_only=True)
-    assert not r.heads and r.positional.uniform == pos.uniform
-    checks = {c.what: c for c in r.checks}
+    assert not r.heads and r.positional.uniform == pos.uniform and r.checks == []
+    checks = {c.what: c for c in with_published(r, w).checks}
     assert all(c.reproduced for c in checks.values()) and len(checks) == 2
     assert all(c.note for c in checks.values())
 
@@ -390,8 +391,8 @@ def test_heads_and_neurons_packages_plot_nothing_and_build_no_test_models():
     assert heads.duplicate_heads is duplicate_heads
     assert callable(neurons.duplicate_neurons) and callable(neurons.decompose_neuron)
     closure = source_closure(("poslens.analyses.heads", "poslens.analyses.neurons"))
-    assert "poslens.analyses.neurons.decompose" in closure and "poslens.claims.duplicate_heads_post" in closure
-    assert not [m for m in closure if m.startswith(("poslens.viz", "poslens.testing"))]
+    assert "poslens.analyses.neurons.decompose" in closure
+    assert not [m for m in closure if m.startswith(("poslens.viz", "poslens.testing", "poslens.claims"))]
 
 
 def test_shifted_copying_grid_is_drawn_only_where_a_head_shows_it(tmp_path):

@@ -15,6 +15,7 @@ from poslens.analyses.twisted_pair.experiments import helix_reuse, near_intersec
 from poslens.analyses.twisted_pair.curves import curve_stats, make_curve
 from poslens.analyses.twisted_pair.gpt2 import fit_curve, gpt2_part, neuron_pairs
 from poslens.analyses.twisted_pair.verify import run_estimates, verify
+from poslens.claims.attach import with_published
 from poslens.cli import cli
 from poslens.errors import InvalidInputError
 from poslens.models import Runner, load_weights
@@ -201,7 +202,8 @@ def test_the_construction_is_planted_truth_for_the_neuron_search():
 def test_result_records_options_readings_and_checks():
     r = twisted_pair(n=64, M=4, k=2, sweep_M=(2, 4), sweep_n=(), sweep_k=(1, 2), claims=False,
                      grid_n=(64,), grid_k=(2,), grid_M=(4,))
-    d = json.loads(r.to_json())
+    assert r.checks == []
+    d = json.loads(with_published(r, None).to_json())
     assert d["kind"] == "twisted_pair" and d["options"]["M"] == 4 and len(d["readings"]) >= 5
     assert [row["M"] for row in d["sweeps"]["M"]] == [2, 4] and len(d["grid"]) == 5
     assert d["checks"][0]["reproduced"] and d["float32"]["max_error"] < d["verification"]["max_bound"]

@@ -8,6 +8,7 @@ import click
 
 from ..analyses.causal.options import (AblationOptions, DupNeuronAblationOptions, HelixAblationOptions, PatchOptions,
                                        WordIndexAblationOptions)
+from ..claims.attach import with_published
 from ..errors import InvalidInputError
 from .common import common, emit, out_dir, parse_heads
 from .options import build_options, options_flags
@@ -79,7 +80,8 @@ def ablate_dup_cmd(model, out, device, dtype, as_json, **kw):
     from ..models import load_weights
 
     opts = build_options(DupNeuronAblationOptions, kw)
-    r = Q.duplicate_neuron_ablation(load_weights(model), opts, device=device, dtype=dtype)
+    w = load_weights(model)
+    r = with_published(Q.duplicate_neuron_ablation(w, opts, device=device, dtype=dtype), w)
     _finish(r, Q, out, "ablate-dup-neurons", as_json)
 
 

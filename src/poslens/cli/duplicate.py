@@ -13,6 +13,7 @@ import click
 
 from ..analyses.heads.options import Options as HeadsOptions
 from ..analyses.neurons.options import LN_SCALES, Options as NeuronOptions
+from ..claims.attach import with_published
 from ..errors import InvalidInputError
 from .common import common, emit, out_dir, parse_heads
 from .options import build_options, options_flags
@@ -54,7 +55,8 @@ def dup_heads_cmd(model, out, device, dtype, as_json, corpus, text, profile_head
     opts = build_options(HeadsOptions, {
         **kw, "corpus": corpus, "text": _text(text), "profile_heads": parse_heads(profile_heads),
         "prepend_bos": not no_bos})
-    r = D.duplicate_heads(load_weights(model), opts, device=device, dtype=dtype)
+    w = load_weights(model)
+    r = with_published(D.duplicate_heads(w, opts, device=device, dtype=dtype), w)
     d = out_dir(out, "dup-heads")
     figs = dup_heads_figures(r, d)
     emit(r, d, as_json, "\n".join(D.summarize(r)), figs)
@@ -83,7 +85,8 @@ def dup_neurons_cmd(model, out, device, dtype, as_json, head, ln_scale, text, co
     opts = build_options(NeuronOptions, {
         **kw, "head": _one_head(head), "ln_scale": ln_scale, "text": _text(text), "corpus": corpus,
         "uniform_heads": parse_heads(uniform_heads), "prepend_bos": not no_bos})
-    r = N.duplicate_neurons(load_weights(model), opts, device=device, dtype=dtype)
+    w = load_weights(model)
+    r = with_published(N.duplicate_neurons(w, opts, device=device, dtype=dtype), w)
     d = out_dir(out, "dup-neurons")
     figs = neuron_figures(r, d)
     emit(r, d, as_json, "\n".join(N.summarize(r)), figs)

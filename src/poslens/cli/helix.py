@@ -72,7 +72,11 @@ def helix_cmd(model, family, sweep, steps, every, positions, no_figures, out, as
     elif len(specs) > 1:
         result = H.helix_models(specs, progress=not as_json, **options)
     else:
-        result = H.helix(specs[0], tokens=tokens, **options)
+        from ..claims.attach import with_published
+        from ..models import load_weights
+
+        w = load_weights(specs[0])
+        result = with_published(H.helix(w, tokens=tokens, **options), w)
     d = out_dir(out, "helix")
     from ..viz.helix import figures
 

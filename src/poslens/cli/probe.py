@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..claims.attach import with_published
 from ..errors import InvalidInputError
 from ..analyses.word_index.options import Options
 from .common import common, emit, out_dir
@@ -45,7 +46,7 @@ def probe_cmd(model, out, device, dtype, as_json, schemes, words, prefix, label_
                          label_tokens=("last", "first") if label_token == "both" else (label_token,))
     word_list = _words(words)
     w = load_weights(model)
-    r = WI.word_index(w, opts, words=word_list, device=device, dtype=dtype)
+    r = with_published(WI.word_index(w, opts, words=word_list, device=device, dtype=dtype), w)
     d = out_dir(out, "probe")
     from ..viz.word_index import word_index_figures
 

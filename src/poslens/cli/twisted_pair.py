@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..analyses.twisted_pair.options import Options
+from ..claims.attach import with_published
 from ..errors import InvalidInputError
 from .common import DEFAULT_MODEL, device_option, emit, json_option, out_dir, out_option
 from .options import build_options, options_flags
@@ -56,7 +57,7 @@ def twisted_pair_cmd(params, model, no_model, save_model, device, out, as_json, 
         from ..models import load_weights
 
         weights = load_weights(model)
-    r = T.twisted_pair(weights, o, device=device)
+    r = with_published(T.twisted_pair(weights, o, device=device), weights)
     d = out_dir(out, "twisted-pair")
     from ..viz.twisted_pair import twisted_pair_figures
 

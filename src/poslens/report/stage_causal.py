@@ -20,7 +20,8 @@ from pathlib import Path
 from .orchestrate import Stage, lazy
 
 CODE = ("poslens.analyses.causal.intervention", "poslens.analyses.causal.run", "poslens.analyses.causal.metrics",
-        "poslens.analyses.causal.baselines", "poslens.analyses.causal.inputs", "poslens.viz.causal", "poslens.viz.common")
+        "poslens.analyses.causal.baselines", "poslens.analyses.causal.inputs", "poslens.claims.attach", "poslens.viz.causal",
+        "poslens.viz.common")
 
 
 def _helix_options(ctx) -> dict:
@@ -70,14 +71,16 @@ def _dup_premise(ctx) -> str | None:
 
 def _run_dup(ctx, opts):
     from ..analyses.causal.question_duplicate import duplicate_neuron_ablation
+    from ..claims.attach import with_published
 
     given = {k: v for k, v in opts.items() if k not in ("heads", "profile")}
     if given.get("neurons") is not None:
         given["neurons"] = tuple(given["neurons"])
     no_tokenizer = ctx.missing(("tokenizer",))
-    return duplicate_neuron_ablation(ctx.weights, heads=tuple(_dup_heads(ctx, opts)), prepend_bos=not no_tokenizer,
-                                     tokenizer=None if no_tokenizer else ctx.tokenizer, device=ctx.device,
-                                     dtype=ctx.dtype, runner=ctx.runner, **given)
+    r = duplicate_neuron_ablation(ctx.weights, heads=tuple(_dup_heads(ctx, opts)), prepend_bos=not no_tokenizer,
+                                  tokenizer=None if no_tokenizer else ctx.tokenizer, device=ctx.device,
+                                  dtype=ctx.dtype, runner=ctx.runner, **given)
+    return with_published(r, ctx.weights)
 
 
 def _figures(result, out):

@@ -20,7 +20,7 @@ from .orchestrate import Stage, lazy
 from .stage_profile import describe, dup_heads_result, heads_options, profile_for
 
 SEED = "duplicate"
-CODE = ("poslens.analyses.heads", "poslens.analyses.neurons", "poslens.data.sequences",
+CODE = ("poslens.analyses.heads", "poslens.analyses.neurons", "poslens.data.sequences", "poslens.claims.attach",
         "poslens.viz.duplicate", "poslens.viz.common", "poslens.analyses.profile")
 
 
@@ -96,13 +96,14 @@ def premise(ctx) -> str | None:
 
 def _run_neurons(ctx, opts):
     from ..analyses.neurons import duplicate_neurons
+    from ..claims.attach import with_published
 
-    return duplicate_neurons(
+    return with_published(duplicate_neurons(
         ctx.weights, head=chosen_head(ctx, opts["head"]), threshold=opts["threshold"], top_k=opts["top_k"], ln_scale=opts["ln_scale"],
         corpus=opts["corpus"], n_seq=opts["n_seq"], seq_len=opts["seq_len"], k_examples=opts["k_examples"],
         n_scale_tokens=opts["n_scale_tokens"], seed=opts["seed"], device=ctx.device, dtype=ctx.dtype,
         tokenizer=None if ctx.missing(("tokenizer",)) else ctx.tokenizer,
-    )
+    ), ctx.weights)
 
 
 STAGES = [

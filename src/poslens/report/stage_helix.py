@@ -18,7 +18,7 @@ from .orchestrate import Stage, lazy
 SEED = "helix,frog,twisted_pair"
 CODE = tuple(f"poslens.analyses.helix{s}" for s in ("", ".options", ".measure", ".pca", ".fits", ".structure", ".curve", ".family",
                                                     ".summary")) + (
-    "poslens.claims.helix_post", "poslens.claims.dissecting_the_frog", "poslens.claims.twisted_pair_post",
+    "poslens.claims.attach", "poslens.claims.helix_post", "poslens.claims.dissecting_the_frog", "poslens.claims.twisted_pair_post",
     "poslens.analyses.sinusoidal", "poslens.viz.helix", "poslens.viz.common")
 
 
@@ -34,8 +34,9 @@ def _options(ctx) -> dict:
 
 def _run(ctx, opts):
     from ..analyses.helix import helix
+    from ..claims.attach import with_published
 
-    return helix(ctx.weights, **opts)
+    return with_published(helix(ctx.weights, **opts), ctx.weights)
 
 
 def _figures(result, out):

@@ -18,7 +18,7 @@ import sys
 
 from .orchestrate import Stage
 
-CODE = ("poslens.analyses.profile", "poslens.analyses.heads", "poslens.data.sequences",
+CODE = ("poslens.analyses.profile", "poslens.analyses.heads", "poslens.data.sequences", "poslens.claims.attach",
         "poslens.viz.profile", "poslens.viz.common")
 
 
@@ -41,18 +41,19 @@ def heads_options(ctx) -> dict:
 
 def run_dup_heads(ctx, opts):
     from ..analyses.heads import duplicate_heads
+    from ..claims.attach import with_published
     from ..data.sequences import SAMPLE_TEXT
 
     positional_only = ctx.missing(("tokens",)) is not None
     text = None
     if opts["corpus"] is None and not positional_only and not ctx.missing(("tokenizer",)):
         text = SAMPLE_TEXT
-    return duplicate_heads(
+    return with_published(duplicate_heads(
         ctx.weights, n_seq=opts["n_seq"], seq_len=opts["seq_len"], n_text_seq=opts["n_text_seq"],
         corpus=opts["corpus"], text=text, threshold=opts["threshold"], n_frequent=opts["n_frequent"],
         seed=opts["seed"], positional_only=positional_only, device=ctx.device, dtype=ctx.dtype,
         tokenizer=None if ctx.missing(("tokenizer",)) else ctx.tokenizer, runner=ctx.runner,
-    )
+    ), ctx.weights)
 
 
 def dup_heads_options(ctx) -> dict:

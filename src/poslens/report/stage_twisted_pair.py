@@ -21,7 +21,8 @@ from .orchestrate import Stage, lazy
 SEED = "twisted_pair"
 CODE = tuple(f"poslens.analyses.twisted_pair{s}" for s in
              ("", ".options", ".measure", ".curves", ".gates", ".build", ".verify", ".experiments", ".gpt2", ".report")) + (
-    "poslens.analyses.helix", "poslens.analyses.helix.pca", "poslens.viz.twisted_pair", "poslens.viz.common")
+    "poslens.analyses.helix", "poslens.analyses.helix.pca", "poslens.claims.attach", "poslens.viz.twisted_pair",
+    "poslens.viz.common")
 
 
 def _options(ctx) -> dict:
@@ -43,8 +44,9 @@ def _options(ctx) -> dict:
 
 def _run(ctx, o):
     from ..analyses.twisted_pair import twisted_pair
+    from ..claims.attach import with_published
 
-    return twisted_pair(ctx.weights, device=ctx.device, model_dtype=ctx.dtype, **o)
+    return with_published(twisted_pair(ctx.weights, device=ctx.device, model_dtype=ctx.dtype, **o), ctx.weights)
 
 
 def _figures(result, out):

@@ -33,9 +33,11 @@ def _supports(ctx) -> str | None:
 
 def _run(ctx, opts):
     from ..analyses.word_index import word_index
+    from ..claims.attach import with_published
 
-    return word_index(ctx.weights, tokenizer=ctx.tokenizer, runner=ctx.runner, progress=getattr(ctx, "progress", False),
-                      device=ctx.device, dtype=ctx.dtype, **opts)
+    return with_published(word_index(ctx.weights, tokenizer=ctx.tokenizer, runner=ctx.runner,
+                                     progress=getattr(ctx, "progress", False), device=ctx.device, dtype=ctx.dtype,
+                                     **opts), ctx.weights)
 
 
 def _figures(result, out):
@@ -61,6 +63,7 @@ STAGES = [
         summarize=_summarize,
         supports=_supports,
         code=tuple(f"poslens.analyses.word_index{s}" for s in ("", ".options", ".measure", ".harvest", ".probes", ".logistic", ".evaluate"))
+        + ("poslens.claims.attach",)
         + ("poslens.claims.emergent_positional_embeddings", "poslens.data.word_prompts", "poslens.viz.word_index",
            "poslens.viz.common"),
         about=(

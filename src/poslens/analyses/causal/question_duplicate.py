@@ -343,9 +343,8 @@ def duplicate_neuron_ablation(
                              n_non_repeated_positions=int(masks[..., 1].sum())),
         seconds=round(time.perf_counter() - t0, 3), notes=notes + list(dh.notes),
     )
-    from ...claims.duplicate_heads_post import duplicate_ablation_rows  # published readings live in claims
 
-    return dataclasses.replace(res, checks=duplicate_ablation_rows(cfg, weights.label, res))
+    return res
 
 
 def summarize(r: DupNeuronAblationResult) -> list[str]:

@@ -37,7 +37,6 @@ def duplicate_heads(
     (``repeated`` or ``text``). ``runner`` (default: a new one on ``weights``) lets a caller
     share one runner's prepared weights.
     """
-    from ...claims.duplicate_heads_post import duplicate_heads_rows  # the post's figures: claims package
     from ...data.sequences import corpus_sequences, repeated_tokens, sampled_tokens
     from ...models.tokenizer import Tokenizer
 
@@ -58,8 +57,7 @@ def duplicate_heads(
     pos = positional_attention(runner, [0]) if (o.positional or o.positional_only) else None
     if o.positional_only:
         return DupHeadsResult(model=weights.label, processing=weights.processing, options=options, positional=pos,
-                              notes=["positional inputs only: token scores were not computed"],
-                              checks=duplicate_heads_rows(weights.cfg, weights.label, {}, {}, pos))
+                              notes=["positional inputs only: token scores were not computed"])
     if tokenizer is None and (o.corpus is not None or o.text is not None):
         tokenizer = Tokenizer.for_checkpoint(weights.source)
     elif tokenizer is None and o.prepend_bos:
@@ -148,5 +146,4 @@ def duplicate_heads(
         model=weights.label, processing=weights.processing, options=options, heads=heads, ranking=ranking,
         duplicate_heads=dups, profiles=profiles, token_classes=tc, positional=pos,
         data=ScoredData(repeated=repeated, text=text_info), notes=notes,
-        checks=duplicate_heads_rows(weights.cfg, weights.label, heads, profiles, pos),
     )

@@ -55,7 +55,6 @@ def duplicate_neurons(
     top ``k_examples`` activating positions over ``n_seq`` windows of ``corpus`` (else over
     the text). ``mlp_scale`` (default: measured on the text) divides the PVO curves.
     """
-    from ...claims.duplicate_heads_post import duplicate_neurons_rows  # the post's figures: claims package
     from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens, text_tokens
     from ...models.tokenizer import Tokenizer
 
@@ -198,4 +197,4 @@ def duplicate_neurons(
         mlp_scale=dec.mlp_scale, decomposition=dec, combined_positional=combined,
         top_examples=examples, top_examples_summary=ex_summary, notes=notes,
     )
-    return dataclasses.replace(res, checks=duplicate_neurons_rows(cfg, weights.label, res))
+    return res

@@ -145,9 +145,7 @@ def twisted_pair(weights: Weights | None = None, options: Options | None = None,
         noise=noise, near_intersection=near, helix_reuse=reuse, gpt2=g, readings=list(READINGS),
         seconds={key: round(v, 3) for key, v in secs.items()},
     )
-    from ...claims.twisted_pair_post import twisted_pair_rows  # the post's claims live in the claims package
-
-    return dataclasses.replace(res, checks=twisted_pair_rows(res), findings=result_findings(res))
+    return dataclasses.replace(res, findings=result_findings(res))
 def summarize(result: TwistedPairResult) -> list[str]:
     """A few lines for the terminal and the report page."""
     return summary_lines(result)

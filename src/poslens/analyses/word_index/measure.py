@@ -302,7 +302,6 @@ def word_index(
     >>> r = word_index(load_weights("tiny"), schemes=("word", "list"))   # doctest: +SKIP
     >>> r.schemes["word"].labels["last"].probes[1].accuracy     # doctest: +SKIP
     """
-    from ...claims.emergent_positional_embeddings import word_index_rows  # the post's figures: claims package
     from ...models.tokenizer import Tokenizer
 
     o = resolve(Options, options, overrides, "word_index")
@@ -355,7 +354,7 @@ def word_index(
     return WordIndexResult(
         model=weights.label, processing=weights.processing, options=options, layers=layers,
         hooks=[resid_hook(cfg.n_layers, l) for l in layers], key_layer=key_layer, schemes=out,
-        findings=findings, checks=word_index_rows(findings, cfg, weights.label), notes=notes, timings=timings,
+        findings=findings, notes=notes, timings=timings,
     )
 
 

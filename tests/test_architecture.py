@@ -1,0 +1,74 @@
+"""The package's layers point one way: cli → report/sweep/train → viz/claims → analyses → data → models.
+
+Read from the import statements of every module (function-local ones included, since a lazy
+import is still a dependency), so a shortcut that works at run time still fails here.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import poslens
+
+ROOT = Path(poslens.__file__).resolve().parent
+# shared helpers every layer may use: errors, atomic writes, lazy exports, progress bars, results, options
+BASE = {"errors", "io", "lazy", "progress", "results", "options", "code_version", "poslens"}
+# what each package may import besides itself and BASE
+ALLOWED = {
+    "models": set(),
+    "data": {"models"},
+    "harvest": {"models", "data"},
+    "analyses": {"models", "data", "harvest"},
+    "claims": {"models", "data", "analyses"},
+    "viz": {"models", "data", "analyses"},
+    "testing": {"models", "data"},
+    "train": {"models", "data", "analyses"},
+    "report": {"models", "data", "harvest", "analyses", "claims", "viz"},
+    "sweep": {"models", "data", "harvest", "analyses", "claims", "viz", "report", "train"},
+    "cli": {"models", "data", "harvest", "analyses", "claims", "viz", "report", "sweep", "train"},
+}
+ENTRY_POINTS = {"train/__main__.py"}  # `python -m poslens.train` hands over to the CLI
+
+
+def _imports(path: Path):
+    rel = path.relative_to(ROOT)
+    pkg = ["poslens", *rel.parent.parts] if rel.parts else ["poslens"]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg[: len(pkg) - (node.level - 1)]
+                yield ".".join(base + ([node.module] if node.module else [])), node.lineno
+            elif node.module:
+                yield node.module, node.lineno
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name, node.lineno
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1].removesuffix(".py") if len(parts) > 1 else "poslens"
+
+
+def test_layers_import_only_downwards():
+    bad = []
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        if str(rel) in ENTRY_POINTS or len(rel.parts) == 1:  # top-level helpers are checked by BASE's users
+            continue
+        own = rel.parts[0]
+        assert own in ALLOWED, f"{own}/ is a package the layering does not place; add it to ALLOWED"
+        for target, line in _imports(path):
+            if not target.startswith("poslens"):
+                continue
+            layer = _layer(target)
+            if layer not in (own, *BASE, *ALLOWED[own]):
+                bad.append(f"{rel}:{line} imports {target} ({own} -> {layer})")
+    assert not bad, "\n".join(bad)
+
+
+def test_nothing_but_tests_imports_the_planted_model_builders():
+    users = [f"{p.relative_to(ROOT)}" for p in ROOT.rglob("*.py") if p.relative_to(ROOT).parts[0] != "testing"
+             and any(t.startswith("poslens.testing") for t, _ in _imports(p))]
+    assert not users, users
