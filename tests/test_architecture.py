@@ -72,3 +72,44 @@ def test_nothing_but_tests_imports_the_planted_model_builders():
     users = [f"{p.relative_to(ROOT)}" for p in ROOT.rglob("*.py") if p.relative_to(ROOT).parts[0] != "testing"
              and any(t.startswith("poslens.testing") for t, _ in _imports(p))]
     assert not users, users
+
+
+def _module_name(path: Path) -> str:
+    parts = ("poslens", *path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_import_cycle_among_modules():
+    """Module-level imports only: a function-local import (the families registry's lazy lookup) runs after
+    both modules exist, so it cannot deadlock an import."""
+    from graphlib import CycleError, TopologicalSorter
+
+    files = {_module_name(p): p for p in ROOT.rglob("*.py")}
+
+    def known(name: str) -> str | None:
+        while name and name not in files:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {}
+    for name, path in files.items():
+        pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        deps = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom):
+                base = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)] if node.level else []
+                mod = ".".join(base + ([node.module] if node.module else [])) if node.level else (node.module or "")
+                targets = [f"{mod}.{a.name}" for a in node.names] + [mod]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            for t in targets:
+                dep = known(t) if t.startswith("poslens") else None
+                if dep and dep != name and not name.startswith(dep + "."):  # a package's __init__ runs before its modules
+                    deps.add(dep)
+        graph[name] = deps
+    try:
+        tuple(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        raise AssertionError(f"import cycle: {' -> '.join(exc.args[1])}") from None
