@@ -61,6 +61,9 @@ def test_tiny_attn_has_all_three_heads_and_the_sweep_finds_when_they_formed(tmp_
     r = CliRunner().invoke(cli, ["sweep", "-m", "tiny-attn", "-a", "heads", "--executor", "serial", "--no-page",
                                  "-o", str(tmp_path / "sw")])
     assert r.exit_code == 0, r.output
+    dup = json.loads((tmp_path / "sw" / "tables" / "best_duplicate_score.json").read_text())
+    (dup_jumps,) = dup["jumps"].values()  # the duplicate-token head forms late: an open jump at the history's end
+    assert [j["open"] for j in dup_jumps] == [True] and dup_jumps[0]["size"] >= 0.3, dup_jumps
     table = json.loads((tmp_path / "sw" / "tables" / "best_induction_score.json").read_text())
     (jumps,) = table["jumps"].values()
     formed = M.formation(M.history_scores(resolve("tiny-attn").local_dir, n_seq=4)["rows"], "induction")

@@ -87,6 +87,27 @@ def test_a_share_of_attention_must_move_by_an_absolute_amount_to_jump():
     assert [j["index"] for j in jumps(y, {"min_abs": 0.05})["jumps"]] == [8]
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_a_change_in_the_last_two_checkpoints_is_an_open_jump(seed):
+    """Too late for a segment of its own (PELT needs min_size checkpoints after a break): a head
+    forming as the history ends is still reported, marked open, at its largest step."""
+    rng = np.random.default_rng(seed)
+    x = np.r_[0.01 + rng.normal(0, 0.001, 19), 0.38, 0.99]
+    (j,) = jumps(x)["jumps"]
+    assert j["open"] and j["index"] == 20 and j["size"] > 0.9
+    y = x.copy()
+    y[19] = 0.01  # only the last checkpoint departs: a bad save cannot be told from a change
+    assert jumps(y)["jumps"] == []
+
+
+@pytest.mark.parametrize("curve", ["exp", "quadratic", "logistic-end"])
+def test_a_curve_accelerating_into_the_end_is_no_open_jump(curve):
+    t = np.arange(24.0)
+    x = {"exp": np.exp(t / 3), "quadratic": (t / 23) ** 2, "logistic-end": 1 / (1 + np.exp(-(t - 26) / 2))}[curve]
+    x = x + np.random.default_rng(2).normal(0, 0.002 * np.ptp(x), len(t))
+    assert not [j for j in jumps(x)["jumps"] if j.get("open")], jumps(x)["jumps"]
+
+
 # ----------------------------------------------------------------------------- revisions
 
 

@@ -85,7 +85,8 @@ def sweep_cmd(model, revs, every, log_n, analyses, sets, executor, jobs, address
     for name, m in res["metrics"].items():
         for model_name, js in m["jumps"].items():
             for j in js:
-                click.echo(f"  {model_name} {name}: jump {j['size']:+.4g} at {j['revision']}")
+                click.echo(f"  {model_name} {name}: jump {j['size']:+.4g} at {j['revision']}"
+                           + (" (open: at the end of the history)" if j.get("open") else ""))
     for model_name, fl in res["flags"].items():
         for rev, why in fl.items():
             click.echo(f"  {model_name} {rev}: {'; '.join(why)}")

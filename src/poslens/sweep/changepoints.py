@@ -13,7 +13,10 @@ standard errors of that difference (from sigma and each line's fit) and by more 
 ``min_jump`` of the range, and the data themselves step that way across the boundary by
 at least half as much (extrapolating two lines across a bend can open a gap of the wrong
 sign). A rise spread over one short segment (at most ``min_size`` checkpoints) counts as
-one jump, placed at its largest single step. A bend of a smooth curve is not a jump.
+one jump, placed at its largest single step. A bend of a smooth curve is not a jump. A
+change in the last ``2 .. min_size - 1`` checkpoints, too late for a segment of its own, is an
+**open** jump (``"open": True``; its size is how far the last checkpoint lies off the line
+through the ``2 * min_size`` before): a mechanism still forming as the history ends.
 
 **Spikes**. A checkpoint that departs from both neighbours in the same direction by more
 than ``spike_kappa`` sigma and ``min_jump`` of the range: a single odd checkpoint (a bad
@@ -47,6 +50,9 @@ def describe(params: dict | None = None) -> dict:
         "jump": f"the fitted segments differ at the boundary by > {p['kappa']} standard errors (from sigma) "
                 f"and > {p['min_jump']} x range"
                 + (f" (and, for a share of attention, by at least {p['min_abs']})" if p.get("min_abs") else ""),
+        "open_jump": f"the last 2..{p['min_size'] - 1} checkpoints each off the line through the {2 * p['min_size']} before "
+                     f"by > {p['kappa']} standard errors, the last by > {p['min_jump']} x range, entered by a step over 3x any "
+                     "of that line's",
         "spike": f"off both neighbours the same way by > {p['spike_kappa']} sigma and > {p['min_jump']} x range",
         **p,
     }
@@ -126,8 +132,38 @@ def jumps(values, params: dict | None = None) -> dict:
             i = nxt
         else:
             i += 1
+    end = _open_end(x, sigma, rng, p, last_found=max((idx.tolist().index(j["index"]) for j in found), default=-1))
+    if end:
+        found.append({**end, "index": int(idx[end["index"]])})
     out.update(jumps=found, breakpoints=[int(idx[b]) for b in bkps[:-1]], sigma=sigma)
     return out
+
+
+def _open_end(x: np.ndarray, sigma: float, rng: float, p: dict, last_found: int) -> dict | None:
+    """A change in the last checkpoints, too close to the end for a segment of its own (PELT needs
+    ``min_size`` after it): the last ``k`` (2 .. min_size - 1) each depart the same way from the line
+    through the ``2 * min_size`` before them by more than ``kappa`` prediction standard errors, the
+    last by more than ``min_jump`` of the range, and the step into them is at least three times any
+    step of that line's window (an accelerating smooth curve steps up gradually, a formation at once)."""
+    n, ms = len(x), int(p["min_size"])
+    w = 2 * ms
+    for k in range(2, ms):
+        a = n - k - w
+        if a < 0 or last_found >= a:
+            continue
+        t = np.arange(n, dtype=float)
+        pred, var = _line(t[a:n - k], x[a:n - k])
+        res = np.array([x[i] - pred(t[i]) for i in range(n - k, n)])
+        z = res / (sigma * np.sqrt([1.0 + var(t[i]) for i in range(n - k, n)]))
+        sign = np.sign(res[-1])
+        first_step = (x[n - k] - x[n - k - 1]) * sign
+        base_steps = np.abs(np.diff(x[a:n - k]))
+        if (np.all(np.sign(res) == sign) and np.all(np.abs(z) > p["kappa"]) and abs(res[-1]) > p["min_jump"] * rng
+                and abs(res[-1]) >= p["min_abs"] and first_step >= 0.5 * abs(res[0])
+                and first_step > 3 * float(base_steps.max(initial=0.0))):
+            d = np.diff(x[n - k - 1:]) * sign
+            return {"index": n - k + int(np.argmax(d)), "size": float(res[-1]), "z": float(z[-1]), "open": True}
+    return None
 
 
 def spikes(values, params: dict | None = None) -> list[dict]:

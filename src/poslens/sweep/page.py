@@ -110,7 +110,8 @@ def render(merged: dict) -> str:
              "<div class='summary'><b>Jumps</b> are marked ▲ (red), single odd checkpoints ✕ (amber), revisions whose "
              "tensors are bit-identical to an earlier one ▢ (grey). "
              f"Change points: {esc(cp['method'])}; penalty {esc(cp['penalty'])}; sigma {esc(cp['sigma'])}; a jump when "
-             f"{esc(cp['jump'])}. Spikes: {esc(cp['spike'])}."
+             f"{esc(cp['jump'])}" + (f"; an open jump (still changing as the history ends) when {esc(cp['open_jump'])}"
+                                    if cp.get("open_jump") else "") + f". Spikes: {esc(cp['spike'])}."
              + (f" And {esc(cp['share_min_jump'])}." if cp.get("share_min_jump") else "") + "</div>"]
     for model in merged["models"]:
         parts.append(f"<h2>{esc(model)}</h2>")

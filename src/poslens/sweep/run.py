@@ -169,7 +169,8 @@ def merge(tasks: list[dict], store: Store, cp_params: dict | None = None, failed
                 params = {**(cp_params or {}), "min_abs": SHARE_MIN_JUMP} if _is_share(name) else cp_params
                 jumps = CP.jumps(values, params)
                 for j in jumps["jumps"]:
-                    series[j["index"]]["flags"].append(f"jump {j['size']:+.4g} (z {j['z']:.1f})")
+                    series[j["index"]]["flags"].append(f"jump {j['size']:+.4g} (z {j['z']:.1f})"
+                                                       + (", open: still changing as the history ends" if j.get("open") else ""))
                 for s in CP.spikes(values, params):
                     series[s["index"]]["flags"].append(f"spike {s['deviation']:+.4g} off both neighbours")
                     flags[m].setdefault(series[s["index"]]["revision"], []).append(f"{name} spike")
