@@ -106,7 +106,7 @@ def jumps(values, params: dict | None = None) -> dict:
         g = right[2](at) - left[2](at)
         return g, g / (sigma * math.sqrt(left[3](at) + right[3](at)))
 
-    found = []
+    found, last = [], -1  # ``last``: the latest jump's position in x
     i = 0
     while i < len(segs) - 1:
         left, right = segs[i], segs[i + 1]
@@ -129,10 +129,11 @@ def jumps(values, params: dict | None = None) -> dict:
             d = np.diff(x[span[0]:span[1] + 1]) * np.sign(g)
             where = span[0] + 1 + int(np.argmax(d))  # the largest single step in the jump's direction
             found.append({"index": int(idx[where]), "size": float(g), "z": float(z)})
+            last = where
             i = nxt
         else:
             i += 1
-    end = _open_end(x, sigma, rng, p, last_found=max((idx.tolist().index(j["index"]) for j in found), default=-1))
+    end = _open_end(x, sigma, rng, p, last_found=last)
     if end:
         found.append({**end, "index": int(idx[end["index"]])})
     out.update(jumps=found, breakpoints=[int(idx[b]) for b in bkps[:-1]], sigma=sigma)
