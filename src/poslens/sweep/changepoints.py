@@ -42,6 +42,7 @@ DEFAULTS = dict(beta=3.0, floor=0.01, kappa=5.0, min_jump=0.1, min_size=3, spike
 def describe(params: dict | None = None) -> dict:
     """The detector's statistic, penalty and thresholds, as written into every result."""
     p = {**DEFAULTS, **(params or {})}
+    tail = "2" if p["min_size"] <= 3 else f"2 to {p['min_size'] - 1}"
     return {
         "method": "ruptures PELT, cost 'linear' (least-squares line in checkpoint index per segment), "
                   f"min_size {p['min_size']}",
@@ -50,7 +51,7 @@ def describe(params: dict | None = None) -> dict:
         "jump": f"the fitted segments differ at the boundary by > {p['kappa']} standard errors (from sigma) "
                 f"and > {p['min_jump']} x range"
                 + (f" (and, for a share of attention, by at least {p['min_abs']})" if p.get("min_abs") else ""),
-        "open_jump": f"the last 2..{p['min_size'] - 1} checkpoints each off the line through the {2 * p['min_size']} before "
+        "open_jump": f"the last {tail} checkpoints each off the line through the {2 * p['min_size']} before "
                      f"by > {p['kappa']} standard errors, the last by > {p['min_jump']} x range, entered by a step over 3x any "
                      "of that line's",
         "spike": f"off both neighbours the same way by > {p['spike_kappa']} sigma and > {p['min_jump']} x range",
