@@ -17,10 +17,13 @@ from poslens.testing import random_checkpoint, small_config
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # One torch thread per xdist worker: on 2 cores two workers of two threads each only contend.
+    # One thread per xdist worker, torch's and the BLAS numpy and scipy call: on 2 cores two
+    # workers of two threads each only contend.
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
+    threadpool_limits(1)
 
 
 

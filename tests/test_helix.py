@@ -82,14 +82,14 @@ def test_fit_linear_ode_recovers_generator():
     X = np.c_[3 * np.cos(w * t), 3 * np.sin(w * t), b * t]
     for scheme in ("central", "forward"):
         f = H.fit_linear_ode(X, scheme=scheme)
-        assert f["r2"] > 1 - 1e-10
-        np.testing.assert_allclose(f["A_continuous"], M, atol=1e-8)
-        assert _rel(f["periods"][0], 23.0) < 1e-8
-        assert abs(f["c"][2] - b) < 1e-9
+        assert f.r2 > 1 - 1e-10
+        np.testing.assert_allclose(f.A_continuous, M, atol=1e-8)
+        assert _rel(f.periods[0], 23.0) < 1e-8
+        assert abs(f.c[2] - b) < 1e-9
     raw = H.fit_linear_ode(X)
-    assert _rel(2 * np.pi / max(abs(e[1]) for e in raw["eigenvalues"]), 23.0) > 5e-3  # the bias that was removed
+    assert _rel(2 * np.pi / max(abs(e[1]) for e in raw.eigenvalues), 23.0) > 5e-3  # the bias that was removed
     sm = H.fit_linear_ode(X + np.random.default_rng(0).normal(scale=0.05, size=X.shape), scheme="savgol", window=11)
-    assert sm["r2"] > 0.9 and _rel(sm["periods"][0], 23.0) < 0.02
+    assert sm.r2 > 0.9 and _rel(sm.periods[0], 23.0) < 0.02
 
 
 def test_fit_linear_ode_bad_input():
@@ -110,20 +110,20 @@ def test_fit_linear_ode_bad_input():
 def test_planted_helix_recovered(planted, planted_result):
     r, ckpt = planted_result
     h = r.helix
-    assert _rel(h["radius"], RADIUS) < 0.01 and _rel(h["period"], PERIOD) < 0.01 and _rel(h["pitch"], PITCH) < 0.01
-    assert h["r2"] > 0.9999 and h["axis_tilt_deg"] < 0.1 and h["ellipticity"] > 0.999
+    assert _rel(h.radius, RADIUS) < 0.01 and _rel(h.period, PERIOD) < 0.01 and _rel(h.pitch, PITCH) < 0.01
+    assert h.r2 > 0.9999 and h.axis_tilt_deg < 0.1 and h.ellipticity > 0.999
     assert r.cumulative[2] > 1 - 1e-9 and r.components_for_90 <= 3
     # The ODE: R² 1 and the generator of the planted flow, in PCA coordinates.
-    assert r.ode["r2"] > 0.9999 and _rel(r.ode["periods"][0], PERIOD) < 0.01
+    assert r.ode.r2 > 0.9999 and _rel(r.ode.periods[0], PERIOD) < 0.01
     assert ckpt.reads == ["wpe.weight", "wte.weight"]
     fit = H.pca(open_checkpoint(str(planted.path)).get("wpe.weight").double().numpy()[1:], 3)
     R = fit.components @ planted.basis.T  # helix coordinates -> PCA coordinates
     w = 2 * np.pi / PERIOD
     M_true = R @ np.array([[0, -w, 0], [w, 0, 0], [0, 0, 0]]) @ R.T
-    assert np.abs(np.asarray(r.ode["A_continuous"]) - M_true).max() < 0.01 * w
+    assert np.abs(np.asarray(r.ode.A_continuous) - M_true).max() < 0.01 * w
     # c (the constant velocity) has the planted rise per position along the axis, once A f is accounted for
     axis_pca = R @ np.array([0, 0, 1.0])
-    c = np.asarray(r.ode["c"]) + np.asarray(r.ode["A_continuous"]) @ fit.transform(planted.offset[None])[0]
+    c = np.asarray(r.ode.c) + np.asarray(r.ode.A_continuous) @ fit.transform(planted.offset[None])[0]
     assert _rel(abs(c @ axis_pca), PITCH / PERIOD) < 0.01
     # Token/position comparisons against the planted W_E.
     tp = r.token_position
@@ -141,9 +141,9 @@ def test_noisy_helix_still_recovered(tmp_path):
                                  noise=0.03, token_share=None)
     r = H.helix(str(p.path), sinusoidal=False)
     h = r.helix
-    assert _rel(h["radius"], 3.0) < 0.01 and _rel(h["period"], 200.0) < 0.01 and _rel(h["pitch"], 2.5) < 0.01
+    assert _rel(h.radius, 3.0) < 0.01 and _rel(h.period, 200.0) < 0.01 and _rel(h.pitch, 2.5) < 0.01
     # Jitter swamps raw finite differences; the smoothed derivative still sees the rotation.
-    assert r.ode_smoothed["r2"] > r.ode["r2"] and _rel(r.ode_smoothed["periods"][0], 200.0) < 0.05
+    assert r.ode_smoothed.r2 > r.ode.r2 and _rel(r.ode_smoothed.periods[0], 200.0) < 0.05
 
 
 def test_outliers_and_fray_found(tmp_path):
@@ -175,9 +175,9 @@ def test_invariances(planted):
     for M, scale in ((W @ Q, 1.0), (W + 5.0, 1.0), (3 * W, 3.0)):
         r = run(M)
         np.testing.assert_allclose(r.variance_explained[:3], base.variance_explained[:3], atol=1e-5)
-        assert _rel(r.helix["radius"], scale * base.helix["radius"]) < 1e-4
-        assert _rel(r.helix["period"], base.helix["period"]) < 1e-4
-        assert abs(r.ode["r2"] - base.ode["r2"]) < 1e-5
+        assert _rel(r.helix.radius, scale * base.helix.radius) < 1e-4
+        assert _rel(r.helix.period, base.helix.period) < 1e-4
+        assert abs(r.ode.r2 - base.ode.r2) < 1e-5
 
 
 def test_sinusoidal_comparison_hand_computed(planted_result):
@@ -190,7 +190,7 @@ def test_sinusoidal_comparison_hand_computed(planted_result):
     assert abs(s.cosine.adjacent_mean - expect) < 1e-5 and s.cosine.adjacent_std < 1e-5
     pe = sinusoidal_encoding(512, d)[1:]
     assert s.components_for_90 == H.components_for(H.variance_spectrum(pe)) > 3
-    assert s.encoding["base"] == 10000.0 and "sin" in s.encoding["formula"]
+    assert s.encoding.base == 10000.0 and "sin" in s.encoding.formula
 
 
 # ----------------------------------------------------------------------------- reads and bad input
@@ -305,7 +305,7 @@ def test_real_gpt2_small_published_figures(partial_ckpt):
     assert [c.published for c in failed] == [153]  # only the slides' sinusoidal count, with the reason
     assert "L = 1000 gives 153" in failed[0].note and failed[0].ours == r.sinusoidal.components_for_90
     assert len(checks) >= 10
-    assert r.ode_smoothed["r2"] > 0.8 and r.truncations["late"].ode["r2"] > 0.85
+    assert r.ode_smoothed.r2 > 0.8 and r.truncations["late"].ode.r2 > 0.85
     assert r.short_period.share < 0.005  # a smooth helix: neighbours are not told apart by W_pos
 
 

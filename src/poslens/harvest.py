@@ -9,7 +9,7 @@ them. Runs stop after the deepest hooked layer and compute logits only if a read
 
 >>> h = Harvester(lambda: runner)                                                   # doctest: +SKIP
 >>> h.plan([Harvest("zeros:64", lambda _: {"embed": torch.zeros(1, 64, d)}, ("blocks.0.attn.hook_pattern",)),
-...         Harvest("zeros:64", lambda _: {"embed": torch.zeros(1, 64, d)}, ("blocks.1.hook_resid_post",))])
+...         Harvest("zeros:64", lambda _: {"embed": torch.zeros(1, 64, d)}, ("blocks.1.hook_resid_post",))])  # doctest: +SKIP
 >>> h.activations("zeros:64")["blocks.1.hook_resid_post"]    # one pass, both hooks   # doctest: +SKIP
 """
 

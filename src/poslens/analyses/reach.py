@@ -6,7 +6,7 @@ family, one two-token pass with read-only edits records what was reached before 
 missing tensor, so the answer holds for every family the Runner supports.
 
 >>> r = reach(Runner(load_weights("../shared/data/gpt2-small-partial")), "embed")   # doctest: +SKIP
->>> r.attention_layers, r.resid_points
+>>> r.attention_layers, r.resid_points                                               # doctest: +SKIP
 ((0,), (0,))
 """
 

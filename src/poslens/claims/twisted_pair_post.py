@@ -39,7 +39,7 @@ def _bound_row(r) -> ClaimRow:
     held = [g for g in r.grid if g.assumptions_hold and g.within_bound is not None]
     ok_grid = all(g.within_bound for g in held)
     failed = [g for g in r.grid if g.within_bound is not None and not g.assumptions_hold]
-    ours = (f"{c.curve['name']} n={c.n} M={c.M} k={c.k}: max error {v.max_error:.3g} vs bound up to "
+    ours = (f"{c.curve.name} n={c.n} M={c.M} k={c.k}: max error {v.max_error:.3g} vs bound up to "
             f"{v.max_bound:.3g} (worst error/bound {v.worst_ratio:.2f}), {v.n_outside_bound} of "
             f"{v.n_pairs} pairs outside")
     if r.grid:
@@ -172,7 +172,7 @@ def helix_rows(r: dict) -> list[ClaimRow]:
     if sm is None:
         return []
     late = (r["truncations"].get("late") or {}).get("ode")
-    whole = fit_linear_ode(np.asarray(r["coords"]))["r2"]  # every position, the outlying ends included
+    whole = fit_linear_ode(np.asarray(r["coords"])).r2  # every position, the outlying ends included
     return [row(
         LINEAR_ODE,
         f"R² {sm['r2']:.3f} with Savitzky-Golay derivatives (window {sm['window']}), {od['r2']:.3f} with central "

@@ -1,10 +1,13 @@
 """Command-line flags generated from an analysis's frozen ``Options`` dataclass, so an option
 (its type, default and help) is declared once, in the analysis.
 
+>>> from poslens.analyses.helix.options import Options
 >>> @click.command()
 ... @options_flags(Options)
 ... def cmd(**kw):
 ...     opts = build_options(Options, kw)      # pops the Options fields out of kw
+>>> "--n-components" in cmd.get_help(click.Context(cmd))
+True
 """
 
 from __future__ import annotations

@@ -58,12 +58,12 @@ def _helix(w, opts: dict) -> dict:
     k = int(opts["k"])
     r, _ = helix_with_fit(w, tokens=False, sinusoidal=False, truncations=False, cosine_size=8, n_traces=0,
                           n_components=max(k, 3))
-    h = r.helix or {}
+    h = r.helix
     return {
         "wpos_top_k_share": r.cumulative[k - 1],
-        "helix_turns": h.get("turns"),
-        "helix_period": h.get("period"),
-        "helix_r2": h.get("r2"),
+        "helix_turns": h.turns if h else None,
+        "helix_period": h.period if h else None,
+        "helix_r2": h.r2 if h else None,
         "short_period_share": r.short_period.share if r.short_period else None,
     }
 

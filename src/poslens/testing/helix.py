@@ -13,7 +13,7 @@ centred variance has exactly ``token_share`` inside span(q1, q2, q3), plus a com
 
 >>> planted = planted_helix_checkpoint(tmp_path / "helix", radius=2.0, pitch=1.5, period=96.0)   # doctest: +SKIP
 >>> from poslens.analyses.helix import helix                                                     # doctest: +SKIP
->>> round(helix(planted.path).helix["radius"], 4)                                                # doctest: +SKIP
+>>> round(helix(planted.path).helix.radius, 4)                                                # doctest: +SKIP
 2.0
 """
 

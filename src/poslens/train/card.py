@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write_text
+from ..results import to_jsonable
 from .corpus import NEAR
 
 SAMPLE_PROMPTS = ("And God said unto Moses,", "ROMEO. O", "In the beginning")
@@ -96,7 +97,7 @@ def measure(model_dir: str | Path, n_seq: int = 32, n_new: int = 40) -> dict[str
         "model_dir": str(model_dir), "config": w.cfg.to_dict(), "n_params": w.cfg.n_params, "log": log,
         "commands": commands(log), "val": vals,
         "helix": {"variance_explained": hx.variance_explained, "components_for_90": hx.components_for_90,
-                  "fit": hx.helix, "ode": hx.ode, "ode_smoothed": hx.ode_smoothed},
+                  **to_jsonable({"fit": hx.helix, "ode": hx.ode, "ode_smoothed": hx.ode_smoothed})},
         "spectrum": {"periods": [c.period for c in hx.periods.by_column[:3]],
                      "short_period": hx.short_period.period, "short_share": hx.short_period.share},
         "heads": {k: {"dup": heads[k].score_repeated, "prev": heads[k].prev_token_score,

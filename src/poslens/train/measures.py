@@ -79,7 +79,7 @@ def mechanism_scores(model, n_seq: int = 32, seq_len: int = 256) -> dict[str, An
         "incontext_gain": g["gain"], "induction_gain": g["induction_gain"], "loss_first_copy": g["first"],
         "loss_second_copy": g["second"], "loss_second_copy_shuffled": g["second_shuffled"],
         "wpe_top3": float(sum(hx.variance_explained[:3])), "wpe_short": hx.short_period.share,
-        "helix_turns": (hx.helix or {}).get("turns"), "helix_r2": (hx.helix or {}).get("r2"),
+        "helix_turns": hx.helix.turns if hx.helix else None, "helix_r2": hx.helix.r2 if hx.helix else None,
     }
 
 

@@ -134,12 +134,12 @@ _CHARMAP: set[int] | None = None
 
 
 def glyph_safe(text: str) -> str:
-    """``text`` with every character matplotlib's font cannot draw written as ``\\U0001f600``
+    """``text`` with every character matplotlib's font cannot draw written as an escape
     (emoji in a prompt would otherwise print a missing-glyph warning per character and
-    draw an empty box).
+    draw an empty box). A private-use character is in no font:
 
-    >>> glyph_safe("ok \\U0001f600")
-    'ok \\\\U0001f600'
+    >>> glyph_safe("ok \\ue000")
+    'ok \\\\ue000'
     """
     global _CHARMAP
     if _CHARMAP is None:

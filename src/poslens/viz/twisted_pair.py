@@ -36,7 +36,7 @@ def _estimate(r, out: Path) -> list[Path]:
         ax.set_xlabel("true j - i (jittered)")
         ax.set_ylabel("estimate (Runner, hook_mlp_out . v)")
         c = r.construction
-        ax.set_title(f"{c.curve['name']} ({c.variant}), n={c.n}, M={c.M}, k={c.k}")
+        ax.set_title(f"{c.curve.name} ({c.variant}), n={c.n}, M={c.M}, k={c.k}")
         fig.colorbar(sc, ax=ax, label="|error| / bound")
         paths.append(save_png(fig, out / "tp_estimate.png"))
     g = go.Figure(go.Scattergl(x=truth, y=est, mode="markers", marker={"color": ratio, "size": 4, "colorscale": "Viridis",
@@ -262,7 +262,7 @@ def _curve(r, out: Path) -> list[Path]:
     g = go.Figure(go.Scatter3d(x=X[:, 0], y=X[:, 1], z=X[:, 2], mode="markers",
                                marker={"size": 3, "color": s.cell, "colorscale": "Turbo", "colorbar": {"title": "cell"}},
                                text=[f"i={i}" for i in s.i]))
-    g.update_layout(title=f"{r.construction.curve['name']}: points coloured by active sentry (first 3 coordinates)")
+    g.update_layout(title=f"{r.construction.curve.name}: points coloured by active sentry (first 3 coordinates)")
     return [save_plotly(g, out / "tp_curve.html")]
 
 

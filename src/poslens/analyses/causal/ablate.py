@@ -29,6 +29,9 @@ from .intervention import Intervention, InterventionRecord, _layer
 from .metrics import Metric, MetricRecord, MetricStore
 from .run import as_run_kwargs, input_shape, run_variants
 
+# A metric's value, averaged over sequences: a number, or the metric's shape as nested lists.
+MetricValue = float | list[float] | list[list[float]]
+
 
 @dataclass(frozen=True)
 class RandomBaseline:
@@ -53,8 +56,8 @@ class AblationResult(Result):
     interventions: list[InterventionRecord] = field(default_factory=list)
     references: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, MetricRecord] = field(default_factory=dict)  # by metric name
-    clean: dict[str, Any] = field(default_factory=dict)
-    ablated: dict[str, Any] = field(default_factory=dict)
+    clean: dict[str, MetricValue] = field(default_factory=dict)  # mean over sequences, by metric name
+    ablated: dict[str, MetricValue] = field(default_factory=dict)
     effects: dict[str, Comparison | dict[str, Comparison]] = field(default_factory=dict)
     baseline: RandomBaseline | None = None
     n_sequences: int = 0
@@ -92,9 +95,12 @@ def _mean_rows(v: np.ndarray) -> np.ndarray:
 
 
 def effects_table(values: dict[str, np.ndarray], metrics: Sequence[Metric], target: int, clean: int,
-                  baseline: Sequence[int]) -> tuple[dict, dict, dict]:
+                  baseline: Sequence[int]) -> tuple[dict[str, MetricValue], dict[str, MetricValue],
+                                                    dict[str, Comparison | dict[str, Comparison]]]:
     """Clean / ablated means and effects-with-baseline from ``{metric: [variant, row, *shape]}``."""
-    clean_d, abl_d, eff_d = {}, {}, {}
+    clean_d: dict[str, MetricValue] = {}
+    abl_d: dict[str, MetricValue] = {}
+    eff_d: dict[str, Comparison | dict[str, Comparison]] = {}
     for m in metrics:
         v = values[m.name]
         c, a = _mean_rows(v[clean]), _mean_rows(v[target])

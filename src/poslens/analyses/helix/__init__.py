@@ -12,7 +12,7 @@ periods), :mod:`.structure` (cosines, outliers, fraying, norms, tokens), :mod:`.
 :mod:`poslens.claims.helix_post` and its neighbours.
 
 >>> r = helix("../shared/data/gpt2-small-partial")                  # doctest: +SKIP
->>> r.cumulative[2], r.components_for_90, r.helix["period"] > 0      # doctest: +SKIP
+>>> r.cumulative[2], r.components_for_90, r.helix.period > 0      # doctest: +SKIP
 (0.9106, 3, True)
 >>> import numpy as np
 >>> from poslens.analyses.helix import pca
@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     from .curve import geometry, ode_fits, pca_summary
     from .family import (HelixFamilyResult, HelixSweepResult, family_summary, helix_models, helix_sweep, summary_row,
                          sweep_specs)
-    from .fits import dominant_periods, fit_helix, fit_sinusoid, short_period_share
+    from .fits import HelixFit, SinusoidFit, dominant_periods, fit_helix, fit_sinusoid, short_period_share
     from .measure import NOT_LEARNED, HelixResult, check_options, default_options, helix, helix_with_fit
     from .options import Options
-    from .pca import ODE_SCHEMES, PCAFit, components_for, fit_linear_ode, pca, variance_spectrum
+    from .pca import ODE_SCHEMES, OdeFit, PCAFit, components_for, fit_linear_ode, pca, variance_spectrum
     from .structure import cosine_structure, fray, outlier_positions, token_position
     from .summary import summarize
 
@@ -43,10 +43,10 @@ __getattr__ = exports(__name__, {
     ".curve": ("geometry", "ode_fits", "pca_summary"),
     ".family": ("HelixFamilyResult", "HelixSweepResult", "family_summary", "helix_models", "helix_sweep", "summary_row",
                 "sweep_specs"),
-    ".fits": ("dominant_periods", "fit_helix", "fit_sinusoid", "short_period_share"),
+    ".fits": ("HelixFit", "SinusoidFit", "dominant_periods", "fit_helix", "fit_sinusoid", "short_period_share"),
     ".measure": ("NOT_LEARNED", "HelixResult", "check_options", "default_options", "helix", "helix_with_fit"),
     ".options": ("Options",),
-    ".pca": ("ODE_SCHEMES", "PCAFit", "components_for", "fit_linear_ode", "pca", "variance_spectrum"),
+    ".pca": ("ODE_SCHEMES", "OdeFit", "PCAFit", "components_for", "fit_linear_ode", "pca", "variance_spectrum"),
     ".structure": ("cosine_structure", "fray", "outlier_positions", "token_position"),
     ".summary": ("summarize",),
 })
@@ -54,8 +54,8 @@ __getattr__ = exports(__name__, {
 __all__ = [
     "HelixResult", "Options", "NOT_LEARNED", "check_options", "default_options", "geometry", "helix", "helix_with_fit",
     "ode_fits", "pca_summary", "summarize",
-    "ODE_SCHEMES", "PCAFit", "components_for", "fit_linear_ode", "pca", "variance_spectrum",
-    "dominant_periods", "fit_helix", "fit_sinusoid", "short_period_share",
+    "ODE_SCHEMES", "OdeFit", "PCAFit", "components_for", "fit_linear_ode", "pca", "variance_spectrum",
+    "HelixFit", "SinusoidFit", "dominant_periods", "fit_helix", "fit_sinusoid", "short_period_share",
     "cosine_structure", "fray", "norm_stats", "outlier_positions", "token_position",
     "HelixFamilyResult", "HelixSweepResult", "family_summary", "helix_models", "helix_sweep", "summary_row",
     "sweep_specs",

@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .fits import dominant_periods, fit_helix, fit_sinusoid, short_period_share
-from .pca import PCAFit, fit_linear_ode, pca
+from .pca import OdeFit, PCAFit, fit_linear_ode, pca
 from .structure import cosine_structure
 
 
@@ -46,18 +48,18 @@ def ode_fits(coords: np.ndarray, t: np.ndarray, k: int, n_components: int, windo
     rng = [int(t[0]), int(t[-1]) + 1]
     win = _ode_window(len(t), window)
 
-    def one(kk: int, scheme: str) -> dict | None:
+    def one(kk: int, scheme: str) -> OdeFit | None:
         if scheme == "savgol" and len(t) < win + kk + 1:
             return None
-        return {**fit_linear_ode(C[:, :kk], scheme=scheme, window=win), "range": rng}
+        return replace(fit_linear_ode(C[:, :kk], scheme=scheme, window=win), range=rng)
 
     by_k = []
     for kk in (2, 3, 4, 6, 10):
         if kk > min(n_components, C.shape[1]) or len(t) < 2 * kk + 4:
             continue
         c, sm = one(kk, "central"), one(kk, "savgol")
-        by_k.append({"k": kk, "r2_central": c["r2"], "r2_savgol": sm["r2"] if sm else None,
-                     "periods_central": c["periods"][:2], "periods_savgol": sm["periods"][:2] if sm else None})
+        by_k.append({"k": kk, "r2_central": c.r2, "r2_savgol": sm.r2 if sm else None,
+                     "periods_central": c.periods[:2], "periods_savgol": sm.periods[:2] if sm else None})
     return {"ode": one(k, "central"), "ode_smoothed": one(k, "savgol"), "ode_by_k": by_k}
 
 
@@ -100,7 +102,7 @@ def geometry(
         "dims": dims.tolist(),
         "std": np.sqrt(var[dims]).tolist(),
         "values": _rounded(W[:, dims].T, 5),
-        "periods": [fit_sinusoid(W[:, j], t)["period"] for j in dims] if len(t) >= 6 else [],
+        "periods": [fit_sinusoid(W[:, j], t).period for j in dims] if len(t) >= 6 else [],
     }
     out["cosine"] = cosine_structure(W, positions, cosine_size, gram=gram)
     return out, fit

@@ -7,15 +7,47 @@ per column; :func:`short_period_share` how much variance lies at the shortest pe
 
 >>> t = np.arange(1.0, 1000.0); w = 2 * np.pi / 250
 >>> h = fit_helix(np.c_[3 * np.cos(w * t), 3 * np.sin(w * t), 0.004 * t], t)
->>> round(h["radius"], 6), round(h["period"], 6), round(h["pitch"], 6)
+>>> round(h.radius, 6), round(h.period, 6), round(h.pitch, 6)
 (3.0, 250.0, 1.0)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ...errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class SinusoidFit:
+    """``Y(t) ~ offset + slope (t - t0) + cos cos(omega t) + sin sin(omega t)``, one value per column
+    of Y in ``offset`` .. ``sin``; ``r2`` is the share of Y's variance explained."""
+
+    omega: float
+    period: float  # positions per cycle, 2 pi / omega
+    t0: float
+    offset: list[float]
+    slope: list[float]
+    cos: list[float]
+    sin: list[float]
+    r2: float
+
+
+@dataclass(frozen=True)
+class HelixFit(SinusoidFit):
+    """A sinusoid fit read as a helix: see :func:`fit_helix` for each field."""
+
+    radius: float = float("nan")
+    semi_axes: list[float] | None = None
+    ellipticity: float = float("nan")
+    rise_per_position: float = float("nan")
+    pitch: float = float("nan")
+    in_plane_drift: float = float("nan")
+    axis_tilt_deg: float = float("nan")
+    axis: list[float] | None = None  # unit vector along the rise; None for a flat curve
+    turns: float = float("nan")
 
 
 def _detrend(Y: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -44,17 +76,15 @@ def _sinusoid_residual(omega: float, Y: np.ndarray, t: np.ndarray, t0: float) ->
     return float(((Y - design @ coef) ** 2).sum())
 
 
-def fit_sinusoid(Y: np.ndarray, t: np.ndarray | None = None) -> dict:
+def fit_sinusoid(Y: np.ndarray, t: np.ndarray | None = None) -> SinusoidFit:
     """Fit ``Y(t) ~ offset + slope (t - t0) + u cos(w t) + v sin(w t)`` (one frequency shared by every column).
 
     The frequency starts at the peak of the zero-padded periodogram of the linearly
     detrended columns and is refined by a bounded 1-D least-squares search (the model is
     linear in everything else), so a period is recovered to far better than one FFT bin.
-    Returns ``omega``, ``period``, ``t0``, ``offset``, ``slope``, ``cos``, ``sin`` (one value
-    per column) and ``r2`` (share of Y's variance explained).
 
     >>> t = np.arange(1.0, 500.0)
-    >>> round(fit_sinusoid(np.sin(2 * np.pi * t / 37.3) + 0.01 * t, t)["period"], 6)
+    >>> round(fit_sinusoid(np.sin(2 * np.pi * t / 37.3) + 0.01 * t, t).period, 6)
     37.3
     """
     from scipy.optimize import minimize_scalar
@@ -78,19 +108,11 @@ def fit_sinusoid(Y: np.ndarray, t: np.ndarray | None = None) -> dict:
     coef, *_ = np.linalg.lstsq(design, Y, rcond=None)
     ss_tot = float(((Y - Y.mean(0)) ** 2).sum())
     ss_res = float(((Y - design @ coef) ** 2).sum())
-    return {
-        "omega": w,
-        "period": float(2 * np.pi / w),
-        "t0": t0,
-        "offset": coef[0].tolist(),
-        "slope": coef[1].tolist(),
-        "cos": coef[2].tolist(),
-        "sin": coef[3].tolist(),
-        "r2": 1 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
-    }
+    return SinusoidFit(omega=w, period=float(2 * np.pi / w), t0=t0, offset=coef[0].tolist(), slope=coef[1].tolist(),
+                       cos=coef[2].tolist(), sin=coef[3].tolist(), r2=1 - ss_res / ss_tot if ss_tot > 0 else float("nan"))
 
 
-def fit_helix(Y: np.ndarray, t: np.ndarray | None = None) -> dict:
+def fit_helix(Y: np.ndarray, t: np.ndarray | None = None) -> HelixFit:
     """Fit a helix ``c + a (t - t0) + u cos(w t) + v sin(w t)`` to a curve ``Y [n, k]`` (k >= 2).
 
     Geometry from the fit: ``period`` (positions per turn), ``radius`` (RMS of the two
@@ -103,7 +125,7 @@ def fit_helix(Y: np.ndarray, t: np.ndarray | None = None) -> dict:
 
     >>> t = np.arange(1.0, 1000.0); w = 2 * np.pi / 250
     >>> h = fit_helix(np.c_[3 * np.cos(w * t), 3 * np.sin(w * t), 0.004 * t], t)
-    >>> round(h["radius"], 6), round(h["period"], 6), round(h["pitch"], 6)
+    >>> round(h.radius, 6), round(h.period, 6), round(h.pitch, 6)
     (3.0, 250.0, 1.0)
     """
     Y = np.asarray(Y, dtype=np.float64)
@@ -111,7 +133,7 @@ def fit_helix(Y: np.ndarray, t: np.ndarray | None = None) -> dict:
         raise InvalidInputError(f"a helix fit needs a curve with at least 2 coordinates; got shape {Y.shape}")
     t = np.arange(len(Y), dtype=np.float64) if t is None else np.asarray(t, dtype=np.float64)
     s = fit_sinusoid(Y, t)
-    a, u, v = np.array(s["slope"]), np.array(s["cos"]), np.array(s["sin"])
+    a, u, v = np.array(s.slope), np.array(s.cos), np.array(s.sin)
     plane = np.c_[u, v]
     U, sv, _ = np.linalg.svd(plane, full_matrices=False)
     basis = U[:, sv > 1e-12 * max(sv.max(), 1e-300)]
@@ -120,18 +142,18 @@ def fit_helix(Y: np.ndarray, t: np.ndarray | None = None) -> dict:
     rise = float(np.linalg.norm(a_perp))
     speed = float(np.linalg.norm(a))
     span = float(t.max() - t.min())
-    return {
-        **s,
-        "radius": float(np.sqrt((sv**2).sum() / 2)),
-        "semi_axes": sv.tolist(),
-        "ellipticity": float(sv[1] / sv[0]) if sv[0] > 0 else float("nan"),
-        "rise_per_position": rise,
-        "pitch": rise * s["period"],
-        "in_plane_drift": float(np.linalg.norm(a_par)),
-        "axis_tilt_deg": float(np.degrees(np.arccos(min(1.0, rise / speed)))) if speed > 0 else float("nan"),
-        "axis": (a_perp / rise).tolist() if rise > 0 else None,
-        "turns": span / s["period"],
-    }
+    return HelixFit(
+        **vars(s),
+        radius=float(np.sqrt((sv**2).sum() / 2)),
+        semi_axes=sv.tolist(),
+        ellipticity=float(sv[1] / sv[0]) if sv[0] > 0 else float("nan"),
+        rise_per_position=rise,
+        pitch=rise * s.period,
+        in_plane_drift=float(np.linalg.norm(a_par)),
+        axis_tilt_deg=float(np.degrees(np.arccos(min(1.0, rise / speed)))) if speed > 0 else float("nan"),
+        axis=(a_perp / rise).tolist() if rise > 0 else None,
+        turns=span / s.period,
+    )
 
 
 def short_period_share(W: np.ndarray, short: float = 4.0) -> dict:
@@ -183,6 +205,6 @@ def dominant_periods(Y: np.ndarray, t: np.ndarray, n_peaks: int = 3) -> dict:
         f = fit_sinusoid(Y[:, j], t)
         span = float(t.max() - t.min())
         # a period longer than the range is an extrapolation from less than one cycle
-        by_col.append({"column": j, "period": f["period"], "cycles": span / f["period"], "r2": f["r2"]})
+        by_col.append({"column": j, "period": f.period, "cycles": span / f.period, "r2": f.r2})
     return {"pooled": pooled, "by_column": by_col}
 

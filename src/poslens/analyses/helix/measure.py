@@ -16,11 +16,11 @@ from ...options import resolve
 from ...results import ClaimRow, Result
 from ..norms import norm_stats
 from .curve import _rounded, geometry, ode_fits, pca_summary
-from .fits import fit_helix
+from .fits import HelixFit, fit_helix
 from .options import Options
 from .parts import (Cosine, Fray, Norms, OdeByK, Outliers, Periods, ShortPeriod, SinusoidalGeometry, TokenPosition,
                     Traces, Truncation)
-from .pca import PCAFit, pca
+from .pca import OdeFit, PCAFit, pca
 from .structure import fray, outlier_positions, token_position
 
 
@@ -52,9 +52,9 @@ class HelixResult(Result):
     components_for: dict[str, int] = field(default_factory=dict)  # "50" / "90" / "95" (% of variance) -> components
     coords: list[list[float]] = field(default_factory=list)
     truncations: dict[str, Truncation] = field(default_factory=dict)  # "late" / "early"
-    helix: dict | None = None  # fit_helix's output
-    ode: dict | None = None  # fit_linear_ode's output
-    ode_smoothed: dict | None = None
+    helix: HelixFit | None = None
+    ode: OdeFit | None = None  # central differences
+    ode_smoothed: OdeFit | None = None  # Savitzky-Golay
     ode_by_k: list[OdeByK] = field(default_factory=list)
     periods: Periods | None = None
     short_period: ShortPeriod | None = None

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from ..norms import NormStats
+from .fits import HelixFit
+from .pca import OdeFit
 
 
 def _of(cls, d: dict | None):
@@ -193,7 +195,7 @@ class OdeByK:
 @dataclass(frozen=True)
 class Truncation:
     """The same PCA and fits on part of the positions (``range``, [start, stop)); ``helix``, ``ode``
-    and ``ode_smoothed`` are :func:`~poslens.analyses.helix.fit_helix` / ``fit_linear_ode`` output."""
+    and ``ode_smoothed`` are :func:`~poslens.analyses.helix.fit_helix` / ``fit_linear_ode`` fits."""
 
     range: list[int]
     n_positions: int
@@ -202,18 +204,30 @@ class Truncation:
     components_for_90: int
     components_for: dict[str, int]  # "50" / "90" / "95" (% of variance) -> components
     coords: list[list[float]]
-    helix: dict | None = None
-    ode: dict | None = None
-    ode_smoothed: dict | None = None
+    helix: HelixFit | None = None
+    ode: OdeFit | None = None
+    ode_smoothed: OdeFit | None = None
 
     of = classmethod(_of)
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """The sinusoidal encoding a result compared against (:func:`poslens.analyses.sinusoidal.describe`)."""
+
+    formula: str
+    base: float
+    n_ctx: int
+    d_model: int
+    layout: str
+    expected_row_norm: float  # sqrt(d_model / 2)
 
 
 @dataclass(frozen=True)
 class SinusoidalGeometry(Truncation):
     """The same metrics for the sinusoidal encoding of W_pos's shape (``encoding`` says which)."""
 
-    encoding: dict | None = None
+    encoding: Encoding | None = None
     periods: Periods | None = None
     short_period: ShortPeriod | None = None
     ode_by_k: list[OdeByK] | None = None
@@ -225,6 +239,6 @@ class SinusoidalGeometry(Truncation):
         if d is None:
             return None
         base = {f.name: d[f.name] for f in fields(Truncation) if f.name in d}
-        return cls(**base, encoding=d["encoding"], periods=Periods.of(d["periods"]),
+        return cls(**base, encoding=Encoding(**d["encoding"]), periods=Periods.of(d["periods"]),
                    short_period=ShortPeriod.of(d["short_period"]), ode_by_k=[OdeByK.of(x) for x in d["ode_by_k"]],
                    cosine=Cosine.of(d["cosine"]), norms=NormStats(**d["norms"]))

@@ -12,7 +12,7 @@ of the scheme removed from A's eigenvalues).
 >>> t = np.arange(200.0)
 >>> X = np.c_[np.cos(2 * np.pi * t / 40), np.sin(2 * np.pi * t / 40), 0.01 * t]
 >>> ode = fit_linear_ode(X)
->>> round(ode["r2"], 6), round(ode["periods"][0], 3)
+>>> round(ode.r2, 6), round(ode.periods[0], 3)
 (1.0, 40.0)
 """
 
@@ -217,7 +217,29 @@ def _continuous_generator(A: np.ndarray, dt: float, scheme: str) -> tuple[np.nda
     return np.real_if_close(M, tol=1e6).real, mu
 
 
-def fit_linear_ode(X: np.ndarray, dt: float = 1.0, scheme: str = "central", window: int = 51) -> dict:
+@dataclass(frozen=True)
+class OdeFit:
+    """A least-squares fit of f' ~ A f + c along a sampled curve: see :func:`fit_linear_ode`.
+    Eigenvalues are [re, im] pairs; ``range`` ([start, stop) positions) is set where the
+    curve was a slice of a longer one."""
+
+    scheme: str
+    dt: float
+    window: int | None  # the Savitzky-Golay window; None for finite differences
+    n_samples: int
+    A: list[list[float]]
+    c: list[float]
+    r2: float
+    r2_per_dim: list[float]
+    eigenvalues: list[list[float]]
+    A_continuous: list[list[float]] | None
+    eigenvalues_continuous: list[list[float]]
+    frequencies: list[float]  # radians per unit time, largest first
+    periods: list[float]  # 2 pi / frequency
+    range: list[int] | None = None
+
+
+def fit_linear_ode(X: np.ndarray, dt: float = 1.0, scheme: str = "central", window: int = 51) -> OdeFit:
     """Least-squares fit of dX/dt ~ X A^T + c along a sampled curve ``X [n, k]`` (rows = time steps).
 
     ``scheme``: "central" differences (x[t+1] - x[t-1]) / 2dt at t = 1..n-2 (default),
@@ -225,14 +247,14 @@ def fit_linear_ode(X: np.ndarray, dt: float = 1.0, scheme: str = "central", wind
     ``window``) of the curve and the smoothed curve as regressor, for noisy curves such as
     a trained W_pos whose position-to-position jitter swamps raw differences.
 
-    Returns ``A`` (k x k), ``c`` (k), ``r2`` (share of the derivative's variance the fit
+    The :class:`OdeFit` holds ``A`` (k x k), ``c`` (k), ``r2`` (share of the derivative's variance the fit
     explains, pooled over dimensions), ``r2_per_dim``, ``eigenvalues`` of A as [re, im]
     pairs, ``A_continuous`` and ``eigenvalues_continuous`` (A with the scheme's
     discretisation bias removed; equal to A for savgol), ``frequencies`` (radians per unit
     time, one per rotating pair, largest first) and the implied ``periods`` = 2 pi / frequency.
 
     >>> t = np.arange(300.0)
-    >>> round(fit_linear_ode(np.c_[np.cos(t / 10), np.sin(t / 10)], scheme="forward")["periods"][0], 4)
+    >>> round(fit_linear_ode(np.c_[np.cos(t / 10), np.sin(t / 10)], scheme="forward").periods[0], 4)
     62.8319
     """
     X = np.asarray(X, dtype=np.float64)
@@ -266,19 +288,11 @@ def fit_linear_ode(X: np.ndarray, dt: float = 1.0, scheme: str = "central", wind
     lam = np.linalg.eigvals(A)
     M, mu = _continuous_generator(A, float(dt), scheme)
     freqs = sorted({round(abs(float(z.imag)), 12) for z in mu if abs(z.imag) > 1e-12}, reverse=True)
-    return {
-        "scheme": scheme,
-        "dt": float(dt),
-        "window": window if scheme == "savgol" else None,
-        "n_samples": int(len(F)),
-        "A": A.tolist(),
-        "c": c.tolist(),
-        "r2": r2,
-        "r2_per_dim": r2_dim,
-        "eigenvalues": [[float(z.real), float(z.imag)] for z in lam],
-        "A_continuous": None if M is None else M.tolist(),
-        "eigenvalues_continuous": [[float(z.real), float(z.imag)] for z in mu],
-        "frequencies": freqs,
-        "periods": [float(2 * np.pi / w) for w in freqs],
-    }
+    return OdeFit(
+        scheme=scheme, dt=float(dt), window=window if scheme == "savgol" else None, n_samples=int(len(F)),
+        A=A.tolist(), c=c.tolist(), r2=r2, r2_per_dim=r2_dim, eigenvalues=[[float(z.real), float(z.imag)] for z in lam],
+        A_continuous=None if M is None else M.tolist(),
+        eigenvalues_continuous=[[float(z.real), float(z.imag)] for z in mu],
+        frequencies=freqs, periods=[float(2 * np.pi / w) for w in freqs],
+    )
 

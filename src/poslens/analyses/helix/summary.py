@@ -29,16 +29,16 @@ def summarize(result) -> list[str]:
             lines.append(f"  {label.format(lo=lo, hi=hi - 1)}: {t.cumulative[kk - 1]:.1%} in {kk} components")
     if r.helix:
         h = r.helix
-        lines.append(f"helix fit on the top {len(h['cos'])} components: period {h['period']:.1f} positions "
-                     f"({h['turns']:.2f} turns), radius {h['radius']:.3g}, pitch {h['pitch']:.3g}, R² {h['r2']:.3f}"
+        lines.append(f"helix fit on the top {len(h.cos)} components: period {h.period:.1f} positions "
+                     f"({h.turns:.2f} turns), radius {h.radius:.3g}, pitch {h.pitch:.3g}, R² {h.r2:.3f}"
                      + ("; less than one turn, so the curve is an arc and its period an extrapolation"
-                        if h["turns"] < 1 else ""))
+                        if h.turns < 1 else ""))
     if r.ode:
         sm = r.ode_smoothed
-        lines.append(f"f'(t) ≈ A f(t) + c on the top {len(r.ode['A'])} components: "
-                     f"R² {r.ode['r2']:.3f} (central differences)"
-                     + (f", {sm['r2']:.3f} (Savitzky-Golay, window {sm['window']})" if sm else "")
-                     + (f"; implied period {r.ode['periods'][0]:.1f}" if r.ode["periods"] else ""))
+        lines.append(f"f'(t) ≈ A f(t) + c on the top {len(r.ode.A)} components: "
+                     f"R² {r.ode.r2:.3f} (central differences)"
+                     + (f", {sm.r2:.3f} (Savitzky-Golay, window {sm.window})" if sm else "")
+                     + (f"; implied period {r.ode.periods[0]:.1f}" if r.ode.periods else ""))
     c = r.cosine
     lines.append(f"cosine between rows: adjacent {c.adjacent_mean:.3f}; by offset dips to {c.min_value:.2f} at "
                  f"{c.min_offset} and rises again at {c.period}" if c.period is not None else

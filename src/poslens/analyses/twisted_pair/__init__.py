@@ -27,6 +27,7 @@ their gates), :mod:`.build` (the weights), :mod:`.verify` (runner vs bound, swee
 together into one :class:`TwistedPairResult`. The post's published claims are checked in
 :mod:`poslens.claims.twisted_pair_post`.
 
+>>> from poslens.analyses.twisted_pair import twisted_pair
 >>> r = twisted_pair(n=128, M=8, k=4, sweep_M=(), sweep_n=(), sweep_k=(), grid=False, claims=False)
 >>> r.verification.within_bound, r.construction.n_neurons
 (True, 18)

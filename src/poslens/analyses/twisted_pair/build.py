@@ -41,6 +41,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -49,9 +50,12 @@ from ...errors import InvalidInputError
 from ...io import atomic_write_text
 from ...models.config import ModelConfig
 from ...models.weights import Weights
-from .curves import Curve, curve_stats, derivative
+from .curves import Curve, CurveInfo, CurveStats, curve_stats, derivative
 from .gates import fit_gate, sentry_layout
 from .options import GATES
+
+if TYPE_CHECKING:
+    from ..helix.pca import OdeFit
 
 VARIANTS = ("plain", "helix")
 
@@ -114,9 +118,9 @@ class ConstructionSummary:
     dot_gate_ok: int
     b3: list[float]
     C: list[float]
-    curve: dict
+    curve: CurveInfo
     ode_r2: float | None
-    options: dict
+    options: dict[str, Any]
     samples: CurveSamples
 
 
@@ -132,7 +136,7 @@ class Construction:
     k: int
     variant: str
     gate: str
-    layout: dict  # residual subspaces: S, flags, U, Y (helix), v
+    layout: dict[str, list[int]]  # residual-stream dimensions of S, flags, U, Y (helix), v
     t_sentries: np.ndarray
     fprime: np.ndarray  # [n_s, d] f'(s_m)
     cell: np.ndarray  # [n + 1] the sentry active at each point
@@ -146,10 +150,10 @@ class Construction:
     C: np.ndarray
     X: np.ndarray  # [n + 1, d] the samples
     Y: np.ndarray | None  # [n + 1, d] y_i = A x_i + c (helix variant)
-    stats: object  # CurveStats
+    stats: CurveStats
     period: float | None = None
-    ode: dict | None = None
-    options: dict = field(default_factory=dict)
+    ode: OdeFit | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_sentries(self) -> int:
@@ -206,8 +210,7 @@ class Construction:
             period=self.period, t_sentries=self.t_sentries.tolist(), gate_margin=self.gate_margin.tolist(),
             gate_ok=self.gate_ok.tolist(), n_gates_failed=int((~self.gate_ok).sum()),
             dot_gate_ok=int(self.dot_gate_ok.sum()), b3=self.b3.tolist(), C=self.C.tolist(),
-            curve={**self.curve.describe(), **self.stats.to_dict()},
-            ode_r2=None if self.ode is None else self.ode["r2"], options=self.options, samples=self._samples(),
+            curve=self.curve.describe(self.stats), ode_r2=None if self.ode is None else self.ode.r2, options=self.options, samples=self._samples(),
         )
 
     def _samples(self, most: int = 513) -> CurveSamples:
@@ -282,7 +285,7 @@ def build(curve: Curve, n: int, M: int, k: int, *, variant: str = "plain", gate:
         from ..helix import fit_linear_ode
 
         ode = fit_linear_ode(X, dt=1.0 / n)
-        A, c = np.asarray(ode["A"]), np.asarray(ode["c"])
+        A, c = np.asarray(ode.A), np.asarray(ode.c)
         Y = X @ A.T + c
         period = float(period or curve.period or 1.0)
         if not period > 0:
@@ -351,7 +354,7 @@ def build(curve: Curve, n: int, M: int, k: int, *, variant: str = "plain", gate:
     # (head, flag its key reads, V matrix on S [d, d] so value = x @ V, output subspace, sign)
     heads = [(0, f0, np.eye(d), U, 1.0), (1, f1, np.eye(d), U, -1.0)]
     if variant == "helix":
-        heads.append((2, f1, np.asarray(ode["A"]).T, lay["Y"], 1.0))
+        heads.append((2, f1, np.asarray(ode.A).T, lay["Y"], 1.0))
     for h, flag, V, out, sign in heads:
         c_attn_b[h * dh] = attention_sharpness * math.sqrt(dh)  # constant query ...
         c_attn[flag, dm + h * dh] = 1.0  # ... meets a key only on the wanted slot
@@ -360,7 +363,7 @@ def build(curve: Curve, n: int, M: int, k: int, *, variant: str = "plain", gate:
         for a in range(d):
             c_proj[h * dh + a, out[a]] = sign
     if variant == "helix":
-        c_attn_b[2 * dm + 2 * dh:2 * dm + 2 * dh + d] = torch.as_tensor(np.asarray(ode["c"]))
+        c_attn_b[2 * dm + 2 * dh:2 * dm + 2 * dh + d] = torch.as_tensor(np.asarray(ode.c))
     c_fc = torch.zeros(dm, 2 * n_s, dtype=torch.float64)
     c_fc_b = torch.zeros(2 * n_s, dtype=torch.float64)
     mlp_proj = torch.zeros(2 * n_s, dm, dtype=torch.float64)

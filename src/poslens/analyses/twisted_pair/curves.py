@@ -30,7 +30,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ class Curve:
 
     name: str
     fn: Callable[[np.ndarray], np.ndarray]
-    params: dict = field(default_factory=dict)
+    params: dict[str, float] = field(default_factory=dict)
     period: float | None = None
 
     def __call__(self, t) -> np.ndarray:
@@ -72,8 +72,10 @@ class Curve:
             raise InvalidInputError(f"curve '{self.name}' is not finite at t={bad:.4g}; it must be defined on all of [0, 1]")
         return out
 
-    def describe(self) -> dict:
-        return {"name": self.name, "params": dict(self.params), "period_of_derivative": self.period}
+    def describe(self, stats: CurveStats | None = None) -> CurveInfo:
+        """The curve's name and parameters, with ``stats`` (its sampled statistics) where given."""
+        st = {} if stats is None else {f.name: getattr(stats, f.name) for f in fields(CurveInfo) if hasattr(stats, f.name)}
+        return CurveInfo(name=self.name, params=dict(self.params), period_of_derivative=self.period, **st)
 
 
 # ----------------------------------------------------------------------------- built-in curves
@@ -225,15 +227,39 @@ class CurveStats:
     L_at: float  # where |f''| is largest
     speed_min: float
     speed_max: float
-    closest_approach: dict  # {"t1", "t2", "distance", "ratio"}: the curve's nearest return to itself
+    closest_approach: Approach  # the curve's nearest return to itself
     dim: int
 
-    def to_dict(self) -> dict:
-        return {"L": self.L, "L_at": self.L_at, "speed_min": self.speed_min, "speed_max": self.speed_max,
-                "closest_approach": self.closest_approach, "dim": self.dim}
+
+@dataclass(frozen=True)
+class Approach:
+    """Where a curve comes closest to itself: f(t1) and f(t2), ``distance`` apart, at a chord-to-arc
+    ``ratio``; all None for a curve too short to return."""
+
+    t1: float | None
+    t2: float | None
+    distance: float | None
+    ratio: float | None
 
 
-def closest_approach(curve: Curve, min_separation: float = 0.1, n_grid: int = 512) -> dict:
+@dataclass(frozen=True)
+class CurveInfo:
+    """A curve as a result records it: name, parameters, the period of f' when known, and (once
+    sampled) the Lipschitz constant of f' (``L``, largest at ``L_at``), the speed's range, the
+    closest approach and the dimension."""
+
+    name: str
+    params: dict[str, float]
+    period_of_derivative: float | None
+    L: float | None = None
+    L_at: float | None = None
+    speed_min: float | None = None
+    speed_max: float | None = None
+    closest_approach: Approach | None = None
+    dim: int | None = None
+
+
+def closest_approach(curve: Curve, min_separation: float = 0.1, n_grid: int = 512) -> Approach:
     """Where the curve comes back closest to itself: the pair f(t1), f(t2) (|t1 - t2| >=
     ``min_separation``) with the smallest chord-to-arc ratio |f(t1) - f(t2)| / arc(t1, t2),
     then refined locally to the smallest distance.
@@ -249,7 +275,7 @@ def closest_approach(curve: Curve, min_separation: float = 0.1, n_grid: int = 51
     arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(X, axis=0), axis=1))]
     far = np.abs(t[:, None] - t[None, :]) >= min_separation
     if not far.any():
-        return {"t1": None, "t2": None, "distance": None, "ratio": None}
+        return Approach(None, None, None, None)
     D = cdist(X, X)
     R = np.where(far, D / np.maximum(np.abs(arc[:, None] - arc[None, :]), 1e-300), np.inf)
     a, b = sorted(np.unravel_index(int(R.argmin()), R.shape))
@@ -265,7 +291,7 @@ def closest_approach(curve: Curve, min_separation: float = 0.1, n_grid: int = 51
     dd = float(np.sqrt(opt.fun)) if opt.fun < D[a, b] ** 2 else float(D[a, b])
     if dd == float(D[a, b]):
         t1, t2 = float(t[a]), float(t[b])
-    return {"t1": t1, "t2": t2, "distance": dd, "ratio": float(R[a, b])}
+    return Approach(t1, t2, dd, float(R[a, b]))
 
 
 def curve_stats(curve: Curve, n: int, *, n_grid: int | None = None, min_separation: float = 0.1,
@@ -300,9 +326,9 @@ def curve_stats(curve: Curve, n: int, *, n_grid: int | None = None, min_separati
             "divides by |f'(s_m)|^2, so f' must not vanish"
         )
     ca = closest_approach(curve, min_separation)
-    if ca["distance"] is not None and ca["distance"] <= injective_tol * length:
+    if ca.distance is not None and ca.distance <= injective_tol * length:
         raise InvalidInputError(
-            f"curve '{curve.name}' is not injective: f({ca['t1']:.4f}) = f({ca['t2']:.4f}) (distance {ca['distance']:.2g}); "
+            f"curve '{curve.name}' is not injective: f({ca.t1:.4f}) = f({ca.t2:.4f}) (distance {ca.distance:.2g}); "
             "a sentry gate cannot tell these two stretches apart, so make the curve pass by itself at a distance"
         )
     return CurveStats(X=X, L=L, L_at=L_at, speed_min=float(speed.min()), speed_max=float(speed.max()),

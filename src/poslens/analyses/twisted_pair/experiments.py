@@ -248,12 +248,12 @@ def near_intersection(gaps: Sequence[float] = (0.1, 1e-2, 1e-3, 1e-4, 1e-5), *, 
         bad = np.abs(est - (j - i)) > con.bound(i, j) + 1e-3
         ca = stats.closest_approach
         m_lo = int(np.argmin(con.gate_margin))
-        at_cross = sorted({int(con.cell[int(round(ca["t1"] * n))]), int(con.cell[int(round(ca["t2"] * n))])})
+        at_cross = sorted({int(con.cell[int(round(ca.t1 * n))]), int(con.cell[int(round(ca.t2 * n))])})
         others = np.delete(con.gate_margin, at_cross)
         t_bad = np.unique(i[bad]) / n
-        near = [t for t in t_bad if min(abs(t - ca["t1"]), abs(t - ca["t2"])) <= 2.0 / M]
+        near = [t for t in t_bad if min(abs(t - ca.t1), abs(t - ca.t2)) <= 2.0 / M]
         rows.append(CrossingRow(
-            gap=float(g), closest_distance=float(ca["distance"]), t1=float(ca["t1"]), t2=float(ca["t2"]),
+            gap=float(g), closest_distance=float(ca.distance), t1=float(ca.t1), t2=float(ca.t2),
             min_gate_margin=float(con.gate_margin.min()), min_margin_at=float(con.t_sentries[m_lo]),
             median_gate_margin=float(np.median(con.gate_margin)), assumptions_hold=bool(con.feasible),
             crossing_sentries=at_cross, crossing_margin=float(con.gate_margin[at_cross].min()),

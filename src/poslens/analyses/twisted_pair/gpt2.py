@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from ...errors import InvalidInputError, MissingTensorError
 from ...models.weights import Weights, require
-from ..helix import fit_linear_ode, pca
+from ..helix.pca import OdeFit, PCAFit, fit_linear_ode, pca
 
 CURVE_SOURCES = ("W_pos", "W_E")
 
@@ -146,9 +146,9 @@ class CurveFit:
     source: str
     positions: np.ndarray  # row indices used
     X: np.ndarray  # [P, d_model] the rows
-    fit: object  # helix.PCAFit
+    fit: PCAFit
     D: np.ndarray  # [P, d_model] derivative along positions, inside the top components
-    ode: dict
+    ode: OdeFit
     scheme: str
     window: int
 
@@ -198,13 +198,13 @@ def fit_curve(weights: Weights, *, source: str = "W_pos", first_position: int = 
         phase = 2 * np.pi * rng.random(Fz.shape)  # independent per component: the coupling goes
         phase[0] = np.angle(Fz[0])  # keep the mean
         Z = np.fft.irfft(np.abs(Fz) * np.exp(1j * phase), n=P, axis=0)
-        sur.append(fit_linear_ode(Z, 1.0, scheme=scheme, window=win)["r2"])
+        sur.append(fit_linear_ode(Z, 1.0, scheme=scheme, window=win).r2)
     summary = CurveOde(
         source=source, first_position=first_position, n_positions=P, n_components=k,
         variance_explained=float(fit.cumulative[-1]), variance_ratio=fit.variance_ratio.tolist(),
         scheme=scheme, window=win if scheme == "savgol" else None,
-        r2=ode["r2"], r2_central=central["r2"], r2_per_dim=list(ode["r2_per_dim"]),
-        periods=list(ode["periods"]), eigenvalues=[list(e) for e in ode["eigenvalues"]],
+        r2=ode.r2, r2_central=central.r2, r2_per_dim=list(ode.r2_per_dim),
+        periods=list(ode.periods), eigenvalues=[list(e) for e in ode.eigenvalues],
         surrogate_r2=sur, surrogate_r2_max=float(max(sur)) if sur else None,
     )
     return CurveFit(source, np.arange(first_position, first_position + P), X, fit, D, ode, scheme, win), summary
@@ -274,7 +274,7 @@ def derivative_heads(weights: Weights, cf: CurveFit, *, layers: list[int] | None
                 output_norm=float(np.linalg.norm(oc, axis=1).mean()),
             ))
     rows.sort(key=lambda r: -abs(r.mean_cos))
-    A, c = np.asarray(cf.ode["A"]), np.asarray(cf.ode["c"])
+    A, c = np.asarray(cf.ode.A), np.asarray(cf.ode.c)
     Y = (cf.fit.projected @ A.T + c) @ cf.fit.components
     ideal = float(_cos_rows((Y - Y.mean(0))[sl], Dc[sl]).mean())
     actual = []

@@ -81,7 +81,7 @@ def twisted_pair(weights: Weights | None = None, options: Options | None = None,
 
     >>> r = twisted_pair(curve="circle-drift", n=64, M=4, k=2, sweep_M=(), sweep_n=(), sweep_k=(), grid=False,
     ...                  claims=False)
-    >>> r.construction.curve["name"], r.verification.assumptions_hold
+    >>> r.construction.curve.name, r.verification.assumptions_hold
     ('circle-drift', True)
     """
     o = resolve(Options, options, overrides, "twisted_pair")

@@ -2,9 +2,9 @@
 checks are :mod:`poslens.claims.twisted_pair_post`'s).
 
 >>> from poslens.analyses.twisted_pair import twisted_pair
->>> r = twisted_pair(n=64, M=4, k=2, sweep_M=(), sweep_n=(), sweep_k=(), claims=False)
->>> [c.reproduced for c in r.checks]
-[True]
+>>> r = twisted_pair(n=64, M=4, k=2, sweep_M=(), sweep_n=(), sweep_k=(), grid=False, claims=False)
+>>> result_findings(r)[0].split(" isolates")[0]
+"The post's literal gate direction f(s_m)"
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def result_findings(r) -> list[str]:
     c = r.construction
     findings.append(
         f"The post's literal gate direction f(s_m) isolates {c.dot_gate_ok} of {c.n_sentries} sentry cells on "
-        f"this {c.curve['name']}; the tuned gates isolate {c.n_sentries - c.n_gates_failed}.")
+        f"this {c.curve.name}; the tuned gates isolate {c.n_sentries - c.n_gates_failed}.")
     g = r.gpt2
     if g:
         n = g.neurons
@@ -31,7 +31,7 @@ def result_findings(r) -> list[str]:
 def summary_lines(r) -> list[str]:
     v, c = r.verification, r.construction
     lines = [
-        f"construction ({c.variant}, {c.curve['name']}, n={c.n}, M={c.M}, k={c.k}): {c.n_neurons} "
+        f"construction ({c.variant}, {c.curve.name}, n={c.n}, M={c.M}, k={c.k}): {c.n_neurons} "
         f"neurons, d_model {c.d_model}; {v.n_pairs} pairs, max |error| {v.max_error:.3g} positions vs bound "
         f"{v.max_bound:.3g}; {'all inside the bound' if v.within_bound else str(v.n_outside_bound) + ' outside'}",
     ]

@@ -1,0 +1,25 @@
+"""Every usage example in a docstring runs and prints what it says (examples that need a
+real model or a long run are marked ``# doctest: +SKIP`` where they stand)."""
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import poslens
+
+MODULES = sorted(m.name for m in pkgutil.walk_packages(poslens.__path__, "poslens.")
+                 if not m.name.endswith("__main__"))  # __main__ runs a command when imported
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    got = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, report=False,
+                          raise_on_error=False, verbose=False)
+    assert got.failed == 0, f"{got.failed} of {got.attempted} examples in {name} fail (pytest --doctest-modules shows which)"
+
+
+def test_every_module_is_collected():
+    assert len(MODULES) > 150 and "poslens.analyses.helix.fits" in MODULES
