@@ -45,9 +45,10 @@ def run(label: str, spec: str, out: Path, size: str) -> None:
     target = TARGETS.get(label)
     print(f"{label}: {wall:6.1f} s wall ({rep.seconds:.1f} s in stages)" + (
         f", target < {target:.0f} s -> {'met' if wall < target else 'MISSED'}" if target else ""))
+    width = max((len(o.name) for o in rep.outcomes), default=0)
     for o in rep.outcomes:
         extra = f"  ({o.reason[:90]})" if o.status != "done" else ""
-        print(f"    {o.name:14s} {o.status:8s} {o.seconds:7.1f} s{extra}")
+        print(f"    {o.name:{width}s} {o.status:8s} {o.seconds:7.1f} s{extra}")
 
 
 def main() -> None:

@@ -113,3 +113,48 @@ def test_no_import_cycle_among_modules():
         tuple(TopologicalSorter(graph).static_order())
     except CycleError as exc:
         raise AssertionError(f"import cycle: {' -> '.join(exc.args[1])}") from None
+
+
+def test_analysis_modules_stay_small():
+    big = {str(p.relative_to(ROOT)): n for p in (ROOT / "analyses").rglob("*.py")
+           if (n := len(p.read_text().splitlines())) > 400}
+    assert not big, f"split these analysis modules (at most 400 lines each): {big}"
+
+
+# Fields that echo parameters as given (an analysis's options, a metric's parameters) stay mappings.
+PARAMETER_ECHOES = {"options", "info"}
+
+
+def _untyped(t) -> bool:
+    """A bare container or Any anywhere in an annotation: a figure would read it by string key."""
+    import types
+    import typing
+
+    if t in (dict, list, tuple, set, object, typing.Any):
+        return True
+    return any(_untyped(a) for a in typing.get_args(t) if a is not type(None) and a is not Ellipsis) \
+        if typing.get_origin(t) in (dict, list, tuple, set, typing.Union, types.UnionType) else False
+
+
+def test_analysis_results_are_typed():
+    """Every dataclass an analysis returns names the type of each field, so a renamed field breaks
+    a test (or a type check), never a figure at run time."""
+    import dataclasses
+    import importlib
+    import pkgutil
+    import typing
+
+    import poslens.analyses
+
+    bad, seen = [], 0
+    for m in pkgutil.walk_packages(poslens.analyses.__path__, "poslens.analyses."):
+        mod = importlib.import_module(m.name)
+        for name, cls in vars(mod).items():
+            if not (dataclasses.is_dataclass(cls) and isinstance(cls, type) and cls.__module__ == m.name):
+                continue
+            hints = typing.get_type_hints(cls)  # raises where an annotation names nothing importable
+            for f in dataclasses.fields(cls):
+                seen += 1
+                if f.name not in PARAMETER_ECHOES and not f.name.startswith("_") and _untyped(hints[f.name]):
+                    bad.append(f"{m.name}.{name}.{f.name}: {hints[f.name]}")
+    assert seen > 500 and not bad, "\n".join(bad)

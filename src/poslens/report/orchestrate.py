@@ -568,8 +568,9 @@ def run_model(
         ctx.plan(hs)
     pending.sort(key=lambda p: (p[0].final, bool(harvests[p[0].name]), sorted(h.dataset for h in harvests[p[0].name])))
 
+    width = max((len(p[0].name) for p in pending), default=0)  # the bars line up
     for st, opts, key, base in pending:
-        bar = tqdm(total=3, desc=f"{st.name:<14}", unit="step", leave=True, disable=not progress, file=sys.stderr,
+        bar = tqdm(total=3, desc=f"{st.name:<{width}}", unit="step", leave=True, disable=not progress, file=sys.stderr,
                    bar_format="{desc} {bar:20} {n_fmt}/{total_fmt} {postfix} [{elapsed}]")
         t0 = time.perf_counter()
         ctx.running = st.name

@@ -41,7 +41,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,12 +50,10 @@ from ...errors import InvalidInputError
 from ...io import atomic_write_text
 from ...models.config import ModelConfig
 from ...models.weights import Weights
+from ..helix.pca import OdeFit, fit_linear_ode
 from .curves import Curve, CurveInfo, CurveStats, curve_stats, derivative
 from .gates import fit_gate, sentry_layout
 from .options import GATES
-
-if TYPE_CHECKING:
-    from ..helix.pca import OdeFit
 
 VARIANTS = ("plain", "helix")
 
@@ -282,8 +280,6 @@ def build(curve: Curve, n: int, M: int, k: int, *, variant: str = "plain", gate:
     d = X.shape[1]
     ode, Y = None, None
     if variant == "helix":
-        from ..helix import fit_linear_ode
-
         ode = fit_linear_ode(X, dt=1.0 / n)
         A, c = np.asarray(ode.A), np.asarray(ode.c)
         Y = X @ A.T + c

@@ -32,7 +32,7 @@ class Options:
     train_fraction: float = field(default=0.8, metadata={"help": "share of each length's words used for training"})
     n_train: int = field(default=10000, metadata={"help": "training points (labelled tokens)"})
     n_val_prompts: int = field(default=2560, metadata={"help": "validation prompts (N points each)"})
-    prefix: str | dict | None = field(default=None, metadata={
+    prefix: str | dict[str, str] | None = field(default=None, metadata={
         "help": "text before the units, one for every scheme or one per scheme (default: each scheme's own)"})
     prepend_bos: bool = field(default=True, metadata={"help": "prepend BOS"})
     label_tokens: tuple[str, ...] = field(default=LABEL_TOKENS, metadata={
