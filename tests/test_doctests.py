@@ -18,7 +18,7 @@ def test_docstring_examples(name):
     module = importlib.import_module(name)
     got = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, report=False,
                           raise_on_error=False, verbose=False)
-    assert got.failed == 0, f"{got.failed} of {got.attempted} examples in {name} fail (pytest --doctest-modules shows which)"
+    assert got.failed == 0, f"{got.failed} of {got.attempted} examples in {name} fail (the output above shows which)"
 
 
 def test_every_module_is_collected():

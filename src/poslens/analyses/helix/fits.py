@@ -39,15 +39,15 @@ class SinusoidFit:
 class HelixFit(SinusoidFit):
     """A sinusoid fit read as a helix: see :func:`fit_helix` for each field."""
 
-    radius: float = float("nan")
-    semi_axes: list[float] | None = None
-    ellipticity: float = float("nan")
-    rise_per_position: float = float("nan")
-    pitch: float = float("nan")
-    in_plane_drift: float = float("nan")
-    axis_tilt_deg: float = float("nan")
-    axis: list[float] | None = None  # unit vector along the rise; None for a flat curve
-    turns: float = float("nan")
+    radius: float
+    semi_axes: list[float]
+    ellipticity: float
+    rise_per_position: float
+    pitch: float
+    in_plane_drift: float
+    axis_tilt_deg: float
+    axis: list[float] | None  # unit vector along the rise; None for a flat curve
+    turns: float
 
 
 def _detrend(Y: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -108,8 +108,9 @@ def fit_sinusoid(Y: np.ndarray, t: np.ndarray | None = None) -> SinusoidFit:
     coef, *_ = np.linalg.lstsq(design, Y, rcond=None)
     ss_tot = float(((Y - Y.mean(0)) ** 2).sum())
     ss_res = float(((Y - design @ coef) ** 2).sum())
-    return SinusoidFit(omega=w, period=float(2 * np.pi / w), t0=t0, offset=coef[0].tolist(), slope=coef[1].tolist(),
-                       cos=coef[2].tolist(), sin=coef[3].tolist(), r2=1 - ss_res / ss_tot if ss_tot > 0 else float("nan"))
+    return SinusoidFit(omega=w, period=float(2 * np.pi / w), t0=t0, offset=coef[0].tolist(),
+                       slope=coef[1].tolist(), cos=coef[2].tolist(), sin=coef[3].tolist(),
+                       r2=1 - ss_res / ss_tot if ss_tot > 0 else float("nan"))
 
 
 def fit_helix(Y: np.ndarray, t: np.ndarray | None = None) -> HelixFit:

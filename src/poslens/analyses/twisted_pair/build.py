@@ -208,7 +208,8 @@ class Construction:
             period=self.period, t_sentries=self.t_sentries.tolist(), gate_margin=self.gate_margin.tolist(),
             gate_ok=self.gate_ok.tolist(), n_gates_failed=int((~self.gate_ok).sum()),
             dot_gate_ok=int(self.dot_gate_ok.sum()), b3=self.b3.tolist(), C=self.C.tolist(),
-            curve=self.curve.describe(self.stats), ode_r2=None if self.ode is None else self.ode.r2, options=self.options, samples=self._samples(),
+            curve=self.curve.describe(self.stats), ode_r2=None if self.ode is None else self.ode.r2,
+            options=self.options, samples=self._samples(),
         )
 
     def _samples(self, most: int = 513) -> CurveSamples:

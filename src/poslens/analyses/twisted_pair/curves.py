@@ -30,7 +30,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -72,10 +72,11 @@ class Curve:
             raise InvalidInputError(f"curve '{self.name}' is not finite at t={bad:.4g}; it must be defined on all of [0, 1]")
         return out
 
-    def describe(self, stats: CurveStats | None = None) -> CurveInfo:
-        """The curve's name and parameters, with ``stats`` (its sampled statistics) where given."""
-        st = {} if stats is None else {f.name: getattr(stats, f.name) for f in fields(CurveInfo) if hasattr(stats, f.name)}
-        return CurveInfo(name=self.name, params=dict(self.params), period_of_derivative=self.period, **st)
+    def describe(self, stats: CurveStats) -> CurveInfo:
+        """The curve's name and parameters with its sampled statistics ``stats``, for a result."""
+        return CurveInfo(name=self.name, params=dict(self.params), period_of_derivative=self.period, L=stats.L,
+                         L_at=stats.L_at, speed_min=stats.speed_min, speed_max=stats.speed_max,
+                         closest_approach=stats.closest_approach, dim=stats.dim)
 
 
 # ----------------------------------------------------------------------------- built-in curves
@@ -244,19 +245,19 @@ class Approach:
 
 @dataclass(frozen=True)
 class CurveInfo:
-    """A curve as a result records it: name, parameters, the period of f' when known, and (once
-    sampled) the Lipschitz constant of f' (``L``, largest at ``L_at``), the speed's range, the
-    closest approach and the dimension."""
+    """A curve as a result records it: name, parameters, the period of f' when known, the
+    Lipschitz constant of f' (``L``, largest at ``L_at``), the speed's range, the closest
+    approach and the dimension."""
 
     name: str
     params: dict[str, float]
     period_of_derivative: float | None
-    L: float | None = None
-    L_at: float | None = None
-    speed_min: float | None = None
-    speed_max: float | None = None
-    closest_approach: Approach | None = None
-    dim: int | None = None
+    L: float
+    L_at: float
+    speed_min: float
+    speed_max: float
+    closest_approach: Approach
+    dim: int
 
 
 def closest_approach(curve: Curve, min_separation: float = 0.1, n_grid: int = 512) -> Approach:

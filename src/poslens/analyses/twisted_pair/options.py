@@ -23,7 +23,8 @@ DTYPES = ("float64", "float32")
 class Options:
     curve: str = field(default="helix", metadata={
         "help": "helix, circle-drift, random, loop, or MODULE:FUNCTION / FILE.py:FUNCTION (t [N] -> [N, d])"})
-    curve_params: dict[str, float] | None = field(default=None, metadata={"help": "the curve's parameters (turns, gap, drift ...)"})
+    curve_params: dict[str, float] | None = field(default=None, metadata={
+        "help": "the curve's parameters (turns, gap, drift ...)"})
     n: int = field(default=512, metadata={"help": "points x_i = f(i/n), i = 0..n"})
     M: int = field(default=32, metadata={"help": "sentry gaps: M + 1 sentries (per period in the helix variant: M)"})
     k: int = field(default=8, metadata={"help": "largest |i - j| estimated"})
