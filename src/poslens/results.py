@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,14 @@ from .io import atomic_write_text
 
 def to_jsonable(x: Any) -> Any:
     """Convert tensors, arrays, numpy scalars, dataclasses and paths to JSON types (NaN/inf -> null)."""
-    try:
-        import torch
-
-        if isinstance(x, torch.Tensor):
-            x = x.detach().cpu().numpy()
-    except ImportError:  # pragma: no cover
-        pass
+    t = type(x)
+    if x is None or t is str or t is int or t is bool:
+        return x
+    if t is float:
+        return x if math.isfinite(x) else None
+    torch = sys.modules.get("torch")  # a tensor can only exist once torch is imported
+    if torch is not None and isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
         d = {f.name: to_jsonable(getattr(x, f.name)) for f in dataclasses.fields(x)}
         return {"kind": x.kind, **d} if isinstance(x, Result) else d  # a result inside another keeps its kind
@@ -41,7 +43,7 @@ def to_jsonable(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [to_jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
-        return to_jsonable(x.tolist())
+        return _array_jsonable(x)
     if isinstance(x, (np.floating, float)):
         x = float(x)
         return x if math.isfinite(x) else None
@@ -52,6 +54,20 @@ def to_jsonable(x: Any) -> Any:
     if isinstance(x, Path):
         return str(x)
     return x
+
+
+def _array_jsonable(a: np.ndarray) -> Any:
+    # Whole arrays at once: element by element, a report's arrays took seconds to serialise.
+    if a.dtype.kind in "iub":
+        return a.tolist()
+    if a.dtype.kind == "f":
+        finite = np.isfinite(a)
+        if finite.all():
+            return a.tolist()
+        o = a.astype(object)
+        o[~finite] = None
+        return o.tolist()
+    return to_jsonable(a.tolist())
 
 
 @dataclass(frozen=True)
