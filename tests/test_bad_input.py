@@ -62,6 +62,7 @@ CASES: list[tuple[str, list[str], str]] = [
     # --- heads and neurons
     ("dup-heads", ["dup-heads", "--seq-len", "0", "-o", "{out}"], "seq-len"),
     ("dup-heads", ["dup-heads", "--n-seq", "0", "-o", "{out}"], "n-seq"),
+    ("dup-heads", ["dup-heads", "--n-text-seq", "0", "-o", "{out}"], "n-text-seq"),
     ("dup-heads", ["dup-heads", "--threshold", "2", "-o", "{out}"], "threshold"),
     ("dup-heads", ["dup-heads", "--device", "cuda", "-o", "{out}"], "cuda"),
     ("dup-heads", ["dup-heads", "--profile-heads", "9.9", "-o", "{out}"], "9.9"),

@@ -90,3 +90,16 @@ def test_help_loads_no_torch():
             "print('torch' in sys.modules, 'scipy' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False False"
+
+
+def test_a_warning_is_one_line_naming_the_fix(monkeypatch, tmp_path):
+    import poslens.models.runner as runner_mod
+
+    monkeypatch.setattr(runner_mod, "_cpu_flags", lambda: {"avx2"})  # a CPU without bfloat16 instructions
+    monkeypatch.setattr(runner_mod, "_WARNED", set())
+    r = run("dup-heads", "-m", "tiny-attn", "--dtype", "bfloat16", "--n-seq", "2", "--seq-len", "8",
+            "--n-text-seq", "1", "--no-positional", "-o", str(tmp_path / "out"))
+    assert r.exit_code == 0, r.output
+    lines = [x for x in r.stderr.splitlines() if "bfloat16" in x]
+    assert lines == ["poslens: warning: this CPU has no bfloat16 matmul instructions (amx_bf16 or avx512_bf16), so "
+                     "bfloat16 runs emulated, tens of times slower than float32; use float32 here (--dtype float32)"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import sys
+import warnings
 
 import click
 
@@ -32,7 +33,8 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
 
 
 class LazyGroup(click.Group):
-    """Commands imported on first use; every mistake a user can make ends in one line, exit 2.
+    """Commands imported on first use; every mistake a user can make ends in one line, exit 2,
+    and every warning is one line too.
 
     Each command is prepared once: its numeric options get ranges and its ``--device`` a
     check (both while parsing, before any work), and a command that fails removes the
@@ -53,7 +55,9 @@ class LazyGroup(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with warnings.catch_warnings():
+                warnings.showwarning = _warning_line
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
             _fail(exc.format_message().rstrip(".") + where, 2)
@@ -71,6 +75,11 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("poslens: interrupted; finished work is kept, run the same command to resume", err=True)
             sys.exit(130)
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    # A user of the command line wants the advice, not the source line that raised it.
+    click.echo("poslens: warning: " + " ".join(str(message).split()), err=True)
 
 
 def _fail(message: str, code: int):

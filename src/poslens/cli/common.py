@@ -107,7 +107,7 @@ def dumps(obj) -> str:
 # Integer options where 0 is meaningful (no warm-up, no text windows, position 0, ...); every
 # other plain integer option with a positive default is a size or a count and must be >= 1.
 ZERO_ALLOWED = frozenset({
-    "--seed", "--warmup-steps", "--synthetic-steps", "--first-position", "--generate", "--n-text-seq",
+    "--seed", "--warmup-steps", "--synthetic-steps", "--first-position", "--generate",
     "--traces", "--layer", "--neuron", "--key-layer", "--patch-point", "--pos-pcs", "--truncate-at",
 })
 FRACTION_WORDS = ("threshold", "frac", "fraction", "share")
