@@ -9,18 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from plotly.colors import qualitative
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..analyses.position_probe.measure import ProbeResult  # noqa: E402
-from ..analyses.rotary.measure import RotaryResult  # noqa: E402
-from ..analyses.sinks.measure import SinkResult  # noqa: E402
-from plotly.colors import qualitative  # noqa: E402
-
-from .common import png_wanted, save_plotly, save_png  # noqa: E402
+from ..analyses.position_probe.measure import ProbeResult
+from ..analyses.rotary.measure import RotaryResult
+from ..analyses.sinks.measure import SinkResult
+from .common import plt, png_wanted, save_plotly, save_png
 
 
 def _grid(heads, layers, n_heads, key):

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .common import png_wanted, save_plotly, save_png  # noqa: E402
+from .common import plt, png_wanted, save_plotly, save_png
 
 
 def _short(label: str) -> str:

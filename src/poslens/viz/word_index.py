@@ -12,14 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.colors
 import matplotlib.ticker
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .common import png_wanted, save_plotly, save_png  # noqa: E402
+from .common import plt, png_wanted, save_plotly, save_png
 
 _BASE_STYLE = {"position": ("tab:gray", "--"), "space": ("tab:brown", ":"), "both": ("black", "-.")}
 
