@@ -63,12 +63,16 @@ def _save_3d(fig, path: Path, dpi: int = 100) -> Path:
     return save_png(fig, path, dpi=dpi, tight=False)
 
 
+def _pad3(coords) -> np.ndarray:
+    """Coordinates with zero columns added up to three, so fewer than 3 PCs still draw in 3-D."""
+    c = np.asarray(coords)
+    return c if c.shape[1] >= 3 else np.c_[c, np.zeros((len(c), 3 - c.shape[1]))]
+
+
 def _scatter3d_mpl(ax, coords: np.ndarray, positions: np.ndarray, title: str, size: float = 4) -> None:
     from matplotlib.ticker import MaxNLocator
 
-    c = np.asarray(coords)
-    if c.shape[1] < 3:
-        c = np.c_[c, np.zeros((len(c), 3 - c.shape[1]))]
+    c = _pad3(coords)
     ax.scatter(c[:, 0], c[:, 1], c[:, 2], c=positions, cmap=CMAP, s=size, depthshade=False)
     ax.plot(c[:, 0], c[:, 1], c[:, 2], color="0.6", lw=0.4)
     ax.set_title(title, fontsize=8)
@@ -83,9 +87,7 @@ def _scatter3d_mpl(ax, coords: np.ndarray, positions: np.ndarray, title: str, si
 def _scatter3d_plotly(coords: np.ndarray, positions: np.ndarray, name: str, showscale: bool = True):
     import plotly.graph_objects as go
 
-    c = np.asarray(coords)
-    if c.shape[1] < 3:
-        c = np.c_[c, np.zeros((len(c), 3 - c.shape[1]))]
+    c = _pad3(coords)
     return go.Scatter3d(
         x=c[:, 0], y=c[:, 1], z=c[:, 2], mode="markers+lines", name=name,
         marker=dict(size=2.5, color=positions, colorscale=PLOTLY_SCALE, showscale=showscale,
@@ -134,6 +136,7 @@ def variance_plot(d: dict, out: Path) -> list[Path]:
     ve = np.asarray(d["variance_explained"])
     k = np.arange(1, len(ve) + 1)
     sin = d.get("sinusoidal")
+    sv = np.asarray(sin["variance_explained"]) if sin else None
     title = (f"{_short(d['model'])}: PCA of W_pos, positions {d['positions'][0]}-{d['positions'][-1]}"
              + (" (centred)" if d.get("centred") else " (raw)"))
     paths = []
@@ -143,23 +146,19 @@ def variance_plot(d: dict, out: Path) -> list[Path]:
         ax.bar(k - (width / 2 if sin else 0), ve, width=width, label=f"W_pos ({d['components_for_90']} PCs for 90%)")
         ax.plot(k, np.cumsum(ve), "o-", ms=3, label="W_pos cumulative")
         if sin:
-            sv = np.asarray(sin["variance_explained"])
             ax.bar(k[:len(sv)] + width / 2, sv, width=width, color="tab:gray",
                    label=f"sinusoidal ({sin['components_for_90']} PCs for 90%)")
             ax.plot(k[:len(sv)], np.cumsum(sv), "s--", ms=3, color="tab:gray", label="sinusoidal cumulative")
         ax.axhline(0.9, color="k", lw=0.6, ls=":")
-        ax.set_xlabel("principal component")
-        ax.set_ylabel("share of variance")
+        ax.set(xlabel="principal component", ylabel="share of variance")
         ax.set_xticks(k)
         ax.set_ylim(0, 1.02)
-        ax.set_title(f"{_short(d['model'])}: PCA of W_pos, positions {d['positions'][0]}-{d['positions'][-1]}"
-                     + (" (centred)" if d.get("centred") else " (raw)"), fontsize=9)
+        ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7)
         paths.append(save_png(f, out / "variance.png"))
     fig = go.Figure()
     fig.add_bar(x=k, y=ve, name=f"W_pos ({d['components_for_90']} PCs for 90%)", marker_color="#1f77b4")
     if sin:
-        sv = np.asarray(sin["variance_explained"])
         fig.add_bar(x=k[:len(sv)], y=sv, name=f"sinusoidal ({sin['components_for_90']} PCs for 90%)",
                     marker_color="#7f7f7f")
     fig.add_scatter(x=k, y=np.cumsum(ve), mode="lines+markers", name="W_pos cumulative", marker=dict(size=5),
@@ -191,15 +190,13 @@ def cosine_plot(d: dict, out: Path) -> list[Path]:
             ext = [pos[0], pos[-1], pos[-1], pos[0]]
             im = ax.imshow(np.asarray(c["matrix"]), cmap="RdBu_r", vmin=-1, vmax=1, extent=ext)
             ax.set_title(f"{name}: cos(P_i, P_j)", fontsize=9)
-            ax.set_xlabel("position j")
-            ax.set_ylabel("position i")
+            ax.set(xlabel="position j", ylabel="position i")
         f.colorbar(im, ax=axes[:len(mats)].tolist(), shrink=0.8)
         ax = axes[-1]
         for name, c in mats:
             ax.plot(c["by_offset"], label=name + (f" (period {c['period']})" if c.get("period") else ""))
         ax.axhline(0, color="k", lw=0.5)
-        ax.set_xlabel("offset k")
-        ax.set_ylabel("mean cos(P_i, P_i+k)")
+        ax.set(xlabel="offset k", ylabel="mean cos(P_i, P_i+k)")
         ax.set_title("by offset", fontsize=9)
         ax.legend(fontsize=7)
         f.suptitle(_short(d["model"]), fontsize=10)
@@ -226,20 +223,20 @@ def traces_plot(d: dict, out: Path) -> list[Path]:
         return []
     pos = np.asarray(d["positions"])
     title = f"{_short(d['model'])}: the {len(tr['dims'])} highest-variance dimensions of W_pos"
+    labels = [f"dim {dim} (period ~{per:.0f})" if per < 4 * len(pos) else f"dim {dim}"
+              for dim, per in zip(tr["dims"], tr["periods"])]
     paths = []
     if png_wanted():
         f, ax = plt.subplots(figsize=(7, 3.6))
-        for dim, vals, per in zip(tr["dims"], tr["values"], tr["periods"]):
-            ax.plot(pos, vals, lw=0.9, label=f"dim {dim} (period ~{per:.0f})" if per < 4 * len(pos) else f"dim {dim}")
-        ax.set_xlabel("position")
-        ax.set_ylabel("W_pos[position, dim]")
-        ax.set_title(f"{_short(d['model'])}: the {len(tr['dims'])} highest-variance dimensions of W_pos", fontsize=9)
+        for vals, label in zip(tr["values"], labels):
+            ax.plot(pos, vals, lw=0.9, label=label)
+        ax.set(xlabel="position", ylabel="W_pos[position, dim]")
+        ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7, ncol=2)
         paths.append(save_png(f, out / "traces.png"))
     fig = go.Figure()
-    for dim, vals, per in zip(tr["dims"], tr["values"], tr["periods"]):
-        fig.add_scatter(x=pos, y=vals, mode="lines", line=dict(width=1.2),
-                        name=f"dim {dim} (period ~{per:.0f})" if per < 4 * len(pos) else f"dim {dim}")
+    for vals, label in zip(tr["values"], labels):
+        fig.add_scatter(x=pos, y=vals, mode="lines", line=dict(width=1.2), name=label)
     fig.update_xaxes(title_text="position")
     fig.update_yaxes(title_text="W_pos[position, dim]")
     fig.update_layout(title=title, height=420, width=760)
@@ -280,9 +277,8 @@ def norms_plot(d: dict, out: Path) -> list[Path]:
             ax.axhline(d["sinusoidal"]["norms"]["mean"], color="tab:gray", ls=":", lw=0.8,
                        label=f"sinusoidal {d['sinusoidal']['norms']['mean']:.2f}")
             ax.set_yscale("log")
-        ax.set_xlabel("position")
-        ax.set_ylabel("row norm")
-        ax.set_title(f"{_short(d['model'])}: norms (isolated positions in red)", fontsize=9)
+        ax.set(xlabel="position", ylabel="row norm")
+        ax.set_title(titles[0], fontsize=9)
         ax.legend(fontsize=7)
         if fr:
             ax = axes[0, 1]
@@ -290,9 +286,8 @@ def norms_plot(d: dict, out: Path) -> list[Path]:
             ax.axhline(fr["threshold"], color="k", ls=":", lw=0.7, label="threshold")
             if fr["fray_end"] is not None:
                 ax.axvline(fr["fray_end"], color="tab:red", lw=0.8, label=f"fray ends ~{fr['fray_end']}")
-            ax.set_xlabel("position")
-            ax.set_ylabel(f"share outside the late top-{fr['k']} subspace")
-            ax.set_title(f"fraying: positions < {fr['cut']} leave the late subspace", fontsize=9)
+            ax.set(xlabel="position", ylabel=f"share outside the late top-{fr['k']} subspace")
+            ax.set_title(titles[1], fontsize=9)
             ax.legend(fontsize=7)
         paths.append(save_png(f, out / "norms.png"))
     fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles)
@@ -348,6 +343,9 @@ def helix_fit_plot(d: dict, out: Path) -> list[Path]:
            + np.outer(np.cos(w * pos), h["cos"][:k]) + np.outer(np.sin(w * pos), h["sin"][:k]))
     ode = d.get("ode")
     show_ode = ode is not None and len(ode["A"]) == k
+    if show_ode:
+        D = (C[2:] - C[:-2]) / 2  # central differences
+        pred = C[1:-1] @ np.asarray(ode["A"]).T + np.asarray(ode["c"])
     sm = d.get("ode_smoothed")
     titles = [f"helix fit: period {h['period']:.1f}, radius {h['radius']:.3g}, pitch {h['pitch']:.3g}, R² {h['r2']:.3f}"]
     if show_ode:
@@ -359,22 +357,15 @@ def helix_fit_plot(d: dict, out: Path) -> list[Path]:
         for j in range(k):
             ax.plot(pos, C[:, j], lw=0.8, label=f"PC{j + 1}")
             ax.plot(pos, fit[:, j], "k--", lw=0.6)
-        ax.set_xlabel("position")
-        ax.set_ylabel("coordinate")
-        ax.set_title(f"helix fit: period {h['period']:.1f}, radius {h['radius']:.3g}, pitch {h['pitch']:.3g}, "
-                     f"R² {h['r2']:.3f}", fontsize=9)
+        ax.set(xlabel="position", ylabel="coordinate")
+        ax.set_title(titles[0], fontsize=9)
         ax.legend(fontsize=7)
         if show_ode:
             ax = axes[0, 1]
-            A, c = np.asarray(ode["A"]), np.asarray(ode["c"])
-            D = (C[2:] - C[:-2]) / 2
-            pred = C[1:-1] @ A.T + c
             for j in range(k):
                 ax.plot(pos[1:-1], D[:, j], lw=0.5, alpha=0.6, label=f"dPC{j + 1}/dt (central)")
                 ax.plot(pos[1:-1], pred[:, j], "k--", lw=0.7)
-            sm = d.get("ode_smoothed")
-            ax.set_title(f"f' ≈ A f + c: R² {ode['r2']:.3f} (central)"
-                         + (f", {sm['r2']:.3f} (smoothed)" if sm else ""), fontsize=9)
+            ax.set_title(titles[1], fontsize=9)
             ax.set_xlabel("position")
             ax.legend(fontsize=6)
         paths.append(save_png(f, out / "helix_fit.png"))
@@ -390,9 +381,6 @@ def helix_fit_plot(d: dict, out: Path) -> list[Path]:
                         name=f"PC{j + 1} helix fit", legendgroup=f"PC{j + 1}", showlegend=False, row=1, col=1)
     fig.update_yaxes(title_text="coordinate", row=1, col=1)
     if show_ode:
-        A, c = np.asarray(ode["A"]), np.asarray(ode["c"])
-        D = (C[2:] - C[:-2]) / 2
-        pred = C[1:-1] @ A.T + c
         for j in range(k):
             col = palette[j % len(palette)]
             fig.add_scatter(x=pos[1:-1], y=D[:, j], mode="lines", opacity=0.6, line=dict(width=1, color=col),
