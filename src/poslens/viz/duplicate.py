@@ -45,9 +45,7 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
                 im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
                 ax.set_xticks(range(H))
                 ax.set_yticks(range(len(layers)), [str(l) for l in layers])
-                ax.set_xlabel("head")
-                ax.set_ylabel("layer")
-                ax.set_title(f"{key.replace('_', ' ')} ({label})")
+                ax.set(xlabel="head", ylabel="layer", title=f"{key.replace('_', ' ')} ({label})")
                 fig.colorbar(im, ax=ax)
                 paths.append(save_png(fig, out / f"dup_{key}.png"))
             hf = go.Figure(go.Heatmap(z=grid, x=list(range(H)), y=[str(l) for l in layers], zmin=0, zmax=1,
@@ -90,9 +88,7 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
         im = ax.imshow(m, cmap="magma")
         ax.set_xticks(range(len(names)), names, rotation=90)
         ax.set_yticks(range(len(names)), names)
-        ax.set_xlabel("earlier token b")
-        ax.set_ylabel("current token a")
-        ax.set_title(f"head {k}: attention from a to earlier b")
+        ax.set(xlabel="earlier token b", ylabel="current token a", title=f"head {k}: attention from a to earlier b")
         fig.colorbar(im, ax=ax)
         paths.append(save_png(fig, out / f"dup_token_classes_{k}.png"))
     if result.positional:
@@ -108,8 +104,7 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
                 ax.annotate(k, (a, b), fontsize=8)
             ax.set_xscale("log")
             ax.axvline(result.positional.local_window, color="k", lw=0.5, ls="--")
-            ax.set_xlabel("span holding half the attention (positions, log)")
-            ax.set_ylabel("entropy / uniform entropy")
+            ax.set(xlabel="span holding half the attention (positions, log)", ylabel="entropy / uniform entropy")
             ax.set_ylim(0, 1.05)
             ax.set_title("attention on positional inputs alone")
             paths.append(save_png(fig, out / "dup_positional.png"))
@@ -146,8 +141,7 @@ def neuron_figures(result, out: Path) -> list[Path]:
             for n, c in result.curves.items():
                 ax.plot(c, lw=1, label=f"neuron {n}")
             ax.axhline(0, color="k", lw=0.5)
-            ax.set_xlabel("position")
-            ax.set_ylabel(f"PVO contribution of head {result.head}")
+            ax.set(xlabel="position", ylabel=f"PVO contribution of head {result.head}")
             if len(result.curves) <= 10:
                 ax.legend(fontsize=7)
             paths.append(save_png(fig, out / "pvo_curves.png"))
@@ -168,8 +162,7 @@ def neuron_figures(result, out: Path) -> list[Path]:
                 ax.plot(v, lw=1, label=k)
             if key == "components":
                 ax.plot(dec.measured, "k--", lw=1, label="measured pre-activation")
-            ax.set_xlabel("position in text")
-            ax.set_ylabel(f"neuron {result.neuron}: {title}")
+            ax.set(xlabel="position in text", ylabel=f"neuron {result.neuron}: {title}")
             ax.legend(fontsize=6, ncol=2)
             paths.append(save_png(fig, out / f"{fname}.png"))
         pf = go.Figure()
@@ -185,8 +178,7 @@ def neuron_figures(result, out: Path) -> list[Path]:
         for k, style in (("exact", "k-"), ("attention_rule", "b-"), ("seed", "r-")):
             ax.plot(getattr(tp, k), style, lw=1, label={"exact": "exact", "attention_rule": "seed's rules, exact scales",
                                                "seed": "seed's rules and scales"}[k])
-        ax.set_xlabel("position in text")
-        ax.set_ylabel("total positional contribution")
+        ax.set(xlabel="position in text", ylabel="total positional contribution")
         ax.legend(fontsize=8)
         paths.append(save_png(fig, out / "neuron_approximations.png"))
     cp = result.combined_positional
@@ -194,8 +186,7 @@ def neuron_figures(result, out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(7, 3.5))
         ax.plot(cp.curve, lw=1)
         ax.axhline(cp.mean_from, color="r", lw=0.8, ls="--", label=f"mean after {cp.from_position}: {cp.mean_from:.3g}")
-        ax.set_xlabel("position")
-        ax.set_ylabel("combined positional contribution")
+        ax.set(xlabel="position", ylabel="combined positional contribution")
         ax.legend(fontsize=8)
         paths.append(save_png(fig, out / "neuron_combined_positional.png"))
     ex = dec.extra_vs_distance if dec is not None else None
@@ -218,8 +209,7 @@ def neuron_figures(result, out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(7, 3.5))
         ax.plot(st.exact_by_position, lw=1, label="exact (mean over tokens)")
         ax.plot(st.approx_by_position, lw=1, label="seed's approximation")
-        ax.set_xlabel("position")
-        ax.set_ylabel("layer-0 LayerNorm multiplier")
+        ax.set(xlabel="position", ylabel="layer-0 LayerNorm multiplier")
         ax.legend(fontsize=8)
         paths.append(save_png(fig, out / "ln_scale.png"))
     if result.top_examples:

@@ -81,8 +81,7 @@ def spectra_figures(result, out: Path) -> list[Path]:
                     for t, l, sv in curves:
                         # log10 on a linear axis: six log-scaled axes cost seconds of tick layout
                         ax.plot(np.log10(np.maximum(sv, 1e-300)), color=cmap(t), lw=1, label=f"layer {l}")
-                    ax.set_title(m)
-                    ax.set_xlabel("index")
+                    ax.set(title=m, xlabel="index")
                     if j == 0:
                         ax.set_ylabel("log10 singular value")
                 axes[0, -1].legend(fontsize=6, ncol=2)
@@ -115,8 +114,7 @@ def spectra_figures(result, out: Path) -> list[Path]:
                 im = ax.imshow(g, aspect="auto", cmap="magma")
                 ax.set_xticks(range(H))
                 ax.set_yticks(range(len(layers)), [str(l) for l in layers])
-                ax.set_xlabel("head")
-                ax.set_ylabel("layer")
+                ax.set(xlabel="head", ylabel="layer")
                 ax.set_title(title, fontsize=9)
                 fig.colorbar(im, ax=ax)
             fig.suptitle(f"{result.model}: QK structure M_h = W_Q^h W_K^hT")

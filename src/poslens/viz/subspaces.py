@@ -78,8 +78,7 @@ def subspace_figures(result, out: Path) -> list[Path]:
             axes[1].plot(x, g.participation_ratio, "-o", color=c, ms=3, label=f"{k} participation ratio")
             axes[1].plot(x, g.effective_rank, ":", color=c, label=f"{k} effective rank")
             axes[2].plot(xs, ys, "-o", color=c, ms=3, label=k)
-        axes[0].set_ylabel("dimensions")
-        axes[0].set_xlabel("point (E = embeddings, i = after block i)")
+        axes[0].set(ylabel="dimensions", xlabel="point (E = embeddings, i = after block i)")
         for ax in axes:
             ax.legend(fontsize=6)
             ax.tick_params(axis="x", labelsize=7, rotation=45)

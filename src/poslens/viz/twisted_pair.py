@@ -29,8 +29,7 @@ def _estimate(r, out: Path) -> list[Path]:
         sc = ax.scatter(truth + np.random.default_rng(0).uniform(-0.15, 0.15, len(truth)), est, c=ratio, s=6,
                         cmap="viridis", vmin=0, vmax=max(1.0, float(ratio.max())))
         ax.plot(lim, lim, "k--", lw=0.8)
-        ax.set_xlabel("true j - i (jittered)")
-        ax.set_ylabel("estimate (Runner, hook_mlp_out . v)")
+        ax.set(xlabel="true j - i (jittered)", ylabel="estimate (Runner, hook_mlp_out . v)")
         c = r.construction
         ax.set_title(f"{c.curve.name} ({c.variant}), n={c.n}, M={c.M}, k={c.k}")
         fig.colorbar(sc, ax=ax, label="|error| / bound")
@@ -57,8 +56,7 @@ def _error_bound(r, out: Path) -> list[Path]:
         a1.semilogy(d, np.maximum([x.mean_error for x in pd], _FLOOR), ".-", label="mean |error|")
         a1.semilogy(d, np.maximum([x.max_bound for x in pd], _FLOOR), "k--", label="bound (max over i)")
         a1.semilogy(d, np.maximum([x.min_bound for x in pd], _FLOOR), "k:", label="bound (min over i)")
-        a1.set_xlabel("|i - j|")
-        a1.set_ylabel("positions")
+        a1.set(xlabel="|i - j|", ylabel="positions")
         a1.legend(fontsize=8)
         a1.set_title("error and the post's bound by distance")
         pp = r.verification.per_position
@@ -103,8 +101,7 @@ def _sweeps(r, out: Path) -> list[Path]:
                 ax.plot(bad, [1] * len(bad), "rx", label="outside bound")
             ax.set_xticks(x, [str(v) for v in x])
             ax.minorticks_off()
-            ax.set_xlabel(key)
-            ax.set_ylabel("positions")
+            ax.set(xlabel=key, ylabel="positions")
             ax.legend(fontsize=8)
         paths.append(save_png(fig, out / "tp_sweeps.png"))
     g = make_subplots(rows=1, cols=len(names), subplot_titles=[f"sweep over {k}" for k in names])
@@ -139,8 +136,7 @@ def _noise(r, out: Path) -> list[Path]:
         flips = [x.sigma for x in rows if x.gate_flips > 0]
         if flips:
             ax.axvline(flips[0], color="grey", ls=":", label="gates start to flip")
-        ax.set_xlabel(f"noise sigma ({r.noise.sigma_unit})")
-        ax.set_ylabel("rms excess error (positions)")
+        ax.set(xlabel=f"noise sigma ({r.noise.sigma_unit})", ylabel="rms excess error (positions)")
         ax.legend(fontsize=8)
         ax.set_title("common-mode noise cancels in the pair")
         paths.append(save_png(fig, out / "tp_noise.png"))
@@ -170,8 +166,7 @@ def _near(r, out: Path) -> list[Path]:
         a1.loglog(gap, [x.crossing_margin for x in rows], "o-", label="gate margin at the crossing")
         a1.loglog(gap, [x.other_margin_min for x in rows], "s--", label="smallest margin elsewhere")
         a1.axhline(rows[0].noise_input_units, color="grey", ls=":", label="noise sigma")
-        a1.set_xlabel("gap (the branches pass 2 gap apart)")
-        a1.set_ylabel("margin (input units)")
+        a1.set(xlabel="gap (the branches pass 2 gap apart)", ylabel="margin (input units)")
         a1.legend(fontsize=8)
         a1.set_title("loop curve: margins")
         for y, x in enumerate(rows):
@@ -180,8 +175,7 @@ def _near(r, out: Path) -> list[Path]:
         a2.axvline(rows[-1].t2, color="k", lw=0.6)
         a2.set_yticks(range(len(rows)), [f"{g:g}" for g in gap])
         a2.set_xlim(0, 1)
-        a2.set_xlabel(xlabel)
-        a2.set_ylabel("gap")
+        a2.set(xlabel=xlabel, ylabel="gap")
         paths.append(save_png(fig, out / "tp_near_intersection.png"))
     g = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                       subplot_titles=["loop curve: margins", "pairs outside the bound under noise"])
@@ -230,8 +224,7 @@ def _reuse(r, out: Path) -> list[Path]:
             if none:
                 ax.plot(none, [1] * len(none), "rx", label=f"{key}: no M works")
         ax.set_xscale("log", base=2)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
+        ax.set(xlabel=xlabel, ylabel=ylabel)
         ax.legend(fontsize=8)
         paths.append(save_png(fig, out / "tp_helix_reuse.png"))
     g = go.Figure()
