@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import plt, png_wanted, save_plotly, save_png
+from .common import head_grid, plt, png_wanted, save_plotly, save_png
 
 
 def _limit(z: np.ndarray) -> float:
@@ -131,14 +131,9 @@ def helix_figures(result, out: Path) -> list[Path]:
     if result.per_head:
         import plotly.graph_objects as go
 
-        names = list(result.per_head)
-        layers = sorted({int(n.split(".")[0]) for n in names})
-        H = max(int(n.split(".")[1]) for n in names) + 1
-        grid = np.full((2, len(layers), H), np.nan)
-        for n, v in result.per_head.items():
-            l, h = (int(x) for x in n.split("."))
-            grid[0, layers.index(l), h] = v.clean
-            grid[1, layers.index(l), h] = v.helix
+        clean, layers = head_grid({n: v.clean for n, v in result.per_head.items()})
+        helix, _ = head_grid({n: v.helix for n, v in result.per_head.items()})
+        grid, H = np.stack([clean, helix]), clean.shape[1]
         if png_wanted():
             fig, axes = plt.subplots(1, 2, figsize=(2 + 0.9 * H, 1.5 + 0.45 * len(layers)))
             for ax, g, t, cm in zip(axes, grid, ("clean previous-token attention", "change with the helix removed"),

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -149,6 +150,22 @@ def glyph_safe(text: str) -> str:
         font = font_manager.findfont(font_manager.FontProperties(family=matplotlib.rcParams["font.family"]))
         _CHARMAP = set(FT2Font(font).get_charmap())
     return "".join(c if ord(c) in _CHARMAP or c in "\n\t" else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def head_grid(values: dict) -> tuple[np.ndarray, list[int]]:
+    """A layer x head grid of ``values`` keyed ``"layer.head"`` (NaN where a head has none or
+    is missing) and the layers its rows stand for.
+
+    >>> head_grid({"0.1": 0.5, "2.0": None})
+    (array([[nan, 0.5], [nan, nan]]), [0, 2])
+    """
+    cells = [(*map(int, name.split(".")), v) for name, v in values.items()]
+    layers = sorted({l for l, _, _ in cells})
+    grid = np.full((len(layers), max(h for _, h, _ in cells) + 1), np.nan)
+    for l, h, v in cells:
+        if v is not None:
+            grid[layers.index(l), h] = v
+    return grid, layers
 
 
 def subplot_colorbar(fig, row: int, col: int, title: str | None = None) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import plt, png_wanted, save_plotly, save_png
+from .common import head_grid, plt, png_wanted, save_plotly, save_png
 
 _HEAD_SCORES = (("score_repeated", "repeated random tokens"), ("score_text", "natural text"),
                 ("prev_token_score", "previous-token attention"),
@@ -31,13 +31,9 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     if result.heads:
-        layers = sorted({v.layer for v in result.heads.values()})
-        H = max(v.head for v in result.heads.values()) + 1
         for key, label in _HEAD_SCORES:
-            grid = np.full((len(layers), H), np.nan)
-            for v in result.heads.values():
-                if getattr(v, key) is not None:
-                    grid[layers.index(v.layer), v.head] = getattr(v, key)
+            grid, layers = head_grid({f"{v.layer}.{v.head}": getattr(v, key) for v in result.heads.values()})
+            H = grid.shape[1]
             if np.isnan(grid).all() or np.nanmax(grid) < _ONLY_WHEN_STRONG.get(key, -1.0):
                 continue
             if png_wanted():
@@ -175,9 +171,9 @@ def neuron_figures(result, out: Path) -> list[Path]:
     tp = dec.approximations.total_positional if dec is not None else None
     if tp:
         fig, ax = plt.subplots(figsize=(8, 4))
-        for k, style in (("exact", "k-"), ("attention_rule", "b-"), ("seed", "r-")):
-            ax.plot(getattr(tp, k), style, lw=1, label={"exact": "exact", "attention_rule": "seed's rules, exact scales",
-                                               "seed": "seed's rules and scales"}[k])
+        for k, style, label in (("exact", "k-", "exact"), ("attention_rule", "b-", "seed's rules, exact scales"),
+                                ("seed", "r-", "seed's rules and scales")):
+            ax.plot(getattr(tp, k), style, lw=1, label=label)
         ax.set(xlabel="position in text", ylabel="total positional contribution")
         ax.legend(fontsize=8)
         paths.append(save_png(fig, out / "neuron_approximations.png"))

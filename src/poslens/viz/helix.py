@@ -34,11 +34,6 @@ def _short(label: str) -> str:
     return "/".join(parts[-2:]) if parts[-1] in ("model", "checkpoint", "export") else parts[-1]
 
 
-def _range_positions(block: dict) -> np.ndarray:
-    lo, hi = block["range"]
-    return np.arange(lo, hi)
-
-
 def _panels(d: dict) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(title, coords [n, 3], positions) for the main PCA and each truncation present."""
     out = [(f"positions {d['positions'][0]}-{d['positions'][-1]}", np.asarray(d["coords"]), np.asarray(d["positions"]))]
@@ -447,7 +442,7 @@ def family_figures(result, out: str | Path) -> list[Path]:
                 items.append((f"{_short(r['model'])}\n{_share(r)}", np.asarray(r["coords"]), np.asarray(r["positions"])))
             elif (r.get("truncations") or {}).get(key):
                 t = r["truncations"][key]
-                items.append((f"{_short(r['model'])}\n{_share(t)}", np.asarray(t["coords"]), _range_positions(t)))
+                items.append((f"{_short(r['model'])}\n{_share(t)}", np.asarray(t["coords"]), np.arange(*t["range"])))
         if items:
             paths += _grid(items, f"W_pos top-3 principal components ({label})", out, f"helix_grid{suffix}")
     return paths

@@ -45,10 +45,8 @@ def sink_figures(r: SinkResult, out: Path) -> list[Path]:
                                  squeeze=False)
         for ax, run, g in zip(axes[0], r.runs, grids):
             im = ax.imshow(g, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-            for i in range(g.shape[0]):
-                for j in range(g.shape[1]):
-                    if g[i, j] > r.epsilon:
-                        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=1.2))
+            for i, j in np.argwhere(g > r.epsilon):
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=1.2))
             ax.set_yticks(range(len(run.layers)), [str(l) for l in run.layers])
             ax.set(xlabel="head", ylabel="layer")
             ax.set_title(f"{run.inputs}\nsink share {run.sink_share:.1%}", fontsize=9)
@@ -65,11 +63,9 @@ def sink_figures(r: SinkResult, out: Path) -> list[Path]:
                      row=1, col=c)
         sub = pf.get_subplot(1, c)
         xref, yref = sub.xaxis.plotly_name.replace("axis", ""), sub.yaxis.plotly_name.replace("axis", "")
-        for i in range(g.shape[0]):
-            for j in range(g.shape[1]):
-                if g[i, j] > r.epsilon:
-                    pf.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5, xref=xref, yref=yref,
-                                 line=dict(color="red", width=1.5))
+        for i, j in np.argwhere(g > r.epsilon):
+            pf.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5, xref=xref, yref=yref,
+                         line=dict(color="red", width=1.5))
         pf.update_xaxes(title_text="head", row=1, col=c)
         pf.update_yaxes(title_text="layer" if c == 1 else None, autorange="reversed", type="category", row=1, col=c)
     pf.update_layout(coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1,

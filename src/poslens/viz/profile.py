@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import save_plotly
+from .common import head_grid, save_plotly
 
 _ROLES = (("prev_token_score", "previous-token", "previous_token"),
           ("score_repeated", "duplicate-token", "duplicate_token"),
@@ -29,19 +29,14 @@ def profile_figures(p, out: Path) -> list[Path]:
     roles = [r for r in _ROLES if any(getattr(h, r[0]) is not None for h in heads.values())]
     if not roles:
         return []
-    layers = sorted({h.layer for h in heads.values()})
-    H = max(h.head for h in heads.values()) + 1
     cols = min(2, len(roles))
     rows = -(-len(roles) // cols)
     fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.1, vertical_spacing=0.22 if rows > 1 else 0.1,
                         subplot_titles=[f"{label} (≥ {p.thresholds[role]})" for _, label, role in roles])
     for i, (field, label, role) in enumerate(roles):
-        grid = np.full((len(layers), H), np.nan)
-        for h in heads.values():
-            if getattr(h, field) is not None:
-                grid[layers.index(h.layer), h.head] = getattr(h, field)
+        grid, layers = head_grid({f"{h.layer}.{h.head}": getattr(h, field) for h in heads.values()})
         text = np.where(grid >= p.thresholds[role], np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(grid)), "")
-        fig.add_trace(go.Heatmap(z=grid, x=list(range(H)), y=[str(l) for l in layers], coloraxis="coloraxis",
+        fig.add_trace(go.Heatmap(z=grid, x=list(range(grid.shape[1])), y=[str(l) for l in layers], coloraxis="coloraxis",
                                  text=text, texttemplate="%{text}", name=label,
                                  hovertemplate=f"{label}: head %{{y}}.%{{x}} %{{z:.3f}}<extra></extra>"),
                       row=i // cols + 1, col=i % cols + 1)

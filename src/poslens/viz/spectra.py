@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import plt, png_wanted, save_plotly, save_png, subplot_colorbar
+from .common import head_grid, plt, png_wanted, save_plotly, save_png, subplot_colorbar
 
 # (metric, title, transform of a matrix's metrics dict to the plotted value)
 _PANELS = (
@@ -97,17 +97,10 @@ def spectra_figures(result, out: Path) -> list[Path]:
             paths.append(save_plotly(pf, out / "spectra_singular_values.html"))
 
     if result.qk:
-        keys = list(result.qk)
-        layers = sorted({int(k.split(".")[0]) for k in keys})
-        H = max(int(k.split(".")[1]) for k in keys) + 1
         panels = (("symmetry", "d(M_h, M_h^T)"), ("identity_scaled", "d(M_h scaled to |I|, I)"), ("identity", "d(M_h, I)"))
-        grids = []
-        for key, title in panels:
-            g = np.full((len(layers), H), np.nan)
-            for k, v in result.qk.items():
-                l, h = map(int, k.split("."))
-                g[layers.index(l), h] = getattr(v, key)
-            grids.append(g)
+        grids = [head_grid({k: getattr(v, key) for k, v in result.qk.items()})[0] for key, _ in panels]
+        layers = sorted({int(k.split(".")[0]) for k in result.qk})
+        H = grids[0].shape[1]
         if png_wanted():
             fig, axes = plt.subplots(1, 3, figsize=(4 + 0.9 * H, 1.5 + 0.32 * len(layers)))
             for ax, (key, title), g in zip(axes, panels, grids):

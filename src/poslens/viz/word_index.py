@@ -26,10 +26,6 @@ def _colors(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def _hex(c) -> str:
-    return matplotlib.colors.to_hex(c)
-
-
 def key_plot(result, scheme: str, label_token: str, layer: int, out: Path, min_count: int = 1) -> list[Path]:
     """Stacked bars of predicted indices for each (true index, position) cell at ``layer``."""
     from plotly.subplots import make_subplots
@@ -74,7 +70,7 @@ def key_plot(result, scheme: str, label_token: str, layer: int, out: Path, min_c
     for u in range(n):
         for k in range(n):
             pf.add_bar(x=positions, y=np.where(shown[u], frac[u, :, k], 0), name=f"predicted {k}",
-                       marker_color=_hex(cols[k]), legendgroup=str(k), showlegend=u == 0, row=u + 1, col=1,
+                       marker_color=matplotlib.colors.to_hex(cols[k]), legendgroup=str(k), showlegend=u == 0, row=u + 1, col=1,
                        customdata=tot[u], hovertemplate="position %{x}<br>share %{y:.2f}<br>n=%{customdata:.0f}")
         pf.update_yaxes(range=[0, 1], showticklabels=False, row=u + 1, col=1)
     short = (f"{result.model}: {scheme}, {label_token} token, residual point {layer}<br>predicted {unit} index "
