@@ -17,11 +17,6 @@ import numpy as np
 from .common import head_grid, plt, png_wanted, save_plotly, save_png
 
 
-def _limit(z: np.ndarray) -> float:
-    finite = np.abs(z[np.isfinite(z)])
-    return float(max(1.0, finite.max())) if finite.size else 1.0
-
-
 def patch_heatmap(result, out: Path, stem: str = "patching") -> list[Path]:
     """The field's standard figure: normalised patching effect per (layer, position) or (layer, head).
 
@@ -38,7 +33,8 @@ def patch_heatmap(result, out: Path, stem: str = "patching") -> list[Path]:
         z, label = raw - result.corrupted_metric, "patched - corrupted (raw)"
     else:
         label = "normalised"
-    lim = _limit(z)
+    finite = np.abs(z[np.isfinite(z)])
+    lim = float(max(1.0, finite.max())) if finite.size else 1.0
     shown = np.where(skipped, np.nan, z)
     ylab = [f"L{l}" for l in result.layers]
     xlab = result.column_labels or [str(c) for c in result.columns]

@@ -22,8 +22,10 @@ CMAP = "jet"  # blue -> red along the positions, like the seed's figures
 PLOTLY_SCALE = "Jet"
 
 
-def _dict(result) -> dict:
-    return result if isinstance(result, dict) else result.to_dict()
+def _prepare(result, out) -> tuple[dict, Path]:
+    """The result as a dict, and the output folder, made."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return (result if isinstance(result, dict) else result.to_dict()), Path(out)
 
 
 def _short(label: str) -> str:
@@ -90,11 +92,6 @@ def _scatter3d_plotly(coords: np.ndarray, positions: np.ndarray, name: str, show
         line=dict(color="rgba(120,120,120,0.35)", width=1),
         text=[f"position {int(p)}" for p in positions], hovertemplate="%{text}<extra></extra>",
     )
-
-
-def _grid_shape(n: int) -> tuple[int, int]:
-    cols = min(3, n) if n <= 9 else math.ceil(math.sqrt(n))
-    return math.ceil(n / cols), cols
 
 
 # ----------------------------------------------------------------------------- one model
@@ -392,9 +389,7 @@ def helix_fit_plot(d: dict, out: Path) -> list[Path]:
 
 def helix_figures(result, out: str | Path) -> list[Path]:
     """Every figure of one :class:`~poslens.analyses.helix.HelixResult`."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    d = _dict(result)
+    d, out = _prepare(result, out)
     paths: list[Path] = []
     for fn in (helix_3d, variance_plot, cosine_plot, traces_plot, norms_plot, helix_fit_plot):
         paths += fn(d, out)
@@ -408,7 +403,9 @@ def _grid(items: list[tuple[str, np.ndarray, np.ndarray]], title: str, out: Path
     """A grid of 3-D helices (PNG) and the same grid as rotatable scenes (HTML)."""
     from plotly.subplots import make_subplots
 
-    rows, cols = _grid_shape(len(items))
+    n = len(items)
+    cols = min(3, n) if n <= 9 else math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
     paths = []
     if png_wanted():
         f = plt.figure(figsize=(3.6 * cols, 3.4 * rows))
@@ -429,9 +426,7 @@ def _grid(items: list[tuple[str, np.ndarray, np.ndarray]], title: str, out: Path
 
 def family_figures(result, out: str | Path) -> list[Path]:
     """The helix post's grid: every model's helix in one figure, for all positions and each truncation."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    d = _dict(result)
+    d, out = _prepare(result, out)
     rs = d["results"]
     paths: list[Path] = []
     for key, suffix, label in ((None, "", "main range"), ("late", "_late", "late positions"),
@@ -450,9 +445,7 @@ def family_figures(result, out: str | Path) -> list[Path]:
 
 def sweep_figures(result, out: str | Path) -> list[Path]:
     """Helix metrics against training step, and the helix at each checkpoint."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    d = _dict(result)
+    d, out = _prepare(result, out)
     rows = d["table"]
     steps = [r["step"] for r in rows]
     known = all(s is not None for s in steps)

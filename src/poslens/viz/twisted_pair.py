@@ -52,10 +52,9 @@ def _error_bound(r, out: Path) -> list[Path]:
     paths = []
     if png_wanted():
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-        a1.semilogy(d, np.maximum([x.max_error for x in pd], _FLOOR), "o-", label="max |error|")
-        a1.semilogy(d, np.maximum([x.mean_error for x in pd], _FLOOR), ".-", label="mean |error|")
-        a1.semilogy(d, np.maximum([x.max_bound for x in pd], _FLOOR), "k--", label="bound (max over i)")
-        a1.semilogy(d, np.maximum([x.min_bound for x in pd], _FLOOR), "k:", label="bound (min over i)")
+        for key, style, label in (("max_error", "o-", "max |error|"), ("mean_error", ".-", "mean |error|"),
+                                  ("max_bound", "k--", "bound (max over i)"), ("min_bound", "k:", "bound (min over i)")):
+            a1.semilogy(d, np.maximum([getattr(x, key) for x in pd], _FLOOR), style, label=label)
         a1.set(xlabel="|i - j|", ylabel="positions")
         a1.legend(fontsize=8)
         a1.set_title("error and the post's bound by distance")
@@ -157,14 +156,14 @@ def _near(r, out: Path) -> list[Path]:
     if not rows:
         return []
     gap = [x.gap for x in rows]
-    margins = (("crossing_margin", "gate margin at the crossing", "circle", "solid"),
-               ("other_margin_min", "smallest margin elsewhere", "square", "dash"))
+    margins = (("crossing_margin", "gate margin at the crossing", "o-", "circle", "solid"),
+               ("other_margin_min", "smallest margin elsewhere", "s--", "square", "dash"))
     xlabel = "t = i / n of pairs outside the bound under noise (lines: crossing)"
     paths = []
     if png_wanted():
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-        a1.loglog(gap, [x.crossing_margin for x in rows], "o-", label="gate margin at the crossing")
-        a1.loglog(gap, [x.other_margin_min for x in rows], "s--", label="smallest margin elsewhere")
+        for key, label, style, _, _ in margins:
+            a1.loglog(gap, [getattr(x, key) for x in rows], style, label=label)
         a1.axhline(rows[0].noise_input_units, color="grey", ls=":", label="noise sigma")
         a1.set(xlabel="gap (the branches pass 2 gap apart)", ylabel="margin (input units)")
         a1.legend(fontsize=8)
@@ -179,7 +178,7 @@ def _near(r, out: Path) -> list[Path]:
         paths.append(save_png(fig, out / "tp_near_intersection.png"))
     g = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                       subplot_titles=["loop curve: margins", "pairs outside the bound under noise"])
-    for key, label, symbol, dash in margins:
+    for key, label, _, symbol, dash in margins:
         g.add_trace(go.Scatter(x=gap, y=[getattr(x, key) for x in rows], mode="lines+markers", name=label,
                                marker={"symbol": symbol}, line={"dash": dash}), row=1, col=1)
     noise = rows[0].noise_input_units

@@ -40,8 +40,8 @@ def key_plot(result, scheme: str, label_token: str, layer: int, out: Path, min_c
     tot = conf.sum(-1)
     frac = np.where(tot[..., None] > 0, conf / np.maximum(tot[..., None], 1), 0.0)
     shown = tot >= min_count
-    title = (f"{result.model}: {scheme}, {label_token} token, residual point {layer} — predicted {unit} index "
-             f"(accuracy {r.probes[i].accuracy:.3f})")
+    what = f"{result.model}: {scheme}, {label_token} token, residual point {layer}"
+    shows = f"predicted {unit} index (accuracy {r.probes[i].accuracy:.3f})"
     stem = f"word_index_key_{scheme}_{label_token}_L{layer}"
     paths = []
     if png_wanted():
@@ -62,7 +62,7 @@ def key_plot(result, scheme: str, label_token: str, layer: int, out: Path, min_c
         axes[-1, 0].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         axes[-1, 0].set_xlabel("absolute position of the labelled token")
         fig.supylabel(f"true {unit} index")
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(f"{what} — {shows}", fontsize=9)
         paths.append(save_png(fig, out / f"{stem}.png"))
 
     pf = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=0.01,
@@ -73,10 +73,8 @@ def key_plot(result, scheme: str, label_token: str, layer: int, out: Path, min_c
                        marker_color=matplotlib.colors.to_hex(cols[k]), legendgroup=str(k), showlegend=u == 0, row=u + 1, col=1,
                        customdata=tot[u], hovertemplate="position %{x}<br>share %{y:.2f}<br>n=%{customdata:.0f}")
         pf.update_yaxes(range=[0, 1], showticklabels=False, row=u + 1, col=1)
-    short = (f"{result.model}: {scheme}, {label_token} token, residual point {layer}<br>predicted {unit} index "
-             f"(accuracy {r.probes[i].accuracy:.3f})")
     pf.update_layout(barmode="stack", height=110 * n + 160, bargap=0.1, width=900,
-                     title=dict(text=short, y=0.97, yanchor="top", yref="container"),
+                     title=dict(text=f"{what}<br>{shows}", y=0.97, yanchor="top", yref="container"),
                      legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom", font=dict(size=10)),
                      margin=dict(t=120, r=70))
     pf.update_xaxes(title_text="absolute position", row=n, col=1)
