@@ -252,6 +252,8 @@ def norms_plot(d: dict, out: Path) -> list[Path]:
     n = d["norms"]
     fr = d.get("fray")
     by = np.asarray(n["by_position"])
+    flagged = d["outliers"]["flagged"][:8]
+    sin_mean = d["sinusoidal"]["norms"]["mean"] if d.get("sinusoidal") else None
     titles = [f"{_short(d['model'])}: norms (isolated positions in red)"]
     if fr:
         titles.append(f"fraying: positions < {fr['cut']} leave the late subspace")
@@ -260,14 +262,13 @@ def norms_plot(d: dict, out: Path) -> list[Path]:
         f, axes = plt.subplots(1, 2 if fr else 1, figsize=(11 if fr else 6, 3.6), squeeze=False)
         ax = axes[0, 0]
         ax.plot(by, lw=0.9, label=f"W_pos (mean {n['W_pos']['mean']:.3f}, std {n['W_pos']['std']:.3f})")
-        for o in d["outliers"]["flagged"][:8]:
+        for o in flagged:
             ax.plot(o["position"], o["norm"], "o", color="tab:red", ms=4)
             ax.annotate(str(o["position"]), (o["position"], o["norm"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
         if n.get("W_E"):
             ax.axhline(n["W_E"]["mean"], color="tab:green", ls="--", lw=0.8, label=f"W_E mean {n['W_E']['mean']:.3f}")
-        if d.get("sinusoidal"):
-            ax.axhline(d["sinusoidal"]["norms"]["mean"], color="tab:gray", ls=":", lw=0.8,
-                       label=f"sinusoidal {d['sinusoidal']['norms']['mean']:.2f}")
+        if sin_mean is not None:
+            ax.axhline(sin_mean, color="tab:gray", ls=":", lw=0.8, label=f"sinusoidal {sin_mean:.2f}")
             ax.set_yscale("log")
         ax.set(xlabel="position", ylabel="row norm")
         ax.set_title(titles[0], fontsize=9)
@@ -286,7 +287,6 @@ def norms_plot(d: dict, out: Path) -> list[Path]:
     x1 = max(len(by) - 1, 0)
     fig.add_scatter(x=np.arange(len(by)), y=by, mode="lines", line=dict(width=1.2, color="#1f77b4"),
                     name=f"W_pos (mean {n['W_pos']['mean']:.3f}, std {n['W_pos']['std']:.3f})", row=1, col=1)
-    flagged = d["outliers"]["flagged"][:8]
     if flagged:
         fig.add_scatter(x=[o["position"] for o in flagged], y=[o["norm"] for o in flagged], mode="markers+text",
                         text=[str(o["position"]) for o in flagged], textposition="top right",
@@ -295,10 +295,8 @@ def norms_plot(d: dict, out: Path) -> list[Path]:
     if n.get("W_E"):
         fig.add_trace(_hline_trace(0, x1, n["W_E"]["mean"], f"W_E mean {n['W_E']['mean']:.3f}", "#2ca02c", "dash"),
                       row=1, col=1)
-    if d.get("sinusoidal"):
-        fig.add_trace(_hline_trace(0, x1, d["sinusoidal"]["norms"]["mean"],
-                                   f"sinusoidal {d['sinusoidal']['norms']['mean']:.2f}", "#7f7f7f", "dot"),
-                      row=1, col=1)
+    if sin_mean is not None:
+        fig.add_trace(_hline_trace(0, x1, sin_mean, f"sinusoidal {sin_mean:.2f}", "#7f7f7f", "dot"), row=1, col=1)
         fig.update_yaxes(type="log", row=1, col=1)
     fig.update_xaxes(title_text="position")
     fig.update_yaxes(title_text="row norm", row=1, col=1)

@@ -61,18 +61,17 @@ def spectra_figures(result, out: Path) -> list[Path]:
                          width=300 * len(_PANELS), margin=dict(r=50))
         paths.append(save_plotly(pf, out / "spectra_heatmap.html"))
 
-        with_sv = {m: v for m, v in result.matrices.items() if any(d.singular_values for d in v.values())}
-        if with_sv:
-            n = len(with_sv)
-            # per matrix: (position in the layer colour ramp, layer, singular values), empty spectra left out
-            spectra: dict[str, list] = {}
-            for m, by_layer in with_sv.items():
-                L = max(1, len(by_layer) - 1)
-                spectra[m] = []
-                for i, (l, d) in enumerate(sorted(by_layer.items(), key=lambda kv: int(kv[0]))):
-                    sv = np.asarray(d.singular_values or [], dtype=float)
-                    if sv.size:
-                        spectra[m].append((i / L, l, sv))
+        # per matrix with any: (position in the layer colour ramp, layer, singular values), empty spectra left out
+        spectra: dict[str, list] = {}
+        for m, by_layer in result.matrices.items():
+            ordered = sorted(by_layer.items(), key=lambda kv: int(kv[0]))
+            L = max(1, len(ordered) - 1)
+            curves = [(i / L, l, np.asarray(d.singular_values, dtype=float))
+                      for i, (l, d) in enumerate(ordered) if d.singular_values]
+            if curves:
+                spectra[m] = curves
+        if spectra:
+            n = len(spectra)
             if png_wanted():
                 fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.2), squeeze=False)
                 cmap = plt.get_cmap("viridis")
@@ -86,7 +85,7 @@ def spectra_figures(result, out: Path) -> list[Path]:
                         ax.set_ylabel("log10 singular value")
                 axes[0, -1].legend(fontsize=6, ncol=2)
                 paths.append(save_png(fig, out / "spectra_singular_values.png"))
-            pf = make_subplots(rows=1, cols=n, subplot_titles=list(with_sv))
+            pf = make_subplots(rows=1, cols=n, subplot_titles=list(spectra))
             for j, (m, curves) in enumerate(spectra.items()):
                 for _, l, sv in curves:
                     pf.add_scatter(y=sv, mode="lines", name=f"{m} layer {l}", legendgroup=m, row=1, col=j + 1,
