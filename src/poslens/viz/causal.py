@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 
 from .common import head_grid, plt, png_wanted, save_plotly, save_png
 
@@ -23,8 +24,6 @@ def patch_heatmap(result, out: Path, stem: str = "patching") -> list[Path]:
     Blue = towards the clean metric (1), red = away from it; cells that could not affect
     the metric (not run) are grey.
     """
-    import plotly.graph_objects as go
-
     out = Path(out)
     z = np.array(result.normalized, dtype=float)
     raw = np.array(result.raw, dtype=float)
@@ -67,8 +66,6 @@ def patch_heatmap(result, out: Path, stem: str = "patching") -> list[Path]:
 
 def effect_strip(rows: list[tuple[str, float, list[float]]], title: str, xlabel: str, out: Path, stem: str) -> list[Path]:
     """One row per comparison: the baseline draws as grey dots, their mean ± std, the effect as a red diamond."""
-    import plotly.graph_objects as go
-
     out = Path(out)
     paths = []
     if png_wanted():
@@ -125,8 +122,6 @@ def helix_figures(result, out: Path) -> list[Path]:
         paths += effect_strip(rows, f"removing W_pos's top-{result.k} PCA subspace at hook_pos_embed", "ablated - clean",
                               out, "helix_ablation")
     if result.per_head:
-        import plotly.graph_objects as go
-
         clean, layers = head_grid({n: v.clean for n, v in result.per_head.items()})
         helix, _ = head_grid({n: v.helix for n, v in result.per_head.items()})
         grid, H = np.stack([clean, helix]), clean.shape[1]
@@ -151,8 +146,6 @@ def helix_figures(result, out: Path) -> list[Path]:
 
 
 def duplicate_figures(result, out: Path) -> list[Path]:
-    import plotly.graph_objects as go
-
     paths = []
     rows = []
     for g, e in result.effects.items():

@@ -13,6 +13,7 @@ import html
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 
 from .common import head_grid, plt, png_wanted, save_plotly, save_png
 
@@ -25,8 +26,6 @@ _ONLY_WHEN_STRONG = {"shifted_induction_score": 0.3}  # a variant most models la
 
 def dup_heads_figures(result, out: Path) -> list[Path]:
     """Score grids (layer x head), decay profiles, token-class matrices, positional spread."""
-    import plotly.graph_objects as go
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
@@ -113,8 +112,6 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
 
 def neuron_figures(result, out: Path) -> list[Path]:
     """PVO norm grid, PVO curves, decomposition, approximations, extra vs distance, top examples page."""
-    import plotly.graph_objects as go
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []

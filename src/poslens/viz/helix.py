@@ -15,6 +15,9 @@ import math
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
 
 from .common import plt, png_wanted, save_plotly, save_png
 
@@ -82,8 +85,6 @@ def _scatter3d_mpl(ax, coords: np.ndarray, positions: np.ndarray, title: str, si
 
 
 def _scatter3d_plotly(coords: np.ndarray, positions: np.ndarray, name: str, showscale: bool = True):
-    import plotly.graph_objects as go
-
     c = _pad3(coords)
     return go.Scatter3d(
         x=c[:, 0], y=c[:, 1], z=c[:, 2], mode="markers+lines", name=name,
@@ -100,8 +101,6 @@ def _scatter3d_plotly(coords: np.ndarray, positions: np.ndarray, name: str, show
 def helix_3d(d: dict, out: Path) -> list[Path]:
     """The top-3 principal components coloured by position: rotatable HTML (one scene per
     PCA: all positions and the two truncations) and a PNG with the same panels."""
-    from plotly.subplots import make_subplots
-
     panels = _panels(d)
     blocks = [d, *(d.get("truncations") or {}).values()]
     fig = make_subplots(rows=1, cols=len(panels), specs=[[{"type": "scene"}] * len(panels)],
@@ -123,8 +122,6 @@ def helix_3d(d: dict, out: Path) -> list[Path]:
 
 def variance_plot(d: dict, out: Path) -> list[Path]:
     """Variance share per component and cumulative, W_pos against the sinusoidal encoding."""
-    import plotly.graph_objects as go
-
     ve = np.asarray(d["variance_explained"])
     k = np.arange(1, len(ve) + 1)
     sin = d.get("sinusoidal")
@@ -168,9 +165,6 @@ def variance_plot(d: dict, out: Path) -> list[Path]:
 
 def cosine_plot(d: dict, out: Path) -> list[Path]:
     """Cosine similarity between W_pos rows (heatmap; sinusoidal beside it) and its mean by offset."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     mats = [("W_pos", d["cosine"])]
     if d.get("sinusoidal"):
         mats.append(("sinusoidal", d["sinusoidal"]["cosine"]))
@@ -208,8 +202,6 @@ def cosine_plot(d: dict, out: Path) -> list[Path]:
 
 def traces_plot(d: dict, out: Path) -> list[Path]:
     """The strongest dimensions of W_pos against position (the helix post: 'they look like sine waves')."""
-    import plotly.graph_objects as go
-
     tr = d.get("traces") or {}
     if not tr.get("dims"):
         return []
@@ -238,8 +230,6 @@ def traces_plot(d: dict, out: Path) -> list[Path]:
 
 def _hline_trace(x0: float, x1: float, y: float, name: str, color: str, dash: str, showlegend: bool = True):
     """A horizontal (or, with x0 == x1 and y a pair, vertical) line as a trace, so it gets a legend entry."""
-    import plotly.graph_objects as go
-
     ys = list(y) if isinstance(y, (list, tuple)) else [y, y]
     return go.Scatter(x=[x0, x1], y=ys, mode="lines", name=name, showlegend=showlegend, hoverinfo="name",
                       line=dict(color=color, dash=dash, width=1.2))
@@ -247,8 +237,6 @@ def _hline_trace(x0: float, x1: float, y: float, name: str, color: str, dash: st
 
 def norms_plot(d: dict, out: Path) -> list[Path]:
     """Row norms by position (outliers marked), W_E's mean norm, and the early positions' fraying."""
-    from plotly.subplots import make_subplots
-
     n = d["norms"]
     fr = d.get("fray")
     by = np.asarray(n["by_position"])
@@ -320,8 +308,6 @@ def norms_plot(d: dict, out: Path) -> list[Path]:
 
 def helix_fit_plot(d: dict, out: Path) -> list[Path]:
     """Top components against position with the fitted helix, and the ODE's predicted derivative."""
-    from plotly.subplots import make_subplots
-
     h = d.get("helix")
     if not h:
         return []
@@ -359,8 +345,6 @@ def helix_fit_plot(d: dict, out: Path) -> list[Path]:
             ax.set_xlabel("position")
             ax.legend(fontsize=6)
         paths.append(save_png(f, out / "helix_fit.png"))
-    from plotly.colors import qualitative
-
     palette = qualitative.D3  # matplotlib's default cycle, so the HTML matches the PNG
     fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles)
     for j in range(k):
@@ -399,8 +383,6 @@ def helix_figures(result, out: str | Path) -> list[Path]:
 
 def _grid(items: list[tuple[str, np.ndarray, np.ndarray]], title: str, out: Path, stem: str) -> list[Path]:
     """A grid of 3-D helices (PNG) and the same grid as rotatable scenes (HTML)."""
-    from plotly.subplots import make_subplots
-
     n = len(items)
     cols = min(3, n) if n <= 9 else math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)

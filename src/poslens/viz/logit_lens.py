@@ -10,13 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 
 from .common import glyph_safe, plt, png_wanted, save_plotly, save_png
 
 
 def lens_figures(result, out: Path) -> list[Path]:
-    import plotly.graph_objects as go
-
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     if not result.entropy:

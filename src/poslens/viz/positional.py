@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 from plotly.colors import qualitative
+from plotly.subplots import make_subplots
 
 from ..analyses.position_probe.measure import ProbeResult
 from ..analyses.rotary.measure import RotaryResult
@@ -33,9 +35,6 @@ _COLORS = qualitative.D3  # matplotlib's default cycle, so the HTML matches the 
 
 def sink_figures(r: SinkResult, out: Path) -> list[Path]:
     """Per input kind: alpha(0) per layer x head (sinks outlined), and alpha by key position."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     out = Path(out)
     paths = []
     n = len(r.runs)
@@ -119,8 +118,6 @@ def sink_figures(r: SinkResult, out: Path) -> list[Path]:
 
 
 def probe_figures(r: ProbeResult, out: Path) -> list[Path]:
-    from plotly.subplots import make_subplots
-
     out = Path(out)
     paths = []
     pts = [p.point for p in r.points]

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from .common import head_grid, save_plotly
 
@@ -21,9 +23,6 @@ _ROLES = (("prev_token_score", "previous-token", "previous_token"),
 def profile_figures(p, out: Path) -> list[Path]:
     """One heat map per measured role (layer x head, share of attention, 0..1); heads at or
     above the role's threshold are marked with their score."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     out = Path(out)
     heads = p.heads
     roles = [r for r in _ROLES if any(getattr(h, r[0]) is not None for h in heads.values())]

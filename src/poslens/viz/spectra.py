@@ -10,6 +10,8 @@ import math
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from .common import head_grid, plt, png_wanted, save_plotly, save_png, subplot_colorbar
 
@@ -33,9 +35,6 @@ def _grid(result, fn) -> tuple[np.ndarray, list[str], list[int]]:
 
 def spectra_figures(result, out: Path) -> list[Path]:
     """Heat-maps over layers x matrices, singular-value spectra, QK distances per head."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     if result.matrices:
@@ -122,8 +121,6 @@ def spectra_figures(result, out: Path) -> list[Path]:
 
 def sphere_figures(result, out: Path) -> list[Path]:
     """Histogram of ``r_i + r_j - d_ij`` (overlap when positive) and the positional norms summary."""
-    import plotly.graph_objects as go
-
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     h = result.margin_histogram

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from .common import plt, png_wanted, save_plotly, save_png
 
@@ -19,9 +21,6 @@ def _short(label: str) -> str:
 
 
 def subspace_figures(result, out: Path) -> list[Path]:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     prompts = result.prompts

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from .common import plt, png_wanted, save_plotly, save_png
 
@@ -16,8 +18,6 @@ _FLOOR = 1e-16  # log axes: exact zeros are drawn at this floor
 
 
 def _estimate(r, out: Path) -> list[Path]:
-    import plotly.graph_objects as go
-
     s = r.verification.sample
     i, j, est, bnd = (np.asarray(v, float) for v in (s.i, s.j, s.estimate, s.bound))
     truth = j - i
@@ -45,8 +45,6 @@ def _estimate(r, out: Path) -> list[Path]:
 
 
 def _error_bound(r, out: Path) -> list[Path]:
-    import plotly.graph_objects as go
-
     pd = r.verification.per_distance
     d = np.array([x.distance for x in pd])
     paths = []
@@ -79,9 +77,6 @@ def _error_bound(r, out: Path) -> list[Path]:
 
 
 def _sweeps(r, out: Path) -> list[Path]:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     names = [k for k in ("M", "n", "k") if r.sweeps.get(k)]
     if not names:
         return []
@@ -118,8 +113,6 @@ def _sweeps(r, out: Path) -> list[Path]:
 
 
 def _noise(r, out: Path) -> list[Path]:
-    import plotly.graph_objects as go
-
     rows = [x for x in (r.noise.rows if r.noise else []) if x.sigma > 0]
     if not rows:
         return []
@@ -149,9 +142,6 @@ def _noise(r, out: Path) -> list[Path]:
 
 
 def _near(r, out: Path) -> list[Path]:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     rows = r.near_intersection.rows if r.near_intersection else []
     if not rows:
         return []
@@ -203,8 +193,6 @@ def _near(r, out: Path) -> list[Path]:
 
 
 def _reuse(r, out: Path) -> list[Path]:
-    import plotly.graph_objects as go
-
     rows = r.helix_reuse.rows if r.helix_reuse else []
     if not rows:
         return []
@@ -240,8 +228,6 @@ def _reuse(r, out: Path) -> list[Path]:
 
 
 def _curve(r, out: Path) -> list[Path]:
-    import plotly.graph_objects as go
-
     s = r.construction.samples if r.construction else None
     if not s:
         return []
@@ -255,8 +241,6 @@ def _curve(r, out: Path) -> list[Path]:
 
 
 def _gpt2(r, out: Path) -> list[Path]:
-    import plotly.graph_objects as go
-
     heads = r.gpt2.heads if r.gpt2 else None
     if not heads:
         return []

@@ -15,6 +15,8 @@ from pathlib import Path
 import matplotlib.colors
 import matplotlib.ticker
 import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from .common import plt, png_wanted, save_plotly, save_png
 
@@ -28,8 +30,6 @@ def _colors(n: int) -> list:
 
 def key_plot(result, scheme: str, label_token: str, layer: int, out: Path, min_count: int = 1) -> list[Path]:
     """Stacked bars of predicted indices for each (true index, position) cell at ``layer``."""
-    from plotly.subplots import make_subplots
-
     r = result.schemes[scheme].labels[label_token]
     i = result.layers.index(layer)
     conf = np.asarray(r.probes[i].confusion, dtype=float)  # [true, pos, pred]
@@ -84,8 +84,6 @@ def key_plot(result, scheme: str, label_token: str, layer: int, out: Path, min_c
 
 def accuracy_by_layer(result, scheme: str, out: Path) -> list[Path]:
     """Probe accuracy per residual point (both label tokens), position-balanced accuracy, baselines."""
-    import plotly.graph_objects as go
-
     rep = result.schemes[scheme]
     x = result.layers
     # per label token: (token, its report, accuracy, balanced accuracy, combined-probe accuracy or None, baselines shown)
@@ -132,8 +130,6 @@ def accuracy_by_layer(result, scheme: str, out: Path) -> list[Path]:
 
 def per_index(result, scheme: str, label_token: str, out: Path) -> list[Path]:
     """Accuracy per true index (columns) and residual point (rows), with the position baseline's row."""
-    import plotly.graph_objects as go
-
     r = result.schemes[scheme].labels[label_token]
     rows = [m.per_index for m in r.probes] + [r.baselines["position"].per_index]
     names = [str(l) for l in result.layers] + ["pos. baseline"]
@@ -167,8 +163,6 @@ def per_index(result, scheme: str, label_token: str, out: Path) -> list[Path]:
 
 def schemes_compared(result, out: Path) -> list[Path]:
     """Gain of each scheme's probe over its best baseline, and balanced accuracy above chance, per point."""
-    import plotly.graph_objects as go
-
     series = []  # per scheme: (scheme, gain over the best baseline, balanced accuracy minus chance)
     for s, rep in result.schemes.items():
         lt = "last" if "last" in rep.labels else next(iter(rep.labels))
