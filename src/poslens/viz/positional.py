@@ -37,11 +37,10 @@ def sink_figures(r: SinkResult, out: Path) -> list[Path]:
     """Per input kind: alpha(0) per layer x head (sinks outlined), and alpha by key position."""
     out = Path(out)
     paths = []
-    n = len(r.runs)
+    n, n_layers = len(r.runs), max(len(x.layers) for x in r.runs)
     grids = [_grid(run.heads, run.layers, r.n_heads, "first_attention") for run in r.runs]
     if png_wanted():
-        fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 1, 0.35 * max(len(x.layers) for x in r.runs) + 2.2),
-                                 squeeze=False)
+        fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 1, 0.35 * n_layers + 2.2), squeeze=False)
         for ax, run, g in zip(axes[0], r.runs, grids):
             im = ax.imshow(g, vmin=0, vmax=1, cmap="viridis", aspect="auto")
             for i, j in np.argwhere(g > r.epsilon):
@@ -53,7 +52,6 @@ def sink_figures(r: SinkResult, out: Path) -> list[Path]:
         fig.suptitle(f"Attention sinks (red: alpha(0) > {r.epsilon:g}) — {r.model}", fontsize=10, y=0.99)
         fig.subplots_adjust(top=0.78, bottom=0.16)
         paths.append(save_png(fig, out / "sinks_first_attention.png", tight=False))
-    n_layers = max(len(x.layers) for x in r.runs)
     pf = make_subplots(rows=1, cols=n, horizontal_spacing=0.08 if n > 1 else 0.02,
                        subplot_titles=[f"{run.inputs}<br>sink share {run.sink_share:.1%}" for run in r.runs])
     for c, (run, g) in enumerate(zip(r.runs, grids), 1):

@@ -35,8 +35,8 @@ def profile_figures(p, out: Path) -> list[Path]:
     for i, (field, label, role) in enumerate(roles):
         grid, layers = head_grid({f"{h.layer}.{h.head}": getattr(h, field) for h in heads.values()})
         text = np.where(grid >= p.thresholds[role], np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(grid)), "")
-        fig.add_trace(go.Heatmap(z=grid, x=list(range(grid.shape[1])), y=[str(l) for l in layers], coloraxis="coloraxis",
-                                 text=text, texttemplate="%{text}", name=label,
+        fig.add_trace(go.Heatmap(z=grid, x=list(range(grid.shape[1])), y=[str(l) for l in layers],
+                                 coloraxis="coloraxis", text=text, texttemplate="%{text}", name=label,
                                  hovertemplate=f"{label}: head %{{y}}.%{{x}} %{{z:.3f}}<extra></extra>"),
                       row=i // cols + 1, col=i % cols + 1)
         fig.update_xaxes(title_text="head", row=i // cols + 1, col=i % cols + 1)

@@ -51,7 +51,8 @@ def _error_bound(r, out: Path) -> list[Path]:
     if png_wanted():
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
         for key, style, label in (("max_error", "o-", "max |error|"), ("mean_error", ".-", "mean |error|"),
-                                  ("max_bound", "k--", "bound (max over i)"), ("min_bound", "k:", "bound (min over i)")):
+                                  ("max_bound", "k--", "bound (max over i)"),
+                                  ("min_bound", "k:", "bound (min over i)")):
             a1.semilogy(d, np.maximum([getattr(x, key) for x in pd], _FLOOR), style, label=label)
         a1.set(xlabel="|i - j|", ylabel="positions")
         a1.legend(fontsize=8)

@@ -70,8 +70,9 @@ def key_plot(result, scheme: str, label_token: str, layer: int, out: Path, min_c
     for u in range(n):
         for k in range(n):
             pf.add_bar(x=positions, y=np.where(shown[u], frac[u, :, k], 0), name=f"predicted {k}",
-                       marker_color=matplotlib.colors.to_hex(cols[k]), legendgroup=str(k), showlegend=u == 0, row=u + 1, col=1,
-                       customdata=tot[u], hovertemplate="position %{x}<br>share %{y:.2f}<br>n=%{customdata:.0f}")
+                       marker_color=matplotlib.colors.to_hex(cols[k]), legendgroup=str(k), showlegend=u == 0,
+                       row=u + 1, col=1, customdata=tot[u],
+                       hovertemplate="position %{x}<br>share %{y:.2f}<br>n=%{customdata:.0f}")
         pf.update_yaxes(range=[0, 1], showticklabels=False, row=u + 1, col=1)
     pf.update_layout(barmode="stack", height=110 * n + 160, bargap=0.1, width=900,
                      title=dict(text=f"{what}<br>{shows}", y=0.97, yanchor="top", yref="container"),
