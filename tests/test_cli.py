@@ -103,3 +103,11 @@ def test_a_warning_is_one_line_naming_the_fix(monkeypatch, tmp_path):
     lines = [x for x in r.stderr.splitlines() if "bfloat16" in x]
     assert lines == ["poslens: warning: this CPU has no bfloat16 matmul instructions (amx_bf16 or avx512_bf16), so "
                      "bfloat16 runs emulated, tens of times slower than float32; use float32 here (--dtype float32)"]
+
+
+def test_python_dash_m_runs_the_same_cli():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "poslens", "models", "--family", "bert"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("poslens: error: unknown family 'bert'"), r.stderr
