@@ -49,7 +49,7 @@ def imports_of(name: str, path: Path) -> set[str]:
 # that is too careful), never drops one.
 _IMPORT = re.compile(
     r"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]*(\([^)]*\)|[^\n]*)|import[ \t]+([^\n]*))", re.M)
-_LAZY = re.compile(r"\blazy\(\s*[\"']([\w.]+)[\"']")
+_LAZY = re.compile(r"\blazy\(\s*[\"']([\w.]+)[\"']\s*,\s*[\"']\w+[\"'](?:\s*,\s*[\"'](\w+)[\"'])?")
 
 
 def _names(text: str) -> list[str]:
@@ -73,7 +73,7 @@ def _imports_of(name: str, path: Path, mtime_ns: int, size: int) -> frozenset[st
             base = ".".join(parts[: len(parts) - len(dots) + 1] + ([module] if module else []))
         found.add(base)
         found.update(f"{base}.{n}" for n in _names(names))  # `from pkg import module`
-    found.update(f"poslens.analyses.{m}" for m in _LAZY.findall(text))
+    found.update(f"poslens.{package or 'analyses'}.{m}" for m, package in _LAZY.findall(text))
     return frozenset(m for m in found if m == "poslens" or m.startswith("poslens."))
 
 

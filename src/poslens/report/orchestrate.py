@@ -132,17 +132,19 @@ def check_option(stage: str, key: str, default, value):
     return value
 
 
-def lazy(module: str, name: str) -> Callable:
-    """``poslens.analyses.<module>.<name>``, imported on its first call, for a stage's ``figures`` and ``summarize``.
+def lazy(module: str, name: str, package: str = "analyses") -> Callable:
+    """``poslens.<package>.<module>.<name>``, imported on its first call, for a stage's ``summarize``
+    and (with ``package="viz"``) its ``figures``.
 
     Stage modules are imported whenever the report's stages are listed; importing an
     analysis (and its plotting) only when the stage runs keeps ``poslens report --help`` fast.
+    The stage's ``code`` names the modules, so a change to them still recomputes the stage.
 
     >>> Stage("dup_heads", "Duplicate-token heads", run, summarize=lazy("heads", "summarize"))   # doctest: +SKIP
     """
 
     def call(*args):
-        return getattr(importlib.import_module(f"poslens.analyses.{module}"), name)(*args)
+        return getattr(importlib.import_module(f"poslens.{package}.{module}"), name)(*args)
 
     return call
 

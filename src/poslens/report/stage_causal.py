@@ -15,7 +15,6 @@ previous token, masked neuron means) through read-only edits, not shared harvest
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from .orchestrate import Stage, lazy
 
@@ -83,12 +82,6 @@ def _run_dup(ctx, opts):
     return with_published(r, ctx.weights)
 
 
-def _figures(result, out):
-    from ..viz.causal import figures
-
-    return figures(result, Path(out))
-
-
 STAGES = [
     Stage(
         name="causal_helix",
@@ -96,7 +89,7 @@ STAGES = [
         run=_run_helix,
         needs=("W_pos", "attn0"),
         options=_helix_options,
-        figures=_figures,
+        figures=lazy("causal", "figures", "viz"),
         summarize=lazy("causal.question_helix", "summarize"),
         code=CODE + ("poslens.analyses.causal.question_helix", "poslens.analyses.helix", "poslens.analyses.helix.pca"),
         about=(
@@ -119,7 +112,7 @@ STAGES = [
         needs=("W_pos", "W_E", "attn0", "mlp0"),
         options=_dup_options,
         supports=_dup_premise,
-        figures=_figures,
+        figures=lazy("causal", "figures", "viz"),
         summarize=lazy("causal.question_duplicate", "summarize"),
         code=CODE + ("poslens.analyses.causal.question_duplicate", "poslens.analyses.heads",
                      "poslens.analyses.neurons", "poslens.analyses.profile"),

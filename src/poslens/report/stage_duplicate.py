@@ -24,17 +24,6 @@ CODE = ("poslens.analyses.heads", "poslens.analyses.neurons", "poslens.data.sequ
         "poslens.viz.duplicate", "poslens.viz.common", "poslens.analyses.profile")
 
 
-def _figures(name: str):
-    """``poslens.viz.duplicate.<name>``, imported on the first call (analyses do not plot)."""
-
-    def call(result, out_dir):
-        from ..viz import duplicate
-
-        return getattr(duplicate, name)(result, out_dir)
-
-    return call
-
-
 def _run_heads(ctx, opts):
     return dup_heads_result(ctx, opts)  # shared with the model profile
 
@@ -113,7 +102,7 @@ STAGES = [
         run=_run_heads,
         needs=("inputs", "attn0"),
         options=heads_options,
-        figures=_figures("dup_heads_figures"),
+        figures=lazy("duplicate", "dup_heads_figures", "viz"),
         summarize=lazy("heads", "summarize"),
         code=CODE,
         about=(
@@ -139,7 +128,7 @@ STAGES = [
         needs=("W_pos", "W_E", "attn0", "mlp0"),
         options=_neurons_options,
         supports=premise,
-        figures=_figures("neuron_figures"),
+        figures=lazy("duplicate", "neuron_figures", "viz"),
         summarize=lazy("neurons", "summarize"),
         code=CODE,
         about=(

@@ -9,8 +9,6 @@ runs whichever its tensors support (the partial GPT-2 small: spectra and positio
 from __future__ import annotations
 
 import dataclasses
-import importlib
-from pathlib import Path
 
 from .orchestrate import Context, Harvest, Stage, lazy
 
@@ -23,11 +21,6 @@ def _claimed(ctx: Context, result):
     from ..claims.dissecting_the_frog.geometry import with_claims
 
     return with_claims(result, ctx.weights)
-
-
-def _viz(module: str, name: str):
-    """``poslens.viz.<module>.<name>``, imported when the figures are drawn (the stage's ``code`` names it)."""
-    return lambda result, out: getattr(importlib.import_module(f"poslens.viz.{module}"), name)(result, Path(out))
 
 
 # ---- weight spectra -------------------------------------------------------------------------
@@ -138,7 +131,7 @@ def _lens_run(ctx: Context, opts: dict):
 STAGES = [
     Stage(
         "geometry_spectra", "Weight spectra and QK structure", _spectra_run, needs=("attn",), options=_spectra_options,
-        figures=_viz("spectra", "spectra_figures"), summarize=lazy("geometry.spectra", "summarize"),
+        figures=lazy("spectra", "spectra_figures", "viz"), summarize=lazy("geometry.spectra", "summarize"),
         code=("poslens.analyses.geometry.spectra", CLAIMS, "poslens.viz.spectra"), seed=SEED,
         about=("Singular values of every layer's W_Q, W_K, W_V, W_O (whole d_model x d_model and per head), W_in and "
                "W_out. Condition number sigma_max/sigma_min and log-volume sum(log sigma) measure anisotropy; the "
@@ -150,7 +143,8 @@ STAGES = [
     ),
     Stage(
         "geometry_sphere", "Positional spheres: overlap and embedding norms", _sphere_run, needs=("W_pos",),
-        options=_sphere_options, figures=_viz("spectra", "sphere_figures"), summarize=lazy("geometry.spheres", "summarize"),
+        options=_sphere_options, figures=lazy("spectra", "sphere_figures", "viz"),
+        summarize=lazy("geometry.spheres", "summarize"),
         code=("poslens.analyses.geometry.spheres", CLAIMS, "poslens.viz.spectra"), seed=SEED,
         about=("Adding a positional vector moves a token embedding T onto a sphere of radius |P| around it. For "
                "random tokens, each at its own position, a pair 'overlaps' when |P_i|+|P_j| exceeds |T_i-T_j|; the "
@@ -160,7 +154,7 @@ STAGES = [
     ),
     Stage(
         "geometry_subspaces", "Hidden-state subspaces across layers", _sub_run, needs=("tokens", "tokenizer"),
-        options=_sub_options, harvests=_sub_harvests, figures=_viz("subspaces", "subspace_figures"),
+        options=_sub_options, harvests=_sub_harvests, figures=lazy("subspaces", "subspace_figures", "viz"),
         summarize=lazy("geometry.subspaces", "summarize"),
         code=("poslens.analyses.geometry.subspaces", CLAIMS, "poslens.viz.subspaces"), seed=SEED,
         about=("For prompts of about 15, 150 and 500 tokens (prefixes of one passage), the centred hidden states at "
@@ -171,7 +165,8 @@ STAGES = [
     ),
     Stage(
         "geometry_lens", "Logit lens", _lens_run, needs=("tokens", "W_U", "tokenizer"), options=_lens_options,
-        harvests=_lens_harvests, figures=_viz("logit_lens", "lens_figures"), summarize=lazy("geometry.logit_lens", "summarize"),
+        harvests=_lens_harvests, figures=lazy("logit_lens", "lens_figures", "viz"),
+        summarize=lazy("geometry.logit_lens", "summarize"),
         code=("poslens.analyses.geometry.logit_lens", CLAIMS, "poslens.viz.logit_lens"), seed=SEED,
         about=("Each layer's residual stream read through ln_final and the unembedding as a next-token "
                "distribution: its entropy in nats at the last token and averaged over tokens, the top tokens, the "

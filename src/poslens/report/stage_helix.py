@@ -11,7 +11,6 @@ the token/position comparisons) and runs no forward pass.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from .orchestrate import Stage, lazy
 
@@ -39,12 +38,6 @@ def _run(ctx, opts):
     return with_published(helix(ctx.weights, **opts), ctx.weights)
 
 
-def _figures(result, out):
-    from ..viz.helix import figures
-
-    return figures(result, Path(out))
-
-
 STAGES = [
     Stage(
         "helix",
@@ -52,7 +45,7 @@ STAGES = [
         _run,
         needs=("W_pos",),
         options=_options,
-        figures=_figures,
+        figures=lazy("helix", "figures", "viz"),
         summarize=lazy("helix", "summarize"),
         code=CODE,
         seed=SEED,

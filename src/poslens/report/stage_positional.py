@@ -11,24 +11,17 @@ studies' own size); the page shows the study's claims beside our figures.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
-from .orchestrate import Stage
+from .orchestrate import Stage, lazy
 
 CODE = ("poslens.analyses.sinks.measure", "poslens.analyses.sinks.harvest", "poslens.analyses.position_probe.measure",
         "poslens.analyses.position_probe.harvest", "poslens.analyses.rotary.measure", "poslens.analyses.rotary.harvest",
         "poslens.analyses.rotary.chunks", "poslens.analyses.reach", "poslens.viz.positional", "poslens.claims")
 
 
-def _figures(result, out):
-    from ..viz.positional import figures
-
-    return figures(result, out)
-
-
 def _summary(module: str, claims_module: str):
     def call(result):
-        import importlib
-
         from .. import claims as C
 
         lines = importlib.import_module(f"poslens.analyses.{module}").summarize(result)
@@ -43,18 +36,22 @@ def _summary(module: str, claims_module: str):
 _CFG: dict = {}
 
 
+def _run(module: str, name: str):
+    """A stage's run: ``poslens.analyses.<module>.<name>(runner, Options(**opts), tokenizer=...)``."""
+
+    def run(ctx, opts):
+        analysis = importlib.import_module(f"poslens.analyses.{module}")
+        _CFG[ctx.label] = ctx.cfg
+        tok = None if ctx.missing(("tokenizer",)) else ctx.tokenizer
+        return getattr(analysis, name)(ctx.runner, analysis.Options(**opts), tokenizer=tok)
+
+    return run
+
+
 def _sinks_options(ctx) -> dict:
     from ..analyses.sinks.measure import Options
 
     return dataclasses.asdict(Options(n_seq=ctx.pick(10, 25, 100), seq_len=min(64, ctx.cfg.n_ctx), seed=ctx.seed))
-
-
-def _run_sinks(ctx, opts):
-    from ..analyses.sinks import Options, attention_sinks
-
-    _CFG[ctx.label] = ctx.cfg
-    tok = None if ctx.missing(("tokenizer",)) else ctx.tokenizer
-    return attention_sinks(ctx.runner, Options(**opts), tokenizer=tok)
 
 
 def _probe_options(ctx) -> dict:
@@ -62,14 +59,6 @@ def _probe_options(ctx) -> dict:
 
     return dataclasses.asdict(Options(n_seq=ctx.pick(16, 32, 64), seq_len=min(ctx.pick(64, 128, 128), ctx.cfg.n_ctx),
                                       seed=ctx.seed))
-
-
-def _run_probe(ctx, opts):
-    from ..analyses.position_probe import Options, position_probe
-
-    _CFG[ctx.label] = ctx.cfg
-    tok = None if ctx.missing(("tokenizer",)) else ctx.tokenizer
-    return position_probe(ctx.runner, Options(**opts), tokenizer=tok)
 
 
 def _rotary_options(ctx) -> dict:
@@ -85,21 +74,13 @@ def _rotary_supports(ctx) -> str | None:
     return f"not applicable: {why}" if why else None
 
 
-def _run_rotary(ctx, opts):
-    from ..analyses.rotary import Options, rotary_usage
-
-    _CFG[ctx.label] = ctx.cfg
-    tok = None if ctx.missing(("tokenizer",)) else ctx.tokenizer
-    return rotary_usage(ctx.runner, Options(**opts), tokenizer=tok)
-
-
 STAGES = [
     Stage(
         name="sinks",
         title="Attention sinks: how much attention the first position absorbs",
-        run=_run_sinks,
+        run=_run("sinks", "attention_sinks"),
         options=_sinks_options,
-        figures=_figures,
+        figures=lazy("positional", "figures", "viz"),
         summarize=_summary("sinks", "sinks_gu2024"),
         code=CODE,
         about=(
@@ -116,9 +97,9 @@ STAGES = [
     Stage(
         name="position_probe",
         title="Absolute position in the residual stream: a probe per layer",
-        run=_run_probe,
+        run=_run("position_probe", "position_probe"),
         options=_probe_options,
-        figures=_figures,
+        figures=lazy("positional", "figures", "viz"),
         summarize=_summary("position_probe", "position_probe_haviv2022"),
         code=CODE,
         about=(
@@ -133,10 +114,10 @@ STAGES = [
     Stage(
         name="rotary",
         title="Rotary frequency usage: positional and semantic channels",
-        run=_run_rotary,
+        run=_run("rotary", "rotary_usage"),
         options=_rotary_options,
         supports=_rotary_supports,
-        figures=_figures,
+        figures=lazy("positional", "figures", "viz"),
         summarize=_summary("rotary", "rotary_barbero2024"),
         code=CODE,
         about=(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .orchestrate import Stage
+from .orchestrate import Stage, lazy
 
 CODE = ("poslens.analyses.profile", "poslens.analyses.heads", "poslens.data.sequences", "poslens.claims.attach",
         "poslens.viz.profile", "poslens.viz.common")
@@ -123,31 +123,15 @@ def profile_for(ctx):
     return ModelProfile.from_dict(done) if done is not None else _computed(ctx)
 
 
-def _figures(result, out):
-    from ..viz.profile import profile_figures
-
-    return profile_figures(result, out)
-
-
-def _summarize(result):
-    from ..analyses.profile import summarize
-
-    return summarize(result)
-
-
-def _run_shared(ctx, opts):
-    return _computed(ctx, opts)
-
-
 STAGES = [
     Stage(
         name="profile",
         title="Model profile: the heads every section reads",
-        run=_run_shared,
+        run=_computed,
         needs=("inputs", "attn0"),
         options=_options,
-        figures=_figures,
-        summarize=_summarize,
+        figures=lazy("profile", "profile_figures", "viz"),
+        summarize=lazy("profile", "summarize"),
         code=CODE,
         about=(
             "Every head's role scores, measured once: on repeated random-token sequences (each token of the second "

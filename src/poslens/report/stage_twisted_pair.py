@@ -14,7 +14,6 @@ inputs.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from .orchestrate import Stage, lazy
 
@@ -49,17 +48,11 @@ def _run(ctx, o):
     return with_published(twisted_pair(ctx.weights, device=ctx.device, model_dtype=ctx.dtype, **o), ctx.weights)
 
 
-def _figures(result, out):
-    from ..viz.twisted_pair import twisted_pair_figures
-
-    return twisted_pair_figures(result, Path(out))
-
-
 STAGES = [
     Stage(
         "twisted_pair", "Twisted-pair distance mechanism", _run, needs=("W_pos", "attn"), options=_options,
-        figures=_figures, summarize=lazy("twisted_pair", "summarize"), code=CODE,
-        seed=SEED,
+        figures=lazy("twisted_pair", "twisted_pair_figures", "viz"), summarize=lazy("twisted_pair", "summarize"),
+        code=CODE, seed=SEED,
         about=(
             "A hand-built one-layer transformer (two heads copy x_j - x_i beside x_i; 2M + 2 ReLU neurons in pairs "
             "around M + 1 sentries) estimates j - i for points x_i = f(i/n) on a curve; it is run by the project's "

@@ -9,9 +9,8 @@ only, so the stage runs its own grouped-by-length pass instead of sharing a padd
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
-from .orchestrate import Stage
+from .orchestrate import Stage, lazy
 
 
 def _options(ctx) -> dict:
@@ -40,18 +39,6 @@ def _run(ctx, opts):
                                      **opts), ctx.weights)
 
 
-def _figures(result, out):
-    from ..viz.word_index import word_index_figures
-
-    return word_index_figures(result, Path(out))
-
-
-def _summarize(result):
-    from ..analyses.word_index import summarize
-
-    return summarize(result)
-
-
 STAGES = [
     Stage(
         name="word_index",
@@ -59,8 +46,8 @@ STAGES = [
         run=_run,
         needs=("tokens", "tokenizer"),
         options=_options,
-        figures=_figures,
-        summarize=_summarize,
+        figures=lazy("word_index", "word_index_figures", "viz"),
+        summarize=lazy("word_index", "summarize"),
         supports=_supports,
         code=tuple(f"poslens.analyses.word_index{s}" for s in ("", ".options", ".measure", ".harvest", ".probes", ".logistic", ".evaluate"))
         + ("poslens.claims.attach",)
