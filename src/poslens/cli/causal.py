@@ -10,7 +10,7 @@ from ..analyses.causal.options import (AblationOptions, DupNeuronAblationOptions
                                        WordIndexAblationOptions)
 from ..claims.attach import with_published
 from ..errors import InvalidInputError
-from .common import common, emit, out_dir, parse_heads
+from .common import common, finish, parse_heads
 from .options import build_options, options_flags
 
 
@@ -32,11 +32,9 @@ def _neurons(spec: str | None) -> list[tuple[int, int]]:
 
 
 def _finish(r, module, out, command, as_json):
-    d = out_dir(out, command)
     from ..viz.causal import figures
 
-    figs = figures(r, d)
-    emit(r, d, as_json, "\n".join(module.summarize(r)), figs)
+    finish(r, out, command, as_json, module.summarize(r), figures)
 
 
 @click.group("ablate")

@@ -67,6 +67,12 @@ def emit(result, out: Path, as_json: bool, summary: str | None = None, figures: 
         click.echo(f"wrote {f}")
 
 
+def finish(result, out: Path | None, command: str, as_json: bool, lines: list[str], draw=None) -> None:
+    """:func:`emit` into ``out`` (default: poslens-out/COMMAND), with the figures ``draw(result, dir)`` writes."""
+    d = out_dir(out, command)
+    emit(result, d, as_json, "\n".join(lines), draw(result, d) if draw else [])
+
+
 def parse_heads(spec: str | None) -> list[tuple[int, int]] | None:
     """'0.1,0.5,0.10' -> [(0, 1), (0, 5), (0, 10)]."""
     if not spec:

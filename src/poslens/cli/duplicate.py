@@ -15,7 +15,7 @@ from ..analyses.heads.options import Options as HeadsOptions
 from ..analyses.neurons.options import LN_SCALES, Options as NeuronOptions
 from ..claims.attach import with_published
 from ..errors import InvalidInputError
-from .common import common, emit, out_dir, parse_heads
+from .common import common, finish, parse_heads
 from .options import build_options, options_flags
 
 
@@ -57,9 +57,7 @@ def dup_heads_cmd(model, out, device, dtype, as_json, corpus, text, profile_head
         "prepend_bos": not no_bos})
     w = load_weights(model)
     r = with_published(D.duplicate_heads(w, opts, device=device, dtype=dtype), w)
-    d = out_dir(out, "dup-heads")
-    figs = dup_heads_figures(r, d)
-    emit(r, d, as_json, "\n".join(D.summarize(r)), figs)
+    finish(r, out, "dup-heads", as_json, D.summarize(r), dup_heads_figures)
 
 
 @click.command("dup-neurons")
@@ -87,6 +85,4 @@ def dup_neurons_cmd(model, out, device, dtype, as_json, head, ln_scale, text, co
         "uniform_heads": parse_heads(uniform_heads), "prepend_bos": not no_bos})
     w = load_weights(model)
     r = with_published(N.duplicate_neurons(w, opts, device=device, dtype=dtype), w)
-    d = out_dir(out, "dup-neurons")
-    figs = neuron_figures(r, d)
-    emit(r, d, as_json, "\n".join(N.summarize(r)), figs)
+    finish(r, out, "dup-neurons", as_json, N.summarize(r), neuron_figures)

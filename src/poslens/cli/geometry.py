@@ -9,20 +9,34 @@ import click
 
 from ..analyses.geometry.options import DEFAULT_LENGTHS, LensOptions, SpectraOptions, SphereOptions, SubspacesOptions
 from ..errors import InvalidInputError
-from .common import common, emit, out_dir, seed_option
+from .common import common, finish, seed_option
 from .options import build_options, options_flags
 
 
 def _text(value: str | None, what: str) -> str | None:
-    """A literal text, or @FILE for a file's contents."""
+    """A literal text, or @FILE for a file's contents; not blank."""
     if value is None:
         return None
     if value.startswith("@"):
         p = Path(value[1:]).expanduser()
         if not p.is_file():
             raise InvalidInputError(f"{what} file {p} does not exist")
-        return p.read_text(encoding="utf-8", errors="replace")
+        value = p.read_text(encoding="utf-8", errors="replace")
+    if not value.strip():
+        raise InvalidInputError("the prompt is empty; give some text (or @FILE)")
     return value
+
+
+def _forward_model(model: str, what: str, **require):
+    """``model``'s weights and tokenizer, once it is known to run the forward pass ``what`` needs."""
+    from ..analyses.geometry.probe import require_forward
+    from ..models import Weights, open_checkpoint
+    from ..models.tokenizer import Tokenizer
+
+    ckpt = open_checkpoint(model)
+    w = Weights.from_checkpoint(ckpt)
+    require_forward(w, what, **require)
+    return w, Tokenizer.for_checkpoint(ckpt)
 
 
 def _lengths(spec: str) -> dict[str, int]:
@@ -80,10 +94,9 @@ def spectra_cmd(model, out, device, dtype, as_json, sphere, seed, **kw):
         result = O.sphere_overlap(w, sphere_opts)
         checked = with_claims(result, w)
         r = dataclasses.replace(r, sphere_overlap=checked, checks=r.checks + checked.checks)
-    d = out_dir(out, "spectra")
-    figs = spectra_figures(r, d) + (sphere_figures(result, d) if result else [])
     lines = S.summarize(r) + (O.summarize(result) if result else [])  # the sphere's rows are in r.checks
-    emit(r, d, as_json, "\n".join(lines), figs)
+    finish(r, out, "spectra", as_json, lines,
+           lambda r, d: spectra_figures(r, d) + (sphere_figures(result, d) if result else []))
 
 
 @click.command("subspaces")
@@ -96,23 +109,14 @@ def spectra_cmd(model, out, device, dtype, as_json, sphere, seed, **kw):
 def subspaces_cmd(model, out, device, dtype, as_json, text, lengths, seed, **kw):
     """Hidden-state Gram spectra, signal subspaces, principal angles, overlap, union rank and MDS per layer."""
     from ..analyses.geometry import subspaces as S
-    from ..analyses.geometry.probe import require_forward
     from ..claims.dissecting_the_frog.geometry import with_claims
-    from ..models import Weights, open_checkpoint
-    from ..models.tokenizer import Tokenizer
     from ..viz.subspaces import subspace_figures
 
     opts = build_options(SubspacesOptions, {**kw, "noise": _noise(kw["noise"])}, seed=seed, lengths=_lengths(lengths))
     txt = _text(text, "--text")
-    if txt is not None and not txt.strip():
-        raise InvalidInputError("the prompt is empty; give some text (or @FILE)")
-    ckpt = open_checkpoint(model)
-    w = Weights.from_checkpoint(ckpt)
-    require_forward(w, "hidden-state subspaces (a token forward pass through every layer)")
-    tok = Tokenizer.for_checkpoint(ckpt)
+    w, tok = _forward_model(model, "hidden-state subspaces (a token forward pass through every layer)")
     r = with_claims(S.hidden_subspaces(w, None, opts, text=txt, tokenizer=tok, device=device, dtype=dtype), w)
-    d = out_dir(out, "subspaces")
-    emit(r, d, as_json, "\n".join(S.summarize(r)), subspace_figures(r, d))
+    finish(r, out, "subspaces", as_json, S.summarize(r), subspace_figures)
 
 
 @click.command("lens")
@@ -123,20 +127,11 @@ def subspaces_cmd(model, out, device, dtype, as_json, text, lengths, seed, **kw)
 def lens_cmd(model, out, device, dtype, as_json, prompt, **kw):
     """Logit lens: each layer's next-token distribution, its entropy and top-k; greedy generation."""
     from ..analyses.geometry import logit_lens as L
-    from ..analyses.geometry.probe import require_forward
     from ..claims.dissecting_the_frog.geometry import with_claims
-    from ..models import Weights, open_checkpoint
-    from ..models.tokenizer import Tokenizer
     from ..viz.logit_lens import lens_figures
 
     opts = build_options(LensOptions, kw)
     p = _text(prompt, "--prompt")
-    if p is not None and not p.strip():
-        raise InvalidInputError("the prompt is empty; give some text (or @FILE)")
-    ckpt = open_checkpoint(model)
-    w = Weights.from_checkpoint(ckpt)
-    require_forward(w, "the logit lens (unembedding W_U, tied to wte, and every layer)", unembed=True)
-    tok = Tokenizer.for_checkpoint(ckpt)
+    w, tok = _forward_model(model, "the logit lens (unembedding W_U, tied to wte, and every layer)", unembed=True)
     r = with_claims(L.logit_lens(w, p, tok, opts, device=device, dtype=dtype), w)
-    d = out_dir(out, "lens")
-    emit(r, d, as_json, "\n".join(L.summarize(r)), lens_figures(r, d))
+    finish(r, out, "lens", as_json, L.summarize(r), lens_figures)

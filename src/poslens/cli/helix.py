@@ -8,7 +8,7 @@ import click
 
 from ..analyses.helix.options import Options
 from ..errors import InvalidInputError
-from .common import emit, json_option, model_option, out_dir, out_option, parse_ints
+from .common import finish, json_option, model_option, out_option, parse_ints
 from .options import build_options, options_flags
 
 
@@ -77,8 +77,6 @@ def helix_cmd(model, family, sweep, steps, every, positions, no_figures, out, as
 
         w = load_weights(specs[0])
         result = with_published(H.helix(w, tokens=tokens, **options), w)
-    d = out_dir(out, "helix")
     from ..viz.helix import figures
 
-    figs = [] if no_figures else figures(result, d)
-    emit(result, d, as_json, "\n".join(H.summarize(result)), figs)
+    finish(result, out, "helix", as_json, H.summarize(result), None if no_figures else figures)

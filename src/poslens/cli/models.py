@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING
 
 import click
@@ -47,20 +48,13 @@ def describe(ckpt: Checkpoint) -> dict:
     cfg = ckpt.config
     present = ckpt.names()
     missing = ckpt.missing()
-    n_stored = 0
-    for n in present:
-        shape = ckpt.shape(n)
-        k = 1
-        for s in shape:
-            k *= s
-        n_stored += k
     return {
         "model": ckpt.label,
         "path": str(ckpt.path),
         "revision": ckpt.revision,
         "config": cfg.to_dict(),
         "n_params": cfg.n_params,
-        "n_params_stored": n_stored,
+        "n_params_stored": sum(math.prod(ckpt.shape(n)) for n in present),
         "tensors_present": len(present),
         "tensors_missing": missing,
         "complete": not missing,

@@ -9,7 +9,7 @@ import click
 from ..claims.attach import with_published
 from ..errors import InvalidInputError
 from ..analyses.word_index.options import Options
-from .common import common, emit, out_dir
+from .common import common, finish
 from .options import build_options, options_flags
 
 
@@ -47,8 +47,6 @@ def probe_cmd(model, out, device, dtype, as_json, schemes, words, prefix, label_
     word_list = _words(words)
     w = load_weights(model)
     r = with_published(WI.word_index(w, opts, words=word_list, device=device, dtype=dtype), w)
-    d = out_dir(out, "probe")
     from ..viz.word_index import word_index_figures
 
-    figs = word_index_figures(r, d)
-    emit(r, d, as_json, "\n".join(WI.summarize(r)), figs)
+    finish(r, out, "probe", as_json, WI.summarize(r), word_index_figures)
