@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -102,10 +101,6 @@ def parse_ints(spec: str | None, what: str, example: str = "0,5", items: str = "
         return [int(x) for x in spec.split(",") if x.strip()]
     except ValueError:
         raise InvalidInputError(f"{what} '{spec}' is not a comma-separated list of {items} (e.g. {example})") from None
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, indent=2)
 
 
 # ---- option ranges ---------------------------------------------------------------------------

@@ -152,27 +152,23 @@ def lazy(module: str, name: str, package: str = "analyses") -> Callable:
 # Capability -> (what it is called on the page, TL tensor names that must all be present).
 def _cap_tensors(cap: str, n_layers: int) -> tuple[str, list[str]]:
     L = range(n_layers)
-    attn = ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O")
+    attn = ("ln1.w", "ln1.b", *(f"attn.{a}" for a in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O")))
+    mlp = ("ln2.w", "ln2.b", "mlp.W_in", "mlp.b_in", "mlp.W_out", "mlp.b_out")
     table = {
         "W_pos": ("the positional embedding W_pos (wpe.weight)", ["pos_embed.W_pos"]),
         "W_E": ("the token embedding W_E (wte.weight)", ["embed.W_E"]),
         "W_U": ("the unembedding W_U (wte.weight, tied) and ln_f",
                 ["unembed.W_U", "ln_final.w", "ln_final.b"]),
-        "attn": ("every layer's attention and LayerNorm-1 weights",
-                 [f"blocks.{l}.{p}" for l in L for p in ("ln1.w", "ln1.b", *(f"attn.{a}" for a in attn))]),
-        "attn0": ("layer 0's attention and LayerNorm-1 weights",
-                  [f"blocks.0.{p}" for p in ("ln1.w", "ln1.b", *(f"attn.{a}" for a in attn))]),
+        "attn": ("every layer's attention and LayerNorm-1 weights", [f"blocks.{l}.{p}" for l in L for p in attn]),
+        "attn0": ("layer 0's attention and LayerNorm-1 weights", [f"blocks.0.{p}" for p in attn]),
         "mlp": ("every layer's MLP weights (mlp.c_fc, mlp.c_proj) and LayerNorm-2",
-                [f"blocks.{l}.{p}" for l in L for p in ("ln2.w", "ln2.b", "mlp.W_in", "mlp.b_in", "mlp.W_out", "mlp.b_out")]),
-        "mlp0": ("layer 0's MLP weights (mlp.c_fc, mlp.c_proj)",
-                 ["blocks.0.ln2.w", "blocks.0.ln2.b", "blocks.0.mlp.W_in", "blocks.0.mlp.b_in",
-                  "blocks.0.mlp.W_out", "blocks.0.mlp.b_out"]),
+                [f"blocks.{l}.{p}" for l in L for p in mlp]),
+        "mlp0": ("layer 0's MLP weights (mlp.c_fc, mlp.c_proj)", [f"blocks.0.{p}" for p in mlp]),
     }
     if cap in table:
         return table[cap]
     if cap == "tokens":  # token inputs through the whole model: W_E plus every layer
-        d1, t1 = table["W_E"]
-        return "the token embedding and every layer", t1 + table["attn"][1] + table["mlp"][1]
+        return "the token embedding and every layer", table["W_E"][1] + table["attn"][1] + table["mlp"][1]
     return cap, [cap]
 
 
@@ -216,10 +212,6 @@ class Context:
         self.finished: dict[str, dict] = {}
         self.progress = False
         self.png = False  # draw the PNG twin of every interactive figure too (see viz.common.deferred_png)
-
-    @property
-    def quick(self) -> bool:
-        return self.size == "quick"
 
     def pick(self, quick, default, full=None):
         """The value for this report's size: ``ctx.pick(64, 256, 1024)``."""

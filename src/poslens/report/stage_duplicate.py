@@ -87,11 +87,10 @@ def _run_neurons(ctx, opts):
     from ..analyses.neurons import duplicate_neurons
     from ..claims.attach import with_published
 
+    given = {k: v for k, v in opts.items() if k not in ("head", "profile")}  # "profile" only keys the cache
     return with_published(duplicate_neurons(
-        ctx.weights, head=chosen_head(ctx, opts["head"]), threshold=opts["threshold"], top_k=opts["top_k"], ln_scale=opts["ln_scale"],
-        corpus=opts["corpus"], n_seq=opts["n_seq"], seq_len=opts["seq_len"], k_examples=opts["k_examples"],
-        n_scale_tokens=opts["n_scale_tokens"], seed=opts["seed"], device=ctx.device, dtype=ctx.dtype,
-        tokenizer=None if ctx.missing(("tokenizer",)) else ctx.tokenizer,
+        ctx.weights, head=chosen_head(ctx, opts["head"]), device=ctx.device, dtype=ctx.dtype,
+        tokenizer=None if ctx.missing(("tokenizer",)) else ctx.tokenizer, **given,
     ), ctx.weights)
 
 

@@ -49,10 +49,8 @@ def run_dup_heads(ctx, opts):
     if opts["corpus"] is None and not positional_only and not ctx.missing(("tokenizer",)):
         text = SAMPLE_TEXT
     return with_published(duplicate_heads(
-        ctx.weights, n_seq=opts["n_seq"], seq_len=opts["seq_len"], n_text_seq=opts["n_text_seq"],
-        corpus=opts["corpus"], text=text, threshold=opts["threshold"], n_frequent=opts["n_frequent"],
-        seed=opts["seed"], positional_only=positional_only, device=ctx.device, dtype=ctx.dtype,
-        tokenizer=None if ctx.missing(("tokenizer",)) else ctx.tokenizer, runner=ctx.runner,
+        ctx.weights, text=text, positional_only=positional_only, device=ctx.device, dtype=ctx.dtype,
+        tokenizer=None if ctx.missing(("tokenizer",)) else ctx.tokenizer, runner=ctx.runner, **opts,
     ), ctx.weights)
 
 

@@ -62,8 +62,10 @@ def _inputs_digest(ctx) -> str:
     return h.hexdigest()[:12]
 
 
-def _row(key, name, section, verdict, number=None, value=None, threshold=None, reason="", head=None):
-    return {"mechanism": key, "name": name, "section": section, "verdict": verdict, "number": number,
+def _row(key, verdict, number=None, value=None, threshold=None, reason="", head=None, section=None):
+    """One verdict row of mechanism ``key``, linked to its section in MECHANISMS unless ``section`` is given."""
+    name, default_section = next((n, sec) for k, n, sec in MECHANISMS if k == key)
+    return {"mechanism": key, "name": name, "section": section or default_section, "verdict": verdict, "number": number,
             "value": value, "threshold": threshold, "reason": reason, "head": head}
 
 
@@ -88,16 +90,15 @@ def verdict_rows(ctx, results: dict, o: dict) -> list[dict]:
     wf = o["weak_fraction"]
     rows = []
     # -- helix
-    name = dict((k, n) for k, n, _ in MECHANISMS)
     h = results.get("helix")
     if h is None:
-        rows.append(_row("helix", name["helix"], "helix", UNTESTABLE, reason=_why_not(ctx, "helix")))
+        rows.append(_row("helix", UNTESTABLE, reason=_why_not(ctx, "helix")))
     else:
         r2, top3 = h["helix"]["r2"], sum(h["variance_explained"][:3])
         v = _grade(r2, o["helix_r2"], wf)
         if v == PRESENT and top3 < o["helix_top3"]:
             v = WEAK
-        rows.append(_row("helix", name["helix"], "helix", v, "helix fit R²", r2, o["helix_r2"],
+        rows.append(_row("helix", v, "helix fit R²", r2, o["helix_r2"],
                          f"top-3 PCs hold {top3:.1%} of W_pos's variance (needs ≥ {o['helix_top3']:.0%}); "
                          f"period {h['helix']['period']:.1f} positions, {h['helix']['turns']:.2f} turns"
                          + (" (under one turn: a smooth arc, not yet a helix)" if h["helix"]["turns"] < 1 else "")))
@@ -107,12 +108,12 @@ def verdict_rows(ctx, results: dict, o: dict) -> list[dict]:
              "induction": "induction score"}
     for role, number in roles.items():
         if p is None:
-            rows.append(_row(role, name[role], "profile", UNTESTABLE, reason=_why_not(ctx, "profile")))
+            rows.append(_row(role, UNTESTABLE, reason=_why_not(ctx, "profile")))
             continue
         b = (p.get("best") or {}).get(role)
         th = p["thresholds"][role]
         if b is None:
-            rows.append(_row(role, name[role], "profile", UNTESTABLE, number, None, th,
+            rows.append(_row(role, UNTESTABLE, number, None, th,
                              "needs token inputs (the token embedding W_E); the profile measured layer-0 attention "
                              "on positional inputs alone"))
             continue
@@ -126,19 +127,17 @@ def verdict_rows(ctx, results: dict, o: dict) -> list[dict]:
             s, k = max(shifted)
             why += (f"; but head {k} attends two past the earlier copy ({s:.2f}): a shifted copying head, reading "
                     "there what a previous-token head wrote, which this score does not count")
-        rows.append(_row(role, name[role], "profile", v, number, b["score"], th, why, head=b["head"]))
+        rows.append(_row(role, v, number, b["score"], th, why, head=b["head"]))
     # -- positional neurons
     n = results.get("dup_neurons")
     if n is None:
-        rows.append(_row("positional_neurons", name["positional_neurons"], "dup_neurons", UNTESTABLE,
-                         reason=_why_not(ctx, "dup_neurons")))
+        rows.append(_row("positional_neurons", UNTESTABLE, reason=_why_not(ctx, "dup_neurons")))
     else:
         norms = n.get("pvo_norms") or []
         top = max(norms) if norms else None
         th = (n.get("options") or {}).get("threshold")
         fit = (n.get("fits") or {}).get(str(n.get("neuron"))) or {}
-        rows.append(_row("positional_neurons", name["positional_neurons"], "dup_neurons", _grade(top, th, wf),
-                         "largest |PVO|", top, th,
+        rows.append(_row("positional_neurons", _grade(top, th, wf), "largest |PVO|", top, th,
                          f"{len(n.get('selected') or [])} neuron(s) selected; neuron {n.get('neuron')}'s PVO against "
                          f"position: slope {fit.get('slope', float('nan')):.3g}, R² {fit.get('r2', float('nan')):.2f}",
                          head=n.get("head") if isinstance(n.get("head"), str) else None))
@@ -146,7 +145,7 @@ def verdict_rows(ctx, results: dict, o: dict) -> list[dict]:
     t = results.get("twisted_pair")
     g = (t or {}).get("gpt2") or {}
     if t is None or not g:
-        rows.append(_row("twisted_pair", name["twisted_pair"], "twisted_pair", UNTESTABLE,
+        rows.append(_row("twisted_pair", UNTESTABLE,
                          reason=_why_not(ctx, "twisted_pair") if t is None else "the model part did not run"))
     else:
         ode = g["ode"]
@@ -162,12 +161,11 @@ def verdict_rows(ctx, results: dict, o: dict) -> list[dict]:
             v = (PRESENT if k and above and r2 >= o["ode_r2"] else WEAK if (k or (above and r2 >= o["ode_r2"]))
                  else ABSENT)
             why = pre + f"; {k} twisted neuron pair(s) in layer 0"
-        rows.append(_row("twisted_pair", name["twisted_pair"], "twisted_pair", v, "ODE R² on W_pos", r2, o["ode_r2"],
-                         why))
+        rows.append(_row("twisted_pair", v, "ODE R² on W_pos", r2, o["ode_r2"], why))
     # -- word index
     wi = results.get("word_index")
     if wi is None:
-        rows.append(_row("word_index", name["word_index"], "word_index", UNTESTABLE, reason=_why_not(ctx, "word_index")))
+        rows.append(_row("word_index", UNTESTABLE, reason=_why_not(ctx, "word_index")))
     else:
         best = None
         for scheme, rep in (wi.get("schemes") or {}).items():
@@ -176,32 +174,31 @@ def verdict_rows(ctx, results: dict, o: dict) -> list[dict]:
                     if g_ is not None and (best is None or g_ > best[0]):
                         best = (g_, scheme, lt, layer, r["probes"][wi["layers"].index(layer)]["accuracy"])
         if best is None:
-            rows.append(_row("word_index", name["word_index"], "word_index", UNTESTABLE, reason="no probe was fitted"))
+            rows.append(_row("word_index", UNTESTABLE, reason="no probe was fitted"))
         else:
             gval, scheme, lt, layer, acc = best
-            rows.append(_row("word_index", name["word_index"], "word_index", _grade(gval, o["word_index_gain"], wf),
+            rows.append(_row("word_index", _grade(gval, o["word_index_gain"], wf),
                              "probe gain over position/space baselines", gval, o["word_index_gain"],
                              f"best at residual point {layer} ({scheme} index, {lt} token): accuracy {acc:.3f}"))
     # -- attention sink
     s = next((r for r in results.values() if isinstance(r, dict) and r.get("kind") == "sinks"), None)
     if s is not None:
-        rows.append(_sink_from_stage(s, name["sink"], wf))
+        rows.append(_sink_from_stage(s, wf))
     elif p is not None and (p.get("best") or {}).get("sink"):
         b = p["best"]["sink"]
         th = p["thresholds"]["sink"]
         ref = (p.get("uniform_reference") or {}).get("first_position")
-        rows.append(_row("sink", name["sink"], "profile", _grade(b["score"], th, wf),
-                         "first-position (BOS) score", b["score"], th,
+        rows.append(_row("sink", _grade(b["score"], th, wf), "first-position (BOS) score", b["score"], th,
                          f"{len(p.get('sink_heads') or [])} head(s) at or above the threshold (on repeated random "
                          "tokens)" + (f"; uniform attention would give {ref:.3f}" if ref else ""), head=b["head"]))
     else:
-        rows.append(_row("sink", name["sink"], "profile", UNTESTABLE,
+        rows.append(_row("sink", UNTESTABLE,
                          reason="needs token inputs through every layer (the token embedding W_E)"
                          if p is not None else _why_not(ctx, "profile")))
     return rows
 
 
-def _sink_from_stage(s: dict, name: str, wf: float) -> dict:
+def _sink_from_stage(s: dict, wf: float) -> dict:
     """The verdict from the attention-sink section: its strongest head's mean attention to the
     first position against the section's epsilon, on the most natural inputs it measured."""
     runs = {r["inputs"]: r for r in s.get("runs") or []}
@@ -217,10 +214,10 @@ def _sink_from_stage(s: dict, name: str, wf: float) -> dict:
                 # Without token inputs the first position differs from the rest only by W_pos[0]:
                 # a sink there is a hint, not the model's behaviour on text.
                 v, why = WEAK, why + "; positional inputs alone (no token embedding), so at most weak"
-            return _row("sink", name, "sinks", v, "α(0), mean attention to position 0", top["first_attention"], eps,
-                        why, head=top["head"])
-    return _row("sink", name, "sinks", UNTESTABLE, reason="; ".join(s.get("skipped_inputs") or []) or
-                "the attention-sink section measured no heads")
+            return _row("sink", v, "α(0), mean attention to position 0", top["first_attention"], eps, why,
+                        head=top["head"], section="sinks")
+    return _row("sink", UNTESTABLE, reason="; ".join(s.get("skipped_inputs") or []) or
+                "the attention-sink section measured no heads", section="sinks")
 
 
 def _run(ctx, opts):
