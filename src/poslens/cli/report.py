@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -62,9 +63,7 @@ def report_cmd(model, out, device, dtype, only, skip, quick, full, sets, list_st
         if r.error is not None:
             click.echo(f"{r.model}: not analysed: {r.error}")
             continue
-        counts = {}
-        for o in r.outcomes:
-            counts[o.status] = counts.get(o.status, 0) + 1
+        counts = Counter(o.status for o in r.outcomes)  # statuses in order of first appearance
         click.echo(f"{r.model}: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f" in {r.seconds:.1f} s")
         for o in r.outcomes:
             if o.status in ("skipped", "failed"):

@@ -52,11 +52,9 @@ def twisted_pair_cmd(params, model, no_model, save_model, device, out, as_json, 
 
     o = build_options(Options, kw, curve_params=_params(params), seed=seed)
     check_sizes(o.n, o.M, o.k, o.variant)
-    weights = None
-    if not no_model:
-        from ..models import load_weights
+    from ..models import load_weights
 
-        weights = load_weights(model)
+    weights = None if no_model else load_weights(model)
     r = with_published(T.twisted_pair(weights, o, device=device), weights)
     d = out_dir(out, "twisted-pair")
     from ..viz.twisted_pair import twisted_pair_figures
