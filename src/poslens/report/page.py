@@ -159,17 +159,9 @@ _SKIP_KEYS = {"kind", "model", "processing", "options", "checks"}
 
 def key_numbers(result: dict | None) -> list[tuple[str, object]]:
     """Scalar fields of a result (and short numeric lists): the numbers worth a table."""
-    if not result:
-        return []
-    rows = []
-    for k, v in result.items():
-        if k in _SKIP_KEYS:
-            continue
-        if isinstance(v, (int, float, bool, str)) and (not isinstance(v, str) or len(v) <= 80):
-            rows.append((k, v))
-        elif isinstance(v, list) and 0 < len(v) <= 8 and all(isinstance(x, (int, float)) for x in v):
-            rows.append((k, v))
-    return rows
+    return [(k, v) for k, v in (result or {}).items() if k not in _SKIP_KEYS and (
+        isinstance(v, (int, float, bool)) or (isinstance(v, str) and len(v) <= 80)
+        or (isinstance(v, list) and 0 < len(v) <= 8 and all(isinstance(x, (int, float)) for x in v)))]
 
 
 def checks_table(checks: list) -> str:

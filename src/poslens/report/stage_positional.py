@@ -48,23 +48,16 @@ def _run(module: str, name: str):
     return run
 
 
-def _sinks_options(ctx) -> dict:
-    from ..analyses.sinks.measure import Options
+def _options(module: str, n_seq: tuple[int, ...], seq_len: tuple[int, ...]):
+    """A stage's options: ``poslens.analyses.<module>``'s Options with ``ctx.pick(*n_seq)`` sequences of
+    ``ctx.pick(*seq_len)`` tokens (capped at n_ctx)."""
 
-    return dataclasses.asdict(Options(n_seq=ctx.pick(10, 25, 100), seq_len=min(64, ctx.cfg.n_ctx), seed=ctx.seed))
+    def options(ctx) -> dict:
+        Options = importlib.import_module(f"poslens.analyses.{module}.measure").Options
+        return dataclasses.asdict(Options(n_seq=ctx.pick(*n_seq), seq_len=min(ctx.pick(*seq_len), ctx.cfg.n_ctx),
+                                          seed=ctx.seed))
 
-
-def _probe_options(ctx) -> dict:
-    from ..analyses.position_probe.measure import Options
-
-    return dataclasses.asdict(Options(n_seq=ctx.pick(16, 32, 64), seq_len=min(ctx.pick(64, 128, 128), ctx.cfg.n_ctx),
-                                      seed=ctx.seed))
-
-
-def _rotary_options(ctx) -> dict:
-    from ..analyses.rotary.measure import Options
-
-    return dataclasses.asdict(Options(n_seq=ctx.pick(4, 8, 16), seq_len=min(128, ctx.cfg.n_ctx), seed=ctx.seed))
+    return options
 
 
 def _rotary_supports(ctx) -> str | None:
@@ -79,7 +72,7 @@ STAGES = [
         name="sinks",
         title="Attention sinks: how much attention the first position absorbs",
         run=_run("sinks", "attention_sinks"),
-        options=_sinks_options,
+        options=_options("sinks", (10, 25, 100), (64, 64)),
         figures=lazy("positional", "figures", "viz"),
         summarize=_summary("sinks", "sinks_gu2024"),
         code=CODE,
@@ -98,7 +91,7 @@ STAGES = [
         name="position_probe",
         title="Absolute position in the residual stream: a probe per layer",
         run=_run("position_probe", "position_probe"),
-        options=_probe_options,
+        options=_options("position_probe", (16, 32, 64), (64, 128)),
         figures=lazy("positional", "figures", "viz"),
         summarize=_summary("position_probe", "position_probe_haviv2022"),
         code=CODE,
@@ -115,7 +108,7 @@ STAGES = [
         name="rotary",
         title="Rotary frequency usage: positional and semantic channels",
         run=_run("rotary", "rotary_usage"),
-        options=_rotary_options,
+        options=_options("rotary", (4, 8, 16), (128, 128)),
         supports=_rotary_supports,
         figures=lazy("positional", "figures", "viz"),
         summarize=_summary("rotary", "rotary_barbero2024"),

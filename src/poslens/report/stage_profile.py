@@ -75,7 +75,7 @@ def _options(ctx) -> dict:
 
 def describe(ctx) -> str:
     """The profile's options in words: part of the options (and cache key) of every stage that reads it."""
-    o = {**_options(ctx), **_overrides(ctx, "profile")}
+    o = _default_options(ctx)
     return (f"duplicate >= {o['duplicate_token_threshold']}, previous-token >= {o['previous_token_threshold']}, "
             f"induction >= {o['induction_threshold']}, sink >= {o['sink_threshold']}; "
             f"{o['n_seq']} x {o['seq_len']} repeated tokens, seed {o['seed']}")
