@@ -16,18 +16,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..errors import InvalidInputError, PoslensError
-from .orchestrate import (
-    SIZES,
-    Context,
-    Harvest,
-    ModelReport,
-    Outcome,
-    Stage,
-    parse_overrides,
-    prepare_out,
-    run_model,
-    select_stages,
-)
+from .orchestrate import (SIZES, Context, Harvest, ModelReport, Outcome, Stage, parse_overrides, prepare_out, run_model,
+                          select_stages)
 from .page import render_model_page, slug, write_pages
 
 
