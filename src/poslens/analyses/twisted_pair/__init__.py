@@ -42,15 +42,17 @@ from ...lazy import exports
 if TYPE_CHECKING:
     from .build import build, check_sizes
     from .curves import curve_stats, make_curve
-    from .measure import READINGS, TwistedPairResult, summarize, twisted_pair
+    from .measure import READINGS, TwistedPairResult, twisted_pair
     from .options import Options
+    from .report import summarize
     from .verify import verify
 
 __getattr__ = exports(__name__, {
     ".build": ("build", "check_sizes"),
     ".curves": ("curve_stats", "make_curve"),
-    ".measure": ("READINGS", "TwistedPairResult", "summarize", "twisted_pair"),
+    ".measure": ("READINGS", "TwistedPairResult", "twisted_pair"),
     ".options": ("Options",),
+    ".report": ("summarize",),
     ".verify": ("verify",),
 })
 

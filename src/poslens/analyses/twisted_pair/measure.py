@@ -19,7 +19,7 @@ from .gpt2 import ModelPart
 from .experiments import HelixReuse, NearIntersection, NoiseCancellation, helix_reuse, near_intersection, noise_cancellation
 from .options import Options
 from .curves import curve_stats, make_curve
-from .report import result_findings, summary_lines
+from .report import result_findings
 from .verify import DEFAULT_GRID_CURVES, BoundRow, Verification, grid, sweep, verify
 
 READINGS = [
@@ -85,67 +85,59 @@ def twisted_pair(weights: Weights | None = None, options: Options | None = None,
     ('circle-drift', True)
     """
     o = resolve(Options, options, overrides, "twisted_pair")
-    curve, curve_params, n, M, k, variant = o.curve, o.curve_params, o.n, o.M, o.k, o.variant
-    gate, signal_fraction, period, claims, atol, dtype = o.gate, o.signal_fraction, o.period, o.claims, o.atol, o.dtype
-    sweep_M, sweep_n, sweep_k, seed = o.sweep_M, o.sweep_n, o.sweep_k, o.seed
-    noise_sigmas, gaps, reuse_ns, reuse_Ms = o.noise_sigmas, o.gaps, o.reuse_ns, o.reuse_Ms
     grid_spec = {"ns": list(o.grid_n), "ks": list(o.grid_k), "Ms": list(o.grid_M)} if o.grid else None
     gpt2_options = {"layers": None if o.layers is None else list(o.layers), "first_position": o.first_position,
                     "n_components": o.n_components, "scheme": o.scheme, "window": o.window, "device": device,
                     "dtype": model_dtype}
+    run_kw = {"dtype": o.dtype, "device": device}
     secs: dict[str, float] = {}
-    t0 = time.perf_counter()
-    check_sizes(n, M, k, variant)
-    cv = make_curve(curve, **(curve_params or {}))
-    stats = curve_stats(cv, n)
-    con = build(cv, n, M, k, variant=variant, gate=gate, signal_fraction=signal_fraction, period=period, stats=stats)
-    ver = verify(con, dtype=dtype, device=device, atol=atol, seed=seed)
-    v32 = verify(con, dtype="float32", device=device, atol=atol, detail=False)
-    secs["construction"] = time.perf_counter() - t0
-    opts = {"curve": cv.name, "curve_params": dict(cv.params), "n": n, "M": M, "k": k, "variant": variant,
-            "gate": gate, "signal_fraction": signal_fraction, "period": period, "sweep_M": list(sweep_M),
-            "sweep_n": list(sweep_n), "sweep_k": list(sweep_k), "grid": grid_spec, "claims": claims,
-            "noise_sigmas": list(noise_sigmas), "gaps": list(gaps), "reuse_ns": list(reuse_ns), "reuse_Ms": list(reuse_Ms),
-            "gpt2_options": gpt2_options, "atol": atol, "dtype": dtype, "seed": seed}
 
-    t0 = time.perf_counter()
-    sweeps = {}
-    for name, vals in (("M", sweep_M), ("n", sweep_n), ("k", sweep_k)):
-        if vals:
-            sweeps[name] = sweep(cv, n=n, M=M, k=k, over=name, values=vals, variant=variant, gate=gate,
-                                 dtype=dtype, device=device, atol=atol, signal_fraction=signal_fraction, period=period)
-    secs["sweeps"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    rows = grid(DEFAULT_GRID_CURVES, gate=gate, dtype=dtype, device=device, atol=atol, **grid_spec) if grid_spec else []
-    secs["grid"] = time.perf_counter() - t0
+    def timed(key, fn, *args, **kw):
+        t0 = time.perf_counter()
+        out = fn(*args, **kw)
+        secs[key] = time.perf_counter() - t0
+        return out
 
+    def construct():
+        check_sizes(o.n, o.M, o.k, o.variant)
+        cv = make_curve(o.curve, **(o.curve_params or {}))
+        con = build(cv, o.n, o.M, o.k, variant=o.variant, gate=o.gate, signal_fraction=o.signal_fraction,
+                    period=o.period, stats=curve_stats(cv, o.n))
+        ver = verify(con, atol=o.atol, seed=o.seed, **run_kw)
+        return cv, con, ver, verify(con, dtype="float32", device=device, atol=o.atol, detail=False)
+
+    def sweeps():
+        return {name: sweep(cv, n=o.n, M=o.M, k=o.k, over=name, values=vals, variant=o.variant, gate=o.gate,
+                            atol=o.atol, signal_fraction=o.signal_fraction, period=o.period, **run_kw)
+                for name, vals in (("M", o.sweep_M), ("n", o.sweep_n), ("k", o.sweep_k)) if vals}
+
+    cv, con, ver, v32 = timed("construction", construct)
+    opts = {"curve": cv.name, "curve_params": dict(cv.params), "n": o.n, "M": o.M, "k": o.k, "variant": o.variant,
+            "gate": o.gate, "signal_fraction": o.signal_fraction, "period": o.period, "sweep_M": list(o.sweep_M),
+            "sweep_n": list(o.sweep_n), "sweep_k": list(o.sweep_k), "grid": grid_spec, "claims": o.claims,
+            "noise_sigmas": list(o.noise_sigmas), "gaps": list(o.gaps), "reuse_ns": list(o.reuse_ns),
+            "reuse_Ms": list(o.reuse_Ms), "gpt2_options": gpt2_options, "atol": o.atol, "dtype": o.dtype,
+            "seed": o.seed}
+    swept = timed("sweeps", sweeps)
+    rows = timed("grid", lambda: grid(DEFAULT_GRID_CURVES, gate=o.gate, atol=o.atol, **run_kw, **grid_spec)
+                 if grid_spec else [])
     noise = near = reuse = None
-    if claims:
-        t0 = time.perf_counter()
-        noise = noise_cancellation(con, noise_sigmas, seed=seed, dtype=dtype, device=device)
-        secs["noise"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        near = near_intersection(gaps, n=n, M=M, k=k, seed=seed, dtype=dtype, device=device) if gaps else None
-        secs["near_intersection"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        reuse = helix_reuse(reuse_ns, k=k, Ms_plain=reuse_Ms, dtype=dtype, device=device) if reuse_ns else None
-        secs["helix_reuse"] = time.perf_counter() - t0
-
+    if o.claims:
+        noise = timed("noise", noise_cancellation, con, o.noise_sigmas, seed=o.seed, **run_kw)
+        near = timed("near_intersection", lambda: near_intersection(o.gaps, n=o.n, M=o.M, k=o.k, seed=o.seed,
+                                                                    **run_kw) if o.gaps else None)
+        reuse = timed("helix_reuse", lambda: helix_reuse(o.reuse_ns, k=o.k, Ms_plain=o.reuse_Ms, **run_kw)
+                      if o.reuse_ns else None)
     g = None
     if weights is not None:
         from .gpt2 import gpt2_part
 
-        t0 = time.perf_counter()
-        g = gpt2_part(weights, seed=seed, **gpt2_options)
-        secs["model"] = time.perf_counter() - t0
+        g = timed("model", gpt2_part, weights, seed=o.seed, **gpt2_options)
 
     res = TwistedPairResult(
         model=weights.label if weights is not None else "", processing=tuple(weights.processing) if weights else (),
-        options=opts, construction=con.summary(), verification=ver, float32=v32, sweeps=sweeps, grid=rows,
+        options=opts, construction=con.summary(), verification=ver, float32=v32, sweeps=swept, grid=rows,
         noise=noise, near_intersection=near, helix_reuse=reuse, gpt2=g, readings=list(READINGS),
         seconds={key: round(v, 3) for key, v in secs.items()},
     )
     return dataclasses.replace(res, findings=result_findings(res))
-def summarize(result: TwistedPairResult) -> list[str]:
-    """A few lines for the terminal and the report page."""
-    return summary_lines(result)

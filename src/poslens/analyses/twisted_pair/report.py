@@ -28,7 +28,8 @@ def result_findings(r) -> list[str]:
     return findings
 
 
-def summary_lines(r) -> list[str]:
+def summarize(r) -> list[str]:
+    """A few lines for the terminal and the report page."""
     v, c = r.verification, r.construction
     lines = [
         f"construction ({c.variant}, {c.curve.name}, n={c.n}, M={c.M}, k={c.k}): {c.n_neurons} "
