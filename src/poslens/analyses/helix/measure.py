@@ -187,107 +187,96 @@ def helix_with_fit(weights, **options) -> tuple[HelixResult, PCAFit]:
 
 def _helix(weights, o: Options) -> tuple[HelixResult, PCAFit]:
     """:func:`helix` with its options resolved, also returning the main PCA fit."""
-    start, stop, keep_first, center = o.start, o.stop, o.keep_first, o.center
-    n_components, fit_components, truncations, truncate_at = o.n_components, o.fit_components, o.truncations, o.truncate_at
-    ode_window, n_traces, cosine_size, outlier_threshold = o.ode_window, o.n_traces, o.cosine_size, o.outlier_threshold
-    sinusoidal, sinusoidal_base, tokens, token_sample = o.sinusoidal, o.sinusoidal_base, o.tokens, o.token_sample
-    allow_fixed, seed = o.allow_fixed, o.seed
     w = _as_weights(weights)
     label = w.label
     if w.cfg.positional != "learned":
         raise NotApplicableError(f"{label} has {w.cfg.positional} positions, no learned W_pos: {NOT_LEARNED}")
     if not w.has("pos_embed.W_pos"):
         raise MissingTensorError("wpe.weight", NOT_LEARNED, label)
-    if tokens and not w.has("embed.W_E"):
+    if o.tokens and not w.has("embed.W_E"):
         raise MissingTensorError("wte.weight", "the token/position comparisons (pass tokens=False to skip them)", label)
     W_full = w.W_pos.detach().double().cpu().numpy()
     n_ctx, d_model = W_full.shape
-    _check_learned(W_full, label, allow_fixed)
-    pos = _positions(n_ctx, start, stop, keep_first)
-    if len(pos) < n_components:
+    _check_learned(W_full, label, o.allow_fixed)
+    pos = _positions(n_ctx, o.start, o.stop, o.keep_first)
+    if len(pos) < o.n_components:
         raise InvalidInputError(
-            f"positions {pos[0]}:{pos[-1] + 1} are {len(pos)} rows, fewer than the {n_components} components asked for; "
-            "widen the range or ask for fewer components"
+            f"positions {pos[0]}:{pos[-1] + 1} are {len(pos)} rows, fewer than the {o.n_components} components "
+            "asked for; widen the range or ask for fewer components"
         )
-    if n_components > d_model:
-        raise InvalidInputError(f"{n_components} components exceed d_model ({d_model}); ask for at most {d_model}")
+    if o.n_components > d_model:
+        raise InvalidInputError(f"{o.n_components} components exceed d_model ({d_model}); ask for at most {d_model}")
     if len(pos) < 8:
         raise InvalidInputError(f"positions {pos[0]}:{pos[-1] + 1} are {len(pos)} rows; the fits need at least 8")
-    use_tokens = w.has("embed.W_E") if tokens is None else bool(tokens)
+    use_tokens = w.has("embed.W_E") if o.tokens is None else bool(o.tokens)
     options = dict(
-        start=int(pos[0]), stop=int(pos[-1]) + 1, keep_first=bool(keep_first), center=bool(center),
-        centring="mean row over the analysed positions subtracted" if center else "none (raw rows)",
-        n_components=n_components, fit_components=fit_components, truncations=bool(truncations),
-        truncate_at=int(truncate_at),
+        start=int(pos[0]), stop=int(pos[-1]) + 1, keep_first=bool(o.keep_first), center=bool(o.center),
+        centring="mean row over the analysed positions subtracted" if o.center else "none (raw rows)",
+        n_components=o.n_components, fit_components=o.fit_components, truncations=bool(o.truncations),
+        truncate_at=int(o.truncate_at),
         ode_scheme="central differences (x[t+1]-x[t-1])/2; smoothed: Savitzky-Golay cubic derivative; "
                    "isolated end positions left out",
-        ode_window=int(ode_window), n_traces=int(n_traces), cosine_size=int(cosine_size),
-        outlier_threshold=float(outlier_threshold), sinusoidal=bool(sinusoidal), sinusoidal_base=float(sinusoidal_base),
-        tokens=use_tokens, token_sample=int(token_sample), allow_fixed=bool(allow_fixed), seed=int(seed),
+        ode_window=int(o.ode_window), n_traces=int(o.n_traces), cosine_size=int(o.cosine_size),
+        outlier_threshold=float(o.outlier_threshold), sinusoidal=bool(o.sinusoidal),
+        sinusoidal_base=float(o.sinusoidal_base),
+        tokens=use_tokens, token_sample=int(o.token_sample), allow_fixed=bool(o.allow_fixed), seed=int(o.seed),
     )
     notes: list[str] = []
     if pos[0] == 1:
         notes.append("position 0 (the BOS slot) is left out of the PCA, as in the helix post; keep_first=True keeps it")
     G_full = W_full @ W_full.T  # every Gram matrix below (outliers, cosines, PCAs) is a block of this one
-    outl = outlier_positions(W_full, outlier_threshold, gram=G_full)
-    flagged = {o["position"] for o in outl["flagged"]}
+    outl = outlier_positions(W_full, o.outlier_threshold, gram=G_full)
+    flagged = {x["position"] for x in outl["flagged"]}
     skip = _end_skip(pos, flagged)
     if any(skip):
         left = sorted(set(pos[:skip[0]].tolist()) | set(pos[len(pos) - skip[1]:].tolist()))
         notes.append(f"isolated end positions {left} are left out of the ODE fits (a finite difference across them "
                      "is one jump that would swamp the fit)")
-    main, fit = geometry(W_full[pos], pos, center=center, n_components=n_components, fit_components=fit_components,
-                         ode_window=ode_window, n_traces=n_traces, cosine_size=cosine_size, ode_skip=skip,
-                         gram=G_full[np.ix_(pos, pos)])
+    main, fit = geometry(W_full[pos], pos, **_geometry_options(o), ode_skip=skip, gram=G_full[np.ix_(pos, pos)])
     truncs: dict = {}
     late_fit = None
-    if truncations:
-        cut = int(truncate_at)
+    if o.truncations:
+        cut = int(o.truncate_at)
         first, end = int(pos[0]), int(pos[-1]) + 1
         for name, lo, hi in (("late", max(first, cut), end), ("early", first, min(cut, end))):
             p = np.arange(lo, hi)
-            k = min(n_components, len(p))
-            if len(p) < max(fit_components, 8):
+            k = min(o.n_components, len(p))
+            if len(p) < max(o.fit_components, 8):
                 notes.append(
                     f"the {name} truncation (positions {lo}:{hi}) has {len(p)} positions, too few for a PCA; skipped"
                     if len(p) else f"the {name} truncation is empty: positions {first}:{end} "
                     f"{'do not reach' if name == 'late' else 'start after'} position {cut}; skipped")
                 continue
-            f = pca(W_full[p], k, center, gram=G_full[np.ix_(p, p)])
-            odes = ode_fits(f.projected, p, min(fit_components, k), 0, ode_window, _end_skip(p, flagged))
-            truncs[name] = {**pca_summary(f, p), "helix": fit_helix(f.projected[:, :fit_components], p.astype(float)),
-                            "ode": odes["ode"], "ode_smoothed": odes["ode_smoothed"]}
+            f = pca(W_full[p], k, o.center, gram=G_full[np.ix_(p, p)])
+            odes = ode_fits(f.projected, p, min(o.fit_components, k), 0, o.ode_window, _end_skip(p, flagged))
+            hx = fit_helix(f.projected[:, :o.fit_components], p.astype(float))
+            truncs[name] = {**pca_summary(f, p), "helix": hx, "ode": odes["ode"], "ode_smoothed": odes["ode_smoothed"]}
             if name == "late":
                 late_fit = f
-    fr = fray(W_full, late_fit, min(3, late_fit.components.shape[0]), int(truncate_at)) if late_fit is not None else None
-    norms = _norms(W_full, int(truncate_at))
+    fr = None if late_fit is None else fray(W_full, late_fit, min(3, late_fit.components.shape[0]), int(o.truncate_at))
+    norms = _norms(W_full, int(o.truncate_at))
     tp = None
     if use_tokens:
-        e_norms, tp = token_position(w.W_E.detach().cpu(), W_full[pos], fit, k=min(3, n_components),
-                                     sample=token_sample, seed=seed)
+        e_norms, tp = token_position(w.W_E.detach().cpu(), W_full[pos], fit, k=min(3, o.n_components),
+                                     sample=o.token_sample, seed=o.seed)
         norms["W_E_centred"] = e_norms.pop("centred")
         norms["W_E"] = e_norms
         norms["token_to_position_mean_ratio"] = norms["W_E"]["mean"] / norms["W_pos"]["mean"]
     else:
         notes.append("W_E not read: token/position comparisons skipped" + ("" if w.has("embed.W_E") else
                                                                           f" ({label} has no wte.weight)"))
-    sin = None
-    if sinusoidal:
-        sin = _sinusoidal(n_ctx, d_model, pos, sinusoidal_base, center, n_components, fit_components, ode_window,
-                          n_traces, cosine_size, notes)
-    result_kw = dict(
+    sin = _sinusoidal(n_ctx, d_model, pos, o, notes) if o.sinusoidal else None
+    plain = ("variance_explained", "cumulative", "components_for_90", "components_for", "coords", "helix", "ode",
+             "ode_smoothed")
+    return HelixResult(
         model=label, processing=tuple(w.processing), options=options, n_ctx=n_ctx, d_model=d_model,
-        positions=pos.tolist(), centred=bool(center), variance_explained=main["variance_explained"],
-        cumulative=main["cumulative"], components_for_90=main["components_for_90"],
-        components_for=main["components_for"], coords=main["coords"],
-        truncations={k: Truncation.of(v) for k, v in truncs.items()}, helix=main["helix"],
-        ode=main["ode"], ode_smoothed=main["ode_smoothed"], ode_by_k=[OdeByK.of(x) for x in main["ode_by_k"]],
+        positions=pos.tolist(), centred=bool(o.center), **{k: main[k] for k in plain},
+        truncations={k: Truncation.of(v) for k, v in truncs.items()}, ode_by_k=[OdeByK.of(x) for x in main["ode_by_k"]],
         periods=Periods.of(main["periods"]), short_period=ShortPeriod.of(main["short_period"]),
         traces=Traces.of(main["traces"]), cosine=Cosine.of(main["cosine"]), outliers=Outliers.of(outl),
         fray=Fray.of(fr), norms=Norms.of(norms), token_position=TokenPosition.of(tp),
         sinusoidal=SinusoidalGeometry.of(sin), notes=notes,
-    )
-    return HelixResult(**result_kw), fit
+    ), fit
 
 
 def _norms(W: np.ndarray, cut: int) -> dict:
@@ -311,15 +300,18 @@ def _norms(W: np.ndarray, cut: int) -> dict:
     return out
 
 
-def _sinusoidal(n_ctx, d_model, pos, base, center, n_components, fit_components, ode_window, n_traces, cosine_size,
-                notes) -> dict | None:
+def _geometry_options(o: Options) -> dict:
+    return dict(center=o.center, n_components=o.n_components, fit_components=o.fit_components,
+                ode_window=o.ode_window, n_traces=o.n_traces, cosine_size=o.cosine_size)
+
+
+def _sinusoidal(n_ctx, d_model, pos, o: Options, notes) -> dict | None:
     from .. import sinusoidal as S
 
     if d_model % 2:
         notes.append(f"sinusoidal comparison skipped: d_model {d_model} is odd")
         return None
-    pe = S.sinusoidal_encoding(n_ctx, d_model, base)
-    g, _ = geometry(pe[pos], pos, center=center, n_components=n_components, fit_components=fit_components,
-                    ode_window=ode_window, n_traces=n_traces, cosine_size=cosine_size)
+    pe = S.sinusoidal_encoding(n_ctx, d_model, o.sinusoidal_base)
+    g, _ = geometry(pe[pos], pos, **_geometry_options(o))
     g.pop("traces")
-    return {"encoding": S.describe(n_ctx, d_model, base), **g, "norms": norm_stats(pe)}
+    return {"encoding": S.describe(n_ctx, d_model, o.sinusoidal_base), **g, "norms": norm_stats(pe)}
