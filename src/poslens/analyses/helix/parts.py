@@ -16,8 +16,10 @@ from .fits import HelixFit
 from .pca import OdeFit
 
 
-def _of(cls, d: dict | None):
-    return None if d is None else cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+class _FromDict:
+    @classmethod
+    def of(cls, d: dict | None):
+        return None if d is None else cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 @dataclass(frozen=True)
@@ -48,17 +50,15 @@ class Periods:
 
 
 @dataclass(frozen=True)
-class ShortPeriod:
+class ShortPeriod(_FromDict):
     """The share of W_pos's variance at periods of at most ``period`` positions."""
 
     period: float
     share: float
 
-    of = classmethod(_of)
-
 
 @dataclass(frozen=True)
-class Traces:
+class Traces(_FromDict):
     """The highest-variance dimensions of W_pos along the positions, each with its best period."""
 
     dims: list[int]
@@ -66,11 +66,9 @@ class Traces:
     values: list[list[float]]
     periods: list[float]
 
-    of = classmethod(_of)
-
 
 @dataclass(frozen=True)
-class Cosine:
+class Cosine(_FromDict):
     """Cosine similarity of W_pos rows by offset (``by_offset``), of neighbours (``adjacent``), the
     offset where it is lowest, the period it implies (None without a clear one), and a strided
     cosine ``matrix`` over ``matrix_positions``."""
@@ -85,8 +83,6 @@ class Cosine:
     stride: int
     matrix_positions: list[int]
     matrix: list[list[float]]
-
-    of = classmethod(_of)
 
 
 @dataclass(frozen=True)
@@ -113,15 +109,13 @@ class Outliers:
 
 
 @dataclass(frozen=True)
-class LateNorms:
+class LateNorms(_FromDict):
     """Row norms beyond position ``positions`` (">100"): raw, centred over positions, centred over d_model."""
 
     positions: str
     mean: float
     mean_centred: float
     mean_centred_d_model: float
-
-    of = classmethod(_of)
 
 
 @dataclass(frozen=True)
@@ -146,7 +140,7 @@ class Norms:
 
 
 @dataclass(frozen=True)
-class Fray:
+class Fray(_FromDict):
     """How far early positions stay outside the late top-``k`` subspace: the ``residual`` share per
     position, its late ``baseline``, and ``fray_end``, the first position back within ``threshold``."""
 
@@ -159,11 +153,9 @@ class Fray:
     mean_after_cut: float
     fray_end: int | None
 
-    of = classmethod(_of)
-
 
 @dataclass(frozen=True)
-class TokenPosition:
+class TokenPosition(_FromDict):
     """Where token embeddings lie relative to W_pos's top-``k`` subspace: mean (|)cosine with the
     positions, and the share of W_E's variance inside the subspace against ``chance`` (k / d)."""
 
@@ -175,11 +167,9 @@ class TokenPosition:
     subspace_share_uncentred: float
     chance: float
 
-    of = classmethod(_of)
-
 
 @dataclass(frozen=True)
-class OdeByK:
+class OdeByK(_FromDict):
     """The linear-ODE fit's R² (central differences and Savitzky-Golay) and its two longest periods
     with ``k`` components."""
 
@@ -189,11 +179,9 @@ class OdeByK:
     periods_central: list[float]
     periods_savgol: list[float] | None
 
-    of = classmethod(_of)
-
 
 @dataclass(frozen=True)
-class Truncation:
+class Truncation(_FromDict):
     """The same PCA and fits on part of the positions (``range``, [start, stop)); ``helix``, ``ode``
     and ``ode_smoothed`` are :func:`~poslens.analyses.helix.fit_helix` / ``fit_linear_ode`` fits."""
 
@@ -207,8 +195,6 @@ class Truncation:
     helix: HelixFit | None = None
     ode: OdeFit | None = None
     ode_smoothed: OdeFit | None = None
-
-    of = classmethod(_of)
 
 
 @dataclass(frozen=True)
