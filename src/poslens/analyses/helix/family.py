@@ -132,7 +132,6 @@ def helix_models(specs, *, progress: bool = False, **options) -> HelixFamilyResu
     """
     from ...progress import bar
 
-
     specs = list(specs)
     if not specs:
         raise InvalidInputError("no model given; pass one or more --model values or --family")
@@ -240,7 +239,6 @@ def helix_sweep(specs, *, progress: bool = False, **options) -> HelixSweepResult
     """
     from ...progress import bar
 
-
     specs = list(specs)
     if len(specs) < 2:
         raise InvalidInputError("a sweep needs at least two checkpoints; pass several --model values or --steps")
@@ -273,10 +271,6 @@ def helix_sweep(specs, *, progress: bool = False, **options) -> HelixSweepResult
     )
 
 
-def _fmt_period(p) -> str:
-    return "none" if p is None else f"{p:.1f}"
-
-
 def family_summary(result) -> list[str]:
     """A line per model (or checkpoint) of a :class:`HelixFamilyResult` or :class:`HelixSweepResult`, then its notes.
 
@@ -287,9 +281,10 @@ def family_summary(result) -> list[str]:
     lines = [f"{len(result.table)} checkpoints of {result.model}:" if sweep else f"{len(result.table)} models:"]
     for row in result.table:
         share = "n/a" if row.share_3 is None else f"{row.share_3:.3f}"
+        period = "none" if row.helix_period is None else f"{row.helix_period:.1f}"
         name = (row.step if row.step is not None else row.spec) if sweep else row.model
         ov = getattr(row, "overlap_final", None)
         lines.append(f"  {name}: {share} of the variance in 3 PCs, {row.components_for_90} PCs for 90%, "
-                     f"helix period {_fmt_period(row.helix_period)} (R² {row.helix_r2:.3f})"
+                     f"helix period {period} (R² {row.helix_r2:.3f})"
                      + (f", overlap with the final top-3 {ov:.3f}" if ov is not None else ""))
     return lines + list(getattr(result, "notes", []))

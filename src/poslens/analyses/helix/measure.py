@@ -97,12 +97,12 @@ def _check_learned(W: np.ndarray, label: str, allow_fixed: bool) -> None:
     n, d = W.shape
     if allow_fixed or d % 2:
         return
-    scale = np.abs(W).max()
+    tol = 1e-4 * max(np.abs(W).max(), 1.0)
     head = min(n, 16)  # a learned W_pos differs from the table within its first rows; only a match is checked in full
     for layout in ("interleaved", "halves"):
-        if np.abs(W[:head] - sinusoidal_encoding(head, d, layout=layout)).max() > 1e-4 * max(scale, 1.0):
+        if np.abs(W[:head] - sinusoidal_encoding(head, d, layout=layout)).max() > tol:
             continue
-        if np.abs(W - sinusoidal_encoding(n, d, layout=layout)).max() <= 1e-4 * max(scale, 1.0):
+        if np.abs(W - sinusoidal_encoding(n, d, layout=layout)).max() <= tol:
             raise InvalidInputError(
                 f"W_pos of {label} is the fixed sinusoidal encoding ({layout} layout), not a learned one; "
                 "the helix analysis compares learned embeddings against it "

@@ -142,7 +142,6 @@ def pca(W: np.ndarray, n_components: int = 10, center: bool = True, gram: np.nda
         )
     Xc, mean, G = _prepare(W, center, gram)
     n, d = Xc.shape
-    small_is_rows = n <= d
     m = G.shape[0]
     total = float(np.trace(G))
     # identical rows leave only rounding after centring: relative to the rows' own size
@@ -153,7 +152,7 @@ def pca(W: np.ndarray, n_components: int = 10, center: bool = True, gram: np.nda
     top_vals, top_vecs = scipy.linalg.eigh(G, subset_by_index=[m - k, m - 1])
     top_vals, top_vecs = np.clip(top_vals[::-1], 0.0, None), top_vecs[:, ::-1]
     sv = np.sqrt(top_vals)
-    if small_is_rows:
+    if n <= d:
         # G = Xc Xc^T = U S^2 U^T, so the components are Xc^T U / S.
         safe = np.where(sv > 0, sv, 1.0)
         comps = (top_vecs.T @ Xc) / safe[:, None]
@@ -161,16 +160,8 @@ def pca(W: np.ndarray, n_components: int = 10, center: bool = True, gram: np.nda
         comps = top_vecs.T
     flip = np.sign(comps[np.arange(k), np.abs(comps).argmax(1)])
     comps = comps * np.where(flip == 0, 1.0, flip)[:, None]
-    return PCAFit(
-        components=comps,
-        mean=mean,
-        variance_ratio=top_vals / total,
-        projected=Xc @ comps.T,
-        singular_values=sv,
-        total_variance=total,
-        center=bool(center),
-        gram=G,
-    )
+    return PCAFit(components=comps, mean=mean, variance_ratio=top_vals / total, projected=Xc @ comps.T,
+                  singular_values=sv, total_variance=total, center=bool(center), gram=G)
 
 
 # ----------------------------------------------------------------------------- linear ODE

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-
 from .family import HelixFamilyResult, HelixSweepResult, family_summary
 
 
