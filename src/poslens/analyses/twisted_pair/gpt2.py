@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from ...errors import InvalidInputError, MissingTensorError
 from ...models.weights import Weights, require
+from ..heads.options import check_layers
 from ..helix.pca import OdeFit, PCAFit, fit_linear_ode, pca
 
 CURVE_SOURCES = ("W_pos", "W_E")
@@ -253,9 +254,7 @@ def derivative_heads(weights: Weights, cf: CurveFit, *, layers: list[int] | None
     """How close each head's OV image of x_i comes to the derivative direction f'(i)."""
     cfg = weights.cfg
     layers = list(range(cfg.n_layers)) if layers is None else [int(l) for l in layers]
-    for l in layers:
-        if not 0 <= l < cfg.n_layers:
-            raise InvalidInputError(f"layer {l} does not exist: {weights.label} has layers 0..{cfg.n_layers - 1}")
+    check_layers(weights, layers)  # only validates: the heads keep the order given
     P = len(cf.X)
     sl = slice(trim, P - trim) if P > 4 * trim else slice(None)
     Dc = cf.D - cf.D.mean(0)
@@ -306,8 +305,7 @@ def neuron_pairs(weights: Weights, cf: CurveFit, *, layer: int = 0, diff_rank: i
     from ...models.processing import fold_layer_norm
 
     cfg = weights.cfg
-    if not 0 <= layer < cfg.n_layers:
-        raise InvalidInputError(f"layer {layer} does not exist: {weights.label} has layers 0..{cfg.n_layers - 1}")
+    check_layers(weights, [layer])
     p = f"blocks.{layer}.mlp."
     require(weights, [p + "W_in", p + "W_out"], "the twisted-pair neuron search")
     w = fold_layer_norm(weights) if cfg.normalization == "LN" else weights
