@@ -82,8 +82,8 @@ def _gate_lp_cuts(Z: np.ndarray, inside: np.ndarray, start: int = 64, add: int =
         sub = np.r_[in_idx, np.fromiter(active, int)]
         w, b, delta = _gate_lp(Z[sub], inside[sub])
         viol = Z[out_idx] @ w + b + delta
-        bad = out_idx[viol > 1e-12 * max(1.0, abs(delta))]
-        bad = [i for i in bad[np.argsort(-viol[viol > 1e-12 * max(1.0, abs(delta))])] if i not in active][:add]
+        over = viol > 1e-12 * max(1.0, abs(delta))
+        bad = [i for i in out_idx[over][np.argsort(-viol[over])] if i not in active][:add]
         if not bad:
             return w, b, delta
         active.update(bad)
