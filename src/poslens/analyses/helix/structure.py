@@ -52,18 +52,11 @@ def cosine_structure(W: np.ndarray, positions: np.ndarray, size: int = 64, gram:
     period = int(rises[0]) if len(dips) and len(rises) else None
     stride = max(1, -(-n // max(1, size)))
     adj = np.diagonal(C, 1)
-    return {
-        "by_offset": np.round(by_offset, 6).tolist(),
-        "adjacent": np.round(adj, 6).tolist(),
-        "adjacent_mean": float(adj.mean()) if len(adj) else float("nan"),
-        "adjacent_std": float(adj.std()) if len(adj) else float("nan"),
-        "min_offset": k_min,
-        "min_value": float(by_offset[k_min]),
-        "period": period,
-        "stride": stride,
-        "matrix_positions": np.asarray(positions)[::stride].tolist(),
-        "matrix": np.round(C[::stride, ::stride], 4).tolist(),
-    }
+    mean, std = (float(adj.mean()), float(adj.std())) if len(adj) else (float("nan"), float("nan"))
+    return {"by_offset": np.round(by_offset, 6).tolist(), "adjacent": np.round(adj, 6).tolist(),
+            "adjacent_mean": mean, "adjacent_std": std, "min_offset": k_min, "min_value": float(by_offset[k_min]),
+            "period": period, "stride": stride, "matrix_positions": np.asarray(positions)[::stride].tolist(),
+            "matrix": np.round(C[::stride, ::stride], 4).tolist()}
 
 
 def outlier_positions(W: np.ndarray, threshold: float = 10.0, gram: np.ndarray | None = None) -> dict:
@@ -86,12 +79,8 @@ def outlier_positions(W: np.ndarray, threshold: float = 10.0, gram: np.ndarray |
     order = np.argsort(-iso)
     flagged = [{"position": int(i), "isolation": float(iso[i]), "nearest_distance": float(nn[i]), "norm": float(norms[i])}
                for i in order if iso[i] > threshold]
-    return {
-        "threshold": float(threshold),
-        "median_nearest_distance": med,
-        "flagged": flagged,
-        "isolation": np.round(iso, 4).tolist(),
-    }
+    return {"threshold": float(threshold), "median_nearest_distance": med, "flagged": flagged,
+            "isolation": np.round(iso, 4).tolist()}
 
 
 def fray(W: np.ndarray, late: PCAFit, k: int, cut: int, window: int = 11) -> dict:
@@ -113,21 +102,10 @@ def fray(W: np.ndarray, late: PCAFit, k: int, cut: int, window: int = 11) -> dic
     smooth = median_filter(res, size=window, mode="nearest")
     threshold = max(2 * base, 0.02) if np.isfinite(base) else 0.02
     ok = smooth <= threshold
-    end = None
-    for p in range(len(res)):
-        if ok[p:p + cut].all():
-            end = p
-            break
-    return {
-        "k": k,
-        "cut": cut,
-        "residual": np.round(res, 5).tolist(),
-        "baseline": base,
-        "threshold": threshold,
-        "mean_before_cut": float(res[:cut].mean()),
-        "mean_after_cut": float(res[cut:].mean()) if cut < len(res) else float("nan"),
-        "fray_end": end,
-    }
+    end = next((p for p in range(len(res)) if ok[p:p + cut].all()), None)
+    return {"k": k, "cut": cut, "residual": np.round(res, 5).tolist(), "baseline": base, "threshold": threshold,
+            "mean_before_cut": float(res[:cut].mean()),
+            "mean_after_cut": float(res[cut:].mean()) if cut < len(res) else float("nan"), "fray_end": end}
 
 
 def token_position(W_E, W_pos: np.ndarray, fit: PCAFit, k: int = 3, sample: int = 1024, seed: int = 0) -> tuple[dict, dict]:
