@@ -62,23 +62,15 @@ def summary_row(r) -> dict:
     h, od, sm = d.get("helix") or {}, d.get("ode") or {}, d.get("ode_smoothed") or {}
     late = (d.get("truncations") or {}).get("late") or {}
     cum = d.get("cumulative") or []
+    cos = d.get("cosine") or {}
     return {
-        "model": d.get("model"),
-        "n_ctx": d.get("n_ctx"),
-        "d_model": d.get("d_model"),
-        "share_3": cum[2] if len(cum) > 2 else None,
-        "components_for_90": d.get("components_for_90"),
+        "model": d.get("model"), "n_ctx": d.get("n_ctx"), "d_model": d.get("d_model"),
+        "share_3": cum[2] if len(cum) > 2 else None, "components_for_90": d.get("components_for_90"),
         "late_share_3": late["cumulative"][2] if len(late.get("cumulative", [])) > 2 else None,
-        "helix_period": h.get("period"),
-        "helix_radius": h.get("radius"),
-        "helix_turns": h.get("turns"),
-        "helix_r2": h.get("r2"),
-        "ode_r2": od.get("r2"),
-        "ode_r2_smoothed": sm.get("r2"),
-        "norm_mean": d["norms"]["W_pos"]["mean"],
-        "norm_std": d["norms"]["W_pos"]["std"],
-        "adjacent_cosine": (d.get("cosine") or {}).get("adjacent_mean"),
-        "cosine_period": (d.get("cosine") or {}).get("period"),
+        "helix_period": h.get("period"), "helix_radius": h.get("radius"), "helix_turns": h.get("turns"),
+        "helix_r2": h.get("r2"), "ode_r2": od.get("r2"), "ode_r2_smoothed": sm.get("r2"),
+        "norm_mean": d["norms"]["W_pos"]["mean"], "norm_std": d["norms"]["W_pos"]["std"],
+        "adjacent_cosine": cos.get("adjacent_mean"), "cosine_period": cos.get("period"),
     }
 
 

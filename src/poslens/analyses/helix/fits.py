@@ -143,17 +143,13 @@ def fit_helix(Y: np.ndarray, t: np.ndarray | None = None) -> HelixFit:
     rise = float(np.linalg.norm(a_perp))
     speed = float(np.linalg.norm(a))
     span = float(t.max() - t.min())
+    nan = float("nan")
     return HelixFit(
-        **vars(s),
-        radius=float(np.sqrt((sv**2).sum() / 2)),
-        semi_axes=sv.tolist(),
-        ellipticity=float(sv[1] / sv[0]) if sv[0] > 0 else float("nan"),
-        rise_per_position=rise,
-        pitch=rise * s.period,
+        **vars(s), radius=float(np.sqrt((sv**2).sum() / 2)), semi_axes=sv.tolist(),
+        ellipticity=float(sv[1] / sv[0]) if sv[0] > 0 else nan, rise_per_position=rise, pitch=rise * s.period,
         in_plane_drift=float(np.linalg.norm(a_par)),
-        axis_tilt_deg=float(np.degrees(np.arccos(min(1.0, rise / speed)))) if speed > 0 else float("nan"),
-        axis=(a_perp / rise).tolist() if rise > 0 else None,
-        turns=span / s.period,
+        axis_tilt_deg=float(np.degrees(np.arccos(min(1.0, rise / speed)))) if speed > 0 else nan,
+        axis=(a_perp / rise).tolist() if rise > 0 else None, turns=span / s.period,
     )
 
 
@@ -201,11 +197,9 @@ def dominant_periods(Y: np.ndarray, t: np.ndarray, n_peaks: int = 3) -> dict:
     idx = idx[np.argsort(power[idx])[::-1]][:n_peaks]
     pooled = [{"period": float(2 * np.pi / omega[i]), "share": float(power[i] / total) if total > 0 else float("nan")}
               for i in idx]
-    by_col = []
-    for j in range(Y.shape[1]):
-        f = fit_sinusoid(Y[:, j], t)
-        span = float(t.max() - t.min())
-        # a period longer than the range is an extrapolation from less than one cycle
-        by_col.append({"column": j, "period": f.period, "cycles": span / f.period, "r2": f.r2})
+    span = float(t.max() - t.min())
+    fits = [fit_sinusoid(Y[:, j], t) for j in range(Y.shape[1])]
+    # a period longer than the range is an extrapolation from less than one cycle
+    by_col = [{"column": j, "period": f.period, "cycles": span / f.period, "r2": f.r2} for j, f in enumerate(fits)]
     return {"pooled": pooled, "by_column": by_col}
 
