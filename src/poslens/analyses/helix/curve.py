@@ -63,19 +63,9 @@ def ode_fits(coords: np.ndarray, t: np.ndarray, k: int, n_components: int, windo
     return {"ode": one(k, "central"), "ode_smoothed": one(k, "savgol"), "ode_by_k": by_k}
 
 
-def geometry(
-    W: np.ndarray,
-    positions: np.ndarray,
-    *,
-    center: bool = True,
-    n_components: int = 10,
-    fit_components: int = 3,
-    ode_window: int = 51,
-    n_traces: int = 6,
-    cosine_size: int = 64,
-    ode_skip: tuple[int, int] = (0, 0),
-    gram: np.ndarray | None = None,
-) -> tuple[dict, PCAFit]:
+def geometry(W: np.ndarray, positions: np.ndarray, *, center: bool = True, n_components: int = 10,
+             fit_components: int = 3, ode_window: int = 51, n_traces: int = 6, cosine_size: int = 64,
+             ode_skip: tuple[int, int] = (0, 0), gram: np.ndarray | None = None) -> tuple[dict, PCAFit]:
     """Every single-matrix metric of the positional rows ``W [n, d]`` (one per entry of ``positions``).
 
     PCA (variance shares, components for 90%, top-3 coordinates), the helix fit and the

@@ -199,14 +199,11 @@ def derivative(curve: Curve, t: np.ndarray, h: float = 1e-5) -> np.ndarray:
     out = np.empty((len(t), curve(np.array([0.5])).shape[1]))
     lo, hi, mid = t - h < 0, t + h > 1, (t - h >= 0) & (t + h <= 1)
     if mid.any():
-        tm = t[mid]
-        out[mid] = (curve(tm + h) - curve(tm - h)) / (2 * h)
+        out[mid] = (curve(t[mid] + h) - curve(t[mid] - h)) / (2 * h)
     if lo.any():
-        tl = t[lo]
-        out[lo] = (-3 * curve(tl) + 4 * curve(tl + h) - curve(tl + 2 * h)) / (2 * h)
+        out[lo] = (-3 * curve(t[lo]) + 4 * curve(t[lo] + h) - curve(t[lo] + 2 * h)) / (2 * h)
     if hi.any():
-        th = t[hi]
-        out[hi] = (3 * curve(th) - 4 * curve(th - h) + curve(th - 2 * h)) / (2 * h)
+        out[hi] = (3 * curve(t[hi]) - 4 * curve(t[hi] - h) + curve(t[hi] - 2 * h)) / (2 * h)
     return out
 
 
