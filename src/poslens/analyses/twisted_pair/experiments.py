@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ...errors import InvalidInputError
+from ...models.runner import Runner
 from .build import Construction, build
 from .curves import curve_stats, make_curve
 from .verify import run_estimates, verify
@@ -179,8 +180,6 @@ def noise_cancellation(con: Construction, sigmas: Sequence[float] = (0.0, 0.05, 
     distance a gate input may move before its gate can flip); 1 means typical noise of
     that size. Errors are "excess" errors: estimate minus the noise-free estimate.
     """
-    from ...models.runner import Runner
-
     runner = Runner(con.weights, device=device, dtype=dtype)
     tokens, i, j = _pair_subset(con, max_pairs, seed)
     n_s = con.n_sentries

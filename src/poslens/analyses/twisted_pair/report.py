@@ -12,12 +12,9 @@ from __future__ import annotations
 
 def result_findings(r) -> list[str]:
     """The result's ``findings``: plain sentences, negatives included."""
-    findings = []
-    c = r.construction
-    findings.append(
-        f"The post's literal gate direction f(s_m) isolates {c.dot_gate_ok} of {c.n_sentries} sentry cells on "
-        f"this {c.curve.name}; the tuned gates isolate {c.n_sentries - c.n_gates_failed}.")
-    g = r.gpt2
+    c, g = r.construction, r.gpt2
+    findings = [f"The post's literal gate direction f(s_m) isolates {c.dot_gate_ok} of {c.n_sentries} sentry cells "
+                f"on this {c.curve.name}; the tuned gates isolate {c.n_sentries - c.n_gates_failed}."]
     if g:
         n = g.neurons
         if g.neurons_skipped:
@@ -36,7 +33,5 @@ def summarize(r) -> list[str]:
         f"neurons, d_model {c.d_model}; {v.n_pairs} pairs, max |error| {v.max_error:.3g} positions vs bound "
         f"{v.max_bound:.3g}; {'all inside the bound' if v.within_bound else str(v.n_outside_bound) + ' outside'}",
     ]
-    for ch in r.checks:
-        lines.append(f"[{'reproduced' if ch.reproduced else 'NOT reproduced'}] {ch.what}: {ch.ours}")
-    lines += r.findings
-    return lines
+    lines += [f"[{'reproduced' if ch.reproduced else 'NOT reproduced'}] {ch.what}: {ch.ours}" for ch in r.checks]
+    return lines + list(r.findings)
