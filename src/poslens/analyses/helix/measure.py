@@ -282,7 +282,7 @@ def _helix(weights, o: Options) -> tuple[HelixResult, PCAFit]:
 def _norms(W: np.ndarray, cut: int) -> dict:
     """Row-norm statistics of W_pos over every position, as the slides compute them, plus the late mean."""
     centred = W - W.mean(0)
-    above = W[cut + 1:] if cut + 1 < len(W) else W[:0]
+    above = W[cut + 1:]
     out = {
         "W_pos": norm_stats(W),
         "W_pos_centred": norm_stats(centred),
