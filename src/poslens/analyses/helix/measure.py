@@ -69,8 +69,6 @@ class HelixResult(Result):
     notes: list[str] = field(default_factory=list)
 
 
-# ----------------------------------------------------------------------------- the analysis
-
 NOT_LEARNED = ("the helix analysis of learned positional embeddings; models with rotary or fixed sinusoidal "
                "positions have no learned W_pos to analyse")
 

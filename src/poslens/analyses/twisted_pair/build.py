@@ -74,9 +74,6 @@ def check_sizes(n: int, M: int, k: int, variant: str = "plain") -> None:
         raise InvalidInputError(f"M={M}: the post assumes fewer sentries than points (M + 1 < n={n}); lower M")
 
 
-# ----------------------------------------------------------------------------- the construction
-
-
 @dataclass(frozen=True)
 class CurveSamples:
     """Up to a few hundred sample points of the curve (index ``i``, coordinates ``x``) and their active

@@ -21,9 +21,6 @@ import numpy as np
 from ...errors import InvalidInputError
 
 
-# ----------------------------------------------------------------------------- sentries and cells
-
-
 def sentry_layout(n: int, M: int, variant: str = "plain", period: float | None = None):
     """Sentry locations, each point's cell (nearest sentry) and its effective sentry location.
 
@@ -42,9 +39,6 @@ def sentry_layout(n: int, M: int, variant: str = "plain", period: float | None =
     r = np.floor(u + 0.5 - 1e-12)
     cell = (r % M).astype(int)
     return np.arange(M) * T / M, cell, r * T / M, T / M
-
-
-# ----------------------------------------------------------------------------- gates
 
 
 def _gate_lp(Z: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, float, float]:
