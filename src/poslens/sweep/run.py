@@ -63,16 +63,11 @@ def compute(tasks: list[dict], store: Store, *, executor="local", jobs=None, add
 
     from .executors import run_cells
 
-    todo, cached = [], 0
-    seen = set()
+    seen: dict[str, dict] = {}
     for t in tasks:
-        if t["key"] in seen:
-            continue
-        seen.add(t["key"])
-        if store.get(t["key"], t["material"]) is None:
-            todo.append(t)
-        else:
-            cached += 1
+        seen.setdefault(t["key"], t)
+    todo = [t for t in seen.values() if store.get(t["key"], t["material"]) is None]
+    cached = len(seen) - len(todo)
     failed: dict[str, str] = {}
     bar = tqdm(total=len(seen), initial=cached, desc="sweep cells", unit="cell", disable=not progress)
     log_lines = []
@@ -87,9 +82,9 @@ def compute(tasks: list[dict], store: Store, *, executor="local", jobs=None, add
         bar.update(1)
 
     try:
-        a = ANALYSES[todo[0]["analysis"]] if todo else None
         run_cells(todo, done, executor=executor, jobs=jobs, address=address,
-                  cpus=a.cpus if a else 1.0, memory_mb=max((ANALYSES[t["analysis"]].memory_mb for t in todo), default=1024))
+                  cpus=ANALYSES[todo[0]["analysis"]].cpus if todo else 1.0,
+                  memory_mb=max((ANALYSES[t["analysis"]].memory_mb for t in todo), default=1024))
     finally:
         bar.close()
         if log_path is not None and log_lines:
@@ -122,42 +117,38 @@ def merge(tasks: list[dict], store: Store, cp_params: dict | None = None, failed
         if body is None:
             body = {"status": "failed", "reason": failed.get(t["key"], "not computed"), "fingerprints": {}}
         by[(t["revision"]["model"], t["revision"]["revision"], t["analysis"])] = (t, body)
-    revs = {m: list(dict.fromkeys((t["revision"]["revision"]) for t in tasks if t["revision"]["model"] == m))
+    revs = {m: list(dict.fromkeys(t["revision"]["revision"] for t in tasks if t["revision"]["model"] == m))
             for m in models}
     rev_info = {(t["revision"]["model"], t["revision"]["revision"]): t["revision"] for t in tasks}
     # integrity: fingerprints of everything any cell read from each revision
     flags: dict[str, dict[str, list[str]]] = {m: {} for m in models}
-    fingerprints: dict[str, dict[str, dict]] = {}
+    fingerprints: dict[str, dict[str, dict]] = {m: {} for m in models}
     for m in models:
-        seq = []
         for r in revs[m]:
-            fp = {}
+            fp = fingerprints[m][r] = {}
             for a in analyses:
                 if (m, r, a) in by:
                     fp.update(by[(m, r, a)][1].get("fingerprints", {}))
-            seq.append((rev_info[(m, r)], fp))
-            fingerprints.setdefault(m, {})[r] = fp
-        for r, earlier in _identical(seq).items():
+        for r, earlier in _identical([(rev_info[(m, r)], fingerprints[m][r]) for r in revs[m]]).items():
             flags[m].setdefault(r, []).append(f"tensors bit-identical to {earlier}")
     metrics: dict[str, dict] = {}
-    cells = []
-    for (m, r, a), (t, body) in sorted(by.items(), key=lambda kv: (models.index(kv[0][0]), revs[kv[0][0]].index(kv[0][1]),
-                                                                  analyses.index(kv[0][2]))):
-        cells.append({**rev_info[(m, r)], "analysis": a, "status": body["status"], "reason": body.get("reason"),
-                      "metrics": body.get("metrics"), "options": t["options"]})
+    cells = [{**rev_info[(m, r)], "analysis": a, "status": body["status"], "reason": body.get("reason"),
+              "metrics": body.get("metrics"), "options": t["options"]}
+             for (m, r, a), (t, body) in sorted(by.items(), key=lambda kv: (
+                 models.index(kv[0][0]), revs[kv[0][0]].index(kv[0][1]), analyses.index(kv[0][2])))]
     for a in analyses:
         for name, meaning in ANALYSES[a].metrics.items():
-            rows = []
+            entry = metrics[name] = {"analysis": a, "meaning": meaning, "rows": [], "jumps": {}}
             for m in models:
                 series = []
                 for r in revs[m]:
                     if (m, r, a) not in by:
                         continue
-                    t, body = by[(m, r, a)]
+                    body = by[(m, r, a)][1]
                     ri = rev_info[(m, r)]
-                    val = (body.get("metrics") or {}).get(name) if body["status"] == "ok" else None
-                    head = (body.get("metrics") or {}).get(name.replace("_score", "_head")) if name.endswith("_score") \
-                        else None
+                    got = body.get("metrics") or {}
+                    val = got.get(name) if body["status"] == "ok" else None
+                    head = got.get(name.replace("_score", "_head")) if name.endswith("_score") else None
                     row = {"model": m, "revision": r, "step": ri["step"], "tokens": ri["tokens"], "value": val,
                            "status": body["status"], "note": body.get("reason") or "", "flags": []}
                     if head is not None:
@@ -176,11 +167,9 @@ def merge(tasks: list[dict], store: Store, cp_params: dict | None = None, failed
                     flags[m].setdefault(series[s["index"]]["revision"], []).append(f"{name} spike")
                 for row in series:
                     row["flags"] += [f for f in flags[m].get(row["revision"], []) if "identical" in f]
-                rows += series
-                metrics.setdefault(name, {"analysis": a, "meaning": meaning, "rows": [], "jumps": {}})
-                metrics[name]["jumps"][m] = [{**j, "revision": series[j["index"]]["revision"],
-                                              "step": series[j["index"]]["step"]} for j in jumps["jumps"]]
-            metrics[name]["rows"] = rows
+                entry["rows"] += series
+                entry["jumps"][m] = [{**j, "revision": series[j["index"]]["revision"],
+                                      "step": series[j["index"]]["step"]} for j in jumps["jumps"]]
     return {
         "format": SWEEP_FORMAT,
         "models": models,
@@ -190,7 +179,7 @@ def merge(tasks: list[dict], store: Store, cp_params: dict | None = None, failed
         "change_points": {**CP.describe(cp_params), "share_min_jump": f"a best_*_score (a head's share of attention) "
                           f"must move by at least {SHARE_MIN_JUMP} to count as a jump or a spike"},
         "metrics": metrics,
-        "flags": {m: {r: v for r, v in f.items()} for m, f in flags.items()},
+        "flags": flags,
         "fingerprints": fingerprints,
         "cells": cells,
     }
@@ -207,19 +196,19 @@ def _csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def _json(obj) -> str:
+    return json.dumps(json.loads(canonical(obj)), indent=1, sort_keys=True) + "\n"
+
+
 def write_tables(merged: dict, out: Path) -> list[Path]:
     """``OUT/sweep.json`` and, per metric, ``OUT/tables/METRIC.csv`` and ``.json`` (deterministic bytes)."""
-    paths = []
+    tables, paths = out / "tables", []
     for name, m in merged["metrics"].items():
-        p = out / "tables" / f"{name}.csv"
-        atomic_write_text(p, _csv(m["rows"]))
-        q = out / "tables" / f"{name}.json"
-        atomic_write_text(q, json.dumps(json.loads(canonical({"metric": name, **m, "change_points": merged["change_points"]})),
-                                        indent=1, sort_keys=True) + "\n")
-        paths += [p, q]
-    p = out / "sweep.json"
-    atomic_write_text(p, json.dumps(json.loads(canonical(merged)), indent=1, sort_keys=True) + "\n")
-    return [p] + paths
+        atomic_write_text(tables / f"{name}.csv", _csv(m["rows"]))
+        atomic_write_text(tables / f"{name}.json", _json({"metric": name, **m, "change_points": merged["change_points"]}))
+        paths += [tables / f"{name}.csv", tables / f"{name}.json"]
+    atomic_write_text(out / "sweep.json", _json(merged))
+    return [out / "sweep.json"] + paths
 
 
 def sweep(models, *, out, steps=None, every=None, log=None, analyses=("helix",), overrides=None, executor="local",
