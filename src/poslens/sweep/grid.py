@@ -56,18 +56,14 @@ def _step_from_name(name: str) -> int | None:
 
 
 def _local_revision(model: str, d: Path) -> Revision:
-    step = tokens = None
-    log = d / "training_log.json"
-    if log.is_file():
-        try:
-            data = json.loads(log.read_text())
-            step = data.get("step") if isinstance(data.get("step"), int) else None
-            tokens = data.get("tokens_seen") if isinstance(data.get("tokens_seen"), int) else None
-        except (OSError, ValueError, AttributeError):
-            pass
-    if step is None:
-        step = _step_from_name(d.name)
-    return Revision(model=model, revision=d.name, spec=str(d), step=step, tokens=tokens)
+    try:
+        data = json.loads((d / "training_log.json").read_text())
+    except (OSError, ValueError):  # no log, or not one poslens wrote: the folder name may still say the step
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    step, tokens = (data[k] if isinstance(data.get(k), int) else None for k in ("step", "tokens_seen"))
+    return Revision(model=model, revision=d.name, spec=str(d), step=_step_from_name(d.name) if step is None else step,
+                    tokens=tokens)
 
 
 def _local_history(model: str, root: Path) -> list[Revision]:
@@ -105,7 +101,7 @@ def available(model: str) -> list[Revision]:
     source = resolve(name)
     info = source.info
     if rev:
-        return [_explicit_one(model, name, rev, source)]
+        return [_explicit_one(name, rev)]
     if info is not None and info.checkpoints:
         per = TOKENS_PER_STEP.get(info.family)
         # the branch names are the registry's (checkpoint-STEP for Stanford, stepSTEP for Pythia)
@@ -113,10 +109,7 @@ def available(model: str) -> list[Revision]:
                          spec=f"{info.name}@{s}", step=s, tokens=None if per is None else s * per)
                 for s in info.checkpoints]
     if source.local_dir is not None:
-        hist = _local_history(model, Path(source.local_dir))
-        if hist:
-            return hist
-        return [_local_revision(model, Path(source.local_dir))]
+        return _local_history(model, Path(source.local_dir)) or [_local_revision(model, Path(source.local_dir))]
     hub = _hub_branches(source.repo_id) if source.repo_id else None
     return hub or [Revision(model=model, revision="main", spec=model)]
 
@@ -146,7 +139,7 @@ def _hub_branches(repo_id: str) -> list[Revision] | None:
     return sorted(revs, key=lambda r: (r.step, r.revision)) or None
 
 
-def _explicit_one(model: str, name: str, rev: str, source) -> Revision:
+def _explicit_one(name: str, rev: str) -> Revision:
     return Revision(model=name, revision=rev, spec=f"{name}@{rev}", step=_step_from_name(rev))
 
 
@@ -233,6 +226,6 @@ def revisions(model: str, *, steps=None, every: int | None = None, log: int | No
         # a hub id: checked against its branches when the hub lists them, else the hub answers for each
         listed = _hub_branches(name)
         if listed is None:
-            return [_explicit_one(model, name, str(s).strip(), None) for s in steps]
+            return [_explicit_one(name, str(s).strip()) for s in steps]
         return choose(listed, steps=steps)
     return choose(available(model), steps=steps, every=every, log=log)
