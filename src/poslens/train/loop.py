@@ -303,11 +303,9 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
             reinit_heads(model, opt, _reinit(cfg), torch.Generator().manual_seed(cfg.seed + 1 + log["step"]))
     step = log["step"]
     tokens_per_step = cfg.batch_size * cfg.n_ctx
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True, disable=not progress)
     t_last, steps_run = time.time(), 0
     snaps = set(H.snapshot_steps(cfg.snapshots, cfg.max_steps))
 
@@ -322,12 +320,14 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
     snapshot()  # the initialisation, when asked for
 
     def checkpoint():
+        """Save the whole state, then export the model."""
         nonlocal t_last
         now = time.time()
         log["wall_seconds"] += now - t_last
         t_last = now
         atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "config": cfg.to_dict(),
                            "log": log}, state_path)
+        export(model, tok, out / "model", log)
 
     frozen_params = _frozen_params(cfg, model)
     while step < cfg.max_steps:
@@ -354,23 +354,18 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             entry["val_loss"] = evaluate(model, val_ids, cfg, device)
         log["history"].append(entry)
-        if bar is not None:
-            bar.update(1)
-            post = {"loss": f"{entry['loss']:.3f}", "tok/s": f"{tokens_per_step / max(time.time() - t0, 1e-9):.0f}"}
-            if "val_loss" in entry:
-                post["val"] = f"{entry['val_loss']:.3f}"
-            bar.set_postfix(post)
+        bar.update(1)
+        post = {"loss": f"{entry['loss']:.3f}", "tok/s": f"{tokens_per_step / max(time.time() - t0, 1e-9):.0f}"}
+        if "val_loss" in entry:
+            post["val"] = f"{entry['val_loss']:.3f}"
+        bar.set_postfix(post)
         snapshot()
         if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
             checkpoint()
-            export(model, tok, out / "model", log)
         if (stop_after is not None and steps_run >= stop_after) or (stop_at is not None and step >= stop_at):
             checkpoint()
-            export(model, tok, out / "model", log)
             break
-    if bar is not None:
-        bar.close()
+    bar.close()
     if step >= cfg.max_steps:
         checkpoint()
-        export(model, tok, out / "model", log)
     return out / "model"
