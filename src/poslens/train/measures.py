@@ -19,8 +19,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 # Targets of the model organism; a mechanism "formed" at the first snapshot from which it stays past its target.
 TARGETS: dict[str, tuple[str, float]] = {
     "prev": (">=", 0.8), "dup": (">=", 0.3), "induction": (">=", 0.3), "incontext_gain": (">=", 0.3),
@@ -95,11 +93,7 @@ def formation(rows: list[dict], key: str) -> dict[str, Any]:
     for good (None if it never does), and the snapshot interval with the largest rise toward it."""
     steps = [r["step"] for r in rows]
     vals = [r.get(key) for r in rows]
-    formed = None
-    for i in range(len(rows)):
-        if all(meets(key, v) for v in vals[i:]):
-            formed = steps[i]
-            break
+    formed = next((steps[i] for i in range(len(rows)) if all(meets(key, v) for v in vals[i:])), None)
     sign = 1.0 if TARGETS[key][0] == ">=" else -1.0
     jumps = [(sign * (vals[i] - vals[i - 1]), i) for i in range(1, len(rows))
              if vals[i] is not None and vals[i - 1] is not None]
@@ -131,13 +125,6 @@ def as_table(rows: list[dict], keys=("val_loss", "prev", "dup", "induction", "in
     head = "| step | tokens | " + " | ".join(LABELS[k] for k in keys) + " |"
     out = [head, "| " + " | ".join("---" for _ in range(len(keys) + 2)) + " |"]
     for r in rows:
-        cells = []
-        for k in keys:
-            v = r.get(k)
-            cells.append("n/a" if v is None else (f"{v:.1%}" if k == "wpe_short" else f"{v:.3f}"))
+        cells = ["n/a" if r.get(k) is None else f"{r[k]:.1%}" if k == "wpe_short" else f"{r[k]:.3f}" for k in keys]
         out.append(f"| {r['step']:,} | {r['tokens_seen']:,} | " + " | ".join(cells) + " |")
     return out
-
-
-def _np(x):  # keep numpy scalars out of JSON
-    return x.item() if isinstance(x, np.generic) else x
