@@ -82,16 +82,10 @@ def unigram_cross_entropy(train: np.ndarray, val: np.ndarray, vocab: int) -> flo
 
 
 def check_size(train: np.ndarray, val: np.ndarray, n_ctx: int) -> None:
-    if len(train) <= n_ctx + 1:
-        raise CorpusError(
-            f"the corpus has {len(train)} training tokens, fewer than one context window ({n_ctx + 1}); "
-            "give more text or a smaller --n-ctx"
-        )
-    if len(val) <= n_ctx + 1:
-        raise CorpusError(
-            f"the held-out part has {len(val)} tokens, fewer than one context window ({n_ctx + 1}); "
-            "give more text or raise --val-frac"
-        )
+    for n, what, fix in ((len(train), "the corpus has {} training tokens", "a smaller --n-ctx"),
+                         (len(val), "the held-out part has {} tokens", "raise --val-frac")):
+        if n <= n_ctx + 1:
+            raise CorpusError(f"{what.format(n)}, fewer than one context window ({n_ctx + 1}); give more text or {fix}")
 
 
 def batch(ids: np.ndarray, rng: np.random.Generator, batch_size: int, n_ctx: int, repeat_frac: float = 0.0,

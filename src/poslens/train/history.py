@@ -52,8 +52,7 @@ def snapshot_steps(n: int, max_steps: int) -> list[int]:
     n = min(n, max_steps)
     steps: list[int] = []
     for s in np.geomspace(1, max_steps, n):
-        s = max(int(round(s)), steps[-1] + 1 if steps else 1)
-        steps.append(s)
+        steps.append(max(int(round(s)), steps[-1] + 1 if steps else 1))
     # Pushing small steps up may run past the end; pull the tail back below it.
     steps[-1] = max_steps
     for i in range(len(steps) - 2, -1, -1):
@@ -117,6 +116,4 @@ def write_snapshot(model, tok, model_dir: Path, step: int, tokens_seen: int, val
 
 def has_snapshot(model_dir: Path, step: int) -> bool:
     path = history_dir(model_dir) / MANIFEST
-    if not path.is_file():
-        return False
-    return any(s["step"] == step for s in json.loads(path.read_text())["snapshots"])
+    return path.is_file() and any(s["step"] == step for s in json.loads(path.read_text())["snapshots"])
