@@ -121,9 +121,7 @@ def jumps(values, params: dict | None = None) -> dict:
                 g, z, where, nxt = g2, z2, int(math.ceil(mid)), i + 2
         # the data must step the same way: extrapolating two lines across a curve can open a gap of
         # the wrong sign where the series only bends
-        span = segs[nxt][0] - 1, segs[nxt][0]
-        if nxt == i + 2:
-            span = left[1] - 1, segs[nxt][0]
+        span = (left[1] if nxt == i + 2 else segs[nxt][0]) - 1, segs[nxt][0]
         step = x[span[1]] - x[span[0]]
         if (abs(z) > p["kappa"] and abs(g) > p["min_jump"] * rng and abs(g) >= p["min_abs"] and step * g > 0
                 and abs(step) >= 0.5 * abs(g)):

@@ -123,13 +123,9 @@ def render(merged: dict) -> str:
         if fig is not None:
             parts.append("<div class='fig'>" + fig.to_html(full_html=False, include_plotlyjs=False,
                                                            div_id="sweep-" + hashlib.sha1(model.encode()).hexdigest()[:10]) + "</div>")
-        flagged = []
-        for name, m in merged["metrics"].items():
-            for r in m["rows"]:
-                if r["model"] == model and r["flags"]:
-                    flagged.append(f"<tr><td>{esc(r['revision'])}</td><td class='num'>{fmt(r['step'])}</td>"
-                                   f"<td>{esc(name)}</td><td class='num'>{fmt(r['value'])}</td>"
-                                   f"<td>{esc('; '.join(r['flags']))}</td></tr>")
+        flagged = [f"<tr><td>{esc(r['revision'])}</td><td class='num'>{fmt(r['step'])}</td><td>{esc(name)}</td>"
+                   f"<td class='num'>{fmt(r['value'])}</td><td>{esc('; '.join(r['flags']))}</td></tr>"
+                   for name, m in merged["metrics"].items() for r in m["rows"] if r["model"] == model and r["flags"]]
         if flagged:
             parts.append("<h3>Flagged revisions</h3><table><tr><th>revision</th><th>step</th><th>metric</th>"
                          "<th>value</th><th>why</th></tr>" + "".join(flagged) + "</table>")
