@@ -239,23 +239,18 @@ def _unit_text(scheme: str, rng: np.random.Generator, words: dict[int, tuple[str
         n = int(rng.integers(sentence_words[0], sentence_words[1] + 1))
         ws = [word() for _ in range(n)]
         return "", " " + " ".join([ws[0].capitalize(), *ws[1:]]) + "."
-    if scheme == "code":
-        t = _CODE_TEMPLATES[rng.integers(len(_CODE_TEMPLATES))]
-        return "\n", t.format(a=word(), b=word(), c=word())
-    raise InvalidInputError(f"unknown scheme '{scheme}'; use one of {', '.join(SCHEMES)}")
+    t = _CODE_TEMPLATES[rng.integers(len(_CODE_TEMPLATES))]  # "code"; make_prompts has checked the scheme
+    return "\n", t.format(a=word(), b=word(), c=word())
 
 
 def max_prompt_tokens(tokenizer, scheme: str, prefix: str, n_units: int, lengths: Sequence[int],
                       prepend_bos: bool) -> int | None:
     """Worst-case prompt length for schemes whose units have a bounded token count (word,
     list); None for sentence and code, whose lengths are checked prompt by prompt."""
-    p = len(tokenizer.encode(prefix)) + int(prepend_bos)
-    sep = len(tokenizer.encode(","))
-    if scheme == "word":
-        return p + n_units * max(lengths)
-    if scheme == "list":
-        return p + n_units * max(lengths) + (n_units - 1) * sep
-    return None
+    if scheme not in ("word", "list"):
+        return None
+    commas = (n_units - 1) * len(tokenizer.encode(",")) if scheme == "list" else 0
+    return len(tokenizer.encode(prefix)) + int(prepend_bos) + n_units * max(lengths) + commas
 
 
 def _check_fits(tokenizer, scheme, prefix, prefix_ids, n_units, lengths, prepend_bos, n_ctx) -> None:
