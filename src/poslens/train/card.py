@@ -48,11 +48,9 @@ def _command(options: dict, out: str, stop_at: int | None) -> str:
 def commands(log: dict, out: str = "runs/tiny") -> list[str]:
     """The ``poslens train`` commands, one per stage, that reproduce the run (up to float nondeterminism)."""
     stages = log.get("stages") or [{"from_step": 0, "options": log["config"]}]
-    cmds = [f"CORPORA={Path(stages[0]['options']['corpus'][0]).parent}   # where the text files are"]
-    for i, st in enumerate(stages):
-        nxt = stages[i + 1]["from_step"] if i + 1 < len(stages) else None
-        cmds.append(_command(st["options"], out, nxt))
-    return cmds
+    ends = [st["from_step"] for st in stages[1:]] + [None]  # each stage stops where the next starts
+    return [f"CORPORA={Path(stages[0]['options']['corpus'][0]).parent}   # where the text files are",
+            *(_command(st["options"], out, end) for st, end in zip(stages, ends))]
 
 
 def measure(model_dir: str | Path, n_seq: int = 32, n_new: int = 40) -> dict[str, Any]:
@@ -160,9 +158,8 @@ def _kinds_text(options: dict) -> str:
 def _held(spec: str) -> str:
     parts = [x.strip() for x in str(spec).split(",") if x.strip()]
     layers = [x for x in parts if x != "unembed"]
-    what = [f"layer(s) {','.join(layers)}"] if layers else []
-    if "unembed" in parts:
-        what.append("the token (un)embedding and final LayerNorm")
+    what = ([f"layer(s) {','.join(layers)}"] if layers else []) + (
+        ["the token (un)embedding and final LayerNorm"] if "unembed" in parts else [])
     return " and ".join(what)
 
 
@@ -315,10 +312,7 @@ def render(m: dict, name: str = "tiny") -> str:
         "",
         "Greedy samples (no sampling, no cherry-picking: the first prompts tried):",
         "",
-    ]
-    for s in m["samples"]:
-        lines.append(f"- `{s['prompt']}` → {json.dumps(s['continuation'])}")
-    lines += [
+        *(f"- `{s['prompt']}` → {json.dumps(s['continuation'])}" for s in m["samples"]),
         "",
         "## What positional structure it learned (measured with poslens)",
         "",
