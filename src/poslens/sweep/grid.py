@@ -172,10 +172,7 @@ def choose(revs: list[Revision], *, steps=None, every: int | None = None, log: i
         return []
     if steps is not None:
         by_name = {r.revision: r for r in revs}
-        by_step = {}
-        for r in revs:
-            if r.step is not None:
-                by_step.setdefault(r.step, r)
+        by_step = {r.step: r for r in reversed(revs) if r.step is not None}  # the first revision of each step
         out = []
         for s in steps:
             s = str(s).strip()
@@ -199,11 +196,7 @@ def choose(revs: list[Revision], *, steps=None, every: int | None = None, log: i
         hi = max(r.step for r in revs)
         targets = [revs[0].step] + [lo * (hi / lo) ** (i / (log - 2)) for i in range(log - 1)] if log > 2 and hi > lo \
             else [revs[0].step, hi]
-        out = []
-        for t in targets:
-            best = min(revs, key=lambda r: (abs(math.log1p(r.step) - math.log1p(t)), r.step))
-            if best not in out:
-                out.append(best)
+        out = dict.fromkeys(min(revs, key=lambda r: (abs(math.log1p(r.step) - math.log1p(t)), r.step)) for t in targets)
         return sorted(out, key=lambda r: r.step)
     return list(revs)
 
