@@ -110,18 +110,13 @@ def check_ray_address(address: str, timeout: float = 5.0) -> None:
                                   "`ray start --head` or check the address") from None
 
 
-def _ray():
+def connect_ray(address: str, cpus: int | None = None):
+    """The ``ray`` module, connected to ``address`` (reusing a connection this process already has)."""
+    check_ray_address(address)  # before importing Ray: a dead address answers in seconds
     try:
         import ray
     except ImportError:
         raise RayUnavailableError('the ray executor needs Ray: pip install "poslens[ray]"') from None
-    return ray
-
-
-def connect_ray(address: str, cpus: int | None = None):
-    """The ``ray`` module, connected to ``address`` (reusing a connection this process already has)."""
-    check_ray_address(address)  # before importing Ray: a dead address answers in seconds
-    ray = _ray()
     if ray.is_initialized():
         return ray
     kw = dict(log_to_driver=False, configure_logging=False)
