@@ -331,7 +331,7 @@ def make_prompts(
             us.append(body)
         return ids, sp, us, text
 
-    tokens, spans, units, texts = [], [], [], []
+    drawn = []  # (ids, spans, units, text) of each prompt
     for _ in range(n_prompts):
         for _attempt in range(_MAX_REDRAWS):
             ids, sp, us, text = draw()
@@ -353,10 +353,8 @@ def make_prompts(
                 f"a {scheme} prompt has {len(ids)} tokens but the model's context is n_ctx={n_ctx}; "
                 "shorten the prefix or use fewer units"
             )
-        tokens.append(ids)
-        spans.append(sp)
-        units.append(us)
-        texts.append(text)
+        drawn.append((ids, sp, us, text))
+    tokens, spans, units, texts = (list(x) for x in zip(*drawn))
     return PromptSet(scheme, split, prefix, prepend_bos, tokens, spans, units, texts)
 
 
