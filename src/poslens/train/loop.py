@@ -106,9 +106,8 @@ def check_options(cfg: TrainConfig) -> None:
                                 f"{', '.join(C.SYNTHETIC_KINDS)}")
     if cfg.wpe_lr_scale < 0 or cfg.wpe_freeze_steps < 0 or cfg.snapshots < 0:
         raise InvalidInputError("wpe_lr_scale, wpe_freeze_steps and snapshots cannot be negative")
-    _reinit(cfg)
-    frozen = _frozen(cfg)
-    if any(not 0 <= l < cfg.n_layers for l in frozen):
+    _reinit(cfg)  # raises on a malformed or out-of-range head
+    if any(not 0 <= l < cfg.n_layers for l in _frozen(cfg)):
         raise InvalidInputError(f"freeze_layers={cfg.freeze_layers!r}: layers are 0..{cfg.n_layers - 1}")
     if cfg.d_model % cfg.n_heads:
         raise InvalidInputError(f"d_model={cfg.d_model} is not divisible by n_heads={cfg.n_heads}")
