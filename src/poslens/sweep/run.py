@@ -205,7 +205,8 @@ def write_tables(merged: dict, out: Path) -> list[Path]:
     tables, paths = out / "tables", []
     for name, m in merged["metrics"].items():
         atomic_write_text(tables / f"{name}.csv", _csv(m["rows"]))
-        atomic_write_text(tables / f"{name}.json", _json({"metric": name, **m, "change_points": merged["change_points"]}))
+        table = {"metric": name, **m, "change_points": merged["change_points"]}
+        atomic_write_text(tables / f"{name}.json", _json(table))
         paths += [tables / f"{name}.csv", tables / f"{name}.json"]
     atomic_write_text(out / "sweep.json", _json(merged))
     return [out / "sweep.json"] + paths
