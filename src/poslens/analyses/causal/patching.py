@@ -32,6 +32,7 @@ import torch
 
 from ...errors import InvalidInputError
 from ...models.runner import Runner
+from ...progress import bar
 from ...results import Result
 from .intervention import resolve_positions
 from .metrics import Metric, MetricRecord, MetricStore
@@ -39,7 +40,6 @@ from .run import as_run_kwargs, build_edits, input_shape
 from .suffix import PATCH_HOOKS, cache_hooks, supported, sweep_position
 
 MODES = ("denoise", "noise")
-RESID_HOOKS = PATCH_HOOKS
 HEAD_HOOKS = ("z", "q", "k", "v", "result")
 
 
@@ -119,12 +119,22 @@ def _layers(runner: Runner, layers: Sequence[int] | None) -> list[int]:
     return out
 
 
-def _metric_runs(runner: Runner, kw: dict, metric: Metric, hooks: list[str], batch_size: int | None):
+def _metric_run(runner: Runner, kw: dict, metric: Metric, hooks: list[str], batch_size: int | None):
     """One run of an input: its metric values per sequence and the activations at ``hooks``."""
     B, _ = input_shape(kw)
     store = MetricStore([metric], B, B)
     acts = runner.run(**kw, hooks=hooks, edits=build_edits([], store.readers()), batch_size=batch_size)
     return store.values[metric.name], acts
+
+
+def _metric_runs(runner: Runner, kc: dict, kx: dict, mode: str, metric: Metric, src_hooks: list[str],
+                 base_hooks: list[str], batch_size: int | None):
+    """The source and base runs: their activations, then the clean, corrupted and base metric values."""
+    base_kw, src_kw = (kx, kc) if mode == "denoise" else (kc, kx)
+    src_vals, src_acts = _metric_run(runner, src_kw, metric, src_hooks, batch_size)
+    base_vals, base_acts = _metric_run(runner, base_kw, metric, base_hooks, batch_size)
+    clean_vals, corrupt_vals = (src_vals, base_vals) if mode == "denoise" else (base_vals, src_vals)
+    return src_acts, base_acts, clean_vals, corrupt_vals, base_vals
 
 
 def _normalise(raw: np.ndarray, clean: float, corrupt: float) -> tuple[np.ndarray, str | None]:
@@ -197,16 +207,15 @@ def patch_sweep(
     if method not in ("auto", "suffix", "full"):
         raise InvalidInputError(f"unknown method '{method}'; use auto, suffix or full")
     hook_type = hook if hook.startswith("hook_") else f"hook_{hook}"
-    if hook_type not in RESID_HOOKS:
+    if hook_type not in PATCH_HOOKS:
         raise InvalidInputError(f"residual patching hook '{hook}' is not one of "
-                                f"{', '.join(h[5:] for h in RESID_HOOKS)}")
+                                f"{', '.join(h[5:] for h in PATCH_HOOKS)}")
     kc, kx, B, P = _check_pair(clean, corrupted)
     _check_metric(runner, metric)
     layers = _layers(runner, layers)
     pos = list(range(P)) if positions is None else resolve_positions(tuple(positions), P, "patched").tolist()
     if not pos:
         raise InvalidInputError("no positions to patch")
-    base_kw, src_kw = (kx, kc) if mode == "denoise" else (kc, kx)
     use_suffix = method == "suffix" or (method == "auto" and supported(runner, hook_type, metric))
     if method == "suffix" and not supported(runner, hook_type, metric):
         raise InvalidInputError(f"the suffix method cannot read the metric at '{metric.hook}'; use method='full'")
@@ -222,20 +231,13 @@ def patch_sweep(
         base_hooks = cache_hooks(runner, run_layers[0], metric)
     else:
         base_hooks = [f"blocks.{l}.hook_resid_pre" for l in run_layers]
-    src_vals, src_acts = _metric_runs(runner, src_kw, metric, src_hooks, batch_size)
-    base_vals, base_acts = _metric_runs(runner, base_kw, metric, base_hooks, batch_size)
-    clean_vals, corrupt_vals = (src_vals, base_vals) if mode == "denoise" else (base_vals, src_vals)
-
+    src_acts, base_acts, clean_vals, corrupt_vals, base_vals = _metric_runs(runner, kc, kx, mode, metric, src_hooks,
+                                                                            base_hooks, batch_size)
     raw = np.repeat(base_vals[None, None, :], len(layers), 0).repeat(len(pos), 1)  # [L, p, B]
     li = {l: i for i, l in enumerate(layers)}
     n_cells = int(run_cell.sum())
-    it = range(len(pos)) if use_suffix else run_layers
-    if progress is None:
-        progress = n_cells > 256
-    if progress:
-        from ...progress import bar
-
-        it = bar(it, desc="patching", unit="position" if use_suffix else "layer", leave=False)
+    it = bar(range(len(pos)) if use_suffix else run_layers, desc="patching", unit="position" if use_suffix else "layer",
+             leave=False, disable=not (n_cells > 256 if progress is None else progress))
     if use_suffix:
         src_at = {l: src_acts[f"blocks.{l}.{hook_type}"] for l in run_layers}
         chunk = max(1, (batch_size or 64) // max(1, len(run_layers)))
@@ -302,26 +304,18 @@ def head_sweep(
         if not 0 <= h < H:
             raise InvalidInputError(f"head {h} does not exist: the model has heads 0..{H - 1} per layer")
     ppos = None if positions is None else resolve_positions(tuple(positions), P, "patched")
-    base_kw, src_kw = (kx, kc) if mode == "denoise" else (kc, kx)
     names = runner.hook_names()
     m_idx = names.index(metric.hook)
     qmax = P - 1 if metric.positions is None else int(resolve_positions(metric.positions, P, "read by the metric").max())
     reach = ppos is None or int(ppos.min()) <= qmax
     run_layer = [names.index(f"blocks.{l}.attn.hook_{hook}") <= m_idx and reach for l in layers]
     run_layers = [l for l, ok in zip(layers, run_layer) if ok]
-    src_vals, src_acts = _metric_runs(runner, src_kw, metric, [f"blocks.{l}.attn.hook_{hook}" for l in run_layers],
-                                      batch_size)
-    base_vals, base_acts = _metric_runs(runner, base_kw, metric, [f"blocks.{l}.hook_resid_pre" for l in run_layers],
-                                        batch_size)
-    clean_vals, corrupt_vals = (src_vals, base_vals) if mode == "denoise" else (base_vals, src_vals)
+    src_acts, base_acts, clean_vals, corrupt_vals, base_vals = _metric_runs(
+        runner, kc, kx, mode, metric, [f"blocks.{l}.attn.hook_{hook}" for l in run_layers],
+        [f"blocks.{l}.hook_resid_pre" for l in run_layers], batch_size)
     raw = np.repeat(base_vals[None, None, :], len(layers), 0).repeat(len(heads), 1)
     hidx = torch.tensor(heads)
-    it = run_layers
-    if progress:
-        from ...progress import bar
-
-        it = bar(it, desc="head patching", unit="layer", leave=False)
-    for l in it:
+    for l in bar(run_layers, desc="head patching", unit="layer", leave=False, disable=not progress):
         src = src_acts[f"blocks.{l}.attn.hook_{hook}"]
 
         def patch(act, cells, b, src=src):
