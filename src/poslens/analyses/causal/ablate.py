@@ -25,7 +25,7 @@ from ...errors import InvalidInputError
 from ...models.runner import Runner
 from ...results import Result
 from .baselines import Comparison, against, compare, head_pool, random_head_sets, random_neurons, random_subspace
-from .intervention import Intervention, InterventionRecord, _layer
+from .intervention import INPUT, Intervention, InterventionRecord, _layer
 from .metrics import Metric, MetricRecord, MetricStore
 from .run import as_run_kwargs, input_shape, run_variants
 
@@ -90,10 +90,6 @@ def baseline_variants(interventions: Sequence[Intervention], cfg, n: int, seed: 
     return [[random_counterpart(iv, cfg, exclude, d, seed) for iv in interventions] for d in range(n)]
 
 
-def _mean_rows(v: np.ndarray) -> np.ndarray:
-    return np.nanmean(v, axis=0)
-
-
 def effects_table(values: dict[str, np.ndarray], metrics: Sequence[Metric], target: int, clean: int,
                   baseline: Sequence[int]) -> tuple[dict[str, MetricValue], dict[str, MetricValue],
                                                     dict[str, Comparison | dict[str, Comparison]]]:
@@ -103,8 +99,8 @@ def effects_table(values: dict[str, np.ndarray], metrics: Sequence[Metric], targ
     eff_d: dict[str, Comparison | dict[str, Comparison]] = {}
     for m in metrics:
         v = values[m.name]
-        c, a = _mean_rows(v[clean]), _mean_rows(v[target])
-        base = [_mean_rows(v[i]) - c for i in baseline]
+        c, a = np.nanmean(v[clean], axis=0), np.nanmean(v[target], axis=0)
+        base = [np.nanmean(v[i], axis=0) - c for i in baseline]
         clean_d[m.name] = c.tolist() if np.ndim(c) else float(c)
         abl_d[m.name] = a.tolist() if np.ndim(a) else float(a)
         if np.ndim(c) == 0:
@@ -169,7 +165,7 @@ def ablation_effect(
         options={"n_baseline": n_baseline, "seed": seed, "dtype": str(runner.dtype).replace("torch.", ""),
                  "n_sequences": B},
         interventions=[iv.describe() for iv in interventions],
-        references={INPUT_NAME: "the sequences measured", **dict(reference_info or {})},
+        references={INPUT: "the sequences measured", **dict(reference_info or {})},
         metrics={m.name: m.describe() for m in metrics}, clean=clean, ablated=abl, effects=eff,
         baseline=RandomBaseline(kind="same ablation on random targets of the same size (heads of the same layer, never "
                                      "the ablated ones; neurons of the same layer; uniformly random subspaces of the same "
@@ -177,9 +173,6 @@ def ablation_effect(
                                 n_draws=n_baseline, draws=[[iv.describe(full=False) for iv in d] for d in draws]),
         n_sequences=B, seconds=round(time.perf_counter() - t0, 3), notes=notes,
     )
-
-
-INPUT_NAME = "input"
 
 
 def summarize(result: AblationResult) -> list[str]:
