@@ -134,11 +134,7 @@ def random_head_sets(n_heads: int, size: int, exclude: Iterable[int] = (), n_dra
     When too few heads are left outside ``exclude``, draws come from the whole layer (the
     caller records this in the result as the baseline's pool).
     """
-    ex = set(int(e) for e in exclude)
-    pool = [h for h in range(n_heads) if h not in ex]
-    if len(pool) < size:
-        pool = list(range(n_heads))
-    return _draw_subsets(pool, size, n_draws, np.random.default_rng(seed))
+    return _draw_subsets(head_pool(n_heads, size, exclude), size, n_draws, np.random.default_rng(seed))
 
 
 def head_pool(n_heads: int, size: int, exclude: Iterable[int]) -> list[int]:
