@@ -54,11 +54,8 @@ _D_MODEL_SUFFIXES = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hoo
 
 def d_model_hooks(runner: Runner) -> list[str]:
     """Hooks whose last axis is ``d_model`` (where a direction can be ablated)."""
-    out = []
-    for n in runner.hook_names():
-        if n in ("hook_embed", "hook_pos_embed", "ln_final.hook_normalized") or n.endswith(_D_MODEL_SUFFIXES):
-            out.append(n)
-    return out
+    return [n for n in runner.hook_names()
+            if n in ("hook_embed", "hook_pos_embed", "ln_final.hook_normalized") or n.endswith(_D_MODEL_SUFFIXES)]
 
 
 @dataclass(frozen=True)
@@ -216,9 +213,6 @@ def orthonormal_basis(vectors: torch.Tensor, what: str = "the direction") -> tor
     return q.T.contiguous()
 
 
-# ---------------------------------------------------------------------------- validation
-
-
 def validate(iv: Intervention, runner: Runner, references: Mapping[str, Any] | None = None) -> None:
     """Raise a PoslensError saying what is wrong with ``iv`` for this model, if anything."""
     cfg = runner.cfg
@@ -272,9 +266,7 @@ def resolve_positions(positions: tuple[int, ...] | None, P: int, what: str = "ab
     """Absolute positions (None stays None = every position); an error for out-of-range ones."""
     if positions is None:
         return None
-    out = []
     for p in positions:
         if not -P <= p < P:
             raise InvalidInputError(f"position {p} is {what} but the sequence has {P} positions (0..{P - 1}, or -1..-{P})")
-        out.append(p % P)
-    return torch.tensor(sorted(set(out)), dtype=torch.long)
+    return torch.tensor(sorted({p % P for p in positions}), dtype=torch.long)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ...errors import InvalidInputError
 from ...models.runner import HookContext
-from .intervention import resolve_positions
+from .intervention import _tuple, resolve_positions
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,7 @@ def direction_readout(hook: str, vector, positions: Sequence[int] | None = (-1,)
         x = act[:, _pos_index(positions, act.shape[1])]
         return (x @ v.to(act.dtype)).reshape(act.shape[0], -1).mean(1) + bias
 
-    pos = None if positions is None else tuple(int(p) for p in positions)
-    return Metric(name, hook, fn, pos, info={"kind": "direction readout", "bias": float(bias),
+    return Metric(name, hook, fn, _tuple(positions), info={"kind": "direction readout", "bias": float(bias),
                                             "vector_norm": float(v.norm())})
 
 
@@ -167,9 +166,8 @@ def neuron_activation(layer: int, neurons: int | Sequence[int], positions: Seque
         v = act[:, _pos_index(positions, act.shape[1])][..., idx].mean(1)
         return v[:, 0] if scalar else v
 
-    pos = None if positions is None else tuple(int(p) for p in positions)
-    return Metric(name or f"neuron {layer}.{','.join(map(str, idx))}", f"blocks.{layer}.mlp.hook_{hook}", fn, pos,
-                  shape=() if scalar else (len(idx),), labels=tuple(f"{layer}.{n}" for n in idx),
+    return Metric(name or f"neuron {layer}.{','.join(map(str, idx))}", f"blocks.{layer}.mlp.hook_{hook}", fn,
+                  _tuple(positions), shape=() if scalar else (len(idx),), labels=tuple(f"{layer}.{n}" for n in idx),
                   info={"kind": "neuron activation", "layer": layer, "neurons": idx})
 
 
