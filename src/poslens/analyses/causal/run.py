@@ -22,9 +22,6 @@ from ...models.runner import Activations, HookContext, Runner
 from .intervention import INPUT, Intervention, orthonormal_basis, resolve_positions, validate
 
 
-# ---------------------------------------------------------------------------- inputs
-
-
 def as_run_kwargs(inputs) -> dict:
     """Token ids ([batch, pos] or [pos]) or a dict of :meth:`Runner.run` input keywords."""
     if isinstance(inputs, Mapping):
@@ -39,11 +36,9 @@ def as_run_kwargs(inputs) -> dict:
 
 
 def input_shape(kw: dict) -> tuple[int, int]:
-    x = kw.get("tokens", kw.get("embed", kw.get("resid")))
-    x = torch.as_tensor(x)
-    if x.dim() in (1, 2) and not x.is_floating_point():
-        return (1, x.shape[0]) if x.dim() == 1 else (x.shape[0], x.shape[1])
-    return (1, x.shape[0]) if x.dim() == 2 else (x.shape[0], x.shape[1])
+    x = torch.as_tensor(kw.get("tokens", kw.get("embed", kw.get("resid"))))
+    tokens = x.dim() in (1, 2) and not x.is_floating_point()  # tokens [pos] or [batch, pos]; vectors one more axis
+    return (1, x.shape[0]) if x.dim() == (1 if tokens else 2) else (x.shape[0], x.shape[1])
 
 
 def repeat_input(kw: dict, times: int) -> dict:
@@ -56,9 +51,6 @@ def repeat_input(kw: dict, times: int) -> dict:
                 x = x[None]
             out[k] = x.repeat(times, *([1] * (x.dim() - 1)))
     return out
-
-
-# ---------------------------------------------------------------------------- compiled ops
 
 
 @dataclass
@@ -224,9 +216,6 @@ def _gather_reference(runner: Runner, name: str, kw: dict, ops: list[_Op], P_run
                 op.pool = pools[k]
 
 
-# ---------------------------------------------------------------------------- running
-
-
 Reader = Callable[[torch.Tensor, HookContext], None]
 
 
@@ -294,9 +283,6 @@ def run_variants(
     kw = as_run_kwargs(inputs)
     B, _ = input_shape(kw)
     ops = compile_interventions(runner, [list(v) for v in variants], kw, references, batch_size, n_base=B)
-    if len(variants) == 1:
-        for op in ops:
-            op.rows = (0, B)
     big = repeat_input(kw, len(variants))
     runner.run(**big, edits=build_edits(ops, readers), batch_size=batch_size or max(B, 32), progress=bool(progress))
     return B
