@@ -143,10 +143,10 @@ class WordIndexAblationOptions:
                   batch_size=(self.batch_size, 1))
         if str(self.C) != "auto":
             try:
-                c = float(self.C)
+                positive = float(self.C) > 0
             except ValueError:
-                raise InvalidInputError(f"C must be a positive number or auto; got '{self.C}'") from None
-            if not c > 0:
+                positive = False
+            if not positive:
                 raise InvalidInputError(f"C must be a positive number or auto; got '{self.C}'")
         a, b = self.lengths_a, self.lengths_b
         if not a or not b or min(*a, *b) < 1:

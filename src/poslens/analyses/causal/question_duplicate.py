@@ -325,7 +325,7 @@ def duplicate_neuron_ablation(
     rand_gap = [float(size[0, [col[n] for n in s]].mean()) for s in rsets]
     opts = {**dataclasses.asdict(o), "heads": None if heads is None else list(dup), "seq_len": P, "dtype": dtype,
             "hook": f"blocks.{layer}.attn.hook_z", "mean_over": "sequences (per position)"}
-    res = DupNeuronAblationResult(
+    return DupNeuronAblationResult(
         model=weights.label, processing=tuple(weights.processing), options=opts, layer=layer, neuron_layer=layer,
         duplicate_heads=[f"{layer}.{h}" for h in dup], other_heads=[f"{layer}.{h}" for h in others],
         head_scores=scores, selected=selected, selection=selection,
@@ -343,8 +343,6 @@ def duplicate_neuron_ablation(
                              n_non_repeated_positions=int(masks[..., 1].sum())),
         seconds=round(time.perf_counter() - t0, 3), notes=notes + list(dh.notes),
     )
-
-    return res
 
 
 def summarize(r: DupNeuronAblationResult) -> list[str]:

@@ -185,8 +185,8 @@ def helix_ablation(
         notes.append(f"{weights.label} lacks {missing}: the input is W_pos alone (token embedding zero) and only "
                      "layer 0's attention is measured; no loss")
     runner = runner or Runner(weights, device=device, dtype=dtype)
+    P = min(seq_len, cfg.n_ctx)
     if positional_only:
-        P = min(seq_len, cfg.n_ctx)
         kw = {"embed": torch.zeros(1, P, cfg.d_model)}
         layers = [0]
         input_info = InputInfo("positional embedding alone (token embedding zero)", 1, P)
@@ -195,7 +195,6 @@ def helix_ablation(
         if tokenizer is None:
             tokenizer = Tokenizer.for_checkpoint(weights.source)
         bos = tokenizer.bos_token_id if prepend_bos else None
-        P = min(seq_len, cfg.n_ctx)
         if corpus is not None:
             tokens = corpus_sequences(corpus, tokenizer, P, n_seq, seed=seed, prepend_bos=bos is not None)
             src = f"{len(tokens)} windows of {corpus}"
