@@ -227,10 +227,8 @@ def patch_sweep(
     run_layers = sorted({layers[i] for i in range(len(layers)) if run_cell[i].any()})
 
     src_hooks = [f"blocks.{l}.{hook_type}" for l in run_layers]
-    if use_suffix and run_layers:
-        base_hooks = cache_hooks(runner, run_layers[0], metric)
-    else:
-        base_hooks = [f"blocks.{l}.hook_resid_pre" for l in run_layers]
+    base_hooks = (cache_hooks(runner, run_layers[0], metric) if use_suffix and run_layers
+                  else [f"blocks.{l}.hook_resid_pre" for l in run_layers])
     src_acts, base_acts, clean_vals, corrupt_vals, base_vals = _metric_runs(runner, kc, kx, mode, metric, src_hooks,
                                                                             base_hooks, batch_size)
     raw = np.repeat(base_vals[None, None, :], len(layers), 0).repeat(len(pos), 1)  # [L, p, B]

@@ -126,17 +126,11 @@ def _prunable(runner: Runner, metric: Metric, p: int, P: int, stop: int) -> tupl
     after the final LayerNorm), that layer needs every suffix position's keys and values
     but the rest only at those positions.
     """
-    if metric.positions is None:
+    # A resid_pre metric is read before its layer's attention (final hooks, stop == n_layers, never are).
+    if metric.positions is None or metric.hook.endswith(".hook_resid_pre"):
         return None, None
-    cfg = runner.cfg
-    if stop == cfg.n_layers:
-        last = cfg.n_layers - 1
-    elif metric.hook.endswith(".hook_resid_pre"):
-        return None, None
-    else:
-        last = stop
     pos = resolve_positions(metric.positions, P, "read by the metric")
-    return last, pos[pos >= p] - p
+    return min(stop, runner.cfg.n_layers - 1), pos[pos >= p] - p
 
 
 def _read(metric: Metric, name: str, t: torch.Tensor, p: int, rows: torch.Tensor, cache) -> None:
