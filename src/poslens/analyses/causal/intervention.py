@@ -84,11 +84,9 @@ class InterventionRecord:
         if self.basis is None:
             raise InvalidInputError(f"{self.name}: recorded without its basis (sha256 {self.basis_sha256}); "
                                     "it cannot be redone from this record")
-        return Intervention(kind=self.kind, target=self.target, hook=self.hook, index=tuple(self.index),
-                            basis=tuple(tuple(r) for r in self.basis),
-                            positions=None if self.positions is None else tuple(self.positions),
-                            reference=self.reference, mean_over=self.mean_over, gain=self.gain, seed=self.seed,
-                            label=self.label, source=self.source)
+        d = {k: getattr(self, k) for k in Intervention.__dataclass_fields__}
+        return Intervention(**{**d, "index": tuple(self.index), "basis": tuple(tuple(r) for r in self.basis),
+                               "positions": _tuple(self.positions)})
 
 
 @dataclass(frozen=True)
