@@ -153,13 +153,9 @@ def ablation_effect(
     run_variants(runner, kw, variants, store.readers(), references=references, batch_size=batch_size)
     vals = store.by_variant(len(variants))
     clean, abl, eff = effects_table(vals, metrics, 1, 0, range(2, len(variants)))
-    notes = []
-    for iv in interventions:
-        if iv.target == "head":
-            pool = head_pool(runner.cfg.n_heads, len(iv.index), iv.index)
-            if set(pool) & set(iv.index):
-                notes.append(f"layer {_layer(iv.hook)} has too few other heads for a disjoint random baseline of "
-                             f"{len(iv.index)}; random draws may include the ablated heads")
+    notes = [f"layer {_layer(iv.hook)} has too few other heads for a disjoint random baseline of {len(iv.index)}; "
+             "random draws may include the ablated heads" for iv in interventions
+             if iv.target == "head" and set(head_pool(runner.cfg.n_heads, len(iv.index), iv.index)) & set(iv.index)]
     return AblationResult(
         model=runner.weights.label, processing=tuple(runner.weights.processing),
         options={"n_baseline": n_baseline, "seed": seed, "dtype": str(runner.dtype).replace("torch.", ""),

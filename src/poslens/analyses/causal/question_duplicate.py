@@ -216,14 +216,10 @@ def duplicate_neuron_ablation(
                                  f"{cfg.positional} positions, no learned position table W_pos to choose neurons by PVO")
     require(weights, ["embed.W_E", "pos_embed.W_pos"] + [f"blocks.{l}.mlp.W_in" for l in range(layer + 1)],
             f"token inputs through layer {layer}'s MLP (the duplicate-neuron ablation)")
-    if neurons is not None:
-        bad = [n for n in neurons if not 0 <= int(n) < cfg.d_mlp]
-        if bad:
-            raise InvalidInputError(f"neuron {bad[0]} does not exist: layer {layer}'s MLP has neurons 0..{cfg.d_mlp - 1}")
-    if heads is not None:
-        bad = [h for h in heads if not 0 <= int(h) < cfg.n_heads]
-        if bad:
-            raise InvalidInputError(f"head {layer}.{bad[0]} does not exist: layer {layer} has heads 0..{cfg.n_heads - 1}")
+    if neurons is not None and (bad := [n for n in neurons if not 0 <= int(n) < cfg.d_mlp]):
+        raise InvalidInputError(f"neuron {bad[0]} does not exist: layer {layer}'s MLP has neurons 0..{cfg.d_mlp - 1}")
+    if heads is not None and (bad := [h for h in heads if not 0 <= int(h) < cfg.n_heads]):
+        raise InvalidInputError(f"head {layer}.{bad[0]} does not exist: layer {layer} has heads 0..{cfg.n_heads - 1}")
     P = min(seq_len, cfg.n_ctx)
     notes: list[str] = []
     if P > cfg.d_vocab:  # distinct-token sequences need a new token at every position
