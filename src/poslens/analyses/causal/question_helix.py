@@ -210,15 +210,15 @@ def helix_ablation(
     helix_iv = ablate_direction("hook_pos_embed", U, kind, mean_over=mean_over, label=f"W_pos top-{k} PCA subspace",
                                 source=f"poslens.analyses.helix.pca of W_pos[{lo}:] ({'centred' if center else 'uncentred'})")
     e_helix = _removed_energy(Wrun, U, kind)
-    rand, matched, gains = [], [], []
+    rand, matched, gains, removed = [], [], [], []
     for i in range(n_random):
         R = random_subspace(cfg.d_model, k, seed=seed * 7919 + i)
         src_r = f"uniform random {k}-d subspace (QR of a Gaussian), seed {seed * 7919 + i}"
         rand.append(ablate_direction("hook_pos_embed", R, kind, mean_over=mean_over, label=f"random {k}-d subspace #{i}",
                                      source=src_r))
-        g = math.sqrt(e_helix / max(_removed_energy(Wrun, R, kind), 1e-30))
-        gains.append(g)
-        matched.append(ablate_direction("hook_pos_embed", R, kind, mean_over=mean_over, gain=g,
+        removed.append(_removed_energy(Wrun, R, kind))
+        gains.append(math.sqrt(e_helix / max(removed[-1], 1e-30)))
+        matched.append(ablate_direction("hook_pos_embed", R, kind, mean_over=mean_over, gain=gains[-1],
                                         label=f"variance-matched random {k}-d subspace #{i}", source=src_r))
     variants = [[], [helix_iv], *[[r] for r in rand], *[[m] for m in matched]]
     metrics = [previous_token_attention(l, cfg.n_heads, min_query=1) for l in layers]
@@ -254,8 +254,7 @@ def helix_ablation(
     total = float(((Wrun - Wrun.mean(0)) ** 2).sum())
     share = VarianceShare(
         helix_pca=float(fit.cumulative[-1]), removed_helix=e_helix / total if total else float("nan"),
-        removed_random=spread([_removed_energy(Wrun, torch.tensor(r.basis, dtype=torch.float64), kind) / total
-                               for r in rand]))
+        removed_random=spread([e / total for e in removed]))
     opts = dict(k=k, skip_first=skip_first, center=center, kind=kind, corpus=str(corpus) if corpus else None,
                 text="given" if text else None, n_seq=n_seq, seq_len=P, n_random=n_random, prev_threshold=prev_threshold,
                 positional_only=positional_only, prepend_bos=prepend_bos, seed=seed, dtype=dtype, hook="hook_pos_embed",
