@@ -184,8 +184,7 @@ def word_index_ablation(
     Xv = harvest(runner, val.tokens, vp["prompt"], vp["pos"], points, batch_size=batch_size)
     probes, probe_info = {}, {}
     for i, p in enumerate(points):
-        pr = fit_probe(Xt[i], tp["label"], tp["prompt"], C=o.inverse_regularisation, seed=seed)
-        probes[p] = pr
+        probes[p] = pr = fit_probe(Xt[i], tp["label"], tp["prompt"], C=o.inverse_regularisation, seed=seed)
         probe_info[str(p)] = PointProbe(accuracy=float((pr.predict(Xv[i]) == vp["label"]).mean()), C=pr.C,
                                         converged=pr.converged, hook=hooks[str(p)])
     U = probe_subspace(probes[layer])

@@ -95,12 +95,11 @@ def sweep_position(
     last, keep = _prunable(runner, metric, p, P, stop)
     order: list[int] = []
     x = None
-    get = lambda name: cache[name][base_rows].to(dev, dt)  # noqa: E731
     try:
         for l in range(layers[0], min(stop, cfg.n_layers - 1) + 1):
             patch = None
             if l in layers:
-                new = get(f"blocks.{l}.hook_resid_pre")[:, p:]
+                new = cache[f"blocks.{l}.hook_resid_pre"][base_rows].to(dev, dt)[:, p:]
                 x = new if x is None else torch.cat([x, new])
                 order.append(l)
                 patch = _Patch(f"blocks.{l}.{hook_type}", slice(x.shape[0] - n, x.shape[0]),
