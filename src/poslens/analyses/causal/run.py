@@ -205,7 +205,6 @@ def _gather_reference(runner: Runner, name: str, kw: dict, ops: list[_Op], P_run
                 if k not in pools:
                     pools[k] = torch.empty((N, *vals.shape[1:]), dtype=torch.float64)
                 pools[k][hook.batch] = vals
-        return None
 
     runner.run(**kw, edits={h: reader for h in by_hook}, batch_size=batch_size or 32)
     for k, group in uniq.items():
