@@ -30,8 +30,7 @@ class PatternStats:
     first_sum: np.ndarray  # [seq, layer, head] attention to position 0, summed over queries >= 1 (prev_count)
 
     def pooled(self) -> np.ndarray:
-        n = self.dup_count.sum()
-        return self.dup_sum.sum(0) / n if n else np.full(self.dup_sum.shape[1:], np.nan)
+        return _per_query(self.dup_sum, self.dup_count)
 
     def seqmean(self) -> np.ndarray:
         ok = self.dup_count > 0
@@ -43,15 +42,27 @@ class PatternStats:
         return self.prev_sum.sum(0) / max(1, self.prev_count.sum())
 
     def induction(self) -> np.ndarray:
-        n = self.ind_count.sum()
-        return self.ind_sum.sum(0) / n if n else np.full(self.ind_sum.shape[1:], np.nan)
+        return _per_query(self.ind_sum, self.ind_count)
 
     def shifted(self) -> np.ndarray:
-        n = self.shift_count.sum()
-        return self.shift_sum.sum(0) / n if n else np.full(self.shift_sum.shape[1:], np.nan)
+        return _per_query(self.shift_sum, self.shift_count)
 
     def first(self) -> np.ndarray:
         return self.first_sum.sum(0) / max(1, self.prev_count.sum())
+
+
+def _per_query(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``sums`` pooled over sequences, per counted query (nan when none was counted)."""
+    n = counts.sum()
+    return sums.sum(0) / n if n else np.full(sums.shape[1:], np.nan)
+
+
+def _by_layer(heads: list[tuple[int, int]]) -> dict[int, list[int]]:
+    """The heads' indices grouped by layer."""
+    by_layer: dict[int, list[int]] = {}
+    for l, h in heads:
+        by_layer.setdefault(l, []).append(h)
+    return by_layer
 
 
 def pattern_stats(
@@ -78,45 +89,34 @@ def pattern_stats(
     mask = duplicate_mask(tokens, ignore)
     has = mask.any(-1)  # [B, Q]
     imask = induction_mask(mask)
-    ihas = imask.any(-1)
     smask = induction_mask(mask, offset=2)
-    shas = smask.any(-1)
-    dup_sum = np.zeros((B, len(layers), H))
-    prev_sum = np.zeros((B, len(layers), H))
-    ind_sum = np.zeros((B, len(layers), H))
-    shift_sum = np.zeros((B, len(layers), H))
-    first_sum = np.zeros((B, len(layers), H))
+    sums = {k: np.zeros((B, len(layers), H)) for k in ("dup", "prev", "ind", "shift", "first")}
     row = {l: i for i, l in enumerate(layers)}
 
     def reader(pattern: torch.Tensor, hook) -> None:
         # Read-only: the pattern flows on unchanged.
-        m = mask[hook.batch].to(pattern.device, pattern.dtype)  # [b, Q, K]
-        to_dup = torch.einsum("bhqk,bqk->bhq", pattern, m)
-        s = (to_dup * has[hook.batch, None, :].to(pattern.dtype)).sum(-1)
-        dup_sum[hook.batch, row[hook.layer]] = s.double().cpu().numpy()
-        prev = pattern.diagonal(offset=-1, dim1=-2, dim2=-1).sum(-1)
-        prev_sum[hook.batch, row[hook.layer]] = prev.double().cpu().numpy()
-        im = imask[hook.batch].to(pattern.device, pattern.dtype)
-        to_ind = torch.einsum("bhqk,bqk->bhq", pattern, im)
-        ind_sum[hook.batch, row[hook.layer]] = to_ind.sum(-1).double().cpu().numpy()
-        sm = smask[hook.batch].to(pattern.device, pattern.dtype)
-        shift_sum[hook.batch, row[hook.layer]] = torch.einsum("bhqk,bqk->bh", pattern, sm).double().cpu().numpy()
-        first_sum[hook.batch, row[hook.layer]] = pattern[:, :, 1:, 0].sum(-1).double().cpu().numpy()
-        return None
+        def to(m: torch.Tensor, out: str) -> torch.Tensor:  # attention to the keys m marks
+            return torch.einsum(f"bhqk,bqk->{out}", pattern, m[hook.batch].to(pattern.device, pattern.dtype))
+
+        got = {"dup": (to(mask, "bhq") * has[hook.batch, None, :].to(pattern.dtype)).sum(-1),
+               "prev": pattern.diagonal(offset=-1, dim1=-2, dim2=-1).sum(-1),
+               "ind": to(imask, "bhq").sum(-1), "shift": to(smask, "bh"), "first": pattern[:, :, 1:, 0].sum(-1)}
+        for k, t in got.items():
+            sums[k][hook.batch, row[hook.layer]] = t.double().cpu().numpy()
 
     edits = {f"blocks.{l}.attn.hook_pattern": reader for l in layers}
     runner.run(tokens, edits=edits, batch_size=batch_size)
     return PatternStats(
         layers=list(layers),
-        dup_sum=dup_sum,
+        dup_sum=sums["dup"],
         dup_count=has.sum(-1).numpy().astype(float),
-        prev_sum=prev_sum,
+        prev_sum=sums["prev"],
         prev_count=np.full(B, P - 1, dtype=float),
-        ind_sum=ind_sum,
-        ind_count=ihas.sum(-1).numpy().astype(float),
-        shift_sum=shift_sum,
-        shift_count=shas.sum(-1).numpy().astype(float),
-        first_sum=first_sum,
+        ind_sum=sums["ind"],
+        ind_count=imask.any(-1).sum(-1).numpy().astype(float),
+        shift_sum=sums["shift"],
+        shift_count=smask.any(-1).sum(-1).numpy().astype(float),
+        first_sum=sums["first"],
     )
 
 
@@ -128,9 +128,7 @@ def copy_pairs(runner: Runner, tokens: torch.Tensor, heads: list[tuple[int, int]
     mask = duplicate_mask(tokens)
     b_idx, q_idx, k_idx = mask.nonzero(as_tuple=True)
     out = {hk: np.zeros(len(b_idx)) for hk in heads}
-    by_layer: dict[int, list[int]] = {}
-    for l, h in heads:
-        by_layer.setdefault(l, []).append(h)
+    by_layer = _by_layer(heads)
 
     def reader(pattern, hook):
         lo, hi = hook.batch.start, hook.batch.stop
@@ -176,10 +174,7 @@ def token_classes(
         return TokenClasses([], [], {}, f"the text has {K} distinct token(s) besides the ignored ones; token classes need two")
     onehot = (t[..., None] == top).float()  # [B, P, K]
     P = t.shape[1]
-    # earlier[b, q, k_tok] occurrence count of token k earlier than q
-    by_layer: dict[int, list[int]] = {}
-    for l, h in heads:
-        by_layer.setdefault(l, []).append(h)
+    by_layer = _by_layer(heads)
     sums = {hk: torch.zeros(K, K, dtype=torch.float64) for hk in heads}
     ns = torch.zeros(K, K, dtype=torch.float64)
     tri = torch.ones(P, P).tril(-1)
