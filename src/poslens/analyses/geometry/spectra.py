@@ -41,6 +41,7 @@ from ...errors import InvalidInputError, MissingTensorError
 from ...models.weights import Weights
 from ...options import resolve
 from ...results import ClaimRow, Result
+from ..heads.options import check_layers
 from .options import GATED, MATRICES, SpectraOptions
 from .spectrum import QKDistance, Spectrum, qk_distances, spectrum_metrics, svdvals
 from .spheres import SphereOverlapResult
@@ -152,7 +153,7 @@ def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, d
     matrices, per_head, qk, include_bias, fold_ln, keep_spectra = (
         tuple(o.matrices), o.per_head, o.qk, o.include_bias, o.fold_ln, o.keep_spectra)
     cfg = weights.cfg
-    layers = _check_layers(weights, o.layers)
+    layers = check_layers(weights, o.layers)
     if GATED in matrices and not cfg.gated_mlp:
         raise InvalidInputError(f"{weights.label} has no gated MLP, so no {GATED}; choose from {', '.join(MATRICES)}")
     if cfg.gated_mlp and "W_in" in matrices and GATED not in matrices:
@@ -162,15 +163,10 @@ def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, d
     avail: dict[str, list[int]] = {}
     missing: list[str] = []
     for m in matrices:
-        ok, lacking = [], {}
-        for l in layers:
-            gone = [n for n in tensors_for(m, l, include_bias, fold_ln) if not weights.has(n)]
-            if gone:
-                lacking[l] = gone[0]
-            else:
-                ok.append(l)
-        if ok:
-            avail[m] = ok
+        gone = {l: [n for n in tensors_for(m, l, include_bias, fold_ln) if not weights.has(n)] for l in layers}
+        lacking = {l: g[0] for l, g in gone.items() if g}
+        if len(lacking) < len(layers):
+            avail[m] = [l for l in layers if l not in lacking]
         if lacking:
             hf = sorted({re.sub(r"^h\.\d+\.", "", weights._hf_source(n) or n) for n in lacking.values()})
             missing.append(f"{m} of layer{'s' if len(lacking) > 1 else ''} {_span(sorted(lacking))} "
@@ -237,23 +233,10 @@ def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, d
                          notes=notes)
 
 
-def _check_layers(weights: Weights, layers) -> list[int]:
-    n = weights.cfg.n_layers
-    if layers is None or len(layers) == 0:
-        return list(range(n))
-    out = sorted({int(l) for l in layers})
-    for l in out:
-        if not 0 <= l < n:
-            raise InvalidInputError(f"layer {l} does not exist: {weights.label} has layers 0..{n - 1}")
-    return out
-
-
 def _span(ls: list[int]) -> str:
     if len(ls) > 2 and ls == list(range(ls[0], ls[-1] + 1)):
         return f"{ls[0]}-{ls[-1]}"
     return ",".join(map(str, ls))
-
-
 
 
 # ----------------------------------------------------------------------------- summary
