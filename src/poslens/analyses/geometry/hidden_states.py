@@ -106,8 +106,7 @@ def centred_svd(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     X = np.asarray(X, dtype=np.float64)
     Xc = X - X.mean(0, keepdims=True)
-    U, s, Vt = np.linalg.svd(Xc, full_matrices=False)
-    return U, s, Vt
+    return np.linalg.svd(Xc, full_matrices=False)
 
 
 def _centred_gram(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,11 +162,9 @@ def mp_rank(lam: np.ndarray, n_samples: int, n_features: int, noise: str | float
     if isinstance(noise, (int, float)) and not isinstance(noise, bool):
         if not noise > 0:
             raise InvalidInputError(f"noise variance must be positive; got {noise}")
-        sigma2 = float(noise)
-        method = "given"
+        sigma2, method = float(noise), "given"
     elif noise == "total":
-        sigma2 = float(lam.sum()) / D
-        method = "total"
+        sigma2, method = float(lam.sum()) / D, "total"
     elif noise == "iterative":
         method = "iterative"
 
@@ -342,9 +339,7 @@ def hidden_geometry(
         bases.append(signal_basis(Xc, s, E, k, space))
 
     P = len(states)
-    sums = np.full((P, P), np.nan)
-    overl = np.full((P, P), np.nan)
-    grass = np.full((P, P), np.nan)
+    sums, overl, grass = (np.full((P, P), np.nan) for _ in range(3))
     angles: dict[tuple[int, int], np.ndarray] = {}
     for i in range(P):
         for j in range(i, P):
