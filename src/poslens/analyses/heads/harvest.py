@@ -81,9 +81,7 @@ def pattern_stats(
     >>> st = pattern_stats(Runner(w), repeated_tokens(16, 64, w.cfg.d_vocab), [0])  # doctest: +SKIP
     >>> st.pooled()[0]          # [head] pooled duplicate score of layer 0            # doctest: +SKIP
     """
-    tokens = torch.as_tensor(tokens, dtype=torch.long)
-    if tokens.dim() == 1:
-        tokens = tokens[None]
+    tokens = torch.atleast_2d(torch.as_tensor(tokens, dtype=torch.long))
     B, P = tokens.shape
     H = runner.cfg.n_heads
     mask = duplicate_mask(tokens, ignore)

@@ -109,9 +109,7 @@ def duplicate_neurons(
         selected = [int(i) for i in torch.argsort(norms, descending=True)[:o.top_k]]
         selection = f"top {o.top_k} by |PVO| (none above {o.threshold}; max {float(norms.max()):.3g})"
         notes.append(f"no neuron has |PVO| > {o.threshold}; took the {o.top_k} largest")
-    if neuron is None:
-        neuron = selected[0]
-    neuron = int(neuron)
+    neuron = int(selected[0] if neuron is None else neuron)
 
     # The text to decompose.
     tok = tokenizer
@@ -136,8 +134,7 @@ def duplicate_neurons(
     else:
         seq = sampled_tokens(1, P, cfg.d_vocab, seed=o.seed, n_distinct=max(2, P // 4))[0]
         text_source = f"random tokens ({max(2, P // 4)} distinct)"
-    if len(seq) > cfg.n_ctx:
-        seq = seq[: cfg.n_ctx]
+    seq = seq[: cfg.n_ctx]
     uni = [h for _, h in uniform_heads] if uniform_heads is not None else None
     dec = dataclasses.replace(
         decompose_neuron(wd, head, neuron, seq, uni, o.mlp_scale, o.pos_norm_from, ignore), text_source=text_source,
@@ -189,7 +186,7 @@ def duplicate_neurons(
         "decomposition_weights": list(wd.processing), "decomposition_dtype": "float64",
         "pvo_norm": "L2 over all positions of the raw W_pos·W_V·W_O·W_in",
     }
-    res = DupNeuronsResult(
+    return DupNeuronsResult(
         model=weights.label, processing=wp.processing, options=options, head=f"{L}.{hd}", layer=L, neuron=neuron,
         d_mlp=cfg.d_mlp, head_choice=head_choice, ln_scale=study, pvo_norms=norms.tolist(),
         grid=norms.reshape(rows, cols).tolist(), grid_shape=[rows, cols], selected=selected, selection=selection,
@@ -197,4 +194,3 @@ def duplicate_neurons(
         mlp_scale=dec.mlp_scale, decomposition=dec, combined_positional=combined,
         top_examples=examples, top_examples_summary=ex_summary, notes=notes,
     )
-    return res

@@ -70,9 +70,7 @@ def top_activating_examples(
 
     >>> ex, summary = top_activating_examples(Runner(w), windows, 0, 1168, tok, k=10)  # doctest: +SKIP
     """
-    tokens = torch.as_tensor(tokens, dtype=torch.long)
-    if tokens.dim() == 1:
-        tokens = tokens[None]
+    tokens = torch.atleast_2d(torch.as_tensor(tokens, dtype=torch.long))
     B, P = tokens.shape
     acts = torch.zeros(B, P, dtype=torch.float64)
 

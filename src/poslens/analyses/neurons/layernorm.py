@@ -13,7 +13,6 @@ from ...models.weights import Weights, require
 from .options import LN_SCALES
 
 
-
 def _token_sample(d_vocab: int, n_tokens: int, seed: int) -> torch.Tensor:
     if n_tokens >= d_vocab:
         return torch.arange(d_vocab)

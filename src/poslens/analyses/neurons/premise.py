@@ -79,7 +79,6 @@ def token_path_names(layer: int) -> list[str]:
     return names + layer_names(layer, _ATTN + ("ln2.w", "ln2.b", "mlp.W_in", "mlp.b_in"))
 
 
-
 def neuron_read(weights: Weights, layer: int, neuron: int) -> tuple[torch.Tensor, float]:
     """The input weights and bias of the pre-activation ``mlp.hook_pre`` reports: the gate's
     (``W_gate``) in a gated MLP, whose non-linearity decides whether the neuron fires, else W_in's."""
