@@ -21,7 +21,7 @@ entropies are compared in :mod:`poslens.claims.dissecting_the_frog.geometry`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -157,11 +157,10 @@ def logit_lens(
     >>> r = logit_lens(load_weights("tiny"), "The lamp was", tok, n_generate=5)   # doctest: +SKIP
     """
     o = resolve(LensOptions, options, overrides, "logit_lens")
-    top_k, n_generate, prepend_bos, final_ln = o.top_k, o.n_generate, o.prepend_bos, o.final_ln
     cfg = weights.cfg
     require_forward(weights, "the logit lens (unembedding W_U, tied to wte, and every layer)", unembed=True)
     prompt = SLIDE_PROMPT if prompt is None else prompt
-    ids = prompt_ids(prompt, tokenizer, prepend_bos)
+    ids = prompt_ids(prompt, tokenizer, o.prepend_bos)
     if len(ids) > cfg.n_ctx:
         raise InvalidInputError(f"the prompt has {len(ids)} tokens, longer than the model's context n_ctx={cfg.n_ctx}; "
                                 "shorten it")
@@ -176,7 +175,7 @@ def logit_lens(
     per_point: list[dict[str, Any]] = []
     for h in reversed(hooks):  # the last point first: KL and ranks refer to it
         resid = acts[h][0]
-        logits = lens_logits(weights, resid) if final_ln else resid.float() @ weights.get("unembed.W_U").float()
+        logits = lens_logits(weights, resid) if o.final_ln else resid.float() @ weights.get("unembed.W_U").float()
         lp = torch.log_softmax(logits, -1)  # [N, V]
         ent = _entropy(lp)
         if final_lp is None:
@@ -184,7 +183,7 @@ def logit_lens(
         kl = (final_lp.exp() * (final_lp - lp)).sum(-1)
         target = int(final_lp[-1].argmax())
         rank = int((logits[-1] > logits[-1, target]).sum())
-        vals, idx = lp[-1].topk(min(top_k, lp.shape[-1]))
+        vals, idx = lp[-1].topk(min(o.top_k, lp.shape[-1]))
         per_point.append({
             "entropy": ent.tolist(),
             "top_k": [TopToken(int(i), dec(i), float(v.exp()), float(logits[-1, i])) for v, i in zip(vals, idx)],
@@ -192,10 +191,9 @@ def logit_lens(
             "kl": float(kl.mean()), "rank": rank,
         })
     per_point.reverse()
-    gen = greedy_generate(runner, ids, n_generate, top_k, tokenizer) if n_generate else None
-    options = dict(top_k=top_k, n_generate=n_generate, prepend_bos=prepend_bos, final_ln=final_ln,
-                   entropy="nats", kl="KL(final || point), mean over positions",
-                   final_rank="rank at point of the model's own top-1 next token, last position (0 = top)")
+    gen = greedy_generate(runner, ids, o.n_generate, o.top_k, tokenizer) if o.n_generate else None
+    options = {**asdict(o), "entropy": "nats", "kl": "KL(final || point), mean over positions",
+               "final_rank": "rank at point of the model's own top-1 next token, last position (0 = top)"}
     return LensResult(
         model=weights.label, processing=weights.processing, options=options,
         prompt=prompt if isinstance(prompt, str) else (tokenizer.decode(ids) if tokenizer else ""),

@@ -32,7 +32,7 @@ computed from d_head x d_head products, so M_h is never formed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -226,8 +226,7 @@ def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, d
         "svd": "float64; large matrices via eigvalsh of the smaller Gram matrix, redone with a full SVD (gesdd) "
                "when sigma_min/sigma_max < 1e-4, so every singular value is accurate to better than 1e-5 relative",
     }
-    options = dict(layers=layers, matrices=list(matrices), per_head=per_head, qk=qk, include_bias=include_bias,
-                   fold_ln=fold_ln, keep_spectra=keep_spectra)
+    options = {**asdict(o), "layers": layers, "matrices": list(matrices)}
     return SpectraResult(model=weights.label, processing=w.processing, options=options, layers=layers,
                          matrices=out_m, heads=out_h, qk=out_qk, missing=missing, conventions=conventions,
                          notes=notes)

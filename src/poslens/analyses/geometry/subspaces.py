@@ -36,7 +36,7 @@ on the arrays are :mod:`.hidden_states`' (:func:`~.hidden_states.hidden_geometry
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
@@ -138,12 +138,10 @@ def hidden_subspaces(
     from ...models.runner import Runner
 
     o = resolve(SubspacesOptions, options, overrides, "hidden_subspaces")
-    lengths, whole, prepend_bos, final_ln = o.lengths, o.whole, o.prepend_bos, o.final_ln
-    subspace, space, threshold, noise, seed = o.subspace, o.space, o.threshold, o.noise, o.seed
     cfg = weights.cfg
-    ids = prompt_ids((DEFAULT_TEXT if text is None else text) if tokens is None else tokens, tokenizer, prepend_bos)
+    ids = prompt_ids((DEFAULT_TEXT if text is None else text) if tokens is None else tokens, tokenizer, o.prepend_bos)
     notes: list[str] = []
-    if whole:
+    if o.whole:
         if len(ids) > cfg.n_ctx:
             raise InvalidInputError(f"the prompt has {len(ids)} tokens, longer than the model's context "
                                     f"n_ctx={cfg.n_ctx}; shorten it or use lengths")
@@ -151,27 +149,25 @@ def hidden_subspaces(
         if len(ids) < 3:
             raise InvalidInputError(f"the prompt has {len(ids)} token(s); a subspace needs at least 3")
     else:
-        plan, notes = plan_lengths(len(ids), cfg.n_ctx, lengths or DEFAULT_LENGTHS)
-    hooks = probe_hooks(cfg.n_layers, final_ln)
-    labels = probe_labels(cfg.n_layers, final_ln)
-    Lmax = max(plan.values())
-    if states is None:
+        plan, notes = plan_lengths(len(ids), cfg.n_ctx, o.lengths or DEFAULT_LENGTHS)
+    hooks = probe_hooks(cfg.n_layers, o.final_ln)
+    labels = probe_labels(cfg.n_layers, o.final_ln)
+    acts = states
+    if acts is None:
         require_forward(weights, "hidden-state subspaces (a token forward pass through every layer)")
-        acts = Runner(weights, device, dtype).run(torch.tensor([ids[:Lmax]]), hooks=hooks)
-    else:
-        acts = states
+        acts = Runner(weights, device, dtype).run(torch.tensor([ids[:max(plan.values())]]), hooks=hooks)
     full = [acts[h][0].double().numpy() for h in hooks]
     prompts: dict[str, HiddenGeometry] = {}
     for name, L in plan.items():
-        g = hidden_geometry([x[:L] for x in full], labels, subspace=subspace, space=space, threshold=threshold,
-                            noise=noise, seed=seed)
+        g = hidden_geometry([x[:L] for x in full], labels, subspace=o.subspace, space=o.space, threshold=o.threshold,
+                            noise=o.noise, seed=o.seed)
         prompts[name] = replace(g, text=tokenizer.decode(ids[:L])) if tokenizer is not None else g
-    options = dict(lengths=plan, whole=whole, prepend_bos=prepend_bos, final_ln=final_ln, subspace=subspace,
-                   space=space, threshold=threshold, noise=noise, seed=seed,
-                   text=("default passage" if tokens is None and text in (None, DEFAULT_TEXT)
-                         else "given text" if tokens is None else "given tokens"),
-                   n_samples="N - 1 (token-centred)", union="directions with cos <= threshold to the span so far",
-                   grassmann="sqrt(sum theta^2) over min(k_i, k_j) angles", dispersion="mean over pairs of mean angle / 90 deg")
+    options = {**asdict(o), "lengths": plan,
+               "text": ("default passage" if tokens is None and text in (None, DEFAULT_TEXT)
+                        else "given text" if tokens is None else "given tokens"),
+               "n_samples": "N - 1 (token-centred)", "union": "directions with cos <= threshold to the span so far",
+               "grassmann": "sqrt(sum theta^2) over min(k_i, k_j) angles",
+               "dispersion": "mean over pairs of mean angle / 90 deg"}
     return SubspaceResult(model=weights.label, processing=weights.processing, options=options, prompts=prompts,
                           notes=notes)
 
