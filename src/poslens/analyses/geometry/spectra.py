@@ -129,11 +129,6 @@ class SpectraResult(Result):
     notes: list[str] = field(default_factory=list)
 
 
-def _round_sv(sv: np.ndarray) -> list[float]:
-    # 7 significant digits: float32 resolution, a third of the JSON.
-    return [float(f"{x:.7g}") for x in sv]
-
-
 def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, device: str = "cpu",
                    **overrides) -> SpectraResult:
     """Singular-value metrics of every weight matrix, per head and whole, and QK distances.
@@ -183,7 +178,8 @@ def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, d
         out_m[m] = {}
         for l, W, sv in zip(ls, mats, svs):
             d = spectrum_metrics(sv, tuple(W.shape))
-            out_m[m][str(l)] = replace(d, singular_values=_round_sv(sv)) if keep_spectra else d
+            # 7 significant digits: float32 resolution, a third of the JSON.
+            out_m[m][str(l)] = replace(d, singular_values=[float(f"{x:.7g}") for x in sv]) if keep_spectra else d
 
     out_h: dict[str, dict[str, Spectrum]] = {}
     if per_head:
