@@ -64,8 +64,7 @@ def duplicate_neurons(
     if head is not None:
         check_heads(weights, [tuple(head)])
         head = (int(head[0]), int(head[1]))
-    if uniform_heads is not None:
-        check_heads(weights, uniform_heads)
+    check_heads(weights, uniform_heads)
     if neuron is not None and not 0 <= int(neuron) < cfg.d_mlp:
         raise InvalidInputError(f"neuron {neuron} does not exist: the MLP of {weights.label} has neurons 0..{cfg.d_mlp - 1}")
     L = head[0] if head is not None else 0

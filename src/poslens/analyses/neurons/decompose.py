@@ -148,11 +148,12 @@ def _copies(tokens: torch.Tensor, ignore: tuple[int, ...]) -> torch.Tensor:
     return duplicate_mask(tokens[None], ignore)[0] | torch.eye(len(tokens), dtype=torch.bool)
 
 
-def _rule(v: torch.Tensor, rule: str, copies: torch.Tensor) -> torch.Tensor:
-    """Apply a seed approximation to per-key values ``v [P]``: the value each query gets."""
-    if rule == "current":
+def _rule(v: torch.Tensor, role: str, copies: torch.Tensor) -> torch.Tensor:
+    """The seed's approximation for a head of ``role`` on per-key values ``v [P]``: the value each query
+    gets (current: its own position's; uniform: the mean over earlier positions; duplicate: over the copies)."""
+    if role == "current":
         return v
-    if rule == "uniform":
+    if role == "uniform":
         return v.cumsum(0) / torch.arange(1, len(v) + 1, dtype=v.dtype)
     m = copies.to(v.dtype)
     return (m @ v) / m.sum(1)
@@ -250,9 +251,8 @@ def decompose_neuron(
     attn_only_total = direct_pos.clone()
     seed_total = (pos @ w_in) / s_bar
     for h in range(cfg.n_heads):
-        rule = {"duplicate": "copies", "uniform": "uniform", "current": "current"}[roles[h]]
-        a_only = _rule(key_pos[h], rule, copies) / s2
-        a_seed = _rule(seed_pos[h], rule, copies) / s_bar
+        a_only = _rule(key_pos[h], roles[h], copies) / s2
+        a_seed = _rule(seed_pos[h], roles[h], copies) / s_bar
         attn_only_total += a_only
         seed_total += a_seed
         per_head[names[h]] = HeadApproximation(role=roles[h], spread=spread[str(h)],
@@ -304,7 +304,7 @@ def _extra_vs_distance(tokens, copies, ignore, dup_exact, dup_self, dup_seed) ->
     dist = (q_idx[:, None] - q_idx[None, :]).double() * earlier
     mean_d = dist.sum(1) / n_earlier.clamp(min=1)
     measured = dup_exact - dup_self
-    predicted = _rule(dup_seed, "copies", copies) - dup_seed
+    predicted = _rule(dup_seed, "duplicate", copies) - dup_seed
     md, ms, pr = mean_d[ok].numpy(), measured[ok].numpy(), predicted[ok].numpy()
     fm, fp = linear_fit(ms, md), linear_fit(pr, md)
 
