@@ -363,7 +363,7 @@ def hidden_geometry(
     amb = D if space == "features" else N
     ur = union_rank(bases, threshold)
     keep = [i for i in range(P) if bases[i].shape[1] > 0]
-    Y, stress = mds_map(grass[np.ix_(keep, keep)], seed) if len(keep) >= 3 else (np.zeros((len(keep), 2)), None)
+    Y, stress = mds_map(grass[np.ix_(keep, keep)], seed)  # no map (zeros, no stress) below 3 points
     notes = []
     empty = [labels[i] for i in range(P) if bases[i].shape[1] == 0]
     if empty:
