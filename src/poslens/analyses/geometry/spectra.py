@@ -186,17 +186,13 @@ def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, d
         for m in [x for x in HEAD_MATRICES if x in avail]:
             ls = avail[m]
             stack = torch.cat([head_matrices(w, m, l, include_bias) for l in ls])  # [L*H, r, c]
-            svs = svdvals(stack, device)
-            out_h[m] = {}
-            for i, sv in enumerate(svs):
-                l, h = ls[i // cfg.n_heads], i % cfg.n_heads
-                out_h[m][f"{l}.{h}"] = spectrum_metrics(sv, tuple(stack.shape[1:]))
+            out_h[m] = {f"{ls[i // cfg.n_heads]}.{i % cfg.n_heads}": spectrum_metrics(sv, tuple(stack.shape[1:]))
+                        for i, sv in enumerate(svdvals(stack, device))}
 
     out_qk: dict[str, QKDistance] = {}
     if qk and "W_Q" in avail and "W_K" in avail:
         for l in sorted(set(avail["W_Q"]) & set(avail["W_K"])):
-            Q = w.get(f"blocks.{l}.attn.W_Q")
-            K = w.get(f"blocks.{l}.attn.W_K")
+            Q, K = w.get(f"blocks.{l}.attn.W_Q"), w.get(f"blocks.{l}.attn.W_K")
             for h in range(cfg.n_heads):
                 out_qk[f"{l}.{h}"] = qk_distances(Q[h], K[h])
 
