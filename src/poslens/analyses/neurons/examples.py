@@ -116,7 +116,7 @@ def top_activating_examples(
     with_copy = [e for e in examples if e.n_earlier_copies]
     summary = ExamplesSummary(
         k=len(examples), n_positions=int((~bad).sum()),
-        max_activation=float(acts.masked_fill(bad, -math.inf).max()) if (~bad).any() else None,
+        max_activation=float(score.max()) if (~bad).any() else None,
         mean_activation=float(acts[~bad].mean()) if (~bad).any() else None,
         share_with_earlier_copy=len(with_copy) / len(examples) if examples else None,
         base_share_with_earlier_copy=float(has.sum() / max(1, int((~bad).sum()))),
