@@ -42,6 +42,9 @@ def test_duplicate_question_finds_the_planted_path(pdup):
     e = r.effects["duplicate"]["gap"]
     assert e.effect < 0 and e.vs_random_neurons.z < -10 and e.vs_random_neurons.baseline.n == 5
     assert any("distinct random head set" in x for x in r.notes)  # 2 heads: one possible random set
+    # every repeated sequence is measured from its first duplicated position to its end
+    dd = r.data
+    assert dd.measured_from == dd.seq_len - dd.n_repeated_positions // dd.repeated_sequences == 25  # BOS + 24 + 23
     d = json.loads(r.to_json())
     assert d["interventions"]["duplicate"]["kind"] == "mean" and d["interventions"]["duplicate"]["reference"] == "distinct"
 

@@ -296,10 +296,10 @@ def duplicate_neuron_ablation(
     size = gap * np.sign(gap[0])
     q = {"gap": size, "repeated": rep, "non_repeated": non}
     sel_cols = [col[n] for n in selected]
-    first = 3 if iv_oth else 2
-    groups = {"duplicate": (1, list(range(first, first + len(rh_dup))))}
+    r0 = 3 if iv_oth else 2  # the variant index of the first random-heads draw
+    groups = {"duplicate": (1, list(range(r0, r0 + len(rh_dup))))}
     if iv_oth:
-        groups["others"] = (2, list(range(first + len(rh_dup), first + len(rh_dup) + len(rh_oth))))
+        groups["others"] = (2, list(range(r0 + len(rh_dup), r0 + len(rh_dup) + len(rh_oth))))
     clean_gap_sel = float(size[0, sel_cols].mean())
     effects: dict[str, dict[str, HeadsEffect]] = {}
     for gname, (vi, rnd) in groups.items():
