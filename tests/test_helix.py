@@ -421,3 +421,15 @@ def test_options_declared_once_reach_cli_and_report(planted, tmp_path):
 
     stage_opts = STAGES[0].options(Ctx())
     assert set(stage_opts) <= set(fields) and stage_opts["truncate_at"] == Options.truncate_at
+
+
+def test_helix_3d_panels_share_one_colour_range(monkeypatch, tmp_path):
+    # the truncations' panels are coloured on the full range, which is what the one colour bar shows
+    import poslens.viz.helix as V
+
+    figs = []
+    monkeypatch.setattr(V, "save_plotly", lambda fig, path: figs.append(fig) or path)
+    d = H.helix(Weights.from_checkpoint(open_checkpoint("tiny"))).to_dict()
+    V.helix_3d(d, tmp_path)
+    (fig,) = figs
+    assert len(fig.data) == 3 and {(t.marker.cmin, t.marker.cmax) for t in fig.data} == {(1.0, 255.0)}

@@ -69,11 +69,20 @@ def _pad3(coords) -> np.ndarray:
     return c if c.shape[1] >= 3 else np.c_[c, np.zeros((len(c), 3 - c.shape[1]))]
 
 
-def _scatter3d_mpl(ax, coords: np.ndarray, positions: np.ndarray, title: str, size: float = 4) -> None:
+def _position_range(panels) -> tuple[float, float]:
+    """One colour range for every panel of a figure, so a colour means the same position in each
+    (a truncation's panel coloured by its own range would disagree with the one colour bar)."""
+    ps = np.concatenate([np.asarray(p) for *_, p in panels])
+    return float(ps.min()), float(ps.max())
+
+
+def _scatter3d_mpl(ax, coords: np.ndarray, positions: np.ndarray, title: str, size: float = 4,
+                   crange: tuple[float, float] | None = None) -> None:
     from matplotlib.ticker import MaxNLocator
 
     c = _pad3(coords)
-    ax.scatter(c[:, 0], c[:, 1], c[:, 2], c=positions, cmap=CMAP, s=size, depthshade=False)
+    lo, hi = crange or (None, None)
+    ax.scatter(c[:, 0], c[:, 1], c[:, 2], c=positions, cmap=CMAP, s=size, depthshade=False, vmin=lo, vmax=hi)
     ax.plot(c[:, 0], c[:, 1], c[:, 2], color="0.6", lw=0.4)
     ax.set_title(title, fontsize=8)
     ax.set_xlabel("PC1", fontsize=7)
@@ -84,11 +93,13 @@ def _scatter3d_mpl(ax, coords: np.ndarray, positions: np.ndarray, title: str, si
         axis.set_major_locator(MaxNLocator(4))
 
 
-def _scatter3d_plotly(coords: np.ndarray, positions: np.ndarray, name: str, showscale: bool = True):
+def _scatter3d_plotly(coords: np.ndarray, positions: np.ndarray, name: str, showscale: bool = True,
+                      crange: tuple[float, float] | None = None):
     c = _pad3(coords)
+    lo, hi = crange or (None, None)
     return go.Scatter3d(
         x=c[:, 0], y=c[:, 1], z=c[:, 2], mode="markers+lines", name=name,
-        marker=dict(size=2.5, color=positions, colorscale=PLOTLY_SCALE, showscale=showscale,
+        marker=dict(size=2.5, color=positions, colorscale=PLOTLY_SCALE, showscale=showscale, cmin=lo, cmax=hi,
                     colorbar=dict(title="position") if showscale else None),
         line=dict(color="rgba(120,120,120,0.35)", width=1),
         text=[f"position {int(p)}" for p in positions], hovertemplate="%{text}<extra></extra>",
@@ -105,8 +116,9 @@ def helix_3d(d: dict, out: Path) -> list[Path]:
     blocks = [d, *(d.get("truncations") or {}).values()]
     fig = make_subplots(rows=1, cols=len(panels), specs=[[{"type": "scene"}] * len(panels)],
                         subplot_titles=[f"{t} ({_share(b)})" for (t, _, _), b in zip(panels, blocks)])
+    crange = _position_range(panels)
     for i, (title, c, p) in enumerate(panels):
-        fig.add_trace(_scatter3d_plotly(c, p, title, showscale=i == 0), row=1, col=i + 1)
+        fig.add_trace(_scatter3d_plotly(c, p, title, showscale=i == 0, crange=crange), row=1, col=i + 1)
     fig.update_layout(title=f"W_pos of {_short(d['model'])}: top-3 principal components", height=520,
                       width=max(560, 480 * len(panels)), showlegend=False, margin=dict(l=0, r=0, t=60, b=0))
     paths = [save_plotly(fig, out / "helix_3d.html")]
@@ -114,7 +126,7 @@ def helix_3d(d: dict, out: Path) -> list[Path]:
         f = plt.figure(figsize=(4.2 * len(panels), 4))
         for i, ((title, c, p), b) in enumerate(zip(panels, blocks)):
             ax = f.add_subplot(1, len(panels), i + 1, projection="3d")
-            _scatter3d_mpl(ax, c, p, f"{title}\n{_share(b)}")
+            _scatter3d_mpl(ax, c, p, f"{title}\n{_share(b)}", crange=crange)
         f.suptitle(f"W_pos of {_short(d['model'])}", fontsize=10)
         paths.append(_save_3d(f, out / "helix_3d.png"))
     return paths
@@ -387,17 +399,19 @@ def _grid(items: list[tuple[str, np.ndarray, np.ndarray]], title: str, out: Path
     cols = min(3, n) if n <= 9 else math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     paths = []
+    crange = _position_range(items)
     if png_wanted():
         f = plt.figure(figsize=(3.6 * cols, 3.4 * rows))
         for i, (name, c, p) in enumerate(items):
             ax = f.add_subplot(rows, cols, i + 1, projection="3d")
-            _scatter3d_mpl(ax, c, p, name, size=2)
+            _scatter3d_mpl(ax, c, p, name, size=2, crange=crange)
         f.suptitle(title, fontsize=10)
         paths.append(_save_3d(f, out / f"{stem}.png"))
     fig = make_subplots(rows=rows, cols=cols, specs=[[{"type": "scene"}] * cols for _ in range(rows)],
                         subplot_titles=[n for n, _, _ in items])
     for i, (name, c, p) in enumerate(items):
-        fig.add_trace(_scatter3d_plotly(c, p, name, showscale=i == 0), row=i // cols + 1, col=i % cols + 1)
+        fig.add_trace(_scatter3d_plotly(c, p, name, showscale=i == 0, crange=crange), row=i // cols + 1,
+                      col=i % cols + 1)
     fig.update_layout(title=title, height=380 * rows, width=420 * cols, showlegend=False,
                       margin=dict(l=0, r=0, t=60, b=0))
     paths.append(save_plotly(fig, out / f"{stem}.html"))
