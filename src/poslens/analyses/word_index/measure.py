@@ -348,7 +348,7 @@ def word_index(
         prefix={s: out[s].dataset.prefix for s in schemes}, prepend_bos=prepend_bos,
         label_tokens=label_tokens, C=C, Cs=list(Cs), max_iter=max_iter, standardize=True,
         holdout="20% of training prompts" if C == "auto" else None, balance_min=balance_min, combined=combined,
-        key_layer=key_layer, tokenizer=tokenizer.source, batch_size=batch_size, seed=seed, device=str(device),
+        key_layer=key_layer, tokenizer=tokenizer.identity, batch_size=batch_size, seed=seed, device=str(device),
         dtype=str(dtype),
     )
     return WordIndexResult(
