@@ -171,6 +171,13 @@ def test_gpt2_part_on_the_partial_checkpoint(partial_ckpt):
     assert abs(g.heads[0].mean_cos) < 0.5  # no layer-0 head writes f' along its own direction
     assert len(g.layer0_actual) == 12
     assert g.neurons is None and "c_fc.weight" in g.neurons_skipped
+    # the claim row names how f' was estimated, so it can be told apart from the helix section's fit
+    from types import SimpleNamespace
+
+    from poslens.claims.twisted_pair_post import _gpt2_checks
+
+    row = _gpt2_checks(SimpleNamespace(model="gpt2", gpt2=g))[0]
+    assert f"R² {o.r2:.3f} (Savitzky-Golay, window {o.window}, top {o.n_components} PCs" in row.ours, row.ours
 
 
 def test_planted_derivative_head_and_twisted_pairs_are_recovered(tmp_path):

@@ -118,6 +118,11 @@ def _reuse_row(r) -> ClaimRow | None:
         "neighbours one turn up and down, so no linear gate isolates them")
 
 
+def _scheme(o) -> str:
+    """How f' was estimated, in the helix section's words, so the two sections' fits can be told apart."""
+    return f"Savitzky-Golay, window {o.window}" if o.scheme == "savgol" else f"{o.scheme} differences"
+
+
 def _gpt2_checks(r) -> list[ClaimRow]:
     g = r.gpt2
     if not g:
@@ -126,10 +131,10 @@ def _gpt2_checks(r) -> list[ClaimRow]:
     out = [_row(
         "W_pos lies near a helix, so f' ~ W f + c",
         "GPT-2's positional embeddings lie on a helix (up to approximation), which gives f' = W f + c",
-        f"{r.model}: R^2 {o.r2:.3f} ({o.scheme}, top {o.n_components} PCs, {100 * o.variance_explained:.1f}% "
+        f"{r.model}: R² {o.r2:.3f} ({_scheme(o)}, top {o.n_components} PCs, {100 * o.variance_explained:.1f}% "
         f"of variance; raw central differences {o.r2_central:.3f}); phase-randomised surrogates up to "
         f"{o.surrogate_r2_max:.3f}", o.r2 >= ODE_R2_MIN and o.r2 > (o.surrogate_r2_max or 0),
-        f"reproduced = R^2 >= {ODE_R2_MIN} and above every surrogate (same power spectrum per component, coupling destroyed)")]
+        f"reproduced = R² >= {ODE_R2_MIN} and above every surrogate (same power spectrum per component, coupling destroyed)")]
     if g.heads:
         best = g.heads[0]
         l0 = [h for h in g.heads if h.layer == 0]
@@ -142,7 +147,7 @@ def _gpt2_checks(r) -> list[ClaimRow]:
             + f"; the fitted map itself reaches {g.ideal_cos:.2f}",
             abs(best.mean_cos) >= HEAD_COS_MIN,
             f"reproduced = some head's OV output points along f' with |mean cos| >= {HEAD_COS_MIN}. In any basis f' can "
-            f"be read linearly from {100 * enc:.0f}% of heads' outputs (R^2 >= 0.9), so the weights alone do not single "
+            f"be read linearly from {100 * enc:.0f}% of heads' outputs (R² >= 0.9), so the weights alone do not single "
             "out a derivative head"))
     n = g.neurons
     if n is not None:

@@ -60,7 +60,7 @@ STAGES = [
             "(positions; L = sup |f''|). The noise rows compare the pair readout N+ - N- with one neuron under the same "
             "common-mode gate noise; the loop rows show the gate margin collapsing where a curve nearly meets itself; "
             "the reuse rows count the sentries a growing helix needs without and with the helix variant. The model "
-            "part fits f' ~ W f + c to W_pos (R^2 against phase-randomised surrogates), ranks heads by how closely "
+            "part fits f' ~ W f + c to W_pos (R² against phase-randomised surrogates), ranks heads by how closely "
             "their OV image of x_i points along f'(i) (mean cosine; the fitted map itself is the ceiling), and, where "
             "layer 0's MLP exists, searches it for neuron pairs with near-identical inputs, opposite outputs and an "
             "input difference along x_j - x_i."

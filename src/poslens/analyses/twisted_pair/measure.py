@@ -44,7 +44,7 @@ READINGS = [
     "Noise 'on the f(s_m).x_i term': Gaussian noise on the subspace the gates read, at the readout position; the "
     "single-neuron readout subtracts the neuron's noise-free activation at j = i (the best a one-neuron reader can do).",
     "GPT-2: W_pos from position 1 (row 0 is an outlier), top 6 principal components, Savitzky-Golay derivatives "
-    "(window 51): raw central differences are dominated by row-to-row jitter (their R^2 is reported too).",
+    "(window 51): raw central differences are dominated by row-to-row jitter (their R² is reported too).",
 ]
 
 
