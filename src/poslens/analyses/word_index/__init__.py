@@ -39,19 +39,19 @@ from ...lazy import exports
 
 if TYPE_CHECKING:
     from .evaluate import evaluate, one_hot, position_balanced
-    from .harvest import check_layers, harvest, resid_hook
+    from .harvest import check_points, harvest, resid_hook
     from .measure import BASELINES, WordIndexResult, summarize, word_index
     from .options import DEFAULT_CS, LABEL_TOKENS, Options
     from .probes import Probe, fit_probe, fit_probes
 
 __getattr__ = exports(__name__, {
     ".evaluate": ("evaluate", "one_hot", "position_balanced"),
-    ".harvest": ("check_layers", "harvest", "resid_hook"),
+    ".harvest": ("check_points", "harvest", "resid_hook"),
     ".measure": ("BASELINES", "WordIndexResult", "summarize", "word_index"),
     ".options": ("DEFAULT_CS", "LABEL_TOKENS", "Options"),
     ".probes": ("Probe", "fit_probe", "fit_probes"),
 })
 
-__all__ = ["BASELINES", "DEFAULT_CS", "LABEL_TOKENS", "Options", "Probe", "WordIndexResult", "check_layers", "evaluate",
+__all__ = ["BASELINES", "DEFAULT_CS", "LABEL_TOKENS", "Options", "Probe", "WordIndexResult", "check_points", "evaluate",
            "fit_probe", "fit_probes", "harvest", "one_hot", "position_balanced", "resid_hook",
            "summarize", "word_index"]

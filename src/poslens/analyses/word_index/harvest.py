@@ -25,7 +25,7 @@ def resid_hook(n_layers: int, layer: int) -> str:
     return f"blocks.{layer}.hook_resid_pre" if layer < n_layers else f"blocks.{n_layers - 1}.hook_resid_post"
 
 
-def check_layers(n_layers: int, layers: Sequence[int] | None, label: str = "the model") -> list[int]:
+def check_points(n_layers: int, layers: Sequence[int] | None, label: str = "the model") -> list[int]:
     """Sorted, unique residual points; all ``0..n_layers`` when ``layers`` is empty."""
     if not layers:
         return list(range(n_layers + 1))

@@ -19,7 +19,7 @@ from ...models.weights import Weights, forward_tensors, require
 from ...options import resolve
 from ...results import ClaimRow, Result
 from .evaluate import evaluate, one_hot, position_balanced
-from .harvest import check_layers, harvest, resid_hook
+from .harvest import check_points, harvest, resid_hook
 from .options import Options
 from .probes import fit_probe, fit_probes
 
@@ -311,7 +311,7 @@ def word_index(
     C, Cs, max_iter, balance_min, combined = o.C, tuple(o.Cs), o.max_iter, o.balance_min, o.combined
     key_layer, batch_size, seed = o.key_layer, o.batch_size, o.seed
     cfg = weights.cfg
-    layers = check_layers(cfg.n_layers, o.layers, weights.label)
+    layers = check_points(cfg.n_layers, o.layers, weights.label)
     schemes = list(dict.fromkeys(o.schemes))
     label_tokens = list(dict.fromkeys(o.label_tokens))
     if key_layer is None:
