@@ -33,6 +33,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("models", ["models", "extra-argument"], "unexpected extra argument"),
     ("helix", ["helix", "-m", "nosuchmodel", "-o", "{out}"], "unknown model"),
     ("helix", ["helix", "-m", "{wpe}", "-o", "{out}"], "wpe.weight"),
+    ("helix", ["helix", "-m", "{file}", "-o", "{out}"], "is a file"),
     ("spectra", ["spectra", "-m", "{qkv}", "-o", "{out}"], "c_attn"),
     ("helix", ["helix", "--n-components", "0", "-o", "{out}"], "n-components"),
     ("helix", ["helix", "--positions", "10:5", "-o", "{out}"], "position range"),

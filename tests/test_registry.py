@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from poslens.errors import OfflineError, UnknownModelError
@@ -67,6 +69,18 @@ def test_local_directory_and_embedded(small_ckpt):
 def test_unknown_names_say_what_to_do(name, words):
     with pytest.raises(UnknownModelError, match=words):
         resolve(name)
+
+
+def test_a_file_is_not_taken_for_a_missing_directory_or_a_hub_id(small_ckpt, tmp_path, monkeypatch):
+    with pytest.raises(UnknownModelError, match=f"is a file.*here: {re.escape(str(small_ckpt))}"):
+        resolve(str(small_ckpt / "model.safetensors"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "model.txt").write_text("x")
+    (tmp_path / "weights").write_text("x")
+    for spec in ("notes/model.txt", "weights"):  # an owner/name and a bare name that exist as files
+        with pytest.raises(UnknownModelError, match="is a file; point --model at the checkpoint directory"):
+            resolve(spec)
 
 
 def test_families():
