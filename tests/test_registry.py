@@ -99,6 +99,8 @@ def test_offline_without_cache_says_how_to_fix(tmp_path, monkeypatch):
         registry.open_checkpoint("gpt2-medium")
     msg = str(e.value)
     assert "HF_HUB_OFFLINE" in msg and "hf download openai-community/gpt2-medium" in msg and "--model" in msg
+    with pytest.raises(OfflineError, match=r"hf download stanford-crfm/alias-gpt2-small-x21 --revision checkpoint-0`"):
+        registry.open_checkpoint("alias@0")  # the command it suggests fetches the checkpoint asked for
 
 
 def test_hub_cache_is_read_offline(tmp_path, monkeypatch, small_ckpt):

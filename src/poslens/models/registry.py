@@ -240,13 +240,14 @@ def family(name: str) -> tuple[str, ...]:
     return FAMILIES[name]
 
 
-def _offline_error(where: str, repo_id: str) -> OfflineError:
+def _offline_error(where: str, repo_id: str, revision: str | None = None) -> OfflineError:
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     why = "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache" if offline else (
         "it is not in the Hugging Face cache and the hub cannot be reached"
     )
     return OfflineError(
-        f"cannot load {where}: {why}; on a machine with internet run `hf download {repo_id}` "
+        f"cannot load {where}: {why}; on a machine with internet run `hf download {repo_id}"
+        f"{f' --revision {revision}' if revision else ''}` "
         "(then copy ~/.cache/huggingface here), or pass --model a local checkpoint directory"
     )
 
@@ -306,7 +307,7 @@ def download(source: ModelSource, weights: bool = True) -> Path:
             return Path(hf_hub_download(source.repo_id, fn, revision=source.revision, local_files_only=local_only))
         except LocalEntryNotFoundError as exc:  # before EntryNotFoundError, which it subclasses
             if required:
-                raise _offline_error(where, source.repo_id) from exc
+                raise _offline_error(where, source.repo_id, source.revision) from exc
             missing_locally.append(fn)
             return None
         except RevisionNotFoundError as exc:
@@ -333,7 +334,7 @@ def download(source: ModelSource, weights: bool = True) -> Path:
                 fetch(shard, required=True)
         elif fetch("pytorch_model.bin", required=False) is None:
             if missing_locally:
-                raise _offline_error(where, source.repo_id)
+                raise _offline_error(where, source.repo_id, source.revision)
             raise UnknownModelError(f"{where} has neither model.safetensors nor pytorch_model.bin")
     return folder
 
