@@ -305,6 +305,14 @@ def test_planted_word_index_is_recovered_where_planted(planted_result):
     assert d["kind"] == "word_index" and d["schemes"]["word"]["dataset"]["n_val_points"] == 1400
 
 
+def test_no_position_balanced_points_is_said_in_words_not_nan(planted):
+    r = WI.word_index(load_weights(str(planted.path)), layers=[1], balance_min=10**6, label_tokens=("last",),
+                      n_train=300, n_val_prompts=40)
+    assert r.schemes["word"].labels["last"].balanced.n_points == 0
+    text = "\n".join(WI.summarize(r))
+    assert "no position-balanced points" in text and "nan" not in text, text
+
+
 # ----------------------------------------------------------------------------- bad input
 
 

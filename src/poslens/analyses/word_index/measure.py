@@ -258,7 +258,8 @@ def _findings(schemes: dict[str, SchemeResult], layers: list[int], key_layer: in
             scheme=s, label_token=lt, layer=key_layer,
             what=f"{s}: probe at residual point {key_layer} is well above the position-only baseline",
             ours=(f"probe {pr.accuracy:.3f} vs position-only {pos_base:.3f} (best baseline {best.accuracy:.3f}); "
-                  f"position-balanced {bal:.3f} vs chance {chance:.3f}"),
+                  + (f"position-balanced {bal:.3f} vs chance {chance:.3f}" if r.balanced.n_points else
+                     "no position-balanced points")),
             holds=bool(above),
         ))
         per = np.array(pr.per_index, dtype=float)
@@ -380,8 +381,9 @@ def summarize(result: WordIndexResult) -> list[str]:
             best = int(np.argmax(r.gain))
             bal = " ".join(f"{l}:{m.balanced_accuracy:.3f}" for l, m in zip(result.layers, r.probes))
             lines.append(f"    best gain over baselines {r.gain[best]:+.3f} at point {result.layers[best]}; "
-                         f"position-balanced ({r.balanced.n_points} points, chance "
-                         f"{r.balanced.chance:.3f}) {bal}")
+                         + (f"position-balanced ({r.balanced.n_points} points, chance {r.balanced.chance:.3f}) {bal}"
+                            if r.balanced.n_points else "no position-balanced points: no position has two indices "
+                            f"with {r.balanced.min_per_cell} points each (--balance-min)"))
     for f in result.findings:
         lines.append(f"{'holds' if f.holds else 'does not hold'}: {f.what} ({f.ours})")
     lines += result.notes
