@@ -72,6 +72,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("dup-neurons", ["dup-neurons", "--head", "0.99", "-o", "{out}"], "head"),
     ("dup-neurons", ["dup-neurons", "--neuron", "999999", "-o", "{out}"], "neuron"),
     ("dup-neurons", ["dup-neurons", "--head", "zero", "-o", "{out}"], "LAYER.HEAD"),
+    ("dup-neurons", ["dup-neurons", "-m", "{ckpt}", "--fit-from", "1000", "-o", "{out}"], "fit-from"),
+    ("dup-neurons", ["dup-neurons", "-m", "{ckpt}", "--combined-from", "5000", "-o", "{out}"], "combined-from"),
     # --- twisted pair
     ("twisted-pair", ["twisted-pair", "--M", "0", "--no-model", "-o", "{out}"], "M"),
     ("twisted-pair", ["twisted-pair", "--curve", "nope", "--no-model", "-o", "{out}"], "curve"),

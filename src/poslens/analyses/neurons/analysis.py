@@ -67,6 +67,14 @@ def duplicate_neurons(
     check_heads(weights, uniform_heads)
     if neuron is not None and not 0 <= int(neuron) < cfg.d_mlp:
         raise InvalidInputError(f"neuron {neuron} does not exist: the MLP of {weights.label} has neurons 0..{cfg.d_mlp - 1}")
+    # Clamped, these would print a fit through the last two positions (R² 1) or a mean from a position
+    # not asked for; the default combined_from alone adapts to a short context.
+    if o.fit_from > cfg.n_ctx - 3:
+        raise InvalidInputError(f"--fit-from {o.fit_from} leaves fewer than 3 positions to fit: {weights.label}'s "
+                                f"positions run 0..{cfg.n_ctx - 1}; give at most {cfg.n_ctx - 3}")
+    if o.combined_from >= cfg.n_ctx and o.combined_from != Options.combined_from:
+        raise InvalidInputError(f"--combined-from {o.combined_from} is past {weights.label}'s last position "
+                                f"({cfg.n_ctx - 1}); give a smaller position")
     L = head[0] if head is not None else 0
     if uniform_heads is not None and any(l != L for l, _ in uniform_heads):
         raise InvalidInputError(f"--uniform-heads must be heads of layer {L}, the layer of the duplicate head")
