@@ -57,3 +57,18 @@ def test_the_lock_pins_every_dependency_and_leaves_torch_to_the_cpu_install():
     names = {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower().replace("_", "-") for d in declared}
     assert names - {"torch"} <= pins, f"not in requirements.lock (run scripts/relock): {names - {'torch'} - pins}"
     assert "torch" not in pins and not any(p.startswith("nvidia-") for p in pins)
+
+
+def test_dup_heads_section_names_every_verdict_and_kind():
+    import inspect
+
+    from poslens.analyses.heads import measure
+
+    sec = README.split("### `poslens dup-heads`", 1)[1].split("\n### ", 1)[0]
+    verdicts = re.findall(r'return "(\w+)"', inspect.getsource(measure._decay_verdict))
+    assert set(verdicts) == {"unknown", "decaying", "growing", "uniform"}
+    verdict_text = sec.split("`verdict`", 1)[1].split("`token_classes`", 1)[0]
+    assert all(v in verdict_text for v in verdicts), verdict_text
+    kinds = re.findall(r'"(local|uniform|mixed)"', inspect.getsource(measure.pattern_spread))
+    assert set(kinds) == {"local", "uniform", "mixed"}
+    assert all(k in sec.split("`kind`", 1)[1][:40] for k in kinds)
