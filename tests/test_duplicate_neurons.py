@@ -318,9 +318,12 @@ def test_report_stages(planted, partial_ckpt, tmp_path):
     assert st["dup_heads"].status == "done" and st["dup_neurons"].status == "done"
     assert st["dup_heads"].result["ranking"][0] == "0.1" and st["dup_neurons"].result["head"] == "0.1"
     assert st["dup_neurons"].figures and st["dup_heads"].summary
+    # the source study is "the study" to a reader; "seed" reads as the random seed
+    assert not [s for s in st["dup_neurons"].summary if "seed" in s], st["dup_neurons"].summary
     _, (rep,) = build_report([str(partial_ckpt)], tmp_path / "p", stages=STAGES, size="quick", progress=False)
     st = {o.name: o for o in rep.outcomes}
     assert st["dup_heads"].status == "done" and st["dup_heads"].result["positional"]["uniform"] == ["0.5", "0.11"]
+    assert not [s for s in st["dup_heads"].summary if "seed" in s], st["dup_heads"].summary
     assert st["dup_neurons"].status == "skipped" and "wte.weight" in st["dup_neurons"].reason
 
 

@@ -115,7 +115,7 @@ def duplicate_neurons_rows(cfg, label: str, r) -> list[ClaimRow]:
             out.append(_row(what="extra activation of 1168 when copies are on average 100 tokens back", published=1.0,
                             ours=ex.measured_at_100, reproduced=0.5 <= ex.measured_at_100 <= 1.5,
                             note=f"linear fit of the measured extra against mean distance on "
-                                 f"{r.decomposition.text_source} ({ex.n} repeated tokens); the seed's "
+                                 f"{r.decomposition.text_source} ({ex.n} repeated tokens); the study's "
                                  f"prediction by its own rule: {ex.predicted_at_100:.2f}; 0.5-1.5 counts as reproduced"))
     return out
 

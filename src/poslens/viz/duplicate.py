@@ -168,8 +168,8 @@ def neuron_figures(result, out: Path) -> list[Path]:
     tp = dec.approximations.total_positional if dec is not None else None
     if tp:
         fig, ax = plt.subplots(figsize=(8, 4))
-        for k, style, label in (("exact", "k-", "exact"), ("attention_rule", "b-", "seed's rules, exact scales"),
-                                ("seed", "r-", "seed's rules and scales")):
+        for k, style, label in (("exact", "k-", "exact"), ("attention_rule", "b-", "the study's rules, exact scales"),
+                                ("seed", "r-", "the study's rules and scales")):
             ax.plot(getattr(tp, k), style, lw=1, label=label)
         ax.set(xlabel="position in text", ylabel="total positional contribution")
         ax.legend(fontsize=8)
@@ -187,7 +187,7 @@ def neuron_figures(result, out: Path) -> list[Path]:
         if png_wanted():
             fig, ax = plt.subplots(figsize=(6, 4))
             ax.scatter(ex.mean_distance, ex.measured, s=8, label="measured (exact)")
-            ax.scatter(ex.mean_distance, ex.predicted, s=8, label="predicted (seed: w_j = 1/n)")
+            ax.scatter(ex.mean_distance, ex.predicted, s=8, label="predicted (the study: w_j = 1/n)")
             ax.set_xlabel("mean distance to the earlier copies of the current token")
             ax.set_ylabel("extra from the duplicate head")
             ax.legend()
@@ -201,7 +201,7 @@ def neuron_figures(result, out: Path) -> list[Path]:
     if st is not None and st.exact_by_position:
         fig, ax = plt.subplots(figsize=(7, 3.5))
         ax.plot(st.exact_by_position, lw=1, label="exact (mean over tokens)")
-        ax.plot(st.approx_by_position, lw=1, label="seed's approximation")
+        ax.plot(st.approx_by_position, lw=1, label="the study's approximation")
         ax.set(xlabel="position", ylabel="layer-0 LayerNorm multiplier")
         ax.legend(fontsize=8)
         paths.append(save_png(fig, out / "ln_scale.png"))

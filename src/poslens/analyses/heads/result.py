@@ -113,6 +113,6 @@ def summarize(result: DupHeadsResult) -> list[str]:
                      f"{p.local_window} positions for {', '.join(p.local) or 'none'}; nearly uniform "
                      f"{', '.join(p.uniform) or 'none'}; mixed {', '.join(p.mixed) or 'none'}")
     for c in result.checks:
-        lines.append(f"seed: {c.what}: {'reproduced' if c.reproduced else 'NOT reproduced'} (ours: {c.ours})")
+        lines.append(f"the study: {c.what}: {'reproduced' if c.reproduced else 'NOT reproduced'} (ours: {c.ours})")
     lines += result.notes
     return lines

@@ -95,7 +95,7 @@ def duplicate_neurons(
     if why:
         raise NotApplicableError(f"the duplicate-neuron analysis does not apply: {why}")
     if L > 0:
-        notes.append(f"head {L}.{hd} is not in layer 0: PVO, its curves and the seed's LayerNorm formulas read W_pos "
+        notes.append(f"head {L}.{hd} is not in layer 0: PVO, its curves and the study's LayerNorm formulas read W_pos "
                      "directly and ignore the layers before; the decomposition stays exact")
 
     wt = first_layers(weights, L + 1)

@@ -83,7 +83,7 @@ def summarize(r: DupNeuronsResult) -> list[str]:
                      f"zero at {_f(f.zero_crossing, '.0f')}, R² {_f(f.r2, '.3f')}")
     st = r.ln_scale
     if st is not None and st.approx_error is not None:
-        lines.append(f"LayerNorm scale: seed's approximation off by {st.approx_error['mean_abs']:.2%} on average "
+        lines.append(f"LayerNorm scale: the study's approximation off by {st.approx_error['mean_abs']:.2%} on average "
                      f"(max {st.approx_error['max_abs']:.2%}); with |W_pos| = {st.pos_norm_mean:.3f} "
                      f"{st.approx_const_error['mean_abs']:.2%}; mean |cos(W_E, W_pos)| {st.cos_abs_mean:.3f}")
     d = r.decomposition
@@ -94,9 +94,9 @@ def summarize(r: DupNeuronsResult) -> list[str]:
                      f"(constant-scale error rms {ms.constant_scale_error.rms:.3g})")
         ap = d.approximations
         tp = ap.total_positional
-        lines.append(f"seed's rules for the positional part (uniform heads: {', '.join(ap.uniform_heads) or 'none'}): "
+        lines.append(f"the study's rules for the positional part (uniform heads: {', '.join(ap.uniform_heads) or 'none'}): "
                      f"rms error {tp.error_attention_rule.rms:.3g} with exact LayerNorm scales, "
-                     f"{tp.error_seed.rms:.3g} with the seed's scales (exact positional part varies by "
+                     f"{tp.error_seed.rms:.3g} with the study's scales (exact positional part varies by "
                      f"{tp.error_seed.exact_std:.3g})")
         ex = d.extra_vs_distance
         if ex.n:
@@ -106,7 +106,7 @@ def summarize(r: DupNeuronsResult) -> list[str]:
                          f"(rms {ex.rms_error:.3g})")
     cp = r.combined_positional
     if cp is not None:
-        lines.append(f"combined positional contribution by the seed's rules, mean after position {cp.from_position}: "
+        lines.append(f"combined positional contribution by the study's rules, mean after position {cp.from_position}: "
                      f"{cp.mean_from:.3g}")
     s = r.top_examples_summary
     if s is not None and s.k:
@@ -114,6 +114,6 @@ def summarize(r: DupNeuronsResult) -> list[str]:
                      f"{s.share_with_earlier_copy:.0%} on tokens with an earlier copy "
                      f"(all positions: {s.base_share_with_earlier_copy:.0%})")
     for c in r.checks:
-        lines.append(f"seed: {c.what}: {'reproduced' if c.reproduced else 'NOT reproduced'} (published "
+        lines.append(f"the study: {c.what}: {'reproduced' if c.reproduced else 'NOT reproduced'} (published "
                      f"{c.published}, ours {c.ours if not isinstance(c.ours, float) else format(c.ours, '.3g')})")
     return lines + list(r.notes)
