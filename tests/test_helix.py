@@ -307,6 +307,8 @@ def test_real_gpt2_small_published_figures(partial_ckpt):
     assert len(checks) >= 10
     assert r.ode_smoothed.r2 > 0.8 and r.truncations["late"].ode.r2 > 0.85
     assert r.short_period.share < 0.005  # a smooth helix: neighbours are not told apart by W_pos
+    # printed beside the published 0.15%, to as many decimals
+    assert any(line.startswith("0.15% of the variance") for line in H.summarize(r)), H.summarize(r)
 
 
 # ----------------------------------------------------------------------------- several models, sweeps, CLI, report

@@ -43,7 +43,7 @@ def summarize(result) -> list[str]:
                  f"{c.min_offset} and rises again at {c.period}" if c.period is not None else
                  f"cosine between rows: adjacent {c.adjacent_mean:.3f}; no periodic rise by offset")
     if r.short_period:
-        lines.append(f"{r.short_period.share:.1%} of the variance lies at periods of at most "
+        lines.append(f"{r.short_period.share:.2%} of the variance lies at periods of at most "
                      f"{r.short_period.period:g} positions (what separates neighbours; GPT-2 small: 0.15%)")
     n = r.norms.W_pos
     lines.append(f"W_pos row norms: mean {n.mean:.4f}, std {n.std:.4f}, min {n.min:.4f} (position {n.argmin}), "
