@@ -79,7 +79,7 @@ def test_a_file_is_not_taken_for_a_missing_directory_or_a_hub_id(small_ckpt, tmp
     (tmp_path / "notes" / "model.txt").write_text("x")
     (tmp_path / "weights").write_text("x")
     for spec in ("notes/model.txt", "weights"):  # an owner/name and a bare name that exist as files
-        with pytest.raises(UnknownModelError, match="is a file; point --model at the checkpoint directory"):
+        with pytest.raises(UnknownModelError, match="is a file, not a checkpoint directory; give the directory"):
             resolve(spec)
 
 

@@ -190,7 +190,7 @@ def resolve(spec: str, revision: str | None = None) -> ModelSource:
         label = info.name + (f"@{rev}" if rev else "")
         return ModelSource(label=label, repo_id=info.repo_id, revision=rev, info=info)
     if path.is_file():  # e.g. the model.safetensors or config.json inside a checkpoint
-        raise UnknownModelError(f"'{name}' is a file; point --model at the checkpoint directory that holds "
+        raise UnknownModelError(f"'{name}' is a file, not a checkpoint directory; give the directory that holds "
                                 "config.json and the weights" + (f" (here: {path.parent})" if
                                                                   (path.parent / "config.json").is_file() else ""))
     looks_like_path = name.startswith((".", "/", "~")) or os.sep in name and name.count("/") != 1
