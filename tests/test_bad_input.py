@@ -96,6 +96,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("report", ["report", "--set", "nope", "-o", "{out}"], "STAGE.OPTION=VALUE"),
     ("report", ["report", "-m", "nosuchmodel", "-o", "{out}"], "unknown model"),
     ("report", ["report", "--device", "cuda", "-o", "{out}"], "cuda"),
+    # an empty --out (an unset shell variable) must not mean the current directory
+    ("report", ["report", "-m", "tiny", "--only", "helix", "-o", ""], "--out"),
+    ("helix", ["helix", "-o", " "], "--out"),
     # --- training
     ("train", ["train", "-c", "{missing}", "--out", "{out}"], "does not exist"),
     ("train", ["train", "-c", "{empty}", "--out", "{out}"], "empty"),

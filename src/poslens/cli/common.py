@@ -18,8 +18,16 @@ def model_option(multiple: bool = False):
     return click.option("--model", "-m", "model", default=DEFAULT_MODEL, show_default=True, help=help_)
 
 
+def _out_callback(ctx, param, value):
+    # click reads an empty --out as ".", which would scatter results over the current directory
+    # (an unset shell variable, `-o "$DIR"`, is the usual way to get here)
+    if value is not None and not value.strip():
+        raise click.BadParameter("an empty path; give a directory (e.g. --out results)", ctx, param)
+    return Path(value) if value is not None else None
+
+
 out_option = click.option(
-    "--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+    "--out", "-o", type=click.Path(file_okay=False), default=None, callback=_out_callback,
     help="Directory for result.json and figures (created; default: poslens-out/COMMAND).",
 )
 device_option = click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:1 ...")
