@@ -26,6 +26,8 @@ CASES: list[tuple[str, list[str], str]] = [
     # --- unknown or damaged models, for several commands
     ("inspect", ["inspect", "gpt2-smal"], "did you mean"),
     ("inspect", ["inspect", "{missing}"], "does not exist"),
+    ("inspect", ["inspect", "{file}"], "is a file"),
+    ("report", ["report", "-m", "{file}", "-o", "{out}"], "is a file"),
     ("inspect", ["inspect", "tiny@v1"], "revision"),
     ("inspect", ["inspect", "battlestar@7"], "no checkpoint at step 7"),
     ("inspect", ["inspect", "{bert}"], "bert"),
