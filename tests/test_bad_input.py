@@ -96,6 +96,12 @@ CASES: list[tuple[str, list[str], str]] = [
     ("report", ["report", "--set", "helix.n_components=0", "-o", "{out}"], "n_components"),
     ("report", ["report", "--set", "helix.nope=1", "-o", "{out}"], "no option"),
     ("report", ["report", "--set", "nope", "-o", "{out}"], "STAGE.OPTION=VALUE"),
+    ("report", ["report", "-m", "tiny", "--only", "verdicts", "--set", "verdicts.helix_r2=Infinity", "-o", "{out}"],
+     "finite"),
+    ("report", ["report", "-m", "tiny", "--only", "verdicts", "--set", "verdicts.helix_r2=1.5", "-o", "{out}"],
+     "[0, 1]"),
+    ("report", ["report", "-m", "tiny", "--only", "geometry_spectra", "--set", "geometry_spectra.layers=0,1",
+                "-o", "{out}"], "JSON list"),
     ("report", ["report", "-m", "nosuchmodel", "-o", "{out}"], "unknown model"),
     ("report", ["report", "--device", "cuda", "-o", "{out}"], "cuda"),
     # an empty --out (an unset shell variable) must not mean the current directory

@@ -246,6 +246,24 @@ def test_bad_options(ckpts, tmp_path):
         run(ckpts["full"], blocker / "out")
 
 
+def test_set_values_are_checked_against_the_option():
+    from poslens.report.orchestrate import check_option, parse_overrides
+
+    ov = parse_overrides(["pca.head=0.10", "pca.k=Infinity", "pca.corpus=2024"], fake_stages())["pca"]
+    assert check_option("dup_neurons", "head", "profile", ov["head"]) == "0.10"  # head 10, not 0.1
+    with pytest.raises(InvalidInputError, match="finite"):
+        check_option("verdicts", "helix_r2", 0.8, ov["k"])
+    with pytest.raises(InvalidInputError, match=r"must lie in \[0, 1\]"):
+        check_option("verdicts", "helix_r2", 0.8, 1.5)
+    # an option unset by default (None) takes only its kind of value, not whatever JSON gives
+    assert check_option("dup_heads", "corpus", None, ov["corpus"]) == "2024"
+    assert check_option("dup_heads", "corpus", None, None) is None
+    with pytest.raises(InvalidInputError, match="JSON list.*the default is null"):
+        check_option("geometry_spectra", "layers", None, "0,1")
+    with pytest.raises(InvalidInputError, match="JSON object"):
+        check_option("geometry_subspaces", "lengths", {"short": 15}, 5)
+
+
 def test_several_models_get_an_index(ckpts, tmp_path):
     page, reps = build_report([str(ckpts["full"]), str(ckpts["partial"])], tmp_path / "r",
                               stages=fake_stages(), progress=False, only=["pca", "embed"])

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import math
 import os
 import sys
 import time
@@ -82,25 +83,38 @@ class Stage:
         return opts
 
 
-_FRACTION_WORDS = ("threshold", "frac", "fraction", "share", "quantile")
+_FRACTION_WORDS = ("threshold", "frac", "fraction", "share", "quantile", "r2")
+
+# What an option whose default is None ("unset: the analysis chooses") takes once it is set, by
+# the option's name; without this any JSON value reached the analysis and failed there, deep down.
+_UNSET_LIKE = {"corpus": "", "prefix": "", "layers": [0], "neurons": [0], "key_layer": 0, "batch_size": 1,
+               "period": 1.0, "curve_params": {"": -1.0}}  # -1.0: any finite number
 
 
 def check_option(stage: str, key: str, default, value):
     """``value`` for ``stage.key`` if it has the default's type and a sensible range, else
     InvalidInputError: an int where the default is an int (>= 1 when the default is
-    positive, >= 0 when it is 0), a number where it is a float (in [0, 1] for thresholds and
-    fractions), a bool for a bool, a string for a string, a list of such for a list.
+    positive, >= 0 when it is 0), a finite number where it is a float (in [0, 1] for
+    thresholds, fractions and R² values), a bool for a bool, a string for a string, a list
+    or JSON object of such for a list or object. An option whose default is None takes null
+    or, where :data:`_UNSET_LIKE` names its type, a value of that type.
 
     >>> check_option("helix", "n_components", 10, 5)
     5
     """
+    if default is None:
+        if value is None or key not in _UNSET_LIKE:
+            return value
+        return _checked(stage, key, _UNSET_LIKE[key], value, shown=None)
+    return _checked(stage, key, default, value, shown=default)
+
+
+def _checked(stage: str, key: str, default, value, shown):
     where = f"--set {stage}.{key}={json.dumps(value) if not isinstance(value, str) else value}"
 
     def bad(what: str):
-        return InvalidInputError(f"{where}: {what} (the default is {json.dumps(to_jsonable(default))})")
+        return InvalidInputError(f"{where}: {what} (the default is {json.dumps(to_jsonable(shown))})")
 
-    if default is None:
-        return value
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise bad("expected true or false")
@@ -112,14 +126,16 @@ def check_option(stage: str, key: str, default, value):
             raise bad(f"must be >= {1 if default > 0 else 0}")
         return value
     if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-            raise bad("expected a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad("expected a finite number")
         if any(w in key for w in _FRACTION_WORDS) and 0 <= default <= 1 and not 0 <= value <= 1:
             raise bad("must lie in [0, 1]")
         if default > 0 and value < 0:
             raise bad("must be >= 0")
         return float(value)
     if isinstance(default, str):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return getattr(value, "text", str(value))  # a head "0.10", a corpus "2024": text that reads as a number
         if not isinstance(value, str):
             raise bad("expected a string")
         return value
@@ -127,7 +143,14 @@ def check_option(stage: str, key: str, default, value):
         if not isinstance(value, list):
             raise bad("expected a JSON list, e.g. [1,2]")
         if default:
-            return [check_option(stage, key, default[0], x) for x in value]
+            return [_checked(stage, key, default[0], x, shown) for x in value]
+        return value
+    if isinstance(default, dict):
+        if not isinstance(value, dict):
+            raise bad("expected a JSON object, e.g. {\"a\": 1}")
+        if default:
+            like = next(iter(default.values()))
+            return {k: _checked(stage, key, like, v, shown) for k, v in value.items()}
         return value
     return value
 
@@ -448,6 +471,13 @@ def select_stages(stages: Sequence[Stage], only: Iterable[str] = (), skip: Itera
     return [s for s in stages if (not only_s or s.name in only_s) and s.name not in skip_s]
 
 
+class _Number(float):
+    """A number from ``--set`` that keeps how it was written: for an option that takes text,
+    "0.10" is head 10 of layer 0, not 0.1."""
+
+    text: str
+
+
 def parse_overrides(items: Iterable[str], stages: Sequence[Stage]) -> dict[str, dict]:
     """``["helix.n_components=5"]`` -> ``{"helix": {"n_components": 5}}`` (values parsed as JSON if they can be)."""
     names = [s.name for s in stages]
@@ -463,6 +493,9 @@ def parse_overrides(items: Iterable[str], stages: Sequence[Stage]) -> dict[str, 
             val = json.loads(rhs)
         except json.JSONDecodeError:
             val = rhs
+        if type(val) is float:
+            val = _Number(val)
+            val.text = rhs.strip()
         out.setdefault(stage, {})[key.strip()] = val
     return out
 
