@@ -436,6 +436,8 @@ def test_page_reads_as_one_story(tiny_report):
     assert "premise absent" in _html_unescape(sec).lower() and "<div class=\"fig" not in sec
     # no z against a baseline without spread
     assert not re.search(r"z -?(inf|nan)\b", text)
+    # an unset option (corpus, batch_size) is a dash in the options table, not Python's None
+    assert not re.search(r">\s*None\s*<", text), re.findall(r".{60}>\s*None\s*<", text)[:3]
 
 
 def _html_unescape(s: str) -> str:

@@ -58,7 +58,9 @@ def esc(x) -> str:
 
 
 def fmt(v) -> str:
-    if isinstance(v, bool) or v is None:
+    if v is None:  # an option left unset, a figure not published: not Python's "None" on the page
+        return "—"
+    if isinstance(v, bool):
         return esc(v)
     if isinstance(v, float):
         return f"{v:.4g}"
