@@ -72,3 +72,30 @@ def test_dup_heads_section_names_every_verdict_and_kind():
     kinds = re.findall(r'"(local|uniform|mixed)"', inspect.getsource(measure.pattern_spread))
     assert set(kinds) == {"local", "uniform", "mixed"}
     assert all(k in sec.split("`kind`", 1)[1][:40] for k in kinds)
+
+
+def test_the_shared_options_and_their_exceptions_are_as_the_readme_says():
+    import click
+
+    shared = ("--model", "--out", "--device", "--dtype", "--json")
+    lacking: dict[str, list[str]] = {}
+
+    def walk(cmd, name, ctx):
+        if isinstance(cmd, click.Group):
+            for n in cmd.list_commands(ctx):
+                walk(cmd.get_command(ctx, n), f"{name} {n}".strip(), ctx)
+            return
+        opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
+        if missing := [o for o in shared if o not in opts]:
+            lacking[name] = missing
+
+    walk(cli, "", click.Context(cli))
+    assert lacking == {
+        "helix": ["--device", "--dtype"], "sweep": ["--device", "--dtype"], "report": ["--json"],
+        "train": ["--model", "--json"], "inspect": ["--model", "--out", "--device", "--dtype"],
+        "models": ["--model", "--out", "--device", "--dtype"],
+    }
+    text = " ".join(README.split("## Commands", 1)[1].split("| command |", 1)[0].split())
+    assert "`helix` and `sweep` read weights only (no `--device`/`--dtype`)" in text
+    assert "`report` writes a page (no `--json`)" in text and "`train` makes a model (no `--model` or `--json`)" in text
+    assert "`inspect MODEL` and `models` take none of them" in text

@@ -302,6 +302,9 @@ def test_cli(ckpts, tmp_path, monkeypatch):
     assert r.exit_code == 2 and "supports none" in r.output
     r = CliRunner().invoke(cli, ["report", "--list"])
     assert r.exit_code == 0 and "pca" in r.output
+    # one column for the titles, however long a stage's name
+    lines = r.output.splitlines()
+    assert len({len(l) - len(l.split("  ", 1)[1].lstrip()) for l in lines}) == 1, lines
     # no --model: every shipped organism, an index and a page each
     from poslens.models.registry import ORGANISMS
 

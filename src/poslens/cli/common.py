@@ -26,10 +26,12 @@ def _out_callback(ctx, param, value):
     return Path(value) if value is not None else None
 
 
-out_option = click.option(
-    "--out", "-o", type=click.Path(file_okay=False), default=None, callback=_out_callback,
-    help="Directory for result.json and figures (created; default: poslens-out/COMMAND).",
-)
+def out_option_with(help_: str):
+    """``--out`` with the command's own description of what lands there."""
+    return click.option("--out", "-o", type=click.Path(file_okay=False), default=None, callback=_out_callback, help=help_)
+
+
+out_option = out_option_with("Directory for result.json and figures (created; default: poslens-out/COMMAND).")
 device_option = click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:1 ...")
 dtype_option = click.option(
     "--dtype", type=click.Choice(["float32", "bfloat16", "float64"]), default="float32", show_default=True,

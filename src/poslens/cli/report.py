@@ -8,12 +8,13 @@ from pathlib import Path
 
 import click
 
-from .common import device_option, dtype_option, model_option, out_option
+from .common import device_option, dtype_option, model_option, out_option_with
 
 
 @click.command("report")
 @model_option(multiple=True)
-@out_option
+@out_option_with("Directory for report.html (index.html for several models), report.json, figures and the "
+                 "cache (created; default: poslens-out/report).")
 @device_option
 @dtype_option
 @click.option("--only", multiple=True, metavar="STAGES", help="Run only these stages (comma list or repeated).")
@@ -48,8 +49,10 @@ def report_cmd(model, out, device, dtype, only, skip, quick, full, sets, list_st
     size = "quick" if quick else "full" if full else "default"
 
     if list_stages:
-        for st in default_stages():
-            click.echo(f"{st.name:<16} {st.title}  (needs: {', '.join(st.needs) or 'nothing'})")
+        stages = default_stages()
+        width = max(len(st.name) for st in stages)
+        for st in stages:
+            click.echo(f"{st.name:<{width}}  {st.title}  (needs: {', '.join(st.needs) or 'nothing'})")
         return
     models = list(model) or list(ORGANISMS)
     out = Path(out) if out is not None else Path("poslens-out") / "report"
