@@ -52,9 +52,11 @@ CASES: list[tuple[str, list[str], str]] = [
     ("subspaces", ["subspaces", "--lengths", "0", "-o", "{out}"], "length"),
     ("subspaces", ["subspaces", "--threshold", "1.5", "-o", "{out}"], "threshold"),
     ("subspaces", ["subspaces", "--text", "   ", "-o", "{out}"], "empty"),
+    ("subspaces", ["subspaces", "--lengths", "a=5,a=9", "-o", "{out}"], "names 'a' twice"),
     ("lens", ["lens", "--device", "cuda", "-o", "{out}"], "cuda"),
     ("lens", ["lens", "--device", "tpu", "-o", "{out}"], "device"),
     ("lens", ["lens", "--top-k", "0", "-o", "{out}"], "top-k"),
+    ("lens", ["lens", "--top-k", "5000", "-o", "{out}"], "vocabulary of 1024"),
     ("lens", ["lens", "-m", "{partial}", "-o", "{out}"], "wte"),
     # --- probes
     ("probe", ["probe", "--n-units", "1", "-o", "{out}"], "at least 2 units"),

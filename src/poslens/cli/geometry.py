@@ -49,6 +49,8 @@ def _lengths(spec: str) -> dict[str, int]:
     for name, p in zip(names, parts):
         if "=" in p:
             name, p = (x.strip() for x in p.split("=", 1))
+        if name in out:
+            raise InvalidInputError(f"--lengths '{spec}' names {name!r} twice; give each prompt its own name")
         try:
             out[name] = int(p)
         except ValueError:

@@ -164,6 +164,9 @@ def logit_lens(
     if len(ids) > cfg.n_ctx:
         raise InvalidInputError(f"the prompt has {len(ids)} tokens, longer than the model's context n_ctx={cfg.n_ctx}; "
                                 "shorten it")
+    if o.top_k > cfg.d_vocab:
+        raise InvalidInputError(f"top_k={o.top_k} is more tokens than {weights.label}'s vocabulary of {cfg.d_vocab}; "
+                                f"give at most {cfg.d_vocab}")
     runner = Runner(weights, device, dtype)
     # Raw residuals at every point; ln_final is applied by the lens itself.
     hooks = probe_hooks(cfg.n_layers, final_ln=False)

@@ -18,7 +18,7 @@ def summarize(result) -> list[str]:
     lines = [
         f"PCA of W_pos, positions {p0}-{p1} ({'centred' if r.centred else 'raw'}): top-{k3} components hold "
         f"{r.cumulative[k3 - 1]:.1%} of the variance ({', '.join(f'{v:.3f}' for v in r.variance_explained[:3])}); "
-        f"{r.components_for_90} components reach 90%",
+        f"{r.components_for_90} component{' reaches' if r.components_for_90 == 1 else 's reach'} 90%",
     ]
     for name, label in (("late", "from position {lo}"), ("early", "positions {lo}-{hi}")):
         t = r.truncations.get(name)

@@ -82,7 +82,7 @@ def with_claims(result, weights):
     if result.kind == "subspaces":
         return replace(result, reference=SUBSPACES_REFERENCE, notes=result.notes + [
             "the slides' figures are for GPT-2 small on prompts they do not give, so they are kept as a reference, "
-            "not checked; the real partial checkpoint has no wte and cannot run a token forward pass"])
+            "not checked"])
     raise ValueError(f"no 'Dissecting the Frog' geometry claims for a {result.kind} result")
 
 
