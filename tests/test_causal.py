@@ -24,7 +24,7 @@ from poslens.analyses.causal import (
     run_variants,
     run_with,
 )
-from poslens.analyses.causal.baselines import compare, random_head_sets, random_neurons, random_subspace, spread
+from poslens.analyses.causal.baselines import against, compare, random_head_sets, random_neurons, random_subspace, spread
 from poslens.analyses.causal.intervention import Intervention, orthonormal_basis
 from poslens.analyses.causal.metrics import MetricStore, next_token_loss
 from poslens.errors import InvalidInputError, PoslensError, UnknownHookError
@@ -298,6 +298,13 @@ def test_baseline_helpers():
     R = random_subspace(16, 3, seed=2)
     torch.testing.assert_close(R @ R.T, torch.eye(3, dtype=torch.float64), atol=1e-12, rtol=0)
     assert torch.equal(R, random_subspace(16, 3, seed=2)) and not torch.equal(R, random_subspace(16, 3, seed=3))
+
+
+def test_equal_baseline_draws_have_no_spread():
+    # one disjoint pair of heads left in a 4-head layer: ten equal draws, whose float mean is off by an ulp
+    c = compare(0.0074, [1.3624609538487027] * 10)
+    assert c.baseline.std == 0.0 and c.z == float("-inf")
+    assert "no spread, so no z" in against(c.baseline, c.z, "random")
 
 
 def test_ablation_effect_reports_baseline_for_vector_metrics(runner, toks):

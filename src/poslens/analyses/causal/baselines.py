@@ -64,8 +64,10 @@ def spread(values: Iterable[float]) -> Spread:
     if v.size == 0:
         nan = float("nan")
         return Spread(0, nan, nan, nan, nan, [])
-    return Spread(int(v.size), float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0, float(v.min()),
-                  float(v.max()), v.tolist())
+    # Equal draws can still give a std of ~1e-16 from rounding in the mean, and a z against that
+    # is a 16-digit number that means nothing.
+    std = float(v.std(ddof=1)) if v.size > 1 and v.max() > v.min() else 0.0
+    return Spread(int(v.size), float(v.mean()), std, float(v.min()), float(v.max()), v.tolist())
 
 
 def compare(effect: float, draws: Iterable[float]) -> Comparison:
