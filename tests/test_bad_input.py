@@ -86,6 +86,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("ablate", ["ablate", "run", "--head", "9.9", "-o", "{out}"], "out of range"),
     ("ablate", ["ablate", "run", "--kind", "nope", "-o", "{out}"], "kind"),
     ("ablate", ["ablate", "nope"], "no such command"),
+    ("ablate", ["ablate", "dup-neurons", "-m", "tiny-attn", "-o", "{out}"], "all zero"),
     ("patch", ["patch", "--clean", "And God said", "--corrupted", "And God said unto", "--metric",
                "logit-diff: God| Moses", "-o", "{out}"], "token"),
     ("patch", ["patch", "--clean", "And God said", "--corrupted", "And Moses said", "--metric", "garbage",

@@ -41,6 +41,7 @@ from ...models.runner import Runner
 from ...models.weights import Weights, require
 from ...options import resolve
 from ...results import ClaimRow, Result
+from ..neurons.premise import zero_mlp_reason
 from .baselines import Comparison, against, compare, head_pool, random_head_sets, random_neurons
 from .inputs import distinct_tokens
 from .intervention import InterventionRecord, ablate_head
@@ -216,6 +217,8 @@ def duplicate_neuron_ablation(
                                  f"{cfg.positional} positions, no learned position table W_pos to choose neurons by PVO")
     require(weights, ["embed.W_E", "pos_embed.W_pos"] + [f"blocks.{l}.mlp.W_in" for l in range(layer + 1)],
             f"token inputs through layer {layer}'s MLP (the duplicate-neuron ablation)")
+    if why := zero_mlp_reason(weights, layer):  # else every neuron reads 0 and each ratio is nan
+        raise NotApplicableError(f"the duplicate-neuron ablation does not apply: {why}")
     if neurons is not None and (bad := [n for n in neurons if not 0 <= int(n) < cfg.d_mlp]):
         raise InvalidInputError(f"neuron {bad[0]} does not exist: layer {layer}'s MLP has neurons 0..{cfg.d_mlp - 1}")
     if heads is not None and (bad := [h for h in heads if not 0 <= int(h) < cfg.n_heads]):
