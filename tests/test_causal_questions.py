@@ -247,6 +247,11 @@ def test_word_index_question_runs_end_to_end_on_tiny():
     assert r.patching.pairs.a_index == 1 and r.patching.pairs.b_index == 2
     assert len(r.patching.pairs.example_a) == len(r.patching.pairs.example_b) == t + 1
     json.loads(r.to_json())
+    # the summary's arrow goes from the clean value to the ablated one, never to the change
+    text = "\n".join(QW.summarize(r))
+    a = r.ablation.accuracy[str(r.layer)]
+    assert f"accuracy {a.clean:.3f} → {a.ablated:.3f} ({a.effect:+.3f}; random" in text
+    assert f"loss on the words {r.ablation.loss.clean:.3f} → {r.ablation.loss.ablated:.3f}" in text
     with pytest.raises(InvalidInputError, match="same number of tokens"):
         QW.word_index_ablation(w, lengths_a=(2, 1), lengths_b=(1, 1))
     with pytest.raises(InvalidInputError, match="later points must lie"):

@@ -41,7 +41,7 @@ from ...models.runner import Runner
 from ...models.weights import Weights
 from ...options import resolve
 from ...results import Result
-from .baselines import compare, compare_arms, random_subspace, spread
+from .baselines import against, compare, compare_arms, random_subspace, spread
 from .intervention import ablate_direction
 from .metrics import MetricStore, direction_readout, next_token_loss
 from .options import WordIndexAblationOptions
@@ -325,12 +325,12 @@ def summarize(r: WordIndexCausalResult) -> list[str]:
     if a:
         lines.append(f"{r.options.get('kind')}-ablating the point-{r.layer} probe subspace (rank {r.subspace_rank}) on "
                      f"{a.n_prompts} prompts: " + "; ".join(
-                         f"point {p} accuracy {x.clean:.3f} → {x.effect:+.3f} (random {x.baseline.mean:+.3f} ± "
-                         f"{x.baseline.std:.3f}, z {x.z:.1f})"
+                         f"point {p} accuracy {x.clean:.3f} → {x.ablated:.3f} ({x.effect:+.3f}; "
+                         f"{against(x.baseline, x.z, 'random')})"
                          for p, x in ((str(q), a.accuracy[str(q)]) for q in [r.layer, *r.later])))
         L = a.loss
-        lines.append(f"loss on the words {L.clean:.3f} → {L.effect:+.4f} (random {L.baseline.mean:+.4f} ± "
-                     f"{L.baseline.std:.4f}, z {L.z:.1f})")
+        lines.append(f"loss on the words {L.clean:.3f} → {L.ablated:.3f} ({L.effect:+.4f}; "
+                     f"{against(L.baseline, L.z, 'random')})")
     p = r.patching
     if p:
         pr = p.pairs
