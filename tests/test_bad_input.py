@@ -92,6 +92,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("patch", ["patch", "--clean", "And God said", "--corrupted", "And Moses said", "--metric", "garbage",
                "-o", "{out}"], "metric"),
     ("patch", ["patch", "-o", "{out}"], "--clean"),
+    ("patch", ["patch", "--clean", "And God said", "--corrupted", "And Moses said", "--metric", "logit-diff: the| the",
+               "-o", "{out}"], "both GOOD and BAD"),
+    ("ablate", ["ablate", "run", "--head", "0.1", "--metric", "logit-diff:#5|#5", "-o", "{out}"], "two different"),
     # --- the report
     ("report", ["report", "--only", "nope", "-o", "{out}"], "no report stage"),
     ("report", ["report", "--quick", "--full", "-o", "{out}"], "--quick"),

@@ -255,6 +255,8 @@ def metric_from_spec(spec: str, weights, *, tokenizer=None, tokens=None, positio
         if not bar or not good or not bad:
             raise InvalidInputError(f"--metric '{spec}' is not logit-diff:GOOD|BAD (e.g. 'logit-diff: Mary| John')")
         g, b = _token_id(good, tokenizer, "correct"), _token_id(bad, tokenizer, "wrong")
+        if g == b:  # a token's logit minus its own is 0 under any intervention
+            raise InvalidInputError(f"--metric '{spec}' names token {g} as both GOOD and BAD; give two different tokens")
         return logit_diff(weights, g, b, position=position)
     if kind == "neuron":
         try:
