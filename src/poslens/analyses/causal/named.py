@@ -121,6 +121,12 @@ def patch_prompts(
     import torch
 
     o = resolve(PatchOptions, options, overrides, "patch_prompts")
+    for what, text in (("clean", clean), ("corrupted", corrupted)):
+        if not text.strip():
+            raise InvalidInputError(f"the {what} prompt is empty; give its text (or @file)")
+    if clean == corrupted:  # every patched cell would equal both runs: nothing to measure
+        raise InvalidInputError("the clean and corrupted prompts are the same text; change the corrupted one where "
+                                "the clean one carries what the metric reads")
     tok = _tokenizer(weights, required=True)
     c, x = (torch.tensor([tok.encode(s, prepend_bos=o.prepend_bos)]) for s in (clean, corrupted))
     if c.shape[1] > weights.cfg.n_ctx:
