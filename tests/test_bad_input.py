@@ -127,6 +127,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("train", ["train", "-c", "{corpus}", "--max-steps", "-5", "--out", "{out}"], "max-steps"),
     ("train", ["train", "-c", "{corpus}", "--device", "cuda", "--out", "{out}"], "cuda"),
     # --- positional analyses
+    ("sinks", ["sinks", "-m", "{file}", "-o", "{out}"], "is a file, not a checkpoint directory"),
     ("sinks", ["sinks", "--epsilon", "1.5", "-o", "{out}"], "epsilon"),
     ("sinks", ["sinks", "--inputs", "nope", "-o", "{out}"], "nope"),
     ("sinks", ["sinks", "--seq-len", "0", "-o", "{out}"], "seq-len"),
