@@ -136,6 +136,9 @@ def test_probe_measure_exact_channel_and_noise():
     assert r.points[0].baseline_mae == pytest.approx(sum(abs(p - (P - 1) / 2) for p in range(P)) / P)
     with pytest.raises(Exception, match="3 sequences"):
         PP.measure(noise[:, :2], [0, 1])
+    many = PP.measure(noise, [0, 1], PP.Options(n_bins=1000))  # more bins than positions: one per position
+    assert many.bin_edges == tuple(range(P + 1))
+    assert all(math.isfinite(e) for pp in many.points for e in pp.mae_by_position)
 
 
 def test_ridge_moments_and_cholesky_refit_match_direct_computation():

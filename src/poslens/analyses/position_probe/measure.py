@@ -187,7 +187,8 @@ def measure(resid: torch.Tensor, points: Sequence[int], opts: Options = Options(
     train, test = _split(n_seq, opts.test_frac, g)
     if len(train) < 2:
         raise InvalidInputError(f"{n_seq} sequences leave fewer than 2 for training; use more sequences")
-    edges = torch.linspace(0, P, opts.n_bins + 1).round()
+    # More bins than positions would leave empty bins, each a NaN in the error profile.
+    edges = torch.linspace(0, P, min(opts.n_bins, P) + 1).round()
     probes = _each_point(lambda i: probe_point(resid[i], train, test, opts, opts.seed + 1, int(points[i]), edges),
                          len(points))
     best = min(probes, key=lambda pp: pp.mae)
