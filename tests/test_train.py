@@ -80,6 +80,11 @@ def test_resume_with_other_shape_is_refused_and_nothing_overwritten(corpus, tmp_
     with pytest.raises(InvalidInputError, match="d_model"):
         train(cfg(corpus, tmp_path / "run", max_steps=8, d_model=48), progress=False)
     assert (tmp_path / "run" / "train_state.pt").read_bytes() == before
+    log = (tmp_path / "run" / "model" / "training_log.json").read_bytes()
+    with pytest.raises(InvalidInputError, match="already at step 4, past --max-steps 2"):
+        train(cfg(corpus, tmp_path / "run", max_steps=2), progress=False)
+    assert (tmp_path / "run" / "train_state.pt").read_bytes() == before
+    assert (tmp_path / "run" / "model" / "training_log.json").read_bytes() == log
 
 
 def test_bad_corpora(tmp_path):

@@ -256,6 +256,12 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
                 f"{state_path} holds a run with different {', '.join(diff)} "
                 f"({', '.join(f'{k}={getattr(old, k)}' for k in diff)}); use another --out or the same shape"
             )
+        # Else nothing would train, yet the export and the log would be rewritten as a new stage
+        # claiming the shorter schedule.
+        if state["log"]["step"] > cfg.max_steps:
+            raise InvalidInputError(f"{state_path} holds a run already at step {state['log']['step']}, past "
+                                    f"--max-steps {cfg.max_steps}; give --max-steps >= {state['log']['step']} "
+                                    "or another --out")
     out.mkdir(parents=True, exist_ok=True)
     tok, train_ids, val_ids = _prepare_data(cfg, out)
     alphabet = synthetic_alphabet(cfg, train_ids, tok)
