@@ -262,7 +262,10 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
             raise InvalidInputError(f"{state_path} holds a run already at step {state['log']['step']}, past "
                                     f"--max-steps {cfg.max_steps}; give --max-steps >= {state['log']['step']} "
                                     "or another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # --out at a file, or under one
+        raise InvalidInputError(f"cannot create the run directory {out} ({exc.strerror}); choose another --out") from None
     tok, train_ids, val_ids = _prepare_data(cfg, out)
     alphabet = synthetic_alphabet(cfg, train_ids, tok)
     if not (out / "tokenizer.json").is_file():
