@@ -122,6 +122,7 @@ CASES: list[tuple[str, list[str], str]] = [
     # --- training
     ("train", ["train", "-c", "{missing}", "--out", "{out}"], "does not exist"),
     ("train", ["train", "-c", "{empty}", "--out", "{out}"], "empty"),
+    ("train", ["train", "-c", "{ckpt}", "--out", "{out}"], "is a directory"),
     ("train", ["train", "-c", "{corpus}", "--out", "{file}"], "cannot create the run directory"),
     ("train", ["train", "-c", "{corpus}", "--n-layers", "0", "--out", "{out}"], "n-layers"),
     ("train", ["train", "-c", "{corpus}", "--d-model", "30", "--n-heads", "4", "--out", "{out}"], "divisible"),

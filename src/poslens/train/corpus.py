@@ -17,6 +17,8 @@ def read_texts(paths: list[str]) -> list[str]:
     texts = []
     for p in paths:
         path = Path(p)
+        if path.is_dir():
+            raise CorpusError(f"corpus {p} is a directory; pass the text files in it, one --corpus each")
         if not path.is_file():
             raise CorpusError(f"corpus file {p} does not exist")
         text = path.read_text(encoding="utf-8", errors="replace")
