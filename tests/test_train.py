@@ -337,6 +337,14 @@ def test_snapshots_are_log_spaced_float16_checkpoints_with_a_manifest(corpus, tm
     table = json.loads((tmp_path / "hx" / "result.json").read_text())["table"]
     assert [row["step"] for row in table] == want
     assert json.loads((dirs[2][1] / "training_log.json").read_text())["tokens_seen"] == want[2] * 8 * 32
+    # ... and so do both sweeps given the run's --out, as the README writes them (`-m runs/mine`)
+    from poslens.sweep.grid import revisions
+
+    run = str(tmp_path / "run")
+    r = CliRunner().invoke(cli, ["helix", "--sweep", "-m", run, "--no-figures", "-o", str(tmp_path / "hx2")])
+    assert r.exit_code == 0, r.output
+    assert [row["step"] for row in json.loads((tmp_path / "hx2" / "result.json").read_text())["table"]] == want
+    assert [(v.step, v.spec) for v in revisions(run)] == [(s, str(d)) for s, d in dirs]
 
 
 def test_wpe_freeze_and_lr_scale(corpus, tmp_path):

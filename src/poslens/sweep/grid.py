@@ -72,12 +72,12 @@ def _local_history(model: str, root: Path) -> list[Revision]:
     A ``poslens train --snapshots`` history is read through its manifest (step and tokens
     seen of each snapshot).
     """
-    if (root / "history" / "manifest.json").is_file():
-        from ..train.history import read_manifest
+    from ..train.history import history_dir, read_manifest
 
-        h = root / "history"
+    hist = history_dir(root)  # root may be a `poslens train` run's --out: its history is under model/
+    if (hist / "manifest.json").is_file():
         snaps = sorted(read_manifest(root)["snapshots"], key=lambda x: x["step"])
-        return [Revision(model=model, revision=x["dir"], spec=str(h / x["dir"]), step=int(x["step"]),
+        return [Revision(model=model, revision=x["dir"], spec=str(hist / x["dir"]), step=int(x["step"]),
                          tokens=x.get("tokens_seen")) for x in snaps]
     found: list[Path] = []
     for base in (root, *(root / h for h in _HISTORY_DIRS)):

@@ -61,7 +61,11 @@ def snapshot_steps(n: int, max_steps: int) -> list[int]:
 
 
 def history_dir(model_dir: str | Path) -> Path:
-    return Path(model_dir) / "history"
+    """``model_dir``'s history folder; ``model_dir`` may also be the run's --out, which holds the model in model/."""
+    d = Path(model_dir)
+    if not (d / "history").is_dir() and (d / "model" / "history").is_dir():
+        return d / "model" / "history"
+    return d / "history"
 
 
 def read_manifest(model_dir: str | Path) -> dict:
