@@ -216,6 +216,8 @@ def test_planted_head_sweep_recovers_the_path_exactly(planted):
     assert np.argwhere(np.abs(norm) > 1e-6).tolist() == [[0, planted.head]]
     noise = head_sweep(runner, clean, corrupt, m, mode="noise")  # patch corrupted into clean: 0 at the path
     assert abs(np.array(noise.normalized)[0, planted.head]) < 1e-6 and np.abs(np.array(noise.normalized)[1] - 1).max() < 1e-6
+    # every other head is at 1 (unaffected) when noising: the largest effect is still the path's
+    assert (noise.top[0].layer, noise.top[0].head) == (0, planted.head) and (r.top[0].layer, r.top[0].head) == (0, planted.head)
 
 
 @pytest.mark.parametrize("method", ["suffix", "full"])

@@ -74,7 +74,7 @@ class PatchResult(Result):
     raw: list[list[float]] = field(default_factory=list)
     normalized: list[list[float]] = field(default_factory=list)
     skipped: list[list[bool]] = field(default_factory=list)
-    top: list[PatchCell] = field(default_factory=list)  # the largest |normalised| effects, largest first
+    top: list[PatchCell] = field(default_factory=list)  # the cells moved furthest from the unpatched run, largest first
     n_pairs: int = 0
     clean_tokens: list[str] = field(default_factory=list)
     corrupted_tokens: list[str] = field(default_factory=list)
@@ -351,7 +351,10 @@ def _finish(runner, sweep, hook, mode, layers, cols, ppos, metric, raw_rows, ski
         labels = [f"{p}" + (f" {ct[p]!r}" if ct else "") for p in cols]
     else:
         labels = [f"H{h}" for h in cols]
-    order = np.argsort(-np.nan_to_num(np.abs(norm), nan=-1).ravel())[:10]
+    # A cell's effect is how far it moves the metric from the run patched into: the corrupted run
+    # (0) when denoising, the clean one (1) when noising, where a cell that changes nothing is at 1.
+    moved = np.abs(norm - (1.0 if mode == "noise" else 0.0))
+    order = np.argsort(-np.nan_to_num(moved, nan=-1).ravel())[:10]
     top = []
     for k in order:
         i, j = divmod(int(k), norm.shape[1])
@@ -378,6 +381,6 @@ def summarize(r: PatchResult) -> list[str]:
              f"({r.cells_run} cells run, {r.method} method, {r.seconds:.1f} s); metric {r.metric.name if r.metric else ''}: "
              f"clean {r.clean_metric:.4g}, corrupted {r.corrupted_metric:.4g} ({r.n_pairs} pair(s))"]
     if r.top:
-        lines.append("largest normalised effects: " + ", ".join(
+        lines.append("largest normalised effects" + (" (noising: 1 = no effect)" if r.mode == "noise" else "") + ": " + ", ".join(
             f"L{t.layer} {what} {getattr(t, what)}: {t.normalized:+.3f}" for t in r.top[:5]))
     return lines + list(r.notes)
