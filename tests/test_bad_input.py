@@ -68,6 +68,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("dup-heads", ["dup-heads", "--seq-len", "0", "-o", "{out}"], "seq-len"),
     ("dup-heads", ["dup-heads", "--n-seq", "0", "-o", "{out}"], "n-seq"),
     ("dup-heads", ["dup-heads", "--n-text-seq", "0", "-o", "{out}"], "n-text-seq"),
+    ("dup-heads", ["dup-heads", "--threshold", "0", "-o", "{out}"], "not in the range 0.0<x<=1.0"),
     ("dup-heads", ["dup-heads", "--threshold", "2", "-o", "{out}"], "threshold"),
     ("dup-heads", ["dup-heads", "--device", "cuda", "-o", "{out}"], "cuda"),
     ("dup-heads", ["dup-heads", "--profile-heads", "9.9", "-o", "{out}"], "9.9"),
@@ -131,14 +132,17 @@ CASES: list[tuple[str, list[str], str]] = [
     # --- positional analyses
     ("sinks", ["sinks", "-m", "{file}", "-o", "{out}"], "is a file, not a checkpoint directory"),
     ("sinks", ["sinks", "--epsilon", "1.5", "-o", "{out}"], "epsilon"),
+    ("sinks", ["sinks", "--epsilon", "0", "-o", "{out}"], "not in the range 0.0<x<1.0"),
     ("sinks", ["sinks", "--inputs", "nope", "-o", "{out}"], "nope"),
     ("sinks", ["sinks", "--seq-len", "0", "-o", "{out}"], "seq-len"),
     ("position-probe", ["position-probe", "--test-frac", "2", "-o", "{out}"], "test-frac"),
+    ("position-probe", ["position-probe", "--val-frac", "1", "-o", "{out}"], "not in the range 0.0<x<1.0"),
     ("position-probe", ["position-probe", "--n-seq", "0", "-o", "{out}"], "n-seq"),
     ("rotary", ["rotary", "-o", "{out}"], "rotary"),
     ("rotary", ["rotary", "--ablate-frac", "7", "-o", "{out}"], "ablate-frac"),
     # --- sweeps
     ("sweep", ["sweep", "-m", "tiny", "-a", "nope", "-o", "{out}"], "nope"),
+    ("sweep", ["sweep", "-m", "tiny", "--penalty", "0", "-o", "{out}"], "not in the range x>0"),
     ("sweep", ["sweep", "-m", "battlestar", "--revisions", "7", "--list", "-o", "{out}"], "nearest"),
     ("sweep", ["sweep", "-m", "tiny", "--executor", "ray", "--address", "127.0.0.1:9", "-o", "{out}"], "ray"),
     ("sweep", ["sweep", "-m", "tiny", "--every", "0", "-o", "{out}"], "every"),
@@ -219,3 +223,11 @@ def test_the_table_is_big_enough(capsys):
         print(f"\nbad-input table: {len(CASES)} cases over "
               f"{len({c for c, _, _ in CASES if c})} commands")
     assert len(CASES) >= 40
+
+
+def test_help_states_the_ranges_the_options_accept():
+    """A range an Options dataclass enforces, open ends included, is the one --help shows."""
+    for args, shown in ((["sinks"], "0.0<x<1.0"), (["position-probe"], "0.0<x<1.0"), (["dup-heads"], "0.0<x<=1.0"),
+                        (["sweep"], "x>0")):
+        text = " ".join(CliRunner().invoke(cli, [*args, "--help"]).output.split())
+        assert shown in text, (args, text)

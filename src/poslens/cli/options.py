@@ -48,9 +48,18 @@ def _type(f: dataclasses.Field):
     return _TYPES.get(head, str)
 
 
+def _interval(spec: str) -> click.FloatRange:
+    """``"(0, 1]"`` -> ``FloatRange(0, 1, min_open=True)``; an infinite end is no bound."""
+    lo, hi = (float(x) for x in spec[1:-1].split(","))
+    return click.FloatRange(None if lo == float("-inf") else lo, None if hi == float("inf") else hi,
+                            min_open=spec[0] == "(", max_open=spec[-1] == ")")
+
+
 def options_flags(cls, skip: tuple[str, ...] = (), aliases: dict[str, str] | None = None, prefix: str = ""):
     """Decorator adding ``--field-name`` for every field of ``cls`` (booleans as ``--x/--no-x``; a
-    field with ``metadata["choices"]`` as a ``click.Choice``).
+    field with ``metadata["choices"]`` as a ``click.Choice``; one with ``metadata["range"]`` in interval
+    notation, e.g. ``"(0, 1]"`` or ``"(0, inf)"``, as that float range, so --help states what the
+    Options accept).
 
     ``aliases`` gives a field one more spelling, an older flag that keeps working (for a
     boolean, click's form: ``"--bos"`` adds an "on" flag, ``" /--no-spectra"`` an "off" one).
@@ -73,6 +82,8 @@ def options_flags(cls, skip: tuple[str, ...] = (), aliases: dict[str, str] | Non
                 default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
                 choices = f.metadata.get("choices")
                 kind = click.Choice(choices) if choices else _type(f)
+                if "range" in f.metadata:
+                    kind = _interval(f.metadata["range"])
                 fn = click.option(flag, *extra, dest + f.name, type=kind, default=default, show_default=True,
                                   help=help_)(fn)
         return fn

@@ -35,7 +35,7 @@ def _overrides(items) -> dict:
 @click.option("--jobs", "-j", type=int, default=None, help="Worker processes of the local pool (default: the CPU count).")
 @click.option("--address", default="auto", show_default=True,
               help="Ray cluster: auto (this machine's), HOST:PORT of the head, or local (start one here).")
-@click.option("--penalty", type=float, default=None, help="Change-point penalty factor beta (default 3).")
+@click.option("--penalty", type=click.FloatRange(0, min_open=True), default=None, help="Change-point penalty factor beta (default 3).")
 @click.option("--no-page", is_flag=True, help="Tables only: no sweep.html or PNGs.")
 @click.option("--list", "list_only", is_flag=True, help="List the revisions the sweep would visit, and exit.")
 @out_option
@@ -71,8 +71,6 @@ def sweep_cmd(model, revs, every, log_n, analyses, sets, executor, jobs, address
     if jobs is not None and jobs < 1:
         raise InvalidInputError(f"--jobs must be at least 1 (got {jobs})")
     cp = None if penalty is None else {"beta": penalty}
-    if penalty is not None and penalty <= 0:
-        raise InvalidInputError(f"--penalty must be positive (got {penalty})")
     d = out_dir(out, "sweep")
     res = run.sweep(models, out=d, steps=steps, every=every, log=log_n, analyses=names, overrides=_overrides(sets),
                     executor=executor, jobs=jobs, address=address, progress=not as_json, cp_params=cp,

@@ -25,7 +25,8 @@ class Options:
     n_seq: int = field(default=64, metadata={"help": "repeated random-token sequences"})
     seq_len: int | None = field(default=None, metadata={"help": "tokens per sequence (default 256, capped at n_ctx)"})
     seed: int = field(default=0, metadata={"help": "random seed of the sequences"})
-    threshold: float = field(default=0.2, metadata={"help": "score at or above which a head is a duplicate-token head"})
+    threshold: float = field(default=0.2, metadata={"help": "score at or above which a head is a duplicate-token head",
+                                                     "range": "(0, 1]"})
     corpus: str | None = field(default=None, metadata={"help": "text file for natural-text scores and token classes"})
     n_text_seq: int = field(default=32, metadata={"help": "windows drawn from the corpus (or the text)"})
     text: str | None = field(default=None, metadata={"help": "natural text scored in consecutive windows (no corpus)"})

@@ -22,8 +22,9 @@ class Options:
     corpus: str = field(default="", metadata={"help": "text file for text inputs (default: the built-in passage)"})
     target: str = field(default="position", metadata={
         "help": "what the probe regresses: position p, or log(p + 1) (mapped back to positions for the error)"})
-    test_frac: float = field(default=0.25, metadata={"help": "share of sequences held out for the test"})
-    val_frac: float = field(default=0.2, metadata={"help": "share of training sequences used to pick the ridge strength"})
+    test_frac: float = field(default=0.25, metadata={"help": "share of sequences held out for the test", "range": "(0, 1)"})
+    val_frac: float = field(default=0.2, metadata={"help": "share of training sequences used to pick the ridge strength",
+                                                      "range": "(0, 1)"})
     alphas: str = field(default="1e-4,1e-3,1e-2,1e-1,1,10,100", metadata={
         "help": "ridge strengths tried, per training token (comma list)"})
     prepend_bos: bool = field(default=False, metadata={"help": "put BOS at the first position of token inputs"})

@@ -19,7 +19,8 @@ INPUT_HELP = {
 
 @dataclass(frozen=True)
 class Options:
-    epsilon: float = field(default=0.3, metadata={"help": "alpha(0) above which a head's first position is a sink"})
+    epsilon: float = field(default=0.3, metadata={"help": "alpha(0) above which a head's first position is a sink",
+                                                     "range": "(0, 1)"})
     seq_len: int = field(default=64, metadata={"help": "tokens per sequence (capped at n_ctx)"})
     n_seq: int = field(default=100, metadata={"help": "sequences per input kind"})
     inputs: str = field(default="auto", metadata={
