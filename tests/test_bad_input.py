@@ -84,6 +84,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("twisted-pair", ["twisted-pair", "--curve", "nope", "--no-model", "-o", "{out}"], "curve"),
     ("twisted-pair", ["twisted-pair", "--n", "0", "--no-model", "-o", "{out}"], "n"),
     # --- causal
+    ("ablate", ["ablate", "run", "--head", "-1.0", "-o", "{out}"], "counted from 0"),
     ("ablate", ["ablate", "run", "--head", "9.9", "-o", "{out}"], "out of range"),
     ("ablate", ["ablate", "run", "--kind", "nope", "-o", "{out}"], "kind"),
     ("ablate", ["ablate", "nope"], "no such command"),

@@ -90,6 +90,8 @@ def test_the_shared_options_and_their_exceptions_are_as_the_readme_says():
             lacking[name] = missing
 
     walk(cli, "", click.Context(cli))
+    train = cli.get_command(click.Context(cli), "train")
+    assert next(p.default for p in train.params if p.name == "out") == "runs/tiny"
     assert lacking == {
         "helix": ["--device", "--dtype"], "sweep": ["--device", "--dtype"], "report": ["--json"],
         "train": ["--model", "--json"], "inspect": ["--model", "--out", "--device", "--dtype"],
@@ -97,5 +99,5 @@ def test_the_shared_options_and_their_exceptions_are_as_the_readme_says():
     }
     text = " ".join(README.split("## Commands", 1)[1].split("| command |", 1)[0].split())
     assert "`helix` and `sweep` read weights only (no `--device`/`--dtype`)" in text
-    assert "`report` writes a page (no `--json`)" in text and "`train` makes a model (no `--model` or `--json`)" in text
+    assert "`report` writes a page (no `--json`)" in text and "`train` makes a model (no `--model` or `--json`; `--out` defaults to `runs/tiny`)" in text
     assert "`inspect MODEL` and `models` take none of them" in text

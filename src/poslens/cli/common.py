@@ -83,17 +83,23 @@ def finish(result, out: Path | None, command: str, as_json: bool, lines: list[st
 
 
 def parse_heads(spec: str | None) -> list[tuple[int, int]] | None:
-    """'0.1,0.5,0.10' -> [(0, 1), (0, 5), (0, 10)]."""
+    """'0.1,0.5,0.10' -> [(0, 1), (0, 5), (0, 10)] (blank entries are skipped, as in :func:`parse_ints`).
+
+    >>> parse_heads("0.1, ,1.10")
+    [(0, 1), (1, 10)]
+    """
     if not spec:
         return None
     out = []
-    for part in spec.split(","):
+    for part in filter(None, (p.strip() for p in spec.split(","))):
         try:
-            l, h = part.strip().split(".")
+            l, h = part.split(".")
             out.append((int(l), int(h)))
         except ValueError:
             raise InvalidInputError(f"head '{part}' is not LAYER.HEAD (e.g. 0.5)") from None
-    return out
+        if min(out[-1]) < 0:
+            raise InvalidInputError(f"head '{part}': layers and heads are counted from 0 (e.g. 0.5)")
+    return out or None
 
 
 def parse_ints(spec: str | None, what: str, example: str = "0,5", items: str = "integers") -> list[int] | None:
