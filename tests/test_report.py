@@ -492,3 +492,12 @@ def test_induction_verdict_names_a_shifted_copying_head():
     profile["heads"]["1.2"]["shifted_induction_score"] = 0.1  # below the threshold: nothing to name
     rows = {r["mechanism"]: r for r in verdict_rows(Ctx(), {"profile": profile}, {"weak_fraction": 0.5})}
     assert "two past" not in rows["induction"]["reason"]
+
+
+def test_a_long_cell_is_cut_with_the_whole_text_on_hover():
+    from poslens.report.page import fmt
+
+    long = "ours: " + "x" * 200 + " <b>"
+    cell = fmt(long)
+    assert cell.startswith('<span title="ours: ' + "x" * 200 + ' &lt;b&gt;">') and cell.endswith("…</span>")
+    assert fmt("short <b>") == "short &lt;b&gt;" and fmt(None) == "—"

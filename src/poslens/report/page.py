@@ -69,7 +69,9 @@ def fmt(v) -> str:
     if isinstance(v, list) and len(v) <= 8 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
         return "[" + ", ".join(fmt(x) for x in v) + "]"
     s = json.dumps(v) if not isinstance(v, str) else v
-    return esc(s if len(s) <= 160 else s[:157] + "...")
+    if len(s) <= 160:
+        return esc(s)
+    return f'<span title="{esc(s)}">{esc(s[:157])}…</span>'  # the whole text on hover
 
 
 def slug(s: str) -> str:
