@@ -68,6 +68,12 @@ def test_planted_neuron_is_the_only_one_with_its_slope(planted, words):
     n_ctx = load_weights(str(planted.path)).cfg.n_ctx
     assert norms[planted.neuron] == pytest.approx(abs(SLOPE) * math.sqrt(sum(i * i for i in range(n_ctx))), rel=1e-4)
     assert r.options["ln_scale"] == "approx" and r.processing[:2] == ("fold_layer_norm", "center_writing_weights")
+    # the default averaging start adapts to this short context; a start given in the second half is kept
+    assert r.combined_positional.from_position == n_ctx // 2
+    given = duplicate_neurons(load_weights(str(planted.path)), head=(0, 1), threshold=1.0, mlp_scale=1.0, text=words,
+                              k_examples=0, combined_from=n_ctx - 10)
+    assert given.combined_positional.from_position == n_ctx - 10
+    assert given.combined_positional.mean_from == pytest.approx(float(np.mean(given.combined_positional.curve[n_ctx - 10:])))
 
 
 def test_grid_layout():

@@ -166,7 +166,8 @@ def duplicate_neurons(
     m1d = ln1_multiplier_curve(wd, o.ln_scale, o.n_scale_tokens, o.pos_norm_from, o.seed)
     uni_heads = [int(n.split(".")[1]) for n in dec.approximations.uniform_heads]
     comb = combined_positional(wd, head, neuron, uni_heads, m1d, s_mlp)
-    cf = min(int(o.combined_from), cfg.n_ctx // 2)
+    # only the default adapts to a short context; a position the user gave is used as given (checked above)
+    cf = min(int(o.combined_from), cfg.n_ctx // 2) if o.combined_from == Options.combined_from else int(o.combined_from)
     combined = CombinedPositional(curve=comb.tolist(), from_position=cf, mean_from=float(comb[cf:].mean()),
                                   uniform_heads=dec.approximations.uniform_heads, ln_scale=o.ln_scale,
                                   mlp_scale=s_mlp)
