@@ -273,6 +273,16 @@ def test_several_models_get_an_index(ckpts, tmp_path):
     for r in reps:
         assert (r.out / "report.html").is_file() and "all models" in (r.out / "report.html").read_text()
     assert len(json.loads((tmp_path / "r" / "report.json").read_text())["models"]) == 2
+    # one model into the same directory: the index of the earlier run would show stale results, so it goes;
+    # a page of the user's own by that name stays
+    page, _ = build_report([str(ckpts["full"])], tmp_path / "r", stages=fake_stages(), progress=False, only=["pca"])
+    assert page == tmp_path / "r" / "report.html" and not (tmp_path / "r" / "index.html").exists()
+    build_report([str(ckpts["full"]), str(ckpts["partial"])], tmp_path / "r", stages=fake_stages(), progress=False,
+                 only=["pca"])
+    assert (tmp_path / "r" / "index.html").is_file() and not (tmp_path / "r" / "report.html").exists()
+    (tmp_path / "r" / "index.html").write_text("<html><title>my notes</title></html>")
+    build_report([str(ckpts["full"])], tmp_path / "r", stages=fake_stages(), progress=False, only=["pca"])
+    assert (tmp_path / "r" / "index.html").read_text().startswith("<html><title>my notes")
 
 
 def test_plotly_fragment_extracts_div_and_script(tmp_path):

@@ -413,10 +413,22 @@ def report_dict(rep) -> dict:
     return {"verdicts": verdicts_of(rep), **to_jsonable(rep.to_dict())}
 
 
+def _drop_own_page(path: Path) -> None:
+    """Remove ``path`` if it is a page poslens wrote (its title says so); anything else stays."""
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:300]
+    except OSError:
+        return
+    if "<title>poslens report" in head:
+        path.unlink()
+
+
 def write_pages(reports: Sequence, out: str | Path) -> Path:
     """Write each model's ``report.html`` + ``report.json`` (atomically) and, for several
     models, ``index.html`` + ``report.json`` in ``out``. Returns the page to open."""
     out = Path(out)
+    # the other layout's page, left from an earlier run into this directory, would show stale results
+    _drop_own_page(out / ("index.html" if len(reports) == 1 else "report.html"))
     if len(reports) == 1:
         r = reports[0]
         atomic_write_text(r.out / "report.json", json.dumps(report_dict(r), indent=1) + "\n")
