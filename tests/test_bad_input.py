@@ -21,7 +21,7 @@ from poslens.testing import random_checkpoint, small_config
 # {ckpt} a good small checkpoint, {partial} the real partial GPT-2 small, {wpe} / {qkv} a
 # checkpoint whose wpe.weight / c_attn.weight disagrees with config.json, {bert} a config of
 # another architecture, {corrupt} a truncated safetensors file, {empty} an empty text file,
-# {file} an existing file (not a directory), {missing} a path that does not exist.
+# {binary} a file of bytes that are not UTF-8 text, {file} an existing file (not a directory), {missing} a path that does not exist.
 CASES: list[tuple[str, list[str], str]] = [
     # --- unknown or damaged models, for several commands
     ("inspect", ["inspect", "gpt2-smal"], "did you mean"),
@@ -74,6 +74,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("dup-heads", ["dup-heads", "--profile-heads", "9.9", "-o", "{out}"], "9.9"),
     ("dup-heads", ["dup-heads", "--corpus", "{missing}", "-o", "{out}"], "does not exist"),
     ("dup-heads", ["dup-heads", "--corpus", "{empty}", "-o", "{out}"], "empty"),
+    ("dup-heads", ["dup-heads", "--corpus", "{binary}", "-o", "{out}"], "is not UTF-8 text"),
+    ("position-probe", ["position-probe", "--corpus", "{ckpt}", "-o", "{out}"], "is a directory"),
     ("dup-neurons", ["dup-neurons", "--head", "0.99", "-o", "{out}"], "head"),
     ("dup-neurons", ["dup-neurons", "--neuron", "999999", "-o", "{out}"], "neuron"),
     ("dup-neurons", ["dup-neurons", "--head", "zero", "-o", "{out}"], "LAYER.HEAD"),
@@ -127,6 +129,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("train", ["train", "-c", "{ckpt}", "--out", "{out}"], "is a directory"),
     ("train", ["train", "-c", "{corpus}", "--out", "{file}"], "cannot create the run directory"),
     ("train", ["train", "-c", "{corpus}", "--n-layers", "0", "--out", "{out}"], "n-layers"),
+    ("train", ["train", "-c", "{binary}", "--out", "{out}"], "is not UTF-8 text"),
     ("train", ["train", "-c", "{corpus}", "--d-model", "30", "--n-heads", "4", "--out", "{out}"], "divisible"),
     ("train", ["train", "-c", "{corpus}", "--max-steps", "-5", "--out", "{out}"], "max-steps"),
     ("train", ["train", "-c", "{corpus}", "--device", "cuda", "--out", "{out}"], "cuda"),
@@ -183,11 +186,13 @@ def paths(tmp_path_factory, shared_dir):
     empty.write_text("")
     corpus = root / "corpus.txt"
     corpus.write_text("In the beginning God created the heaven and the earth. " * 400)
+    binary = root / "weights.bin"
+    binary.write_bytes(bytes(range(256)) * 64)
     a_file = root / "a_file"
     a_file.write_text("x")
     return {
         "ckpt": good, "wpe": wpe, "qkv": qkv, "bert": bert, "corrupt": corrupt, "empty": empty,
-        "corpus": corpus, "file": a_file, "missing": root / "does" / "not" / "exist",
+        "corpus": corpus, "binary": binary, "file": a_file, "missing": root / "does" / "not" / "exist",
         "partial": shared_dir / "data" / "gpt2-small-partial",
     }
 

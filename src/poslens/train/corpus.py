@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 
@@ -14,18 +13,9 @@ from ..models.tokenizer import BOS, Tokenizer
 def read_texts(paths: list[str]) -> list[str]:
     if not paths:
         raise CorpusError("no corpus files given; pass --corpus FILE (any plain-text file)")
-    texts = []
-    for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            raise CorpusError(f"corpus {p} is a directory; pass the text files in it, one --corpus each")
-        if not path.is_file():
-            raise CorpusError(f"corpus file {p} does not exist")
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if not text.strip():
-            raise CorpusError(f"corpus file {p} is empty")
-        texts.append(text)
-    return texts
+    from ..data.sequences import read_corpus  # the analyses' reader: the same checks and messages
+
+    return [read_corpus(p) for p in paths]
 
 
 def train_bpe(texts: list[str], vocab_size: int) -> Tokenizer:
