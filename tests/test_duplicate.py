@@ -15,6 +15,7 @@ import torch
 from click.testing import CliRunner
 
 from poslens.analyses.heads import (
+    check_layers,
     decay_profile,
     duplicate_heads,
     duplicate_mask,
@@ -343,6 +344,24 @@ def test_options_are_validated_once_and_keywords_override_them(planted):
     a = duplicate_heads(w, opts, threshold=0.5)
     b = duplicate_heads(w, layers=[0], n_seq=3, seq_len=24, positional=False, threshold=0.5)
     assert a.options == b.options and a.options["threshold"] == 0.5 and a.heads == b.heads
+
+
+def test_a_mistyped_option_or_options_of_the_wrong_kind_is_one_clear_error(planted):
+    from poslens.analyses.neurons import duplicate_neurons
+
+    w = load_weights(str(planted.path))
+    with pytest.raises(InvalidInputError, match="duplicate_heads has no option 'n_seqs' \\(did you mean 'n_seq'"):
+        duplicate_heads(w, n_seqs=4)
+    with pytest.raises(InvalidInputError, match="duplicate_neurons has no option 'neurons'"):
+        duplicate_neurons(w, neurons=3)
+    with pytest.raises(InvalidInputError, match="options must be a poslens.analyses.heads.options.Options, not dict"):
+        duplicate_heads(w, {"n_seq": 4})
+
+
+def test_layers_given_as_one_int_is_that_layer(planted):
+    w = load_weights(str(planted.path))
+    assert check_layers(w, 0) == [0] and check_layers(w, 1) == [1]
+    assert duplicate_heads(w, layers=0, n_seq=2, seq_len=16, positional=False).options["layers"] == [0]
 
 
 def _cli(args):

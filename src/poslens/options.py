@@ -21,6 +21,10 @@ T = TypeVar("T")
 def resolve(cls: type[T], options: T | None, overrides: dict[str, Any], what: str) -> T:
     """``options`` (or ``cls()``) with ``overrides`` replacing its fields (a list given for a tuple
     field becomes a tuple, so options stay hashable); an unknown key is one clear error."""
+    if options is not None and not isinstance(options, cls):
+        raise InvalidInputError(f"{what}'s options must be a {cls.__module__}.{cls.__qualname__}, not "
+                                f"{type(options).__name__}; give options as keywords ({what}(weights, name=value)) "
+                                "or build that class")
     names = [f.name for f in dataclasses.fields(cls)]
     for k in overrides:
         if k not in names:

@@ -10,6 +10,7 @@ from typing import Any
 from ...errors import CorpusError, MissingTensorError, PoslensError
 from ...models.runner import Runner
 from ...models.weights import Weights
+from ...options import resolve
 from .harvest import copy_pairs, pattern_stats, positional_attention, text_windows, token_classes
 from .measure import DecayProfile, decay_profile
 from .options import Options, check_heads, check_layers
@@ -40,7 +41,7 @@ def duplicate_heads(
     from ...data.sequences import corpus_sequences, repeated_tokens, sampled_tokens
     from ...models.tokenizer import Tokenizer
 
-    o = dataclasses.replace(opts or Options(), **kw)  # validates the values
+    o = resolve(Options, opts, kw, "duplicate_heads")  # validates the values
     cfg = weights.cfg
     layers = check_layers(weights, o.layers)
     check_heads(weights, o.profile_heads)

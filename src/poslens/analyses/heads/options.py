@@ -75,6 +75,8 @@ def check_heads(weights: Weights, heads: list[tuple[int, int]] | None) -> None:
 def check_layers(weights: Weights, layers: list[int] | None) -> list[int]:
     """The sorted layers asked for (all when None); InvalidInputError for one out of range."""
     n = weights.cfg.n_layers
+    if isinstance(layers, int):  # layers=0 is layer 0, not "none given"
+        layers = [layers]
     layers = list(range(n)) if not layers else sorted(set(int(l) for l in layers))
     for l in layers:
         if not 0 <= l < n:

@@ -13,6 +13,7 @@ from ...errors import InvalidInputError, NotApplicableError, PoslensError
 from ...models import processing as proc
 from ...models.runner import Runner
 from ...models.weights import Weights, require
+from ...options import resolve
 from ..heads import check_heads, pattern_stats
 from .decompose import decompose_neuron
 from .examples import top_activating_examples
@@ -58,7 +59,7 @@ def duplicate_neurons(
     from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens, text_tokens
     from ...models.tokenizer import Tokenizer
 
-    o = dataclasses.replace(opts or Options(), **kw)  # validates the values
+    o = resolve(Options, opts, kw, "duplicate_neurons")  # validates the values
     cfg = weights.cfg
     head, neuron, uniform_heads = o.head, o.neuron, o.uniform_heads
     if head is not None:
