@@ -196,6 +196,19 @@ def test_bfloat16_close_to_float32(small_ckpt):
         (dict(tokens=torch.tensor([[1, 2]]), hooks=[]), InvalidInputError, "nothing to compute"),
         (dict(tokens=torch.tensor([[1.0, 2.0]]), hooks=["logits"]), InvalidInputError, "integer ids"),
         (dict(embed=torch.zeros(1, 4, 7), hooks=["logits"]), InvalidInputError, "[batch, pos, 64]"),
+        (dict(embed=torch.zeros(1, 0, 64), hooks=["logits"]), InvalidInputError, "embed is empty"),
+        (dict(embed=torch.zeros(1, 4, 64, dtype=torch.complex64), hooks=["logits"]), InvalidInputError, "real"),
+        (dict(tokens=torch.tensor([[True, False]]), hooks=["logits"]), InvalidInputError, "integer ids"),
+        (dict(tokens=[[1, 2, 3], [1, 2]], hooks=["logits"]), InvalidInputError, "equal length"),
+        (dict(tokens="hello", hooks=["logits"]), InvalidInputError, "tokens must be a tensor"),
+        (dict(resid=torch.zeros(1, 4, 64), start_at_layer=1, hooks=["blocks.0.hook_resid_post"]), InvalidInputError,
+         "before start_at_layer=1"),
+        (dict(tokens=torch.tensor([[1, 2]]), edits={"blocks.0.attn.hook_z": 0}), InvalidInputError, "not a function"),
+        (dict(tokens=torch.tensor([[1, 2]]), edits={"blocks.0.attn.hook_z": lambda z, hook: 0}, logits=True),
+         InvalidInputError, "returned a int"),
+        (dict(tokens=torch.tensor([[1, 2]]), hooks=["logits"], batch_size=-1), InvalidInputError, "batch_size"),
+        (dict(tokens=torch.tensor([[1, 2]]), hooks=["logits"], batch_size=1.5), InvalidInputError, "batch_size"),
+        (dict(tokens=torch.tensor([[1, 2]]), hooks=["logits"], prefix=[1, 2]), InvalidInputError, "takes a Prefix"),
     ],
 )
 def test_bad_input_raises_clear_error(small_ckpt, kwargs, error, words):
@@ -204,6 +217,34 @@ def test_bad_input_raises_clear_error(small_ckpt, kwargs, error, words):
         r.run(**kwargs)
     assert isinstance(e.value, PoslensError)
     assert words in str(e.value)
+
+
+def test_inputs_a_notebook_passes_run_as_meant(small_ckpt):
+    """Numpy ids, other integer dtypes, a single hook name as a string, embed as an array."""
+    r = Runner(load_weights(str(small_ckpt)))
+    ids = torch.tensor([[3, 200, 7, 255]])
+    name = "blocks.0.hook_resid_post"
+    want = r.run(ids, hooks=[name])[name]
+    for same in (ids.numpy(), ids.to(torch.uint8), ids.to(torch.int32)):  # uint8 had indexed as a mask
+        assert torch.equal(r.run(same, hooks=[name])[name], want)
+    assert list(r.run(ids, hooks=name)) == [name]  # one name, not its characters
+    emb = torch.randn(1, 4, 64, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(r.run(embed=emb.numpy(), hooks=name)[name], r.run(embed=emb, hooks=name)[name])
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(device="nope"), "not a torch device"),
+    (dict(device="cuda:99"), "cuda:99"),
+    (dict(dtype=torch.int32), "float dtype"),
+])
+def test_bad_runner_settings_are_refused_when_built(small_ckpt, kwargs, words):
+    w = load_weights(str(small_ckpt))
+    with pytest.raises(InvalidInputError, match=words):
+        Runner(w, **kwargs)
+    with pytest.raises(InvalidInputError, match="needs the model's Weights"):
+        Runner(str(small_ckpt))
+    with pytest.raises(InvalidInputError, match="layer 5 is out of range"):
+        Runner(w).layer(5)
 
 
 def test_bad_input_reads_nothing(small_ckpt):

@@ -163,6 +163,16 @@ _BLOCK_NAMES = {"ln1_w": "ln1.w", "ln1_b": "ln1.b", "ln2_w": "ln2.w", "ln2_b": "
 _WARNED: set[torch.dtype] = set()
 
 
+def _as_tensor(x, what: str) -> torch.Tensor:
+    """``x`` (a tensor, array or nested list) as a tensor, or one InvalidInputError saying why not."""
+    if isinstance(x, torch.Tensor):
+        return x
+    try:
+        return torch.as_tensor(x)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise InvalidInputError(f"{what} must be a tensor (or nested lists of numbers of equal length): {exc}") from None
+
+
 def _cpu_flags() -> set[str] | None:
     """The CPU's feature flags (Linux), or None where they cannot be read."""
     try:
@@ -188,6 +198,27 @@ def _warn_if_emulated(dtype: torch.dtype) -> None:
                       stacklevel=3)
 
 
+def _check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch.device if torch can compute on it here, else one InvalidInputError
+    (torch's own errors come at the first tensor moved, as an AssertionError or RuntimeError)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InvalidInputError(f"device {device!r} is not a torch device; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise InvalidInputError(f"device {device!r}: this torch has no usable CUDA device; use device='cpu'")
+        if dev.index is not None and dev.index >= n:
+            raise InvalidInputError(f"device {device!r}: only {n} CUDA device(s) here (cuda:0 ..); choose one of them")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise InvalidInputError(f"device {device!r}: MPS is not available here; use device='cpu'")
+    elif dev.type != "cpu":
+        raise InvalidInputError(f"device {device!r}: the runner computes on cpu, cuda or mps")
+    return dev
+
+
 class Runner:
     """Forward passes over a model's :class:`Weights`, on ``device`` in ``dtype``.
 
@@ -196,13 +227,17 @@ class Runner:
     """
 
     def __init__(self, weights: Weights, device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32"):
+        if not isinstance(weights, Weights):
+            raise InvalidInputError(f"Runner needs the model's Weights (poslens.load_weights(...)); got {type(weights).__name__}")
         self.weights = weights
         self.cfg = weights.cfg
-        self.device = torch.device(device)
+        self.device = _check_device(device)
         if isinstance(dtype, str):
             if dtype not in DTYPES:
                 raise InvalidInputError(f"unknown dtype '{dtype}'; use one of {', '.join(DTYPES)}")
             dtype = DTYPES[dtype]
+        if dtype not in DTYPES.values():
+            raise InvalidInputError(f"the runner computes in a float dtype, one of {', '.join(DTYPES)}; got {dtype}")
         self.dtype = dtype
         if dtype in (torch.bfloat16, torch.float16) and self.device.type == "cpu":
             _warn_if_emulated(dtype)
@@ -283,6 +318,8 @@ class Runner:
         >>> from poslens.models.block import block_forward                         # doctest: +SKIP
         >>> resid, kv = block_forward(runner.cfg, 0, runner.layer(0), x)           # doctest: +SKIP
         """
+        if not 0 <= l < self.cfg.n_layers:
+            raise InvalidInputError(f"layer {l} is out of range: the model has layers 0..{self.cfg.n_layers - 1}")
         return self._layers[l]
 
     def qkv_weights(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -337,6 +374,8 @@ class Runner:
         >>> runner.run(suffixes, prefix=prefix, hooks=["blocks.2.hook_resid_post"])   # doctest: +SKIP
         >>> longer = runner.prefix([262], after=prefix)                              # doctest: +SKIP
         """
+        if after is not None and not isinstance(after, Prefix):
+            raise InvalidInputError(f"after= takes a Prefix from runner.prefix(...); got {type(after).__name__}")
         start = 0 if after is None else len(after)
         x, _ = self._check_input(tokens, None, None, 0, start)
         if after is not None:
@@ -391,16 +430,28 @@ class Runner:
         [batch, pos, d_model] (the residual stream entering ``start_at_layer``). With
         ``prefix`` (:meth:`prefix`), the input is the suffix that follows it.
         """
-        hooks = list(dict.fromkeys(hooks))
+        # one name, not its characters as hook names
+        hooks = list(dict.fromkeys([hooks] if isinstance(hooks, str) else hooks))
         edits = dict(edits or {})
         if logits and "logits" not in hooks:
             hooks.append("logits")
         for n in [*hooks, *edits]:
             self.check_hook(n)
+        for n, fn in edits.items():
+            if not callable(fn):
+                raise InvalidInputError(f"the edit of {n} is a {type(fn).__name__}, not a function fn(activation, hook)")
         if not hooks and not edits:
             raise InvalidInputError("nothing to compute: ask for at least one hook or logits=True")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0):
+            raise InvalidInputError(f"batch_size is a number of rows >= 1 (None: all at once); got {batch_size!r}")
+        if 0 < start_at_layer < self.cfg.n_layers:
+            early = [n for n in [*hooks, *edits] if self._hook_index[n] < self._hook_index[f"blocks.{start_at_layer}.hook_resid_pre"]]
+            if early:
+                raise InvalidInputError(f"{early[0]} comes before start_at_layer={start_at_layer}, so it is never computed")
         start = 0
         if prefix is not None:
+            if not isinstance(prefix, Prefix):
+                raise InvalidInputError(f"prefix= takes a Prefix from runner.prefix(tokens); got {type(prefix).__name__}")
             if prefix.owner != id(self):
                 raise InvalidInputError("this prefix was computed by another Runner; compute it with runner.prefix()")
             start = len(prefix)
@@ -446,24 +497,29 @@ class Runner:
         if start_at_layer and resid is None:
             raise InvalidInputError("start_at_layer needs resid= (the residual stream entering that layer)")
         if tokens is not None:
-            t = torch.as_tensor(tokens)
+            t = _as_tensor(tokens, "tokens")
             if t.dim() == 1:
                 t = t[None]
-            if t.dim() != 2 or t.is_floating_point():
-                raise InvalidInputError(f"tokens must be integer ids of shape [batch, pos]; got {tuple(t.shape)}")
             if t.numel() == 0:
                 raise InvalidInputError("tokens are empty")
+            if t.dim() != 2 or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+                raise InvalidInputError(f"tokens must be integer ids of shape [batch, pos]; got {t.dtype} of shape {tuple(t.shape)}")
             if int(t.max()) >= cfg.d_vocab or int(t.min()) < 0:
                 bad = int(t.max()) if int(t.max()) >= cfg.d_vocab else int(t.min())
                 raise InvalidInputError(f"token id {bad} is outside the vocabulary 0..{cfg.d_vocab - 1}")
-            x, kind = t.to(self.device), "tokens"
+            # long: other integer dtypes do not index the embedding (uint8 would be read as a mask)
+            x, kind = t.to(self.device, torch.long), "tokens"
         else:
-            x = embed if embed is not None else resid
             kind = "embed" if embed is not None else "resid"
+            x = _as_tensor(embed if embed is not None else resid, kind)
             if x.dim() == 2:
                 x = x[None]
             if x.dim() != 3 or x.shape[-1] != cfg.d_model:
                 raise InvalidInputError(f"{kind} must have shape [batch, pos, {cfg.d_model}]; got {tuple(x.shape)}")
+            if x.numel() == 0:
+                raise InvalidInputError(f"{kind} is empty: shape {tuple(x.shape)}")
+            if x.is_complex():
+                raise InvalidInputError(f"{kind} must be real; got {x.dtype}")
             x = x.to(self.device, self.dtype)
         if start + x.shape[1] > cfg.n_ctx:
             what = f"{start} prefix + {x.shape[1]} positions" if start else f"sequence of {x.shape[1]} positions"
@@ -492,6 +548,9 @@ class Runner:
             if fn is not None:
                 r = fn(t, HookContext(name, layer, sl))
                 if r is not None:
+                    if not isinstance(r, torch.Tensor):
+                        raise InvalidInputError(f"edit of {name} returned a {type(r).__name__}; return a tensor of shape "
+                                                f"{tuple(t.shape)}, or None after editing in place")
                     if r.shape != t.shape:
                         raise InvalidInputError(f"edit of {name} returned shape {tuple(r.shape)}, expected {tuple(t.shape)}")
                     t = r.to(t.dtype)
