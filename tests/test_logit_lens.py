@@ -161,3 +161,18 @@ def test_report_stage_on_tiny(tmp_path):
     assert o.status == "done", o.reason
     assert o.result["kind"] == "logit_lens" and len(o.result["generation"]["steps"]) == o.options["n_generate"]
     assert any("greedy continuation" in s for s in o.summary)
+
+
+def test_a_text_prompt_without_a_tokenizer_uses_the_models_own():
+    """As the docstrings call them: logit_lens(w) and hidden_subspaces(w, lengths=...) read
+    their default text with the model's tokenizer (they had asked for one)."""
+    from poslens.analyses.geometry.subspaces import hidden_subspaces
+    from poslens.models.tokenizer import Tokenizer
+
+    w = load_weights("tiny")
+    tok = Tokenizer.for_checkpoint(w.source)
+    assert LL.logit_lens(w, n_generate=2).to_json() == LL.logit_lens(w, tokenizer=tok, n_generate=2).to_json()
+    r = hidden_subspaces(w, lengths={"short": 15})
+    assert r.to_json() == hidden_subspaces(w, tokenizer=tok, lengths={"short": 15}).to_json()
+    with pytest.raises(InvalidInputError, match="has 1024 tokens but tiny-attn has d_vocab=512"):
+        LL.logit_lens(load_weights("tiny-attn"), "The lamp", tok)

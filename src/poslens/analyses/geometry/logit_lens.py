@@ -34,7 +34,7 @@ from ...models.weights import Weights
 from ...options import resolve
 from ...results import ClaimRow, Result
 from .options import LensOptions
-from .probe import probe_hooks, probe_labels, prompt_ids, require_forward
+from .probe import probe_hooks, probe_labels, prompt_ids, prompt_tokenizer, require_forward
 
 # The slides' prompt: the default one.
 SLIDE_PROMPT = "Einstein is best known for the theory of"
@@ -160,6 +160,7 @@ def logit_lens(
     cfg = weights.cfg
     require_forward(weights, "the logit lens (unembedding W_U, tied to wte, and every layer)", unembed=True)
     prompt = SLIDE_PROMPT if prompt is None else prompt
+    tokenizer = prompt_tokenizer(weights, prompt, tokenizer)
     ids = prompt_ids(prompt, tokenizer, o.prepend_bos)
     if len(ids) > cfg.n_ctx:
         raise InvalidInputError(f"the prompt has {len(ids)} tokens, longer than the model's context n_ctx={cfg.n_ctx}; "

@@ -46,7 +46,7 @@ from ...options import resolve
 from ...results import ClaimRow, Result
 from .hidden_states import HiddenGeometry, hidden_geometry
 from .options import DEFAULT_LENGTHS, SubspacesOptions
-from .probe import probe_hooks, probe_labels, prompt_ids, require_forward
+from .probe import probe_hooks, probe_labels, prompt_ids, prompt_tokenizer, require_forward
 
 # An original passage (written for poslens, public domain) long enough for the slides'
 # 500-token prompt under GPT-2's tokenizer.
@@ -139,7 +139,9 @@ def hidden_subspaces(
 
     o = resolve(SubspacesOptions, options, overrides, "hidden_subspaces")
     cfg = weights.cfg
-    ids = prompt_ids((DEFAULT_TEXT if text is None else text) if tokens is None else tokens, tokenizer, o.prepend_bos)
+    prompt = (DEFAULT_TEXT if text is None else text) if tokens is None else tokens
+    tokenizer = prompt_tokenizer(weights, prompt, tokenizer)
+    ids = prompt_ids(prompt, tokenizer, o.prepend_bos)
     notes: list[str] = []
     if o.whole:
         if len(ids) > cfg.n_ctx:
