@@ -359,3 +359,22 @@ def test_report_stages_on_tiny_and_partial(tmp_path, partial_ckpt):
     out = rep.outcomes[0]
     assert out.status == "done" and out.result["runs"][0]["inputs"] == "positional"
     assert any("not measured: random_tokens" in line for line in out.summary)
+
+
+def test_positional_analyses_take_keyword_options_and_weights_like_the_others():
+    from poslens.errors import InvalidInputError
+
+    w = load_weights("tiny")
+    a = S.attention_sinks(Runner(w), S.Options(n_seq=3, seq_len=16, epsilon=0.5))
+    assert S.attention_sinks(w, n_seq=3, seq_len=16, epsilon=0.5).to_json() == a.to_json()
+    assert S.attention_sinks(Runner(w), S.Options(n_seq=9), n_seq=3, seq_len=16, epsilon=0.5).to_json() == a.to_json()
+    p = PP.position_probe(Runner(w), PP.Options(n_seq=6, seq_len=16, inputs="random_tokens"))
+    assert PP.position_probe(w, n_seq=6, seq_len=16, inputs="random_tokens").to_json() == p.to_json()
+    with pytest.raises(InvalidInputError, match="attention_sinks has no option 'eps'"):
+        S.attention_sinks(w, eps=0.5)
+    with pytest.raises(InvalidInputError, match="position_probe's options must be"):
+        PP.position_probe(w, {"n_seq": 4})
+    with pytest.raises(InvalidInputError, match="rotary_usage has no option 'n_seqs'"):
+        R.rotary_usage(w, n_seqs=2)
+    with pytest.raises(InvalidInputError, match="takes a Runner"):
+        S.attention_sinks("tiny")

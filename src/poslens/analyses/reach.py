@@ -16,7 +16,20 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import MissingTensorError
+from ..errors import InvalidInputError, MissingTensorError
+
+
+def as_runner(model, what: str):
+    """``model`` if it is a Runner; Weights get a float32 CPU Runner of their own (so
+    ``what(load_weights(...))`` works as the other analyses' calls do); anything else is refused in words."""
+    from ..models.runner import Runner
+    from ..models.weights import Weights
+
+    if isinstance(model, Runner):
+        return model
+    if isinstance(model, Weights):
+        return Runner(model)
+    raise InvalidInputError(f"{what} takes a Runner (or the model's Weights); got {type(model).__name__}")
 
 
 @dataclass(frozen=True)

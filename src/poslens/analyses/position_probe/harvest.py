@@ -12,7 +12,8 @@ import torch
 
 from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens
 from ...errors import InvalidInputError, PoslensError
-from ..reach import reach
+from ...options import resolve
+from ..reach import as_runner, reach
 from .measure import Options, ProbeResult, measure
 
 
@@ -37,8 +38,14 @@ def _text(tokenizer, opts: Options, seq_len: int) -> tuple[torch.Tensor, str]:
     return torch.tensor(rows, dtype=torch.long), f"{opts.n_seq} windows of {seq_len} tokens at random offsets of the sample passage"
 
 
-def position_probe(runner, opts: Options = Options(), tokenizer=None) -> ProbeResult:
-    """Probe every residual point the checkpoint can reach on ``opts.inputs``."""
+def position_probe(runner, opts: Options | None = None, tokenizer=None, **overrides) -> ProbeResult:
+    """Probe every residual point the checkpoint can reach on ``opts.inputs``.
+
+    Options (:class:`Options`) come as ``opts`` or as keywords (``position_probe(runner, n_seq=8)``); keywords
+    override ``opts``. ``runner`` may also be the model's Weights (run in float32 on the CPU).
+    """
+    runner = as_runner(runner, "position_probe")
+    opts = resolve(Options, opts, overrides, "position_probe")
     cfg, w = runner.cfg, runner.weights
     seq_len = min(opts.seq_len, cfg.n_ctx)
     r_tok = reach(runner, "tokens")

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 
 from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens
 from ...errors import InvalidInputError, PoslensError
+from ...options import resolve
+from ..reach import as_runner
 from .chunks import RotarySpec, not_rotary_reason, rotary_spec
 from .measure import Ablation, Options, RotaryResult, measure, n_of
 
@@ -61,11 +63,16 @@ def loss(runner, tokens: torch.Tensor, edits=None, batch_size: int = 8) -> tuple
     return total / n, n
 
 
-def rotary_usage(runner, opts: Options = Options(), tokenizer=None) -> RotaryResult:
+def rotary_usage(runner, opts: Options | None = None, tokenizer=None, **overrides) -> RotaryResult:
     """Frequency usage of every head on text; with ``opts.ablate`` the loss change when the lowest pairs go.
+
+    Options (:class:`Options`) come as ``opts`` or as keywords (``rotary_usage(runner, n_seq=8)``); keywords
+    override ``opts``. ``runner`` may also be the model's Weights (run in float32 on the CPU).
 
     Raises :class:`NotApplicableError` (saying why) on a learned-position model.
     """
+    runner = as_runner(runner, "rotary_usage")
+    opts = resolve(Options, opts, overrides, "rotary_usage")
     cfg, w = runner.cfg, runner.weights
     why = not_rotary_reason(cfg, w.label)
     if why:

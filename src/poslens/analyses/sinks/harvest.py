@@ -17,7 +17,8 @@ import torch
 
 from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens, token_pool
 from ...errors import InvalidInputError, PoslensError
-from ..reach import reach
+from ...options import resolve
+from ..reach import as_runner, reach
 from ..rotary.chunks import apply_rotary, rotary_spec
 from .measure import INPUT_HELP, InputSinks, LayerStats, Options, SinkResult, reduce_layer, summarize_inputs
 
@@ -80,12 +81,17 @@ def _collect(runner, x: torch.Tensor, kind: str, layers, batch_size: int, rotate
     return [LayerStats.cat(p) for p in parts]
 
 
-def attention_sinks(runner, opts: Options = Options(), tokenizer=None) -> SinkResult:
+def attention_sinks(runner, opts: Options | None = None, tokenizer=None, **overrides) -> SinkResult:
     """Sink figures on every input kind of ``opts.inputs`` the checkpoint allows, over every layer it can run.
+
+    Options (:class:`Options`) come as ``opts`` or as keywords (``attention_sinks(runner, n_seq=8)``); keywords
+    override ``opts``. ``runner`` may also be the model's Weights (run in float32 on the CPU).
 
     Input kinds the checkpoint cannot serve are listed in ``skipped_inputs`` with the reason
     (with ``inputs="auto"``); asked for explicitly, they raise.
     """
+    runner = as_runner(runner, "attention_sinks")
+    opts = resolve(Options, opts, overrides, "attention_sinks")
     cfg, w = runner.cfg, runner.weights
     seq_len = min(opts.seq_len, cfg.n_ctx)
     spec = rotary_spec(cfg)
