@@ -358,3 +358,10 @@ def test_bad_input(runner, w, toks, ref):
         logit_diff(w, 1, 999)
     with pytest.raises(PoslensError):
         head_sweep(runner, toks, toks.flip(0), m, layers=[5])
+    d_mlp = runner.cfg.d_mlp
+    with pytest.raises(InvalidInputError, match=f"neuron 0.{d_mlp} does not exist"):  # had been an IndexError
+        ablation_effect(runner, toks, [ablate_head(0, 1)], [neuron_activation(0, d_mlp)], n_baseline=2)
+    with pytest.raises(InvalidInputError, match=f"neuron 0.{d_mlp} does not exist"):
+        patch_sweep(runner, toks, toks.flip(0), neuron_activation(0, d_mlp), layers=[0])
+    with pytest.raises(InvalidInputError, match="indices >= 0"):
+        neuron_activation(0, -1)

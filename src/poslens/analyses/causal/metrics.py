@@ -161,8 +161,13 @@ def neuron_activation(layer: int, neurons: int | Sequence[int], positions: Seque
     """Mean activation of MLP ``neurons`` over ``positions``: ``[rows, n_neurons]`` (a scalar for one neuron)."""
     idx = [int(neurons)] if np.isscalar(neurons) else [int(n) for n in neurons]
     scalar = np.isscalar(neurons)
+    if not idx or min(idx) < 0:
+        raise InvalidInputError(f"neurons must be one or more indices >= 0; got {neurons}")
 
     def fn(act, rows):
+        # the model is known only here, at its first activation
+        if max(idx) >= act.shape[-1]:
+            raise InvalidInputError(f"neuron {layer}.{max(idx)} does not exist: the MLP has neurons 0..{act.shape[-1] - 1}")
         v = act[:, _pos_index(positions, act.shape[1])][..., idx].mean(1)
         return v[:, 0] if scalar else v
 
