@@ -378,3 +378,12 @@ def test_positional_analyses_take_keyword_options_and_weights_like_the_others():
         R.rotary_usage(w, n_seqs=2)
     with pytest.raises(InvalidInputError, match="takes a Runner"):
         S.attention_sinks("tiny")
+
+
+def test_with_published_refuses_a_result_it_has_no_study_for_in_words():
+    from poslens.claims.attach import with_published
+    from poslens.errors import InvalidInputError
+
+    w = load_weights("tiny")
+    with pytest.raises(InvalidInputError, match="no source study for a SinkResult.*poslens.claims.check"):
+        with_published(S.attention_sinks(w, n_seq=2, seq_len=8), w)  # had been a bare ValueError

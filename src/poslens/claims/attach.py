@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..errors import InvalidInputError
+
 
 def published_rows(result, weights) -> list:
     """The published-vs-ours rows for ``result`` of ``weights`` (a list of claim rows; may be empty).
@@ -44,7 +46,10 @@ def published_rows(result, weights) -> list:
         from .emergent_positional_embeddings import word_index_rows
 
         return word_index_rows(result.findings, cfg, label)
-    raise ValueError(f"no source study publishes figures for a {kind}")
+    raise InvalidInputError(
+        f"with_published has no source study for a {kind}; it takes a TwistedPairResult, HelixResult, DupHeadsResult, "
+        "DupNeuronsResult, DupNeuronAblationResult or WordIndexResult (the sinks, position-probe and rotary results "
+        "are compared by poslens.claims.check(<study>.CLAIMS, result, kinds))")
 
 
 def with_published(result, weights):
