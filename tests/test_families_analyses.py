@@ -193,6 +193,7 @@ def test_cli_commands_on_every_family(fam, tmp_path):
         if name not in LEARNED and args[0] in ("helix", "twisted-pair") or args[:2] in (["ablate", "helix"],
                                                                                       ["ablate", "dup-neurons"]):
             assert r.exit_code == 2 and "rotary positions" in r.output and "\n" not in r.output.strip(), r.output
+            assert "complete checkpoint" not in r.output, r.output  # true of no checkpoint of this family
         else:
             assert r.exit_code == 0, (args, r.output, r.exception)
 

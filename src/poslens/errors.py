@@ -55,6 +55,18 @@ class NotApplicableError(InvalidInputError):
     the message says which premise and why."""
 
 
+class AbsentTensorError(MissingTensorError, NotApplicableError):
+    """A tensor the model's family does not have at all (a rotary model's W_pos): no checkpoint
+    of it has one, so the analysis does not apply, and a complete checkpoint would not help."""
+
+    def __init__(self, tensor: str, needed_for: str | None, source: str, lacks: str):
+        self.tensor = tensor
+        self.needed_for = needed_for
+        self.source = source
+        what = f"{source} has {lacks} ('{tensor}')"
+        PoslensError.__init__(self, f"{needed_for} does not apply: {what}" if needed_for else what)
+
+
 class UnknownHookError(InvalidInputError):
     pass
 

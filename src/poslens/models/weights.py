@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from ..errors import InvalidInputError, MissingTensorError, UnsupportedArchitectureError, suggest
+from ..errors import AbsentTensorError, InvalidInputError, MissingTensorError, UnsupportedArchitectureError, suggest
 from .checkpoint import Checkpoint, StateDictCheckpoint
 from .config import ModelConfig
 from .families import family_of
@@ -138,8 +138,7 @@ class Weights:
             return self._cache[name]
         if self._other_family(name):
             what = "rotary positions, no learned position table" if "pos" in name else "no gated MLP"
-            why = f"{needed_for or name}; a {self.cfg.family} model has {what}"
-            raise MissingTensorError(name, why, self.label)
+            raise AbsentTensorError(name, needed_for, f"{self.label} (a {self.cfg.family} model)", what)
         self._check_name(name)
         t = self._load(name, needed_for or name)
         self._cache[name] = t
