@@ -93,6 +93,7 @@ def test_parity_with_transformers(tmp_path, key):
     model, path = build(tmp_path, key)
     err = max_errors(model, path)
     assert max(err.values()) <= TOL, f"{key}: {err}"
+    assert load_weights(str(path)).cfg.n_params == model.num_parameters(), key  # what `poslens inspect` says
 
 
 @pytest.mark.parametrize("fmt", ["sharded", "bin", "base-model-names"])

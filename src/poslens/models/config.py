@@ -130,16 +130,12 @@ class ModelConfig:
 
     @property
     def n_params(self) -> int:
-        """Parameters of the model, counting a tied unembedding once."""
-        d, m, dh = self.d_model, self.d_mlp, self.d_head
-        qkv = d * (self.n_heads + 2 * self.n_key_value_heads) * dh
-        per_layer = 4 * d  # two norms
-        per_layer += qkv + (self.n_heads + 2 * self.n_key_value_heads) * dh * self.qkv_bias
-        per_layer += self.n_heads * dh * d + d * self.out_bias
-        per_layer += (3 if self.gated_mlp else 2) * d * m + (m + d) * self.mlp_bias
-        pos = self.n_ctx * d if self.positional == "learned" else 0
-        unembed = 0 if self.tied_embeddings else self.d_vocab * d
-        return self.d_vocab * d + unembed + pos + self.n_layers * per_layer + 2 * d
+        """Parameters of the model as its family stores them (RMSNorm without biases, OPT's
+        token embedding at word_embed_proj_dim beside project_in/out), counting a tied
+        unembedding once: the count transformers gives."""
+        from .families import family_of
+
+        return sum(math.prod(shape) for shape in family_of(self).shapes(self).values())
 
     # ---- Hugging Face config.json -------------------------------------------------------
     @classmethod
