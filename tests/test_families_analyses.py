@@ -106,6 +106,18 @@ def test_dup_neurons_refuses_clearly_where_no_exact_decomposition_exists(family_
     assert "rotary" in not_applicable_reason(neox)
 
 
+def test_helix_ablation_runs_tokens_through_post_layernorm_opt(tmp_path):
+    """OPT-350m's blocks are post-LayerNorm with no final norm: the ablation still has a full
+    token forward pass (it had asked the checkpoint for a final norm the family never has)."""
+    from poslens.analyses.causal.question_helix import helix_ablation
+    from poslens.testing.families import family_checkpoint
+
+    w = load_weights(str(family_checkpoint(tmp_path / "opt350", "opt_post_ln")))
+    assert not w.cfg.pre_norm and not w.cfg.final_norm
+    r = helix_ablation(w, n_seq=2, seq_len=24, n_random=2, tokenizer=_tok(w))
+    assert "token embedding zero" not in r.input.kind and not r.notes, (r.input, r.notes)
+
+
 def test_word_index_probe_on_every_family(fam):
     from poslens.analyses.word_index import word_index
 

@@ -32,6 +32,10 @@ FAMILY_CONFIGS: dict[str, tuple[str, dict]] = {
     "opt": ("OPTConfig", dict(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=4, ffn_dim=64, max_position_embeddings=128,
         vocab_size=VOCAB, word_embed_proj_dim=16)),
+    # OPT-350m's layout: post-LayerNorm blocks and no final norm
+    "opt_post_ln": ("OPTConfig", dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, ffn_dim=64, max_position_embeddings=128,
+        vocab_size=VOCAB, word_embed_proj_dim=16, do_layer_norm_before=False)),
     "gpt_neox": ("GPTNeoXConfig", dict(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
         max_position_embeddings=128, vocab_size=VOCAB, rotary_pct=0.25)),

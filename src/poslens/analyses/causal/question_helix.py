@@ -133,7 +133,8 @@ class HelixAblationResult(Result):
 
 def _can_run_tokens(w: Weights) -> str | None:
     cfg = w.cfg
-    need = ["embed.W_E", "unembed.W_U", "ln_final.w"]
+    # post-LayerNorm OPT (350m) has no final norm: its absence is the design, not a gap
+    need = ["embed.W_E", "unembed.W_U"] + (["ln_final.w"] if cfg.final_norm else [])
     for l in range(cfg.n_layers):
         need += [f"blocks.{l}.mlp.W_in", f"blocks.{l}.mlp.W_out", f"blocks.{l}.attn.W_Q"]
     missing = [n for n in need if not w.has(n)]
