@@ -106,16 +106,35 @@ def test_dup_neurons_refuses_clearly_where_no_exact_decomposition_exists(family_
     assert "rotary" in not_applicable_reason(neox)
 
 
-def test_helix_ablation_runs_tokens_through_post_layernorm_opt(tmp_path):
-    """OPT-350m's blocks are post-LayerNorm with no final norm: the ablation still has a full
-    token forward pass (it had asked the checkpoint for a final norm the family never has)."""
-    from poslens.analyses.causal.question_helix import helix_ablation
+@pytest.fixture(scope="module")
+def post_ln_opt(tmp_path_factory):
+    """OPT-350m's layout: post-LayerNorm blocks, no final norm."""
     from poslens.testing.families import family_checkpoint
 
-    w = load_weights(str(family_checkpoint(tmp_path / "opt350", "opt_post_ln")))
+    w = load_weights(str(family_checkpoint(tmp_path_factory.mktemp("opt350") / "opt350", "opt_post_ln")))
     assert not w.cfg.pre_norm and not w.cfg.final_norm
+    return w
+
+
+def test_helix_ablation_runs_tokens_through_post_layernorm_opt(post_ln_opt):
+    """A full token forward pass (it had asked the checkpoint for a final norm the family never has)."""
+    from poslens.analyses.causal.question_helix import helix_ablation
+
+    w = post_ln_opt
     r = helix_ablation(w, n_seq=2, seq_len=24, n_random=2, tokenizer=_tok(w))
     assert "token embedding zero" not in r.input.kind and not r.notes, (r.input, r.notes)
+
+
+def test_dup_neuron_ablation_on_post_layernorm_opt_chooses_neurons_without_pvo(post_ln_opt):
+    """PVO reads folded LayerNorms, which post-LayerNorm blocks cannot give: the PVO choice is
+    not applicable (it had ranked the raw matrices and called them folded); by activation runs."""
+    from poslens.analyses.causal.question_duplicate import duplicate_neuron_ablation
+
+    w = post_ln_opt
+    with pytest.raises(NotApplicableError, match="choice of neurons by PVO does not apply: .*post-LayerNorm"):
+        duplicate_neuron_ablation(w, n_seq=2, seq_len=16, n_random=2)
+    r = duplicate_neuron_ablation(w, select="activation", n_neurons=2, n_seq=2, seq_len=16, n_random=2)
+    assert len(r.selected) == 2 and "PVO" not in r.selection
 
 
 def test_word_index_probe_on_every_family(fam):

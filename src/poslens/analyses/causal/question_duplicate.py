@@ -41,7 +41,7 @@ from ...models.runner import Runner
 from ...models.weights import Weights, require
 from ...options import resolve
 from ...results import ClaimRow, Result
-from ..neurons.premise import zero_mlp_reason
+from ..neurons.premise import not_applicable_reason, zero_mlp_reason
 from .baselines import Comparison, against, compare, head_pool, random_head_sets, random_neurons
 from .inputs import distinct_tokens
 from .intervention import InterventionRecord, ablate_head
@@ -219,6 +219,12 @@ def duplicate_neuron_ablation(
             f"token inputs through layer {layer}'s MLP (the duplicate-neuron ablation)")
     if why := zero_mlp_reason(weights, layer):  # else every neuron reads 0 and each ratio is nan
         raise NotApplicableError(f"the duplicate-neuron ablation does not apply: {why}")
+    # PVO reads LayerNorm-folded weights; a post-LayerNorm model's cannot be folded, so its
+    # ranking would be of the raw matrices. Activations (or named neurons) need no premise.
+    if neurons is None and select == "pvo" and (why := not_applicable_reason(cfg, weights.label)):
+        raise NotApplicableError(f"the duplicate-neuron ablation's choice of neurons by PVO does not apply: {why}; "
+                                 "choose them by activation (select='activation', --select activation) or name "
+                                 "them (--neurons)")
     if neurons is not None and (bad := [n for n in neurons if not 0 <= int(n) < cfg.d_mlp]):
         raise InvalidInputError(f"neuron {bad[0]} does not exist: layer {layer}'s MLP has neurons 0..{cfg.d_mlp - 1}")
     if heads is not None and (bad := [h for h in heads if not 0 <= int(h) < cfg.n_heads]):
