@@ -75,6 +75,12 @@ def test_dup_heads_on_every_family(fam):
     r = duplicate_heads(w, n_seq=2, seq_len=24, n_text_seq=2, tokenizer=_tok(w))
     assert len(r.heads) == w.cfg.n_layers * w.cfg.n_heads
     assert json.dumps(r.to_dict())
+    # positional inputs alone are W_pos alone: on a rotary model all zeros, so not measured
+    # (its heads had been reported "nearly uniform" on them)
+    assert (r.positional is None) == (name not in LEARNED)
+    if name not in LEARNED:
+        with pytest.raises(NotApplicableError, match="positional inputs alone do not apply.*rotary"):
+            duplicate_heads(w, positional_only=True)
 
 
 def test_dup_neurons_decomposition_exact_or_not_applicable(fam):

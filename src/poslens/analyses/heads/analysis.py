@@ -7,7 +7,7 @@ import dataclasses
 import math
 from typing import Any
 
-from ...errors import CorpusError, MissingTensorError, PoslensError
+from ...errors import CorpusError, MissingTensorError, NotApplicableError, PoslensError
 from ...models.runner import Runner
 from ...models.weights import Weights
 from ...options import resolve
@@ -50,12 +50,21 @@ def duplicate_heads(
                "text": None if o.text is None else ("given" if o.corpus is None else "ignored: corpus given"),
                "profile_distinct": o.profile_distinct or max(2, P // 8), "dtype": dtype,
                "average": "pooled over query positions with an earlier copy"}
+    # A rotary model has no position table: positional inputs alone would be all zeros, and
+    # its heads' "attention" on them an artefact of the zero input.
+    learned = cfg.positional == "learned"
+    if o.positional_only and not learned:
+        raise NotApplicableError(f"positional inputs alone do not apply: {weights.label} has {cfg.positional} "
+                                 "positions, no W_pos table, so they would be all zeros; score token inputs "
+                                 "(without --positional-only)")
     if not o.positional_only and not weights.has("embed.W_E"):
         raise MissingTensorError("wte.weight", "duplicate-token head scores on token sequences; "
                                  "pass --positional-only to run just the positional-attention part", weights.label)
     runner = runner if runner is not None else Runner(weights, device=device, dtype=dtype)
     notes: list[str] = []
-    pos = positional_attention(runner, [0]) if (o.positional or o.positional_only) else None
+    pos = positional_attention(runner, [0]) if (o.positional or o.positional_only) and learned else None
+    if o.positional and not learned:
+        notes.append(f"no run on positional inputs alone: {cfg.positional} positions, no W_pos table")
     if o.positional_only:
         return DupHeadsResult(model=weights.label, processing=weights.processing, options=options, positional=pos,
                               notes=["positional inputs only: token scores were not computed"])

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ...errors import InvalidInputError
+from ...errors import InvalidInputError, NotApplicableError
 from ...models.runner import Runner
 from .measure import HeadSpread, PositionalSpread, TokenClasses, class_groups, duplicate_mask, induction_mask, pattern_spread
 
@@ -212,6 +212,9 @@ def positional_attention(
     >>> r.local, r.uniform                                                                  # doctest: +SKIP
     """
     cfg = runner.cfg
+    if cfg.positional != "learned":  # zero inputs with nothing added: no positional signal to read
+        raise NotApplicableError(f"positional attention does not apply: the model has {cfg.positional} positions, "
+                                 "no W_pos table, so positional inputs alone would be all zeros")
     P = min(seq_len or cfg.n_ctx, cfg.n_ctx)
     if P < 2:
         raise InvalidInputError(f"positional attention needs at least 2 positions; got {P}")
