@@ -131,6 +131,15 @@ def test_helix_ablation_runs_tokens_through_post_layernorm_opt(post_ln_opt):
     assert "token embedding zero" not in r.input.kind and not r.notes, (r.input, r.notes)
 
 
+def test_spectra_fold_ln_on_post_layernorm_opt_says_nothing_was_folded(post_ln_opt):
+    from poslens.analyses.geometry.spectra import weight_spectra
+
+    r = weight_spectra(post_ln_opt, matrices=("W_Q",), per_head=False, qk=False, fold_ln=True)
+    assert "not folded (skipped: post-LayerNorm blocks)" in " ".join(r.notes), r.notes
+    stored = post_ln_opt.source.get("model.decoder.layers.0.self_attn.q_proj.weight").double()
+    assert np.allclose(r.matrices["W_Q"]["0"].singular_values, torch.linalg.svdvals(stored).numpy(), rtol=1e-5)
+
+
 def test_dup_neuron_ablation_on_post_layernorm_opt_chooses_neurons_without_pvo(post_ln_opt):
     """PVO reads folded LayerNorms, which post-LayerNorm blocks cannot give: the PVO choice is
     not applicable (it had ranked the raw matrices and called them folded); by activation runs."""
@@ -160,6 +169,9 @@ def test_spectra_read_each_familys_matrices(fam):
     d, dh, G = w.cfg.d_model, w.cfg.d_head, w.cfg.n_key_value_heads
     assert len(r.matrices["W_K"]["0"].singular_values) == min(d, G * dh)
     assert ("W_gate" in r.matrices) == (name == "llama")
+    # fold_ln says what it did: Llama's RMSNorm weights are left as stored (it had said "folded")
+    folded = weight_spectra(w, matrices=("W_Q",), per_head=False, qk=False, fold_ln=True)
+    assert ("not folded (no LayerNorm)" in " ".join(folded.notes)) == (name == "llama"), folded.notes
     if name == "llama":  # the stored grouped key matrix, not its expansion over query heads
         k_proj = w.source.get("model.layers.0.self_attn.k_proj.weight").double()
         want = torch.linalg.svdvals(k_proj).numpy()

@@ -197,8 +197,11 @@ def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, d
                 out_qk[f"{l}.{h}"] = qk_distances(Q[h], K[h])
 
     notes = []
-    if fold_ln:
-        notes.append("LayerNorm weights folded into W_Q/W_K/W_V/W_in (scaled, not centred).")
+    if fold_ln:  # fold_layer_norm leaves RMSNorm and post-LayerNorm models as stored, and says why
+        step = w.processing[-1] if w.processing else ""
+        why = step[len("fold_layer_norm["):-1] if step.startswith("fold_layer_norm[") else ""
+        notes.append(f"LayerNorm weights not folded ({why}): those matrices are as stored." if why else
+                     "LayerNorm weights folded into W_Q/W_K/W_V/W_in (scaled, not centred).")
     conventions = {
         "whole": "W_Q/W_K/W_V: [d_model, n_heads*d_head] (c_attn thirds); W_O: [n_heads*d_head, d_model] (c_proj); "
                  "W_in/W_out: mlp.c_fc/c_proj",
