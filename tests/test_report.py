@@ -504,6 +504,25 @@ def test_induction_verdict_names_a_shifted_copying_head():
     assert "two past" not in rows["induction"]["reason"]
 
 
+def test_twisted_pair_verdict_says_why_it_is_not_graded_by_its_number():
+    """The legend grades a row by its deciding number; the twisted-pair row also needs a neuron
+    pair, so a fit above the threshold without one is weak, and the reason must say so."""
+    from poslens.report.stage_verdicts import verdict_rows
+
+    class Ctx:
+        def missing(self, needs):
+            return "not run in this test"
+
+    tp = {"gpt2": {"ode": {"r2": 0.962, "surrogate_r2_max": 0.895}, "neurons": {"n_twisted": 0}}}
+    o = {"weak_fraction": 0.5, "ode_r2": 0.8}
+    row = next(r for r in verdict_rows(Ctx(), {"twisted_pair": tp}, o) if r["mechanism"] == "twisted_pair")
+    assert row["verdict"] == "weak" and row["value"] >= row["threshold"]
+    assert "weak, not present by R² alone" in row["reason"] and "a twisted pair" in row["reason"]
+    tp["gpt2"]["neurons"]["n_twisted"] = 2  # both parts: graded as the number says, nothing to explain
+    row = next(r for r in verdict_rows(Ctx(), {"twisted_pair": tp}, o) if r["mechanism"] == "twisted_pair")
+    assert row["verdict"] == "present" and "by R² alone" not in row["reason"]
+
+
 def test_a_long_cell_is_cut_with_the_whole_text_on_hover():
     from poslens.report.page import fmt
 

@@ -161,6 +161,10 @@ def verdict_rows(ctx, results: dict, o: dict) -> list[dict]:
             v = (PRESENT if k and above and r2 >= o["ode_r2"] else WEAK if (k or (above and r2 >= o["ode_r2"]))
                  else ABSENT)
             why = pre + f"; {k} twisted neuron pair(s) in layer 0"
+            if v != _grade(r2, o["ode_r2"], wf):
+                # The legend grades by the deciding number alone; this row needs the pairs as well.
+                why += (f"; {v}, not {_grade(r2, o['ode_r2'], wf)} by R² alone: present needs R² ≥ {o['ode_r2']} "
+                        "above every surrogate and a twisted pair, weak one of the two")
         rows.append(_row("twisted_pair", v, "ODE R² on W_pos", r2, o["ode_r2"], why))
     # -- word index
     wi = results.get("word_index")
