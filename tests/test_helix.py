@@ -158,6 +158,8 @@ def test_outliers_and_fray_found(tmp_path):
     path = write_checkpoint(tmp_path / "m", cfg, sd)
     r = H.helix(str(path), truncate_at=100, sinusoidal=False, tokens=False)
     assert [o.position for o in r.outliers.flagged] == [0]
+    line = next(x for x in H.summarize(r) if x.startswith("isolated"))
+    assert line.startswith("isolated position (nearest other row at least 10x") and ": position 0 (" in line
     assert 40 <= r.fray.fray_end <= 70
     assert r.fray.mean_before_cut > 5 * r.fray.mean_after_cut
 

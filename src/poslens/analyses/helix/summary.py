@@ -53,7 +53,10 @@ def summarize(result) -> list[str]:
         lines.append(f"W_E row norms: mean {e.mean:.4f}, std {e.std:.4f}, min {e.min:.4f}, max {e.max:.4f}")
     fl = r.outliers.flagged
     if fl:
-        lines.append("isolated positions: " + ", ".join(f"{o.position} ({o.isolation:.0f}x)" for o in fl[:6]))
+        # "isolated positions: 0 (12x)" read as a count of zero; name them as positions.
+        lines.append(f"isolated position{'s' if len(fl) > 1 else ''} (nearest other row at least "
+                     f"{r.outliers.threshold:g}x the median nearest distance): "
+                     + ", ".join(f"position {o.position} ({o.isolation:.0f}x)" for o in fl[:6]))
     if r.fray and r.fray.fray_end:
         lines.append(f"early positions leave the late top-3 subspace until about position {r.fray.fray_end}")
     if r.token_position:
