@@ -431,3 +431,21 @@ def test_shifted_copying_grid_is_drawn_only_where_a_head_shows_it(tmp_path):
     assert "dup_shifted_induction_score.html" in names and "dup_induction_score.html" in names
     names = {p.name for p in dup_heads_figures(result(0.1), tmp_path / "b")}
     assert "dup_shifted_induction_score.html" not in names and "dup_induction_score.html" in names
+
+
+def test_decay_figure_and_summary_name_which_fit_each_rate_is(planted, tmp_path):
+    """The summary quotes the within-query rate, the figure draws a fit to the mean profile (they
+    can differ many-fold): the legend and the summary line say which is which."""
+    from poslens.analyses.heads.result import summarize
+    from poslens.viz.duplicate import dup_heads_figures
+
+    r = duplicate_heads(load_weights(str(planted.path)), n_seq=8, seq_len=48)
+    p = r.profiles["0.1"]
+    line = next(x for x in summarize(r) if x.startswith("0.1: "))
+    assert f"rate {p.rate:.4f}/token within queries" in line
+    assert f"the figure's fit to the mean attention by distance: {p.mean_fit.rate:.4f}/token" in line
+    assert "nan" not in line
+    page = (tmp_path / "dup_decay.html")
+    assert page in dup_heads_figures(r, tmp_path)
+    assert f"0.1 fit to these means (rate {p.mean_fit.rate:.4f}/token; within queries {p.rate:.4f})" in page.read_text().replace(
+        "\\u002f", "/")  # plotly's JSON escapes the slash

@@ -49,29 +49,36 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
             paths.append(save_plotly(hf, out / f"dup_{key}.html"))
     profiles = {k: p for k, p in (result.profiles or {}).items() if p.distances}
     if profiles:
-        curves = []  # (label, distances, mean attention, fitted curve or None)
+        curves = []  # (label, distances, mean attention, fitted curve or None, its legend name)
         for k, p in profiles.items():
             d, m = np.array(p.distances, dtype=float), np.array(p.mean_attention, dtype=float)
             mf = p.mean_fit
+            # The curve is fitted to these means, which mix the decay with how many copies compete;
+            # the summary's rate is the within-query fit. Both rates are named so they are not confused.
+            fit_name = (f"{k} fit to these means (rate {mf.rate:.4f}/token"
+                        + (f"; within queries {p.within_query.rate:.4f})" if p.within_query.rate is not None else ")")
+                        if mf.rate is not None else None)
             curves.append((k, f"{k} ({p.verdict})", d, m,
-                           mf.amplitude * np.exp(-mf.rate * d) if mf.rate is not None else None))
+                           mf.amplitude * np.exp(-mf.rate * d) if mf.rate is not None else None, fit_name))
         if png_wanted():
             fig, ax = plt.subplots(figsize=(6, 4))
-            for _, lab, d, m, fit in curves:
+            for _, lab, d, m, fit, fit_name in curves:
                 ax.plot(d, m, ".", label=lab)
                 if fit is not None:
-                    ax.plot(d, fit, "-", lw=1)
+                    ax.plot(d, fit, "-", lw=1, label=fit_name)
             ax.set_xlabel("distance to the earlier copy (tokens)")
             ax.set_ylabel("mean attention to that copy")
             ax.set_title("duplicate attention vs distance")
             ax.legend()
             paths.append(save_png(fig, out / "dup_decay.png"))
         pf = go.Figure()
-        for k, lab, d, m, fit in curves:
+        for k, lab, d, m, fit, fit_name in curves:
             pf.add_scatter(x=d, y=m, mode="markers", name=lab)
             if fit is not None:
-                pf.add_scatter(x=d, y=fit, mode="lines", name=f"{k} fit")
-        pf.update_layout(xaxis_title="distance", yaxis_title="mean attention to the copy")
+                pf.add_scatter(x=d, y=fit, mode="lines", name=fit_name)
+        pf.update_layout(title="attention to an earlier copy of the current token, by distance",
+                         xaxis_title="distance to the earlier copy (tokens)", yaxis_title="mean attention to the copy",
+                         legend=dict(orientation="h", y=-0.25, x=0))
         paths.append(save_plotly(pf, out / "dup_decay.html"))
     tc = result.token_classes
     for k, v in (tc.heads if tc else {}).items():

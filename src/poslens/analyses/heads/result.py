@@ -99,11 +99,19 @@ def summarize(result: DupHeadsResult) -> list[str]:
                          "after the copy) — an induction circuit the induction score does not count")
     for k, p in result.profiles.items():
         if p.half_distance is not None:
-            r2 = p.within_query.r2 if p.within_query.r2 is not None else float("nan")
             how = (f"attention among copies doubles every {-math.log(2) / p.rate:.1f} tokens of distance (the earliest "
                    "copy is favoured)" if p.verdict == "growing"
                    else f"attention among copies halves every {p.half_distance:.1f} tokens")
-            lines.append(f"{k}: {p.verdict}, {how} (rate {p.rate:.4f}/token, within-query R² {r2:.2f})")
+            wq, mf = p.within_query, p.mean_fit
+            if wq.rate is not None:
+                # The figure draws the mean-profile fit, which can differ many-fold: name both.
+                fit = f"rate {p.rate:.4f}/token within queries, R² {wq.r2:.2f}" + (
+                    f"; the figure's fit to the mean attention by distance: {mf.rate:.4f}/token"
+                    if mf.rate is not None else "")
+            else:
+                fit = f"rate {p.rate:.4f}/token, fitted to the mean attention by distance" + (
+                    f", R² {mf.r2:.2f}" if mf.r2 is not None else "")
+            lines.append(f"{k}: {p.verdict}, {how} ({fit})")
     for k, v in (result.token_classes.heads if result.token_classes else {}).items():
         if v.groups:
             lines.append(f"{k} treats as one group: " + "; ".join(" ".join(repr(t) for t in g) for g in v.groups))
