@@ -437,3 +437,7 @@ def test_helix_3d_panels_share_one_colour_range(monkeypatch, tmp_path):
     V.helix_3d(d, tmp_path)
     (fig,) = figs
     assert len(fig.data) == 3 and {(t.marker.cmin, t.marker.cmax) for t in fig.data} == {(1.0, 255.0)}
+    # Three scenes side by side are narrower than tall: from plotly's default eye (1.25, 1.25, 1.25)
+    # the cubes overfilled them and lost their bottom tick labels; every scene's camera steps back.
+    eyes = [fig.layout[k].camera.eye for k in fig.layout if k.startswith("scene")]
+    assert len(eyes) == 3 and all(e.x ** 2 + e.y ** 2 + e.z ** 2 > 2.5 ** 2 for e in eyes)

@@ -106,6 +106,12 @@ def _scatter3d_plotly(coords: np.ndarray, positions: np.ndarray, name: str, show
     )
 
 
+def _fit_cubes(fig) -> None:
+    """Step every scene's camera back: from plotly's default eye a cube overfills a scene narrower
+    than it is tall (three side by side in a report card), cutting off its corners and tick labels."""
+    fig.update_scenes(camera=dict(eye=dict(x=1.6, y=1.6, z=1.2)))
+
+
 # ----------------------------------------------------------------------------- one model
 
 
@@ -121,6 +127,7 @@ def helix_3d(d: dict, out: Path) -> list[Path]:
         fig.add_trace(_scatter3d_plotly(c, p, title, showscale=i == 0, crange=crange), row=1, col=i + 1)
     fig.update_layout(title=f"W_pos of {_short(d['model'])}: top-3 principal components", height=520,
                       width=max(560, 480 * len(panels)), showlegend=False, margin=dict(l=0, r=0, t=60, b=0))
+    _fit_cubes(fig)
     paths = [save_plotly(fig, out / "helix_3d.html")]
     if png_wanted():
         f = plt.figure(figsize=(4.2 * len(panels), 4))
@@ -414,6 +421,7 @@ def _grid(items: list[tuple[str, np.ndarray, np.ndarray]], title: str, out: Path
                       col=i % cols + 1)
     fig.update_layout(title=title, height=380 * rows, width=420 * cols, showlegend=False,
                       margin=dict(l=0, r=0, t=60, b=0))
+    _fit_cubes(fig)
     paths.append(save_plotly(fig, out / f"{stem}.html"))
     return paths
 
