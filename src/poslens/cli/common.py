@@ -172,26 +172,10 @@ def check_device(device: str) -> str:
     >>> check_device("cpu")
     'cpu'
     """
-    import torch
+    from ..models.runner import check_device as usable
 
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InvalidInputError(f"--device '{device}' is not a torch device; use cpu, cuda or cuda:N") from None
-    if dev.type == "cpu":
-        return device
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InvalidInputError(f"--device {device}: this torch has no usable CUDA device; use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise InvalidInputError(
-                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here (cuda:0 ..); choose one of them"
-            )
-        return device
-    if dev.type == "mps" and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return device
-    raise InvalidInputError(f"--device {device}: not available here; use cpu" +
-                            (" or cuda" if torch.cuda.is_available() else ""))
+    usable(device, "--device")
+    return device
 
 
 def _device_callback(ctx, param, value):

@@ -198,24 +198,31 @@ def _warn_if_emulated(dtype: torch.dtype) -> None:
                       stacklevel=3)
 
 
-def _check_device(device: str | torch.device) -> torch.device:
+def check_device(device: str | torch.device, what: str = "device") -> torch.device:
     """``device`` as a torch.device if torch can compute on it here, else one InvalidInputError
-    (torch's own errors come at the first tensor moved, as an AssertionError or RuntimeError)."""
+    (torch's own errors come at the first tensor moved, as an AssertionError or RuntimeError).
+    ``what`` names the setting in the message: ``device=`` from Python, ``--device`` on the command line.
+
+    >>> check_device("cpu")
+    device(type='cpu')
+    """
+    flag = what.startswith("--")
+    fix = (lambda d: f"use --device {d}") if flag else (lambda d: f"use device='{d}'")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise InvalidInputError(f"device {device!r} is not a torch device; use cpu, cuda or cuda:N") from None
+        raise InvalidInputError(f"{what} {str(device)!r} is not a torch device; use cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if n == 0:
-            raise InvalidInputError(f"device {device!r}: this torch has no usable CUDA device; use device='cpu'")
+            raise InvalidInputError(f"{what} {str(device)!r}: this torch has no usable CUDA device; {fix('cpu')}")
         if dev.index is not None and dev.index >= n:
-            raise InvalidInputError(f"device {device!r}: only {n} CUDA device(s) here (cuda:0 ..); choose one of them")
+            raise InvalidInputError(f"{what} {str(device)!r}: only {n} CUDA device(s) here (cuda:0 ..); choose one of them")
     elif dev.type == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise InvalidInputError(f"device {device!r}: MPS is not available here; use device='cpu'")
+            raise InvalidInputError(f"{what} {str(device)!r}: MPS is not available here; {fix('cpu')}")
     elif dev.type != "cpu":
-        raise InvalidInputError(f"device {device!r}: the runner computes on cpu, cuda or mps")
+        raise InvalidInputError(f"{what} {str(device)!r}: the runner computes on cpu, cuda or mps")
     return dev
 
 
@@ -231,7 +238,7 @@ class Runner:
             raise InvalidInputError(f"Runner needs the model's Weights (poslens.load_weights(...)); got {type(weights).__name__}")
         self.weights = weights
         self.cfg = weights.cfg
-        self.device = _check_device(device)
+        self.device = check_device(device)
         if isinstance(dtype, str):
             if dtype not in DTYPES:
                 raise InvalidInputError(f"unknown dtype '{dtype}'; use one of {', '.join(DTYPES)}")
