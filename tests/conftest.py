@@ -25,6 +25,21 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
     threadpool_limits(1)
 
+# Under pytest-xdist every file runs on one worker (--dist loadfile), and files are handed out
+# in collection order as workers free up (--no-loadscope-reorder): the longest go first so the
+# workers finish together instead of one running the browser checks alone at the end. Ordered
+# by the seconds each file took on 2 cores (``pytest --durations=0``, summed per file); files
+# not named keep their order after these.
+LONGEST_FIRST = ("test_report_browser.py", "test_sweep_ray.py", "test_report.py", "test_word_index.py",
+                 "test_helix.py", "test_families_analyses.py", "test_sweep.py", "test_spectra.py", "test_train.py",
+                 "test_twisted_pair.py", "test_causal_questions.py", "test_runner.py", "test_duplicate_neurons.py",
+                 "test_subspaces.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests keep their order
+
 
 
 @pytest.fixture(scope="session")
