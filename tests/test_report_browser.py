@@ -1,10 +1,10 @@
 """The report page in a real browser: headless Chromium (Debian's ``chromium`` +
 ``chromium-driver``) through Selenium, the page served from localhost.
 
-Checks, on a synthetic checkpoint with a planted helix and on the real reports of ``tiny``
-and the partial GPT-2 small (quick size): no console errors, every figure rendered (plotly
-SVG/canvas with non-zero size, images decoded), the 3D helix turns when dragged, and the
-layout holds at 1280 and 1920 px: every figure lies inside its card, no two figures
+Checks, on the real reports of ``tiny``, ``tiny-attn`` and the partial GPT-2 small (quick
+size): no console errors, every figure rendered (plotly SVG/canvas with non-zero size,
+images decoded), the 3D helix of ``tiny`` turns when dragged, and the layout holds at 1280
+and 1920 px: every figure lies inside its card, no two figures
 overlap, and no title, subplot title, colour bar or legend intersects another (or a colour
 bar a plot area), measured from the DOM/SVG boxes. Each page is loaded
 once: the layout is checked at 1920 px and again after the window shrinks to 1280 px.
@@ -33,49 +33,6 @@ pytestmark = pytest.mark.skipif(
     not (CHROMIUM and DRIVER),
     reason="headless Chromium not installed (apt-get install chromium chromium-driver)",
 )
-
-
-@pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    """A report of a synthetic checkpoint with a planted helix in W_pos, using the real stages."""
-    import math
-
-    import torch
-
-    from poslens.report import build_report, default_stages
-    from poslens.testing import random_state_dict, small_config, write_checkpoint
-
-    root = tmp_path_factory.mktemp("browser")
-    cfg = small_config(n_layers=2, d_model=32, n_heads=4, n_ctx=64, d_vocab=300)
-    sd = random_state_dict(cfg, seed=3)
-    t = torch.arange(cfg.n_ctx, dtype=torch.float32)
-    helix = torch.zeros(cfg.n_ctx, cfg.d_model)
-    helix[:, 0], helix[:, 1], helix[:, 2] = torch.cos(2 * math.pi * t / 32), torch.sin(2 * math.pi * t / 32), t / cfg.n_ctx
-    sd["wpe.weight"] = helix + 0.01 * sd["wpe.weight"]
-    ckpt = write_checkpoint(root / "model", cfg, sd)
-    stages = default_stages()
-    if not any(s.name == "helix" for s in stages):
-        from test_report import fake_stages  # the helix analysis has not landed: use the planted 3D fake
-
-        stages = fake_stages()[:1]
-    out, _ = build_report([str(ckpt)], root / "report", stages=stages, size="quick", progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
-def server(page):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(page.parent))
-
-    class Quiet(handler.func):
-        def log_message(self, *a):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(page.parent)))
-    th = threading.Thread(target=httpd.serve_forever, daemon=True)
-    th.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/{page.name}"
-    httpd.shutdown()
-    httpd.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -118,54 +75,23 @@ def _wait(driver, js, timeout=180):
     return WebDriverWait(driver, timeout, poll_frequency=0.25).until(lambda d: d.execute_script(js))
 
 
-def test_page_renders_every_figure_without_console_errors(browser, server, page):
-    browser.get(server)
-    _wait(browser, "return document.readyState === 'complete'")
+def _rendered(browser, page: Path, label: str) -> None:
+    """Every figure of the page just loaded is drawn (3D scenes through WebGL), every image decoded,
+    and the browser logged no error."""
     n_plotly = page.read_text().count("Plotly.newPlot")
-    assert n_plotly >= 1, "the page has no interactive figure"
-    _wait(browser, f"return document.querySelectorAll('.plotly-graph-div .main-svg').length >= {n_plotly}")
+    assert n_plotly >= 1, f"{label}: the page has no interactive figure"
     figs = browser.execute_script(FIGURE_STATE)
     assert len(figs) == n_plotly
     for f in figs:
-        assert f["rendered"] and f["w"] > 100 and f["h"] > 100 and f["traces"] > 0, f
+        assert f["rendered"] and f["w"] > 100 and f["h"] > 100 and f["traces"] > 0, (label, f)
         if f["is3d"]:
-            assert f["canvases"] >= 1, f  # WebGL scene drawn
+            assert f["canvases"] >= 1, (label, f)  # WebGL scene drawn
     imgs = browser.execute_script(
         "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]);")
     for alt, complete, w, h in imgs:
-        assert complete and w > 0 and h > 0, alt
-    logs = browser.get_log("browser")
-    errors = [l for l in logs if l["level"] == "SEVERE"]
-    assert not errors, errors
-    shots = _shots()
-    if shots:
-        shot = shots / "report-screenshot.png"
-        browser.set_window_size(1280, 2000)
-        assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
-
-
-def test_helix_turns_when_dragged(browser, server):
-    from selenium.webdriver.common.action_chains import ActionChains
-
-    if browser.current_url != server:  # the page the previous test opened, not a second load
-        browser.get(server)
-    _wait(browser, "return document.querySelectorAll('.plotly-graph-div .main-svg').length > 0")
-    gid = _wait(browser, """
-      var g = Array.from(document.querySelectorAll('.plotly-graph-div')).find(
-          function (gd) { return gd._fullLayout && gd._fullLayout.scene && gd.querySelector('canvas'); });
-      return g ? g.id : null;""")
-    eye_js = f"var s = document.getElementById('{gid}')._fullLayout.scene; return JSON.stringify(s._scene.getCamera().eye);"
-    before = browser.execute_script(eye_js)
-    el = browser.find_element("id", gid)
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", el)
-    # Grab the first scene (a figure may hold several side by side): offset from the div's centre.
-    dx, dy = browser.execute_script(
-        f"var gd = document.getElementById('{gid}'), d = gd._fullLayout.scene.domain, r = gd.getBoundingClientRect();"
-        "return [r.width * ((d.x[0] + d.x[1]) / 2 - 0.5), r.height * (0.5 - (d.y[0] + d.y[1]) / 2)];")
-    ActionChains(browser).move_to_element_with_offset(el, int(dx), int(dy)).click_and_hold().move_by_offset(60, 20) \
-        .move_by_offset(30, 10).release().perform()
-    after = _wait(browser, eye_js.replace("return ", "var e = ") + f" return e !== {before!r} ? e : null;", timeout=10)
-    assert after != before
+        assert complete and w > 0 and h > 0, (label, alt)
+    errors = [l for l in browser.get_log("browser") if l["level"] == "SEVERE"]
+    assert not errors, (label, errors)
 
 
 # ----------------------------------------------------------------------------- layout
@@ -239,15 +165,19 @@ def _shots() -> Path | None:
 
 
 def _check_layout(browser, page: Path, label: str, url: str | None = None):
-    """The layout at 1920 px, then at 1280 px after the window shrinks (a figure drawn for the
-    wide window must follow it), then the first screen at 1280 x 800."""
+    """Every figure rendered without a console error, the layout at 1920 px, then at 1280 px after
+    the window shrinks (a figure drawn for the wide window must follow it), then the first screen
+    at 1280 x 800."""
     httpd = None if url else _serve(page.parent)
     try:
         url = url or f"http://127.0.0.1:{httpd.server_address[1]}/{page.name}"
         n_plotly = page.read_text().count("Plotly.newPlot")
         shots = _shots()
+        browser.get_log("browser")  # drop what earlier pages logged
         for width in (1920, 1280):
             r = _layout_at(browser, url, n_plotly, width)
+            if width == 1920:
+                _rendered(browser, page, label)
             assert r["figures"] >= n_plotly, r
             assert not r["violations"], f"{label} at {width} px:\n" + "\n".join(r["violations"])
             if shots:
@@ -271,18 +201,51 @@ def _check_layout(browser, page: Path, label: str, url: str | None = None):
             httpd.server_close()
 
 
-def test_synthetic_report_layout_fits(browser, page, server):
-    _check_layout(browser, page, "synthetic", url=server)
-
-
-def test_tiny_report_layout_fits(browser, tmp_path_factory):
+@pytest.fixture(scope="module")
+def tiny_page(tmp_path_factory):
+    """The ``tiny`` report, served for the module: the layout check loads it and the drag test reuses that load."""
     from report_builds import tiny_report
 
     page, _ = tiny_report(tmp_path_factory)
-    _check_layout(browser, page, "tiny")
+    httpd = _serve(page.parent)
+    try:
+        yield page, f"http://127.0.0.1:{httpd.server_address[1]}/{page.name}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
-def test_tiny_attn_report_layout_fits(browser, tmp_path_factory):
+def test_tiny_report_renders_and_fits(browser, tiny_page):
+    page, url = tiny_page
+    _check_layout(browser, page, "tiny", url=url)
+
+
+def test_helix_turns_when_dragged(browser, tiny_page):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    _, url = tiny_page
+    if browser.current_url != url:  # the page the layout check opened, not a second load
+        browser.get(url)
+    _wait(browser, "return document.querySelectorAll('.plotly-graph-div .main-svg').length > 0")
+    gid = _wait(browser, """
+      var g = Array.from(document.querySelectorAll('.plotly-graph-div')).find(
+          function (gd) { return gd._fullLayout && gd._fullLayout.scene && gd.querySelector('canvas'); });
+      return g ? g.id : null;""")
+    eye_js = f"var s = document.getElementById('{gid}')._fullLayout.scene; return JSON.stringify(s._scene.getCamera().eye);"
+    before = browser.execute_script(eye_js)
+    el = browser.find_element("id", gid)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", el)
+    # Grab the first scene (a figure may hold several side by side): offset from the div's centre.
+    dx, dy = browser.execute_script(
+        f"var gd = document.getElementById('{gid}'), d = gd._fullLayout.scene.domain, r = gd.getBoundingClientRect();"
+        "return [r.width * ((d.x[0] + d.x[1]) / 2 - 0.5), r.height * (0.5 - (d.y[0] + d.y[1]) / 2)];")
+    ActionChains(browser).move_to_element_with_offset(el, int(dx), int(dy)).click_and_hold().move_by_offset(60, 20) \
+        .move_by_offset(30, 10).release().perform()
+    after = _wait(browser, eye_js.replace("return ", "var e = ") + f" return e !== {before!r} ? e : null;", timeout=10)
+    assert after != before
+
+
+def test_tiny_attn_report_renders_and_fits(browser, tmp_path_factory):
     """The second organism's page: the duplicate-token head's decay and token-class figures among them."""
     from report_builds import tiny_attn_report
 
@@ -290,7 +253,7 @@ def test_tiny_attn_report_layout_fits(browser, tmp_path_factory):
     _check_layout(browser, page, "tiny-attn")
 
 
-def test_gpt2_partial_report_layout_fits(browser, tmp_path_factory):
+def test_gpt2_partial_report_renders_and_fits(browser, tmp_path_factory):
     from report_builds import gpt2_partial_report
 
     page, _ = gpt2_partial_report(tmp_path_factory)
