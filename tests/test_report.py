@@ -419,17 +419,6 @@ def test_verdicts_agree_with_sections_on_tiny(tiny_report):
     assert next(iter(data)) == "verdicts" and data["verdicts"]["rows"][0]["mechanism"] == "helix"
 
 
-@pytest.mark.skipif(not PARTIAL.is_dir(), reason="needs ../shared/data/gpt2-small-partial")
-def test_verdicts_agree_with_sections_on_gpt2_partial(tmp_path_factory):
-    from report_builds import gpt2_partial_report
-
-    _, rep = gpt2_partial_report(tmp_path_factory)
-    rows = _verdicts_agree(rep)
-    assert rows["helix"]["verdict"] == "present" and rows["helix"]["value"] > 0.9
-    for role in ("previous_token", "duplicate_token", "induction", "word_index", "positional_neurons"):
-        assert rows[role]["verdict"] == "not testable here", rows[role]
-
-
 def test_page_reads_as_one_story(tiny_report):
     page, rep = tiny_report
     html = page.read_text()

@@ -201,6 +201,16 @@ def _check_layout(browser, page: Path, label: str, url: str | None = None):
             httpd.server_close()
 
 
+def test_tiny_attn_report_renders_and_fits(browser, tmp_path_factory):
+    """The second organism's page: the duplicate-token head's decay and token-class figures among them.
+    First in the file because only this file builds tiny-attn, while another xdist worker may be
+    building tiny and the partial GPT-2 small for test_report.py (a build the others wait for)."""
+    from report_builds import tiny_attn_report
+
+    page, _ = tiny_attn_report(tmp_path_factory)
+    _check_layout(browser, page, "tiny-attn")
+
+
 @pytest.fixture(scope="module")
 def tiny_page(tmp_path_factory):
     """The ``tiny`` report, served for the module: the layout check loads it and the drag test reuses that load."""
@@ -243,14 +253,6 @@ def test_helix_turns_when_dragged(browser, tiny_page):
         .move_by_offset(30, 10).release().perform()
     after = _wait(browser, eye_js.replace("return ", "var e = ") + f" return e !== {before!r} ? e : null;", timeout=10)
     assert after != before
-
-
-def test_tiny_attn_report_renders_and_fits(browser, tmp_path_factory):
-    """The second organism's page: the duplicate-token head's decay and token-class figures among them."""
-    from report_builds import tiny_attn_report
-
-    page, _ = tiny_attn_report(tmp_path_factory)
-    _check_layout(browser, page, "tiny-attn")
 
 
 def test_gpt2_partial_report_renders_and_fits(browser, tmp_path_factory):
