@@ -240,8 +240,8 @@ def verdict_table(v: dict, sections: set[str]) -> str:
     th = ", ".join(f"{k} {fmt(x)}" for k, x in o.items() if k != "inputs")
     return ('<table class="verdicts"><tr><th>mechanism</th><th>verdict</th><th>deciding number</th><th>threshold</th>'
             "<th>why</th></tr>" + "".join(rows) + "</table>"
-            f"<p class='meta'>present: the deciding number reaches its threshold; weak: it reaches weak_fraction × "
-            f"the threshold; absent: below that; not testable here: the checkpoint lacks what the measurement needs. "
+            f"<p class='meta'>present: the deciding number reaches its threshold (and its row's other conditions "
+            f"hold); weak: it reaches weak_fraction × the threshold, or a condition its why names is unmet; absent: below that; not testable here: the checkpoint lacks what the measurement needs. "
             f"Thresholds are options (<code>--set verdicts.NAME=VALUE</code>; the head-role thresholds are the model "
             f"profile's, <code>--set profile.NAME=VALUE</code>): {esc(th)}.</p>")
 

@@ -38,6 +38,7 @@ def _options(ctx) -> dict:
     return {
         "helix_r2": 0.8,  # R² of the helix fit to W_pos's top-3 principal coordinates
         "helix_top3": 0.5,  # and the share of W_pos's variance in those 3 components
+        "helix_turns": 1.0,  # and the turns over the context: a helix of long period fits any smooth arc
         "ode_r2": 0.8,  # R² of f' ≈ W f + c on W_pos (the twisted-pair precondition), above phase-randomised surrogates
         "word_index_gain": 0.05,  # probe accuracy over the best position/space baseline, best residual point
         "weak_fraction": 0.5,
@@ -95,13 +96,15 @@ def verdict_rows(ctx, results: dict, o: dict) -> list[dict]:
         rows.append(_row("helix", UNTESTABLE, reason=_why_not(ctx, "helix")))
     else:
         r2, top3 = h["helix"]["r2"], sum(h["variance_explained"][:3])
+        turns = h["helix"]["turns"]
         v = _grade(r2, o["helix_r2"], wf)
-        if v == PRESENT and top3 < o["helix_top3"]:
+        if v == PRESENT and (top3 < o["helix_top3"] or turns < o["helix_turns"]):
             v = WEAK
         rows.append(_row("helix", v, "helix fit R²", r2, o["helix_r2"],
                          f"top-3 PCs hold {top3:.1%} of W_pos's variance (needs ≥ {o['helix_top3']:.0%}); "
-                         f"period {h['helix']['period']:.1f} positions, {h['helix']['turns']:.2f} turns"
-                         + (" (under one turn: a smooth arc, not yet a helix)" if h["helix"]["turns"] < 1 else "")))
+                         f"period {h['helix']['period']:.1f} positions, {turns:.2f} turns"
+                         + (f" (needs ≥ {o['helix_turns']:g}: a smooth arc, not yet a helix)"
+                            if turns < o["helix_turns"] else "")))
     # -- head roles, from the profile
     p = results.get("profile")
     roles = {"previous_token": "previous-token score", "duplicate_token": "duplicate-token score",
@@ -252,7 +255,9 @@ STAGES = [
         code=("poslens.report.stage_verdicts",),
         final=True,
         about=("One row per mechanism, read from the sections below (nothing is measured here). A mechanism is "
-               "present when its deciding number reaches the threshold, weak when it reaches weak_fraction of it, "
+               "present when its deciding number reaches the threshold (and the row's other conditions hold: the "
+               "helix also needs top-3 variance and turns), weak when it reaches weak_fraction of it or a condition "
+               "is unmet, "
                "absent below, and not testable here when the checkpoint lacks what the measurement needs."),
     )
 ]
