@@ -73,6 +73,72 @@ def test_resume_continues_exactly(corpus, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
+def _press_ctrl_c_at(monkeypatch, at_step: int, also_while_saving: bool = False):
+    """Send this process a real SIGINT while step ``at_step``'s batch is drawn (mid-step), and with
+    ``also_while_saving`` a second one in the middle of the checkpoint it causes."""
+    import os
+    import signal
+
+    import poslens.train.loop as L
+
+    real_batch, real_save = L._batch, L.atomic_torch_save
+    pressed = []
+
+    def batch(cfg, rng, step, *a, **k):
+        if step == at_step and not pressed:
+            pressed.append(step)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_batch(cfg, rng, step, *a, **k)
+
+    def save(obj, path):
+        if also_while_saving and pressed:
+            os.kill(os.getpid(), signal.SIGINT)
+        real_save(obj, path)
+
+    monkeypatch.setattr(L, "_batch", batch)
+    monkeypatch.setattr(L, "atomic_torch_save", save)
+
+
+def test_ctrl_c_saves_the_current_step_and_resumes_exactly(corpus, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from poslens.errors import Interrupted
+
+    straight = train(cfg(corpus, tmp_path / "a", max_steps=12), progress=False)
+    c = cfg(corpus, tmp_path / "b", max_steps=12)  # ckpt_every=1000: without the interrupt's save, nothing saved
+    with monkeypatch.context() as m:
+        _press_ctrl_c_at(m, at_step=6, also_while_saving=True)
+        # KeyboardInterrupt, not Interrupted: a plain one must fail this test, not stop the test session
+        with pytest.raises(KeyboardInterrupt, match=r"saved step 7 of 12 in .*train_state\.pt; run the same command") as exc:
+            train(c, progress=False)
+        assert exc.type is Interrupted
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    assert "saving a checkpoint" in capsys.readouterr().err  # the second press is answered, not obeyed
+    assert torch.load(tmp_path / "b" / "train_state.pt", weights_only=False)["log"]["step"] == 7
+    assert [p.name for p in (tmp_path / "b").iterdir() if p.name.endswith(".tmp")] == []
+    resumed = train(c, progress=False)
+    a = load_weights(str(straight)).state_dict()
+    b = load_weights(str(resumed)).state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_cli_ctrl_c_says_where_it_saved_and_exits_130(corpus, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from poslens.cli import cli
+
+    _press_ctrl_c_at(monkeypatch, at_step=2)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(cli, ["train", "-c", corpus, "--out", str(out), "--vocab-size", "300", "--n-layers", "1",
+                                 "--n-heads", "2", "--d-model", "32", "--n-ctx", "32", "--batch-size", "4",
+                                 "--max-steps", "8", "--eval-every", "8", "--eval-batches", "1"])
+    assert r.exit_code == 130, r.output
+    assert r.stderr.strip().splitlines()[-1] == (f"poslens: interrupted; saved step 3 of 8 in {out / 'train_state.pt'}; "
+                                                 "run the same command to resume")
+    assert torch.load(out / "train_state.pt", weights_only=False)["log"]["step"] == 3
+
+
 def test_resume_with_other_shape_is_refused_and_nothing_overwritten(corpus, tmp_path):
     c = cfg(corpus, tmp_path / "run", max_steps=4)
     train(c, progress=False)

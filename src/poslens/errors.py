@@ -16,6 +16,14 @@ class PoslensError(Exception):
     exit_code = 2
 
 
+class Interrupted(KeyboardInterrupt):
+    """A Ctrl-C after which the work so far was saved: the message says where and how to resume.
+
+    A KeyboardInterrupt still (code that stops on one stops on this), but the CLI prints its message
+    instead of the generic line.
+    """
+
+
 class UnknownModelError(PoslensError):
     pass
 

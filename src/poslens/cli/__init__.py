@@ -13,7 +13,7 @@ import warnings
 
 import click
 
-from ..errors import PoslensError
+from ..errors import Interrupted, PoslensError
 from .common import bound_numeric_options, guard_device_options, output_candidates, remove_new_outputs
 
 # module name -> command names it defines (imported lazily so `poslens --help` stays fast)
@@ -72,8 +72,9 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except PoslensError as exc:
             _fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("poslens: interrupted; finished work is kept, run the same command to resume", err=True)
+        except KeyboardInterrupt as exc:
+            said = str(exc) if isinstance(exc, Interrupted) else "finished work is kept, run the same command to resume"
+            click.echo("poslens: interrupted; " + said, err=True)
             sys.exit(130)
 
 

@@ -8,15 +8,20 @@ atomically every ``ckpt_every`` steps to ``OUT/train_state.pt``; the exported mo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
-from ..errors import InvalidInputError
+from ..errors import Interrupted, InvalidInputError
 from ..io import atomic_write_text, atomic_torch_save
 from ..models.config import ModelConfig
 from ..models.tokenizer import Tokenizer
@@ -236,6 +241,34 @@ def _batch(cfg: TrainConfig, rng: np.random.Generator, step: int, train_ids: np.
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+@contextlib.contextmanager
+def _held_interrupts():
+    """Ctrl-C (SIGINT) only counts presses, so the loop can finish its step and save it.
+
+    A KeyboardInterrupt raised mid-step could land between the optimiser's updates of two
+    parameters, or between ``opt.step()`` and the step counter: a state no resume can continue
+    exactly from. Later presses are held too, so one during the save cannot cut it short (to stop
+    a hung run, SIGTERM or SIGQUIT still work). Left alone off the main thread, or where someone
+    else has set a SIGINT handler (a sweep's worker, a notebook kernel's own).
+    """
+    held = SimpleNamespace(presses=0)
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield held
+        return
+
+    def press(signum, frame):
+        held.presses += 1
+        if held.presses == 2:  # a second press usually means "is it doing anything?"
+            print("poslens: saving a checkpoint of this step before stopping; one moment", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, press)
+    try:
+        yield held
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None, stop_at: int | None = None) -> Path:
     """Train (or resume) and export; returns the exported model directory.
 
@@ -338,42 +371,45 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
         export(model, tok, out / "model", log)
 
     frozen_params = _frozen_params(cfg, model)
-    while step < cfg.max_steps:
-        rng = np.random.default_rng([cfg.seed, step])
-        x = _batch(cfg, rng, step, train_ids, tok, alphabet)
-        b = torch.from_numpy(x).to(device)
-        for g in opt.param_groups:
-            g["lr"] = _lr(cfg, step)
-        opt.param_groups[2]["lr"] = 0.0 if step < cfg.wpe_freeze_steps else _lr(cfg, step) * cfg.wpe_lr_scale
-        t0 = time.time()
-        with _autocast(cfg):
-            loss = model.loss(b)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        for p in frozen_params:
-            p.grad = None  # AdamW skips a parameter without a gradient (no step, no decay); its state is kept
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        step += 1
-        steps_run += 1
-        log["step"] = step
-        log["tokens_seen"] += tokens_per_step
-        entry = {"step": step, "loss": float(loss.detach())}
-        if step % cfg.eval_every == 0 or step == cfg.max_steps:
-            entry["val_loss"] = evaluate(model, val_ids, cfg, device)
-        log["history"].append(entry)
-        bar.update(1)
-        post = {"loss": f"{entry['loss']:.3f}", "tok/s": f"{tokens_per_step / max(time.time() - t0, 1e-9):.0f}"}
-        if "val_loss" in entry:
-            post["val"] = f"{entry['val_loss']:.3f}"
-        bar.set_postfix(post)
-        snapshot()
-        if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
+    with _held_interrupts() as held:
+        while step < cfg.max_steps:
+            rng = np.random.default_rng([cfg.seed, step])
+            x = _batch(cfg, rng, step, train_ids, tok, alphabet)
+            b = torch.from_numpy(x).to(device)
+            for g in opt.param_groups:
+                g["lr"] = _lr(cfg, step)
+            opt.param_groups[2]["lr"] = 0.0 if step < cfg.wpe_freeze_steps else _lr(cfg, step) * cfg.wpe_lr_scale
+            t0 = time.time()
+            with _autocast(cfg):
+                loss = model.loss(b)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for p in frozen_params:
+                p.grad = None  # AdamW skips a parameter without a gradient (no step, no decay); its state is kept
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            step += 1
+            steps_run += 1
+            log["step"] = step
+            log["tokens_seen"] += tokens_per_step
+            entry = {"step": step, "loss": float(loss.detach())}
+            if step % cfg.eval_every == 0 or step == cfg.max_steps:
+                entry["val_loss"] = evaluate(model, val_ids, cfg, device)
+            log["history"].append(entry)
+            bar.update(1)
+            post = {"loss": f"{entry['loss']:.3f}", "tok/s": f"{tokens_per_step / max(time.time() - t0, 1e-9):.0f}"}
+            if "val_loss" in entry:
+                post["val"] = f"{entry['val_loss']:.3f}"
+            bar.set_postfix(post)
+            snapshot()
+            stop = (stop_after is not None and steps_run >= stop_after) or (stop_at is not None and step >= stop_at)
+            if step % cfg.ckpt_every == 0 or step == cfg.max_steps or stop or held.presses:
+                checkpoint()
+            if stop or held.presses:
+                break
+        bar.close()
+        if step >= cfg.max_steps:
             checkpoint()
-        if (stop_after is not None and steps_run >= stop_after) or (stop_at is not None and step >= stop_at):
-            checkpoint()
-            break
-    bar.close()
-    if step >= cfg.max_steps:
-        checkpoint()
+    if held.presses and step < cfg.max_steps:  # a press during the last step: the run is complete anyway
+        raise Interrupted(f"saved step {step} of {cfg.max_steps} in {state_path}; run the same command to resume")
     return out / "model"
