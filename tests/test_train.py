@@ -139,6 +139,21 @@ def test_cli_ctrl_c_says_where_it_saved_and_exits_130(corpus, tmp_path, monkeypa
     assert torch.load(out / "train_state.pt", weights_only=False)["log"]["step"] == 3
 
 
+def test_ctrl_c_while_the_tokens_are_saved_leaves_no_half_file(corpus, tmp_path, monkeypatch):
+    import numpy as np
+
+    real = np.savez
+
+    def savez(path, **arrays):
+        real(path, **arrays)
+        raise KeyboardInterrupt  # written, not yet renamed into place
+
+    monkeypatch.setattr(np, "savez", savez)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg(corpus, tmp_path / "run", max_steps=2), progress=False)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []
+
+
 def test_resume_with_other_shape_is_refused_and_nothing_overwritten(corpus, tmp_path):
     c = cfg(corpus, tmp_path / "run", max_steps=4)
     train(c, progress=False)

@@ -67,8 +67,11 @@ def _prepare_data(cfg: TrainConfig, out: Path):
     if fresh:
         out.mkdir(parents=True, exist_ok=True)
         tmp = out / (TOKENS + ".tmp.npz")
-        np.savez(tmp, key=np.array(key), train=train_ids, val=val_ids)
-        tmp.replace(cache)
+        try:
+            np.savez(tmp, key=np.array(key), train=train_ids, val=val_ids)
+            tmp.replace(cache)
+        finally:  # a Ctrl-C mid-write (before the loop holds it) must not leave the half file
+            tmp.unlink(missing_ok=True)
     return tok, train_ids, val_ids
 
 
