@@ -246,9 +246,11 @@ def test_bad_options(ckpts, tmp_path):
         run(ckpts["full"], blocker / "out")
 
 
-def test_set_values_are_checked_against_the_option():
+def test_set_values_are_checked_against_the_option(tmp_path, monkeypatch):
     from poslens.report.orchestrate import check_option, parse_overrides
 
+    monkeypatch.chdir(tmp_path)
+    Path("2024").write_text("a corpus named like a year\n")  # a corpus given must exist
     ov = parse_overrides(["pca.head=0.10", "pca.k=Infinity", "pca.corpus=2024"], fake_stages())["pca"]
     assert check_option("dup_neurons", "head", "profile", ov["head"]) == "0.10"  # head 10, not 0.1
     with pytest.raises(InvalidInputError, match="finite"):
@@ -262,6 +264,33 @@ def test_set_values_are_checked_against_the_option():
         check_option("geometry_spectra", "layers", None, "0,1")
     with pytest.raises(InvalidInputError, match="JSON object"):
         check_option("geometry_subspaces", "lengths", {"short": 15}, 5)
+
+
+@pytest.mark.parametrize("stage", ["dup_heads", "sinks"])
+def test_a_bad_corpus_is_refused_before_any_section_runs(stage, tmp_path):
+    # dup_heads' corpus is read by the model profile in the skip checks, sinks' only when sinks runs:
+    # both must be the same up-front error, not an exit in one case and a failed section in the other
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    for bad, why in [(tmp_path / "missing.txt", "does not exist"), (tmp_path, "is a directory"), (empty, "is empty")]:
+        out = tmp_path / "r"
+        r = CliRunner().invoke(cli, ["report", "-m", "tiny", "--quick", "--no-progress", "-o", str(out),
+                                     "--set", f"{stage}.corpus={bad}"])
+        assert r.exit_code == 2, r.output
+        (line,) = r.stderr.strip().splitlines()
+        assert line.startswith(f"poslens: error: --set {stage}.corpus={bad}: corpus ") and why in line, line
+        assert not out.exists()
+
+
+def test_run_model_checks_every_option_before_the_skip_checks_compute(tmp_path):
+    from poslens.report import run_model
+    from poslens.report.orchestrate import Context
+
+    ctx = Context("tiny", size="quick")
+    with pytest.raises(InvalidInputError, match="sinks.corpus"):
+        run_model("tiny", tmp_path / "r", default_stages(), overrides={"sinks": {"corpus": str(tmp_path / "no.txt")}},
+                  ctx=ctx, progress=False)
+    assert ctx._memo == {}  # the model profile, which a skip check before sinks' computes, was not
 
 
 def test_several_models_get_an_index(ckpts, tmp_path):

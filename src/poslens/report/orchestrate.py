@@ -97,7 +97,8 @@ def check_option(stage: str, key: str, default, value):
     positive, >= 0 when it is 0), a finite number where it is a float (in [0, 1] for
     thresholds, fractions and R² values), a bool for a bool, a string for a string, a list
     or JSON object of such for a list or object. An option whose default is None takes null
-    or, where :data:`_UNSET_LIKE` names its type, a value of that type.
+    or, where :data:`_UNSET_LIKE` names its type, a value of that type. A ``corpus`` must be a
+    readable, non-empty text file.
 
     >>> check_option("helix", "n_components", 10, 5)
     5
@@ -105,8 +106,37 @@ def check_option(stage: str, key: str, default, value):
     if default is None:
         if value is None or key not in _UNSET_LIKE:
             return value
-        return _checked(stage, key, _UNSET_LIKE[key], value, shown=None)
-    return _checked(stage, key, default, value, shown=default)
+        value = _checked(stage, key, _UNSET_LIKE[key], value, shown=None)
+    else:
+        value = _checked(stage, key, default, value, shown=default)
+    if key == "corpus" and value:
+        _check_corpus(stage, key, value)
+    return value
+
+
+_READABLE_CORPORA: set[tuple] = set()  # (path, size, mtime) read once already: options are checked many times
+
+
+def _check_corpus(stage: str, key: str, path: str) -> None:
+    """Read a corpus given with --set whole while the options are checked, so a bad path is one
+    up-front error whichever stage reads it, and whenever: the model profile reads dup_heads' corpus
+    in the skip checks, sinks reads its own only when it runs, after the stages before it computed."""
+    from ..data.sequences import read_corpus
+    from ..errors import CorpusError
+
+    try:
+        st = os.stat(os.path.expanduser(path))
+        seen = (path, st.st_size, st.st_mtime_ns)
+    except OSError:
+        seen = None
+    if seen is not None and seen in _READABLE_CORPORA:
+        return
+    try:
+        read_corpus(path)
+    except CorpusError as exc:
+        raise CorpusError(f"--set {stage}.{key}={path}: {exc}") from None
+    if seen is not None:
+        _READABLE_CORPORA.add(seen)
 
 
 def _checked(stage: str, key: str, default, value, shown):
@@ -559,8 +589,10 @@ def run_model(
 
     outcomes: dict[str, Outcome] = {}
     pending: list[tuple[Stage, dict, str, dict]] = []
+    # Every option first: a bad --set is the user's to fix before the skip checks below compute anything.
+    options = {st.name: st.options_for(ctx, overrides.get(st.name)) for st in stages}
     for st in stages:
-        opts = st.options_for(ctx, overrides.get(st.name))
+        opts = options[st.name]
         base = dict(name=st.name, title=st.title, options=opts, about=st.about, seed=st.seed)
         why = ctx.missing(st.needs) or (st.supports(ctx) if st.supports else None)
         if why:
