@@ -169,6 +169,28 @@ def test_resume_uses_cache_and_changed_option_recomputes_only_its_stage(ckpts, t
     assert CALLS == ["pca"]
 
 
+def test_a_cached_section_shows_the_seconds_it_took_to_compute(ckpts, tmp_path):
+    # what a section costs is the point of its seconds; a rerun from the cache must not show its own ~0 s
+    import time
+
+    def slow(ctx, opts):
+        time.sleep(0.3)
+        return FakeResult(model=ctx.label, options=opts, value=1.0)
+
+    stages = [Stage("slow", "A slow analysis", slow)]
+    out = tmp_path / "r"
+    run(ckpts["full"], out, stages=stages)
+    computed = json.loads((out / "report.json").read_text())["stages"]["slow"]
+    page, (rep,) = run(ckpts["full"], out, stages=stages)
+    (o,) = rep.outcomes
+    assert computed["status"] == "done" and o.status == "cached"
+    assert o.seconds == pytest.approx(computed["seconds"], abs=1e-3) and o.seconds >= 0.3
+    again = json.loads((out / "report.json").read_text())["stages"]["slow"]
+    assert again["status"] == "cached" and again["seconds"] == pytest.approx(computed["seconds"], abs=1e-3)
+    html = page.read_text()
+    assert "from cache" in html and f"{o.seconds:.1f} s · cache key" in html
+
+
 def test_corrupted_cache_entry_is_recomputed_not_trusted(ckpts, tmp_path, capsys):
     out = tmp_path / "r"
     _, (rep,) = run(ckpts["full"], out, only=["pca", "embed"])
