@@ -104,17 +104,17 @@ def test_ctrl_c_saves_the_current_step_and_resumes_exactly(corpus, tmp_path, mon
 
     from poslens.errors import Interrupted
 
-    straight = train(cfg(corpus, tmp_path / "a", max_steps=12), progress=False)
-    c = cfg(corpus, tmp_path / "b", max_steps=12)  # ckpt_every=1000: without the interrupt's save, nothing saved
+    straight = train(cfg(corpus, tmp_path / "a", max_steps=8), progress=False)
+    c = cfg(corpus, tmp_path / "b", max_steps=8)  # ckpt_every=1000: without the interrupt's save, nothing saved
     with monkeypatch.context() as m:
-        _press_ctrl_c_at(m, at_step=6, also_while_saving=True)
+        _press_ctrl_c_at(m, at_step=4, also_while_saving=True)
         # KeyboardInterrupt, not Interrupted: a plain one must fail this test, not stop the test session
-        with pytest.raises(KeyboardInterrupt, match=r"saved step 7 of 12 in .*train_state\.pt; run the same command") as exc:
+        with pytest.raises(KeyboardInterrupt, match=r"saved step 5 of 8 in .*train_state\.pt; run the same command") as exc:
             train(c, progress=False)
         assert exc.type is Interrupted
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
     assert "saving a checkpoint" in capsys.readouterr().err  # the second press is answered, not obeyed
-    assert torch.load(tmp_path / "b" / "train_state.pt", weights_only=False)["log"]["step"] == 7
+    assert torch.load(tmp_path / "b" / "train_state.pt", weights_only=False)["log"]["step"] == 5
     assert [p.name for p in (tmp_path / "b").iterdir() if p.name.endswith(".tmp")] == []
     resumed = train(c, progress=False)
     a = load_weights(str(straight)).state_dict()
