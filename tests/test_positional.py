@@ -376,8 +376,8 @@ def test_positional_analyses_take_keyword_options_and_weights_like_the_others():
         PP.position_probe(w, {"n_seq": 4})
     with pytest.raises(InvalidInputError, match="rotary_usage has no option 'n_seqs'"):
         R.rotary_usage(w, n_seqs=2)
-    with pytest.raises(InvalidInputError, match="takes a Runner"):
-        S.attention_sinks("tiny")
+    with pytest.raises(InvalidInputError, match="takes a Runner, the model's Weights, a model name"):
+        S.attention_sinks(42)
 
 
 def test_with_published_refuses_a_result_it_has_no_study_for_in_words():

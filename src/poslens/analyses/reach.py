@@ -12,6 +12,7 @@ missing tensor, so the answer holds for every family the Runner supports.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -20,16 +21,18 @@ from ..errors import InvalidInputError, MissingTensorError
 
 
 def as_runner(model, what: str):
-    """``model`` if it is a Runner; Weights get a float32 CPU Runner of their own (so
-    ``what(load_weights(...))`` works as the other analyses' calls do); anything else is refused in words."""
+    """``model`` if it is a Runner; Weights, or a model name or checkpoint directory, get a float32
+    CPU Runner of their own (so ``what("tiny")`` works as the other analyses' calls do); anything
+    else is refused in words."""
     from ..models.runner import Runner
-    from ..models.weights import Weights
+    from ..models.weights import Weights, as_weights
 
     if isinstance(model, Runner):
         return model
-    if isinstance(model, Weights):
-        return Runner(model)
-    raise InvalidInputError(f"{what} takes a Runner (or the model's Weights); got {type(model).__name__}")
+    if not isinstance(model, Weights) and not isinstance(model, (str, os.PathLike)):
+        raise InvalidInputError(f"{what} takes a Runner, the model's Weights, a model name or a checkpoint "
+                                f"directory; got {type(model).__name__}")
+    return Runner(as_weights(model, what))
 
 
 @dataclass(frozen=True)

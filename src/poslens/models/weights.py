@@ -21,6 +21,7 @@ False
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable
 
@@ -206,6 +207,24 @@ def load_weights(spec: str, revision: str | None = None) -> Weights:
     from .registry import open_checkpoint
 
     return Weights.from_checkpoint(open_checkpoint(spec, revision))
+
+
+def as_weights(model, what: str) -> Weights:
+    """``model`` if it is Weights, else the model it names (a name, hub id, ``NAME@REV`` or a
+    checkpoint directory, as a string or a path), so every analysis takes what ``load_weights`` takes.
+
+    >>> as_weights("tiny", "helix").cfg.n_layers        # doctest: +SKIP
+    2
+    >>> as_weights(3, "helix")
+    Traceback (most recent call last):
+    poslens.errors.InvalidInputError: helix takes the model's Weights, a model name or a checkpoint directory; got int
+    """
+    if isinstance(model, Weights):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return load_weights(os.fspath(model))
+    raise InvalidInputError(f"{what} takes the model's Weights, a model name or a checkpoint directory; "
+                            f"got {type(model).__name__}")
 
 
 def require(weights: Weights, names: Iterable[str], needed_for: str) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 from ...errors import InvalidInputError, PoslensError
 from ...models import Runner
 from ...models.tokenizer import Tokenizer
-from ...models.weights import Weights
+from ...models.weights import Weights, as_weights
 from ...options import resolve
 from .ablate import AblationResult, ablation_effect
 from .inputs import make_inputs
@@ -65,6 +65,7 @@ def ablate_named(
     :class:`~poslens.analyses.causal.options.AblationOptions` (keywords replace its fields).
     """
     o = resolve(AblationOptions, options, overrides, "ablate_named")
+    weights = as_weights(weights, "ablate_named")
     tok = _tokenizer(weights, required=False)
     bos = tok.bos_token_id if (o.prepend_bos and tok is not None) else None
     common = dict(positions=None if o.positions is None else list(o.positions),
@@ -121,6 +122,7 @@ def patch_prompts(
     import torch
 
     o = resolve(PatchOptions, options, overrides, "patch_prompts")
+    weights = as_weights(weights, "patch_prompts")
     for what, text in (("clean", clean), ("corrupted", corrupted)):
         if not text.strip():
             raise InvalidInputError(f"the {what} prompt is empty; give its text (or @file)")

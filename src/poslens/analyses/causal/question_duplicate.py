@@ -38,7 +38,7 @@ import torch
 from ...errors import InvalidInputError, NotApplicableError
 from ...models import processing as proc
 from ...models.runner import Runner
-from ...models.weights import Weights, require
+from ...models.weights import Weights, as_weights, require
 from ...options import resolve
 from ...results import ClaimRow, Result
 from ..neurons.premise import not_applicable_reason, zero_mlp_reason
@@ -206,6 +206,7 @@ def duplicate_neuron_ablation(
 
     t0 = time.perf_counter()
     o = resolve(DupNeuronAblationOptions, options, overrides, "duplicate_neuron_ablation")
+    weights = as_weights(weights, "duplicate_neuron_ablation")
     layer, heads, threshold, neurons, select, n_neurons = o.layer, o.heads, o.threshold, o.neurons, o.select, o.n_neurons
     kind, reference, n_seq, seq_len, n_random = o.kind, o.reference, o.n_seq, o.seq_len, o.n_random
     prepend_bos, seed, batch_size = o.prepend_bos, o.seed, o.batch_size

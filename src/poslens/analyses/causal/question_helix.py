@@ -30,7 +30,7 @@ import torch
 
 from ...errors import InvalidInputError
 from ...models.runner import Runner
-from ...models.weights import Weights
+from ...models.weights import Weights, as_weights
 from ...options import resolve
 from ...results import Result
 from .baselines import Spread, against, compare, random_subspace, spread
@@ -167,6 +167,7 @@ def helix_ablation(
     from ..helix import pca
 
     o = resolve(HelixAblationOptions, options, overrides, "helix_ablation")
+    weights = as_weights(weights, "helix_ablation")
     k, skip_first, center, kind, corpus, n_seq = o.k, o.skip_first, o.center, o.kind, o.corpus, o.n_seq
     seq_len, n_random, prev_threshold, positional_only = o.seq_len, o.n_random, o.prev_threshold, o.positional_only
     prepend_bos, seed, batch_size = o.prepend_bos, o.seed, o.batch_size

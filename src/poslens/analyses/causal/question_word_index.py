@@ -38,7 +38,7 @@ import torch
 
 from ...errors import InvalidInputError
 from ...models.runner import Runner
-from ...models.weights import Weights
+from ...models.weights import Weights, as_weights
 from ...options import resolve
 from ...results import Result
 from .baselines import against, compare, compare_arms, random_subspace, spread
@@ -155,6 +155,7 @@ def word_index_ablation(
 
     t0 = time.perf_counter()
     o = resolve(WordIndexAblationOptions, options, overrides, "word_index_ablation")
+    weights = as_weights(weights, "word_index_ablation")
     layer, later, patch_point, kind, n_random, seed = o.layer, o.later, o.patch_point, o.kind, o.n_random, o.seed
     lengths_a, lengths_b, n_pairs, prepend_bos, batch_size = o.lengths_a, o.lengths_b, o.n_pairs, o.prepend_bos, o.batch_size
     cfg = weights.cfg

@@ -30,7 +30,7 @@ import torch
 from ...errors import InvalidInputError
 from ...models.block import norm
 from ...models.runner import Runner
-from ...models.weights import Weights
+from ...models.weights import Weights, as_weights
 from ...options import resolve
 from ...results import ClaimRow, Result
 from .options import LensOptions
@@ -157,6 +157,7 @@ def logit_lens(
     >>> r = logit_lens(load_weights("tiny"), "The lamp was", tok, n_generate=5)   # doctest: +SKIP
     """
     o = resolve(LensOptions, options, overrides, "logit_lens")
+    weights = as_weights(weights, "logit_lens")
     cfg = weights.cfg
     require_forward(weights, "the logit lens (unembedding W_U, tied to wte, and every layer)", unembed=True)
     prompt = SLIDE_PROMPT if prompt is None else prompt

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from ...errors import InvalidInputError, MissingTensorError
-from ...models.weights import Weights
+from ...models.weights import Weights, as_weights
 from ...options import resolve
 from ...results import ClaimRow, Result
 from ..heads.options import check_layers
@@ -145,6 +145,7 @@ def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, d
     from ...models.processing import fold_layer_norm
 
     o = resolve(SpectraOptions, options, overrides, "weight_spectra")
+    weights = as_weights(weights, "weight_spectra")
     matrices, per_head, qk, include_bias, fold_ln, keep_spectra = (
         tuple(o.matrices), o.per_head, o.qk, o.include_bias, o.fold_ln, o.keep_spectra)
     cfg = weights.cfg

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ...errors import MissingTensorError
-from ...models.weights import Weights
+from ...models.weights import Weights, as_weights
 from ...options import resolve
 from ...results import ClaimRow, Result
 from ..norms import NormStats
@@ -105,6 +105,7 @@ def sphere_overlap(weights: Weights, options: SphereOptions | None = None, **ove
     >>> r = sphere_overlap(load_weights("tiny"), n_tokens=200, n_trials=2)   # doctest: +SKIP
     """
     o = resolve(SphereOptions, options, overrides, "sphere_overlap")
+    weights = as_weights(weights, "sphere_overlap")
     n_tokens, n_trials, positions, seed, bins = o.n_tokens, o.n_trials, o.positions, o.seed, o.bins
     cfg = weights.cfg
     if not weights.has("pos_embed.W_pos"):

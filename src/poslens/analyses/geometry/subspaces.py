@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 
 from ...errors import InvalidInputError
-from ...models.weights import Weights
+from ...models.weights import Weights, as_weights
 from ...options import resolve
 from ...results import ClaimRow, Result
 from .hidden_states import HiddenGeometry, hidden_geometry
@@ -138,6 +138,7 @@ def hidden_subspaces(
     from ...models.runner import Runner
 
     o = resolve(SubspacesOptions, options, overrides, "hidden_subspaces")
+    weights = as_weights(weights, "hidden_subspaces")
     cfg = weights.cfg
     prompt = (DEFAULT_TEXT if text is None else text) if tokens is None else tokens
     tokenizer = prompt_tokenizer(weights, prompt, tokenizer)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ...errors import CorpusError, MissingTensorError, NotApplicableError, PoslensError
 from ...models.runner import Runner
-from ...models.weights import Weights
+from ...models.weights import Weights, as_weights
 from ...options import resolve
 from .harvest import copy_pairs, pattern_stats, positional_attention, text_windows, token_classes
 from .measure import DecayProfile, decay_profile
@@ -36,12 +36,15 @@ def duplicate_heads(
     sequences with ``profile_distinct`` distinct ids (default ``seq_len // 8``) so copies occur
     at many distances. ``threshold`` marks duplicate-token heads by their ``rank_by`` score
     (``repeated`` or ``text``). ``runner`` (default: a new one on ``weights``) lets a caller
-    share one runner's prepared weights.
+    share one runner's prepared weights. ``weights`` may be a model name or checkpoint directory.
+
+    >>> duplicate_heads("tiny", layers=[0], n_seq=8).ranking[:3]   # doctest: +SKIP
     """
     from ...data.sequences import corpus_sequences, repeated_tokens, sampled_tokens
     from ...models.tokenizer import Tokenizer
 
     o = resolve(Options, opts, kw, "duplicate_heads")  # validates the values
+    weights = as_weights(weights, "duplicate_heads")
     cfg = weights.cfg
     layers = check_layers(weights, o.layers)
     check_heads(weights, o.profile_heads)

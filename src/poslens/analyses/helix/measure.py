@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -71,16 +70,6 @@ class HelixResult(Result):
 
 NOT_LEARNED = ("the helix analysis of learned positional embeddings; models with rotary or fixed sinusoidal "
                "positions have no learned W_pos to analyse")
-
-
-def _as_weights(weights):
-    from ...models.weights import Weights, load_weights
-
-    if isinstance(weights, Weights):
-        return weights
-    if isinstance(weights, (str, Path)):
-        return load_weights(str(weights))
-    raise InvalidInputError(f"expected Weights or a model name/directory, got {type(weights).__name__}")
 
 
 def _check_learned(W: np.ndarray, label: str, allow_fixed: bool) -> None:
@@ -185,7 +174,9 @@ def helix_with_fit(weights, **options) -> tuple[HelixResult, PCAFit]:
 
 def _helix(weights, o: Options) -> tuple[HelixResult, PCAFit]:
     """:func:`helix` with its options resolved, also returning the main PCA fit."""
-    w = _as_weights(weights)
+    from ...models.weights import as_weights  # torch loads only when a model does
+
+    w = as_weights(weights, "helix")
     label = w.label
     if w.cfg.positional != "learned":
         raise NotApplicableError(f"{label} has {w.cfg.positional} positions, no learned W_pos: {NOT_LEARNED}")

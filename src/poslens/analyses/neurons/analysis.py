@@ -12,7 +12,7 @@ import torch
 from ...errors import InvalidInputError, NotApplicableError, PoslensError
 from ...models import processing as proc
 from ...models.runner import Runner
-from ...models.weights import Weights, require
+from ...models.weights import Weights, as_weights, require
 from ...options import resolve
 from ..heads import check_heads, pattern_stats
 from .decompose import decompose_neuron
@@ -60,6 +60,7 @@ def duplicate_neurons(
     from ...models.tokenizer import Tokenizer
 
     o = resolve(Options, opts, kw, "duplicate_neurons")  # validates the values
+    weights = as_weights(weights, "duplicate_neurons")
     cfg = weights.cfg
     head, neuron, uniform_heads = o.head, o.neuron, o.uniform_heads
     if head is not None:

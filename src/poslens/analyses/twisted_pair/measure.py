@@ -11,7 +11,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 
-from ...models.weights import Weights
+from ...models.weights import Weights, as_weights
 from ...options import resolve
 from ...results import ClaimRow, Result
 from .build import ConstructionSummary, build, check_sizes
@@ -85,6 +85,7 @@ def twisted_pair(weights: Weights | None = None, options: Options | None = None,
     ('circle-drift', True)
     """
     o = resolve(Options, options, overrides, "twisted_pair")
+    weights = None if weights is None else as_weights(weights, "twisted_pair")
     grid_spec = {"ns": list(o.grid_n), "ks": list(o.grid_k), "Ms": list(o.grid_M)} if o.grid else None
     gpt2_options = {"layers": None if o.layers is None else list(o.layers), "first_position": o.first_position,
                     "n_components": o.n_components, "scheme": o.scheme, "window": o.window, "device": device,

@@ -15,7 +15,7 @@ import numpy as np
 from ...data import word_prompts as wp
 from ...errors import InvalidInputError
 from ...models.runner import Runner
-from ...models.weights import Weights, forward_tensors, require
+from ...models.weights import Weights, as_weights, forward_tensors, require
 from ...options import resolve
 from ...results import ClaimRow, Result
 from .evaluate import evaluate, one_hot, position_balanced
@@ -306,6 +306,7 @@ def word_index(
     from ...models.tokenizer import Tokenizer
 
     o = resolve(Options, options, overrides, "word_index")
+    weights = as_weights(weights, "word_index")
     n_units, lengths, dictionary_size = o.n_units, tuple(o.lengths), o.dictionary_size
     train_fraction = o.train_fraction
     n_train, n_val_prompts, prefix, prepend_bos = o.n_train, o.n_val_prompts, o.prefix, o.prepend_bos
