@@ -6,11 +6,18 @@
 >>> resolve(Options, None, {"n_component": 5}, "helix")   # doctest: +ELLIPSIS
 Traceback (most recent call last):
 poslens.errors.InvalidInputError: helix has no option 'n_component' (did you mean 'n_components'...
+>>> resolve(Options, None, {"n_components": "4"}, "helix")
+Traceback (most recent call last):
+poslens.errors.InvalidInputError: n_components must be an integer (got '4')
 """
 
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import os
+import types
+import typing
 from typing import Any, TypeVar
 
 from .errors import InvalidInputError, suggest
@@ -19,8 +26,8 @@ T = TypeVar("T")
 
 
 def resolve(cls: type[T], options: T | None, overrides: dict[str, Any], what: str) -> T:
-    """``options`` (or ``cls()``) with ``overrides`` replacing its fields (a list given for a tuple
-    field becomes a tuple, so options stay hashable); an unknown key is one clear error."""
+    """``options`` (or ``cls()``) with ``overrides`` replacing its fields; an unknown key or a value
+    of the wrong type (:func:`checked`) is one clear error."""
     if options is not None and not isinstance(options, cls):
         raise InvalidInputError(f"{what}'s options must be a {cls.__module__}.{cls.__qualname__}, not "
                                 f"{type(options).__name__}; give options as keywords ({what}(weights, name=value)) "
@@ -30,8 +37,8 @@ def resolve(cls: type[T], options: T | None, overrides: dict[str, Any], what: st
         if k not in names:
             raise InvalidInputError(
                 f"{what} has no option '{k}'{suggest(k, names)}; its options are: {', '.join(names)}")
-    tuples = {f.name for f in dataclasses.fields(cls) if str(f.type).startswith("tuple[")}
-    overrides = {k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in overrides.items()}
+    hints = typing.get_type_hints(cls)
+    overrides = {k: checked(k, v, hints[k]) for k, v in overrides.items()}
     base = cls() if options is None else options
     return dataclasses.replace(base, **overrides) if overrides else base
 
@@ -50,3 +57,74 @@ def check_choices(options: Any) -> None:
         value = getattr(options, f.name)
         if allowed is not None and value is not None and value not in allowed:
             raise InvalidInputError(f"{f.name} must be one of {', '.join(map(str, allowed))}; got '{value}'")
+
+
+def checked(name: str, value: Any, tp: Any) -> Any:
+    """``value`` for a field annotated ``tp``, or InvalidInputError naming the field, the value and the type.
+
+    Checked here, before the dataclass's own ``__post_init__``, because a comparison there
+    (``"4" < 1``) fails with a bare TypeError. A list given for a tuple field becomes a tuple
+    (options stay hashable), and a lone item for a ``tuple[X, ...]`` field a tuple of one
+    (``layers=0`` is layer 0). An int is a number for a float field; a bool is not an int.
+
+    >>> checked("layers", [0, 1], tuple[int, ...] | None), checked("layers", 2, tuple[int, ...] | None)
+    ((0, 1), (2,))
+    >>> checked("threshold", True, float)
+    Traceback (most recent call last):
+    poslens.errors.InvalidInputError: threshold must be a number (got True)
+    """
+    arms = typing.get_args(tp) if isinstance(tp, types.UnionType) else (tp,)
+    for arm in arms:
+        if typing.get_origin(arm) is tuple and _fits(value, arm):
+            return tuple(value)
+    if any(_fits(value, arm) for arm in arms):
+        return value
+    for arm in arms:
+        item = typing.get_args(arm)
+        if typing.get_origin(arm) is tuple and item[1:] == (Ellipsis,) and _fits(value, item[0]):
+            return (value,)
+    raise InvalidInputError(f"{name} must be {_describe(tp)} (got {value!r})")
+
+
+def _fits(value: Any, tp: Any) -> bool:
+    if isinstance(tp, types.UnionType):
+        return any(_fits(value, arm) for arm in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool) or type(value).__name__ == "bool_"  # numpy's bool is not a Python bool
+    if tp is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_"
+    if tp is str:
+        return isinstance(value, (str, os.PathLike))  # a file option takes a Path as well as its name
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (tuple, list):
+        if not isinstance(value, (tuple, list)):
+            return False
+        if origin is tuple and args[1:] != (Ellipsis,):
+            return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args))
+        return all(_fits(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items())
+    return isinstance(value, tp)
+
+
+_NAMES = {bool: ("True or False", "booleans"), int: ("an integer", "integers"), float: ("a number", "numbers"),
+          str: ("a string", "strings"), type(None): ("None", "None")}
+
+
+def _describe(tp: Any, plural: bool = False) -> str:
+    if tp in _NAMES:
+        return _NAMES[tp][plural]
+    if isinstance(tp, types.UnionType):
+        return " or ".join(_describe(arm, plural) for arm in typing.get_args(tp))
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is dict:
+        return f"{'dicts' if plural else 'a dict'} mapping {_describe(args[0], True)} to {_describe(args[1], True)}"
+    if origin is tuple and args[1:] != (Ellipsis,):
+        return f"{'lists' if plural else 'a list'} of {len(args)} {_describe(args[0], True)}"
+    if origin in (tuple, list):
+        return f"{'lists' if plural else 'a list'} of {_describe(args[0], True)}"
+    return getattr(tp, "__name__", str(tp))

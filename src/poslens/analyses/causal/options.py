@@ -132,7 +132,7 @@ class WordIndexAblationOptions:
         "help": "word token lengths of prompt B (same total, another number of words)"})
     n_pairs: int = field(default=64, metadata={"help": "A/B prompt pairs patched"})
     n_random: int = field(default=10, metadata={"help": "random subspaces of the probe's rank (the baseline)"})
-    C: str = field(default="auto", metadata={"help": "probe inverse regularisation, or auto"})
+    C: str | float = field(default="auto", metadata={"help": "probe inverse regularisation, or auto"})
     prepend_bos: bool = field(default=True, metadata={"help": "prepend BOS"})
     batch_size: int = field(default=64, metadata={"help": "prompts per forward pass"})
     seed: int = field(default=0, metadata={"help": "random seed"})

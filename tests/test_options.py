@@ -1,0 +1,87 @@
+"""Option values given from Python are checked against their field's type, in one place (poslens.options.resolve)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+import typing
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import poslens.analyses
+from poslens.errors import InvalidInputError
+from poslens.options import checked, resolve
+
+
+def _options_classes():
+    for m in pkgutil.iter_modules(poslens.analyses.__path__):
+        if not m.ispkg:
+            continue
+        try:
+            mod = importlib.import_module(f"poslens.analyses.{m.name}.options")
+        except ModuleNotFoundError:
+            continue
+        for c in vars(mod).values():
+            if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__ == mod.__name__:
+                yield c
+
+
+def test_a_value_of_the_wrong_type_names_the_option_the_value_and_the_type():
+    from poslens.analyses.heads import duplicate_heads
+    from poslens.analyses.helix import helix
+
+    # had been a bare TypeError from the Options' own range check ('<' between str and int)
+    with pytest.raises(InvalidInputError, match=r"^n_components must be an integer \(got '4'\)$"):
+        helix("tiny", n_components="4")
+    with pytest.raises(InvalidInputError, match=r"n_seq must be an integer \(got True\)"):
+        duplicate_heads("tiny", n_seq=True)  # a bool is not a count
+    with pytest.raises(InvalidInputError, match=r"n_seq must be an integer \(got None\)"):
+        duplicate_heads("tiny", n_seq=None)
+    with pytest.raises(InvalidInputError, match=r"threshold must be a number \(got '0.5'\)"):
+        duplicate_heads("tiny", threshold="0.5")
+
+
+def test_ints_for_floats_lists_or_tuples_for_sequences_and_none_where_optional_are_accepted():
+    from poslens.analyses.heads import Options as Heads
+    from poslens.analyses.helix import Options as Helix
+
+    assert resolve(Helix, None, {"sinusoidal_base": 100, "start": None}, "helix").sinusoidal_base == 100
+    assert resolve(Helix, None, {"n_components": np.int64(4)}, "helix").n_components == 4
+    for layers in ([0, 1], (0, 1)):
+        assert resolve(Heads, None, {"layers": layers}, "duplicate_heads").layers == (0, 1)
+    assert resolve(Heads, None, {"layers": 1}, "duplicate_heads").layers == (1,)  # layers=0 is layer 0
+    for heads in ([[0, 1]], ((0, 1),), [(0, 1)]):
+        assert resolve(Heads, None, {"profile_heads": heads}, "duplicate_heads").profile_heads == heads
+    assert resolve(Heads, None, {"corpus": Path("a.txt")}, "duplicate_heads").corpus == Path("a.txt")
+    with pytest.raises(InvalidInputError, match=r"profile_heads must be a list of lists of 2 integers or None "
+                                                r"\(got \[\[0\]\]\)"):
+        resolve(Heads, None, {"profile_heads": [[0]]}, "duplicate_heads")
+    with pytest.raises(InvalidInputError, match=r"layers must be a list of integers or None \(got \[0.5\]\)"):
+        resolve(Heads, None, {"layers": [0.5]}, "duplicate_heads")
+
+
+def test_unions_and_dicts_are_checked_arm_by_arm():
+    from poslens.analyses.causal.options import WordIndexAblationOptions
+    from poslens.analyses.geometry.options import SubspacesOptions
+    from poslens.analyses.word_index import Options as WordIndex
+
+    for C in ("auto", 0.5, 2):
+        assert resolve(WordIndex, None, {"C": C}, "word_index").C == C
+        assert resolve(WordIndexAblationOptions, None, {"C": C}, "word_index_ablation").C == C
+    with pytest.raises(InvalidInputError, match=r"C must be a string or a number \(got \[1\]\)"):
+        resolve(WordIndex, None, {"C": [1]}, "word_index")
+    assert resolve(WordIndex, None, {"schemes": "list"}, "word_index").schemes == ("list",)
+    assert resolve(SubspacesOptions, None, {"lengths": {"short": 15}}, "hidden_subspaces").lengths == {"short": 15}
+    with pytest.raises(InvalidInputError, match=r"lengths must be a dict mapping strings to integers or None"):
+        resolve(SubspacesOptions, None, {"lengths": {"short": "15"}}, "hidden_subspaces")
+
+
+@pytest.mark.parametrize("cls", list(_options_classes()), ids=lambda c: f"{c.__module__.split('.')[2]}.{c.__name__}")
+def test_every_options_default_fits_its_declared_type(cls):
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        default = cls().__getattribute__(f.name)
+        assert checked(f.name, default, hints[f.name]) == default, f.name
