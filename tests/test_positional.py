@@ -18,6 +18,7 @@ from poslens.analyses import position_probe as PP
 from poslens.analyses import rotary as R
 from poslens.analyses import sinks as S
 from poslens.cli import cli
+from poslens.errors import InvalidInputError
 from poslens.models import Runner, load_weights
 from poslens.testing.positional import (
     planted_log_position_checkpoint,
@@ -54,6 +55,16 @@ def test_planted_sink_share_is_exactly_the_planted_share(planted_sinks):
             else:  # zero queries: uniform attention, alpha(0) = H_T / T
                 T = run.seq_len
                 assert h.first_attention == pytest.approx(sum(1 / (i + 1) for i in range(T)) / T, abs=1e-5)
+
+
+def test_asking_for_an_input_kind_that_was_not_run_names_the_ones_that_were():
+    r = S.attention_sinks("tiny", n_seq=2, seq_len=8, inputs="positional")
+    with pytest.raises(InvalidInputError, match=r"no sink figures on 'text' inputs \(not asked for "
+                                                r"\(inputs='positional'\); run attention_sinks with inputs='text'\); "
+                                                r"this result measured: positional$"):
+        r.run("text")
+    with pytest.raises(InvalidInputError, match=r"'txt' inputs \(not an input kind \(did you mean 'text'\?\)\)"):
+        r.run("txt")
 
 
 def test_sink_threshold_moves_the_share_only_past_the_planted_values(planted_sinks):
@@ -97,6 +108,9 @@ def test_sinks_on_partial_gpt2_small_use_positional_inputs_alone(partial_ckpt):
     assert [run.inputs for run in r.runs] == ["positional"]
     run = r.run("positional")
     assert run.layers == (0,) and run.n_seq == 1
+    with pytest.raises(InvalidInputError, match=r"no sink figures on 'text' inputs \(skipped: the checkpoint .*\); "
+                                                r"this result measured: positional$"):
+        r.run("text")  # had been None, and the caller's .sink_share an AttributeError
     assert {s.split(":")[0] for s in r.skipped_inputs} == {"random_tokens", "repeated_token", "text"}
     assert all("wte.weight" in s for s in r.skipped_inputs)
     assert "mlp.c_fc.weight" in r.limits

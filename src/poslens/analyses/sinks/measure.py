@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ...errors import InvalidInputError
+from ...errors import InvalidInputError, suggest
 from ...results import Result
-from .options import INPUT_HELP, Options
+from .options import INPUT_HELP, INPUT_KINDS, Options
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,24 @@ class SinkResult(Result):
 
     kind = "sinks"
 
-    def run(self, inputs: str) -> InputSinks | None:
-        return next((r for r in self.runs if r.inputs == inputs), None)
+    def run(self, inputs: str) -> InputSinks:
+        """The figures on input kind ``inputs``; one clear error, naming the kinds measured, if it was not one.
+
+        >>> attention_sinks("tiny", inputs="positional").run("positional").sink_share   # doctest: +SKIP
+        """
+        found = next((r for r in self.runs if r.inputs == inputs), None)
+        if found is not None:
+            return found
+        measured = ", ".join(r.inputs for r in self.runs) or "none"
+        why = {s.split(":")[0]: s.split(":", 1)[1].strip() for s in self.skipped_inputs}
+        if inputs in why:
+            reason = f"skipped: {why[inputs]}"
+        elif inputs in INPUT_KINDS:
+            asked = self.options.get("inputs", "auto")
+            reason = f"not asked for (inputs={asked!r}); run attention_sinks with inputs={inputs!r}"
+        else:
+            reason = f"not an input kind{suggest(inputs, INPUT_KINDS)}"
+        raise InvalidInputError(f"no sink figures on {inputs!r} inputs ({reason}); this result measured: {measured}")
 
 
 @dataclass(frozen=True)
