@@ -208,6 +208,8 @@ def _config_dir(tmp_path, key, **edit):
     (("mistral", "sliding-window"), dict(sliding_window=100), "attention window 100 is larger than the context n_ctx=64"),
     (("gpt_neo", "global-local"), dict(window_size=65), "attention window 65 is larger than the context"),
     (("llama", "gqa"), dict(rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0}), "rotary scaling 'llama3'"),
+    (("llama", "gqa"), dict(rope_parameters=None, rope_scaling={"type": "linear", "factor": 2.0}),
+     "rotary scaling 'linear' is not supported"),  # the older spelling, as the README names it
     (("llama", "gqa"), dict(model_type="falcon"), "'falcon' model .* gpt2, gpt_neo, opt, gpt_neox, llama"),
 ])
 def test_bad_configs_are_one_line_exit_2(tmp_path, key, edit, words):

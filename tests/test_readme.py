@@ -101,3 +101,9 @@ def test_the_shared_options_and_their_exceptions_are_as_the_readme_says():
     assert "`helix` and `sweep` read weights only (no `--device`/`--dtype`)" in text
     assert "`report` writes a page (no `--json`)" in text and "`train` makes a model (no `--model` or `--json`; `--out` defaults to `runs/tiny`)" in text
     assert "`inspect MODEL` and `models` take none of them" in text
+
+
+def test_the_readme_says_scaled_rotary_models_are_refused():
+    # the families refuse them (tests/test_families.py); a user reading the supported list must learn it too
+    text = " ".join(README.split("Any hub\nid or directory", 1)[1].split("### Which analyses", 1)[0].split())
+    assert "Scaled rotary embeddings are not supported: a config whose `rope_scaling`" in text
