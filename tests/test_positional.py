@@ -108,7 +108,8 @@ def test_sinks_on_partial_gpt2_small_use_positional_inputs_alone(partial_ckpt):
     assert [run.inputs for run in r.runs] == ["positional"]
     run = r.run("positional")
     assert run.layers == (0,) and run.n_seq == 1
-    with pytest.raises(InvalidInputError, match=r"no sink figures on 'text' inputs \(skipped: the checkpoint .*\); "
+    with pytest.raises(InvalidInputError, match=r"no sink figures on 'text' inputs \(skipped: no layer's attention can run on "
+                                                r"token inputs: tensor 'wte.weight' .*\); "
                                                 r"this result measured: positional$"):
         r.run("text")  # had been None, and the caller's .sink_share an AttributeError
     assert {s.split(":")[0] for s in r.skipped_inputs} == {"random_tokens", "repeated_token", "text"}
