@@ -133,14 +133,14 @@ def helix_figures(result, out: Path) -> list[Path]:
                 im = ax.imshow(g, cmap=cm, vmin=0 if cm == "viridis" else -lim, vmax=lim, aspect="auto")
                 ax.set_yticks(range(len(layers)), [f"L{l}" for l in layers])
                 ax.set_xticks(range(H))
-                ax.set_xlabel("head")
+                ax.set(xlabel="head", ylabel="layer")
                 ax.set_title(t, fontsize=9)
                 fig.colorbar(im, ax=ax, fraction=0.05)
             paths.append(save_png(fig, out / "helix_prev_attention.png"))
         hf = go.Figure(go.Heatmap(z=grid[1], x=list(range(H)), y=[f"L{l}" for l in layers], colorscale="RdBu",
                                   zmid=0, colorbar={"title": "Δ prev attn"}))
         hf.update_layout(title="change in previous-token attention with the helix removed", xaxis_title="head",
-                         yaxis_autorange="reversed")
+                         yaxis_title="layer", yaxis_autorange="reversed")
         paths.append(save_plotly(hf, out / "helix_prev_attention.html"))
     return paths
 

@@ -129,11 +129,13 @@ def neuron_figures(result, out: Path) -> list[Path]:
             fig, ax = plt.subplots(figsize=(8, 1.5 + 6 * rows / cols))
             im = ax.imshow(g, cmap="viridis", aspect="auto")
             ax.set_title(f"|W_pos·VO {result.head}·W_in| per neuron ({rows}x{cols}, neuron = row*{cols} + column)")
+            ax.set(xlabel="column", ylabel="row")
             fig.colorbar(im, ax=ax)
             paths.append(save_png(fig, out / "pvo_norm_grid.png"))
         idx = np.arange(rows * cols).reshape(rows, cols)
         hf = go.Figure(go.Heatmap(z=g, customdata=idx, hovertemplate="neuron %{customdata}: %{z:.2f}<extra></extra>"))
-        hf.update_layout(title=f"PVO norm per neuron, head {result.head}", yaxis_autorange="reversed")
+        hf.update_layout(title=f"PVO norm per neuron, head {result.head}", xaxis_title="column",
+                         yaxis_title=f"row (neuron = row*{cols} + column)", yaxis_autorange="reversed")
         paths.append(save_plotly(hf, out / "pvo_norm_grid.html"))
     if result.curves:
         if png_wanted():

@@ -212,7 +212,8 @@ def cosine_plot(d: dict, out: Path) -> list[Path]:
         pos = c["matrix_positions"]
         fig.add_trace(go.Heatmap(z=c["matrix"], x=pos, y=pos, zmin=-1, zmax=1, colorscale="RdBu_r",
                                  showscale=i == 0), row=1, col=i + 1)
-        fig.update_yaxes(autorange="reversed", row=1, col=i + 1)
+        fig.update_xaxes(title_text="position j", row=1, col=i + 1)
+        fig.update_yaxes(title_text="position i", autorange="reversed", row=1, col=i + 1)
     fig.update_layout(title=f"{_short(d['model'])}: cosine similarity of positional embeddings", height=480,
                       width=460 * len(mats))
     paths.append(save_plotly(fig, out / "cosine.html"))

@@ -28,8 +28,10 @@ def lens_figures(result, out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(min(18, 2 + 0.55 * N) if show else 10, 1.2 + 0.42 * P))
         im = ax.imshow(E, aspect="auto", cmap="magma_r")
         ax.set_yticks(range(P), result.points, fontsize=7)
+        ax.set_ylabel("residual point")
         if show:
             ax.set_xticks(range(N), toks, rotation=60, ha="right", fontsize=7)
+            ax.set_xlabel("position: token")
             for i in range(P):
                 for j in range(N):
                     ax.text(j, i, glyph_safe(repr(result.top1[i][j])[1:-1][:8]), ha="center", va="center",
@@ -42,7 +44,8 @@ def lens_figures(result, out: Path) -> list[Path]:
     hover = [[f"next: {result.top1[i][j]!r}<br>entropy {E[i, j]:.3f}" for j in range(N)] for i in range(P)]
     pf = go.Figure(go.Heatmap(z=E, x=[f"{j}:{t}" for j, t in enumerate(toks)], y=result.points, text=hover,
                               hoverinfo="text", colorscale="Magma", reversescale=True))
-    pf.update_layout(title=f"{result.model}: logit-lens entropy per layer and position")
+    pf.update_layout(title=f"{result.model}: logit-lens entropy per layer and position", xaxis_title="position: token",
+                     yaxis_title="residual point")
     paths.append(save_plotly(pf, out / "lens_entropy.html"))
 
     if png_wanted():

@@ -64,7 +64,7 @@ def sink_figures(r: SinkResult, out: Path) -> list[Path]:
             pf.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5, xref=xref, yref=yref,
                          line=dict(color="red", width=1.5))
         pf.update_xaxes(title_text="head", row=1, col=c)
-        pf.update_yaxes(title_text="layer" if c == 1 else None, autorange="reversed", type="category", row=1, col=c)
+        pf.update_yaxes(title_text="layer", autorange="reversed", type="category", row=1, col=c)
     pf.update_layout(coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1,
                                     colorbar=dict(title=dict(text="mean attention to the<br>first position, alpha(0)",
                                                              side="right"), thickness=12, outlinewidth=0)),
@@ -167,7 +167,7 @@ def rotary_figures(r: RotaryResult, out: Path) -> list[Path]:
     U = np.array([h.usage for h in heads])
     im = ax[1].imshow(U, aspect="auto", cmap="magma")
     ax[1].set_yticks(range(len(heads)), [h.head for h in heads], fontsize=5 if len(heads) > 40 else 7)
-    ax[1].set_xlabel("rotary pair")
+    ax[1].set(xlabel="rotary pair", ylabel="head")
     ax[1].set_title("every head, most positional first", fontsize=9)
     fig.colorbar(im, ax=ax[1])
     fig.suptitle(f"Rotary frequency usage — {r.model}", fontsize=10)

@@ -45,7 +45,7 @@ def spectra_figures(result, out: Path) -> list[Path]:
                 im = ax.imshow(g, aspect="auto", cmap="viridis")
                 ax.set_xticks(range(len(mats)), mats)
                 ax.set_yticks(range(len(layers)), [str(l) for l in layers])
-                ax.set_ylabel("layer")
+                ax.set(xlabel="matrix", ylabel="layer")
                 ax.set_title(title, fontsize=9)
                 fig.colorbar(im, ax=ax)
             fig.suptitle(f"{result.model}: weight anisotropy")
@@ -56,6 +56,8 @@ def spectra_figures(result, out: Path) -> list[Path]:
             pf.add_trace(go.Heatmap(z=g, x=mats, y=[str(l) for l in layers], colorscale="Viridis",
                                     colorbar=subplot_colorbar(pf, 1, i + 1), name=title),
                          row=1, col=i + 1)
+        pf.update_xaxes(title_text="matrix")
+        pf.update_yaxes(title_text="layer")
         pf.update_layout(title=f"{result.model}: weight anisotropy over layers and matrices",
                          width=300 * len(_PANELS), margin=dict(r=50))
         paths.append(save_plotly(pf, out / "spectra_heatmap.html"))
@@ -114,6 +116,8 @@ def spectra_figures(result, out: Path) -> list[Path]:
         for i, g in enumerate(grids):
             pf.add_trace(go.Heatmap(z=g, x=list(range(H)), y=[str(l) for l in layers], colorscale="Magma",
                                     colorbar=subplot_colorbar(pf, 1, i + 1)), row=1, col=i + 1)
+        pf.update_xaxes(title_text="head")
+        pf.update_yaxes(title_text="layer")
         pf.update_layout(title=f"{result.model}: QK distances per head", width=1000, margin=dict(r=50))
         paths.append(save_plotly(pf, out / "qk_distances.html"))
     return paths

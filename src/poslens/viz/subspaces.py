@@ -102,12 +102,15 @@ def subspace_figures(result, out: Path) -> list[Path]:
             im = axes[0, j].imshow(m, vmin=0, vmax=1, cmap="viridis")
             axes[0, j].set_xticks(range(len(lab)), lab, fontsize=7)
             axes[0, j].set_yticks(range(len(lab)), lab, fontsize=7)
+            axes[0, j].set(xlabel="point", ylabel="point")
             axes[0, j].set_title(f"{k}: overlap (cos > {result.options.get('threshold')})", fontsize=9)
             fig.colorbar(im, ax=axes[0, j])
         paths.append(save_png(fig, out / "subspace_overlap.png"))
     pf = make_subplots(rows=1, cols=n, subplot_titles=names)
     for j, (k, m, lab) in enumerate(overlaps):
         pf.add_trace(go.Heatmap(z=m, x=lab, y=lab, zmin=0, zmax=1, showscale=j == n - 1), row=1, col=j + 1)
+        pf.update_xaxes(title_text="point", row=1, col=j + 1)
+        pf.update_yaxes(title_text="point", row=1, col=j + 1)
     pf.update_layout(title=f"{result.model}: share of shared signal directions between points", width=max(700, 300 * n))
     paths.append(save_plotly(pf, out / "subspace_overlap.html"))
 

@@ -1,0 +1,169 @@
+"""Figure axes, read from the figures themselves (plotly layout, matplotlib Axes) on small
+hand-made results: every heat map's axes are titled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace as NS
+
+import numpy as np
+import pytest
+
+from poslens.viz import causal, duplicate, helix, logit_lens, positional, profile, spectra, subspaces
+from poslens.viz import twisted_pair
+from poslens.viz.common import plt
+
+MODULES = (causal, duplicate, helix, logit_lens, positional, profile, spectra, subspaces, twisted_pair)
+L, H = 3, 4  # layers and heads of the made-up model
+
+
+@pytest.fixture
+def figs(monkeypatch):
+    """Every figure the viz functions save, by file name, kept open instead of written."""
+    kept: dict[str, object] = {}
+
+    def keep(fig, path, *a, **k):
+        kept[Path(path).name] = fig
+        return Path(path)
+
+    for m in MODULES:
+        for name in ("save_png", "save_plotly"):
+            if hasattr(m, name):
+                monkeypatch.setattr(m, name, keep)
+    yield kept
+    plt.close("all")
+
+
+def _grid_values(seed=0):
+    rng = np.random.default_rng(seed)
+    return {f"{l}.{h}": float(rng.uniform(0.05, 0.95)) for l in range(L) for h in range(H)}
+
+
+def _head(l, h, v, **extra):
+    return NS(layer=l, head=h, **extra, **{k: v for k in ("score_repeated", "score_text", "prev_token_score",
+                                                           "induction_score", "shifted_induction_score",
+                                                           "first_position_score")})
+
+
+def _spectrum(seed):
+    sv = np.sort(np.random.default_rng(seed).uniform(0.1, 3, 8))[::-1]
+    return NS(effective_rank=5.0, shape=(8, 8), condition=float(sv[0] / sv[-1]), log_volume=float(np.log(sv).sum()),
+              singular_values=list(sv))
+
+
+def _sinks(key_profile):
+    runs = [NS(inputs=kind, layers=list(range(L)), sink_share=0.5, key_profile=list(key_profile),
+               heads=[NS(head=f"{l}.{h}", first_attention=v, key_norm_ratio=1.0, qk_cos_first=0.1, qk_cos_other=0.2)
+                      for (l, h), v in zip([(l, h) for l in range(L) for h in range(H)], _grid_values(i).values())])
+            for i, kind in enumerate(("random_tokens", "text"))]
+    return NS(runs=runs, n_heads=H, epsilon=0.3, model="m")
+
+
+def _dup_heads(span50=(2, 2, 4, 28)):
+    heads = {n: _head(*map(int, n.split(".")), v) for n, v in _grid_values().items()}
+    pos = {f"0.{h}": NS(span50=s, entropy_ratio=0.1 * (h + 1), kind="local") for h, s in enumerate(span50)}
+    return NS(heads=heads, profiles={}, token_classes=None, positional=NS(heads=pos, local_window=30))
+
+
+def _patch():
+    z = np.random.default_rng(1).uniform(-1, 1, (L, H))
+    return NS(normalized=z.tolist(), raw=z.tolist(), skipped=None, corrupted_metric=0.0, clean_metric=1.0,
+              layers=list(range(L)), column_labels=None, columns=list(range(H)), sweep="heads", mode="activation",
+              hook="z", metric=NS(name="logit diff"))
+
+
+def _lens():
+    P, N = L + 1, 5
+    E = np.random.default_rng(2).uniform(0, 5, (P, N))
+    return NS(entropy=E.tolist(), str_tokens=[f"t{j}" for j in range(N)], points=["embed"] + [f"block {l}" for l in range(L)],
+              top1=[["x"] * N for _ in range(P)], model="m", last_entropy=list(E[:, -1]), mean_entropy=list(E.mean(1)),
+              top_k=[[] for _ in range(P)], prompt="p")
+
+
+def _subspaces():
+    pts = ["embed", "block 0", "block 1 +ln_f"]
+    g = NS(points=pts, eigenvalues=None, mp=[NS(k=2)] * 3, gap=[NS(k=1)] * 3, n_tokens=10,
+           consecutive=[NS(pair=(a, b), sum_deg=10.0) for a, b in zip(pts, pts[1:])],
+           participation_ratio=[1.0, 2.0, 3.0], effective_rank=[1.0, 2.0, 3.0],
+           overlap_matrix=np.eye(3).tolist(), mds=[[0, 0], [1, 0], [1, 1]], mds_points=pts)
+    return NS(prompts={"short": g, "long": g}, model="m", options={"threshold": 0.9})
+
+
+def _helix_cosine():
+    pos = list(range(8))
+    c = {"matrix": np.eye(8).tolist(), "matrix_positions": pos, "by_offset": [1.0] * 8, "period": None}
+    return {"model": "m", "cosine": c, "sinusoidal": {"cosine": c}}
+
+
+def _rotary():
+    return NS(layer_profile=np.random.default_rng(3).uniform(0, 1, (L, 6)).tolist(), model="m",
+              heads=[NS(head=f"{l}.{h}", high_share=0.1 * h, usage=[0.1] * 6) for l in range(L) for h in range(H)])
+
+
+# name -> (draw every figure, the layer grids among its files, their other heat maps)
+DRAW = {
+    "profile": (lambda out: profile.profile_figures(NS(model="m", heads={n: _head(*map(int, n.split(".")), v)
+                                                                          for n, v in _grid_values().items()},
+                                                       thresholds={r[2]: 0.5 for r in profile._ROLES}), out),
+                ["profile_roles.html"], []),
+    "dup_heads": (lambda out: duplicate.dup_heads_figures(_dup_heads(), out),
+                  [f"dup_{k}.{ext}" for k, _ in duplicate._HEAD_SCORES for ext in ("png", "html")], []),
+    "spectra": (lambda out: spectra.spectra_figures(NS(model="m", layers=list(range(L)),
+                                                       matrices={m: {str(l): _spectrum(l) for l in range(L)}
+                                                                 for m in ("W_Q", "W_K")},
+                                                       qk={n: NS(symmetry=v, identity_scaled=v, identity=v)
+                                                           for n, v in _grid_values().items()}), out),
+                ["spectra_heatmap.png", "spectra_heatmap.html", "qk_distances.png", "qk_distances.html"], []),
+    "causal_helix": (lambda out: causal.helix_figures(NS(loss=None, prev_attention=None, k=3,
+                                                         per_head={n: NS(clean=v, helix=v - 0.5)
+                                                                   for n, v in _grid_values().items()}), out),
+                     ["helix_prev_attention.png", "helix_prev_attention.html"], []),
+    "patching": (lambda out: causal.patch_heatmap(_patch(), out), ["patching.png", "patching.html"], []),
+    "sinks": (lambda out: positional.sink_figures(_sinks(np.linspace(0.2, 0.02, 16)), out),
+              ["sinks_first_attention.png", "sinks_first_attention.html"], []),
+    "rotary": (lambda out: positional.rotary_figures(_rotary(), out), ["rotary_usage.png"], []),
+    "tp_gpt2": (lambda out: twisted_pair._gpt2(NS(gpt2=NS(ideal_cos=0.9, heads=[NS(layer=l, index=h, mean_cos=v)
+                                                                                for (l, h), v in zip(
+                                                                                    [(l, h) for l in range(L) for h in range(H)],
+                                                                                    _grid_values().values())])), out),
+                ["tp_gpt2_heads.png", "tp_gpt2_heads.html"], []),
+    "lens": (lambda out: logit_lens.lens_figures(_lens(), out), ["lens_entropy.png", "lens_entropy.html"], []),
+    "cosine": (lambda out: helix.cosine_plot(_helix_cosine(), out), [], ["cosine.png", "cosine.html"]),
+    "subspaces": (lambda out: subspaces.subspace_figures(_subspaces(), out), [],
+                  ["subspace_overlap.png", "subspace_overlap.html"]),
+    "pvo": (lambda out: duplicate.neuron_figures(NS(grid=np.arange(12.0).reshape(3, 4).tolist(), head="0.1", curves=None,
+                                                    decomposition=None, combined_positional=None, ln_scale=None,
+                                                    top_examples=None), out), [], ["pvo_norm_grid.png", "pvo_norm_grid.html"]),
+}
+
+
+def _plotly_heatmaps(fig):
+    """(trace, its x axis, its y axis) for every heat map of a plotly figure."""
+    for t in fig.data:
+        if t.type == "heatmap":
+            x, y = (t.xaxis or "x")[1:], (t.yaxis or "y")[1:]
+            yield t, fig.layout[f"xaxis{x}"], fig.layout[f"yaxis{y}"]
+
+
+def _mpl_heatmaps(fig):
+    return [ax for ax in fig.axes if ax.images]
+
+
+@pytest.mark.parametrize("name", DRAW)
+def test_every_heat_map_axis_has_a_title(name, figs, tmp_path):
+    draw, grids, others = DRAW[name]
+    draw(tmp_path)
+    wanted = grids + others
+    assert set(wanted) <= set(figs), f"{name}: not drawn: {set(wanted) - set(figs)}"
+    for file in wanted:
+        fig = figs[file]
+        if file.endswith(".html"):
+            maps = list(_plotly_heatmaps(fig))
+            assert maps, file
+            for t, xa, ya in maps:
+                assert xa.title.text and ya.title.text, f"{file}: a heat map's axis has no title ({t.xaxis}, {t.yaxis})"
+        else:
+            axes = _mpl_heatmaps(fig)
+            assert axes, file
+            for ax in axes:
+                assert ax.get_xlabel() and ax.get_ylabel(), f"{file}: {ax.get_title()!r} has an unlabelled axis"
