@@ -1,5 +1,6 @@
 """Figure axes, read from the figures themselves (plotly layout, matplotlib Axes) on small
-hand-made results: every heat map's axes are titled."""
+hand-made results: every heat map's axes are titled, every layer grid has layer 0 on top in
+the PNG and in the HTML."""
 
 from __future__ import annotations
 
@@ -167,3 +168,23 @@ def test_every_heat_map_axis_has_a_title(name, figs, tmp_path):
             assert axes, file
             for ax in axes:
                 assert ax.get_xlabel() and ax.get_ylabel(), f"{file}: {ax.get_title()!r} has an unlabelled axis"
+
+
+@pytest.mark.parametrize("name", [n for n, (_, grids, _) in DRAW.items() if grids])
+def test_layer_grids_read_down_from_layer_0(name, figs, tmp_path):
+    """Layer 0 (or the embeddings) is the top row of every layer grid, PNG and HTML alike."""
+    draw, grids, _ = DRAW[name]
+    draw(tmp_path)
+    for file in grids:
+        fig = figs[file]
+        if file.endswith(".html"):
+            for t, _, ya in _plotly_heatmaps(fig):
+                assert ya.autorange == "reversed", f"{file}: layer 0 drawn at the bottom"
+                assert str(t.y[0]) in ("0", "L0", "embed"), f"{file}: first row is {t.y[0]!r}"
+        else:
+            for ax in _mpl_heatmaps(fig):
+                assert ax.yaxis_inverted(), f"{file}: layer 0 drawn at the bottom"
+                first = min(ax.get_yticks(), key=abs)
+                label = {tk.get_position()[1]: tk.get_text() for tk in ax.get_yticklabels()}.get(first)
+                if label is not None and not ax.get_ylabel() == "head":  # rotary's right panel: heads by share
+                    assert label in ("0", "L0", "embed"), f"{file}: top row is {label!r}"

@@ -45,7 +45,8 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
                 paths.append(save_png(fig, out / f"dup_{key}.png"))
             hf = go.Figure(go.Heatmap(z=grid, x=list(range(H)), y=[str(l) for l in layers], zmin=0, zmax=1,
                                       hovertemplate="head %{y}.%{x}: %{z:.3f}<extra></extra>"))
-            hf.update_layout(title=f"{key} ({label})", xaxis_title="head", yaxis_title="layer")
+            hf.update_layout(title=f"{key} ({label})", xaxis_title="head", yaxis_title="layer",
+                             yaxis_autorange="reversed")
             paths.append(save_plotly(hf, out / f"dup_{key}.html"))
     profiles = {k: p for k, p in (result.profiles or {}).items() if p.distances}
     if profiles:

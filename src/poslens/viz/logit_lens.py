@@ -44,8 +44,9 @@ def lens_figures(result, out: Path) -> list[Path]:
     hover = [[f"next: {result.top1[i][j]!r}<br>entropy {E[i, j]:.3f}" for j in range(N)] for i in range(P)]
     pf = go.Figure(go.Heatmap(z=E, x=[f"{j}:{t}" for j, t in enumerate(toks)], y=result.points, text=hover,
                               hoverinfo="text", colorscale="Magma", reversescale=True))
+    # embeddings on top, as in the PNG and the report's other layer grids
     pf.update_layout(title=f"{result.model}: logit-lens entropy per layer and position", xaxis_title="position: token",
-                     yaxis_title="residual point")
+                     yaxis_title="residual point", yaxis_autorange="reversed")
     paths.append(save_plotly(pf, out / "lens_entropy.html"))
 
     if png_wanted():

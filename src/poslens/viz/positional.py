@@ -161,6 +161,7 @@ def rotary_figures(r: RotaryResult, out: Path) -> list[Path]:
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
     im = ax[0].imshow(prof, aspect="auto", cmap="magma")
     ax[0].set(xlabel="rotary pair (0 = highest frequency)", ylabel="layer")
+    ax[0].set_yticks(range(len(prof)))  # whole layers: a few rows would otherwise get ticks at 0.5
     ax[0].set_title("mean usage share |q_i||k_i| over heads", fontsize=9)
     fig.colorbar(im, ax=ax[0])
     heads = sorted(r.heads, key=lambda h: -h.high_share)

@@ -56,8 +56,9 @@ def spectra_figures(result, out: Path) -> list[Path]:
             pf.add_trace(go.Heatmap(z=g, x=mats, y=[str(l) for l in layers], colorscale="Viridis",
                                     colorbar=subplot_colorbar(pf, 1, i + 1), name=title),
                          row=1, col=i + 1)
+        # layer 0 on top, as in the PNG (imshow) and every layer grid of the report
         pf.update_xaxes(title_text="matrix")
-        pf.update_yaxes(title_text="layer")
+        pf.update_yaxes(title_text="layer", autorange="reversed")
         pf.update_layout(title=f"{result.model}: weight anisotropy over layers and matrices",
                          width=300 * len(_PANELS), margin=dict(r=50))
         paths.append(save_plotly(pf, out / "spectra_heatmap.html"))
@@ -117,7 +118,7 @@ def spectra_figures(result, out: Path) -> list[Path]:
             pf.add_trace(go.Heatmap(z=g, x=list(range(H)), y=[str(l) for l in layers], colorscale="Magma",
                                     colorbar=subplot_colorbar(pf, 1, i + 1)), row=1, col=i + 1)
         pf.update_xaxes(title_text="head")
-        pf.update_yaxes(title_text="layer")
+        pf.update_yaxes(title_text="layer", autorange="reversed")
         pf.update_layout(title=f"{result.model}: QK distances per head", width=1000, margin=dict(r=50))
         paths.append(save_plotly(pf, out / "qk_distances.html"))
     return paths

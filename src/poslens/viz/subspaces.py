@@ -110,7 +110,7 @@ def subspace_figures(result, out: Path) -> list[Path]:
     for j, (k, m, lab) in enumerate(overlaps):
         pf.add_trace(go.Heatmap(z=m, x=lab, y=lab, zmin=0, zmax=1, showscale=j == n - 1), row=1, col=j + 1)
         pf.update_xaxes(title_text="point", row=1, col=j + 1)
-        pf.update_yaxes(title_text="point", row=1, col=j + 1)
+        pf.update_yaxes(title_text="point", autorange="reversed", row=1, col=j + 1)  # first point on top, as in the PNG
     pf.update_layout(title=f"{result.model}: share of shared signal directions between points", width=max(700, 300 * n))
     paths.append(save_plotly(pf, out / "subspace_overlap.html"))
 

@@ -254,9 +254,11 @@ def _gpt2(r, out: Path) -> list[Path]:
     if png_wanted():
         fig, ax = plt.subplots(figsize=(1.5 + 0.45 * H, 1.2 + 0.35 * L))
         im = ax.imshow(grid, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+        ax.set_xticks(range(H))  # whole heads and layers: a few rows would otherwise get ticks at -0.5 .. 0.5
+        ax.set_yticks(range(L))
         ax.set_xlabel("head")
         ax.set_ylabel("layer")
-        ax.set_title(f"mean cos(OV LN(x_i), f'(i)); the fitted map: {r.gpt2.ideal_cos:.2f}")
+        ax.set_title(f"mean cos(OV LN(x_i), f'(i))\nthe fitted map: {r.gpt2.ideal_cos:.2f}", fontsize=9)
         fig.colorbar(im, ax=ax)
         paths.append(save_png(fig, out / "tp_gpt2_heads.png"))
     g = go.Figure(go.Heatmap(z=grid, x=list(range(H)), y=[str(l) for l in range(L)], zmin=-1, zmax=1,
