@@ -1,6 +1,6 @@
 """Figure axes, read from the figures themselves (plotly layout, matplotlib Axes) on small
 hand-made results: every heat map's axes are titled, every layer grid has layer 0 on top in
-the PNG and in the HTML."""
+the PNG and in the HTML, and short log axes label no crowding minor ticks."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from types import SimpleNamespace as NS
 import numpy as np
 import pytest
 
-from poslens.viz import causal, duplicate, helix, logit_lens, positional, profile, spectra, subspaces
+from poslens.viz import causal, common, duplicate, helix, logit_lens, positional, profile, spectra, subspaces
 from poslens.viz import twisted_pair
 from poslens.viz.common import plt
 
@@ -188,3 +188,66 @@ def test_layer_grids_read_down_from_layer_0(name, figs, tmp_path):
                 label = {tk.get_position()[1]: tk.get_text() for tk in ax.get_yticklabels()}.get(first)
                 if label is not None and not ax.get_ylabel() == "head":  # rotary's right panel: heads by share
                     assert label in ("0", "L0", "embed"), f"{file}: top row is {label!r}"
+
+
+def _drawn_tick_labels(fig, axis):
+    """(value, text, extent) of every non-empty tick label of a matplotlib axis, as drawn."""
+    fig.canvas.draw()
+    out = []
+    for ticks in (axis.get_major_ticks(), axis.get_minor_ticks()):
+        for tk in ticks:
+            lab = tk.label1
+            if lab.get_visible() and lab.get_text() and tk.get_visible():
+                v = tk.get_loc()
+                lo, hi = sorted(axis.get_view_interval())
+                if lo <= v <= hi:
+                    out.append((v, lab.get_text(), lab.get_window_extent()))
+    return out
+
+
+def _coefficient(v):
+    return round(v / 10.0 ** np.floor(np.log10(v) + 1e-9))
+
+
+# figure, its file, which matplotlib axis, which plotly axis: ranges within about a decade,
+# where matplotlib labelled 2, 3, 4 and 6 times the power of ten and plotly every digit
+LOG_AXES = {
+    "dup_positional": (lambda out: duplicate.dup_heads_figures(_dup_heads((2, 2, 4, 28)), out), "dup_positional",
+                       lambda fig: fig.axes[0].xaxis, "xaxis"),
+    "sinks_keys": (lambda out: positional.sink_figures(_sinks(np.geomspace(0.2, 0.018, 16)), out), "sinks_keys",
+                   lambda fig: fig.axes[0].yaxis, "yaxis"),
+    "norms": (lambda out: helix.norms_plot({"model": "m", "norms": {"by_position": list(np.geomspace(1.7, 0.18, 40)),
+                                                                    "W_pos": {"mean": 0.4, "std": 0.2},
+                                                                    "W_E": {"mean": 1.3}},
+                                            "outliers": {"flagged": []}, "fray": None,
+                                            "sinusoidal": {"norms": {"mean": 6.9}}}, out), "norms",
+              lambda fig: fig.axes[0].yaxis, "yaxis"),
+}
+
+
+@pytest.mark.parametrize("name", LOG_AXES)
+def test_short_log_axes_label_few_ticks_that_do_not_overlap(name, figs, tmp_path):
+    draw, stem, mpl_axis, plotly_axis = LOG_AXES[name]
+    draw(tmp_path)
+    fig = figs[f"{stem}.png"]
+    labels = _drawn_tick_labels(fig, mpl_axis(fig))
+    assert len(labels) >= 2, f"{stem}.png: {[t for _, t, _ in labels]}"
+    assert {_coefficient(v) for v, _, _ in labels} <= {1, 2, 5}, f"{stem}.png: {[t for _, t, _ in labels]}"
+    boxes = sorted((e for _, _, e in labels), key=lambda e: (e.x0, e.y0))
+    for a, b in zip(boxes, boxes[1:]):
+        assert not a.overlaps(b), f"{stem}.png: tick labels overlap: {[t for _, t, _ in labels]}"
+    ax = figs[f"{stem}.html"].layout[plotly_axis]
+    assert ax.type == "log" and ax.tickvals, f"{stem}.html: plotly's own ticks (a bare digit for each of 2-9)"
+    assert {_coefficient(v) for v in ax.tickvals} <= {1, 2, 5}
+    assert all(float(t) == pytest.approx(v) for t, v in zip(ax.ticktext, ax.tickvals)), ax.ticktext
+
+
+def test_log_ticks_and_sparse_labels_leave_long_axes_alone():
+    assert common.log_ticks([1e-15, 10.0]) == {} and common.log_ticks([0.0, float("nan")]) == {}
+    assert common.log_ticks([2, 30])["ticktext"] == ["1", "2", "5", "10", "20", "50", "100"]
+    fig, ax = plt.subplots()
+    ax.semilogy([1, 2], [1e-6, 1e3])
+    common.sparse_log_labels(ax.yaxis)
+    labels = _drawn_tick_labels(fig, ax.yaxis)
+    assert labels and all(_coefficient(v) == 1 for v, _, _ in labels)  # many decades: the powers of ten only
+    plt.close(fig)

@@ -12,6 +12,7 @@ their divs. Figures are made from results, never inside a computation.
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import LogFormatterSciNotation  # noqa: E402
 
 
 _DEFERRED: list | None = None
@@ -183,3 +185,48 @@ def subplot_colorbar(fig, row: int, col: int, title: str | None = None) -> dict:
     if title:
         bar["title"] = dict(text=title, side="right")
     return bar
+
+
+class _LogLabels(LogFormatterSciNotation):
+    """Matplotlib's log-axis labels, of which those between powers of ten only at 2 and 5 times one."""
+
+    def __init__(self):
+        # (1, inf): above one power of ten in view only the powers are labelled, as by default; at or
+        # below it every tick is a candidate (matplotlib's own middle setting labels 2, 3, 4 and 6).
+        super().__init__(labelOnlyBase=False, minor_thresholds=(1, math.inf))
+
+    def __call__(self, x, pos=None):
+        if x > 0 and round(x / 10.0 ** math.floor(math.log10(x) + 1e-9)) not in (1, 2, 5):
+            return ""
+        return super().__call__(x, pos)
+
+
+def sparse_log_labels(*axes) -> None:
+    """Label the minor ticks of these matplotlib log axes (``ax.xaxis``, ``ax.yaxis``) at most at
+    2 and 5 times a power of ten. When the view holds at most one power of ten matplotlib labels
+    2, 3, 4 and 6 times it, and 3 and 4 lie an eighth of a decade apart: their labels run into
+    each other on an x axis or a short y axis.
+
+    >>> fig, ax = plt.subplots(); ax.set_xscale("log"); ax.set_xlim(2, 30)   # doctest: +SKIP
+    >>> sparse_log_labels(ax.xaxis)                                           # doctest: +SKIP
+    """
+    for axis in axes:
+        axis.set_minor_formatter(_LogLabels())
+
+
+def log_ticks(values, max_decades: float = 3.0) -> dict:
+    """Tick values and labels for a plotly log axis over ``values`` (non-positive and NaN ignored)
+    at 1, 2 and 5 times each power of ten, written out in full; ``{}`` (plotly's own ticks) when
+    the values span more than ``max_decades`` or none is positive. On a short log axis plotly
+    labels every digit 2-9 of a decade as a bare digit, crowded and easy to misread.
+
+    >>> log_ticks([0.03, 0.4])["ticktext"]
+    ['0.01', '0.02', '0.05', '0.1', '0.2', '0.5', '1']
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v) & (v > 0)]
+    if not v.size or math.log10(v.max() / v.min()) > max_decades:
+        return {}
+    lo, hi = math.floor(math.log10(v.min())), math.ceil(math.log10(v.max()))
+    vals = [float(f"{s * 10.0 ** e:.1g}") for e in range(lo, hi + 1) for s in (1, 2, 5) if e < hi or s == 1]
+    return {"tickvals": vals, "ticktext": [f"{t:g}" for t in vals]}

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import head_grid, plt, png_wanted, save_plotly, save_png
+from .common import head_grid, log_ticks, plt, png_wanted, save_plotly, save_png, sparse_log_labels
 
 _HEAD_SCORES = (("score_repeated", "repeated random tokens"), ("score_text", "natural text"),
                 ("prev_token_score", "previous-token attention"),
@@ -106,6 +106,7 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
             for k, a, b in zip(names, x, y):
                 ax.annotate(k, (a, b), fontsize=8)
             ax.set_xscale("log")
+            sparse_log_labels(ax.xaxis)
             ax.axvline(result.positional.local_window, color="k", lw=0.5, ls="--")
             ax.set(xlabel="span holding half the attention (positions, log)", ylabel="entropy / uniform entropy")
             ax.set_ylim(0, 1.05)
@@ -114,6 +115,7 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
         pf = go.Figure(go.Scatter(x=x, y=y, mode="markers+text", text=names, textposition="top center"))
         pf.update_layout(xaxis_type="log", xaxis_title="span50 (positions)", yaxis_title="entropy ratio",
                          title="attention on positional inputs alone")
+        pf.update_xaxes(**log_ticks(x, max_decades=4))  # a wide x axis: room for 1, 2 and 5 across n_ctx
         paths.append(save_plotly(pf, out / "dup_positional.html"))
     return paths
 

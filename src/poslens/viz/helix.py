@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from .common import plt, png_wanted, save_plotly, save_png
+from .common import log_ticks, plt, png_wanted, save_plotly, save_png, sparse_log_labels
 
 CMAP = "jet"  # blue -> red along the positions, like the seed's figures
 PLOTLY_SCALE = "Jet"
@@ -278,6 +278,7 @@ def norms_plot(d: dict, out: Path) -> list[Path]:
         if sin_mean is not None:
             ax.axhline(sin_mean, color="tab:gray", ls=":", lw=0.8, label=f"sinusoidal {sin_mean:.2f}")
             ax.set_yscale("log")
+            sparse_log_labels(ax.yaxis)
         ax.set(xlabel="position", ylabel="row norm")
         ax.set_title(titles[0], fontsize=9)
         ax.legend(fontsize=7)
@@ -305,7 +306,8 @@ def norms_plot(d: dict, out: Path) -> list[Path]:
                       row=1, col=1)
     if sin_mean is not None:
         fig.add_trace(_hline_trace(0, x1, sin_mean, f"sinusoidal {sin_mean:.2f}", "#7f7f7f", "dot"), row=1, col=1)
-        fig.update_yaxes(type="log", row=1, col=1)
+        shown = [*by, sin_mean] + ([n["W_E"]["mean"]] if n.get("W_E") else [])
+        fig.update_yaxes(type="log", **log_ticks(shown), row=1, col=1)
     fig.update_xaxes(title_text="position")
     fig.update_yaxes(title_text="row norm", row=1, col=1)
     if fr:

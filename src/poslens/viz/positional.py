@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 from ..analyses.position_probe.measure import ProbeResult
 from ..analyses.rotary.measure import RotaryResult
 from ..analyses.sinks.measure import SinkResult
-from .common import plt, png_wanted, save_plotly, save_png
+from .common import log_ticks, plt, png_wanted, save_plotly, save_png, sparse_log_labels
 
 
 def _grid(heads, layers, n_heads, key):
@@ -86,6 +86,7 @@ def sink_figures(r: SinkResult, out: Path) -> list[Path]:
             ax[1].scatter(others, firsts, s=12, label=f"{run.inputs} (median key-norm ratio "
                           f"{ratios[run.inputs]:.2f})")
         ax[0].set(yscale="log", xlabel="key position k", ylabel="alpha(k), mean over layers and heads")
+        sparse_log_labels(ax[0].yaxis)
         ax[0].legend(fontsize=7)
         lim = [-1, 1]
         ax[1].plot(lim, lim, color="grey", lw=0.8)
@@ -105,7 +106,8 @@ def sink_figures(r: SinkResult, out: Path) -> list[Path]:
     pf.add_scatter(x=[-1, 1], y=[-1, 1], mode="lines", line=dict(color="grey", width=1), name="y = x",
                    showlegend=False, hoverinfo="skip", row=1, col=2)
     pf.update_xaxes(title_text="key position k", row=1, col=1)
-    pf.update_yaxes(title_text="alpha(k), mean over layers and heads", type="log", row=1, col=1)
+    pf.update_yaxes(title_text="alpha(k), mean over layers and heads", type="log",
+                    **log_ticks([a for run in r.runs for a in run.key_profile]), row=1, col=1)
     pf.update_xaxes(title_text="cos(q, k_j), j >= 1", row=1, col=2)
     pf.update_yaxes(title_text="cos(q, k_0)", row=1, col=2)
     pf.update_layout(title=dict(text=f"Attention sinks: keys — {r.model}", y=0.97, yanchor="top", yref="container"),
