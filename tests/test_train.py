@@ -168,6 +168,40 @@ def test_resume_with_other_shape_is_refused_and_nothing_overwritten(corpus, tmp_
     assert (tmp_path / "run" / "model" / "training_log.json").read_bytes() == log
 
 
+def test_an_export_killed_midway_leaves_the_previous_model_whole(corpus, tmp_path, monkeypatch):
+    """model/ is swapped in whole: a crash after the new weights are written keeps the last complete
+    export (not step 6's weights under step 4's log), with its history; the next run cleans what
+    killed exports and snapshots leave."""
+    import json
+
+    import poslens.models.save as S
+
+    c = cfg(corpus, tmp_path / "run", max_steps=8, snapshots=3)
+    model = train(c, progress=False, stop_at=4)
+    before = {n: (model / n).read_bytes() for n in ("config.json", "model.safetensors", "training_log.json")}
+
+    def crash(path, text):
+        raise OSError("killed after the weights")
+
+    with monkeypatch.context() as m:
+        m.setattr(S, "atomic_write_text", crash)  # config.json, written after model.safetensors
+        with pytest.raises(OSError, match="killed after the weights"):
+            train(c, progress=False, stop_at=6)
+    assert torch.load(tmp_path / "run" / "train_state.pt", weights_only=False)["log"]["step"] == 6
+    assert {n: (model / n).read_bytes() for n in before} == before
+    assert load_weights(str(model)).cfg.n_layers == 1 and (model / "history" / "manifest.json").is_file()
+    # what a SIGKILL mid-export and mid-snapshot (of a step this run does not snapshot) would leave
+    (tmp_path / "run" / ".model.new").mkdir()
+    (tmp_path / "run" / ".model.new" / "config.json").write_text("{}")
+    (model / "history" / ".step-000005.new").mkdir()
+    train(c, progress=False)
+    assert json.loads((model / "training_log.json").read_text())["step"] == 8
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")) == []
+    assert sorted(p.name for p in (model / "history").iterdir() if p.name.startswith(".")) == []
+    assert [s["step"] for s in json.loads((model / "history" / "manifest.json").read_text())["snapshots"]] == \
+        [0, 1, 3, 8]
+
+
 def test_bad_corpora(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("  \n")

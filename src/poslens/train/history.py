@@ -26,13 +26,12 @@ so the early steps where circuits form are as well sampled as the long tail.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, replace_dir
 
 FORMAT = "poslens-history/1"
 MANIFEST = "manifest.json"
@@ -94,21 +93,16 @@ def write_snapshot(model, tok, model_dir: Path, step: int, tokens_seen: int, val
 
     h = history_dir(model_dir)
     name = f"step-{step:06d}"
-    tmp = h / (name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    sd = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.hf_state_dict().items()}
-    save_file(sd, str(tmp / "model.safetensors"), metadata={"format": "pt", "step": str(step)})
-    (tmp / "config.json").write_text(json.dumps(model.cfg.to_hf_dict(), indent=2))
-    tok.save(tmp)
-    # Readers that take a checkpoint folder's step and tokens from its training log (helix sweeps, `poslens sweep`).
-    (tmp / "training_log.json").write_text(json.dumps(
-        {"step": step, "tokens_seen": tokens_seen, "val_loss": val_loss, "snapshot": True, "dtype": "float16"}, indent=2))
     dest = h / name
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.replace(dest)
+    with replace_dir(dest) as tmp:
+        sd = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.hf_state_dict().items()}
+        save_file(sd, str(tmp / "model.safetensors"), metadata={"format": "pt", "step": str(step)})
+        (tmp / "config.json").write_text(json.dumps(model.cfg.to_hf_dict(), indent=2))
+        tok.save(tmp)
+        # Readers that take a checkpoint folder's step and tokens from its training log (helix sweeps, `poslens sweep`).
+        (tmp / "training_log.json").write_text(json.dumps(
+            {"step": step, "tokens_seen": tokens_seen, "val_loss": val_loss, "snapshot": True, "dtype": "float16"},
+            indent=2))
     path = h / MANIFEST
     m = json.loads(path.read_text()) if path.is_file() else {"format": FORMAT, "dtype": "float16", "snapshots": []}
     m["snapshots"] = [s for s in m["snapshots"] if s["step"] != step]

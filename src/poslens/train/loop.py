@@ -3,7 +3,8 @@
 Batches are a pure function of (seed, step), so a resumed run sees exactly the batches an
 uninterrupted one would have. The whole state (model, optimiser, step, log) is written
 atomically every ``ckpt_every`` steps to ``OUT/train_state.pt``; the exported model
-(config.json, model.safetensors, tokenizer.json, training_log.json) goes to ``OUT/model``.
+(config.json, model.safetensors, tokenizer.json, training_log.json) goes to ``OUT/model``,
+replaced as a whole folder so that it never holds files of two different steps.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import Interrupted, InvalidInputError
-from ..io import atomic_write_text, atomic_torch_save
+from ..io import atomic_torch_save, atomic_write_text, recover_dir, recover_dirs, replace_dir
 from ..models.config import ModelConfig
 from ..models.tokenizer import Tokenizer
 from . import corpus as C
@@ -149,11 +150,16 @@ def _autocast(cfg: TrainConfig):
 
 
 def export(model: TrainableGPT2, tok: Tokenizer, dest: Path, log: dict) -> None:
-    """Write a checkpoint directory that poslens and transformers.GPT2LMHeadModel load."""
+    """Write a checkpoint directory that poslens and transformers.GPT2LMHeadModel load.
+
+    The folder is replaced whole: written file by file in place, a run killed mid-export
+    would leave the config, weights and log of two different steps, loadable as one model.
+    """
     from ..models.save import save_checkpoint
 
-    save_checkpoint(dest, model.cfg, model.hf_state_dict(), tokenizer=tok)
-    atomic_write_text(dest / "training_log.json", json.dumps(log, indent=2))
+    with replace_dir(dest) as tmp:
+        save_checkpoint(tmp, model.cfg, model.hf_state_dict(), tokenizer=tok)
+        atomic_write_text(tmp / "training_log.json", json.dumps(log, indent=2))
 
 
 def _frozen(cfg: TrainConfig) -> list[int]:
@@ -302,6 +308,10 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # --out at a file, or under one
         raise InvalidInputError(f"cannot create the run directory {out} ({exc.strerror}); choose another --out") from None
+    # Before anything reads or writes model/: a run killed mid-export may have left it missing (between
+    # the swap's renames), and one killed mid-snapshot a temporary folder of a step this run may never write.
+    recover_dir(out / "model")
+    recover_dirs(out / "model" / "history", "step-*")
     tok, train_ids, val_ids = _prepare_data(cfg, out)
     alphabet = synthetic_alphabet(cfg, train_ids, tok)
     if not (out / "tokenizer.json").is_file():
