@@ -202,6 +202,27 @@ def test_an_export_killed_midway_leaves_the_previous_model_whole(corpus, tmp_pat
         [0, 1, 3, 8]
 
 
+def test_the_final_step_is_saved_and_exported_once(corpus, tmp_path, monkeypatch):
+    """Reaching max_steps saves and exports once; a rerun of a finished run exports again (its last
+    export may have been killed), and nothing else."""
+    import shutil
+
+    import poslens.train.loop as L
+
+    saved, exported = [], []
+    real_save, real_export = L.atomic_torch_save, L.export
+    monkeypatch.setattr(L, "atomic_torch_save", lambda obj, path: (saved.append(obj["log"]["step"]), real_save(obj, path)))
+    monkeypatch.setattr(L, "export", lambda model, tok, dest, log: (exported.append(log["step"]),
+                                                                     real_export(model, tok, dest, log)))
+    c = cfg(corpus, tmp_path / "run", max_steps=8, ckpt_every=4)
+    model = train(c, progress=False)
+    assert saved == exported == [4, 8]
+    shutil.rmtree(model)
+    train(c, progress=False)
+    assert saved == exported == [4, 8, 8]
+    assert load_weights(str(model)).cfg.n_layers == 1
+
+
 def test_bad_corpora(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("  \n")

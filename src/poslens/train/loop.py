@@ -373,9 +373,12 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
     entry: dict = {}
     snapshot()  # the initialisation, when asked for
 
+    saved_at = None
+
     def checkpoint():
         """Save the whole state, then export the model."""
-        nonlocal t_last
+        nonlocal t_last, saved_at
+        saved_at = step
         now = time.time()
         log["wall_seconds"] += now - t_last
         t_last = now
@@ -421,7 +424,9 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
             if stop or held.presses:
                 break
         bar.close()
-        if step >= cfg.max_steps:
+        # A run resumed at max_steps trains nothing, yet must export: the run that got there may have
+        # been killed before its export was complete.
+        if step >= cfg.max_steps and saved_at != step:
             checkpoint()
     if held.presses and step < cfg.max_steps:  # a press during the last step: the run is complete anyway
         raise Interrupted(f"saved step {step} of {cfg.max_steps} in {state_path}; run the same command to resume")
