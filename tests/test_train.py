@@ -579,6 +579,14 @@ def test_incontext_gain_and_history_scores(corpus, tmp_path):
     assert f["formed_at"] == 3 and f["largest_jump"] == {"from_step": 0, "to_step": 1, "change": pytest.approx(0.75)}
 
 
+def test_measures_take_what_every_analysis_takes():
+    from poslens.train import measures as M
+
+    with pytest.raises(InvalidInputError, match="mechanism_scores takes the model's Weights, a model name or a "
+                                                "checkpoint directory; got int"):
+        M.mechanism_scores(3)
+
+
 def test_lag2perm_rows_place_the_permuted_token_two_later():
     import numpy as np
 

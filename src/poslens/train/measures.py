@@ -31,21 +31,15 @@ LABELS = {
 }
 
 
-def _weights(model):
-    from ..models import load_weights
-    from ..models.weights import Weights
-
-    return model if isinstance(model, Weights) else load_weights(str(model))
-
-
 def incontext_gain(model, n_seq: int = 32, seq_len: int = 256, seed: int = 0) -> dict[str, float]:
     """:func:`poslens.analyses.incontext.copy_gain` on ``n_seq`` sequences of BOS, ``h`` distinct
     random tokens and the same ``h`` again; with the uniform loss ln(vocab) for scale."""
     from ..analyses.incontext import copy_gain
     from ..data.sequences import repeated_tokens
     from ..models import Runner
+    from ..models.weights import as_weights
 
-    w = _weights(model)
+    w = as_weights(model, "incontext_gain")
     bos = w.cfg.bos_token_id
     toks = repeated_tokens(n_seq, min(seq_len, w.cfg.n_ctx), w.cfg.d_vocab, seed=seed, exclude=(), bos=bos)
     return {**copy_gain(Runner(w, dtype="float32"), toks, bos is not None, seed=seed), "uniform": math.log(w.cfg.d_vocab)}
@@ -55,8 +49,9 @@ def mechanism_scores(model, n_seq: int = 32, seq_len: int = 256) -> dict[str, An
     """The organism's headline numbers for one checkpoint (directory, name or Weights)."""
     from ..analyses.heads import duplicate_heads
     from ..analyses.helix import helix
+    from ..models.weights import as_weights
 
-    w = _weights(model)
+    w = as_weights(model, "mechanism_scores")
     P = min(seq_len, w.cfg.n_ctx)
     dup = duplicate_heads(w, n_seq=n_seq, seq_len=P, positional=False)
     heads = dup.heads
