@@ -130,10 +130,15 @@ def test_unknown_published_step_names_the_nearest():
     assert [(r.revision, r.tokens) for r in pythia] == [("step1000", 1000 * 1024 * 2048)]
 
 
-def test_local_run_revisions_in_step_order(run_dir):
+def test_local_run_revisions_in_step_order(run_dir, tmp_path):
     revs = revisions(str(run_dir))
     assert [r.step for r in revs] == STEPS + [2561]
     assert revs[0].revision == "checkpoint-0" and revs[0].spec.endswith("checkpoint-0")
+    # a killed export's hidden half-swapped folder holds a config.json too; it is not a revision
+    run = tmp_path / "run"
+    shutil.copytree(run_dir / "checkpoint-0", run / "checkpoint-0")
+    shutil.copytree(run_dir / "checkpoint-0", run / ".model.new")
+    assert [r.revision for r in revisions(str(run))] == ["checkpoint-0"]
 
 
 # ----------------------------------------------------------------------------- the sweep

@@ -82,7 +82,9 @@ def _local_history(model: str, root: Path) -> list[Revision]:
     found: list[Path] = []
     for base in (root, *(root / h for h in _HISTORY_DIRS)):
         if base.is_dir():
-            found += [p for p in sorted(base.iterdir()) if p.is_dir() and (p / "config.json").is_file()]
+            # hidden folders are a killed export's half-swapped model (poslens.io.replace_dir), not a revision
+            found += [p for p in sorted(base.iterdir())
+                      if p.is_dir() and not p.name.startswith(".") and (p / "config.json").is_file()]
     revs = [_local_revision(model, p) for p in found]
     if all(r.step is not None for r in revs):
         revs.sort(key=lambda r: (r.step, r.revision))
