@@ -242,8 +242,11 @@ def test_short_log_axes_label_few_ticks_that_do_not_overlap(name, figs, tmp_path
     assert all(float(t) == pytest.approx(v) for t, v in zip(ax.ticktext, ax.tickvals)), ax.ticktext
 
 
-def test_log_ticks_and_sparse_labels_leave_long_axes_alone():
-    assert common.log_ticks([1e-15, 10.0]) == {} and common.log_ticks([0.0, float("nan")]) == {}
+def test_long_log_axes_label_powers_of_ten_only():
+    # plotly's own ticks there label 2 and 5 of each decade as bare digits: "5 2 1 5 2" in a narrow panel
+    assert common.log_ticks([0.01, 30.0]) == {"dtick": 1, "exponentformat": "power"}
+    assert common.log_ticks([1e-15, 10.0]) == {"dtick": 2, "exponentformat": "power"}  # 16 decades: every other
+    assert common.log_ticks([0.0, float("nan")]) == {}
     assert common.log_ticks([2, 30])["ticktext"] == ["1", "2", "5", "10", "20", "50", "100"]
     fig, ax = plt.subplots()
     ax.semilogy([1, 2], [1e-6, 1e3])

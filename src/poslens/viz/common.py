@@ -214,19 +214,35 @@ def sparse_log_labels(*axes) -> None:
         axis.set_minor_formatter(_LogLabels())
 
 
-def log_ticks(values, max_decades: float = 3.0) -> dict:
-    """Tick values and labels for a plotly log axis over ``values`` (non-positive and NaN ignored)
-    at 1, 2 and 5 times each power of ten, written out in full; ``{}`` (plotly's own ticks) when
-    the values span more than ``max_decades`` or none is positive. On a short log axis plotly
-    labels every digit 2-9 of a decade as a bare digit, crowded and easy to misread.
+def log_ticks(values, max_decades: float = 3.0, max_labels: int = 8) -> dict:
+    """Tick settings for a plotly log axis over ``values`` (non-positive and NaN ignored): within
+    ``max_decades``, ticks at 1, 2 and 5 times each power of ten, written out in full; wider,
+    only powers of ten (every ``dtick``-th where more than ``max_labels`` would show), written
+    as powers; ``{}`` (plotly's own ticks) when none is positive. On a short log axis plotly
+    labels every digit 2-9 of a decade as a bare digit, crowded and easy to misread; on a long
+    one 2 and 5 of each decade, which crowd a narrow panel ("5 2 1 5 2").
 
     >>> log_ticks([0.03, 0.4])["ticktext"]
     ['0.01', '0.02', '0.05', '0.1', '0.2', '0.5', '1']
+    >>> log_ticks([1e-6, 30])
+    {'dtick': 1, 'exponentformat': 'power'}
     """
     v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v) & (v > 0)]
-    if not v.size or math.log10(v.max() / v.min()) > max_decades:
+    if not v.size:
         return {}
     lo, hi = math.floor(math.log10(v.min())), math.ceil(math.log10(v.max()))
+    if math.log10(v.max() / v.min()) > max_decades:
+        return {"dtick": max(1, math.ceil((hi - lo) / max_labels)), "exponentformat": "power"}
     vals = [float(f"{s * 10.0 ** e:.1g}") for e in range(lo, hi + 1) for s in (1, 2, 5) if e < hi or s == 1]
     return {"tickvals": vals, "ticktext": [f"{t:g}" for t in vals]}
+
+
+def ramp(t: float, cmap: str = "viridis") -> str:
+    """The colour at ``t`` (0..1) of a matplotlib colour map, as hex for plotly: lines coloured
+    along a ramp (layers, residual points) get the same colours in the HTML as in the PNG.
+
+    >>> ramp(0.0)
+    '#440154'
+    """
+    return matplotlib.colors.to_hex(plt.get_cmap(cmap)(float(t)))
