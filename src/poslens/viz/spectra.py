@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import head_grid, plt, png_wanted, save_plotly, save_png, subplot_colorbar
+from .common import head_grid, log_ticks, plt, png_wanted, ramp, save_plotly, save_png, subplot_colorbar
 
 # (metric, title, transform of a matrix's metrics dict to the plotted value)
 _PANELS = (
@@ -74,25 +74,32 @@ def spectra_figures(result, out: Path) -> list[Path]:
                 spectra[m] = curves
         if spectra:
             n = len(spectra)
+            # one y axis for all panels: a title and tick labels once, not crowded into each 260 px panel
+            # (a matrix of zeros, an attention-only model's MLP, has nothing to draw on a log axis)
+            titles = [m if any((sv > 0).any() for _, _, sv in c) else f"{m} (all zero)" for m, c in spectra.items()]
             if png_wanted():
-                fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.2), squeeze=False)
+                fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.2), squeeze=False, sharey=True)
                 cmap = plt.get_cmap("viridis")
-                for j, (m, curves) in enumerate(spectra.items()):
+                for j, ((m, curves), title) in enumerate(zip(spectra.items(), titles)):
                     ax = axes[0, j]
                     for t, l, sv in curves:
                         # log10 on a linear axis: six log-scaled axes cost seconds of tick layout
-                        ax.plot(np.log10(np.maximum(sv, 1e-300)), color=cmap(t), lw=1, label=f"layer {l}")
-                    ax.set(title=m, xlabel="index")
+                        with np.errstate(divide="ignore"):
+                            ax.plot(np.where(sv > 0, np.log10(sv), np.nan), color=cmap(t), lw=1, label=f"layer {l}")
+                    ax.set(title=title, xlabel="index", xlim=(0, max(1, max(sv.size for _, _, sv in curves) - 1)))
                     if j == 0:
                         ax.set_ylabel("log10 singular value")
                 axes[0, -1].legend(fontsize=6, ncol=2)
                 paths.append(save_png(fig, out / "spectra_singular_values.png"))
-            pf = make_subplots(rows=1, cols=n, subplot_titles=list(spectra))
+            pf = make_subplots(rows=1, cols=n, subplot_titles=titles, shared_yaxes=True)
             for j, (m, curves) in enumerate(spectra.items()):
-                for _, l, sv in curves:
+                for t, l, sv in curves:
                     pf.add_scatter(y=sv, mode="lines", name=f"{m} layer {l}", legendgroup=m, row=1, col=j + 1,
-                                   line=dict(width=1))
-            pf.update_yaxes(type="log")
+                                   line=dict(width=1, color=ramp(t)))
+            # over many decades only the powers of ten
+            pf.update_yaxes(type="log", **log_ticks(np.concatenate([sv for c in spectra.values() for _, _, sv in c])))
+            pf.update_yaxes(title_text="singular value", row=1, col=1)
+            pf.update_xaxes(title_text="index")
             pf.update_layout(title=f"{result.model}: singular values (hover for the layer)", width=max(700, 260 * n),
                              showlegend=False)
             paths.append(save_plotly(pf, out / "spectra_singular_values.html"))
