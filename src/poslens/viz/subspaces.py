@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from .common import plt, png_wanted, save_plotly, save_png
+from .common import log_ticks, plt, png_wanted, ramp, save_plotly, save_png
 
 
 def _short(label: str) -> str:
@@ -52,15 +53,20 @@ def subspace_figures(result, out: Path) -> list[Path]:
             paths.append(save_png(fig, out / "subspace_spectra.png"))
         pf = make_subplots(rows=1, cols=n, subplot_titles=[f"{k} ({prompts[k].n_tokens} tokens)" for k in names])
         for j, k in enumerate(names):
-            for lab, ev in zip(prompts[k].points, positive[k]):
+            P = len(prompts[k].points)
+            for i, (lab, ev) in enumerate(zip(prompts[k].points, positive[k])):
                 pf.add_scatter(x=np.arange(1, ev.size + 1), y=ev, mode="lines", name=f"{k}: {lab}", legendgroup=k,
-                               line=dict(width=1), row=1, col=j + 1)
-        pf.update_yaxes(type="log")
+                               line=dict(width=1, color=ramp(i / max(1, P - 1))), row=1, col=j + 1)
+            shown = [ev for ev in positive[k] if ev.size]
+            pf.update_yaxes(type="log", **log_ticks(np.concatenate(shown) if shown else []), row=1, col=j + 1)
+        pf.update_xaxes(title_text="eigenvalue index")
+        pf.update_yaxes(title_text="Gram eigenvalue / (N-1)")
         # a panel per prompt plus a legend: drawn wide, so the report gives it a full-width card
         pf.update_layout(title=f"{result.model}: Gram spectra of centred hidden states", width=max(700, 320 * n))
         paths.append(save_plotly(pf, out / "subspace_spectra.html"))
 
     # 2. Signal dimension and effective dimensionality per point; principal-angle sums between consecutive points.
+    xlabel = "point (E = embeddings, i = after block i)"
     series = []  # per prompt: (name, points, MP dims, gap dims, consecutive pairs, their angle sums)
     for k in names:
         g = prompts[k]
@@ -77,19 +83,30 @@ def subspace_figures(result, out: Path) -> list[Path]:
             axes[1].plot(x, g.participation_ratio, "-o", color=c, ms=3, label=f"{k} participation ratio")
             axes[1].plot(x, g.effective_rank, ":", color=c, label=f"{k} effective rank")
             axes[2].plot(xs, ys, "-o", color=c, ms=3, label=k)
-        axes[0].set(ylabel="dimensions", xlabel="point (E = embeddings, i = after block i)")
-        for ax in axes:
+        axes[0].set(ylabel="dimensions")
+        axes[1].set(ylabel="dimensions")
+        for ax, label in zip(axes, (xlabel, xlabel, "consecutive points")):
+            ax.set_xlabel(label, fontsize=8)
             ax.legend(fontsize=6)
             ax.tick_params(axis="x", labelsize=7, rotation=45)
         axes[2].set_ylabel("sum of principal angles (deg)")
         paths.append(save_png(fig, out / "subspace_dims_angles.png"))
     pf = make_subplots(rows=1, cols=3, subplot_titles=["signal dimensions (MP / gap)", "effective dimensionality",
-                                                       "principal-angle sum, consecutive points (deg)"])
-    for k, x, mp_dims, gap_dims, xs, ys in series:
-        pf.add_scatter(x=x, y=mp_dims, name=f"{k} MP dims", row=1, col=1)
-        pf.add_scatter(x=x, y=gap_dims, name=f"{k} gap dims", line=dict(dash="dot"), row=1, col=1)
-        pf.add_scatter(x=x, y=prompts[k].participation_ratio, name=f"{k} participation ratio", row=1, col=2)
-        pf.add_scatter(x=xs, y=ys, name=f"{k} PA sum", row=1, col=3)
+                                                       "principal-angle sum, consecutive points (deg)"],
+                       horizontal_spacing=0.09)  # room for each panel's y title
+    for j, (k, x, mp_dims, gap_dims, xs, ys) in enumerate(series):
+        c = qualitative.D3[j % len(qualitative.D3)]  # one colour per prompt, matplotlib's C0, C1 ... as in the PNG
+        pf.add_scatter(x=x, y=mp_dims, name=f"{k} MP dims", line=dict(color=c), row=1, col=1)
+        pf.add_scatter(x=x, y=gap_dims, name=f"{k} gap dims", line=dict(color=c, dash="dot"), row=1, col=1)
+        pf.add_scatter(x=x, y=prompts[k].participation_ratio, name=f"{k} participation ratio", line=dict(color=c),
+                       row=1, col=2)
+        pf.add_scatter(x=x, y=prompts[k].effective_rank, name=f"{k} effective rank", line=dict(color=c, dash="dot"),
+                       row=1, col=2)
+        pf.add_scatter(x=xs, y=ys, name=f"{k} PA sum", line=dict(color=c), row=1, col=3)
+    pf.update_xaxes(title_text=xlabel)
+    pf.update_xaxes(title_text="consecutive points", row=1, col=3)
+    for c, ylabel in enumerate(("dimensions", "dimensions", "sum of principal angles (deg)"), 1):
+        pf.update_yaxes(title_text=ylabel, row=1, col=c)
     pf.update_layout(title=f"{result.model}: signal subspaces across layers", width=1000)
     paths.append(save_plotly(pf, out / "subspace_dims_angles.html"))
 
@@ -108,13 +125,15 @@ def subspace_figures(result, out: Path) -> list[Path]:
         paths.append(save_png(fig, out / "subspace_overlap.png"))
     pf = make_subplots(rows=1, cols=n, subplot_titles=names)
     for j, (k, m, lab) in enumerate(overlaps):
-        pf.add_trace(go.Heatmap(z=m, x=lab, y=lab, zmin=0, zmax=1, showscale=j == n - 1), row=1, col=j + 1)
+        pf.add_trace(go.Heatmap(z=m, x=lab, y=lab, zmin=0, zmax=1, colorscale="Viridis", showscale=j == n - 1),
+                     row=1, col=j + 1)
         pf.update_xaxes(title_text="point", row=1, col=j + 1)
         pf.update_yaxes(title_text="point", autorange="reversed", row=1, col=j + 1)  # first point on top, as in the PNG
     pf.update_layout(title=f"{result.model}: share of shared signal directions between points", width=max(700, 300 * n))
     paths.append(save_plotly(pf, out / "subspace_overlap.html"))
 
     # 4. MDS of the subspaces by Grassmann distance.
+    mds_axes = ("MDS 1 (Grassmann distance, rad)", "MDS 2 (rad)")
     maps = [(k, np.asarray(prompts[k].mds, dtype=float).reshape(-1, 2), [_short(p) for p in prompts[k].mds_points])
             for k in names]
     if png_wanted():
@@ -127,12 +146,20 @@ def subspace_figures(result, out: Path) -> list[Path]:
                 for (a, b), t in zip(Y, lab):
                     ax.annotate(t, (a, b), fontsize=7, xytext=(3, 3), textcoords="offset points")
             ax.set_title(f"{k}: MDS by Grassmann distance", fontsize=9)
+            ax.set(xlabel=mds_axes[0], ylabel=mds_axes[1])
             ax.set_aspect("equal", adjustable="datalim")
         paths.append(save_png(fig, out / "subspace_mds.png"))
     pf = make_subplots(rows=1, cols=n, subplot_titles=names)
     for j, (k, Y, lab) in enumerate(maps):
         if len(Y):
-            pf.add_scatter(x=Y[:, 0], y=Y[:, 1], mode="lines+markers+text", text=lab, name=k, row=1, col=j + 1)
-    pf.update_layout(title=f"{result.model}: layers' signal subspaces, MDS by Grassmann distance", width=max(700, 300 * n))
+            pf.add_scatter(x=Y[:, 0], y=Y[:, 1], mode="lines+markers+text", text=lab, name=k, textposition="top right",
+                           line=dict(color="#b3b3b3", width=1),
+                           marker=dict(color=[ramp(i / max(1, len(Y) - 1)) for i in range(len(Y))], size=8),
+                           row=1, col=j + 1)
+        pf.update_xaxes(title_text=mds_axes[0], row=1, col=j + 1)
+        pf.update_yaxes(title_text=mds_axes[1], row=1, col=j + 1)
+    # the panels' titles name the prompts: no legend
+    pf.update_layout(title=f"{result.model}: layers' signal subspaces, MDS by Grassmann distance",
+                     width=max(700, 300 * n), showlegend=False)
     paths.append(save_plotly(pf, out / "subspace_mds.html"))
     return paths
