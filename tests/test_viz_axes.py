@@ -1,20 +1,25 @@
 """Figure axes, read from the figures themselves (plotly layout, matplotlib Axes) on small
-hand-made results: every heat map's axes are titled, every layer grid has layer 0 on top in
-the PNG and in the HTML, and short log axes label no crowding minor ticks."""
+hand-made results and on the tiny-attn report's figures: every plotly axis is titled (heat
+maps' in the PNG too), every layer grid has layer 0 on top in the PNG and in the HTML, log axes
+label no crowding ticks, twins share their colour maps, and scatter labels do not overlap."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from types import SimpleNamespace as NS
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 
 from poslens.viz import causal, common, duplicate, helix, logit_lens, positional, profile, spectra, subspaces
-from poslens.viz import twisted_pair
+from poslens.viz import twisted_pair, word_index
 from poslens.viz.common import plt
 
-MODULES = (causal, duplicate, helix, logit_lens, positional, profile, spectra, subspaces, twisted_pair)
+MODULES = (causal, duplicate, helix, logit_lens, positional, profile, spectra, subspaces, twisted_pair, word_index)
+VIZ = Path(common.__file__).parent
 L, H = 3, 4  # layers and heads of the made-up model
 
 
@@ -254,3 +259,149 @@ def test_long_log_axes_label_powers_of_ten_only():
     labels = _drawn_tick_labels(fig, ax.yaxis)
     assert labels and all(_coefficient(v) == 1 for v, _, _ in labels)  # many decades: the powers of ten only
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------- every plotly axis titled
+
+
+def _plotly_axes(fig):
+    """(name, axis) for every axis a plotly figure draws: each 2-D axis its layout holds and does
+    not hide (make_subplots makes a pair per cell, drawn even with nothing in it) or a trace uses,
+    and the three axes of each 3-D scene (plotly writes x, y and z on those when left untitled)."""
+    names = {k for k in fig.layout.to_plotly_json() if re.fullmatch(r"[xy]axis\d*|scene\d*", k)}
+    for t in fig.data:
+        if "scene" in t:
+            names.add(t.scene or "scene")
+        elif "xaxis" in t:
+            names |= {f"xaxis{(t.xaxis or 'x')[1:]}", f"yaxis{(t.yaxis or 'y')[1:]}"}
+    for n in sorted(names):
+        for a, ax in ([(f"{n}.{a}axis", fig.layout[n][f"{a}axis"]) for a in "xyz"] if n.startswith("scene")
+                      else [(n, fig.layout[n])]):
+            if ax.visible is not False:
+                yield a, ax
+
+
+EFFECT_STRIPS = {"ablation_effects", "helix_ablation", "dup_ablation_effects", "word_index_ablation",
+                 "word_index_subspace_patch"}
+
+
+def _untitled_ok(fig, file: str, name: str, ax) -> str | None:
+    """Why an axis may go untitled, or None: the allowed exceptions, each with its reason."""
+    if ax.matches and ax.showticklabels is False and fig.layout[f"{ax.matches[0]}axis{ax.matches[1:]}"].title.text:
+        return "subplots' shared axis: titled once, on the panel it matches (the bottom one, or the first)"
+    if Path(file).stem in EFFECT_STRIPS and name == "yaxis":
+        return "an effect strip's rows: each tick label names its comparison in full (the PNG has no title either)"
+    if file == "sweep_page.html" and name.startswith("yaxis"):
+        return "the sweep page: each panel plots the one metric its subplot title names"
+    return None
+
+
+def _plotly_figures_in(folder: Path) -> dict:
+    """Every plotly figure under ``folder``, by file name, read back from the HTML as the page shows it."""
+    dec, out = json.JSONDecoder(), {}
+    for f in sorted(folder.rglob("*.html")):
+        text = f.read_text(encoding="utf-8")
+        m = re.search(r'Plotly\.newPlot\(\s*"[^"]+",\s*', text)
+        if m:
+            data, end = dec.raw_decode(text, m.end())
+            layout, _ = dec.raw_decode(text, re.compile(r"\s*,\s*").match(text, end).end())
+            out[f.name] = go.Figure({"data": data, "layout": layout})
+    return out
+
+
+@pytest.fixture(scope="module")
+def report_figures(tmp_path_factory):
+    """The tiny-attn report's figures (quick size): most of the package's, on real results."""
+    from report_builds import tiny_attn_report
+
+    page, _ = tiny_attn_report(tmp_path_factory)
+    return _plotly_figures_in(page.parent / "figures")
+
+
+def _cmp(effect=0.3, seed=0):
+    return NS(effect=effect, baseline=NS(draws=list(np.random.default_rng(seed).normal(0, 0.1, 6))))
+
+
+def _helix_dict(model, n=20, lo=0):
+    c = np.random.default_rng(len(model)).normal(size=(n, 3))
+    late = {"coords": c[5:].tolist(), "range": [lo + 5, lo + n], "cumulative": [0.6, 0.8, 0.9]}
+    return {"model": model, "coords": c.tolist(), "positions": list(range(lo, lo + n)), "cumulative": [0.5, 0.7, 0.8],
+            "truncations": {"late": late}}
+
+
+def _near_rows():
+    return [NS(gap=0.1, crossing_margin=0.012, other_margin_min=0.0046, noise_input_units=0.0009, failure_positions=[],
+               t1=0.17, t2=0.83),
+            NS(gap=1e-4, crossing_margin=3e-5, other_margin_min=0.0043, noise_input_units=0.0009,
+               failure_positions=[0.02, 0.03, 0.04, 0.96, 0.97], t1=0.17, t2=0.83)]
+
+
+# figures the tiny-attn report does not draw (no MLP, no sweeps, a single scheme), from made-up results
+OTHER_PLOTLY = {
+    "patching": lambda out: (causal.patch_heatmap(_patch(), out),
+                             causal.patch_heatmap(_patch(), out, "patching_heads")),
+    "ablation": lambda out: causal.ablation_figures(NS(effects={"loss": {"mean": _cmp(), "last": _cmp(0.1, 1)}},
+                                                       interventions=[NS(name="zero 0.1")]), out),
+    "dup_ablation": lambda out: causal.duplicate_figures(NS(
+        effects={g: {"gap": NS(effect=0.2, vs_random_heads=_cmp(), vs_random_neurons=_cmp(0.2, 1))}
+                 for g in ("duplicate", "other")},
+        neurons={str(n): NS(gap=0.3, duplicate_gap_change=-0.1, other_gap_change=0.01) for n in (5, 9)},
+        neuron_layer=0), out),
+    "word_index_causal": lambda out: causal.word_index_figures(NS(
+        ablation=NS(accuracy={1: _cmp(), 2: _cmp(0.1)}, loss=_cmp(0.5)), options={"kind": "mean"}, layer=1,
+        subspace_rank=2, patching=NS(sweep=_patch(), subspace=NS(vs_random=_cmp()), pairs=NS(position=3))), out),
+    "neurons": lambda out: duplicate.neuron_figures(NS(
+        grid=np.arange(12.0).reshape(3, 4).tolist(), head="0.1", neuron=5, curves={5: [0.1, 0.3, 0.2]},
+        decomposition=NS(components={"W_E": [0.1, 0.2], "W_pos": [0.3, 0.1]}, positional={"W_pos": [0.3, 0.1]},
+                         measured=[0.4, 0.3], approximations=NS(total_positional=None),
+                         extra_vs_distance=NS(mean_distance=[1, 5, 9], measured=[0.3, 0.2, 0.1],
+                                              predicted=[0.3, 0.25, 0.1])),
+        combined_positional=None, ln_scale=None, top_examples=None), out),
+    "helix_grids": lambda out: helix.family_figures({"results": [_helix_dict(f"m{i}") for i in range(4)]}, out),
+    "helix_sweep": lambda out: helix.sweep_figures({
+        "model": "m", "table": [{"step": s, "spec": f"m@{s}", "share_3": 0.5} for s in (0, 10, 100)],
+        "coords": [_helix_dict("m")["coords"]] * 3, "ranges": [[0, 20]] * 3}, out),
+    "tp_sweeps": lambda out: twisted_pair._sweeps(NS(sweeps={k: [NS(**{k: v}, max_error=1e-3 * v, max_bound=0.1 * v,
+                                                                   within_bound=True) for v in (2, 4, 8)]
+                                                             for k in ("M", "n")}), out),
+    "tp_near": lambda out: twisted_pair._near(NS(near_intersection=NS(rows=_near_rows())), out),
+    "word_index_schemes": lambda out: word_index.schemes_compared(NS(model="m", layers=[0, 1, 2], schemes={
+        s: NS(labels={"last": NS(gain=[0.0, 0.1, 0.2], probes=[NS(balanced_accuracy=a) for a in (0.3, 0.4, 0.5)],
+                                 balanced=NS(chance=0.2))}) for s in ("word", "sentence")}), out),
+}
+
+
+def _sweep_page_figure():
+    from poslens.sweep.page import _model_figure
+
+    rows = [{"model": "m", "value": 0.1 * s, "tokens": None, "step": s, "revision": f"step{s}", "flags": []}
+            for s in (0, 10, 100, 1000)]
+    return _model_figure({"metrics": {"helix_r2": {"rows": rows}, "share_3": {"rows": rows}}}, "m")
+
+
+@pytest.fixture
+def every_plotly(report_figures, figs, tmp_path):
+    """The report's plotly figures and those of every other figure function, by file name."""
+    for draw in OTHER_PLOTLY.values():
+        draw(tmp_path)
+    return {**report_figures, **{k: v for k, v in figs.items() if k.endswith(".html")},
+            "sweep_page.html": _sweep_page_figure()}
+
+
+def test_every_plotly_axis_is_titled(every_plotly):
+    untitled = [f"{file}: {name}" for file, fig in sorted(every_plotly.items()) for name, ax in _plotly_axes(fig)
+                if not ax.title.text and not _untitled_ok(fig, file, name, ax)]
+    assert not untitled, "axes without a title:\n" + "\n".join(untitled)
+
+
+def test_the_axis_check_sees_every_plotly_figure_the_package_writes(every_plotly):
+    """Each figure file named in the viz sources (save_plotly(fig, out / "name.html"), or a stem handed to
+    effect_strip, patch_heatmap or helix._grid; an f-string's fields match anything) was read above."""
+    stems = set()
+    for src in VIZ.glob("*.py"):
+        text = src.read_text(encoding="utf-8")
+        stems |= set(re.findall(r'save_plotly\(\w+, out / f?"([^"]+)\.html"\)', text))
+        stems |= set(re.findall(r'\b(?:out|o), f?"([\w{}.]+)"\)', text))  # effect_strip(..., out, "name") and the like
+    drawn = {Path(f).stem for f in every_plotly}
+    missed = [s for s in sorted(stems) if not any(re.fullmatch(re.sub(r"\{[^}]*\}", ".*", s), d) for d in drawn)]
+    assert len(stems) > 30 and not missed, f"figures the axis check never drew: {missed}"

@@ -43,8 +43,10 @@ def _model_figure(merged: dict, model: str):
         return None
     cols = 3
     rows_n = math.ceil(len(names) / cols)
+    # no axes in the last row's empty cells: plotly would draw an empty panel there
     fig = make_subplots(rows=rows_n, cols=cols, subplot_titles=names, horizontal_spacing=0.07,
-                        vertical_spacing=0.32 / max(rows_n, 1) + 0.04)
+                        vertical_spacing=0.32 / max(rows_n, 1) + 0.04,
+                        specs=[[{} if r * cols + c < len(names) else None for c in range(cols)] for r in range(rows_n)])
     for i, name in enumerate(names):
         rows = [r for r in merged["metrics"][name]["rows"] if r["model"] == model]
         xs, title, log = _x(rows)

@@ -175,7 +175,8 @@ def duplicate_figures(result, out: Path) -> list[Path]:
         for lab, v in values:
             pf.add_trace(go.Bar(x=ns, y=v, name=lab))
         pf.update_layout(barmode="group", title="repeated - non-repeated activation per neuron",
-                         xaxis_title="neuron", xaxis_type="category")
+                         xaxis_title=f"neuron of layer {result.neuron_layer}", xaxis_type="category",
+                         yaxis_title="repeated - non-repeated activation")
         paths.append(save_plotly(pf, out / "dup_neurons_gap.html"))
     return paths
 

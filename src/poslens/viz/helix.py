@@ -108,8 +108,10 @@ def _scatter3d_plotly(coords: np.ndarray, positions: np.ndarray, name: str, show
 
 def _fit_cubes(fig) -> None:
     """Step every scene's camera back: from plotly's default eye a cube overfills a scene narrower
-    than it is tall (three side by side in a report card), cutting off its corners and tick labels."""
-    fig.update_scenes(camera=dict(eye=dict(x=1.6, y=1.6, z=1.2)))
+    than it is tall (three side by side in a report card), cutting off its corners and tick labels.
+    Its axes are named PC1-PC3 as in the PNG (plotly would write x, y and z)."""
+    fig.update_scenes(camera=dict(eye=dict(x=1.6, y=1.6, z=1.2)), xaxis_title_text="PC1", yaxis_title_text="PC2",
+                      zaxis_title_text="PC3")
 
 
 # ----------------------------------------------------------------------------- one model
@@ -364,7 +366,7 @@ def helix_fit_plot(d: dict, out: Path) -> list[Path]:
                 ax.plot(pos[1:-1], D[:, j], lw=0.5, alpha=0.6, label=f"dPC{j + 1}/dt (central)")
                 ax.plot(pos[1:-1], pred[:, j], "k--", lw=0.7)
             ax.set_title(titles[1], fontsize=9)
-            ax.set_xlabel("position")
+            ax.set(xlabel="position", ylabel="derivative (coordinate per position)")
             ax.legend(fontsize=6)
         paths.append(save_png(f, out / "helix_fit.png"))
     palette = qualitative.D3  # matplotlib's default cycle, so the HTML matches the PNG
@@ -383,6 +385,7 @@ def helix_fit_plot(d: dict, out: Path) -> list[Path]:
                             name=f"dPC{j + 1}/dt (central)", legendgroup=f"dPC{j + 1}", row=1, col=2)
             fig.add_scatter(x=pos[1:-1], y=pred[:, j], mode="lines", line=dict(width=1, color="black", dash="dash"),
                             name=f"dPC{j + 1}/dt (A f + c)", legendgroup=f"dPC{j + 1}", showlegend=False, row=1, col=2)
+        fig.update_yaxes(title_text="derivative (coordinate per position)", row=1, col=2)
     fig.update_xaxes(title_text="position")
     fig.update_annotations(font_size=13)
     fig.update_layout(title=f"{_short(d['model'])}: helix fit of the top principal components (dashed: fit)",
@@ -417,8 +420,10 @@ def _grid(items: list[tuple[str, np.ndarray, np.ndarray]], title: str, out: Path
             _scatter3d_mpl(ax, c, p, name, size=2, crange=crange)
         f.suptitle(title, fontsize=10)
         paths.append(_save_3d(f, out / f"{stem}.png"))
-    fig = make_subplots(rows=rows, cols=cols, specs=[[{"type": "scene"}] * cols for _ in range(rows)],
-                        subplot_titles=[n for n, _, _ in items])
+    # no scene in the last row's empty cells: plotly would draw an empty cube there
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[n for n, _, _ in items],
+                        specs=[[{"type": "scene"} if r * cols + c < n else None for c in range(cols)]
+                               for r in range(rows)])
     for i, (name, c, p) in enumerate(items):
         fig.add_trace(_scatter3d_plotly(c, p, name, showscale=i == 0, crange=crange), row=i // cols + 1,
                       col=i % cols + 1)

@@ -59,7 +59,7 @@ def lens_figures(result, out: Path) -> list[Path]:
                 ax.annotate(glyph_safe(repr(tk[0].token)[1:-1][:10]), (i, result.last_entropy[i]), fontsize=6,
                             rotation=30, xytext=(2, 4), textcoords="offset points")
         ax.set_xticks(x, result.points, rotation=45, ha="right", fontsize=7)
-        ax.set_ylabel("entropy (nats)")
+        ax.set(xlabel="residual point", ylabel="entropy (nats)")
         ax.set_title(f"{result.prompt[:60]!r}", fontsize=9)
         ax.legend()
         paths.append(save_png(fig, out / "lens_entropy_by_layer.png"))
@@ -67,6 +67,6 @@ def lens_figures(result, out: Path) -> list[Path]:
     pf.add_scatter(x=result.points, y=result.last_entropy, name="last token",
                    text=[tk[0].token if tk else "" for tk in result.top_k])
     pf.add_scatter(x=result.points, y=result.mean_entropy, name="mean over tokens")
-    pf.update_layout(title="logit-lens entropy by layer", yaxis_title="nats")
+    pf.update_layout(title="logit-lens entropy by layer", xaxis_title="residual point", yaxis_title="entropy (nats)")
     paths.append(save_plotly(pf, out / "lens_entropy_by_layer.html"))
     return paths

@@ -82,6 +82,7 @@ def _sweeps(r, out: Path) -> list[Path]:
     if not names:
         return []
     fields = (("max_error", "o-"), ("max_bound", "k--"))
+    ylabel = "max |error|, bound (positions)"
     sweeps = {key: [x for x in r.sweeps[key] if x.max_error is not None] for key in names}
     paths = []
     if png_wanted():
@@ -96,7 +97,7 @@ def _sweeps(r, out: Path) -> list[Path]:
                 ax.plot(bad, [1] * len(bad), "rx", label="outside bound")
             ax.set_xticks(x, [str(v) for v in x])
             ax.minorticks_off()
-            ax.set(xlabel=key, ylabel="positions")
+            ax.set(xlabel=key, ylabel=ylabel)
             ax.legend(fontsize=8)
         paths.append(save_png(fig, out / "tp_sweeps.png"))
     g = make_subplots(rows=1, cols=len(names), subplot_titles=[f"sweep over {k}" for k in names])
@@ -107,7 +108,7 @@ def _sweeps(r, out: Path) -> list[Path]:
             g.add_trace(go.Scatter(x=x, y=[max(getattr(row, field), _FLOOR) for row in rows], name=f"{key}: {field}",
                                    mode="lines+markers"), row=1, col=col)
         g.update_xaxes(type="log", title_text=key, row=1, col=col)
-        g.update_yaxes(type="log", row=1, col=col)
+        g.update_yaxes(type="log", title_text=ylabel, row=1, col=col)
     g.update_layout(title="Error and bound as M, n and k vary", width=max(700, 300 * len(names)))  # panels and a legend: a full-width card
     paths.append(save_plotly(g, out / "tp_sweeps.html"))
     return paths
@@ -238,6 +239,7 @@ def _curve(r, out: Path) -> list[Path]:
                                marker={"size": 3, "color": s.cell, "colorscale": "Turbo", "colorbar": {"title": "cell"}},
                                text=[f"i={i}" for i in s.i]))
     g.update_layout(title=f"{r.construction.curve.name}: points coloured by active sentry (first 3 coordinates)")
+    g.update_scenes(xaxis_title_text="x[0]", yaxis_title_text="x[1]", zaxis_title_text="x[2]")  # not plotly's x, y, z
     return [save_plotly(g, out / "tp_curve.html")]
 
 

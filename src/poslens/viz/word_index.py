@@ -73,19 +73,19 @@ def key_plot(result, scheme: str, label_token: str, layer: int, out: Path, min_c
         fig.suptitle(f"{what} — {shows}", fontsize=9)
         paths.append(save_png(fig, out / f"{stem}.png"))
 
-    pf = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=0.01,
-                       row_titles=[f"true {u}" for u in range(n)])
+    pf = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=0.01)
     for u in range(n):
         for k in range(n):
             pf.add_bar(x=positions, y=np.where(shown[u], frac[u, :, k], 0), name=f"predicted {k}",
                        marker_color=matplotlib.colors.to_hex(cols[k]), legendgroup=str(k), showlegend=u == 0,
                        row=u + 1, col=1, customdata=tot[u],
                        hovertemplate="position %{x}<br>share %{y:.2f}<br>n=%{customdata:.0f}")
-        pf.update_yaxes(range=[0, 1], showticklabels=False, row=u + 1, col=1)
+        # each row named on its y axis, as in the PNG (each is a stack of shares 0..1, ticks hidden)
+        pf.update_yaxes(range=[0, 1], showticklabels=False, title_text=f"true {u}", row=u + 1, col=1)
     pf.update_layout(barmode="stack", height=110 * n + 160, bargap=0.1, width=900,
                      title=dict(text=f"{what}<br>{shows}", y=0.97, yanchor="top", yref="container"),
                      legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom", font=dict(size=10)),
-                     margin=dict(t=120, r=70))
+                     margin=dict(t=120))
     pf.update_xaxes(title_text="absolute position", row=n, col=1)
     paths.append(save_plotly(pf, out / f"{stem}.html"))
     return paths
