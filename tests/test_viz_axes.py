@@ -10,9 +10,11 @@ import re
 from pathlib import Path
 from types import SimpleNamespace as NS
 
+import matplotlib.colors
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+from plotly.colors import sample_colorscale
 
 from poslens.viz import causal, common, duplicate, helix, logit_lens, positional, profile, spectra, subspaces
 from poslens.viz import twisted_pair, word_index
@@ -405,3 +407,58 @@ def test_the_axis_check_sees_every_plotly_figure_the_package_writes(every_plotly
     drawn = {Path(f).stem for f in every_plotly}
     missed = [s for s in sorted(stems) if not any(re.fullmatch(re.sub(r"\{[^}]*\}", ".*", s), d) for d in drawn)]
     assert len(stems) > 30 and not missed, f"figures the axis check never drew: {missed}"
+
+
+# ---------------------------------------------------------------------------- twins share their colours
+
+
+def _plotly_colours(fig, t, at):
+    """RGB (0-1) of heat map ``t``'s colour scale at ``at`` (its colour axis's, or the template's default)."""
+    src = fig.layout[t.coloraxis] if t.coloraxis else t
+    scale = src.colorscale or fig.layout.template.data.heatmap[0].colorscale
+    at = [1 - a for a in at] if src.reversescale else at
+    return np.array(sample_colorscale([list(p) for p in scale], at, colortype="tuple"))
+
+
+@pytest.mark.parametrize("name", [n for n, (_, g, o) in DRAW.items()
+                                  if any(f.endswith(".png") and f[:-4] + ".html" in g + o for f in g + o)])
+def test_heat_map_twins_share_a_colour_map(name, figs, tmp_path):
+    """Each heat map of an HTML figure is coloured as one of its PNG twin's (plotly's default
+    colour scale is not matplotlib's viridis; a reversed or mirrored scale shows up too)."""
+    draw, grids, others = DRAW[name]
+    draw(tmp_path)
+    at = np.linspace(0, 1, 9)
+    for file in [f for f in grids + others if f.endswith(".html")]:
+        cmaps = [im.get_cmap() for ax in _mpl_heatmaps(figs[file[:-5] + ".png"]) for im in ax.images]
+        for t, _, _ in _plotly_heatmaps(figs[file]):
+            got = _plotly_colours(figs[file], t, at)
+            gaps = [np.abs(got - np.array([c(a)[:3] for a in at])).max() for c in cmaps]
+            assert min(gaps) < 0.05, f"{file}: the HTML's colours are none of the PNG's ({[c.name for c in cmaps]})"
+
+
+def _ramp_spectra(out):
+    g = NS(points=["embed", "block 0", "block 1"], eigenvalues=[np.geomspace(10, 1e-6 * (i + 1), 12) for i in range(3)],
+           mp=[NS(k=2, edge=0.5)] * 3, gap=[NS(k=1)] * 3, n_tokens=12,
+           consecutive=[NS(pair=("embed", "block 0"), sum_deg=10.0), NS(pair=("block 0", "block 1"), sum_deg=5.0)],
+           participation_ratio=[1.0, 2.0, 3.0], effective_rank=[1.0, 2.0, 3.0], overlap_matrix=np.eye(3).tolist(),
+           mds=[[0, 0], [1, 0], [1, 1]], mds_points=["embed", "block 0", "block 1"])
+    subspaces.subspace_figures(NS(prompts={"short": g}, model="m", options={"threshold": 0.9}), out)
+    DRAW["spectra"][0](out)
+
+
+@pytest.mark.parametrize("stem", ["spectra_singular_values", "subspace_spectra"])
+def test_lines_along_a_colour_ramp_match_their_twin(stem, figs, tmp_path):
+    """Layers (residual points) drawn along viridis in the PNG get the same colours in the HTML, not plotly's cycle."""
+    _ramp_spectra(tmp_path)
+    png = {matplotlib.colors.to_hex(ln.get_color()) for ax in figs[f"{stem}.png"].axes for ln in ax.get_lines()}
+    html = {t.line.color for t in figs[f"{stem}.html"].data}
+    assert len(html) > 1 and html <= png, (html, png)
+
+
+def test_wide_log_axes_in_narrow_panels_label_powers_of_ten(figs, tmp_path):
+    _ramp_spectra(tmp_path)
+    fig = figs["subspace_spectra.html"]  # eigenvalues over 7 decades
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.dtick == 1 and fig.layout.yaxis.exponentformat == "power"
+    for f in ("spectra_singular_values.html",):  # within 3 decades: 1, 2 and 5 written out
+        ax = figs[f].layout.yaxis
+        assert ax.type == "log" and ax.tickvals and {_coefficient(v) for v in ax.tickvals} <= {1, 2, 5}

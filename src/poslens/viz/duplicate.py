@@ -44,7 +44,7 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
                 fig.colorbar(im, ax=ax)
                 paths.append(save_png(fig, out / f"dup_{key}.png"))
             hf = go.Figure(go.Heatmap(z=grid, x=list(range(H)), y=[str(l) for l in layers], zmin=0, zmax=1,
-                                      hovertemplate="head %{y}.%{x}: %{z:.3f}<extra></extra>"))
+                                      colorscale="Viridis", hovertemplate="head %{y}.%{x}: %{z:.3f}<extra></extra>"))
             hf.update_layout(title=f"{key} ({label})", xaxis_title="head", yaxis_title="layer",
                              yaxis_autorange="reversed")
             paths.append(save_plotly(hf, out / f"dup_{key}.html"))
@@ -136,7 +136,8 @@ def neuron_figures(result, out: Path) -> list[Path]:
             fig.colorbar(im, ax=ax)
             paths.append(save_png(fig, out / "pvo_norm_grid.png"))
         idx = np.arange(rows * cols).reshape(rows, cols)
-        hf = go.Figure(go.Heatmap(z=g, customdata=idx, hovertemplate="neuron %{customdata}: %{z:.2f}<extra></extra>"))
+        hf = go.Figure(go.Heatmap(z=g, customdata=idx, colorscale="Viridis",
+                                  hovertemplate="neuron %{customdata}: %{z:.2f}<extra></extra>"))
         hf.update_layout(title=f"PVO norm per neuron, head {result.head}", xaxis_title="column",
                          yaxis_title=f"row (neuron = row*{cols} + column)", yaxis_autorange="reversed")
         paths.append(save_plotly(hf, out / "pvo_norm_grid.html"))
