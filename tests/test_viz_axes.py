@@ -462,3 +462,40 @@ def test_wide_log_axes_in_narrow_panels_label_powers_of_ten(figs, tmp_path):
     for f in ("spectra_singular_values.html",):  # within 3 decades: 1, 2 and 5 written out
         ax = figs[f].layout.yaxis
         assert ax.type == "log" and ax.tickvals and {_coefficient(v) for v in ax.tickvals} <= {1, 2, 5}
+
+
+# ---------------------------------------------------------------------------- labels that do not collide
+
+
+def _crowded_positional():
+    spans = [13, 13, 14, 14, 14, 16, 16, 20, 21, 2, 2, 1, 280, 440]
+    ratios = [0.67, 0.68, 0.67, 0.69, 0.7, 0.7, 0.71, 0.75, 0.73, 0.28, 0.25, 0.21, 0.97, 0.88]
+    kinds = ["mixed"] * 9 + ["local"] * 3 + ["uniform"] * 2
+    pos = {f"0.{h}": NS(span50=s, entropy_ratio=r, kind=k) for h, (s, r, k) in enumerate(zip(spans, ratios, kinds))}
+    return NS(heads={}, profiles={}, token_classes=None, positional=NS(heads=pos, local_window=30))
+
+
+def _named(text: str) -> int:
+    """How many heads a label stands for: '0.1, 0.2' two, '0.1, 0.2 +5 more' seven."""
+    more = re.search(r"\+(\d+) more$", text)
+    return len(re.sub(r" \+\d+ more$", "", text).split(", ")) + (int(more.group(1)) if more else 0)
+
+
+def test_positional_head_labels_do_not_overlap(figs, tmp_path):
+    result = _crowded_positional()
+    duplicate.dup_heads_figures(result, tmp_path)
+    fig = figs["dup_positional.png"]
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    boxes = [(t.get_text(), t.get_window_extent()) for t in ax.texts]
+    assert len(boxes) >= 4, [t for t, _ in boxes]
+    for i, (a, ea) in enumerate(boxes):
+        assert ax.get_window_extent().contains(ea.x0, ea.y0) and ax.get_window_extent().contains(ea.x1, ea.y1), a
+        for b, eb in boxes[:i]:
+            assert not ea.overlaps(eb), f"dup_positional.png: {a!r} runs into {b!r}"
+    assert sum(_named(t) for t, _ in boxes) <= len(result.positional.heads)
+    html = figs["dup_positional.html"]
+    assert [a.text for a in html.layout.annotations] == [t for t, _ in boxes]  # the same labels in both twins
+    hover = [n for t in html.data for n in t.text]
+    assert sorted(hover) == sorted(result.positional.heads), "every head is named on hover"
+    assert {t.name for t in html.data} == {"local", "mixed", "uniform"}  # coloured by kind, as in the PNG

@@ -24,6 +24,61 @@ _HEAD_SCORES = (("score_repeated", "repeated random tokens"), ("score_text", "na
 _ONLY_WHEN_STRONG = {"shifted_induction_score": 0.3}  # a variant most models lack: its grid only where a head shows it
 
 
+def _head_labels(x, y, names, xlim, ylim, size, font_px, vline=None) -> list[tuple[int, str, float, float, str]]:
+    """Where to write head names on the positional scatter (log x, linear y) so that no label runs
+    into another, a point or the vertical line at ``vline``: (index of the head it is written by,
+    text, dx, dy, horizontal alignment), offsets in pixels (up positive) on a plot area ``size`` =
+    (width, height) pixels with text ``font_px`` high. Heads closer than a short name share one
+    label ("0.1, 0.4", past three names "+n more"), written right of, left of, above or below
+    them, wherever it first fits; a label that fits nowhere is left out (the HTML names every
+    head on hover).
+
+    >>> _head_labels([2, 2, 2, 30], [0.5, 0.51, 0.1, 0.9], ["0.1", "0.2", "0.3", "0.4"],
+    ...              (1, 100), (0, 1), (400, 300), 12)
+    [(0, '0.1, 0.2', 7, 0, 'left'), (2, '0.3', 7, 0, 'left'), (3, '0.4', 7, 0, 'left')]
+    """
+    W, H = size
+    lo, hi = np.log10(xlim)
+    px = (np.log10(np.asarray(x, dtype=float)) - lo) / (hi - lo) * W
+    py = (np.asarray(y, dtype=float) - ylim[0]) / (ylim[1] - ylim[0]) * H
+    cw, lh, r = 0.6 * font_px, font_px, 5  # a character's width, a line's height, a marker's radius
+    root = list(range(len(names)))
+
+    def find(i):
+        while root[i] != i:
+            i = root[i]
+        return i
+
+    for i in range(len(names)):
+        for j in range(i):
+            if abs(px[i] - px[j]) < 3 * cw and abs(py[i] - py[j]) < lh:
+                root[find(i)] = find(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(names)):
+        groups.setdefault(find(i), []).append(i)
+    taken = [(a - r, b - r, a + r, b + r) for a, b in zip(px, py)]
+    if vline is not None:
+        v = (np.log10(vline) - lo) / (hi - lo) * W
+        taken.append((v - 1, 0, v + 1, H))
+    out = []
+    for m in sorted(groups.values(), key=len, reverse=True):
+        shown = [names[i] for i in m]
+        text = ", ".join(shown) if len(shown) <= 3 else f"{', '.join(shown[:2])} +{len(shown) - 2} more"
+        w = cw * len(text)
+        right, left = max(m, key=lambda i: px[i]), min(m, key=lambda i: px[i])
+        top, bottom = max(m, key=lambda i: py[i]), min(m, key=lambda i: py[i])
+        for i, dx, dy, ha in ((right, r + 2, 0, "left"), (left, -r - 2, 0, "right"),
+                              (top, 0, r + 1 + lh / 2, "center"), (bottom, 0, -r - 1 - lh / 2, "center")):
+            x0 = px[i] + dx - {"left": 0, "right": w, "center": w / 2}[ha]
+            box = (x0, py[i] + dy - lh / 2, x0 + w, py[i] + dy + lh / 2)
+            inside = box[0] >= 0 and box[2] <= W and box[1] >= 0 and box[3] <= H
+            if inside and not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in taken):
+                taken.append(box)
+                out.append((int(i), text, dx, dy, ha))
+                break
+    return out
+
+
 def dup_heads_figures(result, out: Path) -> list[Path]:
     """Score grids (layer x head), decay profiles, token-class matrices, positional spread."""
     out = Path(out)
@@ -99,23 +154,46 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
         names = list(pos)
         x = [pos[k].span50 for k in names]
         y = [pos[k].entropy_ratio for k in names]
+        window = result.positional.local_window
+        xlim = (min(x + [window]) / 1.5, max(x + [window]) * 1.5)  # both twins: the label layout assumes them
+        ylim = (0.0, 1.05)
+        xlabel, ylabel = "span holding half the attention (positions, log)", "entropy / uniform entropy"
+        kinds = {"local": ("tab:blue", "#1f77b4"), "uniform": ("tab:red", "#d62728"), "mixed": ("tab:gray", "#7f7f7f")}
+        # laid out once for the HTML's plot area (the smaller, its text the larger), so the PNG gets the same labels
+        labels = _head_labels(x, y, names, xlim, ylim, (480, 270), 13, vline=window)
         if png_wanted():
             fig, ax = plt.subplots(figsize=(6, 4))
-            colours = {"local": "tab:blue", "uniform": "tab:red", "mixed": "tab:gray"}
-            ax.scatter(x, y, c=[colours[pos[k].kind] for k in names])
-            for k, a, b in zip(names, x, y):
-                ax.annotate(k, (a, b), fontsize=8)
+            for kind, (colour, _) in kinds.items():
+                these = [i for i, k in enumerate(names) if pos[k].kind == kind]
+                if these:
+                    ax.scatter([x[i] for i in these], [y[i] for i in these], c=colour, label=kind)
+            for i, text, dx, dy, ha in labels:
+                ax.annotate(text, (x[i], y[i]), xytext=(dx, dy), textcoords="offset pixels", ha=ha, va="center",
+                            fontsize=8)
             ax.set_xscale("log")
             sparse_log_labels(ax.xaxis)
-            ax.axvline(result.positional.local_window, color="k", lw=0.5, ls="--")
-            ax.set(xlabel="span holding half the attention (positions, log)", ylabel="entropy / uniform entropy")
-            ax.set_ylim(0, 1.05)
-            ax.set_title("attention on positional inputs alone")
+            ax.axvline(window, color="k", lw=0.5, ls="--")
+            ax.set(xlabel=xlabel, ylabel=ylabel, xlim=xlim, ylim=ylim)
+            ax.set_title("attention on positional inputs alone (dashed: local window)")
+            ax.legend(fontsize=8, title="kind", title_fontsize=8)
             paths.append(save_png(fig, out / "dup_positional.png"))
-        pf = go.Figure(go.Scatter(x=x, y=y, mode="markers+text", text=names, textposition="top center"))
-        pf.update_layout(xaxis_type="log", xaxis_title="span50 (positions)", yaxis_title="entropy ratio",
-                         title="attention on positional inputs alone")
-        pf.update_xaxes(**log_ticks(x, max_decades=4))  # a wide x axis: room for 1, 2 and 5 across n_ctx
+        pf = go.Figure()
+        for kind, (_, colour) in kinds.items():
+            these = [i for i, k in enumerate(names) if pos[k].kind == kind]
+            if these:
+                pf.add_scatter(x=[x[i] for i in these], y=[y[i] for i in these], mode="markers", name=kind,
+                               marker=dict(color=colour, size=8), text=[names[i] for i in these],
+                               hovertemplate="head %{text}<br>span50 %{x}<br>entropy ratio %{y:.3f}")
+        # every head's name on hover; on the plot only where it does not run into another (the PNG's labels)
+        for i, text, dx, dy, ha in labels:
+            pf.add_annotation(x=np.log10(x[i]), y=y[i], text=text, showarrow=False, xshift=dx, yshift=dy,
+                              xanchor=ha, font=dict(size=11))
+        pf.add_vline(x=window, line=dict(color="black", width=0.8, dash="dash"))
+        pf.update_layout(xaxis_type="log", xaxis_title=xlabel, yaxis_title=ylabel, legend_title_text="kind",
+                         showlegend=True, title="attention on positional inputs alone (dashed: local window)")
+        # a wide x axis: room for 1, 2 and 5 across n_ctx
+        pf.update_xaxes(range=np.log10(xlim).tolist(), **log_ticks(x, max_decades=4))
+        pf.update_yaxes(range=list(ylim))
         paths.append(save_plotly(pf, out / "dup_positional.html"))
     return paths
 
