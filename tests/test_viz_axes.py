@@ -499,3 +499,20 @@ def test_positional_head_labels_do_not_overlap(figs, tmp_path):
     hover = [n for t in html.data for n in t.text]
     assert sorted(hover) == sorted(result.positional.heads), "every head is named on hover"
     assert {t.name for t in html.data} == {"local", "mixed", "uniform"}  # coloured by kind, as in the PNG
+
+
+def test_near_intersection_rows_are_bands_labelled_like_the_gap_axis(figs, tmp_path):
+    """The right panel: one band per gap, smallest at the bottom, written as the left panel's log axis
+    writes the same gaps (10^-4, not 0.0001), and a row with no pair outside the bound says so."""
+    twisted_pair._near(NS(near_intersection=NS(rows=_near_rows())), tmp_path)
+    fig = figs["tp_near_intersection.png"]
+    fig.canvas.draw()
+    right = fig.axes[1]
+    assert right.get_ylim() == (-0.5, 1.5)
+    labels = [t.get_text() for t in right.get_yticklabels()]
+    assert labels == ["$10^{-4}$", "$10^{-1}$"], labels
+    left = {re.sub(r"\\mathdefault\{(.*)\}", r"\1", t.get_text()) for t in fig.axes[0].get_xticklabels()}
+    assert set(labels) <= left, (labels, left)
+    assert [t.get_text() for t in right.texts] == ["none outside the bound"] and right.texts[0].get_position()[1] == 1
+    html = figs["tp_near_intersection.html"]
+    assert list(html.layout.yaxis2.ticktext) == ["0.0001", "0.1"] and list(html.layout.yaxis2.tickvals) == [0, 1]

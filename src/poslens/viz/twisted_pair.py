@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,16 @@ from plotly.subplots import make_subplots
 from .common import plt, png_wanted, save_plotly, save_png
 
 _FLOOR = 1e-16  # log axes: exact zeros are drawn at this floor
+
+
+def _power_of_ten(v: float) -> str:
+    """``v`` as matplotlib labels a log axis: a power of ten as 10^k (mathtext), anything else plainly.
+
+    >>> _power_of_ten(0.0001), _power_of_ten(0.003)
+    ('$10^{-4}$', '0.003')
+    """
+    e = math.log10(v) if v > 0 else 0.5
+    return f"$10^{{{round(e)}}}$" if abs(e - round(e)) < 1e-9 else f"{v:g}"
 
 
 def _estimate(r, out: Path) -> list[Path]:
@@ -151,6 +162,7 @@ def _near(r, out: Path) -> list[Path]:
     margins = (("crossing_margin", "gate margin at the crossing", "o-", "circle", "solid"),
                ("other_margin_min", "smallest margin elsewhere", "s--", "square", "dash"))
     xlabel = "t = i / n of pairs outside the bound under noise (lines: crossing)"
+    band = [int(b) for b in np.argsort(np.argsort(gap, kind="stable"))]  # each row's band, smallest gap lowest
     paths = []
     if png_wanted():
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -160,13 +172,19 @@ def _near(r, out: Path) -> list[Path]:
         a1.set(xlabel="gap (the branches pass 2 gap apart)", ylabel="margin (input units)")
         a1.legend(fontsize=8)
         a1.set_title("loop curve: margins")
-        for y, x in enumerate(rows):
+        for y, x in zip(band, rows):
             a2.plot(x.failure_positions, [y] * len(x.failure_positions), "r|", ms=10)
+            if not len(x.failure_positions):
+                a2.text(0.5, y, "none outside the bound", ha="center", va="center", color="grey", fontsize=8)
         a2.axvline(rows[-1].t1, color="k", lw=0.6)
         a2.axvline(rows[-1].t2, color="k", lw=0.6)
-        a2.set_yticks(range(len(rows)), [f"{g:g}" for g in gap])
+        # a band per gap, written as the left panel's log axis writes it (10^-4, not 0.0001); matplotlib's
+        # own limits put the end rows on the frame, or a row without marks outside the axes
+        a2.set_yticks(range(len(rows)), [_power_of_ten(g) for g in sorted(gap)])
+        a2.set_ylim(-0.5, len(rows) - 0.5)
         a2.set_xlim(0, 1)
         a2.set(xlabel=xlabel, ylabel="gap")
+        a2.set_title("pairs outside the bound under noise")
         paths.append(save_png(fig, out / "tp_near_intersection.png"))
     g = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                       subplot_titles=["loop curve: margins", "pairs outside the bound under noise"])
@@ -177,17 +195,21 @@ def _near(r, out: Path) -> list[Path]:
     g.add_trace(go.Scatter(x=[min(gap), max(gap)], y=[noise, noise], mode="lines", name="noise sigma",
                            line={"color": "grey", "dash": "dot"}), row=1, col=1)
     fx = [t for x in rows for t in x.failure_positions]
-    fy = [y for y, x in enumerate(rows) for _ in x.failure_positions]
+    fy = [y for y, x in zip(band, rows) for _ in x.failure_positions]
     g.add_trace(go.Scatter(x=fx, y=fy, mode="markers", name="outside the bound",
                            marker={"symbol": "line-ns-open", "size": 12, "color": "red", "line": {"width": 1.5}},
                            showlegend=False, hovertemplate="t=%{x:.3f}<extra></extra>"), row=1, col=2)
     for t in (rows[-1].t1, rows[-1].t2):
         g.add_vline(x=t, line={"color": "black", "width": 1}, row=1, col=2)
+    for y, x in zip(band, rows):
+        if not len(x.failure_positions):
+            g.add_annotation(x=0.5, y=y, text="none outside the bound", showarrow=False, font={"color": "grey"},
+                             row=1, col=2)
     g.update_xaxes(type="log", title_text="gap (the branches pass 2 gap apart)", row=1, col=1)
     g.update_yaxes(type="log", title_text="margin (input units)", row=1, col=1)
     g.update_xaxes(range=[0, 1], title_text=xlabel, row=1, col=2)
-    g.update_yaxes(tickvals=list(range(len(rows))), ticktext=[f"{v:g}" for v in gap], range=[-0.5, len(rows) - 0.5],
-                   title_text="gap", row=1, col=2)
+    g.update_yaxes(tickvals=list(range(len(rows))), ticktext=[f"{v:g}" for v in sorted(gap)],
+                   range=[-0.5, len(rows) - 0.5], title_text="gap", row=1, col=2)
     g.update_layout(title="Near an intersection", width=1000,
                     legend={"orientation": "h", "x": 0, "y": -0.25, "yanchor": "top"}, margin={"b": 120})
     paths.append(save_plotly(g, out / "tp_near_intersection.html"))
