@@ -516,3 +516,19 @@ def test_near_intersection_rows_are_bands_labelled_like_the_gap_axis(figs, tmp_p
     assert [t.get_text() for t in right.texts] == ["none outside the bound"] and right.texts[0].get_position()[1] == 1
     html = figs["tp_near_intersection.html"]
     assert list(html.layout.yaxis2.ticktext) == ["0.0001", "0.1"] and list(html.layout.yaxis2.tickvals) == [0, 1]
+
+
+def test_heat_maps_over_whole_numbers_tick_at_whole_numbers(tmp_path):
+    """Plotly's own ticks on a 4-head grid fall at -0.5, 0.5, 1.5; saved grids tick at 0, 1, 2, 3."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=3)
+    fig.add_heatmap(z=np.zeros((L, H)), row=1, col=1)  # layers x heads, no coordinates given
+    fig.add_heatmap(z=np.zeros((2, 2)), x=["a", "b"], y=[0.5, 1.5], row=1, col=2)  # categories and fractions
+    fig.add_heatmap(z=np.zeros((2, 50)), x=list(range(50)), y=[3, 7], row=1, col=3)  # too many columns to tick each
+    fig.update_yaxes(tickvals=[0, 2], row=1, col=1)  # ticks the figure chose are kept
+    common.save_plotly(fig, tmp_path / "grid.html")
+    lay = fig.layout
+    assert lay.xaxis.dtick == 1 and lay.yaxis.dtick is None and list(lay.yaxis.tickvals) == [0, 2]
+    assert lay.xaxis2.dtick is None and lay.yaxis2.dtick is None
+    assert lay.xaxis3.dtick is None and lay.yaxis3.dtick == 1

@@ -123,6 +123,7 @@ def save_plotly(fig, path: str | Path) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _whole_ticks(fig)
     natural = fig.layout.width or 0
     height = int(fig.layout.height or DEFAULT_HEIGHT)
     meta = fig.layout.meta if isinstance(fig.layout.meta, dict) else {}
@@ -131,6 +132,20 @@ def save_plotly(fig, path: str | Path) -> Path:
     fig.write_html(str(path), include_plotlyjs=_SHARED_PLOTLY or "directory", config={"responsive": True},
                    default_width="100%", default_height=f"{height}px")
     return path
+
+
+def _whole_ticks(fig, most: int = 40) -> None:
+    """A heat map over whole numbers (layers, heads, indices) ticks at whole numbers: on a grid of a
+    few cells plotly's own ticks fall between them (-0.5, 0.5, 1.5). An axis given ticks is left."""
+    for tr in fig.data:
+        if tr.type != "heatmap" or tr.z is None or not len(tr.z):
+            continue
+        for axis, coords, n in (("x", tr.x, len(tr.z[0])), ("y", tr.y, len(tr.z))):
+            whole = coords is None or all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in coords)
+            ref = getattr(tr, f"{axis}axis") or axis  # "x2" lives in layout.xaxis2
+            ax = fig.layout[f"{axis}axis{ref[1:]}"]
+            if whole and n <= most and ax.dtick is None and ax.tickvals is None and ax.tickmode is None:
+                ax.dtick = 1
 
 
 _CHARMAP: set[int] | None = None
