@@ -13,14 +13,20 @@ Editing hooks replace what passes through a hook point: ``edits={name: fn}`` whe
 place); ``hook.name`` and ``hook.batch`` (the slice of the input batch being run) say
 where it is. Ablation and activation patching stand on this.
 
->>> runner = Runner(load_weights("tiny"))                                  # doctest: +SKIP
->>> acts = runner.run(tokens, hooks=["blocks.0.attn.hook_pattern"])        # doctest: +SKIP
->>> acts["blocks.0.attn.hook_pattern"].shape   # [batch, head, query, key] # doctest: +SKIP
+>>> from poslens.models import load_weights
+>>> from poslens.models.tokenizer import Tokenizer
+>>> w = load_weights("tiny")                       # 3 layers of 4 heads, n_ctx 256
+>>> runner, tok = Runner(w), Tokenizer.for_checkpoint(w.source)
+>>> tokens = torch.tensor([tok.encode("And God said, Let there be light", prepend_bos=True)])
+>>> acts = runner.run(tokens, hooks=["blocks.0.attn.hook_pattern"])
+>>> acts["blocks.0.attn.hook_pattern"].shape   # [batch, head, query, key]
+torch.Size([1, 4, 11, 11])
 >>> # positional inputs alone (no W_E needed):
->>> acts = runner.run(embed=torch.zeros(1, 512, cfg.d_model), hooks=[...]) # doctest: +SKIP
->>> # zero-ablate head 0.5 and read the logits:
->>> def zero_head(z, hook): z[:, :, 5] = 0                                 # doctest: +SKIP
->>> runner.run(tokens, edits={"blocks.0.attn.hook_z": zero_head}, logits=True)  # doctest: +SKIP
+>>> acts = runner.run(embed=torch.zeros(1, 256, w.cfg.d_model), hooks=["blocks.0.attn.hook_pattern"])
+>>> # zero-ablate head 0.3 (in place: the edit returns None) and read the logits:
+>>> def zero_head(z, hook): z[:, :, 3] = 0
+>>> runner.run(tokens, edits={"blocks.0.attn.hook_z": zero_head}, logits=True).logits.shape
+torch.Size([1, 11, 1024])
 
 Every family has the same hook names: ``hook_embed``; ``hook_pos_embed`` only where a
 learned table exists; per block ``hook_resid_pre|mid|post``, ``ln1|ln2.hook_scale|
@@ -42,8 +48,11 @@ rounding). Hooks and edits see suffix positions only (patterns are [batch, head,
 prefix + suffix]); a one-row prefix serves any batch of suffixes, or give one prefix row per
 suffix row. The prefix is computed without edits.
 
->>> prefix = runner.prefix(tok.encode("The words are:", prepend_bos=True))   # doctest: +SKIP
->>> acts = runner.run(suffix_batch, prefix=prefix, hooks=["blocks.3.hook_resid_post"])  # doctest: +SKIP
+>>> prefix = runner.prefix(tok.encode("The words are:", prepend_bos=True))
+>>> suffix_batch = torch.tensor([tok.encode(" light"), tok.encode(" water")])
+>>> acts = runner.run(suffix_batch, prefix=prefix, hooks=["blocks.2.hook_resid_post"])
+>>> acts["blocks.2.hook_resid_post"].shape     # suffix positions only
+torch.Size([2, 2, 96])
 """
 
 from __future__ import annotations

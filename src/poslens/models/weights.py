@@ -213,8 +213,8 @@ def as_weights(model, what: str) -> Weights:
     """``model`` if it is Weights, else the model it names (a name, hub id, ``NAME@REV`` or a
     checkpoint directory, as a string or a path), so every analysis takes what ``load_weights`` takes.
 
-    >>> as_weights("tiny", "helix").cfg.n_layers        # doctest: +SKIP
-    2
+    >>> as_weights("tiny", "helix").cfg.n_layers
+    3
     >>> as_weights(3, "helix")
     Traceback (most recent call last):
     poslens.errors.InvalidInputError: helix takes the model's Weights, a model name or a checkpoint directory; got int
