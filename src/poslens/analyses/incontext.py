@@ -9,7 +9,9 @@ the first copy, never), by up to ln(vocab / h) nats. So each second copy is also
 a random order, which such a head predicts as well and an induction circuit does not:
 ``induction_gain`` = loss on the shuffled second copy minus loss on the exact one.
 
->>> g = copy_gain(Runner(load_weights("tiny")), repeated_tokens(8, 128, 4096, bos=0), bos=True)  # doctest: +SKIP
+>>> from poslens.data.sequences import repeated_tokens
+>>> w = load_weights("tiny")                                                                 # doctest: +SKIP
+>>> g = copy_gain(Runner(w), repeated_tokens(8, 128, w.cfg.d_vocab, bos=0), bos=True)         # doctest: +SKIP
 >>> g["gain"], g["induction_gain"]                                                           # doctest: +SKIP
 """
 

@@ -8,10 +8,11 @@ to the first position (attention sinks) is measured on the same repeated sequenc
 
 >>> from poslens.analyses.heads import duplicate_heads
 >>> from poslens.analyses.profile import model_profile
->>> w = load_weights("tiny")                                     # doctest: +SKIP
+>>> from poslens.models import load_weights
+>>> w = load_weights("tiny-attn")                                # doctest: +SKIP
 >>> p = model_profile(duplicate_heads(w, n_seq=8, seq_len=64))   # doctest: +SKIP
 >>> p.previous_token_heads, p.duplicate_token_heads              # doctest: +SKIP
-(['0.5'], [])
+(['0.0', '0.1'], ['1.1'])
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ directory to read; it is downloaded whole, once, and said so.
 >>> from poslens.models.remote import RemoteSafetensorsFile         # doctest: +SKIP
 >>> f = RemoteSafetensorsFile(url, cache_dir)                       # doctest: +SKIP
 >>> f.get("wpe.weight").shape                                       # doctest: +SKIP
-torch.Size([1600, 1024])
+torch.Size([1024, 1600])
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ computed from d_head x d_head products, so M_h is never formed.
 >>> from poslens.models import load_weights
 >>> r = weight_spectra(load_weights("../shared/data/gpt2-small-partial"), layers=[5])  # doctest: +SKIP
 >>> round(r.matrices["W_Q"]["5"].effective_rank, 2), r.missing[:1]                 # doctest: +SKIP
-(535.52, ['mlp.W_in of layer 5 (mlp.c_fc.weight is not in the checkpoint)'])
+(535.52, ['W_in of layer 5 (mlp.c_fc.weight is not in the checkpoint)'])
 """
 
 from __future__ import annotations

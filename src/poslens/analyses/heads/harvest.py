@@ -158,7 +158,8 @@ def token_classes(
     attention to all earlier occurrences of b. ``affinity[a][b] = matrix[a][b] / matrix[a][a]``;
     tokens are grouped (connected components) where both directions exceed ``group_threshold``.
 
-    >>> tc = token_classes(Runner(w), text_windows, [(0, 5)], tokenizer)   # doctest: +SKIP
+    >>> windows = text_windows(text, tokenizer, 128, 32)                   # doctest: +SKIP
+    >>> tc = token_classes(Runner(w), windows, [(0, 5)], tokenizer)        # doctest: +SKIP
     >>> tc.heads["0.5"].groups                                             # doctest: +SKIP
     [["'.'", "','", "' and'"]]
     """

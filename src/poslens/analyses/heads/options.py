@@ -59,7 +59,8 @@ class Options:
 def check_heads(weights: Weights, heads: list[tuple[int, int]] | None) -> None:
     """Raise InvalidInputError for a (layer, head) the model does not have.
 
-    >>> check_heads(load_weights("tiny"), [(0, 99)])   # doctest: +SKIP
+    >>> from poslens.models import load_weights
+    >>> check_heads(load_weights("tiny"), [(0, 99)])
     Traceback (most recent call last):
     poslens.errors.InvalidInputError: head 0.99 does not exist: ...
     """

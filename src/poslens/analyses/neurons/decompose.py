@@ -194,7 +194,7 @@ def decompose_neuron(
     copies of the current token; every other head its PVO at the current position.
 
     >>> d = decompose_neuron(fold_layer_norm(w), (0, 5), 1168, tokens)   # doctest: +SKIP
-    >>> d["reconstruction_error"] < 1e-6                                  # doctest: +SKIP
+    >>> d.reconstruction_error < 1e-6                                     # doctest: +SKIP
     True
     """
     cfg = weights.cfg
