@@ -7,7 +7,7 @@ key) and which models it applies to. :func:`check` turns claims and a result int
 :class:`ClaimCheck` rows ("published vs ours"); analyses themselves return measurements only.
 
 >>> from poslens.claims import sinks_gu2024                                   # doctest: +SKIP
->>> [c.holds for c in check(sinks_gu2024.CLAIMS, result, applies="gpt2")]    # doctest: +SKIP
+>>> [c.holds for c in check(sinks_gu2024.CLAIMS, result, kinds=model_kind(w.cfg, w.label))]   # doctest: +SKIP
 """
 
 from __future__ import annotations

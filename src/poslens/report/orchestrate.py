@@ -13,7 +13,7 @@ option recomputes only the stages whose key it changes.
 >>> from poslens.report import run_model, default_stages        # doctest: +SKIP
 >>> rep = run_model("tiny", "poslens-out/report", default_stages(), size="quick")  # doctest: +SKIP
 >>> [(o.name, o.status) for o in rep.outcomes]                  # doctest: +SKIP
-[('helix', 'done'), ...]
+[('profile', 'done'), ('helix', 'done'), ...]
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ damaged, edited, or written for other material (another poslens version, other c
 reported as absent and recomputed, never trusted.
 
 >>> s = Store(tmp_path)                                       # doctest: +SKIP
->>> k = s.key({"model": "tiny", "analysis": "helix"})         # doctest: +SKIP
+>>> material = {"model": "tiny", "analysis": "helix"}         # doctest: +SKIP
+>>> k = s.key(material)                                       # doctest: +SKIP
 >>> s.put(k, material, {"status": "ok", "metrics": {}}); s.get(k, material)   # doctest: +SKIP
 """
 

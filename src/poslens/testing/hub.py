@@ -8,7 +8,7 @@ check what a reader fetched.
 
 >>> with FakeHub(root) as hub:                      # doctest: +SKIP
 ...     hub.endpoint, hub.bytes_sent
-('http://127.0.0.1:40123', 0)
+('http://127.0.0.1:...', 0)
 """
 
 from __future__ import annotations

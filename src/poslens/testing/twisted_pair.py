@@ -15,7 +15,7 @@ to recover:
 
 >>> p = planted_twisted_pair_checkpoint(tmp_path / "tp")          # doctest: +SKIP
 >>> p.pairs                                                        # doctest: +SKIP
-[(12, 87), ...]
+[(37, 110), ...]
 """
 
 from __future__ import annotations

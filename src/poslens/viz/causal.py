@@ -3,8 +3,9 @@
 Each function takes a result and an output directory and returns the paths it wrote
 (PNG through matplotlib, interactive HTML through plotly).
 
->>> from poslens.viz.causal import patch_figures     # doctest: +SKIP
->>> patch_figures(result, Path("out"))                # doctest: +SKIP
+>>> from poslens.viz.causal import figures, patch_heatmap   # doctest: +SKIP
+>>> patch_heatmap(result, Path("out"))        # a PatchResult            # doctest: +SKIP
+>>> figures(result, Path("out"))              # any causal result, by its type   # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ def layer5_rows(weights, known: dict[str, S.Spectrum] | None = None) -> list[Cla
     Returns one row per published number for the best match, and one naming the matrix
     with every convention tried in its note.
 
-    >>> [c.reproduced for c in layer5_rows(load_weights("gpt2-small-partial"))]     # doctest: +SKIP
+    >>> [c.reproduced for c in layer5_rows(load_weights("../shared/data/gpt2-small-partial"))]   # doctest: +SKIP
     [True, True, True, True, True]
     """
 
