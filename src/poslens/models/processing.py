@@ -6,9 +6,9 @@ is missing (a partial checkpoint), the step leaves that part untouched and says 
 recorded step name, e.g. ``fold_layer_norm[ln2 kept: blocks.0.mlp.W_in missing]``.
 
 >>> from poslens.models import load_weights, processing as P
->>> w = P.fold_layer_norm(load_weights("tiny"))             # doctest: +SKIP
->>> w = P.center_writing_weights(w)                         # doctest: +SKIP
->>> w.processing                                            # doctest: +SKIP
+>>> w = P.fold_layer_norm(load_weights("tiny"))
+>>> w = P.center_writing_weights(w)
+>>> w.processing
 ('fold_layer_norm', 'center_writing_weights')
 """
 

@@ -7,8 +7,8 @@ heads; without one the second stage is skipped with that reason. Both run every 
 input in one batched pass of their own; they read reductions (losses, attention to the
 previous token, masked neuron means) through read-only edits, not shared harvests.
 
->>> from poslens.report.stage_causal import STAGES   # doctest: +SKIP
->>> [s.name for s in STAGES]                        # doctest: +SKIP
+>>> from poslens.report.stage_causal import STAGES
+>>> [s.name for s in STAGES]
 ['causal_helix', 'causal_dup_neurons']
 """
 

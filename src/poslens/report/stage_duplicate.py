@@ -9,8 +9,8 @@ Both analyses reduce attention patterns and MLP activations on the fly (read-onl
 of the runner), so they run their own passes rather than harvesting full patterns
 ([batch, head, query, key] for every layer) into a shared one.
 
->>> from poslens.report.stage_duplicate import STAGES   # doctest: +SKIP
->>> [s.name for s in STAGES]                            # doctest: +SKIP
+>>> from poslens.report.stage_duplicate import STAGES
+>>> [s.name for s in STAGES]
 ['dup_heads', 'dup_neurons']
 """
 

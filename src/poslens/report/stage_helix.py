@@ -3,8 +3,8 @@
 Weight-only: it reads ``wpe.weight`` (and ``wte.weight`` when the checkpoint has it, for
 the token/position comparisons) and runs no forward pass.
 
->>> from poslens.report.stage_helix import STAGES   # doctest: +SKIP
->>> [s.name for s in STAGES]                        # doctest: +SKIP
+>>> from poslens.report.stage_helix import STAGES
+>>> [s.name for s in STAGES]
 ['helix']
 """
 

@@ -3,8 +3,8 @@
 Each stage's options are its analysis's ``Options`` at the report's size (``full`` is the
 studies' own size); the page shows the study's claims beside our figures.
 
->>> from poslens.report.stage_positional import STAGES   # doctest: +SKIP
->>> [s.name for s in STAGES]                             # doctest: +SKIP
+>>> from poslens.report.stage_positional import STAGES
+>>> [s.name for s in STAGES]
 ['sinks', 'position_probe', 'rotary']
 """
 

@@ -6,8 +6,8 @@ to the first position on the same repeated sequences. :func:`profile_for` gives 
 stage the profile of its model: from this run, or recomputed when this stage is cached
 (its cached result is read through ``ctx.finished``) or not selected.
 
->>> from poslens.report.stage_profile import STAGES   # doctest: +SKIP
->>> [s.name for s in STAGES]                          # doctest: +SKIP
+>>> from poslens.report.stage_profile import STAGES
+>>> [s.name for s in STAGES]
 ['profile']
 """
 

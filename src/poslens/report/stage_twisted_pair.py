@@ -6,8 +6,8 @@ cached like any stage); the model part reads W_pos and the attention weights (an
 its own hand-built model, and the model part needs only layer-0 attention on positional
 inputs.
 
->>> from poslens.report.stage_twisted_pair import STAGES   # doctest: +SKIP
->>> [s.name for s in STAGES]                               # doctest: +SKIP
+>>> from poslens.report.stage_twisted_pair import STAGES
+>>> [s.name for s in STAGES]
 ['twisted_pair']
 """
 

@@ -7,8 +7,8 @@ of the section it reads, e.g. the model profile's) and a one-line reason. A scor
 ``weak_fraction`` × threshold and the threshold is *weak*. The stage's cache key includes
 the cache keys of the sections it reads, so a recomputed section recomputes the verdicts.
 
->>> from poslens.report.stage_verdicts import STAGES   # doctest: +SKIP
->>> [s.name for s in STAGES]                           # doctest: +SKIP
+>>> from poslens.report.stage_verdicts import STAGES
+>>> [s.name for s in STAGES]
 ['verdicts']
 """
 

@@ -3,7 +3,7 @@
 The prompts are generated with the model's own tokenizer and read at the labelled tokens
 only, so the stage runs its own grouped-by-length pass instead of sharing a padded one.
 
->>> from poslens.report.stage_word_index import STAGES   # doctest: +SKIP
+>>> from poslens.report.stage_word_index import STAGES
 """
 
 from __future__ import annotations

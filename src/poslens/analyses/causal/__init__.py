@@ -15,7 +15,7 @@
   neurons), :mod:`.question_helix` (W_pos's top-3 subspace), :mod:`.question_word_index`
   (word-index probe directions).
 
->>> from poslens.analyses.causal import ablate_head, run_with, patch_sweep, logit_diff   # doctest: +SKIP
+>>> from poslens.analyses.causal import ablate_head, run_with, patch_sweep, logit_diff
 """
 
 from __future__ import annotations

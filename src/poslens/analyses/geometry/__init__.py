@@ -7,5 +7,5 @@ distribution) and :mod:`.probe` (the probing points the last two share). They me
 only; the slides' figures are :mod:`poslens.claims.dissecting_the_frog.geometry`'s.
 Nothing is imported here, so a report stage's cache key covers just the module it runs.
 
->>> from poslens.analyses.geometry import spectra, spheres, subspaces, logit_lens   # doctest: +SKIP
+>>> from poslens.analyses.geometry import spectra, spheres, subspaces, logit_lens
 """
