@@ -1,8 +1,12 @@
 """poslens: mechanistic interpretability of positional information in GPT-2-style transformers.
 
+>>> import torch
 >>> from poslens import load_weights, Runner
->>> w = load_weights("tiny")                       # doctest: +SKIP
->>> acts = Runner(w).run(tokens, hooks=["blocks.0.attn.hook_pattern"])  # doctest: +SKIP
+>>> w = load_weights("tiny")
+>>> tokens = torch.tensor([[0, 464, 256, 389]])   # [batch, pos] token ids
+>>> acts = Runner(w).run(tokens, hooks=["blocks.0.attn.hook_pattern"])
+>>> acts["blocks.0.attn.hook_pattern"].shape       # [batch, head, query, key]
+torch.Size([1, 4, 4, 4])
 """
 
 from __future__ import annotations
