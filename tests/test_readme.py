@@ -20,6 +20,16 @@ def test_python_api_example_runs(tmp_path, monkeypatch):
     assert scope["logits"].shape[-1] == scope["w"].cfg.d_vocab
 
 
+def test_causal_python_example_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sec = README.split("### `poslens ablate`, `poslens patch`", 1)[1].split("\n### ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", sec, re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert set(scope["r"].effects) == {"loss"}
+    assert scope["p"].sweep == "heads" and len(scope["p"].normalized) == 3  # tiny: 3 layers x 4 heads
+
+
 def test_every_command_in_the_readme_exists():
     named = set(re.findall(r"`poslens ([a-z][a-z-]*)", README))
     known = {c for cmds in COMMAND_MODULES.values() for c in cmds}
