@@ -161,7 +161,7 @@ def token_classes(
     >>> windows = text_windows(text, tokenizer, 128, 32)                   # doctest: +SKIP
     >>> tc = token_classes(Runner(w), windows, [(0, 5)], tokenizer)        # doctest: +SKIP
     >>> tc.heads["0.5"].groups                                             # doctest: +SKIP
-    [["'.'", "','", "' and'"]]
+    [['.', ',', ' and']]
     """
     t = torch.as_tensor(tokens)
     vals, counts = torch.unique(t, return_counts=True)
