@@ -526,6 +526,7 @@ def test_heat_maps_over_whole_numbers_tick_at_whole_numbers(tmp_path):
     fig.add_heatmap(z=np.zeros((L, H)), row=1, col=1)  # layers x heads, no coordinates given
     fig.add_heatmap(z=np.zeros((2, 2)), x=["a", "b"], y=[0.5, 1.5], row=1, col=2)  # categories and fractions
     fig.add_heatmap(z=np.zeros((2, 50)), x=list(range(50)), y=[3, 7], row=1, col=3)  # too many columns to tick each
+    fig.add_heatmap(z=np.zeros((3, 3)), x=[0, 512, 1023], y=[1, 2, 3], row=1, col=3)  # 3 samples spanning 1,024
     fig.update_yaxes(tickvals=[0, 2], row=1, col=1)  # ticks the figure chose are kept
     common.save_plotly(fig, tmp_path / "grid.html")
     lay = fig.layout

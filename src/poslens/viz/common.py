@@ -142,9 +142,11 @@ def _whole_ticks(fig, most: int = 40) -> None:
             continue
         for axis, coords, n in (("x", tr.x, len(tr.z[0])), ("y", tr.y, len(tr.z))):
             whole = coords is None or all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in coords)
+            # the span, not the count: 32 sampled positions of 1,024 ticked one by one are 1,024 labels
+            span = n if not whole or coords is None or not len(coords) else int(max(coords)) - int(min(coords)) + 1
             ref = getattr(tr, f"{axis}axis") or axis  # "x2" lives in layout.xaxis2
             ax = fig.layout[f"{axis}axis{ref[1:]}"]
-            if whole and n <= most and ax.dtick is None and ax.tickvals is None and ax.tickmode is None:
+            if whole and span <= most and ax.dtick is None and ax.tickvals is None and ax.tickmode is None:
                 ax.dtick = 1
 
 
