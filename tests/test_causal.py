@@ -309,6 +309,16 @@ def test_equal_baseline_draws_have_no_spread():
     assert "no spread, so no z" in against(c.baseline, c.z, "random")
 
 
+def test_a_baseline_counts_each_random_counterpart_once(runner, toks):
+    # two of layer 0's four heads leave one other pair: asked for ten draws, the baseline is that pair once
+    r = ablation_effect(runner, toks, [ablate_head(0, [0, 2])], [next_token_loss(toks)], n_baseline=10)
+    assert r.baseline.n_draws == 1 and [d[0].index for d in r.baseline.draws] == [[1, 3]]
+    assert r.effects["loss"].baseline.n == 1
+    assert "only 1 different random counterpart exists (asked for 10)" in " ".join(r.notes)
+    r3 = ablation_effect(runner, toks, [ablate_head(0, [0])], [next_token_loss(toks)], n_baseline=10)
+    assert r3.baseline.n_draws == 3 and len({tuple(d[0].index) for d in r3.baseline.draws}) == 3
+
+
 def test_ablation_effect_reports_baseline_for_vector_metrics(runner, toks):
     m = neuron_activation(0, [1, 2])
     r = ablation_effect(runner, toks, [ablate_neuron(0, [1])], [m, next_token_loss(toks)], n_baseline=4, seed=1)

@@ -82,12 +82,21 @@ def random_counterpart(iv: Intervention, cfg, exclude: dict[str, set[int]], draw
 
 
 def baseline_variants(interventions: Sequence[Intervention], cfg, n: int, seed: int) -> list[list[Intervention]]:
-    """``n`` random versions of the whole list (each intervention replaced by its counterpart)."""
+    """Up to ``n`` random versions of the whole list (each intervention replaced by its counterpart),
+    all different: where a layer has fewer other head sets than ``n`` (two of tiny-attn's four heads
+    leave one other pair), a repeated draw would count one measurement as several."""
     exclude: dict[str, set[int]] = {}
     for iv in interventions:
         if iv.target in ("head", "neuron"):
             exclude.setdefault(iv.hook, set()).update(iv.index)
-    return [[random_counterpart(iv, cfg, exclude, d, seed) for iv in interventions] for d in range(n)]
+    out, seen = [], set()
+    for d in range(n):
+        variant = [random_counterpart(iv, cfg, exclude, d, seed) for iv in interventions]
+        key = tuple((iv.hook, tuple(iv.index), tuple(iv.basis)) for iv in variant)
+        if key not in seen:
+            seen.add(key)
+            out.append(variant)
+    return out
 
 
 def effects_table(values: dict[str, np.ndarray], metrics: Sequence[Metric], target: int, clean: int,
@@ -156,6 +165,10 @@ def ablation_effect(
     notes = [f"layer {_layer(iv.hook)} has too few other heads for a disjoint random baseline of {len(iv.index)}; "
              "random draws may include the ablated heads" for iv in interventions
              if iv.target == "head" and set(head_pool(runner.cfg.n_heads, len(iv.index), iv.index)) & set(iv.index)]
+    if len(draws) < n_baseline:
+        one = len(draws) == 1
+        notes.append(f"only {len(draws)} different random counterpart{'' if one else 's'} exist{'s' if one else ''} "
+                     f"(asked for {n_baseline}): the baseline has {len(draws)} draw{'' if one else 's'}")
     return AblationResult(
         model=runner.weights.label, processing=tuple(runner.weights.processing),
         options={"n_baseline": n_baseline, "seed": seed, "dtype": str(runner.dtype).replace("torch.", ""),
@@ -166,7 +179,7 @@ def ablation_effect(
         baseline=RandomBaseline(kind="same ablation on random targets of the same size (heads of the same layer, never "
                                      "the ablated ones; neurons of the same layer; uniformly random subspaces of the same "
                                      "dimension)",
-                                n_draws=n_baseline, draws=[[iv.describe(full=False) for iv in d] for d in draws]),
+                                n_draws=len(draws), draws=[[iv.describe(full=False) for iv in d] for d in draws]),
         n_sequences=B, seconds=round(time.perf_counter() - t0, 3), notes=notes,
     )
 
