@@ -396,6 +396,16 @@ def test_every_plotly_axis_is_titled(every_plotly):
     assert not untitled, "axes without a title:\n" + "\n".join(untitled)
 
 
+def test_every_3d_scene_is_seen_from_the_camera_that_keeps_its_labels_inside(every_plotly):
+    """From plotly's default eye the z axis's labels and title fall outside a scene narrower than it is tall."""
+    scenes = [(file, k, fig.layout[k]) for file, fig in sorted(every_plotly.items())
+              for k in fig.layout.to_plotly_json() if k.startswith("scene")]
+    assert {"helix_3d.html", "tp_curve.html"} <= {file for file, _, _ in scenes}
+    for file, k, sc in scenes:
+        cam = sc.camera.to_plotly_json()
+        assert cam == common.SCENE_CAMERA, (file, k, cam)
+
+
 def test_the_axis_check_sees_every_plotly_figure_the_package_writes(every_plotly):
     """Each figure file named in the viz sources (save_plotly(fig, out / "name.html"), or a stem handed to
     effect_strip, patch_heatmap or helix._grid; an f-string's fields match anything) was read above."""

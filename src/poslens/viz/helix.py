@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from .common import log_ticks, plt, png_wanted, save_plotly, save_png, sparse_log_labels
+from .common import SCENE_CAMERA, log_ticks, plt, png_wanted, save_plotly, save_png, sparse_log_labels
 
 CMAP = "jet"  # blue -> red along the positions, like the seed's figures
 PLOTLY_SCALE = "Jet"
@@ -107,11 +107,9 @@ def _scatter3d_plotly(coords: np.ndarray, positions: np.ndarray, name: str, show
 
 
 def _fit_cubes(fig) -> None:
-    """Step every scene's camera back: from plotly's default eye a cube overfills a scene narrower
-    than it is tall (three side by side in a report card), cutting off its corners and tick labels.
-    Its axes are named PC1-PC3 as in the PNG (plotly would write x, y and z)."""
-    fig.update_scenes(camera=dict(eye=dict(x=1.6, y=1.6, z=1.2)), xaxis_title_text="PC1", yaxis_title_text="PC2",
-                      zaxis_title_text="PC3")
+    """Every scene seen from :data:`~poslens.viz.common.SCENE_CAMERA`, its axes named PC1-PC3 as in
+    the PNG (plotly would write x, y and z)."""
+    fig.update_scenes(camera=SCENE_CAMERA, xaxis_title_text="PC1", yaxis_title_text="PC2", zaxis_title_text="PC3")
 
 
 # ----------------------------------------------------------------------------- one model

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import plt, png_wanted, save_plotly, save_png
+from .common import SCENE_CAMERA, plt, png_wanted, save_plotly, save_png
 
 _FLOOR = 1e-16  # log axes: exact zeros are drawn at this floor
 
@@ -261,7 +261,8 @@ def _curve(r, out: Path) -> list[Path]:
                                marker={"size": 3, "color": s.cell, "colorscale": "Turbo", "colorbar": {"title": "cell"}},
                                text=[f"i={i}" for i in s.i]))
     g.update_layout(title=f"{r.construction.curve.name}: points coloured by active sentry (first 3 coordinates)")
-    g.update_scenes(xaxis_title_text="x[0]", yaxis_title_text="x[1]", zaxis_title_text="x[2]")  # not plotly's x, y, z
+    g.update_scenes(camera=SCENE_CAMERA, xaxis_title_text="x[0]", yaxis_title_text="x[1]",
+                    zaxis_title_text="x[2]")  # not plotly's x, y, z
     return [save_plotly(g, out / "tp_curve.html")]
 
 
