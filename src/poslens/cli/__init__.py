@@ -14,6 +14,7 @@ import warnings
 import click
 
 from ..errors import Interrupted, PoslensError
+from ..models.allocator import keep_freed_memory
 from .common import bound_numeric_options, guard_device_options, output_candidates, remove_new_outputs
 
 # module name -> command names it defines (imported lazily so `poslens --help` stays fast)
@@ -52,6 +53,7 @@ class LazyGroup(click.Group):
         return None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        keep_freed_memory()
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..errors import InvalidInputError, PoslensError
+from ..models.allocator import keep_freed_memory
 from .orchestrate import (SIZES, Context, Harvest, ModelReport, Outcome, Stage, parse_overrides, prepare_out, run_model,
                           select_stages)
 from .page import render_model_page, slug, write_pages
@@ -86,6 +87,7 @@ def build_report(
         raise InvalidInputError("--only/--skip leave no analysis to run")
     compute = {s.name for s in chosen} if (list(only) or list(skip)) else None
     overrides = parse_overrides(sets, all_stages)
+    keep_freed_memory()
 
     contexts: dict[str, Context | None] = {}
     errors: dict[str, str] = {}

@@ -34,7 +34,10 @@ class RayUnavailableError(PoslensError):
 def _init_worker() -> None:
     import torch
 
+    from ..models.allocator import keep_freed_memory
+
     torch.set_num_threads(1)
+    keep_freed_memory()
 
 
 def _run_one(task: dict):
