@@ -2,7 +2,7 @@
 ``chromium-driver``) through Selenium, the page served from localhost.
 
 Checks, on the real reports of ``tiny``, ``tiny-attn`` and the partial GPT-2 small (quick
-size): no console errors, every figure rendered (plotly SVG/canvas with non-zero size,
+size): figures far below the first screen wait until scrolled to, no console errors, every figure rendered (plotly SVG/canvas with non-zero size,
 images decoded), the 3D helix of ``tiny`` turns when dragged, and the layout holds at 1280
 and 1920 px: every figure lies inside its card, no two figures
 overlap, and no title, subplot title, colour bar or legend intersects another (or a colour
@@ -144,11 +144,27 @@ def _serve(directory: Path):
     return httpd
 
 
+DRAWN = "return Array.from(document.querySelectorAll('.plotly-graph-div')).filter(function (g) { return g._fullLayout; }).length"
+
+
+def _load_and_draw(browser, url: str, n_plotly: int) -> None:
+    """Load the page: figures near the first screen are drawn, the others when scrolled to; then draw all."""
+    browser.get(url)
+    _wait(browser, "return document.readyState === 'complete'")
+    _wait(browser, "return new Promise(function (r) { requestAnimationFrame(function () { setTimeout(function () { r(true); }, 300); }); })")
+    first = browser.execute_script(DRAWN)  # the observer has reported on the first layout
+    assert first < n_plotly, f"all {n_plotly} figures were drawn at load; off-screen ones should wait"
+    last = browser.execute_script("var g = document.querySelectorAll('.plotly-graph-div'); g = g[g.length - 1];"
+                                  "g.scrollIntoView(); return g.id;")
+    _wait(browser, f"return !!document.getElementById('{last}')._fullLayout", timeout=60)
+    browser.execute_script("window.scrollTo(0, 0)")
+    _wait(browser, "return window.poslensDrawAll()")
+
+
 def _layout_at(browser, url: str, n_plotly: int, width: int) -> dict:
     browser.set_window_size(width, 1000)
-    if browser.current_url != url:  # a page already open is resized, not reloaded: a load renders every figure
-        browser.get(url)
-        _wait(browser, "return document.readyState === 'complete'")
+    if browser.current_url != url:  # a page already open is resized, not reloaded
+        _load_and_draw(browser, url, n_plotly)
     _wait(browser, f"return document.querySelectorAll('.plotly-graph-div .main-svg').length >= {n_plotly}")
     # Responsive figures resize on the next animation frame after the window does.
     browser.execute_script("window.dispatchEvent(new Event('resize'));")
@@ -236,6 +252,7 @@ def test_helix_turns_when_dragged(browser, tiny_page):
     _, url = tiny_page
     if browser.current_url != url:  # the page the layout check opened, not a second load
         browser.get(url)
+        _wait(browser, "return document.readyState === 'complete' && window.poslensDrawAll()")
     _wait(browser, "return document.querySelectorAll('.plotly-graph-div .main-svg').length > 0")
     gid = _wait(browser, """
       var g = Array.from(document.querySelectorAll('.plotly-graph-div')).find(

@@ -1,8 +1,8 @@
 """The report page: one self-contained HTML file per model, plus an index for several.
 
 Plotly's JavaScript is inlined once in the page head; each analysis's interactive figures
-(the HTML files its ``figures()`` wrote) are embedded as plotly divs, and PNGs without an
-interactive twin as base64 ``<img>``; so the page works offline and can be mailed as one
+(the HTML files its ``figures()`` wrote) are embedded as plotly divs, each drawn when it is
+scrolled near (the page opens at once), and PNGs without an interactive twin as base64 ``<img>``; so the page works offline and can be mailed as one
 file. Figure files stay beside it in ``figures/`` for anyone who wants them separately.
 
 >>> html = render_model_page(report)          # a ModelReport from run_model  # doctest: +SKIP
@@ -116,7 +116,7 @@ def _plotly_parts(path: Path) -> tuple[str, int | None, int | None] | None:
         nm = _NATURAL.search(script)
         natural = int(nm.group(1)) if nm else natural
         parts.append(f'<div id="{div_id}" class="plotly-graph-div" style="height:100%;width:100%"></div>'
-                     f'<script type="text/javascript">{script}</script>')
+                     f'<script type="text/javascript">poslensFigure("{div_id}", function () {{{script}}});</script>')
     return ("\n".join(parts), height, natural) if parts else None
 
 
@@ -205,7 +205,7 @@ def _head(title: str, plotly: bool) -> str:
         from plotly.offline import get_plotlyjs
 
         js = ("<script type=\"text/javascript\">window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
-              f'<script type="text/javascript">{get_plotlyjs()}</script>')
+              f'<script type="text/javascript">{get_plotlyjs()}</script>\n{_LAZY_JS}')
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
             f'<meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,"><style>{_CSS}</style>{js}</head><body><main>')
 
@@ -342,7 +342,35 @@ def render_model_page(rep, index_href: str | None = None) -> str:
     return "\n".join(h)
 
 
-# Each figure is drawn as its card is parsed, when the card may still be alone on its row;
+# A report holds 30-40 figures, and drawing them all at load took 8-11 s in headless Chromium:
+# each is drawn when its card comes within a screen of the viewport (all of them before
+# printing, or on ``poslensDrawAll()``).
+_LAZY_JS = """<script type="text/javascript">(function () {
+  var pending = {};
+  function draw(id) {
+    var f = pending[id];
+    if (!f) return;
+    delete pending[id];
+    if (observer) observer.unobserve(document.getElementById(id));
+    f();
+  }
+  var observer = window.IntersectionObserver ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) { if (e.isIntersecting) draw(e.target.id); });
+  }, {rootMargin: '100% 0px'}) : null;
+  window.poslensFigure = function (id, f) {
+    pending[id] = f;
+    var el = document.getElementById(id);
+    if (observer && el) observer.observe(el); else draw(id);
+  };
+  window.poslensDrawAll = function () {
+    Object.keys(pending).forEach(draw);
+    return new Promise(function (r) { requestAnimationFrame(function () { r(true); }); });
+  };
+  window.addEventListener('beforeprint', function () { window.poslensDrawAll(); });
+})();</script>"""
+
+
+# A figure may be drawn before every card is laid out (when its card is still alone on its row);
 # re-fit every figure whenever its card changes size (the next card arrives, the window resizes).
 _FIT_JS = """<script type="text/javascript">(function () {
   function fit(gd) { if (gd && gd._fullLayout && window.Plotly) { window.Plotly.Plots.resize(gd); } }
