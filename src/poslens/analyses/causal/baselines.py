@@ -40,8 +40,8 @@ class Spread:
 
 @dataclass(frozen=True)
 class Comparison:
-    """An effect against baseline draws: ``z = (effect - mean) / std``, ``ratio = effect / |mean|``,
-    ``share_as_large`` = fraction of draws with ``|draw| >= |effect|``."""
+    """An effect against baseline draws: ``z = (effect - mean) / std`` (NaN when the draws have no
+    spread), ``ratio = effect / |mean|``, ``share_as_large`` = fraction of draws with ``|draw| >= |effect|``."""
 
     effect: float
     baseline: Spread
@@ -74,11 +74,9 @@ def compare(effect: float, draws: Iterable[float]) -> Comparison:
     """``effect`` against the baseline ``draws`` (a :class:`Comparison`)."""
     b = spread(draws)
     effect = float(effect)
-    z = float("nan")
-    if b.n > 1 and b.std > 0:
-        z = (effect - b.mean) / b.std
-    elif b.n >= 1 and b.std == 0:
-        z = 0.0 if effect == b.mean else math.copysign(float("inf"), effect - b.mean)
+    # No spread (one draw, or all draws equal): the words say "no z", and so does the number,
+    # rather than an infinite z that report.json would write as null anyway.
+    z = (effect - b.mean) / b.std if b.n > 1 and b.std > 0 else float("nan")
     ratio = effect / abs(b.mean) if b.n and b.mean != 0 else float("nan")
     share = float(np.mean(np.abs(b.draws) >= abs(effect))) if b.n else float("nan")
     return Comparison(effect, b, z, ratio, share)
