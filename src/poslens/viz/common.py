@@ -211,7 +211,8 @@ def subplot_colorbar(fig, row: int, col: int, title: str | None = None) -> dict:
 
 
 class _LogLabels(LogFormatterSciNotation):
-    """Matplotlib's log-axis labels, of which those between powers of ten only at 2 and 5 times one."""
+    """Matplotlib's log-axis labels, of which those between powers of ten only at 2 and 5 times one;
+    written out ("0.5", "2", "200") on an axis whose view lies within 0.001..10^5, as powers beyond."""
 
     def __init__(self):
         # (1, inf): above one power of ten in view only the powers are labelled, as by default; at or
@@ -221,19 +222,24 @@ class _LogLabels(LogFormatterSciNotation):
     def __call__(self, x, pos=None):
         if x > 0 and round(x / 10.0 ** math.floor(math.log10(x) + 1e-9)) not in (1, 2, 5):
             return ""
-        return super().__call__(x, pos)
+        label = super().__call__(x, pos)
+        lo, hi = sorted(self.axis.get_view_interval()) if self.axis is not None else (0.0, math.inf)
+        # "2×10⁰" beside "10¹" reads worse than "2" beside "10" where every number is short
+        return f"{x:g}" if label and lo >= 1e-3 and hi <= 1e5 else label
 
 
 def sparse_log_labels(*axes) -> None:
     """Label the minor ticks of these matplotlib log axes (``ax.xaxis``, ``ax.yaxis``) at most at
-    2 and 5 times a power of ten. When the view holds at most one power of ten matplotlib labels
-    2, 3, 4 and 6 times it, and 3 and 4 lie an eighth of a decade apart: their labels run into
-    each other on an x axis or a short y axis.
+    2 and 5 times a power of ten, written out where the view lies within 0.001..10^5. When the
+    view holds at most one power of ten matplotlib labels 2, 3, 4 and 6 times it, and 3 and 4
+    lie an eighth of a decade apart: their labels run into each other on an x axis or a short y
+    axis; and it writes them as 2×10⁰.
 
     >>> fig, ax = plt.subplots(); ax.set_xscale("log"); ax.set_xlim(2, 30)   # doctest: +SKIP
     >>> sparse_log_labels(ax.xaxis)                                           # doctest: +SKIP
     """
     for axis in axes:
+        axis.set_major_formatter(_LogLabels())
         axis.set_minor_formatter(_LogLabels())
 
 
