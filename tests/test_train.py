@@ -73,6 +73,18 @@ def test_resume_continues_exactly(corpus, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
+@pytest.fixture(autouse=True)
+def _sigint_at_its_default():
+    """Ctrl-C as a terminal delivers it: a process started in the background by a non-interactive
+    shell (``cmd &`` in a script) inherits SIGINT ignored, and the trainer rightly leaves a handler
+    it did not expect alone, so the Ctrl-C tests below would see nothing happen."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _press_ctrl_c_at(monkeypatch, at_step: int, also_while_saving: bool = False):
     """Send this process a real SIGINT while step ``at_step``'s batch is drawn (mid-step), and with
     ``also_while_saving`` a second one in the middle of the checkpoint it causes."""
