@@ -1,4 +1,5 @@
-"""Option values given from Python are checked against their field's type, in one place (poslens.options.resolve)."""
+"""Option values given from Python are checked against their field's type, in one place (poslens.options.checked):
+whether given as keywords to an analysis (resolve) or to an Options class directly (options_class)."""
 
 from __future__ import annotations
 
@@ -85,3 +86,18 @@ def test_every_options_default_fits_its_declared_type(cls):
     for f in dataclasses.fields(cls):
         default = cls().__getattribute__(f.name)
         assert checked(f.name, default, hints[f.name]) == default, f.name
+
+
+@pytest.mark.parametrize("cls", list(_options_classes()), ids=lambda c: f"{c.__module__.split('.')[2]}.{c.__name__}")
+def test_every_options_class_checks_types_when_built_directly(cls):
+    # the same one-line error as a keyword to the analysis, not a TypeError from a comparison in __post_init__
+    for f in dataclasses.fields(cls):
+        with pytest.raises(InvalidInputError, match=rf"^{f.name} must be .* \(got <object object at"):
+            cls(**{f.name: object()})
+
+
+def test_built_directly_a_list_becomes_a_tuple_and_the_options_stay_hashable():
+    from poslens.analyses.heads import Options as Heads
+
+    o = Heads(layers=[0, 1])
+    assert o.layers == (0, 1) and hash(o) == hash(Heads(layers=(0, 1)))

@@ -43,6 +43,36 @@ def resolve(cls: type[T], options: T | None, overrides: dict[str, Any], what: st
     return dataclasses.replace(base, **overrides) if overrides else base
 
 
+def options_class(cls: type[T]) -> type[T]:
+    """A frozen dataclass whose every construction checks its fields' types (:func:`checked`) before
+    the class's own ``__post_init__`` runs; so ``Options(n_components="4")`` is the same one clear
+    error as ``helix(w, n_components="4")``, and a list given for a tuple field becomes a tuple.
+
+    >>> @options_class
+    ... class Demo:
+    ...     k: int = 3
+    >>> Demo(k="3")
+    Traceback (most recent call last):
+    poslens.errors.InvalidInputError: k must be an integer (got '3')
+    """
+    own = getattr(cls, "__post_init__", None)
+    hints: dict[str, Any] = {}
+
+    def __post_init__(self) -> None:
+        if not hints:  # resolved once, on first use: the annotations are strings until then
+            hints.update(typing.get_type_hints(type(self)))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            fixed = checked(f.name, value, hints[f.name])
+            if fixed is not value:
+                object.__setattr__(self, f.name, fixed)
+        if own is not None:
+            own(self)
+
+    cls.__post_init__ = __post_init__
+    return dataclasses.dataclass(frozen=True)(cls)
+
+
 def check_choices(options: Any) -> None:
     """Every field declared with ``metadata={"choices": (...)}`` holds one of them (one clear error if not);
     the CLI offers the same choices (``cli.options.options_flags``).

@@ -21,10 +21,12 @@ _WORDS = {int: ("integers", "1,2,3"), float: ("numbers", "0.1,1,10"), str: ("nam
 
 
 class CommaList(click.ParamType):
-    """``1,2,3`` -> ``(1, 2, 3)`` for a ``tuple[int, ...]`` field (floats and names alike); blank -> None."""
+    """``1,2,3`` -> ``(1, 2, 3)`` for a ``tuple[int, ...]`` field (floats and names alike); blank -> None
+    where the field takes None (its default), else the empty tuple (which the options' own checks judge)."""
 
-    def __init__(self, item: type):
+    def __init__(self, item: type, blank: tuple | None = None):
         self.item = item
+        self.blank = blank
         self.name = _WORDS[item][0]
 
     def convert(self, value, param, ctx):
@@ -32,7 +34,7 @@ class CommaList(click.ParamType):
             return None if value is None else tuple(value)
         parts = [p.strip() for p in str(value).split(",") if p.strip()]
         if not parts:
-            return None
+            return self.blank
         try:
             return tuple(self.item(p) for p in parts)
         except ValueError:
@@ -44,7 +46,8 @@ def _type(f: dataclasses.Field):
     t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
     head = t.split("|")[0].strip()
     if head.startswith("tuple[") and head.endswith(", ...]"):
-        return CommaList(_TYPES[head[6:-6].strip()])
+        optional = "None" in [x.strip() for x in t.split("|")]
+        return CommaList(_TYPES[head[6:-6].strip()], blank=None if optional else ())
     return _TYPES.get(head, str)
 
 

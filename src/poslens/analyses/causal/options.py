@@ -11,10 +11,10 @@ poslens.errors.InvalidInputError: kind must be 'zero' (project out) or 'mean' (k
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from ...errors import InvalidInputError
-from ...options import check_choices
+from ...options import check_choices, options_class
 
 ABLATIONS = ("zero", "mean", "resample")
 
@@ -25,7 +25,7 @@ def _at_least(**values) -> None:
             raise InvalidInputError(f"{name} must be at least {low}; got {value}")
 
 
-@dataclass(frozen=True)
+@options_class
 class AblationOptions:
     """``poslens ablate run``: how the named heads / neurons / direction are ablated and measured."""
 
@@ -53,7 +53,7 @@ class AblationOptions:
                   batch_size=(self.batch_size, 1))
 
 
-@dataclass(frozen=True)
+@options_class
 class PatchOptions:
     """``poslens patch``: which activations are patched between the clean and corrupted prompts."""
 
@@ -78,7 +78,7 @@ class PatchOptions:
         _at_least(batch_size=(self.batch_size, 1))
 
 
-@dataclass(frozen=True)
+@options_class
 class DupNeuronAblationOptions:
     """``poslens ablate dup-neurons``: the duplicate-token heads ablated, the duplicate neurons watched."""
 
@@ -111,7 +111,7 @@ class DupNeuronAblationOptions:
             raise InvalidInputError("the neuron list is empty; name at least one neuron or leave it out")
 
 
-@dataclass(frozen=True)
+@options_class
 class WordIndexAblationOptions:
     """``poslens ablate word-index``: the word-index probe subspace ablated, the signal patched between prompts."""
 
@@ -160,7 +160,7 @@ class WordIndexAblationOptions:
         return "auto" if str(self.C) == "auto" else float(self.C)
 
 
-@dataclass(frozen=True)
+@options_class
 class HelixAblationOptions:
     k: int = field(default=3, metadata={"help": "top principal components of W_pos to remove"})
     skip_first: bool = field(default=True, metadata={

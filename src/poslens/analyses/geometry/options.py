@@ -11,9 +11,10 @@ poslens.errors.InvalidInputError: positions must be one of sequence, random; got
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from ...errors import InvalidInputError
+from ...options import options_class
 
 MATRICES = ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_out")
 GATED = "W_gate"  # the gate of a gated (SwiGLU) MLP, decomposed beside W_in
@@ -23,7 +24,7 @@ SPACES = ("features", "tokens")
 DEFAULT_LENGTHS = {"short": 15, "medium": 150, "long": 500}
 
 
-@dataclass(frozen=True)
+@options_class
 class SpectraOptions:
     layers: tuple[int, ...] | None = field(default=None, metadata={"help": "layers to decompose, e.g. 0,5 (default: all)"})
     matrices: tuple[str, ...] = field(default=MATRICES, metadata={
@@ -40,7 +41,7 @@ class SpectraOptions:
                 raise InvalidInputError(f"unknown matrix '{m}'; choose from {', '.join((*MATRICES, GATED))}")
 
 
-@dataclass(frozen=True)
+@options_class
 class SphereOptions:
     n_tokens: int = field(default=1000, metadata={"help": "random tokens per sphere-overlap trial"})
     n_trials: int = field(default=20, metadata={"help": "sphere-overlap trials"})
@@ -77,7 +78,7 @@ def check_options(subspace: str, space: str, threshold: float) -> None:
         raise InvalidInputError(f"space must be one of {', '.join(SPACES)}; got '{space}'")
 
 
-@dataclass(frozen=True)
+@options_class
 class SubspacesOptions:
     lengths: dict[str, int] | None = field(default=None, metadata={
         "help": "prompt lengths in tokens, NAME -> N (default short 15, medium 150, long 500)"})
@@ -101,7 +102,7 @@ class SubspacesOptions:
                                     f"got '{self.noise}'")
 
 
-@dataclass(frozen=True)
+@options_class
 class LensOptions:
     top_k: int = field(default=10, metadata={"help": "tokens listed per layer and per generation step"})
     n_generate: int = field(default=10, metadata={"help": "greedy tokens to generate (0: none)"})

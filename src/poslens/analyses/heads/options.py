@@ -10,16 +10,17 @@ poslens.errors.InvalidInputError: rank_by='text' needs natural text: a corpus fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from ...errors import InvalidInputError
+from ...options import options_class
 
 if TYPE_CHECKING:
     from ...models.weights import Weights
 
 
-@dataclass(frozen=True)
+@options_class
 class Options:
     layers: tuple[int, ...] | None = field(default=None, metadata={"help": "layers to score, e.g. 0,1 (default: all)"})
     n_seq: int = field(default=64, metadata={"help": "repeated random-token sequences"})

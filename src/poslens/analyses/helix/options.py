@@ -10,12 +10,13 @@ poslens.errors.InvalidInputError: fit_components must be between 2 and n_compone
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from ...errors import InvalidInputError
+from ...options import options_class
 
 
-@dataclass(frozen=True)
+@options_class
 class Options:
     start: int | None = field(default=None, metadata={
         "help": "first position of the PCA (default 1; 0 with keep_first)"})

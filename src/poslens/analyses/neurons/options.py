@@ -7,14 +7,15 @@ against the model in :func:`~poslens.analyses.neurons.analysis.duplicate_neurons
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from ...errors import InvalidInputError
+from ...options import options_class
 
 LN_SCALES = ("approx", "approx-const", "exact-mean", "none")  # how the layer-0 LayerNorm scale is modelled
 
 
-@dataclass(frozen=True)
+@options_class
 class Options:
     head: tuple[int, int] | None = field(default=None, metadata={
         "help": "head whose positional signal to follow (default: layer 0's strongest duplicate head)"})

@@ -4,15 +4,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from ...errors import InvalidInputError
+from ...options import options_class
 
 INPUT_KINDS = ("text", "random_tokens", "positional")
 TARGETS = ("position", "log_position")
 
 
-@dataclass(frozen=True)
+@options_class
 class Options:
     n_seq: int = field(default=64, metadata={"help": "sequences (split into training and test sequences)"})
     seq_len: int = field(default=128, metadata={"help": "tokens per sequence (capped at n_ctx)"})

@@ -4,12 +4,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from ...errors import InvalidInputError
+from ...options import options_class
 
 
-@dataclass(frozen=True)
+@options_class
 class Options:
     n_seq: int = field(default=16, metadata={"help": "text windows (or random-token sequences)"})
     seq_len: int = field(default=128, metadata={"help": "tokens per sequence (capped at n_ctx)"})

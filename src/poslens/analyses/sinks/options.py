@@ -4,9 +4,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from ...errors import InvalidInputError
+from ...options import options_class
 
 INPUT_KINDS = ("random_tokens", "repeated_token", "text", "positional")
 INPUT_HELP = {
@@ -17,7 +18,7 @@ INPUT_HELP = {
 }
 
 
-@dataclass(frozen=True)
+@options_class
 class Options:
     epsilon: float = field(default=0.3, metadata={"help": "alpha(0) above which a head's first position is a sink",
                                                      "range": "(0, 1)"})

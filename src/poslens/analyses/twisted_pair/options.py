@@ -10,16 +10,17 @@ poslens.errors.InvalidInputError: unknown derivative scheme 'spline'; use savgol
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from ...errors import InvalidInputError
+from ...options import options_class
 
 GATES = ("fit", "dot")
 SCHEMES = ("savgol", "central")
 DTYPES = ("float64", "float32")
 
 
-@dataclass(frozen=True)
+@options_class
 class Options:
     curve: str = field(default="helix", metadata={
         "help": "helix, circle-drift, random, loop, or MODULE:FUNCTION / FILE.py:FUNCTION (t [N] -> [N, d])"})

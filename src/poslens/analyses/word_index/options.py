@@ -10,15 +10,16 @@ poslens.errors.InvalidInputError: need at least 2 units per prompt to tell them 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from ...errors import InvalidInputError
+from ...options import options_class
 
 LABEL_TOKENS = ("last", "first")
 DEFAULT_CS = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 
-@dataclass(frozen=True)
+@options_class
 class Options:
     layers: tuple[int, ...] | None = field(default=None, metadata={
         "help": "residual points to probe, 0..n_layers (0 = embeddings, L = entering block L, n_layers = after the "
