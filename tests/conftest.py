@@ -31,7 +31,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # by the seconds each file took on 2 cores (``pytest --durations=0``, summed per file); files
 # not named keep their order after these.
 LONGEST_FIRST = ("test_report_browser.py", "test_report_partial_gpt2.py", "test_sweep_ray.py", "test_report.py",
-                 "test_word_index.py", "test_helix.py", "test_families_analyses.py", "test_sweep.py", "test_spectra.py",
+                 "test_word_index.py", "test_viz_axes.py", "test_helix.py", "test_families_analyses.py", "test_sweep.py",
+                 "test_spectra.py",
                  "test_train.py", "test_twisted_pair.py", "test_causal_questions.py", "test_runner.py",
                  "test_duplicate_neurons.py", "test_subspaces.py")
 
