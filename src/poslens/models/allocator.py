@@ -3,9 +3,10 @@
 glibc's malloc hands blocks over 32 MB back to the kernel on ``free`` (each is its own
 ``mmap``) and trims the heap's free top. A forward pass allocates and frees the same
 activation buffers batch after batch, so every batch faults its buffers in again: the
-report on a gpt2-small-shaped model took 3.6 million minor page faults and 19 s of kernel
-time, 6 s with freed memory kept (``benchmarks/bench_report.py``). On a virtual machine
-whose host reclaims idle memory, those faults are dearer still. Intel's guidance for
+report on a gpt2-small-shaped model took 3.2-3.6 million minor page faults and 16-19 s of
+kernel time, 0.7 million and 4-7 s with freed memory kept (``benchmarks/bench_report.py``),
+though its wall time on a warmed-up machine moved only within noise. On a virtual machine
+whose host reclaims idle memory, each such fault costs more. Intel's guidance for
 PyTorch on CPUs swaps in jemalloc or tcmalloc for the same reason; ``mallopt`` gets most of
 that without a preload. The cost: the process keeps its peak memory until it exits.
 
