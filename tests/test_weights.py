@@ -129,6 +129,18 @@ def test_full_processing_is_invariant(model, tokens):
     assert _same_up_to_position_constant(logits(p, tokens), logits(w, tokens)) <= TOL
 
 
+def test_processing_reads_and_computes_only_what_is_asked_for(model, tokens):
+    w = load_weights(str(model[0]))
+    p = P.process(w)
+    assert w._raw == {}  # processing a whole model read nothing yet
+    W_in = p.get("blocks.0.mlp.W_in")
+    assert set(w._raw) and all(".0." in name for name in w._raw), sorted(w._raw)  # layer 0's tensors only
+    assert p.get("blocks.0.mlp.W_in") is W_in  # computed once
+    whole = P.process(load_weights(str(model[0])))
+    assert torch.equal(W_in, whole.get("blocks.0.mlp.W_in"))
+    assert _same_up_to_position_constant(logits(p, tokens), logits(w, tokens)) <= TOL
+
+
 def test_processing_a_partial_checkpoint_records_what_was_kept(partial_ckpt):
     w = P.fold_layer_norm(load_weights(str(partial_ckpt)))
     step = w.processing[0]

@@ -1,7 +1,9 @@
 """Weight processing as short pure functions: each takes Weights and returns new Weights.
 
 Each step is exact for the model's outputs (up to a per-position constant on logits for
-``center_unembed``) and is recorded in ``Weights.processing``. Where a tensor a step needs
+``center_unembed``) and is recorded in ``Weights.processing``. Steps are lazy: a processed
+tensor is computed when first read (:class:`~poslens.models.weights.Deferred`), so
+processing a whole model and reading one layer reads and computes that layer only. Where a tensor a step needs
 is missing (a partial checkpoint), the step leaves that part untouched and says so in the
 recorded step name, e.g. ``fold_layer_norm[ln2 kept: blocks.0.mlp.W_in missing]``.
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from .weights import Weights
+from .weights import Deferred, Weights
 
 
 def _step(name: str, notes: list[str]) -> str:
@@ -45,15 +47,21 @@ def fold_layer_norm(w: Weights, center_reading: bool = True) -> Weights:
     up: dict[str, torch.Tensor] = {}
     notes: list[str] = []
 
-    def fold(ln: str, W: torch.Tensor, b: torch.Tensor, d_axis: int):
-        gw, gb = w.get(ln + ".w"), w.get(ln + ".b")
-        shape = [1] * W.dim()
-        shape[d_axis] = -1
-        b_new = b + torch.tensordot(gb, W, dims=([0], [d_axis])) if W.dim() == 2 else b + torch.einsum("d,hdk->hk", gb, W)
-        W_new = W * gw.reshape(shape)
-        if center_reading:
-            W_new = W_new - W_new.mean(dim=d_axis, keepdim=True)
-        return W_new, b_new
+    def fold(ln: str, W_name: str, b_name: str, d_axis: int) -> None:
+        def W_new() -> torch.Tensor:
+            W = w.get(W_name)
+            shape = [1] * W.dim()
+            shape[d_axis] = -1
+            out = W * w.get(ln + ".w").reshape(shape)
+            return out - out.mean(dim=d_axis, keepdim=True) if center_reading else out
+
+        def b_new() -> torch.Tensor:
+            W, gb = w.get(W_name), w.get(ln + ".b")
+            return w.get(b_name) + (torch.tensordot(gb, W, dims=([0], [d_axis])) if W.dim() == 2
+                                    else torch.einsum("d,hdk->hk", gb, W))
+
+        up[W_name], up[b_name] = Deferred(W_new), Deferred(b_new)
+        up[ln + ".w"], up[ln + ".b"] = Deferred(lambda: torch.ones(cfg.d_model)), Deferred(lambda: torch.zeros(cfg.d_model))
 
     for l in range(cfg.n_layers):
         p = f"blocks.{l}."
@@ -63,20 +71,17 @@ def fold_layer_norm(w: Weights, center_reading: bool = True) -> Weights:
             notes.append(f"ln1 of layer {l} kept: {miss} missing")
         else:
             for x in "QKV":
-                up[p + f"attn.W_{x}"], up[p + f"attn.b_{x}"] = fold(p + "ln1", w.get(p + f"attn.W_{x}"), w.get(p + f"attn.b_{x}"), 1)
-            up[p + "ln1.w"], up[p + "ln1.b"] = torch.ones(cfg.d_model), torch.zeros(cfg.d_model)
+                fold(p + "ln1", p + f"attn.W_{x}", p + f"attn.b_{x}", 1)
         miss = _missing(w, [p + "mlp.W_in", p + "mlp.b_in", p + "ln2.w", p + "ln2.b"])
         if miss:
             notes.append(f"ln2 of layer {l} kept: {miss} missing")
         else:
-            up[p + "mlp.W_in"], up[p + "mlp.b_in"] = fold(p + "ln2", w.get(p + "mlp.W_in"), w.get(p + "mlp.b_in"), 0)
-            up[p + "ln2.w"], up[p + "ln2.b"] = torch.ones(cfg.d_model), torch.zeros(cfg.d_model)
+            fold(p + "ln2", p + "mlp.W_in", p + "mlp.b_in", 0)
     miss = _missing(w, ["unembed.W_U", "ln_final.w", "ln_final.b"])
     if miss:
         notes.append(f"ln_final kept: {miss} missing")
     else:
-        up["unembed.W_U"], up["unembed.b_U"] = fold("ln_final", w.get("unembed.W_U"), w.get("unembed.b_U"), 0)
-        up["ln_final.w"], up["ln_final.b"] = torch.ones(cfg.d_model), torch.zeros(cfg.d_model)
+        fold("ln_final", "unembed.W_U", "unembed.b_U", 0)
     return w.replace(up, _step("fold_layer_norm", notes))
 
 
@@ -95,10 +100,13 @@ def center_writing_weights(w: Weights) -> Weights:
     for l in range(cfg.n_layers):
         writers += [f"blocks.{l}.attn.W_O", f"blocks.{l}.attn.b_O", f"blocks.{l}.mlp.W_out", f"blocks.{l}.mlp.b_out"]
     up, skipped = {}, []
+
+    def centred(n: str) -> Deferred:
+        return Deferred(lambda: (t := w.get(n)) - t.mean(dim=-1, keepdim=True))
+
     for n in writers:
         if w.has(n):
-            t = w.get(n)
-            up[n] = t - t.mean(dim=-1, keepdim=True)
+            up[n] = centred(n)
         else:
             skipped.append(n)
     return w.replace(up, _step("center_writing_weights", [f"{len(skipped)} missing tensors kept"] if skipped else []))
@@ -108,21 +116,22 @@ def center_unembed(w: Weights) -> Weights:
     """Subtract the mean over the vocabulary from W_U and b_U (logits shift by a constant per position)."""
     if not w.has("unembed.W_U"):
         return w.replace({}, "center_unembed[skipped: W_U missing]")
-    W_U, b_U = w.get("unembed.W_U"), w.get("unembed.b_U")
-    return w.replace(
-        {"unembed.W_U": W_U - W_U.mean(dim=-1, keepdim=True), "unembed.b_U": b_U - b_U.mean()}, "center_unembed"
-    )
+    return w.replace({"unembed.W_U": Deferred(lambda: (W := w.get("unembed.W_U")) - W.mean(dim=-1, keepdim=True)),
+                      "unembed.b_U": Deferred(lambda: (b := w.get("unembed.b_U")) - b.mean())}, "center_unembed")
 
 
 def fold_value_biases(w: Weights) -> Weights:
     """Move b_V into b_O: attention weights sum to one, so each head adds exactly b_V @ W_O."""
     cfg = w.cfg
     up = {}
+
+    def moved(p: str) -> tuple[Deferred, Deferred]:
+        return (Deferred(lambda: w.get(p + "b_O") + torch.einsum("hk,hkd->d", w.get(p + "b_V"), w.get(p + "W_O"))),
+                Deferred(lambda: torch.zeros_like(w.get(p + "b_V"))))
+
     for l in range(cfg.n_layers):
         p = f"blocks.{l}.attn."
-        b_V, W_O, b_O = w.get(p + "b_V"), w.get(p + "W_O"), w.get(p + "b_O")
-        up[p + "b_O"] = b_O + torch.einsum("hk,hkd->d", b_V, W_O)
-        up[p + "b_V"] = torch.zeros_like(b_V)
+        up[p + "b_O"], up[p + "b_V"] = moved(p)
     return w.replace(up, "fold_value_biases")
 
 

@@ -36,6 +36,23 @@ from .families.gpt2 import to_hf_state_dict as gpt2_state_dict
 _LAYER = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 
+class Deferred:
+    """A tensor computed on first use and kept: how processing steps hand over their results, so
+    folding every LayerNorm of a model reads and computes only the tensors an analysis then asks for.
+    Shared by the Weights derived from one another, so each is computed once.
+    """
+
+    __slots__ = ("fn", "value")
+
+    def __init__(self, fn: Callable[[], torch.Tensor]):
+        self.fn, self.value = fn, None
+
+    def __call__(self) -> torch.Tensor:
+        if self.fn is not None:
+            self.value, self.fn = self.fn(), None
+        return self.value
+
+
 class Weights:
     """Lazily loaded, optionally processed weights of any supported family.
 
@@ -48,14 +65,14 @@ class Weights:
     def __init__(
         self,
         source: Checkpoint,
-        overrides: dict[str, torch.Tensor] | None = None,
+        overrides: dict[str, torch.Tensor | Deferred] | None = None,
         processing: tuple[str, ...] = (),
     ):
         self.source = source
         self.cfg: ModelConfig = source.config
         self.family = family_of(self.cfg)
         self._map = self.family.tensors(self.cfg)
-        self._overrides: dict[str, torch.Tensor] = dict(overrides or {})
+        self._overrides: dict[str, torch.Tensor | Deferred] = dict(overrides or {})
         self._cache: dict[str, torch.Tensor] = {}
         self._raw: dict[str, torch.Tensor] = {}
         self.processing = tuple(processing)
@@ -134,7 +151,8 @@ class Weights:
     def get(self, name: str, needed_for: str | None = None) -> torch.Tensor:
         """The tensor called ``name`` (TransformerLens name), loading it on first use."""
         if name in self._overrides:
-            return self._overrides[name]
+            t = self._overrides[name]
+            return t() if isinstance(t, Deferred) else t
         if name in self._cache:
             return self._cache[name]
         if self._other_family(name):
@@ -181,8 +199,9 @@ class Weights:
         return {n: self.get(n) for n in self.names() if self.has(n)}
 
     # ---- processing support --------------------------------------------------------------
-    def replace(self, updates: dict[str, torch.Tensor], step: str) -> Weights:
-        """A new Weights with ``updates`` applied and ``step`` appended to ``processing``."""
+    def replace(self, updates: dict[str, torch.Tensor | Deferred], step: str) -> Weights:
+        """A new Weights with ``updates`` applied (tensors, or :class:`Deferred` ones computed when
+        first read) and ``step`` appended to ``processing``."""
         new = Weights(self.source, {**self._overrides, **updates}, self.processing + (step,))
         new._cache = dict(self._cache)
         new._raw = self._raw  # raw reads are immutable; share them

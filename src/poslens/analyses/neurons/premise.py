@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from functools import partial
 
 import torch
 
 from ...models.checkpoint import StateDictCheckpoint
-from ...models.weights import Weights
+from ...models.weights import Deferred, Weights
 
 
 def not_applicable_reason(cfg, label: str = "this model") -> str | None:
@@ -58,9 +59,10 @@ def first_layers(weights: Weights, n_layers: int) -> Weights:
         return weights
     cfg = dataclasses.replace(weights.cfg, n_layers=n_layers)
     keep = [n for n in weights.names() if not (m := re.match(r"blocks\.(\d+)\.", n)) or int(m.group(1)) < n_layers]
-    # In memory, under TransformerLens names; tensors stay the (lazy, memory-mapped) originals.
+    # Under TransformerLens names, each read from the original when first asked for.
     return Weights(StateDictCheckpoint.from_state_dict({}, cfg, weights.label),
-                   overrides={n: weights.get(n) for n in keep if weights.has(n)}, processing=weights.processing)
+                   overrides={n: Deferred(partial(weights.get, n)) for n in keep if weights.has(n)},
+                   processing=weights.processing)
 
 
 def layer_names(layer: int, parts: tuple[str, ...]) -> list[str]:
