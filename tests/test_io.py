@@ -75,3 +75,29 @@ def test_recover_dirs_touches_only_the_folders_it_is_asked_about(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".cache.old", "step-000001"]
     assert _tree(tmp_path / "step-000001") == {"w": "1"}
     recover_dirs(tmp_path / "absent", "step-*")
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names the fsync'd files through /proc (Linux)")
+def test_new_files_reach_the_disk_before_they_replace_the_old_ones(tmp_path, monkeypatch):
+    import os
+
+    import torch
+
+    from poslens.io import atomic_torch_save
+
+    log = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (log.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda a, b: (log.append(("replace", str(b))), real_replace(a, b)))
+    dest = tmp_path / "model"
+    with replace_dir(dest) as new:
+        (new / "config.json").write_text("{}")
+        (new / "sub").mkdir()
+        (new / "sub" / "w.bin").write_bytes(b"1")
+    swap = log.index(("replace", str(dest)))
+    synced = {Path(p).name for kind, p in log[:swap] if kind == "fsync"}
+    assert {"config.json", "w.bin", "sub"} <= synced  # every file and folder, before the swap
+    assert ("fsync", str(tmp_path)) in log[swap:]  # then the parent's entry
+    log.clear()
+    atomic_torch_save({"a": torch.zeros(2)}, tmp_path / "state.pt")
+    assert [k for k, _ in log] == ["fsync", "replace", "fsync"] and log[-1][1] == str(tmp_path)

@@ -42,7 +42,24 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries, to the disk (a folder's fsync is not allowed everywhere)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` that survives a crash of the machine too: a training state is flushed to
+    the disk before it replaces the previous one (a rename alone can reach the disk before the
+    data it names), and the folder's entry after."""
     import torch
 
     path = Path(path)
@@ -50,7 +67,9 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     tmp = _tmp_beside(path)
     try:
         torch.save(obj, tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -72,8 +91,9 @@ def replace_dir(path: str | Path) -> Iterator[Path]:
     becomes ``path``. Entries of the old folder that the new one lacks are carried over (an
     exported model keeps its ``history/``), as rewriting the files in place would have left them.
 
-    The old folder stays in place until the new one is complete; the swap is three renames, and
-    :func:`recover_dir` completes one a kill cut short (until it does, ``path`` may be missing, never mixed).
+    The old folder stays in place until the new one is complete and flushed to the disk; the
+    swap is three renames, and :func:`recover_dir` completes one a kill cut short (until it
+    does, ``path`` may be missing, never mixed).
     """
     path = Path(path)
     recover_dir(path)
@@ -84,10 +104,14 @@ def replace_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(new, ignore_errors=True)
         raise
+    for f in sorted(new.rglob("*")):
+        _fsync(f)
+    _fsync(new)
     if path.exists():
         os.replace(path, old)
         _carry(old, new)
     os.replace(new, path)
+    _fsync(path.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 
