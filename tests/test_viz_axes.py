@@ -396,6 +396,16 @@ def test_every_plotly_axis_is_titled(every_plotly):
     assert not untitled, "axes without a title:\n" + "\n".join(untitled)
 
 
+def test_every_plotly_log_axis_sets_its_ticks(every_plotly):
+    """Left to plotly, a log axis over a decade or two labels every digit 2-9 as a bare digit
+    (viz.common.log_ticks sets 1-2-5 written out, or powers of ten on a long axis)."""
+    log_axes = [(file, name, ax) for file, fig in sorted(every_plotly.items()) for name, ax in _plotly_axes(fig)
+                if ax.type == "log"]
+    assert {"tp_sweeps.html", "tp_noise.html", "tp_near_intersection.html"} <= {f for f, _, _ in log_axes}
+    bare = [f"{file}: {name}" for file, name, ax in log_axes if ax.tickvals is None and ax.dtick is None]
+    assert not bare, "log axes on plotly's own ticks:\n" + "\n".join(bare)
+
+
 def test_every_3d_scene_is_seen_from_the_camera_that_keeps_its_labels_inside(every_plotly):
     """From plotly's default eye the z axis's labels and title fall outside a scene narrower than it is tall."""
     scenes = [(file, k, fig.layout[k]) for file, fig in sorted(every_plotly.items())

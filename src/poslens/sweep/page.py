@@ -37,6 +37,8 @@ def _model_figure(merged: dict, model: str):
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go
 
+    from ..viz.common import log_ticks
+
     names = [n for n, m in merged["metrics"].items() if any(r["model"] == model and r["value"] is not None
                                                              for r in m["rows"])]
     if not names:
@@ -65,7 +67,8 @@ def _model_figure(merged: dict, model: str):
                                          name=kind, showlegend=False, hovertext=[hover[j] for j in sel],
                                          hoverinfo="text", marker=dict(color=color, size=12, symbol=symbol)),
                               row=rr, col=cc)
-        fig.update_xaxes(type="log" if log else "linear", title_text=title, title_font_size=10, row=rr, col=cc)
+        fig.update_xaxes(type="log" if log else "linear", title_text=title, title_font_size=10, row=rr, col=cc,
+                         **(log_ticks(xs) if log else {}))
     fig.update_layout(height=290 * rows_n + 40, margin=dict(l=40, r=20, t=40, b=40), template="plotly_white")
     return fig
 

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import SCENE_CAMERA, plt, png_wanted, save_plotly, save_png
+from .common import SCENE_CAMERA, log_ticks, plt, png_wanted, save_plotly, save_png
 
 _FLOOR = 1e-16  # log axes: exact zeros are drawn at this floor
 
@@ -81,9 +81,12 @@ def _error_bound(r, out: Path) -> list[Path]:
         a2.set_title("along the curve")
         paths.append(save_png(fig, out / "tp_error_bound.png"))
     g = go.Figure()
+    shown = []
     for key, name in (("max_error", "max |error|"), ("max_bound", "max bound"), ("min_bound", "min bound")):
-        g.add_trace(go.Scatter(x=d, y=[max(getattr(x, key), _FLOOR) for x in pd], mode="lines+markers", name=name))
+        shown += [max(getattr(x, key), _FLOOR) for x in pd]
+        g.add_trace(go.Scatter(x=d, y=shown[-len(pd):], mode="lines+markers", name=name))
     g.update_layout(yaxis_type="log", xaxis_title="|i - j|", yaxis_title="positions", title="Error vs bound")
+    g.update_yaxes(**log_ticks(shown))
     paths.append(save_plotly(g, out / "tp_error_bound.html"))
     return paths
 
@@ -118,8 +121,9 @@ def _sweeps(r, out: Path) -> list[Path]:
         for field, _ in fields:
             g.add_trace(go.Scatter(x=x, y=[max(getattr(row, field), _FLOOR) for row in rows], name=f"{key}: {field}",
                                    mode="lines+markers"), row=1, col=col)
-        g.update_xaxes(type="log", title_text=key, row=1, col=col)
-        g.update_yaxes(type="log", title_text=ylabel, row=1, col=col)
+        g.update_xaxes(type="log", title_text=key, **log_ticks(x), row=1, col=col)
+        g.update_yaxes(type="log", title_text=ylabel, row=1, col=col,
+                       **log_ticks([max(getattr(row, f), _FLOOR) for row in rows for f, _ in fields]))
     g.update_layout(title="Error and bound as M, n and k vary", width=max(700, 300 * len(names)))  # panels and a legend: a full-width card
     paths.append(save_plotly(g, out / "tp_sweeps.html"))
     return paths
@@ -150,6 +154,8 @@ def _noise(r, out: Path) -> list[Path]:
         g.add_trace(go.Scatter(x=s, y=y, name=label, mode="lines+markers"))
     g.update_layout(title="Common-mode noise cancels in the pair", xaxis_type="log", yaxis_type="log",
                     xaxis_title="sigma", yaxis_title="rms excess error")
+    g.update_xaxes(**log_ticks(s))
+    g.update_yaxes(**log_ticks([v for _, y in curves for v in y]))
     paths.append(save_plotly(g, out / "tp_noise.html"))
     return paths
 
@@ -205,8 +211,9 @@ def _near(r, out: Path) -> list[Path]:
         if not len(x.failure_positions):
             g.add_annotation(x=0.5, y=y, text="none outside the bound", showarrow=False, font={"color": "grey"},
                              row=1, col=2)
-    g.update_xaxes(type="log", title_text="gap (the branches pass 2 gap apart)", row=1, col=1)
-    g.update_yaxes(type="log", title_text="margin (input units)", row=1, col=1)
+    g.update_xaxes(type="log", title_text="gap (the branches pass 2 gap apart)", **log_ticks(gap), row=1, col=1)
+    g.update_yaxes(type="log", title_text="margin (input units)", row=1, col=1,
+                   **log_ticks([getattr(x, k) for x in rows for k, *_ in margins] + [noise]))
     g.update_xaxes(range=[0, 1], title_text=xlabel, row=1, col=2)
     g.update_yaxes(tickvals=list(range(len(rows))), ticktext=[f"{v:g}" for v in sorted(gap)],
                    range=[-0.5, len(rows) - 0.5], title_text="gap", row=1, col=2)
