@@ -26,8 +26,8 @@ T = TypeVar("T")
 
 
 def resolve(cls: type[T], options: T | None, overrides: dict[str, Any], what: str) -> T:
-    """``options`` (or ``cls()``) with ``overrides`` replacing its fields; an unknown key or a value
-    of the wrong type (:func:`checked`) is one clear error."""
+    """``options`` (or ``cls()``) with ``overrides`` replacing its fields; an unknown key, or (from an
+    :func:`options_class`) a value of the wrong type, is one clear error."""
     if options is not None and not isinstance(options, cls):
         raise InvalidInputError(f"{what}'s options must be a {cls.__module__}.{cls.__qualname__}, not "
                                 f"{type(options).__name__}; give options as keywords ({what}(weights, name=value)) "
@@ -37,9 +37,7 @@ def resolve(cls: type[T], options: T | None, overrides: dict[str, Any], what: st
         if k not in names:
             raise InvalidInputError(
                 f"{what} has no option '{k}'{suggest(k, names)}; its options are: {', '.join(names)}")
-    hints = typing.get_type_hints(cls)
-    overrides = {k: checked(k, v, hints[k]) for k, v in overrides.items()}
-    base = cls() if options is None else options
+    base = cls() if options is None else options  # the values' types are checked as the class is built (options_class)
     return dataclasses.replace(base, **overrides) if overrides else base
 
 

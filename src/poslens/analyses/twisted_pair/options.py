@@ -65,9 +65,6 @@ class Options:
     seed: int = field(default=0, metadata={"help": "random seed"})
 
     def __post_init__(self) -> None:
-        for name in ("sweep_M", "sweep_n", "sweep_k", "grid_n", "grid_k", "grid_M", "noise_sigmas", "gaps",
-                     "reuse_ns", "reuse_Ms"):
-            object.__setattr__(self, name, tuple(getattr(self, name) or ()))  # None or blank: skip
         if self.gate not in GATES:
             raise InvalidInputError(f"unknown gate '{self.gate}'; use one of {', '.join(GATES)}")
         if self.scheme not in SCHEMES:
