@@ -180,6 +180,36 @@ def test_gpt2_part_on_the_partial_checkpoint(partial_ckpt):
     assert f"R² {o.r2:.3f} (Savitzky-Golay, window {o.window}, top {o.n_components} PCs" in row.ours, row.ours
 
 
+def test_derivative_heads_in_value_space_match_the_heads_full_outputs(partial_ckpt):
+    """The cosines and norms are taken in each head's d_head dimensions; the same numbers from its
+    explicit [P, d_model] OV image of LN(x) (real GPT-2 weights, two layers)."""
+    import torch
+    import torch.nn.functional as F
+
+    from poslens.analyses.twisted_pair.gpt2 import derivative_heads
+
+    w = load_weights(str(partial_ckpt))
+    cf, _ = fit_curve(w, n_components=6, n_surrogates=0)
+    got = {h.head: h for h in derivative_heads(w, cf, layers=[0, 3], runner_layer0=False, seed=1).heads}
+    P = len(cf.X)
+    sl, perm = slice(25, P - 25), np.random.default_rng(1).permutation(P)
+    Dc = cf.D - cf.D.mean(0)
+
+    def cos(A, B):
+        return (A * B).sum(1) / (np.linalg.norm(A, axis=1) * np.linalg.norm(B, axis=1))
+
+    for l in (0, 3):
+        g = lambda n: w.get(f"blocks.{l}.{n}").double()  # noqa: E731
+        xn = F.layer_norm(torch.as_tensor(cf.X), (w.cfg.d_model,), g("ln1.w"), g("ln1.b"), w.cfg.eps)
+        for h in range(w.cfg.n_heads):
+            out = ((xn @ g("attn.W_V")[h] + g("attn.b_V")[h]) @ g("attn.W_O")[h]).numpy()
+            oc = out - out.mean(0)
+            r = got[f"{l}.{h}"]
+            assert r.mean_cos == pytest.approx(cos(oc[sl], Dc[sl]).mean(), abs=1e-12)
+            assert r.shuffled_cos == pytest.approx(cos(oc[sl], Dc[perm][sl]).mean(), abs=1e-12)
+            assert r.output_norm == pytest.approx(np.linalg.norm(oc, axis=1).mean(), rel=1e-10)
+
+
 def test_planted_derivative_head_and_twisted_pairs_are_recovered(tmp_path):
     p = planted_twisted_pair_checkpoint(tmp_path / "planted", n_pairs=4)
     g = gpt2_part(load_weights(str(p.path)), n_components=3, window=21, n_surrogates=2)

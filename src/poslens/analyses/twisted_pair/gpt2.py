@@ -224,16 +224,15 @@ def _ln(weights: Weights, layer: int, X: torch.Tensor) -> torch.Tensor:
     return F.layer_norm(X, (cfg.d_model,), w, b, cfg.eps)
 
 
-def head_ov_outputs(weights: Weights, layer: int, X: np.ndarray, values: bool = False):
-    """[heads, P, d_model]: each head's OV image of LN(x) for the rows x of ``X``
-    (with ``values``, also the value vectors [heads, P, d_head] they are made from)."""
+def head_values(weights: Weights, layer: int, X: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each head's value vectors of LN(x) for the rows x of ``X`` ([heads, P, d_head], float64) and
+    its W_O ([heads, d_head, d_model]): the head's OV image of x is ``z @ W_O``, which the callers
+    never build ([heads, P, d_model] is d_model / d_head times larger than what they read)."""
     p = f"blocks.{layer}.attn."
     require(weights, [p + n for n in ("W_V", "b_V", "W_O")], "the heads' OV circuits")
     xn = _ln(weights, layer, torch.as_tensor(X))
     W_V, b_V, W_O = (weights.get(p + n).double() for n in ("W_V", "b_V", "W_O"))
-    z = torch.einsum("pd,hdk->hpk", xn, W_V) + b_V[:, None]
-    out = torch.einsum("hpk,hkd->hpd", z, W_O).numpy()
-    return (out, z.numpy()) if values else out
+    return torch.einsum("pd,hdk->hpk", xn, W_V) + b_V[:, None], W_O
 
 
 def _linear_r2(out: np.ndarray, target: np.ndarray, k: int) -> float:
@@ -260,17 +259,24 @@ def derivative_heads(weights: Weights, cf: CurveFit, *, layers: list[int] | None
     Dc = cf.D - cf.D.mean(0)
     perm = np.random.default_rng(seed).permutation(P)
     k = cf.fit.components.shape[0]
+    Dt = torch.as_tensor(Dc)
+    d_norm = Dt.norm(dim=1)
     rows = []
     for l in layers:
-        outs, zs = head_ov_outputs(weights, l, cf.X, values=True)
+        z, W_O = head_values(weights, l, cf.X)
+        # With zc the centred values, the centred output is zc W_O: its dot with f' is zc . (f' W_O^T)
+        # and its squared norm zc (W_O W_O^T) zc^T, all in the head's d_head dimensions.
+        zc = z - z.mean(1, keepdim=True)
+        o_norm = ((zc @ (W_O @ W_O.mT)) * zc).sum(-1).clamp_min(0).sqrt()  # [H, P]
+        proj = torch.einsum("pd,hkd->hpk", Dt, W_O)
+        cos = ((zc * proj).sum(-1) / (o_norm * d_norm).clamp_min(1e-300))[:, sl].numpy()
+        shuffled = ((zc * proj[:, perm]).sum(-1) / (o_norm * d_norm[perm]).clamp_min(1e-300))[:, sl].numpy()
         for h in range(cfg.n_heads):
-            oc = outs[h] - outs[h].mean(0)
-            cos = _cos_rows(oc[sl], Dc[sl])
             rows.append(DerivativeHead(
-                head=f"{l}.{h}", layer=l, index=h, mean_cos=float(cos.mean()), mean_abs_cos=float(np.abs(cos).mean()),
-                shuffled_cos=float(_cos_rows(oc[sl], Dc[perm][sl]).mean()),
-                readout_r2=_linear_r2(zs[h][sl], cf.D[sl] @ cf.fit.components.T, k),
-                output_norm=float(np.linalg.norm(oc, axis=1).mean()),
+                head=f"{l}.{h}", layer=l, index=h, mean_cos=float(cos[h].mean()),
+                mean_abs_cos=float(np.abs(cos[h]).mean()), shuffled_cos=float(shuffled[h].mean()),
+                readout_r2=_linear_r2(z[h].numpy()[sl], cf.D[sl] @ cf.fit.components.T, k),
+                output_norm=float(o_norm[h].mean()),
             ))
     rows.sort(key=lambda r: -abs(r.mean_cos))
     A, c = np.asarray(cf.ode.A), np.asarray(cf.ode.c)
@@ -314,8 +320,9 @@ def neuron_pairs(weights: Weights, cf: CurveFit, *, layer: int = 0, diff_rank: i
     # The x_j - x_i subspace: how each earlier head's output moves as its attended position moves.
     moves = []
     for l in range(layer + 1):
-        outs = head_ov_outputs(weights, l, cf.X)
-        moves += [_deriv(o, cf.scheme, cf.window) for o in outs]
+        z, W_O = head_values(weights, l, cf.X)
+        # the derivative along positions is linear, so it is taken in d_head dimensions, then mapped out
+        moves += [_deriv(zh.numpy(), cf.scheme, cf.window) @ W.numpy() for zh, W in zip(z, W_O)]
     Md = np.concatenate(moves)
     r = min(int(diff_rank), Md.shape[1], Md.shape[0])
     mp = pca(Md, r, center=False)
