@@ -199,6 +199,32 @@ def test_harvest_matches_full_forward_and_stops_at_deepest_point(planted):
             np.testing.assert_allclose(X[j, rows], acts[hook][0, pts["pos"][rows]].numpy(), atol=1e-5)
 
 
+def test_a_converged_warm_start_is_returned_after_one_exact_gradient_test():
+    """A warm start meeting the stopping rule comes back unchanged with 0 iterations; the test is
+    the objective's own gradient (autograd) against tol, so a tighter tol makes it iterate."""
+    from poslens.analyses.word_index.logistic import _converged_at, fit_softmax
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(2, 300, 6, generator=g, dtype=torch.float64)
+    y = (X[0, :, 0] + 0.5 * torch.randn(300, generator=g, dtype=torch.float64) > 0).long() + (X[0, :, 1] > 1).long()
+    C = torch.tensor([[0.1, 3.0], [1.0, 10.0]], dtype=torch.float64)
+    fit = fit_softmax(X, y, 3, C)
+    assert fit.converged.all()
+    again = fit_softmax(X, y, 3, C, W0=fit.W)
+    assert again.n_iter.eq(0).all() and torch.equal(again.W, fit.W) and again.converged.all()
+    W = fit.W.clone().requires_grad_(True)
+    X1 = torch.cat([X, X.new_ones(2, 300, 1)], -1)
+    logp = torch.log_softmax(X1[:, None] @ W, -1)
+    obj = -logp.gather(-1, y.view(1, 1, -1, 1).expand(2, 2, -1, 1)).mean((-2, -1)) \
+        + (W[..., :-1, :] ** 2).sum((-2, -1)) / (2 * C * 300)
+    (grad,) = torch.autograd.grad(obj.sum(), W)
+    worst = grad.abs().amax((-2, -1))
+    for tol in (float(worst.max()) * 1.01, float(worst.min()) * 0.99):
+        assert torch.equal(_converged_at(X, y, 3, C, fit.W, tol, torch.float64), worst <= tol)
+    tighter = fit_softmax(X, y, 3, C, W0=fit.W, tol=float(worst.min()) * 0.5)
+    assert tighter.n_iter.gt(0).any()
+
+
 def test_batched_probes_match_scikit_learn(planted):
     """Every point and C fitted in one torch batch gives scikit-learn's accuracy (to 0.005) at the same C."""
     import warnings

@@ -68,6 +68,10 @@ def fit_softmax(X: torch.Tensor, y: torch.Tensor, n_classes: int, C: torch.Tenso
 
     >>> fit_softmax(X, y, 4, torch.ones(1, 1)).W[0, 0, -1]   # intercepts   # doctest: +SKIP
     """
+    if W0 is not None and bool(_converged_at(X, y, n_classes, C, W0, tol, dtype).all()):
+        # a warm start that already meets the stopping rule (a float64 check of a float32 fit) is
+        # returned as it is, tested in the original coordinates without rotating X
+        return SoftmaxFit(W0.to(dtype), torch.zeros(C.shape, dtype=torch.long), torch.ones(C.shape, dtype=torch.bool))
     threads = torch.get_num_threads()
     # a small batch spends its time in per-iteration overhead, where threads only contend
     small = X.numel() * C.shape[1] * n_classes < SMALL_WORK
@@ -78,6 +82,18 @@ def fit_softmax(X: torch.Tensor, y: torch.Tensor, n_classes: int, C: torch.Tenso
     finally:
         if small:
             torch.set_num_threads(threads)
+
+
+def _converged_at(X: torch.Tensor, y: torch.Tensor, n_classes: int, C: torch.Tensor, W: torch.Tensor, tol: float,
+                  dtype: torch.dtype) -> torch.Tensor:
+    """``[G, m]``: whether every gradient entry of the objective at ``W`` is at most ``tol``."""
+    X1, W = with_bias(X.to(dtype)), W.to(dtype)
+    n = X1.shape[1]
+    p = torch.softmax(X1[:, None] @ W, -1)  # [G, m, n, K]
+    p -= torch.nn.functional.one_hot(y.long(), n_classes).to(dtype)
+    g = X1[:, None].transpose(-2, -1) @ p / n
+    g[..., :-1, :] += W[..., :-1, :] / (C.to(dtype) * n)[..., None, None]
+    return g.abs().amax((-2, -1)) <= tol
 
 
 def _fit(
