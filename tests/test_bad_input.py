@@ -33,6 +33,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("inspect", ["inspect", "{bert}"], "bert"),
     ("inspect", ["inspect", "{corrupt}"], "safetensors"),
     ("models", ["models", "extra-argument"], "unexpected extra argument"),
+    ("report", ["report", "tiny", "-o", "{out}"], "give a model with --model"),
+    ("helix", ["helix", "tiny", "tiny-attn", "-o", "{out}"], "helix --model tiny --model tiny-attn)"),
     ("helix", ["helix", "-m", "nosuchmodel", "-o", "{out}"], "unknown model"),
     ("helix", ["helix", "-m", "{wpe}", "-o", "{out}"], "wpe.weight"),
     ("helix", ["helix", "-m", "{file}", "-o", "{out}"], "is a file"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 import sys
 import warnings
 
@@ -62,7 +63,7 @@ class LazyGroup(click.Group):
                 rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-            _fail(exc.format_message().rstrip(".") + where, 2)
+            _fail((_model_hint(exc) or exc.format_message().rstrip(".")) + where, 2)
         except click.ClickException as exc:
             _fail(exc.format_message(), exc.exit_code)
         except click.Abort:
@@ -78,6 +79,17 @@ class LazyGroup(click.Group):
             said = str(exc) if isinstance(exc, Interrupted) else "finished work is kept, run the same command to resume"
             click.echo("poslens: interrupted; " + said, err=True)
             sys.exit(130)
+
+
+def _model_hint(exc: click.UsageError) -> str | None:
+    """``poslens report gpt2``: the model is an option here, and the message says so."""
+    m = re.match(r"Got unexpected extra arguments? \((.+)\)", exc.format_message())
+    cmd = exc.ctx.command if exc.ctx is not None else None
+    if m is None or cmd is None or not any(getattr(p, "name", None) == "model" for p in cmd.params):
+        return None
+    given = m.group(1).split()
+    flags = " ".join(f"--model {g}" for g in given)
+    return f"unexpected argument{'s' if len(given) > 1 else ''} {' '.join(given)}: give a model with --model ({exc.ctx.command_path} {flags})"
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
