@@ -85,6 +85,11 @@ def test_helix_question_variance_matched_control(pdup):
     with pytest.raises(InvalidInputError, match="cannot be redone"):
         r.interventions.matched[0].intervention()
     assert r.variance_share.removed_helix > r.variance_share.removed_random.mean
+    assert not [n for n in r.notes if "asked for" in n]
+    # a text too short for n_seq windows is run on the windows it holds, and the result says so
+    few = QH.helix_ablation(w, text=WORDS, n_seq=500, seq_len=40, n_random=2, prev_threshold=0.5)
+    held = few.input.n_seq
+    assert held < 500 and f"the given text holds {held} windows of 40 tokens, not the 500 asked for" in few.notes[-1]
 
 
 def test_helix_question_positional_only_on_a_random_model(small):

@@ -241,6 +241,10 @@ def test_token_classes_find_the_planted_group(planted_groups):
     groups = r.token_classes.heads["0.1"].groups
     assert [sorted(g) for g in groups] == [["w1", "w2", "w3"]]
     assert r.heads["0.1"].score_text is not None and r.data.text.n_seq == 6
+    assert not [n for n in r.notes if "asked for" in n]
+    more = duplicate_heads(load_weights(str(planted_groups.path)), layers=[0], n_seq=2, seq_len=64, text=text,
+                           n_text_seq=9, n_frequent=7)
+    assert more.data.text.n_seq == 6 and more.notes[-1].startswith("the text holds 6 window(s) of 64 tokens, not the 9 asked")
 
 
 def test_text_windows_are_consecutive(planted_groups):
@@ -250,7 +254,9 @@ def test_text_windows_are_consecutive(planted_groups):
     tok = Tokenizer.for_checkpoint(open_checkpoint(str(planted_groups.path)))
     t = text_windows("w1 w2 w3 w4 w5 w6 w7", tok, 4, 10, bos=0)
     assert t.tolist() == [[0, 1, 2, 3], [0, 4, 5, 6]]
-    assert text_windows("w1 w2", tok, 8, 3).tolist() == [[1, 2]]
+    assert text_windows("w1 w2", tok, 8, 3, short="one").tolist() == [[1, 2]]
+    with pytest.raises(InvalidInputError, match="fewer than one window of 8"):
+        text_windows("w1 w2", tok, 8, 3)
 
 
 # ---------------------------------------------------------------------------- positional spread

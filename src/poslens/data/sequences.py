@@ -154,6 +154,28 @@ def text_tokens(text: str, tokenizer, prepend_bos: bool = False, max_len: int | 
     return torch.tensor([ids], dtype=torch.long)
 
 
+def text_windows(text: str, tokenizer, seq_len: int, n_max: int, bos: int | None = None, *,
+                 short: str = "raise") -> torch.Tensor:
+    """Consecutive windows of ``seq_len`` tokens of one text (BOS first when ``bos`` is given), at
+    most ``n_max``: fewer when the text runs out, which the caller can tell from the row count.
+    A text shorter than one window raises, or with ``short="one"`` gives one window of its own length.
+
+    >>> text_windows("a b a b a b", word_tok, 3, 4).tolist()    # doctest: +SKIP
+    [[1, 2, 1], [2, 1, 2]]
+    """
+    body = seq_len - (bos is not None)
+    if body < 2:
+        raise InvalidInputError(f"a window of {seq_len} tokens is too short; use at least {2 + (bos is not None)}")
+    ids = text_tokens(text, tokenizer)[0].tolist()  # raises for a text under two tokens
+    chunks = [ids[i:i + body] for i in range(0, len(ids) - body + 1, body)][:n_max]
+    if not chunks:
+        if short != "one":
+            raise InvalidInputError(f"the text has {len(ids)} tokens, fewer than one window of {body}; use a shorter "
+                                    "sequence length or a longer text (or a corpus)")
+        chunks = [ids]
+    return torch.tensor([([bos] if bos is not None else []) + c for c in chunks], dtype=torch.long)
+
+
 def corpus_sequences(
     path: str | Path,
     tokenizer,

@@ -18,23 +18,6 @@ from ...errors import InvalidInputError
 INPUT_SPECS = ("sample", "corpus:PATH", "text:TEXT", "repeated", "distinct")
 
 
-def text_windows(tokenizer, text: str, seq_len: int, n_seq: int, bos: int | None) -> torch.Tensor:
-    """Up to ``n_seq`` consecutive windows of ``seq_len`` tokens (BOS first when given) from one text."""
-    ids = tokenizer.encode(text)
-    body = seq_len - (bos is not None)
-    if body < 2:
-        raise InvalidInputError(f"a window of {seq_len} tokens is too short; use at least {2 + (bos is not None)}")
-    if len(ids) < body:
-        raise InvalidInputError(f"the text has {len(ids)} tokens, fewer than one window of {body}; use a shorter "
-                                "--seq-len or a longer text")
-    rows = []
-    for s in range(0, len(ids) - body + 1, body):
-        rows.append(([bos] if bos is not None else []) + ids[s:s + body])
-        if len(rows) == n_seq:
-            break
-    return torch.tensor(rows, dtype=torch.long)
-
-
 def distinct_tokens(n_seq: int, seq_len: int, vocab: int, seed: int, exclude=(), bos: int | None = None) -> torch.Tensor:
     """Sequences in which no token occurs twice (BOS first when given)."""
     from ...data.sequences import token_pool
@@ -53,7 +36,7 @@ def distinct_tokens(n_seq: int, seq_len: int, vocab: int, seed: int, exclude=(),
 def make_inputs(spec: str, *, d_vocab: int, tokenizer, n_seq: int, seq_len: int, seed: int = 0,
                 bos: int | None = None) -> torch.Tensor:
     """Token ids ``[n, seq_len]`` for one of :data:`INPUT_SPECS` (text specs need a tokenizer)."""
-    from ...data.sequences import SAMPLE_TEXT, corpus_sequences, repeated_tokens
+    from ...data.sequences import SAMPLE_TEXT, corpus_sequences, repeated_tokens, text_windows
 
     kind, _, arg = spec.partition(":")
     if kind == "repeated":
@@ -67,5 +50,5 @@ def make_inputs(spec: str, *, d_vocab: int, tokenizer, n_seq: int, seq_len: int,
             if not arg:
                 raise InvalidInputError("input 'corpus:PATH' needs a path")
             return corpus_sequences(arg, tokenizer, seq_len, n_seq, seed=seed, prepend_bos=bos is not None)
-        return text_windows(tokenizer, arg if kind == "text" else SAMPLE_TEXT, seq_len, n_seq, bos)
+        return text_windows(arg if kind == "text" else SAMPLE_TEXT, tokenizer, seq_len, n_seq, bos)
     raise InvalidInputError(f"unknown input '{spec}'; use one of {', '.join(INPUT_SPECS)}")

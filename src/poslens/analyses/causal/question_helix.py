@@ -34,7 +34,6 @@ from ...models.weights import Weights, as_weights
 from ...options import resolve
 from ...results import Result
 from .baselines import Spread, against, compare, random_subspace, spread
-from .inputs import text_windows
 from .intervention import InterventionRecord, ablate_direction
 from .metrics import MetricStore, next_token_loss, previous_token_attention
 from .options import HelixAblationOptions
@@ -162,7 +161,7 @@ def helix_ablation(
     previous-token attention is at least ``prev_threshold`` (else the top 3) are the
     previous-token heads the summary follows. ``runner`` reuses an existing runner of ``weights``.
     """
-    from ...data.sequences import SAMPLE_TEXT, corpus_sequences
+    from ...data.sequences import SAMPLE_TEXT, corpus_sequences, text_windows
     from ...models.tokenizer import Tokenizer
     from ..helix import pca
 
@@ -201,8 +200,11 @@ def helix_ablation(
             tokens = corpus_sequences(corpus, tokenizer, P, n_seq, seed=seed, prepend_bos=bos is not None)
             src = f"{len(tokens)} windows of {corpus}"
         else:
-            tokens = text_windows(tokenizer, text or SAMPLE_TEXT, P, n_seq, bos)
+            tokens = text_windows(text or SAMPLE_TEXT, tokenizer, P, n_seq, bos)
             src = f"{len(tokens)} consecutive windows of {'the given text' if text else 'the built-in sample passage'}"
+            if len(tokens) < n_seq:
+                notes.append(f"{'the given text' if text else 'the built-in sample passage'} holds {len(tokens)} "
+                             f"windows of {P} tokens, not the {n_seq} asked for; give a corpus for more")
         kw = {"tokens": tokens}
         layers = list(range(cfg.n_layers))
         input_info = InputInfo(src, int(tokens.shape[0]), int(tokens.shape[1]), bos is not None)

@@ -90,7 +90,10 @@ def duplicate_heads(
     if o.corpus is not None:
         text_tokens = corpus_sequences(o.corpus, tokenizer, P, o.n_text_seq, seed=o.seed, prepend_bos=bos is not None)
     elif o.text is not None:
-        text_tokens = text_windows(o.text, tokenizer, P, o.n_text_seq, bos)
+        text_tokens = text_windows(o.text, tokenizer, P, o.n_text_seq, bos, short="one")
+        if len(text_tokens) < o.n_text_seq:
+            notes.append(f"the text holds {len(text_tokens)} window(s) of {P} tokens, not the {o.n_text_seq} asked "
+                         "for; give a corpus for more")
     rep = repeated_tokens(o.n_seq, P, cfg.d_vocab, seed=o.seed, exclude=ignore, bos=bos)
     st = pattern_stats(runner, rep, layers, o.batch_size, ignore)
     rep_score, rep_seq, prev, ind, first = st.pooled(), st.seqmean(), st.prev(), st.induction(), st.first()

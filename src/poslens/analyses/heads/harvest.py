@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ...data.sequences import text_windows  # noqa: F401  (re-exported: poslens.analyses.heads.text_windows)
 from ...errors import InvalidInputError, NotApplicableError
 from ...models.runner import Runner
 from .measure import HeadSpread, PositionalSpread, TokenClasses, class_groups, duplicate_mask, induction_mask, pattern_spread
@@ -234,18 +235,3 @@ def positional_attention(
         uniform=[k for k, v in heads.items() if v.kind == "uniform"],
         mixed=[k for k, v in heads.items() if v.kind == "mixed"],
     )
-
-
-def text_windows(text: str, tokenizer, seq_len: int, n_max: int, bos: int | None = None) -> torch.Tensor:
-    """Consecutive windows of ``seq_len`` tokens (BOS first when ``bos`` is given) of one text,
-    at most ``n_max``; a text shorter than a window gives one window of its own length.
-
-    >>> text_windows("a b a b a b", word_tok, 3, 4).tolist()    # doctest: +SKIP
-    [[1, 2, 1], [2, 1, 2]]
-    """
-    from ...data.sequences import text_tokens
-
-    ids = text_tokens(text, tokenizer)[0].tolist()  # raises for a text under two tokens
-    body = seq_len - (bos is not None)
-    chunks = [ids[i:i + body] for i in range(0, len(ids) - body + 1, body)][:n_max] or [ids[:body]]
-    return torch.tensor([([bos] if bos is not None else []) + c for c in chunks], dtype=torch.long)

@@ -15,7 +15,7 @@ import dataclasses
 
 import torch
 
-from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens, token_pool
+from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens, text_windows, token_pool
 from ...errors import InvalidInputError, PoslensError
 from ...options import resolve
 from ..reach import as_runner, reach
@@ -45,14 +45,7 @@ def _token_inputs(kind: str, runner, opts: Options, seq_len: int, tokenizer) -> 
     if opts.corpus:
         t = corpus_sequences(opts.corpus, tokenizer, seq_len, opts.n_seq, seed=opts.seed, prepend_bos=opts.prepend_bos)
         return t, f"{len(t)} windows of {seq_len} tokens from {opts.corpus}"
-    ids = tokenizer.encode(SAMPLE_TEXT)
-    body = seq_len - int(opts.prepend_bos)
-    rows = [ids[i : i + body] for i in range(0, len(ids) - body + 1, body)][: opts.n_seq]
-    if not rows:
-        raise InvalidInputError(f"the sample passage has fewer than {body} tokens; give a corpus or a shorter seq_len")
-    t = torch.tensor(rows, dtype=torch.long)
-    if opts.prepend_bos:
-        t = torch.cat([torch.full((len(t), 1), bos), t], 1)
+    t = text_windows(SAMPLE_TEXT, tokenizer, seq_len, opts.n_seq, bos)
     return t, f"{len(t)} consecutive windows of {seq_len} tokens of poslens's sample passage"
 
 
