@@ -213,6 +213,15 @@ def test_corrupted_cache_entry_is_recomputed_not_trusted(ckpts, tmp_path, capsys
     assert CALLS == ["pca"]
 
 
+def test_a_log_file_gets_a_line_per_stage_not_redrawn_bars(ckpts, tmp_path, capsys):
+    """stderr that is not a terminal (a log file, a batch job) reads one line as each stage
+    starts and one as it ends; no carriage returns from redrawn bars."""
+    run(ckpts["full"], tmp_path / "r", only=["pca", "embed"], progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    assert re.search(r"^pca +\(1/2\) \.\.\.$", err, re.M) and re.search(r"^embed +done in \d+\.\d+s$", err, re.M), err
+
+
 def test_interrupted_run_resumes_and_leaves_no_page(ckpts, tmp_path):
     out = tmp_path / "r"
     stages = fake_stages()

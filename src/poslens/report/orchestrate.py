@@ -628,9 +628,13 @@ def run_model(
     pending.sort(key=lambda p: (p[0].final, bool(harvests[p[0].name]), sorted(h.dataset for h in harvests[p[0].name])))
 
     width = max((len(p[0].name) for p in pending), default=0)  # the bars line up
-    for st, opts, key, base in pending:
-        bar = tqdm(total=3, desc=f"{st.name:<{width}}", unit="step", leave=True, disable=not progress, file=sys.stderr,
-                   bar_format="{desc} {bar:20} {n_fmt}/{total_fmt} {postfix} [{elapsed}]")
+    # a log file (stderr not a terminal) gets a line as each stage starts and ends, not redrawn bars
+    lines = progress and not sys.stderr.isatty()
+    for i, (st, opts, key, base) in enumerate(pending):
+        bar = tqdm(total=3, desc=f"{st.name:<{width}}", unit="step", leave=True, disable=not progress or lines,
+                   file=sys.stderr, bar_format="{desc} {bar:20} {n_fmt}/{total_fmt} {postfix} [{elapsed}]")
+        if lines:
+            _stderr(f"{st.name:<{width}} ({i + 1}/{len(pending)}) ...")
         t0 = time.perf_counter()
         ctx.running = st.name
         try:
@@ -654,6 +658,8 @@ def run_model(
         except NotApplicableError as exc:  # a premise only the analysis itself can check
             bar.set_postfix_str("not applicable")
             bar.close()
+            if lines:
+                _stderr(f"{st.name:<{width}} not applicable: {exc}")
             outcomes[st.name] = Outcome(status="skipped", reason=f"not applicable: {exc}", **base)
             ctx.release(h.dataset for h in harvests[st.name])
             continue
@@ -684,6 +690,8 @@ def run_model(
         write_cache(out / "cache" / f"{st.name}-{key}.json", body)
         bar.set_postfix_str(f"done in {seconds:.1f}s")
         bar.close()
+        if lines:
+            _stderr(f"{st.name:<{width}} done in {seconds:.1f}s")
         outcomes[st.name] = Outcome(status="done", result=json.loads(_canon(result_d)), summary=summary,
                                     figures=rel, seconds=seconds, key=key, **base)
         ctx.finished[st.name] = outcomes[st.name].result
