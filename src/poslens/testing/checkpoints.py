@@ -15,7 +15,6 @@ import torch
 
 from ..models.config import ModelConfig
 from ..models.save import save_checkpoint
-from ..models.tokenizer import Tokenizer
 
 
 def small_config(**kw) -> ModelConfig:
@@ -56,22 +55,8 @@ def random_state_dict(cfg: ModelConfig, seed: int = 0, std: float = 0.02, ln_noi
     return sd
 
 
-def write_checkpoint(
-    path: str | Path,
-    cfg: ModelConfig,
-    state_dict: dict[str, torch.Tensor],
-    *,
-    fmt: str = "safetensors",
-    prefix: bool = False,
-    drop: tuple[str, ...] = (),
-    tokenizer: Tokenizer | None = None,
-) -> Path:
-    """Write ``state_dict`` (HF names) as a checkpoint directory, through :func:`poslens.models.save.save_checkpoint`.
-
-    ``fmt``: "safetensors" or "bin" (``pytorch_model.bin``); ``prefix`` adds HF's
-    ``transformer.`` prefix; ``drop`` leaves tensors out (a partial checkpoint).
-    """
-    return save_checkpoint(path, cfg, state_dict, fmt=fmt, prefix=prefix, drop=drop, tokenizer=tokenizer)
+# the test builders' name for the package's one checkpoint writer
+write_checkpoint = save_checkpoint
 
 
 def random_checkpoint(path: str | Path, cfg: ModelConfig | None = None, seed: int = 0, **kw) -> Path:
