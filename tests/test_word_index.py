@@ -199,6 +199,19 @@ def test_harvest_matches_full_forward_and_stops_at_deepest_point(planted):
             np.testing.assert_allclose(X[j, rows], acts[hook][0, pts["pos"][rows]].numpy(), atol=1e-5)
 
 
+def test_a_scheme_whose_prompts_outgrow_the_context_is_left_out_with_a_note():
+    """tiny-attn's context is 128 tokens: seven sentences do not fit, seven words do. Asked for both,
+    the probe runs the words and says why the sentences are missing; asked for sentences alone, it fails."""
+    w = load_weights("tiny-attn")
+    kw = dict(n_train=140, n_val_prompts=20, Cs=(1.0,), layers=[0, 1])
+    r = WI.word_index(w, schemes=("word", "sentence"), **kw)
+    assert list(r.schemes) == ["word"] == r.options["schemes"]
+    assert r.notes == [f"scheme 'sentence' left out: a sentence prompt has {r.notes[0].split(' has ')[1].split()[0]} "
+                       "tokens but the model's context is n_ctx=128; shorten the prefix or use fewer units"]
+    with pytest.raises(InvalidInputError, match="model's context is n_ctx=128"):
+        WI.word_index(w, schemes=("sentence",), **kw)
+
+
 def test_a_converged_warm_start_is_returned_after_one_exact_gradient_test():
     """A warm start meeting the stopping rule comes back unchanged with 0 iterations; the test is
     the objective's own gradient (autograd) against tol, so a tighter tol makes it iterate."""

@@ -254,15 +254,19 @@ def max_prompt_tokens(tokenizer, scheme: str, prefix: str, n_units: int, lengths
     return len(tokenizer.encode(prefix)) + int(prepend_bos) + n_units * max(lengths) + commas
 
 
+class PromptTooLong(InvalidInputError):
+    """A scheme's prompts do not fit the model's context."""
+
+
 def _check_fits(tokenizer, scheme, prefix, prefix_ids, n_units, lengths, prepend_bos, n_ctx) -> None:
     if len(prefix_ids) + n_units > n_ctx:
-        raise InvalidInputError(
+        raise PromptTooLong(
             f"the prefix is {len(prefix_ids)} tokens{' with BOS' if prepend_bos else ''}, which leaves no room for "
             f"{n_units} units in the model's context n_ctx={n_ctx}; shorten the prefix"
         )
     worst = max_prompt_tokens(tokenizer, scheme, prefix, n_units, lengths, prepend_bos)
     if worst is not None and worst > n_ctx:
-        raise InvalidInputError(
+        raise PromptTooLong(
             f"the prefix is {len(prefix_ids)} tokens; with {n_units} {SCHEME_UNITS[scheme]}s of up to {max(lengths)} "
             f"tokens a prompt can reach {worst} tokens but the model's context is n_ctx={n_ctx}; "
             "shorten the prefix or use fewer units"
@@ -350,7 +354,7 @@ def make_prompts(
                 f"(last: {text[-80:]!r}); this scheme cannot be tokenised unit by unit with it"
             )
         if n_ctx is not None and len(ids) > n_ctx:
-            raise InvalidInputError(
+            raise PromptTooLong(
                 f"a {scheme} prompt has {len(ids)} tokens but the model's context is n_ctx={n_ctx}; "
                 "shorten the prefix or use fewer units"
             )

@@ -329,18 +329,27 @@ def word_index(
     d = wp.word_dictionary(tokenizer, dictionary_size, lengths, train_fraction, seed, words=words)
     timings["dictionary_s"] = round(time.perf_counter() - t_start, 3)
     probe_kw = dict(C=C, Cs=tuple(Cs), max_iter=max_iter)
-    out: dict[str, SchemeResult] = {}
+    # Every scheme's prompts first, so a bad one fails before any forward pass; a scheme whose prompts
+    # outgrow the context is left out (with a note) when another one fits.
+    data, too_long = {}, {}
     for s in schemes:
-        train, val, _ = wp.make_dataset(
-            tokenizer, s, n_units=n_units, lengths=lengths, n_train=n_train, n_val_prompts=n_val_prompts,
-            prefix=prefixes.get(s), prepend_bos=prepend_bos, n_ctx=cfg.n_ctx, seed=seed, dictionary=d,
-        )
+        try:
+            data[s] = wp.make_dataset(
+                tokenizer, s, n_units=n_units, lengths=lengths, n_train=n_train, n_val_prompts=n_val_prompts,
+                prefix=prefixes.get(s), prepend_bos=prepend_bos, n_ctx=cfg.n_ctx, seed=seed, dictionary=d)[:2]
+        except wp.PromptTooLong as exc:
+            too_long[s] = exc
+    if not data:
+        raise next(iter(too_long.values()))
+    out: dict[str, SchemeResult] = {}
+    for s, (train, val) in data.items():
         out[s] = SchemeResult(_dataset_info(train, val, d, tokenizer), _probe_scheme(
             runner, tokenizer, train, val, layers, label_tokens, probe_kw, balance_min, batch_size, seed, progress,
             timings, s, combined))
     timings["total_s"] = round(time.perf_counter() - t_start, 3)
     findings = _findings(out, layers, key_layer, weights.label)
-    notes = []
+    notes = [f"scheme '{s}' left out: {exc}" for s, exc in too_long.items()]
+    schemes = list(out)
     if not any(m.converged for s in out.values() for r in s.labels.values() for m in r.probes):
         notes.append(f"no probe converged within max_iter={max_iter}; accuracies are those of the last iterate")
     options = dict(
