@@ -222,6 +222,21 @@ def test_a_log_file_gets_a_line_per_stage_not_redrawn_bars(ckpts, tmp_path, caps
     assert re.search(r"^pca +\(1/2\) \.\.\.$", err, re.M) and re.search(r"^embed +done in \d+\.\d+s$", err, re.M), err
 
 
+def test_no_progress_silences_the_analyses_own_bars(ckpts, tmp_path, capsys):
+    """progress=False (--no-progress) reaches the bars an analysis opens itself (a long forward pass)."""
+    from poslens.progress import bar
+
+    def busy(ctx, opts):
+        assert sum(bar(range(3), desc="inner work", disable=False)) == 3
+        return FakeResult(model=ctx.label, value=1.0)
+
+    stage = Stage("busy", "A stage with a bar of its own", busy, needs=("W_pos",))
+    run(ckpts["full"], tmp_path / "quiet", stages=[stage], progress=False)
+    assert "inner work" not in capsys.readouterr().err
+    run(ckpts["full"], tmp_path / "loud", stages=[stage], progress=True)
+    assert "inner work" in capsys.readouterr().err
+
+
 def test_interrupted_run_resumes_and_leaves_no_page(ckpts, tmp_path):
     out = tmp_path / "r"
     stages = fake_stages()

@@ -18,6 +18,7 @@ option recomputes only the stages whose key it changes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -579,125 +580,128 @@ def run_model(
     """
     from tqdm.auto import tqdm
 
-    out = prepare_out(out)
-    t_start = time.perf_counter()
-    ctx = ctx or Context(spec, device=device, dtype=dtype, size=size)
-    selected = set(compute) if compute is not None else {st.name for st in stages}
-    overrides = overrides or {}
-    ctx.overrides, ctx.progress, ctx.png = overrides, progress, png
-    fp = model_fingerprint(ctx.ckpt)
+    from ..progress import quiet
 
-    outcomes: dict[str, Outcome] = {}
-    pending: list[tuple[Stage, dict, str, dict]] = []
-    # Every option first: a bad --set is the user's to fix before the skip checks below compute anything.
-    options = {st.name: st.options_for(ctx, overrides.get(st.name)) for st in stages}
-    for st in stages:
-        opts = options[st.name]
-        base = dict(name=st.name, title=st.title, options=opts, about=st.about, seed=st.seed)
-        why = ctx.missing(st.needs) or (st.supports(ctx) if st.supports else None)
-        if why:
-            if st.name in selected:
-                outcomes[st.name] = Outcome(status="skipped", reason=why, **base)
-            continue
-        key, _ = cache_key(st, opts, ctx)
-        path = out / "cache" / f"{st.name}-{key}.json"
-        if path.exists():
-            try:
-                body = read_cache(path, out)
-                outcomes[st.name] = Outcome(
-                    status="cached", result=body["result"], summary=body["summary"],
-                    figures=[f["path"] for f in body["figures"]], seconds=body["seconds"], key=key, **base,
-                )
-                ctx.finished[st.name] = body["result"]
+    with contextlib.nullcontext() if progress else quiet():  # --no-progress silences every inner bar too
+        out = prepare_out(out)
+        t_start = time.perf_counter()
+        ctx = ctx or Context(spec, device=device, dtype=dtype, size=size)
+        selected = set(compute) if compute is not None else {st.name for st in stages}
+        overrides = overrides or {}
+        ctx.overrides, ctx.progress, ctx.png = overrides, progress, png
+        fp = model_fingerprint(ctx.ckpt)
+
+        outcomes: dict[str, Outcome] = {}
+        pending: list[tuple[Stage, dict, str, dict]] = []
+        # Every option first: a bad --set is the user's to fix before the skip checks below compute anything.
+        options = {st.name: st.options_for(ctx, overrides.get(st.name)) for st in stages}
+        for st in stages:
+            opts = options[st.name]
+            base = dict(name=st.name, title=st.title, options=opts, about=st.about, seed=st.seed)
+            why = ctx.missing(st.needs) or (st.supports(ctx) if st.supports else None)
+            if why:
+                if st.name in selected:
+                    outcomes[st.name] = Outcome(status="skipped", reason=why, **base)
                 continue
-            except CacheCorrupt as exc:
-                _stderr(f"poslens: cache entry {path} is corrupt ({exc}); recomputing {st.name}")
-                path.unlink(missing_ok=True)
-        if st.name in selected:
-            pending.append((st, opts, key, base))
+            key, _ = cache_key(st, opts, ctx)
+            path = out / "cache" / f"{st.name}-{key}.json"
+            if path.exists():
+                try:
+                    body = read_cache(path, out)
+                    outcomes[st.name] = Outcome(
+                        status="cached", result=body["result"], summary=body["summary"],
+                        figures=[f["path"] for f in body["figures"]], seconds=body["seconds"], key=key, **base,
+                    )
+                    ctx.finished[st.name] = body["result"]
+                    continue
+                except CacheCorrupt as exc:
+                    _stderr(f"poslens: cache entry {path} is corrupt ({exc}); recomputing {st.name}")
+                    path.unlink(missing_ok=True)
+            if st.name in selected:
+                pending.append((st, opts, key, base))
 
-    if not pending and not any(o.status == "cached" for o in outcomes.values()):
-        reasons = "; ".join(f"{o.name}: {o.reason}" for o in outcomes.values()) or "no stages selected"
-        raise InvalidInputError(f"{ctx.label} supports none of the report's analyses ({reasons}); nothing to report")
+        if not pending and not any(o.status == "cached" for o in outcomes.values()):
+            reasons = "; ".join(f"{o.name}: {o.reason}" for o in outcomes.values()) or "no stages selected"
+            raise InvalidInputError(f"{ctx.label} supports none of the report's analyses ({reasons}); nothing to report")
 
-    # Weight-only stages first; then stages grouped by the pass they read, so each pass is
-    # run once and freed as soon as its last reader is done.
-    harvests = {st.name: (st.harvests(ctx, opts) if st.harvests else []) for st, opts, _, _ in pending}
-    for hs in harvests.values():
-        ctx.plan(hs)
-    pending.sort(key=lambda p: (p[0].final, bool(harvests[p[0].name]), sorted(h.dataset for h in harvests[p[0].name])))
+        # Weight-only stages first; then stages grouped by the pass they read, so each pass is
+        # run once and freed as soon as its last reader is done.
+        harvests = {st.name: (st.harvests(ctx, opts) if st.harvests else []) for st, opts, _, _ in pending}
+        for hs in harvests.values():
+            ctx.plan(hs)
+        pending.sort(key=lambda p: (p[0].final, bool(harvests[p[0].name]), sorted(h.dataset for h in harvests[p[0].name])))
 
-    width = max((len(p[0].name) for p in pending), default=0)  # the bars line up
-    # a log file (stderr not a terminal) gets a line as each stage starts and ends, not redrawn bars
-    lines = progress and not sys.stderr.isatty()
-    for i, (st, opts, key, base) in enumerate(pending):
-        bar = tqdm(total=3, desc=f"{st.name:<{width}}", unit="step", leave=True, disable=not progress or lines,
-                   file=sys.stderr, bar_format="{desc} {bar:20} {n_fmt}/{total_fmt} {postfix} [{elapsed}]")
-        if lines:
-            _stderr(f"{st.name:<{width}} ({i + 1}/{len(pending)}) ...")
-        t0 = time.perf_counter()
-        ctx.running = st.name
-        try:
-            bar.set_postfix_str("compute")
-            result = st.run(ctx, opts)
-            bar.update(1)
-            bar.set_postfix_str("figures")
-            fig_dir = out / "figures" / f"{st.name}-{key}"
-            fig_dir.mkdir(parents=True, exist_ok=True)
-            from ..viz.common import deferred_png, shared_plotly
+        width = max((len(p[0].name) for p in pending), default=0)  # the bars line up
+        # a log file (stderr not a terminal) gets a line as each stage starts and ends, not redrawn bars
+        lines = progress and not sys.stderr.isatty()
+        for i, (st, opts, key, base) in enumerate(pending):
+            bar = tqdm(total=3, desc=f"{st.name:<{width}}", unit="step", leave=True, disable=not progress or lines,
+                       file=sys.stderr, bar_format="{desc} {bar:20} {n_fmt}/{total_fmt} {postfix} [{elapsed}]")
+            if lines:
+                _stderr(f"{st.name:<{width}} ({i + 1}/{len(pending)}) ...")
+            t0 = time.perf_counter()
+            ctx.running = st.name
+            try:
+                bar.set_postfix_str("compute")
+                result = st.run(ctx, opts)
+                bar.update(1)
+                bar.set_postfix_str("figures")
+                fig_dir = out / "figures" / f"{st.name}-{key}"
+                fig_dir.mkdir(parents=True, exist_ok=True)
+                from ..viz.common import deferred_png, shared_plotly
 
-            with deferred_png(keep_twins=ctx.png), shared_plotly(out / "figures" / "plotly.min.js", "../plotly.min.js"):
-                figs = [Path(p) for p in (st.figures(result, fig_dir) if st.figures else [])]
-            bar.update(1)
-            bar.set_postfix_str("summary")
-            summary = [str(s) for s in (st.summarize(result) if st.summarize else [])]
-            bar.update(1)
-        except KeyboardInterrupt:
-            bar.close()
-            raise
-        except NotApplicableError as exc:  # a premise only the analysis itself can check
-            bar.set_postfix_str("not applicable")
+                with deferred_png(keep_twins=ctx.png), shared_plotly(out / "figures" / "plotly.min.js", "../plotly.min.js"):
+                    figs = [Path(p) for p in (st.figures(result, fig_dir) if st.figures else [])]
+                bar.update(1)
+                bar.set_postfix_str("summary")
+                summary = [str(s) for s in (st.summarize(result) if st.summarize else [])]
+                bar.update(1)
+            except KeyboardInterrupt:
+                bar.close()
+                raise
+            except NotApplicableError as exc:  # a premise only the analysis itself can check
+                bar.set_postfix_str("not applicable")
+                bar.close()
+                if lines:
+                    _stderr(f"{st.name:<{width}} not applicable: {exc}")
+                outcomes[st.name] = Outcome(status="skipped", reason=f"not applicable: {exc}", **base)
+                ctx.release(h.dataset for h in harvests[st.name])
+                continue
+            except Exception as exc:  # one broken analysis must not sink the whole report
+                bar.set_postfix_str("failed")
+                bar.close()
+                if fail_fast:
+                    raise
+                msg = str(exc) if isinstance(exc, PoslensError) else f"{type(exc).__name__}: {exc}"
+                _stderr(f"poslens: stage {st.name} failed: {msg}")
+                if not isinstance(exc, PoslensError):
+                    _stderr("".join(traceback.format_exception(exc)[-3:]).rstrip())
+                outcomes[st.name] = Outcome(status="failed", reason=msg, seconds=time.perf_counter() - t0, key=key, **base)
+                ctx.release(h.dataset for h in harvests[st.name])
+                continue
+            ctx.release(h.dataset for h in harvests[st.name])
+            ctx.running = None
+            seconds = time.perf_counter() - t0 + ctx.booked.pop(st.name, 0.0)
+            # Paths relative to the output dir, so the page and the cache survive moving it.
+            rel = [Path(os.path.relpath(Path(f).resolve(), out.resolve())).as_posix() for f in figs]
+            rel = [r for r in rel if (out / r).is_file()]
+            result_d = result.to_dict() if isinstance(result, Result) else to_jsonable(result)
+            body = {
+                "stage": st.name, "key": key, "options": opts, "result": result_d, "summary": summary,
+                "figures": [{"path": r, "sha256": _sha((out / r).read_bytes())} for r in rel],
+                "seconds": round(seconds, 3),
+            }
+            write_cache(out / "cache" / f"{st.name}-{key}.json", body)
+            bar.set_postfix_str(f"done in {seconds:.1f}s")
             bar.close()
             if lines:
-                _stderr(f"{st.name:<{width}} not applicable: {exc}")
-            outcomes[st.name] = Outcome(status="skipped", reason=f"not applicable: {exc}", **base)
-            ctx.release(h.dataset for h in harvests[st.name])
-            continue
-        except Exception as exc:  # one broken analysis must not sink the whole report
-            bar.set_postfix_str("failed")
-            bar.close()
-            if fail_fast:
-                raise
-            msg = str(exc) if isinstance(exc, PoslensError) else f"{type(exc).__name__}: {exc}"
-            _stderr(f"poslens: stage {st.name} failed: {msg}")
-            if not isinstance(exc, PoslensError):
-                _stderr("".join(traceback.format_exception(exc)[-3:]).rstrip())
-            outcomes[st.name] = Outcome(status="failed", reason=msg, seconds=time.perf_counter() - t0, key=key, **base)
-            ctx.release(h.dataset for h in harvests[st.name])
-            continue
-        ctx.release(h.dataset for h in harvests[st.name])
-        ctx.running = None
-        seconds = time.perf_counter() - t0 + ctx.booked.pop(st.name, 0.0)
-        # Paths relative to the output dir, so the page and the cache survive moving it.
-        rel = [Path(os.path.relpath(Path(f).resolve(), out.resolve())).as_posix() for f in figs]
-        rel = [r for r in rel if (out / r).is_file()]
-        result_d = result.to_dict() if isinstance(result, Result) else to_jsonable(result)
-        body = {
-            "stage": st.name, "key": key, "options": opts, "result": result_d, "summary": summary,
-            "figures": [{"path": r, "sha256": _sha((out / r).read_bytes())} for r in rel],
-            "seconds": round(seconds, 3),
-        }
-        write_cache(out / "cache" / f"{st.name}-{key}.json", body)
-        bar.set_postfix_str(f"done in {seconds:.1f}s")
-        bar.close()
-        if lines:
-            _stderr(f"{st.name:<{width}} done in {seconds:.1f}s")
-        outcomes[st.name] = Outcome(status="done", result=json.loads(_canon(result_d)), summary=summary,
-                                    figures=rel, seconds=seconds, key=key, **base)
-        ctx.finished[st.name] = outcomes[st.name].result
+                _stderr(f"{st.name:<{width}} done in {seconds:.1f}s")
+            outcomes[st.name] = Outcome(status="done", result=json.loads(_canon(result_d)), summary=summary,
+                                        figures=rel, seconds=seconds, key=key, **base)
+            ctx.finished[st.name] = outcomes[st.name].result
 
-    return ModelReport(
-        model=ctx.label, spec=str(spec), fingerprint=fp, config=ctx.cfg.to_hf_dict(), size=size,
-        outcomes=[outcomes[s.name] for s in stages if s.name in outcomes], seconds=time.perf_counter() - t_start,
-        passes=ctx.passes, out=out,
-    )
+        return ModelReport(
+            model=ctx.label, spec=str(spec), fingerprint=fp, config=ctx.cfg.to_hf_dict(), size=size,
+            outcomes=[outcomes[s.name] for s in stages if s.name in outcomes], seconds=time.perf_counter() - t_start,
+            passes=ctx.passes, out=out,
+        )
