@@ -237,6 +237,25 @@ def test_no_progress_silences_the_analyses_own_bars(ckpts, tmp_path, capsys):
     assert "inner work" in capsys.readouterr().err
 
 
+def test_a_transient_bar_shows_on_a_terminal_only(capsys):
+    """leave=False bars (a terminal erases them) write nothing into a log file; kept bars do."""
+    import io
+
+    from poslens.progress import bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert sum(bar(range(3), desc="transient", leave=False)) == 3
+    assert sum(bar(range(3), desc="kept")) == 3
+    err = capsys.readouterr().err
+    assert "transient" not in err and "kept" in err
+    term = Terminal()
+    assert sum(bar(range(3), desc="transient", leave=False, file=term)) == 3
+    assert "transient" in term.getvalue()
+
+
 def test_interrupted_run_resumes_and_leaves_no_page(ckpts, tmp_path):
     out = tmp_path / "r"
     stages = fake_stages()

@@ -13,16 +13,19 @@ sweep worker must, after its imports) does nothing. Every poslens bar goes throu
 from __future__ import annotations
 
 import contextvars
+import sys
 from contextlib import contextmanager
 
 _QUIET = contextvars.ContextVar("poslens_progress_quiet", default=False)
 
 
 def bar(iterable=None, **kwargs):
-    """A ``tqdm.auto`` bar, disabled inside :func:`quiet`."""
+    """A ``tqdm.auto`` bar, disabled inside :func:`quiet`; a transient one (``leave=False``) shows
+    only on a terminal: a log file would keep every redraw of a bar a terminal erases."""
     from tqdm.auto import tqdm
 
-    kwargs["disable"] = bool(kwargs.get("disable")) or _QUIET.get()
+    transient_off = kwargs.get("leave") is False and not getattr(kwargs.get("file") or sys.stderr, "isatty", bool)()
+    kwargs["disable"] = bool(kwargs.get("disable")) or _QUIET.get() or transient_off
     return tqdm(iterable, **kwargs)
 
 
