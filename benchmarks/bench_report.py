@@ -5,7 +5,11 @@ most 15 s each; on a gpt2-small-shaped model in at most 60 s. The gpt2-small-sha
 weights (12 layers, 12 heads, d_model 768, GPT-2's tokenizer) written to a temporary
 directory, so every stage runs at full size; its findings mean nothing, its times do.
 Each run starts from an empty output directory (no cache), at the default size unless
-``--size`` says otherwise, and the wall time includes loading and writing the page.
+``--size`` says otherwise, and the wall time includes loading and writing the page. Each
+run also prints the machine's float32 matmul speed and the time of a plain Python loop,
+just before and after it: a shared machine's speed drifts by up to 2x between hours, so
+a wall time is comparable only beside these gauges (and best, back to back with the code
+it is compared with).
 
     python benchmarks/bench_report.py                 # both models
     python benchmarks/bench_report.py --only tiny     # just the default organism
@@ -21,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import environment  # noqa: E402
+from _common import environment, matmul_flops  # noqa: E402
 
 TARGETS = {"tiny": 15.0, "tiny-attn": 15.0, "gpt2-small-shaped": 60.0}
 
@@ -34,17 +38,31 @@ def gpt2_small_shaped(path: Path) -> Path:
     return write_checkpoint(path, cfg, random_state_dict(cfg, seed=0), tokenizer=Tokenizer.gpt2())
 
 
+def python_speed() -> float:
+    """Seconds for a plain Python loop: a gauge of the interpreter's speed beside the matmul's."""
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - t0
+
+
 def run(label: str, spec: str, out: Path, size: str) -> None:
     import torch  # noqa: F401  (loaded before the clock starts, as every figure in the notes was measured)
 
     from poslens.report import build_report
 
+    before = (matmul_flops() / 1e9, python_speed())
     t0 = time.perf_counter()
     _, (rep,) = build_report([spec], out, size=size, progress=False)
     wall = time.perf_counter() - t0
+    after = (matmul_flops() / 1e9, python_speed())
     target = TARGETS.get(label)
     print(f"{label}: {wall:6.1f} s wall ({rep.seconds:.1f} s in stages)" + (
         f", target < {target:.0f} s -> {'met' if wall < target else 'MISSED'}" if target else ""))
+    # this machine's speed drifts by up to 2x between hours: a wall time is only comparable beside it
+    print(f"    this machine before / after: float32 matmul {before[0]:.0f} / {after[0]:.0f} GFLOP/s, "
+          f"a Python loop of 10M additions {before[1]:.2f} / {after[1]:.2f} s")
     width = max((len(o.name) for o in rep.outcomes), default=0)
     for o in rep.outcomes:
         extra = f"  ({o.reason[:90]})" if o.status != "done" else ""
