@@ -324,7 +324,7 @@ def test_bad_input_raises_clear_errors(planted, tmp_path):
         duplicate_heads(w, layers=[5])
     with pytest.raises(InvalidInputError, match="needs natural text"):
         duplicate_heads(w, rank_by="text")
-    with pytest.raises(InvalidInputError, match="at least two"):
+    with pytest.raises(InvalidInputError, match="the text has 1 token"):
         duplicate_heads(w, text="w1")
     with pytest.raises(CorpusError, match="does not exist"):
         duplicate_heads(w, corpus=tmp_path / "nope.txt")

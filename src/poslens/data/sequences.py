@@ -166,12 +166,14 @@ def text_windows(text: str, tokenizer, seq_len: int, n_max: int, bos: int | None
     body = seq_len - (bos is not None)
     if body < 2:
         raise InvalidInputError(f"a window of {seq_len} tokens is too short; use at least {2 + (bos is not None)}")
-    ids = text_tokens(text, tokenizer)[0].tolist()  # raises for a text under two tokens
+    ids = tokenizer.encode(text)
     chunks = [ids[i:i + body] for i in range(0, len(ids) - body + 1, body)][:n_max]
     if not chunks:
+        if len(ids) < 2:
+            raise InvalidInputError(f"the text has {len(ids)} token(s); at least two are needed")
         if short != "one":
-            raise InvalidInputError(f"the text has {len(ids)} tokens, fewer than one window of {body}; use a shorter "
-                                    "sequence length or a longer text (or a corpus)")
+            raise InvalidInputError(f"the text has {len(ids)} tokens, fewer than one window of {body}; use a longer "
+                                    "text (or a corpus) or a shorter sequence length")
         chunks = [ids]
     return torch.tensor([([bos] if bos is not None else []) + c for c in chunks], dtype=torch.long)
 
