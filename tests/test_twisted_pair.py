@@ -246,6 +246,29 @@ def test_result_records_options_readings_and_checks():
     assert d["checks"][0]["reproduced"] and d["float32"]["max_error"] < d["verification"]["max_bound"]
 
 
+def test_the_model_free_part_is_computed_once_for_several_models(monkeypatch):
+    """The construction and its experiments do not depend on the model: a second model with the same
+    options reuses them (same values as computed afresh); only the model part runs again."""
+    import poslens.analyses.twisted_pair.measure as TM
+
+    kw = dict(n=64, M=4, k=2, sweep_M=(2, 4), sweep_n=(), sweep_k=(), grid=False, claims=False, layers=[0])
+    TM._model_free.cache_clear()
+    builds = []
+    real_build = TM.build
+    monkeypatch.setattr(TM, "build", lambda *a, **k: builds.append(1) or real_build(*a, **k))
+    a = twisted_pair(load_weights("tiny"), **kw)
+    b = twisted_pair(load_weights("tiny-attn"), **kw)
+    assert len(builds) == 1 and a.gpt2.model != b.gpt2.model
+    TM._model_free.cache_clear()
+    fresh = twisted_pair(load_weights("tiny-attn"), **kw)
+    assert len(builds) == 2
+    for f in ("construction", "verification", "float32", "sweeps"):
+        assert getattr(b, f) == getattr(fresh, f), f
+    # options that cannot be hashed (a curve's parameters) are computed afresh, not refused
+    c = twisted_pair(curve="helix", curve_params={"turns": 0.8}, **kw)
+    assert c.construction.curve.params["turns"] == 0.8 and len(builds) == 3
+
+
 def _cli(args, tmp_path):
     return CliRunner().invoke(cli, ["twisted-pair", "--out", str(tmp_path / "out"), *args])
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -65,7 +66,47 @@ class TwistedPairResult(Result):
     checks: list[ClaimRow] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     readings: list[str] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # per part; a part reused from an earlier model keeps its time
+
+
+@functools.lru_cache(maxsize=2)
+def _model_free(o: Options, device: str) -> tuple:
+    """Everything but the model part (the construction, its checks, sweeps, grid and the claim
+    experiments): the same for every model, so a report on several models computes it once.
+    Returns its pieces and the seconds each took."""
+    run_kw = {"dtype": o.dtype, "device": device}
+    grid_spec = {"ns": list(o.grid_n), "ks": list(o.grid_k), "Ms": list(o.grid_M)} if o.grid else None
+    secs: dict[str, float] = {}
+
+    def timed(key, fn, *args, **kw):
+        t0 = time.perf_counter()
+        out = fn(*args, **kw)
+        secs[key] = time.perf_counter() - t0
+        return out
+
+    def construct():
+        check_sizes(o.n, o.M, o.k, o.variant)
+        cv = make_curve(o.curve, **(o.curve_params or {}))
+        con = build(cv, o.n, o.M, o.k, variant=o.variant, gate=o.gate, signal_fraction=o.signal_fraction,
+                    period=o.period, stats=curve_stats(cv, o.n))
+        ver = verify(con, atol=o.atol, seed=o.seed, **run_kw)
+        return cv, con, ver, verify(con, dtype="float32", device=device, atol=o.atol, detail=False)
+
+    cv, con, ver, v32 = timed("construction", construct)
+    swept = timed("sweeps", lambda: {
+        name: sweep(cv, n=o.n, M=o.M, k=o.k, over=name, values=vals, variant=o.variant, gate=o.gate, atol=o.atol,
+                    signal_fraction=o.signal_fraction, period=o.period, **run_kw)
+        for name, vals in (("M", o.sweep_M), ("n", o.sweep_n), ("k", o.sweep_k)) if vals})
+    rows = timed("grid", lambda: grid(DEFAULT_GRID_CURVES, gate=o.gate, atol=o.atol, **run_kw, **grid_spec)
+                 if grid_spec else [])
+    noise = near = reuse = None
+    if o.claims:
+        noise = timed("noise", noise_cancellation, con, o.noise_sigmas, seed=o.seed, **run_kw)
+        near = timed("near_intersection", lambda: near_intersection(o.gaps, n=o.n, M=o.M, k=o.k, seed=o.seed,
+                                                                    **run_kw) if o.gaps else None)
+        reuse = timed("helix_reuse", lambda: helix_reuse(o.reuse_ns, k=o.k, Ms_plain=o.reuse_Ms, **run_kw)
+                      if o.reuse_ns else None)
+    return cv, con, ver, v32, swept, rows, noise, near, reuse, secs
 
 
 def twisted_pair(weights: Weights | None = None, options: Options | None = None, *, device: str = "cpu",
@@ -90,50 +131,26 @@ def twisted_pair(weights: Weights | None = None, options: Options | None = None,
     gpt2_options = {"layers": None if o.layers is None else list(o.layers), "first_position": o.first_position,
                     "n_components": o.n_components, "scheme": o.scheme, "window": o.window, "device": device,
                     "dtype": model_dtype}
-    run_kw = {"dtype": o.dtype, "device": device}
-    secs: dict[str, float] = {}
-
-    def timed(key, fn, *args, **kw):
-        t0 = time.perf_counter()
-        out = fn(*args, **kw)
-        secs[key] = time.perf_counter() - t0
-        return out
-
-    def construct():
-        check_sizes(o.n, o.M, o.k, o.variant)
-        cv = make_curve(o.curve, **(o.curve_params or {}))
-        con = build(cv, o.n, o.M, o.k, variant=o.variant, gate=o.gate, signal_fraction=o.signal_fraction,
-                    period=o.period, stats=curve_stats(cv, o.n))
-        ver = verify(con, atol=o.atol, seed=o.seed, **run_kw)
-        return cv, con, ver, verify(con, dtype="float32", device=device, atol=o.atol, detail=False)
-
-    def sweeps():
-        return {name: sweep(cv, n=o.n, M=o.M, k=o.k, over=name, values=vals, variant=o.variant, gate=o.gate,
-                            atol=o.atol, signal_fraction=o.signal_fraction, period=o.period, **run_kw)
-                for name, vals in (("M", o.sweep_M), ("n", o.sweep_n), ("k", o.sweep_k)) if vals}
-
-    cv, con, ver, v32 = timed("construction", construct)
+    try:
+        hash(o)
+        model_free = _model_free
+    except TypeError:  # unhashable options (a curve_params dict): computed afresh
+        model_free = _model_free.__wrapped__
+    cv, con, ver, v32, swept, rows, noise, near, reuse, secs = model_free(o, device)
+    secs = dict(secs)
     opts = {"curve": cv.name, "curve_params": dict(cv.params), "n": o.n, "M": o.M, "k": o.k, "variant": o.variant,
             "gate": o.gate, "signal_fraction": o.signal_fraction, "period": o.period, "sweep_M": list(o.sweep_M),
             "sweep_n": list(o.sweep_n), "sweep_k": list(o.sweep_k), "grid": grid_spec, "claims": o.claims,
             "noise_sigmas": list(o.noise_sigmas), "gaps": list(o.gaps), "reuse_ns": list(o.reuse_ns),
             "reuse_Ms": list(o.reuse_Ms), "gpt2_options": gpt2_options, "atol": o.atol, "dtype": o.dtype,
             "seed": o.seed}
-    swept = timed("sweeps", sweeps)
-    rows = timed("grid", lambda: grid(DEFAULT_GRID_CURVES, gate=o.gate, atol=o.atol, **run_kw, **grid_spec)
-                 if grid_spec else [])
-    noise = near = reuse = None
-    if o.claims:
-        noise = timed("noise", noise_cancellation, con, o.noise_sigmas, seed=o.seed, **run_kw)
-        near = timed("near_intersection", lambda: near_intersection(o.gaps, n=o.n, M=o.M, k=o.k, seed=o.seed,
-                                                                    **run_kw) if o.gaps else None)
-        reuse = timed("helix_reuse", lambda: helix_reuse(o.reuse_ns, k=o.k, Ms_plain=o.reuse_Ms, **run_kw)
-                      if o.reuse_ns else None)
     g = None
     if weights is not None:
         from .gpt2 import gpt2_part
 
-        g = timed("model", gpt2_part, weights, seed=o.seed, **gpt2_options)
+        t0 = time.perf_counter()
+        g = gpt2_part(weights, seed=o.seed, **gpt2_options)
+        secs["model"] = time.perf_counter() - t0
 
     res = TwistedPairResult(
         model=weights.label if weights is not None else "", processing=tuple(weights.processing) if weights else (),
