@@ -162,6 +162,23 @@ def test_model_prefixes_match_separate_runs(model):
     np.testing.assert_allclose(raw.prompts["long"].eigenvalues[0], r.prompts["long"].eigenvalues[0], rtol=1e-4)
 
 
+def test_spectra_figure_has_one_legend_entry_per_point(model, tmp_path):
+    """Three prompts side by side share one legend of points (a point's colour is the same in every
+    panel), without gaps between entries: a legend per prompt and point overflowed the figure at
+    the report's full size (4 prompts x 13 points on a gpt2-small shape)."""
+    import re
+
+    from poslens.viz.subspaces import subspace_figures
+
+    path, _ = model
+    r = S.hidden_subspaces(load_weights(path), list(range(100, 160)), lengths={"a": 10, "b": 30, "c": 60})
+    html = next(p for p in subspace_figures(r, tmp_path) if p.name == "subspace_spectra.html").read_text()
+    names = re.findall(r'"name":"([^"]+)"', html)
+    shown = re.findall(r'"showlegend":(true|false)', html)
+    assert len(names) == 3 * 3 and set(names) == {"embed", "block 0", "block 1 +ln_f"}
+    assert shown.count("true") == 3 and '"tracegroupgap":0' in html
+
+
 def test_lengths_capped_at_n_ctx_with_a_note(model):
     from poslens.models.tokenizer import Tokenizer
 

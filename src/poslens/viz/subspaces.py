@@ -55,14 +55,16 @@ def subspace_figures(result, out: Path) -> list[Path]:
         for j, k in enumerate(names):
             P = len(prompts[k].points)
             for i, (lab, ev) in enumerate(zip(prompts[k].points, positive[k])):
-                pf.add_scatter(x=np.arange(1, ev.size + 1), y=ev, mode="lines", name=f"{k}: {lab}", legendgroup=k,
-                               line=dict(width=1, color=ramp(i / max(1, P - 1))), row=1, col=j + 1)
+                # one legend entry per point (its colour in every panel); prompts are the panels
+                pf.add_scatter(x=np.arange(1, ev.size + 1), y=ev, mode="lines", name=lab, legendgroup=lab,
+                               showlegend=j == 0, line=dict(width=1, color=ramp(i / max(1, P - 1))), row=1, col=j + 1)
             shown = [ev for ev in positive[k] if ev.size]
             pf.update_yaxes(type="log", **log_ticks(np.concatenate(shown) if shown else []), row=1, col=j + 1)
         pf.update_xaxes(title_text="eigenvalue index")
         pf.update_yaxes(title_text="Gram eigenvalue / (N-1)")
         # a panel per prompt plus a legend: drawn wide, so the report gives it a full-width card
-        pf.update_layout(title=f"{result.model}: Gram spectra of centred hidden states", width=max(700, 320 * n))
+        pf.update_layout(title=f"{result.model}: Gram spectra of centred hidden states", width=max(700, 320 * n),
+                         legend=dict(tracegroupgap=0))  # a group per point: no gap between them, so 13+ fit
         paths.append(save_plotly(pf, out / "subspace_spectra.html"))
 
     # 2. Signal dimension and effective dimensionality per point; principal-angle sums between consecutive points.
