@@ -61,7 +61,7 @@ def subspace_figures(result, out: Path) -> list[Path]:
             shown = [ev for ev in positive[k] if ev.size]
             pf.update_yaxes(type="log", **log_ticks(np.concatenate(shown) if shown else []), row=1, col=j + 1)
         pf.update_xaxes(title_text="eigenvalue index")
-        pf.update_yaxes(title_text="Gram eigenvalue / (N-1)")
+        pf.update_yaxes(title_text="Gram eigenvalue / (N-1)", row=1, col=1)  # one title: the next panels' would meet their neighbour's ticks
         # a panel per prompt plus a legend: drawn wide, so the report gives it a full-width card
         pf.update_layout(title=f"{result.model}: Gram spectra of centred hidden states", width=max(700, 320 * n),
                          legend=dict(tracegroupgap=0))  # a group per point: no gap between them, so 13+ fit
