@@ -51,7 +51,9 @@ def subspace_figures(result, out: Path) -> list[Path]:
                     ax.set_ylabel("Gram eigenvalue / (N-1)")
             axes[0, -1].legend(fontsize=6)
             paths.append(save_png(fig, out / "subspace_spectra.png"))
-        pf = make_subplots(rows=1, cols=n, subplot_titles=[f"{k} ({prompts[k].n_tokens} tokens)" for k in names])
+        # room between panels for each one's y title and its 10^-n tick labels (panels differ in range)
+        pf = make_subplots(rows=1, cols=n, subplot_titles=[f"{k} ({prompts[k].n_tokens} tokens)" for k in names],
+                           horizontal_spacing=0.3 / n)
         for j, k in enumerate(names):
             P = len(prompts[k].points)
             for i, (lab, ev) in enumerate(zip(prompts[k].points, positive[k])):
@@ -61,7 +63,7 @@ def subspace_figures(result, out: Path) -> list[Path]:
             shown = [ev for ev in positive[k] if ev.size]
             pf.update_yaxes(type="log", **log_ticks(np.concatenate(shown) if shown else []), row=1, col=j + 1)
         pf.update_xaxes(title_text="eigenvalue index")
-        pf.update_yaxes(title_text="Gram eigenvalue / (N-1)", row=1, col=1)  # one title: the next panels' would meet their neighbour's ticks
+        pf.update_yaxes(title_text="Gram eigenvalue / (N-1)")
         # a panel per prompt plus a legend: drawn wide, so the report gives it a full-width card
         pf.update_layout(title=f"{result.model}: Gram spectra of centred hidden states", width=max(700, 320 * n),
                          legend=dict(tracegroupgap=0))  # a group per point: no gap between them, so 13+ fit
