@@ -152,6 +152,21 @@ def test_edit_before_the_last_hook_only_changes_downstream(small_ckpt):
     assert not torch.allclose(base["blocks.1.hook_resid_pre"], edited["blocks.1.hook_resid_pre"])
 
 
+def test_activation_in_place_never_touches_a_kept_or_edited_pre_activation(small_ckpt):
+    # The MLP overwrites its pre-activation when nothing needs it; a kept hook_pre (the same
+    # storage on a float32 CPU run) or a tensor an edit returns must come back untouched.
+    r = Runner(load_weights(str(small_ckpt)))
+    tokens = torch.arange(8)[None]
+    pre, post = "blocks.0.mlp.hook_pre", "blocks.0.mlp.hook_post"
+    both = r.run(tokens, hooks=[pre, post])
+    assert torch.allclose(both[post], torch.nn.functional.gelu(both[pre], approximate="tanh"), atol=1e-6)
+    assert not torch.allclose(both[pre], both[post])
+    assert torch.equal(r.run(tokens, hooks=[post])[post], both[post])
+    mine = torch.ones(1, 8, r.cfg.d_mlp)
+    r.run(tokens, hooks=[post], edits={pre: lambda x, hook: mine})
+    assert torch.equal(mine, torch.ones_like(mine))
+
+
 # ---- batching and dtype --------------------------------------------------------------------------
 def test_batched_run_equals_unbatched(small_ckpt):
     r = Runner(load_weights(str(small_ckpt)))

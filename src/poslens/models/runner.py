@@ -407,7 +407,7 @@ class Runner:
             for l in range(self.cfg.n_layers):
                 hooks.layer, hooks.pre = l, f"blocks.{l}."
                 past = None if after is None else after.kv[l]
-                resid, (k, v) = block_forward(self.cfg, l, self._layers[l], resid, act=self._act, rope=rope,
+                resid, (k, v) = block_forward(self.cfg, l, self._layers[l], resid, rope=rope,
                                               past=past, start=start, hooks=hooks)
                 kv.append((k, v) if past is None else (torch.cat([past[0], k], 1), torch.cat([past[1], v], 1)))
             last = self._last_logits(resid[:, -1:]) if logits else None
@@ -588,7 +588,7 @@ class Runner:
                 k, v = prefix.kv[l]
                 rows = slice(None) if k.shape[0] == 1 else sl
                 past = (k[rows].expand(x.shape[0], *k.shape[1:]), v[rows].expand(x.shape[0], *v.shape[1:]))
-            resid, _ = block_forward(cfg, l, self._layers[l], resid, act=self._act, rope=rope, past=past,
+            resid, _ = block_forward(cfg, l, self._layers[l], resid, rope=rope, past=past,
                                      start=start, hooks=_Hooks(point, needs, l))
         if cfg.final_norm and cfg.normalization != "none":
             fin = _Hooks(point, needs, 0)

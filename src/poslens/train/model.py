@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.block import act_fn, block_forward
+from ..models.block import block_forward
 from ..models.config import ModelConfig
 
 
@@ -52,7 +52,6 @@ class _Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.d_model, eps=cfg.eps)
         self.mlp = _MLP(cfg)
         self.n_kv = cfg.n_heads
-        self.act = act_fn(cfg.act_fn)
 
     ln1_w = property(lambda self: self.ln_1.weight)
     ln1_b = property(lambda self: self.ln_1.bias)
@@ -68,7 +67,7 @@ class _Block(nn.Module):
     b_out = property(lambda self: self.mlp.c_proj.bias)
 
     def forward(self, x):
-        return block_forward(self.cfg, self.layer, self, x, act=self.act)[0]
+        return block_forward(self.cfg, self.layer, self, x)[0]
 
 
 class TrainableGPT2(nn.Module):

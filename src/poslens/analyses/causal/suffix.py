@@ -188,6 +188,6 @@ def _block(runner: Runner, l: int, x: torch.Tensor, p: int, rows: torch.Tensor, 
     key = "attn.hook_rot_k" if cfg.positional == "rotary" else "attn.hook_k"
     past = (cache[f"blocks.{l}.{key}"][rows, :p].to(dev, dt), cache[f"blocks.{l}.attn.hook_v"][rows, :p].to(dev, dt))
     hooks = _SuffixHooks(f"blocks.{l}.", patch, metric, p, rows, cache, keep, S)
-    out, _ = block_forward(cfg, l, runner.layer(l), x, act=runner.activation, rope=runner.rotary(p, S), past=past,
+    out, _ = block_forward(cfg, l, runner.layer(l), x, rope=runner.rotary(p, S), past=past,
                            start=p, hooks=hooks, keep=keep)
     return hooks.full(out)
