@@ -23,6 +23,7 @@ torch.Size([1024, 1600])
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -77,6 +78,19 @@ def _one_tensor_file(name: str, dtype: str, shape: list[int], data: bytes) -> by
     return len(header).to_bytes(8, "little") + header + data
 
 
+def _from_cache(cached: Path, stored: str) -> torch.Tensor | None:
+    """A tensor fetched before, kept as a one-tensor file; None when absent or damaged (a damaged
+    entry is deleted and fetched again, never trusted)."""
+    from safetensors.torch import load
+
+    if cached.is_file():
+        try:
+            return load(cached.read_bytes())[stored]
+        except Exception:
+            cached.unlink(missing_ok=True)
+    return None
+
+
 class RemoteSafetensorsFile:
     """One safetensors file on the hub, with the interface of a local one (``names``, ``get``, ``shape``)."""
 
@@ -107,11 +121,9 @@ class RemoteSafetensorsFile:
 
         stored = self.names[name]
         cached = self.cache_dir / f"{stored}.safetensors"
-        if cached.is_file():
-            try:
-                return load(cached.read_bytes())[stored]
-            except Exception:  # a damaged cache entry is fetched again, never trusted
-                cached.unlink(missing_ok=True)
+        hit = _from_cache(cached, stored)
+        if hit is not None:
+            return hit
         info = self.header[stored]
         a, b = info["data_offsets"]
         data = fetch_range(self.url, self.data_start + a, self.data_start + b - 1) if b > a else b""
@@ -354,27 +366,19 @@ class RemoteTorchBinFile:
         return tuple(self.records[self.names[name]]["shape"])
 
     def get(self, name: str) -> torch.Tensor:
-        from safetensors.torch import load
-
         stored = self.names[name]
         if self._whole is not None:
             return self._whole[stored]
         cached = self.cache_dir / f"{stored}.safetensors"
-        if cached.is_file():
-            try:
-                return load(cached.read_bytes())[stored]
-            except Exception:  # a damaged cache entry is fetched again, never trusted
-                cached.unlink(missing_ok=True)
+        hit = _from_cache(cached, stored)
+        if hit is not None:
+            return hit
         rec = self.records[stored]
         dtype, shape, stride = rec["dtype"], rec["shape"], rec["stride"]
         item = _ITEMSIZE[dtype]
-        n = 1
-        for s in shape:
-            n *= s
-        if n == 0:
-            span = 0
-        else:  # the elements the view touches: offset .. offset + sum((size-1)*stride)
-            span = 1 + sum((s - 1) * st for s, st in zip(shape, stride))
+        n = math.prod(shape)
+        # the elements the view touches: offset .. offset + sum((size-1)*stride)
+        span = 1 + sum((s - 1) * st for s, st in zip(shape, stride)) if n else 0
         off, size, method = self.entries[rec["key"]]
         if method != 0:
             raise CorruptCheckpointError(f"{self.url}: storage {rec['key']} is compressed, which torch.save never does")
