@@ -8,6 +8,7 @@ import torch
 
 from poslens.errors import InvalidInputError, MissingTensorError, PoslensError, UnknownHookError
 from poslens.models import Runner, load_weights
+from poslens.models.config import SUPPORTED_ACTIVATIONS
 from poslens.testing import gpt2_small_config, random_checkpoint, small_config
 
 TOL = 1e-4
@@ -150,6 +151,17 @@ def test_edit_before_the_last_hook_only_changes_downstream(small_ckpt):
     edited = r.run(tokens, hooks=hooks, edits={"blocks.0.hook_attn_out": lambda x, hook: torch.zeros_like(x)})
     assert torch.equal(base["blocks.0.hook_resid_pre"], edited["blocks.0.hook_resid_pre"])
     assert not torch.allclose(base["blocks.1.hook_resid_pre"], edited["blocks.1.hook_resid_pre"])
+
+
+@pytest.mark.parametrize("name", SUPPORTED_ACTIVATIONS)
+def test_every_activation_in_place_computes_the_same_function(name):
+    from poslens.models.block import act_fn
+
+    x = torch.linspace(-6, 6, 101, dtype=torch.float64)
+    out = act_fn(name)(x.clone())
+    y = x.clone()
+    assert torch.equal(act_fn(name, in_place=True)(y), out)
+    assert not torch.equal(out, x)
 
 
 def test_activation_in_place_never_touches_a_kept_or_edited_pre_activation(small_ckpt):
