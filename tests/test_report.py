@@ -486,7 +486,7 @@ def _verdicts_agree(rep) -> dict:
         assert sink["value"] == prof["best"]["sink"]["score"]
     if "word_index" in res:
         wi = res["word_index"]
-        gains = [g for s in wi["schemes"].values() for lt in s["labels"].values() for g in lt["gain"]]
+        gains = [g for lt in wi["schemes"]["word"]["labels"].values() for g in lt["gain"]]
         assert rows["word_index"]["value"] == max(gains)
     else:
         assert rows["word_index"]["verdict"] == "not testable here"
@@ -570,6 +570,25 @@ def test_work_a_stage_owns_is_booked_to_it_whoever_asks_first():
     ctx.running = "profile"
     ctx.memo("j", lambda: time.sleep(0.05), stage="profile")  # inside its own run: already timed there
     assert 0.05 <= ctx.booked.pop("profile") < 0.1 and not ctx.booked
+
+
+def test_word_index_verdict_grades_the_word_scheme_only():
+    """A delimited scheme's index is a count of one repeated token, which a running average of the
+    context carries even in a random-weight model: its gain is named, never graded."""
+    from poslens.report.stage_verdicts import _word_index_row
+
+    def scheme(gain):
+        probe = {"accuracy": 0.5}
+        return {"labels": {"last": {"gain": [gain, gain], "probes": [probe, probe]}}}
+
+    o, wf = {"word_index_gain": 0.05}, 0.5
+    wi = {"layers": [0, 1], "schemes": {"word": scheme(-0.1), "sentence": scheme(0.25)}}
+    row = _word_index_row(wi, o, wf)
+    assert row["verdict"] == "absent" and row["value"] == -0.1
+    assert "not graded: the sentence scheme's gain +0.250" in row["reason"]
+    row = _word_index_row({"layers": [0, 1], "schemes": {"list": scheme(0.3)}}, o, wf)
+    assert row["verdict"] == "not testable here" and row["value"] is None and "list scheme's gain +0.300" in row["reason"]
+    assert _word_index_row({"layers": [0, 1], "schemes": {"word": scheme(0.06)}}, o, wf)["verdict"] == "present"
 
 
 def test_induction_verdict_names_a_shifted_copying_head():

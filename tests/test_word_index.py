@@ -212,6 +212,14 @@ def test_a_scheme_whose_prompts_outgrow_the_context_is_left_out_with_a_note():
         WI.word_index(w, schemes=("sentence",), **kw)
 
 
+def test_a_delimited_schemes_finding_says_random_weights_carry_its_count():
+    r = WI.word_index(load_weights("tiny"), schemes=("word", "list"), n_train=140, n_val_prompts=20, Cs=(1.0,),
+                      layers=[0, 1], label_tokens=("last",))
+    above = {f.scheme: f.ours for f in r.findings if "well above" in f.what}
+    assert above["list"].endswith("random weights carry its delimiter count too")
+    assert "random weights" not in above["word"]
+
+
 def test_a_converged_warm_start_is_returned_after_one_exact_gradient_test():
     """A warm start meeting the stopping rule comes back unchanged with 0 iterations; the test is
     the objective's own gradient (autograd) against tol, so a tighter tol makes it iterate."""

@@ -28,7 +28,7 @@ MECHANISMS = (
     ("induction", "Induction heads", "profile"),
     ("positional_neurons", "Positional neurons (PVO of a duplicate-token head)", "dup_neurons"),
     ("twisted_pair", "Twisted-pair distance read-out", "twisted_pair"),
-    ("word_index", "Emergent word/sentence index", "word_index"),
+    ("word_index", "Emergent word index", "word_index"),
     ("sink", "Attention sink on the first position", "profile"),
 )
 INPUTS = ("profile", "helix", "dup_neurons", "twisted_pair", "word_index", "sinks", "attention_sinks")
@@ -74,6 +74,32 @@ def _grade(value, threshold, weak_fraction) -> str:
     if value is None:
         return UNTESTABLE
     return PRESENT if value >= threshold else WEAK if value >= weak_fraction * threshold else ABSENT
+
+
+def _word_index_row(wi: dict, o: dict, wf: float) -> dict:
+    """The word scheme's best probe gain over the position/space baselines, graded; the delimited
+    schemes' best gain is named in the reason but not graded."""
+    from ..analyses.word_index.options import DELIMITED
+
+    best: dict[str, tuple] = {}
+    for scheme, rep in (wi.get("schemes") or {}).items():
+        kind = "delimited" if scheme in DELIMITED else "word"
+        for lt, r in rep["labels"].items():
+            for layer, g_ in zip(wi["layers"], r["gain"]):
+                if g_ is not None and (kind not in best or g_ > best[kind][0]):
+                    best[kind] = (g_, scheme, lt, layer, r["probes"][wi["layers"].index(layer)]["accuracy"])
+    other = ""
+    if "delimited" in best:
+        g_, scheme, lt, layer, _ = best["delimited"]
+        other = (f"; not graded: the {scheme} scheme's gain {g_:+.3f} (point {layer}, {lt} token), since a running "
+                 "average of the context, which even random weights compute, counts its repeated delimiter")
+    if "word" not in best:
+        return _row("word_index", UNTESTABLE, reason="the verdict reads the word scheme (the post's), which was not run"
+                    + other)
+    gval, scheme, lt, layer, acc = best["word"]
+    return _row("word_index", _grade(gval, o["word_index_gain"], wf), "word-index probe gain over position/space "
+                "baselines", gval, o["word_index_gain"],
+                f"best at residual point {layer} ({lt} token of each word): accuracy {acc:.3f}" + other)
 
 
 def _why_not(ctx, name: str) -> str:
@@ -174,19 +200,7 @@ def verdict_rows(ctx, results: dict, o: dict) -> list[dict]:
     if wi is None:
         rows.append(_row("word_index", UNTESTABLE, reason=_why_not(ctx, "word_index")))
     else:
-        best = None
-        for scheme, rep in (wi.get("schemes") or {}).items():
-            for lt, r in rep["labels"].items():
-                for layer, g_ in zip(wi["layers"], r["gain"]):
-                    if g_ is not None and (best is None or g_ > best[0]):
-                        best = (g_, scheme, lt, layer, r["probes"][wi["layers"].index(layer)]["accuracy"])
-        if best is None:
-            rows.append(_row("word_index", UNTESTABLE, reason="no probe was fitted"))
-        else:
-            gval, scheme, lt, layer, acc = best
-            rows.append(_row("word_index", _grade(gval, o["word_index_gain"], wf),
-                             "probe gain over position/space baselines", gval, o["word_index_gain"],
-                             f"best at residual point {layer} ({scheme} index, {lt} token): accuracy {acc:.3f}"))
+        rows.append(_word_index_row(wi, o, wf))
     # -- attention sink
     s = next((r for r in results.values() if isinstance(r, dict) and r.get("kind") == "sinks"), None)
     if s is not None:

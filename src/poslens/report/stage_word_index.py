@@ -62,7 +62,9 @@ STAGES = [
             "word index that position does not explain. The position-balanced accuracy is measured where every index "
             "present at a position is equally frequent, so a position-only reader scores the stated chance level. The "
             "key plot shows, for each true index (row) and absolute position (x), the distribution of predicted "
-            "indices. The post's model (full GPT-2 small) needs its token embedding, which the partial checkpoint "
+            "indices. The verdict grades the word scheme only: the sentence, list and code schemes end each unit in one "
+            "repeated delimiter, whose count a running average of the context carries even in a model with random "
+            "weights, so a probe reads their index without any learned mechanism. The post's model (full GPT-2 small) needs its token embedding, which the partial checkpoint "
             "lacks, so the published figure is checked only where a complete GPT-2 small is given."
         ),
         seed="word_index",

@@ -20,7 +20,7 @@ from ...options import resolve
 from ...results import ClaimRow, Result
 from .evaluate import evaluate, one_hot, position_balanced
 from .harvest import check_points, harvest, resid_hook
-from .options import Options
+from .options import DELIMITED, Options
 from .probes import fit_probe, fit_probes
 
 BASELINES = ("position", "space", "both")
@@ -255,11 +255,11 @@ def _findings(schemes: dict[str, SchemeResult], layers: list[int], key_layer: in
         bal, chance = pr.balanced_accuracy, r.balanced.chance
         above = (pr.accuracy - pos_base >= 0.1) and (bal - chance >= 0.1 if not math.isnan(bal) else False)
         out.append(Finding(
-            scheme=s, label_token=lt, layer=key_layer,
-            what=f"{s}: probe at residual point {key_layer} is well above the position-only baseline",
+            scheme=s, label_token=lt, layer=key_layer, what=f"{s}: probe at residual point {key_layer} is well above the position-only baseline",
             ours=(f"probe {pr.accuracy:.3f} vs position-only {pos_base:.3f} (best baseline {best.accuracy:.3f}); "
                   + (f"position-balanced {bal:.3f} vs chance {chance:.3f}" if r.balanced.n_points else
-                     "no position-balanced points")),
+                     "no position-balanced points")
+                  + ("; a delimited scheme: random weights carry its delimiter count too" if s in DELIMITED else "")),
             holds=bool(above),
         ))
         per = np.array(pr.per_index, dtype=float)

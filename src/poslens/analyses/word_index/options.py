@@ -16,6 +16,10 @@ from ...errors import InvalidInputError
 from ...options import options_class
 
 LABEL_TOKENS = ("last", "first")
+# Schemes whose units end in one repeated delimiter token ("." "," newline): a running average of the
+# context (attention with any weights, even random ones) carries that token's count, so a probe reads
+# their index from a model that learned nothing; only the word scheme can show a learned index.
+DELIMITED = ("sentence", "list", "code")
 DEFAULT_CS = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 
