@@ -118,8 +118,8 @@ CASES: list[tuple[str, list[str], str]] = [
      "finite"),
     ("report", ["report", "-m", "tiny", "--only", "verdicts", "--set", "verdicts.helix_r2=1.5", "-o", "{out}"],
      "[0, 1]"),
-    ("report", ["report", "-m", "tiny", "--only", "geometry_spectra", "--set", "geometry_spectra.layers=0,1",
-                "-o", "{out}"], "JSON list"),
+    ("report", ["report", "-m", "tiny", "--only", "geometry_spectra", "--set", "geometry_spectra.layers=0,x",
+                "-o", "{out}"], "expected an integer"),
     ("report", ["report", "-m", "nosuchmodel", "-o", "{out}"], "unknown model"),
     ("report", ["report", "--device", "cuda", "-o", "{out}"], "cuda"),
     # an empty --out (an unset shell variable) must not mean the current directory

@@ -325,8 +325,15 @@ def test_set_values_are_checked_against_the_option(tmp_path, monkeypatch):
     # an option unset by default (None) takes only its kind of value, not whatever JSON gives
     assert check_option("dup_heads", "corpus", None, ov["corpus"]) == "2024"
     assert check_option("dup_heads", "corpus", None, None) is None
-    with pytest.raises(InvalidInputError, match="JSON list.*the default is null"):
-        check_option("geometry_spectra", "layers", None, "0,1")
+    # a list as the commands' own flags take it, comma-separated, or as JSON; its items are checked
+    assert check_option("geometry_spectra", "layers", None, "0,1") == [0, 1] == check_option(
+        "geometry_spectra", "layers", None, [0, 1])
+    assert check_option("word_index", "schemes", ["word"], "word,sentence") == ["word", "sentence"]
+    assert check_option("causal_dup_neurons", "heads", ["0.1"], "0.10,1.2") == ["0.10", "1.2"]  # head 10 stays 10
+    with pytest.raises(InvalidInputError, match="expected an integer.*the default is null"):
+        check_option("geometry_spectra", "layers", None, "0,x")
+    with pytest.raises(InvalidInputError, match="expected a list.*the default is null"):
+        check_option("geometry_spectra", "layers", None, 3)
     with pytest.raises(InvalidInputError, match="JSON object"):
         check_option("geometry_subspaces", "lengths", {"short": 15}, 5)
 

@@ -22,7 +22,7 @@ from .common import device_option, dtype_option, model_option, out_option_with
 @click.option("--quick", is_flag=True, help="Small sizes for a first look (fastest).")
 @click.option("--full", is_flag=True, help="The source studies' full sizes (slowest).")
 @click.option("--set", "sets", multiple=True, metavar="STAGE.OPTION=VALUE",
-              help="Override one stage option, e.g. --set helix.n_components=5 (value parsed as JSON).")
+              help="Override one stage option, e.g. --set helix.n_components=5 or --set word_index.schemes=word,sentence (JSON where it parses; a list also comma-separated).")
 @click.option("--list", "list_stages", is_flag=True, help="List the stages and what each needs, then exit.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failing stage instead of reporting it in the page.")
 @click.option("--png", is_flag=True, help="Also draw a PNG of every interactive figure (for papers; slower).")

@@ -140,6 +140,18 @@ def _check_corpus(stage: str, key: str, path: str) -> None:
         _READABLE_CORPORA.add(seen)
 
 
+def _json_or_text(text: str):
+    """A --set value: JSON where it parses, else the text; a float keeps its text (a head "0.10")."""
+    try:
+        val = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    if type(val) is float:
+        val = _Number(val)
+        val.text = text.strip()
+    return val
+
+
 def _checked(stage: str, key: str, default, value, shown):
     where = f"--set {stage}.{key}={json.dumps(value) if not isinstance(value, str) else value}"
 
@@ -171,8 +183,10 @@ def _checked(stage: str, key: str, default, value, shown):
             raise bad("expected a string")
         return value
     if isinstance(default, (list, tuple)):
+        if isinstance(value, str):  # the commands' own comma-separated form: word,sentence or 0,4,8
+            value = [_json_or_text(x.strip()) for x in value.split(",") if x.strip()]
         if not isinstance(value, list):
-            raise bad("expected a JSON list, e.g. [1,2]")
+            raise bad("expected a list: comma-separated or JSON, e.g. 1,2 or [1,2]")
         if default:
             return [_checked(stage, key, default[0], x, shown) for x in value]
         return value
@@ -520,13 +534,7 @@ def parse_overrides(items: Iterable[str], stages: Sequence[Stage]) -> dict[str, 
             raise InvalidInputError(f"--set '{item}' is not STAGE.OPTION=VALUE (e.g. helix.n_components=5)")
         if stage not in names:
             raise InvalidInputError(f"--set '{item}': no stage '{stage}'{suggest(stage, names)}")
-        try:
-            val = json.loads(rhs)
-        except json.JSONDecodeError:
-            val = rhs
-        if type(val) is float:
-            val = _Number(val)
-            val.text = rhs.strip()
+        val = _json_or_text(rhs)
         out.setdefault(stage, {})[key.strip()] = val
     return out
 
