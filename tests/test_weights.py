@@ -141,6 +141,26 @@ def test_processing_reads_and_computes_only_what_is_asked_for(model, tokens):
     assert _same_up_to_position_constant(logits(p, tokens), logits(w, tokens)) <= TOL
 
 
+def test_randomize_keeps_shapes_and_scales_and_nothing_learned(model, tokens):
+    w = load_weights(str(model[0]))
+    r = P.randomize(w, seed=3)
+    assert r.processing == ("randomize[seed=3]",) and w._raw == {}  # lazy: nothing drawn yet
+    W_Q = r.get("blocks.1.attn.W_Q")
+    assert set(w._raw) and all(".1." in name for name in w._raw), sorted(w._raw)  # layer 1's tensors only
+    for name in ("blocks.1.attn.W_Q", "pos_embed.W_pos", "blocks.0.mlp.W_in", "unembed.b_U"):
+        a, b = w.get(name), r.get(name)
+        assert a.shape == b.shape
+        assert abs(float(b.mean() - a.mean())) <= 5 * float(a.std()) / a.numel() ** 0.5 + 1e-7, name
+        assert float(b.std()) == pytest.approx(float(a.std()), rel=0.1, abs=1e-7), name
+    assert not torch.equal(W_Q, w.get("blocks.1.attn.W_Q"))
+    # each tensor has its own generator: the draw depends on the seed, not on what was read first
+    again = P.randomize(load_weights(str(model[0])), seed=3)
+    assert torch.equal(again.get("pos_embed.W_pos"), r.get("pos_embed.W_pos")) and torch.equal(again.get("blocks.1.attn.W_Q"), W_Q)
+    assert not torch.equal(P.randomize(w, seed=4).get("blocks.1.attn.W_Q"), W_Q)
+    assert torch.isfinite(logits(r, tokens)).all()  # a model that runs, with nothing learned
+    assert not torch.allclose(logits(r, tokens), logits(w, tokens), atol=1e-2)
+
+
 def test_processing_a_partial_checkpoint_records_what_was_kept(partial_ckpt):
     w = P.fold_layer_norm(load_weights(str(partial_ckpt)))
     step = w.processing[0]

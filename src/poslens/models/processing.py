@@ -135,6 +135,35 @@ def fold_value_biases(w: Weights) -> Weights:
     return w.replace(up, "fold_value_biases")
 
 
+def randomize(w: Weights, seed: int = 0) -> Weights:
+    """A null model: every tensor redrawn, independently, from a Gaussian with that tensor's own
+    mean and standard deviation (a constant tensor, such as a fresh LayerNorm weight, stays constant).
+
+    Shapes, scales and the architecture are kept; everything learned is gone. What an analysis
+    finds on it, it finds without a trained mechanism: the word-index probe reads the sentence
+    index of such a gpt2-small-shaped model well above its position baseline, for instance. Lazy
+    like every step (only the tensors read are drawn, each from its own seeded generator, so the
+    draw does not depend on reading order); a tied unembedding is drawn apart from W_E.
+
+    >>> from poslens.models import load_weights
+    >>> r = randomize(load_weights("tiny"), seed=1)
+    >>> r.processing, r.get("pos_embed.W_pos").shape == load_weights("tiny").get("pos_embed.W_pos").shape
+    (('randomize[seed=1]',), True)
+    """
+
+    def drawn(i: int, n: str) -> Deferred:
+        def draw() -> torch.Tensor:
+            t = w.get(n).float()
+            g = torch.Generator().manual_seed(int(seed) * 1_000_003 + i)
+            noise = torch.randn(t.shape, generator=g)
+            return t.mean() + t.std(correction=0) * noise if t.numel() > 1 else t.clone()
+
+        return Deferred(draw)
+
+    up = {n: drawn(i, n) for i, n in enumerate(w.names()) if w.has(n)}
+    return w.replace(up, f"randomize[seed={int(seed)}]")
+
+
 def process(w: Weights, fold_ln: bool = True, center_writing: bool = True,
             center_unembedding: bool = True, fold_value_bias: bool = True) -> Weights:
     """The TransformerLens default processing, each step optional."""
