@@ -107,6 +107,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("patch", ["patch", "--clean", "And God said", "--corrupted", "And Moses said", "--metric", "logit-diff: the| the",
                "-o", "{out}"], "both GOOD and BAD"),
     ("ablate", ["ablate", "run", "--head", "0.1", "--metric", "logit-diff:#5|#5", "-o", "{out}"], "two different"),
+    ("inspect", ["inspect", "random:tiny"], "null model"),
     # --- the report
     ("report", ["report", "--only", "nope", "-o", "{out}"], "no report stage"),
     ("report", ["report", "--quick", "--full", "-o", "{out}"], "--quick"),

@@ -365,6 +365,22 @@ def test_run_model_checks_every_option_before_the_skip_checks_compute(tmp_path):
     assert ctx._memo == {}  # the model profile, which a skip check before sinks' computes, was not
 
 
+def test_a_null_model_beside_its_model_finds_nothing_learned(tmp_path):
+    """``random:SPEC``: the same architecture with every tensor redrawn. tiny-attn's heads are trained; its
+    null's are not, and its pages, fingerprint and cache are its own."""
+    from poslens.report import build_report
+
+    page, reps = build_report(["tiny-attn", "random:tiny-attn"], tmp_path / "r", size="quick", progress=False,
+                              only=["profile", "verdicts"])
+    model, null = reps
+    assert null.model == "tiny-attn (random weights, seed 0)" and null.out != model.out
+    assert null.fingerprint != model.fingerprint
+    rows = [{r["mechanism"]: r["verdict"] for o in rep.outcomes if o.name == "verdicts" for r in o.result["rows"]}
+            for rep in reps]
+    assert rows[0]["induction"] == "present" and rows[1]["induction"] == "absent"
+    assert "tiny-attn (random weights, seed 0)" in page.read_text()
+
+
 def test_several_models_get_an_index(ckpts, tmp_path):
     page, reps = build_report([str(ckpts["full"]), str(ckpts["partial"])], tmp_path / "r",
                               stages=fake_stages(), progress=False, only=["pca", "embed"])

@@ -157,6 +157,8 @@ def test_randomize_keeps_shapes_and_scales_and_nothing_learned(model, tokens):
     again = P.randomize(load_weights(str(model[0])), seed=3)
     assert torch.equal(again.get("pos_embed.W_pos"), r.get("pos_embed.W_pos")) and torch.equal(again.get("blocks.1.attn.W_Q"), W_Q)
     assert not torch.equal(P.randomize(w, seed=4).get("blocks.1.attn.W_Q"), W_Q)
+    spec = load_weights(f"random=3:{model[0]}")  # the spec form every command and the report take
+    assert spec.label == f"{model[0]} (random weights, seed 3)" and torch.equal(spec.get("blocks.1.attn.W_Q"), W_Q)
     assert torch.isfinite(logits(r, tokens)).all()  # a model that runs, with nothing learned
     assert not torch.allclose(logits(r, tokens), logits(w, tokens), atol=1e-2)
 

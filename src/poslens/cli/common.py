@@ -12,7 +12,8 @@ DEFAULT_MODEL = "tiny"
 
 
 def model_option(multiple: bool = False):
-    help_ = "Model: a name from `poslens models`, a hub id, or a checkpoint directory; NAME@REV for a revision."
+    help_ = ("Model: a name from `poslens models`, a hub id, or a checkpoint directory; NAME@REV for a revision; "
+             "random:SPEC (random=SEED:SPEC) for its null, every tensor redrawn at its own mean and std.")
     if multiple:
         return click.option("--model", "-m", "model", multiple=True, help=help_ + " Repeat for several.")
     return click.option("--model", "-m", "model", default=DEFAULT_MODEL, show_default=True, help=help_)

@@ -161,7 +161,9 @@ def randomize(w: Weights, seed: int = 0) -> Weights:
         return Deferred(draw)
 
     up = {n: drawn(i, n) for i, n in enumerate(w.names()) if w.has(n)}
-    return w.replace(up, f"randomize[seed={int(seed)}]")
+    out = w.replace(up, f"randomize[seed={int(seed)}]")
+    out._label = f"{w.label} (random weights, seed {int(seed)})"
+    return out
 
 
 def process(w: Weights, fold_ln: bool = True, center_writing: bool = True,

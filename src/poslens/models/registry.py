@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import OfflineError, UnknownModelError, suggest
+from ..errors import InvalidInputError, OfflineError, UnknownModelError, suggest
 
 EMBEDDED_DIR = Path(__file__).parent / "embedded"
 
@@ -157,6 +157,12 @@ def _split_revision(spec: str) -> tuple[str, str | None]:
 
 def resolve(spec: str, revision: str | None = None) -> ModelSource:
     """Resolve a model name, alias, hub id or directory to a :class:`ModelSource`."""
+    from .weights import null_spec
+
+    base, seed = null_spec(spec)
+    if seed is not None:
+        raise InvalidInputError(f"'{spec}' is a null model ({base} with random weights), which the analyses and the "
+                                f"report take; this reads a checkpoint as stored: give '{base}'")
     spec = str(spec).strip()
     if not spec:
         raise UnknownModelError("empty model name; run `poslens models` to list the known ones")
@@ -377,7 +383,6 @@ def open_checkpoint(spec: str, revision: str | None = None):
     """
     from .checkpoint import Checkpoint
     from .families import check_shapes
-
     source = resolve(spec, revision)
     if source.local_dir is not None:
         ckpt = Checkpoint.from_dir(source.local_dir, label=source.label, revision=source.revision)

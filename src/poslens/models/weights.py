@@ -100,7 +100,8 @@ class Weights:
 
     @property
     def label(self) -> str:
-        return self.source.label
+        """The model's name in results; a processing step may extend it (``tiny (random weights, seed 0)``)."""
+        return getattr(self, "_label", None) or self.source.label
 
     # ---- names -------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -205,6 +206,7 @@ class Weights:
         new = Weights(self.source, {**self._overrides, **updates}, self.processing + (step,))
         new._cache = dict(self._cache)
         new._raw = self._raw  # raw reads are immutable; share them
+        new._label = getattr(self, "_label", None)
         return new
 
     def to_hf_state_dict(self) -> dict[str, torch.Tensor]:
@@ -221,11 +223,33 @@ class Weights:
 WeightsFn = Callable[[Weights], Weights]
 
 
+_NULL = re.compile(r"^random(?:=(\d+))?:(.+)$")
+
+
+def null_spec(spec: str) -> tuple[str, int | None]:
+    """``random:SPEC`` or ``random=SEED:SPEC`` (the model's null: :func:`~poslens.models.processing.randomize`)
+    -> ``(SPEC, seed)``; any other spec -> ``(spec, None)``.
+
+    >>> null_spec("random:tiny"), null_spec("random=3:gpt2"), null_spec("tiny")
+    (('tiny', 0), ('gpt2', 3), ('tiny', None))
+    """
+    m = _NULL.match(str(spec))
+    return (m.group(2), int(m.group(1) or 0)) if m else (str(spec), None)
+
+
 def load_weights(spec: str, revision: str | None = None) -> Weights:
-    """Open a model by name, hub id or directory and return its lazy :class:`Weights`."""
+    """Open a model by name, hub id or directory and return its lazy :class:`Weights`;
+    ``random:SPEC`` (``random=SEED:SPEC``) gives that model with every tensor redrawn at its own
+    mean and std, a null model to measure a finding against."""
     from .registry import open_checkpoint
 
-    return Weights.from_checkpoint(open_checkpoint(spec, revision))
+    base, seed = null_spec(spec)
+    w = Weights.from_checkpoint(open_checkpoint(base, revision))
+    if seed is None:
+        return w
+    from .processing import randomize
+
+    return randomize(w, seed)
 
 
 def as_weights(model, what: str) -> Weights:

@@ -258,14 +258,19 @@ class Context:
 
     def __init__(self, spec: str, *, device: str = "cpu", dtype: str = "float32", size: str = "default", seed: int = 0):
         from ..models import Weights, open_checkpoint
+        from ..models.processing import randomize
+        from ..models.weights import null_spec
 
         if size not in SIZES:
             raise InvalidInputError(f"unknown size '{size}'; use one of {', '.join(SIZES)}")
         self.spec = str(spec)
-        self.ckpt = open_checkpoint(spec)
+        base, null_seed = null_spec(spec)  # random:SPEC, the model's null
+        self.ckpt = open_checkpoint(base)
         self.weights = Weights.from_checkpoint(self.ckpt)
+        if null_seed is not None:
+            self.weights = randomize(self.weights, null_seed)
         self.cfg = self.weights.cfg
-        self.label = self.ckpt.label
+        self.label = self.weights.label
         self.device, self.dtype, self.size, self.seed = device, dtype, size, seed
         self._runner = None
         self._tokenizer = None
@@ -370,9 +375,11 @@ class Context:
 # ---- fingerprints and cache ------------------------------------------------------------
 
 
-def model_fingerprint(ckpt) -> str:
-    """Changes when the checkpoint's config or any of its files change (size or mtime)."""
+def model_fingerprint(ckpt, processing: Iterable[str] = ()) -> str:
+    """Changes when the checkpoint's config or any of its files change (size or mtime), or the
+    processing applied to its weights (a ``random:`` null model's draw)."""
     h = hashlib.sha256()
+    h.update(json.dumps(list(processing)).encode() if processing else b"")
     h.update(json.dumps(ckpt.config.to_hf_dict(), sort_keys=True).encode())
     path = Path(ckpt.path)
     if path.is_dir():
@@ -407,7 +414,7 @@ def cache_key(stage: Stage, options: dict, ctx: Context) -> tuple[str, dict]:
     material = {
         "stage": stage.name,
         "options": to_jsonable(options),
-        "model": model_fingerprint(ctx.ckpt),
+        "model": model_fingerprint(ctx.ckpt, ctx.weights.processing),
         "code": code_fingerprint((*stage.code, stage.run.__module__)),
         "device": str(ctx.device),
         "dtype": ctx.dtype,
@@ -597,7 +604,7 @@ def run_model(
         selected = set(compute) if compute is not None else {st.name for st in stages}
         overrides = overrides or {}
         ctx.overrides, ctx.progress, ctx.png = overrides, progress, png
-        fp = model_fingerprint(ctx.ckpt)
+        fp = model_fingerprint(ctx.ckpt, ctx.weights.processing)
 
         outcomes: dict[str, Outcome] = {}
         pending: list[tuple[Stage, dict, str, dict]] = []
