@@ -36,11 +36,17 @@ def model_folder(spec: str, taken: set[str]) -> str:
     'gpt2-small-partial'
     >>> model_folder("battlestar@1000", {"battlestar-1000"})
     'battlestar-1000-2'
+    >>> model_folder("random=2:../shared/data/gpt2-small-partial", set())
+    'random2-gpt2-small-partial'
     """
-    spec = str(spec).rstrip("/\\")
+    from ..models.weights import null_spec
+
+    spec, null_seed = null_spec(str(spec).rstrip("/\\"))
     p = Path(spec)
     path_like = spec.startswith((".", "/", "~")) or p.exists()
     name = p.name if path_like else spec.replace("@", "-").replace("/", "--")
+    if null_seed is not None:  # a model's null sits beside it: random-gpt2-small-partial
+        name = f"random{null_seed or ''}-{name}"
     base = slug(name).lstrip("._-") or "model"
     folder, n = base, 1
     while folder in taken:
