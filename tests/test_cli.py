@@ -75,6 +75,16 @@ def test_user_errors_are_one_line_and_exit_2(args, words):
     assert "\n" not in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("args", [
+    ["lens", "--prompt", "And God said, Let there be"],   # opens the model for a forward pass
+    ["helix", "-m", "tiny"],                               # two models: a helix sweep over both
+])
+def test_a_null_model_runs_wherever_a_model_does(args, tmp_path):
+    r = run(*args, "-m", "random=5:tiny", "-o", str(tmp_path), "--json")
+    assert r.exit_code == 0, r.output
+    assert "tiny (random weights, seed 5)" in r.output
+
+
 def test_help_loads_no_torch():
     # `poslens --help` and every command's --help answer without loading torch (seconds on a cold start)
     import subprocess

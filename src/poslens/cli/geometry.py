@@ -30,13 +30,12 @@ def _text(value: str | None, what: str) -> str | None:
 def _forward_model(model: str, what: str, **require):
     """``model``'s weights and tokenizer, once it is known to run the forward pass ``what`` needs."""
     from ..analyses.geometry.probe import require_forward
-    from ..models import Weights, open_checkpoint
+    from ..models import load_weights
     from ..models.tokenizer import Tokenizer
 
-    ckpt = open_checkpoint(model)
-    w = Weights.from_checkpoint(ckpt)
+    w = load_weights(model)
     require_forward(w, what, **require)
-    return w, Tokenizer.for_checkpoint(ckpt)
+    return w, Tokenizer.for_checkpoint(w.source)
 
 
 def _lengths(spec: str) -> dict[str, int]:

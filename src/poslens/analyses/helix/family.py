@@ -104,13 +104,10 @@ class HelixSweepResult(Result):
 
 def _open(spec):
     """(Weights, checkpoint or None) for a spec, a directory or ready Weights."""
-    from ...models.registry import open_checkpoint
-    from ...models.weights import Weights
+    from ...models.weights import Weights, load_weights
 
-    if isinstance(spec, Weights):
-        return spec, getattr(spec, "source", None)
-    ckpt = open_checkpoint(str(spec))
-    return Weights.from_checkpoint(ckpt), ckpt
+    w = spec if isinstance(spec, Weights) else load_weights(str(spec))
+    return w, getattr(w, "source", None)
 
 
 def helix_models(specs, *, progress: bool = False, **options) -> HelixFamilyResult:
