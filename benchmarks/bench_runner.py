@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import environment, matmul_flops, timeit  # noqa: E402
+from _common import environment, matmul_flops, native_bf16, timeit  # noqa: E402
 
 from poslens.models import Runner, load_weights  # noqa: E402
 from poslens.testing import gpt2_small_config, random_checkpoint  # noqa: E402
@@ -48,14 +48,6 @@ def tokenizer_for_bridge(folder: Path):
     return GPT2TokenizerFast.from_pretrained(folder)
 
 
-def _native_bf16() -> bool:
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text(errors="replace").split())
-    except OSError:
-        return True
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batch", type=int, default=8)
@@ -76,7 +68,7 @@ def main() -> None:
         runner_bf16 = Runner(load_weights(str(path)), dtype="bfloat16")
         ours_bf16 = runner_bf16.run(tokens, hooks=[HOOK])[HOOK]
         # Emulated bfloat16 (no avx512_bf16/amx_bf16) is 50-120x slower: one timing says enough.
-        t_bf16 = timeit(lambda: runner_bf16.run(tokens, hooks=[HOOK]), args.repeat if _native_bf16() else 1)
+        t_bf16 = timeit(lambda: runner_bf16.run(tokens, hooks=[HOOK]), args.repeat if native_bf16() else 1)
         bf16_err = float((ours_bf16 - ours).abs().max() / ours.abs().max())
         bf16_rms = float((ours_bf16 - ours).pow(2).mean().sqrt() / ours.pow(2).mean().sqrt())
 
@@ -124,7 +116,7 @@ def main() -> None:
     if t_tl is not None:
         print(f"  vs TransformerLens (float32):      {t_tl / t_ours:6.2f}   target >= 1.0")
         print(f"  bfloat16 vs TransformerLens f32:   {t_tl / t_bf16:6.2f}   "
-              + ("target >= 2.0" if _native_bf16() else "(no target: this CPU emulates bfloat16)"))
+              + ("target >= 2.0" if native_bf16() else "(no target: this CPU emulates bfloat16)"))
     print(f"  roofline share (float32):          {flops / t_ours / peak:6.2f}   target >= 0.80")
 
 
