@@ -243,7 +243,9 @@ def verdict_table(v: dict, sections: set[str]) -> str:
             f"<p class='meta'>present: the deciding number reaches its threshold (and its row's other conditions "
             f"hold); weak: it reaches weak_fraction × the threshold, or a condition its why names is unmet; absent: below that; not testable here: the checkpoint lacks what the measurement needs. "
             f"Thresholds are options (<code>--set verdicts.NAME=VALUE</code>; the head-role thresholds are the model "
-            f"profile's, <code>--set profile.NAME=VALUE</code>): {esc(th)}.</p>")
+            f"profile's, <code>--set profile.NAME=VALUE</code>): {esc(th)}. What the architecture gives without "
+            f"learning: the same report on the model's null, <code>-m random:MODEL</code> (every tensor redrawn at its "
+            f"own mean and spread).</p>")
 
 
 def introduction(seed_model: bool) -> str:
