@@ -213,7 +213,8 @@ def mlp(cfg: ModelConfig, p, x: torch.Tensor, hooks=NO_HOOKS) -> torch.Tensor:
 
 
 # ---- the block ---------------------------------------------------------------------------
-def block_forward(cfg: ModelConfig, layer: int, p, resid: torch.Tensor, *, rope=None, past=None, start: int = 0, hooks=NO_HOOKS, keep: torch.Tensor | None = None):
+def block_forward(cfg: ModelConfig, layer: int, p, resid: torch.Tensor, *, rope=None, past=None, start: int = 0,
+                  hooks=NO_HOOKS, keep: torch.Tensor | None = None):
     """One layer: ``(resid_post, (k, v))``. Pre-norm (GPT-2, Llama), post-norm (OPT-350m) or
     parallel attention and MLP (GPT-NeoX), by ``cfg``. ``keep``: after the keys and values,
     compute only these positions (suffix patching's last layer)."""

@@ -76,6 +76,7 @@ class Weights:
         self._cache: dict[str, torch.Tensor] = {}
         self._raw: dict[str, torch.Tensor] = {}
         self.processing = tuple(processing)
+        self._label: str | None = None  # set by a step that changes what the model is (randomize)
 
     # ---- construction ------------------------------------------------------------------
     @classmethod
@@ -101,7 +102,7 @@ class Weights:
     @property
     def label(self) -> str:
         """The model's name in results; a processing step may extend it (``tiny (random weights, seed 0)``)."""
-        return getattr(self, "_label", None) or self.source.label
+        return self._label or self.source.label
 
     # ---- names -------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -206,7 +207,7 @@ class Weights:
         new = Weights(self.source, {**self._overrides, **updates}, self.processing + (step,))
         new._cache = dict(self._cache)
         new._raw = self._raw  # raw reads are immutable; share them
-        new._label = getattr(self, "_label", None)
+        new._label = self._label
         return new
 
     def to_hf_state_dict(self) -> dict[str, torch.Tensor]:

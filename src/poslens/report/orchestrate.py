@@ -257,18 +257,13 @@ class Context:
     """
 
     def __init__(self, spec: str, *, device: str = "cpu", dtype: str = "float32", size: str = "default", seed: int = 0):
-        from ..models import Weights, open_checkpoint
-        from ..models.processing import randomize
-        from ..models.weights import null_spec
+        from ..models import load_weights
 
         if size not in SIZES:
             raise InvalidInputError(f"unknown size '{size}'; use one of {', '.join(SIZES)}")
         self.spec = str(spec)
-        base, null_seed = null_spec(spec)  # random:SPEC, the model's null
-        self.ckpt = open_checkpoint(base)
-        self.weights = Weights.from_checkpoint(self.ckpt)
-        if null_seed is not None:
-            self.weights = randomize(self.weights, null_seed)
+        self.weights = load_weights(self.spec)  # random:SPEC included, the model's null
+        self.ckpt = self.weights.source
         self.cfg = self.weights.cfg
         self.label = self.weights.label
         self.device, self.dtype, self.size, self.seed = device, dtype, size, seed
