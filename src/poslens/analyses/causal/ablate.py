@@ -26,8 +26,8 @@ from ...models.runner import Runner
 from ...results import Result
 from .baselines import Comparison, against, compare, head_pool, random_head_sets, random_neurons, random_subspace
 from .intervention import INPUT, Intervention, InterventionRecord, _layer
-from .metrics import Metric, MetricRecord, MetricStore
-from .run import as_run_kwargs, input_shape, run_variants
+from .metrics import Metric, MetricRecord
+from .run import as_run_kwargs, input_shape, measure_variants
 
 # A metric's value, averaged over sequences: a number, or the metric's shape as nested lists.
 MetricValue = float | list[float] | list[list[float]]
@@ -158,9 +158,7 @@ def ablation_effect(
     B, _ = input_shape(kw)
     draws = baseline_variants(interventions, runner.cfg, n_baseline, seed) if n_baseline else []
     variants = [[], list(interventions), *draws]
-    store = MetricStore(metrics, len(variants) * B, B)
-    run_variants(runner, kw, variants, store.readers(), references=references, batch_size=batch_size)
-    vals = store.by_variant(len(variants))
+    vals = measure_variants(runner, kw, variants, metrics, references=references, batch_size=batch_size)
     clean, abl, eff = effects_table(vals, metrics, 1, 0, range(2, len(variants)))
     notes = [f"layer {_layer(iv.hook)} has too few other heads for a disjoint random baseline of {len(iv.index)}; "
              "random draws may include the ablated heads" for iv in interventions

@@ -45,9 +45,9 @@ from ..neurons.premise import not_applicable_reason, zero_mlp_reason
 from .baselines import Comparison, against, compare, head_pool, random_head_sets, random_neurons
 from .inputs import distinct_tokens
 from .intervention import InterventionRecord, ablate_head
-from .metrics import MetricStore, masked_neuron_means
+from .metrics import masked_neuron_means
 from .options import DupNeuronAblationOptions
-from .run import run_variants
+from .run import measure_variants
 
 
 @dataclass(frozen=True)
@@ -172,9 +172,7 @@ def _select_pvo(weights: Weights, layer: int, head: int, n: int) -> tuple[list[i
 def _select_activation(runner: Runner, layer: int, n: int, n_seq: int, P: int, vocab: int, seed: int, bos) -> tuple[list[int], str]:
     tokens, masks, _ = _data(n_seq, P, vocab, seed + 1000, bos)
     m = masked_neuron_means(layer, range(runner.cfg.d_mlp), masks, ("repeated", "non_repeated"))
-    store = MetricStore([m], len(tokens), len(tokens))
-    run_variants(runner, tokens, [[]], store.readers())
-    v = np.nanmean(store.values[m.name], 0)  # [d_mlp, 2]
+    v = np.nanmean(measure_variants(runner, tokens, [[]], [m])[m.name][0], 0)  # [d_mlp, 2]
     diff = v[:, 0] - v[:, 1]
     top = np.argsort(-np.abs(diff))[:n]
     return [int(i) for i in top], (f"top {n} neurons of layer {layer} by |mean activation on repeated - non-repeated "
@@ -296,9 +294,8 @@ def duplicate_neuron_ablation(
     variants = [[], [iv_dup]] + ([[iv_oth]] if iv_oth else [])
     variants += [[abl(s, f"random heads {s}")] for s in rh_dup] + [[abl(s, f"random heads {s}")] for s in rh_oth]
     metric = masked_neuron_means(layer, read, masks, ("repeated", "non_repeated"))
-    store = MetricStore([metric], len(variants) * len(tokens), len(tokens))
-    run_variants(runner, tokens, variants, store.readers(), references=refs, batch_size=batch_size)
-    vals = np.nanmean(store.by_variant(len(variants))[metric.name], 1)  # [V, n_read, 2]
+    vals = measure_variants(runner, tokens, variants, [metric], references=refs, batch_size=batch_size)
+    vals = np.nanmean(vals[metric.name], 1)  # [V, n_read, 2]
     rep, non = vals[..., 0], vals[..., 1]
     gap = rep - non
     # Neurons' gaps have either sign; aligning each with its clean sign makes "gap" the size of the

@@ -35,9 +35,9 @@ from ...options import resolve
 from ...results import Result
 from .baselines import Spread, against, compare, random_subspace, spread
 from .intervention import InterventionRecord, ablate_direction
-from .metrics import MetricStore, next_token_loss, previous_token_attention
+from .metrics import next_token_loss, previous_token_attention
 from .options import HelixAblationOptions
-from .run import run_variants
+from .run import measure_variants
 
 MAX_PATTERN_ELEMENTS = 6e7  # rows x heads x P^2 per chunk when patterns are read
 MAX_LOGIT_ELEMENTS = 1e8  # rows x P x vocab per chunk for the loss: 54 x 128 x 50,257 at once was slower, and 1.4 GB
@@ -228,12 +228,9 @@ def helix_ablation(
     metrics = [previous_token_attention(l, cfg.n_heads, min_query=1) for l in layers]
     if tokens is not None:
         metrics.append(next_token_loss(tokens, skip_first=0))
-    B = int(kw[next(iter(kw))].shape[0])
-    store = MetricStore(metrics, len(variants) * B, B)
     bs = batch_size or max(1, int(min(MAX_PATTERN_ELEMENTS // (cfg.n_heads * P * P),
                                       MAX_LOGIT_ELEMENTS // (P * cfg.d_vocab) if tokens is not None else math.inf)))
-    run_variants(runner, kw, variants, store.readers(), batch_size=bs)
-    vals = store.by_variant(len(variants))
+    vals = measure_variants(runner, kw, variants, metrics, batch_size=bs)
     nv = 1 + 1 + n_random
     idx = {"helix": [1], "random": list(range(2, nv)), "matched": list(range(nv, nv + n_random))}
 

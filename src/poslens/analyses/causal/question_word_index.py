@@ -43,12 +43,12 @@ from ...options import resolve
 from ...results import Result
 from .baselines import against, compare, compare_arms, random_subspace, spread
 from .intervention import ablate_direction
-from .metrics import MetricStore, direction_readout, next_token_loss
+from .metrics import direction_readout, next_token_loss
 from .options import WordIndexAblationOptions
 from .patching import PatchResult, patch_sweep
 from .word_index_records import (FollowStay, PatchPairs, PointProbe, ProbeAblation, SubspacePatch, WordIndexData,
                                  WordIndexPatching)
-from .run import run_variants
+from .run import measure_variants, run_variants
 
 
 @dataclass(frozen=True)
@@ -228,12 +228,8 @@ def word_index_ablation(
                     feats[ctx.name][v, sel[m]] = act[rr - ctx.batch.start, torch.as_tensor(gp[m])].float().cpu().numpy()
 
         lm = next_token_loss(tokens, skip_first=prefix_len - 1)
-        store = MetricStore([lm], V * ng, ng)
-        readers = store.readers()
-        for h in read:
-            readers.setdefault(h, []).append(gather)
-        run_variants(runner, tokens, variants, readers, batch_size=batch_size)
-        lv = store.by_variant(V)["loss"]  # [V, ng] mean per prompt over Lg - prefix_len predictions
+        lv = measure_variants(runner, tokens, variants, [lm], readers={h: [gather] for h in read},
+                              batch_size=batch_size)["loss"]  # [V, ng] mean per prompt over Lg - prefix_len predictions
         loss_sum += lv.sum(1) * (Lg - prefix_len)
         loss_n += ng * (Lg - prefix_len)
     if used < len(val.tokens):

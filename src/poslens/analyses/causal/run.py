@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from ...errors import InvalidInputError
 from ...models.runner import Activations, HookContext, Runner
 from .intervention import INPUT, Intervention, orthonormal_basis, resolve_positions, validate
+from .metrics import Metric, MetricStore
 
 
 def as_run_kwargs(inputs) -> dict:
@@ -286,3 +288,19 @@ def run_variants(
     big = repeat_input(kw, len(variants))
     runner.run(**big, edits=build_edits(ops, readers), batch_size=batch_size or max(B, 32), progress=bool(progress))
     return B
+
+
+def measure_variants(runner: Runner, inputs, variants: Sequence[Sequence[Intervention]], metrics: Sequence[Metric], *,
+                     readers: Mapping[str, Sequence[Reader]] | None = None, references: Mapping[str, Any] | None = None,
+                     batch_size: int | None = None) -> dict[str, np.ndarray]:
+    """:func:`run_variants` reading ``metrics`` (then ``readers``): ``{metric name: [variant, base row, *shape]}``.
+
+    >>> vals = measure_variants(runner, tokens, [[], [iv]], [next_token_loss(tokens)])   # doctest: +SKIP
+    """
+    B, _ = input_shape(as_run_kwargs(inputs))
+    store = MetricStore(metrics, len(variants) * B, B)
+    every = store.readers()
+    for hook, fns in (readers or {}).items():
+        every.setdefault(hook, []).extend(fns)
+    run_variants(runner, inputs, variants, every, references=references, batch_size=batch_size)
+    return store.by_variant(len(variants))
