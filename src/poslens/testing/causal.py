@@ -49,15 +49,13 @@ class PlantedPath:
 
     def metric_value(self, tokens, position: int = -1) -> np.ndarray:
         """The readout at ``position`` for each row of ``tokens``, computed by hand."""
-        t = np.asarray(tokens)
-        t = t[None] if t.ndim == 1 else t
+        t = np.atleast_2d(tokens)
         q = position % t.shape[1]
         return self.gain * np.asarray(self.values)[t[:, : q + 1]].mean(1)
 
     def head_output(self, tokens) -> np.ndarray:
         """The planted head's readout contribution at every position ``[batch, pos]``."""
-        t = np.asarray(tokens)
-        t = t[None] if t.ndim == 1 else t
+        t = np.atleast_2d(tokens)
         v = np.asarray(self.values)[t]
         return self.gain * np.cumsum(v, 1) / np.arange(1, t.shape[1] + 1)
 

@@ -18,11 +18,11 @@ from ...errors import InvalidInputError
 INPUT_SPECS = ("sample", "corpus:PATH", "text:TEXT", "repeated", "distinct")
 
 
-def distinct_tokens(n_seq: int, seq_len: int, vocab: int, seed: int, exclude=(), bos: int | None = None) -> torch.Tensor:
-    """Sequences in which no token occurs twice (BOS first when given)."""
+def distinct_tokens(n_seq: int, seq_len: int, vocab: int, seed: int, bos: int | None = None) -> torch.Tensor:
+    """Sequences in which no token occurs twice (BOS first when given, and nowhere else)."""
     from ...data.sequences import token_pool
 
-    pool = token_pool(vocab, [*exclude, bos])
+    pool = token_pool(vocab, [bos])
     L = seq_len - (bos is not None)
     if pool.numel() < L:
         raise InvalidInputError(f"{L} distinct tokens are needed per sequence but the vocabulary has {pool.numel()}")
@@ -40,9 +40,9 @@ def make_inputs(spec: str, *, d_vocab: int, tokenizer, n_seq: int, seq_len: int,
 
     kind, _, arg = spec.partition(":")
     if kind == "repeated":
-        return repeated_tokens(n_seq, seq_len, d_vocab, seed=seed, exclude=() if bos is None else (bos,), bos=bos)
+        return repeated_tokens(n_seq, seq_len, d_vocab, seed=seed, bos=bos)
     if kind == "distinct":
-        return distinct_tokens(n_seq, seq_len, d_vocab, seed, exclude=() if bos is None else (bos,), bos=bos)
+        return distinct_tokens(n_seq, seq_len, d_vocab, seed, bos=bos)
     if kind in ("sample", "corpus", "text"):
         if tokenizer is None:
             raise InvalidInputError(f"input '{spec}' is text but the model has no tokenizer; use repeated or distinct")

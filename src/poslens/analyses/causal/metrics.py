@@ -204,9 +204,7 @@ def next_token_loss(tokens: torch.Tensor, name: str = "loss", skip_first: int = 
 
     ``skip_first`` leaves out the first predictions (e.g. from a BOS position).
     """
-    t = torch.as_tensor(tokens, dtype=torch.long)
-    if t.dim() == 1:
-        t = t[None]
+    t = torch.atleast_2d(torch.as_tensor(tokens, dtype=torch.long))
     if t.shape[1] - 1 - skip_first < 1:
         raise InvalidInputError("the loss needs at least two tokens per sequence after skip_first")
 

@@ -147,11 +147,10 @@ def _data(n_seq: int, P: int, vocab: int, seed: int, bos: int | None):
     from ...data.sequences import repeated_tokens
     from ..heads import duplicate_mask
 
-    ignore = () if bos is None else (bos,)
-    rep = repeated_tokens(n_seq, P, vocab, seed=seed, exclude=ignore, bos=bos)
-    dis = distinct_tokens(n_seq, P, vocab, seed=seed + 1, exclude=ignore, bos=bos)
+    rep = repeated_tokens(n_seq, P, vocab, seed=seed, bos=bos)  # BOS leads, and is drawn nowhere else
+    dis = distinct_tokens(n_seq, P, vocab, seed=seed + 1, bos=bos)
     tokens = torch.cat([rep, dis])
-    has = duplicate_mask(tokens, ignore).any(-1)  # [B, P]
+    has = duplicate_mask(tokens, () if bos is None else (bos,)).any(-1)  # [B, P]
     first = int(has[0].nonzero()[0]) if has[0].any() else P
     late = torch.arange(P)[None, :] >= first
     masks = torch.stack([has & late, ~has & late], -1)
@@ -273,8 +272,7 @@ def duplicate_neuron_ablation(
     refs = {}
     ref_name = "input"
     if kind != "zero" and reference == "distinct":
-        ignore = () if bos is None else (bos,)
-        refs["distinct"] = distinct_tokens(n_seq, P, cfg.d_vocab, seed + 3, exclude=ignore, bos=bos)
+        refs["distinct"] = distinct_tokens(n_seq, P, cfg.d_vocab, seed + 3, bos=bos)
         ref_name = "distinct"
 
     def abl(hs, label):

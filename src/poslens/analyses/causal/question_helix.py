@@ -34,7 +34,7 @@ from ...models.weights import Weights, as_weights
 from ...options import resolve
 from ...results import Result
 from .baselines import Spread, against, compare, random_subspace, spread
-from .intervention import InterventionRecord, ablate_direction
+from .intervention import InterventionRecord, ablate_direction, orthonormal_basis
 from .metrics import next_token_loss, previous_token_attention
 from .options import HelixAblationOptions
 from .run import measure_variants
@@ -272,12 +272,10 @@ def helix_ablation(
 
 def _removed_energy(W: torch.Tensor, basis, kind: str) -> float:
     """Total squared change of W_pos's rows under the ablation (gain 1)."""
-    B = torch.as_tensor(basis, dtype=torch.float64)
-    Q, _ = torch.linalg.qr(B.T)
     X = W.double()
     if kind == "mean":
         X = X - X.mean(0)
-    return float(((X @ Q) ** 2).sum())
+    return float(((X @ orthonormal_basis(basis).T) ** 2).sum())
 
 
 def _variant_effects(delta: np.ndarray, idx: dict[str, list[int]]) -> HelixVsControls:
@@ -299,7 +297,7 @@ def summarize(r: HelixAblationResult) -> list[str]:
     if r.loss:
         L = r.loss
         lines.append(f"loss {r.clean_loss:.3f}, change: helix {L.helix.effect:+.3f}; "
-                     f"{against(L.random.baseline, L.random.helix_z, f'random {k_sub(r)}')}; "
+                     f"{against(L.random.baseline, L.random.helix_z, f'random {r.k}-d')}; "
                      f"{against(L.matched.baseline, L.matched.helix_z, 'variance-matched')}")
     if r.prev_attention:
         P = r.prev_attention
@@ -310,7 +308,3 @@ def summarize(r: HelixAblationResult) -> list[str]:
                      f"{against(P.random.baseline, P.random.helix_z, 'random')}; "
                      f"{against(P.matched.baseline, P.matched.helix_z, 'variance-matched')}")
     return lines + list(r.notes)
-
-
-def k_sub(r: HelixAblationResult) -> str:
-    return f"{r.k}-d"
