@@ -87,7 +87,7 @@ class PatchResult(Result):
         return np.array(self.normalized if normalized else self.raw, dtype=float)
 
 
-def _check_pair(clean, corrupted) -> tuple[dict, dict, int, int]:
+def _check_inputs(runner: Runner, clean, corrupted, metric: Metric) -> tuple[dict, dict, int, int]:
     kc, kx = as_run_kwargs(clean), as_run_kwargs(corrupted)
     (Bc, Pc), (Bx, Px) = input_shape(kc), input_shape(kx)
     if Pc != Px:
@@ -98,14 +98,19 @@ def _check_pair(clean, corrupted) -> tuple[dict, dict, int, int]:
                                 "sequence per clean one")
     if set(kc) != set(kx):
         raise InvalidInputError("clean and corrupted inputs must be of the same kind (both tokens or both embeddings)")
-    return kc, kx, Bc, Pc
-
-
-def _check_metric(runner: Runner, metric: Metric) -> None:
     runner.check_hook(metric.hook)
     if metric.shape != ():
         raise InvalidInputError(f"patching needs a metric with one number per sequence; '{metric.name}' has shape "
                                 f"{list(metric.shape)} (reduce it, e.g. pick one neuron or one head)")
+    return kc, kx, Bc, Pc
+
+
+def _metric_reach(runner: Runner, metric: Metric, P: int) -> tuple[Callable[[str], bool], int]:
+    """Whether a hook runs no later than the metric's, and the last position the metric reads."""
+    names = runner.hook_names()
+    m_idx = names.index(metric.hook)
+    qmax = P - 1 if metric.positions is None else int(resolve_positions(metric.positions, P, "read by the metric").max())
+    return (lambda hook: names.index(hook) <= m_idx), qmax
 
 
 def _layers(runner: Runner, layers: Sequence[int] | None) -> list[int]:
@@ -210,8 +215,7 @@ def patch_sweep(
     if hook_type not in PATCH_HOOKS:
         raise InvalidInputError(f"residual patching hook '{hook}' is not one of "
                                 f"{', '.join(h[5:] for h in PATCH_HOOKS)}")
-    kc, kx, B, P = _check_pair(clean, corrupted)
-    _check_metric(runner, metric)
+    kc, kx, B, P = _check_inputs(runner, clean, corrupted, metric)
     layers = _layers(runner, layers)
     pos = list(range(P)) if positions is None else resolve_positions(tuple(positions), P, "patched").tolist()
     if not pos:
@@ -220,10 +224,8 @@ def patch_sweep(
     if method == "suffix" and not supported(runner, hook_type, metric):
         raise InvalidInputError(f"the suffix method cannot read the metric at '{metric.hook}'; use method='full'")
 
-    names = runner.hook_names()
-    m_idx = names.index(metric.hook)
-    qmax = P - 1 if metric.positions is None else int(resolve_positions(metric.positions, P, "read by the metric").max())
-    run_cell = np.array([[names.index(f"blocks.{l}.{hook_type}") <= m_idx and p <= qmax for p in pos] for l in layers])
+    before_metric, qmax = _metric_reach(runner, metric, P)
+    run_cell = np.array([[before_metric(f"blocks.{l}.{hook_type}") and p <= qmax for p in pos] for l in layers])
     run_layers = sorted({layers[i] for i in range(len(layers)) if run_cell[i].any()})
 
     src_hooks = [f"blocks.{l}.{hook_type}" for l in run_layers]
@@ -293,8 +295,7 @@ def head_sweep(
         raise InvalidInputError(f"unknown patching mode '{mode}'; use one of {', '.join(MODES)}")
     if hook not in HEAD_HOOKS:
         raise InvalidInputError(f"head patching hook '{hook}' is not one of {', '.join(HEAD_HOOKS)}")
-    kc, kx, B, P = _check_pair(clean, corrupted)
-    _check_metric(runner, metric)
+    kc, kx, B, P = _check_inputs(runner, clean, corrupted, metric)
     layers = _layers(runner, layers)
     H = runner.cfg.n_heads
     heads = list(range(H)) if heads is None else sorted({int(h) for h in heads})
@@ -302,11 +303,9 @@ def head_sweep(
         if not 0 <= h < H:
             raise InvalidInputError(f"head {h} does not exist: the model has heads 0..{H - 1} per layer")
     ppos = None if positions is None else resolve_positions(tuple(positions), P, "patched")
-    names = runner.hook_names()
-    m_idx = names.index(metric.hook)
-    qmax = P - 1 if metric.positions is None else int(resolve_positions(metric.positions, P, "read by the metric").max())
+    before_metric, qmax = _metric_reach(runner, metric, P)
     reach = ppos is None or int(ppos.min()) <= qmax
-    run_layer = [names.index(f"blocks.{l}.attn.hook_{hook}") <= m_idx and reach for l in layers]
+    run_layer = [before_metric(f"blocks.{l}.attn.hook_{hook}") and reach for l in layers]
     run_layers = [l for l, ok in zip(layers, run_layer) if ok]
     src_acts, base_acts, clean_vals, corrupt_vals, base_vals = _metric_runs(
         runner, kc, kx, mode, metric, [f"blocks.{l}.attn.hook_{hook}" for l in run_layers],
