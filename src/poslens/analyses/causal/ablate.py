@@ -99,33 +99,27 @@ def baseline_variants(interventions: Sequence[Intervention], cfg, n: int, seed: 
     return out
 
 
-def effects_table(values: dict[str, np.ndarray], metrics: Sequence[Metric], target: int, clean: int,
-                  baseline: Sequence[int]) -> tuple[dict[str, MetricValue], dict[str, MetricValue],
-                                                    dict[str, Comparison | dict[str, Comparison]]]:
-    """Clean / ablated means and effects-with-baseline from ``{metric: [variant, row, *shape]}``."""
+def effects_table(values: dict[str, np.ndarray], metrics: Sequence[Metric]) -> tuple[
+        dict[str, MetricValue], dict[str, MetricValue], dict[str, Comparison | dict[str, Comparison]]]:
+    """Clean / ablated means and effects-with-baseline from ``{metric: [variant, row, *shape]}`` (variants:
+    clean, ablated, then the random draws)."""
     clean_d: dict[str, MetricValue] = {}
     abl_d: dict[str, MetricValue] = {}
     eff_d: dict[str, Comparison | dict[str, Comparison]] = {}
     for m in metrics:
         v = values[m.name]
-        c, a = np.nanmean(v[clean], axis=0), np.nanmean(v[target], axis=0)
-        base = [np.nanmean(v[i], axis=0) - c for i in baseline]
+        c, a = np.nanmean(v[0], axis=0), np.nanmean(v[1], axis=0)
+        base = [np.nanmean(x, axis=0) - c for x in v[2:]]
         clean_d[m.name] = c.tolist() if np.ndim(c) else float(c)
         abl_d[m.name] = a.tolist() if np.ndim(a) else float(a)
         if np.ndim(c) == 0:
             eff_d[m.name] = compare(float(a - c), [float(b) for b in base])
         else:
             flat_c, flat_a = np.ravel(c), np.ravel(a)
-            labels = _labels(m, flat_c.size)
+            labels = m.labels if len(m.shape) == 1 and len(m.labels) == m.shape[0] else map(str, range(flat_c.size))
             eff_d[m.name] = {lab: compare(float(flat_a[i] - flat_c[i]), [float(np.ravel(b)[i]) for b in base])
                              for i, lab in enumerate(labels)}
     return clean_d, abl_d, eff_d
-
-
-def _labels(m: Metric, n: int) -> list[str]:
-    if len(m.shape) == 1 and len(m.labels) == m.shape[0]:
-        return list(m.labels)
-    return [str(i) for i in range(n)]
 
 
 def ablation_effect(
@@ -159,7 +153,7 @@ def ablation_effect(
     draws = baseline_variants(interventions, runner.cfg, n_baseline, seed) if n_baseline else []
     variants = [[], list(interventions), *draws]
     vals = measure_variants(runner, kw, variants, metrics, references=references, batch_size=batch_size)
-    clean, abl, eff = effects_table(vals, metrics, 1, 0, range(2, len(variants)))
+    clean, abl, eff = effects_table(vals, metrics)
     notes = [f"layer {_layer(iv.hook)} has too few other heads for a disjoint random baseline of {len(iv.index)}; "
              "random draws may include the ablated heads" for iv in interventions
              if iv.target == "head" and set(head_pool(runner.cfg.n_heads, len(iv.index), iv.index)) & set(iv.index)]

@@ -183,7 +183,6 @@ class HelixAblationOptions:
     def __post_init__(self) -> None:
         if self.kind not in ("zero", "mean"):
             raise InvalidInputError(f"kind must be 'zero' (project out) or 'mean' (keep the mean); got '{self.kind}'")
-        if self.k < 1:
-            raise InvalidInputError(f"k must be at least 1; got {self.k}")
+        _at_least(k=(self.k, 1))
         if self.n_random < 2:
             raise InvalidInputError(f"n_random must be at least 2 (a baseline needs a spread); got {self.n_random}")
