@@ -212,9 +212,8 @@ def word_index_ablation(
         if len(group) < 2:
             continue
         used += len(group)
-        local = {int(g): i for i, g in enumerate(group)}
         sel = np.flatnonzero(np.isin(vp["prompt"], group))
-        gi = np.array([local[int(x)] for x in vp["prompt"][sel]])
+        gi = np.searchsorted(group, vp["prompt"][sel])  # each point's prompt's place in the group
         gp = vp["pos"][sel]
         ng = len(group)
         tokens = torch.tensor([val.tokens[i] for i in group], dtype=torch.long)
@@ -276,9 +275,8 @@ def _patching(runner, tokenizer, d, probes, hooks, layer, point, U, la, lb, n_pa
     w, c = probe_logit_direction(probe, ia, ib)
     metric = direction_readout(hooks[str(point)], w, positions=[t], bias=c,
                                name=f"probe@{point} logit[word {ia}] - logit[word {ib}]")
-    n = runner.cfg.n_layers
-    layers = list(range(0, min(point, n)))
-    sweep: PatchResult = patch_sweep(runner, A, B, metric, hook="resid_pre", layers=layers, tokenizer=tokenizer)
+    # point p is the stream entering block p: the layers below it can move the probe
+    sweep: PatchResult = patch_sweep(runner, A, B, metric, hook="resid_pre", layers=list(range(point)), tokenizer=tokenizer)
     # Patch only the probe subspace at (layer, t), against random subspaces of the same rank.
     hook = hooks[str(layer)]
     r = U.shape[0]
