@@ -68,8 +68,8 @@ def ablate_named(
     weights = as_weights(weights, "ablate_named")
     tok = _tokenizer(weights, required=False)
     bos = tok.bos_token_id if (o.prepend_bos and tok is not None) else None
-    common = dict(positions=None if o.positions is None else list(o.positions),
-                  reference="input" if o.reference == "input" else "ref", mean_over=o.mean_over, seed=o.seed)
+    common = dict(positions=o.positions, reference="input" if o.reference == "input" else "ref", mean_over=o.mean_over,
+                  seed=o.seed)
     ivs = [ablate_head(l, hs, o.kind, **common) for l, hs in _by_layer(heads).items()]
     ivs += [ablate_neuron(l, ns, o.kind, **common) for l, ns in _by_layer(neurons).items()]
     if direction is not None:
@@ -136,10 +136,8 @@ def patch_prompts(
                                 f"{weights.cfg.n_ctx}; shorten them")
     m = metric_from_spec(metric, weights, tokenizer=tok, tokens=c, position=o.position)
     runner = Runner(weights, device=device, dtype=dtype)
-    layers = None if o.layers is None else list(o.layers)
-    positions = None if o.positions is None else list(o.positions)
     if o.sweep == "resid":
-        return patch_sweep(runner, c, x, m, hook=o.hook or "resid_pre", layers=layers, positions=positions,
+        return patch_sweep(runner, c, x, m, hook=o.hook or "resid_pre", layers=o.layers, positions=o.positions,
                            mode=o.mode, method=o.method, batch_size=o.batch_size, tokenizer=tok)
-    return head_sweep(runner, c, x, m, hook=o.hook or "z", layers=layers, positions=positions, mode=o.mode,
+    return head_sweep(runner, c, x, m, hook=o.hook or "z", layers=o.layers, positions=o.positions, mode=o.mode,
                       batch_size=o.batch_size, tokenizer=tok)
