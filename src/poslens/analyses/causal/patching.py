@@ -346,10 +346,7 @@ def _finish(runner, sweep, hook, mode, layers, cols, ppos, metric, raw_rows, ski
     norm, note = _normalise(raw, clean, corrupt)
     notes = [note] if note else []
     ct, xt = _str_tokens(kc, tokenizer), _str_tokens(kx, tokenizer)
-    if sweep == "resid":
-        labels = [f"{p}" + (f" {ct[p]!r}" if ct else "") for p in cols]
-    else:
-        labels = [f"H{h}" for h in cols]
+    labels = [f"{p}" + (f" {ct[p]!r}" if ct else "") for p in cols] if sweep == "resid" else [f"H{h}" for h in cols]
     # A cell's effect is how far it moves the metric from the run patched into: the corrupted run
     # (0) when denoising, the clean one (1) when noising, where a cell that changes nothing is at 1.
     moved = np.abs(norm - (1.0 if mode == "noise" else 0.0))
@@ -361,15 +358,14 @@ def _finish(runner, sweep, hook, mode, layers, cols, ppos, metric, raw_rows, ski
             continue
         top.append(PatchCell(layer=layers[i], normalized=float(norm[i, j]), raw=float(raw[i, j]),
                              **{"position" if sweep == "resid" else "head": int(cols[j])}))
+    swept = {"sweep": sweep, "hook": hook, "mode": mode, "method": method, "layers": list(layers),
+             "columns": [int(c) for c in cols], "positions": None if ppos is None else [int(p) for p in ppos]}
     return PatchResult(
         model=runner.weights.label, processing=tuple(runner.weights.processing),
-        options={"sweep": sweep, "hook": hook, "mode": mode, "method": method, "layers": list(layers),
-                 "columns": [int(c) for c in cols], "positions": None if ppos is None else [int(p) for p in ppos],
-                 "dtype": str(runner.dtype).replace("torch.", ""), "normalisation": "(patched - corrupted) / (clean - corrupted)"},
-        sweep=sweep, hook=hook, mode=mode, layers=list(layers), columns=[int(c) for c in cols], column_labels=labels,
-        positions=None if ppos is None else [int(p) for p in ppos], metric=metric.describe(), clean_metric=clean,
-        corrupted_metric=corrupt, raw=raw.tolist(), normalized=norm.tolist(), skipped=skipped.tolist(), top=top,
-        n_pairs=int(raw_rows.shape[-1]), clean_tokens=ct, corrupted_tokens=xt, method=method, cells_run=n_cells,
+        options={**swept, "dtype": str(runner.dtype).replace("torch.", ""),
+                 "normalisation": "(patched - corrupted) / (clean - corrupted)"},
+        **swept, column_labels=labels, metric=metric.describe(), clean_metric=clean, corrupted_metric=corrupt, raw=raw.tolist(), normalized=norm.tolist(), skipped=skipped.tolist(), top=top,
+        n_pairs=int(raw_rows.shape[-1]), clean_tokens=ct, corrupted_tokens=xt, cells_run=n_cells,
         seconds=round(time.perf_counter() - t0, 3), notes=notes,
     )
 
