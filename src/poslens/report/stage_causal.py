@@ -55,7 +55,7 @@ def _dup_heads(ctx, opts) -> list[int]:
     from .stage_profile import profile_for
 
     if opts["heads"] != "profile":
-        return [int(str(x).split(".")[-1]) for x in str(opts["heads"]).split(",") if str(x).strip()]
+        return [int(x.split(".")[-1]) for x in str(opts["heads"]).split(",") if x.strip()]
     p = profile_for(ctx)
     return [p.heads[k].head for k in p.duplicate_token_heads if p.heads[k].layer == opts["layer"]]
 

@@ -261,8 +261,7 @@ def duplicate_neuron_ablation(
         selected, selection = _select_pvo(weights, layer, best, n_neurons)
     else:
         selected, selection = _select_activation(runner, layer, n_neurons, n_seq, P, cfg.d_vocab, seed, bos)
-    k = len(selected)
-    rsets = random_neurons(cfg.d_mlp, k, exclude=selected, n_draws=n_random, seed=seed + 17)
+    rsets = random_neurons(cfg.d_mlp, len(selected), exclude=selected, n_draws=n_random, seed=seed + 17)
     extra = sorted({n for s in rsets for n in s})
     read = selected + extra
     col = {n: i for i, n in enumerate(read)}
@@ -290,7 +289,7 @@ def duplicate_neuron_ablation(
             notes.append(f"layer {layer} allows only {len(sets)} distinct random head set(s) of the {what} heads' size; "
                          "that baseline has no spread (z is infinite or undefined)")
     variants = [[], [iv_dup]] + ([[iv_oth]] if iv_oth else [])
-    variants += [[abl(s, f"random heads {s}")] for s in rh_dup] + [[abl(s, f"random heads {s}")] for s in rh_oth]
+    variants += [[abl(s, f"random heads {s}")] for s in rh_dup + rh_oth]
     metric = masked_neuron_means(layer, read, masks, ("repeated", "non_repeated"))
     vals = measure_variants(runner, tokens, variants, [metric], references=refs, batch_size=batch_size)
     vals = np.nanmean(vals[metric.name], 1)  # [V, n_read, 2]
