@@ -364,9 +364,10 @@ def _finish(runner, sweep, hook, mode, layers, cols, ppos, metric, raw_rows, ski
         model=runner.weights.label, processing=tuple(runner.weights.processing),
         options={**swept, "dtype": str(runner.dtype).replace("torch.", ""),
                  "normalisation": "(patched - corrupted) / (clean - corrupted)"},
-        **swept, column_labels=labels, metric=metric.describe(), clean_metric=clean, corrupted_metric=corrupt, raw=raw.tolist(), normalized=norm.tolist(), skipped=skipped.tolist(), top=top,
-        n_pairs=int(raw_rows.shape[-1]), clean_tokens=ct, corrupted_tokens=xt, cells_run=n_cells,
-        seconds=round(time.perf_counter() - t0, 3), notes=notes,
+        **swept, column_labels=labels, metric=metric.describe(), clean_metric=clean, corrupted_metric=corrupt,
+        raw=raw.tolist(), normalized=norm.tolist(), skipped=skipped.tolist(), top=top, n_pairs=int(raw_rows.shape[-1]),
+        clean_tokens=ct, corrupted_tokens=xt, cells_run=n_cells, seconds=round(time.perf_counter() - t0, 3),
+        notes=notes,
     )
 
 

@@ -276,7 +276,8 @@ def _patching(runner, tokenizer, d, probes, hooks, layer, point, U, la, lb, n_pa
     metric = direction_readout(hooks[str(point)], w, positions=[t], bias=c,
                                name=f"probe@{point} logit[word {ia}] - logit[word {ib}]")
     # point p is the stream entering block p: the layers below it can move the probe
-    sweep: PatchResult = patch_sweep(runner, A, B, metric, hook="resid_pre", layers=list(range(point)), tokenizer=tokenizer)
+    sweep: PatchResult = patch_sweep(runner, A, B, metric, hook="resid_pre", layers=list(range(point)),
+                                     tokenizer=tokenizer)
     # Patch only the probe subspace at (layer, t), against random subspaces of the same rank.
     hook = hooks[str(layer)]
     r = U.shape[0]
