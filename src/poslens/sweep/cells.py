@@ -30,7 +30,7 @@ import importlib.util
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import InvalidInputError, MissingTensorError, PoslensError
 
@@ -49,7 +49,6 @@ class Analysis:
     needs_why: str = ""
     cpus: float = 1.0
     memory_mb: int = 1024
-    extra: dict = field(default_factory=dict)
 
 
 def _helix(w, opts: dict) -> dict:
