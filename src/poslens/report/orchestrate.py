@@ -34,7 +34,7 @@ from typing import Any
 
 from ..code_version import code_version
 from ..harvest import Harvest, Harvester
-from ..errors import InvalidInputError, NotApplicableError, PoslensError, suggest
+from ..errors import CorpusError, InvalidInputError, NotApplicableError, PoslensError, suggest
 from ..io import atomic_write_text
 from ..results import Result, canonical, to_jsonable
 
@@ -123,7 +123,6 @@ def _check_corpus(stage: str, key: str, path: str) -> None:
     up-front error whichever stage reads it, and whenever: the model profile reads dup_heads' corpus
     in the skip checks, sinks reads its own only when it runs, after the stages before it computed."""
     from ..data.sequences import read_corpus
-    from ..errors import CorpusError
 
     try:
         st = os.stat(os.path.expanduser(path))

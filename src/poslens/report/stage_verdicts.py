@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .orchestrate import Stage
+from .orchestrate import Stage, cache_key
 
 PRESENT, WEAK, ABSENT, UNTESTABLE = "present", "weak", "absent", "not testable here"
 
@@ -48,7 +48,6 @@ def _options(ctx) -> dict:
 
 def _inputs_digest(ctx) -> str:
     """The cache keys of the sections the verdicts read (changes when any of them is recomputed)."""
-    from .orchestrate import cache_key
     from .stages import STAGES as ALL
 
     h = hashlib.sha256()

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import InvalidInputError, MissingTensorError, PoslensError
+from ..errors import InvalidInputError, MissingTensorError, PoslensError, suggest
 
 
 @dataclass(frozen=True)
@@ -166,8 +166,6 @@ DEFAULT_ANALYSES = ("helix", "heads", "icl")
 
 
 def parse_analyses(spec: str | None) -> list[str]:
-    from ..errors import suggest
-
     names = [a.strip() for a in (spec or ",".join(DEFAULT_ANALYSES)).split(",") if a.strip()]
     if names == ["all"]:
         return list(ANALYSES)
@@ -183,8 +181,6 @@ def options_for(analysis: str, overrides: dict | None) -> dict:
     out = dict(a.defaults)
     for k, v in (overrides or {}).items():
         if k not in out:
-            from ..errors import suggest
-
             raise InvalidInputError(f"analysis '{analysis}' has no option '{k}'{suggest(k, out)}; "
                                     f"its options: {', '.join(out) or 'none'}")
         try:
