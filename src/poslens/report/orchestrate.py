@@ -318,10 +318,9 @@ class Context:
                 if self._tokenizer_error is None:
                     try:
                         self.tokenizer
+                        self._tokenizer_error = ""
                     except PoslensError as exc:
                         self._tokenizer_error = str(exc)
-                    else:
-                        self._tokenizer_error = ""
                 if self._tokenizer_error:
                     return f"needs the model's tokenizer: {self._tokenizer_error}"
                 continue
@@ -518,8 +517,7 @@ def parse_overrides(items: Iterable[str], stages: Sequence[Stage]) -> dict[str, 
             raise InvalidInputError(f"--set '{item}' is not STAGE.OPTION=VALUE (e.g. helix.n_components=5)")
         if stage not in names:
             raise InvalidInputError(f"--set '{item}': no stage '{stage}'{suggest(stage, names)}")
-        val = _json_or_text(rhs)
-        out.setdefault(stage, {})[key.strip()] = val
+        out.setdefault(stage, {})[key.strip()] = _json_or_text(rhs)
     return out
 
 
