@@ -232,11 +232,9 @@ def _cap_tensors(cap: str, n_layers: int) -> tuple[str, list[str]]:
                 [f"blocks.{l}.{p}" for l in L for p in mlp]),
         "mlp0": ("layer 0's MLP weights (mlp.c_fc, mlp.c_proj)", [f"blocks.0.{p}" for p in mlp]),
     }
-    if cap in table:
-        return table[cap]
-    if cap == "tokens":  # token inputs through the whole model: W_E plus every layer
-        return "the token embedding and every layer", table["W_E"][1] + table["attn"][1] + table["mlp"][1]
-    return cap, [cap]
+    if cap == "tokens":  # token inputs through the whole model: Context.missing asks the family which tensors
+        return "the token embedding and every layer", []
+    return table.get(cap, (cap, [cap]))
 
 
 # "W_pos" is a learned position table: on a rotary model a stage needing it is not applicable.
