@@ -77,8 +77,7 @@ def _repeated(w, opts: dict):
 
     bos = _bos(w)
     seq_len = min(int(opts["seq_len"]), w.cfg.n_ctx)
-    return repeated_tokens(int(opts["n_seq"]), seq_len, w.cfg.d_vocab, seed=int(opts["seed"]),
-                           exclude=[b for b in (bos,) if b is not None], bos=bos), bos
+    return repeated_tokens(int(opts["n_seq"]), seq_len, w.cfg.d_vocab, seed=int(opts["seed"]), bos=bos), bos
 
 
 def _heads(w, opts: dict) -> dict:
