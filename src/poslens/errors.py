@@ -91,7 +91,4 @@ def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:
         by_lower.setdefault(c.lower(), []).append(c)
     # Case-insensitive first: 'W_q' should suggest 'W_Q' before 'W_V'.
     close = [c for low in difflib.get_close_matches(name.lower(), list(by_lower), n=n, cutoff=0.5) for c in by_lower[low]]
-    close = close[:n]
-    if not close:
-        return ""
-    return " (did you mean " + ", ".join(repr(c) for c in close) + "?)"
+    return " (did you mean " + ", ".join(repr(c) for c in close[:n]) + "?)" if close else ""

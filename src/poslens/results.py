@@ -56,6 +56,11 @@ def to_jsonable(x: Any) -> Any:
     return x
 
 
+def canonical(obj) -> str:
+    """The one JSON spelling of ``obj`` that cache keys and checksums are computed from."""
+    return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
 def _array_jsonable(a: np.ndarray) -> Any:
     # Whole arrays at once: element by element, a report's arrays took seconds to serialise.
     if a.dtype.kind in "iub":

@@ -167,20 +167,13 @@ def bound_numeric_options(cmd: click.Command) -> click.Command:
 # ---- devices ---------------------------------------------------------------------------------
 
 
-def check_device(device: str) -> str:
-    """``device`` if torch can use it here, else InvalidInputError saying what is available.
-
-    >>> check_device("cpu")
-    'cpu'
-    """
-    from ..models.runner import check_device as usable
-
-    usable(device, "--device")
-    return device
-
-
 def _device_callback(ctx, param, value):
-    return check_device(value) if value is not None else value
+    """``--device`` as given, once torch can use it here (else InvalidInputError saying what is available)."""
+    from ..models.runner import check_device
+
+    if value is not None:
+        check_device(value, "--device")
+    return value
 
 
 def guard_device_options(cmd: click.Command) -> click.Command:

@@ -22,14 +22,9 @@ def models_cmd(as_json: bool, family_name: str | None):
     from ..models.families import FAMILIES as ARCHITECTURES
 
     keep = set(registry.family(family_name)) if family_name else None
-    rows = []
-    for m in registry.MODELS:
-        if keep is not None and m.name not in keep:
-            continue
-        rows.append({
-            "name": m.name, "aliases": list(m.aliases), "source": m.repo_id or "embedded (offline)",
-            "family": m.family, "description": m.description, "checkpoints": len(m.checkpoints),
-        })
+    rows = [{"name": m.name, "aliases": list(m.aliases), "source": m.repo_id or "embedded (offline)",
+             "family": m.family, "description": m.description, "checkpoints": len(m.checkpoints)}
+            for m in registry.MODELS if keep is None or m.name in keep]
     if as_json:
         click.echo(json.dumps({"models": rows, "families": {k: list(v) for k, v in registry.FAMILIES.items()},
                                "architectures": {k: f.description for k, f in ARCHITECTURES.items()}}, indent=2))

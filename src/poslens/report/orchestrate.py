@@ -34,9 +34,9 @@ from typing import Any
 
 from ..code_version import code_version
 from ..harvest import Harvest, Harvester
-from ..errors import InvalidInputError, NotApplicableError, PoslensError, suggest
+from ..errors import CorpusError, InvalidInputError, NotApplicableError, PoslensError, suggest
 from ..io import atomic_write_text
-from ..results import Result, to_jsonable
+from ..results import Result, canonical, to_jsonable
 
 CACHE_FORMAT = "poslens-report-cache"
 CACHE_VERSION = 1
@@ -123,7 +123,6 @@ def _check_corpus(stage: str, key: str, path: str) -> None:
     up-front error whichever stage reads it, and whenever: the model profile reads dup_heads' corpus
     in the skip checks, sinks reads its own only when it runs, after the stages before it computed."""
     from ..data.sequences import read_corpus
-    from ..errors import CorpusError
 
     try:
         st = os.stat(os.path.expanduser(path))
@@ -233,11 +232,9 @@ def _cap_tensors(cap: str, n_layers: int) -> tuple[str, list[str]]:
                 [f"blocks.{l}.{p}" for l in L for p in mlp]),
         "mlp0": ("layer 0's MLP weights (mlp.c_fc, mlp.c_proj)", [f"blocks.0.{p}" for p in mlp]),
     }
-    if cap in table:
-        return table[cap]
-    if cap == "tokens":  # token inputs through the whole model: W_E plus every layer
-        return "the token embedding and every layer", table["W_E"][1] + table["attn"][1] + table["mlp"][1]
-    return cap, [cap]
+    if cap == "tokens":  # token inputs through the whole model: Context.missing asks the family which tensors
+        return "the token embedding and every layer", []
+    return table.get(cap, (cap, [cap]))
 
 
 # "W_pos" is a learned position table: on a rotary model a stage needing it is not applicable.
@@ -319,10 +316,9 @@ class Context:
                 if self._tokenizer_error is None:
                     try:
                         self.tokenizer
+                        self._tokenizer_error = ""
                     except PoslensError as exc:
                         self._tokenizer_error = str(exc)
-                    else:
-                        self._tokenizer_error = ""
                 if self._tokenizer_error:
                     return f"needs the model's tokenizer: {self._tokenizer_error}"
                 continue
@@ -349,22 +345,9 @@ class Context:
                 return f"needs {what}, which {self.label} does not have (missing {shown})"
         return None
 
-    # -- shared forward passes (poslens.harvest)
-    def plan(self, harvests: Iterable[Harvest]) -> None:
-        self.harvester.plan(harvests)
-
     def activations(self, dataset: str):
-        """The activations of the planned pass ``dataset`` (every planned hook)."""
+        """The activations of the planned pass ``dataset`` (every planned hook; see :mod:`poslens.harvest`)."""
         return self.harvester.activations(dataset)
-
-    def release(self, datasets: Iterable[str]) -> None:
-        """A reader of each of ``datasets`` is done; free a pass once it has no readers left."""
-        self.harvester.release(datasets)
-
-    @property
-    def passes(self) -> list[dict]:
-        """Forward passes actually run (for the page and tests)."""
-        return self.harvester.passes
 
 
 # ---- fingerprints and cache ------------------------------------------------------------
@@ -393,10 +376,6 @@ def code_fingerprint(modules: Iterable[str]) -> str:
     return hashlib.sha256(f"poslens {v['package']} {v['source_sha256']}".encode()).hexdigest()[:16]
 
 
-def _canon(obj) -> str:
-    return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -416,7 +395,7 @@ def cache_key(stage: Stage, options: dict, ctx: Context) -> tuple[str, dict]:
         "png": ctx.png,
         "version": CACHE_VERSION,
     }
-    return _sha(_canon(material).encode())[:16], material
+    return _sha(canonical(material).encode())[:16], material
 
 
 def read_cache(path: Path, out: Path) -> dict:
@@ -429,7 +408,7 @@ def read_cache(path: Path, out: Path) -> dict:
         raise CacheCorrupt("not a poslens report cache entry")
     body = entry["body"]
     try:
-        ok = entry.get("sha256") == _sha(_canon(body).encode())
+        ok = entry.get("sha256") == _sha(canonical(body).encode())
     except (TypeError, ValueError):
         ok = False
     if not ok:
@@ -442,8 +421,8 @@ def read_cache(path: Path, out: Path) -> dict:
 
 
 def write_cache(path: Path, body: dict) -> None:
-    body = json.loads(_canon(body))
-    atomic_write_text(path, json.dumps({"format": CACHE_FORMAT, "sha256": _sha(_canon(body).encode()), "body": body}) + "\n")
+    body = json.loads(canonical(body))
+    atomic_write_text(path, json.dumps({"format": CACHE_FORMAT, "sha256": _sha(canonical(body).encode()), "body": body}) + "\n")
 
 
 # ---- running ---------------------------------------------------------------------------
@@ -536,8 +515,7 @@ def parse_overrides(items: Iterable[str], stages: Sequence[Stage]) -> dict[str, 
             raise InvalidInputError(f"--set '{item}' is not STAGE.OPTION=VALUE (e.g. helix.n_components=5)")
         if stage not in names:
             raise InvalidInputError(f"--set '{item}': no stage '{stage}'{suggest(stage, names)}")
-        val = _json_or_text(rhs)
-        out.setdefault(stage, {})[key.strip()] = val
+        out.setdefault(stage, {})[key.strip()] = _json_or_text(rhs)
     return out
 
 
@@ -638,7 +616,7 @@ def run_model(
         # run once and freed as soon as its last reader is done.
         harvests = {st.name: (st.harvests(ctx, opts) if st.harvests else []) for st, opts, _, _ in pending}
         for hs in harvests.values():
-            ctx.plan(hs)
+            ctx.harvester.plan(hs)
         pending.sort(key=lambda p: (p[0].final, bool(harvests[p[0].name]), sorted(h.dataset for h in harvests[p[0].name])))
 
         width = max((len(p[0].name) for p in pending), default=0)  # the bars line up
@@ -675,7 +653,6 @@ def run_model(
                 if lines:
                     _stderr(f"{st.name:<{width}} not applicable: {exc}")
                 outcomes[st.name] = Outcome(status="skipped", reason=f"not applicable: {exc}", **base)
-                ctx.release(h.dataset for h in harvests[st.name])
                 continue
             except Exception as exc:  # one broken analysis must not sink the whole report
                 bar.set_postfix_str("failed")
@@ -687,9 +664,9 @@ def run_model(
                 if not isinstance(exc, PoslensError):
                     _stderr("".join(traceback.format_exception(exc)[-3:]).rstrip())
                 outcomes[st.name] = Outcome(status="failed", reason=msg, seconds=time.perf_counter() - t0, key=key, **base)
-                ctx.release(h.dataset for h in harvests[st.name])
                 continue
-            ctx.release(h.dataset for h in harvests[st.name])
+            finally:
+                ctx.harvester.release(h.dataset for h in harvests[st.name])
             ctx.running = None
             seconds = time.perf_counter() - t0 + ctx.booked.pop(st.name, 0.0)
             # Paths relative to the output dir, so the page and the cache survive moving it.
@@ -706,12 +683,12 @@ def run_model(
             bar.close()
             if lines:
                 _stderr(f"{st.name:<{width}} done in {seconds:.1f}s")
-            outcomes[st.name] = Outcome(status="done", result=json.loads(_canon(result_d)), summary=summary,
+            outcomes[st.name] = Outcome(status="done", result=json.loads(canonical(result_d)), summary=summary,
                                         figures=rel, seconds=seconds, key=key, **base)
             ctx.finished[st.name] = outcomes[st.name].result
 
         return ModelReport(
             model=ctx.label, spec=str(spec), fingerprint=fp, config=ctx.cfg.to_hf_dict(), size=size,
             outcomes=[outcomes[s.name] for s in stages if s.name in outcomes], seconds=time.perf_counter() - t_start,
-            passes=ctx.passes, out=out,
+            passes=ctx.harvester.passes, out=out,
         )

@@ -20,44 +20,39 @@ CODE = ("poslens.analyses.sinks.measure", "poslens.analyses.sinks.harvest", "pos
         "poslens.analyses.rotary.chunks", "poslens.analyses.reach", "poslens.viz.positional", "poslens.claims")
 
 
-def _summary(module: str, claims_module: str):
-    def call(result):
-        from .. import claims as C
-
-        lines = importlib.import_module(f"poslens.analyses.{module}").summarize(result)
-        claims = importlib.import_module(f"poslens.claims.{claims_module}").CLAIMS
-        cfg = _CFG.get(result.model)
-        return lines + (C.lines(C.check(claims, result, C.model_kind(cfg, result.model))) if cfg is not None else [])
-
-    return call
-
-
 # The model config behind each result label, for the claims' model classes (set when a stage runs).
 _CFG: dict = {}
 
 
-def _run(module: str, name: str):
-    """A stage's run: ``poslens.analyses.<module>.<name>(runner, Options(**opts), tokenizer=...)``."""
-
-    def run(ctx, opts):
-        analysis = importlib.import_module(f"poslens.analyses.{module}")
-        _CFG[ctx.label] = ctx.cfg
-        tok = None if ctx.missing(("tokenizer",)) else ctx.tokenizer
-        return getattr(analysis, name)(ctx.runner, analysis.Options(**opts), tokenizer=tok)
-
-    return run
-
-
-def _options(module: str, n_seq: tuple[int, ...], seq_len: tuple[int, ...]):
-    """A stage's options: ``poslens.analyses.<module>``'s Options with ``ctx.pick(*n_seq)`` sequences of
-    ``ctx.pick(*seq_len)`` tokens (capped at n_ctx)."""
+def _stage(name: str, title: str, run: str, claims: str, n_seq: tuple[int, ...], seq_len: tuple[int, ...],
+           about: str, supports=None) -> Stage:
+    """The stage of ``poslens.analyses.<name>``: ``<name>.<run>(runner, Options(**opts), tokenizer=...)`` on
+    ``ctx.pick(*n_seq)`` sequences of ``ctx.pick(*seq_len)`` tokens (capped at n_ctx), its summary followed
+    by the study's claims (``poslens.claims.<claims>``, published vs ours)."""
 
     def options(ctx) -> dict:
-        Options = importlib.import_module(f"poslens.analyses.{module}.measure").Options
+        Options = importlib.import_module(f"poslens.analyses.{name}.measure").Options
         return dataclasses.asdict(Options(n_seq=ctx.pick(*n_seq), seq_len=min(ctx.pick(*seq_len), ctx.cfg.n_ctx),
                                           seed=ctx.seed))
 
-    return options
+    def call(ctx, opts):
+        analysis = importlib.import_module(f"poslens.analyses.{name}")
+        _CFG[ctx.label] = ctx.cfg
+        tok = None if ctx.missing(("tokenizer",)) else ctx.tokenizer
+        return getattr(analysis, run)(ctx.runner, analysis.Options(**opts), tokenizer=tok)
+
+    def summarize(result):
+        from .. import claims as C
+
+        lines = importlib.import_module(f"poslens.analyses.{name}").summarize(result)
+        cfg = _CFG.get(result.model)
+        if cfg is None:
+            return lines
+        study = importlib.import_module(f"poslens.claims.{claims}").CLAIMS
+        return lines + C.lines(C.check(study, result, C.model_kind(cfg, result.model)))
+
+    return Stage(name, title, call, options=options, figures=lazy("positional", "figures", "viz"), summarize=summarize,
+                 supports=supports, code=CODE, about=about)
 
 
 def _rotary_supports(ctx) -> str | None:
@@ -68,14 +63,9 @@ def _rotary_supports(ctx) -> str | None:
 
 
 STAGES = [
-    Stage(
-        name="sinks",
-        title="Attention sinks: how much attention the first position absorbs",
-        run=_run("sinks", "attention_sinks"),
-        options=_options("sinks", (10, 25, 100), (64, 64)),
-        figures=lazy("positional", "figures", "viz"),
-        summarize=_summary("sinks", "sinks_gu2024"),
-        code=CODE,
+    _stage(
+        "sinks", "Attention sinks: how much attention the first position absorbs", "attention_sinks", "sinks_gu2024",
+        n_seq=(10, 25, 100), seq_len=(64, 64),
         about=(
             "Gu et al. (2024) score the first position of each head by the mean attention it receives from every query, "
             "alpha(0), and call it a sink when alpha(0) exceeds epsilon (0.3); the sink share is the share of (sequence, "
@@ -87,14 +77,9 @@ STAGES = [
             "from the angle (a key bias), not from a large first key."
         ),
     ),
-    Stage(
-        name="position_probe",
-        title="Absolute position in the residual stream: a probe per layer",
-        run=_run("position_probe", "position_probe"),
-        options=_options("position_probe", (16, 32, 64), (64, 128)),
-        figures=lazy("positional", "figures", "viz"),
-        summarize=_summary("position_probe", "position_probe_haviv2022"),
-        code=CODE,
+    _stage(
+        "position_probe", "Absolute position in the residual stream: a probe per layer", "position_probe",
+        "position_probe_haviv2022", n_seq=(16, 32, 64), seq_len=(64, 128),
         about=(
             "Haviv et al. (2022) show that language models, even without positional encodings, carry absolute position "
             "through the network. A ridge regression (closed form, standardised features, strength chosen on held-out "
@@ -104,15 +89,9 @@ STAGES = [
             "token's identity does not give its position away."
         ),
     ),
-    Stage(
-        name="rotary",
-        title="Rotary frequency usage: positional and semantic channels",
-        run=_run("rotary", "rotary_usage"),
-        options=_options("rotary", (4, 8, 16), (128, 128)),
-        supports=_rotary_supports,
-        figures=lazy("positional", "figures", "viz"),
-        summarize=_summary("rotary", "rotary_barbero2024"),
-        code=CODE,
+    _stage(
+        "rotary", "Rotary frequency usage: positional and semantic channels", "rotary_usage", "rotary_barbero2024",
+        n_seq=(4, 8, 16), seq_len=(128, 128), supports=_rotary_supports,
         about=(
             "Barbero et al. (2024) find that rotary models build positional heads (diagonal, previous-token) on the "
             "highest frequencies and use the lowest ones, which barely turn over a context, as semantic channels. For "

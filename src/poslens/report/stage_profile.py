@@ -84,9 +84,7 @@ def describe(ctx) -> str:
 def _run(ctx, opts):
     from ..analyses.profile import THRESHOLDS, model_profile
 
-    m = dup_heads_options(ctx)
-    for k in ("n_seq", "seq_len", "seed"):
-        m[k] = opts[k]
+    m = {**dup_heads_options(ctx), **{k: opts[k] for k in ("n_seq", "seq_len", "seed")}}
     dup = dup_heads_result(ctx, m)  # its pass also measured each head's attention to position 0
     th = {k: opts[f"{k}_threshold"] for k in THRESHOLDS}
     return model_profile(dup, thresholds=th)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .orchestrate import Stage
+from .orchestrate import Stage, cache_key
 
 PRESENT, WEAK, ABSENT, UNTESTABLE = "present", "weak", "absent", "not testable here"
 
@@ -48,7 +48,6 @@ def _options(ctx) -> dict:
 
 def _inputs_digest(ctx) -> str:
     """The cache keys of the sections the verdicts read (changes when any of them is recomputed)."""
-    from .orchestrate import cache_key
     from .stages import STAGES as ALL
 
     h = hashlib.sha256()
@@ -146,8 +145,7 @@ def verdict_rows(ctx, results: dict, o: dict) -> list[dict]:
                              "needs token inputs (the token embedding W_E); the profile measured layer-0 attention "
                              "on positional inputs alone"))
             continue
-        heads = p["duplicate_token_heads" if role == "duplicate_token" else
-                  "previous_token_heads" if role == "previous_token" else "induction_heads"]
+        heads = p[f"{role}_heads"]
         v = _grade(b["score"], th, wf)
         why = (f"{len(heads)} head(s) at or above the threshold: {', '.join(heads[:5])}" if heads else
                f"the strongest, {b['head']}, is below the threshold") + " (share of attention, on repeated random tokens)"

@@ -7,7 +7,7 @@ shares (:class:`~poslens.report.orchestrate.Harvest`), and how to call the analy
 compute, ``figures`` and ``summarize`` functions. Analysis modules are imported inside the
 adapters' functions, so ``poslens report --help`` stays fast.
 
->>> [s.name for s in all_stages()][:4]
+>>> [s.name for s in STAGES][:4]
 ['profile', 'helix', 'dup_heads', 'dup_neurons']
 """
 
@@ -21,11 +21,4 @@ from .orchestrate import Stage
 ADAPTERS: tuple[str, ...] = ("profile", "helix", "duplicate", "word_index", "geometry", "twisted_pair", "causal", "positional", "verdicts")
 
 
-def all_stages() -> list[Stage]:
-    stages: list[Stage] = []
-    for name in ADAPTERS:
-        stages += importlib.import_module(f"poslens.report.stage_{name}").STAGES
-    return stages
-
-
-STAGES: list[Stage] = all_stages()
+STAGES: list[Stage] = [st for name in ADAPTERS for st in importlib.import_module(f"poslens.report.stage_{name}").STAGES]

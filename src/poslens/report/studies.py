@@ -48,8 +48,5 @@ STUDIES: dict[str, Study] = {s.key: s for s in (
 
 def titles(keys: str) -> str:
     """``"helix,twisted_pair"`` -> the studies' titles in quotes, joined by '; '."""
-    out = []
-    for k in (x.strip() for x in (keys or "").split(",")):
-        if k:
-            out.append(f"“{STUDIES[k].title}”" if k in STUDIES else k)
-    return "; ".join(out)
+    named = [k.strip() for k in (keys or "").split(",") if k.strip()]
+    return "; ".join(f"“{STUDIES[k].title}”" if k in STUDIES else k for k in named)

@@ -11,20 +11,13 @@ whose tensors are bit-identical to another's flagged, and drawn on one page.
 >>> res["metrics"]["wpos_top_k_share"]["jumps"]                            # doctest: +SKIP
 """
 
-import importlib
+from ..lazy import exports
 
 # Imported lazily, so `poslens sweep` can check a Ray address before loading torch.
 _EXPORTS = {
-    "ANALYSES": "cells", "DEFAULT_ANALYSES": "cells", "compute_cell": "cells",
-    "jumps": "changepoints", "spikes": "changepoints",
-    "Revision": "grid", "available": "grid", "choose": "grid", "revisions": "grid",
-    "compute": "run", "merge": "run", "plan": "run", "sweep": "run", "write_tables": "run",
-    "Store": "store", "code_version": "store",
+    ".cells": ("ANALYSES", "DEFAULT_ANALYSES", "compute_cell"), ".changepoints": ("jumps", "spikes"),
+    ".grid": ("Revision", "available", "choose", "revisions"),
+    ".run": ("compute", "merge", "plan", "sweep", "write_tables"), ".store": ("Store", "code_version"),
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = exports(__name__, _EXPORTS)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)

@@ -14,7 +14,7 @@ Each analysis here calls poslens's own analyses and keeps a few scalars of their
   structure makes the contrast exact), and its order-dependent part, the induction gain
   (:mod:`poslens.analyses.incontext`: the second copy shuffled as control).
 - ``sinks``: the attention-sink share on random tokens (Gu et al. 2024, "When Attention
-  Sink Emerges in Language Models"), when :mod:`poslens.analyses.sinks` is installed.
+  Sink Emerges in Language Models") (:mod:`poslens.analyses.sinks`).
 
 A checkpoint without what an analysis needs (no ``wte``: no token inputs) gives a
 not-applicable cell with the reason. Cells run single-threaded, so a cell's numbers are
@@ -26,13 +26,12 @@ the same bit for bit whichever executor (and whichever machine of one build) ran
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..errors import InvalidInputError, MissingTensorError, PoslensError
+from ..errors import InvalidInputError, MissingTensorError, PoslensError, suggest
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,6 @@ class Analysis:
     needs_why: str = ""
     cpus: float = 1.0
     memory_mb: int = 1024
-    extra: dict = field(default_factory=dict)
 
 
 def _helix(w, opts: dict) -> dict:
@@ -79,8 +77,7 @@ def _repeated(w, opts: dict):
 
     bos = _bos(w)
     seq_len = min(int(opts["seq_len"]), w.cfg.n_ctx)
-    return repeated_tokens(int(opts["n_seq"]), seq_len, w.cfg.d_vocab, seed=int(opts["seed"]),
-                           exclude=[b for b in (bos,) if b is not None], bos=bos), bos
+    return repeated_tokens(int(opts["n_seq"]), seq_len, w.cfg.d_vocab, seed=int(opts["seed"]), bos=bos), bos
 
 
 def _heads(w, opts: dict) -> dict:
@@ -154,21 +151,18 @@ ANALYSES: dict[str, Analysis] = {
          "loss_second_copy_shuffled": "mean next-token loss on the second copy in a random order (nats)"},
         dict(_TOKENS), ("poslens.sweep.cells", "poslens.analyses.incontext", "poslens.models.runner"), _icl,
         needs=("embed.W_E",), needs_why="token inputs and the unembedding"),
-}
-if importlib.util.find_spec("poslens.analyses.sinks") is not None:
-    ANALYSES["sinks"] = Analysis(
+    "sinks": Analysis(
         "sinks",
         {"sink_share": "share of (sequence, layer, head) putting more than epsilon of its attention on position 0",
          "sink_head_share": "share of heads whose mean attention on position 0 exceeds epsilon"},
         dict(n_seq=16, seq_len=64, seed=0, epsilon=0.3), ("poslens.sweep.cells", "poslens.analyses.sinks"), _sinks,
-        needs=("embed.W_E",), needs_why="token inputs")
+        needs=("embed.W_E",), needs_why="token inputs"),
+}
 
 DEFAULT_ANALYSES = ("helix", "heads", "icl")
 
 
 def parse_analyses(spec: str | None) -> list[str]:
-    from ..errors import suggest
-
     names = [a.strip() for a in (spec or ",".join(DEFAULT_ANALYSES)).split(",") if a.strip()]
     if names == ["all"]:
         return list(ANALYSES)
@@ -184,8 +178,6 @@ def options_for(analysis: str, overrides: dict | None) -> dict:
     out = dict(a.defaults)
     for k, v in (overrides or {}).items():
         if k not in out:
-            from ..errors import suggest
-
             raise InvalidInputError(f"analysis '{analysis}' has no option '{k}'{suggest(k, out)}; "
                                     f"its options: {', '.join(out) or 'none'}")
         try:

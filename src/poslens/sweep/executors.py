@@ -21,7 +21,7 @@ import os
 import socket
 from collections.abc import Callable
 
-from ..errors import InvalidInputError, PoslensError
+from ..errors import InvalidInputError, PoslensError, suggest
 
 EXECUTORS = ("local", "serial", "ray")
 Done = Callable[[dict, dict, dict], None]
@@ -166,8 +166,6 @@ def run_ray(tasks: list[dict], done: Done, address: str = "auto", cpus: float = 
 def run_cells(tasks: list[dict], done: Done, *, executor: str = "local", jobs: int | None = None,
               address: str = "auto", cpus: float = 1.0, memory_mb: int = 1024) -> None:
     if executor not in EXECUTORS:
-        from ..errors import suggest
-
         raise InvalidInputError(f"unknown executor '{executor}'{suggest(executor, EXECUTORS)}; use local, serial or ray")
     if not tasks:
         return

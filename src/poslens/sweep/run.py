@@ -13,10 +13,11 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 from ..io import atomic_write_text
+from ..results import canonical
 from . import changepoints as CP
 from .cells import ANALYSES, options_for
 from .grid import Revision, revisions
-from .store import Store, canonical, code_version
+from .store import Store, code_version
 
 SWEEP_FORMAT = "poslens-sweep/1"
 SHARE_MIN_JUMP = 0.05  # the smallest change in a head's share of attention flagged as a jump or a spike

@@ -21,14 +21,9 @@ from pathlib import Path
 
 from ..code_version import code_version  # noqa: F401  (part of this module's API: the cells' code version)
 from ..io import atomic_write_text
-from ..results import to_jsonable
+from ..results import canonical
 
 FORMAT = "poslens-sweep-cell/1"
-
-
-def canonical(obj) -> str:
-    """The one JSON spelling of ``obj`` that keys and checksums are computed from."""
-    return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def sha256(text: str) -> str:

@@ -10,6 +10,7 @@ replaced as a whole folder so that it never holds files of two different steps.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import signal
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import Interrupted, InvalidInputError
-from ..io import atomic_torch_save, atomic_write_text, recover_dir, recover_dirs, replace_dir
+from ..io import atomic_torch_save, atomic_write_bytes, atomic_write_text, recover_dir, recover_dirs, replace_dir
 from ..models.config import ModelConfig
 from ..models.tokenizer import Tokenizer
 from . import corpus as C
@@ -65,14 +66,10 @@ def _prepare_data(cfg: TrainConfig, out: Path):
     if fresh:
         train_ids, val_ids = C.tokenize_split(texts, tok, cfg.val_frac)
     C.check_size(train_ids, val_ids, cfg.n_ctx)
-    if fresh:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / (TOKENS + ".tmp.npz")
-        try:
-            np.savez(tmp, key=np.array(key), train=train_ids, val=val_ids)
-            tmp.replace(cache)
-        finally:  # a Ctrl-C mid-write (before the loop holds it) must not leave the half file
-            tmp.unlink(missing_ok=True)
+    if fresh:  # atomically: a Ctrl-C mid-write (before the loop holds it) must not leave a half file
+        buf = io.BytesIO()
+        np.savez(buf, key=np.array(key), train=train_ids, val=val_ids)
+        atomic_write_bytes(cache, buf.getvalue())
     return tok, train_ids, val_ids
 
 
