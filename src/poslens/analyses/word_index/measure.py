@@ -182,13 +182,12 @@ def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw,
             start += n
     n_units = train.n_units
     out: dict[str, LabelProbes] = {}
-    bar = None
-    n_fits = len(label_tokens) * (4 + combined)
-    # the fits, not the harvest, were most of a probe run's time: a bar unless told not to
-    if progress or (progress is None and len(layers) * len(train) * train.n_units > 200_000):
-        from ...progress import bar as progress_bar
+    from ...progress import bar as progress_bar
 
-        bar = progress_bar(total=n_fits, desc=f"probes ({scheme})", unit="fit", leave=False)
+    # the fits, not the harvest, were most of a probe run's time: a bar unless told not to
+    show = progress or (progress is None and len(layers) * len(train) * train.n_units > 200_000)
+    bar = progress_bar(total=len(label_tokens) * (4 + combined), desc=f"probes ({scheme})", unit="fit", leave=False,
+                       disable=not show)
 
     def scored(p, A, B, tr, va, positions_v, bal, confusion=False, layer=None) -> Scores:
         m = evaluate(p.predict(B), va["label"], va["pos"], n_units, positions_v, bal, confusion=confusion)
@@ -210,24 +209,21 @@ def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw,
             Xtr, Xva = one_hot(ftr, ftr), one_hot(fva, ftr)
             p = fit_probe(Xtr, tr["label"], tr["prompt"], seed=seed, **probe_kw)
             baselines[name] = scored(p, Xtr, Xva, tr, va, positions_v, bal)
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
         both_tr, both_va = one_hot(feats["both"][0], feats["both"][0]), one_hot(feats["both"][1], feats["both"][0])
         Xtr, Xva = X[:, rows["train", lt]], X[:, rows["val", lt]]
         # every point at once: one batch of fits per feature kind
         fitted = fit_probes(Xtr, tr["label"], tr["prompt"], seed=seed, **probe_kw)
         probes = [scored(p, Xtr[i], Xva[i], tr, va, positions_v, bal, confusion=True, layer=layer)
                   for i, (p, layer) in enumerate(zip(fitted, layers))]
-        if bar is not None:
-            bar.update(1)
+        bar.update(1)
         if combined:  # the residual beside the baselines' own features: what it adds to them
             ctr = np.concatenate([Xtr, np.broadcast_to(both_tr, (len(layers), *both_tr.shape))], -1)
             cva = np.concatenate([Xva, np.broadcast_to(both_va, (len(layers), *both_va.shape))], -1)
             fitted = fit_probes(ctr, tr["label"], tr["prompt"], seed=seed, **probe_kw)
             combined_probes = [scored(p, ctr[i], cva[i], tr, va, positions_v, bal, layer=layer)
                                for i, (p, layer) in enumerate(zip(fitted, layers))]
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
         best_base = max(b.accuracy for b in baselines.values())
         out[lt] = LabelProbes(
             positions=positions_v, balanced=Balanced(**binfo), baselines=baselines, probes=probes,
@@ -235,13 +231,12 @@ def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw,
             majority=float(np.bincount(va["label"]).max() / len(va["label"])),
             combined=combined_probes if combined else None,
             combined_gain=[m.accuracy - baselines["both"].accuracy for m in combined_probes] if combined else None)
-    if bar is not None:
-        bar.close()
+    bar.close()
     timings[f"{scheme}_probe_s"] = round(time.perf_counter() - t0, 3)
     return out
 
 
-def _findings(schemes: dict[str, SchemeResult], layers: list[int], key_layer: int, model_label: str) -> list[Finding]:
+def _findings(schemes: dict[str, SchemeResult], layers: list[int], key_layer: int) -> list[Finding]:
     """The post's two qualitative claims, measured at ``key_layer`` on each scheme's last-token labels."""
     out = []
     i = layers.index(key_layer)
@@ -347,7 +342,7 @@ def word_index(
             runner, tokenizer, train, val, layers, label_tokens, probe_kw, balance_min, batch_size, seed, progress,
             timings, s, combined))
     timings["total_s"] = round(time.perf_counter() - t_start, 3)
-    findings = _findings(out, layers, key_layer, weights.label)
+    findings = _findings(out, layers, key_layer)
     notes = [f"scheme '{s}' left out: {exc}" for s, exc in too_long.items()]
     schemes = list(out)
     if not any(m.converged for s in out.values() for r in s.labels.values() for m in r.probes):
