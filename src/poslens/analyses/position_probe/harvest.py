@@ -11,9 +11,9 @@ import dataclasses
 import torch
 
 from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens
-from ...errors import InvalidInputError, PoslensError
+from ...errors import InvalidInputError
 from ...options import resolve
-from ..reach import as_runner, reach
+from ..reach import as_runner, own_tokenizer, reach
 from .measure import Options, ProbeResult, measure
 
 
@@ -50,12 +50,7 @@ def position_probe(runner, opts: Options | None = None, tokenizer=None, **overri
     seq_len = min(opts.seq_len, cfg.n_ctx)
     r_tok = reach(runner, "tokens")
     if tokenizer is None and r_tok.resid_points:
-        try:
-            from ...models.tokenizer import Tokenizer
-
-            tokenizer = Tokenizer.for_checkpoint(w.source)
-        except PoslensError:
-            tokenizer = None
+        tokenizer = own_tokenizer(w)
     kind = opts.inputs
     learned = getattr(cfg, "positional", "learned") == "learned"
     if kind == "auto":

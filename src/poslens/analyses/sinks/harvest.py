@@ -16,9 +16,9 @@ import dataclasses
 import torch
 
 from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens, text_windows, token_pool
-from ...errors import InvalidInputError, PoslensError
+from ...errors import InvalidInputError
 from ...options import resolve
-from ..reach import as_runner, reach
+from ..reach import as_runner, own_tokenizer, reach
 from ..rotary.chunks import apply_rotary, rotary_spec
 from .measure import INPUT_HELP, InputSinks, LayerStats, Options, SinkResult, reduce_layer, summarize_inputs
 
@@ -92,12 +92,7 @@ def attention_sinks(runner, opts: Options | None = None, tokenizer=None, **overr
     explicit = opts.inputs.strip() != "auto"
     reached = {"tokens": reach(runner, "tokens"), "embed": reach(runner, "embed")}
     if tokenizer is None:
-        try:
-            from ...models.tokenizer import Tokenizer
-
-            tokenizer = Tokenizer.for_checkpoint(w.source)
-        except PoslensError:
-            tokenizer = None
+        tokenizer = own_tokenizer(w)
     runs: list[InputSinks] = []
     skipped: list[str] = []
     limits: list[str] = []
