@@ -13,6 +13,7 @@ import torch
 from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens
 from ...errors import InvalidInputError
 from ...options import resolve
+from ...progress import bar
 from ..reach import as_runner, own_tokenizer, reach
 from .measure import Options, ProbeResult, measure
 
@@ -80,11 +81,7 @@ def position_probe(runner, opts: Options | None = None, tokenizer=None, **overri
     mode = "embed" if kind == "positional" else "tokens"
     parts = []
     starts = range(0, len(x), opts.batch_size)
-    if len(starts) > 4:
-        from ...progress import bar
-
-        starts = bar(starts, desc="position probe: residual stream", unit="batch", leave=False)
-    for i in starts:
+    for i in bar(starts, desc="position probe: residual stream", unit="batch", leave=False, disable=len(starts) <= 4):
         acts = runner.run(**{mode: x[i : i + opts.batch_size]}, hooks=hooks)
         parts.append(torch.stack([acts[h] for h in hooks]))
     resid = torch.cat(parts, 1)

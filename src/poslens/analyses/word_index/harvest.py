@@ -16,6 +16,7 @@ import torch
 
 from ...errors import InvalidInputError
 from ...models.runner import Runner
+from ...progress import bar as progress_bar
 
 def resid_hook(n_layers: int, layer: int) -> str:
     """Hook name of residual point ``layer`` (0..n_layers).
@@ -72,8 +73,6 @@ def harvest(
     lengths = np.array([len(t) for t in tokens])
     if len(prompt) and (pos.min() < 0 or (pos >= lengths[prompt]).any()):
         raise InvalidInputError("a harvested position lies outside its prompt")
-    from ...progress import bar as progress_bar
-
     show = len(tokens) > 2000 if progress is None else progress
     bar = progress_bar(total=len(tokens), desc="harvest", unit="prompt", leave=False, disable=not show)
     shared = _shared_prefix(tokens) if max(layers, default=0) == cfg.n_layers and len(tokens) > 1 else 0

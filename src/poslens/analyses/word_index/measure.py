@@ -17,6 +17,7 @@ from ...errors import InvalidInputError
 from ...models.runner import Runner
 from ...models.weights import Weights, as_weights, forward_tensors, require
 from ...options import resolve
+from ...progress import bar as progress_bar
 from ...results import ClaimRow, Result
 from .evaluate import evaluate, one_hot, position_balanced
 from .harvest import check_points, harvest, resid_hook
@@ -182,8 +183,6 @@ def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw,
             start += n
     n_units = train.n_units
     out: dict[str, LabelProbes] = {}
-    from ...progress import bar as progress_bar
-
     # the fits, not the harvest, were most of a probe run's time: a bar unless told not to
     show = progress or (progress is None and len(layers) * len(train) * train.n_units > 200_000)
     bar = progress_bar(total=len(label_tokens) * (4 + combined), desc=f"probes ({scheme})", unit="fit", leave=False,
