@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InvalidInputError
+from ...progress import bar
 from ...results import Result
 from .measure import HelixResult, check_options, helix, helix_with_fit
 
@@ -119,8 +120,6 @@ def helix_models(specs, *, progress: bool = False, **options) -> HelixFamilyResu
     >>> fam = helix_models(["gpt2", "gpt2-medium"])              # doctest: +SKIP
     >>> [row.share_3 for row in fam.table]                       # doctest: +SKIP
     """
-    from ...progress import bar
-
     specs = list(specs)
     if not specs:
         raise InvalidInputError("no model given; pass one or more --model values or --family")
@@ -226,8 +225,6 @@ def helix_sweep(specs, *, progress: bool = False, **options) -> HelixSweepResult
     >>> sw = helix_sweep(sweep_specs("alias", [0, 10000, 400000]))   # doctest: +SKIP
     >>> [(r.step, round(r.share_3, 3)) for r in sw.table]              # doctest: +SKIP
     """
-    from ...progress import bar
-
     specs = list(specs)
     if len(specs) < 2:
         raise InvalidInputError("a sweep needs at least two checkpoints; pass several --model values or --steps")
