@@ -1,7 +1,4 @@
-"""The single-model helix analysis: :func:`helix` and :class:`HelixResult`, its options.
-
->>> r = helix("../shared/data/gpt2-small-partial")                  # doctest: +SKIP
-"""
+"""The single-model helix analysis: :func:`helix` and :class:`HelixResult`, its options."""
 
 from __future__ import annotations
 

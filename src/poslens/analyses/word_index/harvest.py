@@ -1,10 +1,7 @@
 """Residual points and the harvest: the stream at the labelled tokens, every point, one pass.
 
 Residual point ``L`` is the stream entering block ``L`` (``blocks.L.hook_resid_pre``;
-0 = token + position embeddings) and ``L = n_layers`` the stream after the last block.
-
->>> X = harvest(runner, ps.tokens, pts["prompt"], pts["pos"], layers=[0, 4])   # doctest: +SKIP
-"""
+0 = token + position embeddings) and ``L = n_layers`` the stream after the last block."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""The word-index measurement: datasets per scheme, one harvest, every probe and baseline, findings.
-
->>> r = word_index(load_weights("tiny"), schemes=("word", "list"))   # doctest: +SKIP
-"""
+"""The word-index measurement: datasets per scheme, one harvest, every probe and baseline, findings."""
 
 from __future__ import annotations
 
