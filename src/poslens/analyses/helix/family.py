@@ -136,6 +136,7 @@ def helix_models(specs, *, progress: bool = False, **options) -> HelixFamilyResu
 
 def _step_of(ckpt) -> int | None:
     """The training step a checkpoint was saved at: its revision, its training_log.json, or its directory name."""
+    import contextlib
     import json
     import re
 
@@ -147,14 +148,10 @@ def _step_of(ckpt) -> int | None:
         if m:
             return int(m.group(1))
     path = Path(getattr(ckpt, "path", "."))
-    log = path / "training_log.json"
-    if log.is_file():
-        try:
-            step = json.loads(log.read_text()).get("step")
-            if isinstance(step, int):
-                return step
-        except (OSError, ValueError, AttributeError):
-            pass
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no log, or not one with a step
+        step = json.loads((path / "training_log.json").read_text()).get("step")
+        if isinstance(step, int):
+            return step
     m = re.search(r"(?:checkpoint|step|ckpt)[-_]?(\d+)$", path.name)
     return int(m.group(1)) if m else None
 
