@@ -160,13 +160,10 @@ def model_profile(dup: Any, first_position: torch.Tensor | None = None, threshol
         e["span50"] = v.get("span50")
     heads = {k: HeadRoles(**v) for k, v in sorted(raw.items(), key=lambda kv: (kv[1]["layer"], kv[1]["head"]))}
 
-    def role_heads(role):
-        have = [k for k, h in heads.items() if h.score(role) is not None]
-        return sorted((k for k in have if heads[k].score(role) >= th[role]), key=lambda k: -heads[k].score(role)), have
-
     lists, best = {}, {}
     for role in ROLES:
-        lists[role], have = role_heads(role)
+        have = [k for k, h in heads.items() if h.score(role) is not None]
+        lists[role] = sorted((k for k in have if heads[k].score(role) >= th[role]), key=lambda k: -heads[k].score(role))
         if have:
             k = max(have, key=lambda k: heads[k].score(role))
             best[role] = RoleBest(head=k, score=heads[k].score(role), threshold=th[role],
