@@ -106,16 +106,9 @@ def pattern_stats(
     edits = {f"blocks.{l}.attn.hook_pattern": reader for l in layers}
     runner.run(tokens, edits=edits, batch_size=batch_size)
     return PatternStats(
-        layers=list(layers),
-        dup_sum=sums["dup"],
-        dup_count=has.sum(-1).numpy().astype(float),
-        prev_sum=sums["prev"],
-        prev_count=np.full(B, P - 1, dtype=float),
-        ind_sum=sums["ind"],
-        ind_count=imask.any(-1).sum(-1).numpy().astype(float),
-        shift_sum=sums["shift"],
-        shift_count=smask.any(-1).sum(-1).numpy().astype(float),
-        first_sum=sums["first"],
+        layers=list(layers), **{f"{k}_sum": v for k, v in sums.items()},
+        dup_count=has.sum(-1).numpy().astype(float), prev_count=np.full(B, P - 1, dtype=float),
+        ind_count=imask.any(-1).sum(-1).numpy().astype(float), shift_count=smask.any(-1).sum(-1).numpy().astype(float),
     )
 
 
