@@ -224,7 +224,5 @@ def positional_attention(
         seq_len=P, local_window=local_window, min_query=mq, uniform_entropy=uniform_entropy,
         exclude_first=exclude_first, heads=heads,
         uniform_mean_distance=float(torch.arange(mq, P).double().mul(0.5).mean()),
-        local=[k for k, v in heads.items() if v.kind == "local"],
-        uniform=[k for k, v in heads.items() if v.kind == "uniform"],
-        mixed=[k for k, v in heads.items() if v.kind == "mixed"],
+        **{kind: [k for k, v in heads.items() if v.kind == kind] for kind in ("local", "uniform", "mixed")},
     )
