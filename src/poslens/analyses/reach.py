@@ -37,7 +37,10 @@ def as_runner(model, what: str):
 
 def own_tokenizer(weights):
     """The checkpoint's own tokenizer, or None where it has no usable one (the caller falls back to
-    inputs that need none, such as random tokens)."""
+    inputs that need none, such as random tokens).
+
+    >>> own_tokenizer(load_weights("tiny")).bos_token_id   # doctest: +SKIP
+    """
     from ..models.tokenizer import Tokenizer
 
     try:
