@@ -105,8 +105,7 @@ class ModelProfile(Result):
     notes: list[str] = field(default_factory=list)
 
     def heads_for(self, role: str) -> list[str]:
-        return {"previous_token": self.previous_token_heads, "duplicate_token": self.duplicate_token_heads,
-                "induction": self.induction_heads, "sink": self.sink_heads}[role]
+        return getattr(self, f"{role}_heads")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelProfile:
@@ -161,13 +160,10 @@ def model_profile(dup: Any, first_position: torch.Tensor | None = None, threshol
         e["span50"] = v.get("span50")
     heads = {k: HeadRoles(**v) for k, v in sorted(raw.items(), key=lambda kv: (kv[1]["layer"], kv[1]["head"]))}
 
-    def role_heads(role):
-        have = [k for k, h in heads.items() if h.score(role) is not None]
-        return sorted((k for k in have if heads[k].score(role) >= th[role]), key=lambda k: -heads[k].score(role)), have
-
     lists, best = {}, {}
     for role in ROLES:
-        lists[role], have = role_heads(role)
+        have = [k for k, h in heads.items() if h.score(role) is not None]
+        lists[role] = sorted((k for k in have if heads[k].score(role) >= th[role]), key=lambda k: -heads[k].score(role))
         if have:
             k = max(have, key=lambda k: heads[k].score(role))
             best[role] = RoleBest(head=k, score=heads[k].score(role), threshold=th[role],
@@ -193,9 +189,8 @@ def model_profile(dup: Any, first_position: torch.Tensor | None = None, threshol
         bos_token_id=opts.get("bos_token_id"))
     return ModelProfile(
         model=d.get("model", ""), processing=tuple(d.get("processing") or ()), options={"thresholds": th},
-        thresholds=th, measured_on=measured_on, heads=heads, previous_token_heads=lists["previous_token"],
-        duplicate_token_heads=lists["duplicate_token"], induction_heads=lists["induction"],
-        sink_heads=lists["sink"], positional_heads=positional, best=best,
+        thresholds=th, measured_on=measured_on, heads=heads, **{f"{role}_heads": lists[role] for role in ROLES},
+        positional_heads=positional, best=best,
         duplicate_head=layer0_dups[0] if layer0_dups else None, uniform_reference=ref, token_inputs=token_inputs,
         notes=notes,
     )

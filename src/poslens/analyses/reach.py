@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import InvalidInputError, MissingTensorError
+from ..errors import InvalidInputError, MissingTensorError, PoslensError
 
 
 def as_runner(model, what: str):
@@ -33,6 +33,20 @@ def as_runner(model, what: str):
         raise InvalidInputError(f"{what} takes a Runner, the model's Weights, a model name or a checkpoint "
                                 f"directory; got {type(model).__name__}")
     return Runner(as_weights(model, what))
+
+
+def own_tokenizer(weights):
+    """The checkpoint's own tokenizer, or None where it has no usable one (the caller falls back to
+    inputs that need none, such as random tokens).
+
+    >>> own_tokenizer(load_weights("tiny")).bos_token_id   # doctest: +SKIP
+    """
+    from ..models.tokenizer import Tokenizer
+
+    try:
+        return Tokenizer.for_checkpoint(weights.source)
+    except PoslensError:
+        return None
 
 
 @dataclass(frozen=True)

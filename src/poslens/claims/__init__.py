@@ -108,13 +108,8 @@ def check(claims: Iterable[Claim], result, kinds: Iterable[str] = ("any",)) -> t
             out.append(ClaimCheck(c, None, None, "not measured on this model / with these inputs"))
             continue
         v = float(v)
-        if c.relation == "approx":
-            holds = abs(v - c.published) <= c.tolerance
-        elif c.relation == "above":
-            holds = v > c.published
-        else:
-            holds = v < c.published
-        out.append(ClaimCheck(c, v, holds))
+        holds = {"approx": abs(v - c.published) <= c.tolerance, "above": v > c.published, "below": v < c.published}
+        out.append(ClaimCheck(c, v, holds[c.relation]))
     return tuple(out)
 
 

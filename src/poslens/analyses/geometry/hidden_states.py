@@ -2,11 +2,7 @@
 the signal subspace's size (Marchenko-Pastur edge, spectral gap), principal angles between
 points, the union rank, and a 2-D map by Grassmann distance (classical MDS refined by
 scikit-learn's SMACOF where that lowers Kruskal's stress-1). Pure, so planted data test it
-directly; :mod:`.subspaces` runs it on a model's prompts.
-
->>> gap_rank(np.array([100.0, 90.0, 2.0, 1.9, 1.8, 1.7])).k
-2
-"""
+directly; :mod:`.subspaces` runs it on a model's prompts."""
 
 from __future__ import annotations
 

@@ -193,21 +193,18 @@ def logit_lens(
             "entropy": ent.tolist(),
             "top_k": [TopToken(int(i), dec(i), float(v.exp()), float(logits[-1, i])) for v, i in zip(vals, idx)],
             "top1": [dec(i) for i in lp.argmax(-1).tolist()],
-            "kl": float(kl.mean()), "rank": rank,
+            "kl_to_final": float(kl.mean()), "final_rank": rank,
         })
     per_point.reverse()
+    cols = {k: [p[k] for p in per_point] for k in per_point[0]}  # LensResult's per-point lists
     gen = greedy_generate(runner, ids, o.n_generate, o.top_k, tokenizer) if o.n_generate else None
     options = {**asdict(o), "entropy": "nats", "kl": "KL(final || point), mean over positions",
                "final_rank": "rank at point of the model's own top-1 next token, last position (0 = top)"}
     return LensResult(
         model=weights.label, processing=weights.processing, options=options,
         prompt=prompt if isinstance(prompt, str) else (tokenizer.decode(ids) if tokenizer else ""),
-        tokens=ids, str_tokens=[dec(i) for i in ids], points=points,
-        entropy=[p["entropy"] for p in per_point],
-        last_entropy=[p["entropy"][-1] for p in per_point],
-        mean_entropy=[float(np.mean(p["entropy"])) for p in per_point],
-        top_k=[p["top_k"] for p in per_point], top1=[p["top1"] for p in per_point],
-        kl_to_final=[p["kl"] for p in per_point], final_rank=[p["rank"] for p in per_point],
+        tokens=ids, str_tokens=[dec(i) for i in ids], points=points, **cols,
+        last_entropy=[e[-1] for e in cols["entropy"]], mean_entropy=[float(np.mean(e)) for e in cols["entropy"]],
         generation=gen,
     )
 

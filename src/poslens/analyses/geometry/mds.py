@@ -32,9 +32,7 @@ def classical_mds(dist: np.ndarray, k: int = 2) -> np.ndarray:
     Y = vecs * np.sqrt(vals)
     flip = np.sign(Y[np.argmax(np.abs(Y), axis=0), np.arange(Y.shape[1])])
     Y = Y * np.where(flip == 0, 1.0, flip)
-    if Y.shape[1] < k:
-        Y = np.concatenate([Y, np.zeros((n, k - Y.shape[1]))], 1)
-    return Y
+    return np.pad(Y, ((0, 0), (0, k - Y.shape[1])))  # fewer than k points: the missing axes are zeros
 
 
 def kruskal_stress(dist: np.ndarray, Y: np.ndarray) -> float:

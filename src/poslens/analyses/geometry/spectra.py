@@ -146,8 +146,7 @@ def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, d
 
     o = resolve(SpectraOptions, options, overrides, "weight_spectra")
     weights = as_weights(weights, "weight_spectra")
-    matrices, per_head, qk, include_bias, fold_ln, keep_spectra = (
-        tuple(o.matrices), o.per_head, o.qk, o.include_bias, o.fold_ln, o.keep_spectra)
+    matrices = tuple(o.matrices)
     cfg = weights.cfg
     layers = check_layers(weights, o.layers)
     if GATED in matrices and not cfg.gated_mlp:
@@ -159,7 +158,7 @@ def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, d
     avail: dict[str, list[int]] = {}
     missing: list[str] = []
     for m in matrices:
-        gone = {l: [n for n in tensors_for(m, l, include_bias, fold_ln) if not weights.has(n)] for l in layers}
+        gone = {l: [n for n in tensors_for(m, l, o.include_bias, o.fold_ln) if not weights.has(n)] for l in layers}
         lacking = {l: g[0] for l, g in gone.items() if g}
         if len(lacking) < len(layers):
             avail[m] = [l for l in layers if l not in lacking]
@@ -168,37 +167,37 @@ def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, d
             missing.append(f"{m} of layer{'s' if len(lacking) > 1 else ''} {_span(sorted(lacking))} "
                            f"({', '.join(hf)} {'is' if len(hf) == 1 else 'are'} not in the checkpoint)")
     if not avail:
-        first = next(iter(tensors_for(matrices[0], layers[0], include_bias, fold_ln)))
+        first = next(iter(tensors_for(matrices[0], layers[0], o.include_bias, o.fold_ln)))
         raise MissingTensorError(weights._hf_source(first) or first, "weight spectra", weights.label)
-    w = fold_layer_norm(weights, center_reading=False) if fold_ln else weights
+    w = fold_layer_norm(weights, center_reading=False) if o.fold_ln else weights
 
     out_m: dict[str, dict[str, Spectrum]] = {}
     for m, ls in avail.items():
-        mats = [whole_matrix(w, m, l, include_bias) for l in ls]
+        mats = [whole_matrix(w, m, l, o.include_bias) for l in ls]
         svs = svdvals(torch.stack(mats), device)
         out_m[m] = {}
         for l, W, sv in zip(ls, mats, svs):
             d = spectrum_metrics(sv, tuple(W.shape))
             # 7 significant digits: float32 resolution, a third of the JSON.
-            out_m[m][str(l)] = replace(d, singular_values=[float(f"{x:.7g}") for x in sv]) if keep_spectra else d
+            out_m[m][str(l)] = replace(d, singular_values=[float(f"{x:.7g}") for x in sv]) if o.keep_spectra else d
 
     out_h: dict[str, dict[str, Spectrum]] = {}
-    if per_head:
+    if o.per_head:
         for m in [x for x in HEAD_MATRICES if x in avail]:
             ls = avail[m]
-            stack = torch.cat([head_matrices(w, m, l, include_bias) for l in ls])  # [L*H, r, c]
+            stack = torch.cat([head_matrices(w, m, l, o.include_bias) for l in ls])  # [L*H, r, c]
             out_h[m] = {f"{ls[i // cfg.n_heads]}.{i % cfg.n_heads}": spectrum_metrics(sv, tuple(stack.shape[1:]))
                         for i, sv in enumerate(svdvals(stack, device))}
 
     out_qk: dict[str, QKDistance] = {}
-    if qk and "W_Q" in avail and "W_K" in avail:
+    if o.qk and "W_Q" in avail and "W_K" in avail:
         for l in sorted(set(avail["W_Q"]) & set(avail["W_K"])):
             Q, K = w.get(f"blocks.{l}.attn.W_Q"), w.get(f"blocks.{l}.attn.W_K")
             for h in range(cfg.n_heads):
                 out_qk[f"{l}.{h}"] = qk_distances(Q[h], K[h])
 
     notes = []
-    if fold_ln:  # fold_layer_norm leaves RMSNorm and post-LayerNorm models as stored, and says why
+    if o.fold_ln:  # fold_layer_norm leaves RMSNorm and post-LayerNorm models as stored, and says why
         step = w.processing[-1] if w.processing else ""
         why = step[len("fold_layer_norm["):-1] if step.startswith("fold_layer_norm[") else ""
         notes.append(f"LayerNorm weights not folded ({why}): those matrices are as stored." if why else

@@ -106,13 +106,12 @@ def sphere_overlap(weights: Weights, options: SphereOptions | None = None, **ove
     """
     o = resolve(SphereOptions, options, overrides, "sphere_overlap")
     weights = as_weights(weights, "sphere_overlap")
-    n_tokens, n_trials, positions, seed, bins = o.n_tokens, o.n_trials, o.positions, o.seed, o.bins
     cfg = weights.cfg
     if not weights.has("pos_embed.W_pos"):
         raise MissingTensorError("wpe.weight", "positional sphere overlap", weights.label)
     W_pos = weights.get("pos_embed.W_pos", needed_for="positional norms").double()
     pos_norms = W_pos.norm(dim=-1)
-    options = dict(n_tokens=n_tokens, n_trials=n_trials, positions=positions, seed=seed,
+    options = dict(n_tokens=o.n_tokens, n_trials=o.n_trials, positions=o.positions, seed=o.seed,
                    radius="mean of the two positional norms", volume="betainc((D+1)/2, 1/2, 1-(d/2r)^2)")
     pstats = NormStats.of(W_pos.numpy())
     if not weights.has("embed.W_E"):
@@ -122,14 +121,15 @@ def sphere_overlap(weights: Weights, options: SphereOptions | None = None, **ove
             notes=["positional norms only: the checkpoint has no token embedding wte"])
     W_E = weights.get("embed.W_E", needed_for="positional sphere overlap").double()
     tstats = NormStats.of(W_E.numpy())
-    n = min(n_tokens, cfg.d_vocab)
-    rng = np.random.default_rng(seed)
+    n = min(o.n_tokens, cfg.d_vocab)
+    rng = np.random.default_rng(o.seed)
     iu = np.triu_indices(n, 1)
     trials = []
     margins_all = []
-    for _ in range(n_trials):
+    for _ in range(o.n_trials):
         tok = torch.as_tensor(rng.choice(cfg.d_vocab, size=n, replace=False))
-        pos = torch.arange(n) % cfg.n_ctx if positions == "sequence" else torch.as_tensor(rng.integers(0, cfg.n_ctx, n))
+        pos = (torch.arange(n) % cfg.n_ctx if o.positions == "sequence"
+               else torch.as_tensor(rng.integers(0, cfg.n_ctx, n)))
         T = W_E[tok]
         r = pos_norms[pos].numpy()
         d = torch.cdist(T, T).numpy()[iu]
@@ -142,10 +142,10 @@ def sphere_overlap(weights: Weights, options: SphereOptions | None = None, **ove
     shares = np.array([t.share for t in trials])
     fracs = np.array([t.mean_volume_fraction for t in trials])
     margins = np.concatenate(margins_all)
-    counts, edges = np.histogram(margins, bins=bins)
-    hist = Histogram(edges.tolist(), counts.tolist(), n_trials)
+    counts, edges = np.histogram(margins, bins=o.bins)
+    hist = Histogram(edges.tolist(), counts.tolist(), o.n_trials)
     notes = []
-    if n < n_tokens:
+    if n < o.n_tokens:
         notes.append(f"n_tokens capped at the vocabulary size {cfg.d_vocab}")
     return SphereOverlapResult(
         model=weights.label, processing=weights.processing, options=options, positional_norms=pstats,

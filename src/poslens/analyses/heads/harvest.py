@@ -106,16 +106,9 @@ def pattern_stats(
     edits = {f"blocks.{l}.attn.hook_pattern": reader for l in layers}
     runner.run(tokens, edits=edits, batch_size=batch_size)
     return PatternStats(
-        layers=list(layers),
-        dup_sum=sums["dup"],
-        dup_count=has.sum(-1).numpy().astype(float),
-        prev_sum=sums["prev"],
-        prev_count=np.full(B, P - 1, dtype=float),
-        ind_sum=sums["ind"],
-        ind_count=imask.any(-1).sum(-1).numpy().astype(float),
-        shift_sum=sums["shift"],
-        shift_count=smask.any(-1).sum(-1).numpy().astype(float),
-        first_sum=sums["first"],
+        layers=list(layers), **{f"{k}_sum": v for k, v in sums.items()},
+        dup_count=has.sum(-1).numpy().astype(float), prev_count=np.full(B, P - 1, dtype=float),
+        ind_count=imask.any(-1).sum(-1).numpy().astype(float), shift_count=smask.any(-1).sum(-1).numpy().astype(float),
     )
 
 
@@ -231,7 +224,5 @@ def positional_attention(
         seq_len=P, local_window=local_window, min_query=mq, uniform_entropy=uniform_entropy,
         exclude_first=exclude_first, heads=heads,
         uniform_mean_distance=float(torch.arange(mq, P).double().mul(0.5).mean()),
-        local=[k for k, v in heads.items() if v.kind == "local"],
-        uniform=[k for k, v in heads.items() if v.kind == "uniform"],
-        mixed=[k for k, v in heads.items() if v.kind == "mixed"],
+        **{kind: [k for k, v in heads.items() if v.kind == kind] for kind in ("local", "uniform", "mixed")},
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InvalidInputError
+from ...progress import bar
 from ...results import Result
 from .measure import HelixResult, check_options, helix, helix_with_fit
 
@@ -119,8 +120,6 @@ def helix_models(specs, *, progress: bool = False, **options) -> HelixFamilyResu
     >>> fam = helix_models(["gpt2", "gpt2-medium"])              # doctest: +SKIP
     >>> [row.share_3 for row in fam.table]                       # doctest: +SKIP
     """
-    from ...progress import bar
-
     specs = list(specs)
     if not specs:
         raise InvalidInputError("no model given; pass one or more --model values or --family")
@@ -137,6 +136,7 @@ def helix_models(specs, *, progress: bool = False, **options) -> HelixFamilyResu
 
 def _step_of(ckpt) -> int | None:
     """The training step a checkpoint was saved at: its revision, its training_log.json, or its directory name."""
+    import contextlib
     import json
     import re
 
@@ -148,14 +148,10 @@ def _step_of(ckpt) -> int | None:
         if m:
             return int(m.group(1))
     path = Path(getattr(ckpt, "path", "."))
-    log = path / "training_log.json"
-    if log.is_file():
-        try:
-            step = json.loads(log.read_text()).get("step")
-            if isinstance(step, int):
-                return step
-        except (OSError, ValueError, AttributeError):
-            pass
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no log, or not one with a step
+        step = json.loads((path / "training_log.json").read_text()).get("step")
+        if isinstance(step, int):
+            return step
     m = re.search(r"(?:checkpoint|step|ckpt)[-_]?(\d+)$", path.name)
     return int(m.group(1)) if m else None
 
@@ -226,8 +222,6 @@ def helix_sweep(specs, *, progress: bool = False, **options) -> HelixSweepResult
     >>> sw = helix_sweep(sweep_specs("alias", [0, 10000, 400000]))   # doctest: +SKIP
     >>> [(r.step, round(r.share_3, 3)) for r in sw.table]              # doctest: +SKIP
     """
-    from ...progress import bar
-
     specs = list(specs)
     if len(specs) < 2:
         raise InvalidInputError("a sweep needs at least two checkpoints; pass several --model values or --steps")

@@ -3,13 +3,7 @@
 :func:`fit_sinusoid` fits one frequency shared by every column (periodogram peak, then a
 bounded least-squares refinement); :func:`fit_helix` reads a helix's radius, pitch, tilt
 and turns from that fit; :func:`dominant_periods` lists the strongest periods, pooled and
-per column; :func:`short_period_share` how much variance lies at the shortest periods.
-
->>> t = np.arange(1.0, 1000.0); w = 2 * np.pi / 250
->>> h = fit_helix(np.c_[3 * np.cos(w * t), 3 * np.sin(w * t), 0.004 * t], t)
->>> round(h.radius, 6), round(h.period, 6), round(h.pitch, 6)
-(3.0, 250.0, 1.0)
-"""
+per column; :func:`short_period_share` how much variance lies at the shortest periods."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""The single-model helix analysis: :func:`helix` and :class:`HelixResult`, its options.
-
->>> r = helix("../shared/data/gpt2-small-partial")                  # doctest: +SKIP
-"""
+"""The single-model helix analysis: :func:`helix` and :class:`HelixResult`, its options."""
 
 from __future__ import annotations
 
@@ -99,12 +96,9 @@ def _check_learned(W: np.ndarray, label: str, allow_fixed: bool) -> None:
 
 def _end_skip(pos: np.ndarray, flagged: set) -> tuple[int, int]:
     """How many flagged positions sit at each end of ``pos`` (kept to leave at least 8 rows)."""
-    a = 0
-    while a < len(pos) and int(pos[a]) in flagged:
-        a += 1
-    b = 0
-    while b < len(pos) - a and int(pos[len(pos) - 1 - b]) in flagged:
-        b += 1
+    kept = [int(p) not in flagged for p in pos]
+    a = next((i for i, k in enumerate(kept) if k), len(pos))  # flagged positions at the start
+    b = next((i for i, k in enumerate(reversed(kept[a:])) if k), 0)  # and at the end
     return (a, b) if len(pos) - a - b >= 8 else (0, 0)
 
 

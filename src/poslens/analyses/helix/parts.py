@@ -1,7 +1,7 @@
 """The typed parts of a :class:`~poslens.analyses.helix.HelixResult`: spectra, structure, norms.
 
 Each part keeps the field names of the dict its producer returns (so a result's JSON is
-unchanged) and is built from it with ``of``; the producers stay plain functions.
+unchanged) and is built from it with ``of``, nested parts included; the producers stay plain functions.
 
 >>> ShortPeriod.of({"period": 4.0, "share": 0.0015}).share
 0.0015
@@ -9,17 +9,37 @@ unchanged) and is built from it with ``of``; the producers stay plain functions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import types
+import typing
+from dataclasses import dataclass, fields, is_dataclass
 
 from ..norms import NormStats
 from .fits import HelixFit
 from .pca import OdeFit
 
 
+def _build(cls, d: dict):
+    """``cls`` from a producer's dict: its keys that are fields, each nested part's dict built likewise."""
+    hints = typing.get_type_hints(cls)
+    return cls(**{f.name: _value(hints[f.name], d[f.name]) for f in fields(cls) if f.name in d})
+
+
+def _value(tp, v):
+    """``v`` as a field of type ``tp``: a dict becomes the part ``tp`` names (alone or optional), a list of
+    dicts a list of parts; anything else (numbers, fits already built) is kept."""
+    for arm in typing.get_args(tp) if isinstance(tp, types.UnionType) else (tp,):
+        if isinstance(v, dict) and is_dataclass(arm):
+            return _build(arm, v)
+        item = typing.get_args(arm)[0] if typing.get_origin(arm) is list else None
+        if isinstance(v, list) and is_dataclass(item):
+            return [_value(item, x) for x in v]
+    return v
+
+
 class _FromDict:
     @classmethod
     def of(cls, d: dict | None):
-        return None if d is None else cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+        return None if d is None else _build(cls, d)
 
 
 @dataclass(frozen=True)
@@ -37,16 +57,12 @@ class ColumnPeriod:
 
 
 @dataclass(frozen=True)
-class Periods:
+class Periods(_FromDict):
     """The strongest periods of the top components: ``pooled`` over them (largest power first) and
     the best single sinusoid of each ``by_column``."""
 
     pooled: list[PeriodShare]
     by_column: list[ColumnPeriod]
-
-    @classmethod
-    def of(cls, d: dict) -> Periods:
-        return cls(pooled=[PeriodShare(**p) for p in d["pooled"]], by_column=[ColumnPeriod(**c) for c in d["by_column"]])
 
 
 @dataclass(frozen=True)
@@ -94,18 +110,13 @@ class Outlier:
 
 
 @dataclass(frozen=True)
-class Outliers:
+class Outliers(_FromDict):
     """Rows far from every other row (isolation >= ``threshold`` times the median nearest distance)."""
 
     threshold: float
     median_nearest_distance: float
     flagged: list[Outlier]
     isolation: list[float]
-
-    @classmethod
-    def of(cls, d: dict) -> Outliers:
-        return cls(threshold=d["threshold"], median_nearest_distance=d["median_nearest_distance"],
-                   flagged=[Outlier(**o) for o in d["flagged"]], isolation=d["isolation"])
 
 
 @dataclass(frozen=True)
@@ -119,7 +130,7 @@ class LateNorms(_FromDict):
 
 
 @dataclass(frozen=True)
-class Norms:
+class Norms(_FromDict):
     """Row-norm statistics of W_pos (raw and centred), per position, beyond the truncation, and of
     W_E when it was read (with the token-to-position mean ratio)."""
 
@@ -131,12 +142,6 @@ class Norms:
     W_E: NormStats | None = None
     W_E_centred: NormStats | None = None
     token_to_position_mean_ratio: float | None = None
-
-    @classmethod
-    def of(cls, d: dict) -> Norms:
-        stats = {k: NormStats(**d[k]) for k in ("W_pos", "W_pos_centred", "W_E", "W_E_centred") if d.get(k)}
-        return cls(**stats, by_position=d["by_position"], centring=d["centring"], above=LateNorms.of(d.get("above")),
-                   token_to_position_mean_ratio=d.get("token_to_position_mean_ratio"))
 
 
 @dataclass(frozen=True)
@@ -219,12 +224,3 @@ class SinusoidalGeometry(Truncation):
     ode_by_k: list[OdeByK] | None = None
     cosine: Cosine | None = None
     norms: NormStats | None = None
-
-    @classmethod
-    def of(cls, d: dict | None) -> SinusoidalGeometry | None:
-        if d is None:
-            return None
-        base = {f.name: d[f.name] for f in fields(Truncation) if f.name in d}
-        return cls(**base, encoding=Encoding(**d["encoding"]), periods=Periods.of(d["periods"]),
-                   short_period=ShortPeriod.of(d["short_period"]), ode_by_k=[OdeByK.of(x) for x in d["ode_by_k"]],
-                   cosine=Cosine.of(d["cosine"]), norms=NormStats(**d["norms"]))

@@ -186,7 +186,7 @@ def duplicate_neurons(
             source = f"the decomposed text ({text_source}; pass --corpus to search a corpus)"
         examples, ex_summary = top_activating_examples(runner, windows, L, neuron, tok, o.k_examples, o.context_before,
                                                        o.context_after, ignore, o.batch_size)
-        ex_summary = ex_summary.with_source(source)
+        ex_summary = dataclasses.replace(ex_summary, source=source)
 
     options = {
         **dataclasses.asdict(o), "head": f"{L}.{hd}", "neuron": neuron, "text": text_source, "seq_len": P,

@@ -282,12 +282,11 @@ def decompose_neuron(
                                              error_attention_rule=_err(attn_only_total, exact_total),
                                              error_seed=_err(seed_total, exact_total)),
         ),
-        extra_vs_distance=_extra_vs_distance(tokens, copies, ignore, head_pos[hd], key_pos[hd] / s2,
-                                             seed_pos[hd] / s_bar),
+        extra_vs_distance=_extra_vs_distance(tokens, copies, head_pos[hd], key_pos[hd] / s2, seed_pos[hd] / s_bar),
     )
 
 
-def _extra_vs_distance(tokens, copies, ignore, dup_exact, dup_self, dup_seed) -> ExtraVsDistance:
+def _extra_vs_distance(tokens, copies, dup_exact, dup_self, dup_seed) -> ExtraVsDistance:
     """Extra contribution of the duplicate head at repeated tokens against the mean distance to their copies.
 
     measured: the head's exact positional contribution minus what it would give attending

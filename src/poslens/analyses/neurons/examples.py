@@ -4,7 +4,7 @@ earlier copy in its context."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -45,9 +45,6 @@ class ExamplesSummary:
     base_share_with_earlier_copy: float
     mean_copy_distance: float | None
     source: str = ""
-
-    def with_source(self, source: str) -> ExamplesSummary:
-        return replace(self, source=source)
 
 
 def top_activating_examples(

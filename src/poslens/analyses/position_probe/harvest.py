@@ -11,9 +11,10 @@ import dataclasses
 import torch
 
 from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens
-from ...errors import InvalidInputError, PoslensError
+from ...errors import InvalidInputError
 from ...options import resolve
-from ..reach import as_runner, reach
+from ...progress import bar
+from ..reach import as_runner, own_tokenizer, reach
 from .measure import Options, ProbeResult, measure
 
 
@@ -50,12 +51,7 @@ def position_probe(runner, opts: Options | None = None, tokenizer=None, **overri
     seq_len = min(opts.seq_len, cfg.n_ctx)
     r_tok = reach(runner, "tokens")
     if tokenizer is None and r_tok.resid_points:
-        try:
-            from ...models.tokenizer import Tokenizer
-
-            tokenizer = Tokenizer.for_checkpoint(w.source)
-        except PoslensError:
-            tokenizer = None
+        tokenizer = own_tokenizer(w)
     kind = opts.inputs
     learned = getattr(cfg, "positional", "learned") == "learned"
     if kind == "auto":
@@ -85,11 +81,7 @@ def position_probe(runner, opts: Options | None = None, tokenizer=None, **overri
     mode = "embed" if kind == "positional" else "tokens"
     parts = []
     starts = range(0, len(x), opts.batch_size)
-    if len(starts) > 4:
-        from ...progress import bar
-
-        starts = bar(starts, desc="position probe: residual stream", unit="batch", leave=False)
-    for i in starts:
+    for i in bar(starts, desc="position probe: residual stream", unit="batch", leave=False, disable=len(starts) <= 4):
         acts = runner.run(**{mode: x[i : i + opts.batch_size]}, hooks=hooks)
         parts.append(torch.stack([acts[h] for h in hooks]))
     resid = torch.cat(parts, 1)

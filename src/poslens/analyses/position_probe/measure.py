@@ -196,6 +196,5 @@ def measure(resid: torch.Tensor, points: Sequence[int], opts: Options = Options(
     return ProbeResult(
         options={}, inputs=inputs, description=description, seq_len=P, n_train_seq=len(train), n_test_seq=len(test),
         target=opts.target, bin_edges=tuple(int(e) for e in edges), points=probes, best_point=best.point,
-        best_relative=best.relative,
-        emerges_at=emerges, limits=limits,
+        best_relative=best.relative, emerges_at=emerges, limits=limits,
     )

@@ -12,15 +12,11 @@ import torch
 import torch.nn.functional as F
 
 from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens
-from ...errors import InvalidInputError, PoslensError
+from ...errors import NotApplicableError
 from ...options import resolve
-from ..reach import as_runner
+from ..reach import as_runner, own_tokenizer
 from .chunks import RotarySpec, not_rotary_reason, rotary_spec
 from .measure import Ablation, Options, RotaryResult, measure, n_of
-
-
-class NotApplicableError(InvalidInputError):
-    """The analysis's premise is absent from this model (e.g. rotary frequencies in a learned-position model)."""
 
 
 def _inputs(runner, opts: Options, tokenizer) -> tuple[torch.Tensor, str]:
@@ -79,12 +75,7 @@ def rotary_usage(runner, opts: Options | None = None, tokenizer=None, **override
         raise NotApplicableError(f"rotary frequency usage does not apply: {why}")
     spec = rotary_spec(cfg)
     if tokenizer is None:
-        try:
-            from ...models.tokenizer import Tokenizer
-
-            tokenizer = Tokenizer.for_checkpoint(w.source)
-        except PoslensError:
-            tokenizer = None
+        tokenizer = own_tokenizer(w)
     x, desc = _inputs(runner, opts, tokenizer)
     layers = list(range(cfg.n_layers))
     hooks = [f"blocks.{l}.attn.hook_{h}" for l in layers for h in ("q", "k")]

@@ -90,15 +90,12 @@ def head_frequencies(q: torch.Tensor, k: torch.Tensor, spec: RotarySpec, high: S
     use = use / use.sum(-1, keepdim=True).clamp_min(1e-300)
     tot = q.pow(2).sum(-1).mean((0, 1)) + k.pow(2).sum(-1).mean((0, 1))
     out_r = q[..., r:].pow(2).sum(-1).mean((0, 1)) + k[..., r:].pow(2).sum(-1).mean((0, 1))
-    out = []
-    for h in range(H):
-        out.append(HeadFrequencies(
-            head=f"{layer}.{h}", q_norm=tuple(float(x) for x in qn[h]), k_norm=tuple(float(x) for x in kn[h]),
-            usage=tuple(float(x) for x in use[h]), high_share=float(use[h, list(high)].sum()),
-            low_share=float(use[h, list(low)].sum()), peak_pair=int(use[h].argmax()),
-            unrotated_share=float(out_r[h] / tot[h]) if tot[h] > 0 else 0.0,
-        ))
-    return out
+    return [HeadFrequencies(
+        head=f"{layer}.{h}", q_norm=tuple(float(x) for x in qn[h]), k_norm=tuple(float(x) for x in kn[h]),
+        usage=tuple(float(x) for x in use[h]), high_share=float(use[h, list(high)].sum()),
+        low_share=float(use[h, list(low)].sum()), peak_pair=int(use[h].argmax()),
+        unrotated_share=float(out_r[h] / tot[h]) if tot[h] > 0 else 0.0,
+    ) for h in range(H)]
 
 
 def measure(acts: Mapping[str, torch.Tensor], layers: Sequence[int], spec: RotarySpec, opts: Options = Options(),

@@ -16,9 +16,10 @@ import dataclasses
 import torch
 
 from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens, text_windows, token_pool
-from ...errors import InvalidInputError, PoslensError
+from ...errors import InvalidInputError
 from ...options import resolve
-from ..reach import as_runner, reach
+from ...progress import bar
+from ..reach import as_runner, own_tokenizer, reach
 from ..rotary.chunks import apply_rotary, rotary_spec
 from .measure import INPUT_HELP, InputSinks, LayerStats, Options, SinkResult, reduce_layer, summarize_inputs
 
@@ -62,11 +63,7 @@ def _collect(runner, x: torch.Tensor, kind: str, layers, batch_size: int, rotate
     hooks = [f"blocks.{l}.attn.{h}" for l in layers for h in ("hook_pattern", "hook_q", "hook_k")]
     parts: list[list[LayerStats]] = [[] for _ in layers]
     starts = range(0, len(x), batch_size)
-    if len(starts) > 4:
-        from ...progress import bar
-
-        starts = bar(starts, desc=f"sinks: {kind_label(kind, x)}", unit="batch", leave=False)
-    for i in starts:
+    for i in bar(starts, desc=f"sinks: {kind_label(kind, x)}", unit="batch", leave=False, disable=len(starts) <= 4):
         acts = runner.run(**{kind: x[i : i + batch_size]}, hooks=hooks)
         for j, l in enumerate(layers):
             parts[j].append(reduce_layer(acts[f"blocks.{l}.attn.hook_pattern"], rotate(acts[f"blocks.{l}.attn.hook_q"]),
@@ -92,12 +89,7 @@ def attention_sinks(runner, opts: Options | None = None, tokenizer=None, **overr
     explicit = opts.inputs.strip() != "auto"
     reached = {"tokens": reach(runner, "tokens"), "embed": reach(runner, "embed")}
     if tokenizer is None:
-        try:
-            from ...models.tokenizer import Tokenizer
-
-            tokenizer = Tokenizer.for_checkpoint(w.source)
-        except PoslensError:
-            tokenizer = None
+        tokenizer = own_tokenizer(w)
     runs: list[InputSinks] = []
     skipped: list[str] = []
     limits: list[str] = []

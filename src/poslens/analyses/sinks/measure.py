@@ -119,14 +119,11 @@ def reduce_layer(pattern: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> Lay
     qh = torch.nn.functional.normalize(q, dim=-1)
     kh = torch.nn.functional.normalize(k, dim=-1)
     cos = torch.einsum("bqhd,bkhd->bhqk", qh, kh)  # [B, H, P, P]
-    causal = torch.ones(P, P, dtype=torch.bool).tril()
     cos_first = cos[:, :, 1:, 0].mean(-1)
-    other = causal.clone()
-    other[:, 0] = False
-    other[0] = False
+    other = torch.ones(P, P, dtype=torch.bool).tril()
+    other[:, 0] = False  # keys 1..q of each query q (the first query sees no other key)
     cos_other = (cos * other).sum((-1, -2)) / other.sum()
-    return LayerStats(alpha[..., 0], kn[:, 0], kn[:, 1:].mean(1),
-                      cos_first, cos_other, alpha)
+    return LayerStats(alpha[..., 0], kn[:, 0], kn[:, 1:].mean(1), cos_first, cos_other, alpha)
 
 
 def summarize_inputs(

@@ -40,6 +40,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -186,14 +187,12 @@ class Construction:
             vec = vec + self._period_mismatch[i] * d
         return self.n * vec / speed
 
-    @property
+    @cached_property
     def _period_mismatch(self) -> np.ndarray:
-        if not hasattr(self, "_pm"):
-            # An effective sentry past an end is replaced by the end itself: it is still
-            # within half a spacing of the point, so the bound's first term still holds.
-            F_eff = derivative(self.curve, np.clip(self.s_eff, 0.0, 1.0))
-            self._pm = np.linalg.norm(F_eff - self.fprime[self.cell], axis=1)
-        return self._pm
+        # An effective sentry past an end is replaced by the end itself: it is still
+        # within half a spacing of the point, so the bound's first term still holds.
+        F_eff = derivative(self.curve, np.clip(self.s_eff, 0.0, 1.0))
+        return np.linalg.norm(F_eff - self.fprime[self.cell], axis=1)
 
     def summary(self) -> ConstructionSummary:
         """The construction's shape and gates, for a result (no big arrays)."""

@@ -285,11 +285,9 @@ def closest_approach(curve: Curve, min_separation: float = 0.1, n_grid: int = 51
     box = [(max(0.0, t[a] - step), min(1.0, t[a] + step)), (max(0.0, t[b] - step), min(1.0, t[b] + step))]
     opt = minimize(dist, np.array([t[a], t[b]]), method="Nelder-Mead", bounds=box,
                    options={"xatol": 1e-10, "fatol": 1e-20, "maxiter": 600})
-    t1, t2 = (float(v) for v in opt.x)
-    dd = float(np.sqrt(opt.fun)) if opt.fun < D[a, b] ** 2 else float(D[a, b])
-    if dd == float(D[a, b]):
-        t1, t2 = float(t[a]), float(t[b])
-    return Approach(t1, t2, dd, float(R[a, b]))
+    if opt.fun < D[a, b] ** 2:  # the refinement came closer than the grid pair
+        return Approach(*(float(v) for v in opt.x), float(np.sqrt(opt.fun)), float(R[a, b]))
+    return Approach(float(t[a]), float(t[b]), float(D[a, b]), float(R[a, b]))
 
 
 def curve_stats(curve: Curve, n: int, *, n_grid: int | None = None, min_separation: float = 0.1,

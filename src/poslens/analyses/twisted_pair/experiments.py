@@ -234,9 +234,7 @@ def near_intersection(gaps: Sequence[float] = (0.1, 1e-2, 1e-3, 1e-4, 1e-5), *, 
     rows, ref_margin = [], None
     rng = np.random.default_rng(seed)
     for g in sorted(gaps, reverse=True):
-        curve = make_curve("loop", gap=float(g))
-        stats = curve_stats(curve, n)
-        con = build(curve, n, M, k, strict=False, stats=stats)
+        con = build(make_curve("loop", gap=float(g)), n, M, k, strict=False)
         v = verify(con, dtype=dtype, device=device, detail=False)
         if ref_margin is None:
             ref_margin = float(np.median(con.gate_margin))
@@ -245,7 +243,7 @@ def near_intersection(gaps: Sequence[float] = (0.1, 1e-2, 1e-3, 1e-4, 1e-5), *, 
         xi = torch.as_tensor(rng.normal(size=(len(i), len(_gate_dims(con)))) * sd)
         est, _ = run_estimates(con, tokens, dtype=dtype, device=device, edits=_gate_noise_edit(con, xi))
         bad = np.abs(est - (j - i)) > con.bound(i, j) + 1e-3
-        ca = stats.closest_approach
+        ca = con.stats.closest_approach
         m_lo = int(np.argmin(con.gate_margin))
         at_cross = sorted({int(con.cell[int(round(ca.t1 * n))]), int(con.cell[int(round(ca.t2 * n))])})
         others = np.delete(con.gate_margin, at_cross)

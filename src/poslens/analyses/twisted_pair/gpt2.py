@@ -346,6 +346,7 @@ def neuron_pairs(weights: Weights, cf: CurveFit, *, layer: int = 0, diff_rank: i
     frac_d = ((diff @ Ud.T) ** 2).sum(1) / (diff**2).sum(1).clamp_min(1e-300)
     frac_c = ((comm @ Uc.T) ** 2).sum(1) / (comm**2).sum(1).clamp_min(1e-300)
     score = pre[A_, B_] * frac_d
+    twisted = (cin[A_, B_] >= min_cos_in) & (cout[A_, B_] <= max_cos_out) & (frac_d >= frac_min)
     order = torch.argsort(-score)
     rng = np.random.default_rng(seed)
     na, nb = rng.integers(0, m, n_null), rng.integers(0, m, n_null)
@@ -359,13 +360,12 @@ def neuron_pairs(weights: Weights, cf: CurveFit, *, layer: int = 0, diff_rank: i
             neurons=[a, b], cos_in=ci, cos_out=co, frac_diff=fd, frac_diff_vs_chance=fd / chance_d,
             frac_common_in_curve=float(frac_c[q]), frac_common_vs_chance=float(frac_c[q]) / chance_c,
             prescore_percentile=float((null_pre < max(ci, 0) * max(-co, 0)).mean() * 100), score=float(score[q]),
-            twisted=bool(ci >= min_cos_in and co <= max_cos_out and fd >= frac_min),
+            twisted=bool(twisted[q]),
         ))
-    n_tw = int(((cin[A_, B_] >= min_cos_in) & (cout[A_, B_] <= max_cos_out) & (frac_d >= frac_min)).sum())
     return NeuronPairs(
         layer=layer, d_mlp=m, diff_rank=r, chance_frac_diff=chance_d, chance_frac_common=chance_c,
         thresholds={"cos_in": min_cos_in, "cos_out": max_cos_out, "frac_diff": frac_min},
-        n_candidates_scanned=n_c, n_twisted=n_tw, candidates=cands,
+        n_candidates_scanned=n_c, n_twisted=int(twisted.sum()), candidates=cands,
         null_prescore_p99=float(np.percentile(null_pre, 99)),
         null_cos_in_p99=float(np.percentile(cin[na[keep], nb[keep]].numpy(), 99)), processing=list(w.processing),
     )

@@ -1,9 +1,4 @@
-"""The twisted-pair analysis run end to end: :func:`twisted_pair` and :class:`TwistedPairResult`.
-
->>> r = twisted_pair(n=128, M=8, k=4, sweep_M=(), sweep_n=(), sweep_k=(), grid=False, claims=False)
->>> r.verification.within_bound, r.construction.n_neurons
-(True, 18)
-"""
+"""The twisted-pair analysis run end to end: :func:`twisted_pair` and :class:`TwistedPairResult`."""
 
 from __future__ import annotations
 

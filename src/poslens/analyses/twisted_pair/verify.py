@@ -16,6 +16,7 @@ construction over M, n or k; the grid runs every (curve, n, k, M) combination.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -209,16 +210,14 @@ def sweep(curve, *, n: int, M: int, k: int, over: str, values: Sequence[int], va
           **build_kw) -> list[BoundRow]:
     """Rebuild and verify with one of M, n, k varied over ``values`` (the others fixed)."""
     rows = []
-    stats_cache: dict[int, object] = {}
+    stats = functools.cache(lambda n: curve_stats(curve, n))
     for val in values:
         p = {"n": n, "M": M, "k": k, over: int(val)}
         if p["k"] >= p["n"] or (variant == "plain" and p["M"] + 1 >= p["n"]):
             rows.append(BoundRow(**p, assumptions_hold=False, reason="sizes break k < n or M + 1 < n"))
             continue
-        if p["n"] not in stats_cache:
-            stats_cache[p["n"]] = curve_stats(curve, p["n"])
-        con = build(curve, p["n"], p["M"], p["k"], variant=variant, gate=gate, strict=False,
-                    stats=stats_cache[p["n"]], **build_kw)
+        con = build(curve, p["n"], p["M"], p["k"], variant=variant, gate=gate, strict=False, stats=stats(p["n"]),
+                    **build_kw)
         v = verify(con, dtype=dtype, device=device, atol=atol, detail=False)
         rows.append(_row(con, v, **p))
     return rows

@@ -1,9 +1,4 @@
-"""Scoring word-index probes: one-hot baseline features, the position-balanced subset, accuracies.
-
->>> idx, info = position_balanced(np.array([5, 5, 5, 5]), np.array([0, 1, 0, 1]), min_per_cell=2)
->>> sorted(idx.tolist()), info["chance"]
-([0, 1, 2, 3], 0.5)
-"""
+"""Scoring word-index probes: one-hot baseline features, the position-balanced subset, accuracies."""
 
 from __future__ import annotations
 

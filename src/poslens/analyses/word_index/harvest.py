@@ -1,13 +1,11 @@
 """Residual points and the harvest: the stream at the labelled tokens, every point, one pass.
 
 Residual point ``L`` is the stream entering block ``L`` (``blocks.L.hook_resid_pre``;
-0 = token + position embeddings) and ``L = n_layers`` the stream after the last block.
-
->>> X = harvest(runner, ps.tokens, pts["prompt"], pts["pos"], layers=[0, 4])   # doctest: +SKIP
-"""
+0 = token + position embeddings) and ``L = n_layers`` the stream after the last block."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,6 +13,7 @@ import torch
 
 from ...errors import InvalidInputError
 from ...models.runner import Runner
+from ...progress import bar as progress_bar
 
 def resid_hook(n_layers: int, layer: int) -> str:
     """Hook name of residual point ``layer`` (0..n_layers).
@@ -71,13 +70,8 @@ def harvest(
     lengths = np.array([len(t) for t in tokens])
     if len(prompt) and (pos.min() < 0 or (pos >= lengths[prompt]).any()):
         raise InvalidInputError("a harvested position lies outside its prompt")
-    if progress is None:
-        progress = len(tokens) > 2000
-    bar = None
-    if progress:
-        from ...progress import bar as progress_bar
-
-        bar = progress_bar(total=len(tokens), desc="harvest", unit="prompt", leave=False)
+    show = len(tokens) > 2000 if progress is None else progress
+    bar = progress_bar(total=len(tokens), desc="harvest", unit="prompt", leave=False, disable=not show)
     shared = _shared_prefix(tokens) if max(layers, default=0) == cfg.n_layers and len(tokens) > 1 else 0
     shared = min(shared, int(pos.min()) if len(pos) else 0)  # every harvested row must lie after the prefix
     prefix = runner.prefix(list(tokens[0][:shared])) if shared >= 2 else None
@@ -101,24 +95,12 @@ def harvest(
 
         t = torch.tensor([tokens[i][shared:] for i in group], dtype=torch.long)
         runner.run(t, edits={h: gather for h in hooks}, batch_size=batch_size, progress=False, prefix=prefix)
-        if bar is not None:
-            bar.update(len(group))
-    if bar is not None:
-        bar.close()
+        bar.update(len(group))
+    bar.close()
     return out
 
 
 
 def _shared_prefix(tokens: Sequence[Sequence[int]]) -> int:
-    """How many leading tokens every prompt has in common."""
-    first = list(tokens[0])
-    n = len(first)
-    for t in tokens[1:]:
-        k = 0
-        lim = min(n, len(t))
-        while k < lim and t[k] == first[k]:
-            k += 1
-        n = k
-        if n == 0:
-            break
-    return n
+    """How many leading tokens every prompt has in common (``commonprefix`` compares any sequences item by item)."""
+    return len(os.path.commonprefix([list(t) for t in tokens]))

@@ -1,7 +1,4 @@
-"""The word-index measurement: datasets per scheme, one harvest, every probe and baseline, findings.
-
->>> r = word_index(load_weights("tiny"), schemes=("word", "list"))   # doctest: +SKIP
-"""
+"""The word-index measurement: datasets per scheme, one harvest, every probe and baseline, findings."""
 
 from __future__ import annotations
 
@@ -17,6 +14,7 @@ from ...errors import InvalidInputError
 from ...models.runner import Runner
 from ...models.weights import Weights, as_weights, forward_tensors, require
 from ...options import resolve
+from ...progress import bar as progress_bar
 from ...results import ClaimRow, Result
 from .evaluate import evaluate, one_hot, position_balanced
 from .harvest import check_points, harvest, resid_hook
@@ -157,8 +155,9 @@ def _dataset_info(train: wp.PromptSet, val: wp.PromptSet, d: wp.WordDictionary, 
     )
 
 
-def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw, balance_min, batch_size, seed,
-                  progress, timings, scheme, combined) -> dict[str, LabelProbes]:
+def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, o: Options, progress, timings,
+                  scheme) -> dict[str, LabelProbes]:
+    probe_kw = dict(C=o.C, Cs=tuple(o.Cs), max_iter=o.max_iter, seed=o.seed)
     pts = {s: {lt: ps.points(lt) for lt in label_tokens} for s, ps in (("train", train), ("val", val))}
     # One pass over train + val prompts, reading every position any label needs (once each).
     n_tr = len(train)
@@ -171,7 +170,7 @@ def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw,
     width = int(allq.max()) + 1
     uniq, inverse = np.unique(allp * width + allq, return_inverse=True)
     t0 = time.perf_counter()
-    X = harvest(runner, train.tokens + val.tokens, uniq // width, uniq % width, layers, batch_size, progress)
+    X = harvest(runner, train.tokens + val.tokens, uniq // width, uniq % width, layers, o.batch_size, progress)
     timings[f"{scheme}_harvest_s"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
     rows, start = {}, 0
@@ -182,13 +181,10 @@ def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw,
             start += n
     n_units = train.n_units
     out: dict[str, LabelProbes] = {}
-    bar = None
-    n_fits = len(label_tokens) * (4 + combined)
     # the fits, not the harvest, were most of a probe run's time: a bar unless told not to
-    if progress or (progress is None and len(layers) * len(train) * train.n_units > 200_000):
-        from ...progress import bar as progress_bar
-
-        bar = progress_bar(total=n_fits, desc=f"probes ({scheme})", unit="fit", leave=False)
+    show = progress or (progress is None and len(layers) * len(train) * train.n_units > 200_000)
+    bar = progress_bar(total=len(label_tokens) * (4 + o.combined), desc=f"probes ({scheme})", unit="fit", leave=False,
+                       disable=not show)
 
     def scored(p, A, B, tr, va, positions_v, bal, confusion=False, layer=None) -> Scores:
         m = evaluate(p.predict(B), va["label"], va["pos"], n_units, positions_v, bal, confusion=confusion)
@@ -198,7 +194,7 @@ def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw,
     for lt in label_tokens:
         tr, va = pts["train"][lt], pts["val"][lt]
         positions_v = np.unique(va["pos"]).tolist()
-        bal, binfo = position_balanced(va["pos"], va["label"], balance_min, seed)
+        bal, binfo = position_balanced(va["pos"], va["label"], o.balance_min, o.seed)
         sp_tr, sp_va = _space_flags(tokenizer, tr["token"]), _space_flags(tokenizer, va["token"])
         feats = {
             "position": ([tr["pos"]], [va["pos"]]),
@@ -208,40 +204,36 @@ def _probe_scheme(runner, tokenizer, train, val, layers, label_tokens, probe_kw,
         baselines = {}
         for name, (ftr, fva) in feats.items():
             Xtr, Xva = one_hot(ftr, ftr), one_hot(fva, ftr)
-            p = fit_probe(Xtr, tr["label"], tr["prompt"], seed=seed, **probe_kw)
+            p = fit_probe(Xtr, tr["label"], tr["prompt"], **probe_kw)
             baselines[name] = scored(p, Xtr, Xva, tr, va, positions_v, bal)
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
         both_tr, both_va = one_hot(feats["both"][0], feats["both"][0]), one_hot(feats["both"][1], feats["both"][0])
         Xtr, Xva = X[:, rows["train", lt]], X[:, rows["val", lt]]
         # every point at once: one batch of fits per feature kind
-        fitted = fit_probes(Xtr, tr["label"], tr["prompt"], seed=seed, **probe_kw)
+        fitted = fit_probes(Xtr, tr["label"], tr["prompt"], **probe_kw)
         probes = [scored(p, Xtr[i], Xva[i], tr, va, positions_v, bal, confusion=True, layer=layer)
                   for i, (p, layer) in enumerate(zip(fitted, layers))]
-        if bar is not None:
-            bar.update(1)
-        if combined:  # the residual beside the baselines' own features: what it adds to them
+        bar.update(1)
+        if o.combined:  # the residual beside the baselines' own features: what it adds to them
             ctr = np.concatenate([Xtr, np.broadcast_to(both_tr, (len(layers), *both_tr.shape))], -1)
             cva = np.concatenate([Xva, np.broadcast_to(both_va, (len(layers), *both_va.shape))], -1)
-            fitted = fit_probes(ctr, tr["label"], tr["prompt"], seed=seed, **probe_kw)
+            fitted = fit_probes(ctr, tr["label"], tr["prompt"], **probe_kw)
             combined_probes = [scored(p, ctr[i], cva[i], tr, va, positions_v, bal, layer=layer)
                                for i, (p, layer) in enumerate(zip(fitted, layers))]
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
         best_base = max(b.accuracy for b in baselines.values())
         out[lt] = LabelProbes(
             positions=positions_v, balanced=Balanced(**binfo), baselines=baselines, probes=probes,
             gain=[m.accuracy - best_base for m in probes],
             majority=float(np.bincount(va["label"]).max() / len(va["label"])),
-            combined=combined_probes if combined else None,
-            combined_gain=[m.accuracy - baselines["both"].accuracy for m in combined_probes] if combined else None)
-    if bar is not None:
-        bar.close()
+            combined=combined_probes if o.combined else None,
+            combined_gain=[m.accuracy - baselines["both"].accuracy for m in combined_probes] if o.combined else None)
+    bar.close()
     timings[f"{scheme}_probe_s"] = round(time.perf_counter() - t0, 3)
     return out
 
 
-def _findings(schemes: dict[str, SchemeResult], layers: list[int], key_layer: int, model_label: str) -> list[Finding]:
+def _findings(schemes: dict[str, SchemeResult], layers: list[int], key_layer: int) -> list[Finding]:
     """The post's two qualitative claims, measured at ``key_layer`` on each scheme's last-token labels."""
     out = []
     i = layers.index(key_layer)
@@ -307,15 +299,11 @@ def word_index(
 
     o = resolve(Options, options, overrides, "word_index")
     weights = as_weights(weights, "word_index")
-    n_units, lengths, dictionary_size = o.n_units, tuple(o.lengths), o.dictionary_size
-    train_fraction = o.train_fraction
-    n_train, n_val_prompts, prefix, prepend_bos = o.n_train, o.n_val_prompts, o.prefix, o.prepend_bos
-    C, Cs, max_iter, balance_min, combined = o.C, tuple(o.Cs), o.max_iter, o.balance_min, o.combined
-    key_layer, batch_size, seed = o.key_layer, o.batch_size, o.seed
     cfg = weights.cfg
     layers = check_points(cfg.n_layers, o.layers, weights.label)
     schemes = list(dict.fromkeys(o.schemes))
     label_tokens = list(dict.fromkeys(o.label_tokens))
+    key_layer = o.key_layer
     if key_layer is None:
         key_layer = min(layers, key=lambda l: (abs(l - max(1, round(cfg.n_layers / 3))), l))
     elif key_layer not in layers:
@@ -323,20 +311,19 @@ def word_index(
     require(weights, forward_tensors(weights, max(layers)), "word-index probes (token inputs through the model)")
     tokenizer = tokenizer or Tokenizer.for_checkpoint(weights.source)
     runner = runner or Runner(weights, device, dtype)
-    prefixes = prefix if isinstance(prefix, dict) else {s: prefix for s in schemes}
+    prefixes = o.prefix if isinstance(o.prefix, dict) else {s: o.prefix for s in schemes}
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-    d = wp.word_dictionary(tokenizer, dictionary_size, lengths, train_fraction, seed, words=words)
+    d = wp.word_dictionary(tokenizer, o.dictionary_size, o.lengths, o.train_fraction, o.seed, words=words)
     timings["dictionary_s"] = round(time.perf_counter() - t_start, 3)
-    probe_kw = dict(C=C, Cs=tuple(Cs), max_iter=max_iter)
     # Every scheme's prompts first, so a bad one fails before any forward pass; a scheme whose prompts
     # outgrow the context is left out (with a note) when another one fits.
     data, too_long = {}, {}
     for s in schemes:
         try:
             data[s] = wp.make_dataset(
-                tokenizer, s, n_units=n_units, lengths=lengths, n_train=n_train, n_val_prompts=n_val_prompts,
-                prefix=prefixes.get(s), prepend_bos=prepend_bos, n_ctx=cfg.n_ctx, seed=seed, dictionary=d)[:2]
+                tokenizer, s, n_units=o.n_units, lengths=o.lengths, n_train=o.n_train, n_val_prompts=o.n_val_prompts,
+                prefix=prefixes.get(s), prepend_bos=o.prepend_bos, n_ctx=cfg.n_ctx, seed=o.seed, dictionary=d)[:2]
         except wp.PromptTooLong as exc:
             too_long[s] = exc
     if not data:
@@ -344,22 +331,21 @@ def word_index(
     out: dict[str, SchemeResult] = {}
     for s, (train, val) in data.items():
         out[s] = SchemeResult(_dataset_info(train, val, d, tokenizer), _probe_scheme(
-            runner, tokenizer, train, val, layers, label_tokens, probe_kw, balance_min, batch_size, seed, progress,
-            timings, s, combined))
+            runner, tokenizer, train, val, layers, label_tokens, o, progress, timings, s))
     timings["total_s"] = round(time.perf_counter() - t_start, 3)
-    findings = _findings(out, layers, key_layer, weights.label)
+    findings = _findings(out, layers, key_layer)
     notes = [f"scheme '{s}' left out: {exc}" for s, exc in too_long.items()]
     schemes = list(out)
     if not any(m.converged for s in out.values() for r in s.labels.values() for m in r.probes):
-        notes.append(f"no probe converged within max_iter={max_iter}; accuracies are those of the last iterate")
+        notes.append(f"no probe converged within max_iter={o.max_iter}; accuracies are those of the last iterate")
     options = dict(
-        layers=layers, schemes=schemes, n_units=n_units, lengths=list(lengths), dictionary_size=dictionary_size,
+        layers=layers, schemes=schemes, n_units=o.n_units, lengths=list(o.lengths), dictionary_size=o.dictionary_size,
         dictionary="wordfreq en (cleaned)" if words is None else f"{d.n_candidates} given words",
-        train_fraction=train_fraction, n_train=n_train, n_val_prompts=n_val_prompts,
-        prefix={s: out[s].dataset.prefix for s in schemes}, prepend_bos=prepend_bos,
-        label_tokens=label_tokens, C=C, Cs=list(Cs), max_iter=max_iter, standardize=True,
-        holdout="20% of training prompts" if C == "auto" else None, balance_min=balance_min, combined=combined,
-        key_layer=key_layer, tokenizer=tokenizer.identity, batch_size=batch_size, seed=seed, device=str(device),
+        train_fraction=o.train_fraction, n_train=o.n_train, n_val_prompts=o.n_val_prompts,
+        prefix={s: out[s].dataset.prefix for s in schemes}, prepend_bos=o.prepend_bos,
+        label_tokens=label_tokens, C=o.C, Cs=list(o.Cs), max_iter=o.max_iter, standardize=True,
+        holdout="20% of training prompts" if o.C == "auto" else None, balance_min=o.balance_min, combined=o.combined,
+        key_layer=key_layer, tokenizer=tokenizer.identity, batch_size=o.batch_size, seed=o.seed, device=str(device),
         dtype=str(dtype),
     )
     return WordIndexResult(

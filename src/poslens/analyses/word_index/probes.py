@@ -133,8 +133,7 @@ def _fit_chunk(X, yi, classes, Cs, mask, max_iter, tol) -> list[Probe]:
         grid = torch.tensor(Cs, dtype=torch.float64).expand(G, len(Cs))
         # choosing C needs held-out accuracies, not the last digits: float32 (half the time); the
         # refit below runs in float64 from the chosen fit, to scikit-learn's stopping rule
-        fit = fit_softmax(Z[:, ~m], y[~m], K, grid, max_iter=max_iter, tol=tol, dtype=torch.float32,
-                          axes=axes)
+        fit = fit_softmax(Z[:, ~m], y[~m], K, grid, max_iter=max_iter, tol=tol, dtype=torch.float32, axes=axes)
         Zh = torch.cat([Z[:, m], Z.new_ones(G, int(m.sum()), 1)], -1)
         pred = torch.einsum("gnd,gjdk->gjnk", Zh, fit.W.double()).argmax(-1)  # [G, C, held rows]
         acc = (pred == y[m]).double().mean(-1).numpy()
