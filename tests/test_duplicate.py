@@ -391,6 +391,14 @@ def test_cli_bad_input_exits_2_with_one_line(args, message, planted, tmp_path):
     assert "Traceback" not in res.output and not out.exists()
 
 
+def test_cli_text_file_path_expands_home(planted, tmp_path, monkeypatch):
+    # every command's @FILE reads through one helper: ~ is the user's home in each (dup-heads once did not expand it)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "one-word.txt").write_text("w3")
+    res = _cli(["dup-heads", "--text", "@~/one-word.txt", "-m", str(planted.path), "-o", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "at least two" in res.stderr
+
+
 def test_cli_missing_tensor_names_it(partial_ckpt, tmp_path):
     res = _cli(["dup-heads", "-m", str(partial_ckpt), "-o", str(tmp_path / "o")])
     assert res.exit_code == 2 and "wte.weight" in res.stderr and "--positional-only" in res.stderr

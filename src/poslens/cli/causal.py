@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from ..analyses.causal.options import (AblationOptions, DupNeuronAblationOptions, HelixAblationOptions, PatchOptions,
                                        WordIndexAblationOptions)
 from ..claims.attach import with_published
 from ..errors import InvalidInputError
-from .common import common, finish, parse_heads
+from .common import common, finish, parse_heads, text_arg
 from .options import build_options, options_flags
-
-
-def _text(value: str, what: str) -> str:
-    if value.startswith("@"):
-        p = Path(value[1:])
-        if not p.is_file():
-            raise InvalidInputError(f"{what} file {p} does not exist")
-        return p.read_text(encoding="utf-8", errors="replace")
-    return value
 
 
 def _neurons(spec: str | None) -> list[tuple[int, int]]:
@@ -126,6 +115,6 @@ def patch_cmd(model, out, device, dtype, as_json, clean, corrupted, metric, **kw
     from ..models import load_weights
 
     opts = build_options(PatchOptions, kw)
-    r = patch_prompts(load_weights(model), _text(clean, "prompt"), _text(corrupted, "prompt"), metric, opts,
+    r = patch_prompts(load_weights(model), text_arg(clean, "--clean"), text_arg(corrupted, "--corrupted"), metric, opts,
                       device=device, dtype=dtype)
     _finish(r, Pm, out, "patch", as_json)

@@ -83,6 +83,20 @@ def finish(result, out: Path | None, command: str, as_json: bool, lines: list[st
     emit(result, d, as_json, "\n".join(lines), draw(result, d) if draw else [])
 
 
+def text_arg(value: str | None, flag: str) -> str | None:
+    """A text flag's value: the text itself, or ``@FILE`` for a file's contents (``~`` expanded).
+
+    >>> text_arg("And God said", "--text")
+    'And God said'
+    """
+    if value is None or not value.startswith("@"):
+        return value
+    p = Path(value[1:]).expanduser()
+    if not p.is_file():
+        raise InvalidInputError(f"{flag} file {p} does not exist; give {flag} 'some words' or {flag} @path/to/file.txt")
+    return p.read_text(encoding="utf-8", errors="replace")
+
+
 def parse_heads(spec: str | None) -> list[tuple[int, int]] | None:
     """'0.1,0.5,0.10' -> [(0, 1), (0, 5), (0, 10)] (blank entries are skipped, as in :func:`parse_ints`).
 

@@ -7,26 +7,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from ..analyses.heads.options import Options as HeadsOptions
 from ..analyses.neurons.options import LN_SCALES, Options as NeuronOptions
 from ..claims.attach import with_published
 from ..errors import InvalidInputError
-from .common import common, finish, parse_heads
+from .common import common, finish, parse_heads, text_arg
 from .options import build_options, options_flags
-
-
-def _text(spec: str | None) -> str | None:
-    """--text value: the text itself, or @path for a file's contents."""
-    if not spec or not spec.startswith("@"):
-        return spec
-    p = Path(spec[1:])
-    if not p.is_file():
-        raise InvalidInputError(f"text file {p} does not exist; give --text 'some words' or --text @path/to/file.txt")
-    return p.read_text(encoding="utf-8", errors="replace")
 
 
 def _one_head(spec: str | None):
@@ -53,7 +41,7 @@ def dup_heads_cmd(model, out, device, dtype, as_json, corpus, text, profile_head
     from ..viz.duplicate import dup_heads_figures
 
     opts = build_options(HeadsOptions, {
-        **kw, "corpus": corpus, "text": _text(text), "profile_heads": parse_heads(profile_heads),
+        **kw, "corpus": corpus, "text": text_arg(text, "--text"), "profile_heads": parse_heads(profile_heads),
         "prepend_bos": not no_bos})
     w = load_weights(model)
     r = with_published(D.duplicate_heads(w, opts, device=device, dtype=dtype), w)
@@ -81,7 +69,7 @@ def dup_neurons_cmd(model, out, device, dtype, as_json, head, ln_scale, text, co
     from ..viz.duplicate import neuron_figures
 
     opts = build_options(NeuronOptions, {
-        **kw, "head": _one_head(head), "ln_scale": ln_scale, "text": _text(text), "corpus": corpus,
+        **kw, "head": _one_head(head), "ln_scale": ln_scale, "text": text_arg(text, "--text"), "corpus": corpus,
         "uniform_heads": parse_heads(uniform_heads), "prepend_bos": not no_bos})
     w = load_weights(model)
     r = with_published(N.duplicate_neurons(w, opts, device=device, dtype=dtype), w)

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import click
 
 from ..analyses.geometry.options import DEFAULT_LENGTHS, LensOptions, SpectraOptions, SphereOptions, SubspacesOptions
 from ..errors import InvalidInputError
-from .common import common, finish, seed_option
+from .common import common, finish, seed_option, text_arg
 from .options import build_options, options_flags
 
 
-def _text(value: str | None, what: str) -> str | None:
-    """A literal text, or @FILE for a file's contents; not blank."""
-    if value is None:
-        return None
-    if value.startswith("@"):
-        p = Path(value[1:]).expanduser()
-        if not p.is_file():
-            raise InvalidInputError(f"{what} file {p} does not exist")
-        value = p.read_text(encoding="utf-8", errors="replace")
-    if not value.strip():
+def _prompt(value: str | None, flag: str) -> str | None:
+    """:func:`text_arg`, refusing a blank prompt."""
+    value = text_arg(value, flag)
+    if value is not None and not value.strip():
         raise InvalidInputError("the prompt is empty; give some text (or @FILE)")
     return value
 
@@ -114,7 +107,7 @@ def subspaces_cmd(model, out, device, dtype, as_json, text, lengths, seed, **kw)
     from ..viz.subspaces import subspace_figures
 
     opts = build_options(SubspacesOptions, {**kw, "noise": _noise(kw["noise"])}, seed=seed, lengths=_lengths(lengths))
-    txt = _text(text, "--text")
+    txt = _prompt(text, "--text")
     w, tok = _forward_model(model, "hidden-state subspaces (a token forward pass through every layer)")
     r = with_claims(S.hidden_subspaces(w, None, opts, text=txt, tokenizer=tok, device=device, dtype=dtype), w)
     finish(r, out, "subspaces", as_json, S.summarize(r), subspace_figures)
@@ -132,7 +125,7 @@ def lens_cmd(model, out, device, dtype, as_json, prompt, **kw):
     from ..viz.logit_lens import lens_figures
 
     opts = build_options(LensOptions, kw)
-    p = _text(prompt, "--prompt")
+    p = _prompt(prompt, "--prompt")
     w, tok = _forward_model(model, "the logit lens (unembedding W_U, tied to wte, and every layer)", unembed=True)
     r = with_claims(L.logit_lens(w, p, tok, opts, device=device, dtype=dtype), w)
     finish(r, out, "lens", as_json, L.summarize(r), lens_figures)
