@@ -235,9 +235,7 @@ def traces_plot(d: dict, out: Path) -> list[Path]:
     fig = go.Figure()
     for vals, label in zip(tr["values"], labels):
         fig.add_scatter(x=pos, y=vals, mode="lines", line=dict(width=1.2), name=label)
-    fig.update_xaxes(title_text="position")
-    fig.update_yaxes(title_text="W_pos[position, dim]")
-    fig.update_layout(title=title, height=420, width=760)
+    fig.update_layout(title=title, xaxis_title="position", yaxis_title="W_pos[position, dim]", height=420, width=760)
     paths.append(save_plotly(fig, out / "traces.html"))
     return paths
 
