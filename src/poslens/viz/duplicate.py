@@ -111,11 +111,11 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
             fit_name = (f"{k} fit to these means (rate {mf.rate:.4f}/token"
                         + (f"; within queries {p.within_query.rate:.4f})" if p.within_query.rate is not None else ")")
                         if mf.rate is not None else None)
-            curves.append((k, f"{k} ({p.verdict})", d, m,
-                           mf.amplitude * np.exp(-mf.rate * d) if mf.rate is not None else None, fit_name))
+            fit = mf.amplitude * np.exp(-mf.rate * d) if mf.rate is not None else None
+            curves.append((f"{k} ({p.verdict})", d, m, fit, fit_name))
         if png_wanted():
             fig, ax = plt.subplots(figsize=(6, 4))
-            for _, lab, d, m, fit, fit_name in curves:
+            for lab, d, m, fit, fit_name in curves:
                 ax.plot(d, m, ".", label=lab)
                 if fit is not None:
                     ax.plot(d, fit, "-", lw=1, label=fit_name)
@@ -125,7 +125,7 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
             ax.legend()
             paths.append(save_png(fig, out / "dup_decay.png"))
         pf = go.Figure()
-        for k, lab, d, m, fit, fit_name in curves:
+        for lab, d, m, fit, fit_name in curves:
             pf.add_scatter(x=d, y=m, mode="markers", name=lab)
             if fit is not None:
                 pf.add_scatter(x=d, y=fit, mode="lines", name=fit_name)
