@@ -145,7 +145,6 @@ def probe_figures(r: ProbeResult, out: Path) -> list[Path]:
 
 def rotary_figures(r: RotaryResult, out: Path) -> list[Path]:
     out = Path(out)
-    paths = []
     prof = np.array(r.layer_profile)
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
     im = ax[0].imshow(prof, aspect="auto", cmap="magma")
@@ -161,8 +160,7 @@ def rotary_figures(r: RotaryResult, out: Path) -> list[Path]:
     ax[1].set_title("every head, most positional first", fontsize=9)
     fig.colorbar(im, ax=ax[1])
     fig.suptitle(f"Rotary frequency usage — {r.model}", fontsize=10)
-    paths.append(save_png(fig, out / "rotary_usage.png"))
-    return paths
+    return [save_png(fig, out / "rotary_usage.png")]
 
 
 FIGURES = {SinkResult: sink_figures, ProbeResult: probe_figures, RotaryResult: rotary_figures}
