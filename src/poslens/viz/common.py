@@ -203,7 +203,7 @@ def head_grid(values: dict) -> tuple[np.ndarray, list[int]]:
     return grid, layers
 
 
-def heatmap_png(ax, grid, rows, cols=None, xlabel: str = "head", ylabel: str = "layer", **imshow):
+def heatmap_png(ax, grid, rows, cols=None, xlabel: str = "head", ylabel: str = "layer", aspect: str = "auto", **imshow):
     """Draw ``grid`` on the matplotlib ``ax`` (``imshow`` gives its colour map and limits) with its colour
     bar and a tick on every cell, rows labelled ``rows`` and columns ``cols`` (default: their index);
     matplotlib's own ticks on a grid of a few cells fall between them (-0.5, 0.5). Returns the image.
@@ -212,7 +212,7 @@ def heatmap_png(ax, grid, rows, cols=None, xlabel: str = "head", ylabel: str = "
     >>> heatmap_png(ax, np.eye(2), [3, 4], cmap="magma").get_cmap().name
     'magma'
     """
-    im = ax.imshow(grid, aspect="auto", **imshow)
+    im = ax.imshow(grid, aspect=aspect, **imshow)
     ax.set_xticks(range(np.shape(grid)[1]), cols)
     ax.set_yticks(range(len(rows)), [str(r) for r in rows])
     ax.set(xlabel=xlabel, ylabel=ylabel)

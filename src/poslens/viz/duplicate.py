@@ -140,11 +140,10 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
             continue
         names = [repr(t) for t in tc.tokens]
         fig, ax = plt.subplots(figsize=(6, 5))
-        im = ax.imshow(m, cmap="magma")
-        ax.set_xticks(range(len(names)), names, rotation=90)
-        ax.set_yticks(range(len(names)), names)
-        ax.set(xlabel="earlier token b", ylabel="current token a", title=f"head {k}: attention from a to earlier b")
-        fig.colorbar(im, ax=ax)
+        heatmap_png(ax, m, names, names, xlabel="earlier token b", ylabel="current token a", aspect="equal",
+                    cmap="magma")
+        ax.tick_params(axis="x", labelrotation=90)
+        ax.set_title(f"head {k}: attention from a to earlier b")
         paths.append(save_png(fig, out / f"dup_token_classes_{k}.png"))
     if result.positional:
         pos = result.positional.heads

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from .common import log_ticks, plt, png_wanted, ramp, save_plotly, save_png
+from .common import heatmap_png, log_ticks, plt, png_wanted, ramp, save_plotly, save_png
 
 
 def _short(label: str) -> str:
@@ -117,13 +117,10 @@ def subspace_figures(result, out: Path) -> list[Path]:
                 for k in names]
     if png_wanted():
         fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.4), squeeze=False)
-        for j, (k, m, lab) in enumerate(overlaps):
-            im = axes[0, j].imshow(m, vmin=0, vmax=1, cmap="viridis")
-            axes[0, j].set_xticks(range(len(lab)), lab, fontsize=7)
-            axes[0, j].set_yticks(range(len(lab)), lab, fontsize=7)
-            axes[0, j].set(xlabel="point", ylabel="point")
-            axes[0, j].set_title(f"{k}: overlap (cos > {result.options.get('threshold')})", fontsize=9)
-            fig.colorbar(im, ax=axes[0, j])
+        for ax, (k, m, lab) in zip(axes[0], overlaps):
+            heatmap_png(ax, m, lab, lab, xlabel="point", ylabel="point", aspect="equal", vmin=0, vmax=1, cmap="viridis")
+            ax.tick_params(labelsize=7)
+            ax.set_title(f"{k}: overlap (cos > {result.options.get('threshold')})", fontsize=9)
         paths.append(save_png(fig, out / "subspace_overlap.png"))
     pf = make_subplots(rows=1, cols=n, subplot_titles=names)
     for j, (k, m, lab) in enumerate(overlaps):
