@@ -140,6 +140,16 @@ def save_plotly(fig, path: str | Path) -> Path:
 SCENE_CAMERA = {"eye": {"x": 2.3, "y": 2.3, "z": 1.6}, "center": {"x": 0.15, "y": -0.15, "z": 0.0}}
 
 
+def pad3(coords) -> np.ndarray:
+    """Coordinates with zero columns added up to three, so fewer than 3 still draw in 3-D.
+
+    >>> pad3([[1.0], [2.0]]).shape
+    (2, 3)
+    """
+    c = np.asarray(coords)
+    return c if c.shape[1] >= 3 else np.c_[c, np.zeros((len(c), 3 - c.shape[1]))]
+
+
 def _whole_ticks(fig, most: int = 40) -> None:
     """A heat map over whole numbers (layers, heads, indices) ticks at whole numbers: on a grid of a
     few cells plotly's own ticks fall between them (-0.5, 0.5, 1.5). An axis given ticks is left."""
@@ -191,6 +201,23 @@ def head_grid(values: dict) -> tuple[np.ndarray, list[int]]:
         if v is not None:
             grid[layers.index(l), h] = v
     return grid, layers
+
+
+def heatmap_png(ax, grid, rows, cols=None, xlabel: str = "head", ylabel: str = "layer", aspect: str = "auto", **imshow):
+    """Draw ``grid`` on the matplotlib ``ax`` (``imshow`` gives its colour map and limits) with its colour
+    bar and a tick on every cell, rows labelled ``rows`` and columns ``cols`` (default: their index);
+    matplotlib's own ticks on a grid of a few cells fall between them (-0.5, 0.5). Returns the image.
+
+    >>> fig, ax = plt.subplots()
+    >>> heatmap_png(ax, np.eye(2), [3, 4], cmap="magma").get_cmap().name
+    'magma'
+    """
+    im = ax.imshow(grid, aspect=aspect, **imshow)
+    ax.set_xticks(range(np.shape(grid)[1]), cols)
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.figure.colorbar(im, ax=ax)
+    return im
 
 
 def subplot_colorbar(fig, row: int, col: int, title: str | None = None) -> dict:

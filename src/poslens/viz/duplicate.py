@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import head_grid, log_ticks, plt, png_wanted, save_plotly, save_png, sparse_log_labels
+from .common import head_grid, heatmap_png, log_ticks, plt, png_wanted, save_plotly, save_png, sparse_log_labels
 
 _HEAD_SCORES = (("score_repeated", "repeated random tokens"), ("score_text", "natural text"),
                 ("prev_token_score", "previous-token attention"),
@@ -92,11 +92,8 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
                 continue
             if png_wanted():
                 fig, ax = plt.subplots(figsize=(1 + 0.5 * H, 1 + 0.45 * len(layers)))
-                im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-                ax.set_xticks(range(H))
-                ax.set_yticks(range(len(layers)), [str(l) for l in layers])
-                ax.set(xlabel="head", ylabel="layer", title=f"{key.replace('_', ' ')} ({label})")
-                fig.colorbar(im, ax=ax)
+                heatmap_png(ax, grid, layers, vmin=0, vmax=1, cmap="viridis")
+                ax.set_title(f"{key.replace('_', ' ')} ({label})")
                 paths.append(save_png(fig, out / f"dup_{key}.png"))
             hf = go.Figure(go.Heatmap(z=grid, x=list(range(H)), y=[str(l) for l in layers], zmin=0, zmax=1,
                                       colorscale="Viridis", hovertemplate="head %{y}.%{x}: %{z:.3f}<extra></extra>"))
@@ -114,11 +111,11 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
             fit_name = (f"{k} fit to these means (rate {mf.rate:.4f}/token"
                         + (f"; within queries {p.within_query.rate:.4f})" if p.within_query.rate is not None else ")")
                         if mf.rate is not None else None)
-            curves.append((k, f"{k} ({p.verdict})", d, m,
-                           mf.amplitude * np.exp(-mf.rate * d) if mf.rate is not None else None, fit_name))
+            fit = mf.amplitude * np.exp(-mf.rate * d) if mf.rate is not None else None
+            curves.append((f"{k} ({p.verdict})", d, m, fit, fit_name))
         if png_wanted():
             fig, ax = plt.subplots(figsize=(6, 4))
-            for _, lab, d, m, fit, fit_name in curves:
+            for lab, d, m, fit, fit_name in curves:
                 ax.plot(d, m, ".", label=lab)
                 if fit is not None:
                     ax.plot(d, fit, "-", lw=1, label=fit_name)
@@ -128,7 +125,7 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
             ax.legend()
             paths.append(save_png(fig, out / "dup_decay.png"))
         pf = go.Figure()
-        for k, lab, d, m, fit, fit_name in curves:
+        for lab, d, m, fit, fit_name in curves:
             pf.add_scatter(x=d, y=m, mode="markers", name=lab)
             if fit is not None:
                 pf.add_scatter(x=d, y=fit, mode="lines", name=fit_name)
@@ -143,11 +140,10 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
             continue
         names = [repr(t) for t in tc.tokens]
         fig, ax = plt.subplots(figsize=(6, 5))
-        im = ax.imshow(m, cmap="magma")
-        ax.set_xticks(range(len(names)), names, rotation=90)
-        ax.set_yticks(range(len(names)), names)
-        ax.set(xlabel="earlier token b", ylabel="current token a", title=f"head {k}: attention from a to earlier b")
-        fig.colorbar(im, ax=ax)
+        heatmap_png(ax, m, names, names, xlabel="earlier token b", ylabel="current token a", aspect="equal",
+                    cmap="magma")
+        ax.tick_params(axis="x", labelrotation=90)
+        ax.set_title(f"head {k}: attention from a to earlier b")
         paths.append(save_png(fig, out / f"dup_token_classes_{k}.png"))
     if result.positional:
         pos = result.positional.heads
@@ -159,14 +155,14 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
         ylim = (0.0, 1.05)
         xlabel, ylabel = "span holding half the attention (positions, log)", "entropy / uniform entropy"
         kinds = {"local": ("tab:blue", "#1f77b4"), "uniform": ("tab:red", "#d62728"), "mixed": ("tab:gray", "#7f7f7f")}
+        kinds_drawn = [(kind, colours, these) for kind, colours in kinds.items()  # each with its heads' indices
+                       if (these := [i for i, k in enumerate(names) if pos[k].kind == kind])]
         # laid out once for the HTML's plot area (the smaller, its text the larger), so the PNG gets the same labels
         labels = _head_labels(x, y, names, xlim, ylim, (480, 270), 13, vline=window)
         if png_wanted():
             fig, ax = plt.subplots(figsize=(6, 4))
-            for kind, (colour, _) in kinds.items():
-                these = [i for i, k in enumerate(names) if pos[k].kind == kind]
-                if these:
-                    ax.scatter([x[i] for i in these], [y[i] for i in these], c=colour, label=kind)
+            for kind, (colour, _), these in kinds_drawn:
+                ax.scatter([x[i] for i in these], [y[i] for i in these], c=colour, label=kind)
             for i, text, dx, dy, ha in labels:
                 ax.annotate(text, (x[i], y[i]), xytext=(dx, dy), textcoords="offset pixels", ha=ha, va="center",
                             fontsize=8)
@@ -178,12 +174,10 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
             ax.legend(fontsize=8, title="kind", title_fontsize=8)
             paths.append(save_png(fig, out / "dup_positional.png"))
         pf = go.Figure()
-        for kind, (_, colour) in kinds.items():
-            these = [i for i, k in enumerate(names) if pos[k].kind == kind]
-            if these:
-                pf.add_scatter(x=[x[i] for i in these], y=[y[i] for i in these], mode="markers", name=kind,
-                               marker=dict(color=colour, size=8), text=[names[i] for i in these],
-                               hovertemplate="head %{text}<br>span50 %{x}<br>entropy ratio %{y:.3f}")
+        for kind, (_, colour), these in kinds_drawn:
+            pf.add_scatter(x=[x[i] for i in these], y=[y[i] for i in these], mode="markers", name=kind,
+                           marker=dict(color=colour, size=8), text=[names[i] for i in these],
+                           hovertemplate="head %{text}<br>span50 %{x}<br>entropy ratio %{y:.3f}")
         # every head's name on hover; on the plot only where it does not run into another (the PNG's labels)
         for i, text, dx, dy, ha in labels:
             pf.add_annotation(x=np.log10(x[i]), y=y[i], text=text, showarrow=False, xshift=dx, yshift=dy,

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from .common import SCENE_CAMERA, log_ticks, plt, png_wanted, save_plotly, save_png, sparse_log_labels
+from .common import SCENE_CAMERA, log_ticks, pad3, plt, png_wanted, save_plotly, save_png, sparse_log_labels
 
 CMAP = "jet"  # blue -> red along the positions, like the seed's figures
 PLOTLY_SCALE = "Jet"
@@ -63,12 +63,6 @@ def _save_3d(fig, path: Path, dpi: int = 100) -> Path:
     return save_png(fig, path, dpi=dpi, tight=False)
 
 
-def _pad3(coords) -> np.ndarray:
-    """Coordinates with zero columns added up to three, so fewer than 3 PCs still draw in 3-D."""
-    c = np.asarray(coords)
-    return c if c.shape[1] >= 3 else np.c_[c, np.zeros((len(c), 3 - c.shape[1]))]
-
-
 def _position_range(panels) -> tuple[float, float]:
     """One colour range for every panel of a figure, so a colour means the same position in each
     (a truncation's panel coloured by its own range would disagree with the one colour bar)."""
@@ -80,7 +74,7 @@ def _scatter3d_mpl(ax, coords: np.ndarray, positions: np.ndarray, title: str, si
                    crange: tuple[float, float] | None = None) -> None:
     from matplotlib.ticker import MaxNLocator
 
-    c = _pad3(coords)
+    c = pad3(coords)
     lo, hi = crange or (None, None)
     ax.scatter(c[:, 0], c[:, 1], c[:, 2], c=positions, cmap=CMAP, s=size, depthshade=False, vmin=lo, vmax=hi)
     ax.plot(c[:, 0], c[:, 1], c[:, 2], color="0.6", lw=0.4)
@@ -95,7 +89,7 @@ def _scatter3d_mpl(ax, coords: np.ndarray, positions: np.ndarray, title: str, si
 
 def _scatter3d_plotly(coords: np.ndarray, positions: np.ndarray, name: str, showscale: bool = True,
                       crange: tuple[float, float] | None = None):
-    c = _pad3(coords)
+    c = pad3(coords)
     lo, hi = crange or (None, None)
     return go.Scatter3d(
         x=c[:, 0], y=c[:, 1], z=c[:, 2], mode="markers+lines", name=name,
@@ -241,9 +235,7 @@ def traces_plot(d: dict, out: Path) -> list[Path]:
     fig = go.Figure()
     for vals, label in zip(tr["values"], labels):
         fig.add_scatter(x=pos, y=vals, mode="lines", line=dict(width=1.2), name=label)
-    fig.update_xaxes(title_text="position")
-    fig.update_yaxes(title_text="W_pos[position, dim]")
-    fig.update_layout(title=title, height=420, width=760)
+    fig.update_layout(title=title, xaxis_title="position", yaxis_title="W_pos[position, dim]", height=420, width=760)
     paths.append(save_plotly(fig, out / "traces.html"))
     return paths
 

@@ -17,17 +17,7 @@ from plotly.subplots import make_subplots
 from ..analyses.position_probe.measure import ProbeResult
 from ..analyses.rotary.measure import RotaryResult
 from ..analyses.sinks.measure import SinkResult
-from .common import log_ticks, plt, png_wanted, save_plotly, save_png, sparse_log_labels
-
-
-def _grid(heads, layers, n_heads, key):
-    g = np.full((len(layers), n_heads), np.nan)
-    row = {l: i for i, l in enumerate(layers)}
-    for h in heads:
-        l, k = (int(x) for x in h.head.split("."))
-        v = getattr(h, key)
-        g[row[l], k] = np.nan if v is None else v
-    return g
+from .common import head_grid, log_ticks, plt, png_wanted, save_plotly, save_png, sparse_log_labels
 
 
 _COLORS = qualitative.D3  # matplotlib's default cycle, so the HTML matches the PNG
@@ -38,7 +28,8 @@ def sink_figures(r: SinkResult, out: Path) -> list[Path]:
     out = Path(out)
     paths = []
     n, n_layers = len(r.runs), max(len(x.layers) for x in r.runs)
-    grids = [_grid(run.heads, run.layers, r.n_heads, "first_attention") for run in r.runs]
+    # every head of each measured layer: the grid's rows are run.layers
+    grids = [head_grid({h.head: h.first_attention for h in run.heads})[0] for run in r.runs]
     if png_wanted():
         fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 1, 0.35 * n_layers + 2.2), squeeze=False)
         for ax, run, g in zip(axes[0], r.runs, grids):
@@ -58,11 +49,9 @@ def sink_figures(r: SinkResult, out: Path) -> list[Path]:
         pf.add_trace(go.Heatmap(z=g, x=list(range(g.shape[1])), y=[str(l) for l in run.layers], coloraxis="coloraxis",
                                 name=run.inputs, hovertemplate="layer %{y}, head %{x}<br>alpha(0) %{z:.3f}<extra></extra>"),
                      row=1, col=c)
-        sub = pf.get_subplot(1, c)
-        xref, yref = sub.xaxis.plotly_name.replace("axis", ""), sub.yaxis.plotly_name.replace("axis", "")
         for i, j in np.argwhere(g > r.epsilon):
-            pf.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5, xref=xref, yref=yref,
-                         line=dict(color="red", width=1.5))
+            pf.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5, line=dict(color="red", width=1.5),
+                         row=1, col=c)
         pf.update_xaxes(title_text="head", row=1, col=c)
         pf.update_yaxes(title_text="layer", autorange="reversed", type="category", row=1, col=c)
     pf.update_layout(coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1,
@@ -81,10 +70,8 @@ def sink_figures(r: SinkResult, out: Path) -> list[Path]:
         fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
         for run in r.runs:
             ax[0].plot(range(len(run.key_profile)), run.key_profile, label=run.inputs)
-            firsts = [h.qk_cos_first for h in run.heads]
-            others = [h.qk_cos_other for h in run.heads]
-            ax[1].scatter(others, firsts, s=12, label=f"{run.inputs} (median key-norm ratio "
-                          f"{ratios[run.inputs]:.2f})")
+            ax[1].scatter([h.qk_cos_other for h in run.heads], [h.qk_cos_first for h in run.heads], s=12,
+                          label=f"{run.inputs} (median key-norm ratio {ratios[run.inputs]:.2f})")
         ax[0].set(yscale="log", xlabel="key position k", ylabel="alpha(k), mean over layers and heads")
         sparse_log_labels(ax[0].yaxis)
         ax[0].legend(fontsize=7)
@@ -158,7 +145,6 @@ def probe_figures(r: ProbeResult, out: Path) -> list[Path]:
 
 def rotary_figures(r: RotaryResult, out: Path) -> list[Path]:
     out = Path(out)
-    paths = []
     prof = np.array(r.layer_profile)
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
     im = ax[0].imshow(prof, aspect="auto", cmap="magma")
@@ -174,8 +160,7 @@ def rotary_figures(r: RotaryResult, out: Path) -> list[Path]:
     ax[1].set_title("every head, most positional first", fontsize=9)
     fig.colorbar(im, ax=ax[1])
     fig.suptitle(f"Rotary frequency usage — {r.model}", fontsize=10)
-    paths.append(save_png(fig, out / "rotary_usage.png"))
-    return paths
+    return [save_png(fig, out / "rotary_usage.png")]
 
 
 FIGURES = {SinkResult: sink_figures, ProbeResult: probe_figures, RotaryResult: rotary_figures}

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import head_grid, log_ticks, plt, png_wanted, ramp, save_plotly, save_png, subplot_colorbar
+from .common import head_grid, heatmap_png, log_ticks, plt, png_wanted, ramp, save_plotly, save_png, subplot_colorbar
 
 # (metric, title, transform of a matrix's metrics dict to the plotted value)
 _PANELS = (
@@ -42,12 +42,8 @@ def spectra_figures(result, out: Path) -> list[Path]:
         if png_wanted():
             fig, axes = plt.subplots(1, len(_PANELS), figsize=(4.2 * len(_PANELS), 1.5 + 0.32 * len(result.layers)))
             for ax, (title, g, mats, layers) in zip(np.atleast_1d(axes), grids):
-                im = ax.imshow(g, aspect="auto", cmap="viridis")
-                ax.set_xticks(range(len(mats)), mats)
-                ax.set_yticks(range(len(layers)), [str(l) for l in layers])
-                ax.set(xlabel="matrix", ylabel="layer")
+                heatmap_png(ax, g, layers, mats, xlabel="matrix", cmap="viridis")
                 ax.set_title(title, fontsize=9)
-                fig.colorbar(im, ax=ax)
             fig.suptitle(f"{result.model}: weight anisotropy")
             paths.append(save_png(fig, out / "spectra_heatmap.png"))
         pf = make_subplots(rows=1, cols=len(_PANELS), subplot_titles=[t for _, t, _ in _PANELS],
@@ -112,12 +108,8 @@ def spectra_figures(result, out: Path) -> list[Path]:
         if png_wanted():
             fig, axes = plt.subplots(1, 3, figsize=(4 + 0.9 * H, 1.5 + 0.32 * len(layers)))
             for ax, (key, title), g in zip(axes, panels, grids):
-                im = ax.imshow(g, aspect="auto", cmap="magma")
-                ax.set_xticks(range(H))
-                ax.set_yticks(range(len(layers)), [str(l) for l in layers])
-                ax.set(xlabel="head", ylabel="layer")
+                heatmap_png(ax, g, layers, cmap="magma")
                 ax.set_title(title, fontsize=9)
-                fig.colorbar(im, ax=ax)
             fig.suptitle(f"{result.model}: QK structure M_h = W_Q^h W_K^hT")
             paths.append(save_png(fig, out / "qk_distances.png"))
         pf = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels], horizontal_spacing=0.1)

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from .common import log_ticks, plt, png_wanted, ramp, save_plotly, save_png
+from .common import heatmap_png, log_ticks, plt, png_wanted, ramp, save_plotly, save_png
 
 
 def _short(label: str) -> str:
@@ -71,6 +71,7 @@ def subspace_figures(result, out: Path) -> list[Path]:
 
     # 2. Signal dimension and effective dimensionality per point; principal-angle sums between consecutive points.
     xlabel = "point (E = embeddings, i = after block i)"
+    labels = ((xlabel, "dimensions"), (xlabel, "dimensions"), ("consecutive points", "sum of principal angles (deg)"))
     series = []  # per prompt: (name, points, MP dims, gap dims, consecutive pairs, their angle sums)
     for k in names:
         g = prompts[k]
@@ -87,13 +88,11 @@ def subspace_figures(result, out: Path) -> list[Path]:
             axes[1].plot(x, g.participation_ratio, "-o", color=c, ms=3, label=f"{k} participation ratio")
             axes[1].plot(x, g.effective_rank, ":", color=c, label=f"{k} effective rank")
             axes[2].plot(xs, ys, "-o", color=c, ms=3, label=k)
-        axes[0].set(ylabel="dimensions")
-        axes[1].set(ylabel="dimensions")
-        for ax, label in zip(axes, (xlabel, xlabel, "consecutive points")):
-            ax.set_xlabel(label, fontsize=8)
+        for ax, (x_title, y_title) in zip(axes, labels):
+            ax.set_xlabel(x_title, fontsize=8)
+            ax.set_ylabel(y_title)
             ax.legend(fontsize=6)
             ax.tick_params(axis="x", labelsize=7, rotation=45)
-        axes[2].set_ylabel("sum of principal angles (deg)")
         paths.append(save_png(fig, out / "subspace_dims_angles.png"))
     pf = make_subplots(rows=1, cols=3, subplot_titles=["signal dimensions (MP / gap)", "effective dimensionality",
                                                        "principal-angle sum, consecutive points (deg)"],
@@ -107,10 +106,9 @@ def subspace_figures(result, out: Path) -> list[Path]:
         pf.add_scatter(x=x, y=prompts[k].effective_rank, name=f"{k} effective rank", line=dict(color=c, dash="dot"),
                        row=1, col=2)
         pf.add_scatter(x=xs, y=ys, name=f"{k} PA sum", line=dict(color=c), row=1, col=3)
-    pf.update_xaxes(title_text=xlabel)
-    pf.update_xaxes(title_text="consecutive points", row=1, col=3)
-    for c, ylabel in enumerate(("dimensions", "dimensions", "sum of principal angles (deg)"), 1):
-        pf.update_yaxes(title_text=ylabel, row=1, col=c)
+    for c, (x_title, y_title) in enumerate(labels, 1):
+        pf.update_xaxes(title_text=x_title, row=1, col=c)
+        pf.update_yaxes(title_text=y_title, row=1, col=c)
     pf.update_layout(title=f"{result.model}: signal subspaces across layers", width=1000)
     paths.append(save_plotly(pf, out / "subspace_dims_angles.html"))
 
@@ -119,13 +117,10 @@ def subspace_figures(result, out: Path) -> list[Path]:
                 for k in names]
     if png_wanted():
         fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.4), squeeze=False)
-        for j, (k, m, lab) in enumerate(overlaps):
-            im = axes[0, j].imshow(m, vmin=0, vmax=1, cmap="viridis")
-            axes[0, j].set_xticks(range(len(lab)), lab, fontsize=7)
-            axes[0, j].set_yticks(range(len(lab)), lab, fontsize=7)
-            axes[0, j].set(xlabel="point", ylabel="point")
-            axes[0, j].set_title(f"{k}: overlap (cos > {result.options.get('threshold')})", fontsize=9)
-            fig.colorbar(im, ax=axes[0, j])
+        for ax, (k, m, lab) in zip(axes[0], overlaps):
+            heatmap_png(ax, m, lab, lab, xlabel="point", ylabel="point", aspect="equal", vmin=0, vmax=1, cmap="viridis")
+            ax.tick_params(labelsize=7)
+            ax.set_title(f"{k}: overlap (cos > {result.options.get('threshold')})", fontsize=9)
         paths.append(save_png(fig, out / "subspace_overlap.png"))
     pf = make_subplots(rows=1, cols=n, subplot_titles=names)
     for j, (k, m, lab) in enumerate(overlaps):

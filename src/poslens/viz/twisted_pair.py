@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import SCENE_CAMERA, log_ticks, plt, png_wanted, save_plotly, save_png
+from .common import SCENE_CAMERA, heatmap_png, log_ticks, pad3, plt, png_wanted, save_plotly, save_png
 
 _FLOOR = 1e-16  # log axes: exact zeros are drawn at this floor
 
@@ -97,15 +97,18 @@ def _sweeps(r, out: Path) -> list[Path]:
         return []
     fields = (("max_error", "o-"), ("max_bound", "k--"))
     ylabel = "max |error|, bound (positions)"
-    sweeps = {key: [x for x in r.sweeps[key] if x.max_error is not None] for key in names}
+    sweeps = {}  # per swept parameter: its rows with a result, their values, each field's values floored
+    for key in names:
+        rows = [x for x in r.sweeps[key] if x.max_error is not None]
+        sweeps[key] = (rows, [getattr(row, key) for row in rows],
+                       {f: [max(getattr(row, f), _FLOOR) for row in rows] for f, _ in fields})
     paths = []
     if png_wanted():
         fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.8), squeeze=False)
         for ax, key in zip(axes[0], names):
-            rows = sweeps[key]
-            x = [getattr(row, key) for row in rows]
+            rows, x, ys = sweeps[key]
             for field, style in fields:
-                ax.loglog(x, [max(getattr(row, field), _FLOOR) for row in rows], style, label=field.replace("_", " "))
+                ax.loglog(x, ys[field], style, label=field.replace("_", " "))
             bad = [getattr(row, key) for row in rows if not row.within_bound]
             if bad:
                 ax.plot(bad, [1] * len(bad), "rx", label="outside bound")
@@ -116,14 +119,11 @@ def _sweeps(r, out: Path) -> list[Path]:
         paths.append(save_png(fig, out / "tp_sweeps.png"))
     g = make_subplots(rows=1, cols=len(names), subplot_titles=[f"sweep over {k}" for k in names])
     for col, key in enumerate(names, 1):
-        rows = sweeps[key]
-        x = [getattr(row, key) for row in rows]
+        x, ys = sweeps[key][1:]
         for field, _ in fields:
-            g.add_trace(go.Scatter(x=x, y=[max(getattr(row, field), _FLOOR) for row in rows], name=f"{key}: {field}",
-                                   mode="lines+markers"), row=1, col=col)
+            g.add_trace(go.Scatter(x=x, y=ys[field], name=f"{key}: {field}", mode="lines+markers"), row=1, col=col)
         g.update_xaxes(type="log", title_text=key, **log_ticks(x), row=1, col=col)
-        g.update_yaxes(type="log", title_text=ylabel, row=1, col=col,
-                       **log_ticks([max(getattr(row, f), _FLOOR) for row in rows for f, _ in fields]))
+        g.update_yaxes(type="log", title_text=ylabel, **log_ticks(list(ys.values())), row=1, col=col)
     g.update_layout(title="Error and bound as M, n and k vary", width=max(700, 300 * len(names)))  # panels and a legend: a full-width card
     paths.append(save_plotly(g, out / "tp_sweeps.html"))
     return paths
@@ -262,8 +262,7 @@ def _curve(r, out: Path) -> list[Path]:
     s = r.construction.samples if r.construction else None
     if not s:
         return []
-    X = np.asarray(s.x)
-    X = np.c_[X, np.zeros((len(X), max(0, 3 - X.shape[1])))]
+    X = pad3(s.x)
     g = go.Figure(go.Scatter3d(x=X[:, 0], y=X[:, 1], z=X[:, 2], mode="markers",
                                marker={"size": 3, "color": s.cell, "colorscale": "Turbo", "colorbar": {"title": "cell"}},
                                text=[f"i={i}" for i in s.i]))
@@ -285,13 +284,8 @@ def _gpt2(r, out: Path) -> list[Path]:
     paths = []
     if png_wanted():
         fig, ax = plt.subplots(figsize=(1.5 + 0.45 * H, 1.2 + 0.35 * L))
-        im = ax.imshow(grid, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
-        ax.set_xticks(range(H))  # whole heads and layers: a few rows would otherwise get ticks at -0.5 .. 0.5
-        ax.set_yticks(range(L))
-        ax.set_xlabel("head")
-        ax.set_ylabel("layer")
+        heatmap_png(ax, grid, range(L), cmap="RdBu_r", vmin=-1, vmax=1)
         ax.set_title(f"mean cos(OV LN(x_i), f'(i))\nthe fitted map: {r.gpt2.ideal_cos:.2f}", fontsize=9)
-        fig.colorbar(im, ax=ax)
         paths.append(save_png(fig, out / "tp_gpt2_heads.png"))
     g = go.Figure(go.Heatmap(z=grid, x=list(range(H)), y=[str(l) for l in range(L)], zmin=-1, zmax=1,
                              colorscale="RdBu", reversescale=True))

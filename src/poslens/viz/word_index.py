@@ -20,14 +20,9 @@ from matplotlib.collections import PolyCollection
 from matplotlib.patches import Patch
 from plotly.subplots import make_subplots
 
-from .common import plt, png_wanted, save_plotly, save_png
+from .common import heatmap_png, plt, png_wanted, save_plotly, save_png
 
 _BASE_STYLE = {"position": ("tab:gray", "--"), "space": ("tab:brown", ":"), "both": ("black", "-.")}
-
-
-def _colors(n: int) -> list:
-    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
-    return [cmap(i % cmap.N) for i in range(n)]
 
 
 def key_plot(result, scheme: str, label_token: str, layer: int, out: Path, min_count: int = 1) -> list[Path]:
@@ -37,7 +32,8 @@ def key_plot(result, scheme: str, label_token: str, layer: int, out: Path, min_c
     conf = np.asarray(r.probes[i].confusion, dtype=float)  # [true, pos, pred]
     positions = np.asarray(r.positions)
     n = conf.shape[0]
-    cols = _colors(n)
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    cols = [cmap(i % cmap.N) for i in range(n)]
     unit = result.schemes[scheme].dataset.unit
     tot = conf.sum(-1)
     frac = np.where(tot[..., None] > 0, conf / np.maximum(tot[..., None], 1), 0.0)
@@ -149,14 +145,10 @@ def per_index(result, scheme: str, label_token: str, out: Path) -> list[Path]:
     paths = []
     if png_wanted():
         fig, ax = plt.subplots(figsize=(1.2 + 0.6 * g.shape[1], 1 + 0.4 * g.shape[0]))
-        im = ax.imshow(g, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        heatmap_png(ax, g, names, xlabel=xlabel, ylabel="residual point", vmin=0, vmax=1, cmap="viridis")
         for (a, b), v in np.ndenumerate(g):
             ax.text(b, a, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
-        ax.set_xticks(range(g.shape[1]))
-        ax.set_yticks(range(len(names)), names)
-        ax.set(xlabel=xlabel, ylabel="residual point")
         ax.set_title(title, fontsize=9)
-        fig.colorbar(im, ax=ax)
         paths.append(save_png(fig, out / f"{stem}.png"))
     pf = go.Figure(go.Heatmap(z=g, x=list(range(g.shape[1])), y=names, zmin=0, zmax=1, colorscale="Viridis",
                               texttemplate="%{z:.2f}", textfont=dict(size=10),
