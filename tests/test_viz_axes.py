@@ -553,3 +553,61 @@ def test_heat_maps_over_whole_numbers_tick_at_whole_numbers(tmp_path):
     assert lay.xaxis.dtick == 1 and lay.yaxis.dtick is None and list(lay.yaxis.tickvals) == [0, 2]
     assert lay.xaxis2.dtick is None and lay.yaxis2.dtick is None
     assert lay.xaxis3.dtick is None and lay.yaxis3.dtick == 1
+
+
+# ---------------------------------------------------------------------------- matplotlib layout
+
+
+def _overlap(a, b, tol=2.0) -> bool:
+    """Whether two display-space boxes share more than ``tol`` pixels each way."""
+    return min(a.x1, b.x1) - max(a.x0, b.x0) > tol and min(a.y1, b.y1) - max(a.y0, b.y0) > tol
+
+
+def _layout_clashes(fig, cropped: bool = False) -> list[str]:
+    """Where a drawn matplotlib figure puts one thing on another: two panels (colour bars included),
+    a panel's title or axis label on another panel, the figure's title on a panel or a panel's title;
+    and, unless the PNG is ``cropped`` to its content, a title or axis label cut off at the figure's edge."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    page = fig.bbox
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    boxes = {ax: ax.get_window_extent(r) for ax in axes}
+    name = lambda ax: ax.get_title() or ax.get_label() or f"axes {axes.index(ax)}"  # noqa: E731
+    clashes = [f"panels '{name(a)}' and '{name(b)}'" for i, a in enumerate(axes) for b in axes[i + 1:]
+               if _overlap(boxes[a], boxes[b])]
+    for a in axes:
+        texts = [t for t in (a.title, a.xaxis.label, a.yaxis.label) if t.get_text() and t.get_visible()]
+        clashes += [f"'{t.get_text()}' of '{name(a)}' on panel '{name(b)}'" for t in texts for b in axes
+                    if b is not a and _overlap(t.get_window_extent(r), boxes[b])]
+        if not cropped:
+            clashes += [f"'{t.get_text()}' of '{name(a)}' cut off" for t in texts
+                        if not page.contains(*t.get_window_extent(r).min) or not page.contains(*t.get_window_extent(r).max)]
+    sup = fig._suptitle
+    if sup is not None and sup.get_text():
+        box = sup.get_window_extent(r)
+        clashes += [f"the figure's title on '{name(a)}'" for a in axes
+                    if _overlap(box, boxes[a]) or (a.title.get_text() and _overlap(box, a.title.get_window_extent(r)))]
+        if not cropped and not (page.contains(*box.min) and page.contains(*box.max)):
+            clashes.append("the figure's title cut off")
+    return clashes
+
+
+@pytest.mark.parametrize("name", [n for n in [*DRAW, *OTHER_PLOTLY] if n != "profile"])  # profile: HTML only
+def test_matplotlib_figures_put_nothing_on_anything_else(name, figs, tmp_path, monkeypatch):
+    pngs: dict[str, object] = {}
+
+    def laid_out(fig, path, dpi=110, tight=True, bbox=None):  # save_png's layout step, without the file
+        if tight:
+            fig.tight_layout()
+        pngs[Path(path).name] = (fig, bbox == "tight")
+        return Path(path)
+
+    for m in MODULES:
+        if hasattr(m, "save_png"):
+            monkeypatch.setattr(m, "save_png", laid_out)
+        if hasattr(m, "png_wanted"):
+            monkeypatch.setattr(m, "png_wanted", lambda: True)
+    (DRAW[name][0] if name in DRAW else OTHER_PLOTLY[name])(tmp_path)
+    assert pngs
+    clashes = [f"{f}: {c}" for f, (fig, cropped) in sorted(pngs.items()) for c in _layout_clashes(fig, cropped)]
+    assert not clashes, clashes

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import head_grid, plt, png_wanted, save_plotly, save_png
+from .common import head_grid, plt, png_wanted, save_plotly, save_png, set_wrapped_title
 
 
 def patch_heatmap(result, out: Path, stem: str = "patching") -> list[Path]:
@@ -53,7 +53,7 @@ def patch_heatmap(result, out: Path, stem: str = "patching") -> list[Path]:
         step = max(1, nx // 48)
         ax.set_xticks(range(0, nx, step), [xlab[i] for i in range(0, nx, step)], rotation=90, fontsize=7)
         ax.set(xlabel=what, ylabel="layer")
-        ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=9)
+        set_wrapped_title(ax, title)
         fig.colorbar(im, ax=ax, label=label, fraction=0.03)
         paths.append(save_png(fig, out / f"{stem}.png"))
     text = [[f"L{result.layers[i]} {xlab[j]}<br>normalised {z[i, j]:.4g}<br>raw {raw[i, j]:.4g}"

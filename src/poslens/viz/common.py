@@ -13,6 +13,7 @@ their divs. Figures are made from results, never inside a computation.
 from __future__ import annotations
 
 import math
+import textwrap
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -201,6 +202,19 @@ def head_grid(values: dict) -> tuple[np.ndarray, list[int]]:
         if v is not None:
             grid[layers.index(l), h] = v
     return grid, layers
+
+
+def set_wrapped_title(ax, text: str, fontsize: float = 9) -> None:
+    """Title ``ax`` with ``text`` wrapped to its figure's width: a heat map of a few heads is two
+    inches wide, and a one-line title longer than that is cut off at the PNG's edges.
+
+    >>> fig, ax = plt.subplots(figsize=(2, 2))
+    >>> set_wrapped_title(ax, "induction score (attention to the token after the earlier copy)")
+    >>> len(ax.get_title().splitlines()) > 1
+    True
+    """
+    chars = max(16, int(ax.figure.get_figwidth() * 0.9 * 72 / (0.6 * fontsize)))  # a character is ~0.6 em wide
+    ax.set_title("\n".join(textwrap.fill(line, chars) for line in text.split("\n")), fontsize=fontsize)
 
 
 def heatmap_png(ax, grid, rows, cols=None, xlabel: str = "head", ylabel: str = "layer", aspect: str = "auto", **imshow):

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import head_grid, heatmap_png, log_ticks, plt, png_wanted, save_plotly, save_png, sparse_log_labels
+from .common import (head_grid, heatmap_png, log_ticks, plt, png_wanted, save_plotly, save_png, set_wrapped_title,
+                     sparse_log_labels)
 
 _HEAD_SCORES = (("score_repeated", "repeated random tokens"), ("score_text", "natural text"),
                 ("prev_token_score", "previous-token attention"),
@@ -93,7 +94,7 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
             if png_wanted():
                 fig, ax = plt.subplots(figsize=(1 + 0.5 * H, 1 + 0.45 * len(layers)))
                 heatmap_png(ax, grid, layers, vmin=0, vmax=1, cmap="viridis")
-                ax.set_title(f"{key.replace('_', ' ')} ({label})")
+                set_wrapped_title(ax, f"{key.replace('_', ' ')} ({label})")
                 paths.append(save_png(fig, out / f"dup_{key}.png"))
             hf = go.Figure(go.Heatmap(z=grid, x=list(range(H)), y=[str(l) for l in layers], zmin=0, zmax=1,
                                       colorscale="Viridis", hovertemplate="head %{y}.%{x}: %{z:.3f}<extra></extra>"))

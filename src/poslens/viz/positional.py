@@ -7,6 +7,7 @@ Made from results, registered by result type (:data:`FIGURES`); the analyses nev
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,8 @@ def sink_figures(r: SinkResult, out: Path) -> list[Path]:
     # every head of each measured layer: the grid's rows are run.layers
     grids = [head_grid({h.head: h.first_attention for h in run.heads})[0] for run in r.runs]
     if png_wanted():
-        fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 1, 0.35 * n_layers + 2.2), squeeze=False)
+        # constrained layout leaves room for the shared colour bar, the panels' labels and the titles
+        fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 1, 0.35 * n_layers + 2.2), squeeze=False, layout="constrained")
         for ax, run, g in zip(axes[0], r.runs, grids):
             im = ax.imshow(g, vmin=0, vmax=1, cmap="viridis", aspect="auto")
             for i, j in np.argwhere(g > r.epsilon):
@@ -39,9 +41,10 @@ def sink_figures(r: SinkResult, out: Path) -> list[Path]:
             ax.set_yticks(range(len(run.layers)), [str(l) for l in run.layers])
             ax.set(xlabel="head", ylabel="layer")
             ax.set_title(f"{run.inputs}\nsink share {run.sink_share:.1%}", fontsize=9)
-        fig.colorbar(im, ax=axes[0].tolist(), label="mean attention to the first position, alpha(0)")
-        fig.suptitle(f"Attention sinks (red: alpha(0) > {r.epsilon:g}) — {r.model}", fontsize=10, y=0.99)
-        fig.subplots_adjust(top=0.78, bottom=0.16)
+        # the colour bar is as tall as three layers' panels: a short label, its meaning in the title
+        fig.colorbar(im, ax=axes[0].tolist(), label="alpha(0)")
+        title = f"Attention sinks: alpha(0), the mean attention to the first position (red: > {r.epsilon:g}) — {r.model}"
+        fig.suptitle(textwrap.fill(title, int(fig.get_figwidth() * 11)), fontsize=10)  # ~11 characters an inch
         paths.append(save_png(fig, out / "sinks_first_attention.png", tight=False))
     pf = make_subplots(rows=1, cols=n, horizontal_spacing=0.08 if n > 1 else 0.02,
                        subplot_titles=[f"{run.inputs}<br>sink share {run.sink_share:.1%}" for run in r.runs])
