@@ -301,7 +301,7 @@ def test_harvest_through_the_shared_prefix_matches_full_forward(planted, monkeyp
     points = [0, 1, 2]
     X = WI.harvest(runner, ps.tokens, pts["prompt"], pts["pos"], points, batch_size=3)
     assert calls == [len(tok.encode(wp.POST_PREFIX, prepend_bos=True))]  # once, the whole shared prefix
-    hooks = [WI.resid_hook(2, p) for p in points]
+    hooks = [WI.resid_hook(p, n_layers=2) for p in points]
     for i in (0, 9):
         acts = Runner(w).run(torch.tensor([ps.tokens[i]]), hooks=hooks)
         rows = np.flatnonzero(pts["prompt"] == i)

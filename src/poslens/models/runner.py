@@ -83,6 +83,16 @@ FINAL_HOOKS = ("ln_final.hook_scale", "ln_final.hook_normalized", "logits")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 
 
+def resid_hook(point: int, *, n_layers: int) -> str:
+    """The hook holding residual point ``point``: 0 the embeddings, L entering block L, ``n_layers``
+    after the last block (``n_layers`` by keyword: two bare ints in the wrong order would name another hook).
+
+    >>> resid_hook(4, n_layers=12), resid_hook(12, n_layers=12)
+    ('blocks.4.hook_resid_pre', 'blocks.11.hook_resid_post')
+    """
+    return f"blocks.{n_layers - 1}.hook_resid_post" if point == n_layers else f"blocks.{point}.hook_resid_pre"
+
+
 def hook_names(model: int | ModelConfig) -> list[str]:
     """Every hook point, in the order the forward pass reaches them (an int: a GPT-2 of that many layers)."""
     if isinstance(model, int):

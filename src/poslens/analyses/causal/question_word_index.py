@@ -174,7 +174,7 @@ def word_index_ablation(
     runner = runner or Runner(weights, device=device, dtype=dtype)
     notes: list[str] = []
     points = [layer, *later]
-    hooks = {str(p): resid_hook(n, p) for p in points}
+    hooks = {str(p): resid_hook(p, n_layers=n) for p in points}
 
     # 1. Dataset and probes (the word-index analysis's functions).
     d = wp.word_dictionary(tokenizer, o.dictionary_size, sorted({1, 2, 3, *lengths_a, *lengths_b}), seed=seed)

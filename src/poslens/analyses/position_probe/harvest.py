@@ -12,15 +12,11 @@ import torch
 
 from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens
 from ...errors import InvalidInputError
+from ...models.runner import resid_hook
 from ...options import resolve
 from ...progress import bar
 from ..reach import as_runner, own_tokenizer, reach
 from .measure import Options, ProbeResult, measure
-
-
-def resid_hook(point: int, n_layers: int) -> str:
-    """The hook holding residual point ``point`` (``n_layers`` is after the last block)."""
-    return f"blocks.{n_layers - 1}.hook_resid_post" if point == n_layers else f"blocks.{point}.hook_resid_pre"
 
 
 def _text(tokenizer, opts: Options, seq_len: int) -> tuple[torch.Tensor, str]:
@@ -77,7 +73,7 @@ def position_probe(runner, opts: Options | None = None, tokenizer=None, **overri
         desc = (f"positional inputs alone ({opts.n_seq} identical sequences of {seq_len} positions, token embedding "
                 "zero): the probe reads position from W_pos and what the layers make of it")
     points = r.resid_points
-    hooks = [resid_hook(p, cfg.n_layers) for p in points]
+    hooks = [resid_hook(p, n_layers=cfg.n_layers) for p in points]
     mode = "embed" if kind == "positional" else "tokens"
     parts = []
     starts = range(0, len(x), opts.batch_size)

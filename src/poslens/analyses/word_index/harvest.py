@@ -12,17 +12,8 @@ import numpy as np
 import torch
 
 from ...errors import InvalidInputError
-from ...models.runner import Runner
+from ...models.runner import Runner, resid_hook
 from ...progress import bar as progress_bar
-
-def resid_hook(n_layers: int, layer: int) -> str:
-    """Hook name of residual point ``layer`` (0..n_layers).
-
-    >>> resid_hook(12, 4), resid_hook(12, 12)
-    ('blocks.4.hook_resid_pre', 'blocks.11.hook_resid_post')
-    """
-    return f"blocks.{layer}.hook_resid_pre" if layer < n_layers else f"blocks.{n_layers - 1}.hook_resid_post"
-
 
 def check_points(n_layers: int, layers: Sequence[int] | None, label: str = "the model") -> list[int]:
     """Sorted, unique residual points; all ``0..n_layers`` when ``layers`` is empty."""
@@ -64,7 +55,7 @@ def harvest(
     cfg = runner.cfg
     prompt = np.asarray(prompt, dtype=np.int64)
     pos = np.asarray(pos, dtype=np.int64)
-    hooks = [resid_hook(cfg.n_layers, l) for l in layers]
+    hooks = [resid_hook(l, n_layers=cfg.n_layers) for l in layers]
     slot = {h: i for i, h in enumerate(hooks)}
     out = np.empty((len(layers), len(prompt), cfg.d_model), dtype=np.float32)
     lengths = np.array([len(t) for t in tokens])

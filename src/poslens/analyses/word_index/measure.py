@@ -350,7 +350,7 @@ def word_index(
     )
     return WordIndexResult(
         model=weights.label, processing=weights.processing, options=options, layers=layers,
-        hooks=[resid_hook(cfg.n_layers, l) for l in layers], key_layer=key_layer, schemes=out,
+        hooks=[resid_hook(l, n_layers=cfg.n_layers) for l in layers], key_layer=key_layer, schemes=out,
         findings=findings, notes=notes, timings=timings,
     )
 
