@@ -156,8 +156,8 @@ def dup_heads_figures(result, out: Path) -> list[Path]:
         ylim = (0.0, 1.05)
         xlabel, ylabel = "span holding half the attention (positions, log)", "entropy / uniform entropy"
         kinds = {"local": ("tab:blue", "#1f77b4"), "uniform": ("tab:red", "#d62728"), "mixed": ("tab:gray", "#7f7f7f")}
-        kinds_drawn = [(kind, colours, these) for kind, colours in kinds.items()  # each with its heads' indices
-                       if (these := [i for i, k in enumerate(names) if pos[k].kind == kind])]
+        heads_of = {kind: [i for i, k in enumerate(names) if pos[k].kind == kind] for kind in kinds}
+        kinds_drawn = [(kind, colours, heads_of[kind]) for kind, colours in kinds.items() if heads_of[kind]]
         # laid out once for the HTML's plot area (the smaller, its text the larger), so the PNG gets the same labels
         labels = _head_labels(x, y, names, xlim, ylim, (480, 270), 13, vline=window)
         if png_wanted():
