@@ -377,3 +377,13 @@ def test_bad_input(runner, w, toks, ref):
         patch_sweep(runner, toks, toks.flip(0), neuron_activation(0, d_mlp), layers=[0])
     with pytest.raises(InvalidInputError, match="indices >= 0"):
         neuron_activation(0, -1)
+
+
+def test_named_neuron_ablation_says_when_the_mlp_writes_nothing():
+    from poslens.analyses.causal.named import ablate_named
+
+    kw = dict(neurons=[(0, 1)], n_seq=2, seq_len=16, n_baseline=2)
+    silent = ablate_named(load_weights("tiny-attn"), **kw)  # the attention-only organism's MLP matrices are zeros
+    assert silent.effects["loss"].effect == 0
+    assert any("layer 0 writes nothing" in n for n in silent.notes)
+    assert not any("writes nothing" in n for n in ablate_named(load_weights("tiny"), **kw).notes)

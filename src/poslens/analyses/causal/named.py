@@ -99,8 +99,14 @@ def ablate_named(
         refs["ref"] = make_inputs(o.reference, d_vocab=V, tokenizer=tok, n_seq=o.n_seq, seq_len=P, seed=o.seed + 1, bos=bos)
         info["ref"] = f"{o.reference}: {refs['ref'].shape[0]} x {refs['ref'].shape[1]} tokens"
     ms = [metric_from_spec(s, weights, tokenizer=tok, tokens=tokens, position=o.position) for s in (metrics or ("loss",))]
-    return ablation_effect(Runner(weights, device=device, dtype=dtype), tokens, ivs, ms, references=refs,
-                           reference_info=info, n_baseline=o.n_baseline, seed=o.seed, batch_size=o.batch_size)
+    r = ablation_effect(Runner(weights, device=device, dtype=dtype), tokens, ivs, ms, references=refs,
+                        reference_info=info, n_baseline=o.n_baseline, seed=o.seed, batch_size=o.batch_size)
+    # an attention-only model stores zero MLP matrices: its neurons' effects are exactly 0, which needs saying
+    silent = sorted(l for l in _by_layer(neurons) if not weights.get(f"blocks.{l}.mlp.W_out").any())
+    if silent:
+        r.notes.append(f"the MLP of layer{'s' if len(silent) > 1 else ''} {', '.join(map(str, silent))} writes nothing "
+                       "(W_out is all zeros, as in an attention-only model): ablating its neurons changes nothing")
+    return r
 
 
 def patch_prompts(
