@@ -55,6 +55,31 @@ def random_state_dict(cfg: ModelConfig, seed: int = 0, std: float = 0.02, ln_noi
     return sd
 
 
+def plant_qkv(sd: dict[str, torch.Tensor], layer: int, head: int, d_head: int, **parts) -> None:
+    """Overwrite head ``head``'s columns of GPT-2's fused ``c_attn`` in layer ``layer`` (Conv1D
+    layout [d_model, 3 * d_model]: Q, K, V thirds, heads contiguous within each), in place.
+
+    ``parts`` are ``W_Q``/``W_K``/``W_V`` ([d_model, d_head]) and ``b_Q``/``b_K``/``b_V``
+    ([d_head]), tensors or scalars; a part not given keeps its stored value.
+
+    >>> sd = random_state_dict(small_config())
+    >>> plant_qkv(sd, 0, 1, 16, W_Q=0.0, b_Q=0.0)
+    >>> float(sd["h.0.attn.c_attn.weight"][:, 16:32].abs().sum())
+    0.0
+    """
+    p = f"h.{layer}.attn.c_attn."
+    w, b = sd[p + "weight"].clone(), sd[p + "bias"].clone()
+    d = w.shape[0]
+    for part, value in parts.items():
+        start = "QKV".index(part[-1]) * d + head * d_head
+        cols = slice(start, start + d_head)
+        if part.startswith("W_"):
+            w[:, cols] = value
+        else:
+            b[cols] = value
+    sd[p + "weight"], sd[p + "bias"] = w, b
+
+
 # the test builders' name for the package's one checkpoint writer
 write_checkpoint = save_checkpoint
 
