@@ -15,7 +15,6 @@ torch.Size([1024, 768])
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,11 +196,7 @@ class Checkpoint:
         return [n for n in expected_names(self.config) if n not in self._index]
 
     def tokenizer_files(self) -> dict[str, Path]:
-        out = {}
-        for name in ("tokenizer.json", "vocab.json", "merges.txt"):
-            if (self.path / name).is_file():
-                out[name] = self.path / name
-        return out
+        return {n: self.path / n for n in ("tokenizer.json", "vocab.json", "merges.txt") if (self.path / n).is_file()}
 
 
 def tensor_sha256(t: torch.Tensor) -> str:
@@ -239,5 +234,3 @@ class StateDictCheckpoint(Checkpoint):
     def tokenizer_files(self) -> dict[str, Path]:
         return {}  # an in-memory model has no files beside it (its path is a placeholder)
 
-
-ReadHook = Callable[[str], None]
