@@ -19,15 +19,11 @@ from ..models.save import save_checkpoint
 
 def small_config(**kw) -> ModelConfig:
     """A small GPT-2 shape for fast tests (override any field)."""
-    base = dict(n_layers=2, n_heads=4, d_model=64, n_ctx=128, d_vocab=512)
-    base.update(kw)
-    return ModelConfig(**base)
+    return ModelConfig(**{"n_layers": 2, "n_heads": 4, "d_model": 64, "n_ctx": 128, "d_vocab": 512, **kw})
 
 
 def gpt2_small_config(**kw) -> ModelConfig:
-    base = dict(n_layers=12, n_heads=12, d_model=768, n_ctx=1024, d_vocab=50257)
-    base.update(kw)
-    return ModelConfig(**base)
+    return ModelConfig(**{"n_layers": 12, "n_heads": 12, "d_model": 768, "n_ctx": 1024, "d_vocab": 50257, **kw})
 
 
 def random_state_dict(cfg: ModelConfig, seed: int = 0, std: float = 0.02, ln_noise: float = 0.1) -> dict[str, torch.Tensor]:
