@@ -15,7 +15,6 @@ torch.Size([1024, 768])
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,19 +65,10 @@ class _SafetensorsFile:
         return tuple(self._handle.get_slice(self.names[name]).get_shape())
 
 
-class _TorchBinFile:
-    def __init__(self, path: Path):
-        self.path = path
-        try:
-            sd = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:
-            # Legacy (non-zip) pickles cannot be memory-mapped.
-            try:
-                sd = torch.load(str(path), map_location="cpu", weights_only=True)
-            except Exception as exc:
-                raise CorruptCheckpointError(f"{path} cannot be read as a PyTorch state dict ({exc})") from exc
-        except Exception as exc:
-            raise CorruptCheckpointError(f"{path} cannot be read as a PyTorch state dict ({exc})") from exc
+class _StateDict:
+    """Tensors already in a dict (loaded whole, or handed over in memory), under normalised names."""
+
+    def __init__(self, sd: dict[str, torch.Tensor]):
         self._sd = {normalise_name(k): v for k, v in sd.items() if _is_parameter(normalise_name(k))}
         self.names = {k: k for k in self._sd}
 
@@ -87,6 +77,17 @@ class _TorchBinFile:
 
     def shape(self, name: str) -> tuple[int, ...]:
         return tuple(self._sd[name].shape)
+
+
+def _load_bin(path: Path) -> _StateDict:
+    try:
+        try:
+            sd = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # legacy (non-zip) pickles cannot be memory-mapped
+            sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CorruptCheckpointError(f"{path} cannot be read as a PyTorch state dict ({exc})") from exc
+    return _StateDict(sd)
 
 
 @dataclass
@@ -158,7 +159,7 @@ class Checkpoint:
                 raise CorruptCheckpointError(f"{p / 'model.safetensors.index.json'} is malformed ({exc})") from exc
             self._files = [_SafetensorsFile(p / f) for f in sorted(set(index.values()))]
         elif (p / "pytorch_model.bin").is_file():
-            self._files = [_TorchBinFile(p / "pytorch_model.bin")]
+            self._files = [_load_bin(p / "pytorch_model.bin")]
         else:
             raise CorruptCheckpointError(
                 f"{p} has config.json but no weights ({', '.join(WEIGHT_FILES)}); copy the weights beside it"
@@ -188,18 +189,14 @@ class Checkpoint:
         self.reads.append(name)
         if self.fingerprint:
             self.fingerprints[name] = tensor_sha256(t)
-        return t.to(torch.float32) if t.is_floating_point() else t
+        return t.to("cpu", torch.float32) if t.is_floating_point() else t  # an in-memory state dict may be on a GPU
 
     def missing(self) -> list[str]:
         """Names a complete GPT-2 checkpoint of this shape has that this one lacks."""
         return [n for n in expected_names(self.config) if n not in self._index]
 
     def tokenizer_files(self) -> dict[str, Path]:
-        out = {}
-        for name in ("tokenizer.json", "vocab.json", "merges.txt"):
-            if (self.path / name).is_file():
-                out[name] = self.path / name
-        return out
+        return {n: self.path / n for n in ("tokenizer.json", "vocab.json", "merges.txt") if (self.path / n).is_file()}
 
 
 def tensor_sha256(t: torch.Tensor) -> str:
@@ -230,27 +227,10 @@ class StateDictCheckpoint(Checkpoint):
         cls, state_dict: dict[str, torch.Tensor], config: ModelConfig, label: str = "<state dict>"
     ) -> StateDictCheckpoint:
         ckpt = cls(path=Path("."), config=config, label=label)
-        sd = {normalise_name(k): v.detach() for k, v in state_dict.items() if _is_parameter(normalise_name(k))}
-        ckpt._sd = sd
-        ckpt._index = {k: 0 for k in sd}
+        f = _StateDict({k: v.detach() for k, v in state_dict.items()})
+        ckpt._files, ckpt._index = [f], {k: 0 for k in f.names}
         return ckpt
-
-    def get(self, name: str, needed_for: str | None = None) -> torch.Tensor:
-        if name not in self._index:
-            raise MissingTensorError(name, needed_for, self.label)
-        self.reads.append(name)
-        t = self._sd[name]
-        if self.fingerprint:
-            self.fingerprints[name] = tensor_sha256(t)
-        return t.to("cpu", torch.float32) if t.is_floating_point() else t
-
-    def shape(self, name: str) -> tuple[int, ...]:
-        if name not in self._index:
-            raise MissingTensorError(name, None, self.label)
-        return tuple(self._sd[name].shape)
 
     def tokenizer_files(self) -> dict[str, Path]:
         return {}  # an in-memory model has no files beside it (its path is a placeholder)
 
-
-ReadHook = Callable[[str], None]

@@ -26,10 +26,7 @@ def _step(name: str, notes: list[str]) -> str:
 
 
 def _missing(w: Weights, names: list[str]) -> str | None:
-    for n in names:
-        if not w.has(n):
-            return n
-    return None
+    return next((n for n in names if not w.has(n)), None)
 
 
 def fold_layer_norm(w: Weights, center_reading: bool = True) -> Weights:
@@ -63,25 +60,20 @@ def fold_layer_norm(w: Weights, center_reading: bool = True) -> Weights:
         up[W_name], up[b_name] = Deferred(W_new), Deferred(b_new)
         up[ln + ".w"], up[ln + ".b"] = Deferred(lambda: torch.ones(cfg.d_model)), Deferred(lambda: torch.zeros(cfg.d_model))
 
+    def fold_all(what: str, ln: str, readers: list[tuple[str, str, int]]) -> None:
+        """Fold ``ln`` into every reader, or into none (noting why) when one of them is missing."""
+        miss = _missing(w, [n for W_name, b_name, _ in readers for n in (W_name, b_name)] + [ln + ".w", ln + ".b"])
+        if miss:
+            notes.append(f"{what} kept: {miss} missing")
+        else:
+            for reader in readers:
+                fold(ln, *reader)
+
     for l in range(cfg.n_layers):
         p = f"blocks.{l}."
-        readers = [p + f"attn.{k}_{x}" for x in "QKV" for k in "Wb"]
-        miss = _missing(w, readers + [p + "ln1.w", p + "ln1.b"])
-        if miss:
-            notes.append(f"ln1 of layer {l} kept: {miss} missing")
-        else:
-            for x in "QKV":
-                fold(p + "ln1", p + f"attn.W_{x}", p + f"attn.b_{x}", 1)
-        miss = _missing(w, [p + "mlp.W_in", p + "mlp.b_in", p + "ln2.w", p + "ln2.b"])
-        if miss:
-            notes.append(f"ln2 of layer {l} kept: {miss} missing")
-        else:
-            fold(p + "ln2", p + "mlp.W_in", p + "mlp.b_in", 0)
-    miss = _missing(w, ["unembed.W_U", "ln_final.w", "ln_final.b"])
-    if miss:
-        notes.append(f"ln_final kept: {miss} missing")
-    else:
-        fold("ln_final", "unembed.W_U", "unembed.b_U", 0)
+        fold_all(f"ln1 of layer {l}", p + "ln1", [(p + f"attn.W_{x}", p + f"attn.b_{x}", 1) for x in "QKV"])
+        fold_all(f"ln2 of layer {l}", p + "ln2", [(p + "mlp.W_in", p + "mlp.b_in", 0)])
+    fold_all("ln_final", "ln_final", [("unembed.W_U", "unembed.b_U", 0)])
     return w.replace(up, _step("fold_layer_norm", notes))
 
 

@@ -357,12 +357,12 @@ def _remote_checkpoint(source: ModelSource):
     from huggingface_hub import constants, hf_hub_url
     from huggingface_hub.errors import EntryNotFoundError
 
-    from .checkpoint import Checkpoint
+    from .checkpoint import WEIGHT_FILES, Checkpoint
     from .remote import cache_root
 
     if constants.HF_HUB_OFFLINE or os.environ.get("POSLENS_FULL_DOWNLOAD") or not hub_reachable():
         return None
-    if any(_cached(source, f) for f in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")):
+    if any(_cached(source, f) for f in WEIGHT_FILES):
         return None
     folder = download(source, weights=False)
     url = hf_hub_url(source.repo_id, "model.safetensors", revision=source.revision)

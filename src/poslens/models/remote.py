@@ -146,7 +146,10 @@ _STORAGE_DTYPES = {
     "LongStorage": "I64", "IntStorage": "I32", "ShortStorage": "I16", "CharStorage": "I8",
     "ByteStorage": "U8", "BoolStorage": "BOOL",
 }
-_ITEMSIZE = {"F32": 4, "F64": 8, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+_TORCH_DTYPES = {
+    "F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
+    "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
+}
 _LEGACY_SAID: set[str] = set()
 
 
@@ -375,7 +378,7 @@ class RemoteTorchBinFile:
             return hit
         rec = self.records[stored]
         dtype, shape, stride = rec["dtype"], rec["shape"], rec["stride"]
-        item = _ITEMSIZE[dtype]
+        item = _TORCH_DTYPES[dtype].itemsize
         n = math.prod(shape)
         # the elements the view touches: offset .. offset + sum((size-1)*stride)
         span = 1 + sum((s - 1) * st for s, st in zip(shape, stride)) if n else 0
@@ -393,8 +396,3 @@ class RemoteTorchBinFile:
         atomic_write_bytes(cached, blob)
         return t
 
-
-_TORCH_DTYPES = {
-    "F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
-    "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
-}

@@ -96,15 +96,11 @@ def resid_hook(point: int, *, n_layers: int) -> str:
 def hook_names(model: int | ModelConfig) -> list[str]:
     """Every hook point, in the order the forward pass reaches them (an int: a GPT-2 of that many layers)."""
     if isinstance(model, int):
-        names = ["hook_embed", "hook_pos_embed"]
-        for l in range(model):
-            names += [f"blocks.{l}.{h}" for h in LAYER_HOOKS]
-        return names + list(FINAL_HOOKS)
-    cfg = model
-    names = ["hook_embed"] + (["hook_pos_embed"] if cfg.positional == "learned" else [])
-    layer = layer_hook_names(cfg)
-    for l in range(cfg.n_layers):
-        names += [f"blocks.{l}.{h}" for h in layer]
+        n_layers, learned, layer = model, True, LAYER_HOOKS
+    else:
+        n_layers, learned, layer = model.n_layers, model.positional == "learned", layer_hook_names(model)
+    names = ["hook_embed"] + (["hook_pos_embed"] if learned else [])
+    names += [f"blocks.{l}.{h}" for l in range(n_layers) for h in layer]
     # Models without a final norm still have ln_final.hook_normalized: what the unembedding reads.
     return names + list(FINAL_HOOKS)
 

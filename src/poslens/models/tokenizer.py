@@ -37,8 +37,7 @@ class Tokenizer:
     def __init__(self, tk, source: str):
         self._tk = tk
         self.source = source
-        bos = tk.token_to_id(BOS)
-        self.bos_token_id: int | None = bos
+        self.bos_token_id: int | None = tk.token_to_id(BOS)
 
     # ---- construction ------------------------------------------------------------------
     @classmethod

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..models.config import ModelConfig
-from .checkpoints import random_state_dict, write_checkpoint
+from .checkpoints import plant_qkv, random_state_dict, write_checkpoint
 
 
 @dataclass(frozen=True)
@@ -103,15 +103,9 @@ def planted_path_checkpoint(
     g = np.random.default_rng(seed)
     values = (g.integers(-8, 9, d_vocab) / 8.0).astype(np.float32)  # exact in float32
     # Planted head: zero query (uniform attention), value dim 0 reads values[token], W_O writes it on u.
-    w = sd["h.0.attn.c_attn.weight"].clone()
-    b = sd["h.0.attn.c_attn.bias"].clone()
-    q_sl = slice(head * dh, (head + 1) * dh)
-    v_sl = slice(2 * d + head * dh, 2 * d + (head + 1) * dh)
-    w[:, q_sl], b[q_sl] = 0.0, 0.0
     W_V = torch.zeros(d, dh)
     W_V[:, 0] = (torch.from_numpy(values)[:, None] * E / s).sum(0)  # x_n . W_V[:, 0] = 2 s values[t] / ln_scale
-    w[:, v_sl], b[v_sl] = W_V, 0.0
-    sd["h.0.attn.c_attn.weight"], sd["h.0.attn.c_attn.bias"] = w, b
+    plant_qkv(sd, 0, head, dh, W_Q=0.0, b_Q=0.0, W_V=W_V, b_V=0.0)
     for l in range(n_layers):
         p = f"h.{l}."
         c_proj = _remove_pair(sd[p + "attn.c_proj.weight"], uj)  # rows: concatenated heads' d_head

@@ -19,15 +19,11 @@ from ..models.save import save_checkpoint
 
 def small_config(**kw) -> ModelConfig:
     """A small GPT-2 shape for fast tests (override any field)."""
-    base = dict(n_layers=2, n_heads=4, d_model=64, n_ctx=128, d_vocab=512)
-    base.update(kw)
-    return ModelConfig(**base)
+    return ModelConfig(**{"n_layers": 2, "n_heads": 4, "d_model": 64, "n_ctx": 128, "d_vocab": 512, **kw})
 
 
 def gpt2_small_config(**kw) -> ModelConfig:
-    base = dict(n_layers=12, n_heads=12, d_model=768, n_ctx=1024, d_vocab=50257)
-    base.update(kw)
-    return ModelConfig(**base)
+    return ModelConfig(**{"n_layers": 12, "n_heads": 12, "d_model": 768, "n_ctx": 1024, "d_vocab": 50257, **kw})
 
 
 def random_state_dict(cfg: ModelConfig, seed: int = 0, std: float = 0.02, ln_noise: float = 0.1) -> dict[str, torch.Tensor]:
@@ -53,6 +49,31 @@ def random_state_dict(cfg: ModelConfig, seed: int = 0, std: float = 0.02, ln_noi
     sd["ln_f.weight"] = 1 + n(d, s=ln_noise)
     sd["ln_f.bias"] = n(d, s=ln_noise)
     return sd
+
+
+def plant_qkv(sd: dict[str, torch.Tensor], layer: int, head: int, d_head: int, **parts) -> None:
+    """Overwrite head ``head``'s columns of GPT-2's fused ``c_attn`` in layer ``layer`` (Conv1D
+    layout [d_model, 3 * d_model]: Q, K, V thirds, heads contiguous within each), in place.
+
+    ``parts`` are ``W_Q``/``W_K``/``W_V`` ([d_model, d_head]) and ``b_Q``/``b_K``/``b_V``
+    ([d_head]), tensors or scalars; a part not given keeps its stored value.
+
+    >>> sd = random_state_dict(small_config())
+    >>> plant_qkv(sd, 0, 1, 16, W_Q=0.0, b_Q=0.0)
+    >>> float(sd["h.0.attn.c_attn.weight"][:, 16:32].abs().sum())
+    0.0
+    """
+    p = f"h.{layer}.attn.c_attn."
+    w, b = sd[p + "weight"].clone(), sd[p + "bias"].clone()
+    d = w.shape[0]
+    for part, value in parts.items():
+        start = "QKV".index(part[-1]) * d + head * d_head
+        cols = slice(start, start + d_head)
+        if part.startswith("W_"):
+            w[:, cols] = value
+        else:
+            b[cols] = value
+    sd[p + "weight"], sd[p + "bias"] = w, b
 
 
 # the test builders' name for the package's one checkpoint writer

@@ -32,7 +32,7 @@ import torch
 
 from ..models.config import ModelConfig
 from ..models.tokenizer import BOS, Tokenizer
-from .checkpoints import random_state_dict, write_checkpoint
+from .checkpoints import plant_qkv, random_state_dict, write_checkpoint
 
 
 @dataclass(frozen=True)
@@ -125,24 +125,14 @@ def planted_duplicate_checkpoint(
     b_Q[r] = 1.0
     W_K[:, r] = (P.T * torch.arange(n_ctx, dtype=torch.float64)).sum(1) * rate * scale / x_unit
 
-    c_attn_w = sd["h.0.attn.c_attn.weight"].clone()
-    c_attn_b = sd["h.0.attn.c_attn.bias"].clone()
-    sl = slice(head * d_head, (head + 1) * d_head)
-    c_attn_w[:, sl] = W_Q.float()
-    c_attn_w[:, d_model + head * d_head : d_model + (head + 1) * d_head] = W_K.float()
-    c_attn_b[sl] = b_Q.float()
-    c_attn_b[d_model + head * d_head : d_model + (head + 1) * d_head] = 0.0
-    c_attn_b[2 * d_model + head * d_head : 2 * d_model + (head + 1) * d_head] = 0.0
     # OV: value dim 0 reads the position index (linear), W_O writes it onto direction u; neuron reads u.
     W_V = torch.zeros(d_model, d_head, dtype=torch.float64)
     W_V[:, 0] = (P.T * torch.arange(n_ctx, dtype=torch.float64)).sum(1) / x_unit * value_scale
-    c_attn_w[:, 2 * d_model + head * d_head : 2 * d_model + (head + 1) * d_head] = W_V.float()
+    plant_qkv(sd, 0, head, d_head, W_Q=W_Q, W_K=W_K, W_V=W_V, b_Q=b_Q, b_K=0.0, b_V=0.0)
     u = Q[:, -1]  # orthogonal to every token and position vector and to the all-ones direction
     c_proj = sd["h.0.attn.c_proj.weight"].clone()  # [d_model(in, heads concat), d_model(out)]
     c_proj[head * d_head : (head + 1) * d_head] = 0.0
     c_proj[head * d_head] = u.float()
-    sd["h.0.attn.c_attn.weight"] = c_attn_w
-    sd["h.0.attn.c_attn.bias"] = c_attn_b
     sd["h.0.attn.c_proj.weight"] = c_proj
     sd["h.0.ln_2.weight"] = torch.ones(d_model)
     sd["h.0.ln_2.bias"] = torch.zeros(d_model)

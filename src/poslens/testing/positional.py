@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ..models.config import ModelConfig
-from .checkpoints import random_state_dict, small_config, write_checkpoint
+from .checkpoints import plant_qkv, random_state_dict, small_config, write_checkpoint
 
 
 @dataclass(frozen=True)
@@ -66,21 +66,15 @@ def planted_sink_checkpoint(path: str | Path, sink_heads=((0, 1), (1, 2), (1, 3)
     sd["wpe.weight"] = wpe.float()
     planted = {(int(l), int(h)) for l, h in sink_heads}
     for l in range(n_layers):
-        w = sd[f"h.{l}.attn.c_attn.weight"].clone()
-        b = sd[f"h.{l}.attn.c_attn.bias"].clone()
         proj = sd[f"h.{l}.attn.c_proj.weight"].clone()
         for h in range(n_heads):
-            q_cols = slice(h * dh, (h + 1) * dh)
-            k_cols = slice(d + h * dh, d + (h + 1) * dh)
-            w[:, q_cols] = 0.0
-            b[q_cols] = 0.0
+            plant_qkv(sd, l, h, dh, W_Q=0.0, b_Q=0.0)
             if (l, h) in planted:
-                b[h * dh] = strength  # the query bias points along key dimension 0 ...
-                w[:, k_cols] = 0.0
-                w[:, d + h * dh] = (strength * m).float()  # ... which reads the first position's marker
-                b[k_cols] = 0.0
+                b_Q, W_K = torch.zeros(dh), torch.zeros(d, dh)
+                b_Q[0] = strength  # the query bias points along key dimension 0 ...
+                W_K[:, 0] = strength * m  # ... which reads the first position's marker
+                plant_qkv(sd, l, h, dh, b_Q=b_Q, W_K=W_K, b_K=0.0)
                 proj[h * dh : (h + 1) * dh] = 0.0  # no output: the marker does not leak into later positions
-        sd[f"h.{l}.attn.c_attn.weight"], sd[f"h.{l}.attn.c_attn.bias"] = w, b
         sd[f"h.{l}.attn.c_proj.weight"] = proj
     path = write_checkpoint(path, cfg, sd)
     return PlantedSinks(Path(path), tuple(sorted(planted)), n_layers, n_heads)
@@ -119,12 +113,7 @@ def planted_log_position_checkpoint(path: str | Path, layer: int = 1, n_layers: 
         sd[f"h.{l}.mlp.c_proj.weight"] = torch.zeros(cfg.d_mlp, d)
         sd[f"h.{l}.mlp.c_proj.bias"] = torch.zeros(d)
     p = f"h.{layer}."
-    w = sd[p + "attn.c_attn.weight"].clone()
-    b = sd[p + "attn.c_attn.bias"].clone()
-    w[:, : 2 * d] = 0.0  # zero queries and keys: every head attends uniformly
-    b[: 2 * d] = 0.0
-    w[:, 2 * d :] = 0.0
-    b[2 * d :] = 0.0
+    w, b = torch.zeros(d, 3 * d), torch.zeros(3 * d)  # all-zero q, k, v: every head attends uniformly
     w[A, 2 * d] = 1.0  # head 0's value dimension 0 reads the BOS marker ...
     proj = torch.zeros(d, d)
     proj[0, A2] = 1.0  # ... and writes the average, 1/(p+1), onto channel A2

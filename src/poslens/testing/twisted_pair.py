@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ..models.config import ModelConfig
-from .checkpoints import random_state_dict, write_checkpoint
+from .checkpoints import plant_qkv, random_state_dict, write_checkpoint
 
 
 @dataclass(frozen=True)
@@ -74,17 +74,14 @@ def planted_twisted_pair_checkpoint(
     sd["h.0.ln_1.weight"] = torch.ones(d_model)
     sd["h.0.ln_1.bias"] = torch.zeros(d_model)
 
-    c_attn, c_attn_b = sd["h.0.attn.c_attn.weight"].double(), sd["h.0.attn.c_attn.bias"].double()
     c_proj = sd["h.0.attn.c_proj.weight"].double()
     for head, reads, writes in ((deriv_head, (h1, h2), (h2, -h1)), (copy_head, (h1, h2, h3), tuple(U.T))):
-        v0 = 2 * d_model + head * dh
-        c_attn[:, v0:v0 + dh] = 0.0
-        c_attn_b[v0:v0 + dh] = 0.0
+        W_V = torch.zeros(d_model, dh, dtype=torch.float64)
         c_proj[head * dh:(head + 1) * dh] = 0.0
         for a, (r, w) in enumerate(zip(reads, writes)):
-            c_attn[:, v0 + a] = r
+            W_V[:, a] = r
             c_proj[head * dh + a] = w
-    sd["h.0.attn.c_attn.weight"], sd["h.0.attn.c_attn.bias"] = c_attn.float(), c_attn_b.float()
+        plant_qkv(sd, 0, head, dh, W_V=W_V, b_V=0.0)
     sd["h.0.attn.c_proj.weight"] = c_proj.float()
 
     idx = torch.randperm(d_mlp, generator=g)[: 2 * n_pairs].tolist()

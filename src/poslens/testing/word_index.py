@@ -36,7 +36,7 @@ import torch
 
 from ..models.config import ModelConfig
 from ..models.tokenizer import Tokenizer
-from .checkpoints import random_state_dict, write_checkpoint
+from .checkpoints import plant_qkv, random_state_dict, write_checkpoint
 
 
 @dataclass(frozen=True)
@@ -114,16 +114,9 @@ def planted_word_index_checkpoint(
     b_Q[0] = 1.0
     W_V = torch.zeros(d_model, d_head, dtype=torch.float64)
     W_V[:, 0] = f_space * gamma / flag_read
-    c_attn_w = sd["h.0.attn.c_attn.weight"].clone()
-    c_attn_b = sd["h.0.attn.c_attn.bias"].clone()
-    for part, (W, bias) in enumerate(((torch.zeros_like(W_K), b_Q), (W_K, None), (W_V, None))):
-        sl = slice(part * d_model + head * d_head, part * d_model + (head + 1) * d_head)
-        c_attn_w[:, sl] = W.float()
-        c_attn_b[sl] = 0.0 if bias is None else bias.float()
+    plant_qkv(sd, 0, head, d_head, W_Q=0.0, b_Q=b_Q, W_K=W_K, b_K=0.0, W_V=W_V, b_V=0.0)
     c_proj = torch.zeros(d_model, d_model)  # only the planted head writes, and only onto u
     c_proj[head * d_head] = u.float()
-    sd["h.0.attn.c_attn.weight"] = c_attn_w
-    sd["h.0.attn.c_attn.bias"] = c_attn_b
     sd["h.0.attn.c_proj.weight"] = c_proj
     sd["h.0.attn.c_proj.bias"] = torch.zeros(d_model)
     sd["h.0.mlp.c_proj.weight"] = torch.zeros_like(sd["h.0.mlp.c_proj.weight"])

@@ -31,6 +31,16 @@ def zeros(*shape: int) -> Src:
     return Src((), lambda: torch.zeros(*shape))
 
 
+def stored_or_zeros(stored: bool, name: str, fn: Callable[..., torch.Tensor], *shape: int) -> Src:
+    """``name`` read through ``fn`` when the checkpoint stores it (``stored``), else a zero of ``shape``."""
+    return Src((name,), fn) if stored else zeros(*shape)
+
+
+def layer_norm(t: dict[str, Src], tl: str, hf: str) -> None:
+    """TransformerLens ``{tl}.w`` / ``{tl}.b`` as the stored ``{hf}.weight`` / ``{hf}.bias``."""
+    t[tl + ".w"], t[tl + ".b"] = Src((hf + ".weight",), same), Src((hf + ".bias",), same)
+
+
 def linear_in(heads: int, d_head: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """nn.Linear weight [heads * d_head, d_model] -> [heads, d_model, d_head]."""
     return lambda w: w.T.reshape(w.shape[1], heads, d_head).permute(1, 0, 2).contiguous()

@@ -6,7 +6,7 @@ from typing import Any
 
 from ...errors import CorruptCheckpointError
 from ..config import ModelConfig
-from .base import Family, Src, same, zeros
+from .base import Family, Src, layer_norm, same, zeros
 
 
 class GPT2(Family):
@@ -40,18 +40,18 @@ class GPT2(Family):
         t = {"embed.W_E": Src(("wte.weight",), same), "pos_embed.W_pos": Src(("wpe.weight",), same)}
         for l in range(cfg.n_layers):
             p, h = f"blocks.{l}.", f"h.{l}."
-            t[p + "ln1.w"], t[p + "ln1.b"] = Src((h + "ln_1.weight",), same), Src((h + "ln_1.bias",), same)
+            layer_norm(t, p + "ln1", h + "ln_1")
             for i, x in enumerate("QKV"):
                 t[p + f"attn.W_{x}"] = Src((h + "attn.c_attn.weight",), _qkv_w(i, d, H, dh))
             for i, x in enumerate("QKV"):
                 t[p + f"attn.b_{x}"] = Src((h + "attn.c_attn.bias",), _qkv_b(i, d, H, dh))
             t[p + "attn.W_O"] = Src((h + "attn.c_proj.weight",), lambda w: w.reshape(H, dh, d))
             t[p + "attn.b_O"] = Src((h + "attn.c_proj.bias",), same)
-            t[p + "ln2.w"], t[p + "ln2.b"] = Src((h + "ln_2.weight",), same), Src((h + "ln_2.bias",), same)
+            layer_norm(t, p + "ln2", h + "ln_2")
             t[p + "mlp.W_in"], t[p + "mlp.b_in"] = Src((h + "mlp.c_fc.weight",), same), Src((h + "mlp.c_fc.bias",), same)
             t[p + "mlp.W_out"] = Src((h + "mlp.c_proj.weight",), same)
             t[p + "mlp.b_out"] = Src((h + "mlp.c_proj.bias",), same)
-        t["ln_final.w"], t["ln_final.b"] = Src(("ln_f.weight",), same), Src(("ln_f.bias",), same)
+        layer_norm(t, "ln_final", "ln_f")
         t["unembed.W_U"] = Src(("wte.weight",), lambda w: w.T)
         t["unembed.b_U"] = zeros(cfg.d_vocab)
         return t

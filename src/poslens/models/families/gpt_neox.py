@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import ModelConfig
-from .base import Family, Src, linear_out, need, rope, same, zeros
+from .base import Family, Src, layer_norm, linear_out, need, rope, same, stored_or_zeros, zeros
 
 P = "gpt_neox."
 
@@ -37,25 +37,22 @@ class GPTNeoX(Family):
         t = {"embed.W_E": Src((P + "embed_in.weight",), same)}
         for l in range(cfg.n_layers):
             p, h = f"blocks.{l}.", f"{P}layers.{l}."
-            t[p + "ln1.w"], t[p + "ln1.b"] = Src((h + "input_layernorm.weight",), same), Src((h + "input_layernorm.bias",), same)
+            layer_norm(t, p + "ln1", h + "input_layernorm")
             for i, x in enumerate("QKV"):
                 # rows of query_key_value are [head, (q|k|v), d_head]
                 t[p + f"attn.W_{x}"] = Src((h + "attention.query_key_value.weight",),
                                            lambda w, i=i: w.view(H, 3, dh, d)[:, i].transpose(1, 2).contiguous())
             for i, x in enumerate("QKV"):
-                t[p + f"attn.b_{x}"] = (Src((h + "attention.query_key_value.bias",),
-                                            lambda b, i=i: b.view(H, 3, dh)[:, i].contiguous()) if cfg.qkv_bias
-                                        else zeros(H, dh))
+                t[p + f"attn.b_{x}"] = stored_or_zeros(cfg.qkv_bias, h + "attention.query_key_value.bias",
+                                                       lambda b, i=i: b.view(H, 3, dh)[:, i].contiguous(), H, dh)
             t[p + "attn.W_O"] = Src((h + "attention.dense.weight",), linear_out(H, dh))
-            t[p + "attn.b_O"] = Src((h + "attention.dense.bias",), same) if cfg.out_bias else zeros(d)
-            t[p + "ln2.w"] = Src((h + "post_attention_layernorm.weight",), same)
-            t[p + "ln2.b"] = Src((h + "post_attention_layernorm.bias",), same)
+            t[p + "attn.b_O"] = stored_or_zeros(cfg.out_bias, h + "attention.dense.bias", same, d)
+            layer_norm(t, p + "ln2", h + "post_attention_layernorm")
             t[p + "mlp.W_in"] = Src((h + "mlp.dense_h_to_4h.weight",), lambda w: w.T)
             t[p + "mlp.b_in"] = Src((h + "mlp.dense_h_to_4h.bias",), same)
             t[p + "mlp.W_out"] = Src((h + "mlp.dense_4h_to_h.weight",), lambda w: w.T)
             t[p + "mlp.b_out"] = Src((h + "mlp.dense_4h_to_h.bias",), same)
-        t["ln_final.w"] = Src((P + "final_layer_norm.weight",), same)
-        t["ln_final.b"] = Src((P + "final_layer_norm.bias",), same)
+        layer_norm(t, "ln_final", P + "final_layer_norm")
         t["unembed.W_U"] = Src((P + "embed_in.weight",) if cfg.tied_embeddings else ("embed_out.weight",), lambda w: w.T)
         t["unembed.b_U"] = zeros(cfg.d_vocab)
         return t

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import ModelConfig
-from .base import Family, Src, grouped, linear_in, linear_out, need, per_head, read, rope, same, zeros
+from .base import Family, Src, grouped, linear_in, linear_out, need, per_head, read, rope, same, stored_or_zeros, zeros
 
 P = "model."
 
@@ -58,21 +58,19 @@ class Llama(Family):
             t[p + "attn.W_Q"] = Src((h + "self_attn.q_proj.weight",), linear_in(H, dh))
             t[p + "attn.W_K"] = Src((h + "self_attn.k_proj.weight",), grouped(linear_in(G, dh), g))
             t[p + "attn.W_V"] = Src((h + "self_attn.v_proj.weight",), grouped(linear_in(G, dh), g))
-            if cfg.qkv_bias:
-                t[p + "attn.b_Q"] = Src((h + "self_attn.q_proj.bias",), per_head(H, dh))
-                t[p + "attn.b_K"] = Src((h + "self_attn.k_proj.bias",), grouped(per_head(G, dh), g))
-                t[p + "attn.b_V"] = Src((h + "self_attn.v_proj.bias",), grouped(per_head(G, dh), g))
-            else:
-                t[p + "attn.b_Q"], t[p + "attn.b_K"], t[p + "attn.b_V"] = zeros(H, dh), zeros(H, dh), zeros(H, dh)
+            t[p + "attn.b_Q"] = stored_or_zeros(cfg.qkv_bias, h + "self_attn.q_proj.bias", per_head(H, dh), H, dh)
+            for x, n in (("K", "k"), ("V", "v")):
+                t[p + f"attn.b_{x}"] = stored_or_zeros(cfg.qkv_bias, h + f"self_attn.{n}_proj.bias",
+                                                       grouped(per_head(G, dh), g), H, dh)
             t[p + "attn.W_O"] = Src((h + "self_attn.o_proj.weight",), linear_out(H, dh))
-            t[p + "attn.b_O"] = Src((h + "self_attn.o_proj.bias",), same) if cfg.out_bias else zeros(d)
+            t[p + "attn.b_O"] = stored_or_zeros(cfg.out_bias, h + "self_attn.o_proj.bias", same, d)
             t[p + "ln2.w"], t[p + "ln2.b"] = Src((h + "post_attention_layernorm.weight",), same), zeros(d)
             t[p + "mlp.W_gate"] = Src((h + "mlp.gate_proj.weight",), lambda w: w.T)
-            t[p + "mlp.b_gate"] = Src((h + "mlp.gate_proj.bias",), same) if cfg.mlp_bias else zeros(m)
+            t[p + "mlp.b_gate"] = stored_or_zeros(cfg.mlp_bias, h + "mlp.gate_proj.bias", same, m)
             t[p + "mlp.W_in"] = Src((h + "mlp.up_proj.weight",), lambda w: w.T)
-            t[p + "mlp.b_in"] = Src((h + "mlp.up_proj.bias",), same) if cfg.mlp_bias else zeros(m)
+            t[p + "mlp.b_in"] = stored_or_zeros(cfg.mlp_bias, h + "mlp.up_proj.bias", same, m)
             t[p + "mlp.W_out"] = Src((h + "mlp.down_proj.weight",), lambda w: w.T)
-            t[p + "mlp.b_out"] = Src((h + "mlp.down_proj.bias",), same) if cfg.mlp_bias else zeros(d)
+            t[p + "mlp.b_out"] = stored_or_zeros(cfg.mlp_bias, h + "mlp.down_proj.bias", same, d)
         t["ln_final.w"], t["ln_final.b"] = Src((P + "norm.weight",), same), zeros(d)
         t["unembed.W_U"] = Src((P + "embed_tokens.weight",) if cfg.tied_embeddings else ("lm_head.weight",), lambda w: w.T)
         t["unembed.b_U"] = zeros(cfg.d_vocab)

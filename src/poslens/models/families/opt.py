@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import ModelConfig
-from .base import Family, Src, linear_in, linear_out, need, per_head, same, zeros
+from .base import Family, Src, layer_norm, linear_in, linear_out, need, per_head, same, stored_or_zeros, zeros
 
 OFFSET = 2  # OPTLearnedPositionalEmbedding adds 2 to every position id
 D = "model.decoder."
@@ -48,26 +48,21 @@ class OPT(Family):
         for l in range(cfg.n_layers):
             p, h = f"blocks.{l}.", f"{D}layers.{l}."
 
-            def bias(name, fn, *shape):
-                return Src((h + name,), fn) if cfg.qkv_bias else zeros(*shape)
-
-            t[p + "ln1.w"] = Src((h + "self_attn_layer_norm.weight",), same)
-            t[p + "ln1.b"] = Src((h + "self_attn_layer_norm.bias",), same)
+            layer_norm(t, p + "ln1", h + "self_attn_layer_norm")
             for x, n in zip("QKV", "qkv"):
                 t[p + f"attn.W_{x}"] = Src((h + f"self_attn.{n}_proj.weight",), linear_in(H, dh))
             for x, n in zip("QKV", "qkv"):
-                t[p + f"attn.b_{x}"] = bias(f"self_attn.{n}_proj.bias", per_head(H, dh), H, dh)
+                t[p + f"attn.b_{x}"] = stored_or_zeros(cfg.qkv_bias, h + f"self_attn.{n}_proj.bias",
+                                                       per_head(H, dh), H, dh)
             t[p + "attn.W_O"] = Src((h + "self_attn.out_proj.weight",), linear_out(H, dh))
-            t[p + "attn.b_O"] = bias("self_attn.out_proj.bias", same, d)
-            t[p + "ln2.w"] = Src((h + "final_layer_norm.weight",), same)
-            t[p + "ln2.b"] = Src((h + "final_layer_norm.bias",), same)
+            t[p + "attn.b_O"] = stored_or_zeros(cfg.out_bias, h + "self_attn.out_proj.bias", same, d)
+            layer_norm(t, p + "ln2", h + "final_layer_norm")
             t[p + "mlp.W_in"] = Src((h + "fc1.weight",), lambda w: w.T)
-            t[p + "mlp.b_in"] = bias("fc1.bias", same, cfg.d_mlp)
+            t[p + "mlp.b_in"] = stored_or_zeros(cfg.mlp_bias, h + "fc1.bias", same, cfg.d_mlp)
             t[p + "mlp.W_out"] = Src((h + "fc2.weight",), lambda w: w.T)
-            t[p + "mlp.b_out"] = bias("fc2.bias", same, d)
+            t[p + "mlp.b_out"] = stored_or_zeros(cfg.mlp_bias, h + "fc2.bias", same, d)
         if cfg.final_norm:
-            t["ln_final.w"] = Src((D + "final_layer_norm.weight",), same)
-            t["ln_final.b"] = Src((D + "final_layer_norm.bias",), same)
+            layer_norm(t, "ln_final", D + "final_layer_norm")
         unembed = embed if cfg.tied_embeddings else ("lm_head.weight",)
         t["unembed.W_U"] = (Src(unembed + (D + "project_out.weight",), lambda e, p: p.T @ e.T) if proj
                             else Src(unembed, lambda w: w.T))
