@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from poslens.errors import PoslensError
-from poslens.models import Runner, load_weights
+from poslens.models import Runner, Weights, load_weights
 
 transformers = pytest.importorskip("transformers")
 
@@ -94,6 +94,16 @@ def test_parity_with_transformers(tmp_path, key):
     err = max_errors(model, path)
     assert max(err.values()) <= TOL, f"{key}: {err}"
     assert load_weights(str(path)).cfg.n_params == model.num_parameters(), key  # what `poslens inspect` says
+
+
+@pytest.mark.parametrize("key", list(SHAPES), ids=["/".join(k) for k in SHAPES])
+def test_an_in_memory_model_reads_as_its_saved_checkpoint(tmp_path, key):
+    # an in-memory model's state dict may name a tensor otherwise than its saved file (transformers 5 keeps
+    # GPT-NeoX's untied unembedding as lm_head and saves it as embed_out)
+    model, path = build(tmp_path, key)
+    tokens = torch.randint(0, model.config.vocab_size, (2, SEQ), generator=torch.Generator().manual_seed(2))
+    saved, live = (Runner(w).run(tokens, logits=True).logits for w in (load_weights(str(path)), Weights.from_hf_model(model)))
+    assert (live - saved).abs().max() <= TOL, key
 
 
 @pytest.mark.parametrize("fmt", ["sharded", "bin", "base-model-names"])

@@ -94,7 +94,6 @@ class Family:
         return name
 
 
-
 def read(hf: dict[str, Any], keys: Iterable[str], source: str, what: str, default: Any = None) -> Any:
     """The value of a setting transformers has spelled several ways (``rotary_pct`` /
     ``partial_rotary_factor``); dotted keys read inside a nested dict (``rope_parameters.rope_theta``).

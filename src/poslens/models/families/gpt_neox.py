@@ -3,6 +3,7 @@ MLP, a fused query_key_value laid out per head as [q | k | v], untied unembeddin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..config import ModelConfig
@@ -56,6 +57,12 @@ class GPTNeoX(Family):
         t["unembed.W_U"] = Src((P + "embed_in.weight",) if cfg.tied_embeddings else ("embed_out.weight",), lambda w: w.T)
         t["unembed.b_U"] = zeros(cfg.d_vocab)
         return t
+
+    def stored(self, name: str, present: Callable[[str], bool]) -> str:
+        # transformers 5 keeps an untied unembedding in memory as lm_head (and still saves it as embed_out)
+        if name == "embed_out.weight" and not present(name) and present("lm_head.weight"):
+            return "lm_head.weight"
+        return super().stored(name, present)
 
     def shapes(self, cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         d, m = cfg.d_model, cfg.d_mlp
