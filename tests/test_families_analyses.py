@@ -310,3 +310,11 @@ def test_missing_tensor_names_the_family_not_a_gpt2_tensor(family_dirs):
     w = load_weights(str(family_dirs["llama"]))
     with pytest.raises(MissingTensorError, match="rotary positions"):
         require(w, ["pos_embed.W_pos"], "a test")
+
+
+def test_sinks_on_a_local_attention_layer_say_what_its_window_does(family_dirs):
+    from poslens.analyses import sinks as S
+
+    w = load_weights(str(family_dirs["gpt_neo"]))  # layers global, local (window 8)
+    r = S.attention_sinks(Runner(w), S.Options(inputs="random_tokens", n_seq=2, seq_len=32))
+    assert "layer 1 attends within a window of 8 < 32" in r.limits and "uniform attention gives alpha(0) = 0.34" in r.limits

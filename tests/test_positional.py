@@ -92,6 +92,17 @@ def test_reduce_layer_on_handmade_pattern():
     assert torch.allclose(st.key_alpha[0, 0, -1], torch.tensor(0.25))
 
 
+def test_a_sliding_window_s_sink_is_averaged_over_the_queries_that_see_it():
+    # every query that can see the first key (i < window) puts all its attention there; the others cannot reach it
+    P, w = 8, 3
+    i, j = torch.arange(P)[:, None], torch.arange(P)[None, :]
+    visible = (j <= i) & (i - j < w)
+    pattern = torch.where(i < w, (j == 0).float(), visible.float() / visible.sum(-1, keepdim=True))
+    q = k = torch.randn(1, P, 1, 4)
+    assert S.reduce_layer(pattern[None, None], q, k, window=w).first_attention.item() == pytest.approx(1.0)
+    assert S.reduce_layer(pattern[None, None], q, k).first_attention.item() == pytest.approx(w / P)  # the old dilution
+
+
 def test_sinks_on_tiny_every_input_kind():
     w = load_weights("tiny")
     r = S.attention_sinks(Runner(w), S.Options(n_seq=3))

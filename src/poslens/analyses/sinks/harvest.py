@@ -67,7 +67,7 @@ def _collect(runner, x: torch.Tensor, kind: str, layers, batch_size: int, rotate
         acts = runner.run(**{kind: x[i : i + batch_size]}, hooks=hooks)
         for j, l in enumerate(layers):
             parts[j].append(reduce_layer(acts[f"blocks.{l}.attn.hook_pattern"], rotate(acts[f"blocks.{l}.attn.hook_q"]),
-                                         rotate(acts[f"blocks.{l}.attn.hook_k"])))
+                                         rotate(acts[f"blocks.{l}.attn.hook_k"]), window=runner.cfg.window_at(l)))
     return [LayerStats.cat(p) for p in parts]
 
 
@@ -120,6 +120,15 @@ def attention_sinks(runner, opts: Options | None = None, tokenizer=None, **overr
         runs.append(summarize_inputs(kind, desc, r.attention_layers, stats, opts))
     if not runs:
         raise InvalidInputError(f"{w.label} supports none of the sink inputs ({'; '.join(skipped)})")
+    windowed = [l for l in range(cfg.n_layers) if (cfg.window_at(l) or seq_len) < seq_len]
+    if windowed:
+        # a query at i < window spreading its attention evenly gives key 0 a share of 1 / (i + 1)
+        uniform = sum(1 / (i + 1) for i in range(cfg.window)) / cfg.window
+        several = len(windowed) > 1
+        limits.append(f"layer{'s' * several} {', '.join(map(str, windowed))} attend{'' if several else 's'} within a "
+                      f"window of {cfg.window} < {seq_len} "
+                      f"positions: alpha(0) there averages the {cfg.window} queries that see position 0, as in a "
+                      f"context of {cfg.window} tokens, where even uniform attention gives alpha(0) = {uniform:.2f}")
     return SinkResult(
         model=w.label, processing=tuple(w.processing), options=dataclasses.asdict(opts), epsilon=opts.epsilon,
         n_layers=cfg.n_layers, n_heads=cfg.n_heads, runs=tuple(runs), skipped_inputs=tuple(skipped),

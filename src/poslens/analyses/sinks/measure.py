@@ -104,24 +104,28 @@ class LayerStats:
         return LayerStats(*(torch.cat([getattr(p, f) for p in parts], 0) for f in LayerStats.__dataclass_fields__))
 
 
-def reduce_layer(pattern: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> LayerStats:
+def reduce_layer(pattern: torch.Tensor, q: torch.Tensor, k: torch.Tensor, window: int | None = None) -> LayerStats:
     """One layer's statistics from ``pattern [batch, head, query, key]`` and (post-rotation)
-    ``q``, ``k [batch, pos, head, d_head]``."""
+    ``q``, ``k [batch, pos, head, d_head]``; ``window``: the layer's local / sliding attention window
+    (a query at i sees keys i - window < j <= i), whose averages count only the queries that see a key."""
     pattern, q, k = pattern.float(), q.float(), k.float()
     B, H, P, _ = pattern.shape
     if k.shape[2] != H:  # grouped-query attention: each key head serves H / n_kv query heads
         k = k.repeat_interleave(H // k.shape[2], dim=2)
     if P < 2:
         raise InvalidInputError("sink statistics need at least two positions")
-    seen_by = torch.arange(P, 0, -1, dtype=torch.float32)  # queries that can see key k: P - k
+    w = P if window is None else min(window, P)
+    # queries that can see key k: P - k, or at most the window (the others cannot attend to it at all,
+    # and counting them would cap alpha(0) at window / P however strong the sink)
+    seen_by = torch.arange(P, 0, -1, dtype=torch.float32).clamp(max=w)
     alpha = pattern.sum(-2) / seen_by  # [B, H, P]
     kn = k.norm(dim=-1)  # [B, P, H]
     qh = torch.nn.functional.normalize(q, dim=-1)
     kh = torch.nn.functional.normalize(k, dim=-1)
     cos = torch.einsum("bqhd,bkhd->bhqk", qh, kh)  # [B, H, P, P]
-    cos_first = cos[:, :, 1:, 0].mean(-1)
-    other = torch.ones(P, P, dtype=torch.bool).tril()
-    other[:, 0] = False  # keys 1..q of each query q (the first query sees no other key)
+    cos_first = cos[:, :, 1:w, 0].mean(-1) if w > 1 else torch.zeros(B, H)
+    i, j = torch.arange(P)[:, None], torch.arange(P)[None, :]
+    other = (j <= i) & (i - j < w) & (j > 0)  # keys 1.. each query sees (the first query sees no other key)
     cos_other = (cos * other).sum((-1, -2)) / other.sum()
     return LayerStats(alpha[..., 0], kn[:, 0], kn[:, 1:].mean(1), cos_first, cos_other, alpha)
 
