@@ -91,10 +91,11 @@ def text_arg(value: str | None, flag: str) -> str | None:
     """
     if value is None or not value.startswith("@"):
         return value
-    p = Path(value[1:]).expanduser()
-    if not p.is_file():
-        raise InvalidInputError(f"{flag} file {p} does not exist; give {flag} 'some words' or {flag} @path/to/file.txt")
-    return p.read_text(encoding="utf-8", errors="replace")
+    from ..data.sequences import read_corpus
+
+    if not value[1:].strip():
+        raise InvalidInputError(f"{flag} @ needs a file's path after it, e.g. {flag} @prompt.txt")
+    return read_corpus(value[1:], what=f"{flag} file")
 
 
 def parse_heads(spec: str | None) -> list[tuple[int, int]] | None:

@@ -121,23 +121,24 @@ def sampled_tokens(
     return _prefix(torch.stack(rows), bos)
 
 
-def read_corpus(path: str | Path) -> str:
-    """The text of a corpus file, with a clear error when it is missing, empty or not text."""
+def read_corpus(path: str | Path, what: str = "corpus") -> str:
+    """The text of a corpus file (``what`` names it in errors), with a clear error when it is missing,
+    empty or not text."""
     p = Path(path).expanduser()
     if p.is_dir():
-        raise CorpusError(f"corpus {p} is a directory; pass a path to a UTF-8 text file in it")
+        raise CorpusError(f"{what} {p} is a directory; pass a path to a UTF-8 text file in it")
     if not p.is_file():
-        raise CorpusError(f"corpus file {p} does not exist; pass a path to a UTF-8 text file")
+        raise CorpusError(f"{what} {p} does not exist; pass a path to a UTF-8 text file")
     try:
         text = p.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
-        raise CorpusError(f"cannot read corpus {p} ({exc.strerror})") from exc
+        raise CorpusError(f"cannot read {what} {p} ({exc.strerror})") from exc
     if not text.strip():
-        raise CorpusError(f"corpus {p} is empty; give a file with text in it")
+        raise CorpusError(f"{what} {p} is empty; give a file with text in it")
     # A stray undecodable byte is tolerated (replaced); a binary file would be scored as if it were text.
     bad = text.count("\ufffd") + text.count("\x00")
     if bad > 0.01 * len(text):
-        raise CorpusError(f"corpus {p} is not UTF-8 text ({bad / len(text):.0%} of it does not decode as text); "
+        raise CorpusError(f"{what} {p} is not UTF-8 text ({bad / len(text):.0%} of it does not decode as text); "
                           "give a text file")
     return text
 
