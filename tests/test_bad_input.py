@@ -112,6 +112,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("inspect", ["inspect", "random:tiny"], "null model"),
     # --- the report
     ("report", ["report", "--only", "nope", "-o", "{out}"], "no report stage"),
+    ("report", ["report", "--only", ",", "-o", "{out}"], "--only names no stage"),
+    ("report", ["report", "-m", "random=-1:tiny", "-o", "{out}"], "seed is a whole number"),
+    ("lens", ["lens", "--prompt", "@", "-o", "{out}"], "needs a file's path"),
     ("report", ["report", "--quick", "--full", "-o", "{out}"], "--quick"),
     ("report", ["report", "--set", "helix.n_components=abc", "-o", "{out}"], "n_components"),
     ("report", ["report", "--set", "helix.n_components=0", "-o", "{out}"], "n_components"),

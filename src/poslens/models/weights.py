@@ -235,6 +235,8 @@ def null_spec(spec: str) -> tuple[str, int | None]:
     (('tiny', 0), ('gpt2', 3), ('tiny', None))
     """
     m = _NULL.match(str(spec))
+    if m is None and re.match(r"^random=[^:]*:", str(spec)):
+        raise InvalidInputError(f"'{spec}': the null model's seed is a whole number >= 0, as in random=3:tiny")
     return (m.group(2), int(m.group(1) or 0)) if m else (str(spec), None)
 
 

@@ -493,7 +493,10 @@ def select_stages(stages: Sequence[Stage], only: Iterable[str] = (), skip: Itera
                 raise InvalidInputError(f"no report stage named '{n}'{suggest(n, names)}; stages: {', '.join(names)}")
         return set(out)
 
+    only = list(only)
     only_s, skip_s = parse(only), parse(skip)
+    if only and not only_s:  # "--only ," would otherwise run every stage
+        raise InvalidInputError("--only names no stage; give stage names (--list shows them), or leave --only out")
     return [s for s in stages if (not only_s or s.name in only_s) and s.name not in skip_s]
 
 

@@ -101,6 +101,7 @@ def summarize(result: DupHeadsResult) -> list[str]:
         if p.half_distance is not None:
             how = (f"attention among copies doubles every {-math.log(2) / p.rate:.1f} tokens of distance (the earliest "
                    "copy is favoured)" if p.verdict == "growing"
+                   else "attention among copies does not fall with distance" if math.isinf(p.half_distance)
                    else f"attention among copies halves every {p.half_distance:.1f} tokens")
             wq, mf = p.within_query, p.mean_fit
             if wq.rate is not None:
