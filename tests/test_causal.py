@@ -387,3 +387,10 @@ def test_named_neuron_ablation_says_when_the_mlp_writes_nothing():
     assert silent.effects["loss"].effect == 0
     assert any("layer 0 writes nothing" in n for n in silent.notes)
     assert not any("writes nothing" in n for n in ablate_named(load_weights("tiny"), **kw).notes)
+
+
+def test_named_ablation_says_when_it_measured_fewer_or_shorter_sequences_than_asked():
+    from poslens.analyses.causal.named import ablate_named
+
+    r = ablate_named(load_weights("tiny"), heads=[(0, 1)], n_seq=16, seq_len=1000, n_baseline=2)
+    assert any("not the 16 x 1000 asked for" in n and "context is 256" in n for n in r.notes), r.notes

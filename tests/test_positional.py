@@ -413,3 +413,11 @@ def test_with_published_refuses_a_result_it_has_no_study_for_in_words():
     w = load_weights("tiny")
     with pytest.raises(InvalidInputError, match="no source study for a SinkResult.*poslens.claims.check"):
         with_published(S.attention_sinks(w, n_seq=2, seq_len=8), w)  # had been a bare ValueError
+
+
+def test_a_sequence_length_past_the_context_is_recorded_as_the_length_run():
+    w = load_weights("tiny")  # n_ctx 256
+    r = S.attention_sinks(Runner(w), S.Options(inputs="positional", seq_len=300))
+    assert r.options["seq_len"] == 256 and r.runs[0].seq_len == 256
+    p = PP.position_probe(Runner(w), PP.Options(inputs="positional", seq_len=300, n_seq=4))
+    assert p.options["seq_len"] == 256

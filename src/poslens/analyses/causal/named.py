@@ -101,6 +101,10 @@ def ablate_named(
     ms = [metric_from_spec(s, weights, tokenizer=tok, tokens=tokens, position=o.position) for s in (metrics or ("loss",))]
     r = ablation_effect(Runner(weights, device=device, dtype=dtype), tokens, ivs, ms, references=refs,
                         reference_info=info, n_baseline=o.n_baseline, seed=o.seed, batch_size=o.batch_size)
+    if tokens.shape[0] < o.n_seq or tokens.shape[1] < o.seq_len:
+        r.notes.append(f"measured on {tokens.shape[0]} x {tokens.shape[1]} tokens of {o.data}, not the {o.n_seq} x "
+                       f"{o.seq_len} asked for: the model's context is {weights.cfg.n_ctx} tokens, and a text holds "
+                       "only so many windows")
     # an attention-only model stores zero MLP matrices: its neurons' effects are exactly 0, which needs saying
     silent = sorted(l for l in _by_layer(neurons) if not weights.get(f"blocks.{l}.mlp.W_out").any())
     if silent:

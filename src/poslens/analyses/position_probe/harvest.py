@@ -85,4 +85,5 @@ def position_probe(runner, opts: Options | None = None, tokenizer=None, **overri
     if r.stopped:
         limits = f"residual points after {points[-1]} not reached ({r.stopped})"
     res = measure(resid, points, opts, inputs=kind, description=desc, limits=limits)
-    return dataclasses.replace(res, model=w.label, processing=tuple(w.processing), options=dataclasses.asdict(opts))
+    used = dataclasses.replace(opts, seq_len=seq_len)  # the length run: capped at n_ctx
+    return dataclasses.replace(res, model=w.label, processing=tuple(w.processing), options=dataclasses.asdict(used))

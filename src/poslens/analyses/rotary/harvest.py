@@ -88,4 +88,5 @@ def rotary_usage(runner, opts: Options | None = None, tokenizer=None, **override
         ablated, _ = loss(runner, x, low_pair_edits(spec, pairs, cfg.n_layers), batch_size=opts.batch_size)
         ablation = Ablation(pairs, opts.ablate_frac, clean, ablated, ablated - clean, n_tok)
     r = measure(acts, layers, spec, opts, inputs=desc, ablation=ablation)
-    return dataclasses.replace(r, model=w.label, processing=tuple(w.processing), options=dataclasses.asdict(opts))
+    used = dataclasses.replace(opts, seq_len=min(opts.seq_len, runner.cfg.n_ctx))  # the length run: capped at n_ctx
+    return dataclasses.replace(r, model=w.label, processing=tuple(w.processing), options=dataclasses.asdict(used))

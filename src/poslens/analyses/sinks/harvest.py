@@ -129,8 +129,9 @@ def attention_sinks(runner, opts: Options | None = None, tokenizer=None, **overr
                       f"window of {cfg.window} < {seq_len} "
                       f"positions: alpha(0) there averages the {cfg.window} queries that see position 0, as in a "
                       f"context of {cfg.window} tokens, where even uniform attention gives alpha(0) = {uniform:.2f}")
+    used = dataclasses.replace(opts, seq_len=seq_len)  # the length run: capped at n_ctx
     return SinkResult(
-        model=w.label, processing=tuple(w.processing), options=dataclasses.asdict(opts), epsilon=opts.epsilon,
+        model=w.label, processing=tuple(w.processing), options=dataclasses.asdict(used), epsilon=opts.epsilon,
         n_layers=cfg.n_layers, n_heads=cfg.n_heads, runs=tuple(runs), skipped_inputs=tuple(skipped),
         limits="; ".join(dict.fromkeys(limits)),
     )
