@@ -113,6 +113,9 @@ CASES: list[tuple[str, list[str], str]] = [
     # --- the report
     ("report", ["report", "--only", "nope", "-o", "{out}"], "no report stage"),
     ("report", ["report", "--only", ",", "-o", "{out}"], "--only names no stage"),
+    ("sweep", ["sweep", "-a", ",", "-o", "{out}"], "names no analysis"),
+    ("sweep", ["sweep", "--revisions", ",", "-o", "{out}"], "names no revision"),
+    ("sweep", ["sweep", "-m", "{corrupt}", "-a", "helix", "-o", "{out}"], "safetensors"),
     ("report", ["report", "-m", "random=-1:tiny", "-o", "{out}"], "seed is a whole number"),
     ("lens", ["lens", "--prompt", "@", "-o", "{out}"], "needs a file's path"),
     ("report", ["report", "--quick", "--full", "-o", "{out}"], "--quick"),

@@ -267,6 +267,13 @@ def test_cli_bad_revision_and_unreachable_ray_are_one_line(run_dir, tmp_path):
     assert not (tmp_path / "o" / "sweep.json").exists()
 
 
+def test_cli_a_sweep_whose_every_cell_failed_exits_1_and_says_why(run_dir, tmp_path):
+    r = _cli("sweep", "-m", str(run_dir), "-a", "helix", "--set", "helix.k=1000", "--executor", "serial",
+             "--no-page", "-o", str(tmp_path / "o"))
+    assert r.exit_code == 1, r.output
+    assert "every cell failed (the first: InvalidInputError" in r.stderr and "1000 components" in r.stderr
+
+
 def test_real_gpt2_small_partial_checkpoint(partial_ckpt, tmp_path):
     """Real GPT-2 small weights (no wte): the helix cell reproduces the top-3 share, the head
     cells are not applicable, and the W_pos fingerprint matches the published one."""

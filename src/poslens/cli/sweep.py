@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import click
 
@@ -58,7 +60,9 @@ def sweep_cmd(model, revs, every, log_n, analyses, sets, executor, jobs, address
     from ..sweep.grid import revisions as list_revisions
 
     models = list(model) or ["tiny"]
-    steps = [s for s in revs.split(",") if s.strip()] if revs else None
+    steps = [s for s in revs.split(",") if s.strip()] if revs is not None else None
+    if steps == []:
+        raise InvalidInputError("--revisions names no revision; give steps or revision names, e.g. 0,1000,10000")
     if steps is not None and all(s.strip().lstrip("-").isdigit() for s in steps):
         parse_ints(revs, "--revisions", example="0,1000,10000", items="steps")
     names = cells.parse_analyses(analyses)
@@ -71,6 +75,11 @@ def sweep_cmd(model, revs, every, log_n, analyses, sets, executor, jobs, address
     if jobs is not None and jobs < 1:
         raise InvalidInputError(f"--jobs must be at least 1 (got {jobs})")
     cp = None if penalty is None else {"beta": penalty}
+    from ..models.registry import open_checkpoint
+
+    for m in models:  # a damaged local checkpoint: one line before anything is written (a training run's folder
+        if (Path(m).expanduser() / "config.json").is_file():  # and hub revisions are opened per cell)
+            open_checkpoint(m)
     d = out_dir(out, "sweep")
     res = run.sweep(models, out=d, steps=steps, every=every, log=log_n, analyses=names, overrides=_overrides(sets),
                     executor=executor, jobs=jobs, address=address, progress=not as_json, cp_params=cp,
@@ -92,3 +101,7 @@ def sweep_cmd(model, revs, every, log_n, analyses, sets, executor, jobs, address
         click.echo(f"  failed: {why}")
     for f in res["files"][:1] + [f for f in res["files"] if f.endswith(".html")]:
         click.echo(f"wrote {f}")
+    if r["cells"] and len(r["failed"]) == r["cells"]:
+        first = next(iter(r["failed"].values()))
+        click.echo(f"poslens: every cell failed (the first: {first})", err=True)
+        sys.exit(1)
