@@ -7,6 +7,7 @@ import functools
 import time
 from dataclasses import dataclass, field
 
+from ...errors import NotApplicableError
 from ...models.weights import Weights, as_weights
 from ...options import resolve
 from ...results import ClaimRow, Result
@@ -122,6 +123,10 @@ def twisted_pair(weights: Weights | None = None, options: Options | None = None,
     """
     o = resolve(Options, options, overrides, "twisted_pair")
     weights = None if weights is None else as_weights(weights, "twisted_pair")
+    if weights is not None and weights.cfg.positional != "learned":  # before the construction's seconds of work
+        raise NotApplicableError(f"the twisted-pair analysis of the model's curve reads W_pos, and {weights.label} has "
+                                 f"{weights.cfg.positional} positions (no W_pos table); run the construction alone "
+                                 "(--no-model; weights=None in Python)")
     grid_spec = {"ns": list(o.grid_n), "ks": list(o.grid_k), "Ms": list(o.grid_M)} if o.grid else None
     gpt2_options = {"layers": None if o.layers is None else list(o.layers), "first_position": o.first_position,
                     "n_components": o.n_components, "scheme": o.scheme, "window": o.window, "device": device,
