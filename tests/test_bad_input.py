@@ -91,6 +91,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("ablate", ["ablate", "run", "--head", "-1.0", "-o", "{out}"], "counted from 0"),
     ("ablate", ["ablate", "run", "--head", "9.9", "-o", "{out}"], "out of range"),
     ("ablate", ["ablate", "run", "--kind", "nope", "-o", "{out}"], "kind"),
+    ("ablate", ["ablate", "run", "--pos-pcs", "3", "--kind", "resample", "-o", "{out}"], "changes nothing"),
+    ("ablate", ["ablate", "run", "--pos-pcs", "3", "--kind", "mean", "-o", "{out}"], "--mean-over all"),
     ("ablate", ["ablate", "nope"], "no such command"),
     ("ablate", ["ablate", "dup-neurons", "-m", "tiny-attn", "-o", "{out}"], "all zero"),
     ("patch", ["patch", "--clean", "And God said", "--corrupted", "And God said unto", "--metric",

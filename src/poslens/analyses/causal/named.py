@@ -82,6 +82,10 @@ def ablate_named(
             except (OSError, ValueError) as exc:
                 raise InvalidInputError(f"cannot read {source} ({exc}); give a .npy file") from None
         ivs.append(ablate_direction(hook, direction, o.kind, source=source, **common))
+    if pos_pcs and (o.kind == "resample" or (o.kind == "mean" and o.mean_over == "sequences")):
+        # hook_pos_embed is the same W_pos row in every sequence at a position: nothing to average or resample over
+        raise InvalidInputError(f"a {o.kind} ablation of W_pos's PCs changes nothing: every sequence has the same "
+                                "positional embedding at a position; use --kind zero, or --kind mean --mean-over all")
     if pos_pcs:
         from ..helix import pca
 

@@ -210,9 +210,10 @@ def duplicate_neuron_ablation(
     cfg = weights.cfg
     if not 0 <= layer < cfg.n_layers:
         raise InvalidInputError(f"layer {layer} does not exist: {weights.label} has layers 0..{cfg.n_layers - 1}")
-    if cfg.positional != "learned":  # the neurons are chosen by PVO, which reads W_pos
-        raise NotApplicableError(f"the duplicate-neuron ablation does not apply: {weights.label} has "
-                                 f"{cfg.positional} positions, no learned position table W_pos to choose neurons by PVO")
+    if cfg.positional != "learned":  # the question is about W_pos's signal, however the neurons are chosen
+        raise NotApplicableError(f"the duplicate-neuron ablation does not apply: it asks how neurons read the positional "
+                                 f"signal (W_pos) that duplicate heads move, and {weights.label} has {cfg.positional} "
+                                 "positions, with no W_pos table")
     require(weights, ["embed.W_E", "pos_embed.W_pos"] + [f"blocks.{l}.mlp.W_in" for l in range(layer + 1)],
             f"token inputs through layer {layer}'s MLP (the duplicate-neuron ablation)")
     if why := zero_mlp_reason(weights, layer):  # else every neuron reads 0 and each ratio is nan
