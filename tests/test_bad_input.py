@@ -119,6 +119,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("sweep", ["sweep", "--revisions", ",", "-o", "{out}"], "names no revision"),
     ("sweep", ["sweep", "-m", "{corrupt}", "-a", "helix", "-o", "{out}"], "safetensors"),
     ("report", ["report", "-m", "random=-1:tiny", "-o", "{out}"], "seed is a whole number"),
+    ("report", ["report", "-m", "random:random:tiny", "-o", "{out}"], "one random: is enough"),
+    ("sweep", ["sweep", "--set", "helix.k=abc", "-o", "{out}"], "is not a whole number"),
     ("lens", ["lens", "--prompt", "@", "-o", "{out}"], "needs a file's path"),
     ("report", ["report", "--quick", "--full", "-o", "{out}"], "--quick"),
     ("report", ["report", "--set", "helix.n_components=abc", "-o", "{out}"], "n_components"),

@@ -136,9 +136,9 @@ def _clean_up_on_error(cmd: click.Command) -> None:
 def cli():
     """poslens: how GPT-2-style transformers know where each token is.
 
-    Every command takes --model (a name from `poslens models`, a hub id, or a checkpoint
-    directory; default: the embedded `tiny`), --out DIR for result.json and figures, and
-    --json to print the result.
+    The analysis commands take --model (a name from `poslens models`, a hub id, or a
+    checkpoint directory; default: the embedded `tiny`), --out DIR for result.json and
+    figures, and --json to print the result; `inspect MODEL` reads one checkpoint as stored.
     """
 
 

@@ -11,9 +11,10 @@ from ..errors import InvalidInputError
 DEFAULT_MODEL = "tiny"
 
 
-def model_option(multiple: bool = False):
-    help_ = ("Model: a name from `poslens models`, a hub id, or a checkpoint directory; NAME@REV for a revision; "
-             "random:SPEC (random=SEED:SPEC) for its null, every tensor redrawn at its own mean and std.")
+def model_option(multiple: bool = False, null: bool = True):
+    """``--model``; ``null``: the command takes a model's null (``random:SPEC``), not only checkpoints as stored."""
+    help_ = "Model: a name from `poslens models`, a hub id, or a checkpoint directory; NAME@REV for a revision" + (
+        "; random:SPEC (random=SEED:SPEC) for its null, every tensor redrawn at its own mean and std." if null else ".")
     if multiple:
         return click.option("--model", "-m", "model", multiple=True, help=help_ + " Repeat for several.")
     return click.option("--model", "-m", "model", default=DEFAULT_MODEL, show_default=True, help=help_)

@@ -24,7 +24,7 @@ def _overrides(items) -> dict:
 
 
 @click.command("sweep")
-@model_option(multiple=True)
+@model_option(multiple=True, null=False)
 @click.option("--revisions", "revs", default=None,
               help="Explicit revisions: steps or names, comma-separated (e.g. 0,1000,10000 or checkpoint-400000).")
 @click.option("--every", type=int, default=None, help="Every N-th checkpoint of each run (always the last).")

@@ -237,6 +237,8 @@ def null_spec(spec: str) -> tuple[str, int | None]:
     m = _NULL.match(str(spec))
     if m is None and re.match(r"^random=[^:]*:", str(spec)):
         raise InvalidInputError(f"'{spec}': the null model's seed is a whole number >= 0, as in random=3:tiny")
+    if m and _NULL.match(m.group(2)):
+        raise InvalidInputError(f"'{spec}' is a null model of a null model; one random: is enough, as in random:tiny")
     return (m.group(2), int(m.group(1) or 0)) if m else (str(spec), None)
 
 

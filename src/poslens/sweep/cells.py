@@ -185,7 +185,9 @@ def options_for(analysis: str, overrides: dict | None) -> dict:
         try:
             out[k] = type(out[k])(v)
         except (TypeError, ValueError):
-            raise InvalidInputError(f"{analysis}.{k}={v!r} is not a {type(out[k]).__name__}") from None
+            kind = {"int": "a whole number", "float": "a number", "bool": "true or false"}.get(type(out[k]).__name__,
+                                                                                            type(out[k]).__name__)
+            raise InvalidInputError(f"{analysis}.{k}={v!r} is not {kind}") from None
     if analysis == "helix" and out["k"] < 1:
         raise InvalidInputError(f"helix.k must be at least 1 (got {out['k']})")
     return out
