@@ -115,6 +115,8 @@ CASES: list[tuple[str, list[str], str]] = [
     # --- the report
     ("report", ["report", "--only", "nope", "-o", "{out}"], "no report stage"),
     ("report", ["report", "--only", ",", "-o", "{out}"], "--only names no stage"),
+    ("report", ["report", "--only", "helix", "--set", "word_index.schemes=bogus", "-o", "{out}"], "unknown scheme"),
+    ("report", ["report", "--set", "sinks.inputs=bogus", "-o", "{out}"], "unknown input kind"),
     ("sweep", ["sweep", "-a", ",", "-o", "{out}"], "names no analysis"),
     ("sweep", ["sweep", "--revisions", ",", "-o", "{out}"], "names no revision"),
     ("sweep", ["sweep", "-m", "{corrupt}", "-a", "helix", "-o", "{out}"], "safetensors"),

@@ -55,7 +55,9 @@ class Stage:
     ``needs`` capabilities (see :data:`CAPABILITIES`) or TransformerLens tensor names;
     ``supports(ctx)`` an extra reason to skip (or None); ``harvests(ctx, options)`` the
     forward passes it reads through ``ctx.activations(dataset)``; ``code`` the modules
-    whose source is part of the cache key (an analysis that changes is recomputed).
+    whose source is part of the cache key (an analysis that changes is recomputed);
+    ``validates(**options)`` builds the analysis's Options from them (overrides included), so
+    that its own checks (a scheme's name, a choice) run before any work starts.
     """
 
     name: str
@@ -71,6 +73,7 @@ class Stage:
     about: str = ""
     seed: str = ""
     final: bool = False  # runs after every other stage (reads their results through ctx.finished)
+    validates: Callable[..., object] | None = None
 
     def options_for(self, ctx: Context, overrides: dict | None = None) -> dict:
         opts = dict(self.options(ctx) if self.options else {})
@@ -81,6 +84,11 @@ class Stage:
                     f"its options are: {', '.join(sorted(opts)) or 'none'}"
                 )
             opts[k] = check_option(self.name, k, opts[k], v)
+        if overrides and self.validates is not None:
+            try:
+                self.validates(**opts)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"--set {self.name}: {exc}") from None
         return opts
 
 

@@ -35,6 +35,9 @@ def _stage(name: str, title: str, run: str, claims: str, n_seq: tuple[int, ...],
         return dataclasses.asdict(Options(n_seq=ctx.pick(*n_seq), seq_len=min(ctx.pick(*seq_len), ctx.cfg.n_ctx),
                                           seed=ctx.seed))
 
+    def validate(**opts) -> None:
+        importlib.import_module(f"poslens.analyses.{name}.measure").Options(**opts)
+
     def call(ctx, opts):
         analysis = importlib.import_module(f"poslens.analyses.{name}")
         _CFG[ctx.label] = ctx.cfg
@@ -52,7 +55,7 @@ def _stage(name: str, title: str, run: str, claims: str, n_seq: tuple[int, ...],
         return lines + C.lines(C.check(study, result, C.model_kind(cfg, result.model)))
 
     return Stage(name, title, call, options=options, figures=lazy("positional", "figures", "viz"), summarize=summarize,
-                 supports=supports, code=CODE, about=about)
+                 supports=supports, code=CODE, about=about, validates=validate)
 
 
 def _rotary_supports(ctx) -> str | None:

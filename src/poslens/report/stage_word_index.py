@@ -24,6 +24,12 @@ def _options(ctx) -> dict:
             "Cs": ctx.pick([0.1, 1.0, 10.0], [0.01, 0.1, 1.0, 10.0], list(Options.Cs))}
 
 
+def _validate(**opts) -> None:
+    from ..analyses.word_index.options import Options
+
+    Options(**opts)
+
+
 def _supports(ctx) -> str | None:
     if ctx.cfg.n_ctx < 32:
         return f"the model's context (n_ctx={ctx.cfg.n_ctx}) is too short for the prompts' prefix and seven words"
@@ -49,6 +55,7 @@ STAGES = [
         figures=lazy("word_index", "word_index_figures", "viz"),
         summarize=lazy("word_index", "summarize"),
         supports=_supports,
+        validates=_validate,
         code=tuple(f"poslens.analyses.word_index{s}" for s in ("", ".options", ".measure", ".harvest", ".probes", ".logistic", ".evaluate"))
         + ("poslens.claims.attach",)
         + ("poslens.claims.emergent_positional_embeddings", "poslens.data.word_prompts", "poslens.viz.word_index",
