@@ -287,3 +287,13 @@ def test_the_tokenizer_prepends_the_family_s_own_bos(tmp_path):
     tk.save(str(path / "tokenizer.json"))
     tok = Tokenizer.for_checkpoint(open_checkpoint(str(path)))
     assert tok.encode("the word", prepend_bos=True) == [5, 1, 3]  # config.json's bos ("<s>"), not GPT-2's
+
+
+def test_an_in_memory_model_without_its_tokenizer_is_told_to_pass_one(tmp_path):
+    from poslens.models.tokenizer import Tokenizer
+
+    model, path = build(tmp_path, ("llama", "gqa"))  # vocab 101: GPT-2's tokenizer does not fit
+    with pytest.raises(PoslensError, match=r"pass the model's own tokenizer \(tokenizer="):
+        Tokenizer.for_checkpoint(Weights.from_hf_model(model).source)
+    with pytest.raises(PoslensError, match="beside its config.json"):
+        Tokenizer.for_checkpoint(load_weights(str(path)).source)

@@ -231,6 +231,8 @@ class StateDictCheckpoint(Checkpoint):
         ckpt._files, ckpt._index = [f], {k: 0 for k in f.names}
         return ckpt
 
+    in_memory = True  # no files beside it: its path is a placeholder
+
     def tokenizer_files(self) -> dict[str, Path]:
-        return {}  # an in-memory model has no files beside it (its path is a placeholder)
+        return {}
 

@@ -77,7 +77,8 @@ class Tokenizer:
         if tok.vocab_size > ckpt.config.d_vocab:
             raise InvalidInputError(
                 f"tokenizer {tok.source} has {tok.vocab_size} tokens but {ckpt.label} has d_vocab={ckpt.config.d_vocab}; "
-                "put the model's own tokenizer files beside its config.json"
+                + ("pass the model's own tokenizer (tokenizer=Tokenizer.from_file('.../tokenizer.json'))"
+                   if getattr(ckpt, "in_memory", False) else "put the model's own tokenizer files beside its config.json")
             )
         return tok
 
