@@ -74,3 +74,10 @@ def test_identity_names_the_vocabulary_not_the_directory(partial_ckpt, tmp_path)
         ids.append(Tokenizer.for_checkpoint(open_checkpoint(str(tmp_path / where))).identity)
     assert ids[0] == ids[1] and ids[0].startswith("tokenizer.json, sha256 ") and str(tmp_path) not in ids[0]
     assert ids[0].split(", ")[-1] != gpt2.split(", ")[-1]
+
+
+def test_an_id_past_the_vocabulary_reads_as_its_number():
+    # models pad their embedding past the tokenizer (OPT, Pythia): those rows decode to '' and would print blank
+    from poslens.models.tokenizer import Tokenizer
+
+    assert Tokenizer.gpt2().to_str_tokens([464, 50300]) == ["The", "#50300"]

@@ -111,7 +111,9 @@ class Tokenizer:
         return self._tk.decode([int(i) for i in ids], skip_special_tokens=False)
 
     def to_str_tokens(self, ids) -> list[str]:
-        return [self.decode([i]) for i in ids]
+        """Each id as its token's text; an id past the tokenizer's vocabulary (a model's padded
+        embedding rows, which decode to '') as ``#ID``."""
+        return [self.decode([i]) if 0 <= int(i) < self.vocab_size else f"#{int(i)}" for i in ids]
 
     def token_to_id(self, token: str) -> int | None:
         return self._tk.token_to_id(token)

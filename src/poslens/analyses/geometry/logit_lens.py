@@ -129,7 +129,7 @@ def greedy_generate(runner: Runner, ids: list[int], n_new: int, top_k: int, toke
         logits = cache.logits[0].float()
         lp = torch.log_softmax(logits, -1)
         vals, idx = logits.topk(min(top_k, logits.numel()))
-        cands = [TopToken(int(i), tokenizer.decode([int(i)]) if tokenizer else str(int(i)), float(lp[i].exp()),
+        cands = [TopToken(int(i), tokenizer.to_str_tokens([i])[0] if tokenizer else str(int(i)), float(lp[i].exp()),
                           float(v)) for v, i in zip(vals, idx)]
         steps.append(GenerationStep(cands[0], cands, float(_entropy(lp))))
         seq.append(cands[0].id)
@@ -174,7 +174,7 @@ def logit_lens(
     hooks = probe_hooks(cfg.n_layers, final_ln=False)
     acts = states if states is not None else runner.run(torch.tensor([ids]), hooks=hooks)
     points = [p.replace(" +ln_f", "") for p in probe_labels(cfg.n_layers, final_ln=False)]
-    dec = (lambda i: tokenizer.decode([int(i)])) if tokenizer else (lambda i: str(int(i)))
+    dec = (lambda i: tokenizer.to_str_tokens([i])[0]) if tokenizer else (lambda i: str(int(i)))
 
     final_lp = None
     per_point: list[dict[str, Any]] = []
