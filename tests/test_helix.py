@@ -374,6 +374,14 @@ def test_cli_several_models_grid_and_sweep(revisions, tmp_path):
     assert [row["step"] for row in json.loads(res.stdout)["table"]] == [0, 300, 1000]
 
 
+def test_cli_steps_and_every_pick_a_trained_model_s_own_snapshots(tmp_path):
+    res = _cli(["helix", "-m", "tiny", "--every", "6", "-o", str(tmp_path / "e"), "--json", "--no-figures"])
+    assert res.exit_code == 0, res.output  # tiny's 13 snapshots: every 6th, ending with the last
+    assert [row["step"] for row in json.loads(res.stdout)["table"]] == [0, 38, 3000]
+    res = _cli(["helix", "-m", "tiny", "--steps", "0,5", "-o", str(tmp_path / "s")])
+    assert res.exit_code == 2 and "no snapshot at step 5" in res.stderr and "0, 1, 2, 4" in res.stderr
+
+
 def test_report_stage(planted, tmp_path):
     from poslens.report import build_report
     from poslens.report.stage_helix import STAGES

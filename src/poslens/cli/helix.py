@@ -25,6 +25,20 @@ def _range(spec: str | None) -> tuple[int | None, int | None]:
         raise InvalidInputError(f"--positions '{spec}' is not START:STOP (e.g. 1:1024, 100: or :100)") from None
 
 
+def _chosen_snapshots(name: str, history: list, steps: list[int] | None, every: int | None) -> list:
+    """The snapshot folders of ``history`` ([(step, dir)]) at ``steps``, or every ``every``-th (ending with the last)."""
+    if every is not None:
+        if every < 1:
+            raise InvalidInputError(f"--every must be a positive number of snapshots (got {every})")
+        chosen = history[::every] + ([history[-1]] if (len(history) - 1) % every else [])
+        return [d for _, d in chosen]
+    by_step = dict(history)
+    if missing := [s for s in steps if s not in by_step]:
+        raise InvalidInputError(f"{name} has no snapshot at step {missing[0]}; its snapshots are at steps "
+                                f"{', '.join(str(s) for s in by_step)}")
+    return [by_step[s] for s in steps]
+
+
 @click.command("helix")
 @model_option(multiple=True)
 @click.option("--family", default=None,
@@ -52,19 +66,22 @@ def helix_cmd(model, family, sweep, steps, every, positions, no_figures, out, as
     options = dataclasses.asdict(build_options(Options, {**kw, "start": start, "stop": stop}))
     del options["tokens"]
     specs = list(model) + (list(registry.family(family)) if family else [])
+    from ..train.history import history_dir, snapshot_dirs
+
     step_list = parse_ints(steps, "--steps", example="0,1000,10000", items="training steps")
+    specs = specs or ["tiny"]
+    local = registry.resolve(specs[0]).local_dir if len(specs) == 1 else None
+    history = snapshot_dirs(local) if local is not None and history_dir(local).is_dir() else None
     if step_list is not None or every is not None:
         if len(specs) != 1:
             raise InvalidInputError("--steps/--every sweep one run: give exactly one --model (e.g. --model alias)")
-        specs, sweep = H.sweep_specs(specs[0], step_list, every), True
-    if not specs:
-        specs = ["tiny"]
-    if sweep and len(specs) == 1:  # one trained model: sweep the snapshots of its training history
-        from ..train.history import history_dir, snapshot_dirs
-
-        local = registry.resolve(specs[0]).local_dir
-        if local is not None and history_dir(local).is_dir():
-            specs = [str(d) for _, d in snapshot_dirs(local)]
+        if history is None:  # a published run on the hub
+            specs = H.sweep_specs(specs[0], step_list, every)
+        else:  # a trained model's own snapshots (tiny's included)
+            specs = [str(d) for d in _chosen_snapshots(specs[0], history, step_list, every)]
+        sweep = True
+    elif sweep and history is not None:  # one trained model: sweep every snapshot of its training history
+        specs = [str(d) for _, d in history]
     if tokens and (sweep or len(specs) > 1):
         options["tokens"] = True
     if sweep:
