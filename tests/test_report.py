@@ -370,9 +370,9 @@ def test_a_null_model_beside_its_model_finds_nothing_learned(tmp_path):
     null's are not, and its pages, fingerprint and cache are its own."""
     from poslens.report import build_report
 
-    page, reps = build_report(["tiny-attn", "random:tiny-attn"], tmp_path / "r", size="quick", progress=False,
-                              only=["profile", "verdicts"])
-    model, null = reps
+    page, reps = build_report(["tiny-attn", "random:tiny-attn", "random=0:tiny-attn"], tmp_path / "r", size="quick",
+                              progress=False, only=["profile", "verdicts"])
+    model, null = reps  # random=0: is random: (seed 0), reported once
     assert null.model == "tiny-attn (random weights, seed 0)" and null.out.name == "random-tiny-attn"
     assert null.fingerprint != model.fingerprint
     rows = [{r["mechanism"]: r["verdict"] for o in rep.outcomes if o.name == "verdicts" for r in o.result["rows"]}
@@ -662,3 +662,13 @@ def test_a_long_cell_is_cut_with_the_whole_text_on_hover():
     cell = fmt(long)
     assert cell.startswith('<span title="ours: ' + "x" * 200 + ' &lt;b&gt;">') and cell.endswith("…</span>")
     assert fmt("short <b>") == "short &lt;b&gt;" and fmt(None) == "—"
+
+
+def test_one_model_under_two_spellings_is_reported_once(tmp_path, monkeypatch):
+    from poslens.report import _same_model
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m").mkdir()
+    assert _same_model("m") == _same_model(str(tmp_path / "m")) == _same_model("./m/")
+    assert _same_model("random:m") == _same_model(f"random=0:{tmp_path / 'm'}") != _same_model("random=1:m")
+    assert _same_model("m@2") != _same_model("m")

@@ -56,6 +56,17 @@ def model_folder(spec: str, taken: set[str]) -> str:
     return folder
 
 
+def _same_model(spec: str) -> tuple:
+    """What makes two specs the same model: ``random:tiny`` is ``random=0:tiny``, and a relative
+    path the absolute one (a report on both would compute everything twice)."""
+    from ..models.weights import null_spec
+
+    base, seed = null_spec(spec)
+    name, at, rev = base.partition("@")
+    path = Path(name).expanduser()
+    return (str(path.resolve()) if path.exists() else name) + at + rev, seed
+
+
 def build_report(
     models: Sequence[str],
     out: str | Path,
@@ -82,7 +93,10 @@ def build_report(
     ``only``/``skip``, the other stages' cached sections stay on the page. ``png`` also draws a
     PNG of every interactive figure (by default only figures with no interactive twin get one).
     """
-    models = list(dict.fromkeys(str(m) for m in models))
+    unique: dict[tuple, str] = {}
+    for m in map(str, models):
+        unique.setdefault(_same_model(m), m)  # the first spelling of each model
+    models = list(unique.values())
     if not models:
         raise InvalidInputError("no model given; pass --model NAME (e.g. tiny)")
     if size not in SIZES:
