@@ -28,10 +28,9 @@ def _range(spec: str | None) -> tuple[int | None, int | None]:
 def _chosen_snapshots(name: str, history: list, steps: list[int] | None, every: int | None) -> list:
     """The snapshot folders of ``history`` ([(step, dir)]) at ``steps``, or every ``every``-th (ending with the last)."""
     if every is not None:
-        if every < 1:
-            raise InvalidInputError(f"--every must be a positive number of snapshots (got {every})")
-        chosen = history[::every] + ([history[-1]] if (len(history) - 1) % every else [])
-        return [d for _, d in chosen]
+        from ..analyses.helix.family import every_nth
+
+        return [d for _, d in every_nth(history, every)]
     by_step = dict(history)
     if missing := [s for s in steps if s not in by_step]:
         raise InvalidInputError(f"{name} has no snapshot at step {missing[0]}; its snapshots are at steps "

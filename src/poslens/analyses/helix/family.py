@@ -156,6 +156,17 @@ def _step_of(ckpt) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def every_nth(items: list, every: int) -> list:
+    """Every ``every``-th of ``items``, always ending with the last (a sweep keeps the final state).
+
+    >>> every_nth([0, 1, 2, 3, 4], 3)
+    [0, 3, 4]
+    """
+    if every < 1:
+        raise InvalidInputError(f"every must be a positive number of checkpoints (got {every})")
+    return items[::every] + ([items[-1]] if (len(items) - 1) % every else [])
+
+
 def sweep_specs(model: str, steps=None, every: int | None = None) -> list[str]:
     """``NAME@STEP`` specs for a run with published checkpoints (the Stanford CRFM runs).
 
@@ -179,11 +190,7 @@ def sweep_specs(model: str, steps=None, every: int | None = None) -> list[str]:
     if steps is None and every is None:
         raise InvalidInputError("give the steps to sweep (e.g. 0,1000,10000) or every=N")
     if every is not None:
-        if every < 1:
-            raise InvalidInputError(f"every must be a positive number of checkpoints (got {every})")
-        chosen = list(info.checkpoints[::every])
-        if chosen[-1] != info.checkpoints[-1]:
-            chosen.append(info.checkpoints[-1])
+        chosen = every_nth(list(info.checkpoints), every)
     else:
         chosen = [int(s) for s in steps]
     specs = [f"{info.name}@{s}" for s in chosen]
