@@ -343,7 +343,7 @@ def test_options_are_validated_once_and_keywords_override_them(planted):
 
     with pytest.raises(InvalidInputError, match="share of attention"):
         Options(threshold=0.0)
-    with pytest.raises(InvalidInputError, match="unknown --ln-scale"):
+    with pytest.raises(InvalidInputError, match="ln_scale must be one of approx, approx-const, exact-mean, none; got 'exact'"):
         NeuronOptions(ln_scale="exact")
     w = load_weights(str(planted.path))
     opts = Options(layers=[0], n_seq=3, seq_len=24, positional=False, threshold=0.9)

@@ -262,7 +262,7 @@ def test_bad_input(planted, partial_ckpt):
         duplicate_neurons(w, head=(0, 4))
     with pytest.raises(InvalidInputError, match="at least two"):
         duplicate_neurons(w, head=(0, 1), text="w3")
-    with pytest.raises(InvalidInputError, match="unknown --ln-scale"):
+    with pytest.raises(InvalidInputError, match="ln_scale must be one of approx, approx-const, exact-mean, none; got 'exact'"):
         duplicate_neurons(w, head=(0, 1), ln_scale="exact")
     with pytest.raises(InvalidInputError, match="layer 0"):
         duplicate_neurons(w, head=(0, 1), uniform_heads=[(1, 0)])

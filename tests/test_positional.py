@@ -368,7 +368,7 @@ def test_cli_commands(tmp_path, planted_sinks):
     res = CliRunner().invoke(cli, ["rotary", "-o", str(tmp_path / "r")])
     assert res.exit_code == 2 and "does not apply" in res.output and not (tmp_path / "r" / "result.json").exists()
     res = CliRunner().invoke(cli, ["position-probe", "--target", "nonsense", "-o", str(tmp_path / "p")])
-    assert res.exit_code == 2 and "unknown target" in res.output
+    assert res.exit_code == 2 and "'nonsense' is not one of 'position', 'log_position'" in res.output
 
 
 def test_report_stages_on_tiny_and_partial(tmp_path, partial_ckpt):

@@ -279,7 +279,7 @@ def test_spectra_and_sphere_options_declared_once(planted, tmp_path):
     (("--layers", "9"), "layer 9 does not exist"),
     (("--layers", "a,b"), "not a comma-separated list"),
     (("--matrices", "W_Z"), "unknown matrix"),
-    (("--sphere-positions", "everywhere"), "positions must be one of"),
+    (("--sphere-positions", "everywhere"), "'everywhere' is not one of 'sequence', 'random'"),
 ])
 def test_cli_spectra_bad_input(planted, tmp_path, args, words):
     path, _, _ = planted

@@ -256,8 +256,8 @@ def test_cli_subspaces(model, tmp_path):
     (("--text", ""), "prompt is empty"),
     (("--lengths", "15,x"), "not a whole number"),
     (("--noise", "loud"), "--noise"),
-    (("--subspace", "pca"), "subspace must be one of mp, gap"),
-    (("--space", "rows"), "space must be one of features, tokens"),
+    (("--subspace", "pca"), "'pca' is not one of 'mp', 'gap'"),
+    (("--space", "rows"), "'rows' is not one of 'features', 'tokens'"),
 ])
 def test_cli_subspaces_bad_input(model, tmp_path, args, words):
     path, _ = model

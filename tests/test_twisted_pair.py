@@ -342,7 +342,7 @@ def test_options_declared_once_reach_cli_and_report(tmp_path):
     o = json.loads(res.stdout)["options"]
     assert o["noise_sigmas"] == [0.0, 0.2] and o["reuse_ns"] == [] and o["grid"] is None and o["sweep_M"] == []
     bad = _cli(["--gate", "lp", "--no-model"], tmp_path)
-    assert bad.exit_code == 2 and "unknown gate 'lp'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert bad.exit_code == 2 and "'lp' is not one of 'fit', 'dot'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
     class Ctx:
         seed = 0

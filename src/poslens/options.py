@@ -81,10 +81,15 @@ def check_choices(options: Any) -> None:
     poslens.errors.InvalidInputError: mode must be one of denoise, noise; got 'sideways'
     """
     for f in dataclasses.fields(options):
-        allowed = f.metadata.get("choices")
         value = getattr(options, f.name)
-        if allowed is not None and value is not None and value not in allowed:
-            raise InvalidInputError(f"{f.name} must be one of {', '.join(map(str, allowed))}; got '{value}'")
+        if "choices" in f.metadata and value is not None:
+            one_of(f.name, value, f.metadata["choices"])
+
+
+def one_of(name: str, value: Any, allowed: tuple) -> None:
+    """The one error for a value outside its choices, whether an Options field or a function's keyword."""
+    if value not in allowed:
+        raise InvalidInputError(f"{name} must be one of {', '.join(map(str, allowed))}; got '{value}'")
 
 
 def checked(name: str, value: Any, tp: Any) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from ..analyses.heads.options import Options as HeadsOptions
-from ..analyses.neurons.options import LN_SCALES, Options as NeuronOptions
+from ..analyses.neurons.options import Options as NeuronOptions
 from ..claims.attach import with_published
 from ..errors import InvalidInputError
 from .common import common, finish, parse_heads, text_arg
@@ -52,24 +52,21 @@ def dup_heads_cmd(model, out, device, dtype, as_json, corpus, text, profile_head
 @common
 @click.option("--head", default=None,
               help="Head whose positional signal to follow, e.g. 0.5 (default: best layer-0 duplicate head).")
-@click.option("--ln-scale", type=click.Choice(list(LN_SCALES)), default=NeuronOptions.ln_scale, show_default=True,
-              help="Layer-0 LayerNorm multiplier applied to W_pos in PVO curves: the study's formula, the same with "
-              "the mean |W_pos|, the exact one (mean over tokens), or none (raw PVO).")
 @click.option("--text", default=None,
               help="Text (or @file) for the per-head decomposition (default: a window of --corpus, else a built-in passage).")
 @click.option("--corpus", type=click.Path(dir_okay=False), default=None, help="Text file for top activating examples.")
 @click.option("--uniform-heads", default=None,
               help="Heads approximated by the mean over earlier positions, e.g. 0.1,0.3 (default: detected on the text).")
 @click.option("--no-bos", is_flag=True, help="Do not prepend BOS to the text and corpus windows.")
-@options_flags(NeuronOptions, skip=("head", "ln_scale", "text", "corpus", "uniform_heads", "prepend_bos"))
-def dup_neurons_cmd(model, out, device, dtype, as_json, head, ln_scale, text, corpus, uniform_heads, no_bos, **kw):
+@options_flags(NeuronOptions, skip=("head", "text", "corpus", "uniform_heads", "prepend_bos"))
+def dup_neurons_cmd(model, out, device, dtype, as_json, head, text, corpus, uniform_heads, no_bos, **kw):
     """PVO analysis of a duplicate head, per-head decomposition of one neuron, top activating examples."""
     from ..analyses import neurons as N
     from ..models import load_weights
     from ..viz.duplicate import neuron_figures
 
     opts = build_options(NeuronOptions, {
-        **kw, "head": _one_head(head), "ln_scale": ln_scale, "text": text_arg(text, "--text"), "corpus": corpus,
+        **kw, "head": _one_head(head), "text": text_arg(text, "--text"), "corpus": corpus,
         "uniform_heads": parse_heads(uniform_heads), "prepend_bos": not no_bos})
     w = load_weights(model)
     r = with_published(N.duplicate_neurons(w, opts, device=device, dtype=dtype), w)

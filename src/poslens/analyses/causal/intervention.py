@@ -41,6 +41,7 @@ import torch
 
 from ...errors import InvalidInputError
 from ...models.runner import Runner
+from ...options import one_of
 
 KINDS = ("zero", "mean", "resample", "patch")
 TARGETS = ("head", "neuron", "direction")
@@ -214,12 +215,9 @@ def orthonormal_basis(vectors: torch.Tensor, what: str = "the direction") -> tor
 def validate(iv: Intervention, runner: Runner, references: Mapping[str, Any] | None = None) -> None:
     """Raise a PoslensError saying what is wrong with ``iv`` for this model, if anything."""
     cfg = runner.cfg
-    if iv.kind not in KINDS:
-        raise InvalidInputError(f"unknown ablation kind '{iv.kind}'; use one of {', '.join(KINDS)}")
-    if iv.target not in TARGETS:
-        raise InvalidInputError(f"unknown ablation target '{iv.target}'; use one of {', '.join(TARGETS)}")
-    if iv.mean_over not in ("sequences", "all"):
-        raise InvalidInputError(f"mean_over must be 'sequences' (per position) or 'all'; got '{iv.mean_over}'")
+    one_of("kind", iv.kind, KINDS)
+    one_of("target", iv.target, TARGETS)
+    one_of("mean_over", iv.mean_over, ("sequences", "all"))
     if not math.isfinite(iv.gain):
         raise InvalidInputError(f"gain must be a finite number; got {iv.gain}")
     runner.check_hook(iv.hook)

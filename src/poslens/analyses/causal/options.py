@@ -6,7 +6,7 @@
 3
 >>> HelixAblationOptions(kind="noise")
 Traceback (most recent call last):
-poslens.errors.InvalidInputError: kind must be 'zero' (project out) or 'mean' (keep the mean); got 'noise'
+poslens.errors.InvalidInputError: kind must be one of zero, mean; got 'noise'
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ class HelixAblationOptions:
         "help": "leave position 0 out of the PCA (as the helix post does)"})
     center: bool = field(default=True, metadata={"help": "centre W_pos's rows before the PCA"})
     kind: str = field(default="zero", metadata={
-        "help": "zero: project the subspace out; mean: replace it by its mean over positions"})
+        "help": "zero: project the subspace out; mean: replace it by its mean over positions", "choices": ("zero", "mean")})
     corpus: str | None = field(default=None, metadata={"help": "text file for the loss (default: the sample passage)"})
     n_seq: int = field(default=16, metadata={"help": "text windows"})
     seq_len: int = field(default=128, metadata={"help": "tokens per window (capped at n_ctx)"})
@@ -181,8 +181,7 @@ class HelixAblationOptions:
     seed: int = field(default=0, metadata={"help": "random seed"})
 
     def __post_init__(self) -> None:
-        if self.kind not in ("zero", "mean"):
-            raise InvalidInputError(f"kind must be 'zero' (project out) or 'mean' (keep the mean); got '{self.kind}'")
+        check_choices(self)
         _at_least(k=(self.k, 1))
         if self.n_random < 2:
             raise InvalidInputError(f"n_random must be at least 2 (a baseline needs a spread); got {self.n_random}")

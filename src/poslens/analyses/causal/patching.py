@@ -32,6 +32,7 @@ import torch
 
 from ...errors import InvalidInputError
 from ...models.runner import Runner
+from ...options import one_of
 from ...progress import bar
 from ...results import Result
 from .intervention import resolve_positions
@@ -207,10 +208,8 @@ def patch_sweep(
     (2, n_positions)
     """
     t0 = time.perf_counter()
-    if mode not in MODES:
-        raise InvalidInputError(f"unknown patching mode '{mode}'; use one of {', '.join(MODES)}")
-    if method not in ("auto", "suffix", "full"):
-        raise InvalidInputError(f"unknown method '{method}'; use auto, suffix or full")
+    one_of("mode", mode, MODES)
+    one_of("method", method, ("auto", "suffix", "full"))
     hook_type = hook if hook.startswith("hook_") else f"hook_{hook}"
     if hook_type not in PATCH_HOOKS:
         raise InvalidInputError(f"residual patching hook '{hook}' is not one of "
@@ -291,8 +290,7 @@ def head_sweep(
     >>> r.normalized[layer][head]                                  # doctest: +SKIP
     """
     t0 = time.perf_counter()
-    if mode not in MODES:
-        raise InvalidInputError(f"unknown patching mode '{mode}'; use one of {', '.join(MODES)}")
+    one_of("mode", mode, MODES)
     if hook not in HEAD_HOOKS:
         raise InvalidInputError(f"head patching hook '{hook}' is not one of {', '.join(HEAD_HOOKS)}")
     kc, kx, B, P = _check_inputs(runner, clean, corrupted, metric)

@@ -14,7 +14,7 @@ import math
 from dataclasses import field
 
 from ...errors import InvalidInputError
-from ...options import options_class
+from ...options import check_choices, one_of, options_class
 
 MATRICES = ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_out")
 GATED = "W_gate"  # the gate of a gated (SwiGLU) MLP, decomposed beside W_in
@@ -46,7 +46,7 @@ class SphereOptions:
     n_tokens: int = field(default=1000, metadata={"help": "random tokens per sphere-overlap trial"})
     n_trials: int = field(default=20, metadata={"help": "sphere-overlap trials"})
     positions: str = field(default="sequence", metadata={
-        "help": "token i at position i mod n_ctx (sequence), or at a random position"})
+        "help": "token i at position i mod n_ctx (sequence), or at a random position", "choices": POSITIONS})
     seed: int = field(default=0, metadata={"help": "random seed of the tokens"})
     bins: int = field(default=60, metadata={"help": "bins of the overlap-margin histogram"})
 
@@ -55,8 +55,7 @@ class SphereOptions:
             raise InvalidInputError(f"n_tokens must be at least 2; got {self.n_tokens}")
         if self.n_trials < 1:
             raise InvalidInputError(f"n_trials must be at least 1; got {self.n_trials}")
-        if self.positions not in POSITIONS:
-            raise InvalidInputError(f"positions must be one of {', '.join(POSITIONS)}; got '{self.positions}'")
+        check_choices(self)
 
 
 def check_threshold(threshold: float) -> None:
@@ -72,10 +71,8 @@ def check_threshold(threshold: float) -> None:
 def check_options(subspace: str, space: str, threshold: float) -> None:
     """InvalidInputError for an unknown subspace rule or space, or a threshold outside (0, 1)."""
     check_threshold(threshold)
-    if subspace not in SUBSPACES:
-        raise InvalidInputError(f"subspace must be one of {', '.join(SUBSPACES)}; got '{subspace}'")
-    if space not in SPACES:
-        raise InvalidInputError(f"space must be one of {', '.join(SPACES)}; got '{space}'")
+    one_of("subspace", subspace, SUBSPACES)
+    one_of("space", space, SPACES)
 
 
 @options_class
@@ -86,9 +83,11 @@ class SubspacesOptions:
     prepend_bos: bool = field(default=False, metadata={"help": "prepend the BOS token"})
     final_ln: bool = field(default=True, metadata={"help": "last point through ln_f, like HF hidden_states"})
     subspace: str = field(default="mp", metadata={
-        "help": "signal subspace by the Marchenko-Pastur edge (mp) or the largest spectral-gap ratio (gap)"})
+        "help": "signal subspace by the Marchenko-Pastur edge (mp) or the largest spectral-gap ratio (gap)",
+        "choices": SUBSPACES})
     space: str = field(default="features", metadata={
-        "help": "subspaces in R^d_model (features: right singular vectors) or R^N (tokens: Gram eigenvectors)"})
+        "help": "subspaces in R^d_model (features: right singular vectors) or R^N (tokens: Gram eigenvectors)",
+        "choices": SPACES})
     threshold: float = field(default=0.9, metadata={
         "help": "overlap: a principal angle is shared when its cosine exceeds this (0 < t < 1)"})
     noise: str | float = field(default="iterative", metadata={

@@ -14,7 +14,7 @@ from dataclasses import field
 from typing import TYPE_CHECKING
 
 from ...errors import InvalidInputError
-from ...options import options_class
+from ...options import check_choices, options_class
 
 if TYPE_CHECKING:
     from ...models.weights import Weights
@@ -46,8 +46,7 @@ class Options:
     batch_size: int = field(default=8, metadata={"help": "sequences per forward pass"})
 
     def __post_init__(self) -> None:
-        if self.rank_by not in ("repeated", "text"):
-            raise InvalidInputError(f"rank_by must be 'repeated' or 'text'; got {self.rank_by!r}")
+        check_choices(self)
         if self.rank_by == "text" and self.corpus is None and self.text is None:
             raise InvalidInputError("rank_by='text' needs natural text: a corpus file (--corpus) or a text")
         if self.n_seq < 1 or self.n_text_seq < 1 or self.batch_size < 1:

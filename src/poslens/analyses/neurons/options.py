@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import field
 
 from ...errors import InvalidInputError
-from ...options import options_class
+from ...options import check_choices, options_class
 
 LN_SCALES = ("approx", "approx-const", "exact-mean", "none")  # how the layer-0 LayerNorm scale is modelled
 
@@ -23,7 +23,8 @@ class Options:
     threshold: float = field(default=30.0, metadata={"help": "|PVO| norm above which a neuron is selected"})
     top_k: int = field(default=8, metadata={"help": "neurons taken when none passes the threshold"})
     ln_scale: str = field(default="approx", metadata={
-        "help": "layer-0 LayerNorm multiplier in PVO curves: " + ", ".join(LN_SCALES)})
+        "help": "layer-0 LayerNorm multiplier applied to W_pos in PVO curves: the study's formula, the same with the "
+                "mean |W_pos|, the exact one (mean over tokens), or none (raw PVO)", "choices": LN_SCALES})
     mlp_scale: float | None = field(default=None, metadata={"help": "MLP LayerNorm divisor (default: measured on the text)"})
     fold_ln: bool = field(default=True, metadata={"help": "PVO from weights with LayerNorm folded in"})
     center: bool = field(default=True, metadata={"help": "centre W_E and W_pos (and the other writers) over d_model"})
@@ -46,8 +47,7 @@ class Options:
     batch_size: int = field(default=8, metadata={"help": "sequences per forward pass"})
 
     def __post_init__(self) -> None:
-        if self.ln_scale not in LN_SCALES:
-            raise InvalidInputError(f"unknown --ln-scale '{self.ln_scale}'; use one of {', '.join(LN_SCALES)}")
+        check_choices(self)
         if self.threshold < 0 or self.top_k < 1 or self.k_examples < 0 or self.max_curves < 0:
             raise InvalidInputError("threshold must be >= 0, top_k >= 1, k_examples and max_curves >= 0")
         if self.mlp_scale is not None and not self.mlp_scale > 0:

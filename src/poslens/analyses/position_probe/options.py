@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import field
 
 from ...errors import InvalidInputError
-from ...options import options_class
+from ...options import check_choices, options_class
 
 INPUT_KINDS = ("text", "random_tokens", "positional")
 TARGETS = ("position", "log_position")
@@ -19,10 +19,11 @@ class Options:
     seq_len: int = field(default=128, metadata={"help": "tokens per sequence (capped at n_ctx)"})
     inputs: str = field(default="auto", metadata={
         "help": "text, random_tokens or positional; auto: text where the model has a tokenizer, else random tokens, "
-                "else positional inputs alone"})
+                "else positional inputs alone", "choices": ("auto", *INPUT_KINDS)})
     corpus: str = field(default="", metadata={"help": "text file for text inputs (default: the built-in passage)"})
     target: str = field(default="position", metadata={
-        "help": "what the probe regresses: position p, or log(p + 1) (mapped back to positions for the error)"})
+        "help": "what the probe regresses: position p, or log(p + 1) (mapped back to positions for the error)",
+        "choices": TARGETS})
     test_frac: float = field(default=0.25, metadata={"help": "share of sequences held out for the test", "range": "(0, 1)"})
     val_frac: float = field(default=0.2, metadata={"help": "share of training sequences used to pick the ridge strength",
                                                       "range": "(0, 1)"})
@@ -34,10 +35,7 @@ class Options:
     seed: int = field(default=0, metadata={"help": "random seed (inputs and the train/test split)"})
 
     def __post_init__(self) -> None:
-        if self.inputs not in ("auto", *INPUT_KINDS):
-            raise InvalidInputError(f"unknown inputs '{self.inputs}'; use auto, {', '.join(INPUT_KINDS)}")
-        if self.target not in TARGETS:
-            raise InvalidInputError(f"unknown target '{self.target}'; use {' or '.join(TARGETS)}")
+        check_choices(self)
         if not (0 < self.test_frac < 1 and 0 < self.val_frac < 1):
             raise InvalidInputError(f"test_frac and val_frac must lie in (0, 1); got {self.test_frac}, {self.val_frac}")
         if self.seq_len < 2 or self.n_bins < 1 or self.batch_size < 1:

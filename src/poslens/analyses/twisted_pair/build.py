@@ -51,18 +51,16 @@ from ...errors import InvalidInputError
 from ...io import atomic_write_text
 from ...models.config import ModelConfig
 from ...models.weights import Weights
+from ...options import one_of
 from ..helix.pca import OdeFit, fit_linear_ode
 from .curves import Curve, CurveInfo, CurveStats, curve_stats, derivative
 from .gates import fit_gate, sentry_layout
-from .options import GATES
-
-VARIANTS = ("plain", "helix")
+from .options import GATES, VARIANTS
 
 
 def check_sizes(n: int, M: int, k: int, variant: str = "plain") -> None:
     """The post's assumptions on sizes, as one-sentence errors."""
-    if variant not in VARIANTS:
-        raise InvalidInputError(f"unknown variant '{variant}'; use one of {', '.join(VARIANTS)}")
+    one_of("variant", variant, VARIANTS)
     if int(M) < 1:
         raise InvalidInputError(f"M={M}: the construction needs at least one gap between sentries (M >= 1)")
     if int(n) < 2:
@@ -267,8 +265,7 @@ def build(curve: Curve, n: int, M: int, k: int, *, variant: str = "plain", gate:
     (True, 2)
     """
     check_sizes(n, M, k, variant)
-    if gate not in GATES:
-        raise InvalidInputError(f"unknown gate '{gate}'; use one of {', '.join(GATES)}")
+    one_of("gate", gate, GATES)
     if not 0 < signal_fraction < 1:
         raise InvalidInputError(f"signal_fraction must be in (0, 1) so the paired neurons stay on (got {signal_fraction})")
     n, M, k = int(n), int(M), int(k)

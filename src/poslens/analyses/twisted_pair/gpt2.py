@@ -36,8 +36,10 @@ import torch.nn.functional as F
 
 from ...errors import InvalidInputError, MissingTensorError
 from ...models.weights import Weights, require
+from ...options import one_of
 from ..heads.options import check_layers
 from ..helix.pca import OdeFit, PCAFit, fit_linear_ode, pca
+from .options import SCHEMES
 
 CURVE_SOURCES = ("W_pos", "W_E")
 
@@ -182,8 +184,7 @@ def _curve_rows(weights: Weights, source: str, first_position: int) -> np.ndarra
 def fit_curve(weights: Weights, *, source: str = "W_pos", first_position: int = 1, n_components: int = 6,
               scheme: str = "savgol", window: int = 51, n_surrogates: int = 5, seed: int = 0) -> tuple[CurveFit, CurveOde]:
     """PCA + linear-ODE fit of the model's curve, with phase-randomised surrogates as a control."""
-    if scheme not in ("savgol", "central"):
-        raise InvalidInputError(f"unknown derivative scheme '{scheme}'; use savgol or central")
+    one_of("scheme", scheme, SCHEMES)
     X = _curve_rows(weights, source, first_position)
     P = len(X)
     k = min(int(n_components), X.shape[1], P - 1)

@@ -5,7 +5,7 @@ report's ``--set twisted_pair.*`` come from here); light to import.
 (32, (128, 512))
 >>> Options(scheme="spline")
 Traceback (most recent call last):
-poslens.errors.InvalidInputError: unknown derivative scheme 'spline'; use savgol or central
+poslens.errors.InvalidInputError: scheme must be one of savgol, central; got 'spline'
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import field
 
 from ...errors import InvalidInputError
-from ...options import options_class
+from ...options import check_choices, options_class
 
 GATES = ("fit", "dot")
 SCHEMES = ("savgol", "central")
 DTYPES = ("float64", "float32")
+VARIANTS = ("plain", "helix")
 
 
 @options_class
@@ -29,9 +30,10 @@ class Options:
     n: int = field(default=512, metadata={"help": "points x_i = f(i/n), i = 0..n"})
     M: int = field(default=32, metadata={"help": "sentry gaps: M + 1 sentries (per period in the helix variant: M)"})
     k: int = field(default=8, metadata={"help": "largest |i - j| estimated"})
-    variant: str = field(default="plain", metadata={"help": "gates on x_i (plain) or on y_i = A x_i + c ~ f'(i/n) with sentries reused every period (helix)"})
+    variant: str = field(default="plain", metadata={"help": "gates on x_i (plain) or on y_i = A x_i + c ~ f'(i/n) with sentries reused every period (helix)",
+                                                    "choices": VARIANTS})
     gate: str = field(default="fit", metadata={
-        "help": "gate direction: tuned by a max-margin LP (fit) or the post's literal f(s_m) (dot)"})
+        "help": "gate direction: tuned by a max-margin LP (fit) or the post's literal f(s_m) (dot)", "choices": GATES})
     signal_fraction: float = field(default=0.5, metadata={
         "help": "largest signal term, as a fraction of the gate margin"})
     period: float | None = field(default=None, metadata={
@@ -57,19 +59,16 @@ class Options:
         "help": "layers whose heads the model part ranks (default: all)"})
     first_position: int = field(default=1, metadata={"help": "first W_pos row of the model's curve"})
     n_components: int = field(default=6, metadata={"help": "principal components of W_pos for the f' = W f + c fit"})
-    scheme: str = field(default="savgol", metadata={"help": "derivative of W_pos: Savitzky-Golay (savgol) or raw central differences (central)"})
+    scheme: str = field(default="savgol", metadata={"help": "derivative of W_pos: Savitzky-Golay (savgol) or raw central differences (central)",
+                                                    "choices": SCHEMES})
     window: int = field(default=51, metadata={"help": "Savitzky-Golay window (odd)"})
     atol: float = field(default=1e-3, metadata={"help": "rounding slack (positions) when checking the bound"})
     dtype: str = field(default="float64", metadata={
-        "help": "the construction's dtype (float64 keeps rounding far below the bound; float32 is also checked)"})
+        "help": "the construction's dtype (float64 keeps rounding far below the bound; float32 is also checked)",
+        "choices": DTYPES})
     seed: int = field(default=0, metadata={"help": "random seed"})
 
     def __post_init__(self) -> None:
-        if self.gate not in GATES:
-            raise InvalidInputError(f"unknown gate '{self.gate}'; use one of {', '.join(GATES)}")
-        if self.scheme not in SCHEMES:
-            raise InvalidInputError(f"unknown derivative scheme '{self.scheme}'; use savgol or central")
-        if self.dtype not in DTYPES:
-            raise InvalidInputError(f"the construction's dtype must be float64 or float32; got '{self.dtype}'")
+        check_choices(self)
         if self.grid and not (self.grid_n and self.grid_k and self.grid_M):
             raise InvalidInputError("the grid needs n, k and M values (--grid-n, --grid-k, --grid-M) or --no-grid")
