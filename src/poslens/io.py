@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import InvalidInputError
+
 
 def _tmp_beside(path: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
@@ -40,6 +42,21 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def writable_dir(path: str | Path, what: str) -> Path:
+    """``path`` created (with its parents) and checked writable; one InvalidInputError saying ``what`` cannot be
+    written there if not. (A report's ``out/cache`` is made by its first entry, so one that fails early leaves no
+    empty folder.)"""
+    d = Path(path)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        probe = d / ".poslens-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write {what} to {d} ({exc.strerror or exc}); choose another --out") from None
+    return d
 
 
 def _fsync(path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidInputError
+from ..io import writable_dir
 
 DEFAULT_MODEL = "tiny"
 
@@ -51,18 +52,8 @@ def common(fn):
 
 
 def out_dir(out: Path | None, command: str) -> Path:
-    d = Path(out) if out is not None else Path("poslens-out") / command
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InvalidInputError(f"cannot create output directory {d} ({exc.strerror}); choose another --out") from exc
-    probe = d / ".poslens-write-test"
-    try:
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise InvalidInputError(f"output directory {d} is not writable ({exc.strerror}); choose another --out") from exc
-    return d
+    """``out`` (default: poslens-out/COMMAND), created and checked writable."""
+    return writable_dir(out if out is not None else Path("poslens-out") / command, "results")
 
 
 def emit(result, out: Path, as_json: bool, summary: str | None = None, figures: list[Path] | None = None) -> None:

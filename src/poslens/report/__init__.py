@@ -16,8 +16,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..errors import InvalidInputError, PoslensError
+from ..io import writable_dir
 from ..models.allocator import keep_freed_memory
-from .orchestrate import (SIZES, Context, Harvest, ModelReport, Outcome, Stage, parse_overrides, prepare_out, run_model,
+from .orchestrate import (SIZES, Context, Harvest, ModelReport, Outcome, Stage, parse_overrides, run_model,
                           select_stages)
 from .page import render_model_page, slug, write_pages
 
@@ -126,7 +127,7 @@ def build_report(
         raise InvalidInputError("no model could be opened: " + "; ".join(f"{m}: {e}" for m, e in errors.items()))
 
     out_existed = Path(out).exists()
-    out = prepare_out(out)
+    out = writable_dir(out, "the report")
     taken: set[str] = set()
     reports: list[ModelReport] = []
     for spec in models:

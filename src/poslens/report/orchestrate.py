@@ -35,7 +35,7 @@ from typing import Any
 from ..code_version import code_version
 from ..harvest import Harvest, Harvester
 from ..errors import CorpusError, InvalidInputError, NotApplicableError, PoslensError, suggest
-from ..io import atomic_write_text
+from ..io import atomic_write_text, writable_dir
 from ..results import Result, canonical, to_jsonable
 
 CACHE_FORMAT = "poslens-report-cache"
@@ -530,22 +530,6 @@ def parse_overrides(items: Iterable[str], stages: Sequence[Stage]) -> dict[str, 
     return out
 
 
-def prepare_out(out: str | Path) -> Path:
-    """Create ``out`` and check it is writable; InvalidInputError if not. (``out/cache`` is
-    made by the first cache entry, so a report that fails early leaves no empty folder.)"""
-    d = Path(out)
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-        probe = d / ".poslens-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise InvalidInputError(
-            f"cannot write the report to {d} ({exc.strerror or exc}); choose another --out"
-        ) from None
-    return d
-
-
 def _stderr(msg: str) -> None:
     from tqdm.auto import tqdm
 
@@ -582,7 +566,7 @@ def run_model(
     from ..progress import quiet
 
     with contextlib.nullcontext() if progress else quiet():  # --no-progress silences every inner bar too
-        out = prepare_out(out)
+        out = writable_dir(out, "the report")
         t_start = time.perf_counter()
         ctx = ctx or Context(spec, device=device, dtype=dtype, size=size)
         selected = set(compute) if compute is not None else {st.name for st in stages}
