@@ -193,9 +193,6 @@ class Weights:
     W_out = property(lambda self: self._stack("mlp.W_out"))
     b_out = property(lambda self: self._stack("mlp.b_out"))
 
-    def available(self, names: Iterable[str] | None = None) -> list[str]:
-        return [n for n in (names or self.names()) if self.has(n)]
-
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Every available tensor under TransformerLens names (loads them all)."""
         return {n: self.get(n) for n in self.names() if self.has(n)}
