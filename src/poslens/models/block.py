@@ -67,17 +67,15 @@ def act_fn(name: str, in_place: bool = False) -> Callable[[torch.Tensor], torch.
 
 
 # ---- positions ---------------------------------------------------------------------------
-def rotary_tables(cfg: ModelConfig, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin [len(positions), rotary_dim] for the rotate-half pairing (i, i + rotary_dim/2).
+def rotary_tables(r: int, base: float, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin [len(positions), r] for the rotate-half pairing (i, i + r/2) of ``r`` rotary dims.
 
     Computed in float32 like transformers, then cast to the run dtype.
     """
-    r = cfg.rotary_dim
-    inv_freq = 1.0 / (cfg.rotary_base ** (torch.arange(0, r, 2, dtype=torch.int64, device=positions.device).float() / r))
+    inv_freq = 1.0 / (base ** (torch.arange(0, r, 2, dtype=torch.int64, device=positions.device).float() / r))
     freqs = positions.float()[:, None] * inv_freq[None]
     emb = torch.cat([freqs, freqs], dim=-1)
-    dt = torch.float64 if dtype == torch.float64 else dtype
-    return emb.cos().to(dt), emb.sin().to(dt)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -320,7 +320,7 @@ class Runner:
         if self._rope is None or self._rope[0].shape[0] < start + n:
             size = min(self.cfg.n_ctx, max(start + n, 256))
             pos = torch.arange(size, device=self.device)
-            self._rope = rotary_tables(self.cfg, pos, self.dtype)
+            self._rope = rotary_tables(self.cfg.rotary_dim, self.cfg.rotary_base, pos, self.dtype)
         cos, sin = self._rope
         return cos[start:start + n], sin[start:start + n]
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ...models import block
+
 
 @dataclass(frozen=True)
 class RotarySpec:
@@ -57,15 +59,10 @@ def not_rotary_reason(cfg, label: str = "the model") -> str | None:
 
 
 def apply_rotary(x: torch.Tensor, spec: RotarySpec, offset: int = 0) -> torch.Tensor:
-    """Rotate ``x [batch, pos, head, d_head]`` as the model does at positions ``offset, offset+1, ...``."""
-    r, half = spec.rotary_dim, spec.rotary_dim // 2
-    P = x.shape[1]
-    theta = torch.tensor(spec.frequencies(), dtype=torch.float64)
-    ang = torch.arange(offset, offset + P, dtype=torch.float64)[:, None] * theta[None]  # [pos, half]
-    cos = ang.cos().to(x.dtype)[None, :, None, :]
-    sin = ang.sin().to(x.dtype)[None, :, None, :]
-    a, b = x[..., :half], x[..., half:r]
-    return torch.cat([a * cos - b * sin, b * cos + a * sin, x[..., r:]], dim=-1)
+    """Rotate ``x [batch, pos, head, d_head]`` at positions ``offset, offset+1, ...`` by the model's own
+    rotation (the forward block's tables and rotate-half, in ``x``'s dtype)."""
+    pos = torch.arange(offset, offset + x.shape[1], device=x.device)
+    return block.apply_rotary(x, *block.rotary_tables(spec.rotary_dim, spec.base, pos, x.dtype))
 
 
 def chunk_norms(x: torch.Tensor, spec: RotarySpec) -> torch.Tensor:
