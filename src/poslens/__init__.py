@@ -17,14 +17,17 @@ from .errors import PoslensError
 from .lazy import exports
 
 if TYPE_CHECKING:
+    from .analyses import load_result
     from .models import Checkpoint, ModelConfig, Runner, Weights, load_weights, open_checkpoint
     from .models.tokenizer import Tokenizer
 
 # torch loads on first use, so `poslens --help` and a mistyped flag answer at once
 __getattr__ = exports(__name__, {
+    ".analyses": ("load_result",),
     ".models": ("Checkpoint", "ModelConfig", "Runner", "Weights", "load_weights", "open_checkpoint"),
     ".models.tokenizer": ("Tokenizer",),
 })
 
 __version__ = "0.1.0"
-__all__ = ["Checkpoint", "ModelConfig", "PoslensError", "Runner", "Tokenizer", "Weights", "load_weights", "open_checkpoint"]
+__all__ = ["Checkpoint", "ModelConfig", "PoslensError", "Runner", "Tokenizer", "Weights", "load_result", "load_weights",
+           "open_checkpoint"]

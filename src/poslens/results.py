@@ -12,16 +12,21 @@ processing and the options it ran with, so a number always says where it came fr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import json
 import math
 import sys
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .errors import InvalidInputError
 from .io import atomic_write_text
 
 
@@ -75,6 +80,79 @@ def _array_jsonable(a: np.ndarray) -> Any:
     return to_jsonable(a.tolist())
 
 
+_SCALARS = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def from_jsonable(tp: Any, v: Any) -> Any:
+    """``v``, a value of type ``tp`` as :func:`to_jsonable` wrote it, typed again: dataclasses
+    (a :class:`Result` by its ``kind``), tuples, int dict keys, arrays, tensors, paths, and NaN
+    where a float was written as null. TypeError or ValueError where ``v`` does not fit ``tp``.
+
+    >>> from_jsonable(dict[int, tuple[float, ...]], {"3": [0.5, None]})
+    {3: (0.5, nan)}
+    """
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return v
+    if origin in (typing.Union, types.UnionType):
+        alts = [a for a in args if a is not type(None)]
+        if v is None and len(alts) < len(args):
+            return None
+        for a in alts[:-1]:  # the first that fits: a dict is a dataclass only if its keys are its fields
+            with contextlib.suppress(TypeError, ValueError):
+                return from_jsonable(a, v)
+        return from_jsonable(alts[-1], v)
+    if tp in _SCALARS:
+        if v is None and tp is float:
+            return math.nan  # written as null, as inf was: NaN is the nearer reading
+        if not isinstance(v, _SCALARS[tp]) or (tp is not bool and isinstance(v, bool)):
+            raise TypeError(f"expected {tp.__name__}, got {repr(v)[:40]}")
+        return v  # an int in a float field stays an int, so it is written back as it was
+    if v is None:
+        raise TypeError(f"null where {getattr(tp, '__name__', tp)} was expected")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(v, dict):
+            raise TypeError(f"expected {tp.__name__} (an object), got {repr(v)[:40]}")
+        if issubclass(tp, Result):
+            tp = tp.of_kind(v.get("kind", tp.kind))
+            v = {k: x for k, x in v.items() if k != "kind"}
+        unknown = sorted(set(v) - {f.name for f in dataclasses.fields(tp) if f.init})
+        if unknown:
+            raise TypeError(f"{tp.__name__} has no field {', '.join(unknown)}")
+        kw = {}
+        for k, x in v.items():
+            try:
+                kw[k] = from_jsonable(_hints(tp)[k], x)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{k}: {exc}") from None
+        return tp(**kw)
+    if origin in (list, tuple) or tp in (list, tuple):
+        if not isinstance(v, list):
+            raise TypeError(f"expected a list, got {repr(v)[:40]}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(v):
+                raise ValueError(f"expected {len(args)} items, got {len(v)}")
+            return tuple(from_jsonable(a, x) for a, x in zip(args, v))
+        items = [from_jsonable(args[0] if args else Any, x) for x in v]
+        return items if (origin or tp) is list else tuple(items)
+    if origin is dict or tp is dict:
+        if not isinstance(v, dict):
+            raise TypeError(f"expected an object, got {repr(v)[:40]}")
+        kt, vt = args or (str, Any)
+        return {(kt(k) if kt in (int, float) else k): from_jsonable(vt, x) for k, x in v.items()}
+    if np.ndarray in (tp, origin):
+        a = np.array(v)
+        return np.array(v, dtype=float) if a.dtype == object else a  # nulls: NaN or inf in a float array
+    if getattr(tp, "__module__", None) == "torch":
+        return sys.modules["torch"].as_tensor(from_jsonable(np.ndarray, v))
+    return tp(v)  # a Path, or any class built from its JSON value
+
+
 @dataclass(frozen=True)
 class ClaimRow:
     """One published figure against ours, as a result's ``checks`` carry it.
@@ -107,6 +185,30 @@ class Result:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def of_kind(cls, kind: str) -> type[Result]:
+        """The subclass of ``cls`` named ``kind`` (among those imported); TypeError if none is."""
+        todo = [cls]
+        while todo:
+            c = todo.pop()
+            if c.kind == kind:
+                return c
+            todo += c.__subclasses__()
+        raise TypeError(f"a {kind!r} result, not {'one poslens knows' if cls is Result else f'a {cls.kind!r} one'}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        """The result :meth:`to_dict` wrote, typed again, as the subclass its ``kind`` names
+        (:func:`poslens.load_result` also imports the analyses that define each kind).
+
+        >>> Result.from_dict({"kind": "result", "model": "tiny", "processing": ["fold_ln"]})
+        Result(model='tiny', processing=('fold_ln',), options={})
+        """
+        try:
+            return from_jsonable(cls, d)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"cannot read this poslens result: {exc} (written by another version?)") from None
 
     def save(self, path: str | Path) -> Path:
         """Write the result as JSON atomically; returns the path."""

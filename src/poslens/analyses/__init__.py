@@ -1,0 +1,35 @@
+"""The analyses, one package each; :func:`load_result` reads back a result any of them saved."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from ..results import Result
+
+
+def load_result(source: str | Path | dict[str, Any]) -> Result:
+    """A saved result (its JSON file, e.g. ``result.json`` or ``Result.save``'s, or the dict) as
+    the typed result its ``kind`` names, so its figures can be drawn again without recomputing.
+
+    >>> r = load_result("poslens-out/helix/result.json")     # doctest: +SKIP
+    >>> from poslens.viz.helix import figures                 # doctest: +SKIP
+    >>> figures(r, "figures/")                                # doctest: +SKIP
+    """
+    from ..results import Result  # here: an analysis's light options module imports this package too
+
+    d = source
+    if not isinstance(source, dict):
+        try:
+            d = json.loads(Path(source).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidInputError(f"cannot read a result from {source}: {exc}") from None
+    for m in pkgutil.walk_packages(__path__, f"{__name__}."):  # every kind's class, defined where its analysis is
+        importlib.import_module(m.name)
+    return Result.from_dict(d)

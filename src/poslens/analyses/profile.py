@@ -17,7 +17,6 @@ to the first position (attention sinks) is measured on the same repeated sequenc
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,17 +105,6 @@ class ModelProfile(Result):
 
     def heads_for(self, role: str) -> list[str]:
         return getattr(self, f"{role}_heads")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelProfile:
-        """The profile back from its JSON (a cached report section)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names}
-        kw["processing"] = tuple(kw.get("processing") or ())
-        kw["heads"] = {k: HeadRoles(**v) for k, v in (d.get("heads") or {}).items()}
-        kw["best"] = {k: RoleBest(**v) for k, v in (d.get("best") or {}).items()}
-        kw["measured_on"] = MeasuredOn(**d["measured_on"]) if d.get("measured_on") else None
-        return cls(**kw)
 
 
 def check_thresholds(thresholds: dict[str, float]) -> dict[str, float]:

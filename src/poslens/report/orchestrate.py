@@ -400,40 +400,73 @@ def cache_key(stage: Stage, options: dict, ctx: Context) -> tuple[str, dict]:
         "code": code_fingerprint((*stage.code, stage.run.__module__)),
         "device": str(ctx.device),
         "dtype": ctx.dtype,
-        "png": ctx.png,
         "version": CACHE_VERSION,
     }
     return _sha(canonical(material).encode())[:16], material
 
 
-def read_cache(path: Path, out: Path) -> dict:
+def read_cache(path: Path) -> dict:
     """A verified cache entry; raises CacheCorrupt saying what is wrong with it."""
     try:
         entry = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CacheCorrupt(f"unreadable ({type(exc).__name__}: {exc})") from None
+        raise CacheCorrupt(f"corrupt (unreadable: {type(exc).__name__}: {exc})") from None
     if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT or "body" not in entry:
-        raise CacheCorrupt("not a poslens report cache entry")
+        raise CacheCorrupt("corrupt (not a poslens report cache entry)")
     body = entry["body"]
     try:
         ok = entry.get("sha256") == _sha(canonical(body).encode())
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise CacheCorrupt("checksum mismatch (the file was edited or damaged)")
-    for fig in body.get("figures", []):
-        f = out / fig["path"]
-        if not f.is_file() or _sha(f.read_bytes()) != fig["sha256"]:
-            raise CacheCorrupt(f"figure {fig['path']} is missing or changed")
+        raise CacheCorrupt("corrupt (checksum mismatch: the file was edited or damaged)")
     return body
 
 
+def _figures_stale(body: dict, out: Path, png: bool) -> bool:
+    """Whether a cached stage's figures must be drawn again: PNG twins wanted and not drawn, or a
+    figure file missing or changed. They are redrawn from the cached result, not recomputed."""
+    return (png and not body.get("png")) or any(
+        not (out / f["path"]).is_file() or _sha((out / f["path"]).read_bytes()) != f["sha256"] for f in body["figures"])
+
+
+def _draw(st: Stage, result, out: Path, key: str, png: bool) -> list[dict]:
+    """``st``'s figures of ``result`` in their folder under ``out``: [{path (relative to ``out``), sha256}]."""
+    from ..viz.common import deferred_png, shared_plotly
+
+    fig_dir = out / "figures" / f"{st.name}-{key}"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    with deferred_png(keep_twins=png), shared_plotly(out / "figures" / "plotly.min.js", "../plotly.min.js"):
+        figs = [Path(p) for p in (st.figures(result, fig_dir) if st.figures else [])]
+    # Paths relative to the output dir, so the page and the cache survive moving it.
+    rel = [Path(os.path.relpath(Path(f).resolve(), out.resolve())).as_posix() for f in figs]
+    return [{"path": r, "sha256": _sha((out / r).read_bytes())} for r in rel if (out / r).is_file()]
+
+
 def write_cache(path: Path, body: dict) -> None:
-    body = json.loads(canonical(body))
-    atomic_write_text(path, json.dumps({"format": CACHE_FORMAT, "sha256": _sha(canonical(body).encode()), "body": body}) + "\n")
+    # Keys keep their order (only the checksum is of the sorted form): figures redrawn from the
+    # cached result iterate its dicts, and must draw them in the order the first drawing did.
+    body = to_jsonable(body)
+    atomic_write_text(path, json.dumps({"format": CACHE_FORMAT, "sha256": _sha(canonical(body).encode()), "body": body},
+                                       allow_nan=False) + "\n")
 
 
 # ---- running ---------------------------------------------------------------------------
+
+
+def _redraw(st: Stage, body: dict, out: Path, path: Path, png: bool) -> dict:
+    """``body`` with its figures drawn again from its result, and its cache entry rewritten;
+    CacheCorrupt where the result cannot be read back (then the stage is recomputed)."""
+    from ..analyses import load_result
+
+    try:
+        result = load_result(body["result"])
+        figures = _draw(st, result, out, body["key"], png or body.get("png", False))
+    except Exception as exc:  # an entry that cannot be drawn again is recomputed, as a damaged one is
+        raise CacheCorrupt(f"not redrawable ({type(exc).__name__}: {exc})") from None
+    body = {**body, "figures": figures, "png": png or body.get("png", False)}
+    write_cache(path, body)
+    return body
 
 
 @dataclass
@@ -559,7 +592,9 @@ def run_model(
     names ``--only``/``--skip`` selected) only those stages run; the others appear only
     if their cache entry for the same options is there, so ``--only`` into an existing
     report keeps its other sections. ``ctx`` is a model already opened. ``png`` draws a PNG
-    beside every interactive figure (otherwise only figures with no interactive twin get one).
+    beside every interactive figure (otherwise only figures with no interactive twin get one);
+    a cached stage's figures are drawn again from its cached result where they lack these PNGs
+    or a figure file is missing or changed, so neither recomputes the stage.
     """
     from tqdm.auto import tqdm
 
@@ -590,7 +625,11 @@ def run_model(
             path = out / "cache" / f"{st.name}-{key}.json"
             if path.exists():
                 try:
-                    body = read_cache(path, out)
+                    body = read_cache(path)
+                    if st.figures and _figures_stale(body, out, ctx.png):
+                        if progress:
+                            _stderr(f"{st.name}: drawing its figures again from the cached result")
+                        body = _redraw(st, body, out, path, ctx.png)
                     outcomes[st.name] = Outcome(
                         status="cached", result=body["result"], summary=body["summary"],
                         figures=[f["path"] for f in body["figures"]], seconds=body["seconds"], key=key, **base,
@@ -598,7 +637,7 @@ def run_model(
                     ctx.finished[st.name] = body["result"]
                     continue
                 except CacheCorrupt as exc:
-                    _stderr(f"poslens: cache entry {path} is corrupt ({exc}); recomputing {st.name}")
+                    _stderr(f"poslens: cache entry {path} is {exc}; recomputing {st.name}")
                     path.unlink(missing_ok=True)
             if st.name in selected:
                 pending.append((st, opts, key, base))
@@ -629,12 +668,7 @@ def run_model(
                 result = st.run(ctx, opts)
                 bar.update(1)
                 bar.set_postfix_str("figures")
-                fig_dir = out / "figures" / f"{st.name}-{key}"
-                fig_dir.mkdir(parents=True, exist_ok=True)
-                from ..viz.common import deferred_png, shared_plotly
-
-                with deferred_png(keep_twins=ctx.png), shared_plotly(out / "figures" / "plotly.min.js", "../plotly.min.js"):
-                    figs = [Path(p) for p in (st.figures(result, fig_dir) if st.figures else [])]
+                figs = _draw(st, result, out, key, ctx.png)
                 bar.update(1)
                 bar.set_postfix_str("summary")
                 summary = [str(s) for s in (st.summarize(result) if st.summarize else [])]
@@ -664,22 +698,18 @@ def run_model(
                 ctx.harvester.release(h.dataset for h in harvests[st.name])
             ctx.running = None
             seconds = time.perf_counter() - t0 + ctx.booked.pop(st.name, 0.0)
-            # Paths relative to the output dir, so the page and the cache survive moving it.
-            rel = [Path(os.path.relpath(Path(f).resolve(), out.resolve())).as_posix() for f in figs]
-            rel = [r for r in rel if (out / r).is_file()]
             result_d = result.to_dict() if isinstance(result, Result) else to_jsonable(result)
             body = {
                 "stage": st.name, "key": key, "options": opts, "result": result_d, "summary": summary,
-                "figures": [{"path": r, "sha256": _sha((out / r).read_bytes())} for r in rel],
-                "seconds": round(seconds, 3),
+                "figures": figs, "png": ctx.png, "seconds": round(seconds, 3),
             }
             write_cache(out / "cache" / f"{st.name}-{key}.json", body)
             bar.set_postfix_str(f"done in {seconds:.1f}s")
             bar.close()
             if lines:
                 _stderr(f"{st.name:<{width}} done in {seconds:.1f}s")
-            outcomes[st.name] = Outcome(status="done", result=json.loads(canonical(result_d)), summary=summary,
-                                        figures=rel, seconds=seconds, key=key, **base)
+            outcomes[st.name] = Outcome(status="done", result=result_d, summary=summary,
+                                        figures=[f["path"] for f in figs], seconds=seconds, key=key, **base)
             ctx.finished[st.name] = outcomes[st.name].result
 
         return ModelReport(

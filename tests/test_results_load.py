@@ -1,0 +1,145 @@
+"""Saved results read back typed (Result.from_dict, poslens.load_result), and the report's figures
+redrawn from its cache instead of recomputing: ``--png`` on an existing report, a lost figure."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from poslens import load_result
+from poslens.cli import cli
+from poslens.errors import InvalidInputError
+from poslens.report import default_stages
+from poslens.report.orchestrate import _draw
+from poslens.results import Result, canonical, from_jsonable
+
+# what a default report on the organisms produces (the verdicts are a plain dict; dup_neurons,
+# causal_dup_neurons and rotary do not apply to them)
+KINDS = {"model_profile", "helix", "dup_heads", "word_index", "spectra", "sphere_overlap", "subspaces", "logit_lens",
+         "twisted_pair", "causal_helix", "sinks", "position_probe"}
+
+
+@pytest.fixture(scope="module", params=["tiny", "tiny-attn"])
+def report(request, tmp_path_factory):
+    import report_builds
+
+    page, _ = getattr(report_builds, f"{request.param.replace('-', '_')}_report")(tmp_path_factory)
+    bodies = [json.loads(f.read_text())["body"] for f in sorted((page.parent / "cache").glob("*.json"))]
+    return page.parent, [b for b in bodies if b["stage"] != "verdicts"]
+
+
+def test_every_report_result_reads_back_as_its_class(report):
+    _, bodies = report
+    assert {b["result"]["kind"] for b in bodies} == KINDS
+    for b in bodies:
+        r = load_result(b["result"])
+        assert r.kind == b["result"]["kind"] and type(r) is Result.of_kind(r.kind)
+        assert canonical(r.to_dict()) == canonical(b["result"]), r.kind
+        assert canonical(type(r).from_dict(r.to_dict()).to_dict()) == canonical(b["result"])
+
+
+def _plotly(path: Path):
+    """A plotly HTML file's figure (data, layout), without the div id that differs per drawing."""
+    text, dec = path.read_text(encoding="utf-8"), json.JSONDecoder()
+    m = re.search(r'Plotly\.newPlot\(\s*"[^"]+",\s*', text)
+    data, end = dec.raw_decode(text, m.end())
+    return data, dec.raw_decode(text, re.compile(r"\s*,\s*").match(text, end).end())[0]
+
+
+def test_figures_of_a_reloaded_result_are_the_originals(report, tmp_path):
+    out, bodies = report
+    stages = {st.name: st for st in default_stages()}
+    n = 0
+    for b in bodies:
+        figs = _draw(stages[b["stage"]], load_result(b["result"]), tmp_path, b["key"], png=False)
+        assert [f["path"] for f in figs] == [f["path"] for f in b["figures"]]
+        for f in figs:
+            old, new = out / f["path"], tmp_path / f["path"]
+            if new.suffix == ".html":
+                assert _plotly(new) == _plotly(old), f["path"]
+            else:
+                assert new.read_bytes() == old.read_bytes(), f["path"]
+            n += 1
+    assert n >= 30
+
+
+@dataclass(frozen=True)
+class ArrayResult(Result):
+    kind = "test_arrays"
+    grid: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    where: Path | None = None
+    parts: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    inner: list[Result] = field(default_factory=list)
+
+
+def test_load_result_from_a_file_and_what_it_restores(tmp_path):
+    nan = float("nan")
+    r = ArrayResult(model="m", processing=("fold",), grid=np.array([[1.0, nan], [np.inf, 3.0]]), where=Path("x/y"),
+                    parts={3: (0.5, nan)}, inner=[ArrayResult(grid=np.arange(3))])
+    back = load_result(r.save(tmp_path / "r.json"))
+    assert type(back) is ArrayResult and back.processing == ("fold",) and back.where == Path("x/y")
+    assert back.grid.shape == (2, 2) and back.grid.dtype == np.float64 and np.isnan(back.grid[0]).tolist() == [False, True]
+    assert list(back.parts) == [3] and back.parts[3][0] == 0.5 and np.isnan(back.parts[3][1])
+    assert type(back.inner[0]) is ArrayResult and back.inner[0].grid.dtype.kind == "i"
+    assert back.to_json() == r.to_json()
+    assert from_jsonable(float | list[float], [1.0]) == [1.0] and from_jsonable(int | None, None) is None
+    assert torch.equal(from_jsonable(torch.Tensor, [1.0, None]).isnan(), torch.tensor([False, True]))
+
+
+@pytest.mark.parametrize("edit, says", [
+    (lambda d: {**d, "kind": "helix_v0"}, "a 'helix_v0' result, not one poslens knows"),
+    (lambda d: {**d, "period_of_everything": 3}, "has no field period_of_everything"),
+    (lambda d: {**d, "checks": [{"what": "x"}]}, "checks: "),
+    (lambda d: [d], "expected Result"),
+])
+def test_a_result_this_version_cannot_read_is_one_clear_error(tmp_path, edit, says):
+    from poslens.analyses.helix import HelixResult
+
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps(edit(HelixResult(model="m").to_dict())))
+    with pytest.raises(InvalidInputError, match=re.escape(says)) as err:
+        load_result(f)
+    assert "\n" not in str(err.value)
+    with pytest.raises(InvalidInputError, match="cannot read a result from"):
+        load_result(tmp_path / "absent.json")
+
+
+def test_png_on_an_existing_report_and_a_lost_figure_redraw_from_the_cache(tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    args = ["report", "-m", "tiny", "-o", str(out), "--quick", "--only", "helix,verdicts", "--no-progress"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    html = sorted(out.glob("figures/helix-*/*.html"))
+    assert html and not list(out.glob("figures/helix-*/*.png"))
+
+    import poslens.analyses.helix as H
+
+    def recomputed(*a, **k):
+        raise AssertionError("the helix stage was recomputed")
+
+    monkeypatch.setattr(H, "helix", recomputed)
+    r = CliRunner().invoke(cli, [*args, "--png"])
+    assert r.exit_code == 0, r.output
+    assert "recomputed: none; kept from the cache: helix, verdicts" in r.output
+    assert all(h.with_suffix(".png").is_file() for h in html)
+    (entry,) = out.glob("cache/helix-*.json")
+    body = json.loads(entry.read_text())["body"]
+    assert body["png"] and {f["path"] for f in body["figures"]} >= {h.with_suffix(".png").relative_to(out).as_posix()
+                                                                     for h in html}
+    # a lost figure and a damaged one are drawn again, and the entry records the new files
+    html[0].unlink()
+    html[1].write_text("damaged")
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0 and "recomputed: none" in r.output, r.output
+    assert html[0].is_file() and "Plotly.newPlot" in html[1].read_text()
+    from poslens.report.orchestrate import _figures_stale
+
+    assert not _figures_stale(json.loads(entry.read_text())["body"], out, png=True)
+    assert json.loads((out / "report.json").read_text())["stages"]["helix"]["status"] == "cached"
