@@ -394,3 +394,16 @@ def test_named_ablation_says_when_it_measured_fewer_or_shorter_sequences_than_as
 
     r = ablate_named(load_weights("tiny"), heads=[(0, 1)], n_seq=16, seq_len=1000, n_baseline=2)
     assert any("not the 16 x 1000 asked for" in n and "context is 256" in n for n in r.notes), r.notes
+
+
+def test_named_ablation_takes_heads_as_results_name_them():
+    from poslens.analyses.causal.named import ablate_named
+
+    kw = dict(n_seq=2, seq_len=16, n_baseline=1)
+    w = load_weights("tiny")
+    by_name = ablate_named(w, heads=["0.1", "2.3"], neurons=["1.7"], **kw)  # e.g. duplicate_heads(w).ranking[:2]
+    by_pair = ablate_named(w, heads=[(0, 1), (2, 3)], neurons=[(1, 7)], **kw)
+    assert by_name.effects["loss"].effect == by_pair.effects["loss"].effect
+    for bad in ("0.1x", [(0, 1, 2)], (0, 1), ["0"]):
+        with pytest.raises(InvalidInputError, match="heads= takes"):
+            ablate_named(w, heads=bad, **kw)
