@@ -102,6 +102,16 @@ def test_model_profile_names_the_planted_head_and_survives_its_json(planted):
     assert p.duplicate_head == (name if planted.layer == 0 else None)
     back = ModelProfile.from_dict(json.loads(p.to_json()))
     assert back == p
+    assert model_profile(json.loads(r.to_json())) == p
+
+
+@pytest.mark.parametrize("given", ["tiny", 3, {"model": "tiny"}])
+def test_model_profile_of_anything_but_a_duplicate_heads_result_says_what_it_reads(given):
+    from poslens.analyses.profile import model_profile
+
+    # a model name failed deep in dict() (ValueError, TypeError); a dict without heads gave an empty profile
+    with pytest.raises(InvalidInputError, match=r"reads a duplicate_heads result .*model_profile\(duplicate_heads\(model\)\)"):
+        model_profile(given)
 
 
 def test_uniform_planted_head_is_called_uniform(planted_groups):
