@@ -473,3 +473,18 @@ def test_decay_figure_and_summary_name_which_fit_each_rate_is(planted, tmp_path)
     assert page in dup_heads_figures(r, tmp_path)
     assert f"0.1 fit to these means (rate {p.mean_fit.rate:.4f}/token; within queries {p.rate:.4f})" in page.read_text().replace(
         "\\u002f", "/")  # plotly's JSON escapes the slash
+
+
+def test_a_runner_of_another_model_is_refused():
+    from poslens.analyses.word_index import word_index
+    from poslens.models import processing
+
+    w = load_weights("tiny")
+    null = Runner(processing.randomize(load_weights("tiny"), seed=0))  # same shapes: it measured the null as "tiny"
+    for analysis in (duplicate_heads, word_index):
+        with pytest.raises(InvalidInputError, match=r"runner= runs tiny \(random weights, seed 0\).*, not tiny; give Runner"):
+            analysis(w, runner=null)
+    with pytest.raises(InvalidInputError, match="runner= takes a Runner of the model; got Weights"):
+        duplicate_heads(w, runner=w)
+    # the same model, loaded twice, is the same model
+    assert duplicate_heads("tiny", n_seq=2, seq_len=16, positional=False, runner=Runner(w)).model == "tiny"
