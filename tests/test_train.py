@@ -73,6 +73,22 @@ def test_resume_continues_exactly(corpus, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
+
+def test_a_run_restarted_before_its_first_checkpoint_logs_as_an_uninterrupted_one(corpus, tmp_path):
+    import json
+    import shutil
+
+    straight = train(cfg(corpus, tmp_path / "a", max_steps=8), progress=False)
+    c = cfg(corpus, tmp_path / "b", max_steps=8)
+    train(c, progress=False, stop_at=2)
+    # what a kill before the first checkpoint leaves: the run's tokenizer and tokens, no state, no model
+    (tmp_path / "b" / "train_state.pt").unlink()
+    shutil.rmtree(tmp_path / "b" / "model")
+    logs = [json.loads((d / "training_log.json").read_text()) for d in (straight, train(c, progress=False))]
+    # the restarted run named its tokenizer by the file it reloaded, .../b/tokenizer.json, in its log and card
+    assert logs[1]["tokenizer"] == logs[0]["tokenizer"] == "byte-level BPE 320 trained on the corpus"
+    assert logs[1]["history"] == logs[0]["history"]
+
 @pytest.fixture(autouse=True)
 def _sigint_at_its_default():
     """Ctrl-C as a terminal delivers it: a process started in the background by a non-interactive

@@ -33,7 +33,11 @@ def train_bpe(texts: list[str], vocab_size: int) -> Tokenizer:
         show_progress=False,
     )
     tk.train_from_iterator(texts, trainer=trainer)
-    return Tokenizer(tk, source=f"byte-level BPE {vocab_size} trained on the corpus")
+    return Tokenizer(tk, source=bpe_name(vocab_size))
+
+
+def bpe_name(vocab_size: int) -> str:
+    return f"byte-level BPE {vocab_size} trained on the corpus"
 
 
 def tokenize_split(texts: list[str], tok: Tokenizer, val_frac: float) -> tuple[np.ndarray, np.ndarray]:

@@ -46,10 +46,10 @@ def _lr(cfg: TrainConfig, step: int) -> float:
 def _prepare_data(cfg: TrainConfig, out: Path):
     texts = C.read_texts(cfg.corpus)
     tok_path = out / "tokenizer.json"
-    if tok_path.is_file():
-        tok = Tokenizer.from_file(tok_path)
-    elif cfg.tokenizer == "gpt2":
+    if cfg.tokenizer == "gpt2":
         tok = Tokenizer.gpt2()
+    elif tok_path.is_file():  # trained by an earlier start of this run; named as then, so the log and card read alike
+        tok = Tokenizer(Tokenizer.from_file(tok_path)._tk, C.bpe_name(cfg.vocab_size))
     elif cfg.tokenizer == "bpe":
         tok = C.train_bpe(texts, cfg.vocab_size)
     else:
