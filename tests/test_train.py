@@ -89,6 +89,13 @@ def test_a_run_restarted_before_its_first_checkpoint_logs_as_an_uninterrupted_on
     assert logs[1]["tokenizer"] == logs[0]["tokenizer"] == "byte-level BPE 320 trained on the corpus"
     assert logs[1]["history"] == logs[0]["history"]
 
+
+def test_a_floor_above_the_peak_rate_is_refused(corpus, tmp_path):
+    # the cosine schedule climbed from lr to min_lr
+    with pytest.raises(InvalidInputError, match="min_lr=0.0003 is above lr=0.0001"):
+        train(cfg(corpus, tmp_path / "r", lr=1e-4), progress=False)
+    assert not (tmp_path / "r").exists()
+
 @pytest.fixture(autouse=True)
 def _sigint_at_its_default():
     """Ctrl-C as a terminal delivers it: a process started in the background by a non-interactive
@@ -266,6 +273,8 @@ def test_bad_corpora(tmp_path):
     with pytest.raises(InvalidInputError, match="n_ctx=70000"):
         train(cfg(corpus_big(tmp_path), tmp_path / "r4", n_ctx=70000), progress=False)
     assert not (tmp_path / "r4" / "model").exists()
+    with pytest.raises(CorpusError, match="vocab_size 290 is too small for a byte-level BPE; give at least 300"):
+        train(cfg(corpus_big(tmp_path), tmp_path / "r5", vocab_size=290), progress=False)  # it said "needs > 257"
 
 
 def corpus_big(tmp_path) -> str:

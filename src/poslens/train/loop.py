@@ -101,6 +101,9 @@ def check_options(cfg: TrainConfig) -> None:
         raise InvalidInputError(f"synthetic_frac={cfg.synthetic_frac} is a share of each batch; give 0..1")
     if cfg.synthetic_len and not 8 <= cfg.synthetic_len <= cfg.n_ctx:
         raise InvalidInputError(f"synthetic_len={cfg.synthetic_len} must be between 8 and n_ctx={cfg.n_ctx} (0: n_ctx)")
+    if cfg.min_lr > cfg.lr:
+        raise InvalidInputError(f"min_lr={cfg.min_lr} is above lr={cfg.lr}: the rate decays from lr to min_lr; "
+                                "give min_lr <= lr")
     if not cfg.init_std > 0:
         raise InvalidInputError(f"init_std={cfg.init_std} must be positive (GPT-2's is 0.02)")
     if cfg.synthetic_vocab and cfg.synthetic_vocab < 16:
