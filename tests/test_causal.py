@@ -407,3 +407,20 @@ def test_named_ablation_takes_heads_as_results_name_them():
     for bad in ("0.1x", [(0, 1, 2)], (0, 1), ["0"]):
         with pytest.raises(InvalidInputError, match="heads= takes"):
             ablate_named(w, heads=bad, **kw)
+
+
+def test_named_ablation_and_patching_take_the_models_tokenizer(tmp_path):
+    # a checkpoint without tokenizer files (an in-memory transformers model, a bare directory): the error
+    # said to pass the model's own tokenizer, and neither function took one
+    from poslens.analyses.causal.named import ablate_named, patch_prompts
+    from poslens.models.tokenizer import Tokenizer
+    from poslens.testing import random_checkpoint
+
+    w = load_weights(str(random_checkpoint(tmp_path / "bare", small_config(d_vocab=1024))))
+    with pytest.raises(InvalidInputError, match="the model's own tokenizer"):
+        patch_prompts(w, "And David said", "And Moses said", "loss")
+    tok = Tokenizer.for_checkpoint("tiny")
+    p = patch_prompts(w, "And David said", "And Moses said", "loss", tokenizer=tok)
+    assert p.clean_tokens == tok.to_str_tokens(tok.encode("And David said", prepend_bos=True))
+    r = ablate_named(w, heads=[(0, 1)], n_seq=2, seq_len=16, n_baseline=1, data="sample", tokenizer=tok)
+    assert r.effects["loss"].effect != 0

@@ -61,6 +61,7 @@ def ablate_named(
     metrics: Sequence[str] = ("loss",),
     device: str = "cpu",
     dtype: str = "float32",
+    tokenizer: Tokenizer | None = None,
     **overrides,
 ) -> AblationResult:
     """Ablate ``heads`` ((layer, head) pairs, or ``"L.H"`` as results name them), ``neurons``
@@ -69,10 +70,11 @@ def ablate_named(
     :func:`~poslens.analyses.causal.metrics.metric_from_spec` reads them) against
     ``n_baseline`` random ablations of the same size. ``options``:
     :class:`~poslens.analyses.causal.options.AblationOptions` (keywords replace its fields).
+    ``tokenizer``: the model's own, where its checkpoint has none (default: the checkpoint's).
     """
     o = resolve(AblationOptions, options, overrides, "ablate_named")
     weights = as_weights(weights, "ablate_named")
-    tok = _tokenizer(weights, required=False)
+    tok = tokenizer or _tokenizer(weights, required=False)
     bos = tok.bos_token_id if (o.prepend_bos and tok is not None) else None
     common = dict(positions=o.positions, reference="input" if o.reference == "input" else "ref", mean_over=o.mean_over,
                   seed=o.seed)
@@ -132,12 +134,14 @@ def patch_prompts(
     *,
     device: str = "cpu",
     dtype: str = "float32",
+    tokenizer: Tokenizer | None = None,
     **overrides,
 ) -> PatchResult:
     """Tokenise ``clean`` and ``corrupted`` (same token count), read ``metric`` (a spec such as
     ``"logit-diff: Mary| John"``) and patch activations between them, swept over layers x
     positions (``sweep="resid"``) or heads. ``options``:
     :class:`~poslens.analyses.causal.options.PatchOptions` (keywords replace its fields).
+    ``tokenizer``: the model's own, where its checkpoint has none (default: the checkpoint's).
     """
     import torch
 
@@ -149,7 +153,7 @@ def patch_prompts(
     if clean == corrupted:  # every patched cell would equal both runs: nothing to measure
         raise InvalidInputError("the clean and corrupted prompts are the same text; change the corrupted one where "
                                 "the clean one carries what the metric reads")
-    tok = _tokenizer(weights, required=True)
+    tok = tokenizer or _tokenizer(weights, required=True)
     c, x = (torch.tensor([tok.encode(s, prepend_bos=o.prepend_bos)]) for s in (clean, corrupted))
     if c.shape[1] > weights.cfg.n_ctx:
         raise InvalidInputError(f"the prompts have {c.shape[1]} tokens but the model's context is "
