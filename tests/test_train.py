@@ -757,3 +757,16 @@ def test_card_describes_each_stage_of_an_interleaved_curriculum():
     assert bullets[3] == "- Steps 30–40: text only."
     text_only = {"step": 5, "config": {"synthetic_steps": 0, "synthetic_frac": 0.0, "n_ctx": 32}}
     assert _synthetic_lines(text_only) == []
+
+
+@pytest.mark.parametrize("tool", ["card", "ship"])
+def test_card_and_ship_commands_refuse_a_folder_that_is_no_run_in_one_line(tool, tmp_path, capsys):
+    import importlib
+
+    main = importlib.import_module(f"poslens.train.{tool}").main
+    with pytest.raises(SystemExit) as exc:  # a traceback ending in FileNotFoundError or InvalidInputError
+        main([str(tmp_path / "nope"), *(["x"] if tool == "ship" else [])])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith(f"python -m poslens.train.{tool}: error: {tmp_path / 'nope'}")
+    assert "Traceback" not in err
