@@ -346,7 +346,11 @@ def test_sweep_specs_use_the_registry():
     with pytest.raises(UnknownModelError, match="nearest"):
         H.sweep_specs("alias", [123])
     with pytest.raises(InvalidInputError, match="no published training checkpoints"):
-        H.sweep_specs("tiny", [0])
+        H.sweep_specs("gpt2", [0])
+    # an embedded model's own training history, as `poslens helix -m tiny --steps` reads it
+    assert H.sweep_specs("tiny", [0, 1449]) == ["tiny@0", "tiny@1449"]
+    with pytest.raises(UnknownModelError, match="no snapshot at step 5; the nearest is 4"):
+        H.sweep_specs("tiny", [5])
 
 
 def test_cli_single_json_and_figures(planted, tmp_path):
