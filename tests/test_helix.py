@@ -353,6 +353,16 @@ def test_sweep_specs_use_the_registry():
         H.sweep_specs("tiny", [5])
 
 
+
+def test_one_model_given_alone_is_one_model():
+    from poslens.models import load_weights
+
+    # a name was read as its characters ("unknown model 't'"), Weights as not iterable
+    for one in ("tiny", load_weights("tiny")):
+        assert [r.model for r in H.helix_models(one).table] == ["tiny"]
+    with pytest.raises(InvalidInputError, match="a sweep needs at least two checkpoints"):
+        H.helix_sweep("tiny")
+
 def test_cli_single_json_and_figures(planted, tmp_path):
     out = tmp_path / "one"
     res = _cli(["helix", "-m", str(planted.path), "-o", str(out), "--json"])
