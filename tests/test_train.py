@@ -704,6 +704,17 @@ def test_induction_gain_separates_order_from_a_bag_of_seen_tokens(tmp_path):
     assert abs(g["induction_gain"]) < 0.1 * g["gain"], g
 
 
+
+def test_copy_gain_takes_what_the_analyses_take():
+    from poslens.analyses.incontext import copy_gain
+    from poslens.data.sequences import repeated_tokens
+
+    tokens = repeated_tokens(2, 32, 1024, bos=0)
+    want = copy_gain(Runner(load_weights("tiny")), tokens, bos=True)
+    assert copy_gain("tiny", tokens.tolist(), bos=True) == want  # 'str' object has no attribute 'run'
+    with pytest.raises(InvalidInputError, match="copy_gain takes a Runner"):
+        copy_gain(3, tokens, bos=True)
+
 def test_ship_copies_the_model_and_history_and_writes_the_card(corpus, tmp_path):
     """What ships is what a reader needs (no trainer state), the card names the organism and dates W_pos's shape."""
     from poslens.models import load_weights
