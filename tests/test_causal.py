@@ -424,3 +424,20 @@ def test_named_ablation_and_patching_take_the_models_tokenizer(tmp_path):
     assert p.clean_tokens == tok.to_str_tokens(tok.encode("And David said", prepend_bos=True))
     r = ablate_named(w, heads=[(0, 1)], n_seq=2, seq_len=16, n_baseline=1, data="sample", tokenizer=tok)
     assert r.effects["loss"].effect != 0
+
+
+def test_building_blocks_take_weights_and_say_what_a_metric_is(runner, w, toks):
+    loss = next_token_loss(toks)
+    want = ablation_effect(runner, toks, [ablate_head(0, [1])], [loss], n_baseline=1).effects["loss"].effect
+    # Weights failed on a missing attribute ('Weights' object has no attribute 'check_hook')
+    assert ablation_effect(w, toks, [ablate_head(0, [1])], [loss], n_baseline=1).effects["loss"].effect == pytest.approx(
+        want, abs=1e-5)  # its own float32 runner
+    assert run_with(w, toks, [], hooks=["blocks.0.hook_resid_post"])["blocks.0.hook_resid_post"].shape == (5, 12, 32)
+    assert patch_sweep(w, toks, toks.flip(0), loss, layers=[0]).sweep == "resid"
+    with pytest.raises(InvalidInputError, match="a metric is a Metric .* got 'loss'"):  # 'str' object has no attribute 'hook'
+        ablation_effect(runner, toks, [ablate_head(0, [1])], ["loss"])
+    with pytest.raises(InvalidInputError, match="a metric is a Metric"):
+        head_sweep(runner, toks, toks.flip(0), "loss")
+    # a loss made from other tokens failed inside torch's cross_entropy (ValueError)
+    with pytest.raises(InvalidInputError, match="the loss metric was made from 5 x 6 tokens"):
+        ablation_effect(runner, toks, [ablate_head(0, [1])], [next_token_loss(toks[:, :6])], n_baseline=1)
