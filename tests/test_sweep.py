@@ -315,3 +315,13 @@ def test_an_unguarded_script_is_told_why_its_pool_broke(tmp_path):
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert r.returncode != 0
     assert 'outside `if __name__ == "__main__":`' in r.stderr.splitlines()[-1]
+
+
+def test_one_model_or_analysis_given_as_a_string_is_one_name():
+    from poslens.errors import InvalidInputError
+    from poslens.sweep.run import plan
+
+    tasks = plan("tiny", every=6, analyses="helix")  # read as the models t, i, n, y and the analyses h, e, l, ...
+    assert {(t["material"]["model"], t["analysis"]) for t in tasks} == {("tiny", "helix")} and len(tasks) == 3
+    with pytest.raises(InvalidInputError, match="unknown analysis 'hlix' \\(did you mean 'helix'\\?\\)"):
+        plan(["tiny"], every=6, analyses=["hlix"])  # a KeyError

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InvalidInputError
+from ...options import listed
 from ...progress import bar
 from ...results import Result
 from .measure import HelixResult, check_options, helix, helix_with_fit
@@ -111,11 +112,6 @@ def _open(spec):
     return w, getattr(w, "source", None)
 
 
-def _listed(specs) -> list:
-    """``specs`` as a list; one name, path or Weights is one model (a name was read as its characters)."""
-    return [specs] if isinstance(specs, (str, Path)) or not hasattr(specs, "__iter__") else list(specs)
-
-
 def helix_models(specs, *, progress: bool = False, **options) -> HelixFamilyResult:
     """:func:`~poslens.analyses.helix.helix` on each of several models (names, ``NAME@REV``, directories or
     Weights); reads W_pos from each.
@@ -125,7 +121,7 @@ def helix_models(specs, *, progress: bool = False, **options) -> HelixFamilyResu
     >>> fam = helix_models(["gpt2", "gpt2-medium"])              # doctest: +SKIP
     >>> [row.share_3 for row in fam.table]                       # doctest: +SKIP
     """
-    specs = _listed(specs)
+    specs = listed(specs)
     if not specs:
         raise InvalidInputError("no model given; pass one or more --model values or --family")
     check_options(options)
@@ -240,7 +236,7 @@ def helix_sweep(specs, *, progress: bool = False, **options) -> HelixSweepResult
     >>> sw = helix_sweep(sweep_specs("alias", [0, 10000, 400000]))   # doctest: +SKIP
     >>> [(r.step, round(r.share_3, 3)) for r in sw.table]              # doctest: +SKIP
     """
-    specs = _listed(specs)
+    specs = listed(specs)
     if len(specs) < 2:
         raise InvalidInputError("a sweep needs at least two checkpoints; pass several --model values or --steps")
     check_options(options)
