@@ -90,6 +90,21 @@ def test_a_run_restarted_before_its_first_checkpoint_logs_as_an_uninterrupted_on
     assert logs[1]["history"] == logs[0]["history"]
 
 
+@pytest.mark.parametrize("bad", [dict(batch_size=0), dict(ckpt_every=0), dict(d_model=-4), dict(val_frac=1.5),
+                                 dict(lr=-1.0, min_lr=-2.0)])
+def test_a_config_made_in_python_is_held_to_the_command_lines_ranges(corpus, tmp_path, bad):
+    # these failed deep (an empty batch, a modulo by zero, torch's negative dimension) or trained on nonsense
+    name = next(iter(bad))
+    with pytest.raises(InvalidInputError, match=f"{name}={bad[name]} "):
+        train(cfg(corpus, tmp_path / "r", **bad), progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_one_corpus_file_given_alone_is_one_file(corpus, tmp_path):
+    # it was read as its letters: "corpus / does not exist"
+    model = train(dataclasses.replace(cfg(corpus, tmp_path / "r", max_steps=2), corpus=corpus), progress=False)
+    assert load_weights(str(model)).cfg.n_layers == 1
+
 def test_a_floor_above_the_peak_rate_is_refused(corpus, tmp_path):
     # the cosine schedule climbed from lr to min_lr
     with pytest.raises(InvalidInputError, match="min_lr=0.0003 is above lr=0.0001"):

@@ -10,6 +10,7 @@ replaced as a whole folder so that it never holds files of two different steps.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -27,6 +28,7 @@ from ..errors import Interrupted, InvalidInputError
 from ..io import atomic_torch_save, atomic_write_bytes, atomic_write_text, recover_dir, recover_dirs, replace_dir
 from ..models.config import ModelConfig
 from ..models.tokenizer import Tokenizer
+from ..options import listed
 from . import corpus as C
 from . import history as H
 from .config import TrainConfig
@@ -91,6 +93,17 @@ def _stage_options(cfg: TrainConfig) -> dict:
 
 def check_options(cfg: TrainConfig) -> None:
     """Refuse impossible options before any data is read or anything is written."""
+    # the command line's ranges, for a TrainConfig made in Python (0 failed deep: a modulo by zero, an empty batch)
+    for k in ("vocab_size", "n_layers", "n_heads", "d_model", "batch_size", "max_steps", "eval_every", "eval_batches",
+              "ckpt_every"):
+        if not getattr(cfg, k) >= 1:
+            raise InvalidInputError(f"{k}={getattr(cfg, k)} must be at least 1")
+    for k in ("lr", "min_lr", "weight_decay", "warmup_steps", "wpe_init_scale"):
+        if not getattr(cfg, k) >= 0:
+            raise InvalidInputError(f"{k}={getattr(cfg, k)} cannot be negative")
+    for k in ("val_frac", "repeat_frac", "random_repeat_frac"):
+        if not 0 <= getattr(cfg, k) <= 1:
+            raise InvalidInputError(f"{k}={getattr(cfg, k)} is a share; give 0..1")
     if cfg.n_ctx < 2:
         raise InvalidInputError("n_ctx must be at least 2")
     if cfg.n_ctx > 65536:
@@ -285,6 +298,7 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
     resuming); ``stop_at`` once the run reaches that step (to train in stages with
     different options, exactly reproducibly). Both checkpoint and export first.
     """
+    cfg = dataclasses.replace(cfg, corpus=[str(c) for c in listed(cfg.corpus)])  # one file given alone: not its letters
     check_options(cfg)
     out = Path(cfg.out)
     state_path = out / STATE
