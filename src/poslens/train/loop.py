@@ -16,6 +16,7 @@ import json
 import math
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -320,8 +321,9 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
                                     "or another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # --out at a file, or under one
-        raise InvalidInputError(f"cannot create the run directory {out} ({exc.strerror}); choose another --out") from None
+        tempfile.TemporaryFile(dir=out).close()  # a folder we may not write to fails here, not at its first file
+    except OSError as exc:  # --out at a file, or under one, or read-only
+        raise InvalidInputError(f"cannot write the run directory {out} ({exc.strerror}); choose another --out") from None
     # Before anything reads or writes model/: a run killed mid-export may have left it missing (between
     # the swap's renames), and one killed mid-snapshot a temporary folder of a step this run may never write.
     recover_dir(out / "model")
