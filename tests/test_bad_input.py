@@ -144,7 +144,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("train", ["train", "-c", "{missing}", "--out", "{out}"], "does not exist"),
     ("train", ["train", "-c", "{empty}", "--out", "{out}"], "empty"),
     ("train", ["train", "-c", "{ckpt}", "--out", "{out}"], "is a directory"),
-    ("train", ["train", "-c", "{corpus}", "--out", "{file}"], "cannot create the run directory"),
+    ("train", ["train", "-c", "{corpus}", "--out", "{file}"], "cannot write the run directory"),
+    # a folder that exists but takes no files (read-only for every user, root too): it failed at its first file
+    ("train", ["train", "-c", "{corpus}", "--out", "/proc/self"], "cannot write the run directory /proc/self"),
     ("train", ["train", "-c", "{corpus}", "--n-layers", "0", "--out", "{out}"], "n-layers"),
     ("train", ["train", "-c", "{binary}", "--out", "{out}"], "is not UTF-8 text"),
     ("train", ["train", "-c", "{corpus}", "--d-model", "30", "--n-heads", "4", "--out", "{out}"], "divisible"),

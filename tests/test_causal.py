@@ -394,3 +394,50 @@ def test_named_ablation_says_when_it_measured_fewer_or_shorter_sequences_than_as
 
     r = ablate_named(load_weights("tiny"), heads=[(0, 1)], n_seq=16, seq_len=1000, n_baseline=2)
     assert any("not the 16 x 1000 asked for" in n and "context is 256" in n for n in r.notes), r.notes
+
+
+def test_named_ablation_takes_heads_as_results_name_them():
+    from poslens.analyses.causal.named import ablate_named
+
+    kw = dict(n_seq=2, seq_len=16, n_baseline=1)
+    w = load_weights("tiny")
+    by_name = ablate_named(w, heads=["0.1", "2.3"], neurons=["1.7"], **kw)  # e.g. duplicate_heads(w).ranking[:2]
+    by_pair = ablate_named(w, heads=[(0, 1), (2, 3)], neurons=[(1, 7)], **kw)
+    assert by_name.effects["loss"].effect == by_pair.effects["loss"].effect
+    for bad in ("0.1x", [(0, 1, 2)], (0, 1), ["0"]):
+        with pytest.raises(InvalidInputError, match="heads= takes"):
+            ablate_named(w, heads=bad, **kw)
+
+
+def test_named_ablation_and_patching_take_the_models_tokenizer(tmp_path):
+    # a checkpoint without tokenizer files (an in-memory transformers model, a bare directory): the error
+    # said to pass the model's own tokenizer, and neither function took one
+    from poslens.analyses.causal.named import ablate_named, patch_prompts
+    from poslens.models.tokenizer import Tokenizer
+    from poslens.testing import random_checkpoint
+
+    w = load_weights(str(random_checkpoint(tmp_path / "bare", small_config(d_vocab=1024))))
+    with pytest.raises(InvalidInputError, match="the model's own tokenizer"):
+        patch_prompts(w, "And David said", "And Moses said", "loss")
+    tok = Tokenizer.for_checkpoint("tiny")
+    p = patch_prompts(w, "And David said", "And Moses said", "loss", tokenizer=tok)
+    assert p.clean_tokens == tok.to_str_tokens(tok.encode("And David said", prepend_bos=True))
+    r = ablate_named(w, heads=[(0, 1)], n_seq=2, seq_len=16, n_baseline=1, data="sample", tokenizer=tok)
+    assert r.effects["loss"].effect != 0
+
+
+def test_building_blocks_take_weights_and_say_what_a_metric_is(runner, w, toks):
+    loss = next_token_loss(toks)
+    want = ablation_effect(runner, toks, [ablate_head(0, [1])], [loss], n_baseline=1).effects["loss"].effect
+    # Weights failed on a missing attribute ('Weights' object has no attribute 'check_hook')
+    assert ablation_effect(w, toks, [ablate_head(0, [1])], [loss], n_baseline=1).effects["loss"].effect == pytest.approx(
+        want, abs=1e-5)  # its own float32 runner
+    assert run_with(w, toks, [], hooks=["blocks.0.hook_resid_post"])["blocks.0.hook_resid_post"].shape == (5, 12, 32)
+    assert patch_sweep(w, toks, toks.flip(0), loss, layers=[0]).sweep == "resid"
+    with pytest.raises(InvalidInputError, match="a metric is a Metric .* got 'loss'"):  # 'str' object has no attribute 'hook'
+        ablation_effect(runner, toks, [ablate_head(0, [1])], ["loss"])
+    with pytest.raises(InvalidInputError, match="a metric is a Metric"):
+        head_sweep(runner, toks, toks.flip(0), "loss")
+    # a loss made from other tokens failed inside torch's cross_entropy (ValueError)
+    with pytest.raises(InvalidInputError, match="the loss metric was made from 5 x 6 tokens"):
+        ablation_effect(runner, toks, [ablate_head(0, [1])], [next_token_loss(toks[:, :6])], n_baseline=1)

@@ -102,6 +102,16 @@ def test_model_profile_names_the_planted_head_and_survives_its_json(planted):
     assert p.duplicate_head == (name if planted.layer == 0 else None)
     back = ModelProfile.from_dict(json.loads(p.to_json()))
     assert back == p
+    assert model_profile(json.loads(r.to_json())) == p
+
+
+@pytest.mark.parametrize("given", ["tiny", 3, {"model": "tiny"}])
+def test_model_profile_of_anything_but_a_duplicate_heads_result_says_what_it_reads(given):
+    from poslens.analyses.profile import model_profile
+
+    # a model name failed deep in dict() (ValueError, TypeError); a dict without heads gave an empty profile
+    with pytest.raises(InvalidInputError, match=r"reads a duplicate_heads result .*model_profile\(duplicate_heads\(model\)\)"):
+        model_profile(given)
 
 
 def test_uniform_planted_head_is_called_uniform(planted_groups):
@@ -463,3 +473,18 @@ def test_decay_figure_and_summary_name_which_fit_each_rate_is(planted, tmp_path)
     assert page in dup_heads_figures(r, tmp_path)
     assert f"0.1 fit to these means (rate {p.mean_fit.rate:.4f}/token; within queries {p.rate:.4f})" in page.read_text().replace(
         "\\u002f", "/")  # plotly's JSON escapes the slash
+
+
+def test_a_runner_of_another_model_is_refused():
+    from poslens.analyses.word_index import word_index
+    from poslens.models import processing
+
+    w = load_weights("tiny")
+    null = Runner(processing.randomize(load_weights("tiny"), seed=0))  # same shapes: it measured the null as "tiny"
+    for analysis in (duplicate_heads, word_index):
+        with pytest.raises(InvalidInputError, match=r"runner= runs tiny \(random weights, seed 0\).*, not tiny; give Runner"):
+            analysis(w, runner=null)
+    with pytest.raises(InvalidInputError, match="runner= takes a Runner of the model; got Weights"):
+        duplicate_heads(w, runner=w)
+    # the same model, loaded twice, is the same model
+    assert duplicate_heads("tiny", n_seq=2, seq_len=16, positional=False, runner=Runner(w)).model == "tiny"

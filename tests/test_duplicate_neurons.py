@@ -268,6 +268,25 @@ def test_bad_input(planted, partial_ckpt):
         duplicate_neurons(w, head=(0, 1), uniform_heads=[(1, 0)])
 
 
+
+def test_the_neuron_functions_refuse_what_the_model_lacks_in_one_line(planted):
+    # each failed deep in an index (IndexError) or on a missing attribute; duplicate_neurons checked, they did not
+    w = load_weights(str(planted.path))
+    toks = torch.tensor([[1, 2, 3, 1, 2, 3]])
+    d_mlp, H = w.cfg.d_mlp, w.cfg.n_heads
+    for call, message in [
+        (lambda: decompose_neuron(w, (0, 1), d_mlp, toks), f"neuron {d_mlp} does not exist"),
+        (lambda: decompose_neuron(w, (0, H), 0, toks), f"head 0.{H} does not exist"),
+        (lambda: decompose_neuron(w, (0, 1), 0, toks, uniform_heads=[H]), f"head 0.{H} does not exist"),
+        (lambda: top_activating_examples(Runner(w), toks, 0, d_mlp), f"neuron {d_mlp} does not exist"),
+        (lambda: pvo_matrix(w, 0, H), f"head 0.{H} does not exist"),
+    ]:
+        with pytest.raises(InvalidInputError, match=message):
+            call()
+    assert decompose_neuron(str(planted.path), (0, 1), 0, toks).neuron == 0  # a directory, as the analyses take
+    assert len(top_activating_examples(str(planted.path), toks, 0, 0, k=1)[0]) == 1
+
+
 def test_an_attention_only_model_has_no_neuron_to_read_the_head(planted):
     """All-zero MLPs (poslens train --attn-only): the analysis says it does not apply instead of fitting zeros."""
     from safetensors.torch import load_file

@@ -68,6 +68,17 @@ def test_helix_on_learned_tables_not_applicable_on_rotary(fam):
             helix(w)
 
 
+
+def test_sphere_overlap_on_learned_tables_not_applicable_on_rotary(fam):
+    from poslens.analyses.geometry.spheres import sphere_overlap
+
+    name, w = fam
+    if name in LEARNED:
+        assert 0 <= sphere_overlap(w, n_tokens=50, n_trials=1).mean_share <= 1
+    else:  # it said the checkpoint lacked wpe.weight and to use a complete one, which no rotary model has
+        with pytest.raises(NotApplicableError, match="positional sphere overlap does not apply: .* rotary positions"):
+            sphere_overlap(w)
+
 def test_dup_heads_on_every_family(fam):
     from poslens.analyses.heads import duplicate_heads
 

@@ -346,8 +346,22 @@ def test_sweep_specs_use_the_registry():
     with pytest.raises(UnknownModelError, match="nearest"):
         H.sweep_specs("alias", [123])
     with pytest.raises(InvalidInputError, match="no published training checkpoints"):
-        H.sweep_specs("tiny", [0])
+        H.sweep_specs("gpt2", [0])
+    # an embedded model's own training history, as `poslens helix -m tiny --steps` reads it
+    assert H.sweep_specs("tiny", [0, 1449]) == ["tiny@0", "tiny@1449"]
+    with pytest.raises(UnknownModelError, match="no snapshot at step 5; the nearest is 4"):
+        H.sweep_specs("tiny", [5])
 
+
+
+def test_one_model_given_alone_is_one_model():
+    from poslens.models import load_weights
+
+    # a name was read as its characters ("unknown model 't'"), Weights as not iterable
+    for one in ("tiny", load_weights("tiny")):
+        assert [r.model for r in H.helix_models(one).table] == ["tiny"]
+    with pytest.raises(InvalidInputError, match="a sweep needs at least two checkpoints"):
+        H.helix_sweep("tiny")
 
 def test_cli_single_json_and_figures(planted, tmp_path):
     out = tmp_path / "one"

@@ -90,6 +90,15 @@ def test_bad_input(ckpts):
         LL.logit_lens(w, [], n_generate=0)
     with pytest.raises(InvalidInputError, match="top_k"):
         LL.logit_lens(w, [1, 2], top_k=0)
+    # float ids were truncated (1.5 read as 1), and two rows read as one prompt
+    for ids in ([1.5, 2.0], torch.tensor([[1, 2], [3, 4]]), [True, False]):
+        with pytest.raises(InvalidInputError, match="a prompt's token ids are integers, one sequence"):
+            LL.logit_lens(w, ids, n_generate=0)
+    with pytest.raises(InvalidInputError, match="one sequence"):
+        from poslens.analyses.geometry.subspaces import hidden_subspaces
+
+        hidden_subspaces(w, tokens=torch.randint(0, 300, (2, 12)))
+    assert LL.logit_lens(w, torch.tensor([[1, 2, 3]]), n_generate=0).top1 == LL.logit_lens(w, [1, 2, 3], n_generate=0).top1
 
 
 def test_without_wte_it_says_why(ckpts, partial_ckpt):

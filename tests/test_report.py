@@ -672,3 +672,13 @@ def test_one_model_under_two_spellings_is_reported_once(tmp_path, monkeypatch):
     assert _same_model("m") == _same_model(str(tmp_path / "m")) == _same_model("./m/")
     assert _same_model("random:m") == _same_model(f"random=0:{tmp_path / 'm'}") != _same_model("random=1:m")
     assert _same_model("m@2") != _same_model("m")
+
+
+def test_one_model_or_stage_given_as_a_string_is_one_name(tmp_path):
+    from poslens.errors import UnknownModelError
+    from poslens.report.orchestrate import select_stages
+
+    # a string was read as its letters: "no model could be opened: n: unknown model 'n'; o: ..."
+    with pytest.raises(UnknownModelError, match="unknown model 'nomodel'"):
+        build_report("nomodel", tmp_path / "out")
+    assert [s.name for s in select_stages(default_stages(), only="helix")] == ["helix"]  # "no report stage named 'h'"

@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -297,3 +298,30 @@ def test_rotary_model_has_no_helix_cell(tmp_path):
     by = {c["analysis"]: c for c in res["cells"]}
     assert by["helix"]["status"] == "not_applicable" and "learned positional embedding" in by["helix"]["reason"]
     assert by["icl"]["status"] == "ok" and by["icl"]["metrics"]["icl_gain"] is not None
+
+
+def test_an_unguarded_script_is_told_why_its_pool_broke(tmp_path):
+    # every worker imports the calling script; unguarded, each one fails starting a pool of its own, and the
+    # message said only "out of memory? try --jobs 1"
+    import os
+    import subprocess
+    import sys
+
+    import poslens
+
+    script = tmp_path / "mine.py"
+    script.write_text('from poslens.sweep.executors import run_local\nrun_local([{"key": "k"}], print, jobs=1, max_restarts=0)\n')
+    env = {**os.environ, "PYTHONPATH": str(Path(poslens.__file__).parents[1])}
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert r.returncode != 0
+    assert 'outside `if __name__ == "__main__":`' in r.stderr.splitlines()[-1]
+
+
+def test_one_model_or_analysis_given_as_a_string_is_one_name():
+    from poslens.errors import InvalidInputError
+    from poslens.sweep.run import plan
+
+    tasks = plan("tiny", every=6, analyses="helix")  # read as the models t, i, n, y and the analyses h, e, l, ...
+    assert {(t["material"]["model"], t["analysis"]) for t in tasks} == {("tiny", "helix")} and len(tasks) == 3
+    with pytest.raises(InvalidInputError, match="unknown analysis 'hlix' \\(did you mean 'helix'\\?\\)"):
+        plan(["tiny"], every=6, analyses=["hlix"])  # a KeyError

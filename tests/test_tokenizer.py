@@ -81,3 +81,13 @@ def test_an_id_past_the_vocabulary_reads_as_its_number():
     from poslens.models.tokenizer import Tokenizer
 
     assert Tokenizer.gpt2().to_str_tokens([464, 50300]) == ["The", "#50300"]
+
+
+def test_for_checkpoint_takes_what_the_analyses_take():
+    from poslens.models import load_weights
+
+    want = Tokenizer.for_checkpoint(open_checkpoint("tiny")).identity
+    assert Tokenizer.for_checkpoint("tiny").identity == want
+    assert Tokenizer.for_checkpoint(load_weights("tiny")).identity == want  # it read an attribute Weights lack
+    with pytest.raises(InvalidInputError, match="Tokenizer.for_checkpoint takes the model's Weights"):
+        Tokenizer.for_checkpoint(3)

@@ -73,6 +73,44 @@ def test_resume_continues_exactly(corpus, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
+
+def test_a_run_restarted_before_its_first_checkpoint_logs_as_an_uninterrupted_one(corpus, tmp_path):
+    import json
+    import shutil
+
+    straight = train(cfg(corpus, tmp_path / "a", max_steps=8), progress=False)
+    c = cfg(corpus, tmp_path / "b", max_steps=8)
+    train(c, progress=False, stop_at=2)
+    # what a kill before the first checkpoint leaves: the run's tokenizer and tokens, no state, no model
+    (tmp_path / "b" / "train_state.pt").unlink()
+    shutil.rmtree(tmp_path / "b" / "model")
+    logs = [json.loads((d / "training_log.json").read_text()) for d in (straight, train(c, progress=False))]
+    # the restarted run named its tokenizer by the file it reloaded, .../b/tokenizer.json, in its log and card
+    assert logs[1]["tokenizer"] == logs[0]["tokenizer"] == "byte-level BPE 320 trained on the corpus"
+    assert logs[1]["history"] == logs[0]["history"]
+
+
+@pytest.mark.parametrize("bad", [dict(batch_size=0), dict(ckpt_every=0), dict(d_model=-4), dict(val_frac=1.5),
+                                 dict(lr=-1.0, min_lr=-2.0)])
+def test_a_config_made_in_python_is_held_to_the_command_lines_ranges(corpus, tmp_path, bad):
+    # these failed deep (an empty batch, a modulo by zero, torch's negative dimension) or trained on nonsense
+    name = next(iter(bad))
+    with pytest.raises(InvalidInputError, match=f"{name}={bad[name]} "):
+        train(cfg(corpus, tmp_path / "r", **bad), progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_one_corpus_file_given_alone_is_one_file(corpus, tmp_path):
+    # it was read as its letters: "corpus / does not exist"
+    model = train(dataclasses.replace(cfg(corpus, tmp_path / "r", max_steps=2), corpus=corpus), progress=False)
+    assert load_weights(str(model)).cfg.n_layers == 1
+
+def test_a_floor_above_the_peak_rate_is_refused(corpus, tmp_path):
+    # the cosine schedule climbed from lr to min_lr
+    with pytest.raises(InvalidInputError, match="min_lr=0.0003 is above lr=0.0001"):
+        train(cfg(corpus, tmp_path / "r", lr=1e-4), progress=False)
+    assert not (tmp_path / "r").exists()
+
 @pytest.fixture(autouse=True)
 def _sigint_at_its_default():
     """Ctrl-C as a terminal delivers it: a process started in the background by a non-interactive
@@ -250,6 +288,8 @@ def test_bad_corpora(tmp_path):
     with pytest.raises(InvalidInputError, match="n_ctx=70000"):
         train(cfg(corpus_big(tmp_path), tmp_path / "r4", n_ctx=70000), progress=False)
     assert not (tmp_path / "r4" / "model").exists()
+    with pytest.raises(CorpusError, match="vocab_size 290 is too small for a byte-level BPE; give at least 300"):
+        train(cfg(corpus_big(tmp_path), tmp_path / "r5", vocab_size=290), progress=False)  # it said "needs > 257"
 
 
 def corpus_big(tmp_path) -> str:
@@ -679,6 +719,17 @@ def test_induction_gain_separates_order_from_a_bag_of_seen_tokens(tmp_path):
     assert abs(g["induction_gain"]) < 0.1 * g["gain"], g
 
 
+
+def test_copy_gain_takes_what_the_analyses_take():
+    from poslens.analyses.incontext import copy_gain
+    from poslens.data.sequences import repeated_tokens
+
+    tokens = repeated_tokens(2, 32, 1024, bos=0)
+    want = copy_gain(Runner(load_weights("tiny")), tokens, bos=True)
+    assert copy_gain("tiny", tokens.tolist(), bos=True) == want  # 'str' object has no attribute 'run'
+    with pytest.raises(InvalidInputError, match="copy_gain takes a Runner"):
+        copy_gain(3, tokens, bos=True)
+
 def test_ship_copies_the_model_and_history_and_writes_the_card(corpus, tmp_path):
     """What ships is what a reader needs (no trainer state), the card names the organism and dates W_pos's shape."""
     from poslens.models import load_weights
@@ -732,3 +783,16 @@ def test_card_describes_each_stage_of_an_interleaved_curriculum():
     assert bullets[3] == "- Steps 30–40: text only."
     text_only = {"step": 5, "config": {"synthetic_steps": 0, "synthetic_frac": 0.0, "n_ctx": 32}}
     assert _synthetic_lines(text_only) == []
+
+
+@pytest.mark.parametrize("tool", ["card", "ship"])
+def test_card_and_ship_commands_refuse_a_folder_that_is_no_run_in_one_line(tool, tmp_path, capsys):
+    import importlib
+
+    main = importlib.import_module(f"poslens.train.{tool}").main
+    with pytest.raises(SystemExit) as exc:  # a traceback ending in FileNotFoundError or InvalidInputError
+        main([str(tmp_path / "nope"), *(["x"] if tool == "ship" else [])])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith(f"python -m poslens.train.{tool}: error: {tmp_path / 'nope'}")
+    assert "Traceback" not in err

@@ -185,3 +185,13 @@ def test_save_writes_a_checkpoint_that_loads_back_identically(model, tmp_path):
     assert not list(tmp_path.glob("*/*.tmp"))  # nothing half-written left beside the files
     with pytest.raises(InvalidInputError, match="unknown checkpoint format"):
         save_checkpoint(tmp_path / "x", cfg, sd, fmt="npz")
+
+
+@pytest.mark.parametrize("step", [P.fold_layer_norm, P.center_writing_weights, P.center_unembed, P.fold_value_biases,
+                                  P.randomize, P.process])
+def test_processing_takes_what_the_analyses_take(step):
+    assert step("tiny").processing == step(load_weights("tiny")).processing
+    # a Runner, or anything else, failed on a missing attribute (AttributeError)
+    with pytest.raises(InvalidInputError, match=f"{step.__name__} takes the model's Weights, a model name or a "
+                                                "checkpoint directory; got Runner"):
+        step(Runner(load_weights("tiny")))

@@ -25,6 +25,15 @@ from .errors import InvalidInputError, suggest
 T = TypeVar("T")
 
 
+def listed(values) -> list:
+    """``values`` as a list, one string, path or object being one item: a bare "tiny" was read as its letters.
+
+    >>> listed("tiny"), listed(("tiny", "tiny-attn"))
+    (['tiny'], ['tiny', 'tiny-attn'])
+    """
+    return [values] if isinstance(values, (str, os.PathLike)) or not hasattr(values, "__iter__") else list(values)
+
+
 def resolve(cls: type[T], options: T | None, overrides: dict[str, Any], what: str) -> T:
     """``options`` (or ``cls()``) with ``overrides`` replacing its fields; an unknown key, or (from an
     :func:`options_class`) a value of the wrong type, is one clear error."""

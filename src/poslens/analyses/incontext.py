@@ -51,7 +51,11 @@ def shuffled_second_copy(tokens: torch.Tensor, bos: bool, seed: int = 0) -> torc
 @torch.no_grad()
 def copy_gain(runner, tokens: torch.Tensor, bos: bool, seed: int = 0, batch_size: int | None = None) -> dict[str, float]:
     """First-copy, second-copy and shuffled-second-copy losses of ``runner``'s model on
-    ``tokens`` (repeated random tokens), the gain and its order-dependent part."""
+    ``tokens`` (repeated random tokens), the gain and its order-dependent part. ``runner`` may
+    also be what the analyses take (Weights, a model name or directory)."""
+    from .reach import as_runner
+
+    runner, tokens = as_runner(runner, "copy_gain"), torch.atleast_2d(torch.as_tensor(tokens))
     both = torch.cat([tokens, shuffled_second_copy(tokens, bos, seed=seed + 1)])
     kw = {"batch_size": batch_size} if batch_size else {}
     logits = runner.run(both, logits=True, **kw).logits.float()

@@ -17,6 +17,7 @@ to the first position (attention sinks) is measured on the same repeated sequenc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,7 +128,10 @@ def model_profile(dup: Any, first_position: torch.Tensor | None = None, threshol
     (absent in results from before that score existed: then no sink heads).
     ``thresholds``: overrides of :data:`THRESHOLDS`.
     """
-    d = dup.to_dict() if hasattr(dup, "to_dict") else dict(dup)
+    d = dup.to_dict() if isinstance(dup, Result) else dup
+    if not isinstance(d, Mapping) or "heads" not in d:
+        raise InvalidInputError(f"model_profile reads a duplicate_heads result (or its dict); got {type(dup).__name__}. "
+                                "For a model: model_profile(duplicate_heads(model))")
     th = check_thresholds(thresholds or {})
     opts = d.get("options", {})
     src = d.get("heads") or {}

@@ -35,6 +35,24 @@ def as_runner(model, what: str):
     return Runner(as_weights(model, what))
 
 
+def runner_for(weights, runner, what: str, device: str = "cpu", dtype: str = "float32"):
+    """``runner`` (shared prepared weights) if it runs ``weights``, a new Runner when None. A Runner of
+    another model, or of these weights processed otherwise, would measure that one under this one's
+    name, so it is refused."""
+    from ..models.runner import Runner
+
+    if runner is None:
+        return Runner(weights, device=device, dtype=dtype)
+    if not isinstance(runner, Runner):
+        raise InvalidInputError(f"{what}'s runner= takes a Runner of the model; got {type(runner).__name__}")
+    theirs = runner.weights
+    if theirs is not weights and (theirs.label, theirs.processing) != (weights.label, weights.processing):
+        said = lambda w: w.label + (f" ({', '.join(w.processing)})" if w.processing else "")  # noqa: E731
+        raise InvalidInputError(f"{what}'s runner= runs {said(theirs)}, not {said(weights)}; give Runner(weights) "
+                                "of the model analysed, or leave runner= out")
+    return runner
+
+
 def own_tokenizer(weights):
     """The checkpoint's own tokenizer, or None where it has no usable one (the caller falls back to
     inputs that need none, such as random tokens).

@@ -1,4 +1,5 @@
-"""Weight processing as short pure functions: each takes Weights and returns new Weights.
+"""Weight processing as short pure functions: each takes Weights (or, as the analyses do, a model
+name or checkpoint directory) and returns new Weights.
 
 Each step is exact for the model's outputs (up to a per-position constant on logits for
 ``center_unembed``) and is recorded in ``Weights.processing``. Steps are lazy: a processed
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from .weights import Deferred, Weights
+from .weights import Deferred, Weights, as_weights
 
 
 def _step(name: str, notes: list[str]) -> str:
@@ -36,6 +37,7 @@ def fold_layer_norm(w: Weights, center_reading: bool = True) -> Weights:
     TransformerLens's ``fold_ln``. With ``center_reading`` the reading matrices are also
     centred over d_model, which is exact because their input is already centred.
     """
+    w = as_weights(w, "fold_layer_norm")
     cfg = w.cfg
     if cfg.normalization != "LN":
         return w.replace({}, "fold_layer_norm[no LayerNorm]")
@@ -83,6 +85,7 @@ def center_writing_weights(w: Weights) -> Weights:
     Exact because every reader of the residual stream is a LayerNorm, which subtracts that
     mean anyway. Needs LayerNorm; skipped (and recorded) for models without it.
     """
+    w = as_weights(w, "center_writing_weights")
     cfg = w.cfg
     if cfg.normalization != "LN":
         return w.replace({}, "center_writing_weights[skipped: no LayerNorm]")
@@ -106,6 +109,7 @@ def center_writing_weights(w: Weights) -> Weights:
 
 def center_unembed(w: Weights) -> Weights:
     """Subtract the mean over the vocabulary from W_U and b_U (logits shift by a constant per position)."""
+    w = as_weights(w, "center_unembed")
     if not w.has("unembed.W_U"):
         return w.replace({}, "center_unembed[skipped: W_U missing]")
     return w.replace({"unembed.W_U": Deferred(lambda: (W := w.get("unembed.W_U")) - W.mean(dim=-1, keepdim=True)),
@@ -114,6 +118,7 @@ def center_unembed(w: Weights) -> Weights:
 
 def fold_value_biases(w: Weights) -> Weights:
     """Move b_V into b_O: attention weights sum to one, so each head adds exactly b_V @ W_O."""
+    w = as_weights(w, "fold_value_biases")
     cfg = w.cfg
     up = {}
 
@@ -142,6 +147,7 @@ def randomize(w: Weights, seed: int = 0) -> Weights:
     >>> r.processing, r.get("pos_embed.W_pos").shape == load_weights("tiny").get("pos_embed.W_pos").shape
     (('randomize[seed=1]',), True)
     """
+    w = as_weights(w, "randomize")
 
     def drawn(i: int, n: str) -> Deferred:
         def draw() -> torch.Tensor:
@@ -161,6 +167,7 @@ def randomize(w: Weights, seed: int = 0) -> Weights:
 def process(w: Weights, fold_ln: bool = True, center_writing: bool = True,
             center_unembedding: bool = True, fold_value_bias: bool = True) -> Weights:
     """The TransformerLens default processing, each step optional."""
+    w = as_weights(w, "process")
     if fold_ln:
         w = fold_layer_norm(w)
     if center_writing:

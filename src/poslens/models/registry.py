@@ -210,12 +210,17 @@ def resolve(spec: str, revision: str | None = None) -> ModelSource:
     )
 
 
-def _snapshot(info: ModelInfo, d: Path, rev: str) -> Path:
-    """The folder of an embedded model's training-history snapshot ``rev`` (a step: ``1449`` or ``step-1449``)."""
+def embedded_snapshots(info: ModelInfo) -> dict[int, str]:
+    """An embedded model's training history: step -> its snapshot folder under ``history/`` ({} if it ships none)."""
     import json
 
-    manifest = d / "history" / "manifest.json"
-    snaps = {int(s["step"]): s["dir"] for s in json.loads(manifest.read_text())["snapshots"]} if manifest.is_file() else {}
+    manifest = info.embedded_dir / "history" / "manifest.json"
+    return {int(s["step"]): s["dir"] for s in json.loads(manifest.read_text())["snapshots"]} if manifest.is_file() else {}
+
+
+def _snapshot(info: ModelInfo, d: Path, rev: str) -> Path:
+    """The folder of an embedded model's training-history snapshot ``rev`` (a step: ``1449`` or ``step-1449``)."""
+    snaps = embedded_snapshots(info)
     if not snaps:
         raise UnknownModelError(f"the embedded model '{info.name}' ships no training history; use --model {info.name}")
     digits = rev.removeprefix("step-").removeprefix("step")

@@ -63,7 +63,13 @@ class Tokenizer:
 
     @classmethod
     def for_checkpoint(cls, ckpt) -> Tokenizer:
-        """The checkpoint's own tokenizer if it ships one, else GPT-2's."""
+        """The checkpoint's own tokenizer if it ships one, else GPT-2's. ``ckpt``: a Checkpoint, or
+        what every analysis takes (the model's Weights, a model name or a checkpoint directory)."""
+        from .checkpoint import Checkpoint
+        from .weights import as_weights
+
+        if not isinstance(ckpt, Checkpoint):
+            ckpt = as_weights(ckpt, "Tokenizer.for_checkpoint").source
         files = ckpt.tokenizer_files()
         if "tokenizer.json" in files:
             tok = cls.from_file(files["tokenizer.json"])

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..errors import InvalidInputError, PoslensError
 from ..io import writable_dir
 from ..models.allocator import keep_freed_memory
+from ..options import listed
 from .orchestrate import (SIZES, Context, Harvest, ModelReport, Outcome, Stage, parse_overrides, run_model,
                           select_stages)
 from .page import render_model_page, slug, write_pages
@@ -95,7 +96,7 @@ def build_report(
     PNG of every interactive figure (by default only figures with no interactive twin get one).
     """
     unique: dict[tuple, str] = {}
-    for m in map(str, models):
+    for m in map(str, listed(models)):
         unique.setdefault(_same_model(m), m)  # the first spelling of each model
     models = list(unique.values())
     if not models:

@@ -36,6 +36,7 @@ from ..code_version import code_version
 from ..harvest import Harvest, Harvester
 from ..errors import CorpusError, InvalidInputError, NotApplicableError, PoslensError, suggest
 from ..io import atomic_write_text, writable_dir
+from ..options import listed
 from ..results import Result, canonical, to_jsonable
 
 CACHE_FORMAT = "poslens-report-cache"
@@ -528,13 +529,13 @@ def select_stages(stages: Sequence[Stage], only: Iterable[str] = (), skip: Itera
     names = [s.name for s in stages]
 
     def parse(xs):
-        out = [p.strip() for x in xs for p in str(x).split(",") if p.strip()]
+        out = [p.strip() for x in listed(xs) for p in str(x).split(",") if p.strip()]
         for n in out:
             if n not in names:
                 raise InvalidInputError(f"no report stage named '{n}'{suggest(n, names)}; stages: {', '.join(names)}")
         return set(out)
 
-    only = list(only)
+    only = listed(only)
     only_s, skip_s = parse(only), parse(skip)
     if only and not only_s:  # "--only ," would otherwise run every stage
         raise InvalidInputError("--only names no stage; give stage names (--list shows them), or leave --only out")

@@ -176,6 +176,9 @@ def parse_analyses(spec: str | None) -> list[str]:
 
 def options_for(analysis: str, overrides: dict | None) -> dict:
     """The analysis's defaults with ``overrides`` applied, each checked and cast to the default's type."""
+    if analysis not in ANALYSES:
+        raise InvalidInputError(f"unknown analysis '{analysis}'{suggest(str(analysis), ANALYSES)}; "
+                                f"known: {', '.join(ANALYSES)}")
     a = ANALYSES[analysis]
     out = dict(a.defaults)
     for k, v in (overrides or {}).items():

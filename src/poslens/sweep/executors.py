@@ -95,7 +95,8 @@ def run_local(tasks: list[dict], done: Done, jobs: int, max_restarts: int = 3) -
             restarts += 1
             if restarts > max_restarts:
                 raise PoslensError(f"the local pool lost a worker {restarts} times; {len(todo)} cells were not "
-                                   "computed (out of memory? try --jobs 1); rerun to resume")
+                                   "computed: out of memory (try --jobs 1), or, from a script of yours, sweep() called "
+                                   "outside `if __name__ == \"__main__\":` (every worker imports the script); rerun to resume")
 
 
 def check_ray_address(address: str, timeout: float = 5.0) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 from ..io import atomic_write_text
+from ..options import listed
 from ..results import canonical
 from . import changepoints as CP
 from .cells import ANALYSES, options_for
@@ -39,6 +40,7 @@ def _source_stamp(rev: Revision) -> dict:
 
 def plan(models, *, steps=None, every=None, log=None, analyses=("helix",), overrides=None) -> list[dict]:
     """The grid as tasks: one per (model, revision, analysis), each with its store key and material."""
+    models, analyses = listed(models), listed(analyses)
     if not models:
         raise InvalidInputError("no model given; pass --model (e.g. -m tiny, -m alias --log 12)")
     opts = {a: options_for(a, (overrides or {}).get(a)) for a in analyses}

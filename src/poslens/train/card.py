@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InvalidInputError, PoslensError
 from ..io import atomic_write_text
 from ..results import to_jsonable
 from .corpus import NEAR
@@ -62,6 +63,9 @@ def measure(model_dir: str | Path, n_seq: int = 32, n_new: int = 40) -> dict[str
     from ..models.tokenizer import Tokenizer
 
     model_dir = Path(model_dir)
+    if not (model_dir / "training_log.json").is_file():
+        raise InvalidInputError(f"{model_dir} has no training_log.json: a card describes a `poslens train` run's "
+                                "model/ folder")
     log = json.loads((model_dir / "training_log.json").read_text())
     w = load_weights(str(model_dir))
     tok = Tokenizer.for_checkpoint(w.source)
@@ -373,7 +377,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", default="tiny", help="The model's registered name (the card's title and commands).")
     args = ap.parse_args(argv)
     extra = Path(args.notes).read_text() if args.notes else ""
-    print(write_card(args.model_dir, extra, args.name))
+    try:
+        print(write_card(args.model_dir, extra, args.name))
+    except PoslensError as exc:
+        ap.error(str(exc))  # one line and status 2, as poslens's own commands
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ def train_bpe(texts: list[str], vocab_size: int) -> Tokenizer:
     from tokenizers import Tokenizer as TK
     from tokenizers import decoders, models, pre_tokenizers, trainers
 
-    if vocab_size < 300:
-        raise CorpusError(f"vocab_size {vocab_size} is too small for a byte-level BPE (needs > 257)")
+    if vocab_size < 300:  # 256 bytes and <|endoftext|>, and room for merges
+        raise CorpusError(f"vocab_size {vocab_size} is too small for a byte-level BPE; give at least 300")
     tk = TK(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
@@ -33,7 +33,11 @@ def train_bpe(texts: list[str], vocab_size: int) -> Tokenizer:
         show_progress=False,
     )
     tk.train_from_iterator(texts, trainer=trainer)
-    return Tokenizer(tk, source=f"byte-level BPE {vocab_size} trained on the corpus")
+    return Tokenizer(tk, source=bpe_name(vocab_size))
+
+
+def bpe_name(vocab_size: int) -> str:
+    return f"byte-level BPE {vocab_size} trained on the corpus"
 
 
 def tokenize_split(texts: list[str], tok: Tokenizer, val_frac: float) -> tuple[np.ndarray, np.ndarray]:

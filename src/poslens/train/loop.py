@@ -10,11 +10,13 @@ replaced as a whole folder so that it never holds files of two different steps.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import math
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,6 +29,7 @@ from ..errors import Interrupted, InvalidInputError
 from ..io import atomic_torch_save, atomic_write_bytes, atomic_write_text, recover_dir, recover_dirs, replace_dir
 from ..models.config import ModelConfig
 from ..models.tokenizer import Tokenizer
+from ..options import listed
 from . import corpus as C
 from . import history as H
 from .config import TrainConfig
@@ -46,10 +49,10 @@ def _lr(cfg: TrainConfig, step: int) -> float:
 def _prepare_data(cfg: TrainConfig, out: Path):
     texts = C.read_texts(cfg.corpus)
     tok_path = out / "tokenizer.json"
-    if tok_path.is_file():
-        tok = Tokenizer.from_file(tok_path)
-    elif cfg.tokenizer == "gpt2":
+    if cfg.tokenizer == "gpt2":
         tok = Tokenizer.gpt2()
+    elif tok_path.is_file():  # trained by an earlier start of this run; named as then, so the log and card read alike
+        tok = Tokenizer(Tokenizer.from_file(tok_path)._tk, C.bpe_name(cfg.vocab_size))
     elif cfg.tokenizer == "bpe":
         tok = C.train_bpe(texts, cfg.vocab_size)
     else:
@@ -91,6 +94,17 @@ def _stage_options(cfg: TrainConfig) -> dict:
 
 def check_options(cfg: TrainConfig) -> None:
     """Refuse impossible options before any data is read or anything is written."""
+    # the command line's ranges, for a TrainConfig made in Python (0 failed deep: a modulo by zero, an empty batch)
+    for k in ("vocab_size", "n_layers", "n_heads", "d_model", "batch_size", "max_steps", "eval_every", "eval_batches",
+              "ckpt_every"):
+        if not getattr(cfg, k) >= 1:
+            raise InvalidInputError(f"{k}={getattr(cfg, k)} must be at least 1")
+    for k in ("lr", "min_lr", "weight_decay", "warmup_steps", "wpe_init_scale"):
+        if not getattr(cfg, k) >= 0:
+            raise InvalidInputError(f"{k}={getattr(cfg, k)} cannot be negative")
+    for k in ("val_frac", "repeat_frac", "random_repeat_frac"):
+        if not 0 <= getattr(cfg, k) <= 1:
+            raise InvalidInputError(f"{k}={getattr(cfg, k)} is a share; give 0..1")
     if cfg.n_ctx < 2:
         raise InvalidInputError("n_ctx must be at least 2")
     if cfg.n_ctx > 65536:
@@ -101,6 +115,9 @@ def check_options(cfg: TrainConfig) -> None:
         raise InvalidInputError(f"synthetic_frac={cfg.synthetic_frac} is a share of each batch; give 0..1")
     if cfg.synthetic_len and not 8 <= cfg.synthetic_len <= cfg.n_ctx:
         raise InvalidInputError(f"synthetic_len={cfg.synthetic_len} must be between 8 and n_ctx={cfg.n_ctx} (0: n_ctx)")
+    if cfg.min_lr > cfg.lr:
+        raise InvalidInputError(f"min_lr={cfg.min_lr} is above lr={cfg.lr}: the rate decays from lr to min_lr; "
+                                "give min_lr <= lr")
     if not cfg.init_std > 0:
         raise InvalidInputError(f"init_std={cfg.init_std} must be positive (GPT-2's is 0.02)")
     if cfg.synthetic_vocab and cfg.synthetic_vocab < 16:
@@ -282,6 +299,7 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
     resuming); ``stop_at`` once the run reaches that step (to train in stages with
     different options, exactly reproducibly). Both checkpoint and export first.
     """
+    cfg = dataclasses.replace(cfg, corpus=[str(c) for c in listed(cfg.corpus)])  # one file given alone: not its letters
     check_options(cfg)
     out = Path(cfg.out)
     state_path = out / STATE
@@ -303,8 +321,9 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
                                     "or another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # --out at a file, or under one
-        raise InvalidInputError(f"cannot create the run directory {out} ({exc.strerror}); choose another --out") from None
+        tempfile.TemporaryFile(dir=out).close()  # a folder we may not write to fails here, not at its first file
+    except OSError as exc:  # --out at a file, or under one, or read-only
+        raise InvalidInputError(f"cannot write the run directory {out} ({exc.strerror}); choose another --out") from None
     # Before anything reads or writes model/: a run killed mid-export may have left it missing (between
     # the swap's renames), and one killed mid-snapshot a temporary folder of a step this run may never write.
     recover_dir(out / "model")

@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, PoslensError
 
 FILES = ("config.json", "model.safetensors", "tokenizer.json", "training_log.json")
 
@@ -64,7 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dest", default=None, help="Where organisms live (default: the package's models/embedded).")
     ap.add_argument("--notes", default=None, help="A Markdown file appended to the card.")
     a = ap.parse_args(argv)
-    print(ship(a.model_dir, a.name, a.dest, Path(a.notes).read_text() if a.notes else ""))
+    try:
+        print(ship(a.model_dir, a.name, a.dest, Path(a.notes).read_text() if a.notes else ""))
+    except PoslensError as exc:
+        ap.error(str(exc))  # one line and status 2, as poslens's own commands
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ from ...models.runner import Runner
 from ...results import Result
 from .baselines import Comparison, against, compare, head_pool, random_head_sets, random_neurons, random_subspace
 from .intervention import INPUT, Intervention, InterventionRecord, _layer
-from .metrics import Metric, MetricRecord
+from ..reach import as_runner
+from .metrics import Metric, MetricRecord, check_metric
 from .run import as_run_kwargs, input_shape, measure_variants
 
 # A metric's value, averaged over sequences: a number, or the metric's shape as nested lists.
@@ -140,6 +141,7 @@ def ablation_effect(
     >>> r = ablation_effect(runner, tokens, [iv], [neuron_activation(0, 3)], n_baseline=5)  # doctest: +SKIP
     """
     t0 = time.perf_counter()
+    runner = as_runner(runner, "ablation_effect")
     if not interventions:
         raise InvalidInputError("nothing to ablate: give at least one intervention")
     if not metrics:
@@ -147,7 +149,7 @@ def ablation_effect(
     if n_baseline < 0:
         raise InvalidInputError(f"n_baseline must be >= 0; got {n_baseline}")
     for m in metrics:
-        runner.check_hook(m.hook)
+        runner.check_hook(check_metric(m).hook)
     kw = as_run_kwargs(inputs)
     B, _ = input_shape(kw)
     draws = baseline_variants(interventions, runner.cfg, n_baseline, seed) if n_baseline else []

@@ -63,11 +63,19 @@ class Metric:
                             shape=list(self.shape), labels=list(self.labels), info=dict(self.info))
 
 
+def check_metric(m) -> Metric:
+    """``m`` if it is a Metric, else one InvalidInputError saying what one is."""
+    if not isinstance(m, Metric):
+        raise InvalidInputError(f"a metric is a Metric (next_token_loss(tokens), logit_diff(...), neuron_activation(...)); "
+                                f"got {m!r} (specs such as 'loss' are what ablate_named and patch_prompts read)")
+    return m
+
+
 class MetricStore:
     """Collects metric values for every row of a (possibly repeated) run."""
 
     def __init__(self, metrics: Sequence[Metric], n_rows: int, n_base: int):
-        names = [m.name for m in metrics]
+        names = [check_metric(m).name for m in metrics]
         if len(set(names)) != len(names):
             raise InvalidInputError(f"metric names must be unique; got {names}")
         self.metrics = list(metrics)
@@ -209,6 +217,9 @@ def next_token_loss(tokens: torch.Tensor, name: str = "loss", skip_first: int = 
         raise InvalidInputError("the loss needs at least two tokens per sequence after skip_first")
 
     def fn(logits, rows):
+        if logits.shape[1] != t.shape[1] or int(rows.max()) >= len(t):
+            raise InvalidInputError(f"the loss metric was made from {len(t)} x {t.shape[1]} tokens, not the inputs "
+                                    "run (longer or more rows); make it from them: next_token_loss(tokens)")
         tgt = t[rows, 1 + skip_first:].to(logits.device)
         lg = logits[:, skip_first:-1].float()
         return F.cross_entropy(lg.reshape(-1, lg.shape[-1]), tgt.reshape(-1), reduction="none").view(len(rows), -1).mean(1)

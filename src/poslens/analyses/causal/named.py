@@ -3,7 +3,7 @@ run` and `poslens patch` compute, callable from Python with the same options.
 
 >>> from poslens.models import load_weights
 >>> w = load_weights("tiny")                                                            # doctest: +SKIP
->>> r = ablate_named(w, heads=[(0, 5)], metrics=["loss"], kind="mean", n_baseline=5)    # doctest: +SKIP
+>>> r = ablate_named(w, heads=[(0, 1)], metrics=["loss"], kind="mean", n_baseline=5)    # doctest: +SKIP
 >>> r.effects["loss"].effect, r.effects["loss"].z                                       # doctest: +SKIP
 >>> p = patch_prompts(w, "The cat sat", "The dog sat", "logit-diff: on| in", sweep="heads")  # doctest: +SKIP
 """
@@ -36,10 +36,16 @@ def _tokenizer(w: Weights, required: bool):
         return None
 
 
-def _by_layer(pairs: Sequence[tuple[int, int]]) -> dict[int, list[int]]:
+def _by_layer(pairs: Sequence[tuple[int, int] | str], what: str) -> dict[int, list[int]]:
+    """(layer, index) pairs or the ``"L.I"`` names results use (``duplicate_heads(...).ranking``), by layer."""
     out: dict[int, list[int]] = {}
-    for layer, i in pairs:
-        out.setdefault(int(layer), []).append(int(i))
+    for p in [pairs] if isinstance(pairs, str) else pairs:
+        try:
+            layer, i = (int(x) for x in (p.split(".") if isinstance(p, str) else p))
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"{what}= takes (layer, index) pairs or 'L.I' names, as [(0, 1)] or "
+                                    f"['0.1']; got {p!r}") from None
+        out.setdefault(layer, []).append(i)
     return out
 
 
@@ -47,31 +53,33 @@ def ablate_named(
     weights: Weights,
     options: AblationOptions | None = None,
     *,
-    heads: Sequence[tuple[int, int]] = (),
-    neurons: Sequence[tuple[int, int]] = (),
+    heads: Sequence[tuple[int, int] | str] = (),
+    neurons: Sequence[tuple[int, int] | str] = (),
     direction: np.ndarray | str | None = None,
     hook: str | None = None,
     pos_pcs: int | None = None,
     metrics: Sequence[str] = ("loss",),
     device: str = "cpu",
     dtype: str = "float32",
+    tokenizer: Tokenizer | None = None,
     **overrides,
 ) -> AblationResult:
-    """Ablate ``heads`` ((layer, head) pairs), ``neurons`` ((layer, neuron) pairs), a ``direction``
-    (array or .npy path, [d_model] or [k, d_model]) at ``hook`` and W_pos's top ``pos_pcs``
-    principal components, all at once, and measure ``metrics`` (specs as
+    """Ablate ``heads`` ((layer, head) pairs, or ``"L.H"`` as results name them), ``neurons``
+    ((layer, neuron) pairs or ``"L.N"``), a ``direction`` (array or .npy path, [d_model] or
+    [k, d_model]) at ``hook`` and W_pos's top ``pos_pcs`` principal components, all at once, and measure ``metrics`` (specs as
     :func:`~poslens.analyses.causal.metrics.metric_from_spec` reads them) against
     ``n_baseline`` random ablations of the same size. ``options``:
     :class:`~poslens.analyses.causal.options.AblationOptions` (keywords replace its fields).
+    ``tokenizer``: the model's own, where its checkpoint has none (default: the checkpoint's).
     """
     o = resolve(AblationOptions, options, overrides, "ablate_named")
     weights = as_weights(weights, "ablate_named")
-    tok = _tokenizer(weights, required=False)
+    tok = tokenizer or _tokenizer(weights, required=False)
     bos = tok.bos_token_id if (o.prepend_bos and tok is not None) else None
     common = dict(positions=o.positions, reference="input" if o.reference == "input" else "ref", mean_over=o.mean_over,
                   seed=o.seed)
-    ivs = [ablate_head(l, hs, o.kind, **common) for l, hs in _by_layer(heads).items()]
-    ivs += [ablate_neuron(l, ns, o.kind, **common) for l, ns in _by_layer(neurons).items()]
+    ivs = [ablate_head(l, hs, o.kind, **common) for l, hs in _by_layer(heads, "heads").items()]
+    ivs += [ablate_neuron(l, ns, o.kind, **common) for l, ns in _by_layer(neurons, "neurons").items()]
     if direction is not None:
         if not hook:
             raise InvalidInputError("a direction needs a hook (where to ablate it, e.g. blocks.2.hook_resid_post)")
@@ -110,7 +118,7 @@ def ablate_named(
                        f"{o.seq_len} asked for: the model's context is {weights.cfg.n_ctx} tokens, and a text holds "
                        "only so many windows")
     # an attention-only model stores zero MLP matrices: its neurons' effects are exactly 0, which needs saying
-    silent = sorted(l for l in _by_layer(neurons) if not weights.get(f"blocks.{l}.mlp.W_out").any())
+    silent = sorted(l for l in _by_layer(neurons, "neurons") if not weights.get(f"blocks.{l}.mlp.W_out").any())
     if silent:
         r.notes.append(f"the MLP of layer{'s' if len(silent) > 1 else ''} {', '.join(map(str, silent))} writes nothing "
                        "(W_out is all zeros, as in an attention-only model): ablating its neurons changes nothing")
@@ -126,12 +134,14 @@ def patch_prompts(
     *,
     device: str = "cpu",
     dtype: str = "float32",
+    tokenizer: Tokenizer | None = None,
     **overrides,
 ) -> PatchResult:
     """Tokenise ``clean`` and ``corrupted`` (same token count), read ``metric`` (a spec such as
     ``"logit-diff: Mary| John"``) and patch activations between them, swept over layers x
     positions (``sweep="resid"``) or heads. ``options``:
     :class:`~poslens.analyses.causal.options.PatchOptions` (keywords replace its fields).
+    ``tokenizer``: the model's own, where its checkpoint has none (default: the checkpoint's).
     """
     import torch
 
@@ -143,7 +153,7 @@ def patch_prompts(
     if clean == corrupted:  # every patched cell would equal both runs: nothing to measure
         raise InvalidInputError("the clean and corrupted prompts are the same text; change the corrupted one where "
                                 "the clean one carries what the metric reads")
-    tok = _tokenizer(weights, required=True)
+    tok = tokenizer or _tokenizer(weights, required=True)
     c, x = (torch.tensor([tok.encode(s, prepend_bos=o.prepend_bos)]) for s in (clean, corrupted))
     if c.shape[1] > weights.cfg.n_ctx:
         raise InvalidInputError(f"the prompts have {c.shape[1]} tokens but the model's context is "

@@ -35,8 +35,9 @@ from ...models.runner import Runner
 from ...options import one_of
 from ...progress import bar
 from ...results import Result
+from ..reach import as_runner
 from .intervention import resolve_positions
-from .metrics import Metric, MetricRecord, MetricStore
+from .metrics import Metric, MetricRecord, MetricStore, check_metric
 from .run import as_run_kwargs, build_edits, input_shape
 from .suffix import PATCH_HOOKS, cache_hooks, supported, sweep_position
 
@@ -99,7 +100,7 @@ def _check_inputs(runner: Runner, clean, corrupted, metric: Metric) -> tuple[dic
                                 "sequence per clean one")
     if set(kc) != set(kx):
         raise InvalidInputError("clean and corrupted inputs must be of the same kind (both tokens or both embeddings)")
-    runner.check_hook(metric.hook)
+    runner.check_hook(check_metric(metric).hook)
     if metric.shape != ():
         raise InvalidInputError(f"patching needs a metric with one number per sequence; '{metric.name}' has shape "
                                 f"{list(metric.shape)} (reduce it, e.g. pick one neuron or one head)")
@@ -214,6 +215,7 @@ def patch_sweep(
     if hook_type not in PATCH_HOOKS:
         raise InvalidInputError(f"residual patching hook '{hook}' is not one of "
                                 f"{', '.join(h[5:] for h in PATCH_HOOKS)}")
+    runner = as_runner(runner, "patch_sweep")
     kc, kx, B, P = _check_inputs(runner, clean, corrupted, metric)
     layers = _layers(runner, layers)
     pos = list(range(P)) if positions is None else resolve_positions(tuple(positions), P, "patched").tolist()
@@ -293,6 +295,7 @@ def head_sweep(
     one_of("mode", mode, MODES)
     if hook not in HEAD_HOOKS:
         raise InvalidInputError(f"head patching hook '{hook}' is not one of {', '.join(HEAD_HOOKS)}")
+    runner = as_runner(runner, "head_sweep")
     kc, kx, B, P = _check_inputs(runner, clean, corrupted, metric)
     layers = _layers(runner, layers)
     H = runner.cfg.n_heads

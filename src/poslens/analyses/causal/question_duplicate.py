@@ -42,6 +42,7 @@ from ...models.weights import Weights, as_weights, require
 from ...options import resolve
 from ...results import ClaimRow, Result
 from ..neurons.premise import not_applicable_reason, zero_mlp_reason
+from ..reach import runner_for
 from .baselines import Comparison, against, compare, head_pool, random_head_sets, random_neurons
 from .inputs import distinct_tokens
 from .intervention import InterventionRecord, ablate_head
@@ -237,7 +238,7 @@ def duplicate_neuron_ablation(
     if tokenizer is None and prepend_bos:
         tokenizer = Tokenizer.for_checkpoint(weights.source)
     bos = tokenizer.bos_token_id if (prepend_bos and tokenizer is not None) else None
-    runner = runner or Runner(weights, device=device, dtype=dtype)
+    runner = runner_for(weights, runner, "duplicate_neuron_ablation", device, dtype)
 
     # 1. The duplicate-token heads.
     dh = duplicate_heads(weights, layers=[layer], n_seq=min(n_seq, 16), seq_len=P, seed=seed, threshold=threshold,

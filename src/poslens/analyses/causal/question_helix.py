@@ -33,6 +33,7 @@ from ...models.runner import Runner
 from ...models.weights import Weights, as_weights
 from ...options import resolve
 from ...results import Result
+from ..reach import runner_for
 from .baselines import Spread, against, compare, random_subspace, spread
 from .intervention import InterventionRecord, ablate_direction, orthonormal_basis
 from .metrics import next_token_loss, previous_token_attention
@@ -185,7 +186,7 @@ def helix_ablation(
     if positional_only and missing:
         notes.append(f"{weights.label} lacks {missing}: the input is W_pos alone (token embedding zero) and only "
                      "layer 0's attention is measured; no loss")
-    runner = runner or Runner(weights, device=device, dtype=dtype)
+    runner = runner_for(weights, runner, "helix_ablation", device, dtype)
     P = min(seq_len, cfg.n_ctx)
     if positional_only:
         kw = {"embed": torch.zeros(1, P, cfg.d_model)}

@@ -41,6 +41,7 @@ from ...models.runner import Runner
 from ...models.weights import Weights, as_weights
 from ...options import resolve
 from ...results import Result
+from ..reach import runner_for
 from .baselines import against, compare, compare_arms, random_subspace, spread
 from .intervention import ablate_direction
 from .metrics import direction_readout, next_token_loss
@@ -171,7 +172,7 @@ def word_index_ablation(
     if patch_point not in later:
         raise InvalidInputError(f"the patching probe point {patch_point} must be one of the later points {later}")
     tokenizer = tokenizer or Tokenizer.for_checkpoint(weights.source)
-    runner = runner or Runner(weights, device=device, dtype=dtype)
+    runner = runner_for(weights, runner, "word_index_ablation", device, dtype)
     notes: list[str] = []
     points = [layer, *later]
     hooks = {str(p): resid_hook(p, n_layers=n) for p in points}

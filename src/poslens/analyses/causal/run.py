@@ -21,6 +21,7 @@ import torch
 from ...errors import InvalidInputError
 from ...models.runner import Activations, HookContext, Runner
 from .intervention import INPUT, Intervention, orthonormal_basis, resolve_positions, validate
+from ..reach import as_runner
 from .metrics import Metric, MetricStore
 
 
@@ -259,7 +260,7 @@ def run_with(
     >>> acts["blocks.0.mlp.hook_post"][..., 3].abs().max()                           # doctest: +SKIP
     tensor(0.)
     """
-    kw = as_run_kwargs(inputs)
+    runner, kw = as_runner(runner, "run_with"), as_run_kwargs(inputs)
     ops = compile_interventions(runner, [list(interventions)], kw, references, batch_size)
     return runner.run(**kw, hooks=hooks, edits=build_edits(ops), logits=logits, batch_size=batch_size)
 
@@ -282,7 +283,7 @@ def run_variants(
     """
     if not variants:
         raise InvalidInputError("no variants to run")
-    kw = as_run_kwargs(inputs)
+    runner, kw = as_runner(runner, "run_variants"), as_run_kwargs(inputs)
     B, _ = input_shape(kw)
     ops = compile_interventions(runner, [list(v) for v in variants], kw, references, batch_size, n_base=B)
     big = repeat_input(kw, len(variants))
@@ -297,7 +298,7 @@ def measure_variants(runner: Runner, inputs, variants: Sequence[Sequence[Interve
 
     >>> vals = measure_variants(runner, tokens, [[], [iv]], [next_token_loss(tokens)])   # doctest: +SKIP
     """
-    B, _ = input_shape(as_run_kwargs(inputs))
+    runner, (B, _) = as_runner(runner, "measure_variants"), input_shape(as_run_kwargs(inputs))
     store = MetricStore(metrics, len(variants) * B, B)
     every = store.readers()
     for hook, fns in (readers or {}).items():

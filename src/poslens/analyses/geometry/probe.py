@@ -51,10 +51,16 @@ def prompt_ids(prompt, tokenizer, prepend_bos: bool = False) -> list[int]:
         if tokenizer is None:
             raise InvalidInputError("a text prompt needs the model's tokenizer; give token ids or a tokenizer")
         return prompt_tokens(tokenizer, prompt, prepend_bos)
-    ids = [int(i) for i in torch.as_tensor(prompt).reshape(-1).tolist()]
-    if not ids:
+    from ...models.runner import _as_tensor
+
+    t = _as_tensor(prompt, "the prompt's token ids")
+    if not t.numel():
         raise InvalidInputError("the prompt is empty; give at least one token")
-    return ids
+    # floats were truncated to ids, and two rows run as one prompt
+    if t.is_floating_point() or t.dtype == torch.bool or t.dim() > 2 or (t.dim() == 2 and len(t) != 1):
+        raise InvalidInputError(f"a prompt's token ids are integers, one sequence ([pos] or [1, pos]); got {t.dtype} "
+                                f"of shape {tuple(t.shape)}")
+    return t.reshape(-1).tolist()
 
 
 def prompt_tokens(tokenizer, text: str, prepend_bos: bool = False) -> list[int]:

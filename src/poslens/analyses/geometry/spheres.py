@@ -25,8 +25,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ...errors import MissingTensorError
-from ...models.weights import Weights, as_weights
+from ...models.weights import Weights, as_weights, require
 from ...options import resolve
 from ...results import ClaimRow, Result
 from ..norms import NormStats
@@ -107,8 +106,7 @@ def sphere_overlap(weights: Weights, options: SphereOptions | None = None, **ove
     o = resolve(SphereOptions, options, overrides, "sphere_overlap")
     weights = as_weights(weights, "sphere_overlap")
     cfg = weights.cfg
-    if not weights.has("pos_embed.W_pos"):
-        raise MissingTensorError("wpe.weight", "positional sphere overlap", weights.label)
+    require(weights, ["pos_embed.W_pos"], "positional sphere overlap")
     W_pos = weights.get("pos_embed.W_pos", needed_for="positional norms").double()
     pos_norms = W_pos.norm(dim=-1)
     options = dict(n_tokens=o.n_tokens, n_trials=o.n_trials, positions=o.positions, seed=o.seed,

@@ -11,6 +11,7 @@ from ...errors import CorpusError, MissingTensorError, NotApplicableError, Posle
 from ...models.runner import Runner
 from ...models.weights import Weights, as_weights
 from ...options import resolve
+from ..reach import runner_for
 from .harvest import copy_pairs, pattern_stats, positional_attention, text_windows, token_classes
 from .measure import DecayProfile, decay_profile
 from .options import Options, check_heads, check_layers
@@ -63,7 +64,7 @@ def duplicate_heads(
     if not o.positional_only and not weights.has("embed.W_E"):
         raise MissingTensorError("wte.weight", "duplicate-token head scores on token sequences; "
                                  "pass --positional-only to run just the positional-attention part", weights.label)
-    runner = runner if runner is not None else Runner(weights, device=device, dtype=dtype)
+    runner = runner_for(weights, runner, "duplicate_heads", device, dtype)
     notes: list[str] = []
     pos = positional_attention(runner, [0]) if (o.positional or o.positional_only) and learned else None
     if o.positional and not learned:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InvalidInputError
+from ...options import listed
 from ...progress import bar
 from ...results import Result
 from .measure import HelixResult, check_options, helix, helix_with_fit
@@ -120,7 +121,7 @@ def helix_models(specs, *, progress: bool = False, **options) -> HelixFamilyResu
     >>> fam = helix_models(["gpt2", "gpt2-medium"])              # doctest: +SKIP
     >>> [row.share_3 for row in fam.table]                       # doctest: +SKIP
     """
-    specs = list(specs)
+    specs = listed(specs)
     if not specs:
         raise InvalidInputError("no model given; pass one or more --model values or --family")
     check_options(options)
@@ -168,21 +169,27 @@ def every_nth(items: list, every: int) -> list:
 
 
 def sweep_specs(model: str, steps=None, every: int | None = None) -> list[str]:
-    """``NAME@STEP`` specs for a run with published checkpoints (the Stanford CRFM runs).
+    """``NAME@STEP`` specs for a run with published checkpoints (the Stanford CRFM runs), or for
+    an embedded model's own training history (``tiny``, ``tiny-attn``).
 
-    ``steps``: explicit steps; ``every``: every N-th published checkpoint (always ending
-    with the last). Each step is checked against the published list.
+    ``steps``: explicit steps; ``every``: every N-th checkpoint (always ending with the last).
+    Each step is checked against the run's list.
 
     >>> sweep_specs("alias", [0, 1000])
     ['alias@0', 'alias@1000']
     >>> len(sweep_specs("alias", every=100))
     8
+    >>> sweep_specs("tiny", every=6)
+    ['tiny@0', 'tiny@38', 'tiny@3000']
     """
-    from ...models.registry import resolve
+    from ...models.registry import embedded_snapshots, resolve
 
     name, _, _ = str(model).partition("@")
     info = resolve(name).info
-    if info is None or not info.checkpoints:
+    run = list(info.checkpoints) if info is not None else []
+    if info is not None and info.repo_id is None:  # an embedded model: its own snapshots, which load as NAME@STEP too
+        run = list(embedded_snapshots(info))
+    if not run:
         raise InvalidInputError(
             f"{name} has no published training checkpoints to sweep (the Stanford CRFM runs do: alias, battlestar ...); "
             "for your own checkpoints pass each directory with --model and add --sweep"
@@ -190,7 +197,7 @@ def sweep_specs(model: str, steps=None, every: int | None = None) -> list[str]:
     if steps is None and every is None:
         raise InvalidInputError("give the steps to sweep (e.g. 0,1000,10000) or every=N")
     if every is not None:
-        chosen = every_nth(list(info.checkpoints), every)
+        chosen = every_nth(run, every)
     else:
         chosen = [int(s) for s in steps]
     specs = [f"{info.name}@{s}" for s in chosen]
@@ -229,7 +236,7 @@ def helix_sweep(specs, *, progress: bool = False, **options) -> HelixSweepResult
     >>> sw = helix_sweep(sweep_specs("alias", [0, 10000, 400000]))   # doctest: +SKIP
     >>> [(r.step, round(r.share_3, 3)) for r in sw.table]              # doctest: +SKIP
     """
-    specs = list(specs)
+    specs = listed(specs)
     if len(specs) < 2:
         raise InvalidInputError("a sweep needs at least two checkpoints; pass several --model values or --steps")
     check_options(options)

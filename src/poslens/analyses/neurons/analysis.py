@@ -19,7 +19,7 @@ from .decompose import decompose_neuron
 from .examples import top_activating_examples
 from .layernorm import layernorm_scale_study, ln1_multiplier_curve
 from .options import Options
-from .premise import first_layers, layer_names, not_applicable_reason, token_path_names, zero_mlp_reason
+from .premise import check_neuron, first_layers, layer_names, not_applicable_reason, token_path_names, zero_mlp_reason
 from .pvo import combined_positional, grid_shape, linear_fit, pvo_matrix
 from .result import CombinedPositional, DupNeuronsResult, NeuronFit
 
@@ -67,8 +67,8 @@ def duplicate_neurons(
         check_heads(weights, [tuple(head)])
         head = (int(head[0]), int(head[1]))
     check_heads(weights, uniform_heads)
-    if neuron is not None and not 0 <= int(neuron) < cfg.d_mlp:
-        raise InvalidInputError(f"neuron {neuron} does not exist: the MLP of {weights.label} has neurons 0..{cfg.d_mlp - 1}")
+    if neuron is not None:
+        check_neuron(weights, neuron)
     # Clamped, these would print a fit through the last two positions (R² 1) or a mean from a position
     # not asked for; the default combined_from alone adapts to a short context.
     if o.fit_from > cfg.n_ctx - 3:

@@ -11,11 +11,11 @@ import torch
 
 from ...errors import InvalidInputError, NotApplicableError
 from ...models.runner import Runner
-from ...models.weights import Weights
-from ..heads import duplicate_mask, pattern_spread
+from ...models.weights import Weights, as_weights
+from ..heads import check_heads, duplicate_mask, pattern_spread
 from ..heads.measure import HeadSpread
 from .layernorm import pos_norm_const, rel_error
-from .premise import neuron_read, not_applicable_reason
+from .premise import check_neuron, neuron_read, not_applicable_reason
 from .pvo import linear_fit, neuron_ov
 
 
@@ -197,11 +197,14 @@ def decompose_neuron(
     >>> d.reconstruction_error < 1e-6                                     # doctest: +SKIP
     True
     """
+    weights = as_weights(weights, "decompose_neuron")
     cfg = weights.cfg
     why = not_applicable_reason(cfg, weights.label)
     if why:
         raise NotApplicableError(f"the exact per-head decomposition of a neuron does not apply: {why}")
     L, hd = head
+    check_heads(weights, [(L, hd), *((L, h) for h in uniform_heads or ())])
+    check_neuron(weights, neuron)
     tokens = torch.as_tensor(tokens, dtype=torch.long).reshape(-1)
     P = len(tokens)
     if P < 2:

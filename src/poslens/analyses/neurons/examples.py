@@ -11,6 +11,8 @@ import torch
 
 from ...models.runner import Runner
 from ..heads import duplicate_mask
+from ..reach import as_runner
+from .premise import check_neuron
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ def top_activating_examples(
 
     >>> ex, summary = top_activating_examples(Runner(w), windows, 0, 1168, tok, k=10)  # doctest: +SKIP
     """
+    runner = as_runner(runner, "top_activating_examples")
+    check_neuron(runner.weights, neuron)
     tokens = torch.atleast_2d(torch.as_tensor(tokens, dtype=torch.long))
     B, P = tokens.shape
     acts = torch.zeros(B, P, dtype=torch.float64)

@@ -9,6 +9,7 @@ from functools import partial
 
 import torch
 
+from ...errors import InvalidInputError
 from ...models.checkpoint import StateDictCheckpoint
 from ...models.weights import Deferred, Weights
 
@@ -36,6 +37,13 @@ def not_applicable_reason(cfg, label: str = "this model") -> str | None:
         return (f"{label} runs attention and MLP in parallel: the MLP reads the block's input, so the same "
                 "layer's duplicate head cannot drive its neurons")
     return None
+
+
+def check_neuron(weights: Weights, neuron: int) -> None:
+    """InvalidInputError for a neuron index the model's MLPs do not have."""
+    if not 0 <= int(neuron) < weights.cfg.d_mlp:
+        raise InvalidInputError(f"neuron {neuron} does not exist: the MLP of {weights.label} has neurons "
+                                f"0..{weights.cfg.d_mlp - 1}")
 
 
 def zero_mlp_reason(weights: Weights, layer: int) -> str | None:

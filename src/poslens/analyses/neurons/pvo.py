@@ -11,6 +11,7 @@ import torch
 
 from ...errors import InvalidInputError
 from ...models.weights import Weights, require
+from ..heads.options import check_heads
 
 
 def grid_shape(n: int, aspect: float = 0.75) -> tuple[int, int]:
@@ -62,6 +63,7 @@ def pvo_matrix(weights: Weights, layer: int, head: int) -> torch.Tensor:
     >>> pvo_matrix(w, 0, 5).norm(dim=0).shape      # doctest: +SKIP
     torch.Size([3072])
     """
+    check_heads(weights, [(layer, head)])
     need = ["pos_embed.W_pos", f"blocks.{layer}.attn.W_V", f"blocks.{layer}.attn.W_O", f"blocks.{layer}.mlp.W_in"]
     require(weights, need, f"the PVO contribution of head {layer}.{head}")
     p = f"blocks.{layer}."

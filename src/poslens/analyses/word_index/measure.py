@@ -16,6 +16,7 @@ from ...models.weights import Weights, as_weights, forward_tensors, require
 from ...options import resolve
 from ...progress import bar as progress_bar
 from ...results import ClaimRow, Result
+from ..reach import runner_for
 from .evaluate import evaluate, one_hot, position_balanced
 from .harvest import check_points, harvest, resid_hook
 from .options import DELIMITED, Options
@@ -310,7 +311,7 @@ def word_index(
         raise InvalidInputError(f"key layer {key_layer} is not among the probed layers {layers}")
     require(weights, forward_tensors(weights, max(layers)), "word-index probes (token inputs through the model)")
     tokenizer = tokenizer or Tokenizer.for_checkpoint(weights.source)
-    runner = runner or Runner(weights, device, dtype)
+    runner = runner_for(weights, runner, "word_index", device, dtype)
     prefixes = o.prefix if isinstance(o.prefix, dict) else {s: o.prefix for s in schemes}
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
