@@ -113,7 +113,7 @@ DRAW = {
     "profile": (lambda out: profile.profile_figures(NS(model="m", heads={n: _head(*map(int, n.split(".")), v)
                                                                           for n, v in _grid_values().items()},
                                                        thresholds={r[2]: 0.5 for r in profile._ROLES}), out),
-                ["profile_roles.html"], []),
+                ["profile_roles.png", "profile_roles.html"], []),
     "dup_heads": (lambda out: duplicate.dup_heads_figures(_dup_heads(), out),
                   [f"dup_{k}.{ext}" for k, _ in duplicate._HEAD_SCORES for ext in ("png", "html")], []),
     "spectra": (lambda out: spectra.spectra_figures(NS(model="m", layers=list(range(L)),
@@ -592,7 +592,7 @@ def _layout_clashes(fig, cropped: bool = False) -> list[str]:
     return clashes
 
 
-@pytest.mark.parametrize("name", [n for n in [*DRAW, *OTHER_PLOTLY] if n != "profile"])  # profile: HTML only
+@pytest.mark.parametrize("name", [*DRAW, *OTHER_PLOTLY])
 def test_matplotlib_figures_put_nothing_on_anything_else(name, figs, tmp_path, monkeypatch):
     pngs: dict[str, object] = {}
 

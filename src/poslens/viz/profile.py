@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import head_grid, save_plotly
+from .common import head_grid, heatmap_png, plt, png_wanted, save_plotly, save_png, set_wrapped_title
 
 _ROLES = (("prev_token_score", "previous-token", "previous_token"),
           ("score_repeated", "duplicate-token", "duplicate_token"),
@@ -22,7 +22,8 @@ _ROLES = (("prev_token_score", "previous-token", "previous_token"),
 
 def profile_figures(p, out: Path) -> list[Path]:
     """One heat map per measured role (layer x head, share of attention, 0..1); heads at or
-    above the role's threshold are marked with their score."""
+    above the role's threshold are marked with their score. With PNGs wanted, the same grids
+    as ``profile_roles.png`` beside ``profile_roles.html``."""
     out = Path(out)
     heads = p.heads
     roles = [r for r in _ROLES if any(getattr(h, r[0]) is not None for h in heads.values())]
@@ -30,10 +31,11 @@ def profile_figures(p, out: Path) -> list[Path]:
         return []
     cols = min(2, len(roles))
     rows = -(-len(roles) // cols)
+    grids = [head_grid({f"{h.layer}.{h.head}": getattr(h, field) for h in heads.values()}) for field, _, _ in roles]
+    paths = [_png(p, roles, grids, rows, cols, out)] if png_wanted() else []
     fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.1, vertical_spacing=0.22 if rows > 1 else 0.1,
                         subplot_titles=[f"{label} (≥ {p.thresholds[role]})" for _, label, role in roles])
-    for i, (field, label, role) in enumerate(roles):
-        grid, layers = head_grid({f"{h.layer}.{h.head}": getattr(h, field) for h in heads.values()})
+    for i, ((field, label, role), (grid, layers)) in enumerate(zip(roles, grids)):
         text = np.where(grid >= p.thresholds[role], np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(grid)), "")
         fig.add_trace(go.Heatmap(z=grid, x=list(range(grid.shape[1])), y=[str(l) for l in layers],
                                  coloraxis="coloraxis", text=text, texttemplate="%{text}", name=label,
@@ -45,4 +47,24 @@ def profile_figures(p, out: Path) -> list[Path]:
                       coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1,
                                      colorbar=dict(title="share", thickness=12, len=0.6)),
                       margin=dict(t=90, l=60, r=20, b=50))
-    return [save_plotly(fig, out / "profile_roles.html")]
+    return [*paths, save_plotly(fig, out / "profile_roles.html")]
+
+
+def _png(p, roles, grids, rows: int, cols: int, out: Path) -> Path:
+    H = grids[0][0].shape[1]
+    cell_w, cell_h = (0.5, 0.45) if H <= 16 else (0.25, 0.22)  # GPT-2 small's 12 x 12 fits a page column at 0.5
+    size = (cols * (1.6 + cell_w * H), rows * (1.2 + cell_h * len(grids[0][1])))
+    fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=size)
+    for ax, (_, label, role), (grid, layers) in zip(axes.flat, roles, grids):
+        heatmap_png(ax, grid, layers, vmin=0, vmax=1, cmap="viridis")
+        set_wrapped_title(ax, f"{label} (≥ {p.thresholds[role]})")
+        if H > 16:  # cells too small for a tick label each, or for their scores
+            ax.set_xticks(range(0, H, 4), [str(h) for h in range(0, H, 4)])
+        else:
+            for (r, c), v in np.ndenumerate(grid):
+                if v >= p.thresholds[role]:  # NaN compares False: unmeasured heads stay unmarked
+                    ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                            color="black" if v > 0.6 else "white")
+    for ax in axes.flat[len(roles):]:
+        ax.set_visible(False)
+    return save_png(fig, out / "profile_roles.png")
