@@ -20,7 +20,8 @@ from poslens.viz import causal, common, duplicate, helix, logit_lens, positional
 from poslens.viz import twisted_pair, word_index
 from poslens.viz.common import plt
 
-MODULES = (causal, duplicate, helix, logit_lens, positional, profile, spectra, subspaces, twisted_pair, word_index)
+# common too: its save_3d_png saves through its own save_png
+MODULES = (causal, common, duplicate, helix, logit_lens, positional, profile, spectra, subspaces, twisted_pair, word_index)
 VIZ = Path(common.__file__).parent
 L, H = 3, 4  # layers and heads of the made-up model
 
@@ -34,6 +35,7 @@ def figs(monkeypatch):
         kept[Path(path).name] = fig
         return Path(path)
 
+    monkeypatch.setitem(plt.rcParams, "figure.max_open_warning", 0)  # kept open on purpose, closed below
     for m in MODULES:
         for name in ("save_png", "save_plotly"):
             if hasattr(m, name):
@@ -367,6 +369,9 @@ OTHER_PLOTLY = {
                                                                    within_bound=True) for v in (2, 4, 8)]
                                                              for k in ("M", "n")}), out),
     "tp_near": lambda out: twisted_pair._near(NS(near_intersection=NS(rows=_near_rows())), out),
+    "tp_curve": lambda out: twisted_pair._curve(NS(construction=NS(curve=NS(name="helix"), samples=NS(
+        i=list(range(65)), x=[[np.cos(t), np.sin(t), t / 6] for t in np.linspace(0, 4 * np.pi, 65)],
+        cell=[i // 8 for i in range(65)]))), out),
     "word_index_schemes": lambda out: word_index.schemes_compared(NS(model="m", layers=[0, 1, 2], schemes={
         s: NS(labels={"last": NS(gain=[0.0, 0.1, 0.2], probes=[NS(balanced_accuracy=a) for a in (0.3, 0.4, 0.5)],
                                  balanced=NS(chance=0.2))}) for s in ("word", "sentence")}), out),

@@ -19,7 +19,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from .common import SCENE_CAMERA, log_ticks, pad3, plt, png_wanted, save_plotly, save_png, sparse_log_labels
+from .common import (SCENE_CAMERA, log_ticks, pad3, plt, png_wanted, save_3d_png, save_plotly, save_png,
+                     sparse_log_labels)
 
 CMAP = "jet"  # blue -> red along the positions, like the seed's figures
 PLOTLY_SCALE = "Jet"
@@ -55,15 +56,6 @@ def _share(coords_block: dict | None, k: int = 3) -> str:
         return ""
     cum = coords_block.get("cumulative") or []
     return f"{cum[min(k, len(cum)) - 1]:.1%} in {min(k, len(cum))} PCs" if cum else ""
-
-
-def _save_3d(fig, path: Path, dpi: int = 100) -> Path:
-    """Save a figure of 3-D axes without tight_layout, which costs seconds per 3-D panel."""
-    # fixed margins in inches (the figure's title over two-line panel titles; the PC1 label under the cube),
-    # not shares of a figure whose height grows with its rows: 14% of one 3.4-inch row put the title on them
-    h = fig.get_figheight()
-    fig.subplots_adjust(left=0.0, right=0.97, bottom=0.3 / h, top=1 - 0.75 / h, wspace=0.05, hspace=0.15)
-    return save_png(fig, path, dpi=dpi, tight=False)
 
 
 def _position_range(panels) -> tuple[float, float]:
@@ -132,7 +124,7 @@ def helix_3d(d: dict, out: Path) -> list[Path]:
             ax = f.add_subplot(1, len(panels), i + 1, projection="3d")
             _scatter3d_mpl(ax, c, p, f"{title}\n{_share(b)}", crange=crange)
         f.suptitle(f"W_pos of {_short(d['model'])}", fontsize=10)
-        paths.append(_save_3d(f, out / "helix_3d.png"))
+        paths.append(save_3d_png(f, out / "helix_3d.png"))
     return paths
 
 
@@ -412,7 +404,7 @@ def _grid(items: list[tuple[str, np.ndarray, np.ndarray]], title: str, out: Path
             ax = f.add_subplot(rows, cols, i + 1, projection="3d")
             _scatter3d_mpl(ax, c, p, name, size=2, crange=crange)
         f.suptitle(title, fontsize=10)
-        paths.append(_save_3d(f, out / f"{stem}.png"))
+        paths.append(save_3d_png(f, out / f"{stem}.png"))
     # no scene in the last row's empty cells: plotly would draw an empty cube there
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[n for n, _, _ in items],
                         specs=[[{"type": "scene"} if r * cols + c < n else None for c in range(cols)]

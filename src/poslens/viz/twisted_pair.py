@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import SCENE_CAMERA, heatmap_png, log_ticks, pad3, plt, png_wanted, save_plotly, save_png
+from .common import SCENE_CAMERA, heatmap_png, log_ticks, pad3, plt, png_wanted, save_3d_png, save_plotly, save_png
 
 _FLOOR = 1e-16  # log axes: exact zeros are drawn at this floor
 
@@ -266,10 +266,21 @@ def _curve(r, out: Path) -> list[Path]:
     g = go.Figure(go.Scatter3d(x=X[:, 0], y=X[:, 1], z=X[:, 2], mode="markers",
                                marker={"size": 3, "color": s.cell, "colorscale": "Turbo", "colorbar": {"title": "cell"}},
                                text=[f"i={i}" for i in s.i]))
-    g.update_layout(title=f"{r.construction.curve.name}: points coloured by active sentry (first 3 coordinates)")
+    title = f"{r.construction.curve.name}: points coloured by active sentry (first 3 coordinates)"
+    g.update_layout(title=title)
     g.update_scenes(camera=SCENE_CAMERA, xaxis_title_text="x[0]", yaxis_title_text="x[1]",
                     zaxis_title_text="x[2]")  # not plotly's x, y, z
-    return [save_plotly(g, out / "tp_curve.html")]
+    paths = [save_plotly(g, out / "tp_curve.html")]
+    if png_wanted():
+        f = plt.figure(figsize=(5.2, 4.6))
+        ax = f.add_subplot(projection="3d")
+        sc = ax.scatter(X[:, 0], X[:, 1], X[:, 2], c=s.cell, cmap="turbo", s=6, depthshade=False)
+        ax.set(xlabel="x[0]", ylabel="x[1]", zlabel="x[2]")
+        ax.tick_params(labelsize=6, pad=0)
+        f.colorbar(sc, ax=ax, shrink=0.6, pad=0.1, label="cell")
+        f.suptitle(title.replace(": ", ":\n", 1), fontsize=9)
+        paths.append(save_3d_png(f, out / "tp_curve.png"))
+    return paths
 
 
 def _gpt2(r, out: Path) -> list[Path]:
