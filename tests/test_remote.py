@@ -77,3 +77,32 @@ def test_offline_or_cached_models_are_not_range_read(monkeypatch):
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert registry._remote_checkpoint(registry.resolve("gpt2")) is None
+
+
+def test_a_server_that_ignores_range_still_gives_the_bytes_asked_for(tmp_path):
+    """http.server answers every GET with the whole file (200, no Range support): each kind of
+    range, a suffix range included, is cut from it as a range-serving hub would send it."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    blob = bytes(range(256)) * 4
+    (tmp_path / "f.bin").write_bytes(blob)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/f.bin"
+        assert R.fetch_range(url, 10, 19) == blob[10:20]
+        assert R.fetch_range(url, 1000, None) == blob[1000:]
+        assert R.fetch_range(url, -8, None) == blob[-8:]
+        assert R.fetch_range(url, 0, None) == blob
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -65,8 +65,9 @@ def fetch_range(url: str, start: int, end: int | None) -> bytes:
                            "model with `hf download` and set HF_HUB_OFFLINE=1") from exc
     global BYTES_FETCHED
     BYTES_FETCHED += len(r.content)
-    if r.status_code == 200 and (start > 0 or end is not None):
-        # A server that ignores Range sends the whole file: keep what was asked for.
+    if r.status_code == 200 and (start != 0 or end is not None):
+        # A server that ignores Range sends the whole file: keep what was asked for (a negative
+        # start, the suffix range, slices from the end as it does in Python).
         body = r.content
         return body[start:] if end is None else body[start:end + 1]
     return r.content
