@@ -103,6 +103,9 @@ class Tokenizer:
         return self._tk.get_vocab_size()
 
     def encode(self, text: str, prepend_bos: bool = False) -> list[int]:
+        if not isinstance(text, str):
+            raise InvalidInputError(f"Tokenizer.encode takes one text (a str); got {type(text).__name__}"
+                                    + ("; use encode_batch for several" if isinstance(text, (list, tuple)) else ""))
         ids = self._tk.encode(text, add_special_tokens=False).ids
         if prepend_bos:
             if self.bos_token_id is None:
@@ -111,10 +114,21 @@ class Tokenizer:
         return ids
 
     def encode_batch(self, texts: list[str], prepend_bos: bool = False) -> list[list[int]]:
+        # a str is iterable too: it would come back one character per row
+        if isinstance(texts, str) or not hasattr(texts, "__iter__"):
+            raise InvalidInputError(f"Tokenizer.encode_batch takes a list of texts; got {type(texts).__name__}"
+                                    + ("; use encode for one" if isinstance(texts, str) else ""))
         return [self.encode(t, prepend_bos) for t in texts]
 
     def decode(self, ids) -> str:
-        return self._tk.decode([int(i) for i in ids], skip_special_tokens=False)
+        try:
+            if isinstance(ids, (str, bytes)):  # "12" would decode as ids 1 and 2
+                raise TypeError
+            ids = [int(i) for i in ids]
+        except (TypeError, ValueError, RuntimeError):
+            raise InvalidInputError(f"Tokenizer.decode takes a sequence of token ids; "
+                                    f"got {type(ids).__name__}") from None
+        return self._tk.decode(ids, skip_special_tokens=False)
 
     def to_str_tokens(self, ids) -> list[str]:
         """Each id as its token's text; an id past the tokenizer's vocabulary (a model's padded
