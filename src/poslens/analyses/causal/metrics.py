@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ...errors import InvalidInputError
 from ...models.runner import HookContext
+from ...models.tokenizer import as_tokenizer
 from .intervention import _tuple, resolve_positions
 
 
@@ -139,6 +140,8 @@ def logit_diff(weights, good, bad, position: int = -1, tokenizer=None, name: str
     ``good``/``bad``: token ids, strings (with ``tokenizer``; must be one token each), or one
     id per sequence (a list as long as the batch).
     """
+    tokenizer = as_tokenizer(tokenizer, "logit_diff", weights)
+
     def ids(x, what):
         if isinstance(x, str):
             return torch.tensor([_token_id(x, tokenizer, what)])
@@ -262,6 +265,7 @@ def metric_from_spec(spec: str, weights, *, tokenizer=None, tokens=None, positio
     >>> metric_from_spec("neuron:0.12", None).hook
     'blocks.0.mlp.hook_post'
     """
+    tokenizer = as_tokenizer(tokenizer, "metric_from_spec", weights)
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
     if kind == "logit-diff":

@@ -16,7 +16,7 @@ import numpy as np
 
 from ...errors import InvalidInputError, PoslensError
 from ...models import Runner
-from ...models.tokenizer import Tokenizer
+from ...models.tokenizer import Tokenizer, as_tokenizer
 from ...models.weights import Weights, as_weights
 from ...options import resolve
 from .ablate import AblationResult, ablation_effect
@@ -74,7 +74,7 @@ def ablate_named(
     """
     o = resolve(AblationOptions, options, overrides, "ablate_named")
     weights = as_weights(weights, "ablate_named")
-    tok = tokenizer or _tokenizer(weights, required=False)
+    tok = as_tokenizer(tokenizer, "ablate_named", weights) or _tokenizer(weights, required=False)
     bos = tok.bos_token_id if (o.prepend_bos and tok is not None) else None
     common = dict(positions=o.positions, reference="input" if o.reference == "input" else "ref", mean_over=o.mean_over,
                   seed=o.seed)
@@ -153,7 +153,7 @@ def patch_prompts(
     if clean == corrupted:  # every patched cell would equal both runs: nothing to measure
         raise InvalidInputError("the clean and corrupted prompts are the same text; change the corrupted one where "
                                 "the clean one carries what the metric reads")
-    tok = tokenizer or _tokenizer(weights, required=True)
+    tok = as_tokenizer(tokenizer, "patch_prompts", weights) or _tokenizer(weights, required=True)
     c, x = (torch.tensor([tok.encode(s, prepend_bos=o.prepend_bos)]) for s in (clean, corrupted))
     if c.shape[1] > weights.cfg.n_ctx:
         raise InvalidInputError(f"the prompts have {c.shape[1]} tokens but the model's context is "

@@ -32,6 +32,7 @@ import torch
 
 from ...errors import InvalidInputError
 from ...models.runner import Runner
+from ...models.tokenizer import as_tokenizer
 from ...options import one_of
 from ...progress import bar
 from ...results import Result
@@ -216,6 +217,7 @@ def patch_sweep(
         raise InvalidInputError(f"residual patching hook '{hook}' is not one of "
                                 f"{', '.join(h[5:] for h in PATCH_HOOKS)}")
     runner = as_runner(runner, "patch_sweep")
+    tokenizer = as_tokenizer(tokenizer, "patch_sweep", runner.weights)
     kc, kx, B, P = _check_inputs(runner, clean, corrupted, metric)
     layers = _layers(runner, layers)
     pos = list(range(P)) if positions is None else resolve_positions(tuple(positions), P, "patched").tolist()
@@ -296,6 +298,7 @@ def head_sweep(
     if hook not in HEAD_HOOKS:
         raise InvalidInputError(f"head patching hook '{hook}' is not one of {', '.join(HEAD_HOOKS)}")
     runner = as_runner(runner, "head_sweep")
+    tokenizer = as_tokenizer(tokenizer, "head_sweep", runner.weights)
     kc, kx, B, P = _check_inputs(runner, clean, corrupted, metric)
     layers = _layers(runner, layers)
     H = runner.cfg.n_heads

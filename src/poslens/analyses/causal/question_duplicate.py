@@ -199,12 +199,13 @@ def duplicate_neuron_ablation(
     ``distinct`` (a separate set of distinct-token sequences) or ``input``. ``runner``
     reuses an existing runner of ``weights``.
     """
-    from ...models.tokenizer import Tokenizer
+    from ...models.tokenizer import Tokenizer, as_tokenizer
     from ..heads import duplicate_heads
 
     t0 = time.perf_counter()
     o = resolve(DupNeuronAblationOptions, options, overrides, "duplicate_neuron_ablation")
     weights = as_weights(weights, "duplicate_neuron_ablation")
+    tokenizer = as_tokenizer(tokenizer, "duplicate_neuron_ablation", weights)
     layer, heads, threshold, neurons, select, n_neurons = o.layer, o.heads, o.threshold, o.neurons, o.select, o.n_neurons
     kind, reference, n_seq, seq_len, n_random = o.kind, o.reference, o.n_seq, o.seq_len, o.n_random
     prepend_bos, seed, batch_size = o.prepend_bos, o.seed, o.batch_size

@@ -163,11 +163,12 @@ def helix_ablation(
     previous-token heads the summary follows. ``runner`` reuses an existing runner of ``weights``.
     """
     from ...data.sequences import SAMPLE_TEXT, corpus_sequences, text_windows
-    from ...models.tokenizer import Tokenizer
+    from ...models.tokenizer import Tokenizer, as_tokenizer
     from ..helix import pca
 
     o = resolve(HelixAblationOptions, options, overrides, "helix_ablation")
     weights = as_weights(weights, "helix_ablation")
+    tokenizer = as_tokenizer(tokenizer, "helix_ablation", weights)
     k, skip_first, center, kind, corpus, n_seq = o.k, o.skip_first, o.center, o.kind, o.corpus, o.n_seq
     seq_len, n_random, prev_threshold, positional_only = o.seq_len, o.n_random, o.prev_threshold, o.positional_only
     prepend_bos, seed, batch_size = o.prepend_bos, o.seed, o.batch_size

@@ -151,12 +151,13 @@ def word_index_ablation(
     :class:`~poslens.analyses.causal.options.WordIndexAblationOptions` (keywords replace its fields).
     """
     from ...data import word_prompts as wp
-    from ...models.tokenizer import Tokenizer
+    from ...models.tokenizer import Tokenizer, as_tokenizer
     from ..word_index import fit_probe, harvest, resid_hook
 
     t0 = time.perf_counter()
     o = resolve(WordIndexAblationOptions, options, overrides, "word_index_ablation")
     weights = as_weights(weights, "word_index_ablation")
+    tokenizer = as_tokenizer(tokenizer, "word_index_ablation", weights)
     layer, later, patch_point, kind, n_random, seed = o.layer, o.later, o.patch_point, o.kind, o.n_random, o.seed
     lengths_a, lengths_b, n_pairs, prepend_bos, batch_size = o.lengths_a, o.lengths_b, o.n_pairs, o.prepend_bos, o.batch_size
     cfg = weights.cfg

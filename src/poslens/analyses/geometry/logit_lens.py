@@ -30,6 +30,7 @@ import torch
 from ...errors import InvalidInputError
 from ...models.block import norm
 from ...models.runner import Runner
+from ...models.tokenizer import as_tokenizer
 from ...models.weights import Weights, as_weights
 from ...options import resolve
 from ...results import ClaimRow, Result
@@ -116,6 +117,7 @@ def greedy_generate(runner: Runner, ids: list[int], n_new: int, top_k: int, toke
 
     Each step runs only the newest token, on the cached keys and values of those before it.
     """
+    tokenizer = as_tokenizer(tokenizer, "greedy_generate", runner.weights)
     n_ctx = runner.cfg.n_ctx
     if len(ids) + n_new > n_ctx:
         raise InvalidInputError(f"the prompt ({len(ids)} tokens) plus {n_new} generated tokens exceeds the model's "
@@ -161,7 +163,7 @@ def logit_lens(
     cfg = weights.cfg
     require_forward(weights, "the logit lens (unembedding W_U, tied to wte, and every layer)", unembed=True)
     prompt = SLIDE_PROMPT if prompt is None else prompt
-    tokenizer = prompt_tokenizer(weights, prompt, tokenizer)
+    tokenizer = prompt_tokenizer(weights, prompt, tokenizer, "logit_lens")
     ids = prompt_ids(prompt, tokenizer, o.prepend_bos)
     if len(ids) > cfg.n_ctx:
         raise InvalidInputError(f"the prompt has {len(ids)} tokens, longer than the model's context n_ctx={cfg.n_ctx}; "

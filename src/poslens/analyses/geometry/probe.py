@@ -31,17 +31,15 @@ def require_forward(weights: Weights, needed_for: str, unembed: bool = False) ->
     require(weights, forward_tensors(weights, unembed=unembed), needed_for)
 
 
-def prompt_tokenizer(weights: Weights, prompt, tokenizer):
-    """``tokenizer``, or for a text prompt without one the model's own; InvalidInputError for a
-    tokenizer with more ids than the model (another model's), before any id reaches the runner."""
-    if tokenizer is None and (prompt is None or isinstance(prompt, str)):
-        from ...models.tokenizer import Tokenizer
+def prompt_tokenizer(weights: Weights, prompt, tokenizer, what: str):
+    """``tokenizer`` (anything :func:`~poslens.models.tokenizer.as_tokenizer` takes), or for a text
+    prompt without one the model's own; InvalidInputError for a tokenizer with more ids than the
+    model (another model's), before any id reaches the runner."""
+    from ...models.tokenizer import Tokenizer, as_tokenizer
 
+    tokenizer = as_tokenizer(tokenizer, what, weights)
+    if tokenizer is None and (prompt is None or isinstance(prompt, str)):
         tokenizer = Tokenizer.for_checkpoint(weights.source)
-    if tokenizer is not None and tokenizer.vocab_size > weights.cfg.d_vocab:
-        raise InvalidInputError(f"tokenizer {tokenizer.source} has {tokenizer.vocab_size} tokens but {weights.label} has "
-                                f"d_vocab={weights.cfg.d_vocab}: it is another model's; use "
-                                "Tokenizer.for_checkpoint(weights.source) or leave tokenizer out")
     return tokenizer
 
 

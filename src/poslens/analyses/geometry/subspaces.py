@@ -141,7 +141,7 @@ def hidden_subspaces(
     weights = as_weights(weights, "hidden_subspaces")
     cfg = weights.cfg
     prompt = (DEFAULT_TEXT if text is None else text) if tokens is None else tokens
-    tokenizer = prompt_tokenizer(weights, prompt, tokenizer)
+    tokenizer = prompt_tokenizer(weights, prompt, tokenizer, "hidden_subspaces")
     ids = prompt_ids(prompt, tokenizer, o.prepend_bos)
     notes: list[str] = []
     if o.whole:

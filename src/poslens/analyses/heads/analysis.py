@@ -42,10 +42,11 @@ def duplicate_heads(
     >>> duplicate_heads("tiny", layers=[0], n_seq=8).ranking[:3]   # doctest: +SKIP
     """
     from ...data.sequences import corpus_sequences, repeated_tokens, sampled_tokens
-    from ...models.tokenizer import Tokenizer
+    from ...models.tokenizer import Tokenizer, as_tokenizer
 
     o = resolve(Options, opts, kw, "duplicate_heads")  # validates the values
     weights = as_weights(weights, "duplicate_heads")
+    tokenizer = as_tokenizer(tokenizer, "duplicate_heads", weights)
     cfg = weights.cfg
     layers = check_layers(weights, o.layers)
     check_heads(weights, o.profile_heads)

@@ -57,10 +57,11 @@ def duplicate_neurons(
     the text). ``mlp_scale`` (default: measured on the text) divides the PVO curves.
     """
     from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens, text_tokens
-    from ...models.tokenizer import Tokenizer
+    from ...models.tokenizer import Tokenizer, as_tokenizer
 
     o = resolve(Options, opts, kw, "duplicate_neurons")  # validates the values
     weights = as_weights(weights, "duplicate_neurons")
+    tokenizer = as_tokenizer(tokenizer, "duplicate_neurons", weights)
     cfg = weights.cfg
     head, neuron, uniform_heads = o.head, o.neuron, o.uniform_heads
     if head is not None:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ...models.runner import Runner
+from ...models.tokenizer import as_tokenizer
 from ..heads import duplicate_mask
 from ..reach import as_runner
 from .premise import check_neuron
@@ -70,6 +71,7 @@ def top_activating_examples(
     >>> ex, summary = top_activating_examples(Runner(w), windows, 0, 1168, tok, k=10)  # doctest: +SKIP
     """
     runner = as_runner(runner, "top_activating_examples")
+    tokenizer = as_tokenizer(tokenizer, "top_activating_examples", runner.weights)
     check_neuron(runner.weights, neuron)
     tokens = torch.atleast_2d(torch.as_tensor(tokens, dtype=torch.long))
     B, P = tokens.shape

@@ -13,6 +13,7 @@ import torch
 from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens
 from ...errors import InvalidInputError
 from ...models.runner import resid_hook
+from ...models.tokenizer import as_tokenizer
 from ...options import resolve
 from ...progress import bar
 from ..reach import as_runner, own_tokenizer, reach
@@ -42,6 +43,7 @@ def position_probe(runner, opts: Options | None = None, tokenizer=None, **overri
     override ``opts``. ``runner`` may also be the model's Weights (run in float32 on the CPU).
     """
     runner = as_runner(runner, "position_probe")
+    tokenizer = as_tokenizer(tokenizer, "position_probe", runner.weights)
     opts = resolve(Options, opts, overrides, "position_probe")
     cfg, w = runner.cfg, runner.weights
     seq_len = min(opts.seq_len, cfg.n_ctx)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens
 from ...errors import NotApplicableError
+from ...models.tokenizer import as_tokenizer
 from ...options import resolve
 from ..reach import as_runner, own_tokenizer
 from .chunks import RotarySpec, not_rotary_reason, rotary_spec
@@ -68,6 +69,7 @@ def rotary_usage(runner, opts: Options | None = None, tokenizer=None, **override
     Raises :class:`NotApplicableError` (saying why) on a learned-position model.
     """
     runner = as_runner(runner, "rotary_usage")
+    tokenizer = as_tokenizer(tokenizer, "rotary_usage", runner.weights)
     opts = resolve(Options, opts, overrides, "rotary_usage")
     cfg, w = runner.cfg, runner.weights
     why = not_rotary_reason(cfg, w.label)

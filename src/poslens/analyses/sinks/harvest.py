@@ -17,6 +17,7 @@ import torch
 
 from ...data.sequences import SAMPLE_TEXT, corpus_sequences, sampled_tokens, text_windows, token_pool
 from ...errors import InvalidInputError
+from ...models.tokenizer import as_tokenizer
 from ...options import resolve
 from ...progress import bar
 from ..reach import as_runner, own_tokenizer, reach
@@ -81,6 +82,7 @@ def attention_sinks(runner, opts: Options | None = None, tokenizer=None, **overr
     (with ``inputs="auto"``); asked for explicitly, they raise.
     """
     runner = as_runner(runner, "attention_sinks")
+    tokenizer = as_tokenizer(tokenizer, "attention_sinks", runner.weights)
     opts = resolve(Options, opts, overrides, "attention_sinks")
     cfg, w = runner.cfg, runner.weights
     seq_len = min(opts.seq_len, cfg.n_ctx)

@@ -296,10 +296,11 @@ def word_index(
     >>> r = word_index(load_weights("tiny"), schemes=("word", "list"))   # doctest: +SKIP
     >>> r.schemes["word"].labels["last"].probes[1].accuracy     # doctest: +SKIP
     """
-    from ...models.tokenizer import Tokenizer
+    from ...models.tokenizer import Tokenizer, as_tokenizer
 
     o = resolve(Options, options, overrides, "word_index")
     weights = as_weights(weights, "word_index")
+    tokenizer = as_tokenizer(tokenizer, "word_index", weights)
     cfg = weights.cfg
     layers = check_points(cfg.n_layers, o.layers, weights.label)
     schemes = list(dict.fromkeys(o.schemes))
