@@ -38,14 +38,19 @@ def forward_flops(cfg, batch: int, seq: int, layers: int) -> float:
 
 
 def tokenizer_for_bridge(folder: Path):
-    """GPT-2's tokenizer from the offline files, saved and reloaded so it has a name_or_path."""
+    """GPT-2's tokenizer from the offline files, saved and reloaded so it has a name_or_path
+    (built from a tokenizer.json: transformers 5 renamed vocab_file/merges_file, and given the
+    old names it builds an empty tokenizer without a word)."""
     from transformers import GPT2TokenizerFast
 
-    from poslens.models.tokenizer import _gpt2_files
+    from poslens.models.tokenizer import Tokenizer
 
-    vocab, merges = _gpt2_files()
-    GPT2TokenizerFast(vocab_file=str(vocab), merges_file=str(merges)).save_pretrained(folder)
-    return GPT2TokenizerFast.from_pretrained(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    Tokenizer.gpt2().save(folder)
+    GPT2TokenizerFast(tokenizer_file=str(folder / "tokenizer.json")).save_pretrained(folder)
+    tok = GPT2TokenizerFast.from_pretrained(folder)
+    assert tok.encode("Hello my name is Adam") == [15496, 616, 1438, 318, 7244], "GPT-2's tokenizer did not load"
+    return tok
 
 
 def main() -> None:
