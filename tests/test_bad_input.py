@@ -64,6 +64,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("probe", ["probe", "--n-units", "1", "-o", "{out}"], "at least 2 units"),
     ("probe", ["probe", "--layers", "99", "-o", "{out}"], "layer"),
     ("probe", ["probe", "--words", "{missing}", "-o", "{out}"], "does not exist"),
+    ("probe", ["probe", "--words", "{empty}", "-o", "{out}"], "word list"),
     ("probe", ["probe", "--train-fraction", "1.5", "-o", "{out}"], "train-fraction"),
     ("probe", ["probe", "--schemes", "nope", "-o", "{out}"], "scheme"),
     # --- heads and neurons
