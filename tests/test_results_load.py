@@ -43,6 +43,12 @@ def test_every_report_result_reads_back_as_its_class(report):
         assert r.kind == b["result"]["kind"] and type(r) is Result.of_kind(r.kind)
         assert canonical(r.to_dict()) == canonical(b["result"]), r.kind
         assert canonical(type(r).from_dict(r.to_dict()).to_dict()) == canonical(b["result"])
+    # README: a report's sections are its report.json stages' "result" (the verdicts' is a plain table)
+    out, _ = report
+    stages = json.loads((out / "report.json").read_text())["stages"]
+    kinds = {name: load_result(s["result"]).kind for name, s in stages.items()
+             if s["status"] in ("done", "cached") and name != "verdicts"}
+    assert set(kinds.values()) == KINDS, kinds
 
 
 def _plotly(path: Path):
