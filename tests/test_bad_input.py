@@ -64,6 +64,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("probe", ["probe", "--n-units", "1", "-o", "{out}"], "at least 2 units"),
     ("probe", ["probe", "--layers", "99", "-o", "{out}"], "layer"),
     ("probe", ["probe", "--words", "{missing}", "-o", "{out}"], "does not exist"),
+    ("probe", ["probe", "--words", "{empty}", "-o", "{out}"], "word list"),
     ("probe", ["probe", "--train-fraction", "1.5", "-o", "{out}"], "train-fraction"),
     ("probe", ["probe", "--schemes", "nope", "-o", "{out}"], "scheme"),
     # --- heads and neurons
@@ -253,6 +254,6 @@ def test_the_table_is_big_enough(capsys):
 def test_help_states_the_ranges_the_options_accept():
     """A range an Options dataclass enforces, open ends included, is the one --help shows."""
     for args, shown in ((["sinks"], "0.0<x<1.0"), (["position-probe"], "0.0<x<1.0"), (["dup-heads"], "0.0<x<=1.0"),
-                        (["sweep"], "x>0")):
+                        (["sweep"], "x>0"), (["helix"], "base of the sinusoidal encoding [default: 10000.0; x>1.0]")):
         text = " ".join(CliRunner().invoke(cli, [*args, "--help"]).output.split())
         assert shown in text, (args, text)

@@ -39,15 +39,33 @@ def test_every_command_in_the_readme_exists():
         assert CliRunner().invoke(cli, [name, "--help"]).exit_code == 0, name
 
 
+def test_help_calls_the_studies_what_the_readme_calls_them():
+    # "the seeds" is the code's shorthand; a user reading --help knows them as the source studies
+    import click
+
+    def helps(cmd, path):
+        yield path, CliRunner().invoke(cli, [*path, "--help"]).output
+        if isinstance(cmd, click.Group):
+            for n, sub in cmd.commands.items():
+                yield from helps(sub, [*path, n])
+
+    for name in sorted({c for cmds in COMMAND_MODULES.values() for c in cmds}):
+        cmd = cli.get_command(click.Context(cli), name)
+        for path, text in helps(cmd, [name]):
+            assert "seeds'" not in text and "the seeds" not in text, path
+
+
 def test_quickstart_is_two_commands_and_ci_runs_them():
     quick = README.split("## Quickstart", 1)[1].split("## Commands", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", quick, re.S)
     assert [b.strip() for b in blocks] == [
-        'pip install torch==2.13.0 && pip install -c requirements.lock -e ".[test]" && poslens report',
+        'pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu'
+        ' && pip install -c requirements.lock -e ".[test]" && poslens report',
         "python -m pytest",
     ]
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
-    assert "pip install torch==2.13.0" in ci and 'pip install -c requirements.lock -e ".[test]"' in ci
+    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in ci
+    assert 'pip install -c requirements.lock -e ".[test]"' in ci
     assert "python -m pytest" in ci
 
 

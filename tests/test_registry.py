@@ -101,6 +101,10 @@ def test_offline_without_cache_says_how_to_fix(tmp_path, monkeypatch):
     assert "HF_HUB_OFFLINE" in msg and "hf download openai-community/gpt2-medium" in msg and "--model" in msg
     with pytest.raises(OfflineError, match=r"hf download stanford-crfm/alias-gpt2-small-x21 --revision checkpoint-0`"):
         registry.open_checkpoint("alias@0")  # the command it suggests fetches the checkpoint asked for
+    assert "no directory" not in msg  # a known name is no mistyped folder
+    with pytest.raises(OfflineError, match=r"cannot load runs/mine: there is no directory runs/mine here; as a hub id, "
+                                           r"HF_HUB_OFFLINE is set and it is not in the Hugging Face cache"):
+        registry.open_checkpoint("runs/mine")  # `poslens train --out runs/mine` not run yet, or mistyped
 
 
 def test_hub_cache_is_read_offline(tmp_path, monkeypatch, small_ckpt):

@@ -43,6 +43,12 @@ def test_every_report_result_reads_back_as_its_class(report):
         assert r.kind == b["result"]["kind"] and type(r) is Result.of_kind(r.kind)
         assert canonical(r.to_dict()) == canonical(b["result"]), r.kind
         assert canonical(type(r).from_dict(r.to_dict()).to_dict()) == canonical(b["result"])
+    # README: a report's sections are its report.json stages' "result" (the verdicts' is a plain table)
+    out, _ = report
+    stages = json.loads((out / "report.json").read_text())["stages"]
+    kinds = {name: load_result(s["result"]).kind for name, s in stages.items()
+             if s["status"] in ("done", "cached") and name != "verdicts"}
+    assert set(kinds.values()) == KINDS, kinds
 
 
 def _plotly(path: Path):
@@ -109,6 +115,23 @@ def test_a_result_this_version_cannot_read_is_one_clear_error(tmp_path, edit, sa
     assert "\n" not in str(err.value)
     with pytest.raises(InvalidInputError, match="cannot read a result from"):
         load_result(tmp_path / "absent.json")
+
+
+def test_a_report_or_sweep_json_is_named_as_not_one_result(tmp_path):
+    f = tmp_path / "report.json"
+    f.write_text(json.dumps({"models": [{"verdicts": {}, "stages": {}}]}))
+    with pytest.raises(InvalidInputError, match=r"no 'kind'.*load a command's result.json"):
+        load_result(f)
+
+
+def test_a_twisted_pair_result_with_a_vector_curve_parameter_reads_back():
+    # circle-drift's drift is a 3-vector, in the construction's curve and in the CLI's default grid
+    from poslens.analyses.twisted_pair import twisted_pair
+
+    r = twisted_pair(curve="circle-drift", n=64, M=4, k=2, sweep_M=(), sweep_n=(), sweep_k=(), grid=True,
+                     grid_n=(64,), grid_k=(2,), grid_M=(4,), claims=False)
+    assert any(isinstance(row.params.get("drift"), list) for row in r.grid)
+    assert canonical(load_result(r.to_dict()).to_dict()) == canonical(r.to_dict())
 
 
 def test_png_on_an_existing_report_and_a_lost_figure_redraw_from_the_cache(tmp_path, monkeypatch):

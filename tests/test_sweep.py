@@ -268,11 +268,31 @@ def test_cli_bad_revision_and_unreachable_ray_are_one_line(run_dir, tmp_path):
     assert not (tmp_path / "o" / "sweep.json").exists()
 
 
-def test_cli_a_sweep_whose_every_cell_failed_exits_1_and_says_why(run_dir, tmp_path):
+def test_cli_a_sweep_whose_every_cell_failed_on_a_mistake_is_one_line_and_writes_nothing(run_dir, tmp_path):
+    # the same mistake in every cell (here an option; offline, a hub model not in the cache) is a user's mistake
+    out = tmp_path / "o"
     r = _cli("sweep", "-m", str(run_dir), "-a", "helix", "--set", "helix.k=1000", "--executor", "serial",
-             "--no-page", "-o", str(tmp_path / "o"))
+             "--no-page", "-o", str(out))
+    assert r.exit_code == 2, r.output
+    lines = [x for x in r.stderr.splitlines() if x.strip() and not x.startswith("sweep cells")]
+    assert len(lines) == 1 and "every cell failed (11 of 11); the first:" in lines[0] and "1000 components" in lines[0]
+    assert not out.exists()
+
+
+def test_cli_a_sweep_whose_every_cell_crashed_exits_1_and_keeps_the_reasons(run_dir, tmp_path, monkeypatch):
+    import dataclasses
+
+    from poslens.sweep import cells
+
+    def crash(w, opts):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(cells.ANALYSES, "helix", dataclasses.replace(cells.ANALYSES["helix"], fn=crash))
+    r = _cli("sweep", "-m", str(run_dir), "-a", "helix", "--executor", "serial", "--no-page", "-o",
+             str(tmp_path / "o"))
     assert r.exit_code == 1, r.output
-    assert "every cell failed (the first: InvalidInputError" in r.stderr and "1000 components" in r.stderr
+    assert "every cell failed (the first: unexpected RuntimeError: boom)" in r.stderr
+    assert (tmp_path / "o" / "sweep.json").is_file()
 
 
 def test_real_gpt2_small_partial_checkpoint(partial_ckpt, tmp_path):

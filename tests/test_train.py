@@ -653,6 +653,18 @@ def test_lag2perm_rows_place_the_permuted_token_two_later():
     assert 0.3 < hit < 0.7 and plain < 0.02  # about half the positions (0.7, never a copy of a copy); no plain copies
 
 
+def test_synthetic_kinds_help_names_every_kind():
+    # tiny-attn's card and the README name dupdist and reverse; the help had stopped at dup
+    from click.testing import CliRunner
+
+    from poslens.cli import cli
+    from poslens.train.corpus import SYNTHETIC_KINDS
+
+    text = " ".join(CliRunner().invoke(cli, ["train", "--help"]).output.split())
+    help_ = text.split("--synthetic-kinds TEXT", 1)[1].split("[default:", 1)[0]
+    assert all(k in help_ for k in SYNTHETIC_KINDS), help_
+
+
 def test_synthetic_dup_rows_mark_every_repeated_token():
     """Each copy is followed by the marker and no token occurs three times, so the earlier copy is never
     followed by a marker (an induction head cannot predict one); ``dupdist`` marks near and far copies apart."""

@@ -205,6 +205,9 @@ class Result:
         >>> Result.from_dict({"kind": "result", "model": "tiny", "processing": ["fold_ln"]})
         Result(model='tiny', processing=('fold_ln',), options={})
         """
+        if cls is Result and isinstance(d, dict) and "kind" not in d:  # else "Result has no field ..." misleads
+            raise InvalidInputError("not one analysis's result (no 'kind'): a report.json or sweep.json holds many; "
+                                    "load a command's result.json, or a report.json stage's \"result\"")
         try:
             return from_jsonable(cls, d)
         except (TypeError, ValueError) as exc:

@@ -30,7 +30,7 @@ def _finish(r, module, out, command, as_json):
 def ablate_cmd():
     """Ablate heads, neurons or residual directions and measure what changes, against random baselines.
 
-    `run` ablates what you name; `dup-neurons`, `helix` and `word-index` answer the seeds'
+    `run` ablates what you name; `dup-neurons`, `helix` and `word-index` answer the source studies'
     causal questions.
     """
 

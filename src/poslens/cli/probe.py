@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from ..claims.attach import with_published
-from ..errors import InvalidInputError
 from ..analyses.word_index.options import Options
 from .common import common, finish
 from .options import build_options, options_flags
@@ -16,10 +13,10 @@ from .options import build_options, options_flags
 def _words(path: str | None) -> list[str] | None:
     if path is None:
         return None
-    p = Path(path)
-    if not p.is_file():
-        raise InvalidInputError(f"word list {p} does not exist; give a text file with one word per line")
-    return p.read_text(encoding="utf-8", errors="replace").split()
+    from ..data.sequences import read_corpus
+
+    # an empty or binary file is named as such, not as a dictionary too small for the token lengths
+    return read_corpus(path, what="word list").split()
 
 
 @click.command("probe")

@@ -51,7 +51,8 @@ def _opt(*decls: str, **kw):
 @_opt("--synthetic-kinds",
       help="Row kinds of the synthetic windows, in turn: repeat (induction), lag2 (previous-token), "
            "lag2perm (previous-token, through a fixed permutation), "
-           "dup (a marker after each repeated token: duplicate-token).")
+           "dup (a marker after each repeated token: duplicate-token), dupdist (near and far copies marked apart), "
+           "reverse (stretches recited backwards: duplicate-token after induction).")
 @_opt("--attn-only/--no-attn-only",
       help="Attention-only model: every MLP held at zero (exports as a GPT-2 checkpoint all the same).")
 @_opt("--synthetic-vocab",

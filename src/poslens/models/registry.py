@@ -251,11 +251,14 @@ def family(name: str) -> tuple[str, ...]:
     return FAMILIES[name]
 
 
-def _offline_error(where: str, repo_id: str, revision: str | None = None) -> OfflineError:
+def _offline_error(where: str, repo_id: str, revision: str | None = None, named: bool = True) -> OfflineError:
+    """``named``: the spec was a known name; otherwise it may be a run folder mistyped (runs/mine), so say both."""
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     why = "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache" if offline else (
         "it is not in the Hugging Face cache and the hub cannot be reached"
     )
+    if not named:
+        why = f"there is no directory {repo_id} here; as a hub id, {why}"
     return OfflineError(
         f"cannot load {where}: {why}; on a machine with internet run `hf download {repo_id}"
         f"{f' --revision {revision}' if revision else ''}` "
@@ -318,7 +321,7 @@ def download(source: ModelSource, weights: bool = True) -> Path:
             return Path(hf_hub_download(source.repo_id, fn, revision=source.revision, local_files_only=local_only))
         except LocalEntryNotFoundError as exc:  # before EntryNotFoundError, which it subclasses
             if required:
-                raise _offline_error(where, source.repo_id, source.revision) from exc
+                raise _offline_error(where, source.repo_id, source.revision, source.info is not None) from exc
             missing_locally.append(fn)
             return None
         except RevisionNotFoundError as exc:
@@ -329,7 +332,8 @@ def download(source: ModelSource, weights: bool = True) -> Path:
             return None
         except RepositoryNotFoundError as exc:
             raise UnknownModelError(
-                f"'{source.repo_id}' is not a model on the Hugging Face hub (or it is private); "
+                f"'{source.repo_id}' is not a model on the Hugging Face hub (or it is private)"
+                + ("" if source.info else ", nor a directory here") + "; "
                 "run `poslens models` for the known names"
             ) from exc
 
@@ -345,7 +349,7 @@ def download(source: ModelSource, weights: bool = True) -> Path:
                 fetch(shard, required=True)
         elif fetch("pytorch_model.bin", required=False) is None:
             if missing_locally:
-                raise _offline_error(where, source.repo_id, source.revision)
+                raise _offline_error(where, source.repo_id, source.revision, source.info is not None)
             raise UnknownModelError(f"{where} has neither model.safetensors nor pytorch_model.bin")
     return folder
 

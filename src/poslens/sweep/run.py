@@ -11,7 +11,7 @@ import io
 import json
 from pathlib import Path
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, PoslensError
 from ..io import atomic_write_text
 from ..options import listed
 from ..results import canonical
@@ -232,7 +232,14 @@ def sweep(models, *, out, steps=None, every=None, log=None, analyses=("helix",),
     store = Store(out / "store")
     run = compute(tasks, store, executor=executor, jobs=jobs, address=address, progress=progress,
                   log_path=out / "runs.jsonl")
-    merged = merge(tasks, store, cp_params, run["failed"])
+    failed = run["failed"]
+    if run["cells"] and len(failed) == run["cells"] and not any(r.startswith("unexpected ") for r in failed.values()):
+        # one mistake in every cell (a model the hub cannot give here, an option out of range): say it in one line
+        # and leave nothing to tabulate, nor an earlier run's tables overwritten by empty ones
+        first = next(iter(failed.values()))
+        raise PoslensError(f"every cell failed ({len(failed)} of {run['cells']}); the first: "
+                           f"{first.partition(': ')[2] or first}")
+    merged = merge(tasks, store, cp_params, failed)
     files = write_tables(merged, out)
     if page:
         from .page import write_page

@@ -34,7 +34,8 @@ class Options:
     outlier_threshold: float = field(default=10.0, metadata={
         "help": "flag positions whose nearest-neighbour distance exceeds this many times the median"})
     sinusoidal: bool = field(default=True, metadata={"help": "compare with the sinusoidal encoding of the same shape"})
-    sinusoidal_base: float = field(default=10000.0, metadata={"help": "base of the sinusoidal encoding"})
+    sinusoidal_base: float = field(default=10000.0, metadata={"help": "base of the sinusoidal encoding",
+                                                              "range": "(1, inf)"})
     tokens: bool | None = field(default=None, metadata={
         "help": "compare with W_E (default: when the checkpoint has it)"})
     token_sample: int = field(default=1024, metadata={"help": "W_E rows sampled for the token/position comparison"})

@@ -247,7 +247,7 @@ class CurveInfo:
     approach and the dimension."""
 
     name: str
-    params: dict[str, float]
+    params: dict[str, float | list[float]]  # circle-drift's drift is a 3-vector
     period_of_derivative: float | None
     L: float
     L_at: float

@@ -182,7 +182,7 @@ class BoundRow:
     k: int
     assumptions_hold: bool
     curve: str | None = None  # grid rows: which curve, its parameters and the variant
-    params: dict[str, float] | None = None
+    params: dict[str, float | list[float]] | None = None
     variant: str | None = None
     reason: str | None = None
     gates_failed: int | None = None
