@@ -49,6 +49,8 @@ def test_every_report_result_reads_back_as_its_class(report):
     kinds = {name: load_result(s["result"]).kind for name, s in stages.items()
              if s["status"] in ("done", "cached") and name != "verdicts"}
     assert set(kinds.values()) == KINDS, kinds
+    with pytest.raises(InvalidInputError, match="verdict table is plain JSON"):
+        load_result(stages["verdicts"]["result"])
 
 
 def _plotly(path: Path):

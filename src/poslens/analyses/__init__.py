@@ -30,6 +30,9 @@ def load_result(source: str | Path | dict[str, Any]) -> Result:
             d = json.loads(Path(source).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InvalidInputError(f"cannot read a result from {source}: {exc}") from None
+    if isinstance(d, dict) and d.get("kind") == "verdicts":  # the report's own table, no analysis's result
+        raise InvalidInputError("the report's verdict table is plain JSON, not an analysis's result: read it as it "
+                                "is (report.json's \"verdicts\": one row per mechanism, with its verdict and reason)")
     for m in pkgutil.walk_packages(__path__, f"{__name__}."):  # every kind's class, defined where its analysis is
         importlib.import_module(m.name)
     return Result.from_dict(d)
