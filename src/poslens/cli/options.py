@@ -13,6 +13,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import click
 
@@ -51,17 +52,25 @@ def _type(f: dataclasses.Field):
     return _TYPES.get(head, str)
 
 
-def _interval(spec: str) -> click.FloatRange:
-    """``"(0, 1]"`` -> ``FloatRange(0, 1, min_open=True)``; an infinite end is no bound."""
+def _interval(spec: str, integer: bool = False) -> click.FloatRange | click.IntRange:
+    """``"(0, 1]"`` -> ``FloatRange(0, 1, min_open=True)``; an infinite end is no bound. For an
+    integer option, the closed ``IntRange`` of the same integers (``"(1, inf)"`` -> ``x>=2``).
+
+    >>> _interval("[2, inf)", integer=True)
+    <IntRange x>=2>
+    """
     lo, hi = (float(x) for x in spec[1:-1].split(","))
-    return click.FloatRange(None if lo == float("-inf") else lo, None if hi == float("inf") else hi,
-                            min_open=spec[0] == "(", max_open=spec[-1] == ")")
+    lo, hi = (None if lo == float("-inf") else lo), (None if hi == float("inf") else hi)
+    if integer:  # --help then says "x>=2", not "x>1.0" for a count
+        return click.IntRange(None if lo is None else math.floor(lo) + 1 if spec[0] == "(" else math.ceil(lo),
+                              None if hi is None else math.ceil(hi) - 1 if spec[-1] == ")" else math.floor(hi))
+    return click.FloatRange(lo, hi, min_open=spec[0] == "(", max_open=spec[-1] == ")")
 
 
 def options_flags(cls, skip: tuple[str, ...] = (), aliases: dict[str, str] | None = None, prefix: str = ""):
     """Decorator adding ``--field-name`` for every field of ``cls`` (booleans as ``--x/--no-x``; a
     field with ``metadata["choices"]`` as a ``click.Choice``; one with ``metadata["range"]`` in interval
-    notation, e.g. ``"(0, 1]"`` or ``"(0, inf)"``, as that float range, so --help states what the
+    notation, e.g. ``"(0, 1]"`` or ``"(0, inf)"``, as that range, so --help states what the
     Options accept).
 
     ``aliases`` gives a field one more spelling, an older flag that keeps working (for a
@@ -86,7 +95,7 @@ def options_flags(cls, skip: tuple[str, ...] = (), aliases: dict[str, str] | Non
                 choices = f.metadata.get("choices")
                 kind = click.Choice(choices) if choices else _type(f)
                 if "range" in f.metadata:
-                    kind = _interval(f.metadata["range"])
+                    kind = _interval(f.metadata["range"], integer=_type(f) is int)
                 fn = click.option(flag, *extra, dest + f.name, type=kind, default=default, show_default=True,
                                   help=help_)(fn)
         return fn

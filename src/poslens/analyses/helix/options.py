@@ -24,10 +24,12 @@ class Options:
     keep_first: bool = field(default=False, metadata={"help": "keep position 0 (the BOS slot) in the PCA"})
     center: bool = field(default=True, metadata={"help": "subtract the mean row before the PCA"})
     n_components: int = field(default=10, metadata={"help": "components whose variance shares are reported"})
-    fit_components: int = field(default=3, metadata={"help": "top components the helix and ODE fits use"})
+    fit_components: int = field(default=3, metadata={"help": "top components the helix and ODE fits use "
+                                                              "(at most n_components)", "range": "[2, inf)"})
     truncations: bool = field(default=True, metadata={
         "help": "also the PCAs of positions >= truncate_at and below it"})
-    truncate_at: int = field(default=100, metadata={"help": "where the helix post's two truncations cut"})
+    truncate_at: int = field(default=100, metadata={"help": "where the helix post's two truncations cut",
+                                                    "range": "[1, inf)"})
     ode_window: int = field(default=51, metadata={"help": "Savitzky-Golay window of the smoothed ODE fit"})
     n_traces: int = field(default=6, metadata={"help": "highest-variance dimensions to trace"})
     cosine_size: int = field(default=64, metadata={"help": "rows of the stored (subsampled) cosine matrix"})
