@@ -291,6 +291,7 @@ def test_cli_json_figures_and_saved_model(tmp_path):
     (["--curve", "loop"], "not injective"),
     (["--curve", "no_such_module_xyz:f"], "cannot import curve module"),
     (["--curve", "spiral"], "unknown curve 'spiral'"),
+    (["--curve", "helx"], "unknown curve 'helx' (did you mean 'helix'?)"),
     (["--param", "turns"], "KEY=VALUE"),
     (["--param", "colour=3"], "bad parameter for curve 'helix'"),
     (["--sweep-M", "4,x"], "comma-separated list of integers"),

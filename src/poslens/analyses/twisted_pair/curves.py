@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import InvalidInputError
+from ...errors import InvalidInputError, suggest
 
 CURVES = ("helix", "circle-drift", "random", "loop")
 
@@ -146,7 +146,8 @@ def _load_callable(spec: str) -> Callable:
     mod_name, _, fn_name = spec.rpartition(":")
     if not mod_name or not fn_name:
         raise InvalidInputError(
-            f"unknown curve '{spec}'; use one of {', '.join(CURVES)}, or 'module:function' / 'file.py:function'"
+            f"unknown curve '{spec}'{suggest(spec, CURVES)}; use one of {', '.join(CURVES)}, "
+            "or 'module:function' / 'file.py:function'"
         )
     try:
         if mod_name.endswith(".py"):
