@@ -121,3 +121,21 @@ def test_python_dash_m_runs_the_same_cli():
 
     r = subprocess.run([sys.executable, "-m", "poslens", "models", "--family", "bert"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("poslens: error: unknown family 'bert'"), r.stderr
+
+
+def test_a_rerun_into_the_same_out_removes_only_what_the_earlier_run_wrote(tmp_path):
+    """--out holds one run: figures an earlier command wrote there and this one did not would
+    pass for this run's. Files poslens did not write stay."""
+    out = tmp_path / "out"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["helix", "-m", "tiny", "-o", str(out)]).exit_code == 0
+    assert (out / "helix_3d.png").is_file()
+    (out / "notes.txt").write_text("mine")
+    (out / ".poslens-written").write_text((out / ".poslens-written").read_text() + "../outside.txt\n")
+    (tmp_path / "outside.txt").write_text("not in --out")
+    r = runner.invoke(cli, ["helix", "-m", "tiny", "-o", str(out), "--no-figures"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir() if p.suffix in (".png", ".html", ".json", ".txt")) == [
+        "notes.txt", "result.json"]
+    assert (tmp_path / "outside.txt").is_file()
+    assert (out / ".poslens-written").read_text() == "result.json\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidInputError
-from ..io import writable_dir
+from ..io import atomic_write_text, writable_dir
 
 DEFAULT_MODEL = "tiny"
 
@@ -56,9 +56,31 @@ def out_dir(out: Path | None, command: str) -> Path:
     return writable_dir(out if out is not None else Path("poslens-out") / command, "results")
 
 
+WRITTEN = ".poslens-written"  # what the last command wrote into its --out, one path per line
+
+
+def forget_stale(out: Path, written: list[Path]) -> None:
+    """Delete the files the previous command wrote into ``out`` that this one did not (a figure
+    of another model or option left beside this run's result.json would pass for this run's),
+    then record this run's. Files poslens did not write are never touched."""
+    root = out.resolve()
+    now = sorted({str(Path(p).resolve().relative_to(root)) for p in written if Path(p).resolve().is_relative_to(root)})
+    try:
+        before = (out / WRITTEN).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        before = []
+    for rel in set(before) - set(now):
+        old = (root / rel).resolve()
+        if rel and old.is_relative_to(root) and old != root and old.is_file():  # a hand-edited list cannot reach out
+            old.unlink()
+    atomic_write_text(out / WRITTEN, "".join(f"{r}\n" for r in now))
+
+
 def emit(result, out: Path, as_json: bool, summary: str | None = None, figures: list[Path] | None = None) -> None:
-    """Write result.json into ``out`` and print either the JSON or a short summary."""
+    """Write result.json into ``out`` and print either the JSON or a short summary. What an
+    earlier command wrote into ``out`` and this one did not is removed (:func:`forget_stale`)."""
     path = result.save(out / "result.json")
+    forget_stale(out, [path, *(figures or [])])
     if as_json:
         click.echo(result.to_json())
         return
