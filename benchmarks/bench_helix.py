@@ -73,7 +73,7 @@ def main() -> None:
         print(f"reads: {ckpt.reads}")
         print(f"helix, every metric, read included: {warm:.3f} s (median of {args.repeat}); "
               f"first call in the process {cold:.3f} s; target < 2 s: {'met' if warm < 2 else 'NOT met'}")
-        print(f"  planted period 300 -> fitted {r.helix['period']:.2f}; radius 3 -> {r.helix['radius']:.4f}; "
+        print(f"  planted period 300 -> fitted {r.helix.period:.2f}; radius 3 -> {r.helix.radius:.4f}; "
               f"top-3 share {r.cumulative[2]:.4f}; sinusoidal needs {r.sinusoidal.components_for_90} PCs for 90%")
 
         W = ckpt.get("wpe.weight").double().numpy()[1:]
