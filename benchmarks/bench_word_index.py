@@ -65,7 +65,7 @@ def stopping_check(tok: Tokenizer, n_prompts: int, seed: int) -> None:
         times[deepest] = time.perf_counter() - t0
         b = blocks_read(w)
         print(f"  harvest to point {deepest:2d}: {times[deepest]:6.2f} s for {n_prompts} prompts; "
-              f"blocks whose weights were read: {b[0]}..{b[-1]}" if b else "none")
+              f"blocks whose weights were read: {f'{b[0]}..{b[-1]}' if b else 'none'}")
     print(f"  time ratio point 4 / point 12: {times[4] / times[12]:.2f} (4 of 12 blocks run: 0.33 expected)")
 
 
@@ -154,22 +154,22 @@ def main() -> None:
     r = WI.word_index(w, tokenizer=tok, n_train=args.n_train, n_val_prompts=args.n_val_prompts,
                       label_tokens=tuple(args.label_tokens.split(",")), seed=args.seed, progress=True)
     total = time.perf_counter() - t0
-    ds = r.schemes["word"]["dataset"]
+    ds = r.schemes["word"].dataset
     tm = r.timings
-    labs = r.schemes["word"]["labels"].values()
-    n_probes, n_base = sum(len(x["probes"]) for x in labs), sum(len(x["baselines"]) for x in labs)
-    n_fits = sum(len(m["selection"]) + 1 for x in labs for m in [*x["probes"], *x["baselines"].values()])
-    print(f"dataset: {ds['n_train_points']} train / {ds['n_val_points']} validation points, "
-          f"{ds['n_train_prompts'] + ds['n_val_prompts']} prompts of {ds['prompt_tokens']['min']}-"
-          f"{ds['prompt_tokens']['max']} tokens (mean {ds['prompt_tokens']['mean']:.1f})")
+    labs = r.schemes["word"].labels.values()
+    n_probes, n_base = sum(len(x.probes) for x in labs), sum(len(x.baselines) for x in labs)
+    n_fits = sum(len(m.selection) + 1 for x in labs for m in [*x.probes, *x.baselines.values()])
+    print(f"dataset: {ds.n_train_points} train / {ds.n_val_points} validation points, "
+          f"{ds.n_train_prompts + ds.n_val_prompts} prompts of {ds.prompt_tokens['min']}-"
+          f"{ds.prompt_tokens['max']} tokens (mean {ds.prompt_tokens['mean']:.1f})")
     print(f"residual points probed: {len(r.layers)} ({r.hooks[0]} .. {r.hooks[-1]}); label tokens "
           f"{r.options['label_tokens']}; {n_probes} probes + {n_base} baselines ({n_fits} logistic-regression fits), "
           f"C chosen from {r.options['Cs']}")
     print(f"dictionary {tm['dictionary_s']:.1f} s | harvest {tm['word_harvest_s']:.1f} s | "
           f"probes + baselines {tm['word_probe_s']:.1f} s | total {total:.1f} s")
-    for lt, x in r.schemes["word"]["labels"].items():
-        print(f"  {lt}: accuracy by point " + " ".join(f"{m['accuracy']:.2f}" for m in x["probes"])
-              + f"; position baseline {x['baselines']['position']['accuracy']:.2f}")
+    for lt, x in r.schemes["word"].labels.items():
+        print(f"  {lt}: accuracy by point " + " ".join(f"{m.accuracy:.2f}" for m in x.probes)
+              + f"; position baseline {x.baselines['position'].accuracy:.2f}")
     verdict = "meets" if total < TARGET_S else "MISSES"
     print(f"harvest + probes of all 13 points: {total:.1f} s = {total / 60:.2f} min; {verdict} the "
           f"{TARGET_S / 60:.0f}-minute target (on {torch.get_num_threads()} thread(s))")
