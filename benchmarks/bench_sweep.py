@@ -1,7 +1,7 @@
 """`poslens sweep` at scale: bytes read from remote checkpoints, and the local pool against serial.
 
-1. **Bytes.** ``--n`` (default 100) checkpoints of ``tiny``'s shape (4 layers, d_model 128,
-   n_ctx 256, vocab 4,096; random weights) are written in the hub's layout
+1. **Bytes.** ``--n`` (default 100) checkpoints of ``tiny``'s shape (today 3 layers, d_model 96,
+   n_ctx 256, vocab 1,024, where W_pos alone is 5.3% of a file; random weights) are written in the hub's layout
    (``pytorch_model.bin``, a ``torch.save`` zip) and served over the loopback address by a
    hub stand-in that counts every byte it sends. A helix sweep over all of them reads W_pos
    by range requests; the benchmark prints the bytes sent against the bytes of the files
@@ -13,6 +13,10 @@
    local pool with 2 workers, each from an empty store. Target: >= 1.7x on 2 cores. The
    pool's fixed cost is its forkserver importing torch once (about 2.5 s here), so a short
    grid gains less: on an idle 2-core machine 24 cells gave 1.59x, 64 cells 1.87x.
+
+Every sweep starts from an empty output directory and empty caches, also under ``--keep``
+(which keeps only the written checkpoints): a sweep resumes from its store, so a rerun into
+the same directory would compute nothing and read no bytes.
 
     python benchmarks/bench_sweep.py [--n 100] [--n-gpt2 10] [--cells 64] [--n-seq 48] [--keep DIR]
 """
@@ -52,6 +56,19 @@ def _serve_through(hub: FakeHub, tmp: Path) -> None:
     os.environ["POSLENS_CACHE"] = str(tmp / "poslens-cache")
 
 
+def _fresh(*dirs: Path) -> None:
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _computed_all(res: dict, label: str) -> None:
+    """A cell taken from the store, or one that failed, reads no bytes and costs no time: the
+    figures would flatter the sweep."""
+    run, bad = res["run"], [c for c in res["cells"] if c["status"] != "ok"]
+    assert run["cached"] == 0 and run["computed"] == run["cells"] and not bad, \
+        f"{label}: {run['cached']} cells from the store, {len(bad)} not ok ({bad[:1]}): nothing to measure"
+
+
 def bytes_benchmark(root: Path, repo: str, revs: list[str], label: str) -> None:
     from poslens.sweep import sweep
 
@@ -59,13 +76,15 @@ def bytes_benchmark(root: Path, repo: str, revs: list[str], label: str) -> None:
     whole = sum(f.stat().st_size for f in files)
     cfg = load_weights(str(files[0].parent)).cfg
     w_pos = cfg.n_ctx * cfg.d_model * 4 * len(revs)
+    out, cache = root.parent / f"out-{label}", root.parent / f"cache-{label}"
+    _fresh(out, cache)
     with FakeHub(root) as hub:
-        _serve_through(hub, root.parent / f"cache-{label}")
+        _serve_through(hub, cache)
         t = time.perf_counter()
-        res = sweep([repo], steps=revs, out=root.parent / f"out-{label}", analyses=["helix"], executor="serial",
-                    progress=False, page=False)
+        res = sweep([repo], steps=revs, out=out, analyses=["helix"], executor="serial", progress=False, page=False)
         dt = time.perf_counter() - t
         sent, n_req = hub.bytes_sent, len(hub.requests)
+    _computed_all(res, label)
     ranged = sent  # every tensor byte came by a range request; config.json etc. are in `sent` too
     ok = sum(c["status"] == "ok" for c in res["cells"])
     flagged = sum(1 for v in res["flags"].get(repo, {}).values() if any("identical" in x for x in v))
@@ -88,10 +107,12 @@ def speed_benchmark(tmp: Path, n_cells: int, n_seq: int) -> None:
     times = {}
     for executor, jobs in (("serial", None), ("local", 2)):
         out = tmp / f"speed-{executor}"
+        _fresh(out)
         t = time.perf_counter()
-        sweep([str(run)], out=out, analyses=["heads", "icl"], overrides=sets, executor=executor, jobs=jobs,
-              progress=False, page=False)
+        res = sweep([str(run)], out=out, analyses=["heads", "icl"], overrides=sets, executor=executor, jobs=jobs,
+                    progress=False, page=False)
         times[executor] = time.perf_counter() - t
+        _computed_all(res, f"speed ({executor})")
     same = all((tmp / "speed-serial" / "tables" / f).read_bytes() == (tmp / "speed-local" / "tables" / f).read_bytes()
                for f in os.listdir(tmp / "speed-serial" / "tables"))
     print(f"speed: {2 * n_ckpt} cells (heads + icl, {n_seq} x 128 tokens, tiny shape): serial {times['serial']:.1f} s, "
