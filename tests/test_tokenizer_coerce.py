@@ -234,3 +234,21 @@ def test_the_cli_reads_the_models_own_tokenizer_as_before(tmp_path):
     d = json.loads(res.output)
     r = logit_lens("tiny", PROMPT, open_checkpoint("tiny").path / "tokenizer.json", n_generate=2).to_dict()
     assert (d["top_k"], d["generation"], d["last_entropy"]) == (r["top_k"], r["generation"], r["last_entropy"])
+
+
+def test_a_llama_style_tokenizer_file_takes_the_models_bos(tmp_path):
+    """A Llama's tokenizer.json names its BOS "<s>" (no <|endoftext|>): given as a path, a
+    tokenizers.Tokenizer or a Tokenizer read from it, the model's config gives the BOS, as it does
+    when tokenizer= is left out; prepend_bos failed with 'has no <|endoftext|> token'."""
+    from tokenizers import Tokenizer as TK
+
+    from poslens.testing.families import family_checkpoint
+
+    path = family_checkpoint(tmp_path / "llama", "llama")
+    (path / "tokenizer.json").write_text((path / "tokenizer.json").read_text().replace("<|endoftext|>", "<s>"))
+    w = load_weights(str(path))
+    ref = logit_lens(w, PROMPT, None, n_generate=1, prepend_bos=True)
+    own = Tokenizer.from_file(path / "tokenizer.json")
+    for form in (path / "tokenizer.json", TK.from_file(str(path / "tokenizer.json")), _hf(path / "tokenizer.json"), own):
+        _same(logit_lens(w, PROMPT, form, n_generate=1, prepend_bos=True), ref)
+    assert own.bos_token_id is None  # the caller's object is left as it was

@@ -15,6 +15,7 @@ A checkpoint's own tokenizer files win (``tokenizer.json``, else ``vocab.json`` 
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import os
@@ -200,6 +201,12 @@ def as_tokenizer(tok, what: str, model=None) -> Tokenizer | None:
     if out is not None and model is not None:
         out.check_fits(model.cfg.d_vocab, model.label,
                        "it is another model's; pass the model's own or leave tokenizer= out")
+        bos = model.cfg.bos_token_id
+        if out.bos_token_id is None and isinstance(bos, int) and 0 <= bos < out.vocab_size:
+            # a Llama's own tokenizer.json has "<s>", not <|endoftext|>: its BOS is the config's, as
+            # for_checkpoint takes it (a copy: the caller's Tokenizer is left as it was)
+            out = copy.copy(out)
+            out.bos_token_id = bos
     return out
 
 
