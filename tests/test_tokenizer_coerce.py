@@ -5,6 +5,7 @@ a ``tokenizers.Tokenizer``, a transformers fast tokenizer) with the same results
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -147,6 +148,16 @@ def test_a_tokenizer_saved_alone_and_a_bad_file(hf_gpt2, tmp_path):
     with pytest.raises(PoslensError, match="does not exist") as e:
         as_tokenizer(str(tmp_path / "nowhere"), "x")
     assert "\n" not in str(e.value)
+    # a missing .json is named as a missing file, not an unknown model to fetch from the hub
+    for missing in (Path("tok/tokenizer.json"), "missing.json"):
+        with pytest.raises(InvalidInputError, match=f"^x's tokenizer= {missing}: no such file; give an existing"):
+            as_tokenizer(missing, "x")
+
+
+def test_a_tokenizer_path_under_home_is_expanded(tmp_path, monkeypatch):
+    Tokenizer.gpt2().save(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))  # it was refused as 'a file, not a checkpoint directory'
+    assert as_tokenizer("~/tokenizer.json", "x").encode(PROMPT) == Tokenizer.gpt2().encode(PROMPT)
 
 
 class _SlowTokenizer:

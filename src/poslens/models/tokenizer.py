@@ -183,7 +183,7 @@ def as_tokenizer(tok, what: str, model=None) -> Tokenizer | None:
     if tok is None or isinstance(tok, Tokenizer):
         out = tok
     elif isinstance(tok, (str, os.PathLike)):
-        out = _named(os.fspath(tok))
+        out = _named(os.fspath(tok), what)
     elif isinstance(backend := getattr(tok, "backend_tokenizer", tok), TK):  # what a transformers fast tokenizer wraps
         if backend.truncation or backend.padding:
             # transformers leaves a call's truncation/padding set on its backend: a copy without
@@ -210,12 +210,15 @@ def as_tokenizer(tok, what: str, model=None) -> Tokenizer | None:
     return out
 
 
-def _named(spec: str) -> Tokenizer:
+def _named(spec: str, what: str) -> Tokenizer:
     if spec == "gpt2":  # the offline files, not the gpt2 checkpoint (which may not be here)
         return Tokenizer.gpt2()
-    p = Path(spec)
+    p = Path(spec).expanduser()  # "~/tok.json", as every path option takes it
     if p.is_file():
         return Tokenizer.from_file(p)
     if p.is_dir() and not (p / "config.json").is_file() and (p / "tokenizer.json").is_file():
         return Tokenizer.from_file(p / "tokenizer.json")  # a tokenizer saved alone (save_pretrained)
+    if p.suffix == ".json":  # a file meant, not a model: "unknown model" or hub advice would mislead
+        raise InvalidInputError(f"{what}'s tokenizer= {spec}: no such file; give an existing tokenizer.json, "
+                                "'gpt2', or a model name or directory")
     return Tokenizer.for_checkpoint(spec)
