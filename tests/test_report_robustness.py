@@ -83,7 +83,13 @@ def test_a_failed_report_leaves_nothing_behind(tmp_path):
 def test_set_values_are_typed_before_any_work(two_models, tmp_path):
     a, _ = two_models
     for bad, words in [("helix.n_components=abc", "expected an integer"), ("helix.n_components=-1", ">= 1"),
-                       ("dup_heads.threshold=1.5", "[0, 1]"), ("helix.keep_first=3", "true or false")]:
+                       ("dup_heads.threshold=1.5", "[0, 1]"), ("helix.keep_first=3", "true or false"),
+                       # what only the analysis's Options refuse: the report ran, and these stages failed in it
+                       ("helix.fit_components=1", "--set helix: fit_components must be between 2"),
+                       ("causal_helix.n_random=1", "--set causal_helix: n_random must be at least 2"),
+                       ("geometry_spectra.matrices=foo", "unknown matrix 'foo'"),
+                       ("geometry_sphere.n_tokens=1", "n_tokens must be at least 2"),
+                       ("geometry_subspaces.noise=xx", "noise must be 'iterative'")]:
         with pytest.raises(O.InvalidInputError, match=words.replace("[", r"\[").replace("]", r"\]")):
             build_report([str(a)], tmp_path / "x", sets=[bad], progress=False)
         assert not (tmp_path / "x").exists()

@@ -209,8 +209,8 @@ def _checked(stage: str, key: str, default, value, shown):
 
 
 def lazy(module: str, name: str, package: str = "analyses") -> Callable:
-    """``poslens.<package>.<module>.<name>``, imported on its first call, for a stage's ``summarize``
-    and (with ``package="viz"``) its ``figures``.
+    """``poslens.<package>.<module>.<name>``, imported on its first call, for a stage's ``summarize``,
+    ``validates`` (an Options class) and (with ``package="viz"``) its ``figures``.
 
     Stage modules are imported whenever the report's stages are listed; importing an
     analysis (and its plotting) only when the stage runs keeps ``poslens report --help`` fast.
@@ -219,8 +219,8 @@ def lazy(module: str, name: str, package: str = "analyses") -> Callable:
     >>> Stage("dup_heads", "Duplicate-token heads", run, summarize=lazy("heads", "summarize"))   # doctest: +SKIP
     """
 
-    def call(*args):
-        return getattr(importlib.import_module(f"poslens.{package}.{module}"), name)(*args)
+    def call(*args, **kw):
+        return getattr(importlib.import_module(f"poslens.{package}.{module}"), name)(*args, **kw)
 
     return call
 
