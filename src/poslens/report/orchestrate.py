@@ -638,7 +638,9 @@ def run_model(
                     ctx.finished[st.name] = body["result"]
                     continue
                 except CacheCorrupt as exc:
-                    _stderr(f"poslens: cache entry {path} is {exc}; recomputing {st.name}")
+                    then = (f"recomputing {st.name}" if st.name in selected else
+                            f"{st.name} is left out of this report (--only {st.name} computes it again)")
+                    _stderr(f"poslens: cache entry {path} is {exc}; {then}")
                     path.unlink(missing_ok=True)
             if st.name in selected:
                 pending.append((st, opts, key, base))
