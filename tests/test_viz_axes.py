@@ -616,3 +616,27 @@ def test_matplotlib_figures_put_nothing_on_anything_else(name, figs, tmp_path, m
     assert pngs
     clashes = [f"{f}: {c}" for f, (fig, cropped) in sorted(pngs.items()) for c in _layout_clashes(fig, cropped)]
     assert not clashes, clashes
+
+
+def _laid_out_pngs(monkeypatch) -> dict:
+    """Every PNG a figure function saves, laid out as save_png lays it out, by file name (no file written)."""
+    pngs: dict[str, object] = {}
+
+    def laid_out(fig, path, dpi=110, tight=True, bbox=None):
+        if tight:
+            fig.tight_layout()
+        pngs[Path(path).name] = fig
+        return Path(path)
+
+    monkeypatch.setattr(common, "save_png", laid_out)
+    monkeypatch.setattr(profile, "save_png", laid_out)
+    return pngs
+
+
+def test_a_curve_named_by_a_long_path_keeps_its_title_on_the_png(monkeypatch, tmp_path):
+    pngs = _laid_out_pngs(monkeypatch)
+    name = "experiments/curves_of_the_second_kind/with_a_long_module_name.py:drifting_circle"
+    twisted_pair._curve(NS(construction=NS(curve=NS(name=name), samples=NS(
+        i=[0, 1, 2], x=[[0.0, 1.0], [1.0, 0.0], [0.0, -1.0]], cell=[0, 1, 1]))), tmp_path)
+    assert not _layout_clashes(pngs["tp_curve.png"])  # it ran off both edges
+
