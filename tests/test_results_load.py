@@ -167,6 +167,11 @@ def test_png_on_an_existing_report_and_a_lost_figure_redraw_from_the_cache(tmp_p
     from poslens.report.orchestrate import _figures_stale
 
     assert not _figures_stale(json.loads(entry.read_text())["body"], out, png=True)
+    # the page links each HTML figure, which loads the report's one plotly.min.js: lost, it is written again
+    (out / "figures" / "plotly.min.js").unlink()
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0 and "recomputed: none" in r.output, r.output
+    assert (out / "figures" / "plotly.min.js").is_file()
     assert json.loads((out / "report.json").read_text())["stages"]["helix"]["status"] == "cached"
 
 

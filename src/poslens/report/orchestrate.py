@@ -425,10 +425,13 @@ def read_cache(path: Path) -> dict:
 
 
 def _figures_stale(body: dict, out: Path, png: bool) -> bool:
-    """Whether a cached stage's figures must be drawn again: PNG twins wanted and not drawn, or a
-    figure file missing or changed. They are redrawn from the cached result, not recomputed."""
+    """Whether a cached stage's figures must be drawn again: PNG twins wanted and not drawn, a
+    figure file missing or changed, or the plotly.min.js its HTML figures load missing (the page links
+    them; they opened blank). They are redrawn from the cached result, not recomputed."""
+    figs = body["figures"]
     return (png and not body.get("png")) or any(
-        not (out / f["path"]).is_file() or _sha((out / f["path"]).read_bytes()) != f["sha256"] for f in body["figures"])
+        not (out / f["path"]).is_file() or _sha((out / f["path"]).read_bytes()) != f["sha256"] for f in figs) or (
+        any(f["path"].endswith(".html") for f in figs) and not (out / "figures" / "plotly.min.js").is_file())
 
 
 def _draw(st: Stage, result, out: Path, key: str, png: bool) -> list[dict]:
