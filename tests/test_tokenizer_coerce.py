@@ -263,3 +263,10 @@ def test_a_llama_style_tokenizer_file_takes_the_models_bos(tmp_path):
     for form in (path / "tokenizer.json", TK.from_file(str(path / "tokenizer.json")), _hf(path / "tokenizer.json"), own):
         _same(logit_lens(w, PROMPT, form, n_generate=1, prepend_bos=True), ref)
     assert own.bos_token_id is None  # the caller's object is left as it was
+
+
+def test_a_fast_tokenizer_has_the_fingerprint_of_its_tokenizer_json():
+    """The identity a result records (word_index's options) is the tokenizer's, whichever form carried
+    it: transformers adds a post-processor encode never applies, and the fingerprint differed."""
+    tiny = open_checkpoint("tiny").path / "tokenizer.json"
+    assert as_tokenizer(_hf(tiny), "x").identity.split(", ")[-1] == Tokenizer.from_file(tiny).identity.split(", ")[-1]

@@ -108,10 +108,16 @@ class Tokenizer:
     def identity(self) -> str:
         """What a result records: the source without this machine's directories, and a
         fingerprint of the vocabulary and merges (the same for GPT-2's files wherever they lie)."""
+        from tokenizers import Tokenizer as TK
+
         name = self.source
         if "/" in name or "\\" in name:
             name = Path(name).name or name
-        return f"{name}, sha256 {hashlib.sha256(self._tk.to_str().encode()).hexdigest()[:12]}"
+        # not the post-processor, which encode never applies: transformers gives every fast tokenizer
+        # one, and the same vocabulary read through it had another fingerprint
+        tk = TK.from_str(self._tk.to_str())
+        tk.post_processor = None
+        return f"{name}, sha256 {hashlib.sha256(tk.to_str().encode()).hexdigest()[:12]}"
 
     # ---- use ---------------------------------------------------------------------------
     @property
