@@ -99,6 +99,16 @@ def test_set_values_are_typed_before_any_work(two_models, tmp_path):
         assert not (tmp_path / "x").exists()
 
 
+def test_set_takes_zero_where_the_command_flag_does():
+    """helix --traces 0, lens --generate 0 and twisted-pair --first-position 0 run; --set refused them (>= 1)."""
+    ctx = O.Context("tiny", size="quick")
+    stages = {st.name: st for st in default_stages()}
+    for stage, key in (("helix", "n_traces"), ("geometry_lens", "n_generate"), ("twisted_pair", "first_position")):
+        assert stages[stage].options_for(ctx, {key: 0})[key] == 0
+    with pytest.raises(O.InvalidInputError, match="must be >= 1"):
+        stages["helix"].options_for(ctx, {"cosine_size": 0})
+
+
 def test_cache_key_covers_every_module_a_stage_imports_and_the_version(monkeypatch):
     from poslens import code_version as CV
 
