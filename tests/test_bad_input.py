@@ -255,6 +255,7 @@ def test_help_states_the_ranges_the_options_accept():
     """A range an Options dataclass enforces, open ends included, is the one --help shows."""
     for args, shown in ((["sinks"], "0.0<x<1.0"), (["position-probe"], "0.0<x<1.0"), (["dup-heads"], "0.0<x<=1.0"),
                         (["sweep"], "x>0"), (["helix"], "base of the sinusoidal encoding [default: 10000.0; x>1.0]"),
-                        (["helix"], "(at most n_components) [default: 3; x>=2]"), (["helix"], "cut [default: 100; x>=1]")):
+                        (["helix"], "(at most n_components) [default: 3; x>=2]"), (["helix"], "cut [default: 100; x>=1]"),
+                        (["helix"], "taken one smaller) [default: 51; x>=5]")):
         text = " ".join(CliRunner().invoke(cli, [*args, "--help"]).output.split())
         assert shown in text, (args, text)

@@ -139,3 +139,45 @@ def test_a_rerun_into_the_same_out_removes_only_what_the_earlier_run_wrote(tmp_p
         "notes.txt", "result.json"]
     assert (tmp_path / "outside.txt").is_file()
     assert (out / ".poslens-written").read_text() == "result.json\n"
+
+
+def test_the_written_list_has_every_file_a_run_wrote(tmp_path):
+    """plotly.min.js, which every HTML figure loads from beside it, is the run's too: unlisted, a
+    rerun with --no-figures kept it as if the figures were still there."""
+    out = tmp_path / "out"
+    assert run("helix", "-m", "tiny", "-o", str(out)).exit_code == 0
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {".poslens-written"}
+    assert "plotly.min.js" in files and set((out / ".poslens-written").read_text().splitlines()) == files
+    assert run("helix", "-m", "tiny", "-o", str(out), "--no-figures").exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == [".poslens-written", "result.json"]
+
+
+def test_stale_removal_follows_no_link_and_no_hand_written_path(tmp_path, monkeypatch):
+    """Only plain files named as poslens names them (relative, inside --out) are removed: not the
+    file a link put in place of a figure points to, not an absolute path into --out, not one a
+    parent link leads to; a file that cannot be removed stays listed, with no traceback."""
+    from poslens.cli.common import forget_stale
+
+    out, other = tmp_path / "out", tmp_path / "other"
+    (out / "sub").mkdir(parents=True)
+    other.mkdir()
+    for f in ("notes.txt", "mine.txt", "sub/kept.png", "locked.png"):
+        (out / f).write_text("x")
+    (other / "x.png").write_text("x")
+    (out / "fig.png").symlink_to(out / "notes.txt")  # a user's link where a figure was
+    (out / "away").symlink_to(other, target_is_directory=True)
+    (out / ".poslens-written").write_text("\n".join(["fig.png", str(out / "mine.txt"), "sub/../sub/kept.png", "away/x.png",
+                                                     "sub", ".", "locked.png"]) + "\n")
+    unlink = type(out).unlink
+
+    def refuse(p, *a, **k):
+        if p.name == "locked.png":
+            raise PermissionError(13, "Permission denied")
+        return unlink(p, *a, **k)
+
+    monkeypatch.setattr(type(out), "unlink", refuse)
+    (out / "result.json").write_text("{}")
+    forget_stale(out, [out / "result.json"])
+    assert all((out / f).exists() for f in ("notes.txt", "mine.txt", "sub/kept.png", "fig.png", "locked.png"))
+    assert (other / "x.png").is_file()
+    assert (out / ".poslens-written").read_text().splitlines() == ["locked.png", "result.json"]

@@ -396,6 +396,13 @@ def test_cli_steps_and_every_pick_a_trained_model_s_own_snapshots(tmp_path):
     assert res.exit_code == 2 and "no snapshot at step 5" in res.stderr and "0, 1, 2, 4" in res.stderr
 
 
+def test_cli_takes_one_null_model_as_the_analyses_do(tmp_path):
+    # --help offers random:SPEC; alone it was refused as "reads a checkpoint as stored" (with another model it ran)
+    res = _cli(["helix", "-m", "random:tiny", "-o", str(tmp_path / "r"), "--json", "--no-figures"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["model"] == H.helix("random:tiny").model
+
+
 def test_report_stage(planted, tmp_path):
     from poslens.report import build_report
     from poslens.report.stage_helix import STAGES

@@ -4,6 +4,7 @@ existing report, a failed run, code that changed under the cache."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -83,10 +84,29 @@ def test_a_failed_report_leaves_nothing_behind(tmp_path):
 def test_set_values_are_typed_before_any_work(two_models, tmp_path):
     a, _ = two_models
     for bad, words in [("helix.n_components=abc", "expected an integer"), ("helix.n_components=-1", ">= 1"),
-                       ("dup_heads.threshold=1.5", "[0, 1]"), ("helix.keep_first=3", "true or false")]:
-        with pytest.raises(O.InvalidInputError, match=words.replace("[", r"\[").replace("]", r"\]")):
+                       ("dup_heads.threshold=1.5", "[0, 1]"), ("helix.keep_first=3", "true or false"),
+                       # what only the analysis's Options refuse: the report ran, and these stages failed in it
+                       ("helix.fit_components=1", "--set helix: fit_components must be between 2"),
+                       ("causal_helix.n_random=1", "--set causal_helix: n_random must be at least 2"),
+                       ("geometry_spectra.matrices=foo", "unknown matrix 'foo'"),
+                       ("geometry_sphere.n_tokens=1", "n_tokens must be at least 2"),
+                       ("geometry_subspaces.noise=xx", "noise must be 'iterative'"),
+                       # a range the Options declare (helix --help states it): refused as --sinusoidal-base 1 is
+                       ("helix.sinusoidal_base=1", "--set helix: sinusoidal_base must lie in (1, inf); got 1.0"),
+                       ("helix.ode_window=2", "ode_window must lie in [5, inf); got 2")]:
+        with pytest.raises(O.InvalidInputError, match=re.escape(words)):
             build_report([str(a)], tmp_path / "x", sets=[bad], progress=False)
         assert not (tmp_path / "x").exists()
+
+
+def test_set_takes_zero_where_the_command_flag_does():
+    """helix --traces 0, lens --generate 0 and twisted-pair --first-position 0 run; --set refused them (>= 1)."""
+    ctx = O.Context("tiny", size="quick")
+    stages = {st.name: st for st in default_stages()}
+    for stage, key in (("helix", "n_traces"), ("geometry_lens", "n_generate"), ("twisted_pair", "first_position")):
+        assert stages[stage].options_for(ctx, {key: 0})[key] == 0
+    with pytest.raises(O.InvalidInputError, match="must be >= 1"):
+        stages["helix"].options_for(ctx, {"cosine_size": 0})
 
 
 def test_cache_key_covers_every_module_a_stage_imports_and_the_version(monkeypatch):

@@ -167,4 +167,36 @@ def test_png_on_an_existing_report_and_a_lost_figure_redraw_from_the_cache(tmp_p
     from poslens.report.orchestrate import _figures_stale
 
     assert not _figures_stale(json.loads(entry.read_text())["body"], out, png=True)
+    # the page links each HTML figure, which loads the report's one plotly.min.js: lost, it is written again
+    (out / "figures" / "plotly.min.js").unlink()
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0 and "recomputed: none" in r.output, r.output
+    assert (out / "figures" / "plotly.min.js").is_file()
     assert json.loads((out / "report.json").read_text())["stages"]["helix"]["status"] == "cached"
+
+
+def test_an_entry_that_cannot_be_redrawn_is_recomputed_or_said_to_be_left_out(tmp_path):
+    """A cached result this version cannot read, with a figure to draw again: recomputed where the
+    stage is selected; outside --only it is not, and the warning said 'recomputing' anyway."""
+    from poslens.report.orchestrate import write_cache
+
+    out = tmp_path / "r"
+    args = ["report", "-m", "tiny", "-o", str(out), "--quick", "--only", "helix,verdicts", "--no-progress"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+
+    def damage():
+        (entry,) = out.glob("cache/helix-*.json")
+        body = json.loads(entry.read_text())["body"]
+        write_cache(entry, {**body, "result": {**body["result"], "kind": "helix_v0"}})  # a valid checksum
+        (out / body["figures"][0]["path"]).unlink()
+
+    damage()
+    r = CliRunner().invoke(cli, [*args[:-2], "verdicts", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "helix is left out of this report (--only helix computes it again)" in r.stderr and "recomputing" not in r.stderr
+    assert "helix" not in json.loads((out / "report.json").read_text())["stages"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0 and "recomputed: helix" in r.output, r.output
+    damage()
+    r = CliRunner().invoke(cli, args)
+    assert "recomputing helix" in r.stderr and "recomputed: helix" in r.output, r.output

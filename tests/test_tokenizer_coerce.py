@@ -5,6 +5,7 @@ a ``tokenizers.Tokenizer``, a transformers fast tokenizer) with the same results
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -147,6 +148,16 @@ def test_a_tokenizer_saved_alone_and_a_bad_file(hf_gpt2, tmp_path):
     with pytest.raises(PoslensError, match="does not exist") as e:
         as_tokenizer(str(tmp_path / "nowhere"), "x")
     assert "\n" not in str(e.value)
+    # a missing .json is named as a missing file, not an unknown model to fetch from the hub
+    for missing in (Path("tok/tokenizer.json"), "missing.json"):
+        with pytest.raises(InvalidInputError, match=f"^x's tokenizer= {missing}: no such file; give an existing"):
+            as_tokenizer(missing, "x")
+
+
+def test_a_tokenizer_path_under_home_is_expanded(tmp_path, monkeypatch):
+    Tokenizer.gpt2().save(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))  # it was refused as 'a file, not a checkpoint directory'
+    assert as_tokenizer("~/tokenizer.json", "x").encode(PROMPT) == Tokenizer.gpt2().encode(PROMPT)
 
 
 class _SlowTokenizer:
@@ -234,3 +245,28 @@ def test_the_cli_reads_the_models_own_tokenizer_as_before(tmp_path):
     d = json.loads(res.output)
     r = logit_lens("tiny", PROMPT, open_checkpoint("tiny").path / "tokenizer.json", n_generate=2).to_dict()
     assert (d["top_k"], d["generation"], d["last_entropy"]) == (r["top_k"], r["generation"], r["last_entropy"])
+
+
+def test_a_llama_style_tokenizer_file_takes_the_models_bos(tmp_path):
+    """A Llama's tokenizer.json names its BOS "<s>" (no <|endoftext|>): given as a path, a
+    tokenizers.Tokenizer or a Tokenizer read from it, the model's config gives the BOS, as it does
+    when tokenizer= is left out; prepend_bos failed with 'has no <|endoftext|> token'."""
+    from tokenizers import Tokenizer as TK
+
+    from poslens.testing.families import family_checkpoint
+
+    path = family_checkpoint(tmp_path / "llama", "llama")
+    (path / "tokenizer.json").write_text((path / "tokenizer.json").read_text().replace("<|endoftext|>", "<s>"))
+    w = load_weights(str(path))
+    ref = logit_lens(w, PROMPT, None, n_generate=1, prepend_bos=True)
+    own = Tokenizer.from_file(path / "tokenizer.json")
+    for form in (path / "tokenizer.json", TK.from_file(str(path / "tokenizer.json")), _hf(path / "tokenizer.json"), own):
+        _same(logit_lens(w, PROMPT, form, n_generate=1, prepend_bos=True), ref)
+    assert own.bos_token_id is None  # the caller's object is left as it was
+
+
+def test_a_fast_tokenizer_has_the_fingerprint_of_its_tokenizer_json():
+    """The identity a result records (word_index's options) is the tokenizer's, whichever form carried
+    it: transformers adds a post-processor encode never applies, and the fingerprint differed."""
+    tiny = open_checkpoint("tiny").path / "tokenizer.json"
+    assert as_tokenizer(_hf(tiny), "x").identity.split(", ")[-1] == Tokenizer.from_file(tiny).identity.split(", ")[-1]

@@ -285,6 +285,17 @@ def test_cli_json_figures_and_saved_model(tmp_path):
     assert (tmp_path / "model" / "model.safetensors").is_file() and (tmp_path / "model" / "twisted_pair.json").is_file()
 
 
+def test_a_save_model_that_fails_leaves_the_out_folder_as_it_was(tmp_path):
+    """The figures were drawn first: beside the earlier command's result.json, as if they were its."""
+    out = tmp_path / "out"
+    assert CliRunner().invoke(cli, ["helix", "-o", str(out), "--no-figures"]).exit_code == 0
+    (tmp_path / "file").write_text("x")
+    res = _cli(["--n", "64", "--M", "4", "--k", "2", "--sweep-M", "", "--sweep-n", "", "--sweep-k", "", "--no-grid",
+                "--no-claims", "--no-model", "--save-model", str(tmp_path / "file" / "m")], tmp_path)
+    assert res.exit_code == 2 and "cannot write the construction" in res.stderr, res.output
+    assert sorted(f.name for f in out.iterdir()) == [".poslens-written", "result.json"]
+
+
 @pytest.mark.parametrize("args,match", [
     (["--M", "0"], "'--M': 0 is not in the range x>=1"),
     (["--n", "64", "--k", "64"], "k=64 >= n=64"),

@@ -616,3 +616,42 @@ def test_matplotlib_figures_put_nothing_on_anything_else(name, figs, tmp_path, m
     assert pngs
     clashes = [f"{f}: {c}" for f, (fig, cropped) in sorted(pngs.items()) for c in _layout_clashes(fig, cropped)]
     assert not clashes, clashes
+
+
+def _laid_out_pngs(monkeypatch) -> dict:
+    """Every PNG a figure function saves, laid out as save_png lays it out, by file name (no file written)."""
+    pngs: dict[str, object] = {}
+
+    def laid_out(fig, path, dpi=110, tight=True, bbox=None):
+        if tight:
+            fig.tight_layout()
+        pngs[Path(path).name] = fig
+        return Path(path)
+
+    monkeypatch.setattr(common, "save_png", laid_out)
+    monkeypatch.setattr(profile, "save_png", laid_out)
+    return pngs
+
+
+def test_a_curve_named_by_a_long_path_keeps_its_title_on_the_png(monkeypatch, tmp_path):
+    pngs = _laid_out_pngs(monkeypatch)
+    name = "experiments/curves_of_the_second_kind/with_a_long_module_name.py:drifting_circle"
+    twisted_pair._curve(NS(construction=NS(curve=NS(name=name), samples=NS(
+        i=[0, 1, 2], x=[[0.0, 1.0], [1.0, 0.0], [0.0, -1.0]], cell=[0, 1, 1]))), tmp_path)
+    assert not _layout_clashes(pngs["tp_curve.png"])  # it ran off both edges
+
+
+@pytest.mark.parametrize("layers, heads", [(48, 64), (126, 128), (2, 200), (1, 1)])
+def test_the_profile_png_of_any_model_is_a_sane_size(layers, heads, monkeypatch, tmp_path):
+    """GPT-2 small to Llama-405B's 126 x 128: at most ~4000 px a side at the PNG's 110 dpi, labels apart."""
+    pngs = _laid_out_pngs(monkeypatch)
+    heads_ = {f"{l}.{h}": _head(l, h, (l + h) % 7 / 6) for l in range(layers) for h in range(heads)}
+    profile.profile_figures(NS(model="m", heads=heads_, thresholds={r[2]: 0.5 for r in profile._ROLES}), tmp_path)
+    fig = pngs["profile_roles.png"]
+    assert max(fig.get_size_inches()) * 110 <= 4000, fig.get_size_inches()
+    assert not _layout_clashes(fig)
+    for ax in fig.axes[::2][:1]:
+        labels = [t for t in ax.get_yticklabels() if t.get_text()]
+        fig.canvas.draw()
+        boxes = [t.get_window_extent() for t in labels]
+        assert not any(_overlap(a, b, tol=0.5) for a, b in zip(boxes, boxes[1:])), (layers, heads)

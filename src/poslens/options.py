@@ -75,9 +75,23 @@ def options_class(cls: type[T]) -> type[T]:
                 object.__setattr__(self, f.name, fixed)
         if own is not None:
             own(self)
+        for f in dataclasses.fields(self):  # the range the CLI's flag states holds from Python and --set too
+            value, spec = getattr(self, f.name), f.metadata.get("range")
+            if spec and isinstance(value, numbers.Real) and not _within(value, spec):
+                raise InvalidInputError(f"{f.name} must lie in {spec}; got {value}")
 
     cls.__post_init__ = __post_init__
     return dataclasses.dataclass(frozen=True)(cls)
+
+
+def _within(value: float, spec: str) -> bool:
+    """Whether ``value`` lies in the interval ``spec`` ("[2, inf)", "(0, 1]").
+
+    >>> _within(1, "(1, inf)"), _within(1, "[1, inf)")
+    (False, True)
+    """
+    lo, hi = (float(x) for x in spec[1:-1].split(","))
+    return (lo < value if spec[0] == "(" else lo <= value) and (value < hi if spec[-1] == ")" else value <= hi)
 
 
 def check_choices(options: Any) -> None:

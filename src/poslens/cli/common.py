@@ -64,16 +64,25 @@ def forget_stale(out: Path, written: list[Path]) -> None:
     of another model or option left beside this run's result.json would pass for this run's),
     then record this run's. Files poslens did not write are never touched."""
     root = out.resolve()
-    now = sorted({str(Path(p).resolve().relative_to(root)) for p in written if Path(p).resolve().is_relative_to(root)})
+    # every HTML figure loads the plotly.min.js plotly writes beside it: that file is this run's too
+    written = [*map(Path, written), *(Path(p).parent / "plotly.min.js" for p in written if Path(p).suffix == ".html")]
+    now = {str(p.resolve().relative_to(root)) for p in written if p.is_file() and p.resolve().is_relative_to(root)}
     try:
         before = (out / WRITTEN).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         before = []
-    for rel in set(before) - set(now):
-        old = (root / rel).resolve()
-        if rel and old.is_relative_to(root) and old != root and old.is_file():  # a hand-edited list cannot reach out
-            old.unlink()
-    atomic_write_text(out / WRITTEN, "".join(f"{r}\n" for r in now))
+    for rel in set(before) - now:
+        old = root / rel
+        # only an entry as poslens writes one (relative, no ".."), naming a plain file whose folder is
+        # inside out: a hand-edited entry, or a link put where a figure was, leads to no one else's file
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or not old.parent.resolve().is_relative_to(root):
+            continue
+        if old.is_file() and not old.is_symlink():
+            try:
+                old.unlink()
+            except OSError:  # a file this user may not remove stays, listed, for a later run to retry
+                now.add(rel)
+    atomic_write_text(out / WRITTEN, "".join(f"{r}\n" for r in sorted(now)))
 
 
 def emit(result, out: Path, as_json: bool, summary: str | None = None, figures: list[Path] | None = None) -> None:

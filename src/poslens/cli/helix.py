@@ -69,7 +69,10 @@ def helix_cmd(model, family, sweep, steps, every, positions, no_figures, out, as
 
     step_list = parse_ints(steps, "--steps", example="0,1000,10000", items="training steps")
     specs = specs or ["tiny"]
-    local = registry.resolve(specs[0]).local_dir if len(specs) == 1 else None
+    from ..models.weights import null_spec
+
+    # a null model (random:tiny) has no training history of its own; resolving it would refuse it
+    local = registry.resolve(specs[0]).local_dir if len(specs) == 1 and null_spec(specs[0])[1] is None else None
     history = snapshot_dirs(local) if local is not None and history_dir(local).is_dir() else None
     if step_list is not None or every is not None:
         if len(specs) != 1:

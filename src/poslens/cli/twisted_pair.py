@@ -57,10 +57,7 @@ def twisted_pair_cmd(params, model, no_model, save_model, device, out, as_json, 
     weights = None if no_model else load_weights(model)
     r = with_published(T.twisted_pair(weights, o, device=device), weights)
     d = out_dir(out, "twisted-pair")
-    from ..viz.twisted_pair import twisted_pair_figures
-
-    figs = twisted_pair_figures(r, d)
-    if save_model is not None:
+    if save_model is not None:  # first: a --save-model that fails leaves no figures beside an earlier result.json
         con = build(T.make_curve(o.curve, **o.curve_params), o.n, o.M, o.k, variant=o.variant, gate=o.gate,
                     signal_fraction=o.signal_fraction, period=o.period)
         try:
@@ -70,4 +67,6 @@ def twisted_pair_cmd(params, model, no_model, save_model, device, out, as_json, 
                                     "--save-model") from exc
         if not as_json:
             click.echo(f"wrote the construction to {saved} (read it with --model {saved}; see twisted_pair.json)")
-    emit(r, d, as_json, "\n".join(T.summarize(r)), figs)
+    from ..viz.twisted_pair import twisted_pair_figures
+
+    emit(r, d, as_json, "\n".join(T.summarize(r)), twisted_pair_figures(r, d))

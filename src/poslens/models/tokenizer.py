@@ -15,6 +15,7 @@ A checkpoint's own tokenizer files win (``tokenizer.json``, else ``vocab.json`` 
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import os
@@ -107,10 +108,16 @@ class Tokenizer:
     def identity(self) -> str:
         """What a result records: the source without this machine's directories, and a
         fingerprint of the vocabulary and merges (the same for GPT-2's files wherever they lie)."""
+        from tokenizers import Tokenizer as TK
+
         name = self.source
         if "/" in name or "\\" in name:
             name = Path(name).name or name
-        return f"{name}, sha256 {hashlib.sha256(self._tk.to_str().encode()).hexdigest()[:12]}"
+        # not the post-processor, which encode never applies: transformers gives every fast tokenizer
+        # one, and the same vocabulary read through it had another fingerprint
+        tk = TK.from_str(self._tk.to_str())
+        tk.post_processor = None
+        return f"{name}, sha256 {hashlib.sha256(tk.to_str().encode()).hexdigest()[:12]}"
 
     # ---- use ---------------------------------------------------------------------------
     @property
@@ -182,7 +189,7 @@ def as_tokenizer(tok, what: str, model=None) -> Tokenizer | None:
     if tok is None or isinstance(tok, Tokenizer):
         out = tok
     elif isinstance(tok, (str, os.PathLike)):
-        out = _named(os.fspath(tok))
+        out = _named(os.fspath(tok), what)
     elif isinstance(backend := getattr(tok, "backend_tokenizer", tok), TK):  # what a transformers fast tokenizer wraps
         if backend.truncation or backend.padding:
             # transformers leaves a call's truncation/padding set on its backend: a copy without
@@ -200,15 +207,24 @@ def as_tokenizer(tok, what: str, model=None) -> Tokenizer | None:
     if out is not None and model is not None:
         out.check_fits(model.cfg.d_vocab, model.label,
                        "it is another model's; pass the model's own or leave tokenizer= out")
+        bos = model.cfg.bos_token_id
+        if out.bos_token_id is None and isinstance(bos, int) and 0 <= bos < out.vocab_size:
+            # a Llama's own tokenizer.json has "<s>", not <|endoftext|>: its BOS is the config's, as
+            # for_checkpoint takes it (a copy: the caller's Tokenizer is left as it was)
+            out = copy.copy(out)
+            out.bos_token_id = bos
     return out
 
 
-def _named(spec: str) -> Tokenizer:
+def _named(spec: str, what: str) -> Tokenizer:
     if spec == "gpt2":  # the offline files, not the gpt2 checkpoint (which may not be here)
         return Tokenizer.gpt2()
-    p = Path(spec)
+    p = Path(spec).expanduser()  # "~/tok.json", as every path option takes it
     if p.is_file():
         return Tokenizer.from_file(p)
     if p.is_dir() and not (p / "config.json").is_file() and (p / "tokenizer.json").is_file():
         return Tokenizer.from_file(p / "tokenizer.json")  # a tokenizer saved alone (save_pretrained)
+    if p.suffix == ".json":  # a file meant, not a model: "unknown model" or hub advice would mislead
+        raise InvalidInputError(f"{what}'s tokenizer= {spec}: no such file; give an existing tokenizer.json, "
+                                "'gpt2', or a model name or directory")
     return Tokenizer.for_checkpoint(spec)

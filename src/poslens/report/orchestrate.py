@@ -94,6 +94,9 @@ class Stage:
 
 
 _FRACTION_WORDS = ("threshold", "frac", "fraction", "share", "quantile", "r2")
+# Counts with a positive default where 0 means something, as the commands' flags take it (--traces 0,
+# --generate 0, --first-position 0; cli.common.ZERO_ALLOWED): no traces, no tokens generated, W_pos's row 0
+_ZERO_OK = frozenset({"n_traces", "n_generate", "first_position"})
 
 # What an option whose default is None ("unset: the analysis chooses") takes once it is set, by
 # the option's name; without this any JSON value reached the analysis and failed there, deep down.
@@ -104,9 +107,9 @@ _UNSET_LIKE = {"corpus": "", "prefix": "", "layers": [0], "neurons": [0], "key_l
 def check_option(stage: str, key: str, default, value):
     """``value`` for ``stage.key`` if it has the default's type and a sensible range, else
     InvalidInputError: an int where the default is an int (>= 1 when the default is
-    positive, >= 0 when it is 0), a finite number where it is a float (in [0, 1] for
-    thresholds, fractions and R² values), a bool for a bool, a string for a string, a list
-    or JSON object of such for a list or object. An option whose default is None takes null
+    positive, >= 0 when it is 0 or 0 means something, :data:`_ZERO_OK`), a finite number
+    where it is a float (in [0, 1] for thresholds, fractions and R² values), a bool for a
+    bool, a string for a string, a list or JSON object of such for a list or object. An option whose default is None takes null
     or, where :data:`_UNSET_LIKE` names its type, a value of that type. A ``corpus`` must be a
     readable, non-empty text file.
 
@@ -173,8 +176,9 @@ def _checked(stage: str, key: str, default, value, shown):
     if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("expected an integer")
-        if value < (1 if default > 0 else 0) and default >= 0:
-            raise bad(f"must be >= {1 if default > 0 else 0}")
+        floor = 1 if default > 0 and key not in _ZERO_OK else 0
+        if value < floor and default >= 0:
+            raise bad(f"must be >= {floor}")
         return value
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -209,8 +213,8 @@ def _checked(stage: str, key: str, default, value, shown):
 
 
 def lazy(module: str, name: str, package: str = "analyses") -> Callable:
-    """``poslens.<package>.<module>.<name>``, imported on its first call, for a stage's ``summarize``
-    and (with ``package="viz"``) its ``figures``.
+    """``poslens.<package>.<module>.<name>``, imported on its first call, for a stage's ``summarize``,
+    ``validates`` (an Options class) and (with ``package="viz"``) its ``figures``.
 
     Stage modules are imported whenever the report's stages are listed; importing an
     analysis (and its plotting) only when the stage runs keeps ``poslens report --help`` fast.
@@ -219,8 +223,8 @@ def lazy(module: str, name: str, package: str = "analyses") -> Callable:
     >>> Stage("dup_heads", "Duplicate-token heads", run, summarize=lazy("heads", "summarize"))   # doctest: +SKIP
     """
 
-    def call(*args):
-        return getattr(importlib.import_module(f"poslens.{package}.{module}"), name)(*args)
+    def call(*args, **kw):
+        return getattr(importlib.import_module(f"poslens.{package}.{module}"), name)(*args, **kw)
 
     return call
 
@@ -425,10 +429,13 @@ def read_cache(path: Path) -> dict:
 
 
 def _figures_stale(body: dict, out: Path, png: bool) -> bool:
-    """Whether a cached stage's figures must be drawn again: PNG twins wanted and not drawn, or a
-    figure file missing or changed. They are redrawn from the cached result, not recomputed."""
+    """Whether a cached stage's figures must be drawn again: PNG twins wanted and not drawn, a
+    figure file missing or changed, or the plotly.min.js its HTML figures load missing (the page links
+    them; they opened blank). They are redrawn from the cached result, not recomputed."""
+    figs = body["figures"]
     return (png and not body.get("png")) or any(
-        not (out / f["path"]).is_file() or _sha((out / f["path"]).read_bytes()) != f["sha256"] for f in body["figures"])
+        not (out / f["path"]).is_file() or _sha((out / f["path"]).read_bytes()) != f["sha256"] for f in figs) or (
+        any(f["path"].endswith(".html") for f in figs) and not (out / "figures" / "plotly.min.js").is_file())
 
 
 def _draw(st: Stage, result, out: Path, key: str, png: bool) -> list[dict]:
@@ -638,7 +645,9 @@ def run_model(
                     ctx.finished[st.name] = body["result"]
                     continue
                 except CacheCorrupt as exc:
-                    _stderr(f"poslens: cache entry {path} is {exc}; recomputing {st.name}")
+                    then = (f"recomputing {st.name}" if st.name in selected else
+                            f"{st.name} is left out of this report (--only {st.name} computes it again)")
+                    _stderr(f"poslens: cache entry {path} is {exc}; {then}")
                     path.unlink(missing_ok=True)
             if st.name in selected:
                 pending.append((st, opts, key, base))

@@ -89,6 +89,7 @@ STAGES = [
         run=_run_helix,
         needs=("W_pos", "attn0"),
         options=_helix_options,
+        validates=lazy("causal.options", "HelixAblationOptions"),
         figures=lazy("causal", "figures", "viz"),
         summarize=lazy("causal.question_helix", "summarize"),
         code=CODE + ("poslens.analyses.causal.question_helix", "poslens.analyses.helix", "poslens.analyses.helix.pca"),

@@ -131,7 +131,8 @@ def _lens_run(ctx: Context, opts: dict):
 STAGES = [
     Stage(
         "geometry_spectra", "Weight spectra and QK structure", _spectra_run, needs=("attn",), options=_spectra_options,
-        figures=lazy("spectra", "spectra_figures", "viz"), summarize=lazy("geometry.spectra", "summarize"),
+        validates=lazy("geometry.options", "SpectraOptions"), figures=lazy("spectra", "spectra_figures", "viz"),
+        summarize=lazy("geometry.spectra", "summarize"),
         code=("poslens.analyses.geometry.spectra", CLAIMS, "poslens.viz.spectra"), seed=SEED,
         about=("Singular values of every layer's W_Q, W_K, W_V, W_O (whole d_model x d_model and per head), W_in and "
                "W_out. Condition number sigma_max/sigma_min and log-volume sum(log sigma) measure anisotropy; the "
@@ -143,7 +144,8 @@ STAGES = [
     ),
     Stage(
         "geometry_sphere", "Positional spheres: overlap and embedding norms", _sphere_run, needs=("W_pos",),
-        options=_sphere_options, figures=lazy("spectra", "sphere_figures", "viz"),
+        options=_sphere_options, validates=lazy("geometry.options", "SphereOptions"),
+        figures=lazy("spectra", "sphere_figures", "viz"),
         summarize=lazy("geometry.spheres", "summarize"),
         code=("poslens.analyses.geometry.spheres", CLAIMS, "poslens.viz.spectra"), seed=SEED,
         about=("Adding a positional vector moves a token embedding T onto a sphere of radius |P| around it. For "
@@ -154,7 +156,8 @@ STAGES = [
     ),
     Stage(
         "geometry_subspaces", "Hidden-state subspaces across layers", _sub_run, needs=("tokens", "tokenizer"),
-        options=_sub_options, harvests=_sub_harvests, figures=lazy("subspaces", "subspace_figures", "viz"),
+        options=_sub_options, validates=lazy("geometry.options", "SubspacesOptions"), harvests=_sub_harvests,
+        figures=lazy("subspaces", "subspace_figures", "viz"),
         summarize=lazy("geometry.subspaces", "summarize"),
         code=("poslens.analyses.geometry.subspaces", CLAIMS, "poslens.viz.subspaces"), seed=SEED,
         about=("For prompts of about 15, 150 and 500 tokens (prefixes of one passage), the centred hidden states at "

@@ -45,6 +45,7 @@ STAGES = [
         _run,
         needs=("W_pos",),
         options=_options,
+        validates=lazy("helix.options", "Options"),
         figures=lazy("helix", "figures", "viz"),
         summarize=lazy("helix", "summarize"),
         code=CODE,

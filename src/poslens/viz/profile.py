@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -51,15 +52,21 @@ def profile_figures(p, out: Path) -> list[Path]:
 
 
 def _png(p, roles, grids, rows: int, cols: int, out: Path) -> Path:
-    H = grids[0][0].shape[1]
+    H, L = grids[0][0].shape[1], len(grids[0][1])
     cell_w, cell_h = (0.5, 0.45) if H <= 16 else (0.25, 0.22)  # GPT-2 small's 12 x 12 fits a page column at 0.5
-    size = (cols * (1.6 + cell_w * H), rows * (1.2 + cell_h * len(grids[0][1])))
+    # past ~36 inches a side (4000 px) the cells shrink: a 128-head or 126-layer model stays a PNG one can open
+    cell_w, cell_h = min(cell_w, (36 / cols - 1.6) / H), min(cell_h, (36 / rows - 1.2) / L)
+    size = (cols * (1.6 + cell_w * H), rows * (1.2 + cell_h * L))
     fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=size)
     for ax, (_, label, role), (grid, layers) in zip(axes.flat, roles, grids):
         heatmap_png(ax, grid, layers, vmin=0, vmax=1, cmap="viridis")
         set_wrapped_title(ax, f"{label} (≥ {p.thresholds[role]})")
+        if cell_h < 0.16:  # rows lower than a tick label: every few layers
+            step = math.ceil(0.16 / cell_h)
+            ax.set_yticks(range(0, L, step), [str(l) for l in layers[::step]])
         if H > 16:  # cells too small for a tick label each, or for their scores
-            ax.set_xticks(range(0, H, 4), [str(h) for h in range(0, H, 4)])
+            step = 4 * math.ceil(0.25 / cell_w)
+            ax.set_xticks(range(0, H, step), [str(h) for h in range(0, H, step)])
         else:
             for (r, c), v in np.ndenumerate(grid):
                 if v >= p.thresholds[role]:  # NaN compares False: unmeasured heads stay unmarked

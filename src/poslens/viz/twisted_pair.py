@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -278,7 +279,8 @@ def _curve(r, out: Path) -> list[Path]:
         ax.set(xlabel="x[0]", ylabel="x[1]", zlabel="x[2]")
         ax.tick_params(labelsize=6, pad=0)
         f.colorbar(sc, ax=ax, shrink=0.6, pad=0.1, label="cell")
-        f.suptitle(title.replace(": ", ":\n", 1), fontsize=9)
+        head, _, tail = title.partition(": ")  # a FILE.py:FUNCTION curve's path is wider than the figure
+        f.suptitle(textwrap.fill(head + ":", 56) + "\n" + tail, fontsize=9)
         paths.append(save_3d_png(f, out / "tp_curve.png"))
     return paths
 

@@ -30,7 +30,8 @@ class Options:
         "help": "also the PCAs of positions >= truncate_at and below it"})
     truncate_at: int = field(default=100, metadata={"help": "where the helix post's two truncations cut",
                                                     "range": "[1, inf)"})
-    ode_window: int = field(default=51, metadata={"help": "Savitzky-Golay window of the smoothed ODE fit"})
+    ode_window: int = field(default=51, metadata={"help": "Savitzky-Golay window of the smoothed ODE fit (odd; "
+                                                          "an even one is taken one smaller)", "range": "[5, inf)"})
     n_traces: int = field(default=6, metadata={"help": "highest-variance dimensions to trace"})
     cosine_size: int = field(default=64, metadata={"help": "rows of the stored (subsampled) cosine matrix"})
     outlier_threshold: float = field(default=10.0, metadata={
