@@ -59,6 +59,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -191,7 +192,7 @@ def _as_tensor(x, what: str) -> torch.Tensor:
 def _cpu_flags() -> set[str] | None:
     """The CPU's feature flags (Linux), or None where they cannot be read."""
     try:
-        return set(open("/proc/cpuinfo", encoding="ascii", errors="replace").read().split())
+        return set(Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace").split())
     except OSError:
         return None
 
