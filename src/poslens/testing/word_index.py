@@ -54,7 +54,7 @@ class PlantedWordIndex:
 
 def planted_word_index_checkpoint(
     path: str | Path,
-    tokenizer: Tokenizer | None = None,
+    tokenizer=None,
     d_model: int = 64,
     n_heads: int = 4,
     n_ctx: int = 128,

@@ -61,7 +61,7 @@ def ablate_named(
     metrics: Sequence[str] = ("loss",),
     device: str = "cpu",
     dtype: str = "float32",
-    tokenizer: Tokenizer | None = None,
+    tokenizer=None,
     **overrides,
 ) -> AblationResult:
     """Ablate ``heads`` ((layer, head) pairs, or ``"L.H"`` as results name them), ``neurons``
@@ -134,7 +134,7 @@ def patch_prompts(
     *,
     device: str = "cpu",
     dtype: str = "float32",
-    tokenizer: Tokenizer | None = None,
+    tokenizer=None,
     **overrides,
 ) -> PatchResult:
     """Tokenise ``clean`` and ``corrupted`` (same token count), read ``metric`` (a spec such as
