@@ -330,3 +330,31 @@ def test_sinks_on_a_local_attention_layer_say_what_its_window_does(family_dirs):
     w = load_weights(str(family_dirs["gpt_neo"]))  # layers global, local (window 8)
     r = S.attention_sinks(Runner(w), S.Options(inputs="random_tokens", n_seq=2, seq_len=32))
     assert "layer 1 attends within a window of 8 < 32" in r.limits and "uniform attention gives alpha(0) = 0.34" in r.limits
+
+
+@pytest.mark.parametrize("name, drop", [("opt", "model.decoder.embed_positions.weight"), ("llama", "lm_head.weight")])
+def test_report_skips_what_a_partial_checkpoint_cannot_run_and_names_its_tensors(family_dirs, tmp_path, name, drop):
+    """Without a learned position table no token can enter the model: every stage that runs the model
+    is skipped with that reason (none left to fail), and the reasons name this family's tensors."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from poslens.report import default_stages
+    from poslens.report.orchestrate import Context
+
+    path = tmp_path / f"{name}-partial"
+    shutil.copytree(family_dirs[name], path)
+    sd = load_file(path / "model.safetensors")
+    del sd[drop]
+    save_file(sd, path / "model.safetensors", metadata={"format": "pt"})
+    ctx = Context(str(path), size="quick")
+    why = {st.name: ctx.missing(st.needs) or (st.supports(ctx) if st.supports else None) for st in default_stages()}
+    for stage, reason in why.items():
+        assert reason is None or not any(g in reason for g in ("wpe", "wte", "c_fc", "LayerNorm")), (stage, reason)
+    if name == "opt":
+        for stage in ("profile", "dup_heads", "sinks", "position_probe"):
+            assert why[stage] and drop in why[stage], (stage, why[stage])
+        assert why["rotary"].startswith("not applicable")
+    else:
+        assert drop in why["geometry_lens"] and why["profile"] is None and why["sinks"] is None
