@@ -94,6 +94,18 @@ def test_dup_heads_on_every_family(fam):
             duplicate_heads(w, positional_only=True)
 
 
+def test_dup_heads_say_when_a_local_layer_cannot_see_the_copies(family_dirs):
+    from poslens.analyses.heads import duplicate_heads
+
+    w = load_weights(str(family_dirs["gpt_neo"]))  # layer 1 local, window 8; BOS first
+    far = duplicate_heads(w, n_seq=2, seq_len=32, positional=False)
+    assert all(far.heads[f"1.{h}"].score_repeated == 0 for h in range(w.cfg.n_heads))
+    assert any("layer 1 attends within a window of 8" in n and "lies 16 back" in n and "--seq-len 15" in n
+               for n in far.notes), far.notes
+    near = duplicate_heads(w, n_seq=2, seq_len=15, positional=False)
+    assert not any("window" in n for n in near.notes) and any(near.heads[f"1.{h}"].score_repeated > 0 for h in range(4))
+
+
 def test_dup_neurons_decomposition_exact_or_not_applicable(fam):
     from poslens.analyses.neurons import decompose_neuron, duplicate_neurons, not_applicable_reason
     from poslens.models import processing as P
