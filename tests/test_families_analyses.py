@@ -370,3 +370,22 @@ def test_report_skips_what_a_partial_checkpoint_cannot_run_and_names_its_tensors
         assert why["rotary"].startswith("not applicable")
     else:
         assert drop in why["geometry_lens"] and why["profile"] is None and why["sinks"] is None
+
+
+def test_lens_on_a_llama_without_lm_head_says_what_it_lacks(family_dirs, tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+    from safetensors.torch import load_file, save_file
+
+    from poslens.cli import cli
+
+    path = tmp_path / "llama-no-head"
+    shutil.copytree(family_dirs["llama"], path)
+    sd = load_file(path / "model.safetensors")
+    del sd["lm_head.weight"]
+    save_file(sd, path / "model.safetensors", metadata={"format": "pt"})
+    r = CliRunner().invoke(cli, ["lens", "-m", str(path), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "lm_head.weight" in r.output and "logit lens" in r.output, r.output
+    why = r.output.split("needed for")[1]
+    assert "wte" not in why and "tied" not in why, r.output
