@@ -389,3 +389,18 @@ def test_lens_on_a_llama_without_lm_head_says_what_it_lacks(family_dirs, tmp_pat
     assert r.exit_code == 2 and "lm_head.weight" in r.output and "logit lens" in r.output, r.output
     why = r.output.split("needed for")[1]
     assert "wte" not in why and "tied" not in why, r.output
+
+
+def test_report_skips_word_index_where_its_prompts_do_not_fit(tmp_path):
+    import transformers
+
+    from poslens.report import build_report
+    from poslens.testing.families import VOCAB, _tiny_tokenizer
+
+    path = tmp_path / "short"
+    cfg = transformers.GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=64, vocab_size=VOCAB)
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(path)
+    _tiny_tokenizer().save(path)
+    _, reports = build_report([str(path)], tmp_path / "rep", only=("word_index",), size="quick", progress=False)
+    o = reports[0].outcomes[0]
+    assert o.status == "skipped" and o.reason.startswith("not applicable") and "n_ctx=64" in o.reason, o
