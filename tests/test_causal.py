@@ -321,6 +321,20 @@ def test_a_baseline_counts_each_random_counterpart_once(runner, toks):
     assert r3.baseline.n_draws == 3 and len({tuple(d[0].index) for d in r3.baseline.draws}) == 3
 
 
+def test_a_baseline_draws_as_many_different_heads_and_neurons_as_asked(runner):
+    from poslens.analyses.causal.ablate import baseline_variants
+
+    # 11 other heads of a GPT-2-small-sized layer, 127 other neurons: no draw may be lost to a repeat
+    # (repeats were dropped with a note that fewer counterparts exist)
+    cfg = small_config(n_layers=1, n_heads=12, d_model=48, n_ctx=8, d_vocab=16)
+    for seed in range(3):
+        heads = baseline_variants([ablate_head(0, [1])], cfg, 10, seed)
+        assert len(heads) == 10 and all(d[0].index != (1,) for d in heads), seed
+        neurons = baseline_variants([ablate_neuron(0, [5])], runner.cfg, 30, seed)
+        assert len(neurons) == 30 and all(d[0].index != (5,) for d in neurons), seed
+    assert len(baseline_variants([ablate_neuron(0, range(64))], runner.cfg, 5, 0)) == 1  # one other set of 64
+
+
 def test_ablation_effect_reports_baseline_for_vector_metrics(runner, toks):
     m = neuron_activation(0, [1, 2])
     r = ablation_effect(runner, toks, [ablate_neuron(0, [1])], [m, next_token_loss(toks)], n_baseline=4, seed=1)

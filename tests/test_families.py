@@ -25,7 +25,9 @@ SHAPES = {
         attention_types=[[["global", "local"], 1]], window_size=4)),
     ("gpt_neo", "local-first-wide-mlp"): ("GPTNeoConfig", dict(
         hidden_size=48, num_layers=3, num_heads=2, max_position_embeddings=32, vocab_size=77, intermediate_size=80,
-        attention_types=[[["local", "global", "local"], 1]], window_size=5)),
+        attention_types=[[["local", "global", "local"], 1]], window_size=5, tie_word_embeddings=False)),
+    ("gpt2", "untied"): ("GPT2Config", dict(
+        n_embd=32, n_layer=2, n_head=4, n_positions=40, vocab_size=90, tie_word_embeddings=False)),
     ("opt", "pre-ln"): ("OPTConfig", dict(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=4, ffn_dim=64, max_position_embeddings=64,
         vocab_size=101, word_embed_proj_dim=32)),
@@ -104,6 +106,18 @@ def test_an_in_memory_model_reads_as_its_saved_checkpoint(tmp_path, key):
     tokens = torch.randint(0, model.config.vocab_size, (2, SEQ), generator=torch.Generator().manual_seed(2))
     saved, live = (Runner(w).run(tokens, logits=True).logits for w in (load_weights(str(path)), Weights.from_hf_model(model)))
     assert (live - saved).abs().max() <= TOL, key
+
+
+def test_an_untied_gpt2_saves_its_own_unembedding(tmp_path):
+    from poslens.models.save import save_weights
+
+    model, path = build(tmp_path, ("gpt2", "untied"))
+    for prefix in (False, True):
+        out = save_weights(load_weights(str(path)), tmp_path / f"copy-{prefix}", prefix=prefix)
+        again = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+        tokens = torch.arange(SEQ)[None]
+        with torch.no_grad():
+            assert (again(tokens).logits - model(tokens).logits).abs().max() <= TOL, prefix
 
 
 @pytest.mark.parametrize("fmt", ["sharded", "bin", "base-model-names"])

@@ -94,6 +94,18 @@ def test_dup_heads_on_every_family(fam):
             duplicate_heads(w, positional_only=True)
 
 
+def test_dup_heads_say_when_a_local_layer_cannot_see_the_copies(family_dirs):
+    from poslens.analyses.heads import duplicate_heads
+
+    w = load_weights(str(family_dirs["gpt_neo"]))  # layer 1 local, window 8; BOS first
+    far = duplicate_heads(w, n_seq=2, seq_len=32, positional=False)
+    assert all(far.heads[f"1.{h}"].score_repeated == 0 for h in range(w.cfg.n_heads))
+    assert any("layer 1 attends within a window of 8" in n and "lies 16 back" in n and "--seq-len 15" in n
+               for n in far.notes), far.notes
+    near = duplicate_heads(w, n_seq=2, seq_len=15, positional=False)
+    assert not any("window" in n for n in near.notes) and any(near.heads[f"1.{h}"].score_repeated > 0 for h in range(4))
+
+
 def test_dup_neurons_decomposition_exact_or_not_applicable(fam):
     from poslens.analyses.neurons import decompose_neuron, duplicate_neurons, not_applicable_reason
     from poslens.models import processing as P
@@ -330,3 +342,65 @@ def test_sinks_on_a_local_attention_layer_say_what_its_window_does(family_dirs):
     w = load_weights(str(family_dirs["gpt_neo"]))  # layers global, local (window 8)
     r = S.attention_sinks(Runner(w), S.Options(inputs="random_tokens", n_seq=2, seq_len=32))
     assert "layer 1 attends within a window of 8 < 32" in r.limits and "uniform attention gives alpha(0) = 0.34" in r.limits
+
+
+@pytest.mark.parametrize("name, drop", [("opt", "model.decoder.embed_positions.weight"), ("llama", "lm_head.weight")])
+def test_report_skips_what_a_partial_checkpoint_cannot_run_and_names_its_tensors(family_dirs, tmp_path, name, drop):
+    """Without a learned position table no token can enter the model: every stage that runs the model
+    is skipped with that reason (none left to fail), and the reasons name this family's tensors."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from poslens.report import default_stages
+    from poslens.report.orchestrate import Context
+
+    path = tmp_path / f"{name}-partial"
+    shutil.copytree(family_dirs[name], path)
+    sd = load_file(path / "model.safetensors")
+    del sd[drop]
+    save_file(sd, path / "model.safetensors", metadata={"format": "pt"})
+    ctx = Context(str(path), size="quick")
+    why = {st.name: ctx.missing(st.needs) or (st.supports(ctx) if st.supports else None) for st in default_stages()}
+    for stage, reason in why.items():
+        assert reason is None or not any(g in reason for g in ("wpe", "wte", "c_fc", "LayerNorm")), (stage, reason)
+    if name == "opt":
+        for stage in ("profile", "dup_heads", "sinks", "position_probe"):
+            assert why[stage] and drop in why[stage], (stage, why[stage])
+        assert why["rotary"].startswith("not applicable")
+    else:
+        assert drop in why["geometry_lens"] and why["profile"] is None and why["sinks"] is None
+
+
+def test_lens_on_a_llama_without_lm_head_says_what_it_lacks(family_dirs, tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+    from safetensors.torch import load_file, save_file
+
+    from poslens.cli import cli
+
+    path = tmp_path / "llama-no-head"
+    shutil.copytree(family_dirs["llama"], path)
+    sd = load_file(path / "model.safetensors")
+    del sd["lm_head.weight"]
+    save_file(sd, path / "model.safetensors", metadata={"format": "pt"})
+    r = CliRunner().invoke(cli, ["lens", "-m", str(path), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "lm_head.weight" in r.output and "logit lens" in r.output, r.output
+    why = r.output.split("needed for")[1]
+    assert "wte" not in why and "tied" not in why, r.output
+
+
+def test_report_skips_word_index_where_its_prompts_do_not_fit(tmp_path):
+    import transformers
+
+    from poslens.report import build_report
+    from poslens.testing.families import VOCAB, _tiny_tokenizer
+
+    path = tmp_path / "short"
+    cfg = transformers.GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=64, vocab_size=VOCAB)
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(path)
+    _tiny_tokenizer().save(path)
+    _, reports = build_report([str(path)], tmp_path / "rep", only=("word_index",), size="quick", progress=False)
+    o = reports[0].outcomes[0]
+    assert o.status == "skipped" and o.reason.startswith("not applicable") and "n_ctx=64" in o.reason, o

@@ -102,7 +102,7 @@ def test_bad_input(ckpts):
 
 
 def test_without_wte_it_says_why(ckpts, partial_ckpt):
-    with pytest.raises(MissingTensorError, match=r"wte.weight.*logit lens \(unembedding W_U, tied to wte"):
+    with pytest.raises(MissingTensorError, match=r"wte.weight.*logit lens \(unembedding W_U, tied to the token embedding"):
         LL.logit_lens(load_weights(ckpts["nowte"]), [1, 2, 3])
     with pytest.raises(MissingTensorError, match="wte.weight"):
         LL.logit_lens(load_weights(partial_ckpt), LL.SLIDE_PROMPT)

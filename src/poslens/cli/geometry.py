@@ -27,7 +27,7 @@ def _forward_model(model: str, what: str, **require):
     from ..models.tokenizer import Tokenizer
 
     w = load_weights(model)
-    require_forward(w, what, **require)
+    require_forward(w, what(w.cfg) if callable(what) else what, **require)
     return w, Tokenizer.for_checkpoint(w.source)
 
 
@@ -126,6 +126,6 @@ def lens_cmd(model, out, device, dtype, as_json, prompt, **kw):
 
     opts = build_options(LensOptions, kw)
     p = _prompt(prompt, "--prompt")
-    w, tok = _forward_model(model, "the logit lens (unembedding W_U, tied to wte, and every layer)", unembed=True)
+    w, tok = _forward_model(model, L.lens_needs, unembed=True)
     r = with_claims(L.logit_lens(w, p, tok, opts, device=device, dtype=dtype), w)
     finish(r, out, "lens", as_json, L.summarize(r), lens_figures)

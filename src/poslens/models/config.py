@@ -176,7 +176,7 @@ class ModelConfig:
             "attn_pdrop": 0.0,
             "embd_pdrop": 0.0,
             "resid_pdrop": 0.0,
-            "tie_word_embeddings": True,
+            "tie_word_embeddings": self.tied_embeddings,
         }
         # Explicit nulls: left out, transformers' GPT2Config defaults them to 50256, which is
         # outside a small vocabulary and makes it warn.

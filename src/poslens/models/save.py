@@ -60,7 +60,7 @@ def save_checkpoint(
         v = v.detach().to("cpu")
         if dtype is not None and v.is_floating_point():
             v = v.to(dtype)
-        sd[("transformer." if prefix else "") + k] = v.contiguous()
+        sd[("transformer." if prefix and k != "lm_head.weight" else "") + k] = v.contiguous()
     name = "model.safetensors" if fmt == "safetensors" else "pytorch_model.bin"
     fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=path)
     os.close(fd)

@@ -235,15 +235,14 @@ def _cap_tensors(cap: str, n_layers: int) -> tuple[str, list[str]]:
     attn = ("ln1.w", "ln1.b", *(f"attn.{a}" for a in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O")))
     mlp = ("ln2.w", "ln2.b", "mlp.W_in", "mlp.b_in", "mlp.W_out", "mlp.b_out")
     table = {
-        "W_pos": ("the positional embedding W_pos (wpe.weight)", ["pos_embed.W_pos"]),
-        "W_E": ("the token embedding W_E (wte.weight)", ["embed.W_E"]),
-        "W_U": ("the unembedding W_U (wte.weight, tied) and ln_f",
-                ["unembed.W_U", "ln_final.w", "ln_final.b"]),
-        "attn": ("every layer's attention and LayerNorm-1 weights", [f"blocks.{l}.{p}" for l in L for p in attn]),
-        "attn0": ("layer 0's attention and LayerNorm-1 weights", [f"blocks.0.{p}" for p in attn]),
-        "mlp": ("every layer's MLP weights (mlp.c_fc, mlp.c_proj) and LayerNorm-2",
-                [f"blocks.{l}.{p}" for l in L for p in mlp]),
-        "mlp0": ("layer 0's MLP weights (mlp.c_fc, mlp.c_proj)", [f"blocks.0.{p}" for p in mlp]),
+        # named as TransformerLens does: the reason goes on to list the family's own missing tensors
+        "W_pos": ("the positional embedding W_pos", ["pos_embed.W_pos"]),
+        "W_E": ("the token embedding W_E", ["embed.W_E"]),
+        "W_U": ("the unembedding W_U and the final norm", ["unembed.W_U", "ln_final.w", "ln_final.b"]),
+        "attn": ("every layer's attention and its norm", [f"blocks.{l}.{p}" for l in L for p in attn]),
+        "attn0": ("layer 0's attention and its norm", [f"blocks.0.{p}" for p in attn]),
+        "mlp": ("every layer's MLP and its norm", [f"blocks.{l}.{p}" for l in L for p in mlp]),
+        "mlp0": ("layer 0's MLP and its norm", [f"blocks.0.{p}" for p in mlp]),
     }
     if cap == "tokens":  # token inputs through the whole model: Context.missing asks the family which tensors
         return "the token embedding and every layer", []
@@ -336,10 +335,14 @@ class Context:
                     return f"needs the model's tokenizer: {self._tokenizer_error}"
                 continue
             if cap == "inputs":  # token inputs, or positional inputs alone from a learned table
-                if self.weights.has("embed.W_E") or self.weights.has("pos_embed.W_pos"):
+                # where positions are learned, token inputs need W_pos too, so W_pos decides both
+                learned = self.cfg.positional == "learned"
+                if self.weights.has("pos_embed.W_pos" if learned else "embed.W_E"):
                     continue
-                return (f"needs token inputs (the token embedding W_E) or positional inputs (a learned W_pos); "
-                        f"{self.label} has neither")
+                lacks = "the position table W_pos" if learned else "the token embedding W_E"
+                return (f"needs token inputs (the token embedding W_E{' and W_pos' if learned else ''}) or positional "
+                        f"inputs (a learned W_pos); {self.label} has neither: it lacks {lacks} "
+                        f"({self.weights._hf_source('pos_embed.W_pos' if learned else 'embed.W_E')})")
             if cap == "W_pos" and self.cfg.positional != "learned":
                 return (f"not applicable: {self.label} has {self.cfg.positional} positions ({self.cfg.family}), "
                         "no learned position table W_pos")

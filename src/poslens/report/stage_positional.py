@@ -25,7 +25,7 @@ _CFG: dict = {}
 
 
 def _stage(name: str, title: str, run: str, claims: str, n_seq: tuple[int, ...], seq_len: tuple[int, ...],
-           about: str, supports=None) -> Stage:
+           about: str, supports=None, needs: tuple[str, ...] = ("inputs",)) -> Stage:
     """The stage of ``poslens.analyses.<name>``: ``<name>.<run>(runner, Options(**opts), tokenizer=...)`` on
     ``ctx.pick(*n_seq)`` sequences of ``ctx.pick(*seq_len)`` tokens (capped at n_ctx), its summary followed
     by the study's claims (``poslens.claims.<claims>``, published vs ours)."""
@@ -54,21 +54,21 @@ def _stage(name: str, title: str, run: str, claims: str, n_seq: tuple[int, ...],
         study = importlib.import_module(f"poslens.claims.{claims}").CLAIMS
         return lines + C.lines(C.check(study, result, C.model_kind(cfg, result.model)))
 
-    return Stage(name, title, call, options=options, figures=lazy("positional", "figures", "viz"), summarize=summarize,
-                 supports=supports, code=CODE, about=about, validates=validate)
+    return Stage(name, title, call, needs=needs, options=options, figures=lazy("positional", "figures", "viz"),
+                 summarize=summarize, supports=supports, code=CODE, about=about, validates=validate)
 
 
 def _rotary_supports(ctx) -> str | None:
     from ..analyses.rotary.chunks import not_rotary_reason
 
     why = not_rotary_reason(ctx.cfg, ctx.label)
-    return f"not applicable: {why}" if why else None
+    return f"not applicable: {why}" if why else ctx.missing(("inputs",))
 
 
 STAGES = [
     _stage(
         "sinks", "Attention sinks: how much attention the first position absorbs", "attention_sinks", "sinks_gu2024",
-        n_seq=(10, 25, 100), seq_len=(64, 64),
+        n_seq=(10, 25, 100), seq_len=(64, 64), needs=("inputs", "attn0"),
         about=(
             "Gu et al. (2024) score the first position of each head by the mean attention it receives from every query, "
             "alpha(0), and call it a sink when alpha(0) exceeds epsilon (0.3); the sink share is the share of (sequence, "
@@ -94,7 +94,7 @@ STAGES = [
     ),
     _stage(
         "rotary", "Rotary frequency usage: positional and semantic channels", "rotary_usage", "rotary_barbero2024",
-        n_seq=(4, 8, 16), seq_len=(128, 128), supports=_rotary_supports,
+        n_seq=(4, 8, 16), seq_len=(128, 128), supports=_rotary_supports, needs=(),
         about=(
             "Barbero et al. (2024) find that rotary models build positional heads (diagonal, previous-token) on the "
             "highest frequencies and use the lowest ones, which barely turn over a context, as semantic channels. For "

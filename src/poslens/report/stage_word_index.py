@@ -39,10 +39,15 @@ def _supports(ctx) -> str | None:
 def _run(ctx, opts):
     from ..analyses.word_index import word_index
     from ..claims.attach import with_published
+    from ..data.word_prompts import PromptTooLong
+    from ..errors import NotApplicableError
 
-    return with_published(word_index(ctx.weights, tokenizer=ctx.tokenizer, runner=ctx.runner,
-                                     progress=getattr(ctx, "progress", False), device=ctx.device, dtype=ctx.dtype,
-                                     **opts), ctx.weights)
+    try:
+        result = word_index(ctx.weights, tokenizer=ctx.tokenizer, runner=ctx.runner,
+                            progress=getattr(ctx, "progress", False), device=ctx.device, dtype=ctx.dtype, **opts)
+    except PromptTooLong as exc:  # whether the prompts fit depends on the tokenizer, known only here
+        raise NotApplicableError(f"no scheme's prompts fit the model's context: {exc}") from exc
+    return with_published(result, ctx.weights)
 
 
 STAGES = [

@@ -66,16 +66,21 @@ class AblationResult(Result):
     notes: list[str] = field(default_factory=list)
 
 
-def random_counterpart(iv: Intervention, cfg, exclude: dict[str, set[int]], draw: int, seed: int) -> Intervention:
-    """The ``draw``-th random counterpart of ``iv`` (same kind, hook, size, positions, reference)."""
+def random_counterpart(iv: Intervention, cfg, exclude: dict[str, set[int]], draw: int, seed: int,
+                       n_draws: int = 0) -> Intervention:
+    """The ``draw``-th random counterpart of ``iv`` (same kind, hook, size, positions, reference) of
+    ``n_draws``: heads and neurons come from one set of ``n_draws`` distinct subsets."""
     s = seed * 1_000_003 + draw
+    # the subsets drawn depend on how many are asked for, so every draw asks for all of them
+    n_draws = max(n_draws, draw + 1)
     if iv.target == "head":
-        heads = random_head_sets(cfg.n_heads, len(iv.index), exclude.get(iv.hook, set()), n_draws=draw + 1, seed=seed)
+        heads = random_head_sets(cfg.n_heads, len(iv.index), exclude.get(iv.hook, set()), n_draws=n_draws, seed=seed)
         pick = heads[draw % len(heads)]
         return replace(iv, index=tuple(pick), label=f"random heads {','.join(map(str, pick))} of layer {_layer(iv.hook)}",
                        source=f"random draw {draw}")
     if iv.target == "neuron":
-        pick = random_neurons(cfg.d_mlp, len(iv.index), exclude.get(iv.hook, set()), n_draws=1, seed=s)[0]
+        pick = random_neurons(cfg.d_mlp, len(iv.index), exclude.get(iv.hook, set()), n_draws=n_draws, seed=seed)
+        pick = pick[draw % len(pick)]
         return replace(iv, index=tuple(pick), label=f"random neurons of layer {_layer(iv.hook)}", source=f"random draw {draw}")
     b = random_subspace(len(iv.basis[0]), len(iv.basis), seed=s)
     return replace(iv, basis=tuple(tuple(r) for r in b.tolist()), label=f"random {len(iv.basis)}-d subspace",
@@ -92,7 +97,7 @@ def baseline_variants(interventions: Sequence[Intervention], cfg, n: int, seed: 
             exclude.setdefault(iv.hook, set()).update(iv.index)
     out, seen = [], set()
     for d in range(n):
-        variant = [random_counterpart(iv, cfg, exclude, d, seed) for iv in interventions]
+        variant = [random_counterpart(iv, cfg, exclude, d, seed, n) for iv in interventions]
         key = tuple((iv.hook, tuple(iv.index), tuple(iv.basis)) for iv in variant)
         if key not in seen:
             seen.add(key)

@@ -95,6 +95,12 @@ def _entropy(logp: torch.Tensor) -> torch.Tensor:
     return -(logp.exp() * logp).sum(-1)
 
 
+def lens_needs(cfg) -> str:
+    """What the lens needs, for a missing tensor's message: the tie says why a missing token embedding counts."""
+    tied = ", tied to the token embedding" if cfg.tied_embeddings else ""
+    return f"the logit lens (unembedding W_U{tied}, and every layer)"
+
+
 def lens_logits(weights: Weights, resid: torch.Tensor) -> torch.Tensor:
     """``ln_final(resid) @ W_U + b_U`` in float32 ([..., d_vocab]): the model's own final norm
     (LayerNorm, RMSNorm, or none for models whose unembedding reads the residual directly).
@@ -102,7 +108,7 @@ def lens_logits(weights: Weights, resid: torch.Tensor) -> torch.Tensor:
     >>> lens_logits(w, acts["blocks.3.hook_resid_post"])   # doctest: +SKIP
     """
     cfg = weights.cfg
-    why = "the logit lens (the unembedding W_U is tied to wte)"
+    why = lens_needs(cfg)
     W_U = weights.get("unembed.W_U", needed_for=why).float()
     b_U = weights.get("unembed.b_U", needed_for=why).float()
     x = resid.float()
@@ -161,7 +167,7 @@ def logit_lens(
     o = resolve(LensOptions, options, overrides, "logit_lens")
     weights = as_weights(weights, "logit_lens")
     cfg = weights.cfg
-    require_forward(weights, "the logit lens (unembedding W_U, tied to wte, and every layer)", unembed=True)
+    require_forward(weights, lens_needs(cfg), unembed=True)
     prompt = SLIDE_PROMPT if prompt is None else prompt
     tokenizer = prompt_tokenizer(weights, prompt, tokenizer, "logit_lens")
     ids = prompt_ids(prompt, tokenizer, o.prepend_bos)

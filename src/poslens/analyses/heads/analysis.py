@@ -97,6 +97,13 @@ def duplicate_heads(
             notes.append(f"the text holds {len(text_tokens)} window(s) of {P} tokens, not the {o.n_text_seq} asked "
                          "for; give a corpus for more")
     rep = repeated_tokens(o.n_seq, P, cfg.d_vocab, seed=o.seed, exclude=ignore, bos=bos)
+    back = (P - (bos is not None) + 1) // 2  # how far back each copy lies in those sequences
+    blind = [l for l in layers if (cfg.window_at(l) or back + 1) <= back]
+    if blind:  # a local / sliding-window layer cannot see the copies: its 0 is no finding
+        notes.append(f"layer{'s' * (len(blind) > 1)} {', '.join(map(str, blind))} attend{'' if len(blind) > 1 else 's'} "
+                     f"within a window of {cfg.window} positions and each copy in the repeated sequences lies {back} "
+                     f"back, so {'their' if len(blind) > 1 else 'its'} repeated-token scores are 0 by construction; "
+                     f"--seq-len {2 * cfg.window - 2 + (bos is not None)} or less keeps the copies in view")
     st = pattern_stats(runner, rep, layers, o.batch_size, ignore)
     rep_score, rep_seq, prev, ind, first = st.pooled(), st.seqmean(), st.prev(), st.induction(), st.first()
     shifted = st.shifted()

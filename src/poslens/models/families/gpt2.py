@@ -29,6 +29,7 @@ class GPT2(Family):
                 scale_attn_by_inverse_layer_idx=bool(hf.get("scale_attn_by_inverse_layer_idx", False)),
                 scale_attn_weights=bool(hf.get("scale_attn_weights", True)),
                 normalization=hf.get("poslens_normalization", "LN"),
+                tied_embeddings=bool(hf.get("tie_word_embeddings", True)),
                 bos_token_id=hf.get("bos_token_id"),
                 hf_config=dict(hf),
             )
@@ -52,13 +53,15 @@ class GPT2(Family):
             t[p + "mlp.W_out"] = Src((h + "mlp.c_proj.weight",), same)
             t[p + "mlp.b_out"] = Src((h + "mlp.c_proj.bias",), same)
         layer_norm(t, "ln_final", "ln_f")
-        t["unembed.W_U"] = Src(("wte.weight",), lambda w: w.T)
+        t["unembed.W_U"] = Src(("wte.weight",) if cfg.tied_embeddings else ("lm_head.weight",), lambda w: w.T)
         t["unembed.b_U"] = zeros(cfg.d_vocab)
         return t
 
     def shapes(self, cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         d, m = cfg.d_model, cfg.d_mlp
         s = {"wte.weight": (cfg.d_vocab, d), "wpe.weight": (cfg.n_ctx, d)}
+        if not cfg.tied_embeddings:
+            s["lm_head.weight"] = (cfg.d_vocab, d)
         for l in range(cfg.n_layers):
             h = f"h.{l}."
             if cfg.normalization == "LN":
@@ -101,4 +104,6 @@ def to_hf_state_dict(get, cfg: ModelConfig) -> dict:
             f"h.{l}.mlp.c_fc.weight": g("mlp.W_in"), f"h.{l}.mlp.c_fc.bias": g("mlp.b_in"),
             f"h.{l}.mlp.c_proj.weight": g("mlp.W_out"), f"h.{l}.mlp.c_proj.bias": g("mlp.b_out"),
         })
+    if not cfg.tied_embeddings:
+        sd["lm_head.weight"] = get("unembed.W_U").T
     return {k: v.contiguous() for k, v in sd.items()}

@@ -32,7 +32,8 @@ class GPTNeo(Family):
             d_mlp=int(hf["intermediate_size"]) if hf.get("intermediate_size") else None,
             act_fn=hf.get("activation_function", "gelu_new"), eps=float(hf.get("layer_norm_epsilon", 1e-5)),
             scale_attn_weights=False, window=int(hf.get("window_size", 256)) if local else None,
-            local_layers=local, qkv_bias=False, bos_token_id=hf.get("bos_token_id"), hf_config=dict(hf),
+            local_layers=local, qkv_bias=False, tied_embeddings=bool(hf.get("tie_word_embeddings", True)),
+            bos_token_id=hf.get("bos_token_id"), hf_config=dict(hf),
         )
 
     def tensors(self, cfg: ModelConfig) -> dict[str, Src]:
@@ -53,13 +54,15 @@ class GPTNeo(Family):
             t[p + "mlp.W_out"] = Src((h + "mlp.c_proj.weight",), lambda w: w.T)
             t[p + "mlp.b_out"] = Src((h + "mlp.c_proj.bias",), same)
         layer_norm(t, "ln_final", "ln_f")
-        t["unembed.W_U"] = Src(("wte.weight",), lambda w: w.T)
+        t["unembed.W_U"] = Src(("wte.weight",) if cfg.tied_embeddings else ("lm_head.weight",), lambda w: w.T)
         t["unembed.b_U"] = zeros(cfg.d_vocab)
         return t
 
     def shapes(self, cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         d, m = cfg.d_model, cfg.d_mlp
         s = {"wte.weight": (cfg.d_vocab, d), "wpe.weight": (cfg.n_ctx, d), "ln_f.weight": (d,), "ln_f.bias": (d,)}
+        if not cfg.tied_embeddings:
+            s["lm_head.weight"] = (cfg.d_vocab, d)
         for l in range(cfg.n_layers):
             h = f"h.{l}."
             for part in ("ln_1", "ln_2"):
