@@ -10,8 +10,10 @@ are materialised only where asked for; elsewhere attention runs through
 
 Editing hooks replace what passes through a hook point: ``edits={name: fn}`` where
 ``fn(activation, hook)`` returns the replacement (or None to keep it, after editing in
-place); ``hook.name`` and ``hook.batch`` (the slice of the input batch being run) say
-where it is. Ablation and activation patching stand on this.
+place: the edit is given its own copy, so writing in place changes what flows on and nothing
+else, neither the weights nor an activation kept at an earlier hook); ``hook.name`` and
+``hook.batch`` (the slice of the input batch being run) say where it is. Ablation and
+activation patching stand on this.
 
 >>> from poslens.models import load_weights
 >>> from poslens.models.tokenizer import Tokenizer
@@ -568,7 +570,12 @@ class Runner:
         def point(name: str, t: torch.Tensor, layer: int | None = None) -> torch.Tensor:
             fn = edits.get(name)
             if fn is not None:
-                r = fn(t, HookContext(name, layer, sl))
+                # An edit may write in place, and what passes a hook can be shared: hook_pos_embed is a view of
+                # W_pos (the caller's Weights), hook_resid_pre the tensor kept for the last hook_resid_post, a
+                # first hook the caller's embed= or resid=. The edit gets its own copy.
+                own = t.clone()
+                r = fn(own, HookContext(name, layer, sl))
+                t = own if r is None else t
                 if r is not None:
                     if not isinstance(r, torch.Tensor):
                         raise InvalidInputError(f"edit of {name} returned a {type(r).__name__}; return a tensor of shape "
