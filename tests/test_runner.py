@@ -259,6 +259,9 @@ def test_bfloat16_close_to_float32(small_ckpt):
          InvalidInputError, "returned a int"),
         (dict(tokens=torch.tensor([[1, 2]]), hooks=["logits"], batch_size=-1), InvalidInputError, "batch_size"),
         (dict(tokens=torch.tensor([[1, 2]]), hooks=["logits"], batch_size=1.5), InvalidInputError, "batch_size"),
+        (dict(tokens=torch.tensor([[1, 2]]), hooks=["logits"], batch_size=0), InvalidInputError, "batch_size"),
+        (dict(resid=torch.zeros(1, 4, 64), start_at_layer=1.0, hooks=["logits"]), InvalidInputError, "got 1.0"),
+        (dict(resid=torch.zeros(1, 4, 64), start_at_layer=True, hooks=["logits"]), InvalidInputError, "got True"),
         (dict(tokens=torch.tensor([[1, 2]]), hooks=["logits"], prefix=[1, 2]), InvalidInputError, "takes a Prefix"),
     ],
 )
@@ -279,6 +282,7 @@ def test_inputs_a_notebook_passes_run_as_meant(small_ckpt):
     for same in (ids.numpy(), ids.to(torch.uint8), ids.to(torch.int32)):  # uint8 had indexed as a mask
         assert torch.equal(r.run(same, hooks=[name])[name], want)
     assert list(r.run(ids, hooks=name)) == [name]  # one name, not its characters
+    assert list(r.run(ids, hooks=None, logits=True)) == ["logits"]
     emb = torch.randn(1, 4, 64, generator=torch.Generator().manual_seed(0))
     assert torch.equal(r.run(embed=emb.numpy(), hooks=name)[name], r.run(embed=emb, hooks=name)[name])
 

@@ -455,7 +455,7 @@ class Runner:
         ``prefix`` (:meth:`prefix`), the input is the suffix that follows it.
         """
         # one name, not its characters as hook names
-        hooks = list(dict.fromkeys([hooks] if isinstance(hooks, str) else hooks))
+        hooks = list(dict.fromkeys([hooks] if isinstance(hooks, str) else hooks or ()))
         edits = dict(edits or {})
         if logits and "logits" not in hooks:
             hooks.append("logits")
@@ -466,8 +466,10 @@ class Runner:
                 raise InvalidInputError(f"the edit of {n} is a {type(fn).__name__}, not a function fn(activation, hook)")
         if not hooks and not edits:
             raise InvalidInputError("nothing to compute: ask for at least one hook or logits=True")
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0):
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
             raise InvalidInputError(f"batch_size is a number of rows >= 1 (None: all at once); got {batch_size!r}")
+        if isinstance(start_at_layer, bool) or not isinstance(start_at_layer, int):
+            raise InvalidInputError(f"start_at_layer is a layer number (an int); got {start_at_layer!r}")
         if 0 < start_at_layer < self.cfg.n_layers:
             early = [n for n in [*hooks, *edits] if self._hook_index[n] < self._hook_index[f"blocks.{start_at_layer}.hook_resid_pre"]]
             if early:
