@@ -41,7 +41,8 @@ class Options:
                                                               "range": "(1, inf)"})
     tokens: bool | None = field(default=None, metadata={
         "help": "compare with W_E (default: when the checkpoint has it)"})
-    token_sample: int = field(default=1024, metadata={"help": "W_E rows sampled for the token/position comparison"})
+    token_sample: int = field(default=1024, metadata={"help": "W_E rows sampled for the token/position comparison",
+                                                      "range": "[1, inf)"})
     allow_fixed: bool = field(default=False, metadata={
         "help": "analyse a W_pos that is the fixed sinusoidal table anyway"})
     seed: int = field(default=0, metadata={"help": "seed of the W_E sample"})
