@@ -217,6 +217,8 @@ def test_sphere_overlap_planted(tmp_path):
     assert r.positional_norms.mean == pytest.approx(1.0) and r.token_norms.max == pytest.approx(10.0)
     with pytest.raises(InvalidInputError):
         O.sphere_overlap(w, positions="everywhere")
+    with pytest.raises(InvalidInputError, match=r"^bins must lie in \[1, inf\); got 0$"):  # had failed in np.histogram
+        O.sphere_overlap(w, bins=0)
 
 
 def test_sphere_on_partial_gets_positional_norms_only(partial_ckpt):

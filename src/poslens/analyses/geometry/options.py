@@ -48,7 +48,7 @@ class SphereOptions:
     positions: str = field(default="sequence", metadata={
         "help": "token i at position i mod n_ctx (sequence), or at a random position", "choices": POSITIONS})
     seed: int = field(default=0, metadata={"help": "random seed of the tokens"})
-    bins: int = field(default=60, metadata={"help": "bins of the overlap-margin histogram"})
+    bins: int = field(default=60, metadata={"help": "bins of the overlap-margin histogram", "range": "[1, inf)"})
 
     def __post_init__(self) -> None:
         if self.n_tokens < 2:
