@@ -67,6 +67,8 @@ def test_lazy_loading_and_bad_names(model):
         w.get("blocks.7.attn.W_Q")
     with pytest.raises(InvalidInputError, match="did you mean 'blocks.0.attn.W_Q'"):
         w.get("blocks.0.attn.W_q")
+    with pytest.raises(InvalidInputError, match="named by a string"):  # had been a TypeError from re.match
+        w.get(3)
 
 
 def test_from_hf_model_and_state_dict_match_the_checkpoint(model, tokens):
@@ -77,6 +79,9 @@ def test_from_hf_model_and_state_dict_match_the_checkpoint(model, tokens):
     assert (logits(Weights.from_hf_model(hf), tokens) - ref).abs().max() <= TOL
     tl_sd = load_weights(str(path)).state_dict()  # TransformerLens names
     assert (logits(Weights.from_state_dict(tl_sd, cfg), tokens) - ref).abs().max() <= TOL
+    for not_a_model in ("gpt2", str(path), None):  # each had been an AttributeError: no attribute 'config'
+        with pytest.raises(InvalidInputError, match="takes a loaded transformers model .* use load_weights"):
+            Weights.from_hf_model(not_a_model)
 
 
 def _same_up_to_position_constant(a: torch.Tensor, b: torch.Tensor) -> float:
