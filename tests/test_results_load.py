@@ -151,6 +151,18 @@ def test_a_result_this_version_cannot_read_is_one_clear_error(tmp_path, edit, sa
         load_result(tmp_path / "absent.json")
 
 
+def test_saving_where_no_file_can_be_and_loading_what_is_no_result_are_one_clear_error(tmp_path):
+    # each had been a bare OSError or TypeError
+    r = Result(model="m")
+    (tmp_path / "f").write_text("")
+    for where, says in ((tmp_path, "it is a folder; give a file name in it"), (tmp_path / "f" / "r.json", "is a file, not a folder")):
+        with pytest.raises(InvalidInputError, match=f"^cannot write the result to .*{says}$"):
+            r.save(where)
+    for what in ([r.to_dict()], 3, None):
+        with pytest.raises(InvalidInputError, match="reads a result's JSON file .* or its dict"):
+            load_result(what)
+
+
 def test_a_report_or_sweep_json_is_named_as_not_one_result(tmp_path):
     f = tmp_path / "report.json"
     f.write_text(json.dumps({"models": [{"verdicts": {}, "stages": {}}]}))

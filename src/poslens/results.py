@@ -253,5 +253,11 @@ class Result:
     def save(self, path: str | Path) -> Path:
         """Write the result as JSON atomically; returns the path."""
         path = Path(path)
-        atomic_write_text(path, self.to_json() + "\n")
+        try:
+            atomic_write_text(path, self.to_json() + "\n")
+        except OSError as exc:
+            blocker = next((p for p in path.parents if p.is_file()), None)
+            what = ("it is a folder; give a file name in it" if path.is_dir() else
+                    f"{blocker} is a file, not a folder" if blocker else exc.strerror or str(exc))
+            raise InvalidInputError(f"cannot write the result to {path}: {what}") from None
         return path
