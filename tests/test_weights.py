@@ -165,6 +165,9 @@ def test_randomize_keeps_shapes_and_scales_and_nothing_learned(model, tokens):
     spec = load_weights(f"random=3:{model[0]}")  # the spec form every command and the report take
     assert spec.label == f"{model[0]} (random weights, seed 3)" and torch.equal(spec.get("blocks.1.attn.W_Q"), W_Q)
     assert torch.isfinite(logits(r, tokens)).all()  # a model that runs, with nothing learned
+    for seed in (-1, 1.5, "a"):  # -1 ran, 1.5 ran as seed 1, "a" was a ValueError from int()
+        with pytest.raises(InvalidInputError, match=f"seed is a whole number >= 0; got {seed!r}"):
+            P.randomize(w, seed=seed)
     assert not torch.allclose(logits(r, tokens), logits(w, tokens), atol=1e-2)
 
 
