@@ -267,6 +267,8 @@ def test_spectra_and_sphere_options_declared_once(planted, tmp_path):
     assert a.options == b.options and a.matrices == b.matrices
     with pytest.raises(InvalidInputError, match="did you mean 'n_trials'"):
         O.sphere_overlap(w, n_trial=3)
+    with pytest.raises(InvalidInputError, match="^matrices is empty; choose from W_Q"):  # had been an IndexError
+        S.weight_spectra(w, matrices=())
     # old spellings keep working and reach the analyses
     res = run("spectra", "-m", path, "-o", tmp_path / "j", "--json", "--no-singular-values", "--sphere-tokens", 40,
               "--sphere-n-trials", 2, "--sphere-positions", "random", "--seed", 3)

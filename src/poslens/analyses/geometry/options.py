@@ -36,6 +36,8 @@ class SpectraOptions:
     keep_spectra: bool = field(default=True, metadata={"help": "keep the singular values, not only their metrics"})
 
     def __post_init__(self) -> None:
+        if not self.matrices:
+            raise InvalidInputError(f"matrices is empty; choose from {', '.join((*MATRICES, GATED))}")
         for m in self.matrices:
             if m not in (*MATRICES, GATED):
                 raise InvalidInputError(f"unknown matrix '{m}'; choose from {', '.join((*MATRICES, GATED))}")
