@@ -269,6 +269,9 @@ def test_spectra_and_sphere_options_declared_once(planted, tmp_path):
         O.sphere_overlap(w, n_trial=3)
     with pytest.raises(InvalidInputError, match="^matrices is empty; choose from W_Q"):  # had been an IndexError
         S.weight_spectra(w, matrices=())
+    for device in ("xpu9", "cuda:99"):  # had been torch's RuntimeError / AssertionError, from the first SVD
+        with pytest.raises(InvalidInputError, match=f"device '{device}'"):
+            S.weight_spectra(w, device=device)
     # old spellings keep working and reach the analyses
     res = run("spectra", "-m", path, "-o", tmp_path / "j", "--json", "--no-singular-values", "--sphere-tokens", 40,
               "--sphere-n-trials", 2, "--sphere-positions", "random", "--seed", 3)
