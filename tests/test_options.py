@@ -120,6 +120,7 @@ def test_no_option_takes_nan_and_no_seed_is_negative(cls):
 def test_helix_refuses_from_python_what_its_flags_refuse():
     from poslens.analyses.helix import helix
 
-    for bad in (dict(seed=-1), dict(token_sample=-1), dict(token_sample=0)):
+    # n_traces=-1 had traced every dimension but the last (a [:-1] slice)
+    for bad in (dict(seed=-1), dict(token_sample=-1), dict(token_sample=0), dict(n_traces=-1), dict(cosine_size=0)):
         with pytest.raises(InvalidInputError, match=f"^{next(iter(bad))} must lie in"):
             helix("tiny", **bad)

@@ -32,8 +32,9 @@ class Options:
                                                     "range": "[1, inf)"})
     ode_window: int = field(default=51, metadata={"help": "Savitzky-Golay window of the smoothed ODE fit (odd; "
                                                           "an even one is taken one smaller)", "range": "[5, inf)"})
-    n_traces: int = field(default=6, metadata={"help": "highest-variance dimensions to trace"})
-    cosine_size: int = field(default=64, metadata={"help": "rows of the stored (subsampled) cosine matrix"})
+    n_traces: int = field(default=6, metadata={"help": "highest-variance dimensions to trace", "range": "[0, inf)"})
+    cosine_size: int = field(default=64, metadata={"help": "rows of the stored (subsampled) cosine matrix",
+                                                   "range": "[1, inf)"})
     outlier_threshold: float = field(default=10.0, metadata={
         "help": "flag positions whose nearest-neighbour distance exceeds this many times the median"})
     sinusoidal: bool = field(default=True, metadata={"help": "compare with the sinusoidal encoding of the same shape"})
