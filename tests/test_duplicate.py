@@ -332,6 +332,11 @@ def test_bad_input_raises_clear_errors(planted, tmp_path):
         duplicate_heads(w, profile_heads=[(0, 7)])
     with pytest.raises(InvalidInputError, match="layer 5 does not exist"):
         duplicate_heads(w, layers=[5])
+    # 0 had been read as "the default" (256 tokens, seq_len // 8 distinct ids), where 1 and 2 were refused
+    with pytest.raises(InvalidInputError, match="seq_len >= 3; got 3, 0"):
+        duplicate_heads(w, seq_len=0, n_seq=3)
+    with pytest.raises(InvalidInputError, match="n_distinct must be >= 1"):
+        duplicate_heads(w, profile_heads=[(0, 1)], profile_distinct=0, n_seq=3, seq_len=24)
     with pytest.raises(InvalidInputError, match="needs natural text"):
         duplicate_heads(w, rank_by="text")
     with pytest.raises(InvalidInputError, match="the text has 1 token"):

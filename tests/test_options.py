@@ -101,3 +101,26 @@ def test_built_directly_a_list_becomes_a_tuple_and_the_options_stay_hashable():
 
     o = Heads(layers=[0, 1])
     assert o.layers == (0, 1) and hash(o) == hash(Heads(layers=(0, 1)))
+
+
+@pytest.mark.parametrize("cls", list(_options_classes()), ids=lambda c: f"{c.__module__.split('.')[2]}.{c.__name__}")
+def test_no_option_takes_nan_and_no_seed_is_negative(cls):
+    # NaN passed every range check written as "if not lo <= x" and then meant nothing; a negative
+    # seed reached numpy's generator, a ValueError from deep in the analysis (helix(w, seed=-1))
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if float in typing.get_args(hints[f.name]) + (hints[f.name],):
+            with pytest.raises(InvalidInputError, match=r"(?i)\bnan\b"):
+                cls(**{f.name: float("nan")})
+        if f.name == "seed":
+            with pytest.raises(InvalidInputError, match=r"^seed must lie in \[0, inf\); got -1$"):
+                cls(seed=-1)
+
+
+def test_helix_refuses_from_python_what_its_flags_refuse():
+    from poslens.analyses.helix import helix
+
+    # n_traces=-1 had traced every dimension but the last (a [:-1] slice)
+    for bad in (dict(seed=-1), dict(token_sample=-1), dict(token_sample=0), dict(n_traces=-1), dict(cosine_size=0)):
+        with pytest.raises(InvalidInputError, match=f"^{next(iter(bad))} must lie in"):
+            helix("tiny", **bad)

@@ -400,6 +400,9 @@ def test_positional_analyses_take_keyword_options_and_weights_like_the_others():
         S.attention_sinks(w, eps=0.5)
     with pytest.raises(InvalidInputError, match="position_probe's options must be"):
         PP.position_probe(w, {"n_seq": 4})
+    for n in (0, -1, 2):  # 0 and -1 had failed in torch.cat / torch.randint, after a forward pass
+        with pytest.raises(InvalidInputError, match=rf"^n_seq must lie in \[3, inf\); got {n}$"):
+            PP.position_probe(w, n_seq=n)
     with pytest.raises(InvalidInputError, match="rotary_usage has no option 'n_seqs'"):
         R.rotary_usage(w, n_seqs=2)
     with pytest.raises(InvalidInputError, match="takes a Runner, the model's Weights, a model name"):

@@ -1,4 +1,4 @@
-"""Results serialise to plain JSON types: arrays whole, with NaN and inf as null."""
+"""Results serialise to plain JSON types: arrays whole, with NaN as null and +-inf as "Infinity" / "-Infinity"."""
 
 import json
 import math
@@ -17,7 +17,7 @@ def _reference(x):
     if isinstance(x, list):
         return [_reference(v) for v in x]
     if isinstance(x, float):
-        return x if math.isfinite(x) else None
+        return x if math.isfinite(x) else None if math.isnan(x) else "Infinity" if x > 0 else "-Infinity"
     return x
 
 
@@ -35,7 +35,7 @@ def test_arrays_convert_like_element_by_element(dtype, shape):
     assert got == _reference(a)
     json.dumps(got, allow_nan=False)  # strict JSON: no NaN or inf left
     leaves = np.asarray(got, dtype=object).reshape(-1).tolist() if a.ndim else [got]
-    assert all(type(v) in (float, int, bool, type(None)) for v in leaves)
+    assert all(type(v) in (float, int, bool, type(None)) or v in ("Infinity", "-Infinity") for v in leaves)
 
 
 def test_tensors_scalars_and_containers():

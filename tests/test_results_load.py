@@ -101,6 +101,38 @@ def test_load_result_from_a_file_and_what_it_restores(tmp_path):
     assert torch.equal(from_jsonable(torch.Tensor, [1.0, None]).isnan(), torch.tensor([False, True]))
 
 
+@dataclass(frozen=True)
+class Unbounded(Result):
+    kind = "test_unbounded"
+    x: float = 0.0
+    maybe: float | None = None
+    grid: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    t: torch.Tensor | None = None
+    parts: tuple[float, ...] = ()
+
+
+def test_infinities_and_nan_read_back_exactly_from_strict_json(tmp_path):
+    inf, nan = float("inf"), float("nan")
+    r = Unbounded(options={"max_distance": inf}, x=-inf, maybe=inf, grid=np.array([[inf, nan], [-inf, 1.0]]),
+                  t=torch.tensor([inf, 2.0]), parts=(nan, inf, 0.5))
+    path = r.save(tmp_path / "r.json")
+    json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    back = load_result(path)
+    assert back.options == {"max_distance": inf} and back.x == -inf and back.maybe == inf
+    assert back.grid.dtype == np.float64 and np.array_equal(back.grid, r.grid, equal_nan=True)
+    assert torch.equal(back.t, r.t) and back.parts[1:] == (inf, 0.5) and np.isnan(back.parts[0])
+    assert load_result({"kind": "test_unbounded", "grid": ["Infinity", "-Infinity"]}).grid.tolist() == [inf, -inf]
+    assert from_jsonable(np.ndarray, ["1", "Infinity"]).tolist() == ["1", "Infinity"]  # text stays text
+
+
+def test_an_infinite_half_distance_reads_back_infinite():
+    from poslens.analyses.heads import duplicate_heads
+
+    r = duplicate_heads("tiny-attn", layers=[1])
+    assert r.profiles["1.1"].half_distance == float("inf")  # its duplicate-token head favours the earliest copy
+    assert load_result(json.loads(r.to_json())).profiles["1.1"].half_distance == float("inf")
+
+
 @pytest.mark.parametrize("edit, says", [
     (lambda d: {**d, "kind": "helix_v0"}, "a 'helix_v0' result, not one poslens knows"),
     (lambda d: {**d, "period_of_everything": 3}, "has no field period_of_everything"),
@@ -117,6 +149,18 @@ def test_a_result_this_version_cannot_read_is_one_clear_error(tmp_path, edit, sa
     assert "\n" not in str(err.value)
     with pytest.raises(InvalidInputError, match="cannot read a result from"):
         load_result(tmp_path / "absent.json")
+
+
+def test_saving_where_no_file_can_be_and_loading_what_is_no_result_are_one_clear_error(tmp_path):
+    # each had been a bare OSError or TypeError
+    r = Result(model="m")
+    (tmp_path / "f").write_text("")
+    for where, says in ((tmp_path, "it is a folder; give a file name in it"), (tmp_path / "f" / "r.json", "is a file, not a folder")):
+        with pytest.raises(InvalidInputError, match=f"^cannot write the result to .*{says}$"):
+            r.save(where)
+    for what in ([r.to_dict()], 3, None):
+        with pytest.raises(InvalidInputError, match="reads a result's JSON file .* or its dict"):
+            load_result(what)
 
 
 def test_a_report_or_sweep_json_is_named_as_not_one_result(tmp_path):

@@ -153,6 +153,30 @@ def test_edit_before_the_last_hook_only_changes_downstream(small_ckpt):
     assert not torch.allclose(base["blocks.1.hook_resid_pre"], edited["blocks.1.hook_resid_pre"])
 
 
+def test_an_in_place_edit_changes_only_what_flows_on(small_ckpt):
+    # what passes a hook can be shared: hook_pos_embed is a view of W_pos, hook_resid_pre the tensor
+    # kept for the last hook_resid_post, the first hook the caller's embed= or resid=
+    w = load_weights(str(small_ckpt))
+    r = Runner(w)
+    tokens = torch.arange(16).view(2, 8)
+    W_pos = w.W_pos.clone()
+
+    def zero(x, hook):
+        x[:, 0] = 0
+
+    base = r.run(tokens, hooks=["hook_pos_embed", "blocks.0.hook_resid_post"])
+    out = r.run(tokens, hooks=["hook_pos_embed"], edits={"hook_pos_embed": zero})
+    assert (out["hook_pos_embed"][:, 0] == 0).all() and torch.equal(out["hook_pos_embed"][:, 1:], base["hook_pos_embed"][:, 1:])
+    assert torch.equal(w.W_pos, W_pos) and torch.equal(r.run(tokens, hooks=["hook_pos_embed"])["hook_pos_embed"],
+                                                       base["hook_pos_embed"])
+    out = r.run(tokens, hooks=["blocks.0.hook_resid_post"], edits={"blocks.1.hook_resid_pre": zero})
+    assert torch.equal(out["blocks.0.hook_resid_post"], base["blocks.0.hook_resid_post"])
+    embed, resid = torch.ones(1, 4, r.cfg.d_model), torch.ones(1, 4, r.cfg.d_model)
+    r.run(embed=embed, hooks=["blocks.0.hook_resid_pre"], edits={"hook_embed": zero})
+    r.run(resid=resid, start_at_layer=1, hooks=["blocks.1.hook_resid_post"], edits={"blocks.1.hook_resid_pre": zero})
+    assert (embed == 1).all() and (resid == 1).all()
+
+
 @pytest.mark.parametrize("name", SUPPORTED_ACTIVATIONS)
 def test_every_activation_in_place_computes_the_same_function(name):
     from poslens.models.block import act_fn
@@ -235,6 +259,9 @@ def test_bfloat16_close_to_float32(small_ckpt):
          InvalidInputError, "returned a int"),
         (dict(tokens=torch.tensor([[1, 2]]), hooks=["logits"], batch_size=-1), InvalidInputError, "batch_size"),
         (dict(tokens=torch.tensor([[1, 2]]), hooks=["logits"], batch_size=1.5), InvalidInputError, "batch_size"),
+        (dict(tokens=torch.tensor([[1, 2]]), hooks=["logits"], batch_size=0), InvalidInputError, "batch_size"),
+        (dict(resid=torch.zeros(1, 4, 64), start_at_layer=1.0, hooks=["logits"]), InvalidInputError, "got 1.0"),
+        (dict(resid=torch.zeros(1, 4, 64), start_at_layer=True, hooks=["logits"]), InvalidInputError, "got True"),
         (dict(tokens=torch.tensor([[1, 2]]), hooks=["logits"], prefix=[1, 2]), InvalidInputError, "takes a Prefix"),
     ],
 )
@@ -255,6 +282,7 @@ def test_inputs_a_notebook_passes_run_as_meant(small_ckpt):
     for same in (ids.numpy(), ids.to(torch.uint8), ids.to(torch.int32)):  # uint8 had indexed as a mask
         assert torch.equal(r.run(same, hooks=[name])[name], want)
     assert list(r.run(ids, hooks=name)) == [name]  # one name, not its characters
+    assert list(r.run(ids, hooks=None, logits=True)) == ["logits"]
     emb = torch.randn(1, 4, 64, generator=torch.Generator().manual_seed(0))
     assert torch.equal(r.run(embed=emb.numpy(), hooks=name)[name], r.run(embed=emb, hooks=name)[name])
 

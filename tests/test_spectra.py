@@ -217,6 +217,8 @@ def test_sphere_overlap_planted(tmp_path):
     assert r.positional_norms.mean == pytest.approx(1.0) and r.token_norms.max == pytest.approx(10.0)
     with pytest.raises(InvalidInputError):
         O.sphere_overlap(w, positions="everywhere")
+    with pytest.raises(InvalidInputError, match=r"^bins must lie in \[1, inf\); got 0$"):  # had failed in np.histogram
+        O.sphere_overlap(w, bins=0)
 
 
 def test_sphere_on_partial_gets_positional_norms_only(partial_ckpt):
@@ -265,6 +267,11 @@ def test_spectra_and_sphere_options_declared_once(planted, tmp_path):
     assert a.options == b.options and a.matrices == b.matrices
     with pytest.raises(InvalidInputError, match="did you mean 'n_trials'"):
         O.sphere_overlap(w, n_trial=3)
+    with pytest.raises(InvalidInputError, match="^matrices is empty; choose from W_Q"):  # had been an IndexError
+        S.weight_spectra(w, matrices=())
+    for device in ("xpu9", "cuda:99"):  # had been torch's RuntimeError / AssertionError, from the first SVD
+        with pytest.raises(InvalidInputError, match=f"device '{device}'"):
+            S.weight_spectra(w, device=device)
     # old spellings keep working and reach the analyses
     res = run("spectra", "-m", path, "-o", tmp_path / "j", "--json", "--no-singular-values", "--sphere-tokens", 40,
               "--sphere-n-trials", 2, "--sphere-positions", "random", "--seed", 3)

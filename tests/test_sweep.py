@@ -295,6 +295,21 @@ def test_cli_a_sweep_whose_every_cell_crashed_exits_1_and_keeps_the_reasons(run_
     assert (tmp_path / "o" / "sweep.json").is_file()
 
 
+def test_an_infinite_metric_stays_infinite_through_the_store(run_dir, tmp_path, monkeypatch):
+    import dataclasses
+
+    from poslens.sweep import cells
+
+    helix = cells.ANALYSES["helix"]
+    monkeypatch.setitem(cells.ANALYSES, "helix", dataclasses.replace(
+        helix, fn=lambda w, opts: {**helix.fn(w, opts), "helix_period": math.inf}))
+    res = sweep([str(run_dir)], out=tmp_path / "o", steps=["0", "10"], analyses=["helix"], executor="serial",
+                progress=False, page=False)
+    assert [r["value"] for r in res["metrics"]["helix_period"]["rows"]] == [math.inf, math.inf]
+    json.loads((tmp_path / "o" / "tables" / "helix_period.json").read_text(),
+               parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+
+
 def test_real_gpt2_small_partial_checkpoint(partial_ckpt, tmp_path):
     """Real GPT-2 small weights (no wte): the helix cell reproduces the top-3 share, the head
     cells are not applicable, and the W_pos fingerprint matches the published one."""

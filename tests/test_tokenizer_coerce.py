@@ -231,7 +231,8 @@ def test_encode_and_decode_refuse_the_wrong_type_in_one_line():
                       (lambda: tok.encode_batch(5), "got int"),
                       (lambda: tok.decode("12"), "Tokenizer.decode takes a sequence of token ids; got str"),
                       (lambda: tok.decode(7), "got int"), (lambda: tok.decode([[1, 2]]), "got list"),
-                      (lambda: tok.decode(torch.tensor([[1, 2]])), "got Tensor")]:
+                      (lambda: tok.decode(torch.tensor([[1, 2]])), "got Tensor"),
+                      (lambda: tok.decode([5, -1]), "token ids are >= 0; got -1")]:  # had been an OverflowError
         with pytest.raises(InvalidInputError, match=msg.replace("(", r"\(").replace(")", r"\)")) as e:
             call()
         assert "\n" not in str(e.value)

@@ -67,6 +67,8 @@ def test_lazy_loading_and_bad_names(model):
         w.get("blocks.7.attn.W_Q")
     with pytest.raises(InvalidInputError, match="did you mean 'blocks.0.attn.W_Q'"):
         w.get("blocks.0.attn.W_q")
+    with pytest.raises(InvalidInputError, match="named by a string"):  # had been a TypeError from re.match
+        w.get(3)
 
 
 def test_from_hf_model_and_state_dict_match_the_checkpoint(model, tokens):
@@ -77,6 +79,9 @@ def test_from_hf_model_and_state_dict_match_the_checkpoint(model, tokens):
     assert (logits(Weights.from_hf_model(hf), tokens) - ref).abs().max() <= TOL
     tl_sd = load_weights(str(path)).state_dict()  # TransformerLens names
     assert (logits(Weights.from_state_dict(tl_sd, cfg), tokens) - ref).abs().max() <= TOL
+    for not_a_model in ("gpt2", str(path), None):  # each had been an AttributeError: no attribute 'config'
+        with pytest.raises(InvalidInputError, match="takes a loaded transformers model .* use load_weights"):
+            Weights.from_hf_model(not_a_model)
 
 
 def _same_up_to_position_constant(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -160,6 +165,9 @@ def test_randomize_keeps_shapes_and_scales_and_nothing_learned(model, tokens):
     spec = load_weights(f"random=3:{model[0]}")  # the spec form every command and the report take
     assert spec.label == f"{model[0]} (random weights, seed 3)" and torch.equal(spec.get("blocks.1.attn.W_Q"), W_Q)
     assert torch.isfinite(logits(r, tokens)).all()  # a model that runs, with nothing learned
+    for seed in (-1, 1.5, "a"):  # -1 ran, 1.5 ran as seed 1, "a" was a ValueError from int()
+        with pytest.raises(InvalidInputError, match=f"seed is a whole number >= 0; got {seed!r}"):
+            P.randomize(w, seed=seed)
     assert not torch.allclose(logits(r, tokens), logits(w, tokens), atol=1e-2)
 
 

@@ -77,6 +77,11 @@ def options_class(cls: type[T]) -> type[T]:
             own(self)
         for f in dataclasses.fields(self):  # the range the CLI's flag states holds from Python and --set too
             value, spec = getattr(self, f.name), f.metadata.get("range")
+            # NaN passes every range check written "if not lo <= x", and then means nothing
+            if any(isinstance(v, numbers.Real) and v != v for v in (value if isinstance(value, tuple) else (value,))):
+                raise InvalidInputError(f"{f.name} must be a number; got NaN")
+            if f.name == "seed":  # numpy's generators take no negative seed (--seed is >= 0 too)
+                spec = spec or "[0, inf)"
             if spec and isinstance(value, numbers.Real) and not _within(value, spec):
                 raise InvalidInputError(f"{f.name} must lie in {spec}; got {value}")
 

@@ -30,13 +30,28 @@ from .errors import InvalidInputError
 from .io import atomic_write_text
 
 
+# JSON has no NaN or infinity. NaN is written null (what JavaScript and pandas write), and +-inf as these
+# strings (protobuf's JSON spelling; float() and JavaScript's Number() read them): null alone would make an
+# infinite half-distance or condition number come back as NaN. from_jsonable reads both back.
+INF_STRINGS = {"Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _float_jsonable(x: float) -> Any:
+    return x if math.isfinite(x) else None if math.isnan(x) else "Infinity" if x > 0 else "-Infinity"
+
+
 def to_jsonable(x: Any) -> Any:
-    """Convert tensors, arrays, numpy scalars, dataclasses and paths to JSON types (NaN/inf -> null)."""
+    """Convert tensors, arrays, numpy scalars, dataclasses and paths to JSON types (NaN -> null,
+    inf -> "Infinity", -inf -> "-Infinity").
+
+    >>> to_jsonable([1.5, float("nan"), float("inf"), -float("inf")])
+    [1.5, None, 'Infinity', '-Infinity']
+    """
     t = type(x)
     if x is None or t is str or t is int or t is bool:
         return x
     if t is float:
-        return x if math.isfinite(x) else None
+        return _float_jsonable(x)
     torch = sys.modules.get("torch")  # a tensor can only exist once torch is imported
     if torch is not None and isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
@@ -50,8 +65,7 @@ def to_jsonable(x: Any) -> Any:
     if isinstance(x, np.ndarray):
         return _array_jsonable(x)
     if isinstance(x, (np.floating, float)):
-        x = float(x)
-        return x if math.isfinite(x) else None
+        return _float_jsonable(float(x))
     if isinstance(x, (np.integer,)):
         return int(x)
     if isinstance(x, (np.bool_,)):
@@ -75,7 +89,9 @@ def _array_jsonable(a: np.ndarray) -> Any:
         if finite.all():
             return a.tolist()
         o = a.astype(object)
-        o[~finite] = None
+        o[np.isnan(a)] = None
+        o[a == np.inf] = "Infinity"
+        o[a == -np.inf] = "-Infinity"
         return o.tolist()
     return to_jsonable(a.tolist())
 
@@ -88,17 +104,33 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def _infinities(v: Any, strict: bool = False) -> Any:
+    """``v`` with the strings "Infinity" and "-Infinity" read as floats, at any depth; with ``strict``,
+    ValueError for any other string (an array of numbers, not of text)."""
+    if isinstance(v, list):
+        return [_infinities(x, strict) for x in v]
+    if isinstance(v, dict):
+        return {k: _infinities(x, strict) for k, x in v.items()}
+    if isinstance(v, str):
+        if v in INF_STRINGS:
+            return INF_STRINGS[v]
+        if strict:
+            raise ValueError(f"expected a number, got {v[:40]!r}")
+    return v
+
+
 def from_jsonable(tp: Any, v: Any) -> Any:
     """``v``, a value of type ``tp`` as :func:`to_jsonable` wrote it, typed again: dataclasses
-    (a :class:`Result` by its ``kind``), tuples, int dict keys, arrays, tensors, paths, and NaN
-    where a float was written as null. TypeError or ValueError where ``v`` does not fit ``tp``.
+    (a :class:`Result` by its ``kind``), tuples, int dict keys, arrays, tensors, paths, NaN
+    where a float was written as null and +-inf where it was written "Infinity" / "-Infinity" (also
+    in an untyped (``Any``) field). TypeError or ValueError where ``v`` does not fit ``tp``.
 
-    >>> from_jsonable(dict[int, tuple[float, ...]], {"3": [0.5, None]})
-    {3: (0.5, nan)}
+    >>> from_jsonable(dict[int, tuple[float, ...]], {"3": [0.5, None, "-Infinity"]})
+    {3: (0.5, nan, -inf)}
     """
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
-        return v
+        return _infinities(v)
     if origin in (typing.Union, types.UnionType):
         alts = [a for a in args if a is not type(None)]
         if v is None and len(alts) < len(args):
@@ -108,8 +140,8 @@ def from_jsonable(tp: Any, v: Any) -> Any:
                 return from_jsonable(a, v)
         return from_jsonable(alts[-1], v)
     if tp in _SCALARS:
-        if v is None and tp is float:
-            return math.nan  # written as null, as inf was: NaN is the nearer reading
+        if tp is float and (v is None or isinstance(v, str) and v in INF_STRINGS):
+            return math.nan if v is None else INF_STRINGS[v]
         if not isinstance(v, _SCALARS[tp]) or (tp is not bool and isinstance(v, bool)):
             raise TypeError(f"expected {tp.__name__}, got {repr(v)[:40]}")
         return v  # an int in a float field stays an int, so it is written back as it was
@@ -147,7 +179,12 @@ def from_jsonable(tp: Any, v: Any) -> Any:
         return {(kt(k) if kt in (int, float) else k): from_jsonable(vt, x) for k, x in v.items()}
     if np.ndarray in (tp, origin):
         a = np.array(v)
-        return np.array(v, dtype=float) if a.dtype == object else a  # nulls: NaN or inf in a float array
+        if a.dtype == object:  # nulls (NaN) in a float array, or a ragged one (an error)
+            return np.array(_infinities(v, strict=True), dtype=float)
+        if a.dtype.kind == "U":  # "Infinity" in a float array; else an array of text
+            with contextlib.suppress(ValueError):
+                return np.array(_infinities(v, strict=True), dtype=float)
+        return a
     if getattr(tp, "__module__", None) == "torch":
         return sys.modules["torch"].as_tensor(from_jsonable(np.ndarray, v))
     return tp(v)  # a Path, or any class built from its JSON value
@@ -216,5 +253,11 @@ class Result:
     def save(self, path: str | Path) -> Path:
         """Write the result as JSON atomically; returns the path."""
         path = Path(path)
-        atomic_write_text(path, self.to_json() + "\n")
+        try:
+            atomic_write_text(path, self.to_json() + "\n")
+        except OSError as exc:
+            blocker = next((p for p in path.parents if p.is_file()), None)
+            what = ("it is a folder; give a file name in it" if path.is_dir() else
+                    f"{blocker} is a file, not a folder" if blocker else exc.strerror or str(exc))
+            raise InvalidInputError(f"cannot write the result to {path}: {what}") from None
         return path

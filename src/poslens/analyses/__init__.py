@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import pkgutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ def load_result(source: str | Path | dict[str, Any]) -> Result:
     from ..results import Result  # here: an analysis's light options module imports this package too
 
     d = source
+    if not isinstance(source, (dict, str, os.PathLike)):
+        raise InvalidInputError(f"load_result reads a result's JSON file (its path) or its dict; got {type(source).__name__}")
     if not isinstance(source, dict):
         try:
             d = json.loads(Path(source).read_text(encoding="utf-8"))

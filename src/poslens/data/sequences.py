@@ -109,7 +109,7 @@ def sampled_tokens(
     if n_seq < 1 or seq_len < 2 + (bos is not None):
         raise InvalidInputError(f"need n_seq >= 1 and seq_len >= {2 + (bos is not None)}; got {n_seq}, {seq_len}")
     pool = token_pool(vocab, [*exclude, bos])
-    k = min(int(n_distinct or pool.numel()), pool.numel())
+    k = min(int(pool.numel() if n_distinct is None else n_distinct), pool.numel())
     if k < 1:
         raise InvalidInputError("n_distinct must be >= 1")
     g = torch.Generator().manual_seed(int(seed))

@@ -17,8 +17,11 @@ recorded step name, e.g. ``fold_layer_norm[ln2 kept: blocks.0.mlp.W_in missing]`
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
+from ..errors import InvalidInputError
 from .weights import Deferred, Weights, as_weights
 
 
@@ -148,6 +151,8 @@ def randomize(w: Weights, seed: int = 0) -> Weights:
     (('randomize[seed=1]',), True)
     """
     w = as_weights(w, "randomize")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:  # as random=SEED:MODEL takes it
+        raise InvalidInputError(f"randomize's seed is a whole number >= 0; got {seed!r}")
 
     def drawn(i: int, n: str) -> Deferred:
         def draw() -> torch.Tensor:

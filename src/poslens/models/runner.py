@@ -10,8 +10,10 @@ are materialised only where asked for; elsewhere attention runs through
 
 Editing hooks replace what passes through a hook point: ``edits={name: fn}`` where
 ``fn(activation, hook)`` returns the replacement (or None to keep it, after editing in
-place); ``hook.name`` and ``hook.batch`` (the slice of the input batch being run) say
-where it is. Ablation and activation patching stand on this.
+place: the edit is given its own copy, so writing in place changes what flows on and nothing
+else, neither the weights nor an activation kept at an earlier hook); ``hook.name`` and
+``hook.batch`` (the slice of the input batch being run) say where it is. Ablation and
+activation patching stand on this.
 
 >>> from poslens.models import load_weights
 >>> from poslens.models.tokenizer import Tokenizer
@@ -454,7 +456,7 @@ class Runner:
         ``prefix`` (:meth:`prefix`), the input is the suffix that follows it.
         """
         # one name, not its characters as hook names
-        hooks = list(dict.fromkeys([hooks] if isinstance(hooks, str) else hooks))
+        hooks = list(dict.fromkeys([hooks] if isinstance(hooks, str) else hooks or ()))
         edits = dict(edits or {})
         if logits and "logits" not in hooks:
             hooks.append("logits")
@@ -465,8 +467,10 @@ class Runner:
                 raise InvalidInputError(f"the edit of {n} is a {type(fn).__name__}, not a function fn(activation, hook)")
         if not hooks and not edits:
             raise InvalidInputError("nothing to compute: ask for at least one hook or logits=True")
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0):
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
             raise InvalidInputError(f"batch_size is a number of rows >= 1 (None: all at once); got {batch_size!r}")
+        if isinstance(start_at_layer, bool) or not isinstance(start_at_layer, int):
+            raise InvalidInputError(f"start_at_layer is a layer number (an int); got {start_at_layer!r}")
         if 0 < start_at_layer < self.cfg.n_layers:
             early = [n for n in [*hooks, *edits] if self._hook_index[n] < self._hook_index[f"blocks.{start_at_layer}.hook_resid_pre"]]
             if early:
@@ -569,7 +573,12 @@ class Runner:
         def point(name: str, t: torch.Tensor, layer: int | None = None) -> torch.Tensor:
             fn = edits.get(name)
             if fn is not None:
-                r = fn(t, HookContext(name, layer, sl))
+                # An edit may write in place, and what passes a hook can be shared: hook_pos_embed is a view of
+                # W_pos (the caller's Weights), hook_resid_pre the tensor kept for the last hook_resid_post, a
+                # first hook the caller's embed= or resid=. The edit gets its own copy.
+                own = t.clone()
+                r = fn(own, HookContext(name, layer, sl))
+                t = own if r is None else t
                 if r is not None:
                     if not isinstance(r, torch.Tensor):
                         raise InvalidInputError(f"edit of {name} returned a {type(r).__name__}; return a tensor of shape "

@@ -150,6 +150,8 @@ class Tokenizer:
         except (TypeError, ValueError, RuntimeError):
             raise InvalidInputError(f"Tokenizer.decode takes a sequence of token ids; "
                                     f"got {type(ids).__name__}") from None
+        if min(ids, default=0) < 0:
+            raise InvalidInputError(f"token ids are >= 0; got {min(ids)}")
         return self._tk.decode(ids, skip_special_tokens=False)
 
     def to_str_tokens(self, ids) -> list[str]:

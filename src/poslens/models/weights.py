@@ -96,6 +96,9 @@ class Weights:
     def from_hf_model(cls, model) -> Weights:
         """From an in-memory ``transformers`` model of a supported family (``GPT2LMHeadModel``,
         ``LlamaForCausalLM``, ...)."""
+        if not (hasattr(getattr(model, "config", None), "to_dict") and callable(getattr(model, "state_dict", None))):
+            raise InvalidInputError(f"from_hf_model takes a loaded transformers model (with .config and .state_dict()); "
+                                    f"got {type(model).__name__}. For a name, hub id or directory use load_weights(...)")
         config = ModelConfig.from_hf_dict(model.config.to_dict(), source=type(model).__name__)
         return cls.from_state_dict(model.state_dict(), config, label=getattr(model, "name_or_path", "") or "<hf model>")
 
@@ -152,6 +155,8 @@ class Weights:
 
     def get(self, name: str, needed_for: str | None = None) -> torch.Tensor:
         """The tensor called ``name`` (TransformerLens name), loading it on first use."""
+        if not isinstance(name, str):
+            raise InvalidInputError(f"a weight is named by a string such as 'blocks.0.attn.W_Q'; got {name!r}")
         if name in self._overrides:
             t = self._overrides[name]
             return t() if isinstance(t, Deferred) else t

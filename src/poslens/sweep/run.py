@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import InvalidInputError, PoslensError
 from ..io import atomic_write_text
 from ..options import listed
-from ..results import canonical
+from ..results import INF_STRINGS, canonical
 from . import changepoints as CP
 from .cells import ANALYSES, options_for
 from .grid import Revision, revisions
@@ -151,6 +151,7 @@ def merge(tasks: list[dict], store: Store, cp_params: dict | None = None, failed
                     ri = rev_info[(m, r)]
                     got = body.get("metrics") or {}
                     val = got.get(name) if body["status"] == "ok" else None
+                    val = INF_STRINGS.get(val, val) if isinstance(val, str) else val  # as the store spells +-inf
                     head = got.get(name.replace("_score", "_head")) if name.endswith("_score") else None
                     row = {"model": m, "revision": r, "step": ri["step"], "tokens": ri["tokens"], "value": val,
                            "status": body["status"], "note": body.get("reason") or "", "flags": []}

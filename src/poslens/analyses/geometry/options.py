@@ -36,6 +36,8 @@ class SpectraOptions:
     keep_spectra: bool = field(default=True, metadata={"help": "keep the singular values, not only their metrics"})
 
     def __post_init__(self) -> None:
+        if not self.matrices:
+            raise InvalidInputError(f"matrices is empty; choose from {', '.join((*MATRICES, GATED))}")
         for m in self.matrices:
             if m not in (*MATRICES, GATED):
                 raise InvalidInputError(f"unknown matrix '{m}'; choose from {', '.join((*MATRICES, GATED))}")
@@ -48,7 +50,7 @@ class SphereOptions:
     positions: str = field(default="sequence", metadata={
         "help": "token i at position i mod n_ctx (sequence), or at a random position", "choices": POSITIONS})
     seed: int = field(default=0, metadata={"help": "random seed of the tokens"})
-    bins: int = field(default=60, metadata={"help": "bins of the overlap-margin histogram"})
+    bins: int = field(default=60, metadata={"help": "bins of the overlap-margin histogram", "range": "[1, inf)"})
 
     def __post_init__(self) -> None:
         if self.n_tokens < 2:

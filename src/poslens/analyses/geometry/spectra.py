@@ -143,9 +143,11 @@ def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, d
     >>> r.matrices["W_in"]["0"].condition                       # doctest: +SKIP
     """
     from ...models.processing import fold_layer_norm
+    from ...models.runner import check_device
 
     o = resolve(SpectraOptions, options, overrides, "weight_spectra")
     weights = as_weights(weights, "weight_spectra")
+    check_device(device)  # torch says it only at the first tensor moved, as an AssertionError
     matrices = tuple(o.matrices)
     cfg = weights.cfg
     layers = check_layers(weights, o.layers)

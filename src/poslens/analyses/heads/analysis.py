@@ -50,10 +50,10 @@ def duplicate_heads(
     cfg = weights.cfg
     layers = check_layers(weights, o.layers)
     check_heads(weights, o.profile_heads)
-    P = min(o.seq_len or 256, cfg.n_ctx)
+    P = min(256 if o.seq_len is None else o.seq_len, cfg.n_ctx)  # 0 is no length, not the default
     options = {**dataclasses.asdict(o), "layers": layers, "seq_len": P, "corpus": str(o.corpus) if o.corpus else None,
                "text": None if o.text is None else ("given" if o.corpus is None else "ignored: corpus given"),
-               "profile_distinct": o.profile_distinct or max(2, P // 8), "dtype": dtype,
+               "profile_distinct": max(2, P // 8) if o.profile_distinct is None else o.profile_distinct, "dtype": dtype,
                "average": "pooled over query positions with an earlier copy"}
     # A rotary model has no position table: positional inputs alone would be all zeros, and
     # its heads' "attention" on them an artefact of the zero input.

@@ -32,8 +32,9 @@ class Options:
                                                     "range": "[1, inf)"})
     ode_window: int = field(default=51, metadata={"help": "Savitzky-Golay window of the smoothed ODE fit (odd; "
                                                           "an even one is taken one smaller)", "range": "[5, inf)"})
-    n_traces: int = field(default=6, metadata={"help": "highest-variance dimensions to trace"})
-    cosine_size: int = field(default=64, metadata={"help": "rows of the stored (subsampled) cosine matrix"})
+    n_traces: int = field(default=6, metadata={"help": "highest-variance dimensions to trace", "range": "[0, inf)"})
+    cosine_size: int = field(default=64, metadata={"help": "rows of the stored (subsampled) cosine matrix",
+                                                   "range": "[1, inf)"})
     outlier_threshold: float = field(default=10.0, metadata={
         "help": "flag positions whose nearest-neighbour distance exceeds this many times the median"})
     sinusoidal: bool = field(default=True, metadata={"help": "compare with the sinusoidal encoding of the same shape"})
@@ -41,7 +42,8 @@ class Options:
                                                               "range": "(1, inf)"})
     tokens: bool | None = field(default=None, metadata={
         "help": "compare with W_E (default: when the checkpoint has it)"})
-    token_sample: int = field(default=1024, metadata={"help": "W_E rows sampled for the token/position comparison"})
+    token_sample: int = field(default=1024, metadata={"help": "W_E rows sampled for the token/position comparison",
+                                                      "range": "[1, inf)"})
     allow_fixed: bool = field(default=False, metadata={
         "help": "analyse a W_pos that is the fixed sinusoidal table anyway"})
     seed: int = field(default=0, metadata={"help": "seed of the W_E sample"})

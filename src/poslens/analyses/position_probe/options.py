@@ -15,7 +15,8 @@ TARGETS = ("position", "log_position")
 
 @options_class
 class Options:
-    n_seq: int = field(default=64, metadata={"help": "sequences (split into training and test sequences)"})
+    n_seq: int = field(default=64, metadata={"help": "sequences (split into training and test sequences)",
+                                             "range": "[3, inf)"})  # one each to train, validate and test
     seq_len: int = field(default=128, metadata={"help": "tokens per sequence (capped at n_ctx)"})
     inputs: str = field(default="auto", metadata={
         "help": "text, random_tokens or positional; auto: text where the model has a tokenizer, else random tokens, "
