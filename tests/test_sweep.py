@@ -295,6 +295,22 @@ def test_cli_a_sweep_whose_every_cell_crashed_exits_1_and_keeps_the_reasons(run_
     assert (tmp_path / "o" / "sweep.json").is_file()
 
 
+def test_cli_a_sweep_with_some_failed_cells_exits_1_and_keeps_the_others(run_dir, tmp_path):
+    # helix.k=1000 fails every helix cell; the heads cells finish. It exited 0, as if the sweep were whole
+    out = tmp_path / "o"
+    args = ["sweep", "-m", str(run_dir), "--revisions", "0,2560", "-a", "helix,heads", "--set", "helix.k=1000",
+            "--executor", "serial", "--no-page", "-o", str(out)]
+    r = _cli(*args)
+    assert r.exit_code == 1, r.output
+    assert f"failed: {run_dir} checkpoint-0 helix: InvalidInputError:" in r.stdout
+    (line,) = [x for x in r.stderr.splitlines() if x.startswith("poslens:")]
+    assert "2 of 4 cells failed (the first: InvalidInputError:" in line
+    rows = json.loads((out / "tables" / "best_induction_score.json").read_text())["rows"]
+    assert [row["status"] for row in rows] == ["ok", "ok"]
+    r = _cli(*args, "--json")
+    assert r.exit_code == 1 and json.loads(r.stdout)["run"]["cached"] == 2
+
+
 def test_real_gpt2_small_partial_checkpoint(partial_ckpt, tmp_path):
     """Real GPT-2 small weights (no wte): the helix cell reproduces the top-3 share, the head
     cells are not applicable, and the W_pos fingerprint matches the published one."""

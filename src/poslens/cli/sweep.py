@@ -50,7 +50,8 @@ def sweep_cmd(model, revs, every, log_n, analyses, sets, executor, jobs, address
     computed from (model, revision, options, poslens version and source): rerun the same
     command to resume; a changed option or poslens recomputes only what it touches. Writes
     OUT/sweep.json, OUT/tables/METRIC.csv|json (jumps, spikes and bit-identical revisions
-    flagged) and OUT/sweep.html.
+    flagged) and OUT/sweep.html. Exits 1 when any cell failed (the others are written, and the
+    failed ones listed), 2 on a mistake in the command, when nothing is written.
     """
     if executor == "ray":
         from ..sweep.executors import check_ray_address
@@ -84,10 +85,11 @@ def sweep_cmd(model, revs, every, log_n, analyses, sets, executor, jobs, address
     res = run.sweep(models, out=d, steps=steps, every=every, log=log_n, analyses=names, overrides=_overrides(sets),
                     executor=executor, jobs=jobs, address=address, progress=not as_json, cp_params=cp,
                     page=not no_page)
+    r = res["run"]
     if as_json:
         click.echo(json.dumps({k: v for k, v in res.items() if k != "fingerprints"}, indent=1, default=str))
+        _exit_if_failed(r)
         return
-    r = res["run"]
     click.echo(f"{r['cells']} cells: {r['computed']} computed, {r['cached']} from the store, {len(r['failed'])} failed")
     for name, m in res["metrics"].items():
         for model_name, js in m["jumps"].items():
@@ -97,11 +99,20 @@ def sweep_cmd(model, revs, every, log_n, analyses, sets, executor, jobs, address
     for model_name, fl in res["flags"].items():
         for rev, why in fl.items():
             click.echo(f"  {model_name} {rev}: {'; '.join(why)}")
-    for key, why in list(r["failed"].items())[:5]:
-        click.echo(f"  failed: {why}")
+    for c in [c for c in res["cells"] if c["status"] == "failed"][:5]:
+        click.echo(f"  failed: {c['model']} {c['revision']} {c['analysis']}: {c['reason']}")
     for f in res["files"][:1] + [f for f in res["files"] if f.endswith(".html")]:
         click.echo(f"wrote {f}")
-    if r["cells"] and len(r["failed"]) == r["cells"]:
-        first = next(iter(r["failed"].values()))
-        click.echo(f"poslens: every cell failed (the first: {first})", err=True)
-        sys.exit(1)
+    _exit_if_failed(r)
+
+
+def _exit_if_failed(r: dict) -> None:
+    # a script must not take a sweep with holes in its tables for a finished one; the cells that
+    # did finish are stored and tabulated all the same
+    if not r["failed"]:
+        return
+    first = next(iter(r["failed"].values()))
+    which = "every cell" if len(r["failed"]) == r["cells"] else f"{len(r['failed'])} of {r['cells']} cells"
+    click.echo(f"poslens: {which} failed (the first: {first}); the finished cells are written and stored, "
+               "a rerun computes only the failed ones", err=True)
+    sys.exit(1)
