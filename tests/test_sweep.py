@@ -311,6 +311,20 @@ def test_cli_a_sweep_with_some_failed_cells_exits_1_and_keeps_the_others(run_dir
     assert r.exit_code == 1 and json.loads(r.stdout)["run"]["cached"] == 2
 
 
+def test_cli_a_rerun_into_the_same_out_removes_the_tables_it_no_longer_writes(run_dir, tmp_path):
+    # the heads tables of the first run stayed beside the second's, passing for its results
+    out = tmp_path / "o"
+    base = ["sweep", "-m", str(run_dir), "--revisions", "0,2560", "--executor", "serial", "-o", str(out)]
+    assert _cli(*base, "-a", "helix,heads").exit_code == 0
+    (out / "tables" / "mine.csv").write_text("kept\n")
+    assert (out / "tables" / "best_induction_score.csv").is_file() and (out / "figures" / "helix_r2.png").is_file()
+    assert _cli(*base, "-a", "helix", "--no-page").exit_code == 0
+    assert sorted(p.name for p in (out / "tables").iterdir() if not p.name.startswith("helix")) == [
+        "mine.csv", "short_period_share.csv", "short_period_share.json", "wpos_top_k_share.csv",
+        "wpos_top_k_share.json"]
+    assert not (out / "sweep.html").exists() and not list((out / "figures").iterdir())
+
+
 def test_real_gpt2_small_partial_checkpoint(partial_ckpt, tmp_path):
     """Real GPT-2 small weights (no wte): the helix cell reproduces the top-3 share, the head
     cells are not applicable, and the W_pos fingerprint matches the published one."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidInputError
-from .common import json_option, model_option, out_dir, out_option, parse_ints
+from .common import forget_stale, json_option, model_option, out_dir, out_option, parse_ints
 
 
 def _overrides(items) -> dict:
@@ -85,6 +85,7 @@ def sweep_cmd(model, revs, every, log_n, analyses, sets, executor, jobs, address
     res = run.sweep(models, out=d, steps=steps, every=every, log=log_n, analyses=names, overrides=_overrides(sets),
                     executor=executor, jobs=jobs, address=address, progress=not as_json, cp_params=cp,
                     page=not no_page)
+    forget_stale(d, [Path(f) for f in res["files"]])
     r = res["run"]
     if as_json:
         click.echo(json.dumps({k: v for k, v in res.items() if k != "fingerprints"}, indent=1, default=str))
