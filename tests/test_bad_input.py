@@ -119,6 +119,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("report", ["report", "--only", "helix", "--set", "word_index.schemes=bogus", "-o", "{out}"], "unknown scheme"),
     ("report", ["report", "--set", "sinks.inputs=bogus", "-o", "{out}"], "unknown input kind"),
     ("sweep", ["sweep", "-a", ",", "-o", "{out}"], "names no analysis"),
+    ("sweep", ["sweep", "-a", "", "-o", "{out}"], "names no analysis"),  # an unset variable: -a "$ANALYSES"
     ("sweep", ["sweep", "--revisions", ",", "-o", "{out}"], "names no revision"),
     ("sweep", ["sweep", "-m", "{corrupt}", "-a", "helix", "-o", "{out}"], "safetensors"),
     ("report", ["report", "-m", "random=-1:tiny", "-o", "{out}"], "seed is a whole number"),

@@ -163,7 +163,7 @@ DEFAULT_ANALYSES = ("helix", "heads", "icl")
 
 
 def parse_analyses(spec: str | None) -> list[str]:
-    names = [a.strip() for a in (spec or ",".join(DEFAULT_ANALYSES)).split(",") if a.strip()]
+    names = [a.strip() for a in (",".join(DEFAULT_ANALYSES) if spec is None else spec).split(",") if a.strip()]
     if not names:
         raise InvalidInputError(f"--analyses names no analysis; give some of {', '.join(ANALYSES)} (or all)")
     if names == ["all"]:
