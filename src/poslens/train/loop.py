@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -62,9 +63,12 @@ def _prepare_data(cfg: TrainConfig, out: Path):
     cache = out / TOKENS
     train_ids = val_ids = None
     if cache.is_file():
-        with np.load(cache) as z:
-            if str(z["key"]) == key:
-                train_ids, val_ids = z["train"], z["val"]
+        try:
+            with np.load(cache) as z:
+                if str(z["key"]) == key:
+                    train_ids, val_ids = z["train"], z["val"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            train_ids = val_ids = None  # a damaged cache is tokenised again (and rewritten), never trusted
     fresh = train_ids is None
     if fresh:
         train_ids, val_ids = C.tokenize_split(texts, tok, cfg.val_frac)
@@ -305,8 +309,14 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
     state_path = out / STATE
     state = None
     if state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        old = TrainConfig.from_dict(state["config"])
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=False)
+            old = TrainConfig.from_dict(state["config"])
+            _ = state["log"]["step"], state["model"], state["optimizer"]  # what a resume reads
+        except Exception as exc:  # noqa: BLE001 - damage of any kind surfaces as any error from unpickling
+            raise InvalidInputError(
+                f"{state_path} cannot be read as a run's saved state ({type(exc).__name__}): it is damaged or is "
+                "not one; move it away to start this run from step 0, or give another --out") from None
         diff = [k for k in TrainConfig.SHAPE_KEYS if getattr(old, k) != getattr(cfg, k)]
         if diff:
             raise InvalidInputError(
