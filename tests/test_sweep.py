@@ -325,6 +325,12 @@ def test_cli_a_rerun_into_the_same_out_removes_the_tables_it_no_longer_writes(ru
     assert not (out / "sweep.html").exists() and not list((out / "figures").iterdir())
 
 
+def test_cli_list_with_json_prints_json(run_dir):
+    r = _cli("sweep", "-m", str(run_dir), "--revisions", "0,2560", "--list", "--json")  # printed the TSV lines
+    assert r.exit_code == 0 and [(x["revision"], x["step"]) for x in json.loads(r.stdout)] == [
+        ("checkpoint-0", 0), ("checkpoint-2560", 2560)]
+
+
 def test_real_gpt2_small_partial_checkpoint(partial_ckpt, tmp_path):
     """Real GPT-2 small weights (no wte): the helix cell reproduces the top-3 share, the head
     cells are not applicable, and the W_pos fingerprint matches the published one."""

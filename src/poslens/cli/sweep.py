@@ -68,10 +68,13 @@ def sweep_cmd(model, revs, every, log_n, analyses, sets, executor, jobs, address
         parse_ints(revs, "--revisions", example="0,1000,10000", items="steps")
     names = cells.parse_analyses(analyses)
     if list_only:
-        for m in models:
-            for r in list_revisions(m, steps=steps, every=every, log=log_n):
-                click.echo(f"{r.model}\t{r.revision}\t{'' if r.step is None else r.step}\t"
-                           f"{'' if r.tokens is None else r.tokens}")
+        listed = [r for m in models for r in list_revisions(m, steps=steps, every=every, log=log_n)]
+        if as_json:
+            click.echo(json.dumps([r.to_dict() for r in listed], indent=1))
+            return
+        for r in listed:
+            click.echo(f"{r.model}\t{r.revision}\t{'' if r.step is None else r.step}\t"
+                       f"{'' if r.tokens is None else r.tokens}")
         return
     if jobs is not None and jobs < 1:
         raise InvalidInputError(f"--jobs must be at least 1 (got {jobs})")
