@@ -64,6 +64,12 @@ def test_resume_continues_exactly(corpus, tmp_path):
     c = cfg(corpus, tmp_path / "b", max_steps=16)
     train(c, progress=False, stop_at=4)  # in stages: to step 4, then 3 more steps, then the rest
     assert torch.load(tmp_path / "b" / "train_state.pt", weights_only=False)["log"]["step"] == 4
+    # the same stage's command again trains nothing (it trained step 5); an earlier stage's is refused (it
+    # trained one step past its stop with its own options)
+    train(c, progress=False, stop_at=4)
+    with pytest.raises(InvalidInputError, match="already at step 4, past --stop-at 3; give --stop-at >= 4"):
+        train(c, progress=False, stop_at=3)
+    assert torch.load(tmp_path / "b" / "train_state.pt", weights_only=False)["log"]["step"] == 4
     train(c, progress=False, stop_after=3)
     state = torch.load(tmp_path / "b" / "train_state.pt", weights_only=False)
     assert state["log"]["step"] == 7

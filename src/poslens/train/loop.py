@@ -329,6 +329,9 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
             raise InvalidInputError(f"{state_path} holds a run already at step {state['log']['step']}, past "
                                     f"--max-steps {cfg.max_steps}; give --max-steps >= {state['log']['step']} "
                                     "or another --out")
+        if stop_at is not None and state["log"]["step"] > stop_at:  # else one step more, with these options
+            raise InvalidInputError(f"{state_path} holds a run already at step {state['log']['step']}, past "
+                                    f"--stop-at {stop_at}; give --stop-at >= {state['log']['step']} or another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=out).close()  # a folder we may not write to fails here, not at its first file
@@ -414,7 +417,7 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
 
     frozen_params = _frozen_params(cfg, model)
     with _held_interrupts() as held:
-        while step < cfg.max_steps:
+        while step < cfg.max_steps and (stop_at is None or step < stop_at):
             rng = np.random.default_rng([cfg.seed, step])
             x = _batch(cfg, rng, step, train_ids, tok, alphabet)
             b = torch.from_numpy(x).to(device)
@@ -450,9 +453,9 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
             if stop or held.presses:
                 break
         bar.close()
-        # A run resumed at max_steps trains nothing, yet must export: the run that got there may have
-        # been killed before its export was complete.
-        if step >= cfg.max_steps and saved_at != step:
+        # A run resumed at max_steps (or at its stop_at) trains nothing, yet must export: the run that got
+        # there may have been killed before its export was complete.
+        if (step >= cfg.max_steps or step == stop_at) and saved_at != step:
             checkpoint()
     if held.presses and step < cfg.max_steps:  # a press during the last step: the run is complete anyway
         raise Interrupted(f"saved step {step} of {cfg.max_steps} in {state_path}; run the same command to resume")
