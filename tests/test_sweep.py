@@ -373,6 +373,59 @@ def test_an_unguarded_script_is_told_why_its_pool_broke(tmp_path):
     assert 'outside `if __name__ == "__main__":`' in r.stderr.splitlines()[-1]
 
 
+@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="finds the workers through /proc")
+def test_a_killed_driver_leaves_no_pool_workers_behind(tmp_path):
+    # the workers' parent is the fork server: a driver killed (SIGTERM, the OOM killer) left them, and the fork
+    # server, waiting for cells for ever
+    import os
+    import signal
+    import subprocess
+    import sys
+    import uuid
+
+    import poslens
+
+    token = uuid.uuid4().hex
+    mark = f"POSLENS_TEST_POOL={token}"
+    script = tmp_path / "driver.py"
+    script.write_text(
+        "from poslens.sweep.executors import run_local\n"
+        "if __name__ == '__main__':\n"
+        "    tasks = [{'key': str(i), 'spec': 'tiny', 'analysis': 'helix', 'options': {'k': 3}} for i in range(5000)]\n"
+        "    run_local(tasks, lambda *a: None, jobs=2)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(poslens.__file__).parents[1]), "POSLENS_TEST_POOL": token}
+
+    def marked() -> set[int]:
+        pids = set()
+        for d in Path("/proc").iterdir():
+            try:
+                if d.name.isdigit() and mark.encode() in (d / "environ").read_bytes().split(b"\0"):
+                    pids.add(int(d.name))
+            except OSError:
+                pass
+        return pids
+
+    driver = subprocess.Popen([sys.executable, str(script)], env=env, cwd=tmp_path)
+    try:
+        deadline = time.time() + 60
+        while len(marked() - {driver.pid}) < 2 and time.time() < deadline:  # the fork server and a worker
+            time.sleep(0.2)
+        assert len(marked() - {driver.pid}) >= 2 and driver.poll() is None
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        deadline = time.time() + 20
+        while marked() and time.time() < deadline:
+            time.sleep(0.2)
+        left = marked()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        for pid in marked():
+            os.kill(pid, signal.SIGKILL)
+    assert not left
+
+
 def test_one_model_or_analysis_given_as_a_string_is_one_name():
     from poslens.errors import InvalidInputError
     from poslens.sweep.run import plan
