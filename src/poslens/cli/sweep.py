@@ -116,7 +116,8 @@ def _exit_if_failed(r: dict) -> None:
     if not r["failed"]:
         return
     first = next(iter(r["failed"].values()))
-    which = "every cell" if len(r["failed"]) == r["cells"] else f"{len(r['failed'])} of {r['cells']} cells"
-    click.echo(f"poslens: {which} failed (the first: {first}); the finished cells are written and stored, "
-               "a rerun computes only the failed ones", err=True)
+    n, cells = len(r["failed"]), r["cells"]
+    which = "every cell" if n == cells else f"{n} of {cells} cells"
+    rest = "" if n == cells else "; the others are written and stored, and a rerun computes only the failed ones"
+    click.echo(f"poslens: {which} failed (the first: {first}){rest}", err=True)
     sys.exit(1)
