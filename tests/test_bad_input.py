@@ -150,6 +150,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("train", ["train", "-c", "{empty}", "--out", "{out}"], "empty"),
     ("train", ["train", "-c", "{ckpt}", "--out", "{out}"], "is a directory"),
     ("train", ["train", "-c", "{corpus}", "--out", "{file}"], "cannot write the run directory"),
+    ("train", ["train", "-c", "{corpus}", "--max-steps", "2", "--n-ctx", "16", "--vocab-size", "300", "--out", ""],
+     "an empty path"),  # trained into the current directory
     # a folder that exists but takes no files (read-only for every user, root too): it failed at its first file
     ("train", ["train", "-c", "{corpus}", "--out", "/proc/self"], "cannot write the run directory /proc/self"),
     ("train", ["train", "-c", "{corpus}", "--n-layers", "0", "--out", "{out}"], "n-layers"),
