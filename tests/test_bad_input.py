@@ -119,11 +119,15 @@ CASES: list[tuple[str, list[str], str]] = [
     ("report", ["report", "--only", "helix", "--set", "word_index.schemes=bogus", "-o", "{out}"], "unknown scheme"),
     ("report", ["report", "--set", "sinks.inputs=bogus", "-o", "{out}"], "unknown input kind"),
     ("sweep", ["sweep", "-a", ",", "-o", "{out}"], "names no analysis"),
+    ("sweep", ["sweep", "-a", "", "-o", "{out}"], "names no analysis"),  # an unset variable: -a "$ANALYSES"
     ("sweep", ["sweep", "--revisions", ",", "-o", "{out}"], "names no revision"),
     ("sweep", ["sweep", "-m", "{corrupt}", "-a", "helix", "-o", "{out}"], "safetensors"),
     ("report", ["report", "-m", "random=-1:tiny", "-o", "{out}"], "seed is a whole number"),
     ("report", ["report", "-m", "random:random:tiny", "-o", "{out}"], "one random: is enough"),
     ("sweep", ["sweep", "--set", "helix.k=abc", "-o", "{out}"], "is not a whole number"),
+    ("sweep", ["sweep", "--every", "6", "--set", "heads.n_seq=0", "-o", "{out}"], "heads.n_seq must be at least 1"),
+    ("sweep", ["sweep", "--every", "6", "--set", "icl.batch_size=0", "-o", "{out}"], "icl.batch_size must be"),
+    ("sweep", ["sweep", "-a", "sinks", "--set", "sinks.epsilon=1", "-o", "{out}"], "sinks.epsilon must lie"),
     ("lens", ["lens", "--prompt", "@", "-o", "{out}"], "needs a file's path"),
     ("report", ["report", "--quick", "--full", "-o", "{out}"], "--quick"),
     ("report", ["report", "--set", "helix.n_components=abc", "-o", "{out}"], "n_components"),
@@ -146,6 +150,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("train", ["train", "-c", "{empty}", "--out", "{out}"], "empty"),
     ("train", ["train", "-c", "{ckpt}", "--out", "{out}"], "is a directory"),
     ("train", ["train", "-c", "{corpus}", "--out", "{file}"], "cannot write the run directory"),
+    ("train", ["train", "-c", "{corpus}", "--max-steps", "2", "--n-ctx", "16", "--vocab-size", "300", "--out", ""],
+     "an empty path"),  # trained into the current directory
     # a folder that exists but takes no files (read-only for every user, root too): it failed at its first file
     ("train", ["train", "-c", "{corpus}", "--out", "/proc/self"], "cannot write the run directory /proc/self"),
     ("train", ["train", "-c", "{corpus}", "--n-layers", "0", "--out", "{out}"], "n-layers"),

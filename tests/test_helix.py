@@ -394,6 +394,10 @@ def test_cli_steps_and_every_pick_a_trained_model_s_own_snapshots(tmp_path):
     assert [row["step"] for row in json.loads(res.stdout)["table"]] == [0, 38, 3000]
     res = _cli(["helix", "-m", "tiny", "--steps", "0,5", "-o", str(tmp_path / "s")])
     assert res.exit_code == 2 and "no snapshot at step 5" in res.stderr and "0, 1, 2, 4" in res.stderr
+    res = _cli(["helix", "-m", "tiny", "--steps", "9,0,9", "-o", str(tmp_path / "d"), "--json", "--no-figures"])
+    assert [row["step"] for row in json.loads(res.stdout)["table"]] == [0, 9]  # a step named twice is one row
+    res = _cli(["helix", "-m", "tiny", "--steps", "", "-o", str(tmp_path / "n")])  # ran a plain helix of tiny
+    assert res.exit_code == 2 and "--steps names no step" in res.stderr and not (tmp_path / "n").exists()
 
 
 def test_cli_takes_one_null_model_as_the_analyses_do(tmp_path):

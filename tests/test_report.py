@@ -381,6 +381,22 @@ def test_a_null_model_beside_its_model_finds_nothing_learned(tmp_path):
     assert "tiny-attn (random weights, seed 0)" in page.read_text()
 
 
+def test_only_a_section_with_a_changed_option_keeps_the_verdicts_on_the_page(tmp_path):
+    # the verdicts read the helix section; recomputed with another option, it left the page with no verdict table
+    from poslens.report import build_report
+
+    out = tmp_path / "r"
+    build_report(["tiny"], out, size="quick", progress=False, only=["profile", "helix", "verdicts"])
+    _, (rep,) = build_report(["tiny"], out, size="quick", progress=False, only=["helix"],
+                             sets=["helix.n_components=5"])
+    assert {o.name: o.status for o in rep.outcomes} == {"profile": "cached", "helix": "done", "verdicts": "done"}
+    _, (rep,) = build_report(["tiny"], out, size="quick", progress=False, skip=["verdicts"],
+                             only=["helix"], sets=["helix.n_components=6"])
+    assert "verdicts" not in {o.name for o in rep.outcomes}  # told to leave it out, it is not recomputed
+    _, (rep,) = build_report(["tiny"], tmp_path / "fresh", size="quick", progress=False, only=["helix"])
+    assert [o.name for o in rep.outcomes] == ["helix"]  # a page that had none does not grow one
+
+
 def test_several_models_get_an_index(ckpts, tmp_path):
     page, reps = build_report([str(ckpts["full"]), str(ckpts["partial"])], tmp_path / "r",
                               stages=fake_stages(), progress=False, only=["pca", "embed"])

@@ -170,6 +170,22 @@ def test_a_report_or_sweep_json_is_named_as_not_one_result(tmp_path):
         load_result(f)
 
 
+def test_a_report_cache_entry_or_sweep_cell_says_what_it_is_and_how_to_read_it(tmp_path):
+    from poslens.report.orchestrate import write_cache
+    from poslens.sweep.store import Store
+
+    result = Result(model="tiny").to_dict()
+    write_cache(tmp_path / "helix-0123.json", {"stage": "helix", "key": "0123", "result": result})
+    with pytest.raises(InvalidInputError, match=r"helix-0123.json is a report cache entry \(stage 'helix'\).*"
+                                                r"\[\"body\"\]\[\"result\"\], which load_result reads"):
+        load_result(tmp_path / "helix-0123.json")
+    assert load_result(json.loads((tmp_path / "helix-0123.json").read_text())["body"]["result"]).model == "tiny"
+    store, material = Store(tmp_path / "store"), {"model": "tiny", "revision": "step-000001", "analysis": "heads"}
+    store.put(store.key(material), material, {"status": "ok", "metrics": {"best_induction_score": 0.5}})
+    with pytest.raises(InvalidInputError, match=r"is a sweep store cell \(tiny step-000001, heads\): a few metrics"):
+        load_result(store.path(store.key(material)))
+
+
 def test_a_twisted_pair_result_with_a_vector_curve_parameter_reads_back():
     # circle-drift's drift is a 3-vector, in the construction's curve and in the CLI's default grid
     from poslens.analyses.twisted_pair import twisted_pair

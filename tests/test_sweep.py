@@ -310,6 +310,42 @@ def test_an_infinite_metric_stays_infinite_through_the_store(run_dir, tmp_path, 
                parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
 
 
+def test_cli_a_sweep_with_some_failed_cells_exits_1_and_keeps_the_others(run_dir, tmp_path):
+    # helix.k=1000 fails every helix cell; the heads cells finish. It exited 0, as if the sweep were whole
+    out = tmp_path / "o"
+    args = ["sweep", "-m", str(run_dir), "--revisions", "0,2560", "-a", "helix,heads", "--set", "helix.k=1000",
+            "--executor", "serial", "--no-page", "-o", str(out)]
+    r = _cli(*args)
+    assert r.exit_code == 1, r.output
+    assert f"failed: {run_dir} checkpoint-0 helix: InvalidInputError:" in r.stdout
+    (line,) = [x for x in r.stderr.splitlines() if x.startswith("poslens:")]
+    assert "2 of 4 cells failed (the first: InvalidInputError:" in line
+    rows = json.loads((out / "tables" / "best_induction_score.json").read_text())["rows"]
+    assert [row["status"] for row in rows] == ["ok", "ok"]
+    r = _cli(*args, "--json")
+    assert r.exit_code == 1 and json.loads(r.stdout)["run"]["cached"] == 2
+
+
+def test_cli_a_rerun_into_the_same_out_removes_the_tables_it_no_longer_writes(run_dir, tmp_path):
+    # the heads tables of the first run stayed beside the second's, passing for its results
+    out = tmp_path / "o"
+    base = ["sweep", "-m", str(run_dir), "--revisions", "0,2560", "--executor", "serial", "-o", str(out)]
+    assert _cli(*base, "-a", "helix,heads").exit_code == 0
+    (out / "tables" / "mine.csv").write_text("kept\n")
+    assert (out / "tables" / "best_induction_score.csv").is_file() and (out / "figures" / "helix_r2.png").is_file()
+    assert _cli(*base, "-a", "helix", "--no-page").exit_code == 0
+    assert sorted(p.name for p in (out / "tables").iterdir() if not p.name.startswith("helix")) == [
+        "mine.csv", "short_period_share.csv", "short_period_share.json", "wpos_top_k_share.csv",
+        "wpos_top_k_share.json"]
+    assert not (out / "sweep.html").exists() and not list((out / "figures").iterdir())
+
+
+def test_cli_list_with_json_prints_json(run_dir):
+    r = _cli("sweep", "-m", str(run_dir), "--revisions", "0,2560", "--list", "--json")  # printed the TSV lines
+    assert r.exit_code == 0 and [(x["revision"], x["step"]) for x in json.loads(r.stdout)] == [
+        ("checkpoint-0", 0), ("checkpoint-2560", 2560)]
+
+
 def test_real_gpt2_small_partial_checkpoint(partial_ckpt, tmp_path):
     """Real GPT-2 small weights (no wte): the helix cell reproduces the top-3 share, the head
     cells are not applicable, and the W_pos fingerprint matches the published one."""
@@ -350,6 +386,59 @@ def test_an_unguarded_script_is_told_why_its_pool_broke(tmp_path):
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert r.returncode != 0
     assert 'outside `if __name__ == "__main__":`' in r.stderr.splitlines()[-1]
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="finds the workers through /proc")
+def test_a_killed_driver_leaves_no_pool_workers_behind(tmp_path):
+    # the workers' parent is the fork server: a driver killed (SIGTERM, the OOM killer) left them, and the fork
+    # server, waiting for cells for ever
+    import os
+    import signal
+    import subprocess
+    import sys
+    import uuid
+
+    import poslens
+
+    token = uuid.uuid4().hex
+    mark = f"POSLENS_TEST_POOL={token}"
+    script = tmp_path / "driver.py"
+    script.write_text(
+        "from poslens.sweep.executors import run_local\n"
+        "if __name__ == '__main__':\n"
+        "    tasks = [{'key': str(i), 'spec': 'tiny', 'analysis': 'helix', 'options': {'k': 3}} for i in range(5000)]\n"
+        "    run_local(tasks, lambda *a: None, jobs=2)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(poslens.__file__).parents[1]), "POSLENS_TEST_POOL": token}
+
+    def marked() -> set[int]:
+        pids = set()
+        for d in Path("/proc").iterdir():
+            try:
+                if d.name.isdigit() and mark.encode() in (d / "environ").read_bytes().split(b"\0"):
+                    pids.add(int(d.name))
+            except OSError:
+                pass
+        return pids
+
+    driver = subprocess.Popen([sys.executable, str(script)], env=env, cwd=tmp_path)
+    try:
+        deadline = time.time() + 60
+        while len(marked() - {driver.pid}) < 2 and time.time() < deadline:  # the fork server and a worker
+            time.sleep(0.2)
+        assert len(marked() - {driver.pid}) >= 2 and driver.poll() is None
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        deadline = time.time() + 20
+        while marked() and time.time() < deadline:
+            time.sleep(0.2)
+        left = marked()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        for pid in marked():
+            os.kill(pid, signal.SIGKILL)
+    assert not left
 
 
 def test_one_model_or_analysis_given_as_a_string_is_one_name():

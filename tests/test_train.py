@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,6 +63,12 @@ def test_resume_continues_exactly(corpus, tmp_path):
     straight = train(cfg(corpus, tmp_path / "a", max_steps=16), progress=False)
     c = cfg(corpus, tmp_path / "b", max_steps=16)
     train(c, progress=False, stop_at=4)  # in stages: to step 4, then 3 more steps, then the rest
+    assert torch.load(tmp_path / "b" / "train_state.pt", weights_only=False)["log"]["step"] == 4
+    # the same stage's command again trains nothing (it trained step 5); an earlier stage's is refused (it
+    # trained one step past its stop with its own options)
+    train(c, progress=False, stop_at=4)
+    with pytest.raises(InvalidInputError, match="already at step 4, past --stop-at 3; give --stop-at >= 4"):
+        train(c, progress=False, stop_at=3)
     assert torch.load(tmp_path / "b" / "train_state.pt", weights_only=False)["log"]["step"] == 4
     train(c, progress=False, stop_after=3)
     state = torch.load(tmp_path / "b" / "train_state.pt", weights_only=False)
@@ -808,3 +815,22 @@ def test_card_and_ship_commands_refuse_a_folder_that_is_no_run_in_one_line(tool,
     err = capsys.readouterr().err
     assert err.splitlines()[-1].startswith(f"python -m poslens.train.{tool}: error: {tmp_path / 'nope'}")
     assert "Traceback" not in err
+
+
+def test_a_damaged_saved_state_is_one_clear_error_and_a_damaged_token_cache_is_rebuilt(corpus, tmp_path):
+    # both were tracebacks: torch.load's zip error, numpy's refusal of pickled data
+    c = cfg(corpus, tmp_path / "run", max_steps=2)
+    train(c, progress=False)
+    state = tmp_path / "run" / "train_state.pt"
+    good = state.read_bytes()
+    for damage in (good[:1000], b"garbage\n"):
+        state.write_bytes(damage)
+        with pytest.raises(InvalidInputError, match=r"train_state.pt cannot be read as a run's saved state .*move it "
+                                                    r"away to start this run from step 0"):
+            train(dataclasses.replace(c, max_steps=3), progress=False)
+    state.write_bytes(good)
+    tokens = tmp_path / "run" / "tokens.npz"
+    ids = np.load(tokens)["train"]
+    tokens.write_bytes(tokens.read_bytes()[:3000])
+    train(dataclasses.replace(c, max_steps=3), progress=False)
+    assert np.array_equal(np.load(tokens)["train"], ids)

@@ -68,6 +68,9 @@ def helix_cmd(model, family, sweep, steps, every, positions, no_figures, out, as
     from ..train.history import history_dir, snapshot_dirs
 
     step_list = parse_ints(steps, "--steps", example="0,1000,10000", items="training steps")
+    if steps is not None and not step_list:  # an unset variable, --steps "$STEPS": not a plain helix of the model
+        raise InvalidInputError("--steps names no step; give training steps, e.g. --steps 0,1000,10000")
+    step_list = list(dict.fromkeys(step_list)) if step_list else step_list  # a step given twice is one checkpoint
     specs = specs or ["tiny"]
     from ..models.weights import null_spec
 

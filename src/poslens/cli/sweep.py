@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidInputError
-from .common import json_option, model_option, out_dir, out_option, parse_ints
+from .common import forget_stale, json_option, model_option, out_dir, out_option, parse_ints
 
 
 def _overrides(items) -> dict:
@@ -50,7 +50,8 @@ def sweep_cmd(model, revs, every, log_n, analyses, sets, executor, jobs, address
     computed from (model, revision, options, poslens version and source): rerun the same
     command to resume; a changed option or poslens recomputes only what it touches. Writes
     OUT/sweep.json, OUT/tables/METRIC.csv|json (jumps, spikes and bit-identical revisions
-    flagged) and OUT/sweep.html.
+    flagged) and OUT/sweep.html. Exits 1 when any cell failed (the others are written, and the
+    failed ones listed), 2 on a mistake in the command, when nothing is written.
     """
     if executor == "ray":
         from ..sweep.executors import check_ray_address
@@ -67,10 +68,13 @@ def sweep_cmd(model, revs, every, log_n, analyses, sets, executor, jobs, address
         parse_ints(revs, "--revisions", example="0,1000,10000", items="steps")
     names = cells.parse_analyses(analyses)
     if list_only:
-        for m in models:
-            for r in list_revisions(m, steps=steps, every=every, log=log_n):
-                click.echo(f"{r.model}\t{r.revision}\t{'' if r.step is None else r.step}\t"
-                           f"{'' if r.tokens is None else r.tokens}")
+        listed = [r for m in models for r in list_revisions(m, steps=steps, every=every, log=log_n)]
+        if as_json:
+            click.echo(json.dumps([r.to_dict() for r in listed], indent=1))
+            return
+        for r in listed:
+            click.echo(f"{r.model}\t{r.revision}\t{'' if r.step is None else r.step}\t"
+                       f"{'' if r.tokens is None else r.tokens}")
         return
     if jobs is not None and jobs < 1:
         raise InvalidInputError(f"--jobs must be at least 1 (got {jobs})")
@@ -84,10 +88,12 @@ def sweep_cmd(model, revs, every, log_n, analyses, sets, executor, jobs, address
     res = run.sweep(models, out=d, steps=steps, every=every, log=log_n, analyses=names, overrides=_overrides(sets),
                     executor=executor, jobs=jobs, address=address, progress=not as_json, cp_params=cp,
                     page=not no_page)
+    forget_stale(d, [Path(f) for f in res["files"]])
+    r = res["run"]
     if as_json:
         click.echo(json.dumps({k: v for k, v in res.items() if k != "fingerprints"}, indent=1, default=str))
+        _exit_if_failed(r)
         return
-    r = res["run"]
     click.echo(f"{r['cells']} cells: {r['computed']} computed, {r['cached']} from the store, {len(r['failed'])} failed")
     for name, m in res["metrics"].items():
         for model_name, js in m["jumps"].items():
@@ -97,11 +103,21 @@ def sweep_cmd(model, revs, every, log_n, analyses, sets, executor, jobs, address
     for model_name, fl in res["flags"].items():
         for rev, why in fl.items():
             click.echo(f"  {model_name} {rev}: {'; '.join(why)}")
-    for key, why in list(r["failed"].items())[:5]:
-        click.echo(f"  failed: {why}")
+    for c in [c for c in res["cells"] if c["status"] == "failed"][:5]:
+        click.echo(f"  failed: {c['model']} {c['revision']} {c['analysis']}: {c['reason']}")
     for f in res["files"][:1] + [f for f in res["files"] if f.endswith(".html")]:
         click.echo(f"wrote {f}")
-    if r["cells"] and len(r["failed"]) == r["cells"]:
-        first = next(iter(r["failed"].values()))
-        click.echo(f"poslens: every cell failed (the first: {first})", err=True)
-        sys.exit(1)
+    _exit_if_failed(r)
+
+
+def _exit_if_failed(r: dict) -> None:
+    # a script must not take a sweep with holes in its tables for a finished one; the cells that
+    # did finish are stored and tabulated all the same
+    if not r["failed"]:
+        return
+    first = next(iter(r["failed"].values()))
+    n, cells = len(r["failed"]), r["cells"]
+    which = "every cell" if n == cells else f"{n} of {cells} cells"
+    rest = "" if n == cells else "; the others are written and stored, and a rerun computes only the failed ones"
+    click.echo(f"poslens: {which} failed (the first: {first}){rest}", err=True)
+    sys.exit(1)

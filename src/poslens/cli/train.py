@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..train.config import TrainConfig
+from .common import _out_callback
 
 D = TrainConfig()
 
@@ -20,7 +21,7 @@ def _opt(*decls: str, **kw):
 @click.command("train")
 @click.option("--corpus", "-c", multiple=True, required=True, type=click.Path(path_type=Path),
               help="Plain-text file(s) to train on (repeat the option).")
-@_opt("--out", "-o", help="Run directory (state, logs, exported model/).")
+@_opt("--out", "-o", callback=_out_callback, help="Run directory (state, logs, exported model/).")
 @_opt("--tokenizer", type=click.Choice(["bpe", "gpt2"]),
       help="bpe: byte-level BPE trained on the corpus; gpt2: GPT-2's own 50,257 tokens.")
 @_opt("--vocab-size", help="Vocabulary of the trained BPE.")

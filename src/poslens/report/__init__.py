@@ -108,6 +108,7 @@ def build_report(
     if not chosen:
         raise InvalidInputError("--only/--skip leave no analysis to run")
     compute = {s.name for s in chosen} if (list(only) or list(skip)) else None
+    skipped = {s.name for s in all_stages} - {s.name for s in select_stages(all_stages, (), skip)}
     overrides = parse_overrides(sets, all_stages)
     keep_freed_memory()
 
@@ -137,10 +138,14 @@ def build_report(
             reports.append(ModelReport.failed_to_open(spec, d, size, errors[spec]))
             continue
         existed = d.exists()
+        # a section the page already has that reads the others (the verdicts) follows them: --only helix
+        # with a changed helix option left no verdict table, its entry no longer matching the inputs
+        follow = {st.name for st in all_stages if st.final and st.name not in skipped
+                  and any((d / "cache").glob(f"{st.name}-*.json"))} if compute is not None else set()
         try:
             reports.append(run_model(spec, d, all_stages, size=size, overrides=overrides, device=device, dtype=dtype,
                                      progress=progress, fail_fast=fail_fast, ctx=contexts.pop(spec),
-                                     compute=compute, png=png))
+                                     compute=None if compute is None else compute | follow, png=png))
         except PoslensError as exc:
             if len(models) == 1:
                 if not out_existed:

@@ -163,7 +163,7 @@ DEFAULT_ANALYSES = ("helix", "heads", "icl")
 
 
 def parse_analyses(spec: str | None) -> list[str]:
-    names = [a.strip() for a in (spec or ",".join(DEFAULT_ANALYSES)).split(",") if a.strip()]
+    names = [a.strip() for a in (",".join(DEFAULT_ANALYSES) if spec is None else spec).split(",") if a.strip()]
     if not names:
         raise InvalidInputError(f"--analyses names no analysis; give some of {', '.join(ANALYSES)} (or all)")
     if names == ["all"]:
@@ -191,8 +191,14 @@ def options_for(analysis: str, overrides: dict | None) -> dict:
             kind = {"int": "a whole number", "float": "a number", "bool": "true or false"}.get(type(out[k]).__name__,
                                                                                             type(out[k]).__name__)
             raise InvalidInputError(f"{analysis}.{k}={v!r} is not {kind}") from None
-    if analysis == "helix" and out["k"] < 1:
-        raise InvalidInputError(f"helix.k must be at least 1 (got {out['k']})")
+    # here, not in the cells: an option out of range failed every cell of its analysis while the others
+    # were computed and written, where a mistake in the command must stop it before any work
+    least = {"k": 1, "n_seq": 1, "batch_size": 1, "seq_len": 2 if analysis == "sinks" else 3}
+    for k, v in out.items():
+        if k in least and v < least[k]:
+            raise InvalidInputError(f"{analysis}.{k} must be at least {least[k]} (got {v})")
+    if "epsilon" in out and not 0 < out["epsilon"] < 1:
+        raise InvalidInputError(f"{analysis}.epsilon must lie between 0 and 1, exclusive (got {out['epsilon']})")
     return out
 
 

@@ -31,13 +31,28 @@ class RayUnavailableError(PoslensError):
     pass
 
 
-def _init_worker() -> None:
+def _init_worker(driver=None) -> None:
+    import threading
+
     import torch
 
     from ..models.allocator import keep_freed_memory
 
     torch.set_num_threads(1)
     keep_freed_memory()
+    if driver is not None:
+        threading.Thread(target=_exit_when_closed, args=(driver,), daemon=True).start()
+
+
+def _exit_when_closed(driver) -> None:
+    # A worker's parent is the fork server, not the driver, and it holds its own queue's write end: a driver
+    # killed (SIGTERM, the OOM killer) left its workers waiting for cells for ever, each holding torch in
+    # memory. Only the driver holds this pipe's write end, so it reads as closed once the driver is gone.
+    try:
+        driver.recv_bytes()
+    except (EOFError, OSError):
+        pass
+    os._exit(1)
 
 
 def _run_one(task: dict):
@@ -74,29 +89,36 @@ def run_local(tasks: list[dict], done: Done, jobs: int, max_restarts: int = 3) -
 
     todo = {t["key"]: t for t in tasks}
     restarts = 0
-    while todo:
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context(mp), initializer=_init_worker)
-        try:
-            futures = {pool.submit(_run_one, t): k for k, t in todo.items()}
-            pending = set(futures)
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    try:
-                        key, body, info = f.result()
-                    except BrokenProcessPool:
-                        continue  # a worker died: resubmitted below with a fresh pool
-                    done(todo.pop(key), body, info)
-        except BrokenProcessPool:
-            pass
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        if todo:
-            restarts += 1
-            if restarts > max_restarts:
-                raise PoslensError(f"the local pool lost a worker {restarts} times; {len(todo)} cells were not "
-                                   "computed: out of memory (try --jobs 1), or, from a script of yours, sweep() called "
-                                   "outside `if __name__ == \"__main__\":` (every worker imports the script); rerun to resume")
+    ctx = _pool_context(mp)
+    alive, held = ctx.Pipe(duplex=False)  # the workers read ``alive``; ``held`` closes with this process
+    try:
+        while todo:
+            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(alive,))
+            try:
+                futures = {pool.submit(_run_one, t): k for k, t in todo.items()}
+                pending = set(futures)
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        try:
+                            key, body, info = f.result()
+                        except BrokenProcessPool:
+                            continue  # a worker died: resubmitted below with a fresh pool
+                        done(todo.pop(key), body, info)
+            except BrokenProcessPool:
+                pass
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+            if todo:
+                restarts += 1
+                if restarts > max_restarts:
+                    raise PoslensError(f"the local pool lost a worker {restarts} times; {len(todo)} cells were not "
+                                       "computed: out of memory (try --jobs 1), or, from a script of yours, sweep() "
+                                       "called outside `if __name__ == \"__main__\":` (every worker imports the "
+                                       "script); rerun to resume")
+    finally:
+        held.close()
+        alive.close()
 
 
 def check_ray_address(address: str, timeout: float = 5.0) -> None:

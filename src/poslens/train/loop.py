@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -62,9 +63,12 @@ def _prepare_data(cfg: TrainConfig, out: Path):
     cache = out / TOKENS
     train_ids = val_ids = None
     if cache.is_file():
-        with np.load(cache) as z:
-            if str(z["key"]) == key:
-                train_ids, val_ids = z["train"], z["val"]
+        try:
+            with np.load(cache) as z:
+                if str(z["key"]) == key:
+                    train_ids, val_ids = z["train"], z["val"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            train_ids = val_ids = None  # a damaged cache is tokenised again (and rewritten), never trusted
     fresh = train_ids is None
     if fresh:
         train_ids, val_ids = C.tokenize_split(texts, tok, cfg.val_frac)
@@ -305,8 +309,14 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
     state_path = out / STATE
     state = None
     if state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        old = TrainConfig.from_dict(state["config"])
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=False)
+            old = TrainConfig.from_dict(state["config"])
+            _ = state["log"]["step"], state["model"], state["optimizer"]  # what a resume reads
+        except Exception as exc:  # noqa: BLE001 - damage of any kind surfaces as any error from unpickling
+            raise InvalidInputError(
+                f"{state_path} cannot be read as a run's saved state ({type(exc).__name__}): it is damaged or is "
+                "not one; move it away to start this run from step 0, or give another --out") from None
         diff = [k for k in TrainConfig.SHAPE_KEYS if getattr(old, k) != getattr(cfg, k)]
         if diff:
             raise InvalidInputError(
@@ -319,6 +329,9 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
             raise InvalidInputError(f"{state_path} holds a run already at step {state['log']['step']}, past "
                                     f"--max-steps {cfg.max_steps}; give --max-steps >= {state['log']['step']} "
                                     "or another --out")
+        if stop_at is not None and state["log"]["step"] > stop_at:  # else one step more, with these options
+            raise InvalidInputError(f"{state_path} holds a run already at step {state['log']['step']}, past "
+                                    f"--stop-at {stop_at}; give --stop-at >= {state['log']['step']} or another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=out).close()  # a folder we may not write to fails here, not at its first file
@@ -404,7 +417,7 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
 
     frozen_params = _frozen_params(cfg, model)
     with _held_interrupts() as held:
-        while step < cfg.max_steps:
+        while step < cfg.max_steps and (stop_at is None or step < stop_at):
             rng = np.random.default_rng([cfg.seed, step])
             x = _batch(cfg, rng, step, train_ids, tok, alphabet)
             b = torch.from_numpy(x).to(device)
@@ -440,9 +453,9 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
             if stop or held.presses:
                 break
         bar.close()
-        # A run resumed at max_steps trains nothing, yet must export: the run that got there may have
-        # been killed before its export was complete.
-        if step >= cfg.max_steps and saved_at != step:
+        # A run resumed at max_steps (or at its stop_at) trains nothing, yet must export: the run that got
+        # there may have been killed before its export was complete.
+        if (step >= cfg.max_steps or step == stop_at) and saved_at != step:
             checkpoint()
     if held.presses and step < cfg.max_steps:  # a press during the last step: the run is complete anyway
         raise Interrupted(f"saved step {step} of {cfg.max_steps} in {state_path}; run the same command to resume")
