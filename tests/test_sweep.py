@@ -353,7 +353,7 @@ def test_real_gpt2_small_partial_checkpoint(partial_ckpt, tmp_path):
                 page=False)
     by = {c["analysis"]: c for c in res["cells"]}
     assert by["helix"]["status"] == "ok" and abs(by["helix"]["metrics"]["wpos_top_k_share"] - 0.9106) < 0.002
-    assert by["heads"]["status"] == "not_applicable" and "wte" in by["heads"]["reason"]
+    assert by["heads"]["status"] == "not_applicable" and "token embedding W_E (wte.weight)" in by["heads"]["reason"]
     published = dict(line.split("\t")[::2] for line in
                      (partial_ckpt / "gpt2-small-sha256.tsv").read_text().splitlines()[1:] if line.strip())
     (fp,) = res["fingerprints"].values()
@@ -368,6 +368,7 @@ def test_rotary_model_has_no_helix_cell(tmp_path):
     res = sweep([str(d)], out=tmp_path / "o", analyses=["helix", "icl"], executor="serial", progress=False, page=False)
     by = {c["analysis"]: c for c in res["cells"]}
     assert by["helix"]["status"] == "not_applicable" and "learned positional embedding" in by["helix"]["reason"]
+    assert "wpe" not in by["helix"]["reason"]  # GPT-2's name for a table this family does not have
     assert by["icl"]["status"] == "ok" and by["icl"]["metrics"]["icl_gain"] is not None
 
 

@@ -120,8 +120,17 @@ def _sinks(w, opts: dict) -> dict:
 
 
 _TOKENS = dict(n_seq=16, seq_len=128, seed=0, batch_size=8)
-_TENSORS = {"pos_embed.W_pos": "learned positional embedding (wpe.weight)",
-            "embed.W_E": "token embedding (wte.weight)"}
+_TENSORS = {"pos_embed.W_pos": "learned positional embedding W_pos", "embed.W_E": "token embedding W_E"}
+
+
+def _lacks(w, name: str) -> str:
+    """A missing tensor as a reason names it: by role, then as this family stores it (a rotary model stores
+    no W_pos, so GPT-2's wpe.weight would mislead)."""
+    try:
+        stored = w._hf_source(name)
+    except KeyError:
+        stored = None
+    return f"{_TENSORS.get(name, name)}{f' ({stored})' if stored else ''}"
 
 ANALYSES: dict[str, Analysis] = {
     "helix": Analysis(
@@ -229,7 +238,7 @@ def compute_cell(task: dict) -> tuple[dict, dict]:
         missing = [n for n in a.needs if not w.has(n)]
         if missing:
             body = {"status": "not_applicable",
-                    "reason": f"the checkpoint has no {_TENSORS.get(missing[0], missing[0])}, which {a.name} needs "
+                    "reason": f"the checkpoint has no {_lacks(w, missing[0])}, which {a.name} needs "
                               f"for {a.needs_why}"}
         else:
             with torch.no_grad(), quiet():  # the sweep shows one bar, over its cells
