@@ -203,3 +203,13 @@ def test_processing_takes_what_the_analyses_take(step):
     with pytest.raises(InvalidInputError, match=f"{step.__name__} takes the model's Weights, a model name or a "
                                                 "checkpoint directory; got Runner"):
         step(Runner(load_weights("tiny")))
+
+
+def test_load_weights_refuses_what_is_not_a_name_or_path(tmp_path):
+    w = load_weights("tiny")
+    # a Weights was called an unknown model named 'Weights(...)'
+    with pytest.raises(InvalidInputError, match=r"got Weights \(Weights are loaded already"):
+        load_weights(w)
+    with pytest.raises(InvalidInputError, match="takes a model name, hub id or checkpoint directory; got int"):
+        load_weights(3)
+    assert load_weights(w.source.path).cfg == w.cfg  # a path is a checkpoint directory

@@ -244,13 +244,17 @@ def null_spec(spec: str) -> tuple[str, int | None]:
     return (m.group(2), int(m.group(1) or 0)) if m else (str(spec), None)
 
 
-def load_weights(spec: str, revision: str | None = None) -> Weights:
+def load_weights(spec: str | os.PathLike, revision: str | None = None) -> Weights:
     """Open a model by name, hub id or directory and return its lazy :class:`Weights`;
     ``random:SPEC`` (``random=SEED:SPEC``) gives that model with every tensor redrawn at its own
     mean and std, a null model to measure a finding against."""
     from .registry import open_checkpoint
 
-    base, seed = null_spec(spec)
+    if not isinstance(spec, (str, os.PathLike)):  # the registry would call a Weights an unknown model's name
+        loaded = " (Weights are loaded already: pass them on as they are)" if isinstance(spec, Weights) else ""
+        raise InvalidInputError(f"load_weights takes a model name, hub id or checkpoint directory; "
+                                f"got {type(spec).__name__}{loaded}")
+    base, seed = null_spec(os.fspath(spec))
     w = Weights.from_checkpoint(open_checkpoint(base, revision))
     if seed is None:
         return w
