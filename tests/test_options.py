@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
+import re
 import typing
 from pathlib import Path
 
@@ -124,3 +125,30 @@ def test_helix_refuses_from_python_what_its_flags_refuse():
     for bad in (dict(seed=-1), dict(token_sample=-1), dict(token_sample=0), dict(n_traces=-1), dict(cosine_size=0)):
         with pytest.raises(InvalidInputError, match=f"^{next(iter(bad))} must lie in"):
             helix("tiny", **bad)
+
+
+@pytest.mark.parametrize("cls", list(_options_classes()), ids=lambda c: f"{c.__module__.split('.')[2]}.{c.__name__}")
+def test_every_numeric_option_holds_one_range_from_python_the_cli_and_set(cls):
+    # the ranges were inferred three times (the CLI's flags, the report's --set, the declared ones in
+    # Options): heads(n_frequent=0) or group_threshold=1.5 ran from Python while the flags refused them
+    from poslens.cli.options import _interval
+    from poslens.options import field_range, implied_range
+    from poslens.report.orchestrate import check_option
+
+    for f in dataclasses.fields(cls):
+        spec = field_range(f)
+        if spec is None or isinstance(f.default, bool) or not isinstance(f.default, (int, float)):
+            continue
+        lo = float(spec[1:-1].split(",")[0])
+        below = (lo if spec[0] == "(" else lo - 1) if isinstance(f.default, int) else np.nextafter(lo, -np.inf)
+        if spec[0] == "(" and isinstance(f.default, float):
+            below = lo
+        with pytest.raises(InvalidInputError):  # in the range's words, or the class's own
+            cls(**{f.name: type(f.default)(below)})
+        kind = _interval(spec, integer=isinstance(f.default, int))
+        with pytest.raises(Exception):
+            kind.convert(type(f.default)(below), None, None)
+        if "range" not in f.metadata:  # what --set checks for a stage option with this name and default
+            with pytest.raises(InvalidInputError, match=re.escape(f"must lie in {spec}")):
+                check_option("stage", f.name, f.default, type(f.default)(below))
+            assert implied_range(f.name, f.default) == spec

@@ -76,23 +76,54 @@ def options_class(cls: type[T]) -> type[T]:
         if own is not None:
             own(self)
         for f in dataclasses.fields(self):  # the range the CLI's flag states holds from Python and --set too
-            value, spec = getattr(self, f.name), f.metadata.get("range")
+            value, spec = getattr(self, f.name), field_range(f)
             # NaN passes every range check written "if not lo <= x", and then means nothing
             if any(isinstance(v, numbers.Real) and v != v for v in (value if isinstance(value, tuple) else (value,))):
                 raise InvalidInputError(f"{f.name} must be a number; got NaN")
-            if f.name == "seed":  # numpy's generators take no negative seed (--seed is >= 0 too)
-                spec = spec or "[0, inf)"
-            if spec and isinstance(value, numbers.Real) and not _within(value, spec):
+            if spec and isinstance(value, numbers.Real) and not isinstance(value, bool) and not within(value, spec):
                 raise InvalidInputError(f"{f.name} must lie in {spec}; got {value}")
 
     cls.__post_init__ = __post_init__
     return dataclasses.dataclass(frozen=True)(cls)
 
 
-def _within(value: float, spec: str) -> bool:
+# Integer options where 0 means something (no warm-up, no traces, W_pos's row 0, layer 0, a seed);
+# every other integer option with a positive default is a size or a count and must be >= 1.
+ZERO_MEANS = frozenset({
+    "seed", "warmup_steps", "synthetic_steps", "first_position", "n_generate", "generate", "n_traces", "traces",
+    "layer", "neuron", "key_layer", "patch_point", "pos_pcs", "truncate_at",
+})
+FRACTION_WORDS = ("threshold", "frac", "fraction", "share", "quantile", "r2")
+
+
+def implied_range(name: str, default) -> str | None:
+    """The range of an option that declares none, from its name and default, as the CLI's flags, the
+    report's ``--set`` and Options built in Python all take it: an integer with a positive default is a
+    size or a count (>= 1; >= 0 where :data:`ZERO_MEANS` says 0 means something, or the default is 0); a
+    float named like a threshold or fraction with a default in [0, 1] lies in [0, 1], another with a
+    positive default is >= 0. A negative default (a position from the end), a bool or None implies none.
+
+    >>> implied_range("n_seq", 8), implied_range("n_traces", 6), implied_range("threshold", 0.2)
+    ('[1, inf)', '[0, inf)', '[0, 1]')
+    """
+    if isinstance(default, bool) or not isinstance(default, (int, float)) or default < 0:
+        return None
+    if isinstance(default, int):
+        return "[0, inf)" if default == 0 or name in ZERO_MEANS else "[1, inf)"
+    if any(w in name for w in FRACTION_WORDS) and default <= 1:
+        return "[0, 1]"
+    return "[0, inf)" if default > 0 else None
+
+
+def field_range(f: dataclasses.Field) -> str | None:
+    """An Options field's range: its ``metadata["range"]``, else :func:`implied_range`."""
+    return f.metadata.get("range") or implied_range(f.name, None if f.default is dataclasses.MISSING else f.default)
+
+
+def within(value: float, spec: str) -> bool:
     """Whether ``value`` lies in the interval ``spec`` ("[2, inf)", "(0, 1]").
 
-    >>> _within(1, "(1, inf)"), _within(1, "[1, inf)")
+    >>> within(1, "(1, inf)"), within(1, "[1, inf)")
     (False, True)
     """
     lo, hi = (float(x) for x in spec[1:-1].split(","))

@@ -160,43 +160,31 @@ def parse_ints(spec: str | None, what: str, example: str = "0,5", items: str = "
 
 # ---- option ranges ---------------------------------------------------------------------------
 
-# Integer options where 0 is meaningful (no warm-up, no text windows, position 0, ...); every
-# other plain integer option with a positive default is a size or a count and must be >= 1.
-ZERO_ALLOWED = frozenset({
-    "--seed", "--warmup-steps", "--synthetic-steps", "--first-position", "--generate",
-    "--traces", "--layer", "--neuron", "--key-layer", "--patch-point", "--pos-pcs", "--truncate-at",
-})
-FRACTION_WORDS = ("threshold", "frac", "fraction", "share")
-
-
 def bound_numeric_options(cmd: click.Command) -> click.Command:
     """Give every plain INT/FLOAT option of ``cmd`` (and its sub-commands) a range, so a zero,
-    negative or out-of-range size is refused while parsing, before any work starts.
-
-    Sizes and counts (an integer option with a positive default, or no default) must be
-    >= 1; the options in :data:`ZERO_ALLOWED` and those whose default is 0, >= 0; an option with a negative default (a
-    position counted from the end) is left free. A float option named like a threshold or
-    fraction with a default in [0, 1] must lie in [0, 1]; other floats with a positive
-    default must be >= 0. Options declared with their own range keep it.
+    negative or out-of-range size is refused while parsing, before any work starts: the range
+    :func:`poslens.options.implied_range` gives its name (any of its spellings) and default, the
+    one Options built in Python and the report's ``--set`` hold too. An option without a default
+    is a size (an integer >= 1, or >= 0 where 0 means something; a float >= 0). Options declared
+    with their own range keep it.
 
     >>> cmd = bound_numeric_options(click.Command("x", params=[click.Option(["--n"], default=3, type=int)]))
     >>> cmd.params[0].type
     <IntRange x>=1>
     """
+    from ..options import ZERO_MEANS, implied_range
+    from .options import _interval
+
     for p in cmd.params:
         if not isinstance(p, click.Option) or p.type not in (click.INT, click.FLOAT) or p.multiple:
             continue
-        name = max(p.opts, key=len)
-        default = p.default if not callable(p.default) else None
-        if p.type is click.INT:
-            if isinstance(default, int) and default < 0:
-                continue
-            zero = default == 0 or any(o in ZERO_ALLOWED for o in p.opts)  # under any of its spellings
-            p.type = click.IntRange(min=0 if zero else 1)
-        elif any(w in name for w in FRACTION_WORDS) and isinstance(default, (int, float)) and 0 <= default <= 1:
-            p.type = click.FloatRange(0.0, 1.0)
-        elif default is None or (isinstance(default, (int, float)) and default > 0):
-            p.type = click.FloatRange(min=0.0)
+        names = [o.lstrip("-").replace("-", "_") for o in p.opts]
+        name = next((n for n in names if n in ZERO_MEANS), max(names, key=len))
+        default = p.default if isinstance(p.default, (int, float)) else None  # click marks "none given" its own way
+        integer = p.type is click.INT
+        spec = implied_range(name, default) if default is not None else implied_range(name, 1) if integer else "[0, inf)"
+        if spec:
+            p.type = _interval(spec, integer=integer)
     for sub in getattr(cmd, "commands", {}).values():
         bound_numeric_options(sub)
     return cmd

@@ -17,6 +17,8 @@ import math
 
 import click
 
+from ..options import field_range
+
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 _WORDS = {int: ("integers", "1,2,3"), float: ("numbers", "0.1,1,10"), str: ("names", "a,b")}
 
@@ -94,8 +96,8 @@ def options_flags(cls, skip: tuple[str, ...] = (), aliases: dict[str, str] | Non
                 default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
                 choices = f.metadata.get("choices")
                 kind = click.Choice(choices) if choices else _type(f)
-                if "range" in f.metadata:
-                    kind = _interval(f.metadata["range"], integer=_type(f) is int)
+                if not choices and (spec := field_range(f)) and _type(f) in (int, float):
+                    kind = _interval(spec, integer=_type(f) is int)
                 fn = click.option(flag, *extra, dest + f.name, type=kind, default=default, show_default=True,
                                   help=help_)(fn)
         return fn

@@ -36,7 +36,7 @@ from ..code_version import code_version
 from ..harvest import Harvest, Harvester
 from ..errors import CorpusError, InvalidInputError, NotApplicableError, PoslensError, suggest
 from ..io import atomic_write_text, writable_dir
-from ..options import listed
+from ..options import implied_range, listed, within
 from ..results import Result, canonical, to_jsonable
 
 CACHE_FORMAT = "poslens-report-cache"
@@ -93,11 +93,6 @@ class Stage:
         return opts
 
 
-_FRACTION_WORDS = ("threshold", "frac", "fraction", "share", "quantile", "r2")
-# Counts with a positive default where 0 means something, as the commands' flags take it (--traces 0,
-# --generate 0, --first-position 0; cli.common.ZERO_ALLOWED): no traces, no tokens generated, W_pos's row 0
-_ZERO_OK = frozenset({"n_traces", "n_generate", "first_position"})
-
 # What an option whose default is None ("unset: the analysis chooses") takes once it is set, by
 # the option's name; without this any JSON value reached the analysis and failed there, deep down.
 _UNSET_LIKE = {"corpus": "", "prefix": "", "layers": [0], "neurons": [0], "key_layer": 0, "batch_size": 1,
@@ -106,9 +101,8 @@ _UNSET_LIKE = {"corpus": "", "prefix": "", "layers": [0], "neurons": [0], "key_l
 
 def check_option(stage: str, key: str, default, value):
     """``value`` for ``stage.key`` if it has the default's type and a sensible range, else
-    InvalidInputError: an int where the default is an int (>= 1 when the default is
-    positive, >= 0 when it is 0 or 0 means something, :data:`_ZERO_OK`), a finite number
-    where it is a float (in [0, 1] for thresholds, fractions and R² values), a bool for a
+    InvalidInputError: an int where the default is an int, a finite number where it is a float
+    (each in the range :func:`poslens.options.implied_range` gives, as the flags take it), a bool for a
     bool, a string for a string, a list or JSON object of such for a list or object. An option whose default is None takes null
     or, where :data:`_UNSET_LIKE` names its type, a value of that type. A ``corpus`` must be a
     readable, non-empty text file.
@@ -176,17 +170,14 @@ def _checked(stage: str, key: str, default, value, shown):
     if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("expected an integer")
-        floor = 1 if default > 0 and key not in _ZERO_OK else 0
-        if value < floor and default >= 0:
-            raise bad(f"must be >= {floor}")
+        if (spec := implied_range(key, default)) and not within(value, spec):
+            raise bad(f"must lie in {spec}")
         return value
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise bad("expected a finite number")
-        if any(w in key for w in _FRACTION_WORDS) and 0 <= default <= 1 and not 0 <= value <= 1:
-            raise bad("must lie in [0, 1]")
-        if default > 0 and value < 0:
-            raise bad("must be >= 0")
+        if (spec := implied_range(key, default)) and not within(value, spec):
+            raise bad(f"must lie in {spec}")
         return float(value)
     if isinstance(default, str):
         if isinstance(value, (int, float)) and not isinstance(value, bool):

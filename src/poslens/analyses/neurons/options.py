@@ -32,7 +32,7 @@ class Options:
     corpus: str | None = field(default=None, metadata={"help": "text file for top activating examples"})
     n_seq: int = field(default=32, metadata={"help": "corpus windows searched for top examples"})
     seq_len: int = field(default=256, metadata={"help": "tokens per window (capped at n_ctx)"})
-    k_examples: int = field(default=20, metadata={"help": "top activating examples kept"})
+    k_examples: int = field(default=20, metadata={"help": "top activating examples kept (0: none)", "range": "[0, inf)"})
     uniform_heads: list[tuple[int, int]] | None = field(default=None, metadata={
         "help": "heads the study approximates by the mean over earlier positions (default: detected)"})
     seed: int = field(default=0, metadata={"help": "random seed of token samples and windows"})
@@ -40,15 +40,13 @@ class Options:
     n_scale_tokens: int = field(default=2048, metadata={"help": "tokens sampled for the LayerNorm-scale study"})
     fit_from: int = field(default=1, metadata={"help": "first position of the linear PVO fits"})
     combined_from: int = field(default=200, metadata={"help": "position after which the combined curve is averaged"})
-    max_curves: int = field(default=16, metadata={"help": "PVO curves kept in the result"})
-    context_before: int = field(default=24, metadata={"help": "tokens shown before a top example"})
-    context_after: int = field(default=4, metadata={"help": "tokens shown after a top example"})
+    max_curves: int = field(default=16, metadata={"help": "PVO curves kept in the result", "range": "[0, inf)"})
+    context_before: int = field(default=24, metadata={"help": "tokens shown before a top example", "range": "[0, inf)"})
+    context_after: int = field(default=4, metadata={"help": "tokens shown after a top example", "range": "[0, inf)"})
     prepend_bos: bool = field(default=True, metadata={"help": "start the text and corpus windows with BOS"})
     batch_size: int = field(default=8, metadata={"help": "sequences per forward pass"})
 
     def __post_init__(self) -> None:
         check_choices(self)
-        if self.threshold < 0 or self.top_k < 1 or self.k_examples < 0 or self.max_curves < 0:
-            raise InvalidInputError("threshold must be >= 0, top_k >= 1, k_examples and max_curves >= 0")
         if self.mlp_scale is not None and not self.mlp_scale > 0:
             raise InvalidInputError(f"--mlp-scale must be positive; got {self.mlp_scale}")
