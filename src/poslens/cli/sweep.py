@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidInputError
-from .common import forget_stale, json_option, model_option, out_dir, out_option, parse_ints
+from .common import forget_stale, json_option, model_option, out_dir, out_option_with, parse_ints
 
 
 def _overrides(items) -> dict:
@@ -39,8 +39,10 @@ def _overrides(items) -> dict:
               help="Ray cluster: auto (this machine's), HOST:PORT of the head, or local (start one here).")
 @click.option("--penalty", type=click.FloatRange(0, min_open=True), default=None, help="Change-point penalty factor beta (default 3).")
 @click.option("--no-page", is_flag=True, help="Tables only: no sweep.html or PNGs.")
-@click.option("--list", "list_only", is_flag=True, help="List the revisions the sweep would visit, and exit.")
-@out_option
+@click.option("--list", "list_only", is_flag=True,
+              help="List the revisions the sweep would visit, and exit (with --json: a JSON list).")
+@out_option_with("Directory for sweep.json, tables/, sweep.html and the cell store (created; "
+                 "default: poslens-out/sweep).")
 @json_option
 def sweep_cmd(model, revs, every, log_n, analyses, sets, executor, jobs, address, penalty, no_page, list_only, out,
               as_json):

@@ -75,7 +75,8 @@ def _opt(*decls: str, **kw):
       help="Autocast dtype; bfloat16 is faster only on GPUs and CPUs with bf16 instructions (AVX512-BF16, AMX): on others it is emulated, several times slower.")
 @_opt("--device")
 @click.option("--stop-at", type=int, default=None,
-              help="Checkpoint and stop once the run reaches this step (run again to continue).")
+              help="Checkpoint and stop once the run reaches this step: a stage of a curriculum. A run already there "
+                   "trains nothing, one past it is refused; continue with a later --stop-at, or none.")
 def train_cmd(corpus, out, stop_at, **opts):
     """Train a GPT-2 (learned positions, pre-LN, gelu_new, tied unembedding); resumes from OUT if interrupted.
 

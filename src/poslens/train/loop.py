@@ -301,7 +301,8 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
 
     ``stop_after`` ends the run early after that many steps in this call (for tests of
     resuming); ``stop_at`` once the run reaches that step (to train in stages with
-    different options, exactly reproducibly). Both checkpoint and export first.
+    different options, exactly reproducibly; a run already at ``stop_at`` trains nothing,
+    one past it is refused). Both checkpoint and export first.
     """
     cfg = dataclasses.replace(cfg, corpus=[str(c) for c in listed(cfg.corpus)])  # one file given alone: not its letters
     check_options(cfg)
