@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 def load_result(source: str | Path | dict[str, Any]) -> Result:
     """A saved result (its JSON file, e.g. ``result.json`` or ``Result.save``'s, or the dict) as
     the typed result its ``kind`` names, so its figures can be drawn again without recomputing.
+    NaN (written ``null``) and +-inf (written ``"Infinity"`` / ``"-Infinity"``) come back as floats.
 
     >>> r = load_result("poslens-out/helix/result.json")     # doctest: +SKIP
     >>> from poslens.viz.helix import figures                 # doctest: +SKIP
