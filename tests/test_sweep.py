@@ -310,6 +310,23 @@ def test_an_infinite_metric_stays_infinite_through_the_store(run_dir, tmp_path, 
                parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
 
 
+def test_cli_json_of_an_infinite_metric_is_strict_json(run_dir, tmp_path, monkeypatch):
+    # sweep --json printed json.dumps of the raw result: an infinite metric came out as a bare Infinity,
+    # which no strict JSON reader takes, where sweep.json and the tables hold the string "Infinity"
+    import dataclasses
+
+    from poslens.sweep import cells
+
+    helix = cells.ANALYSES["helix"]
+    monkeypatch.setitem(cells.ANALYSES, "helix", dataclasses.replace(
+        helix, fn=lambda w, opts: {**helix.fn(w, opts), "helix_period": math.inf}))
+    r = _cli("sweep", "-m", str(run_dir), "--revisions", "0,10", "-a", "helix", "--executor", "serial",
+             "--no-page", "--json", "-o", str(tmp_path / "o"))
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert [row["value"] for row in d["metrics"]["helix_period"]["rows"]] == ["Infinity", "Infinity"]
+
+
 def test_cli_a_sweep_with_some_failed_cells_exits_1_and_keeps_the_others(run_dir, tmp_path):
     # helix.k=1000 fails every helix cell; the heads cells finish. It exited 0, as if the sweep were whole
     out = tmp_path / "o"

@@ -93,7 +93,11 @@ def sweep_cmd(model, revs, every, log_n, analyses, sets, executor, jobs, address
     forget_stale(d, [Path(f) for f in res["files"]])
     r = res["run"]
     if as_json:
-        click.echo(json.dumps({k: v for k, v in res.items() if k != "fingerprints"}, indent=1, default=str))
+        from ..results import to_jsonable
+
+        # strict JSON, as sweep.json: an infinite metric is "Infinity", NaN null (json.dumps wrote bare Infinity/NaN)
+        click.echo(json.dumps(to_jsonable({k: v for k, v in res.items() if k != "fingerprints"}), indent=1,
+                              default=str, allow_nan=False))
         _exit_if_failed(r)
         return
     click.echo(f"{r['cells']} cells: {r['computed']} computed, {r['cached']} from the store, {len(r['failed'])} failed")
