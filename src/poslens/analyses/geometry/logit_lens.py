@@ -8,8 +8,9 @@ divergence from the model's own (last-point) distribution and the rank of the mo
 final top-1 token. At the last point the lens *is* the model's output. Greedy generation
 records the top-k logits of every step.
 
-The lens needs the unembedding W_U, which GPT-2 ties to the token embedding ``wte``; a
-checkpoint without ``wte`` cannot run it and says so (MissingTensorError). The slides'
+The lens needs the unembedding W_U, which GPT-2 ties to the token embedding ``wte`` (an untied
+checkpoint stores its own, ``lm_head.weight``); a checkpoint without it cannot run the lens and
+says so (MissingTensorError). The slides'
 entropies are compared in :mod:`poslens.claims.dissecting_the_frog.geometry`.
 
 >>> from poslens.models import load_weights, open_checkpoint

@@ -1,4 +1,5 @@
-"""GPT-2 (and the Stanford CRFM runs): Conv1D layout [in, out], fused c_attn, tied unembedding."""
+"""GPT-2 (and the Stanford CRFM runs): Conv1D layout [in, out], fused c_attn, tied unembedding
+(``lm_head.weight`` where ``tie_word_embeddings`` is false)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ class GPT2(Family):
     name = "gpt2"
     model_types = ("gpt2",)
     prefixes = ("transformer.",)
-    description = "GPT-2: learned positions, LayerNorm, GELU, fused QKV (Conv1D), tied unembedding"
+    description = "GPT-2: learned positions, LayerNorm, GELU, fused QKV (Conv1D), tied unembedding (unless configured untied)"
 
     def config(self, hf: dict[str, Any], source: str) -> ModelConfig:
         try:
