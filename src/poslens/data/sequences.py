@@ -65,6 +65,13 @@ def _prefix(body: torch.Tensor, bos: int | None) -> torch.Tensor:
     return torch.cat([torch.full((body.shape[0], 1), int(bos), dtype=torch.long), body], 1)
 
 
+def _draw_from(n_seq, seq_len, vocab, seed, exclude, bos) -> tuple[torch.Tensor, int, torch.Generator]:
+    """The ids to draw from, the length less the BOS column and the seeded generator, once the sizes are checked."""
+    if n_seq < 1 or seq_len < 2 + (bos is not None):
+        raise InvalidInputError(f"need n_seq >= 1 and seq_len >= {2 + (bos is not None)}; got {n_seq}, {seq_len}")
+    return token_pool(vocab, [*exclude, bos]), seq_len - (bos is not None), torch.Generator().manual_seed(int(seed))
+
+
 def repeated_tokens(
     n_seq: int,
     seq_len: int,
@@ -79,14 +86,10 @@ def repeated_tokens(
     the second half has exactly one earlier copy, ``h`` positions back, and no query in
     the first half has one. ``seq_len`` counts the BOS column when ``bos`` is given.
     """
-    if n_seq < 1 or seq_len < 2 + (bos is not None):
-        raise InvalidInputError(f"need n_seq >= 1 and seq_len >= {2 + (bos is not None)}; got {n_seq}, {seq_len}")
-    pool = token_pool(vocab, [*exclude, bos])
-    L = seq_len - (bos is not None)
+    pool, L, g = _draw_from(n_seq, seq_len, vocab, seed, exclude, bos)
     h = (L + 1) // 2
     if pool.numel() < h:
         raise InvalidInputError(f"{h} distinct tokens needed per half but only {pool.numel()} are available")
-    g = torch.Generator().manual_seed(int(seed))
     firsts = torch.stack([pool[torch.randperm(pool.numel(), generator=g)[:h]] for _ in range(n_seq)])
     body = torch.cat([firsts, firsts[:, : L - h]], 1)
     return _prefix(body, bos)
@@ -106,14 +109,10 @@ def sampled_tokens(
     With few distinct ids most queries have several earlier copies at spread-out
     distances (geometric with mean ``n_distinct``), which is what a decay profile needs.
     """
-    if n_seq < 1 or seq_len < 2 + (bos is not None):
-        raise InvalidInputError(f"need n_seq >= 1 and seq_len >= {2 + (bos is not None)}; got {n_seq}, {seq_len}")
-    pool = token_pool(vocab, [*exclude, bos])
+    pool, L, g = _draw_from(n_seq, seq_len, vocab, seed, exclude, bos)
     k = min(int(pool.numel() if n_distinct is None else n_distinct), pool.numel())
     if k < 1:
         raise InvalidInputError("n_distinct must be >= 1")
-    g = torch.Generator().manual_seed(int(seed))
-    L = seq_len - (bos is not None)
     rows = []
     for _ in range(n_seq):
         ids = pool[torch.randperm(pool.numel(), generator=g)[:k]]

@@ -41,6 +41,16 @@ def layer_norm(t: dict[str, Src], tl: str, hf: str) -> None:
     t[tl + ".w"], t[tl + ".b"] = Src((hf + ".weight",), same), Src((hf + ".bias",), same)
 
 
+def mlp(t: dict[str, Src], tl: str, w_in: str, w_out: str, cfg, fn: Callable[..., torch.Tensor] = same,
+        bias: bool = True) -> None:
+    """TransformerLens ``{tl}.W_in`` / ``b_in`` / ``W_out`` / ``b_out`` as the stored ``{w_in}`` and ``{w_out}``
+    ``.weight`` (read through ``fn``) and ``.bias`` (zeros where the checkpoint keeps none, ``bias`` False)."""
+    t[tl + ".W_in"] = Src((w_in + ".weight",), fn)
+    t[tl + ".b_in"] = stored_or_zeros(bias, w_in + ".bias", same, cfg.d_mlp)
+    t[tl + ".W_out"] = Src((w_out + ".weight",), fn)
+    t[tl + ".b_out"] = stored_or_zeros(bias, w_out + ".bias", same, cfg.d_model)
+
+
 def linear_in(heads: int, d_head: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """nn.Linear weight [heads * d_head, d_model] -> [heads, d_model, d_head]."""
     return lambda w: w.T.reshape(w.shape[1], heads, d_head).permute(1, 0, 2).contiguous()

@@ -7,7 +7,7 @@ from typing import Any
 
 from ...errors import CorruptCheckpointError
 from ..config import ModelConfig
-from .base import Family, Src, layer_norm, same, zeros
+from .base import Family, Src, layer_norm, mlp, same, zeros
 
 
 class GPT2(Family):
@@ -50,9 +50,7 @@ class GPT2(Family):
             t[p + "attn.W_O"] = Src((h + "attn.c_proj.weight",), lambda w: w.reshape(H, dh, d))
             t[p + "attn.b_O"] = Src((h + "attn.c_proj.bias",), same)
             layer_norm(t, p + "ln2", h + "ln_2")
-            t[p + "mlp.W_in"], t[p + "mlp.b_in"] = Src((h + "mlp.c_fc.weight",), same), Src((h + "mlp.c_fc.bias",), same)
-            t[p + "mlp.W_out"] = Src((h + "mlp.c_proj.weight",), same)
-            t[p + "mlp.b_out"] = Src((h + "mlp.c_proj.bias",), same)
+            mlp(t, p + "mlp", h + "mlp.c_fc", h + "mlp.c_proj", cfg)
         layer_norm(t, "ln_final", "ln_f")
         t["unembed.W_U"] = Src(("wte.weight",) if cfg.tied_embeddings else ("lm_head.weight",), lambda w: w.T)
         t["unembed.b_U"] = zeros(cfg.d_vocab)

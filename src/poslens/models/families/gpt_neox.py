@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import ModelConfig
-from .base import Family, Src, layer_norm, linear_out, need, rope, same, stored_or_zeros, zeros
+from .base import Family, Src, layer_norm, linear_out, mlp, need, rope, same, stored_or_zeros, zeros
 
 P = "gpt_neox."
 
@@ -49,10 +49,7 @@ class GPTNeoX(Family):
             t[p + "attn.W_O"] = Src((h + "attention.dense.weight",), linear_out(H, dh))
             t[p + "attn.b_O"] = stored_or_zeros(cfg.out_bias, h + "attention.dense.bias", same, d)
             layer_norm(t, p + "ln2", h + "post_attention_layernorm")
-            t[p + "mlp.W_in"] = Src((h + "mlp.dense_h_to_4h.weight",), lambda w: w.T)
-            t[p + "mlp.b_in"] = Src((h + "mlp.dense_h_to_4h.bias",), same)
-            t[p + "mlp.W_out"] = Src((h + "mlp.dense_4h_to_h.weight",), lambda w: w.T)
-            t[p + "mlp.b_out"] = Src((h + "mlp.dense_4h_to_h.bias",), same)
+            mlp(t, p + "mlp", h + "mlp.dense_h_to_4h", h + "mlp.dense_4h_to_h", cfg, lambda w: w.T)
         layer_norm(t, "ln_final", P + "final_layer_norm")
         t["unembed.W_U"] = Src((P + "embed_in.weight",) if cfg.tied_embeddings else ("embed_out.weight",), lambda w: w.T)
         t["unembed.b_U"] = zeros(cfg.d_vocab)

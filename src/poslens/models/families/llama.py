@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import ModelConfig
-from .base import Family, Src, grouped, linear_in, linear_out, need, per_head, read, rope, same, stored_or_zeros, zeros
+from .base import Family, Src, grouped, linear_in, linear_out, mlp, need, per_head, read, rope, same, stored_or_zeros, zeros
 
 P = "model."
 
@@ -67,10 +67,7 @@ class Llama(Family):
             t[p + "ln2.w"], t[p + "ln2.b"] = Src((h + "post_attention_layernorm.weight",), same), zeros(d)
             t[p + "mlp.W_gate"] = Src((h + "mlp.gate_proj.weight",), lambda w: w.T)
             t[p + "mlp.b_gate"] = stored_or_zeros(cfg.mlp_bias, h + "mlp.gate_proj.bias", same, m)
-            t[p + "mlp.W_in"] = Src((h + "mlp.up_proj.weight",), lambda w: w.T)
-            t[p + "mlp.b_in"] = stored_or_zeros(cfg.mlp_bias, h + "mlp.up_proj.bias", same, m)
-            t[p + "mlp.W_out"] = Src((h + "mlp.down_proj.weight",), lambda w: w.T)
-            t[p + "mlp.b_out"] = stored_or_zeros(cfg.mlp_bias, h + "mlp.down_proj.bias", same, d)
+            mlp(t, p + "mlp", h + "mlp.up_proj", h + "mlp.down_proj", cfg, lambda w: w.T, cfg.mlp_bias)
         t["ln_final.w"], t["ln_final.b"] = Src((P + "norm.weight",), same), zeros(d)
         t["unembed.W_U"] = Src((P + "embed_tokens.weight",) if cfg.tied_embeddings else ("lm_head.weight",), lambda w: w.T)
         t["unembed.b_U"] = zeros(cfg.d_vocab)

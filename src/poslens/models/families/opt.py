@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import ModelConfig
-from .base import Family, Src, layer_norm, linear_in, linear_out, need, per_head, same, stored_or_zeros, zeros
+from .base import Family, Src, layer_norm, linear_in, linear_out, mlp, need, per_head, same, stored_or_zeros, zeros
 
 OFFSET = 2  # OPTLearnedPositionalEmbedding adds 2 to every position id
 D = "model.decoder."
@@ -57,10 +57,7 @@ class OPT(Family):
             t[p + "attn.W_O"] = Src((h + "self_attn.out_proj.weight",), linear_out(H, dh))
             t[p + "attn.b_O"] = stored_or_zeros(cfg.out_bias, h + "self_attn.out_proj.bias", same, d)
             layer_norm(t, p + "ln2", h + "final_layer_norm")
-            t[p + "mlp.W_in"] = Src((h + "fc1.weight",), lambda w: w.T)
-            t[p + "mlp.b_in"] = stored_or_zeros(cfg.mlp_bias, h + "fc1.bias", same, cfg.d_mlp)
-            t[p + "mlp.W_out"] = Src((h + "fc2.weight",), lambda w: w.T)
-            t[p + "mlp.b_out"] = stored_or_zeros(cfg.mlp_bias, h + "fc2.bias", same, d)
+            mlp(t, p + "mlp", h + "fc1", h + "fc2", cfg, lambda w: w.T, cfg.mlp_bias)
         if cfg.final_norm:
             layer_norm(t, "ln_final", D + "final_layer_norm")
         unembed = embed if cfg.tied_embeddings else ("lm_head.weight",)
