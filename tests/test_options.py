@@ -152,3 +152,12 @@ def test_every_numeric_option_holds_one_range_from_python_the_cli_and_set(cls):
             with pytest.raises(InvalidInputError, match=re.escape(f"must lie in {spec}")):
                 check_option("stage", f.name, f.default, type(f.default)(below))
             assert implied_range(f.name, f.default) == spec
+
+
+def test_zero_is_taken_where_it_means_none():
+    from poslens.analyses.causal.options import AblationOptions
+    from poslens.analyses.neurons import Options as Neurons
+
+    # no random baseline, no examples, no curves, no context: the analyses always took these from Python
+    assert AblationOptions(n_baseline=0).n_baseline == 0
+    assert Neurons(k_examples=0, max_curves=0, context_before=0, context_after=0).k_examples == 0

@@ -42,7 +42,8 @@ class AblationOptions:
     position: int = field(default=-1, metadata={"help": "position the neuron/logit/readout metrics read"})
     n_seq: int = field(default=16, metadata={"help": "sequences"})
     seq_len: int = field(default=128, metadata={"help": "tokens per sequence (capped at n_ctx)"})
-    n_baseline: int = field(default=10, metadata={"help": "random ablations of the same size"})
+    n_baseline: int = field(default=10, metadata={"help": "random ablations of the same size (0: none)",
+                                                  "range": "[0, inf)"})
     prepend_bos: bool = field(default=True, metadata={"help": "prepend BOS"})
     batch_size: int | None = field(default=None, metadata={"help": "sequences per forward pass (default: all)"})
     seed: int = field(default=0, metadata={"help": "random seed"})
