@@ -124,3 +124,16 @@ def test_cache_key_covers_every_module_a_stage_imports_and_the_version(monkeypat
     CV.code_version.cache_clear()
     assert O.code_fingerprint((st.run.__module__,)) != key
     CV.code_version.cache_clear()
+
+
+def test_a_head_given_to_one_duplicate_section_leaves_the_other_its_premise():
+    # --set dup_neurons.head=0.1 on a model without a duplicate-token head also lifted causal_dup_neurons'
+    # premise check, and that section then failed (ValueError: max() arg is an empty sequence)
+    ctx = O.Context("tiny", size="quick")
+    stages = {st.name: st for st in default_stages()}
+    ctx.overrides = {"dup_neurons": {"head": "0.1"}}
+    assert stages["dup_neurons"].supports(ctx) is None
+    assert stages["causal_dup_neurons"].supports(ctx).startswith("premise absent")
+    ctx.overrides = {"causal_dup_neurons": {"heads": "0.1"}}
+    assert stages["causal_dup_neurons"].supports(ctx) is None
+    assert stages["dup_neurons"].supports(ctx).startswith("premise absent")

@@ -63,9 +63,8 @@ def _dup_heads(ctx, opts) -> list[int]:
 def _dup_premise(ctx) -> str | None:
     from .stage_duplicate import premise
 
-    if (getattr(ctx, "overrides", None) or {}).get("causal_dup_neurons", {}).get("heads", "profile") != "profile":
-        return None
-    return premise(ctx)
+    # this section's own heads decide, not dup_neurons': --set dup_neurons.head=0.1 left it without a premise
+    return premise(ctx, "causal_dup_neurons", "heads")
 
 
 def _run_dup(ctx, opts):

@@ -57,10 +57,11 @@ def chosen_head(ctx, head) -> tuple[int, int] | None:
     return int(layer), int(h)
 
 
-def premise(ctx) -> str | None:
-    """Why a duplicate-head section cannot run on this model (the profile has no such head), or None."""
+def premise(ctx, stage: str = "dup_neurons", key: str = "head") -> str | None:
+    """Why a duplicate-head section cannot run on this model (the profile has no such head), or None:
+    None too where ``--set STAGE.KEY`` names the head(s) that section reads instead of the profile's."""
 
-    if (getattr(ctx, "overrides", None) or {}).get("dup_neurons", {}).get("head", "profile") != "profile":
+    if (getattr(ctx, "overrides", None) or {}).get(stage, {}).get(key, "profile") != "profile":
         return None
     p = profile_for(ctx)
     if p.duplicate_head is not None or p.duplicate_token_heads:
