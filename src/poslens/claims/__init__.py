@@ -76,7 +76,12 @@ def model_kind(cfg, label: str = "") -> tuple[str, ...]:
 
 def read_field(d: Any, path: str) -> Any:
     """``read_field(result_dict, "runs.random_tokens.sink_share")``: dict keys, list indices, or the
-    list item whose ``name`` / ``head`` / ``inputs`` equals the step."""
+    list item whose ``name`` / ``head`` / ``inputs`` equals the step. ``"a - b"`` reads the difference
+    of two numeric fields (a claim about a gain or an excess over chance), None if either is missing."""
+    if " - " in path:
+        a, b = (read_field(d, p.strip()) for p in path.split(" - ", 1))
+        ok = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+        return a - b if ok else None
     for step in path.split("."):
         if isinstance(d, dict):
             if step not in d:
