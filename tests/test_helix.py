@@ -309,8 +309,9 @@ def test_real_gpt2_small_published_figures(partial_ckpt):
     assert len(checks) >= 10
     assert r.ode_smoothed.r2 > 0.8 and r.truncations["late"].ode.r2 > 0.85
     assert r.short_period.share < 0.005  # a smooth helix: neighbours are not told apart by W_pos
-    # printed beside the published 0.15%, to as many decimals
-    assert any(line.startswith("0.15% of the variance") for line in H.summarize(r)), H.summarize(r)
+    # printed beside our own GPT-2 small reference (0.15%; no source study gives this figure), to as many decimals
+    line = next(line for line in H.summarize(r) if line.startswith("0.15% of the variance"))
+    assert "not a published figure" in line  # the helix post and the slides give no such share
 
 
 # ----------------------------------------------------------------------------- several models, sweeps, CLI, report
