@@ -36,3 +36,18 @@ def test_tokens_away_claim_compares_with_chance():
     assert _verdict(_helix_dict(0.91, 0.95, 0.001, 3 / 768), helix_post.TOKENS_AWAY) is True
     assert _verdict(_helix_dict(0.91, 0.95, 0.02, 3 / 768), helix_post.TOKENS_AWAY) is False
     assert _verdict(_helix_dict(0.91, 0.95), helix_post.TOKENS_AWAY) is None  # no W_E: not measured
+
+
+def test_check_agrees_with_the_helix_rows_on_real_gpt2(partial_ckpt):
+    # claims.check(helix_post.CLAIMS, result) and with_published's rows judge the same claims the same way
+    from poslens.analyses.helix import helix
+    from poslens.claims.attach import with_published
+    from poslens.models import load_weights
+
+    w = load_weights(partial_ckpt)
+    r = with_published(helix(w), w)
+    rows = {c.claim: c.reproduced for c in r.checks if c.claim}
+    checked = [k for k in C.check(helix_post.CLAIMS, r, C.model_kind(w.cfg, w.label)) if k.holds is not None]
+    assert {k.claim.id for k in checked} >= {"helix.top3_share", "helix.truncation_gain"}
+    for k in checked:
+        assert k.holds == rows[k.claim.id], (k.claim.id, k.ours)
