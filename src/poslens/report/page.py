@@ -332,9 +332,11 @@ def render_model_page(rep, index_href: str | None = None) -> str:
     for o in [o for o in rep.outcomes if o in ran or o in premise]:
         if o in premise:
             reason = o.reason.replace("; see the model profile for what was measured", "")
+            # the profile's section exists only when it ran; failed, it is listed under "Not in this report"
+            where = ('<a href="#profile">The model profile</a> shows what was measured instead.'
+                     if "profile" in sections else "The model profile did not finish (see the summary).")
             h.append(f'<h2 id="{esc(o.name)}">{esc(o.title)} {_badge(o.status)}</h2>'
-                     f'<p class="premise">{esc(reason[0].upper() + reason[1:])}. '
-                     '<a href="#profile">The model profile</a> shows what was measured instead.</p>')
+                     f'<p class="premise">{esc(reason[0].upper() + reason[1:])}. {where}</p>')
             continue
         res = o.result or {}
         h.append(f'<h2 id="{esc(o.name)}">{esc(o.title)} {_badge(o.status)}</h2>')
