@@ -313,6 +313,8 @@ def test_report_quick_runs_and_skips_with_reasons(family_dirs, tmp_path, name):
         assert "no learned position table" in outcomes["helix"].reason
     page = (tmp_path / "rep" / "report.html").read_text()
     assert "not applicable" in page or name in LEARNED
+    # the header reads the family's own config names, not GPT-2's n_layer/n_head/n_embd
+    assert f"{name} · 2 layers × 4 heads, d_model 32, n_ctx 128, vocab 4096" in page, page[page.find("<h1>"):][:400]
 
 
 def test_poslens_models_lists_the_families():

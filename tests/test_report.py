@@ -698,3 +698,18 @@ def test_one_model_or_stage_given_as_a_string_is_one_name(tmp_path):
     with pytest.raises(UnknownModelError, match="unknown model 'nomodel'"):
         build_report("nomodel", tmp_path / "out")
     assert [s.name for s in select_stages(default_stages(), only="helix")] == ["helix"]  # "no report stage named 'h'"
+
+
+def test_a_premise_section_links_to_the_profile_only_when_the_profile_has_a_section(tmp_path):
+    from poslens.report.orchestrate import ModelReport, Outcome
+    from poslens.report.page import render_model_page
+
+    premise = Outcome(name="dup_neurons", title="Positional neurons", status="skipped",
+                      reason="premise absent: the model profile finds no duplicate-token head")
+    for profile_status, linked in (("done", True), ("failed", False)):
+        profile = Outcome(name="profile", title="Model profile", status=profile_status, result={}, reason="boom")
+        rep = ModelReport(model="m", spec="m", fingerprint="f", config={}, size="quick", outcomes=[profile, premise],
+                          seconds=1.0, passes=[], out=tmp_path)
+        page = render_model_page(rep)
+        # a failed profile has no section: its link led nowhere
+        assert ('href="#profile"' in page) is linked and ('id="profile"' in page) is linked, profile_status

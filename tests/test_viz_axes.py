@@ -655,3 +655,30 @@ def test_the_profile_png_of_any_model_is_a_sane_size(layers, heads, monkeypatch,
         fig.canvas.draw()
         boxes = [t.get_window_extent() for t in labels]
         assert not any(_overlap(a, b, tol=0.5) for a, b in zip(boxes, boxes[1:])), (layers, heads)
+
+
+@pytest.mark.parametrize("model", ["tiny-attn (random weights, seed 0)", "/data/checkpoints/run-17/step-40000"])
+def test_a_long_model_name_wraps_its_title_inside_the_figure(model, tmp_path):
+    """A title naming a long model ran off a half-width report card (plotly clips, never wraps):
+    saved, it is broken into lines that fit the card, in a top margin tall enough to hold them,
+    and set above the top row's subplot titles where the figure has them, wherever the figure put its one line."""
+    from plotly.subplots import make_subplots
+
+    r = _lens()
+    r.model = model
+    logit_lens.lens_figures(r, tmp_path)
+    sub = make_subplots(rows=1, cols=2, subplot_titles=["a", "b"])
+    sub.add_heatmap(z=[[1, 2]], row=1, col=1).add_heatmap(z=[[1, 2]], row=1, col=2)
+    # placed at the top by its figure, as the sink figures do: plotly hung the extra lines above the edge
+    sub.update_layout(title=dict(text=f"{model}: share of each head's attention, by role", y=0.97, yanchor="top",
+                                 yref="container"), margin=dict(t=60))
+    common.save_plotly(sub, tmp_path / "sub.html")
+    for f in ("lens_entropy.html", "sub.html"):
+        fig = json.loads(re.search(r"Plotly\.newPlot\(\s*\"[^\"]+\",\s*(\[.*?\]),\s*(\{.*?\}),\s*\{\"responsive",
+                                   (tmp_path / f).read_text(), re.S).group(2))
+        lines = fig["title"]["text"].split("<br>")
+        assert len(lines) > 1 and all(len(s) <= common.TITLE_CHARS for s in lines), (f, lines)
+        t, h, y = fig.get("margin", {}).get("t", 100), fig["height"], fig["title"]["y"]  # plotly: 100 unset
+        first = (1 - y) * h  # plotly anchors the first line there and hangs the rest below
+        assert fig["title"]["yanchor"] == "bottom", fig["title"]
+        assert first - 20 >= 0 and first + 22 * (len(lines) - 1) <= t - (26 if f == "sub.html" else 0), (f, t, y)

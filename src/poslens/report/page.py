@@ -191,6 +191,24 @@ def _table(rows, head=("", "")) -> str:
             + "".join(f"<tr><td>{esc(k)}</td><td class='num'>{fmt(v)}</td></tr>" for k, v in rows) + "</table>")
 
 
+def shape_of(config: dict) -> dict:
+    """Layers, heads, width, context and vocabulary of a report's config.json, any family.
+
+    Only GPT-2 writes ``n_layer``/``n_head``/``n_embd``; Llama, NeoX, OPT and the rest name
+    them their own way, so the family adapter reads them (a config it cannot read shows dashes).
+    """
+    from ..models.config import ModelConfig
+
+    try:
+        c = ModelConfig.from_hf_dict(config)
+    except Exception:  # an index row or a page header must not fail on an odd config
+        return {"family": config.get("model_type"), "n_layer": config.get("n_layer"), "n_head": config.get("n_head"),
+                "n_embd": config.get("n_embd"), "n_positions": config.get("n_positions"),
+                "vocab_size": config.get("vocab_size")}
+    return {"family": c.family, "n_layer": c.n_layers, "n_head": c.n_heads, "n_embd": c.d_model,
+            "n_positions": c.n_ctx, "vocab_size": c.d_vocab}
+
+
 def is_seed_model(config: dict) -> bool:
     """GPT-2 small's shape: the model the seeds measured (gpt2 and the partial checkpoint)."""
     return (config.get("n_layer"), config.get("n_embd"), config.get("n_positions"), config.get("vocab_size")) == (12, 768, 1024, 50257)
@@ -269,13 +287,15 @@ def render_model_page(rep, index_href: str | None = None) -> str:
     cfg = rep.config
     ran = [o for o in rep.outcomes if o.status in ("done", "cached")]
     seed_model = is_seed_model(cfg)
-    shape = (f"{cfg.get('n_layer')} layers × {cfg.get('n_head')} heads, d_model {cfg.get('n_embd')}, "
-             f"n_ctx {cfg.get('n_positions')}, vocab {cfg.get('vocab_size')}")
+    sh = {k: fmt(v) for k, v in shape_of(cfg).items()}
+    shape = (("" if sh["family"] in ("gpt2", "—") else f"{sh['family']} · ")
+             + f"{sh['n_layer']} layers × {sh['n_head']} heads, d_model {sh['n_embd']}, "
+             f"n_ctx {sh['n_positions']}, vocab {sh['vocab_size']}")
     h = [_head(f"poslens report: {rep.model}", plotly=True)]
     if index_href:
         h.append(f'<p class="meta"><a href="{esc(index_href)}">← all models</a></p>')
     h.append(f"<h1>Positional mechanisms in {esc(rep.model)}</h1>")
-    h.append(f'<p class="meta">{esc(shape)} · size <b>{esc(rep.size)}</b> · model fingerprint {esc(rep.fingerprint)} · '
+    h.append(f'<p class="meta">{shape} · size <b>{esc(rep.size)}</b> · model fingerprint {esc(rep.fingerprint)} · '
              f"{len(ran)} of {len(rep.outcomes)} analyses · report took {rep.seconds:.1f} s · poslens "
              f"{esc(getattr(poslens, '__version__', ''))} · {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>")
     v = verdicts_of(rep)
@@ -312,9 +332,11 @@ def render_model_page(rep, index_href: str | None = None) -> str:
     for o in [o for o in rep.outcomes if o in ran or o in premise]:
         if o in premise:
             reason = o.reason.replace("; see the model profile for what was measured", "")
+            # the profile's section exists only when it ran; failed, it is listed under "Not in this report"
+            where = ('<a href="#profile">The model profile</a> shows what was measured instead.'
+                     if "profile" in sections else "The model profile did not finish (see the summary).")
             h.append(f'<h2 id="{esc(o.name)}">{esc(o.title)} {_badge(o.status)}</h2>'
-                     f'<p class="premise">{esc(reason[0].upper() + reason[1:])}. '
-                     '<a href="#profile">The model profile</a> shows what was measured instead.</p>')
+                     f'<p class="premise">{esc(reason[0].upper() + reason[1:])}. {where}</p>')
             continue
         res = o.result or {}
         h.append(f'<h2 id="{esc(o.name)}">{esc(o.title)} {_badge(o.status)}</h2>')
@@ -397,7 +419,7 @@ def render_index(reports: Sequence, pages: Sequence[str]) -> str:
             h.append(f"<tr><td>{esc(r.model)}</td><td colspan='3'><span class='skip'>not analysed: "
                      f"{esc(r.error)}</span></td></tr>")
             continue
-        c = r.config
+        c = {k: fmt(v) for k, v in shape_of(r.config).items()}
         n = sum(o.status in ("done", "cached") for o in r.outcomes)
         h.append(f"<tr><td><a href='{esc(p)}'>{esc(r.model)}</a></td><td>{c.get('n_layer')}L × {c.get('n_head')}H, "
                  f"d {c.get('n_embd')}</td><td class='num'>{n}/{len(r.outcomes)}</td><td class='num'>{r.seconds:.1f} s</td></tr>")

@@ -126,6 +126,33 @@ def shared_plotly(js_file: str | Path, src: str):
 DEFAULT_HEIGHT = 450
 
 
+# Characters of a 17 px plotly title that fit one line of the narrowest report card a figure gets
+# (half the page at 1280 px; the full width for one drawn wider than 640 px): a title naming a
+# long model ("tiny-attn (random weights, seed 0)", a checkpoint path) ran off the card's edge.
+TITLE_CHARS, TITLE_CHARS_WIDE = 56, 110
+
+
+def _wrap_title(fig, chars: int) -> None:
+    """Break a one-line title longer than ``chars`` at spaces, growing the top margin to hold it."""
+    text = fig.layout.title.text
+    if not text or "<br>" in text or len(text) <= chars:
+        return
+    lines = textwrap.wrap(text, chars, break_long_words=False, break_on_hyphens=False)
+    fig.layout.title.text = "<br>".join(lines)
+    # set just above the plot area (and above the top row's subplot titles, where a figure has them),
+    # whatever position the figure gave its one line: plotly places a title's first line and hangs
+    # the others below it, so a top-anchored one ran off the figure's top edge
+    tops = [a.text or "" for a in fig.layout.annotations if a.yref == "paper" and (a.y or 0) >= 0.999]
+    over = max((6 + 20 * (a.count("<br>") + 1) for a in tops), default=0)
+    need = 34 + over + 22 * len(lines)
+    if (fig.layout.margin.t if fig.layout.margin.t is not None else 100) < need:
+        fig.update_layout(margin=dict(t=need))
+    t = fig.layout.margin.t if fig.layout.margin.t is not None else 100
+    bottom = t - over - 10 - 22 * (len(lines) - 1)  # the first line's, in px from the figure's top
+    fig.update_layout(title=dict(y=1 - bottom / int(fig.layout.height or DEFAULT_HEIGHT), yanchor="bottom",
+                                 yref="container"))
+
+
 def save_plotly(fig, path: str | Path) -> Path:
     """Write a plotly figure as an offline HTML file (plotly.min.js beside it, or the shared one).
 
@@ -138,6 +165,7 @@ def save_plotly(fig, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     _whole_ticks(fig)
     natural = fig.layout.width or 0
+    _wrap_title(fig, TITLE_CHARS_WIDE if natural > 640 else TITLE_CHARS)
     height = int(fig.layout.height or DEFAULT_HEIGHT)
     meta = fig.layout.meta if isinstance(fig.layout.meta, dict) else {}
     fig.update_layout(width=None, autosize=True, height=height, meta={**meta, "poslens_natural_width": int(natural),
