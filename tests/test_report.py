@@ -713,3 +713,15 @@ def test_a_premise_section_links_to_the_profile_only_when_the_profile_has_a_sect
         page = render_model_page(rep)
         # a failed profile has no section: its link led nowhere
         assert ('href="#profile"' in page) is linked and ('id="profile"' in page) is linked, profile_status
+
+
+def test_the_index_escapes_a_config_it_shows():
+    from types import SimpleNamespace
+
+    from poslens.report.page import render_index
+
+    # a checkpoint's config.json is anyone's text: its fields reach the page only escaped
+    bad = SimpleNamespace(model="m", error=None, outcomes=[], seconds=1.0, verdicts=None,
+                          config={"model_type": "x", "n_layer": "<script>alert(1)</script>", "n_head": 2, "n_embd": 8})
+    page = render_index([bad], ["m/report.html"])
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
