@@ -134,6 +134,7 @@ def test_a_head_given_to_one_duplicate_section_leaves_the_other_its_premise():
     ctx.overrides = {"dup_neurons": {"head": "0.1"}}
     assert stages["dup_neurons"].supports(ctx) is None
     assert stages["causal_dup_neurons"].supports(ctx).startswith("premise absent")
+    assert "(the strongest, head " in stages["causal_dup_neurons"].supports(ctx)  # "the strongest, 2.3" read as a score
     ctx.overrides = {"causal_dup_neurons": {"heads": "0.1"}}
     assert stages["causal_dup_neurons"].supports(ctx) is None
     assert stages["dup_neurons"].supports(ctx).startswith("premise absent")

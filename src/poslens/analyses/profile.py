@@ -201,7 +201,7 @@ def summarize(p: ModelProfile) -> list[str]:
             lines.append(f"{name}s (score ≥ {p.thresholds[role]}): " + ", ".join(
                 f"{k} {p.heads[k].score(role):.3f}" for k in found[:6]) + (" ..." if len(found) > 6 else ""))
         else:
-            lines.append(f"no {name}: the strongest, {b.head}, scores {b.score:.3f} < {p.thresholds[role]}")
+            lines.append(f"no {name}: the strongest, head {b.head}, scores {b.score:.3f} < {p.thresholds[role]}")
     if p.positional_heads:
         lines.append("layer 0 on positional inputs alone: local " + (", ".join(p.positional_heads["local"]) or "none")
                      + "; nearly uniform " + (", ".join(p.positional_heads["uniform"]) or "none"))

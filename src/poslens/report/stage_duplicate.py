@@ -79,7 +79,7 @@ def premise(ctx, stage: str = "dup_neurons", key: str = "head") -> str | None:
     if p.duplicate_token_heads:
         return (f"premise absent: the model profile's duplicate-token heads ({', '.join(p.duplicate_token_heads)}) "
                 "are not in layer 0, whose MLP this section reads")
-    return (f"premise absent: the model profile finds no duplicate-token head (the strongest, {best.head}, "
+    return (f"premise absent: the model profile finds no duplicate-token head (the strongest, head {best.head}, "
             f"puts {best.score:.3f} of its attention on earlier copies; threshold {th}); see the model profile "
             "for what was measured")
 

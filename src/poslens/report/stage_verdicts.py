@@ -148,7 +148,7 @@ def verdict_rows(ctx, results: dict, o: dict) -> list[dict]:
         heads = p[f"{role}_heads"]
         v = _grade(b["score"], th, wf)
         why = (f"{len(heads)} head(s) at or above the threshold: {', '.join(heads[:5])}" if heads else
-               f"the strongest, {b['head']}, is below the threshold") + " (share of attention, on repeated random tokens)"
+               f"the strongest, head {b['head']}, is below the threshold") + " (share of attention, on repeated random tokens)"
         shifted = [(h.get("shifted_induction_score") or 0.0, k) for k, h in (p.get("heads") or {}).items()]
         if role == "induction" and not heads and shifted and max(shifted)[0] >= th:
             s, k = max(shifted)
