@@ -285,6 +285,10 @@ def test_a_rotary_model_has_no_position_table_and_says_so(tmp_path):
                        r"positions, no learned position table \('pos_embed.W_pos'\)$") as e:
         w.get("pos_embed.W_pos", needed_for="helix")
     assert isinstance(e.value, NotApplicableError)
+    # the llama adapter reads Mistral too: a message names the architecture, not the adapter ("a llama model")
+    mistral = load_weights(str(build(tmp_path / "m", ("mistral", "sliding-window"))[1]))
+    with pytest.raises(MissingTensorError, match=r"\(a mistral model\) has rotary positions"):
+        mistral.get("pos_embed.W_pos", needed_for="helix")
 
 
 def test_the_tokenizer_prepends_the_family_s_own_bos(tmp_path):

@@ -113,6 +113,12 @@ class ModelConfig:
     def d_head(self) -> int:
         return self.head_dim or self.d_model // self.n_heads
 
+    @property
+    def model_type(self) -> str:
+        """The architecture as its config.json names it ("mistral", "qwen2"), for messages; ``family``
+        is the adapter that reads it, and the llama adapter reads Mistral and Qwen2 too."""
+        return (self.hf_config or {}).get("model_type") or self.family
+
     def attention_scale(self, layer: int) -> float:
         """The factor layer ``layer``'s attention scores are multiplied by: 1/sqrt(d_head) if
         the model scales its scores (1 otherwise), divided by ``layer + 1`` for models that

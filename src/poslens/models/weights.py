@@ -164,7 +164,7 @@ class Weights:
             return self._cache[name]
         if self._other_family(name):
             what = "rotary positions, no learned position table" if "pos" in name else "no gated MLP"
-            raise AbsentTensorError(name, needed_for, f"{self.label} (a {self.cfg.family} model)", what)
+            raise AbsentTensorError(name, needed_for, f"{self.label} (a {self.cfg.model_type} model)", what)
         self._check_name(name)
         t = self._load(name, needed_for or name)
         self._cache[name] = t
@@ -215,7 +215,7 @@ class Weights:
     def to_hf_state_dict(self) -> dict[str, torch.Tensor]:
         """Unprocessed GPT-2 weights back in Hugging Face names (for saving a checkpoint)."""
         if self.cfg.family != "gpt2":
-            raise UnsupportedArchitectureError(f"saving is written for GPT-2 checkpoints; {self.label} is {self.cfg.family}")
+            raise UnsupportedArchitectureError(f"saving is written for GPT-2 checkpoints; {self.label} is {self.cfg.model_type}")
         return gpt2_state_dict(self.get, self.cfg)
 
     def __repr__(self) -> str:

@@ -335,7 +335,7 @@ class Context:
                         f"inputs (a learned W_pos); {self.label} has neither: it lacks {lacks} "
                         f"({self.weights._hf_source('pos_embed.W_pos' if learned else 'embed.W_E')})")
             if cap == "W_pos" and self.cfg.positional != "learned":
-                return (f"not applicable: {self.label} has {self.cfg.positional} positions ({self.cfg.family}), "
+                return (f"not applicable: {self.label} has {self.cfg.positional} positions ({self.cfg.model_type}), "
                         "no learned position table W_pos")
             what, names = _cap_tensors(cap, self.cfg.n_layers)
             if cap == "tokens":
