@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import InvalidInputError, MissingTensorError, PoslensError, suggest
+from ..options import implied_range, within
 
 
 @dataclass(frozen=True)
@@ -202,12 +203,12 @@ def options_for(analysis: str, overrides: dict | None) -> dict:
             raise InvalidInputError(f"{analysis}.{k}={v!r} is not {kind}") from None
     # here, not in the cells: an option out of range failed every cell of its analysis while the others
     # were computed and written, where a mistake in the command must stop it before any work
-    least = {"k": 1, "n_seq": 1, "batch_size": 1, "seq_len": 2 if analysis == "sinks" else 3}
+    # (the ranges every option takes, options.implied_range, but for the two a cell needs more of)
+    declared = {"seq_len": "[2, inf)" if analysis == "sinks" else "[3, inf)", "epsilon": "(0, 1)"}
     for k, v in out.items():
-        if k in least and v < least[k]:
-            raise InvalidInputError(f"{analysis}.{k} must be at least {least[k]} (got {v})")
-    if "epsilon" in out and not 0 < out["epsilon"] < 1:
-        raise InvalidInputError(f"{analysis}.epsilon must lie between 0 and 1, exclusive (got {out['epsilon']})")
+        spec = declared.get(k) or implied_range(k, a.defaults[k])
+        if spec and not within(v, spec):
+            raise InvalidInputError(f"{analysis}.{k} must lie in {spec} (got {v})")
     return out
 
 
