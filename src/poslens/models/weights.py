@@ -114,8 +114,13 @@ class Weights:
     def _stored(self, hf: str) -> str:
         return self.family.stored(hf, self.source.has)
 
-    def _hf_source(self, name: str) -> str | None:
-        """The stored tensor a TL name is read from (its first, when several; None for derived zeros)."""
+    def stored_name(self, name: str) -> str | None:
+        """The stored tensor a TL name is read from (its first, when several; None for derived zeros);
+        KeyError for a name this family has no tensor for.
+
+        >>> load_weights("tiny").stored_name("pos_embed.W_pos")
+        'wpe.weight'
+        """
         src = self._map.get(name)
         if src is None:
             raise KeyError(name)
@@ -128,7 +133,7 @@ class Weights:
                 f"layer {m.group(1)} is out of range: {self.label} has layers 0..{self.cfg.n_layers - 1}"
             )
         try:
-            self._hf_source(name)
+            self.stored_name(name)
         except KeyError:
             raise InvalidInputError(f"no weight named '{name}'{suggest(name, self.names())}") from None
 
@@ -288,7 +293,7 @@ def require(weights: Weights, names: Iterable[str], needed_for: str) -> None:
         if not weights.has(n):
             if n not in weights._map:
                 weights.get(n, needed_for)  # raises, naming what the family has instead
-            hf = weights._hf_source(n)
+            hf = weights.stored_name(n)
             raise MissingTensorError(hf or n, needed_for, weights.label)
 
 

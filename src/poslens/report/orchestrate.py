@@ -333,7 +333,7 @@ class Context:
                 lacks = "the position table W_pos" if learned else "the token embedding W_E"
                 return (f"needs token inputs (the token embedding W_E{' and W_pos' if learned else ''}) or positional "
                         f"inputs (a learned W_pos); {self.label} has neither: it lacks {lacks} "
-                        f"({self.weights._hf_source('pos_embed.W_pos' if learned else 'embed.W_E')})")
+                        f"({self.weights.stored_name('pos_embed.W_pos' if learned else 'embed.W_E')})")
             if cap == "W_pos" and self.cfg.positional != "learned":
                 return (f"not applicable: {self.label} has {self.cfg.positional} positions ({self.cfg.model_type}), "
                         "no learned position table W_pos")
@@ -347,7 +347,7 @@ class Context:
             family = set(self.weights.names())
             lacking = [n for n in names if n in family and not self.weights.has(n)]
             if lacking:
-                hf = sorted({self.weights._hf_source(n) or n for n in lacking})
+                hf = sorted({self.weights.stored_name(n) or n for n in lacking})
                 shown = ", ".join(hf[:3]) + (f" and {len(hf) - 3} more" if len(hf) > 3 else "")
                 return f"needs {what}, which {self.label} does not have (missing {shown})"
         return None

@@ -128,7 +128,7 @@ def _lacks(w, name: str) -> str:
     """A missing tensor as a reason names it: by role, then as this family stores it (a rotary model stores
     no W_pos, so GPT-2's wpe.weight would mislead)."""
     try:
-        stored = w._hf_source(name)
+        stored = w.stored_name(name)
     except KeyError:
         stored = None
     return f"{_TENSORS.get(name, name)}{f' ({stored})' if stored else ''}"

@@ -138,7 +138,7 @@ def _can_run_tokens(w: Weights) -> str | None:
     for l in range(cfg.n_layers):
         need += [f"blocks.{l}.mlp.W_in", f"blocks.{l}.mlp.W_out", f"blocks.{l}.attn.W_Q"]
     missing = [n for n in need if not w.has(n)]
-    return None if not missing else ", ".join(sorted({w._hf_source(n) or n for n in missing})[:3])
+    return None if not missing else ", ".join(sorted({w.stored_name(n) or n for n in missing})[:3])
 
 
 def helix_ablation(

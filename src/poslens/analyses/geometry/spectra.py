@@ -165,12 +165,12 @@ def weight_spectra(weights: Weights, options: SpectraOptions | None = None, *, d
         if len(lacking) < len(layers):
             avail[m] = [l for l in layers if l not in lacking]
         if lacking:
-            hf = sorted({re.sub(r"^h\.\d+\.", "", weights._hf_source(n) or n) for n in lacking.values()})
+            hf = sorted({re.sub(r"^h\.\d+\.", "", weights.stored_name(n) or n) for n in lacking.values()})
             missing.append(f"{m} of layer{'s' if len(lacking) > 1 else ''} {_span(sorted(lacking))} "
                            f"({', '.join(hf)} {'is' if len(hf) == 1 else 'are'} not in the checkpoint)")
     if not avail:
         first = next(iter(tensors_for(matrices[0], layers[0], o.include_bias, o.fold_ln)))
-        raise MissingTensorError(weights._hf_source(first) or first, "weight spectra", weights.label)
+        raise MissingTensorError(weights.stored_name(first) or first, "weight spectra", weights.label)
     w = fold_layer_norm(weights, center_reading=False) if o.fold_ln else weights
 
     out_m: dict[str, dict[str, Spectrum]] = {}
