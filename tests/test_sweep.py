@@ -406,7 +406,8 @@ def test_an_unguarded_script_is_told_why_its_pool_broke(tmp_path):
     assert 'outside `if __name__ == "__main__":`' in r.stderr.splitlines()[-1]
 
 
-@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="finds the workers through /proc")
+@pytest.mark.skipif(not Path("/proc/self/environ").is_file(),
+                    reason="finds the pool's processes through Linux's /proc, which macOS and Windows lack")
 def test_a_killed_driver_leaves_no_pool_workers_behind(tmp_path):
     # the workers' parent is the fork server: a driver killed (SIGTERM, the OOM killer) left them, and the fork
     # server, waiting for cells for ever
